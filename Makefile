@@ -1,0 +1,8 @@
+# Convenience wrappers around tasks.py, which does the work (and needs nothing but Python 3.11).
+.PHONY: study test setup
+study:
+	python3 tasks.py study
+test:
+	python3 tasks.py test
+setup:
+	python3 tasks.py setup

@@ -1,0 +1,105 @@
+"""Model configuration: one dataclass for all four architectures, validated on construction.
+
+A config names the architecture and the shape of the shared skeleton (paper Appendix A.1):
+``n_layer`` pre-norm blocks of width ``d_model`` with ``n_head`` heads and a GLU channel mixer of
+width ``d_ffn``. Architecture-specific knobs (TNL's decay schedule, cosFormer2's TPE, ...) are plain
+fields with defaults; they are ignored by the architectures they do not concern.
+
+Bad values raise :class:`ConfigError` with a one-line message naming the field.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+ARCHITECTURES = ("llama", "tnl", "hgrn2", "cosformer2")
+LINEAR_ARCHITECTURES = ("tnl", "hgrn2", "cosformer2")
+DECAY_SCHEDULES = ("alibi", "paper")
+MIXER_MODES = ("chunk", "naive", "recurrent")
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing or out of range; the message names the field."""
+
+
+def glu_width(d_model: int, multiple_of: int = 256) -> int:
+    """The LLaMA rule for the GLU width: 8/3·d rounded up to a multiple of ``multiple_of``.
+
+    With multiple_of = 256 this gives every FFN width of the paper's Table 7 (1536, 2048, 2816,
+    4096, 6912, 11008) except the 1B row's printed 5632; see ``linscale.presets.paper``.
+    """
+    return multiple_of * math.ceil(8 * d_model / 3 / multiple_of)
+
+
+@dataclass
+class ModelConfig:
+    arch: str
+    n_layer: int
+    d_model: int
+    n_head: int
+    vocab_size: int
+    d_ffn: int | None = None  # GLU width g; None -> glu_width(d_model, ffn_multiple_of)
+    ffn_multiple_of: int = 256
+    max_seq_len: int = 8192  # longest context LLaMA's RoPE tables are built for (grown on demand)
+    norm_eps: float = 1e-6
+    rope_base: float = 10000.0  # not given in the paper; LLaMA-2's default
+    init_std: float = 0.02
+    chunk_size: int = 64  # chunk length of the chunked linear-attention form
+    mixer_mode: str = "chunk"  # which equivalent form the linear mixers run: chunk | naive | recurrent
+    decay_schedule: str = "alibi"  # TNL: released-code ALiBi slopes (default) or the paper's formula
+    gate_rank: int | None = None  # TNL / cosFormer2 low-rank output gate width t; None -> d/h
+    tpe: bool = True  # cosFormer2: Toeplitz positional encoding once after the embedding
+    name: str = ""  # free-form label, e.g. "70M"
+    extra: dict = field(default_factory=dict)  # carried along untouched (e.g. provenance)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"arch: unknown architecture {self.arch!r}; expected one of {', '.join(ARCHITECTURES)}")
+        for name in ("n_layer", "d_model", "n_head", "vocab_size", "max_seq_len", "chunk_size", "ffn_multiple_of"):
+            _require_positive_int(name, getattr(self, name))
+        if self.d_model % self.n_head:
+            raise ConfigError(f"d_model: {self.d_model} is not divisible by n_head={self.n_head}")
+        if self.d_ffn is None:
+            self.d_ffn = glu_width(self.d_model, self.ffn_multiple_of)
+        _require_positive_int("d_ffn", self.d_ffn)
+        if self.gate_rank is None:
+            self.gate_rank = self.head_dim
+        _require_positive_int("gate_rank", self.gate_rank)
+        if self.decay_schedule not in DECAY_SCHEDULES:
+            raise ConfigError(f"decay_schedule: {self.decay_schedule!r} is not one of {', '.join(DECAY_SCHEDULES)}")
+        if self.mixer_mode not in MIXER_MODES:
+            raise ConfigError(f"mixer_mode: {self.mixer_mode!r} is not one of {', '.join(MIXER_MODES)}")
+        for name in ("norm_eps", "rope_base", "init_std"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0:
+                raise ConfigError(f"{name}: expected a positive number, got {value!r}")
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @property
+    def is_linear(self) -> bool:
+        return self.arch in LINEAR_ARCHITECTURES
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "ModelConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"{unknown[0]}: unknown model config field; expected one of {', '.join(sorted(known))}")
+        return cls(**values)
+
+    def replace(self, **changes) -> "ModelConfig":
+        values = self.to_dict()
+        values.update(changes)
+        return ModelConfig.from_dict(values)
+
+
+def _require_positive_int(name: str, value) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise ConfigError(f"{name}: expected a positive integer, got {value!r}")

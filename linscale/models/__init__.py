@@ -1,0 +1,31 @@
+"""The four architectures, one file each, sharing the skeleton in ``common.py``.
+
+    >>> from linscale.config import ModelConfig
+    >>> model = build_model(ModelConfig(arch="tnl", n_layer=2, d_model=64, n_head=4, vocab_size=256))
+    >>> model.num_params(non_embedding=True) > 0
+    True
+
+To add an architecture: write ``<name>.py`` with its token mixer and a ``build(config)``, register it
+in ``BUILDERS`` below and in ``linscale.config.ARCHITECTURES``, and give it a formula in
+``linscale.flops``.
+"""
+from __future__ import annotations
+
+from linscale.config import ARCHITECTURES, ConfigError, ModelConfig
+from linscale.models import cosformer2, hgrn2, llama, tnl
+from linscale.models.common import CausalLM, DecodeState, LMOutput
+
+BUILDERS = {"llama": llama.build, "tnl": tnl.build, "hgrn2": hgrn2.build, "cosformer2": cosformer2.build}
+assert set(BUILDERS) == set(ARCHITECTURES)
+
+__all__ = ["build_model", "BUILDERS", "CausalLM", "DecodeState", "LMOutput"]
+
+
+def build_model(config: ModelConfig | dict) -> CausalLM:
+    """Instantiate the model a config describes (on the current default device; use
+    ``with torch.device("meta"):`` to count parameters of paper-scale models without memory)."""
+    if isinstance(config, dict):
+        config = ModelConfig.from_dict(config)
+    if config.arch not in BUILDERS:
+        raise ConfigError(f"arch: unknown architecture {config.arch!r}; expected one of {', '.join(BUILDERS)}")
+    return BUILDERS[config.arch](config)

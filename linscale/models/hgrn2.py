@@ -1,0 +1,76 @@
+"""HGRN2: gated linear RNN with outer-product state expansion (paper §2, Appendix A.1.3).
+
+Per head (width D = d/h), with a data-dependent forget gate per key channel:
+
+    q = swish(X̄W_q)                   the output gate plays the query
+    f = lb_l + (1 − lb_l) ⊙ sigmoid(X̄W_f)   forget gate, bounded below by the layer's lower bound
+    i = X̄W_i                          the input plays the value
+    S_t = diag(f_t) · S_{t-1} + (1 − f_t) i_tᵀ,   o_t = S_tᵀ q_t     (the key is tied: k = 1 − f)
+    O = SRMSNorm(concat O_h) · W_o
+
+Lower bounds (HGRN): a learnable table Γ ∈ R^{L×d}, zero-initialised; lb = cumsum(softmax(Γ, dim=layers))
+minus its first row, so layer 0's bound is 0 and the bound rises with depth (lower layers short range,
+upper layers long range). Applied in log space: log f = logaddexp(log lb, log(1 − lb) + logsigmoid(F)).
+Following flash-linear-attention's HGRN2 layer (which the paper trained with), q gets a swish; no
+short convolution. The state is D×D per head: d·D numbers per layer, with no extra parameters.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from linscale.config import ModelConfig
+from linscale.models.common import SGLU, Block, CausalLM, SRMSNorm, linear_attention
+
+
+class HGRN2Attention(nn.Module):
+    """The HGRN2 token mixer; its layer's lower bound (d,) comes from the model at each forward."""
+
+    def __init__(self, config: ModelConfig, layer_idx: int):
+        super().__init__()
+        d, self.n_head, self.head_dim = config.d_model, config.n_head, config.head_dim
+        self.mode, self.chunk_size = config.mixer_mode, config.chunk_size
+        self.q_proj = nn.Linear(d, d, bias=False)
+        self.f_proj = nn.Linear(d, d, bias=False)
+        self.i_proj = nn.Linear(d, d, bias=False)
+        self.norm = SRMSNorm(d, config.norm_eps)
+        self.o_proj = nn.Linear(d, d, bias=False)
+
+    def forward(self, x, lower_bound=None, state=None, offset=0, return_state=False):
+        B, T, d = x.shape
+        H, D = self.n_head, self.head_dim
+        q = F.silu(self.q_proj(x)).view(B, T, H, D)
+        log_f = F.logsigmoid(self.f_proj(x))
+        if lower_bound is not None:  # log f = log(lb + (1 - lb)·sigmoid(F)), without leaving log space
+            log_f = torch.logaddexp(lower_bound.log(), torch.log1p(-lower_bound) + log_f)
+        log_f = log_f.view(B, T, H, D)
+        k = -torch.expm1(log_f)  # 1 - f
+        i = self.i_proj(x).view(B, T, H, D)
+        o, state = linear_attention(self.mode, q, k, i, g=log_f, scale=1.0, state=state,
+                                    return_state=return_state, chunk_size=self.chunk_size)  # (B, T, H, D)
+        return self.o_proj(self.norm(o.reshape(B, T, d))), state
+
+
+class HGRN2LM(CausalLM):
+    """CausalLM plus the layer-wise lower-bound table shared by all HGRN2 layers."""
+
+    def __init__(self, config: ModelConfig):
+        blocks = [Block(HGRN2Attention(config, i), SGLU(config.d_model, config.d_ffn), SRMSNorm, config)
+                  for i in range(config.n_layer)]
+        super().__init__(config, blocks, SRMSNorm)
+        self.lower_bounds = nn.Parameter(torch.zeros(config.n_layer, config.d_model))  # Γ, (L, d)
+
+    def lower_bound_per_layer(self) -> torch.Tensor:
+        """lb (L, d): cumulative softmax over layers, shifted so that layer 0's bound is exactly 0."""
+        lb = self.lower_bounds.float().softmax(dim=0).cumsum(dim=0)
+        return lb - lb[0]
+
+    def layer_inputs(self) -> list[dict]:
+        # Layer 0's bound is exactly 0: pass none, since log(0) would make its gradient 0·∞ = NaN.
+        bounds = self.lower_bound_per_layer()
+        return [{"lower_bound": None if i == 0 else lb} for i, lb in enumerate(bounds)]
+
+
+def build(config: ModelConfig) -> CausalLM:
+    return HGRN2LM(config)

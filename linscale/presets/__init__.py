@@ -1,0 +1,48 @@
+"""Presets: plain YAML files describing a grid of runs (architectures x sizes) and how to train them.
+
+``paper.yaml`` holds the paper's 24 Table 7 configurations (``paper_table7.csv`` the table itself, for
+checks). ``load_preset(name)`` reads a preset; ``model_configs(preset)`` expands its grid into
+:class:`~linscale.config.ModelConfig` objects.
+"""
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from linscale.config import ConfigError, ModelConfig
+
+PRESET_DIR = Path(str(resources.files(__name__)))
+
+
+def available_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def load_preset(name_or_path: str | Path) -> dict:
+    """A preset by name (``paper``) or by path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = PRESET_DIR / f"{name_or_path}.yaml"
+        if not path.exists():
+            raise ConfigError(f"preset: unknown preset {str(name_or_path)!r}; expected one of "
+                              f"{', '.join(available_presets())} or a path to a .yaml file")
+    elif not path.exists():
+        raise ConfigError(f"preset: file {path} does not exist")
+    with open(path) as f:
+        preset = yaml.safe_load(f)
+    if not isinstance(preset, dict) or "sizes" not in preset or "archs" not in preset:
+        raise ConfigError(f"preset: {path} must be a mapping with at least 'archs' and 'sizes'")
+    return preset
+
+
+def model_configs(preset: dict) -> list[ModelConfig]:
+    """Every (architecture, size) model of a preset's grid, in preset order."""
+    configs = []
+    for arch in preset["archs"]:
+        for size, shape in preset["sizes"].items():
+            fields = {**preset.get("model", {}), **shape,
+                      **preset.get("arch_overrides", {}).get(arch, {}).get(size, {})}
+            configs.append(ModelConfig(arch=arch, name=str(size), **fields))
+    return configs

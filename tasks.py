@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""The project's entry points, runnable on a fresh machine that has only Python 3.11 and pip.
+
+    python3 tasks.py study     # set up, then run the default CPU study end to end into the book
+    python3 tasks.py test      # set up, then run the test suite (what CI runs)
+    python3 tasks.py setup     # only create .venv and install the pinned environment
+
+Every command first makes sure `.venv/` holds the pinned environment (requirements.txt with
+constraints.txt, the package installed in editable mode). The install is redone only when one of
+those files changes, so repeated commands start in seconds. Standard library only, on purpose: this
+file must run before anything is installed.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+PYTHON = VENV / "bin" / "python"
+STAMP = VENV / ".linscale-installed"
+INPUTS = ("requirements.txt", "constraints.txt", "pyproject.toml")
+
+
+def _inputs_digest() -> str:
+    digest = hashlib.sha256()
+    for name in INPUTS:
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def _run(*cmd: str | os.PathLike, env: dict | None = None) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], cwd=ROOT, check=True, env=env)
+
+
+def setup() -> None:
+    """Create .venv and install the pinned environment unless it is already current."""
+    if sys.version_info[:2] != (3, 11):
+        print(f"warning: the environment is pinned for Python 3.11; this is {sys.version.split()[0]}",
+              file=sys.stderr)
+    digest = _inputs_digest()
+    if STAMP.exists() and STAMP.read_text() == digest:
+        return
+    if not PYTHON.exists():
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    pip = (PYTHON, "-m", "pip", "install", "--disable-pip-version-check")
+    # torch first and alone, so that nothing else can resolve a different (CUDA) build of it.
+    _run(*pip, "torch==2.13.0")
+    _run(*pip, "-r", "requirements.txt", "-c", "constraints.txt")
+    _run(*pip, "--no-deps", "-e", ".")
+    STAMP.write_text(digest)
+
+
+def _venv_env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = f"{VENV / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENV)
+    # Nothing in the default paths may reach the Hugging Face Hub: fail fast instead of waiting.
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("HF_DATASETS_OFFLINE", "1")
+    env.setdefault("HF_EVALUATE_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return env
+
+
+def test(args: list[str]) -> None:
+    """Run the test suite with pytest (extra arguments are passed to pytest)."""
+    setup()
+    _run(PYTHON, "-m", "pytest", *args, env=_venv_env())
+
+
+def study(args: list[str]) -> None:
+    """Run the default CPU study end to end (extra arguments go to `linscale study`)."""
+    setup()
+    _run(PYTHON, "-m", "linscale", "study", *args, env=_venv_env())
+
+
+COMMANDS = {"setup": lambda args: setup(), "test": test, "study": study}
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        print(f"error: expected one of {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    try:
+        COMMANDS[argv[0]](argv[1:])
+    except subprocess.CalledProcessError as err:
+        return err.returncode or 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,54 @@
+"""Accounting against the paper's Table 7 (non-embedding parameters, PFLOPs per step)."""
+import pandas as pd
+import pytest
+import torch
+
+from linscale import flops
+from linscale.config import ModelConfig
+from linscale.models import build_model
+from linscale.presets import PRESET_DIR, load_preset, model_configs
+
+TABLE7 = pd.read_csv(PRESET_DIR / "paper_table7.csv")
+PAPER = model_configs(load_preset("paper"))
+
+
+def table7_row(config):
+    return TABLE7[(TABLE7["size"] == config.name) & (TABLE7.arch == config.arch)].iloc[0]
+
+
+def test_paper_preset_has_24_configs():
+    assert len(PAPER) == 24 and len(TABLE7) == 24
+    assert {(c.name, c.arch) for c in PAPER} == set(zip(TABLE7["size"], TABLE7.arch))
+
+
+@pytest.mark.parametrize("config", PAPER, ids=lambda c: f"{c.arch}-{c.name}")
+def test_parameter_counts_match_table7(config):
+    """Instantiated on the meta device (no memory), within 1% of Table 7."""
+    with torch.device("meta"):
+        model = build_model(config)
+    expected = table7_row(config).params_M * 1e6
+    assert model.num_params(non_embedding=True) == pytest.approx(expected, rel=0.01)
+    assert flops.non_embedding_params(config) == pytest.approx(expected, rel=0.01)
+
+
+@pytest.mark.parametrize("config", PAPER, ids=lambda c: f"{c.arch}-{c.name}")
+def test_flops_per_step_match_table7(config):
+    """Within 2%, or within the table's printed precision (one decimal: 0.5 may be 0.45..0.55)."""
+    expected = table7_row(config).pflops_per_step
+    got = flops.flops_per_step(config, seq_len=8192, batch_size=480) / 1e15
+    assert abs(got - expected) <= max(0.02 * expected, 0.05 + 1e-9), (got, expected)
+
+
+def test_only_softmax_cost_grows_with_context():
+    for arch in ["llama", "tnl", "hgrn2", "cosformer2"]:
+        c = ModelConfig(arch=arch, n_layer=4, d_model=256, n_head=4, vocab_size=100)
+        ratio = flops.flops_per_token(c, 8192) / flops.flops_per_token(c, 512)
+        assert (ratio > 1.5) if arch == "llama" else ratio == 1.0
+
+
+def test_actual_ffn_accounting_differs_only_when_g_is_not_8_thirds_d():
+    c = ModelConfig(arch="tnl", n_layer=4, d_model=768, n_head=6, vocab_size=100)  # g = 2048 = 8/3·768
+    assert flops.flops_per_token(c, 1024, ffn="actual") == pytest.approx(flops.flops_per_token(c, 1024))
+    wide = c.replace(d_ffn=4 * 768)
+    assert flops.flops_per_token(wide, 1024, ffn="actual") > flops.flops_per_token(wide, 1024)
+    assert flops.training_flops(c, 1e9, 1024) == pytest.approx(1e9 * flops.flops_per_token(c, 1024))

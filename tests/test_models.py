@@ -1,0 +1,169 @@
+"""The four architectures: equivalent forms, causality, decoding, the papers' schedules, learning."""
+import math
+
+import pytest
+import torch
+
+from helpers import assert_close
+from linscale.config import ConfigError, ModelConfig
+from linscale.models import build_model
+from linscale.models.hgrn2 import HGRN2LM
+from linscale.models.tnl import alibi_slopes, tnl_log_decay
+
+ARCHS = ["llama", "tnl", "hgrn2", "cosformer2"]
+LINEAR = ["tnl", "hgrn2", "cosformer2"]
+
+
+def tiny(arch, **kw):
+    fields = dict(arch=arch, n_layer=2, d_model=32, n_head=2, vocab_size=64, chunk_size=16, d_ffn=64)
+    fields.update(kw)
+    return ModelConfig(**fields)
+
+
+def set_mode(model, mode):
+    for module in model.modules():
+        if hasattr(module, "mode"):
+            module.mode = mode
+
+
+@pytest.mark.parametrize("arch", LINEAR)
+@pytest.mark.parametrize("T", [1, 63, 65, 200])
+@pytest.mark.parametrize("chunk_size", [16, 64])
+def test_linear_mixer_forms_agree(arch, T, chunk_size):
+    """naive == chunked == recurrent for the whole mixer: outputs and gradients w.r.t. its input (fp32)."""
+    model = build_model(tiny(arch, chunk_size=chunk_size))
+    inputs = model.layer_inputs()[1]  # layer 1: HGRN2's lower bound is non-zero there
+    mixer = model.blocks[1].token_mixer
+    x = torch.randn(2, T, 32)
+    dy = torch.randn(2, T, 32)
+    results = {}
+    for mode in ["naive", "chunk", "recurrent"]:
+        mixer.mode = mode
+        xm = x.clone().requires_grad_(True)
+        y, _ = mixer(xm, **inputs)
+        (dx,) = torch.autograd.grad((y * dy).sum(), [xm])
+        results[mode] = (y, dx)
+    for mode in ["chunk", "recurrent"]:
+        assert_close(f"{mode} output", results["naive"][0], results[mode][0], 1e-4)
+        assert_close(f"{mode} input grad", results["naive"][1], results[mode][1], 1e-4)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_causal(arch):
+    """Changing token t never changes the outputs before t."""
+    model = build_model(tiny(arch))
+    x = torch.randint(0, 64, (2, 50))
+    y = x.clone()
+    y[:, 30] = (y[:, 30] + 1) % 64
+    a, b = model(x).logits, model(y).logits
+    assert torch.equal(a[:, :30], b[:, :30]) or (a[:, :30] - b[:, :30]).abs().max() < 1e-6
+    assert (a[:, 30:] - b[:, 30:]).abs().max() > 1e-4  # and the change is seen from t on
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_decoding_with_state_matches_full_forward(arch):
+    """Prefill, then one token at a time through the state (KV cache for LLaMA) == one full forward."""
+    model = build_model(tiny(arch))
+    x = torch.randint(0, 64, (2, 45))
+    full = model(x).logits
+    out = model(x[:, :20], return_state=True)
+    pieces, state = [out.logits], out.state
+    for t in range(20, 45):
+        out = model(x[:, t:t + 1], state=state)
+        pieces.append(out.logits)
+        state = out.state
+    assert state.offset == 45
+    assert_close("logits", full, torch.cat(pieces, dim=1), 1e-5)
+    # a block of several tokens after a state works too
+    out = model(x[:, :20], return_state=True)
+    rest = model(x[:, 20:], state=out.state).logits
+    assert_close("logits (block after state)", full[:, 20:], rest, 1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_generate_is_greedy_decoding(arch):
+    model = build_model(tiny(arch))
+    prompt = torch.randint(0, 64, (2, 7))
+    out = model.generate(prompt, max_new_tokens=6)
+    assert out.shape == (2, 13) and torch.equal(out[:, :7], prompt)
+    for t in range(7, 13):  # each token is the argmax of a full forward over what came before
+        assert torch.equal(out[:, t], model(out[:, :t]).logits[:, -1].argmax(-1))
+
+
+@pytest.mark.parametrize("arch", LINEAR)
+def test_linear_state_is_constant_size(arch):
+    model = build_model(tiny(arch))
+    short = model(torch.randint(0, 64, (1, 10)), return_state=True).state.nbytes()
+    long = model(torch.randint(0, 64, (1, 300)), return_state=True).state.nbytes()
+    assert short == long > 0
+    llama = build_model(tiny("llama"))
+    assert llama(torch.randint(0, 64, (1, 300)), return_state=True).state.nbytes() == \
+        30 * llama(torch.randint(0, 64, (1, 10)), return_state=True).state.nbytes()
+
+
+def test_hgrn2_lower_bound_rises_with_depth():
+    model = build_model(tiny("hgrn2", n_layer=5))
+    assert isinstance(model, HGRN2LM)
+    for _ in range(2):  # at the zero initialisation and after a random perturbation
+        lb = model.lower_bound_per_layer()
+        assert torch.equal(lb[0], torch.zeros_like(lb[0]))
+        assert (lb[1:] > lb[:-1]).all() and (lb < 1).all()
+        with torch.no_grad():
+            model.lower_bounds.normal_()
+    assert model.layer_inputs()[0]["lower_bound"] is None
+
+
+def test_tnl_decay_schedule_worked_example():
+    """paper.md §8.2: H = 8, layer 0 of several: λ from e^-0.5 ≈ 0.61 (head 0) to e^-0.0039 ≈ 0.996 (head 7)."""
+    lam = tnl_log_decay(8, layer_idx=0, n_layer=6).exp()
+    assert lam[0].item() == pytest.approx(math.exp(-0.5 * (1 + 1e-5)), rel=1e-6)
+    assert lam[0].item() == pytest.approx(0.61, abs=0.005)
+    assert lam[7].item() == pytest.approx(math.exp(-(2 ** -8)), rel=1e-6)
+    assert (lam[1:] > lam[:-1]).all()  # later heads decay less
+    last = tnl_log_decay(8, layer_idx=5, n_layer=6).exp()
+    assert (last > 0.99999).all()  # the last layer barely decays
+    # ALiBi's rule for head counts that are not powers of two (Table 7 has 6 and 20)
+    assert alibi_slopes(6) == pytest.approx([2**-2, 2**-4, 2**-6, 2**-8, 2**-1, 2**-3])
+    # the paper's formula: head 0 does not decay; the strongest is e^-7.5 at H = 16, layer 0
+    paper = tnl_log_decay(16, 0, 32, "paper")
+    assert paper[0].item() == 0 and paper[-1].item() == pytest.approx(-7.5)
+    # a single layer uses the first layer's decays
+    assert torch.allclose(tnl_log_decay(8, 0, 1), tnl_log_decay(8, 0, 6))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_tiny_model_learns_a_fixed_batch(arch):
+    """50 AdamW steps on one toy batch at least halve the loss."""
+    torch.manual_seed(0)
+    model = build_model(tiny(arch))
+    x = torch.randint(0, 64, (4, 33))
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(50):
+        loss = model(x[:, :-1], labels=x[:, 1:]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize("fields, message", [
+    (dict(arch="mamba"), "arch: unknown architecture 'mamba'"),
+    (dict(d_model=30, n_head=4), "d_model: 30 is not divisible by n_head=4"),
+    (dict(n_layer=0), "n_layer: expected a positive integer, got 0"),
+    (dict(d_model=-8), "d_model: expected a positive integer"),
+    (dict(vocab_size=2.5), "vocab_size: expected a positive integer"),
+    (dict(decay_schedule="linear"), "decay_schedule: 'linear' is not one of"),
+    (dict(mixer_mode="fast"), "mixer_mode: 'fast' is not one of"),
+])
+def test_bad_config_names_the_field(fields, message):
+    base = dict(arch="tnl", n_layer=2, d_model=32, n_head=4, vocab_size=64)
+    base.update(fields)
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        ModelConfig(**base)
+
+
+def test_unknown_field_in_dict_config():
+    with pytest.raises(ConfigError, match="n_layers: unknown model config field"):
+        ModelConfig.from_dict(dict(arch="tnl", n_layers=2, d_model=32, n_head=4, vocab_size=64))
