@@ -29,3 +29,46 @@ def accounting_table(preset: str | dict, seq_len: int | None = None, batch_size:
             "pflops_per_step": flops.flops_per_step(config, seq_len, batch_size) / 1e15,
         })
     return pd.DataFrame(rows)
+
+
+def table7_comparison(preset: str | dict = "paper") -> pd.DataFrame:
+    """Our accounting of the paper's grid beside its Table 7 (``presets/paper_table7.csv``): non-embedding
+    parameters in millions and PFLOPs per step, with the relative differences."""
+    from linscale.presets import PRESET_DIR
+
+    ours = accounting_table(preset)
+    paper = pd.read_csv(PRESET_DIR / "paper_table7.csv")
+    paper = paper.rename(columns={"params_M": "params_M_paper", "pflops_per_step": "pflops_per_step_paper"})
+    table = ours.merge(paper[["size", "arch", "params_M_paper", "pflops_per_step_paper"]], on=["size", "arch"])
+    table["params_M"] = table["params_formula"] / 1e6
+    table["params_rel_diff"] = table["params_M"] / table["params_M_paper"] - 1
+    table["pflops_rel_diff"] = table["pflops_per_step"] / table["pflops_per_step_paper"] - 1
+    return table[["size", "arch", "n_layer", "d_model", "n_head", "params_M", "params_M_paper", "params_rel_diff",
+                  "pflops_per_step", "pflops_per_step_paper", "pflops_rel_diff"]]
+
+
+def flops_per_token_curve(preset: str | dict, size: str, seq_lens) -> pd.DataFrame:
+    """Training FLOPs per token of one size of a preset's grid at several context lengths, per arch:
+    the softmax term n/(6d) grows with n, the linear models' corrections do not."""
+    preset = load_preset(preset) if not isinstance(preset, dict) else preset
+    configs = [c for c in model_configs(preset) if c.name == str(size)]
+    if not configs:
+        from linscale.config import ConfigError
+
+        raise ConfigError(f"size: {size!r} is not a size of preset {preset.get('name')}; expected one of "
+                          f"{', '.join(map(str, preset['sizes']))}")
+    return pd.DataFrame([{"arch": c.arch, "size": c.name, "seq_len": int(n),
+                          "flops_per_token": flops.flops_per_token(c, int(n))} for c in configs for n in seq_lens])
+
+
+def training_budget(preset: str | dict) -> pd.DataFrame:
+    """What each run of a preset's grid costs to train on the preset's token budget: tokens, training
+    FLOPs (Table 1) and PFLOP/s-days."""
+    preset = load_preset(preset) if not isinstance(preset, dict) else preset
+    table = accounting_table(preset)
+    train = preset.get("train", {})
+    tokens = float(train["tokens"])
+    table["tokens"] = tokens
+    table["training_flops"] = table["flops_per_token"] * tokens
+    table["pf_days"] = table["training_flops"] / flops.PF_DAY
+    return table

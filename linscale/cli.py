@@ -2,6 +2,7 @@
 
     linscale accounting --preset paper     # parameter and FLOP accounting of a preset's grid
     linscale study                         # the default CPU study, end to end
+    linscale book                          # execute the chapters (papermill) and build the HTML book
 
 Each subcommand is a small function here that parses its options and calls the package; the science
 lives in the package, not in this file.
@@ -29,6 +30,47 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chapter_parameters(args: argparse.Namespace) -> dict:
+    """-p NAME VALUE pairs (values read as YAML scalars, as papermill's -p does) and -y YAML mappings."""
+    import yaml
+
+    parameters = {}
+    for text in args.yaml or []:
+        mapping = yaml.safe_load(text)
+        if not isinstance(mapping, dict):
+            raise ConfigError(f"-y: expected a YAML mapping such as 'contexts: [256, 1024]', got {text!r}")
+        parameters.update(mapping)
+    for name, value in args.parameter or []:
+        parameters[name] = yaml.safe_load(value)
+    return parameters
+
+
+def cmd_book(args: argparse.Namespace) -> int:
+    from linscale import book
+
+    parameters = _chapter_parameters(args)
+    chapters = args.chapter or book.toc_chapters()
+    for name in chapters:
+        if name not in book.CHAPTERS:
+            raise ConfigError(f"--chapter: unknown chapter {name!r}; expected one of {', '.join(book.CHAPTERS)}")
+    if args.chapter:
+        # Parameters given for chosen chapters must belong to them (a typo must not pass silently).
+        for name in parameters:
+            if not any(name in book.PARAMETERS[c] for c in chapters):
+                raise ConfigError(f"parameter {name}: not a parameter of {', '.join(chapters)}")
+    shared = {"preset": args.preset, "results_dir": args.results_dir}
+    parameters = {**{k: v for k, v in shared.items() if v is not None}, **parameters}
+    book.execute_book(parameters, chapters=chapters, force=args.force or bool(args.chapter and parameters))
+    if not args.no_html:
+        html = book.build_html()
+        problems = book.check_html(html, chapters=[c for c in book.toc_chapters()])
+        for problem in problems:
+            print(f"linscale book: {problem}", file=sys.stderr)
+        print(f"book: {html / 'index.html'}")
+        return 1 if problems else 0
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linscale", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -38,6 +80,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=None, help="context length n (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=None, help="sequences per step b (default: the preset's)")
     p.set_defaults(func=cmd_accounting)
+
+    p = sub.add_parser("book", help="execute the book's chapters with papermill and build the HTML",
+                       description="Execute each chapter (notebooks/<chapter>.md) with papermill into "
+                       "book/chapters/, skipping chapters whose source, parameters and input tables are "
+                       "unchanged, then build _build/html with Jupyter Book and check it.")
+    p.add_argument("--chapter", action="append", help="only this chapter (repeatable); default: all")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="set a chapter parameter (VALUE read as YAML: 500, val_loss, '[tnl, llama]')")
+    p.add_argument("-y", "--yaml", action="append", metavar="YAML",
+                   help="parameters as a YAML mapping, e.g. 'contexts: [256, 1024]'")
+    p.add_argument("--preset", default=None, help="which results/<preset>/ the chapters read (default: each "
+                   "chapter's own default, cpu)")
+    p.add_argument("--results-dir", default=None, help="folder holding results/<preset>/ (default: results)")
+    p.add_argument("--force", action="store_true", help="re-execute chapters even when unchanged")
+    p.add_argument("--no-html", action="store_true", help="execute the chapters only; do not build the HTML")
+    p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("study", help="run the default CPU study end to end")
     p.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")

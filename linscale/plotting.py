@@ -1,0 +1,274 @@
+"""Figures of the study, with one colour per architecture everywhere (the book's palette).
+
+Every figure function takes tidy DataFrames (the results tables, or the outputs of ``linscale.laws`` /
+``linscale.eval``) and returns a matplotlib Figure, so a notebook calls one function per figure and
+the same colours, labels and axes come out in every chapter::
+
+    >>> from linscale.plotting import ARCH_COLORS, arch_label
+    >>> arch_label("cosformer2")
+    'cosFormer2'
+
+Compute is plotted in PFLOP/s-days (1 PF-day = 8.64e19 FLOPs), as in the paper's figures.
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from linscale.config import ARCHITECTURES
+
+# Paper order: the softmax baseline first, then the linear models.
+ARCH_ORDER: tuple[str, ...] = ARCHITECTURES
+ARCH_LABELS = {"llama": "LLaMA", "tnl": "TNL", "hgrn2": "HGRN2", "cosformer2": "cosFormer2"}
+# seaborn's colour-blind palette, fixed per architecture (not per plot): LLaMA is always blue.
+ARCH_COLORS = dict(zip(ARCH_ORDER, sns.color_palette("colorblind", len(ARCH_ORDER)).as_hex()))
+ARCH_MARKERS = {"llama": "o", "tnl": "s", "hgrn2": "D", "cosformer2": "^"}
+
+
+def arch_label(arch: str) -> str:
+    """Display name of an architecture (``hgrn2`` -> ``HGRN2``)."""
+    return ARCH_LABELS.get(arch, arch)
+
+
+def arch_palette(archs=None) -> dict:
+    """{display label: colour} for seaborn's ``palette=`` when the hue column holds display labels."""
+    return {arch_label(a): ARCH_COLORS[a] for a in (archs or ARCH_ORDER)}
+
+
+def set_style() -> None:
+    """The book's matplotlib style (called by every figure function; idempotent)."""
+    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titleweight": "bold",
+                         "legend.frameon": False})
+
+
+def _finish(fig: plt.Figure) -> plt.Figure:
+    """Lay out and close the figure: a notebook shows it once, as the cell's returned value (pyplot's
+    inline backend would otherwise draw it a second time), and scripts save it with ``fig.savefig``."""
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+def _archs_in(df: pd.DataFrame) -> list[str]:
+    present = set(df["arch"])
+    return [a for a in ARCH_ORDER if a in present] + sorted(present - set(ARCH_ORDER))
+
+
+def _logx(ax, label):
+    ax.set_xscale("log")
+    ax.set_xlabel(label)
+
+
+# ----------------------------------------------------------------------------- architectures
+
+
+def plot_state_memory(memory: pd.DataFrame) -> plt.Figure:
+    """Decoding memory (MiB) against context length: the KV cache grows, the recurrent state does not.
+
+    ``memory``: columns arch, context, state_bytes (``linscale.architectures.decode_memory``).
+    """
+    set_style()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for arch in _archs_in(memory):
+        part = memory[memory["arch"] == arch].sort_values("context")
+        ax.plot(part["context"], part["state_bytes"] / 2**20, marker=ARCH_MARKERS.get(arch, "o"),
+                color=ARCH_COLORS.get(arch), label=arch_label(arch))
+    _logx(ax, "context length (tokens)")
+    ax.set_yscale("log")
+    ax.set_ylabel("decoding state (MiB)")
+    ax.legend()
+    return _finish(fig)
+
+
+def plot_flops_per_token(flops: pd.DataFrame) -> plt.Figure:
+    """Training FLOPs per token against context length for one model shape, per architecture.
+
+    ``flops``: columns arch, seq_len, flops_per_token.
+    """
+    set_style()
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    sns.lineplot(flops.assign(architecture=flops["arch"].map(arch_label)), x="seq_len", y="flops_per_token",
+                 hue="architecture", style="architecture", markers=True, dashes=False,
+                 palette=arch_palette(_archs_in(flops)), ax=ax)
+    _logx(ax, "context length n (tokens)")
+    ax.set_yscale("log")
+    ax.set_ylabel("training FLOPs per token")
+    return _finish(fig)
+
+
+# ----------------------------------------------------------------------------- training curves
+
+
+def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_loss",
+                     envelope: pd.DataFrame | None = None) -> plt.Figure:
+    """Loss against tokens or compute, one panel per architecture, one line per model size.
+
+    Sizes are shaded light (small) to dark (large) in the architecture's colour. With ``envelope``
+    (columns arch, pf_days or flops or tokens, loss), the minimum-loss envelope is drawn on top: the
+    paper's Figure 1.
+    """
+    set_style()
+    archs = _archs_in(runs)
+    xcol = "pf_days" if x in ("pf_days", "compute") else x
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.4), sharey=True, squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        part = runs[runs["arch"] == arch]
+        sizes = part.groupby("size")["params"].first().sort_values().index.tolist()
+        shades = sns.light_palette(ARCH_COLORS.get(arch, "grey"), n_colors=len(sizes) + 2)[2:]
+        for size, shade in zip(sizes, shades):
+            curve = part[part["size"] == size].sort_values(xcol)
+            curve = curve[curve[xcol] > 0]
+            ax.plot(curve[xcol], curve[loss], color=shade, lw=1.4, label=str(size))
+        if envelope is not None:
+            env = envelope[envelope["arch"] == arch].sort_values(xcol)
+            ax.plot(env[xcol], env[loss if loss in env else "loss"], color="black", lw=1.0, ls="--",
+                    label="envelope")
+        _logx(ax, {"tokens": "tokens D", "pf_days": "compute C (PF-days)", "flops": "compute C (FLOPs)"}[xcol])
+        ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
+        ax.legend(fontsize=7, title="size", title_fontsize=7)
+    axes[0][0].set_ylabel(loss.replace("_", " ") + " (nats/token)")
+    return _finish(fig)
+
+
+def plot_envelopes(envelope: pd.DataFrame, x: str = "pf_days", loss: str = "loss",
+                   bayes_loss: float | None = None) -> plt.Figure:
+    """The minimum-loss envelopes of all architectures on one log-log panel (Figure 1's comparison)."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for arch in _archs_in(envelope):
+        env = envelope[envelope["arch"] == arch].sort_values(x)
+        ax.plot(env[x], env[loss], color=ARCH_COLORS.get(arch), label=arch_label(arch), lw=1.6)
+    if bayes_loss is not None and math.isfinite(bayes_loss):
+        ax.axhline(bayes_loss, color="grey", ls=":", lw=1, label="Bayes loss")
+    _logx(ax, "compute C (PF-days)" if x == "pf_days" else x)
+    ax.set_yscale("log")
+    ax.set_ylabel("minimum loss (nats/token)")
+    ax.legend()
+    return _finish(fig)
+
+
+# ----------------------------------------------------------------------------- scaling laws
+
+
+def plot_law_fits(points: pd.DataFrame, curves: pd.DataFrame, x: str, y: str, ylabel: str,
+                  logy: bool = True) -> plt.Figure:
+    """Observed points (``points``: arch, x, y) and fitted curves (``curves``: arch, x, y), one colour
+    per architecture, log-log axes."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(6, 3.8))
+    for arch in _archs_in(points):
+        p = points[points["arch"] == arch]
+        ax.scatter(p[x], p[y], s=14, alpha=0.6, color=ARCH_COLORS.get(arch), marker=ARCH_MARKERS.get(arch, "o"))
+        if curves is not None and arch in set(curves["arch"]):
+            c = curves[curves["arch"] == arch].sort_values(x)
+            ax.plot(c[x], c[y], color=ARCH_COLORS.get(arch), lw=1.5, label=arch_label(arch))
+    _logx(ax, "compute C (PF-days)" if x == "pf_days" else x)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return _finish(fig)
+
+
+def plot_coefficients(table: pd.DataFrame, quantity: str, value: str = "estimate",
+                      low: str = "ci_low", high: str = "ci_high", paper: str | None = "paper") -> plt.Figure:
+    """A fitted coefficient per architecture with its 95% interval, the paper's value as a cross."""
+    set_style()
+    part = table[table["quantity"] == quantity]
+    archs = _archs_in(part)
+    fig, ax = plt.subplots(figsize=(5, 0.5 + 0.55 * len(archs)))
+    for i, arch in enumerate(archs):
+        row = part[part["arch"] == arch].iloc[0]
+        colour = ARCH_COLORS.get(arch)
+        if low in row and np.isfinite(row[low]):
+            ax.plot([row[low], row[high]], [i, i], color=colour, lw=3, alpha=0.5)
+        ax.plot(row[value], i, "o", color=colour)
+        if paper and paper in row and np.isfinite(row[paper]):
+            ax.plot(row[paper], i, "x", color="black", ms=8, label="paper" if i == 0 else None)
+    ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
+    ax.set_xlabel(quantity)
+    if paper:
+        ax.legend(loc="best")
+    return _finish(fig)
+
+
+# ----------------------------------------------------------------------------- downstream
+
+
+def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | None = None,
+                        logx: bool = True, chance: float | None = None) -> plt.Figure:
+    """A downstream metric against compute (``pf_days``) or loss, one colour per architecture."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(5.4, 3.6))
+    for arch in _archs_in(df):
+        part = df[df["arch"] == arch].sort_values(x)
+        ax.plot(part[x], part[metric], marker=ARCH_MARKERS.get(arch, "o"), ms=4, lw=1,
+                color=ARCH_COLORS.get(arch), label=arch_label(arch))
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel({"pf_days": "compute C (PF-days)", "val_loss": "validation loss (nats/token)",
+                   "train_loss": "training loss (nats/token)"}.get(x, x))
+    ax.set_ylabel(ylabel or metric)
+    ax.legend(fontsize=8)
+    return _finish(fig)
+
+
+def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0.0,
+                       vmax: float = 1.0) -> plt.Figure:
+    """Needle-in-a-haystack accuracy per (context length, depth), one heatmap per architecture
+    (``niah``: arch, context, depth, score), the paper's NIAH figures."""
+    set_style()
+    archs = _archs_in(niah)
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.2), squeeze=False)
+    for i, (ax, arch) in enumerate(zip(axes[0], archs)):
+        grid = niah[niah["arch"] == arch].pivot_table(index="depth", columns="context", values=value,
+                                                      aggfunc="mean")
+        sns.heatmap(grid, ax=ax, vmin=vmin, vmax=vmax, cmap="RdYlGn", cbar=i == len(archs) - 1,
+                    cbar_kws={"label": value})
+        ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
+        ax.set_xlabel("context length")
+        ax.set_ylabel("needle depth (%)" if i == 0 else "")
+    return _finish(fig)
+
+
+def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: float | None = None) -> plt.Figure:
+    """A bar per architecture within each group of ``x`` (e.g. associative recall per model size)."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    data = df.assign(architecture=df["arch"].map(arch_label))
+    sns.barplot(data, x=x, y=y, hue="architecture", palette=arch_palette(_archs_in(df)),
+                hue_order=[arch_label(a) for a in _archs_in(df)], ax=ax)
+    if chance is not None:
+        ax.axhline(chance, color="grey", ls=":", lw=1)
+    ax.set_ylabel(ylabel)
+    return _finish(fig)
+
+
+# ----------------------------------------------------------------------------- efficiency
+
+
+def plot_ratio_lines(df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
+                     logy: bool = False, reference: float | None = 1.0) -> plt.Figure:
+    """A measured quantity (usually a ratio normalised to the shortest length) against length."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    for arch in _archs_in(df):
+        part = df[df["arch"] == arch].sort_values(x)
+        ax.plot(part[x], part[y], marker=ARCH_MARKERS.get(arch, "o"), color=ARCH_COLORS.get(arch),
+                label=arch_label(arch))
+    if reference is not None:
+        ax.axhline(reference, color="grey", ls=":", lw=1)
+    ax.set_xscale("log", base=2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return _finish(fig)

@@ -1,0 +1,59 @@
+"""Where a study's results tables live and how the book reads them.
+
+A study (``linscale study --preset P``) keeps its tables, not its checkpoints, under
+``results/<P>/`` so they can be committed and the book rebuilt without retraining::
+
+    results/<P>/runs.parquet     one row per (run, checkpoint): the results table (contract 4)
+    results/<P>/eval.parquet     downstream scores per (run, checkpoint, task, metric)
+    results/<P>/fits/*.csv       the fitted laws (linscale.laws outputs), for readers without Python
+    results/<P>/bench/*.csv      benchmark tables measured when the study ran
+
+:func:`read_runs` checks the columns the book relies on and fails with one line naming the file.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from linscale.config import ConfigError
+
+# Contract 4: the columns of the results table the sweep writes.
+RUNS_COLUMNS = (
+    "run_id", "arch", "size", "n_layer", "d_model", "n_head", "d_ffn", "params", "params_total", "seq_len",
+    "batch_size", "step", "tokens", "flops", "pf_days", "train_loss", "val_loss", "bayes_loss", "lr",
+    "diverged", "seed", "preset", "wall_time_s",
+)
+
+
+class ResultsError(ConfigError):
+    """A results table is missing or does not have the expected columns."""
+
+
+def results_path(preset: str, results_dir: str | Path = "results") -> Path:
+    """The folder holding a preset's committed results tables."""
+    return Path(results_dir) / str(preset)
+
+
+def read_table(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A Parquet or CSV table, with a one-line error if it is missing or lacks ``required`` columns."""
+    path = Path(path)
+    if not path.exists():
+        csv = path.with_suffix(".csv")
+        if path.suffix == ".parquet" and csv.exists():
+            path = csv
+        else:
+            raise ResultsError(f"{path}: no such results table (run `linscale study` or check results_dir)")
+    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    missing = [c for c in required if c not in table.columns]
+    if missing:
+        raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}")
+    return table
+
+
+def read_runs(preset: str, results_dir: str | Path = "results", include_diverged: bool = False) -> pd.DataFrame:
+    """The results table of a preset (contract 4), diverged runs dropped unless asked for."""
+    runs = read_table(results_path(preset, results_dir) / "runs.parquet", RUNS_COLUMNS)
+    if not include_diverged:
+        runs = runs[~runs["diverged"].astype(bool)]
+    return runs.reset_index(drop=True)
