@@ -49,6 +49,14 @@ CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstre
             "ablations", "findings")
 
 
+# Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
+SMOKE_PARAMETERS = {"preset": "smoke", "bootstrap": 50, "seq_lens": [128, 256, 512], "contexts": [64, 256, 1024],
+                    "tokens_per_batch": 1024, "repeats": 3}
+# Figures each chapter must show in the built HTML (the CI check).
+MIN_FIGURES = {"architectures": 1, "accounting": 1, "training": 3, "scaling_laws": 4, "downstream": 4,
+               "efficiency": 2, "ablations": 2, "findings": 0}
+
+
 # ----------------------------------------------------------------------------- parameters
 
 

@@ -1,0 +1,139 @@
+"""The book: chapters execute with papermill, the HTML builds with Jupyter Book, and the built pages are
+sound (every chapter and figure present, no error output, no broken link or image).
+
+This is the CI guard for the book. It executes every chapter of the table of contents with the smoke
+parameters (``linscale.book.SMOKE_PARAMETERS``, reading the committed ``results/smoke/`` tables that
+``linscale study --preset smoke`` writes) into a temporary copy of ``book/`` and builds it there.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from linscale import book
+from linscale.config import ConfigError
+
+
+# ----------------------------------------------------------------------------- parameters (fast)
+
+
+def test_parameters_are_validated_with_one_clear_line():
+    defaults = book.default_parameters("architectures")
+    assert book.validate_parameters("architectures", **defaults) == defaults
+    with pytest.raises(ConfigError, match=r"parameter d_model: expected int, got '64' \(str\)"):
+        book.validate_parameters("architectures", **{**defaults, "d_model": "64"})
+    with pytest.raises(ConfigError, match=r"parameter archs: unknown value\(s\) \['mamba'\]"):
+        book.validate_parameters("architectures", **{**defaults, "archs": ["tnl", "mamba"]})
+    with pytest.raises(ConfigError, match="parameter seq_len: must be positive"):
+        book.validate_parameters("architectures", **{**defaults, "seq_len": 0})
+    with pytest.raises(ConfigError, match="parameter d_model: expected int, got True"):
+        book.validate_parameters("architectures", **{**defaults, "d_model": True})
+
+
+def test_every_chapter_declares_exactly_its_parameters_cell():
+    """The schema in linscale.book and each notebook's parameters cell name the same parameters, and
+    the notebook's defaults pass validation."""
+    for chapter in book.toc_chapters():
+        defaults = book.default_parameters(chapter)
+        assert set(defaults) == set(book.PARAMETERS[chapter]), chapter
+        book.validate_parameters(chapter, **defaults)
+
+
+def test_unknown_parameter_fails_before_a_kernel_starts(tmp_path):
+    with pytest.raises(ConfigError, match="chapter architectures: unknown parameter"):
+        book.execute_chapter("architectures", {"chunksize": 8}, out_dir=tmp_path)
+    with pytest.raises(ConfigError, match="parameter chunk_size: expected int"):
+        book.execute_chapter("architectures", {"chunk_size": "8"}, out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_html_checker_finds_broken_links_missing_figures_and_errors(tmp_path):
+    """The checker itself can fail: a page with a broken image, a broken link, a broken anchor, a
+    traceback and no figure yields one problem each."""
+    (tmp_path / "chapters").mkdir()
+    (tmp_path / "index.html").write_text('<a href="chapters/good.html#top">ok</a>')
+    (tmp_path / "chapters" / "good.html").write_text(
+        '<main id="top"><div class="cell_output"><img src="../fig.png"></div></main>')
+    (tmp_path / "fig.png").write_bytes(b"\x89PNG")
+    (tmp_path / "chapters" / "bad.html").write_text(
+        '<main><img src="missing.png"><a href="nowhere.html">x</a><a href="good.html#nope">y</a>'
+        '<div class="output traceback">Traceback (most recent call last)</div></main>')
+    problems = book.check_html(tmp_path, chapters=["good", "bad", "absent"])
+    assert "chapter absent: page chapters/absent.html missing" in problems
+    assert "chapter bad: 0 figure(s), expected at least 1" in problems
+    assert any("chapter bad: error output" in p for p in problems)
+    assert "chapters/bad.html: broken image missing.png" in problems
+    assert "chapters/bad.html: broken link nowhere.html" in problems
+    assert "chapters/bad.html: broken anchor good.html#nope" in problems
+    assert not [p for p in problems if "good" in p.split(":")[0]]
+
+
+# ----------------------------------------------------------------------------- the built book (slow)
+
+
+def glued(notebook: Path) -> dict:
+    """{name: text} of every value a notebook glued (myst_nb.glue, display or not)."""
+    values = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {}).get("scrapbook")
+            if meta:
+                data = output.get("data", {})
+                values[meta["name"]] = data.get(meta.get("mime_prefix", "") + "text/plain")
+    return values
+
+
+@pytest.fixture(scope="module")
+def built_book(tmp_path_factory):
+    """Every chapter of the table of contents executed on the smoke results and the book built, in a
+    temporary copy of book/ and _config.yml (the repository's book/chapters is left alone)."""
+    root = tmp_path_factory.mktemp("book")
+    shutil.copytree(book.BOOK, root / "book", ignore=shutil.ignore_patterns("chapters", "_build"))
+    shutil.copy(book.ROOT / "_config.yml", root / "_config.yml")
+    chapters = book.toc_chapters()
+    outputs = book.execute_book(book.SMOKE_PARAMETERS, chapters=chapters, out_dir=root / "book" / "chapters",
+                                force=True)
+    html = book.build_html(root)
+    return {"root": root, "html": html, "chapters": chapters, "outputs": dict(zip(chapters, outputs))}
+
+
+@pytest.mark.slow
+def test_built_book_has_every_chapter_and_figure_and_no_errors_or_broken_links(built_book):
+    html = built_book["html"]
+    assert (html / "intro.html").exists() and (html / "bibliography.html").exists()
+    assert book.check_html(html, chapters=built_book["chapters"], min_figures=book.MIN_FIGURES) == []
+    # The bibliography resolved: the paper is cited on the introduction page.
+    assert "Shen" in (html / "intro.html").read_text()
+    # Every chapter's prose numbers are glued: no glue key is left unresolved in the HTML.
+    for chapter in built_book["chapters"]:
+        text = (html / "chapters" / f"{chapter}.html").read_text()
+        assert "{glue" not in text and "glue:text" not in text, chapter
+
+
+@pytest.mark.slow
+def test_every_chapter_records_its_parameters_and_is_skipped_when_unchanged(built_book):
+    chapter = built_book["chapters"][0]
+    out = built_book["outputs"][chapter]
+    meta = nbformat.read(out, as_version=4).metadata
+    assert meta["linscale"]["parameters"] == {k: v for k, v in book.SMOKE_PARAMETERS.items()
+                                              if k in book.PARAMETERS[chapter]}
+    before = out.stat().st_mtime_ns
+    book.execute_chapter(chapter, meta["linscale"]["parameters"], out_dir=out.parent)
+    assert out.stat().st_mtime_ns == before  # unchanged source, parameters and inputs: not re-run
+
+
+@pytest.mark.slow
+def test_rerunning_a_chapter_with_a_new_parameter_gives_a_different_correct_result(tmp_path):
+    """The architectures chapter with 2 heads instead of 4: the KV-cache-to-state ratio it glues must
+    change to 2·T·h/d (K and V of T tokens, 2·l·T·d numbers, against TNL's l·h·(d/h)² state)."""
+    base = {"archs": ["llama", "tnl"], "contexts": [64, 512], "d_model": 64, "n_layer": 2, "seq_len": 32}
+    first = book.execute_chapter("architectures", {**base, "n_head": 4}, out_dir=tmp_path / "a")
+    second = book.execute_chapter("architectures", {**base, "n_head": 2}, out_dir=tmp_path / "b")
+    ratio_4, ratio_2 = (float(glued(nb)["kv_over_state"]) for nb in (first, second))
+    assert ratio_4 == pytest.approx(2 * 512 * 4 / 64)
+    assert ratio_2 == pytest.approx(2 * 512 * 2 / 64)
+    assert json.loads(json.dumps(nbformat.read(second, as_version=4).metadata["papermill"]["parameters"]))["n_head"] == 2
