@@ -2,6 +2,7 @@
 """The project's entry points, runnable on a fresh machine that has only Python 3.11 and pip.
 
     python3 tasks.py study     # set up, then run the default CPU study end to end into the book
+    python3 tasks.py book      # set up, then rebuild the book from the committed results (no training)
     python3 tasks.py test      # set up, then run the test suite (what CI runs)
     python3 tasks.py setup     # only create .venv and install the pinned environment
 
@@ -80,7 +81,14 @@ def study(args: list[str]) -> None:
     _run(PYTHON, "-m", "linscale", "study", *args, env=_venv_env())
 
 
-COMMANDS = {"setup": lambda args: setup(), "test": test, "study": study}
+def book(args: list[str]) -> None:
+    """Rebuild the book from the committed results/ tables: execute the chapters with papermill (skipping
+    unchanged ones) and build _build/html (extra arguments go to `linscale book`)."""
+    setup()
+    _run(PYTHON, "-m", "linscale", "book", *args, env=_venv_env())
+
+
+COMMANDS = {"setup": lambda args: setup(), "test": test, "study": study, "book": book}
 
 
 def main(argv: list[str]) -> int:

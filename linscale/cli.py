@@ -26,8 +26,7 @@ def cmd_accounting(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     from linscale.study import run_study
 
-    run_study(args)
-    return 0
+    return run_study(args)
 
 
 def _chapter_parameters(args: argparse.Namespace) -> dict:
@@ -97,8 +96,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-html", action="store_true", help="execute the chapters only; do not build the HTML")
     p.set_defaults(func=cmd_book)
 
-    p = sub.add_parser("study", help="run the default CPU study end to end")
-    p.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
+    p = sub.add_parser("study", help="run the default CPU study end to end: sweep, eval, fits, book",
+                       description="Sweep -> evaluation -> fits -> chapters executed with papermill -> Jupyter "
+                       "Book in _build/html. Resumable: each stage skips work already done. The tables the "
+                       "book reads go to RESULTS_DIR/PRESET/ (commit them); checkpoints stay in RUNS_DIR.")
+    p.add_argument("--preset", default="cpu", help="study preset: cpu (default, ~45 min on 2 cores) or smoke (CI)")
+    p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
+    p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
+    p.add_argument("--stages", default=None, help="comma-separated subset of sweep,eval,fits,book (default: all)")
+    p.add_argument("--jobs", type=int, default=None, help="training processes in parallel (default: 1)")
+    p.add_argument("--no-ablations", action="store_true", help="skip the aspect-ratio and context ablation sweeps")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples of the stored fits (default: 200)")
+    p.add_argument("--eval-limit", type=int, default=None, help="at most this many items per task (default: all)")
+    p.add_argument("--force-book", action="store_true", help="re-execute every chapter even when unchanged")
     p.set_defaults(func=cmd_study)
     return parser
 

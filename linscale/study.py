@@ -1,33 +1,253 @@
-"""The default study, end to end. For now: the smallest path that exists (accounting of the paper's
-grid, and a few optimiser steps of a tiny model of each architecture); the training, evaluation,
-fitting and book stages join as they land."""
+"""The study end to end: sweep -> evaluation -> fits -> chapters (papermill) -> book (Jupyter Book).
+
+    linscale study --preset cpu      # the default CPU study; about 45 minutes of training on 2 cores
+    linscale study --preset smoke    # the same pipeline in a few minutes (CI)
+    linscale book                    # only the last two stages, from the committed results
+
+Folders::
+
+    runs/<preset>/                 the sweep: run folders, checkpoints, exports (not committed)
+    runs/<preset>-<ablation>/      the ablation sweeps (aspect ratio, training context)
+    results/<preset>/              the tables the book reads (committed):
+        runs.parquet (+ .csv)          the sweep's results table (contract 4)
+        eval.parquet                   downstream scores (linscale eval's store)
+        ablations/<name>.parquet       the ablation sweeps' results tables
+        fits/<method>.csv              fitted laws (linscale.laws), with bootstrap intervals
+    book/chapters/                 executed chapters;  _build/html/  the book
+
+Every stage is resumable and skips work already done: the sweep skips finished runs and resumes an
+interrupted one from its checkpoint; evaluation skips (checkpoint, suite) pairs already in its store;
+fits are redone only when the runs table changed; a chapter is re-executed only when its source,
+parameters or input tables changed. Tables are copied into results/ atomically.
+"""
 from __future__ import annotations
 
 import argparse
+import copy
+import hashlib
+import os
+import shutil
+import tempfile
+import time
 from pathlib import Path
 
-import torch
+import pandas as pd
 
-from linscale.accounting import accounting_table
-from linscale.config import ModelConfig
-from linscale.models import build_model
+from linscale.config import ConfigError
+
+STAGES = ("sweep", "eval", "fits", "book")
+SUITES = ("linscale_knowledge", "linscale_linguistic", "linscale_retrieval")
+FIT_METHODS = ("approach1", "approach2", "approach3")
 
 
-def run_study(args: argparse.Namespace) -> None:
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table = accounting_table("paper")
-    table.to_csv(out / "paper_accounting.csv", index=False)
-    print(f"wrote {out / 'paper_accounting.csv'} ({len(table)} configs)")
-    torch.manual_seed(0)
-    tokens = torch.randint(0, 64, (4, 65))
-    for arch in ("llama", "tnl", "hgrn2", "cosformer2"):
-        model = build_model(ModelConfig(arch=arch, n_layer=2, d_model=32, n_head=2, vocab_size=64, d_ffn=64))
-        opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-        for step in range(20):
-            loss = model(tokens[:, :-1], labels=tokens[:, 1:]).loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if step in (0, 19):
-                print(f"{arch:>10} step {step:2d} loss {loss.item():.3f}")
+def _log(message: str) -> None:
+    print(f"[study] {message}", flush=True)
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- ablations
+
+
+ASPECT_ARCHS = ("llama", "cosformer2")  # the paper's Table 5
+CONTEXT_ARCHS = ("llama", "tnl", "hgrn2", "cosformer2")  # Table 6 (linear) and the text's LLaMA runs
+
+
+def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
+    """The CPU-sized ablations of the paper's §5, around one size of a study preset (the one below the
+    middle, to keep the cost down). Returns (that size's name, {ablation: [preset dicts]}).
+
+    * ``aspect``: aspect ratio at (about) fixed non-embedding parameters N ≈ 12·l·d²: widths 0.5, 0.71 and
+      1.41 times the base width (rounded to whole heads of the base head width) with the depth scaled by
+      (d_base/d)²; LLaMA and cosFormer2, as in the paper's Table 5.
+    * ``context``: training context n/2 and 2n at a fixed number of tokens per batch (b·n constant, as in
+      the paper); all four architectures.
+
+    The base shape and context themselves are not retrained: their rows come from the main sweep.
+    """
+    from linscale.presets import load_preset
+
+    base = load_preset(preset) if not isinstance(preset, dict) else preset
+    sizes = list(base["sizes"].items())
+    name, shape = sizes[max(0, len(sizes) // 2 - 1)]
+    l0, d0, h0 = shape["n_layer"], shape["d_model"], shape["n_head"]
+    head_dim = d0 // h0
+    label = base.get("name", "study")
+    aspect_sizes = {}
+    for factor in (0.5, 0.71, 1.41):
+        d = max(head_dim, int(round(d0 * factor / head_dim)) * head_dim)
+        layers = max(1, int(round(l0 * (d0 / d) ** 2)))
+        if d != d0:
+            aspect_sizes[f"d{d}-l{layers}"] = {"n_layer": layers, "d_model": d, "n_head": d // head_dim}
+    aspect = copy.deepcopy(base)
+    aspect.update(name=f"{label}-aspect", archs=[a for a in base["archs"] if a in ASPECT_ARCHS],
+                  sizes=aspect_sizes, arch_overrides={})
+    contexts = []
+    n0, b0 = int(base["train"]["seq_len"]), int(base["train"]["batch_size"])
+    for factor in (0.5, 2):
+        n = int(n0 * factor)
+        variant = copy.deepcopy(base)
+        variant.update(name=f"{label}-context{n}", archs=[a for a in base["archs"] if a in CONTEXT_ARCHS],
+                       sizes={name: shape}, arch_overrides={})
+        variant["train"].update(seq_len=n, batch_size=max(1, (n0 * b0) // n))
+        variant.setdefault("model", {})["max_seq_len"] = max(int(variant["model"].get("max_seq_len", 0)), n)
+        contexts.append(variant)
+    return name, {"aspect": [aspect], "context": contexts}
+
+
+# ----------------------------------------------------------------------------- stages
+
+
+def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None, ablations: bool = True) -> None:
+    """Train the grid (and the ablation grids), then copy each results table into results/."""
+    from linscale.train.sweep import run_sweep
+
+    sweep_dir = runs_dir / preset
+    _log(f"sweep {preset} -> {sweep_dir}")
+    result = run_sweep(preset, out=sweep_dir, jobs=jobs or 1)
+    if result.failed:
+        raise RuntimeError(f"sweep {preset}: runs failed: {', '.join(result.failed)} (see {sweep_dir}/runs/*/)")
+    _export_table(result.table, results / "runs.parquet")
+    if not ablations:
+        return
+    base_size, ablations_ = ablation_presets(preset)
+    main = pd.read_parquet(results / "runs.parquet")
+    for ablation, variants in ablations_.items():
+        archs = sorted({a for v in variants for a in v["archs"]})
+        base_rows = main[(main["size"].astype(str) == base_size) & main["arch"].isin(archs)]
+        frames = [base_rows.assign(ablation=ablation, variant="base")]
+        for variant in variants:
+            out = runs_dir / variant["name"]
+            _log(f"ablation {ablation}: sweep {variant['name']} -> {out}")
+            ablation_result = run_sweep(variant, out=out, jobs=jobs or 1)
+            if ablation_result.failed:
+                raise RuntimeError(f"ablation sweep {variant['name']}: runs failed: {', '.join(ablation_result.failed)}")
+            frames.append(pd.read_parquet(ablation_result.table).assign(ablation=ablation, variant=variant["name"]))
+        _write_table(pd.concat(frames, ignore_index=True), results / "ablations" / f"{ablation}.parquet")
+
+
+def _export_table(src: Path, dst: Path) -> None:
+    src = Path(src)
+    if dst.exists() and _digest(dst) == _digest(src):
+        _log(f"{dst}: up to date")
+        return
+    _copy_atomic(src, dst)
+    csv = src.with_suffix(".csv")
+    if csv.exists():
+        _copy_atomic(csv, dst.with_suffix(".csv"))
+    _log(f"wrote {dst}")
+
+
+def _write_table(frame: pd.DataFrame, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+    os.close(fd)
+    try:
+        frame.to_parquet(tmp, index=False)
+        os.replace(tmp, dst)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    _log(f"wrote {dst}")
+
+
+def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = None) -> None:
+    """Evaluate every exported checkpoint of the sweep (resumable) and copy the store into results/."""
+    from linscale.eval import evaluate_sweep
+
+    sweep_dir = runs_dir / preset
+    _log(f"eval {sweep_dir} ({', '.join(SUITES)})")
+    evaluate_sweep(sweep_dir, list(SUITES), limit=limit, progress=_log)
+    _export_table(sweep_dir / "eval" / "results.parquet", results / "eval.parquet")
+
+
+def stage_fits(results: Path, bootstrap: int = 200, seed: int = 0, loss_column: str = "train_loss") -> None:
+    """Fit every law (paper's method and approaches 2-3) with bootstrap intervals; fits/<method>.csv.
+
+    Redone only when runs.parquet changed (its digest is kept in fits/.runs-digest). A method that the
+    grid cannot support (too few sizes, say) is recorded in fits/<method>.error.txt instead.
+    """
+    from linscale import laws
+
+    runs_file = results / "runs.parquet"
+    stamp = results / "fits" / ".runs-digest"
+    digest = f"{_digest(runs_file)}:{bootstrap}:{seed}:{loss_column}"
+    if stamp.exists() and stamp.read_text() == digest:
+        _log("fits: up to date")
+        return
+    runs = pd.read_parquet(runs_file)
+    runs = runs[~runs["diverged"].astype(bool)]
+    for method in FIT_METHODS:
+        error_file = results / "fits" / f"{method}.error.txt"
+        try:
+            fit = laws.bootstrap(runs, method, n_resamples=bootstrap, seed=seed, loss_column=loss_column)
+        except ConfigError as err:  # LawsInputError: the grid cannot support this method
+            error_file.parent.mkdir(parents=True, exist_ok=True)
+            error_file.write_text(f"{err}\n")
+            _log(f"fits {method}: not possible on this grid: {err}")
+            continue
+        error_file.unlink(missing_ok=True)
+        _write_csv(fit.params, results / "fits" / f"{method}.csv")
+    stamp.write_text(digest)
+
+
+def _write_csv(frame: pd.DataFrame, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
+    os.close(fd)
+    frame.to_csv(tmp, index=False)
+    os.replace(tmp, dst)
+    _log(f"wrote {dst}")
+
+
+def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool = True) -> int:
+    """Execute every chapter on results/<preset>/ with papermill, then build and check the HTML."""
+    from linscale import book
+
+    parameters = dict(book.SMOKE_PARAMETERS) if preset == "smoke" else {}
+    parameters.update(preset=preset, results_dir=str(results_dir))
+    book.execute_book(parameters, chapters=book.toc_chapters(), force=force)
+    if not html:
+        return 0
+    out = book.build_html()
+    problems = book.check_html(out, chapters=book.toc_chapters(), min_figures=book.MIN_FIGURES)
+    for problem in problems:
+        _log(f"book problem: {problem}")
+    _log(f"book: {out / 'index.html'}")
+    return 1 if problems else 0
+
+
+def run_study(args: argparse.Namespace) -> int:
+    """``linscale study``: run the stages in order (see the module docstring)."""
+    stages = args.stages.split(",") if args.stages else list(STAGES)
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        raise ConfigError(f"--stages: unknown stage(s) {', '.join(unknown)}; expected some of {', '.join(STAGES)}")
+    runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
+    results = results_dir / args.preset
+    start = time.perf_counter()
+    if "sweep" in stages:
+        stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=not args.no_ablations)
+    if "eval" in stages:
+        stage_eval(args.preset, runs_dir, results, limit=args.eval_limit)
+    if "fits" in stages:
+        stage_fits(results, bootstrap=args.bootstrap)
+    status = 0
+    if "book" in stages:
+        status = stage_book(args.preset, results_dir, force=args.force_book)
+    _log(f"done in {time.perf_counter() - start:.0f} s")
+    return status
