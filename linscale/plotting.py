@@ -59,6 +59,16 @@ def _archs_in(df: pd.DataFrame) -> list[str]:
     return [a for a in ARCH_ORDER if a in present] + sorted(present - set(ARCH_ORDER))
 
 
+def _loss_axis(ax) -> None:
+    """Log scale for a loss axis with plain-number tick labels (3, 4, 6 rather than 6×10⁰)."""
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)))
+    ax.yaxis.set_major_formatter(ScalarFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
 def _logx(ax, label):
     ax.set_xscale("log")
     ax.set_xlabel(label)
@@ -104,49 +114,56 @@ def plot_flops_per_token(flops: pd.DataFrame) -> plt.Figure:
 # ----------------------------------------------------------------------------- training curves
 
 
-def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_loss",
-                     envelope: pd.DataFrame | None = None) -> plt.Figure:
+def _law_points(fit, law: str = "L(C)") -> pd.DataFrame:
+    """The envelope points of an approach-1 LawFit for one law, with an ``arch`` column."""
+    points = fit.points[fit.points["law"] == law]
+    return points.rename(columns={"group": "arch"})
+
+
+def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_loss", fit=None) -> plt.Figure:
     """Loss against tokens or compute, one panel per architecture, one line per model size.
 
-    Sizes are shaded light (small) to dark (large) in the architecture's colour. With ``envelope``
-    (columns arch, pf_days or flops or tokens, loss), the minimum-loss envelope is drawn on top: the
-    paper's Figure 1.
+    Sizes are shaded light (small) to dark (large) in the architecture's colour. With ``fit`` (the
+    paper's method, ``linscale.laws.fit_approach1``; x must then be ``pf_days``), the fitted law
+    L = β·C^α of the minimum-loss envelope is drawn on top as a dashed black line: the paper's Figure 1.
     """
     set_style()
     archs = _archs_in(runs)
-    xcol = "pf_days" if x in ("pf_days", "compute") else x
-    fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.1 * len(archs), 3.3), sharey=True, squeeze=False)
     for ax, arch in zip(axes[0], archs):
         part = runs[runs["arch"] == arch]
         sizes = part.groupby("size")["params"].first().sort_values().index.tolist()
         shades = sns.light_palette(ARCH_COLORS.get(arch, "grey"), n_colors=len(sizes) + 2)[2:]
         for size, shade in zip(sizes, shades):
-            curve = part[part["size"] == size].sort_values(xcol)
-            curve = curve[curve[xcol] > 0]
-            ax.plot(curve[xcol], curve[loss], color=shade, lw=1.4, label=str(size))
-        if envelope is not None:
-            env = envelope[envelope["arch"] == arch].sort_values(xcol)
-            ax.plot(env[xcol], env[loss if loss in env else "loss"], color="black", lw=1.0, ls="--",
-                    label="envelope")
-        _logx(ax, {"tokens": "tokens D", "pf_days": "compute C (PF-days)", "flops": "compute C (FLOPs)"}[xcol])
+            curve = part[part["size"] == size].sort_values(x)
+            curve = curve[curve[x] > 0]
+            ax.plot(curve[x], curve[loss], color=shade, lw=1.4, label=str(size))
+        if fit is not None:
+            env = _law_points(fit)
+            env = env[env["arch"] == arch].sort_values("compute")
+            ax.plot(env["compute"], env["fitted"], color="black", lw=1.0, ls="--", label="envelope law")
+        _logx(ax, {"tokens": "tokens D", "pf_days": "compute C (PF-days)", "flops": "compute C (FLOPs)"}.get(x, x))
+        _loss_axis(ax)
         ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
         ax.legend(fontsize=7, title="size", title_fontsize=7)
     axes[0][0].set_ylabel(loss.replace("_", " ") + " (nats/token)")
     return _finish(fig)
 
 
-def plot_envelopes(envelope: pd.DataFrame, x: str = "pf_days", loss: str = "loss",
-                   bayes_loss: float | None = None) -> plt.Figure:
-    """The minimum-loss envelopes of all architectures on one log-log panel (Figure 1's comparison)."""
+def plot_envelopes(fit, bayes_loss: float | None = None) -> plt.Figure:
+    """The minimum-loss envelopes (solid) and their fitted laws (dashed) of all architectures on one
+    log-log panel, with the exact Bayes loss of the synthetic language when known."""
     set_style()
+    env = _law_points(fit)
     fig, ax = plt.subplots(figsize=(6, 3.8))
-    for arch in _archs_in(envelope):
-        env = envelope[envelope["arch"] == arch].sort_values(x)
-        ax.plot(env[x], env[loss], color=ARCH_COLORS.get(arch), label=arch_label(arch), lw=1.6)
+    for arch in _archs_in(env):
+        part = env[env["arch"] == arch].sort_values("compute")
+        ax.plot(part["compute"], part["observed"], color=ARCH_COLORS.get(arch), label=arch_label(arch), lw=1.6)
+        ax.plot(part["compute"], part["fitted"], color=ARCH_COLORS.get(arch), lw=1, ls="--")
     if bayes_loss is not None and math.isfinite(bayes_loss):
         ax.axhline(bayes_loss, color="grey", ls=":", lw=1, label="Bayes loss")
-    _logx(ax, "compute C (PF-days)" if x == "pf_days" else x)
-    ax.set_yscale("log")
+    _logx(ax, "compute C (PF-days)")
+    _loss_axis(ax)
     ax.set_ylabel("minimum loss (nats/token)")
     ax.legend()
     return _finish(fig)

@@ -57,3 +57,37 @@ def read_runs(preset: str, results_dir: str | Path = "results", include_diverged
     if not include_diverged:
         runs = runs[~runs["diverged"].astype(bool)]
     return runs.reset_index(drop=True)
+
+
+def run_summary(runs: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:
+    """One row per run at its last checkpoint: shape, N, tokens, compute, losses and wall time."""
+    last = runs.sort_values("step").groupby("run_id", sort=False).tail(1)
+    columns = ["arch", "size", "n_layer", "d_model", "n_head", "params", "tokens", "pf_days", "train_loss",
+               "val_loss", "bayes_loss", "wall_time_s"]
+    table = last[columns].copy()
+    table["checkpoints"] = table.index.map(lambda i: int((runs["run_id"] == last.loc[i, "run_id"]).sum()))
+    order = {a: i for i, a in enumerate(("llama", "tnl", "hgrn2", "cosformer2"))}
+    return table.sort_values(["arch", "params"], key=lambda c: c.map(order) if c.name == "arch" else c) \
+        .reset_index(drop=True)
+
+
+def grid_facts(runs: pd.DataFrame) -> dict:
+    """Plain numbers about a results table for the prose: runs, checkpoints, N and C ranges, time."""
+    import math
+
+    summary = run_summary(runs)
+    positive = runs[runs["pf_days"] > 0]["pf_days"]
+    return {
+        "n_runs": int(runs["run_id"].nunique()),
+        "n_checkpoints": int(len(runs)),
+        "n_archs": int(runs["arch"].nunique()),
+        "n_sizes": int(runs["size"].nunique()),
+        "params_min": float(runs["params"].min()),
+        "params_max": float(runs["params"].max()),
+        "params_decades": float(math.log10(runs["params"].max() / runs["params"].min())),
+        "compute_decades": float(math.log10(positive.max() / positive.min())),
+        "tokens_max": float(runs["tokens"].max()),
+        "wall_time_h": float(summary["wall_time_s"].sum() / 3600),
+        "bayes_loss": float(runs["bayes_loss"].median()),
+        "n_diverged": int(runs.groupby("run_id")["diverged"].any().sum()),
+    }
