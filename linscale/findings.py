@@ -45,3 +45,124 @@ def envelope_at(fit, compute: float | None = None) -> pd.DataFrame:
     else:
         table["vs_llama"] = np.nan
     return table.sort_values("envelope_loss").reset_index(drop=True)
+
+
+def compute_gap_decades(runs: pd.DataFrame, reference_preset: str = "paper") -> float:
+    """How many decades of compute lie between our largest run and the cheapest run of a reference
+    grid (the paper's 70M models on 300B tokens)."""
+    from linscale.accounting import training_budget
+
+    cheapest = float(training_budget(reference_preset)["pf_days"].min())
+    return float(np.log10(cheapest / float(runs["pf_days"].max())))
+
+
+# ----------------------------------------------------------------------------- fits
+
+
+class FitAttempt:
+    """A fit that may be impossible on a given grid (too few sizes, no interior IsoFLOP minimum, ...):
+    ``fit`` is the LawFit or None, ``error`` the one-line reason (empty when the fit worked)."""
+
+    def __init__(self, fit=None, error: str = ""):
+        self.fit, self.error = fit, error
+
+    @property
+    def ok(self) -> bool:
+        return self.fit is not None
+
+    def __repr__(self) -> str:  # what a notebook cell shows
+        return f"FitAttempt({self.fit.method} fitted)" if self.ok else f"FitAttempt(not possible: {self.error})"
+
+
+def try_fit(runs: pd.DataFrame, method: str, bootstrap: int = 0, seed: int = 0, **kwargs) -> FitAttempt:
+    """``linscale.laws.fit`` (with a bootstrap over runs when ``bootstrap`` ≥ 2), returning the reason
+    instead of raising when the grid cannot support the method (``LawsInputError``)."""
+    from linscale import laws
+
+    try:
+        return FitAttempt(laws.fit(runs, method, bootstrap_resamples=bootstrap if bootstrap >= 2 else 0,
+                                   seed=seed, **kwargs))
+    except laws.LawsInputError as err:
+        return FitAttempt(None, str(err))
+
+
+def try_extrapolation(runs: pd.DataFrame, method: str, holdout: str, **kwargs) -> FitAttempt:
+    """``linscale.laws.extrapolation_check`` returning the reason instead of raising when impossible."""
+    from linscale import laws
+
+    try:
+        return FitAttempt(laws.extrapolation_check(runs, method, holdout=holdout, **kwargs))
+    except laws.LawsInputError as err:
+        return FitAttempt(None, str(err))
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    if not np.isfinite(value):
+        return "–"
+    return f"{value:.{digits}g}" if abs(value) >= 1e4 or abs(value) < 1e-3 else f"{value:.{digits}f}"
+
+
+def table3_side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 3 beside ours: one row per architecture and law, columns paper's law, our law
+    and our 95% intervals for the exponent and the coefficient (PF-days), and whether the paper's
+    exponent lies inside our interval."""
+    rows = []
+    for (arch, law), part in comparison.groupby(["group", "law"], sort=False):
+        part = part.set_index("parameter")
+        k, e = part.loc["coefficient"], part.loc["exponent"]
+        rows.append({
+            "arch": arch, "law": law,
+            "paper": f"{_fmt(k['paper'])} · C^{_fmt(e['paper'])}",
+            "ours": f"{_fmt(k['estimate'])} · C^{_fmt(e['estimate'])}",
+            "exponent 95% CI": f"[{_fmt(e['ci_low'])}, {_fmt(e['ci_high'])}]",
+            "coefficient 95% CI": f"[{_fmt(k['ci_low'])}, {_fmt(k['ci_high'])}]",
+            "paper exponent in CI": {True: "yes", False: "no"}.get(e["paper_in_ci"], "–"),
+        })
+    order = {a: i for i, a in enumerate(("llama", "tnl", "hgrn2", "cosformer2"))}
+    laws_order = {"L(C)": 0, "N_opt(C)": 1, "D_opt(C)": 2}
+    table = pd.DataFrame(rows)
+    return table.sort_values(["arch", "law"], key=lambda c: c.map(order if c.name == "arch" else laws_order)) \
+        .reset_index(drop=True)
+
+
+def allocation_exponents(attempts: dict) -> pd.DataFrame:
+    """The compute-optimal allocation N_opt ∝ C^a and D_opt ∝ C^b from each approach that could be
+    fitted: one row per (method, arch) with a, b and their intervals. ``attempts``: {method: FitAttempt}."""
+    rows = []
+    for method, attempt in attempts.items():
+        if not attempt.ok:
+            continue
+        params = attempt.fit.params
+        for arch, part in params.groupby("group"):
+            row = {"method": method, "arch": arch}
+            for symbol, law, parameter in (("a", "N_opt(C)", "exponent" if method != "approach3" else "a"),
+                                           ("b", "D_opt(C)", "exponent" if method != "approach3" else "b")):
+                hit = part[(part["law"] == law) & (part["parameter"] == parameter)]
+                if len(hit):
+                    row[symbol] = float(hit["estimate"].iloc[0])
+                    row[f"{symbol}_ci_low"] = float(hit["ci_low"].iloc[0])
+                    row[f"{symbol}_ci_high"] = float(hit["ci_high"].iloc[0])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def irreducible_vs_bayes(fit3, bayes_loss: float) -> pd.DataFrame:
+    """Approach 3's irreducible loss E per architecture (with its interval) beside the exact Bayes loss
+    of the synthetic language: the fit's E should not fall below it. With ``fit3`` None (approach 3 not
+    possible on the grid) the table is empty."""
+    if fit3 is None:
+        return pd.DataFrame(columns=["arch", "E", "ci_low", "ci_high", "bayes_loss", "E_minus_bayes", "bayes_in_ci"])
+    e = fit3.params[(fit3.params["law"] == "L(N,D)") & (fit3.params["parameter"] == "E")]
+    table = e.rename(columns={"group": "arch", "estimate": "E"})[["arch", "E", "ci_low", "ci_high"]].copy()
+    table["bayes_loss"] = float(bayes_loss)
+    table["E_minus_bayes"] = table["E"] - table["bayes_loss"]
+    table["bayes_in_ci"] = (table["ci_low"] <= table["bayes_loss"]) & (table["bayes_loss"] <= table["ci_high"])
+    return table.reset_index(drop=True)
+
+
+def extrapolation_errors(check) -> pd.DataFrame:
+    """Per architecture: mean and max absolute relative error of the held-out loss predictions, and the
+    mean signed error (bias)."""
+    p = check.params[check.params["law"] == "held-out loss"]
+    return p.pivot(index="group", columns="parameter", values="estimate").reset_index().rename(
+        columns={"group": "arch"})

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -287,5 +288,136 @@ def plot_ratio_lines(df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
         ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    return _finish(fig)
+
+
+# ----------------------------------------------------------------------------- scaling-law fits (linscale.laws)
+
+_LAW_LABELS = {"L(C)": "loss L (nats/token)", "N_opt(C)": "optimal parameters N_opt",
+               "D_opt(C)": "optimal tokens D_opt"}
+
+
+def plot_law_panels(fit, law_names=("L(C)", "N_opt(C)", "D_opt(C)")) -> plt.Figure:
+    """The points a power-law fit used (approach 1: the envelope; approach 2: the IsoFLOP minima) and
+    the fitted laws, one panel per law, one colour per architecture, log-log axes."""
+    set_style()
+    points = fit.points.rename(columns={"group": "arch"})
+    fig, axes = plt.subplots(1, len(law_names), figsize=(4.0 * len(law_names), 3.5), squeeze=False)
+    for ax, law in zip(axes[0], law_names):
+        part = points[points["law"] == law]
+        for arch in _archs_in(part):
+            p = part[part["arch"] == arch].sort_values("compute")
+            many = len(p) > 50
+            ax.plot(p["compute"], p["observed"], lw=2.5 if many else 0, marker=None if many else
+                    ARCH_MARKERS.get(arch, "o"), ms=4, alpha=0.35 if many else 0.8, color=ARCH_COLORS.get(arch))
+            ax.plot(p["compute"], p["fitted"], lw=1.2, ls="--", color=ARCH_COLORS.get(arch), label=arch_label(arch))
+        _logx(ax, "compute C (PF-days)")
+        if law == "L(C)":
+            _loss_axis(ax)
+        else:
+            ax.set_yscale("log")
+        ax.set_ylabel(_LAW_LABELS.get(law, law))
+        ax.set_title(law)
+    axes[0][0].legend(fontsize=8)
+    return _finish(fig)
+
+
+def plot_isoflop_profiles(fit) -> plt.Figure:
+    """Approach 2: loss against N along each compute budget (light to dark with the budget), one panel
+    per architecture, and the minimum of the parabola fitted in log N (black crosses)."""
+    set_style()
+    points = fit.points.rename(columns={"group": "arch"})
+    profiles = points[points["law"] == "isoflop profile"]
+    minima = points[points["law"] == "N_opt(C)"]
+    archs = _archs_in(profiles)
+    fig, axes = plt.subplots(1, len(archs), figsize=(3.1 * len(archs), 3.3), sharey=True, squeeze=False)
+    for ax, arch in zip(axes[0], archs):
+        part = profiles[profiles["arch"] == arch]
+        budgets = sorted(part["compute"].unique())
+        shades = sns.light_palette(ARCH_COLORS.get(arch, "grey"), n_colors=len(budgets) + 2)[2:]
+        for budget, shade in zip(budgets, shades):
+            b = part[part["compute"] == budget].sort_values("params")
+            ax.plot(b["params"], b["observed"], marker="o", ms=3, color=shade, lw=1)
+        m = minima[minima["arch"] == arch]
+        loss_at = points[(points["law"] == "L(C)") & (points["arch"] == arch)].set_index("compute")["observed"]
+        ax.plot(m["observed"], m["compute"].map(loss_at), "x", color="black", ms=6, label="parabola minimum")
+        _logx(ax, "parameters N")
+        _loss_axis(ax)
+        ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
+    axes[0][0].set_ylabel("loss at fixed compute")
+    axes[0][0].legend(fontsize=7)
+    return _finish(fig)
+
+
+def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
+    """Fitted exponents of L(C), N_opt(C), D_opt(C) with their 95% intervals (bars) beside the paper's
+    Table 3 values (black crosses); ``comparison`` is ``linscale.laws.compare_with_paper``'s table."""
+    set_style()
+    part = comparison[comparison["parameter"] == "exponent"].rename(columns={"group": "arch"})
+    law_names = [law for law in ("L(C)", "N_opt(C)", "D_opt(C)") if law in set(part["law"])]
+    archs = _archs_in(part)
+    fig, axes = plt.subplots(1, len(law_names), figsize=(3.6 * len(law_names), 0.9 + 0.5 * len(archs)),
+                             squeeze=False)
+    for ax, law in zip(axes[0], law_names):
+        for i, arch in enumerate(archs):
+            row = part[(part["arch"] == arch) & (part["law"] == law)]
+            if not len(row):
+                continue
+            row = row.iloc[0]
+            colour = ARCH_COLORS.get(arch)
+            if np.isfinite(row.get("ci_low", np.nan)):
+                ax.plot([row["ci_low"], row["ci_high"]], [i, i], color=colour, lw=4, alpha=0.45,
+                        solid_capstyle="butt")
+            ax.plot(row["estimate"], i, "o", color=colour)
+            ax.plot(row["paper"], i, "x", color="black", ms=7, label="paper" if i == 0 else None)
+        ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
+        ax.invert_yaxis()
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.set_title(f"{law} exponent")
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
+               bbox_to_anchor=(0.5, -0.02))
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    plt.close(fig)
+    return fig
+
+
+def plot_irreducible_loss(table: pd.DataFrame) -> plt.Figure:
+    """Approach 3's fitted irreducible loss E per architecture (95% interval) beside the exact Bayes
+    loss of the synthetic language (grey line). ``table``: arch, E, ci_low, ci_high, bayes_loss."""
+    set_style()
+    archs = _archs_in(table)
+    fig, ax = plt.subplots(figsize=(5.6, 0.9 + 0.5 * len(archs)))
+    for i, arch in enumerate(archs):
+        row = table[table["arch"] == arch].iloc[0]
+        colour = ARCH_COLORS.get(arch)
+        if np.isfinite(row["ci_low"]):
+            ax.plot([row["ci_low"], row["ci_high"]], [i, i], color=colour, lw=4, alpha=0.45, solid_capstyle="butt")
+        ax.plot(row["E"], i, "o", color=colour)
+    bayes = float(table["bayes_loss"].iloc[0])
+    if np.isfinite(bayes):
+        ax.axvline(bayes, color="grey", ls=":", label="exact Bayes loss")
+        ax.legend(fontsize=8)
+    ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
+    ax.invert_yaxis()
+    ax.set_xlabel("irreducible loss E (nats/token)")
+    return _finish(fig)
+
+
+def plot_extrapolation(check) -> plt.Figure:
+    """The extrapolation check: held-out points' observed loss against the loss predicted by a law
+    fitted without them, per architecture; the diagonal is a perfect prediction."""
+    set_style()
+    points = check.points.rename(columns={"group": "arch"})
+    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    for arch in _archs_in(points):
+        p = points[points["arch"] == arch]
+        ax.scatter(p["observed"], p["predicted"], s=14, color=ARCH_COLORS.get(arch),
+                   marker=ARCH_MARKERS.get(arch, "o"), label=arch_label(arch), alpha=0.8)
+    lo = float(min(points["observed"].min(), points["predicted"].min()))
+    hi = float(max(points["observed"].max(), points["predicted"].max()))
+    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls=":")
+    ax.set_xlabel("observed loss of held-out runs")
+    ax.set_ylabel("predicted by the refitted law")
     ax.legend(fontsize=8)
     return _finish(fig)
