@@ -149,7 +149,9 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
                      "holdout": Parameter(str, "what the extrapolation check holds out: the largest model "
                                           "size or the top compute decade", choices=("largest_size", "top_decade"))},
     "downstream": {**_COMMON, "archs": _ARCHS},
-    "efficiency": {"archs": _ARCHS,
+    "efficiency": {"preset": Parameter(str, "model shapes: each architecture at this preset's largest size",
+                                       check=_results_folder),
+                   "archs": _ARCHS,
                    "seq_lens": Parameter((list, tuple), "training sequence lengths timed", check=_positive_ints),
                    "contexts": Parameter((list, tuple), "decoding context lengths timed", check=_positive_ints),
                    "tokens_per_batch": Parameter(int, "tokens per timed batch (fixed across lengths)",

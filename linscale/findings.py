@@ -166,3 +166,60 @@ def extrapolation_errors(check) -> pd.DataFrame:
     p = check.params[check.params["law"] == "held-out loss"]
     return p.pivot(index="group", columns="parameter", values="estimate").reset_index().rename(
         columns={"group": "arch"})
+
+
+def kernel_benchmarks(bench_dir: str = "benchmarks/results") -> pd.DataFrame:
+    """The GPU kernel reports committed under ``bench_dir`` (``kernels-<date>-<gpu>-<host>.md``, written
+    by ``benchmarks/bench_kernels.py``): one row per report with its file, date and title. Notes that are
+    not measurements (no date in the name) are not listed."""
+    import re
+    from pathlib import Path
+
+    rows = []
+    for path in sorted(Path(bench_dir).glob("kernels-*.md")):
+        match = re.match(r"kernels-(\d{4}-\d{2}-\d{2})", path.name)
+        if not match:
+            continue
+        title = next((line[2:].strip() for line in path.read_text().splitlines() if line.startswith("# ")), "")
+        rows.append({"file": str(path), "date": match.group(1), "title": title})
+    return pd.DataFrame(rows, columns=["file", "date", "title"])
+
+
+# ----------------------------------------------------------------------------- ablations
+
+
+def read_ablation(preset: str, results_dir: str, name: str) -> pd.DataFrame:
+    """An ablation sweep's results table (``results/<preset>/ablations/<name>.parquet``), or an empty
+    table when the study ran without ablations."""
+    from linscale.results import RUNS_COLUMNS, read_table, results_path
+
+    path = results_path(preset, results_dir) / "ablations" / f"{name}.parquet"
+    if not path.exists():
+        return pd.DataFrame(columns=[*RUNS_COLUMNS, "ablation", "variant"])
+    table = read_table(path, RUNS_COLUMNS)
+    return table[~table["diverged"].astype(bool)].reset_index(drop=True)
+
+
+def ablation_summary(table: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:
+    """One row per ablation run at its last checkpoint: arch, shape (l, d, d/l), N, training context,
+    tokens and the final loss (column ``loss``)."""
+    if not len(table):
+        return pd.DataFrame(columns=["arch", "run_id", "n_layer", "d_model", "aspect", "params", "seq_len", "tokens",
+                                     "loss"])
+    last = table.sort_values("step").groupby(["variant", "run_id"], sort=False).tail(1).copy()
+    last["aspect"] = last["d_model"] / last["n_layer"]
+    last["loss"] = last[loss]
+    return last[["arch", "run_id", "n_layer", "d_model", "aspect", "params", "seq_len", "tokens", "loss"]] \
+        .sort_values(["arch", "aspect", "seq_len"]).reset_index(drop=True)
+
+
+def loss_spread(summary: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per architecture, how much the final loss moves across the ablation's settings (column ``by``):
+    the best and worst loss, their settings, and the spread (worst/best − 1)."""
+    rows = []
+    for arch, part in summary.groupby("arch"):
+        best, worst = part.loc[part["loss"].idxmin()], part.loc[part["loss"].idxmax()]
+        rows.append({"arch": arch, "settings": int(len(part)), f"best_{by}": best[by], "best_loss": float(best["loss"]),
+                     f"worst_{by}": worst[by], "worst_loss": float(worst["loss"]),
+                     "spread": float(worst["loss"] / best["loss"] - 1)})
+    return pd.DataFrame(rows)
