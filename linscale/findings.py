@@ -223,3 +223,281 @@ def loss_spread(summary: pd.DataFrame, by: str) -> pd.DataFrame:
                      f"worst_{by}": worst[by], "worst_loss": float(worst["loss"]),
                      "spread": float(worst["loss"] / best["loss"] - 1)})
     return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- downstream
+
+# (task, metric) -> column of the wide downstream table; lower is better for the perplexities.
+DOWNSTREAM_METRICS = {
+    ("linscale_knowledge", "acc"): "knowledge_acc",
+    ("linscale_knowledge", "acc_norm"): "knowledge_acc_norm",
+    ("linscale_knowledge_head", "acc"): "knowledge_head_acc",
+    ("linscale_knowledge_torso", "acc"): "knowledge_torso_acc",
+    ("linscale_knowledge_tail", "acc"): "knowledge_tail_acc",
+    ("linscale_perplexity", "word_perplexity"): "word_perplexity",
+    ("linscale_perplexity", "bits_per_byte"): "bits_per_byte",
+    ("linscale_cloze", "acc"): "cloze_acc",
+    ("linscale_cloze", "perplexity"): "cloze_perplexity",
+    ("linscale_niah_easy", "weighted_acc"): "niah_easy_wa",
+    ("linscale_niah_easy", "niah_score"): "niah_easy_score",
+    ("linscale_niah_standard", "weighted_acc"): "niah_standard_wa",
+    ("linscale_mqar", "acc"): "mqar_acc",
+}
+
+
+def downstream_table(eval_table: pd.DataFrame, runs: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:
+    """One row per evaluated checkpoint: arch, size, N, tokens, compute, the loss at that checkpoint (from
+    the runs table) and one column per downstream metric (``DOWNSTREAM_METRICS``)."""
+    keys = pd.Series(list(zip(eval_table["task"], eval_table["metric"])), index=eval_table.index)
+    known = eval_table[keys.isin(DOWNSTREAM_METRICS.keys())].copy()
+    known["column"] = [DOWNSTREAM_METRICS[(t, m)] for t, m in zip(known["task"], known["metric"])]
+    wide = known.pivot_table(index=["run_id", "step"], columns="column", values="value", aggfunc="last").reset_index()
+    wide.columns.name = None
+    meta = runs[["run_id", "step", "arch", "size", "params", "tokens", "pf_days", loss]].rename(columns={loss: "loss"})
+    table = wide.merge(meta, on=["run_id", "step"], how="left")
+    order = ["run_id", "arch", "size", "step", "params", "tokens", "pf_days", "loss"]
+    return table[order + [c for c in DOWNSTREAM_METRICS.values() if c in table.columns]] \
+        .sort_values(["arch", "params", "step"]).reset_index(drop=True)
+
+
+def final_checkpoints(table: pd.DataFrame) -> pd.DataFrame:
+    """The last evaluated checkpoint of each run."""
+    return table.sort_values("step").groupby("run_id", sort=False).tail(1).sort_values(["arch", "params"]) \
+        .reset_index(drop=True)
+
+
+def compare_at_largest(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Each architecture's final checkpoint of its largest model: the metrics, for a like-for-like
+    comparison at equal size (the paper's Table 4 reads its models the same way)."""
+    last = final_checkpoints(table)
+    largest = last.loc[last.groupby("arch")["params"].idxmax()]
+    return largest[["arch", "size", "params", "pf_days", "loss", *[m for m in metrics if m in largest]]] \
+        .reset_index(drop=True)
+
+
+def ranking(table: pd.DataFrame, metric: str, higher_is_better: bool = True) -> str:
+    """"HGRN2 > TNL > ...": architectures by one metric, best first ("better than", whatever the
+    metric's direction)."""
+    from linscale.plotting import arch_label
+
+    part = table.dropna(subset=[metric]).sort_values(metric, ascending=not higher_is_better)
+    return " > ".join(arch_label(a) for a in part["arch"]) if len(part) else "–"
+
+
+def largest_model_cells(cells: pd.DataFrame, archs=None, mode: str = "easy") -> pd.DataFrame:
+    """NIAH per-cell accuracy (columns arch, params, step, mode, context, depth, acc) of each
+    architecture's largest model at its last evaluated step, renamed for the heatmap (score)."""
+    part = cells[cells["mode"] == mode] if "mode" in cells else cells
+    if archs is not None:
+        part = part[part["arch"].isin(archs)]
+    keep = []
+    for arch, sub in part.groupby("arch"):
+        sub = sub[sub["params"] == sub["params"].max()]
+        keep.append(sub[sub["step"] == sub["step"].max()])
+    return pd.concat(keep, ignore_index=True).rename(columns={"acc": "score"})
+
+
+RETRIEVAL_TASKS = {"mqar_acc": "associative recall", "niah_easy_wa": "NIAH easy", "niah_standard_wa": "NIAH standard"}
+
+
+def retrieval_long(largest: pd.DataFrame) -> pd.DataFrame:
+    """The retrieval scores of :func:`compare_at_largest`'s table in long form (arch, task, score)."""
+    columns = [c for c in RETRIEVAL_TASKS if c in largest]
+    long = largest.melt(id_vars=["arch"], value_vars=columns, var_name="metric", value_name="score")
+    long["task"] = long["metric"].map(RETRIEVAL_TASKS)
+    return long.dropna(subset=["score"])
+
+
+def retrieval_verdict(largest: pd.DataFrame, margin: float = 0.0) -> str:
+    """The paper's retrieval claim (softmax attention retrieves better than every linear model) on the
+    largest models: reproduced when LLaMA's score is above every linear model's on every retrieval task
+    measured, not reproduced when a linear model beats it on all of them, inconclusive otherwise (or when
+    every model is at zero), not testable without LLaMA or without retrieval scores."""
+    columns = [c for c in RETRIEVAL_TASKS if c in largest and largest[c].notna().any()]
+    if "llama" not in set(largest["arch"]) or not columns or len(set(largest["arch"])) < 2:
+        return NOT_TESTABLE
+    table = largest.set_index("arch")[columns]
+    llama = table.loc["llama"]
+    linear = table.drop(index="llama")
+    if float(table.to_numpy().max()) <= 0:
+        return INCONCLUSIVE
+    if all(llama[c] > linear[c].max() + margin for c in columns):
+        return REPRODUCED
+    if all(llama[c] < linear[c].min() - margin for c in columns):
+        return NOT_REPRODUCED
+    return INCONCLUSIVE
+
+
+# ----------------------------------------------------------------------------- the paper's claims
+
+
+def law_at_compute(fit, law: str, compute: float, ci: float = 0.95) -> pd.DataFrame:
+    """A fitted power law k·C^e of an approach-1/2 fit evaluated at one compute value (PF-days), per
+    architecture, with a percentile interval from the bootstrap draws (NaN without draws)."""
+    rows = []
+    params = fit.params[fit.params["law"] == law]
+    for arch, part in params.groupby("group"):
+        part = part.set_index("parameter")["estimate"]
+        value = float(part["coefficient"] * compute ** part["exponent"])
+        low = high = np.nan
+        if len(fit.draws):
+            d = fit.draws[(fit.draws["group"] == arch) & (fit.draws["law"] == law)]
+            d = d.pivot(index="resample", columns="parameter", values="value").dropna()
+            if len(d):
+                values = d["coefficient"] * compute ** d["exponent"]
+                low, high = (float(np.quantile(values, q)) for q in ((1 - ci) / 2, (1 + ci) / 2))
+        rows.append({"arch": arch, "law": law, "compute": compute, "value": value, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
+
+
+def _versus_llama(table: pd.DataFrame, lower_is_claimed: bool) -> tuple[str, str]:
+    """Verdict for "every linear model's value is below (or above) LLaMA's", from intervals: reproduced
+    when every linear interval is entirely on the claimed side of LLaMA's, not reproduced when every one
+    is entirely on the other side, inconclusive otherwise. Returns (verdict, evidence text)."""
+    from linscale.plotting import arch_label
+
+    if "llama" not in set(table["arch"]) or len(table) < 2:
+        return NOT_TESTABLE, "needs LLaMA and at least one linear model"
+    t = table.set_index("arch")
+    lo = t["ci_low"].fillna(t["value"])
+    hi = t["ci_high"].fillna(t["value"])
+    linear = [a for a in t.index if a != "llama"]
+    if lower_is_claimed:
+        claimed = all(hi[a] < lo["llama"] for a in linear)
+        opposite = all(lo[a] > hi["llama"] for a in linear)
+    else:
+        claimed = all(lo[a] > hi["llama"] for a in linear)
+        opposite = all(hi[a] < lo["llama"] for a in linear)
+    evidence = "; ".join(f"{arch_label(a)} {t.loc[a, 'value']:.4g} [{lo[a]:.4g}, {hi[a]:.4g}]"
+                         for a in ["llama", *linear])
+    return (REPRODUCED if claimed else NOT_REPRODUCED if opposite else INCONCLUSIVE), evidence
+
+
+def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect: pd.DataFrame | None = None,
+           context: pd.DataFrame | None = None, tolerance: float = 0.005) -> pd.DataFrame:
+    """Each claim of the paper beside this study's evidence and a verdict.
+
+    ``fit1``: the paper's method with a bootstrap (``laws.bootstrap(runs, "approach1", ...)``);
+    ``scores``: :func:`downstream_table`; ``aspect``/``context``: :func:`ablation_summary` tables.
+    ``tolerance``: relative loss differences below it (and accuracy differences below it, absolute)
+    count as "no difference" (one seed per run: smaller differences are within seed noise).
+    Columns: id, claim, paper, evidence, verdict.
+    """
+    from linscale.plotting import arch_label
+
+    rows = []
+    compute = common_compute(fit1)
+
+    # 1. Lower loss at equal compute.
+    verdict, evidence = _versus_llama(law_at_compute(fit1, "L(C)", compute), lower_is_claimed=True)
+    rows.append({"id": "lower_loss", "claim": "At equal compute, the linear models reach a lower loss than LLaMA",
+                 "paper": "Table 3 / Figure 1: L(C) of TNL, HGRN2, cosFormer2 below LLaMA's over 1e-2 to 1e3 PF-days",
+                 "evidence": f"fitted L at C = {compute:.3g} PF-days (95% bootstrap interval): {evidence}",
+                 "verdict": verdict})
+
+    # 2. More parameters and more tokens at the compute optimum.
+    for law, what in (("N_opt(C)", "parameters"), ("D_opt(C)", "tokens")):
+        verdict, evidence = _versus_llama(law_at_compute(fit1, law, compute), lower_is_claimed=False)
+        rows.append({"id": f"more_{what}", "claim": f"At the compute optimum, the linear models use more {what} than LLaMA",
+                     "paper": f"Table 3: {law} of the linear models above LLaMA's at 1 PF-day",
+                     "evidence": f"{law} at C = {compute:.3g} PF-days: {evidence}", "verdict": verdict})
+
+    # 3. Similar scaling exponents.
+    exps = fit1.params[(fit1.params["law"] == "L(C)") & (fit1.params["parameter"] == "exponent")].set_index("group")
+    if "llama" in exps.index and len(exps) > 1:
+        lo, hi = exps["ci_low"].fillna(exps["estimate"]), exps["ci_high"].fillna(exps["estimate"])
+        overlap = all(lo[a] <= hi["llama"] and lo["llama"] <= hi[a] for a in exps.index if a != "llama")
+        verdict = REPRODUCED if overlap else NOT_REPRODUCED
+        evidence = "; ".join(f"{arch_label(a)} {exps.loc[a, 'estimate']:.4f} [{lo[a]:.4f}, {hi[a]:.4f}]"
+                             for a in exps.index)
+    else:
+        verdict, evidence = NOT_TESTABLE, "needs LLaMA and a linear model"
+    rows.append({"id": "exponents", "claim": "The linear models scale as well as LLaMA (loss exponents alike)",
+                 "paper": "Table 3: L(C) exponents −0.0753 to −0.0798",
+                 "evidence": f"L(C) exponents (95% intervals): {evidence}", "verdict": verdict})
+
+    # 4-6. Downstream at the largest size.
+    if scores is not None and len(scores):
+        largest = compare_at_largest(scores, ["knowledge_acc", "bits_per_byte", "cloze_acc", "niah_easy_wa",
+                                              "niah_standard_wa", "mqar_acc"]).set_index("arch")
+        if "llama" in largest.index and len(largest) > 1:
+            linear = [a for a in largest.index if a != "llama"]
+            know_ok = all(largest.loc[a, "knowledge_acc"] >= largest.loc["llama", "knowledge_acc"] - tolerance
+                          for a in linear)
+            bpb_ok = all(largest.loc[a, "bits_per_byte"] <= largest.loc["llama", "bits_per_byte"] * (1 + tolerance)
+                         for a in linear)
+            verdict = REPRODUCED if know_ok and bpb_ok else NOT_REPRODUCED if not know_ok and not bpb_ok \
+                else INCONCLUSIVE
+            evidence = "; ".join(f"{arch_label(a)} knowledge {largest.loc[a, 'knowledge_acc']:.3f}, "
+                                 f"bits/byte {largest.loc[a, 'bits_per_byte']:.3f}" for a in largest.index)
+        else:
+            verdict, evidence = NOT_TESTABLE, "needs LLaMA and a linear model"
+        rows.append({"id": "knowledge", "claim": "The linear models match or beat LLaMA on knowledge and perplexity",
+                     "paper": "Table 4: CSR and WikiText-2/LAMBADA perplexity of linear models at or above LLaMA's",
+                     "evidence": f"largest size, final checkpoint: {evidence}", "verdict": verdict})
+        verdict = retrieval_verdict(largest.reset_index())
+        evidence = "; ".join(f"{arch_label(a)} " + ", ".join(f"{RETRIEVAL_TASKS[c]} {largest.loc[a, c]:.3f}"
+                                                              for c in RETRIEVAL_TASKS if c in largest)
+                             for a in largest.index)
+        rows.append({"id": "retrieval", "claim": "LLaMA retrieves better than every linear model",
+                     "paper": "Table 4 / 11: NIAH of LLaMA far above the linear models from 410M on",
+                     "evidence": f"largest size, final checkpoint: {evidence}", "verdict": verdict})
+        if {"tnl", "cosformer2"} <= set(largest.index):
+            t, c = largest.loc["tnl"], largest.loc["cosformer2"]
+            worse_lm = c["knowledge_acc"] < t["knowledge_acc"] - tolerance or c["bits_per_byte"] > t["bits_per_byte"] * (1 + tolerance)
+            better_ret = c.get("niah_easy_wa", np.nan) > t.get("niah_easy_wa", np.nan) + tolerance or \
+                c.get("mqar_acc", np.nan) > t.get("mqar_acc", np.nan) + tolerance
+            verdict = REPRODUCED if worse_lm and better_ret else NOT_REPRODUCED if not worse_lm and not better_ret \
+                else INCONCLUSIVE
+            evidence = (f"cosFormer2 vs TNL: knowledge {c['knowledge_acc']:.3f} vs {t['knowledge_acc']:.3f}, bits/byte "
+                        f"{c['bits_per_byte']:.3f} vs {t['bits_per_byte']:.3f}, NIAH {c.get('niah_easy_wa', np.nan):.3f} vs "
+                        f"{t.get('niah_easy_wa', np.nan):.3f}, recall {c.get('mqar_acc', np.nan):.3f} vs "
+                        f"{t.get('mqar_acc', np.nan):.3f}")
+        else:
+            verdict, evidence = NOT_TESTABLE, "needs TNL and cosFormer2"
+        rows.append({"id": "decay", "claim": "Without decay (cosFormer2) language modelling is worse but retrieval better than with "
+                              "fixed decay (TNL)",
+                     "paper": "§5.3 and Table 4", "evidence": evidence, "verdict": verdict})
+    else:
+        for key, claim in (("knowledge", "The linear models match or beat LLaMA on knowledge and perplexity"),
+                           ("retrieval", "LLaMA retrieves better than every linear model"),
+                           ("decay", "Without decay (cosFormer2) language modelling is worse but retrieval better "
+                                     "than with fixed decay (TNL)")):
+            rows.append({"id": key, "claim": claim, "paper": "Table 4", "evidence": "no downstream results in this study",
+                         "verdict": NOT_TESTABLE})
+
+    # 7. Aspect ratio.
+    if aspect is not None and {"llama", "cosformer2"} <= set(aspect["arch"]) and aspect.groupby("arch").size().min() > 1:
+        spread = loss_spread(aspect, by="aspect").set_index("arch")
+        s_lin, s_llama = spread.loc["cosformer2", "spread"], spread.loc["llama", "spread"]
+        verdict = REPRODUCED if s_lin > s_llama + tolerance else NOT_REPRODUCED if s_lin < s_llama - tolerance \
+            else INCONCLUSIVE
+        evidence = f"final-loss spread across shapes: cosFormer2 {s_lin:.2%}, LLaMA {s_llama:.2%}"
+    else:
+        verdict, evidence = NOT_TESTABLE, "no aspect-ratio ablation for LLaMA and cosFormer2 in this study"
+    rows.append({"id": "aspect", "claim": "Linear models are more sensitive to the aspect ratio than LLaMA",
+                 "paper": "Table 5 (1B, d/l from 48 to 384)", "evidence": evidence, "verdict": verdict})
+
+    # 8. Training context and loss.
+    if context is not None and len(context) and context.groupby("arch")["seq_len"].nunique().min() > 1:
+        spread = loss_spread(context, by="seq_len").set_index("arch")
+        linear = [a for a in spread.index if a != "llama"]
+        worst = float(spread.loc[linear, "spread"].max()) if linear else np.nan
+        verdict = REPRODUCED if worst <= tolerance else NOT_REPRODUCED if np.isfinite(worst) else NOT_TESTABLE
+        evidence = "final-loss spread across training contexts: " + "; ".join(
+            f"{arch_label(a)} {spread.loc[a, 'spread']:.2%}" for a in spread.index)
+    else:
+        verdict, evidence = NOT_TESTABLE, "no training-context ablation in this study"
+    rows.append({"id": "context_loss", "claim": "The training context length barely changes the linear models' language modelling",
+                 "paper": "Table 6: CSR and perplexity flat from 2K to 8K",
+                 "evidence": evidence, "verdict": verdict})
+    rows.append({"id": "context_retrieval", "claim": "Short training contexts hurt the linear models' retrieval",
+                 "paper": "Table 6: NIAH peaks at 8K",
+                 "evidence": "retrieval is not evaluated on the ablation runs of this study", "verdict": NOT_TESTABLE})
+    return pd.DataFrame(rows)
+
+
+def verdict_counts(table: pd.DataFrame) -> dict:
+    """{verdict: count} over the claims table, every verdict present (0 when absent)."""
+    counts = table["verdict"].value_counts()
+    return {v: int(counts.get(v, 0)) for v in (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE)}

@@ -91,3 +91,19 @@ def grid_facts(runs: pd.DataFrame) -> dict:
         "bayes_loss": float(runs["bayes_loss"].median()),
         "n_diverged": int(runs.groupby("run_id")["diverged"].any().sum()),
     }
+
+
+# linscale eval's store (linscale.eval.runner): one row per (run, checkpoint, task, metric).
+EVAL_COLUMNS = ("run_id", "arch", "size", "step", "tokens", "flops", "pf_days", "params", "suite", "task", "metric",
+                "value")
+
+
+def read_eval(preset: str, results_dir: str | Path = "results") -> pd.DataFrame:
+    """The downstream scores of a preset (``results/<preset>/eval.parquet``)."""
+    return read_table(results_path(preset, results_dir) / "eval.parquet", EVAL_COLUMNS)
+
+
+def read_optional(preset: str, results_dir: str | Path, name: str) -> pd.DataFrame | None:
+    """``results/<preset>/<name>.parquet`` when the study wrote it, else None."""
+    path = results_path(preset, results_dir) / f"{name}.parquet"
+    return read_table(path) if path.exists() else None
