@@ -50,7 +50,7 @@ CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstre
 
 
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
-SMOKE_PARAMETERS = {"preset": "smoke", "bootstrap": 50, "seq_lens": [128, 256, 512], "contexts": [64, 256, 1024],
+SMOKE_PARAMETERS = {"preset": "smoke", "bootstrap": 20, "seq_lens": [128, 256, 512], "contexts": [64, 256, 1024],
                     "tokens_per_batch": 1024, "repeats": 3}
 # Figures each chapter must show in the built HTML (the CI check).
 MIN_FIGURES = {"architectures": 1, "accounting": 1, "training": 3, "scaling_laws": 2, "downstream": 6,
@@ -185,15 +185,15 @@ def validate_parameters(chapter: str, **values) -> dict:
     return {name: schema[name].validate(name, value) for name, value in values.items()}
 
 
-def glue(name: str, value: Any, display: bool = False) -> Any:
+def glue(name: str, value: Any, display: bool = False) -> None:
     """``myst_nb.glue`` with NumPy scalars turned into Python numbers (their NumPy 2 text form,
-    ``np.float64(0.96)``, would break format specs in the prose). Returns the glued value."""
+    ``np.float64(0.96)``, would break format specs in the prose). Returns nothing, so a cell ending
+    in a glue shows no stray output."""
     from myst_nb import glue as myst_glue
 
     if isinstance(value, np.generic):
         value = value.item()
     myst_glue(name, value, display=display)
-    return value
 
 
 # ----------------------------------------------------------------------------- execution
@@ -283,6 +283,10 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
             raise
     executed = nbformat.read(partial, as_version=4)
     executed.metadata["linscale"] = {"stamp": stamp, "parameters": parameters}
+    for cell in executed.cells:  # papermill's injected overrides: kept, collapsed under the defaults
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "injected-parameters" in tags and "hide-input" not in tags:
+            tags.append("hide-input")
     nbformat.write(executed, partial)
     os.replace(partial, out)
     failed = out_dir / f"{chapter}.failed.ipynb"
@@ -307,15 +311,28 @@ def _effective(chapter: str, parameters: dict, notebooks: Path) -> dict:
         return parameters
 
 
-def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool = False, **kwargs) -> list[Path]:
-    """Execute every chapter; ``parameters`` apply to each chapter that declares them (e.g. preset)."""
+def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool = False, workers: int = 1,
+                 **kwargs) -> list[Path]:
+    """Execute every chapter; ``parameters`` apply to each chapter that declares them (e.g. preset).
+
+    With ``workers`` > 1, chapters run in that many kernels at once (a kernel's start-up and imports are
+    mostly waiting, so two overlap well on two cores). Returns the executed notebooks in chapter order;
+    the first failure is raised after the others finished.
+    """
     parameters = parameters or {}
-    outputs = []
-    for chapter in chapters:
+
+    def run(chapter: str) -> Path:
         own = {k: v for k, v in parameters.items() if k in PARAMETERS[chapter]}
         print(f"[book] executing {chapter} {own or ''}", flush=True)
-        outputs.append(execute_chapter(chapter, own, force=force, **kwargs))
-    return outputs
+        return execute_chapter(chapter, own, force=force, **kwargs)
+
+    if workers <= 1:
+        return [run(chapter) for chapter in chapters]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(run, chapter) for chapter in chapters]
+    return [future.result() for future in futures]
 
 
 # ----------------------------------------------------------------------------- build and check

@@ -106,19 +106,21 @@ def table3_side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 3 beside ours: one row per architecture and law, columns paper's law, our law
     and our 95% intervals for the exponent and the coefficient (PF-days), and whether the paper's
     exponent lies inside our interval."""
+    from linscale.plotting import ARCH_LABELS, arch_label
+
     rows = []
     for (arch, law), part in comparison.groupby(["group", "law"], sort=False):
         part = part.set_index("parameter")
         k, e = part.loc["coefficient"], part.loc["exponent"]
         rows.append({
-            "arch": arch, "law": law,
+            "arch": arch_label(arch), "law": law,
             "paper": f"{_fmt(k['paper'])} · C^{_fmt(e['paper'])}",
             "ours": f"{_fmt(k['estimate'])} · C^{_fmt(e['estimate'])}",
             "exponent 95% CI": f"[{_fmt(e['ci_low'])}, {_fmt(e['ci_high'])}]",
             "coefficient 95% CI": f"[{_fmt(k['ci_low'])}, {_fmt(k['ci_high'])}]",
             "paper exponent in CI": {True: "yes", False: "no"}.get(e["paper_in_ci"], "–"),
         })
-    order = {a: i for i, a in enumerate(("llama", "tnl", "hgrn2", "cosformer2"))}
+    order = {ARCH_LABELS[a]: i for i, a in enumerate(("llama", "tnl", "hgrn2", "cosformer2"))}
     laws_order = {"L(C)": 0, "N_opt(C)": 1, "D_opt(C)": 2}
     table = pd.DataFrame(rows)
     return table.sort_values(["arch", "law"], key=lambda c: c.map(order if c.name == "arch" else laws_order)) \
@@ -260,10 +262,15 @@ def downstream_table(eval_table: pd.DataFrame, runs: pd.DataFrame, loss: str = "
         .sort_values(["arch", "params", "step"]).reset_index(drop=True)
 
 
+# The columns of the downstream summary table the book shows (the figures use the rest).
+SUMMARY_COLUMNS = ["arch", "size", "params", "pf_days", "loss", "knowledge_acc", "bits_per_byte", "cloze_acc",
+                   "niah_easy_wa", "mqar_acc"]
+
+
 def final_checkpoints(table: pd.DataFrame) -> pd.DataFrame:
     """The last evaluated checkpoint of each run."""
-    return table.sort_values("step").groupby("run_id", sort=False).tail(1).sort_values(["arch", "params"]) \
-        .reset_index(drop=True)
+    last = table.sort_values("step").groupby("run_id", sort=False).tail(1).sort_values(["arch", "params"])
+    return last.reindex(columns=list(dict.fromkeys([*table.columns, *SUMMARY_COLUMNS]))).reset_index(drop=True)
 
 
 def compare_at_largest(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
