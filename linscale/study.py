@@ -72,8 +72,8 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
     middle, to keep the cost down). Returns (that size's name, {ablation: [preset dicts]}).
 
     * ``aspect``: aspect ratio at (about) fixed non-embedding parameters N ≈ 12·l·d²: widths 0.5, 0.71 and
-      1.41 times the base width (rounded to whole heads of the base head width) with the depth scaled by
-      (d_base/d)²; LLaMA and cosFormer2, as in the paper's Table 5.
+      1.41 times the base width (rounded to a multiple of twice the heads, which stay the same) with the
+      depth scaled by (d_base/d)²; LLaMA and cosFormer2, as in the paper's Table 5.
     * ``context``: training context n/2 and 2n at a fixed number of tokens per batch (b·n constant, as in
       the paper); all four architectures.
 
@@ -85,14 +85,14 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
     sizes = list(base["sizes"].items())
     name, shape = sizes[max(0, len(sizes) // 2 - 1)]
     l0, d0, h0 = shape["n_layer"], shape["d_model"], shape["n_head"]
-    head_dim = d0 // h0
+    step = 2 * h0  # widths stay divisible by the heads, with an even head width
     label = base.get("name", "study")
     aspect_sizes = {}
     for factor in (0.5, 0.71, 1.41):
-        d = max(head_dim, int(round(d0 * factor / head_dim)) * head_dim)
+        d = max(step, int(round(d0 * factor / step)) * step)
         layers = max(1, int(round(l0 * (d0 / d) ** 2)))
         if d != d0:
-            aspect_sizes[f"d{d}-l{layers}"] = {"n_layer": layers, "d_model": d, "n_head": d // head_dim}
+            aspect_sizes[f"d{d}-l{layers}"] = {"n_layer": layers, "d_model": d, "n_head": h0}
     aspect = copy.deepcopy(base)
     aspect.update(name=f"{label}-aspect", archs=[a for a in base["archs"] if a in ASPECT_ARCHS],
                   sizes=aspect_sizes, arch_overrides={})

@@ -1,0 +1,38 @@
+"""The study pipeline's pure parts: the ablation grids derived from a study preset."""
+from __future__ import annotations
+
+import pytest
+
+from linscale.study import ablation_presets
+
+BASE = {
+    "name": "toy", "archs": ["llama", "tnl", "hgrn2", "cosformer2"], "model": {"vocab_size": 64},
+    "sizes": {"a": {"n_layer": 2, "d_model": 32, "n_head": 2}, "b": {"n_layer": 4, "d_model": 64, "n_head": 4},
+              "c": {"n_layer": 6, "d_model": 96, "n_head": 6}},
+    "train": {"seq_len": 128, "batch_size": 16, "tokens": 1e6},
+}
+
+
+def test_aspect_ablation_keeps_parameters_and_head_width_and_varies_the_shape():
+    base_size, ablations = ablation_presets(BASE)
+    assert base_size == "a"  # the size below the middle one
+    (aspect,) = ablations["aspect"]
+    assert aspect["archs"] == ["llama", "cosformer2"]  # the paper's Table 5 pair
+    shapes = list(aspect["sizes"].values())
+    assert len({s["d_model"] / s["n_layer"] for s in shapes}) == len(shapes) == 3
+    for shape in shapes:
+        assert shape["n_head"] == 2 and shape["d_model"] % 4 == 0  # the base's heads, even head width
+        # N ≈ 12·l·d² stays within a factor of 1.5 of the base's (widths are rounded to whole heads).
+        assert 12 * shape["n_layer"] * shape["d_model"] ** 2 == pytest.approx(12 * 2 * 32**2, rel=0.5)
+    assert BASE["sizes"]["a"] not in shapes  # the base shape comes from the main sweep, not retrained
+
+
+def test_context_ablation_keeps_tokens_per_batch():
+    _, ablations = ablation_presets(BASE)
+    contexts = ablations["context"]
+    assert [c["train"]["seq_len"] for c in contexts] == [64, 256]
+    for variant in contexts:
+        assert variant["train"]["seq_len"] * variant["train"]["batch_size"] == 128 * 16
+        assert variant["sizes"] == {"a": BASE["sizes"]["a"]}
+        assert variant["model"]["max_seq_len"] >= variant["train"]["seq_len"]
+    assert BASE["train"]["seq_len"] == 128  # the base preset is not modified
