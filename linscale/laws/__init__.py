@@ -14,7 +14,7 @@ from linscale.laws.approach1 import fit_approach1, loss_envelope
 from linscale.laws.approach2 import fit_approach2, isoflop_profiles, parabola_minimum
 from linscale.laws.approach3 import HUBER_DELTA, fit_approach3, huber_objective, predict_loss, start_grid
 from linscale.laws.compare import compare_with_paper, paper_table3
-from linscale.laws.data import LawsInputError, prepare_runs, simulate_runs
+from linscale.laws.data import LawsInputError, optimal_allocation, prepare_runs, read_table, simulate_isoflop, simulate_runs
 from linscale.laws.powerlaw import fit_power_law
 from linscale.laws.result import LawFit
 from linscale.laws.uncertainty import bootstrap, extrapolation_check, fit
@@ -24,6 +24,6 @@ METHODS = ("approach1", "approach2", "approach3")
 __all__ = [
     "HUBER_DELTA", "LawFit", "LawsInputError", "METHODS", "bootstrap", "compare_with_paper", "extrapolation_check",
     "fit", "fit_approach1", "fit_approach2", "fit_approach3", "fit_power_law", "huber_objective",
-    "isoflop_profiles", "loss_envelope", "paper_table3", "parabola_minimum", "predict_loss", "prepare_runs",
-    "simulate_runs", "start_grid",
+    "isoflop_profiles", "loss_envelope", "optimal_allocation", "paper_table3", "parabola_minimum", "predict_loss", "prepare_runs", "read_table",
+    "simulate_isoflop", "simulate_runs", "start_grid",
 ]

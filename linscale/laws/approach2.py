@@ -14,17 +14,25 @@ Budgets whose parabola has no minimum (c2 ≤ 0) or whose vertex lies outside th
 excluded and listed in ``points`` with their reason.
 
 Pitfalls (``fitting.md`` §4.6): the vertex of a parabola in log N is biased whenever α ≠ β, because
-the true profile L − E ∝ e^{−α u} + (α/β)·e^{β u} (u = log N − log N*) is asymmetric. Measured on
-noise-free Chinchilla-law tables (E, A, B = 1.69, 406.4, 410.7), 7 sizes per budget, 9 budgets over
-1e18–1e22 FLOPs (``tests/test_laws.py`` re-measures these):
+the true profile L − E ∝ e^{−α u} + (α/β)·e^{β u} (u = log N − log N*) is asymmetric; it is a
+cosh, symmetric, when α = β. Its shape does not depend on C, so a grid centred on the optimum at
+every budget shifts every vertex by the same factor: the exponent a is unbiased and only k_N is.
+A grid centred on a fixed tokens-per-parameter guess drifts off-centre as C grows (when a ≠ 0.5)
+and biases a as well. Measured on noise-free tables of Chinchilla's law (E, A, B = 1.69, 406.4,
+410.7), 9 budgets over 1e18–1e22 FLOPs, 7 sizes per budget (13 for the wider grids), the guess
+exact at 1e20 FLOPs (``simulate_isoflop``; ``tests/test_laws.py`` re-measures the ±2× rows):
 
-* grid ±2× centred on the true optimum: α = β = 0.34 recovers a to < 1e-6 relative; α = 0.34,
-  β = 0.28 recovers the exponent a to {BIAS_CENTRED_A} (relative; the shape of the profile does
-  not change with C, so the vertex is off by a constant factor, {BIAS_CENTRED_N}, and only k_N is biased);
-* grid ±2× centred on a 20-tokens-per-parameter guess (the common practice, off-centre by a
-  C-dependent factor when a ≠ 0.5): α = 0.34, β = 0.28 gives a relative error in a of {BIAS_OFFCENTRE_A}.
+| α, β        | grid          | relative error of a | relative error of N*(1e20) |
+|-------------|---------------|---------------------|----------------------------|
+| 0.34, 0.34  | ±2×, centred  | < 1e-12             | < 1e-12                    |
+| 0.34, 0.36  | ±2×, centred  | < 1e-12             | −1.2e-3                    |
+| 0.34, 0.28  | ±2×, centred  | < 1e-12             | +3.7e-3                    |
+| 0.34, 0.28  | ±2×, D/N fixed | −6.2e-5            | +3.1e-3                    |
+| 0.34, 0.28  | ±4×, D/N fixed | −4.8e-4            | +1.3e-2                    |
+| 0.34, 0.28  | ±8×, D/N fixed | −1.2e-3            | +3.0e-2                    |
 
-Wider grids and off-centre grids make it worse; VPNLS (arXiv:2603.22339) avoids it.
+So on a ±2× grid the bias is far below the noise of any real sweep; it grows with the grid's width
+and with how far off-centre it is; VPNLS (arXiv:2603.22339) avoids it.
 """
 from __future__ import annotations
 

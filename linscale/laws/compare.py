@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from importlib import resources
 
-import numpy as np
 import pandas as pd
 
 from linscale.flops import PF_DAY
@@ -39,7 +38,8 @@ def compare_with_paper(fit: LawFit) -> pd.DataFrame:
         e = exponents[(table.at[i, "group"], table.at[i, "law"], "exponent")]
         table.at[i, "paper"] = table.at[i, "paper"] * PF_DAY ** (-e)
     table["ratio"] = table["estimate"] / table["paper"]
-    table["paper_in_ci"] = (table["ci_low"] <= table["paper"]) & (table["paper"] <= table["ci_high"])
-    table.loc[table["ci_low"].isna(), "paper_in_ci"] = np.nan
+    inside = ((table["ci_low"] <= table["paper"]) & (table["paper"] <= table["ci_high"])).astype("boolean")
+    inside[table["ci_low"].isna()] = pd.NA  # no interval, no verdict
+    table["paper_in_ci"] = inside
     return table[["group", "law", "parameter", "paper", "estimate", "ci_low", "ci_high", "ci_method", "ratio",
                   "paper_in_ci", "compute_unit"]]

@@ -47,6 +47,23 @@ def _pick(frame: pd.DataFrame, given: str | None, aliases: tuple[str, ...], what
     return None
 
 
+def read_table(path) -> pd.DataFrame:
+    """Read a runs table from CSV or Parquet (by suffix); errors name the file."""
+    from pathlib import Path
+
+    path = Path(path)
+    if not path.is_file():
+        raise LawsInputError(f"{path}: no such file")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if path.suffix.lower() in (".csv", ".txt", ".gz"):
+            return pd.read_csv(path)
+    except Exception as err:  # pandas raises many kinds; the user needs the file name and the reason
+        raise LawsInputError(f"{path}: cannot read the table ({type(err).__name__}: {err})") from None
+    raise LawsInputError(f"{path}: expected a .csv or .parquet file")
+
+
 def prepare_runs(runs: pd.DataFrame, loss_column: str | None = None, params_column: str | None = None,
                  tokens_column: str | None = None, flops_column: str | None = None,
                  run_column: str | None = None, drop_diverged: bool = True) -> pd.DataFrame:
@@ -165,4 +182,39 @@ def simulate_runs(E: float = 1.69, A: float = 406.4, B: float = 410.7, alpha: fl
     frame = pd.DataFrame(rows)
     frame["pf_days"] = frame["flops"] / PF_DAY
     frame["train_loss"] = frame["loss"]
+    return frame
+
+
+def optimal_allocation(C, E: float, A: float, B: float, alpha: float, beta: float):
+    """Chinchilla's closed form under C = 6ND: (N_opt, D_opt) = (G·(C/6)^a, G^−1·(C/6)^b)."""
+    a, b = beta / (alpha + beta), alpha / (alpha + beta)
+    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
+    C = np.asarray(C, dtype=float)
+    return G * (C / 6) ** a, (C / 6) ** b / G
+
+
+def simulate_isoflop(E: float = 1.69, A: float = 406.4, B: float = 410.7, alpha: float = 0.34, beta: float = 0.28,
+                     budgets=tuple(np.geomspace(1e18, 1e22, 9)), sizes_per_budget: int = 7, width: float = 2.0,
+                     centre: str = "optimum", tokens_per_param: float = 20.0, noise: float = 0.0,
+                     seed: int = 0) -> pd.DataFrame:
+    """An IsoFLOP design: at each budget C, sizes log-spaced over [N_c/width, N_c·width], D = C/(6N).
+
+    ``centre="optimum"`` puts N_c at the law's true N_opt(C); ``"tokens_per_param"`` at the common guess
+    D/N = ``tokens_per_param`` (N_c = sqrt(C / (6·tokens_per_param))). One run (one row) per point.
+    """
+    rng = np.random.default_rng(seed)
+    rows = []
+    for C in budgets:
+        if centre == "optimum":
+            n_c = float(optimal_allocation(C, E, A, B, alpha, beta)[0])
+        elif centre == "tokens_per_param":
+            n_c = float(np.sqrt(C / (6 * tokens_per_param)))
+        else:
+            raise LawsInputError(f"centre: {centre!r} is not 'optimum' or 'tokens_per_param'")
+        for n in n_c * np.geomspace(1 / width, width, sizes_per_budget):
+            d = C / (6 * n)
+            loss = (E + A / n**alpha + B / d**beta) * np.exp(noise * rng.standard_normal())
+            rows.append({"run_id": f"C{C:.3g}-N{n:.4g}", "params": n, "tokens": d, "flops": float(C), "loss": loss})
+    frame = pd.DataFrame(rows)
+    frame["pf_days"] = frame["flops"] / PF_DAY
     return frame
