@@ -182,16 +182,29 @@ def test_cli_fit(tmp_path, capsys):
 @pytest.mark.skipif(not os.environ.get("LINSCALE_CHINCHILLA_CSV"),
                     reason="set LINSCALE_CHINCHILLA_CSV to Besiroglu et al.'s svg_extracted_data.csv (not redistributed)")
 def test_reproduces_besiroglu_chinchilla_estimates():
-    """Besiroglu et al. 2024 (arXiv:2404.10102), Table 1: E 1.82, A 482.01, B 2085.43, α 0.3478, β 0.3658.
+    """Besiroglu et al. 2024 (arXiv:2404.10102), their Table 1: E 1.82 (0.03), A 482.01 (124.58),
+    B 2085.43 (1293.23), α 0.3478 (0.02), β 0.3658 (0.02), point estimate (bootstrap SE).
 
-    Their data: github.com/epoch-research/analyzing-chinchilla (data/svg_extracted_data.csv, loaded
-    by their notebook from github.com/Besiroglu/data): columns "Model Size", "Training FLOP", loss;
-    D = C/(6N); the 5 highest-loss points are dropped (240 remain), as in their analysis.
+    Their data: the 245 points they extracted from Chinchilla's Figure 4, file
+    ``svg_extracted_data.csv`` of github.com/Besiroglu/data, loaded by the notebook of
+    github.com/epoch-research/analyzing-chinchilla; columns "Model Size", "Training FLOP", "loss";
+    D = C/(6N); the 5 highest-loss points are dropped (240 remain), as in their analysis. No licence
+    is stated in either repository, so the file is not committed here.
+
+    Measured (2026-11-29): E 1.8172, A 477.8, B 2143.4, α 0.34731, β 0.36717 (the same optimum from
+    all 4500 starts as from the best 256; 1144 of 4500 starts reach it); bootstrap SEs (400 resamples,
+    seed 42) E 0.025, A 122, B 1329, α 0.015, β 0.020. B is the least determined (SE ~60%), hence its
+    wider tolerance.
     """
     raw = pd.read_csv(os.environ["LINSCALE_CHINCHILLA_CSV"])
     table = raw[["Model Size", "Training FLOP", "loss"]].dropna()
     table = table.drop(table["loss"].nlargest(5).index)
-    result = fit_approach3(table, params_column="Model Size", flops_column="Training FLOP", n_refine=None)
-    published = dict(E=1.82, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658)
-    for name, value in published.items():
-        assert result.value("L(N,D)", name) == pytest.approx(value, rel=0.02), name
+    assert len(table) == 240
+    result = bootstrap(table, "approach3", n_resamples=200, seed=42, params_column="Model Size",
+                       flops_column="Training FLOP")
+    published = dict(E=(1.82, 0.03), A=(482.01, 124.58), B=(2085.43, 1293.23), alpha=(0.3478, 0.02),
+                     beta=(0.3658, 0.02))
+    tolerance = dict(E=0.01, A=0.02, B=0.05, alpha=0.01, beta=0.01)
+    for name, (value, se) in published.items():
+        assert result.value("L(N,D)", name) == pytest.approx(value, rel=tolerance[name]), name
+        assert 0.5 < result.value("L(N,D)", name, column="se") / se < 2, f"{name} bootstrap SE"
