@@ -134,6 +134,10 @@ def _check(frame: pd.DataFrame, group: str):
         raise LawsInputError(f"approach3 [{group}]: needs at least {MIN_ROWS} rows for 5 parameters, got {len(frame)}")
     if frame["params"].nunique() < 2 or frame["tokens"].nunique() < 2:
         raise LawsInputError(f"approach3 [{group}]: needs at least 2 distinct params and 2 distinct tokens values")
+    corr = np.corrcoef(np.log(frame["params"]), np.log(frame["tokens"]))[0, 1]
+    if abs(corr) > 0.999:
+        raise LawsInputError(f"approach3 [{group}]: log params and log tokens are collinear (correlation {corr:.4f}, "
+                             f"e.g. a fixed tokens-per-parameter ratio): L(N, D) cannot separate A/N^alpha from B/D^beta")
 
 
 def _rows(group: str, theta: np.ndarray) -> list[dict]:
@@ -160,6 +164,9 @@ def _fit_group(frame: pd.DataFrame, group: str, starts: np.ndarray, delta: float
     n_grid = len(starts)
     starts = screen(starts, n_refine, log_n, log_d, log_loss, delta=delta)
     theta, fun, outcomes = minimise(starts, log_n, log_d, log_loss, delta=delta)
+    if not (theta[3] > 0 and theta[4] > 0):
+        raise LawsInputError(f"approach3 [{group}]: degenerate optimum alpha = {theta[3]:.4g}, beta = {theta[4]:.4g} "
+                             f"(both must be > 0 for a compute-optimal allocation); the table does not constrain the law")
     fitted = predict_loss(theta, frame["params"], frame["tokens"])
     points = pd.DataFrame({"group": group, "law": "L(N,D)", "run_id": frame["run_id"].to_numpy(),
                            "params": frame["params"].to_numpy(), "tokens": frame["tokens"].to_numpy(),
