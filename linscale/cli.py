@@ -24,6 +24,8 @@ def cmd_accounting(args: argparse.Namespace) -> int:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    import warnings
+
     import pandas as pd
 
     from linscale.laws import fit, read_table
@@ -34,7 +36,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     kwargs = dict(by=args.by, **columns)
     if args.method != "approach3":
         kwargs["compute_unit"] = args.compute_unit
-    result = fit(runs, args.method, bootstrap_resamples=args.bootstrap, seed=args.seed, **kwargs)
+    with warnings.catch_warnings():  # dropped rows (diverged, step 0, missing loss): one line each
+        warnings.showwarning = lambda message, *_, **__: print(f"linscale: warning: {message}", file=sys.stderr)
+        result = fit(runs, args.method, bootstrap_resamples=args.bootstrap, seed=args.seed, **kwargs)
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 6):
         print(result.params.drop(columns=["method"]).to_string(index=False))
     if args.out:

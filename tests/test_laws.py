@@ -42,7 +42,7 @@ def test_huber_objective_gradient_is_exact():
 def test_approach3_recovers_the_law_inside_its_bootstrap_intervals():
     sim = simulate_runs(**LAW, sizes=np.geomspace(3e7, 3e9, 10), n_checkpoints=8, tokens_per_param=(2, 200),
                         noise=0.005, seed=0)
-    result = bootstrap(sim, "approach3", n_resamples=100, seed=0, starts=SMALL_GRID)
+    result = bootstrap(sim, "approach3", n_resamples=100, seed=0, starts=SMALL_GRID, reference_compute=1e21)
     diag = result.diagnostics.iloc[0]
     assert diag["best_converged"] and diag["n_failed"] == 0
     for name, true in LAW.items():
@@ -53,6 +53,10 @@ def test_approach3_recovers_the_law_inside_its_bootstrap_intervals():
     a = result.value("N_opt(C)", "a")
     assert abs(a / a_true - 1) < 0.03, f"a = {a:.4f}, true {a_true:.4f}"
     assert result.draws["resample"].nunique() == 100
+    n_true, d_true = optimal_allocation(1e21, **LAW)
+    for name, true in (("N_opt", n_true), ("tokens_per_param", d_true / n_true)):
+        row = result.params[(result.params["law"] == "at C=1e+21") & (result.params["parameter"] == name)].iloc[0]
+        assert row["ci_low"] <= true <= row["ci_high"], f"{name} at 1e21: {true:.4g} outside its interval"
 
 
 def test_approach1_recovers_the_compute_frontier_exponent():

@@ -140,12 +140,20 @@ def _check(frame: pd.DataFrame, group: str):
                              f"e.g. a fixed tokens-per-parameter ratio): L(N, D) cannot separate A/N^alpha from B/D^beta")
 
 
-def _rows(group: str, theta: np.ndarray) -> list[dict]:
+def _rows(group: str, theta: np.ndarray, reference_compute=()) -> list[dict]:
+    """Tidy rows of E, A, B, α, β, a, b, G and, per reference compute C_ref (FLOPs), the
+    compute-optimal N_opt, D_opt and tokens per parameter there (law "at C=<C_ref>")."""
     values = derived(theta)
     law = {"E": "L(N,D)", "A": "L(N,D)", "B": "L(N,D)", "alpha": "L(N,D)", "beta": "L(N,D)",
            "a": "N_opt(C)", "b": "D_opt(C)", "G": "N_opt(C)"}
-    return [dict(group=group, law=law[k], parameter=k, estimate=float(values[k]), se=np.nan, ci_low=np.nan,
-                 ci_high=np.nan, ci_method="none (run the bootstrap)", compute_unit="flops (C = 6ND)") for k in PARAMETERS]
+    items = [(law[k], k, values[k]) for k in PARAMETERS]
+    for c_ref in reference_compute:
+        n_opt, d_opt = values["G"] * (c_ref / 6) ** values["a"], (c_ref / 6) ** values["b"] / values["G"]
+        items += [(f"at C={c_ref:.3g}", "N_opt", n_opt), (f"at C={c_ref:.3g}", "D_opt", d_opt),
+                  (f"at C={c_ref:.3g}", "tokens_per_param", d_opt / n_opt),
+                  (f"at C={c_ref:.3g}", "loss", float(predict_loss(values, n_opt, d_opt)))]
+    return [dict(group=group, law=lw, parameter=k, estimate=float(v), se=np.nan, ci_low=np.nan, ci_high=np.nan,
+                 ci_method="none (run the bootstrap)", compute_unit="flops (C = 6ND)") for lw, k, v in items]
 
 
 def screen(starts: np.ndarray, n_refine: int | None, log_n, log_d, log_loss, weights=None,
@@ -158,7 +166,8 @@ def screen(starts: np.ndarray, n_refine: int | None, log_n, log_d, log_loss, wei
     return starts[np.argsort(f0, kind="stable")[:n_refine]]
 
 
-def _fit_group(frame: pd.DataFrame, group: str, starts: np.ndarray, delta: float, n_refine: int | None = N_REFINE):
+def _fit_group(frame: pd.DataFrame, group: str, starts: np.ndarray, delta: float, n_refine: int | None = N_REFINE,
+               reference_compute=()):
     _check(frame, group)
     log_n, log_d, log_loss = _arrays(frame)
     n_grid = len(starts)
@@ -183,12 +192,12 @@ def _fit_group(frame: pd.DataFrame, group: str, starts: np.ndarray, delta: float
                 mean_iterations=float(outcomes[:, 2].mean()),
                 mae_log=float(np.mean(np.abs(points["log_residual"]))),
                 theta=tuple(float(t) for t in theta), optima=optima)
-    return _rows(group, theta), points, diag
+    return _rows(group, theta, reference_compute), points, diag
 
 
 def fit_approach3(runs: pd.DataFrame, by: str | None = "arch", starts: np.ndarray | None = None,
-                  n_refine: int | None = N_REFINE, delta: float = HUBER_DELTA, prepared: bool = False,
-                  **columns) -> LawFit:
+                  n_refine: int | None = N_REFINE, delta: float = HUBER_DELTA, reference_compute=(),
+                  prepared: bool = False, **columns) -> LawFit:
     """Fit L(N, D) = E + A/N^α + B/D^β to every row (run × checkpoint) of each group.
 
     ``starts``: θ = (a, b, e, α, β) rows, default ``start_grid()`` (Chinchilla's 4500). The objective
@@ -197,10 +206,13 @@ def fit_approach3(runs: pd.DataFrame, by: str | None = "arch", starts: np.ndarra
     rows: E, A, B, alpha, beta (law L(N,D)) and the allocation a, G (N_opt(C)), b (D_opt(C)); se/ci
     are filled in by ``bootstrap``. ``diagnostics``: objective, convergence of the best start, how
     many starts converged and reached the best objective, mean iterations, θ of the optimum.
+    ``reference_compute``: FLOP budgets at which to also report N_opt, D_opt, D/N and the optimal
+    loss (the quantities decisions depend on, with intervals once bootstrapped; ``fitting.md`` §5).
     """
     frame = runs if prepared else prepare_runs(runs, **columns)
     starts = start_grid() if starts is None else np.atleast_2d(np.asarray(starts, dtype=float))
     if starts.shape[1] != 5:
         raise LawsInputError(f"starts: expected rows of 5 values (a, b, e, alpha, beta), got shape {starts.shape}")
-    parts = [_fit_group(sub, g, starts, delta, n_refine) for g, sub in groups(frame, by)]
+    reference_compute = tuple(float(c) for c in np.atleast_1d(reference_compute))
+    parts = [_fit_group(sub, g, starts, delta, n_refine, reference_compute) for g, sub in groups(frame, by)]
     return concat("approach3", parts)

@@ -9,13 +9,10 @@ which envelope points (many per run) are not, so prefer the bootstrap over runs 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import statsmodels.api as sm
 
 from linscale.laws.data import LawsInputError
 
-PARAMS_COLUMNS = ["group", "law", "parameter", "estimate", "se", "ci_low", "ci_high", "ci_method", "r2",
-                  "n_points", "compute_unit"]
 
 
 def fit_power_law(x, y, law: str, group: str = "all", compute_unit: str = "", alpha: float = 0.05):

@@ -64,6 +64,7 @@ def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 
             diag = full.diagnostics[full.diagnostics["group"] == group].iloc[0]
             delta = kwargs.get("delta", approach3.HUBER_DELTA)
             warm = _warm_starts(diag)
+            reference = tuple(float(c) for c in np.atleast_1d(kwargs.get("reference_compute", ())))
             log_n, log_d, log_loss = approach3._arrays(sub)
             codes = np.searchsorted(run_ids, sub["run_id"].to_numpy())
         for r in range(n_resamples):
@@ -74,9 +75,8 @@ def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 
                     if np.count_nonzero(weights) < approach3.MIN_ROWS:
                         raise LawsInputError("too few rows drawn")
                     theta, _, _ = approach3.minimise(warm, log_n, log_d, log_loss, weights, delta)
-                    values = approach3.derived(theta)
-                    rows = [dict(law=row["law"], parameter=row["parameter"], value=values[row["parameter"]])
-                            for row in approach3._rows(group, theta)]
+                    rows = [dict(law=row["law"], parameter=row["parameter"], value=row["estimate"])
+                            for row in approach3._rows(group, theta, reference)]
                 else:
                     chosen = sub[sub["run_id"].isin(run_ids[np.unique(drawn)])]
                     args = [kwargs.get(k, GROUP_DEFAULTS[k]) for k in GROUP_ARGS[method]]
