@@ -32,7 +32,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     runs = read_table(args.table)
     columns = dict(loss_column=args.loss_column, params_column=args.params_column,
-                   tokens_column=args.tokens_column, flops_column=args.flops_column, run_column=args.run_column)
+                   tokens_column=args.tokens_column, flops_column=args.flops_column, run_column=args.run_column,
+                   drop_highest_loss=args.drop_highest_loss)
     kwargs = dict(by=args.by, **columns)
     if args.method != "approach3":
         kwargs["compute_unit"] = args.compute_unit
@@ -78,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens-column", default=None, help="token column (default: tokens, else D)")
     p.add_argument("--flops-column", default=None, help="compute column (default: flops if present)")
     p.add_argument("--run-column", default=None, help="run identifier column (default: run_id if present)")
+    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
+                   help="outlier rule: drop the K rows with the highest loss (default: 0)")
     p.add_argument("--by", default="arch", help="fit each value of this column separately (default: arch, if present)")
     p.add_argument("--compute-unit", default="pf_days", choices=("pf_days", "flops"),
                    help="unit of C in the approach1/2 laws (default: pf_days, as the paper)")

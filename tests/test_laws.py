@@ -18,7 +18,7 @@ from linscale.cli import main
 from linscale.flops import PF_DAY
 from linscale.laws import (LawsInputError, bootstrap, compare_with_paper, extrapolation_check, fit_approach1,
                            fit_approach2, fit_approach3, huber_objective, optimal_allocation, paper_table3,
-                           simulate_isoflop, simulate_runs, start_grid)
+                           prepare_runs, simulate_isoflop, simulate_runs, start_grid)
 
 LAW = dict(E=1.8, A=480.0, B=2000.0, alpha=0.35, beta=0.37)
 # A small grid of starts (>= 100) keeps approach-3 tests fast; the default is Chinchilla's 4500.
@@ -147,6 +147,16 @@ def test_extrapolation_check_predicts_held_out_runs():
     assert (env.points["flops"] > sim["flops"].max() / 10).all()
 
 
+def test_prepare_runs_names_and_outlier_rule():
+    sim = simulate_runs(sizes=(1e7, 1e8), n_checkpoints=4).rename(columns={"params": "N", "tokens": "D"})
+    frame = prepare_runs(sim.drop(columns=["loss"]), loss_column="train_loss")
+    assert {"run_id", "params", "tokens", "flops", "pf_days", "loss"} <= set(frame.columns)
+    assert frame.attrs["loss_column"] == "train_loss"
+    with pytest.warns(UserWarning, match="highest"):
+        kept = prepare_runs(sim, drop_highest_loss=2)
+    assert len(kept) == len(sim) - 2 and kept["loss"].max() < sim["loss"].nlargest(2).min()
+
+
 def test_fits_are_per_architecture():
     ladder = dict(sizes=np.geomspace(1e8, 1e9, 6), n_checkpoints=10, tokens_per_param=(1, 1000))
     table = pd.concat([simulate_runs(**LAW, **ladder, arch="tnl"),
@@ -228,12 +238,12 @@ def test_reproduces_besiroglu_chinchilla_estimates():
     seed 42) E 0.025, A 122, B 1329, α 0.015, β 0.020. B is the least determined (SE ~60%), hence its
     wider tolerance.
     """
-    raw = pd.read_csv(os.environ["LINSCALE_CHINCHILLA_CSV"])
-    table = raw[["Model Size", "Training FLOP", "loss"]].dropna()
-    table = table.drop(table["loss"].nlargest(5).index)
-    assert len(table) == 240
-    result = bootstrap(table, "approach3", n_resamples=200, seed=42, params_column="Model Size",
-                       flops_column="Training FLOP")
+    table = pd.read_csv(os.environ["LINSCALE_CHINCHILLA_CSV"])[["Model Size", "Training FLOP", "loss"]]
+    assert len(table) == 245
+    with pytest.warns(UserWarning, match="dropping the 5 rows with the highest loss"):
+        result = bootstrap(table, "approach3", n_resamples=200, seed=42, params_column="Model Size",
+                           flops_column="Training FLOP", drop_highest_loss=5)
+    assert result.diagnostics.iloc[0]["n_rows"] == 240
     published = dict(E=(1.82, 0.03), A=(482.01, 124.58), B=(2085.43, 1293.23), alpha=(0.3478, 0.02),
                      beta=(0.3658, 0.02))
     tolerance = dict(E=0.01, A=0.02, B=0.05, alpha=0.01, beta=0.01)

@@ -64,10 +64,23 @@ def read_table(path) -> pd.DataFrame:
     raise LawsInputError(f"{path}: expected a .csv or .parquet file")
 
 
+PREPARE_KEYS = ("loss_column", "params_column", "tokens_column", "flops_column", "run_column", "drop_diverged",
+                "drop_highest_loss")
+
+
+def pop_prepare_kwargs(kwargs: dict) -> dict:
+    """Remove and return the ``prepare_runs`` options from a fit's keyword arguments."""
+    return {k: kwargs.pop(k) for k in PREPARE_KEYS if k in kwargs}
+
+
 def prepare_runs(runs: pd.DataFrame, loss_column: str | None = None, params_column: str | None = None,
                  tokens_column: str | None = None, flops_column: str | None = None,
-                 run_column: str | None = None, drop_diverged: bool = True) -> pd.DataFrame:
+                 run_column: str | None = None, drop_diverged: bool = True,
+                 drop_highest_loss: int = 0) -> pd.DataFrame:
     """Validate a runs table and return it with canonical columns.
+
+    ``drop_highest_loss``: an explicit outlier rule, dropping that many rows with the highest loss
+    (Besiroglu et al. drop 5 of the 245 points they extracted from Chinchilla's figure).
 
     Returns a copy with ``run_id, params, tokens, flops, pf_days, loss`` (floats, run_id as str) plus
     every other column of the input (``arch``, ``step``, ...). ``attrs["loss_column"]`` records which
@@ -126,6 +139,11 @@ def prepare_runs(runs: pd.DataFrame, loss_column: str | None = None, params_colu
         if bad.any():
             row = out.index[np.argmax(bad)]
             raise LawsInputError(f"{original}: expected positive finite values, got {values[np.argmax(bad)]!r} at row {row}")
+    if drop_highest_loss:
+        if not 0 <= drop_highest_loss < len(out):
+            raise LawsInputError(f"drop_highest_loss: expected 0 to {len(out) - 1}, got {drop_highest_loss}")
+        warnings.warn(f"dropping the {drop_highest_loss} rows with the highest {loss_col} (outlier rule)", stacklevel=2)
+        out = out.drop(out["loss"].nlargest(drop_highest_loss).index)
     if "tokens" not in out.columns:
         out["tokens"] = out["flops"] / (6 * out["params"])
         derived.append("tokens = flops / (6 params)")

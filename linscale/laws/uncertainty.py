@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from linscale.laws import approach1, approach2, approach3
-from linscale.laws.data import LawsInputError, groups, prepare_runs
+from linscale.laws.data import LawsInputError, groups, pop_prepare_kwargs, prepare_runs
 from linscale.laws.result import LawFit
 
 FITTERS = {"approach1": approach1.fit_approach1, "approach2": approach2.fit_approach2,
@@ -51,7 +51,7 @@ def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 
         raise LawsInputError(f"n_resamples: expected at least 2, got {n_resamples}")
     if not 0 < ci < 1:
         raise LawsInputError(f"ci: expected a level between 0 and 1, got {ci}")
-    columns = {k: kwargs.pop(k) for k in list(kwargs) if k.endswith("_column")}
+    columns = pop_prepare_kwargs(kwargs)
     frame = runs if prepared else prepare_runs(runs, **columns)
     full = fitter(frame, by=by, prepared=True, **kwargs)
     draws, failures = [], {}
@@ -128,7 +128,7 @@ def extrapolation_check(runs: pd.DataFrame, method: str = "approach3", holdout: 
     fitter = _method(method)
     if holdout not in HOLDOUTS:
         raise LawsInputError(f"holdout: {holdout!r} is not one of {', '.join(HOLDOUTS)}")
-    columns = {k: kwargs.pop(k) for k in list(kwargs) if k.endswith("_column")}
+    columns = pop_prepare_kwargs(kwargs)
     frame = runs if prepared else prepare_runs(runs, **columns)
     fits, points, summaries, diags = [], [], [], []
     for group, sub in groups(frame, by):
