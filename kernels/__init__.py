@@ -12,6 +12,7 @@ with the final state in fp32. On a machine without a GPU they run under Triton's
 ``TRITON_INTERPRET=1`` before this package is imported (``linscale.ops`` picks the backend).
 """
 from .chunk import chunk_gla
+from .utils import INTERPRET
 from .fused_recurrent import fused_recurrent_gla
 
-__all__ = ["chunk_gla", "fused_recurrent_gla"]
+__all__ = ["chunk_gla", "fused_recurrent_gla", "INTERPRET"]

@@ -120,7 +120,7 @@ def chunk_gla_fwd_A_kernel(
             m_j = m_k & (t_j + 0 * o_k < T)  # vector form: the interpreter rejects scalar & vector masks
             b_kj = tl.load(k + ((bos + t_j) * H + i_h) * K + o_k, mask=m_j, other=0).to(tl.float32)
             b_gj = tl.load(gc + ((bos + t_j) * H + i_h) * K + o_k, mask=m_j, other=0)
-            causal = (o_j >= j)[:, None]
+            causal = ((o_j >= j) & m_t)[:, None]  # valid rows only: padded rows have b = 0
             w = tl.exp(tl.where(causal, b_g - b_gj[None, :], 0))  # masked before exp
             a = tl.sum(tl.where(causal, b_q * b_kj[None, :] * w, 0), axis=1)  # [BT]
             b_A += tl.where(o_j[None, :] == j, a[:, None], 0)
@@ -365,8 +365,9 @@ def chunk_bwd_dqk_kernel(
             b_gj = tl.load(gc + ((bos + t_j) * H + i_h) * K + o_k, mask=m_j, other=0)
             b_dA_col = tl.sum(tl.where(o_i[None, :] == j, b_dA, 0), axis=1)  # dA[i, j] over i
             b_dA_row = tl.sum(tl.where(o_i[:, None] == j, b_dA, 0), axis=0)  # dA[j, i'] over i'
-            after = (o_i >= j)[:, None]  # rows i >= j: queries that see key j
-            before = (o_i <= j)[:, None]  # rows i' <= j: keys that query j sees
+            # masks before exp: padded tokens have b = 0, which is not <= the b of valid ones
+            after = ((o_i >= j) & m_t)[:, None]  # valid rows i >= j: queries that see key j
+            before = ((o_i <= j) & (t_j + 0 * o_i < T))[:, None]  # rows i' <= j, if query j is valid
             b_dq += tl.where(after, b_dA_col[:, None] * b_kj[None, :] *
                              tl.exp(tl.where(after, b_g - b_gj[None, :], 0)), 0)
             b_dk += tl.where(before, b_dA_row[:, None] * b_qj[None, :] *
