@@ -268,7 +268,7 @@ def test_backend_switch(monkeypatch):
     calls = []
     monkeypatch.setattr(kernels, "chunk_gla", lambda *a, **kw: calls.append("chunk") or (a[2], None))
     monkeypatch.setattr(kernels, "fused_recurrent_gla", lambda *a, **kw: calls.append("recurrent") or (a[2], None))
-    q = torch.randn(1, 4, 2, 16)
+    q = torch.randn(1, 4, 2, 16, device=DEVICE)
     monkeypatch.setenv("LINSCALE_BACKEND", "triton")
     ops.chunk_linear_attention(q, q, q)
     ops.recurrent_linear_attention(q, q, q)
