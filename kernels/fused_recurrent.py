@@ -59,11 +59,16 @@ def fused_recurrent_fwd_kernel(
         tl.store(ht + i_bh.to(tl.int64) * K * V + o_kv, b_h, mask=m_kv)
 
 
+def recurrent_blocks(K: int, V: int) -> tuple[int, int]:
+    """(BK, BV): the whole K per program, >= 16 lanes (masked) for tiny widths; register tile <= 8K floats."""
+    BK = max(16, triton.next_power_of_2(K))
+    return BK, min(max(16, triton.next_power_of_2(V)), 64 if BK <= 128 else 32)
+
+
 def fused_recurrent_fwd(q, k, v, g, g_gamma, scale, h0, output_final_state):
     B, T, H, K = q.shape
     V = v.shape[-1]
-    BK = max(16, triton.next_power_of_2(K))  # whole K per program; >= 16 lanes (masked) for tiny widths
-    BV = min(max(16, triton.next_power_of_2(V)), 64 if BK <= 128 else 32)  # register tile <= 8K floats
+    BK, BV = recurrent_blocks(K, V)
     o = torch.empty_like(v)
     ht = q.new_empty(B, H, K, V, dtype=torch.float32) if output_final_state else None
     fused_recurrent_fwd_kernel[(triton.cdiv(V, BV), B * H)](
