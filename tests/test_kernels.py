@@ -57,12 +57,17 @@ class Case:
     chunk_size: int | None = None
     dtype: torch.dtype = torch.float32
     B: int = 1
+    scale: float | None = None  # None: K^-0.5
 
     @property
     def id(self) -> str:
         name = f"{self.op}-{self.decay}-T{self.T}-K{self.K}-V{self.V}-{'h0' if self.h0 else 'noh0'}"
         if self.chunk_size:
             name += f"-C{self.chunk_size}"
+        if self.scale is not None:
+            name += f"-s{self.scale}"
+        if self.B != 1:
+            name += f"-B{self.B}"
         if self.dtype != torch.float32:
             name += f"-{str(self.dtype).removeprefix('torch.')}"
         return name
@@ -76,18 +81,18 @@ CASES = [
     Case("chunk", "none", 200, 192, 96, True),
     Case("chunk", "none", 65, 128, 128, False, chunk_size=32),
     # scalar per-head decay (TNL), both ends of both schedules
-    Case("chunk", "paper", 65, 96, 96, True),
+    Case("chunk", "paper", 65, 96, 96, True, scale=0.1),
     Case("chunk", "paper", 200, 32, 32, True, chunk_size=16),
     Case("chunk", "alibi", 200, 128, 128, False),
     Case("chunk", "alibi", 63, 16, 64, True, B=2),
     # per-channel data-dependent decay (HGRN2), gates near 0 and near 1
-    Case("chunk", "gate", 1, 96, 96, True),
+    Case("chunk", "gate", 1, 96, 96, True, B=2, scale=1.0),
     Case("chunk", "gate0", 63, 32, 32, True),
     Case("chunk", "gate1", 65, 16, 64, False),
     Case("chunk", "gate", 200, 32, 16, True),
     Case("chunk", "gate0", 40, 128, 16, False, chunk_size=32),
     # the recurrent (decoding) kernel, with the chunked backward
-    Case("recurrent", "none", 65, 64, 32, True),
+    Case("recurrent", "none", 65, 64, 32, True, B=2, scale=1.0),
     Case("recurrent", "paper", 63, 96, 96, True),
     Case("recurrent", "alibi", 1, 128, 128, True),
     Case("recurrent", "gate0", 65, 32, 32, True),
@@ -149,10 +154,10 @@ def forward_backward(fn, case, q, k, v, extra, dtype, device, **kw):
 
 def check_case(case: Case, device: str = DEVICE) -> None:
     q, k, v, extra = make_inputs(case)
-    ref = forward_backward(naive_recurrent_gla, case, q, k, v, extra, torch.float32, "cpu")
     fn = kernels.chunk_gla if case.op == "chunk" else kernels.fused_recurrent_gla
     kw = {"chunk_size": case.chunk_size} if case.chunk_size else {}
-    out = forward_backward(fn, case, q, k, v, extra, case.dtype, device, **kw)
+    ref = forward_backward(naive_recurrent_gla, case, q, k, v, extra, torch.float32, "cpu", scale=case.scale)
+    out = forward_backward(fn, case, q, k, v, extra, case.dtype, device, scale=case.scale, **kw)
     tol = 5e-3 if case.dtype == torch.float32 else 2e-2
     for name in ref:
         assert torch.isfinite(out[name]).all(), f"{case.id}: {name} is not finite"
