@@ -35,8 +35,12 @@ def dot(a, b):
 
 def autotune_configs(num_warps=(2, 4, 8), num_stages=(2, 3)) -> list[triton.Config]:
     """Candidates for @triton.autotune; only the first when interpreting (autotune needs a GPU timer) or
-    when ``LINSCALE_AUTOTUNE=0`` (tests on a GPU: many shapes, each would be tuned)."""
-    configs = [triton.Config({}, num_warps=w, num_stages=s) for w in num_warps for s in num_stages]
+    when ``LINSCALE_AUTOTUNE=0`` (tests on a GPU: many shapes, each would be tuned).
+
+    Few candidates (each is a compile): warps {2, 4, 8} (fla keeps {2, 4} on Hopper) at the first stage
+    count, plus 4 warps at the others."""
+    configs = [triton.Config({}, num_warps=w, num_stages=num_stages[0]) for w in num_warps]
+    configs += [triton.Config({}, num_warps=4, num_stages=s) for s in num_stages[1:] if 4 in num_warps]
     if INTERPRET or not torch.cuda.is_available() or os.environ.get("LINSCALE_AUTOTUNE", "1") == "0":
         return configs[:1]
     return configs
