@@ -16,7 +16,7 @@ import torch
 import triton
 import triton.language as tl
 
-from .chunk import CHUNK_SIZE, GATED_CHUNK_SIZE, chunk_bwd
+from .chunk import CHUNK_SIZE, GATED_CHUNK_SIZE, chunk_bwd, chunk_gla_fwd_A
 from .utils import autotune_configs, check_inputs, chunk_local_cumsum, chunk_local_reverse_cumsum
 
 
@@ -93,11 +93,7 @@ class FusedRecurrentGLAFunction(torch.autograd.Function):
         q, k, v, g, gamma, h0 = ctx.saved_tensors
         BT = GATED_CHUNK_SIZE if g is not None else CHUNK_SIZE
         gc = chunk_local_cumsum(g, BT) if g is not None else None
-        A = None
-        if gc is not None:
-            from .chunk import chunk_gla_fwd_A
-
-            A = chunk_gla_fwd_A(q, k, gc, ctx.scale, BT)
+        A = chunk_gla_fwd_A(q, k, gc, ctx.scale, BT) if gc is not None else None
         dq, dk, dv, db, dh0 = chunk_bwd(q, k, v, gc, gamma, ctx.scale, h0, A, do.contiguous(),
                                         None if dht is None else dht.contiguous(), BT)
         dg = chunk_local_reverse_cumsum(db, BT).to(g.dtype) if db is not None else None
