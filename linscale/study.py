@@ -36,7 +36,7 @@ import pandas as pd
 from linscale.config import ConfigError
 
 STAGES = ("sweep", "eval", "fits", "book")
-SUITES = ("linscale_knowledge", "linscale_linguistic", "linscale_retrieval")
+SUITES = ("knowledge", "linguistic", "retrieval")  # linscale.eval.SUITES
 FIT_METHODS = ("approach1", "approach2", "approach3")
 
 
