@@ -61,27 +61,37 @@ def compute_gap_decades(runs: pd.DataFrame, reference_preset: str = "paper") -> 
 
 class FitAttempt:
     """A fit that may be impossible on a given grid (too few sizes, no interior IsoFLOP minimum, ...):
-    ``fit`` is the LawFit or None, ``error`` the one-line reason (empty when the fit worked)."""
+    ``fit`` is the LawFit or None, ``error`` the one-line reason it failed (empty when it worked) and
+    ``note`` what was given up to make it work (the intervals, when the bootstrap was impossible)."""
 
-    def __init__(self, fit=None, error: str = ""):
-        self.fit, self.error = fit, error
+    def __init__(self, fit=None, error: str = "", note: str = ""):
+        self.fit, self.error, self.note = fit, error, note
 
     @property
     def ok(self) -> bool:
         return self.fit is not None
 
     def __repr__(self) -> str:  # what a notebook cell shows
-        return f"FitAttempt({self.fit.method} fitted)" if self.ok else f"FitAttempt(not possible: {self.error})"
+        if not self.ok:
+            return f"FitAttempt(not possible: {self.error})"
+        return f"FitAttempt({self.fit.method} fitted{'; ' + self.note if self.note else ''})"
 
 
 def try_fit(runs: pd.DataFrame, method: str, bootstrap: int = 0, seed: int = 0, **kwargs) -> FitAttempt:
-    """``linscale.laws.fit`` (with a bootstrap over runs when ``bootstrap`` ≥ 2), returning the reason
-    instead of raising when the grid cannot support the method (``LawsInputError``)."""
+    """``linscale.laws.fit`` with a bootstrap over runs (when ``bootstrap`` ≥ 2), returning the reason
+    instead of raising when the grid cannot support the method (``LawsInputError``). When only the
+    bootstrap is impossible (too few runs to resample), the fit is made without intervals and ``note``
+    says why."""
     from linscale import laws
 
     try:
-        return FitAttempt(laws.fit(runs, method, bootstrap_resamples=bootstrap if bootstrap >= 2 else 0,
-                                   seed=seed, **kwargs))
+        if bootstrap >= 2:
+            try:
+                return FitAttempt(laws.fit(runs, method, bootstrap_resamples=bootstrap, seed=seed, **kwargs))
+            except laws.LawsInputError as err:
+                fit = laws.fit(runs, method, **kwargs)
+                return FitAttempt(fit, note=f"no bootstrap intervals: {err}")
+        return FitAttempt(laws.fit(runs, method, **kwargs))
     except laws.LawsInputError as err:
         return FitAttempt(None, str(err))
 
@@ -366,8 +376,10 @@ def _versus_llama(table: pd.DataFrame, lower_is_claimed: bool) -> tuple[str, str
     if "llama" not in set(table["arch"]) or len(table) < 2:
         return NOT_TESTABLE, "needs LLaMA and at least one linear model"
     t = table.set_index("arch")
-    lo = t["ci_low"].fillna(t["value"])
-    hi = t["ci_high"].fillna(t["value"])
+    if t[["ci_low", "ci_high"]].isna().any().any():  # point estimates alone cannot separate architectures
+        return INCONCLUSIVE, "no bootstrap intervals (too few runs to resample); estimates: " + "; ".join(
+            f"{arch_label(a)} {t.loc[a, 'value']:.4g}" for a in t.index)
+    lo, hi = t["ci_low"], t["ci_high"]
     linear = [a for a in t.index if a != "llama"]
     if lower_is_claimed:
         claimed = all(hi[a] < lo["llama"] for a in linear)
@@ -384,12 +396,29 @@ def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect:
            context: pd.DataFrame | None = None, tolerance: float = 0.005) -> pd.DataFrame:
     """Each claim of the paper beside this study's evidence and a verdict.
 
-    ``fit1``: the paper's method with a bootstrap (``laws.bootstrap(runs, "approach1", ...)``);
+    ``fit1``: the paper's method, with a bootstrap when possible (:func:`try_fit`), or None when the
+    grid cannot support it (the law-based claims are then not testable);
     ``scores``: :func:`downstream_table`; ``aspect``/``context``: :func:`ablation_summary` tables.
     ``tolerance``: relative loss differences below it (and accuracy differences below it, absolute)
     count as "no difference" (one seed per run: smaller differences are within seed noise).
     Columns: id, claim, paper, evidence, verdict.
     """
+    from linscale.plotting import arch_label
+
+    rows = []
+    if fit1 is None:
+        for key, claim in (("lower_loss", "At equal compute, the linear models reach a lower loss than LLaMA"),
+                           ("more_parameters", "At the compute optimum, the linear models use more parameters than LLaMA"),
+                           ("more_tokens", "At the compute optimum, the linear models use more tokens than LLaMA"),
+                           ("exponents", "The linear models scale as well as LLaMA (loss exponents alike)")):
+            rows.append({"id": key, "claim": claim, "paper": "Table 3", "verdict": NOT_TESTABLE,
+                         "evidence": "the paper's laws cannot be fitted on this grid"})
+    else:
+        rows += _law_claims(fit1)
+    return pd.DataFrame(rows + _other_claims(scores, aspect, context, tolerance))
+
+
+def _law_claims(fit1) -> list[dict]:
     from linscale.plotting import arch_label
 
     rows = []
@@ -411,7 +440,12 @@ def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect:
 
     # 3. Similar scaling exponents.
     exps = fit1.params[(fit1.params["law"] == "L(C)") & (fit1.params["parameter"] == "exponent")].set_index("group")
-    if "llama" in exps.index and len(exps) > 1:
+    bootstrapped = exps.get("ci_method", pd.Series(dtype=str)).astype(str).str.contains("bootstrap").all()
+    if "llama" in exps.index and len(exps) > 1 and (not bootstrapped or exps[["ci_low", "ci_high"]].isna().any().any()):
+        verdict = INCONCLUSIVE
+        evidence = "no bootstrap intervals (too few runs to resample); estimates: " + "; ".join(
+            f"{arch_label(a)} {exps.loc[a, 'estimate']:.4f}" for a in exps.index)
+    elif "llama" in exps.index and len(exps) > 1:
         lo, hi = exps["ci_low"].fillna(exps["estimate"]), exps["ci_high"].fillna(exps["estimate"])
         overlap = all(lo[a] <= hi["llama"] and lo["llama"] <= hi[a] for a in exps.index if a != "llama")
         verdict = REPRODUCED if overlap else NOT_REPRODUCED
@@ -422,6 +456,13 @@ def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect:
     rows.append({"id": "exponents", "claim": "The linear models scale as well as LLaMA (loss exponents alike)",
                  "paper": "Table 3: L(C) exponents −0.0753 to −0.0798",
                  "evidence": f"L(C) exponents (95% intervals): {evidence}", "verdict": verdict})
+    return rows
+
+
+def _other_claims(scores, aspect, context, tolerance) -> list[dict]:
+    from linscale.plotting import arch_label
+
+    rows = []
 
     # 4-6. Downstream at the largest size.
     if scores is not None and len(scores):
@@ -501,7 +542,7 @@ def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect:
     rows.append({"id": "context_retrieval", "claim": "Short training contexts hurt the linear models' retrieval",
                  "paper": "Table 6: NIAH peaks at 8K",
                  "evidence": "retrieval is not evaluated on the ablation runs of this study", "verdict": NOT_TESTABLE})
-    return pd.DataFrame(rows)
+    return rows
 
 
 def verdict_counts(table: pd.DataFrame) -> dict:
