@@ -16,6 +16,9 @@ def accounting_table(preset: str | dict, seq_len: int | None = None, batch_size:
     train = preset.get("train", {})
     seq_len = seq_len or train["seq_len"]
     batch_size = batch_size or train["batch_size"]
+    # Study presets leave the vocabulary to their data module; nothing here depends on it (non-embedding
+    # parameters and FLOPs), so a placeholder stands in when the preset gives none.
+    preset = {**preset, "model": {"vocab_size": 2, **preset.get("model", {})}}
     rows = []
     for config in model_configs(preset):
         with torch.device("meta"):

@@ -44,10 +44,17 @@ def _log(message: str) -> None:
     print(f"[study] {message}", flush=True)
 
 
-def _copy_atomic(src: Path, dst: Path) -> None:
+def _temporary_beside(dst: Path) -> str:
+    """A temporary file in dst's folder (so the final rename is atomic), readable like a normal file."""
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
     os.close(fd)
+    os.chmod(tmp, 0o644)  # mkstemp makes 0600; these tables are committed and shared
+    return tmp
+
+
+def _copy_atomic(src: Path, dst: Path) -> None:
+    tmp = _temporary_beside(dst)
     try:
         shutil.copyfile(src, tmp)
         os.replace(tmp, dst)
@@ -153,9 +160,7 @@ def _export_table(src: Path, dst: Path) -> None:
 
 
 def _write_table(frame: pd.DataFrame, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
+    tmp = _temporary_beside(dst)
     try:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, dst)
@@ -179,9 +184,10 @@ def stage_fits(results: Path, bootstrap: int = 200, seed: int = 0, loss_column: 
     """Fit every law (paper's method and approaches 2-3) with bootstrap intervals; fits/<method>.csv.
 
     Redone only when runs.parquet changed (its digest is kept in fits/.runs-digest). A method that the
-    grid cannot support (too few sizes, say) is recorded in fits/<method>.error.txt instead.
+    grid cannot support (too few sizes, say) is recorded in fits/<method>.error.txt instead, and a fit
+    made without intervals (too few runs to bootstrap) says so in fits/<method>.note.txt.
     """
-    from linscale import laws
+    from linscale import findings
 
     runs_file = results / "runs.parquet"
     stamp = results / "fits" / ".runs-digest"
@@ -193,22 +199,26 @@ def stage_fits(results: Path, bootstrap: int = 200, seed: int = 0, loss_column: 
     runs = runs[~runs["diverged"].astype(bool)]
     for method in FIT_METHODS:
         error_file = results / "fits" / f"{method}.error.txt"
-        try:
-            fit = laws.bootstrap(runs, method, n_resamples=bootstrap, seed=seed, loss_column=loss_column)
-        except ConfigError as err:  # LawsInputError: the grid cannot support this method
-            error_file.parent.mkdir(parents=True, exist_ok=True)
-            error_file.write_text(f"{err}\n")
-            _log(f"fits {method}: not possible on this grid: {err}")
+        note_file = results / "fits" / f"{method}.note.txt"
+        attempt = findings.try_fit(runs, method, bootstrap=bootstrap, seed=seed, loss_column=loss_column)
+        for path, text in ((error_file, attempt.error), (note_file, attempt.note)):
+            if text:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(f"{text}\n")
+            else:
+                path.unlink(missing_ok=True)
+        if not attempt.ok:
+            _log(f"fits {method}: not possible on this grid: {attempt.error}")
+            (results / "fits" / f"{method}.csv").unlink(missing_ok=True)
             continue
-        error_file.unlink(missing_ok=True)
-        _write_csv(fit.params, results / "fits" / f"{method}.csv")
+        if attempt.note:
+            _log(f"fits {method}: {attempt.note}")
+        _write_csv(attempt.fit.params, results / "fits" / f"{method}.csv")
     stamp.write_text(digest)
 
 
 def _write_csv(frame: pd.DataFrame, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
+    tmp = _temporary_beside(dst)
     frame.to_csv(tmp, index=False)
     os.replace(tmp, dst)
     _log(f"wrote {dst}")
