@@ -128,6 +128,7 @@ def table3_side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
             "ours": f"{_fmt(k['estimate'])} · C^{_fmt(e['estimate'])}",
             "exponent 95% CI": f"[{_fmt(e['ci_low'])}, {_fmt(e['ci_high'])}]",
             "coefficient 95% CI": f"[{_fmt(k['ci_low'])}, {_fmt(k['ci_high'])}]",
+            "interval": str(e.get("ci_method", "")),
             "paper exponent in CI": {True: "yes", False: "no"}.get(e["paper_in_ci"], "–"),
         })
     order = {ARCH_LABELS[a]: i for i, a in enumerate(("llama", "tnl", "hgrn2", "cosformer2"))}

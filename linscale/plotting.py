@@ -71,7 +71,10 @@ def _loss_axis(ax) -> None:
 
 
 def _logx(ax, label):
+    from matplotlib.ticker import NullFormatter
+
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
     ax.set_xlabel(label)
 
 
@@ -220,22 +223,46 @@ def plot_coefficients(table: pd.DataFrame, quantity: str, value: str = "estimate
 
 def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | None = None,
                         logx: bool = True, chance: float | None = None) -> plt.Figure:
-    """A downstream metric against compute (``pf_days``) or loss, one colour per architecture."""
+    """A downstream metric against compute (``pf_days``) or loss, one colour per architecture; the
+    checkpoints of one run are joined by a line (with a ``run_id`` column), runs are not."""
     set_style()
     fig, ax = plt.subplots(figsize=(5.4, 3.6))
     for arch in _archs_in(df):
-        part = df[df["arch"] == arch].sort_values(x)
-        ax.plot(part[x], part[metric], marker=ARCH_MARKERS.get(arch, "o"), ms=4, lw=1,
-                color=ARCH_COLORS.get(arch), label=arch_label(arch))
+        part = df[df["arch"] == arch]
+        runs = part.groupby("run_id") if "run_id" in part else [(arch, part)]
+        for i, (_, run) in enumerate(runs):
+            run = run.sort_values(x)
+            ax.plot(run[x], run[metric], marker=ARCH_MARKERS.get(arch, "o"), ms=4, lw=1,
+                    color=ARCH_COLORS.get(arch), label=arch_label(arch) if i == 0 else None)
     if chance is not None:
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
     if logx:
-        ax.set_xscale("log")
+        _logx(ax, "")
     ax.set_xlabel({"pf_days": "compute C (PF-days)", "val_loss": "validation loss (nats/token)",
-                   "train_loss": "training loss (nats/token)"}.get(x, x))
+                   "train_loss": "training loss (nats/token)", "loss": "loss at the checkpoint (nats/token)",
+                   "aspect": "aspect ratio d/l", "seq_len": "training context n"}.get(x, x))
     ax.set_ylabel(ylabel or metric)
     ax.legend(fontsize=8)
     return _finish(fig)
+
+
+def styled(table: pd.DataFrame, formats: dict | None = None):
+    """A table as the book shows it: architecture names as labels, integers with thousands separators,
+    other numbers with four significant digits (scientific when tiny or huge), no index."""
+    table = table.copy()
+    if "arch" in table:
+        table["arch"] = table["arch"].map(arch_label)
+    fmt = {}
+    for column in table.columns:
+        if pd.api.types.is_bool_dtype(table[column]):
+            continue
+        if pd.api.types.is_integer_dtype(table[column]):
+            fmt[column] = "{:,}"
+        elif pd.api.types.is_float_dtype(table[column]):
+            fmt[column] = lambda v: "–" if pd.isna(v) else (f"{v:.3e}" if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6)
+                                                           else f"{v:.4g}")
+    fmt.update(formats or {})
+    return table.style.format(fmt, na_rep="–").hide(axis="index")
 
 
 def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0.0,
