@@ -12,8 +12,8 @@ Every exponent is a difference b_later − b_earlier ≤ 0, so nothing overflows
 decay (``kernels.md`` §1). Work inside a chunk is matrix products; only the state passing loops,
 once per chunk. For a per-channel decay the intra-chunk scores need the full [C, C, K] weight
 (no factorisation into (q e^b)(k e^{-b})ᵀ, which overflows); GLA's secondary chunking keeps that
-elementwise part to sub-chunks of c = 16 tokens and does the rest with matrix products, all exponents
-still ≤ 0 (:func:`_channel_decay_scores`).
+elementwise part to sub-chunks of c tokens and does the rest with matrix products, all exponents
+still ≤ 0 (:func:`_channel_decay_scores`). On CPUs, C = 16 with c = 4 is fastest for it.
 """
 from __future__ import annotations
 
@@ -31,14 +31,15 @@ def chunk_gla(
     initial_state: torch.Tensor | None = None,
     output_final_state: bool = False,
     chunk_size: int = 64,
-    sub_chunk_size: int = 16,
+    sub_chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Gated linear attention, chunk by chunk. Arguments and returns as ``naive_recurrent_gla``.
 
     Args:
         chunk_size: tokens per chunk C; any positive integer, T need not be a multiple of it.
         sub_chunk_size: per-channel decay only: the block size c of the elementwise part of the
-            intra-chunk scores (see :func:`_channel_decay_scores`); C itself when it does not divide C.
+            intra-chunk scores (see :func:`_channel_decay_scores`); default max(4, C // 8), the fastest
+            on CPUs (``linscale bench``); C itself when it does not divide C.
 
     Example:
         >>> q, k, v = (torch.randn(2, 100, 4, 16) for _ in range(3))
@@ -68,7 +69,7 @@ def chunk_gla(
         b = to_chunks(g).cumsum(-2)  # (B, H, N, C, K)
         b_last = b[..., -1:, :]  # (B, H, N, 1, K)
         q_inter, k_state, chunk_decay = q * b.exp(), k * (b_last - b).exp(), b_last.exp().squeeze(-2)
-        scores = _channel_decay_scores(q, k, b, sub_chunk_size)  # (B, H, N, C, C)
+        scores = _channel_decay_scores(q, k, b, sub_chunk_size or max(4, C // 8))  # (B, H, N, C, C)
     elif g_gamma is not None:
         valid = torch.ones(N * C, dtype=work, device=q.device)
         valid[T:] = 0
@@ -88,11 +89,13 @@ def chunk_gla(
     # State passing: the only sequential part, one step per chunk.
     kv = k_state.transpose(-1, -2) @ v  # each chunk's contribution: (B, H, N, K, V)
     state = q.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(work)
+    # unbind, not kv[:, :, n]: each indexing's backward would write a full-size zero gradient, O(N²) in all
+    kv_chunks = kv.unbind(2)
+    decays = [None] * N if chunk_decay is None else chunk_decay.unsqueeze(-1).unbind(2)  # (B|1, H, K|1, 1)
     incoming = []
-    for n in range(N):
+    for kv_n, decay in zip(kv_chunks, decays):
         incoming.append(state)
-        decay = 1.0 if chunk_decay is None else chunk_decay[:, :, n].unsqueeze(-1)  # (B|1, H, K|1, 1)
-        state = state * decay + kv[:, :, n]
+        state = kv_n + (state if decay is None else state * decay)
     o = o + q_inter @ torch.stack(incoming, dim=2)  # inter-chunk: (B, H, N, C, V)
 
     o = o.permute(0, 2, 3, 1, 4).reshape(B, N * C, H, V)[:, :T]
@@ -112,7 +115,7 @@ def _channel_decay_scores(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor, sub
       e^{b_i − b_j} = e^{b_i − r} · e^{r − b_j}, both exponents ≤ 0 since b_i ≤ r ≤ b_j, so the block
       is a matrix product (q ⊙ e^{b − r}) · (k ⊙ e^{r − b})ᵀ that cannot overflow.
 
-    Costs S·K + c·K elementwise terms per token instead of C·K (64 → 20 per K at C=64, c=16).
+    Costs S·K + c·K elementwise terms per token instead of C·K (16 → 8 per K at C=16, c=4).
     """
     C, K = q.shape[-2:]
     c = sub if 0 < sub < C and C % sub == 0 else C
