@@ -58,7 +58,7 @@ def chunk_gla(
 
     def to_chunks(x: torch.Tensor) -> torch.Tensor:  # (B, T, H, D) -> (B, H, N, C, D)
         x = F.pad(x.to(work), (0, 0, 0, 0, 0, pad))
-        return x.view(B, N, C, H, -1).permute(0, 3, 1, 2, 4)
+        return x.view(B, N, C, H, -1).permute(0, 3, 1, 2, 4).contiguous()  # contiguous: bmm would copy
 
     q, k, v = to_chunks(q) * scale, to_chunks(k), to_chunks(v)
     causal = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
