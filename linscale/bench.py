@@ -57,12 +57,19 @@ GOAL_DECODE_RATIO = 1.15  # linear models: decode latency/token at the longest c
 # ----------------------------------------------------------------------------- timing
 
 
-def interleaved_medians(cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1) -> dict[str, float]:
-    """Median wall time (s) of each case, the cases run interleaved and in alternating order.
+TIMERS = {"wall": time.perf_counter, "process": time.process_time}
+
+
+def interleaved_medians(cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
+                        timer: str = "wall") -> dict[str, float]:
+    """Median time (s) of each case, the cases run interleaved and in alternating order.
 
     Interleaving makes every case see the same machine load on average, so their ratio is meaningful
     even when absolute times are not; alternating the order cancels "who runs right after whom".
+    ``timer="process"`` counts this process's CPU seconds instead of wall seconds: on a machine shared
+    with other jobs it is far steadier, but it only means "time" with one thread (``--threads 1``).
     """
+    clock = TIMERS[timer]
     names = list(cases)
     for _ in range(warmup):
         for name in names:
@@ -70,9 +77,9 @@ def interleaved_medians(cases: dict[str, Callable[[], object]], repeats: int, wa
     times = {name: [] for name in names}
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
-            start = time.perf_counter()
+            start = clock()
             cases[name]()
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -122,7 +129,7 @@ def hf_llama(config: ModelConfig) -> torch.nn.Module:
 
 
 def training_throughput(configs: dict[str, ModelConfig], seq_len: int = 256, batch_size: int = 8,
-                        repeats: int = 7, with_hf: bool = True, seed: int = 0) -> pd.DataFrame:
+                        repeats: int = 7, with_hf: bool = True, seed: int = 0, timer: str = "wall") -> pd.DataFrame:
     """Tokens/s of one optimiser step (forward, backward, AdamW) per architecture, plus HF LLaMA.
 
     Every model sees the same random batch and the same optimiser settings; steps are interleaved.
@@ -136,7 +143,8 @@ def training_throughput(configs: dict[str, ModelConfig], seq_len: int = 256, bat
         models["hf_llama"] = hf_llama(configs["llama"])
 
     def step_fn(name, model):
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1)
+        # fused AdamW: one kernel per step instead of a dozen per parameter (what training should use too)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=True)
         if name == "hf_llama":  # HF shifts the labels itself: give it the same T+1 tokens to predict from
             def loss_fn():
                 return model(input_ids=tokens, labels=tokens).loss
@@ -151,7 +159,7 @@ def training_throughput(configs: dict[str, ModelConfig], seq_len: int = 256, bat
             opt.step()
         return step
 
-    medians = interleaved_medians({name: step_fn(name, m) for name, m in models.items()}, repeats)
+    medians = interleaved_medians({name: step_fn(name, m) for name, m in models.items()}, repeats, timer=timer)
     rows = []
     for name, seconds in medians.items():
         cfg = configs["llama" if name == "hf_llama" else name]
@@ -180,7 +188,8 @@ def _mixer_case(model, block_idx: int, batch_size: int, seq_len: int):
 
 
 def length_scaling(configs: dict[str, ModelConfig], seq_lens=(256, 512, 1024, 2048, 4096, 8192),
-                   tokens_per_batch: int = 8192, repeats: int = 5, reference_len: int | None = None) -> pd.DataFrame:
+                   tokens_per_batch: int = 8192, repeats: int = 5, reference_len: int | None = None,
+                   timer: str = "wall") -> pd.DataFrame:
     """Forward+backward time per token of each token mixer at context T, with B·T fixed.
 
     The mixer of a middle block (projections, gates, norm and the sequence mixing itself) is timed, so
@@ -196,7 +205,7 @@ def length_scaling(configs: dict[str, ModelConfig], seq_lens=(256, 512, 1024, 20
     for T in seq_lens:
         B = max(1, tokens_per_batch // T)
         cases = {arch: _mixer_case(m, len(m.blocks) // 2, B, T) for arch, m in models.items()}
-        for arch, seconds in interleaved_medians(cases, repeats).items():
+        for arch, seconds in interleaved_medians(cases, repeats, timer=timer).items():
             rows.append(dict(mixer=arch, seq_len=T, batch_size=B, s_per_step=seconds, us_per_token=1e6 * seconds / (B * T)))
     table = pd.DataFrame(rows)
     ref = table[table.seq_len == reference_len].set_index("mixer")["us_per_token"]
@@ -209,7 +218,7 @@ def length_scaling(configs: dict[str, ModelConfig], seq_lens=(256, 512, 1024, 20
 
 
 def decoding(configs: dict[str, ModelConfig], contexts=(128, 512, 2048, 8192), new_tokens: int = 32,
-             repeats: int = 7, seed: int = 0) -> pd.DataFrame:
+             repeats: int = 7, seed: int = 0, timer: str = "wall") -> pd.DataFrame:
     """Per-token latency of ``generate`` (batch 1, greedy) after a prompt of each context length.
 
     The prompt is consumed once (``return_state=True``); each timed call is ``generate`` continuing that
@@ -231,7 +240,7 @@ def decoding(configs: dict[str, ModelConfig], contexts=(128, 512, 2048, 8192), n
             nbytes[arch] = state.nbytes()
             cases[arch] = (lambda model=model, state=state:
                            model.generate(prompt[:, -1:], new_tokens, state=state))
-        for arch, seconds in interleaved_medians(cases, repeats).items():
+        for arch, seconds in interleaved_medians(cases, repeats, timer=timer).items():
             rows.append(dict(model=arch, context=L, ms_per_token=1e3 * seconds / new_tokens, state_bytes=nbytes[arch]))
     table = pd.DataFrame(rows)
     ref = table[table.context == min(contexts)].set_index("model")
@@ -354,7 +363,7 @@ def machine_info() -> dict:
 
 
 def run_all(quick: bool = False, sections=("training", "length", "decoding"), preset: str | None = "cpu",
-            log: Callable[[str], None] | None = print) -> dict[str, pd.DataFrame]:
+            log: Callable[[str], None] | None = print, timer: str = "wall") -> dict[str, pd.DataFrame]:
     """Run the requested sections with the full (or ``quick``) shapes; returns {section: table}."""
     p = QUICK if quick else FULL
     configs = bench_configs(preset, quick)
@@ -366,11 +375,12 @@ def run_all(quick: bool = False, sections=("training", "length", "decoding"), pr
         start = time.perf_counter()
         fresh = {a: c.replace() for a, c in configs.items()}  # sections may raise max_seq_len
         if section == "training":
-            tables[section] = training_throughput(fresh, p["train_seq_len"], p["train_batch_size"], p["train_repeats"])
+            tables[section] = training_throughput(fresh, p["train_seq_len"], p["train_batch_size"], p["train_repeats"],
+                                                  timer=timer)
         elif section == "length":
-            tables[section] = length_scaling(fresh, p["seq_lens"], p["tokens_per_batch"], p["length_repeats"])
+            tables[section] = length_scaling(fresh, p["seq_lens"], p["tokens_per_batch"], p["length_repeats"], timer=timer)
         elif section == "decoding":
-            tables[section] = decoding(fresh, p["contexts"], p["decode_tokens"], p["decode_repeats"])
+            tables[section] = decoding(fresh, p["contexts"], p["decode_tokens"], p["decode_repeats"], timer=timer)
         elif section == "end_to_end":
             tables[section] = end_to_end(("smoke",) if quick else ("smoke", "cpu"))
         if log:

@@ -39,12 +39,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     sections = args.sections.split(",") if args.sections else (
         ["training", "length", "decoding"] + (["end_to_end"] if args.end_to_end else []))
-    tables = bench.run_all(quick=args.quick, sections=sections, preset=args.preset)
+    tables = bench.run_all(quick=args.quick, sections=sections, preset=args.preset, timer=args.timer)
     goal_table = bench.goals(tables)
     if len(goal_table):
         print("## goals\n" + bench.format_table(goal_table))
     if args.out:
-        print(f"wrote {bench.write_report(tables, args.out, quick=args.quick, conditions=args.conditions)}")
+        conditions = f"timer={args.timer}, torch threads={torch.get_num_threads()}. {args.conditions}".strip()
+        print(f"wrote {bench.write_report(tables, args.out, quick=args.quick, conditions=conditions)}")
     return 0
 
 
@@ -70,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also time `linscale sweep --preset smoke` and `--preset cpu` (up to an hour)")
     p.add_argument("--preset", default="cpu", help="preset whose largest size is benchmarked (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
+    p.add_argument("--timer", choices=("wall", "process"), default="wall",
+                   help="wall seconds (default) or this process's CPU seconds (steadier on a shared machine; "
+                        "use with --threads 1)")
     p.add_argument("--out", default="benchmarks/results", help="results folder; '' to only print")
     p.add_argument("--conditions", default="", help="free text stored in the report (e.g. 'idle machine')")
     p.set_defaults(func=cmd_bench)
