@@ -13,7 +13,7 @@ decay (``kernels.md`` §1). Work inside a chunk is matrix products; only the sta
 once per chunk. For a per-channel decay the intra-chunk scores need the full [C, C, K] weight
 (no factorisation into (q e^b)(k e^{-b})ᵀ, which overflows); GLA's secondary chunking keeps that
 elementwise part to sub-chunks of c tokens and does the rest with matrix products, all exponents
-still ≤ 0 (:func:`_channel_decay_scores`). On CPUs, C = 16 with c = 4 is fastest for it.
+still ≤ 0 (:func:`_channel_decay_scores`). On CPUs, C = 16 is fastest for it (``linscale bench``).
 """
 from __future__ import annotations
 
@@ -38,8 +38,8 @@ def chunk_gla(
     Args:
         chunk_size: tokens per chunk C; any positive integer, T need not be a multiple of it.
         sub_chunk_size: per-channel decay only: the block size c of the elementwise part of the
-            intra-chunk scores (see :func:`_channel_decay_scores`); default max(4, C // 8), the fastest
-            on CPUs (``linscale bench``); C itself when it does not divide C.
+            intra-chunk scores (see :func:`_channel_decay_scores`); default 16; C itself when it does not
+            divide C.
 
     Example:
         >>> q, k, v = (torch.randn(2, 100, 4, 16) for _ in range(3))
@@ -69,7 +69,7 @@ def chunk_gla(
         b = to_chunks(g).cumsum(-2)  # (B, H, N, C, K)
         b_last = b[..., -1:, :]  # (B, H, N, 1, K)
         q_inter, k_state, chunk_decay = q * b.exp(), k * (b_last - b).exp(), b_last.exp().squeeze(-2)
-        scores = _channel_decay_scores(q, k, b, sub_chunk_size or max(4, C // 8))  # (B, H, N, C, C)
+        scores = _channel_decay_scores(q, k, b, sub_chunk_size or 16)  # (B, H, N, C, C)
     elif g_gamma is not None:
         valid = torch.ones(N * C, dtype=work, device=q.device)
         valid[T:] = 0
@@ -110,22 +110,24 @@ def _channel_decay_scores(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor, sub
     GLA's secondary chunking (fla ``chunk_gla_fwd_intra_gk``), so that the [C, C, K] weight is never
     built: cut the chunk into S = C/c sub-chunks and
 
-    - diagonal blocks (i, j in the same sub-chunk): elementwise over K, a [c, c, K] weight;
+    - diagonal blocks (i, j in the same sub-chunk): elementwise over K, the c(c+1)/2 pairs j ≤ i;
     - j in an earlier sub-chunk than i: with r the cumulative decay at the first token of i's sub-chunk,
       e^{b_i − b_j} = e^{b_i − r} · e^{r − b_j}, both exponents ≤ 0 since b_i ≤ r ≤ b_j, so the block
       is a matrix product (q ⊙ e^{b − r}) · (k ⊙ e^{r − b})ᵀ that cannot overflow.
 
-    Costs S·K + c·K elementwise terms per token instead of C·K (16 → 8 per K at C=16, c=4).
+    Costs about S·K + c·K/2 elementwise terms per token instead of 3·C·K (masked half included).
     """
     C, K = q.shape[-2:]
     c = sub if 0 < sub < C and C % sub == 0 else C
     S = C // c
     lead = q.shape[:-2]
     qs, ks, bs = (x.view(*lead, S, c, K) for x in (q, k, b))
-    causal = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
-    diff = bs.unsqueeze(-2) - bs.unsqueeze(-3)  # b_i - b_j: (..., S, c, c, K)
-    weight = diff.masked_fill(~causal[..., None], float("-inf")).exp()
-    diag = (qs.unsqueeze(-2) * ks.unsqueeze(-3) * weight).sum(-1)  # (..., S, c, c)
+    # Diagonal blocks, one sub-diagonal i - j = δ at a time (slices, no masked half): c(c+1)/2 pairs, not c².
+    diag = torch.diag_embed((qs * ks).sum(-1))  # δ = 0, weight 1: (..., S, c, c)
+    for delta in range(1, c):
+        weight = (bs[..., delta:, :] - bs[..., :-delta, :]).exp()  # e^{b_i - b_{i-δ}} ≤ 1: (..., S, c-δ, K)
+        band = (qs[..., delta:, :] * ks[..., :-delta, :] * weight).sum(-1)  # (..., S, c-δ)
+        diag = diag + torch.diag_embed(band, offset=-delta)
     if S == 1:
         return diag.view(*lead, C, C)
     r = bs[..., :1, :]  # (..., S, 1, K): reference decay at each sub-chunk's first token
