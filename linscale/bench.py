@@ -60,9 +60,8 @@ GOAL_DECODE_RATIO = 1.15  # linear models: decode latency/token at the longest c
 TIMERS = {"wall": time.perf_counter, "process": time.process_time}
 
 
-def interleaved_medians(cases: dict[str, Callable[[], object]], repeats: int, warmup: int = 1,
-                        timer: str = "wall") -> dict[str, float]:
-    """Median time (s) of each case, the cases run interleaved and in alternating order.
+def interleaved_medians(cases: dict, repeats: int, warmup: int = 1, timer: str = "wall") -> dict:
+    """Median time (s) of each case (a dict of zero-argument callables), run interleaved, alternating order.
 
     Interleaving makes every case see the same machine load on average, so their ratio is meaningful
     even when absolute times are not; alternating the order cancels "who runs right after whom".
@@ -202,11 +201,15 @@ def length_scaling(configs: dict[str, ModelConfig], seq_lens=(256, 512, 1024, 20
     for arch, cfg in configs.items():
         cfg.max_seq_len = max(cfg.max_seq_len, max(seq_lens))
     models = {arch: build_model(cfg) for arch, cfg in configs.items()}
+    # every (mixer, T) in one interleaved schedule: the ratios across T are side by side too
+    cases, shapes = {}, {}
     for T in seq_lens:
         B = max(1, tokens_per_batch // T)
-        cases = {arch: _mixer_case(m, len(m.blocks) // 2, B, T) for arch, m in models.items()}
-        for arch, seconds in interleaved_medians(cases, repeats, timer=timer).items():
-            rows.append(dict(mixer=arch, seq_len=T, batch_size=B, s_per_step=seconds, us_per_token=1e6 * seconds / (B * T)))
+        for arch, m in models.items():
+            cases[arch, T], shapes[arch, T] = _mixer_case(m, len(m.blocks) // 2, B, T), (B, T)
+    for (arch, T), seconds in interleaved_medians(cases, repeats, timer=timer).items():
+        B = shapes[arch, T][0]
+        rows.append(dict(mixer=arch, seq_len=T, batch_size=B, s_per_step=seconds, us_per_token=1e6 * seconds / (B * T)))
     table = pd.DataFrame(rows)
     ref = table[table.seq_len == reference_len].set_index("mixer")["us_per_token"]
     table["vs_ref"] = table["us_per_token"] / table["mixer"].map(ref)
@@ -230,18 +233,17 @@ def decoding(configs: dict[str, ModelConfig], contexts=(128, 512, 2048, 8192), n
     for cfg in configs.values():
         cfg.max_seq_len = max(cfg.max_seq_len, max(contexts) + new_tokens + 1)
     models = {arch: build_model(cfg).eval() for arch, cfg in configs.items()}
-    rows = []
+    cases, nbytes = {}, {}  # every (model, context) in one interleaved schedule
     for L in contexts:
         prompt = torch.randint(0, min(c.vocab_size for c in configs.values()), (1, L))
-        cases, nbytes = {}, {}
         for arch, model in models.items():
             with torch.no_grad():
                 state = model(prompt[:, :-1], return_state=True).state
-            nbytes[arch] = state.nbytes()
-            cases[arch] = (lambda model=model, state=state:
-                           model.generate(prompt[:, -1:], new_tokens, state=state))
-        for arch, seconds in interleaved_medians(cases, repeats, timer=timer).items():
-            rows.append(dict(model=arch, context=L, ms_per_token=1e3 * seconds / new_tokens, state_bytes=nbytes[arch]))
+            nbytes[arch, L] = state.nbytes()
+            cases[arch, L] = (lambda model=model, state=state, last=prompt[:, -1:]:
+                              model.generate(last, new_tokens, state=state))
+    rows = [dict(model=arch, context=L, ms_per_token=1e3 * seconds / new_tokens, state_bytes=nbytes[arch, L])
+            for (arch, L), seconds in interleaved_medians(cases, repeats, timer=timer).items()]
     table = pd.DataFrame(rows)
     ref = table[table.context == min(contexts)].set_index("model")
     table["vs_ref"] = table["ms_per_token"] / table["model"].map(ref["ms_per_token"])
@@ -365,8 +367,17 @@ def machine_info() -> dict:
 def run_all(quick: bool = False, sections=("training", "length", "decoding"), preset: str | None = "cpu",
             log: Callable[[str], None] | None = print, timer: str = "wall") -> dict[str, pd.DataFrame]:
     """Run the requested sections with the full (or ``quick``) shapes; returns {section: table}."""
-    p = QUICK if quick else FULL
+    p = dict(QUICK if quick else FULL)
     configs = bench_configs(preset, quick)
+    if not quick and preset:  # train at the preset's own context and batch when it has them
+        from linscale.presets import load_preset
+
+        try:
+            train = load_preset(preset).get("train", {}) or {}
+        except ConfigError:
+            train = {}
+        p["train_seq_len"] = int(train.get("seq_len", p["train_seq_len"]))
+        p["train_batch_size"] = int(train.get("batch_size", p["train_batch_size"]))
     tables = {}
     unknown = set(sections) - {"training", "length", "decoding", "end_to_end"}
     if unknown:
