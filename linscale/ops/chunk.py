@@ -38,8 +38,8 @@ def chunk_gla(
     Args:
         chunk_size: tokens per chunk C; any positive integer, T need not be a multiple of it.
         sub_chunk_size: per-channel decay only: the block size c of the elementwise part of the
-            intra-chunk scores (see :func:`_channel_decay_scores`); default 16; C itself when it does not
-            divide C.
+            intra-chunk scores (see :func:`_channel_decay_scores`); default 16, or the largest divisor
+            of C below it.
 
     Example:
         >>> q, k, v = (torch.randn(2, 100, 4, 16) for _ in range(3))
@@ -115,10 +115,10 @@ def _channel_decay_scores(q: torch.Tensor, k: torch.Tensor, b: torch.Tensor, sub
       e^{b_i − b_j} = e^{b_i − r} · e^{r − b_j}, both exponents ≤ 0 since b_i ≤ r ≤ b_j, so the block
       is a matrix product (q ⊙ e^{b − r}) · (k ⊙ e^{r − b})ᵀ that cannot overflow.
 
-    Costs about S·K + c·K/2 elementwise terms per token instead of 3·C·K (masked half included).
+    Costs about (S + c/2)·K elementwise terms per token instead of C·K (the [C, C, K] weight).
     """
     C, K = q.shape[-2:]
-    c = sub if 0 < sub < C and C % sub == 0 else C
+    c = max(d for d in range(1, min(max(sub, 1), C) + 1) if C % d == 0)  # sub-chunk length dividing C
     S = C // c
     lead = q.shape[:-2]
     qs, ks, bs = (x.view(*lead, S, c, K) for x in (q, k, b))
