@@ -1,6 +1,6 @@
 """CPU benchmarks: every figure a ratio of timings measured side by side in one run.
 
-    linscale bench            # the full suite (about 15 minutes on 2 idle cores), writes benchmarks/results/
+    linscale bench            # the full suite (a few minutes on 2 cores), writes benchmarks/results/
     linscale bench --quick    # tiny shapes, under a minute: what CI runs so the code cannot rot
 
 Four sections, each a function returning a pandas DataFrame (the efficiency notebook calls the same ones):
