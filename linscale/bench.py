@@ -198,9 +198,8 @@ def length_scaling(configs: dict[str, ModelConfig], seq_lens=(256, 512, 1024, 20
     """
     reference_len = reference_len or (512 if 512 in seq_lens else min(seq_lens))
     rows = []
-    for arch, cfg in configs.items():
-        cfg.max_seq_len = max(cfg.max_seq_len, max(seq_lens))
-    models = {arch: build_model(cfg) for arch, cfg in configs.items()}
+    models = {arch: build_model(cfg.replace(max_seq_len=max(cfg.max_seq_len, max(seq_lens))))
+              for arch, cfg in configs.items()}
     # every (mixer, T) in one interleaved schedule: the ratios across T are side by side too
     cases, shapes = {}, {}
     for T in seq_lens:
@@ -230,9 +229,8 @@ def decoding(configs: dict[str, ModelConfig], contexts=(128, 512, 2048, 8192), n
     ``vs_llama`` by LLaMA's at the same context.
     """
     torch.manual_seed(seed)
-    for cfg in configs.values():
-        cfg.max_seq_len = max(cfg.max_seq_len, max(contexts) + new_tokens + 1)
-    models = {arch: build_model(cfg).eval() for arch, cfg in configs.items()}
+    models = {arch: build_model(cfg.replace(max_seq_len=max(cfg.max_seq_len, max(contexts) + new_tokens + 1))).eval()
+              for arch, cfg in configs.items()}
     cases, nbytes = {}, {}  # every (model, context) in one interleaved schedule
     for L in contexts:
         prompt = torch.randint(0, min(c.vocab_size for c in configs.values()), (1, L))
@@ -384,14 +382,13 @@ def run_all(quick: bool = False, sections=("training", "length", "decoding"), pr
         raise ConfigError(f"sections: unknown {sorted(unknown)}; expected training, length, decoding, end_to_end")
     for section in sections:
         start = time.perf_counter()
-        fresh = {a: c.replace() for a, c in configs.items()}  # sections may raise max_seq_len
         if section == "training":
-            tables[section] = training_throughput(fresh, p["train_seq_len"], p["train_batch_size"], p["train_repeats"],
+            tables[section] = training_throughput(configs, p["train_seq_len"], p["train_batch_size"], p["train_repeats"],
                                                   timer=timer)
         elif section == "length":
-            tables[section] = length_scaling(fresh, p["seq_lens"], p["tokens_per_batch"], p["length_repeats"], timer=timer)
+            tables[section] = length_scaling(configs, p["seq_lens"], p["tokens_per_batch"], p["length_repeats"], timer=timer)
         elif section == "decoding":
-            tables[section] = decoding(fresh, p["contexts"], p["decode_tokens"], p["decode_repeats"], timer=timer)
+            tables[section] = decoding(configs, p["contexts"], p["decode_tokens"], p["decode_repeats"], timer=timer)
         elif section == "end_to_end":
             tables[section] = end_to_end(("smoke",) if quick else ("smoke", "cpu"))
         if log:
