@@ -3,6 +3,7 @@
     linscale accounting --preset paper     # parameter and FLOP accounting of a preset's grid
     linscale study                         # the default CPU study, end to end
     linscale fit --table runs.parquet --method approach3 --bootstrap 1000   # scaling-law fits
+    linscale bench [--quick]               # CPU benchmarks and the efficiency goals, into benchmarks/results/
 
 Each subcommand is a small function here that parses its options and calls the package; the science
 lives in the package, not in this file.
@@ -55,6 +56,25 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from linscale import bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = args.sections.split(",") if args.sections else (
+        ["training", "length", "decoding"] + (["end_to_end"] if args.end_to_end else []))
+    tables = bench.run_all(quick=args.quick, sections=sections, preset=args.preset, timer=args.timer)
+    goal_table = bench.goals(tables)
+    if len(goal_table):
+        print("## goals\n" + bench.format_table(goal_table))
+    if args.out:
+        conditions = f"timer={args.timer}, torch threads={torch.get_num_threads()}. {args.conditions}".strip()
+        print(f"wrote {bench.write_report(tables, args.out, quick=args.quick, conditions=conditions)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linscale", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -92,6 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="run the default CPU study end to end")
     p.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("bench", help="CPU benchmarks (throughput, length scaling, decoding) against the goals")
+    p.add_argument("--quick", action="store_true", help="tiny shapes, under a minute (what CI runs)")
+    p.add_argument("--sections", default=None,
+                   help="comma-separated subset of training,length,decoding,end_to_end (default: the first three)")
+    p.add_argument("--end-to-end", action="store_true",
+                   help="also time `linscale sweep --preset smoke` and `--preset cpu` (up to an hour)")
+    p.add_argument("--preset", default="cpu", help="preset whose largest size is benchmarked (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
+    p.add_argument("--timer", choices=("wall", "process"), default="wall",
+                   help="wall seconds (default) or this process's CPU seconds (steadier on a shared machine; "
+                        "use with --threads 1)")
+    p.add_argument("--out", default="benchmarks/results", help="results folder; '' to only print")
+    p.add_argument("--conditions", default="", help="free text stored in the report (e.g. 'idle machine')")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 
