@@ -10,7 +10,7 @@
 fields, plus ``val_tokens``, ``test_tokens``, ``val_seed``) or ``"text"`` (keys: ``path``, ``text_field``,
 ``doc_separator``, ``dataset_config``, ``split``, ``streaming``, ``tokenizer`` (a tokenizer.json) or
 ``vocab_size`` and ``tokenizer_docs`` (documents sampled to train BPE), ``max_tokens``, ``val_fraction``,
-``val_tokens``; see :mod:`linscale.data.text`).
+``val_tokens``, ``cache_dir``; see :mod:`linscale.data.text`).
 
 Batches are dicts ``{"input_ids": LongTensor[B, T], "labels": LongTensor[B, T]}`` plus, for the synthetic
 source, ``"bayes_nll": FloatTensor[B, T]`` (exact −log p of each label under the generating process).
@@ -210,7 +210,7 @@ class TextDataModule(_Base):
     def _docs(self):
         return text_data.iter_documents(self.path, self.data.get("text_field", "text"), self.data.get("doc_separator"),
                                         self.data.get("dataset_config"), self.data.get("split", "train"),
-                                        self.streaming)
+                                        self.streaming, self.data.get("cache_dir"))
 
     @property
     def _every(self) -> int:
