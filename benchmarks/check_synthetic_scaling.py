@@ -5,7 +5,7 @@ the validation loss, the exact Bayes loss (the irreducible E) and the unigram en
 fit for the study when the larger model and the larger budget each lower the loss and the loss stays
 well above the Bayes loss (not learned out at CPU scale).
 
-    .venv/bin/python -m benchmarks.check_synthetic_scaling --arch llama --tokens 200000 800000
+    .venv/bin/python benchmarks/check_synthetic_scaling.py --arch llama --sizes small large --tokens 200000 800000
 """
 from __future__ import annotations
 
@@ -65,7 +65,8 @@ def train(arch: str, size: str, tokens_list: list[int], dm, lr: float, seed: int
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="llama")
-    parser.add_argument("--tokens", type=int, nargs="+", default=[200_000, 800_000])
+    parser.add_argument("--sizes", nargs=2, default=["small", "large"], choices=list(SIZES))
+    parser.add_argument("--tokens", type=int, nargs=2, default=[200_000, 800_000])
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
@@ -80,16 +81,14 @@ def main(argv=None):
     print(f"synthetic language: vocab {dm.vocab_size}, seq_len {args.seq_len}; exact Bayes loss (validation) "
           f"{bayes:.4f} nats/token, entropy rate {dm.bayes_loss('train'):.4f}, unigram entropy {unigram:.4f}")
     table = {}
-    for size in SIZES:
+    for size in args.sizes:
         t0 = time.time()
         n_params, results = train(args.arch, size, args.tokens, dm, args.lr, args.seed)
         for tokens, loss in results:
             table[size, tokens] = loss
             print(f"{args.arch:6s} {size:5s} N={n_params:8d} D={tokens:8d}  val_loss {loss:.4f}  "
                   f"excess over Bayes {loss - bayes:.4f}  ({time.time() - t0:.0f}s)")
-    small_d, large_d = min(args.tokens), max(args.tokens)
-    (_, d_lo), (_, d_hi) = sorted(table)[0], sorted(table)[-1]
-    sizes = list(SIZES)
+    sizes = args.sizes
     toks = sorted({t for _, t in table})
     bigger_model = all(table[sizes[1], t] < table[sizes[0], t] for t in toks)
     more_tokens = all(table[s, toks[-1]] < table[s, toks[0]] for s in sizes)
