@@ -89,3 +89,34 @@ def test_works_in_a_lightning_trainer(tmp_path):
     assert trainer.global_step == 3 and len(model.val_losses) >= 2
     assert dm.rank == 0 and dm.world_size == 1
     assert np.isfinite(model.val_losses).all()
+
+
+def test_resumed_lightning_run_continues_the_stream(tmp_path):
+    """Fit 4 steps with a checkpoint at step 2; resuming from it must see batches 2 and 3 again, not 0, 1."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    class Recorder(_TinyLM):
+        def __init__(self, vocab):
+            super().__init__(vocab)
+            self.seen = []
+
+        def training_step(self, batch, i):
+            self.seen.append(batch["input_ids"].clone())
+            return super().training_step(batch, i)
+
+    def trainer(steps, callbacks=()):
+        return L.Trainer(accelerator="cpu", devices=1, max_steps=steps, limit_val_batches=0, logger=False,
+                         enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+                         callbacks=list(callbacks))
+
+    data = {"source": "synthetic", "val_tokens": 256}
+    full = Recorder(256 + 200)
+    trainer(4).fit(full, datamodule=build_datamodule(data, seq_len=16, batch_size=2))
+    ckpt = ModelCheckpoint(dirpath=tmp_path / "ck", every_n_train_steps=2, save_top_k=-1)
+    first = Recorder(456)
+    trainer(2, [ckpt]).fit(first, datamodule=build_datamodule(data, seq_len=16, batch_size=2))
+    resumed = Recorder(456)
+    trainer(4).fit(resumed, datamodule=build_datamodule(data, seq_len=16, batch_size=2),
+                   ckpt_path=str(next((tmp_path / "ck").glob("*.ckpt"))))
+    assert len(resumed.seen) == 2
+    assert torch.equal(resumed.seen[0], full.seen[2]) and torch.equal(resumed.seen[1], full.seen[3])

@@ -19,7 +19,8 @@ The train loader is an endless stream of whole batches. Batch j of rank r is a p
 (seed, r, j) (synthetic: a freshly generated batch; text: rows of a seeded per-epoch permutation), and
 loader worker w produces the batches j ≡ w (mod num_workers), so the stream is identical for any
 number of workers; under DDP each rank gets different batches (rank and world size come from the
-trainer in ``setup``, or are given explicitly). Set ``train_start_batch`` to resume mid-stream.
+trainer, or are given explicitly). A run resumed from a Lightning checkpoint continues the stream where
+it stopped (the trainer's processed-batch count); ``train_start_batch`` sets the start by hand.
 The validation and test loaders are fixed, finite sets of rows disjoint from training (synthetic:
 separate random streams of documents; text: held-out documents).
 """
@@ -93,7 +94,7 @@ class _Base(L.LightningDataModule):
         self.data, self.seq_len, self.batch_size = dict(data), seq_len, batch_size
         self.seed, self.num_workers = int(seed), num_workers
         self._rank, self._world = rank, world_size
-        self.train_start_batch = 0
+        self.train_start_batch: int | None = None  # None: from the trainer's restored progress (resuming)
 
     @property
     def rank(self) -> int:
@@ -109,6 +110,18 @@ class _Base(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer.world_size if trainer is not None else 1
 
+    def _start_batch(self) -> int:
+        """Where the train stream starts: ``train_start_batch`` if set, else the number of batches the
+        attached trainer has processed (restored from its checkpoint when resuming), so a resumed run
+        continues the stream instead of repeating it."""
+        if self.train_start_batch is not None:
+            return int(self.train_start_batch)
+        trainer = getattr(self, "trainer", None)
+        try:
+            return int(trainer.fit_loop.epoch_loop.batch_progress.total.processed) if trainer is not None else 0
+        except AttributeError:
+            return 0
+
     def _loader_kwargs(self):
         return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
 
@@ -117,7 +130,7 @@ class _Base(L.LightningDataModule):
         rank, world = self.rank, self.world_size
         if not 0 <= rank < world:
             raise DataError(f"rank: {rank} is not in [0, world_size={world})")
-        stream = BatchStream(lambda j: self.train_batch(j, rank, world), start=self.train_start_batch)
+        stream = BatchStream(lambda j: self.train_batch(j, rank, world), start=self._start_batch())
         return DataLoader(stream, batch_size=None, **self._loader_kwargs())
 
     def val_dataloader(self):

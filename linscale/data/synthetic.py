@@ -626,5 +626,28 @@ def associative_recall(lang: SyntheticLanguage, n_items: int = 100, n_pairs: int
     return items
 
 
-__all__ = ["LanguageSpec", "SyntheticLanguage", "DataError", "SENTENCE_TYPES", "EOD", "knowledge_mc", "cloze",
+def write_eval_items(lang: SyntheticLanguage, out_dir, seed: int = 0, context_lengths=(64, 128, 256, 512)) -> list:
+    """Write the default evaluation sets as JSONL files in ``out_dir`` (atomically, one file per set):
+    knowledge_mc, cloze, niah_easy, niah_standard, associative_recall. Returns the paths."""
+    import json
+    import os
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = {"knowledge_mc": knowledge_mc(lang, seed=seed), "cloze": cloze(lang, seed=seed),
+            "niah_easy": needle_in_haystack(lang, context_lengths, mode="easy", seed=seed),
+            "niah_standard": needle_in_haystack(lang, context_lengths, mode="standard", seed=seed),
+            "associative_recall": associative_recall(lang, seed=seed)}
+    paths = []
+    for name, items in sets.items():
+        path = out / f"{name}.jsonl"
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(it) + "\n" for it in items))
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+__all__ = ["LanguageSpec", "write_eval_items", "SyntheticLanguage", "DataError", "SENTENCE_TYPES", "EOD", "knowledge_mc", "cloze",
            "needle_in_haystack", "associative_recall", "FREQUENCY_BANDS", "SPLITS"]
