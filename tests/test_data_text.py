@@ -73,10 +73,11 @@ def test_same_pipeline_loads_files_and_local_dataset_directories(corpus, kind, m
     assert dm.train_rows.shape[1] == 33 and len(dm.val_rows) >= 1
     # held-out documents never appear in training rows
     tok = dm.tokenizer
-    train_text = " ".join(tok.decode(r.tolist()) for r in dm.train_rows)
-    val_text = " ".join(tok.decode(r.tolist()) for r in dm.val_rows)
-    val_ids = {w for w in val_text.split() if w.startswith("doc") and w[3:].isdigit()}
-    train_ids = {w for w in train_text.split() if w.startswith("doc") and w[3:].isdigit()}
+    def doc_ids(rows):  # the "docN" words, leaving out the words cut at row ends
+        words = [w for r in rows for w in tok.decode(r.tolist()).split()[1:-1]]
+        return {w for w in words if w.startswith("doc") and w[3:].isdigit()}
+
+    train_ids, val_ids = doc_ids(dm.train_rows), doc_ids(dm.val_rows)
     assert val_ids and train_ids and not val_ids & train_ids
 
 
@@ -138,3 +139,22 @@ def test_loads_a_saved_tokenizer(corpus, tmp_path):
     dm = build_datamodule(_data(tmp_path / "corpus.jsonl", tmp_path, tokenizer=str(tmp_path / "tokenizer.json")),
                           seq_len=16, batch_size=2)
     assert dm.tokenizer.get_vocab() == tok.get_vocab()
+
+
+def test_streaming_ranks_read_disjoint_documents(corpus, monkeypatch):
+    """Streamed corpora (never materialised): each rank keeps its own documents of the stream."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    tmp_path, docs = corpus
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    (folder / "part0.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    seen = []
+    for rank in (0, 1):
+        dm = build_datamodule(_data(folder, tmp_path, streaming=True, val_tokens=64), seq_len=16, batch_size=4,
+                              rank=rank, world_size=2)
+        assert dm.train_rows is None and len(dm.val_rows) == 4
+        it = iter(dm.train_dataloader())
+        words = [w for _ in range(30) for row in next(it)["input_ids"]
+                 for w in dm.tokenizer.decode(row.tolist()).split()[1:-1]]  # not the words cut at row ends
+        seen.append({w for w in words if w.startswith("doc") and w[3:].isdigit()})
+    assert seen[0] and seen[1] and not seen[0] & seen[1]

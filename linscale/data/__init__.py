@@ -307,8 +307,9 @@ class TextDataModule(_Base):
         w, k = (info.id, info.num_workers) if info else (0, 1)
         shard, n_shards = rank * k + w, world * k
         while True:
+            # every process reads the stream and keeps its own documents (train documents round-robin)
             docs = (d for i, d in enumerate(self._docs()) if i % self._every != self._every - 1
-                    and (i // self._every) % n_shards == shard)
+                    and (i - i // self._every) % n_shards == shard)
             got = False
             for row in text_data.pack_rows(text_data.tokenize_documents(self.tokenizer, docs), self.seq_len):
                 got = True
