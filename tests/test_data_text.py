@@ -69,8 +69,8 @@ def test_same_pipeline_loads_files_and_local_dataset_directories(corpus, kind, m
         path.mkdir()
         (path / "part0.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
     assert list(iter_documents(path, cache_dir=str(tmp_path / "hf"))) == docs
-    dm = build_datamodule(_data(path, tmp_path), seq_len=32, batch_size=4)
-    assert dm.train_rows.shape[1] == 33 and len(dm.val_rows) >= 1
+    dm = build_datamodule(_data(path, tmp_path, val_fraction=0.1), seq_len=32, batch_size=4)
+    assert dm.train_rows.shape[1] == 33 and len(dm.val_rows) >= 10
     # held-out documents never appear in training rows
     tok = dm.tokenizer
     def doc_ids(rows):  # the "docN" words, leaving out the words cut at row ends
