@@ -152,6 +152,8 @@ def test_bad_language_parameters_raise_one_line_errors():
         assert "\n" not in str(err.value)
     with pytest.raises(DataError, match="data.source"):
         build_datamodule({"source": "nope"}, 8, 2)
+    with pytest.raises(DataError, match="data.n_frist: unknown key"):
+        build_datamodule({"source": "synthetic", "n_frist": 3}, 8, 2)
 
 
 # ---- evaluation items (contract 3) -----------------------------------------------------------------------

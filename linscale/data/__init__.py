@@ -26,6 +26,7 @@ separate random streams of documents; text: held-out documents).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Callable
@@ -39,6 +40,10 @@ from linscale.data.synthetic import SPLITS, DataError, LanguageSpec, SyntheticLa
 from linscale.data import text as text_data
 
 SOURCES = ("synthetic", "text")
+#: data-dict keys besides "source" (synthetic: also every LanguageSpec field)
+KEYS = {"synthetic": {"val_tokens", "test_tokens", "val_seed"},
+        "text": {"path", "text_field", "doc_separator", "dataset_config", "split", "streaming", "tokenizer",
+                 "vocab_size", "tokenizer_docs", "max_tokens", "val_fraction", "val_tokens", "cache_dir"}}
 
 
 class BatchStream(IterableDataset):
@@ -337,6 +342,12 @@ def build_datamodule(data: dict, seq_len: int, batch_size: int, seed: int = 0, n
     cls = {"synthetic": SyntheticDataModule, "text": TextDataModule}.get(source)
     if cls is None:
         raise DataError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")
+    allowed = set(KEYS[source])
+    if source == "synthetic":
+        allowed |= {f.name for f in dataclasses.fields(LanguageSpec)}
+    unknown = sorted(set(data) - allowed - {"source"})
+    if unknown:  # a misspelt key would otherwise be ignored silently
+        raise DataError(f"data.{unknown[0]}: unknown key for source {source!r}; expected one of {', '.join(sorted(allowed))}")
     return cls(data, seq_len, batch_size, seed=seed, num_workers=num_workers, rank=rank, world_size=world_size)
 
 

@@ -577,8 +577,10 @@ def cloze(lang: SyntheticLanguage, n_items: int = 200, context_len: int = 256, s
 
 def _haystack(lang: SyntheticLanguage, rng, n_tokens: int) -> list[np.ndarray]:
     """Whole sentences of knowledge and grammar only (no bindings), at least ``n_tokens`` tokens."""
-    spec = dataclasses.replace(lang.spec, type_probs=(0.4, 0.2, 0.4, 0.0, 0.0))
-    sub = SyntheticLanguage(spec)
+    sub = lang.__dict__.get("_haystack_language")
+    if sub is None:  # the same world, without bind and query sentences
+        sub = SyntheticLanguage(dataclasses.replace(lang.spec, type_probs=(0.4, 0.2, 0.4, 0.0, 0.0)))
+        lang.__dict__["_haystack_language"] = sub
     doc, _ = sub.sample(rng, 1, n_tokens + MAX_SENTENCE_LEN)
     doc = doc[0]
     ends = np.flatnonzero(doc == lang.fn["."]) + 1
