@@ -95,7 +95,11 @@ def bench_configs(preset: str | None = "cpu", quick: bool = False) -> dict[str, 
         from linscale.presets import load_preset, model_configs
 
         try:
-            configs = model_configs(load_preset(preset))
+            spec = load_preset(preset)
+            # Study presets (smoke, cpu) leave the vocabulary to their data module; time with the default
+            # shape's vocabulary then (about the synthetic language's size).
+            spec = {**spec, "model": {"vocab_size": DEFAULT_SHAPE["vocab_size"], **spec.get("model", {})}}
+            configs = model_configs(spec)
         except ConfigError:
             configs = []  # no such preset yet: fall back to the default shape
     if not configs:

@@ -50,8 +50,8 @@ CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstre
 
 
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
-SMOKE_PARAMETERS = {"preset": "smoke", "bootstrap": 20, "seq_lens": [128, 256, 512], "contexts": [64, 256, 1024],
-                    "tokens_per_batch": 1024, "repeats": 3}
+SMOKE_PARAMETERS = {"preset": "smoke", "bootstrap": 20, "seq_lens": [64, 128, 256], "contexts": [32, 128, 512],
+                    "tokens_per_batch": 512, "repeats": 2}
 # Figures each chapter must show in the built HTML (the CI check).
 MIN_FIGURES = {"architectures": 1, "accounting": 1, "training": 3, "scaling_laws": 2, "downstream": 6,
                "efficiency": 2, "ablations": 2, "findings": 0}
