@@ -94,7 +94,7 @@ class ScalingRecorder(L.Callback):
         self._val_loader = datamodule.val_dataloader() if datamodule is not None else trainer.val_dataloaders
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
-        if pl_module.diverged:
+        if pl_module.diverged and not (self.records and self.records[-1]["diverged"]):
             self._record_divergence(trainer, pl_module)
             return
         step = trainer.global_step
@@ -105,6 +105,8 @@ class ScalingRecorder(L.Callback):
         now = time.monotonic()
         if step in self.record_steps:
             self._record(trainer, pl_module, step)
+            if pl_module.diverged:
+                return
             if step in self.export_steps:
                 self._export(trainer, pl_module, step)
             self._save(trainer)
@@ -137,6 +139,8 @@ class ScalingRecorder(L.Callback):
         metrics = pl_module.evaluate(self._val_loader, self.settings.val_batches)
         row = self._row(trainer, pl_module, step)
         row.update(train_loss=sum(self.losses) / len(self.losses), diverged=False, **metrics)
+        if not (finite(row["train_loss"]) and finite(row["val_loss"])):  # the weights themselves went bad
+            row["diverged"] = pl_module.diverged = trainer.should_stop = True
         self.records.append(row)
         if trainer.is_global_zero:
             write_json(self.run_dir / "records.json", self.records)

@@ -133,8 +133,16 @@ class ResumableLoader:
         self._skip = 0
 
     def __iter__(self):
-        iterator = iter(self.loader)
         skip, self._skip = self._skip, 0
+        inner = self.datamodule.inner
+        if skip and isinstance(getattr(inner, "train_start_batch", None), int):
+            # linscale.data streams can start at any batch: no need to generate and drop the first ones
+            base, inner.train_start_batch = inner.train_start_batch, inner.train_start_batch + skip
+            try:
+                return iter(inner.train_dataloader())
+            finally:
+                inner.train_start_batch = base
+        iterator = iter(self.loader)
         for _ in range(skip):
             next(iterator)
         return iterator

@@ -134,7 +134,9 @@ class TrainSettings:
             return steps
         if self.exports == 0:
             return []
-        idx = np.unique(np.round(np.linspace(len(steps) - 1, 0, min(self.exports, len(steps)))).astype(int))
+        # log-spaced over the last two thirds of the checkpoints (the first ones are near-random models)
+        idx = np.unique(np.round(np.linspace(len(steps) - 1, len(steps) // 3, min(self.exports, len(steps))))
+                        .astype(int))
         return sorted(steps[i] for i in idx)
 
     def identity(self) -> dict:

@@ -160,7 +160,7 @@ def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, po
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     result = SweepResult(out=out, table=table)
     pending = []
-    for run_id, run_dir in run_dirs.items():
+    for run_id, run_dir in sorted(run_dirs.items(), key=lambda item: -_cost(specs, item[0])):  # longest first
         state = read_status(run_dir)["state"]
         if state in ("done", "diverged"):
             result.states[run_id] = state
@@ -221,6 +221,18 @@ def prepare_check(run_dir: Path, spec: dict) -> None:
     if a != b:
         raise ConfigError(f"{run_dir / 'spec.json'}: this run was started with different settings "
                           f"({_first_difference(a, b)}); use another --out or delete {run_dir}")
+
+
+def _cost(specs: list[dict], run_id: str) -> float:
+    """Training FLOPs of a run (Table 1): the order in which to start runs so that parallel jobs end together."""
+    from linscale import flops
+    from linscale.config import ModelConfig
+    from linscale.train.settings import TrainSettings
+
+    spec = next(s for s in specs if s["run_id"] == run_id)
+    train = TrainSettings.from_dict(spec["train"])
+    config = ModelConfig.from_dict({"vocab_size": 2, **spec["model"]})
+    return flops.training_flops(config, train.total_steps * train.tokens_per_step, train.seq_len)
 
 
 def _mtime(run_dir: Path) -> float | None:
