@@ -85,7 +85,7 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path):
 
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     common = ["train", "--preset", "smoke", "--arch", "tnl", "--size", "s2", "--no-progress", "--accelerator",
-              "cpu", "--threads", "1", "--set", "train.tokens=5120", "--set", "train.checkpoints=20", *DATA]
+              "cpu", "--threads", "1", "--set", "train.tokens=5120", "--set", "train.checkpoints=100", *DATA]  # every step
     one = linscale(*common, "--out", tmp_path / "one")
     assert one.returncode == 0, one.stderr[-3000:]
     two = linscale(*common, "--out", tmp_path / "two", "--devices", "2", "--strategy", "ddp")

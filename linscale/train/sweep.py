@@ -15,8 +15,10 @@ re-running (which skips finished runs and resumes interrupted ones) never duplic
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,10 +140,19 @@ def run_sweep(preset: str | dict, out: str | os.PathLike | None = None, jobs: in
     except Timeout:
         raise SweepLockedError(f"{out}: another sweep is writing here (lock {out / '.sweep.lock'} is held); "
                                f"wait for it to finish or use another --out") from None
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM: stop the runs too, then exit
+        previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return _run_locked(resolved, specs, out, jobs, threads, executor, execution or {}, echo, poll_s)
     finally:
         lock.release()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
 
 
 def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, poll_s) -> SweepResult:
