@@ -153,6 +153,7 @@ def _table_with_rows(out: Path) -> bytes:
     (["--preset", "smoke", "--set", "train.lrr=1e-3"], "train.lrr"),
     (["--preset", "smoke", "--set", "sizes.s1.d_model=-8"], "d_model"),
     (["--preset", "smoke", "--set", "sizes.s2.n_layer=-1"], "n_layer"),
+    (["--preset", "smoke", "--set", "data.val_tokenz=64"], "data.val_tokenz"),
 ])
 def test_bad_sweep_input_is_one_clear_error_and_keeps_the_table(tmp_path, capsys, argv, expected):
     before = _table_with_rows(tmp_path)

@@ -205,7 +205,7 @@ def _allowed_new_key(path: list[str], preset: dict) -> bool:
         return len(path) == 2 or (len(path) == 3 and path[2] in MODEL_FIELDS)
     if head == "arch_overrides":
         return len(path) <= 3 or (len(path) == 4 and path[3] in MODEL_FIELDS)
-    if head == "data":  # the data module validates its own keys (linscale.data)
+    if head == "data":  # checked against the source's keys in resolve_preset (after every override)
         return True
     if head == "cluster":
         return True
@@ -259,11 +259,42 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
     if not isinstance(preset.get("sizes"), dict) or not preset["sizes"]:
         raise ConfigError("sizes: expected a non-empty mapping of size name -> shape")
     TrainSettings.from_dict(preset.get("train") or {})
+    check_data_keys(preset.get("data") or {})
     for arch, sizes in (preset.get("arch_overrides") or {}).items():
         for size in sizes or {}:
             if size not in preset["sizes"]:
                 raise ConfigError(f"arch_overrides.{arch}.{size}: no such size; sizes are {', '.join(preset['sizes'])}")
     return preset
+
+
+# Keys each linscale.data source reads (its build_datamodule ignores others, so a typo would silently
+# train on the default): see linscale/data/__init__.py.
+TEXT_DATA_KEYS = ("path", "text_field", "doc_separator", "dataset_config", "split", "streaming", "tokenizer",
+                  "vocab_size", "tokenizer_docs", "max_tokens", "val_fraction", "val_tokens")
+SYNTHETIC_EXTRA_KEYS = ("val_tokens", "test_tokens", "val_seed")
+
+
+def data_keys(source: str) -> tuple[str, ...] | None:
+    """The keys a data dict of ``source`` may hold (None: unknown source, left to the data module)."""
+    if source == "synthetic":
+        from linscale.data.synthetic import LanguageSpec
+
+        return ("source", *(f.name for f in dataclasses.fields(LanguageSpec)), *SYNTHETIC_EXTRA_KEYS)
+    if source == "text":
+        return ("source", *TEXT_DATA_KEYS)
+    return None
+
+
+def check_data_keys(data: dict) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"data: expected a mapping with a 'source' key, got {data!r}")
+    if "factory" in data:  # a data module of one's own checks its own keys
+        return
+    known = data_keys(data.get("source", "synthetic"))
+    unknown = sorted(set(data) - set(known or data))
+    if unknown:
+        raise ConfigError(f"data.{unknown[0]}: unknown key for source {data.get('source', 'synthetic')!r}; "
+                          f"expected one of {', '.join(sorted(known))}")
 
 
 # ---------------------------------------------------------------------------- small validators
