@@ -147,9 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "stops with an error while the first holds the lock.")
     p.add_argument("--preset", required=True, help="preset name (smoke, cpu, paper) or path to a YAML file")
     p.add_argument("--out", default=None, help="output folder (default: runs/<preset name>)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="runs trained at the same time, each in its own process (default 1; on a 2-core CPU "
-                        "use 2 with the default 1 thread each)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs trained at the same time, each in its own process (default: one per CPU core, "
+                        "each with 1 thread; 1 on a GPU machine or with --executor slurm)")
     p.add_argument("--executor", default="local", choices=["local", "submitit-local", "slurm"],
                    help="where runs execute: local processes (default), or submitit jobs (SLURM settings from the "
                         "preset's cluster: block, e.g. --set cluster.slurm_partition=gpu)")

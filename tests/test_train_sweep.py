@@ -31,7 +31,7 @@ def linscale(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def test_smoke_sweep_writes_a_valid_table_and_exports(tmp_path):
-    r = linscale("sweep", "--preset", "smoke", "--out", tmp_path, "--jobs", "2", *DATA)
+    r = linscale("sweep", "--preset", "smoke", "--out", tmp_path, "--jobs", "2", "--threads", "1", *DATA)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     table = read_results(tmp_path / "results.parquet")  # validates against the schema
     settings = TrainSettings.from_dict(resolve_preset("smoke")["train"])
@@ -53,7 +53,7 @@ def test_smoke_sweep_writes_a_valid_table_and_exports(tmp_path):
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path):
-    args = ["--preset", "smoke", "--jobs", "1", "--set", "archs=[hgrn2]", "--set", "train.tokens=51200",
+    args = ["--preset", "smoke", "--jobs", "1", "--threads", "1", "--set", "archs=[hgrn2]", "--set", "train.tokens=51200",
             "--set", "train.checkpoints=12", *DATA]  # 2 runs of 200 steps
     ref = linscale("sweep", *args, "--out", tmp_path / "ref")
     assert ref.returncode == 0, ref.stderr[-3000:]
@@ -88,7 +88,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     # exactly the same global batches (linscale.data draws each rank's batches independently instead).
     common = ["train", "--preset", "smoke", "--arch", "tnl", "--size", "s2", "--no-progress", "--accelerator",
               "cpu", "--threads", "1", "--set", "train.tokens=5120", "--set", "train.checkpoints=100",  # every step
-              "--set", "data={factory: train_standin:build}"]
+              "--set", "data={factory: train_standin:build}", "--set", "train.val_batches=null"]
     one = linscale(*common, "--out", tmp_path / "one")
     assert one.returncode == 0, one.stderr[-3000:]
     two = linscale(*common, "--out", tmp_path / "two", "--devices", "2", "--strategy", "ddp")

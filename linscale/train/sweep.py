@@ -118,17 +118,23 @@ def make_submitit_executor(kind: str, folder: Path, cluster: dict):
     return executor
 
 
-def run_sweep(preset: str | dict, out: str | os.PathLike | None = None, jobs: int = 1,
+def run_sweep(preset: str | dict, out: str | os.PathLike | None = None, jobs: int | None = None,
               overrides: list[str] | tuple = (), threads: int | None = None, executor: str = "local",
               execution: dict | None = None, echo=print, poll_s: float = 0.5) -> SweepResult:
     """Run (or finish) every run of ``preset`` into ``out``; returns the per-run final states.
 
     Everything that can be wrong with the input is checked before the first write: the preset and
     overrides, every model shape, the output folder, the lock, and runs already there with other
-    settings. ``threads`` defaults to the machine's cores divided by ``jobs``.
+    settings. ``jobs`` defaults to the number of cores on a CPU machine (1 with a GPU or on SLURM) and
+    ``threads`` to the cores divided by ``jobs``: tiny models gain nothing from intra-op threads, and
+    busy-waiting threads on an oversubscribed CPU cost more than they give.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
+    if jobs is None:  # CPU: one single-threaded process per core; GPU: one run at a time (it takes them all)
+        import torch
+
+        jobs = 1 if torch.cuda.is_available() or executor != "local" else (os.cpu_count() or 1)
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
     resolved, specs = plan_runs(preset, overrides)
