@@ -4,6 +4,8 @@
     linscale train --preset cpu --arch tnl --size s3   # one training run
     linscale sweep --preset cpu --jobs 2   # every run of a preset, into one results table
     linscale study                         # the default CPU study, end to end
+    linscale fit --table runs.parquet --method approach3 --bootstrap 1000   # scaling-law fits
+    linscale bench [--quick]               # CPU benchmarks and the efficiency goals, into benchmarks/results/
 
 Each subcommand is a small function here that parses its options and calls the package; the science
 lives in the package, not in this file.
@@ -21,6 +23,31 @@ def cmd_accounting(args: argparse.Namespace) -> int:
 
     table = accounting_table(args.preset, seq_len=args.seq_len, batch_size=args.batch_size)
     print(table.to_string(index=False))
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import warnings
+
+    import pandas as pd
+
+    from linscale.laws import fit, read_table
+
+    runs = read_table(args.table)
+    columns = dict(loss_column=args.loss_column, params_column=args.params_column,
+                   tokens_column=args.tokens_column, flops_column=args.flops_column, run_column=args.run_column,
+                   drop_highest_loss=args.drop_highest_loss)
+    kwargs = dict(by=args.by, **columns)
+    if args.method != "approach3":
+        kwargs["compute_unit"] = args.compute_unit
+    with warnings.catch_warnings():  # dropped rows (diverged, step 0, missing loss): one line each
+        warnings.showwarning = lambda message, *_, **__: print(f"linscale: warning: {message}", file=sys.stderr)
+        result = fit(runs, args.method, bootstrap_resamples=args.bootstrap, seed=args.seed, **kwargs)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 6):
+        print(result.params.drop(columns=["method"]).to_string(index=False))
+    if args.out:
+        result.params.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -112,6 +139,25 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--num-workers", type=int, default=None, help="DataLoader worker processes per training process")
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from linscale import bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = args.sections.split(",") if args.sections else (
+        ["training", "length", "decoding"] + (["end_to_end"] if args.end_to_end else []))
+    tables = bench.run_all(quick=args.quick, sections=sections, preset=args.preset, timer=args.timer)
+    goal_table = bench.goals(tables)
+    if len(goal_table):
+        print("## goals\n" + bench.format_table(goal_table))
+    if args.out:
+        conditions = f"timer={args.timer}, torch threads={torch.get_num_threads()}. {args.conditions}".strip()
+        print(f"wrote {bench.write_report(tables, args.out, quick=args.quick, conditions=conditions)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linscale", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -156,10 +202,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dry-run", action="store_true", help="print the runs and the checkpoint schedule, train nothing")
     _add_run_options(p)
     p.set_defaults(func=cmd_sweep)
+    p = sub.add_parser("fit", help="fit scaling laws to a table of runs (CSV or Parquet)",
+                       description="Fit scaling laws to a table with one row per (run, checkpoint): columns "
+                       "params (or N; non-embedding parameters), tokens (or D), a loss column, and optionally "
+                       "run_id (absent: one run per row) and flops (absent: C = 6ND; with flops but no tokens, "
+                       "D = C/(6N)). Prints one row per fitted parameter with its interval.")
+    p.add_argument("--table", required=True, help="CSV or Parquet file of runs")
+    p.add_argument("--method", required=True, choices=("approach1", "approach2", "approach3"),
+                   help="approach1: the paper's envelope method; approach2: IsoFLOP parabolas; "
+                        "approach3: L(N, D) = E + A/N^alpha + B/D^beta")
+    p.add_argument("--loss-column", default=None, help="loss column (default: loss, else train_loss)")
+    p.add_argument("--params-column", default=None, help="parameter-count column (default: params, else N)")
+    p.add_argument("--tokens-column", default=None, help="token column (default: tokens, else D)")
+    p.add_argument("--flops-column", default=None, help="compute column (default: flops if present)")
+    p.add_argument("--run-column", default=None, help="run identifier column (default: run_id if present)")
+    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
+                   help="outlier rule: drop the K rows with the highest loss (default: 0)")
+    p.add_argument("--by", default="arch", help="fit each value of this column separately (default: arch, if present)")
+    p.add_argument("--compute-unit", default="pf_days", choices=("pf_days", "flops"),
+                   help="unit of C in the approach1/2 laws (default: pf_days, as the paper)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples over runs (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--out", default=None, help="also write the parameter table to this CSV")
+    p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("study", help="run the default CPU study end to end")
     p.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("bench", help="CPU benchmarks (throughput, length scaling, decoding) against the goals")
+    p.add_argument("--quick", action="store_true", help="tiny shapes, under a minute (what CI runs)")
+    p.add_argument("--sections", default=None,
+                   help="comma-separated subset of training,length,decoding,end_to_end (default: the first three)")
+    p.add_argument("--end-to-end", action="store_true",
+                   help="also time `linscale sweep --preset smoke` and `--preset cpu` (up to an hour)")
+    p.add_argument("--preset", default="cpu", help="preset whose largest size is benchmarked (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
+    p.add_argument("--timer", choices=("wall", "process"), default="wall",
+                   help="wall seconds (default) or this process's CPU seconds (steadier on a shared machine; "
+                        "use with --threads 1)")
+    p.add_argument("--out", default="benchmarks/results", help="results folder; '' to only print")
+    p.add_argument("--conditions", default="", help="free text stored in the report (e.g. 'idle machine')")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from linscale.config import ModelConfig
-from linscale.ops import chunk_linear_attention, fused_recurrent_gla
+from linscale.ops import chunk_linear_attention, recurrent_linear_attention
 from linscale.ops.naive import naive_recurrent_gla
 
 
@@ -100,7 +100,7 @@ def linear_attention(mode: str, q, k, v, g=None, g_gamma=None, scale=1.0, state=
     """Run gated linear attention in one of its equivalent forms (``linscale.ops``).
 
     ``mode`` is ``chunk`` (training; dispatches to Triton on CUDA), ``naive`` (the fp32 token loop)
-    or ``recurrent`` (the step-wise decoding form). A single token with a state always takes the
+    or ``recurrent`` (the step-wise decoding form; Triton's fused recurrent kernel on CUDA). A single token with a state always takes the
     recurrent step: that is the O(1) decoding path.
     """
     T = q.shape[1]
@@ -108,7 +108,7 @@ def linear_attention(mode: str, q, k, v, g=None, g_gamma=None, scale=1.0, state=
     if mode == "naive":
         return naive_recurrent_gla(q, k, v, **kwargs)
     if mode == "recurrent" or (state is not None and T == 1):
-        return fused_recurrent_gla(q, k, v, **kwargs)
+        return recurrent_linear_attention(q, k, v, **kwargs)
     return chunk_linear_attention(q, k, v, chunk_size=chunk_size, **kwargs)
 
 
@@ -228,16 +228,18 @@ class CausalLM(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  top_k: int | None = None, eos_token_id: int | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, state: DecodeState | None = None) -> torch.Tensor:
         """Continue ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens.
 
         The prompt is processed once in parallel (the chunked form, or SDPA for LLaMA); then each new
         token costs one recurrent step with an O(1) state (linear models) or one step against the KV
         cache (LLaMA). temperature 0 is greedy decoding. Returns prompt and continuation (B, T + new).
+        With ``state`` (from a call with ``return_state=True``), ``input_ids`` continue that state: a
+        shared prefix is consumed once, and the benchmark times decoding steps alone.
         """
         if max_new_tokens <= 0:
             return input_ids
-        out = self(input_ids, return_state=True)
+        out = self(input_ids, state=state, return_state=True)
         tokens = [input_ids]
         finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for step in range(max_new_tokens):
