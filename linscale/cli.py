@@ -85,16 +85,29 @@ def cmd_train(args: argparse.Namespace) -> int:
                           f"expected one of {', '.join(preset['sizes'])}")
     out = Path(args.out or Path("runs") / (preset.get("name") or "train"))
     check_writable(out)
-    run_dir = prepare_run(out / "runs" / specs[0]["run_id"], specs[0])
-    state = train_run(run_dir, progress_bar=args.progress, **execution)
+    from filelock import FileLock, Timeout
     from lightning.pytorch.utilities import rank_zero_only
 
-    if rank_zero_only.rank == 0:
-        from linscale.train.results import upsert_runs
-        from linscale.train.run import read_records
+    lock = FileLock(str(out / ".sweep.lock"))
+    if rank_zero_only.rank == 0:  # DDP ranks > 0 re-run this command; only rank 0 writes the table
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            print(f"linscale: error: {out}: a sweep is writing here (lock {out / '.sweep.lock'} is held); "
+                  f"use another --out", file=sys.stderr)
+            return 3
+    try:
+        run_dir = prepare_run(out / "runs" / specs[0]["run_id"], specs[0])
+        state = train_run(run_dir, progress_bar=args.progress, **execution)
+        if rank_zero_only.rank == 0:
+            from linscale.train.results import upsert_runs
+            from linscale.train.run import read_records
 
-        upsert_runs(out / "results.parquet", {specs[0]["run_id"]: read_records(run_dir)})
-        print(f"{run_dir}: {state}; rows in {out / 'results.parquet'}")
+            upsert_runs(out / "results.parquet", {specs[0]["run_id"]: read_records(run_dir)})
+            print(f"{run_dir}: {state}; rows in {out / 'results.parquet'}")
+    finally:
+        if lock.is_locked:
+            lock.release()
     return 0
 
 

@@ -239,3 +239,18 @@ def test_divergence_is_recorded_and_stops_the_run(tmp_path):
     assert records[-1]["diverged"] and not any(r["diverged"] for r in records[:-1])
     validate_results(to_frame(records))
     assert train_run(run_dir) == "diverged"  # finished: not trained again
+
+
+def test_fsdp_on_cpu_is_a_clear_error():
+    from linscale.train.run import build_trainer
+
+    settings = TrainSettings(seq_len=8, batch_size=2, tokens=64, strategy="fsdp", accelerator="cpu")
+    with pytest.raises(ConfigError, match="fsdp needs GPUs"):
+        build_trainer(settings, Path("/nonexistent"), [], 1)
+
+
+def test_single_run_cli_refuses_a_folder_a_sweep_is_writing(tmp_path, capsys):
+    with FileLock(str(tmp_path / ".sweep.lock")):
+        assert main(["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--out", str(tmp_path)]) == 3
+    assert "a sweep is writing here" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
