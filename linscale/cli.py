@@ -6,6 +6,7 @@
     linscale study                         # the default CPU study, end to end
     linscale fit --table runs.parquet --method approach3 --bootstrap 1000   # scaling-law fits
     linscale bench [--quick]               # CPU benchmarks and the efficiency goals, into benchmarks/results/
+    linscale data --seq-len 256 --sample 2 # the synthetic language: entropy, vocabulary, sample documents
 
 Each subcommand is a small function here that parses its options and calls the package; the science
 lives in the package, not in this file.
@@ -171,6 +172,25 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, write_eval_items
+
+    lang = SyntheticLanguage(LanguageSpec(world_seed=args.world_seed))
+    print(json.dumps(lang.summary(args.seq_len), indent=1))
+    rows, nll = lang.sample_rows(np.random.default_rng(args.seed), args.sample, args.seq_len)
+    for row, row_nll in zip(rows, nll):
+        print("\n" + lang.decode(row))
+        print(f"  (exact nll of this row: {row_nll[1:].mean():.3f} nats/token)")
+    if args.write_eval:
+        for path in write_eval_items(lang, args.write_eval, seed=args.seed):
+            print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linscale", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -238,6 +258,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--out", default=None, help="also write the parameter table to this CSV")
     p.set_defaults(func=cmd_fit)
+    p = sub.add_parser("data", help="describe the synthetic language (exact entropy, samples) and write eval items")
+    p.add_argument("--seq-len", type=int, default=256, help="training row length (default: 256)")
+    p.add_argument("--sample", type=int, default=1, help="sample rows to print (default: 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--world-seed", type=int, default=0)
+    p.add_argument("--write-eval", default=None, metavar="DIR", help="write the evaluation item sets as JSONL files")
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("study", help="run the default CPU study end to end")
     p.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
