@@ -134,14 +134,6 @@ class ResumableLoader:
 
     def __iter__(self):
         skip, self._skip = self._skip, 0
-        inner = self.datamodule.inner
-        if skip and isinstance(getattr(inner, "train_start_batch", None), int):
-            # linscale.data streams can start at any batch: no need to generate and drop the first ones
-            base, inner.train_start_batch = inner.train_start_batch, inner.train_start_batch + skip
-            try:
-                return iter(inner.train_dataloader())
-            finally:
-                inner.train_start_batch = base
         iterator = iter(self.loader)
         for _ in range(skip):
             next(iterator)
@@ -170,8 +162,8 @@ class ResumableData(L.LightningDataModule):
 
     def train_dataloader(self):
         loader = self.inner.train_dataloader()
-        if isinstance(loader, _Stateful):
-            return loader
+        if isinstance(loader, _Stateful) or hasattr(self.inner, "train_start_batch"):
+            return loader  # it resumes by itself (linscale.data starts at the trainer's restored batch count)
         dataset = getattr(loader, "dataset", None)
         if isinstance(loader, torch.utils.data.DataLoader) and not isinstance(
                 dataset, torch.utils.data.IterableDataset) and self.trainer.world_size > 1:
