@@ -320,6 +320,7 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
     the first failure is raised after the others finished.
     """
     parameters = parameters or {}
+    check_results(parameters, chapters, cwd=Path(kwargs.get("cwd", ROOT)))
 
     def run(chapter: str) -> Path:
         own = {k: v for k, v in parameters.items() if k in PARAMETERS[chapter]}
@@ -333,6 +334,19 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(run, chapter) for chapter in chapters]
     return [future.result() for future in futures]
+
+
+def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
+    """Fail in one line, before any kernel starts, when a chapter would read a results folder that does
+    not exist (for instance ``results/cpu`` before the default study was run and committed)."""
+    for chapter in chapters:
+        if "results_dir" not in PARAMETERS[chapter]:
+            continue
+        values = {**default_parameters(chapter), **{k: v for k, v in parameters.items() if k in PARAMETERS[chapter]}}
+        folder = Path(cwd) / values["results_dir"] / values["preset"]
+        if not (folder / "runs.parquet").exists():
+            raise ConfigError(f"{folder}: no results of preset {values['preset']!r} (run `linscale study --preset "
+                              f"{values['preset']}` first, or choose another with --preset)")
 
 
 # ----------------------------------------------------------------------------- build and check

@@ -137,3 +137,9 @@ def test_rerunning_a_chapter_with_a_new_parameter_gives_a_different_correct_resu
     assert ratio == pytest.approx(2 * 512 * 2 / 64)
     assert ratio != pytest.approx(float(glued(built_book["outputs"]["architectures"])["kv_over_state"]))
     assert nbformat.read(out, as_version=4).metadata["papermill"]["parameters"]["n_head"] == 2
+
+
+def test_missing_results_fail_in_one_line_before_any_kernel(tmp_path):
+    with pytest.raises(ConfigError, match=r"results/nosuch: no results of preset 'nosuch' \(run `linscale study"):
+        book.execute_book({"preset": "nosuch"}, chapters=["training"], out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
