@@ -92,7 +92,7 @@ def cmd_book(args: argparse.Namespace) -> int:
     book.execute_book(parameters, chapters=chapters, force=args.force or bool(args.chapter and parameters))
     if not args.no_html:
         html = book.build_html()
-        problems = book.check_html(html, chapters=[c for c in book.toc_chapters()])
+        problems = book.check_html(html, chapters=book.toc_chapters(), min_figures=book.MIN_FIGURES)
         for problem in problems:
             print(f"linscale book: {problem}", file=sys.stderr)
         print(f"book: {html / 'index.html'}")
