@@ -1,0 +1,211 @@
+"""Task data for the linscale suites: generated from the world the model was trained on, cached.
+
+Knowledge questions only make sense about the facts the model saw, so every item comes from the
+synthetic language's generators (``linscale.data.synthetic``, contract 3) called with the data
+dict stored in the checkpoint's meta (``meta["data"]``: world seed, vocabulary, ...). The items are
+written once to a cache folder keyed by a hash of (kind, data dict, item parameters) and reused:
+
+    <task_cache>/<kind>-<sha256[:16]>.jsonl       one JSON object per line, written atomically
+
+``task_cache`` defaults to ``$LINSCALE_EVAL_CACHE`` or ``~/.cache/linscale/eval``; ``linscale eval``
+uses ``<sweep>/eval/tasks``. lm-eval hands the task options to the ``custom_dataset`` functions of
+``linscale/eval/tasks/utils.py`` as metadata (the CLI merges ``--model_args`` and ``--metadata``),
+so ``lm_eval --model linscale --model_args checkpoint=DIR`` is enough to pick the right world.
+
+Item kinds and their fields:
+    knowledge  question, choices (list), label (int), band (0 = most frequent facts ... 3 = rarest)
+    cloze      context, target (the word that completes the context; LAMBADA analogue)
+    documents  text (held-out documents, for perplexity)
+    niah       mode ("easy" | "standard"), length, depth, length_index, depth_index, context,
+               question, answer
+    mqar       context, question, answer (one query of a multi-query associative-recall item)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from linscale.config import ConfigError
+
+KINDS = ("knowledge", "cloze", "documents", "niah", "mqar")
+N_BANDS = 4
+NIAH_MODES = ("easy", "standard")
+NIAH_RESERVE = 16  # tokens of each grid length left for the question and the generated answer (<= 8)
+
+# Item parameters and their defaults; each can be overridden through model_args / --metadata.
+DEFAULTS = {
+    "n_knowledge": 400,  # questions over all frequency bands
+    "n_cloze": 200,
+    "n_documents": 40,
+    "niah_lengths": 8,  # grid: n lengths linspace(max_length/8, max_length), like the paper's 1K..8K(16K)
+    "niah_depths": 6,  # n depths linspace(0, 100) percent
+    "niah_repeats": 2,  # items per (mode, length, depth) cell
+    "n_mqar": 200,
+    "eval_seed": 1234,  # seed of the evaluation items (the world itself comes from the data dict)
+}
+# Everything the task functions accept; the model adapter ignores these keys (see LinscaleLM).
+TASK_OPTIONS = ("checkpoint", "task_cache", "max_length", *DEFAULTS)
+
+
+class TaskDataError(ConfigError):
+    """The task data cannot be built for this checkpoint (no synthetic world, no generator, ...)."""
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("LINSCALE_EVAL_CACHE", Path.home() / ".cache" / "linscale" / "eval"))
+
+
+def checkpoint_meta(checkpoint: str | os.PathLike) -> dict:
+    """The meta dict of an exported checkpoint (without loading its weights)."""
+    from linscale.checkpoint import CheckpointError
+
+    file = Path(checkpoint) / "config.json"
+    if not file.is_file():
+        raise CheckpointError(f"{file}: checkpoint file is missing")
+    try:
+        return json.loads(file.read_text()).get("meta", {})
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise CheckpointError(f"{file}: not a linscale checkpoint config ({err})") from None
+
+
+def item_params(kind: str, options: dict) -> dict:
+    """The parameters that determine the items of ``kind`` (the cache key), from the task options."""
+    from linscale.eval.adapter import training_seq_len
+
+    checkpoint = options.get("checkpoint")
+    if not checkpoint:
+        raise TaskDataError("checkpoint: the linscale task suites need checkpoint=<export folder> in "
+                            "--model_args (or --metadata) to know which synthetic world the model learned")
+    meta = checkpoint_meta(checkpoint)
+    data = meta.get("data")
+    if not isinstance(data, dict) or data.get("source") != "synthetic":
+        raise TaskDataError(f"{checkpoint}: meta.data.source is {None if not isinstance(data, dict) else data.get('source')!r}; "
+                            "the linscale suites need a checkpoint trained on the synthetic language "
+                            "(for real text evaluate real tasks, e.g. --tasks piqa,hellaswag)")
+    params = {k: _int_option(options, k) for k in DEFAULTS}
+    params["data"] = data
+    if kind == "niah":
+        max_length = int(options.get("max_length") or training_seq_len(meta) or 0)
+        if max_length < 16:
+            raise TaskDataError(f"max_length: the NIAH grid needs the model's context length (got {max_length}); "
+                                "pass max_length=... or export checkpoints with meta.seq_len")
+        params["max_length"] = max_length
+    keep = {"knowledge": ("n_knowledge",), "cloze": ("n_cloze",), "documents": ("n_documents",),
+            "niah": ("niah_lengths", "niah_depths", "niah_repeats", "max_length"), "mqar": ("n_mqar",)}[kind]
+    return {k: params[k] for k in ("data", "eval_seed", *keep)}
+
+
+def _int_option(options: dict, key: str) -> int:
+    value = options.get(key, DEFAULTS[key])
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise TaskDataError(f"{key}: expected an integer, got {value!r}") from None
+    if value < (0 if key == "eval_seed" else 1):
+        raise TaskDataError(f"{key}: expected a positive integer, got {value}")
+    return value
+
+
+def cache_file(kind: str, params: dict, task_cache=None) -> Path:
+    key = hashlib.sha256(json.dumps({"kind": kind, **params}, sort_keys=True, default=str).encode()).hexdigest()
+    return Path(task_cache or default_cache()) / f"{kind}-{key[:16]}.jsonl"
+
+
+def write_items(file: Path, items: list[dict]) -> Path:
+    """Write items as JSON lines, atomically (a temporary file renamed into place)."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            for item in items:
+                fh.write(json.dumps(item, sort_keys=True) + "\n")
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return file
+
+
+def read_items(file: Path) -> list[dict]:
+    with open(file) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def niah_grid(max_length: int, n_lengths: int, n_depths: int) -> tuple[list[int], list[float]]:
+    """Context lengths linspace(max_length/8, max_length) and depths linspace(0, 100) percent
+    (the paper: 35 lengths linspace(1000, 16000) x 35 depths 0..100 for 8K-context models)."""
+    lo = max(8, max_length // 8)
+    if n_lengths == 1:
+        lengths = [max_length]
+    else:
+        lengths = [round(lo + (max_length - lo) * k / (n_lengths - 1)) for k in range(n_lengths)]
+    depths = [100.0 * k / (n_depths - 1) if n_depths > 1 else 50.0 for k in range(n_depths)]
+    return lengths, depths
+
+
+def generate(kind: str, params: dict) -> list[dict]:
+    """Call the synthetic language's item generator for ``kind`` (contract 3)."""
+    try:
+        from linscale.data import synthetic
+    except ImportError as err:
+        raise TaskDataError(f"linscale.data.synthetic is not available ({err}); cannot generate {kind} items") from None
+    return _GENERATORS[kind](synthetic, params)
+
+
+def _gen_knowledge(synthetic, p):
+    return synthetic.knowledge_items(p["data"], n=p["n_knowledge"], seed=p["eval_seed"])
+
+
+def _gen_cloze(synthetic, p):
+    return synthetic.cloze_items(p["data"], n=p["n_cloze"], seed=p["eval_seed"])
+
+
+def _gen_documents(synthetic, p):
+    return synthetic.heldout_documents(p["data"], n=p["n_documents"], seed=p["eval_seed"])
+
+
+def _gen_niah(synthetic, p):
+    lengths, depths = niah_grid(p["max_length"], p["niah_lengths"], p["niah_depths"])
+    items = []
+    for mode in NIAH_MODES:
+        for i, length in enumerate(lengths):
+            for j, depth in enumerate(depths):
+                cell = synthetic.niah_items(p["data"], length=length - NIAH_RESERVE, depth=depth, mode=mode,
+                                            n=p["niah_repeats"], seed=p["eval_seed"] + 7919 * i + 104729 * j)
+                items += [{**item, "mode": mode, "length": length, "depth": depth,
+                           "length_index": i, "depth_index": j} for item in cell]
+    return items
+
+
+def _gen_mqar(synthetic, p):
+    return synthetic.mqar_items(p["data"], n=p["n_mqar"], seed=p["eval_seed"])
+
+
+_GENERATORS = {"knowledge": _gen_knowledge, "cloze": _gen_cloze, "documents": _gen_documents,
+               "niah": _gen_niah, "mqar": _gen_mqar}
+
+
+def load_items(kind: str, **options) -> list[dict]:
+    """The items of ``kind`` for the checkpoint named in ``options``: from the cache, or generated
+    (and cached) from the checkpoint's synthetic world."""
+    if kind not in KINDS:
+        raise TaskDataError(f"kind: unknown item kind {kind!r}; expected one of {', '.join(KINDS)}")
+    params = item_params(kind, options)
+    file = cache_file(kind, params, options.get("task_cache"))
+    if file.is_file():
+        return read_items(file)
+    items = generate(kind, params)
+    if not items:
+        raise TaskDataError(f"{kind}: the generator returned no items for {options.get('checkpoint')}")
+    write_items(file, items)
+    return items
+
+
+def as_dataset(items: list[dict]):
+    """{"test": datasets.Dataset} as lm-eval's custom_dataset expects."""
+    import datasets
+
+    return {"test": datasets.Dataset.from_list(items)}
