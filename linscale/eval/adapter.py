@@ -92,6 +92,9 @@ class LinscaleLM(TemplateLM):
             raise ConfigError(f"model_args: unknown option(s) {', '.join(unknown)} for the linscale model; "
                               f"expected checkpoint, batch_size, device, max_length, truncation, max_gen_toks "
                               f"or a task option ({', '.join(TASK_OPTIONS)})")
+        if str(device or "cpu").startswith("cuda") and not torch.cuda.is_available():
+            log.warning("device %s requested (lm_eval's default) but CUDA is not available: using the CPU", device)
+            device = "cpu"
         self._device = torch.device(device or "cpu")
         if checkpoint is not None:
             if model is not None or tokenizer is not None:
