@@ -2,6 +2,8 @@
 
     linscale accounting --preset paper     # parameter and FLOP accounting of a preset's grid
     linscale study                         # the default CPU study, end to end
+    linscale eval runs/cpu                 # lm-eval suites over a sweep's checkpoints -> results store
+    linscale lm-eval --model linscale ...  # lm_eval's own command line, with the linscale model
 
 Each subcommand is a small function here that parses its options and calls the package; the science
 lives in the package, not in this file.
@@ -29,6 +31,21 @@ def cmd_study(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    from linscale.checkpoint import CheckpointError
+    from linscale.eval.adapter import ContextLengthError
+    from linscale.eval.runner import evaluate_sweep
+
+    try:
+        evaluate_sweep(args.sweep_dir, [s for s in args.suites.split(",") if s], checkpoints=args.checkpoint,
+                       tasks=[t for t in (args.tasks or "").split(",") if t], out=args.out,
+                       task_cache=args.task_cache, limit=args.limit, batch_size=args.batch_size,
+                       device=args.device, include_defaults=args.real_tasks)
+    except (CheckpointError, ContextLengthError) as err:
+        raise ConfigError(str(err)) from None
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linscale", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -42,7 +59,35 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("study", help="run the default CPU study end to end")
     p.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser("eval", help="evaluate a sweep's exported checkpoints with lm-eval into a results store")
+    p.add_argument("sweep_dir", help="sweep folder (checkpoints in runs/<run_id>/export/step=<step>/)")
+    p.add_argument("--suites", default="knowledge,linguistic,retrieval",
+                   help="comma-separated linscale suites: knowledge, linguistic, retrieval (default: all)")
+    p.add_argument("--checkpoint", action="append", default=None,
+                   help="evaluate only this export folder (repeatable; default: every checkpoint of the sweep)")
+    p.add_argument("--tasks", default=None, help="extra lm-eval task names, e.g. piqa,hellaswag (needs --real-tasks)")
+    p.add_argument("--real-tasks", action="store_true",
+                   help="also index lm-eval's built-in tasks (piqa, hellaswag, ...; their data needs a network)")
+    p.add_argument("--out", default=None, help="results store (default: <sweep>/eval/results.parquet)")
+    p.add_argument("--task-cache", default=None, help="task data cache (default: <sweep>/eval/tasks)")
+    p.add_argument("--limit", type=int, default=None, help="at most this many items per task (for quick looks)")
+    p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default: 16)")
+    p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("lm-eval", add_help=False,
+                       help="lm-eval's own command line with the linscale model registered (all arguments pass through)")
+    p.add_argument("lm_eval_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_lm_eval)
     return parser
+
+
+def cmd_lm_eval(args: argparse.Namespace) -> int:
+    from linscale.eval.lm_eval_cli import main as lm_eval_main
+
+    lm_eval_main(args.lm_eval_args)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
