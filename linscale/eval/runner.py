@@ -102,13 +102,22 @@ def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_tim
                 "step": int(meta.get("step", -1)), "tokens": float(meta.get("tokens", math.nan)),
                 "flops": float(meta.get("flops", math.nan)),
                 "pf_days": float(meta.get("flops", math.nan)) / PF_DAY,
-                "params": float(meta.get("params", math.nan)), "suite": suite, "task": task, "metric": metric,
+                "params": float(meta.get("params", _non_embedding_params(checkpoint))), "suite": suite, "task": task, "metric": metric,
                 "filter": filt, "value": float(value),
                 "stderr": float(stderr) if isinstance(stderr, (int, float)) else math.nan,
                 "n_samples": float(n) if n is not None else math.nan, "checkpoint": checkpoint,
                 "eval_time_s": eval_time_s,
             })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _non_embedding_params(checkpoint: str) -> float:
+    """N of the paper (non-embedding parameters), from the checkpoint's model config."""
+    from linscale.config import ModelConfig
+    from linscale.flops import non_embedding_params
+
+    spec = json.loads((Path(checkpoint) / "config.json").read_text())
+    return float(non_embedding_params(ModelConfig.from_dict(spec["model"])))
 
 
 def read_store(path: str | os.PathLike) -> pd.DataFrame:
@@ -125,7 +134,8 @@ def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> pd.DataFrame:
     """Merge ``rows`` into the store (new rows replace old ones with the same key), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pd.concat([read_store(path), rows], ignore_index=True) if len(rows) else read_store(path)
+    old = read_store(path)
+    table = rows if not len(old) else pd.concat([old, rows], ignore_index=True) if len(rows) else old
     table = table.drop_duplicates(subset=KEY, keep="last").reset_index(drop=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
