@@ -53,7 +53,7 @@ def make_items(kind: str, max_length: int = SEQ_LEN) -> list[dict]:
             choices = [f"o{k}" for k in wrong]
             label = rng.randrange(4)
             choices.insert(label, f"o{o}")
-            items.append({"question": f"s{s} r{r}", "choices": choices, "label": label, "band": s % 4})
+            items.append({"question": f"s{s} r{r}", "choices": choices, "label": label, "band": ("head", "torso", "tail")[s % 3]})
         return items
     if kind == "cloze":
         return [{"context": f"s{s} r{r} o{o} . the s{s} r{r}", "target": f"o{o}"}
@@ -69,7 +69,7 @@ def make_items(kind: str, max_length: int = SEQ_LEN) -> list[dict]:
             for i, length in enumerate(lengths):
                 for j, depth in enumerate(depths):
                     k, v = rng.randrange(N_KEYS), rng.randrange(N_KEYS)
-                    n_fill = max(1, (length - NIAH_RESERVE - 4) // 4)
+                    n_fill = max(1, (length - NIAH_RESERVE - 8) // 4)
                     filler = fact_corpus(n_fill, seed=i * 10 + j).split(" . ")
                     pos = round(depth / 100 * len(filler))
                     needle = f"k{k} v{v}" + (f" ? k{k}" if mode == "easy" else "")

@@ -13,12 +13,12 @@ uses ``<sweep>/eval/tasks``. lm-eval hands the task options to the ``custom_data
 so ``lm_eval --model linscale --model_args checkpoint=DIR`` is enough to pick the right world.
 
 Item kinds and their fields:
-    knowledge  question, choices (list), label (int), band (0 = most frequent facts ... 3 = rarest)
+    knowledge  question, choices (list), label (int), band ("head" | "torso" | "tail"), rank, probability
     cloze      context, target (the word that completes the context; LAMBADA analogue)
     documents  text (held-out documents, for perplexity)
     niah       mode ("easy" | "standard"), length, depth, length_index, depth_index, context,
                question, answer
-    mqar       context, question, answer (one query of a multi-query associative-recall item)
+    mqar       context, question, answer, n_pairs, distance (one query of a multi-query recall item)
 """
 from __future__ import annotations
 
@@ -31,19 +31,19 @@ from pathlib import Path
 from linscale.config import ConfigError
 
 KINDS = ("knowledge", "cloze", "documents", "niah", "mqar")
-N_BANDS = 4
+BANDS = ("head", "torso", "tail")  # facts holding the first 50 %, next 40 %, last 10 % of the mass
 NIAH_MODES = ("easy", "standard")
-NIAH_RESERVE = 16  # tokens of each grid length left for the question and the generated answer (<= 8)
+NIAH_RESERVE = 4  # tokens of each grid length left for the generated answer (max_gen_toks)
 
 # Item parameters and their defaults; each can be overridden through model_args / --metadata.
 DEFAULTS = {
-    "n_knowledge": 400,  # questions over all frequency bands
+    "n_per_band": 100,  # knowledge questions per frequency band
     "n_cloze": 200,
     "n_documents": 40,
     "niah_lengths": 8,  # grid: n lengths linspace(max_length/8, max_length), like the paper's 1K..8K(16K)
     "niah_depths": 6,  # n depths linspace(0, 100) percent
     "niah_repeats": 2,  # items per (mode, length, depth) cell
-    "n_mqar": 200,
+    "n_mqar": 50,  # recall items (4 queries each)
     "eval_seed": 1234,  # seed of the evaluation items (the world itself comes from the data dict)
 }
 # Everything the task functions accept; the model adapter ignores these keys (see LinscaleLM).
@@ -87,13 +87,13 @@ def item_params(kind: str, options: dict) -> dict:
                             "(for real text evaluate real tasks, e.g. --tasks piqa,hellaswag)")
     params = {k: _int_option(options, k) for k in DEFAULTS}
     params["data"] = data
-    if kind == "niah":
-        max_length = int(options.get("max_length") or training_seq_len(meta) or 0)
-        if max_length < 16:
-            raise TaskDataError(f"max_length: the NIAH grid needs the model's context length (got {max_length}); "
-                                "pass max_length=... or export checkpoints with meta.seq_len")
-        params["max_length"] = max_length
-    keep = {"knowledge": ("n_knowledge",), "cloze": ("n_cloze",), "documents": ("n_documents",),
+    max_length = int(options.get("max_length") or training_seq_len(meta) or 0)
+    if max_length < 16:
+        raise TaskDataError(f"max_length: the task data needs the model's context length (got {max_length}); "
+                            "pass max_length=... or export checkpoints with meta.seq_len")
+    params["max_length"] = max_length
+    keep = {"knowledge": ("n_per_band",), "cloze": ("n_cloze", "max_length"),
+            "documents": ("n_documents", "max_length"),
             "niah": ("niah_lengths", "niah_depths", "niah_repeats", "max_length"), "mqar": ("n_mqar",)}[kind]
     return {k: params[k] for k in ("data", "eval_seed", *keep)}
 
@@ -147,41 +147,59 @@ def niah_grid(max_length: int, n_lengths: int, n_depths: int) -> tuple[list[int]
 
 
 def generate(kind: str, params: dict) -> list[dict]:
-    """Call the synthetic language's item generator for ``kind`` (contract 3)."""
+    """Items of ``kind`` from the synthetic language's generators (contract 3), normalised to the
+    fields listed in the module docstring."""
     try:
         from linscale.data import synthetic
     except ImportError as err:
         raise TaskDataError(f"linscale.data.synthetic is not available ({err}); cannot generate {kind} items") from None
-    return _GENERATORS[kind](synthetic, params)
+    lang = synthetic.SyntheticLanguage(synthetic.LanguageSpec.from_dict(params["data"]))
+    return _GENERATORS[kind](synthetic, lang, params)
 
 
-def _gen_knowledge(synthetic, p):
-    return synthetic.knowledge_items(p["data"], n=p["n_knowledge"], seed=p["eval_seed"])
+def _gen_knowledge(synthetic, lang, p):
+    return synthetic.knowledge_mc(lang, n_per_band=p["n_per_band"], seed=p["eval_seed"])
 
 
-def _gen_cloze(synthetic, p):
-    return synthetic.cloze_items(p["data"], n=p["n_cloze"], seed=p["eval_seed"])
+def _gen_cloze(synthetic, lang, p):
+    return synthetic.cloze(lang, n_items=p["n_cloze"], context_len=p["max_length"], seed=p["eval_seed"])
 
 
-def _gen_documents(synthetic, p):
-    return synthetic.heldout_documents(p["data"], n=p["n_documents"], seed=p["eval_seed"])
+def _gen_documents(synthetic, lang, p):
+    """Held-out documents as the model saw them in training (one document per context, or doc_len
+    tokens), from the evaluation stream of the generator, which training never draws from."""
+    import numpy as np
+
+    rng = np.random.default_rng([p["eval_seed"], synthetic.SPLITS["eval"], 0xD0C])
+    length = lang.spec.doc_len or p["max_length"]
+    tokens, _ = lang.sample(rng, p["n_documents"], length)
+    return [{"text": lang.decode(doc)} for doc in tokens]
 
 
-def _gen_niah(synthetic, p):
+def _gen_niah(synthetic, lang, p):
     lengths, depths = niah_grid(p["max_length"], p["niah_lengths"], p["niah_depths"])
+    # the generator's context_length counts context + question; keep NIAH_RESERVE tokens for the answer
+    asked = [length - NIAH_RESERVE for length in lengths]
     items = []
     for mode in NIAH_MODES:
-        for i, length in enumerate(lengths):
-            for j, depth in enumerate(depths):
-                cell = synthetic.niah_items(p["data"], length=length - NIAH_RESERVE, depth=depth, mode=mode,
-                                            n=p["niah_repeats"], seed=p["eval_seed"] + 7919 * i + 104729 * j)
-                items += [{**item, "mode": mode, "length": length, "depth": depth,
-                           "length_index": i, "depth_index": j} for item in cell]
+        for item in synthetic.needle_in_haystack(lang, context_lengths=asked, depths=[d / 100 for d in depths],
+                                                 mode=mode, n_per_cell=p["niah_repeats"], seed=p["eval_seed"]):
+            i = asked.index(item["context_length"])
+            j = min(range(len(depths)), key=lambda k: abs(depths[k] / 100 - item["depth"]))
+            items.append({"mode": mode, "length": lengths[i], "depth": depths[j], "length_index": i,
+                          "depth_index": j, "context": item["context"], "question": item["question"],
+                          "answer": item["answer"]})
     return items
 
 
-def _gen_mqar(synthetic, p):
-    return synthetic.mqar_items(p["data"], n=p["n_mqar"], seed=p["eval_seed"])
+def _gen_mqar(synthetic, lang, p):
+    """One document per query: the bindings, then the question (the model sees all bindings)."""
+    items = []
+    for item in synthetic.associative_recall(lang, n_items=p["n_mqar"], seed=p["eval_seed"]):
+        for q in item["queries"]:
+            items.append({"context": item["context"], "question": q["question"], "answer": q["answer"],
+                          "n_pairs": item["n_pairs"], "distance": q.get("distance")})
+    return items
 
 
 _GENERATORS = {"knowledge": _gen_knowledge, "cloze": _gen_cloze, "documents": _gen_documents,

@@ -7,8 +7,8 @@ from linscale.eval import metrics
 from linscale.eval.items import as_dataset, load_items
 
 
-def knowledge(band: int, **options):
-    return as_dataset([item for item in load_items("knowledge", **options) if int(item["band"]) == int(band)])
+def knowledge(band: str, **options):
+    return as_dataset([item for item in load_items("knowledge", **options) if item["band"] == band])
 
 
 def cloze(**options):
