@@ -25,7 +25,7 @@ def test_real_lm_eval_cli_runs_every_suite_offline(tmp_path):
            "--model_args", f"checkpoint={ckpt},task_cache={tmp_path / 'cache'}", "--batch_size", "8",
            "--tasks", "linscale_knowledge,linscale_linguistic,linscale_retrieval",
            "--include_path", str(TASKS_DIR), "--device", "cpu", "--output_path", str(out)]
-    env = {**os.environ, **OFFLINE, "HF_HOME": str(tmp_path / "hf")}
+    env = {**os.environ, **OFFLINE, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     (results_file,) = out.rglob("results_*.json")
