@@ -91,6 +91,9 @@ def cmd_lm_eval(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["lm-eval"]:  # everything after it belongs to lm_eval's own parser
+        return cmd_lm_eval(argparse.Namespace(lm_eval_args=argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -73,20 +73,30 @@ def test_loglikelihood_rolling_sums_disjoint_windows(lm):
 
 
 def test_generate_until_is_greedy_and_stops(lm):
-    prompt = "s1 r0 o3 . s2"
-    ids = lm.tokenizer.encode(prompt).ids
-    want = []
-    for _ in range(6):  # greedy decoding by full forward passes, no state
-        nxt = int(forward_logprobs(lm.model, ids + want)[-1].argmax())
-        if nxt == lm.eot_token_id:
-            break
-        want.append(nxt)
-    text = lm.tokenizer.decode(want)
-    out = lm.generate_until([request("generate_until", prompt, {"until": ["<eod>"], "max_gen_toks": 6}),
-                             request("generate_until", prompt, {"until": [text.split()[1]] if len(want) > 1 else ["@@"],
-                                                                "max_gen_toks": 6})])
-    assert out[0] == text
-    assert text.startswith(out[1]) and len(out[1]) < len(text) or len(want) <= 1
+    """generate_until (one prefill, then recurrent / KV-cache steps) equals greedy decoding by full
+    forward passes, and the text is cut before the first stop string."""
+    prompts = ["s1 r0 o3 . s2", "k1 v2 k3"]
+    outs = lm.generate_until([request("generate_until", p, {"until": ["<eod>"], "max_gen_toks": 6}) for p in prompts])
+    for prompt, out in zip(prompts, outs):
+        ids = lm.tokenizer.encode(prompt).ids
+        want = []
+        for _ in range(6):
+            nxt = int(forward_logprobs(lm.model, ids + want)[-1].argmax())
+            if nxt == lm.eot_token_id:
+                break
+            want.append(nxt)
+        assert out == lm.tokenizer.decode(want)
+    words = outs[0].split()
+    if len(words) >= 2:  # stop at the second generated word: only the first remains
+        (cut,) = lm.generate_until([request("generate_until", prompts[0], {"until": [" " + words[1]], "max_gen_toks": 6})])
+        assert cut == outs[0][: outs[0].index(" " + words[1])]
+
+
+def test_registered_for_lm_eval():
+    from lm_eval.api.registry import get_model
+
+    assert get_model("linscale") is LinscaleLM
+    assert get_model("dummy").__name__ == "DummyLM"  # lm-eval's own models stay visible
 
 
 def test_context_longer_than_model_raises(lm):
