@@ -122,4 +122,4 @@ def train_on_facts(model, steps: int = 300, batch_size: int = 16, lr: float = 3e
         opt.zero_grad()
         loss.backward()
         opt.step()
-    return model.eval(), float(loss)
+    return model.eval(), loss.item()
