@@ -48,7 +48,7 @@ def setup() -> None:
         return
     if not PYTHON.exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
-    pip = (PYTHON, "-m", "pip", "install", "--disable-pip-version-check")
+    pip = (PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check")
     # torch first and alone, so that nothing else can resolve a different (CUDA) build of it.
     _run(*pip, "torch==2.13.0")
     _run(*pip, "-r", "requirements.txt", "-c", "constraints.txt")
