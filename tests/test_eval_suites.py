@@ -108,6 +108,16 @@ def test_linscale_eval_is_resumable_without_duplicates(tmp_path):
     assert (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").is_file()
 
 
+def test_linscale_eval_retrieval_writes_niah_cells(tmp_path):
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("tnl"))])
+    table = evaluate_sweep(sweep_dir, ["retrieval"], progress=lambda m: None)
+    cells = pd.read_parquet(sweep_dir / "eval" / "niah_cells.parquet")
+    assert len(cells) == 2 * 3 * 3 and set(cells["mode"]) == {"easy", "standard"}  # the stub's 3 x 3 grid
+    for task in ("linscale_niah_easy", "linscale_niah_standard"):
+        mean = table[(table.task == task) & (table.metric == "acc")].value.item()
+        assert cells[cells.task == task].acc.mean() == pytest.approx(mean)
+
+
 def knowledge_acc(ckpt, cache):
     results = evaluate_checkpoint(ckpt, ["linscale_knowledge"], task_cache=cache)
     return results["results"]["linscale_knowledge"]["acc,none"]

@@ -3,6 +3,7 @@
     <sweep>/runs/<run_id>/export/step=<step>/     checkpoints (contract 5)
     <sweep>/eval/results.parquet                   one row per checkpoint x task x metric
     <sweep>/eval/tasks/                            task data cache (see linscale.eval.items)
+    <sweep>/eval/niah_cells.parquet                NIAH accuracy per (checkpoint, mode, length, depth) cell
     <sweep>/eval/json/<run_id>/step=<step>/<suite>.json   lm-eval's full results, per suite
 
 Rows carry run_id, arch, size, step, tokens, flops, pf_days, params (from the checkpoint meta), so
@@ -29,6 +30,7 @@ from linscale.eval.tasks import SUITES, TASKS_DIR
 log = logging.getLogger(__name__)
 
 KEY = ["run_id", "step", "task", "metric"]
+NIAH_KEY = ["run_id", "step", "task", "length", "depth"]
 COLUMNS = ["run_id", "arch", "size", "step", "tokens", "flops", "pf_days", "params", "suite", "task",
            "metric", "filter", "value", "stderr", "n_samples", "checkpoint", "eval_time_s"]
 
@@ -80,7 +82,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task
     lm = LinscaleLM(batch_size=batch_size, device=device, **options)
     manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=include_defaults, metadata=options)
     return lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, num_fewshot=None,
-                                   limit=limit, log_samples=False, bootstrap_iters=bootstrap_iters,
+                                   limit=limit, log_samples=True, bootstrap_iters=bootstrap_iters,
                                    random_seed=0, numpy_random_seed=0, torch_random_seed=0,
                                    fewshot_random_seed=0)
 
@@ -120,6 +122,25 @@ def _non_embedding_params(checkpoint: str) -> float:
     return float(non_embedding_params(ModelConfig.from_dict(spec["model"])))
 
 
+def niah_cell_rows(results: dict, meta: dict) -> pd.DataFrame:
+    """Accuracy per NIAH grid cell (the paper's heat maps) from the per-item samples."""
+    rows = []
+    for task, samples in (results.get("samples") or {}).items():
+        if not task.startswith("linscale_niah"):
+            continue
+        for sample in samples:
+            doc = sample["doc"]
+            rows.append({"run_id": str(meta.get("run_id")), "step": int(meta.get("step", -1)),
+                         "tokens": float(meta.get("tokens", math.nan)), "task": task, "mode": doc["mode"],
+                         "length": int(doc["length"]), "depth": float(doc["depth"]),
+                         "length_index": int(doc["length_index"]), "depth_index": int(doc["depth_index"]),
+                         "acc": float(sample["acc"])})
+    if not rows:
+        return pd.DataFrame(columns=NIAH_KEY + ["acc"])
+    cols = [c for c in rows[0] if c != "acc"]
+    return pd.DataFrame(rows).groupby(cols, as_index=False)["acc"].mean()
+
+
 def read_store(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
@@ -130,13 +151,13 @@ def read_store(path: str | os.PathLike) -> pd.DataFrame:
         raise ConfigError(f"{path}: results store is not a readable Parquet file ({err})") from None
 
 
-def append_rows(path: str | os.PathLike, rows: pd.DataFrame) -> pd.DataFrame:
+def append_rows(path: str | os.PathLike, rows: pd.DataFrame, key: list[str] = KEY) -> pd.DataFrame:
     """Merge ``rows`` into the store (new rows replace old ones with the same key), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     old = read_store(path)
     table = rows if not len(old) else pd.concat([old, rows], ignore_index=True) if len(rows) else old
-    table = table.drop_duplicates(subset=KEY, keep="last").reset_index(drop=True)
+    table = table.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
@@ -189,6 +210,9 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                 json_file = out.parent / "json" / run_id / f"step={step}" / f"{suite}.json"
                 json_file.parent.mkdir(parents=True, exist_ok=True)
                 _write_json(json_file, results)
+                cells = niah_cell_rows(results, meta)
+                if len(cells):  # first the cells, so a finished suite in the main store implies them
+                    append_rows(out.parent / "niah_cells.parquet", cells, NIAH_KEY)
                 table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed))
                 progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: {elapsed:.1f}s")
     finally:
