@@ -1,0 +1,330 @@
+"""Data for the study: the synthetic language with known entropy (default) and real text.
+
+    >>> dm = build_datamodule({"source": "synthetic"}, seq_len=64, batch_size=4)
+    >>> batch = next(iter(dm.train_dataloader()))
+    >>> sorted(batch), tuple(batch["input_ids"].shape)
+    (['bayes_nll', 'input_ids', 'labels'], (4, 64))
+
+``build_datamodule(data, seq_len, batch_size, seed, num_workers)`` returns a LightningDataModule
+(contract 2). ``data["source"]`` is ``"synthetic"`` (other keys: :class:`~linscale.data.synthetic.LanguageSpec`
+fields, plus ``val_tokens``, ``test_tokens``, ``val_seed``) or ``"text"`` (keys: ``path``, ``text_field``,
+``doc_separator``, ``dataset_config``, ``split``, ``streaming``, ``tokenizer`` (a tokenizer.json) or
+``vocab_size`` and ``tokenizer_docs`` (documents sampled to train BPE), ``max_tokens``, ``val_fraction``,
+``val_tokens``; see :mod:`linscale.data.text`).
+
+Batches are dicts ``{"input_ids": LongTensor[B, T], "labels": LongTensor[B, T]}`` plus, for the synthetic
+source, ``"bayes_nll": FloatTensor[B, T]`` (exact −log p of each label under the generating process).
+
+The train loader is an endless stream of whole batches. Batch j of rank r is a pure function of
+(seed, r, j) (synthetic: a freshly generated batch; text: rows of a seeded per-epoch permutation), and
+loader worker w produces the batches j ≡ w (mod num_workers), so the stream is identical for any
+number of workers; under DDP each rank gets different batches (rank and world size come from the
+trainer in ``setup``, or are given explicitly). Set ``train_start_batch`` to resume mid-stream.
+The validation and test loaders are fixed, finite sets of rows disjoint from training (synthetic:
+separate random streams of documents; text: held-out documents).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Callable
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+
+from linscale.data.synthetic import SPLITS, DataError, LanguageSpec, SyntheticLanguage
+from linscale.data import text as text_data
+
+SOURCES = ("synthetic", "text")
+
+
+class BatchStream(IterableDataset):
+    """An endless stream of whole batches: batch j = make_batch(j); worker w of K makes j = w, w+K, ...
+    (use with ``DataLoader(batch_size=None)``, whose round-robin over workers restores the order j)."""
+
+    def __init__(self, make_batch: Callable[[int], dict], start: int = 0):
+        self.make_batch, self.start = make_batch, start
+
+    def __iter__(self):
+        info = get_worker_info()
+        w, k = (info.id, info.num_workers) if info else (0, 1)
+        j = self.start + w
+        while True:
+            yield self.make_batch(j)
+            j += k
+
+
+class RowDataset(Dataset):
+    """A fixed set of rows [n, T+1] (and optional per-label nll [n, T]) served as input/label dicts."""
+
+    def __init__(self, rows: np.ndarray, nll: np.ndarray | None = None):
+        self.rows = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
+        self.nll = None if nll is None else torch.from_numpy(np.ascontiguousarray(nll, dtype=np.float32))
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        item = {"input_ids": self.rows[i, :-1], "labels": self.rows[i, 1:]}
+        if self.nll is not None:
+            item["bayes_nll"] = self.nll[i]
+        return item
+
+
+def _batch_dict(rows: np.ndarray, nll: np.ndarray | None = None) -> dict:
+    rows = torch.from_numpy(np.ascontiguousarray(rows, dtype=np.int64))
+    out = {"input_ids": rows[:, :-1], "labels": rows[:, 1:]}
+    if nll is not None:
+        out["bayes_nll"] = torch.from_numpy(np.ascontiguousarray(nll, dtype=np.float32))
+    return out
+
+
+class _Base(L.LightningDataModule):
+    def __init__(self, data: dict, seq_len: int, batch_size: int, seed: int = 0, num_workers: int = 0,
+                 rank: int | None = None, world_size: int | None = None):
+        super().__init__()
+        for name, value in (("seq_len", seq_len), ("batch_size", batch_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise DataError(f"{name}: expected a positive integer, got {value!r}")
+        if not isinstance(num_workers, int) or num_workers < 0:
+            raise DataError(f"num_workers: expected a non-negative integer, got {num_workers!r}")
+        self.data, self.seq_len, self.batch_size = dict(data), seq_len, batch_size
+        self.seed, self.num_workers = int(seed), num_workers
+        self._rank, self._world = rank, world_size
+        self.train_start_batch = 0
+
+    @property
+    def rank(self) -> int:
+        if self._rank is not None:
+            return self._rank
+        trainer = getattr(self, "trainer", None)
+        return trainer.global_rank if trainer is not None else 0
+
+    @property
+    def world_size(self) -> int:
+        if self._world is not None:
+            return self._world
+        trainer = getattr(self, "trainer", None)
+        return trainer.world_size if trainer is not None else 1
+
+    def _loader_kwargs(self):
+        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+
+    def train_dataloader(self):
+        """The endless training stream of this rank (whole batches)."""
+        rank, world = self.rank, self.world_size
+        if not 0 <= rank < world:
+            raise DataError(f"rank: {rank} is not in [0, world_size={world})")
+        stream = BatchStream(lambda j: self.train_batch(j, rank, world), start=self.train_start_batch)
+        return DataLoader(stream, batch_size=None, **self._loader_kwargs())
+
+    def val_dataloader(self):
+        """The fixed validation rows (Lightning shards them over DDP ranks)."""
+        return DataLoader(self.split_dataset("validation"), batch_size=self.batch_size, shuffle=False,
+                          **self._loader_kwargs())
+
+    def test_dataloader(self):
+        """The fixed test rows."""
+        return DataLoader(self.split_dataset("test"), batch_size=self.batch_size, shuffle=False,
+                          **self._loader_kwargs())
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "seq_len": self.seq_len, "batch_size": self.batch_size}
+
+
+class SyntheticDataModule(_Base):
+    """Rows of the synthetic language (see :mod:`linscale.data.synthetic`), with exact ``bayes_nll``."""
+
+    def __init__(self, data: dict, *args, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        self.language = SyntheticLanguage(LanguageSpec.from_dict(self.data))
+        self.tokenizer = self.language.tokenizer
+        self.vocab_size = self.language.vocab_size
+        self.val_seed = int(self.data.get("val_seed", 0))
+        self._splits: dict[str, RowDataset] = {}
+
+    #: rows generated at once: per-call overhead of the vectorised sampler is amortised over a block
+    block_rows = 512
+
+    def train_batch(self, j: int, rank: int = 0, world: int = 1) -> dict:
+        """Batch j of this rank. Batches come in blocks of G = ceil(block_rows / batch_size); block c of
+        rank r is generated from the seed sequence (seed, train, c·world + r) and cached, so batch j is a
+        pure function of (seed, rank, world, j) however the loader's workers divide the stream."""
+        per_block = max(1, math.ceil(self.block_rows / self.batch_size))
+        c, i = divmod(j, per_block)
+        key = (c, rank, world)
+        if getattr(self, "_block_key", None) != key:
+            rng = np.random.default_rng([self.seed, SPLITS["train"], c * world + rank])
+            self._block = self.language.sample_rows(rng, per_block * self.batch_size, self.seq_len)
+            self._block_key = key
+        rows, nll = self._block
+        sl = slice(i * self.batch_size, (i + 1) * self.batch_size)
+        return _batch_dict(rows[sl], nll[sl, 1:])
+
+    def split_dataset(self, split: str) -> RowDataset:
+        split = "validation" if split == "val" else split
+        if split not in ("validation", "test"):
+            raise DataError(f"split: expected 'validation' or 'test', got {split!r}")
+        if split not in self._splits:
+            tokens = int(self.data.get("val_tokens" if split == "validation" else "test_tokens", 65536))
+            n_rows = max(1, math.ceil(tokens / self.seq_len))
+            rng = np.random.default_rng([self.val_seed, SPLITS[split]])
+            rows, nll = self.language.sample_rows(rng, n_rows, self.seq_len)
+            self._splits[split] = RowDataset(rows, nll[:, 1:])
+        return self._splits[split]
+
+    def bayes_loss(self, split: str = "validation") -> float:
+        """Exact loss of the ideal predictor (nats/label): the mean exact nll of the fixed validation or
+        test rows; for ``train`` (an endless stream) the exact expectation, the entropy rate."""
+        if split == "train":
+            return self.language.expected_nll(self.seq_len)
+        return float(self.split_dataset(split).nll.double().mean())
+
+
+class TextDataModule(_Base):
+    """Packed rows of real text with a byte-level BPE tokenizer (see :mod:`linscale.data.text`)."""
+
+    def __init__(self, data: dict, *args, **kwargs):
+        super().__init__(data, *args, **kwargs)
+        if not self.data.get("path"):
+            raise DataError("data.path: required for source 'text' (a file, a directory or a dataset name)")
+        self.path = str(self.data["path"])
+        self.val_fraction = float(self.data.get("val_fraction", 0.01))
+        if not 0 < self.val_fraction < 1:
+            raise DataError(f"data.val_fraction: expected a number in (0, 1), got {self.val_fraction!r}")
+        self.max_tokens = self.data.get("max_tokens")
+        self.val_tokens = int(self.data.get("val_tokens", 65536))
+        local = Path(self.path).expanduser().exists()
+        self.streaming = bool(self.data.get("streaming", not local))
+        self.tokenizer = self._tokenizer()
+        self.vocab_size = self.tokenizer.get_vocab_size()
+        self.eod_id = self.tokenizer.token_to_id(text_data.EOD)
+        if not self.streaming:
+            self._load_all()
+        else:
+            self._load_stream_val()
+
+    # ---- documents ----
+    def _docs(self):
+        return text_data.iter_documents(self.path, self.data.get("text_field", "text"), self.data.get("doc_separator"),
+                                        self.data.get("dataset_config"), self.data.get("split", "train"),
+                                        self.streaming)
+
+    @property
+    def _every(self) -> int:
+        return max(2, round(1 / self.val_fraction))
+
+    def _tokenizer(self):
+        if self.data.get("tokenizer"):
+            return text_data.load_tokenizer_file(self.data["tokenizer"])
+        n_docs = int(self.data.get("tokenizer_docs", 20000))
+        sample = []
+        for i, doc in enumerate(self._docs()):
+            if i >= n_docs:
+                break
+            sample.append(doc)
+        if not any(s.strip() for s in sample):
+            raise DataError(f"data.path: corpus {self.path} is empty (no text)")
+        return text_data.train_tokenizer(sample, vocab_size=int(self.data.get("vocab_size", 8192)))
+
+    def _load_all(self):
+        """Tokenize the whole (local or non-streamed) corpus once; hold out every k-th document."""
+        train, val, n_docs, n_tok = [], [], 0, 0
+        for i, ids in enumerate(text_data.tokenize_documents(self.tokenizer, self._docs())):
+            (val if i % self._every == self._every - 1 else train).append(ids)
+            n_docs, n_tok = n_docs + 1, n_tok + len(ids)
+            if self.max_tokens and n_tok >= int(self.max_tokens):
+                break
+        if n_tok <= n_docs:  # only <eod> tokens
+            raise DataError(f"data.path: corpus {self.path} is empty (no text)")
+        width = self.seq_len + 1
+        if n_docs < 2 * self._every:  # too few documents to hold some out: hold out the tail of the tokens
+            stream = np.concatenate(train + val)
+            cut = len(stream) - max(width, int(len(stream) * self.val_fraction))
+            train_ids, val_ids = stream[:cut], stream[cut:]
+        else:
+            train_ids, val_ids = np.concatenate(train), np.concatenate(val)
+        if len(train_ids) < width or len(val_ids) < width:
+            raise DataError(f"data.path: corpus {self.path} has {n_tok} tokens, too short for one training and one "
+                            f"validation sequence of seq_len + 1 = {width} tokens")
+        n_train = len(train_ids) // width
+        self.train_rows = train_ids[: n_train * width].reshape(n_train, width)
+        n_val = min(len(val_ids) // width, max(1, math.ceil(self.val_tokens / self.seq_len)))
+        self.val_rows = val_ids[: n_val * width].reshape(n_val, width)
+        self.n_tokens = n_tok
+
+    def _load_stream_val(self):
+        """Streaming corpora: validation rows from the held-out documents at the start of the stream."""
+        n_val = max(1, math.ceil(self.val_tokens / self.seq_len))
+        held_out = (ids for i, ids in enumerate(text_data.tokenize_documents(self.tokenizer, self._docs()))
+                    if i % self._every == self._every - 1)
+        rows = []
+        for row in text_data.pack_rows(held_out, self.seq_len):
+            rows.append(row)
+            if len(rows) == n_val:
+                break
+        if not rows:
+            raise DataError(f"data.path: corpus {self.path} is too short for one validation sequence of "
+                            f"{self.seq_len + 1} tokens")
+        self.val_rows = np.stack(rows)
+        self.train_rows = None
+
+    # ---- batches ----
+    def train_batch(self, j: int, rank: int = 0, world: int = 1) -> dict:
+        if self.train_rows is not None:
+            n = len(self.train_rows)
+            per_epoch = max(1, n // (world * self.batch_size))
+            epoch, i = divmod(j, per_epoch)
+            perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+            start = (i * world + rank) * self.batch_size
+            return _batch_dict(self.train_rows[perm[np.arange(start, start + self.batch_size) % n]])
+        return _batch_dict(np.stack([next(self._stream_iter(rank, world)) for _ in range(self.batch_size)]))
+
+    def _stream_iter(self, rank, world):
+        """Streaming: this process's documents (index ≡ shard mod shards), packed, endlessly."""
+        key = (rank, world)
+        if getattr(self, "_stream_key", None) != key:
+            self._stream_key, self._stream = key, self._stream_gen(rank, world)
+        return self._stream
+
+    def _stream_gen(self, rank, world):
+        info = get_worker_info()
+        w, k = (info.id, info.num_workers) if info else (0, 1)
+        shard, n_shards = rank * k + w, world * k
+        while True:
+            docs = (d for i, d in enumerate(self._docs()) if i % self._every != self._every - 1
+                    and (i // self._every) % n_shards == shard)
+            got = False
+            for row in text_data.pack_rows(text_data.tokenize_documents(self.tokenizer, docs), self.seq_len):
+                got = True
+                yield row
+            if not got:
+                raise DataError(f"data.path: corpus {self.path} has no training sequence for shard {shard} of {n_shards}")
+
+    def split_dataset(self, split: str) -> RowDataset:
+        if split in ("validation", "val", "test"):  # real text: the held-out documents serve both
+            return RowDataset(self.val_rows)
+        raise DataError(f"split: expected 'validation' or 'test', got {split!r}")
+
+    def bayes_loss(self, split: str = "validation") -> None:
+        """Unknown for real text."""
+        return None
+
+
+def build_datamodule(data: dict, seq_len: int, batch_size: int, seed: int = 0, num_workers: int = 0, *,
+                     rank: int | None = None, world_size: int | None = None) -> L.LightningDataModule:
+    """The data module for ``data["source"]`` ("synthetic" or "text"); see the module docstring.
+    ``rank``/``world_size`` override the trainer's (for tests or custom launchers)."""
+    if not isinstance(data, dict):
+        raise DataError(f"data: expected a mapping with a 'source' key, got {type(data).__name__}")
+    source = data.get("source", "synthetic")
+    cls = {"synthetic": SyntheticDataModule, "text": TextDataModule}.get(source)
+    if cls is None:
+        raise DataError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")
+    return cls(data, seq_len, batch_size, seed=seed, num_workers=num_workers, rank=rank, world_size=world_size)
+
+
+__all__ = ["build_datamodule", "SyntheticDataModule", "TextDataModule", "BatchStream", "DataError",
+           "LanguageSpec", "SyntheticLanguage"]

@@ -1,0 +1,187 @@
+"""Real text: documents from local files or Hugging Face ``datasets``, a byte-level BPE tokenizer, packing.
+
+Sources (``data["path"]``):
+
+* a ``.txt`` file (one document; or several, split on ``doc_separator`` such as ``"\\n\\n"``), a ``.jsonl``
+  file (one JSON object per line, text in ``text_field``), a ``.parquet`` file (column ``text_field``);
+* a directory: written by ``datasets``' ``save_to_disk`` (loaded with ``load_from_disk``), or holding
+  data files that ``datasets.load_dataset(<dir>)`` understands (json, parquet, csv, txt);
+* any other string is a Hugging Face dataset name, loaded with ``load_dataset(name, dataset_config,
+  split=..., streaming=True)`` (so large corpora are never materialised). Offline
+  (``HF_DATASETS_OFFLINE=1``) only names already in the local cache work.
+
+Tokenizer: :func:`train_tokenizer` trains byte-level BPE (``tokenizers``) on a sample of documents with
+``<eod>`` as a special token; decode(encode(x)) == x for any string. Or give ``data["tokenizer"]``: a
+``tokenizer.json`` (it must contain ``<eod>``).
+
+Packing (:func:`pack_rows`): documents are tokenized, each followed by ``<eod>``, concatenated and cut
+into rows of T+1 tokens (inputs row[:-1], labels row[1:]).
+
+Validation split: every ``round(1/val_fraction)``-th document (by position in the corpus) is held out, so
+train and validation share no document; with too few documents the last ``val_fraction`` of the token
+stream is held out instead.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from linscale.data.synthetic import EOD, DataError
+
+LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
+
+
+# ---- reading documents -----------------------------------------------------------------------------------
+def _read_utf8(path: Path) -> str:
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not valid UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start})") from None
+
+
+def _iter_file(path: Path, text_field: str, doc_separator: str | None) -> Iterator[str]:
+    if path.suffix == ".txt":
+        text = _read_utf8(path)
+        yield from (text.split(doc_separator) if doc_separator else [text])
+    elif path.suffix == ".jsonl":
+        for i, line in enumerate(_read_utf8(path).splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{i}: not valid JSON ({err.msg})") from None
+            if not isinstance(row, dict) or text_field not in row:
+                raise DataError(f"{path}:{i}: no field {text_field!r} (set data.text_field)")
+            yield str(row[text_field])
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            table = pq.read_table(path)
+        except Exception as err:  # pyarrow raises several types for corrupt files
+            raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})".splitlines()[0]) from None
+        if text_field not in table.column_names:
+            raise DataError(f"{path}: no column {text_field!r} (columns: {', '.join(table.column_names)}; set data.text_field)")
+        yield from (str(x) for x in table.column(text_field).to_pylist() if x is not None)
+    else:
+        raise DataError(f"{path}: unsupported file type {path.suffix!r}; expected one of {', '.join(LOCAL_SUFFIXES)}")
+
+
+def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_dir: bool):
+    import datasets
+
+    try:
+        if is_dir and any((Path(path_or_name) / f).exists() for f in ("state.json", "dataset_dict.json")):
+            ds = datasets.load_from_disk(path_or_name)
+            if isinstance(ds, datasets.DatasetDict):
+                if split not in ds:
+                    raise DataError(f"{path_or_name}: no split {split!r} (splits: {', '.join(ds)}; set data.split)")
+                ds = ds[split]
+            return ds
+        return datasets.load_dataset(path_or_name, dataset_config, split=split, streaming=streaming)
+    except DataError:
+        raise
+    except Exception as err:
+        offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        hint = " (offline: HF_DATASETS_OFFLINE=1, and it is not in the local cache)" if offline and not is_dir else ""
+        raise DataError(f"data.path: cannot load dataset {path_or_name!r}{hint}: {why}") from None
+
+
+def iter_documents(path: str | os.PathLike, text_field: str = "text", doc_separator: str | None = None,
+                   dataset_config: str | None = None, split: str = "train", streaming: bool | None = None) -> Iterator[str]:
+    """The documents (strings) of a local file, a local directory or a Hugging Face dataset name."""
+    p = Path(path).expanduser()
+    if p.is_file():
+        yield from _iter_file(p, text_field, doc_separator)
+        return
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.suffix in LOCAL_SUFFIXES and f.is_file())
+        is_saved = any((p / f).exists() for f in ("state.json", "dataset_dict.json"))
+        if files and not is_saved and all(f.suffix == ".txt" for f in files):
+            for f in files:  # a folder of text files: one document per file (or per separator)
+                yield from _iter_file(f, text_field, doc_separator)
+            return
+        ds = _load_hf(str(p), dataset_config, split, bool(streaming), is_dir=True)
+    else:
+        looks_local = str(path).startswith((".", "/", "~")) or Path(str(path)).suffix in LOCAL_SUFFIXES
+        if looks_local:
+            raise DataError(f"data.path: file not found: {path}")
+        ds = _load_hf(str(path), dataset_config, split, True if streaming is None else streaming, is_dir=False)
+    features = getattr(ds, "column_names", None) or []
+    if features and text_field not in features:
+        raise DataError(f"data.text_field: dataset {str(path)!r} has no column {text_field!r} (columns: {', '.join(features)})")
+    for row in ds:
+        text = row.get(text_field)
+        if text is not None:
+            yield str(text)
+
+
+# ---- tokenizer -------------------------------------------------------------------------------------------
+def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2):
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``texts`` with ``<eod>`` as special token 0.
+    Byte-level means every string round-trips: decode(encode(x).ids) == x."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    if not isinstance(vocab_size, int) or vocab_size < 257 + 1:
+        raise DataError(f"data.vocab_size: expected an integer > 257 (256 bytes + <eod>), got {vocab_size!r}")
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOD],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(texts, trainer=trainer)
+    return tok
+
+
+def load_tokenizer_file(path: str | os.PathLike):
+    """A saved ``tokenizer.json``; it must have an ``<eod>`` token."""
+    from tokenizers import Tokenizer
+
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise DataError(f"data.tokenizer: file not found: {p}")
+    try:
+        tok = Tokenizer.from_file(str(p))
+    except Exception as err:
+        raise DataError(f"data.tokenizer: {p} is not a tokenizers JSON file ({str(err).splitlines()[0]})") from None
+    if tok.token_to_id(EOD) is None:
+        raise DataError(f"data.tokenizer: {p} has no {EOD!r} token")
+    return tok
+
+
+# ---- packing ---------------------------------------------------------------------------------------------
+def tokenize_documents(tokenizer, docs: Iterable[str], batch: int = 256) -> Iterator[np.ndarray]:
+    """Token ids of each document followed by ``<eod>`` (uint32 arrays), tokenized in batches."""
+    eod = tokenizer.token_to_id(EOD)
+    buf = []
+    for doc in docs:
+        buf.append(doc)
+        if len(buf) == batch:
+            for enc in tokenizer.encode_batch(buf, add_special_tokens=False):
+                yield np.array(enc.ids + [eod], dtype=np.int64)
+            buf = []
+    if buf:
+        for enc in tokenizer.encode_batch(buf, add_special_tokens=False):
+            yield np.array(enc.ids + [eod], dtype=np.int64)
+
+
+def pack_rows(token_stream: Iterable[np.ndarray], seq_len: int) -> Iterator[np.ndarray]:
+    """Concatenate token arrays and cut them into rows of ``seq_len + 1`` tokens (the remainder is dropped)."""
+    width = seq_len + 1
+    pending = np.zeros(0, dtype=np.int64)
+    for ids in token_stream:
+        pending = np.concatenate([pending, ids])
+        n = len(pending) // width
+        if n:
+            yield from pending[: n * width].reshape(n, width)
+            pending = pending[n * width:]
+
+
+__all__ = ["iter_documents", "train_tokenizer", "load_tokenizer_file", "tokenize_documents", "pack_rows"]
