@@ -105,21 +105,3 @@ def fill_cache(checkpoint: Path, task_cache: Path) -> None:
     options = {"checkpoint": str(checkpoint), "task_cache": str(task_cache)}
     for kind in KINDS:
         write_items(cache_file(kind, item_params(kind, options), task_cache), make_items(kind))
-
-
-def train_on_facts(model, steps: int = 300, batch_size: int = 16, lr: float = 3e-3, seed: int = 0):
-    """Train briefly on the fact corpus so the model knows the world (for the beats-chance test)."""
-    tok = tokenizer()
-    ids = torch.tensor(tok.encode(fact_corpus(4000, seed=seed)).ids)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(seed)
-    model.train()
-    for _ in range(steps):
-        starts = torch.randint(0, len(ids) - SEQ_LEN - 1, (batch_size,), generator=gen)
-        x = torch.stack([ids[s: s + SEQ_LEN] for s in starts])
-        y = torch.stack([ids[s + 1: s + SEQ_LEN + 1] for s in starts])
-        loss = model(x, labels=y).loss
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return model.eval(), loss.item()
