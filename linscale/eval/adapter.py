@@ -161,15 +161,14 @@ class LinscaleLM(TemplateLM):
     # ----------------------------------------------------------------------------- scoring
 
     @torch.no_grad()
-    def _logprobs(self, inputs: list[list[int]]) -> torch.Tensor:
-        """Log-softmax over the vocabulary for a batch of right-padded inputs: (B, T, vocab) fp32.
-        Right padding is harmless: every model here is causal, so padding only follows real tokens."""
+    def _logits(self, inputs: list[list[int]]) -> torch.Tensor:
+        """Logits for a batch of right-padded inputs: (B, T, vocab). Right padding is harmless: every
+        model here is causal, so padding only follows the real tokens."""
         T = max(len(x) for x in inputs)
         batch = torch.zeros(len(inputs), T, dtype=torch.long)
         for i, x in enumerate(inputs):
             batch[i, : len(x)] = torch.tensor(x, dtype=torch.long)
-        logits = self.model(batch.to(self._device)).logits  # (B, T, vocab)
-        return F.log_softmax(logits.float(), dim=-1)
+        return self.model(batch.to(self._device)).logits
 
     def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, instances=None):
         """requests: [((context, continuation), context_ids, continuation_ids)] -> [(logprob, is_greedy)]."""
@@ -192,10 +191,11 @@ class LinscaleLM(TemplateLM):
         results = []
         for chunk in tqdm(collator.get_batched(n=self.batch_size), disable=disable_tqdm,
                           desc="loglikelihood", total=-(-len(prepared) // self.batch_size)):
-            logprobs = self._logprobs([inp for inp, _ in chunk])
-            for row, (inp, cont) in zip(logprobs, chunk):
+            logits = self._logits([inp for inp, _ in chunk])
+            for row, (inp, cont) in zip(logits, chunk):
                 n = len(cont)
-                lp = row[len(inp) - n: len(inp)]  # (n, vocab): predictions of the continuation tokens
+                # (n, vocab) in fp32: the predictions of the continuation tokens only
+                lp = F.log_softmax(row[len(inp) - n: len(inp)].float(), dim=-1)
                 target = torch.tensor(cont, dtype=torch.long, device=lp.device)
                 is_greedy = bool((lp.argmax(-1) == target).all())
                 results.append((float(lp.gather(-1, target[:, None]).sum()), is_greedy))
