@@ -40,7 +40,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         evaluate_sweep(args.sweep_dir, [s for s in args.suites.split(",") if s], checkpoints=args.checkpoint,
                        tasks=[t for t in (args.tasks or "").split(",") if t], out=args.out,
                        task_cache=args.task_cache, limit=args.limit, batch_size=args.batch_size,
-                       device=args.device, include_defaults=args.real_tasks)
+                       device=args.device, include_defaults=args.real_tasks,
+                       context_factor=args.context_factor)
     except (CheckpointError, ContextLengthError) as err:
         raise ConfigError(str(err)) from None
     return 0
@@ -74,6 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=None, help="at most this many items per task (for quick looks)")
     p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default: 16)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--context-factor", type=float, default=1.0,
+                   help="max_length = this x the training seq_len (2 probes length extrapolation like the "
+                        "paper's 16K NIAH on 8K models; use another --out)")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("lm-eval", add_help=False,

@@ -83,3 +83,19 @@ def test_items_follow_the_checkpoints_world(tmp_path):
     docs = load_items("documents", **opts(a))
     assert all(len(tok.encode(d["text"]).ids) == SEQ_LEN for d in docs)
     json.dumps(load_items("mqar", **opts(a)) + load_items("cloze", **opts(a)))  # plain JSON
+
+
+def test_context_factor_scales_the_window(tmp_path):
+    """`linscale eval --context-factor 2`: the model's window and the task data follow (max_length 128)."""
+    from linscale.eval.runner import evaluate_sweep
+
+    dm = build_datamodule(SMALL, seq_len=SEQ_LEN, batch_size=4)
+    export(tmp_path / "sweep" / "runs" / "r" / "export" / "step=0", tiny(dm.vocab_size, arch="tnl"), SMALL,
+           dm.tokenizer)
+    table = evaluate_sweep(tmp_path / "sweep", ["linguistic"], context_factor=2.0, progress=lambda m: None,
+                           task_options={"n_documents": 2, "n_cloze": 4})
+    assert set(table.max_length) == {2 * SEQ_LEN}
+    docs = load_items("documents", checkpoint=str(tmp_path / "sweep" / "runs" / "r" / "export" / "step=0"),
+                      task_cache=str(tmp_path / "sweep" / "eval" / "tasks"), max_length=2 * SEQ_LEN,
+                      n_documents=2)
+    assert [len(dm.tokenizer.encode(d["text"]).ids) for d in docs] == [2 * SEQ_LEN] * 2

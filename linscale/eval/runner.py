@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 KEY = ["run_id", "step", "task", "metric"]
 NIAH_KEY = ["run_id", "step", "task", "length", "depth"]
 COLUMNS = ["run_id", "arch", "size", "step", "tokens", "flops", "pf_days", "params", "suite", "task",
-           "metric", "filter", "value", "stderr", "n_samples", "checkpoint", "eval_time_s"]
+           "metric", "filter", "value", "stderr", "n_samples", "max_length", "checkpoint", "eval_time_s"]
 
 
 def find_checkpoints(sweep_dir: str | os.PathLike) -> list[Path]:
@@ -87,7 +87,8 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task
                                    fewshot_random_seed=0)
 
 
-def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_time_s: float) -> pd.DataFrame:
+def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_time_s: float,
+                max_length: int | None = None) -> pd.DataFrame:
     """One row per (task or group, metric) of an lm-eval results dict."""
     from linscale.flops import PF_DAY
 
@@ -107,7 +108,8 @@ def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_tim
                 "params": float(meta.get("params", _non_embedding_params(checkpoint))), "suite": suite, "task": task, "metric": metric,
                 "filter": filt, "value": float(value),
                 "stderr": float(stderr) if isinstance(stderr, (int, float)) else math.nan,
-                "n_samples": float(n) if n is not None else math.nan, "checkpoint": checkpoint,
+                "n_samples": float(n) if n is not None else math.nan,
+                "max_length": float(max_length) if max_length else math.nan, "checkpoint": checkpoint,
                 "eval_time_s": eval_time_s,
             })
     return pd.DataFrame(rows, columns=COLUMNS)
@@ -173,9 +175,14 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                    tasks: list[str] | None = None, out: str | os.PathLike | None = None,
                    task_cache=None, limit: int | None = None, batch_size: int = 16, device: str = "cpu",
                    include_defaults: bool = False, task_options: dict | None = None,
-                   progress=print) -> pd.DataFrame:
+                   context_factor: float = 1.0, progress=print) -> pd.DataFrame:
     """Evaluate ``suites`` (and extra ``tasks``) on every exported checkpoint of ``sweep_dir`` (or on
-    the given ``checkpoints``), appending to ``out`` (default ``<sweep>/eval/results.parquet``)."""
+    the given ``checkpoints``), appending to ``out`` (default ``<sweep>/eval/results.parquet``).
+
+    ``context_factor`` sets each checkpoint's ``max_length`` to that multiple of its training
+    ``seq_len`` (the paper tests its 8K models on NIAH up to 16K: factor 2). Rows record it in
+    ``max_length``; the store key does not include it, so use a separate ``out`` per factor."""
+    from linscale.eval.adapter import training_seq_len
     from linscale.eval.items import checkpoint_meta
 
     sweep_dir = Path(sweep_dir)
@@ -197,6 +204,12 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         for n, checkpoint in enumerate(checkpoints, 1):
             meta = checkpoint_meta(checkpoint)
             run_id, step = str(meta.get("run_id", checkpoint)), int(meta.get("step", -1))
+            options = dict(task_options or {})
+            if context_factor != 1.0:
+                seq_len = training_seq_len(meta)
+                if not seq_len:
+                    raise ConfigError(f"{checkpoint}: meta has no seq_len to scale by context_factor")
+                options["max_length"] = int(round(context_factor * seq_len))
             for suite, names in units:
                 done = table[(table.run_id == run_id) & (table.step == step) & (table.suite == suite)]
                 if len(done):
@@ -205,7 +218,7 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                 start = time.perf_counter()
                 results = evaluate_checkpoint(checkpoint, names, task_cache=task_cache, limit=limit,
                                               batch_size=batch_size, device=device,
-                                              include_defaults=include_defaults, task_options=task_options)
+                                              include_defaults=include_defaults, task_options=options)
                 elapsed = time.perf_counter() - start
                 json_file = out.parent / "json" / run_id / f"step={step}" / f"{suite}.json"
                 json_file.parent.mkdir(parents=True, exist_ok=True)
@@ -213,7 +226,8 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                 cells = niah_cell_rows(results, meta)
                 if len(cells):  # first the cells, so a finished suite in the main store implies them
                     append_rows(out.parent / "niah_cells.parquet", cells, NIAH_KEY)
-                table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed))
+                max_length = options.get("max_length") or training_seq_len(meta)
+                table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed, max_length))
                 progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: {elapsed:.1f}s")
     finally:
         lock.release()
