@@ -101,6 +101,7 @@ def test_linscale_eval_is_resumable_without_duplicates(tmp_path):
     assert {"tokens", "flops", "pf_days", "value"} <= set(first.columns)
     row = first[(first.run_id == "a") & (first.step == 20) & (first.task == "linscale_knowledge") & (first.metric == "acc")]
     assert len(row) == 1 and row.tokens.item() == 20000
+    assert 0 < row.stderr.item() < 0.2  # analytic standard error of the mean accuracy
     again = evaluate_sweep(sweep_dir, ["knowledge"], progress=messages.append)
     assert sum("already evaluated" in m for m in messages) == 3
     pd.testing.assert_frame_equal(read_store(sweep_dir / "eval" / "results.parquet"), first)

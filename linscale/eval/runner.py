@@ -70,8 +70,11 @@ def resolve_tasks(suites: list[str], tasks: list[str] | None = None, include_def
 def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task_cache=None,
                         limit: int | None = None, batch_size: int = 16, device: str = "cpu",
                         include_defaults: bool = False, task_options: dict | None = None,
-                        bootstrap_iters: int = 0) -> dict:
-    """lm-eval results dict of ``tasks`` on one exported checkpoint."""
+                        bootstrap_iters: int = 100) -> dict:
+    """lm-eval results dict of ``tasks`` on one exported checkpoint (with per-item samples).
+
+    Standard errors: analytic for means (acc, acc_norm); ``bootstrap_iters`` resamples for lm-eval's
+    bootstrappable aggregations (perplexity); none for the NIAH aggregations and weighted perplexities."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
