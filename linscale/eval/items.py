@@ -44,6 +44,7 @@ DEFAULTS = {
     "niah_depths": 6,  # n depths linspace(0, 100) percent
     "niah_repeats": 2,  # items per (mode, length, depth) cell
     "n_mqar": 50,  # recall items (4 queries each)
+    "mqar_pairs": 8,  # bindings per recall item (fewer if 5 tokens each do not fit max_length)
     "eval_seed": 1234,  # seed of the evaluation items (the world itself comes from the data dict)
 }
 # Everything the task functions accept; the model adapter ignores these keys (see LinscaleLM).
@@ -94,7 +95,8 @@ def item_params(kind: str, options: dict) -> dict:
     params["max_length"] = max_length
     keep = {"knowledge": ("n_per_band",), "cloze": ("n_cloze", "max_length"),
             "documents": ("n_documents", "max_length"),
-            "niah": ("niah_lengths", "niah_depths", "niah_repeats", "max_length"), "mqar": ("n_mqar",)}[kind]
+            "niah": ("niah_lengths", "niah_depths", "niah_repeats", "max_length"),
+            "mqar": ("n_mqar", "mqar_pairs", "max_length")}[kind]
     return {k: params[k] for k in ("data", "eval_seed", *keep)}
 
 
@@ -194,8 +196,11 @@ def _gen_niah(synthetic, lang, p):
 
 def _gen_mqar(synthetic, lang, p):
     """One document per query: the bindings, then the question (the model sees all bindings)."""
+    # "let VAR be VAL ." is 5 tokens, "what is VAR ?" 4, the answer 1: everything within max_length
+    n_pairs = max(1, min(p["mqar_pairs"], lang.spec.n_vars, (p["max_length"] - 5) // 5))
     items = []
-    for item in synthetic.associative_recall(lang, n_items=p["n_mqar"], seed=p["eval_seed"]):
+    for item in synthetic.associative_recall(lang, n_items=p["n_mqar"], n_pairs=n_pairs,
+                                             n_queries=min(4, n_pairs), seed=p["eval_seed"]):
         for q in item["queries"]:
             items.append({"context": item["context"], "question": q["question"], "answer": q["answer"],
                           "n_pairs": item["n_pairs"], "distance": q.get("distance")})
