@@ -2,6 +2,7 @@
 
     linscale accounting --preset paper     # parameter and FLOP accounting of a preset's grid
     linscale study                         # the default CPU study, end to end
+    linscale fit --table runs.parquet --method approach3 --bootstrap 1000   # scaling-law fits
     linscale eval runs/cpu                 # lm-eval suites over a sweep's checkpoints -> results store
     linscale lm-eval --model linscale ...  # lm_eval's own command line, with the linscale model
 
@@ -21,6 +22,31 @@ def cmd_accounting(args: argparse.Namespace) -> int:
 
     table = accounting_table(args.preset, seq_len=args.seq_len, batch_size=args.batch_size)
     print(table.to_string(index=False))
+    return 0
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    import warnings
+
+    import pandas as pd
+
+    from linscale.laws import fit, read_table
+
+    runs = read_table(args.table)
+    columns = dict(loss_column=args.loss_column, params_column=args.params_column,
+                   tokens_column=args.tokens_column, flops_column=args.flops_column, run_column=args.run_column,
+                   drop_highest_loss=args.drop_highest_loss)
+    kwargs = dict(by=args.by, **columns)
+    if args.method != "approach3":
+        kwargs["compute_unit"] = args.compute_unit
+    with warnings.catch_warnings():  # dropped rows (diverged, step 0, missing loss): one line each
+        warnings.showwarning = lambda message, *_, **__: print(f"linscale: warning: {message}", file=sys.stderr)
+        result = fit(runs, args.method, bootstrap_resamples=args.bootstrap, seed=args.seed, **kwargs)
+    with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 6):
+        print(result.params.drop(columns=["method"]).to_string(index=False))
+    if args.out:
+        result.params.to_csv(args.out, index=False)
+        print(f"wrote {args.out}")
     return 0
 
 
@@ -56,6 +82,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seq-len", type=int, default=None, help="context length n (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=None, help="sequences per step b (default: the preset's)")
     p.set_defaults(func=cmd_accounting)
+
+    p = sub.add_parser("fit", help="fit scaling laws to a table of runs (CSV or Parquet)",
+                       description="Fit scaling laws to a table with one row per (run, checkpoint): columns "
+                       "params (or N; non-embedding parameters), tokens (or D), a loss column, and optionally "
+                       "run_id (absent: one run per row) and flops (absent: C = 6ND; with flops but no tokens, "
+                       "D = C/(6N)). Prints one row per fitted parameter with its interval.")
+    p.add_argument("--table", required=True, help="CSV or Parquet file of runs")
+    p.add_argument("--method", required=True, choices=("approach1", "approach2", "approach3"),
+                   help="approach1: the paper's envelope method; approach2: IsoFLOP parabolas; "
+                        "approach3: L(N, D) = E + A/N^alpha + B/D^beta")
+    p.add_argument("--loss-column", default=None, help="loss column (default: loss, else train_loss)")
+    p.add_argument("--params-column", default=None, help="parameter-count column (default: params, else N)")
+    p.add_argument("--tokens-column", default=None, help="token column (default: tokens, else D)")
+    p.add_argument("--flops-column", default=None, help="compute column (default: flops if present)")
+    p.add_argument("--run-column", default=None, help="run identifier column (default: run_id if present)")
+    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
+                   help="outlier rule: drop the K rows with the highest loss (default: 0)")
+    p.add_argument("--by", default="arch", help="fit each value of this column separately (default: arch, if present)")
+    p.add_argument("--compute-unit", default="pf_days", choices=("pf_days", "flops"),
+                   help="unit of C in the approach1/2 laws (default: pf_days, as the paper)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples over runs (default: 0)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--out", default=None, help="also write the parameter table to this CSV")
+    p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("study", help="run the default CPU study end to end")
     p.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
