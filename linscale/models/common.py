@@ -20,7 +20,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from linscale.config import ModelConfig
-from linscale.ops import chunk_linear_attention, fused_recurrent_gla
+from linscale.ops import chunk_linear_attention, recurrent_linear_attention
 from linscale.ops.naive import naive_recurrent_gla
 
 
@@ -100,7 +100,7 @@ def linear_attention(mode: str, q, k, v, g=None, g_gamma=None, scale=1.0, state=
     """Run gated linear attention in one of its equivalent forms (``linscale.ops``).
 
     ``mode`` is ``chunk`` (training; dispatches to Triton on CUDA), ``naive`` (the fp32 token loop)
-    or ``recurrent`` (the step-wise decoding form). A single token with a state always takes the
+    or ``recurrent`` (the step-wise decoding form; Triton's fused recurrent kernel on CUDA). A single token with a state always takes the
     recurrent step: that is the O(1) decoding path.
     """
     T = q.shape[1]
@@ -108,7 +108,7 @@ def linear_attention(mode: str, q, k, v, g=None, g_gamma=None, scale=1.0, state=
     if mode == "naive":
         return naive_recurrent_gla(q, k, v, **kwargs)
     if mode == "recurrent" or (state is not None and T == 1):
-        return fused_recurrent_gla(q, k, v, **kwargs)
+        return recurrent_linear_attention(q, k, v, **kwargs)
     return chunk_linear_attention(q, k, v, chunk_size=chunk_size, **kwargs)
 
 
