@@ -3,6 +3,8 @@
     linscale accounting --preset paper     # parameter and FLOP accounting of a preset's grid
     linscale study                         # the default CPU study, end to end
     linscale fit --table runs.parquet --method approach3 --bootstrap 1000   # scaling-law fits
+    linscale bench [--quick]               # CPU benchmarks and the efficiency goals, into benchmarks/results/
+    linscale data --seq-len 256 --sample 2 # the synthetic language: entropy, vocabulary, sample documents
     linscale eval runs/cpu                 # lm-eval suites over a sweep's checkpoints -> results store
     linscale lm-eval --model linscale ...  # lm_eval's own command line, with the linscale model
 
@@ -73,6 +75,44 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    import torch
+
+    from linscale import bench
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    sections = args.sections.split(",") if args.sections else (
+        ["training", "length", "decoding"] + (["end_to_end"] if args.end_to_end else []))
+    tables = bench.run_all(quick=args.quick, sections=sections, preset=args.preset, timer=args.timer)
+    goal_table = bench.goals(tables)
+    if len(goal_table):
+        print("## goals\n" + bench.format_table(goal_table))
+    if args.out:
+        conditions = f"timer={args.timer}, torch threads={torch.get_num_threads()}. {args.conditions}".strip()
+        print(f"wrote {bench.write_report(tables, args.out, quick=args.quick, conditions=conditions)}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, write_eval_items
+
+    lang = SyntheticLanguage(LanguageSpec(world_seed=args.world_seed))
+    print(json.dumps(lang.summary(args.seq_len), indent=1))
+    rows, nll = lang.sample_rows(np.random.default_rng(args.seed), args.sample, args.seq_len)
+    for row, row_nll in zip(rows, nll):
+        print("\n" + lang.decode(row))
+        print(f"  (exact nll of this row: {row_nll[1:].mean():.3f} nats/token)")
+    if args.write_eval:
+        for path in write_eval_items(lang, args.write_eval, seed=args.seed):
+            print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linscale", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -106,6 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--out", default=None, help="also write the parameter table to this CSV")
     p.set_defaults(func=cmd_fit)
+    p = sub.add_parser("data", help="describe the synthetic language (exact entropy, samples) and write eval items")
+    p.add_argument("--seq-len", type=int, default=256, help="training row length (default: 256)")
+    p.add_argument("--sample", type=int, default=1, help="sample rows to print (default: 1)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--world-seed", type=int, default=0)
+    p.add_argument("--write-eval", default=None, metavar="DIR", help="write the evaluation item sets as JSONL files")
+    p.set_defaults(func=cmd_data)
 
     p = sub.add_parser("study", help="run the default CPU study end to end")
     p.add_argument("--out", default="runs/study", help="output folder (default: runs/study)")
@@ -134,6 +181,21 @@ def build_parser() -> argparse.ArgumentParser:
                        help="lm-eval's own command line with the linscale model registered (all arguments pass through)")
     p.add_argument("lm_eval_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_lm_eval)
+
+    p = sub.add_parser("bench", help="CPU benchmarks (throughput, length scaling, decoding) against the goals")
+    p.add_argument("--quick", action="store_true", help="tiny shapes, under a minute (what CI runs)")
+    p.add_argument("--sections", default=None,
+                   help="comma-separated subset of training,length,decoding,end_to_end (default: the first three)")
+    p.add_argument("--end-to-end", action="store_true",
+                   help="also time `linscale sweep --preset smoke` and `--preset cpu` (up to an hour)")
+    p.add_argument("--preset", default="cpu", help="preset whose largest size is benchmarked (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
+    p.add_argument("--timer", choices=("wall", "process"), default="wall",
+                   help="wall seconds (default) or this process's CPU seconds (steadier on a shared machine; "
+                        "use with --threads 1)")
+    p.add_argument("--out", default="benchmarks/results", help="results folder; '' to only print")
+    p.add_argument("--conditions", default="", help="free text stored in the report (e.g. 'idle machine')")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

@@ -43,7 +43,7 @@ def run(fn, q, k, v, extra, **kw):
 
 @pytest.mark.parametrize("decay", DECAYS)
 @pytest.mark.parametrize("T", [1, 63, 65, 200])
-@pytest.mark.parametrize("chunk_size", [16, 32, 64])
+@pytest.mark.parametrize("chunk_size", [16, 24, 32, 64])  # 24: sub-chunks of 12 (per-channel decay)
 def test_chunk_matches_naive(decay, T, chunk_size):
     q, k, v, extra = make_inputs(T, decay, with_h0=True)
     torch.manual_seed(1)

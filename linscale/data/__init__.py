@@ -10,7 +10,7 @@
 fields, plus ``val_tokens``, ``test_tokens``, ``val_seed``) or ``"text"`` (keys: ``path``, ``text_field``,
 ``doc_separator``, ``dataset_config``, ``split``, ``streaming``, ``tokenizer`` (a tokenizer.json) or
 ``vocab_size`` and ``tokenizer_docs`` (documents sampled to train BPE), ``max_tokens``, ``val_fraction``,
-``val_tokens``; see :mod:`linscale.data.text`).
+``val_tokens``, ``cache_dir``; see :mod:`linscale.data.text`).
 
 Batches are dicts ``{"input_ids": LongTensor[B, T], "labels": LongTensor[B, T]}`` plus, for the synthetic
 source, ``"bayes_nll": FloatTensor[B, T]`` (exact −log p of each label under the generating process).
@@ -19,12 +19,14 @@ The train loader is an endless stream of whole batches. Batch j of rank r is a p
 (seed, r, j) (synthetic: a freshly generated batch; text: rows of a seeded per-epoch permutation), and
 loader worker w produces the batches j ≡ w (mod num_workers), so the stream is identical for any
 number of workers; under DDP each rank gets different batches (rank and world size come from the
-trainer in ``setup``, or are given explicitly). Set ``train_start_batch`` to resume mid-stream.
+trainer, or are given explicitly). A run resumed from a Lightning checkpoint continues the stream where
+it stopped (the trainer's processed-batch count); ``train_start_batch`` sets the start by hand.
 The validation and test loaders are fixed, finite sets of rows disjoint from training (synthetic:
 separate random streams of documents; text: held-out documents).
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Callable
@@ -38,6 +40,10 @@ from linscale.data.synthetic import SPLITS, DataError, LanguageSpec, SyntheticLa
 from linscale.data import text as text_data
 
 SOURCES = ("synthetic", "text")
+#: data-dict keys besides "source" (synthetic: also every LanguageSpec field)
+KEYS = {"synthetic": {"val_tokens", "test_tokens", "val_seed"},
+        "text": {"path", "text_field", "doc_separator", "dataset_config", "split", "streaming", "tokenizer",
+                 "vocab_size", "tokenizer_docs", "max_tokens", "val_fraction", "val_tokens", "cache_dir"}}
 
 
 class BatchStream(IterableDataset):
@@ -93,7 +99,7 @@ class _Base(L.LightningDataModule):
         self.data, self.seq_len, self.batch_size = dict(data), seq_len, batch_size
         self.seed, self.num_workers = int(seed), num_workers
         self._rank, self._world = rank, world_size
-        self.train_start_batch = 0
+        self.train_start_batch: int | None = None  # None: from the trainer's restored progress (resuming)
 
     @property
     def rank(self) -> int:
@@ -109,6 +115,18 @@ class _Base(L.LightningDataModule):
         trainer = getattr(self, "trainer", None)
         return trainer.world_size if trainer is not None else 1
 
+    def _start_batch(self) -> int:
+        """Where the train stream starts: ``train_start_batch`` if set, else the number of batches the
+        attached trainer has processed (restored from its checkpoint when resuming), so a resumed run
+        continues the stream instead of repeating it."""
+        if self.train_start_batch is not None:
+            return int(self.train_start_batch)
+        trainer = getattr(self, "trainer", None)
+        try:
+            return int(trainer.fit_loop.epoch_loop.batch_progress.total.processed) if trainer is not None else 0
+        except AttributeError:
+            return 0
+
     def _loader_kwargs(self):
         return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
 
@@ -117,7 +135,7 @@ class _Base(L.LightningDataModule):
         rank, world = self.rank, self.world_size
         if not 0 <= rank < world:
             raise DataError(f"rank: {rank} is not in [0, world_size={world})")
-        stream = BatchStream(lambda j: self.train_batch(j, rank, world), start=self.train_start_batch)
+        stream = BatchStream(lambda j: self.train_batch(j, rank, world), start=self._start_batch())
         return DataLoader(stream, batch_size=None, **self._loader_kwargs())
 
     def val_dataloader(self):
@@ -210,7 +228,7 @@ class TextDataModule(_Base):
     def _docs(self):
         return text_data.iter_documents(self.path, self.data.get("text_field", "text"), self.data.get("doc_separator"),
                                         self.data.get("dataset_config"), self.data.get("split", "train"),
-                                        self.streaming)
+                                        self.streaming, self.data.get("cache_dir"))
 
     @property
     def _every(self) -> int:
@@ -294,8 +312,9 @@ class TextDataModule(_Base):
         w, k = (info.id, info.num_workers) if info else (0, 1)
         shard, n_shards = rank * k + w, world * k
         while True:
+            # every process reads the stream and keeps its own documents (train documents round-robin)
             docs = (d for i, d in enumerate(self._docs()) if i % self._every != self._every - 1
-                    and (i // self._every) % n_shards == shard)
+                    and (i - i // self._every) % n_shards == shard)
             got = False
             for row in text_data.pack_rows(text_data.tokenize_documents(self.tokenizer, docs), self.seq_len):
                 got = True
@@ -323,6 +342,12 @@ def build_datamodule(data: dict, seq_len: int, batch_size: int, seed: int = 0, n
     cls = {"synthetic": SyntheticDataModule, "text": TextDataModule}.get(source)
     if cls is None:
         raise DataError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")
+    allowed = set(KEYS[source])
+    if source == "synthetic":
+        allowed |= {f.name for f in dataclasses.fields(LanguageSpec)}
+    unknown = sorted(set(data) - allowed - {"source"})
+    if unknown:  # a misspelt key would otherwise be ignored silently
+        raise DataError(f"data.{unknown[0]}: unknown key for source {source!r}; expected one of {', '.join(sorted(allowed))}")
     return cls(data, seq_len, batch_size, seed=seed, num_workers=num_workers, rank=rank, world_size=world_size)
 
 

@@ -14,8 +14,8 @@ A **world** (fixed by ``world_seed``, shared by every split) holds
 * relations r (``n_relations`` English nouns: ``color``, ``city``, ...); each relation has its own set of
   ``objects_per_relation`` admissible objects out of ``n_objects`` pseudo-words;
 * one **fact** per (entity, relation): object o(e, r), drawn uniformly from r's objects. The facts are
-  ranked by a random permutation and fact i is mentioned with probability p_i ∝ i^(−``fact_zipf``)
-  (Zipf). Frequent facts are seen often and learned first; rare ones need more tokens (D) and more
+  ranked by a random permutation and fact i is mentioned with probability
+  p_i ∝ (i + ``fact_zipf_offset``)^(−``fact_zipf``) (Zipf–Mandelbrot: a power-law tail, a flattened head). Frequent facts are seen often and learned first; rare ones need more tokens (D) and more
   memory (N), which is what makes the loss fall like a power law instead of saturating
   (the "quanta" picture of scaling: the loss left is the Zipf tail mass of the facts not yet learned);
 * a small **grammar** of adjectives, nouns and verbs with sparse random transition tables.
@@ -30,8 +30,8 @@ type          form                                   entropy lives in
 fact          ``FIRST LAST REL OBJ .``               which fact (Zipf); OBJ is determined (0 nats)
 fact_rev      ``the REL of FIRST LAST is OBJ .``     the same facts in another word order
 filler        ``a ADJ NOUN VERB ADJ NOUN .``         the grammar (a first-order chain over slots)
-bind          ``let VAR be VAL .``                   an unbound variable (uniform) and a value
-query         ``what is VAR ? VAL .``                a bound variable (uniform); VAL is determined
+bind          ``let VAR VAL .``                      an unbound variable (uniform) and a value
+query         ``what VAR VAL .``                     a bound variable (uniform); VAL is determined
 ============  =====================================  ===========================================
 
 ``bind`` introduces a binding inside the document and ``query`` asks for one later, at a distance that
@@ -56,11 +56,29 @@ its row, so the model always sees a document's whole prefix); inputs are row[:-1
 ``<eod>`` after a full document has probability 1 (the length is fixed); the first word of a document
 has its unconditional probability.
 
+Numbers for the defaults (``linscale data --seq-len T`` prints them): 393 words; exact entropy rate
+1.498 / 1.491 / 1.496 nats per label for T = 128 / 256 / 512; unigram entropy 4.83 / 4.81 / 4.80. The
+sampler writes 0.8–2.7 million tokens per second on one core (numpy, all documents of a block advance
+one sentence per step), far more than CPU training consumes. At CPU scale the loss stays well above
+the entropy: a 443k-parameter LLaMA after 0.8M tokens is 0.57 nats above it
+(``benchmarks/check_synthetic_scaling.py``).
+
+Where the reducible loss lives, and why it is learned gradually: (1) the grammar's transitions are
+bigram statistics, learned first; (2) the Zipf distribution over facts must be learned for names and
+relations (−log p of FIRST, LAST, REL); (3) the object of a fact has probability 1 but must be
+memorised, fact by fact, frequent ones first: this is the power-law part, limited by parameters
+(memory) and tokens (how often a rare fact is seen); (4) the answer of a ``query`` is a copy from the
+context (an induction-head pattern: the value directly follows the variable in both ``let VAR VAL``
+and ``what VAR VAL``), exact for attention at any distance but lossy for a fixed-size state that must
+hold up to ``n_vars`` bindings.
+
 Evaluation sets (plain JSON-able dicts of strings in this language): :func:`knowledge_mc` (multiple
 choice questions on facts in frequency bands, the analogue of commonsense tasks), :func:`cloze` (the
 answer of a ``query`` sentence, which needs the context: the analogue of LAMBADA),
 :func:`needle_in_haystack` (modes ``easy`` and ``standard`` as in the paper) and
-:func:`associative_recall` (multi-query associative recall).
+:func:`associative_recall` (multi-query associative recall); :func:`write_eval_items` writes them as JSONL.
+Contexts are document text without the leading ``<eod>``; an adapter should put ``<eod>`` first, as in
+training rows, where every document follows one.
 """
 from __future__ import annotations
 
@@ -78,9 +96,9 @@ UNK = "<unk>"
 SENTENCE_TYPES = ("fact", "fact_rev", "filler", "bind", "query")
 FACT, FACT_REV, FILLER, BIND, QUERY = range(5)
 START = 5  # the "previous type" at the start of a document
-SENTENCE_LEN = np.array([5, 8, 7, 5, 6])  # tokens per sentence type (see the table above)
+SENTENCE_LEN = np.array([5, 8, 7, 4, 4])  # tokens per sentence type (see the table above)
 MAX_SENTENCE_LEN = int(SENTENCE_LEN.max())
-FUNCTION_WORDS = ("the", "of", "is", "a", "let", "be", "what", "?", ".")
+FUNCTION_WORDS = ("the", "of", "is", "a", "let", "what", ".")
 RELATION_WORDS = ("color", "city", "pet", "food", "job", "tool", "sport", "song", "friend", "car", "book",
                   "game", "drink", "plant", "star", "shape", "river", "team", "dance", "coin", "gem",
                   "bird", "tree", "fruit")
@@ -97,22 +115,23 @@ class DataError(ConfigError):
 class LanguageSpec:
     """Parameters of the synthetic language (all have defaults; the book varies them).
 
-    The defaults give a vocabulary of 372 words and, for 256-token documents, an entropy of about
-    1.4 nats/token against a unigram entropy of about 4.9 (see :meth:`SyntheticLanguage.summary`).
-    """
-    n_first: int = 48  # first names; entities = n_first × n_last
-    n_last: int = 48
+    The defaults give a vocabulary of 393 words, 65,536 facts and, for 128- to 512-token documents, an
+    exact entropy rate of 1.49–1.50 nats/token against a unigram entropy of about 4.8 (see
+    :meth:`SyntheticLanguage.summary`)."""
+    n_first: int = 64  # first names; entities = n_first × n_last
+    n_last: int = 64
     n_relations: int = 16
     n_objects: int = 128
-    objects_per_relation: int = 32  # an unknown fact costs up to log(32) = 3.47 nats
-    fact_zipf: float = 1.3  # p(fact of rank i) ∝ i^-fact_zipf over all n_first·n_last·n_relations facts
+    objects_per_relation: int = 64  # an unknown fact costs up to log(64) = 4.16 nats
+    fact_zipf: float = 1.2  # p(fact of rank i) ∝ (i + fact_zipf_offset)^-fact_zipf over all n_first·n_last·n_relations facts
+    fact_zipf_offset: float = 10.0  # flattens the head (Zipf–Mandelbrot): the top fact has 2%, not 22%, of the mass
     n_adj: int = 24
     n_noun: int = 32
     n_verb: int = 24
     grammar_concentration: float = 0.1  # Dirichlet concentration of the grammar's transition rows
     n_vars: int = 32  # in-context variables
     n_values: int = 64  # values a variable can be bound to (the first n_values objects)
-    type_probs: tuple = (0.30, 0.15, 0.25, 0.15, 0.15)  # fact, fact_rev, filler, bind, query
+    type_probs: tuple = (0.30, 0.15, 0.10, 0.20, 0.25)  # fact, fact_rev, filler, bind, query
     stickiness: float = 0.3  # P(type) = (1 - s)·type_probs + s·[type == previous type]
     doc_len: int | None = None  # tokens per document; None: one document per training row (seq_len)
     world_seed: int = 0
@@ -129,6 +148,8 @@ class LanguageSpec:
             raise DataError(f"data.n_values: {self.n_values} > n_objects={self.n_objects}")
         if not self.fact_zipf > 0:
             raise DataError(f"data.fact_zipf: expected a positive number, got {self.fact_zipf!r}")
+        if not self.fact_zipf_offset >= 0:
+            raise DataError(f"data.fact_zipf_offset: expected a non-negative number, got {self.fact_zipf_offset!r}")
         if not self.grammar_concentration > 0:
             raise DataError(f"data.grammar_concentration: expected a positive number, got {self.grammar_concentration!r}")
         probs = tuple(float(p) for p in self.type_probs)
@@ -218,7 +239,7 @@ class SyntheticLanguage:
         # ---- the world: facts ---------------------------------------------------------------------------
         nf, nl, nr = spec.n_first, spec.n_last, spec.n_relations
         n_facts = nf * nl * nr
-        rank_weight = np.arange(1, n_facts + 1, dtype=np.float64) ** -spec.fact_zipf
+        rank_weight = (np.arange(1, n_facts + 1, dtype=np.float64) + spec.fact_zipf_offset) ** -spec.fact_zipf
         self.fact_rank = rng.permutation(n_facts)  # fact_rank[k] = flat index (first, last, rel) of rank k
         p_fact = np.empty(n_facts)
         p_fact[self.fact_rank] = rank_weight / rank_weight.sum()
@@ -262,8 +283,8 @@ class SyntheticLanguage:
             FACT_REV: [0.0, h_rel, 0.0, h_rel_first - h_rel, h_fact - h_rel_first, 0.0, 0.0, 0.0],
             FILLER: [0.0, _entropy(self.p_adj), cond(self.p_adj, self.adj_noun), cond(p_noun1, self.noun_verb),
                      cond(p_verb, self.verb_adj), cond(p_adj2, self.adj_noun), 0.0],
-            BIND: [0.0, None, 0.0, math.log(spec.n_values), 0.0],  # None: log(#unbound variables)
-            QUERY: [0.0, 0.0, None, 0.0, 0.0, 0.0],  # None: log(#bound variables)
+            BIND: [0.0, None, math.log(spec.n_values), 0.0],  # None: log(#unbound variables)
+            QUERY: [0.0, None, 0.0, 0.0],  # None: log(#bound variables)
         }
         self._cdf = lambda rows: np.cumsum(rows, axis=-1) / rows.sum(-1, keepdims=True)
         self._adj_noun_cdf = self._cdf(self.adj_noun)
@@ -365,25 +386,25 @@ class SyntheticLanguage:
                     lp[:, 3] = np.log(self.noun_verb[n1, v])
                     lp[:, 4] = np.log(self.verb_adj[v, a2])
                     lp[:, 5] = np.log(self.adj_noun[a2, n2])
-                elif t == BIND:  # let VAR be VAL .
+                elif t == BIND:  # let VAR VAL .
                     keys = rng.random((k, spec.n_vars))
                     keys[bound[idx]] = -1.0  # uniform over the unbound variables
                     var = keys.argmax(1)
                     val = rng.integers(spec.n_values, size=k)
                     lp[:, 1] = -np.log(spec.n_vars - n_bound[idx])
-                    lp[:, 3] = -math.log(spec.n_values)
+                    lp[:, 2] = -math.log(spec.n_values)
                     bound[idx, var] = True
                     value[idx, var] = val
                     n_bound[idx] += 1
-                    toks[:] = np.stack([np.full(k, fn["let"]), off["var"] + var, np.full(k, fn["be"]),
-                                        off["object"] + val, np.full(k, fn["."])], 1)
-                else:  # what is VAR ? VAL .
+                    toks[:] = np.stack([np.full(k, fn["let"]), off["var"] + var, off["object"] + val,
+                                        np.full(k, fn["."])], 1)
+                else:  # what VAR VAL .
                     keys = rng.random((k, spec.n_vars))
                     keys[~bound[idx]] = -1.0  # uniform over the bound variables
                     var = keys.argmax(1)
-                    lp[:, 2] = -np.log(n_bound[idx])
-                    toks[:] = np.stack([np.full(k, fn["what"]), np.full(k, fn["is"]), off["var"] + var,
-                                        np.full(k, fn["?"]), off["object"] + value[idx, var], np.full(k, fn["."])], 1)
+                    lp[:, 1] = -np.log(n_bound[idx])
+                    toks[:] = np.stack([np.full(k, fn["what"]), off["var"] + var, off["object"] + value[idx, var],
+                                        np.full(k, fn["."])], 1)
                 lp[:, 0] += lp_kind[sel]
                 cols = pos[idx, None] + np.arange(SENTENCE_LEN[t])
                 tokens[idx[:, None], cols] = toks
@@ -459,7 +480,7 @@ class SyntheticLanguage:
             take = min(doc_len, labels)
             total += cum[take]
             labels -= take + 1
-        return total / seq_len
+        return float(total / seq_len)
 
     def unigram_entropy(self, seq_len: int, n_rows: int = 256, seed: int = 0) -> float:
         """Entropy of the token frequencies (the loss of the best context-free predictor), estimated on
@@ -527,77 +548,72 @@ def knowledge_mc(lang: SyntheticLanguage, n_per_band: int = 100, n_choices: int 
 
 def cloze(lang: SyntheticLanguage, n_items: int = 200, context_len: int = 256, seed: int = 0) -> list[dict]:
     """Cloze items that need the context (the analogue of LAMBADA): ``context`` is a document up to
-    "what is VAR ?", ``target`` the value bound to VAR earlier in it, ``distance`` the number of tokens
-    from the binding's value to the target. Only the first question about each variable is used, so the
-    answer must come from the binding, not from an earlier answer."""
+    "what VAR", ``target`` the value bound to VAR earlier in it ("let VAR VAL ."), ``distance`` the number
+    of tokens from the bound value to the target. Only the first question about a variable is used, so
+    the answer must come from the binding, not from an earlier answer. One item per document."""
     rng = np.random.default_rng([seed, SPLITS["eval"], 0xC10])
     items: list[dict] = []
-    what, is_, q = lang.fn["what"], lang.fn["is"], lang.fn["?"]
+    what, let = lang.fn["what"], lang.fn["let"]
     while len(items) < n_items:
         docs, _ = lang.sample(rng, 64, context_len)
         for doc in docs:
-            asked = set()
-            starts = np.flatnonzero((doc[:-4] == what) & (doc[1:-3] == is_) & (doc[3:-1] == q))
+            starts = np.flatnonzero(doc[:-2] == what)  # "what VAR VAL": a query whose answer is in the document
+            seen = set()
             for s in starts:
-                var = doc[s + 2]
-                if var in asked:
+                var = int(doc[s + 1])
+                if var in seen:
                     continue
-                asked.add(var)
-                bind = np.flatnonzero((doc[:s] == var) & (np.roll(doc, 1)[:s] == lang.fn["let"]))
-                items.append({"context": lang.decode(doc[:s + 4]), "target": lang.words[doc[s + 4]],
-                              "distance": int(s + 4 - (bind[0] + 2))})
-                break  # one item per document
+                seen.add(var)
+                binds = np.flatnonzero((doc[:s] == let) & (doc[1:s + 1] == var))
+                if binds.size == 0:
+                    continue
+                items.append({"context": lang.decode(doc[:s + 2]), "target": lang.words[doc[s + 2]],
+                              "distance": int(s + 2 - (binds[0] + 2))})
+                break
             if len(items) == n_items:
                 break
     return items
 
 
-def _haystack(lang: SyntheticLanguage, rng, n_tokens: int) -> list[list[int]]:
-    """Sentences of knowledge and grammar only (no bindings), about ``n_tokens`` tokens long."""
-    spec = dataclasses.replace(lang.spec, type_probs=(0.4, 0.2, 0.4, 0.0, 0.0))
-    sentences, n = [], 0
-    sub = SyntheticLanguage.__new__(SyntheticLanguage)
-    sub.__dict__.update(lang.__dict__)
-    sub.spec = spec
-    base = np.array(spec.type_probs)
-    sub.type_matrix = np.vstack([(1 - spec.stickiness) * base + spec.stickiness * np.eye(5)[t] for t in range(5)] + [base])
+def _haystack(lang: SyntheticLanguage, rng, n_tokens: int) -> list[np.ndarray]:
+    """Whole sentences of knowledge and grammar only (no bindings), at least ``n_tokens`` tokens."""
+    sub = lang.__dict__.get("_haystack_language")
+    if sub is None:  # the same world, without bind and query sentences
+        sub = SyntheticLanguage(dataclasses.replace(lang.spec, type_probs=(0.4, 0.2, 0.4, 0.0, 0.0)))
+        lang.__dict__["_haystack_language"] = sub
     doc, _ = sub.sample(rng, 1, n_tokens + MAX_SENTENCE_LEN)
-    doc = list(doc[0])
-    i = 0
-    while n < n_tokens:  # cut into sentences at "."
-        j = doc.index(lang.fn["."], i) + 1
-        sentences.append(doc[i:j])
-        n += j - i
-        i = j
-    return sentences
+    doc = doc[0]
+    ends = np.flatnonzero(doc == lang.fn["."]) + 1
+    return np.split(doc[: ends[-1]], ends[:-1])
 
 
 def needle_in_haystack(lang: SyntheticLanguage, context_lengths=(64, 128, 256, 512),
                        depths=(0.0, 0.25, 0.5, 0.75, 1.0), mode: str = "easy", n_per_cell: int = 4,
                        seed: int = 0) -> list[dict]:
-    """Needle-in-a-haystack items on a grid of context lengths (tokens) × depths (0 = start, 1 = end).
+    """Needle-in-a-haystack items on a grid of context lengths (tokens, question included) × depths
+    (0 = the needle first, 1 = last).
 
-    The haystack is knowledge and grammar sentences; the needle binds a variable. The question at the
-    end is "what is VAR ?" and the answer the value. Modes as in the paper (§6): ``easy`` puts question
-    and answer both in the haystack (needle "what is VAR ? VAL ."), ``standard`` only the answer (needle
-    "let VAR be VAL ."). Fields: context_length, depth, mode, context, question, answer."""
+    The haystack is knowledge and grammar sentences; the needle binds a variable; the question at the
+    end is "what VAR" and the answer its value. Modes as in the paper (§6): ``easy`` puts question and
+    answer both in the haystack (needle "what VAR VAL ."), ``standard`` only the answer (needle
+    "let VAR VAL ."). Fields: context_length, depth, mode, context, question, answer, n_tokens."""
     if mode not in ("easy", "standard"):
         raise DataError(f"mode: expected 'easy' or 'standard', got {mode!r}")
-    rng = np.random.default_rng([seed, SPLITS["eval"], 0x4EED])
+    rng = np.random.default_rng([seed, SPLITS["eval"], 0x4EED, ("easy", "standard").index(mode)])
     items = []
     for length in context_lengths:
         for depth in depths:
             for _ in range(n_per_cell):
                 var = lang.words[lang.offset["var"] + int(rng.integers(lang.spec.n_vars))]
                 val = lang.words[lang.offset["object"] + int(rng.integers(lang.spec.n_values))]
-                needle = f"what is {var} ? {val} ." if mode == "easy" else f"let {var} be {val} ."
-                question = f"what is {var} ?"
-                budget = length - len(needle.split()) - len(question.split())
-                hay = _haystack(lang, rng, max(budget, 0))
+                needle = f"what {var} {val} ." if mode == "easy" else f"let {var} {val} ."
+                question = f"what {var}"
+                budget = int(length) - len(needle.split()) - len(question.split())
+                hay = _haystack(lang, rng, max(budget, 1))
                 while hay and sum(map(len, hay)) > budget:
                     hay.pop()
                 at = int(round(depth * len(hay)))
-                parts = [lang.decode(s) for s in hay[:at]] + [needle] + [lang.decode(s) for s in hay[at:]]
+                parts = [lang.decode(h) for h in hay[:at]] + [needle] + [lang.decode(h) for h in hay[at:]]
                 context = " ".join(parts)
                 items.append({"context_length": int(length), "depth": float(depth), "mode": mode,
                               "context": context, "question": question, "answer": val,
@@ -607,9 +623,10 @@ def needle_in_haystack(lang: SyntheticLanguage, context_lengths=(64, 128, 256, 5
 
 def associative_recall(lang: SyntheticLanguage, n_items: int = 100, n_pairs: int = 8, n_queries: int = 4,
                        seed: int = 0) -> list[dict]:
-    """Multi-query associative recall: ``context`` binds ``n_pairs`` variables ("let VAR be VAL ." ...),
-    then ``queries`` asks for ``n_queries`` of them: a list of {"question": "what is VAR ?", "answer": VAL,
-    "distance": tokens from the binding's value to the answer if asked right after the context}."""
+    """Multi-query associative recall: ``context`` binds ``n_pairs`` variables ("let VAR VAL ." ...),
+    ``queries`` asks for ``n_queries`` of them: a list of {"question": "what VAR", "answer": VAL,
+    "distance": tokens from the bound value to the answer when the question directly follows the
+    context}. Score each query on its own (context + " " + question → answer)."""
     if n_pairs > lang.spec.n_vars:
         raise DataError(f"n_pairs: {n_pairs} > n_vars={lang.spec.n_vars}")
     if n_queries > n_pairs:
@@ -621,13 +638,36 @@ def associative_recall(lang: SyntheticLanguage, n_items: int = 100, n_pairs: int
         val_ids = rng.integers(lang.spec.n_values, size=n_pairs)
         vars_ = [lang.words[lang.offset["var"] + int(v)] for v in var_ids]
         vals = [lang.words[lang.offset["object"] + int(v)] for v in val_ids]
-        context = " ".join(f"let {v} be {x} ." for v, x in zip(vars_, vals))
+        context = " ".join(f"let {v} {x} ." for v, x in zip(vars_, vals))
         asked = rng.choice(n_pairs, n_queries, replace=False)
-        queries = [{"question": f"what is {vars_[i]} ?", "answer": vals[i],
-                    "distance": int(5 * (n_pairs - i) - 3 + 4)} for i in asked]
+        queries = [{"question": f"what {vars_[i]}", "answer": vals[i], "distance": int(4 * (n_pairs - i) - 1 + 2)}
+                   for i in asked]
         items.append({"context": context, "n_pairs": n_pairs, "queries": queries})
     return items
 
 
-__all__ = ["LanguageSpec", "SyntheticLanguage", "DataError", "SENTENCE_TYPES", "EOD", "knowledge_mc", "cloze",
+def write_eval_items(lang: SyntheticLanguage, out_dir, seed: int = 0, context_lengths=(64, 128, 256, 512)) -> list:
+    """Write the default evaluation sets as JSONL files in ``out_dir`` (atomically, one file per set):
+    knowledge_mc, cloze, niah_easy, niah_standard, associative_recall. Returns the paths."""
+    import json
+    import os
+    from pathlib import Path
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    sets = {"knowledge_mc": knowledge_mc(lang, seed=seed), "cloze": cloze(lang, seed=seed),
+            "niah_easy": needle_in_haystack(lang, context_lengths, mode="easy", seed=seed),
+            "niah_standard": needle_in_haystack(lang, context_lengths, mode="standard", seed=seed),
+            "associative_recall": associative_recall(lang, seed=seed)}
+    paths = []
+    for name, items in sets.items():
+        path = out / f"{name}.jsonl"
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(json.dumps(it) + "\n" for it in items))
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+__all__ = ["LanguageSpec", "write_eval_items", "SyntheticLanguage", "DataError", "SENTENCE_TYPES", "EOD", "knowledge_mc", "cloze",
            "needle_in_haystack", "associative_recall", "FREQUENCY_BANDS", "SPLITS"]

@@ -73,7 +73,7 @@ def _iter_file(path: Path, text_field: str, doc_separator: str | None) -> Iterat
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; expected one of {', '.join(LOCAL_SUFFIXES)}")
 
 
-def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_dir: bool):
+def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_dir: bool, cache_dir=None):
     import datasets
 
     try:
@@ -84,7 +84,7 @@ def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_
                     raise DataError(f"{path_or_name}: no split {split!r} (splits: {', '.join(ds)}; set data.split)")
                 ds = ds[split]
             return ds
-        return datasets.load_dataset(path_or_name, dataset_config, split=split, streaming=streaming)
+        return datasets.load_dataset(path_or_name, dataset_config, split=split, streaming=streaming, cache_dir=cache_dir)
     except DataError:
         raise
     except Exception as err:
@@ -95,8 +95,10 @@ def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_
 
 
 def iter_documents(path: str | os.PathLike, text_field: str = "text", doc_separator: str | None = None,
-                   dataset_config: str | None = None, split: str = "train", streaming: bool | None = None) -> Iterator[str]:
-    """The documents (strings) of a local file, a local directory or a Hugging Face dataset name."""
+                   dataset_config: str | None = None, split: str = "train", streaming: bool | None = None,
+                   cache_dir: str | None = None) -> Iterator[str]:
+    """The documents (strings) of a local file, a local directory or a Hugging Face dataset name
+    (``cache_dir``: where ``datasets`` keeps its Arrow cache; default ``HF_DATASETS_CACHE``)."""
     p = Path(path).expanduser()
     if p.is_file():
         yield from _iter_file(p, text_field, doc_separator)
@@ -108,19 +110,20 @@ def iter_documents(path: str | os.PathLike, text_field: str = "text", doc_separa
             for f in files:  # a folder of text files: one document per file (or per separator)
                 yield from _iter_file(f, text_field, doc_separator)
             return
-        ds = _load_hf(str(p), dataset_config, split, bool(streaming), is_dir=True)
+        ds = _load_hf(str(p), dataset_config, split, bool(streaming), is_dir=True, cache_dir=cache_dir)
     else:
         looks_local = str(path).startswith((".", "/", "~")) or Path(str(path)).suffix in LOCAL_SUFFIXES
         if looks_local:
             raise DataError(f"data.path: file not found: {path}")
-        ds = _load_hf(str(path), dataset_config, split, True if streaming is None else streaming, is_dir=False)
+        ds = _load_hf(str(path), dataset_config, split, True if streaming is None else streaming, is_dir=False,
+                      cache_dir=cache_dir)
     features = getattr(ds, "column_names", None) or []
     if features and text_field not in features:
         raise DataError(f"data.text_field: dataset {str(path)!r} has no column {text_field!r} (columns: {', '.join(features)})")
-    for row in ds:
-        text = row.get(text_field)
-        if text is not None:
-            yield str(text)
+    # .iter() rather than iterating the dataset: a streamed dataset would otherwise split itself over
+    # DataLoader workers on its own, on top of linscale's per-document sharding
+    for batch in ds.iter(batch_size=256):
+        yield from (str(text) for text in batch[text_field] if text is not None)
 
 
 # ---- tokenizer -------------------------------------------------------------------------------------------

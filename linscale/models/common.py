@@ -228,16 +228,18 @@ class CausalLM(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  top_k: int | None = None, eos_token_id: int | None = None,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, state: DecodeState | None = None) -> torch.Tensor:
         """Continue ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens.
 
         The prompt is processed once in parallel (the chunked form, or SDPA for LLaMA); then each new
         token costs one recurrent step with an O(1) state (linear models) or one step against the KV
         cache (LLaMA). temperature 0 is greedy decoding. Returns prompt and continuation (B, T + new).
+        With ``state`` (from a call with ``return_state=True``), ``input_ids`` continue that state: a
+        shared prefix is consumed once, and the benchmark times decoding steps alone.
         """
         if max_new_tokens <= 0:
             return input_ids
-        out = self(input_ids, return_state=True)
+        out = self(input_ids, state=state, return_state=True)
         tokens = [input_ids]
         finished = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
         for step in range(max_new_tokens):

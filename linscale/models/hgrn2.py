@@ -24,13 +24,18 @@ from linscale.config import ModelConfig
 from linscale.models.common import SGLU, Block, CausalLM, SRMSNorm, linear_attention
 
 
+HGRN2_MAX_CHUNK = 16
+
+
 class HGRN2Attention(nn.Module):
     """The HGRN2 token mixer; its layer's lower bound (d,) comes from the model at each forward."""
 
     def __init__(self, config: ModelConfig, layer_idx: int):
         super().__init__()
         d, self.n_head, self.head_dim = config.d_model, config.n_head, config.head_dim
-        self.mode, self.chunk_size = config.mixer_mode, config.chunk_size
+        # The per-channel chunk form is fastest with short chunks on CPUs (C=16 is ~2.5x faster than C=64,
+        # measured with `linscale bench`); config.chunk_size caps it. Results do not depend on C.
+        self.mode, self.chunk_size = config.mixer_mode, min(config.chunk_size, HGRN2_MAX_CHUNK)
         self.q_proj = nn.Linear(d, d, bias=False)
         self.f_proj = nn.Linear(d, d, bias=False)
         self.i_proj = nn.Linear(d, d, bias=False)

@@ -1,0 +1,160 @@
+"""Real text: tokenizer training and round trip, local files and dataset directories, bad input."""
+from __future__ import annotations
+
+import json
+import random
+
+import numpy as np
+import pytest
+
+from linscale.data import build_datamodule
+from linscale.data.synthetic import DataError
+from linscale.data.text import iter_documents, train_tokenizer
+
+WORDS = ("the quick brown fox jumps over a lazy dog while naïve émigrés sip café au lait in 東京 "
+         "— “quoted” text, tabs\tand  double  spaces; numbers 3.14159 and emoji 🙂").split(" ")
+
+
+def _docs(n=240, seed=0):
+    rng = random.Random(seed)
+    return [f"doc{i} " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(15, 60))) + ("\n" if i % 3 else "")
+            for i in range(n)]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    docs = _docs()
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    return tmp_path, docs
+
+
+def _data(path, tmp_path, **kw):
+    return {"source": "text", "path": str(path), "vocab_size": 400, "cache_dir": str(tmp_path / "hf"), **kw}
+
+
+def test_tokenizer_trains_and_round_trips(corpus):
+    tmp_path, docs = corpus
+    (tmp_path / "corpus.txt").write_text("\n\n".join(docs), encoding="utf-8")
+    dm = build_datamodule(_data(tmp_path / "corpus.txt", tmp_path, doc_separator="\n\n"), seq_len=32, batch_size=4)
+    tok = dm.tokenizer
+    assert tok.token_to_id("<eod>") is not None and dm.vocab_size == tok.get_vocab_size() <= 400
+    for text in docs[:50] + ["", " leading and trailing ", "unseen ✓ glyphs ßø", "\n\n\t"]:
+        assert tok.decode(tok.encode(text).ids) == text
+    assert len(tok.encode(docs[0]).ids) < len(docs[0].encode())  # BPE merged something
+    batch = next(iter(dm.train_dataloader()))
+    assert set(batch) == {"input_ids", "labels"} and batch["input_ids"].shape == (4, 32)
+    assert dm.bayes_loss("validation") is None
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet", "saved", "folder"])
+def test_same_pipeline_loads_files_and_local_dataset_directories(corpus, kind, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tmp_path, docs = corpus
+    if kind == "jsonl":
+        path = tmp_path / "corpus.jsonl"
+    elif kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        path = tmp_path / "corpus.parquet"
+        pq.write_table(pa.table({"text": docs}), path)
+    elif kind == "saved":
+        import datasets
+
+        path = tmp_path / "saved"
+        datasets.Dataset.from_dict({"text": docs}).save_to_disk(str(path))
+    else:
+        path = tmp_path / "folder"
+        path.mkdir()
+        (path / "part0.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    assert list(iter_documents(path, cache_dir=str(tmp_path / "hf"))) == docs
+    dm = build_datamodule(_data(path, tmp_path, val_fraction=0.1), seq_len=32, batch_size=4)
+    assert dm.train_rows.shape[1] == 33 and len(dm.val_rows) >= 10
+    # held-out documents never appear in training rows
+    tok = dm.tokenizer
+    def doc_ids(rows):  # the "docN" words, leaving out the words cut at row ends
+        words = [w for r in rows for w in tok.decode(r.tolist()).split()[1:-1]]
+        return {w for w in words if w.startswith("doc") and w[3:].isdigit()}
+
+    train_ids, val_ids = doc_ids(dm.train_rows), doc_ids(dm.val_rows)
+    assert val_ids and train_ids and not val_ids & train_ids
+
+
+def test_text_stream_is_deterministic_and_ddp_shards_are_disjoint(corpus):
+    tmp_path, _ = corpus
+    data = _data(tmp_path / "corpus.jsonl", tmp_path)
+    a = [build_datamodule(data, 16, 4, seed=3, rank=0, world_size=1).train_batch(j)["input_ids"] for j in range(3)]
+    b = [build_datamodule(data, 16, 4, seed=3, rank=0, world_size=1).train_batch(j)["input_ids"] for j in range(3)]
+    assert all((x == y).all() for x, y in zip(a, b))
+    dm = build_datamodule(data, 16, 4, seed=3)
+    per_epoch = len(dm.train_rows) // (2 * 4)
+    seen = []
+    for rank in (0, 1):
+        rows = np.concatenate([dm.train_batch(j, rank, 2)["input_ids"].numpy() for j in range(per_epoch)])
+        seen.append({r.tobytes() for r in rows})
+    assert seen[0] and not seen[0] & seen[1]
+
+
+def _one_line_error(data, seq_len=32, match=None):
+    with pytest.raises(DataError) as err:
+        build_datamodule(data, seq_len=seq_len, batch_size=2)
+    msg = str(err.value)
+    assert "\n" not in msg, msg
+    if match:
+        assert match in msg, msg
+    return msg
+
+
+def test_bad_input_gives_one_clear_error_each(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    missing = tmp_path / "missing.txt"
+    _one_line_error({"source": "text", "path": str(missing)}, match=str(missing))
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    assert "empty" in _one_line_error({"source": "text", "path": str(empty)}, match=str(empty))
+    blank = tmp_path / "blank.txt"
+    blank.write_text("   \n")
+    assert "empty" in _one_line_error({"source": "text", "path": str(blank)}, match=str(blank))
+    binary = tmp_path / "latin1.txt"
+    binary.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    assert "UTF-8" in _one_line_error({"source": "text", "path": str(binary)}, match=str(binary))
+    short = tmp_path / "short.txt"
+    short.write_text("just a few words here")
+    assert "too short" in _one_line_error({"source": "text", "path": str(short)}, seq_len=64, match=str(short))
+    name = "no-such-org/no-such-dataset-xyz"
+    assert "offline" in _one_line_error({"source": "text", "path": name, "cache_dir": str(tmp_path / "hf")}, match=name)
+    jsonl = tmp_path / "other_field.jsonl"
+    jsonl.write_text(json.dumps({"body": "x"}))
+    _one_line_error({"source": "text", "path": str(jsonl)}, match="'text'")
+    _one_line_error({"source": "text"}, match="data.path")
+    _one_line_error({"source": "text", "path": str(blank), "tokenizer": str(tmp_path / "nope.json")}, match="nope.json")
+
+
+def test_loads_a_saved_tokenizer(corpus, tmp_path):
+    _, docs = corpus
+    tok = train_tokenizer(docs, vocab_size=300)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    dm = build_datamodule(_data(tmp_path / "corpus.jsonl", tmp_path, tokenizer=str(tmp_path / "tokenizer.json")),
+                          seq_len=16, batch_size=2)
+    assert dm.tokenizer.get_vocab() == tok.get_vocab()
+
+
+def test_streaming_ranks_read_disjoint_documents(corpus, monkeypatch):
+    """Streamed corpora (never materialised): each rank keeps its own documents of the stream."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    tmp_path, docs = corpus
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    (folder / "part0.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    seen = []
+    for rank in (0, 1):
+        dm = build_datamodule(_data(folder, tmp_path, streaming=True, val_tokens=64), seq_len=16, batch_size=4,
+                              rank=rank, world_size=2)
+        assert dm.train_rows is None and len(dm.val_rows) == 4
+        it = iter(dm.train_dataloader())
+        words = [w for _ in range(30) for row in next(it)["input_ids"]
+                 for w in dm.tokenizer.decode(row.tolist()).split()[1:-1]]  # not the words cut at row ends
+        seen.append({w for w in words if w.startswith("doc") and w[3:].isdigit()})
+    assert seen[0] and seen[1] and not seen[0] & seen[1]
