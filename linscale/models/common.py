@@ -66,15 +66,9 @@ class SwiGLU(nn.Module):
         return self.w_down(self.w_u(x) * F.silu(self.w_v(x)))
 
 
-class SGLU(nn.Module):
+class SGLU(SwiGLU):
     """The linear models' channel mixer: (U ⊙ V) · W_down, no activation ("the gate itself can
-    introduce non-linearity", TransNormerLLM)."""
-
-    def __init__(self, d: int, g: int):
-        super().__init__()
-        self.w_u = nn.Linear(d, g, bias=False)
-        self.w_v = nn.Linear(d, g, bias=False)
-        self.w_down = nn.Linear(g, d, bias=False)
+    introduce non-linearity", TransNormerLLM). Same weights as SwiGLU."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.w_down(self.w_u(x) * self.w_v(x))

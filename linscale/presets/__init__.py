@@ -37,12 +37,30 @@ def load_preset(name_or_path: str | Path) -> dict:
     return preset
 
 
+def data_vocab_size(preset: dict) -> int:
+    """The vocabulary of a preset's data when its ``model`` block does not fix one: the synthetic
+    language's word count, or a text source's BPE ``vocab_size`` (linscale.data)."""
+    data = preset.get("data") or {}
+    source = data.get("source", "synthetic")
+    if source == "synthetic":
+        from linscale.data.synthetic import LanguageSpec, SyntheticLanguage
+
+        return SyntheticLanguage(LanguageSpec.from_dict(data)).vocab_size
+    if source == "text":
+        return int(data.get("vocab_size", 8192))  # linscale.data.text's default BPE size
+    raise ConfigError(f"model.vocab_size: not given, and data source {source!r} does not define one")
+
+
 def model_configs(preset: dict) -> list[ModelConfig]:
-    """Every (architecture, size) model of a preset's grid, in preset order."""
-    configs = []
+    """Every (architecture, size) model of a preset's grid, in preset order (the vocabulary comes
+    from the data when the preset does not give ``model.vocab_size``)."""
+    configs, vocab = [], None
     for arch in preset["archs"]:
         for size, shape in preset["sizes"].items():
-            fields = {**preset.get("model", {}), **shape,
-                      **preset.get("arch_overrides", {}).get(arch, {}).get(size, {})}
+            fields = {**(preset.get("model") or {}), **shape,
+                      **((preset.get("arch_overrides") or {}).get(arch) or {}).get(size, {})}
+            if "vocab_size" not in fields:
+                vocab = vocab or data_vocab_size(preset)
+                fields["vocab_size"] = vocab
             configs.append(ModelConfig(arch=arch, name=str(size), **fields))
     return configs

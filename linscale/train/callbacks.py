@@ -1,0 +1,218 @@
+"""Everything around the optimisation: the intermediate-checkpoint records, evaluation exports, resume
+checkpoints, divergence and progress. The science stays in ``LanguageModelTask``.
+
+``ScalingRecorder`` acts after each optimiser step s:
+- at the log-spaced record steps (``TrainSettings.checkpoint_steps``) it evaluates the held-out loss,
+  appends one results-table row (``linscale.train.results``) to ``records.json``, exports the model
+  for evaluation at the chosen steps (``<run>/export/step=<s>/``, safetensors via
+  ``linscale.checkpoint``) and saves a Lightning checkpoint to resume from;
+- every ``save_every_minutes`` it also saves that checkpoint;
+- when the loss is NaN or inf it writes a ``diverged`` row and training stops.
+Its records, loss window and wall time are part of the Lightning checkpoint (``state_dict``), so a
+resumed run continues the same table instead of duplicating or losing rows.
+
+``SafeCheckpointIO`` writes Lightning checkpoints atomically and reads them with
+``torch.load(weights_only=True)``: a checkpoint cannot run code, and a truncated one is an error
+naming the file, never a silent restart.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
+
+from linscale.checkpoint import CheckpointError, save_checkpoint
+from linscale.flops import PF_DAY
+from linscale.models import build_model
+
+
+def write_json(path: Path, value) -> None:
+    """Atomic JSON write (temporary file in the same folder, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(value, f, indent=1, default=str)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ScalingRecorder(L.Callback):
+    def __init__(self, run_dir: str | os.PathLike, spec: dict, tokenizer=None):
+        self.run_dir = Path(run_dir)
+        self.spec = spec
+        self.tokenizer = tokenizer
+        settings = spec["train"]
+        from linscale.train.settings import TrainSettings
+
+        self.settings = TrainSettings.from_dict(settings)
+        self.record_steps = set(self.settings.checkpoint_steps())
+        self.export_steps = set(self.settings.export_steps())
+        # state saved in every Lightning checkpoint
+        self.records: list[dict] = []
+        self.losses: list[float] = []
+        self.wall_time = 0.0
+        self.resumed_from: list[int] = []
+        self._seen_step = -1
+        self._val_loader = None
+
+    # ------------------------------------------------------------------ checkpointed state
+
+    def state_dict(self) -> dict:
+        return {"records": self.records, "losses": self.losses, "resumed_from": self.resumed_from,
+                "wall_time": self.wall_time + self._elapsed()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.records = list(state["records"])
+        self.losses = list(state["losses"])
+        self.resumed_from = list(state["resumed_from"])
+        self.wall_time = float(state["wall_time"])
+
+    def _elapsed(self) -> float:
+        return time.monotonic() - self._t0 if hasattr(self, "_t0") else 0.0
+
+    # ------------------------------------------------------------------ hooks
+
+    def on_train_start(self, trainer: L.Trainer, pl_module) -> None:
+        self._t0 = time.monotonic()
+        self._last_save = self._last_progress = self._t0
+        self._seen_step = trainer.global_step
+        if trainer.global_step > 0:
+            self.resumed_from.append(int(trainer.global_step))
+        datamodule = trainer.datamodule
+        self._val_loader = datamodule.val_dataloader() if datamodule is not None else trainer.val_dataloaders
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if pl_module.diverged and not (self.records and self.records[-1]["diverged"]):
+            self._record_divergence(trainer, pl_module)
+            return
+        step = trainer.global_step
+        if step == self._seen_step:  # gradient accumulation: no optimiser step yet
+            return
+        self._seen_step = step
+        self.losses = (self.losses + [pl_module.pop_step_loss()])[-self.settings.loss_window:]
+        now = time.monotonic()
+        if step in self.record_steps:
+            self._record(trainer, pl_module, step)
+            if pl_module.diverged:
+                return
+            if step in self.export_steps:
+                self._export(trainer, pl_module, step)
+            self._save(trainer)
+        elif now - self._last_save > 60 * self.settings.save_every_minutes:
+            self._save(trainer)
+        if trainer.is_global_zero and (now - self._last_progress > 2.0 or step in self.record_steps):
+            self._last_progress = now
+            last = self.records[-1] if self.records else {}
+            write_json(self.run_dir / "progress.json", {
+                "step": step, "total_steps": self.settings.total_steps, "tokens": step * pl_module.tokens_per_step,
+                "train_loss": self.losses[-1], "val_loss": last.get("val_loss"), "time": time.time()})
+
+    # ------------------------------------------------------------------ actions
+
+    def _row(self, trainer, pl_module, step: int) -> dict:
+        config, spec = pl_module.config, self.spec
+        tokens = step * pl_module.tokens_per_step
+        flops = pl_module.flops_per_token * tokens
+        return {
+            "run_id": spec["run_id"], "arch": config.arch, "size": spec["size"], "n_layer": config.n_layer,
+            "d_model": config.d_model, "n_head": config.n_head, "d_ffn": config.d_ffn,
+            "params": pl_module.params, "params_total": pl_module.params_total,
+            "seq_len": self.settings.seq_len, "batch_size": self.settings.batch_size, "step": step,
+            "tokens": tokens, "flops": flops, "pf_days": flops / PF_DAY,
+            "lr": float(trainer.optimizers[0].param_groups[0]["lr"]), "seed": self.settings.seed,
+            "preset": spec.get("preset", ""), "wall_time_s": self.wall_time + self._elapsed(),
+        }
+
+    def _record(self, trainer, pl_module, step: int) -> None:
+        metrics = pl_module.evaluate(self._val_loader, self.settings.val_batches)
+        row = self._row(trainer, pl_module, step)
+        row.update(train_loss=sum(self.losses) / len(self.losses), diverged=False, **metrics)
+        if not (finite(row["train_loss"]) and finite(row["val_loss"])):  # the weights themselves went bad
+            row["diverged"] = pl_module.diverged = trainer.should_stop = True
+        self.records.append(row)
+        if trainer.is_global_zero:
+            write_json(self.run_dir / "records.json", self.records)
+            if trainer.logger is not None:
+                trainer.logger.log_metrics({k: row[k] for k in ("train_loss", "val_loss", "bayes_loss", "tokens",
+                                                                "flops")}, step=step)
+
+    def _record_divergence(self, trainer, pl_module) -> None:
+        step = trainer.global_step + 1  # the step whose loss was not finite (no update was applied)
+        row = self._row(trainer, pl_module, step)
+        row.update(train_loss=pl_module.pop_step_loss(), val_loss=float("nan"), bayes_loss=float("nan"),
+                   diverged=True)
+        self.records.append(row)
+        if trainer.is_global_zero:
+            write_json(self.run_dir / "records.json", self.records)
+
+    def _export(self, trainer, pl_module, step: int) -> None:
+        state = trainer.strategy.lightning_module_state_dict()  # collective under FSDP: every rank calls it
+        if not trainer.is_global_zero:
+            return
+        weights = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+        with torch.device("meta"):
+            model = build_model(pl_module.config)
+        model.load_state_dict(weights, assign=True)
+        row = self.records[-1]
+        meta = {k: row[k] for k in ("run_id", "arch", "size", "step", "tokens", "flops", "params", "val_loss",
+                                    "train_loss", "seed", "preset")}
+        meta.update(data=self.spec.get("data"), seq_len=self.settings.seq_len)
+        save_checkpoint(model, self.run_dir / "export" / f"step={step}", meta, tokenizer=self.tokenizer)
+
+    def _save(self, trainer) -> None:
+        trainer.save_checkpoint(self.run_dir / "checkpoints" / "last.ckpt", weights_only=False)  # all ranks call; rank 0 writes
+        self._last_save = time.monotonic()
+
+
+class SafeCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints written atomically and loaded with ``torch.load(weights_only=True)``."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        os.close(fd)
+        try:
+            torch.save(checkpoint, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
+        return load_lightning_checkpoint(path, map_location=map_location or "cpu",
+                                         weights_only=True if weights_only is None else weights_only)
+
+
+def load_lightning_checkpoint(path, map_location="cpu", weights_only: bool = True) -> dict:
+    """``torch.load`` a Lightning ``.ckpt`` safely; corrupt or truncated files raise CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: Lightning checkpoint does not exist")
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{path}: corrupt or truncated Lightning checkpoint ({first_line}); "
+                              f"delete it to restart this run from scratch") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
+    return checkpoint
+
+
+def finite(x: float) -> bool:
+    return isinstance(x, (int, float)) and math.isfinite(x)

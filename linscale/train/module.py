@@ -1,0 +1,149 @@
+"""The science of training: a LightningModule for causal language modelling.
+
+    loss = mean over labels ≠ -100 of  −log p_θ(label_t | tokens_≤t)        (nats per token)
+
+Optimiser: AdamW (paper: "Adam", constant LR 3e-4, weight decay 0.1), decay on matrices and embeddings
+only. Learning-rate factor η(s)/η_peak at optimiser step s of S, with warmup W:
+
+    constant: 1                                  (the paper's "fixed learning rate scheduler")
+    warmup:   min(1, (s+1)/W)
+    cosine:   warmup, then r + (1−r)·½(1 + cos(π·(s−W)/(S−W)))         r = min_lr_ratio
+    wsd:      warmup, stable at 1, then linear to r over the last decay_fraction·S steps
+
+Only a constant schedule makes every intermediate checkpoint a valid "trained on D tokens" point, which
+is what the paper's fits read; the others are there for comparison.
+
+Everything that is not the optimisation itself (records, exports, resume checkpoints, divergence
+handling) lives in callbacks (``linscale.train.callbacks``).
+"""
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+
+import lightning as L
+import torch
+
+from linscale import flops
+from linscale.config import ModelConfig
+from linscale.models import build_model
+from linscale.train.settings import TrainSettings
+
+
+def lr_factor(step: int, total_steps: int, settings: TrainSettings) -> float:
+    """η(step)/η_peak for the schedule in ``settings`` (see the module docstring)."""
+    warmup = settings.warmup_steps
+    if settings.schedule != "constant" and warmup and step < warmup:
+        return (step + 1) / warmup
+    if settings.schedule in ("constant", "warmup"):
+        return 1.0
+    r = settings.min_lr_ratio
+    if settings.schedule == "cosine":
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        return r + (1 - r) * 0.5 * (1 + math.cos(math.pi * progress))
+    decay_start = total_steps - round(settings.decay_fraction * total_steps)  # wsd
+    if step < decay_start:
+        return 1.0
+    return 1.0 - (1 - r) * min(1.0, (step - decay_start + 1) / max(1, total_steps - decay_start))
+
+
+class LanguageModelTask(L.LightningModule):
+    """Trains one ``CausalLM`` (``linscale.models``) on dict batches ``{input_ids, labels[, bayes_nll]}``.
+
+    Accounting is exposed for the callbacks: ``params`` (non-embedding N, Table 1 terms, as the paper
+    counts), ``params_total``, ``tokens_per_step`` (b·n, global) and ``flops_per_token`` (Table 1, so
+    C(D) = flops_per_token · D).
+    """
+
+    def __init__(self, model: dict, train: dict):
+        super().__init__()
+        self.save_hyperparameters()  # plain dicts: hparams.yaml and safe (weights_only) checkpoints
+        self.config = ModelConfig.from_dict(model)
+        self.settings = TrainSettings.from_dict(train)
+        self.model = build_model(self.config)
+        self.params = flops.non_embedding_params(self.config)
+        self.params_total = self.model.num_params(non_embedding=False)
+        self.tokens_per_step = self.settings.tokens_per_step
+        self.flops_per_token = flops.flops_per_token(self.config, self.settings.seq_len)
+        self.step_losses: list[torch.Tensor] = []  # this optimiser step's micro-batch losses (rank-averaged)
+        self.diverged = False
+
+    def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None):
+        return self.model(input_ids, labels=labels)
+
+    # ------------------------------------------------------------------ training
+
+    def training_step(self, batch: dict, batch_idx: int):
+        loss = self.model(batch["input_ids"], labels=batch["labels"]).loss  # mean CE over B·T labels
+        mean_loss = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean")  # average over ranks
+        self.step_losses.append(mean_loss)
+        # Every rank takes the same decision, so DDP never waits on a rank that skipped its step.
+        if self.trainer.strategy.reduce_boolean_decision(not bool(torch.isfinite(mean_loss)), all=False):
+            self.diverged = True
+            self.trainer.should_stop = True
+            return None  # no optimiser step on a non-finite loss
+        self.log("train_loss", loss, prog_bar=True, sync_dist=False)
+        return loss
+
+    def pop_step_loss(self) -> float:
+        """Mean loss of the optimiser step just taken (over micro-batches and ranks), then reset."""
+        value = float(torch.stack(self.step_losses).mean()) if self.step_losses else float("nan")
+        self.step_losses.clear()
+        return value
+
+    def configure_optimizers(self):
+        s = self.settings
+        decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
+        groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        optimizer = torch.optim.AdamW(groups, lr=s.lr, betas=tuple(s.betas), eps=s.eps)
+        total = s.total_steps
+
+        def factor(step: int) -> float:  # a plain function: LambdaLR then stores no state for it
+            return lr_factor(step, total, s)
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self, batches, max_batches: int | None = None) -> dict:
+        """Mean validation loss over ``batches`` (token-weighted, summed over ranks) and, where the batches
+        carry ``bayes_nll`` (synthetic corpus), the exact Bayes loss on the same tokens."""
+        was_training = self.training
+        self.eval()
+        device = self.device
+        sums = torch.zeros(3, dtype=torch.float64, device=device)  # Σ nll, Σ bayes nll, #tokens
+        has_bayes = False
+        try:
+            with self.trainer.precision_plugin.forward_context() if self._trainer else nullcontext():
+                for i, batch in enumerate(batches):
+                    if max_batches is not None and i >= max_batches:
+                        break
+                    input_ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
+                    mask = labels != -100
+                    n = mask.sum()
+                    loss = self.model(input_ids, labels=labels).loss
+                    sums[0] += loss.double() * n
+                    sums[2] += n
+                    if "bayes_nll" in batch:
+                        has_bayes = True
+                        sums[1] += batch["bayes_nll"].to(device).double()[mask].sum()
+        finally:
+            self.train(was_training)
+        if self._trainer is not None:
+            sums = self.trainer.strategy.reduce(sums, reduce_op="sum")
+        count = float(sums[2])
+        return {"val_loss": float(sums[0]) / count if count else float("nan"),
+                "bayes_loss": float(sums[1]) / count if has_bayes and count else float("nan")}
+
+    def validation_step(self, batch: dict, batch_idx: int):
+        """For ``trainer.validate``: the same loss, averaged by Lightning over batches and ranks."""
+        loss = self.model(batch["input_ids"], labels=batch["labels"]).loss
+        self.log("val_loss", loss, prog_bar=True, sync_dist=True)
+        if "bayes_nll" in batch:
+            mask = batch["labels"] != -100
+            self.log("bayes_loss", batch["bayes_nll"][mask].float().mean(), sync_dist=True)
+        return loss
+

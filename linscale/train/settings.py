@@ -1,0 +1,319 @@
+"""Training settings (a preset's ``train:`` block), command-line overrides and the checkpoint schedule.
+
+A preset is a plain YAML mapping (see ``linscale/presets/``); ``resolve_preset(name, ["train.lr=1e-3"])``
+reads it and applies ``--set KEY=VALUE`` overrides, where KEY is a dotted path into the mapping. Keys are
+checked: a path that names nothing the preset or the schema knows is an error naming it, so a typo
+never silently trains the default.
+
+The intermediate checkpoints are log-spaced in tokens, as the paper's scaling fits need (its 1,376
+checkpoints are read against compute on a log axis):
+
+    steps_k = round(s_0 · (S / s_0)^(k / (K - 1))),  k = 0..K-1,  s_0 = max(1, round(f · S))
+
+with S the run's optimiser steps, K = ``checkpoints`` and f = ``checkpoint_start``; duplicates merge,
+and S itself is always a checkpoint.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import yaml
+
+from linscale.config import ConfigError, ModelConfig
+from linscale.presets import load_preset
+
+SCHEDULES = ("constant", "warmup", "cosine", "wsd")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
+STRATEGIES = ("auto", "ddp", "fsdp", "ddp_spawn", "single_device")
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+
+
+@dataclass
+class TrainSettings:
+    """Everything a preset's ``train:`` block may set. Defaults follow the paper where it says something
+    (constant LR 3e-4, weight decay 0.1); the rest are common choices, marked as such."""
+
+    seq_len: int = 8192  # context n (tokens per sequence)
+    batch_size: int = 480  # global batch b in sequences per optimiser step (all devices together)
+    tokens: float = 300e9  # training tokens D of each run; steps = floor(D / (b·n))
+    micro_batch_size: int | None = None  # sequences per device per forward; None -> b / world (no accumulation)
+    lr: float = 3e-4  # peak learning rate (paper: constant 3e-4)
+    schedule: str = "constant"  # constant | warmup (linear warmup, then constant) | cosine | wsd
+    warmup_steps: int = 0  # linear warmup length (paper: not reported)
+    min_lr_ratio: float = 0.1  # cosine / wsd: final LR as a fraction of the peak
+    decay_fraction: float = 0.2  # wsd: fraction of the run spent in the final linear decay
+    weight_decay: float = 0.1  # AdamW, on matrices and embeddings only (not norm gains)
+    betas: tuple = (0.9, 0.95)  # AdamW (paper: not reported)
+    eps: float = 1e-8
+    grad_clip: float | None = 1.0  # max global gradient norm; None or 0 disables (paper: not reported)
+    precision: str = "auto"  # auto -> bf16-mixed on GPU, 32-true on CPU
+    seed: int = 0
+    checkpoints: int = 16  # K log-spaced intermediate checkpoints (records in the results table)
+    checkpoint_start: float = 0.01  # first checkpoint at this fraction of the run's steps
+    exports: int | str = 3  # safetensors exports for evaluation: the final + log-spaced ones, or "all"
+    val_batches: int | None = None  # cap on validation batches per checkpoint (None: the whole split)
+    loss_window: int = 8  # train_loss = mean over the last this-many optimiser steps
+    save_every_minutes: float = 10.0  # resume checkpoints also this often (besides every record)
+    num_workers: int = 0  # DataLoader workers per process
+    # Execution (how, not what: changing these does not change a run's identity)
+    accelerator: str = "auto"
+    devices: int = 1  # devices per node for one run (DDP/FSDP when > 1)
+    num_nodes: int = 1
+    strategy: str = "auto"  # auto | ddp | fsdp (GPU only) | ddp_spawn | single_device
+    threads: int | None = None  # torch intra-op threads per process (None: torch's default)
+
+    EXECUTION = ("accelerator", "devices", "num_nodes", "strategy", "threads", "num_workers")
+
+    def __post_init__(self) -> None:
+        if isinstance(self.betas, list):
+            self.betas = tuple(self.betas)
+        if isinstance(self.tokens, str):
+            self.tokens = _number("train.tokens", self.tokens)
+        for name in ("seq_len", "batch_size", "checkpoints", "loss_window", "devices", "num_nodes", "seed"):
+            _require_int(f"train.{name}", getattr(self, name), minimum=0 if name == "seed" else 1)
+        for name in ("micro_batch_size", "val_batches", "threads"):
+            if getattr(self, name) is not None:
+                _require_int(f"train.{name}", getattr(self, name), minimum=1)
+        _require_int("train.warmup_steps", self.warmup_steps, minimum=0)
+        _require_int("train.num_workers", self.num_workers, minimum=0)
+        for name in ("tokens", "lr", "eps", "save_every_minutes"):
+            _require_number(f"train.{name}", getattr(self, name), positive=True)
+        for name in ("weight_decay", "min_lr_ratio", "decay_fraction", "checkpoint_start"):
+            _require_number(f"train.{name}", getattr(self, name), positive=False)
+        if not 0 < self.checkpoint_start <= 1:
+            raise ConfigError(f"train.checkpoint_start: expected a fraction in (0, 1], got {self.checkpoint_start!r}")
+        if not 0 <= self.decay_fraction <= 1 or not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError("train.decay_fraction / train.min_lr_ratio: expected fractions in [0, 1]")
+        if self.grad_clip is not None:
+            _require_number("train.grad_clip", self.grad_clip, positive=False)
+        if (not isinstance(self.betas, tuple) or len(self.betas) != 2
+                or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas)):
+            raise ConfigError(f"train.betas: expected two numbers in [0, 1), got {self.betas!r}")
+        for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("strategy", STRATEGIES),
+                              ("accelerator", ACCELERATORS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"train.{name}: {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if not (self.exports == "all" or (isinstance(self.exports, int) and not isinstance(self.exports, bool)
+                                          and self.exports >= 0)):
+            raise ConfigError(f"train.exports: expected a count >= 0 or 'all', got {self.exports!r}")
+        if self.total_steps < 1:
+            raise ConfigError(f"train.tokens: {self.tokens:g} tokens is less than one step of "
+                              f"batch_size x seq_len = {self.tokens_per_step} tokens")
+
+    # ---------------------------------------------------------------- derived quantities
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.batch_size * self.seq_len
+
+    @property
+    def total_steps(self) -> int:
+        return int(self.tokens // self.tokens_per_step)
+
+    def accumulation(self, world_size: int) -> tuple[int, int]:
+        """(micro batch per device, gradient-accumulation steps) for ``world_size`` processes."""
+        if self.batch_size % world_size:
+            raise ConfigError(f"train.batch_size: {self.batch_size} sequences do not split over {world_size} devices")
+        per_device = self.batch_size // world_size
+        micro = self.micro_batch_size or per_device
+        if per_device % micro:
+            raise ConfigError(f"train.micro_batch_size: {micro} does not divide the per-device batch {per_device} "
+                              f"(batch_size {self.batch_size} over {world_size} devices)")
+        return micro, per_device // micro
+
+    def checkpoint_steps(self) -> list[int]:
+        return checkpoint_steps(self.total_steps, self.checkpoints, self.checkpoint_start)
+
+    def export_steps(self) -> list[int]:
+        steps = self.checkpoint_steps()
+        if self.exports == "all":
+            return steps
+        if self.exports == 0:
+            return []
+        # log-spaced over the last two thirds of the checkpoints (the first ones are near-random models)
+        idx = np.unique(np.round(np.linspace(len(steps) - 1, len(steps) // 3, min(self.exports, len(steps))))
+                        .astype(int))
+        return sorted(steps[i] for i in idx)
+
+    def identity(self) -> dict:
+        """The fields that define what a run computes (execution settings left out)."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.EXECUTION}
+
+    def to_dict(self) -> dict:
+        values = dataclasses.asdict(self)
+        values["betas"] = list(self.betas)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TrainSettings":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"train.{unknown[0]}: unknown training setting; expected one of {', '.join(sorted(known))}")
+        return cls(**values)
+
+
+def checkpoint_steps(total_steps: int, count: int, start_fraction: float = 0.01) -> list[int]:
+    """``count`` log-spaced optimiser steps ending at ``total_steps`` (duplicates merged)."""
+    first = max(1, round(start_fraction * total_steps))
+    if count == 1 or first >= total_steps:
+        return [total_steps]
+    steps = np.unique(np.round(np.geomspace(first, total_steps, count)).astype(int))
+    return [int(s) for s in steps]
+
+
+# ---------------------------------------------------------------------------- presets and overrides
+
+
+MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("arch",))
+TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
+TOP_LEVEL = ("name", "description", "archs", "model", "sizes", "arch_overrides", "train", "data", "cluster")
+
+
+def parse_override(text: str) -> tuple[list[str], object]:
+    """``"train.lr=1e-3"`` -> (["train", "lr"], 0.001). Values are YAML (lists, mappings, numbers, strings)."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE with a dotted KEY, e.g. train.lr=1e-3")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+        try:
+            value = _number(key, value)
+        except ConfigError:
+            pass
+    return key.split("."), value
+
+
+def _allowed_new_key(path: list[str], preset: dict) -> bool:
+    """May ``path`` be added to ``preset`` even though it is not there yet?"""
+    head = path[0]
+    if len(path) == 1:
+        return head in TOP_LEVEL
+    if head == "train":
+        return len(path) == 2 and path[1] in TRAIN_FIELDS
+    if head == "model":
+        return len(path) == 2 and path[1] in MODEL_FIELDS
+    if head == "sizes":  # a new size (whole mapping) or a field of one
+        return len(path) == 2 or (len(path) == 3 and path[2] in MODEL_FIELDS)
+    if head == "arch_overrides":
+        return len(path) <= 3 or (len(path) == 4 and path[3] in MODEL_FIELDS)
+    if head == "data":  # checked against the source's keys in resolve_preset (after every override)
+        return True
+    if head == "cluster":
+        return True
+    return False
+
+
+def apply_overrides(preset: dict, overrides: list[str] | tuple = ()) -> dict:
+    """A copy of ``preset`` with each ``KEY=VALUE`` applied; unknown keys raise ConfigError naming them."""
+    preset = copy.deepcopy(preset)
+    for text in overrides:
+        path, value = parse_override(text)
+        node = preset
+        for i, part in enumerate(path[:-1]):
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[:i])} is not a mapping")
+            if part not in node:
+                if not _allowed_new_key(path, preset):
+                    raise ConfigError(_unknown_key_message(path, i, node))
+                node[part] = {}
+            node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[:-1])} is not a mapping")
+        if path[-1] not in node and not _allowed_new_key(path, preset):
+            raise ConfigError(_unknown_key_message(path, len(path) - 1, node))
+        node[path[-1]] = value
+    return preset
+
+
+def _unknown_key_message(path: list[str], depth: int, node: dict) -> str:
+    where = ".".join(path[:depth]) or "the preset"
+    choices = set(node) if isinstance(node, dict) else set()
+    if depth == 0:
+        choices |= set(TOP_LEVEL)
+    elif path[0] == "train" and depth == 1:
+        choices |= set(TRAIN_FIELDS)
+    elif path[0] in ("model", "sizes", "arch_overrides") and depth >= 1:
+        choices |= set(MODEL_FIELDS) if path[0] == "model" or depth >= 2 else set()
+    hint = f"; expected one of {', '.join(sorted(map(str, choices)))}" if choices else ""
+    return f"--set {'.'.join(path)}: unknown key {path[depth]!r} in {where}{hint}"
+
+
+def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()) -> dict:
+    """Load a preset (name, path or dict), apply overrides, and check its train block and grid."""
+    preset = load_preset(name_or_preset) if not isinstance(name_or_preset, dict) else name_or_preset
+    preset = apply_overrides(preset, overrides)
+    unknown = sorted(set(preset) - set(TOP_LEVEL))
+    if unknown:
+        raise ConfigError(f"preset: unknown top-level key {unknown[0]!r}; expected one of {', '.join(TOP_LEVEL)}")
+    if not isinstance(preset.get("archs"), list) or not preset["archs"]:
+        raise ConfigError("archs: expected a non-empty list of architectures")
+    if not isinstance(preset.get("sizes"), dict) or not preset["sizes"]:
+        raise ConfigError("sizes: expected a non-empty mapping of size name -> shape")
+    TrainSettings.from_dict(preset.get("train") or {})
+    check_data_keys(preset.get("data") or {})
+    for arch, sizes in (preset.get("arch_overrides") or {}).items():
+        for size in sizes or {}:
+            if size not in preset["sizes"]:
+                raise ConfigError(f"arch_overrides.{arch}.{size}: no such size; sizes are {', '.join(preset['sizes'])}")
+    return preset
+
+
+# Keys each linscale.data source reads (its build_datamodule ignores others, so a typo would silently
+# train on the default): see linscale/data/__init__.py.
+TEXT_DATA_KEYS = ("path", "text_field", "doc_separator", "dataset_config", "split", "streaming", "tokenizer",
+                  "vocab_size", "tokenizer_docs", "max_tokens", "val_fraction", "val_tokens")
+SYNTHETIC_EXTRA_KEYS = ("val_tokens", "test_tokens", "val_seed")
+
+
+def data_keys(source: str) -> tuple[str, ...] | None:
+    """The keys a data dict of ``source`` may hold (None: unknown source, left to the data module)."""
+    if source == "synthetic":
+        from linscale.data.synthetic import LanguageSpec
+
+        return ("source", *(f.name for f in dataclasses.fields(LanguageSpec)), *SYNTHETIC_EXTRA_KEYS)
+    if source == "text":
+        return ("source", *TEXT_DATA_KEYS)
+    return None
+
+
+def check_data_keys(data: dict) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(f"data: expected a mapping with a 'source' key, got {data!r}")
+    if "factory" in data:  # a data module of one's own checks its own keys
+        return
+    known = data_keys(data.get("source", "synthetic"))
+    unknown = sorted(set(data) - set(known or data))
+    if unknown:
+        raise ConfigError(f"data.{unknown[0]}: unknown key for source {data.get('source', 'synthetic')!r}; "
+                          f"expected one of {', '.join(sorted(known))}")
+
+
+# ---------------------------------------------------------------------------- small validators
+
+
+def _number(name: str, text: str) -> float | int:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number, got {text!r}") from None
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
+
+
+def _require_int(name: str, value, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+
+
+def _require_number(name: str, value, positive: bool) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or (value <= 0 if positive else value < 0):
+        raise ConfigError(f"{name}: expected a {'positive' if positive else 'non-negative'} number, got {value!r}")

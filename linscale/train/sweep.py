@@ -1,0 +1,281 @@
+"""A sweep: every (architecture, size) run of a preset, into one results table.
+
+    <out>/results.parquet   the table (schema: linscale.train.results), with results.csv beside it
+    <out>/preset.yaml       the resolved preset (overrides applied) the sweep ran
+    <out>/runs/<run_id>/    one folder per run (linscale.train.run)
+    <out>/.sweep.lock       held while a sweep writes here (a second sweep stops with a clear message)
+
+Runs execute as separate processes (``python -m linscale train --run-dir ...``), ``jobs`` at a time:
+on a CPU, two single-threaded processes train two small models faster than one two-threaded
+process trains them in turn. With ``executor="slurm"`` each run becomes a SLURM job through
+``submitit`` (``"submitit-local"`` runs the same path on this machine). The table is rewritten
+atomically whenever a run reports a new checkpoint; a run's rows are replaced as a whole, so
+re-running (which skips finished runs and resumes interrupted ones) never duplicates a row.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from filelock import FileLock, Timeout
+
+from linscale.config import ConfigError
+from linscale.train.results import read_results, to_frame, upsert_runs
+from linscale.train.run import plan_runs, prepare_run, read_records, read_status, train_run
+
+EXECUTORS = ("local", "submitit-local", "slurm")
+
+
+class SweepLockedError(RuntimeError):
+    """Another sweep holds the output folder's lock."""
+
+
+@dataclass
+class SweepResult:
+    out: Path
+    table: Path
+    states: dict = field(default_factory=dict)  # run_id -> done | diverged | failed | skipped-...
+
+    @property
+    def failed(self) -> list[str]:
+        return [r for r, s in self.states.items() if s == "failed"]
+
+
+def check_writable(out: Path) -> None:
+    """Create ``out`` and make sure files can be written there (one clear error otherwise)."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"out: cannot write to {out} ({err.strerror or err})") from None
+
+
+class _LocalRun:
+    """A run in a child process of its own (its own process group member, so killing the sweep's group
+    kills it too)."""
+
+    def __init__(self, run_dir: Path, threads: int | None, execution: dict):
+        cmd = [sys.executable, "-m", "linscale", "train", "--run-dir", str(run_dir), "--no-progress"]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        for key, value in execution.items():
+            if value is not None:
+                cmd += [f"--{key.replace('_', '-')}", str(value)]
+        self.log = open(run_dir / "train.log", "ab")
+        env = dict(os.environ)
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
+
+    def poll(self) -> int | None:
+        code = self.proc.poll()
+        if code is not None:
+            self.log.close()
+        return code
+
+    def cancel(self) -> None:
+        self.proc.terminate()
+
+
+class _SubmititRun:
+    """A run as a submitit job (SLURM, or submitit's local executor)."""
+
+    def __init__(self, executor, run_dir: Path, threads: int | None, execution: dict):
+        self.job = executor.submit(train_run, str(run_dir), **{"threads": threads, **execution})
+
+    def poll(self) -> int | None:
+        if not self.job.done():
+            return None
+        try:
+            self.job.result()
+            return 0
+        except Exception:  # the run's status.json holds the error
+            return 1
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+
+def make_submitit_executor(kind: str, folder: Path, cluster: dict):
+    import submitit
+
+    if kind == "submitit-local":
+        executor = submitit.LocalExecutor(folder=str(folder))
+        executor.update_parameters(timeout_min=int(cluster.get("timeout_min", 60)))
+        return executor
+    executor = submitit.AutoExecutor(folder=str(folder), cluster="slurm")
+    params = {k: v for k, v in cluster.items() if k != "executor"}
+    executor.update_parameters(**params)  # e.g. slurm_partition, nodes, tasks_per_node, gpus_per_node, timeout_min
+    return executor
+
+
+def run_sweep(preset: str | dict, out: str | os.PathLike | None = None, jobs: int | None = None,
+              overrides: list[str] | tuple = (), threads: int | None = None, executor: str = "local",
+              execution: dict | None = None, echo=print, poll_s: float = 0.5) -> SweepResult:
+    """Run (or finish) every run of ``preset`` into ``out``; returns the per-run final states.
+
+    Everything that can be wrong with the input is checked before the first write: the preset and
+    overrides, every model shape, the output folder, the lock, and runs already there with other
+    settings. ``jobs`` defaults to the number of cores on a CPU machine (1 with a GPU or on SLURM) and
+    ``threads`` to the cores divided by ``jobs``: tiny models gain nothing from intra-op threads, and
+    busy-waiting threads on an oversubscribed CPU cost more than they give.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
+    if jobs is None:  # CPU: one single-threaded process per core; GPU: one run at a time (it takes them all)
+        import torch
+
+        jobs = 1 if torch.cuda.is_available() or executor != "local" else (os.cpu_count() or 1)
+    if not isinstance(jobs, int) or jobs < 1:
+        raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
+    resolved, specs = plan_runs(preset, overrides)
+    out = Path(out or Path("runs") / (resolved.get("name") or "sweep"))
+    check_writable(out)
+    lock = FileLock(str(out / ".sweep.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SweepLockedError(f"{out}: another sweep is writing here (lock {out / '.sweep.lock'} is held); "
+                               f"wait for it to finish or use another --out") from None
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM: stop the runs too, then exit
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return _run_locked(resolved, specs, out, jobs, threads, executor, execution or {}, echo, poll_s)
+    finally:
+        lock.release()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, poll_s) -> SweepResult:
+    table = out / "results.parquet"
+    if table.exists():
+        read_results(table)  # refuse to build on a table that is already broken
+    run_dirs = {}
+    for spec in specs:  # all checks first: a conflicting run aborts before anything is written
+        run_dir = out / "runs" / spec["run_id"]
+        if (run_dir / "spec.json").exists():
+            prepare_check(run_dir, spec)
+        run_dirs[spec["run_id"]] = run_dir
+    (out / "preset.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
+    for spec in specs:
+        prepare_run(run_dirs[spec["run_id"]], spec)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    result = SweepResult(out=out, table=table)
+    pending = []
+    for run_id, run_dir in sorted(run_dirs.items(), key=lambda item: -_cost(specs, item[0])):  # longest first
+        state = read_status(run_dir)["state"]
+        if state in ("done", "diverged"):
+            result.states[run_id] = state
+        else:
+            pending.append(run_id)
+    echo(f"sweep {preset.get('name', '')}: {len(specs)} runs, {len(specs) - len(pending)} already finished, "
+         f"{len(pending)} to run ({jobs} at a time, {threads} thread{'s' if threads > 1 else ''} each) -> {out}")
+    mtimes: dict[str, int | None] = {r: None for r in run_dirs}
+    _merge(table, run_dirs, mtimes)  # rows of runs finished or interrupted earlier
+    submitter = make_submitit_executor(executor, out / "submitit", preset.get("cluster") or {}) \
+        if executor != "local" else None
+    running: dict[str, object] = {}
+    last_line = 0.0
+    try:
+        while pending or running:
+            while pending and len(running) < jobs:
+                run_id = pending.pop(0)
+                running[run_id] = (_LocalRun(run_dirs[run_id], threads, execution) if submitter is None
+                                   else _SubmititRun(submitter, run_dirs[run_id], threads, execution))
+            time.sleep(poll_s)
+            for run_id, handle in list(running.items()):
+                code = handle.poll()
+                if code is None:
+                    continue
+                del running[run_id]
+                status = read_status(run_dirs[run_id])
+                state = status["state"] if code == 0 else "failed"
+                result.states[run_id] = state
+                note = f" (resumed from step {status['resumed_from'][0]})" if status.get("resumed_from") else ""
+                if state == "failed":
+                    note = f": {status.get('error', f'exit code {code}')} (log: {run_dirs[run_id] / 'train.log'})"
+                done = sum(s in ('done', 'diverged') for s in result.states.values())
+                echo(f"[{done}/{len(specs)}] {run_id} {state}{note}")
+            _merge(table, run_dirs, mtimes)
+            if running and time.monotonic() - last_line > 10:
+                last_line = time.monotonic()
+                echo("  " + "; ".join(_progress_line(run_id, run_dirs[run_id]) for run_id in running))
+    except BaseException:
+        for handle in running.values():
+            handle.cancel()
+        raise
+    finally:
+        _merge(table, run_dirs, mtimes)
+    frame = read_results(table) if table.exists() else to_frame([])
+    echo(f"results: {len(frame)} rows from {frame['run_id'].nunique()} runs -> {table}"
+         + (f"; FAILED: {', '.join(result.failed)}" if result.failed else ""))
+    return result
+
+
+def prepare_check(run_dir: Path, spec: dict) -> None:
+    """Raise ConfigError if ``run_dir`` holds a run with other settings than ``spec`` (writes nothing)."""
+    import json
+
+    from linscale.train.run import _first_difference, spec_identity
+
+    old = json.loads((run_dir / "spec.json").read_text())
+    a, b = spec_identity(old), spec_identity(spec)
+    if a != b:
+        raise ConfigError(f"{run_dir / 'spec.json'}: this run was started with different settings "
+                          f"({_first_difference(a, b)}); use another --out or delete {run_dir}")
+
+
+def _cost(specs: list[dict], run_id: str) -> float:
+    """Training FLOPs of a run (Table 1): the order in which to start runs so that parallel jobs end together."""
+    from linscale import flops
+    from linscale.config import ModelConfig
+    from linscale.train.settings import TrainSettings
+
+    spec = next(s for s in specs if s["run_id"] == run_id)
+    train = TrainSettings.from_dict(spec["train"])
+    config = ModelConfig.from_dict({"vocab_size": 2, **spec["model"]})
+    return flops.training_flops(config, train.total_steps * train.tokens_per_step, train.seq_len)
+
+
+def _mtime(run_dir: Path) -> float | None:
+    try:
+        return (run_dir / "records.json").stat().st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def _merge(table: Path, run_dirs: dict, mtimes: dict) -> None:
+    """Upsert the rows of every run whose records changed since the last merge."""
+    changed = {}
+    for run_id, run_dir in run_dirs.items():
+        m = _mtime(run_dir)
+        if m is not None and m != mtimes.get(run_id):
+            mtimes[run_id] = m
+            changed[run_id] = read_records(run_dir)
+    if changed:
+        upsert_runs(table, changed)
+
+
+def _progress_line(run_id: str, run_dir: Path) -> str:
+    import json
+
+    try:
+        p = json.loads((run_dir / "progress.json").read_text())
+    except (FileNotFoundError, ValueError):
+        return f"{run_id}: starting"
+    return f"{run_id}: step {p['step']}/{p['total_steps']}, {p['tokens'] / 1e6:.2f}M tokens, loss {p['train_loss']:.3f}"

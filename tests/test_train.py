@@ -1,0 +1,256 @@
+"""Training machinery, fast parts: settings and overrides, schedules, the results schema, bad input,
+safe checkpoint loading, determinism and divergence on tiny in-process runs."""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from filelock import FileLock
+
+from linscale.checkpoint import CheckpointError, load_checkpoint
+from linscale.cli import main
+from linscale.config import ConfigError
+from linscale.train import (TrainSettings, apply_overrides, checkpoint_steps, lr_factor, plan_runs, prepare_run,
+                            read_records, read_status, resolve_preset, train_run, validate_results, write_results)
+from linscale.train.results import ResultsError, to_frame
+from linscale.train.sweep import SweepLockedError, run_sweep
+
+sys.path.insert(0, str(Path(__file__).parent))
+STANDIN = {"factory": "train_standin:build"}
+
+
+def tiny_preset(**train) -> dict:
+    return {"name": "tiny", "archs": ["tnl"],
+            "sizes": {"s1": {"n_layer": 1, "d_model": 16, "n_head": 2}},
+            "model": {"chunk_size": 16, "ffn_multiple_of": 16},
+            "data": dict(STANDIN),
+            "train": {"seq_len": 32, "batch_size": 8, "tokens": 32 * 8 * 24, "lr": 3e-3, "checkpoints": 5,
+                      "exports": 1, "threads": 1, **train}}
+
+
+def run_tiny(tmp: Path, name: str, preset: dict | None = None) -> Path:
+    _, specs = plan_runs(preset or tiny_preset())
+    run_dir = prepare_run(tmp / name, specs[0])
+    train_run(run_dir)
+    return run_dir
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def test_checkpoint_steps_are_log_spaced_and_end_at_the_last_step():
+    steps = checkpoint_steps(10_000, 16, 0.01)
+    assert steps[0] == 100 and steps[-1] == 10_000 and steps == sorted(set(steps))
+    ratios = np.diff(np.log(steps))
+    assert np.allclose(ratios, ratios.mean(), atol=0.01)
+    assert checkpoint_steps(5, 16, 0.01) == [1, 2, 3, 4, 5]  # short runs: every step, no duplicates
+    assert checkpoint_steps(7, 1) == [7]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "warmup", "cosine", "wsd"])
+def test_lr_schedules(schedule):
+    s = TrainSettings(seq_len=8, batch_size=1, tokens=800, schedule=schedule, warmup_steps=10, min_lr_ratio=0.1,
+                      decay_fraction=0.2)
+    f = [lr_factor(i, s.total_steps, s) for i in range(s.total_steps)]
+    if schedule == "constant":
+        assert f == [1.0] * 100
+        return
+    assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0)
+    if schedule == "warmup":
+        assert f[10:] == [1.0] * 90
+    elif schedule == "cosine":
+        assert f[10] == pytest.approx(1.0) and f[-1] == pytest.approx(0.1, abs=1e-3)
+        assert all(a >= b for a, b in zip(f[10:], f[11:]))
+    else:
+        assert f[10:80] == [1.0] * 70 and f[-1] == pytest.approx(0.1) and f[80] < 1.0
+
+
+def test_overrides_set_fields_and_reject_typos():
+    preset = resolve_preset("smoke", ["train.lr=1e-3", "sizes.s1.d_model=64", "archs=[tnl, llama]",
+                                      "train.warmup_steps=5", "sizes.s9={n_layer: 1, d_model: 8, n_head: 1}"])
+    assert preset["train"]["lr"] == 1e-3 and isinstance(preset["train"]["lr"], float)
+    assert preset["sizes"]["s1"]["d_model"] == 64 and preset["archs"] == ["tnl", "llama"]
+    assert preset["train"]["warmup_steps"] == 5 and "s9" in preset["sizes"]
+    for bad, name in [("train.lrr=1", "lrr"), ("sizes.s1.d_modl=3", "d_modl"), ("trian.lr=1", "trian"),
+                      ("model.chunksize=4", "chunksize")]:
+        with pytest.raises(ConfigError, match=name):
+            resolve_preset("smoke", [bad])
+    with pytest.raises(ConfigError, match="KEY=VALUE"):
+        apply_overrides({}, ["train.lr"])
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        resolve_preset("smoke", ["train.batch_size=-4"])
+
+
+def test_presets_cover_the_required_grids():
+    from linscale import flops
+    from linscale.config import ModelConfig
+
+    for name, min_sizes in (("smoke", 2), ("cpu", 5), ("paper", 6)):
+        preset, specs = plan_runs(name)
+        assert set(preset["archs"]) == {"llama", "tnl", "hgrn2", "cosformer2"}
+        assert len(preset["sizes"]) >= min_sizes
+        assert preset["data"]["source"] in ("synthetic", "text")
+    preset, specs = plan_runs("cpu")
+    for arch in preset["archs"]:
+        n = [flops.non_embedding_params(ModelConfig.from_dict({"vocab_size": 2, **s["model"]}))
+             for s in specs if s["arch"] == arch]
+        assert math.log10(max(n) / min(n)) >= 1.5, f"{arch}: {min(n)}..{max(n)} spans < 1.5 decades"
+    paper = TrainSettings.from_dict(resolve_preset("paper")["train"])
+    assert (paper.seq_len, paper.batch_size, paper.tokens) == (8192, 480, 300e9)
+    assert paper.total_steps == 76293 and paper.lr == 3e-4 and paper.schedule == "constant"
+
+
+# ---------------------------------------------------------------------------- results schema
+
+
+def _rows(n=3, run_id="tnl-s1"):
+    rows = []
+    for step in range(1, n + 1):
+        tokens = step * 8 * 32
+        rows.append(dict(run_id=run_id, arch="tnl", size="s1", n_layer=1, d_model=16, n_head=2, d_ffn=48,
+                         params=1000, params_total=1400, seq_len=32, batch_size=8, step=step, tokens=tokens,
+                         flops=6e3 * tokens, pf_days=6e3 * tokens / 8.64e19, train_loss=3.0 - step / 10,
+                         val_loss=3.1 - step / 10, bayes_loss=1.5, lr=3e-3, diverged=False, seed=0, preset="x",
+                         wall_time_s=float(step)))
+    return rows
+
+
+def test_results_schema_validation():
+    frame = validate_results(to_frame(_rows()))
+    assert list(frame.columns)[:3] == ["run_id", "arch", "size"] and len(frame) == 3
+    bad_cases = {
+        "duplicate": to_frame(_rows() + _rows()[:1]),
+        "tokens": to_frame(_rows()).assign(tokens=lambda f: f.tokens + 1),
+        "pf_days": to_frame(_rows()).assign(pf_days=1.0),
+        "val_loss": to_frame(_rows()).assign(val_loss=float("nan")),
+        "missing column 'flops'": to_frame(_rows()).drop(columns="flops"),
+        "arch": to_frame(_rows()).assign(arch="gpt"),
+    }
+    for what, frame in bad_cases.items():
+        with pytest.raises(ResultsError, match=what):
+            validate_results(frame)
+    diverged = _rows()
+    diverged[-1].update(diverged=True, train_loss=float("nan"), val_loss=float("nan"))
+    validate_results(to_frame(diverged))  # a diverged row may hold NaN
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def _table_with_rows(out: Path) -> bytes:
+    write_results(to_frame(_rows()), out / "results.parquet")
+    return (out / "results.parquet").read_bytes()
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["--preset", "no-such-preset"], "unknown preset 'no-such-preset'"),
+    (["--preset", "smoke", "--set", "train.lrr=1e-3"], "train.lrr"),
+    (["--preset", "smoke", "--set", "sizes.s1.d_model=-8"], "d_model"),
+    (["--preset", "smoke", "--set", "sizes.s2.n_layer=-1"], "n_layer"),
+    (["--preset", "smoke", "--set", "data.val_tokenz=64"], "data.val_tokenz"),
+])
+def test_bad_sweep_input_is_one_clear_error_and_keeps_the_table(tmp_path, capsys, argv, expected):
+    before = _table_with_rows(tmp_path)
+    assert main(["sweep", *argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert expected in err and len(err.splitlines()) == 1, err
+    assert (tmp_path / "results.parquet").read_bytes() == before
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["sweep", "--preset", "smoke", "--out", str(blocker / "sub")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot write" in err and str(blocker / "sub") in err and len(err.splitlines()) == 1
+
+
+def test_second_sweep_on_the_same_table_is_refused(tmp_path):
+    before = _table_with_rows(tmp_path)
+    with FileLock(str(tmp_path / ".sweep.lock")):
+        with pytest.raises(SweepLockedError, match="another sweep is writing"):
+            run_sweep("smoke", out=tmp_path)
+    assert (tmp_path / "results.parquet").read_bytes() == before
+
+
+def test_run_with_other_settings_in_the_same_folder_is_refused(tmp_path):
+    _, specs = plan_runs(tiny_preset())
+    prepare_run(tmp_path / "r", specs[0])
+    _, other = plan_runs(tiny_preset(lr=1e-2))
+    with pytest.raises(ConfigError, match="train.lr: 0.003 -> 0.01"):
+        prepare_run(tmp_path / "r", other[0])
+
+
+# ---------------------------------------------------------------------------- tiny real runs
+
+
+def test_same_seed_gives_identical_loss_curves_and_exports(tmp_path):
+    a, b = run_tiny(tmp_path, "a"), run_tiny(tmp_path, "b")
+    ra, rb = read_records(a), read_records(b)
+    assert [r["step"] for r in ra] == checkpoint_steps(24, 5, 0.01)
+    assert [(r["train_loss"], r["val_loss"]) for r in ra] == [(r["train_loss"], r["val_loss"]) for r in rb]
+    assert ra[-1]["val_loss"] < ra[0]["val_loss"] - 0.1  # it learns
+    assert all(r["bayes_loss"] < r["val_loss"] for r in ra)  # the Bayes loss is a floor
+    model, meta = load_checkpoint(a / "export" / "step=24")
+    assert meta["step"] == 24 and meta["tokens"] == 24 * 256 and meta["data"] == STANDIN
+    assert (a / "export" / "step=24" / "tokenizer.json").is_file()
+    c = run_tiny(tmp_path, "c", tiny_preset(seed=1))
+    assert read_records(c)[-1]["train_loss"] != ra[-1]["train_loss"]  # the seed matters
+
+
+def test_checkpoints_load_safely_and_corruption_is_an_error(tmp_path):
+    run_dir = run_tiny(tmp_path, "r")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    from linscale.train import load_lightning_checkpoint
+
+    state = load_lightning_checkpoint(ckpt)  # weights_only=True succeeds on our own checkpoints
+    assert state["global_step"] == 24 and state["hyper_parameters"]["model"]["arch"] == "tnl"
+    # An interrupted run with a truncated checkpoint: a clear error, the run is not restarted.
+    (run_dir / "status.json").write_text(json.dumps({"state": "running"}))
+    records = read_records(run_dir)
+    ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        train_run(run_dir)
+    assert read_records(run_dir) == records and read_status(run_dir)["state"] == "running"
+    # A checkpoint that would run code when unpickled is refused (weights_only=True).
+    torch.save({"state_dict": {}, "payload": _Payload()}, ckpt)
+    with pytest.raises(CheckpointError, match=str(ckpt)):
+        train_run(run_dir)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (shutil.rmtree, ("/nonexistent-linscale-test",))
+
+
+def test_divergence_is_recorded_and_stops_the_run(tmp_path):
+    preset = tiny_preset()
+    preset["sizes"]["s1"]["init_std"] = 1e30  # overflows at once
+    run_dir = run_tiny(tmp_path, "d", preset)
+    records = read_records(run_dir)
+    assert read_status(run_dir)["state"] == "diverged"
+    assert records[-1]["diverged"] and not any(r["diverged"] for r in records[:-1])
+    validate_results(to_frame(records))
+    assert train_run(run_dir) == "diverged"  # finished: not trained again
+
+
+def test_fsdp_on_cpu_is_a_clear_error():
+    from linscale.train.run import build_trainer
+
+    settings = TrainSettings(seq_len=8, batch_size=2, tokens=64, strategy="fsdp", accelerator="cpu")
+    with pytest.raises(ConfigError, match="fsdp needs GPUs"):
+        build_trainer(settings, Path("/nonexistent"), [], 1)
+
+
+def test_single_run_cli_refuses_a_folder_a_sweep_is_writing(tmp_path, capsys):
+    with FileLock(str(tmp_path / ".sweep.lock")):
+        assert main(["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--out", str(tmp_path)]) == 3
+    assert "a sweep is writing here" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

@@ -1,0 +1,119 @@
+"""Sweeps end to end, through the command line: the smoke preset, SIGKILL and resume, DDP on CPU, and
+submitit's local executor. These start real training processes; all shapes are tiny."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from linscale.train import (TrainSettings, read_records, read_results, read_status, records_equal,
+                            resolve_preset)
+from linscale.train.callbacks import load_lightning_checkpoint
+from linscale.train.sweep import run_sweep
+
+TESTS = Path(__file__).parent
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
+       "OMP_NUM_THREADS": "1"}
+DATA: list[str] = []  # the presets' own data: the synthetic language (linscale.data)
+ARCHS = ("llama", "tnl", "hgrn2", "cosformer2")
+
+
+def linscale(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "linscale", *map(str, args)], env=ENV, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_smoke_sweep_writes_a_valid_table_and_exports(tmp_path):
+    r = linscale("sweep", "--preset", "smoke", "--out", tmp_path, "--jobs", "2", "--threads", "1", *DATA)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
+    table = read_results(tmp_path / "results.parquet")  # validates against the schema
+    settings = TrainSettings.from_dict(resolve_preset("smoke")["train"])
+    assert set(table["run_id"]) == {f"{a}-{s}" for a in ARCHS for s in ("s1", "s2")}
+    for run_id, rows in table.groupby("run_id"):
+        assert list(rows["step"]) == settings.checkpoint_steps(), run_id
+        assert rows["val_loss"].iloc[-1] < rows["val_loss"].iloc[0], f"{run_id} did not learn"
+        assert (rows["tokens"] == rows["step"] * settings.tokens_per_step).all()
+        final = tmp_path / "runs" / run_id / "export" / f"step={settings.total_steps}"
+        meta = json.loads((final / "config.json").read_text())["meta"]
+        assert {"run_id", "arch", "size", "step", "tokens", "flops", "data"} <= set(meta)
+        assert meta["run_id"] == run_id and (final / "tokenizer.json").is_file()
+    pd.testing.assert_frame_equal(table, read_results(tmp_path / "results.csv"), check_dtype=False)
+    assert "[8/8]" in r.stdout
+    # Re-running skips every finished run and leaves the table as it was.
+    again = linscale("sweep", "--preset", "smoke", "--out", tmp_path, "--jobs", "2", *DATA)
+    assert again.returncode == 0 and "8 already finished, 0 to run" in again.stdout, again.stdout
+    assert records_equal(table, read_results(tmp_path / "results.parquet"), ignore=())
+
+
+def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path):
+    args = ["--preset", "smoke", "--jobs", "1", "--threads", "1", "--set", "archs=[hgrn2]", "--set", "train.tokens=51200",
+            "--set", "train.checkpoints=12", *DATA]  # 2 runs of 200 steps
+    ref = linscale("sweep", *args, "--out", tmp_path / "ref")
+    assert ref.returncode == 0, ref.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "linscale", "sweep", *args, "--out", str(out)], env=ENV,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    victim, deadline = None, time.monotonic() + 240
+    while victim is None and time.monotonic() < deadline and proc.poll() is None:
+        for run_dir in sorted((out / "runs").glob("*")):
+            if (read_status(run_dir)["state"] == "running" and (run_dir / "checkpoints" / "last.ckpt").exists()
+                    and 5 <= len(read_records(run_dir)) < 12):
+                victim = run_dir
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its training process, mid-run
+    proc.wait()
+    assert victim is not None, "no run was caught in the middle"
+    assert read_status(victim)["state"] == "running"
+    ckpt_step = load_lightning_checkpoint(victim / "checkpoints" / "last.ckpt")["global_step"]
+    assert 0 < ckpt_step < 200
+
+    again = linscale("sweep", *args, "--out", out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert f"resumed from step {ckpt_step}" in again.stdout, again.stdout
+    assert read_status(victim)["resumed_from"] == [ckpt_step]
+    expected, got = read_results(tmp_path / "ref" / "results.parquet"), read_results(out / "results.parquet")
+    assert len(got) == 24 and records_equal(expected, got)  # same runs and rows, same losses, no duplicates
+
+
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
+    # The stand-in data module gives rank r of W the r-th slice of each global batch, so both runs see
+    # exactly the same global batches (linscale.data draws each rank's batches independently instead).
+    common = ["train", "--preset", "smoke", "--arch", "tnl", "--size", "s2", "--no-progress", "--accelerator",
+              "cpu", "--threads", "1", "--set", "train.tokens=5120", "--set", "train.checkpoints=100",  # every step
+              "--set", "data={factory: train_standin:build}", "--set", "train.val_batches=null"]
+    one = linscale(*common, "--out", tmp_path / "one")
+    assert one.returncode == 0, one.stderr[-3000:]
+    two = linscale(*common, "--out", tmp_path / "two", "--devices", "2", "--strategy", "ddp")
+    assert two.returncode == 0, two.stderr[-3000:]
+    a = read_records(tmp_path / "one" / "runs" / "tnl-s2")
+    b = read_records(tmp_path / "two" / "runs" / "tnl-s2")
+    assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, 21))
+    for ra, rb in zip(a, b):
+        assert abs(ra["train_loss"] - rb["train_loss"]) < 1e-4, (ra["step"], ra["train_loss"], rb["train_loss"])
+        assert abs(ra["val_loss"] - rb["val_loss"]) < 1e-4, (ra["step"], ra["val_loss"], rb["val_loss"])
+    assert a[-1]["train_loss"] < a[0]["train_loss"] - 0.05
+    assert read_results(tmp_path / "two" / "results.parquet")["step"].tolist() == list(range(1, 21))
+
+
+def test_submitit_local_sweep_goes_on_after_a_divergence(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", ENV["PYTHONPATH"])
+    preset = {"name": "mixed", "archs": ["tnl"], "model": {"chunk_size": 16, "ffn_multiple_of": 16},
+              "sizes": {"ok": {"n_layer": 1, "d_model": 16, "n_head": 2},
+                        "bad": {"n_layer": 1, "d_model": 16, "n_head": 2, "init_std": 1e30}},
+              "data": {"factory": "train_standin:build"},
+              "train": {"seq_len": 32, "batch_size": 8, "tokens": 8 * 32 * 16, "lr": 3e-3, "checkpoints": 4,
+                        "exports": 1}}
+    lines = []
+    result = run_sweep(preset, out=tmp_path, jobs=2, executor="submitit-local", threads=1, echo=lines.append)
+    assert result.states == {"tnl-ok": "done", "tnl-bad": "diverged"}, lines
+    table = read_results(tmp_path / "results.parquet")
+    assert table.groupby("run_id")["diverged"].any().to_dict() == {"tnl-bad": True, "tnl-ok": False}
+    assert len(table[table.run_id == "tnl-ok"]) == 4 and any((tmp_path / "submitit").iterdir())
