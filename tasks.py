@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / "bin" / "python"
 STAMP = VENV / ".linscale-installed"
-INPUTS = ("requirements.txt", "constraints.txt", "pyproject.toml")
+INPUTS = ("requirements.txt", "constraints.txt", "pyproject.toml", "setup.py", "linscale-lm-eval.pth")
 
 
 def _inputs_digest() -> str:

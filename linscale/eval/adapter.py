@@ -1,0 +1,264 @@
+"""The ``linscale`` model for lm-evaluation-harness: any exported checkpoint, all four architectures.
+
+    lm_eval --model linscale --model_args checkpoint=runs/cpu/runs/<run>/export/step=2000 \
+            --tasks linscale_knowledge --include_path $(python -m linscale.eval tasks-dir)
+
+    from linscale.eval import LinscaleLM
+    lm = LinscaleLM(checkpoint="…/export/step=2000")          # or LinscaleLM(model=m, tokenizer=tok)
+    lm_eval.simple_evaluate(model=lm, tasks=[...], task_manager=TaskManager(include_path=…))
+
+The three request types of ``lm_eval.api.model.LM``:
+
+* ``loglikelihood(context, continuation)``: log p(continuation | context) summed over the continuation
+  tokens, and whether greedy decoding would have produced it (``is_greedy``). Tokens are split as
+  lm-eval's ``TemplateLM`` does: encode(context + continuation) and take everything after
+  len(encode(context)); an empty context is replaced by the end-of-document token ``<eod>``.
+* ``loglikelihood_rolling(text)``: the document's total log-likelihood, conditioned only on ``<eod>``,
+  computed in disjoint windows of ``max_length`` predicted tokens
+  (``lm_eval.utils.get_rolling_token_windows`` with context_len=1, as lm-eval's HF model does):
+
+      window 1: input [<eod>, x1 … x(W-1)]          predicts x1 … xW
+      window 2: input [x(W) … x(2W-1)]               predicts x(W+1) … x(2W)   (one token of overlap)
+      …        log p(doc) = Σ_windows Σ_predicted log p(x_t | window input before t)
+
+* ``generate_until(context, gen_kwargs)``: greedy decoding (or sampling if ``do_sample``) through
+  ``CausalLM.generate``: one parallel prefill, then one recurrent step per token (an O(1) state for
+  the linear models, the KV cache for LLaMA); the text is cut before the first stop string.
+
+``max_length`` (default: the training context ``seq_len`` from the checkpoint's meta) is the longest
+input the adapter feeds the model. A longer request raises :class:`ContextLengthError` unless
+``truncation=left`` (keep the last ``max_length`` tokens, as lm-eval's HF model silently does).
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from lm_eval.api.model import TemplateLM
+from lm_eval.api.registry import register_model
+from lm_eval.models.utils import Collator, handle_stop_sequences
+from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
+from tqdm import tqdm
+
+from linscale.checkpoint import CheckpointError, load_checkpoint, load_tokenizer
+from linscale.config import ConfigError
+
+log = logging.getLogger(__name__)
+
+EOD = "<eod>"
+TRUNCATION = ("error", "left")
+
+
+class ContextLengthError(ValueError):
+    """A request is longer than the model's context window ``max_length`` (and truncation is off)."""
+
+
+def training_seq_len(meta: dict) -> int | None:
+    """The context length a checkpoint was trained with, if its meta records it."""
+    for source in (meta, meta.get("train") or {}):
+        if isinstance(source, dict) and isinstance(source.get("seq_len"), int):
+            return source["seq_len"]
+    return None
+
+
+@register_model("linscale")
+class LinscaleLM(TemplateLM):
+    """lm-eval adapter for a linscale ``CausalLM`` and its ``tokenizers.Tokenizer``.
+
+    Args:
+        checkpoint: folder written by ``linscale.checkpoint.save_checkpoint`` (config.json,
+            model.safetensors, tokenizer.json). Alternatively pass ``model`` and ``tokenizer``.
+        batch_size: sequences per forward pass ("auto" means 16: the CPU sweet spot for tiny models).
+        device: "cpu", "cuda", "cuda:1", ...
+        max_length: longest input in tokens; default the checkpoint's training ``seq_len``.
+        truncation: "error" (default) or "left" for requests longer than ``max_length``.
+        max_gen_toks: default generation budget when a task does not give one.
+        **task_options: lm-eval passes model_args to the tasks as metadata too, so options meant for
+            the linscale task suites (``linscale.eval.items.TASK_OPTIONS``) are accepted and ignored here.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, *, model=None, tokenizer=None,
+                 meta: dict | None = None, batch_size: int | str = 16, max_batch_size: int | None = None,
+                 device: str | None = "cpu", max_length: int | None = None, truncation: str = "error",
+                 max_gen_toks: int = 32, **task_options):
+        super().__init__()
+        from linscale.eval.items import TASK_OPTIONS
+
+        unknown = sorted(set(task_options) - set(TASK_OPTIONS))
+        if unknown:
+            raise ConfigError(f"model_args: unknown option(s) {', '.join(unknown)} for the linscale model; "
+                              f"expected checkpoint, batch_size, device, max_length, truncation, max_gen_toks "
+                              f"or a task option ({', '.join(TASK_OPTIONS)})")
+        if str(device or "cpu").startswith("cuda") and not torch.cuda.is_available():
+            log.warning("device %s requested (lm_eval's default) but CUDA is not available: using the CPU", device)
+            device = "cpu"
+        self._device = torch.device(device or "cpu")
+        if checkpoint is not None:
+            if model is not None or tokenizer is not None:
+                raise ConfigError("model_args: pass either checkpoint= or model= and tokenizer=, not both")
+            if not Path(checkpoint).is_dir():
+                raise CheckpointError(f"{checkpoint}: checkpoint folder does not exist")
+            model, meta = load_checkpoint(checkpoint, device=self._device)
+            tokenizer = load_tokenizer(checkpoint)
+        elif model is None or tokenizer is None:
+            raise ConfigError("model_args: checkpoint=<export folder> is required (or model= and tokenizer=)")
+        self.model = model.to(self._device).eval()
+        self.tokenizer = tokenizer
+        self.meta = dict(meta or {})
+        self.checkpoint = None if checkpoint is None else str(checkpoint)
+
+        eod = tokenizer.token_to_id(EOD)
+        if eod is None:
+            raise CheckpointError(f"tokenizer: has no end-of-document token {EOD!r}")
+        self._eot_token_id = eod
+        self._max_length = int(max_length or training_seq_len(self.meta) or model.config.max_seq_len)
+        if self._max_length < 2:
+            raise ConfigError(f"max_length: expected an integer >= 2, got {self._max_length}")
+        if truncation not in TRUNCATION:
+            raise ConfigError(f"truncation: {truncation!r} is not one of {', '.join(TRUNCATION)}")
+        self.truncation = truncation
+        self.batch_size = 16 if batch_size in (None, "auto") or str(batch_size).startswith("auto") \
+            else int(batch_size)
+        if self.batch_size < 1:
+            raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
+        self.max_gen_toks = int(max_gen_toks)
+
+    # ----------------------------------------------------------------------------- tokenizer
+
+    @property
+    def eot_token_id(self) -> int:
+        return self._eot_token_id
+
+    @property
+    def max_length(self) -> int:
+        return self._max_length
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    def tok_encode(self, string: str, add_special_tokens: bool | None = None, **kwargs) -> list[int]:
+        return self.tokenizer.encode(string, add_special_tokens=False).ids
+
+    def tok_decode(self, tokens: list[int], **kwargs) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=False)
+
+    def _check_length(self, n_tokens: int, what: str, request=None) -> bool:
+        """True if the input must be left-truncated; raises if it is too long and truncation is off."""
+        if n_tokens <= self.max_length:
+            return False
+        if self.truncation == "left":
+            return True
+        where = ""
+        if request is not None and getattr(request, "task_name", None) is not None:
+            where = f" (task {request.task_name}, doc {request.doc_id})"
+        raise ContextLengthError(f"{what} of {n_tokens} tokens{where} is longer than the model's context "
+                                 f"max_length={self.max_length}; pass max_length=... or truncation=left")
+
+    # ----------------------------------------------------------------------------- scoring
+
+    @torch.no_grad()
+    def _logits(self, inputs: list[list[int]]) -> torch.Tensor:
+        """Logits for a batch of right-padded inputs: (B, T, vocab). Right padding is harmless: every
+        model here is causal, so padding only follows the real tokens."""
+        T = max(len(x) for x in inputs)
+        batch = torch.zeros(len(inputs), T, dtype=torch.long)
+        for i, x in enumerate(inputs):
+            batch[i, : len(x)] = torch.tensor(x, dtype=torch.long)
+        return self.model(batch.to(self._device)).logits
+
+    def _loglikelihood_tokens(self, requests, disable_tqdm: bool = False, instances=None):
+        """requests: [((context, continuation), context_ids, continuation_ids)] -> [(logprob, is_greedy)]."""
+        prepared = []
+        for i, (_, context_enc, continuation_enc) in enumerate(requests):
+            if not continuation_enc:
+                raise ValueError(f"loglikelihood: continuation {requests[i][0][1]!r} has no tokens of its own after "
+                                 f"context {requests[i][0][0][-40:]!r} (does it start with a word boundary?)")
+            tokens = (context_enc + continuation_enc)
+            request = instances[i] if instances is not None else None
+            if self._check_length(len(tokens) - 1, "loglikelihood input", request):
+                tokens = tokens[-(self.max_length + 1):]
+            prepared.append((tokens[:-1], continuation_enc))
+
+        def longest_first(item):
+            inp, cont = item
+            return -len(inp), tuple(inp)
+
+        collator = Collator(prepared, sort_fn=longest_first)
+        results = []
+        for chunk in tqdm(collator.get_batched(n=self.batch_size), disable=disable_tqdm,
+                          desc="loglikelihood", total=-(-len(prepared) // self.batch_size)):
+            logits = self._logits([inp for inp, _ in chunk])
+            for row, (inp, cont) in zip(logits, chunk):
+                n = len(cont)
+                # (n, vocab) in fp32: the predictions of the continuation tokens only
+                lp = F.log_softmax(row[len(inp) - n: len(inp)].float(), dim=-1)
+                target = torch.tensor(cont, dtype=torch.long, device=lp.device)
+                is_greedy = bool((lp.argmax(-1) == target).all())
+                results.append((float(lp.gather(-1, target[:, None]).sum()), is_greedy))
+        return collator.get_original(results)
+
+    def loglikelihood(self, requests, disable_tqdm: bool = False):
+        new_reqs = []
+        for context, continuation in (req.args for req in requests):
+            if context == "":
+                continuation_enc = self.tok_encode(continuation)
+                context_enc = [self.prefix_token_id]
+            else:
+                context_enc, continuation_enc = self._encode_pair(context, continuation)
+            new_reqs.append(((context, continuation), context_enc, continuation_enc))
+        return self._loglikelihood_tokens(new_reqs, disable_tqdm=disable_tqdm, instances=requests)
+
+    def loglikelihood_rolling(self, requests, disable_tqdm: bool = False) -> list[float]:
+        """Total log-likelihood of each document, in disjoint windows of ``max_length`` tokens."""
+        windows, owner = [], []
+        for i, (text,) in enumerate(req.args for req in requests):
+            for context_enc, pred in map(make_disjoint_window, get_rolling_token_windows(
+                    token_list=self.tok_encode(text), prefix_token=self.prefix_token_id,
+                    max_seq_len=self.max_length, context_len=1)):
+                windows.append(((None, None), context_enc, pred))
+                owner.append(i)
+        scores = self._loglikelihood_tokens(windows, disable_tqdm=disable_tqdm) if windows else []
+        totals = [0.0] * len(requests)
+        for i, (logprob, _) in zip(owner, scores):
+            totals[i] += logprob
+        return totals
+
+    # ----------------------------------------------------------------------------- generation
+
+    @torch.no_grad()
+    def generate_until(self, requests, disable_tqdm: bool = False) -> list[str]:
+        prepared = []
+        for request in requests:
+            context, gen_kwargs = request.args
+            gen_kwargs = dict(gen_kwargs or {})
+            until = handle_stop_sequences(gen_kwargs.pop("until", None), eos=EOD)
+            max_new = int(gen_kwargs.pop("max_gen_toks", None) or self.max_gen_toks)
+            temperature = float(gen_kwargs.pop("temperature", 1.0)) if gen_kwargs.pop("do_sample", False) else 0.0
+            context_enc = self.tok_encode(context) if context else [self.prefix_token_id]
+            if self._check_length(len(context_enc) + max_new, "generation prompt + max_gen_toks", request):
+                context_enc = context_enc[-max(1, self.max_length - max_new):]
+            prepared.append((context_enc, until, max_new, temperature))
+
+        # batches of equal prompt length and settings: the models take no attention mask, so
+        # prompts are never padded.
+        collator = Collator(prepared, sort_fn=lambda x: (-len(x[0]), x[2], x[3]),
+                            group_fn=lambda x: (len(x[0]), x[2], x[3]), group_by="gen_kwargs")
+        results = []
+        for chunk in tqdm(collator.get_batched(n=self.batch_size), disable=disable_tqdm, desc="generate_until"):
+            _, _, max_new, temperature = chunk[0]
+            prompt = torch.tensor([c[0] for c in chunk], dtype=torch.long, device=self._device)
+            out = self.model.generate(prompt, max_new_tokens=max_new, temperature=temperature,
+                                      eos_token_id=self.eot_token_id)
+            for (context_enc, until, _, _), row in zip(chunk, out[:, prompt.shape[1]:].tolist()):
+                if self.eot_token_id in row:
+                    row = row[: row.index(self.eot_token_id)]
+                text = self.tok_decode(row)
+                for stop in until:
+                    if stop and stop in text:
+                        text = text[: text.index(stop)]
+                results.append(text)
+        return collator.get_original(results)

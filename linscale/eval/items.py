@@ -1,0 +1,234 @@
+"""Task data for the linscale suites: generated from the world the model was trained on, cached.
+
+Knowledge questions only make sense about the facts the model saw, so every item comes from the
+synthetic language's generators (``linscale.data.synthetic``, contract 3) called with the data
+dict stored in the checkpoint's meta (``meta["data"]``: world seed, vocabulary, ...). The items are
+written once to a cache folder keyed by a hash of (kind, data dict, item parameters) and reused:
+
+    <task_cache>/<kind>-<sha256[:16]>.jsonl       one JSON object per line, written atomically
+
+``task_cache`` defaults to ``$LINSCALE_EVAL_CACHE`` or ``~/.cache/linscale/eval``; ``linscale eval``
+uses ``<sweep>/eval/tasks``. lm-eval hands the task options to the ``custom_dataset`` functions of
+``linscale/eval/tasks/utils.py`` as metadata (the CLI merges ``--model_args`` and ``--metadata``),
+so ``lm_eval --model linscale --model_args checkpoint=DIR`` is enough to pick the right world.
+
+Item kinds and their fields:
+    knowledge  question, choices (list), label (int), band ("head" | "torso" | "tail"), rank, probability
+    cloze      context, target (the word that completes the context; LAMBADA analogue)
+    documents  text (held-out documents, for perplexity)
+    niah       mode ("easy" | "standard"), length, depth, length_index, depth_index, context,
+               question, answer
+    mqar       context, question, answer, n_pairs, distance (one query of a multi-query recall item)
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from linscale.config import ConfigError
+
+KINDS = ("knowledge", "cloze", "documents", "niah", "mqar")
+BANDS = ("head", "torso", "tail")  # facts holding the first 50 %, next 40 %, last 10 % of the mass
+NIAH_MODES = ("easy", "standard")
+NIAH_RESERVE = 4  # tokens of each grid length left for the generated answer (max_gen_toks)
+
+# Item parameters and their defaults; each can be overridden through model_args / --metadata.
+DEFAULTS = {
+    "n_per_band": 100,  # knowledge questions per frequency band
+    "n_cloze": 200,
+    "n_documents": 40,
+    "niah_lengths": 8,  # grid: n lengths linspace(max_length/8, max_length), like the paper's 1K..8K(16K)
+    "niah_depths": 6,  # n depths linspace(0, 100) percent
+    "niah_repeats": 2,  # items per (mode, length, depth) cell
+    "n_mqar": 50,  # recall items (4 queries each)
+    "mqar_pairs": 8,  # bindings per recall item (fewer if 5 tokens each do not fit max_length)
+    "eval_seed": 1234,  # seed of the evaluation items (the world itself comes from the data dict)
+}
+# Everything the task functions accept; the model adapter ignores these keys (see LinscaleLM).
+TASK_OPTIONS = ("checkpoint", "task_cache", "max_length", *DEFAULTS)
+
+
+class TaskDataError(ConfigError):
+    """The task data cannot be built for this checkpoint (no synthetic world, no generator, ...)."""
+
+
+def default_cache() -> Path:
+    return Path(os.environ.get("LINSCALE_EVAL_CACHE", Path.home() / ".cache" / "linscale" / "eval"))
+
+
+def checkpoint_meta(checkpoint: str | os.PathLike) -> dict:
+    """The meta dict of an exported checkpoint (without loading its weights)."""
+    from linscale.checkpoint import CheckpointError
+
+    file = Path(checkpoint) / "config.json"
+    if not file.is_file():
+        raise CheckpointError(f"{file}: checkpoint file is missing")
+    try:
+        return json.loads(file.read_text()).get("meta", {})
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise CheckpointError(f"{file}: not a linscale checkpoint config ({err})") from None
+
+
+def item_params(kind: str, options: dict) -> dict:
+    """The parameters that determine the items of ``kind`` (the cache key), from the task options."""
+    from linscale.eval.adapter import training_seq_len
+
+    checkpoint = options.get("checkpoint")
+    if not checkpoint:
+        raise TaskDataError("checkpoint: the linscale task suites need checkpoint=<export folder> in "
+                            "--model_args (or --metadata) to know which synthetic world the model learned")
+    meta = checkpoint_meta(checkpoint)
+    data = meta.get("data")
+    if not isinstance(data, dict) or data.get("source") != "synthetic":
+        raise TaskDataError(f"{checkpoint}: meta.data.source is {None if not isinstance(data, dict) else data.get('source')!r}; "
+                            "the linscale suites need a checkpoint trained on the synthetic language "
+                            "(for real text evaluate real tasks, e.g. --tasks piqa,hellaswag)")
+    params = {k: _int_option(options, k) for k in DEFAULTS}
+    params["data"] = data
+    max_length = int(options.get("max_length") or training_seq_len(meta) or 0)
+    if max_length < 16:
+        raise TaskDataError(f"max_length: the task data needs the model's context length (got {max_length}); "
+                            "pass max_length=... or export checkpoints with meta.seq_len")
+    params["max_length"] = max_length
+    keep = {"knowledge": ("n_per_band",), "cloze": ("n_cloze", "max_length"),
+            "documents": ("n_documents", "max_length"),
+            "niah": ("niah_lengths", "niah_depths", "niah_repeats", "max_length"),
+            "mqar": ("n_mqar", "mqar_pairs", "max_length")}[kind]
+    return {k: params[k] for k in ("data", "eval_seed", *keep)}
+
+
+def _int_option(options: dict, key: str) -> int:
+    value = options.get(key, DEFAULTS[key])
+    try:
+        value = int(value)
+    except (TypeError, ValueError):
+        raise TaskDataError(f"{key}: expected an integer, got {value!r}") from None
+    if value < (0 if key == "eval_seed" else 1):
+        raise TaskDataError(f"{key}: expected a positive integer, got {value}")
+    return value
+
+
+def cache_file(kind: str, params: dict, task_cache=None) -> Path:
+    key = hashlib.sha256(json.dumps({"kind": kind, **params}, sort_keys=True, default=str).encode()).hexdigest()
+    return Path(task_cache or default_cache()) / f"{kind}-{key[:16]}.jsonl"
+
+
+def write_items(file: Path, items: list[dict]) -> Path:
+    """Write items as JSON lines, atomically (a temporary file renamed into place)."""
+    file.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            for item in items:
+                fh.write(json.dumps(item, sort_keys=True) + "\n")
+        os.replace(tmp, file)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return file
+
+
+def read_items(file: Path) -> list[dict]:
+    with open(file) as fh:
+        return [json.loads(line) for line in fh if line.strip()]
+
+
+def niah_grid(max_length: int, n_lengths: int, n_depths: int) -> tuple[list[int], list[float]]:
+    """Context lengths linspace(max_length/8, max_length) and depths linspace(0, 100) percent
+    (the paper: 35 lengths linspace(1000, 16000) x 35 depths 0..100 for 8K-context models)."""
+    lo = max(8, max_length // 8)
+    if n_lengths == 1:
+        lengths = [max_length]
+    else:
+        lengths = [round(lo + (max_length - lo) * k / (n_lengths - 1)) for k in range(n_lengths)]
+    depths = [100.0 * k / (n_depths - 1) if n_depths > 1 else 50.0 for k in range(n_depths)]
+    return lengths, depths
+
+
+def generate(kind: str, params: dict) -> list[dict]:
+    """Items of ``kind`` from the synthetic language's generators (contract 3), normalised to the
+    fields listed in the module docstring."""
+    try:
+        from linscale.data import synthetic
+    except ImportError as err:
+        raise TaskDataError(f"linscale.data.synthetic is not available ({err}); cannot generate {kind} items") from None
+    lang = synthetic.SyntheticLanguage(synthetic.LanguageSpec.from_dict(params["data"]))
+    return _GENERATORS[kind](synthetic, lang, params)
+
+
+def _gen_knowledge(synthetic, lang, p):
+    return synthetic.knowledge_mc(lang, n_per_band=p["n_per_band"], seed=p["eval_seed"])
+
+
+def _gen_cloze(synthetic, lang, p):
+    return synthetic.cloze(lang, n_items=p["n_cloze"], context_len=p["max_length"], seed=p["eval_seed"])
+
+
+def _gen_documents(synthetic, lang, p):
+    """Held-out documents as the model saw them in training (one document per context, or doc_len
+    tokens), from the evaluation stream of the generator, which training never draws from."""
+    import numpy as np
+
+    rng = np.random.default_rng([p["eval_seed"], synthetic.SPLITS["eval"], 0xD0C])
+    length = lang.spec.doc_len or p["max_length"]
+    tokens, _ = lang.sample(rng, p["n_documents"], length)
+    return [{"text": lang.decode(doc)} for doc in tokens]
+
+
+def _gen_niah(synthetic, lang, p):
+    lengths, depths = niah_grid(p["max_length"], p["niah_lengths"], p["niah_depths"])
+    # the generator's context_length counts context + question; keep NIAH_RESERVE tokens for the answer
+    asked = [length - NIAH_RESERVE for length in lengths]
+    items = []
+    for mode in NIAH_MODES:
+        for item in synthetic.needle_in_haystack(lang, context_lengths=asked, depths=[d / 100 for d in depths],
+                                                 mode=mode, n_per_cell=p["niah_repeats"], seed=p["eval_seed"]):
+            i = asked.index(item["context_length"])
+            j = min(range(len(depths)), key=lambda k: abs(depths[k] / 100 - item["depth"]))
+            items.append({"mode": mode, "length": lengths[i], "depth": depths[j], "length_index": i,
+                          "depth_index": j, "context": item["context"], "question": item["question"],
+                          "answer": item["answer"]})
+    return items
+
+
+def _gen_mqar(synthetic, lang, p):
+    """One document per query: the bindings, then the question (the model sees all bindings)."""
+    # "let VAR be VAL ." is 5 tokens, "what is VAR ?" 4, the answer 1: everything within max_length
+    n_pairs = max(1, min(p["mqar_pairs"], lang.spec.n_vars, (p["max_length"] - 5) // 5))
+    items = []
+    for item in synthetic.associative_recall(lang, n_items=p["n_mqar"], n_pairs=n_pairs,
+                                             n_queries=min(4, n_pairs), seed=p["eval_seed"]):
+        for q in item["queries"]:
+            items.append({"context": item["context"], "question": q["question"], "answer": q["answer"],
+                          "n_pairs": item["n_pairs"], "distance": q.get("distance")})
+    return items
+
+
+_GENERATORS = {"knowledge": _gen_knowledge, "cloze": _gen_cloze, "documents": _gen_documents,
+               "niah": _gen_niah, "mqar": _gen_mqar}
+
+
+def load_items(kind: str, **options) -> list[dict]:
+    """The items of ``kind`` for the checkpoint named in ``options``: from the cache, or generated
+    (and cached) from the checkpoint's synthetic world."""
+    if kind not in KINDS:
+        raise TaskDataError(f"kind: unknown item kind {kind!r}; expected one of {', '.join(KINDS)}")
+    params = item_params(kind, options)
+    file = cache_file(kind, params, options.get("task_cache"))
+    if file.is_file():
+        return read_items(file)
+    items = generate(kind, params)
+    if not items:
+        raise TaskDataError(f"{kind}: the generator returned no items for {options.get('checkpoint')}")
+    write_items(file, items)
+    return items
+
+
+def as_dataset(items: list[dict]):
+    """{"test": datasets.Dataset} as lm-eval's custom_dataset expects."""
+    import datasets
+
+    return {"test": datasets.Dataset.from_list(items)}

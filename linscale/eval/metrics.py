@@ -1,0 +1,71 @@
+"""Needle-in-a-haystack scores (paper §3.4, Appendix C), as pure functions of per-item results.
+
+Every NIAH item sits in one cell of a grid: context length index i (ascending lengths) and needle
+depth index j (ascending depth, 0 % = needle at the start of the context, 100 % = at its end, next
+to the question). A cell's accuracy a_ij is the mean exact-match over its items.
+
+**Weighted accuracy** (the paper's main NIAH number). The paper weights length and depth
+geometrically, w_i = w0·α^(i−1) with α > 1, as an outer product, but gives neither w0 nor α nor
+the direction of the depth axis. We choose α = 1.1 on both axes and order both so that harder cells
+weigh more: longer contexts, and needles farther from the question (smaller depth):
+
+    w_ij = α^i · α^(J−1−j),      WA = Σ_ij w_ij a_ij / Σ_ij w_ij        (w0 cancels)
+
+With 8 lengths and 6 depths the heaviest cell weighs α^12 ≈ 3.1 times the lightest, so a model
+that only retrieves at short lengths cannot score like one that retrieves everywhere.
+
+**NIAH score** (the paper's penalised variant). Each length column is binarised (a cell passes when
+a_ij ≥ 0.5); with m the number of contiguous pass/fail segments along depth, the column's penalty
+is 0 if no cell passes, 1 if all pass, otherwise 2^((1−m)/2). The score is the weighted accuracy
+with every cell of column i multiplied by its penalty p_i.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+
+ALPHA = 1.1
+PASS_THRESHOLD = 0.5
+
+
+def cell_accuracy(records) -> dict[tuple[int, int], float]:
+    """records: iterable of (length_index, depth_index, correct) -> {(i, j): mean correct}."""
+    cells = defaultdict(list)
+    for i, j, correct in records:
+        cells[(int(i), int(j))].append(float(correct))
+    return {cell: sum(v) / len(v) for cell, v in cells.items()}
+
+
+def cell_weights(cells, alpha: float = ALPHA) -> dict[tuple[int, int], float]:
+    """w_ij = α^i · α^(J−1−j) over the cells present (J = number of depth indices)."""
+    n_depth = max(j for _, j in cells) + 1
+    return {(i, j): alpha ** i * alpha ** (n_depth - 1 - j) for i, j in cells}
+
+
+def column_penalty(passes: list[bool]) -> float:
+    """0 if no cell passes, 1 if all do, else 2^((1−m)/2) with m contiguous pass/fail segments."""
+    if not any(passes):
+        return 0.0
+    if all(passes):
+        return 1.0
+    segments = 1 + sum(a != b for a, b in zip(passes, passes[1:]))
+    return 2.0 ** ((1 - segments) / 2)
+
+
+def weighted_accuracy(records, alpha: float = ALPHA) -> float:
+    acc = cell_accuracy(records)
+    if not acc:
+        return float("nan")
+    w = cell_weights(acc, alpha)
+    return sum(w[c] * acc[c] for c in acc) / sum(w.values())
+
+
+def niah_score(records, alpha: float = ALPHA, threshold: float = PASS_THRESHOLD) -> float:
+    acc = cell_accuracy(records)
+    if not acc:
+        return float("nan")
+    w = cell_weights(acc, alpha)
+    penalty = {}
+    for i in {i for i, _ in acc}:
+        column = [acc[(i, j)] >= threshold for j in sorted(j for ii, j in acc if ii == i)]
+        penalty[i] = column_penalty(column)
+    return sum(w[c] * acc[c] * penalty[c[0]] for c in acc) / sum(w.values())

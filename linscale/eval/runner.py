@@ -1,0 +1,247 @@
+"""``linscale eval``: run task suites over a sweep's exported checkpoints into one results store.
+
+    <sweep>/runs/<run_id>/export/step=<step>/     checkpoints (contract 5)
+    <sweep>/eval/results.parquet                   one row per checkpoint x task x metric
+    <sweep>/eval/tasks/                            task data cache (see linscale.eval.items)
+    <sweep>/eval/niah_cells.parquet                NIAH accuracy per (checkpoint, mode, length, depth) cell
+    <sweep>/eval/json/<run_id>/step=<step>/<suite>.json   lm-eval's full results, per suite
+
+Rows carry run_id, arch, size, step, tokens, flops, pf_days, params (from the checkpoint meta), so
+the book can plot any metric against compute. The store is resumable like the sweep: a (checkpoint,
+suite) whose rows are already there is skipped, rows are keyed by (run_id, step, task, metric)
+and never duplicated, and every write replaces the file atomically under a lock.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+from filelock import FileLock, Timeout
+
+from linscale.config import ConfigError
+from linscale.eval.tasks import SUITES, TASKS_DIR
+
+log = logging.getLogger(__name__)
+
+KEY = ["run_id", "step", "task", "metric"]
+NIAH_KEY = ["run_id", "step", "task", "length", "depth"]
+COLUMNS = ["run_id", "arch", "size", "step", "tokens", "flops", "pf_days", "params", "suite", "task",
+           "metric", "filter", "value", "stderr", "n_samples", "max_length", "checkpoint", "eval_time_s"]
+
+
+def find_checkpoints(sweep_dir: str | os.PathLike) -> list[Path]:
+    """Every exported checkpoint of a sweep, ordered by run and step."""
+    sweep_dir = Path(sweep_dir)
+    if not sweep_dir.is_dir():
+        raise ConfigError(f"{sweep_dir}: sweep folder does not exist")
+    found = [p.parent for p in sweep_dir.glob("runs/*/export/step=*/config.json")]
+
+    def order(p: Path):
+        step = p.name.split("=", 1)[1]
+        return p.parent.parent.name, int(step) if step.isdigit() else step
+
+    return sorted(found, key=order)
+
+
+def resolve_tasks(suites: list[str], tasks: list[str] | None = None, include_defaults: bool = False):
+    """lm-eval task/group names for suite names plus extra task names; unknown names -> ConfigError."""
+    from lm_eval.tasks import TaskManager
+
+    names = []
+    for suite in suites:
+        if suite not in SUITES:
+            raise ConfigError(f"suite: unknown suite {suite!r}; expected one of {', '.join(SUITES)}")
+        names += SUITES[suite]
+    names += list(tasks or [])
+    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=include_defaults)
+    unknown = [n for n in names if n not in manager.all_tasks]
+    if unknown:
+        hint = "" if include_defaults else " (lm-eval's own tasks need include_defaults / --real-tasks)"
+        raise ConfigError(f"tasks: unknown task name(s) {', '.join(unknown)}{hint}")
+    return names
+
+
+def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task_cache=None,
+                        limit: int | None = None, batch_size: int = 16, device: str = "cpu",
+                        include_defaults: bool = False, task_options: dict | None = None,
+                        bootstrap_iters: int = 100) -> dict:
+    """lm-eval results dict of ``tasks`` on one exported checkpoint (with per-item samples).
+
+    Standard errors: analytic for means (acc, acc_norm); ``bootstrap_iters`` resamples for lm-eval's
+    bootstrappable aggregations (perplexity); none for the NIAH aggregations and weighted perplexities."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from linscale.eval.adapter import LinscaleLM
+
+    options = {"checkpoint": str(checkpoint), **({"task_cache": str(task_cache)} if task_cache else {}),
+               **(task_options or {})}
+    lm = LinscaleLM(batch_size=batch_size, device=device, **options)
+    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=include_defaults, metadata=options)
+    return lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, num_fewshot=None,
+                                   limit=limit, log_samples=True, bootstrap_iters=bootstrap_iters,
+                                   random_seed=0, numpy_random_seed=0, torch_random_seed=0,
+                                   fewshot_random_seed=0)
+
+
+def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_time_s: float,
+                max_length: int | None = None) -> pd.DataFrame:
+    """One row per (task or group, metric) of an lm-eval results dict."""
+    from linscale.flops import PF_DAY
+
+    rows = []
+    for task, metrics in results["results"].items():
+        for key, value in metrics.items():
+            if "," not in key or "_stderr," in key or not isinstance(value, (int, float)) or isinstance(value, bool):
+                continue
+            metric, filt = key.split(",", 1)
+            stderr = metrics.get(f"{metric}_stderr,{filt}")
+            n = results.get("n-samples", {}).get(task, {}).get("effective")
+            rows.append({
+                "run_id": str(meta.get("run_id", checkpoint)), "arch": meta.get("arch"), "size": meta.get("size"),
+                "step": int(meta.get("step", -1)), "tokens": float(meta.get("tokens", math.nan)),
+                "flops": float(meta.get("flops", math.nan)),
+                "pf_days": float(meta.get("flops", math.nan)) / PF_DAY,
+                "params": float(meta.get("params", _non_embedding_params(checkpoint))), "suite": suite, "task": task, "metric": metric,
+                "filter": filt, "value": float(value),
+                "stderr": float(stderr) if isinstance(stderr, (int, float)) else math.nan,
+                "n_samples": float(n) if n is not None else math.nan,
+                "max_length": float(max_length) if max_length else math.nan, "checkpoint": checkpoint,
+                "eval_time_s": eval_time_s,
+            })
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _non_embedding_params(checkpoint: str) -> float:
+    """N of the paper (non-embedding parameters), from the checkpoint's model config."""
+    from linscale.config import ModelConfig
+    from linscale.flops import non_embedding_params
+
+    spec = json.loads((Path(checkpoint) / "config.json").read_text())
+    return float(non_embedding_params(ModelConfig.from_dict(spec["model"])))
+
+
+def niah_cell_rows(results: dict, meta: dict) -> pd.DataFrame:
+    """Accuracy per NIAH grid cell (the paper's heat maps) from the per-item samples."""
+    rows = []
+    for task, samples in (results.get("samples") or {}).items():
+        if not task.startswith("linscale_niah"):
+            continue
+        for sample in samples:
+            doc = sample["doc"]
+            rows.append({"run_id": str(meta.get("run_id")), "step": int(meta.get("step", -1)),
+                         "tokens": float(meta.get("tokens", math.nan)), "task": task, "mode": doc["mode"],
+                         "length": int(doc["length"]), "depth": float(doc["depth"]),
+                         "length_index": int(doc["length_index"]), "depth_index": int(doc["depth_index"]),
+                         "acc": float(sample["acc"])})
+    if not rows:
+        return pd.DataFrame(columns=NIAH_KEY + ["acc"])
+    cols = [c for c in rows[0] if c != "acc"]
+    return pd.DataFrame(rows).groupby(cols, as_index=False)["acc"].mean()
+
+
+def read_store(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        return pd.DataFrame(columns=COLUMNS)
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        raise ConfigError(f"{path}: results store is not a readable Parquet file ({err})") from None
+
+
+def append_rows(path: str | os.PathLike, rows: pd.DataFrame, key: list[str] = KEY) -> pd.DataFrame:
+    """Merge ``rows`` into the store (new rows replace old ones with the same key), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = read_store(path)
+    table = rows if not len(old) else pd.concat([old, rows], ignore_index=True) if len(rows) else old
+    table = table.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(fd)
+    try:
+        table.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return table
+
+
+def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoints=None,
+                   tasks: list[str] | None = None, out: str | os.PathLike | None = None,
+                   task_cache=None, limit: int | None = None, batch_size: int = 16, device: str = "cpu",
+                   include_defaults: bool = False, task_options: dict | None = None,
+                   context_factor: float = 1.0, progress=print) -> pd.DataFrame:
+    """Evaluate ``suites`` (and extra ``tasks``) on every exported checkpoint of ``sweep_dir`` (or on
+    the given ``checkpoints``), appending to ``out`` (default ``<sweep>/eval/results.parquet``).
+
+    ``context_factor`` sets each checkpoint's ``max_length`` to that multiple of its training
+    ``seq_len`` (the paper tests its 8K models on NIAH up to 16K: factor 2). Rows record it in
+    ``max_length``; the store key does not include it, so use a separate ``out`` per factor."""
+    from linscale.eval.adapter import training_seq_len
+    from linscale.eval.items import checkpoint_meta
+
+    sweep_dir = Path(sweep_dir)
+    out = Path(out) if out else sweep_dir / "eval" / "results.parquet"
+    task_cache = Path(task_cache) if task_cache else sweep_dir / "eval" / "tasks"
+    checkpoints = [Path(c) for c in checkpoints] if checkpoints else find_checkpoints(sweep_dir)
+    if not checkpoints:
+        raise ConfigError(f"{sweep_dir}: no exported checkpoints (runs/*/export/step=*/)")
+    units = [(suite, resolve_tasks([suite], include_defaults=include_defaults)) for suite in suites]
+    if tasks:
+        units.append(("tasks", resolve_tasks([], tasks, include_defaults=include_defaults)))
+    lock = FileLock(str(out) + ".lock")
+    try:
+        lock.acquire(timeout=1)
+    except Timeout:
+        raise ConfigError(f"{out}: another `linscale eval` is writing this results store") from None
+    try:
+        table = read_store(out)
+        for n, checkpoint in enumerate(checkpoints, 1):
+            meta = checkpoint_meta(checkpoint)
+            run_id, step = str(meta.get("run_id", checkpoint)), int(meta.get("step", -1))
+            options = dict(task_options or {})
+            if context_factor != 1.0:
+                seq_len = training_seq_len(meta)
+                if not seq_len:
+                    raise ConfigError(f"{checkpoint}: meta has no seq_len to scale by context_factor")
+                options["max_length"] = int(round(context_factor * seq_len))
+            for suite, names in units:
+                done = table[(table.run_id == run_id) & (table.step == step) & (table.suite == suite)]
+                if len(done):
+                    progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: already evaluated")
+                    continue
+                start = time.perf_counter()
+                results = evaluate_checkpoint(checkpoint, names, task_cache=task_cache, limit=limit,
+                                              batch_size=batch_size, device=device,
+                                              include_defaults=include_defaults, task_options=options)
+                elapsed = time.perf_counter() - start
+                json_file = out.parent / "json" / run_id / f"step={step}" / f"{suite}.json"
+                json_file.parent.mkdir(parents=True, exist_ok=True)
+                _write_json(json_file, results)
+                cells = niah_cell_rows(results, meta)
+                if len(cells):  # first the cells, so a finished suite in the main store implies them
+                    append_rows(out.parent / "niah_cells.parquet", cells, NIAH_KEY)
+                max_length = options.get("max_length") or training_seq_len(meta)
+                table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed, max_length))
+                progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: {elapsed:.1f}s")
+    finally:
+        lock.release()
+    return table
+
+
+def _write_json(path: Path, results: dict) -> None:
+    from lm_eval.utils import handle_non_serializable
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({k: v for k, v in results.items() if k != "samples"}, fh, indent=2,
+                  default=handle_non_serializable)
+    os.replace(tmp, path)

@@ -1,0 +1,148 @@
+"""The lm-eval adapter against the model's own forward pass, and the NIAH metrics."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from lm_eval.api.instance import Instance
+
+import eval_fixtures as fx
+from linscale.checkpoint import CheckpointError
+from linscale.eval import metrics
+from linscale.eval.adapter import ContextLengthError, LinscaleLM
+from linscale.eval.runner import resolve_tasks
+
+
+def request(kind, *args):
+    return Instance(request_type=kind, doc={}, arguments=args, idx=0)
+
+
+@pytest.fixture(params=["llama", "tnl", "hgrn2"])
+def lm(request, tmp_path):
+    ckpt = fx.export(tmp_path / "ck", fx.tiny_model(request.param))
+    return LinscaleLM(checkpoint=str(ckpt), batch_size=3)
+
+
+def forward_logprobs(model, ids):
+    with torch.no_grad():
+        return F.log_softmax(model(torch.tensor([ids])).logits.float(), -1)[0]  # (T, vocab)
+
+
+def test_loglikelihood_equals_forward_pass(lm):
+    tok = lm.tokenizer
+    pairs = [("s1 r0", " o3"), ("s2 r1 o4 . the s5", " r0 o7 ."), ("", "s3 r1 o2"), ("k1 v2 k3 v4 k1", " v2")]
+    got = lm.loglikelihood([request("loglikelihood", c, x) for c, x in pairs])
+    for (context, continuation), (logprob, is_greedy) in zip(pairs, got):
+        ctx = tok.encode(context).ids if context else [lm.eot_token_id]
+        cont = tok.encode(continuation).ids
+        lp = forward_logprobs(lm.model, ctx + cont)[len(ctx) - 1: -1]  # predictions of the continuation
+        want = lp.gather(-1, torch.tensor(cont)[:, None]).sum().item()
+        assert abs(logprob - want) < 1e-5, (context, continuation, logprob, want)
+        assert is_greedy == bool((lp.argmax(-1) == torch.tensor(cont)).all())
+
+
+def test_is_greedy_true_for_argmax_continuation(lm):
+    ctx = lm.tokenizer.encode("s4 r1 o2 . s4").ids
+    best = int(forward_logprobs(lm.model, ctx)[-1].argmax())
+    second = int(forward_logprobs(lm.model, ctx)[-1].topk(2).indices[1])
+    word = lambda i: " " + lm.tokenizer.id_to_token(i)
+    (_, greedy), (_, not_greedy) = lm.loglikelihood(
+        [request("loglikelihood", "s4 r1 o2 . s4", word(best)), request("loglikelihood", "s4 r1 o2 . s4", word(second))])
+    assert greedy is True and not_greedy is False
+
+
+def test_loglikelihood_rolling_sums_disjoint_windows(lm):
+    text = fx.fact_corpus(40, seed=3)  # 160 tokens > max_length 64
+    ids = lm.tokenizer.encode(text).ids
+    W = lm.max_length
+    assert len(ids) > 2 * W
+    # the documented windows: first [<eod>, x1..x(W-1)] -> x1..xW, then each next W tokens predicted
+    # from the W tokens before them (the window input ends one token before the last prediction)
+    want, start = 0.0, 0
+    while start < len(ids):
+        end = min(start + W, len(ids))
+        inp = [lm.eot_token_id] + ids[: end - 1] if start == 0 else ids[end - W - 1: end - 1]
+        lp = forward_logprobs(lm.model, inp)[len(inp) - (end - start):]
+        want += lp.gather(-1, torch.tensor(ids[start:end])[:, None]).sum().item()
+        start = end
+    (got,) = lm.loglikelihood_rolling([request("loglikelihood_rolling", text)])
+    assert abs(got - want) < 1e-4 * max(1.0, abs(want)), (got, want)
+    # and it is not the single long forward pass (the window boundary matters)
+    whole = forward_logprobs(lm.model, [lm.eot_token_id] + ids[:-1]).gather(-1, torch.tensor(ids)[:, None]).sum().item()
+    assert abs(got - whole) > 1e-3
+
+
+def test_generate_until_is_greedy_and_stops(lm):
+    """generate_until (one prefill, then recurrent / KV-cache steps) equals greedy decoding by full
+    forward passes, and the text is cut before the first stop string."""
+    prompts = ["s1 r0 o3 . s2", "k1 v2 k3"]
+    outs = lm.generate_until([request("generate_until", p, {"until": ["<eod>"], "max_gen_toks": 6}) for p in prompts])
+    for prompt, out in zip(prompts, outs):
+        ids = lm.tokenizer.encode(prompt).ids
+        want = []
+        for _ in range(6):
+            nxt = int(forward_logprobs(lm.model, ids + want)[-1].argmax())
+            if nxt == lm.eot_token_id:
+                break
+            want.append(nxt)
+        assert out == lm.tokenizer.decode(want)
+    words = outs[0].split()
+    if len(words) >= 2:  # stop at the second generated word: only the first remains
+        (cut,) = lm.generate_until([request("generate_until", prompts[0], {"until": [" " + words[1]], "max_gen_toks": 6})])
+        assert cut == outs[0][: outs[0].index(" " + words[1])]
+
+
+def test_registered_for_lm_eval():
+    from lm_eval.api.registry import get_model
+
+    assert get_model("linscale") is LinscaleLM
+    assert get_model("dummy").__name__ == "DummyLM"  # lm-eval's own models stay visible
+
+
+def test_context_longer_than_model_raises(lm):
+    long = fx.fact_corpus(30)  # 120 tokens > 64
+    with pytest.raises(ContextLengthError, match="max_length=64"):
+        lm.loglikelihood([request("loglikelihood", long, " o1")])
+    with pytest.raises(ContextLengthError, match="max_length=64"):
+        lm.generate_until([request("generate_until", long, {"until": ["."], "max_gen_toks": 4})])
+    lm.truncation = "left"  # opt-in: keep the last max_length tokens, as lm-eval's HF model does
+    assert math.isfinite(lm.loglikelihood([request("loglikelihood", long, " o1")])[0][0])
+
+
+def test_missing_or_corrupt_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        LinscaleLM(checkpoint=str(tmp_path / "nope"))
+    ckpt = fx.export(tmp_path / "ck", fx.tiny_model("llama"))
+    (ckpt / "model.safetensors").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        LinscaleLM(checkpoint=str(ckpt))
+    (ckpt / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="config.json"):
+        LinscaleLM(checkpoint=str(ckpt))
+
+
+def test_unknown_task_and_option():
+    from linscale.config import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown task name.*linscale_knowlege"):
+        resolve_tasks(["knowledge"], ["linscale_knowlege"])
+    with pytest.raises(ConfigError, match="unknown suite"):
+        resolve_tasks(["knowlege"])
+    with pytest.raises(ConfigError, match="unknown option.*bacth_size"):
+        LinscaleLM(model=fx.tiny_model(), tokenizer=fx.tokenizer(), bacth_size=4)
+
+
+def test_niah_metrics():
+    # one length column fully right, one fully wrong, one alternating (pass, fail, pass: m = 3)
+    records = [(0, j, 1) for j in range(3)] + [(1, j, 0) for j in range(3)] + [(2, 0, 1), (2, 1, 0), (2, 2, 1)]
+    a = metrics.ALPHA
+    w = {(i, j): a ** i * a ** (2 - j) for i in range(3) for j in range(3)}
+    acc = {(i, j): c for i, j, c in records}
+    total = sum(w.values())
+    assert metrics.weighted_accuracy(records) == pytest.approx(sum(w[c] * acc[c] for c in w) / total)
+    penalty = {0: 1.0, 1: 0.0, 2: 2 ** ((1 - 3) / 2)}
+    assert metrics.niah_score(records) == pytest.approx(sum(w[c] * acc[c] * penalty[c[0]] for c in w) / total)
+    assert metrics.column_penalty([True, True, False, False]) == pytest.approx(2 ** -0.5)
+    # harder cells weigh more: longer contexts and needles farther from the question
+    assert metrics.weighted_accuracy([(0, 0, 0), (1, 0, 1)]) > 0.5
+    assert metrics.weighted_accuracy([(0, 0, 1), (0, 1, 0)]) > 0.5

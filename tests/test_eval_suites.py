@@ -1,0 +1,119 @@
+"""The suites end to end on a stub world: the real lm_eval command line offline, a local copy of a real
+task's format, `linscale eval` on a sweep (resumable, one-line errors). test_eval_world.py runs the
+suites on the real synthetic language."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import eval_fixtures as fx
+from linscale.eval import TASKS_DIR
+from linscale.eval.runner import evaluate_sweep, read_store
+
+OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
+
+
+def test_real_lm_eval_cli_runs_every_suite_offline(tmp_path):
+    ckpt = fx.export(tmp_path / "ck", fx.tiny_model("tnl"))
+    fx.fill_cache(ckpt, tmp_path / "cache")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lm_eval", "--model", "linscale",
+           "--model_args", f"checkpoint={ckpt},task_cache={tmp_path / 'cache'}", "--batch_size", "8",
+           "--tasks", "linscale_knowledge,linscale_linguistic,linscale_retrieval",
+           "--include_path", str(TASKS_DIR), "--device", "cpu", "--output_path", str(out)]
+    env = {**os.environ, **OFFLINE, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (results_file,) = out.rglob("results_*.json")
+    results = json.loads(results_file.read_text())["results"]
+    assert 0 <= results["linscale_knowledge"]["acc,none"] <= 1
+    assert results["linscale_perplexity"]["bits_per_byte,none"] > 0
+    assert 0 <= results["linscale_cloze"]["acc,none"] <= 1
+    for task in ("linscale_niah_easy", "linscale_niah_standard"):
+        assert {"acc,none", "weighted_acc,none", "niah_score,none"} <= set(results[task])
+    assert 0 <= results["linscale_mqar"]["acc,none"] <= 1
+
+
+def test_real_task_format_runs_offline(tmp_path):
+    """A local copy of PIQA's format (original field names, prompt and metrics) through the adapter."""
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from linscale.eval import LinscaleLM
+
+    lm = LinscaleLM(model=fx.tiny_model("cosformer2"), tokenizer=fx.tokenizer(), meta={"seq_len": fx.SEQ_LEN})
+    manager = TaskManager(include_path=str(Path(__file__).parent / "data" / "piqa_local"), include_defaults=False)
+    out = lm_eval.simple_evaluate(model=lm, tasks=["piqa_local"], task_manager=manager, log_samples=True)
+    assert out["n-samples"]["piqa_local"]["effective"] == 4
+    first = next(s for s in out["samples"]["piqa_local"] if s["doc"]["goal"] == "s0 r0")
+    assert [tuple(a) for a in first["arguments"]] == [("Question: s0 r0\nAnswer:", " o1 ."),
+                                                     ("Question: s0 r0\nAnswer:", " o2 .")]
+    assert 0 <= out["results"]["piqa_local"]["acc_norm,none"] <= 1
+
+
+def test_bad_input_from_the_command_line(tmp_path, capsys):
+    """`linscale eval` answers a missing checkpoint, a corrupt one and an unknown task in one line each."""
+    from linscale.cli import main
+
+    ckpt = fx.export(tmp_path / "runs" / "r" / "export" / "step=1", fx.tiny_model("llama"))
+    cases = [(["--checkpoint", str(tmp_path / "missing")], "missing"),
+             (["--tasks", "nosuchtask"], "unknown task name(s) nosuchtask"),
+             (["--suites", "knowlege"], "unknown suite 'knowlege'")]
+    for extra, expected in cases:
+        assert main(["eval", str(tmp_path), *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
+    text = fx.tiny_model("llama")
+    from linscale.checkpoint import save_checkpoint
+    save_checkpoint(text, tmp_path / "text", {"run_id": "t", "step": 1, "data": {"source": "text", "path": "x"},
+                                              "seq_len": fx.SEQ_LEN}, tokenizer=fx.tokenizer())
+    assert main(["eval", str(tmp_path), "--suites", "knowledge", "--checkpoint", str(tmp_path / "text")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "synthetic language" in err and len(err.splitlines()) == 1, err
+    (ckpt / "model.safetensors").write_bytes(b"truncated")
+    assert main(["eval", str(tmp_path), "--suites", "knowledge"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model.safetensors" in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "eval" / "results.parquet").exists()
+
+
+def sweep(tmp_path, models):
+    ckpts = []
+    for run_id, step, model in models:
+        ckpts.append(fx.export(tmp_path / "sweep" / "runs" / run_id / "export" / f"step={step}", model,
+                               step=step, tokens=1000 * step, run_id=run_id))
+    for c in ckpts:
+        fx.fill_cache(c, tmp_path / "sweep" / "eval" / "tasks")
+    return tmp_path / "sweep", ckpts
+
+
+def test_linscale_eval_is_resumable_without_duplicates(tmp_path):
+    sweep_dir, ckpts = sweep(tmp_path, [("a", 10, fx.tiny_model("llama")), ("a", 20, fx.tiny_model("llama", 1)),
+                                        ("b", 10, fx.tiny_model("hgrn2"))])
+    messages = []
+    first = evaluate_sweep(sweep_dir, ["knowledge"], progress=messages.append)
+    assert len(first) and not first.duplicated(["run_id", "step", "task", "metric"]).any()
+    assert set(first.run_id) == {"a", "b"} and set(first.step) == {10, 20}
+    assert {"tokens", "flops", "pf_days", "value"} <= set(first.columns)
+    row = first[(first.run_id == "a") & (first.step == 20) & (first.task == "linscale_knowledge") & (first.metric == "acc")]
+    assert len(row) == 1 and row.tokens.item() == 20000
+    assert 0 < row.stderr.item() < 0.2  # analytic standard error of the mean accuracy
+    again = evaluate_sweep(sweep_dir, ["knowledge"], progress=messages.append)
+    assert sum("already evaluated" in m for m in messages) == 3
+    pd.testing.assert_frame_equal(read_store(sweep_dir / "eval" / "results.parquet"), first)
+    assert len(again) == len(first)
+    assert (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").is_file()
+
+
+def test_linscale_eval_retrieval_writes_niah_cells(tmp_path):
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("tnl"))])
+    table = evaluate_sweep(sweep_dir, ["retrieval"], progress=lambda m: None)
+    cells = pd.read_parquet(sweep_dir / "eval" / "niah_cells.parquet")
+    assert len(cells) == 2 * 3 * 3 and set(cells["mode"]) == {"easy", "standard"}  # the stub's 3 x 3 grid
+    for task in ("linscale_niah_easy", "linscale_niah_standard"):
+        mean = table[(table.task == task) & (table.metric == "acc")].value.item()
+        assert cells[cells.task == task].acc.mean() == pytest.approx(mean)

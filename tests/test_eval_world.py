@@ -1,0 +1,101 @@
+"""The suites on the real synthetic language: items come from the checkpoint's own world
+(linscale.data.synthetic), a model trained on that world beats chance, random weights do not."""
+import json
+
+import torch
+
+from linscale.checkpoint import save_checkpoint
+from linscale.config import ModelConfig
+from linscale.data import build_datamodule
+from linscale.eval.items import cache_file, item_params, load_items, NIAH_RESERVE
+from linscale.eval.runner import evaluate_checkpoint
+from linscale.models import build_model
+
+SEQ_LEN = 64
+# a small world (32 facts, flat Zipf, many fact sentences) that a tiny model learns in seconds
+SMALL = {"source": "synthetic", "n_first": 4, "n_last": 4, "n_relations": 2, "n_objects": 16,
+         "objects_per_relation": 8, "n_values": 16, "n_vars": 8, "fact_zipf": 0.5, "world_seed": 3,
+         "type_probs": [0.5, 0.2, 0.1, 0.1, 0.1]}
+
+
+def tiny(vocab_size, seed=0, arch="llama"):
+    torch.manual_seed(seed)
+    return build_model(ModelConfig(arch=arch, n_layer=2, d_model=64, n_head=2, vocab_size=vocab_size,
+                                   d_ffn=128, chunk_size=16))
+
+
+def export(path, model, data, tokenizer, step=0):
+    meta = {"run_id": path.name, "arch": model.config.arch, "size": "tiny", "step": step, "tokens": 0,
+            "flops": 0.0, "data": data, "seq_len": SEQ_LEN}
+    return save_checkpoint(model, path, meta, tokenizer=tokenizer)
+
+
+def micro_acc(results):
+    """Item-weighted knowledge accuracy over the three bands."""
+    bands = [v for k, v in results["results"].items() if k.startswith("linscale_knowledge_")]
+    return sum(b["acc,none"] * b["sample_len"] for b in bands) / sum(b["sample_len"] for b in bands), \
+        sum(b["sample_len"] for b in bands)
+
+
+def test_trained_on_the_world_beats_chance(tmp_path):
+    dm = build_datamodule(SMALL, seq_len=SEQ_LEN, batch_size=16, seed=0)
+    model = tiny(dm.vocab_size)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    for j in range(250):
+        batch = dm.train_batch(j)
+        loss = model(batch["input_ids"], labels=batch["labels"]).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ckpt = export(tmp_path / "trained", model.eval(), SMALL, dm.tokenizer, step=250)
+    acc, n = micro_acc(evaluate_checkpoint(ckpt, ["linscale_knowledge"], task_cache=tmp_path / "cache"))
+    assert n == 32  # every fact of the world, once
+    assert acc > 0.25 + 4 * (0.25 * 0.75 / n) ** 0.5, (acc, loss.item())
+
+
+def test_random_weights_score_at_chance(tmp_path):
+    data = {"source": "synthetic", "world_seed": 1}  # the default world: a few hundred questions
+    dm = build_datamodule(data, seq_len=SEQ_LEN, batch_size=4)
+    ckpt = export(tmp_path / "random", tiny(dm.vocab_size, seed=5, arch="hgrn2"), data, dm.tokenizer)
+    acc, n = micro_acc(evaluate_checkpoint(ckpt, ["linscale_knowledge"], task_cache=tmp_path / "cache"))
+    assert n > 150
+    assert abs(acc - 0.25) < 3 * (0.25 * 0.75 / n) ** 0.5, acc
+
+
+def test_items_follow_the_checkpoints_world(tmp_path):
+    dm = build_datamodule(SMALL, seq_len=SEQ_LEN, batch_size=4)
+    other = {**SMALL, "world_seed": 4}
+    a = export(tmp_path / "a", tiny(dm.vocab_size), SMALL, dm.tokenizer)
+    b = export(tmp_path / "b", tiny(dm.vocab_size), other, dm.tokenizer)
+    opts = lambda c: {"checkpoint": str(c), "task_cache": str(tmp_path / "cache")}
+    first = load_items("knowledge", **opts(a))
+    file = cache_file("knowledge", item_params("knowledge", opts(a)), tmp_path / "cache")
+    assert file.is_file() and load_items("knowledge", **opts(a)) == first  # cached, deterministic
+    file.unlink()
+    assert load_items("knowledge", **opts(a)) == first  # regenerated identically
+    assert load_items("knowledge", **opts(b)) != first  # another world, other facts
+    # every NIAH prompt plus its answer budget fits the model's context
+    tok = dm.tokenizer
+    niah = load_items("niah", **opts(a))
+    assert {i["mode"] for i in niah} == {"easy", "standard"}
+    assert max(len(tok.encode(f"{i['context']} {i['question']}").ids) for i in niah) + NIAH_RESERVE <= SEQ_LEN
+    assert all(i["answer"] in i["context"].split() for i in niah)
+    docs = load_items("documents", **opts(a))
+    assert all(len(tok.encode(d["text"]).ids) == SEQ_LEN for d in docs)
+    json.dumps(load_items("mqar", **opts(a)) + load_items("cloze", **opts(a)))  # plain JSON
+
+
+def test_context_factor_scales_the_window(tmp_path):
+    """`linscale eval --context-factor 2`: the model's window and the task data follow (max_length 128)."""
+    from linscale.eval.runner import evaluate_sweep
+
+    dm = build_datamodule(SMALL, seq_len=SEQ_LEN, batch_size=4)
+    export(tmp_path / "sweep" / "runs" / "r" / "export" / "step=0", tiny(dm.vocab_size, arch="tnl"), SMALL,
+           dm.tokenizer)
+    table = evaluate_sweep(tmp_path / "sweep", ["linguistic"], context_factor=2.0, progress=lambda m: None,
+                           task_options={"n_documents": 2, "n_cloze": 4})
+    assert set(table.max_length) == {2 * SEQ_LEN}
+    docs = load_items("documents", checkpoint=str(tmp_path / "sweep" / "runs" / "r" / "export" / "step=0"),
+                      task_cache=str(tmp_path / "sweep" / "eval" / "tasks"), max_length=2 * SEQ_LEN,
+                      n_documents=2)
+    assert [len(dm.tokenizer.encode(d["text"]).ids) for d in docs] == [2 * SEQ_LEN] * 2
