@@ -349,10 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of sweep,eval,fits,book (default: all)")
-    p.add_argument("--jobs", type=int, default=None, help="training processes in parallel (default: 1)")
+    p.add_argument("--jobs", type=int, default=None, help="training processes in parallel (default: one per core)")
     p.add_argument("--no-ablations", action="store_true", help="skip the aspect-ratio and context ablation sweeps")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples of the stored fits (default: 200)")
     p.add_argument("--eval-limit", type=int, default=None, help="at most this many items per task (default: all)")
+    p.add_argument("--eval-checkpoints", choices=("all", "final"), default="all",
+                   help="evaluate every exported checkpoint, or only each run's final one (default: all)")
     p.add_argument("--force-book", action="store_true", help="re-execute every chapter even when unchanged")
     p.set_defaults(func=cmd_study)
 

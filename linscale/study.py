@@ -125,7 +125,7 @@ def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None, ab
 
     sweep_dir = runs_dir / preset
     _log(f"sweep {preset} -> {sweep_dir}")
-    result = run_sweep(preset, out=sweep_dir, jobs=jobs or 1)
+    result = run_sweep(preset, out=sweep_dir, jobs=jobs)  # None: one process per core
     if result.failed:
         raise RuntimeError(f"sweep {preset}: runs failed: {', '.join(result.failed)} (see {sweep_dir}/runs/*/)")
     _export_table(result.table, results / "runs.parquet")
@@ -140,7 +140,7 @@ def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None, ab
         for variant in variants:
             out = runs_dir / variant["name"]
             _log(f"ablation {ablation}: sweep {variant['name']} -> {out}")
-            ablation_result = run_sweep(variant, out=out, jobs=jobs or 1)
+            ablation_result = run_sweep(variant, out=out, jobs=jobs)
             if ablation_result.failed:
                 raise RuntimeError(f"ablation sweep {variant['name']}: runs failed: {', '.join(ablation_result.failed)}")
             frames.append(pd.read_parquet(ablation_result.table).assign(ablation=ablation, variant=variant["name"]))
@@ -170,14 +170,31 @@ def _write_table(frame: pd.DataFrame, dst: Path) -> None:
     _log(f"wrote {dst}")
 
 
-def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = None) -> None:
-    """Evaluate every exported checkpoint of the sweep (resumable) and copy the store into results/."""
-    from linscale.eval import evaluate_sweep
+EVAL_CHECKPOINTS = ("all", "final")
 
+
+def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = None,
+               checkpoints: str = "all") -> None:
+    """Evaluate the sweep's exported checkpoints (every one, or each run's last: ``checkpoints``),
+    resumably, and copy the store into results/."""
+    from linscale.eval import evaluate_sweep
+    from linscale.eval.runner import find_checkpoints
+
+    if checkpoints not in EVAL_CHECKPOINTS:
+        raise ConfigError(f"eval checkpoints: {checkpoints!r} is not one of {', '.join(EVAL_CHECKPOINTS)}")
     sweep_dir = runs_dir / preset
-    _log(f"eval {sweep_dir} ({', '.join(SUITES)})")
-    evaluate_sweep(sweep_dir, list(SUITES), limit=limit, progress=_log)
+    chosen = find_checkpoints(sweep_dir)
+    if checkpoints == "final":  # find_checkpoints orders by (run, step): keep each run's last
+        chosen = list({path.parent.parent.name: path for path in chosen}.values())
+    _log(f"eval {sweep_dir} ({', '.join(SUITES)}; {len(chosen)} checkpoints)")
+    evaluate_sweep(sweep_dir, list(SUITES), checkpoints=chosen, limit=limit, progress=_log)
     _export_table(sweep_dir / "eval" / "results.parquet", results / "eval.parquet")
+    cells_file = sweep_dir / "eval" / "niah_cells.parquet"  # NIAH accuracy per (length, depth): the heatmaps
+    if cells_file.exists():
+        # The store keys cells by run; the book's heatmaps also need each run's architecture and size.
+        runs = pd.read_parquet(results / "runs.parquet")[["run_id", "arch", "size", "params"]].drop_duplicates("run_id")
+        cells = pd.read_parquet(cells_file).merge(runs, on="run_id", how="left").rename(columns={"length": "context"})
+        _write_table(cells, results / "niah_cells.parquet")
 
 
 def stage_fits(results: Path, bootstrap: int = 200, seed: int = 0, loss_column: str = "train_loss") -> None:
@@ -253,7 +270,8 @@ def run_study(args: argparse.Namespace) -> int:
     if "sweep" in stages:
         stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=not args.no_ablations)
     if "eval" in stages:
-        stage_eval(args.preset, runs_dir, results, limit=args.eval_limit)
+        stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
+                   checkpoints=getattr(args, "eval_checkpoints", "all"))
     if "fits" in stages:
         stage_fits(results, bootstrap=args.bootstrap)
     status = 0
