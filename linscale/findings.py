@@ -235,7 +235,8 @@ def loss_spread(summary: pd.DataFrame, by: str) -> pd.DataFrame:
         rows.append({"arch": arch, "settings": int(len(part)), f"best_{by}": best[by], "best_loss": float(best["loss"]),
                      f"worst_{by}": worst[by], "worst_loss": float(worst["loss"]),
                      "spread": float(worst["loss"] / best["loss"] - 1)})
-    return pd.DataFrame(rows)
+    columns = ["arch", "settings", f"best_{by}", "best_loss", f"worst_{by}", "worst_loss", "spread"]
+    return pd.DataFrame(rows, columns=columns)  # keeps its columns when the study ran no ablations
 
 
 # ----------------------------------------------------------------------------- downstream
