@@ -267,15 +267,18 @@ def run_study(args: argparse.Namespace) -> int:
     runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
     results = results_dir / args.preset
     start = time.perf_counter()
-    if "sweep" in stages:
-        stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=not args.no_ablations)
-    if "eval" in stages:
-        stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
-                   checkpoints=getattr(args, "eval_checkpoints", "all"))
-    if "fits" in stages:
-        stage_fits(results, bootstrap=args.bootstrap)
     status = 0
-    if "book" in stages:
-        status = stage_book(args.preset, results_dir, force=args.force_book)
+    for stage in (s for s in STAGES if s in stages):
+        stage_start = time.perf_counter()
+        if stage == "sweep":
+            stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=not args.no_ablations)
+        elif stage == "eval":
+            stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
+                       checkpoints=getattr(args, "eval_checkpoints", "all"))
+        elif stage == "fits":
+            stage_fits(results, bootstrap=args.bootstrap)
+        elif stage == "book":
+            status = stage_book(args.preset, results_dir, force=args.force_book)
+        _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")
     _log(f"done in {time.perf_counter() - start:.0f} s")
     return status

@@ -87,6 +87,17 @@ def test_overrides_set_fields_and_reject_typos():
         resolve_preset("smoke", ["train.batch_size=-4"])
 
 
+def test_lr_reference_width_scales_each_runs_lr_as_one_over_width():
+    """train.lr_reference_width = d_ref: a run of width d trains at lr·d_ref/d (the rule resolved in its spec)."""
+    _, specs = plan_runs("smoke", ["train.lr=1e-3", "train.lr_reference_width=32", "archs=[tnl]"])
+    lrs = {s["model"]["d_model"]: s["train"]["lr"] for s in specs}
+    assert lrs == {16: pytest.approx(2e-3), 32: pytest.approx(1e-3)}
+    assert all(s["train"]["lr_reference_width"] is None for s in specs)  # resolved: never applied twice
+    assert {s["train"]["lr"] for s in plan_runs("paper")[1]} == {3e-4}  # no reference width: one LR for all
+    with pytest.raises(ConfigError, match="train.lr_reference_width"):
+        plan_runs("smoke", ["train.lr_reference_width=0"])
+
+
 def test_presets_cover_the_required_grids():
     from linscale import flops
     from linscale.config import ModelConfig

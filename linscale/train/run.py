@@ -57,9 +57,10 @@ def plan_runs(preset: str | dict, overrides: list[str] | tuple = ()) -> tuple[di
                 ModelConfig.from_dict({"vocab_size": VOCAB_PLACEHOLDER, **fields, "arch": arch, "name": str(size)})
             except ConfigError as err:
                 raise ConfigError(f"sizes.{size} ({arch}): {err}") from None
+            d_model = int(fields["d_model"])  # validated just above
             specs.append({"run_id": f"{arch}-{size}", "preset": preset.get("name", ""), "arch": arch,
                           "size": str(size), "model": {**fields, "arch": arch, "name": str(size)},
-                          "train": train.to_dict(), "data": preset.get("data") or {}})
+                          "train": train.for_width(d_model).to_dict(), "data": preset.get("data") or {}})
     return preset, specs
 
 

@@ -41,7 +41,10 @@ class TrainSettings:
     batch_size: int = 480  # global batch b in sequences per optimiser step (all devices together)
     tokens: float = 300e9  # training tokens D of each run; steps = floor(D / (b·n))
     micro_batch_size: int | None = None  # sequences per device per forward; None -> b / world (no accumulation)
-    lr: float = 3e-4  # peak learning rate (paper: constant 3e-4)
+    lr: float = 3e-4  # peak learning rate (paper: constant 3e-4); at width lr_reference_width when that is set
+    # None: every size trains at ``lr`` (the paper). A width d_ref: a run of width d trains at lr·d_ref/d, the
+    # μP rule for Adam (hidden-layer updates shrink as 1/width), so one number tunes a whole grid of sizes.
+    lr_reference_width: int | None = None
     schedule: str = "constant"  # constant | warmup (linear warmup, then constant) | cosine | wsd
     warmup_steps: int = 0  # linear warmup length (paper: not reported)
     min_lr_ratio: float = 0.1  # cosine / wsd: final LR as a fraction of the peak
@@ -75,7 +78,7 @@ class TrainSettings:
             self.tokens = _number("train.tokens", self.tokens)
         for name in ("seq_len", "batch_size", "checkpoints", "loss_window", "devices", "num_nodes", "seed"):
             _require_int(f"train.{name}", getattr(self, name), minimum=0 if name == "seed" else 1)
-        for name in ("micro_batch_size", "val_batches", "threads"):
+        for name in ("micro_batch_size", "val_batches", "threads", "lr_reference_width"):
             if getattr(self, name) is not None:
                 _require_int(f"train.{name}", getattr(self, name), minimum=1)
         _require_int("train.warmup_steps", self.warmup_steps, minimum=0)
@@ -124,6 +127,13 @@ class TrainSettings:
             raise ConfigError(f"train.micro_batch_size: {micro} does not divide the per-device batch {per_device} "
                               f"(batch_size {self.batch_size} over {world_size} devices)")
         return micro, per_device // micro
+
+    def for_width(self, d_model: int) -> "TrainSettings":
+        """These settings for a model of width ``d_model``: the LR scaled by lr_reference_width / d_model
+        when a reference width is set (the rule is then resolved: the result has none)."""
+        if self.lr_reference_width is None:
+            return self
+        return dataclasses.replace(self, lr=self.lr * self.lr_reference_width / d_model, lr_reference_width=None)
 
     def checkpoint_steps(self) -> list[int]:
         return checkpoint_steps(self.total_steps, self.checkpoints, self.checkpoint_start)
