@@ -121,11 +121,21 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
 
 def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None, ablations: bool = True) -> None:
     """Train the grid (and the ablation grids), then copy each results table into results/."""
+    from linscale.train.sweep import WorkerPool, default_jobs, default_threads
+
+    jobs = jobs or default_jobs()  # one process per core on a CPU
+    # One pool of training processes for the main and the ablation sweeps: each imports torch and
+    # Lightning once (seconds), instead of once per run.
+    with WorkerPool(jobs, default_threads(jobs)) as pool:
+        _sweeps(preset, runs_dir, results, jobs, ablations, pool)
+
+
+def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: bool, pool) -> None:
     from linscale.train.sweep import run_sweep
 
     sweep_dir = runs_dir / preset
     _log(f"sweep {preset} -> {sweep_dir}")
-    result = run_sweep(preset, out=sweep_dir, jobs=jobs)  # None: one process per core
+    result = run_sweep(preset, out=sweep_dir, jobs=jobs, pool=pool)
     if result.failed:
         raise RuntimeError(f"sweep {preset}: runs failed: {', '.join(result.failed)} (see {sweep_dir}/runs/*/)")
     _export_table(result.table, results / "runs.parquet")
@@ -140,7 +150,7 @@ def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None, ab
         for variant in variants:
             out = runs_dir / variant["name"]
             _log(f"ablation {ablation}: sweep {variant['name']} -> {out}")
-            ablation_result = run_sweep(variant, out=out, jobs=jobs)
+            ablation_result = run_sweep(variant, out=out, jobs=jobs, pool=pool)
             if ablation_result.failed:
                 raise RuntimeError(f"ablation sweep {variant['name']}: runs failed: {', '.join(ablation_result.failed)}")
             frames.append(pd.read_parquet(ablation_result.table).assign(ablation=ablation, variant=variant["name"]))

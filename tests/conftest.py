@@ -22,3 +22,18 @@ torch.set_num_threads(max(1, int(os.environ.get("LINSCALE_TEST_THREADS", "1"))))
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory):
+    """`linscale sweep --preset smoke`, run once per test session: (its output folder, the completed
+    process). Tests read its table and checkpoints; any that write put their outputs elsewhere."""
+    import subprocess
+
+    out = tmp_path_factory.mktemp("smoke-sweep")
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", "linscale", "sweep", "--preset", "smoke", "--out", str(out),
+                           "--jobs", "2", "--threads", "1"], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return out, proc

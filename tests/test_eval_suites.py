@@ -17,9 +17,9 @@ from linscale.eval.runner import evaluate_sweep, read_store
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_EVALUATE_OFFLINE": "1"}
 
 
-def test_real_lm_eval_cli_runs_every_suite_offline(tmp_path):
-    ckpt = fx.export(tmp_path / "ck", fx.tiny_model("tnl"))
-    fx.fill_cache(ckpt, tmp_path / "cache")
+def test_real_lm_eval_cli_runs_every_suite_offline(smoke_sweep, tmp_path):
+    """`lm_eval --model linscale` on a smoke-preset checkpoint: the items come from its own world."""
+    (ckpt,) = sorted((smoke_sweep[0] / "runs" / "tnl-s1" / "export").glob("step=*"))
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "lm_eval", "--model", "linscale",
            "--model_args", f"checkpoint={ckpt},task_cache={tmp_path / 'cache'}", "--batch_size", "8",

@@ -53,6 +53,24 @@ def test_trained_on_the_world_beats_chance(tmp_path):
     assert acc > 0.25 + 4 * (0.25 * 0.75 / n) ** 0.5, (acc, loss.item())
 
 
+def test_smoke_preset_models_beat_chance_on_knowledge(smoke_sweep, tmp_path):
+    """The issue's check on the real pipeline: the s2 models of `linscale sweep --preset smoke` (600 steps on
+    the default world), pooled over the four architectures, answer the knowledge suite above chance by more
+    than 4 standard errors, and each of them has learnt the frequent ("head") facts."""
+    out, _ = smoke_sweep
+    right = total = 0
+    for arch in ("llama", "tnl", "hgrn2", "cosformer2"):
+        (ckpt,) = sorted((out / "runs" / f"{arch}-s2" / "export").glob("step=*"))
+        results = evaluate_checkpoint(ckpt, ["linscale_knowledge"], task_cache=tmp_path / "cache")
+        acc, n = micro_acc(results)
+        right, total = right + acc * n, total + n
+        head = results["results"]["linscale_knowledge_head"]
+        head_n = head["sample_len"]
+        assert head["acc,none"] > 0.25 + 4 * (0.25 * 0.75 / head_n) ** 0.5, (arch, head["acc,none"])
+    assert total >= 1000
+    assert right / total > 0.25 + 4 * (0.25 * 0.75 / total) ** 0.5, right / total
+
+
 def test_random_weights_score_at_chance(tmp_path):
     data = {"source": "synthetic", "world_seed": 1}  # the default world: a few hundred questions
     dm = build_datamodule(data, seq_len=SEQ_LEN, batch_size=4)

@@ -30,26 +30,25 @@ def linscale(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout)
 
 
-def test_smoke_sweep_writes_a_valid_table_and_exports(tmp_path):
-    r = linscale("sweep", "--preset", "smoke", "--out", tmp_path, "--jobs", "2", "--threads", "1", *DATA)
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
-    table = read_results(tmp_path / "results.parquet")  # validates against the schema
+def test_smoke_sweep_writes_a_valid_table_and_exports(smoke_sweep):
+    out, r = smoke_sweep  # `linscale sweep --preset smoke --jobs 2` (conftest.py)
+    table = read_results(out / "results.parquet")  # validates against the schema
     settings = TrainSettings.from_dict(resolve_preset("smoke")["train"])
     assert set(table["run_id"]) == {f"{a}-{s}" for a in ARCHS for s in ("s1", "s2")}
     for run_id, rows in table.groupby("run_id"):
         assert list(rows["step"]) == settings.checkpoint_steps(), run_id
         assert rows["val_loss"].iloc[-1] < rows["val_loss"].iloc[0], f"{run_id} did not learn"
         assert (rows["tokens"] == rows["step"] * settings.tokens_per_step).all()
-        final = tmp_path / "runs" / run_id / "export" / f"step={settings.total_steps}"
+        final = out / "runs" / run_id / "export" / f"step={settings.total_steps}"
         meta = json.loads((final / "config.json").read_text())["meta"]
         assert {"run_id", "arch", "size", "step", "tokens", "flops", "data"} <= set(meta)
         assert meta["run_id"] == run_id and (final / "tokenizer.json").is_file()
-    pd.testing.assert_frame_equal(table, read_results(tmp_path / "results.csv"), check_dtype=False)
+    pd.testing.assert_frame_equal(table, read_results(out / "results.csv"), check_dtype=False)
     assert "[8/8]" in r.stdout
     # Re-running skips every finished run and leaves the table as it was.
-    again = linscale("sweep", "--preset", "smoke", "--out", tmp_path, "--jobs", "2", *DATA)
+    again = linscale("sweep", "--preset", "smoke", "--out", out, "--jobs", "2", *DATA)
     assert again.returncode == 0 and "8 already finished, 0 to run" in again.stdout, again.stdout
-    assert records_equal(table, read_results(tmp_path / "results.parquet"), ignore=())
+    assert records_equal(table, read_results(out / "results.parquet"), ignore=())
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path):
@@ -117,3 +116,51 @@ def test_submitit_local_sweep_goes_on_after_a_divergence(tmp_path, monkeypatch):
     table = read_results(tmp_path / "results.parquet")
     assert table.groupby("run_id")["diverged"].any().to_dict() == {"tnl-bad": True, "tnl-ok": False}
     assert len(table[table.run_id == "tnl-ok"]) == 4 and any((tmp_path / "submitit").iterdir())
+
+
+def test_local_workers_survive_a_failed_run_and_a_killed_worker(tmp_path, monkeypatch):
+    """A sweep trains its runs in reusable worker processes (linscale.train.worker): a run that raises is
+    recorded as failed and the next run trains in the same worker; a worker killed mid-run fails only
+    that run, a fresh worker takes the rest, and the next sweep resumes the killed run."""
+    import threading
+
+    from linscale.train import sweep as sweep_module
+
+    monkeypatch.setenv("PYTHONPATH", ENV["PYTHONPATH"])
+    preset = {"name": "workers", "archs": ["tnl"], "model": {"chunk_size": 16, "ffn_multiple_of": 16},
+              "sizes": {"toosmall": {"n_layer": 2, "d_model": 32, "n_head": 2, "vocab_size": 4},  # largest: first
+                        "a": {"n_layer": 1, "d_model": 16, "n_head": 2},
+                        "b": {"n_layer": 1, "d_model": 16, "n_head": 2, "init_std": 0.03}},
+              "data": {"factory": "train_standin:build"},
+              "train": {"seq_len": 32, "batch_size": 8, "tokens": 8 * 32 * 300, "lr": 3e-3, "checkpoints": 30,
+                        "exports": 1, "save_every_minutes": 1e-3}}
+    started, worker_class = [], sweep_module._Worker
+
+    class CountedWorker(worker_class):
+        def __init__(self, *args):
+            started.append(1)
+            super().__init__(*args)
+
+    monkeypatch.setattr(sweep_module, "_Worker", CountedWorker)
+    lines, result = [], {}
+    with sweep_module.WorkerPool(1, threads=1) as pool:
+        sweeper = threading.Thread(target=lambda: result.update(r=sweep_module.run_sweep(
+            preset, out=tmp_path, jobs=1, echo=lines.append, poll_s=0.05, pool=pool)))
+        sweeper.start()
+        victim, deadline = tmp_path / "runs" / "tnl-a", time.monotonic() + 240
+        while time.monotonic() < deadline and sweeper.is_alive():  # kill the worker once tnl-a is mid-run
+            if (victim / "checkpoints" / "last.ckpt").exists() and len(read_records(victim)) >= 5:
+                pool.workers[0].proc.kill()
+                break
+            time.sleep(0.02)
+        sweeper.join(timeout=300)
+    states = result["r"].states
+    assert states["tnl-toosmall"] == "failed" and "vocab_size" in read_status(tmp_path / "runs" / "tnl-toosmall")["error"]
+    assert states["tnl-a"] == "failed" and states["tnl-b"] == "done", lines
+    assert len(started) == 2  # toosmall and a in the first worker; b in a fresh one after the kill
+    preset["sizes"].pop("toosmall")
+    again = run_sweep(preset, out=tmp_path, jobs=1, echo=lines.append)
+    assert again.states == {"tnl-a": "done", "tnl-b": "done"}, lines
+    assert read_status(victim)["resumed_from"], "the killed run started over instead of resuming"
+    per_run = len(TrainSettings.from_dict(preset["train"]).checkpoint_steps())
+    assert len(read_results(tmp_path / "results.parquet")) == 2 * per_run  # no duplicate rows from the restart

@@ -5,9 +5,11 @@
     <out>/runs/<run_id>/    one folder per run (linscale.train.run)
     <out>/.sweep.lock       held while a sweep writes here (a second sweep stops with a clear message)
 
-Runs execute as separate processes (``python -m linscale train --run-dir ...``), ``jobs`` at a time:
-on a CPU, two single-threaded processes train two small models faster than one two-threaded
-process trains them in turn. With ``executor="slurm"`` each run becomes a SLURM job through
+Runs execute in ``jobs`` worker processes (``linscale.train.worker``), each training one run at a time
+and then the next, so torch and Lightning are imported once per worker, not once per run: on a CPU,
+two single-threaded processes train two small models faster than one two-threaded process trains
+them in turn. A run trained on several devices (DDP) gets a process of its own
+(``python -m linscale train --run-dir ...``), since Lightning's launcher re-runs that command per rank. With ``executor="slurm"`` each run becomes a SLURM job through
 ``submitit`` (``"submitit-local"`` runs the same path on this machine). The table is rewritten
 atomically whenever a run reports a new checkpoint; a run's rows are replaced as a whole, so
 re-running (which skips finished runs and resumes interrupted ones) never duplicates a row.
@@ -15,6 +17,7 @@ re-running (which skips finished runs and resumes interrupted ones) never duplic
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -86,6 +89,99 @@ class _LocalRun:
         self.proc.terminate()
 
 
+class _Worker:
+    """A ``linscale.train.worker`` process: give it one run folder at a time, poll for its answer."""
+
+    def __init__(self, threads: int | None, execution: dict):
+        cmd = [sys.executable, "-m", "linscale.train.worker"]
+        if threads:
+            cmd += ["--threads", str(threads)]
+        for key in ("accelerator", "strategy", "num_workers"):
+            if execution.get(key) is not None:
+                cmd += [f"--{key.replace('_', '-')}", str(execution[key])]
+        env = dict(os.environ)
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                                     env=env)
+        self.answers: queue.Queue = queue.Queue()
+        self.current: str | None = None  # the run folder it is training
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            code, _, run_dir = line.rstrip("\n").partition("\t")
+            self.answers.put((int(code), run_dir))
+
+    @property
+    def idle(self) -> bool:
+        return self.current is None and self.proc.poll() is None
+
+    def start(self, run_dir: Path) -> "_Worker":
+        self.current = str(run_dir)
+        self.proc.stdin.write(f"{run_dir}\n")
+        self.proc.stdin.flush()
+        return self
+
+    def poll(self) -> int | None:
+        """The current run's exit code once it has finished (the worker's own if the worker died)."""
+        try:
+            code, run_dir = self.answers.get_nowait()
+        except queue.Empty:
+            code = self.proc.poll()
+            if code is None or not self.answers.empty():
+                return None
+            code, run_dir = (code or 1), self.current  # died mid-run (killed, out of memory, crash)
+        self.current = None
+        return code
+
+    def cancel(self) -> None:
+        self.proc.terminate()
+
+    def close(self) -> None:
+        """End of input: the worker exits after its current run (there is none when this is called)."""
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class WorkerPool:
+    """Up to ``size`` training workers, started on demand and reused across runs (and across sweeps:
+    ``linscale study`` passes one pool to the main and the ablation sweeps). Use as a context manager."""
+
+    def __init__(self, size: int, threads: int | None = None, execution: dict | None = None):
+        self.size, self.threads, self.execution = size, threads, execution or {}
+        self.workers: list[_Worker] = []
+
+    def start(self, run_dir: Path) -> _Worker:
+        self.workers = [w for w in self.workers if w.proc.poll() is None or w.current is not None]
+        worker = next((w for w in self.workers if w.idle), None)
+        if worker is None:
+            if len(self.workers) >= self.size:
+                raise RuntimeError(f"worker pool: all {self.size} workers are busy")
+            worker = _Worker(self.threads, self.execution)
+            self.workers.append(worker)
+        return worker.start(run_dir)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            if worker.current is not None:
+                worker.cancel()
+            worker.close()
+        self.workers = []
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 class _SubmititRun:
     """A run as a submitit job (SLURM, or submitit's local executor)."""
 
@@ -120,21 +216,21 @@ def make_submitit_executor(kind: str, folder: Path, cluster: dict):
 
 def run_sweep(preset: str | dict, out: str | os.PathLike | None = None, jobs: int | None = None,
               overrides: list[str] | tuple = (), threads: int | None = None, executor: str = "local",
-              execution: dict | None = None, echo=print, poll_s: float = 0.5) -> SweepResult:
+              execution: dict | None = None, echo=print, poll_s: float = 0.5,
+              pool: "WorkerPool | None" = None) -> SweepResult:
     """Run (or finish) every run of ``preset`` into ``out``; returns the per-run final states.
 
     Everything that can be wrong with the input is checked before the first write: the preset and
     overrides, every model shape, the output folder, the lock, and runs already there with other
     settings. ``jobs`` defaults to the number of cores on a CPU machine (1 with a GPU or on SLURM) and
     ``threads`` to the cores divided by ``jobs``: tiny models gain nothing from intra-op threads, and
-    busy-waiting threads on an oversubscribed CPU cost more than they give.
+    busy-waiting threads on an oversubscribed CPU cost more than they give. ``pool``: training workers to
+    reuse (its size and threads then apply); by default the sweep starts and ends its own.
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor: {executor!r} is not one of {', '.join(EXECUTORS)}")
-    if jobs is None:  # CPU: one single-threaded process per core; GPU: one run at a time (it takes them all)
-        import torch
-
-        jobs = 1 if torch.cuda.is_available() or executor != "local" else (os.cpu_count() or 1)
+    if jobs is None:
+        jobs = default_jobs(executor)
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
     resolved, specs = plan_runs(preset, overrides)
@@ -150,18 +246,31 @@ def run_sweep(preset: str | dict, out: str | os.PathLike | None = None, jobs: in
     if threading.current_thread() is threading.main_thread():  # SIGTERM: stop the runs too, then exit
         previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        return _run_locked(resolved, specs, out, jobs, threads, executor, execution or {}, echo, poll_s)
+        return _run_locked(resolved, specs, out, jobs, threads, executor, execution or {}, echo, poll_s, pool)
     finally:
         lock.release()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
+def default_jobs(executor: str = "local") -> int:
+    """Runs at a time: on a CPU one single-threaded process per core; on a GPU (or SLURM) one, as it
+    takes the whole device."""
+    import torch
+
+    return 1 if torch.cuda.is_available() or executor != "local" else (os.cpu_count() or 1)
+
+
+def default_threads(jobs: int) -> int:
+    """torch threads per training process: the cores shared out among the jobs."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
 def _terminate(signum, frame):
     raise SystemExit(128 + signum)
 
 
-def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, poll_s) -> SweepResult:
+def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, poll_s, pool) -> SweepResult:
     table = out / "results.parquet"
     if table.exists():
         read_results(table)  # refuse to build on a table that is already broken
@@ -174,7 +283,7 @@ def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, po
     (out / "preset.yaml").write_text(yaml.safe_dump(preset, sort_keys=False))
     for spec in specs:
         prepare_run(run_dirs[spec["run_id"]], spec)
-    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or default_threads(jobs)
     result = SweepResult(out=out, table=table)
     pending = []
     for run_id, run_dir in sorted(run_dirs.items(), key=lambda item: -_cost(specs, item[0])):  # longest first
@@ -189,14 +298,22 @@ def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, po
     _merge(table, run_dirs, mtimes)  # rows of runs finished or interrupted earlier
     submitter = make_submitit_executor(executor, out / "submitit", preset.get("cluster") or {}) \
         if executor != "local" else None
+    multi_device = any((execution.get(key) or 1) > 1 for key in ("devices", "num_nodes"))
+    own_pool = None
+    if submitter is None and not multi_device and pool is None and pending:
+        pool = own_pool = WorkerPool(jobs, threads, execution)
     running: dict[str, object] = {}
     last_line = 0.0
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 run_id = pending.pop(0)
-                running[run_id] = (_LocalRun(run_dirs[run_id], threads, execution) if submitter is None
-                                   else _SubmititRun(submitter, run_dirs[run_id], threads, execution))
+                if submitter is not None:
+                    running[run_id] = _SubmititRun(submitter, run_dirs[run_id], threads, execution)
+                elif multi_device:
+                    running[run_id] = _LocalRun(run_dirs[run_id], threads, execution)
+                else:
+                    running[run_id] = pool.start(run_dirs[run_id])
             time.sleep(poll_s)
             for run_id, handle in list(running.items()):
                 code = handle.poll()
@@ -221,6 +338,8 @@ def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, po
         raise
     finally:
         _merge(table, run_dirs, mtimes)
+        if own_pool is not None:
+            own_pool.close()
     frame = read_results(table) if table.exists() else to_frame([])
     echo(f"results: {len(frame)} rows from {frame['run_id'].nunique()} runs -> {table}"
          + (f"; FAILED: {', '.join(result.failed)}" if result.failed else ""))
