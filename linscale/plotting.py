@@ -227,6 +227,11 @@ def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | Non
     checkpoints of one run are joined by a line (with a ``run_id`` column), runs are not."""
     set_style()
     fig, ax = plt.subplots(figsize=(5.4, 3.6))
+    if not len(df):  # e.g. the ablation tables of a study run with --no-ablations: say so, do not fail
+        ax.text(0.5, 0.5, "no runs in this table", ha="center", va="center", transform=ax.transAxes, color="grey")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return _finish(fig)
     for arch in _archs_in(df):
         part = df[df["arch"] == arch]
         runs = part.groupby("run_id") if "run_id" in part else [(arch, part)]

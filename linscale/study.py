@@ -257,7 +257,8 @@ def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool =
 
     parameters = dict(book.SMOKE_PARAMETERS) if preset == "smoke" else {}
     parameters.update(preset=preset, results_dir=str(results_dir))
-    book.execute_book(parameters, chapters=book.toc_chapters(), force=force)
+    # chapters in parallel kernels, one per core: a kernel's start-up and imports take most of a chapter
+    book.execute_book(parameters, chapters=book.toc_chapters(), force=force, workers=min(4, os.cpu_count() or 1))
     if not html:
         return 0
     out = book.build_html()

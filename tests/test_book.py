@@ -143,3 +143,18 @@ def test_missing_results_fail_in_one_line_before_any_kernel(tmp_path):
     with pytest.raises(ConfigError, match=r"results/nosuch: no results of preset 'nosuch' \(run `linscale study"):
         book.execute_book({"preset": "nosuch"}, chapters=["training"], out_dir=tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
+    """`linscale study --no-ablations` writes no ablation tables: the chapter still executes, without
+    error output, and says there are no runs (empty panels instead of figures that fail)."""
+    import shutil
+
+    results = tmp_path / "results"
+    shutil.copytree(book.ROOT / "results" / "smoke", results / "smoke", ignore=shutil.ignore_patterns("ablations"))
+    out = book.execute_chapter("ablations", {"preset": "smoke", "results_dir": str(results)}, out_dir=tmp_path / "out")
+    values = glued(out)
+    assert int(values["n_aspect_runs"]) == 0 and int(values["n_context_runs"]) == 0
+    outputs = [o for cell in nbformat.read(out, as_version=4).cells for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("name") == "stderr" or o.get("output_type") == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= book.MIN_FIGURES["ablations"]
