@@ -11,7 +11,7 @@ Four sections, each a function returning a pandas DataFrame (the efficiency note
   fixed number of tokens per batch (B·T constant), normalised to T=512. Linear cost means a flat row.
 - :func:`decoding`: per-token latency of ``generate`` after a prompt of growing length, normalised to the
   shortest, and the memory the decoding state holds (KV cache for LLaMA, fixed matrices otherwise).
-- :func:`end_to_end`: wall time of ``linscale sweep --preset smoke`` and ``--preset cpu``.
+- :func:`end_to_end`: wall time of the whole smoke and default CPU studies (``linscale study``), per stage.
 
 Timing discipline (a shared, noisy machine cannot fake a ratio): the cases compared in one table run
 interleaved (A B C, then C B A, ...), each timing is one call, and tables report medians over ``repeats``.
@@ -282,23 +282,22 @@ def decoding(configs: dict[str, ModelConfig], contexts=(128, 512, 2048, 8192), n
 
 
 def end_to_end(presets=("smoke", "cpu"), timeout_s: float | None = None) -> pd.DataFrame:
-    """Wall time of ``linscale sweep --preset P`` for each preset, in a fresh process and a temporary
-    output folder. A preset or subcommand that does not exist yet is reported with its error."""
-    from linscale.cli import build_parser
+    """Wall time of the whole study, ``linscale study --preset P`` (sweeps with ablations, evaluation,
+    fits, book), for each preset, in a fresh process with runs, results and book in a temporary folder
+    (the repository's are left alone); with each stage's time from the study's log."""
+    import re
 
-    has_sweep = "sweep" in build_parser()._subparsers._group_actions[0].choices  # noqa: SLF001
     rows = []
     for preset in presets:
-        if not has_sweep:
-            rows.append(dict(preset=preset, wall_s=float("nan"), ok=False, note="no `linscale sweep` yet"))
-            continue
-        with tempfile.TemporaryDirectory() as out:
+        with tempfile.TemporaryDirectory() as tmp:
+            cmd = [sys.executable, "-m", "linscale", "study", "--preset", preset, "--runs-dir", f"{tmp}/runs",
+                   "--results-dir", f"{tmp}/results", "--book-dir", f"{tmp}/book"]
             start = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "linscale", "sweep", "--preset", preset, "--out", out],
-                                  capture_output=True, text=True, timeout=timeout_s)
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
             wall = time.perf_counter() - start
+        stages = {f"{m[1]}_s": float(m[2]) for m in re.finditer(r"\[study\] stage (\w+): (\d+) s", proc.stdout)}
         note = "" if proc.returncode == 0 else (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]
-        rows.append(dict(preset=preset, wall_s=wall, ok=proc.returncode == 0, note=note))
+        rows.append(dict(preset=preset, wall_s=wall, **stages, ok=proc.returncode == 0, note=note))
     return pd.DataFrame(rows)
 
 
@@ -401,7 +400,8 @@ def machine_info() -> dict:
 
 
 def run_all(quick: bool = False, sections=("training", "length", "decoding"), preset: str | None = "cpu",
-            log: Callable[[str], None] | None = print, timer: str = "wall") -> dict[str, pd.DataFrame]:
+            log: Callable[[str], None] | None = print, timer: str = "wall",
+            studies: tuple = ("smoke", "cpu")) -> dict[str, pd.DataFrame]:
     """Run the requested sections with the full (or ``quick``) shapes; returns {section: table}."""
     p = dict(QUICK if quick else FULL)
     configs = bench_configs(preset, quick)
@@ -428,7 +428,7 @@ def run_all(quick: bool = False, sections=("training", "length", "decoding"), pr
         elif section == "decoding":
             tables[section] = decoding(configs, p["contexts"], p["decode_tokens"], p["decode_repeats"], timer=timer)
         elif section == "end_to_end":
-            tables[section] = end_to_end(("smoke",) if quick else ("smoke", "cpu"))
+            tables[section] = end_to_end(("smoke",) if quick else studies)
         if log:
             log(f"## {section} ({time.perf_counter() - start:.0f} s)\n{format_table(tables[section])}\n")
     return tables

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -350,6 +351,15 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
 
 
 # ----------------------------------------------------------------------------- build and check
+
+
+def copy_sources(root: Path) -> Path:
+    """A copy of the book's sources (``book/`` without executed chapters or builds, and ``_config.yml``)
+    under ``root``, to execute and build a book there without touching the repository's."""
+    root = Path(root)
+    shutil.copytree(BOOK, root / "book", ignore=shutil.ignore_patterns("chapters", "_build"), dirs_exist_ok=True)
+    shutil.copy(ROOT / "_config.yml", root / "_config.yml")
+    return root
 
 
 def build_html(root: Path = ROOT, all_pages: bool = True) -> Path:

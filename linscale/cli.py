@@ -221,7 +221,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     sections = args.sections.split(",") if args.sections else (
         ["training", "length", "decoding"] + (["end_to_end"] if args.end_to_end else []))
-    tables = bench.run_all(quick=args.quick, sections=sections, preset=args.preset, timer=args.timer)
+    studies = tuple(x for x in args.studies.split(",") if x)
+    tables = bench.run_all(quick=args.quick, sections=sections, preset=args.preset, timer=args.timer, studies=studies)
     goal_table = bench.goals(tables)
     if len(goal_table):
         print("## goals\n" + bench.format_table(goal_table))
@@ -351,6 +352,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default=None, help="comma-separated subset of sweep,eval,fits,book (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="training processes in parallel (default: one per core)")
     p.add_argument("--no-ablations", action="store_true", help="skip the aspect-ratio and context ablation sweeps")
+    p.add_argument("--book-dir", default=None,
+                   help="execute and build the book in a copy of its sources here (default: the repository's "
+                        "book/chapters and _build/html)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples of the stored fits (default: 200)")
     p.add_argument("--eval-limit", type=int, default=None, help="at most this many items per task (default: all)")
     p.add_argument("--eval-checkpoints", choices=("all", "final"), default="all",
@@ -387,7 +391,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sections", default=None,
                    help="comma-separated subset of training,length,decoding,end_to_end (default: the first three)")
     p.add_argument("--end-to-end", action="store_true",
-                   help="also time `linscale sweep --preset smoke` and `--preset cpu` (up to an hour)")
+                   help="also time the whole study, `linscale study`, of each of --studies (the cpu one: about "
+                        "40 min)")
+    p.add_argument("--studies", default="smoke,cpu",
+                   help="presets whose study end_to_end times, in temporary folders (default: smoke,cpu)")
     p.add_argument("--preset", default="cpu", help="preset whose largest size is benchmarked (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     p.add_argument("--timer", choices=("wall", "process"), default="wall",

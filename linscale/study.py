@@ -251,17 +251,24 @@ def _write_csv(frame: pd.DataFrame, dst: Path) -> None:
     _log(f"wrote {dst}")
 
 
-def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool = True) -> int:
-    """Execute every chapter on results/<preset>/ with papermill, then build and check the HTML."""
+def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool = True,
+               book_dir: Path | None = None) -> int:
+    """Execute every chapter on results/<preset>/ with papermill, then build and check the HTML: in the
+    repository (book/chapters, _build/html), or in a copy of the book's sources under ``book_dir``."""
     from linscale import book
 
     parameters = dict(book.SMOKE_PARAMETERS) if preset == "smoke" else {}
     parameters.update(preset=preset, results_dir=str(results_dir))
+    root = book.ROOT
+    if book_dir is not None:
+        root = book.copy_sources(Path(book_dir))
+        parameters["results_dir"] = str(Path(results_dir).resolve())  # the chapters run in the repository
     # chapters in parallel kernels, one per core: a kernel's start-up and imports take most of a chapter
-    book.execute_book(parameters, chapters=book.toc_chapters(), force=force, workers=min(4, os.cpu_count() or 1))
+    book.execute_book(parameters, chapters=book.toc_chapters(), force=force, workers=min(4, os.cpu_count() or 1),
+                      out_dir=root / "book" / "chapters")
     if not html:
         return 0
-    out = book.build_html()
+    out = book.build_html(root)
     problems = book.check_html(out, chapters=book.toc_chapters(), min_figures=book.MIN_FIGURES)
     for problem in problems:
         _log(f"book problem: {problem}")
@@ -289,7 +296,7 @@ def run_study(args: argparse.Namespace) -> int:
         elif stage == "fits":
             stage_fits(results, bootstrap=args.bootstrap)
         elif stage == "book":
-            status = stage_book(args.preset, results_dir, force=args.force_book)
+            status = stage_book(args.preset, results_dir, force=args.force_book, book_dir=getattr(args, "book_dir", None))
         _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")
     _log(f"done in {time.perf_counter() - start:.0f} s")
     return status

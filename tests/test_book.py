@@ -90,9 +90,7 @@ def glued(notebook: Path) -> dict:
 def built_book(tmp_path_factory):
     """Every chapter of the table of contents executed on the smoke results and the book built, in a
     temporary copy of book/ and _config.yml (the repository's book/chapters is left alone)."""
-    root = tmp_path_factory.mktemp("book")
-    shutil.copytree(book.BOOK, root / "book", ignore=shutil.ignore_patterns("chapters", "_build"))
-    shutil.copy(book.ROOT / "_config.yml", root / "_config.yml")
+    root = book.copy_sources(tmp_path_factory.mktemp("book"))
     chapters = book.toc_chapters()
     outputs = book.execute_book(book.SMOKE_PARAMETERS, chapters=chapters, out_dir=root / "book" / "chapters",
                                 force=True, workers=2)
