@@ -346,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sweep -> evaluation -> fits -> chapters executed with papermill -> Jupyter "
                        "Book in _build/html. Resumable: each stage skips work already done. The tables the "
                        "book reads go to RESULTS_DIR/PRESET/ (commit them); checkpoints stay in RUNS_DIR.")
-    p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about 42 min on 2 cores) or smoke (CI, about 2.5 min)")
+    p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about 35 min on 2 cores) or smoke (CI, about 2.5 min)")
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of sweep,eval,fits,book (default: all)")
