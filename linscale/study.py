@@ -27,12 +27,12 @@ import copy
 import hashlib
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 
+from linscale.atomic import atomic_write
 from linscale.config import ConfigError
 
 STAGES = ("sweep", "eval", "fits", "book")
@@ -44,23 +44,11 @@ def _log(message: str) -> None:
     print(f"[study] {message}", flush=True)
 
 
-def _temporary_beside(dst: Path) -> str:
-    """A temporary file in dst's folder (so the final rename is atomic), readable like a normal file."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", dir=dst.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o644)  # mkstemp makes 0600; these tables are committed and shared
-    return tmp
+SHARED = 0o644  # the results tables are committed and shared: not mkstemp's 0600
 
 
 def _copy_atomic(src: Path, dst: Path) -> None:
-    tmp = _temporary_beside(dst)
-    try:
-        shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(dst, lambda tmp: shutil.copyfile(src, tmp), mode=SHARED)
 
 
 def _digest(path: Path) -> str:
@@ -170,13 +158,7 @@ def _export_table(src: Path, dst: Path) -> None:
 
 
 def _write_table(frame: pd.DataFrame, dst: Path) -> None:
-    tmp = _temporary_beside(dst)
-    try:
-        frame.to_parquet(tmp, index=False)
-        os.replace(tmp, dst)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(dst, lambda tmp: frame.to_parquet(tmp, index=False), mode=SHARED)
     _log(f"wrote {dst}")
 
 
@@ -245,9 +227,7 @@ def stage_fits(results: Path, bootstrap: int = 200, seed: int = 0, loss_column: 
 
 
 def _write_csv(frame: pd.DataFrame, dst: Path) -> None:
-    tmp = _temporary_beside(dst)
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, dst)
+    atomic_write(dst, lambda tmp: frame.to_csv(tmp, index=False), mode=SHARED)
     _log(f"wrote {dst}")
 
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from linscale.atomic import atomic_write
 from linscale.config import ConfigError
 
 KINDS = ("knowledge", "cloze", "documents", "niah", "mqar")
@@ -118,17 +118,12 @@ def cache_file(kind: str, params: dict, task_cache=None) -> Path:
 
 def write_items(file: Path, items: list[dict]) -> Path:
     """Write items as JSON lines, atomically (a temporary file renamed into place)."""
-    file.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", dir=file.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
             for item in items:
                 fh.write(json.dumps(item, sort_keys=True) + "\n")
-        os.replace(tmp, file)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return file
+
+    return atomic_write(file, write)
 
 
 def read_items(file: Path) -> list[dict]:

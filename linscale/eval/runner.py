@@ -17,13 +17,13 @@ import json
 import logging
 import math
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import pandas as pd
 from filelock import FileLock, Timeout
 
+from linscale.atomic import atomic_write
 from linscale.config import ConfigError
 from linscale.eval.tasks import SUITES, TASKS_DIR
 
@@ -163,14 +163,7 @@ def append_rows(path: str | os.PathLike, rows: pd.DataFrame, key: list[str] = KE
     old = read_store(path)
     table = rows if not len(old) else pd.concat([old, rows], ignore_index=True) if len(rows) else old
     table = table.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        table.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))
     return table
 
 
@@ -240,8 +233,9 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
 def _write_json(path: Path, results: dict) -> None:
     from lm_eval.utils import handle_non_serializable
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        json.dump({k: v for k, v in results.items() if k != "samples"}, fh, indent=2,
-                  default=handle_non_serializable)
-    os.replace(tmp, path)
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as fh:
+            json.dump({k: v for k, v in results.items() if k != "samples"}, fh, indent=2,
+                      default=handle_non_serializable)
+
+    atomic_write(path, write)

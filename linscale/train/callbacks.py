@@ -21,7 +21,6 @@ import json
 import math
 import os
 import pickle
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -30,6 +29,7 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
+from linscale.atomic import atomic_write
 from linscale.checkpoint import CheckpointError, save_checkpoint
 from linscale.flops import PF_DAY
 from linscale.models import build_model
@@ -37,15 +37,12 @@ from linscale.models import build_model
 
 def write_json(path: Path, value) -> None:
     """Atomic JSON write (temporary file in the same folder, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
             json.dump(value, f, indent=1, default=str)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 class ScalingRecorder(L.Callback):
@@ -180,18 +177,12 @@ class SafeCheckpointIO(TorchCheckpointIO):
     """Lightning checkpoints written atomically and loaded with ``torch.load(weights_only=True)``."""
 
     def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        os.close(fd)
-        try:
+        def write(tmp: str) -> None:
             torch.save(checkpoint, tmp)
             with open(tmp, "rb") as f:
                 os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+        atomic_write(path, write)
 
     def load_checkpoint(self, path, map_location=None, weights_only=None) -> dict:
         return load_lightning_checkpoint(path, map_location=map_location or "cpu",

@@ -31,12 +31,12 @@ copy (``results.csv``) beside it; both are replaced atomically.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from linscale.atomic import atomic_write
 from linscale.flops import PF_DAY
 
 SCHEMA: dict[str, str] = {
@@ -109,8 +109,8 @@ def write_results(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
     """Validate and write ``frame`` to ``path`` (.parquet) and its .csv twin, each atomically."""
     path = Path(path)
     frame = validate_results(frame).sort_values(["run_id", "step"], kind="stable").reset_index(drop=True)
-    _atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
-    _atomic_write(path.with_suffix(".csv"), lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
+    atomic_write(path.with_suffix(".csv"), lambda tmp: frame.to_csv(tmp, index=False))
     return path
 
 
@@ -123,18 +123,6 @@ def upsert_runs(path: str | os.PathLike, runs: dict[str, list[dict]]) -> pd.Data
     frame = pd.concat([kept.astype(SCHEMA), *new], ignore_index=True) if new else kept.astype(SCHEMA)
     write_results(frame, path)
     return frame
-
-
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def records_equal(a: pd.DataFrame, b: pd.DataFrame, ignore=("wall_time_s",), atol: float = 0.0) -> bool:

@@ -1,0 +1,19 @@
+"""linscale.atomic: a failed write leaves the old file as it was and no temporary file behind."""
+import pytest
+
+from linscale.atomic import atomic_write
+
+
+def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
+    target = tmp_path / "sub" / "table.csv"
+    atomic_write(target, lambda tmp: open(tmp, "w").write("old\n"), mode=0o644)
+    assert target.read_text() == "old\n" and target.stat().st_mode & 0o777 == 0o644
+
+    def half_then_fail(tmp):
+        open(tmp, "w").write("half")
+        raise KeyboardInterrupt  # even an interrupt must not leave half a file
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, half_then_fail)
+    assert target.read_text() == "old\n"
+    assert [p.name for p in target.parent.iterdir()] == ["table.csv"]
