@@ -41,8 +41,10 @@ from linscale.models import build_model
 DEFAULT_SHAPE = dict(n_layer=4, d_model=192, n_head=4, vocab_size=512)
 QUICK_SHAPE = dict(n_layer=2, d_model=32, n_head=2, vocab_size=64, d_ffn=64)
 
-FULL = dict(train_seq_len=256, train_batch_size=8, train_repeats=7,
-            seq_lens=(256, 512, 1024, 2048, 4096, 8192), tokens_per_batch=8192, length_repeats=5,
+# length_repeats: one round of the 24 length cases takes about 3 s; with 5 rounds the medians moved the
+# T=8192/T=512 ratios by up to 0.2 between runs on the idle 2-core VM, with 15 they are steadier
+FULL = dict(train_seq_len=256, train_batch_size=8, train_repeats=9,
+            seq_lens=(256, 512, 1024, 2048, 4096, 8192), tokens_per_batch=8192, length_repeats=15,
             contexts=(128, 512, 2048, 8192), decode_tokens=32, decode_repeats=7)
 QUICK = dict(train_seq_len=32, train_batch_size=2, train_repeats=2,
              seq_lens=(32, 64, 128), tokens_per_batch=128, length_repeats=2,
@@ -146,7 +148,8 @@ def training_throughput(configs: dict[str, ModelConfig], seq_len: int = 256, bat
         models["hf_llama"] = hf_llama(configs["llama"])
 
     def step_fn(name, model):
-        # fused AdamW: one kernel per step instead of a dozen per parameter (what training should use too)
+        # fused AdamW for every model alike: one kernel per step instead of a dozen per parameter, so the
+        # ratio compares the models (training uses the default AdamW: about 1% of a cpu-preset step)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.1, fused=True)
         if name == "hf_llama":  # HF shifts the labels itself: give it the same T+1 tokens to predict from
             def loss_fn():
