@@ -31,7 +31,7 @@ import triton
 import triton.language as tl
 
 from .utils import (INTERPRET, autotune_configs, block, check_inputs, chunk_local_cumsum,
-                    chunk_local_reverse_cumsum, dot)
+                    chunk_local_reverse_cumsum, dot, load_tile, load_token, store_tile)
 
 # Chunk sizes: 64 for scalar/no decay (fewer state round trips); 16 for per-channel gates, where the
 # intra-chunk scores are built elementwise (cost ∝ chunk size) to stay overflow-free.
@@ -73,15 +73,11 @@ def chunk_fwd_h_kernel(
         o_t = i_t * BT + tl.arange(0, BT)
         m_t = o_t < T
         last = tl.minimum(T, i_t * BT + BT) - 1  # the chunk's last valid token
-        # kᵀ tile [BK, BT] and v tile [BT, BV]
-        b_k = tl.load(k + ((bos + o_t[None, :]) * H + i_h) * K + o_k[:, None], mask=m_k[:, None] & m_t[None, :],
-                      other=0).to(tl.float32)
-        b_v = tl.load(v + ((bos + o_t[:, None]) * H + i_h) * V + o_v[None, :], mask=m_t[:, None] & m_v[None, :],
-                      other=0)
+        b_k = load_tile(k, bos, o_t, i_h, o_k, T, H, K, TRANS=True).to(tl.float32)  # kᵀ [BK, BT]
+        b_v = load_tile(v, bos, o_t, i_h, o_v, T, H, V)  # [BT, BV]
         if USE_G:
-            b_g = tl.load(gc + ((bos + o_t[None, :]) * H + i_h) * K + o_k[:, None],
-                          mask=m_k[:, None] & m_t[None, :], other=0)
-            b_glast = tl.load(gc + ((bos + last) * H + i_h) * K + o_k, mask=m_k, other=0)
+            b_g = load_tile(gc, bos, o_t, i_h, o_k, T, H, K, TRANS=True)
+            b_glast = load_token(gc, bos, last, i_h, o_k, T, H, K)
             b_h *= tl.exp(b_glast)[:, None]
             b_k = b_k * tl.exp(b_glast[:, None] - b_g)  # <= 0: b is non-increasing along the chunk
         if USE_GAMMA:
@@ -110,21 +106,17 @@ def chunk_gla_fwd_A_kernel(
     b_A = tl.zeros([BT, BT], dtype=tl.float32)
     for i_k in range(0, tl.cdiv(K, BK)):
         o_k = i_k * BK + tl.arange(0, BK)
-        m_k = o_k < K
-        m_tk = m_t[:, None] & m_k[None, :]
-        p_tk = ((bos + o_t[:, None]) * H + i_h) * K + o_k[None, :]
-        b_q = tl.load(q + p_tk, mask=m_tk, other=0).to(tl.float32)
-        b_g = tl.load(gc + p_tk, mask=m_tk, other=0)
+        b_q = load_tile(q, bos, o_t, i_h, o_k, T, H, K).to(tl.float32)
+        b_g = load_tile(gc, bos, o_t, i_h, o_k, T, H, K)
         for j in range(0, BT):
             t_j = i_t * BT + j
-            m_j = m_k & (t_j + 0 * o_k < T)  # vector form: the interpreter rejects scalar & vector masks
-            b_kj = tl.load(k + ((bos + t_j) * H + i_h) * K + o_k, mask=m_j, other=0).to(tl.float32)
-            b_gj = tl.load(gc + ((bos + t_j) * H + i_h) * K + o_k, mask=m_j, other=0)
+            b_kj = load_token(k, bos, t_j, i_h, o_k, T, H, K).to(tl.float32)
+            b_gj = load_token(gc, bos, t_j, i_h, o_k, T, H, K)
             causal = ((o_j >= j) & m_t)[:, None]  # valid rows only: padded rows have b = 0
             w = tl.exp(tl.where(causal, b_g - b_gj[None, :], 0))  # masked before exp
             a = tl.sum(tl.where(causal, b_q * b_kj[None, :] * w, 0), axis=1)  # [BT]
             b_A += tl.where(o_j[None, :] == j, a[:, None], 0)
-    tl.store(A + ((bos + o_t[:, None]) * H + i_h) * BT + o_j[None, :], b_A * scale, mask=m_t[:, None])
+    store_tile(A, b_A * scale, bos, o_t, i_h, o_j, T, H, BT)
 
 
 @triton.autotune(configs=autotune_configs(), key=_KEY)
@@ -152,22 +144,19 @@ def chunk_fwd_o_kernel(
     for i_k in range(0, tl.cdiv(K, BK)):
         o_k = i_k * BK + tl.arange(0, BK)
         m_k = o_k < K
-        b_q = tl.load(q + ((bos + o_t[:, None]) * H + i_h) * K + o_k[None, :], mask=m_t[:, None] & m_k[None, :],
-                      other=0)
+        b_q = load_tile(q, bos, o_t, i_h, o_k, T, H, K)
         b_h = tl.load(p_h + o_k[:, None] * V + o_v[None, :], mask=m_k[:, None] & m_v[None, :], other=0)
         if USE_G:
-            b_g = tl.load(gc + ((bos + o_t[:, None]) * H + i_h) * K + o_k[None, :],
-                          mask=m_t[:, None] & m_k[None, :], other=0)
+            b_g = load_tile(gc, bos, o_t, i_h, o_k, T, H, K)
             b_o += dot((b_q.to(tl.float32) * tl.exp(b_g)).to(dt), b_h.to(dt))
         else:
-            b_k = tl.load(k + ((bos + o_t[None, :]) * H + i_h) * K + o_k[:, None],
-                          mask=m_k[:, None] & m_t[None, :], other=0)  # kᵀ [BK, BT]
+            b_k = load_tile(k, bos, o_t, i_h, o_k, T, H, K, TRANS=True)  # kᵀ [BK, BT]
             b_o += dot(b_q, b_h.to(dt))
             b_A += dot(b_q, b_k)
 
     causal = (o_i[:, None] >= o_i[None, :]) & m_t[:, None] & m_t[None, :]
     if USE_G:
-        b_A = tl.load(A + ((bos + o_t[:, None]) * H + i_h) * BT + o_i[None, :], mask=m_t[:, None], other=0)
+        b_A = load_tile(A, bos, o_t, i_h, o_i, T, H, BT)
     else:
         if USE_GAMMA:
             b_gamma = tl.load(g_gamma + i_h).to(tl.float32)
@@ -175,10 +164,9 @@ def chunk_fwd_o_kernel(
             b_o *= tl.exp(b_b)[:, None]
             b_A *= tl.exp(tl.where(causal, b_b[:, None] - b_b[None, :], 0))
         b_A = tl.where(causal, b_A, 0) * scale
-    b_v = tl.load(v + ((bos + o_t[:, None]) * H + i_h) * V + o_v[None, :], mask=m_t[:, None] & m_v[None, :], other=0)
+    b_v = load_tile(v, bos, o_t, i_h, o_v, T, H, V)
     b_o = b_o * scale + dot(b_A.to(dt), b_v)
-    tl.store(o + ((bos + o_t[:, None]) * H + i_h) * V + o_v[None, :], b_o.to(o.dtype.element_ty),
-             mask=m_t[:, None] & m_v[None, :])
+    store_tile(o, b_o, bos, o_t, i_h, o_v, T, H, V)
 
 
 # ----------------------------------------------------------------------------- backward
@@ -214,16 +202,12 @@ def chunk_bwd_dh_kernel(
     for i_t in range(NT - 1, -1, -1):
         tl.store(dh + ((i_b.to(tl.int64) * NT + i_t) * H + i_h) * K * V + o_kv, b_dh, mask=m_kv)
         o_t = i_t * BT + tl.arange(0, BT)
-        m_t = o_t < T
         last = tl.minimum(T, i_t * BT + BT) - 1
-        b_q = tl.load(q + ((bos + o_t[None, :]) * H + i_h) * K + o_k[:, None], mask=m_k[:, None] & m_t[None, :],
-                      other=0).to(tl.float32)  # qᵀ [BK, BT]
-        b_do = tl.load(do + ((bos + o_t[:, None]) * H + i_h) * V + o_v[None, :], mask=m_t[:, None] & m_v[None, :],
-                       other=0)
+        b_q = load_tile(q, bos, o_t, i_h, o_k, T, H, K, TRANS=True).to(tl.float32)  # qᵀ [BK, BT]
+        b_do = load_tile(do, bos, o_t, i_h, o_v, T, H, V)
         if USE_G:
-            b_g = tl.load(gc + ((bos + o_t[None, :]) * H + i_h) * K + o_k[:, None],
-                          mask=m_k[:, None] & m_t[None, :], other=0)
-            b_glast = tl.load(gc + ((bos + last) * H + i_h) * K + o_k, mask=m_k, other=0)
+            b_g = load_tile(gc, bos, o_t, i_h, o_k, T, H, K, TRANS=True)
+            b_glast = load_token(gc, bos, last, i_h, o_k, T, H, K)
             b_q = b_q * tl.exp(b_g)
             b_dh *= tl.exp(b_glast)[:, None]
         if USE_GAMMA:
@@ -262,16 +246,14 @@ def chunk_bwd_dv_kernel(
     for i_k in range(0, tl.cdiv(K, BK)):
         o_k = i_k * BK + tl.arange(0, BK)
         m_k = o_k < K
-        m_tk = m_t[:, None] & m_k[None, :]
-        b_k = tl.load(k + ((bos + o_t[:, None]) * H + i_h) * K + o_k[None, :], mask=m_tk, other=0).to(tl.float32)
+        b_k = load_tile(k, bos, o_t, i_h, o_k, T, H, K).to(tl.float32)
         b_dh = tl.load(p_dh + o_k[:, None] * V + o_v[None, :], mask=m_k[:, None] & m_v[None, :], other=0)
         if USE_G:
-            b_g = tl.load(gc + ((bos + o_t[:, None]) * H + i_h) * K + o_k[None, :], mask=m_tk, other=0)
-            b_glast = tl.load(gc + ((bos + last) * H + i_h) * K + o_k, mask=m_k, other=0)
+            b_g = load_tile(gc, bos, o_t, i_h, o_k, T, H, K)
+            b_glast = load_token(gc, bos, last, i_h, o_k, T, H, K)
             b_kd = b_k * tl.exp(b_glast[None, :] - b_g)
         else:
-            b_qt = tl.load(q + ((bos + o_t[None, :]) * H + i_h) * K + o_k[:, None], mask=m_k[:, None] & m_t[None, :],
-                           other=0)
+            b_qt = load_tile(q, bos, o_t, i_h, o_k, T, H, K, TRANS=True)
             b_At += dot(b_k.to(dt), b_qt)
             b_kd = b_k
             if USE_GAMMA:
@@ -280,17 +262,15 @@ def chunk_bwd_dv_kernel(
 
     causal_t = (o_i[:, None] <= o_i[None, :]) & m_t[:, None] & m_t[None, :]  # j <= i
     if USE_G:
-        b_At = tl.load(A + ((bos + o_t[None, :]) * H + i_h) * BT + o_i[:, None], mask=m_t[None, :], other=0)
+        b_At = load_tile(A, bos, o_t, i_h, o_i, T, H, BT, TRANS=True)
     else:
         if USE_GAMMA:
             b_b = (o_i + 1).to(tl.float32) * b_gamma
             b_At *= tl.exp(tl.where(causal_t, b_b[None, :] - b_b[:, None], 0))
         b_At = tl.where(causal_t, b_At, 0) * scale
-    b_do = tl.load(do + ((bos + o_t[:, None]) * H + i_h) * V + o_v[None, :], mask=m_t[:, None] & m_v[None, :],
-                   other=0)
+    b_do = load_tile(do, bos, o_t, i_h, o_v, T, H, V)
     b_dv += dot(b_At.to(dt), b_do)
-    tl.store(dv + ((bos + o_t[:, None]) * H + i_h) * V + o_v[None, :], b_dv.to(dv.dtype.element_ty),
-             mask=m_t[:, None] & m_v[None, :])
+    store_tile(dv, b_dv, bos, o_t, i_h, o_v, T, H, V)
 
 
 @triton.autotune(configs=autotune_configs(), key=_KEY)
@@ -317,7 +297,6 @@ def chunk_bwd_dqk_kernel(
     m_t = o_t < T
     o_k = i_k * BK + tl.arange(0, BK)
     m_k = o_k < K
-    m_tk = m_t[:, None] & m_k[None, :]
     last = tl.minimum(T, i_t * BT + BT) - 1
     off_h = ((i_b.to(tl.int64) * NT + i_t) * H + i_h) * K * V
     dt = do.dtype.element_ty
@@ -329,11 +308,9 @@ def chunk_bwd_dqk_kernel(
     for i_v in range(0, tl.cdiv(V, BV)):
         o_v = i_v * BV + tl.arange(0, BV)
         m_v = o_v < V
-        m_tv = m_t[:, None] & m_v[None, :]
-        b_v = tl.load(v + ((bos + o_t[:, None]) * H + i_h) * V + o_v[None, :], mask=m_tv, other=0)
-        b_vt = tl.load(v + ((bos + o_t[None, :]) * H + i_h) * V + o_v[:, None], mask=m_v[:, None] & m_t[None, :],
-                       other=0)
-        b_do = tl.load(do + ((bos + o_t[:, None]) * H + i_h) * V + o_v[None, :], mask=m_tv, other=0)
+        b_v = load_tile(v, bos, o_t, i_h, o_v, T, H, V)
+        b_vt = load_tile(v, bos, o_t, i_h, o_v, T, H, V, TRANS=True)
+        b_do = load_tile(do, bos, o_t, i_h, o_v, T, H, V)
         m_vk = m_v[:, None] & m_k[None, :]
         p_vk = o_k[None, :] * V + o_v[:, None]  # transposed [BV, BK] view of a [K, V] state
         b_ht = tl.load(h + off_h + p_vk, mask=m_vk, other=0)
@@ -346,23 +323,21 @@ def chunk_bwd_dqk_kernel(
     causal = (o_i[:, None] >= o_i[None, :]) & m_t[:, None] & m_t[None, :]
     b_dA = tl.where(causal, b_dA, 0) * scale
 
-    p_tk = ((bos + o_t[:, None]) * H + i_h) * K + o_k[None, :]
-    b_q = tl.load(q + p_tk, mask=m_tk, other=0)
-    b_k = tl.load(k + p_tk, mask=m_tk, other=0)
+    b_q = load_tile(q, bos, o_t, i_h, o_k, T, H, K)
+    b_k = load_tile(k, bos, o_t, i_h, o_k, T, H, K)
     if USE_G:
         b_qf, b_kf = b_q.to(tl.float32), b_k.to(tl.float32)
-        b_g = tl.load(gc + p_tk, mask=m_tk, other=0)
-        b_glast = tl.load(gc + ((bos + last) * H + i_h) * K + o_k, mask=m_k, other=0)
+        b_g = load_tile(gc, bos, o_t, i_h, o_k, T, H, K)
+        b_glast = load_token(gc, bos, last, i_h, o_k, T, H, K)
         b_dq = b_dq * scale * tl.exp(b_g)
         b_dk = b_dk * tl.exp(b_glast[None, :] - b_g)  # the state part of dk
         b_dblast = b_hdh * tl.exp(b_glast) + tl.sum(b_kf * b_dk, axis=0)
         # intra-chunk parts, elementwise in the channel (no e^{-b} factor, nothing overflows)
         for j in range(0, BT):
             t_j = i_t * BT + j
-            m_j = m_k & (t_j + 0 * o_k < T)  # vector form: the interpreter rejects scalar & vector masks
-            b_kj = tl.load(k + ((bos + t_j) * H + i_h) * K + o_k, mask=m_j, other=0).to(tl.float32)
-            b_qj = tl.load(q + ((bos + t_j) * H + i_h) * K + o_k, mask=m_j, other=0).to(tl.float32)
-            b_gj = tl.load(gc + ((bos + t_j) * H + i_h) * K + o_k, mask=m_j, other=0)
+            b_kj = load_token(k, bos, t_j, i_h, o_k, T, H, K).to(tl.float32)
+            b_qj = load_token(q, bos, t_j, i_h, o_k, T, H, K).to(tl.float32)
+            b_gj = load_token(gc, bos, t_j, i_h, o_k, T, H, K)
             b_dA_col = tl.sum(tl.where(o_i[None, :] == j, b_dA, 0), axis=1)  # dA[i, j] over i
             b_dA_row = tl.sum(tl.where(o_i[:, None] == j, b_dA, 0), axis=0)  # dA[j, i'] over i'
             # masks before exp: padded tokens have b = 0, which is not <= the b of valid ones
@@ -373,7 +348,7 @@ def chunk_bwd_dqk_kernel(
             b_dk += tl.where(before, b_dA_row[:, None] * b_qj[None, :] *
                              tl.exp(tl.where(before, b_gj[None, :] - b_g, 0)), 0)
         b_db = b_qf * b_dq - b_kf * b_dk + tl.where((o_t == last)[:, None], b_dblast[None, :], 0)
-        tl.store(db + p_tk, b_db, mask=m_tk)
+        store_tile(db, b_db, bos, o_t, i_h, o_k, T, H, K)
     else:
         if USE_GAMMA:
             b_gamma = tl.load(g_gamma + i_h).to(tl.float32)
@@ -383,8 +358,8 @@ def chunk_bwd_dqk_kernel(
             b_dA *= tl.exp(tl.where(causal, b_b[:, None] - b_b[None, :], 0))
         b_dq = b_dq * scale + dot(b_dA.to(dt), b_k)
         b_dk += dot(tl.trans(b_dA).to(dt), b_q)
-    tl.store(dq + p_tk, b_dq.to(dq.dtype.element_ty), mask=m_tk)
-    tl.store(dk + p_tk, b_dk.to(dk.dtype.element_ty), mask=m_tk)
+    store_tile(dq, b_dq, bos, o_t, i_h, o_k, T, H, K)
+    store_tile(dk, b_dk, bos, o_t, i_h, o_k, T, H, K)
 
 
 # ----------------------------------------------------------------------------- host side

@@ -33,6 +33,34 @@ def dot(a, b):
         return tl.dot(a, b)
 
 
+@triton.jit
+def load_tile(x, bos, o_t, i_h, o_c, T, H: tl.constexpr, C: tl.constexpr, TRANS: tl.constexpr = False):
+    """Tokens o_t × channels o_c of head i_h of a [B, T, H, C] tensor x, for the sequence whose first
+    token is row ``bos``: a [BT, BC] tile, or its transpose [BC, BT] with TRANS; zero past T and C."""
+    if TRANS:
+        offsets = ((bos + o_t[None, :]) * H + i_h) * C + o_c[:, None]
+        mask = (o_c < C)[:, None] & (o_t < T)[None, :]
+    else:
+        offsets = ((bos + o_t[:, None]) * H + i_h) * C + o_c[None, :]
+        mask = (o_t < T)[:, None] & (o_c < C)[None, :]
+    return tl.load(x + offsets, mask=mask, other=0)
+
+
+@triton.jit
+def store_tile(x, value, bos, o_t, i_h, o_c, T, H: tl.constexpr, C: tl.constexpr):
+    """Write a [BT, BC] tile where :func:`load_tile` reads it, cast to x's dtype; nothing past T and C."""
+    offsets = ((bos + o_t[:, None]) * H + i_h) * C + o_c[None, :]
+    tl.store(x + offsets, value.to(x.dtype.element_ty), mask=(o_t < T)[:, None] & (o_c < C)[None, :])
+
+
+@triton.jit
+def load_token(x, bos, t, i_h, o_c, T, H: tl.constexpr, C: tl.constexpr):
+    """Channels o_c of token t (a scalar) of head i_h of a [B, T, H, C] tensor x: a [BC] vector,
+    zero past C, and all zero if t >= T."""
+    # t + 0 * o_c: a vector mask, as the interpreter rejects a scalar & vector one
+    return tl.load(x + ((bos + t) * H + i_h) * C + o_c, mask=(o_c < C) & (t + 0 * o_c < T), other=0)
+
+
 def autotune_configs(num_warps=(2, 4, 8), num_stages=(2, 3)) -> list[triton.Config]:
     """Candidates for @triton.autotune; only the first when interpreting (autotune needs a GPU timer) or
     when ``LINSCALE_AUTOTUNE=0`` (tests on a GPU: many shapes, each would be tuned).
