@@ -1,5 +1,6 @@
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_EVALUATE_OFFLINE", "1")
+# Trained tokenizers are cached (linscale.data.text.cached_tokenizer): keep the tests' out of ~/.cache.
+os.environ.setdefault("LINSCALE_CACHE", tempfile.mkdtemp(prefix="linscale-test-cache-"))
 # Without a GPU the Triton kernels (linscale.kernels) run only under Triton's interpreter, which must be
 # switched on before the kernels are first imported. Nothing else in the suite uses Triton on the CPU, so
 # this is harmless elsewhere; with a GPU the kernels compile (benchmarks/gpu_check.sh).

@@ -9,6 +9,7 @@ import pytest
 
 from linscale.data import build_datamodule
 from linscale.data.synthetic import DataError
+from linscale.data import text as text_data
 from linscale.data.text import iter_documents, train_tokenizer
 
 WORDS = ("the quick brown fox jumps over a lazy dog while naïve émigrés sip café au lait in 東京 "
@@ -158,3 +159,29 @@ def test_streaming_ranks_read_disjoint_documents(corpus, monkeypatch):
                  for w in dm.tokenizer.decode(row.tolist()).split()[1:-1]]  # not the words cut at row ends
         seen.append({w for w in words if w.startswith("doc") and w[3:].isdigit()})
     assert seen[0] and seen[1] and not seen[0] & seen[1]
+
+
+def test_trained_tokenizer_is_cached_per_corpus_and_settings(corpus, monkeypatch):
+    """A sweep's runs and a job's ranks train the BPE tokenizer once; new settings, an edited corpus or
+    a damaged cache file train it again."""
+    tmp_path, _ = corpus
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    trained = []
+    real = text_data.train_tokenizer
+    monkeypatch.setattr(text_data, "train_tokenizer", lambda *a, **kw: trained.append(1) or real(*a, **kw))
+    data = _data(tmp_path / "corpus.jsonl", tmp_path)
+    first, second = build_datamodule(data, 16, 4), build_datamodule(data, 16, 4, rank=1, world_size=2)
+    assert len(trained) == 1 and first.tokenizer.get_vocab() == second.tokenizer.get_vocab()
+    assert (first.train_rows == second.train_rows).all()
+    build_datamodule({**data, "vocab_size": 300}, 16, 4)
+    assert len(trained) == 2
+    with open(tmp_path / "corpus.jsonl", "a", encoding="utf-8") as f:
+        f.write("\n" + json.dumps({"text": "one more document, so a different corpus"}))
+    build_datamodule(data, 16, 4)
+    assert len(trained) == 3
+    cached = list((tmp_path / "cache" / "tokenizers").glob("*.json"))
+    assert len(cached) == 3
+    for file in cached:
+        file.write_text("{damaged")
+    again = build_datamodule(data, 16, 4)
+    assert len(trained) == 4 and again.tokenizer.token_to_id("<eod>") is not None

@@ -9,8 +9,9 @@
 (contract 2). ``data["source"]`` is ``"synthetic"`` (other keys: :class:`~linscale.data.synthetic.LanguageSpec`
 fields, plus ``val_tokens``, ``test_tokens``, ``val_seed``) or ``"text"`` (keys: ``path``, ``text_field``,
 ``doc_separator``, ``dataset_config``, ``split``, ``streaming``, ``tokenizer`` (a tokenizer.json) or
-``vocab_size`` and ``tokenizer_docs`` (documents sampled to train BPE), ``max_tokens``, ``val_fraction``,
-``val_tokens``, ``cache_dir``; see :mod:`linscale.data.text`).
+``vocab_size`` and ``tokenizer_docs`` (documents sampled to train BPE; the trained tokenizer is cached
+under ``$LINSCALE_CACHE`` or ``~/.cache/linscale``), ``max_tokens``, ``val_fraction``, ``val_tokens``,
+``cache_dir``; see :mod:`linscale.data.text`).
 
 Batches are dicts ``{"input_ids": LongTensor[B, T], "labels": LongTensor[B, T]}`` plus, for the synthetic
 source, ``"bayes_nll": FloatTensor[B, T]`` (exact −log p of each label under the generating process).
@@ -238,14 +239,23 @@ class TextDataModule(_Base):
         if self.data.get("tokenizer"):
             return text_data.load_tokenizer_file(self.data["tokenizer"])
         n_docs = int(self.data.get("tokenizer_docs", 20000))
-        sample = []
-        for i, doc in enumerate(self._docs()):
-            if i >= n_docs:
-                break
-            sample.append(doc)
-        if not any(s.strip() for s in sample):
-            raise DataError(f"data.path: corpus {self.path} is empty (no text)")
-        return text_data.train_tokenizer(sample, vocab_size=int(self.data.get("vocab_size", 8192)))
+        vocab_size = int(self.data.get("vocab_size", 8192))
+
+        def train():
+            sample = []
+            for i, doc in enumerate(self._docs()):
+                if i >= n_docs:
+                    break
+                sample.append(doc)
+            if not any(s.strip() for s in sample):
+                raise DataError(f"data.path: corpus {self.path} is empty (no text)")
+            return text_data.train_tokenizer(sample, vocab_size=vocab_size)
+
+        # everything the trained tokenizer depends on; the version changes with train_tokenizer's recipe
+        key = dict(recipe=1, corpus=text_data.corpus_fingerprint(self.path), vocab_size=vocab_size,
+                   tokenizer_docs=n_docs, **{k: self.data.get(k) for k in
+                                             ("text_field", "doc_separator", "dataset_config", "split")})
+        return text_data.cached_tokenizer(key, train)
 
     def _load_all(self):
         """Tokenize the whole (local or non-streamed) corpus once; hold out every k-th document."""

@@ -12,7 +12,9 @@ Sources (``data["path"]``):
 
 Tokenizer: :func:`train_tokenizer` trains byte-level BPE (``tokenizers``) on a sample of documents with
 ``<eod>`` as a special token; decode(encode(x)) == x for any string. Or give ``data["tokenizer"]``: a
-``tokenizer.json`` (it must contain ``<eod>``).
+``tokenizer.json`` (it must contain ``<eod>``). A trained tokenizer is kept in a cache
+(:func:`cached_tokenizer`), keyed by the corpus and the training settings, so that the runs of a sweep,
+the ranks of a DDP job and a resumed run train it once and all use the same file.
 
 Packing (:func:`pack_rows`): documents are tokenized, each followed by ``<eod>``, concatenated and cut
 into rows of T+1 tokens (inputs row[:-1], labels row[1:]).
@@ -23,10 +25,11 @@ stream is held out instead.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -160,6 +163,47 @@ def load_tokenizer_file(path: str | os.PathLike):
 
 
 # ---- packing ---------------------------------------------------------------------------------------------
+def tokenizer_cache_dir() -> Path:
+    """Where trained tokenizers are kept: ``$LINSCALE_CACHE/tokenizers``, else
+    ``$XDG_CACHE_HOME/linscale/tokenizers`` (default ``~/.cache/linscale/tokenizers``)."""
+    root = os.environ.get("LINSCALE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "linscale"
+    return Path(root).expanduser() / "tokenizers"
+
+
+def corpus_fingerprint(path: str | os.PathLike) -> dict:
+    """What identifies a corpus for the tokenizer cache: a local file's or folder's files with their sizes
+    and modification times (an edited corpus gets a new tokenizer), or a dataset name as given."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        return {"name": str(path)}
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    return {"path": str(p.resolve()),
+            "files": [[str(f.relative_to(p)) if f != p else f.name, f.stat().st_size, f.stat().st_mtime_ns]
+                      for f in files]}
+
+
+def cached_tokenizer(key: dict, train: Callable[[], object], cache_dir: str | os.PathLike | None = None):
+    """The tokenizer ``train()`` returns, trained once per ``key`` (a JSON-able dict) and kept as
+    ``<cache_dir>/<hash of key>.json``. Processes asking at once (DDP ranks, a sweep's workers) wait on a
+    file lock for the first to finish; a damaged cache file is trained again."""
+    from filelock import FileLock
+
+    from linscale.atomic import atomic_write
+
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    file = Path(cache_dir or tokenizer_cache_dir()) / f"{digest}.json"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{file}.lock"):
+        if file.exists():
+            try:
+                return load_tokenizer_file(file)
+            except DataError:
+                pass  # a damaged or foreign file: replaced below
+        tokenizer = train()
+        atomic_write(file, lambda tmp: tokenizer.save(tmp), mode=0o644)
+    return tokenizer
+
+
 def tokenize_documents(tokenizer, docs: Iterable[str], batch: int = 256) -> Iterator[np.ndarray]:
     """Token ids of each document followed by ``<eod>`` (uint32 arrays), tokenized in batches."""
     eod = tokenizer.token_to_id(EOD)
@@ -187,4 +231,5 @@ def pack_rows(token_stream: Iterable[np.ndarray], seq_len: int) -> Iterator[np.n
             pending = pending[n * width:]
 
 
-__all__ = ["iter_documents", "train_tokenizer", "load_tokenizer_file", "tokenize_documents", "pack_rows"]
+__all__ = ["iter_documents", "train_tokenizer", "load_tokenizer_file", "cached_tokenizer", "corpus_fingerprint",
+           "tokenizer_cache_dir", "tokenize_documents", "pack_rows"]
