@@ -18,6 +18,27 @@ import triton.language as tl
 INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
 IS_INTERPRETING = tl.constexpr(INTERPRET)
 
+
+def interpreter_problem(triton_version: str = triton.__version__, numpy_version: str | None = None) -> str | None:
+    """Why Triton's interpreter cannot run these kernels with these versions, or None.
+
+    Triton 3.6's interpreter turns loop bounds into ints with int() of a 1-element array, which NumPy
+    2.4 made an error: every kernel then fails deep inside the interpreter (3.7 and later are fine;
+    compiled kernels are not affected)."""
+    import numpy
+
+    def major_minor(version: str) -> tuple[int, int]:
+        return tuple(int("".join(ch for ch in part if ch.isdigit()) or 0) for part in version.split(".")[:2])
+
+    numpy_version = numpy_version or numpy.__version__
+    if major_minor(triton_version) < (3, 7) and major_minor(numpy_version) >= (2, 4):
+        return (f"TRITON_INTERPRET=1: Triton {triton_version}'s interpreter fails with NumPy {numpy_version}; "
+                "install triton>=3.7 or numpy<2.4 to run the kernels on a CPU")
+    return None
+
+
+INTERPRETER_PROBLEM = interpreter_problem() if INTERPRET else None
+
 # Block widths: head dims are split into BK/BV tiles of at most this size (masked, so any width works);
 # tl.dot needs every dimension >= 16 on the GPU, hence the floor.
 MAX_BLOCK = 64
@@ -86,6 +107,8 @@ FLOAT_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 def check_inputs(q, k, v, g=None, g_gamma=None, initial_state=None) -> None:
     """One clear ValueError for each input the kernels cannot take (shapes, dtypes, layout, decays)."""
+    if INTERPRETER_PROBLEM:
+        raise RuntimeError(INTERPRETER_PROBLEM)
     for name, x in (("q", q), ("k", k), ("v", v)):
         if not isinstance(x, torch.Tensor) or x.dim() != 4:
             raise ValueError(f"{name}: expected a 4-D tensor [B, T, H, D], got "

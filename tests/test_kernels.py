@@ -258,6 +258,20 @@ def test_bad_inputs_raise_one_clear_error(name, op):
     assert "\n" not in str(info.value)
 
 
+def test_interpreter_version_problem_is_named_up_front(monkeypatch):
+    """Triton 3.6's interpreter with NumPy >= 2.4 fails inside every kernel; the ops say so first."""
+    from linscale.kernels import utils
+
+    assert "triton>=3.7" in utils.interpreter_problem("3.6.0", "2.4.6")
+    assert utils.interpreter_problem("3.6.0", "2.2.6") is None
+    assert utils.interpreter_problem("3.9.0", "2.4.6") is None
+    assert utils.interpreter_problem("3.10.0", "2.10.1") is None
+    monkeypatch.setattr(utils, "INTERPRETER_PROBLEM", utils.interpreter_problem("3.6.0", "2.4.6"))
+    for fn in (kernels.chunk_gla, kernels.fused_recurrent_gla):
+        with pytest.raises(RuntimeError, match="Triton 3.6.0's interpreter fails with NumPy 2.4.6"):
+            fn(**{n: t.to(DEVICE) for n, t in _good().items()})
+
+
 def test_bad_chunk_size():
     with pytest.raises(ValueError, match="chunk_size"):
         kernels.chunk_gla(**{n: t.to(DEVICE) for n, t in _good().items()}, chunk_size=24)
