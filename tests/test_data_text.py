@@ -185,3 +185,28 @@ def test_trained_tokenizer_is_cached_per_corpus_and_settings(corpus, monkeypatch
         file.write_text("{damaged")
     again = build_datamodule(data, 16, 4)
     assert len(trained) == 4 and again.tokenizer.token_to_id("<eod>") is not None
+
+
+def test_streamed_corpus_resumes_at_the_batch_it_stopped(corpus, capsys):
+    """A resumed run (train_start_batch, as the trainer's restored batch count sets it) continues the
+    stream exactly, rather than starting the shard's documents over."""
+    tmp_path, docs = corpus
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    (folder / "part0.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    data = _data(folder, tmp_path, streaming=True, val_tokens=64)
+
+    def batches(start, n, workers=0):
+        dm = build_datamodule(data, seq_len=16, batch_size=4, rank=1, world_size=2, num_workers=workers)
+        dm.train_start_batch = start
+        it = iter(dm.train_dataloader())
+        return [next(it)["input_ids"] for _ in range(n)]
+
+    uninterrupted = batches(0, 12)
+    assert not (uninterrupted[0] == uninterrupted[7]).all()
+    resumed = batches(7, 5)
+    assert all((a == b).all() for a, b in zip(uninterrupted[7:], resumed))
+    assert "re-reading 28 rows" in capsys.readouterr().out
+    # with loader workers each reads its own shard: resuming restores every worker's position
+    uninterrupted, resumed = batches(0, 12, workers=2), batches(7, 5, workers=2)
+    assert all((a == b).all() for a, b in zip(uninterrupted[7:], resumed))

@@ -21,7 +21,10 @@ The train loader is an endless stream of whole batches. Batch j of rank r is a p
 loader worker w produces the batches j ≡ w (mod num_workers), so the stream is identical for any
 number of workers; under DDP each rank gets different batches (rank and world size come from the
 trainer, or are given explicitly). A run resumed from a Lightning checkpoint continues the stream where
-it stopped (the trainer's processed-batch count); ``train_start_batch`` sets the start by hand.
+it stopped (the trainer's processed-batch count); ``train_start_batch`` sets the start by hand. A
+streamed text corpus (``streaming``) is the exception to "any number of workers": each worker reads its
+own shard of the documents, so its batches depend on num_workers; it resumes exactly too, by reading its
+shard again up to the batch where it stopped.
 The validation and test loaders are fixed, finite sets of rows disjoint from training (synthetic:
 separate random streams of documents; text: held-out documents).
 """
@@ -308,19 +311,31 @@ class TextDataModule(_Base):
             perm = np.random.default_rng([self.seed, epoch]).permutation(n)
             start = (i * world + rank) * self.batch_size
             return _batch_dict(self.train_rows[perm[np.arange(start, start + self.batch_size) % n]])
-        return _batch_dict(np.stack([next(self._stream_iter(rank, world)) for _ in range(self.batch_size)]))
+        stream = self._stream_at(j, rank, world)
+        return _batch_dict(np.stack([next(stream) for _ in range(self.batch_size)]))
 
-    def _stream_iter(self, rank, world):
-        """Streaming: this process's documents (index ≡ shard mod shards), packed, endlessly."""
-        key = (rank, world)
-        if getattr(self, "_stream_key", None) != key:
-            self._stream_key, self._stream = key, self._stream_gen(rank, world)
+    def _stream_at(self, j: int, rank: int, world: int):
+        """Streaming: the rows of batch j's shard, positioned at batch j. With K loader workers a rank's
+        documents are split into K shards (document index ≡ shard mod shards), and batch j is the
+        (j // K)-th batch of shard j mod K: worker w of a loader started at batch S makes the batches
+        j ≡ S + w (mod K), so the shard follows j, not the worker. A stream asked for a batch other
+        than its next one (a resumed run) is read again from its start up to there: exact, at the
+        cost of re-reading and re-tokenizing the rows skipped."""
+        info = get_worker_info()
+        n_sub = info.num_workers if info else 1
+        sub, position = j % n_sub, j // n_sub
+        key = (rank, world, sub, n_sub)
+        if getattr(self, "_stream_key", None) != key or self._stream_next != position:
+            self._stream_key, self._stream = key, self._stream_gen(rank * n_sub + sub, world * n_sub)
+            if position:
+                print(f"[data] resuming the streamed corpus {self.path} at batch {j}: re-reading "
+                      f"{position * self.batch_size} rows of its shard", flush=True)
+            for _ in range(position * self.batch_size):
+                next(self._stream)
+        self._stream_next = position + 1
         return self._stream
 
-    def _stream_gen(self, rank, world):
-        info = get_worker_info()
-        w, k = (info.id, info.num_workers) if info else (0, 1)
-        shard, n_shards = rank * k + w, world * k
+    def _stream_gen(self, shard: int, n_shards: int):
         while True:
             # every process reads the stream and keeps its own documents (train documents round-robin)
             docs = (d for i, d in enumerate(self._docs()) if i % self._every != self._every - 1
