@@ -26,12 +26,10 @@ def interpreter_problem(triton_version: str = triton.__version__, numpy_version:
     2.4 made an error: every kernel then fails deep inside the interpreter (3.7 and later are fine;
     compiled kernels are not affected)."""
     import numpy
-
-    def major_minor(version: str) -> tuple[int, int]:
-        return tuple(int("".join(ch for ch in part if ch.isdigit()) or 0) for part in version.split(".")[:2])
+    from packaging.version import Version
 
     numpy_version = numpy_version or numpy.__version__
-    if major_minor(triton_version) < (3, 7) and major_minor(numpy_version) >= (2, 4):
+    if Version(triton_version).release < (3, 7) and Version(numpy_version).release >= (2, 4):
         return (f"TRITON_INTERPRET=1: Triton {triton_version}'s interpreter fails with NumPy {numpy_version}; "
                 "install triton>=3.7 or numpy<2.4 to run the kernels on a CPU")
     return None

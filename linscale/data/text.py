@@ -162,7 +162,6 @@ def load_tokenizer_file(path: str | os.PathLike):
     return tok
 
 
-# ---- packing ---------------------------------------------------------------------------------------------
 def tokenizer_cache_dir() -> Path:
     """Where trained tokenizers are kept: ``$LINSCALE_CACHE/tokenizers``, else
     ``$XDG_CACHE_HOME/linscale/tokenizers`` (default ``~/.cache/linscale/tokenizers``)."""
@@ -182,16 +181,16 @@ def corpus_fingerprint(path: str | os.PathLike) -> dict:
                       for f in files]}
 
 
-def cached_tokenizer(key: dict, train: Callable[[], object], cache_dir: str | os.PathLike | None = None):
+def cached_tokenizer(key: dict, train: Callable[[], object]):
     """The tokenizer ``train()`` returns, trained once per ``key`` (a JSON-able dict) and kept as
-    ``<cache_dir>/<hash of key>.json``. Processes asking at once (DDP ranks, a sweep's workers) wait on a
+    ``<tokenizer_cache_dir()>/<hash of key>.json``. Processes asking at once (DDP ranks, a sweep's workers) wait on a
     file lock for the first to finish; a damaged cache file is trained again."""
     from filelock import FileLock
 
     from linscale.atomic import atomic_write
 
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    file = Path(cache_dir or tokenizer_cache_dir()) / f"{digest}.json"
+    file = tokenizer_cache_dir() / f"{digest}.json"
     file.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{file}.lock"):
         if file.exists():
@@ -204,6 +203,7 @@ def cached_tokenizer(key: dict, train: Callable[[], object], cache_dir: str | os
     return tokenizer
 
 
+# ---- packing ---------------------------------------------------------------------------------------------
 def tokenize_documents(tokenizer, docs: Iterable[str], batch: int = 256) -> Iterator[np.ndarray]:
     """Token ids of each document followed by ``<eod>`` (uint32 arrays), tokenized in batches."""
     eod = tokenizer.token_to_id(EOD)

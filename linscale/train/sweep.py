@@ -62,21 +62,26 @@ def check_writable(out: Path) -> None:
         raise ConfigError(f"out: cannot write to {out} ({err.strerror or err})") from None
 
 
+def _child_options(threads: int | None, execution: dict) -> tuple[list[str], dict]:
+    """Command-line options (``--threads``, ``--accelerator`` ...) and environment of a training process."""
+    options = ["--threads", str(threads)] if threads else []
+    for key, value in execution.items():
+        if value is not None:
+            options += [f"--{key.replace('_', '-')}", str(value)]
+    env = dict(os.environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    return options, env
+
+
 class _LocalRun:
     """A run in a child process of its own (its own process group member, so killing the sweep's group
     kills it too)."""
 
     def __init__(self, run_dir: Path, threads: int | None, execution: dict):
-        cmd = [sys.executable, "-m", "linscale", "train", "--run-dir", str(run_dir), "--no-progress"]
-        if threads:
-            cmd += ["--threads", str(threads)]
-        for key, value in execution.items():
-            if value is not None:
-                cmd += [f"--{key.replace('_', '-')}", str(value)]
+        options, env = _child_options(threads, execution)
+        cmd = [sys.executable, "-m", "linscale", "train", "--run-dir", str(run_dir), "--no-progress", *options]
         self.log = open(run_dir / "train.log", "ab")
-        env = dict(os.environ)
-        if threads:
-            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
 
     def poll(self) -> int | None:
@@ -93,15 +98,10 @@ class _Worker:
     """A ``linscale.train.worker`` process: give it one run folder at a time, poll for its answer."""
 
     def __init__(self, threads: int | None, execution: dict):
-        cmd = [sys.executable, "-m", "linscale.train.worker"]
-        if threads:
-            cmd += ["--threads", str(threads)]
-        for key in ("accelerator", "strategy", "num_workers"):
-            if execution.get(key) is not None:
-                cmd += [f"--{key.replace('_', '-')}", str(execution[key])]
-        env = dict(os.environ)
-        if threads:
-            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+        # the worker takes the settings of a single-process run (a multi-device run never comes here)
+        options, env = _child_options(threads, {key: execution.get(key)
+                                                for key in ("accelerator", "strategy", "num_workers")})
+        cmd = [sys.executable, "-m", "linscale.train.worker", *options]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
                                      env=env)
         self.answers: queue.Queue = queue.Queue()
@@ -126,12 +126,12 @@ class _Worker:
     def poll(self) -> int | None:
         """The current run's exit code once it has finished (the worker's own if the worker died)."""
         try:
-            code, run_dir = self.answers.get_nowait()
+            code, _ = self.answers.get_nowait()
         except queue.Empty:
             code = self.proc.poll()
             if code is None or not self.answers.empty():
                 return None
-            code, run_dir = (code or 1), self.current  # died mid-run (killed, out of memory, crash)
+            code = code or 1  # died mid-run (killed, out of memory, crash)
         self.current = None
         return code
 
