@@ -351,7 +351,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of sweep,eval,fits,book (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="training processes in parallel (default: one per core)")
-    p.add_argument("--no-ablations", action="store_true", help="skip the aspect-ratio and context ablation sweeps")
+    p.add_argument("--no-ablations", action="store_true", help="skip the ablation sweeps (aspect ratio, training context, seeds)")
     p.add_argument("--book-dir", default=None,
                    help="execute and build the book in a copy of its sources here (default: the repository's "
                         "book/chapters and _build/html)")

@@ -288,6 +288,34 @@ def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0
     return _finish(fig)
 
 
+def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> plt.Figure:
+    """The final loss of each seed (one dot each) per architecture, with the mean as a bar; with
+    ``tolerance`` (relative), a grey band of that width around each mean: how far apart two single-seed
+    runs may end by chance."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(5.4, 3.4))
+    if not len(summary):
+        ax.text(0.5, 0.5, "no seeds ablation in this study", ha="center", va="center", transform=ax.transAxes,
+                color="grey")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        return _finish(fig)
+    archs = _archs_in(summary)
+    data = summary.assign(architecture=summary["arch"].map(arch_label))
+    order = [arch_label(a) for a in archs]
+    for i, arch in enumerate(archs):
+        mean = float(summary.loc[summary["arch"] == arch, "loss"].mean())
+        if tolerance is not None and np.isfinite(tolerance):
+            ax.fill_between([i - 0.3, i + 0.3], mean * (1 - tolerance / 2), mean * (1 + tolerance / 2),
+                            color="grey", alpha=0.2, lw=0)
+        ax.plot([i - 0.3, i + 0.3], [mean, mean], color=ARCH_COLORS.get(arch), lw=1.5)
+    sns.stripplot(data, x="architecture", y="loss", hue="architecture", order=order, hue_order=order,
+                  palette=arch_palette(archs), size=6, jitter=0.15, legend=False, ax=ax)
+    ax.set_xlabel("")
+    ax.set_ylabel("final loss (nats/token)")
+    return _finish(fig)
+
+
 def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: float | None = None) -> plt.Figure:
     """A bar per architecture within each group of ``x`` (e.g. associative recall per model size)."""
     set_style()

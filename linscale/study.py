@@ -7,11 +7,12 @@
 Folders::
 
     runs/<preset>/                 the sweep: run folders, checkpoints, exports (not committed)
-    runs/<preset>-<ablation>/      the ablation sweeps (aspect ratio, training context)
+    runs/<preset>-<ablation>/      the ablation sweeps (aspect ratio, training context, seeds)
     results/<preset>/              the tables the book reads (committed):
         runs.parquet (+ .csv)          the sweep's results table (contract 4)
         eval.parquet                   downstream scores (linscale eval's store)
         ablations/<name>.parquet       the ablation sweeps' results tables
+        ablations/<name>-eval.parquet  downstream scores of their final checkpoints
         fits/<method>.csv              fitted laws (linscale.laws), with bootstrap intervals
     book/chapters/                 executed chapters;  _build/html/  the book
 
@@ -38,6 +39,9 @@ from linscale.config import ConfigError
 STAGES = ("sweep", "eval", "fits", "book")
 SUITES = ("knowledge", "linguistic", "retrieval")  # linscale.eval.SUITES
 FIT_METHODS = ("approach1", "approach2", "approach3")
+# The suites each ablation's final checkpoints are evaluated on: what the findings use them for (the
+# context ablation's retrieval claim; the accuracies' seed noise). The aspect ablation's claim is about loss.
+ABLATION_SUITES = {"context": ("retrieval",), "seeds": ("knowledge", "retrieval")}
 
 
 def _log(message: str) -> None:
@@ -60,6 +64,7 @@ def _digest(path: Path) -> str:
 
 ASPECT_ARCHS = ("llama", "cosformer2")  # the paper's Table 5
 CONTEXT_ARCHS = ("llama", "tnl", "hgrn2", "cosformer2")  # Table 6 (linear) and the text's LLaMA runs
+SEED_OFFSETS = (1, 2)  # the seeds ablation retrains the base size at seed + 1 and seed + 2: three seeds in all
 
 
 def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
@@ -71,8 +76,12 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
       depth scaled by (d_base/d)²; LLaMA and cosFormer2, as in the paper's Table 5.
     * ``context``: training context n/2 and 2n at a fixed number of tokens per batch (b·n constant, as in
       the paper); all four architectures.
+    * ``seeds``: the base size retrained with other seeds (weights and data order; the language is
+      fixed by its world seed), all architectures, every other setting as in the main sweep. Not an
+      ablation of the paper's, which trains one seed per run: it measures how far one run's final loss
+      moves by chance, the yardstick for every single-seed comparison in the book.
 
-    The base shape and context themselves are not retrained: their rows come from the main sweep.
+    The base shape, context and seed themselves are not retrained: their rows come from the main sweep.
     """
     from linscale.presets import load_preset
 
@@ -101,7 +110,14 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
         variant["train"].update(seq_len=n, batch_size=max(1, (n0 * b0) // n))
         variant.setdefault("model", {})["max_seq_len"] = max(int(variant["model"].get("max_seq_len", 0)), n)
         contexts.append(variant)
-    return name, {"aspect": [aspect], "context": contexts}
+    seeds = []
+    for offset in SEED_OFFSETS:
+        seed = int(base["train"].get("seed", 0)) + offset
+        variant = copy.deepcopy(base)
+        variant.update(name=f"{label}-seed{seed}", sizes={name: shape})
+        variant["train"]["seed"] = seed
+        seeds.append(variant)
+    return name, {"aspect": [aspect], "context": contexts, "seeds": seeds}
 
 
 # ----------------------------------------------------------------------------- stages
@@ -181,12 +197,48 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
     _log(f"eval {sweep_dir} ({', '.join(SUITES)}; {len(chosen)} checkpoints)")
     evaluate_sweep(sweep_dir, list(SUITES), checkpoints=chosen, limit=limit, progress=_log)
     _export_table(sweep_dir / "eval" / "results.parquet", results / "eval.parquet")
+    _eval_ablations(preset, runs_dir, results, limit)
     cells_file = sweep_dir / "eval" / "niah_cells.parquet"  # NIAH accuracy per (length, depth): the heatmaps
     if cells_file.exists():
         # The store keys cells by run; the book's heatmaps also need each run's architecture and size.
         runs = pd.read_parquet(results / "runs.parquet")[["run_id", "arch", "size", "params"]].drop_duplicates("run_id")
         cells = pd.read_parquet(cells_file).merge(runs, on="run_id", how="left").rename(columns={"length": "context"})
         _write_table(cells, results / "niah_cells.parquet")
+
+
+def _eval_ablations(preset: str, runs_dir: Path, results: Path, limit: int | None) -> None:
+    """Evaluate the final export of every run of the ablations in ``ABLATION_SUITES`` on their suites
+    into results/ablations/<name>-eval.parquet, beside the main sweep's scores of the base runs, with the
+    ablation table's ``variant`` column."""
+    from linscale.eval import evaluate_sweep
+    from linscale.eval.runner import find_checkpoints
+
+    base_size, ablations_ = ablation_presets(preset)
+    main = pd.read_parquet(results / "eval.parquet")
+    for ablation, suites in ABLATION_SUITES.items():
+        variants = ablations_[ablation]
+        frames = []
+        for variant in variants:
+            sweep = runs_dir / variant["name"]
+            if not sweep.is_dir():  # the study ran with --no-ablations
+                continue
+            finals = list({path.parent.parent.name: path for path in find_checkpoints(sweep)}.values())
+            _log(f"eval ablation {ablation}: {sweep} ({len(finals)} final checkpoints)")
+            store = evaluate_sweep(sweep, list(suites), checkpoints=finals, limit=limit, progress=_log)
+            store = store[store["suite"].isin(suites)]
+            frames.append(_final_rows(store).assign(variant=variant["name"]))
+        if not frames:
+            continue
+        archs = sorted({a for v in variants for a in v["archs"]})
+        base = _final_rows(main[(main["size"].astype(str) == base_size) & main["arch"].isin(archs)
+                                & main["suite"].isin(suites)])
+        _write_table(pd.concat([base.assign(variant="base"), *frames], ignore_index=True),
+                     results / "ablations" / f"{ablation}-eval.parquet")
+
+
+def _final_rows(scores: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an eval store at each run's last evaluated checkpoint."""
+    return scores[scores["step"] == scores.groupby("run_id")["step"].transform("max")]
 
 
 def stage_fits(results: Path, bootstrap: int = 200, seed: int = 0, loss_column: str = "train_loss") -> None:

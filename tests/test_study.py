@@ -36,3 +36,17 @@ def test_context_ablation_keeps_tokens_per_batch():
         assert variant["sizes"] == {"a": BASE["sizes"]["a"]}
         assert variant["model"]["max_seq_len"] >= variant["train"]["seq_len"]
     assert BASE["train"]["seq_len"] == 128  # the base preset is not modified
+
+
+def test_seeds_ablation_retrains_the_base_size_with_other_seeds_and_nothing_else():
+    base = {**BASE, "train": {**BASE["train"], "seed": 7}, "arch_overrides": {"tnl": {"a": {"lr": 1e-3}}}}
+    _, ablations = ablation_presets(base)
+    seeds = ablations["seeds"]
+    assert [v["train"]["seed"] for v in seeds] == [8, 9]
+    assert len({v["name"] for v in seeds}) == 2
+    for variant in seeds:
+        assert variant["sizes"] == {"a": BASE["sizes"]["a"]} and variant["archs"] == BASE["archs"]
+        # every other setting equals the main sweep's, per-architecture overrides included
+        assert {k: v for k, v in variant["train"].items() if k != "seed"} == BASE["train"]
+        assert variant["arch_overrides"] == base["arch_overrides"] and variant["model"] == BASE["model"]
+    assert base["train"]["seed"] == 7

@@ -1,0 +1,208 @@
+"""The findings' arithmetic: seed noise and the tolerance it gives, size inversions, and the verdicts
+that compare single runs against that tolerance."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from linscale import findings
+
+
+def _final(arch: str, losses, by: str = "seed", values=None) -> pd.DataFrame:
+    """An ablation_summary-like table: one row per run of ``arch`` with the given final losses."""
+    values = values if values is not None else list(range(len(losses)))
+    return pd.DataFrame({"arch": arch, "run_id": [f"{arch}-{v}" for v in values], by: values,
+                         "loss": [float(x) for x in losses]})
+
+
+def test_seed_noise_and_tolerance_follow_the_pooled_t_test():
+    seeds = pd.concat([_final("llama", [2.00, 2.02, 1.98]), _final("tnl", [3.0, 3.0, 3.06, 2.94]),
+                       _final("hgrn2", [2.5])], ignore_index=True)
+    noise = findings.seed_noise(seeds).set_index("arch")
+    assert noise.loc["llama", "seeds"] == 3 and noise.loc["llama", "mean"] == pytest.approx(2.0)
+    assert noise.loc["llama", "rel_sd"] == pytest.approx(np.std([2.00, 2.02, 1.98], ddof=1) / 2.0)
+    assert noise.loc["llama", "spread"] == pytest.approx(2.02 / 1.98 - 1)
+    assert math.isnan(noise.loc["hgrn2", "sd"])  # one seed: no spread to measure
+
+    # pooled over llama (2 dof) and tnl (3 dof); hgrn2's single run adds nothing
+    rel = {"llama": np.std([2.00, 2.02, 1.98], ddof=1) / 2.0, "tnl": np.std([3.0, 3.0, 3.06, 2.94], ddof=1) / 3.0}
+    pooled = math.sqrt((2 * rel["llama"] ** 2 + 3 * rel["tnl"] ** 2) / 5)
+    assert findings.seed_tolerance(noise.reset_index()) == pytest.approx(stats.t.ppf(0.975, 5) * math.sqrt(2) * pooled)
+    # a wider confidence asks for a larger difference
+    assert findings.seed_tolerance(noise.reset_index(), confidence=0.99) > findings.seed_tolerance(noise.reset_index())
+    assert math.isnan(findings.seed_tolerance(findings.seed_noise(_final("llama", [2.0]))))
+    assert math.isnan(findings.seed_tolerance(findings.seed_noise(seeds.iloc[:0])))
+
+
+def test_seed_tolerance_bounds_chance_differences_as_promised():
+    """Simulated seeds: the tolerance from three seeds per architecture is exceeded by the difference of
+    two fresh single runs about 5% of the time, as its definition says."""
+    rng = np.random.default_rng(0)
+    sd = 0.01
+    misses, trials = 0, 1500
+    for _ in range(trials):
+        table = pd.concat([_final(a, 2.0 * (1 + sd * rng.standard_normal(3))) for a in ("a", "b", "c", "d")])
+        tolerance = findings.seed_tolerance(findings.seed_noise(table))
+        first, second = 2.0 * (1 + sd * rng.standard_normal(2))
+        misses += abs(first / second - 1) > tolerance
+    assert 0.035 < misses / trials < 0.065
+
+
+def test_size_inversions_name_larger_models_that_end_higher():
+    rows = []
+    for arch, finals in (("llama", [3.0, 2.5, 2.6, 2.4]), ("tnl", [3.1, 2.9, 2.8, 2.7])):
+        for i, final in enumerate(finals):
+            for step, loss in ((1, 5.0), (2, final)):  # the last checkpoint's loss is the one compared
+                rows.append({"run_id": f"{arch}-s{i}", "arch": arch, "size": f"s{i}", "n_layer": 1, "d_model": 8,
+                             "n_head": 1, "params": 10 ** (i + 3), "tokens": step, "pf_days": step, "step": step,
+                             "train_loss": loss, "val_loss": loss, "bayes_loss": 1.0, "wall_time_s": 1.0})
+    inversions = findings.size_inversions(pd.DataFrame(rows))
+    assert inversions[["arch", "smaller", "larger"]].values.tolist() == [["llama", "s1", "s2"]]
+    assert inversions["gap"].iloc[0] == pytest.approx(2.6 / 2.5 - 1)
+
+
+def _claims(context=None, aspect=None, **kwargs) -> pd.DataFrame:
+    return findings.claims(pd.DataFrame(), None, None, aspect, context, **kwargs).set_index("id")
+
+
+def test_context_and_aspect_verdicts_use_the_loss_tolerance():
+    # the linear models' loss moves 1% across training contexts
+    context = pd.concat([_final(a, [2.00, 2.02], by="seq_len", values=[64, 128]) for a in ("llama", "tnl")])
+    assert _claims(context, tolerance=0.005).loc["context_loss", "verdict"] == findings.NOT_REPRODUCED
+    # ... which is within a seed noise of 2%: the training context barely matters
+    within = _claims(context, tolerance=0.005, loss_tolerance=0.02).loc["context_loss"]
+    assert within["verdict"] == findings.REPRODUCED and "2.00%" in within["evidence"]
+
+    # cosFormer2's loss moves 3% across shapes, LLaMA's 1%
+    aspect = pd.concat([_final("llama", [2.0, 2.02], by="aspect", values=[4.0, 8.0]),
+                        _final("cosformer2", [2.0, 2.06], by="aspect", values=[4.0, 8.0])])
+    assert _claims(aspect=aspect, loss_tolerance=0.01).loc["aspect", "verdict"] == findings.REPRODUCED
+    assert _claims(aspect=aspect, loss_tolerance=0.03).loc["aspect", "verdict"] == findings.INCONCLUSIVE
+    reversed_ = aspect.assign(arch=aspect["arch"].map({"llama": "cosformer2", "cosformer2": "llama"}))
+    assert _claims(aspect=reversed_, loss_tolerance=0.01).loc["aspect", "verdict"] == findings.NOT_REPRODUCED
+    # no ablations: not testable, whatever the tolerance
+    assert _claims(loss_tolerance=0.01).loc[["aspect", "context_loss"], "verdict"].eq(findings.NOT_TESTABLE).all()
+
+
+def test_knowledge_verdict_uses_the_accuracy_and_loss_tolerances_separately():
+    def scores(llama_acc, tnl_acc, llama_bpb, tnl_bpb):
+        return pd.DataFrame({"run_id": ["llama-s1", "tnl-s1"], "arch": ["llama", "tnl"], "params": [100, 100], "pf_days": [1.0, 1.0],
+                             "step": [10, 10], "knowledge_acc": [llama_acc, tnl_acc],
+                             "bits_per_byte": [llama_bpb, tnl_bpb], "cloze_acc": 0.5, "niah_easy_wa": 0.5,
+                             "niah_standard_wa": 0.5, "mqar_acc": 0.5})
+
+    def verdict(table, **kwargs):
+        return findings.claims(pd.DataFrame(), None, table, **kwargs).set_index("id").loc["knowledge", "verdict"]
+
+    # TNL 0.004 less accurate and 1% more bits per byte than LLaMA
+    table = scores(0.500, 0.496, 1.00, 1.01)
+    assert verdict(table, tolerance=0.005, loss_tolerance=0.02) == findings.REPRODUCED
+    assert verdict(table, tolerance=0.005, loss_tolerance=0.005) == findings.INCONCLUSIVE
+    assert verdict(table, tolerance=0.001, loss_tolerance=0.005) == findings.NOT_REPRODUCED
+    assert verdict(table, tolerance=0.02) == findings.REPRODUCED  # loss_tolerance defaults to tolerance
+
+
+def _context_scores(niah: dict) -> pd.DataFrame:
+    """An ablation_scores-like table: {arch: (score at n = 64, score at n = 256)}."""
+    rows = [{"run_id": f"{n}/{arch}", "arch": arch, "params": 100, "step": 10, "seq_len": n, "niah_easy_wa": score}
+            for arch, scores in niah.items() for n, score in zip((64, 256), scores)]
+    return pd.DataFrame(rows)
+
+
+def test_context_retrieval_verdict_compares_the_shortest_and_longest_context():
+    def verdict(niah, tolerance):
+        return findings.claims(pd.DataFrame(), None, tolerance=tolerance,
+                               context_scores=_context_scores(niah)).set_index("id").loc["context_retrieval"]
+
+    hurt = {"tnl": (0.2, 0.5), "hgrn2": (0.3, 0.6), "cosformer2": (0.1, 0.4), "llama": (0.9, 0.9)}
+    assert verdict(hurt, 0.05)["verdict"] == findings.REPRODUCED
+    # the per-metric tolerance is the one used: a seed noise of 0.35 on NIAH swallows the drops
+    assert verdict(hurt, {"niah_easy_wa": 0.35, "mqar_acc": 0.0})["verdict"] == findings.INCONCLUSIVE
+    mixed = {**hurt, "hgrn2": (0.6, 0.6)}
+    assert verdict(mixed, 0.05)["verdict"] == findings.INCONCLUSIVE
+    flat = {a: (0.5, 0.5) for a in hurt}  # no difference beyond the noise: no evidence either way
+    assert verdict(flat, 0.05)["verdict"] == findings.INCONCLUSIVE
+    helped = {**flat, "tnl": (0.7, 0.1)}  # a shorter context retrieving better is evidence against
+    assert verdict(helped, 0.05)["verdict"] == findings.NOT_REPRODUCED
+    assert verdict(helped, 0.65)["verdict"] == findings.INCONCLUSIVE
+    floor = {a: (0.0, 0.01) for a in hurt}  # nothing retrieves: no evidence either way
+    row = verdict(floor, 0.05)
+    assert row["verdict"] == findings.INCONCLUSIVE and "every score is below" in row["evidence"]
+    assert findings.claims(pd.DataFrame(), None).set_index("id").loc["context_retrieval", "verdict"] == \
+        findings.NOT_TESTABLE
+
+
+def test_accuracy_tolerances_are_absolute_per_metric():
+    seeds = pd.DataFrame({"arch": ["llama"] * 3 + ["tnl"] * 3,
+                          "niah_easy_wa": [0.50, 0.52, 0.48, 0.10, 0.14, 0.12],
+                          "mqar_acc": [0.3, 0.3, 0.3, np.nan, np.nan, np.nan],
+                          "cloze_acc": [0.3, np.nan, np.nan, 0.2, np.nan, np.nan]})
+    tolerances = findings.accuracy_tolerances(seeds)
+    assert set(tolerances) == {"niah_easy_wa", "mqar_acc", "cloze_acc"}  # only what the seeds measured
+    assert tolerances["niah_easy_wa"] == pytest.approx(stats.t.ppf(0.975, 4) * math.sqrt(2) * 0.02)  # sd 0.02 each
+    assert tolerances["mqar_acc"] == 0.0  # three identical seeds (tnl has no scores: no degrees of freedom)
+    assert math.isnan(tolerances["cloze_acc"])  # one seed each: nothing measured
+    assert findings.tolerance_of(tolerances, "cloze_acc") == 0.005  # NaN falls back to the default
+    assert findings.tolerance_of(tolerances, "niah_easy_wa") == tolerances["niah_easy_wa"]
+    assert findings.tolerance_of(0.01, "anything") == 0.01
+
+
+def test_ablation_scores_keep_runs_of_different_variants_apart(tmp_path):
+    from linscale.results import RUNS_COLUMNS
+
+    folder = tmp_path / "toy" / "ablations"
+    folder.mkdir(parents=True)
+    runs, scores = [], []
+    for variant, seed, niah in (("base", 0, 0.2), ("toy-seed1", 1, 0.4)):  # the same run id in both sweeps
+        run = {c: 0 for c in RUNS_COLUMNS} | {"run_id": "tnl-s1", "arch": "tnl", "size": "s1", "step": 5,
+                                             "seq_len": 64, "seed": seed, "train_loss": 2.0 + seed, "val_loss": 2.0,
+                                             "diverged": False, "preset": "toy", "variant": variant, "ablation": "seeds"}
+        runs.append(run)
+        scores.append({"run_id": "tnl-s1", "arch": "tnl", "size": "s1", "step": 5, "tokens": 0, "flops": 0,
+                       "pf_days": 0, "params": 0, "suite": "retrieval", "task": "linscale_niah_easy",
+                       "metric": "weighted_acc", "value": niah, "variant": variant})
+    pd.DataFrame(runs).to_parquet(folder / "seeds.parquet")
+    pd.DataFrame(scores).to_parquet(folder / "seeds-eval.parquet")
+    table = findings.ablation_scores("toy", str(tmp_path), "seeds").sort_values("seed")
+    assert table["seed"].tolist() == [0, 1] and table["loss"].tolist() == [2.0, 3.0]
+    assert table["niah_easy_wa"].tolist() == [0.2, 0.4]
+    assert len(findings.ablation_scores("toy", str(tmp_path), "context")) == 0  # not evaluated: empty
+
+
+def test_a_noise_table_gives_each_claim_the_tolerance_of_the_architectures_it_compares():
+    # LLaMA's seeds scatter 10x more than the linear models'
+    noise = findings.seed_noise(pd.concat([_final("llama", [1.90, 1.97, 1.95]), _final("tnl", [2.09, 2.08, 2.08]),
+                                           _final("hgrn2", [2.018, 2.019, 2.010]),
+                                           _final("cosformer2", [2.002, 2.010, 2.007])]))
+    linear_only = findings.seed_tolerance(noise[noise["arch"] != "llama"])
+    assert linear_only < 0.015 < findings.seed_tolerance(noise)
+    # the context claim compares linear models only: a 2% spread is beyond their noise
+    context = pd.concat([_final(a, [2.00, 2.04], by="seq_len", values=[64, 128]) for a in findings.LINEAR])
+    row = _claims(context, loss_tolerance=noise).loc["context_loss"]
+    assert row["verdict"] == findings.NOT_REPRODUCED and f"{linear_only:.2%}" in row["evidence"]
+    # ... and within the noise pooled with LLaMA's, which a single number would have used
+    assert _claims(context, loss_tolerance=findings.seed_tolerance(noise)).loc["context_loss", "verdict"] == \
+        findings.REPRODUCED
+
+
+def test_decay_verdict_needs_evidence_against_to_say_not_reproduced():
+    def verdict(cos, tnl, tolerance=0.01, loss_tolerance=0.01):
+        table = pd.DataFrame([{"run_id": f"{a}-s1", "arch": a, "params": 100, "pf_days": 1.0, "step": 10,
+                               "knowledge_acc": k, "bits_per_byte": b, "cloze_acc": 0.5, "niah_easy_wa": n,
+                               "niah_standard_wa": 0.5, "mqar_acc": 0.2} for a, (k, b, n) in
+                              (("cosformer2", cos), ("tnl", tnl), ("llama", (0.5, 1.0, 0.5)))])
+        return findings.claims(pd.DataFrame(), None, table, tolerance=tolerance,
+                               loss_tolerance=loss_tolerance).set_index("id").loc["decay", "verdict"]
+
+    # cosFormer2 (knowledge, bits/byte, NIAH) against TNL's
+    assert verdict((0.40, 1.00, 0.6), (0.50, 1.00, 0.3)) == findings.REPRODUCED  # worse LM, better retrieval
+    assert verdict((0.50, 1.00, 0.3), (0.50, 1.00, 0.3)) == findings.INCONCLUSIVE  # no difference at all
+    assert verdict((0.50, 0.90, 0.3), (0.50, 1.00, 0.3)) == findings.NOT_REPRODUCED  # better LM, same retrieval
+    assert verdict((0.50, 1.00, 0.1), (0.50, 1.00, 0.3)) == findings.NOT_REPRODUCED  # worse retrieval
+    assert verdict((0.40, 1.00, 0.1), (0.50, 1.00, 0.3)) == findings.INCONCLUSIVE  # one half for, one against
+    # differences inside the noise are none
+    assert verdict((0.40, 1.00, 0.6), (0.50, 1.00, 0.3), tolerance=0.4) == findings.INCONCLUSIVE
