@@ -575,7 +575,8 @@ def _other_claims(scores, aspect, context, tolerance, loss_tolerance, context_sc
             linear = [a for a in largest.index if a != "llama"]
             know_ok = all(largest.loc[a, "knowledge_acc"] >= largest.loc["llama", "knowledge_acc"]
                           - tolerance_of(tolerance, "knowledge_acc") for a in linear)
-            bpb_ok = all(largest.loc[a, "bits_per_byte"] <= largest.loc["llama", "bits_per_byte"] * (1 + loss_tol(largest.index))
+            bpb_margin = loss_tol(largest.index)
+            bpb_ok = all(largest.loc[a, "bits_per_byte"] <= largest.loc["llama", "bits_per_byte"] * (1 + bpb_margin)
                          for a in linear)
             verdict = REPRODUCED if know_ok and bpb_ok else NOT_REPRODUCED if not know_ok and not bpb_ok \
                 else INCONCLUSIVE

@@ -90,8 +90,8 @@ def test_context_and_aspect_verdicts_use_the_loss_tolerance():
 
 def test_knowledge_verdict_uses_the_accuracy_and_loss_tolerances_separately():
     def scores(llama_acc, tnl_acc, llama_bpb, tnl_bpb):
-        return pd.DataFrame({"run_id": ["llama-s1", "tnl-s1"], "arch": ["llama", "tnl"], "params": [100, 100], "pf_days": [1.0, 1.0],
-                             "step": [10, 10], "knowledge_acc": [llama_acc, tnl_acc],
+        return pd.DataFrame({"run_id": ["llama-s1", "tnl-s1"], "arch": ["llama", "tnl"], "params": [100, 100],
+                             "pf_days": [1.0, 1.0], "step": [10, 10], "knowledge_acc": [llama_acc, tnl_acc],
                              "bits_per_byte": [llama_bpb, tnl_bpb], "cloze_acc": 0.5, "niah_easy_wa": 0.5,
                              "niah_standard_wa": 0.5, "mqar_acc": 0.5})
 

@@ -50,3 +50,49 @@ def test_seeds_ablation_retrains_the_base_size_with_other_seeds_and_nothing_else
         assert {k: v for k, v in variant["train"].items() if k != "seed"} == BASE["train"]
         assert variant["arch_overrides"] == base["arch_overrides"] and variant["model"] == BASE["model"]
     assert base["train"]["seed"] == 7
+
+
+def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tmp_path, monkeypatch):
+    import pandas as pd
+
+    import linscale.eval
+    import linscale.eval.runner
+    from linscale.study import _eval_ablations
+
+    preset = {**BASE, "name": "toy"}
+    runs_dir, results = tmp_path / "runs", tmp_path / "results"
+    for sweep in ("toy-context64", "toy-seed1", "toy-aspect"):  # toy-context256 and toy-seed2 were not trained
+        (runs_dir / sweep).mkdir(parents=True)
+
+    def rows(run_id, size, steps, suites):
+        return [{"run_id": run_id, "arch": run_id.split("-")[0], "size": size, "step": step, "suite": suite,
+                 "task": suite, "metric": "acc", "value": step / 100} for step in steps for suite in suites]
+
+    results.mkdir()
+    main = rows("tnl-a", "a", (5, 10), ("knowledge", "linguistic", "retrieval")) + \
+        rows("tnl-b", "b", (5, 10), ("knowledge", "retrieval"))
+    pd.DataFrame(main).to_parquet(results / "eval.parquet")
+    evaluated = []
+
+    def fake_find(sweep):
+        return [sweep / "runs" / "tnl-a" / "export" / f"step={s}" for s in (5, 10)]
+
+    def fake_evaluate(sweep, suites, checkpoints, limit, progress):
+        evaluated.append((sweep.name, tuple(suites), [c.name for c in checkpoints]))
+        # the store may hold more than was asked for (an earlier `linscale eval` of every export)
+        return pd.DataFrame(rows("tnl-a", "a", (5, 10), (*suites, "linguistic")))
+
+    monkeypatch.setattr(linscale.eval.runner, "find_checkpoints", fake_find)
+    monkeypatch.setattr(linscale.eval, "evaluate_sweep", fake_evaluate)
+    _eval_ablations(preset, runs_dir, results, limit=None)
+
+    # only the trained sweeps of the evaluated ablations, each run's last export, on that ablation's suites
+    assert sorted(evaluated) == [("toy-context64", ("retrieval",), ["step=10"]),
+                                 ("toy-seed1", ("knowledge", "retrieval"), ["step=10"])]
+    assert not (results / "ablations" / "aspect-eval.parquet").exists()
+    context = pd.read_parquet(results / "ablations" / "context-eval.parquet")
+    assert sorted(set(zip(context["variant"], context["size"], context["step"], context["suite"]))) == [
+        ("base", "a", 10, "retrieval"), ("toy-context64", "a", 10, "retrieval")]
+    seeds = pd.read_parquet(results / "ablations" / "seeds-eval.parquet")
+    assert set(seeds["suite"]) == {"knowledge", "retrieval"} and set(seeds["step"]) == {10}
+    assert set(seeds["variant"]) == {"base", "toy-seed1"}
