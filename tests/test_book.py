@@ -42,6 +42,20 @@ def test_every_chapter_declares_exactly_its_parameters_cell():
         book.validate_parameters(chapter, **defaults)
 
 
+def test_the_introductions_parameter_table_lists_each_chapters_parameters():
+    """book/intro.md tells readers what each chapter takes: the table must follow the schema."""
+    import re
+
+    table = {}
+    for line in (book.ROOT / "book" / "intro.md").read_text().splitlines():
+        match = re.match(r"\| \{ref\}`([\w-]+)` \| (.*) \|$", line)
+        if match:
+            table[match.group(1).replace("-", "_")] = re.findall(r"`(\w+)`", match.group(2))
+    assert set(table) == set(book.toc_chapters())
+    for chapter, names in table.items():
+        assert sorted(names) == sorted(book.PARAMETERS[chapter]), chapter
+
+
 def test_unknown_parameter_fails_before_a_kernel_starts(tmp_path):
     with pytest.raises(ConfigError, match="chapter architectures: unknown parameter"):
         book.execute_chapter("architectures", {"chunksize": 8}, out_dir=tmp_path)
