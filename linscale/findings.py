@@ -8,6 +8,8 @@ preset without the runs a claim needs).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -260,13 +262,75 @@ def seed_tolerance(noise: pd.DataFrame, confidence: float = 0.95, relative: bool
 # The downstream accuracies (columns of downstream_table) and their names in the prose.
 ACCURACY_METRICS = {"knowledge_acc": "knowledge", "cloze_acc": "cloze", "niah_easy_wa": "NIAH easy",
                     "niah_standard_wa": "NIAH standard", "mqar_acc": "associative recall"}
+DEFAULT_TOLERANCE = 0.005  # when neither the reader nor a seeds ablation gives one
 
 
-def accuracy_tolerances(seed_scores: pd.DataFrame, confidence: float = 0.95) -> dict[str, float]:
-    """{metric: absolute :func:`seed_tolerance`} for each accuracy the seeds ablation's scores
-    (:func:`ablation_scores`) measured; empty without them."""
-    return {metric: seed_tolerance(seed_noise(seed_scores, metric), confidence, relative=False)
-            for metric in ACCURACY_METRICS if metric in seed_scores and seed_scores[metric].notna().any()}
+@dataclass
+class Tolerances:
+    """How large a difference between single runs must be to count, per comparison.
+
+    ``loss`` (relative, for losses and bits per byte) and ``accuracy`` (absolute): numbers set by hand,
+    or None to take the seed noise that the seeds ablation measured (``seed_losses``: its
+    :func:`ablation_summary`; ``seed_scores``: its :func:`ablation_scores`), pooled over the
+    architectures a comparison involves, since the noise differs between architectures
+    (:func:`seed_tolerance`). Without either, :data:`DEFAULT_TOLERANCE`."""
+
+    loss: float | None = None
+    accuracy: float | None = None
+    seed_losses: pd.DataFrame | None = None
+    seed_scores: pd.DataFrame | None = None
+    confidence: float = 0.95
+
+    def for_loss(self, archs) -> float:
+        if self.loss is not None:
+            return float(self.loss)
+        return _or_default(self.measured("loss", archs))
+
+    def for_accuracy(self, metric: str, archs) -> float:
+        if self.accuracy is not None:
+            return float(self.accuracy)
+        return _or_default(self.measured(metric, archs))
+
+    def measured(self, column: str, archs=None) -> float:
+        """The seed tolerance of ``column`` ("loss" or an accuracy) pooled over ``archs`` (all when None);
+        NaN when the seeds ablation did not measure it."""
+        table = self.seed_losses if column == "loss" else self.seed_scores
+        if table is None or column not in table or not table[column].notna().any():
+            return float("nan")
+        table = table if archs is None else table[table["arch"].isin(list(archs))]
+        return seed_tolerance(seed_noise(table, column), self.confidence, relative=column == "loss")
+
+
+    def describe(self, column: str) -> str:
+        """Where the tolerance of ``column`` ("loss", or "accuracy" for all of them) comes from, for the prose."""
+        fixed = self.loss if column == "loss" else self.accuracy
+        if fixed is not None:
+            return f"{fixed:.2%} for every claim, set by hand" if column == "loss" else \
+                f"{fixed:.3f} for every claim, set by hand"
+        columns = ["loss"] if column == "loss" else list(ACCURACY_METRICS)
+        parts = []
+        for name in columns:
+            every, linear = self.measured(name), self.measured(name, LINEAR)
+            if np.isfinite(every):
+                text = f"{every:.2%} and {linear:.2%}" if name == "loss" else f"{every:.3f} and {linear:.3f}"
+                parts.append(text if name == "loss" else f"{ACCURACY_METRICS[name]} {text}")
+        if not parts:
+            return f"{DEFAULT_TOLERANCE} by default: this study did not measure its seed noise"
+        return ("measured by the seeds ablation, pooled over the architectures each claim compares "
+                "(over all four, and over the linear models alone): " + "; ".join(parts))
+
+
+def _or_default(tolerance: float) -> float:
+    return tolerance if np.isfinite(tolerance) else DEFAULT_TOLERANCE
+
+
+def accuracy_noise(seed_scores: pd.DataFrame) -> pd.DataFrame:
+    """The standard deviation over seeds of each downstream accuracy the seeds ablation measured
+    (:func:`ablation_scores`): one row per architecture, one column per accuracy (its prose name)."""
+    frames = [seed_noise(seed_scores, metric).set_index("arch")["sd"].rename(label)
+              for metric, label in ACCURACY_METRICS.items()
+              if metric in seed_scores and seed_scores[metric].notna().any()]
+    return pd.concat(frames, axis=1) if frames else pd.DataFrame(index=pd.Index([], name="arch"))
 
 
 def ablation_scores(preset: str, results_dir: str, name: str, loss: str = "train_loss") -> pd.DataFrame:
@@ -407,13 +471,6 @@ def retrieval_long(largest: pd.DataFrame) -> pd.DataFrame:
     return long.dropna(subset=["score"])
 
 
-def tolerance_of(tolerance: float | dict, metric: str, default: float = 0.005) -> float:
-    """The tolerance for one metric: ``tolerance`` itself, or its entry in a {metric: tolerance} dict
-    (``default`` for a metric the dict lacks or gives as NaN)."""
-    value = tolerance.get(metric, default) if isinstance(tolerance, dict) else tolerance
-    return default if value is None or not np.isfinite(value) else float(value)
-
-
 def retrieval_verdict(largest: pd.DataFrame, margin: float | dict = 0.0) -> str:
     """The paper's retrieval claim (softmax attention retrieves better than every linear model) on the
     largest models: reproduced when LLaMA's score is above every linear model's on every retrieval task
@@ -428,9 +485,10 @@ def retrieval_verdict(largest: pd.DataFrame, margin: float | dict = 0.0) -> str:
     linear = table.drop(index="llama")
     if float(table.to_numpy().max()) <= 0:
         return INCONCLUSIVE
-    if all(llama[c] > linear[c].max() + tolerance_of(margin, c) for c in columns):
+    margins = {c: margin.get(c, 0.0) if isinstance(margin, dict) else margin for c in columns}
+    if all(llama[c] > linear[c].max() + margins[c] for c in columns):
         return REPRODUCED
-    if all(llama[c] < linear[c].min() - tolerance_of(margin, c) for c in columns):
+    if all(llama[c] < linear[c].min() - margins[c] for c in columns):
         return NOT_REPRODUCED
     return INCONCLUSIVE
 
@@ -483,8 +541,7 @@ def _versus_llama(table: pd.DataFrame, lower_is_claimed: bool) -> tuple[str, str
 
 
 def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect: pd.DataFrame | None = None,
-           context: pd.DataFrame | None = None, tolerance: float | dict = 0.005,
-           loss_tolerance: float | pd.DataFrame | None = None,
+           context: pd.DataFrame | None = None, tolerances: Tolerances | None = None,
            context_scores: pd.DataFrame | None = None) -> pd.DataFrame:
     """Each claim of the paper beside this study's evidence and a verdict.
 
@@ -492,11 +549,8 @@ def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect:
     grid cannot support it (the law-based claims are then not testable);
     ``scores``: :func:`downstream_table`; ``aspect``/``context``: :func:`ablation_summary` tables;
     ``context_scores``: the context ablation's :func:`ablation_scores`.
-    ``tolerance``: accuracy differences below it (absolute) count as "no difference"; a float, or
-    {metric: tolerance} (the seed noise of each metric: :func:`seed_tolerance`, not relative);
-    ``loss_tolerance``: relative differences of loss (and bits per byte) below it count as none; a float,
-    or a :func:`seed_noise` table: each claim then takes the :func:`seed_tolerance` of the architectures
-    it compares (seed noise differs between architectures); ``tolerance`` when None (0.005 if a dict).
+    ``tolerances``: differences between single runs smaller than these count as none (:class:`Tolerances`;
+    default :data:`DEFAULT_TOLERANCE` for everything).
     Columns: id, claim, paper, evidence, verdict.
     """
     from linscale.plotting import arch_label
@@ -511,9 +565,7 @@ def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect:
                          "evidence": "the paper's laws cannot be fitted on this grid"})
     else:
         rows += _law_claims(fit1)
-    if loss_tolerance is None:
-        loss_tolerance = tolerance_of(tolerance, "loss")
-    return pd.DataFrame(rows + _other_claims(scores, aspect, context, tolerance, loss_tolerance, context_scores))
+    return pd.DataFrame(rows + _other_claims(scores, aspect, context, tolerances or Tolerances(), context_scores))
 
 
 def _law_claims(fit1) -> list[dict]:
@@ -557,13 +609,8 @@ def _law_claims(fit1) -> list[dict]:
     return rows
 
 
-def _other_claims(scores, aspect, context, tolerance, loss_tolerance, context_scores) -> list[dict]:
+def _other_claims(scores, aspect, context, tol: Tolerances, context_scores) -> list[dict]:
     from linscale.plotting import arch_label
-
-    def loss_tol(archs) -> float:  # the relative loss difference that counts, comparing these architectures
-        if isinstance(loss_tolerance, pd.DataFrame):
-            return tolerance_of(seed_tolerance(loss_tolerance[loss_tolerance["arch"].isin(list(archs))]), "loss")
-        return float(loss_tolerance)
 
     rows = []
 
@@ -574,8 +621,8 @@ def _other_claims(scores, aspect, context, tolerance, loss_tolerance, context_sc
         if "llama" in largest.index and len(largest) > 1:
             linear = [a for a in largest.index if a != "llama"]
             know_ok = all(largest.loc[a, "knowledge_acc"] >= largest.loc["llama", "knowledge_acc"]
-                          - tolerance_of(tolerance, "knowledge_acc") for a in linear)
-            bpb_margin = loss_tol(largest.index)
+                          - tol.for_accuracy("knowledge_acc", largest.index) for a in linear)
+            bpb_margin = tol.for_loss(largest.index)
             bpb_ok = all(largest.loc[a, "bits_per_byte"] <= largest.loc["llama", "bits_per_byte"] * (1 + bpb_margin)
                          for a in linear)
             verdict = REPRODUCED if know_ok and bpb_ok else NOT_REPRODUCED if not know_ok and not bpb_ok \
@@ -587,7 +634,8 @@ def _other_claims(scores, aspect, context, tolerance, loss_tolerance, context_sc
         rows.append({"id": "knowledge", "claim": "The linear models match or beat LLaMA on knowledge and perplexity",
                      "paper": "Table 4: CSR and WikiText-2/LAMBADA perplexity of linear models at or above LLaMA's",
                      "evidence": f"largest size, final checkpoint: {evidence}", "verdict": verdict})
-        verdict = retrieval_verdict(largest.reset_index(), margin=tolerance)
+        verdict = retrieval_verdict(largest.reset_index(),
+                                    margin={m: tol.for_accuracy(m, largest.index) for m in RETRIEVAL_TASKS})
         evidence = "; ".join(f"{arch_label(a)} " + ", ".join(f"{RETRIEVAL_TASKS[c]} {largest.loc[a, c]:.3f}"
                                                               for c in RETRIEVAL_TASKS if c in largest)
                              for a in largest.index)
@@ -599,8 +647,8 @@ def _other_claims(scores, aspect, context, tolerance, loss_tolerance, context_sc
 
             def beyond(metric, first, second, relative=False):  # first above second beyond the noise
                 if relative:
-                    return first > second * (1 + loss_tol(["tnl", "cosformer2"]))
-                return first > second + tolerance_of(tolerance, metric)
+                    return first > second * (1 + tol.for_loss(["tnl", "cosformer2"]))
+                return first > second + tol.for_accuracy(metric, ["tnl", "cosformer2"])
 
             know, bpb = "knowledge_acc", "bits_per_byte"
             worse_lm = beyond(know, t[know], c[know]) or beyond(bpb, c[bpb], t[bpb], relative=True)
@@ -632,7 +680,7 @@ def _other_claims(scores, aspect, context, tolerance, loss_tolerance, context_sc
     if aspect is not None and {"llama", "cosformer2"} <= set(aspect["arch"]) and aspect.groupby("arch").size().min() > 1:
         spread = loss_spread(aspect, by="aspect").set_index("arch")
         s_lin, s_llama = spread.loc["cosformer2", "spread"], spread.loc["llama", "spread"]
-        margin = loss_tol(["llama", "cosformer2"])
+        margin = tol.for_loss(["llama", "cosformer2"])
         verdict = REPRODUCED if s_lin > s_llama + margin else NOT_REPRODUCED if s_lin < s_llama - margin \
             else INCONCLUSIVE
         evidence = (f"final-loss spread across shapes: cosFormer2 {s_lin:.2%}, LLaMA {s_llama:.2%} "
@@ -647,7 +695,7 @@ def _other_claims(scores, aspect, context, tolerance, loss_tolerance, context_sc
         spread = loss_spread(context, by="seq_len").set_index("arch")
         linear = [a for a in spread.index if a != "llama"]
         worst = float(spread.loc[linear, "spread"].max()) if linear else np.nan
-        margin = loss_tol(linear)
+        margin = tol.for_loss(linear)
         verdict = REPRODUCED if worst <= margin else NOT_REPRODUCED if np.isfinite(worst) else NOT_TESTABLE
         evidence = "final-loss spread across training contexts: " + "; ".join(
             f"{arch_label(a)} {spread.loc[a, 'spread']:.2%}" for a in spread.index) + \
@@ -662,7 +710,7 @@ def _other_claims(scores, aspect, context, tolerance, loss_tolerance, context_sc
     usable = context_scores is not None and len(context_scores) and metric in context_scores
     linear = [a for a in LINEAR if usable and a in set(context_scores["arch"])]
     if linear and context_scores.groupby("arch")["seq_len"].nunique().min() > 1:
-        margin = tolerance_of(tolerance, metric)
+        margin = tol.for_accuracy(metric, linear)
         parts = []
         drops = {}
         for arch in linear:

@@ -72,20 +72,20 @@ def _claims(context=None, aspect=None, **kwargs) -> pd.DataFrame:
 def test_context_and_aspect_verdicts_use_the_loss_tolerance():
     # the linear models' loss moves 1% across training contexts
     context = pd.concat([_final(a, [2.00, 2.02], by="seq_len", values=[64, 128]) for a in ("llama", "tnl")])
-    assert _claims(context, tolerance=0.005).loc["context_loss", "verdict"] == findings.NOT_REPRODUCED
+    assert _claims(context, tolerances=findings.Tolerances(loss=0.005)).loc["context_loss", "verdict"] == findings.NOT_REPRODUCED
     # ... which is within a seed noise of 2%: the training context barely matters
-    within = _claims(context, tolerance=0.005, loss_tolerance=0.02).loc["context_loss"]
+    within = _claims(context, tolerances=findings.Tolerances(loss=0.02)).loc["context_loss"]
     assert within["verdict"] == findings.REPRODUCED and "2.00%" in within["evidence"]
 
     # cosFormer2's loss moves 3% across shapes, LLaMA's 1%
     aspect = pd.concat([_final("llama", [2.0, 2.02], by="aspect", values=[4.0, 8.0]),
                         _final("cosformer2", [2.0, 2.06], by="aspect", values=[4.0, 8.0])])
-    assert _claims(aspect=aspect, loss_tolerance=0.01).loc["aspect", "verdict"] == findings.REPRODUCED
-    assert _claims(aspect=aspect, loss_tolerance=0.03).loc["aspect", "verdict"] == findings.INCONCLUSIVE
+    assert _claims(aspect=aspect, tolerances=findings.Tolerances(loss=0.01)).loc["aspect", "verdict"] == findings.REPRODUCED
+    assert _claims(aspect=aspect, tolerances=findings.Tolerances(loss=0.03)).loc["aspect", "verdict"] == findings.INCONCLUSIVE
     reversed_ = aspect.assign(arch=aspect["arch"].map({"llama": "cosformer2", "cosformer2": "llama"}))
-    assert _claims(aspect=reversed_, loss_tolerance=0.01).loc["aspect", "verdict"] == findings.NOT_REPRODUCED
+    assert _claims(aspect=reversed_, tolerances=findings.Tolerances(loss=0.01)).loc["aspect", "verdict"] == findings.NOT_REPRODUCED
     # no ablations: not testable, whatever the tolerance
-    assert _claims(loss_tolerance=0.01).loc[["aspect", "context_loss"], "verdict"].eq(findings.NOT_TESTABLE).all()
+    assert _claims(tolerances=findings.Tolerances(loss=0.01)).loc[["aspect", "context_loss"], "verdict"].eq(findings.NOT_TESTABLE).all()
 
 
 def test_knowledge_verdict_uses_the_accuracy_and_loss_tolerances_separately():
@@ -96,14 +96,15 @@ def test_knowledge_verdict_uses_the_accuracy_and_loss_tolerances_separately():
                              "niah_standard_wa": 0.5, "mqar_acc": 0.5})
 
     def verdict(table, **kwargs):
-        return findings.claims(pd.DataFrame(), None, table, **kwargs).set_index("id").loc["knowledge", "verdict"]
+        return findings.claims(pd.DataFrame(), None, table, tolerances=findings.Tolerances(**kwargs)) \
+            .set_index("id").loc["knowledge", "verdict"]
 
     # TNL 0.004 less accurate and 1% more bits per byte than LLaMA
     table = scores(0.500, 0.496, 1.00, 1.01)
-    assert verdict(table, tolerance=0.005, loss_tolerance=0.02) == findings.REPRODUCED
-    assert verdict(table, tolerance=0.005, loss_tolerance=0.005) == findings.INCONCLUSIVE
-    assert verdict(table, tolerance=0.001, loss_tolerance=0.005) == findings.NOT_REPRODUCED
-    assert verdict(table, tolerance=0.02) == findings.REPRODUCED  # loss_tolerance defaults to tolerance
+    assert verdict(table, accuracy=0.005, loss=0.02) == findings.REPRODUCED
+    assert verdict(table, accuracy=0.005, loss=0.005) == findings.INCONCLUSIVE
+    assert verdict(table, accuracy=0.001, loss=0.005) == findings.NOT_REPRODUCED
+    assert verdict(table) == findings.INCONCLUSIVE  # nothing set or measured: 0.005 for both
 
 
 def _context_scores(niah: dict) -> pd.DataFrame:
@@ -115,13 +116,12 @@ def _context_scores(niah: dict) -> pd.DataFrame:
 
 def test_context_retrieval_verdict_compares_the_shortest_and_longest_context():
     def verdict(niah, tolerance):
-        return findings.claims(pd.DataFrame(), None, tolerance=tolerance,
+        return findings.claims(pd.DataFrame(), None, tolerances=findings.Tolerances(accuracy=tolerance),
                                context_scores=_context_scores(niah)).set_index("id").loc["context_retrieval"]
 
     hurt = {"tnl": (0.2, 0.5), "hgrn2": (0.3, 0.6), "cosformer2": (0.1, 0.4), "llama": (0.9, 0.9)}
     assert verdict(hurt, 0.05)["verdict"] == findings.REPRODUCED
-    # the per-metric tolerance is the one used: a seed noise of 0.35 on NIAH swallows the drops
-    assert verdict(hurt, {"niah_easy_wa": 0.35, "mqar_acc": 0.0})["verdict"] == findings.INCONCLUSIVE
+    assert verdict(hurt, 0.35)["verdict"] == findings.INCONCLUSIVE  # a noise of 0.35 swallows the drops
     mixed = {**hurt, "hgrn2": (0.6, 0.6)}
     assert verdict(mixed, 0.05)["verdict"] == findings.INCONCLUSIVE
     flat = {a: (0.5, 0.5) for a in hurt}  # no difference beyond the noise: no evidence either way
@@ -136,19 +136,23 @@ def test_context_retrieval_verdict_compares_the_shortest_and_longest_context():
         findings.NOT_TESTABLE
 
 
-def test_accuracy_tolerances_are_absolute_per_metric():
+def test_measured_accuracy_tolerances_are_absolute_per_metric_and_per_architecture_set():
     seeds = pd.DataFrame({"arch": ["llama"] * 3 + ["tnl"] * 3,
-                          "niah_easy_wa": [0.50, 0.52, 0.48, 0.10, 0.14, 0.12],
+                          "niah_easy_wa": [0.50, 0.52, 0.48, 0.10, 0.13, 0.16],
                           "mqar_acc": [0.3, 0.3, 0.3, np.nan, np.nan, np.nan],
                           "cloze_acc": [0.3, np.nan, np.nan, 0.2, np.nan, np.nan]})
-    tolerances = findings.accuracy_tolerances(seeds)
-    assert set(tolerances) == {"niah_easy_wa", "mqar_acc", "cloze_acc"}  # only what the seeds measured
-    assert tolerances["niah_easy_wa"] == pytest.approx(stats.t.ppf(0.975, 4) * math.sqrt(2) * 0.02)  # sd 0.02 each
-    assert tolerances["mqar_acc"] == 0.0  # three identical seeds (tnl has no scores: no degrees of freedom)
-    assert math.isnan(tolerances["cloze_acc"])  # one seed each: nothing measured
-    assert findings.tolerance_of(tolerances, "cloze_acc") == 0.005  # NaN falls back to the default
-    assert findings.tolerance_of(tolerances, "niah_easy_wa") == tolerances["niah_easy_wa"]
-    assert findings.tolerance_of(0.01, "anything") == 0.01
+    tol = findings.Tolerances(seed_scores=seeds)
+    t2, t4 = stats.t.ppf(0.975, 2), stats.t.ppf(0.975, 4)
+    # pooled over the architectures compared: sd 0.02 (llama) and 0.03 (tnl)
+    assert tol.for_accuracy("niah_easy_wa", ["llama", "tnl"]) == pytest.approx(
+        t4 * math.sqrt(2) * math.sqrt((0.02**2 + 0.03**2) / 2))
+    assert tol.for_accuracy("niah_easy_wa", ["tnl"]) == pytest.approx(t2 * math.sqrt(2) * 0.03)
+    assert tol.for_accuracy("mqar_acc", ["llama", "tnl"]) == 0.0  # three identical seeds: no spread
+    assert tol.for_accuracy("cloze_acc", ["llama", "tnl"]) == findings.DEFAULT_TOLERANCE  # one seed each
+    assert tol.for_accuracy("knowledge_acc", ["llama"]) == findings.DEFAULT_TOLERANCE  # not measured
+    assert tol.for_loss(["llama"]) == findings.DEFAULT_TOLERANCE  # no seed losses given
+    assert findings.Tolerances(accuracy=0.01, seed_scores=seeds).for_accuracy("niah_easy_wa", ["tnl"]) == 0.01
+    assert "NIAH easy" in tol.describe("accuracy") and "set by hand" in findings.Tolerances(loss=0.01).describe("loss")
 
 
 def test_ablation_scores_keep_runs_of_different_variants_apart(tmp_path):
@@ -173,20 +177,22 @@ def test_ablation_scores_keep_runs_of_different_variants_apart(tmp_path):
     assert len(findings.ablation_scores("toy", str(tmp_path), "context")) == 0  # not evaluated: empty
 
 
-def test_a_noise_table_gives_each_claim_the_tolerance_of_the_architectures_it_compares():
+def test_measured_tolerances_give_each_claim_the_noise_of_the_architectures_it_compares():
     # LLaMA's seeds scatter 10x more than the linear models'
-    noise = findings.seed_noise(pd.concat([_final("llama", [1.90, 1.97, 1.95]), _final("tnl", [2.09, 2.08, 2.08]),
-                                           _final("hgrn2", [2.018, 2.019, 2.010]),
-                                           _final("cosformer2", [2.002, 2.010, 2.007])]))
+    seeds = pd.concat([_final("llama", [1.90, 1.97, 1.95]), _final("tnl", [2.09, 2.08, 2.08]),
+                       _final("hgrn2", [2.018, 2.019, 2.010]), _final("cosformer2", [2.002, 2.010, 2.007])])
+    tol = findings.Tolerances(seed_losses=seeds)
+    noise = findings.seed_noise(seeds)
     linear_only = findings.seed_tolerance(noise[noise["arch"] != "llama"])
-    assert linear_only < 0.015 < findings.seed_tolerance(noise)
+    assert tol.for_loss(findings.LINEAR) == pytest.approx(linear_only)
+    assert linear_only < 0.015 < tol.for_loss(["llama", *findings.LINEAR]) == pytest.approx(findings.seed_tolerance(noise))
     # the context claim compares linear models only: a 2% spread is beyond their noise
     context = pd.concat([_final(a, [2.00, 2.04], by="seq_len", values=[64, 128]) for a in findings.LINEAR])
-    row = _claims(context, loss_tolerance=noise).loc["context_loss"]
+    row = _claims(context, tolerances=tol).loc["context_loss"]
     assert row["verdict"] == findings.NOT_REPRODUCED and f"{linear_only:.2%}" in row["evidence"]
     # ... and within the noise pooled with LLaMA's, which a single number would have used
-    assert _claims(context, loss_tolerance=findings.seed_tolerance(noise)).loc["context_loss", "verdict"] == \
-        findings.REPRODUCED
+    pooled = findings.Tolerances(loss=findings.seed_tolerance(noise))
+    assert _claims(context, tolerances=pooled).loc["context_loss", "verdict"] == findings.REPRODUCED
 
 
 def test_decay_verdict_needs_evidence_against_to_say_not_reproduced():
@@ -195,8 +201,8 @@ def test_decay_verdict_needs_evidence_against_to_say_not_reproduced():
                                "knowledge_acc": k, "bits_per_byte": b, "cloze_acc": 0.5, "niah_easy_wa": n,
                                "niah_standard_wa": 0.5, "mqar_acc": 0.2} for a, (k, b, n) in
                               (("cosformer2", cos), ("tnl", tnl), ("llama", (0.5, 1.0, 0.5)))])
-        return findings.claims(pd.DataFrame(), None, table, tolerance=tolerance,
-                               loss_tolerance=loss_tolerance).set_index("id").loc["decay", "verdict"]
+        return findings.claims(pd.DataFrame(), None, table, tolerances=findings.Tolerances(
+            loss=loss_tolerance, accuracy=tolerance)).set_index("id").loc["decay", "verdict"]
 
     # cosFormer2 (knowledge, bits/byte, NIAH) against TNL's
     assert verdict((0.40, 1.00, 0.6), (0.50, 1.00, 0.3)) == findings.REPRODUCED  # worse LM, better retrieval
