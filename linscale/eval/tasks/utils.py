@@ -27,8 +27,25 @@ def mqar(**options):
     return as_dataset(load_items("mqar", **options))
 
 
-def niah_prompt(doc) -> str:
+# Prompts and targets are functions or plain field names, not Jinja templates: lm-eval compiles a
+# template anew for every document, which took half of a small model's evaluation time.
+
+
+def context_and_question(doc) -> str:
     return f"{doc['context']} {doc['question']}"
+
+
+
+def spaced_answer(doc) -> str:  # loglikelihood requests get no target_delimiter
+    return " " + doc["answer"]
+
+
+def spaced_target(doc) -> str:
+    return " " + doc["target"]
+
+
+def no_text(doc) -> str:  # rolling log-likelihood scores the whole document: no prompt
+    return ""
 
 
 def answer_matches(generated: str, answer: str) -> bool:
