@@ -346,11 +346,13 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sweep -> evaluation -> fits -> chapters executed with papermill -> Jupyter "
                        "Book in _build/html. Resumable: each stage skips work already done. The tables the "
                        "book reads go to RESULTS_DIR/PRESET/ (commit them); checkpoints stay in RUNS_DIR.")
-    p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about 35 min on 2 cores) or smoke (CI, about 2.5 min)")
+    p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about 40 min on 2 cores) or smoke (CI, about 2.5 min)")
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of sweep,eval,fits,book (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="training processes in parallel (default: one per core)")
+    p.add_argument("--ablations", default=None,
+                   help="comma-separated ablation sweeps to train: aspect, context, seeds (default: all)")
     p.add_argument("--no-ablations", action="store_true", help="skip the ablation sweeps (aspect ratio, training context, seeds)")
     p.add_argument("--book-dir", default=None,
                    help="execute and build the book in a copy of its sources here (default: the repository's "

@@ -64,6 +64,7 @@ def _digest(path: Path) -> str:
 
 ASPECT_ARCHS = ("llama", "cosformer2")  # the paper's Table 5
 CONTEXT_ARCHS = ("llama", "tnl", "hgrn2", "cosformer2")  # Table 6 (linear) and the text's LLaMA runs
+ABLATIONS = ("aspect", "context", "seeds")  # the sweeps of ablation_presets, in its order
 SEED_OFFSETS = (1, 2)  # the seeds ablation retrains the base size at seed + 1 and seed + 2: three seeds in all
 
 
@@ -123,8 +124,20 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
 # ----------------------------------------------------------------------------- stages
 
 
-def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None, ablations: bool = True) -> None:
-    """Train the grid (and the ablation grids), then copy each results table into results/."""
+def ablation_names(spec: str | None) -> tuple[str, ...]:
+    """``--ablations``: a comma-separated subset of ABLATIONS (None: all of them)."""
+    if spec is None:
+        return ABLATIONS
+    names = tuple(n.strip() for n in spec.split(",") if n.strip())
+    unknown = [n for n in names if n not in ABLATIONS]
+    if unknown:
+        raise ConfigError(f"--ablations: unknown ablation(s) {', '.join(unknown)}; expected some of {', '.join(ABLATIONS)}")
+    return names
+
+
+def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None,
+                ablations: tuple[str, ...] = ABLATIONS) -> None:
+    """Train the grid and the ``ablations`` sweeps, then copy each results table into results/."""
     from linscale.train.sweep import WorkerPool, default_jobs, default_threads
 
     jobs = jobs or default_jobs()  # one process per core on a CPU
@@ -134,7 +147,7 @@ def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None, ab
         _sweeps(preset, runs_dir, results, jobs, ablations, pool)
 
 
-def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: bool, pool) -> None:
+def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tuple[str, ...], pool) -> None:
     from linscale.train.sweep import run_sweep
 
     sweep_dir = runs_dir / preset
@@ -148,6 +161,8 @@ def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: bo
     base_size, ablations_ = ablation_presets(preset)
     main = pd.read_parquet(results / "runs.parquet")
     for ablation, variants in ablations_.items():
+        if ablation not in ablations:
+            continue
         archs = sorted({a for v in variants for a in v["archs"]})
         base_rows = main[(main["size"].astype(str) == base_size) & main["arch"].isin(archs)]
         frames = [base_rows.assign(ablation=ablation, variant="base")]
@@ -314,6 +329,7 @@ def run_study(args: argparse.Namespace) -> int:
     unknown = [s for s in stages if s not in STAGES]
     if unknown:
         raise ConfigError(f"--stages: unknown stage(s) {', '.join(unknown)}; expected some of {', '.join(STAGES)}")
+    ablations = () if args.no_ablations else ablation_names(getattr(args, "ablations", None))
     runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
     results = results_dir / args.preset
     start = time.perf_counter()
@@ -321,7 +337,7 @@ def run_study(args: argparse.Namespace) -> int:
     for stage in (s for s in STAGES if s in stages):
         stage_start = time.perf_counter()
         if stage == "sweep":
-            stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=not args.no_ablations)
+            stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=ablations)
         elif stage == "eval":
             stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
                        checkpoints=getattr(args, "eval_checkpoints", "all"))

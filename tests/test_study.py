@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from linscale.config import ConfigError
 from linscale.study import ablation_presets
 
 BASE = {
@@ -96,3 +97,46 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
     seeds = pd.read_parquet(results / "ablations" / "seeds-eval.parquet")
     assert set(seeds["suite"]) == {"knowledge", "retrieval"} and set(seeds["step"]) == {10}
     assert set(seeds["variant"]) == {"base", "toy-seed1"}
+
+
+def test_ablations_to_train_are_chosen_by_name_and_typos_are_one_clear_error(tmp_path, capsys):
+    from linscale.cli import main
+    from linscale.study import ABLATIONS, ablation_names
+
+    assert ablation_names(None) == ABLATIONS == tuple(ablation_presets(BASE)[1])
+    assert ablation_names("seeds, aspect") == ("seeds", "aspect")
+    with pytest.raises(ConfigError, match="--ablations: unknown ablation"):
+        ablation_names("aspect,seed")
+    # from the command line: one line, before any stage runs (nothing is written)
+    assert main(["study", "--preset", "smoke", "--ablations", "aspect,seed", "--runs-dir", str(tmp_path / "runs"),
+                 "--results-dir", str(tmp_path / "results")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "--ablations: unknown ablation(s) seed" in err and len(err.splitlines()) == 1
+    assert not list(tmp_path.iterdir())
+
+
+def test_only_the_chosen_ablations_are_trained_and_tabled(tmp_path, monkeypatch):
+    import types
+
+    import pandas as pd
+
+    import linscale.study as study
+    import linscale.train.sweep
+
+    trained = []
+
+    def fake_run_sweep(preset, out, jobs, pool):
+        name = preset if isinstance(preset, str) else preset["name"]
+        trained.append(name)
+        out.mkdir(parents=True)
+        table = out / "results.parquet"
+        pd.DataFrame({"run_id": ["tnl-a"], "arch": ["tnl"], "size": ["a"], "step": [1]}).to_parquet(table)
+        return types.SimpleNamespace(failed=[], table=table)
+
+    monkeypatch.setattr(linscale.train.sweep, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(study, "ablation_presets", lambda preset: ablation_presets({**BASE, "name": preset}))
+    study._sweeps("toy", tmp_path / "runs", tmp_path / "results", jobs=1, ablations=("seeds",), pool=None)
+    assert trained == ["toy", "toy-seed1", "toy-seed2"]
+    assert sorted(p.name for p in (tmp_path / "results" / "ablations").iterdir()) == ["seeds.parquet"]
+    seeds = pd.read_parquet(tmp_path / "results" / "ablations" / "seeds.parquet")
+    assert seeds["variant"].tolist() == ["base", "toy-seed1", "toy-seed2"]
