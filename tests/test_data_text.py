@@ -210,3 +210,91 @@ def test_streamed_corpus_resumes_at_the_batch_it_stopped(corpus, capsys):
     # with loader workers each reads its own shard: resuming restores every worker's position
     uninterrupted, resumed = batches(0, 12, workers=2), batches(7, 5, workers=2)
     assert all((a == b).all() for a, b in zip(uninterrupted[7:], resumed))
+
+
+@pytest.mark.parametrize("n_docs", [240, 24])  # 24: the 12 batches run through the shard's documents twice
+def test_streamed_resume_starts_at_the_last_bookmark_without_tokenizing_what_is_before(corpus, capsys,
+                                                                                         monkeypatch, n_docs):
+    import linscale.data as data_module
+
+    tmp_path, docs = corpus
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    (folder / "part0.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs[:n_docs]), encoding="utf-8")
+    data = _data(folder, tmp_path, streaming=True, val_tokens=64, val_fraction=0.2)
+    monkeypatch.setattr(data_module.TextDataModule, "STREAM_BOOKMARK_ROWS", 8)
+    tokenized = []
+    real_tokenize = text_data.tokenize_documents
+
+    def counting_tokenize(tokenizer, docs, batch=256):
+        for ids in real_tokenize(tokenizer, docs, batch):
+            tokenized.append(len(ids))
+            yield ids
+
+    monkeypatch.setattr(text_data, "tokenize_documents", counting_tokenize)
+
+    def batches(start, n, workers=0):
+        dm = build_datamodule(data, seq_len=16, batch_size=4, rank=1, world_size=2, num_workers=workers)
+        dm.train_start_batch = start
+        tokenized.clear()
+        it = iter(dm.train_dataloader())
+        return [next(it)["input_ids"] for _ in range(n)], len(tokenized)
+
+    uninterrupted, read_through = batches(0, 12)  # keeps bookmarks at rows 8, 16, ..., 40
+    capsys.readouterr()
+    resumed, read_resuming = batches(9, 3)  # row 36: from the bookmark at row 32
+    assert all((a == b).all() for a, b in zip(uninterrupted[9:], resumed))
+    assert "from its bookmark at row 32, re-reading 4 rows" in capsys.readouterr().out
+    assert read_resuming < read_through  # the documents before the bookmark were skipped, not tokenized
+    resumed, _ = batches(10, 2)  # row 40: a bookmark itself (with 24 documents, in the second epoch)
+    assert all((a == b).all() for a, b in zip(uninterrupted[10:], resumed))
+    assert "from its bookmark at row 40, re-reading 0 rows" in capsys.readouterr().out
+    # with loader workers, each worker's shard keeps bookmarks of its own
+    uninterrupted_w, _ = batches(0, 12, workers=2)
+    resumed_w, _ = batches(9, 3, workers=2)
+    assert all((a == b).all() for a, b in zip(uninterrupted_w[9:], resumed_w))
+    capsys.readouterr()
+    # a damaged bookmarks file is no bookmarks: the stream is read from its start, still exactly
+    dm = build_datamodule(data, seq_len=16, batch_size=4, rank=1, world_size=2)
+    text_data.StreamBookmarks(dm._stream_key_of(1, 2)).file.write_text("{not json")  # rank 1 of 2, no workers
+    resumed, _ = batches(9, 3)
+    assert all((a == b).all() for a, b in zip(uninterrupted[9:], resumed))
+    assert "from its bookmark at row 0, re-reading 36 rows" in capsys.readouterr().out
+
+
+def test_bookmarks_kept_by_a_resumed_stream_are_exact_too(corpus, monkeypatch):
+    """Rows short against the documents (seq_len 4) and a bookmark at every row: a resumed stream starts
+    inside a document, and the bookmarks it keeps for the rows after must point at the same tokens."""
+    import linscale.data as data_module
+
+    tmp_path, docs = corpus
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    (folder / "part0.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    data = _data(folder, tmp_path, streaming=True, val_tokens=64)
+    monkeypatch.setattr(data_module.TextDataModule, "STREAM_BOOKMARK_ROWS", 1)
+
+    def batches(start, n):
+        dm = build_datamodule(data, seq_len=4, batch_size=3, rank=0, world_size=1)
+        dm.train_start_batch = start
+        it = iter(dm.train_dataloader())
+        return [next(it)["input_ids"] for _ in range(n)]
+
+    # this stream's bookmarks (rank 0 of 1, no loader workers: shard 0 of 1)
+    file = text_data.StreamBookmarks(build_datamodule(data, seq_len=4, batch_size=3)._stream_key_of(0, 1)).file
+
+    def keep_only(row):
+        marks = json.loads(file.read_text())
+        assert marks[str(row)][3] > 0  # the bookmark lies inside a document
+        file.write_text(json.dumps({str(row): marks[str(row)]}))
+        return marks
+
+    uninterrupted = batches(0, 8)
+    first = keep_only(7)["7"]
+    assert all((a == b).all() for a, b in zip(uninterrupted[3:5], batches(3, 2)))  # from row 7; keeps 8..14
+    same_document = [int(r) for r, m in json.loads(file.read_text()).items() if int(r) > 7 and m[2] == first[2]]
+    assert same_document  # a bookmark the resumed stream kept inside the document it started in
+    row = max(same_document)
+    keep_only(row)
+    start = -(-row // 3)  # the first batch at or after that row
+    assert all((a == b).all() for a, b in zip(uninterrupted[start:8], batches(start, 8 - start)))

@@ -23,14 +23,17 @@ number of workers; under DDP each rank gets different batches (rank and world si
 trainer, or are given explicitly). A run resumed from a Lightning checkpoint continues the stream where
 it stopped (the trainer's processed-batch count); ``train_start_batch`` sets the start by hand. A
 streamed text corpus (``streaming``) is the exception to "any number of workers": each worker reads its
-own shard of the documents, so its batches depend on num_workers; it resumes exactly too, by reading its
-shard again up to the batch where it stopped.
+own shard of the documents, so its batches depend on num_workers; it resumes exactly too, from the last
+bookmark (a stream position kept every few thousand rows in linscale's cache) before the batch where it
+stopped, skipping the documents before it without tokenizing them.
 The validation and test loaders are fixed, finite sets of rows disjoint from training (synthetic:
 separate random streams of documents; text: held-out documents).
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import itertools
 import math
 from pathlib import Path
 from typing import Callable
@@ -314,38 +317,77 @@ class TextDataModule(_Base):
         stream = self._stream_at(j, rank, world)
         return _batch_dict(np.stack([next(stream) for _ in range(self.batch_size)]))
 
+    #: rows between two bookmarks of a streamed shard (text.StreamBookmarks): 4096 rows are 34M tokens at n = 8192
+    STREAM_BOOKMARK_ROWS = 4096
+
     def _stream_at(self, j: int, rank: int, world: int):
         """Streaming: the rows of batch j's shard, positioned at batch j. With K loader workers a rank's
         documents are split into K shards (document index ≡ shard mod shards), and batch j is the
         (j // K)-th batch of shard j mod K: worker w of a loader started at batch S makes the batches
         j ≡ S + w (mod K), so the shard follows j, not the worker. A stream asked for a batch other
-        than its next one (a resumed run) is read again from its start up to there: exact, at the
-        cost of re-reading and re-tokenizing the rows skipped."""
+        than its next one (a resumed run) starts again at the last bookmark before that batch, skipping
+        the documents before it untokenized, and reads on from there: exact, at the cost of at most
+        STREAM_BOOKMARK_ROWS rows re-read (all of them up to the batch when no bookmark was kept)."""
         info = get_worker_info()
         n_sub = info.num_workers if info else 1
         sub, position = j % n_sub, j // n_sub
         key = (rank, world, sub, n_sub)
         if getattr(self, "_stream_key", None) != key or self._stream_next != position:
-            self._stream_key, self._stream = key, self._stream_gen(rank * n_sub + sub, world * n_sub)
-            if position:
-                print(f"[data] resuming the streamed corpus {self.path} at batch {j}: re-reading "
-                      f"{position * self.batch_size} rows of its shard", flush=True)
-            for _ in range(position * self.batch_size):
+            shard, n_shards = rank * n_sub + sub, world * n_sub
+            bookmarks = text_data.StreamBookmarks(self._stream_key_of(shard, n_shards))
+            row = position * self.batch_size  # the shard's rows before batch j
+            mark = bookmarks.at_or_before(row)
+            self._stream_key, self._stream = key, self._stream_gen(shard, n_shards, mark, bookmarks)
+            if row:
+                print(f"[data] resuming the streamed corpus {self.path} at batch {j}: from its bookmark at row "
+                      f"{mark[0]}, re-reading {row - mark[0]} rows of its shard", flush=True)
+            for _ in range(row - mark[0]):
                 next(self._stream)
         self._stream_next = position + 1
         return self._stream
 
-    def _stream_gen(self, shard: int, n_shards: int):
+    def _stream_key_of(self, shard: int, n_shards: int) -> dict:
+        """Everything a streamed shard's rows depend on (the key of its bookmarks)."""
+        return dict(recipe=1, corpus=text_data.corpus_fingerprint(self.path), seq_len=self.seq_len, every=self._every,
+                    shard=shard, n_shards=n_shards, tokenizer=hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest(),
+                    **{k: self.data.get(k) for k in ("text_field", "doc_separator", "dataset_config", "split")})
+
+    def _stream_gen(self, shard: int, n_shards: int, start=(0, 0, 0, 0, 0), bookmarks=None):
+        """The shard's rows from ``start`` (a bookmark: row, epoch, row within the epoch, document, token
+        offset), epoch after epoch; every STREAM_BOOKMARK_ROWS-th row is bookmarked in ``bookmarks``.
+        Rows are the shard's documents' tokens (each ending in <eod>) cut every seq_len + 1 tokens, the
+        remainder of an epoch dropped: text.pack_rows, with the position of each row's first token kept."""
+        width = self.seq_len + 1
+        row, epoch, epoch_row, skip, offset = start
         while True:
             # every process reads the stream and keeps its own documents (train documents round-robin)
             docs = (d for i, d in enumerate(self._docs()) if i % self._every != self._every - 1
                     and (i - i // self._every) % n_shards == shard)
+            pending = np.zeros(0, dtype=np.int64)
+            position = epoch_row * width  # where pending[0] lies in this epoch's token stream
+            starts = []  # (document, where its first token lies in the epoch's token stream), in order
             got = False
-            for row in text_data.pack_rows(text_data.tokenize_documents(self.tokenizer, docs), self.seq_len):
-                got = True
-                yield row
+            for doc, ids in enumerate(text_data.tokenize_documents(self.tokenizer, itertools.islice(docs, skip, None)),
+                                      start=skip):
+                first = position + len(pending) - (offset if doc == skip else 0)
+                starts.append((doc, first))
+                pending = np.concatenate([pending, ids[offset:] if doc == skip else ids])
+                n = len(pending) // width
+                for i in range(n):
+                    if bookmarks is not None and row and row % self.STREAM_BOOKMARK_ROWS == 0:
+                        at = position + i * width
+                        holder, holder_first = next((d, f) for d, f in reversed(starts) if f <= at)
+                        bookmarks.add(row, epoch, epoch_row, holder, at - holder_first)
+                    got = True
+                    yield pending[i * width:(i + 1) * width]
+                    row, epoch_row = row + 1, epoch_row + 1
+                if n:
+                    pending, position = pending[n * width:], position + n * width
+                    starts = [(d, f) for k, (d, f) in enumerate(starts)
+                              if k + 1 == len(starts) or starts[k + 1][1] > position]  # documents still in pending
             if not got:
                 raise DataError(f"data.path: corpus {self.path} has no training sequence for shard {shard} of {n_shards}")
+            epoch, epoch_row, skip, offset = epoch + 1, 0, 0, 0
 
     def split_dataset(self, split: str) -> RowDataset:
         if split in ("validation", "val", "test"):  # real text: the held-out documents serve both

@@ -162,11 +162,15 @@ def load_tokenizer_file(path: str | os.PathLike):
     return tok
 
 
-def tokenizer_cache_dir() -> Path:
-    """Where trained tokenizers are kept: ``$LINSCALE_CACHE/tokenizers``, else
-    ``$XDG_CACHE_HOME/linscale/tokenizers`` (default ``~/.cache/linscale/tokenizers``)."""
+def cache_dir() -> Path:
+    """linscale's cache: ``$LINSCALE_CACHE``, else ``$XDG_CACHE_HOME/linscale`` (default ``~/.cache/linscale``)."""
     root = os.environ.get("LINSCALE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "linscale"
-    return Path(root).expanduser() / "tokenizers"
+    return Path(root).expanduser()
+
+
+def tokenizer_cache_dir() -> Path:
+    """Where trained tokenizers are kept: ``<cache_dir()>/tokenizers``."""
+    return cache_dir() / "tokenizers"
 
 
 def corpus_fingerprint(path: str | os.PathLike) -> dict:
@@ -203,6 +207,50 @@ def cached_tokenizer(key: dict, train: Callable[[], object]):
     return tokenizer
 
 
+# ---- stream bookmarks ------------------------------------------------------------------------------------
+class StreamBookmarks:
+    """Where rows of one streamed shard start, so that a resumed run skips the documents before its
+    position without tokenizing them (re-tokenizing is what made resuming a long streamed run slow).
+
+    A bookmark maps a row of the shard's stream to (epoch, row within the epoch, index of the document
+    among the shard's documents of that epoch, token offset in it). They are kept in
+    ``<cache_dir()>/streams/<hash of key>.json``; ``key`` holds everything the rows depend on (corpus,
+    tokenizer, row width, shard), so every run reading the same stream shares them. A missing or damaged
+    file just means no bookmarks: the stream is then read from its start, as before."""
+
+    def __init__(self, key: dict):
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        self.file = cache_dir() / "streams" / f"{digest}.json"
+        self.marks = self._read()
+
+    def _read(self) -> dict[int, tuple[int, int, int, int]]:
+        try:
+            marks = {int(row): tuple(int(x) for x in mark) for row, mark in json.loads(self.file.read_text()).items()}
+        except (OSError, ValueError, TypeError):
+            return {}
+        return {row: mark for row, mark in marks.items() if len(mark) == 4 and min(row, *mark) >= 0}
+
+    def at_or_before(self, row: int) -> tuple[int, int, int, int, int]:
+        """(row, epoch, row within the epoch, document, offset) of the last bookmark at or before ``row``
+        (the stream's start when there is none)."""
+        best = max((r for r in self.marks if r <= row), default=None)
+        return (0, 0, 0, 0, 0) if best is None else (best, *self.marks[best])
+
+    def add(self, row: int, epoch: int, epoch_row: int, doc: int, offset: int) -> None:
+        if row in self.marks:
+            return
+        from filelock import FileLock
+
+        from linscale.atomic import atomic_write
+
+        self.marks[row] = (epoch, epoch_row, doc, offset)
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(f"{self.file}.lock"):  # other processes may be adding theirs
+            self.marks = {**self._read(), **self.marks}
+            text = json.dumps({str(r): list(m) for r, m in sorted(self.marks.items())})
+            atomic_write(self.file, lambda tmp: Path(tmp).write_text(text), mode=0o644)
+
+
 # ---- packing ---------------------------------------------------------------------------------------------
 def tokenize_documents(tokenizer, docs: Iterable[str], batch: int = 256) -> Iterator[np.ndarray]:
     """Token ids of each document followed by ``<eod>`` (uint32 arrays), tokenized in batches."""
@@ -232,4 +280,4 @@ def pack_rows(token_stream: Iterable[np.ndarray], seq_len: int) -> Iterator[np.n
 
 
 __all__ = ["iter_documents", "train_tokenizer", "load_tokenizer_file", "cached_tokenizer", "corpus_fingerprint",
-           "tokenizer_cache_dir", "tokenize_documents", "pack_rows"]
+           "cache_dir", "tokenizer_cache_dir", "StreamBookmarks", "tokenize_documents", "pack_rows"]
