@@ -300,7 +300,6 @@ class Tolerances:
         table = table if archs is None else table[table["arch"].isin(list(archs))]
         return seed_tolerance(seed_noise(table, column), self.confidence, relative=column == "loss")
 
-
     def describe(self, column: str) -> str:
         """Where the tolerance of ``column`` ("loss", or "accuracy" for all of them) comes from, for the prose."""
         fixed = self.loss if column == "loss" else self.accuracy

@@ -124,15 +124,20 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
 # ----------------------------------------------------------------------------- stages
 
 
+def _subset(option: str, what: str, spec: str | None, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A comma-separated subset of ``allowed`` given to ``option`` (None: all of them)."""
+    if spec is None:
+        return allowed
+    names = tuple(n.strip() for n in spec.split(",") if n.strip())
+    unknown = [n for n in names if n not in allowed]
+    if unknown:
+        raise ConfigError(f"{option}: unknown {what}(s) {', '.join(unknown)}; expected some of {', '.join(allowed)}")
+    return names
+
+
 def ablation_names(spec: str | None) -> tuple[str, ...]:
     """``--ablations``: a comma-separated subset of ABLATIONS (None: all of them)."""
-    if spec is None:
-        return ABLATIONS
-    names = tuple(n.strip() for n in spec.split(",") if n.strip())
-    unknown = [n for n in names if n not in ABLATIONS]
-    if unknown:
-        raise ConfigError(f"--ablations: unknown ablation(s) {', '.join(unknown)}; expected some of {', '.join(ABLATIONS)}")
-    return names
+    return _subset("--ablations", "ablation", spec, ABLATIONS)
 
 
 def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None,
@@ -206,9 +211,7 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
     if checkpoints not in EVAL_CHECKPOINTS:
         raise ConfigError(f"eval checkpoints: {checkpoints!r} is not one of {', '.join(EVAL_CHECKPOINTS)}")
     sweep_dir = runs_dir / preset
-    chosen = find_checkpoints(sweep_dir)
-    if checkpoints == "final":  # find_checkpoints orders by (run, step): keep each run's last
-        chosen = list({path.parent.parent.name: path for path in chosen}.values())
+    chosen = find_checkpoints(sweep_dir) if checkpoints == "all" else _final_checkpoints(sweep_dir)
     _log(f"eval {sweep_dir} ({', '.join(SUITES)}; {len(chosen)} checkpoints)")
     evaluate_sweep(sweep_dir, list(SUITES), checkpoints=chosen, limit=limit, progress=_log)
     _export_table(sweep_dir / "eval" / "results.parquet", results / "eval.parquet")
@@ -226,7 +229,6 @@ def _eval_ablations(preset: str, runs_dir: Path, results: Path, limit: int | Non
     into results/ablations/<name>-eval.parquet, beside the main sweep's scores of the base runs, with the
     ablation table's ``variant`` column."""
     from linscale.eval import evaluate_sweep
-    from linscale.eval.runner import find_checkpoints
 
     base_size, ablations_ = ablation_presets(preset)
     main = pd.read_parquet(results / "eval.parquet")
@@ -237,7 +239,7 @@ def _eval_ablations(preset: str, runs_dir: Path, results: Path, limit: int | Non
             sweep = runs_dir / variant["name"]
             if not sweep.is_dir():  # the study ran with --no-ablations
                 continue
-            finals = list({path.parent.parent.name: path for path in find_checkpoints(sweep)}.values())
+            finals = _final_checkpoints(sweep)
             _log(f"eval ablation {ablation}: {sweep} ({len(finals)} final checkpoints)")
             store = evaluate_sweep(sweep, list(suites), checkpoints=finals, limit=limit, progress=_log)
             store = store[store["suite"].isin(suites)]
@@ -249,6 +251,13 @@ def _eval_ablations(preset: str, runs_dir: Path, results: Path, limit: int | Non
                                 & main["suite"].isin(suites)])
         _write_table(pd.concat([base.assign(variant="base"), *frames], ignore_index=True),
                      results / "ablations" / f"{ablation}-eval.parquet")
+
+
+def _final_checkpoints(sweep_dir: Path) -> list[Path]:
+    """Each run's last exported checkpoint (find_checkpoints orders them by run and step)."""
+    from linscale.eval.runner import find_checkpoints
+
+    return list({path.parent.parent.name: path for path in find_checkpoints(sweep_dir)}.values())
 
 
 def _final_rows(scores: pd.DataFrame) -> pd.DataFrame:
@@ -325,10 +334,7 @@ def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool =
 
 def run_study(args: argparse.Namespace) -> int:
     """``linscale study``: run the stages in order (see the module docstring)."""
-    stages = args.stages.split(",") if args.stages else list(STAGES)
-    unknown = [s for s in stages if s not in STAGES]
-    if unknown:
-        raise ConfigError(f"--stages: unknown stage(s) {', '.join(unknown)}; expected some of {', '.join(STAGES)}")
+    stages = _subset("--stages", "stage", args.stages or None, STAGES)
     ablations = () if args.no_ablations else ablation_names(getattr(args, "ablations", None))
     runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
     results = results_dir / args.preset

@@ -31,6 +31,7 @@ separate random streams of documents; text: held-out documents).
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import itertools
@@ -258,10 +259,13 @@ class TextDataModule(_Base):
             return text_data.train_tokenizer(sample, vocab_size=vocab_size)
 
         # everything the trained tokenizer depends on; the version changes with train_tokenizer's recipe
-        key = dict(recipe=1, corpus=text_data.corpus_fingerprint(self.path), vocab_size=vocab_size,
-                   tokenizer_docs=n_docs, **{k: self.data.get(k) for k in
-                                             ("text_field", "doc_separator", "dataset_config", "split")})
+        key = dict(recipe=1, vocab_size=vocab_size, tokenizer_docs=n_docs, **self._corpus_key())
         return text_data.cached_tokenizer(key, train)
+
+    def _corpus_key(self) -> dict:
+        """What the documents read from the corpus depend on (part of the cache keys)."""
+        return dict(corpus=text_data.corpus_fingerprint(self.path),
+                    **{k: self.data.get(k) for k in ("text_field", "doc_separator", "dataset_config", "split")})
 
     def _load_all(self):
         """Tokenize the whole (local or non-streamed) corpus once; hold out every k-th document."""
@@ -348,9 +352,8 @@ class TextDataModule(_Base):
 
     def _stream_key_of(self, shard: int, n_shards: int) -> dict:
         """Everything a streamed shard's rows depend on (the key of its bookmarks)."""
-        return dict(recipe=1, corpus=text_data.corpus_fingerprint(self.path), seq_len=self.seq_len, every=self._every,
-                    shard=shard, n_shards=n_shards, tokenizer=hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest(),
-                    **{k: self.data.get(k) for k in ("text_field", "doc_separator", "dataset_config", "split")})
+        return dict(recipe=1, seq_len=self.seq_len, every=self._every, shard=shard, n_shards=n_shards,
+                    tokenizer=hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest(), **self._corpus_key())
 
     def _stream_gen(self, shard: int, n_shards: int, start=(0, 0, 0, 0, 0), bookmarks=None):
         """The shard's rows from ``start`` (a bookmark: row, epoch, row within the epoch, document, token
@@ -363,28 +366,28 @@ class TextDataModule(_Base):
             # every process reads the stream and keeps its own documents (train documents round-robin)
             docs = (d for i, d in enumerate(self._docs()) if i % self._every != self._every - 1
                     and (i - i // self._every) % n_shards == shard)
-            pending = np.zeros(0, dtype=np.int64)
-            position = epoch_row * width  # where pending[0] lies in this epoch's token stream
-            starts = []  # (document, where its first token lies in the epoch's token stream), in order
+            starts = collections.deque()  # (document, where its first token lies in the epoch's token stream)
+
+            def tokens_from(skip: int, offset: int, at: int):
+                """The documents' tokens from document ``skip``'s token ``offset`` on, which lies at ``at``
+                in the epoch's token stream; notes in ``starts`` where each document begins."""
+                at -= offset
+                for doc, ids in enumerate(text_data.tokenize_documents(self.tokenizer, itertools.islice(docs, skip, None)),
+                                          start=skip):
+                    starts.append((doc, at))
+                    at += len(ids)
+                    yield ids[offset:] if doc == skip else ids
+
             got = False
-            for doc, ids in enumerate(text_data.tokenize_documents(self.tokenizer, itertools.islice(docs, skip, None)),
-                                      start=skip):
-                first = position + len(pending) - (offset if doc == skip else 0)
-                starts.append((doc, first))
-                pending = np.concatenate([pending, ids[offset:] if doc == skip else ids])
-                n = len(pending) // width
-                for i in range(n):
-                    if bookmarks is not None and row and row % self.STREAM_BOOKMARK_ROWS == 0:
-                        at = position + i * width
-                        holder, holder_first = next((d, f) for d, f in reversed(starts) if f <= at)
-                        bookmarks.add(row, epoch, epoch_row, holder, at - holder_first)
-                    got = True
-                    yield pending[i * width:(i + 1) * width]
-                    row, epoch_row = row + 1, epoch_row + 1
-                if n:
-                    pending, position = pending[n * width:], position + n * width
-                    starts = [(d, f) for k, (d, f) in enumerate(starts)
-                              if k + 1 == len(starts) or starts[k + 1][1] > position]  # documents still in pending
+            for tokens in text_data.pack_rows(tokens_from(skip, offset, epoch_row * width), self.seq_len):
+                at = epoch_row * width  # where this row's first token lies
+                while len(starts) > 1 and starts[1][1] <= at:  # documents wholly before this row
+                    starts.popleft()
+                if bookmarks is not None and row and row % self.STREAM_BOOKMARK_ROWS == 0:
+                    bookmarks.add(row, epoch, epoch_row, starts[0][0], at - starts[0][1])
+                got = True
+                yield tokens
+                row, epoch_row = row + 1, epoch_row + 1
             if not got:
                 raise DataError(f"data.path: corpus {self.path} has no training sequence for shard {shard} of {n_shards}")
             epoch, epoch_row, skip, offset = epoch + 1, 0, 0, 0

@@ -35,7 +35,6 @@ def context_and_question(doc) -> str:
     return f"{doc['context']} {doc['question']}"
 
 
-
 def spaced_answer(doc) -> str:  # loglikelihood requests get no target_delimiter
     return " " + doc["answer"]
 
