@@ -1,6 +1,7 @@
 """The synthetic language: exact entropy, determinism, disjoint splits, learnability, evaluation items."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -18,7 +19,10 @@ SMALL = LanguageSpec(n_first=6, n_last=5, n_relations=4, n_objects=16, objects_p
                      n_noun=5, n_verb=4, n_vars=5, n_values=8, fact_zipf=1.1, doc_len=40)
 
 
-@pytest.mark.parametrize("spec,seq_len", [(SMALL, 96), (LanguageSpec(), 64)], ids=["small-docs40-T96", "default-T64"])
+@pytest.mark.parametrize("spec,seq_len", [(SMALL, 96), (LanguageSpec(), 64),
+                                          (dataclasses.replace(SMALL, fresh_query_prob=0.0), 96),
+                                          (dataclasses.replace(SMALL, fresh_query_prob=0.7), 96)],
+                         ids=["small-docs40-T96", "default-T64", "small-no-fresh-queries", "small-fresh-0.7"])
 def test_bayes_loss_matches_monte_carlo(spec, seq_len):
     """The exact entropy rate (a forward recursion, no sampling) equals the mean sampled −log p within 3 SE.
     A sampler that drew tokens from a distribution other than the one it reports would fail this:
@@ -37,6 +41,48 @@ def test_bayes_loss_matches_monte_carlo(spec, seq_len):
     chi2 = float((z[informative] ** 2).sum())
     dof = int(informative.sum())
     assert chi2 < dof + 5 * math.sqrt(2 * dof), f"per-position chi-square {chi2:.1f} for {dof} positions"
+
+
+def _queries(lang, doc):
+    """(position, variable, value, fresh) of every ``what VAR VAL`` in a document, fresh when VAR had no
+    earlier binding (neither ``let VAR`` nor an earlier ``what VAR``)."""
+    what, let = lang.fn["what"], lang.fn["let"]
+    seen, out = {}, []
+    for i in range(len(doc) - 2):
+        if doc[i] in (what, let):
+            var, val = int(doc[i + 1]), int(doc[i + 2])
+            if doc[i] == what:
+                out.append((i, var, val, var not in seen))
+            seen.setdefault(var, val)
+    return out
+
+
+@pytest.mark.parametrize("fresh_prob", [0.0, 0.25])
+def test_fresh_queries_state_a_value_that_later_queries_repeat(fresh_prob):
+    """The needle of NIAH's easy mode ("what VAR VAL" with VAR unbound) is part of the training language
+    when fresh_query_prob > 0, and never when it is 0 (then every query follows a binding); either way a
+    later query of a variable repeats the value it was first given, whichever form gave it."""
+    lang = SyntheticLanguage(dataclasses.replace(LanguageSpec(), fresh_query_prob=fresh_prob))
+    docs, _ = lang.sample(np.random.default_rng(3), 400, 128)
+    what, let = lang.fn["what"], lang.fn["let"]
+    n_repeat = 0
+    for doc in docs:
+        given = {}
+        for i in range(len(doc) - 2):
+            if doc[i] in (what, let):
+                var, val = int(doc[i + 1]), int(doc[i + 2])
+                if var in given:
+                    assert doc[i] == what and given[var] == val, "a variable is bound once and queries repeat it"
+                    n_repeat += 1
+                else:
+                    given[var] = val
+    n_fresh = sum(fresh for doc in docs for *_, fresh in _queries(lang, doc))
+    assert n_repeat > 100
+    if fresh_prob == 0:
+        assert n_fresh == 0
+    else:
+        n_queries = sum(len(_queries(lang, doc)) for doc in docs)
+        assert 0.15 < n_fresh / n_queries < 0.6, (n_fresh, n_queries)
 
 
 def test_datamodule_bayes_loss_is_the_entropy_rate_and_the_split_mean():
@@ -146,7 +192,7 @@ def test_tiny_model_learns_something_but_not_everything():
 def test_bad_language_parameters_raise_one_line_errors():
     for kwargs, field in [({"n_first": 0}, "n_first"), ({"type_probs": (0.5, 0.5)}, "type_probs"),
                           ({"objects_per_relation": 500}, "objects_per_relation"), ({"doc_len": -3}, "doc_len"),
-                          ({"stickiness": 1.5}, "stickiness")]:
+                          ({"stickiness": 1.5}, "stickiness"), ({"fresh_query_prob": 1.0}, "fresh_query_prob")]:
         with pytest.raises(DataError, match=f"data.{field}") as err:
             LanguageSpec(**kwargs)
         assert "\n" not in str(err.value)

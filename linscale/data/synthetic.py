@@ -31,14 +31,22 @@ fact          ``FIRST LAST REL OBJ .``               which fact (Zipf); OBJ is d
 fact_rev      ``the REL of FIRST LAST is OBJ .``     the same facts in another word order
 filler        ``a ADJ NOUN VERB ADJ NOUN .``         the grammar (a first-order chain over slots)
 bind          ``let VAR VAL .``                      an unbound variable (uniform) and a value
-query         ``what VAR VAL .``                     a bound variable (uniform); VAL is determined
+query         ``what VAR VAL .``                     a bound variable (uniform; VAL is determined), or,
+                                                     with probability ``fresh_query_prob``, an unbound
+                                                     one (uniform) with a new value, which binds it
 ============  =====================================  ===========================================
 
 ``bind`` introduces a binding inside the document and ``query`` asks for one later, at a distance that
 varies up to the document length: the answer has probability 1 for a model that can look it up in its
-context and costs up to log(``n_values``) nats for one that cannot. A variable is bound at most once per
-document; ``bind`` is impossible once all ``n_vars`` are bound and ``query`` before anything is bound
-(the type distribution is renormalised over the possible types, which is visible from the prefix).
+context and costs up to log(``n_values``) nats for one that cannot. A query may also ask a variable not
+bound yet (a "fresh" query, as a question-answer pair stated in passing): its value is new, and later
+queries of that variable must repeat it. So a value can be stated in two forms, ``let VAR VAL`` and
+``what VAR VAL``, and both are retrieved later in the document: the needle-in-a-haystack task's two
+modes (standard: only the answer, ``let``; easy: the question and its answer, ``what``) are both in the
+training distribution. A variable is bound at most once per document; ``bind`` is impossible once all
+``n_vars`` are bound, a fresh query likewise, and a query of a bound variable before anything is bound
+(the type distribution is renormalised over the possible types, which is visible from the prefix; with
+``fresh_query_prob`` = 0 a query needs an earlier binding, the language of linscale 0.1).
 
 Why the entropy is known exactly
 --------------------------------
@@ -91,6 +99,9 @@ import numpy as np
 
 from linscale.config import ConfigError
 
+# Bumped whenever the same LanguageSpec starts producing different text (caches of task items key on it).
+# 2: queries may ask unbound variables ("fresh" queries, fresh_query_prob).
+LANGUAGE_VERSION = 2
 EOD = "<eod>"
 UNK = "<unk>"
 SENTENCE_TYPES = ("fact", "fact_rev", "filler", "bind", "query")
@@ -131,6 +142,7 @@ class LanguageSpec:
     grammar_concentration: float = 0.1  # Dirichlet concentration of the grammar's transition rows
     n_vars: int = 32  # in-context variables
     n_values: int = 64  # values a variable can be bound to (the first n_values objects)
+    fresh_query_prob: float = 0.25  # a query asks an unbound variable (and binds it) with this probability
     type_probs: tuple = (0.30, 0.15, 0.10, 0.20, 0.25)  # fact, fact_rev, filler, bind, query
     stickiness: float = 0.3  # P(type) = (1 - s)·type_probs + s·[type == previous type]
     doc_len: int | None = None  # tokens per document; None: one document per training row (seq_len)
@@ -158,6 +170,8 @@ class LanguageSpec:
                             f"({', '.join(SENTENCE_TYPES)}), got {self.type_probs!r}")
         if probs[BIND] == 0 and probs[QUERY] > 0:
             raise DataError("data.type_probs: query sentences need bind sentences (bind probability is 0)")
+        if not 0 <= self.fresh_query_prob < 1:
+            raise DataError(f"data.fresh_query_prob: expected a number in [0, 1), got {self.fresh_query_prob!r}")
         if not 0 <= self.stickiness < 1:
             raise DataError(f"data.stickiness: expected a number in [0, 1), got {self.stickiness!r}")
         if self.doc_len is not None and (not isinstance(self.doc_len, int) or self.doc_len < 1):
@@ -284,7 +298,7 @@ class SyntheticLanguage:
             FILLER: [0.0, _entropy(self.p_adj), cond(self.p_adj, self.adj_noun), cond(p_noun1, self.noun_verb),
                      cond(p_verb, self.verb_adj), cond(p_adj2, self.adj_noun), 0.0],
             BIND: [0.0, None, math.log(spec.n_values), 0.0],  # None: log(#unbound variables)
-            QUERY: [0.0, None, 0.0, 0.0],  # None: log(#bound variables)
+            QUERY: [0.0, None, None, 0.0],  # None: depends on the number of bound variables
         }
         self._cdf = lambda rows: np.cumsum(rows, axis=-1) / rows.sum(-1, keepdims=True)
         self._adj_noun_cdf = self._cdf(self.adj_noun)
@@ -322,8 +336,20 @@ class SyntheticLanguage:
         """P(next sentence type | previous type, number of bound variables): (n, 5), rows sum to 1."""
         p = self.type_matrix[prev].copy()
         p[:, BIND] *= n_bound < self.spec.n_vars
-        p[:, QUERY] *= n_bound > 0
+        if self.spec.fresh_query_prob == 0:  # every query needs a bound variable
+            p[:, QUERY] *= n_bound > 0
         return p / p.sum(1, keepdims=True)
+
+    def fresh_probability(self, n_bound: np.ndarray) -> np.ndarray:
+        """P(a query asks an unbound variable | number of bound variables): ``fresh_query_prob``, or 1
+        when nothing is bound yet (a query is then necessarily fresh), or 0 when everything is bound."""
+        n_bound = np.asarray(n_bound)
+        q = self.spec.fresh_query_prob
+        p = np.full(n_bound.shape, q, dtype=np.float64)
+        if q > 0:
+            p[n_bound == 0] = 1.0
+        p[n_bound >= self.spec.n_vars] = 0.0
+        return p
 
     # ------------------------------------------------------------------------------------------------------
     def sample(self, rng: np.random.Generator, n_docs: int, length: int) -> tuple[np.ndarray, np.ndarray]:
@@ -399,11 +425,21 @@ class SyntheticLanguage:
                     toks[:] = np.stack([np.full(k, fn["let"]), off["var"] + var, off["object"] + val,
                                         np.full(k, fn["."])], 1)
                 else:  # what VAR VAL .
+                    p_fresh = self.fresh_probability(n_bound[idx])
+                    fresh = rng.random(k) < p_fresh if spec.fresh_query_prob > 0 else np.zeros(k, dtype=bool)
                     keys = rng.random((k, spec.n_vars))
-                    keys[~bound[idx]] = -1.0  # uniform over the bound variables
+                    # uniform over the unbound variables (fresh) or over the bound ones
+                    keys[bound[idx] == fresh[:, None]] = -1.0
                     var = keys.argmax(1)
-                    lp[:, 1] = -np.log(n_bound[idx])
-                    toks[:] = np.stack([np.full(k, fn["what"]), off["var"] + var, off["object"] + value[idx, var],
+                    with np.errstate(divide="ignore"):  # log 0 only on the branch np.where drops
+                        lp[:, 1] = np.where(fresh, np.log(p_fresh) - np.log(np.maximum(spec.n_vars - n_bound[idx], 1)),
+                                            np.log1p(-p_fresh) - np.log(np.maximum(n_bound[idx], 1)))
+                    val = np.where(fresh, rng.integers(spec.n_values, size=k), value[idx, var])
+                    lp[:, 2] = np.where(fresh, -math.log(spec.n_values), 0.0)
+                    bound[idx[fresh], var[fresh]] = True
+                    value[idx[fresh], var[fresh]] = val[fresh]
+                    n_bound[idx[fresh]] += 1
+                    toks[:] = np.stack([np.full(k, fn["what"]), off["var"] + var, off["object"] + val,
                                         np.full(k, fn["."])], 1)
                 lp[:, 0] += lp_kind[sel]
                 cols = pos[idx, None] + np.arange(SENTENCE_LEN[t])
@@ -446,6 +482,12 @@ class SyntheticLanguage:
             type_nll = np.where(p_type > 0, -np.log(p_type), 0.0)
             log_unbound = np.log(np.maximum(nv - nb, 1))
             log_bound = np.log(np.maximum(nb, 1))
+        # A query: fresh (an unbound variable, uniform, and a new value) with probability f, else a bound
+        # variable (uniform) whose value is determined. Entropy of VAR and VAL by bound count.
+        fresh = self.fresh_probability(nb)
+        h_fresh = -sum(np.where(p > 0, p * np.log(np.where(p > 0, p, 1)), 0.0) for p in (fresh, 1 - fresh))
+        query_var = h_fresh + fresh * log_unbound + (1 - fresh) * log_bound
+        query_val = fresh * math.log(self.spec.n_values)
         for pos in range(length):
             s = mass[pos]
             if not s.any():
@@ -459,13 +501,16 @@ class SyntheticLanguage:
                 e[pos] += (m * type_nll[:, :, t]).sum()
                 for j, h in enumerate(self.token_entropy[t]):
                     if h is None:
-                        h_mass = by_nb @ (log_unbound if t == BIND else log_bound)
-                        e[pos + j] += h_mass
+                        per_nb = log_unbound if t == BIND else query_var if j == 1 else query_val
+                        e[pos + j] += by_nb @ per_nb
                     else:
                         e[pos + j] += total * h
                 nxt = pos + SENTENCE_LEN[t]
                 if t == BIND:
                     mass[nxt, t, 1:] += by_nb[:-1]
+                elif t == QUERY:  # a fresh query binds its variable
+                    mass[nxt, t, 1:] += (by_nb * fresh)[:-1]
+                    mass[nxt, t, :] += by_nb * (1 - fresh)
                 else:
                     mass[nxt, t, :] += by_nb
         return e[:length]

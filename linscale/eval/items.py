@@ -112,7 +112,10 @@ def _int_option(options: dict, key: str) -> int:
 
 
 def cache_file(kind: str, params: dict, task_cache=None) -> Path:
-    key = hashlib.sha256(json.dumps({"kind": kind, **params}, sort_keys=True, default=str).encode()).hexdigest()
+    from linscale.data.synthetic import LANGUAGE_VERSION
+
+    key = hashlib.sha256(json.dumps({"kind": kind, "language_version": LANGUAGE_VERSION, **params}, sort_keys=True,
+                                    default=str).encode()).hexdigest()
     return Path(task_cache or default_cache()) / f"{kind}-{key[:16]}.jsonl"
 
 
