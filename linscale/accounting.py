@@ -68,10 +68,13 @@ def training_budget(preset: str | dict) -> pd.DataFrame:
     """What each run of a preset's grid costs to train on the preset's token budget: tokens, training
     FLOPs (Table 1) and PFLOP/s-days."""
     preset = load_preset(preset) if not isinstance(preset, dict) else preset
+    from linscale.presets import split_size
+
     table = accounting_table(preset)
     train = preset.get("train", {})
-    tokens = float(train["tokens"])
-    table["tokens"] = tokens
-    table["training_flops"] = table["flops_per_token"] * tokens
+    tokens = {str(size): float({**train, **split_size(size, shape)[1]}["tokens"])
+              for size, shape in preset["sizes"].items()}
+    table["tokens"] = table["size"].astype(str).map(tokens)
+    table["training_flops"] = table["flops_per_token"] * table["tokens"]
     table["pf_days"] = table["training_flops"] / flops.PF_DAY
     return table

@@ -174,16 +174,34 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from linscale.train.sweep import SweepLockedError, run_sweep
 
+    if args.check_design:
+        import pandas as pd
+
+        from linscale.design import check_design
+
+        check = check_design(args.preset, args.set, replicates=args.replicates,
+                             progress=lambda line: print(line, file=sys.stderr))
+        with pd.option_context("display.width", 200, "display.max_columns", 20, "display.max_colwidth", 90,
+                               "display.precision", 3):
+            print(check.summary().to_string(index=False))
+            print()
+            print(check.verdicts().to_string(index=False))
+        return 0 if check.verdicts()["identified"].all() else 1
     if args.dry_run:
         from linscale.train.run import plan_runs
         from linscale.train.settings import TrainSettings
 
         preset, specs = plan_runs(args.preset, args.set)
-        settings = TrainSettings.from_dict(preset.get("train") or {})
-        print(f"{len(specs)} runs, {settings.total_steps} steps of {settings.tokens_per_step} tokens each; "
-              f"records at steps {settings.checkpoint_steps()}; exports at {settings.export_steps()}")
+        print(f"{len(specs)} runs")
+        schedules = {}
         for spec in specs:
+            settings = TrainSettings.from_dict(spec["train"])
+            line = (f"{settings.total_steps} steps of {settings.tokens_per_step} tokens at lr {settings.lr:.3g}; "
+                    f"records at steps {settings.checkpoint_steps()}; exports at {settings.export_steps()}")
+            schedules.setdefault(line, []).append(spec["run_id"])
             print(f"  {spec['run_id']}: {spec['model']}")
+        for line, runs in schedules.items():
+            print(f"{', '.join(runs)}: {line}")
         return 0
     try:
         result = run_sweep(args.preset, out=args.out, jobs=args.jobs, overrides=args.set, threads=args.threads,
@@ -293,6 +311,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="where runs execute: local processes (default), or submitit jobs (SLURM settings from the "
                         "preset's cluster: block, e.g. --set cluster.slurm_partition=gpu)")
     p.add_argument("--dry-run", action="store_true", help="print the runs and the checkpoint schedule, train nothing")
+    p.add_argument("--check-design", action="store_true",
+                   help="train nothing: simulate the grid from known laws (the preset's design.law with allocation "
+                        "exponents 0.5, 0.7, 0.85) and report what the study's fits recover; exit 1 if a law is "
+                        "not identified (linscale.design)")
+    p.add_argument("--replicates", type=int, default=8, help="noisy tables per law for --check-design (default: 8)")
     _add_run_options(p)
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("fit", help="fit scaling laws to a table of runs (CSV or Parquet)",
@@ -349,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about 40 min on 2 cores) or smoke (CI, about 2.5 min)")
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
-    p.add_argument("--stages", default=None, help="comma-separated subset of sweep,eval,fits,book (default: all)")
+    p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all)")
     p.add_argument("--jobs", type=int, default=None, help="training processes in parallel (default: one per core)")
     p.add_argument("--ablations", default=None,
                    help="comma-separated ablation sweeps to train: aspect, context, seeds (default: all)")

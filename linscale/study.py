@@ -36,9 +36,11 @@ import pandas as pd
 from linscale.atomic import atomic_write
 from linscale.config import ConfigError
 
-STAGES = ("sweep", "eval", "fits", "book")
+STAGES = ("design", "sweep", "eval", "fits", "book")
 SUITES = ("knowledge", "linguistic", "retrieval")  # linscale.eval.SUITES
-FIT_METHODS = ("approach1", "approach2", "approach3")
+# One bootstrap setting for the whole study: the fits stage computes every interval once, the book reads them.
+FITS_BOOTSTRAP = 200
+DESIGN_REPLICATES = 4
 # The suites each ablation's final checkpoints are evaluated on: what the findings use them for (the
 # context ablation's retrieval claim; the accuracies' seed noise). The aspect ablation's claim is about loss.
 ABLATION_SUITES = {"context": ("retrieval",), "seeds": ("knowledge", "retrieval")}
@@ -84,11 +86,12 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
 
     The base shape, context and seed themselves are not retrained: their rows come from the main sweep.
     """
-    from linscale.presets import load_preset
+    from linscale.presets import load_preset, split_size
 
     base = load_preset(preset) if not isinstance(preset, dict) else preset
     sizes = list(base["sizes"].items())
     name, shape = sizes[max(0, len(sizes) // 2 - 1)]
+    size_train = split_size(name, shape)[1]  # the base size's own token budget and LR, if it has one
     l0, d0, h0 = shape["n_layer"], shape["d_model"], shape["n_head"]
     step = 2 * h0  # widths stay divisible by the heads, with an even head width
     label = base.get("name", "study")
@@ -97,7 +100,8 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
         d = max(step, int(round(d0 * factor / step)) * step)
         layers = max(1, int(round(l0 * (d0 / d) ** 2)))
         if d != d0:
-            aspect_sizes[f"d{d}-l{layers}"] = {"n_layer": layers, "d_model": d, "n_head": h0}
+            aspect_sizes[f"d{d}-l{layers}"] = {"n_layer": layers, "d_model": d, "n_head": h0,
+                                              **({"train": dict(size_train)} if size_train else {})}
     aspect = copy.deepcopy(base)
     aspect.update(name=f"{label}-aspect", archs=[a for a in base["archs"] if a in ASPECT_ARCHS],
                   sizes=aspect_sizes, arch_overrides={})
@@ -265,41 +269,133 @@ def _final_rows(scores: pd.DataFrame) -> pd.DataFrame:
     return scores[scores["step"] == scores.groupby("run_id")["step"].transform("max")]
 
 
-def stage_fits(results: Path, bootstrap: int = 200, seed: int = 0, loss_column: str = "train_loss") -> None:
-    """Fit every law (paper's method and approaches 2-3) with bootstrap intervals; fits/<method>.csv.
+def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES, seed: int = 0) -> None:
+    """The design check (:mod:`linscale.design`) of the preset's grid, before any compute is spent:
+    fits/design.csv (per architecture, method and true allocation exponent: what the study's fits
+    recover from simulated runs) and fits/design_verdicts.csv (identified or not, with the reason). Redone
+    only when the grid or the preset's design block changed. A preset without a reference law records why."""
+    import json
 
-    Redone only when runs.parquet changed (its digest is kept in fits/.runs-digest). A method that the
-    grid cannot support (too few sizes, say) is recorded in fits/<method>.error.txt instead, and a fit
-    made without intervals (too few runs to bootstrap) says so in fits/<method>.note.txt.
-    """
-    from linscale import findings
+    from linscale import design
+    from linscale.train.settings import resolve_preset
+
+    resolved = resolve_preset(preset)
+    key = json.dumps({k: resolved.get(k) for k in ("archs", "model", "sizes", "arch_overrides", "train", "data",
+                                                    "design")} | {"replicates": replicates, "seed": seed,
+                                                                  "version": design.VERSION},
+                     sort_keys=True, default=str)
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    stamp = results / "fits" / ".design-digest"
+    if stamp.exists() and stamp.read_text() == digest:
+        _log("design check: up to date")
+        return
+    (results / "fits").mkdir(parents=True, exist_ok=True)
+    try:
+        check = design.check_design(resolved, replicates=replicates, seed=seed, progress=None)
+    except ConfigError as err:
+        _log(f"design check: not possible ({err})")
+        verdicts = pd.DataFrame([{"arch": "all", "method": m, "identified": False, "reason": str(err)}
+                                 for m in design.METHODS])
+        _write_csv(verdicts, results / "fits" / "design_verdicts.csv")
+        (results / "fits" / "design.csv").unlink(missing_ok=True)
+    else:
+        _write_csv(check.summary(), results / "fits" / "design.csv")
+        _write_csv(check.verdicts(), results / "fits" / "design_verdicts.csv")
+        for row in check.verdicts().itertuples():
+            _log(f"design check {row.arch} {row.method}: " + ("identified" if row.identified else
+                                                              f"NOT identified ({row.reason})"))
+    stamp.write_text(digest)
+
+
+def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed: int = 0,
+               loss_column: str = "train_loss") -> None:
+    """Fit the study's laws (:func:`linscale.laws.suite.fit_suite`) with bootstrap intervals and write,
+    per method, fits/<method>.csv (parameters; columns ``identified`` and ``status`` say whether the design
+    check lets the study report them), fits/<method>.points.parquet, .draws.parquet and
+    .diagnostics.csv; fits/status.csv (method x architecture: fitted, not identified, or failed, with the
+    reason); fits/crossovers.csv; fits/holdout.csv (laws refitted without the top compute decade,
+    predicting its final losses). Redone only when the runs table or the settings changed."""
+    from linscale.laws import suite
 
     runs_file = results / "runs.parquet"
+    settings = fit_settings(preset, bootstrap=bootstrap, seed=seed, loss_column=loss_column)
+    verdicts_file = results / "fits" / "design_verdicts.csv"
+    design_digest = _digest(verdicts_file) if verdicts_file.exists() else "none"
     stamp = results / "fits" / ".runs-digest"
-    digest = f"{_digest(runs_file)}:{bootstrap}:{seed}:{loss_column}"
+    digest = f"{_digest(runs_file)}:{settings}:{design_digest}"
     if stamp.exists() and stamp.read_text() == digest:
         _log("fits: up to date")
         return
     runs = pd.read_parquet(runs_file)
-    runs = runs[~runs["diverged"].astype(bool)]
-    for method in FIT_METHODS:
-        error_file = results / "fits" / f"{method}.error.txt"
-        note_file = results / "fits" / f"{method}.note.txt"
-        attempt = findings.try_fit(runs, method, bootstrap=bootstrap, seed=seed, loss_column=loss_column)
-        for path, text in ((error_file, attempt.error), (note_file, attempt.note)):
-            if text:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_text(f"{text}\n")
-            else:
-                path.unlink(missing_ok=True)
-        if not attempt.ok:
-            _log(f"fits {method}: not possible on this grid: {attempt.error}")
-            (results / "fits" / f"{method}.csv").unlink(missing_ok=True)
+    for stale in [*(results / "fits").glob("*.error.txt"), *(results / "fits").glob("*.note.txt")]:
+        stale.unlink()  # the per-method files of linscale 0.1; status.csv holds the reasons now
+    identified = _identified(results)
+    fits = suite.fit_suite(runs, settings)
+    status = []
+    for method, result in fits.items():
+        archs = sorted(runs["arch"].unique())
+        for arch in archs:
+            if arch in result.errors or "all" in result.errors:
+                status.append(dict(method=method, arch=arch, status="failed",
+                                   reason=result.errors.get(arch, result.errors.get("all"))))
+                continue
+            ok, reason = identified(method, arch)
+            status.append(dict(method=method, arch=arch, status="fitted" if ok else "not identified", reason=reason))
+        for name in ("params", "points", "draws", "diagnostics"):
+            (results / "fits" / f"{method}.{name}.parquet").unlink(missing_ok=True)
+        (results / "fits" / f"{method}.csv").unlink(missing_ok=True)
+        if not result.ok:
+            _log(f"fits {method}: not possible ({result.error})")
             continue
-        if attempt.note:
-            _log(f"fits {method}: {attempt.note}")
-        _write_csv(attempt.fit.params, results / "fits" / f"{method}.csv")
+        params = result.fit.params.copy()
+        flags = {arch: identified(method, arch) for arch in params["group"].unique()}
+        params["identified"] = params["group"].map(lambda g: flags[g][0])
+        params["status"] = params["group"].map(lambda g: "fitted" if flags[g][0] else "not identified")
+        _write_csv(params, results / "fits" / f"{method}.csv")
+        _write_table(result.fit.points, results / "fits" / f"{method}.points.parquet")
+        if len(result.fit.draws):
+            _write_table(result.fit.draws, results / "fits" / f"{method}.draws.parquet")
+        _write_csv(result.fit.diagnostics.astype({c: str for c in ("theta", "optima")
+                                                  if c in result.fit.diagnostics}),
+                   results / "fits" / f"{method}.diagnostics.csv")
+    _write_csv(pd.DataFrame(status), results / "fits" / "status.csv")
+    window = suite.fit_window(runs, settings.warmup_steps, settings.max_loss, loss_column)
+    _write_csv(suite.crossovers(window, loss_column), results / "fits" / "crossovers.csv")
+    _write_csv(suite.holdout_check(window, settings), results / "fits" / "holdout.csv")
     stamp.write_text(digest)
+
+
+def fit_settings(preset: str | dict, bootstrap: int = FITS_BOOTSTRAP, seed: int = 0,
+                 loss_column: str = "train_loss"):
+    """The study's FitSettings for a preset: the exact entropy rate and unigram entropy of its language
+    (synthetic; None for text), its warmup."""
+    from linscale import design
+    from linscale.laws.suite import FitSettings
+    from linscale.train.settings import resolve_preset
+
+    resolved = resolve_preset(preset) if not isinstance(preset, dict) else preset
+    return FitSettings(entropy=design.language_entropy(resolved), max_loss=design.unigram_entropy(resolved),
+                       warmup_steps=int((resolved.get("train") or {}).get("warmup_steps", 0)),
+                       bootstrap=bootstrap, seed=seed, loss_column=loss_column)
+
+
+def _identified(results: Path):
+    """(method, arch) -> (identified, reason), from fits/design_verdicts.csv (a method the design check
+    does not cover, or a study without a design check, counts as identified)."""
+    from linscale.design import COVERS
+
+    path = results / "fits" / "design_verdicts.csv"
+    table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["arch", "method", "identified", "reason"])
+
+    def lookup(method: str, arch: str) -> tuple[bool, str]:
+        checked = COVERS.get(method, method)
+        rows = table[(table["method"] == checked) & table["arch"].isin([arch, "all"])]
+        if not len(rows):
+            return True, ""
+        row = rows.iloc[0]
+        return bool(row["identified"]), "" if bool(row["identified"]) else f"design check: {row['reason']}"
+
+    return lookup
 
 
 def _write_csv(frame: pd.DataFrame, dst: Path) -> None:
@@ -342,13 +438,15 @@ def run_study(args: argparse.Namespace) -> int:
     status = 0
     for stage in (s for s in STAGES if s in stages):
         stage_start = time.perf_counter()
-        if stage == "sweep":
+        if stage == "design":
+            stage_design(args.preset, results)
+        elif stage == "sweep":
             stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=ablations)
         elif stage == "eval":
             stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
                        checkpoints=getattr(args, "eval_checkpoints", "all"))
         elif stage == "fits":
-            stage_fits(results, bootstrap=args.bootstrap)
+            stage_fits(results, args.preset, bootstrap=args.bootstrap)
         elif stage == "book":
             status = stage_book(args.preset, results_dir, force=args.force_book, book_dir=getattr(args, "book_dir", None))
         _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")

@@ -18,6 +18,7 @@ from linscale.cli import main
 from linscale.config import ConfigError
 from linscale.train import (TrainSettings, apply_overrides, checkpoint_steps, lr_factor, plan_runs, prepare_run,
                             read_records, read_status, resolve_preset, train_run, validate_results, write_results)
+from linscale.train.module import LanguageModelTask
 from linscale.train.results import ResultsError, to_frame
 from linscale.train.sweep import SweepLockedError, run_sweep
 
@@ -96,6 +97,34 @@ def test_lr_reference_width_scales_each_runs_lr_as_one_over_width():
     assert {s["train"]["lr"] for s in plan_runs("paper")[1]} == {3e-4}  # no reference width: one LR for all
     with pytest.raises(ConfigError, match="train.lr_reference_width"):
         plan_runs("smoke", ["train.lr_reference_width=0"])
+
+
+def test_a_size_may_set_its_own_token_budget_and_lr():
+    """sizes.<name>.train overrides the train block for that size only (a compute-matched design gives
+    each size its own tokens); a bad value names the size and the key."""
+    _, specs = plan_runs("smoke", ["sizes.s1.train.tokens=20480", "sizes.s2.train={lr: 1e-3}", "archs=[tnl]"])
+    by_size = {s["size"]: s["train"] for s in specs}
+    assert by_size["s1"]["tokens"] == 20480 and by_size["s2"]["tokens"] == 153600
+    assert by_size["s2"]["lr"] == pytest.approx(1e-3) and by_size["s1"]["lr"] == pytest.approx(3e-3)
+    with pytest.raises(ConfigError, match=r"sizes.s1.train.tokens"):
+        plan_runs("smoke", ["sizes.s1.train.tokens=-5"])
+    with pytest.raises(ConfigError, match=r"sizes.s1.train.nope"):
+        plan_runs("smoke", ["sizes.s1.train.nope=1"])
+
+
+@pytest.mark.parametrize("arch,names", [("cosformer2", {"theta"}), ("hgrn2", {"lower_bounds"}),
+                                        ("tnl", set()), ("llama", set())])
+def test_weight_decay_spares_angles_and_lower_bounds(arch, names):
+    """AdamW decays matrices and embeddings, but not cosFormer2's LRPE angles θ nor HGRN2's lower-bound
+    table Γ (2-D, but not weights: decay would pull them to 0), nor 1-D gains."""
+    task = LanguageModelTask(model={"arch": arch, "n_layer": 2, "d_model": 16, "n_head": 2, "vocab_size": 32},
+                             train={"tokens": 1024, "seq_len": 16, "batch_size": 4, "weight_decay": 0.1})
+    groups = task.configure_optimizers()["optimizer"].param_groups
+    undecayed = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    spared = {n.rsplit(".", 1)[-1] for n, p in task.named_parameters() if id(p) in undecayed and p.dim() >= 2}
+    assert spared == names
+    decayed = {id(p) for g in groups if g["weight_decay"] > 0 for p in g["params"]}
+    assert id(task.model.embed.weight) in decayed
 
 
 def test_presets_cover_the_required_grids():

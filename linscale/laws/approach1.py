@@ -86,15 +86,22 @@ def loss_envelope(runs: pd.DataFrame, n_grid: int = 1500, compute_range: tuple[f
     })
 
 
-def _fit_group(frame: pd.DataFrame, group: str, n_grid: int, compute_range, compute_unit: str, alpha: float):
+def _fit_group(frame: pd.DataFrame, group: str, n_grid: int, compute_range, compute_unit: str, alpha: float,
+               irreducible: float | None = None):
     env = loss_envelope(frame, n_grid=n_grid, compute_range=compute_range, compute_unit=compute_unit, prepared=True)
     rows, points = [], []
     for law, column in (("L(C)", "loss"), ("N_opt(C)", "params"), ("D_opt(C)", "tokens")):
-        law_rows, fitted = fit_power_law(env["compute"], env[column], law, group, compute_unit, alpha)
+        observed = env[column]
+        if law == "L(C)" and irreducible is not None:  # the reducible loss L − E as a power law of C
+            law, observed = "L(C)-E", env["loss"] - irreducible
+            if not (observed > 0).all():
+                raise LawsInputError(f"approach1 [{group}]: the envelope reaches {env['loss'].min():.4g}, not above "
+                                     f"the irreducible loss {irreducible:.4g}; L(C) − E cannot be a power law")
+        law_rows, fitted = fit_power_law(env["compute"], observed, law, group, compute_unit, alpha)
         rows += law_rows
         points.append(pd.DataFrame({"group": group, "law": law, "compute": env["compute"], "flops": env["flops"],
-                                    "run_id": env["run_id"], "observed": env[column], "fitted": fitted,
-                                    "log_residual": np.log(env[column]) - np.log(fitted)}))
+                                    "run_id": env["run_id"], "observed": observed, "fitted": fitted,
+                                    "log_residual": np.log(observed) - np.log(fitted)}))
     diag = dict(group=group, n_runs=frame["run_id"].nunique(), n_rows=len(frame), n_envelope=len(env),
                 n_envelope_runs=env["run_id"].nunique(), compute_min=float(env["compute"].min()),
                 compute_max=float(env["compute"].max()), compute_unit=compute_unit)
@@ -103,15 +110,18 @@ def _fit_group(frame: pd.DataFrame, group: str, n_grid: int, compute_range, comp
 
 def fit_approach1(runs: pd.DataFrame, by: str | None = "arch", n_grid: int = 1500,
                   compute_range: tuple[float, float] | None = None, compute_unit: str = "pf_days",
-                  alpha: float = 0.05, prepared: bool = False, **columns) -> LawFit:
+                  alpha: float = 0.05, irreducible: float | None = None, prepared: bool = False,
+                  **columns) -> LawFit:
     """Fit L(C), N_opt(C) and D_opt(C) on the loss envelope of each group (``by``, e.g. architecture).
 
     ``params`` rows: law in {L(C), N_opt(C), D_opt(C)}, parameter in {coefficient, exponent}, with
     OLS-nominal se/ci (``ci_method`` says so), R² and the number of envelope points. ``points``: the
     envelope with fitted values and log residuals per law. ``columns``: see ``prepare_runs``.
+    ``irreducible``: a known irreducible loss E; the loss law is then L(C) − E = β·C^α (law "L(C)-E"),
+    which a pure power law can follow down to E, where L(C) itself must bend (Pearce & Song fit it so).
     """
     if compute_unit not in COMPUTE_UNITS:
         raise LawsInputError(f"compute_unit: {compute_unit!r} is not one of {', '.join(COMPUTE_UNITS)}")
     frame = runs if prepared else prepare_runs(runs, **columns)
-    parts = [_fit_group(sub, g, n_grid, compute_range, compute_unit, alpha) for g, sub in groups(frame, by)]
+    parts = [_fit_group(sub, g, n_grid, compute_range, compute_unit, alpha, irreducible) for g, sub in groups(frame, by)]
     return concat("approach1", parts)

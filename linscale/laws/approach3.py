@@ -87,20 +87,42 @@ def objective_at(starts: np.ndarray, log_n, log_d, log_loss, weights, delta: flo
     return loss @ weights
 
 
-def minimise(starts: np.ndarray, log_n, log_d, log_loss, weights=None, delta: float = HUBER_DELTA):
+def fix_irreducible(starts: np.ndarray, fixed_E: float | None) -> np.ndarray:
+    """Starts with e = log ``fixed_E`` (duplicates merged); unchanged when ``fixed_E`` is None."""
+    if fixed_E is None:
+        return starts
+    starts = np.array(starts, dtype=float)
+    starts[:, 2] = np.log(fixed_E)
+    _, first = np.unique(starts, axis=0, return_index=True)
+    return starts[np.sort(first)]
+
+
+def _bounds(fixed_E: float | None):
+    """L-BFGS-B bounds: e pinned at log E when E is fixed (a variable with equal bounds stays put)."""
+    if fixed_E is None:
+        return None
+    e = float(np.log(fixed_E))
+    return [(None, None), (None, None), (e, e), (None, None), (None, None)]
+
+
+def minimise(starts: np.ndarray, log_n, log_d, log_loss, weights=None, delta: float = HUBER_DELTA,
+             fixed_E: float | None = None):
     """L-BFGS from every start; returns (best θ, best objective, outcomes [starts, 8]).
 
-    Each outcome row: objective, success, iterations, then the end point θ (5 values).
+    Each outcome row: objective, success, iterations, then the end point θ (5 values). ``fixed_E``: the
+    irreducible loss is known (the exact entropy of the synthetic language) and held there.
     """
     weights = np.ones_like(log_loss) if weights is None else np.asarray(weights, dtype=float)
+    starts = fix_irreducible(np.atleast_2d(starts), fixed_E)
+    bounds = _bounds(fixed_E)
     outcomes = []
     best_theta, best_f = None, np.inf
     # One BLAS thread: the vectors are tiny, and on a shared machine OpenBLAS's spinning threads made
     # each L-BFGS run ~30x slower.
     with threadpool_limits(limits=1, user_api="blas"):
-        for x0 in np.atleast_2d(starts):
+        for x0 in starts:
             res = minimize(huber_objective, x0, args=(log_n, log_d, log_loss, weights, delta), jac=True,
-                           method="L-BFGS-B", options=LBFGS_OPTIONS)
+                           method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
             outcomes.append((res.fun, res.success, res.nit, *res.x))
             if np.isfinite(res.fun) and res.fun < best_f:
                 best_theta, best_f = res.x, float(res.fun)
@@ -169,12 +191,13 @@ def screen(starts: np.ndarray, n_refine: int | None, log_n, log_d, log_loss, wei
 
 
 def _fit_group(frame: pd.DataFrame, group: str, starts: np.ndarray, delta: float, n_refine: int | None = N_REFINE,
-               reference_compute=()):
+               reference_compute=(), fixed_E: float | None = None):
     _check(frame, group)
     log_n, log_d, log_loss = _arrays(frame)
+    starts = fix_irreducible(starts, fixed_E)
     n_grid = len(starts)
     starts = screen(starts, n_refine, log_n, log_d, log_loss, delta=delta)
-    theta, fun, outcomes = minimise(starts, log_n, log_d, log_loss, delta=delta)
+    theta, fun, outcomes = minimise(starts, log_n, log_d, log_loss, delta=delta, fixed_E=fixed_E)
     if not (theta[3] > 0 and theta[4] > 0):
         raise LawsInputError(f"approach3 [{group}]: degenerate optimum alpha = {theta[3]:.4g}, beta = {theta[4]:.4g} "
                              f"(both must be > 0 for a compute-optimal allocation); the table does not constrain the law")
@@ -193,13 +216,13 @@ def _fit_group(frame: pd.DataFrame, group: str, starts: np.ndarray, delta: float
                 starts_converged=int(outcomes[:, 1].sum()), starts_at_best=int(near.sum()),
                 mean_iterations=float(outcomes[:, 2].mean()),
                 mae_log=float(np.mean(np.abs(points["log_residual"]))),
-                theta=tuple(float(t) for t in theta), optima=optima)
+                theta=tuple(float(t) for t in theta), optima=optima, fixed_E=np.nan if fixed_E is None else fixed_E)
     return _rows(group, theta, reference_compute), points, diag
 
 
 def fit_approach3(runs: pd.DataFrame, by: str | None = "arch", starts: np.ndarray | None = None,
                   n_refine: int | None = N_REFINE, delta: float = HUBER_DELTA, reference_compute=(),
-                  prepared: bool = False, **columns) -> LawFit:
+                  fixed_E: float | None = None, prepared: bool = False, **columns) -> LawFit:
     """Fit L(N, D) = E + A/N^α + B/D^β to every row (run × checkpoint) of each group.
 
     ``starts``: θ = (a, b, e, α, β) rows, default ``start_grid()`` (Chinchilla's 4500). The objective
@@ -210,11 +233,16 @@ def fit_approach3(runs: pd.DataFrame, by: str | None = "arch", starts: np.ndarra
     many starts converged and reached the best objective, mean iterations, θ of the optimum.
     ``reference_compute``: FLOP budgets at which to also report N_opt, D_opt, D/N and the optimal
     loss (the quantities decisions depend on, with intervals once bootstrapped; ``fitting.md`` §5).
+    ``fixed_E``: hold the irreducible loss at this value (the exact entropy rate of the synthetic
+    language, when the fitted loss is measured on its tokens) and fit A, B, α, β only; the row E then
+    carries that value with no interval.
     """
+    if fixed_E is not None and not (np.isfinite(fixed_E) and fixed_E > 0):
+        raise LawsInputError(f"fixed_E: expected a positive irreducible loss, got {fixed_E!r}")
     frame = runs if prepared else prepare_runs(runs, **columns)
     starts = start_grid() if starts is None else np.atleast_2d(np.asarray(starts, dtype=float))
     if starts.shape[1] != 5:
         raise LawsInputError(f"starts: expected rows of 5 values (a, b, e, alpha, beta), got shape {starts.shape}")
     reference_compute = tuple(float(c) for c in np.atleast_1d(reference_compute))
-    parts = [_fit_group(sub, g, starts, delta, n_refine, reference_compute) for g, sub in groups(frame, by)]
+    parts = [_fit_group(sub, g, starts, delta, n_refine, reference_compute, fixed_E) for g, sub in groups(frame, by)]
     return concat("approach3", parts)

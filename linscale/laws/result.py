@@ -45,3 +45,14 @@ def concat(method: str, parts: list[tuple]) -> LawFit:
     diagnostics = pd.DataFrame([d for _, _, d in parts])
     diagnostics.insert(0, "method", method)
     return LawFit(method=method, params=params, points=points, diagnostics=diagnostics)
+
+
+def concat_fits(fits: list[LawFit]) -> LawFit:
+    """LawFits of one method over disjoint groups (e.g. one per architecture) as one LawFit."""
+    if not fits:
+        raise LawsInputError("concat_fits: no fits to join")
+    draws = [f.draws for f in fits if len(f.draws)]
+    return LawFit(method=fits[0].method, params=pd.concat([f.params for f in fits], ignore_index=True),
+                  points=pd.concat([f.points for f in fits], ignore_index=True),
+                  diagnostics=pd.concat([f.diagnostics for f in fits], ignore_index=True),
+                  draws=pd.concat(draws, ignore_index=True) if draws else pd.DataFrame())

@@ -1,12 +1,17 @@
 """Bootstrap over runs and the extrapolation (hold-out) check, for every method.
 
-Bootstrap (``fitting.md`` §2, §4.8): checkpoints of one run are correlated, so whole runs are
-resampled with replacement (a cluster bootstrap), each resample is refitted, and every fitted
-quantity gets its bootstrap standard error and percentile interval. Approach 3 weights rows by how
-often their run was drawn and warm-starts L-BFGS from the full-data optimum and the next-best
-distinct local optima of the full multi-start fit (``approach3.N_OPTIMA``); approaches 1 and 2 refit on the drawn set of runs (a run drawn
-twice adds nothing to a lower envelope). Resamples that cannot be fitted (e.g. too few sizes drawn)
-are counted in ``diagnostics.n_failed``; if more than half fail the bootstrap raises.
+Bootstrap (``fitting.md`` §2, §4.8, §4.11): checkpoints of one run are correlated, so whole runs are
+resampled with replacement, duplicates kept (a cluster bootstrap), each resample is refitted, and every
+fitted quantity gets its bootstrap standard error and percentile interval. A run drawn twice counts
+twice: approach 3 weights its rows by how often the run was drawn, approach 2's parabolas see its points
+twice, approach 1's envelope is a minimum and cannot change (so its intervals come only from which runs
+were drawn at all). Approach 3 repeats the multi-start search in every resample: the ``refine`` best
+starts of the start grid under that resample's weights, plus the full fit's optimum and next-best local
+optima, so a resample can leave the full-data optimum for an equally good one. With few runs the
+resamples have few distinct outcomes (5 runs: about 3.3 distinct runs per resample); each interval
+carries ``n_distinct``, the number of distinct values its resamples gave. Resamples that cannot be fitted
+(e.g. too few sizes drawn) are counted in ``diagnostics.n_failed``; if more than half fail the bootstrap
+raises.
 """
 from __future__ import annotations
 
@@ -20,10 +25,10 @@ from linscale.laws.result import LawFit
 FITTERS = {"approach1": approach1.fit_approach1, "approach2": approach2.fit_approach2,
            "approach3": approach3.fit_approach3}
 GROUP_FITTERS = {"approach1": approach1._fit_group, "approach2": approach2._fit_group}
-GROUP_ARGS = {"approach1": ("n_grid", "compute_range", "compute_unit", "alpha"),
+GROUP_ARGS = {"approach1": ("n_grid", "compute_range", "compute_unit", "alpha", "irreducible"),
               "approach2": ("budgets", "n_budgets", "window", "compute_unit", "alpha")}
 GROUP_DEFAULTS = {"n_grid": 1500, "compute_range": None, "compute_unit": "pf_days", "alpha": 0.05,
-                  "budgets": None, "n_budgets": 8, "window": None}
+                  "budgets": None, "n_budgets": 8, "window": None, "irreducible": None}
 
 
 def _method(method: str):
@@ -37,14 +42,31 @@ def _warm_starts(diag) -> np.ndarray:
     return np.vstack([np.array(diag["theta"])] + [np.array(o) for o in diag["optima"]])
 
 
+BOOTSTRAP_REFINE = 24  # approach 3: L-BFGS runs per resample from the best grid starts (besides the warm starts)
+
+
+def resample_runs(sub: pd.DataFrame, run_ids: np.ndarray, drawn: np.ndarray) -> pd.DataFrame:
+    """The rows of the drawn runs, a run drawn k times present k times (its copies renamed ``id#2``...)."""
+    parts, seen = [], {}
+    by_run = dict(tuple(sub.groupby("run_id", sort=False)))
+    for i in drawn:
+        run_id = run_ids[i]
+        seen[run_id] = seen.get(run_id, 0) + 1
+        part = by_run[run_id]
+        parts.append(part if seen[run_id] == 1 else part.assign(run_id=f"{run_id}#{seen[run_id]}"))
+    return pd.concat(parts, ignore_index=True)
+
+
 def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 1000, seed: int = 0,
-              ci: float = 0.95, by: str | None = "arch", prepared: bool = False, **kwargs) -> LawFit:
+              ci: float = 0.95, by: str | None = "arch", prepared: bool = False,
+              refine: int = BOOTSTRAP_REFINE, **kwargs) -> LawFit:
     """Fit ``method`` on all runs, then on ``n_resamples`` resamples of runs; seeded and reproducible.
 
     Returns the full-data LawFit with ``se`` (bootstrap standard deviation), ``ci_low``/``ci_high``
     (percentile interval at level ``ci``), ``ci_method`` and ``n_resamples`` (resamples that gave a
-    value) filled in, and ``draws``: one row per (resample, group, law, parameter).
-    ``kwargs`` go to the method's fit function (see ``fit_approach1/2/3``).
+    value) and ``n_distinct`` (distinct values among them) filled in, and ``draws``: one row per
+    (resample, group, law, parameter). ``refine``: approach 3's multi-start per resample (see the module
+    docstring). ``kwargs`` go to the method's fit function (see ``fit_approach1/2/3``).
     """
     fitter = _method(method)
     if n_resamples < 2:
@@ -63,7 +85,10 @@ def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 
         if method == "approach3":
             diag = full.diagnostics[full.diagnostics["group"] == group].iloc[0]
             delta = kwargs.get("delta", approach3.HUBER_DELTA)
+            fixed_E = kwargs.get("fixed_E")
             warm = _warm_starts(diag)
+            grid = approach3.fix_irreducible(approach3.start_grid() if kwargs.get("starts") is None
+                                             else np.atleast_2d(kwargs["starts"]), fixed_E)
             reference = tuple(float(c) for c in np.atleast_1d(kwargs.get("reference_compute", ())))
             log_n, log_d, log_loss = approach3._arrays(sub)
             codes = np.searchsorted(run_ids, sub["run_id"].to_numpy())
@@ -74,11 +99,12 @@ def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 
                     weights = np.bincount(drawn, minlength=n_runs)[codes].astype(float)
                     if np.count_nonzero(weights) < approach3.MIN_ROWS:
                         raise LawsInputError("too few rows drawn")
-                    theta, _, _ = approach3.minimise(warm, log_n, log_d, log_loss, weights, delta)
+                    starts = np.vstack([warm, approach3.screen(grid, refine, log_n, log_d, log_loss, weights, delta)])
+                    theta, _, _ = approach3.minimise(starts, log_n, log_d, log_loss, weights, delta, fixed_E=fixed_E)
                     rows = [dict(law=row["law"], parameter=row["parameter"], value=row["estimate"])
                             for row in approach3._rows(group, theta, reference)]
                 else:
-                    chosen = sub[sub["run_id"].isin(run_ids[np.unique(drawn)])]
+                    chosen = resample_runs(sub, run_ids, drawn)
                     args = [kwargs.get(k, GROUP_DEFAULTS[k]) for k in GROUP_ARGS[method]]
                     law_rows, _, _ = GROUP_FITTERS[method](chosen, group, *args)
                     rows = [dict(law=row["law"], parameter=row["parameter"], value=row["estimate"]) for row in law_rows]
@@ -95,7 +121,8 @@ def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 
     lo, hi = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
     summary = (draws.dropna(subset=["value"]).groupby(["group", "law", "parameter"])["value"]
                .agg(se="std", ci_low=lambda v: np.percentile(v, lo), ci_high=lambda v: np.percentile(v, hi),
-                    n_resamples="count").reset_index())
+                    n_resamples="count", n_distinct=lambda v: int(np.unique(np.round(v, 9)).size))
+               .reset_index())
     params = full.params.drop(columns=["se", "ci_low", "ci_high"]).merge(summary, on=["group", "law", "parameter"],
                                                                           how="left")
     missing = params["se"].isna()
@@ -103,7 +130,8 @@ def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 
         row = params[missing].iloc[0]
         raise LawsInputError(f"{method} [{row['group']}]: no bootstrap resample gave a value for {row['law']}.{row['parameter']}")
     params["ci_method"] = f"bootstrap percentile {100 * ci:g}% over runs"
-    params = params[[c for c in full.params.columns if c != "n_resamples"] + ["n_resamples"]]
+    params = params[[c for c in full.params.columns if c not in ("n_resamples", "n_distinct")]
+                    + ["n_resamples", "n_distinct"]]
     diagnostics = full.diagnostics.copy()
     diagnostics["bootstrap_seed"] = seed
     diagnostics["bootstrap_resamples"] = n_resamples

@@ -70,6 +70,7 @@ class CosFormer2Attention(nn.Module):
         D = self.head_dim
         theta = config.rope_base ** (-torch.arange(D, dtype=torch.float32) / D)
         self.theta = nn.Parameter(theta.repeat(config.n_head, 1))  # (H, D), learnable LRPE angles
+        self.theta.no_weight_decay = True  # angles, not weights: decay would pull every frequency to 0
 
     def lrpe(self, x: torch.Tensor, offset: int) -> torch.Tensor:
         """[cos(sθ) ⊙ x, sin(sθ) ⊙ x] for x (B, T, H, D) at positions s = offset … offset+T-1."""

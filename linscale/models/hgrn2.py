@@ -65,6 +65,7 @@ class HGRN2LM(CausalLM):
                   for i in range(config.n_layer)]
         super().__init__(config, blocks, SRMSNorm)
         self.lower_bounds = nn.Parameter(torch.zeros(config.n_layer, config.d_model))  # Γ, (L, d)
+        self.lower_bounds.no_weight_decay = True  # logits of a softmax over layers, not weights
 
     def lower_bound_per_layer(self) -> torch.Tensor:
         """lb (L, d): cumulative softmax over layers, shifted so that layer 0's bound is exactly 0."""

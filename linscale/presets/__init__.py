@@ -51,13 +51,26 @@ def data_vocab_size(preset: dict) -> int:
     raise ConfigError(f"model.vocab_size: not given, and data source {source!r} does not define one")
 
 
+def split_size(size: str, shape) -> tuple[dict, dict]:
+    """A size entry of a preset, ``{n_layer, d_model, n_head, ..., train: {tokens, lr, ...}}``, as (model
+    fields, training overrides): a size may set its own token budget or learning rate (a design with
+    compute-matched run ends gives each size its own ``tokens``)."""
+    if not isinstance(shape, dict):
+        raise ConfigError(f"sizes.{size}: expected a mapping of model fields, got {shape!r}")
+    fields = dict(shape)
+    train = fields.pop("train", None) or {}
+    if not isinstance(train, dict):
+        raise ConfigError(f"sizes.{size}.train: expected a mapping of training settings, got {train!r}")
+    return fields, dict(train)
+
+
 def model_configs(preset: dict) -> list[ModelConfig]:
     """Every (architecture, size) model of a preset's grid, in preset order (the vocabulary comes
     from the data when the preset does not give ``model.vocab_size``)."""
     configs, vocab = [], None
     for arch in preset["archs"]:
         for size, shape in preset["sizes"].items():
-            fields = {**(preset.get("model") or {}), **shape,
+            fields = {**(preset.get("model") or {}), **split_size(size, shape)[0],
                       **((preset.get("arch_overrides") or {}).get(arch) or {}).get(size, {})}
             if "vocab_size" not in fields:
                 vocab = vocab or data_vocab_size(preset)

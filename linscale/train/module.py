@@ -3,7 +3,9 @@
     loss = mean over labels ≠ -100 of  −log p_θ(label_t | tokens_≤t)        (nats per token)
 
 Optimiser: AdamW (paper: "Adam", constant LR 3e-4, weight decay 0.1), decay on matrices and embeddings
-only. Learning-rate factor η(s)/η_peak at optimiser step s of S, with warmup W:
+only: not on gains, nor on cosFormer2's LRPE angles and HGRN2's lower-bound table (2-D, but not weights;
+the models mark them ``no_weight_decay``). Learning-rate factor η(s)/η_peak at optimiser step s of S,
+with warmup W:
 
     constant: 1                                  (the paper's "fixed learning rate scheduler")
     warmup:   min(1, (s+1)/W)
@@ -93,8 +95,11 @@ class LanguageModelTask(L.LightningModule):
 
     def configure_optimizers(self):
         s = self.settings
-        decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
-        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
+        # Decay matrices and embeddings; not gains, and not the parameters a model marks as no weights
+        # (``no_weight_decay``: cosFormer2's LRPE angles θ, HGRN2's lower-bound table Γ, both 2-D).
+        trainable = [p for p in self.parameters() if p.requires_grad]
+        decay = [p for p in trainable if p.dim() >= 2 and not getattr(p, "no_weight_decay", False)]
+        no_decay = [p for p in trainable if p.dim() < 2 or getattr(p, "no_weight_decay", False)]
         groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
         optimizer = torch.optim.AdamW(groups, lr=s.lr, betas=tuple(s.betas), eps=s.eps)
         total = s.total_steps

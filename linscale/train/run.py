@@ -32,6 +32,7 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from linscale.checkpoint import CheckpointError
 from linscale.config import ConfigError, ModelConfig
+from linscale.presets import split_size
 from linscale.train.callbacks import SafeCheckpointIO, ScalingRecorder, load_lightning_checkpoint, write_json
 from linscale.train.module import LanguageModelTask
 from linscale.train.settings import TrainSettings, resolve_preset
@@ -45,13 +46,12 @@ VOCAB_PLACEHOLDER = 2  # validates shapes before the data module (which decides 
 def plan_runs(preset: str | dict, overrides: list[str] | tuple = ()) -> tuple[dict, list[dict]]:
     """(resolved preset, one spec per (arch, size)); every config is validated here, before any work."""
     preset = resolve_preset(preset, overrides)
-    train = TrainSettings.from_dict(preset.get("train") or {})
     shared = preset.get("model") or {}
     specs = []
     for arch in preset["archs"]:
         for size, shape in preset["sizes"].items():
-            if not isinstance(shape, dict):
-                raise ConfigError(f"sizes.{size}: expected a mapping of model fields, got {shape!r}")
+            shape, size_train = split_size(size, shape)
+            train = TrainSettings.from_dict({**(preset.get("train") or {}), **size_train})
             fields = {**shared, **shape, **((preset.get("arch_overrides") or {}).get(arch) or {}).get(size, {})}
             try:
                 ModelConfig.from_dict({"vocab_size": VOCAB_PLACEHOLDER, **fields, "arch": arch, "name": str(size)})

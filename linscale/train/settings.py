@@ -74,8 +74,11 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if isinstance(self.betas, list):
             self.betas = tuple(self.betas)
-        if isinstance(self.tokens, str):
-            self.tokens = _number("train.tokens", self.tokens)
+        # YAML 1.1 reads "1e-3" (no dot) as a string: accept numbers written that way in presets and --set
+        for name in ("tokens", "lr", "eps", "weight_decay", "min_lr_ratio", "decay_fraction", "checkpoint_start",
+                     "save_every_minutes", "grad_clip"):
+            if isinstance(getattr(self, name), str):
+                setattr(self, name, _number(f"train.{name}", getattr(self, name)))
         for name in ("seq_len", "batch_size", "checkpoints", "loss_window", "devices", "num_nodes", "seed"):
             _require_int(f"train.{name}", getattr(self, name), minimum=0 if name == "seed" else 1)
         for name in ("micro_batch_size", "val_batches", "threads", "lr_reference_width"):
@@ -181,7 +184,7 @@ def checkpoint_steps(total_steps: int, count: int, start_fraction: float = 0.01)
 
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("arch",))
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
-TOP_LEVEL = ("name", "description", "archs", "model", "sizes", "arch_overrides", "train", "data", "cluster")
+TOP_LEVEL = ("name", "description", "archs", "model", "sizes", "arch_overrides", "train", "data", "cluster", "design")
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
@@ -211,13 +214,14 @@ def _allowed_new_key(path: list[str], preset: dict) -> bool:
         return len(path) == 2 and path[1] in TRAIN_FIELDS
     if head == "model":
         return len(path) == 2 and path[1] in MODEL_FIELDS
-    if head == "sizes":  # a new size (whole mapping) or a field of one
-        return len(path) == 2 or (len(path) == 3 and path[2] in MODEL_FIELDS)
+    if head == "sizes":  # a new size (whole mapping), a field of one, or one of its training overrides
+        return (len(path) == 2 or (len(path) == 3 and path[2] in (*MODEL_FIELDS, "train"))
+                or (len(path) == 4 and path[2] == "train" and path[3] in TRAIN_FIELDS))
     if head == "arch_overrides":
         return len(path) <= 3 or (len(path) == 4 and path[3] in MODEL_FIELDS)
     if head == "data":  # checked against the source's keys in resolve_preset (after every override)
         return True
-    if head == "cluster":
+    if head in ("cluster", "design"):  # design: the reference law and noise of the design check (linscale.design)
         return True
     return False
 
@@ -269,6 +273,14 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
     if not isinstance(preset.get("sizes"), dict) or not preset["sizes"]:
         raise ConfigError("sizes: expected a non-empty mapping of size name -> shape")
     TrainSettings.from_dict(preset.get("train") or {})
+    from linscale.presets import split_size
+
+    for size, shape in preset["sizes"].items():
+        size_train = split_size(size, shape)[1]
+        try:
+            TrainSettings.from_dict({**(preset.get("train") or {}), **size_train})
+        except ConfigError as err:
+            raise ConfigError(f"sizes.{size}.{err}") from None
     check_data_keys(preset.get("data") or {})
     for arch, sizes in (preset.get("arch_overrides") or {}).items():
         for size in sizes or {}:

@@ -1,0 +1,304 @@
+"""Design check: can a preset's grid identify the scaling laws, before any compute is spent?
+
+A law is a result only if the design can identify it. This module simulates a preset's exact grid (its
+sizes and their non-embedding parameters, each run's token budget, checkpoint positions, warmup and the
+FLOPs the study counts) from KNOWN laws, adds the noise a re-run would add, pushes the tables through the
+study's own fits (:func:`linscale.laws.suite.fit_suite`, the same rows and options the study reports) and
+says what comes back::
+
+    linscale sweep --preset cpu --check-design
+
+The known laws are L(N, D) = E + A/N^α + B/D^β around the preset's ``design.law`` (measured by a pilot
+and recorded in the preset; E defaults to the exact entropy rate of the synthetic language). Each variant
+keeps the reference law's compute-optimal point at the grid's central compute C₀ (the same N_opt, D_opt
+and loss there) and its α + β, and turns the allocation exponent a = β/(α+β) to 0.5, 0.7 and 0.85: a grid
+identifies a only if the fits tell these apart.
+
+What is checked (the rules are fixed here, before any data is seen):
+
+* crossovers: with noise-free runs, every pair of neighbouring sizes must cross (the larger below the
+  smaller at equal compute) inside the compute range both cover; otherwise the envelope is made of run
+  ends and says nothing about N_opt;
+* approach 1 (the paper's envelope) and approach 2 (IsoFLOP parabolas): the median a over replicates
+  within ``A_TOLERANCE`` of the truth *under the study's FLOP accounting* (the true N_opt(C) of the law
+  with C counted as the study counts it, which for small softmax models is far from 6ND), and approach 2
+  with interior minima at ``MIN_BUDGETS`` or more budgets in at least ``MIN_SHARE`` of replicates;
+* approach 3 with E fixed at the truth: the 95% range of a over replicates no wider than
+  ``A_RANGE_WIDTH`` and its median within ``A_TOLERANCE``/2;
+* approach 3 with E free: the median |E/E_true − 1| within ``E_TOLERANCE`` (and a as for approach 3).
+
+A law whose check fails is reported by the study as *not identified*, with the reason, not as numbers.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from linscale import flops
+from linscale.config import ConfigError
+from linscale.laws.suite import FitSettings, crossovers, fit_suite
+
+VERSION = 1  # bumped when the check's rules change (the study redoes a stored check)
+METHODS = ("approach1", "approach2", "approach3", "approach3_fixed_e")
+# Suite methods judged by another method's check: the excess-loss law reads approach 1's envelope.
+COVERS = {"approach1_excess": "approach1"}
+A_VALUES = (0.5, 0.7, 0.85)
+A_TOLERANCE = 0.1  # |median a − true a| for approaches 1 and 2 (half of it for approach 3)
+A_RANGE_WIDTH = 0.15  # approach 3: 95% range of a over replicates
+E_TOLERANCE = 0.05  # approach 3 with E free: |E/E_true − 1|
+MIN_BUDGETS = 3  # approach 2: interior minima at this many budgets ...
+MIN_SHARE = 0.9  # ... in this share of replicates
+REPLICATES = 8
+DEFAULT_NOISE = {"run": 0.005, "checkpoint": 0.002}  # relative sd of a run's level and of one checkpoint
+
+
+@dataclass(frozen=True)
+class Law:
+    """L(N, D) = E + A/N^α + B/D^β."""
+
+    E: float
+    A: float
+    B: float
+    alpha: float
+    beta: float
+
+    @property
+    def a(self) -> float:
+        return self.beta / (self.alpha + self.beta)
+
+    def loss(self, N, D):
+        return self.E + self.A / np.asarray(N, float) ** self.alpha + self.B / np.asarray(D, float) ** self.beta
+
+    def optimum(self, C6):
+        """(N_opt, D_opt) at C6 = N·D (Chinchilla's closed form with C = 6ND)."""
+        s = self.alpha + self.beta
+        G = (self.alpha * self.A / (self.beta * self.B)) ** (1 / s)
+        C6 = np.asarray(C6, float)
+        return G * C6 ** (self.beta / s), C6 ** (self.alpha / s) / G
+
+    def with_allocation(self, a: float, C6: float) -> "Law":
+        """The law with allocation exponent ``a`` and the same α + β, E and optimum (N_opt, D_opt, loss)
+        at C6 = N·D. At the optimum αA/N^α = βB/D^β, so A/N^α and B/D^β split the reducible loss R in the
+        ratio β : α."""
+        n, d = self.optimum(C6)
+        reducible = float(self.loss(n, d)) - self.E
+        s = self.alpha + self.beta
+        alpha, beta = s * (1 - a), s * a
+        x, y = beta * reducible / s, alpha * reducible / s
+        return Law(self.E, float(x * n ** alpha), float(y * d ** beta), alpha, beta)
+
+
+def _resolved(preset, overrides=()) -> dict:
+    from linscale.train.settings import resolve_preset
+
+    return resolve_preset(preset, overrides)
+
+
+def grid_points(preset: str | dict, overrides=()) -> pd.DataFrame:
+    """Every checkpoint of every run a preset trains, as the results table would list it (without
+    losses): run_id, arch, size, params, step, tokens, flops, seq_len, warmup_steps."""
+    from linscale.presets import model_configs, split_size
+    from linscale.train.settings import TrainSettings
+
+    preset = _resolved(preset, overrides)
+    configs = {(c.arch, c.name): c for c in model_configs({**preset, "model": {"vocab_size": 2, **preset.get("model", {})}})}
+    rows = []
+    for arch in preset["archs"]:
+        for size, shape in preset["sizes"].items():
+            config = configs[(arch, str(size))]
+            train = TrainSettings.from_dict({**(preset.get("train") or {}), **split_size(size, shape)[1]})
+            per_token = flops.flops_per_token(config, train.seq_len)
+            for step in train.checkpoint_steps():
+                tokens = step * train.tokens_per_step
+                rows.append(dict(run_id=f"{arch}-{size}", arch=arch, size=str(size),
+                                 params=float(flops.non_embedding_params(config)), step=step, tokens=float(tokens),
+                                 flops=per_token * tokens, seq_len=train.seq_len, warmup_steps=train.warmup_steps,
+                                 flops_per_token=per_token))
+    return pd.DataFrame(rows)
+
+
+def reference_law(preset: dict, arch: str | None = None) -> Law:
+    """The preset's ``design.law`` (one mapping, or one per architecture), E defaulting to the exact
+    entropy rate of its synthetic language."""
+    design = preset.get("design") or {}
+    law = design.get("law")
+    if not isinstance(law, dict):
+        raise ConfigError(f"design.law: preset {preset.get('name')!r} records no reference law "
+                          "(E, A, B, alpha, beta measured by a pilot); add one to check its design")
+    if arch is not None and arch in law:
+        law = law[arch]
+    values = dict(law)
+    if "E" not in values:
+        values["E"] = language_entropy(preset)
+    try:
+        return Law(**{k: float(values[k]) for k in ("E", "A", "B", "alpha", "beta")})
+    except (KeyError, TypeError, ValueError) as err:
+        raise ConfigError(f"design.law: expected numbers E, A, B, alpha, beta ({err})") from None
+
+
+def language_entropy(preset: dict) -> float | None:
+    """The exact entropy rate of a synthetic-language preset at its training context (None for text)."""
+    from linscale.data.synthetic import LanguageSpec, SyntheticLanguage
+
+    data = preset.get("data") or {}
+    if data.get("source", "synthetic") != "synthetic":
+        return None
+    return SyntheticLanguage(LanguageSpec.from_dict(data)).expected_nll(int(preset["train"]["seq_len"]))
+
+
+def unigram_entropy(preset: dict) -> float | None:
+    from linscale.data.synthetic import LanguageSpec, SyntheticLanguage
+
+    data = preset.get("data") or {}
+    if data.get("source", "synthetic") != "synthetic":
+        return None
+    return SyntheticLanguage(LanguageSpec.from_dict(data)).unigram_entropy(int(preset["train"]["seq_len"]))
+
+
+def simulate(points: pd.DataFrame, law: Law, noise: dict, rng: np.random.Generator) -> pd.DataFrame:
+    """A results table of ``points`` whose losses follow ``law``, times exp(run-level and checkpoint-level
+    Gaussian noise) with relative sds ``noise["run"]`` and ``noise["checkpoint"]``."""
+    runs = points.copy()
+    offset = {run: rng.standard_normal() * noise.get("run", 0.0) for run in runs["run_id"].unique()}
+    eps = runs["run_id"].map(offset).to_numpy() + rng.standard_normal(len(runs)) * noise.get("checkpoint", 0.0)
+    runs["train_loss"] = law.loss(runs["params"], runs["tokens"]) * np.exp(eps)
+    runs["diverged"] = False
+    return runs
+
+
+def true_allocation(points: pd.DataFrame, law: Law) -> float:
+    """The allocation exponent of N_opt(C) with C counted as the study counts it (Table 1 FLOPs), over
+    the grid's compute range: sizes on a continuum between the grid's, FLOPs per token interpolated
+    log-log between them, N_opt(C) by direct minimisation, then the log-log slope."""
+    sizes = points.drop_duplicates("params").sort_values("params")
+    log_n = np.log(sizes["params"].to_numpy())
+    log_fpt = np.log(sizes["flops_per_token"].to_numpy())
+    dense = np.linspace(log_n[0] - 2, log_n[-1] + 2, 2000)
+    fpt = np.exp(np.interp(dense, log_n, log_fpt, left=None, right=None)
+                 + np.where(dense < log_n[0], dense - log_n[0], 0) + np.where(dense > log_n[-1], dense - log_n[-1], 0))
+    budgets = np.geomspace(points["flops"].min() * 10, points["flops"].max(), 12)
+    best = [dense[np.argmin(law.loss(np.exp(dense), c / fpt))] for c in budgets]
+    return float(np.polyfit(np.log(budgets), best, 1)[0])
+
+
+def _estimate(fit, law: str, parameter: str, group: str) -> float:
+    if fit is None:
+        return np.nan
+    rows = fit.params[(fit.params["law"] == law) & (fit.params["parameter"] == parameter)
+                      & (fit.params["group"] == group)]
+    return float(rows["estimate"].iloc[0]) if len(rows) else np.nan
+
+
+def _recovered(runs: pd.DataFrame, settings: FitSettings, arch: str) -> dict:
+    results = fit_suite(runs, settings)
+    out = {}
+    for method in ("approach1", "approach2"):
+        out[f"{method}_a"] = _estimate(results[method].fit, "N_opt(C)", "exponent", arch)
+    a2 = results["approach2"]
+    diag = a2.fit.diagnostics if a2.ok else pd.DataFrame()
+    out["approach2_budgets"] = int(diag.loc[diag["group"] == arch, "n_budgets_used"].iloc[0]) \
+        if len(diag) and (diag["group"] == arch).any() else 0
+    for method in ("approach3", "approach3_fixed_e"):
+        out[f"{method}_a"] = _estimate(results[method].fit, "N_opt(C)", "a", arch)
+    out["approach3_E"] = _estimate(results["approach3"].fit, "L(N,D)", "E", arch)
+    return out
+
+
+def check_design(preset: str | dict, overrides=(), a_values=A_VALUES, replicates: int = REPLICATES,
+                 noise: dict | None = None, seed: int = 0, archs=None, n_refine: int = 16,
+                 progress=None) -> "DesignCheck":
+    """Simulate the grid of ``preset`` from laws with allocation exponents ``a_values`` (``replicates``
+    noisy tables each, plus one without noise for the crossovers) and fit each with the study's suite.
+    ``noise``: relative sds (default: the preset's ``design.noise``, else ``DEFAULT_NOISE``). ``archs``:
+    which architectures' grids to check (default: all; their sizes and FLOP accounting differ)."""
+    preset = _resolved(preset, overrides)
+    points_all = grid_points(preset)
+    noise = {**DEFAULT_NOISE, **((preset.get("design") or {}).get("noise") or {}), **(noise or {})}
+    E = language_entropy(preset)
+    settings = FitSettings(entropy=None, max_loss=None, warmup_steps=int(points_all["warmup_steps"].max()),
+                           n_refine=n_refine, methods=("approach1", "approach2", "approach3", "approach3_fixed_e"))
+    rows, crossing = [], []
+    rng = np.random.default_rng(seed)
+    for arch in archs or preset["archs"]:
+        points = points_all[points_all["arch"] == arch]
+        ref = reference_law(preset, arch)
+        if E is not None and not np.isclose(ref.E, E):
+            ref = dataclasses.replace(ref, E=E)
+        c6 = float(np.exp(np.log(points["params"] * points["tokens"]).agg(["min", "max"]).mean()))
+        for a in a_values:
+            law = ref.with_allocation(a, c6)
+            target = true_allocation(points, law)
+            fit_settings = dataclasses.replace(settings, entropy=law.E)
+            clean = simulate(points, law, {"run": 0.0, "checkpoint": 0.0}, rng)
+            cross = crossovers(clean)
+            crossing.append(cross.assign(a_true=a))
+            for r in range(replicates):
+                runs = simulate(points, law, noise, rng)
+                got = _recovered(runs, fit_settings, arch)
+                rows.append(dict(arch=arch, a_true=a, a_flops=target, replicate=r, E_true=law.E, **got))
+                if progress:
+                    progress(f"design check {arch} a={a}: replicate {r + 1}/{replicates}")
+    return DesignCheck(preset.get("name", ""), pd.DataFrame(rows), pd.concat(crossing, ignore_index=True), noise)
+
+
+@dataclass
+class DesignCheck:
+    """The replicates (``draws``: one row per arch, true a, replicate), the noise-free crossovers and the
+    verdicts (:meth:`summary`)."""
+
+    preset: str
+    draws: pd.DataFrame
+    crossings: pd.DataFrame
+    noise: dict
+
+    def summary(self) -> pd.DataFrame:
+        """One row per (arch, method, true a): median and 95% range of the recovered quantity, and
+        whether the rule for that method holds."""
+        rows = []
+        for (arch, a), part in self.draws.groupby(["arch", "a_true"]):
+            cross = self.crossings[(self.crossings["arch"] == arch) & (self.crossings["a_true"] == a)]
+            all_cross = bool(len(cross) and cross["crossover"].notna().all())
+            target = float(part["a_flops"].iloc[0])
+            for method, truth in (("approach1", target), ("approach2", target), ("approach3", a),
+                                  ("approach3_fixed_e", a)):
+                values = part[f"{method}_a"].dropna()
+                median = float(values.median()) if len(values) else np.nan
+                lo, hi = (float(np.percentile(values, 2.5)), float(np.percentile(values, 97.5))) if len(values) else (np.nan, np.nan)
+                reasons = []
+                if len(values) < len(part):
+                    reasons.append(f"fit failed in {len(part) - len(values)} of {len(part)} replicates")
+                if method in ("approach1", "approach2"):
+                    if not all_cross:
+                        reasons.append(f"{int(cross['crossover'].isna().sum())} of {len(cross)} neighbouring sizes "
+                                       "never cross")
+                    if not abs(median - truth) <= A_TOLERANCE:
+                        reasons.append(f"median a {median:.3f} vs true {truth:.3f}")
+                    if method == "approach2":
+                        share = float((part["approach2_budgets"] >= MIN_BUDGETS).mean())
+                        if share < MIN_SHARE:
+                            reasons.append(f"interior minima at {MIN_BUDGETS}+ budgets in {share:.0%} of replicates")
+                else:
+                    if not abs(median - truth) <= A_TOLERANCE / 2:
+                        reasons.append(f"median a {median:.3f} vs true {truth:.3f}")
+                    if not hi - lo <= A_RANGE_WIDTH:
+                        reasons.append(f"95% range of a {hi - lo:.3f} wide")
+                    if method == "approach3":
+                        e_err = float((part["approach3_E"] / part["E_true"] - 1).abs().median())
+                        if not e_err <= E_TOLERANCE:
+                            reasons.append(f"median |E/E_true − 1| {e_err:.1%}")
+                rows.append(dict(arch=arch, method=method, a_true=a, a_target=truth, median=median, low=lo, high=hi,
+                                 identified=not reasons, reason="; ".join(reasons)))
+        return pd.DataFrame(rows)
+
+    def verdicts(self) -> pd.DataFrame:
+        """One row per (arch, method): identified only if identified at every true a, with the reasons."""
+        summary = self.summary()
+        rows = []
+        for (arch, method), part in summary.groupby(["arch", "method"], sort=False):
+            failed = part[~part["identified"]]
+            rows.append(dict(arch=arch, method=method, identified=failed.empty,
+                             reason="; ".join(f"a = {a:g}: {r}" for a, r in zip(failed["a_true"], failed["reason"]))))
+        return pd.DataFrame(rows)

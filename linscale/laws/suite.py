@@ -1,0 +1,220 @@
+"""The study's fits, as one function: which rows are fitted, which laws, with which options.
+
+The study (``linscale study``'s fits stage), the book and the design check (``linscale.design``) all
+call :func:`fit_suite`, so the laws a simulated grid is checked with are exactly the laws the study
+reports. The suite:
+
+====================  ============================================================================
+``approach1``         the paper's method: L(C) = β·C^α, N_opt(C), D_opt(C) on the loss envelope
+``approach1_excess``  the same envelope, loss law L(C) − E = β·C^α with E the exact entropy rate
+``approach2``         IsoFLOP parabolas: N_opt(C), D_opt(C), L(C) of the profile minima
+``approach3``         L(N, D) = E + A/N^α + B/D^β, every parameter free
+``approach3_fixed_e`` the same with E held at the exact entropy rate of the language
+====================  ============================================================================
+
+Every method is fitted per architecture on its own: one architecture's failure (no interior IsoFLOP
+minimum, say) never drops another's fit, and the reason names the architecture. Methods that need the
+exact entropy rate are skipped (with that reason) when it is unknown (real text).
+
+Rows fitted (:func:`fit_window`): checkpoints after warmup (a constant-LR run's first steps measure the
+warmup, not the model: the first cpu grid's first four checkpoints sat inside a 50-step warmup at
+losses near log(vocabulary) and set the L(C) exponent), and below the unigram entropy (a model above
+it has not yet learnt the token frequencies, the first thing any model learns).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from linscale.laws.data import LawsInputError
+from linscale.laws.result import LawFit, concat_fits
+
+SUITE = ("approach1", "approach1_excess", "approach2", "approach3", "approach3_fixed_e")
+NEEDS_ENTROPY = ("approach1_excess", "approach3_fixed_e")
+WARMUP_FACTOR = 2  # rows at or before this many warmup lengths are not fitted
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """What the suite fits and how. ``entropy``: the exact entropy rate E of the training language
+    (nats/token; None for real text); ``max_loss``: rows at or above it are not fitted (the unigram
+    entropy); ``warmup_steps``: rows at or before ``WARMUP_FACTOR`` times it are not fitted;
+    ``bootstrap``: resamples over runs for the intervals (0: none); ``loss_column``: train_loss (the
+    paper's) or val_loss; ``n_refine``: approach 3's L-BFGS starts."""
+
+    entropy: float | None = None
+    max_loss: float | None = None
+    warmup_steps: int = 0
+    bootstrap: int = 0
+    seed: int = 0
+    loss_column: str = "train_loss"
+    n_refine: int = 64
+    bootstrap_refine: int = 8
+    methods: tuple = SUITE
+
+
+@dataclass
+class MethodFit:
+    """One method over all architectures: ``fit`` holds the architectures that could be fitted (None if
+    none could), ``errors`` the one-line reason for each that could not, ``note`` what was given up (the
+    intervals, when the bootstrap was impossible)."""
+
+    method: str
+    fit: LawFit | None = None
+    errors: dict = field(default_factory=dict)
+    note: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.fit is not None
+
+    @property
+    def error(self) -> str:
+        """All reasons in one line ("" when every architecture was fitted)."""
+        return "; ".join(f"{arch}: {reason}" for arch, reason in self.errors.items())
+
+    def describe(self) -> str:
+        """A sentence for the book: what was fitted and what was not, and why."""
+        if not self.errors:
+            return f"{self.method}: fitted for every architecture" + (f" ({self.note})" if self.note else "")
+        done = sorted(self.fit.params["group"].unique()) if self.ok else []
+        text = f"{self.method}: " + (f"fitted for {', '.join(done)}; " if done else "")
+        return text + "not fitted for " + "; ".join(f"{arch} ({reason})" for arch, reason in self.errors.items())
+
+
+def fit_window(runs: pd.DataFrame, warmup_steps: int = 0, max_loss: float | None = None,
+               loss_column: str = "train_loss") -> pd.DataFrame:
+    """The rows the laws are fitted to (see the module docstring): after ``WARMUP_FACTOR`` × warmup
+    steps and, when ``max_loss`` is given, with the loss below it; diverged rows dropped."""
+    keep = pd.Series(True, index=runs.index)
+    if "diverged" in runs:
+        keep &= ~runs["diverged"].astype(bool)
+    if warmup_steps and "step" in runs:
+        keep &= runs["step"] > WARMUP_FACTOR * warmup_steps
+    if max_loss is not None:
+        keep &= runs[loss_column] < max_loss
+    return runs[keep]
+
+
+def _fit_one(runs: pd.DataFrame, method: str, settings: FitSettings) -> LawFit:
+    from linscale import laws
+
+    kwargs = dict(loss_column=settings.loss_column)
+    base = method.removesuffix("_excess").removesuffix("_fixed_e")
+    if method == "approach1_excess":
+        kwargs["irreducible"] = settings.entropy
+    if base == "approach3":
+        kwargs["n_refine"] = settings.n_refine
+        if method == "approach3_fixed_e":
+            kwargs["fixed_E"] = settings.entropy
+    if settings.bootstrap >= 2:
+        if base == "approach3":
+            kwargs["refine"] = settings.bootstrap_refine
+        return laws.bootstrap(runs, base, n_resamples=settings.bootstrap, seed=settings.seed, **kwargs)
+    return laws.fit(runs, base, **kwargs)
+
+
+def fit_method(runs: pd.DataFrame, method: str, settings: FitSettings) -> MethodFit:
+    """One method of the suite for every architecture of ``runs`` (already windowed), each on its own."""
+    if method not in SUITE:
+        raise LawsInputError(f"method: {method!r} is not one of {', '.join(SUITE)}")
+    result = MethodFit(method)
+    if method in NEEDS_ENTROPY and settings.entropy is None:
+        result.errors = {"all": "needs the exact entropy rate of the language (unknown for real text)"}
+        return result
+    fits, notes = [], set()
+    for arch, part in runs.groupby("arch", sort=True):
+        try:
+            try:
+                fits.append(_fit_one(part, method, settings))
+            except LawsInputError as err:
+                if settings.bootstrap < 2:
+                    raise
+                fits.append(_fit_one(part, method, FitSettings(**{**settings.__dict__, "bootstrap": 0})))
+                notes.add(f"no bootstrap intervals: {err}")
+        except LawsInputError as err:
+            result.errors[str(arch)] = str(err).replace(f" [{arch}]", "")
+    if fits:
+        fit = concat_fits(fits)
+        params, diagnostics = fit.params.copy(), fit.diagnostics.copy()
+        params["method"] = diagnostics["method"] = method  # approach3_fixed_e, not its base approach3
+        result.fit = fit.with_(method=method, params=params, diagnostics=diagnostics)
+    result.note = "; ".join(sorted(notes))
+    return result
+
+
+def fit_suite(runs: pd.DataFrame, settings: FitSettings) -> dict[str, MethodFit]:
+    """Every method of ``settings.methods`` on the windowed rows of ``runs``: {method: MethodFit}."""
+    window = fit_window(runs, settings.warmup_steps, settings.max_loss, settings.loss_column)
+    if len(window) == 0:
+        raise LawsInputError("fit window: no rows left after the warmup and unigram-entropy rules")
+    return {method: fit_method(window, method, settings) for method in settings.methods}
+
+
+def crossovers(runs: pd.DataFrame, loss_column: str = "train_loss") -> pd.DataFrame:
+    """For every architecture and every pair of neighbouring sizes: does the larger model reach a lower
+    loss than the smaller one at equal compute, inside the compute range both runs cover? One row per
+    pair: arch, small, large, overlap (the shared compute range, FLOPs), crossover (the first compute at
+    which the larger is below, interpolated log-log; NaN if never) and gap_at_end (the larger's loss over
+    the smaller's at the end of the overlap, minus 1). A size trained with several seeds is the mean of its
+    runs' losses at each checkpoint (their schedules are the same); ``small``/``large`` name the sizes."""
+    rows = []
+    for arch, part in runs.groupby("arch", sort=True):
+        curves = []
+        for n, size in part.groupby("params"):
+            mean = size.groupby("flops")[loss_column].mean().sort_index()
+            name = str(size["size"].iloc[0]) if "size" in size else str(size["run_id"].iloc[0])
+            curves.append((float(n), name, np.log(mean.index.to_numpy()), np.log(mean.to_numpy())))
+        curves.sort(key=lambda c: c[0])
+        for (n_small, id_small, c_small, l_small), (n_large, id_large, c_large, l_large) in zip(curves, curves[1:]):
+            lo, hi = max(c_small[0], c_large[0]), min(c_small[-1], c_large[-1])
+            row = dict(arch=arch, small=id_small, large=id_large, params_small=n_small, params_large=n_large,
+                       overlap_low=np.exp(lo) if lo < hi else np.nan, overlap_high=np.exp(hi) if lo < hi else np.nan,
+                       crossover=np.nan, gap_at_end=np.nan)
+            if lo < hi:
+                grid = np.linspace(lo, hi, 400)
+                diff = np.interp(grid, c_large, l_large) - np.interp(grid, c_small, l_small)
+                row["gap_at_end"] = float(np.exp(diff[-1]) - 1)
+                below = np.flatnonzero(diff < 0)
+                if below.size:
+                    row["crossover"] = float(np.exp(grid[below[0]]))
+            rows.append(row)
+    return pd.DataFrame(rows, columns=["arch", "small", "large", "params_small", "params_large", "overlap_low",
+                                       "overlap_high", "crossover", "gap_at_end"])
+
+
+HOLDOUT_METHODS = ("approach3_fixed_e", "approach3")
+
+
+def holdout_check(runs: pd.DataFrame, settings: FitSettings, methods=HOLDOUT_METHODS) -> pd.DataFrame:
+    """Refit each parametric law without the top decade of compute (rows above a tenth of the largest
+    compute of each architecture) and predict the final loss of every run that ends in that decade.
+    One row per (method, arch, run): observed, predicted, rel_error = predicted/observed − 1 (and a row
+    with the reason when the refit fails). ``runs``: already windowed (:func:`fit_window`)."""
+    from linscale.laws.approach3 import predict_loss
+
+    rows = []
+    for arch, part in runs.groupby("arch", sort=True):
+        cut = part["flops"].max() / 10
+        train = part[part["flops"] <= cut]
+        last = part.sort_values("step").groupby("run_id").tail(1)
+        held = last[last["flops"] > cut]
+        for method in methods:
+            if method in NEEDS_ENTROPY and settings.entropy is None:
+                continue
+            refit = fit_method(train, method, FitSettings(**{**settings.__dict__, "bootstrap": 0}))
+            if not refit.ok:
+                rows.append(dict(method=method, arch=arch, run_id="", reason=refit.error))
+                continue
+            values = refit.fit.params.set_index("parameter")["estimate"].to_dict()
+            predicted = predict_loss(values, held["params"], held["tokens"])
+            for (_, row), p in zip(held.iterrows(), predicted):
+                observed = float(row[settings.loss_column])
+                rows.append(dict(method=method, arch=arch, run_id=row["run_id"], size=row.get("size", ""),
+                                 params=float(row["params"]), tokens=float(row["tokens"]), flops=float(row["flops"]),
+                                 observed=observed, predicted=float(p), rel_error=float(p) / observed - 1,
+                                 cutoff_flops=float(cut), reason=""))
+    return pd.DataFrame(rows, columns=["method", "arch", "run_id", "size", "params", "tokens", "flops", "observed",
+                                       "predicted", "rel_error", "cutoff_flops", "reason"])
