@@ -65,7 +65,8 @@ def _digest(path: Path) -> str:
 
 
 ASPECT_ARCHS = ("llama", "cosformer2")  # the paper's Table 5
-CONTEXT_ARCHS = ("llama", "tnl", "hgrn2", "cosformer2")  # Table 6 (linear) and the text's LLaMA runs
+CONTEXT_ARCHS = ("tnl", "hgrn2", "cosformer2")  # Table 6: the linear models (the claims are about them)
+ASPECT_FACTORS = (0.71, 1.41)  # widths relative to the base (0.5 would mean 4x the depth: most of the cost)
 ABLATIONS = ("aspect", "context", "seeds")  # the sweeps of ablation_presets, in its order
 SEED_OFFSETS = (1, 2)  # the seeds ablation retrains the base size at seed + 1 and seed + 2: three seeds in all
 
@@ -74,11 +75,11 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
     """The CPU-sized ablations of the paper's §5, around one size of a study preset (the one below the
     middle, to keep the cost down). Returns (that size's name, {ablation: [preset dicts]}).
 
-    * ``aspect``: aspect ratio at (about) fixed non-embedding parameters N ≈ 12·l·d²: widths 0.5, 0.71 and
-      1.41 times the base width (rounded to a multiple of twice the heads, which stay the same) with the
-      depth scaled by (d_base/d)²; LLaMA and cosFormer2, as in the paper's Table 5.
+    * ``aspect``: aspect ratio at (about) fixed non-embedding parameters N ≈ 12·l·d²: widths 0.71 and
+      1.41 times the base width (``ASPECT_FACTORS``, rounded to a multiple of twice the heads, which stay
+      the same) with the depth scaled by (d_base/d)²; LLaMA and cosFormer2, as in the paper's Table 5.
     * ``context``: training context n/2 and 2n at a fixed number of tokens per batch (b·n constant, as in
-      the paper); all four architectures.
+      the paper); the linear models, as in the paper's Table 6.
     * ``seeds``: the base size retrained with other seeds (weights and data order; the language is
       fixed by its world seed), all architectures, every other setting as in the main sweep. Not an
       ablation of the paper's, which trains one seed per run: it measures how far one run's final loss
@@ -96,7 +97,7 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
     step = 2 * h0  # widths stay divisible by the heads, with an even head width
     label = base.get("name", "study")
     aspect_sizes = {}
-    for factor in (0.5, 0.71, 1.41):
+    for factor in ASPECT_FACTORS:
         d = max(step, int(round(d0 * factor / step)) * step)
         layers = max(1, int(round(l0 * (d0 / d) ** 2)))
         if d != d0:
@@ -339,8 +340,11 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
                 status.append(dict(method=method, arch=arch, status="failed",
                                    reason=result.errors.get(arch, result.errors.get("all"))))
                 continue
-            ok, reason = identified(method, arch)
-            status.append(dict(method=method, arch=arch, status="fitted" if ok else "not identified", reason=reason))
+            checks = [identified(method, arch, law) for law in _laws(result, arch)]
+            ok = all(flag for flag, _ in checks)
+            status.append(dict(method=method, arch=arch, status="fitted" if ok else "partly identified"
+                               if any(flag for flag, _ in checks) else "not identified",
+                               reason="; ".join(dict.fromkeys(r for flag, r in checks if not flag))))
         for name in ("params", "points", "draws", "diagnostics"):
             (results / "fits" / f"{method}.{name}.parquet").unlink(missing_ok=True)
         (results / "fits" / f"{method}.csv").unlink(missing_ok=True)
@@ -348,9 +352,10 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
             _log(f"fits {method}: not possible ({result.error})")
             continue
         params = result.fit.params.copy()
-        flags = {arch: identified(method, arch) for arch in params["group"].unique()}
-        params["identified"] = params["group"].map(lambda g: flags[g][0])
-        params["status"] = params["group"].map(lambda g: "fitted" if flags[g][0] else "not identified")
+        flags = [identified(method, arch, law) for arch, law in zip(params["group"], params["law"])]
+        params["identified"] = [ok for ok, _ in flags]
+        params["status"] = ["fitted" if ok else "not identified" for ok, _ in flags]
+        params["reason"] = [reason for _, reason in flags]
         _write_csv(params, results / "fits" / f"{method}.csv")
         _write_table(result.fit.points, results / "fits" / f"{method}.points.parquet")
         if len(result.fit.draws):
@@ -360,7 +365,8 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
                    results / "fits" / f"{method}.diagnostics.csv")
     _write_csv(pd.DataFrame(status), results / "fits" / "status.csv")
     window = suite.fit_window(runs, settings.warmup_steps, settings.max_loss, loss_column)
-    _write_csv(suite.crossovers(window, loss_column), results / "fits" / "crossovers.csv")
+    window = window.assign(**{suite.FITTED: suite.fitted_loss(window, settings)})
+    _write_csv(suite.crossovers(window, suite.FITTED), results / "fits" / "crossovers.csv")
     _write_csv(suite.holdout_check(window, settings), results / "fits" / "holdout.csv")
     stamp.write_text(digest)
 
@@ -379,16 +385,21 @@ def fit_settings(preset: str | dict, bootstrap: int = FITS_BOOTSTRAP, seed: int 
                        bootstrap=bootstrap, seed=seed, loss_column=loss_column)
 
 
+def _laws(result, arch: str) -> list[str]:
+    params = result.fit.params if result.ok else pd.DataFrame(columns=["group", "law"])
+    return list(dict.fromkeys(params.loc[params["group"] == arch, "law"])) or [""]
+
+
 def _identified(results: Path):
-    """(method, arch) -> (identified, reason), from fits/design_verdicts.csv (a method the design check
+    """(method, arch, law) -> (identified, reason), from fits/design_verdicts.csv (a law the design check
     does not cover, or a study without a design check, counts as identified)."""
-    from linscale.design import COVERS
+    from linscale.design import checked_by
 
     path = results / "fits" / "design_verdicts.csv"
     table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["arch", "method", "identified", "reason"])
 
-    def lookup(method: str, arch: str) -> tuple[bool, str]:
-        checked = COVERS.get(method, method)
+    def lookup(method: str, arch: str, law: str = "") -> tuple[bool, str]:
+        checked = checked_by(method, law)
         rows = table[(table["method"] == checked) & table["arch"].isin([arch, "all"])]
         if not len(rows):
             return True, ""

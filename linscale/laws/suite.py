@@ -16,6 +16,12 @@ Every method is fitted per architecture on its own: one architecture's failure (
 minimum, say) never drops another's fit, and the reason names the architecture. Methods that need the
 exact entropy rate are skipped (with that reason) when it is unknown (real text).
 
+The loss fitted (:func:`fitted_loss`): on the synthetic language every token's exact Bayes loss is known,
+so the study fits E + (loss − Bayes loss of the same tokens), the loss with the sampling noise of its
+batches (or of the held-out sample) taken out. It has the same expectation as the loss itself, since the
+Bayes loss of tokens drawn from the language averages to its exact entropy rate E; on real text, or
+with ``corrected=False``, the loss itself is fitted.
+
 Rows fitted (:func:`fit_window`): checkpoints after warmup (a constant-LR run's first steps measure the
 warmup, not the model: the first cpu grid's first four checkpoints sat inside a 50-step warmup at
 losses near log(vocabulary) and set the L(C) exponent), and below the unigram entropy (a model above
@@ -53,6 +59,7 @@ class FitSettings:
     n_refine: int = 64
     bootstrap_refine: int = 8
     methods: tuple = SUITE
+    corrected: bool = True  # fit E + loss − Bayes loss of the same tokens where both are known
 
 
 @dataclass
@@ -84,6 +91,22 @@ class MethodFit:
         return text + "not fitted for " + "; ".join(f"{arch} ({reason})" for arch, reason in self.errors.items())
 
 
+BAYES_COLUMNS = {"train_loss": "train_bayes_loss", "val_loss": "bayes_loss"}
+FITTED = "fitted_loss"
+
+
+def fitted_loss(runs: pd.DataFrame, settings: FitSettings) -> pd.Series:
+    """The loss the suite fits (see the module docstring): E + loss − Bayes loss of the same tokens when
+    ``settings.corrected``, the entropy E is known and the table has the Bayes loss for every row; else
+    the loss column itself."""
+    loss = runs[settings.loss_column]
+    bayes = BAYES_COLUMNS.get(settings.loss_column)
+    if (settings.corrected and settings.entropy is not None and bayes in runs
+            and np.isfinite(runs[bayes].to_numpy(dtype=float)).all()):
+        return loss - runs[bayes] + settings.entropy
+    return loss
+
+
 def fit_window(runs: pd.DataFrame, warmup_steps: int = 0, max_loss: float | None = None,
                loss_column: str = "train_loss") -> pd.DataFrame:
     """The rows the laws are fitted to (see the module docstring): after ``WARMUP_FACTOR`` × warmup
@@ -101,7 +124,7 @@ def fit_window(runs: pd.DataFrame, warmup_steps: int = 0, max_loss: float | None
 def _fit_one(runs: pd.DataFrame, method: str, settings: FitSettings) -> LawFit:
     from linscale import laws
 
-    kwargs = dict(loss_column=settings.loss_column)
+    kwargs = dict(loss_column=FITTED if FITTED in runs else settings.loss_column)
     base = method.removesuffix("_excess").removesuffix("_fixed_e")
     if method == "approach1_excess":
         kwargs["irreducible"] = settings.entropy
@@ -150,6 +173,7 @@ def fit_suite(runs: pd.DataFrame, settings: FitSettings) -> dict[str, MethodFit]
     window = fit_window(runs, settings.warmup_steps, settings.max_loss, settings.loss_column)
     if len(window) == 0:
         raise LawsInputError("fit window: no rows left after the warmup and unigram-entropy rules")
+    window = window.assign(**{FITTED: fitted_loss(window, settings)})
     return {method: fit_method(window, method, settings) for method in settings.methods}
 
 
@@ -211,7 +235,7 @@ def holdout_check(runs: pd.DataFrame, settings: FitSettings, methods=HOLDOUT_MET
             values = refit.fit.params.set_index("parameter")["estimate"].to_dict()
             predicted = predict_loss(values, held["params"], held["tokens"])
             for (_, row), p in zip(held.iterrows(), predicted):
-                observed = float(row[settings.loss_column])
+                observed = float(row[FITTED if FITTED in row else settings.loss_column])
                 rows.append(dict(method=method, arch=arch, run_id=row["run_id"], size=row.get("size", ""),
                                  params=float(row["params"]), tokens=float(row["tokens"]), flops=float(row["flops"]),
                                  observed=observed, predicted=float(p), rel_error=float(p) / observed - 1,

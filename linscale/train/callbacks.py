@@ -59,6 +59,7 @@ class ScalingRecorder(L.Callback):
         # state saved in every Lightning checkpoint
         self.records: list[dict] = []
         self.losses: list[float] = []
+        self.bayes_losses: list[float] = []  # Bayes loss of the same training tokens (synthetic language)
         self.wall_time = 0.0
         self.resumed_from: list[int] = []
         self._seen_step = -1
@@ -67,12 +68,13 @@ class ScalingRecorder(L.Callback):
     # ------------------------------------------------------------------ checkpointed state
 
     def state_dict(self) -> dict:
-        return {"records": self.records, "losses": self.losses, "resumed_from": self.resumed_from,
-                "wall_time": self.wall_time + self._elapsed()}
+        return {"records": self.records, "losses": self.losses, "bayes_losses": self.bayes_losses,
+                "resumed_from": self.resumed_from, "wall_time": self.wall_time + self._elapsed()}
 
     def load_state_dict(self, state: dict) -> None:
         self.records = list(state["records"])
         self.losses = list(state["losses"])
+        self.bayes_losses = list(state.get("bayes_losses", []))
         self.resumed_from = list(state["resumed_from"])
         self.wall_time = float(state["wall_time"])
 
@@ -99,6 +101,7 @@ class ScalingRecorder(L.Callback):
             return
         self._seen_step = step
         self.losses = (self.losses + [pl_module.pop_step_loss()])[-self.settings.loss_window:]
+        self.bayes_losses = (self.bayes_losses + [pl_module.pop_step_bayes()])[-self.settings.loss_window:]
         now = time.monotonic()
         if step in self.record_steps:
             self._record(trainer, pl_module, step)
@@ -135,7 +138,9 @@ class ScalingRecorder(L.Callback):
     def _record(self, trainer, pl_module, step: int) -> None:
         metrics = pl_module.evaluate(self._val_loader, self.settings.val_batches)
         row = self._row(trainer, pl_module, step)
-        row.update(train_loss=sum(self.losses) / len(self.losses), diverged=False, **metrics)
+        row.update(train_loss=sum(self.losses) / len(self.losses), diverged=False,
+                   train_bayes_loss=sum(self.bayes_losses) / len(self.bayes_losses) if self.bayes_losses else math.nan,
+                   **metrics)
         if not (finite(row["train_loss"]) and finite(row["val_loss"])):  # the weights themselves went bad
             row["diverged"] = pl_module.diverged = trainer.should_stop = True
         self.records.append(row)
@@ -149,7 +154,7 @@ class ScalingRecorder(L.Callback):
         step = trainer.global_step + 1  # the step whose loss was not finite (no update was applied)
         row = self._row(trainer, pl_module, step)
         row.update(train_loss=pl_module.pop_step_loss(), val_loss=float("nan"), bayes_loss=float("nan"),
-                   diverged=True)
+                   train_bayes_loss=pl_module.pop_step_bayes(), diverged=True)
         self.records.append(row)
         if trainer.is_global_zero:
             write_json(self.run_dir / "records.json", self.records)

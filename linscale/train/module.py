@@ -68,6 +68,7 @@ class LanguageModelTask(L.LightningModule):
         self.tokens_per_step = self.settings.tokens_per_step
         self.flops_per_token = flops.flops_per_token(self.config, self.settings.seq_len)
         self.step_losses: list[torch.Tensor] = []  # this optimiser step's micro-batch losses (rank-averaged)
+        self.step_bayes: list[torch.Tensor] = []  # and the Bayes loss of their tokens (synthetic language)
         self.diverged = False
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None):
@@ -79,6 +80,10 @@ class LanguageModelTask(L.LightningModule):
         loss = self.model(batch["input_ids"], labels=batch["labels"]).loss  # mean CE over B·T labels
         mean_loss = self.trainer.strategy.reduce(loss.detach(), reduce_op="mean")  # average over ranks
         self.step_losses.append(mean_loss)
+        if "bayes_nll" in batch:  # synthetic language: the exact loss of the ideal model on the same tokens
+            mask = batch["labels"] != -100
+            bayes = batch["bayes_nll"][mask].double().mean().to(mean_loss.dtype)
+            self.step_bayes.append(self.trainer.strategy.reduce(bayes, reduce_op="mean"))
         # Every rank takes the same decision, so DDP never waits on a rank that skipped its step.
         if self.trainer.strategy.reduce_boolean_decision(not bool(torch.isfinite(mean_loss)), all=False):
             self.diverged = True
@@ -91,6 +96,12 @@ class LanguageModelTask(L.LightningModule):
         """Mean loss of the optimiser step just taken (over micro-batches and ranks), then reset."""
         value = float(torch.stack(self.step_losses).mean()) if self.step_losses else float("nan")
         self.step_losses.clear()
+        return value
+
+    def pop_step_bayes(self) -> float:
+        """Mean Bayes loss of the tokens of the optimiser step just taken (NaN without one), then reset."""
+        value = float(torch.stack(self.step_bayes).mean()) if self.step_bayes else float("nan")
+        self.step_bayes.clear()
         return value
 
     def configure_optimizers(self):

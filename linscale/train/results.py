@@ -22,6 +22,9 @@ copy (``results.csv``) beside it; both are replaced atomically.
 | train_loss   | float64 | mean training loss over the last ``loss_window`` steps (nats/token)        |
 | val_loss     | float64 | held-out loss (nats/token); NaN on a diverged row                          |
 | bayes_loss   | float64 | exact Bayes loss on the same held-out tokens (synthetic corpus; NaN else)  |
+| train_bayes_loss | float64 | exact Bayes loss of the training tokens behind train_loss (the same window; |
+|              |         | synthetic corpus; NaN else): train_loss − train_bayes_loss is the excess   |
+|              |         | loss without the sampling noise of the batches                             |
 | lr           | float64 | learning rate of the last step                                             |
 | diverged     | bool    | the loss became NaN/inf at this step; the run stopped there                |
 | seed         | int64   | training seed                                                              |
@@ -44,7 +47,8 @@ SCHEMA: dict[str, str] = {
     "n_layer": "int64", "d_model": "int64", "n_head": "int64", "d_ffn": "int64",
     "params": "int64", "params_total": "int64", "seq_len": "int64", "batch_size": "int64",
     "step": "int64", "tokens": "int64", "flops": "float64", "pf_days": "float64",
-    "train_loss": "float64", "val_loss": "float64", "bayes_loss": "float64", "lr": "float64",
+    "train_loss": "float64", "val_loss": "float64", "bayes_loss": "float64", "train_bayes_loss": "float64",
+    "lr": "float64",
     "diverged": "bool", "seed": "int64", "preset": "string", "wall_time_s": "float64",
 }
 COLUMNS = tuple(SCHEMA)
@@ -63,6 +67,8 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
 
 def validate_results(frame: pd.DataFrame) -> pd.DataFrame:
     """Check ``frame`` against the schema; return it (typed) or raise ResultsError naming the problem."""
+    if "train_bayes_loss" not in frame.columns:  # tables of linscale 0.1 did not record it
+        frame = frame.assign(train_bayes_loss=np.nan)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ResultsError(f"results: missing column {missing[0]!r} (expected {', '.join(COLUMNS)})")

@@ -45,6 +45,7 @@ class TrainSettings:
     # None: every size trains at ``lr`` (the paper). A width d_ref: a run of width d trains at lr·d_ref/d, the
     # μP rule for Adam (hidden-layer updates shrink as 1/width), so one number tunes a whole grid of sizes.
     lr_reference_width: int | None = None
+    lr_width_exponent: float = 1.0  # p in lr·(d_ref/d)^p: 1 is the μP rule; a pilot may find a gentler slope
     schedule: str = "constant"  # constant | warmup (linear warmup, then constant) | cosine | wsd
     warmup_steps: int = 0  # linear warmup length (paper: not reported)
     min_lr_ratio: float = 0.1  # cosine / wsd: final LR as a fraction of the peak
@@ -76,7 +77,7 @@ class TrainSettings:
             self.betas = tuple(self.betas)
         # YAML 1.1 reads "1e-3" (no dot) as a string: accept numbers written that way in presets and --set
         for name in ("tokens", "lr", "eps", "weight_decay", "min_lr_ratio", "decay_fraction", "checkpoint_start",
-                     "save_every_minutes", "grad_clip"):
+                     "save_every_minutes", "grad_clip", "lr_width_exponent"):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, _number(f"train.{name}", getattr(self, name)))
         for name in ("seq_len", "batch_size", "checkpoints", "loss_window", "devices", "num_nodes", "seed"):
@@ -88,7 +89,7 @@ class TrainSettings:
         _require_int("train.num_workers", self.num_workers, minimum=0)
         for name in ("tokens", "lr", "eps", "save_every_minutes"):
             _require_number(f"train.{name}", getattr(self, name), positive=True)
-        for name in ("weight_decay", "min_lr_ratio", "decay_fraction", "checkpoint_start"):
+        for name in ("weight_decay", "min_lr_ratio", "decay_fraction", "checkpoint_start", "lr_width_exponent"):
             _require_number(f"train.{name}", getattr(self, name), positive=False)
         if not 0 < self.checkpoint_start <= 1:
             raise ConfigError(f"train.checkpoint_start: expected a fraction in (0, 1], got {self.checkpoint_start!r}")
@@ -132,11 +133,13 @@ class TrainSettings:
         return micro, per_device // micro
 
     def for_width(self, d_model: int) -> "TrainSettings":
-        """These settings for a model of width ``d_model``: the LR scaled by lr_reference_width / d_model
-        when a reference width is set (the rule is then resolved: the result has none)."""
+        """These settings for a model of width ``d_model``: the LR scaled by (lr_reference_width /
+        d_model)^lr_width_exponent when a reference width is set (the rule is then resolved: the result has
+        none)."""
         if self.lr_reference_width is None:
             return self
-        return dataclasses.replace(self, lr=self.lr * self.lr_reference_width / d_model, lr_reference_width=None)
+        factor = (self.lr_reference_width / d_model) ** self.lr_width_exponent
+        return dataclasses.replace(self, lr=self.lr * factor, lr_reference_width=None, lr_width_exponent=1.0)
 
     def checkpoint_steps(self) -> list[int]:
         return checkpoint_steps(self.total_steps, self.checkpoints, self.checkpoint_start)

@@ -1,0 +1,87 @@
+"""The design check (linscale.design): simulated grids, known laws, the study's own fits."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from linscale.design import (A_VALUES, ENVELOPE, Law, check_design, checked_by, grid_points, reference_law,
+                             simulate, true_allocation)
+from linscale.train.settings import resolve_preset
+
+FIRST_GRID = Path(__file__).parent / "data" / "cpu_first_grid.yaml"
+
+
+def test_law_variants_keep_the_optimum_and_turn_the_allocation():
+    """with_allocation(a, C6): same E, same α+β, same (N_opt, D_opt, loss) at C6, allocation exponent a."""
+    ref = Law(E=1.3, A=2.4, B=7.8e5, alpha=0.24, beta=1.13)
+    n0, d0 = ref.optimum(3e11)
+    for a in A_VALUES:
+        law = ref.with_allocation(a, 3e11)
+        n, d = law.optimum(3e11)
+        assert law.a == pytest.approx(a)
+        assert law.alpha + law.beta == pytest.approx(ref.alpha + ref.beta)
+        assert (n, d) == (pytest.approx(n0, rel=1e-9), pytest.approx(d0, rel=1e-9))
+        assert law.loss(n, d) == pytest.approx(ref.loss(n0, d0), rel=1e-12)
+        # and it is the optimum: moving N along C6 = N·D only raises the loss
+        assert law.loss(n * 1.5, d / 1.5) > law.loss(n, d) < law.loss(n / 1.5, d * 1.5)
+
+
+def test_grid_points_follow_the_preset():
+    """Every checkpoint of every run, with the study's FLOPs and each size's own token budget."""
+    points = grid_points("cpu")
+    preset = resolve_preset("cpu")
+    assert set(points["run_id"]) == {f"{a}-{s}" for a in preset["archs"] for s in preset["sizes"]}
+    last = points.sort_values("step").groupby("run_id").tail(1).set_index("run_id")
+    for size, shape in preset["sizes"].items():
+        assert last.loc[f"llama-{size}", "tokens"] == pytest.approx(float(shape["train"]["tokens"]), rel=0.001)
+    assert (points["flops"] == points["flops_per_token"] * points["tokens"]).all()
+
+
+def test_true_allocation_counts_flops_as_the_study_does():
+    """With FLOPs exactly 6N per token, the allocation exponent under the study's accounting is the law's."""
+    points = grid_points("cpu")
+    points = points[points["arch"] == "tnl"].copy()
+    points["flops_per_token"] = 6 * points["params"]
+    points["flops"] = points["flops_per_token"] * points["tokens"]
+    law = Law(E=1.3, A=2.4, B=7.8e5, alpha=0.24, beta=1.13)
+    assert true_allocation(points, law) == pytest.approx(law.a, abs=0.02)
+
+
+def test_simulated_noise_has_the_asked_size():
+    points = grid_points("cpu")
+    law = reference_law(resolve_preset("cpu"), "llama")
+    clean = simulate(points, law, {"run": 0.0, "checkpoint": 0.0}, np.random.default_rng(0))
+    noisy = simulate(points, law, {"run": 0.0, "checkpoint": 0.01}, np.random.default_rng(0))
+    ratio = np.log(noisy["train_loss"] / clean["train_loss"])
+    assert ratio.std() == pytest.approx(0.01, rel=0.15)
+
+
+def test_cpu_grid_identifies_the_laws_and_the_first_grid_does_not():
+    """On the cpu preset (simulated from its reference law) every neighbouring pair of sizes crosses and
+    approaches 2 and 3 recover the allocation exponent, approach 3 with E fixed for every a in 0.5, 0.7,
+    0.85; on the first cpu grid (every size on the same 3M tokens) no pair crosses, so the envelope and
+    approach 1 are not identified."""
+    new = check_design("cpu", replicates=2, archs=["llama"]).verdicts().set_index("method")
+    assert new.loc[ENVELOPE, "identified"], new.loc[ENVELOPE, "reason"]
+    for method in ("approach2", "approach3", "approach3_fixed_e"):
+        assert new.loc[method, "identified"], (method, new.loc[method, "reason"])
+    assert new.loc["approach3_fixed_e", "also_identified"] == ", ".join(f"{a:g}" for a in A_VALUES)
+
+    old = check_design(FIRST_GRID, replicates=2, archs=["llama"]).verdicts().set_index("method")
+    assert not old.loc[ENVELOPE, "identified"] and "never cross" in old.loc[ENVELOPE, "reason"]
+    assert not old.loc["approach1", "identified"]
+
+
+def test_a_preset_without_a_reference_law_is_a_clear_error():
+    from linscale.config import ConfigError
+
+    with pytest.raises(ConfigError, match="design.law"):
+        check_design("smoke", replicates=1)
+
+
+def test_which_check_covers_which_law():
+    assert checked_by("approach1", "L(C)") == ENVELOPE == checked_by("approach1_excess", "L(C)-E")
+    assert checked_by("approach1", "N_opt(C)") == "approach1" == checked_by("approach1_excess", "D_opt(C)")
+    assert checked_by("approach3_fixed_e", "N_opt(C)") == "approach3_fixed_e"
