@@ -62,7 +62,7 @@ QUICK_SHAPE = dict(n_layer=2, d_model=32, n_head=2, vocab_size=64, d_ffn=64)
 FULL = dict(train_seq_len=256, train_batch_size=8, train_repeats=9,
             seq_lens=(256, 512, 1024, 2048, 4096, 8192), tokens_per_batch=8192, length_repeats=15,
             contexts=(128, 512, 2048, 8192), decode_tokens=32, decode_repeats=7,
-            utilisation_repeats=7, profile_steps=3, lightning_steps=12, lightning_rounds=3, changes_repeats=5,
+            utilisation_repeats=7, profile_steps=3, lightning_steps=30, lightning_rounds=3, changes_repeats=5,
             attention_repeats=9, batched_runs=3, batched_repeats=7, compile_timeout_s=900, compile_repeats=9)
 QUICK = dict(train_seq_len=32, train_batch_size=2, train_repeats=2,
              seq_lens=(32, 64, 128), tokens_per_batch=128, length_repeats=2,
@@ -726,12 +726,16 @@ class _StepClock:
         return StepClock()
 
 
-def lightning_overhead(extremes: dict[tuple[str, str], ModelConfig], settings, steps: int = 12, rounds: int = 3,
+def lightning_overhead(configs: dict[tuple[str, str], ModelConfig], settings, steps: int = 30, rounds: int = 3,
                        timer: str = "wall") -> pd.DataFrame:
     """Per-step time of the same model trained by Lightning (``linscale.train.run.build_trainer`` and
-    ``LanguageModelTask``, as runs train, logging every 50 steps) and by a bare loop doing the same work
-    (:func:`train_step`); ``overhead_ms`` is the difference, ``overhead_pct`` its share of Lightning's
-    step. Rounds alternate the two; each round's first two steps are dropped, the rest give medians."""
+    ``LanguageModelTask``, as runs train, logging every 50 steps), by Lightning with ``self.log`` at every
+    step (as before issue 19) and by a bare loop doing the same work (:func:`train_step`), in alternating
+    rounds; each round's first two steps are dropped, the rest give medians. ``overhead_ms``: Lightning's
+    step less the bare one; ``overhead_pct`` its share of Lightning's step; ``log_every_step_ms``: what
+    logging at every step added on top. Lightning's cost per step does not grow with the model (the same
+    hooks, whatever they wrap), so the smallest sizes, where it weighs most, are the ones to time: at the
+    largest the difference drowns in the step's own noise."""
     import logging
     import warnings
 
@@ -746,39 +750,53 @@ def lightning_overhead(extremes: dict[tuple[str, str], ModelConfig], settings, s
     deterministic = torch.are_deterministic_algorithms_enabled()
     quiet = logging.getLogger("lightning.pytorch"), logging.getLogger("lightning.fabric")
     levels = [logger.level for logger in quiet]
+    gate = LanguageModelTask._logs_this_step
+
+    def fit(task, batches, log_every_step: bool) -> list[float]:
+        step_clock = _StepClock(clock)
+        LanguageModelTask._logs_this_step = (lambda self: True) if log_every_step else gate
+        try:
+            with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trainer = build_trainer(short.for_width(task.config.d_model), Path(tmp), [step_clock], accumulate=1)
+                trainer.log_every_n_steps = log_every
+                trainer.fit(task, train_dataloaders=DataLoader([batches[i % len(batches)] for i in range(steps)],
+                                                               batch_size=None))
+        finally:
+            LanguageModelTask._logs_this_step = gate
+        return step_clock.times
+
     rows = []
     try:
         for logger in quiet:
             logger.setLevel(logging.ERROR)
-        for (arch, which), config in extremes.items():
-            run_settings = short.for_width(config.d_model)
+        for (arch, which), config in configs.items():
             batches = [dict(input_ids=i, labels=l) for i, l in _batches(config, settings)]
-            times = {"lightning": [], "bare": []}
             torch.manual_seed(0)
-            task = LanguageModelTask(model=config.to_dict(), train=run_settings.to_dict())
+            tasks = {kind: LanguageModelTask(model=config.to_dict(), train=short.for_width(config.d_model).to_dict())
+                     for kind in ("lightning", "log_every_step")}
             bare_step = train_step(_seeded_model(config), settings, [(b["input_ids"], b["labels"]) for b in batches])
+
+            def bare() -> list[float]:
+                stamps = []
+                for _ in range(steps):
+                    stamps.append(clock())
+                    bare_step()
+                return stamps + [clock()]
+
+            kinds = {"bare": bare,
+                     "lightning": lambda tasks=tasks, batches=batches: fit(tasks["lightning"], batches, False),
+                     "log_every_step": lambda tasks=tasks, batches=batches: fit(tasks["log_every_step"], batches, True)}
+            times = {kind: [] for kind in kinds}
             for r in range(rounds):
-                for kind in (("lightning", "bare") if r % 2 == 0 else ("bare", "lightning")):
-                    if kind == "lightning":
-                        step_clock = _StepClock(clock)
-                        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-                            warnings.simplefilter("ignore")
-                            trainer = build_trainer(run_settings, Path(tmp), [step_clock], accumulate=1)
-                            trainer.log_every_n_steps = log_every
-                            loader = DataLoader([batches[i % len(batches)] for i in range(steps)], batch_size=None)
-                            trainer.fit(task, train_dataloaders=loader)
-                        stamps = step_clock.times
-                    else:
-                        stamps = []
-                        for _ in range(steps):
-                            stamps.append(clock())
-                            bare_step()
-                        stamps.append(clock())
+                for kind in (list(kinds) if r % 2 == 0 else list(kinds)[::-1]):
+                    stamps = kinds[kind]()
                     times[kind] += [b - a for a, b in zip(stamps[2:], stamps[3:])]
-            lightning_s, bare_s = statistics.median(times["lightning"]), statistics.median(times["bare"])
-            rows.append(dict(arch=arch, size=config.name, which=which, bare_ms=1e3 * bare_s,
-                             lightning_ms=1e3 * lightning_s, overhead_ms=1e3 * (lightning_s - bare_s),
-                             overhead_pct=100 * (lightning_s - bare_s) / lightning_s))
+            t = {kind: statistics.median(v) for kind, v in times.items()}
+            rows.append(dict(arch=arch, size=config.name, which=which, bare_ms=1e3 * t["bare"],
+                             lightning_ms=1e3 * t["lightning"], overhead_ms=1e3 * (t["lightning"] - t["bare"]),
+                             overhead_pct=100 * (t["lightning"] - t["bare"]) / t["lightning"],
+                             log_every_step_ms=1e3 * (t["log_every_step"] - t["lightning"])))
     finally:
         for logger, level in zip(quiet, levels):
             logger.setLevel(level)
@@ -932,7 +950,8 @@ def goals(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     if light is not None:
         for row in light.itertuples():
             add(f"{row.arch} {row.which} ({row.size}): Lightning's per-step time over a bare loop's (ms, reported)",
-                row.overhead_ms, "-", None, note=f"{row.overhead_pct:.1f}% of Lightning's {row.lightning_ms:.1f} ms step")
+                row.overhead_ms, "-", None, note=f"{row.overhead_pct:.1f}% of Lightning's {row.lightning_ms:.1f} ms step; "
+                                                 f"self.log at every step (before) added {row.log_every_step_ms:.2f} ms")
     attention = tables.get("attention")
     if attention is not None:
         for row in attention.itertuples():
@@ -1030,8 +1049,9 @@ def run_all(quick: bool = False, sections=DEFAULT_SECTIONS, preset: str | None =
                                           peak_shapes=QUICK_PEAK_SHAPES if quick else PEAK_SHAPES,
                                           profile_steps=p["profile_steps"])
         elif section == "lightning":
-            tables[section] = lightning_overhead(grid_extremes(grid), settings, p["lightning_steps"],
-                                                 p["lightning_rounds"], timer=timer)
+            smallest = {(arch, "smallest"): configs_[0] for arch, configs_ in grid.items()}
+            tables[section] = lightning_overhead(smallest, settings, p["lightning_steps"], p["lightning_rounds"],
+                                                 timer=timer)
         elif section == "changes":
             tables[section] = changes(grid, settings, p["changes_repeats"], timer=timer)
         elif section == "attention":
