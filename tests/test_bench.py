@@ -72,7 +72,7 @@ def test_changes_lightning_attention_and_batched_tables(tables):
     assert light.log_every_step_ms.notna().all()
     assert ((light.overhead_ms - (light.lightning_ms - light.bare_ms)).abs() < 1e-9).all()
     att = tables["attention"]
-    assert list(att["size"]) == ["smallest", "largest"] and (att[["sdpa_ms", "math_ms", "explicit_ms"]] > 0).all().all()
+    assert list(att["which"]) == ["smallest", "largest"] and (att[["sdpa_ms", "math_ms", "explicit_ms"]] > 0).all().all()
     b = tables["batched"]
     assert list(b.arch) == list(ARCHITECTURES) and ((b.speedup - b.sequential_ms / b.batched_ms).abs() < 1e-9).all()
     assert (b.upper_bound > 0).all()
