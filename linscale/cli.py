@@ -238,7 +238,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     sections = args.sections.split(",") if args.sections else (
-        ["training", "length", "decoding"] + (["end_to_end"] if args.end_to_end else []))
+        [*bench.DEFAULT_SECTIONS] + (["end_to_end"] if args.end_to_end else []))
     studies = tuple(x for x in args.studies.split(",") if x)
     tables = bench.run_all(quick=args.quick, sections=sections, preset=args.preset, timer=args.timer, studies=studies)
     goal_table = bench.goals(tables)
@@ -411,16 +411,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("lm_eval_args", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_lm_eval)
 
-    p = sub.add_parser("bench", help="CPU benchmarks (throughput, length scaling, decoding) against the goals")
+    p = sub.add_parser("bench", help="CPU benchmarks (throughput, length scaling, decoding, FLOP utilisation, "
+                                     "what pays for small models) against the goals")
     p.add_argument("--quick", action="store_true", help="tiny shapes, under a minute (what CI runs)")
     p.add_argument("--sections", default=None,
-                   help="comma-separated subset of training,length,decoding,end_to_end (default: the first three)")
+                   help="comma-separated subset of training,length,decoding,utilisation,lightning,changes,attention,"
+                        "batched,compile,end_to_end (default: all but compile and end_to_end)")
     p.add_argument("--end-to-end", action="store_true",
                    help="also time the whole study, `linscale study`, of each of --studies (the cpu one: about "
                         "40 min)")
     p.add_argument("--studies", default="smoke,cpu",
                    help="presets whose study end_to_end times, in temporary folders (default: smoke,cpu)")
-    p.add_argument("--preset", default="cpu", help="preset whose largest size is benchmarked (default: cpu)")
+    p.add_argument("--preset", default="cpu",
+                   help="preset whose grid is benchmarked: its largest size, and its smallest for utilisation "
+                        "(default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
     p.add_argument("--timer", choices=("wall", "process"), default="wall",
                    help="wall seconds (default) or this process's CPU seconds (steadier on a shared machine; "

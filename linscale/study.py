@@ -148,26 +148,32 @@ def ablation_names(spec: str | None) -> tuple[str, ...]:
 def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None,
                 ablations: tuple[str, ...] = ABLATIONS) -> None:
     """Train the grid and the ``ablations`` sweeps, then copy each results table into results/."""
-    from linscale.train.sweep import WorkerPool, default_jobs, default_threads
+    from linscale.train.sweep import WorkerPool, default_jobs, default_threads, idle_fraction
 
     jobs = jobs or default_jobs()  # one process per core on a CPU
     # One pool of training processes for the main and the ablation sweeps: each imports torch and
     # Lightning once (seconds), instead of once per run.
     with WorkerPool(jobs, default_threads(jobs)) as pool:
-        _sweeps(preset, runs_dir, results, jobs, ablations, pool)
+        swept = _sweeps(preset, runs_dir, results, jobs, ablations, pool)
+    span, busy = sum(r.span_s for r in swept), sum(r.busy_s for r in swept)
+    if span:  # the sweeps run one after another: their slot time adds up
+        _log(f"sweeps: {jobs} slots x {span:.0f} s, idle {idle_fraction(busy, jobs, span):.1%} "
+             f"({jobs * span - busy:.0f} s with no run training)")
 
 
-def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tuple[str, ...], pool) -> None:
+def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tuple[str, ...], pool) -> list:
+    """Run the main and the ablation sweeps; returns their SweepResults."""
     from linscale.train.sweep import run_sweep
 
     sweep_dir = runs_dir / preset
     _log(f"sweep {preset} -> {sweep_dir}")
     result = run_sweep(preset, out=sweep_dir, jobs=jobs, pool=pool)
+    swept = [result]
     if result.failed:
         raise RuntimeError(f"sweep {preset}: runs failed: {', '.join(result.failed)} (see {sweep_dir}/runs/*/)")
     _export_table(result.table, results / "runs.parquet")
     if not ablations:
-        return
+        return swept
     base_size, ablations_ = ablation_presets(preset)
     main = pd.read_parquet(results / "runs.parquet")
     for ablation, variants in ablations_.items():
@@ -180,10 +186,12 @@ def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tu
             out = runs_dir / variant["name"]
             _log(f"ablation {ablation}: sweep {variant['name']} -> {out}")
             ablation_result = run_sweep(variant, out=out, jobs=jobs, pool=pool)
+            swept.append(ablation_result)
             if ablation_result.failed:
                 raise RuntimeError(f"ablation sweep {variant['name']}: runs failed: {', '.join(ablation_result.failed)}")
             frames.append(pd.read_parquet(ablation_result.table).assign(ablation=ablation, variant=variant["name"]))
         _write_table(pd.concat(frames, ignore_index=True), results / "ablations" / f"{ablation}.parquet")
+    return swept
 
 
 def _export_table(src: Path, dst: Path) -> None:

@@ -15,6 +15,7 @@ def tables():
 
 
 def test_training_table(tables):
+    assert set(tables) == set(bench.DEFAULT_SECTIONS)  # compile and end_to_end only on request
     t = tables["training"]
     assert list(t.model) == [*ARCHITECTURES, "hf_llama"]
     assert {"tokens_per_s", "step_s", "vs_hf_llama", "seq_len", "batch_size"} <= set(t.columns)
@@ -36,9 +37,85 @@ def test_length_and_decoding_tables(tables):
 def test_goals_and_report(tables, tmp_path):
     g = bench.goals(tables)
     assert {"goal", "figure", "threshold", "met"} <= set(g.columns) and len(g) >= 8
+    mfu = g[g.goal.str.contains("MFU")]
+    assert len(mfu) == 8 and set(mfu.threshold) == {">= 25%", ">= 40%"}  # every arch, smallest and largest
+    assert g.goal.str.contains("main grid training time").sum() == 1
+    assert g.goal.str.contains("batched model").sum() == len(ARCHITECTURES)
     path = bench.write_report(tables, tmp_path, quick=True)
     text = path.read_text()
     assert path.name.endswith("-cpu-bench-quick.md") and "torch" in text and "## Goals" in text
+    assert "fp32 GEMM rate of this core" in text and "### fp32 GEMM rate, after the model timings" in text
+
+
+def test_utilisation_table(tables):
+    """MFU is counted FLOP/s over the GEMM peak measured in the same call; the profile's shares add up."""
+    u = tables["utilisation"]
+    assert set(zip(u.arch, u.which)) == {(a, w) for a in ARCHITECTURES for w in ("smallest", "largest")}
+    peak = u.attrs["peak"]
+    assert peak > 0 and u.attrs["typical"] <= peak
+    assert peak == max(t.gflops.max() for t in u.attrs["peaks"])
+    assert ((u.mfu - u.gflops / peak).abs() < 1e-12).all() and ((u.mfu_all - u.all_gflops / peak).abs() < 1e-12).all()
+    shares = u[[f"{c}_pct" for c in bench.PROFILE_CATEGORIES]]
+    assert (shares >= 0).all().all() and ((shares.sum(axis=1) - 100).abs() < 1e-6).all()
+    assert (u.gemm_pct > 0).all() and (u.mixer_pct > 0).all() and (u.loss_pct > 0).all() and (u.optimizer_pct > 0).all()
+    small, large = (u[u.which == w].set_index("arch") for w in ("smallest", "largest"))
+    assert (small.params < large.params).all()
+
+
+def test_changes_lightning_attention_and_batched_tables(tables):
+    c = tables["changes"]
+    assert set(c.which) == {"smallest", "largest"} and len(c) == 2 * len(ARCHITECTURES)
+    assert abs(c.attrs["grid_speedup"] - c.before_ms.sum() / c.after_ms.sum()) < 1e-12
+    assert ((c.gain - c.before_ms / c.after_ms).abs() < 1e-9).all() and (c[["loss_gain", "adamw_gain"]] > 0).all().all()
+    light = tables["lightning"]
+    assert list(light.which) == ["smallest"] * len(ARCHITECTURES) and (light.bare_ms > 0).all()
+    assert light.log_every_step_ms.notna().all()
+    assert ((light.overhead_ms - (light.lightning_ms - light.bare_ms)).abs() < 1e-9).all()
+    att = tables["attention"]
+    assert list(att["which"]) == ["smallest", "largest"] and (att[["sdpa_ms", "math_ms", "explicit_ms"]] > 0).all().all()
+    b = tables["batched"]
+    assert list(b.arch) == list(ARCHITECTURES) and ((b.speedup - b.sequential_ms / b.batched_ms).abs() < 1e-9).all()
+    assert (b.upper_bound > 0).all()
+
+
+def test_grid_sizes_come_from_the_preset(tmp_path):
+    """The benchmark reads the grid from the preset (the cpu grid is being redesigned): any sizes, smallest
+    and largest by non-embedding parameters whatever their order in the file."""
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("name: mine\narchs: [tnl, llama]\nmodel: {vocab_size: 50, ffn_multiple_of: 16}\n"
+                      "sizes:\n  mid: {n_layer: 2, d_model: 32, n_head: 2}\n  big: {n_layer: 3, d_model: 48, n_head: 2}\n"
+                      "  tiny: {n_layer: 1, d_model: 16, n_head: 2}\ntrain: {seq_len: 16, batch_size: 2}\n")
+    grid = bench.grid_configs(str(preset))
+    assert [c.name for c in grid["tnl"]] == ["tiny", "mid", "big"]
+    extremes = bench.grid_extremes(grid)
+    assert extremes["llama", "smallest"].name == "tiny" and extremes["llama", "largest"].name == "big"
+    assert bench.train_settings(str(preset)).batch_size == 2
+
+
+def test_profile_categories_follow_backward_kernels_to_their_forward_region():
+    """_categorise on hand-made profiler events: a backward kernel counts where the autograd node that ran
+    it was created (the mixer), matrix products count as GEMM anywhere, the optimizer's scope counts
+    whole, and what no kernel took is framework."""
+    class Event:
+        def __init__(self, name, us=0.0, parent=None, seq=-1, total=None):
+            self.name, self.self_cpu_time_total, self.cpu_parent, self.sequence_nr = name, us, parent, seq
+            self.cpu_time_total = us if total is None else total
+
+    mixer = Event("linscale::mixer")
+    backward = Event("autograd::engine::evaluate_function: SigmoidBackward0", seq=7)
+    optimizer = Event("linscale::optimizer", 5, total=150)
+    events = [mixer, Event("aten::sigmoid", 100, mixer, seq=7), Event("aten::mm", 300, mixer, seq=8), backward,
+              Event("aten::sigmoid_backward", 200, backward), Event("aten::mul", 50), optimizer,
+              Event("aten::add_", 40, optimizer), Event("aten::mm", 100, Event("autograd::engine::evaluate_function: X", seq=99))]
+    shares = bench._categorise(events, wall_s=0.001)  # 1000 us
+    assert shares == pytest.approx(dict(gemm=0.4, mixer=0.3, loss=0.0, optimizer=0.15, other=0.05, framework=0.1))
+
+
+def test_compile_gain_reports_a_case_still_compiling():
+    cfg = bench.grid_configs(quick=True)["tnl"][0]
+    t = bench.compile_gain({("tnl", "smallest"): cfg}, bench.train_settings(quick=True), timeout_s=0.5)
+    row = t.iloc[0]
+    assert "still compiling after" in row.note and not row.repaid and row.compile_s != row.compile_s  # NaN
 
 
 def test_cli_quick_prints_and_writes(tmp_path, capsys):

@@ -167,3 +167,35 @@ def test_bad_config_names_the_field(fields, message):
 def test_unknown_field_in_dict_config():
     with pytest.raises(ConfigError, match="n_layers: unknown model config field"):
         ModelConfig.from_dict(dict(arch="tnl", n_layers=2, d_model=32, n_head=4, vocab_size=64))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_fused_loss_equals_the_unfused_loss(arch):
+    """The model's fused loss (CPU training) gives the loss and every parameter's gradient of logits +
+    F.cross_entropy to fp32 rounding; the logits, asked for, are the same tensor either way."""
+    model = build_model(tiny(arch, vocab_size=97))
+    x = torch.randint(0, 97, (3, 41))
+    labels = x.roll(-1, 1)
+    labels[:, -1] = -100
+    results = {}
+    for fused in (False, True):
+        model.fused_loss = fused
+        model.zero_grad()
+        out = model(x, labels=labels)
+        out.loss.backward()
+        results[fused] = out.loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}, out.logits.detach()
+    assert_close("loss", results[False][0], results[True][0], 1e-6)
+    for name, grad in results[False][1].items():
+        assert_close(f"{name} grad", grad, results[True][1][name], 1e-5)
+    assert torch.equal(results[False][2], results[True][2])
+
+
+def test_fused_loss_logits_are_refused_after_the_weights_change():
+    model = build_model(tiny("llama"))
+    x = torch.randint(0, 64, (2, 10))
+    out = model(x, labels=x)
+    assert out._logits is None  # training does not pay for logits it never reads
+    with torch.no_grad():
+        model.embed.weight.mul_(2)
+    with pytest.raises(RuntimeError, match="output weights changed"):
+        out.logits

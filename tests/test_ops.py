@@ -91,3 +91,54 @@ def test_strong_decay_is_stable():
     assert_close("o", ref, o.double(), 1e-5)
     o, _ = chunk_gla(q.float(), k.float(), v.float(), g_gamma=torch.full((H,), -7.5))
     assert torch.isfinite(o).all()
+
+
+# ----------------------------------------------------------------------------- the fused loss
+
+
+def _reference_loss(hidden, weight, labels):
+    return F.cross_entropy(F.linear(hidden, weight), labels, ignore_index=-100)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 2e-6)])
+@pytest.mark.parametrize("chunk_rows", [None, 7, 64])
+def test_linear_cross_entropy_matches_f_cross_entropy(dtype, tol, chunk_rows):
+    """Loss and both gradients equal F.cross_entropy(F.linear(...)), with ignored rows, ragged chunks,
+    large logits (a loss far beyond exp's range) and a scaled incoming gradient."""
+    from linscale.ops.cross_entropy import linear_cross_entropy
+
+    g = torch.Generator().manual_seed(0)
+    n, d, vocab = 50, 12, 37
+    hidden = torch.randn(n, d, generator=g, dtype=dtype)
+    weight = torch.randn(vocab, d, generator=g, dtype=dtype)
+    hidden[3] *= 40  # logits of a few hundred: softmax underflows for most words of that row
+    labels = torch.randint(0, vocab, (n,), generator=g)
+    labels[::5] = -100
+    results = []
+    for loss_fn in (_reference_loss, lambda h, w, y: linear_cross_entropy(h, w, y, chunk_rows=chunk_rows)):
+        h, w = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
+        loss = loss_fn(h, w, labels)
+        (2.5 * loss).backward()
+        results.append((loss.detach(), h.grad, w.grad))
+    (ref_loss, ref_h, ref_w), (loss, grad_h, grad_w) = results
+    assert loss.dtype == dtype and ref_loss.item() > 5  # the big row makes the mean loss large
+    assert_close("loss", ref_loss, loss, tol)
+    assert_close("hidden grad", ref_h, grad_h, tol)
+    assert_close("weight grad", ref_w, grad_w, tol)
+    assert (grad_h[::5] == 0).all()  # ignored rows get no gradient
+
+
+def test_linear_cross_entropy_without_grad_and_edge_cases():
+    from linscale.ops.cross_entropy import linear_cross_entropy
+
+    hidden, weight = torch.randn(9, 4, requires_grad=True), torch.randn(6, 4, requires_grad=True)
+    labels = torch.randint(0, 6, (9,))
+    with torch.no_grad():
+        loss = linear_cross_entropy(hidden, weight, labels)
+    assert not loss.requires_grad and torch.allclose(loss, _reference_loss(hidden, weight, labels).detach())
+    frozen = linear_cross_entropy(hidden, weight.detach(), labels)  # only hidden wants a gradient
+    frozen.backward()
+    assert weight.grad is None and hidden.grad is not None
+    assert torch.isnan(linear_cross_entropy(hidden, weight, torch.full((9,), -100)))  # nothing counted, as torch
+    with pytest.raises(ValueError, match="expected labels"):
+        linear_cross_entropy(hidden, weight, labels[:3])

@@ -315,3 +315,53 @@ def test_single_run_cli_refuses_a_folder_a_sweep_is_writing(tmp_path, capsys):
         assert main(["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--out", str(tmp_path)]) == 3
     assert "a sweep is writing here" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_fused_adamw_makes_the_same_updates_as_the_per_tensor_loop():
+    """build_optimizer fuses AdamW on the CPU (one kernel for all tensors); it trains like torch's
+    per-tensor loop to fp32 rounding (weight decay on matrices only included): the two differ in the
+    last bits from the first steps on, and Adam's normalisation lets that grow, but stays a thousandth
+    of the distance the weights travel (weight decay alone moves them several times more)."""
+    from linscale.models import build_model
+    from linscale.config import ModelConfig
+    from linscale.train.module import build_optimizer
+
+    config = ModelConfig(arch="hgrn2", n_layer=2, d_model=16, n_head=2, vocab_size=32, d_ffn=32)
+    settings = TrainSettings(seq_len=8, batch_size=2, tokens=1e3, lr=1e-2, weight_decay=0.1)
+    x = torch.randint(0, 32, (2, 9))
+    models, losses = [], []
+    for fused in (False, True):
+        torch.manual_seed(0)
+        model = build_model(config)
+        optimizer = build_optimizer(model.parameters(), settings, fused=fused)
+        assert optimizer.defaults["fused"] is (True if fused else None)
+        for _ in range(5):
+            loss = model(x[:, :-1], labels=x[:, 1:]).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+        models.append(dict(model.named_parameters()))
+    assert build_optimizer(models[0].values(), settings).defaults["fused"]  # the default on a CPU
+    assert losses[:5] == pytest.approx(losses[5:], rel=1e-5)
+    travel = 5 * settings.lr  # Adam moves a weight by at most about lr a step
+    for name, p in models[0].items():
+        assert (p - models[1][name]).abs().max() < 1e-3 * travel, name
+    assert not torch.equal(models[0]["lower_bounds"], torch.zeros_like(models[0]["lower_bounds"]))  # it trained
+
+
+def test_train_loss_is_logged_only_at_the_steps_the_logger_writes(tmp_path, monkeypatch):
+    """LanguageModelTask calls self.log only every log_every_n_steps steps (it costs as much as the rest
+    of Lightning's step); the CSV log holds the same rows as when it logged every step."""
+    from linscale.train.module import LanguageModelTask
+
+    preset = tiny_preset(tokens=32 * 8 * 60)  # 60 steps: Lightning logs every 3rd
+    calls = []
+    original = LanguageModelTask._logs_this_step
+    monkeypatch.setattr(LanguageModelTask, "_logs_this_step", lambda self: calls.append(original(self)) or calls[-1])
+    ours = run_tiny(tmp_path, "ours", preset)
+    assert calls.count(True) == 20 and len(calls) == 60
+    monkeypatch.setattr(LanguageModelTask, "_logs_this_step", lambda self: True)
+    every = run_tiny(tmp_path, "every", preset)
+    logged = [(run / "logs" / "version_0" / "metrics.csv").read_text() for run in (ours, every)]
+    assert logged[0] == logged[1] and logged[0].count("\n") > 20

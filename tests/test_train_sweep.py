@@ -45,6 +45,7 @@ def test_smoke_sweep_writes_a_valid_table_and_exports(smoke_sweep):
         assert meta["run_id"] == run_id and (final / "tokenizer.json").is_file()
     pd.testing.assert_frame_equal(table, read_results(out / "results.csv"), check_dtype=False)
     assert "[8/8]" in r.stdout
+    assert "slots: 2 x" in r.stdout and "idle" in r.stdout  # the sweep reports how busy its workers were
     # Re-running skips every finished run and leaves the table as it was.
     again = linscale("sweep", "--preset", "smoke", "--out", out, "--jobs", "2", *DATA)
     assert again.returncode == 0 and "8 already finished, 0 to run" in again.stdout, again.stdout
@@ -164,3 +165,26 @@ def test_local_workers_survive_a_failed_run_and_a_killed_worker(tmp_path, monkey
     assert read_status(victim)["resumed_from"], "the killed run started over instead of resuming"
     per_run = len(TrainSettings.from_dict(preset["train"]).checkpoint_steps())
     assert len(read_results(tmp_path / "results.parquet")) == 2 * per_run  # no duplicate rows from the restart
+
+
+def test_a_free_slot_takes_the_next_run_at_once_and_idle_time_is_reported(tmp_path, monkeypatch):
+    """A worker's answer wakes the sweep: the next run starts when the last one ends, not at the next
+    poll. With one slot and a 60 s poll, three tiny runs would take over 3 minutes of mostly idle slot if
+    the sweep waited for its polls; and the sweep's idle fraction says how much of its slots' time no run
+    was training."""
+    from linscale.train.sweep import idle_fraction
+
+    assert idle_fraction(busy_s=150, jobs=2, span_s=100) == 0.25 and idle_fraction(0, 2, 0) == 0.0
+    monkeypatch.setenv("PYTHONPATH", ENV["PYTHONPATH"])
+    preset = {"name": "wake", "archs": ["tnl"], "model": {"chunk_size": 16, "ffn_multiple_of": 16},
+              "sizes": {name: {"n_layer": 1, "d_model": 16, "n_head": 2, "init_std": std}
+                        for name, std in (("a", 0.02), ("b", 0.03), ("c", 0.04))},
+              "data": {"factory": "train_standin:build"},
+              "train": {"seq_len": 32, "batch_size": 8, "tokens": 8 * 32 * 40, "lr": 3e-3, "checkpoints": 3,
+                        "exports": 1}}
+    lines = []
+    result = run_sweep(preset, out=tmp_path, jobs=1, threads=1, echo=lines.append, poll_s=60)
+    assert set(result.states.values()) == {"done"}, lines
+    assert 0 < result.busy_s <= result.span_s < 150, (result.busy_s, result.span_s)
+    assert result.jobs == 1 and result.idle_fraction < 0.5
+    assert any(line.startswith("slots: 1 x") and "idle" in line for line in lines), lines

@@ -3,7 +3,8 @@
 - ``naive.py``: the specification, a token-by-token loop in fp32 (tests only, not API);
 - ``chunk.py``: the chunked parallel form in PyTorch (CPU training);
 - ``recurrent.py``: the step-wise form with an O(1) state (decoding);
-- ``linscale.kernels``: the Triton kernels (GPU training and decoding).
+- ``linscale.kernels``: the Triton kernels (GPU training and decoding);
+- ``cross_entropy.py``: not a mixer, the loss fused with the output projection (CPU training and evaluation).
 
 :func:`chunk_linear_attention` (training, prefill) and :func:`recurrent_linear_attention` (decoding)
 are what the models call; they pick the implementation: CUDA tensors use Triton when

@@ -45,10 +45,24 @@ class SweepResult:
     out: Path
     table: Path
     states: dict = field(default_factory=dict)  # run_id -> done | diverged | failed | skipped-...
+    jobs: int = 1  # worker slots
+    span_s: float = 0.0  # wall time from the first run's start to the last one's end (0: nothing ran)
+    busy_s: float = 0.0  # summed over slots: time a run was training in it
 
     @property
     def failed(self) -> list[str]:
         return [r for r, s in self.states.items() if s == "failed"]
+
+    @property
+    def idle_fraction(self) -> float:
+        """Share of jobs x span during which a slot had no run (the end of the sweep, when fewer runs than
+        slots remain, and the moments between one run's end and the next one's start)."""
+        return idle_fraction(self.busy_s, self.jobs, self.span_s)
+
+
+def idle_fraction(busy_s: float, jobs: int, span_s: float) -> float:
+    """1 - busy / (jobs x span): how much of the slots' time no run was training (0 when nothing ran)."""
+    return max(0.0, 1.0 - busy_s / (jobs * span_s)) if span_s > 0 else 0.0
 
 
 def check_writable(out: Path) -> None:
@@ -97,7 +111,7 @@ class _LocalRun:
 class _Worker:
     """A ``linscale.train.worker`` process: give it one run folder at a time, poll for its answer."""
 
-    def __init__(self, threads: int | None, execution: dict):
+    def __init__(self, threads: int | None, execution: dict, wake: threading.Event | None = None):
         # the worker takes the settings of a single-process run (a multi-device run never comes here)
         options, env = _child_options(threads, {key: execution.get(key)
                                                 for key in ("accelerator", "strategy", "num_workers")})
@@ -106,12 +120,17 @@ class _Worker:
                                      env=env)
         self.answers: queue.Queue = queue.Queue()
         self.current: str | None = None  # the run folder it is training
+        self.wake = wake  # set on every answer (and when the worker ends): the sweep starts the next run at once
         threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self) -> None:
         for line in self.proc.stdout:
             code, _, run_dir = line.rstrip("\n").partition("\t")
             self.answers.put((int(code), run_dir))
+            if self.wake is not None:
+                self.wake.set()
+        if self.wake is not None:
+            self.wake.set()
 
     @property
     def idle(self) -> bool:
@@ -157,6 +176,7 @@ class WorkerPool:
     def __init__(self, size: int, threads: int | None = None, execution: dict | None = None):
         self.size, self.threads, self.execution = size, threads, execution or {}
         self.workers: list[_Worker] = []
+        self.wake = threading.Event()  # a worker answered: a slot may be free
 
     def start(self, run_dir: Path) -> _Worker:
         self.workers = [w for w in self.workers if w.proc.poll() is None or w.current is not None]
@@ -164,7 +184,7 @@ class WorkerPool:
         if worker is None:
             if len(self.workers) >= self.size:
                 raise RuntimeError(f"worker pool: all {self.size} workers are busy")
-            worker = _Worker(self.threads, self.execution)
+            worker = _Worker(self.threads, self.execution, self.wake)
             self.workers.append(worker)
         return worker.start(run_dir)
 
@@ -303,23 +323,34 @@ def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, po
     if submitter is None and not multi_device and pool is None and pending:
         pool = own_pool = WorkerPool(jobs, threads, execution)
     running: dict[str, object] = {}
+    started: dict[str, float] = {}  # run_id -> when its slot took it (for the idle fraction)
+    first_start = last_end = None
+    wake = pool.wake if pool is not None and submitter is None and not multi_device else None
     last_line = 0.0
     try:
         while pending or running:
-            while pending and len(running) < jobs:
+            while pending and len(running) < jobs:  # a free slot never waits while runs remain
                 run_id = pending.pop(0)
+                started[run_id] = time.monotonic()
+                first_start = first_start if first_start is not None else started[run_id]
                 if submitter is not None:
                     running[run_id] = _SubmititRun(submitter, run_dirs[run_id], threads, execution)
                 elif multi_device:
                     running[run_id] = _LocalRun(run_dirs[run_id], threads, execution)
                 else:
                     running[run_id] = pool.start(run_dirs[run_id])
-            time.sleep(poll_s)
+            if wake is not None:  # woken by the first answer, not the next poll
+                wake.wait(poll_s)
+                wake.clear()
+            else:
+                time.sleep(poll_s)
             for run_id, handle in list(running.items()):
                 code = handle.poll()
                 if code is None:
                     continue
                 del running[run_id]
+                last_end = time.monotonic()
+                result.busy_s += last_end - started.pop(run_id)
                 status = read_status(run_dirs[run_id])
                 state = status["state"] if code == 0 else "failed"
                 result.states[run_id] = state
@@ -341,6 +372,11 @@ def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, po
         if own_pool is not None:
             own_pool.close()
     frame = read_results(table) if table.exists() else to_frame([])
+    result.jobs = jobs
+    if first_start is not None and last_end is not None:
+        result.span_s = last_end - first_start
+        echo(f"slots: {jobs} x {result.span_s:.0f} s, idle {result.idle_fraction:.1%} "
+             f"({jobs * result.span_s - result.busy_s:.0f} s with no run training)")
     echo(f"results: {len(frame)} rows from {frame['run_id'].nunique()} runs -> {table}"
          + (f"; FAILED: {', '.join(result.failed)}" if result.failed else ""))
     return result
