@@ -258,6 +258,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 
         print(help_table(), end="")
         return 0
+    if args.prepare:
+        from linscale.train.run import plan_runs, validate_inputs
+
+        if not args.preset:
+            raise ConfigError("data --prepare: give --preset (and --set data.path=... as for train or sweep)")
+        _, specs = plan_runs(args.preset, args.set)
+        datamodule = validate_inputs(specs, build=True)
+        print(f"data of preset {args.preset}: ready ({datamodule.vocab_size:,} tokens in the vocabulary)")
+        return 0
     from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, write_eval_items
 
     lang = SyntheticLanguage(LanguageSpec(world_seed=args.world_seed))
@@ -346,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "samples) and its eval items")
     p.add_argument("--help-keys", action="store_true",
                    help="print every data.* key of the presets (text and synthetic sources): type, default, meaning")
+    p.add_argument("--prepare", action="store_true",
+                   help="check and prepare a preset's data ahead of training (tokenizer trained, text tokenized into "
+                        "$LINSCALE_CACHE), e.g. as a CPU job before a cluster sweep; with --preset and --set")
+    p.add_argument("--preset", default=None, help="with --prepare: the preset whose data to prepare")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --prepare: preset overrides")
     p.add_argument("--seq-len", type=int, default=256, help="training row length (default: 256)")
     p.add_argument("--sample", type=int, default=1, help="sample rows to print (default: 1)")
     p.add_argument("--seed", type=int, default=0)

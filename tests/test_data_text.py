@@ -469,3 +469,23 @@ def test_tokenizer_file_errors_say_what_the_file_is(tmp_path):
     with pytest.raises(DataError, match=r"is a folder; expected a tokenizer.json file \(it holds .*tokenizer.json"):
         text_data.load_tokenizer_file(tmp_path)
     assert text_data.load_tokenizer_file(tmp_path / "tokenizer.json").get_vocab() == tok.get_vocab()
+
+
+def test_a_streamed_corpus_validates_on_its_validation_files(corpus, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    tmp_path, docs = corpus
+    folder = tmp_path / "split"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs[:200]), encoding="utf-8")
+    (folder / "valid.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs[200:]), encoding="utf-8")
+    dm = build_datamodule(_data(folder, tmp_path, streaming=True, val_tokens=1024), seq_len=16, batch_size=4)
+    assert dm.train_rows is None and dm._every == 0  # nothing held out of the training files
+
+    def doc_numbers(rows):  # the "docN" words, leaving out the words cut at row ends
+        words = [w for r in rows for w in dm.tokenizer.decode(np.asarray(r).tolist()).split()[1:-1]]
+        return {int(w[3:]) for w in words if w.startswith("doc") and w[3:].isdigit()}
+
+    it = iter(dm.train_dataloader())
+    train = doc_numbers(row for _ in range(30) for row in next(it)["input_ids"])
+    assert doc_numbers(dm.val_rows) and min(doc_numbers(dm.val_rows)) >= 200
+    assert train and max(train) < 200

@@ -99,3 +99,24 @@ def test_presets_give_models_the_tokenizers_vocabulary():
         assert {c.vocab_size for c in model_configs(load_preset(name))} == {vocab}  # what accounting assumes
     text, cpu = plan_runs("text")[1], plan_runs("cpu")[1]
     assert [s["model"] for s in text] == [s["model"] for s in cpu]  # the cpu preset's sizes
+
+
+def test_the_readme_lists_the_data_keys_as_the_code_checks_them():
+    from linscale.data.keys import markdown_table
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert markdown_table() in readme  # the table in "Real text", generated from linscale.data.keys
+
+
+def test_data_can_be_prepared_ahead_of_training(tmp_path, monkeypatch, capsys):
+    """`linscale data --prepare` trains the tokenizer and tokenizes the text into the cache, so the runs of a
+    cluster sweep find it ready; a run then loads both instead of building them."""
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    overrides = ["--set", f"data.path={TINY_TEXT}", "--set", "data.vocab_size=300"]
+    assert main(["data", "--prepare", "--preset", "text", *overrides]) == 0
+    said = capsys.readouterr().out
+    assert "tokenizer: trained" in said and "tokenized" in said and "ready (300 tokens" in said
+    assert len(list((tmp_path / "cache" / "shards").glob("*/train.bin"))) == 1
+    assert main(["data", "--prepare", "--preset", "text", *overrides]) == 0
+    said = capsys.readouterr().out
+    assert "trained earlier" in said and "tokenized" not in said  # loaded from the cache

@@ -510,10 +510,8 @@ def validate_data(data: dict) -> None:
     """What can be checked of a data dict without tokenizing anything (before a run writes a file): the
     keys and their values, that local paths exist (and a folder of split files has the split asked for),
     that a given tokenizer file is one. Dataset names are left to loading (DataError naming data.path)."""
-    data = check_data(data)
+    data = check_data(data)  # the synthetic language's parameters included
     if data.get("source", "synthetic") != "text":
-        if data.get("source", "synthetic") == "synthetic":
-            LanguageSpec.from_dict(data)
         return
     for note in text_data.resolve_splits(data).notes:
         say(note)

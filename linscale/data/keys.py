@@ -88,7 +88,7 @@ TEXT_KEYS = (
         nullable=True),
     Key("streaming", "bool", None, "read the text as a stream instead of tokenizing it once into cached shards "
         "(default: true for a dataset name, false for local files)", nullable=True),
-    Key("tokenizer", "str", None, "a tokenizer.json (Hugging Face tokenizers) with an <eod> token; default: "
+    Key("tokenizer", "str", None, "a tokenizer.json (Hugging Face tokenizers) with an `<eod>` token; default: "
         "train a byte-level BPE of `vocab_size` tokens (cached)", nullable=True),
     Key("vocab_size", "int", 8192, "tokens of the trained BPE tokenizer (also the model's vocabulary when the "
         "preset's model block gives none)", minimum=258),

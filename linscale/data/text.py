@@ -435,8 +435,10 @@ def tokenize_pieces(tokenizer, pieces: Iterable[tuple[str, bool]], max_chars: in
     eod = tokenizer.token_to_id(EOD)
     buf, chars = [], 0
 
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # same ids, no offsets: faster
+
     def flush():
-        encodings = tokenizer.encode_batch([text for text, _ in buf], add_special_tokens=False)
+        encodings = encode([text for text, _ in buf], add_special_tokens=False)
         for enc, (_, last) in zip(encodings, buf):
             yield np.array(enc.ids + [eod] if last else enc.ids, dtype=np.int64), last
 

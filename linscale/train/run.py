@@ -168,12 +168,11 @@ def validate_inputs(specs: list[dict], build: bool = True, execution: dict | Non
     shares its data block. One-line ConfigErrors (DataError is one) name what is wrong."""
     if not specs:
         return None
-    data = specs[0]["data"]
-    if "factory" not in data:
-        from linscale.data import validate_data
-
-        validate_data(data)
     if not build:
+        if "factory" not in specs[0]["data"]:
+            from linscale.data import validate_data
+
+            validate_data(specs[0]["data"])
         return None
     spec = specs[0]
     train = TrainSettings.from_dict({**spec["train"], **{k: v for k, v in (execution or {}).items() if v is not None}})
@@ -357,6 +356,8 @@ class StopAtStep(L.Callback):
         if trainer.global_step == self._seen_step:  # within gradient accumulation: not a step yet
             return
         self._seen_step = trainer.global_step
+        if trainer.global_step >= trainer.max_steps:  # the last step: the run ends anyway, done
+            return
         if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
             return
         signum = self.received if self.received is not None else signal.SIGTERM  # another rank's signal
