@@ -388,22 +388,26 @@ def test_shard_build_resumes_where_it_was_killed_and_equals_an_uninterrupted_one
     whole = build_datamodule(data, seq_len=16, batch_size=4).shards
     monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "killed"))
     monkeypatch.setattr(shards, "CHECKPOINT_TOKENS", 500)  # a checkpoint every few documents
-    tokenized = []
+    tokenized, kill = [], [True]
     real = shards.tokenize_pieces
+
+    class Killed(BaseException):
+        """As if the process were killed mid-build."""
 
     def dies_after_150(tokenizer, pieces, **kw):
         for n, item in enumerate(real(tokenizer, pieces, max_items=8)):
             tokenized.append(n)
-            if len(tokenized) == 150:
-                raise KeyboardInterrupt  # as if the process were killed mid-build
+            if kill[0] and len(tokenized) == 150:
+                raise Killed
             yield item
 
     monkeypatch.setattr(shards, "tokenize_pieces", dies_after_150)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(Killed):
         build_datamodule(data, seq_len=16, batch_size=4)
     meta = json.loads(next((tmp_path / "killed" / "shards").glob("*/meta.json")).read_text())
     assert not meta["complete"] and 0 < meta["pieces"] < 150
     tokenized.clear()
+    kill[0] = False
     resumed = build_datamodule(data, seq_len=16, batch_size=4).shards
     assert len(tokenized) == len(docs) - meta["pieces"]  # only the pieces after the checkpoint were tokenized
     for split in ("train", "validation"):
