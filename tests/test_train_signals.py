@@ -1,10 +1,13 @@
 """Signals a cluster can trust: SIGTERM and SIGINT sent to a real `linscale train` process (and SLURM's
 requeue signal under a stand-in SLURM) end it with 128 + the signal and status `interrupted`; running the
 same command again resumes from the checkpoint taken at the signal and gives the uninterrupted table.
-A tiny model on the fixture corpus (tests/data/tiny_text), 80 steps with gradient accumulation; only the
-signalled process is a separate one, the reference and the resumed runs train in this process."""
+A tiny model on the fixture corpus (tests/data/tiny_text), 120 steps with gradient accumulation, records
+(and their resume checkpoints) only at steps 1 and 120, so the checkpoint the rerun resumes from can only
+be the one taken at the signal; only the signalled process is a separate one, the reference and the
+resumed runs train in this process."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -17,11 +20,11 @@ import pytest
 import yaml
 
 from linscale.cli import main
-from linscale.train import read_records, read_results, read_status, records_equal
+from linscale.train import read_results, read_status, records_equal
 from linscale.train.callbacks import load_lightning_checkpoint
 
 TINY_TEXT = Path(__file__).parent / "data" / "tiny_text"
-STEPS = 80
+STEPS = 120
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +35,7 @@ def setup(tmp_path_factory):
               "sizes": {"s1": {"n_layer": 1, "d_model": 16, "n_head": 2}},
               "data": {"source": "text", "path": str(TINY_TEXT), "vocab_size": 300, "val_tokens": 64},
               "train": {"seq_len": 16, "batch_size": 8, "micro_batch_size": 4,  # two micro-batches a step
-                        "tokens": 16 * 8 * STEPS, "lr": 3e-3, "checkpoints": 8, "exports": 1,
+                        "tokens": 16 * 8 * STEPS, "lr": 3e-3, "checkpoints": 2, "exports": 1,
                         "save_every_minutes": 1000}}  # resume checkpoints only at records (and at the signal)
     file = root / "signals.yaml"
     file.write_text(yaml.safe_dump(preset))
@@ -46,6 +49,13 @@ def setup(tmp_path_factory):
 def arguments(preset: Path, out: Path, *extra: str) -> list[str]:
     return ["train", "--preset", str(preset), "--arch", "tnl", "--size", "s1", "--out", str(out), "--threads", "1",
             *extra]
+
+
+def progress_step(run_dir: Path) -> int:
+    try:
+        return json.loads((run_dir / "progress.json").read_text())["step"]
+    except (OSError, ValueError):
+        return 0
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, "requeue"])
@@ -66,15 +76,15 @@ def test_a_signal_stops_with_its_exit_code_and_the_rerun_resumes_to_the_same_tab
     proc = subprocess.Popen([sys.executable, "-m", "linscale", *arguments(preset, out, "--no-progress")], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while len(read_records(run_dir)) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)  # until a few records are in: mid-run, well before step 200
+    while progress_step(run_dir) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # until training is under way, past the record at step 1 (progress: every 2 s)
     proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 128 + signum, err[-3000:]
     status = read_status(run_dir)
     assert status["state"] == "interrupted" and status["signal"] == signal.Signals(signum).name, status
     stopped = status["step"]
-    assert 0 < stopped < STEPS and status["checkpoint_step"] == stopped  # a checkpoint where it stopped
+    assert 1 < stopped < STEPS and status["checkpoint_step"] == stopped  # a checkpoint where it stopped
     assert load_lightning_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == stopped
     assert f"interrupted by {signal.Signals(signum).name} at step {stopped} of {STEPS}" in err
     if signum == signal.SIGUSR1:
