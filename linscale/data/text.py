@@ -390,6 +390,8 @@ def resolve_splits(data: dict) -> TextSplits:
         raise DataError(f"data.val_split: {val_split!r} is the training split too; name another split "
                         f"or set data.val_split to null to hold out documents")
     validation = None
+    if train.kind == "files" and train.split is None and "val_split" in data:
+        notes.append(f"data.val_split: {path} has no split files: holding out documents for validation")
     if train.kind == "files" and train.split is not None:  # a folder of split files
         try:
             validation = resolve_source(str(path), val_split, data)
@@ -400,9 +402,11 @@ def resolve_splits(data: dict) -> TextSplits:
         splits = _saved_splits(Path(str(path)).expanduser()) or []
         if val_split in splits:
             validation = TextSource(str(path), "saved", split=val_split, **_common(train))
+        else:
+            notes.append(f"data.path: {path} has no split {val_split!r}: holding out documents for validation")
     elif train.kind in ("hub", "folder"):
         splits = _hub_splits(train)
-        if split not in splits:
+        if re.split(r"[\[+]", split)[0] not in splits:  # "train[:10%]" and the like name the split "train"
             raise DataError(f"data.split: {path} has no split {split!r} (splits: {', '.join(splits)})")
         if val_split in splits:
             validation = TextSource(str(path), train.kind, split=val_split, **_common(train))
