@@ -124,9 +124,21 @@ def _execution(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from linscale.train.run import RunInterrupted, stop_on_signals
+
+    try:
+        with stop_on_signals():  # SIGTERM / Ctrl-C while the data is prepared: exit 128 + signal, one line
+            return _train(args)
+    except RunInterrupted as stop:
+        if not getattr(stop, "reported", False):
+            print(f"linscale: interrupted by {stop.signal_name}", file=sys.stderr)
+        raise
+
+
+def _train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from linscale.train.run import plan_runs, prepare_run, train_run
+    from linscale.train.run import plan_runs, prepare_run, train_run, validate_inputs
     from linscale.train.sweep import check_writable
 
     execution = {**_execution(args), "threads": args.threads}
@@ -143,6 +155,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not specs:
         raise ConfigError(f"--size: {args.size!r} is not a size of preset {args.preset}; "
                           f"expected one of {', '.join(preset['sizes'])}")
+    # the settings and the data (tokenizer, tokenized text) are checked before anything is written
+    datamodule = validate_inputs(specs, build=True, execution=execution)
     out = Path(args.out or Path("runs") / (preset.get("name") or "train"))
     check_writable(out)
     from filelock import FileLock, Timeout
@@ -156,16 +170,18 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"linscale: error: {out}: a sweep is writing here (lock {out / '.sweep.lock'} is held); "
                   f"use another --out", file=sys.stderr)
             return 3
+    run_dir = out / "runs" / specs[0]["run_id"]
     try:
-        run_dir = prepare_run(out / "runs" / specs[0]["run_id"], specs[0])
-        state = train_run(run_dir, progress_bar=args.progress, **execution)
+        prepare_run(run_dir, specs[0])
+        state = train_run(run_dir, progress_bar=args.progress, datamodule=datamodule, **execution)
         if rank_zero_only.rank == 0:
+            print(f"{run_dir}: {state}; rows in {out / 'results.parquet'}")
+    finally:
+        if rank_zero_only.rank == 0 and (run_dir / "records.json").exists():  # the rows so far, also if stopped
             from linscale.train.results import upsert_runs
             from linscale.train.run import read_records
 
             upsert_runs(out / "results.parquet", {specs[0]["run_id"]: read_records(run_dir)})
-            print(f"{run_dir}: {state}; rows in {out / 'results.parquet'}")
-    finally:
         if lock.is_locked:
             lock.release()
     return 0
@@ -255,6 +271,20 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     import numpy as np
 
+    if args.help_keys:
+        from linscale.data.keys import help_table
+
+        print(help_table(), end="")
+        return 0
+    if args.prepare:
+        from linscale.train.run import plan_runs, validate_inputs
+
+        if not args.preset:
+            raise ConfigError("data --prepare: give --preset (and --set data.path=... as for train or sweep)")
+        _, specs = plan_runs(args.preset, args.set)
+        datamodule = validate_inputs(specs, build=True)
+        print(f"data of preset {args.preset}: ready ({datamodule.vocab_size:,} tokens in the vocabulary)")
+        return 0
     from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, write_eval_items
 
     lang = SyntheticLanguage(LanguageSpec(world_seed=args.world_seed))
@@ -281,9 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "train", help="train one run (one architecture at one size of a preset)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Train one run of a preset into OUT/runs/<arch>-<size>/ and add its checkpoint rows to "
                     "OUT/results.parquet. Re-running resumes from the run's last Lightning checkpoint; a "
-                    "finished run is not trained again.")
+                    "finished run is not trained again. SIGTERM or Ctrl-C stop it at the next step with a "
+                    "checkpoint (exit code 143 or 130, status 'interrupted').",
+        epilog=_data_keys_epilog())
     p.add_argument("--preset", default=None, help="preset name (smoke, cpu, paper) or path to a YAML file")
     p.add_argument("--arch", default=None, help="architecture: llama, tnl, hgrn2 or cosformer2")
     p.add_argument("--size", default=None, help="a size name of the preset (e.g. s3, or 1B for paper)")
@@ -341,7 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--out", default=None, help="also write the parameter table to this CSV")
     p.set_defaults(func=cmd_fit)
-    p = sub.add_parser("data", help="describe the synthetic language (exact entropy, samples) and write eval items")
+    p = sub.add_parser("data", help="the data.* keys (--help-keys); the synthetic language (exact entropy, "
+                       "samples) and its eval items")
+    p.add_argument("--help-keys", action="store_true",
+                   help="print every data.* key of the presets (text and synthetic sources): type, default, meaning")
+    p.add_argument("--prepare", action="store_true",
+                   help="check and prepare a preset's data ahead of training (tokenizer trained, text tokenized into "
+                        "$LINSCALE_CACHE), e.g. as a CPU job before a cluster sweep; with --preset and --set")
+    p.add_argument("--preset", default=None, help="with --prepare: the preset whose data to prepare")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --prepare: preset overrides")
     p.add_argument("--seq-len", type=int, default=256, help="training row length (default: 256)")
     p.add_argument("--sample", type=int, default=1, help="sample rows to print (default: 1)")
     p.add_argument("--seed", type=int, default=0)
@@ -433,6 +474,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conditions", default="", help="free text stored in the report (e.g. 'idle machine')")
     p.set_defaults(func=cmd_bench)
     return parser
+
+
+def _data_keys_epilog() -> str:
+    """The text source's data.* keys for `linscale train --help` (all of them: `linscale data --help-keys`)."""
+    import textwrap
+
+    from linscale.data.keys import TEXT_KEYS
+
+    lines = ["real text: --set data.source=text --set data.path=CORPUS, or --preset text; its data.* keys",
+             "(`linscale data --help-keys` prints these with the synthetic language's):"]
+    for key in TEXT_KEYS:
+        default = "required" if key.name == "path" else f"default {key.default!r}".replace("None", "null")
+        lines.append(f"  data.{key.name} ({default})")
+        lines.extend(textwrap.wrap(key.doc, 96, initial_indent="      ", subsequent_indent="      "))
+    return "\n".join(lines)
 
 
 def cmd_lm_eval(args: argparse.Namespace) -> int:

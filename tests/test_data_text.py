@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -298,3 +299,197 @@ def test_bookmarks_kept_by_a_resumed_stream_are_exact_too(corpus, monkeypatch):
     keep_only(row)
     start = -(-row // 3)  # the first batch at or after that row
     assert all((a == b).all() for a, b in zip(uninterrupted[start:8], batches(start, 8 - start)))
+
+
+# ---------------------------------------------------------------------------- explicit splits, shards
+
+TINY_TEXT = Path(__file__).parent / "data" / "tiny_text"  # train.txt, valid.txt, test.txt (a few KB)
+
+
+def _token_count(tokenizer, path):
+    return len(tokenizer.encode(path.read_text(encoding="utf-8"), add_special_tokens=False).ids) + 1  # + <eod>
+
+
+def _words(tokenizer, rows):
+    return {w for row in rows for w in tokenizer.decode(np.asarray(row).tolist()).split()}
+
+
+def test_a_folder_of_split_files_trains_on_train_and_validates_on_valid(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    dm = build_datamodule({"source": "text", "path": str(TINY_TEXT), "vocab_size": 300, "val_tokens": 10_000},
+                          seq_len=16, batch_size=4)
+    tok = dm.tokenizer
+    n_train, n_valid = _token_count(tok, TINY_TEXT / "train.txt"), _token_count(tok, TINY_TEXT / "valid.txt")
+    assert dm.shards.count("train") == n_train and dm.shards.count("validation") == 0  # nothing held out
+    assert dm.val_shards.count("validation") == n_valid
+    assert len(dm.train_rows) == n_train // 17 and len(dm.val_rows) == n_valid // 17  # all of valid.txt
+    train_words, val_words = _words(tok, dm.train_rows), _words(tok, dm.val_rows)
+    assert "Lighthouses" in train_words and "market" in val_words
+    assert not {"market", "estuary", "curlews"} & train_words  # validation and test text never trains
+    assert not {"estuary", "Lighthouses"} & val_words
+    out = capsys.readouterr().out
+    assert "asks for 10,000 validation tokens" in out and f"{n_valid // 17} rows" in out  # fewer than asked: said
+    assert "training text:" in out and "tokenizer: trained" in out
+    # the training split by name: data.split picks the files, and validation must then be another split
+    dm = build_datamodule({"source": "text", "path": str(TINY_TEXT), "vocab_size": 300, "split": "valid",
+                           "val_split": "test"}, seq_len=16, batch_size=4)
+    assert dm.shards.count("train") == _token_count(dm.tokenizer, TINY_TEXT / "valid.txt")
+    assert dm.val_shards.count("validation") == _token_count(dm.tokenizer, TINY_TEXT / "test.txt")
+    _one_line_error({"source": "text", "path": str(TINY_TEXT), "split": "dev"}, match="is the training split too")
+
+
+def test_validation_from_another_file_and_a_single_file_with_held_out_documents(tmp_path, corpus, monkeypatch):
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    folder, docs = corpus
+    data = {"source": "text", "path": str(folder / "corpus.jsonl"), "vocab_size": 300,
+            "val_path": str(TINY_TEXT / "valid.txt")}
+    dm = build_datamodule(data, seq_len=16, batch_size=4)
+    assert dm.shards.count("validation") == 0 and dm.shards.meta["documents"] == len(docs)  # all docs train
+    assert dm.val_shards.count("validation") == _token_count(dm.tokenizer, TINY_TEXT / "valid.txt")
+    held = build_datamodule({**data, "val_path": None, "val_fraction": 0.1}, seq_len=16, batch_size=4)
+    every_tenth = [d for i, d in enumerate(docs) if i % 10 == 9]
+    assert held.shards.count("validation") == sum(len(held.tokenizer.encode(d).ids) + 1 for d in every_tenth)
+
+
+def test_long_text_is_tokenized_in_pieces_exactly_as_whole(tmp_path, monkeypatch):
+    """A .txt file is read in blocks and a long document handed to the tokenizer in pieces, cut only where
+    the byte-level pre-tokenizer splits anyway: the ids equal those of the whole document."""
+    text = (TINY_TEXT / "train.txt").read_text(encoding="utf-8") * 3
+    (tmp_path / "long.txt").write_text(text, encoding="utf-8")
+    tok = train_tokenizer([text], vocab_size=300)
+    whole = tok.encode(text, add_special_tokens=False).ids
+    pieces = list(text_data._txt_pieces(tmp_path / "long.txt", None, piece_chars=200))
+    assert len(pieces) > 20 and [last for _, last in pieces] == [False] * (len(pieces) - 1) + [True]
+    assert "".join(p for p, _ in pieces) == text
+    ids = np.concatenate([ids for ids, _ in text_data.tokenize_pieces(tok, pieces, max_items=3)])
+    assert ids.tolist() == whole + [tok.token_to_id("<eod>")]
+    # with a separator the documents come out whole, however the blocks fall
+    separated = list(text_data._txt_pieces(tmp_path / "long.txt", " = = ", piece_chars=10_000))
+    assert ["".join(p for p, _ in separated)] and sum(last for _, last in separated) == len(text.split(" = = "))
+
+
+def test_shards_use_the_smallest_integer_type_of_the_vocabulary(tmp_path, monkeypatch):
+    from linscale.data.shards import token_dtype
+
+    assert [token_dtype(v).name for v in (256, 257, 65536, 65537, 100280)] == \
+        ["uint8", "uint16", "uint16", "uint32", "uint32"]
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    dm = build_datamodule({"source": "text", "path": str(TINY_TEXT), "vocab_size": 300}, seq_len=16, batch_size=4)
+    assert dm.shards.file("train").stat().st_size == 2 * dm.shards.count("train")  # uint16
+    assert dm.shards.folder.parent == tmp_path / "cache" / "shards"
+
+
+def test_shard_build_resumes_where_it_was_killed_and_equals_an_uninterrupted_one(tmp_path, corpus, monkeypatch):
+    import linscale.data.shards as shards
+
+    folder, docs = corpus
+    data = {"source": "text", "path": str(folder / "corpus.jsonl"), "vocab_size": 300, "val_fraction": 0.1}
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "whole"))
+    whole = build_datamodule(data, seq_len=16, batch_size=4).shards
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "killed"))
+    monkeypatch.setattr(shards, "CHECKPOINT_TOKENS", 500)  # a checkpoint every few documents
+    tokenized, kill = [], [True]
+    real = shards.tokenize_pieces
+
+    class Killed(BaseException):
+        """As if the process were killed mid-build."""
+
+    def dies_after_150(tokenizer, pieces, **kw):
+        for n, item in enumerate(real(tokenizer, pieces, max_items=8)):
+            tokenized.append(n)
+            if kill[0] and len(tokenized) == 150:
+                raise Killed
+            yield item
+
+    monkeypatch.setattr(shards, "tokenize_pieces", dies_after_150)
+    with pytest.raises(Killed):
+        build_datamodule(data, seq_len=16, batch_size=4)
+    meta = json.loads(next((tmp_path / "killed" / "shards").glob("*/meta.json")).read_text())
+    assert not meta["complete"] and 0 < meta["pieces"] < 150
+    tokenized.clear()
+    kill[0] = False
+    resumed = build_datamodule(data, seq_len=16, batch_size=4).shards
+    assert len(tokenized) == len(docs) - meta["pieces"]  # only the pieces after the checkpoint were tokenized
+    for split in ("train", "validation"):
+        assert resumed.file(split).read_bytes() == whole.file(split).read_bytes()
+    assert resumed.meta["counts"] == whole.meta["counts"] and resumed.meta["complete"]
+
+
+def test_rows_from_shards_resume_exactly_and_ranks_stay_disjoint(tmp_path, corpus, monkeypatch):
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    folder, _ = corpus
+    data = {"source": "text", "path": str(folder / "corpus.jsonl"), "vocab_size": 300}
+
+    def batches(start, n, workers=0, rank=0, world=1):
+        dm = build_datamodule(data, seq_len=16, batch_size=4, seed=5, num_workers=workers, rank=rank, world_size=world)
+        dm.train_start_batch = start
+        it = iter(dm.train_dataloader())
+        return [next(it)["input_ids"] for _ in range(n)]
+
+    per_epoch = len(build_datamodule(data, 16, 4).train_rows) // 4
+    uninterrupted = batches(0, per_epoch + 3)  # into the second epoch
+    assert all((a == b).all() for a, b in zip(uninterrupted[per_epoch - 1:], batches(per_epoch - 1, 4)))
+    assert all((a == b).all() for a, b in zip(uninterrupted, batches(0, 6, workers=2)))
+    rows = [{r.numpy().tobytes() for b in batches(0, per_epoch // 2, rank=r, world=2) for r in b} for r in (0, 1)]
+    assert rows[0] and not rows[0] & rows[1]
+
+
+# ---------------------------------------------------------------------------- bad input, one line each
+
+
+def test_a_missing_relative_path_taken_as_a_dataset_name_says_so_and_stays_offline(tmp_path, monkeypatch, capsys):
+    import socket
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("tried to open a network connection while offline")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    msg = _one_line_error({"source": "text", "path": "corpora/wiki", "cache_dir": str(tmp_path / "hf")},
+                          match="cannot load dataset 'corpora/wiki' (offline")
+    assert msg.startswith(f"data.path: no local file or folder 'corpora/wiki' in {tmp_path}, and as a Hugging "
+                          f"Face dataset name"), msg
+
+
+def test_cache_dir_is_a_data_key_overrides_accept(tmp_path):
+    from linscale.train.settings import resolve_preset
+
+    preset = resolve_preset("text", [f"data.cache_dir={tmp_path}", "data.max_tokens=1e6"])
+    assert preset["data"]["cache_dir"] == str(tmp_path)
+    from linscale.data.keys import check_data
+
+    assert check_data(preset["data"])["max_tokens"] == 1_000_000  # 1e6 read as an integer
+
+
+def test_tokenizer_file_errors_say_what_the_file_is(tmp_path):
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(DataError, match="not valid JSON"):
+        text_data.load_tokenizer_file(tmp_path / "broken.json")
+    tok = train_tokenizer(["some text to train on"] * 4, vocab_size=300)
+    tok.save(str(tmp_path / "tokenizer.json"))
+    with pytest.raises(DataError, match=r"is a folder; expected a tokenizer.json file \(it holds .*tokenizer.json"):
+        text_data.load_tokenizer_file(tmp_path)
+    assert text_data.load_tokenizer_file(tmp_path / "tokenizer.json").get_vocab() == tok.get_vocab()
+
+
+def test_a_streamed_corpus_validates_on_its_validation_files(corpus, monkeypatch):
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    tmp_path, docs = corpus
+    folder = tmp_path / "split"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs[:200]), encoding="utf-8")
+    (folder / "valid.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs[200:]), encoding="utf-8")
+    dm = build_datamodule(_data(folder, tmp_path, streaming=True, val_tokens=1024), seq_len=16, batch_size=4)
+    assert dm.train_rows is None and dm._every == 0  # nothing held out of the training files
+
+    def doc_numbers(rows):  # the "docN" words, leaving out the words cut at row ends
+        words = [w for r in rows for w in dm.tokenizer.decode(np.asarray(r).tolist()).split()[1:-1]]
+        return {int(w[3:]) for w in words if w.startswith("doc") and w[3:].isdigit()}
+
+    it = iter(dm.train_dataloader())
+    train = doc_numbers(row for _ in range(30) for row in next(it)["input_ids"])
+    assert doc_numbers(dm.val_rows) and min(doc_numbers(dm.val_rows)) >= 200
+    assert train and max(train) < 200

@@ -222,10 +222,26 @@ def test_second_sweep_on_the_same_table_is_refused(tmp_path):
 
 def test_run_with_other_settings_in_the_same_folder_is_refused(tmp_path):
     _, specs = plan_runs(tiny_preset())
-    prepare_run(tmp_path / "r", specs[0])
+    run_dir = prepare_run(tmp_path / "r", specs[0])
+    (run_dir / "records.json").write_text(json.dumps(_rows(1)))  # it has computed something
     _, other = plan_runs(tiny_preset(lr=1e-2))
     with pytest.raises(ConfigError, match="train.lr: 0.003 -> 0.01"):
         prepare_run(tmp_path / "r", other[0])
+
+
+def test_a_run_that_never_reached_a_checkpoint_takes_the_corrected_settings(tmp_path, capsys):
+    """A failed or interrupted start loses nothing when replaced, so it does not block the corrected command."""
+    _, specs = plan_runs(tiny_preset())
+    run_dir = prepare_run(tmp_path / "r", specs[0])
+    (run_dir / "status.json").write_text(json.dumps({"state": "failed", "error": "DataError: ..."}))
+    _, other = plan_runs(tiny_preset(lr=1e-2))
+    prepare_run(run_dir, other[0])
+    assert json.loads((run_dir / "spec.json").read_text())["train"]["lr"] == 1e-2
+    assert "never reached its first checkpoint" in capsys.readouterr().out
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"a checkpoint")
+    with pytest.raises(ConfigError, match="train.lr: 0.01 -> 0.003"):
+        prepare_run(run_dir, specs[0])
 
 
 # ---------------------------------------------------------------------------- tiny real runs

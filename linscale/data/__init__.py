@@ -7,11 +7,10 @@
 
 ``build_datamodule(data, seq_len, batch_size, seed, num_workers)`` returns a LightningDataModule
 (contract 2). ``data["source"]`` is ``"synthetic"`` (other keys: :class:`~linscale.data.synthetic.LanguageSpec`
-fields, plus ``val_tokens``, ``test_tokens``, ``val_seed``) or ``"text"`` (keys: ``path``, ``text_field``,
-``doc_separator``, ``dataset_config``, ``split``, ``streaming``, ``tokenizer`` (a tokenizer.json) or
-``vocab_size`` and ``tokenizer_docs`` (documents sampled to train BPE; the trained tokenizer is cached
-under ``$LINSCALE_CACHE`` or ``~/.cache/linscale``), ``max_tokens``, ``val_fraction``, ``val_tokens``,
-``cache_dir``; see :mod:`linscale.data.text`).
+fields, plus ``val_tokens``, ``test_tokens``, ``val_seed``) or ``"text"`` (keys: ``path`` and ``split``,
+``val_path`` and ``val_split``, ``tokenizer`` or ``vocab_size`` and ``tokenizer_docs``, ...). Every key,
+with its type, default and meaning, is in :mod:`linscale.data.keys` (``linscale data --help-keys``);
+:func:`validate_data` checks a data dict and its files without tokenizing anything.
 
 Batches are dicts ``{"input_ids": LongTensor[B, T], "labels": LongTensor[B, T]}`` plus, for the synthetic
 source, ``"bayes_nll": FloatTensor[B, T]`` (exact −log p of each label under the generating process).
@@ -27,15 +26,20 @@ own shard of the documents, so its batches depend on num_workers; it resumes exa
 bookmark (a stream position kept every few thousand rows in linscale's cache) before the batch where it
 stopped, skipping the documents before it without tokenizing them.
 The validation and test loaders are fixed, finite sets of rows disjoint from training (synthetic:
-separate random streams of documents; text: held-out documents).
+separate random streams of documents; text: the validation text, or held-out documents; the test loader
+of text serves the same rows: evaluate test text with lm-eval).
+
+Real text that is not streamed is tokenized once into cached token shards (:mod:`linscale.data.shards`)
+and its training rows are read from them batch by batch: a process training on it holds the validation
+rows and one epoch's row order (4 bytes a row), not the corpus.
 """
 from __future__ import annotations
 
 import collections
-import dataclasses
 import hashlib
 import itertools
 import math
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -46,12 +50,29 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 from linscale.data.synthetic import SPLITS, DataError, LanguageSpec, SyntheticLanguage
 from linscale.data import text as text_data
+from linscale.data.keys import SOURCES, check_data
+from linscale.data.shards import build_shards
 
-SOURCES = ("synthetic", "text")
-#: data-dict keys besides "source" (synthetic: also every LanguageSpec field)
-KEYS = {"synthetic": {"val_tokens", "test_tokens", "val_seed"},
-        "text": {"path", "text_field", "doc_separator", "dataset_config", "split", "streaming", "tokenizer",
-                 "vocab_size", "tokenizer_docs", "max_tokens", "val_fraction", "val_tokens", "cache_dir"}}
+
+def say(message: str) -> None:
+    """A ``[data]`` progress line, from the first process only (every DDP rank builds the same data)."""
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    if getattr(rank_zero_only, "rank", 0) == 0:
+        print(f"[data] {message}", flush=True)
+
+
+def _loader_worker_init(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT and SIGTERM to the training process, which stops at the next
+    optimiser step and then ends them (linscale.train.run): a Ctrl-C or a cluster's SIGTERM reaching the
+    whole process group must not kill a worker the training still reads from. Then Lightning's seeding."""
+    import signal
+
+    from lightning.fabric.utilities.seed import pl_worker_init_function
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    pl_worker_init_function(worker_id)
 
 
 class BatchStream(IterableDataset):
@@ -136,7 +157,8 @@ class _Base(L.LightningDataModule):
             return 0
 
     def _loader_kwargs(self):
-        return {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        kwargs = {"num_workers": self.num_workers, "persistent_workers": self.num_workers > 0}
+        return {**kwargs, "worker_init_fn": _loader_worker_init} if self.num_workers else kwargs
 
     def train_dataloader(self):
         """The endless training stream of this rank (whole batches)."""
@@ -210,94 +232,149 @@ class SyntheticDataModule(_Base):
 
 
 class TextDataModule(_Base):
-    """Packed rows of real text with a byte-level BPE tokenizer (see :mod:`linscale.data.text`)."""
+    """Packed rows of real text with a byte-level BPE tokenizer (see :mod:`linscale.data.text`).
+
+    The training text and the validation text come from ``path``/``split`` and ``val_path``/``val_split``
+    (:func:`linscale.data.text.resolve_splits`); a local or non-streamed text is tokenized once into
+    cached token shards (:mod:`linscale.data.shards`) and its rows are read from them batch by batch, so
+    a corpus larger than memory trains in a process whose memory does not grow with it. What was done
+    (tokenizer trained or loaded, tokens of each split, validation rows) is said in ``[data]`` lines."""
 
     def __init__(self, data: dict, *args, **kwargs):
         super().__init__(data, *args, **kwargs)
-        if not self.data.get("path"):
-            raise DataError("data.path: required for source 'text' (a file, a directory or a dataset name)")
+        self.data = check_data({"source": "text", **self.data})
+        self.splits = text_data.resolve_splits(self.data)
+        for note in self.splits.notes:
+            say(note)
         self.path = str(self.data["path"])
-        self.val_fraction = float(self.data.get("val_fraction", 0.01))
-        if not 0 < self.val_fraction < 1:
-            raise DataError(f"data.val_fraction: expected a number in (0, 1), got {self.val_fraction!r}")
+        self.val_fraction = self.data.get("val_fraction", 0.01)
         self.max_tokens = self.data.get("max_tokens")
-        self.val_tokens = int(self.data.get("val_tokens", 65536))
-        local = Path(self.path).expanduser().exists()
-        self.streaming = bool(self.data.get("streaming", not local))
+        self.val_tokens = self.data.get("val_tokens", 65536)
+        self.streaming = self.splits.train.streaming
         self.tokenizer = self._tokenizer()
         self.vocab_size = self.tokenizer.get_vocab_size()
         self.eod_id = self.tokenizer.token_to_id(text_data.EOD)
+        self._n_train_rows = 0
         if not self.streaming:
-            self._load_all()
+            self._load_shards()
         else:
             self._load_stream_val()
 
     # ---- documents ----
     def _docs(self):
-        return text_data.iter_documents(self.path, self.data.get("text_field", "text"), self.data.get("doc_separator"),
-                                        self.data.get("dataset_config"), self.data.get("split", "train"),
-                                        self.streaming, self.data.get("cache_dir"))
+        return self.splits.train.documents()
 
     @property
     def _every(self) -> int:
-        return max(2, round(1 / self.val_fraction))
+        """Every this-many-th training document is held out for validation (0: a validation text is given)."""
+        return 0 if self.splits.validation is not None else max(2, round(1 / self.val_fraction))
+
+    def _held_out(self, i: int) -> bool:
+        return bool(self._every) and i % self._every == self._every - 1
 
     def _tokenizer(self):
         if self.data.get("tokenizer"):
-            return text_data.load_tokenizer_file(self.data["tokenizer"])
-        n_docs = int(self.data.get("tokenizer_docs", 20000))
-        vocab_size = int(self.data.get("vocab_size", 8192))
+            tokenizer = text_data.load_tokenizer_file(self.data["tokenizer"])
+            say(f"tokenizer: {self.data['tokenizer']} ({tokenizer.get_vocab_size():,} tokens)")
+            return tokenizer
+        n_docs, vocab_size = self.data.get("tokenizer_docs", 20000), self.data.get("vocab_size", 8192)
+        source = self.splits.train
+        seen = {"documents": 0, "text": False}
+
+        def sample():  # pieces of the first n_docs documents (held-out ones left out): never a whole long text
+            document = 0
+            for piece, last in source.pieces():
+                if document >= n_docs:
+                    break
+                if not self._held_out(document):
+                    seen["text"] = seen["text"] or bool(piece.strip())
+                    yield piece
+                seen["documents"] = document = document + last
 
         def train():
-            sample = []
-            for i, doc in enumerate(self._docs()):
-                if i >= n_docs:
-                    break
-                sample.append(doc)
-            if not any(s.strip() for s in sample):
-                raise DataError(f"data.path: corpus {self.path} is empty (no text)")
-            return text_data.train_tokenizer(sample, vocab_size=vocab_size)
+            started = time.monotonic()
+            tokenizer = text_data.train_tokenizer(sample(), vocab_size=vocab_size)
+            if not seen["text"]:
+                raise DataError(f"data.path: corpus {source.describe()} is empty (no text)")
+            docs = seen["documents"]
+            say(f"tokenizer: trained a byte-level BPE of {tokenizer.get_vocab_size():,} tokens on {docs:,} "
+                f"document{'s' if docs != 1 else ''} of {source.describe()} in {time.monotonic() - started:.0f} s")
+            return tokenizer
 
-        # everything the trained tokenizer depends on; the version changes with train_tokenizer's recipe
-        key = dict(recipe=1, vocab_size=vocab_size, tokenizer_docs=n_docs, **self._corpus_key())
-        return text_data.cached_tokenizer(key, train)
+        # everything the trained tokenizer depends on; the recipe changes with train_tokenizer's or the sample's
+        key = dict(recipe=2, vocab_size=vocab_size, tokenizer_docs=n_docs, every=self._every,
+                   corpus=source.fingerprint())
+        tokenizer, file, trained = text_data.cached_tokenizer(key, train)
+        if not trained:
+            say(f"tokenizer: {tokenizer.get_vocab_size():,} tokens, trained earlier on {source.describe()} ({file})")
+        return tokenizer
 
     def _corpus_key(self) -> dict:
         """What the documents read from the corpus depend on (part of the cache keys)."""
-        return dict(corpus=text_data.corpus_fingerprint(self.path),
-                    **{k: self.data.get(k) for k in ("text_field", "doc_separator", "dataset_config", "split")})
+        return dict(corpus=self.splits.train.fingerprint())
 
-    def _load_all(self):
-        """Tokenize the whole (local or non-streamed) corpus once; hold out every k-th document."""
-        train, val, n_docs, n_tok = [], [], 0, 0
-        for i, ids in enumerate(text_data.tokenize_documents(self.tokenizer, self._docs())):
-            (val if i % self._every == self._every - 1 else train).append(ids)
-            n_docs, n_tok = n_docs + 1, n_tok + len(ids)
-            if self.max_tokens and n_tok >= int(self.max_tokens):
-                break
-        if n_tok <= n_docs:  # only <eod> tokens
-            raise DataError(f"data.path: corpus {self.path} is empty (no text)")
-        width = self.seq_len + 1
-        if n_docs < 2 * self._every:  # too few documents to hold some out: hold out the tail of the tokens
-            stream = np.concatenate(train + val)
-            cut = len(stream) - max(width, int(len(stream) * self.val_fraction))
-            train_ids, val_ids = stream[:cut], stream[cut:]
+    def _tokenizer_key(self) -> str:
+        return hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest()
+
+    def _load_shards(self):
+        """Tokenize the training (and validation) text once into cached shards; read the validation rows."""
+        width, train = self.seq_len + 1, self.splits.train
+        key = dict(recipe=1, tokenizer=self._tokenizer_key(), every=self._every, max_tokens=self.max_tokens,
+                   val_fraction=self.val_fraction if self._every else None, **self._corpus_key())
+        self.shards = build_shards(key, train, self.tokenizer, holdout_every=self._every,
+                                   val_fraction=self.val_fraction, limit=self.max_tokens, say=say)
+        n_tok, n_docs = self.shards.count("train"), int(self.shards.meta["documents"])
+        if n_tok + self.shards.count("validation") <= n_docs:  # only <eod> tokens
+            raise DataError(f"data.path: corpus {train.describe()} is empty (no text)")
+        self._n_train_rows = n_tok // width
+        say(f"training text: {train.describe()}: {n_tok:,} tokens ({self._n_train_rows:,} rows of {width})")
+        asked = max(1, math.ceil(self.val_tokens / self.seq_len))
+        if self.splits.validation is not None:
+            validation = self.splits.validation
+            val_key = dict(recipe=1, tokenizer=self._tokenizer_key(), corpus=validation.fingerprint(),
+                           limit=asked * width)
+            self.val_shards = build_shards(val_key, validation, self.tokenizer, split="validation",
+                                           limit=asked * width, say=say)
+            where = validation.describe()
         else:
-            train_ids, val_ids = np.concatenate(train), np.concatenate(val)
-        if len(train_ids) < width or len(val_ids) < width:
-            raise DataError(f"data.path: corpus {self.path} has {n_tok} tokens, too short for one training and one "
-                            f"validation sequence of seq_len + 1 = {width} tokens")
-        n_train = len(train_ids) // width
-        self.train_rows = train_ids[: n_train * width].reshape(n_train, width)
-        n_val = min(len(val_ids) // width, max(1, math.ceil(self.val_tokens / self.seq_len)))
-        self.val_rows = val_ids[: n_val * width].reshape(n_val, width)
+            self.val_shards = self.shards
+            where = (f"every {self._every}th document of {train.describe()}" if n_docs >= 2 * self._every else
+                     f"the last {self.val_fraction:.0%} of the tokens of {train.describe()} (fewer than "
+                     f"{2 * self._every} documents)")
+        available = self.val_shards.count("validation") // width
+        if self._n_train_rows < 1 or available < 1:
+            raise DataError(f"data.path: corpus {train.describe()} has {n_tok + self.shards.count('validation'):,} "
+                            f"tokens, too short for one training and one validation sequence of seq_len + 1 = "
+                            f"{width} tokens")
+        n_val = min(asked, available)
+        if n_val < asked:
+            say(f"warning: data.val_tokens asks for {self.val_tokens:,} validation tokens ({asked:,} rows of {width}); "
+                f"{where} has {available:,} rows: validating on those ({n_val * self.seq_len:,} tokens)")
+        else:
+            say(f"validation text: {where}: {n_val} rows of {width} ({n_val * self.seq_len:,} tokens)")
+        self.val_rows = self.val_shards.read("validation", 0, n_val * width).reshape(n_val, width)
         self.n_tokens = n_tok
 
+    @property
+    def train_tokens(self) -> int | None:
+        """Tokens one pass over the training rows trains on (None for a streamed corpus)."""
+        return None if self.streaming else self._n_train_rows * self.seq_len
+
+    @property
+    def train_rows(self) -> np.ndarray | None:
+        """The training rows [n, seq_len + 1] as a memory map (None for a streamed corpus). For looking
+        at; training reads its batches through :meth:`train_batch`, which maps the file only briefly."""
+        return None if self.streaming else self.shards.memmap("train", self.seq_len + 1)
+
     def _load_stream_val(self):
-        """Streaming corpora: validation rows from the held-out documents at the start of the stream."""
+        """Streaming corpora: validation rows from the validation text, or from the held-out documents at
+        the start of the stream."""
         n_val = max(1, math.ceil(self.val_tokens / self.seq_len))
-        held_out = (ids for i, ids in enumerate(text_data.tokenize_documents(self.tokenizer, self._docs()))
-                    if i % self._every == self._every - 1)
+        if self.splits.validation is not None:
+            held_out = text_data.tokenize_documents(self.tokenizer, self.splits.validation.documents())
+        else:
+            held_out = (ids for i, ids in enumerate(text_data.tokenize_documents(self.tokenizer, self._docs()))
+                        if self._held_out(i))
         rows = []
         for row in text_data.pack_rows(held_out, self.seq_len):
             rows.append(row)
@@ -306,20 +383,37 @@ class TextDataModule(_Base):
         if not rows:
             raise DataError(f"data.path: corpus {self.path} is too short for one validation sequence of "
                             f"{self.seq_len + 1} tokens")
+        if len(rows) < n_val:
+            say(f"warning: data.val_tokens asks for {self.val_tokens:,} validation tokens ({n_val} rows); the "
+                f"validation text has {len(rows)} rows: validating on those")
         self.val_rows = np.stack(rows)
-        self.train_rows = None
+        say(f"training text: {self.splits.train.describe()}, streamed; validation: {len(self.val_rows)} rows "
+            f"of {self.seq_len + 1}")
 
     # ---- batches ----
     def train_batch(self, j: int, rank: int = 0, world: int = 1) -> dict:
-        if self.train_rows is not None:
-            n = len(self.train_rows)
+        """Batch j of this rank: rows of a seeded per-epoch permutation of the training rows, read from the
+        shards (the permutation is the only per-row state: 4 bytes a row); streamed corpora: the shard's
+        next rows (see _stream_at)."""
+        if not self.streaming:
+            n = self._n_train_rows
             per_epoch = max(1, n // (world * self.batch_size))
             epoch, i = divmod(j, per_epoch)
-            perm = np.random.default_rng([self.seed, epoch]).permutation(n)
+            perm = self._permutation(epoch)
             start = (i * world + rank) * self.batch_size
-            return _batch_dict(self.train_rows[perm[np.arange(start, start + self.batch_size) % n]])
+            return _batch_dict(self.shards.rows("train", perm[np.arange(start, start + self.batch_size) % n],
+                                                self.seq_len + 1))
         stream = self._stream_at(j, rank, world)
         return _batch_dict(np.stack([next(stream) for _ in range(self.batch_size)]))
+
+    def _permutation(self, epoch: int) -> np.ndarray:
+        """The order of the training rows in ``epoch`` (kept for the current epoch only)."""
+        if getattr(self, "_perm_epoch", None) != epoch:
+            n = self._n_train_rows
+            rows = np.arange(n, dtype=np.uint32 if n < 2**32 else np.int64)
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(rows)  # = permutation(n), smaller
+            self._perm_epoch = epoch
+        return self._perm
 
     #: rows between two bookmarks of a streamed shard (text.StreamBookmarks): 4096 rows are 34M tokens at n = 8192
     STREAM_BOOKMARK_ROWS = 4096
@@ -364,8 +458,9 @@ class TextDataModule(_Base):
         row, epoch, epoch_row, skip, offset = start
         while True:
             # every process reads the stream and keeps its own documents (train documents round-robin)
-            docs = (d for i, d in enumerate(self._docs()) if i % self._every != self._every - 1
-                    and (i - i // self._every) % n_shards == shard)
+            every = self._every
+            docs = (d for i, d in enumerate(self._docs()) if not self._held_out(i)
+                    and (i - (i // every if every else 0)) % n_shards == shard)
             starts = collections.deque()  # (document, where its first token lies in the epoch's token stream)
 
             def tokens_from(skip: int, offset: int, at: int):
@@ -406,20 +501,23 @@ def build_datamodule(data: dict, seq_len: int, batch_size: int, seed: int = 0, n
                      rank: int | None = None, world_size: int | None = None) -> L.LightningDataModule:
     """The data module for ``data["source"]`` ("synthetic" or "text"); see the module docstring.
     ``rank``/``world_size`` override the trainer's (for tests or custom launchers)."""
-    if not isinstance(data, dict):
-        raise DataError(f"data: expected a mapping with a 'source' key, got {type(data).__name__}")
-    source = data.get("source", "synthetic")
-    cls = {"synthetic": SyntheticDataModule, "text": TextDataModule}.get(source)
-    if cls is None:
-        raise DataError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")
-    allowed = set(KEYS[source])
-    if source == "synthetic":
-        allowed |= {f.name for f in dataclasses.fields(LanguageSpec)}
-    unknown = sorted(set(data) - allowed - {"source"})
-    if unknown:  # a misspelt key would otherwise be ignored silently
-        raise DataError(f"data.{unknown[0]}: unknown key for source {source!r}; expected one of {', '.join(sorted(allowed))}")
+    check_data(data)  # unknown keys, wrong types: one line naming the key
+    cls = {"synthetic": SyntheticDataModule, "text": TextDataModule}[data.get("source", "synthetic")]
     return cls(data, seq_len, batch_size, seed=seed, num_workers=num_workers, rank=rank, world_size=world_size)
 
 
-__all__ = ["build_datamodule", "SyntheticDataModule", "TextDataModule", "BatchStream", "DataError",
-           "LanguageSpec", "SyntheticLanguage"]
+def validate_data(data: dict) -> None:
+    """What can be checked of a data dict without tokenizing anything (before a run writes a file): the
+    keys and their values, that local paths exist (and a folder of split files has the split asked for),
+    that a given tokenizer file is one. Dataset names are left to loading (DataError naming data.path)."""
+    data = check_data(data)  # the synthetic language's parameters included
+    if data.get("source", "synthetic") != "text":
+        return
+    for note in text_data.resolve_splits(data).notes:
+        say(note)
+    if data.get("tokenizer"):
+        text_data.load_tokenizer_file(data["tokenizer"])
+
+
+__all__ = ["build_datamodule", "validate_data", "check_data", "say", "SOURCES", "SyntheticDataModule",
+           "TextDataModule", "BatchStream", "DataError", "LanguageSpec", "SyntheticLanguage"]

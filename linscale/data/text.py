@@ -1,14 +1,27 @@
-"""Real text: documents from local files or Hugging Face ``datasets``, a byte-level BPE tokenizer, packing.
+"""Real text: where documents come from (files, folders with split files, Hugging Face datasets), a
+byte-level BPE tokenizer, packing.
 
-Sources (``data["path"]``):
+Sources (``data["path"]``, and ``data["val_path"]`` for validation):
 
 * a ``.txt`` file (one document; or several, split on ``doc_separator`` such as ``"\\n\\n"``), a ``.jsonl``
   file (one JSON object per line, text in ``text_field``), a ``.parquet`` file (column ``text_field``);
-* a directory: written by ``datasets``' ``save_to_disk`` (loaded with ``load_from_disk``), or holding
-  data files that ``datasets.load_dataset(<dir>)`` understands (json, parquet, csv, txt);
-* any other string is a Hugging Face dataset name, loaded with ``load_dataset(name, dataset_config,
-  split=..., streaming=True)`` (so large corpora are never materialised). Offline
-  (``HF_DATASETS_OFFLINE=1``) only names already in the local cache work.
+* a folder of such files. Files whose path holds a split word (as ``datasets`` names them: ``train``/
+  ``training``; ``validation``/``valid``/``val``/``dev``; ``test``/``testing``/``eval``/``evaluation``,
+  e.g. ``train.txt``, ``wiki.valid.txt``, ``test/part-0.jsonl``) are splits: training reads only the
+  ``split`` files, validation the ``val_split`` ones, and test files are never read for training.
+  A folder without split files is all training text;
+* a folder written by ``datasets``' ``save_to_disk`` (splits of a ``DatasetDict`` by name), or holding
+  other data files that ``datasets.load_dataset(<folder>)`` understands (csv, ...);
+* any other string that looks like a dataset name (``name`` or ``org/name``) and names no local file or
+  folder is a Hugging Face dataset, loaded with ``load_dataset(name, dataset_config, split=...)``. Offline
+  (``HF_DATASETS_OFFLINE=1`` or ``HF_HUB_OFFLINE=1``) only names already in the local cache work, and
+  nothing is fetched.
+
+Files are read as a stream: a ``.txt`` file in 1 MB blocks, ``.jsonl`` line by line, ``.parquet`` by
+record batch, so no file is ever held whole in memory. A long document is handed to the tokenizer in
+pieces of about ``PIECE_CHARS`` characters, cut only before a space that starts a word (or after a
+newline between two non-spaces): the byte-level pre-tokenizer splits there anyway, so the pieces'
+tokens are exactly the document's (a text with no such place in 4 MB is cut anyway).
 
 Tokenizer: :func:`train_tokenizer` trains byte-level BPE (``tokenizers``) on a sample of documents with
 ``<eod>`` as a special token; decode(encode(x)) == x for any string. Or give ``data["tokenizer"]``: a
@@ -19,15 +32,18 @@ the ranks of a DDP job and a resumed run train it once and all use the same file
 Packing (:func:`pack_rows`): documents are tokenized, each followed by ``<eod>``, concatenated and cut
 into rows of T+1 tokens (inputs row[:-1], labels row[1:]).
 
-Validation split: every ``round(1/val_fraction)``-th document (by position in the corpus) is held out, so
-train and validation share no document; with too few documents the last ``val_fraction`` of the token
-stream is held out instead.
+Validation without a validation split: every ``round(1/val_fraction)``-th document (by position in the
+corpus) is held out, so train and validation share no document; with too few documents the last
+``val_fraction`` of the token stream is held out instead.
 """
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -36,23 +52,76 @@ import numpy as np
 from linscale.data.synthetic import EOD, DataError
 
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
+#: split words in file and folder names, as ``datasets`` infers splits (datasets.data_files.SPLIT_KEYWORDS)
+SPLIT_WORDS = {"train": ("train", "training"), "validation": ("validation", "valid", "dev", "val"),
+               "test": ("test", "testing", "eval", "evaluation")}
+#: characters of a document handed to the tokenizer at once (a longer one is cut into pieces)
+PIECE_CHARS = 1 << 20
+# Where the byte-level pre-tokenizer (GPT-2's pattern) splits whatever follows: before a space that starts a
+# word (" word" is one pre-token, and whatever precedes it ends there), or after a newline between two
+# non-spaces. Cutting a text there leaves its pre-tokens, hence its token ids, as they are.
+_SAFE_CUT = re.compile(r"(?= [A-Za-z0-9])|(?<=\S\n)(?=\S)")
+_SAVED_MARKERS = ("state.json", "dataset_dict.json")  # a folder written by datasets' save_to_disk
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
 
 
 # ---- reading documents -----------------------------------------------------------------------------------
-def _read_utf8(path: Path) -> str:
-    raw = path.read_bytes()
+def _pieces_of(text: str, piece_chars: int = PIECE_CHARS) -> Iterator[tuple[str, bool]]:
+    """``text`` as (piece, is_last) pieces of about ``piece_chars`` characters, cut at safe newlines (see
+    the module docstring); a text with no safe newline for 4 pieces' length is cut at ``piece_chars``."""
+    start = 0
+    while len(text) - start > 2 * piece_chars:
+        cut = _SAFE_CUT.search(text, start + piece_chars, start + 4 * piece_chars)
+        end = cut.start() if cut else start + piece_chars
+        yield text[start:end], False
+        start = end
+    yield text[start:], True
+
+
+def _decode(decoder, raw: bytes, path: Path, offset: int, final: bool = False) -> str:
+    pending = len(decoder.getstate()[0])
     try:
-        return raw.decode("utf-8")
+        return decoder.decode(raw, final)
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not valid UTF-8 text (byte {raw[err.start]:#04x} at offset {err.start})") from None
+        at = offset - pending + err.start
+        raise DataError(f"{path}: not valid UTF-8 text (byte {err.object[err.start]:#04x} at offset {at})") from None
 
 
-def _iter_file(path: Path, text_field: str, doc_separator: str | None) -> Iterator[str]:
-    if path.suffix == ".txt":
-        text = _read_utf8(path)
-        yield from (text.split(doc_separator) if doc_separator else [text])
-    elif path.suffix == ".jsonl":
-        for i, line in enumerate(_read_utf8(path).splitlines(), 1):
+def _txt_pieces(path: Path, separator: str | None, piece_chars: int) -> Iterator[tuple[str, bool]]:
+    """A .txt file's documents as (piece, is_last) pieces, read in 1 MB blocks."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    buf, offset, keep = "", 0, len(separator) if separator else 0
+    with open(path, "rb") as f:
+        while True:
+            raw = f.read(1 << 20)
+            buf += _decode(decoder, raw, path, offset, final=not raw)
+            offset += len(raw)
+            if separator:
+                while (i := buf.find(separator)) >= 0:
+                    yield from _pieces_of(buf[:i], piece_chars)
+                    buf = buf[i + len(separator):]
+            while len(buf) > 2 * piece_chars + keep:  # an unfinished long document: hand on its first pieces
+                cut = _SAFE_CUT.search(buf, piece_chars, min(len(buf) - keep, 4 * piece_chars))
+                if cut is None and len(buf) - keep < 4 * piece_chars:
+                    break  # wait for a safe cut in the next block
+                end = cut.start() if cut else piece_chars  # as _pieces_of cuts the same text
+                yield buf[:end], False
+                buf = buf[end:]
+            if not raw:
+                break
+    yield from _pieces_of(buf, piece_chars)
+
+
+def _jsonl_documents(path: Path, text_field: str) -> Iterator[str]:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = 0
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            line = _decode(decoder, raw, path, offset)
+            offset += len(raw)
             if not line.strip():
                 continue
             try:
@@ -62,25 +131,130 @@ def _iter_file(path: Path, text_field: str, doc_separator: str | None) -> Iterat
             if not isinstance(row, dict) or text_field not in row:
                 raise DataError(f"{path}:{i}: no field {text_field!r} (set data.text_field)")
             yield str(row[text_field])
-    elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq
 
-        try:
-            table = pq.read_table(path)
-        except Exception as err:  # pyarrow raises several types for corrupt files
-            raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})".splitlines()[0]) from None
-        if text_field not in table.column_names:
-            raise DataError(f"{path}: no column {text_field!r} (columns: {', '.join(table.column_names)}; set data.text_field)")
-        yield from (str(x) for x in table.column(text_field).to_pylist() if x is not None)
+
+def _parquet_documents(path: Path, text_field: str) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        file = pq.ParquetFile(path)
+        columns = file.schema_arrow.names
+    except Exception as err:  # pyarrow raises several types for corrupt files
+        raise DataError(f"{path}: not a readable Parquet file ({type(err).__name__}: {err})".splitlines()[0]) from None
+    if text_field not in columns:
+        raise DataError(f"{path}: no column {text_field!r} (columns: {', '.join(columns)}; set data.text_field)")
+    for batch in file.iter_batches(batch_size=1024, columns=[text_field]):
+        yield from (str(x) for x in batch.column(0).to_pylist() if x is not None)
+
+
+def _file_pieces(path: Path, text_field: str, doc_separator: str | None,
+                 piece_chars: int = PIECE_CHARS) -> Iterator[tuple[str, bool]]:
+    if path.suffix == ".txt":
+        yield from _txt_pieces(path, doc_separator, piece_chars)
+        return
+    if path.suffix == ".jsonl":
+        docs = _jsonl_documents(path, text_field)
+    elif path.suffix == ".parquet":
+        docs = _parquet_documents(path, text_field)
     else:
         raise DataError(f"{path}: unsupported file type {path.suffix!r}; expected one of {', '.join(LOCAL_SUFFIXES)}")
+    for doc in docs:
+        yield from _pieces_of(doc, piece_chars)
 
 
-def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_dir: bool, cache_dir=None):
+def split_of(relative: str) -> str | None:
+    """The split a file's path inside a folder names (``train``, ``validation`` or ``test``), if any:
+    a split word between non-letters, e.g. ``train.txt``, ``wiki.valid.txt``, ``test/part-0.jsonl``."""
+    words = set(re.split(r"[^a-z]+", relative.lower()))
+    found = [split for split, names in SPLIT_WORDS.items() if words & set(names)]
+    if len(found) > 1:
+        raise DataError(f"data.path: {relative} names the splits {' and '.join(found)}; rename it")
+    return found[0] if found else None
+
+
+def canonical_split(name: str) -> str:
+    """``valid``, ``dev`` ... -> ``validation``; a name that is no split word is kept as given."""
+    return next((split for split, names in SPLIT_WORDS.items() if name.lower() in names), name)
+
+
+@dataclass
+class TextSource:
+    """Where a split's documents come from: local ``files``, a ``save_to_disk`` folder, a folder of other
+    data files or a Hugging Face dataset name (``kind``: files, saved, folder, hub), with the split."""
+    location: str
+    kind: str
+    files: tuple[Path, ...] = ()
+    split: str | None = None
+    text_field: str = "text"
+    doc_separator: str | None = None
+    dataset_config: str | None = None
+    streaming: bool = False
+    cache_dir: str | None = None
+    role: str = "path"  # the data key it came from (path or val_path), for messages
+    notes: list = field(default_factory=list)
+
+    def describe(self) -> str:
+        if self.kind == "files":
+            root = Path(self.location).expanduser()
+            names = [str(f.relative_to(root)) if f != root else f.name for f in self.files]
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            return f"{self.location} ({shown})" if root.is_dir() else self.location
+        return f"{self.location} [{self.split}]" if self.split else self.location
+
+    def fingerprint(self) -> dict:
+        """What identifies the documents for the caches: the files with their sizes and modification times
+        (an edited corpus is tokenized again), or the dataset's name, configuration and split."""
+        reading = {"text_field": self.text_field, "doc_separator": self.doc_separator}
+        if self.kind == "files":
+            return {"files": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in self.files], **reading}
+        if self.kind in ("saved", "folder"):
+            root = Path(self.location).expanduser()
+            files = sorted(f for f in root.rglob("*") if f.is_file())
+            return {"path": str(root.resolve()), "split": self.split, "dataset_config": self.dataset_config,
+                    "files": [[str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns] for f in files],
+                    **reading}
+        return {"name": self.location, "dataset_config": self.dataset_config, "split": self.split, **reading}
+
+    def pieces(self, piece_chars: int = PIECE_CHARS) -> Iterator[tuple[str, bool]]:
+        """Every document as (piece, is_last) pieces, in corpus order."""
+        if self.kind == "files":
+            for f in self.files:
+                yield from _file_pieces(f, self.text_field, self.doc_separator, piece_chars)
+            return
+        for doc in self._dataset_documents():
+            yield from _pieces_of(doc, piece_chars)
+
+    def documents(self) -> Iterator[str]:
+        """Every document (a string), in corpus order."""
+        if self.kind != "files":
+            yield from self._dataset_documents()
+            return
+        parts = []
+        for piece, last in self.pieces():
+            parts.append(piece)
+            if last:
+                yield "".join(parts)
+                parts = []
+
+    def _dataset_documents(self) -> Iterator[str]:
+        ds = _load_hf(self.location, self.dataset_config, self.split or "train", self.streaming,
+                      is_dir=self.kind != "hub", cache_dir=self.cache_dir, role=self.role)
+        features = getattr(ds, "column_names", None) or []
+        if features and self.text_field not in features:
+            raise DataError(f"data.text_field: dataset {self.location!r} has no column {self.text_field!r} "
+                            f"(columns: {', '.join(features)})")
+        # .iter() rather than iterating the dataset: a streamed dataset would otherwise split itself over
+        # DataLoader workers on its own, on top of linscale's per-document sharding
+        for batch in ds.iter(batch_size=256):
+            yield from (str(text) for text in batch[self.text_field] if text is not None)
+
+
+def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_dir: bool, cache_dir=None,
+             role: str = "path"):
     import datasets
 
     try:
-        if is_dir and any((Path(path_or_name) / f).exists() for f in ("state.json", "dataset_dict.json")):
+        if is_dir and any((Path(path_or_name) / f).exists() for f in _SAVED_MARKERS):
             ds = datasets.load_from_disk(path_or_name)
             if isinstance(ds, datasets.DatasetDict):
                 if split not in ds:
@@ -91,42 +265,195 @@ def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_
     except DataError:
         raise
     except Exception as err:
-        offline = os.environ.get("HF_DATASETS_OFFLINE") == "1" or os.environ.get("HF_HUB_OFFLINE") == "1"
         why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        hint = " (offline: HF_DATASETS_OFFLINE=1, and it is not in the local cache)" if offline and not is_dir else ""
-        raise DataError(f"data.path: cannot load dataset {path_or_name!r}{hint}: {why}") from None
+        if is_dir:
+            raise DataError(f"data.{role}: cannot load the dataset folder {path_or_name}: {why}") from None
+        hint = " (offline: HF_DATASETS_OFFLINE=1, and it is not in the local cache)" if _offline() else ""
+        raise DataError(f"data.{role}: no local file or folder {path_or_name!r} in {Path.cwd()}, and as a Hugging "
+                        f"Face dataset name it cannot load dataset {path_or_name!r}{hint}: {why}") from None
+
+
+def _looks_like_dataset_name(text: str) -> bool:
+    """``name`` or ``org/name`` (what the Hugging Face Hub accepts), not a path such as ./x, ~/x, a/b/c, x.txt."""
+    return (re.fullmatch(r"[A-Za-z0-9][\w.-]*(/[\w.-]+)?", text) is not None
+            and Path(text).suffix not in (*LOCAL_SUFFIXES, ".json", ".csv"))
+
+
+def _hub_splits(source: "TextSource") -> list[str]:
+    """The split names of a Hugging Face dataset or a folder of data files for ``datasets``; a dataset
+    that cannot be found (offline: not in the cache) is a DataError like a failed load."""
+    import datasets
+
+    try:
+        return list(datasets.get_dataset_split_names(source.location, source.dataset_config,
+                                                     cache_dir=source.cache_dir))
+    except Exception as err:
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if source.kind != "hub":
+            raise DataError(f"data.{source.role}: cannot read the data files of folder {source.location}: {why}") from None
+        hint = " (offline: HF_DATASETS_OFFLINE=1, and it is not in the local cache)" if _offline() else ""
+        raise DataError(f"data.{source.role}: no local file or folder {source.location!r} in {Path.cwd()}, and as a "
+                        f"Hugging Face dataset name it cannot load dataset {source.location!r}{hint}: {why}") from None
+
+
+def _saved_splits(folder: Path) -> list[str] | None:
+    """The splits of a save_to_disk folder (None for a single Dataset)."""
+    file = folder / "dataset_dict.json"
+    if not file.exists():
+        return None
+    try:
+        return list(json.loads(file.read_text())["splits"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def resolve_source(location: str, split: str | None, data: dict, role: str = "path") -> TextSource:
+    """The :class:`TextSource` for ``data[role]`` = ``location`` and ``split``: checks that local paths
+    exist and that a folder of split files has files of ``split`` (DataError naming ``data.<role>``).
+    ``split`` None: all of the location (a folder's split files are then an error: say which split)."""
+    common = dict(text_field=data.get("text_field") or "text", doc_separator=data.get("doc_separator"),
+                  dataset_config=data.get("dataset_config"), cache_dir=data.get("cache_dir"), role=role)
+    p = Path(location).expanduser()
+    if p.is_file():
+        if p.suffix not in LOCAL_SUFFIXES:
+            raise DataError(f"data.{role}: {p}: unsupported file type {p.suffix!r}; expected one of "
+                            f"{', '.join(LOCAL_SUFFIXES)} (or a folder of them)")
+        return TextSource(location, "files", (p,), None, streaming=bool(data.get("streaming")), **common)
+    if p.is_dir():
+        streaming = bool(data.get("streaming"))
+        if any((p / f).exists() for f in _SAVED_MARKERS):
+            splits = _saved_splits(p)
+            if splits is not None and split not in splits:
+                raise DataError(f"data.{role}: {p} has no split {split!r} (splits: {', '.join(splits)})")
+            return TextSource(location, "saved", split=split if splits is not None else None, streaming=streaming,
+                              **common)
+        everything = sorted(f for f in p.rglob("*") if f.is_file()
+                            and not any(part.startswith(".") for part in f.relative_to(p).parts))
+        files = [f for f in everything if f.suffix in LOCAL_SUFFIXES]
+        if not files:
+            if not everything:
+                raise DataError(f"data.{role}: folder {p} is empty")
+            return TextSource(location, "folder", split=split or "train", streaming=streaming, **common)
+        by_split: dict[str | None, list[Path]] = {}
+        for f in files:
+            by_split.setdefault(split_of(str(f.relative_to(p))), []).append(f)
+        if set(by_split) == {None}:  # no split files: all of it is one text
+            return TextSource(location, "files", tuple(files), None, streaming=streaming, **common)
+        wanted = canonical_split(split or "train")
+        if wanted not in by_split:
+            named = ", ".join(f"{s} ({len(fs)} files)" for s, fs in by_split.items() if s)
+            raise DataError(f"data.{role}: folder {p} has no {wanted!r} files (it has {named}); "
+                            f"set data.{'split' if role == 'path' else 'val_split'}")
+        source = TextSource(location, "files", tuple(by_split[wanted]), wanted, streaming=streaming, **common)
+        ignored = [str(f.relative_to(p)) for f in by_split.get(None, [])]
+        if ignored:
+            source.notes.append(f"{p}: not read (no split word in the name): {', '.join(ignored[:5])}"
+                                + (" ..." if len(ignored) > 5 else ""))
+        return source
+    if not _looks_like_dataset_name(location):
+        raise DataError(f"data.{role}: no file or folder {location} (looked in {Path.cwd()})")
+    source = TextSource(location, "hub", split=split or "train",
+                        streaming=True if data.get("streaming") is None else bool(data["streaming"]), **common)
+    source.notes.append(f"data.{role}: no local file or folder {location!r} in {Path.cwd()}: reading it as a "
+                        f"Hugging Face dataset name" + (" (offline: only the local cache)" if _offline() else ""))
+    return source
+
+
+@dataclass
+class TextSplits:
+    """The training source, the validation source (None: hold out documents of the training text) and
+    notes worth a line each (what was ignored, what stands in for a missing split)."""
+    train: TextSource
+    validation: TextSource | None
+    notes: list[str]
+
+
+def resolve_splits(data: dict) -> TextSplits:
+    """Which text trains and which validates, from ``path``/``split`` and ``val_path``/``val_split`` (see
+    :mod:`linscale.data.keys`); a folder of split files never trains on its validation or test files."""
+    path = data.get("path")
+    if not path:
+        raise DataError("data.path: required for source 'text' (a file, a folder or a dataset name)")
+    split, val_split = data.get("split") or "train", data.get("val_split", "validation")
+    train = resolve_source(str(path), split, data)
+    notes = list(train.notes)
+    if train.kind == "files" and train.split is None and "split" in data and canonical_split(split) != "train":
+        raise DataError(f"data.split: {split!r}, but data.path {path} has no split files (names with "
+                        f"train/valid/test); drop data.split or name the files")
+    if data.get("val_path"):  # a file, a folder (its val_split files, if it has split files) or a dataset
+        validation = resolve_source(str(data["val_path"]), val_split or "validation", data, role="val_path")
+        notes += validation.notes
+        return TextSplits(train, validation, notes)
+    if val_split is None:
+        return TextSplits(train, None, notes)
+    if canonical_split(val_split) == canonical_split(split):
+        raise DataError(f"data.val_split: {val_split!r} is the training split too; name another split "
+                        f"or set data.val_split to null to hold out documents")
+    validation = None
+    if train.kind == "files" and train.split is None and "val_split" in data:
+        notes.append(f"data.val_split: {path} has no split files: holding out documents for validation")
+    if train.kind == "files" and train.split is not None:  # a folder of split files
+        try:
+            validation = resolve_source(str(path), val_split, data)
+        except DataError:
+            notes.append(f"data.path: {path} has no {canonical_split(val_split)!r} files: holding out documents "
+                         f"of the training files for validation")
+    elif train.kind == "saved":
+        splits = _saved_splits(Path(str(path)).expanduser()) or []
+        if val_split in splits:
+            validation = TextSource(str(path), "saved", split=val_split, **_common(train))
+        else:
+            notes.append(f"data.path: {path} has no split {val_split!r}: holding out documents for validation")
+    elif train.kind in ("hub", "folder"):
+        splits = _hub_splits(train)
+        if re.split(r"[\[+]", split)[0] not in splits:  # "train[:10%]" and the like name the split "train"
+            raise DataError(f"data.split: {path} has no split {split!r} (splits: {', '.join(splits)})")
+        if val_split in splits:
+            validation = TextSource(str(path), train.kind, split=val_split, **_common(train))
+        else:
+            notes.append(f"data.path: {path} has no split {val_split!r} (its splits: {', '.join(splits)}): "
+                         f"holding out documents of {split!r} for validation")
+    return TextSplits(train, validation, notes)
+
+
+def _common(source: TextSource) -> dict:
+    return dict(text_field=source.text_field, doc_separator=source.doc_separator, role=source.role,
+                dataset_config=source.dataset_config, streaming=source.streaming, cache_dir=source.cache_dir)
 
 
 def iter_documents(path: str | os.PathLike, text_field: str = "text", doc_separator: str | None = None,
                    dataset_config: str | None = None, split: str = "train", streaming: bool | None = None,
                    cache_dir: str | None = None) -> Iterator[str]:
-    """The documents (strings) of a local file, a local directory or a Hugging Face dataset name
-    (``cache_dir``: where ``datasets`` keeps its Arrow cache; default ``HF_DATASETS_CACHE``)."""
-    p = Path(path).expanduser()
-    if p.is_file():
-        yield from _iter_file(p, text_field, doc_separator)
-        return
-    if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.suffix in LOCAL_SUFFIXES and f.is_file())
-        is_saved = any((p / f).exists() for f in ("state.json", "dataset_dict.json"))
-        if files and not is_saved and all(f.suffix == ".txt" for f in files):
-            for f in files:  # a folder of text files: one document per file (or per separator)
-                yield from _iter_file(f, text_field, doc_separator)
-            return
-        ds = _load_hf(str(p), dataset_config, split, bool(streaming), is_dir=True, cache_dir=cache_dir)
-    else:
-        looks_local = str(path).startswith((".", "/", "~")) or Path(str(path)).suffix in LOCAL_SUFFIXES
-        if looks_local:
-            raise DataError(f"data.path: file not found: {path}")
-        ds = _load_hf(str(path), dataset_config, split, True if streaming is None else streaming, is_dir=False,
-                      cache_dir=cache_dir)
-    features = getattr(ds, "column_names", None) or []
-    if features and text_field not in features:
-        raise DataError(f"data.text_field: dataset {str(path)!r} has no column {text_field!r} (columns: {', '.join(features)})")
-    # .iter() rather than iterating the dataset: a streamed dataset would otherwise split itself over
-    # DataLoader workers on its own, on top of linscale's per-document sharding
-    for batch in ds.iter(batch_size=256):
-        yield from (str(text) for text in batch[text_field] if text is not None)
+    """The documents (strings) of a local file, a local folder (its ``split`` files, if it has split
+    files) or a Hugging Face dataset name (``cache_dir``: where ``datasets`` keeps its Arrow cache;
+    default ``HF_DATASETS_CACHE``)."""
+    data = dict(text_field=text_field, doc_separator=doc_separator, dataset_config=dataset_config,
+                streaming=streaming, cache_dir=cache_dir)
+    yield from resolve_source(str(path), split, data).documents()
+
+
+def tokenize_pieces(tokenizer, pieces: Iterable[tuple[str, bool]], max_chars: int = 4 << 20,
+                    max_items: int = 256) -> Iterator[tuple[np.ndarray, bool]]:
+    """Token ids of each (piece, is_last) piece, ``<eod>`` after each document's last piece (int64
+    arrays), tokenized in batches of at most ``max_items`` pieces or ``max_chars`` characters."""
+    eod = tokenizer.token_to_id(EOD)
+    buf, chars = [], 0
+
+    encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # same ids, no offsets: faster
+
+    def flush():
+        encodings = encode([text for text, _ in buf], add_special_tokens=False)
+        for enc, (_, last) in zip(encodings, buf):
+            yield np.array(enc.ids + [eod] if last else enc.ids, dtype=np.int64), last
+
+    for text, last in pieces:
+        buf.append((text, last))
+        chars += len(text)
+        if len(buf) >= max_items or chars >= max_chars:
+            yield from flush()
+            buf, chars = [], 0
+    if buf:
+        yield from flush()
 
 
 # ---- tokenizer -------------------------------------------------------------------------------------------
@@ -146,19 +473,32 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, min_frequency:
     return tok
 
 
-def load_tokenizer_file(path: str | os.PathLike):
-    """A saved ``tokenizer.json``; it must have an ``<eod>`` token."""
+def load_tokenizer_file(path: str | os.PathLike, role: str = "data.tokenizer"):
+    """A saved ``tokenizer.json`` (Hugging Face tokenizers); it must have an ``<eod>`` token. Errors say
+    what the file is instead: missing, a folder, not JSON, JSON of something else."""
     from tokenizers import Tokenizer
 
     p = Path(path).expanduser()
+    if p.is_dir():
+        hint = f" (it holds {p / 'tokenizer.json'}: give that)" if (p / "tokenizer.json").is_file() else ""
+        raise DataError(f"{role}: {p} is a folder; expected a tokenizer.json file{hint}")
     if not p.is_file():
-        raise DataError(f"data.tokenizer: file not found: {p}")
+        raise DataError(f"{role}: file not found: {p}")
     try:
-        tok = Tokenizer.from_file(str(p))
+        content = json.loads(p.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        why = err.msg if isinstance(err, json.JSONDecodeError) else "not UTF-8 text"
+        raise DataError(f"{role}: {p} is not a tokenizer.json file (not valid JSON: {why})") from None
+    if not isinstance(content, dict) or not isinstance(content.get("model"), dict):
+        raise DataError(f"{role}: {p} is JSON but not a Hugging Face tokenizers file (it has no 'model' "
+                        f"mapping; write one with tokenizers' Tokenizer.save)")
+    try:
+        tok = Tokenizer.from_str(json.dumps(content))
     except Exception as err:
-        raise DataError(f"data.tokenizer: {p} is not a tokenizers JSON file ({str(err).splitlines()[0]})") from None
+        raise DataError(f"{role}: {p} is not a valid tokenizers file ({str(err).splitlines()[0]})") from None
     if tok.token_to_id(EOD) is None:
-        raise DataError(f"data.tokenizer: {p} has no {EOD!r} token")
+        raise DataError(f"{role}: {p} has no {EOD!r} token (add it as a special token: "
+                        f"tokenizer.add_special_tokens(['{EOD}']))")
     return tok
 
 
@@ -173,38 +513,31 @@ def tokenizer_cache_dir() -> Path:
     return cache_dir() / "tokenizers"
 
 
-def corpus_fingerprint(path: str | os.PathLike) -> dict:
-    """What identifies a corpus for the tokenizer cache: a local file's or folder's files with their sizes
-    and modification times (an edited corpus gets a new tokenizer), or a dataset name as given."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        return {"name": str(path)}
-    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
-    return {"path": str(p.resolve()),
-            "files": [[str(f.relative_to(p)) if f != p else f.name, f.stat().st_size, f.stat().st_mtime_ns]
-                      for f in files]}
+def cache_key_digest(key: dict) -> str:
+    """The file name stem of a cache entry: a hash of its key (a JSON-able dict)."""
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def cached_tokenizer(key: dict, train: Callable[[], object]):
-    """The tokenizer ``train()`` returns, trained once per ``key`` (a JSON-able dict) and kept as
-    ``<tokenizer_cache_dir()>/<hash of key>.json``. Processes asking at once (DDP ranks, a sweep's workers) wait on a
-    file lock for the first to finish; a damaged cache file is trained again."""
+def cached_tokenizer(key: dict, train: Callable[[], object]) -> tuple[object, Path, bool]:
+    """(the tokenizer ``train()`` returns, its cache file, whether it was trained now): trained once per
+    ``key`` (a JSON-able dict) and kept as ``<tokenizer_cache_dir()>/<hash of key>.json``. Processes asking
+    at once (DDP ranks, a sweep's workers) wait on a file lock for the first to finish; a damaged cache
+    file is trained again."""
     from filelock import FileLock
 
     from linscale.atomic import atomic_write
 
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    file = tokenizer_cache_dir() / f"{digest}.json"
+    file = tokenizer_cache_dir() / f"{cache_key_digest(key)}.json"
     file.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(f"{file}.lock"):
         if file.exists():
             try:
-                return load_tokenizer_file(file)
+                return load_tokenizer_file(file), file, False
             except DataError:
                 pass  # a damaged or foreign file: replaced below
         tokenizer = train()
         atomic_write(file, lambda tmp: tokenizer.save(tmp), mode=0o644)
-    return tokenizer
+    return tokenizer, file, True
 
 
 # ---- stream bookmarks ------------------------------------------------------------------------------------
@@ -219,8 +552,7 @@ class StreamBookmarks:
     file just means no bookmarks: the stream is then read from its start, as before."""
 
     def __init__(self, key: dict):
-        digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-        self.file = cache_dir() / "streams" / f"{digest}.json"
+        self.file = cache_dir() / "streams" / f"{cache_key_digest(key)}.json"
         self.marks = self._read()
 
     def _read(self) -> dict[int, tuple[int, int, int, int]]:
@@ -279,5 +611,6 @@ def pack_rows(token_stream: Iterable[np.ndarray], seq_len: int) -> Iterator[np.n
             pending = pending[n * width:]
 
 
-__all__ = ["iter_documents", "train_tokenizer", "load_tokenizer_file", "cached_tokenizer", "corpus_fingerprint",
-           "cache_dir", "tokenizer_cache_dir", "StreamBookmarks", "tokenize_documents", "pack_rows"]
+__all__ = ["TextSource", "TextSplits", "resolve_source", "resolve_splits", "split_of", "iter_documents",
+           "train_tokenizer", "load_tokenizer_file", "cached_tokenizer", "cache_dir", "tokenizer_cache_dir",
+           "StreamBookmarks", "tokenize_pieces", "tokenize_documents", "pack_rows"]

@@ -3,7 +3,7 @@
 A run lives in a folder (``<sweep>/runs/<run_id>/``):
 
     spec.json            what the run computes: model config, train settings, data dict, seed
-    status.json          running | done | diverged | failed (+ step, resumed_from, error)
+    status.json          running | done | diverged | interrupted | failed (+ step, resumed_from, signal, error)
     records.json         one results-table row per intermediate checkpoint so far
     progress.json        current step, tokens and loss (for the sweep's progress line)
     checkpoints/last.ckpt  Lightning checkpoint to resume from (atomic; loaded with weights_only=True)
@@ -15,20 +15,41 @@ A run lives in a folder (``<sweep>/runs/<run_id>/``):
 ``last.ckpt`` (a corrupt one is an error, never a silent restart), a new one starts from step 0.
 It runs unchanged under ``torchrun``, SLURM or Lightning's own launcher: Lightning picks up the
 cluster environment, and only global rank 0 writes files.
+
+Signals: SIGTERM (what SLURM and most schedulers send before preemption or at the time limit) and SIGINT
+(Ctrl-C) stop a run at the next optimiser step, where every rank agrees to stop, the resume checkpoint is
+saved and ``status.json`` says ``interrupted`` (with the signal and step); the process then exits with
+128 + the signal number (143, 130), the shell's convention, so a job script or a requeue rule sees that
+the run did not finish. Under SLURM, the requeue signal of Lightning's ``SLURMEnvironment`` (SIGUSR1,
+sent ahead of the time limit with ``#SBATCH --signal=SIGUSR1@120``) does the same and then requeues the
+job (``scontrol requeue``); the requeued job runs the same command and resumes from that checkpoint.
+A signal before training starts (while the data is prepared) or a second one stops at once.
+
+Nothing is written before the settings and the data have been checked (:func:`validate_inputs`), and a
+run that never wrote a checkpoint holds nothing a corrected command would lose: its folder is taken over
+by the new settings instead of refusing them.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import threading
 import traceback
 from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.fabric.plugins.environments import SLURMEnvironment
 from lightning.fabric.utilities.types import _Stateful
+from lightning.pytorch.callbacks import TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from linscale.checkpoint import CheckpointError
 from linscale.config import ConfigError, ModelConfig
@@ -71,19 +92,47 @@ def spec_identity(spec: dict) -> dict:
 
 
 def prepare_run(run_dir: str | os.PathLike, spec: dict) -> Path:
-    """Create ``run_dir`` with ``spec.json``; an existing run with a different spec is an error."""
+    """Create ``run_dir`` with ``spec.json``; an existing run with a different spec is an error, unless it
+    never wrote a checkpoint or a record (a failed or interrupted start): then the new spec replaces it."""
     run_dir = Path(run_dir)
-    spec_file = run_dir / "spec.json"
-    if spec_file.exists():
-        old = json.loads(spec_file.read_text())
-        a, b = spec_identity(old), spec_identity(spec)
-        if a != b:
-            key = _first_difference(a, b)
-            raise ConfigError(f"{spec_file}: this run was started with different settings ({key}); "
-                              f"use another output folder or delete {run_dir}")
-        # execution settings (devices, threads, ...) may change between attempts
-    write_json(spec_file, spec)
+    conflict = spec_conflict(run_dir, spec, say=lambda line: print(line, flush=True))
+    if conflict:
+        raise ConfigError(conflict)
+    # execution settings (devices, threads, ...) may change between attempts
+    write_json(run_dir / "spec.json", spec)
     return run_dir
+
+
+def spec_conflict(run_dir: Path, spec: dict, say=None) -> str | None:
+    """Why ``run_dir`` cannot take ``spec`` (a one-line message), or None. Reads, writes nothing: a run
+    with other settings that has computed something (a checkpoint, a record, an export) is refused; one
+    that has not (its start failed, e.g. on a wrong data.path, or it was stopped before its first
+    checkpoint) loses nothing, so the corrected command takes it over (said in a line)."""
+    spec_file = Path(run_dir) / "spec.json"
+    if not spec_file.exists():
+        return None
+    try:
+        old = json.loads(spec_file.read_text())
+        a = spec_identity(old)
+    except (ValueError, KeyError, TypeError, ConfigError):
+        a = None  # a damaged spec: replaceable like any run that computed nothing
+    b = spec_identity(spec)
+    if a == b:
+        return None
+    if not computed_anything(run_dir):
+        if say is not None:
+            key = _first_difference(a, b) if a is not None else "spec.json unreadable"
+            say(f"{run_dir}: never reached its first checkpoint; starting it again with the new settings ({key})")
+        return None
+    return (f"{spec_file}: this run was started with different settings ({_first_difference(a, b)}); "
+            f"use another output folder or delete {run_dir}")
+
+
+def computed_anything(run_dir: Path) -> bool:
+    """Whether a run folder holds work: a resume checkpoint, a record or an export."""
+    run_dir = Path(run_dir)
+    return (any((run_dir / "checkpoints").glob("*.ckpt")) or bool(read_records(run_dir))
+            or any((run_dir / "export").glob("step=*")))
 
 
 def _first_difference(a, b, prefix="") -> str:
@@ -101,7 +150,56 @@ def read_status(run_dir: str | os.PathLike) -> dict:
 
 def read_records(run_dir: str | os.PathLike) -> list[dict]:
     file = Path(run_dir) / "records.json"
-    return json.loads(file.read_text()) if file.exists() else []
+    try:
+        return json.loads(file.read_text()) if file.exists() else []
+    except ValueError:
+        return []
+
+
+# ---------------------------------------------------------------------------- checks before writing
+
+
+def validate_inputs(specs: list[dict], build: bool = True, execution: dict | None = None):
+    """Check everything the runs of ``specs`` will read, before any file is written: the data block
+    (keys, values, that local files exist, a given tokenizer: ``linscale.data.validate_data``) and, with
+    ``build``, the data itself (tokenizer trained or loaded, text tokenized into linscale's cache, which
+    the runs then load instead of doing it again) and every model's vocabulary against the data's.
+    Returns the data module built for the first spec (None without ``build``); every spec of a preset
+    shares its data block. One-line ConfigErrors (DataError is one) name what is wrong."""
+    if not specs:
+        return None
+    if not build:
+        if "factory" not in specs[0]["data"]:
+            from linscale.data import validate_data
+
+            validate_data(specs[0]["data"])
+        return None
+    spec = specs[0]
+    train = TrainSettings.from_dict({**spec["train"], **{k: v for k, v in (execution or {}).items() if v is not None}})
+    datamodule = build_datamodule_for(spec, train)
+    for spec in specs:
+        check_vocabulary(spec["model"], int(datamodule.vocab_size), spec["run_id"])
+    return datamodule
+
+
+def build_datamodule_for(spec: dict, train: TrainSettings):
+    """The data module a run of ``spec`` trains on with the settings ``train`` (its micro-batch)."""
+    micro, _ = train.accumulation(train.devices * train.num_nodes)
+    return make_datamodule(spec["data"], train.seq_len, micro, seed=train.seed, num_workers=train.num_workers)
+
+
+def check_vocabulary(model: dict, vocab: int, where: str = "") -> None:
+    """A model needs an embedding row for every token of the data; rows beyond it are never used (a line)."""
+    given = model.get("vocab_size")
+    prefix = f"{where}: " if where else ""
+    if given is None:
+        return
+    if given < vocab:
+        raise ConfigError(f"{prefix}model.vocab_size: {given} is smaller than the data's vocabulary {vocab}")
+    if given > vocab:
+        print(f"[data] warning: {prefix}model.vocab_size {given:,} is larger than the data's vocabulary "
+              f"{vocab:,}: {given - vocab:,} embedding rows are never used (leave model.vocab_size out to "
+              f"take the data's)", flush=True)
 
 
 # ---------------------------------------------------------------------------- data
@@ -181,6 +279,138 @@ class ResumableData(L.LightningDataModule):
         self.inner.load_state_dict(state)
 
 
+# ---------------------------------------------------------------------------- signals
+
+
+class RunInterrupted(SystemExit):
+    """A run stopped by a signal: a SystemExit whose code is 128 + the signal number (the shell's
+    convention: 143 for SIGTERM, 130 for SIGINT), so that a process ending with it tells a job script, a
+    requeue rule or a supervisor that the run did not finish. ``step``: where it stopped (None: before
+    training started)."""
+
+    def __init__(self, signum: int, step: int | None = None):
+        super().__init__(128 + int(signum))
+        self.signum, self.step = int(signum), step
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signum).name
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def requeue_signal() -> int | None:
+    """Under SLURM, the signal Lightning's ``SLURMEnvironment`` takes as the request to requeue (SIGUSR1)."""
+    return int(SLURMEnvironment().requeue_signal) if SLURMEnvironment.detect() else None
+
+
+@contextlib.contextmanager
+def stop_on_signals(signals=STOP_SIGNALS):
+    """While inside: SIGTERM and SIGINT raise :class:`RunInterrupted` (instead of killing the process
+    without a word, or Python's traceback for Ctrl-C). Only the main thread can handle signals; elsewhere
+    this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise RunInterrupted(signum)
+
+    previous = {s: signal.signal(s, stop) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+class StopAtStep(L.Callback):
+    """Inside the training loop a stop signal is noted, not raised: the run goes on to the end of the
+    optimiser step (gradient accumulation included, so nothing of the step is lost), every rank learns
+    whether any of them was signalled (one all-reduce of a flag per step), the resume checkpoint is saved
+    there and :class:`RunInterrupted` raised on every rank. A second signal stops at once. Under SLURM the
+    requeue signal also requeues the job. Lightning's own SIGTERM handling (it raises at the end of the
+    next batch, mid-accumulation too, with a SystemExit that exits 0) is replaced for the loop."""
+
+    def __init__(self, save, requeue: int | None = None):
+        self.save, self.requeue = save, requeue
+        self.signals = (*STOP_SIGNALS, *([requeue] if requeue else []))
+        self.received: int | None = None
+        self._seen_step = -1
+
+    def _note(self, signum, frame) -> None:
+        if self.received is not None:
+            raise RunInterrupted(signum)
+        self.received = signum
+        print(f"\nreceived {signal.Signals(signum).name}: stopping after this step with a checkpoint "
+              f"({signal.Signals(signum).name} again: at once, without one)", file=sys.stderr, flush=True)
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self._seen_step = trainer.global_step
+        if threading.current_thread() is threading.main_thread():
+            for s in self.signals:  # after Lightning registered its handlers for the fit
+                signal.signal(s, self._note)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if trainer.global_step == self._seen_step:  # within gradient accumulation: not a step yet
+            return
+        self._seen_step = trainer.global_step
+        if trainer.global_step >= trainer.max_steps:  # the last step: the run ends anyway, done
+            return
+        if not trainer.strategy.reduce_boolean_decision(self.received is not None, all=False):
+            return
+        signum = self.received if self.received is not None else signal.SIGTERM  # another rank's signal
+        self.save(trainer)
+        if signum == self.requeue and trainer.is_global_zero:
+            requeue_slurm_job()
+        raise RunInterrupted(signum, step=trainer.global_step)
+
+
+def requeue_slurm_job() -> None:
+    """``scontrol requeue`` this SLURM job (an array task by its array job and task ids), as Lightning's
+    SLURM auto-requeue does."""
+    array_job = os.environ.get("SLURM_ARRAY_JOB_ID")
+    job = f"{array_job}_{os.environ['SLURM_ARRAY_TASK_ID']}" if array_job else os.environ["SLURM_JOB_ID"]
+    try:
+        result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+        ok, why = result.returncode == 0, (result.stderr or result.stdout).strip()
+    except OSError as err:
+        ok, why = False, str(err)
+    print(f"SLURM job {job}: " + ("requeued" if ok else f"requeue failed ({why})"), file=sys.stderr, flush=True)
+
+
+class StepProgressBar(TQDMProgressBar):
+    """Optimiser steps done out of the run's total, right after a resume too (Lightning's own bar counts
+    the batches of an 'epoch' of the endless train stream: 'Epoch 0/-2', and 488/343 after a resume)."""
+
+    def on_train_start(self, trainer, *_) -> None:
+        super().on_train_start(trainer)
+        self._steps_bar(trainer)  # a resumed run starts mid-'epoch': Lightning skips on_train_epoch_start
+
+    def on_train_epoch_start(self, trainer, *_) -> None:
+        self._steps_bar(trainer)
+
+    def _steps_bar(self, trainer) -> None:
+        bar = self.train_progress_bar
+        bar.reset(total=trainer.max_steps)
+        bar.initial = bar.n = trainer.global_step  # the rate counts this attempt's steps only
+        bar.set_description("steps")
+        bar.refresh()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        step = trainer.global_step
+        if step != self.train_progress_bar.n and self._should_update(step, trainer.max_steps):
+            self.train_progress_bar.n = step
+            self.train_progress_bar.set_postfix(self.get_metrics(trainer, pl_module), refresh=False)
+            self.train_progress_bar.refresh()
+
+    def get_metrics(self, trainer, pl_module) -> dict:
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)  # the logger's version: not news on every step
+        return metrics
+
+
 # ---------------------------------------------------------------------------- the run
 
 
@@ -199,6 +429,11 @@ def build_trainer(settings: TrainSettings, run_dir: Path, callbacks: list, accum
 
         strategy = FSDPStrategy(auto_wrap_policy={Block}, sharding_strategy="FULL_SHARD", state_dict_type="full",
                                 checkpoint_io=SafeCheckpointIO())
+    plugins = [SafeCheckpointIO()] if isinstance(strategy, str) else []
+    if SLURMEnvironment.detect():  # requeueing is StopAtStep's: at a step boundary, with an exact checkpoint
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    if progress_bar:
+        callbacks = [*callbacks, StepProgressBar()]
     return L.Trainer(
         accelerator=accelerator, devices=settings.devices, num_nodes=settings.num_nodes, strategy=strategy,
         precision=precision, max_steps=settings.total_steps, max_epochs=-1,
@@ -206,18 +441,20 @@ def build_trainer(settings: TrainSettings, run_dir: Path, callbacks: list, accum
         deterministic=True, benchmark=False,
         limit_val_batches=0, num_sanity_val_steps=0,  # validation happens at the record steps (ScalingRecorder)
         enable_checkpointing=False,  # resume checkpoints are written by ScalingRecorder at record steps
-        plugins=[SafeCheckpointIO()] if isinstance(strategy, str) else None,
+        plugins=plugins or None,
         logger=CSVLogger(run_dir, name="logs"), log_every_n_steps=max(1, min(50, settings.total_steps // 20)),
         callbacks=callbacks, enable_progress_bar=progress_bar, enable_model_summary=False,
         default_root_dir=run_dir,
     )
 
 
-def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, **execution) -> str:
+def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, datamodule=None, **execution) -> str:
     """Train (or resume, or skip) the run in ``run_dir``; returns its final state: done | diverged.
 
     ``execution`` overrides execution settings for this attempt (accelerator, devices, num_nodes,
-    strategy, threads, num_workers). A failure writes status "failed" with the error and re-raises.
+    strategy, threads, num_workers); ``datamodule``: the run's data, already built (by
+    :func:`validate_inputs`). A failure writes status "failed" with the error and re-raises; a stop
+    signal writes "interrupted" and raises :class:`RunInterrupted` (see the module docstring).
     """
     run_dir = Path(run_dir)
     spec_file = run_dir / "spec.json"
@@ -233,33 +470,62 @@ def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, **executio
         load_lightning_checkpoint(ckpt)
     if train.threads:
         torch.set_num_threads(train.threads)
-    _write_status(run_dir, state="running", step=0)
     deterministic = torch.are_deterministic_algorithms_enabled()
-    try:
-        state = _fit(run_dir, spec, train, ckpt if ckpt.exists() else None, progress_bar)
-    except BaseException as err:
-        if not isinstance(err, KeyboardInterrupt):
+    with stop_on_signals():
+        _write_status(run_dir, state="running", step=0)
+        try:
+            state = _fit(run_dir, spec, train, ckpt if ckpt.exists() else None, progress_bar, datamodule)
+        except (RunInterrupted, SIGTERMException, KeyboardInterrupt) as err:
+            # SIGTERMException / KeyboardInterrupt: Lightning's or Python's own, where ours could not be installed
+            stop = err if isinstance(err, RunInterrupted) else RunInterrupted(
+                signal.SIGINT if isinstance(err, KeyboardInterrupt) else signal.SIGTERM)
+            _interrupted(run_dir, stop, train)
+            raise stop from None
+        except BaseException as err:
             _write_status(run_dir, state="failed", error=f"{type(err).__name__}: {err}",
                           traceback=traceback.format_exc(limit=8))
-        raise
-    finally:
-        torch.use_deterministic_algorithms(deterministic)  # Lightning's deterministic=True is process-wide
+            raise
+        finally:
+            torch.use_deterministic_algorithms(deterministic)  # Lightning's deterministic=True is process-wide
     return state
 
 
-def _fit(run_dir: Path, spec: dict, train: TrainSettings, ckpt: Path | None, progress_bar: bool) -> str:
+def _interrupted(run_dir: Path, stop: RunInterrupted, train: TrainSettings) -> None:
+    """Status ``interrupted`` and one line saying where the run stopped and how it resumes."""
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    saved = None
+    if ckpt.exists():
+        try:
+            saved = int(load_lightning_checkpoint(ckpt)["global_step"])
+        except CheckpointError:
+            saved = None
+    _write_status(run_dir, state="interrupted", signal=stop.signal_name, step=stop.step, checkpoint_step=saved,
+                  total_steps=train.total_steps, exit_code=stop.code)
+    where = f"at step {stop.step} of {train.total_steps}" if stop.step is not None else "before training"
+    resume = (f"resumes from the checkpoint of step {saved}" if saved else "starts from step 0") + \
+        ": run the same command again"
+    if rank_zero_only.rank == 0:
+        print(f"linscale: {run_dir}: interrupted by {stop.signal_name} {where}; it {resume}", file=sys.stderr,
+              flush=True)
+    stop.reported = True
+
+
+def _fit(run_dir: Path, spec: dict, train: TrainSettings, ckpt: Path | None, progress_bar: bool,
+         datamodule=None) -> str:
     L.seed_everything(train.seed, workers=True, verbose=False)
     world = train.devices * train.num_nodes
     micro, accumulate = train.accumulation(world)
-    datamodule = make_datamodule(spec["data"], train.seq_len, micro, seed=train.seed, num_workers=train.num_workers)
+    if datamodule is None:
+        datamodule = make_datamodule(spec["data"], train.seq_len, micro, seed=train.seed, num_workers=train.num_workers)
+        check_vocabulary(spec["model"], int(datamodule.vocab_size))
     vocab = int(datamodule.vocab_size)
     model_fields = dict(spec["model"])
-    if model_fields.get("vocab_size", vocab) < vocab:
-        raise ConfigError(f"model.vocab_size: {model_fields['vocab_size']} is smaller than the data's vocabulary {vocab}")
     model_fields.setdefault("vocab_size", vocab)
+    _say_epochs(datamodule, train)
     task = LanguageModelTask(model=model_fields, train=train.to_dict())
     recorder = ScalingRecorder(run_dir, {**spec, "train": train.to_dict()}, tokenizer=getattr(datamodule, "tokenizer", None))
-    trainer = build_trainer(train, run_dir, [recorder], accumulate, progress_bar)
+    stopper = StopAtStep(recorder._save, requeue=requeue_signal())
+    trainer = build_trainer(train, run_dir, [recorder, stopper], accumulate, progress_bar)
     trainer.fit(task, datamodule=ResumableData(datamodule), ckpt_path=ckpt, weights_only=True)
     state = "diverged" if task.diverged else "done"
     if trainer.global_step < train.total_steps and not task.diverged:
@@ -270,6 +536,20 @@ def _fit(run_dir: Path, spec: dict, train: TrainSettings, ckpt: Path | None, pro
                       wall_time_s=recorder.wall_time + recorder._elapsed(), params=task.params,
                       params_total=task.params_total)
     return state
+
+
+def _say_epochs(datamodule, train: TrainSettings) -> None:
+    """How many passes over the training text the token budget makes (text that is not streamed)."""
+    tokens = getattr(datamodule, "train_tokens", None)
+    if not tokens:
+        return
+    budget = train.total_steps * train.tokens_per_step
+    epochs = budget / tokens
+    more = "; each pass reshuffles the rows" if epochs > 1 else ""
+    from linscale.data import say
+
+    say(f"the budget of {budget:,} training tokens ({train.total_steps:,} steps) is {epochs:.3g} "
+        f"epoch{'s' if epochs != 1 else ''} of the training text ({tokens:,} tokens){more}")
 
 
 @rank_zero_only

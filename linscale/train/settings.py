@@ -292,34 +292,16 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
     return preset
 
 
-# Keys each linscale.data source reads (its build_datamodule ignores others, so a typo would silently
-# train on the default): see linscale/data/__init__.py.
-TEXT_DATA_KEYS = ("path", "text_field", "doc_separator", "dataset_config", "split", "streaming", "tokenizer",
-                  "vocab_size", "tokenizer_docs", "max_tokens", "val_fraction", "val_tokens")
-SYNTHETIC_EXTRA_KEYS = ("val_tokens", "test_tokens", "val_seed")
-
-
-def data_keys(source: str) -> tuple[str, ...] | None:
-    """The keys a data dict of ``source`` may hold (None: unknown source, left to the data module)."""
-    if source == "synthetic":
-        from linscale.data.synthetic import LanguageSpec
-
-        return ("source", *(f.name for f in dataclasses.fields(LanguageSpec)), *SYNTHETIC_EXTRA_KEYS)
-    if source == "text":
-        return ("source", *TEXT_DATA_KEYS)
-    return None
-
-
 def check_data_keys(data: dict) -> None:
+    """The data block's keys and values (linscale.data.keys: one table for checks, help and README); a
+    data module of one's own (``factory``) checks its own."""
     if not isinstance(data, dict):
         raise ConfigError(f"data: expected a mapping with a 'source' key, got {data!r}")
-    if "factory" in data:  # a data module of one's own checks its own keys
+    if "factory" in data:
         return
-    known = data_keys(data.get("source", "synthetic"))
-    unknown = sorted(set(data) - set(known or data))
-    if unknown:
-        raise ConfigError(f"data.{unknown[0]}: unknown key for source {data.get('source', 'synthetic')!r}; "
-                          f"expected one of {', '.join(sorted(known))}")
+    from linscale.data.keys import check_data
+
+    check_data(data)
 
 
 # ---------------------------------------------------------------------------- small validators

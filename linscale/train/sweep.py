@@ -31,7 +31,8 @@ from filelock import FileLock, Timeout
 
 from linscale.config import ConfigError
 from linscale.train.results import read_results, to_frame, upsert_runs
-from linscale.train.run import plan_runs, prepare_run, read_records, read_status, train_run
+from linscale.train.run import (plan_runs, prepare_run, read_records, read_status, spec_conflict, train_run,
+                                validate_inputs)
 
 EXECUTORS = ("local", "submitit-local", "slurm")
 
@@ -254,6 +255,9 @@ def run_sweep(preset: str | dict, out: str | os.PathLike | None = None, jobs: in
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
     resolved, specs = plan_runs(preset, overrides)
+    # the data, checked once for all runs before anything is written; on this machine also prepared once
+    # (tokenizer, tokenized text: cached for the runs); on a cluster the first run prepares it
+    validate_inputs(specs, build=executor == "local", execution=execution)
     out = Path(out or Path("runs") / (resolved.get("name") or "sweep"))
     check_writable(out)
     lock = FileLock(str(out / ".sweep.lock"))
@@ -383,16 +387,11 @@ def _run_locked(preset, specs, out, jobs, threads, executor, execution, echo, po
 
 
 def prepare_check(run_dir: Path, spec: dict) -> None:
-    """Raise ConfigError if ``run_dir`` holds a run with other settings than ``spec`` (writes nothing)."""
-    import json
-
-    from linscale.train.run import _first_difference, spec_identity
-
-    old = json.loads((run_dir / "spec.json").read_text())
-    a, b = spec_identity(old), spec_identity(spec)
-    if a != b:
-        raise ConfigError(f"{run_dir / 'spec.json'}: this run was started with different settings "
-                          f"({_first_difference(a, b)}); use another --out or delete {run_dir}")
+    """Raise ConfigError if ``run_dir`` holds a run with other settings than ``spec`` that has computed
+    something (a run that never reached a checkpoint is taken over; see run.spec_conflict). Writes nothing."""
+    conflict = spec_conflict(run_dir, spec)
+    if conflict:
+        raise ConfigError(conflict)
 
 
 def _cost(specs: list[dict], run_id: str) -> float:

@@ -1,0 +1,122 @@
+"""Everything checked before anything is written: bad data settings are one line naming the key, a failed
+start leaves nothing that blocks the corrected command, and the data keys are documented in --help."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from linscale.cli import main
+
+TINY_TEXT = Path(__file__).parent / "data" / "tiny_text"  # train.txt, valid.txt, test.txt (a few KB)
+
+
+def test_bad_data_settings_are_one_line_naming_the_key(tmp_path, monkeypatch, capsys):
+    from linscale.cli import main
+
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    base = ["train", "--preset", "text", "--arch", "tnl", "--size", "s1", "--out", str(tmp_path / "out"),
+            "--set", f"data.path={TINY_TEXT}"]
+    folder_tok = tmp_path / "tokfolder"
+    folder_tok.mkdir()
+    not_tok = tmp_path / "config.json"
+    not_tok.write_text(json.dumps({"vocab_size": 300, "merges": []}))
+    for override, expected in [
+        ("data.vocab_size=abc", "data.vocab_size: expected an integer >= 258, got 'abc'"),
+        ("data.val_fraction=2", "data.val_fraction: expected a number in (0, 1), got 2"),
+        (f"data.tokenizer={folder_tok}", f"data.tokenizer: {folder_tok} is a folder; expected a tokenizer.json file"),
+        (f"data.tokenizer={not_tok}", f"data.tokenizer: {not_tok} is JSON but not a Hugging Face tokenizers file"),
+        ("data.source=txt", "data.source: 'txt' is not one of synthetic, text"),
+        ("data.path=corpora/missing", "no local file or folder 'corpora/missing'"),
+        ("data.path=./missing.txt", "data.path: no file or folder ./missing.txt"),
+    ]:
+        assert main([*base, "--set", override]) == 2, override
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, (override, err)
+    assert not (tmp_path / "out").exists()  # nothing written by a start that failed its checks
+
+
+
+def test_data_keys_help_lists_every_key():
+    from linscale.cli import build_parser
+    from linscale.data.keys import TEXT_KEYS, help_table
+
+    table = help_table()
+    assert all(f"data.{k.name} " in table for k in TEXT_KEYS) and "data.world_seed" in table
+    train_help = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+    assert all(f"data.{k.name} " in train_help for k in TEXT_KEYS)
+
+
+def test_after_a_start_with_a_wrong_path_the_corrected_command_trains_in_the_same_folder(tmp_path, monkeypatch,
+                                                                                          capsys):
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    command = ["train", "--preset", "text", "--arch", "tnl", "--size", "s1", "--out", str(out), "--no-progress",
+               "--threads", "1", "--set", "data.vocab_size=300", "--set", "train.seq_len=16", "--set",
+               "model.max_seq_len=16", "--set", "train.tokens=2048", "--set", "data.val_tokens=32"]
+    assert main([*command, "--set", f"data.path={TINY_TEXT / 'nope'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"data.path: no file or folder {TINY_TEXT / 'nope'}" in err and len(err.splitlines()) == 1
+    assert not out.exists()
+    assert main([*command, "--set", f"data.path={TINY_TEXT}"]) == 0
+    assert json.loads((out / "runs" / "tnl-s1" / "status.json").read_text())["state"] == "done"
+
+
+def test_a_sweep_checks_the_data_once_before_launching_any_run(tmp_path, monkeypatch, capsys):
+    import linscale.train.sweep as sweep
+
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(sweep, "WorkerPool", None)  # a run launched would fail loudly here
+    out = tmp_path / "out"
+    assert main(["sweep", "--preset", "text", "--out", str(out), "--set", "data.path=corpora/wiki-missing/"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "data.path: no file or folder corpora/wiki-missing/" in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+    # the data itself (not only its path) is prepared and checked once: a corpus too short for a row
+    (tmp_path / "short.txt").write_text("a few words")
+    assert main(["sweep", "--preset", "text", "--out", str(out), "--set", f"data.path={tmp_path / 'short.txt'}",
+                 "--set", "data.vocab_size=300"]) == 2
+    assert "too short for one training and one validation sequence" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_model_vocabulary_below_the_datas_is_refused_before_writing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    assert main(["train", "--preset", "text", "--arch", "tnl", "--size", "s1", "--out", str(out), "--set",
+                 f"data.path={TINY_TEXT}", "--set", "data.vocab_size=300", "--set", "model.vocab_size=100"]) == 2
+    assert "model.vocab_size: 100 is smaller than the data's vocabulary 300" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_presets_give_models_the_tokenizers_vocabulary():
+    from linscale.presets import load_preset, model_configs
+    from linscale.train.run import plan_runs
+
+    for name, vocab in (("paper", 100280), ("text", 2048)):
+        preset, specs = plan_runs(name)
+        assert all("vocab_size" not in s["model"] for s in specs), name  # taken from the tokenizer
+        assert preset["data"]["vocab_size"] == vocab
+        assert {c.vocab_size for c in model_configs(load_preset(name))} == {vocab}  # what accounting assumes
+    text, cpu = plan_runs("text")[1], plan_runs("cpu")[1]
+    assert [s["model"] for s in text] == [s["model"] for s in cpu]  # the cpu preset's sizes
+
+
+def test_the_readme_lists_the_data_keys_as_the_code_checks_them():
+    from linscale.data.keys import markdown_table
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert markdown_table() in readme  # the table in "Real text", generated from linscale.data.keys
+
+
+def test_data_can_be_prepared_ahead_of_training(tmp_path, monkeypatch, capsys):
+    """`linscale data --prepare` trains the tokenizer and tokenizes the text into the cache, so the runs of a
+    cluster sweep find it ready; a run then loads both instead of building them."""
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    overrides = ["--set", f"data.path={TINY_TEXT}", "--set", "data.vocab_size=300"]
+    assert main(["data", "--prepare", "--preset", "text", *overrides]) == 0
+    said = capsys.readouterr().out
+    assert "tokenizer: trained" in said and "tokenized" in said and "ready (300 tokens" in said
+    assert len(list((tmp_path / "cache" / "shards").glob("*/train.bin"))) == 1
+    assert main(["data", "--prepare", "--preset", "text", *overrides]) == 0
+    said = capsys.readouterr().out
+    assert "trained earlier" in said and "tokenized" not in said  # loaded from the cache

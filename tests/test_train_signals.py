@@ -1,0 +1,101 @@
+"""Signals a cluster can trust: SIGTERM and SIGINT sent to a real `linscale train` process (and SLURM's
+requeue signal under a stand-in SLURM) end it with 128 + the signal and status `interrupted`; running the
+same command again resumes from the checkpoint taken at the signal and gives the uninterrupted table.
+A tiny model on the fixture corpus (tests/data/tiny_text), 120 steps with gradient accumulation, records
+(and their resume checkpoints) only at steps 1 and 120, so the checkpoint the rerun resumes from can only
+be the one taken at the signal; only the signalled process is a separate one, the reference and the
+resumed runs train in this process."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from linscale.cli import main
+from linscale.train import read_results, read_status, records_equal
+from linscale.train.callbacks import load_lightning_checkpoint
+
+TINY_TEXT = Path(__file__).parent / "data" / "tiny_text"
+STEPS = 120
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """(the preset file, environment, the uninterrupted run's table)."""
+    root = tmp_path_factory.mktemp("signals")
+    preset = {"name": "signals", "archs": ["tnl"], "model": {"chunk_size": 16, "ffn_multiple_of": 16, "max_seq_len": 16},
+              "sizes": {"s1": {"n_layer": 1, "d_model": 16, "n_head": 2}},
+              "data": {"source": "text", "path": str(TINY_TEXT), "vocab_size": 300, "val_tokens": 64},
+              "train": {"seq_len": 16, "batch_size": 8, "micro_batch_size": 4,  # two micro-batches a step
+                        "tokens": 16 * 8 * STEPS, "lr": 3e-3, "checkpoints": 2, "exports": 1,
+                        "save_every_minutes": 1000}}  # resume checkpoints only at records (and at the signal)
+    file = root / "signals.yaml"
+    file.write_text(yaml.safe_dump(preset))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "LINSCALE_CACHE": str(root / "cache")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LINSCALE_CACHE", env["LINSCALE_CACHE"])
+        assert main(arguments(file, root / "ref", "--no-progress")) == 0
+    return file, env, read_results(root / "ref" / "results.parquet")
+
+
+def arguments(preset: Path, out: Path, *extra: str) -> list[str]:
+    return ["train", "--preset", str(preset), "--arch", "tnl", "--size", "s1", "--out", str(out), "--threads", "1",
+            *extra]
+
+
+def progress_step(run_dir: Path) -> int:
+    try:
+        return json.loads((run_dir / "progress.json").read_text())["step"]
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, "requeue"])
+def test_a_signal_stops_with_its_exit_code_and_the_rerun_resumes_to_the_same_table(setup, tmp_path, signum,
+                                                                                      monkeypatch, capsys):
+    preset, env, expected = setup
+    out = tmp_path / "out"
+    if signum == "requeue":  # a stand-in SLURM job: Lightning's SLURMEnvironment, and an scontrol that logs
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "scontrol").write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "scontrol.log"}\n')
+        (bin_dir / "scontrol").chmod(0o755)
+        env = {**env, "PATH": f"{bin_dir}{os.pathsep}{env['PATH']}", "SLURM_NTASKS": "1", "SLURM_PROCID": "0",
+               "SLURM_LOCALID": "0", "SLURM_NODEID": "0", "SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "linscale",
+               "SLURM_NODELIST": "localhost"}
+        signum = signal.SIGUSR1  # Lightning's SLURMEnvironment.requeue_signal
+    run_dir = out / "runs" / "tnl-s1"
+    proc = subprocess.Popen([sys.executable, "-m", "linscale", *arguments(preset, out, "--no-progress")], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while progress_step(run_dir) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)  # until training is under way, past the record at step 1 (progress: every 2 s)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err[-3000:]
+    status = read_status(run_dir)
+    assert status["state"] == "interrupted" and status["signal"] == signal.Signals(signum).name, status
+    stopped = status["step"]
+    assert 1 < stopped < STEPS and status["checkpoint_step"] == stopped  # a checkpoint where it stopped
+    assert load_lightning_checkpoint(run_dir / "checkpoints" / "last.ckpt")["global_step"] == stopped
+    assert f"interrupted by {signal.Signals(signum).name} at step {stopped} of {STEPS}" in err
+    if signum == signal.SIGUSR1:
+        assert (tmp_path / "scontrol.log").read_text().split() == ["requeue", "4242"]
+    # the same command again (with the progress bar: steps out of the run's total, from where it resumes)
+    monkeypatch.setenv("LINSCALE_CACHE", env["LINSCALE_CACHE"])
+    capsys.readouterr()
+    assert main(arguments(preset, out)) == 0
+    shown = capsys.readouterr().out
+    assert read_status(run_dir)["state"] == "done" and read_status(run_dir)["resumed_from"] == [stopped]
+    assert records_equal(expected, read_results(out / "results.parquet"))
+    bar = re.findall(r"steps:\s+\d+%\|[^|]*\| (\d+)/(\d+)", shown)
+    assert bar and bar[0] == (str(stopped), str(STEPS)) and bar[-1] == (str(STEPS), str(STEPS)), shown[-2000:]
+    assert "Epoch" not in shown and f"/{STEPS - stopped}" not in shown
