@@ -427,11 +427,12 @@ def downstream_table(eval_table: pd.DataFrame, runs: pd.DataFrame, loss: str = "
 
 
 def downstream_chance(eval_table: pd.DataFrame) -> dict[str, float]:
-    """{downstream_table column: its chance level} (linscale.eval.chance), NaN for perplexities."""
-    from linscale.eval.chance import store_chances
+    """{downstream_table column: its chance level} (linscale.eval.chance: as the store records it, else in the
+    default language), NaN for perplexities."""
+    from linscale.eval.chance import chance_level, store_chances
 
     chances = store_chances(eval_table)
-    return {column: chances.get(key, np.nan) for key, column in DOWNSTREAM_METRICS.items()}
+    return {column: chances[key] if key in chances else chance_level(*key) for key, column in DOWNSTREAM_METRICS.items()}
 
 
 def with_chance(table: pd.DataFrame, chances: dict[str, float]) -> pd.DataFrame:
