@@ -167,11 +167,13 @@ def test_calibration_flags_ceiling_chance_and_flat_tasks():
     rows = (store_rows("linscale_knowledge_head", "acc", [0.99, 1.0, 0.985])  # every model at ceiling
             + store_rows("linscale_knowledge_torso", "acc", [0.3, 0.6, 0.9])  # calibrated
             + store_rows("linscale_knowledge_tail", "acc", [0.24, 0.27, 0.22])  # every model at chance
+            + store_rows("linscale_knowledge", "acc", [0.6, 0.99, 0.995])  # at ceiling for some models only
             + store_rows("linscale_cloze", "acc", [0.5, 0.45, 0.52], chance_value=1 / 64))  # flat for LLaMA
     # an earlier checkpoint does not count: the report reads each run's last one
     early = [dict(r, step=10, value=0.99) for r in store_rows("linscale_knowledge_torso", "acc", [0.3, 0.6, 0.9])]
     report = calibration_report(pd.DataFrame(rows + early)).set_index("task")
     assert report.loc["linscale_knowledge_head", "at_ceiling"] and not report.loc["linscale_knowledge_head", "ok"]
+    assert not report.loc["linscale_knowledge", "at_ceiling"] and report.loc["linscale_knowledge", "ok"]
     assert report.loc["linscale_knowledge_tail", "at_chance"] and not report.loc["linscale_knowledge_tail", "ok"]
     torso = report.loc["linscale_knowledge_torso"]
     assert torso["ok"] and torso["llama_rises"] and torso["llama_gain"] == pytest.approx(0.6)
@@ -186,10 +188,12 @@ def test_calibration_flags_ceiling_chance_and_flat_tasks():
 
 
 def test_niah_modes_compare_easy_with_standard_per_model():
-    rows = (store_rows("linscale_niah_easy", "weighted_acc", [0.3, 0.9], chance_value=1 / 64)
-            + store_rows("linscale_niah_standard", "weighted_acc", [0.2, 0.95], chance_value=1 / 64))
+    rows = (store_rows("linscale_niah_easy", "weighted_acc", [0.3, 0.9, 0.99], stderr=0.01, chance_value=1 / 64)
+            + store_rows("linscale_niah_standard", "weighted_acc", [0.2, 0.95, 1.0], stderr=0.01, chance_value=1 / 64))
     modes = niah_modes(pd.DataFrame(rows))
-    assert list(modes["easy_ge_standard"]) == [True, False] and list(modes["easy"]) == [0.3, 0.9]
+    assert list(modes["easy_ge_standard"]) == [True, False, False] and list(modes["easy"]) == [0.3, 0.9, 0.99]
+    # 0.05 below is beyond two standard errors of the difference (0.028), 0.01 below is not
+    assert list(modes["easy_not_harder"]) == [True, False, True]
 
 
 def test_eval_modules_import_one_way():
