@@ -103,19 +103,56 @@ def cmd_book(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from linscale.checkpoint import CheckpointError
     from linscale.eval.adapter import ContextLengthError
-    from linscale.eval.runner import evaluate_sweep
+    from linscale.eval.runner import evaluate_sweep, final_checkpoints
 
+    options = _task_options(args.option)
+    checkpoints, out = args.checkpoint, args.out
+    if args.calibrate:  # each run's final checkpoint, into a store of its own per knob setting
+        checkpoints = checkpoints or final_checkpoints(args.sweep_dir)
+        out = out or Path(args.sweep_dir) / "eval" / _calibration_store(options, args.context_factor)
     try:
-        evaluate_sweep(args.sweep_dir, [s for s in args.suites.split(",") if s], checkpoints=args.checkpoint,
-                       tasks=[t for t in (args.tasks or "").split(",") if t], out=args.out,
-                       task_cache=args.task_cache, limit=args.limit, batch_size=args.batch_size,
-                       device=args.device, include_defaults=args.real_tasks,
-                       context_factor=args.context_factor)
+        store = evaluate_sweep(args.sweep_dir, [s for s in args.suites.split(",") if s], checkpoints=checkpoints,
+                               tasks=[t for t in (args.tasks or "").split(",") if t], out=out,
+                               task_cache=args.task_cache, limit=args.limit, batch_size=args.batch_size,
+                               device=args.device, include_defaults=args.real_tasks, task_options=options,
+                               context_factor=args.context_factor, include_path=args.include_path)
     except (CheckpointError, ContextLengthError) as err:
         raise ConfigError(str(err)) from None
+    if args.calibrate:
+        from linscale.eval.calibration import calibration_report, format_report, niah_modes
+
+        print(format_report(calibration_report(store), niah_modes(store)))
     return 0
+
+
+def _task_options(pairs: list[str] | None) -> dict:
+    """--option KEY=VALUE (repeatable) -> {KEY: VALUE}; the knobs of linscale/eval/difficulty.yaml."""
+    from linscale.eval.items import TASK_OPTIONS
+
+    options = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in TASK_OPTIONS or key in ("checkpoint", "task_cache"):
+            raise ConfigError(f"--option: expected KEY=VALUE with KEY one of "
+                              f"{', '.join(k for k in TASK_OPTIONS if k not in ('checkpoint', 'task_cache'))}, "
+                              f"got {pair!r}")
+        options[key] = value
+    return options
+
+
+def _calibration_store(options: dict, context_factor: float) -> str:
+    """calibration.parquet, or calibration-<digest>.parquet for other knobs (the store key has none)."""
+    import hashlib
+    import json
+
+    if not options and context_factor == 1.0:
+        return "calibration.parquet"
+    digest = hashlib.sha256(json.dumps([options, context_factor], sort_keys=True).encode()).hexdigest()[:10]
+    return f"calibration-{digest}.parquet"
 
 
 def _execution(args: argparse.Namespace) -> dict:
@@ -440,11 +477,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="results store (default: <sweep>/eval/results.parquet)")
     p.add_argument("--task-cache", default=None, help="task data cache (default: <sweep>/eval/tasks)")
     p.add_argument("--limit", type=int, default=None, help="at most this many items per task (for quick looks)")
-    p.add_argument("--batch-size", type=int, default=16, help="sequences per forward pass (default: 16)")
+    p.add_argument("--batch-size", type=int, default=16,
+                   help="sequences per forward pass (default: 16; lm-eval's own default of 1 is several times "
+                        "slower on small models, with identical scores)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     p.add_argument("--context-factor", type=float, default=1.0,
                    help="max_length = this x the training seq_len (2 probes length extrapolation like the "
                         "paper's 16K NIAH on 8K models; use another --out)")
+    p.add_argument("--include_path", "--include-path", action="append", default=None, metavar="DIR",
+                   help="a folder of your own lm-eval task YAMLs, for --tasks (repeatable), as lm_eval's option")
+    p.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
+                   help="a difficulty knob of the linscale suites (linscale/eval/difficulty.yaml), e.g. "
+                        "mqar_pairs=2 or knowledge_bands=0.5:0.7:0.8:0.9 (repeatable; use another --out)")
+    p.add_argument("--calibrate", action="store_true",
+                   help="evaluate each run's final checkpoint (into <sweep>/eval/calibration*.parquet unless "
+                        "--out) and report per task: all at ceiling, all at chance, rising with size for LLaMA")
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("lm-eval", add_help=False,

@@ -332,10 +332,14 @@ def accuracy_noise(seed_scores: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, axis=1) if frames else pd.DataFrame(index=pd.Index([], name="arch"))
 
 
-def ablation_scores(preset: str, results_dir: str, name: str, loss: str = "train_loss") -> pd.DataFrame:
+def ablation_scores(preset: str, results_dir: str, name: str, loss: str = "train_loss",
+                    evaluation: str = "common") -> pd.DataFrame:
     """The downstream scores of an ablation's runs at their final checkpoints
     (``results/<preset>/ablations/<name>-eval.parquet``): :func:`downstream_table`'s columns plus the
-    ablation's ``variant``, ``seq_len`` and ``seed``. Empty when the study did not evaluate them."""
+    ablation's ``variant``, ``seq_len`` and ``seed``. Empty when the study did not evaluate them.
+    ``evaluation``: where the table holds several evaluations of the same runs (the context ablation: at
+    one ``common`` context for all, and at ``twice`` each run's training context), which one; a table
+    without an ``evaluation`` column holds one evaluation, taken as the common one."""
     from linscale.results import EVAL_COLUMNS, read_table, results_path
 
     path = results_path(preset, results_dir) / "ablations" / f"{name}-eval.parquet"
@@ -348,7 +352,12 @@ def ablation_scores(preset: str, results_dir: str, name: str, loss: str = "train
         return table.assign(run_id=table["variant"].astype(str) + "/" + table["run_id"].astype(str))
 
     runs = keyed(runs)
-    scores = downstream_table(keyed(read_table(path, (*EVAL_COLUMNS, "variant"))), runs, loss=loss)
+    table = read_table(path, (*EVAL_COLUMNS, "variant"))
+    if "evaluation" in table:
+        table = table[table["evaluation"] == evaluation]
+    elif evaluation != "common":
+        table = table.iloc[0:0]
+    scores = downstream_table(keyed(table), runs, loss=loss)
     return scores.join(runs.drop_duplicates("run_id").set_index("run_id")[["variant", "seq_len", "seed"]], on="run_id")
 
 
@@ -417,6 +426,22 @@ def downstream_table(eval_table: pd.DataFrame, runs: pd.DataFrame, loss: str = "
         .sort_values(["arch", "params", "step"]).reset_index(drop=True)
 
 
+def downstream_chance(eval_table: pd.DataFrame) -> dict[str, float]:
+    """{downstream_table column: its chance level} (linscale.eval.chance: as the store records it, else in the
+    default language), NaN for perplexities."""
+    from linscale.eval.chance import chance_level, store_chances
+
+    chances = store_chances(eval_table)
+    return {column: chances[key] if key in chances else chance_level(*key) for key, column in DOWNSTREAM_METRICS.items()}
+
+
+def with_chance(table: pd.DataFrame, chances: dict[str, float]) -> pd.DataFrame:
+    """An accuracy table as the book shows it: its rows, then one of chance levels (``downstream_chance``)."""
+    from linscale.eval.chance import with_chance_row
+
+    return with_chance_row(table, chances)
+
+
 # The columns of the downstream summary table the book shows (the figures use the rest).
 SUMMARY_COLUMNS = ["arch", "size", "params", "pf_days", "loss", "knowledge_acc", "bits_per_byte", "cloze_acc",
                    "niah_easy_wa", "mqar_acc"]
@@ -462,11 +487,13 @@ def largest_model_cells(cells: pd.DataFrame, archs=None, mode: str = "easy") -> 
 RETRIEVAL_TASKS = {"mqar_acc": "associative recall", "niah_easy_wa": "NIAH easy", "niah_standard_wa": "NIAH standard"}
 
 
-def retrieval_long(largest: pd.DataFrame) -> pd.DataFrame:
-    """The retrieval scores of :func:`compare_at_largest`'s table in long form (arch, task, score)."""
+def retrieval_long(largest: pd.DataFrame, chances: dict[str, float] | None = None) -> pd.DataFrame:
+    """The retrieval scores of :func:`compare_at_largest`'s table in long form (arch, task, score, and
+    each task's ``chance`` level from ``chances``: :func:`downstream_chance`)."""
     columns = [c for c in RETRIEVAL_TASKS if c in largest]
     long = largest.melt(id_vars=["arch"], value_vars=columns, var_name="metric", value_name="score")
     long["task"] = long["metric"].map(RETRIEVAL_TASKS)
+    long["chance"] = long["metric"].map(chances or {}).astype(float)
     return long.dropna(subset=["score"])
 
 

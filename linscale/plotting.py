@@ -271,9 +271,9 @@ def styled(table: pd.DataFrame, formats: dict | None = None):
 
 
 def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0.0,
-                       vmax: float = 1.0) -> plt.Figure:
+                       vmax: float = 1.0, chance: float | None = None) -> plt.Figure:
     """Needle-in-a-haystack accuracy per (context length, depth), one heatmap per architecture
-    (``niah``: arch, context, depth, score), the paper's NIAH figures."""
+    (``niah``: arch, context, depth, score), the paper's NIAH figures; ``chance`` is marked on the colour bar."""
     set_style()
     archs = _archs_in(niah)
     fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.2), squeeze=False)
@@ -282,6 +282,10 @@ def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0
                                                       aggfunc="mean")
         sns.heatmap(grid, ax=ax, vmin=vmin, vmax=vmax, cmap="RdYlGn", cbar=i == len(archs) - 1,
                     cbar_kws={"label": value})
+        if chance is not None and i == len(archs) - 1:
+            ax.collections[0].colorbar.ax.axhline(chance, color="black", ls=":", lw=1.5)
+            ax.collections[0].colorbar.ax.text(1.05, chance, " chance", transform=ax.collections[0].colorbar.ax
+                                               .get_yaxis_transform(), va="bottom", fontsize=7)
         ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
         ax.set_xlabel("context length")
         ax.set_ylabel("needle depth (%)" if i == 0 else "")
@@ -316,15 +320,25 @@ def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> p
     return _finish(fig)
 
 
-def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: float | None = None) -> plt.Figure:
-    """A bar per architecture within each group of ``x`` (e.g. associative recall per model size)."""
+def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: float | str | None = None) -> plt.Figure:
+    """A bar per architecture within each group of ``x`` (e.g. associative recall per model size).
+    ``chance``: one level for every group (a line across), or the name of a column of ``df`` holding each
+    group's (a dotted segment over each group's bars)."""
     set_style()
     fig, ax = plt.subplots(figsize=(6, 3.4))
     data = df.assign(architecture=df["arch"].map(arch_label))
     sns.barplot(data, x=x, y=y, hue="architecture", palette=arch_palette(_archs_in(df)),
                 hue_order=[arch_label(a) for a in _archs_in(df)], ax=ax)
-    if chance is not None:
-        ax.axhline(chance, color="grey", ls=":", lw=1)
+    if isinstance(chance, str):
+        levels = df.groupby(x, sort=False)[chance].first()
+        for k, label in enumerate(t.get_text() for t in ax.get_xticklabels()):
+            if label in levels and pd.notna(levels[label]):
+                ax.hlines(levels[label], k - 0.45, k + 0.45, color="black", ls=":", lw=1.5,
+                          label="chance" if k == 0 else None)
+        ax.legend(fontsize=8)
+    elif chance is not None:
+        ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
+        ax.legend(fontsize=8)
     ax.set_ylabel(ylabel)
     return _finish(fig)
 

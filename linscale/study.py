@@ -237,40 +237,67 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
         _write_table(cells, results / "niah_cells.parquet")
 
 
+# How the context ablation's final checkpoints are evaluated, so that retrieval compares like with like:
+# "common": every run at one context length, the main grid's training context (the base runs' scores are
+# the main sweep's); "twice": each run at twice its own training context (the paper's 8K-trained models
+# tested on NIAH up to 16K). Each is its own store (the store key has no context length), and the rows
+# of results/<preset>/ablations/context-eval.parquet say which evaluation they belong to (``evaluation``).
+CONTEXT_EVALUATIONS = ("common", "twice")
+
+
 def _eval_ablations(preset: str, runs_dir: Path, results: Path, limit: int | None) -> None:
     """Evaluate the final export of every run of the ablations in ``ABLATION_SUITES`` on their suites
     into results/ablations/<name>-eval.parquet, beside the main sweep's scores of the base runs, with the
-    ablation table's ``variant`` column."""
+    ablation table's ``variant`` column (and, for the context ablation, ``evaluation``:
+    ``CONTEXT_EVALUATIONS``)."""
     from linscale.eval import evaluate_sweep
+    from linscale.presets import load_preset
 
     base_size, ablations_ = ablation_presets(preset)
     main = pd.read_parquet(results / "eval.parquet")
+    spec = preset if isinstance(preset, dict) else load_preset(preset)
+    base_context, main_sweep = int(spec["train"]["seq_len"]), runs_dir / (spec["name"] if isinstance(preset, dict) else preset)
     for ablation, suites in ABLATION_SUITES.items():
         variants = ablations_[ablation]
-        frames = []
-        for variant in variants:
-            sweep = runs_dir / variant["name"]
-            if not sweep.is_dir():  # the study ran with --no-ablations
-                continue
-            finals = _final_checkpoints(sweep)
-            _log(f"eval ablation {ablation}: {sweep} ({len(finals)} final checkpoints)")
-            store = evaluate_sweep(sweep, list(suites), checkpoints=finals, limit=limit, progress=_log)
-            store = store[store["suite"].isin(suites)]
-            frames.append(_final_rows(store).assign(variant=variant["name"]))
-        if not frames:
-            continue
         archs = sorted({a for v in variants for a in v["archs"]})
         base = _final_rows(main[(main["size"].astype(str) == base_size) & main["arch"].isin(archs)
                                 & main["suite"].isin(suites)])
-        _write_table(pd.concat([base.assign(variant="base"), *frames], ignore_index=True),
-                     results / "ablations" / f"{ablation}-eval.parquet")
+        sweeps = [(variant["name"], runs_dir / variant["name"]) for variant in variants]
+        sweeps = [(name, sweep) for name, sweep in sweeps if sweep.is_dir()]  # none with --no-ablations
+        if not sweeps:
+            continue
+
+        def scores(sweep: Path, out: Path | None = None, checkpoints=None, **settings) -> pd.DataFrame:
+            finals = _final_checkpoints(sweep) if checkpoints is None else checkpoints
+            _log(f"eval ablation {ablation}: {sweep} ({len(finals)} final checkpoints{', ' if settings else ''}"
+                 f"{', '.join(f'{k} {v}' for k, v in settings.items())})")
+            store = evaluate_sweep(sweep, list(suites), checkpoints=finals, limit=limit, progress=_log, out=out,
+                                   **settings)
+            return _final_rows(store[store["suite"].isin(suites)])
+
+        if ablation != "context":
+            frames = [base.assign(variant="base")]
+            frames += [scores(sweep).assign(variant=name) for name, sweep in sweeps]
+        else:
+            frames = [base.assign(variant="base", evaluation="common")]
+            frames += [scores(sweep, sweep / "eval" / "common.parquet", task_options={"max_length": base_context})
+                       .assign(variant=name, evaluation="common") for name, sweep in sweeps]
+            base_finals = [c for c in _final_checkpoints(main_sweep)
+                           if c.parent.parent.name in set(base["run_id"].astype(str))]
+            if base_finals:
+                frames.append(scores(main_sweep, main_sweep / "eval" / "context-twice.parquet",
+                                     checkpoints=base_finals, context_factor=2.0)
+                              .assign(variant="base", evaluation="twice"))
+            frames += [scores(sweep, sweep / "eval" / "twice.parquet", context_factor=2.0)
+                       .assign(variant=name, evaluation="twice") for name, sweep in sweeps]
+        _write_table(pd.concat(frames, ignore_index=True), results / "ablations" / f"{ablation}-eval.parquet")
 
 
 def _final_checkpoints(sweep_dir: Path) -> list[Path]:
-    """Each run's last exported checkpoint (find_checkpoints orders them by run and step)."""
-    from linscale.eval.runner import find_checkpoints
+    """Each run's last exported checkpoint."""
+    from linscale.eval.runner import final_checkpoints
 
-    return list({path.parent.parent.name: path for path in find_checkpoints(sweep_dir)}.values())
+    return final_checkpoints(sweep_dir)
 
 
 def _final_rows(scores: pd.DataFrame) -> pd.DataFrame:

@@ -128,3 +128,76 @@ def test_task_prompts_are_fields_or_functions_not_templates():
         for line in path.read_text().splitlines():
             if re.match(r"\s*doc_to_(text|target|choice):", line):
                 assert "{{" not in line, f"{path.name}: {line.strip()}"
+
+
+def test_users_own_task_folder_runs_through_linscale_eval(tmp_path):
+    """--include_path DIR: a local WikiText-style task (rolling log-likelihood of "page") into the store."""
+    from linscale.cli import main
+
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
+    folder = Path(__file__).parent / "data" / "wikitext_local"
+    assert main(["eval", str(sweep_dir), "--suites", "", "--tasks", "wikitext_local", "--include_path", str(folder)]) == 0
+    table = read_store(sweep_dir / "eval" / "results.parquet")
+    rows = table[table.task == "wikitext_local"].set_index("metric")
+    assert {"word_perplexity", "byte_perplexity", "bits_per_byte"} <= set(rows.index)
+    assert rows.loc["bits_per_byte", "value"] > 0 and rows.loc["word_perplexity", "n_samples"] == 3
+    assert rows["chance"].isna().all()  # not a linscale task: no chance level known
+
+
+def test_task_folder_and_options_errors_are_one_line(tmp_path, capsys):
+    from linscale.cli import main
+
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
+    cases = [(["--tasks", "wikitext_local"], "your own, --include_path DIR"),
+             (["--tasks", "x", "--include_path", str(tmp_path / "nowhere")], "--include_path: "),
+             (["--option", "niah_repeats"], "--option: expected KEY=VALUE"),
+             (["--option", "niah_repeat=3"], "--option: expected KEY=VALUE"),
+             (["--suites", "retrieval", "--option", "niah_repeats=0"], "niah_repeats: expected a positive integer")]
+    for extra, expected in cases:
+        assert main(["eval", str(sweep_dir), *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
+
+
+def test_offline_real_task_is_a_one_line_error_naming_its_dataset(tmp_path, capsys, monkeypatch):
+    """`--tasks wikitext --real-tasks` without a network: one line naming the dataset, no traceback. The
+    task here is lm-eval's wikitext.yaml's dataset fields in a folder of its own (indexing all of lm-eval's
+    14,000 task files with --real-tasks takes tens of seconds; the error path is the same)."""
+    from linscale.cli import main
+
+    for name, value in OFFLINE.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: the dataset is nowhere
+    folder = tmp_path / "wikitext_remote"
+    folder.mkdir()
+    (folder / "wikitext_remote.yaml").write_text(
+        "task: wikitext_remote\ndataset_path: EleutherAI/wikitext_document_level\ndataset_name: wikitext-2-raw-v1\n"
+        "output_type: loglikelihood_rolling\ntest_split: test\ndoc_to_text: ''\ndoc_to_target: page\n"
+        "metric_list:\n  - metric: word_perplexity\n")
+    sweep_dir, (ckpt,) = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
+    assert main(["eval", str(sweep_dir), "--suites", "", "--tasks", "wikitext_remote", "--include_path", str(folder)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "wikitext_remote" in err, err
+    assert "dataset EleutherAI/wikitext_document_level could not be loaded" in err, err
+    assert not (sweep_dir / "eval" / "results.parquet").exists()
+
+
+def test_calibrate_evaluates_final_checkpoints_and_reports_every_task(tmp_path, capsys):
+    from linscale.cli import main
+
+    sweep_dir, _ = sweep(tmp_path, [("llama-s1", 10, fx.tiny_model("llama")), ("llama-s1", 20, fx.tiny_model("llama", 1)),
+                                    ("hgrn2-s1", 20, fx.tiny_model("hgrn2"))])
+    assert main(["eval", str(sweep_dir), "--calibrate"]) == 0
+    out = capsys.readouterr().out
+    store = read_store(sweep_dir / "eval" / "calibration.parquet")
+    assert set(zip(store.run_id, store.step)) == {("llama-s1", 20), ("hgrn2-s1", 20)}  # final checkpoints only
+    for task in ("linscale_knowledge_head", "linscale_cloze", "linscale_niah_easy", "linscale_mqar"):
+        assert task in out
+    assert "at_ceiling" in out and "NIAH easy" in out or "easy_ge_standard" in out
+    acc = store[(store.task == "linscale_mqar") & (store.metric == "acc")]
+    assert (acc["chance"] == 1 / 64).all()  # the stub world's data dict has the default n_values
+    niah = store[(store.task == "linscale_niah_easy") & (store.metric == "weighted_acc")]
+    assert niah["stderr"].notna().all() and (niah["stderr"] > 0).all()
+    # another knob setting goes to a store of its own
+    assert main(["eval", str(sweep_dir), "--calibrate", "--suites", "knowledge", "--option", "n_per_band=5"]) == 0
+    assert len(list((sweep_dir / "eval").glob("calibration-*.parquet"))) == 1

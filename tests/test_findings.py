@@ -233,3 +233,46 @@ def test_accuracy_noise_has_one_column_per_measured_accuracy():
     assert list(noise.columns) == ["NIAH easy", "associative recall"]  # knowledge was not measured
     assert noise.loc["tnl", "NIAH easy"] == pytest.approx(0.03) and noise.loc["llama", "associative recall"] == 0
     assert findings.accuracy_noise(seeds.drop(columns=["niah_easy_wa", "mqar_acc"])).empty
+
+
+def test_context_ablation_scores_are_read_from_one_evaluation(tmp_path):
+    """The context ablation is evaluated at one common context and at twice each run's own; the verdict
+    reads the common one, and the two never mix."""
+    from linscale.results import RUNS_COLUMNS
+
+    folder = tmp_path / "toy" / "ablations"
+    folder.mkdir(parents=True)
+    runs, scores = [], []
+    for variant, seq_len, common, twice in (("base", 128, 0.5, 0.3), ("toy-context64", 64, 0.4, 0.1)):
+        runs.append({c: 0 for c in RUNS_COLUMNS} | {"run_id": "tnl-s1", "arch": "tnl", "size": "s1", "step": 5,
+                                                   "seq_len": seq_len, "seed": 0, "train_loss": 2.0, "val_loss": 2.0,
+                                                   "diverged": False, "preset": "toy", "variant": variant,
+                                                   "ablation": "context"})
+        for evaluation, value in (("common", common), ("twice", twice)):
+            scores.append({"run_id": "tnl-s1", "arch": "tnl", "size": "s1", "step": 5, "tokens": 0, "flops": 0,
+                           "pf_days": 0, "params": 0, "suite": "retrieval", "task": "linscale_niah_easy",
+                           "metric": "weighted_acc", "value": value, "variant": variant, "evaluation": evaluation})
+    pd.DataFrame(runs).to_parquet(folder / "context.parquet")
+    pd.DataFrame(scores).to_parquet(folder / "context-eval.parquet")
+    common = findings.ablation_scores("toy", str(tmp_path), "context").sort_values("seq_len")
+    assert common["niah_easy_wa"].tolist() == [0.4, 0.5]
+    twice = findings.ablation_scores("toy", str(tmp_path), "context", evaluation="twice").sort_values("seq_len")
+    assert twice["niah_easy_wa"].tolist() == [0.1, 0.3]
+    # an older table without the column holds one evaluation: the common one, and no "twice"
+    pd.DataFrame(scores).query("evaluation == 'common'").drop(columns="evaluation").to_parquet(folder / "context-eval.parquet")
+    assert len(findings.ablation_scores("toy", str(tmp_path), "context")) == 2
+    assert len(findings.ablation_scores("toy", str(tmp_path), "context", evaluation="twice")) == 0
+
+
+def test_accuracy_tables_carry_chance_levels():
+    store = pd.DataFrame({"run_id": "a", "step": 1, "task": ["linscale_knowledge", "linscale_mqar", "linscale_perplexity"],
+                          "metric": ["acc", "acc", "bits_per_byte"], "value": [0.5, 0.3, 0.7],
+                          "chance": [0.25, 1 / 64, np.nan]})
+    chances = findings.downstream_chance(store)
+    assert chances["knowledge_acc"] == 0.25 and chances["mqar_acc"] == 1 / 64 and np.isnan(chances["bits_per_byte"])
+    largest = pd.DataFrame({"arch": ["llama", "tnl"], "mqar_acc": [0.5, 0.2], "niah_easy_wa": [0.9, 0.1]})
+    long = findings.retrieval_long(largest, chances)
+    assert set(long.loc[long["metric"] == "mqar_acc", "chance"]) == {1 / 64}
+    assert long.loc[long["metric"] == "niah_easy_wa", "chance"].iloc[0] == pytest.approx(1 / 64)  # the default language
+    shown = findings.with_chance(largest, chances)
+    assert shown["arch"].iloc[-1] == "chance" and shown["mqar_acc"].iloc[-1] == 1 / 64

@@ -78,8 +78,9 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
     def fake_find(sweep):
         return [sweep / "runs" / "tnl-a" / "export" / f"step={s}" for s in (5, 10)]
 
-    def fake_evaluate(sweep, suites, checkpoints, limit, progress):
-        evaluated.append((sweep.name, tuple(suites), [c.name for c in checkpoints]))
+    def fake_evaluate(sweep, suites, checkpoints, limit, progress, out=None, **settings):
+        evaluated.append((sweep.name, tuple(suites), [c.name for c in checkpoints],
+                          None if out is None else out.name, settings))
         # the store may hold more than was asked for (an earlier `linscale eval` of every export)
         return pd.DataFrame(rows("tnl-a", "a", (5, 10), (*suites, "linguistic")))
 
@@ -87,16 +88,23 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
     monkeypatch.setattr(linscale.eval, "evaluate_sweep", fake_evaluate)
     _eval_ablations(preset, runs_dir, results, limit=None)
 
-    # only the trained sweeps of the evaluated ablations, each run's last export, on that ablation's suites
-    assert sorted(evaluated) == [("toy-context64", ("retrieval",), ["step=10"]),
-                                 ("toy-seed1", ("knowledge", "retrieval"), ["step=10"])]
+    # only the trained sweeps of the evaluated ablations, each run's last export, on that ablation's suites;
+    # the context ablation at one common context (the main grid's, 128) and at twice each run's own, each
+    # into its own store; the base runs' common-context scores are the main sweep's
+    assert sorted(evaluated, key=str) == sorted([
+        ("toy-context64", ("retrieval",), ["step=10"], "common.parquet", {"task_options": {"max_length": 128}}),
+        ("toy", ("retrieval",), ["step=10"], "context-twice.parquet", {"context_factor": 2.0}),
+        ("toy-context64", ("retrieval",), ["step=10"], "twice.parquet", {"context_factor": 2.0}),
+        ("toy-seed1", ("knowledge", "retrieval"), ["step=10"], None, {})], key=str)
     assert not (results / "ablations" / "aspect-eval.parquet").exists()
     context = pd.read_parquet(results / "ablations" / "context-eval.parquet")
-    assert sorted(set(zip(context["variant"], context["size"], context["step"], context["suite"]))) == [
-        ("base", "a", 10, "retrieval"), ("toy-context64", "a", 10, "retrieval")]
+    assert sorted(set(zip(context["evaluation"], context["variant"], context["size"], context["step"],
+                          context["suite"]))) == [
+        ("common", "base", "a", 10, "retrieval"), ("common", "toy-context64", "a", 10, "retrieval"),
+        ("twice", "base", "a", 10, "retrieval"), ("twice", "toy-context64", "a", 10, "retrieval")]
     seeds = pd.read_parquet(results / "ablations" / "seeds-eval.parquet")
     assert set(seeds["suite"]) == {"knowledge", "retrieval"} and set(seeds["step"]) == {10}
-    assert set(seeds["variant"]) == {"base", "toy-seed1"}
+    assert set(seeds["variant"]) == {"base", "toy-seed1"} and "evaluation" not in seeds
 
 
 def test_ablations_to_train_are_chosen_by_name_and_typos_are_one_clear_error(tmp_path, capsys):

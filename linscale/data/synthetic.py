@@ -551,30 +551,38 @@ class SyntheticLanguage:
 # ================================================================================================================
 
 FREQUENCY_BANDS = ("head", "torso", "tail")
+# The bands as intervals of the cumulative probability mass of the facts ranked by frequency: head = the
+# facts holding the first 50 % of the mass, torso = the next 40 %, tail = the last 10 %. The evaluation
+# suites choose their own (linscale/eval/difficulty.yaml) to keep every band off ceiling and chance.
+MASS_BANDS = {"head": (0.0, 0.5), "torso": (0.5, 0.9), "tail": (0.9, 1.0)}
 
 
-def _band_ranks(lang: SyntheticLanguage, band: str) -> tuple[int, int]:
-    """Rank ranges of the bands: head = the facts holding the first half of the probability mass,
-    torso = the next 40%, tail = the last 10%."""
+def mass_ranks(lang: SyntheticLanguage, lo: float, hi: float) -> tuple[int, int]:
+    """The Zipf ranks [first, last) of the facts between cumulative probability mass ``lo`` and ``hi``
+    (0 <= lo < hi <= 1): the fact whose mass straddles an edge belongs to the band below it."""
+    if not 0 <= lo < hi <= 1:
+        raise DataError(f"knowledge band: expected 0 <= lo < hi <= 1 (cumulative mass), got ({lo}, {hi})")
     cum = np.cumsum(np.sort(lang.p_fact.ravel())[::-1])
-    edges = [0, int(np.searchsorted(cum, 0.5)) + 1, int(np.searchsorted(cum, 0.9)) + 1, cum.size]
-    i = FREQUENCY_BANDS.index(band)
-    return edges[i], edges[i + 1]
+    first = 0 if lo == 0 else int(np.searchsorted(cum, lo)) + 1
+    last = cum.size if hi >= 1 else int(np.searchsorted(cum, hi)) + 1
+    return first, max(first, last)
 
 
 def knowledge_mc(lang: SyntheticLanguage, n_per_band: int = 100, n_choices: int = 4, seed: int = 0,
-                 bands=FREQUENCY_BANDS) -> list[dict]:
+                 bands: dict | None = None) -> list[dict]:
     """Multiple-choice questions on facts: ``question`` "FIRST LAST REL" (the start of a ``fact``
     sentence), ``choices`` objects of that relation (the right one and distractors), ``label`` the index
-    of the right one; ``band`` says how frequent the fact is (head / torso / tail, by probability mass),
-    ``rank`` its Zipf rank. The analogue of the paper's commonsense tasks: knowledge learned in training."""
+    of the right one; ``band`` says how frequent the fact is, ``rank`` its Zipf rank. ``bands``:
+    {name: (lo, hi)} intervals of cumulative probability mass (default :data:`MASS_BANDS`); the facts of
+    a band are drawn uniformly by rank, without replacement. The analogue of the paper's commonsense
+    tasks: knowledge learned in training."""
     rng = np.random.default_rng([seed, 0xA11])
     items = []
     opr = lang.spec.objects_per_relation
-    if n_choices > opr:
-        raise DataError(f"n_choices: {n_choices} > objects_per_relation={opr}")
-    for band in bands:
-        lo, hi = _band_ranks(lang, band)
+    if not 2 <= n_choices <= opr:
+        raise DataError(f"n_choices: expected 2..objects_per_relation={opr}, got {n_choices}")
+    for band, (lo_mass, hi_mass) in (MASS_BANDS if bands is None else bands).items():
+        lo, hi = mass_ranks(lang, lo_mass, hi_mass)
         for rank in rng.choice(np.arange(lo, hi), size=min(n_per_band, hi - lo), replace=False):
             flat = int(lang.fact_rank[rank])
             first, last, rel, obj = lang.fact_words(flat)
@@ -667,15 +675,19 @@ def needle_in_haystack(lang: SyntheticLanguage, context_lengths=(64, 128, 256, 5
 
 
 def associative_recall(lang: SyntheticLanguage, n_items: int = 100, n_pairs: int = 8, n_queries: int = 4,
-                       seed: int = 0) -> list[dict]:
-    """Multi-query associative recall: ``context`` binds ``n_pairs`` variables ("let VAR VAL ." ...),
-    ``queries`` asks for ``n_queries`` of them: a list of {"question": "what VAR", "answer": VAL,
-    "distance": tokens from the bound value to the answer when the question directly follows the
-    context}. Score each query on its own (context + " " + question → answer)."""
+                       seed: int = 0, gap: int = 0) -> list[dict]:
+    """Multi-query associative recall: ``context`` binds ``n_pairs`` distinct variables ("let VAR VAL ."
+    ...), then (``gap`` > 0) up to ``gap`` tokens of haystack sentences (facts and grammar, as in
+    :func:`needle_in_haystack`); ``queries`` asks for ``n_queries`` of them: a list of {"question":
+    "what VAR", "answer": VAL, "distance": tokens from the bound value to the answer when the question
+    directly follows the context}. Score each query on its own (context + " " + question → answer):
+    a model must find which of the ``n_pairs`` values belongs to the variable asked, where NIAH has one."""
     if n_pairs > lang.spec.n_vars:
         raise DataError(f"n_pairs: {n_pairs} > n_vars={lang.spec.n_vars}")
     if n_queries > n_pairs:
         raise DataError(f"n_queries: {n_queries} > n_pairs={n_pairs}")
+    if gap < 0:
+        raise DataError(f"gap: expected a non-negative number of tokens, got {gap}")
     rng = np.random.default_rng([seed, SPLITS["eval"], 0xA55])
     items = []
     for _ in range(n_items):
@@ -684,10 +696,18 @@ def associative_recall(lang: SyntheticLanguage, n_items: int = 100, n_pairs: int
         vars_ = [lang.words[lang.offset["var"] + int(v)] for v in var_ids]
         vals = [lang.words[lang.offset["object"] + int(v)] for v in val_ids]
         context = " ".join(f"let {v} {x} ." for v, x in zip(vars_, vals))
+        filler = 0
+        if gap > 0:
+            hay = _haystack(lang, rng, gap)
+            while hay and sum(map(len, hay)) > gap:
+                hay.pop()
+            filler = int(sum(map(len, hay)))
+            context = " ".join([context, *(lang.decode(h) for h in hay)])
         asked = rng.choice(n_pairs, n_queries, replace=False)
-        queries = [{"question": f"what {vars_[i]}", "answer": vals[i], "distance": int(4 * (n_pairs - i) - 1 + 2)}
+        # the value of pair i is token 4i + 2; the answer follows context + "what VAR"
+        queries = [{"question": f"what {vars_[i]}", "answer": vals[i], "distance": int(4 * (n_pairs - i) + filler)}
                    for i in asked]
-        items.append({"context": context, "n_pairs": n_pairs, "queries": queries})
+        items.append({"context": context, "n_pairs": n_pairs, "gap": filler, "queries": queries})
     return items
 
 

@@ -45,6 +45,7 @@ from tqdm import tqdm
 
 from linscale.checkpoint import CheckpointError, load_checkpoint, load_tokenizer
 from linscale.config import ConfigError
+from linscale.eval.items import TASK_OPTIONS, training_seq_len
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +55,6 @@ TRUNCATION = ("error", "left")
 
 class ContextLengthError(ValueError):
     """A request is longer than the model's context window ``max_length`` (and truncation is off)."""
-
-
-def training_seq_len(meta: dict) -> int | None:
-    """The context length a checkpoint was trained with, if its meta records it."""
-    for source in (meta, meta.get("train") or {}):
-        if isinstance(source, dict) and isinstance(source.get("seq_len"), int):
-            return source["seq_len"]
-    return None
 
 
 @register_model("linscale")
@@ -85,8 +78,6 @@ class LinscaleLM(TemplateLM):
                  device: str | None = "cpu", max_length: int | None = None, truncation: str = "error",
                  max_gen_toks: int = 32, **task_options):
         super().__init__()
-        from linscale.eval.items import TASK_OPTIONS
-
         unknown = sorted(set(task_options) - set(TASK_OPTIONS))
         if unknown:
             raise ConfigError(f"model_args: unknown option(s) {', '.join(unknown)} for the linscale model; "
@@ -183,23 +174,26 @@ class LinscaleLM(TemplateLM):
                 tokens = tokens[-(self.max_length + 1):]
             prepared.append((tokens[:-1], continuation_enc))
 
-        def longest_first(item):
-            inp, cont = item
-            return -len(inp), tuple(inp)
-
-        collator = Collator(prepared, sort_fn=longest_first)
-        results = []
-        for chunk in tqdm(collator.get_batched(n=self.batch_size), disable=disable_tqdm,
-                          desc="loglikelihood", total=-(-len(prepared) // self.batch_size)):
-            logits = self._logits([inp for inp, _ in chunk])
-            for row, (inp, cont) in zip(logits, chunk):
-                n = len(cont)
-                # (n, vocab) in fp32: the predictions of the continuation tokens only
-                lp = F.log_softmax(row[len(inp) - n: len(inp)].float(), dim=-1)
-                target = torch.tensor(cont, dtype=torch.long, device=lp.device)
-                is_greedy = bool((lp.argmax(-1) == target).all())
-                results.append((float(lp.gather(-1, target[:, None]).sum()), is_greedy))
-        return collator.get_original(results)
+        # Requests that feed the model the same tokens share one forward pass: the choices of a multiple-
+        # choice question with one-token answers differ only in the token scored, not in the input.
+        readers: dict[tuple, list[int]] = {}
+        for k, (inp, _) in enumerate(prepared):
+            readers.setdefault(tuple(inp), []).append(k)
+        inputs = sorted(readers, key=lambda inp: (-len(inp), inp))  # longest first: little padding
+        results: list = [None] * len(prepared)
+        for start in tqdm(range(0, len(inputs), self.batch_size), disable=disable_tqdm, desc="loglikelihood"):
+            chunk = inputs[start: start + self.batch_size]
+            logits = self._logits([list(inp) for inp in chunk])
+            for row, inp in zip(logits, chunk):
+                for k in readers[inp]:
+                    cont = prepared[k][1]
+                    n = len(cont)
+                    # (n, vocab) in fp32: the predictions of the continuation tokens only
+                    lp = F.log_softmax(row[len(inp) - n: len(inp)].float(), dim=-1)
+                    target = torch.tensor(cont, dtype=torch.long, device=lp.device)
+                    is_greedy = bool((lp.argmax(-1) == target).all())
+                    results[k] = (float(lp.gather(-1, target[:, None]).sum()), is_greedy)
+        return results
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
         new_reqs = []

@@ -18,7 +18,11 @@ Item kinds and their fields:
     documents  text (held-out documents, for perplexity)
     niah       mode ("easy" | "standard"), length, depth, length_index, depth_index, context,
                question, answer
-    mqar       context, question, answer, n_pairs, distance (one query of a multi-query recall item)
+    mqar       context, question, answer, n_pairs, gap, distance (one query of a multi-query recall item)
+
+Prompts start with the end-of-document token (DOC_START), as every document does in training
+(``tasks/utils.py``). How many items each kind has and how hard they are is data: the knobs of
+``difficulty.yaml`` (KNOBS says which knob shapes which kind).
 """
 from __future__ import annotations
 
@@ -27,26 +31,28 @@ import json
 import os
 from pathlib import Path
 
+import yaml
+
 from linscale.atomic import atomic_write
 from linscale.config import ConfigError
 
 KINDS = ("knowledge", "cloze", "documents", "niah", "mqar")
-BANDS = ("head", "torso", "tail")  # facts holding the first 50 %, next 40 %, last 10 % of the mass
+BANDS = ("head", "torso", "tail")  # frequency bands of the knowledge suite, most frequent first
 NIAH_MODES = ("easy", "standard")
-NIAH_RESERVE = 4  # tokens of each grid length left for the generated answer (max_gen_toks)
+NIAH_RESERVE = 1  # tokens of each grid length taken by the answer: a length is context + question + answer
+DOC_START = "<eod>"  # every training document follows an end-of-document token; so does every prompt
 
-# Item parameters and their defaults; each can be overridden through model_args / --metadata.
-DEFAULTS = {
-    "n_per_band": 100,  # knowledge questions per frequency band
-    "n_cloze": 200,
-    "n_documents": 40,
-    "niah_lengths": 8,  # grid: n lengths linspace(max_length/8, max_length), like the paper's 1K..8K(16K)
-    "niah_depths": 6,  # n depths linspace(0, 100) percent
-    "niah_repeats": 2,  # items per (mode, length, depth) cell
-    "n_mqar": 50,  # recall items (4 queries each)
-    "mqar_pairs": 8,  # bindings per recall item (fewer if 5 tokens each do not fit max_length)
-    "eval_seed": 1234,  # seed of the evaluation items (the world itself comes from the data dict)
-}
+# The item parameters, the difficulty knobs of the suites: one table of defaults (difficulty.yaml, with
+# the reasons for each value), each overridable through model_args / --metadata / --option.
+DIFFICULTY_FILE = Path(__file__).with_name("difficulty.yaml")
+DEFAULTS = yaml.safe_load(DIFFICULTY_FILE.read_text())
+# The knobs that determine each kind of item (with the data dict and eval_seed: its cache key).
+KNOBS = {"knowledge": ("n_per_band", "n_choices", "knowledge_bands"),
+         "cloze": ("n_cloze", "max_length"),
+         "documents": ("n_documents", "max_length"),
+         "niah": ("niah_lengths", "niah_min_length", "niah_depths", "niah_repeats", "max_length"),
+         "mqar": ("n_mqar", "mqar_pairs", "mqar_queries", "mqar_gap", "max_length")}
+NON_NEGATIVE = ("eval_seed", "mqar_gap")  # integers that may be 0; every other integer knob is >= 1
 # Everything the task functions accept; the model adapter ignores these keys (see LinscaleLM).
 TASK_OPTIONS = ("checkpoint", "task_cache", "max_length", *DEFAULTS)
 
@@ -57,6 +63,14 @@ class TaskDataError(ConfigError):
 
 def default_cache() -> Path:
     return Path(os.environ.get("LINSCALE_EVAL_CACHE", Path.home() / ".cache" / "linscale" / "eval"))
+
+
+def training_seq_len(meta: dict) -> int | None:
+    """The context length a checkpoint was trained with, if its meta records it."""
+    for source in (meta, meta.get("train") or {}):
+        if isinstance(source, dict) and isinstance(source.get("seq_len"), int):
+            return source["seq_len"]
+    return None
 
 
 def checkpoint_meta(checkpoint: str | os.PathLike) -> dict:
@@ -74,8 +88,6 @@ def checkpoint_meta(checkpoint: str | os.PathLike) -> dict:
 
 def item_params(kind: str, options: dict) -> dict:
     """The parameters that determine the items of ``kind`` (the cache key), from the task options."""
-    from linscale.eval.adapter import training_seq_len
-
     checkpoint = options.get("checkpoint")
     if not checkpoint:
         raise TaskDataError("checkpoint: the linscale task suites need checkpoint=<export folder> in "
@@ -86,29 +98,56 @@ def item_params(kind: str, options: dict) -> dict:
         raise TaskDataError(f"{checkpoint}: meta.data.source is {None if not isinstance(data, dict) else data.get('source')!r}; "
                             "the linscale suites need a checkpoint trained on the synthetic language "
                             "(for real text evaluate real tasks, e.g. --tasks piqa,hellaswag)")
-    params = {k: _int_option(options, k) for k in DEFAULTS}
+    params = knob_values(options)
     params["data"] = data
     max_length = int(options.get("max_length") or training_seq_len(meta) or 0)
     if max_length < 16:
         raise TaskDataError(f"max_length: the task data needs the model's context length (got {max_length}); "
                             "pass max_length=... or export checkpoints with meta.seq_len")
     params["max_length"] = max_length
-    keep = {"knowledge": ("n_per_band",), "cloze": ("n_cloze", "max_length"),
-            "documents": ("n_documents", "max_length"),
-            "niah": ("niah_lengths", "niah_depths", "niah_repeats", "max_length"),
-            "mqar": ("n_mqar", "mqar_pairs", "max_length")}[kind]
-    return {k: params[k] for k in ("data", "eval_seed", *keep)}
+    return {k: params[k] for k in ("data", "eval_seed", *KNOBS[kind])}
 
 
-def _int_option(options: dict, key: str) -> int:
-    value = options.get(key, DEFAULTS[key])
+def knob_values(options: dict) -> dict:
+    """Every difficulty knob: its value in ``options`` (strings from a command line are parsed) or its
+    default from difficulty.yaml, checked; a bad value is a one-line TaskDataError naming the knob."""
+    values = {}
+    for key, default in DEFAULTS.items():
+        value = options.get(key, default)
+        if key == "knowledge_bands":
+            values[key] = parse_bands(value)
+        elif isinstance(default, float):
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                raise TaskDataError(f"{key}: expected a number, got {value!r}") from None
+            if not 0 < value <= 1:
+                raise TaskDataError(f"{key}: expected a fraction in (0, 1], got {value}")
+            values[key] = value
+        else:
+            try:
+                value = int(value)
+            except (TypeError, ValueError):
+                raise TaskDataError(f"{key}: expected an integer, got {value!r}") from None
+            if value < (0 if key in NON_NEGATIVE else 1):
+                raise TaskDataError(f"{key}: expected a {'non-negative' if key in NON_NEGATIVE else 'positive'} "
+                                    f"integer, got {value}")
+            values[key] = value
+    return values
+
+
+def parse_bands(value) -> dict[str, list[float]]:
+    """``knowledge_bands``: four edges of cumulative Zipf mass, "0.5:0.7:0.8:0.9" (or a list), ->
+    {"head": [e0, e1], "torso": [e1, e2], "tail": [e2, e3]}."""
+    parts = value.split(":") if isinstance(value, str) else value
     try:
-        value = int(value)
+        edges = [float(e) for e in parts]
     except (TypeError, ValueError):
-        raise TaskDataError(f"{key}: expected an integer, got {value!r}") from None
-    if value < (0 if key == "eval_seed" else 1):
-        raise TaskDataError(f"{key}: expected a positive integer, got {value}")
-    return value
+        edges = []
+    if len(edges) != len(BANDS) + 1 or not all(0 <= a < b <= 1 for a, b in zip(edges, edges[1:])):
+        raise TaskDataError(f"knowledge_bands: expected {len(BANDS) + 1} increasing cumulative-mass edges in "
+                            f"[0, 1] such as '0.5:0.7:0.8:0.9', got {value!r}")
+    return {band: [edges[i], edges[i + 1]] for i, band in enumerate(BANDS)}
 
 
 def cache_file(kind: str, params: dict, task_cache=None) -> Path:
@@ -134,11 +173,11 @@ def read_items(file: Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def niah_grid(max_length: int, n_lengths: int, n_depths: int) -> tuple[list[int], list[float]]:
-    """Context lengths linspace(max_length/8, max_length) and depths linspace(0, 100) percent
+def niah_grid(max_length: int, n_lengths: int, n_depths: int, min_length: float = 0.125) -> tuple[list[int], list[float]]:
+    """Context lengths linspace(min_length x max_length, max_length) and depths linspace(0, 100) percent
     (the paper: 35 lengths linspace(1000, 16000) x 35 depths 0..100 for 8K-context models)."""
-    lo = max(8, max_length // 8)
-    if n_lengths == 1:
+    lo = max(8, round(min_length * max_length))
+    if n_lengths == 1 or lo >= max_length:
         lengths = [max_length]
     else:
         lengths = [round(lo + (max_length - lo) * k / (n_lengths - 1)) for k in range(n_lengths)]
@@ -158,7 +197,8 @@ def generate(kind: str, params: dict) -> list[dict]:
 
 
 def _gen_knowledge(synthetic, lang, p):
-    return synthetic.knowledge_mc(lang, n_per_band=p["n_per_band"], seed=p["eval_seed"])
+    return synthetic.knowledge_mc(lang, n_per_band=p["n_per_band"], n_choices=p["n_choices"], seed=p["eval_seed"],
+                                  bands=p["knowledge_bands"])
 
 
 def _gen_cloze(synthetic, lang, p):
@@ -177,8 +217,9 @@ def _gen_documents(synthetic, lang, p):
 
 
 def _gen_niah(synthetic, lang, p):
-    lengths, depths = niah_grid(p["max_length"], p["niah_lengths"], p["niah_depths"])
-    # the generator's context_length counts context + question; keep NIAH_RESERVE tokens for the answer
+    lengths, depths = niah_grid(p["max_length"], p["niah_lengths"], p["niah_depths"], p["niah_min_length"])
+    # a grid length counts the document's tokens: context + question + the answer (NIAH_RESERVE); the
+    # model reads DOC_START + context + question, i.e. exactly `length` tokens, at most max_length.
     asked = [length - NIAH_RESERVE for length in lengths]
     items = []
     for mode in NIAH_MODES:
@@ -192,16 +233,26 @@ def _gen_niah(synthetic, lang, p):
     return items
 
 
+def mqar_shape(p: dict, n_vars: int) -> tuple[int, int]:
+    """(pairs, queries) of the recall items: as many of ``mqar_pairs`` as fit the context (4 tokens a
+    binding "let VAR VAL .", then the gap, "what VAR" and the answer: within max_length)."""
+    fit = (p["max_length"] - p["mqar_gap"] - 3) // 4
+    if fit < 1:
+        raise TaskDataError(f"mqar_gap: {p['mqar_gap']} tokens leave no room for a binding within "
+                            f"max_length={p['max_length']}")
+    n_pairs = min(p["mqar_pairs"], n_vars, fit)
+    return n_pairs, min(p["mqar_queries"], n_pairs)
+
+
 def _gen_mqar(synthetic, lang, p):
-    """One document per query: the bindings, then the question (the model sees all bindings)."""
-    # "let VAR be VAL ." is 5 tokens, "what is VAR ?" 4, the answer 1: everything within max_length
-    n_pairs = max(1, min(p["mqar_pairs"], lang.spec.n_vars, (p["max_length"] - 5) // 5))
+    """One document per query: the bindings (and the gap), then the question."""
+    n_pairs, n_queries = mqar_shape(p, lang.spec.n_vars)
     items = []
-    for item in synthetic.associative_recall(lang, n_items=p["n_mqar"], n_pairs=n_pairs,
-                                             n_queries=min(4, n_pairs), seed=p["eval_seed"]):
+    for item in synthetic.associative_recall(lang, n_items=p["n_mqar"], n_pairs=n_pairs, n_queries=n_queries,
+                                             seed=p["eval_seed"], gap=p["mqar_gap"]):
         for q in item["queries"]:
             items.append({"context": item["context"], "question": q["question"], "answer": q["answer"],
-                          "n_pairs": item["n_pairs"], "distance": q.get("distance")})
+                          "n_pairs": item["n_pairs"], "gap": item["gap"], "distance": q["distance"]})
     return items
 
 

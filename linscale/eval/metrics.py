@@ -18,6 +18,12 @@ that only retrieves at short lengths cannot score like one that retrieves everyw
 a_ij ≥ 0.5); with m the number of contiguous pass/fail segments along depth, the column's penalty
 is 0 if no cell passes, 1 if all pass, otherwise 2^((1−m)/2). The score is the weighted accuracy
 with every cell of column i multiplied by its penalty p_i.
+
+**Standard error of the weighted accuracy.** WA = Σ_items u_k x_k with u_k = w_ij / (n_ij Σ w) for an item
+of cell (i, j) holding n_ij items, so Var(WA) = Σ_k u_k² Var(x_k). Each x_k is taken as Bernoulli with
+the task's pooled accuracy p̂ (per-cell estimates are 0 for a cell of all-right or all-wrong items):
+SE = √(p̂(1 − p̂) Σ_ij w_ij² / n_ij) / Σ w. By concavity the pooled variance is at least the mean of the
+cells' own variances, so this does not understate the error; it is largest at p̂ = 0.5.
 """
 from __future__ import annotations
 
@@ -69,3 +75,21 @@ def niah_score(records, alpha: float = ALPHA, threshold: float = PASS_THRESHOLD)
         column = [acc[(i, j)] >= threshold for j in sorted(j for ii, j in acc if ii == i)]
         penalty[i] = column_penalty(column)
     return sum(w[c] * acc[c] * penalty[c[0]] for c in acc) / sum(w.values())
+
+
+def weighted_stderr(records, alpha: float = ALPHA) -> float:
+    """Standard error of :func:`weighted_accuracy` (pooled binomial variance; see the module docstring)."""
+    cells = defaultdict(list)
+    for i, j, correct in records:
+        cells[(int(i), int(j))].append(float(correct))
+    if not cells:
+        return float("nan")
+    w = cell_weights(cells, alpha)
+    p = sum(sum(v) for v in cells.values()) / sum(len(v) for v in cells.values())
+    return (p * (1 - p) * sum(w[c] ** 2 / len(v) for c, v in cells.items())) ** 0.5 / sum(w.values())
+
+
+def worst_case_stderr(n_lengths: int, n_depths: int, repeats: int, alpha: float = ALPHA) -> float:
+    """The largest standard error of the weighted accuracy on a full grid (at an accuracy of 0.5)."""
+    w = cell_weights({(i, j) for i in range(n_lengths) for j in range(n_depths)}, alpha)
+    return 0.5 * (sum(v ** 2 / repeats for v in w.values())) ** 0.5 / sum(w.values())

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 KEY = ["run_id", "step", "task", "metric"]
 NIAH_KEY = ["run_id", "step", "task", "length", "depth"]
 COLUMNS = ["run_id", "arch", "size", "step", "tokens", "flops", "pf_days", "params", "suite", "task",
-           "metric", "filter", "value", "stderr", "n_samples", "max_length", "checkpoint", "eval_time_s"]
+           "metric", "filter", "value", "stderr", "chance", "n_samples", "max_length", "checkpoint", "eval_time_s"]
 
 
 def find_checkpoints(sweep_dir: str | os.PathLike) -> list[Path]:
@@ -51,8 +51,29 @@ def find_checkpoints(sweep_dir: str | os.PathLike) -> list[Path]:
     return sorted(found, key=order)
 
 
-def resolve_tasks(suites: list[str], tasks: list[str] | None = None, include_defaults: bool = False):
-    """lm-eval task/group names for suite names plus extra task names; unknown names -> ConfigError."""
+def final_checkpoints(sweep_dir: str | os.PathLike) -> list[Path]:
+    """Each run's last exported checkpoint (find_checkpoints orders them by run and step)."""
+    return list({path.parent.parent.name: path for path in find_checkpoints(sweep_dir)}.values())
+
+
+class DatasetUnavailableError(ConfigError):
+    """An lm-eval task's dataset cannot be loaded (no network, not in the local Hugging Face cache)."""
+
+
+def task_paths(include_path=None) -> list[str]:
+    """The folders lm-eval indexes for task YAMLs: the linscale suites, then the user's ``include_path``
+    (a folder or a list of them; each must exist)."""
+    extra = [include_path] if isinstance(include_path, (str, os.PathLike)) else list(include_path or [])
+    for path in extra:
+        if not Path(path).is_dir():
+            raise ConfigError(f"--include_path: {path} is not a folder of lm-eval task YAMLs")
+    return [str(TASKS_DIR), *(str(p) for p in extra)]
+
+
+def resolve_tasks(suites: list[str], tasks: list[str] | None = None, include_defaults: bool = False,
+                  include_path=None):
+    """lm-eval task/group names for suite names plus extra task names (from the linscale suites, the
+    user's ``include_path`` folders and, with ``include_defaults``, lm-eval's own); unknown -> ConfigError."""
     from lm_eval.tasks import TaskManager
 
     names = []
@@ -61,10 +82,11 @@ def resolve_tasks(suites: list[str], tasks: list[str] | None = None, include_def
             raise ConfigError(f"suite: unknown suite {suite!r}; expected one of {', '.join(SUITES)}")
         names += SUITES[suite]
     names += list(tasks or [])
-    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=include_defaults)
+    manager = TaskManager(include_path=task_paths(include_path), include_defaults=include_defaults)
     unknown = [n for n in names if n not in manager.all_tasks]
     if unknown:
-        hint = "" if include_defaults else " (lm-eval's own tasks need include_defaults / --real-tasks)"
+        hint = "" if include_defaults else \
+            " (lm-eval's own tasks need include_defaults / --real-tasks; your own, --include_path DIR)"
         raise ConfigError(f"tasks: unknown task name(s) {', '.join(unknown)}{hint}")
     return names
 
@@ -72,11 +94,13 @@ def resolve_tasks(suites: list[str], tasks: list[str] | None = None, include_def
 def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task_cache=None,
                         limit: int | None = None, batch_size: int = 16, device: str = "cpu",
                         include_defaults: bool = False, task_options: dict | None = None,
-                        bootstrap_iters: int = 100) -> dict:
+                        bootstrap_iters: int = 100, include_path=None) -> dict:
     """lm-eval results dict of ``tasks`` on one exported checkpoint (with per-item samples).
 
     Standard errors: analytic for means (acc, acc_norm); ``bootstrap_iters`` resamples for lm-eval's
-    bootstrappable aggregations (perplexity); none for the NIAH aggregations and weighted perplexities."""
+    bootstrappable aggregations (perplexity); none for the NIAH aggregations and weighted perplexities
+    (``result_rows`` adds the NIAH weighted accuracy's). A task whose dataset cannot be loaded (lm-eval's
+    own tasks download theirs) raises :class:`DatasetUnavailableError`, one line naming the dataset."""
     import lm_eval
     import lm_eval.evaluator
     from lm_eval.tasks import TaskManager
@@ -89,11 +113,32 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task
     options = {"checkpoint": str(checkpoint), **({"task_cache": str(task_cache)} if task_cache else {}),
                **(task_options or {})}
     lm = LinscaleLM(batch_size=batch_size, device=device, **options)
-    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=include_defaults, metadata=options)
-    return lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, num_fewshot=None,
-                                   limit=limit, log_samples=True, bootstrap_iters=bootstrap_iters,
-                                   random_seed=0, numpy_random_seed=0, torch_random_seed=0,
-                                   fewshot_random_seed=0)
+    manager = TaskManager(include_path=task_paths(include_path), include_defaults=include_defaults,
+                          metadata=options)
+    try:
+        return lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, num_fewshot=None,
+                                       limit=limit, log_samples=True, bootstrap_iters=bootstrap_iters,
+                                       random_seed=0, numpy_random_seed=0, torch_random_seed=0,
+                                       fewshot_random_seed=0)
+    except (ConnectionError, *_dataset_errors()) as err:
+        raise DatasetUnavailableError(_unavailable(tasks, err)) from None
+
+
+def _dataset_errors() -> tuple:
+    """The exceptions `datasets` raises for a dataset it cannot find (offline, or not on the Hub)."""
+    from datasets.exceptions import DatasetNotFoundError
+
+    return (DatasetNotFoundError,)
+
+
+def _unavailable(tasks: list[str], err: Exception) -> str:
+    import re
+
+    message = " ".join(str(err).split())
+    quoted = re.search(r"'([^'\s]+)'", message)  # the dataset's path, quoted in datasets' messages
+    dataset = f"dataset {quoted.group(1)}" if quoted else "a dataset"
+    return (f"tasks: {', '.join(tasks)}: {dataset} could not be loaded ({message}); lm-eval's own tasks download "
+            "their data from the Hugging Face Hub: run once with a network, or set HF_HOME to a cache holding it")
 
 
 @functools.cache
@@ -110,10 +155,13 @@ def _add_env_info_once(storage: dict) -> None:
 
 
 def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_time_s: float,
-                max_length: int | None = None) -> pd.DataFrame:
-    """One row per (task or group, metric) of an lm-eval results dict."""
+                max_length: int | None = None, task_options: dict | None = None) -> pd.DataFrame:
+    """One row per (task or group, metric) of an lm-eval results dict, with the metric's chance level
+    (linscale.eval.chance) and, for NIAH's weighted accuracy, the standard error lm-eval does not give."""
+    from linscale.eval.chance import chance_level
     from linscale.flops import PF_DAY
 
+    niah_stderr = _niah_stderr(results)
     rows = []
     for task, metrics in results["results"].items():
         for key, value in metrics.items():
@@ -121,6 +169,8 @@ def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_tim
                 continue
             metric, filt = key.split(",", 1)
             stderr = metrics.get(f"{metric}_stderr,{filt}")
+            if metric == "weighted_acc" and task in niah_stderr:
+                stderr = niah_stderr[task]
             n = results.get("n-samples", {}).get(task, {}).get("effective")
             rows.append({
                 "run_id": str(meta.get("run_id", checkpoint)), "arch": meta.get("arch"), "size": meta.get("size"),
@@ -130,11 +180,24 @@ def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_tim
                 "params": float(meta.get("params", _non_embedding_params(checkpoint))), "suite": suite, "task": task, "metric": metric,
                 "filter": filt, "value": float(value),
                 "stderr": float(stderr) if isinstance(stderr, (int, float)) else math.nan,
+                "chance": chance_level(task, metric, meta.get("data"), task_options),
                 "n_samples": float(n) if n is not None else math.nan,
                 "max_length": float(max_length) if max_length else math.nan, "checkpoint": checkpoint,
                 "eval_time_s": eval_time_s,
             })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _niah_stderr(results: dict) -> dict[str, float]:
+    """{NIAH task: standard error of its weighted accuracy} from the per-item samples."""
+    from linscale.eval.metrics import weighted_stderr
+
+    out = {}
+    for task, samples in (results.get("samples") or {}).items():
+        if task.startswith("linscale_niah"):
+            out[task] = weighted_stderr((s["doc"]["length_index"], s["doc"]["depth_index"], s["acc"])
+                                        for s in samples)
+    return out
 
 
 def _non_embedding_params(checkpoint: str) -> float:
@@ -190,15 +253,16 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                    tasks: list[str] | None = None, out: str | os.PathLike | None = None,
                    task_cache=None, limit: int | None = None, batch_size: int = 16, device: str = "cpu",
                    include_defaults: bool = False, task_options: dict | None = None,
-                   context_factor: float = 1.0, progress=print) -> pd.DataFrame:
+                   context_factor: float = 1.0, include_path=None, progress=print) -> pd.DataFrame:
     """Evaluate ``suites`` (and extra ``tasks``) on every exported checkpoint of ``sweep_dir`` (or on
     the given ``checkpoints``), appending to ``out`` (default ``<sweep>/eval/results.parquet``).
 
     ``context_factor`` sets each checkpoint's ``max_length`` to that multiple of its training
     ``seq_len`` (the paper tests its 8K models on NIAH up to 16K: factor 2). Rows record it in
-    ``max_length``; the store key does not include it, so use a separate ``out`` per factor."""
-    from linscale.eval.adapter import training_seq_len
-    from linscale.eval.items import checkpoint_meta
+    ``max_length``; the store key does not include it, so use a separate ``out`` per factor (and per
+    setting of ``task_options``, the difficulty knobs of linscale/eval/difficulty.yaml).
+    ``include_path``: folders of the user's own lm-eval task YAMLs, for ``tasks``."""
+    from linscale.eval.items import checkpoint_meta, training_seq_len
 
     sweep_dir = Path(sweep_dir)
     out = Path(out) if out else sweep_dir / "eval" / "results.parquet"
@@ -208,7 +272,7 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         raise ConfigError(f"{sweep_dir}: no exported checkpoints (runs/*/export/step=*/)")
     units = [(suite, resolve_tasks([suite], include_defaults=include_defaults)) for suite in suites]
     if tasks:
-        units.append(("tasks", resolve_tasks([], tasks, include_defaults=include_defaults)))
+        units.append(("tasks", resolve_tasks([], tasks, include_defaults=include_defaults, include_path=include_path)))
     lock = FileLock(str(out) + ".lock")
     try:
         lock.acquire(timeout=1)
@@ -233,7 +297,8 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                 start = time.perf_counter()
                 results = evaluate_checkpoint(checkpoint, names, task_cache=task_cache, limit=limit,
                                               batch_size=batch_size, device=device,
-                                              include_defaults=include_defaults, task_options=options)
+                                              include_defaults=include_defaults, task_options=options,
+                                              include_path=include_path)
                 elapsed = time.perf_counter() - start
                 json_file = out.parent / "json" / run_id / f"step={step}" / f"{suite}.json"
                 json_file.parent.mkdir(parents=True, exist_ok=True)
@@ -242,7 +307,8 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                 if len(cells):  # first the cells, so a finished suite in the main store implies them
                     append_rows(out.parent / "niah_cells.parquet", cells, NIAH_KEY)
                 max_length = options.get("max_length") or training_seq_len(meta)
-                table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed, max_length))
+                table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed, max_length,
+                                                     options))
                 progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: {elapsed:.1f}s")
     finally:
         lock.release()

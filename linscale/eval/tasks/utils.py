@@ -4,7 +4,7 @@ The loaders receive lm-eval's task metadata, i.e. ``--model_args`` merged with `
 so they know the checkpoint and hence the synthetic world; see ``linscale.eval.items``.
 """
 from linscale.eval import metrics
-from linscale.eval.items import as_dataset, load_items
+from linscale.eval.items import DOC_START, as_dataset, load_items
 
 
 def knowledge(band: str, **options):
@@ -28,11 +28,20 @@ def mqar(**options):
 
 
 # Prompts and targets are functions or plain field names, not Jinja templates: lm-eval compiles a
-# template anew for every document, which took half of a small model's evaluation time.
+# template anew for every document, which took half of a small model's evaluation time. Every prompt
+# starts with DOC_START, as every document does in training.
 
 
-def context_and_question(doc) -> str:
-    return f"{doc['context']} {doc['question']}"
+def question(doc) -> str:  # knowledge: "FIRST LAST REL", the start of a fact sentence
+    return f"{DOC_START} {doc['question']}"
+
+
+def context(doc) -> str:  # cloze: a document up to "what VAR"
+    return f"{DOC_START} {doc['context']}"
+
+
+def context_and_question(doc) -> str:  # NIAH, MQAR
+    return f"{DOC_START} {doc['context']} {doc['question']}"
 
 
 def spaced_answer(doc) -> str:  # loglikelihood requests get no target_delimiter
@@ -47,14 +56,11 @@ def no_text(doc) -> str:  # rolling log-likelihood scores the whole document: no
     return ""
 
 
-def answer_matches(generated: str, answer: str) -> bool:
-    """Exact match of the first words of the greedy continuation against the answer's words."""
-    want = answer.split()
-    return generated.split()[: len(want)] == want
-
-
 def niah_process_results(doc, results):
-    correct = float(answer_matches(results[0], doc["answer"]))
+    """results: [(log-likelihood of the answer, whether greedy decoding produces it)]. A one-word answer
+    is the greedy continuation exactly when greedy generation's first word matches it, so this is the
+    generation task's exact match, for one forward pass (batched across lengths) instead of a decode."""
+    correct = float(results[0][1])
     cell = (doc["length_index"], doc["depth_index"], correct)
     return {"acc": correct, "weighted_acc": cell, "niah_score": cell}
 

@@ -1,0 +1,219 @@
+"""The difficulty of the linscale suites as data (difficulty.yaml), their items in the training language,
+chance levels, the calibration report and the NIAH standard error."""
+import ast
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, mass_ranks
+from linscale.eval import chance, metrics
+from linscale.eval.calibration import calibration_report, niah_modes
+from linscale.eval.items import (DEFAULTS, DOC_START, KNOBS, TaskDataError, generate, knob_values, mqar_shape,
+                                 niah_grid)
+
+DATA = {"source": "synthetic"}
+
+
+def params(kind, max_length=128, **knobs):
+    values = knob_values(knobs)
+    return {"data": DATA, "eval_seed": 3, "max_length": max_length,
+            **{k: values[k] for k in KNOBS[kind] if k != "max_length"}}
+
+
+def test_every_knob_has_a_default_and_belongs_to_a_task():
+    used = {k for knobs in KNOBS.values() for k in knobs} | {"eval_seed"}
+    assert set(DEFAULTS) <= used | {"max_length"} and used - {"max_length"} <= set(DEFAULTS)
+    assert knob_values({}) == knob_values({k: str(v) for k, v in DEFAULTS.items()})  # strings from a CLI parse
+
+
+@pytest.mark.parametrize("knob, value, expected", [
+    ("niah_repeats", "0", "niah_repeats: expected a positive integer"),
+    ("mqar_gap", "-1", "mqar_gap: expected a non-negative integer"),
+    ("n_per_band", "many", "n_per_band: expected an integer"),
+    ("niah_min_length", "1.5", "niah_min_length: expected a fraction"),
+    ("knowledge_bands", "0.5:0.4:0.8:0.9", "knowledge_bands: expected 4 increasing"),
+    ("knowledge_bands", "0.5:0.7", "knowledge_bands: expected 4 increasing")])
+def test_bad_knobs_are_one_line_errors_naming_the_knob(knob, value, expected):
+    with pytest.raises(TaskDataError, match=expected) as err:
+        knob_values({knob: value})
+    assert "\n" not in str(err.value)
+
+
+def test_knowledge_bands_take_their_facts_from_the_mass_intervals():
+    lang = SyntheticLanguage(LanguageSpec())
+    items = generate("knowledge", params("knowledge", n_per_band=30, knowledge_bands="0.2:0.5:0.6:0.9"))
+    for band, (lo, hi) in (("head", (0.2, 0.5)), ("torso", (0.5, 0.6)), ("tail", (0.6, 0.9))):
+        first, last = mass_ranks(lang, lo, hi)
+        ranks = [it["rank"] for it in items if it["band"] == band]
+        assert len(ranks) == 30 and all(first <= r < last for r in ranks), band
+    # the mass between the edges is what the band holds
+    p = np.sort(lang.p_fact.ravel())[::-1]
+    first, last = mass_ranks(lang, 0.5, 0.6)
+    assert p[:first].sum() == pytest.approx(0.5, abs=p[first - 1]) and p[:last].sum() == pytest.approx(0.6, abs=p[last - 1])
+    assert {len(it["choices"]) for it in generate("knowledge", params("knowledge", n_per_band=5, n_choices=3))} == {3}
+
+
+@pytest.mark.parametrize("mode, marker", [("easy", "what"), ("standard", "let")])
+def test_niah_items_are_documents_of_the_training_language_of_the_grid_length(mode, marker):
+    """easy: the needle is a question with its answer ("what VAR VAL ."), standard: a binding ("let VAR VAL .");
+    the question is "what VAR"; the model reads <eod> + context + question, at most the grid's length."""
+    lang = SyntheticLanguage(LanguageSpec())
+    items = [it for it in generate("niah", params("niah", niah_lengths=3, niah_depths=3, niah_repeats=2))
+             if it["mode"] == mode]
+    lengths, _ = niah_grid(128, 3, 3, DEFAULTS["niah_min_length"])
+    assert len(items) == 3 * 3 * 2 and {it["length"] for it in items} == set(lengths)
+    for it in items:
+        words = it["context"].split()
+        var = it["question"].split()[1]
+        assert it["question"] == f"what {var}"
+        at = [i for i in range(len(words) - 3) if words[i:i + 2] == [marker, var]]
+        assert len(at) == 1 and words[at[0] + 2:at[0] + 4] == [it["answer"], "."]
+        assert words.count("let") + words.count("what") == 1  # the only binding in the haystack
+        prompt = f"{DOC_START} {it['context']} {it['question']}"
+        assert it["length"] - 8 <= len(prompt.split()) <= it["length"] <= 128
+        lang.encode(it["context"] + " " + it["question"])
+
+
+def test_both_needles_occur_in_training_documents():
+    """The training language states a value both ways before it is asked again: "let VAR VAL" and a fresh
+    question "what VAR VAL"; so both NIAH needles are in distribution."""
+    lang = SyntheticLanguage(LanguageSpec())
+    docs, _ = lang.sample(np.random.default_rng(0), 200, 128)
+    first_mention = {"let": 0, "what": 0}
+    for doc in docs:
+        words = lang.decode(doc).split()
+        seen = set()
+        for i in range(len(words) - 2):
+            if words[i] in first_mention and words[i + 1] not in seen:
+                seen.add(words[i + 1])
+                first_mention[words[i]] += 1
+    assert first_mention["let"] > 100 and first_mention["what"] > 50
+
+
+def test_mqar_items_fit_the_context_and_put_the_gap_before_the_question():
+    items = generate("mqar", params("mqar", max_length=64, mqar_pairs=20, mqar_queries=3, mqar_gap=20, n_mqar=10))
+    n_pairs, n_queries = mqar_shape({**knob_values({"mqar_pairs": 20, "mqar_queries": 3, "mqar_gap": 20}),
+                                     "max_length": 64}, 32)
+    assert n_pairs == (64 - 20 - 3) // 4 == 10 and n_queries == 3 and len(items) == 10 * 3
+    for it in items:
+        words = it["context"].split()
+        bindings = {words[i + 1]: (i + 2, words[i + 2]) for i in range(0, 4 * n_pairs, 4)}
+        assert all(words[i] == "let" for i in range(0, 4 * n_pairs, 4)) and "let" not in words[4 * n_pairs:]
+        assert len(words) - 4 * n_pairs == it["gap"] <= 20
+        position, value = bindings[it["question"].split()[1]]
+        assert value == it["answer"] and it["distance"] == len(words) + 2 - position
+        assert 1 + len(words) + 2 <= 64  # <eod>, context, question; the answer is predicted at the end
+    with pytest.raises(TaskDataError, match="mqar_gap"):
+        mqar_shape({**knob_values({"mqar_gap": 70}), "max_length": 64}, 32)
+
+
+def test_chance_levels_follow_the_language_and_the_knobs():
+    assert chance.chance_level("linscale_knowledge_tail", "acc") == 1 / DEFAULTS["n_choices"]
+    assert chance.chance_level("linscale_knowledge", "acc_norm", options={"n_choices": "5"}) == 0.2
+    for task in ("linscale_cloze", "linscale_niah_easy", "linscale_niah_standard", "linscale_mqar"):
+        assert chance.chance_level(task, "acc") == 1 / LanguageSpec().n_values
+        assert chance.chance_level(task, "acc", data={"source": "synthetic", "n_values": 16}) == 1 / 16
+    assert chance.chance_level("linscale_niah_easy", "weighted_acc") == 1 / 64
+    assert math.isnan(chance.chance_level("linscale_cloze", "perplexity"))
+    assert math.isnan(chance.chance_level("piqa", "acc"))
+    assert chance.copy_baseline(options={"mqar_pairs": 4}) == 0.25
+    assert chance.copy_baseline(options={"mqar_pairs": 8}, max_length=20) == 1 / 4  # (20 - 3) // 4 pairs fit
+    table = chance.chance_table()
+    assert set(table["task"]) >= {"linscale_knowledge", "linscale_mqar"} and (table["answers"] > 1).all()
+
+
+def test_a_chance_row_closes_a_wide_accuracy_table():
+    table = pd.DataFrame({"arch": ["llama", "tnl"], "size": ["s1", "s1"], "knowledge_acc": [0.6, 0.5],
+                          "bits_per_byte": [0.7, 0.8]})
+    shown = chance.with_chance_row(table, {"knowledge_acc": 0.25, "bits_per_byte": float("nan")})
+    assert list(shown["arch"]) == ["llama", "tnl", "chance"] and shown["knowledge_acc"].iloc[-1] == 0.25
+    assert shown["bits_per_byte"].isna().iloc[-1] and shown["knowledge_acc"].dtype == float
+    store = pd.DataFrame({"task": ["linscale_mqar", "linscale_mqar"], "metric": ["acc", "perplexity"],
+                          "chance": [0.1, float("nan")]})
+    chances = chance.store_chances(store)
+    assert chances[("linscale_mqar", "acc")] == 0.1 and math.isnan(chances[("linscale_mqar", "perplexity")])
+    assert chance.store_chances(store.drop(columns="chance"))[("linscale_mqar", "acc")] == 1 / 64  # older stores
+
+
+def test_weighted_accuracy_stderr():
+    # equal weights: the binomial standard error of the pooled accuracy
+    records = [(i, j, (i + j + k) % 3 == 0) for i in range(4) for j in range(3) for k in range(5)]
+    p = np.mean([r[2] for r in records])
+    assert metrics.weighted_stderr(records, alpha=1.0) == pytest.approx(math.sqrt(p * (1 - p) / len(records)))
+    # unequal weights: larger than that, and it matches a simulation of the estimator
+    rng = np.random.default_rng(0)
+    cells = [(i, j) for i in range(8) for j in range(6)]
+    draws = [metrics.weighted_accuracy([(i, j, rng.random() < 0.5) for i, j in cells for _ in range(7)])
+             for _ in range(2000)]
+    assert metrics.worst_case_stderr(8, 6, 7) == pytest.approx(np.std(draws), rel=0.1)
+    # the default grid meets the issue's bound of 0.03 for one checkpoint
+    assert metrics.worst_case_stderr(DEFAULTS["niah_lengths"], DEFAULTS["niah_depths"], DEFAULTS["niah_repeats"]) <= 0.03
+
+
+def store_rows(task, metric, values, archs=None, params=None, n=200, stderr=None, chance_value=0.25):
+    archs = archs or ["llama"] * len(values)
+    params = params or [1e4 * 10 ** i for i in range(len(values))]
+    return [{"run_id": f"{a}-{k}", "arch": a, "size": f"s{k}", "params": p, "step": 100, "task": task,
+             "metric": metric, "value": v, "stderr": stderr if stderr is not None else math.sqrt(v * (1 - v) / n),
+             "n_samples": n, "chance": chance_value}
+            for k, (a, v, p) in enumerate(zip(archs, values, params))]
+
+
+def test_calibration_flags_ceiling_chance_and_flat_tasks():
+    rows = (store_rows("linscale_knowledge_head", "acc", [0.99, 1.0, 0.985])  # every model at ceiling
+            + store_rows("linscale_knowledge_torso", "acc", [0.3, 0.6, 0.9])  # calibrated
+            + store_rows("linscale_knowledge_tail", "acc", [0.24, 0.27, 0.22])  # every model at chance
+            + store_rows("linscale_knowledge", "acc", [0.6, 0.99, 0.995])  # at ceiling for some models only
+            + store_rows("linscale_cloze", "acc", [0.5, 0.45, 0.52], chance_value=1 / 64))  # flat for LLaMA
+    # an earlier checkpoint does not count: the report reads each run's last one
+    early = [dict(r, step=10, value=0.99) for r in store_rows("linscale_knowledge_torso", "acc", [0.3, 0.6, 0.9])]
+    report = calibration_report(pd.DataFrame(rows + early)).set_index("task")
+    assert report.loc["linscale_knowledge_head", "at_ceiling"] and not report.loc["linscale_knowledge_head", "ok"]
+    assert not report.loc["linscale_knowledge", "at_ceiling"] and report.loc["linscale_knowledge", "ok"]
+    assert report.loc["linscale_knowledge_tail", "at_chance"] and not report.loc["linscale_knowledge_tail", "ok"]
+    torso = report.loc["linscale_knowledge_torso"]
+    assert torso["ok"] and torso["llama_rises"] and torso["llama_gain"] == pytest.approx(0.6)
+    assert torso["min"] == 0.3 and torso["max"] == 0.9
+    assert not report.loc["linscale_cloze", "llama_rises"] and not report.loc["linscale_cloze", "ok"]
+    assert not report.loc["linscale_cloze", "at_chance"]
+    # "within two standard errors of chance" uses the standard error of a model at chance: 0.31 on 200 items
+    # is not chance (2 x 0.031 = 0.061 above 0.25 is 0.311), 0.30 is
+    for value, at_chance in ((0.312, False), (0.30, True)):
+        one = calibration_report(pd.DataFrame(store_rows("linscale_mqar", "acc", [value], chance_value=0.25)))
+        assert bool(one["at_chance"].item()) is at_chance, value
+
+
+def test_niah_modes_compare_easy_with_standard_per_model():
+    rows = (store_rows("linscale_niah_easy", "weighted_acc", [0.3, 0.9, 0.99], stderr=0.01, chance_value=1 / 64)
+            + store_rows("linscale_niah_standard", "weighted_acc", [0.2, 0.95, 1.0], stderr=0.01, chance_value=1 / 64))
+    modes = niah_modes(pd.DataFrame(rows))
+    assert list(modes["easy_ge_standard"]) == [True, False, False] and list(modes["easy"]) == [0.3, 0.9, 0.99]
+    # 0.05 below is beyond two standard errors of the difference (0.028), 0.01 below is not
+    assert list(modes["easy_not_harder"]) == [True, False, True]
+
+
+def test_eval_modules_import_one_way():
+    """Imports inside linscale/eval flow one way (no cycle), as the whole package's do."""
+    root = Path(__file__).resolve().parents[1] / "linscale" / "eval"
+    graph = {}
+    for path in root.glob("*.py"):
+        name = path.stem
+        targets = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("linscale.eval."):
+                targets.add(node.module.split(".")[2])
+            elif isinstance(node, ast.ImportFrom) and node.module == "linscale.eval":
+                targets |= {alias.name for alias in node.names if (root / f"{alias.name}.py").exists()}
+        graph[name] = targets - {name, "tasks"}
+
+    def reaches(start, goal, seen=()):
+        return any(t == goal or (t not in seen and reaches(t, goal, (*seen, t))) for t in graph.get(start, ()))
+
+    cycles = sorted(n for n in graph if reaches(n, n))
+    assert not cycles, {n: sorted(graph[n]) for n in cycles}
+    assert "items" in graph["adapter"] and "adapter" not in graph["items"]
+    json.dumps({k: sorted(v) for k, v in graph.items()})
