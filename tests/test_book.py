@@ -74,7 +74,9 @@ def test_html_checker_finds_broken_links_missing_figures_and_errors(tmp_path):
     (tmp_path / "fig.png").write_bytes(b"\x89PNG")
     (tmp_path / "chapters" / "bad.html").write_text(
         '<main><img src="missing.png"><a href="nowhere.html">x</a><a href="good.html#nope">y</a>'
-        '<div class="output traceback">Traceback (most recent call last)</div></main>')
+        '<div class="output traceback">Traceback (most recent call last)</div>'
+        '<p>FitAttempt(not possible: approach2 [tnl]: too few sizes)</p><figcaption>from results//niah_cells.parquet'
+        '</figcaption><pre>FitAttempt(fine in a code listing)</pre></main>')
     problems = book.check_html(tmp_path, chapters=["good", "bad", "absent"])
     assert "chapter absent: page chapters/absent.html missing" in problems
     assert "chapter bad: 0 figure(s), expected at least 1" in problems
@@ -82,6 +84,9 @@ def test_html_checker_finds_broken_links_missing_figures_and_errors(tmp_path):
     assert "chapters/bad.html: broken image missing.png" in problems
     assert "chapters/bad.html: broken link nowhere.html" in problems
     assert "chapters/bad.html: broken anchor good.html#nope" in problems
+    raw = [p for p in problems if p.startswith("chapters/bad.html: raw output")]
+    assert any("FitAttempt(not possible" in p for p in raw) and any("results//niah" in p for p in raw)
+    assert any("Traceback" in p for p in raw) and not any("code listing" in p for p in raw)
     assert not [p for p in problems if "good" in p.split(":")[0]]
 
 
@@ -98,18 +103,6 @@ def glued(notebook: Path) -> dict:
                 data = output.get("data", {})
                 values[meta["name"]] = data.get(meta.get("mime_prefix", "") + "text/plain")
     return values
-
-
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    """Every chapter of the table of contents executed on the smoke results and the book built, in a
-    temporary copy of book/ and _config.yml (the repository's book/chapters is left alone)."""
-    root = book.copy_sources(tmp_path_factory.mktemp("book"))
-    chapters = book.toc_chapters()
-    outputs = book.execute_book(book.SMOKE_PARAMETERS, chapters=chapters, out_dir=root / "book" / "chapters",
-                                force=True, workers=2)
-    html = book.build_html(root)
-    return {"root": root, "html": html, "chapters": chapters, "outputs": dict(zip(chapters, outputs))}
 
 
 @pytest.mark.slow
