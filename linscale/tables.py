@@ -39,6 +39,8 @@ HEADERS = {
     "knowledge_acc": "knowledge acc.", "bits_per_byte": "bits per byte", "cloze_acc": "cloze acc.",
     "niah_easy_wa": "NIAH easy (w. acc.)", "niah_standard_wa": "NIAH std. (w. acc.)", "mqar_acc": "MQAR acc.",
     "run_id": "run", "estimate": "estimate", "ci_low": "95% low", "ci_high": "95% high",
+    "params_M": "N (M), ours", "params_M_paper": "N (M), paper", "params_rel_diff": "N diff.",
+    "pflops_per_step_paper": "PFLOPs per step, paper", "pflops_rel_diff": "PFLOPs diff.",
 }
 SIGNIFICANT = 3  # significant digits of a float column (at least; see format_column)
 MAX_ROWS = 16  # rows shown in the page before the rest moves into the full table
@@ -76,6 +78,16 @@ def format_column(values: pd.Series, digits: int = SIGNIFICANT) -> list[str]:
         return ["–" if not np.isfinite(v) else ("0" if v == 0 else scientific(v, digits)) for v in values]
     decimals = max(0, digits - 1 - math.floor(math.log10(top)))
     return ["–" if not np.isfinite(v) else f"{v:,.{decimals}f}" for v in values]
+
+
+def percent(decimals: int = 1, signed: bool = False) -> Callable[[float], str]:
+    """A format for fractions as percents (``0.0123`` -> ``1.2%``); a value that rounds to zero prints
+    as ``0.0%``, not ``-0.0%``."""
+    def fmt(value: float) -> str:
+        if round(abs(value) * 100, decimals) == 0:
+            value = 0.0
+        return f"{value:{'+' if signed and value else ''}.{decimals}%}"
+    return fmt
 
 
 def _missing(value) -> bool:

@@ -31,6 +31,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 VIEWPORT = {"width": 1280, "height": 900}
 MIN_SCALE = 0.7
 MATH_TIMEOUT_MS = 20_000
+PAGE_TIMEOUT_MS = 180_000  # generous: a shared, busy CI machine renders a long chapter slowly
 
 # Everything measured inside the page, in one script (returns a list of problems).
 PAGE_CHECKS = r"""
@@ -136,7 +137,7 @@ def pages(html_dir: Path) -> list[str]:
 
 
 def check_book(html_dir: Path, screenshots: Path, chromium: Path = CHROMIUM, min_scale: float = MIN_SCALE,
-               only: list[str] | None = None) -> dict[str, list[str]]:
+               only: list[str] | None = None, math_timeout_ms: int = MATH_TIMEOUT_MS) -> dict[str, list[str]]:
     """Render every page (or ``only`` those) and return {page: problems}; screenshots and ``report.txt``
     go to ``screenshots`` (emptied first)."""
     from playwright.sync_api import sync_playwright
@@ -161,6 +162,8 @@ def check_book(html_dir: Path, screenshots: Path, chromium: Path = CHROMIUM, min
 
             context.route("**/*", route)
             page = context.new_page()
+            page.set_default_timeout(PAGE_TIMEOUT_MS)
+            page.set_default_navigation_timeout(PAGE_TIMEOUT_MS)
             for name in only or pages(html_dir):
                 problems: list[str] = []
                 outside.clear()
@@ -170,18 +173,20 @@ def check_book(html_dir: Path, screenshots: Path, chromium: Path = CHROMIUM, min
                 page.on("console", on_console)
                 page.on("pageerror", on_error)
                 page.on("requestfailed", on_failed)
-                page.goto(f"{base}/{name}", wait_until="load")
-                if page.evaluate("() => document.querySelectorAll('.math').length") > 0:
-                    try:
-                        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
-                                               timeout=MATH_TIMEOUT_MS)
-                        page.evaluate("() => MathJax.startup.promise")
-                    except Exception:  # noqa: BLE001 - reported below as untypeset equations
-                        problems.append("MathJax did not start")
-                problems += page.evaluate(PAGE_CHECKS, {"minScale": min_scale})
-                page.wait_for_load_state("networkidle")
-                page.screenshot(path=str(screenshots / (name.replace("/", "__").removesuffix(".html") + ".png")),
-                                full_page=True)
+                try:
+                    page.goto(f"{base}/{name}", wait_until="load")
+                    if page.evaluate("() => document.querySelectorAll('.math').length") > 0:
+                        try:
+                            page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise",
+                                                   timeout=math_timeout_ms)
+                            page.evaluate("() => MathJax.startup.promise")
+                        except Exception:  # noqa: BLE001 - reported below as untypeset equations
+                            problems.append("MathJax did not start")
+                    problems += page.evaluate(PAGE_CHECKS, {"minScale": min_scale})
+                    page.screenshot(path=str(screenshots / (name.replace("/", "__").removesuffix(".html") + ".png")),
+                                    full_page=True)
+                except Exception as err:  # noqa: BLE001 - one page that fails to render is one problem
+                    problems.append(f"could not be rendered: {str(err).splitlines()[0]}")
                 page.remove_listener("console", on_console)
                 page.remove_listener("pageerror", on_error)
                 page.remove_listener("requestfailed", on_failed)

@@ -62,10 +62,10 @@ def test_every_page_renders_offline_with_equations_images_and_no_overflow(html_d
     shots = _screenshots(name)
     results = browser_check.check_book(html_dir, shots, chromium=_chromium())
     assert len(results) >= len(book.toc_chapters()) + 3, sorted(results)  # chapters, intro, glossary, bibliography
-    assert sorted(p.name for p in shots.glob("*.png")) == sorted(
-        page.replace("/", "__").removesuffix(".html") + ".png" for page in results)
     problems = [f"{page}: {problem}" for page, found in results.items() for problem in found]
     assert not problems, f"{len(problems)} problem(s); screenshots and report in {shots}:\n" + "\n".join(problems)
+    assert sorted(p.name for p in shots.glob("*.png")) == sorted(
+        page.replace("/", "__").removesuffix(".html") + ".png" for page in results)
 
 
 def test_the_checker_sees_each_kind_of_problem(tmp_path):
@@ -91,7 +91,7 @@ def test_the_checker_sees_each_kind_of_problem(tmp_path):
             '<script>console.error("boom")</script>') + "</body></html>")
     (tmp_path / "good.html").write_text("<html><body>" + article.format('<p>Fine.</p><img src="dot.png">')
                                         + "</body></html>")
-    results = browser_check.check_book(tmp_path, tmp_path / "shots", chromium=_chromium())
+    results = browser_check.check_book(tmp_path, tmp_path / "shots", chromium=_chromium(), math_timeout_ms=2000)
     assert results["good.html"] == []
     bad = "\n".join(results["bad.html"])
     for expected in ("raw TeX in the text", "1 of 1 equation(s) not typeset", "console error: boom",
