@@ -7,6 +7,14 @@ nothing: only when ``lm_eval.api.registry`` is imported (by lm_eval, in any proc
 *lazy* registry entry, ``linscale -> "linscale.eval.adapter:LinscaleLM"``, so torch and the adapter
 load only if the model is actually used. Without the .pth, ``python -m linscale.eval.lm_eval_cli``
 (alias ``linscale lm-eval``) is the same command with the entry added explicitly.
+
+The .pth must not import the ``linscale`` package: a package imported at start-up is the installed
+checkout's, and it would then shadow the checkout a command runs in (two clones sharing one
+environment: ``python -m linscale book`` in the second would build the first one's book). So the
+.pth only *locates* the package (``importlib.util.find_spec``, which imports nothing) and executes
+this file on its own, as the module ``_linscale_lm_eval_hook``; this file therefore uses the
+standard library only. ``linscale`` itself is imported when lm-eval resolves the entry, from
+whatever ``sys.path`` says then.
 """
 from __future__ import annotations
 
@@ -50,6 +58,8 @@ class _Loader:
 class _RegistryHook:
     """Wraps the loader of ``lm_eval.api.registry`` so the entry is added right after it executes."""
 
+    linscale_lm_eval_hook = True  # recognised by install() whichever copy of this file made it
+
     def find_spec(self, fullname, path, target=None):
         if fullname != TARGET_MODULE:
             return None
@@ -63,5 +73,5 @@ def install() -> None:
     """Register now if lm_eval's registry is already imported, else when it is."""
     if TARGET_MODULE in sys.modules:
         register(sys.modules[TARGET_MODULE])
-    elif not any(isinstance(f, _RegistryHook) for f in sys.meta_path):
+    elif not any(getattr(f, "linscale_lm_eval_hook", False) for f in sys.meta_path):
         sys.meta_path.insert(0, _RegistryHook())

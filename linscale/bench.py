@@ -1118,3 +1118,111 @@ def write_report(tables: dict[str, pd.DataFrame], out_dir: str | Path = "benchma
     tmp.write_text("\n".join(lines) + "\n")
     tmp.replace(path)
     return path
+
+
+# ----------------------------------------------------------------------------- committed reports
+
+
+@dataclasses.dataclass
+class Report:
+    """A benchmark report as committed (``write_report``'s Markdown): where it is, the machine and
+    versions it lists (``meta``: date, cpu, cores, torch_threads, torch, conditions, ...) and its
+    tables by section name (``Goals``, ``training``, ``length``, ``decoding``, ...)."""
+
+    path: Path
+    meta: dict
+    tables: dict
+
+    @property
+    def date(self) -> str:
+        return str(self.meta.get("date") or _file_date(self.path) or "unknown date")
+
+    def machine(self) -> str:
+        """The machine in one phrase, as the report states it."""
+        m = self.meta
+        threads = m.get("torch_threads")
+        return (f"{m.get('cpu', 'an unrecorded CPU')}, {m.get('cores', '?')} cores"
+                + (f", {threads} torch thread{'s' if str(threads) != '1' else ''}" if threads else "")
+                + (f", torch {m['torch']}" if m.get("torch") else ""))
+
+
+def _file_date(path: Path) -> str | None:
+    import re
+
+    match = re.match(r"(\d{4}-\d{2}-\d{2})", Path(path).name)
+    return match.group(1) if match else None
+
+
+def read_report(path: str | Path) -> Report:
+    """Parse a report written by :func:`write_report`: the ``- key: value`` lines before the first
+    section, then each ``## section`` with its pipe table (numbers as numbers). Sections without a
+    pipe table (written without ``tabulate``) are left out."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such benchmark report")
+    meta, tables, section, rows = {}, {}, None, []
+
+    def close():
+        if section is not None and len(rows) >= 2:
+            header = [c.strip() for c in rows[0].strip().strip("|").split("|")]
+            body = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows[2:]]
+            table = pd.DataFrame([r for r in body if len(r) == len(header)], columns=header)
+            for column in table.columns:  # a column of numbers (empty cells allowed) becomes numeric
+                filled = table[column].ne("")
+                converted = pd.to_numeric(table[column].where(filled), errors="coerce")
+                if filled.any() and converted[filled].notna().all():
+                    table[column] = converted
+            tables[section] = table
+
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            close()
+            section, rows = line[3:].strip(), []
+        elif section is None and line.startswith("- ") and ":" in line:
+            key, value = line[2:].split(":", 1)
+            meta[key.strip()] = value.strip()
+        elif section is not None and line.lstrip().startswith("|"):
+            rows.append(line)
+    close()
+    return Report(path, meta, tables)
+
+
+def cpu_reports(bench_dir: str | Path = "benchmarks/results") -> list[Path]:
+    """The full CPU benchmark reports in ``bench_dir`` (``*-cpu-bench.md``; ``--quick`` runs are not
+    measurements of the study's shapes), oldest first by the date they record (then by name)."""
+    paths = sorted(Path(bench_dir).glob("*-cpu-bench.md"))
+
+    def when(path: Path) -> tuple:
+        for line in path.read_text().splitlines():
+            if line.startswith("- date:"):
+                return (line.split(":", 1)[1].strip(), path.name)
+        return (_file_date(path) or "", path.name)
+
+    return sorted(paths, key=when)
+
+
+def committed_report(bench_dir: str | Path = "benchmarks/results", name: str = "latest") -> Report:
+    """The committed CPU benchmark report the book shows: the newest (``name="latest"``) or the named
+    file in ``bench_dir``. One clear error when there is none."""
+    if name != "latest":
+        path = Path(bench_dir) / name
+        if not path.exists():
+            available = ", ".join(p.name for p in cpu_reports(bench_dir)) or "none"
+            raise ConfigError(f"report: no file {name!r} in {bench_dir} (CPU reports there: {available})")
+        return read_report(path)
+    reports = cpu_reports(bench_dir)
+    if not reports:
+        raise ConfigError(f"bench_dir: no CPU benchmark report (*-cpu-bench.md) in {bench_dir}; "
+                          f"run `linscale bench` and commit its report")
+    return read_report(reports[-1])
+
+
+def spread_over_rounds(measure: Callable[[], pd.DataFrame], rounds: int, keys: list[str],
+                       value: str) -> pd.DataFrame:
+    """Call ``measure`` ``rounds`` times (each call times every case once, interleaved) and summarise
+    ``value`` per ``keys``: its median over the rounds and its range (``low``, ``high``). A live re-run
+    shows this spread, because one run on a shared machine is not a number to quote."""
+    tables = [measure().assign(round=r) for r in range(rounds)]
+    together = pd.concat(tables, ignore_index=True)
+    summary = together.groupby(keys, sort=False)[value].agg(["median", "min", "max"]).reset_index()
+    return summary.rename(columns={"median": value, "min": "low", "max": "high"})

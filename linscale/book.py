@@ -10,7 +10,9 @@ Pipeline (``linscale book``; the last stage of ``linscale study``)::
   .ipynb with MyST-NB's own reader, which is what Jupyter Book uses, so nothing else is needed.
 * Each chapter has one cell tagged ``parameters``; its names, types and allowed values are declared
   once in :data:`PARAMETERS`, checked before papermill starts (:func:`execute_chapter`) and again in the
-  chapter's first cell (:func:`validate_parameters`), so a typo fails in one clear line.
+  chapter's next cell (:func:`check_parameters`, which also catches a misspelled name that papermill
+  itself only warns about), so a typo fails in one clear line however the chapter is executed. That
+  cell shows the values used, and which were set for the run, at the top of the page.
 * Executed chapters carry a stamp (source, parameters, input tables); an unchanged chapter is not
   re-executed, so ``linscale book`` after a finished study only rebuilds the HTML.
 * The HTML build renders stored outputs (``execute_notebooks: off``) with warnings as errors, so a
@@ -47,7 +49,7 @@ HTML_DIR = ROOT / "_build" / "html"
 
 # The book's chapters in reading order (notebooks/<name>.md).
 CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstream", "efficiency",
-            "ablations", "findings")
+            "ablations", "findings", "synthetic_language")
 
 
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
@@ -55,7 +57,7 @@ SMOKE_PARAMETERS = {"preset": "smoke", "bootstrap": 20, "seq_lens": [64, 128, 25
                     "tokens_per_batch": 512, "repeats": 2}
 # Figures each chapter must show in the built HTML (the CI check).
 MIN_FIGURES = {"architectures": 1, "accounting": 1, "training": 3, "scaling_laws": 2, "downstream": 6,
-               "efficiency": 2, "ablations": 4, "findings": 0}
+               "efficiency": 2, "ablations": 4, "findings": 0, "synthetic_language": 2}
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -150,16 +152,24 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
                      "holdout": Parameter(str, "what the extrapolation check holds out: the largest model "
                                           "size or the top compute decade", choices=("largest_size", "top_decade"))},
     "downstream": {**_COMMON, "archs": _ARCHS},
-    "efficiency": {"preset": Parameter(str, "model shapes: each architecture at this preset's largest size",
-                                       check=_results_folder),
+    "efficiency": {"bench_dir": Parameter(str, "folder of the committed benchmark reports"),
+                   "report": Parameter(str, "which committed CPU report to show: latest, or a file name in bench_dir",
+                                       check=lambda r: None if r.strip() and "/" not in r else
+                                       "must be 'latest' or a file name"),
                    "archs": _ARCHS,
-                   "seq_lens": Parameter((list, tuple), "training sequence lengths timed", check=_positive_ints),
-                   "contexts": Parameter((list, tuple), "decoding context lengths timed", check=_positive_ints),
-                   "tokens_per_batch": Parameter(int, "tokens per timed batch (fixed across lengths)",
+                   "live": Parameter(bool, "also re-time on the executing machine (the committed figures stay)"),
+                   "preset": Parameter(str, "live only: model shapes, each architecture at this preset's largest size",
+                                       check=_results_folder),
+                   "seq_lens": Parameter((list, tuple), "live only: training sequence lengths timed",
+                                         check=_positive_ints),
+                   "contexts": Parameter((list, tuple), "live only: decoding context lengths", check=_positive_ints),
+                   "tokens_per_batch": Parameter(int, "live only: tokens per timed batch (fixed across lengths)",
                                                  check=_positive),
-                   "repeats": Parameter(int, "timed repetitions (median reported)", check=_positive),
-                   "bench_dir": Parameter(str, "folder of committed benchmark results (GPU kernel figures)")},
+                   "repeats": Parameter(int, "live only: rounds (median and range shown)", check=_positive)},
     "ablations": {**_COMMON, "loss": _LOSS},
+    "synthetic_language": {"preset": Parameter(str, "whose language: the data settings and training context of "
+                                               "this preset", check=_results_folder),
+                           "seed": Parameter(int, "seed of the sampled examples", check=_non_negative)},
     "findings": {**_COMMON, "loss": _LOSS,
                  "bootstrap": Parameter(int, "bootstrap resamples for the intervals behind each verdict (>= 2)",
                                         check=lambda b: None if b >= 2 else "must be at least 2"),
@@ -189,6 +199,83 @@ def validate_parameters(chapter: str, **values) -> dict:
     if missing:
         raise ConfigError(f"chapter {chapter}: parameter(s) {', '.join(missing)} not set")
     return {name: schema[name].validate(name, value) for name, value in values.items()}
+
+
+class ChapterParameters(dict):
+    """The parameter values a chapter runs with (a dict), shown in the page as a table that says which
+    values were set for this run and what the chapter's defaults are: the top of every executed
+    chapter tells its reader what produced it, whether it ran through ``linscale book`` or papermill."""
+
+    def __init__(self, chapter: str, values: dict, defaults: dict | None = None):
+        super().__init__(values)
+        self.chapter, self.defaults = chapter, dict(defaults or {})
+
+    def changed(self) -> list[str]:
+        """Names whose value differs from the chapter's default (all of them when the defaults are unknown)."""
+        return [name for name in self if name not in self.defaults or self.defaults[name] != self[name]]
+
+    def _repr_html_(self) -> str:
+        import html
+
+        changed = set(self.changed()) if self.defaults else set()
+        rows = []
+        for name, value in self.items():
+            note = (f"set for this run; default <code>{html.escape(_literal(self.defaults[name]))}</code>"
+                    if name in changed and name in self.defaults else "default")
+            rows.append(f"<tr><td><code>{html.escape(name)}</code></td>"
+                        f"<td><code>{html.escape(_literal(value))}</code></td><td>{note}</td></tr>")
+        summary = (f"{len(changed)} set for this run: {', '.join(sorted(changed))}" if changed
+                   else "all defaults")
+        return ('<div class="linscale-parameters"><p><strong>Parameters of this run</strong> '
+                f'({html.escape(summary)})</p><table class="linscale-table">'
+                '<thead><tr><th>parameter</th><th>value</th><th></th></tr></thead><tbody>'
+                + "".join(rows) + "</tbody></table></div>")
+
+    def __repr__(self) -> str:  # plain-text front ends: one line per parameter, as Python literals
+        return "\n".join(f"{name} = {_literal(value)}" for name, value in self.items())
+
+
+def _literal(value: Any) -> str:
+    """A parameter value as one would type it in the parameters cell."""
+    return json.dumps(value) if isinstance(value, str) else repr(value)
+
+
+def check_parameters(chapter: str, namespace: dict) -> ChapterParameters:
+    """Check the parameters a chapter's kernel received; the first call of the cell after the
+    parameters cell (``params = book.check_parameters("<chapter>", globals())``).
+
+    Papermill only warns about a name the parameters cell does not define (``Passed unknown parameter``)
+    and injects it anyway, so this looks at the kernel's namespace itself: every name defined by then
+    that is not one of the chapter's documented parameters is a misspelled parameter and fails, in one
+    line, however the chapter was executed (``linscale book``, papermill's CLI or API, Jupyter). Names
+    IPython defines (``In``, ``Out``, ``get_ipython``, ...), private names, modules and functions (the
+    cell's imports) are not parameters. Then each value is validated (:func:`validate_parameters`)."""
+    import types
+
+    if chapter not in PARAMETERS:
+        raise ConfigError(f"chapter: unknown chapter {chapter!r}; expected one of {', '.join(PARAMETERS)}")
+    schema = PARAMETERS[chapter]
+    hidden: set = set()
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        if shell is not None and shell.user_ns is namespace:
+            hidden = set(shell.user_ns_hidden)
+    except ImportError:
+        pass
+    unknown = sorted(name for name, value in namespace.items()
+                     if name not in schema and name not in hidden and not name.startswith("_")
+                     and not isinstance(value, (types.ModuleType, type)) and not callable(value))
+    if unknown:
+        raise ConfigError(f"chapter {chapter}: unknown parameter(s) {', '.join(unknown)}; "
+                          f"expected {', '.join(schema)}")
+    values = validate_parameters(chapter, **{name: namespace[name] for name in schema if name in namespace})
+    try:
+        defaults = default_parameters(chapter)
+    except (ConfigError, OSError):  # a notebook run away from its source: no defaults to compare with
+        defaults = {}
+    return ChapterParameters(chapter, values, defaults)
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:
@@ -229,11 +316,14 @@ def _inputs_stamp(chapter: str, parameters: dict, source: str, inputs: list[Path
 
 
 def _input_tables(parameters: dict, cwd: Path) -> list[Path]:
-    """The results files a chapter reads (for the up-to-date check)."""
-    if "preset" not in parameters or "results_dir" not in parameters:
-        return []
-    folder = cwd / parameters["results_dir"] / parameters["preset"]
-    return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
+    """The files a chapter reads (for the up-to-date check): its results tables, and the committed
+    benchmark reports for the efficiency chapter (a newly committed report must re-execute it)."""
+    folders = []
+    if "preset" in parameters and "results_dir" in parameters:
+        folders.append(cwd / parameters["results_dir"] / parameters["preset"])
+    if "bench_dir" in parameters:
+        folders.append(cwd / parameters["bench_dir"])
+    return [p for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file()]
 
 
 def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path = CHAPTER_DIR,
@@ -289,16 +379,28 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
             raise
     executed = nbformat.read(partial, as_version=4)
     executed.metadata["linscale"] = {"stamp": stamp, "parameters": parameters}
-    for cell in executed.cells:  # papermill's injected overrides: kept, collapsed under the defaults
-        tags = cell.get("metadata", {}).get("tags", [])
-        if "injected-parameters" in tags and "hide-input" not in tags:
-            tags.append("hide-input")
+    label_injected_parameters(executed)
     nbformat.write(executed, partial)
     os.replace(partial, out)
     failed = out_dir / f"{chapter}.failed.ipynb"
     if failed.exists():
         failed.unlink()
     return out
+
+
+INJECTED_LABEL = "# Set for this run (injected by papermill; these replace the defaults above)"
+
+
+def label_injected_parameters(nb) -> None:
+    """Say what papermill's injected cell is (papermill heads it with a bare ``# Parameters``): the page
+    shows it, labelled, right under the defaults it replaces. It keeps its tag, so a later papermill
+    run on the executed chapter replaces it rather than adding a second one."""
+    for cell in nb.cells:
+        if "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            lines = cell.source.splitlines()
+            if lines and lines[0].strip() == "# Parameters":
+                lines = lines[1:]
+            cell.source = "\n".join([INJECTED_LABEL, *lines])
 
 
 def default_parameters(chapter: str, notebooks: Path = NOTEBOOKS) -> dict:
@@ -422,6 +524,8 @@ def check_html(html_dir: Path = HTML_DIR, chapters=CHAPTERS, min_figures: dict |
         if "_static" in page.parts or "_sources" in page.parts:
             continue
         soup = BeautifulSoup(page.read_text(errors="replace"), "html.parser")
+        for raw in raw_output(soup):
+            problems.append(f"{page.relative_to(html_dir)}: raw output in the page: {raw}")
         refs = [("link", a.get("href")) for a in soup.find_all("a")] + \
                [("image", img.get("src")) for img in soup.find_all("img")]
         for kind, ref in refs:
@@ -439,6 +543,30 @@ def check_html(html_dir: Path = HTML_DIR, chapters=CHAPTERS, min_figures: dict |
             elif url.fragment and target.suffix == ".html" and unquote(url.fragment) not in ids_of(target):
                 problems.append(f"{rel}: broken anchor {ref}")
     return problems
+
+
+# What a reader must never see in a page (outside code listings): Python reprs, tracebacks, error text,
+# and paths with a placeholder swallowed as an HTML tag ("results/<preset>/" rendered as "results//").
+RAW_OUTPUT = (r"Traceback \(most recent call last\)", r"\bFitAttempt\(", r"\b[A-Z]\w*(Error|Exception): ",
+              r"<[\w.]+ object at 0x[0-9a-f]+>", r"\bnp\.(float|int)\d*\(", r"\w//\w",
+              r"\b[A-Z]\w+\((\w+=|not possible)")
+
+
+def raw_output(soup) -> list[str]:
+    """Raw output in a page's visible text, code listings left out (an empty list when there is none)."""
+    import copy
+    import re
+
+    soup = copy.copy(soup)  # a deep copy: the caller's soup keeps its code listings
+    for tag in soup.select("pre, code, script, style, .highlight, div.cell_input, head, nav, footer"):
+        tag.decompose()
+    text = soup.get_text(" ")
+    found = []
+    for pattern in RAW_OUTPUT:
+        match = re.search(pattern, text)
+        if match:
+            found.append(repr(text[max(0, match.start() - 30):match.end() + 40].strip()))
+    return found
 
 
 def toc_chapters(toc: Path = BOOK / "_toc.yml") -> list[str]:

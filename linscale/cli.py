@@ -17,6 +17,7 @@ lives in the package, not in this file.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from linscale.config import ConfigError
@@ -91,7 +92,9 @@ def cmd_book(args: argparse.Namespace) -> int:
                 raise ConfigError(f"parameter {name}: not a parameter of {', '.join(chapters)}")
     shared = {"preset": args.preset, "results_dir": args.results_dir}
     parameters = {**{k: v for k, v in shared.items() if v is not None}, **parameters}
-    book.execute_book(parameters, chapters=chapters, force=args.force or bool(args.chapter and parameters))
+    # two kernels at once: a chapter's start-up and imports are mostly waiting (as the study does)
+    book.execute_book(parameters, chapters=chapters, force=args.force or bool(args.chapter and parameters),
+                      workers=min(2, os.cpu_count() or 1))
     if not args.no_html:
         html = book.build_html()
         problems = book.check_html(html, chapters=book.toc_chapters(), min_figures=book.MIN_FIGURES)

@@ -61,22 +61,67 @@ def compute_gap_decades(runs: pd.DataFrame, reference_preset: str = "paper") -> 
 # ----------------------------------------------------------------------------- fits
 
 
+METHOD_NAMES = {"approach1": "The paper's method (Chinchilla's approach 1)",
+                "approach2": "Chinchilla's second approach (IsoFLOP profiles)",
+                "approach3": "Chinchilla's third approach (the parametric law)"}
+
+
 class FitAttempt:
     """A fit that may be impossible on a given grid (too few sizes, no interior IsoFLOP minimum, ...):
     ``fit`` is the LawFit or None, ``error`` the one-line reason it failed (empty when it worked) and
-    ``note`` what was given up to make it work (the intervals, when the bootstrap was impossible)."""
+    ``note`` what was given up to make it work (the intervals, when the bootstrap was impossible).
 
-    def __init__(self, fit=None, error: str = "", note: str = ""):
-        self.fit, self.error, self.note = fit, error, note
+    A notebook shows it as a sentence (:meth:`sentence`, Markdown), never as a Python repr."""
+
+    def __init__(self, fit=None, error: str = "", note: str = "", method: str = ""):
+        self.fit, self.error, self.note, self.method = fit, error, note, method or getattr(fit, "method", "")
 
     @property
     def ok(self) -> bool:
         return self.fit is not None
 
-    def __repr__(self) -> str:  # what a notebook cell shows
+    def sentence(self) -> str:
+        """What happened, as a sentence for the page: fitted (and what was given up), or why not."""
+        name = METHOD_NAMES.get(self.method, f"The fit {self.method}".strip())
+        if self.ok:
+            return f"{name} was fitted" + (f" ({_readable(self.note)})." if self.note else ".")
+        reason, details = _split_reason(self.error)
+        return f"{name} could not be fitted on this grid: {reason}" + (
+            f" (by compute budget: {details})." if details else ".")
+
+    def _repr_markdown_(self) -> str:
+        return self.sentence()
+
+    def __repr__(self) -> str:  # a Python prompt; notebooks show the sentence
         if not self.ok:
             return f"FitAttempt(not possible: {self.error})"
         return f"FitAttempt({self.fit.method} fitted{'; ' + self.note if self.note else ''})"
+
+
+def _readable(text: str) -> str:
+    """A linscale.laws message in the book's words: ``approach2 [cosformer2]: ...`` -> ``for cosFormer2, ...``."""
+    import re
+
+    from linscale.plotting import arch_label
+
+    text = re.sub(r"approach\d\s*\[(\w+)\]:\s*", lambda m: "" if m.group(1) == "all" else f"for {arch_label(m.group(1))}, ", text.strip())
+    text = re.sub(r"approach\d\s*(all)?:\s*", "", text)
+    return re.sub(r"\[(\w+)\]", lambda m: arch_label(m.group(1)), text).rstrip(".")
+
+
+def _split_reason(error: str) -> tuple[str, str]:
+    """(the reason, the per-item details that laws put in a trailing parenthesis) of an error message."""
+    text = _readable(error)
+    if text.endswith(")") and " (" in text:
+        depth, i = 0, len(text) - 1
+        while i >= 0:
+            depth += {")": 1, "(": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i -= 1
+        if i > 0:
+            return text[:i].rstrip(), text[i + 1:-1]
+    return text, ""
 
 
 def try_fit(runs: pd.DataFrame, method: str, bootstrap: int = 0, seed: int = 0, **kwargs) -> FitAttempt:
@@ -92,10 +137,10 @@ def try_fit(runs: pd.DataFrame, method: str, bootstrap: int = 0, seed: int = 0, 
                 return FitAttempt(laws.fit(runs, method, bootstrap_resamples=bootstrap, seed=seed, **kwargs))
             except laws.LawsInputError as err:
                 fit = laws.fit(runs, method, **kwargs)
-                return FitAttempt(fit, note=f"no bootstrap intervals: {err}")
-        return FitAttempt(laws.fit(runs, method, **kwargs))
+                return FitAttempt(fit, note=f"no bootstrap intervals: {err}", method=method)
+        return FitAttempt(laws.fit(runs, method, **kwargs), method=method)
     except laws.LawsInputError as err:
-        return FitAttempt(None, str(err))
+        return FitAttempt(None, str(err), method=method)
 
 
 def try_extrapolation(runs: pd.DataFrame, method: str, holdout: str, **kwargs) -> FitAttempt:
@@ -103,9 +148,9 @@ def try_extrapolation(runs: pd.DataFrame, method: str, holdout: str, **kwargs) -
     from linscale import laws
 
     try:
-        return FitAttempt(laws.extrapolation_check(runs, method, holdout=holdout, **kwargs))
+        return FitAttempt(laws.extrapolation_check(runs, method, holdout=holdout, **kwargs), method=method)
     except laws.LawsInputError as err:
-        return FitAttempt(None, str(err))
+        return FitAttempt(None, str(err), method=method)
 
 
 def _fmt(value: float, digits: int = 4) -> str:

@@ -9,6 +9,12 @@ the same colours, labels and axes come out in every chapter::
     'cosFormer2'
 
 Compute is plotted in PFLOP/s-days (1 PF-day = 8.64e19 FLOPs), as in the paper's figures.
+
+Figures are drawn for the width the book shows them at: at most :data:`COLUMN_PX` pixels wide (the text
+column of the book's theme in a 1280-pixel window), at :data:`DPI`, so a browser shows them at their
+drawn size, with every text at least :data:`MIN_FONT_PT` points. Figures of one panel per architecture
+are 2 × 2 grids rather than a row of four. :func:`legibility_problems` checks a figure against these
+rules (the tests run it on every figure function).
 """
 from __future__ import annotations
 
@@ -40,11 +46,22 @@ def arch_palette(archs=None) -> dict:
     return {arch_label(a): ARCH_COLORS[a] for a in (archs or ARCH_ORDER)}
 
 
+DPI = 100  # pixels per inch of the PNGs the notebooks store
+COLUMN_PX = 672  # width of the book's text column (sphinx-book-theme, 1280-pixel window)
+MIN_FONT_PT = 9.0  # smallest text of a figure, at the size the book shows it
+WIDTH = 6.5  # inches: one figure across the column (650 px)
+TEXT_PT = 10.0  # labels and titles
+TICK_PT = 9.0  # tick labels, legends
+
+
 def set_style() -> None:
     """The book's matplotlib style (called by every figure function; idempotent)."""
-    sns.set_theme(context="notebook", style="whitegrid", font_scale=0.95)
-    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 110, "axes.titleweight": "bold",
-                         "legend.frameon": False})
+    sns.set_theme(context="notebook", style="whitegrid")
+    plt.rcParams.update({"figure.dpi": DPI, "savefig.dpi": DPI, "axes.titleweight": "bold",
+                         "legend.frameon": False, "font.size": TEXT_PT, "axes.labelsize": TEXT_PT,
+                         "axes.titlesize": TEXT_PT, "xtick.labelsize": TICK_PT, "ytick.labelsize": TICK_PT,
+                         "legend.fontsize": TICK_PT, "legend.title_fontsize": TICK_PT,
+                         "figure.titlesize": TEXT_PT})
 
 
 def _finish(fig: plt.Figure) -> plt.Figure:
@@ -55,27 +72,135 @@ def _finish(fig: plt.Figure) -> plt.Figure:
     return fig
 
 
+def _panels(n: int, height_per_row: float = 2.6, sharey: bool = False, sharex: bool = False):
+    """A figure with one panel per item, two per row (the column is too narrow for four in a row);
+    unused panels are removed. Returns (fig, flat list of the n axes)."""
+    cols = 1 if n == 1 else 2
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, 0.4 + height_per_row * rows), sharey=sharey,
+                             sharex=sharex, squeeze=False)
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.remove()
+    return fig, flat[:n]
+
+
+def _plain(value: float) -> str:
+    """A tick label as a reader writes the number: 64, 0.5, 2.5, 1e+05 only when it must."""
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e4 or abs(value) < 1e-2:
+        exponent = math.floor(math.log10(abs(value)))
+        mantissa = value / 10 ** exponent
+        return f"$10^{{{exponent}}}$" if abs(mantissa - 1) < 1e-9 else f"${mantissa:.3g}\\times10^{{{exponent}}}$"
+    return f"{value:.4g}"
+
+
+def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> None:
+    """A log axis a reader can read: when the data take a few round values (at most 8, each with at
+    most 3 significant digits, spread apart: lengths 64/128/256, aspect ratios) the ticks sit on those
+    values and say them; otherwise matplotlib's decade ticks, plus 2 and 5 within a decade when the
+    axis spans less than two decades, so at least two ticks are labelled. Minor ticks are unlabelled
+    (their labels collide)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    distinct = sorted({float(v) for v in values if np.isfinite(v) and v > 0}) if values is not None else []
+    logs = np.log10(distinct) if distinct else np.array([])
+    spread = len(distinct) > 1 and np.diff(logs).min() >= 0.06 * (logs[-1] - logs[0])
+    round_values = all(v.is_integer() or v == float(f"{v:.3g}") for v in distinct)
+    if 1 < len(distinct) <= 8 and spread and round_values:
+        axis.set_major_locator(FixedLocator(distinct))
+    else:
+        low, high = (ax.get_xlim() if which == "x" else ax.get_ylim())
+        if distinct:
+            low, high = distinct[0], distinct[-1]
+        decades = math.log10(high / low) if low > 0 and high > low else 0
+        subs = (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
+        axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: _plain(v)))
+    axis.set_minor_formatter(NullFormatter())
+    if label is not None:
+        (ax.set_xlabel if which == "x" else ax.set_ylabel)(label)
+
+
+def message_figure(text: str, height: float = 1.2) -> plt.Figure:
+    """A figure that says, in words, why there is nothing to draw (a fit impossible on this grid, a study
+    without ablations): a numbered figure never holds raw text or a Python object."""
+    import textwrap
+
+    set_style()
+    fig, ax = plt.subplots(figsize=(WIDTH, height))
+    ax.axis("off")
+    ax.text(0.5, 0.5, textwrap.fill(text, 80), ha="center", va="center", transform=ax.transAxes, color="0.35",
+            fontsize=TEXT_PT)
+    return _finish(fig)
+
+
+def legibility_problems(fig: plt.Figure, column_px: int = COLUMN_PX, min_pt: float = MIN_FONT_PT) -> list[str]:
+    """What makes ``fig`` hard to read in the book (an empty list when nothing does): drawn wider than
+    the column (the browser would shrink it), text smaller than ``min_pt`` at the size shown,
+    tick labels of one axis that overlap, a log axis with fewer than two labelled ticks."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    problems = []
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)  # closed figures
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    width_px = fig.get_figwidth() * fig.dpi
+    scale = min(1.0, column_px / width_px)
+    if width_px > column_px:
+        problems.append(f"{width_px:.0f} px wide, wider than the {column_px}-px column")
+    texts = [t for t in fig.findobj(plt.Text) if t.get_visible() and t.get_text().strip()]
+    for text in texts:
+        shown = text.get_fontsize() * fig.dpi / 96 * scale  # points as a browser shows them (96 px/in)
+        if shown < min_pt - 1e-6:
+            problems.append(f"text {text.get_text()!r} at {shown:.1f} pt, smaller than {min_pt} pt")
+    for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            visible = [t for t in axis.get_ticklabels() if t.get_visible()]
+            if not visible:  # labels switched off (an inner panel of a shared axis)
+                continue
+            inside = [t for t in visible if t.get_text().strip() and _within_axis(ax, name, t)]
+            boxes = sorted((t.get_window_extent(renderer) for t in inside), key=lambda b: b.x0 if name == "x" else b.y0)
+            for a, b in zip(boxes, boxes[1:]):
+                if (a.x1 > b.x0 + 0.5 if name == "x" else a.y1 > b.y0 + 0.5):
+                    problems.append(f"{ax.get_title() or 'panel'}: overlapping {name} tick labels")
+                    break
+            if axis.get_scale() == "log" and len(inside) < 2:
+                problems.append(f"{ax.get_title() or 'panel'}: log {name} axis with {len(inside)} labelled tick(s)")
+    return problems
+
+
+def _within_axis(ax, name: str, label) -> bool:
+    low, high = sorted(ax.get_xlim() if name == "x" else ax.get_ylim())
+    x, y = label.get_position()
+    value = x if name == "x" else y
+    return low * (1 - 1e-9) <= value <= high * (1 + 1e-9) if low > 0 else low - 1e-9 <= value <= high + 1e-9
+
+
 def _archs_in(df: pd.DataFrame) -> list[str]:
     present = set(df["arch"])
     return [a for a in ARCH_ORDER if a in present] + sorted(present - set(ARCH_ORDER))
 
 
 def _loss_axis(ax) -> None:
-    """Log scale for a loss axis with plain-number tick labels (3, 4, 6 rather than 6×10⁰)."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    """Log scale for a loss axis with plain-number tick labels (1.5, 2, 3 rather than 2×10⁰); a loss
+    axis spans a factor of a few, so the ticks are the steps a reader expects within one decade."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_yscale("log")
-    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)))
-    ax.yaxis.set_major_formatter(ScalarFormatter())
+    low, high = ax.get_ylim()
+    subs = (1.0, 1.2, 1.4, 1.6, 1.8, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0) if high / max(low, 1e-12) < 2.5 else \
+        (1.0, 1.5, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0)
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=subs))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.3g}"))
     ax.yaxis.set_minor_formatter(NullFormatter())
 
 
-def _logx(ax, label):
-    from matplotlib.ticker import NullFormatter
-
-    ax.set_xscale("log")
-    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
-    ax.set_xlabel(label)
+def _logx(ax, label, values=None):
+    _log_axis(ax, "x", values, label)
 
 
 # ----------------------------------------------------------------------------- architectures
@@ -87,14 +212,13 @@ def plot_state_memory(memory: pd.DataFrame) -> plt.Figure:
     ``memory``: columns arch, context, state_bytes (``linscale.architectures.decode_memory``).
     """
     set_style()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     for arch in _archs_in(memory):
         part = memory[memory["arch"] == arch].sort_values("context")
         ax.plot(part["context"], part["state_bytes"] / 2**20, marker=ARCH_MARKERS.get(arch, "o"),
                 color=ARCH_COLORS.get(arch), label=arch_label(arch))
-    _logx(ax, "context length (tokens)")
-    ax.set_yscale("log")
-    ax.set_ylabel("decoding state (MiB)")
+    _logx(ax, "context length (tokens)", memory["context"])
+    _log_axis(ax, "y", None, "decoding state (MiB)")
     ax.legend()
     return _finish(fig)
 
@@ -105,13 +229,12 @@ def plot_flops_per_token(flops: pd.DataFrame) -> plt.Figure:
     ``flops``: columns arch, seq_len, flops_per_token.
     """
     set_style()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     sns.lineplot(flops.assign(architecture=flops["arch"].map(arch_label)), x="seq_len", y="flops_per_token",
                  hue="architecture", style="architecture", markers=True, dashes=False,
                  palette=arch_palette(_archs_in(flops)), ax=ax)
-    _logx(ax, "context length n (tokens)")
-    ax.set_yscale("log")
-    ax.set_ylabel("training FLOPs per token")
+    _logx(ax, "context length n (tokens)", flops["seq_len"])
+    _log_axis(ax, "y", None, "training FLOPs per token")
     return _finish(fig)
 
 
@@ -133,25 +256,40 @@ def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_l
     """
     set_style()
     archs = _archs_in(runs)
-    fig, axes = plt.subplots(1, len(archs), figsize=(3.1 * len(archs), 3.3), sharey=True, squeeze=False)
-    for ax, arch in zip(axes[0], archs):
+    fig, axes = _panels(len(archs), sharey=True, sharex=True)
+    n_sizes = 0
+    for i, (ax, arch) in enumerate(zip(axes, archs)):
         part = runs[runs["arch"] == arch]
         sizes = part.groupby("size")["params"].first().sort_values().index.tolist()
+        n_sizes = max(n_sizes, len(sizes))
         shades = sns.light_palette(ARCH_COLORS.get(arch, "grey"), n_colors=len(sizes) + 2)[2:]
         for size, shade in zip(sizes, shades):
             curve = part[part["size"] == size].sort_values(x)
             curve = curve[curve[x] > 0]
-            ax.plot(curve[x], curve[loss], color=shade, lw=1.4, label=str(size))
+            ax.plot(curve[x], curve[loss], color=shade, lw=1.4)
         if fit is not None:
             env = _law_points(fit)
             env = env[env["arch"] == arch].sort_values("compute")
-            ax.plot(env["compute"], env["fitted"], color="black", lw=1.0, ls="--", label="envelope law")
-        _logx(ax, {"tokens": "tokens D", "pf_days": "compute C (PF-days)", "flops": "compute C (FLOPs)"}.get(x, x))
+            ax.plot(env["compute"], env["fitted"], color="black", lw=1.0, ls="--")
+        _logx(ax, {"tokens": "tokens D", "pf_days": "compute C (PF-days)", "flops": "compute C (FLOPs)"}.get(x, x)
+              if i >= len(archs) - 2 else "")
         _loss_axis(ax)
         ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
-        ax.legend(fontsize=7, title="size", title_fontsize=7)
-    axes[0][0].set_ylabel(loss.replace("_", " ") + " (nats/token)")
-    return _finish(fig)
+        ax.set_ylabel(loss.replace("_", " ") + " (nats/token)" if i % 2 == 0 else "")
+    # One legend for all panels: the shade is the size (light: smallest), in grey, since each panel
+    # shades its own colour.
+    greys = sns.light_palette("black", n_colors=n_sizes + 2)[2:]
+    handles = [plt.Line2D([], [], color=g, lw=2) for g in greys]
+    labels = [f"size {k + 1}" for k in range(n_sizes)]
+    labels[0] += " (smallest)"
+    labels[-1] += " (largest)"
+    if fit is not None:
+        handles.append(plt.Line2D([], [], color="black", lw=1, ls="--"))
+        labels.append("envelope law")
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 4), bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.12 if len(labels) > 4 else 0.07, 1, 1))
+    plt.close(fig)
+    return fig
 
 
 def plot_envelopes(fit, bayes_loss: float | None = None) -> plt.Figure:
@@ -159,14 +297,14 @@ def plot_envelopes(fit, bayes_loss: float | None = None) -> plt.Figure:
     log-log panel, with the exact Bayes loss of the synthetic language when known."""
     set_style()
     env = _law_points(fit)
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
     for arch in _archs_in(env):
         part = env[env["arch"] == arch].sort_values("compute")
         ax.plot(part["compute"], part["observed"], color=ARCH_COLORS.get(arch), label=arch_label(arch), lw=1.6)
         ax.plot(part["compute"], part["fitted"], color=ARCH_COLORS.get(arch), lw=1, ls="--")
     if bayes_loss is not None and math.isfinite(bayes_loss):
         ax.axhline(bayes_loss, color="grey", ls=":", lw=1, label="Bayes loss")
-    _logx(ax, "compute C (PF-days)")
+    _logx(ax, "compute C (PF-days)", env["compute"])
     _loss_axis(ax)
     ax.set_ylabel("minimum loss (nats/token)")
     ax.legend()
@@ -181,16 +319,16 @@ def plot_law_fits(points: pd.DataFrame, curves: pd.DataFrame, x: str, y: str, yl
     """Observed points (``points``: arch, x, y) and fitted curves (``curves``: arch, x, y), one colour
     per architecture, log-log axes."""
     set_style()
-    fig, ax = plt.subplots(figsize=(6, 3.8))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
     for arch in _archs_in(points):
         p = points[points["arch"] == arch]
         ax.scatter(p[x], p[y], s=14, alpha=0.6, color=ARCH_COLORS.get(arch), marker=ARCH_MARKERS.get(arch, "o"))
         if curves is not None and arch in set(curves["arch"]):
             c = curves[curves["arch"] == arch].sort_values(x)
             ax.plot(c[x], c[y], color=ARCH_COLORS.get(arch), lw=1.5, label=arch_label(arch))
-    _logx(ax, "compute C (PF-days)" if x == "pf_days" else x)
+    _logx(ax, "compute C (PF-days)" if x == "pf_days" else x, points[x])
     if logy:
-        ax.set_yscale("log")
+        _log_axis(ax, "y", points[y])
     ax.set_ylabel(ylabel)
     ax.legend()
     return _finish(fig)
@@ -202,7 +340,7 @@ def plot_coefficients(table: pd.DataFrame, quantity: str, value: str = "estimate
     set_style()
     part = table[table["quantity"] == quantity]
     archs = _archs_in(part)
-    fig, ax = plt.subplots(figsize=(5, 0.5 + 0.55 * len(archs)))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.55 * len(archs)))
     for i, arch in enumerate(archs):
         row = part[part["arch"] == arch].iloc[0]
         colour = ARCH_COLORS.get(arch)
@@ -226,7 +364,7 @@ def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | Non
     """A downstream metric against compute (``pf_days``) or loss, one colour per architecture; the
     checkpoints of one run are joined by a line (with a ``run_id`` column), runs are not."""
     set_style()
-    fig, ax = plt.subplots(figsize=(5.4, 3.6))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.5))
     if not len(df):  # e.g. the ablation tables of a study run with --no-ablations: say so, do not fail
         ax.text(0.5, 0.5, "no runs in this table", ha="center", va="center", transform=ax.transAxes, color="grey")
         ax.set_xticks([])
@@ -242,32 +380,21 @@ def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | Non
     if chance is not None:
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
     if logx:
-        _logx(ax, "")
+        _logx(ax, "", df[x])
     ax.set_xlabel({"pf_days": "compute C (PF-days)", "val_loss": "validation loss (nats/token)",
                    "train_loss": "training loss (nats/token)", "loss": "loss at the checkpoint (nats/token)",
                    "aspect": "aspect ratio d/l", "seq_len": "training context n"}.get(x, x))
     ax.set_ylabel(ylabel or metric)
-    ax.legend(fontsize=8)
+    ax.legend()
     return _finish(fig)
 
 
 def styled(table: pd.DataFrame, formats: dict | None = None):
-    """A table as the book shows it: architecture names as labels, integers with thousands separators,
-    other numbers with four significant digits (scientific when tiny or huge), no index."""
-    table = table.copy()
-    if "arch" in table:
-        table["arch"] = table["arch"].map(arch_label)
-    fmt = {}
-    for column in table.columns:
-        if pd.api.types.is_bool_dtype(table[column]):
-            continue
-        if pd.api.types.is_integer_dtype(table[column]):
-            fmt[column] = "{:,}"
-        elif pd.api.types.is_float_dtype(table[column]):
-            fmt[column] = lambda v: "–" if pd.isna(v) else (f"{v:.3e}" if v != 0 and (abs(v) < 1e-3 or abs(v) >= 1e6)
-                                                           else f"{v:.4g}")
-    fmt.update(formats or {})
-    return table.style.format(fmt, na_rep="–").hide(axis="index")
+    """A table as the book shows it (kept for old notebooks: :func:`linscale.tables.show` is the helper,
+    with headers, units and the full table one click away)."""
+    from linscale import tables
+
+    return tables.show(table, formats=formats)
 
 
 def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0.0,
@@ -276,20 +403,29 @@ def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0
     (``niah``: arch, context, depth, score), the paper's NIAH figures; ``chance`` is marked on the colour bar."""
     set_style()
     archs = _archs_in(niah)
-    fig, axes = plt.subplots(1, len(archs), figsize=(3.2 * len(archs), 3.2), squeeze=False)
-    for i, (ax, arch) in enumerate(zip(axes[0], archs)):
+    fig, axes = _panels(len(archs), height_per_row=2.5)
+    image = None
+    for i, (ax, arch) in enumerate(zip(axes, archs)):
         grid = niah[niah["arch"] == arch].pivot_table(index="depth", columns="context", values=value,
                                                       aggfunc="mean")
-        sns.heatmap(grid, ax=ax, vmin=vmin, vmax=vmax, cmap="RdYlGn", cbar=i == len(archs) - 1,
-                    cbar_kws={"label": value})
-        if chance is not None and i == len(archs) - 1:
-            ax.collections[0].colorbar.ax.axhline(chance, color="black", ls=":", lw=1.5)
-            ax.collections[0].colorbar.ax.text(1.05, chance, " chance", transform=ax.collections[0].colorbar.ax
-                                               .get_yaxis_transform(), va="bottom", fontsize=7)
+        image = ax.imshow(grid.to_numpy(), vmin=vmin, vmax=vmax, cmap="RdYlGn", aspect="auto", origin="upper")
+        ax.grid(False)
+        # every context length labelled when they fit, else every other one; depths as whole percents
+        step = 1 if len(grid.columns) <= 6 else 2
+        ax.set_xticks(range(0, len(grid.columns), step), [f"{c:g}" for c in grid.columns[::step]])
+        ax.set_yticks(range(len(grid.index)), [f"{d:.0f}" for d in grid.index])
         ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
-        ax.set_xlabel("context length")
-        ax.set_ylabel("needle depth (%)" if i == 0 else "")
-    return _finish(fig)
+        ax.set_xlabel("context length (tokens)" if i >= len(archs) - 2 else "")
+        ax.set_ylabel("needle depth (%)" if i % 2 == 0 else "")
+    fig.tight_layout(rect=(0, 0, 0.88, 1))
+    if image is not None:
+        bar = fig.add_axes((0.9, 0.15, 0.025, 0.7))
+        fig.colorbar(image, cax=bar, label=value)
+        if chance is not None:  # chance marked on the colour bar
+            bar.axhline(chance, color="black", ls=":", lw=1.5)
+            bar.text(1.05, chance, " chance", transform=bar.get_yaxis_transform(), va="bottom", fontsize=9)
+    plt.close(fig)
+    return fig
 
 
 def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> plt.Figure:
@@ -297,7 +433,7 @@ def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> p
     ``tolerance`` (relative), a grey band of that width around each mean: how far apart two single-seed
     runs may end by chance."""
     set_style()
-    fig, ax = plt.subplots(figsize=(5.4, 3.4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     if not len(summary):
         ax.text(0.5, 0.5, "no seeds ablation in this study", ha="center", va="center", transform=ax.transAxes,
                 color="grey")
@@ -325,7 +461,7 @@ def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: flo
     ``chance``: one level for every group (a line across), or the name of a column of ``df`` holding each
     group's (a dotted segment over each group's bars)."""
     set_style()
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     data = df.assign(architecture=df["arch"].map(arch_label))
     sns.barplot(data, x=x, y=y, hue="architecture", palette=arch_palette(_archs_in(df)),
                 hue_order=[arch_label(a) for a in _archs_in(df)], ax=ax)
@@ -347,22 +483,25 @@ def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: flo
 
 
 def plot_ratio_lines(df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
-                     logy: bool = False, reference: float | None = 1.0) -> plt.Figure:
-    """A measured quantity (usually a ratio normalised to the shortest length) against length."""
+                     logy: bool = False, reference: float | None = 1.0, low: str | None = None,
+                     high: str | None = None) -> plt.Figure:
+    """A measured quantity (usually a ratio normalised to the shortest length) against length; with
+    ``low``/``high`` columns, a band of that spread around each line."""
     set_style()
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.5))
     for arch in _archs_in(df):
         part = df[df["arch"] == arch].sort_values(x)
         ax.plot(part[x], part[y], marker=ARCH_MARKERS.get(arch, "o"), color=ARCH_COLORS.get(arch),
                 label=arch_label(arch))
+        if low is not None and high is not None:  # the spread of a live re-run: min to max over rounds
+            ax.fill_between(part[x], part[low], part[high], color=ARCH_COLORS.get(arch), alpha=0.18, lw=0)
     if reference is not None:
         ax.axhline(reference, color="grey", ls=":", lw=1)
-    ax.set_xscale("log", base=2)
+    _log_axis(ax, "x", df[x], xlabel)
     if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
+        _log_axis(ax, "y", None)
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8)
+    ax.legend()
     return _finish(fig)
 
 
@@ -377,8 +516,9 @@ def plot_law_panels(fit, law_names=("L(C)", "N_opt(C)", "D_opt(C)")) -> plt.Figu
     the fitted laws, one panel per law, one colour per architecture, log-log axes."""
     set_style()
     points = fit.points.rename(columns={"group": "arch"})
-    fig, axes = plt.subplots(1, len(law_names), figsize=(4.0 * len(law_names), 3.5), squeeze=False)
-    for ax, law in zip(axes[0], law_names):
+    fig, axes = _panels(len(law_names) + 1, sharex=True)
+    legend_ax = axes.pop()  # the fourth cell of the 2 × 2 grid holds the legend
+    for i, (ax, law) in enumerate(zip(axes, law_names)):
         part = points[points["law"] == law]
         for arch in _archs_in(part):
             p = part[part["arch"] == arch].sort_values("compute")
@@ -386,14 +526,19 @@ def plot_law_panels(fit, law_names=("L(C)", "N_opt(C)", "D_opt(C)")) -> plt.Figu
             ax.plot(p["compute"], p["observed"], lw=2.5 if many else 0, marker=None if many else
                     ARCH_MARKERS.get(arch, "o"), ms=4, alpha=0.35 if many else 0.8, color=ARCH_COLORS.get(arch))
             ax.plot(p["compute"], p["fitted"], lw=1.2, ls="--", color=ARCH_COLORS.get(arch), label=arch_label(arch))
-        _logx(ax, "compute C (PF-days)")
+        _logx(ax, "compute C (PF-days)" if i >= len(law_names) - 2 else "")
+        ax.xaxis.set_tick_params(labelbottom=True)
         if law == "L(C)":
             _loss_axis(ax)
         else:
-            ax.set_yscale("log")
+            _log_axis(ax, "y", None)
         ax.set_ylabel(_LAW_LABELS.get(law, law))
         ax.set_title(law)
-    axes[0][0].legend(fontsize=8)
+    legend_ax.axis("off")
+    handles, labels = axes[0].get_legend_handles_labels()
+    handles.append(plt.Line2D([], [], color="grey", lw=2.5, alpha=0.5))
+    labels.append("points fitted (dashed: the law)")
+    legend_ax.legend(handles, labels, loc="center")
     return _finish(fig)
 
 
@@ -405,8 +550,8 @@ def plot_isoflop_profiles(fit) -> plt.Figure:
     profiles = points[points["law"] == "isoflop profile"]
     minima = points[points["law"] == "N_opt(C)"]
     archs = _archs_in(profiles)
-    fig, axes = plt.subplots(1, len(archs), figsize=(3.1 * len(archs), 3.3), sharey=True, squeeze=False)
-    for ax, arch in zip(axes[0], archs):
+    fig, axes = _panels(len(archs), sharey=True, sharex=True)
+    for i, (ax, arch) in enumerate(zip(axes, archs)):
         part = profiles[profiles["arch"] == arch]
         budgets = sorted(part["compute"].unique())
         shades = sns.light_palette(ARCH_COLORS.get(arch, "grey"), n_colors=len(budgets) + 2)[2:]
@@ -416,11 +561,11 @@ def plot_isoflop_profiles(fit) -> plt.Figure:
         m = minima[minima["arch"] == arch]
         loss_at = points[(points["law"] == "L(C)") & (points["arch"] == arch)].set_index("compute")["observed"]
         ax.plot(m["observed"], m["compute"].map(loss_at), "x", color="black", ms=6, label="parabola minimum")
-        _logx(ax, "parameters N")
+        _logx(ax, "parameters N" if i >= len(archs) - 2 else "", part["params"])
         _loss_axis(ax)
         ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
-    axes[0][0].set_ylabel("loss at fixed compute")
-    axes[0][0].legend(fontsize=7)
+        ax.set_ylabel("loss at fixed compute" if i % 2 == 0 else "")
+    axes[0].legend()
     return _finish(fig)
 
 
@@ -431,7 +576,7 @@ def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
     part = comparison[comparison["parameter"] == "exponent"].rename(columns={"group": "arch"})
     law_names = [law for law in ("L(C)", "N_opt(C)", "D_opt(C)") if law in set(part["law"])]
     archs = _archs_in(part)
-    fig, axes = plt.subplots(1, len(law_names), figsize=(3.6 * len(law_names), 0.9 + 0.5 * len(archs)),
+    fig, axes = plt.subplots(1, len(law_names), figsize=(WIDTH, 1.2 + 0.5 * len(archs)), sharey=True,
                              squeeze=False)
     for ax, law in zip(axes[0], law_names):
         for i, arch in enumerate(archs):
@@ -446,12 +591,11 @@ def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
             ax.plot(row["estimate"], i, "o", color=colour)
             ax.plot(row["paper"], i, "x", color="black", ms=7, label="paper" if i == 0 else None)
         ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
-        ax.invert_yaxis()
-        ax.xaxis.set_major_locator(MaxNLocator(4))
+        ax.xaxis.set_major_locator(MaxNLocator(3))
         ax.set_title(f"{law} exponent")
-    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
-               bbox_to_anchor=(0.5, -0.02))
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    axes[0][0].invert_yaxis()  # shared: once
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     plt.close(fig)
     return fig
 
@@ -461,7 +605,7 @@ def plot_irreducible_loss(table: pd.DataFrame) -> plt.Figure:
     loss of the synthetic language (grey line). ``table``: arch, E, ci_low, ci_high, bayes_loss."""
     set_style()
     archs = _archs_in(table)
-    fig, ax = plt.subplots(figsize=(5.6, 0.9 + 0.5 * len(archs)))
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.2 + 0.5 * len(archs)))
     for i, arch in enumerate(archs):
         row = table[table["arch"] == arch].iloc[0]
         colour = ARCH_COLORS.get(arch)
@@ -471,7 +615,7 @@ def plot_irreducible_loss(table: pd.DataFrame) -> plt.Figure:
     bayes = float(table["bayes_loss"].iloc[0])
     if np.isfinite(bayes):
         ax.axvline(bayes, color="grey", ls=":", label="exact Bayes loss")
-        ax.legend(fontsize=8)
+        ax.legend()
     ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
     ax.invert_yaxis()
     ax.set_xlabel("irreducible loss E (nats/token)")
@@ -483,7 +627,7 @@ def plot_extrapolation(check) -> plt.Figure:
     fitted without them, per architecture; the diagonal is a perfect prediction."""
     set_style()
     points = check.points.rename(columns={"group": "arch"})
-    fig, ax = plt.subplots(figsize=(4.6, 4.2))
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.75, 4.2))
     for arch in _archs_in(points):
         p = points[points["arch"] == arch]
         ax.scatter(p["observed"], p["predicted"], s=14, color=ARCH_COLORS.get(arch),
@@ -493,5 +637,5 @@ def plot_extrapolation(check) -> plt.Figure:
     ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls=":")
     ax.set_xlabel("observed loss of held-out runs")
     ax.set_ylabel("predicted by the refitted law")
-    ax.legend(fontsize=8)
+    ax.legend()
     return _finish(fig)

@@ -40,3 +40,18 @@ def smoke_sweep(tmp_path_factory):
                            "--jobs", "2", "--threads", "1"], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return out, proc
+
+
+@pytest.fixture(scope="session")
+def built_book(tmp_path_factory):
+    """Every chapter of the table of contents executed on the smoke results and the book built, in a
+    temporary copy of book/ and _config.yml (the repository's book/chapters is left alone). Shared by
+    tests/test_book.py and the browser check."""
+    from linscale import book
+
+    root = book.copy_sources(tmp_path_factory.mktemp("book"))
+    chapters = book.toc_chapters()
+    outputs = book.execute_book(book.SMOKE_PARAMETERS, chapters=chapters, out_dir=root / "book" / "chapters",
+                                force=True, workers=2)
+    html = book.build_html(root)
+    return {"root": root, "html": html, "chapters": chapters, "outputs": dict(zip(chapters, outputs))}

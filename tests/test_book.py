@@ -56,6 +56,38 @@ def test_the_introductions_parameter_table_lists_each_chapters_parameters():
         assert sorted(names) == sorted(book.PARAMETERS[chapter]), chapter
 
 
+def test_the_chapters_own_check_catches_names_papermill_lets_through():
+    """check_parameters looks at the kernel's namespace: a misspelled name fails in one line; imports
+    (modules, functions) are not parameters; the values come back with what was changed."""
+    import math
+    from os.path import join
+
+    namespace = {**book.default_parameters("architectures"), "book": book, "math": math, "join": join}
+    params = book.check_parameters("architectures", namespace)
+    assert dict(params) == book.default_parameters("architectures") and params.changed() == []
+    with pytest.raises(ConfigError, match=r"chapter architectures: unknown parameter\(s\) chunk_sze; expected archs"):
+        book.check_parameters("architectures", {**namespace, "chunk_sze": 8})
+    with pytest.raises(ConfigError, match="parameter n_head: expected int"):
+        book.check_parameters("architectures", {**namespace, "n_head": "4"})
+    changed = book.check_parameters("architectures", {**namespace, "n_head": 2})
+    assert changed.changed() == ["n_head"]
+    html = changed._repr_html_()
+    assert "1 set for this run: n_head" in html and "set for this run; default <code>4</code>" in html
+
+
+@pytest.mark.slow
+def test_a_misspelled_parameter_fails_under_papermill_itself(tmp_path):
+    """papermill only warns about a parameter the notebook does not define and runs on with the default;
+    the chapter's first cell makes the run fail, naming the parameter."""
+    import papermill
+
+    source = tmp_path / "architectures.ipynb"
+    nbformat.write(book.read_chapter_source("architectures"), source)
+    with pytest.raises(papermill.PapermillExecutionError, match=r"unknown parameter\(s\) chunk_sze"):
+        papermill.execute_notebook(str(source), str(tmp_path / "out.ipynb"), parameters={"chunk_sze": 8},
+                                   kernel_name="python3", progress_bar=False, cwd=str(book.ROOT))
+
+
 def test_unknown_parameter_fails_before_a_kernel_starts(tmp_path):
     with pytest.raises(ConfigError, match="chapter architectures: unknown parameter"):
         book.execute_chapter("architectures", {"chunksize": 8}, out_dir=tmp_path)
@@ -74,7 +106,9 @@ def test_html_checker_finds_broken_links_missing_figures_and_errors(tmp_path):
     (tmp_path / "fig.png").write_bytes(b"\x89PNG")
     (tmp_path / "chapters" / "bad.html").write_text(
         '<main><img src="missing.png"><a href="nowhere.html">x</a><a href="good.html#nope">y</a>'
-        '<div class="output traceback">Traceback (most recent call last)</div></main>')
+        '<div class="output traceback">Traceback (most recent call last)</div>'
+        '<p>FitAttempt(not possible: approach2 [tnl]: too few sizes)</p><figcaption>from results//niah_cells.parquet'
+        '</figcaption><pre>FitAttempt(fine in a code listing)</pre></main>')
     problems = book.check_html(tmp_path, chapters=["good", "bad", "absent"])
     assert "chapter absent: page chapters/absent.html missing" in problems
     assert "chapter bad: 0 figure(s), expected at least 1" in problems
@@ -82,6 +116,9 @@ def test_html_checker_finds_broken_links_missing_figures_and_errors(tmp_path):
     assert "chapters/bad.html: broken image missing.png" in problems
     assert "chapters/bad.html: broken link nowhere.html" in problems
     assert "chapters/bad.html: broken anchor good.html#nope" in problems
+    raw = [p for p in problems if p.startswith("chapters/bad.html: raw output")]
+    assert any("FitAttempt(not possible" in p for p in raw) and any("results//niah" in p for p in raw)
+    assert any("Traceback" in p for p in raw) and not any("code listing" in p for p in raw)
     assert not [p for p in problems if "good" in p.split(":")[0]]
 
 
@@ -98,18 +135,6 @@ def glued(notebook: Path) -> dict:
                 data = output.get("data", {})
                 values[meta["name"]] = data.get(meta.get("mime_prefix", "") + "text/plain")
     return values
-
-
-@pytest.fixture(scope="module")
-def built_book(tmp_path_factory):
-    """Every chapter of the table of contents executed on the smoke results and the book built, in a
-    temporary copy of book/ and _config.yml (the repository's book/chapters is left alone)."""
-    root = book.copy_sources(tmp_path_factory.mktemp("book"))
-    chapters = book.toc_chapters()
-    outputs = book.execute_book(book.SMOKE_PARAMETERS, chapters=chapters, out_dir=root / "book" / "chapters",
-                                force=True, workers=2)
-    html = book.build_html(root)
-    return {"root": root, "html": html, "chapters": chapters, "outputs": dict(zip(chapters, outputs))}
 
 
 @pytest.mark.slow
@@ -148,7 +173,15 @@ def test_rerunning_a_chapter_with_a_new_parameter_gives_a_different_correct_resu
     ratio = float(glued(out)["kv_over_state"])
     assert ratio == pytest.approx(2 * 512 * 2 / 64)
     assert ratio != pytest.approx(float(glued(built_book["outputs"]["architectures"])["kv_over_state"]))
-    assert nbformat.read(out, as_version=4).metadata["papermill"]["parameters"]["n_head"] == 2
+    executed = nbformat.read(out, as_version=4)
+    assert executed.metadata["papermill"]["parameters"]["n_head"] == 2
+    # The values used are visible at the top: papermill's cell labelled and shown, then the table of values.
+    cells = executed.cells
+    at = next(i for i, c in enumerate(cells) if "injected-parameters" in c.metadata.get("tags", []))
+    assert cells[at].source.startswith(book.INJECTED_LABEL) and "hide-input" not in cells[at].metadata["tags"]
+    shown = "".join(o.get("data", {}).get("text/html", "") for o in cells[at + 1].outputs)
+    assert "Parameters of this run" in shown and "<code>n_head</code></td><td><code>2</code>" in shown
+    assert "set for this run; default <code>4</code>" in shown
 
 
 def test_missing_results_fail_in_one_line_before_any_kernel(tmp_path):

@@ -1,0 +1,120 @@
+"""Every figure of the book is legible at the size the book shows it (linscale.plotting.legibility_problems):
+no wider than the text column, no text under 9 pt, no overlapping tick labels, no log axis with fewer
+than two labelled ticks. Each figure function is drawn from the committed results of the default study
+(results/cpu), the data the published book shows."""
+from __future__ import annotations
+
+import inspect
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from linscale import accounting, architectures, findings, laws, plotting, results
+
+PRESET = "cpu"
+
+
+@pytest.fixture(scope="module")
+def figures():
+    runs = results.read_runs(PRESET, "results")
+    envelope = findings.try_fit(runs, "approach1").fit
+    scores = findings.downstream_table(results.read_eval(PRESET, "results"), runs)
+    largest = findings.compare_at_largest(scores, ["knowledge_acc", "niah_easy_wa", "niah_standard_wa", "mqar_acc"])
+    aspect = findings.ablation_summary(findings.read_ablation(PRESET, "results", "aspect"))
+    context = findings.ablation_summary(findings.read_ablation(PRESET, "results", "context"))
+    budgets = np.geomspace(1e18, 1e22, 9)  # neither committed grid supports approach 2: Chinchilla's law does
+    approach2 = laws.fit_approach2(laws.simulate_isoflop(budgets=budgets), budgets=budgets, compute_unit="flops")
+    approach2.points["group"] = "tnl"  # the simulated runs' group, drawn as one architecture
+    irreducible = pd.DataFrame({"arch": list(plotting.ARCH_ORDER), "E": [1.2, 1.5, 0.4, 1.6],
+                                "ci_low": [1.0, 1.3, 0.0, 1.5], "ci_high": [1.4, 1.6, 0.9, 1.7], "bayes_loss": 1.5})
+    held_out = runs.groupby(["arch", "size"]).tail(3)
+    extrapolation = SimpleNamespace(points=pd.DataFrame({"group": held_out["arch"], "observed": held_out["train_loss"],
+                                                         "predicted": held_out["train_loss"] * 1.03}))
+    points = envelope.points.rename(columns={"group": "arch"})
+    points = points[points["law"] == "L(C)"]
+    ratio = pd.DataFrame({"arch": ["llama"] * 4 + ["tnl"] * 4, "seq_len": [256, 512, 1024, 2048] * 2,
+                          "vs_ref": [0.6, 1, 1.4, 2.1, 1, 1, 1.01, 0.99]})
+    return {
+        "plot_state_memory": plotting.plot_state_memory(architectures.decode_memory(
+            list(plotting.ARCH_ORDER), contexts=[64, 128, 256, 512, 1024], d_model=32, n_layer=1, n_head=2, chunk_size=16)),
+        "plot_flops_per_token": plotting.plot_flops_per_token(
+            accounting.flops_per_token_curve("paper", "410M", [512, 1024, 2048, 4096, 8192, 16384])),
+        "plot_loss_curves": plotting.plot_loss_curves(runs, x="pf_days", fit=envelope),
+        "plot_envelopes": plotting.plot_envelopes(envelope, bayes_loss=1.5),
+        "plot_law_fits": plotting.plot_law_fits(points, points.assign(observed=points["fitted"]), x="compute",
+                                                y="observed", ylabel="loss"),
+        "plot_coefficients": plotting.plot_coefficients(
+            laws.compare_with_paper(envelope).rename(columns={"group": "arch", "parameter": "quantity"}), "exponent"),
+        "plot_metric_against": plotting.plot_metric_against(aspect, x="aspect", metric="loss"),
+        "plot_niah_heatmaps": plotting.plot_niah_heatmaps(findings.largest_model_cells(
+            results.read_optional(PRESET, "results", "niah_cells"), list(plotting.ARCH_ORDER))),
+        "plot_seed_spread": plotting.plot_seed_spread(
+            findings.ablation_summary(findings.read_ablation(PRESET, "results", "seeds")), tolerance=0.01),
+        "plot_grouped_bars": plotting.plot_grouped_bars(findings.retrieval_long(largest), x="task", y="score",
+                                                        ylabel="accuracy"),
+        "plot_ratio_lines": plotting.plot_ratio_lines(ratio.assign(low=ratio["vs_ref"] - 0.1, high=ratio["vs_ref"] + 0.1),
+                                                      x="seq_len", y="vs_ref", xlabel="T", ylabel="ratio",
+                                                      low="low", high="high"),
+        "plot_law_panels": plotting.plot_law_panels(envelope),
+        "plot_isoflop_profiles": plotting.plot_isoflop_profiles(approach2),
+        "plot_exponents": plotting.plot_exponents(laws.compare_with_paper(envelope)),
+        "plot_irreducible_loss": plotting.plot_irreducible_loss(irreducible),
+        "plot_extrapolation": plotting.plot_extrapolation(extrapolation),
+        "message_figure": plotting.message_figure("Approach 2 could not be fitted on this grid: for cosFormer2 only "
+                                                  "2 compute budgets have a minimum inside the sampled sizes."),
+        "context": plotting.plot_metric_against(context, x="seq_len", metric="loss"),
+        "compute": plotting.plot_metric_against(scores, x="pf_days", metric="knowledge_acc"),
+    }
+
+
+def test_every_figure_function_is_checked(figures):
+    public = {name for name, f in inspect.getmembers(plotting, inspect.isfunction)
+              if f.__module__ == plotting.__name__ and (name.startswith("plot_") or name == "message_figure")}
+    assert public <= set(figures), sorted(public - set(figures))
+
+
+def test_every_figure_is_legible_at_the_size_the_book_shows_it(figures):
+    problems = {name: plotting.legibility_problems(fig) for name, fig in figures.items()}
+    assert {name: p for name, p in problems.items() if p} == {}
+
+
+def test_the_legibility_check_can_fail():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 3), dpi=plotting.DPI)  # 1200 px: shown at 56%
+    ax.plot([1, 10], [1, 2])
+    ax.set_xscale("log")
+    ax.set_xticks([1, 1.05, 10], ["one", "one and a bit", "ten"])  # two labels on top of each other
+    ax.set_xlabel("small", fontsize=7)
+    problems = "\n".join(plotting.legibility_problems(fig))
+    plt.close(fig)
+    assert "1200 px wide, wider than the 672-px column" in problems
+    assert "text 'small' at" in problems and "overlapping x tick labels" in problems
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=plotting.DPI)
+    ax.plot([2, 3], [1, 2])
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(plt.NullFormatter())
+    assert "log x axis with 0 labelled tick(s)" in "\n".join(plotting.legibility_problems(fig))
+    plt.close(fig)
+
+
+def test_log_axes_label_the_values_a_reader_looks_for():
+    """Context lengths 64/128/256 on a log axis are labelled as such (the ablations' figures showed one
+    label for three points); many or unround values get decade ticks instead."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([64, 128, 256], [1, 2, 3])
+    plotting._log_axis(ax, "x", [64, 128, 256])
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels() if t.get_text()] == ["64", "128", "256"]
+    plt.close(fig)
+    fig, ax = plt.subplots()
+    ax.plot([3.0943e-10, 3.7712e-10, 3.1234e-9], [1, 2, 3])  # compute values: not round, decade ticks
+    plotting._log_axis(ax, "x", [3.0943e-10, 3.7712e-10, 3.1234e-9])
+    fig.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
+    assert "$10^{-9}$" in labels and len(labels) >= 2 and not any("3.09" in label for label in labels)
+    plt.close(fig)
