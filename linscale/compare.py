@@ -335,7 +335,11 @@ def _plain(value):
 def _pct(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    return "new" if math.isinf(value) else f"{value:+.3%}" if abs(value) < 1e-3 else f"{value:+.2%}"
+    if math.isinf(value):
+        return "+inf"  # from zero, or from no value
+    if value >= 9:  # tenfold and more: a factor reads better than thousands of percent
+        return f"x{1 + value:.3g}"
+    return f"{value:+.3%}" if abs(value) < 1e-3 else f"{value:+.2%}"
 
 
 def _move(shift: float, moved: str) -> str:

@@ -164,10 +164,19 @@ def test_another_seed_changes_the_trained_tables_and_compare_lists_them(two_stud
     result = compare.compare_studies(a, b, bootstrap=20)
     tables = result.tables.set_index("table")
     # everything trained with the other seed differs; runs and checkpoints keep their keys
-    for name in ("runs.parquet", "eval.parquet", "niah_cells.parquet", "ablations/seeds.parquet",
-                 "ablations/aspect.parquet", "ablations/context.parquet", "fits/approach1.csv"):
+    for name in ("runs.parquet", "eval.parquet", "niah_cells.parquet", "ablations/aspect.parquet",
+                 "ablations/context.parquet", "ablations/context-eval.parquet", "fits/approach1.csv"):
         assert tables.loc[name, "status"] == compare.DIFFERS, name
         assert tables.loc[name, "rows_only_a"] == tables.loc[name, "rows_only_b"] == 0, name
+    # ... except the seeds ablation's extra runs: seeds 1, 2 beside seed 0, seeds 2, 3 beside seed 1
+    seeds = pd.read_parquet(a / "ablations" / "seeds.parquet")
+    per_variant = int((seeds["variant"] == seeds["variant"].iloc[-1]).sum())
+    for name in ("ablations/seeds.parquet", "ablations/seeds-eval.parquet"):
+        assert tables.loc[name, "status"] == compare.DIFFERS, name
+    assert tables.loc["ablations/seeds.parquet", "rows_only_a"] == tables.loc["ablations/seeds.parquet", "rows_only_b"] \
+        == per_variant
+    # fits a new seed cannot change: the grids where a method is impossible say so in the same words
+    assert tables.loc["fits/approach2.error.txt", "status"] == compare.SAME
     runs = result.columns[result.columns["table"] == "runs.parquet"].set_index("column")
     # the seed moves the losses, not the grid (shapes, tokens, compute, the held-out data's Bayes loss)
     assert set(runs.index[runs["kind"] == "value"]) == {"train_loss", "val_loss", "seed"}
@@ -183,9 +192,9 @@ def test_another_seed_changes_the_trained_tables_and_compare_lists_them(two_stud
     eval_columns = result.columns[result.columns["table"] == "eval.parquet"].set_index("column")
     assert eval_columns.loc["checkpoint", "kind"] == "location"
     assert "checkpoint" not in tables.loc["eval.parquet", "changed_columns"]
-    # fitted laws: every approach-1 estimate moved, and its row carries both intervals
-    fits = result.fits[result.fits["method"] == "approach1"]
-    assert len(fits) and not fits["same"].any() and fits[["a_ci_low", "b_ci_high"]].notna().all().all()
+    # fitted laws: every architecture's L(C) moved, and each row carries both intervals
+    fits = result.fits[(result.fits["method"] == "approach1") & (result.fits["law"] == "L(C)")]
+    assert len(fits) == 8 and not fits["same"].any() and fits[["a_ci_low", "b_ci_high"]].notna().all().all()
 
     # A copy of A with one table of B, and only wall times and paths changed elsewhere: that table alone.
     mixed = copy_results(tmp_path / "mixed", a)
@@ -217,8 +226,11 @@ def test_no_verdict_flips_on_differences_inside_its_own_noise(two_studies):
         assert (row["verdict_a"], row["verdict_b"]) == (claims[0].loc[key, "verdict"], claims[1].loc[key, "verdict"])
         na, nb = claims[0].loc[key, "numbers"], claims[1].loc[key, "numbers"]
         ta, tb = claims[0].loc[key, "tolerance"], claims[1].loc[key, "tolerance"]
-        shifts = [abs(nb[k] - na[k]) / max(ta[k], tb[k]) for k in na if k in nb and np.isfinite([ta[k], tb[k]]).all()
-                  and max(ta[k], tb[k]) > 0]
+        shifts = []
+        for k in set(na) & set(nb):
+            noise = max(t for t in (ta[k], tb[k]) if np.isfinite(t)) if np.isfinite([ta[k], tb[k]]).any() else np.nan
+            if np.isfinite(noise):  # a change against no noise at all is infinitely many noises
+                shifts.append(abs(nb[k] - na[k]) / noise if noise > 0 else np.inf if nb[k] != na[k] else 0.0)
         if shifts:
             assert row["shift"] == pytest.approx(max(shifts)), key
             moved_at_all += max(shifts) > 0
