@@ -9,6 +9,7 @@
     linscale bench [--quick]               # CPU benchmarks and the efficiency goals, into benchmarks/results/
     linscale data --seq-len 256 --sample 2 # the synthetic language: entropy, vocabulary, sample documents
     linscale eval runs/cpu                 # lm-eval suites over a sweep's checkpoints -> results store
+    linscale compare results/cpu OTHER     # two studies side by side; exit 1 if a verdict differs
     linscale lm-eval --model linscale ...  # lm_eval's own command line, with the linscale model
 
 Each subcommand is a small function here that parses its options and calls the package; the science
@@ -17,7 +18,7 @@ lives in the package, not in this file.
 from __future__ import annotations
 
 import argparse
-import os
+import json
 import sys
 
 from linscale.config import ConfigError
@@ -75,6 +76,20 @@ def _chapter_parameters(args: argparse.Namespace) -> dict:
     for name, value in args.parameter or []:
         parameters[name] = yaml.safe_load(value)
     return parameters
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from linscale.compare import compare_studies, write_json
+
+    comparison = compare_studies(args.a, args.b, loss=args.loss, bootstrap=args.bootstrap, seed=args.seed,
+                                 labels=(args.label_a or args.a, args.label_b or args.b))
+    if args.json == "-":
+        print(json.dumps(comparison.to_dict(), indent=1))
+    else:
+        print(comparison.format_text())
+        if args.json:
+            print(f"wrote {write_json(comparison, args.json)}")
+    return comparison.exit_status
 
 
 def cmd_book(args: argparse.Namespace) -> int:
@@ -466,7 +481,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-checkpoints", choices=("all", "final"), default="all",
                    help="evaluate every exported checkpoint, or only each run's final one (default: all)")
     p.add_argument("--force-book", action="store_true", help="re-execute every chapter even when unchanged")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a preset field in every sweep of the study, ablations included, e.g. "
+                        "--set train.seed=1 (use other --runs-dir and --results-dir; compare with `linscale "
+                        "compare`); repeatable")
     p.set_defaults(func=cmd_study)
+
+    p = sub.add_parser(
+        "compare", help="two studies' results folders side by side: tables, fitted laws, verdicts",
+        description="Compare two results folders (e.g. the published results/cpu and a re-run's): per table, "
+                    "rows only in one and each column's largest relative change (values bit for bit; wall-clock "
+                    "columns shown apart, never counted); the fitted laws with their intervals; and the book's "
+                    "verdicts, every one that differs marked. Exit status 1 when a verdict differs, 0 otherwise.")
+    p.add_argument("a", help="results folder A, e.g. results/cpu (the published study)")
+    p.add_argument("b", help="results folder B, e.g. a re-run's results/cpu")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write the comparison as JSON to FILE ('-': print only the JSON)")
+    p.add_argument("--label-a", default=None, help="what A is, for the report (default: its path), "
+                   "e.g. 'published, AMD EPYC 2 cores'")
+    p.add_argument("--label-b", default=None, help="what B is, for the report (default: its path)")
+    p.add_argument("--loss", default="train_loss", choices=("train_loss", "val_loss"),
+                   help="loss behind the verdicts (default: train_loss, as the findings chapter)")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples behind the law-based verdicts "
+                   "(default: 200, as the findings chapter)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("eval", help="evaluate a sweep's exported checkpoints with lm-eval into a results store")
     p.add_argument("sweep_dir", help="sweep folder (checkpoints in runs/<run_id>/export/step=<step>/)")

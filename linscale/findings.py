@@ -611,6 +611,37 @@ def _versus_llama(table: pd.DataFrame, lower_is_claimed: bool) -> tuple[str, str
     return (REPRODUCED if claimed else NOT_REPRODUCED if opposite else INCONCLUSIVE), evidence
 
 
+def tolerances_from_results(results_dir: str, preset: str, loss: str = "train_loss", tolerance: float | None = None,
+                            loss_tolerance: float | None = None) -> Tolerances:
+    """The :class:`Tolerances` a study's verdicts are judged against: ``loss_tolerance`` (relative) and
+    ``tolerance`` (absolute, accuracies) when given, else the seed noise its seeds ablation measured
+    (``results_dir/preset/ablations/seeds*.parquet``)."""
+    return Tolerances(loss=loss_tolerance, accuracy=tolerance,
+                      seed_losses=ablation_summary(read_ablation(preset, results_dir, "seeds"), loss=loss),
+                      seed_scores=ablation_scores(preset, results_dir, "seeds", loss=loss))
+
+
+def claims_from_results(results_dir: str, preset: str, loss: str = "train_loss", bootstrap: int = 200, seed: int = 0,
+                        tolerance: float | None = None, loss_tolerance: float | None = None) -> pd.DataFrame:
+    """The study's verdicts from its results folder alone (``results_dir/preset/``: runs, eval, ablations):
+    :func:`claims` on the paper's envelope fit (``bootstrap`` resamples over runs, seeded by ``seed``, so
+    the same folder always gives the same verdicts), the downstream scores, the ablation summaries and
+    :func:`tolerances_from_results`. The findings chapter and ``linscale compare`` both call this.
+    A missing table is a one-line :class:`~linscale.results.ResultsError` naming it."""
+    from linscale import results
+
+    runs = results.read_runs(preset, results_dir)
+    envelope_fit = try_fit(runs, "approach1", bootstrap=bootstrap, seed=seed, loss_column=loss)
+    scores = downstream_table(results.read_eval(preset, results_dir), runs, loss=loss)
+    aspect = ablation_summary(read_ablation(preset, results_dir, "aspect"), loss=loss)
+    context = ablation_summary(read_ablation(preset, results_dir, "context"), loss=loss)
+    context_scores = ablation_scores(preset, results_dir, "context", loss=loss)
+    tolerances = tolerances_from_results(results_dir, preset, loss=loss, tolerance=tolerance,
+                                         loss_tolerance=loss_tolerance)
+    return claims(runs, envelope_fit.fit, scores, aspect, context, tolerances=tolerances,
+                  context_scores=context_scores)
+
+
 def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect: pd.DataFrame | None = None,
            context: pd.DataFrame | None = None, tolerances: Tolerances | None = None,
            context_scores: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -622,7 +653,11 @@ def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect:
     ``context_scores``: the context ablation's :func:`ablation_scores`.
     ``tolerances``: differences between single runs smaller than these count as none (:class:`Tolerances`;
     default :data:`DEFAULT_TOLERANCE` for everything).
-    Columns: id, claim, paper, evidence, verdict.
+    Columns: id, claim, paper, evidence, verdict, numbers and tolerance: ``numbers`` maps a name
+    ("knowledge_acc[tnl]") to each number the verdict rests on; ``tolerance`` maps the same names to how
+    far that number may move by chance, in its own units (the seed tolerance for single runs, the half
+    width of the 95% interval for a fitted value; NaN where there is none). :mod:`linscale.compare`
+    measures a change between two studies in these units.
     """
     from linscale.plotting import arch_label
 
@@ -636,7 +671,23 @@ def claims(runs: pd.DataFrame, fit1, scores: pd.DataFrame | None = None, aspect:
                          "evidence": "the paper's laws cannot be fitted on this grid"})
     else:
         rows += _law_claims(fit1)
-    return pd.DataFrame(rows + _other_claims(scores, aspect, context, tolerances or Tolerances(), context_scores))
+    rows += _other_claims(scores, aspect, context, tolerances or Tolerances(), context_scores)
+    for row in rows:  # a claim without evidence rests on no numbers
+        row.setdefault("numbers", {})
+        row.setdefault("tolerance", {})
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+CLAIM_COLUMNS = ["id", "claim", "paper", "evidence", "verdict", "numbers", "tolerance"]
+
+
+def _interval_numbers(table: pd.DataFrame, name: str) -> tuple[dict, dict]:
+    """({name[arch]: estimate}, {name[arch]: half width of its interval}) of a :func:`law_at_compute`
+    table (columns arch, value, ci_low, ci_high) or of fitted parameters (group, estimate, ...)."""
+    table = table.rename(columns={"group": "arch", "estimate": "value"})
+    numbers = {f"{name}[{row.arch}]": float(row.value) for row in table.itertuples()}
+    noise = {f"{name}[{row.arch}]": float((row.ci_high - row.ci_low) / 2) for row in table.itertuples()}
+    return numbers, noise
 
 
 def _law_claims(fit1) -> list[dict]:
@@ -646,18 +697,23 @@ def _law_claims(fit1) -> list[dict]:
     compute = common_compute(fit1)
 
     # 1. Lower loss at equal compute.
-    verdict, evidence = _versus_llama(law_at_compute(fit1, "L(C)", compute), lower_is_claimed=True)
+    at_compute = law_at_compute(fit1, "L(C)", compute)
+    verdict, evidence = _versus_llama(at_compute, lower_is_claimed=True)
+    numbers, noise = _interval_numbers(at_compute, "L(C)")
     rows.append({"id": "lower_loss", "claim": "At equal compute, the linear models reach a lower loss than LLaMA",
                  "paper": "Table 3 / Figure 1: L(C) of TNL, HGRN2, cosFormer2 below LLaMA's over 1e-2 to 1e3 PF-days",
                  "evidence": f"fitted L at C = {compute:.3g} PF-days (95% bootstrap interval): {evidence}",
-                 "verdict": verdict})
+                 "verdict": verdict, "numbers": numbers, "tolerance": noise})
 
     # 2. More parameters and more tokens at the compute optimum.
     for law, what in (("N_opt(C)", "parameters"), ("D_opt(C)", "tokens")):
-        verdict, evidence = _versus_llama(law_at_compute(fit1, law, compute), lower_is_claimed=False)
+        at_compute = law_at_compute(fit1, law, compute)
+        verdict, evidence = _versus_llama(at_compute, lower_is_claimed=False)
+        numbers, noise = _interval_numbers(at_compute, law)
         rows.append({"id": f"more_{what}", "claim": f"At the compute optimum, the linear models use more {what} than LLaMA",
                      "paper": f"Table 3: {law} of the linear models above LLaMA's at 1 PF-day",
-                     "evidence": f"{law} at C = {compute:.3g} PF-days: {evidence}", "verdict": verdict})
+                     "evidence": f"{law} at C = {compute:.3g} PF-days: {evidence}", "verdict": verdict,
+                     "numbers": numbers, "tolerance": noise})
 
     # 3. Similar scaling exponents.
     exps = fit1.params[(fit1.params["law"] == "L(C)") & (fit1.params["parameter"] == "exponent")].set_index("group")
@@ -674,9 +730,11 @@ def _law_claims(fit1) -> list[dict]:
                              for a in exps.index)
     else:
         verdict, evidence = NOT_TESTABLE, "needs LLaMA and a linear model"
+    numbers, noise = _interval_numbers(exps.reset_index(), "L(C) exponent")
     rows.append({"id": "exponents", "claim": "The linear models scale as well as LLaMA (loss exponents alike)",
                  "paper": "Table 3: L(C) exponents −0.0753 to −0.0798",
-                 "evidence": f"L(C) exponents (95% intervals): {evidence}", "verdict": verdict})
+                 "evidence": f"L(C) exponents (95% intervals): {evidence}", "verdict": verdict,
+                 "numbers": numbers, "tolerance": noise})
     return rows
 
 
@@ -700,19 +758,29 @@ def _other_claims(scores, aspect, context, tol: Tolerances, context_scores) -> l
                 else INCONCLUSIVE
             evidence = "; ".join(f"{arch_label(a)} knowledge {largest.loc[a, 'knowledge_acc']:.3f}, "
                                  f"bits/byte {largest.loc[a, 'bits_per_byte']:.3f}" for a in largest.index)
+            numbers, noise = {}, {}
+            for a in largest.index:
+                numbers[f"knowledge_acc[{a}]"] = float(largest.loc[a, "knowledge_acc"])
+                noise[f"knowledge_acc[{a}]"] = tol.for_accuracy("knowledge_acc", largest.index)
+                numbers[f"bits_per_byte[{a}]"] = float(largest.loc[a, "bits_per_byte"])
+                noise[f"bits_per_byte[{a}]"] = bpb_margin * float(largest.loc[a, "bits_per_byte"])
         else:
             verdict, evidence = NOT_TESTABLE, "needs LLaMA and a linear model"
+            numbers, noise = {}, {}
         rows.append({"id": "knowledge", "claim": "The linear models match or beat LLaMA on knowledge and perplexity",
                      "paper": "Table 4: CSR and WikiText-2/LAMBADA perplexity of linear models at or above LLaMA's",
-                     "evidence": f"largest size, final checkpoint: {evidence}", "verdict": verdict})
-        verdict = retrieval_verdict(largest.reset_index(),
-                                    margin={m: tol.for_accuracy(m, largest.index) for m in RETRIEVAL_TASKS})
+                     "evidence": f"largest size, final checkpoint: {evidence}", "verdict": verdict,
+                     "numbers": numbers, "tolerance": noise})
+        margins = {m: tol.for_accuracy(m, largest.index) for m in RETRIEVAL_TASKS}
+        verdict = retrieval_verdict(largest.reset_index(), margin=margins)
         evidence = "; ".join(f"{arch_label(a)} " + ", ".join(f"{RETRIEVAL_TASKS[c]} {largest.loc[a, c]:.3f}"
                                                               for c in RETRIEVAL_TASKS if c in largest)
                              for a in largest.index)
+        numbers = {f"{c}[{a}]": float(largest.loc[a, c]) for a in largest.index for c in RETRIEVAL_TASKS if c in largest}
         rows.append({"id": "retrieval", "claim": "LLaMA retrieves better than every linear model",
                      "paper": "Table 4 / 11: NIAH of LLaMA far above the linear models from 410M on",
-                     "evidence": f"largest size, final checkpoint: {evidence}", "verdict": verdict})
+                     "evidence": f"largest size, final checkpoint: {evidence}", "verdict": verdict,
+                     "numbers": numbers, "tolerance": {key: margins[key.split("[")[0]] for key in numbers}})
         if {"tnl", "cosformer2"} <= set(largest.index):
             t, c = largest.loc["tnl"], largest.loc["cosformer2"]
 
@@ -734,11 +802,19 @@ def _other_claims(scores, aspect, context, tol: Tolerances, context_scores) -> l
                         f"{c['bits_per_byte']:.3f} vs {t['bits_per_byte']:.3f}, NIAH {c.get('niah_easy_wa', np.nan):.3f} vs "
                         f"{t.get('niah_easy_wa', np.nan):.3f}, recall {c.get('mqar_acc', np.nan):.3f} vs "
                         f"{t.get('mqar_acc', np.nan):.3f}")
+            numbers, noise = {}, {}
+            for arch, values in (("cosformer2", c), ("tnl", t)):
+                for m in (know, bpb, *retrieval):
+                    numbers[f"{m}[{arch}]"] = float(values[m])
+                    noise[f"{m}[{arch}]"] = tol.for_loss(["tnl", "cosformer2"]) * float(values[m]) if m == bpb \
+                        else tol.for_accuracy(m, ["tnl", "cosformer2"])
         else:
             verdict, evidence = NOT_TESTABLE, "needs TNL and cosFormer2"
+            numbers, noise = {}, {}
         rows.append({"id": "decay", "claim": "Without decay (cosFormer2) language modelling is worse but retrieval better than with "
                               "fixed decay (TNL)",
-                     "paper": "§5.3 and Table 4", "evidence": evidence, "verdict": verdict})
+                     "paper": "§5.3 and Table 4", "evidence": evidence, "verdict": verdict,
+                     "numbers": numbers, "tolerance": noise})
     else:
         for key, claim in (("knowledge", "The linear models match or beat LLaMA on knowledge and perplexity"),
                            ("retrieval", "LLaMA retrieves better than every linear model"),
@@ -756,10 +832,15 @@ def _other_claims(scores, aspect, context, tol: Tolerances, context_scores) -> l
             else INCONCLUSIVE
         evidence = (f"final-loss spread across shapes: cosFormer2 {s_lin:.2%}, LLaMA {s_llama:.2%} "
                     f"(differences below {margin:.2%} count as none)")
+        # a spread is already relative: the relative loss tolerance is its noise as it stands
+        numbers = {"spread[cosformer2]": float(s_lin), "spread[llama]": float(s_llama)}
+        noise = {key: margin for key in numbers}
     else:
         verdict, evidence = NOT_TESTABLE, "no aspect-ratio ablation for LLaMA and cosFormer2 in this study"
+        numbers, noise = {}, {}
     rows.append({"id": "aspect", "claim": "Linear models are more sensitive to the aspect ratio than LLaMA",
-                 "paper": "Table 5 (1B, d/l from 48 to 384)", "evidence": evidence, "verdict": verdict})
+                 "paper": "Table 5 (1B, d/l from 48 to 384)", "evidence": evidence, "verdict": verdict,
+                 "numbers": numbers, "tolerance": noise})
 
     # 8. Training context and loss.
     if context is not None and len(context) and context.groupby("arch")["seq_len"].nunique().min() > 1:
@@ -771,11 +852,14 @@ def _other_claims(scores, aspect, context, tol: Tolerances, context_scores) -> l
         evidence = "final-loss spread across training contexts: " + "; ".join(
             f"{arch_label(a)} {spread.loc[a, 'spread']:.2%}" for a in spread.index) + \
             f" (for the linear models, below {margin:.2%} counts as none)"
+        numbers = {f"spread[{a}]": float(spread.loc[a, "spread"]) for a in linear}
+        noise = {key: margin for key in numbers}
     else:
         verdict, evidence = NOT_TESTABLE, "no training-context ablation in this study"
+        numbers, noise = {}, {}
     rows.append({"id": "context_loss", "claim": "The training context length barely changes the linear models' language modelling",
                  "paper": "Table 6: CSR and perplexity flat from 2K to 8K",
-                 "evidence": evidence, "verdict": verdict})
+                 "evidence": evidence, "verdict": verdict, "numbers": numbers, "tolerance": noise})
     # 9. Training context and retrieval: NIAH (easy) at the shortest against the longest context.
     metric = "niah_easy_wa"
     usable = context_scores is not None and len(context_scores) and metric in context_scores
@@ -784,10 +868,13 @@ def _other_claims(scores, aspect, context, tol: Tolerances, context_scores) -> l
         margin = tol.for_accuracy(metric, linear)
         parts = []
         drops = {}
+        numbers = {}
         for arch in linear:
             part = context_scores[context_scores["arch"] == arch].sort_values("seq_len")
             short, long_ = part.iloc[0], part.iloc[-1]
             drops[arch] = float(long_[metric] - short[metric])
+            numbers[f"{metric}[{arch}, n={int(short['seq_len'])}]"] = float(short[metric])
+            numbers[f"{metric}[{arch}, n={int(long_['seq_len'])}]"] = float(long_[metric])
             parts.append(f"{arch_label(arch)} {short[metric]:.3f} at n = {int(short['seq_len'])}, "
                          f"{long_[metric]:.3f} at n = {int(long_['seq_len'])}")
         hurt = [a for a in linear if drops[a] > margin]
@@ -797,10 +884,13 @@ def _other_claims(scores, aspect, context, tol: Tolerances, context_scores) -> l
             NOT_REPRODUCED if helped and not hurt else INCONCLUSIVE
         evidence = "NIAH (easy) weighted accuracy, final checkpoint: " + "; ".join(parts) + \
             f" (differences below {margin:.3f} count as none{'; every score is below it' if at_floor else ''})"
+        noise = {key: margin for key in numbers}
     else:
         verdict, evidence = NOT_TESTABLE, "retrieval is not evaluated on this study's training-context ablation"
+        numbers, noise = {}, {}
     rows.append({"id": "context_retrieval", "claim": "Short training contexts hurt the linear models' retrieval",
-                 "paper": "Table 6: NIAH peaks at 8K", "evidence": evidence, "verdict": verdict})
+                 "paper": "Table 6: NIAH peaks at 8K", "evidence": evidence, "verdict": verdict,
+                 "numbers": numbers, "tolerance": noise})
     return rows
 
 

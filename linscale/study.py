@@ -145,36 +145,45 @@ def ablation_names(spec: str | None) -> tuple[str, ...]:
     return _subset("--ablations", "ablation", spec, ABLATIONS)
 
 
+def _resolved(preset: str, overrides: tuple[str, ...] | list[str]) -> str | dict:
+    """The preset with ``--set`` overrides applied (its name when there are none)."""
+    from linscale.train.settings import resolve_preset
+
+    return resolve_preset(preset, list(overrides)) if overrides else preset
+
+
 def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None,
-                ablations: tuple[str, ...] = ABLATIONS) -> None:
-    """Train the grid and the ``ablations`` sweeps, then copy each results table into results/."""
+                ablations: tuple[str, ...] = ABLATIONS, overrides: tuple[str, ...] = ()) -> None:
+    """Train the grid and the ``ablations`` sweeps, then copy each results table into results/.
+    ``overrides`` (``--set KEY=VALUE``) apply to every sweep, the ablations included."""
     from linscale.train.sweep import WorkerPool, default_jobs, default_threads, idle_fraction
 
     jobs = jobs or default_jobs()  # one process per core on a CPU
     # One pool of training processes for the main and the ablation sweeps: each imports torch and
     # Lightning once (seconds), instead of once per run.
     with WorkerPool(jobs, default_threads(jobs)) as pool:
-        swept = _sweeps(preset, runs_dir, results, jobs, ablations, pool)
+        swept = _sweeps(preset, runs_dir, results, jobs, ablations, pool, overrides)
     span, busy = sum(r.span_s for r in swept), sum(r.busy_s for r in swept)
     if span:  # the sweeps run one after another: their slot time adds up
         _log(f"sweeps: {jobs} slots x {span:.0f} s, idle {idle_fraction(busy, jobs, span):.1%} "
              f"({jobs * span - busy:.0f} s with no run training)")
 
 
-def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tuple[str, ...], pool) -> list:
+def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tuple[str, ...], pool,
+            overrides: tuple[str, ...] = ()) -> list:
     """Run the main and the ablation sweeps; returns their SweepResults."""
     from linscale.train.sweep import run_sweep
 
     sweep_dir = runs_dir / preset
     _log(f"sweep {preset} -> {sweep_dir}")
-    result = run_sweep(preset, out=sweep_dir, jobs=jobs, pool=pool)
+    result = run_sweep(_resolved(preset, overrides), out=sweep_dir, jobs=jobs, pool=pool)
     swept = [result]
     if result.failed:
         raise RuntimeError(f"sweep {preset}: runs failed: {', '.join(result.failed)} (see {sweep_dir}/runs/*/)")
     _export_table(result.table, results / "runs.parquet")
     if not ablations:
         return swept
-    base_size, ablations_ = ablation_presets(preset)
+    base_size, ablations_ = ablation_presets(_resolved(preset, overrides))
     main = pd.read_parquet(results / "runs.parquet")
     for ablation, variants in ablations_.items():
         if ablation not in ablations:
@@ -215,7 +224,7 @@ EVAL_CHECKPOINTS = ("all", "final")
 
 
 def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = None,
-               checkpoints: str = "all") -> None:
+               checkpoints: str = "all", overrides: tuple[str, ...] = ()) -> None:
     """Evaluate the sweep's exported checkpoints (every one, or each run's last: ``checkpoints``),
     resumably, and copy the store into results/."""
     from linscale.eval import evaluate_sweep
@@ -228,7 +237,7 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
     _log(f"eval {sweep_dir} ({', '.join(SUITES)}; {len(chosen)} checkpoints)")
     evaluate_sweep(sweep_dir, list(SUITES), checkpoints=chosen, limit=limit, progress=_log)
     _export_table(sweep_dir / "eval" / "results.parquet", results / "eval.parquet")
-    _eval_ablations(preset, runs_dir, results, limit)
+    _eval_ablations(_resolved(preset, overrides), runs_dir, results, limit)
     cells_file = sweep_dir / "eval" / "niah_cells.parquet"  # NIAH accuracy per (length, depth): the heatmaps
     if cells_file.exists():
         # The store keys cells by run; the book's heatmaps also need each run's architecture and size.
@@ -245,7 +254,7 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
 CONTEXT_EVALUATIONS = ("common", "twice")
 
 
-def _eval_ablations(preset: str, runs_dir: Path, results: Path, limit: int | None) -> None:
+def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: int | None) -> None:
     """Evaluate the final export of every run of the ablations in ``ABLATION_SUITES`` on their suites
     into results/ablations/<name>-eval.parquet, beside the main sweep's scores of the base runs, with the
     ablation table's ``variant`` column (and, for the context ablation, ``evaluation``:
@@ -478,6 +487,9 @@ def run_study(args: argparse.Namespace) -> int:
     """``linscale study``: run the stages in order (see the module docstring)."""
     stages = _subset("--stages", "stage", args.stages or None, STAGES)
     ablations = () if args.no_ablations else ablation_names(getattr(args, "ablations", None))
+    overrides = tuple(getattr(args, "set", None) or ())
+    if overrides:
+        _resolved(args.preset, overrides)  # a typo in --set is one line before any stage runs
     runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
     results = results_dir / args.preset
     start = time.perf_counter()
@@ -487,10 +499,10 @@ def run_study(args: argparse.Namespace) -> int:
         if stage == "design":
             stage_design(args.preset, results)
         elif stage == "sweep":
-            stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=ablations)
+            stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=ablations, overrides=overrides)
         elif stage == "eval":
             stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
-                       checkpoints=getattr(args, "eval_checkpoints", "all"))
+                       checkpoints=getattr(args, "eval_checkpoints", "all"), overrides=overrides)
         elif stage == "fits":
             stage_fits(results, args.preset, bootstrap=args.bootstrap)
         elif stage == "book":

@@ -86,6 +86,9 @@ def _child_options(threads: int | None, execution: dict) -> tuple[list[str], dic
     env = dict(os.environ)
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    from linscale.train.code_paths import pinned_code_paths
+    for key, value in pinned_code_paths().items():  # the environment's own setting wins
+        env.setdefault(key, value)
     return options, env
 
 

@@ -1,0 +1,242 @@
+"""`linscale compare`: two studies' results folders side by side (tables, fitted laws, verdicts).
+
+The end-to-end tests run the smoke study's sweep, evaluation and fits twice, with the preset's seed and
+with train.seed=1, and check what compare reports against the tables themselves; the others check the
+table arithmetic, the noise units and the command line on small folders built from the committed smoke
+results.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from linscale import compare, findings
+
+SMOKE = Path(__file__).resolve().parent.parent / "results" / "smoke"
+FAST = ("--bootstrap", "20")  # the law claims of the smoke grid have no intervals anyway (2 runs per arch)
+
+
+def linscale(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "linscale", *map(str, args)], capture_output=True, text=True,
+                          timeout=1200)
+
+
+def copy_results(dst: Path, src: Path = SMOKE) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+# ----------------------------------------------------------------------------- table arithmetic (fast)
+
+
+def test_table_diff_matches_rows_by_key_and_keeps_wall_clock_and_paths_apart():
+    a = pd.DataFrame({"run_id": ["x", "x", "y"], "step": [1, 2, 1], "loss": [2.0, 1.0, np.nan],
+                      "arch": ["tnl", "tnl", "llama"], "wall_time_s": [1.0, 2.0, 3.0],
+                      "checkpoint": ["runs/a/x", "runs/a/x", "runs/a/y"]})
+    b = a.iloc[[1, 0]].copy()  # row order does not matter; row (y, 1) is gone
+    b["wall_time_s"] *= 1.5
+    b["checkpoint"] = ["elsewhere/x", "elsewhere/x"]
+    summary, columns = compare.diff_tables("t", a, b)
+    assert summary["status"] == compare.DIFFERS and summary["key"] == "run_id, step"
+    assert (summary["rows_only_a"], summary["rows_only_b"]) == (1, 0)
+    assert summary["changed_columns"] == ""  # only the missing row makes it differ
+    kinds = {c["column"]: c["kind"] for c in columns}
+    assert kinds == {"wall_time_s": "wall clock", "checkpoint": "location"}
+
+    b = a.copy()
+    b.loc[1, "loss"] = 1.03  # +3% at (x, 2)
+    b.loc[0, "loss"] = 1.99  # -0.5% at (x, 1)
+    b.loc[2, "arch"] = "hgrn2"
+    summary, columns = compare.diff_tables("t", a, b)
+    loss = next(c for c in columns if c["column"] == "loss")
+    assert loss["changed"] == 2 and loss["compared"] == 3  # NaN against NaN is no change
+    assert loss["largest_rel_change"] == pytest.approx(0.03) and loss["at"] == "run_id=x, step=2"
+    assert loss["min_rel_change"] == pytest.approx(-0.005) and loss["max_rel_change"] == pytest.approx(0.03)
+    assert summary["changed_columns"] == "loss, arch" and summary["status"] == compare.DIFFERS
+    same, changed = compare.diff_tables("t", a, a.assign(wall_time_s=0.0))
+    assert same["status"] == compare.SAME and [c["kind"] for c in changed] == ["wall clock"]
+
+
+def test_noise_shift_is_the_largest_change_in_units_of_the_larger_tolerance():
+    shift, moved = compare.noise_shift({"x": 1.0, "y": 0.50, "z": 3.0}, {"x": 1.1, "y": 0.56, "w": 1.0},
+                                       {"x": 0.2, "y": 0.02, "z": 1.0}, {"x": 0.05, "y": 0.03})
+    assert moved == "y" and shift == pytest.approx(0.06 / 0.03)  # x: 0.1 / 0.2 = 0.5; z, w in one study only
+    assert np.isnan(compare.noise_shift({"x": 1.0}, {"x": 2.0}, {"x": np.nan}, {})[0])  # no noise known
+    assert compare.noise_shift({"x": 1.0}, {"x": 1.0}, {"x": 0.0}, {"x": 0.0})[0] == 0.0
+    assert compare.noise_shift({"x": 1.0}, {"x": 1.5}, {"x": 0.0}, {"x": 0.0})[0] == np.inf
+
+
+# ----------------------------------------------------------------------------- command line on the committed results
+
+
+def test_bad_input_is_one_line_naming_the_folder_or_table(tmp_path):
+    cases = [((tmp_path / "nowhere", SMOKE), "nowhere: no such folder")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases.append(((SMOKE, empty), "empty: not a results folder (no runs.parquet"))
+    no_eval = copy_results(tmp_path / "no-eval")
+    (no_eval / "eval.parquet").unlink()
+    cases.append(((no_eval, SMOKE), "eval.parquet: no such results table"))
+    for (a, b), message in cases:
+        proc = linscale("compare", a, b, *FAST)
+        assert proc.returncode == 2, proc.stderr
+        err = proc.stderr.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_changed_verdict_is_marked_and_makes_the_exit_status_non_zero(tmp_path):
+    """The committed smoke results against themselves: nothing differs, exit 0. Against a copy whose
+    training-context ablation moves the linear models' loss by 30%: that table is the only one listed,
+    the context verdict flips, far beyond its noise, and the exit status is 1."""
+    proc = linscale("compare", SMOKE, SMOKE, *FAST, "--json", tmp_path / "same.json")
+    assert proc.returncode == 0, proc.stderr
+    same = json.loads((tmp_path / "same.json").read_text())
+    assert same["changed_tables"] == [] and same["differing_verdicts"] == []
+    assert "every verdict is the same" in proc.stdout
+
+    edited = copy_results(tmp_path / "edited")
+    context = pd.read_parquet(edited / "ablations" / "context.parquet")
+    longest = context["seq_len"] == context["seq_len"].max()
+    context.loc[longest & (context["arch"] != "llama"), "train_loss"] *= 1.3
+    context.to_parquet(edited / "ablations" / "context.parquet")
+    proc = linscale("compare", SMOKE, edited, *FAST, "--json", "-")
+    assert proc.returncode == 1, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["changed_tables"] == ["ablations/context.parquet"]
+    assert result["differing_verdicts"] == ["context_loss"]
+    (row,) = [v for v in result["verdicts"] if v["id"] == "context_loss"]
+    assert (row["verdict_a"], row["verdict_b"]) == (findings.REPRODUCED, findings.NOT_REPRODUCED)
+    assert row["shift"] > 1 and not row["within_noise"]
+    text = linscale("compare", SMOKE, edited, *FAST).stdout
+    assert "≠  context_loss" in text and "verdicts differ: context_loss" in text
+
+
+def test_claims_from_results_gives_the_same_table_every_time():
+    # the committed default study: its grid supports the bootstrap (the smoke grid's is impossible)
+    first = findings.claims_from_results(str(SMOKE.parent), "cpu", bootstrap=20)
+    second = findings.claims_from_results(str(SMOKE.parent), "cpu", bootstrap=20)
+    assert np.isfinite(first.set_index("id").loc["lower_loss", "tolerance"]["L(C)[llama]"])  # bootstrapped
+    assert list(first.columns[:5]) == ["id", "claim", "paper", "evidence", "verdict"]
+    pd.testing.assert_frame_equal(first, second)
+    assert len(first) == 10 and set(first["verdict"]) <= {findings.REPRODUCED, findings.NOT_REPRODUCED,
+                                                          findings.INCONCLUSIVE, findings.NOT_TESTABLE}
+    for row in first.itertuples():  # every number a verdict rests on comes with its noise
+        assert set(row.numbers) == set(row.tolerance), row.id
+    assert first.set_index("id").loc["context_loss", "numbers"]  # the study has its ablations
+
+
+# ----------------------------------------------------------------------------- two smoke studies (slow)
+
+
+@pytest.fixture(scope="module")
+def two_studies(smoke_sweep, tmp_path_factory):
+    """results/smoke of two smoke studies (sweep, evaluation, fits) that differ only in train.seed."""
+    root = tmp_path_factory.mktemp("two-studies")
+    # The session's smoke sweep is the first study's main grid (same preset, same seed): copied, since
+    # the study writes its evaluation into the sweep folder, and then skipped by the study's sweep stage.
+    shutil.copytree(smoke_sweep[0], root / "runs0" / "smoke")
+    for seed in (0, 1):
+        proc = linscale("study", "--preset", "smoke", "--stages", "sweep,eval,fits", "--runs-dir", root / f"runs{seed}",
+                        "--results-dir", root / f"results{seed}", *FAST, *(["--set", f"train.seed={seed}"] if seed else []))
+        assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return root / "results0" / "smoke", root / "results1" / "smoke"
+
+
+@pytest.mark.slow
+def test_a_study_compared_with_itself_reports_nothing(two_studies):
+    a, _ = two_studies
+    proc = linscale("compare", a, a, *FAST, "--json", "-")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["changed_tables"] == [] and result["differing_verdicts"] == []
+    assert {t["status"] for t in result["tables"]} == {compare.SAME} and len(result["tables"]) >= 10
+    assert all(f["same"] for f in result["fits"])
+
+
+@pytest.mark.slow
+def test_another_seed_changes_the_trained_tables_and_compare_lists_them(two_studies, tmp_path):
+    a, b = two_studies
+    result = compare.compare_studies(a, b, bootstrap=20)
+    tables = result.tables.set_index("table")
+    # everything trained with the other seed differs; runs and checkpoints keep their keys
+    for name in ("runs.parquet", "eval.parquet", "niah_cells.parquet", "ablations/aspect.parquet",
+                 "ablations/context.parquet", "ablations/context-eval.parquet", "fits/approach1.csv"):
+        assert tables.loc[name, "status"] == compare.DIFFERS, name
+        assert tables.loc[name, "rows_only_a"] == tables.loc[name, "rows_only_b"] == 0, name
+    # ... except the seeds ablation's extra runs: seeds 1, 2 beside seed 0, seeds 2, 3 beside seed 1
+    seeds = pd.read_parquet(a / "ablations" / "seeds.parquet")
+    per_variant = int((seeds["variant"] == seeds["variant"].iloc[-1]).sum())
+    for name in ("ablations/seeds.parquet", "ablations/seeds-eval.parquet"):
+        assert tables.loc[name, "status"] == compare.DIFFERS, name
+    assert tables.loc["ablations/seeds.parquet", "rows_only_a"] == tables.loc["ablations/seeds.parquet", "rows_only_b"] \
+        == per_variant
+    # fits a new seed cannot change: the grids where a method is impossible say so in the same words
+    assert tables.loc["fits/approach2.error.txt", "status"] == compare.SAME
+    runs = result.columns[result.columns["table"] == "runs.parquet"].set_index("column")
+    # the seed moves the losses, not the grid (shapes, tokens, compute, the held-out data's Bayes loss)
+    assert set(runs.index[runs["kind"] == "value"]) == {"train_loss", "val_loss", "seed"}
+    assert runs.loc["wall_time_s", "kind"] == "wall clock"
+    # the reported change is the tables' own
+    ta, tb = pd.read_parquet(a / "runs.parquet"), pd.read_parquet(b / "runs.parquet")
+    m = ta.merge(tb, on=["run_id", "step"], suffixes=("_a", "_b"))
+    rel = m["val_loss_b"] / m["val_loss_a"] - 1
+    assert runs.loc["val_loss", "changed"] == int((m["val_loss_a"] != m["val_loss_b"]).sum())
+    assert runs.loc["val_loss", "max_rel_change"] == pytest.approx(rel.max())
+    assert runs.loc["val_loss", "min_rel_change"] == pytest.approx(rel.min())
+    # the two studies' runs live in different folders: the checkpoint paths differ, and do not count
+    eval_columns = result.columns[result.columns["table"] == "eval.parquet"].set_index("column")
+    assert eval_columns.loc["checkpoint", "kind"] == "location"
+    assert "checkpoint" not in tables.loc["eval.parquet", "changed_columns"]
+    # fitted laws: every architecture's L(C) moved, and each row carries both intervals
+    fits = result.fits[(result.fits["method"] == "approach1") & (result.fits["law"] == "L(C)")]
+    assert len(fits) == 8 and not fits["same"].any() and fits[["a_ci_low", "b_ci_high"]].notna().all().all()
+
+    # A copy of A with one table of B, and only wall times and paths changed elsewhere: that table alone.
+    mixed = copy_results(tmp_path / "mixed", a)
+    shutil.copyfile(b / "ablations" / "aspect.parquet", mixed / "ablations" / "aspect.parquet")
+    runs_table = pd.read_parquet(mixed / "runs.parquet")
+    runs_table.assign(wall_time_s=runs_table["wall_time_s"] * 2).to_parquet(mixed / "runs.parquet")
+    scores = pd.read_parquet(mixed / "eval.parquet")
+    lost = scores.index[scores["size"] == "s1"][0]  # a small model's score: no verdict reads it
+    scores.assign(checkpoint="moved/" + scores["checkpoint"], eval_time_s=0.0).drop(index=lost).to_parquet(
+        mixed / "eval.parquet")
+    partial = compare.compare_studies(a, mixed, bootstrap=20)
+    assert partial.changed_tables == ["ablations/aspect.parquet", "eval.parquet"]
+    evaluated = partial.tables.set_index("table").loc["eval.parquet"]
+    assert (evaluated["rows_only_a"], evaluated["rows_only_b"], evaluated["changed_columns"]) == (1, 0, "")
+    assert partial.tables.set_index("table").loc["runs.parquet", "status"] == compare.SAME
+    assert set(partial.differing_verdicts) <= {"aspect"}  # the only claim that reads the aspect ablation
+
+
+@pytest.mark.slow
+def test_no_verdict_flips_on_differences_inside_its_own_noise(two_studies):
+    """Between two honest re-runs (here: another seed), a verdict may change only if a number it rests
+    on moved by more than the noise the verdict itself allows for that number."""
+    a, b = two_studies
+    claims = [findings.claims_from_results(str(p.parent), p.name, bootstrap=20).set_index("id") for p in (a, b)]
+    result = compare.compare_studies(a, b, bootstrap=20).verdicts.set_index("id")
+    assert list(result.index) == list(claims[0].index)
+    moved_at_all = 0
+    for key, row in result.iterrows():
+        assert (row["verdict_a"], row["verdict_b"]) == (claims[0].loc[key, "verdict"], claims[1].loc[key, "verdict"])
+        na, nb = claims[0].loc[key, "numbers"], claims[1].loc[key, "numbers"]
+        ta, tb = claims[0].loc[key, "tolerance"], claims[1].loc[key, "tolerance"]
+        shifts = []
+        for k in set(na) & set(nb):
+            noise = max(t for t in (ta[k], tb[k]) if np.isfinite(t)) if np.isfinite([ta[k], tb[k]]).any() else np.nan
+            if np.isfinite(noise):  # a change against no noise at all is infinitely many noises
+                shifts.append(abs(nb[k] - na[k]) / noise if noise > 0 else np.inf if nb[k] != na[k] else 0.0)
+        if shifts:
+            assert row["shift"] == pytest.approx(max(shifts)), key
+            moved_at_all += max(shifts) > 0
+        if row["differs"]:
+            assert shifts and max(shifts) > 1, f"{key}: {row['verdict_a']} -> {row['verdict_b']} while its numbers " \
+                                               f"moved at most {max(shifts, default=0):.2f} of their noise"
+    assert moved_at_all >= 5  # the other seed reached the numbers of most claims
