@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from linscale.config import ConfigError
-from linscale.study import ablation_presets
+from linscale.study import ASPECT_FACTORS, ablation_presets
 
 BASE = {
     "name": "toy", "archs": ["llama", "tnl", "hgrn2", "cosformer2"], "model": {"vocab_size": 64},
@@ -20,7 +20,7 @@ def test_aspect_ablation_keeps_parameters_and_head_width_and_varies_the_shape():
     (aspect,) = ablations["aspect"]
     assert aspect["archs"] == ["llama", "cosformer2"]  # the paper's Table 5 pair
     shapes = list(aspect["sizes"].values())
-    assert len({s["d_model"] / s["n_layer"] for s in shapes}) == len(shapes) == 3
+    assert len({s["d_model"] / s["n_layer"] for s in shapes}) == len(shapes) == len(ASPECT_FACTORS)
     for shape in shapes:
         assert shape["n_head"] == 2 and shape["d_model"] % 4 == 0  # the base's heads, even head width
         # N ≈ 12·l·d² stays within a factor of 1.5 of the base's (widths are rounded to whole heads).
