@@ -170,18 +170,8 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
     "synthetic_language": {"preset": Parameter(str, "whose language: the data settings and training context of "
                                                "this preset", check=_results_folder),
                            "seed": Parameter(int, "seed of the sampled examples", check=_non_negative)},
-    "findings": {**_COMMON, "loss": _LOSS,
-                 "bootstrap": Parameter(int, "bootstrap resamples for the intervals behind each verdict (>= 2)",
-                                        check=lambda b: None if b >= 2 else "must be at least 2"),
-                 "seed": Parameter(int, "seed of the bootstrap", check=_non_negative),
-                 "tolerance": Parameter((float, type(None)), "accuracy differences smaller than this (absolute) "
-                                        "count as no difference; None: each metric's seed noise, measured by the "
-                                        "seeds ablation (0.005 when the study has none)",
-                                        check=lambda t: None if t is None or 0 <= t < 1 else "must be in [0, 1)"),
-                 "loss_tolerance": Parameter((float, type(None)), "relative loss differences smaller than this "
-                                             "count as no difference; None: the seed noise measured by the seeds "
-                                             "ablation (0.005 when the study has none)",
-                                             check=lambda t: None if t is None or 0 <= t < 1 else "must be in [0, 1)")},
+    # no knobs for the verdicts: their rules, margins and noise are fixed in linscale.findings.rules
+    "findings": dict(_COMMON),
 }
 
 

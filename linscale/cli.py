@@ -81,8 +81,7 @@ def _chapter_parameters(args: argparse.Namespace) -> dict:
 def cmd_compare(args: argparse.Namespace) -> int:
     from linscale.compare import compare_studies, write_json
 
-    comparison = compare_studies(args.a, args.b, loss=args.loss, bootstrap=args.bootstrap, seed=args.seed,
-                                 labels=(args.label_a or args.a, args.label_b or args.b))
+    comparison = compare_studies(args.a, args.b, labels=(args.label_a or args.a, args.label_b or args.b))
     if args.json == "-":
         print(json.dumps(comparison.to_dict(), indent=1))
     else:
@@ -500,11 +499,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--label-a", default=None, help="what A is, for the report (default: its path), "
                    "e.g. 'published, AMD EPYC 2 cores'")
     p.add_argument("--label-b", default=None, help="what B is, for the report (default: its path)")
-    p.add_argument("--loss", default="train_loss", choices=("train_loss", "val_loss"),
-                   help="loss behind the verdicts (default: train_loss, as the findings chapter)")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples behind the law-based verdicts "
-                   "(default: 200, as the findings chapter)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("eval", help="evaluate a sweep's exported checkpoints with lm-eval into a results store")

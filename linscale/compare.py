@@ -284,16 +284,14 @@ def compare_verdicts(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataF
 # ----------------------------------------------------------------------------- the comparison
 
 
-def compare_studies(a: str | Path, b: str | Path, loss: str = "train_loss", bootstrap: int = 200, seed: int = 0,
-                    labels: tuple[str, str] | None = None) -> Comparison:
-    """Compare two results folders (tables, fitted laws, verdicts); see the module docstring.
-    ``loss``/``bootstrap``/``seed``: as the findings chapter's parameters (its defaults)."""
+def compare_studies(a: str | Path, b: str | Path, labels: tuple[str, str] | None = None) -> Comparison:
+    """Compare two results folders (tables, fitted laws, verdicts); see the module docstring."""
     from linscale.findings import claims_from_results
 
     a, b = check_results_folder(a, "A"), check_results_folder(b, "B")
     tables, columns = compare_tables(a, b)
     fits = compare_fits(a, b)
-    claims = [claims_from_results(str(p.parent), p.name, loss=loss, bootstrap=bootstrap, seed=seed) for p in (a, b)]
+    claims = [claims_from_results(str(p.parent), p.name) for p in (a, b)]
     return Comparison(a=str(a), b=str(b), tables=tables, columns=columns, fits=fits,
                       verdicts=compare_verdicts(*claims), labels=tuple(labels or (str(a), str(b))))
 

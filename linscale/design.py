@@ -54,6 +54,7 @@ def checked_by(method: str, law: str) -> str:
     if base == "approach1" and law in ("L(C)", "L(C)-E"):
         return ENVELOPE
     return base
+FITS_BOOTSTRAP = 200  # bootstrap resamples of every fit the study stores and the book shows: one setting
 A_VALUES = (0.5, 0.7, 0.85)
 REFERENCE = "reference"  # the preset's law itself, besides the variants
 A_TOLERANCE = 0.1  # |median a − true a| for approaches 1 and 2 (half of it for approach 3)
@@ -252,13 +253,13 @@ def check_design(preset: str | dict, overrides=(), a_values=A_VALUES, replicates
             law = ref if a == REFERENCE else ref.with_allocation(a, c6)
             a = law.a if a == REFERENCE else a
             target = true_allocation(points, law)
-            fit_settings = dataclasses.replace(settings, entropy=law.E)
+            law_settings = dataclasses.replace(settings, entropy=law.E)
             clean = simulate(points, law, {"run": 0.0, "checkpoint": 0.0}, rng)
             cross = crossovers(clean)
             crossing.append(cross.assign(law="reference" if law is ref else f"a = {a:g}", a_true=a))
             for r in range(replicates):
                 runs = simulate(points, law, noise, rng)
-                got = _recovered(runs, fit_settings, arch)
+                got = _recovered(runs, law_settings, arch)
                 rows.append(dict(arch=arch, law="reference" if law is ref else f"a = {a:g}", a_true=a, a_flops=target,
                                  replicate=r, E_true=law.E, **got))
                 if progress:
@@ -338,3 +339,16 @@ class DesignCheck:
                              reason="" if ref["identified"] else f"reference law (a = {ref['a_true']:.3f}): {ref['reason']}",
                              also_identified=", ".join(f"{a:g}" for a in variants.loc[variants["identified"], "a_true"])))
         return pd.DataFrame(rows)
+
+
+def fit_settings(preset: str | dict, bootstrap: int = FITS_BOOTSTRAP, seed: int = 0,
+                 loss_column: str = "train_loss"):
+    """The study's FitSettings for a preset: the exact entropy rate and unigram entropy of its language
+    (synthetic; None for text), its warmup."""
+    from linscale.laws.suite import FitSettings
+    from linscale.train.settings import resolve_preset
+
+    resolved = resolve_preset(preset) if not isinstance(preset, dict) else preset
+    return FitSettings(entropy=language_entropy(resolved), max_loss=unigram_entropy(resolved),
+                       warmup_steps=int((resolved.get("train") or {}).get("warmup_steps", 0)),
+                       bootstrap=bootstrap, seed=seed, loss_column=loss_column)

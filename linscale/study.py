@@ -39,11 +39,11 @@ from linscale.config import ConfigError
 STAGES = ("design", "sweep", "eval", "fits", "book")
 SUITES = ("knowledge", "linguistic", "retrieval")  # linscale.eval.SUITES
 # One bootstrap setting for the whole study: the fits stage computes every interval once, the book reads them.
-FITS_BOOTSTRAP = 200
+FITS_BOOTSTRAP = 200  # linscale.design.FITS_BOOTSTRAP (checked in tests): the CLI's help reads it without importing design
 DESIGN_REPLICATES = 4
 # The suites each ablation's final checkpoints are evaluated on: what the findings use them for (the
 # context ablation's retrieval claim; the accuracies' seed noise). The aspect ablation's claim is about loss.
-ABLATION_SUITES = {"context": ("retrieval",), "seeds": ("knowledge", "retrieval")}
+ABLATION_SUITES = {"context": ("retrieval",), "seeds": ("knowledge", "linguistic", "retrieval")}  # seeds: every claim downstream is judged on them
 
 
 def _log(message: str) -> None:
@@ -360,6 +360,7 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     .diagnostics.csv; fits/status.csv (method x architecture: fitted, not identified, or failed, with the
     reason); fits/crossovers.csv; fits/holdout.csv (laws refitted without the top compute decade,
     predicting its final losses). Redone only when the runs table or the settings changed."""
+    from linscale.design import fit_settings
     from linscale.laws import suite
 
     runs_file = results / "runs.parquet"
@@ -413,20 +414,6 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     _write_csv(suite.crossovers(window, suite.FITTED), results / "fits" / "crossovers.csv")
     _write_csv(suite.holdout_check(window, settings), results / "fits" / "holdout.csv")
     stamp.write_text(digest)
-
-
-def fit_settings(preset: str | dict, bootstrap: int = FITS_BOOTSTRAP, seed: int = 0,
-                 loss_column: str = "train_loss"):
-    """The study's FitSettings for a preset: the exact entropy rate and unigram entropy of its language
-    (synthetic; None for text), its warmup."""
-    from linscale import design
-    from linscale.laws.suite import FitSettings
-    from linscale.train.settings import resolve_preset
-
-    resolved = resolve_preset(preset) if not isinstance(preset, dict) else preset
-    return FitSettings(entropy=design.language_entropy(resolved), max_loss=design.unigram_entropy(resolved),
-                       warmup_steps=int((resolved.get("train") or {}).get("warmup_steps", 0)),
-                       bootstrap=bootstrap, seed=seed, loss_column=loss_column)
 
 
 def _laws(result, arch: str) -> list[str]:

@@ -65,75 +65,11 @@ def test_size_inversions_name_larger_models_that_end_higher():
     assert inversions["gap"].iloc[0] == pytest.approx(2.6 / 2.5 - 1)
 
 
-def _claims(context=None, aspect=None, **kwargs) -> pd.DataFrame:
-    return findings.claims(pd.DataFrame(), None, None, aspect, context, **kwargs).set_index("id")
-
-
-def test_context_and_aspect_verdicts_use_the_loss_tolerance():
-    # the linear models' loss moves 1% across training contexts
-    context = pd.concat([_final(a, [2.00, 2.02], by="seq_len", values=[64, 128]) for a in ("llama", "tnl")])
-    assert _claims(context, tolerances=findings.Tolerances(loss=0.005)).loc["context_loss", "verdict"] == findings.NOT_REPRODUCED
-    # ... which is within a seed noise of 2%: the training context barely matters
-    within = _claims(context, tolerances=findings.Tolerances(loss=0.02)).loc["context_loss"]
-    assert within["verdict"] == findings.REPRODUCED and "2.00%" in within["evidence"]
-
-    # cosFormer2's loss moves 3% across shapes, LLaMA's 1%
-    aspect = pd.concat([_final("llama", [2.0, 2.02], by="aspect", values=[4.0, 8.0]),
-                        _final("cosformer2", [2.0, 2.06], by="aspect", values=[4.0, 8.0])])
-    assert _claims(aspect=aspect, tolerances=findings.Tolerances(loss=0.01)).loc["aspect", "verdict"] == findings.REPRODUCED
-    assert _claims(aspect=aspect, tolerances=findings.Tolerances(loss=0.03)).loc["aspect", "verdict"] == findings.INCONCLUSIVE
-    reversed_ = aspect.assign(arch=aspect["arch"].map({"llama": "cosformer2", "cosformer2": "llama"}))
-    assert _claims(aspect=reversed_, tolerances=findings.Tolerances(loss=0.01)).loc["aspect", "verdict"] == findings.NOT_REPRODUCED
-    # no ablations: not testable, whatever the tolerance
-    assert _claims(tolerances=findings.Tolerances(loss=0.01)).loc[["aspect", "context_loss"], "verdict"].eq(findings.NOT_TESTABLE).all()
-
-
-def test_knowledge_verdict_uses_the_accuracy_and_loss_tolerances_separately():
-    def scores(llama_acc, tnl_acc, llama_bpb, tnl_bpb):
-        return pd.DataFrame({"run_id": ["llama-s1", "tnl-s1"], "arch": ["llama", "tnl"], "params": [100, 100],
-                             "pf_days": [1.0, 1.0], "step": [10, 10], "knowledge_acc": [llama_acc, tnl_acc],
-                             "bits_per_byte": [llama_bpb, tnl_bpb], "cloze_acc": 0.5, "niah_easy_wa": 0.5,
-                             "niah_standard_wa": 0.5, "mqar_acc": 0.5})
-
-    def verdict(table, **kwargs):
-        return findings.claims(pd.DataFrame(), None, table, tolerances=findings.Tolerances(**kwargs)) \
-            .set_index("id").loc["knowledge", "verdict"]
-
-    # TNL 0.004 less accurate and 1% more bits per byte than LLaMA
-    table = scores(0.500, 0.496, 1.00, 1.01)
-    assert verdict(table, accuracy=0.005, loss=0.02) == findings.REPRODUCED
-    assert verdict(table, accuracy=0.005, loss=0.005) == findings.INCONCLUSIVE
-    assert verdict(table, accuracy=0.001, loss=0.005) == findings.NOT_REPRODUCED
-    assert verdict(table) == findings.INCONCLUSIVE  # nothing set or measured: 0.005 for both
-
-
 def _context_scores(niah: dict) -> pd.DataFrame:
     """An ablation_scores-like table: {arch: (score at n = 64, score at n = 256)}."""
     rows = [{"run_id": f"{n}/{arch}", "arch": arch, "params": 100, "step": 10, "seq_len": n, "niah_easy_wa": score}
             for arch, scores in niah.items() for n, score in zip((64, 256), scores)]
     return pd.DataFrame(rows)
-
-
-def test_context_retrieval_verdict_compares_the_shortest_and_longest_context():
-    def verdict(niah, tolerance):
-        return findings.claims(pd.DataFrame(), None, tolerances=findings.Tolerances(accuracy=tolerance),
-                               context_scores=_context_scores(niah)).set_index("id").loc["context_retrieval"]
-
-    hurt = {"tnl": (0.2, 0.5), "hgrn2": (0.3, 0.6), "cosformer2": (0.1, 0.4), "llama": (0.9, 0.9)}
-    assert verdict(hurt, 0.05)["verdict"] == findings.REPRODUCED
-    assert verdict(hurt, 0.35)["verdict"] == findings.INCONCLUSIVE  # a noise of 0.35 swallows the drops
-    mixed = {**hurt, "hgrn2": (0.6, 0.6)}
-    assert verdict(mixed, 0.05)["verdict"] == findings.INCONCLUSIVE
-    flat = {a: (0.5, 0.5) for a in hurt}  # no difference beyond the noise: no evidence either way
-    assert verdict(flat, 0.05)["verdict"] == findings.INCONCLUSIVE
-    helped = {**flat, "tnl": (0.7, 0.1)}  # a shorter context retrieving better is evidence against
-    assert verdict(helped, 0.05)["verdict"] == findings.NOT_REPRODUCED
-    assert verdict(helped, 0.65)["verdict"] == findings.INCONCLUSIVE
-    floor = {a: (0.0, 0.01) for a in hurt}  # nothing retrieves: no evidence either way
-    row = verdict(floor, 0.05)
-    assert row["verdict"] == findings.INCONCLUSIVE and "every score is below" in row["evidence"]
-    assert findings.claims(pd.DataFrame(), None).set_index("id").loc["context_retrieval", "verdict"] == \
-        findings.NOT_TESTABLE
 
 
 def test_measured_accuracy_tolerances_are_absolute_per_metric_and_per_architecture_set():
@@ -177,50 +113,12 @@ def test_ablation_scores_keep_runs_of_different_variants_apart(tmp_path):
     assert len(findings.ablation_scores("toy", str(tmp_path), "context")) == 0  # not evaluated: empty
 
 
-def test_measured_tolerances_give_each_claim_the_noise_of_the_architectures_it_compares():
-    # LLaMA's seeds scatter 10x more than the linear models'
-    seeds = pd.concat([_final("llama", [1.90, 1.97, 1.95]), _final("tnl", [2.09, 2.08, 2.08]),
-                       _final("hgrn2", [2.018, 2.019, 2.010]), _final("cosformer2", [2.002, 2.010, 2.007])])
-    tol = findings.Tolerances(seed_losses=seeds)
-    noise = findings.seed_noise(seeds)
-    linear_only = findings.seed_tolerance(noise[noise["arch"] != "llama"])
-    assert tol.for_loss(findings.LINEAR) == pytest.approx(linear_only)
-    assert linear_only < 0.015 < tol.for_loss(["llama", *findings.LINEAR]) == pytest.approx(findings.seed_tolerance(noise))
-    # the context claim compares linear models only: a 2% spread is beyond their noise
-    context = pd.concat([_final(a, [2.00, 2.04], by="seq_len", values=[64, 128]) for a in findings.LINEAR])
-    row = _claims(context, tolerances=tol).loc["context_loss"]
-    assert row["verdict"] == findings.NOT_REPRODUCED and f"{linear_only:.2%}" in row["evidence"]
-    # ... and within the noise pooled with LLaMA's, which a single number would have used
-    pooled = findings.Tolerances(loss=findings.seed_tolerance(noise))
-    assert _claims(context, tolerances=pooled).loc["context_loss", "verdict"] == findings.REPRODUCED
-
-
-def test_decay_verdict_needs_evidence_against_to_say_not_reproduced():
-    def verdict(cos, tnl, tolerance=0.01, loss_tolerance=0.01):
-        table = pd.DataFrame([{"run_id": f"{a}-s1", "arch": a, "params": 100, "pf_days": 1.0, "step": 10,
-                               "knowledge_acc": k, "bits_per_byte": b, "cloze_acc": 0.5, "niah_easy_wa": n,
-                               "niah_standard_wa": 0.5, "mqar_acc": 0.2} for a, (k, b, n) in
-                              (("cosformer2", cos), ("tnl", tnl), ("llama", (0.5, 1.0, 0.5)))])
-        return findings.claims(pd.DataFrame(), None, table, tolerances=findings.Tolerances(
-            loss=loss_tolerance, accuracy=tolerance)).set_index("id").loc["decay", "verdict"]
-
-    # cosFormer2 (knowledge, bits/byte, NIAH) against TNL's
-    assert verdict((0.40, 1.00, 0.6), (0.50, 1.00, 0.3)) == findings.REPRODUCED  # worse LM, better retrieval
-    assert verdict((0.50, 1.00, 0.3), (0.50, 1.00, 0.3)) == findings.INCONCLUSIVE  # no difference at all
-    assert verdict((0.50, 0.90, 0.3), (0.50, 1.00, 0.3)) == findings.NOT_REPRODUCED  # better LM, same retrieval
-    assert verdict((0.50, 1.00, 0.1), (0.50, 1.00, 0.3)) == findings.NOT_REPRODUCED  # worse retrieval
-    assert verdict((0.40, 1.00, 0.1), (0.50, 1.00, 0.3)) == findings.INCONCLUSIVE  # one half for, one against
-    # differences inside the noise are none
-    assert verdict((0.40, 1.00, 0.6), (0.50, 1.00, 0.3), tolerance=0.4) == findings.INCONCLUSIVE
-
-
 def test_retrieval_verdict_counts_only_differences_beyond_the_accuracy_tolerance():
     def verdict(tolerance):
         table = pd.DataFrame([{"run_id": f"{a}-s1", "arch": a, "params": 100, "pf_days": 1.0, "step": 10,
                                "knowledge_acc": 0.5, "bits_per_byte": 1.0, "niah_easy_wa": n, "niah_standard_wa": n,
                                "mqar_acc": n} for a, n in (("llama", 0.52), ("tnl", 0.50), ("hgrn2", 0.49))])
-        return findings.claims(pd.DataFrame(), None, table, tolerances=findings.Tolerances(accuracy=tolerance)) \
-            .set_index("id").loc["retrieval", "verdict"]
+        return findings.retrieval_verdict(table, margin=tolerance)
 
     assert verdict(0.01) == findings.REPRODUCED  # LLaMA 0.02 above every linear model on every task
     assert verdict(0.05) == findings.INCONCLUSIVE  # ... which seed noise of 0.05 would explain

@@ -1,0 +1,35 @@
+"""What the book states as findings, by claim family; each function is pure, from the results tables or
+the stored fits to a tidy DataFrame the prose can glue.
+
+* :mod:`~linscale.findings.rules`: how evidence becomes a verdict (reproduced, not reproduced,
+  inconclusive, not testable), with the equivalence margins fixed before the data and the noise model
+  (:class:`~linscale.findings.rules.Noise`);
+* :mod:`~linscale.findings.laws`: the loss envelope, fits a grid may not support, Table 3 side by side;
+* :mod:`~linscale.findings.downstream`: the evaluated checkpoints, chance levels, retrieval;
+* :mod:`~linscale.findings.ablations`: aspect ratio, training context, seeds and their noise;
+* :mod:`~linscale.findings.claims`: each of the paper's claims tested by one rule
+  (:func:`~linscale.findings.claims.claims_from_results`);
+* :mod:`~linscale.findings.inputs`: the stored fits and the loss the fits use, read from a results folder;
+* :mod:`~linscale.findings.efficiency`: committed benchmark reports.
+
+Everything is re-exported here, so a chapter writes ``findings.try_fit``.
+"""
+from linscale.findings.rules import (CONFIDENCE, INCONCLUSIVE, LINEAR, MARGINS, NOT_REPRODUCED, NOT_TESTABLE,
+                                     REPRODUCED, VERDICTS, Noise, combine, difference, equivalence,
+                                     interval_difference, interval_equivalence, margin_to_flip)
+from linscale.findings.laws import (METHOD_NAMES, FitAttempt, allocation_exponents, common_compute,
+                                    compute_gap_decades, envelope_at, extrapolation_errors, irreducible_vs_bayes,
+                                    law_at_compute, size_inversions, table3_side_by_side, try_extrapolation,
+                                    try_fit)
+from linscale.findings.downstream import (DOWNSTREAM_METRICS, RETRIEVAL_TASKS, SUMMARY_COLUMNS,
+                                          compare_at_largest, downstream_chance, downstream_table,
+                                          final_checkpoints, largest_model_cells, ranking, retrieval_long,
+                                          retrieval_verdict, with_chance)
+from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
+                                         ablation_summary, accuracy_noise, loss_spread, read_ablation,
+                                         seed_noise, seed_tolerance, tolerances_from_results)
+from linscale.findings.claims import (CLAIM_COLUMNS, ablation_claims, allocation_claims, claims_from_results,
+                                      downstream_claims, envelope_losses, exponent_claim, lower_loss_claim,
+                                      verdict_counts)
+from linscale.findings.inputs import final_rows, fitted_window, identified_archs, read_fit, with_fitted_loss
+from linscale.findings.efficiency import kernel_benchmarks

@@ -1,0 +1,196 @@
+"""Findings of the ablations: their runs' final losses and scores, the seed noise the seeds ablation
+measures (:class:`Tolerances` for the chapters' tables; :class:`linscale.findings.rules.Noise` behind
+the verdicts), and how far a setting moves the loss."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from linscale.findings.downstream import downstream_table
+from linscale.findings.rules import LINEAR
+
+# ----------------------------------------------------------------------------- ablations
+
+
+def read_ablation(preset: str, results_dir: str, name: str) -> pd.DataFrame:
+    """An ablation sweep's results table (``results/<preset>/ablations/<name>.parquet``), or an empty
+    table when the study ran without ablations."""
+    from linscale.results import RUNS_COLUMNS, read_table, results_path
+
+    path = results_path(preset, results_dir) / "ablations" / f"{name}.parquet"
+    if not path.exists():
+        return pd.DataFrame(columns=[*RUNS_COLUMNS, "ablation", "variant"])
+    table = read_table(path, RUNS_COLUMNS)
+    return table[~table["diverged"].astype(bool)].reset_index(drop=True)
+
+
+def ablation_summary(table: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:
+    """One row per ablation run at its last checkpoint: arch, shape (l, d, d/l), N, training context,
+    tokens, seed and the final loss (column ``loss``)."""
+    columns = ["arch", "run_id", "n_layer", "d_model", "aspect", "params", "seq_len", "tokens", "seed", "loss"]
+    if not len(table):
+        return pd.DataFrame(columns=columns)
+    last = table.sort_values("step").groupby(["variant", "run_id"], sort=False).tail(1).copy()
+    last["aspect"] = last["d_model"] / last["n_layer"]
+    last["loss"] = last[loss]
+    return last[columns].sort_values(["arch", "aspect", "seq_len", "seed"]).reset_index(drop=True)
+
+
+def seed_noise(summary: pd.DataFrame, column: str = "loss") -> pd.DataFrame:
+    """Per architecture, ``column`` over the seeds ablation's runs (one size, several seeds; an
+    :func:`ablation_summary` table for the final loss, an :func:`ablation_scores` table for a downstream
+    metric): the number of seeds, the mean, the sample standard deviation and its ratio to the mean
+    (``rel_sd``), and the range (largest/smallest − 1, as :func:`loss_spread`)."""
+    rows = []
+    for arch, part in summary.groupby("arch"):
+        value = part[column].astype(float).dropna()
+        sd = float(value.std(ddof=1)) if len(value) > 1 else np.nan
+        mean = float(value.mean()) if len(value) else np.nan
+        rows.append({"arch": arch, "seeds": int(len(value)), "mean": mean, "sd": sd, "rel_sd": sd / mean,
+                     "spread": float(value.max() / value.min() - 1) if len(value) and value.min() > 0 else np.nan})
+    return pd.DataFrame(rows, columns=["arch", "seeds", "mean", "sd", "rel_sd", "spread"])
+
+
+def seed_tolerance(noise: pd.DataFrame, confidence: float = 0.95, relative: bool = True) -> float:
+    """The smallest difference between two single-seed runs that seed noise alone would not reach with
+    probability ``confidence``: t · √2 · s, with s the standard deviation (relative to the mean, or
+    absolute when not ``relative``) pooled over architectures (:func:`seed_noise`; each contributes
+    seeds − 1 degrees of freedom) and t Student's two-sided quantile at those degrees of freedom (Fisher's
+    least significant difference). NaN when no architecture has two seeds."""
+    from scipy import stats
+
+    usable = noise[noise["seeds"] > 1]
+    dof = int((usable["seeds"] - 1).sum())
+    if dof == 0:
+        return float("nan")
+    sd = usable["rel_sd" if relative else "sd"]
+    pooled = float(np.sqrt(((usable["seeds"] - 1) * sd ** 2).sum() / dof))
+    return float(stats.t.ppf(0.5 + confidence / 2, dof) * np.sqrt(2) * pooled)
+
+
+# The downstream accuracies (columns of downstream_table) and their names in the prose.
+ACCURACY_METRICS = {"knowledge_acc": "knowledge", "cloze_acc": "cloze", "niah_easy_wa": "NIAH easy",
+                    "niah_standard_wa": "NIAH standard", "mqar_acc": "associative recall"}
+DEFAULT_TOLERANCE = 0.005  # when neither the reader nor a seeds ablation gives one
+
+
+@dataclass
+class Tolerances:
+    """How large a difference between single runs must be to count, per comparison.
+
+    ``loss`` (relative, for losses and bits per byte) and ``accuracy`` (absolute): numbers set by hand,
+    or None to take the seed noise that the seeds ablation measured (``seed_losses``: its
+    :func:`ablation_summary`; ``seed_scores``: its :func:`ablation_scores`), pooled over the
+    architectures a comparison involves, since the noise differs between architectures
+    (:func:`seed_tolerance`). Without either, :data:`DEFAULT_TOLERANCE`."""
+
+    loss: float | None = None
+    accuracy: float | None = None
+    seed_losses: pd.DataFrame | None = None
+    seed_scores: pd.DataFrame | None = None
+    confidence: float = 0.95
+
+    def for_loss(self, archs) -> float:
+        if self.loss is not None:
+            return float(self.loss)
+        return _or_default(self.measured("loss", archs))
+
+    def for_accuracy(self, metric: str, archs) -> float:
+        if self.accuracy is not None:
+            return float(self.accuracy)
+        return _or_default(self.measured(metric, archs))
+
+    def measured(self, column: str, archs=None) -> float:
+        """The seed tolerance of ``column`` ("loss" or an accuracy) pooled over ``archs`` (all when None);
+        NaN when the seeds ablation did not measure it."""
+        table = self.seed_losses if column == "loss" else self.seed_scores
+        if table is None or column not in table or not table[column].notna().any():
+            return float("nan")
+        table = table if archs is None else table[table["arch"].isin(list(archs))]
+        return seed_tolerance(seed_noise(table, column), self.confidence, relative=column == "loss")
+
+    def describe(self, column: str) -> str:
+        """Where the tolerance of ``column`` ("loss", or "accuracy" for all of them) comes from, for the prose."""
+        fixed = self.loss if column == "loss" else self.accuracy
+        if fixed is not None:
+            return f"{fixed:.2%} for every claim, set by hand" if column == "loss" else \
+                f"{fixed:.3f} for every claim, set by hand"
+        columns = ["loss"] if column == "loss" else list(ACCURACY_METRICS)
+        parts = []
+        for name in columns:
+            every, linear = self.measured(name), self.measured(name, LINEAR)
+            if np.isfinite(every):
+                text = f"{every:.2%} and {linear:.2%}" if name == "loss" else f"{every:.3f} and {linear:.3f}"
+                parts.append(text if name == "loss" else f"{ACCURACY_METRICS[name]} {text}")
+        if not parts:
+            return f"{DEFAULT_TOLERANCE} by default: this study did not measure its seed noise"
+        return ("measured by the seeds ablation, pooled over the architectures each claim compares "
+                "(over all four, and over the linear models alone): " + "; ".join(parts))
+
+
+def _or_default(tolerance: float) -> float:
+    return tolerance if np.isfinite(tolerance) else DEFAULT_TOLERANCE
+
+
+def accuracy_noise(seed_scores: pd.DataFrame) -> pd.DataFrame:
+    """The standard deviation over seeds of each downstream accuracy the seeds ablation measured
+    (:func:`ablation_scores`): one row per architecture, one column per accuracy (its prose name)."""
+    frames = [seed_noise(seed_scores, metric).set_index("arch")["sd"].rename(label)
+              for metric, label in ACCURACY_METRICS.items()
+              if metric in seed_scores and seed_scores[metric].notna().any()]
+    return pd.concat(frames, axis=1) if frames else pd.DataFrame(index=pd.Index([], name="arch"))
+
+
+def ablation_scores(preset: str, results_dir: str, name: str, loss: str = "train_loss",
+                    evaluation: str = "common") -> pd.DataFrame:
+    """The downstream scores of an ablation's runs at their final checkpoints
+    (``results/<preset>/ablations/<name>-eval.parquet``): :func:`downstream_table`'s columns plus the
+    ablation's ``variant``, ``seq_len`` and ``seed``. Empty when the study did not evaluate them.
+    ``evaluation``: where the table holds several evaluations of the same runs (the context ablation: at
+    one ``common`` context for all, and at ``twice`` each run's training context), which one; a table
+    without an ``evaluation`` column holds one evaluation, taken as the common one."""
+    from linscale.results import EVAL_COLUMNS, read_table, results_path
+
+    path = results_path(preset, results_dir) / "ablations" / f"{name}-eval.parquet"
+    runs = read_ablation(preset, results_dir, name)
+    if not path.exists() or not len(runs):
+        return pd.DataFrame(columns=["run_id", "arch", "size", "step", "params", "tokens", "pf_days", "loss",
+                                     "variant", "seq_len", "seed"])
+
+    def keyed(table):  # run ids repeat across an ablation's sweeps: the variant tells them apart
+        return table.assign(run_id=table["variant"].astype(str) + "/" + table["run_id"].astype(str))
+
+    runs = keyed(runs)
+    table = read_table(path, (*EVAL_COLUMNS, "variant"))
+    if "evaluation" in table:
+        table = table[table["evaluation"] == evaluation]
+    elif evaluation != "common":
+        table = table.iloc[0:0]
+    scores = downstream_table(keyed(table), runs, loss=loss)
+    return scores.join(runs.drop_duplicates("run_id").set_index("run_id")[["variant", "seq_len", "seed"]], on="run_id")
+
+
+def loss_spread(summary: pd.DataFrame, by: str) -> pd.DataFrame:
+    """Per architecture, how much the final loss moves across the ablation's settings (column ``by``):
+    the best and worst loss, their settings, and the spread (worst/best − 1)."""
+    rows = []
+    for arch, part in summary.groupby("arch"):
+        best, worst = part.loc[part["loss"].idxmin()], part.loc[part["loss"].idxmax()]
+        rows.append({"arch": arch, "settings": int(len(part)), f"best_{by}": best[by], "best_loss": float(best["loss"]),
+                     f"worst_{by}": worst[by], "worst_loss": float(worst["loss"]),
+                     "spread": float(worst["loss"] / best["loss"] - 1)})
+    columns = ["arch", "settings", f"best_{by}", "best_loss", f"worst_{by}", "worst_loss", "spread"]
+    return pd.DataFrame(rows, columns=columns)  # keeps its columns when the study ran no ablations
+
+
+def tolerances_from_results(results_dir: str, preset: str, loss: str = "train_loss", tolerance: float | None = None,
+                            loss_tolerance: float | None = None) -> Tolerances:
+    """The :class:`Tolerances` a study's verdicts are judged against: ``loss_tolerance`` (relative) and
+    ``tolerance`` (absolute, accuracies) when given, else the seed noise its seeds ablation measured
+    (``results_dir/preset/ablations/seeds*.parquet``)."""
+    return Tolerances(loss=loss_tolerance, accuracy=tolerance,
+                      seed_losses=ablation_summary(read_ablation(preset, results_dir, "seeds"), loss=loss),
+                      seed_scores=ablation_scores(preset, results_dir, "seeds", loss=loss))
+

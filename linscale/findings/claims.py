@@ -1,0 +1,399 @@
+"""The paper's claims, each tested by one rule of :mod:`linscale.findings.rules` on this study's data.
+
+One function per claim family; each returns rows of :data:`CLAIM_COLUMNS`: the claim, the paper's
+evidence, ours, the verdict, ``margin_to_flip`` (how many noise bounds a re-run would have to move the
+evidence to change the verdict), and ``numbers``/``tolerance`` (each number the verdict rests on and how
+far a re-run may move it; :mod:`linscale.compare` measures changes in these units).
+:func:`claims_from_results` assembles the table the findings chapter shows from a results folder alone.
+
+Where the evidence comes from:
+
+* the laws (:func:`lower_loss_claim`, :func:`allocation_claims`, :func:`exponent_claim`): observed loss
+  envelopes at compute values *inside* the data (never a law evaluated outside it), the IsoFLOP optima
+  of approach 2 with their bootstrap intervals, and the bootstrap draws of the L(C) exponents; a law the
+  design check says the grid cannot identify makes its claim not testable for that architecture;
+* downstream (:func:`downstream_claims`) and the ablations (:func:`ablation_claims`): the seeds
+  ablation's size, trained with three seeds, so that every difference is judged against the noise
+  measured where it is observed (means over the seeds against the noise of means).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from linscale.findings import rules as v
+from linscale.findings.rules import LINEAR
+
+CLAIM_COLUMNS = ["id", "claim", "paper", "evidence", "verdict", "margin_to_flip", "numbers", "tolerance"]
+N_COMPUTE = 5  # compute values at which the envelopes are compared
+
+
+def _label(arch: str) -> str:
+    from linscale.plotting import arch_label
+
+    return arch_label(arch)
+
+
+def _row(id_: str, claim: str, paper: str, evidence: str, verdict: str, flip: float = np.nan,
+         numbers: dict | None = None, tolerance: dict | None = None) -> dict:
+    return dict(id=id_, claim=claim, paper=paper, evidence=evidence, verdict=verdict, margin_to_flip=flip,
+                numbers=numbers or {}, tolerance=tolerance or {})
+
+
+def _min_flip(flips) -> float:
+    flips = [f for f in flips if np.isfinite(f)]
+    return float(min(flips)) if flips else np.nan
+
+
+# ----------------------------------------------------------------------------- laws
+
+
+def envelope_losses(runs: pd.DataFrame, loss: str, n_compute: int = N_COMPUTE) -> pd.DataFrame:
+    """Each architecture's observed lower envelope of ``loss`` (interpolated log-log between checkpoints)
+    at ``n_compute`` log-spaced compute values strictly inside the range every architecture's envelope
+    covers: columns flops, arch, loss, run_id (the run on the envelope there)."""
+    from linscale.laws import LawsInputError, loss_envelope
+
+    envs = {}
+    for arch, part in runs.groupby("arch"):
+        try:
+            envs[arch] = loss_envelope(part, n_grid=600, compute_unit="flops", loss_column=loss)
+        except LawsInputError:
+            continue
+    columns = ["flops", "arch", "loss", "run_id"]
+    if not envs:
+        return pd.DataFrame(columns=columns)
+    lo = max(e["flops"].min() for e in envs.values())
+    hi = min(e["flops"].max() for e in envs.values())
+    if not lo < hi:
+        return pd.DataFrame(columns=columns)
+    grid = np.geomspace(lo, hi, n_compute + 2)[1:-1]
+    rows = []
+    for arch, env in envs.items():
+        log_c, log_l = np.log(env["flops"].to_numpy()), np.log(env["loss"].to_numpy())
+        for c in grid:
+            i = int(np.argmin(np.abs(log_c - np.log(c))))
+            rows.append(dict(flops=float(c), arch=arch, loss=float(np.exp(np.interp(np.log(c), log_c, log_l))),
+                             run_id=str(env["run_id"].iloc[i])))
+    return pd.DataFrame(rows, columns=columns)
+
+
+def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_loss") -> dict:
+    """Each linear model's observed envelope against LLaMA's at :data:`N_COMPUTE` compute values inside
+    the data: relative difference against the noise bound of a difference of two runs' final losses."""
+    claim = "At equal compute, the linear models reach a lower loss than LLaMA"
+    paper = "Table 3 / Figure 1: L(C) of TNL, HGRN2, cosFormer2 below LLaMA's over 1e-2 to 1e3 PF-days"
+    if "llama" not in set(runs["arch"]) or runs["arch"].nunique() < 2:
+        return _row("lower_loss", claim, paper, "needs LLaMA and a linear model", v.NOT_TESTABLE)
+    env = envelope_losses(runs, loss)
+    if not len(env) or "llama" not in set(env["arch"]):
+        return _row("lower_loss", claim, paper, "the architectures' envelopes share no compute range", v.NOT_TESTABLE)
+    wide = env.pivot(index="flops", columns="arch", values="loss")
+    parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+    for arch in [a for a in LINEAR if a in wide]:
+        u = noise.bound("loss", [arch, "llama"], relative=True)
+        rel = (wide[arch] / wide["llama"] - 1).to_numpy()
+        parts += [v.difference(d, u, "negative") for d in rel]
+        flips += [v.margin_to_flip(d, u) for d in rel]
+        text.append(f"{_label(arch)} {rel.min():+.2%} to {rel.max():+.2%} (±{u:.2%})")
+        for c, d in zip(wide.index, rel):
+            numbers[f"loss/llama-1[{arch}, C={c:.3g}]"] = float(d)
+            tolerance[f"loss/llama-1[{arch}, C={c:.3g}]"] = float(u)
+    evidence = (f"observed envelope loss relative to LLaMA's at {len(wide)} compute values from "
+                f"{wide.index.min():.3g} to {wide.index.max():.3g} FLOPs: " + "; ".join(text) +
+                " (±: how far a re-run moves a difference of two runs)")
+    return _row("lower_loss", claim, paper, evidence, v.combine(parts), _min_flip(flips), numbers, tolerance)
+
+
+def _draws_at(draws: pd.DataFrame, arch: str, law: str, flops: np.ndarray) -> np.ndarray:
+    """Bootstrap draws of a power law k·C^e (C in FLOPs) at ``flops``: [resamples, len(flops)]."""
+    d = draws[(draws["group"] == arch) & (draws["law"] == law)]
+    d = d.pivot(index="resample", columns="parameter", values="value").dropna()
+    return d["coefficient"].to_numpy()[:, None] * flops[None, :] ** d["exponent"].to_numpy()[:, None]
+
+
+def allocation_claims(approach2, identified: dict) -> list[dict]:
+    """More parameters (N_opt) and more tokens (D_opt) at the compute optimum, from approach 2's IsoFLOP
+    optima: the 95% bootstrap interval of log(linear / LLaMA) at three compute values inside the budgets
+    both fitted. ``approach2``: its LawFit (compute in FLOPs, with draws) or None; ``identified``:
+    {arch: (bool, reason)} from the design check (an architecture whose law is not identified makes the
+    claim not testable for it)."""
+    rows = []
+    for law, what in (("N_opt(C)", "parameters"), ("D_opt(C)", "tokens")):
+        claim = f"At the compute optimum, the linear models use more {what} than LLaMA"
+        paper = f"Table 3: {law} of the linear models above LLaMA's at 1 PF-day"
+        ok_llama, why = identified.get("llama", (False, "no approach-2 fit"))
+        if approach2 is None or not ok_llama or "llama" not in set(approach2.params["group"]):
+            rows.append(_row(f"more_{what}", claim, paper,
+                             f"approach 2 (IsoFLOP optima) is not identified for LLaMA on this grid ({why})"
+                             if why else "approach 2 (IsoFLOP optima) was not fitted for LLaMA", v.NOT_TESTABLE))
+            continue
+        if not len(approach2.draws):
+            rows.append(_row(f"more_{what}", claim, paper, "no bootstrap draws of approach 2", v.INCONCLUSIVE))
+            continue
+        pts = approach2.points[approach2.points["law"] == law] if "law" in approach2.points else approach2.points
+        parts, text, numbers, tolerance = [], [], {}, {}
+        for arch in LINEAR:
+            ok, why = identified.get(arch, (False, "no approach-2 fit"))
+            if arch not in set(approach2.params["group"]) or not ok:
+                parts.append(v.NOT_TESTABLE)
+                text.append(f"{_label(arch)}: not identified ({why})")
+                continue
+            lo = max(pts.loc[pts["group"] == a, "flops"].min() for a in (arch, "llama"))
+            hi = min(pts.loc[pts["group"] == a, "flops"].max() for a in (arch, "llama"))
+            if not lo < hi:
+                parts.append(v.NOT_TESTABLE)
+                text.append(f"{_label(arch)}: no budgets in common with LLaMA")
+                continue
+            flops = np.geomspace(lo, hi, 3)
+            a, b = _draws_at(approach2.draws, arch, law, flops), _draws_at(approach2.draws, "llama", law, flops)
+            n = min(len(a), len(b))
+            ratio = np.log(a[:n] / b[:n])  # the architectures' resamples are independent: paired by index
+            lows, highs = np.percentile(ratio, 2.5, axis=0), np.percentile(ratio, 97.5, axis=0)
+            parts += [v.interval_difference(l_, h_, "positive") for l_, h_ in zip(lows, highs)]
+            median = np.median(ratio, axis=0)
+            text.append(f"{_label(arch)}/LLaMA {np.exp(median.min()):.2f}x to {np.exp(median.max()):.2f}x "
+                        f"[{np.exp(lows.min()):.2f}, {np.exp(highs.max()):.2f}]")
+            for c, m, l_, h_ in zip(flops, median, lows, highs):
+                numbers[f"log({law} ratio)[{arch}, C={c:.3g}]"] = float(m)
+                tolerance[f"log({law} ratio)[{arch}, C={c:.3g}]"] = float((h_ - l_) / 2)
+        rows.append(_row(f"more_{what}", claim, paper,
+                         f"approach 2's {law} over LLaMA's (95% bootstrap interval) at budgets both fitted: "
+                         + "; ".join(text), v.combine(parts), np.nan, numbers, tolerance))
+    return rows
+
+
+def exponent_claim(approach1, identified: dict) -> dict:
+    """Loss exponents alike: an equivalence test (two one-sided tests at 5% each, so a 90% interval) of
+    each linear model's L(C) exponent minus LLaMA's, on the bootstrap draws, with the margin
+    ``MARGINS["exponent"]`` fixed in :mod:`~linscale.findings.rules`."""
+    claim = "The linear models scale as well as LLaMA (loss exponents alike)"
+    paper = "Table 3: L(C) exponents −0.0753 to −0.0798"
+    margin = v.MARGINS["exponent"]
+    ok_llama, why = identified.get("llama", (False, "no envelope fit"))
+    if approach1 is None or not ok_llama or "llama" not in set(approach1.params["group"]):
+        return _row("exponents", claim, paper, f"LLaMA's loss envelope is not identified on this grid ({why})",
+                    v.NOT_TESTABLE)
+    draws = approach1.draws
+    if not len(draws):
+        return _row("exponents", claim, paper, "no bootstrap draws: equality cannot be tested", v.INCONCLUSIVE)
+
+    def exponents(arch):
+        d = draws[(draws["group"] == arch) & (draws["law"] == "L(C)") & (draws["parameter"] == "exponent")]
+        return d.set_index("resample")["value"].to_numpy()
+
+    base = exponents("llama")
+    parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+    for arch in LINEAR:
+        ok, why = identified.get(arch, (False, "no envelope fit"))
+        if arch not in set(approach1.params["group"]) or not ok:
+            parts.append(v.NOT_TESTABLE)
+            text.append(f"{_label(arch)}: not identified ({why})")
+            continue
+        e = exponents(arch)
+        n = min(len(e), len(base))
+        diff = e[:n] - base[:n]
+        low, high = np.percentile(diff, [5, 95])
+        parts.append(v.interval_equivalence(low, high, margin))
+        est = approach1.value("L(C)", "exponent", arch) - approach1.value("L(C)", "exponent", "llama")
+        half = (high - low) / 2
+        flips.append(v.margin_to_flip(est, half, "equivalence", margin))
+        text.append(f"{_label(arch)} {est:+.4f} [{low:+.4f}, {high:+.4f}]")
+        numbers[f"exponent-llama[{arch}]"], tolerance[f"exponent-llama[{arch}]"] = float(est), float(half)
+    evidence = (f"L(C) exponent minus LLaMA's (90% bootstrap interval; alike means inside ±{margin}): "
+                + "; ".join(text))
+    return _row("exponents", claim, paper, evidence, v.combine(parts), _min_flip(flips), numbers, tolerance)
+
+
+# ----------------------------------------------------------------------------- downstream
+
+
+def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str) -> list[dict]:
+    """Knowledge and perplexity, retrieval, and decay, on the seeds ablation's models (one size, several
+    seeds per architecture; ``scores``: one row per run at its final checkpoint): means over seeds,
+    each difference judged against the noise bound of a difference of means."""
+    rows = []
+    have = set(scores["arch"]) if len(scores) else set()
+    seeds = int(scores.groupby("arch").size().min()) if len(scores) else 0
+    where = f"size {size}, means over {seeds} seeds"
+
+    def diff(arch, other, column, relative=False):
+        if column not in scores:
+            return np.nan, np.nan
+        g = scores.groupby("arch")[column]
+        mean, n = g.mean(), g.count()
+        if arch not in mean.index or other not in mean.index or not np.isfinite(mean[[arch, other]]).all():
+            return np.nan, np.nan
+        d = mean[arch] - mean[other]
+        if relative:
+            d = d / mean[other]
+        u = noise.bound_of_means(column, int(n[arch]), int(n[other]), [arch, other], relative)
+        return float(d), float(u)
+
+    claim = "The linear models match or beat LLaMA on knowledge and perplexity"
+    paper = "Table 4: CSR and WikiText-2/LAMBADA perplexity of linear models at or above LLaMA's"
+    if "llama" in have and have & set(LINEAR):
+        parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+        acc_margin, bpb_margin = v.MARGINS["accuracy"], v.MARGINS["bits_per_byte"]
+        for arch in [a for a in LINEAR if a in have]:
+            d, u = diff(arch, "llama", "knowledge_acc")
+            db, ub = diff(arch, "llama", "bits_per_byte", relative=True)
+            # non-inferiority: "no worse than the margin" is "d + margin > 0" beyond the noise
+            parts += [v.difference(d + acc_margin, u, "positive"), v.difference(db - bpb_margin, ub, "negative")]
+            flips += [v.margin_to_flip(d + acc_margin, u), v.margin_to_flip(db - bpb_margin, ub)]
+            text.append(f"{_label(arch)} knowledge {d:+.3f} (±{u:.3f}), bits/byte {db:+.2%} (±{ub:.2%})")
+            numbers[f"knowledge_acc-llama[{arch}]"], tolerance[f"knowledge_acc-llama[{arch}]"] = d, u
+            numbers[f"bits_per_byte/llama-1[{arch}]"], tolerance[f"bits_per_byte/llama-1[{arch}]"] = db, ub
+        rows.append(_row("knowledge", claim, paper, f"{where}, difference from LLaMA: " + "; ".join(text) +
+                         f" (matching means no worse than {acc_margin} in accuracy and {bpb_margin:.0%} in bits "
+                         "per byte, beyond the noise)", v.combine(parts), _min_flip(flips), numbers, tolerance))
+    else:
+        rows.append(_row("knowledge", claim, paper, "no downstream results of the seeds ablation", v.NOT_TESTABLE))
+
+    claim = "LLaMA retrieves better than every linear model"
+    paper = "Table 4 / 11: NIAH of LLaMA far above the linear models from 410M on"
+    if "llama" in have and have & set(LINEAR) and "niah_easy_wa" in scores:
+        parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+        for arch in [a for a in LINEAR if a in have]:
+            d, u = diff("llama", arch, "niah_easy_wa")
+            parts.append(v.difference(d, u, "positive"))
+            flips.append(v.margin_to_flip(d, u))
+            text.append(f"LLaMA − {_label(arch)} {d:+.3f} (±{u:.3f})")
+            numbers[f"niah_easy_wa llama-[{arch}]"], tolerance[f"niah_easy_wa llama-[{arch}]"] = d, u
+        rows.append(_row("retrieval", claim, paper, f"{where}, NIAH (easy) weighted accuracy: " + "; ".join(text),
+                         v.combine(parts), _min_flip(flips), numbers, tolerance))
+    else:
+        rows.append(_row("retrieval", claim, paper, "no retrieval results of the seeds ablation", v.NOT_TESTABLE))
+
+    claim = "Without decay (cosFormer2) language modelling is worse but retrieval better than with fixed decay (TNL)"
+    if {"tnl", "cosformer2"} <= have:
+        dk, uk = diff("cosformer2", "tnl", "knowledge_acc")
+        db, ub = diff("cosformer2", "tnl", "bits_per_byte", relative=True)
+        dn, un = diff("cosformer2", "tnl", "niah_easy_wa")
+        knowledge, bits = v.difference(dk, uk, "negative"), v.difference(db, ub, "positive")
+        # worse language modelling: either measure beyond the noise; better on both is against it
+        language = v.REPRODUCED if v.REPRODUCED in (knowledge, bits) else \
+            v.NOT_REPRODUCED if knowledge == bits == v.NOT_REPRODUCED else v.INCONCLUSIVE
+        retrieval = v.difference(dn, un, "positive")
+        numbers = {"knowledge_acc cosformer2-tnl": dk, "bits_per_byte cosformer2/tnl-1": db,
+                   "niah_easy_wa cosformer2-tnl": dn}
+        tolerance = {"knowledge_acc cosformer2-tnl": uk, "bits_per_byte cosformer2/tnl-1": ub,
+                     "niah_easy_wa cosformer2-tnl": un}
+        rows.append(_row("decay", claim, "§5.3 and Table 4",
+                         f"{where}, cosFormer2 − TNL: knowledge {dk:+.3f} (±{uk:.3f}), bits/byte {db:+.2%} "
+                         f"(±{ub:.2%}), NIAH (easy) {dn:+.3f} (±{un:.3f})", v.combine([language, retrieval]),
+                         _min_flip([v.margin_to_flip(dk, uk), v.margin_to_flip(db, ub), v.margin_to_flip(dn, un)]),
+                         numbers, tolerance))
+    else:
+        rows.append(_row("decay", claim, "§5.3 and Table 4", "needs TNL and cosFormer2", v.NOT_TESTABLE))
+    return rows
+
+
+# ----------------------------------------------------------------------------- ablations
+
+
+def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores: pd.DataFrame,
+                    noise: v.Noise) -> list[dict]:
+    """Aspect ratio and training context (the paper's §5.1-5.2) on the ablations' final losses and
+    scores. ``aspect``: one row per run (arch, aspect, loss); ``context``: one row per run (arch, seq_len,
+    ``excess``: the final loss above the Bayes loss of the same tokens, so that contexts whose languages
+    differ in entropy compare alike); ``context_scores``: NIAH at one common context length."""
+    rows = []
+    claim = "Linear models are more sensitive to the aspect ratio than LLaMA"
+    if len(aspect) and {"llama", "cosformer2"} <= set(aspect["arch"]) and aspect.groupby("arch").size().min() > 1:
+        spread = aspect.groupby("arch")["loss"].agg(lambda s: s.max() / s.min() - 1)
+        d = float(spread["cosformer2"] - spread["llama"])
+        # each spread is a difference of two runs' losses (bound √2·t·s); a difference of two spreads
+        # has twice that variance
+        u = noise.bound("loss", ["llama", "cosformer2"], relative=True) * np.sqrt(2)
+        rows.append(_row("aspect", claim, "Table 5 (1B, d/l from 48 to 384)",
+                         f"final-loss spread across shapes: cosFormer2 {spread['cosformer2']:.2%}, LLaMA "
+                         f"{spread['llama']:.2%}; difference {d:+.2%} (±{u:.2%})",
+                         v.difference(d, u, "positive"), v.margin_to_flip(d, u),
+                         {"spread cosformer2-llama": d}, {"spread cosformer2-llama": u}))
+    else:
+        rows.append(_row("aspect", claim, "Table 5", "no aspect-ratio ablation for LLaMA and cosFormer2", v.NOT_TESTABLE))
+
+    claim = "The training context length barely changes the linear models' language modelling"
+    linear = [a for a in LINEAR if len(context) and a in set(context["arch"])]
+    if linear and context.groupby("arch")["seq_len"].nunique().min() > 1:
+        parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+        margin = v.MARGINS["context_excess"]
+        for arch in linear:
+            part = context[context["arch"] == arch]
+            spread = float(part["excess"].max() - part["excess"].min())
+            u = noise.bound("excess", [arch])
+            parts.append(v.equivalence(spread, u, margin))
+            flips.append(v.margin_to_flip(spread, u, "equivalence", margin))
+            text.append(f"{_label(arch)} {spread:.4f} (±{u:.4f})")
+            numbers[f"excess spread[{arch}]"], tolerance[f"excess spread[{arch}]"] = spread, u
+        rows.append(_row("context_loss", claim, "Table 6: CSR and perplexity flat from 2K to 8K",
+                         "spread across training contexts of the final loss above the Bayes loss of the same "
+                         "tokens, nats: " + "; ".join(text) + f" (alike means within {margin} nats, noise included)",
+                         v.combine(parts), _min_flip(flips), numbers, tolerance))
+    else:
+        rows.append(_row("context_loss", claim, "Table 6", "no training-context ablation", v.NOT_TESTABLE))
+
+    claim = "Short training contexts hurt the linear models' retrieval"
+    metric = "niah_easy_wa"
+    usable = context_scores is not None and len(context_scores) and metric in context_scores
+    linear = [a for a in LINEAR if usable and a in set(context_scores["arch"])]
+    if linear and context_scores.groupby("arch")["seq_len"].nunique().min() > 1:
+        parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+        for arch in linear:
+            part = context_scores[context_scores["arch"] == arch].sort_values("seq_len")
+            short, long_ = part.iloc[0], part.iloc[-1]
+            d = float(long_[metric] - short[metric])
+            u = noise.bound(metric, [arch])
+            parts.append(v.difference(d, u, "positive"))
+            flips.append(v.margin_to_flip(d, u))
+            text.append(f"{_label(arch)} {short[metric]:.3f} (n = {int(short['seq_len'])}) → {long_[metric]:.3f} "
+                        f"(n = {int(long_['seq_len'])}), ±{u:.3f}")
+            numbers[f"{metric} long-short[{arch}]"], tolerance[f"{metric} long-short[{arch}]"] = d, u
+        rows.append(_row("context_retrieval", claim, "Table 6: NIAH peaks at 8K",
+                         "NIAH (easy) weighted accuracy, every run evaluated at the main grid's context: "
+                         + "; ".join(text), v.combine(parts), _min_flip(flips), numbers, tolerance))
+    else:
+        rows.append(_row("context_retrieval", claim, "Table 6", "retrieval not evaluated on the context ablation",
+                         v.NOT_TESTABLE))
+    return rows
+
+
+# ----------------------------------------------------------------------------- from a results folder
+
+
+def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
+    """The study's verdicts from its results folder alone (``results_dir/preset/``): the runs, the stored
+    fits (``fits/``, with their bootstrap draws and the design check's verdicts), the evaluation and
+    the ablations. Nothing is refitted or resampled here, so the same folder always gives the same
+    verdicts. The findings chapter and ``linscale compare`` both call this."""
+    from linscale import results
+    from linscale.findings import inputs
+    from linscale.findings.ablations import ablation_scores, read_ablation
+
+    runs = results.read_runs(preset, results_dir)
+    window = inputs.fitted_window(runs, preset)
+    seeds = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "seeds"), preset))
+    seed_scores = ablation_scores(preset, results_dir, "seeds")
+    noise = v.Noise(pd.concat([seeds[["arch", "fitted_loss", "excess"]].rename(columns={"fitted_loss": "loss"}),
+                               seed_scores.drop(columns=["loss"], errors="ignore")], ignore_index=True))
+    size = str(seeds["size"].iloc[0]) if len(seeds) else "?"
+
+    rows = [lower_loss_claim(window, noise)]
+    approach2, approach1 = inputs.read_fit(preset, results_dir, "approach2"), inputs.read_fit(preset, results_dir, "approach1")
+    rows += allocation_claims(approach2, inputs.identified_archs(approach2, "N_opt(C)"))
+    rows.append(exponent_claim(approach1, inputs.identified_archs(approach1, "L(C)")))
+    base_scores = inputs.final_rows(seed_scores) if len(seed_scores) else seed_scores
+    rows += downstream_claims(base_scores, noise, size)
+    aspect = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "aspect"), preset))
+    context = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "context"), preset))
+    context_scores = ablation_scores(preset, results_dir, "context")
+    rows += ablation_claims(aspect.assign(loss=aspect.get("fitted_loss")), context,
+                            inputs.final_rows(context_scores) if len(context_scores) else context_scores, noise)
+    return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def verdict_counts(table: pd.DataFrame) -> dict:
+    """{verdict: count} over the claims table, every verdict present (0 when absent)."""
+    counts = table["verdict"].value_counts()
+    return {name: int(counts.get(name, 0)) for name in v.VERDICTS}

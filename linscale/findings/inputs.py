@@ -1,0 +1,76 @@
+"""What the claims read from a results folder besides the tables themselves: the stored fits with the
+design check's verdicts, and the loss the fits use (E + loss − Bayes loss of the same tokens)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+def fit_settings(preset: str | dict, **changes):
+    """The study's FitSettings for a preset (:func:`linscale.design.fit_settings`)."""
+    from linscale.design import fit_settings as settings
+
+    return settings(preset, **changes)
+
+
+def with_fitted_loss(table: pd.DataFrame, preset: str | dict) -> pd.DataFrame:
+    """``table`` with ``fitted_loss`` (what the suite fits: E + train loss − Bayes loss of the same
+    tokens, where known) and ``excess`` (train loss − that Bayes loss: the loss above what the language
+    allows, comparable across languages of different entropy; NaN without a Bayes column)."""
+    from linscale.laws.suite import fitted_loss
+
+    if not len(table):
+        return table.assign(fitted_loss=pd.Series(dtype=float), excess=pd.Series(dtype=float))
+    bayes = table["train_bayes_loss"] if "train_bayes_loss" in table else np.nan
+    return table.assign(fitted_loss=fitted_loss(table, fit_settings(preset)), excess=table["train_loss"] - bayes)
+
+
+def fitted_window(runs: pd.DataFrame, preset: str | dict) -> pd.DataFrame:
+    """The rows of the main grid the laws are fitted to (after twice the warmup, below the unigram
+    entropy), with ``fitted_loss``."""
+    from linscale.laws.suite import fit_window
+
+    settings = fit_settings(preset)
+    return with_fitted_loss(fit_window(runs, settings.warmup_steps, settings.max_loss, settings.loss_column), preset)
+
+
+def final_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """Each run's last row (a run of an ablation is its variant and run id)."""
+    if not len(table):
+        return table
+    keys = [k for k in ("variant", "run_id") if k in table]
+    return table.sort_values("step").groupby(keys, sort=False).tail(1).reset_index(drop=True)
+
+
+def read_fit(preset: str, results_dir: str | Path, method: str):
+    """A stored fit of the study (fits/<method>.csv and its .points/.draws/.diagnostics files) as a
+    LawFit, or None when the study could not fit it (fits/status.csv says why)."""
+    from linscale.laws.result import LawFit
+    from linscale.results import results_path
+
+    base = results_path(preset, results_dir) / "fits"
+    params = base / f"{method}.csv"
+    if not params.exists():
+        return None
+    optional = {name: base / f"{method}.{name}.parquet" for name in ("points", "draws")}
+    diagnostics = base / f"{method}.diagnostics.csv"
+    return LawFit(method=method, params=pd.read_csv(params),
+                  points=pd.read_parquet(optional["points"]) if optional["points"].exists() else pd.DataFrame(),
+                  diagnostics=pd.read_csv(diagnostics) if diagnostics.exists() else pd.DataFrame(),
+                  draws=pd.read_parquet(optional["draws"]) if optional["draws"].exists() else pd.DataFrame())
+
+
+def identified_archs(fit, law: str) -> dict:
+    """{arch: (identified, reason)} for one law of a stored fit, from its ``identified``/``reason``
+    columns (a fit without them, from before the design check, counts as identified)."""
+    if fit is None:
+        return {}
+    rows = fit.params[fit.params["law"] == law]
+    out = {}
+    for arch, part in rows.groupby("group"):
+        ok = bool(part["identified"].astype(bool).all()) if "identified" in part else True
+        reasons = part["reason"].dropna().astype(str) if "reason" in part else pd.Series(dtype=str)
+        out[arch] = (ok, "; ".join(dict.fromkeys(r for r in reasons if r and r != "nan")))
+    return out

@@ -1,0 +1,258 @@
+"""Findings about the fitted laws: the loss envelope at a compute value, the fits a grid may not support
+(:class:`FitAttempt`), the paper's Table 3 beside ours, extrapolation errors and size inversions."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from linscale.findings.rules import LINEAR  # noqa: F401  (re-exported)
+
+
+def _env(fit) -> pd.DataFrame:
+    points = fit.points[fit.points["law"] == "L(C)"].rename(columns={"group": "arch"})
+    return points
+
+
+def common_compute(fit) -> float:
+    """The largest compute (PF-days) that every architecture's envelope reaches."""
+    env = _env(fit)
+    return float(env.groupby("arch")["compute"].max().min())
+
+
+def envelope_at(fit, compute: float | None = None) -> pd.DataFrame:
+    """Each architecture's envelope loss (interpolated in log-log) and fitted L(C) at one compute value
+    (default: :func:`common_compute`), with the ratio to LLaMA's. Columns: arch, compute, envelope_loss,
+    fitted_loss, vs_llama."""
+    compute = common_compute(fit) if compute is None else float(compute)
+    rows = []
+    for arch, part in _env(fit).groupby("arch"):
+        part = part.sort_values("compute")
+        log_c = np.log(part["compute"].to_numpy())
+        observed = float(np.exp(np.interp(np.log(compute), log_c, np.log(part["observed"].to_numpy()))))
+        fitted = float(np.exp(np.interp(np.log(compute), log_c, np.log(part["fitted"].to_numpy()))))
+        rows.append({"arch": arch, "compute": compute, "envelope_loss": observed, "fitted_loss": fitted})
+    table = pd.DataFrame(rows)
+    if "llama" in set(table["arch"]):
+        llama = float(table.loc[table["arch"] == "llama", "envelope_loss"].iloc[0])
+        table["vs_llama"] = table["envelope_loss"] / llama
+    else:
+        table["vs_llama"] = np.nan
+    return table.sort_values("envelope_loss").reset_index(drop=True)
+
+
+def compute_gap_decades(runs: pd.DataFrame, reference_preset: str = "paper") -> float:
+    """How many decades of compute lie between our largest run and the cheapest run of a reference
+    grid (the paper's 70M models on 300B tokens)."""
+    from linscale.accounting import training_budget
+
+    cheapest = float(training_budget(reference_preset)["pf_days"].min())
+    return float(np.log10(cheapest / float(runs["pf_days"].max())))
+
+
+# ----------------------------------------------------------------------------- fits
+
+
+METHOD_NAMES = {"approach1": "The paper's method (Chinchilla's approach 1)",
+                "approach2": "Chinchilla's second approach (IsoFLOP profiles)",
+                "approach3": "Chinchilla's third approach (the parametric law)"}
+
+
+class FitAttempt:
+    """A fit that may be impossible on a given grid (too few sizes, no interior IsoFLOP minimum, ...):
+    ``fit`` is the LawFit or None, ``error`` the one-line reason it failed (empty when it worked) and
+    ``note`` what was given up to make it work (the intervals, when the bootstrap was impossible).
+
+    A notebook shows it as a sentence (:meth:`sentence`, Markdown), never as a Python repr."""
+
+    def __init__(self, fit=None, error: str = "", note: str = "", method: str = ""):
+        self.fit, self.error, self.note, self.method = fit, error, note, method or getattr(fit, "method", "")
+
+    @property
+    def ok(self) -> bool:
+        return self.fit is not None
+
+    def sentence(self) -> str:
+        """What happened, as a sentence for the page: fitted (and what was given up), or why not."""
+        name = METHOD_NAMES.get(self.method, f"The fit {self.method}".strip())
+        if self.ok:
+            return f"{name} was fitted" + (f" ({_readable(self.note)})." if self.note else ".")
+        reason, details = _split_reason(self.error)
+        return f"{name} could not be fitted on this grid: {reason}" + (
+            f" (by compute budget: {details})." if details else ".")
+
+    def _repr_markdown_(self) -> str:
+        return self.sentence()
+
+    def __repr__(self) -> str:  # a Python prompt; notebooks show the sentence
+        if not self.ok:
+            return f"FitAttempt(not possible: {self.error})"
+        return f"FitAttempt({self.fit.method} fitted{'; ' + self.note if self.note else ''})"
+
+
+def _readable(text: str) -> str:
+    """A linscale.laws message in the book's words: ``approach2 [cosformer2]: ...`` -> ``for cosFormer2, ...``."""
+    import re
+
+    from linscale.plotting import arch_label
+
+    text = re.sub(r"approach\d\s*\[(\w+)\]:\s*", lambda m: "" if m.group(1) == "all" else f"for {arch_label(m.group(1))}, ", text.strip())
+    text = re.sub(r"approach\d\s*(all)?:\s*", "", text)
+    return re.sub(r"\[(\w+)\]", lambda m: arch_label(m.group(1)), text).rstrip(".")
+
+
+def _split_reason(error: str) -> tuple[str, str]:
+    """(the reason, the per-item details that laws put in a trailing parenthesis) of an error message."""
+    text = _readable(error)
+    if text.endswith(")") and " (" in text:
+        depth, i = 0, len(text) - 1
+        while i >= 0:
+            depth += {")": 1, "(": -1}.get(text[i], 0)
+            if depth == 0:
+                break
+            i -= 1
+        if i > 0:
+            return text[:i].rstrip(), text[i + 1:-1]
+    return text, ""
+
+
+def try_fit(runs: pd.DataFrame, method: str, bootstrap: int = 0, seed: int = 0, **kwargs) -> FitAttempt:
+    """``linscale.laws.fit`` with a bootstrap over runs (when ``bootstrap`` ≥ 2), returning the reason
+    instead of raising when the grid cannot support the method (``LawsInputError``). When only the
+    bootstrap is impossible (too few runs to resample), the fit is made without intervals and ``note``
+    says why."""
+    from linscale import laws
+
+    try:
+        if bootstrap >= 2:
+            try:
+                return FitAttempt(laws.fit(runs, method, bootstrap_resamples=bootstrap, seed=seed, **kwargs))
+            except laws.LawsInputError as err:
+                fit = laws.fit(runs, method, **kwargs)
+                return FitAttempt(fit, note=f"no bootstrap intervals: {err}", method=method)
+        return FitAttempt(laws.fit(runs, method, **kwargs), method=method)
+    except laws.LawsInputError as err:
+        return FitAttempt(None, str(err), method=method)
+
+
+def try_extrapolation(runs: pd.DataFrame, method: str, holdout: str, **kwargs) -> FitAttempt:
+    """``linscale.laws.extrapolation_check`` returning the reason instead of raising when impossible."""
+    from linscale import laws
+
+    try:
+        return FitAttempt(laws.extrapolation_check(runs, method, holdout=holdout, **kwargs), method=method)
+    except laws.LawsInputError as err:
+        return FitAttempt(None, str(err), method=method)
+
+
+def _fmt(value: float, digits: int = 4) -> str:
+    if not np.isfinite(value):
+        return "–"
+    return f"{value:.{digits}g}" if abs(value) >= 1e4 or abs(value) < 1e-3 else f"{value:.{digits}f}"
+
+
+def table3_side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 3 beside ours: one row per architecture and law, columns paper's law, our law
+    and our 95% intervals for the exponent and the coefficient (PF-days), and whether the paper's
+    exponent lies inside our interval."""
+    from linscale.plotting import ARCH_LABELS, arch_label
+
+    rows = []
+    for (arch, law), part in comparison.groupby(["group", "law"], sort=False):
+        part = part.set_index("parameter")
+        k, e = part.loc["coefficient"], part.loc["exponent"]
+        rows.append({
+            "arch": arch_label(arch), "law": law,
+            "paper": f"{_fmt(k['paper'])} · C^{_fmt(e['paper'])}",
+            "ours": f"{_fmt(k['estimate'])} · C^{_fmt(e['estimate'])}",
+            "exponent 95% CI": f"[{_fmt(e['ci_low'])}, {_fmt(e['ci_high'])}]",
+            "coefficient 95% CI": f"[{_fmt(k['ci_low'])}, {_fmt(k['ci_high'])}]",
+            "interval": str(e.get("ci_method", "")),
+            "paper exponent in CI": {True: "yes", False: "no"}.get(e["paper_in_ci"], "–"),
+        })
+    order = {ARCH_LABELS[a]: i for i, a in enumerate(("llama", "tnl", "hgrn2", "cosformer2"))}
+    laws_order = {"L(C)": 0, "N_opt(C)": 1, "D_opt(C)": 2}
+    table = pd.DataFrame(rows)
+    return table.sort_values(["arch", "law"], key=lambda c: c.map(order if c.name == "arch" else laws_order)) \
+        .reset_index(drop=True)
+
+
+def allocation_exponents(attempts: dict) -> pd.DataFrame:
+    """The compute-optimal allocation N_opt ∝ C^a and D_opt ∝ C^b from each approach that could be
+    fitted: one row per (method, arch) with a, b and their intervals. ``attempts``: {method: FitAttempt}."""
+    rows = []
+    for method, attempt in attempts.items():
+        if not attempt.ok:
+            continue
+        params = attempt.fit.params
+        for arch, part in params.groupby("group"):
+            row = {"method": method, "arch": arch}
+            for symbol, law, parameter in (("a", "N_opt(C)", "exponent" if method != "approach3" else "a"),
+                                           ("b", "D_opt(C)", "exponent" if method != "approach3" else "b")):
+                hit = part[(part["law"] == law) & (part["parameter"] == parameter)]
+                if len(hit):
+                    row[symbol] = float(hit["estimate"].iloc[0])
+                    row[f"{symbol}_ci_low"] = float(hit["ci_low"].iloc[0])
+                    row[f"{symbol}_ci_high"] = float(hit["ci_high"].iloc[0])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def irreducible_vs_bayes(fit3, bayes_loss: float) -> pd.DataFrame:
+    """Approach 3's irreducible loss E per architecture (with its interval) beside the exact Bayes loss
+    of the synthetic language: the fit's E should not fall below it. With ``fit3`` None (approach 3 not
+    possible on the grid) the table is empty."""
+    if fit3 is None:
+        return pd.DataFrame(columns=["arch", "E", "ci_low", "ci_high", "bayes_loss", "E_minus_bayes", "bayes_in_ci"])
+    e = fit3.params[(fit3.params["law"] == "L(N,D)") & (fit3.params["parameter"] == "E")]
+    table = e.rename(columns={"group": "arch", "estimate": "E"})[["arch", "E", "ci_low", "ci_high"]].copy()
+    table["bayes_loss"] = float(bayes_loss)
+    table["E_minus_bayes"] = table["E"] - table["bayes_loss"]
+    table["bayes_in_ci"] = (table["ci_low"] <= table["bayes_loss"]) & (table["bayes_loss"] <= table["ci_high"])
+    return table.reset_index(drop=True)
+
+
+def extrapolation_errors(check) -> pd.DataFrame:
+    """Per architecture: mean and max absolute relative error of the held-out loss predictions, and the
+    mean signed error (bias)."""
+    p = check.params[check.params["law"] == "held-out loss"]
+    return p.pivot(index="group", columns="parameter", values="estimate").reset_index().rename(
+        columns={"group": "arch"})
+
+
+
+def size_inversions(runs: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:
+    """Where a larger model of the main grid ends training with a higher loss than the next smaller one
+    of its architecture: arch, the two sizes, their final losses and the relative gap (larger/smaller − 1).
+    Compare the gap with :func:`seed_tolerance` to tell a real inversion from seed noise."""
+    from linscale.results import run_summary
+
+    rows = []
+    for arch, part in run_summary(runs, loss=loss).groupby("arch", sort=False):
+        part = part.sort_values("params")
+        for (_, small), (_, large) in zip(part.iloc[:-1].iterrows(), part.iloc[1:].iterrows()):
+            if large[loss] > small[loss]:
+                rows.append({"arch": arch, "smaller": small["size"], "larger": large["size"],
+                             "smaller_loss": float(small[loss]), "larger_loss": float(large[loss]),
+                             "gap": float(large[loss] / small[loss] - 1)})
+    return pd.DataFrame(rows, columns=["arch", "smaller", "larger", "smaller_loss", "larger_loss", "gap"])
+
+
+def law_at_compute(fit, law: str, compute: float, ci: float = 0.95) -> pd.DataFrame:
+    """A fitted power law k·C^e of an approach-1/2 fit evaluated at one compute value (PF-days), per
+    architecture, with a percentile interval from the bootstrap draws (NaN without draws)."""
+    rows = []
+    params = fit.params[fit.params["law"] == law]
+    for arch, part in params.groupby("group"):
+        part = part.set_index("parameter")["estimate"]
+        value = float(part["coefficient"] * compute ** part["exponent"])
+        low = high = np.nan
+        if len(fit.draws):
+            d = fit.draws[(fit.draws["group"] == arch) & (fit.draws["law"] == law)]
+            d = d.pivot(index="resample", columns="parameter", values="value").dropna()
+            if len(d):
+                values = d["coefficient"] * compute ** d["exponent"]
+                low, high = (float(np.quantile(values, q)) for q in ((1 - ci) / 2, (1 + ci) / 2))
+        rows.append({"arch": arch, "law": law, "compute": compute, "value": value, "ci_low": low, "ci_high": high})
+    return pd.DataFrame(rows)
+
+
