@@ -20,9 +20,9 @@ Pipeline (``linscale book``; the last stage of ``linscale study``)::
 
 Re-running one chapter with new parameters::
 
-    linscale book --chapter scaling_laws -p bootstrap 500 -p loss val_loss
+    linscale book --chapter training -p loss val_loss -y "archs: [llama, hgrn2]"
     # or, with papermill's own CLI on a converted notebook:
-    papermill book/chapters/scaling_laws.ipynb out.ipynb -p bootstrap 500
+    papermill book/chapters/training.ipynb out.ipynb -p loss val_loss
 """
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstre
 
 
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
-SMOKE_PARAMETERS = {"preset": "smoke", "bootstrap": 20, "seq_lens": [64, 128, 256], "contexts": [32, 128, 512],
+SMOKE_PARAMETERS = {"preset": "smoke", "seq_lens": [64, 128, 256], "contexts": [32, 128, 512],
                     "tokens_per_batch": 512, "repeats": 2}
 # Figures each chapter must show in the built HTML (the CI check).
 MIN_FIGURES = {"architectures": 1, "accounting": 1, "training": 3, "scaling_laws": 2, "downstream": 6,
@@ -145,12 +145,8 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
         "figure_size": Parameter(str, "the paper size whose FLOPs per token are plotted against n"),
     },
     "training": {**_COMMON, "archs": _ARCHS, "loss": _LOSS},
-    "scaling_laws": {**_COMMON, "archs": _ARCHS, "loss": _LOSS,
-                     "bootstrap": Parameter(int, "bootstrap resamples over runs for the 95% intervals",
-                                            check=_non_negative),
-                     "seed": Parameter(int, "seed of the bootstrap", check=_non_negative),
-                     "holdout": Parameter(str, "what the extrapolation check holds out: the largest model "
-                                          "size or the top compute decade", choices=("largest_size", "top_decade"))},
+    # the stored fits of the study (one bootstrap for the whole book): no fitting knobs here
+    "scaling_laws": {**_COMMON, "archs": _ARCHS},
     "downstream": {**_COMMON, "archs": _ARCHS},
     "efficiency": {"bench_dir": Parameter(str, "folder of the committed benchmark reports"),
                    "report": Parameter(str, "which committed CPU report to show: latest, or a file name in bench_dir",

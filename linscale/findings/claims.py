@@ -105,11 +105,16 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
     return _row("lower_loss", claim, paper, evidence, v.combine(parts), _min_flip(flips), numbers, tolerance)
 
 
-def _draws_at(draws: pd.DataFrame, arch: str, law: str, flops: np.ndarray) -> np.ndarray:
-    """Bootstrap draws of a power law k·C^e (C in FLOPs) at ``flops``: [resamples, len(flops)]."""
-    d = draws[(draws["group"] == arch) & (draws["law"] == law)]
+def _draws_at(fit, arch: str, law: str, flops: np.ndarray) -> np.ndarray:
+    """Bootstrap draws of a power law k·C^e at ``flops`` FLOPs (C in the fit's compute unit):
+    [resamples, len(flops)]."""
+    from linscale.laws.approach1 import COMPUTE_UNITS
+
+    unit = str(fit.params["compute_unit"].iloc[0]) if "compute_unit" in fit.params else "flops"
+    compute = flops / COMPUTE_UNITS[unit]
+    d = fit.draws[(fit.draws["group"] == arch) & (fit.draws["law"] == law)]
     d = d.pivot(index="resample", columns="parameter", values="value").dropna()
-    return d["coefficient"].to_numpy()[:, None] * flops[None, :] ** d["exponent"].to_numpy()[:, None]
+    return d["coefficient"].to_numpy()[:, None] * compute[None, :] ** d["exponent"].to_numpy()[:, None]
 
 
 def allocation_claims(approach2, identified: dict) -> list[dict]:
@@ -146,7 +151,7 @@ def allocation_claims(approach2, identified: dict) -> list[dict]:
                 text.append(f"{_label(arch)}: no budgets in common with LLaMA")
                 continue
             flops = np.geomspace(lo, hi, 3)
-            a, b = _draws_at(approach2.draws, arch, law, flops), _draws_at(approach2.draws, "llama", law, flops)
+            a, b = _draws_at(approach2, arch, law, flops), _draws_at(approach2, "llama", law, flops)
             n = min(len(a), len(b))
             ratio = np.log(a[:n] / b[:n])  # the architectures' resamples are independent: paired by index
             lows, highs = np.percentile(ratio, 2.5, axis=0), np.percentile(ratio, 97.5, axis=0)

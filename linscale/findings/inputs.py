@@ -74,3 +74,39 @@ def identified_archs(fit, law: str) -> dict:
         reasons = part["reason"].dropna().astype(str) if "reason" in part else pd.Series(dtype=str)
         out[arch] = (ok, "; ".join(dict.fromkeys(r for r in reasons if r and r != "nan")))
     return out
+
+
+SUITE_METHODS = ("approach1", "approach1_excess", "approach2", "approach3", "approach3_fixed_e")
+
+
+def stored_attempts(preset: str, results_dir: str | Path, methods=SUITE_METHODS) -> dict:
+    """{method: FitAttempt} of the study's stored fits: the fit, or (from fits/status.csv) why it could
+    not be made."""
+    from linscale.findings.laws import FitAttempt
+
+    status = read_status(preset, results_dir)
+    out = {}
+    for method in methods:
+        fit = read_fit(preset, results_dir, method)
+        failed = status[(status["method"] == method) & (status["status"] == "failed")] if len(status) else status
+        error = "; ".join(f"[{r.arch}]: {r.reason}" for r in failed.itertuples()) if len(failed) else ""
+        out[method] = FitAttempt(fit, error if fit is None else "", note="" if fit is None or not error else
+                                 f"not fitted {error}", method=method)
+    return out
+
+
+def read_status(preset: str, results_dir: str | Path) -> pd.DataFrame:
+    """fits/status.csv: per method and architecture, fitted / not identified / failed, with the reason."""
+    from linscale.results import results_path
+
+    path = results_path(preset, results_dir) / "fits" / "status.csv"
+    return pd.read_csv(path).fillna({"reason": ""}) if path.exists() else \
+        pd.DataFrame(columns=["method", "arch", "status", "reason"])
+
+
+def read_fits_table(preset: str, results_dir: str | Path, name: str) -> pd.DataFrame | None:
+    """One of the fits stage's tables (design, design_verdicts, crossovers, holdout), None if absent."""
+    from linscale.results import results_path
+
+    path = results_path(preset, results_dir) / "fits" / f"{name}.csv"
+    return pd.read_csv(path) if path.exists() else None

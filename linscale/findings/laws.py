@@ -186,13 +186,16 @@ def allocation_exponents(attempts: dict) -> pd.DataFrame:
         params = attempt.fit.params
         for arch, part in params.groupby("group"):
             row = {"method": method, "arch": arch}
-            for symbol, law, parameter in (("a", "N_opt(C)", "exponent" if method != "approach3" else "a"),
-                                           ("b", "D_opt(C)", "exponent" if method != "approach3" else "b")):
+            parametric = method.startswith("approach3")  # a and b follow from the law's alpha and beta
+            for symbol, law, parameter in (("a", "N_opt(C)", "a" if parametric else "exponent"),
+                                           ("b", "D_opt(C)", "b" if parametric else "exponent")):
                 hit = part[(part["law"] == law) & (part["parameter"] == parameter)]
                 if len(hit):
                     row[symbol] = float(hit["estimate"].iloc[0])
                     row[f"{symbol}_ci_low"] = float(hit["ci_low"].iloc[0])
                     row[f"{symbol}_ci_high"] = float(hit["ci_high"].iloc[0])
+                    if "identified" in hit:  # the design check's verdict on this law (stored fits)
+                        row["identified"] = bool(row.get("identified", True) and hit["identified"].astype(bool).all())
             rows.append(row)
     return pd.DataFrame(rows)
 
