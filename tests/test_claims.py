@@ -247,3 +247,6 @@ def test_the_context_claim_uses_loss_above_the_bayes_loss():
                           "diverged": False})
     with_excess = inputs.with_fitted_loss(table, "cpu")
     assert with_excess["excess"].tolist() == pytest.approx([0.07, 0.07])
+    # with held-out losses, the excess is read there (thousands of tokens instead of one batch)
+    held_out = table.assign(val_loss=[1.58, 1.55], bayes_loss=[1.53, 1.49])
+    assert inputs.with_fitted_loss(held_out, "cpu")["excess"].tolist() == pytest.approx([0.05, 0.06])

@@ -17,14 +17,19 @@ def fit_settings(preset: str | dict, **changes):
 
 def with_fitted_loss(table: pd.DataFrame, preset: str | dict) -> pd.DataFrame:
     """``table`` with ``fitted_loss`` (what the suite fits: E + train loss − Bayes loss of the same
-    tokens, where known) and ``excess`` (train loss − that Bayes loss: the loss above what the language
-    allows, comparable across languages of different entropy; NaN without a Bayes column)."""
+    tokens, where known) and ``excess``: the loss above what the language allows on the same tokens,
+    comparable across languages of different entropy; on the held-out tokens (validation loss − their
+    Bayes loss: thousands of tokens, where the training loss is one batch's) when the table has both,
+    else on the training batch; NaN without a Bayes column."""
     from linscale.laws.suite import fitted_loss
 
     if not len(table):
         return table.assign(fitted_loss=pd.Series(dtype=float), excess=pd.Series(dtype=float))
-    bayes = table["train_bayes_loss"] if "train_bayes_loss" in table else np.nan
-    return table.assign(fitted_loss=fitted_loss(table, fit_settings(preset)), excess=table["train_loss"] - bayes)
+    train = table["train_loss"] - (table["train_bayes_loss"] if "train_bayes_loss" in table else np.nan)
+    held_out = table["val_loss"] - table["bayes_loss"] if {"val_loss", "bayes_loss"} <= set(table) else np.nan
+    excess = pd.Series(held_out, index=table.index).where(lambda x: np.isfinite(x), train) \
+        if isinstance(held_out, pd.Series) else train
+    return table.assign(fitted_loss=fitted_loss(table, fit_settings(preset)), excess=excess)
 
 
 def fitted_window(runs: pd.DataFrame, preset: str | dict) -> pd.DataFrame:
