@@ -110,7 +110,9 @@ def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> No
     logs = np.log10(distinct) if distinct else np.array([])
     spread = len(distinct) > 1 and np.diff(logs).min() >= 0.06 * (logs[-1] - logs[0])
     round_values = all(v.is_integer() or v == float(f"{v:.3g}") for v in distinct)
-    if 1 < len(distinct) <= 8 and spread and round_values:
+    # labels that fit side by side in a panel (six parameter counts such as 3712, 130896 do not)
+    short = sum(len(_plain(v)) for v in distinct) <= 24
+    if 1 < len(distinct) <= 8 and spread and round_values and short:
         axis.set_major_locator(FixedLocator(distinct))
     else:
         low, high = (ax.get_xlim() if which == "x" else ax.get_ylim())

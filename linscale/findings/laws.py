@@ -153,13 +153,20 @@ def _fmt(value: float, digits: int = 4) -> str:
 def table3_side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
     """The paper's Table 3 beside ours: one row per architecture and law, columns paper's law, our law
     and our 95% intervals for the exponent and the coefficient (PF-days), and whether the paper's
-    exponent lies inside our interval."""
+    exponent lies inside our interval. A law marked not identified (column ``identified``, from the
+    stored fits) shows no numbers."""
     from linscale.plotting import ARCH_LABELS, arch_label
 
     rows = []
     for (arch, law), part in comparison.groupby(["group", "law"], sort=False):
         part = part.set_index("parameter")
         k, e = part.loc["coefficient"], part.loc["exponent"]
+        if "identified" in part and not bool(e.get("identified", True)):  # the design check says no: no numbers
+            rows.append({"arch": arch_label(arch), "law": law,
+                         "paper": f"{_fmt(k['paper'])} · C^{_fmt(e['paper'])}", "ours": "not identified",
+                         "exponent 95% CI": "–", "coefficient 95% CI": "–", "interval": "",
+                         "paper exponent in CI": "–"})
+            continue
         rows.append({
             "arch": arch_label(arch), "law": law,
             "paper": f"{_fmt(k['paper'])} · C^{_fmt(e['paper'])}",
