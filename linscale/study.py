@@ -23,6 +23,8 @@ parameters or input tables changed. Tables are copied into results/ atomically.
 """
 from __future__ import annotations
 
+import dataclasses
+
 import argparse
 import copy
 import hashlib
@@ -365,6 +367,8 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
 
     runs_file = results / "runs.parquet"
     settings = fit_settings(preset, bootstrap=bootstrap, seed=seed, loss_column=loss_column)
+    # what the fits assumed (entropy, window), beside them: a results folder is read without its preset
+    _write_json(results / "fits" / "settings.json", dataclasses.asdict(settings))
     verdicts_file = results / "fits" / "design_verdicts.csv"
     design_digest = _digest(verdicts_file) if verdicts_file.exists() else "none"
     stamp = results / "fits" / ".runs-digest"
@@ -438,6 +442,15 @@ def _identified(results: Path):
         return bool(row["identified"]), "" if bool(row["identified"]) else f"design check: {row['reason']}"
 
     return lookup
+
+
+def _write_json(dst: Path, value: dict) -> None:
+    import json
+
+    text = json.dumps(value, indent=1, sort_keys=True, default=str) + "\n"
+    if not (dst.exists() and dst.read_text() == text):
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(dst, lambda tmp: Path(tmp).write_text(text), mode=SHARED)
 
 
 def _write_csv(frame: pd.DataFrame, dst: Path) -> None:

@@ -92,26 +92,31 @@ def test_bad_input_is_one_line_naming_the_folder_or_table(tmp_path):
 
 def test_a_changed_verdict_is_marked_and_makes_the_exit_status_non_zero(tmp_path):
     """The committed smoke results against themselves: nothing differs, exit 0. Against a copy whose
-    training-context ablation moves the linear models' loss by 30%: that table is the only one listed,
-    the context verdict flips, far beyond its noise, and the exit status is 1."""
+    training-context ablation no longer moves the linear models' loss: that table is the only one listed,
+    the context verdict changes, far beyond its noise, and the exit status is 1."""
     proc = linscale("compare", SMOKE, SMOKE, "--json", tmp_path / "same.json")
     assert proc.returncode == 0, proc.stderr
     same = json.loads((tmp_path / "same.json").read_text())
     assert same["changed_tables"] == [] and same["differing_verdicts"] == []
     assert "every verdict is the same" in proc.stdout
 
+    # the copy's training-context ablation: every linear run ends 0.1 nats above its Bayes loss at every
+    # context (train and held-out), so the loss no longer moves with the context
     edited = copy_results(tmp_path / "edited")
     context = pd.read_parquet(edited / "ablations" / "context.parquet")
-    longest = context["seq_len"] == context["seq_len"].max()
-    context.loc[longest & (context["arch"] != "llama"), "train_loss"] *= 1.3
+    linear = context["arch"] != "llama"
+    context.loc[linear, "val_loss"] = context.loc[linear, "bayes_loss"] + 0.1
+    context.loc[linear, "train_loss"] = context.loc[linear, "train_bayes_loss"] + 0.1
     context.to_parquet(edited / "ablations" / "context.parquet")
+    before = findings.claims_from_results(str(SMOKE.parent), SMOKE.name).set_index("id").loc["context_loss", "verdict"]
     proc = linscale("compare", SMOKE, edited, "--json", "-")
     assert proc.returncode == 1, proc.stderr
     result = json.loads(proc.stdout)
     assert result["changed_tables"] == ["ablations/context.parquet"]
     assert result["differing_verdicts"] == ["context_loss"]
     (row,) = [v for v in result["verdicts"] if v["id"] == "context_loss"]
-    assert (row["verdict_a"], row["verdict_b"]) == (findings.REPRODUCED, findings.NOT_REPRODUCED)
+    # flat: no longer "not alike"; the smoke seeds' noise (about 0.05 nats) is too wide for "alike" within 0.02
+    assert (row["verdict_a"], row["verdict_b"]) == (before, findings.INCONCLUSIVE) and before != findings.INCONCLUSIVE
     assert row["shift"] > 1 and not row["within_noise"]
     text = linscale("compare", SMOKE, edited).stdout
     assert "≠  context_loss" in text and "verdicts differ: context_loss" in text

@@ -379,8 +379,9 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
     from linscale.findings.ablations import ablation_scores, read_ablation
 
     runs = results.read_runs(preset, results_dir)
-    window = inputs.fitted_window(runs, preset)
-    seeds = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "seeds"), preset))
+    results.read_eval(preset, results_dir)  # a study's folder has its evaluation: a missing one is a one-line error
+    window = inputs.fitted_window(runs, preset, results_dir)
+    seeds = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "seeds"), preset, results_dir))
     seed_scores = ablation_scores(preset, results_dir, "seeds")
     noise = v.Noise(pd.concat([seeds[["arch", "fitted_loss", "excess"]].rename(columns={"fitted_loss": "loss"}),
                                seed_scores.drop(columns=["loss"], errors="ignore")], ignore_index=True))
@@ -392,8 +393,8 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
     rows.append(exponent_claim(approach1, inputs.identified_archs(approach1, "L(C)")))
     base_scores = inputs.final_rows(seed_scores) if len(seed_scores) else seed_scores
     rows += downstream_claims(base_scores, noise, size)
-    aspect = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "aspect"), preset))
-    context = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "context"), preset))
+    aspect = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "aspect"), preset, results_dir))
+    context = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "context"), preset, results_dir))
     context_scores = ablation_scores(preset, results_dir, "context")
     rows += ablation_claims(aspect.assign(loss=aspect.get("fitted_loss")), context,
                             inputs.final_rows(context_scores) if len(context_scores) else context_scores, noise)

@@ -8,14 +8,28 @@ import numpy as np
 import pandas as pd
 
 
-def fit_settings(preset: str | dict, **changes):
-    """The study's FitSettings for a preset (:func:`linscale.design.fit_settings`)."""
-    from linscale.design import fit_settings as settings
+def fit_settings(preset: str | dict, results_dir: str | Path | None = None):
+    """The FitSettings the study's fits used: fits/settings.json of the results folder when it has one
+    (a folder compared under another name than its preset's), else :func:`linscale.design.fit_settings`
+    of the preset."""
+    import json
 
-    return settings(preset, **changes)
+    from linscale.laws.suite import FitSettings
+
+    if results_dir is not None and isinstance(preset, str):
+        from linscale.results import results_path
+
+        stored = results_path(preset, results_dir) / "fits" / "settings.json"
+        if stored.exists():
+            values = json.loads(stored.read_text())
+            known = {f for f in FitSettings.__dataclass_fields__}
+            return FitSettings(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items() if k in known})
+    from linscale.design import fit_settings as from_preset
+
+    return from_preset(preset)
 
 
-def with_fitted_loss(table: pd.DataFrame, preset: str | dict) -> pd.DataFrame:
+def with_fitted_loss(table: pd.DataFrame, preset: str | dict, results_dir: str | Path | None = None) -> pd.DataFrame:
     """``table`` with ``fitted_loss`` (what the suite fits: E + train loss − Bayes loss of the same
     tokens, where known) and ``excess``: the loss above what the language allows on the same tokens,
     comparable across languages of different entropy; on the held-out tokens (validation loss − their
@@ -29,16 +43,17 @@ def with_fitted_loss(table: pd.DataFrame, preset: str | dict) -> pd.DataFrame:
     held_out = table["val_loss"] - table["bayes_loss"] if {"val_loss", "bayes_loss"} <= set(table) else np.nan
     excess = pd.Series(held_out, index=table.index).where(lambda x: np.isfinite(x), train) \
         if isinstance(held_out, pd.Series) else train
-    return table.assign(fitted_loss=fitted_loss(table, fit_settings(preset)), excess=excess)
+    return table.assign(fitted_loss=fitted_loss(table, fit_settings(preset, results_dir)), excess=excess)
 
 
-def fitted_window(runs: pd.DataFrame, preset: str | dict) -> pd.DataFrame:
+def fitted_window(runs: pd.DataFrame, preset: str | dict, results_dir: str | Path | None = None) -> pd.DataFrame:
     """The rows of the main grid the laws are fitted to (after twice the warmup, below the unigram
     entropy), with ``fitted_loss``."""
     from linscale.laws.suite import fit_window
 
-    settings = fit_settings(preset)
-    return with_fitted_loss(fit_window(runs, settings.warmup_steps, settings.max_loss, settings.loss_column), preset)
+    settings = fit_settings(preset, results_dir)
+    window = fit_window(runs, settings.warmup_steps, settings.max_loss, settings.loss_column)
+    return with_fitted_loss(window, preset, results_dir)
 
 
 def final_rows(table: pd.DataFrame) -> pd.DataFrame:
