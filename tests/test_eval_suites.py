@@ -197,7 +197,10 @@ def test_calibrate_evaluates_final_checkpoints_and_reports_every_task(tmp_path, 
     acc = store[(store.task == "linscale_mqar") & (store.metric == "acc")]
     assert (acc["chance"] == 1 / 64).all()  # the stub world's data dict has the default n_values
     niah = store[(store.task == "linscale_niah_easy") & (store.metric == "weighted_acc")]
-    assert niah["stderr"].notna().all() and (niah["stderr"] > 0).all()
+    # a standard error for every score: positive where some items are right and some wrong, zero at 0 or 1
+    inside = (niah["value"] > 0) & (niah["value"] < 1)
+    assert niah["stderr"].notna().all() and (niah.loc[inside, "stderr"] > 0).all()
+    assert (niah.loc[~inside, "stderr"] == 0).all()
     # another knob setting goes to a store of its own
     assert main(["eval", str(sweep_dir), "--calibrate", "--suites", "knowledge", "--option", "n_per_band=5"]) == 0
     assert len(list((sweep_dir / "eval").glob("calibration-*.parquet"))) == 1

@@ -1,8 +1,8 @@
 """Signals a cluster can trust: SIGTERM and SIGINT sent to a real `linscale train` process (and SLURM's
 requeue signal under a stand-in SLURM) end it with 128 + the signal and status `interrupted`; running the
 same command again resumes from the checkpoint taken at the signal and gives the uninterrupted table.
-A tiny model on the fixture corpus (tests/data/tiny_text), 120 steps with gradient accumulation, records
-(and their resume checkpoints) only at steps 1 and 120, so the checkpoint the rerun resumes from can only
+A tiny model on the fixture corpus (tests/data/tiny_text), 600 steps with gradient accumulation, records
+(and their resume checkpoints) only at steps 1 and 600, so the checkpoint the rerun resumes from can only
 be the one taken at the signal; only the signalled process is a separate one, the reference and the
 resumed runs train in this process."""
 from __future__ import annotations
@@ -24,7 +24,7 @@ from linscale.train import read_results, read_status, records_equal
 from linscale.train.callbacks import load_lightning_checkpoint
 
 TINY_TEXT = Path(__file__).parent / "data" / "tiny_text"
-STEPS = 120
+STEPS = 600  # long enough that a signal sent once progress shows step 2 arrives before the end
 
 
 @pytest.fixture(scope="module")
