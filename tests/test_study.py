@@ -95,7 +95,7 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
         ("toy-context64", ("retrieval",), ["step=10"], "common.parquet", {"task_options": {"max_length": 128}}),
         ("toy", ("retrieval",), ["step=10"], "context-twice.parquet", {"context_factor": 2.0}),
         ("toy-context64", ("retrieval",), ["step=10"], "twice.parquet", {"context_factor": 2.0}),
-        ("toy-seed1", ("knowledge", "retrieval"), ["step=10"], None, {})], key=str)
+        ("toy-seed1", ("knowledge", "linguistic", "retrieval"), ["step=10"], None, {})], key=str)
     assert not (results / "ablations" / "aspect-eval.parquet").exists()
     context = pd.read_parquet(results / "ablations" / "context-eval.parquet")
     assert sorted(set(zip(context["evaluation"], context["variant"], context["size"], context["step"],
@@ -103,7 +103,7 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
         ("common", "base", "a", 10, "retrieval"), ("common", "toy-context64", "a", 10, "retrieval"),
         ("twice", "base", "a", 10, "retrieval"), ("twice", "toy-context64", "a", 10, "retrieval")]
     seeds = pd.read_parquet(results / "ablations" / "seeds-eval.parquet")
-    assert set(seeds["suite"]) == {"knowledge", "retrieval"} and set(seeds["step"]) == {10}
+    assert set(seeds["suite"]) == {"knowledge", "linguistic", "retrieval"} and set(seeds["step"]) == {10}
     assert set(seeds["variant"]) == {"base", "toy-seed1"} and "evaluation" not in seeds
 
 
