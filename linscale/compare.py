@@ -144,7 +144,9 @@ def _kind(column: str) -> str:
 
 
 def _row_label(index: tuple, keys: list[str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in zip(keys, index)) if keys else f"row {index[-1]}"
+    if not keys:  # a table without key columns: its row number (a one-level index gives a bare value)
+        return f"row {index[-1] if isinstance(index, tuple) else index}"
+    return ", ".join(f"{k}={v}" for k, v in zip(keys, index))
 
 
 def diff_tables(name: str, a: pd.DataFrame, b: pd.DataFrame) -> tuple[dict, list[dict]]:
@@ -226,6 +228,8 @@ def compare_fits(a: Path, b: Path) -> pd.DataFrame:
     frames = []
     for side, folder in (("a", a), ("b", b)):
         parts = [_read(path) for path in sorted((folder / "fits").glob("*.csv"))]
+        # the laws' parameter tables only (fits/ also holds status, crossovers, holdout, design tables)
+        parts = [part for part in parts if {"parameter", "estimate"} <= set(part.columns)]
         table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[*FIT_KEYS, "estimate"])
         table = table.reindex(columns=[*FIT_KEYS, "estimate", "ci_low", "ci_high"])
         table[FIT_KEYS] = table[FIT_KEYS].astype(str)
@@ -236,8 +240,10 @@ def compare_fits(a: Path, b: Path) -> pd.DataFrame:
     overlap = (fits["a_ci_low"] <= fits["b_ci_high"]) & (fits["b_ci_low"] <= fits["a_ci_high"])
     missing = fits[["a_ci_low", "a_ci_high", "b_ci_low", "b_ci_high"]].isna().any(axis=1)
     fits["intervals_overlap"] = overlap.astype(object).where(~missing, None)  # None: an interval is missing
-    fits["same"] = (fits["a_estimate"] == fits["b_estimate"]) & (fits["a_ci_low"].fillna(0) == fits["b_ci_low"].fillna(0)) \
-        & (fits["a_ci_high"].fillna(0) == fits["b_ci_high"].fillna(0))
+    def equal(x, y):  # NaN on both sides (no estimate, no interval) is the same
+        return (fits[x] == fits[y]) | (fits[x].isna() & fits[y].isna())
+
+    fits["same"] = equal("a_estimate", "b_estimate") & equal("a_ci_low", "b_ci_low") & equal("a_ci_high", "b_ci_high")
     return fits.rename(columns={"group": "arch"}).sort_values(["method", "arch", "law", "parameter"]).reset_index(drop=True)
 
 
