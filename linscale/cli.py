@@ -464,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sweep -> evaluation -> fits -> chapters executed with papermill -> Jupyter "
                        "Book in _build/html. Resumable: each stage skips work already done. The tables the "
                        "book reads go to RESULTS_DIR/PRESET/ (commit them); checkpoints stay in RUNS_DIR.")
-    p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about 40 min on 2 cores) or smoke (CI, about 2.5 min)")
+    p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about an hour on 2 cores) or smoke (CI, a few minutes)")
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all)")
@@ -543,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "batched,compile,end_to_end (default: all but compile and end_to_end)")
     p.add_argument("--end-to-end", action="store_true",
                    help="also time the whole study, `linscale study`, of each of --studies (the cpu one: about "
-                        "40 min)")
+                        "an hour)")
     p.add_argument("--studies", default="smoke,cpu",
                    help="presets whose study end_to_end times, in temporary folders (default: smoke,cpu)")
     p.add_argument("--preset", default="cpu",

@@ -1,6 +1,6 @@
 """The study end to end: sweep -> evaluation -> fits -> chapters (papermill) -> book (Jupyter Book).
 
-    linscale study --preset cpu      # the default CPU study; about 40 minutes on 2 cores
+    linscale study --preset cpu      # the default CPU study; about an hour on 2 cores (see the README)
     linscale study --preset smoke    # the same pipeline in a few minutes (CI)
     linscale book                    # only the last two stages, from the committed results
 
