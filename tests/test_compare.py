@@ -182,8 +182,12 @@ def test_another_seed_changes_the_trained_tables_and_compare_lists_them(two_stud
         assert tables.loc[name, "status"] == compare.DIFFERS, name
     assert tables.loc["ablations/seeds.parquet", "rows_only_a"] == tables.loc["ablations/seeds.parquet", "rows_only_b"] \
         == per_variant
-    # fits a new seed cannot change: the grids where a method is impossible say so in the same words
-    assert tables.loc["fits/approach2.error.txt", "status"] == compare.SAME
+    # fits a new seed cannot change: where a method is impossible on the grid, the status says so in the
+    # same words (the smoke grid's two sizes leave approach 2 no IsoFLOP minimum)
+    status = [pd.read_csv(p / "fits" / "status.csv").query("method == 'approach2'").reset_index(drop=True)
+              for p in (a, b)]
+    assert (status[0]["status"] == "failed").all() and len(status[0])
+    pd.testing.assert_frame_equal(status[0], status[1])
     runs = result.columns[result.columns["table"] == "runs.parquet"].set_index("column")
     # the seed moves the losses, not the grid (shapes, tokens, compute, the held-out data's Bayes loss)
     assert set(runs.index[runs["kind"] == "value"]) == {"train_loss", "val_loss", "seed"}
@@ -222,8 +226,9 @@ def test_another_seed_changes_the_trained_tables_and_compare_lists_them(two_stud
 
 @pytest.mark.slow
 def test_no_verdict_flips_on_differences_inside_its_own_noise(two_studies):
-    """Between two honest re-runs (here: another seed), a verdict may change only if a number it rests
-    on moved by more than the noise the verdict itself allows for that number."""
+    """Between two honest re-runs (here: another seed), a verdict may go from reproduced to not reproduced
+    (or back) only if a number it rests on moved by more than the noise the verdict itself allows for that
+    number; to or from inconclusive, only if a number moved at all."""
     a, b = two_studies
     claims = [findings.claims_from_results(str(p.parent), p.name).set_index("id") for p in (a, b)]
     result = compare.compare_studies(a, b).verdicts.set_index("id")
@@ -241,7 +246,12 @@ def test_no_verdict_flips_on_differences_inside_its_own_noise(two_studies):
         if shifts:
             assert row["shift"] == pytest.approx(max(shifts)), key
             moved_at_all += max(shifts) > 0
-        if row["differs"]:
+        # a verdict rule has an inconclusive band two noise bounds wide between its two definite answers: a
+        # number near its edge may cross it by moving a little, but reproduced <-> not reproduced needs a
+        # move beyond the noise
+        if row["differs"] and {row["verdict_a"], row["verdict_b"]} == {findings.REPRODUCED, findings.NOT_REPRODUCED}:
             assert shifts and max(shifts) > 1, f"{key}: {row['verdict_a']} -> {row['verdict_b']} while its numbers " \
                                                f"moved at most {max(shifts, default=0):.2f} of their noise"
+        elif row["differs"]:
+            assert shifts and max(shifts) > 0, f"{key}: the verdict changed while no number moved"
     assert moved_at_all >= 5  # the other seed reached the numbers of most claims
