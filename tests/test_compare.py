@@ -189,8 +189,9 @@ def test_another_seed_changes_the_trained_tables_and_compare_lists_them(two_stud
     assert (status[0]["status"] == "failed").all() and len(status[0])
     pd.testing.assert_frame_equal(status[0], status[1])
     runs = result.columns[result.columns["table"] == "runs.parquet"].set_index("column")
-    # the seed moves the losses, not the grid (shapes, tokens, compute, the held-out data's Bayes loss)
-    assert set(runs.index[runs["kind"] == "value"]) == {"train_loss", "val_loss", "seed"}
+    # the seed moves the losses and the data order (so the training batches' Bayes loss), not the grid
+    # (shapes, tokens, compute, the held-out data's Bayes loss)
+    assert set(runs.index[runs["kind"] == "value"]) == {"train_loss", "val_loss", "train_bayes_loss", "seed"}
     assert runs.loc["wall_time_s", "kind"] == "wall clock"
     # the reported change is the tables' own
     ta, tb = pd.read_parquet(a / "runs.parquet"), pd.read_parquet(b / "runs.parquet")
