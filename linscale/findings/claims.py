@@ -105,6 +105,15 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
     return _row("lower_loss", claim, paper, evidence, v.combine(parts), _min_flip(flips), numbers, tolerance)
 
 
+def _not_identified(fit, arch: str, identified: dict, missing: str) -> str | None:
+    """Why ``arch``'s law cannot be read from ``fit`` (not fitted, or not identified by the design
+    check), as the evidence says it; None when it can."""
+    ok, why = identified.get(arch, (False, missing))
+    if arch not in set(fit.params["group"]) or not ok:
+        return f"{_label(arch)}: not identified ({why})"
+    return None
+
+
 def _draws_at(fit, arch: str, law: str, flops: np.ndarray) -> np.ndarray:
     """Bootstrap draws of a power law k·C^e at ``flops`` FLOPs (C in the fit's compute unit):
     [resamples, len(flops)]."""
@@ -139,10 +148,10 @@ def allocation_claims(approach2, identified: dict) -> list[dict]:
         pts = approach2.points[approach2.points["law"] == law] if "law" in approach2.points else approach2.points
         parts, text, numbers, tolerance = [], [], {}, {}
         for arch in LINEAR:
-            ok, why = identified.get(arch, (False, "no approach-2 fit"))
-            if arch not in set(approach2.params["group"]) or not ok:
+            reason = _not_identified(approach2, arch, identified, "no approach-2 fit")
+            if reason:
                 parts.append(v.NOT_TESTABLE)
-                text.append(f"{_label(arch)}: not identified ({why})")
+                text.append(reason)
                 continue
             lo = max(pts.loc[pts["group"] == a, "flops"].min() for a in (arch, "llama"))
             hi = min(pts.loc[pts["group"] == a, "flops"].max() for a in (arch, "llama"))
@@ -190,10 +199,10 @@ def exponent_claim(approach1, identified: dict) -> dict:
     base = exponents("llama")
     parts, flips, text, numbers, tolerance = [], [], [], {}, {}
     for arch in LINEAR:
-        ok, why = identified.get(arch, (False, "no envelope fit"))
-        if arch not in set(approach1.params["group"]) or not ok:
+        reason = _not_identified(approach1, arch, identified, "no envelope fit")
+        if reason:
             parts.append(v.NOT_TESTABLE)
-            text.append(f"{_label(arch)}: not identified ({why})")
+            text.append(reason)
             continue
         e = exponents(arch)
         n = min(len(e), len(base))
