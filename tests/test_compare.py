@@ -142,14 +142,16 @@ def test_claims_from_results_gives_the_same_table_every_time():
 
 @pytest.fixture(scope="module")
 def two_studies(smoke_sweep, tmp_path_factory):
-    """results/smoke of two smoke studies (sweep, evaluation, fits) that differ only in train.seed."""
+    """results/smoke of two smoke studies (sweep, evaluation, fits) that differ only in train.seed. Both
+    evaluate 40 items per task (--eval-limit): the tests check what compare reports about two studies,
+    not the scores themselves, and the full item sets would make this fixture a third of the suite."""
     root = tmp_path_factory.mktemp("two-studies")
     # The session's smoke sweep is the first study's main grid (same preset, same seed): copied, since
     # the study writes its evaluation into the sweep folder, and then skipped by the study's sweep stage.
     shutil.copytree(smoke_sweep[0], root / "runs0" / "smoke")
     for seed in (0, 1):
         proc = linscale("study", "--preset", "smoke", "--stages", "sweep,eval,fits", "--runs-dir", root / f"runs{seed}",
-                        "--results-dir", root / f"results{seed}", "--bootstrap", "20", *(["--set", f"train.seed={seed}"] if seed else []))
+                        "--results-dir", root / f"results{seed}", "--bootstrap", "20", "--eval-limit", "40", *(["--set", f"train.seed={seed}"] if seed else []))
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return root / "results0" / "smoke", root / "results1" / "smoke"
 
@@ -256,3 +258,26 @@ def test_no_verdict_flips_on_differences_inside_its_own_noise(two_studies):
         elif row["differs"]:
             assert shifts and max(shifts) > 0, f"{key}: the verdict changed while no number moved"
     assert moved_at_all >= 5  # the other seed reached the numbers of most claims
+
+
+def test_a_committed_rerun_comparison_is_found_and_summarised_for_the_book(tmp_path):
+    rerun = copy_results(tmp_path / "rerun")
+    runs = pd.read_parquet(rerun / "runs.parquet")
+    last = runs.index[runs["val_loss"].notna()][-1]
+    runs.loc[last, "val_loss"] *= 1.02  # one validation loss 2% higher: one table differs
+    runs.to_parquet(rerun / "runs.parquet")
+    comparison = compare.compare_studies(SMOKE, rerun, labels=("published", "re-run"))
+    assert compare.rerun_comparisons(tmp_path, "smoke") == []
+    path = compare.write_json(comparison, tmp_path / "reruns" / "smoke" / "2026-12-01-test.json")
+    assert compare.rerun_comparisons(tmp_path, "smoke") == [path]
+    data = compare.read_comparison(path)
+    summary = compare.summarise(data)
+    assert data["labels"] == ["published", "re-run"] and data["written"][:2] == "20"
+    assert (summary["tables_changed"], summary["val_loss_changed"], summary["estimates_changed"]) == (1, 1, 0)
+    assert summary["val_loss_max_change"] == pytest.approx(0.02) and summary["val_loss_min_change"] == pytest.approx(0.02)
+    assert summary["val_loss_moved"].startswith("1 of ") and "+2.0%" in summary["val_loss_moved"]
+    assert summary["verdicts"] == len(comparison.verdicts)
+    assert summary["verdicts_differ"] == len(comparison.differing_verdicts) >= summary["definite_flips"]
+    same = compare.summarise(compare.read_comparison(compare.write_json(compare.compare_studies(SMOKE, SMOKE),
+                                                                        tmp_path / "same.json")))
+    assert (same["tables_changed"], same["verdicts_differ"], same["val_loss_moved"]) == (0, 0, "no validation loss moved")
