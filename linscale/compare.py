@@ -305,8 +305,41 @@ def compare_studies(a: str | Path, b: str | Path, labels: tuple[str, str] | None
 def write_json(comparison: Comparison, path: str | Path) -> Path:
     from linscale.atomic import atomic_write
 
-    text = json.dumps(comparison.to_dict(), indent=1)
+    import datetime
+
+    written = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    text = json.dumps({"written": written, **comparison.to_dict()}, indent=1)
     return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"), mode=0o644)
+
+
+def rerun_comparisons(results_dir: str | Path, preset: str) -> list[Path]:
+    """The comparisons of a study with its re-runs committed beside it
+    (``RESULTS_DIR/reruns/PRESET/*.json``, written by ``linscale compare --json``), oldest first."""
+    return sorted((Path(results_dir) / "reruns" / preset).glob("*.json"))
+
+
+def summarise(data: dict) -> dict:
+    """The headline numbers of a comparison read by :func:`read_comparison`, for the book: how many
+    tables, fitted estimates and verdicts differ, and how far the validation losses moved."""
+    tables, columns, fits, verdicts = data["tables"], data["columns"], data["fits"], data["verdicts"]
+    losses = columns[(columns["table"] == "runs.parquet") & (columns["column"] == "val_loss")] if len(columns) else columns
+    overlap = fits["intervals_overlap"] if "intervals_overlap" in fits else pd.Series(dtype=object)
+    return {"tables": len(tables), "tables_changed": len(data["changed_tables"]),
+            "val_loss_changed": int(losses["changed"].iloc[0]) if len(losses) else 0,
+            "val_loss_compared": int(losses["compared"].iloc[0]) if len(losses) else 0,
+            "val_loss_min_change": float(losses["min_rel_change"].iloc[0]) if len(losses) else 0.0,
+            "val_loss_max_change": float(losses["max_rel_change"].iloc[0]) if len(losses) else 0.0,
+            "val_loss_moved": (f"{int(losses['changed'].iloc[0])} of {int(losses['compared'].iloc[0])} validation "
+                               f"losses moved, by {float(losses['min_rel_change'].iloc[0]):+.1%} to "
+                               f"{float(losses['max_rel_change'].iloc[0]):+.1%}") if len(losses) else
+                              "no validation loss moved",
+            "estimates": len(fits), "estimates_changed": int((~fits["same"].astype(bool)).sum()) if len(fits) else 0,
+            "intervals_apart": int((overlap == False).sum()),  # noqa: E712 (None: no interval on a side)
+            "verdicts": len(verdicts), "verdicts_differ": len(data["differing_verdicts"]),
+            "flips_inside_noise": int(verdicts["within_noise"].astype(bool).sum()) if len(verdicts) else 0,
+            # reproduced <-> not reproduced: what the rules are built to make impossible within the noise
+            "definite_flips": int(sum({a, b} == {"reproduced", "not reproduced"}
+                                      for a, b in zip(verdicts.get("verdict_a", []), verdicts.get("verdict_b", []))))}
 
 
 def read_comparison(path: str | Path) -> dict:
