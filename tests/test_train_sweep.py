@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+import torch
 import pytest
 
 from linscale.train import (TrainSettings, read_records, read_results, read_status, records_equal,
@@ -186,3 +187,23 @@ def test_a_free_slot_takes_the_next_run_at_once_and_idle_time_is_reported(tmp_pa
     assert 0 < result.busy_s <= result.span_s < 150, (result.busy_s, result.span_s)
     assert result.jobs == 1 and result.idle_fraction < 0.5
     assert any(line.startswith("slots: 1 x") and "idle" in line for line in lines), lines
+
+
+def test_training_processes_get_the_pinned_code_paths_unless_the_environment_sets_its_own(monkeypatch):
+    from linscale.train import sweep
+    from linscale.train.code_paths import pinned_code_paths
+
+    for key in ("ATEN_CPU_CAPABILITY", "MKL_CBWR"):
+        monkeypatch.delenv(key, raising=False)
+    pins = pinned_code_paths()
+    capabilities = torch.cpu.get_capabilities()
+    if capabilities.get("avx2") and capabilities.get("fma3"):  # this project's machines
+        assert pins["ATEN_CPU_CAPABILITY"] == "avx2"
+        assert pins.get("MKL_CBWR") == ("AVX2" if torch.backends.mkl.is_available() else None)
+    else:
+        assert pins == {}
+    options, env = sweep._child_options(1, {})
+    assert options == ["--threads", "1"] and env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    assert {k: env[k] for k in pins} == pins
+    monkeypatch.setenv("MKL_CBWR", "COMPATIBLE")  # the reader's own choice wins
+    assert sweep._child_options(None, {})[1]["MKL_CBWR"] == "COMPATIBLE"
