@@ -35,7 +35,10 @@ import pandas as pd
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-PINNED = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "COMPATIBLE"}
+from linscale.train.code_paths import pinned_code_paths  # noqa: E402  (what sweeps set: ATen AVX2, MKL's AVX2 branch)
+
+PINNED = pinned_code_paths()
+PINNED_NAME = "pinned as sweeps run: " + (" ".join(f"{k}={v}" for k, v in PINNED.items()) or "nothing to pin here")
 # (name, environment, torch threads per process, also trained at s5)
 SETTINGS = [
     ("baseline (nothing pinned, 1 thread)", {}, 1, True),
@@ -44,18 +47,17 @@ SETTINGS = [
     ("ATEN_CPU_CAPABILITY=avx2", {"ATEN_CPU_CAPABILITY": "avx2"}, 1, False),
     ("ATEN_CPU_CAPABILITY=avx512", {"ATEN_CPU_CAPABILITY": "avx512"}, 1, False),
     ("MKL_ENABLE_INSTRUCTIONS=SSE4_2", {"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}, 1, False),
-    ("MKL_CBWR=AUTO", {"MKL_CBWR": "AUTO"}, 1, True),
+    ("MKL_CBWR=AUTO", {"MKL_CBWR": "AUTO"}, 1, False),
     ("MKL_CBWR=AVX2", {"MKL_CBWR": "AVX2"}, 1, False),
     ("MKL_CBWR=AVX2,STRICT", {"MKL_CBWR": "AVX2,STRICT"}, 1, False),
     ("MKL_CBWR=COMPATIBLE", {"MKL_CBWR": "COMPATIBLE"}, 1, True),
     ("ONEDNN_MAX_CPU_ISA=SSE41", {"ONEDNN_MAX_CPU_ISA": "SSE41"}, 1, False),
-    ("pinned: ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE", PINNED, 1, True),
+    (PINNED_NAME, PINNED, 1, True),
     ("pinned + ATEN_CPU_CAPABILITY=default", {**PINNED, "ATEN_CPU_CAPABILITY": "default"}, 1, False),
-    ("pinned + MKL_ENABLE_INSTRUCTIONS=SSE4_2", {**PINNED, "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}, 1, False),
+    ("pinned + MKL_CBWR=COMPATIBLE", {**PINNED, "MKL_CBWR": "COMPATIBLE"}, 1, False),
     ("pinned + 2 threads", PINNED, 2, False),
-    ("ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=AUTO", {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AUTO"}, 1, True),
 ]
-BASELINE, PINNED_NAME = SETTINGS[0][0], "pinned: ATEN_CPU_CAPABILITY=avx2 MKL_CBWR=COMPATIBLE"
+BASELINE = SETTINGS[0][0]
 # Variables that would leak a setting from the calling shell into every run.
 CLEARED = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
            "MKL_DYNAMIC", "OMP_DYNAMIC")
@@ -67,8 +69,12 @@ def preset(size: str, steps: int) -> dict:
 
     p = load_preset("cpu")
     p["name"] = f"repro-{size}"
-    p["sizes"] = {size: p["sizes"][size]}
-    p["train"].update(tokens=steps * p["train"]["seq_len"] * p["train"]["batch_size"], checkpoints=min(4, steps),
+    tokens = steps * p["train"]["seq_len"] * p["train"]["batch_size"]
+    shape = dict(p["sizes"][size])
+    if "train" in shape:  # a size's own token budget would override the steps asked for
+        shape["train"] = {**shape["train"], "tokens": tokens}
+    p["sizes"] = {size: shape}
+    p["train"].update(tokens=tokens, checkpoints=min(4, steps),
                       exports=1, warmup_steps=min(p["train"].get("warmup_steps", 0), steps // 2))
     p["data"]["val_tokens"] = 4096  # 32 held-out rows per checkpoint: the comparison needs no more
     return p
