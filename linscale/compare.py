@@ -313,9 +313,11 @@ def write_json(comparison: Comparison, path: str | Path) -> Path:
 
 
 def rerun_comparisons(results_dir: str | Path, preset: str) -> list[Path]:
-    """The comparisons of a study with its re-runs committed beside it
-    (``RESULTS_DIR/reruns/PRESET/*.json``, written by ``linscale compare --json``), oldest first."""
-    return sorted((Path(results_dir) / "reruns" / preset).glob("*.json"))
+    """The comparisons of a study with its re-runs committed beside it, oldest first. A re-run is a
+    results folder of its own, ``RESULTS_DIR/reruns/<date>-<what changed>/``, holding the re-run's tables
+    (``PRESET/``) and ``PRESET-comparison.json`` (``linscale compare RESULTS_DIR/PRESET <that>/PRESET
+    --json ...``)."""
+    return sorted((Path(results_dir) / "reruns").glob(f"*/{preset}-comparison.json"))
 
 
 def summarise(data: dict) -> dict:

@@ -268,7 +268,7 @@ def test_a_committed_rerun_comparison_is_found_and_summarised_for_the_book(tmp_p
     runs.to_parquet(rerun / "runs.parquet")
     comparison = compare.compare_studies(SMOKE, rerun, labels=("published", "re-run"))
     assert compare.rerun_comparisons(tmp_path, "smoke") == []
-    path = compare.write_json(comparison, tmp_path / "reruns" / "smoke" / "2026-12-01-test.json")
+    path = compare.write_json(comparison, tmp_path / "reruns" / "2026-12-01-test" / "smoke-comparison.json")
     assert compare.rerun_comparisons(tmp_path, "smoke") == [path]
     data = compare.read_comparison(path)
     summary = compare.summarise(data)
