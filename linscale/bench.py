@@ -1086,13 +1086,16 @@ def _has_tabulate() -> bool:
 
 
 def write_report(tables: dict[str, pd.DataFrame], out_dir: str | Path = "benchmarks/results", quick: bool = False,
-                 conditions: str = "") -> Path:
-    """Write ``<date>-<machine>-cpu-bench[-quick].md`` (machine, versions, goals, every table); atomic."""
+                 conditions: str = "", sections=DEFAULT_SECTIONS) -> Path:
+    """Write ``<date>-<machine>-cpu-bench[-quick].md`` (machine, versions, goals, every table); atomic.
+    A report of fewer than the default sections is named ``...-cpu-bench-only-<sections>.md``: the book
+    shows the newest full report (:func:`cpu_reports`), which must hold every table it reads."""
     info = machine_info()
     machine = "".join(ch if ch.isalnum() else "-" for ch in f"{info['cpu']}-{info['cores']}c").strip("-").lower()
     while "--" in machine:
         machine = machine.replace("--", "-")
-    stem = f"{info['date'][:10]}-{machine}-cpu-bench{'-quick' if quick else ''}"
+    only = "" if set(DEFAULT_SECTIONS) <= set(sections) else "-only-" + "-".join(sections)
+    stem = f"{info['date'][:10]}-{machine}-cpu-bench{only}{'-quick' if quick else ''}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lines = [f"# linscale CPU benchmark{' (quick shapes)' if quick else ''}", "",

@@ -317,7 +317,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         print("## goals\n" + bench.format_table(goal_table))
     if args.out:
         conditions = f"timer={args.timer}, torch threads={torch.get_num_threads()}. {args.conditions}".strip()
-        print(f"wrote {bench.write_report(tables, args.out, quick=args.quick, conditions=conditions)}")
+        print(f"wrote {bench.write_report(tables, args.out, quick=args.quick, conditions=conditions, sections=sections)}")
     return 0
 
 

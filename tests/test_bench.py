@@ -45,6 +45,11 @@ def test_goals_and_report(tables, tmp_path):
     text = path.read_text()
     assert path.name.endswith("-cpu-bench-quick.md") and "torch" in text and "## Goals" in text
     assert "fp32 GEMM rate of this core" in text and "### fp32 GEMM rate, after the model timings" in text
+    # a report of some sections only is not a full report, which the book reads
+    partial = bench.write_report({"utilisation": tables["utilisation"]}, tmp_path / "p", sections=["utilisation"])
+    assert partial.name.endswith("-cpu-bench-only-utilisation.md") and bench.cpu_reports(tmp_path / "p") == []
+    full = bench.write_report(tables, tmp_path / "f", sections=[*bench.DEFAULT_SECTIONS, "end_to_end"])
+    assert full.name.endswith("-cpu-bench.md") and bench.cpu_reports(tmp_path / "f") == [full]
 
 
 def test_utilisation_table(tables):
