@@ -134,8 +134,10 @@ def _is_table(name: str) -> bool:
 def _keyed(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """``table`` indexed by its key columns as text (so that a string and an object column match), with
     a running number where a key repeats, so that every row has an index of its own."""
-    index = table[keys].astype(str) if keys else pd.DataFrame(index=table.index)
-    index = index.assign(_occurrence=index.groupby(keys).cumcount() if keys else np.arange(len(table)))
+    # object first: a pandas string column keeps a missing key missing through astype(str), and a
+    # missing key would fall out of the running number, leaving two rows one index
+    index = table[keys].astype(object).fillna("<missing>").astype(str) if keys else pd.DataFrame(index=table.index)
+    index = index.assign(_occurrence=index.groupby(keys, dropna=False).cumcount() if keys else np.arange(len(table)))
     return table.set_index(pd.MultiIndex.from_frame(index))
 
 

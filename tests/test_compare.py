@@ -63,6 +63,17 @@ def test_table_diff_matches_rows_by_key_and_keeps_wall_clock_and_paths_apart():
     assert same["status"] == compare.SAME and [c["kind"] for c in changed] == ["wall clock"]
 
 
+def test_rows_with_a_missing_key_are_matched_by_their_order_among_their_like():
+    # an IsoFLOP profile's points have a run id, its fitted minima none (read back as a string column)
+    a = pd.DataFrame({"run_id": pd.array(["x", None, None], dtype="string"), "group": ["g", "g", "g"],
+                      "value": [1.0, 2.0, 3.0]})
+    b = pd.concat([a, a.iloc[[1]]], ignore_index=True).assign(value=[1.0, 2.0, 3.5, 9.0])
+    summary, columns = compare.diff_tables("t", a, b)
+    assert (summary["rows_only_a"], summary["rows_only_b"]) == (0, 1)
+    value = next(c for c in columns if c["column"] == "value")
+    assert (value["changed"], value["compared"]) == (1, 3) and value["largest_rel_change"] == pytest.approx(0.5 / 3)
+
+
 def test_noise_shift_is_the_largest_change_in_units_of_the_larger_tolerance():
     shift, moved = compare.noise_shift({"x": 1.0, "y": 0.50, "z": 3.0}, {"x": 1.1, "y": 0.56, "w": 1.0},
                                        {"x": 0.2, "y": 0.02, "z": 1.0}, {"x": 0.05, "y": 0.03})
