@@ -348,7 +348,15 @@ def summarise(data: dict) -> dict:
 
 def read_comparison(path: str | Path) -> dict:
     """A comparison written by ``linscale compare --json``, its tables as DataFrames (for the book)."""
-    data = json.loads(Path(path).read_text())
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as error:
+        raise CompareError(f"{path}: not readable as a comparison (expected the JSON of `linscale compare "
+                           f"--json`): {error}") from None
+    missing = [k for k in ("labels", "changed_tables", "differing_verdicts", "tables", "columns", "fits", "verdicts")
+               if not isinstance(data, dict) or k not in data]
+    if missing:
+        raise CompareError(f"{path}: not a comparison written by `linscale compare --json` (no {', '.join(missing)})")
     for key in ("tables", "columns", "fits", "verdicts"):
         data[key] = pd.DataFrame(data[key])
     return data

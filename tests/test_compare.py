@@ -289,6 +289,13 @@ def test_a_committed_rerun_comparison_is_found_and_summarised_for_the_book(tmp_p
     assert summary["val_loss_moved"].startswith("1 of ") and "+2.0%" in summary["val_loss_moved"]
     assert summary["verdicts"] == len(comparison.verdicts)
     assert summary["verdicts_differ"] == len(comparison.differing_verdicts) >= summary["definite_flips"]
+    bad = tmp_path / "reruns" / "broken" / "smoke-comparison.json"
+    bad.parent.mkdir()
+    for text, said in (("{not json", "not readable as a comparison"), ('{"labels": []}', "no changed_tables")):
+        bad.write_text(text)
+        with pytest.raises(compare.CompareError, match=said) as error:
+            compare.read_comparison(bad)
+        assert str(bad) in str(error.value) and "\n" not in str(error.value)
     same = compare.summarise(compare.read_comparison(compare.write_json(compare.compare_studies(SMOKE, SMOKE),
                                                                         tmp_path / "same.json")))
     assert (same["tables_changed"], same["verdicts_differ"], same["val_loss_moved"]) == (0, 0, "no validation loss moved")
