@@ -158,49 +158,49 @@ def stage_sweep(preset: str, runs_dir: Path, results: Path, jobs: int | None,
                 ablations: tuple[str, ...] = ABLATIONS, overrides: tuple[str, ...] = ()) -> None:
     """Train the grid and the ``ablations`` sweeps, then copy each results table into results/.
     ``overrides`` (``--set KEY=VALUE``) apply to every sweep, the ablations included."""
-    from linscale.train.sweep import WorkerPool, default_jobs, default_threads, idle_fraction
+    from linscale.train.sweep import WorkerPool, default_jobs, default_threads
 
     jobs = jobs or default_jobs()  # one process per core on a CPU
     # One pool of training processes for the main and the ablation sweeps: each imports torch and
     # Lightning once (seconds), instead of once per run.
     with WorkerPool(jobs, default_threads(jobs)) as pool:
-        swept = _sweeps(preset, runs_dir, results, jobs, ablations, pool, overrides)
-    span, busy = sum(r.span_s for r in swept), sum(r.busy_s for r in swept)
-    if span:  # the sweeps run one after another: their slot time adds up
-        _log(f"sweeps: {jobs} slots x {span:.0f} s, idle {idle_fraction(busy, jobs, span):.1%} "
-             f"({jobs * span - busy:.0f} s with no run training)")
+        _sweeps(preset, runs_dir, results, jobs, ablations, pool, overrides)
 
 
 def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tuple[str, ...], pool,
             overrides: tuple[str, ...] = ()) -> list:
-    """Run the main and the ablation sweeps; returns their SweepResults."""
-    from linscale.train.sweep import run_sweep
+    """Run the main and the ablation sweeps as one schedule (:func:`linscale.train.sweep.run_sweeps`:
+    every run of all of them, longest first, so no slot idles between sweeps), then write the tables;
+    returns their SweepResults (the main sweep's first)."""
+    from linscale.train.sweep import idle_fraction, run_sweeps
 
-    sweep_dir = runs_dir / preset
-    _log(f"sweep {preset} -> {sweep_dir}")
-    result = run_sweep(_resolved(preset, overrides), out=sweep_dir, jobs=jobs, pool=pool)
-    swept = [result]
-    if result.failed:
-        raise RuntimeError(f"sweep {preset}: runs failed: {', '.join(result.failed)} (see {sweep_dir}/runs/*/)")
-    _export_table(result.table, results / "runs.parquet")
-    if not ablations:
-        return swept
-    base_size, ablations_ = ablation_presets(_resolved(preset, overrides))
+    sweeps = [(f"sweep {preset}", _resolved(preset, overrides), runs_dir / preset)]
+    base_size, variants = None, {}
+    if ablations:
+        base_size, ablations_ = ablation_presets(_resolved(preset, overrides))
+        variants = {ablation: ablations_[ablation] for ablation in ablations_ if ablation in ablations}
+        sweeps += [(f"ablation {ablation}: sweep {variant['name']}", variant, runs_dir / variant["name"])
+                   for ablation, items in variants.items() for variant in items]
+    for what, _, out in sweeps:
+        _log(f"{what} -> {out}")
+    swept = run_sweeps([(spec, out) for _, spec, out in sweeps], jobs=jobs, pool=pool)
+    span, busy = swept[0].span_s, sum(r.busy_s for r in swept)
+    if span:
+        _log(f"sweeps: {jobs} slots x {span:.0f} s, idle {idle_fraction(busy, jobs, span):.1%} "
+             f"({jobs * span - busy:.0f} s with no run training)")
+    failed = [(what, out, result.failed) for (what, _, out), result in zip(sweeps, swept) if result.failed]
+    if failed:
+        raise RuntimeError("; ".join(f"{what}: runs failed: {', '.join(runs)} (see {out}/runs/*/)"
+                                     for what, out, runs in failed))
+    _export_table(swept[0].table, results / "runs.parquet")
     main = pd.read_parquet(results / "runs.parquet")
-    for ablation, variants in ablations_.items():
-        if ablation not in ablations:
-            continue
-        archs = sorted({a for v in variants for a in v["archs"]})
+    done = iter(swept[1:])
+    for ablation, items in variants.items():
+        archs = sorted({a for v in items for a in v["archs"]})
         base_rows = main[(main["size"].astype(str) == base_size) & main["arch"].isin(archs)]
         frames = [base_rows.assign(ablation=ablation, variant="base")]
-        for variant in variants:
-            out = runs_dir / variant["name"]
-            _log(f"ablation {ablation}: sweep {variant['name']} -> {out}")
-            ablation_result = run_sweep(variant, out=out, jobs=jobs, pool=pool)
-            swept.append(ablation_result)
-            if ablation_result.failed:
-                raise RuntimeError(f"ablation sweep {variant['name']}: runs failed: {', '.join(ablation_result.failed)}")
-            frames.append(pd.read_parquet(ablation_result.table).assign(ablation=ablation, variant=variant["name"]))
+        for variant in items:
+            frames.append(pd.read_parquet(next(done).table).assign(ablation=ablation, variant=variant["name"]))
         _write_table(pd.concat(frames, ignore_index=True), results / "ablations" / f"{ablation}.parquet")
     return swept
 

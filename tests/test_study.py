@@ -133,15 +133,18 @@ def test_only_the_chosen_ablations_are_trained_and_tabled(tmp_path, monkeypatch)
 
     trained = []
 
-    def fake_run_sweep(preset, out, jobs, pool):
-        name = preset if isinstance(preset, str) else preset["name"]
-        trained.append(name)
-        out.mkdir(parents=True)
-        table = out / "results.parquet"
-        pd.DataFrame({"run_id": ["tnl-a"], "arch": ["tnl"], "size": ["a"], "step": [1]}).to_parquet(table)
-        return types.SimpleNamespace(failed=[], table=table)
+    def fake_run_sweeps(sweeps, jobs, pool):
+        results = []
+        for preset, out in sweeps:
+            name = preset if isinstance(preset, str) else preset["name"]
+            trained.append(name)
+            out.mkdir(parents=True)
+            table = out / "results.parquet"
+            pd.DataFrame({"run_id": ["tnl-a"], "arch": ["tnl"], "size": ["a"], "step": [1]}).to_parquet(table)
+            results.append(types.SimpleNamespace(failed=[], table=table, span_s=0.0, busy_s=0.0))
+        return results
 
-    monkeypatch.setattr(linscale.train.sweep, "run_sweep", fake_run_sweep)
+    monkeypatch.setattr(linscale.train.sweep, "run_sweeps", fake_run_sweeps)
     monkeypatch.setattr(study, "ablation_presets", lambda preset: ablation_presets({**BASE, "name": preset}))
     study._sweeps("toy", tmp_path / "runs", tmp_path / "results", jobs=1, ablations=("seeds",), pool=None)
     assert trained == ["toy", "toy-seed1", "toy-seed2"]

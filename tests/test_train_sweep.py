@@ -17,6 +17,7 @@ import pytest
 from linscale.train import (TrainSettings, read_records, read_results, read_status, records_equal,
                             resolve_preset)
 from linscale.train.callbacks import load_lightning_checkpoint
+from linscale.config import ConfigError
 from linscale.train.sweep import run_sweep
 
 TESTS = Path(__file__).parent
@@ -187,6 +188,42 @@ def test_a_free_slot_takes_the_next_run_at_once_and_idle_time_is_reported(tmp_pa
     assert 0 < result.busy_s <= result.span_s < 150, (result.busy_s, result.span_s)
     assert result.jobs == 1 and result.idle_fraction < 0.5
     assert any(line.startswith("slots: 1 x") and "idle" in line for line in lines), lines
+
+
+def test_several_sweeps_share_one_schedule_longest_first(tmp_path, monkeypatch):
+    """run_sweeps: the runs of several sweeps in one queue on the same slots, longest first over all of
+    them (one sweep after another left a slot idle at the end of each), each sweep keeping its own folder,
+    table and states, returned in the order given."""
+    from linscale.train import sweep as sweep_module
+
+    monkeypatch.setenv("PYTHONPATH", ENV["PYTHONPATH"])
+
+    def preset(name, steps):  # one run per size, `steps` optimiser steps each
+        return {"name": name, "archs": ["tnl"], "model": {"chunk_size": 16, "ffn_multiple_of": 16},
+                "sizes": {size: {"n_layer": 1, "d_model": 16, "n_head": 2, "train": {"tokens": 8 * 32 * n}}
+                          for size, n in steps.items()},
+                "data": {"factory": "train_standin:build"},
+                "train": {"seq_len": 32, "batch_size": 8, "tokens": 8 * 32 * 10, "lr": 3e-3, "checkpoints": 3,
+                          "exports": 1}}
+
+    started = []
+    start = sweep_module.WorkerPool.start
+    monkeypatch.setattr(sweep_module.WorkerPool, "start",
+                        lambda pool, run_dir: started.append(f"{run_dir.parent.parent.name}/{run_dir.name}")
+                        or start(pool, run_dir))
+    lines = []
+    one, two = tmp_path / "one", tmp_path / "two"
+    results = sweep_module.run_sweeps([(preset("one", {"a": 20}), one), (preset("two", {"b": 60, "c": 40}), two)],
+                                      jobs=2, threads=1, echo=lines.append)
+    assert started == ["two/tnl-b", "two/tnl-c", "one/tnl-a"], lines  # by cost, across the sweeps
+    assert [r.out for r in results] == [one, two]
+    assert results[0].states == {"tnl-a": "done"} and results[1].states == {"tnl-b": "done", "tnl-c": "done"}
+    assert set(read_results(one / "results.parquet")["run_id"]) == {"tnl-a"}
+    assert set(read_results(two / "results.parquet")["run_id"]) == {"tnl-b", "tnl-c"}
+    assert results[0].span_s == results[1].span_s > 0  # one schedule, one span
+    assert sum(line.startswith("slots: 2 x") for line in lines) == 1, lines
+    with pytest.raises(ConfigError, match="share an output folder"):
+        sweep_module.run_sweeps([(preset("one", {"a": 20}), one), (preset("one", {"a": 20}), one)], jobs=1)
 
 
 def test_training_processes_get_the_pinned_code_paths_unless_the_environment_sets_its_own(monkeypatch):
