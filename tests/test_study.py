@@ -151,3 +151,46 @@ def test_only_the_chosen_ablations_are_trained_and_tabled(tmp_path, monkeypatch)
     assert sorted(p.name for p in (tmp_path / "results" / "ablations").iterdir()) == ["seeds.parquet"]
     seeds = pd.read_parquet(tmp_path / "results" / "ablations" / "seeds.parquet")
     assert seeds["variant"].tolist() == ["base", "toy-seed1", "toy-seed2"]
+
+
+def test_fits_beside_the_evaluation_raise_their_error_where_the_stage_stands(tmp_path):
+    """The study runs the fits stage in a process of its own while the evaluation runs; a failure there
+    reaches the study as the stage's error (with what went wrong), not as a silent exit."""
+    from linscale.study import FitsBeside
+
+    fits = FitsBeside(tmp_path / "results" / "smoke", "smoke", bootstrap=0)  # no runs table there
+    with pytest.raises(RuntimeError, match=r"^stage fits: FileNotFoundError: .*runs\.parquet"):
+        fits.wait()
+    fits.stop()  # nothing left to stop
+
+
+def test_the_study_evaluates_with_one_torch_thread_while_the_fits_run_beside_it(tmp_path, monkeypatch):
+    """`linscale study --stages eval,fits`: the evaluation runs with EVAL_THREADS torch threads (the
+    scores' last bits depend on the thread count) while the fits stage runs in its own process; the
+    fits' result is waited for at the fits stage, and the threads are restored afterwards."""
+    import torch
+
+    import linscale.study as study
+    from linscale.cli import main
+
+    seen = {}
+
+    def fake_eval(*args, **kwargs):
+        seen["threads"] = torch.get_num_threads()
+
+    fits_started = []
+    real_fits = study.FitsBeside
+
+    def fits_beside(*args):
+        fits_started.append(real_fits(*args))
+        return fits_started[0]
+
+    monkeypatch.setattr(study, "stage_eval", fake_eval)
+    monkeypatch.setattr(study, "FitsBeside", fits_beside)
+    before = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="stage fits: FileNotFoundError"):  # no runs table: the fits fail
+        main(["study", "--preset", "smoke", "--stages", "eval,fits", "--runs-dir", str(tmp_path / "runs"),
+              "--results-dir", str(tmp_path / "results")])
+    assert seen["threads"] == study.EVAL_THREADS == 1
+    assert len(fits_started) == 1
+    assert torch.get_num_threads() == before
