@@ -355,13 +355,15 @@ def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES
 
 
 def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed: int = 0,
-               loss_column: str = "train_loss") -> None:
+               loss_column: str = "train_loss", jobs: int | None = None) -> None:
     """Fit the study's laws (:func:`linscale.laws.suite.fit_suite`) with bootstrap intervals and write,
     per method, fits/<method>.csv (parameters; columns ``identified`` and ``status`` say whether the design
     check lets the study report them), fits/<method>.points.parquet, .draws.parquet and
     .diagnostics.csv; fits/status.csv (method x architecture: fitted, not identified, or failed, with the
     reason); fits/crossovers.csv; fits/holdout.csv (laws refitted without the top compute decade,
-    predicting its final losses). Redone only when the runs table or the settings changed."""
+    predicting its final losses). Redone only when the runs table or the settings changed. ``jobs``:
+    processes for the methods and the hold-out check (:func:`linscale.laws.suite.fit_study`; default one
+    per task, at most one per core); the files are the same, byte for byte, for every ``jobs``."""
     from linscale.design import fit_settings
     from linscale.laws import suite
 
@@ -380,7 +382,7 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     for stale in [*(results / "fits").glob("*.error.txt"), *(results / "fits").glob("*.note.txt")]:
         stale.unlink()  # the per-method files of linscale 0.1; status.csv holds the reasons now
     identified = _identified(results)
-    fits = suite.fit_suite(runs, settings)
+    fits, holdout = suite.fit_study(runs, settings, jobs)
     status = []
     for method, result in fits.items():
         archs = sorted(runs["arch"].unique())
@@ -416,7 +418,7 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     window = suite.fit_window(runs, settings.warmup_steps, settings.max_loss, loss_column)
     window = window.assign(**{suite.FITTED: suite.fitted_loss(window, settings)})
     _write_csv(suite.crossovers(window, suite.FITTED), results / "fits" / "crossovers.csv")
-    _write_csv(suite.holdout_check(window, settings), results / "fits" / "holdout.csv")
+    _write_csv(holdout, results / "fits" / "holdout.csv")
     stamp.write_text(digest)
 
 
@@ -504,7 +506,7 @@ def run_study(args: argparse.Namespace) -> int:
             stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
                        checkpoints=getattr(args, "eval_checkpoints", "all"), overrides=overrides)
         elif stage == "fits":
-            stage_fits(results, args.preset, bootstrap=args.bootstrap)
+            stage_fits(results, args.preset, bootstrap=args.bootstrap, jobs=args.jobs)
         elif stage == "book":
             status = stage_book(args.preset, results_dir, force=args.force_book, book_dir=getattr(args, "book_dir", None))
         _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")
