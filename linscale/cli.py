@@ -469,7 +469,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all)")
-    p.add_argument("--jobs", type=int, default=None, help="training processes in parallel (default: one per core)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="processes in parallel: training runs, and the fits stage's methods (default: one per core)")
     p.add_argument("--ablations", default=None,
                    help="comma-separated ablation sweeps to train: aspect, context, seeds (default: all)")
     p.add_argument("--no-ablations", action="store_true", help="skip the ablation sweeps (aspect ratio, training context, seeds)")

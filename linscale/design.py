@@ -214,7 +214,9 @@ def _estimate(fit, law: str, parameter: str, group: str) -> float:
 
 
 def _recovered(runs: pd.DataFrame, settings: FitSettings, arch: str) -> dict:
-    results = fit_suite(runs, settings)
+    # in this process: a replicate's fits take seconds, a pool's start-up (spawned workers import pandas,
+    # scipy, statsmodels) about as long, and the check fits hundreds of replicates
+    results = fit_suite(runs, settings, jobs=1)
     out = {}
     for method in ("approach1", "approach2"):
         out[f"{method}_a"] = _estimate(results[method].fit, "N_opt(C)", "exponent", arch)

@@ -360,13 +360,15 @@ def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES
 
 
 def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed: int = 0,
-               loss_column: str = "train_loss") -> None:
+               loss_column: str = "train_loss", jobs: int | None = None) -> None:
     """Fit the study's laws (:func:`linscale.laws.suite.fit_suite`) with bootstrap intervals and write,
     per method, fits/<method>.csv (parameters; columns ``identified`` and ``status`` say whether the design
     check lets the study report them), fits/<method>.points.parquet, .draws.parquet and
     .diagnostics.csv; fits/status.csv (method x architecture: fitted, not identified, or failed, with the
     reason); fits/crossovers.csv; fits/holdout.csv (laws refitted without the top compute decade,
-    predicting its final losses). Redone only when the runs table or the settings changed."""
+    predicting its final losses). Redone only when the runs table or the settings changed. ``jobs``:
+    processes for the methods and the hold-out check (:func:`linscale.laws.suite.fit_study`; default one
+    per task, at most one per core); the files are the same, byte for byte, for every ``jobs``."""
     from linscale.design import fit_settings
     from linscale.laws import suite
 
@@ -385,7 +387,7 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     for stale in [*(results / "fits").glob("*.error.txt"), *(results / "fits").glob("*.note.txt")]:
         stale.unlink()  # the per-method files of linscale 0.1; status.csv holds the reasons now
     identified = _identified(results)
-    fits = suite.fit_suite(runs, settings)
+    fits, holdout = suite.fit_study(runs, settings, jobs)
     status = []
     for method, result in fits.items():
         archs = sorted(runs["arch"].unique())
@@ -421,7 +423,7 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     window = suite.fit_window(runs, settings.warmup_steps, settings.max_loss, loss_column)
     window = window.assign(**{suite.FITTED: suite.fitted_loss(window, settings)})
     _write_csv(suite.crossovers(window, suite.FITTED), results / "fits" / "crossovers.csv")
-    _write_csv(suite.holdout_check(window, settings), results / "fits" / "holdout.csv")
+    _write_csv(holdout, results / "fits" / "holdout.csv")
     stamp.write_text(digest)
 
 
@@ -509,13 +511,13 @@ def run_study(args: argparse.Namespace) -> int:
                 stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=ablations, overrides=overrides)
             elif stage == "eval":
                 if "fits" in stages:
-                    fits = FitsBeside(results, args.preset, args.bootstrap)
+                    fits = FitsBeside(results, args.preset, args.bootstrap, args.jobs)
                 with _torch_threads(EVAL_THREADS):
                     stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
                                checkpoints=getattr(args, "eval_checkpoints", "all"), overrides=overrides)
             elif stage == "fits":
                 if fits is None:
-                    stage_fits(results, args.preset, bootstrap=args.bootstrap)
+                    stage_fits(results, args.preset, bootstrap=args.bootstrap, jobs=args.jobs)
                 else:
                     fits.wait()
                     _log(f"fits ran beside the evaluation: {fits.seconds:.0f} s in all")
@@ -535,14 +537,14 @@ class FitsBeside:
     of two one after the other (cpu study: evaluation 215 s, fits 457 s). ``wait()`` raises the fits'
     error as the stage would have."""
 
-    def __init__(self, results: Path, preset: str, bootstrap: int):
+    def __init__(self, results: Path, preset: str, bootstrap: int, jobs: int | None = None):
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # the parent holds torch's threads
         self._errors = context.SimpleQueue()
         self._start = time.perf_counter()
         self.seconds = 0.0
-        self._process = context.Process(target=_fits_process, args=(self._errors, results, preset, bootstrap),
+        self._process = context.Process(target=_fits_process, args=(self._errors, results, preset, bootstrap, jobs),
                                         name="linscale-fits")
         self._process.start()
 
@@ -562,9 +564,9 @@ class FitsBeside:
             self._process.join(10)
 
 
-def _fits_process(errors, results: Path, preset: str, bootstrap: int) -> None:
+def _fits_process(errors, results: Path, preset: str, bootstrap: int, jobs: int | None) -> None:
     try:
-        stage_fits(results, preset, bootstrap=bootstrap)
+        stage_fits(results, preset, bootstrap=bootstrap, jobs=jobs)
     except BaseException as err:  # sent to the study, which raises it where the fits stage stands
         import traceback
 

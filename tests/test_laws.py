@@ -250,3 +250,44 @@ def test_reproduces_besiroglu_chinchilla_estimates():
     for name, (value, se) in published.items():
         assert result.value("L(N,D)", name) == pytest.approx(value, rel=tolerance[name]), name
         assert 0.5 < result.value("L(N,D)", name, column="se") / se < 2, f"{name} bootstrap SE"
+
+
+def _suite_table() -> pd.DataFrame:
+    """Two architectures: one with six sizes, one with two (approach 2 fails there: the suite's errors)."""
+    return pd.concat([simulate_runs(**LAW, sizes=np.geomspace(3e7, 3e9, 6), n_checkpoints=6, noise=0.003, seed=5,
+                                    arch="tnl"),
+                      simulate_runs(**LAW, sizes=(1e8, 1e9), n_checkpoints=6, noise=0.003, seed=6, arch="llama")],
+                     ignore_index=True)
+
+
+@pytest.mark.slow  # two spawned workers start (imports) in a few seconds
+def test_fit_suite_gives_the_same_bits_in_worker_processes_as_in_this_one():
+    from linscale.laws import suite
+
+    settings = suite.FitSettings(entropy=LAW["E"], bootstrap=10, n_refine=4, bootstrap_refine=1)
+    table = _suite_table()
+    serial, serial_holdout = suite.fit_study(table, settings, jobs=1)
+    pooled, pooled_holdout = suite.fit_study(table, settings, jobs=2)
+    assert list(serial) == list(pooled) == list(settings.methods)  # the methods' order, not the pool's
+    assert list(serial["approach2"].errors) == ["llama"] and serial["approach2"].ok
+    assert len(serial["approach3"].fit.draws) and len(serial_holdout)
+    for method in settings.methods:
+        one, two = serial[method], pooled[method]
+        assert (one.errors, one.note, one.ok) == (two.errors, two.note, two.ok), method
+        for name in ("params", "points", "draws", "diagnostics"):
+            pd.testing.assert_frame_equal(getattr(one.fit, name), getattr(two.fit, name), check_exact=True,
+                                          obj=f"{method}.{name}")
+    pd.testing.assert_frame_equal(serial_holdout, pooled_holdout, check_exact=True, obj="holdout")
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_crash_in_a_fit_is_raised_with_the_methods_name(jobs):
+    from linscale.laws import suite
+
+    # a bug, not a LawsInputError (those go to MethodFit.errors): approach 3 cannot compare a count with "many"
+    broken = suite.FitSettings(entropy=LAW["E"], n_refine="many", methods=("approach1", "approach3"))
+    with pytest.raises(TypeError) as info:
+        suite.fit_suite(_suite_table(), broken, jobs=jobs)
+    assert any("approach3" in note for note in info.value.__notes__)
+    with pytest.raises(LawsInputError, match="'approach9' is not one of"):  # before any process starts
+        suite.fit_suite(_suite_table(), suite.FitSettings(methods=("approach1", "approach9")), jobs=jobs)

@@ -26,13 +26,24 @@ Rows fitted (:func:`fit_window`): checkpoints after warmup (a constant-LR run's 
 warmup, not the model: the first cpu grid's first four checkpoints sat inside a 50-step warmup at
 losses near log(vocabulary) and set the L(C) exponent), and below the unigram entropy (a model above
 it has not yet learnt the token frequencies, the first thing any model learns).
+
+Processes (``jobs``): the methods are independent, so :func:`fit_suite` (and :func:`fit_study`, which adds
+the hold-out check) fits them in a pool of processes, one method per task, the longest first. Every task
+runs with one BLAS thread whether it runs in a worker or in the caller (``jobs=1``), so both give the same
+bits. The pool uses the ``spawn`` start method: a script that calls these functions with ``jobs`` other
+than 1 needs the usual ``if __name__ == "__main__":`` guard.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from linscale.laws.data import LawsInputError
 from linscale.laws.result import LawFit, concat_fits
@@ -168,13 +179,101 @@ def fit_method(runs: pd.DataFrame, method: str, settings: FitSettings) -> Method
     return result
 
 
-def fit_suite(runs: pd.DataFrame, settings: FitSettings) -> dict[str, MethodFit]:
-    """Every method of ``settings.methods`` on the windowed rows of ``runs``: {method: MethodFit}."""
+HOLDOUT = "holdout"  # fit_study's extra task: holdout_check on the same window
+# Seconds each task took on the committed cpu table (results/cpu/runs.parquet, fit_settings("cpu",
+# bootstrap=200), one process of two shared cores): approach1 18.8, approach1_excess 19.4, approach2 44.5,
+# approach3 271.8, approach3_fixed_e 132.7, holdout 14.6; 457 s in all. The pool is given the longest first
+# (unknown tasks last), so approach3 starts at once and the rest share the other process: the stage then
+# takes about as long as approach3.
+TASK_SECONDS = {"approach3": 271.8, "approach3_fixed_e": 132.7, "approach2": 44.5, "approach1_excess": 19.4,
+                "approach1": 18.8, HOLDOUT: 14.6}
+
+
+def fit_suite(runs: pd.DataFrame, settings: FitSettings, jobs: int | None = None) -> dict[str, MethodFit]:
+    """Every method of ``settings.methods`` on the windowed rows of ``runs``: {method: MethodFit}, in
+    ``settings.methods`` order. ``jobs``: processes (default: one per method, at most one per core);
+    1 fits them one after another in this process. The result is the same, bit for bit, for every ``jobs``."""
+    return _run_tasks(_window(runs, settings), settings, tuple(settings.methods), jobs)
+
+
+def fit_study(runs: pd.DataFrame, settings: FitSettings, jobs: int | None = None) -> tuple[dict[str, MethodFit], pd.DataFrame]:
+    """What the study's fits stage computes: :func:`fit_suite` and :func:`holdout_check` of the same rows,
+    all in one pool of ``jobs`` processes (default: one per task, at most one per core).
+    Returns ({method: MethodFit}, the hold-out table)."""
+    results = _run_tasks(_window(runs, settings), settings, (*settings.methods, HOLDOUT), jobs)
+    return results, results.pop(HOLDOUT)
+
+
+def _window(runs: pd.DataFrame, settings: FitSettings) -> pd.DataFrame:
+    unknown = [m for m in settings.methods if m not in SUITE]
+    if unknown:  # before any fit or process starts
+        raise LawsInputError(f"method: {unknown[0]!r} is not one of {', '.join(SUITE)}")
     window = fit_window(runs, settings.warmup_steps, settings.max_loss, settings.loss_column)
     if len(window) == 0:
         raise LawsInputError("fit window: no rows left after the warmup and unigram-entropy rules")
-    window = window.assign(**{FITTED: fitted_loss(window, settings)})
-    return {method: fit_method(window, method, settings) for method in settings.methods}
+    return window.assign(**{FITTED: fitted_loss(window, settings)})
+
+
+def _run_task(window: pd.DataFrame, settings: FitSettings, task: str):
+    """One task (a method, or ``HOLDOUT``), in a worker or in the caller. One BLAS thread in both: a
+    multithreaded BLAS may split a product's sums differently (approach 3's screening of the start grid
+    is a 4500-row matrix-vector product; approach 1/2's least squares call LAPACK), and OpenBLAS's default
+    is one thread per core, so a worker and the caller could differ in the last bits; the arrays are small,
+    so one thread costs nothing (and OpenBLAS's spinning threads on a shared machine cost a lot, see
+    approach3.minimise). The BLAS libraries (numpy's and scipy's) are loaded by then: importing this
+    module imports linscale.laws, and threadpoolctl limits only the libraries already loaded."""
+    with threadpool_limits(limits=1, user_api="blas"):
+        if task == HOLDOUT:
+            return holdout_check(window, settings)
+        return fit_method(window, task, settings)
+
+
+def _run_tasks(window: pd.DataFrame, settings: FitSettings, tasks: tuple, jobs: int | None) -> dict:
+    """{task: result} in ``tasks`` order, from ``jobs`` processes (1: here, one after another). An
+    exception in a task is raised here as it is (a fit's LawsInputError per architecture is already in
+    its MethodFit.errors), with a note naming the task; the other tasks are stopped."""
+    if jobs is not None and jobs < 0:
+        raise LawsInputError(f"jobs: expected a number of processes (None or 0: the default), got {jobs}")
+    jobs = min(jobs or os.cpu_count() or 1, len(tasks))
+    results = {}
+    if jobs <= 1:
+        for task in tasks:
+            try:
+                results[task] = _run_task(window, settings, task)
+            except Exception as err:
+                err.add_note(f"fits: raised by {task}")
+                raise
+        return results
+    order = sorted(tasks, key=lambda task: -TASK_SECONDS.get(task, 0.0))  # stable: unknown tasks keep their order, last
+    # spawn, not fork: the caller may run threads (torch's, OpenMP's, BLAS's), and a fork copies their
+    # locks but not the threads, which can deadlock the child
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_run_task, window, settings, task): task for task in order}
+        try:
+            for future in as_completed(futures):
+                task = futures[future]
+                try:
+                    results[task] = future.result()
+                except BrokenProcessPool as err:  # a worker died (killed, out of memory): no exception to show
+                    err.add_note("fits: a worker process died while fitting one of "
+                                 + ", ".join(t for t in order if t not in results))
+                    raise
+                except Exception as err:
+                    err.add_note(f"fits: raised by {task} (in a worker process)")
+                    raise
+        except BaseException:
+            _stop(pool, futures)
+            raise
+    return {task: results[task] for task in tasks}
+
+
+def _stop(pool: ProcessPoolExecutor, futures) -> None:
+    """Cancel the tasks not started and end the workers: else the error would wait for the running fits
+    (approach 3: minutes) to finish."""
+    for future in futures:
+        future.cancel()
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        process.terminate()
 
 
 def crossovers(runs: pd.DataFrame, loss_column: str = "train_loss") -> pd.DataFrame:
