@@ -27,6 +27,37 @@ def _seed():
     torch.manual_seed(0)
 
 
+# The test files that take longest, about longest first, with their time on one worker of the 2-core CI
+# (two pytest-xdist workers; --durations of the 20:55 run, pytest 17:00). pytest-xdist's loadfile
+# scheduler hands whole files to the workers in the order of its queue, one each to start with, and a
+# worker gets its next file as soon as two or fewer of the tests it holds are left. By default (--loadscope-reorder) the queue is sorted by the number of tests in a file, which
+# put test_compare.py (10 tests, about 12 minutes) 14th of 30 files, so the suite ended with one worker
+# still on it. tasks.py passes --no-loadscope-reorder, which keeps the collection order, and
+# pytest_collection_modifyitems below puts these files first: the longest starts at once and the short
+# ones fill in around it. (test_compare.py's two studies start with four of its tests left, so no file
+# waits behind them.) The book's browser check follows the book, so that both usually run on the same
+# worker and share its built book (a session fixture: one build per worker).
+SLOW_FILES = (
+    "test_compare.py",        # ~750 s: two smoke studies (fixture ~640 s), `linscale compare` runs
+    "test_train_sweep.py",    # ~250 s: a killed sweep re-run, a killed worker, DDP on two processes
+    "test_book.py",           # ~150 s: the built book (~110 s) and a chapter re-executed
+    "test_book_browser.py",   # ~35 s (the built book is test_book.py's)
+    "test_train_signals.py",  # ~95 s: three signal-and-resume runs
+    "test_eval_suites.py",    # ~60 s: lm-eval's own CLI on every suite (beside the smoke sweep it reads)
+    "test_laws.py",           # ~55 s: approach 3's bootstrap
+    "test_kernels.py",        # ~30 s per architecture trained through the Triton interpreter
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist, the SLOW_FILES first (see there); the tests of a file keep their order, and a
+    run in one process (-n 0) keeps the usual order."""
+    if not hasattr(config, "workerinput"):  # the controller, or no xdist: nothing is handed out
+        return
+    rank = {name: i for i, name in enumerate(SLOW_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest as collected
+
+
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory):
     """`linscale sweep --preset smoke`, run once per test session: (its output folder, the completed
