@@ -1,4 +1,7 @@
+import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -58,19 +61,39 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest as collected
 
 
-@pytest.fixture(scope="session")
-def smoke_sweep(tmp_path_factory):
-    """`linscale sweep --preset smoke`, run once per test session: (its output folder, the completed
-    process). Tests read its table and checkpoints; any that write put their outputs elsewhere."""
-    import subprocess
-
-    out = tmp_path_factory.mktemp("smoke-sweep")
+def _smoke_sweep(out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-m", "linscale", "sweep", "--preset", "smoke", "--out", str(out),
                            "--jobs", "2", "--threads", "1"], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    return out, proc
+    return proc
+
+
+@pytest.fixture(scope="session")
+def smoke_sweep(tmp_path_factory):
+    """`linscale sweep --preset smoke`, run once per test session: (its output folder, the completed
+    process). Tests read its table and checkpoints; any that write put their outputs elsewhere.
+
+    Under pytest-xdist the workers' sessions share one sweep (about 140 core-seconds): the first worker
+    that needs it trains it, in the run's folder above the workers' own, and a worker that needs it
+    meanwhile waits for it; each worker then gets its own copy, which its tests may resume in place
+    (test_train_sweep.py does) without touching another worker's."""
+    out = tmp_path_factory.mktemp("smoke-sweep")
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return out, _smoke_sweep(out)
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-<n>/, above each worker's popen-gw<i>/
+    done = shared / "smoke-sweep.json"  # written once the sweep has succeeded
+    with FileLock(shared / "smoke-sweep.lock"):
+        if not done.exists():
+            shutil.rmtree(shared / "smoke-sweep", ignore_errors=True)  # another worker's failed attempt
+            proc = _smoke_sweep(shared / "smoke-sweep")
+            done.write_text(json.dumps({"args": proc.args, "returncode": proc.returncode, "stdout": proc.stdout,
+                                        "stderr": proc.stderr}))
+    shutil.copytree(shared / "smoke-sweep", out, dirs_exist_ok=True)
+    return out, subprocess.CompletedProcess(**json.loads(done.read_text()))
 
 
 @pytest.fixture(scope="session")
