@@ -18,6 +18,7 @@ import pandas as pd
 import pytest
 
 from linscale import compare, findings
+from linscale.study import SEED_OFFSETS
 
 SMOKE = Path(__file__).resolve().parent.parent / "results" / "smoke"
 
@@ -160,10 +161,22 @@ def two_studies(smoke_sweep, tmp_path_factory):
     # The session's smoke sweep is the first study's main grid (same preset, same seed): copied, since
     # the study writes its evaluation into the sweep folder, and then skipped by the study's sweep stage.
     shutil.copytree(smoke_sweep[0], root / "runs0" / "smoke")
+    # The seeds ablation retrains the base size at seed + 1 and seed + 2: the first study's smoke-seed2
+    # runs are the second's, run for run (a sweep that finds a run folder checks that it has the settings
+    # it would give that run, and refuses one that has not). They are copied into the second study without
+    # the first's evaluation store, whose rows name the first study's checkpoints: the second study
+    # evaluates them itself, and trains 22 runs instead of 26: only what the other seed changes.
+    shared = [f"smoke-seed{s}" for s in sorted({0 + o for o in SEED_OFFSETS} & {1 + o for o in SEED_OFFSETS})]
     for seed in (0, 1):
+        if seed:
+            for name in shared:
+                shutil.copytree(root / "runs0" / name, root / "runs1" / name, ignore=shutil.ignore_patterns("eval"))
         proc = linscale("study", "--preset", "smoke", "--stages", "sweep,eval,fits", "--runs-dir", root / f"runs{seed}",
                         "--results-dir", root / f"results{seed}", "--bootstrap", "20", "--eval-limit", "40", *(["--set", f"train.seed={seed}"] if seed else []))
         assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    for name in shared:  # taken as finished, not retrained
+        (line,) = [line for line in proc.stdout.splitlines() if line.startswith(f"sweep {name}: ")]
+        assert "already finished, 0 to run" in line, line
     return root / "results0" / "smoke", root / "results1" / "smoke"
 
 
