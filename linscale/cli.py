@@ -354,8 +354,20 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose epilog may be a function, called only when the help is printed: `linscale
+    train`'s epilog lists the text source's data keys, and importing them (linscale.data, hence Lightning)
+    took about 10 CPU-seconds that every `linscale` command paid before parsing its arguments. The
+    subcommands' parsers are of this class too (argparse gives them the root's)."""
+
+    def format_help(self) -> str:
+        if callable(self.epilog):
+            self.epilog = self.epilog()
+        return super().format_help()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="linscale", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="linscale", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("accounting", help="non-embedding parameters and training FLOPs (paper Table 1) of a preset")
@@ -371,7 +383,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "OUT/results.parquet. Re-running resumes from the run's last Lightning checkpoint; a "
                     "finished run is not trained again. SIGTERM or Ctrl-C stop it at the next step with a "
                     "checkpoint (exit code 143 or 130, status 'interrupted').",
-        epilog=_data_keys_epilog())
+        epilog=_data_keys_epilog)  # called when the help is printed
     p.add_argument("--preset", default=None, help="preset name (smoke, cpu, paper) or path to a YAML file")
     p.add_argument("--arch", default=None, help="architecture: llama, tnl, hgrn2 or cosformer2")
     p.add_argument("--size", default=None, help="a size name of the preset (e.g. s3, or 1B for paper)")

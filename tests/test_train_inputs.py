@@ -46,6 +46,18 @@ def test_data_keys_help_lists_every_key():
     assert all(f"data.{k.name} " in train_help for k in TEXT_KEYS)
 
 
+def test_building_the_command_line_imports_neither_lightning_nor_torch():
+    """Every `linscale` command builds the whole parser first: the train command's data-keys epilog is
+    computed only when its help is printed (it imports linscale.data and Lightning: about 10 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from linscale.cli import build_parser; build_parser().parse_args(['accounting']); "
+            "print(sorted(m for m in ('lightning', 'torch', 'linscale.data') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", (out.stdout, out.stderr)
+
+
 def test_after_a_start_with_a_wrong_path_the_corrected_command_trains_in_the_same_folder(tmp_path, monkeypatch,
                                                                                           capsys):
     monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
