@@ -1,4 +1,8 @@
-"""The study end to end: sweep -> evaluation -> fits -> chapters (papermill) -> book (Jupyter Book).
+"""The study end to end: sweep -> evaluation and fits (side by side) -> chapters (papermill) -> book.
+
+The main and ablation sweeps run as one schedule on one pool of training processes; the fits stage runs
+in a process of its own (its methods in a pool) while the evaluation runs, since neither reads the other's
+tables.
 
     linscale study --preset cpu      # the default CPU study; about an hour on 2 cores (see the README)
     linscale study --preset smoke    # the same pipeline in a few minutes (CI)
