@@ -177,7 +177,7 @@ def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tu
     """Run the main and the ablation sweeps as one schedule (:func:`linscale.train.sweep.run_sweeps`:
     every run of all of them, longest first, so no slot idles between sweeps), then write the tables;
     returns their SweepResults (the main sweep's first)."""
-    from linscale.train.sweep import idle_fraction, run_sweeps
+    from linscale.train.sweep import run_sweeps  # it reports the schedule's slots and idle time
 
     sweeps = [(f"sweep {preset}", _resolved(preset, overrides), runs_dir / preset)]
     base_size, variants = None, {}
@@ -189,10 +189,6 @@ def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tu
     for what, _, out in sweeps:
         _log(f"{what} -> {out}")
     swept = run_sweeps([(spec, out) for _, spec, out in sweeps], jobs=jobs, pool=pool)
-    span, busy = swept[0].span_s, sum(r.busy_s for r in swept)
-    if span:
-        _log(f"sweeps: {jobs} slots x {span:.0f} s, idle {idle_fraction(busy, jobs, span):.1%} "
-             f"({jobs * span - busy:.0f} s with no run training)")
     failed = [(what, out, result.failed) for (what, _, out), result in zip(sweeps, swept) if result.failed]
     if failed:
         raise RuntimeError("; ".join(f"{what}: runs failed: {', '.join(runs)} (see {out}/runs/*/)"
