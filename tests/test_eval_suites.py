@@ -204,3 +204,28 @@ def test_calibrate_evaluates_final_checkpoints_and_reports_every_task(tmp_path, 
     # another knob setting goes to a store of its own
     assert main(["eval", str(sweep_dir), "--calibrate", "--suites", "knowledge", "--option", "n_per_band=5"]) == 0
     assert len(list((sweep_dir / "eval").glob("calibration-*.parquet"))) == 1
+
+
+def test_bootstrapped_standard_errors_are_the_same_without_lm_evals_process_pool(monkeypatch):
+    """The runner draws lm-eval's bootstrap resamples in one process (no pool forked per metric per
+    checkpoint); the standard errors must be those of lm-eval's pool, to the bit."""
+    from lm_eval.api.metrics import bootstrap_stderr, perplexity
+
+    from linscale.eval.runner import _single_process_bootstrap
+
+    monkeypatch.delenv("DISABLE_MULTIPROC", raising=False)
+    xs = [float(x) for x in _item_loglikelihoods(60)]
+    pooled = bootstrap_stderr(perplexity, xs, iters=2000)  # two chunks of 1000, each its own seed
+    with _single_process_bootstrap():
+        assert os.environ["DISABLE_MULTIPROC"] == "1"
+        alone = bootstrap_stderr(perplexity, xs, iters=2000)
+    assert "DISABLE_MULTIPROC" not in os.environ  # restored
+    assert alone == pooled and alone > 0
+
+
+def _item_loglikelihoods(n: int) -> list[float]:
+    """n per-item log-likelihoods, spread like a small model's (deterministic)."""
+    import random
+
+    rnd = random.Random(7)
+    return [-rnd.uniform(0.5, 6.0) for _ in range(n)]
