@@ -278,6 +278,14 @@ def test_fit_suite_gives_the_same_bits_in_worker_processes_as_in_this_one():
             pd.testing.assert_frame_equal(getattr(one.fit, name), getattr(two.fit, name), check_exact=True,
                                           obj=f"{method}.{name}")
     pd.testing.assert_frame_equal(serial_holdout, pooled_holdout, check_exact=True, obj="holdout")
+    # the suite fits each method as one task per architecture: the same bits as the method fitted whole
+    window = suite._window(table, settings)
+    for method in settings.methods:
+        whole, split = suite.fit_method(window, method, settings), serial[method]
+        assert (whole.errors, whole.note) == (split.errors, split.note), method
+        for name in ("params", "points", "draws", "diagnostics"):
+            pd.testing.assert_frame_equal(getattr(whole.fit, name), getattr(split.fit, name), check_exact=True,
+                                          obj=f"{method}.{name} (whole)")
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -27,8 +27,9 @@ warmup, not the model: the first cpu grid's first four checkpoints sat inside a 
 losses near log(vocabulary) and set the L(C) exponent), and below the unigram entropy (a model above
 it has not yet learnt the token frequencies, the first thing any model learns).
 
-Processes (``jobs``): the methods are independent, so :func:`fit_suite` (and :func:`fit_study`, which adds
-the hold-out check) fits them in a pool of processes, one method per task, the longest first. Every task
+Processes (``jobs``): the methods, and each method's architectures, are independent, so :func:`fit_suite`
+(and :func:`fit_study`, which adds the hold-out check) fits them in a pool of processes, one method and
+architecture per task, the longest first. Every task
 runs with one BLAS thread whether it runs in a worker or in the caller (``jobs=1``), so both give the same
 bits. The pool uses the ``spawn`` start method: a script that calls these functions with ``jobs`` other
 than 1 needs the usual ``if __name__ == "__main__":`` guard.
@@ -152,24 +153,48 @@ def _fit_one(runs: pd.DataFrame, method: str, settings: FitSettings) -> LawFit:
 
 def fit_method(runs: pd.DataFrame, method: str, settings: FitSettings) -> MethodFit:
     """One method of the suite for every architecture of ``runs`` (already windowed), each on its own."""
+    _check_method(method)
+    if method in NEEDS_ENTROPY and settings.entropy is None:
+        return _method_fit(method, {}, settings)
+    return _method_fit(method, {arch: _fit_arch(part, method, settings)
+                                for arch, part in runs.groupby("arch", sort=True)}, settings)
+
+
+def _check_method(method: str) -> None:
     if method not in SUITE:
         raise LawsInputError(f"method: {method!r} is not one of {', '.join(SUITE)}")
+
+
+def _fit_arch(part: pd.DataFrame, method: str, settings: FitSettings) -> tuple[LawFit | None, str, str]:
+    """One architecture's fit by ``method``: (its LawFit or None, why not ("" when fitted), a note on what
+    was given up: the intervals, when its bootstrap was impossible)."""
+    arch = str(part["arch"].iloc[0])
+    try:
+        try:
+            return _fit_one(part, method, settings), "", ""
+        except LawsInputError as err:
+            if settings.bootstrap < 2:
+                raise
+            no_bootstrap = FitSettings(**{**settings.__dict__, "bootstrap": 0})
+            return _fit_one(part, method, no_bootstrap), "", f"no bootstrap intervals: {err}"
+    except LawsInputError as err:
+        return None, str(err).replace(f" [{arch}]", ""), ""
+
+
+def _method_fit(method: str, outcomes: dict, settings: FitSettings) -> MethodFit:
+    """The MethodFit of ``method`` from {arch: :func:`_fit_arch` outcome}, in architecture order."""
     result = MethodFit(method)
     if method in NEEDS_ENTROPY and settings.entropy is None:
         result.errors = {"all": "needs the exact entropy rate of the language (unknown for real text)"}
         return result
     fits, notes = [], set()
-    for arch, part in runs.groupby("arch", sort=True):
-        try:
-            try:
-                fits.append(_fit_one(part, method, settings))
-            except LawsInputError as err:
-                if settings.bootstrap < 2:
-                    raise
-                fits.append(_fit_one(part, method, FitSettings(**{**settings.__dict__, "bootstrap": 0})))
-                notes.add(f"no bootstrap intervals: {err}")
-        except LawsInputError as err:
-            result.errors[str(arch)] = str(err).replace(f" [{arch}]", "")
+    for arch, (fit, error, note) in sorted(outcomes.items()):
+        if fit is None:
+            result.errors[str(arch)] = error
+            continue
+        fits.append(fit)
+        if note:
+            notes.add(note)
     if fits:
         fit = concat_fits(fits)
         params, diagnostics = fit.params.copy(), fit.diagnostics.copy()
@@ -180,11 +205,12 @@ def fit_method(runs: pd.DataFrame, method: str, settings: FitSettings) -> Method
 
 
 HOLDOUT = "holdout"  # fit_study's extra task: holdout_check on the same window
-# Seconds each task took on the committed cpu table (results/cpu/runs.parquet, fit_settings("cpu",
-# bootstrap=200), one process of two shared cores): approach1 18.8, approach1_excess 19.4, approach2 44.5,
-# approach3 271.8, approach3_fixed_e 132.7, holdout 14.6; 457 s in all. The pool is given the longest first
-# (unknown tasks last), so approach3 starts at once and the rest share the other process: the stage then
-# takes about as long as approach3.
+# Seconds each method took (all four architectures) on the committed cpu table (results/cpu/runs.parquet,
+# fit_settings("cpu", bootstrap=200), one process of two shared cores): approach1 18.8, approach1_excess
+# 19.4, approach2 44.5, approach3 271.8, approach3_fixed_e 132.7, holdout 14.6; 457 s in all. The pool
+# gets one task per method and architecture (a quarter of these each), the longest first (unknown tasks
+# last): as one task per method, approach 3 alone set the stage's length, its 272 s against 230 s for
+# all the rest.
 TASK_SECONDS = {"approach3": 271.8, "approach3_fixed_e": 132.7, "approach2": 44.5, "approach1_excess": 19.4,
                 "approach1": 18.8, HOLDOUT: 14.6}
 
@@ -214,57 +240,96 @@ def _window(runs: pd.DataFrame, settings: FitSettings) -> pd.DataFrame:
     return window.assign(**{FITTED: fitted_loss(window, settings)})
 
 
-def _run_task(window: pd.DataFrame, settings: FitSettings, task: str):
-    """One task (a method, or ``HOLDOUT``), in a worker or in the caller. One BLAS thread in both: a
+def _run_task(part: pd.DataFrame, settings: FitSettings, task: tuple):
+    """One task: (``HOLDOUT``, None) on the whole window, or (method, arch) on that architecture's rows;
+    in a worker or in the caller. One BLAS thread in both: a
     multithreaded BLAS may split a product's sums differently (approach 3's screening of the start grid
     is a 4500-row matrix-vector product; approach 1/2's least squares call LAPACK), and OpenBLAS's default
     is one thread per core, so a worker and the caller could differ in the last bits; the arrays are small,
     so one thread costs nothing (and OpenBLAS's spinning threads on a shared machine cost a lot, see
     approach3.minimise). The BLAS libraries (numpy's and scipy's) are loaded by then: importing this
     module imports linscale.laws, and threadpoolctl limits only the libraries already loaded."""
+    method, _ = task
     with threadpool_limits(limits=1, user_api="blas"):
-        if task == HOLDOUT:
-            return holdout_check(window, settings)
-        return fit_method(window, task, settings)
+        if method == HOLDOUT:
+            return holdout_check(part, settings)
+        return _fit_arch(part, method, settings)
+
+
+def _label(task: tuple) -> str:
+    method, arch = task
+    return method if arch is None else f"{method} [{arch}]"
 
 
 def _run_tasks(window: pd.DataFrame, settings: FitSettings, tasks: tuple, jobs: int | None) -> dict:
-    """{task: result} in ``tasks`` order, from ``jobs`` processes (1: here, one after another). An
-    exception in a task is raised here as it is (a fit's LawsInputError per architecture is already in
+    """{task: result} in ``tasks`` order (methods, or ``HOLDOUT``), from ``jobs`` processes (1: here, one
+    after another). A method is fitted as one task per architecture (the architectures' fits are
+    independent: the pool can balance them), reassembled into its MethodFit as :func:`fit_method` would.
+    An exception in a task is raised here as it is (a fit's LawsInputError per architecture is already in
     its MethodFit.errors), with a note naming the task; the other tasks are stopped."""
     if jobs is not None and jobs < 0:
         raise LawsInputError(f"jobs: expected a number of processes (None or 0: the default), got {jobs}")
-    jobs = min(jobs or os.cpu_count() or 1, len(tasks))
+    archs = sorted(window["arch"].unique())
+    units = []
+    for task in tasks:
+        if task == HOLDOUT:
+            units.append((HOLDOUT, None))
+        elif not (task in NEEDS_ENTROPY and settings.entropy is None):  # else no fit: _method_fit says why
+            units += [(task, arch) for arch in archs]
+    parts = {arch: part for arch, part in window.groupby("arch", sort=True)}
+
+    def rows(unit):
+        return window if unit[0] == HOLDOUT else parts[unit[1]]
+
+    jobs = min(jobs or os.cpu_count() or 1, max(1, len(units)))
     results = {}
     if jobs <= 1:
-        for task in tasks:
+        for unit in units:
             try:
-                results[task] = _run_task(window, settings, task)
+                results[unit] = _run_task(rows(unit), settings, unit)
             except Exception as err:
-                err.add_note(f"fits: raised by {task}")
+                err.add_note(f"fits: raised by {_label(unit)}")
                 raise
-        return results
-    order = sorted(tasks, key=lambda task: -TASK_SECONDS.get(task, 0.0))  # stable: unknown tasks keep their order, last
+    else:
+        results = _run_in_pool(units, rows, settings, jobs, len(archs))
+    out = {}
+    for task in tasks:
+        if task == HOLDOUT:
+            out[task] = results[(HOLDOUT, None)]
+        else:
+            out[task] = _method_fit(task, {arch: results[(task, arch)] for arch in archs if (task, arch) in results},
+                                    settings)
+    return out
+
+
+def _run_in_pool(units: list, rows, settings: FitSettings, jobs: int, n_archs: int) -> dict:
+    """{unit: result} of every unit, in a spawn pool of ``jobs`` processes, the longest first."""
+    def seconds(unit) -> float:
+        method, arch = unit
+        return TASK_SECONDS.get(method, 0.0) / (1 if arch is None else max(1, n_archs))
+
+    order = sorted(units, key=lambda unit: -seconds(unit))  # stable: unknown tasks keep their order, last
+    results = {}
     # spawn, not fork: the caller may run threads (torch's, OpenMP's, BLAS's), and a fork copies their
     # locks but not the threads, which can deadlock the child
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(_run_task, window, settings, task): task for task in order}
+        futures = {pool.submit(_run_task, rows(unit), settings, unit): unit for unit in order}
         try:
             for future in as_completed(futures):
-                task = futures[future]
+                unit = futures[future]
                 try:
-                    results[task] = future.result()
+                    results[unit] = future.result()
                 except BrokenProcessPool as err:  # a worker died (killed, out of memory): no exception to show
                     err.add_note("fits: a worker process died while fitting one of "
-                                 + ", ".join(t for t in order if t not in results))
+                                 + ", ".join(_label(u) for u in order if u not in results))
                     raise
                 except Exception as err:
-                    err.add_note(f"fits: raised by {task} (in a worker process)")
+                    err.add_note(f"fits: raised by {_label(unit)} (in a worker process)")
                     raise
         except BaseException:
             _stop(pool, futures)
             raise
-    return {task: results[task] for task in tasks}
+    return results
 
 
 def _stop(pool: ProcessPoolExecutor, futures) -> None:
