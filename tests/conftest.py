@@ -31,20 +31,19 @@ def _seed():
 
 
 # The test files that take longest, about longest first, with their time on one worker of the 2-core CI
-# (two pytest-xdist workers; --durations of the 20:55 run, pytest 17:00). pytest-xdist's loadfile
-# scheduler hands whole files to the workers in the order of its queue, one each to start with, and a
-# worker gets its next file as soon as two or fewer of the tests it holds are left. By default (--loadscope-reorder) the queue is sorted by the number of tests in a file, which
-# put test_compare.py (10 tests, about 12 minutes) 14th of 30 files, so the suite ended with one worker
-# still on it. tasks.py passes --no-loadscope-reorder, which keeps the collection order, and
-# pytest_collection_modifyitems below puts these files first: the longest starts at once and the short
-# ones fill in around it. (test_compare.py's two studies start with four of its tests left, so no file
-# waits behind them.) The book's browser check follows the book, so that both usually run on the same
-# worker and share its built book (a session fixture: one build per worker).
+# (two pytest-xdist workers; --durations of a 15:33 pytest run). pytest-xdist's loadfile scheduler hands
+# whole files to the workers in the order of its queue, one each to start with, and a worker gets its next
+# file as soon as two or fewer of the tests it holds are left. By default (--loadscope-reorder) the queue
+# is sorted by the number of tests in a file, which once put test_compare.py (10 tests, then about 12
+# minutes) 14th of 30 files, so the suite ended with one worker still on it. tasks.py passes
+# --no-loadscope-reorder, which keeps the collection order, and pytest_collection_modifyitems below puts
+# these files first: the longest starts at once and the short ones fill in around it. The smoke sweep and
+# the built book are made once for both workers (_once_for_all_workers).
 SLOW_FILES = (
-    "test_compare.py",        # ~750 s: two smoke studies (fixture ~640 s), `linscale compare` runs
-    "test_train_sweep.py",    # ~250 s: a killed sweep re-run, a killed worker, DDP on two processes
-    "test_book.py",           # ~150 s: the built book (~110 s) and a chapter re-executed
-    "test_book_browser.py",   # ~35 s (the built book is test_book.py's)
+    "test_compare.py",        # ~480 s: a smoke study with another seed (fixture ~380 s), `linscale compare` runs
+    "test_train_sweep.py",    # ~450 s: the smoke sweep (~160 s), a killed sweep re-run, a killed worker, DDP
+    "test_book.py",           # ~130 s: the built book (~105 s) and a chapter re-executed
+    "test_book_browser.py",   # ~50 s (the built book is test_book.py's)
     "test_train_signals.py",  # ~95 s: three signal-and-resume runs
     "test_eval_suites.py",    # ~60 s: lm-eval's own CLI on every suite (beside the smoke sweep it reads)
     "test_laws.py",           # ~55 s: approach 3's bootstrap
@@ -79,33 +78,55 @@ def smoke_sweep(tmp_path_factory):
     that needs it trains it, in the run's folder above the workers' own, and a worker that needs it
     meanwhile waits for it; each worker then gets its own copy, which its tests may resume in place
     (test_train_sweep.py does) without touching another worker's."""
-    out = tmp_path_factory.mktemp("smoke-sweep")
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return out, _smoke_sweep(out)
-    from filelock import FileLock
+    def sweep(folder: Path) -> dict:
+        proc = _smoke_sweep(folder)
+        return {"folder": str(folder), "args": proc.args, "returncode": proc.returncode, "stdout": proc.stdout,
+                "stderr": proc.stderr}
 
-    shared = tmp_path_factory.getbasetemp().parent  # pytest-<n>/, above each worker's popen-gw<i>/
-    done = shared / "smoke-sweep.json"  # written once the sweep has succeeded
-    with FileLock(shared / "smoke-sweep.lock"):
-        if not done.exists():
-            shutil.rmtree(shared / "smoke-sweep", ignore_errors=True)  # another worker's failed attempt
-            proc = _smoke_sweep(shared / "smoke-sweep")
-            done.write_text(json.dumps({"args": proc.args, "returncode": proc.returncode, "stdout": proc.stdout,
-                                        "stderr": proc.stderr}))
-    shutil.copytree(shared / "smoke-sweep", out, dirs_exist_ok=True)
-    return out, subprocess.CompletedProcess(**json.loads(done.read_text()))
+    done = _once_for_all_workers(tmp_path_factory, "smoke-sweep", sweep)
+    out = Path(done.pop("folder"))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # each worker's own copy, which its tests may resume in place
+        out = shutil.copytree(out, tmp_path_factory.mktemp("smoke-sweep"), dirs_exist_ok=True)
+    return out, subprocess.CompletedProcess(**done)
 
 
 @pytest.fixture(scope="session")
 def built_book(tmp_path_factory):
     """Every chapter of the table of contents executed on the smoke results and the book built, in a
     temporary copy of book/ and _config.yml (the repository's book/chapters is left alone). Shared by
-    tests/test_book.py and the browser check."""
+    tests/test_book.py and the browser check, which only read it.
+
+    Under pytest-xdist the workers share one build (about 190 s on one worker of the 2-core CI, which
+    the last CI paid twice when the two files landed on different workers): the first worker that needs
+    it builds it in the run's folder above the workers' own, and one that needs it meanwhile waits."""
     from linscale import book
 
-    root = book.copy_sources(tmp_path_factory.mktemp("book"))
     chapters = book.toc_chapters()
-    outputs = book.execute_book(book.SMOKE_PARAMETERS, chapters=chapters, out_dir=root / "book" / "chapters",
-                                force=True, workers=2)
-    html = book.build_html(root)
-    return {"root": root, "html": html, "chapters": chapters, "outputs": dict(zip(chapters, outputs))}
+
+    def build(folder: Path) -> dict:
+        root = book.copy_sources(folder)
+        outputs = book.execute_book(book.SMOKE_PARAMETERS, chapters=chapters, out_dir=root / "book" / "chapters",
+                                    force=True, workers=2)
+        return {"root": str(root), "html": str(book.build_html(root)), "outputs": [str(o) for o in outputs]}
+
+    built = _once_for_all_workers(tmp_path_factory, "book", build)
+    return {"root": Path(built["root"]), "html": Path(built["html"]), "chapters": chapters,
+            "outputs": dict(zip(chapters, map(Path, built["outputs"])))}
+
+
+def _once_for_all_workers(tmp_path_factory, name: str, make) -> dict:
+    """``make(folder)`` (a JSON-able dict) run once per test run: in this session's own folder without
+    pytest-xdist; under it, by the first worker that asks, in the run's folder above the workers' own,
+    while any other worker that asks waits for it, and then reads its result."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return make(tmp_path_factory.mktemp(name))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # pytest-<n>/, above each worker's popen-gw<i>/
+    done = shared / f"{name}.json"  # written once make() has succeeded
+    with FileLock(shared / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(shared / name, ignore_errors=True)  # another worker's failed attempt
+            (shared / name).mkdir()
+            done.write_text(json.dumps(make(shared / name)))
+    return json.loads(done.read_text())
