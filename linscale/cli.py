@@ -125,19 +125,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from linscale.checkpoint import CheckpointError
     from linscale.eval.adapter import ContextLengthError
-    from linscale.eval.runner import evaluate_sweep, final_checkpoints
+    from contextlib import nullcontext
+
+    from linscale.eval.runner import EvalPool, evaluate_sweep, final_checkpoints
 
     options = _task_options(args.option)
     checkpoints, out = args.checkpoint, args.out
     if args.calibrate:  # each run's final checkpoint, into a store of its own per knob setting
         checkpoints = checkpoints or final_checkpoints(args.sweep_dir)
         out = out or Path(args.sweep_dir) / "eval" / _calibration_store(options, args.context_factor)
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs: expected at least 1 evaluation process, got {args.jobs}")
     try:
-        store = evaluate_sweep(args.sweep_dir, [s for s in args.suites.split(",") if s], checkpoints=checkpoints,
-                               tasks=[t for t in (args.tasks or "").split(",") if t], out=out,
-                               task_cache=args.task_cache, limit=args.limit, batch_size=args.batch_size,
-                               device=args.device, include_defaults=args.real_tasks, task_options=options,
-                               context_factor=args.context_factor, include_path=args.include_path)
+        with EvalPool(args.jobs, threads=1) if (args.jobs or 1) > 1 else nullcontext() as pool:
+            store = evaluate_sweep(args.sweep_dir, [s for s in args.suites.split(",") if s], checkpoints=checkpoints,
+                                   tasks=[t for t in (args.tasks or "").split(",") if t], out=out,
+                                   task_cache=args.task_cache, limit=args.limit, batch_size=args.batch_size,
+                                   device=args.device, include_defaults=args.real_tasks, task_options=options,
+                                   context_factor=args.context_factor, include_path=args.include_path, pool=pool)
     except (CheckpointError, ContextLengthError) as err:
         raise ConfigError(str(err)) from None
     if args.calibrate:
@@ -482,7 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all)")
     p.add_argument("--jobs", type=int, default=None,
-                   help="processes in parallel: training runs, and the fits stage's methods (default: one per core)")
+                   help="processes in parallel: training runs, evaluations, and the fits stage's tasks (default: one per core)")
     p.add_argument("--ablations", default=None,
                    help="comma-separated ablation sweeps to train: aspect, context, seeds (default: all)")
     p.add_argument("--no-ablations", action="store_true", help="skip the ablation sweeps (aspect ratio, training context, seeds)")
@@ -531,6 +536,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sequences per forward pass (default: 16; lm-eval's own default of 1 is several times "
                         "slower on small models, with identical scores)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="checkpoints evaluated side by side, each in its own process with one torch thread "
+                        "(default: one at a time, here); the store is the same")
     p.add_argument("--context-factor", type=float, default=1.0,
                    help="max_length = this x the training seq_len (2 probes length extrapolation like the "
                         "paper's 16K NIAH on 8K models; use another --out)")

@@ -109,6 +109,31 @@ def test_linscale_eval_is_resumable_without_duplicates(tmp_path):
     assert (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").is_file()
 
 
+@pytest.mark.slow  # two spawned evaluation processes import torch and lm-eval (a few seconds)
+def test_checkpoints_evaluated_side_by_side_give_the_store_one_process_gives(tmp_path):
+    from linscale.eval.runner import EvalPool
+
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("llama")), ("a", 20, fx.tiny_model("tnl", 1)),
+                                    ("b", 10, fx.tiny_model("hgrn2"))])
+    suites = ["linguistic", "retrieval"]  # a bootstrapped perplexity and the NIAH cells
+    alone = evaluate_sweep(sweep_dir, suites, out=tmp_path / "alone" / "results.parquet", progress=lambda m: None)
+    messages = []
+    with EvalPool(jobs=2, threads=1) as pool:
+        pooled = evaluate_sweep(sweep_dir, suites, out=tmp_path / "pooled" / "results.parquet",
+                                progress=messages.append, pool=pool)
+        again = evaluate_sweep(sweep_dir, suites, out=tmp_path / "pooled" / "results.parquet",
+                               progress=messages.append, pool=pool)  # the same pool serves another call
+    assert len(alone) == len(pooled) == len(again) > 0
+    pd.testing.assert_frame_equal(alone.drop(columns="eval_time_s"), pooled.drop(columns="eval_time_s"), check_exact=True)
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "alone" / "niah_cells.parquet"),
+                                  pd.read_parquet(tmp_path / "pooled" / "niah_cells.parquet"), check_exact=True)
+    # written in checkpoint order as the pool finishes them, then skipped when asked again
+    done = [m for m in messages if not m.endswith("already evaluated")]
+    assert [m.split(":")[0] for m in done] == [f"[{n}/3] {r} step {s} {suite}" for n, (r, s) in
+                                               enumerate([("a", 10), ("a", 20), ("b", 10)], 1) for suite in suites]
+    assert sum(m.endswith("already evaluated") for m in messages) == 6
+
+
 def test_linscale_eval_retrieval_writes_niah_cells(tmp_path):
     sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("tnl"))])
     table = evaluate_sweep(sweep_dir, ["retrieval"], progress=lambda m: None)

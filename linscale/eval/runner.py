@@ -274,7 +274,8 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                    tasks: list[str] | None = None, out: str | os.PathLike | None = None,
                    task_cache=None, limit: int | None = None, batch_size: int = 16, device: str = "cpu",
                    include_defaults: bool = False, task_options: dict | None = None,
-                   context_factor: float = 1.0, include_path=None, progress=print) -> pd.DataFrame:
+                   context_factor: float = 1.0, include_path=None, progress=print,
+                   pool: "EvalPool | None" = None) -> pd.DataFrame:
     """Evaluate ``suites`` (and extra ``tasks``) on every exported checkpoint of ``sweep_dir`` (or on
     the given ``checkpoints``), appending to ``out`` (default ``<sweep>/eval/results.parquet``).
 
@@ -282,7 +283,9 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
     ``seq_len`` (the paper tests its 8K models on NIAH up to 16K: factor 2). Rows record it in
     ``max_length``; the store key does not include it, so use a separate ``out`` per factor (and per
     setting of ``task_options``, the difficulty knobs of linscale/eval/difficulty.yaml).
-    ``include_path``: folders of the user's own lm-eval task YAMLs, for ``tasks``."""
+    ``include_path``: folders of the user's own lm-eval task YAMLs, for ``tasks``. ``pool``: an
+    :class:`EvalPool` whose processes evaluate the checkpoints side by side (default: one after another,
+    here); the store is written here, in checkpoint order, with the same rows either way."""
     from linscale.eval.items import checkpoint_meta, training_seq_len
 
     sweep_dir = Path(sweep_dir)
@@ -301,6 +304,7 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         raise ConfigError(f"{out}: another `linscale eval` is writing this results store") from None
     try:
         table = read_store(out)
+        todo = []  # (n, checkpoint, meta, suite, names, options): what is not in the store yet
         for n, checkpoint in enumerate(checkpoints, 1):
             meta = checkpoint_meta(checkpoint)
             run_id, step = str(meta.get("run_id", checkpoint)), int(meta.get("step", -1))
@@ -315,25 +319,109 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                 if len(done):
                     progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: already evaluated")
                     continue
-                start = time.perf_counter()
-                results = evaluate_checkpoint(checkpoint, names, task_cache=task_cache, limit=limit,
-                                              batch_size=batch_size, device=device,
-                                              include_defaults=include_defaults, task_options=options,
-                                              include_path=include_path)
-                elapsed = time.perf_counter() - start
-                json_file = out.parent / "json" / run_id / f"step={step}" / f"{suite}.json"
-                json_file.parent.mkdir(parents=True, exist_ok=True)
-                _write_json(json_file, results)
-                cells = niah_cell_rows(results, meta)
-                if len(cells):  # first the cells, so a finished suite in the main store implies them
-                    append_rows(out.parent / "niah_cells.parquet", cells, NIAH_KEY)
-                max_length = options.get("max_length") or training_seq_len(meta)
-                table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed, max_length,
-                                                     options))
-                progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: {elapsed:.1f}s")
+                todo.append((n, checkpoint, meta, suite, names, options))
+        evaluate = functools.partial(_timed_evaluation, task_cache=task_cache, limit=limit, batch_size=batch_size,
+                                     device=device, include_defaults=include_defaults, include_path=include_path)
+        # Submitted all at once, written as each finishes in checkpoint order: the pool works ahead, the store
+        # grows in the order one process would give it, and an interrupted run keeps what was written.
+        pending = [(item, (pool or _HERE).submit(evaluate, item[1], item[4], item[5])) for item in todo]
+        for (n, checkpoint, meta, suite, names, options), future in pending:
+            results, elapsed = future.result()
+            run_id, step = str(meta.get("run_id", checkpoint)), int(meta.get("step", -1))
+            json_file = out.parent / "json" / run_id / f"step={step}" / f"{suite}.json"
+            json_file.parent.mkdir(parents=True, exist_ok=True)
+            _write_json(json_file, results)
+            cells = niah_cell_rows(results, meta)
+            if len(cells):  # first the cells, so a finished suite in the main store implies them
+                append_rows(out.parent / "niah_cells.parquet", cells, NIAH_KEY)
+            max_length = options.get("max_length") or training_seq_len(meta)
+            table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed, max_length,
+                                                 options))
+            progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: {elapsed:.1f}s")
     finally:
+        if pool is not None:
+            pool.cancel_pending()
         lock.release()
     return table
+
+
+def _timed_evaluation(checkpoint, names, options, **kwargs) -> tuple[dict, float]:
+    """(lm-eval's results of ``names`` on ``checkpoint``, seconds it took): one task of an EvalPool."""
+    from lm_eval.utils import handle_non_serializable
+
+    start = time.perf_counter()
+    results = evaluate_checkpoint(checkpoint, names, task_options=options, **kwargs)
+    # The task configs hold the tasks' Python functions (doc_to_text, ...), from modules lm-eval loads by
+    # their file path, which a pool's parent cannot import to unpickle them: they go back as the JSON file
+    # writes them (_write_json), which is all anything reads of them.
+    results["configs"] = json.loads(json.dumps(results.get("configs", {}), default=handle_non_serializable))
+    return results, time.perf_counter() - start
+
+
+class _Here:
+    """An executor that runs each task when its result is asked for: evaluate_sweep without a pool
+    evaluates one checkpoint at a time, writing each before the next starts."""
+
+    class _Deferred:
+        def __init__(self, fn, args):
+            self._fn, self._args = fn, args
+
+        def result(self):
+            return self._fn(*self._args)
+
+    def submit(self, fn, *args):
+        return self._Deferred(fn, args)
+
+
+_HERE = _Here()
+
+
+class EvalPool:
+    """Processes that evaluate checkpoints for :func:`evaluate_sweep`, each with ``threads`` torch threads
+    (the study evaluates with one, so that the scores do not depend on the machine's cores), shared by
+    every call made while it is open::
+
+        with EvalPool(jobs=2) as pool:
+            evaluate_sweep(sweep, ["knowledge"], pool=pool)
+
+    ``spawn`` processes: the caller may run threads (torch's, OpenMP's), and a fork copies their locks but
+    not the threads. Each imports torch and lm-eval once (a few seconds), then takes checkpoint after
+    checkpoint. The scores are the same as one process's: every evaluation is seeded on its own."""
+
+    def __init__(self, jobs: int, threads: int = 1):
+        if jobs < 1 or threads < 1:
+            raise ConfigError(f"--jobs: expected at least one evaluation process of at least one thread, got "
+                              f"{jobs} x {threads}")
+        self.jobs, self.threads, self._executor, self._futures = jobs, threads, None, []
+
+    def __enter__(self) -> "EvalPool":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                                             initializer=_set_threads, initargs=(self.threads,))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cancel_pending()
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+    def submit(self, fn, *args):
+        future = self._executor.submit(fn, *args)
+        self._futures.append(future)
+        return future
+
+    def cancel_pending(self) -> None:
+        """Drop the tasks not started (an error in the caller: they would only delay it)."""
+        for future in self._futures:
+            future.cancel()
+        self._futures = [f for f in self._futures if not f.done()]
+
+
+def _set_threads(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
 
 
 def _write_json(path: Path, results: dict) -> None:
