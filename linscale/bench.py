@@ -404,6 +404,18 @@ def train_settings(preset: str | None = "cpu", quick: bool = False):
     return TrainSettings.from_dict(load_preset(preset).get("train") or {})
 
 
+def size_steps(preset: str | None = "cpu") -> dict[str, int]:
+    """{size: optimiser steps of its runs} in ``preset``: the preset's budget, or the size's own
+    (``sizes.<size>.train.tokens``, as the cpu grid gives each size)."""
+    from linscale.presets import load_preset, split_size
+    from linscale.train.settings import TrainSettings
+
+    spec = load_preset(preset)
+    base = spec.get("train") or {}
+    return {size: TrainSettings.from_dict({**base, **split_size(size, shape)[1]}).total_steps
+            for size, shape in spec["sizes"].items()}
+
+
 def _batches(config: ModelConfig, settings, count: int = 4, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """A few random (inputs, labels) batches of the run's shape, cycled so no model fits one batch."""
     g = torch.Generator().manual_seed(seed)
@@ -807,12 +819,14 @@ def lightning_overhead(configs: dict[tuple[str, str], ModelConfig], settings, st
 
 
 def compile_gain(extremes: dict[tuple[str, str], ModelConfig], settings, timeout_s: float = 600, repeats: int = 9,
-                 timer: str = "wall") -> pd.DataFrame:
+                 timer: str = "wall", run_steps: dict[str, int] | None = None) -> pd.DataFrame:
     """Does ``torch.compile`` repay its compile time within one run? For each of ``extremes``, in a fresh
     process with an empty Inductor cache (as a sweep's first run of a shape meets it): the compile time
     (the first compiled step's wall time less an eager step's), then eager and compiled steps interleaved.
     ``break_even_steps`` = compile time / time saved per step, against the run's ``run_steps``. A case
-    still compiling after ``timeout_s`` is a row with ``compile_s`` = NaN and the note."""
+    still compiling after ``timeout_s`` is a row with ``compile_s`` = NaN and the note. ``run_steps``:
+    {size: steps of its run} (:func:`size_steps`; a size may train its own token budget), else every run
+    takes ``settings``' steps."""
     import json
 
     rows = []
@@ -820,7 +834,7 @@ def compile_gain(extremes: dict[tuple[str, str], ModelConfig], settings, timeout
         job = json.dumps(dict(config=config.to_dict(), settings=settings.to_dict(), repeats=repeats, timer=timer))
         row = dict(arch=arch, size=config.name, which=which, compile_s=float("nan"), eager_ms=float("nan"),
                    compiled_ms=float("nan"), gain=float("nan"), break_even_steps=float("nan"),
-                   run_steps=settings.total_steps, repaid=False, note="")
+                   run_steps=(run_steps or {}).get(config.name, settings.total_steps), repaid=False, note="")
         with tempfile.TemporaryDirectory() as cache:
             env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache, "OMP_NUM_THREADS": str(torch.get_num_threads())}
             try:
@@ -1065,7 +1079,7 @@ def run_all(quick: bool = False, sections=DEFAULT_SECTIONS, preset: str | None =
             tables[section] = batched_runs(smallest, settings, p["batched_runs"], p["batched_repeats"], timer=timer)
         elif section == "compile":
             tables[section] = compile_gain(grid_extremes(grid), settings, p["compile_timeout_s"], p["compile_repeats"],
-                                           timer=timer)
+                                           timer=timer, run_steps=None if quick else size_steps(preset))
         elif section == "end_to_end":
             tables[section] = end_to_end(("smoke",) if quick else studies)
         if log:

@@ -2,6 +2,8 @@
 
 Speed itself is never asserted here (a loaded CI machine would make that flaky); the goals are checked by
 the benchmark's own report, from ratios measured side by side."""
+from pathlib import Path
+
 import pytest
 
 from linscale import bench
@@ -121,6 +123,21 @@ def test_compile_gain_reports_a_case_still_compiling():
     t = bench.compile_gain({("tnl", "smallest"): cfg}, bench.train_settings(quick=True), timeout_s=0.5)
     row = t.iloc[0]
     assert "still compiling after" in row.note and not row.repaid and row.compile_s != row.compile_s  # NaN
+
+
+def test_compile_gain_weighs_each_size_against_its_own_run_length():
+    """The cpu grid gives every size its own token budget: the compile time is repaid, or not, within
+    that size's run, which is as many steps as the study trained it (results/cpu/runs.parquet)."""
+    import pandas as pd
+
+    steps = bench.size_steps("cpu")
+    trained = pd.read_parquet(Path(__file__).parent.parent / "results" / "cpu" / "runs.parquet")
+    assert steps == trained.groupby("size")["step"].max().to_dict()
+    assert len(set(steps.values())) > 1  # not one budget for all
+    cfg = bench.grid_configs(quick=True)["tnl"][0]
+    t = bench.compile_gain({("tnl", "smallest"): cfg}, bench.train_settings(quick=True), timeout_s=0.5,
+                           run_steps={cfg.name: 1234})
+    assert t.iloc[0].run_steps == 1234
 
 
 def test_cli_quick_prints_and_writes(tmp_path, capsys):
