@@ -1,8 +1,10 @@
-"""The study end to end: sweep -> evaluation and fits (side by side) -> chapters (papermill) -> book.
+"""The study end to end: sweep -> evaluation -> fits -> chapters (papermill) -> book.
 
-The main and ablation sweeps run as one schedule on one pool of training processes; the fits stage runs
-in a process of its own (its methods in a pool) while the evaluation runs, since neither reads the other's
-tables.
+Each stage keeps every core busy: the main and ablation sweeps run as one schedule on one pool of
+training processes, the evaluation takes checkpoints side by side in a pool of one-thread processes, and
+the fits stage fits each method and architecture as a task of its own pool. (The fits once ran in a
+process of their own beside a one-process evaluation: 490 s for both on the cpu study, against 139 s +
+about 265 s one after the other with both pools.)
 
     linscale study --preset cpu      # the default CPU study; about an hour on 2 cores (see the README)
     linscale study --preset smoke    # the same pipeline in a few minutes (CI)
@@ -224,16 +226,17 @@ def _write_table(frame: pd.DataFrame, dst: Path) -> None:
 
 
 EVAL_CHECKPOINTS = ("all", "final")
-# The study evaluates with one torch thread, on every machine: the scores' last bits depended on the
-# thread count (2 threads against 1 moved 15 of the cpu study's 1,512 scores by up to 7e-7), and the
-# fits run beside the evaluation on the other core.
+# The study evaluates with one torch thread per evaluation process, on every machine: the scores' last
+# bits depended on the thread count (2 threads against 1 moved 15 of the cpu study's 1,512 scores by up to
+# 7e-7); the cores are used by evaluating checkpoints side by side (_eval_pool).
 EVAL_THREADS = 1
 
 
 def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = None,
-               checkpoints: str = "all", overrides: tuple[str, ...] = ()) -> None:
+               checkpoints: str = "all", overrides: tuple[str, ...] = (), pool=None) -> None:
     """Evaluate the sweep's exported checkpoints (every one, or each run's last: ``checkpoints``),
-    resumably, and copy the store into results/."""
+    resumably, and copy the store into results/. ``pool``: an EvalPool (linscale.eval.runner) whose
+    processes evaluate side by side (default: one checkpoint at a time, in this process)."""
     from linscale.eval import evaluate_sweep
     from linscale.eval.runner import find_checkpoints
 
@@ -242,9 +245,9 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
     sweep_dir = runs_dir / preset
     chosen = find_checkpoints(sweep_dir) if checkpoints == "all" else _final_checkpoints(sweep_dir)
     _log(f"eval {sweep_dir} ({', '.join(SUITES)}; {len(chosen)} checkpoints)")
-    evaluate_sweep(sweep_dir, list(SUITES), checkpoints=chosen, limit=limit, progress=_log)
+    evaluate_sweep(sweep_dir, list(SUITES), checkpoints=chosen, limit=limit, progress=_log, pool=pool)
     _export_table(sweep_dir / "eval" / "results.parquet", results / "eval.parquet")
-    _eval_ablations(_resolved(preset, overrides), runs_dir, results, limit)
+    _eval_ablations(_resolved(preset, overrides), runs_dir, results, limit, pool)
     cells_file = sweep_dir / "eval" / "niah_cells.parquet"  # NIAH accuracy per (length, depth): the heatmaps
     if cells_file.exists():
         # The store keys cells by run; the book's heatmaps also need each run's architecture and size.
@@ -261,7 +264,7 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
 CONTEXT_EVALUATIONS = ("common", "twice")
 
 
-def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: int | None) -> None:
+def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: int | None, pool=None) -> None:
     """Evaluate the final export of every run of the ablations in ``ABLATION_SUITES`` on their suites
     into results/ablations/<name>-eval.parquet, beside the main sweep's scores of the base runs, with the
     ablation table's ``variant`` column (and, for the context ablation, ``evaluation``:
@@ -288,7 +291,7 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
             _log(f"eval ablation {ablation}: {sweep} ({len(finals)} final checkpoints{', ' if settings else ''}"
                  f"{', '.join(f'{k} {v}' for k, v in settings.items())})")
             store = evaluate_sweep(sweep, list(suites), checkpoints=finals, limit=limit, progress=_log, out=out,
-                                   **settings)
+                                   pool=pool, **settings)
             return _final_rows(store[store["suite"].isin(suites)])
 
         if ablation != "context":
@@ -501,78 +504,32 @@ def run_study(args: argparse.Namespace) -> int:
     results = results_dir / args.preset
     start = time.perf_counter()
     status = 0
-    fits = None  # the fits stage, running beside the evaluation
-    try:
-        for stage in (s for s in STAGES if s in stages):
-            stage_start = time.perf_counter()
-            if stage == "design":
-                stage_design(args.preset, results)
-            elif stage == "sweep":
-                stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=ablations, overrides=overrides)
-            elif stage == "eval":
-                if "fits" in stages:
-                    fits = FitsBeside(results, args.preset, args.bootstrap, args.jobs)
-                with _torch_threads(EVAL_THREADS):
-                    stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
-                               checkpoints=getattr(args, "eval_checkpoints", "all"), overrides=overrides)
-            elif stage == "fits":
-                if fits is None:
-                    stage_fits(results, args.preset, bootstrap=args.bootstrap, jobs=args.jobs)
-                else:
-                    fits.wait()
-                    _log(f"fits ran beside the evaluation: {fits.seconds:.0f} s in all")
-            elif stage == "book":
-                status = stage_book(args.preset, results_dir, force=args.force_book, book_dir=getattr(args, "book_dir", None))
-            _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")
-    finally:
-        if fits is not None:
-            fits.stop()
+    for stage in (s for s in STAGES if s in stages):
+        stage_start = time.perf_counter()
+        if stage == "design":
+            stage_design(args.preset, results)
+        elif stage == "sweep":
+            stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=ablations, overrides=overrides)
+        elif stage == "eval":
+            with _torch_threads(EVAL_THREADS), _eval_pool(args.jobs) as pool:
+                stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
+                           checkpoints=getattr(args, "eval_checkpoints", "all"), overrides=overrides, pool=pool)
+        elif stage == "fits":
+            stage_fits(results, args.preset, bootstrap=args.bootstrap, jobs=args.jobs)
+        elif stage == "book":
+            status = stage_book(args.preset, results_dir, force=args.force_book, book_dir=getattr(args, "book_dir", None))
+        _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")
     _log(f"done in {time.perf_counter() - start:.0f} s")
     return status
 
 
-class FitsBeside:
-    """The fits stage in a process of its own, started when the evaluation starts: the fits read only
-    the runs table (and the design check), not the scores, and the two stages each used about one core
-    of two one after the other (cpu study: evaluation 215 s, fits 457 s). ``wait()`` raises the fits'
-    error as the stage would have."""
+def _eval_pool(jobs: int | None):
+    """The evaluation's processes: ``jobs`` (default: one per core), each with EVAL_THREADS torch threads;
+    none (the checkpoints one after another, here) for one job."""
+    from linscale.eval.runner import EvalPool
 
-    def __init__(self, results: Path, preset: str, bootstrap: int, jobs: int | None = None):
-        import multiprocessing
-
-        context = multiprocessing.get_context("spawn")  # the parent holds torch's threads
-        self._errors = context.SimpleQueue()
-        self._start = time.perf_counter()
-        self.seconds = 0.0
-        self._process = context.Process(target=_fits_process, args=(self._errors, results, preset, bootstrap, jobs),
-                                        name="linscale-fits")
-        self._process.start()
-
-    def wait(self) -> None:
-        self._process.join()
-        self.seconds = time.perf_counter() - self._start
-        error = self._errors.get() if not self._errors.empty() else None
-        if error is None and self._process.exitcode != 0:
-            error = f"the fits process ended with exit code {self._process.exitcode}"
-        if error is not None:
-            raise RuntimeError(f"stage fits: {error}")
-
-    def stop(self) -> None:
-        """End the fits process if it still runs (the study stopped with an error, or was interrupted)."""
-        if self._process.is_alive():
-            self._process.terminate()
-            self._process.join(10)
-
-
-def _fits_process(errors, results: Path, preset: str, bootstrap: int, jobs: int | None) -> None:
-    try:
-        stage_fits(results, preset, bootstrap=bootstrap, jobs=jobs)
-    except BaseException as err:  # sent to the study, which raises it where the fits stage stands
-        import traceback
-
-        traceback.print_exc()
-        errors.put(f"{type(err).__name__}: {err}")
-        raise SystemExit(1)
+    jobs = jobs or os.cpu_count() or 1
+    return EvalPool(jobs, threads=EVAL_THREADS) if jobs > 1 else contextlib.nullcontext()
 
 
 @contextlib.contextmanager

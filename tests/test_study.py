@@ -78,7 +78,8 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
     def fake_find(sweep):
         return [sweep / "runs" / "tnl-a" / "export" / f"step={s}" for s in (5, 10)]
 
-    def fake_evaluate(sweep, suites, checkpoints, limit, progress, out=None, **settings):
+    def fake_evaluate(sweep, suites, checkpoints, limit, progress, out=None, pool=None, **settings):
+        assert pool == "the study's pool"  # every ablation sweep is evaluated by the one pool given
         evaluated.append((sweep.name, tuple(suites), [c.name for c in checkpoints],
                           None if out is None else out.name, settings))
         # the store may hold more than was asked for (an earlier `linscale eval` of every export)
@@ -86,7 +87,7 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
 
     monkeypatch.setattr(linscale.eval.runner, "find_checkpoints", fake_find)
     monkeypatch.setattr(linscale.eval, "evaluate_sweep", fake_evaluate)
-    _eval_ablations(preset, runs_dir, results, limit=None)
+    _eval_ablations(preset, runs_dir, results, limit=None, pool="the study's pool")
 
     # only the trained sweeps of the evaluated ablations, each run's last export, on that ablation's suites;
     # the context ablation at one common context (the main grid's, 128) and at twice each run's own, each
@@ -153,44 +154,34 @@ def test_only_the_chosen_ablations_are_trained_and_tabled(tmp_path, monkeypatch)
     assert seeds["variant"].tolist() == ["base", "toy-seed1", "toy-seed2"]
 
 
-def test_fits_beside_the_evaluation_raise_their_error_where_the_stage_stands(tmp_path):
-    """The study runs the fits stage in a process of its own while the evaluation runs; a failure there
-    reaches the study as the stage's error (with what went wrong), not as a silent exit."""
-    from linscale.study import FitsBeside
-
-    fits = FitsBeside(tmp_path / "results" / "smoke", "smoke", bootstrap=0)  # no runs table there
-    with pytest.raises(RuntimeError, match=r"^stage fits: FileNotFoundError: .*runs\.parquet"):
-        fits.wait()
-    fits.stop()  # nothing left to stop
-
-
-def test_the_study_evaluates_with_one_torch_thread_while_the_fits_run_beside_it(tmp_path, monkeypatch):
-    """`linscale study --stages eval,fits`: the evaluation runs with EVAL_THREADS torch threads (the
-    scores' last bits depend on the thread count) while the fits stage runs in its own process; the
-    fits' result is waited for at the fits stage, and the threads are restored afterwards."""
+def test_the_study_evaluates_in_one_thread_processes_then_fits(tmp_path, monkeypatch):
+    """`linscale study --stages eval,fits --jobs 2`: the evaluation takes checkpoints side by side in a
+    pool of processes of EVAL_THREADS torch threads each (the scores' last bits depend on the thread
+    count), the caller's threads are restored afterwards, and the fits stage runs after it."""
     import torch
 
     import linscale.study as study
     from linscale.cli import main
+    from linscale.eval.runner import EvalPool
 
-    seen = {}
+    calls = []
 
-    def fake_eval(*args, **kwargs):
-        seen["threads"] = torch.get_num_threads()
+    def fake_eval(*args, pool=None, **kwargs):
+        calls.append(("eval", torch.get_num_threads(), pool))
 
-    fits_started = []
-    real_fits = study.FitsBeside
-
-    def fits_beside(*args):
-        fits_started.append(real_fits(*args))
-        return fits_started[0]
+    def fake_fits(*args, jobs=None, **kwargs):
+        calls.append(("fits", jobs))
 
     monkeypatch.setattr(study, "stage_eval", fake_eval)
-    monkeypatch.setattr(study, "FitsBeside", fits_beside)
+    monkeypatch.setattr(study, "stage_fits", fake_fits)
     before = torch.get_num_threads()
-    with pytest.raises(RuntimeError, match="stage fits: FileNotFoundError"):  # no runs table: the fits fail
-        main(["study", "--preset", "smoke", "--stages", "eval,fits", "--runs-dir", str(tmp_path / "runs"),
-              "--results-dir", str(tmp_path / "results")])
-    assert seen["threads"] == study.EVAL_THREADS == 1
-    assert len(fits_started) == 1
+    assert main(["study", "--preset", "smoke", "--stages", "fits,eval", "--jobs", "2", "--runs-dir",
+                 str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]) == 0
+    (stage, threads, pool), fits = calls
+    assert stage == "eval" and threads == study.EVAL_THREADS == 1 and fits == ("fits", 2)
+    assert isinstance(pool, EvalPool) and (pool.jobs, pool.threads) == (2, study.EVAL_THREADS)
     assert torch.get_num_threads() == before
+    calls.clear()
+    main(["study", "--preset", "smoke", "--stages", "eval", "--jobs", "1", "--runs-dir", str(tmp_path / "runs"),
+          "--results-dir", str(tmp_path / "results")])
+    assert calls == [("eval", 1, None)]  # one job: no pool, the checkpoints one after another here
