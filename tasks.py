@@ -72,10 +72,11 @@ def _venv_env() -> dict:
 def test(args: list[str]) -> None:
     """Run the test suite with pytest (extra arguments are passed to pytest, after ours: `-n 0` runs it in
     one process). One pytest-xdist worker per core, a test file per worker at a time (``loadfile``): the
-    session fixtures (the smoke sweep, the built book, the two smoke studies of test_compare.py) serve
-    the tests of one file together, and most tests use one core, so two workers halve the wall time. The
-    files are handed out in collection order (``--no-loadscope-reorder``; xdist's default is the files
-    with the most tests first), which tests/conftest.py begins with the longest files (SLOW_FILES)."""
+    session fixtures (the smoke sweep and the built book, made once for both workers; the seed-1 smoke
+    study of test_compare.py) serve the tests of one file together, and most tests use one core, so two
+    workers halve the wall time. The files are handed out in collection order (``--no-loadscope-reorder``;
+    xdist's default is the files with the most tests first), which tests/conftest.py begins with the
+    longest files (SLOW_FILES)."""
     setup()
     workers = str(min(2, os.cpu_count() or 1))
     _run(PYTHON, "-m", "pytest", "-n", workers, "--dist", "loadfile", "--no-loadscope-reorder", *args,
