@@ -134,6 +134,27 @@ def test_checkpoints_evaluated_side_by_side_give_the_store_one_process_gives(tmp
     assert sum(m.endswith("already evaluated") for m in messages) == 6
 
 
+def test_an_error_in_the_caller_ends_the_evaluation_processes_at_once():
+    """A study that fails (or is interrupted) while its EvalPool evaluates must not leave the pool's
+    processes behind, nor wait for them to finish the checkpoints they hold."""
+    import time
+
+    from linscale.eval.runner import EvalPool
+
+    start = time.monotonic()
+    with pytest.raises(RuntimeError, match="the caller failed"):
+        with EvalPool(jobs=2) as pool:
+            for _ in range(3):
+                pool.submit(time.sleep, 60)  # three long evaluations, two of them started
+            processes = list(pool._processes.values())
+            raise RuntimeError("the caller failed")
+    assert len(processes) == 2
+    for process in processes:
+        process.join(10)
+    assert not any(process.is_alive() for process in processes)
+    assert time.monotonic() - start < 40  # not after the 60 s of the started tasks
+
+
 def test_linscale_eval_retrieval_writes_niah_cells(tmp_path):
     sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("tnl"))])
     table = evaluate_sweep(sweep_dir, ["retrieval"], progress=lambda m: None)

@@ -392,7 +392,7 @@ class EvalPool:
         if jobs < 1 or threads < 1:
             raise ConfigError(f"--jobs: expected at least one evaluation process of at least one thread, got "
                               f"{jobs} x {threads}")
-        self.jobs, self.threads, self._executor, self._futures = jobs, threads, None, []
+        self.jobs, self.threads, self._executor, self._futures, self._processes = jobs, threads, None, [], {}
 
     def __enter__(self) -> "EvalPool":
         import multiprocessing
@@ -402,13 +402,22 @@ class EvalPool:
                                              initializer=_set_threads, initargs=(self.threads,))
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         self.cancel_pending()
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if exc_type is not None:
+            # An error (or Ctrl-C) in the caller: end the workers now. Left to shutdown(), a worker in the
+            # middle of a checkpoint finishes it first, and after a broken pool (a result that could not be
+            # unpickled, say) the executor had let go of two workers that then outlived the study.
+            for process in self._processes.values():
+                if process.is_alive():
+                    process.terminate()
+        self._executor.shutdown(wait=exc_type is None, cancel_futures=True)
 
     def submit(self, fn, *args):
         future = self._executor.submit(fn, *args)
         self._futures.append(future)
+        # the executor starts its workers on submit; kept here too, since a broken executor forgets them
+        self._processes.update(getattr(self._executor, "_processes", None) or {})
         return future
 
     def cancel_pending(self) -> None:
