@@ -51,7 +51,7 @@ def setup() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     # --no-compile: pip byte-compiles every module of every package it installs (torch's and lm-eval's
     # thousands among them), about half of a fresh set-up here (240 s with, 122 s without); Python
-    # compiles the modules actually imported on first use instead, a few seconds.
+    # compiles the modules actually imported on first use instead, and keeps them (_venv_env lets it).
     pip = (PYTHON, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile")
     # torch first and alone, so that nothing else can resolve a different (CUDA) build of it.
     _run(*pip, "torch==2.13.0")
@@ -69,6 +69,11 @@ def _venv_env() -> dict:
     env.setdefault("HF_DATASETS_OFFLINE", "1")
     env.setdefault("HF_EVALUATE_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # The environment's modules are installed without bytecode (setup: --no-compile), so Python must be
+    # free to write it on first import: with PYTHONDONTWRITEBYTECODE (set on some machines, this one among
+    # them) every process would compile torch and lm-eval from source again, and the test suite, which
+    # starts hundreds of processes, ran several times slower.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 
