@@ -403,6 +403,8 @@ class EvalPool:
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
+        # before the workers are ended, not left to shutdown(cancel_futures=True): a queued task could
+        # otherwise reach a worker in between (tests/test_eval_suites.py fails without it)
         self.cancel_pending()
         if exc_type is not None:
             # An error (or Ctrl-C) in the caller: end the workers now. Left to shutdown(), a worker in the
