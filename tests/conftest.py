@@ -40,8 +40,8 @@ def _seed():
 # these files first: the longest starts at once and the short ones fill in around it. The smoke sweep and
 # the built book are made once for both workers (_once_for_all_workers).
 SLOW_FILES = (
-    "test_compare.py",        # ~480 s: a smoke study with another seed (fixture ~380 s), `linscale compare` runs
-    "test_train_sweep.py",    # ~450 s: the smoke sweep (~160 s), a killed sweep re-run, a killed worker, DDP
+    "test_compare.py",        # ~420 s: the smoke sweep (~110 s), then the rest of a smoke study at its seed, compares
+    "test_train_sweep.py",    # ~300 s: the smoke sweep (shared), a killed sweep re-run, a killed worker, DDP
     "test_book.py",           # ~130 s: the built book (~105 s) and a chapter re-executed
     "test_book_browser.py",   # ~50 s (the built book is test_book.py's)
     "test_train_signals.py",  # ~95 s: three signal-and-resume runs
@@ -60,10 +60,15 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest as collected
 
 
+# The shared smoke sweep trains at the seed of test_compare.py's re-executed study (the published
+# results/smoke are seed 0), whose main sweep it then is: that study trains only its ablations.
+SMOKE_SWEEP_ARGS = ("--preset", "smoke", "--set", "train.seed=1")
+
+
 def _smoke_sweep(out: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(__file__).parent), os.environ.get("PYTHONPATH")]))}
-    proc = subprocess.run([sys.executable, "-m", "linscale", "sweep", "--preset", "smoke", "--out", str(out),
+    proc = subprocess.run([sys.executable, "-m", "linscale", "sweep", *SMOKE_SWEEP_ARGS, "--out", str(out),
                            "--jobs", "2", "--threads", "1"], env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     return proc
@@ -71,8 +76,9 @@ def _smoke_sweep(out: Path) -> subprocess.CompletedProcess:
 
 @pytest.fixture(scope="session")
 def smoke_sweep(tmp_path_factory):
-    """`linscale sweep --preset smoke`, run once per test session: (its output folder, the completed
-    process). Tests read its table and checkpoints; any that write put their outputs elsewhere.
+    """`linscale sweep --preset smoke --set train.seed=1` (SMOKE_SWEEP_ARGS), run once per test session:
+    (its output folder, the completed process). Tests read its table and checkpoints; any that write put
+    their outputs elsewhere, or resume their own copy.
 
     Under pytest-xdist the workers' sessions share one sweep (about 140 core-seconds): the first worker
     that needs it trains it, in the run's folder above the workers' own, and a worker that needs it

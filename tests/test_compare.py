@@ -152,14 +152,16 @@ def test_claims_from_results_gives_the_same_table_every_time():
 
 
 @pytest.fixture(scope="module")
-def two_studies(tmp_path_factory):
+def two_studies(tmp_path_factory, smoke_sweep):
     """The published smoke study (the committed results/smoke) and a re-executor's: the smoke study's
     sweep, evaluation and fits run again with train.seed=1, as a reader comparing their study with the
-    published one would. (The committed folder is what this code produces at the preset's seed:
-    `linscale compare` of a fresh smoke study against it reports no differences, checked whenever
-    results/smoke is regenerated.) Fits with 20 bootstrap resamples: the tests check what compare reports
-    about two studies, not the intervals themselves."""
+    published one would. Its main sweep is the session's shared smoke sweep, trained at that seed
+    (conftest.py), so this trains only the ablations. (The committed folder is what this code produces at
+    the preset's seed: `linscale compare` of a fresh smoke study against it reports no differences,
+    checked whenever results/smoke is regenerated.) Fits with 20 bootstrap resamples: the tests check
+    what compare reports about two studies, not the intervals themselves."""
     root = tmp_path_factory.mktemp("two-studies")
+    shutil.copytree(smoke_sweep[0], root / "runs" / "smoke")
     proc = linscale("study", "--preset", "smoke", "--stages", "sweep,eval,fits", "--runs-dir", root / "runs",
                     "--results-dir", root / "results", "--bootstrap", "20", "--set", "train.seed=1")
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]

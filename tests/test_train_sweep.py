@@ -17,8 +17,11 @@ import pytest
 from linscale.train import (TrainSettings, read_records, read_results, read_status, records_equal,
                             resolve_preset)
 from linscale.train.callbacks import load_lightning_checkpoint
+from linscale.cli import main
 from linscale.config import ConfigError
 from linscale.train.sweep import run_sweep
+
+from conftest import SMOKE_SWEEP_ARGS
 
 TESTS = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
@@ -33,7 +36,7 @@ def linscale(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def test_smoke_sweep_writes_a_valid_table_and_exports(smoke_sweep):
-    out, r = smoke_sweep  # `linscale sweep --preset smoke --jobs 2` (conftest.py)
+    out, r = smoke_sweep  # `linscale sweep --preset smoke --set train.seed=1 --jobs 2` (conftest.py)
     table = read_results(out / "results.parquet")  # validates against the schema
     settings = TrainSettings.from_dict(resolve_preset("smoke")["train"])
     assert set(table["run_id"]) == {f"{a}-{s}" for a in ARCHS for s in ("s1", "s2")}
@@ -49,17 +52,19 @@ def test_smoke_sweep_writes_a_valid_table_and_exports(smoke_sweep):
     assert "[8/8]" in r.stdout
     assert "slots: 2 x" in r.stdout and "idle" in r.stdout  # the sweep reports how busy its workers were
     # Re-running skips every finished run and leaves the table as it was.
-    again = linscale("sweep", "--preset", "smoke", "--out", out, "--jobs", "2", *DATA)
+    again = linscale("sweep", *SMOKE_SWEEP_ARGS, "--out", out, "--jobs", "2", *DATA)
     assert again.returncode == 0 and "8 already finished, 0 to run" in again.stdout, again.stdout
     assert records_equal(table, read_results(out / "results.parquet"), ignore=())
 
 
 def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path):
-    args = ["--preset", "smoke", "--jobs", "1", "--threads", "1", "--set", "archs=[hgrn2]", "--set", "train.tokens=51200",
-            "--set", "train.checkpoints=12", "--set", "sizes={s1: {n_layer: 1, d_model: 16, n_head: 2}}",
-            *DATA]  # 1 run of 200 steps
-    ref = linscale("sweep", *args, "--out", tmp_path / "ref")
-    assert ref.returncode == 0, ref.stderr[-3000:]
+    run = ["--preset", "smoke", "--set", "train.tokens=51200", "--set", "train.checkpoints=12",
+           "--set", "sizes={s1: {n_layer: 1, d_model: 16, n_head: 2}}", *DATA]  # 1 run of 200 steps
+    args = [*run, "--set", "archs=[hgrn2]", "--jobs", "1", "--threads", "1"]
+    # The uninterrupted reference, trained in this process (one thread, as the sweep's worker): a sweep
+    # would start two more processes, each importing torch and Lightning (~10 s of the CI's CPU apiece).
+    assert main(["train", *run, "--arch", "hgrn2", "--size", "s1", "--no-progress", "--threads", "1",
+                 "--out", str(tmp_path / "ref")]) == 0
 
     out = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "linscale", "sweep", *args, "--out", str(out)], env=ENV,
@@ -92,8 +97,7 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     common = ["train", "--preset", "smoke", "--arch", "tnl", "--size", "s2", "--no-progress", "--accelerator",
               "cpu", "--threads", "1", "--set", "train.tokens=5120", "--set", "train.checkpoints=100",  # every step
               "--set", "data={factory: train_standin:build}", "--set", "train.val_batches=null"]
-    one = linscale(*common, "--out", tmp_path / "one")
-    assert one.returncode == 0, one.stderr[-3000:]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0  # in this process: one start-up fewer
     two = linscale(*common, "--out", tmp_path / "two", "--devices", "2", "--strategy", "ddp")
     assert two.returncode == 0, two.stderr[-3000:]
     a = read_records(tmp_path / "one" / "runs" / "tnl-s2")
