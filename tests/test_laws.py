@@ -12,10 +12,11 @@ import os
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.optimize import check_grad
+from scipy.optimize import check_grad, minimize
 
 from linscale.cli import main
 from linscale.flops import PF_DAY
+from linscale.laws import approach3
 from linscale.laws import (LawsInputError, bootstrap, compare_with_paper, extrapolation_check, fit_approach1,
                            fit_approach2, fit_approach3, huber_objective, optimal_allocation, paper_table3,
                            prepare_runs, simulate_isoflop, simulate_runs, start_grid)
@@ -40,6 +41,27 @@ def test_huber_objective_gradient_is_exact():
     # The objective is a SUM over rows: duplicating every row doubles it (a mean would not change).
     f2 = huber_objective(theta, np.tile(log_n, 2), np.tile(log_d, 2), np.tile(log_l, 2), np.tile(w, 2))[0]
     assert f2 == pytest.approx(2 * f(theta), rel=1e-12)
+
+
+@pytest.mark.parametrize("fixed_E", [None, 1.8])
+def test_direct_lbfgsb_takes_scipys_iterates_bit_for_bit(fixed_E):
+    """approach3.lbfgsb drives scipy's L-BFGS-B routine without minimize's wrappers: from starts across
+    Chinchilla's grid, under bootstrap-like weights (zeros included), free and with E held fixed, it
+    must end where minimize ends, with the same objective, flag and iteration count."""
+    sim = simulate_runs(**LAW, sizes=np.geomspace(3e7, 3e9, 6), n_checkpoints=8, tokens_per_param=(2, 200),
+                        noise=0.005, seed=0)
+    log_n, log_d, log_l = (np.log(sim[c].to_numpy()) for c in ("params", "tokens", "loss"))
+    rng = np.random.default_rng(1)
+    starts = approach3.fix_irreducible(start_grid()[rng.choice(4500, 25, replace=False)], fixed_E)
+    bounds = approach3._bounds(fixed_E)
+    for x0 in starts:
+        args = (log_n, log_d, log_l, rng.integers(0, 3, len(log_l)).astype(float), approach3.HUBER_DELTA)
+        want = minimize(huber_objective, x0, args=args, jac=True, method="L-BFGS-B", bounds=bounds,
+                        options=approach3.LBFGS_OPTIONS)
+        fun, success, nit, x = approach3.lbfgsb(huber_objective, x0, args, bounds)
+        assert (fun, success, nit) == (want.fun, want.success, want.nit), x0
+        assert np.array_equal(x, want.x), (x0, x, want.x)
+    assert nit > 5 and success  # the last start really iterated
 
 
 def test_approach3_recovers_the_law_inside_its_bootstrap_intervals():

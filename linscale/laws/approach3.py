@@ -29,7 +29,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import minimize
+from scipy.optimize import _lbfgsb, minimize
 from threadpoolctl import threadpool_limits
 
 from linscale.laws.data import LawsInputError, groups, prepare_runs
@@ -80,11 +80,17 @@ def huber_objective(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log
 
 def objective_at(starts: np.ndarray, log_n, log_d, log_loss, weights, delta: float = HUBER_DELTA) -> np.ndarray:
     """The objective at many θ at once: [starts] (used to rank starts before refining)."""
+    return start_losses(starts, log_n, log_d, log_loss, delta) @ weights
+
+
+def start_losses(starts: np.ndarray, log_n, log_d, log_loss, delta: float = HUBER_DELTA) -> np.ndarray:
+    """Huber_δ of every row's residual at every start: [starts, rows]. A bootstrap resample only
+    reweights the rows, so its objective at every start is this matrix times its weights: computed once
+    per fit, not once per resample (the 4500-start grid made that most of a resample's time)."""
     a, b, e, alpha, beta = (starts[:, i:i + 1] for i in range(5))
     lse = np.logaddexp(np.logaddexp(a - alpha * log_n, b - beta * log_d), e)  # [starts, rows]
     absr = np.abs(lse - log_loss)
-    loss = np.where(absr <= delta, 0.5 * absr**2, delta * (absr - 0.5 * delta))
-    return loss @ weights
+    return np.where(absr <= delta, 0.5 * absr**2, delta * (absr - 0.5 * delta))
 
 
 def fix_irreducible(starts: np.ndarray, fixed_E: float | None) -> np.ndarray:
@@ -121,14 +127,65 @@ def minimise(starts: np.ndarray, log_n, log_d, log_loss, weights=None, delta: fl
     # each L-BFGS run ~30x slower.
     with threadpool_limits(limits=1, user_api="blas"):
         for x0 in starts:
-            res = minimize(huber_objective, x0, args=(log_n, log_d, log_loss, weights, delta), jac=True,
-                           method="L-BFGS-B", bounds=bounds, options=LBFGS_OPTIONS)
-            outcomes.append((res.fun, res.success, res.nit, *res.x))
-            if np.isfinite(res.fun) and res.fun < best_f:
-                best_theta, best_f = res.x, float(res.fun)
+            fun, success, nit, x = lbfgsb(huber_objective, x0, (log_n, log_d, log_loss, weights, delta), bounds)
+            outcomes.append((fun, success, nit, *x))
+            if np.isfinite(fun) and fun < best_f:
+                best_theta, best_f = x, float(fun)
     if best_theta is None:
         raise LawsInputError("approach3: the optimiser found no finite objective from any start")
     return best_theta, best_f, np.array(outcomes, dtype=float)
+
+
+def lbfgsb(fun_and_grad, x0, args=(), bounds=None, ftol=LBFGS_OPTIONS["ftol"], gtol=LBFGS_OPTIONS["gtol"],
+           maxiter=LBFGS_OPTIONS["maxiter"], maxcor=10, maxls=20, maxfun=15000):
+    """``scipy.optimize.minimize(fun_and_grad, x0, args, jac=True, method="L-BFGS-B", bounds=bounds,
+    options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter))``, the same iterates bit for bit, as
+    (objective, success, iterations, x).
+
+    The loop of scipy's ``_minimize_lbfgsb`` (scipy 1.17) around its L-BFGS-B routine ``setulb``, with the
+    objective called directly: approach 3 runs L-BFGS from ~30 starts per bootstrap resample, and with 5
+    parameters and ~100 rows scipy's wrappers (ScalarFunction, MemoizeJac, the result object) took about
+    two thirds of each evaluation. ``setulb`` is scipy's private routine: tests/test_laws.py checks this
+    against ``minimize`` to the bit, so a scipy that changes it fails there, not silently.
+    """
+    x = np.array(np.asarray(x0, dtype=float).ravel(), dtype=np.float64)
+    n = x.size
+    low, high, kind = np.zeros(n, np.float64), np.zeros(n, np.float64), np.zeros(n, np.int32)
+    if bounds is not None:  # (lower, upper) per variable, None for none; kind: 0 free, 1 lower, 2 both, 3 upper
+        for i, (lo, hi) in enumerate(bounds):
+            lo = -np.inf if lo is None else float(lo)
+            hi = np.inf if hi is None else float(hi)
+            x[i] = min(max(x[i], lo), hi)
+            low[i], high[i] = (lo if np.isfinite(lo) else 0.0), (hi if np.isfinite(hi) else 0.0)
+            kind[i] = {(True, True): 2, (True, False): 1, (False, True): 3}.get((np.isfinite(lo), np.isfinite(hi)), 0)
+    # scipy evaluates once at the start, and then only where x has moved: the last evaluation is kept
+    value, grad = fun_and_grad(x.copy(), *args)
+    value, grad, at, nfev = float(value), np.atleast_1d(grad), x.copy(), 1
+    f, g = np.array(0.0), np.zeros(n, np.float64)  # what setulb is first called with
+    wa = np.zeros(2 * maxcor * n + 5 * n + 11 * maxcor * maxcor + 8 * maxcor, np.float64)
+    iwa = np.zeros(3 * n, np.int32)
+    task, ln_task, lsave = np.zeros(2, np.int32), np.zeros(2, np.int32), np.zeros(4, np.int32)
+    isave, dsave = np.zeros(44, np.int32), np.zeros(29, np.float64)
+    factr = ftol / np.finfo(float).eps
+    iterations = 0
+    while True:
+        g = g.astype(np.float64)
+        _lbfgsb.setulb(maxcor, x, low, high, kind, f, g, factr, gtol, wa, iwa, task, lsave, isave, dsave, maxls,
+                       ln_task)
+        if task[0] == 3:  # evaluate f and g at x
+            if not np.array_equal(x, at):
+                value, grad = fun_and_grad(x.copy(), *args)
+                value, grad, at, nfev = float(value), np.atleast_1d(grad), x.copy(), nfev + 1
+            f, g = value, grad
+        elif task[0] == 1:  # a new iterate
+            iterations += 1
+            if iterations >= maxiter:
+                task[0], task[1] = 5, 504
+            elif nfev > maxfun:
+                task[0], task[1] = 5, 502
+        else:
+            break
+    return f, bool(task[0] == 4), iterations, x
 
 
 def derived(theta: np.ndarray) -> dict:
@@ -181,12 +238,15 @@ def _rows(group: str, theta: np.ndarray, reference_compute=()) -> list[dict]:
 
 
 def screen(starts: np.ndarray, n_refine: int | None, log_n, log_d, log_loss, weights=None,
-           delta: float = HUBER_DELTA) -> np.ndarray:
-    """The ``n_refine`` starts with the lowest objective (all of them if None or fewer)."""
+           delta: float = HUBER_DELTA, losses: np.ndarray | None = None) -> np.ndarray:
+    """The ``n_refine`` starts with the lowest objective (all of them if None or fewer). ``losses``:
+    :func:`start_losses` of these starts and rows, when already computed."""
     if n_refine is None or len(starts) <= n_refine:
         return starts
     weights = np.ones_like(log_loss) if weights is None else weights
-    f0 = objective_at(starts, log_n, log_d, log_loss, weights, delta)
+    if losses is None:
+        losses = start_losses(starts, log_n, log_d, log_loss, delta)
+    f0 = losses @ weights
     return starts[np.argsort(f0, kind="stable")[:n_refine]]
 
 

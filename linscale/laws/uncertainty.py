@@ -91,6 +91,7 @@ def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 
                                              else np.atleast_2d(kwargs["starts"]), fixed_E)
             reference = tuple(float(c) for c in np.atleast_1d(kwargs.get("reference_compute", ())))
             log_n, log_d, log_loss = approach3._arrays(sub)
+            losses = approach3.start_losses(grid, log_n, log_d, log_loss, delta)  # resamples only reweight rows
             codes = np.searchsorted(run_ids, sub["run_id"].to_numpy())
         for r in range(n_resamples):
             drawn = rng.integers(0, n_runs, n_runs)
@@ -99,7 +100,8 @@ def bootstrap(runs: pd.DataFrame, method: str = "approach3", n_resamples: int = 
                     weights = np.bincount(drawn, minlength=n_runs)[codes].astype(float)
                     if np.count_nonzero(weights) < approach3.MIN_ROWS:
                         raise LawsInputError("too few rows drawn")
-                    starts = np.vstack([warm, approach3.screen(grid, refine, log_n, log_d, log_loss, weights, delta)])
+                    starts = np.vstack([warm, approach3.screen(grid, refine, log_n, log_d, log_loss, weights, delta,
+                                                                       losses)])
                     theta, _, _ = approach3.minimise(starts, log_n, log_d, log_loss, weights, delta, fixed_E=fixed_E)
                     rows = [dict(law=row["law"], parameter=row["parameter"], value=row["estimate"])
                             for row in approach3._rows(group, theta, reference)]
