@@ -4,7 +4,7 @@ Each stage keeps every core busy: the main and ablation sweeps run as one schedu
 training processes, the evaluation takes checkpoints side by side in a pool of one-thread processes, and
 the fits stage fits each method and architecture as a task of its own pool. (The fits once ran in a
 process of their own beside a one-process evaluation: 490 s for both on the cpu study, against 139 s +
-about 265 s one after the other with both pools.)
+about 185 s one after the other with both pools.)
 
     linscale study --preset cpu      # the default CPU study; about an hour on 2 cores (see the README)
     linscale study --preset smoke    # the same pipeline in a few minutes (CI)

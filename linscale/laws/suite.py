@@ -207,11 +207,11 @@ def _method_fit(method: str, outcomes: dict, settings: FitSettings) -> MethodFit
 HOLDOUT = "holdout"  # fit_study's extra task: holdout_check on the same window
 # Seconds each method took (all four architectures) on the committed cpu table (results/cpu/runs.parquet,
 # fit_settings("cpu", bootstrap=200), one process of two shared cores): approach1 18.8, approach1_excess
-# 19.4, approach2 44.5, approach3 271.8, approach3_fixed_e 132.7, holdout 14.6; 457 s in all. The pool
-# gets one task per method and architecture (a quarter of these each), the longest first (unknown tasks
-# last): as one task per method, approach 3 alone set the stage's length, its 272 s against 230 s for
-# all the rest.
-TASK_SECONDS = {"approach3": 271.8, "approach3_fixed_e": 132.7, "approach2": 44.5, "approach1_excess": 19.4,
+# 19.4, approach2 44.5, holdout 14.6, and approach 3 since it drives L-BFGS-B directly (approach3.lbfgsb)
+# 196.8, approach3_fixed_e 82.6 (before: 271.8 and 132.7). The pool gets one task per method and
+# architecture (about a quarter of these each), the longest first (unknown tasks last): as one task per
+# method, approach 3 alone set the stage's length, its 272 s against 230 s for all the rest.
+TASK_SECONDS = {"approach3": 196.8, "approach3_fixed_e": 82.6, "approach2": 44.5, "approach1_excess": 19.4,
                 "approach1": 18.8, HOLDOUT: 14.6}
 
 
