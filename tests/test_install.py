@@ -50,6 +50,22 @@ def test_interpreter_start_leaves_linscale_unimported_until_lm_eval_asks(tmp_pat
                                         "model linscale.eval.adapter True"], proc.stdout
 
 
+def test_reading_settings_and_results_leaves_lightning_unimported(tmp_path):
+    """What reads a preset or a results table (the study's own process, `linscale compare`, the book's
+    chapters) must not import Lightning and torch (about 10 s of a process's start on 2 cores); what
+    trains still gets them from the same package."""
+    code = ("import sys\n"
+            "import linscale.study, linscale.compare, linscale.findings\n"
+            "from linscale.train import TrainSettings, read_results, resolve_preset\n"
+            "resolve_preset('smoke')\n"
+            "print('reading', 'lightning' in sys.modules, 'torch' in sys.modules)\n"
+            "from linscale.train import LanguageModelTask\n"
+            "print('training', 'lightning' in sys.modules, LanguageModelTask.__module__)\n")
+    proc = run(code, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["reading False False", "training True linscale.train.module"], proc.stdout
+
+
 def _second_clone(tmp_path: Path) -> Path:
     """A copy of this working tree (tracked and untracked files, not ignored ones): another clone."""
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT, capture_output=True,

@@ -29,7 +29,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import _lbfgsb, minimize
+from scipy.optimize import _lbfgsb
 from threadpoolctl import threadpool_limits
 
 from linscale.laws.data import LawsInputError, groups, prepare_runs
