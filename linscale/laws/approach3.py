@@ -29,7 +29,8 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from scipy.optimize import _lbfgsb
+import scipy
+from scipy.optimize import _lbfgsb, minimize
 from threadpoolctl import threadpool_limits
 
 from linscale.laws.data import LawsInputError, groups, prepare_runs
@@ -43,6 +44,9 @@ CHINCHILLA_GRID = dict(alpha=np.arange(0, 2.01, 0.5), beta=np.arange(0, 2.01, 0.
 # scipy stops when the objective's change is below ftol·max(|f|, 1): with the sum of Huber losses f is
 # ~1e-3 here, so ftol = 1e-12 asks for ~1e-9 relative change (the default 2.2e-9 would be ~1e-6).
 LBFGS_OPTIONS = dict(ftol=1e-12, gtol=1e-8, maxiter=1000)
+# lbfgsb drives scipy's L-BFGS-B routine itself only on the scipy whose loop it copies (1.17, the one
+# constraints.txt pins); any other scipy gets minimize, the same result more slowly.
+DIRECT_LBFGSB = scipy.__version__.startswith("1.17.") and hasattr(_lbfgsb, "setulb")
 N_REFINE = 256  # L-BFGS runs from this many best grid starts (None: from every start, as Chinchilla)
 N_OPTIMA = 3  # distinct local optima kept (besides the best) to warm-start bootstrap refits
 PARAMETERS = ("E", "A", "B", "alpha", "beta", "a", "b", "G")
@@ -145,9 +149,14 @@ def lbfgsb(fun_and_grad, x0, args=(), bounds=None, ftol=LBFGS_OPTIONS["ftol"], g
     The loop of scipy's ``_minimize_lbfgsb`` (scipy 1.17) around its L-BFGS-B routine ``setulb``, with the
     objective called directly: approach 3 runs L-BFGS from ~30 starts per bootstrap resample, and with 5
     parameters and ~100 rows scipy's wrappers (ScalarFunction, MemoizeJac, the result object) took about
-    two thirds of each evaluation. ``setulb`` is scipy's private routine: tests/test_laws.py checks this
-    against ``minimize`` to the bit, so a scipy that changes it fails there, not silently.
+    two thirds of each evaluation. ``setulb`` is scipy's private routine, so this runs only on scipy 1.17
+    (``DIRECT_LBFGSB``; tests/test_laws.py checks it against ``minimize`` to the bit), and any other scipy
+    gets ``minimize`` itself.
     """
+    if not DIRECT_LBFGSB:
+        res = minimize(fun_and_grad, x0, args=args, jac=True, method="L-BFGS-B", bounds=bounds,
+                       options=dict(ftol=ftol, gtol=gtol, maxiter=maxiter, maxcor=maxcor, maxls=maxls, maxfun=maxfun))
+        return float(res.fun), bool(res.success), int(res.nit), res.x
     x = np.array(np.asarray(x0, dtype=float).ravel(), dtype=np.float64)
     n = x.size
     low, high, kind = np.zeros(n, np.float64), np.zeros(n, np.float64), np.zeros(n, np.int32)
