@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import statsmodels.api as sm
 
 from linscale.laws.approach1 import COMPUTE_UNITS, _curves
 from linscale.laws.data import LawsInputError, groups, prepare_runs
@@ -94,6 +93,8 @@ def isoflop_profiles(runs: pd.DataFrame, budgets=None, n_budgets: int = 8, windo
 
 def parabola_minimum(params, loss, tokens):
     """Vertex of L = c0 + c1·log N + c2·(log N)², with D* and L* there; (N*, D*, L*, status)."""
+    import statsmodels.api as sm  # here, not at import (see powerlaw.fit_power_law)
+
     x = np.log(np.asarray(params, float))
     res = sm.OLS(np.asarray(loss, float), np.column_stack([np.ones_like(x), x, x * x])).fit()
     c0, c1, c2 = res.params

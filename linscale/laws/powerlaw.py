@@ -9,10 +9,8 @@ which envelope points (many per run) are not, so prefer the bootstrap over runs 
 from __future__ import annotations
 
 import numpy as np
-import statsmodels.api as sm
 
 from linscale.laws.data import LawsInputError
-
 
 
 def fit_power_law(x, y, law: str, group: str = "all", compute_unit: str = "", alpha: float = 0.05):
@@ -27,6 +25,8 @@ def fit_power_law(x, y, law: str, group: str = "all", compute_unit: str = "", al
         raise LawsInputError(f"{law} [{group}]: needs at least 3 points to fit a power law with errors, got {len(x)}")
     if np.ptp(np.log(x)) == 0:
         raise LawsInputError(f"{law} [{group}]: all points have the same x; cannot fit an exponent")
+    import statsmodels.api as sm  # here, not at import: reading fitted laws (compare, the book) needs no fit
+
     design = sm.add_constant(np.log(x))
     res = sm.OLS(np.log(y), design).fit()
     ci = res.conf_int(alpha=alpha)
