@@ -40,22 +40,11 @@ rows and one epoch's row order (4 bytes a row), not the corpus.
 """
 from __future__ import annotations
 
-import importlib
+from linscale.lazy import lazy_exports
 
 # Names served from linscale.data.datamodule, which imports Lightning and torch when first asked for
-# (PEP 562): reading a preset (its data keys) or the language (its entropy) needs neither.
-_LAZY = ("build_datamodule", "validate_data", "say", "BatchStream", "RowDataset", "SyntheticDataModule",
-         "TextDataModule")
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'linscale.data' has no attribute {name!r}")
-    value = getattr(importlib.import_module("linscale.data.datamodule"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+# (linscale.lazy): reading a preset (its data keys) or the language (its entropy) needs neither.
+_EXPORTS = {"datamodule": ("build_datamodule", "validate_data", "say", "BatchStream", "RowDataset",
+                           "SyntheticDataModule", "TextDataModule")}
+__all__ = list(_EXPORTS["datamodule"])
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)

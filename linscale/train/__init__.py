@@ -10,11 +10,11 @@ folder and Trainer), ``sweep`` (the grid: processes, SLURM, lock, progress), ``r
 """
 from __future__ import annotations
 
-import importlib
+from linscale.lazy import lazy_exports
 
-# Imported on first use (PEP 562), so that reading a preset's settings or a results table (the book's
-# chapters, `linscale compare`, `fit`, the study's own process) does not import Lightning and torch:
-# about 10 s of a process's start on a 2-core machine.
+# Imported on first use (linscale.lazy), so that reading a preset's settings or a results table (the
+# book's chapters, `linscale compare`, `fit`, the study's own process) does not import Lightning and
+# torch: about 10 s of a process's start on a 2-core machine.
 _EXPORTS = {
     "callbacks": ("SafeCheckpointIO", "ScalingRecorder", "load_lightning_checkpoint"),
     "module": ("LanguageModelTask", "lr_factor"),
@@ -24,7 +24,6 @@ _EXPORTS = {
     "settings": ("TrainSettings", "apply_overrides", "checkpoint_steps", "resolve_preset"),
     "sweep": ("run_sweep",),
 }
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
 
 __all__ = [
     "LanguageModelTask", "lr_factor", "ScalingRecorder", "SafeCheckpointIO", "load_lightning_checkpoint",
@@ -34,14 +33,4 @@ __all__ = [
     "run_sweep",
 ]
 
-
-def __getattr__(name: str):
-    if name not in _MODULE_OF:
-        raise AttributeError(f"module 'linscale.train' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"linscale.train.{_MODULE_OF[name]}"), name)
-    globals()[name] = value  # looked up once
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _EXPORTS)
