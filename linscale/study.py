@@ -235,7 +235,7 @@ EVAL_THREADS = 1
 def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = None,
                checkpoints: str = "all", overrides: tuple[str, ...] = (), pool=None) -> None:
     """Evaluate the sweep's exported checkpoints (every one, or each run's last: ``checkpoints``),
-    resumably, and copy the store into results/. ``pool``: an EvalPool (linscale.eval.runner) whose
+    resumably, and write the store into results/ (checkpoints as runs/... paths: portable_checkpoints). ``pool``: an EvalPool (linscale.eval.runner) whose
     processes evaluate side by side (default: one checkpoint at a time, in this process)."""
     from linscale.eval import evaluate_sweep
     from linscale.eval.runner import find_checkpoints
@@ -246,7 +246,8 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
     chosen = find_checkpoints(sweep_dir) if checkpoints == "all" else _final_checkpoints(sweep_dir)
     _log(f"eval {sweep_dir} ({', '.join(SUITES)}; {len(chosen)} checkpoints)")
     evaluate_sweep(sweep_dir, list(SUITES), checkpoints=chosen, limit=limit, progress=_log, pool=pool)
-    _export_table(sweep_dir / "eval" / "results.parquet", results / "eval.parquet")
+    _write_table(portable_checkpoints(pd.read_parquet(sweep_dir / "eval" / "results.parquet"), runs_dir),
+                 results / "eval.parquet")
     _eval_ablations(_resolved(preset, overrides), runs_dir, results, limit, pool)
     cells_file = sweep_dir / "eval" / "niah_cells.parquet"  # NIAH accuracy per (length, depth): the heatmaps
     if cells_file.exists():
@@ -309,7 +310,26 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
                               .assign(variant="base", evaluation="twice"))
             frames += [scores(sweep, sweep / "eval" / "twice.parquet", context_factor=2.0)
                        .assign(variant=name, evaluation="twice") for name, sweep in sweeps]
-        _write_table(pd.concat(frames, ignore_index=True), results / "ablations" / f"{ablation}-eval.parquet")
+        _write_table(portable_checkpoints(pd.concat(frames, ignore_index=True), runs_dir),
+                     results / "ablations" / f"{ablation}-eval.parquet")
+
+
+def portable_checkpoints(scores: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:
+    """``scores`` with each ``checkpoint`` under ``runs_dir`` written as ``runs/<its path inside
+    runs_dir>``, as the default ``--runs-dir runs`` records it: the committed tables then say which export
+    was scored, not where on the evaluating machine the runs were kept (an absolute --runs-dir put
+    /tmp/... paths into them). Paths outside ``runs_dir`` are left as they are."""
+    if "checkpoint" not in scores:
+        return scores
+    root = Path(runs_dir).resolve()
+
+    def portable(path: str) -> str:
+        try:
+            return (Path("runs") / Path(path).resolve().relative_to(root)).as_posix()
+        except ValueError:
+            return path
+
+    return scores.assign(checkpoint=scores["checkpoint"].astype(str).map(portable).astype(scores["checkpoint"].dtype))
 
 
 def _final_checkpoints(sweep_dir: Path) -> list[Path]:

@@ -185,3 +185,21 @@ def test_the_study_evaluates_in_one_thread_processes_then_fits(tmp_path, monkeyp
     main(["study", "--preset", "smoke", "--stages", "eval", "--jobs", "1", "--runs-dir", str(tmp_path / "runs"),
           "--results-dir", str(tmp_path / "results")])
     assert calls == [("eval", 1, None)]  # one job: no pool, the checkpoints one after another here
+
+
+def test_committed_eval_tables_name_checkpoints_as_runs_paths_wherever_the_runs_were_kept(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from linscale.study import portable_checkpoints
+
+    runs_dir = tmp_path / "scratch" / "runs-elsewhere"
+    inside = runs_dir / "cpu" / "runs" / "llama-s1" / "export" / "step=10"
+    scores = pd.DataFrame({"checkpoint": [str(inside), "/somewhere/else/step=3"], "value": [0.5, 0.25]})
+    out = portable_checkpoints(scores, runs_dir)
+    assert out["checkpoint"].tolist() == ["runs/cpu/runs/llama-s1/export/step=10", "/somewhere/else/step=3"]
+    assert out["value"].tolist() == [0.5, 0.25] and scores["checkpoint"][0] == str(inside)  # a copy
+    # The default --runs-dir runs, relative to where the study runs, keeps its paths as they were.
+    monkeypatch.chdir(tmp_path)
+    relative = pd.DataFrame({"checkpoint": ["runs/smoke/runs/tnl-s2/export/step=600"]})
+    assert portable_checkpoints(relative, tmp_path / "runs")["checkpoint"].tolist() == relative["checkpoint"].tolist()
+    assert portable_checkpoints(pd.DataFrame({"value": [1.0]}), runs_dir).columns.tolist() == ["value"]
