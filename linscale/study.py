@@ -235,8 +235,9 @@ EVAL_THREADS = 1
 def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = None,
                checkpoints: str = "all", overrides: tuple[str, ...] = (), pool=None) -> None:
     """Evaluate the sweep's exported checkpoints (every one, or each run's last: ``checkpoints``),
-    resumably, and write the store into results/ (checkpoints as runs/... paths: portable_checkpoints). ``pool``: an EvalPool (linscale.eval.runner) whose
-    processes evaluate side by side (default: one checkpoint at a time, in this process)."""
+    resumably, and write the store into results/ (checkpoints as runs/... paths: portable_checkpoints).
+    ``pool``: an EvalPool (linscale.eval.runner) whose processes evaluate side by side (default: one
+    checkpoint at a time, in this process)."""
     from linscale.eval import evaluate_sweep
     from linscale.eval.runner import find_checkpoints
 
