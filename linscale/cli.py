@@ -420,7 +420,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train nothing: simulate the grid from known laws (the preset's design.law with allocation "
                         "exponents 0.5, 0.7, 0.85) and report what the study's fits recover; exit 1 if a law is "
                         "not identified (linscale.design)")
-    p.add_argument("--replicates", type=int, default=8, help="noisy tables per law for --check-design (default: 8)")
+    p.add_argument("--replicates", type=int, default=4,
+                   help="noisy tables per law for --check-design (default: 4, as the study's design stage)")
     _add_run_options(p)
     p.set_defaults(func=cmd_sweep)
     p = sub.add_parser("fit", help="fit scaling laws to a table of runs (CSV or Parquet)",

@@ -49,7 +49,7 @@ STAGES = ("design", "sweep", "eval", "fits", "book")
 SUITES = ("knowledge", "linguistic", "retrieval")  # linscale.eval.SUITES
 # One bootstrap setting for the whole study: the fits stage computes every interval once, the book reads them.
 FITS_BOOTSTRAP = 200  # linscale.design.FITS_BOOTSTRAP (checked in tests): the CLI's help reads it without importing design
-DESIGN_REPLICATES = 4
+DESIGN_REPLICATES = 4  # linscale.design.REPLICATES, which the CLI's --check-design also uses (checked in tests)
 # The suites each ablation's final checkpoints are evaluated on: what the findings use them for (the
 # context ablation's retrieval claim; the accuracies' seed noise). The aspect ablation's claim is about loss.
 ABLATION_SUITES = {"context": ("retrieval",), "seeds": ("knowledge", "linguistic", "retrieval")}  # seeds: every claim downstream is judged on them

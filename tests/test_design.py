@@ -90,3 +90,17 @@ def test_which_check_covers_which_law():
     assert checked_by("approach1", "L(C)") == ENVELOPE == checked_by("approach1_excess", "L(C)-E")
     assert checked_by("approach1", "N_opt(C)") == "approach1" == checked_by("approach1_excess", "D_opt(C)")
     assert checked_by("approach3_fixed_e", "N_opt(C)") == "approach3_fixed_e"
+
+
+def test_the_command_line_and_the_study_check_and_fit_with_the_same_settings():
+    """`linscale sweep --check-design` must reprint the design verdicts the study commits, and `linscale
+    study --bootstrap` must default to the resamples behind every committed interval: one setting each,
+    copied as literals where an import would slow the command line down."""
+    from linscale import study
+    from linscale.cli import build_parser
+    from linscale.design import FITS_BOOTSTRAP, REPLICATES
+
+    assert study.DESIGN_REPLICATES == REPLICATES and study.FITS_BOOTSTRAP == FITS_BOOTSTRAP
+    parser = build_parser()
+    assert parser.parse_args(["sweep", "--preset", "cpu", "--check-design"]).replicates == REPLICATES
+    assert parser.parse_args(["study"]).bootstrap == FITS_BOOTSTRAP
