@@ -214,10 +214,13 @@ def test_another_seed_changes_the_trained_tables_and_compare_lists_them(two_stud
     assert runs.loc["val_loss", "changed"] == int((m["val_loss_a"] != m["val_loss_b"]).sum())
     assert runs.loc["val_loss", "max_rel_change"] == pytest.approx(rel.max())
     assert runs.loc["val_loss", "min_rel_change"] == pytest.approx(rel.min())
-    # the two studies' runs live in different folders: the checkpoint paths differ, and do not count
+    # the two studies' runs live in different folders, yet their tables name each scored checkpoint by
+    # its path inside the runs folder (linscale.study.portable_checkpoints): no location differs
     eval_columns = result.columns[result.columns["table"] == "eval.parquet"].set_index("column")
-    assert eval_columns.loc["checkpoint", "kind"] == "location"
+    assert "checkpoint" not in eval_columns.index
     assert "checkpoint" not in tables.loc["eval.parquet", "changed_columns"]
+    for study in (a, b):
+        assert pd.read_parquet(study / "eval.parquet")["checkpoint"].str.startswith("runs/smoke/runs/").all()
     # fitted laws: every architecture's L(C) moved, and each row carries both intervals
     fits = result.fits[(result.fits["method"] == "approach1") & (result.fits["law"] == "L(C)")]
     assert len(fits) == 8 and not fits["same"].any() and fits[["a_ci_low", "b_ci_high"]].notna().all().all()
