@@ -184,6 +184,10 @@ def _execution(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    # before torch is imported: the CPU code paths and thread counts of a sweep's worker, so that a run
+    # trained alone gives the sweep's bits for the same spec (linscale/train/code_paths.py)
+    from linscale.train.code_paths import pin_this_process
+    pin_this_process(args.threads)
     from linscale.train.run import RunInterrupted, stop_on_signals
 
     try:

@@ -7,33 +7,87 @@ in different orders, so the same run trains to different last bits on an AVX-512
 one, and training amplifies those bits into final losses about 1% apart. ``ATEN_CPU_CAPABILITY=avx2``
 runs the AVX2 kernels on every CPU that has AVX2 and FMA: ATen's AVX2 code uses exact IEEE operations
 and FMA only (no approximate reciprocals), so those kernels compute the same bits on any such CPU. On an
-AVX2 CPU (this project's machines) it is what torch runs anyway: no cost, no change.
+AVX2-only CPU (the AMD EPYC of family 25 that trained the published results) it is what torch runs
+anyway; on an AVX-512 one (the family-26 EPYC of 2026-12-02) it replaces torch's AVX-512 kernels.
 
 MKL, torch's matrix-multiply library, picks its GEMM kernels by CPU model and vendor: an AVX-512 Intel
 CPU runs other kernels than an AVX2 AMD one. ``MKL_CBWR=AVX2`` (conditional numerical reproducibility,
-AVX2 branch) makes every CPU with AVX2 run MKL's AVX2 kernels. Measured on this project's AMD EPYC
+AVX2 branch) makes every CPU with AVX2 run MKL's AVX2 kernels. Measured on the family-25 AMD EPYC
 (cpu preset s5, LLaMA and TNL, 200 steps): the AVX2, AUTO and SSE4_2 branches train to the same bits as
-no setting at all, at the same speed, so the pin costs nothing here and cannot have changed the committed
-results; that an Intel CPU under it then trains to these bits is MKL's documentation's promise, not yet
+no setting at all, at the same speed (but not at every shape: the README's "Reproducibility"); that an Intel CPU under it then trains to these bits is MKL's documentation's promise, not yet
 measured (no Intel machine). ``MKL_CBWR=COMPATIBLE``, the branch MKL documents for identical results on
 Intel and non-Intel CPUs alike, trains to other bits here and costs about 1.3-1.5x on these small models,
 so it is the reader's choice. The variables below only fill in what the environment does not set.
 
 These variables are read once, when torch is first imported, so they go into the environment of the
-sweep's training processes (:func:`linscale.train.sweep._child_options`).
+sweep's training processes (:func:`training_environment`, used by :func:`linscale.train.sweep._child_options`)
+and into `linscale train`'s own before it imports torch (:func:`pin_this_process`): one run trained alone
+then gives the sweep's bits for the same spec. Without that, a lone `linscale train` of the cpu preset's
+LLaMA s4 on an AVX-512 AMD EPYC (family 26) ran torch's AVX-512 kernels and ended 0.12% off the published
+validation loss, which the pinned run matched bit for bit (2026-12-02).
+
+What ran is recorded: each finished run's ``status.json`` holds ``cpu_code_path`` (:func:`in_effect`).
 """
 from __future__ import annotations
+
+import os
+import platform
+import sys
+from collections.abc import Mapping
+
+
+def _cpu_flags() -> set[str] | None:
+    """The CPU's feature flags from /proc/cpuinfo (Linux), or None where there is no such file."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        return None
+    return None
 
 
 def pinned_code_paths() -> dict[str, str]:
     """Environment variables that pin a training process's CPU code paths on this machine (empty where
-    there is nothing to pin: a CPU without AVX2 and FMA, or not x86)."""
+    there is nothing to pin: a CPU without AVX2 and FMA, or not x86). Decided without importing torch
+    where /proc/cpuinfo says (the variables must be set before torch is imported); ``MKL_CBWR`` is
+    harmless where torch has no MKL."""
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return {}
+    flags = _cpu_flags()
+    if flags is not None:
+        has_avx2_fma = {"avx2", "fma"} <= flags
+    else:  # macOS, Windows: ask torch (then this process itself can no longer be pinned)
+        import torch
+
+        capabilities = getattr(torch.cpu, "get_capabilities", lambda: {})()
+        has_avx2_fma = bool(capabilities.get("avx2") and capabilities.get("fma3"))
+    return {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"} if has_avx2_fma else {}
+
+
+def training_environment(threads: int | None, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a training process: ``environ`` with the thread counts (when given) and the
+    pins, where ``environ`` does not set them itself (the reader's own choice wins)."""
+    env = dict(environ)
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    for key, value in pinned_code_paths().items():
+        env.setdefault(key, value)
+    return env
+
+
+def pin_this_process(threads: int | None) -> bool:
+    """Give this process the training environment of a sweep's worker, if torch is not imported yet;
+    whether it could (a caller that imported torch already keeps its code paths)."""
+    if "torch" in sys.modules:
+        return False
+    os.environ.update(training_environment(threads, os.environ))
+    return True
+
+
+def in_effect() -> dict[str, str | None]:
+    """The code paths this process runs: torch's CPU capability (ATen's kernels) and MKL's branch."""
     import torch
 
-    capabilities = getattr(torch.cpu, "get_capabilities", lambda: {})()
-    if capabilities.get("architecture") != "x86_64" or not (capabilities.get("avx2") and capabilities.get("fma3")):
-        return {}
-    pins = {"ATEN_CPU_CAPABILITY": "avx2"}
-    if torch.backends.mkl.is_available():  # a torch built with MKL as its BLAS (the x86 wheels)
-        pins["MKL_CBWR"] = "AVX2"
-    return pins
+    return {"aten": torch.backends.cpu.get_cpu_capability(), "mkl_cbwr": os.environ.get("MKL_CBWR")}

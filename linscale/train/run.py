@@ -54,6 +54,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from linscale.checkpoint import CheckpointError
 from linscale.config import ConfigError, ModelConfig
 from linscale.presets import split_size
+from linscale.train import code_paths
 from linscale.train.callbacks import SafeCheckpointIO, ScalingRecorder, load_lightning_checkpoint, write_json
 from linscale.train.module import LanguageModelTask
 from linscale.train.settings import TrainSettings, resolve_preset
@@ -534,7 +535,7 @@ def _fit(run_dir: Path, spec: dict, train: TrainSettings, ckpt: Path | None, pro
     if trainer.is_global_zero:
         _write_status(run_dir, state=state, step=int(trainer.global_step), resumed_from=recorder.resumed_from,
                       wall_time_s=recorder.wall_time + recorder._elapsed(), params=task.params,
-                      params_total=task.params_total)
+                      params_total=task.params_total, cpu_code_path=code_paths.in_effect())
     return state
 
 

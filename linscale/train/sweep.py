@@ -83,13 +83,8 @@ def _child_options(threads: int | None, execution: dict) -> tuple[list[str], dic
     for key, value in execution.items():
         if value is not None:
             options += [f"--{key.replace('_', '-')}", str(value)]
-    env = dict(os.environ)
-    if threads:
-        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    from linscale.train.code_paths import pinned_code_paths
-    for key, value in pinned_code_paths().items():  # the environment's own setting wins
-        env.setdefault(key, value)
-    return options, env
+    from linscale.train.code_paths import training_environment
+    return options, training_environment(threads, os.environ)  # the environment's own pins win
 
 
 class _LocalRun:
