@@ -610,6 +610,10 @@ def cmd_lm_eval(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    # before numpy or torch is imported: the vectorised code paths every linscale process runs, so that
+    # two CPUs of one family compute the same bits (linscale/train/code_paths.py)
+    from linscale.train.code_paths import pin_numerics
+    pin_numerics()
     if argv[:1] == ["lm-eval"]:  # everything after it belongs to lm_eval's own parser
         return cmd_lm_eval(argparse.Namespace(lm_eval_args=argv[1:]))
     args = build_parser().parse_args(argv)

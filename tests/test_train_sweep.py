@@ -240,7 +240,8 @@ def test_training_processes_get_the_pinned_code_paths_unless_the_environment_set
     pins = pinned_code_paths()
     capabilities = torch.cpu.get_capabilities()
     if capabilities.get("architecture") == "x86_64" and capabilities.get("avx2") and capabilities.get("fma3"):
-        assert pins == {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}  # this project's machines
+        assert {k: pins[k] for k in ("ATEN_CPU_CAPABILITY", "MKL_CBWR")} == {"ATEN_CPU_CAPABILITY": "avx2",
+                                                                           "MKL_CBWR": "AVX2"}  # this project's machines
     else:
         assert pins == {}
     options, env = sweep._child_options(1, {})
@@ -265,6 +266,43 @@ def test_a_run_trained_alone_runs_the_code_paths_of_a_sweeps_worker(tmp_path):
     ran = read_status(tmp_path / "runs" / "tnl-s1")["cpu_code_path"]
     pins = pinned_code_paths()
     if pins:
-        assert ran == {"aten": "AVX2", "mkl_cbwr": "AVX2"}
+        assert (ran["aten"], ran["mkl_cbwr"]) == ("AVX2", "AVX2")
+        assert not any("512" in target or target == "X86_V4" for target in ran["numpy"]), ran["numpy"]
     else:
         assert ran["aten"] == torch.backends.cpu.get_cpu_capability() and ran["mkl_cbwr"] is None
+
+
+def test_numpy_pins_name_only_targets_this_numpy_dispatches():
+    """NPY_DISABLE_CPU_FEATURES names numpy's dispatch targets above AVX2; numpy warns about a name it does
+    not dispatch, and the names change between releases (numpy 2.4 renamed them to x86-64 levels), so a
+    new numpy in constraints.txt needs its own row in NUMPY_ABOVE_AVX2."""
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    from linscale.train.code_paths import NUMPY_ABOVE_AVX2, _numpy_release
+
+    release = _numpy_release()
+    assert release in NUMPY_ABOVE_AVX2, f"numpy {release}: no row in NUMPY_ABOVE_AVX2"
+    names = NUMPY_ABOVE_AVX2[release].split()
+    assert set(names) <= set(__cpu_dispatch__), (names, __cpu_dispatch__)
+    above = [t for t in __cpu_dispatch__ if "512" in t or t.startswith("X86_V4")]
+    assert set(above) <= set(names), f"numpy {release} dispatches {above}; the pins leave some on"
+
+
+def test_every_command_runs_numpys_and_atens_pinned_code_paths(tmp_path):
+    """The command line pins numpy's dispatch and ATen's kernels before either is imported, for every
+    command (the fits' optimiser and the evaluation compute other last bits without them on an AVX-512
+    CPU), and the processes it starts inherit the pins."""
+    from linscale.train.code_paths import numerics_pins
+
+    script = ("import json, os, sys\nfrom linscale.cli import main\nmain(['accounting', '--preset', 'smoke'])\n"
+              "from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__\n"
+              "print(json.dumps({'env': {k: os.environ.get(k) for k in ('ATEN_CPU_CAPABILITY', "
+              "'NPY_DISABLE_CPU_FEATURES')}, 'numpy': [t for t in __cpu_dispatch__ if __cpu_features__[t]]}))")
+    env = {k: v for k, v in ENV.items() if k not in ("ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES")}
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    pins = numerics_pins()
+    assert {k: v for k, v in seen["env"].items() if v is not None} == pins
+    if pins:
+        assert not any("512" in target or target == "X86_V4" for target in seen["numpy"]), seen["numpy"]

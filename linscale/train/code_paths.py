@@ -19,12 +19,20 @@ measured (no Intel machine). ``MKL_CBWR=COMPATIBLE``, the branch MKL documents f
 Intel and non-Intel CPUs alike, trains to other bits here and costs about 1.3-1.5x on these small models,
 so it is the reader's choice. The variables below only fill in what the environment does not set.
 
-These variables are read once, when torch is first imported, so they go into the environment of the
-sweep's training processes (:func:`training_environment`, used by :func:`linscale.train.sweep._child_options`)
-and into `linscale train`'s own before it imports torch (:func:`pin_this_process`): one run trained alone
-then gives the sweep's bits for the same spec. Without that, a lone `linscale train` of the cpu preset's
-LLaMA s4 on an AVX-512 AMD EPYC (family 26) ran torch's AVX-512 kernels and ended 0.12% off the published
-validation loss, which the pinned run matched bit for bit (2026-12-02).
+numpy dispatches its loops at run time as well, to AVX-512 where the CPU has it. The study's fits run on
+numpy and scipy: on a family-26 EPYC its AVX-512 loops moved the bootstrap ends of approach 3 with E free
+(by up to 0.04 in a) although every training table was the published one bit for bit; with numpy held to
+its AVX2 level (``NPY_DISABLE_CPU_FEATURES``, :func:`numerics_pins`) and ATen to AVX2, its evaluation and
+fits gave the published tables bit for bit too (2026-12-02).
+
+These variables are read once, when numpy or torch is first imported. The command line sets the numerics
+pins (ATen, numpy) first thing, for every command (:func:`pin_numerics`), so the processes it starts
+inherit them; training processes add MKL's branch and their thread counts (:func:`training_environment`,
+used by :func:`linscale.train.sweep._child_options`, and by `linscale train` for itself before it imports
+torch, :func:`pin_this_process`): one run trained alone then gives the sweep's bits for the same spec.
+Without that, a lone `linscale train` of the cpu preset's LLaMA s4 on an AVX-512 AMD EPYC (family 26)
+ran torch's AVX-512 kernels and ended 0.12% off the published validation loss, which the pinned run
+matched bit for bit (2026-12-02).
 
 What ran is recorded: each finished run's ``status.json`` holds ``cpu_code_path`` (:func:`in_effect`).
 """
@@ -48,22 +56,55 @@ def _cpu_flags() -> set[str] | None:
     return None
 
 
-def pinned_code_paths() -> dict[str, str]:
-    """Environment variables that pin a training process's CPU code paths on this machine (empty where
-    there is nothing to pin: a CPU without AVX2 and FMA, or not x86). Decided without importing torch
-    where /proc/cpuinfo says (the variables must be set before torch is imported); ``MKL_CBWR`` is
-    harmless where torch has no MKL."""
+# numpy's run-time dispatch targets above AVX2, by numpy release (major.minor): the names it accepts in
+# NPY_DISABLE_CPU_FEATURES (it warns about any other). A release not listed here is left unpinned;
+# tests/test_train_sweep.py checks the installed release's names against numpy's own dispatch list.
+NUMPY_ABOVE_AVX2 = {"2.4": "X86_V4 AVX512_ICL AVX512_SPR"}
+
+
+def _has_avx2_fma() -> bool:
+    """x86 with AVX2 and FMA (every CPU these pins are for), decided without importing torch where
+    /proc/cpuinfo says: the variables must be set before torch is imported."""
     if platform.machine().lower() not in ("x86_64", "amd64"):
-        return {}
+        return False
     flags = _cpu_flags()
     if flags is not None:
-        has_avx2_fma = {"avx2", "fma"} <= flags
-    else:  # macOS, Windows: ask torch (then this process itself can no longer be pinned)
-        import torch
+        return {"avx2", "fma"} <= flags
+    import torch  # macOS, Windows: ask torch (then this process itself can no longer be pinned)
 
-        capabilities = getattr(torch.cpu, "get_capabilities", lambda: {})()
-        has_avx2_fma = bool(capabilities.get("avx2") and capabilities.get("fma3"))
-    return {"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"} if has_avx2_fma else {}
+    capabilities = getattr(torch.cpu, "get_capabilities", lambda: {})()
+    return bool(capabilities.get("avx2") and capabilities.get("fma3"))
+
+
+def _numpy_release() -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return ".".join(version("numpy").split(".")[:2])
+    except PackageNotFoundError:
+        return None
+
+
+def numerics_pins() -> dict[str, str]:
+    """Environment variables that pin every linscale process's own vectorised code (empty where there is
+    nothing to pin): torch's ATen kernels to AVX2, and numpy's dispatch to its AVX2 level (the fits'
+    optimiser: with numpy's AVX-512 loops the bootstrap ends of approach 3 with E free moved by up to 0.04
+    in a on a family-26 EPYC, from the same runs). Evaluation runs MKL's default branch, as the published
+    evaluation did."""
+    if not _has_avx2_fma():
+        return {}
+    pins = {"ATEN_CPU_CAPABILITY": "avx2"}
+    above_avx2 = NUMPY_ABOVE_AVX2.get(_numpy_release() or "")
+    if above_avx2:
+        pins["NPY_DISABLE_CPU_FEATURES"] = above_avx2
+    return pins
+
+
+def pinned_code_paths() -> dict[str, str]:
+    """Environment variables that pin a training process's CPU code paths on this machine: the numerics
+    pins and MKL's AVX2 branch (``MKL_CBWR``, harmless where torch has no MKL)."""
+    pins = numerics_pins()
+    return {**pins, "MKL_CBWR": "AVX2"} if pins else {}
 
 
 def training_environment(threads: int | None, environ: Mapping[str, str]) -> dict[str, str]:
@@ -77,6 +118,13 @@ def training_environment(threads: int | None, environ: Mapping[str, str]) -> dic
     return env
 
 
+def pin_numerics() -> None:
+    """The numerics pins into this process's environment, where it does not set them (the command line
+    does this first, before numpy or torch is imported; the processes it starts inherit them)."""
+    for key, value in numerics_pins().items():
+        os.environ.setdefault(key, value)
+
+
 def pin_this_process(threads: int | None) -> bool:
     """Give this process the training environment of a sweep's worker, if torch is not imported yet;
     whether it could (a caller that imported torch already keeps its code paths)."""
@@ -86,8 +134,15 @@ def pin_this_process(threads: int | None) -> bool:
     return True
 
 
-def in_effect() -> dict[str, str | None]:
-    """The code paths this process runs: torch's CPU capability (ATen's kernels) and MKL's branch."""
+def in_effect() -> dict:
+    """The code paths this process runs: torch's CPU capability (ATen's kernels), MKL's branch, and the
+    targets numpy dispatches to."""
     import torch
 
-    return {"aten": torch.backends.cpu.get_cpu_capability(), "mkl_cbwr": os.environ.get("MKL_CBWR")}
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+        numpy_dispatch = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
+    except ImportError:  # numpy's private module moved: record nothing rather than fail a finished run
+        numpy_dispatch = None
+    return {"aten": torch.backends.cpu.get_cpu_capability(), "mkl_cbwr": os.environ.get("MKL_CBWR"),
+            "numpy": numpy_dispatch}
