@@ -199,3 +199,21 @@ def test_fused_loss_logits_are_refused_after_the_weights_change():
         model.embed.weight.mul_(2)
     with pytest.raises(RuntimeError, match="output weights changed"):
         out.logits
+
+
+def test_llama_attention_probabilities_are_the_weights_forward_applies():
+    """The probe's weights (benchmarks/probe_retrieval.py), times V and the output projection, give the layer's
+    own output; each row is a causal distribution (sums to 1, nothing on later tokens)."""
+    torch.manual_seed(0)
+    model = build_model(tiny("llama", n_head=2))
+    attention = model.blocks[0].token_mixer
+    x = torch.randn(2, 9, model.config.d_model)
+    with torch.no_grad():
+        p = attention.attention_probabilities(x)
+        _, _, v = attention._qkv(x, 0)
+        by_hand = attention.o_proj((p @ v).transpose(1, 2).reshape(2, 9, -1))
+        out, _ = attention(x)
+    assert p.shape == (2, 2, 9, 9)
+    assert_close("rows sum to 1", p.sum(-1), torch.ones(2, 2, 9), 1e-6)
+    assert float(p.triu(diagonal=1).abs().max()) == 0.0
+    assert_close("p V W_o = forward", by_hand, out, 1e-5)

@@ -58,12 +58,27 @@ class LlamaAttention(nn.Module):
         self.o_proj = nn.Linear(d, d, bias=False)
         self.rope = RotaryEmbedding(self.head_dim, config.rope_base, config.max_seq_len)
 
-    def forward(self, x, state=None, offset=0, return_state=False):
-        B, T, d = x.shape
+    def _qkv(self, x: torch.Tensor, offset: int):
+        B, T, _ = x.shape
         H, D = self.n_head, self.head_dim
         q = self.rope(self.q_proj(x).view(B, T, H, D), offset).transpose(1, 2)  # (B, H, T, D)
         k = self.rope(self.k_proj(x).view(B, T, H, D), offset).transpose(1, 2)  # (B, H, T, D)
         v = self.v_proj(x).view(B, T, H, D).transpose(1, 2)  # (B, H, T, D)
+        return q, k, v
+
+    def attention_probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """softmax(Q Kᵀ/√D + causal mask) for this layer's input x (B, T, d): (B, H, T, T), row t the weights
+        query t puts on keys 0..t; the weights forward() applies through scaled_dot_product_attention,
+        spelled out for probes (which token a head reads: benchmarks/probe_retrieval.py)."""
+        q, k, _ = self._qkv(x, 0)
+        T = x.shape[1]
+        scores = q @ k.transpose(-1, -2) / self.head_dim ** 0.5  # (B, H, T, T)
+        causal = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+        return scores.masked_fill(~causal, float("-inf")).softmax(dim=-1)
+
+    def forward(self, x, state=None, offset=0, return_state=False):
+        B, T, d = x.shape
+        q, k, v = self._qkv(x, offset)
         if state is not None:  # KV cache from earlier calls
             k = torch.cat([state[0], k], dim=2)  # (B, H, S, D), S = past + T
             v = torch.cat([state[1], v], dim=2)
