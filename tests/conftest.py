@@ -6,6 +6,17 @@ import sys
 import tempfile
 from pathlib import Path
 
+# First, before numpy or torch is imported: the CPU code paths a sweep's training worker runs (torch's and
+# numpy's vector code at AVX2, MKL's AVX2 branch; linscale/train/code_paths.py), so that this process and
+# every process it starts (`linscale train`, sweep workers, spawned pools) compute the same bits. Without
+# it, on an AVX-512 CPU, a run trained here and its rerun in a pinned subprocess differ in the last bits,
+# and so would a pool started after a test has run `linscale`'s main (which pins os.environ) here.
+from linscale.train.code_paths import pinned_code_paths
+
+_ALREADY_LOADED = [m for m in ("numpy", "torch") if m in sys.modules]
+for _key, _value in pinned_code_paths().items():
+    os.environ.setdefault(_key, _value)
+
 import pytest
 import torch
 
@@ -23,6 +34,13 @@ if not torch.cuda.is_available():
 
 # Two cores: one intra-op thread per pytest-xdist worker avoids oversubscription.
 torch.set_num_threads(max(1, int(os.environ.get("LINSCALE_TEST_THREADS", "1"))))
+
+
+def pytest_configure(config):
+    if _ALREADY_LOADED:  # a plugin imported them first: the pins above cannot reach this process
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"{', '.join(_ALREADY_LOADED)} imported before tests/conftest.py pinned the CPU code paths; tests "
+            "that compare runs in this process with runs in subprocesses may differ in the last bits"), stacklevel=2)
 
 
 @pytest.fixture(autouse=True)
