@@ -60,6 +60,7 @@ SETTINGS = [
 BASELINE = SETTINGS[0][0]
 # Variables that would leak a setting from the calling shell into every run.
 CLEARED = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA",
+           "NPY_DISABLE_CPU_FEATURES",
            "MKL_DYNAMIC", "OMP_DYNAMIC")
 
 

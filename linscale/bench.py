@@ -52,6 +52,7 @@ import torch.nn.functional as F
 
 from linscale.config import ARCHITECTURES, LINEAR_ARCHITECTURES, ConfigError, ModelConfig
 from linscale.models import build_model
+from linscale.train.code_paths import in_effect
 
 # Shape used while the `cpu` preset does not exist (or has no sizes): about the CPU study's largest model.
 DEFAULT_SHAPE = dict(n_layer=4, d_model=192, n_head=4, vocab_size=512)
@@ -999,13 +1000,19 @@ def _worst(table, who, where, column) -> str:
 def machine_info() -> dict:
     """CPU model, cores, threads, versions and date: what a results file must say to be comparable."""
     cpu = platform.processor() or platform.machine()
-    try:
+    fields: dict[str, str] = {}
+    try:  # the first processor's model name, family and model: two EPYCs of one name can differ in both
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if not line.strip():
                 break
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
+    if "model name" in fields:
+        cpu = fields["model name"]
+        if "cpu family" in fields:
+            cpu += f" (family {fields['cpu family']}, model {fields.get('model', '?')})"
     try:
         import transformers
         hf_version = transformers.__version__
@@ -1017,7 +1024,8 @@ def machine_info() -> dict:
     return dict(date=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), host=platform.node(),
                 cpu=cpu, cores=os.cpu_count(), torch_threads=torch.get_num_threads(),
                 python=platform.python_version(), torch=torch.__version__, transformers=hf_version,
-                linscale=linscale_version, load_average_at_end=" ".join(f"{x:.2f}" for x in load))
+                linscale=linscale_version, load_average_at_end=" ".join(f"{x:.2f}" for x in load),
+                code_paths=" ".join(f"{k}={v}" for k, v in in_effect().items()))
 
 
 SECTIONS = ("training", "length", "decoding", "utilisation", "lightning", "changes", "attention", "batched", "compile",

@@ -311,6 +311,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    # the code paths training runs (MKL's AVX2 branch too), so that a step and the GEMM peak it is measured
+    # against are timed as the study trains
+    from linscale.train.code_paths import pin_this_process
+    pin_this_process(args.threads)
     import torch
 
     from linscale import bench

@@ -8,7 +8,9 @@ one, and training amplifies those bits into final losses about 1% apart. ``ATEN_
 runs the AVX2 kernels on every CPU that has AVX2 and FMA: ATen's AVX2 code uses exact IEEE operations
 and FMA only (no approximate reciprocals), so those kernels compute the same bits on any such CPU. On an
 AVX2-only CPU (the AMD EPYC of family 25 that trained the published results) it is what torch runs
-anyway; on an AVX-512 one (the family-26 EPYC of 2026-12-02) it replaces torch's AVX-512 kernels.
+anyway; on an AVX-512 one (the family-26 EPYC of 2026-12-02) it replaces torch's AVX-512 kernels, at
+1.13x the training time of the cpu preset's s5 there (benchmarks/results/2026-12-02-cpu-reproducibility-
+amd-epyc-f26-2c.md): the price of that machine's bit-for-bit agreement with AVX2 ones.
 
 MKL, torch's matrix-multiply library, picks its GEMM kernels by CPU model and vendor: an AVX-512 Intel
 CPU runs other kernels than an AVX2 AMD one. ``MKL_CBWR=AVX2`` (conditional numerical reproducibility,
