@@ -302,14 +302,19 @@ def _inputs_stamp(chapter: str, parameters: dict, source: str, inputs: list[Path
 
 
 def _input_tables(parameters: dict, cwd: Path) -> list[Path]:
-    """The files a chapter reads (for the up-to-date check): its results tables, and the committed
-    benchmark reports for the efficiency chapter (a newly committed report must re-execute it)."""
-    folders = []
+    """The files a chapter reads (for the up-to-date check): its results tables, the re-runs of the same
+    study committed beside them (the findings chapter compares them: a new or changed comparison must
+    re-execute it), and the committed benchmark reports for the efficiency chapter (likewise)."""
+    folders, files = [], []
     if "preset" in parameters and "results_dir" in parameters:
-        folders.append(cwd / parameters["results_dir"] / parameters["preset"])
+        results, preset = cwd / parameters["results_dir"], parameters["preset"]
+        folders.append(results / preset)
+        for comparison in sorted((results / "reruns").glob(f"*/{preset}-comparison.json")):
+            files.append(comparison)
+            folders.append(comparison.parent / preset)  # the re-run's own tables, where committed
     if "bench_dir" in parameters:
         folders.append(cwd / parameters["bench_dir"])
-    return [p for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file()]
+    return files + [p for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file()]
 
 
 def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path = CHAPTER_DIR,

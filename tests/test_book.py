@@ -203,3 +203,23 @@ def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
     outputs = [o for cell in nbformat.read(out, as_version=4).cells for o in cell.get("outputs", [])]
     assert not [o for o in outputs if o.get("name") == "stderr" or o.get("output_type") == "error"]
     assert sum("image/png" in o.get("data", {}) for o in outputs) >= book.MIN_FIGURES["ablations"]
+
+
+def test_a_chapter_is_re_executed_when_a_re_run_of_its_study_is_committed_or_changed(tmp_path):
+    """The up-to-date check sees the re-runs' comparisons and tables (the findings chapter shows them), and
+    only those of the chapter's own preset."""
+    results = tmp_path / "results"
+    (results / "smoke").mkdir(parents=True)
+    (results / "smoke" / "runs.parquet").write_text("x")
+    parameters = {"preset": "smoke", "results_dir": "results"}
+    before = book._input_tables(parameters, tmp_path)
+    rerun = results / "reruns" / "2026-12-02-other-cpu"
+    (rerun / "smoke").mkdir(parents=True)
+    (rerun / "smoke-comparison.json").write_text("{}")
+    (rerun / "smoke" / "runs.parquet").write_text("y")
+    (rerun / "cpu-comparison.json").write_text("{}")  # another preset's re-run: not this chapter's input
+    after = book._input_tables(parameters, tmp_path)
+    assert set(after) - set(before) == {rerun / "smoke-comparison.json", rerun / "smoke" / "runs.parquet"}
+    stamp = book._inputs_stamp("findings", parameters, "source", after)
+    (rerun / "smoke-comparison.json").write_text('{"changed": true}')
+    assert book._inputs_stamp("findings", parameters, "source", after) != stamp
