@@ -90,8 +90,8 @@ def niah_by_length(folder: Path) -> pd.Series:
 
 def attention_probe(folder: Path) -> pd.DataFrame:
     """Per layer, head and context length (NIAH standard items): the attention weight the question's last
-    token ("what VAR") puts on the needle's value, the answer's share of the model's next-token
-    probability, and each head's mean weight on the previous token over all positions."""
+    token ("what VAR") puts on the needle's value, and each head's mean weight on the previous token over
+    all positions."""
     checkpoint = final_export(folder)
     model, _ = load_checkpoint(checkpoint)
     tokenizer = load_tokenizer(checkpoint)
@@ -106,16 +106,14 @@ def attention_probe(folder: Path) -> pd.DataFrame:
         if len(ids) != len(words):
             raise SystemExit(f"{folder}: the tokenizer is not one token per word; the probe's positions need it")
         value_at = max(i for i, w in enumerate(words) if w == "let") + 2  # "let VAR VAL": the needle's value
-        answer = tokenizer.encode(item["answer"]).ids[0]
         with torch.no_grad():
-            probability = model(torch.tensor([ids])).logits[0, -1].softmax(-1)[answer]
+            model(torch.tensor([ids]))  # fills `inputs`: each layer's input, through the hooks above
             for layer, block in enumerate(model.blocks):
                 p = block.token_mixer.attention_probabilities(inputs[layer])[0]  # (H, T, T)
                 previous = p.diagonal(offset=-1, dim1=-2, dim2=-1).mean(-1)  # (H,)
                 for head in range(p.shape[0]):
                     rows.append({"length": item["length"], "layer": layer, "head": head,
-                                 "on_value": float(p[head, -1, value_at]), "on_previous": float(previous[head]),
-                                 "p_answer": float(probability)})
+                                 "on_value": float(p[head, -1, value_at]), "on_previous": float(previous[head])})
     return pd.DataFrame(rows)
 
 

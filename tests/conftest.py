@@ -11,11 +11,10 @@ from pathlib import Path
 # every process it starts (`linscale train`, sweep workers, spawned pools) compute the same bits. Without
 # it, on an AVX-512 CPU, a run trained here and its rerun in a pinned subprocess differ in the last bits,
 # and so would a pool started after a test has run `linscale`'s main (which pins os.environ) here.
-from linscale.train.code_paths import pinned_code_paths
+from linscale.train.code_paths import training_environment
 
 _ALREADY_LOADED = [m for m in ("numpy", "torch") if m in sys.modules]
-for _key, _value in pinned_code_paths().items():
-    os.environ.setdefault(_key, _value)
+os.environ.update(training_environment(None, os.environ))  # the environment's own settings win
 
 import pytest
 import torch

@@ -16,9 +16,10 @@ MKL, torch's matrix-multiply library, picks its GEMM kernels by CPU model and ve
 CPU runs other kernels than an AVX2 AMD one. ``MKL_CBWR=AVX2`` (conditional numerical reproducibility,
 AVX2 branch) makes every CPU with AVX2 run MKL's AVX2 kernels. Measured on the family-25 AMD EPYC
 (cpu preset s5, LLaMA and TNL, 200 steps): the AVX2, AUTO and SSE4_2 branches train to the same bits as
-no setting at all, at the same speed (but not at every shape: the README's "Reproducibility"); that an Intel CPU under it then trains to these bits is MKL's documentation's promise, not yet
-measured (no Intel machine). ``MKL_CBWR=COMPATIBLE``, the branch MKL documents for identical results on
-Intel and non-Intel CPUs alike, trains to other bits here and costs about 1.3-1.5x on these small models,
+no setting at all, at the same speed (but not at every shape: the README's "Reproducibility"); that an
+Intel CPU under it then trains to these bits is MKL's documentation's promise, not yet measured (no
+Intel machine). ``MKL_CBWR=COMPATIBLE``, the branch MKL documents for identical results on Intel and
+non-Intel CPUs alike, trains to other bits here and costs about 1.3-1.5x on these small models,
 so it is the reader's choice. The variables below only fill in what the environment does not set.
 
 numpy dispatches its loops at run time as well, to AVX-512 where the CPU has it. The study's fits run on
