@@ -413,6 +413,8 @@ class EvalPool:
             for process in self._processes.values():
                 if process.is_alive():
                     process.terminate()
+            for process in self._processes.values():
+                process.join(10)  # gone when the caller's error surfaces, not some time after
         self._executor.shutdown(wait=exc_type is None, cancel_futures=True)
 
     def submit(self, fn, *args):
