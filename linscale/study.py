@@ -13,7 +13,7 @@ about 185 s one after the other with both pools.)
 Folders::
 
     runs/<preset>/                 the sweep: run folders, checkpoints, exports (not committed)
-    runs/<preset>-<ablation>/      the ablation sweeps (aspect ratio, training context, seeds)
+    runs/<preset>-<ablation>/      the ablation sweeps (aspect ratio, training context, seeds, size_seeds)
     results/<preset>/              the tables the book reads (committed):
         runs.parquet (+ .csv)          the sweep's results table (contract 4)
         eval.parquet                   downstream scores (linscale eval's store)
@@ -76,7 +76,7 @@ def _digest(path: Path) -> str:
 ASPECT_ARCHS = ("llama", "cosformer2")  # the paper's Table 5
 CONTEXT_ARCHS = ("tnl", "hgrn2", "cosformer2")  # Table 6: the linear models (the claims are about them)
 ASPECT_FACTORS = (0.71, 1.41)  # widths relative to the base (0.5 would mean 4x the depth: most of the cost)
-ABLATIONS = ("aspect", "context", "seeds")  # the sweeps of ablation_presets, in its order
+ABLATIONS = ("aspect", "context", "seeds", "size_seeds")  # the sweeps of ablation_presets, in its order
 SEED_OFFSETS = (1, 2)  # the seeds ablation retrains the base size at seed + 1 and seed + 2: three seeds in all
 
 
@@ -93,6 +93,11 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
       fixed by its world seed), all architectures, every other setting as in the main sweep. Not an
       ablation of the paper's, which trains one seed per run: it measures how far one run's final loss
       moves by chance, the yardstick for every single-seed comparison in the book.
+    * ``size_seeds``: the grid's smallest and largest sizes retrained once with the next seed (seed + 1,
+      as the seeds ablation's first), all architectures, no evaluation: the seed noise at the ends of the
+      grid, where a claim that compares runs of every size (the loss envelopes) also looks. A re-run with
+      another seed moved the smallest size's final losses beyond the bound measured at the base size
+      (README, "Reproducibility"); one size's noise is not every size's.
 
     The base shape, context and seed themselves are not retrained: their rows come from the main sweep.
     """
@@ -132,7 +137,15 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
         variant.update(name=f"{label}-seed{seed}", sizes={name: shape})
         variant["train"]["seed"] = seed
         seeds.append(variant)
-    return name, {"aspect": [aspect], "context": contexts, "seeds": seeds}
+    ends = {n: s for n, s in (sizes[0], sizes[-1]) if n != name}  # the base size has its seeds already
+    size_seeds = []
+    if ends:
+        variant = copy.deepcopy(base)
+        seed = int(base["train"].get("seed", 0)) + SEED_OFFSETS[0]
+        variant.update(name=f"{label}-ends-seed{seed}", sizes=copy.deepcopy(ends))
+        variant["train"]["seed"] = seed
+        size_seeds.append(variant)
+    return name, {"aspect": [aspect], "context": contexts, "seeds": seeds, "size_seeds": size_seeds}
 
 
 # ----------------------------------------------------------------------------- stages
@@ -199,8 +212,13 @@ def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tu
     main = pd.read_parquet(results / "runs.parquet")
     done = iter(swept[1:])
     for ablation, items in variants.items():
+        if not items:  # size_seeds of a one-size grid: nothing to retrain, no table
+            continue
         archs = sorted({a for v in items for a in v["archs"]})
-        base_rows = main[(main["size"].astype(str) == base_size) & main["arch"].isin(archs)]
+        # the main sweep's runs of the sizes the variants retrain (size_seeds: the grid's ends), else the
+        # base size's (the aspect ablation's shapes are new sizes; the others retrain the base size)
+        grid_sizes = {str(n) for v in items for n in v["sizes"]} & set(main["size"].astype(str))
+        base_rows = main[main["size"].astype(str).isin(grid_sizes or {base_size}) & main["arch"].isin(archs)]
         frames = [base_rows.assign(ablation=ablation, variant="base")]
         for variant in items:
             frames.append(pd.read_parquet(next(done).table).assign(ablation=ablation, variant=variant["name"]))

@@ -53,6 +53,21 @@ def test_seeds_ablation_retrains_the_base_size_with_other_seeds_and_nothing_else
     assert base["train"]["seed"] == 7
 
 
+def test_size_seeds_ablation_retrains_the_grids_ends_with_the_next_seed():
+    base = {**BASE, "train": {**BASE["train"], "seed": 7}}
+    base_size, ablations = ablation_presets(base)
+    (variant,) = ablations["size_seeds"]
+    # the smallest size is the base size here (it has its seeds ablation): only the largest is retrained
+    assert base_size == "a" and variant["sizes"] == {"c": BASE["sizes"]["c"]}
+    assert variant["train"]["seed"] == 8 and variant["archs"] == BASE["archs"]
+    assert {k: v for k, v in variant["train"].items() if k != "seed"} == BASE["train"]
+    four = {**BASE, "sizes": {**BASE["sizes"], "d": {"n_layer": 8, "d_model": 128, "n_head": 8}}}
+    base_size, ablations = ablation_presets(four)
+    assert base_size == "b" and list(ablations["size_seeds"][0]["sizes"]) == ["a", "d"]
+    one = {**BASE, "sizes": {"a": BASE["sizes"]["a"]}}
+    assert ablation_presets(one)[1]["size_seeds"] == []  # one size: its seeds ablation is all there is
+
+
 def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tmp_path, monkeypatch):
     import pandas as pd
 
@@ -152,6 +167,20 @@ def test_only_the_chosen_ablations_are_trained_and_tabled(tmp_path, monkeypatch)
     assert sorted(p.name for p in (tmp_path / "results" / "ablations").iterdir()) == ["seeds.parquet"]
     seeds = pd.read_parquet(tmp_path / "results" / "ablations" / "seeds.parquet")
     assert seeds["variant"].tolist() == ["base", "toy-seed1", "toy-seed2"]
+    # size_seeds: beside its runs, the main sweep's runs of the sizes it retrains (not the base size's)
+    trained.clear()
+    main_table = pd.DataFrame({"run_id": ["tnl-a", "tnl-c"], "arch": ["tnl", "tnl"], "size": ["a", "c"], "step": [1, 1]})
+
+    def fake_with_main(sweeps, jobs, pool):
+        out = fake_run_sweeps(sweeps, jobs, pool)
+        main_table.to_parquet(out[0].table)
+        return out
+
+    monkeypatch.setattr(linscale.train.sweep, "run_sweeps", fake_with_main)
+    study._sweeps("toy", tmp_path / "runs2", tmp_path / "results", jobs=1, ablations=("size_seeds",), pool=None)
+    assert trained == ["toy", "toy-ends-seed1"]
+    ends = pd.read_parquet(tmp_path / "results" / "ablations" / "size_seeds.parquet")
+    assert ends["variant"].tolist() == ["base", "toy-ends-seed1"] and ends["size"].tolist() == ["c", "a"]
 
 
 def test_the_study_evaluates_in_one_thread_processes_then_fits(tmp_path, monkeypatch):

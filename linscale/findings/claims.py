@@ -80,7 +80,9 @@ def envelope_losses(runs: pd.DataFrame, loss: str, n_compute: int = N_COMPUTE) -
 
 def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_loss") -> dict:
     """Each linear model's observed envelope against LLaMA's at :data:`N_COMPUTE` compute values inside
-    the data: relative difference against the noise bound of a difference of two runs' final losses."""
+    the data: relative difference against the noise bound of a difference of the two runs there, each
+    with its own size's noise (:meth:`~linscale.findings.rules.Noise.bound_between`; ``noise`` samples
+    without a ``size`` column: one noise for every size)."""
     claim = "At equal compute, the linear models reach a lower loss than LLaMA"
     paper = "Table 3 / Figure 1: L(C) of TNL, HGRN2, cosFormer2 below LLaMA's over 1e-2 to 1e3 PF-days"
     if "llama" not in set(runs["arch"]) or runs["arch"].nunique() < 2:
@@ -89,19 +91,24 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
     if not len(env) or "llama" not in set(env["arch"]):
         return _row("lower_loss", claim, paper, "the architectures' envelopes share no compute range", v.NOT_TESTABLE)
     wide = env.pivot(index="flops", columns="arch", values="loss")
+    size_of = runs.drop_duplicates("run_id").set_index("run_id")["size"].astype(str)
+    sizes = env.assign(size=env["run_id"].map(size_of)).pivot(index="flops", columns="arch", values="size")
+    order = runs.groupby(runs["size"].astype(str))["params"].median().sort_values().index  # smallest first
     parts, flips, text, numbers, tolerance = [], [], [], {}, {}
     for arch in [a for a in LINEAR if a in wide]:
-        u = noise.bound("loss", [arch, "llama"], relative=True)
+        bounds = np.array([noise.bound_between("loss", (sizes.at[c, arch], sizes.at[c, "llama"]), order,
+                                               [arch, "llama"], relative=True) for c in wide.index])
         rel = (wide[arch] / wide["llama"] - 1).to_numpy()
-        parts += [v.difference(d, u, "negative") for d in rel]
-        flips += [v.margin_to_flip(d, u) for d in rel]
-        text.append(f"{_label(arch)} {rel.min():+.2%} to {rel.max():+.2%} (±{u:.2%})")
-        for c, d in zip(wide.index, rel):
+        parts += [v.difference(d, u, "negative") for d, u in zip(rel, bounds)]
+        flips += [v.margin_to_flip(d, u) for d, u in zip(rel, bounds)]
+        band = f"±{bounds.min():.2%}" if np.allclose(bounds, bounds[0]) else f"±{bounds.min():.2%} to {bounds.max():.2%}"
+        text.append(f"{_label(arch)} {rel.min():+.2%} to {rel.max():+.2%} ({band})")
+        for c, d, u in zip(wide.index, rel, bounds):
             numbers[f"loss/llama-1[{arch}, C={c:.3g}]"] = float(d)
             tolerance[f"loss/llama-1[{arch}, C={c:.3g}]"] = float(u)
     evidence = (f"observed envelope loss relative to LLaMA's at {len(wide)} compute values from "
                 f"{wide.index.min():.3g} to {wide.index.max():.3g} FLOPs: " + "; ".join(text) +
-                " (±: how far a re-run moves a difference of two runs)")
+                " (±: how far a re-run moves a difference of the two runs there, each with its size's seed noise)")
     return _row("lower_loss", claim, paper, evidence, v.combine(parts), _min_flip(flips), numbers, tolerance)
 
 
@@ -396,7 +403,7 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
                                seed_scores.drop(columns=["loss"], errors="ignore")], ignore_index=True))
     size = str(seeds["size"].iloc[0]) if len(seeds) else "?"
 
-    rows = [lower_loss_claim(window, noise)]
+    rows = [lower_loss_claim(window, sized_noise(preset, results_dir, seeds))]
     approach2, approach1 = inputs.read_fit(preset, results_dir, "approach2"), inputs.read_fit(preset, results_dir, "approach1")
     rows += allocation_claims(approach2, inputs.identified_archs(approach2, "N_opt(C)"))
     rows.append(exponent_claim(approach1, inputs.identified_archs(approach1, "L(C)")))
@@ -408,6 +415,22 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
     rows += ablation_claims(aspect.assign(loss=aspect.get("fitted_loss")), context,
                             inputs.final_rows(context_scores) if len(context_scores) else context_scores, noise)
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def sized_noise(preset: str, results_dir: str, seeds: pd.DataFrame | None = None) -> v.Noise:
+    """The final losses' seed noise per size: the seeds ablation's runs (the base size) and the
+    size_seeds ablation's (the grid's ends, beside the main sweep's runs of those sizes), each run's
+    last row with its fitted loss; samples with ``arch``, ``size`` and ``loss``."""
+    from linscale.findings import inputs
+    from linscale.findings.ablations import read_ablation
+
+    def finals(name):
+        return inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, name), preset, results_dir))
+
+    seeds = finals("seeds") if seeds is None else seeds
+    frames = [t[["arch", "size", "fitted_loss"]] for t in (seeds, finals("size_seeds")) if len(t)]
+    samples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["arch", "size", "fitted_loss"])
+    return v.Noise(samples.rename(columns={"fitted_loss": "loss"}).assign(size=lambda t: t["size"].astype(str)))
 
 
 def verdict_counts(table: pd.DataFrame) -> dict:

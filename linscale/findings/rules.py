@@ -20,9 +20,12 @@ study lacks the data (a preset without the runs, a law the design check says the
 The noise bound is what an honest re-run changes: the seed (weights and data order) and, through
 floating-point rounding, the CPU code path and thread count, whose effect on a trained model is itself a
 perturbation that seed noise bounds (a re-run on another CPU moved final losses by less than the seeds
-do). It is measured by the seeds ablation at the size the claims compare, and pooled over the
-architectures a claim compares: u = t · √2 · s, with s the pooled standard deviation of one run and t
-Student's quantile at the pooled degrees of freedom (:class:`Noise`).
+do; pinned code paths now give the same bits). It is measured where the claims compare runs, and pooled
+over the architectures a claim compares: u = t · √2 · s, with s the pooled standard deviation of one run
+and t Student's quantile at the pooled degrees of freedom (:class:`Noise`). Claims about one size use the
+seeds ablation at that size; a claim that compares runs of every size (the loss envelopes) uses each
+run's own size's noise, measured at the grid's smallest, base and largest sizes (the seeds and size_seeds
+ablations) and, between two measured sizes, the larger of theirs (:meth:`Noise.bound_between`).
 """
 from __future__ import annotations
 
@@ -168,3 +171,34 @@ class Noise:
     def bound_of_means(self, column: str, n1: int, n2: int, archs=None, relative: bool = False) -> float:
         sd, dof = self.pooled(column, archs, relative)
         return self._t(dof) * sd * np.sqrt(1 / n1 + 1 / n2) if dof else np.nan
+
+    def at_size(self, size: str, order, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
+        """(pooled sd, degrees of freedom) of one run of grid size ``size``, from samples with a ``size``
+        column measured at several sizes (the seeds ablation's and the size_seeds ablation's): the size's
+        own when it was measured; else, of the measured sizes nearest below and above it in ``order``
+        (the grid's sizes, smallest first), the larger sd (the nearest one beyond the measured range).
+        The rule is fixed here, before the data: noise is not assumed to shrink between measurements."""
+        if "size" not in self.samples:
+            return self.pooled(column, archs, relative)
+        by_size = {str(name): Noise(part, self.confidence).pooled(column, archs, relative)
+                   for name, part in self.samples.groupby(self.samples["size"].astype(str))}
+        order = [str(name) for name in order]
+        measured = [name for name in order if by_size.get(name, (np.nan, 0))[1] > 0]
+        if not measured or str(size) not in order:
+            return np.nan, 0
+        if str(size) in measured:
+            return by_size[str(size)]
+        at = order.index(str(size))
+        below = [name for name in measured if order.index(name) < at]
+        above = [name for name in measured if order.index(name) > at]
+        candidates = [by_size[name] for name in (below[-1:] + above[:1])]
+        return max(candidates, key=lambda c: c[0])
+
+    def bound_between(self, column: str, sizes: tuple[str, str], order, archs=None, relative: bool = False) -> float:
+        """Noise bound of a difference between two single runs of grid sizes ``sizes``, each with the
+        noise of its own size (:meth:`at_size`): u = t·√(s₁² + s₂²), t at the fewer degrees of freedom
+        of the two. Equal to :meth:`bound` when both sizes have the same noise."""
+        (sd1, dof1), (sd2, dof2) = (self.at_size(size, order, column, archs, relative) for size in sizes)
+        if not (dof1 and dof2):
+            return np.nan
+        return self._t(min(dof1, dof2)) * float(np.sqrt(sd1 ** 2 + sd2 ** 2))
