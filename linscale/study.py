@@ -214,16 +214,23 @@ def _sweeps(preset: str, runs_dir: Path, results: Path, jobs: int, ablations: tu
     for ablation, items in variants.items():
         if not items:  # size_seeds of a one-size grid: nothing to retrain, no table
             continue
-        archs = sorted({a for v in items for a in v["archs"]})
-        # the main sweep's runs of the sizes the variants retrain (size_seeds: the grid's ends), else the
-        # base size's (the aspect ablation's shapes are new sizes; the others retrain the base size)
-        grid_sizes = {str(n) for v in items for n in v["sizes"]} & set(main["size"].astype(str))
-        base_rows = main[main["size"].astype(str).isin(grid_sizes or {base_size}) & main["arch"].isin(archs)]
-        frames = [base_rows.assign(ablation=ablation, variant="base")]
-        for variant in items:
-            frames.append(pd.read_parquet(next(done).table).assign(ablation=ablation, variant=variant["name"]))
-        _write_table(pd.concat(frames, ignore_index=True), results / "ablations" / f"{ablation}.parquet")
+        tables = [pd.read_parquet(next(done).table) for _ in items]
+        _write_table(ablation_table(main, base_size, ablation, items, tables), results / "ablations" / f"{ablation}.parquet")
     return swept
+
+
+def ablation_table(main: pd.DataFrame, base_size: str, ablation: str, items: list[dict],
+                   tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """An ablation's results table: the main sweep's runs it is compared with (``variant`` "base"),
+    then each variant's sweep table (``tables``, in the order of ``items``), with columns ``ablation``
+    and ``variant``. The base runs are the main sweep's runs of the sizes the variants retrain
+    (size_seeds: the grid's ends), else of the base size (the aspect ablation's shapes are new sizes)."""
+    archs = sorted({a for v in items for a in v["archs"]})
+    grid_sizes = {str(n) for v in items for n in v["sizes"]} & set(main["size"].astype(str))
+    base_rows = main[main["size"].astype(str).isin(grid_sizes or {base_size}) & main["arch"].isin(archs)]
+    frames = [base_rows.assign(ablation=ablation, variant="base")]
+    frames += [table.assign(ablation=ablation, variant=variant["name"]) for variant, table in zip(items, tables)]
+    return pd.concat(frames, ignore_index=True)
 
 
 def _export_table(src: Path, dst: Path) -> None:

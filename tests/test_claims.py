@@ -67,6 +67,28 @@ def test_noise_bound_is_the_pooled_t_bound_of_a_difference():
     assert np.isnan(rules.Noise(samples.iloc[[0, 3]]).bound("loss"))  # one run each: no noise measured
 
 
+def test_each_size_takes_its_own_noise_else_the_larger_of_its_measured_neighbours():
+    order = ["s1", "s2", "s3", "s4", "s5"]
+    rows = [dict(arch=a, size=size, loss=2.0 * (1 + z * sd)) for size, sd in (("s1", 0.02), ("s3", 0.005), ("s5", 0.01))
+            for a in ("a", "b") for z in ((-1.0, 1.0) if size != "s3" else (-1.0, 0.0, 1.0))]
+    noise = rules.Noise(pd.DataFrame(rows))
+    assert [noise.source_size(size, order, "loss", relative=True) for size in order] == ["s1", "s1", "s3", "s5", "s5"]
+    sd1, dof1 = noise.at_size("s1", order, "loss", relative=True)
+    sd3, dof3 = noise.at_size("s3", order, "loss", relative=True)
+    assert sd1 == pytest.approx(0.02 * np.sqrt(2), rel=1e-6) and (dof1, dof3) == (2, 4)
+    assert noise.at_size("s2", order, "loss", relative=True) == noise.at_size("s1", order, "loss", relative=True)
+    # a difference of an s1 run and an s3 run: each with its size's sd, t at the fewer degrees of freedom
+    assert noise.bound_between("loss", ("s1", "s3"), order, relative=True) == pytest.approx(
+        stats.t.ppf(0.975, 2) * np.hypot(sd1, sd3))
+    assert noise.bound_between("loss", ("s3", "s3"), order, relative=True) == pytest.approx(
+        stats.t.ppf(0.975, 4) * np.sqrt(2) * sd3)
+    # a size outside the grid: no noise
+    assert np.isnan(noise.bound_between("loss", ("s1", "s9"), order, relative=True))
+    # samples without sizes: one noise for every size, as before
+    flat = rules.Noise(pd.DataFrame(rows).drop(columns="size"))
+    assert flat.bound_between("loss", ("s1", "s5"), order, relative=True) == pytest.approx(flat.bound("loss", relative=True))
+
+
 # ----------------------------------------------------------------------------- laws
 
 
@@ -105,6 +127,25 @@ def test_lower_loss_compares_observed_envelopes_inside_the_data():
     assert verdict(0.97, _noise(rel_sd=0.05))["verdict"] == INCONCLUSIVE  # the same gap under ten times the noise
     grid = _grid({a: 1.0 for a in ARCHS})
     assert claims.lower_loss_claim(grid[grid["arch"] != "llama"], _noise())["verdict"] == NOT_TESTABLE
+
+
+def test_lower_loss_judges_each_compute_value_with_the_noise_of_its_runs_sizes():
+    """A 3% gap is beyond the bound where the envelope's runs are of quiet sizes and inside it where they
+    are of a noisy one: the claim is reproduced only if the noise of every size it compares allows."""
+    grid = _grid({"llama": 1.0, **{a: 0.97 for a in rules.LINEAR}})
+    sizes = list(grid.groupby("size")["params"].median().sort_values().index)
+
+    def noise(noisy: str | None):
+        rows = [dict(arch=a, size=size, loss=2.0 * (1 + z * (0.05 if size == noisy else 0.002)))
+                for size in (sizes[0], sizes[2], sizes[-1]) for a in ARCHS for z in (-1.0, 0.0, 1.0)]
+        return rules.Noise(pd.DataFrame(rows))
+
+    quiet = claims.lower_loss_claim(grid, noise(None))
+    assert quiet["verdict"] == REPRODUCED
+    loud = claims.lower_loss_claim(grid, noise(sizes[0]))  # the smallest size ten times noisier
+    assert loud["verdict"] == INCONCLUSIVE
+    u = {k: loud["tolerance"][k] for k in loud["tolerance"] if "[tnl," in k}
+    assert max(u.values()) > 5 * min(u.values())  # only the compute values its runs reach are widened
 
 
 def _power_fit(method: str, law: str, ratio: dict, spread: float, exponent: float = 0.8,

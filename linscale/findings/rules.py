@@ -172,27 +172,36 @@ class Noise:
         sd, dof = self.pooled(column, archs, relative)
         return self._t(dof) * sd * np.sqrt(1 / n1 + 1 / n2) if dof else np.nan
 
-    def at_size(self, size: str, order, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
-        """(pooled sd, degrees of freedom) of one run of grid size ``size``, from samples with a ``size``
-        column measured at several sizes (the seeds ablation's and the size_seeds ablation's): the size's
-        own when it was measured; else, of the measured sizes nearest below and above it in ``order``
-        (the grid's sizes, smallest first), the larger sd (the nearest one beyond the measured range).
-        The rule is fixed here, before the data: noise is not assumed to shrink between measurements."""
-        if "size" not in self.samples:
-            return self.pooled(column, archs, relative)
-        by_size = {str(name): Noise(part, self.confidence).pooled(column, archs, relative)
-                   for name, part in self.samples.groupby(self.samples["size"].astype(str))}
+    def _by_size(self, column: str, archs, relative: bool) -> dict[str, tuple[float, int]]:
+        return {str(name): Noise(part, self.confidence).pooled(column, archs, relative)
+                for name, part in self.samples.groupby(self.samples["size"].astype(str))}
+
+    def source_size(self, size: str, order, column: str, archs=None, relative: bool = False) -> str | None:
+        """The measured size whose noise a run of grid size ``size`` takes (samples with a ``size``
+        column, measured at several sizes: the seeds ablation's and the size_seeds ablation's): its own
+        when it was measured; else, of the measured sizes nearest below and above it in ``order`` (the
+        grid's sizes, smallest first), the one with the larger sd (the nearest one beyond the measured
+        range). Fixed here, before the data: noise is not assumed to shrink between measurements. None
+        when no size was measured."""
+        by_size = self._by_size(column, archs, relative)
         order = [str(name) for name in order]
         measured = [name for name in order if by_size.get(name, (np.nan, 0))[1] > 0]
         if not measured or str(size) not in order:
-            return np.nan, 0
+            return None
         if str(size) in measured:
-            return by_size[str(size)]
+            return str(size)
         at = order.index(str(size))
         below = [name for name in measured if order.index(name) < at]
         above = [name for name in measured if order.index(name) > at]
-        candidates = [by_size[name] for name in (below[-1:] + above[:1])]
-        return max(candidates, key=lambda c: c[0])
+        return max(below[-1:] + above[:1], key=lambda name: by_size[name][0])
+
+    def at_size(self, size: str, order, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
+        """(pooled sd, degrees of freedom) of one run of grid size ``size``: that of
+        :meth:`source_size`; without a ``size`` column in the samples, :meth:`pooled`."""
+        if "size" not in self.samples:
+            return self.pooled(column, archs, relative)
+        source = self.source_size(size, order, column, archs, relative)
+        return self._by_size(column, archs, relative)[source] if source else (np.nan, 0)
 
     def bound_between(self, column: str, sizes: tuple[str, str], order, archs=None, relative: bool = False) -> float:
         """Noise bound of a difference between two single runs of grid sizes ``sizes``, each with the
