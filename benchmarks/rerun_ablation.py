@@ -1,10 +1,12 @@
-"""Train one ablation of a committed study whose main sweep's run folders are gone, and add its table.
+"""Train one ablation of a committed study whose main sweep's run folders are gone, and add its tables.
 
 A study's ablation table holds the main sweep's runs it compares with (read from the study's own
 ``runs.parquet``) beside the ablation's runs; `linscale study` trains both. When an ablation is added to
 the study after a re-run was committed (size_seeds, 2026-12-02, after results/reruns/2026-12-01-seed1/),
-this trains the new ablation alone, with the re-run's settings, and writes its table into the re-run's
-results folder, so that its verdicts are judged by the same rules as the published study's:
+this trains the new ablation alone, with the re-run's settings, writes its table into the re-run's
+results folder and evaluates its final checkpoints where the study does (``ABLATION_SUITES``, beside the
+study's own scores of the runs they are compared with), so that its verdicts are judged by the same rules
+as the published study's. Finished runs are skipped, so a second call only rewrites the tables:
 
     .venv/bin/python benchmarks/rerun_ablation.py results/reruns/2026-12-01-seed1/cpu size_seeds \\
         --preset cpu --set train.seed=1 --runs-dir runs/rerun-seed1
@@ -26,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     import pandas as pd
 
     from linscale.config import ConfigError
-    from linscale.study import ABLATIONS, _resolved, _write_table, ablation_presets, ablation_table
+    from linscale.study import (ABLATION_SUITES, ABLATIONS, EVAL_THREADS, _eval_ablations, _resolved, _write_table, ablation_presets,
+                                ablation_table)
     from linscale.train.sweep import WorkerPool, default_jobs, default_threads, run_sweeps
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -41,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     if not runs_table.is_file():
         raise ConfigError(f"{args.results}: no runs.parquet (expected a study's results folder, e.g. results/cpu)")
     main_runs = pd.read_parquet(runs_table)
-    base_size, ablations = ablation_presets(_resolved(args.preset, tuple(args.overrides)))
+    resolved = _resolved(args.preset, tuple(args.overrides))
+    base_size, ablations = ablation_presets(resolved)
     items = ablations[args.ablation]
     if not items:
         print(f"{args.ablation}: nothing to train for this grid")
@@ -55,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     table = ablation_table(main_runs, base_size, args.ablation, items, [pd.read_parquet(r.table) for r in swept])
     _write_table(table, args.results / "ablations" / f"{args.ablation}.parquet")
+    if args.ablation in ABLATION_SUITES:
+        import torch
+
+        torch.set_num_threads(EVAL_THREADS)  # as the study evaluates
+        _eval_ablations(resolved, args.runs_dir, args.results, None, ablations=(args.ablation,))
     return 0
 
 

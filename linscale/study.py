@@ -52,7 +52,8 @@ FITS_BOOTSTRAP = 200  # linscale.design.FITS_BOOTSTRAP (checked in tests): the C
 DESIGN_REPLICATES = 4  # linscale.design.REPLICATES, which the CLI's --check-design also uses (checked in tests)
 # The suites each ablation's final checkpoints are evaluated on: what the findings use them for (the
 # context ablation's retrieval claim; the accuracies' seed noise). The aspect ablation's claim is about loss.
-ABLATION_SUITES = {"context": ("retrieval",), "seeds": ("knowledge", "linguistic", "retrieval")}  # seeds: every claim downstream is judged on them
+ABLATION_SUITES = {"context": ("retrieval",), "seeds": ("knowledge", "linguistic", "retrieval"),  # seeds: every claim downstream is judged on them
+                   "size_seeds": ("retrieval",)}  # size_seeds: retrieval's seed noise where it has emerged (s6) and not (s1)
 
 
 def _log(message: str) -> None:
@@ -225,12 +226,19 @@ def ablation_table(main: pd.DataFrame, base_size: str, ablation: str, items: lis
     then each variant's sweep table (``tables``, in the order of ``items``), with columns ``ablation``
     and ``variant``. The base runs are the main sweep's runs of the sizes the variants retrain
     (size_seeds: the grid's ends), else of the base size (the aspect ablation's shapes are new sizes)."""
-    archs = sorted({a for v in items for a in v["archs"]})
-    grid_sizes = {str(n) for v in items for n in v["sizes"]} & set(main["size"].astype(str))
-    base_rows = main[main["size"].astype(str).isin(grid_sizes or {base_size}) & main["arch"].isin(archs)]
+    base_rows = _compared_rows(main, base_size, items)
     frames = [base_rows.assign(ablation=ablation, variant="base")]
     frames += [table.assign(ablation=ablation, variant=variant["name"]) for variant, table in zip(items, tables)]
     return pd.concat(frames, ignore_index=True)
+
+
+def _compared_rows(main: pd.DataFrame, base_size: str, items: list[dict]) -> pd.DataFrame:
+    """The rows of a main-sweep table (runs or scores) that an ablation's variants are compared with: its
+    architectures at the sizes the variants retrain (size_seeds: the grid's ends), else at the base size
+    (the aspect ablation's shapes are new sizes; the others retrain the base size)."""
+    archs = sorted({a for v in items for a in v["archs"]})
+    grid_sizes = {str(n) for v in items for n in v["sizes"]} & set(main["size"].astype(str))
+    return main[main["size"].astype(str).isin(grid_sizes or {base_size}) & main["arch"].isin(archs)]
 
 
 def _export_table(src: Path, dst: Path) -> None:
@@ -291,9 +299,11 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
 CONTEXT_EVALUATIONS = ("common", "twice")
 
 
-def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: int | None, pool=None) -> None:
-    """Evaluate the final export of every run of the ablations in ``ABLATION_SUITES`` on their suites
-    into results/ablations/<name>-eval.parquet, beside the main sweep's scores of the base runs, with the
+def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: int | None, pool=None,
+                    ablations: tuple[str, ...] = tuple(ABLATION_SUITES)) -> None:
+    """Evaluate the final export of every run of the ablations in ``ABLATION_SUITES`` (those of them in
+    ``ablations``) on their suites into results/ablations/<name>-eval.parquet, beside the main sweep's
+    scores of the runs they are compared with (:func:`_compared_rows`), with the
     ablation table's ``variant`` column (and, for the context ablation, ``evaluation``:
     ``CONTEXT_EVALUATIONS``)."""
     from linscale.eval import evaluate_sweep
@@ -305,9 +315,9 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
     base_context, main_sweep = int(spec["train"]["seq_len"]), runs_dir / (spec["name"] if isinstance(preset, dict) else preset)
     for ablation, suites in ABLATION_SUITES.items():
         variants = ablations_[ablation]
-        archs = sorted({a for v in variants for a in v["archs"]})
-        base = _final_rows(main[(main["size"].astype(str) == base_size) & main["arch"].isin(archs)
-                                & main["suite"].isin(suites)])
+        if ablation not in ablations or not variants:
+            continue
+        base = _final_rows(_compared_rows(main[main["suite"].isin(suites)], base_size, variants))
         sweeps = [(variant["name"], runs_dir / variant["name"]) for variant in variants]
         sweeps = [(name, sweep) for name, sweep in sweeps if sweep.is_dir()]  # none with --no-ablations
         if not sweeps:

@@ -77,7 +77,7 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
 
     preset = {**BASE, "name": "toy"}
     runs_dir, results = tmp_path / "runs", tmp_path / "results"
-    for sweep in ("toy-context64", "toy-seed1", "toy-aspect"):  # toy-context256 and toy-seed2 were not trained
+    for sweep in ("toy-context64", "toy-seed1", "toy-aspect", "toy-ends-seed1"):  # toy-context256, toy-seed2 were not trained
         (runs_dir / sweep).mkdir(parents=True)
 
     def rows(run_id, size, steps, suites):
@@ -86,7 +86,7 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
 
     results.mkdir()
     main = rows("tnl-a", "a", (5, 10), ("knowledge", "linguistic", "retrieval")) + \
-        rows("tnl-b", "b", (5, 10), ("knowledge", "retrieval"))
+        rows("tnl-b", "b", (5, 10), ("knowledge", "retrieval")) + rows("tnl-c", "c", (5, 10), ("knowledge", "retrieval"))
     pd.DataFrame(main).to_parquet(results / "eval.parquet")
     evaluated = []
 
@@ -111,7 +111,8 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
         ("toy-context64", ("retrieval",), ["step=10"], "common.parquet", {"task_options": {"max_length": 128}}),
         ("toy", ("retrieval",), ["step=10"], "context-twice.parquet", {"context_factor": 2.0}),
         ("toy-context64", ("retrieval",), ["step=10"], "twice.parquet", {"context_factor": 2.0}),
-        ("toy-seed1", ("knowledge", "linguistic", "retrieval"), ["step=10"], None, {})], key=str)
+        ("toy-seed1", ("knowledge", "linguistic", "retrieval"), ["step=10"], None, {}),
+        ("toy-ends-seed1", ("retrieval",), ["step=10"], None, {})], key=str)
     assert not (results / "ablations" / "aspect-eval.parquet").exists()
     context = pd.read_parquet(results / "ablations" / "context-eval.parquet")
     assert sorted(set(zip(context["evaluation"], context["variant"], context["size"], context["step"],
@@ -121,6 +122,10 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
     seeds = pd.read_parquet(results / "ablations" / "seeds-eval.parquet")
     assert set(seeds["suite"]) == {"knowledge", "linguistic", "retrieval"} and set(seeds["step"]) == {10}
     assert set(seeds["variant"]) == {"base", "toy-seed1"} and "evaluation" not in seeds
+    # size_seeds: retrieval, beside the main sweep's scores of the size it retrains (c), not the base size's
+    ends = pd.read_parquet(results / "ablations" / "size_seeds-eval.parquet")
+    assert sorted(set(zip(ends["variant"], ends["run_id"], ends["step"], ends["suite"]))) == [
+        ("base", "tnl-c", 10, "retrieval"), ("toy-ends-seed1", "tnl-a", 10, "retrieval")]
 
 
 def test_ablations_to_train_are_chosen_by_name_and_typos_are_one_clear_error(tmp_path, capsys):
