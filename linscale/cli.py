@@ -498,7 +498,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=None,
                    help="processes in parallel: training runs, evaluations, and the fits stage's tasks (default: one per core)")
     p.add_argument("--ablations", default=None,
-                   help="comma-separated ablation sweeps to train: aspect, context, seeds, size_seeds (default: all)")
+                   help="comma-separated ablation sweeps to train: aspect, context, seeds, size_seeds (default: the preset's `ablations` list, else all)")
     p.add_argument("--no-ablations", action="store_true", help="skip the ablation sweeps (aspect ratio, training context, seeds, size_seeds)")
     p.add_argument("--book-dir", default=None,
                    help="execute and build the book in a copy of its sources here (default: the repository's "

@@ -144,6 +144,18 @@ def test_ablations_to_train_are_chosen_by_name_and_typos_are_one_clear_error(tmp
     assert not list(tmp_path.iterdir())
 
 
+def test_a_preset_names_the_ablations_its_study_trains_by_default():
+    from linscale.study import ABLATIONS, default_ablations
+
+    assert default_ablations("cpu") == ABLATIONS  # no list: all of them
+    assert default_ablations("paper") == ("aspect", "context", "seeds")  # size_seeds would cost ~60% of its grid
+    assert default_ablations({**BASE, "ablations": []}) == ()
+    with pytest.raises(ConfigError, match="ablations: unknown ablation\\(s\\) seed; expected some of"):
+        default_ablations({**BASE, "ablations": ["aspect", "seed"]})
+    with pytest.raises(ConfigError, match="ablations: expected a list of ablation names"):
+        default_ablations({**BASE, "ablations": "aspect"})
+
+
 def test_only_the_chosen_ablations_are_trained_and_tabled(tmp_path, monkeypatch):
     import types
 
