@@ -249,3 +249,35 @@ def test_committed_eval_tables_name_checkpoints_as_runs_paths_wherever_the_runs_
     relative = pd.DataFrame({"checkpoint": ["runs/smoke/runs/tnl-s2/export/step=600"]})
     assert portable_checkpoints(relative, tmp_path / "runs")["checkpoint"].tolist() == relative["checkpoint"].tolist()
     assert portable_checkpoints(pd.DataFrame({"value": [1.0]}), runs_dir).columns.tolist() == ["value"]
+
+
+@pytest.mark.slow
+def test_an_ablation_added_later_joins_a_committed_study_without_its_run_folders(tmp_path):
+    """benchmarks/rerun_ablation.py (how the committed studies gained size_seeds): it trains the ablation
+    alone, tables it beside the study's own runs of those sizes, and evaluates it beside the study's own
+    scores, as `linscale study` would have."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parent.parent
+    results = tmp_path / "smoke"
+    results.mkdir()
+    for table in ("runs.parquet", "eval.parquet"):  # a committed study: its tables, no run folders
+        shutil.copy(root / "results" / "smoke" / table, results / table)
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "rerun_ablation.py"), str(results), "size_seeds",
+                           "--preset", "smoke", "--set", "train.tokens=5120", "--runs-dir", str(tmp_path / "runs"),
+                           "--jobs", "2"], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    table = pd.read_parquet(results / "ablations" / "size_seeds.parquet")
+    main = pd.read_parquet(results / "runs.parquet")
+    base = table[table["variant"] == "base"].drop(columns=["ablation", "variant"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(base, main[main["size"] == "s2"].reset_index(drop=True), check_exact=True)
+    retrained = table[table["variant"] == "smoke-ends-seed1"]
+    assert set(retrained["size"]) == {"s2"} and set(retrained["seed"]) == {1} and retrained["arch"].nunique() == 4
+    scores = pd.read_parquet(results / "ablations" / "size_seeds-eval.parquet")
+    assert set(scores["suite"]) == {"retrieval"} and set(scores["variant"]) == {"base", "smoke-ends-seed1"}
+    assert set(scores.loc[scores["variant"] == "base", "run_id"]) == set(main.loc[main["size"] == "s2", "run_id"])
