@@ -148,6 +148,26 @@ def test_lower_loss_judges_each_compute_value_with_the_noise_of_its_runs_sizes()
     assert max(u.values()) > 5 * min(u.values())  # only the compute values its runs reach are widened
 
 
+def test_lower_loss_takes_each_architectures_own_runs_size():
+    """TNL's envelope is made of a noisy small size and LLaMA's of a quiet large one: the bound of their
+    difference is t·√(s_small² + s_large²), not either size's noise twice."""
+    rows = []
+    for arch, size, params in (("tnl", "small", 1e3), ("llama", "large", 1e5)):
+        for copy, worse in (("a", 1.0), ("b", 1.1)):  # two runs each (an envelope needs them); "a" is on it
+            for flops in np.geomspace(1e10, 1e12, 12):
+                rows.append(dict(run_id=f"{arch}-{size}-{copy}", arch=arch, size=size, params=params, flops=flops,
+                                 tokens=flops / (6 * params), fitted_loss=worse * 3.0 * (flops / 1e10) ** -0.05))
+    runs = pd.DataFrame(rows)
+    samples = pd.DataFrame([dict(arch=a, size=size, loss=2.0 * (1 + z * sd)) for size, sd in (("small", 0.05), ("large", 0.002))
+                            for a in ("tnl", "llama") for z in (-1.0, 0.0, 1.0)])
+    noise = rules.Noise(samples)
+    row = claims.lower_loss_claim(runs, noise)
+    order = ["small", "large"]
+    (s_small, dof), (s_large, _) = (noise.at_size(size, order, "loss", ["tnl", "llama"], relative=True) for size in order)
+    expected = stats.t.ppf(0.975, dof) * np.hypot(s_small, s_large)
+    assert list(row["tolerance"].values()) == pytest.approx([expected] * claims.N_COMPUTE)
+
+
 def _power_fit(method: str, law: str, ratio: dict, spread: float, exponent: float = 0.8,
                exponent_shift: dict | None = None, resamples: int = 200) -> LawFit:
     """A LawFit of k·C^e per architecture (C in FLOPs) with bootstrap draws: each architecture's
