@@ -68,4 +68,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from linscale.config import ConfigError
+
+    try:
+        sys.exit(main())
+    except ConfigError as error:  # bad input: one line naming the field or file, as linscale's commands
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
