@@ -90,10 +90,12 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
     env = envelope_losses(runs, loss)
     if not len(env) or "llama" not in set(env["arch"]):
         return _row("lower_loss", claim, paper, "the architectures' envelopes share no compute range", v.NOT_TESTABLE)
+    from linscale.findings import inputs
+
     wide = env.pivot(index="flops", columns="arch", values="loss")
     size_of = runs.drop_duplicates("run_id").set_index("run_id")["size"].astype(str)
     sizes = env.assign(size=env["run_id"].map(size_of)).pivot(index="flops", columns="arch", values="size")
-    order = runs.groupby(runs["size"].astype(str))["params"].median().sort_values().index  # smallest first
+    order = inputs.size_order(runs)
     parts, flips, text, numbers, tolerance = [], [], [], {}, {}
     for arch in [a for a in LINEAR if a in wide]:
         bounds = np.array([noise.bound_between("loss", (sizes.at[c, arch], sizes.at[c, "llama"]), order,

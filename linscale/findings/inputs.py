@@ -56,6 +56,12 @@ def fitted_window(runs: pd.DataFrame, preset: str | dict, results_dir: str | Pat
     return with_fitted_loss(window, preset, results_dir)
 
 
+def size_order(runs: pd.DataFrame) -> list[str]:
+    """The grid's size names, smallest first (by the median non-embedding parameters over the
+    architectures): the order in which a size between two measured ones borrows their noise."""
+    return runs.groupby(runs["size"].astype(str))["params"].median().sort_values().index.tolist()
+
+
 def final_rows(table: pd.DataFrame) -> pd.DataFrame:
     """Each run's last row (a run of an ablation is its variant and run id)."""
     if not len(table):

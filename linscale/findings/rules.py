@@ -20,12 +20,13 @@ study lacks the data (a preset without the runs, a law the design check says the
 The noise bound is what an honest re-run changes: the seed (weights and data order) and, through
 floating-point rounding, the CPU code path and thread count, whose effect on a trained model is itself a
 perturbation that seed noise bounds (a re-run on another CPU moved final losses by less than the seeds
-do; pinned code paths now give the same bits). It is measured where the claims compare runs, and pooled
-over the architectures a claim compares: u = t · √2 · s, with s the pooled standard deviation of one run
-and t Student's quantile at the pooled degrees of freedom (:class:`Noise`). Claims about one size use the
-seeds ablation at that size; a claim that compares runs of every size (the loss envelopes) uses each
-run's own size's noise, measured at the grid's smallest, base and largest sizes (the seeds and size_seeds
-ablations) and, between two measured sizes, the larger of theirs (:meth:`Noise.bound_between`).
+do; pinned code paths give the same bits on CPUs of one vendor, not across vendors). It is measured
+where the claims compare runs, and pooled over the architectures a claim compares: u = t · √2 · s, with s
+the pooled standard deviation of one run and t Student's quantile at the pooled degrees of freedom
+(:class:`Noise`). Claims about one size use the seeds ablation at that size; a claim that compares runs
+of every size (the loss envelopes) uses each run's own size's noise, measured at the grid's smallest,
+base and largest sizes (the seeds and size_seeds ablations) and, between two measured sizes, the larger
+of theirs (:meth:`Noise.bound_between`).
 """
 from __future__ import annotations
 
