@@ -272,6 +272,45 @@ def test_decay_claim_needs_both_halves():
     assert verdict == NOT_REPRODUCED
 
 
+def test_retrieval_is_judged_on_the_runs_given_for_it():
+    # the seeds ablation's size: no retrieval gap; the largest size: LLaMA ahead by 0.2 with small noise
+    base = _seed_scores({})
+    largest = _seed_scores({"llama": 0.2}, sd=0.005).iloc[::3].pipe(lambda t: pd.concat([t, t.assign(
+        niah_easy_wa=t["niah_easy_wa"] + 0.005)], ignore_index=True))  # two seeds each
+    rows = {r["id"]: r for r in claims.downstream_claims(base, rules.Noise(base), "s3",
+                                                          claims.SeedRuns(largest, rules.Noise(largest), "s6"))}
+    assert rows["retrieval"]["verdict"] == REPRODUCED
+    assert rows["retrieval"]["evidence"].startswith("size s6, means over 2 seeds")
+    # the decay claim: language at the seeds ablation's size, retrieval at the largest
+    assert "size s3" in rows["decay"]["evidence"] and "size s6" in rows["decay"]["evidence"]
+    assert rows["knowledge"]["evidence"].startswith("size s3, means over 3 seeds")
+    # without runs for retrieval the seeds ablation's are used
+    same = {r["id"]: r for r in claims.downstream_claims(base, rules.Noise(base), "s3",
+                                                          claims.SeedRuns(base.iloc[0:0], rules.Noise(), "s6"))}
+    assert same["retrieval"]["verdict"] == INCONCLUSIVE and same["retrieval"]["evidence"].startswith("size s3")
+
+
+def test_largest_size_seeds_takes_the_largest_retrained_size_with_two_seeds_each(monkeypatch):
+    from linscale.findings import ablations
+
+    def scores(sizes, seeds=2, niah=True):
+        rows = [dict(arch=a, size=size, variant=f"v{k}", run_id=f"{a}-{size}", step=1, niah_easy_wa=0.5)
+                for a in ARCHS for size in sizes for k in range(seeds)]
+        table = pd.DataFrame(rows)
+        return table if niah else table.drop(columns=["niah_easy_wa"])
+
+    order = ["s1", "s2", "s3", "s6"]
+    monkeypatch.setattr(ablations, "ablation_scores", lambda *a, **k: scores(["s6", "s1"]))
+    found = claims.largest_size_seeds("cpu", "results", order)
+    assert found.size == "s6" and set(found.scores["size"]) == {"s6"} and len(found.scores) == 2 * len(ARCHS)
+    monkeypatch.setattr(ablations, "ablation_scores", lambda *a, **k: scores(["s6"], seeds=1))
+    assert claims.largest_size_seeds("cpu", "results", order) is None  # one seed: no noise to judge by
+    monkeypatch.setattr(ablations, "ablation_scores", lambda *a, **k: scores(["s6"], niah=False))
+    assert claims.largest_size_seeds("cpu", "results", order) is None  # not evaluated on retrieval
+    monkeypatch.setattr(ablations, "ablation_scores", lambda *a, **k: scores([]).iloc[0:0])
+    assert claims.largest_size_seeds("cpu", "results", order) is None
+
+
 # ----------------------------------------------------------------------------- ablations
 
 
