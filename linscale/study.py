@@ -89,7 +89,10 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
       1.41 times the base width (``ASPECT_FACTORS``, rounded to a multiple of twice the heads, which stay
       the same) with the depth scaled by (d_base/d)²; LLaMA and cosFormer2, as in the paper's Table 5.
     * ``context``: training context n/2 and 2n at a fixed number of tokens per batch (b·n constant, as in
-      the paper); the linear models, as in the paper's Table 6.
+      the paper); the linear models, as in the paper's Table 6. At the preset's ``context_size`` (a size
+      of its grid; default the base size): half of the paper's question is retrieval, which must have
+      emerged at the size the ablation retrains for short and long contexts to differ in it (the cpu
+      preset's s6; the paper's Table 6 is at 1B).
     * ``seeds``: the base size retrained with other seeds (weights and data order; the language is
       fixed by its world seed), all architectures, every other setting as in the main sweep. Not an
       ablation of the paper's, which trains one seed per run: it measures how far one run's final loss
@@ -122,12 +125,16 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
     aspect.update(name=f"{label}-aspect", archs=[a for a in base["archs"] if a in ASPECT_ARCHS],
                   sizes=aspect_sizes, arch_overrides={})
     contexts = []
+    context_size = str(base.get("context_size", name))
+    if context_size not in base["sizes"]:
+        raise ConfigError(f"context_size: {context_size!r} is not a size of the grid; expected one of "
+                          f"{', '.join(map(str, base['sizes']))}")
     n0, b0 = int(base["train"]["seq_len"]), int(base["train"]["batch_size"])
     for factor in (0.5, 2):
         n = int(n0 * factor)
         variant = copy.deepcopy(base)
         variant.update(name=f"{label}-context{n}", archs=[a for a in base["archs"] if a in CONTEXT_ARCHS],
-                       sizes={name: shape}, arch_overrides={})
+                       sizes={context_size: base["sizes"][context_size]}, arch_overrides={})
         variant["train"].update(seq_len=n, batch_size=max(1, (n0 * b0) // n))
         variant.setdefault("model", {})["max_seq_len"] = max(int(variant["model"].get("max_seq_len", 0)), n)
         contexts.append(variant)
@@ -356,8 +363,12 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
             frames = [base.assign(variant="base", evaluation="common")]
             frames += [scores(sweep, sweep / "eval" / "common.parquet", task_options={"max_length": base_context})
                        .assign(variant=name, evaluation="common") for name, sweep in sweeps]
+            # the main sweep's checkpoints are gone when an ablation is added to a committed study
+            # (benchmarks/rerun_ablation.py): its base runs then have their common-context scores only
             base_finals = [c for c in _final_checkpoints(main_sweep)
-                           if c.parent.parent.name in set(base["run_id"].astype(str))]
+                           if c.parent.parent.name in set(base["run_id"].astype(str))] if main_sweep.is_dir() else []
+            if not main_sweep.is_dir():
+                _log(f"eval ablation context: no {main_sweep}: the base runs are not evaluated at twice their context")
             if base_finals:
                 frames.append(scores(main_sweep, main_sweep / "eval" / "context-twice.parquet",
                                      checkpoints=base_finals, context_factor=2.0)

@@ -324,6 +324,35 @@ def _ablation(aspect_spread: dict, context_spread: float, niah_gain: float, nois
     return {row["id"]: row["verdict"] for row in claims.ablation_claims(aspect, context, scores, noise)}
 
 
+def test_context_claims_take_the_noise_of_the_context_ablations_size():
+    quiet, loud = _noise(rel_sd=0.002, acc_sd=0.01, excess_sd=0.002), _noise(rel_sd=0.002, acc_sd=0.3, excess_sd=0.05)
+    aspect = pd.DataFrame([dict(arch=a, aspect=x, loss=2.0) for a in ("llama", "cosformer2") for x in (4.0, 8.0)])
+    context = pd.DataFrame([dict(arch=a, seq_len=n, excess=0.1 + 0.1 * i) for a in rules.LINEAR for i, n in enumerate((64, 256))])
+    scores = pd.DataFrame([dict(arch=a, seq_len=n, niah_easy_wa=0.3 + 0.2 * i) for a in rules.LINEAR for i, n in enumerate((64, 256))])
+
+    def verdicts(*args, **kwargs):
+        return {r["id"]: r for r in claims.ablation_claims(aspect, context, scores, *args, **kwargs)}
+
+    assert verdicts(quiet)["context_retrieval"]["verdict"] == REPRODUCED
+    judged = verdicts(quiet, loud, "s6")  # the context ablation's own size is noisier: its noise decides
+    assert judged["context_retrieval"]["verdict"] == INCONCLUSIVE and judged["context_loss"]["verdict"] == INCONCLUSIVE
+    assert judged["context_retrieval"]["evidence"].startswith("size s6, ")
+    assert judged["aspect"]["verdict"] == verdicts(loud)["aspect"]["verdict"] == INCONCLUSIVE  # aspect: ``noise``
+    assert verdicts(loud, quiet, "s6")["context_retrieval"]["verdict"] == REPRODUCED
+
+
+def test_noise_at_size_takes_the_measured_size_or_its_noisier_neighbour():
+    rows = [dict(arch=a, size=size, excess=0.1 + z * sd) for a in ARCHS
+            for size, sd in (("s1", 0.01), ("s3", 0.05), ("s6", 0.002)) for z in (-1.0, 1.0)]
+    noise = rules.Noise(pd.DataFrame(rows))
+    order = ["s1", "s2", "s3", "s4", "s5", "s6"]
+    assert set(claims.noise_at_size(noise, "s6", order).samples["size"]) == {"s6"}
+    assert set(claims.noise_at_size(noise, "s4", order).samples["size"]) == {"s3"}  # s3 is noisier than s6
+    assert set(claims.noise_at_size(noise, "s2", order).samples["size"]) == {"s3"}
+    assert len(claims.noise_at_size(rules.Noise(pd.DataFrame(rows[:0], columns=["arch", "size", "excess"])), "s6",
+                                    order).samples) == 0
+
+
 def test_ablation_claims_reach_every_verdict():
     noise = _noise(rel_sd=0.002, acc_sd=0.01, excess_sd=0.002)
     assert _ablation({"llama": 0.0, "cosformer2": 0.05}, 0.0, 0.2, noise) == {

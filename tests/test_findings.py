@@ -113,17 +113,6 @@ def test_ablation_scores_keep_runs_of_different_variants_apart(tmp_path):
     assert len(findings.ablation_scores("toy", str(tmp_path), "context")) == 0  # not evaluated: empty
 
 
-def test_retrieval_verdict_counts_only_differences_beyond_the_accuracy_tolerance():
-    def verdict(tolerance):
-        table = pd.DataFrame([{"run_id": f"{a}-s1", "arch": a, "params": 100, "pf_days": 1.0, "step": 10,
-                               "knowledge_acc": 0.5, "bits_per_byte": 1.0, "niah_easy_wa": n, "niah_standard_wa": n,
-                               "mqar_acc": n} for a, n in (("llama", 0.52), ("tnl", 0.50), ("hgrn2", 0.49))])
-        return findings.retrieval_verdict(table, margin=tolerance)
-
-    assert verdict(0.01) == findings.REPRODUCED  # LLaMA 0.02 above every linear model on every task
-    assert verdict(0.05) == findings.INCONCLUSIVE  # ... which seed noise of 0.05 would explain
-
-
 def test_accuracy_noise_has_one_column_per_measured_accuracy():
     seeds = pd.DataFrame({"arch": ["llama"] * 3 + ["tnl"] * 3, "niah_easy_wa": [0.50, 0.52, 0.48, 0.10, 0.13, 0.16],
                           "mqar_acc": [0.3, 0.3, 0.3, 0.2, 0.2, 0.2], "knowledge_acc": np.nan})

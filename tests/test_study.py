@@ -39,6 +39,18 @@ def test_context_ablation_keeps_tokens_per_batch():
     assert BASE["train"]["seq_len"] == 128  # the base preset is not modified
 
 
+def test_context_ablation_retrains_the_presets_context_size():
+    import copy
+
+    preset = copy.deepcopy(BASE) | {"context_size": "c"}
+    base_size, ablations = ablation_presets(preset)
+    assert base_size == "a"  # the other ablations stay at the base size
+    assert [v["sizes"] for v in ablations["context"]] == [{"c": BASE["sizes"]["c"]}] * 2
+    assert [list(v["sizes"]) for v in ablations["seeds"]] == [["a"], ["a"]]
+    with pytest.raises(ConfigError, match="context_size: 'z' is not a size of the grid; expected one of a, b, c"):
+        ablation_presets(copy.deepcopy(BASE) | {"context_size": "z"})
+
+
 def test_seeds_ablation_retrains_the_base_size_with_other_seeds_and_nothing_else():
     base = {**BASE, "train": {**BASE["train"], "seed": 7}, "arch_overrides": {"tnl": {"a": {"lr": 1e-3}}}}
     _, ablations = ablation_presets(base)
@@ -77,7 +89,7 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
 
     preset = {**BASE, "name": "toy"}
     runs_dir, results = tmp_path / "runs", tmp_path / "results"
-    for sweep in ("toy-context64", "toy-seed1", "toy-aspect", "toy-ends-seed1"):  # toy-context256, toy-seed2 were not trained
+    for sweep in ("toy", "toy-context64", "toy-seed1", "toy-aspect", "toy-ends-seed1"):  # toy-context256, toy-seed2 were not trained
         (runs_dir / sweep).mkdir(parents=True)
 
     def rows(run_id, size, steps, suites):
@@ -281,3 +293,35 @@ def test_an_ablation_added_later_joins_a_committed_study_without_its_run_folders
     scores = pd.read_parquet(results / "ablations" / "size_seeds-eval.parquet")
     assert set(scores["suite"]) == {"retrieval"} and set(scores["variant"]) == {"base", "smoke-ends-seed1"}
     assert set(scores.loc[scores["variant"] == "base", "run_id"]) == set(main.loc[main["size"] == "s2", "run_id"])
+
+
+@pytest.mark.slow
+def test_a_context_ablation_added_later_is_evaluated_without_the_main_sweeps_checkpoints(tmp_path):
+    """The context ablation moved to the preset's ``context_size`` after the studies were committed; added
+    with benchmarks/rerun_ablation.py, its base runs keep their committed common-context scores, and
+    with their checkpoints gone they are not evaluated at twice their context (said, not an error)."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import pandas as pd
+
+    root = Path(__file__).resolve().parent.parent
+    results = tmp_path / "smoke"
+    results.mkdir()
+    for table in ("runs.parquet", "eval.parquet"):
+        shutil.copy(root / "results" / "smoke" / table, results / table)
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "rerun_ablation.py"), str(results), "context",
+                           "--preset", "smoke", "--set", "train.tokens=5120", "--set", "context_size=s2",
+                           "--runs-dir", str(tmp_path / "runs"), "--jobs", "2"], capture_output=True, text=True, cwd=root)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert "the base runs are not evaluated at twice their context" in proc.stdout
+    table = pd.read_parquet(results / "ablations" / "context.parquet")
+    assert set(table["size"]) == {"s2"} and set(table["arch"]) == {"tnl", "hgrn2", "cosformer2"}
+    assert sorted(table.groupby("variant")["seq_len"].first().tolist()) == [16, 32, 64]  # half, base, twice
+    scores = pd.read_parquet(results / "ablations" / "context-eval.parquet")
+    assert set(scores["size"]) == {"s2"}
+    common, twice = (scores[scores["evaluation"] == e] for e in ("common", "twice"))
+    assert set(common["variant"]) == {"base", "smoke-context16", "smoke-context64"}
+    assert set(twice["variant"]) == {"smoke-context16", "smoke-context64"}  # the base runs' checkpoints are gone

@@ -24,13 +24,13 @@ from linscale.findings.laws import (METHOD_NAMES, FitAttempt, allocation_exponen
 from linscale.findings.downstream import (DOWNSTREAM_METRICS, RETRIEVAL_TASKS, SUMMARY_COLUMNS,
                                           compare_at_largest, downstream_chance, downstream_table,
                                           final_checkpoints, largest_model_cells, ranking, retrieval_long,
-                                          retrieval_verdict, with_chance)
+                                          with_chance)
 from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
                                          ablation_summary, accuracy_noise, loss_spread, read_ablation,
                                          seed_noise, seed_tolerance, tolerances_from_results)
-from linscale.findings.claims import (CLAIM_COLUMNS, ablation_claims, allocation_claims, claims_from_results,
-                                      downstream_claims, envelope_losses, exponent_claim, lower_loss_claim,
-                                      sized_noise, verdict_counts)
+from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, allocation_claims, claims_from_results,
+                                      downstream_claims, envelope_losses, exponent_claim, largest_size_seeds,
+                                      lower_loss_claim, noise_at_size, sized_noise, verdict_counts)
 from linscale.findings.inputs import (final_rows, fitted_window, identified_archs, read_fit, read_fits_table,
-                                     read_status, stored_attempts, with_fitted_loss)
+                                     read_status, size_order, stored_attempts, with_fitted_loss)
 from linscale.findings.efficiency import kernel_benchmarks

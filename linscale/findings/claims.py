@@ -16,7 +16,9 @@ Where the evidence comes from:
   ablation's size, trained with three seeds, so that every difference is judged against the noise
   measured where it is observed (means over the seeds against the noise of means); the retrieval
   comparisons at the grid's largest size instead, with the size_seeds ablation's two seeds
-  (:func:`largest_size_seeds`), since retrieval emerges only near the top of the grid.
+  (:func:`largest_size_seeds`), since retrieval emerges only near the top of the grid; the context
+  ablation's claims at the size it retrains (the preset's ``context_size``), with the noise of that size
+  (:func:`noise_at_size`).
 """
 from __future__ import annotations
 
@@ -347,14 +349,17 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
 
 
 def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores: pd.DataFrame,
-                    noise: v.Noise) -> list[dict]:
+                    noise: v.Noise, context_noise: v.Noise | None = None, context_size: str | None = None) -> list[dict]:
     """Aspect ratio and training context (the paper's §5.1-5.2) on the ablations' final losses and
     scores. ``aspect``: one row per run (arch, aspect, loss); ``context``: one row per run (arch, seq_len,
     ``excess``: the final loss above the Bayes loss of the same tokens, so that contexts whose languages
     differ in entropy compare alike); ``context_scores``: NIAH at one common context length. Noise
     bounds are pooled over the architectures each claim compares (LLaMA and cosFormer2; the linear
-    models)."""
+    models): ``noise`` the seeds ablation's (the aspect ablation's size), ``context_noise`` that of the
+    context ablation's size ``context_size`` when it retrains another (default: ``noise``)."""
     rows = []
+    context_noise = noise if context_noise is None else context_noise
+    at = f"size {context_size}, " if context_size else ""
     claim = "Linear models are more sensitive to the aspect ratio than LLaMA"
     if len(aspect) and {"llama", "cosformer2"} <= set(aspect["arch"]) and aspect.groupby("arch").size().min() > 1:
         spread = aspect.groupby("arch")["loss"].agg(lambda s: s.max() / s.min() - 1)
@@ -378,13 +383,13 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
         for arch in linear:
             part = context[context["arch"] == arch]
             spread = float(part["excess"].max() - part["excess"].min())
-            u = noise.bound("excess", linear)  # the claim compares the linear models: their noise, pooled
+            u = context_noise.bound("excess", linear)  # the claim compares the linear models: their noise, pooled
             parts.append(v.equivalence(spread, u, margin))
             flips.append(v.margin_to_flip(spread, u, "equivalence", margin))
             text.append(f"{_label(arch)} {spread:.4f} (±{u:.4f})")
             numbers[f"excess spread[{arch}]"], tolerance[f"excess spread[{arch}]"] = spread, u
         rows.append(_row("context_loss", claim, "Table 6: CSR and perplexity flat from 2K to 8K",
-                         "spread across training contexts of the final loss above the Bayes loss of the same "
+                         f"{at}spread across training contexts of the final loss above the Bayes loss of the same "
                          "tokens, nats: " + "; ".join(text) + f" (alike means within {margin} nats, noise included)",
                          v.combine(parts), _min_flip(flips), numbers, tolerance))
     else:
@@ -400,14 +405,14 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
             part = context_scores[context_scores["arch"] == arch].sort_values("seq_len")
             short, long_ = part.iloc[0], part.iloc[-1]
             d = float(long_[metric] - short[metric])
-            u = noise.bound(metric, linear)  # pooled over the linear models the claim compares
+            u = context_noise.bound(metric, linear)  # pooled over the linear models the claim compares
             parts.append(v.difference(d, u, "positive"))
             flips.append(v.margin_to_flip(d, u))
             text.append(f"{_label(arch)} {short[metric]:.3f} (n = {int(short['seq_len'])}) → {long_[metric]:.3f} "
                         f"(n = {int(long_['seq_len'])}), ±{u:.3f}")
             numbers[f"{metric} long-short[{arch}]"], tolerance[f"{metric} long-short[{arch}]"] = d, u
         rows.append(_row("context_retrieval", claim, "Table 6: NIAH peaks at 8K",
-                         "NIAH (easy) weighted accuracy, every run evaluated at the main grid's context: "
+                         f"{at}NIAH (easy) weighted accuracy, every run evaluated at the main grid's context: "
                          + "; ".join(text), v.combine(parts), _min_flip(flips), numbers, tolerance))
     else:
         rows.append(_row("context_retrieval", claim, "Table 6", "retrieval not evaluated on the context ablation",
@@ -445,9 +450,23 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
     aspect = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "aspect"), preset, results_dir))
     context = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "context"), preset, results_dir))
     context_scores = ablation_scores(preset, results_dir, "context")
+    context_size = str(context["size"].iloc[0]) if len(context) else size
+    context_noise = noise if context_size == size else \
+        noise_at_size(sized_noise(preset, results_dir, seeds), context_size, inputs.size_order(runs), LINEAR)
     rows += ablation_claims(aspect.assign(loss=aspect.get("fitted_loss")), context,
-                            inputs.final_rows(context_scores) if len(context_scores) else context_scores, noise)
+                            inputs.final_rows(context_scores) if len(context_scores) else context_scores, noise,
+                            context_noise, context_size)
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
+
+
+def noise_at_size(noise: v.Noise, size: str, order, archs=None, column: str = "excess") -> v.Noise:
+    """The samples of ``noise`` (measured at several sizes, a ``size`` column) of the one size whose noise a
+    claim about grid size ``size`` takes (:meth:`~linscale.findings.rules.Noise.source_size`: its own when
+    measured, else the noisier of its measured neighbours); no samples when none was measured."""
+    source = noise.source_size(size, order, column, archs)
+    samples = noise.samples
+    return v.Noise(samples[samples["size"].astype(str) == source] if source is not None else samples.iloc[0:0],
+                   noise.confidence)
 
 
 def largest_size_seeds(preset: str, results_dir: str, order) -> SeedRuns | None:
@@ -472,17 +491,22 @@ def largest_size_seeds(preset: str, results_dir: str, order) -> SeedRuns | None:
 
 
 def sized_noise(preset: str, results_dir: str, seeds: pd.DataFrame | None = None) -> v.Noise:
-    """The final losses' seed noise per size: the seeds ablation's runs (the base size) and the
-    size_seeds ablation's (the grid's ends, beside the main sweep's runs of those sizes), each run's
-    last row with its fitted loss; samples with ``arch``, ``size`` and ``loss``."""
+    """The seed noise per size: the seeds ablation's runs (the base size) and the size_seeds ablation's
+    (the grid's ends, beside the main sweep's runs of those sizes), each run's last row with its fitted
+    loss and excess loss, and their downstream scores where evaluated; samples with ``arch``, ``size``,
+    ``loss``, ``excess`` and the accuracies (a run's loss and its scores are separate rows)."""
     from linscale.findings import inputs
-    from linscale.findings.ablations import read_ablation
+    from linscale.findings.ablations import ablation_scores, read_ablation
 
     def finals(name):
         return inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, name), preset, results_dir))
 
     seeds = finals("seeds") if seeds is None else seeds
-    frames = [t[["arch", "size", "fitted_loss"]] for t in (seeds, finals("size_seeds")) if len(t)]
+    frames = [t[["arch", "size", "fitted_loss", "excess"]] for t in (seeds, finals("size_seeds")) if len(t)]
+    for name in ("seeds", "size_seeds"):  # their downstream scores, where evaluated (one row per run)
+        scores = ablation_scores(preset, results_dir, name)
+        if len(scores):
+            frames.append(inputs.final_rows(scores).drop(columns=["loss"], errors="ignore"))
     samples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["arch", "size", "fitted_loss"])
     return v.Noise(samples.rename(columns={"fitted_loss": "loss"}).assign(size=lambda t: t["size"].astype(str)))
 

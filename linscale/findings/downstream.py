@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from linscale.findings.rules import INCONCLUSIVE, NOT_REPRODUCED, NOT_TESTABLE, REPRODUCED
-
 # ----------------------------------------------------------------------------- downstream
 
 # (task, metric) -> column of the wide downstream table; lower is better for the perplexities.
@@ -111,26 +109,3 @@ def retrieval_long(largest: pd.DataFrame, chances: dict[str, float] | None = Non
     long["task"] = long["metric"].map(RETRIEVAL_TASKS)
     long["chance"] = long["metric"].map(chances or {}).astype(float)
     return long.dropna(subset=["score"])
-
-
-def retrieval_verdict(largest: pd.DataFrame, margin: float | dict = 0.0) -> str:
-    """The paper's retrieval claim (softmax attention retrieves better than every linear model) on the
-    largest models: reproduced when LLaMA's score is above every linear model's on every retrieval task
-    measured, not reproduced when a linear model beats it on all of them, inconclusive otherwise (or when
-    every model is at zero), not testable without LLaMA or without retrieval scores. ``margin``: by more
-    than this (absolute; a {metric: margin} dict for one per task)."""
-    columns = [c for c in RETRIEVAL_TASKS if c in largest and largest[c].notna().any()]
-    if "llama" not in set(largest["arch"]) or not columns or len(set(largest["arch"])) < 2:
-        return NOT_TESTABLE
-    table = largest.set_index("arch")[columns]
-    llama = table.loc["llama"]
-    linear = table.drop(index="llama")
-    if float(table.to_numpy().max()) <= 0:
-        return INCONCLUSIVE
-    margins = {c: margin.get(c, 0.0) if isinstance(margin, dict) else margin for c in columns}
-    if all(llama[c] > linear[c].max() + margins[c] for c in columns):
-        return REPRODUCED
-    if all(llama[c] < linear[c].min() - margins[c] for c in columns):
-        return NOT_REPRODUCED
-    return INCONCLUSIVE
-

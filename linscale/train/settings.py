@@ -188,7 +188,8 @@ def checkpoint_steps(total_steps: int, count: int, start_fraction: float = 0.01)
 MODEL_FIELDS = tuple(f.name for f in dataclasses.fields(ModelConfig) if f.name not in ("arch",))
 TRAIN_FIELDS = tuple(f.name for f in dataclasses.fields(TrainSettings))
 TOP_LEVEL = ("name", "description", "archs", "model", "sizes", "arch_overrides", "train", "data", "cluster", "design",
-             "ablations")  # ablations: the ablation sweeps `linscale study` trains without --ablations (linscale.study)
+             "ablations", "context_size")  # the ablation sweeps `linscale study` trains without --ablations, and
+# the grid size its context ablation retrains (linscale.study.ablation_presets)
 
 
 def parse_override(text: str) -> tuple[list[str], object]:
