@@ -354,7 +354,9 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
                  f"{', '.join(f'{k} {v}' for k, v in settings.items())})")
             store = evaluate_sweep(sweep, list(suites), checkpoints=finals, limit=limit, progress=_log, out=out,
                                    pool=pool, **settings)
-            return _final_rows(store[store["suite"].isin(suites)])
+            # only the runs asked for: a store may hold others (the base runs of an earlier context_size)
+            asked = {c.parent.parent.name for c in finals}
+            return _final_rows(store[store["suite"].isin(suites) & store["run_id"].astype(str).isin(asked)])
 
         if ablation != "context":
             frames = [base.assign(variant="base")]

@@ -168,6 +168,21 @@ def test_linscale_eval_retrieval_writes_niah_cells(tmp_path):
         assert cells[cells.task == task].acc.mean() == pytest.approx(mean)
 
 
+def test_a_second_store_of_the_same_checkpoints_keeps_its_own_niah_cells(tmp_path):
+    """The study evaluates the context ablation's base runs at twice their context into another store
+    beside the main one: their cells at other lengths must not overwrite the main store's."""
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("tnl"))])
+    evaluate_sweep(sweep_dir, ["retrieval"], progress=lambda m: None)
+    main = pd.read_parquet(sweep_dir / "eval" / "niah_cells.parquet")
+    evaluate_sweep(sweep_dir, ["retrieval"], out=sweep_dir / "eval" / "twice.parquet", context_factor=2.0,
+                   progress=lambda m: None)
+    pd.testing.assert_frame_equal(pd.read_parquet(sweep_dir / "eval" / "niah_cells.parquet"), main, check_exact=True)
+    twice = pd.read_parquet(sweep_dir / "eval" / "twice-niah_cells.parquet")
+    assert twice["length"].max() > main["length"].max()  # the longer haystacks, in their own file
+    assert (sweep_dir / "eval" / "json" / "twice" / "a" / "step=10" / "retrieval.json").is_file()
+    assert (sweep_dir / "eval" / "json" / "a" / "step=10" / "retrieval.json").is_file()
+
+
 def test_task_prompts_are_fields_or_functions_not_templates():
     """lm-eval compiles a Jinja prompt anew for every document (half of a small model's evaluation
     time), so the task YAMLs name a document field or a function in tasks/utils.py instead."""

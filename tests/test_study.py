@@ -109,8 +109,9 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
         assert pool == "the study's pool"  # every ablation sweep is evaluated by the one pool given
         evaluated.append((sweep.name, tuple(suites), [c.name for c in checkpoints],
                           None if out is None else out.name, settings))
-        # the store may hold more than was asked for (an earlier `linscale eval` of every export)
-        return pd.DataFrame(rows("tnl-a", "a", (5, 10), (*suites, "linguistic")))
+        # the store may hold more than was asked for (an earlier `linscale eval` of every export, and the
+        # runs of an earlier context_size)
+        return pd.DataFrame(rows("tnl-a", "a", (5, 10), (*suites, "linguistic")) + rows("tnl-z", "z", (10,), suites))
 
     monkeypatch.setattr(linscale.eval.runner, "find_checkpoints", fake_find)
     monkeypatch.setattr(linscale.eval, "evaluate_sweep", fake_evaluate)
@@ -126,6 +127,8 @@ def test_ablation_eval_scores_each_runs_final_checkpoint_beside_the_base_runs(tm
         ("toy-seed1", ("knowledge", "linguistic", "retrieval"), ["step=10"], None, {}),
         ("toy-ends-seed1", ("retrieval",), ["step=10"], None, {})], key=str)
     assert not (results / "ablations" / "aspect-eval.parquet").exists()
+    for name in ("context", "seeds", "size_seeds"):  # only the runs asked for
+        assert "tnl-z" not in set(pd.read_parquet(results / "ablations" / f"{name}-eval.parquet")["run_id"])
     context = pd.read_parquet(results / "ablations" / "context-eval.parquet")
     assert sorted(set(zip(context["evaluation"], context["variant"], context["size"], context["step"],
                           context["suite"]))) == [

@@ -5,6 +5,8 @@
     <sweep>/eval/tasks/                            task data cache (see linscale.eval.items)
     <sweep>/eval/niah_cells.parquet                NIAH accuracy per (checkpoint, mode, length, depth) cell
     <sweep>/eval/json/<run_id>/step=<step>/<suite>.json   lm-eval's full results, per suite
+    (a store of another name, <sweep>/eval/<name>.parquet, keeps its own <name>-niah_cells.parquet and
+    json/<name>/: companion_paths)
 
 Rows carry run_id, arch, size, step, tokens, flops, pf_days, params (from the checkpoint meta), so
 the book can plot any metric against compute. The store is resumable like the sweep: a (checkpoint,
@@ -59,6 +61,16 @@ def final_checkpoints(sweep_dir: str | os.PathLike) -> list[Path]:
 
 class DatasetUnavailableError(ConfigError):
     """An lm-eval task's dataset cannot be loaded (no network, not in the local Hugging Face cache)."""
+
+
+def companion_paths(out: Path) -> tuple[Path, Path]:
+    """Where a results store's NIAH cells and lm-eval JSON go: beside the default store
+    (``results.parquet``) ``niah_cells.parquet`` and ``json/``; beside another (``twice.parquet``, one
+    store per context setting) ``twice-niah_cells.parquet`` and ``json/twice/``, so that evaluating the
+    same checkpoints at another context never overwrites the default store's cells and files."""
+    if out.name == "results.parquet":
+        return out.parent / "niah_cells.parquet", out.parent / "json"
+    return out.with_name(f"{out.stem}-niah_cells.parquet"), out.parent / "json" / out.stem
 
 
 def task_paths(include_path=None) -> list[str]:
@@ -328,12 +340,13 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         for (n, checkpoint, meta, suite, names, options), future in pending:
             results, elapsed = future.result()
             run_id, step = str(meta.get("run_id", checkpoint)), int(meta.get("step", -1))
-            json_file = out.parent / "json" / run_id / f"step={step}" / f"{suite}.json"
+            cells_file, json_root = companion_paths(out)
+            json_file = json_root / run_id / f"step={step}" / f"{suite}.json"
             json_file.parent.mkdir(parents=True, exist_ok=True)
             _write_json(json_file, results)
             cells = niah_cell_rows(results, meta)
             if len(cells):  # first the cells, so a finished suite in the main store implies them
-                append_rows(out.parent / "niah_cells.parquet", cells, NIAH_KEY)
+                append_rows(cells_file, cells, NIAH_KEY)
             max_length = options.get("max_length") or training_seq_len(meta)
             table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed, max_length,
                                                  options))
