@@ -177,7 +177,7 @@ def test_a_second_store_of_the_same_checkpoints_keeps_its_own_niah_cells(tmp_pat
     evaluate_sweep(sweep_dir, ["retrieval"], out=sweep_dir / "eval" / "twice.parquet", context_factor=2.0,
                    progress=lambda m: None)
     pd.testing.assert_frame_equal(pd.read_parquet(sweep_dir / "eval" / "niah_cells.parquet"), main, check_exact=True)
-    twice = pd.read_parquet(sweep_dir / "eval" / "twice-niah_cells.parquet")
+    twice = pd.read_parquet(sweep_dir / "eval" / "niah_cells" / "twice.parquet")
     assert twice["length"].max() > main["length"].max()  # the longer haystacks, in their own file
     assert (sweep_dir / "eval" / "json" / "twice" / "a" / "step=10" / "retrieval.json").is_file()
     assert (sweep_dir / "eval" / "json" / "a" / "step=10" / "retrieval.json").is_file()

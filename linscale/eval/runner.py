@@ -5,7 +5,7 @@
     <sweep>/eval/tasks/                            task data cache (see linscale.eval.items)
     <sweep>/eval/niah_cells.parquet                NIAH accuracy per (checkpoint, mode, length, depth) cell
     <sweep>/eval/json/<run_id>/step=<step>/<suite>.json   lm-eval's full results, per suite
-    (a store of another name, <sweep>/eval/<name>.parquet, keeps its own <name>-niah_cells.parquet and
+    (a store of another name, <sweep>/eval/<name>.parquet, keeps its own niah_cells/<name>.parquet and
     json/<name>/: companion_paths)
 
 Rows carry run_id, arch, size, step, tokens, flops, pf_days, params (from the checkpoint meta), so
@@ -66,11 +66,12 @@ class DatasetUnavailableError(ConfigError):
 def companion_paths(out: Path) -> tuple[Path, Path]:
     """Where a results store's NIAH cells and lm-eval JSON go: beside the default store
     (``results.parquet``) ``niah_cells.parquet`` and ``json/``; beside another (``twice.parquet``, one
-    store per context setting) ``twice-niah_cells.parquet`` and ``json/twice/``, so that evaluating the
-    same checkpoints at another context never overwrites the default store's cells and files."""
+    store per context setting) ``niah_cells/twice.parquet`` and ``json/twice/``, so that evaluating the
+    same checkpoints at another context never overwrites the default store's cells and files (and no
+    companion file looks like a store of its own)."""
     if out.name == "results.parquet":
         return out.parent / "niah_cells.parquet", out.parent / "json"
-    return out.with_name(f"{out.stem}-niah_cells.parquet"), out.parent / "json" / out.stem
+    return out.parent / "niah_cells" / out.name, out.parent / "json" / out.stem
 
 
 def task_paths(include_path=None) -> list[str]:
