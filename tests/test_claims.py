@@ -379,3 +379,16 @@ def test_the_context_claim_uses_loss_above_the_bayes_loss():
     # with held-out losses, the excess is read there (thousands of tokens instead of one batch)
     held_out = table.assign(val_loss=[1.58, 1.55], bayes_loss=[1.53, 1.49])
     assert inputs.with_fitted_loss(held_out, "cpu")["excess"].tolist() == pytest.approx([0.05, 0.06])
+
+
+def test_sized_noise_holds_losses_and_retrieval_scores_of_every_measured_size():
+    """The committed smoke study: its seeds ablation (s1) and size_seeds ablation (s2), each with final
+    losses and NIAH scores, so that the context claims can take the noise of the context ablation's size."""
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parent.parent / "results"
+    samples = claims.sized_noise("smoke", str(results)).samples
+    for column in ("loss", "excess", "niah_easy_wa"):
+        measured = samples.dropna(subset=[column]).groupby("size")["arch"].value_counts()
+        assert set(measured.index.get_level_values("size")) == {"s1", "s2"}, column
+        assert measured.min() >= 2, column  # two seeds or more per architecture and size
