@@ -367,9 +367,11 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
                        .assign(variant=name, evaluation="common") for name, sweep in sweeps]
             # the main sweep's checkpoints are gone when an ablation is added to a committed study
             # (benchmarks/rerun_ablation.py): its base runs then have their common-context scores only
-            base_finals = [c for c in _final_checkpoints(main_sweep)
-                           if c.parent.parent.name in set(base["run_id"].astype(str))] if main_sweep.is_dir() else []
-            if not main_sweep.is_dir():
+            if main_sweep.is_dir():
+                base_finals = [c for c in _final_checkpoints(main_sweep)
+                               if c.parent.parent.name in set(base["run_id"].astype(str))]
+            else:
+                base_finals = []
                 _log(f"eval ablation context: no {main_sweep}: the base runs are not evaluated at twice their context")
             if base_finals:
                 frames.append(scores(main_sweep, main_sweep / "eval" / "context-twice.parquet",

@@ -341,16 +341,15 @@ def test_context_claims_take_the_noise_of_the_context_ablations_size():
     assert verdicts(loud, quiet, "s6")["context_retrieval"]["verdict"] == REPRODUCED
 
 
-def test_noise_at_size_takes_the_measured_size_or_its_noisier_neighbour():
+def test_noise_of_size_takes_the_measured_size_or_its_noisier_neighbour():
     rows = [dict(arch=a, size=size, excess=0.1 + z * sd) for a in ARCHS
             for size, sd in (("s1", 0.01), ("s3", 0.05), ("s6", 0.002)) for z in (-1.0, 1.0)]
     noise = rules.Noise(pd.DataFrame(rows))
     order = ["s1", "s2", "s3", "s4", "s5", "s6"]
-    assert set(claims.noise_at_size(noise, "s6", order).samples["size"]) == {"s6"}
-    assert set(claims.noise_at_size(noise, "s4", order).samples["size"]) == {"s3"}  # s3 is noisier than s6
-    assert set(claims.noise_at_size(noise, "s2", order).samples["size"]) == {"s3"}
-    assert len(claims.noise_at_size(rules.Noise(pd.DataFrame(rows[:0], columns=["arch", "size", "excess"])), "s6",
-                                    order).samples) == 0
+    assert set(noise.of_size("s6", order, "excess").samples["size"]) == {"s6"}
+    assert set(noise.of_size("s4", order, "excess").samples["size"]) == {"s3"}  # s3 is noisier than s6
+    assert set(noise.of_size("s2", order, "excess").samples["size"]) == {"s3"}
+    assert len(rules.Noise(pd.DataFrame(rows[:0], columns=["arch", "size", "excess"])).of_size("s6", order, "excess").samples) == 0
 
 
 def test_ablation_claims_reach_every_verdict():

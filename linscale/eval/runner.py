@@ -338,10 +338,10 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         # Submitted all at once, written as each finishes in checkpoint order: the pool works ahead, the store
         # grows in the order one process would give it, and an interrupted run keeps what was written.
         pending = [(item, (pool or _HERE).submit(evaluate, item[1], item[4], item[5])) for item in todo]
+        cells_file, json_root = companion_paths(out)
         for (n, checkpoint, meta, suite, names, options), future in pending:
             results, elapsed = future.result()
             run_id, step = str(meta.get("run_id", checkpoint)), int(meta.get("step", -1))
-            cells_file, json_root = companion_paths(out)
             json_file = json_root / run_id / f"step={step}" / f"{suite}.json"
             json_file.parent.mkdir(parents=True, exist_ok=True)
             _write_json(json_file, results)

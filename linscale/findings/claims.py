@@ -18,7 +18,7 @@ Where the evidence comes from:
   comparisons at the grid's largest size instead, with the size_seeds ablation's two seeds
   (:func:`largest_size_seeds`), since retrieval emerges only near the top of the grid; the context
   ablation's claims at the size it retrains (the preset's ``context_size``), with the noise of that size
-  (:func:`noise_at_size`).
+  (:meth:`~linscale.findings.rules.Noise.of_size`).
 """
 from __future__ import annotations
 
@@ -451,22 +451,11 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
     context = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "context"), preset, results_dir))
     context_scores = ablation_scores(preset, results_dir, "context")
     context_size = str(context["size"].iloc[0]) if len(context) else size
-    context_noise = noise if context_size == size else \
-        noise_at_size(sized_noise(preset, results_dir, seeds), context_size, inputs.size_order(runs), LINEAR)
+    context_noise = sized_noise(preset, results_dir, seeds).of_size(context_size, inputs.size_order(runs), "excess", LINEAR)
     rows += ablation_claims(aspect.assign(loss=aspect.get("fitted_loss")), context,
                             inputs.final_rows(context_scores) if len(context_scores) else context_scores, noise,
                             context_noise, context_size)
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
-
-
-def noise_at_size(noise: v.Noise, size: str, order, archs=None, column: str = "excess") -> v.Noise:
-    """The samples of ``noise`` (measured at several sizes, a ``size`` column) of the one size whose noise a
-    claim about grid size ``size`` takes (:meth:`~linscale.findings.rules.Noise.source_size`: its own when
-    measured, else the noisier of its measured neighbours); no samples when none was measured."""
-    source = noise.source_size(size, order, column, archs)
-    samples = noise.samples
-    return v.Noise(samples[samples["size"].astype(str) == source] if source is not None else samples.iloc[0:0],
-                   noise.confidence)
 
 
 def largest_size_seeds(preset: str, results_dir: str, order) -> SeedRuns | None:

@@ -196,6 +196,14 @@ class Noise:
         above = [name for name in measured if order.index(name) > at]
         return max(below[-1:] + above[:1], key=lambda name: by_size[name][0])
 
+    def of_size(self, size: str, order, column: str, archs=None) -> "Noise":
+        """The samples of the one measured size whose noise a claim about grid size ``size`` takes
+        (:meth:`source_size`), as a Noise of their own; no samples when no size was measured."""
+        source = self.source_size(size, order, column, archs)
+        samples = self.samples
+        return Noise(samples[samples["size"].astype(str) == source] if source is not None else samples.iloc[0:0],
+                     self.confidence)
+
     def at_size(self, size: str, order, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
         """(pooled sd, degrees of freedom) of one run of grid size ``size``: that of
         :meth:`source_size`; without a ``size`` column in the samples, :meth:`pooled`."""
