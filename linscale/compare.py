@@ -269,10 +269,29 @@ def noise_shift(numbers_a: dict, numbers_b: dict, tolerance_a: dict, tolerance_b
     return largest, name
 
 
+def bound_change(tolerance_a: dict, tolerance_b: dict) -> tuple[float, str]:
+    """How much the noise bounds themselves changed from A to B: a re-run measures its own seed noise, and
+    a bound estimated from a few seeds can move several-fold between two honest re-runs, which can flip a
+    verdict with no number moving. The largest ratio of the two tolerances (larger over smaller, so 1 is
+    no change) over the numbers both give a positive finite one, and that number's name; (NaN, "") when
+    there is none."""
+    largest, name = math.nan, ""
+    for key in sorted(tolerance_a.keys() & tolerance_b.keys()):
+        ta, tb = tolerance_a[key], tolerance_b[key]
+        if ta is None or tb is None or not (np.isfinite(ta) and np.isfinite(tb)) or ta <= 0 or tb <= 0:
+            continue
+        ratio = max(ta, tb) / min(ta, tb)
+        if math.isnan(largest) or ratio > largest:
+            largest, name = ratio, key
+    return largest, name
+
+
 def compare_verdicts(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataFrame:
     """Two claims tables (:func:`linscale.findings.claims_from_results`) side by side: id, claim, each
-    verdict, ``differs``, ``shift`` (:func:`noise_shift`) with the number that moved most, and
-    ``within_noise``: the verdict changed although no number moved beyond its noise."""
+    verdict, ``differs``, ``shift`` (:func:`noise_shift`) with the number that moved most,
+    ``within_noise``: the verdict changed although no number moved beyond its noise, and
+    ``bound_ratio`` (:func:`bound_change`) with the number whose noise bound changed most: where a
+    verdict changed within the noise, whether its bound moved instead."""
     merged = claims_a.merge(claims_b, on="id", how="outer", suffixes=("_a", "_b"))
     order = {key: i for i, key in enumerate([*claims_a["id"], *claims_b["id"]][::-1])}  # A's order, then B's
     merged = merged.sort_values("id", key=lambda ids: ids.map(order), ascending=False)
@@ -281,10 +300,13 @@ def compare_verdicts(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataF
         row = row._asdict()
         shift, moved = noise_shift(*(row.get(k) if isinstance(row.get(k), dict) else {}
                                      for k in ("numbers_a", "numbers_b", "tolerance_a", "tolerance_b")))
+        ratio, rebound = bound_change(*(row.get(k) if isinstance(row.get(k), dict) else {}
+                                        for k in ("tolerance_a", "tolerance_b")))
         differs = row["verdict_a"] != row["verdict_b"]
         rows.append({"id": row["id"], "claim": row["claim_a"] if isinstance(row["claim_a"], str) else row["claim_b"],
                      "verdict_a": row["verdict_a"], "verdict_b": row["verdict_b"], "differs": bool(differs),
                      "shift": shift, "moved": moved, "within_noise": bool(differs and shift <= 1),
+                     "bound_ratio": ratio, "bound_moved": rebound,
                      "evidence_a": row["evidence_a"], "evidence_b": row["evidence_b"]})
     return pd.DataFrame(rows)
 
@@ -391,6 +413,10 @@ def _pct(value: float) -> str:
     return f"{value:+.3%}" if abs(value) < 1e-3 else f"{value:+.2%}"
 
 
+def _bound(ratio: float) -> str:
+    return "–" if ratio is None or ratio != ratio else f"x{ratio:.2f}"
+
+
 def _move(shift: float, moved: str) -> str:
     if shift != shift:  # NaN: no number with a tolerance to compare
         return "–"
@@ -454,10 +480,12 @@ def format_comparison(c: Comparison) -> str:
     lines.append("")
     v = c.verdicts
     lines.append(f"== Verdicts: {int(v['differs'].sum())} of {len(v)} differ "
-                 f"(move: the largest change of the numbers a verdict rests on, in units of their noise) ==")
+                 f"(move: the largest change of the numbers a verdict rests on, in units of their noise; "
+                 f"bound: the largest change of a noise bound itself, B's over A's or A's over B's) ==")
     view = pd.DataFrame({"": np.where(v["differs"], np.where(v["within_noise"], "!!", "≠"), ""),
                          "claim": v["id"], "A": v["verdict_a"], "B": v["verdict_b"],
-                         "move": [_move(s, m) for s, m in zip(v["shift"], v["moved"])]})
+                         "move": [_move(s, m) for s, m in zip(v["shift"], v["moved"])],
+                         "bound": [_bound(r) for r in v.get("bound_ratio", pd.Series([math.nan] * len(v)))]})
     lines += _text_table(view)
     if v["within_noise"].any():
         lines.append("!! the verdict changed although no number it rests on moved beyond its noise")

@@ -83,6 +83,25 @@ def test_noise_shift_is_the_largest_change_in_units_of_the_larger_tolerance():
     assert compare.noise_shift({"x": 1.0}, {"x": 1.5}, {"x": 0.0}, {"x": 0.0})[0] == np.inf
 
 
+def test_bound_change_is_the_largest_ratio_of_the_two_studies_own_bounds():
+    ratio, which = compare.bound_change({"x": 0.2, "y": 0.02, "z": 1.0, "n": np.nan},
+                                        {"x": 0.05, "y": 0.03, "w": 1.0, "n": 0.1})
+    assert which == "x" and ratio == pytest.approx(4.0)  # larger over smaller, whichever study is larger
+    assert np.isnan(compare.bound_change({"x": 0.0}, {"x": 0.1})[0])  # a bound of 0 or NaN is not compared
+    assert compare.bound_change({"x": 0.1}, {"x": 0.1}) == (1.0, "x")
+
+
+def test_a_verdict_that_changed_because_its_bound_moved_says_so():
+    """The Intel re-run's aspect flip in miniature: the evidence moves a third of its bound, the bound
+    shrinks fourfold, the verdict changes. ``within_noise`` marks it and ``bound_ratio`` names the cause."""
+    def claims(verdict, spread, bound):
+        return pd.DataFrame([{"id": "aspect", "claim": "c", "verdict": verdict, "evidence": "e",
+                              "numbers": {"spread": spread}, "tolerance": {"spread": bound}}])
+    row = compare.compare_verdicts(claims("inconclusive", 0.012, 0.028), claims("reproduced", 0.021, 0.007)).iloc[0]
+    assert row["differs"] and row["within_noise"] and row["shift"] == pytest.approx(0.009 / 0.028)
+    assert row["bound_ratio"] == pytest.approx(4.0) and row["bound_moved"] == "spread"
+
+
 # ----------------------------------------------------------------------------- command line on the committed results
 
 
