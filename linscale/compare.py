@@ -298,10 +298,10 @@ def compare_verdicts(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataF
     rows = []
     for row in merged.itertuples(index=False):
         row = row._asdict()
-        shift, moved = noise_shift(*(row.get(k) if isinstance(row.get(k), dict) else {}
-                                     for k in ("numbers_a", "numbers_b", "tolerance_a", "tolerance_b")))
-        ratio, rebound = bound_change(*(row.get(k) if isinstance(row.get(k), dict) else {}
-                                        for k in ("tolerance_a", "tolerance_b")))
+        numbers_a, numbers_b, tolerance_a, tolerance_b = (row.get(k) if isinstance(row.get(k), dict) else {}
+                                                          for k in ("numbers_a", "numbers_b", "tolerance_a", "tolerance_b"))
+        shift, moved = noise_shift(numbers_a, numbers_b, tolerance_a, tolerance_b)
+        ratio, rebound = bound_change(tolerance_a, tolerance_b)
         differs = row["verdict_a"] != row["verdict_b"]
         rows.append({"id": row["id"], "claim": row["claim_a"] if isinstance(row["claim_a"], str) else row["claim_b"],
                      "verdict_a": row["verdict_a"], "verdict_b": row["verdict_b"], "differs": bool(differs),
@@ -414,7 +414,7 @@ def _pct(value: float) -> str:
 
 
 def _bound(ratio: float) -> str:
-    return "–" if ratio is None or ratio != ratio else f"x{ratio:.2f}"
+    return "–" if ratio != ratio else f"x{ratio:.2f}"  # NaN: no bound on both sides
 
 
 def _move(shift: float, moved: str) -> str:
@@ -485,7 +485,7 @@ def format_comparison(c: Comparison) -> str:
     view = pd.DataFrame({"": np.where(v["differs"], np.where(v["within_noise"], "!!", "≠"), ""),
                          "claim": v["id"], "A": v["verdict_a"], "B": v["verdict_b"],
                          "move": [_move(s, m) for s, m in zip(v["shift"], v["moved"])],
-                         "bound": [_bound(r) for r in v.get("bound_ratio", pd.Series([math.nan] * len(v)))]})
+                         "bound": v["bound_ratio"].map(_bound)})
     lines += _text_table(view)
     if v["within_noise"].any():
         lines.append("!! the verdict changed although no number it rests on moved beyond its noise")
