@@ -119,11 +119,11 @@ def test_lower_loss_compares_observed_envelopes_inside_the_data():
         return claims.lower_loss_claim(_grid({"llama": 1.0, **{a: linear for a in rules.LINEAR}}), noise)
 
     row = verdict(0.97)
-    u = _noise().bound("loss", ["llama", "tnl"], relative=True)  # t(4 dof)·√2·0.5% = 2%
+    u = _noise().bound("loss", relative=True)  # pooled over the four architectures: t(8 dof)·√2·0.5% = 1.6%
     assert row["verdict"] == REPRODUCED and row["margin_to_flip"] == pytest.approx((0.03 - u) / u, rel=0.01)
     assert len(row["numbers"]) == 3 * claims.N_COMPUTE and set(row["numbers"]) == set(row["tolerance"])
     assert verdict(1.03)["verdict"] == NOT_REPRODUCED
-    assert verdict(0.995)["verdict"] == INCONCLUSIVE  # 0.5% is inside a bound of 2%
+    assert verdict(0.995)["verdict"] == INCONCLUSIVE  # 0.5% is inside a bound of 1.6%
     assert verdict(0.97, _noise(rel_sd=0.05))["verdict"] == INCONCLUSIVE  # the same gap under ten times the noise
     grid = _grid({a: 1.0 for a in ARCHS})
     assert claims.lower_loss_claim(grid[grid["arch"] != "llama"], _noise())["verdict"] == NOT_TESTABLE
@@ -391,3 +391,71 @@ def test_sized_noise_holds_losses_and_retrieval_scores_of_every_measured_size():
         measured = samples.dropna(subset=[column]).groupby("size")["arch"].value_counts()
         assert set(measured.index.get_level_values("size")) == {"s1", "s2"}, column
         assert measured.min() >= 2, column  # two seeds or more per architecture and size
+
+
+# ----------------------------------------------------------------------------- the losses' noise trend
+
+
+def _sized_samples(rng, sd_of, sizes=(("s1", 1e4, 2), ("s3", 1e5, 3), ("s6", 1e6, 2)), archs=ARCHS):
+    """Final losses of seeds at three sizes (name, parameters, seeds), relative sd ``sd_of(N)``, and the
+    parameters of every size name."""
+    rows = [dict(arch=a, size=name, loss=2.0 * (1 + sd_of(n) * rng.standard_normal()))
+            for name, n, seeds in sizes for a in archs for _ in range(seeds)]
+    return pd.DataFrame(rows), {name: n for name, n, _ in sizes}
+
+
+def test_size_trend_is_the_maximum_likelihood_line_through_the_cells_variances():
+    # one size: b = 0 and σ² the pooled variance, as Noise.pooled
+    one = pd.DataFrame({"var": [1e-4, 4e-4], "dof": [2, 1], "params": [1e5, 1e5]})
+    trend = rules.fit_size_trend(one)
+    assert (trend.b, trend.dof) == (0.0, 2) and trend.sd(1e5) ** 2 == pytest.approx((2e-4 + 4e-4) / 3)
+    # many cells from a known trend: recovered
+    rng = np.random.default_rng(0)
+    n = np.repeat(np.geomspace(1e4, 1e7, 4), 200)
+    true_var = np.exp(-7.0 - 0.5 * np.log(n))
+    cells = pd.DataFrame({"var": true_var * rng.chisquare(2, len(n)) / 2, "dof": 2, "params": n})
+    trend = rules.fit_size_trend(cells)
+    assert trend.b == pytest.approx(-0.5, abs=0.05) and trend.a == pytest.approx(-7.0, abs=0.5)
+    assert trend.dof == 2 * len(n) - 2
+    # a cell whose runs agree to the bit (variance 0) is evidence of little noise, not an error
+    assert rules.fit_size_trend(cells.assign(var=lambda t: t["var"].where(t.index != 0, 0.0))) is not None
+    assert rules.fit_size_trend(one.assign(var=0.0)) is None  # nothing measured
+
+
+def test_a_loss_takes_the_trend_at_its_size_pooled_over_every_architecture():
+    rng = np.random.default_rng(1)
+    samples, params = _sized_samples(rng, lambda n: 0.05 * n ** -0.25)
+    order = ["s1", "s2", "s3", "s4", "s5", "s6"]
+    noise = rules.Noise(samples, params={**params, "s2": 3e4, "s4": 3e5, "s5": 6e5})
+    trend = noise.trend("loss", relative=True)
+    assert trend.dof == 4 * (1 + 2 + 1) - 2 and trend.b < 0
+    sd3, dof3 = noise.at_size("s3", order, "loss", relative=True)
+    assert (sd3, dof3) == (pytest.approx(trend.sd(1e5)), trend.dof)
+    assert noise.at_size("s4", order, "loss", relative=True)[0] == pytest.approx(trend.sd(3e5))  # between measured sizes
+    at = noise.at("s3", order)
+    assert at.bound("loss", relative=True) == pytest.approx(stats.t.ppf(0.975, trend.dof) * np.sqrt(2) * sd3)
+    assert at.bound("loss", ["llama", "tnl"], relative=True) < np.inf  # a pair still has a bound
+    # an accuracy keeps the noise of its own size, pooled over the architectures
+    scores = samples.assign(niah=0.5 + 0.1 * rng.standard_normal(len(samples)))
+    s3 = scores[scores["size"] == "s3"]
+    assert rules.Noise(scores, params=params).at("s3", order).pooled("niah") == pytest.approx(rules.Noise(s3).pooled("niah"))
+    # without the sizes' parameters, a loss falls back to its measured size, as an accuracy does
+    assert rules.Noise(samples).at_size("s3", order, "loss", relative=True) == pytest.approx(
+        rules.Noise(samples[samples["size"] == "s3"]).pooled("loss", relative=True))
+
+
+def test_pooled_trend_bounds_vary_less_between_re_runs_than_a_pairs_noise_at_one_size():
+    """Why the rule pools: over 300 simulated re-runs of the seeds and size_seeds ablations from one
+    known noise model, the bound a claim about LLaMA and cosFormer2 at s3 would take varies between
+    re-runs far less with the pooled trend (14 degrees of freedom) than with the pair's own seeds at s3
+    (4): the middle 95% of its bounds span 2.1-fold against 3.9-fold."""
+    rng = np.random.default_rng(2)
+    order = ["s1", "s3", "s6"]
+    pair, trend = [], []
+    for _ in range(300):
+        samples, params = _sized_samples(rng, lambda n: 0.05 * n ** -0.25)
+        s3 = samples[samples["size"] == "s3"]
+        pair.append(rules.Noise(s3).bound("loss", ["llama", "cosformer2"], relative=True))
+        trend.append(rules.Noise(samples, params=params).at("s3", order).bound("loss", relative=True))
+    spread = {name: np.percentile(b, 97.5) / np.percentile(b, 2.5) for name, b in (("pair", pair), ("trend", trend))}
+    assert spread["trend"] < 2.5 < 3.0 < spread["pair"] and spread["pair"] > 1.5 * spread["trend"]

@@ -17,8 +17,9 @@ Where the evidence comes from:
   measured where it is observed (means over the seeds against the noise of means); the retrieval
   comparisons at the grid's largest size instead, with the size_seeds ablation's two seeds
   (:func:`largest_size_seeds`), since retrieval emerges only near the top of the grid; the context
-  ablation's claims at the size it retrains (the preset's ``context_size``), with the noise of that size
-  (:meth:`~linscale.findings.rules.Noise.of_size`).
+  ablation's claims at the size it retrains (the preset's ``context_size``). Every bound is pooled over
+  the four architectures, a loss's read from one trend over every measured size
+  (:meth:`~linscale.findings.rules.Noise.at`, :func:`sized_noise`).
 """
 from __future__ import annotations
 
@@ -105,7 +106,7 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
     parts, flips, text, numbers, tolerance = [], [], [], {}, {}
     for arch in [a for a in LINEAR if a in wide]:
         bounds = np.array([noise.bound_between("loss", (sizes.at[c, arch], sizes.at[c, "llama"]), order,
-                                               [arch, "llama"], relative=True) for c in wide.index])
+                                               relative=True) for c in wide.index])
         rel = (wide[arch] / wide["llama"] - 1).to_numpy()
         parts += [v.difference(d, u, "negative") for d, u in zip(rel, bounds)]
         flips += [v.margin_to_flip(d, u) for d, u in zip(rel, bounds)]
@@ -251,7 +252,7 @@ class SeedRuns(NamedTuple):
 
     def diff(self, arch: str, other: str, column: str, relative: bool = False) -> tuple[float, float]:
         """Mean of ``arch`` minus mean of ``other`` (relative to ``other``'s when ``relative``) and its noise
-        bound: the noise of a difference of means, pooled over the two architectures."""
+        bound: the noise of a difference of means (pooled over every architecture, as every bound)."""
         if column not in self.scores:
             return np.nan, np.nan
         g = self.scores.groupby("arch")[column]
@@ -261,7 +262,7 @@ class SeedRuns(NamedTuple):
         d = mean[arch] - mean[other]
         if relative:
             d = d / mean[other]
-        u = self.noise.bound_of_means(column, int(n[arch]), int(n[other]), [arch, other], relative)
+        u = self.noise.bound_of_means(column, int(n[arch]), int(n[other]), relative=relative)
         return float(d), float(u)
 
 
@@ -353,10 +354,10 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
     """Aspect ratio and training context (the paper's §5.1-5.2) on the ablations' final losses and
     scores. ``aspect``: one row per run (arch, aspect, loss); ``context``: one row per run (arch, seq_len,
     ``excess``: the final loss above the Bayes loss of the same tokens, so that contexts whose languages
-    differ in entropy compare alike); ``context_scores``: NIAH at one common context length. Noise
-    bounds are pooled over the architectures each claim compares (LLaMA and cosFormer2; the linear
-    models): ``noise`` the seeds ablation's (the aspect ablation's size), ``context_noise`` that of the
-    context ablation's size ``context_size`` when it retrains another (default: ``noise``)."""
+    differ in entropy compare alike); ``context_scores``: NIAH at one common context length. ``noise``:
+    that of the aspect ablation's size (the seeds ablation's, :meth:`~linscale.findings.rules.Noise.at`),
+    ``context_noise`` that of the context ablation's size ``context_size`` when it retrains another
+    (default: ``noise``); every bound pooled over the four architectures (:mod:`~linscale.findings.rules`)."""
     rows = []
     context_noise = noise if context_noise is None else context_noise
     at = f"size {context_size}, " if context_size else ""
@@ -366,7 +367,7 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
         d = float(spread["cosformer2"] - spread["llama"])
         # each spread is a difference of two runs' losses (bound √2·t·s); a difference of two spreads
         # has twice that variance
-        u = noise.bound("loss", ["llama", "cosformer2"], relative=True) * np.sqrt(2)
+        u = noise.bound("loss", relative=True) * np.sqrt(2)
         rows.append(_row("aspect", claim, "Table 5 (1B, d/l from 48 to 384)",
                          f"final-loss spread across shapes: cosFormer2 {spread['cosformer2']:.2%}, LLaMA "
                          f"{spread['llama']:.2%}; difference {d:+.2%} (±{u:.2%})",
@@ -383,7 +384,7 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
         for arch in linear:
             part = context[context["arch"] == arch]
             spread = float(part["excess"].max() - part["excess"].min())
-            u = context_noise.bound("excess", linear)  # the claim compares the linear models: their noise, pooled
+            u = context_noise.bound("excess")
             parts.append(v.equivalence(spread, u, margin))
             flips.append(v.margin_to_flip(spread, u, "equivalence", margin))
             text.append(f"{_label(arch)} {spread:.4f} (±{u:.4f})")
@@ -405,7 +406,7 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
             part = context_scores[context_scores["arch"] == arch].sort_values("seq_len")
             short, long_ = part.iloc[0], part.iloc[-1]
             d = float(long_[metric] - short[metric])
-            u = context_noise.bound(metric, linear)  # pooled over the linear models the claim compares
+            u = context_noise.bound(metric)
             parts.append(v.difference(d, u, "positive"))
             flips.append(v.margin_to_flip(d, u))
             text.append(f"{_label(arch)} {short[metric]:.3f} (n = {int(short['seq_len'])}) → {long_[metric]:.3f} "
@@ -435,26 +436,26 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
     runs = results.read_runs(preset, results_dir)
     results.read_eval(preset, results_dir)  # a study's folder has its evaluation: a missing one is a one-line error
     window = inputs.fitted_window(runs, preset, results_dir)
+    order = inputs.size_order(runs)
     seeds = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "seeds"), preset, results_dir))
     seed_scores = ablation_scores(preset, results_dir, "seeds")
-    noise = v.Noise(pd.concat([seeds[["arch", "fitted_loss", "excess"]].rename(columns={"fitted_loss": "loss"}),
-                               seed_scores.drop(columns=["loss"], errors="ignore")], ignore_index=True))
+    sized = sized_noise(preset, results_dir, seeds)
     size = str(seeds["size"].iloc[0]) if len(seeds) else "?"
+    noise = sized.at(size, order)  # the seeds ablation's size: downstream and the aspect ablation
 
-    rows = [lower_loss_claim(window, sized_noise(preset, results_dir, seeds))]
+    rows = [lower_loss_claim(window, sized)]
     approach2, approach1 = inputs.read_fit(preset, results_dir, "approach2"), inputs.read_fit(preset, results_dir, "approach1")
     rows += allocation_claims(approach2, inputs.identified_archs(approach2, "N_opt(C)"))
     rows.append(exponent_claim(approach1, inputs.identified_archs(approach1, "L(C)")))
     base_scores = inputs.final_rows(seed_scores) if len(seed_scores) else seed_scores
-    rows += downstream_claims(base_scores, noise, size, largest_size_seeds(preset, results_dir, inputs.size_order(runs)))
+    rows += downstream_claims(base_scores, noise, size, largest_size_seeds(preset, results_dir, order))
     aspect = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "aspect"), preset, results_dir))
     context = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "context"), preset, results_dir))
     context_scores = ablation_scores(preset, results_dir, "context")
     context_size = str(context["size"].iloc[0]) if len(context) else size
-    context_noise = sized_noise(preset, results_dir, seeds).of_size(context_size, inputs.size_order(runs), "excess", LINEAR)
     rows += ablation_claims(aspect.assign(loss=aspect.get("fitted_loss")), context,
                             inputs.final_rows(context_scores) if len(context_scores) else context_scores, noise,
-                            context_noise, context_size)
+                            sized.at(context_size, order), context_size)
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
@@ -483,7 +484,10 @@ def sized_noise(preset: str, results_dir: str, seeds: pd.DataFrame | None = None
     """The seed noise per size: the seeds ablation's runs (the base size) and the size_seeds ablation's
     (the grid's ends, beside the main sweep's runs of those sizes), each run's last row with its fitted
     loss and excess loss, and their downstream scores where evaluated; samples with ``arch``, ``size``,
-    ``loss``, ``excess`` and the accuracies (a run's loss and its scores are separate rows)."""
+    ``loss``, ``excess`` and the accuracies (a run's loss and its scores are separate rows), and the
+    parameters of every size of the main grid (median over the architectures), where the trend of the
+    losses' noise is read (:meth:`~linscale.findings.rules.Noise.trend`)."""
+    from linscale import results
     from linscale.findings import inputs
     from linscale.findings.ablations import ablation_scores, read_ablation
 
@@ -497,7 +501,10 @@ def sized_noise(preset: str, results_dir: str, seeds: pd.DataFrame | None = None
         if len(scores):
             frames.append(inputs.final_rows(scores).drop(columns=["loss"], errors="ignore"))
     samples = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["arch", "size", "fitted_loss"])
-    return v.Noise(samples.rename(columns={"fitted_loss": "loss"}).assign(size=lambda t: t["size"].astype(str)))
+    runs = results.read_runs(preset, results_dir)
+    params = runs.groupby(runs["size"].astype(str))["params"].median().to_dict()
+    return v.Noise(samples.rename(columns={"fitted_loss": "loss"}).assign(size=lambda t: t["size"].astype(str)),
+                   params=params)
 
 
 def verdict_counts(table: pd.DataFrame) -> dict:

@@ -20,13 +20,23 @@ study lacks the data (a preset without the runs, a law the design check says the
 The noise bound is what an honest re-run changes: the seed (weights and data order) and, through
 floating-point rounding, the CPU code path and thread count, whose effect on a trained model is itself a
 perturbation that seed noise bounds (a re-run on another CPU moved final losses by less than the seeds
-do; pinned code paths give the same bits on CPUs of one vendor, not across vendors). It is measured
-where the claims compare runs, and pooled over the architectures a claim compares: u = t · √2 · s, with s
-the pooled standard deviation of one run and t Student's quantile at the pooled degrees of freedom
-(:class:`Noise`). Claims about one size use the seeds ablation at that size; a claim that compares runs
-of every size (the loss envelopes) uses each run's own size's noise, measured at the grid's smallest,
-base and largest sizes (the seeds and size_seeds ablations) and, between two measured sizes, the larger
-of theirs (:meth:`Noise.bound_between`).
+do; pinned code paths give the same bits on CPUs of one vendor, not across vendors): u = t · √2 · s for a
+difference of two single runs, with s the standard deviation of one run and t Student's quantile at the
+degrees of freedom s was estimated with (:class:`Noise`). Fixed here, before the data, because the bound
+is itself an estimate: from the two or three seeds of the pair of architectures a claim compares it
+had 2-4 degrees of freedom, so little that it changed up to 4.5-fold between two honest re-runs and
+turned a verdict with it while the evidence moved 0.40 of the bound. So:
+
+* every noise estimate is **pooled over all four architectures** (run-to-run noise is a property of the
+  training recipe at a size; the claim's own pair would leave a quarter to a half of the runs out);
+* a **loss** (:data:`TREND_COLUMNS`) takes its noise from **one trend over every measured size**,
+  log σ²(N) = a + b·log N (:func:`fit_size_trend`; the seeds ablation's base size and the size_seeds
+  ablation's smallest and largest sizes, about 16 degrees of freedom, 14 left after the trend's two),
+  evaluated at the size of each run a claim compares: losses and their seed noise both shrink smoothly
+  with size, so one trend measures where each claim is made with the degrees of freedom of all of them;
+* an **accuracy** takes the noise measured at the claim's own size (an accuracy emerges between sizes
+  rather than shrinking smoothly, so no trend carries it from one size to another), and between two
+  measured sizes the larger of theirs (:meth:`Noise.source_size`).
 """
 from __future__ import annotations
 
@@ -52,6 +62,8 @@ MARGINS = {
     "bits_per_byte": 0.01,
 }
 CONFIDENCE = 0.95
+# Columns of the noise samples that are losses: their noise is one trend over sizes (the module's text).
+TREND_COLUMNS = ("loss", "excess")
 
 
 def difference(d: float, u: float, claimed: str) -> str:
@@ -125,31 +137,94 @@ def margin_to_flip(d: float, u: float, kind: str = "difference", margin: float =
     return float(min(abs(d - e) for e in edges) / u)
 
 
+@dataclass(frozen=True)
+class SizeTrend:
+    """The standard deviation of one run as a function of its size, log σ²(N) = a + b·log N, fitted to
+    per-cell sample variances (:func:`fit_size_trend`), with the degrees of freedom left for Student's t."""
+
+    a: float
+    b: float
+    dof: int
+
+    def sd(self, params: float) -> float:
+        return float(np.exp(0.5 * (self.a + self.b * np.log(params))))
+
+
+def fit_size_trend(cells: pd.DataFrame) -> SizeTrend | None:
+    """Maximum-likelihood fit of log σ²(N) = a + b·log N to cells (one per architecture and size) with
+    columns ``var`` (the sample variance s² of the cell's runs), ``dof`` (k, runs − 1) and ``params``
+    (N). Each s² is σ²(N)·χ²ₖ/k, so the negative log-likelihood is, up to constants,
+    Σ k/2 · (log σ² + s²/σ²), convex in (a, b). One size measured: b = 0 and a is the pooled variance's
+    log (the same s as :meth:`Noise.pooled`). Degrees of freedom: Σk less the parameters fitted. None
+    when nothing was measured (no cell with two runs, or every variance zero)."""
+    from scipy import optimize
+
+    cells = cells[(cells["dof"] > 0) & np.isfinite(cells["var"]) & (cells["params"] > 0)]
+    k, var, x = (cells[c].to_numpy(float) for c in ("dof", "var", "params"))
+    if not len(cells) or not (var > 0).any():
+        return None
+    pooled = float((k * var).sum() / k.sum())
+    x = np.log(x)
+    if np.ptp(x) == 0:
+        return SizeTrend(float(np.log(pooled)), 0.0, int(k.sum()) - 1)
+    centre = float(np.average(x, weights=k))
+
+    def nll(theta):
+        log_var = theta[0] + theta[1] * (x - centre)
+        return float((k / 2 * (log_var + var * np.exp(-log_var))).sum())
+
+    fit = optimize.minimize(nll, np.array([np.log(pooled), 0.0]), method="Nelder-Mead",
+                            options=dict(xatol=1e-10, fatol=1e-12, maxiter=4000))
+    a, b = fit.x
+    return SizeTrend(float(a - b * centre), float(b), int(k.sum()) - 2)
+
+
 @dataclass
 class Noise:
-    """Run-to-run noise of a quantity, per architecture, from repeated runs (the seeds ablation).
+    """Run-to-run noise of a quantity, from repeated runs (the seeds and size_seeds ablations).
 
-    ``samples``: one row per run with ``arch`` and the quantity's columns. :meth:`bound` is the noise
-    bound of a difference between two single runs, u = t·√2·s; :meth:`bound_of_means` that of a
-    difference between means of n₁ and n₂ runs, t·s·√(1/n₁ + 1/n₂). ``relative`` divides by the mean
-    (for losses)."""
+    ``samples``: one row per run with ``arch``, the quantity's columns and, when measured at several
+    sizes, ``size``; ``params``: the non-embedding parameters of each size name (the grid's, for the
+    trend of the losses; samples with a ``params`` column give their own sizes'). :meth:`bound` is the
+    noise bound of a difference between two single runs, u = t·√2·s; :meth:`bound_of_means` that of a
+    difference between means of n₁ and n₂ runs, t·s·√(1/n₁ + 1/n₂); :meth:`bound_between` that of two
+    runs of two sizes. ``relative`` divides by the mean (for losses). :meth:`at` gives the noise of one
+    size, whose :meth:`bound` is then that size's (the trend's, for a loss)."""
 
     samples: pd.DataFrame = field(default_factory=pd.DataFrame)
     confidence: float = CONFIDENCE
+    params: dict = field(default_factory=dict)
+    size: str | None = None  # set by :meth:`at`: every bound is this size's
+    order: tuple = ()
 
     def table(self, column: str) -> pd.DataFrame:
         """Per architecture: runs, mean, sd, relative sd."""
+        return self._cells(column, ["arch"])
+
+    def _cells(self, column: str, by: list[str]) -> pd.DataFrame:
         rows = []
         if column in self.samples:
-            for arch, part in self.samples.groupby("arch"):
+            for key, part in self.samples.groupby(by):
                 v = part[column].astype(float).dropna()
                 sd = float(v.std(ddof=1)) if len(v) > 1 else np.nan
-                rows.append(dict(arch=arch, runs=len(v), mean=float(v.mean()) if len(v) else np.nan, sd=sd,
+                rows.append(dict(zip(by, key if isinstance(key, tuple) else (key,)), runs=len(v),
+                                 mean=float(v.mean()) if len(v) else np.nan, sd=sd,
                                  rel_sd=sd / float(v.mean()) if len(v) and v.mean() else np.nan))
-        return pd.DataFrame(rows, columns=["arch", "runs", "mean", "sd", "rel_sd"])
+        return pd.DataFrame(rows, columns=[*by, "runs", "mean", "sd", "rel_sd"])
+
+    def at(self, size: str, order) -> "Noise":
+        """This noise as seen from grid size ``size`` (``order``: the grid's sizes, smallest first): its
+        :meth:`pooled`, :meth:`bound` and :meth:`bound_of_means` are those of one run of that size
+        (:meth:`at_size`)."""
+        return Noise(self.samples, self.confidence, self.params, str(size), tuple(str(s) for s in order))
 
     def pooled(self, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
-        """(pooled sd, degrees of freedom) over ``archs`` (all when None)."""
+        """(pooled sd, degrees of freedom) over ``archs`` (all when None); of :attr:`size` when set."""
+        if self.size is not None and "size" in self.samples:
+            return self.at_size(self.size, self.order, column, archs, relative)
+        return self._pooled(column, archs, relative)
+
+    def _pooled(self, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
         t = self.table(column)
         if archs is not None:
             t = t[t["arch"].isin(list(archs))]
@@ -174,11 +249,34 @@ class Noise:
         return self._t(dof) * sd * np.sqrt(1 / n1 + 1 / n2) if dof else np.nan
 
     def _by_size(self, column: str, archs, relative: bool) -> dict[str, tuple[float, int]]:
-        return {str(name): Noise(part, self.confidence).pooled(column, archs, relative)
+        return {str(name): Noise(part, self.confidence)._pooled(column, archs, relative)
                 for name, part in self.samples.groupby(self.samples["size"].astype(str))}
 
+    def size_params(self) -> dict[str, float]:
+        """Non-embedding parameters per size name: :attr:`params`, and the samples' own (median over
+        their runs) where they have a ``params`` column."""
+        known = {str(k): float(v) for k, v in self.params.items()}
+        if {"size", "params"} <= set(self.samples):
+            own = self.samples.dropna(subset=["params"]).groupby(self.samples["size"].astype(str))["params"].median()
+            known = {**{str(k): float(v) for k, v in own.items()}, **known}
+        return known
+
+    def trend(self, column: str, archs=None, relative: bool = False) -> SizeTrend | None:
+        """The trend of one run's sd with size (:func:`fit_size_trend`) over every measured size and the
+        architectures ``archs`` (all when None); None without sizes or their parameters."""
+        if "size" not in self.samples or column not in self.samples:
+            return None
+        samples = self.samples if archs is None else self.samples[self.samples["arch"].isin(list(archs))]
+        cells = Noise(samples)._cells(column, ["arch", "size"])
+        params = self.size_params()
+        cells = cells.assign(var=(cells["rel_sd" if relative else "sd"]) ** 2, dof=cells["runs"] - 1,
+                             params=cells["size"].astype(str).map(params).astype(float))
+        if cells["params"].isna().any():  # a measured size of unknown parameters: no trend to read
+            return None
+        return fit_size_trend(cells)
+
     def source_size(self, size: str, order, column: str, archs=None, relative: bool = False) -> str | None:
-        """The measured size whose noise a run of grid size ``size`` takes (samples with a ``size``
+        """The measured size whose noise an accuracy of grid size ``size`` takes (samples with a ``size``
         column, measured at several sizes: the seeds ablation's and the size_seeds ablation's): its own
         when it was measured; else, of the measured sizes nearest below and above it in ``order`` (the
         grid's sizes, smallest first), the one with the larger sd (the nearest one beyond the measured
@@ -197,7 +295,7 @@ class Noise:
         return max(below[-1:] + above[:1], key=lambda name: by_size[name][0])
 
     def of_size(self, size: str, order, column: str, archs=None) -> "Noise":
-        """The samples of the one measured size whose noise a claim about grid size ``size`` takes
+        """The samples of the one measured size whose noise an accuracy of grid size ``size`` takes
         (:meth:`source_size`), as a Noise of their own; no samples when no size was measured."""
         source = self.source_size(size, order, column, archs)
         samples = self.samples
@@ -205,10 +303,18 @@ class Noise:
                      self.confidence)
 
     def at_size(self, size: str, order, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
-        """(pooled sd, degrees of freedom) of one run of grid size ``size``: that of
-        :meth:`source_size`; without a ``size`` column in the samples, :meth:`pooled`."""
+        """(sd, degrees of freedom) of one run of grid size ``size``: for a loss (:data:`TREND_COLUMNS`)
+        the size trend's at that size's parameters (:meth:`trend`), for anything else that of
+        :meth:`source_size`; without a ``size`` column in the samples, :meth:`pooled`. NaN outside the
+        grid (``order``)."""
         if "size" not in self.samples:
-            return self.pooled(column, archs, relative)
+            return self._pooled(column, archs, relative)
+        if str(size) not in [str(name) for name in order]:
+            return np.nan, 0
+        if column in TREND_COLUMNS:
+            trend, n = self.trend(column, archs, relative), self.size_params().get(str(size))
+            if trend is not None and n is not None and trend.dof > 0:
+                return trend.sd(n), trend.dof
         source = self.source_size(size, order, column, archs, relative)
         return self._by_size(column, archs, relative)[source] if source else (np.nan, 0)
 
