@@ -291,7 +291,9 @@ def compare_verdicts(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataF
     verdict, ``differs``, ``shift`` (:func:`noise_shift`) with the number that moved most,
     ``within_noise``: the verdict changed although no number moved beyond its noise, and
     ``bound_ratio`` (:func:`bound_change`) with the number whose noise bound changed most: where a
-    verdict changed within the noise, whether its bound moved instead."""
+    verdict changed within the noise, whether its bound moved instead; ``agreement_a``: the probability
+    A's own evidence and noise gave that a re-run reaches A's verdict (the claims table's
+    ``agreement``), so that the verdicts that differ can be held against what A predicted."""
     merged = claims_a.merge(claims_b, on="id", how="outer", suffixes=("_a", "_b"))
     order = {key: i for i, key in enumerate([*claims_a["id"], *claims_b["id"]][::-1])}  # A's order, then B's
     merged = merged.sort_values("id", key=lambda ids: ids.map(order), ascending=False)
@@ -306,12 +308,22 @@ def compare_verdicts(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataF
         rows.append({"id": row["id"], "claim": row["claim_a"] if isinstance(row["claim_a"], str) else row["claim_b"],
                      "verdict_a": row["verdict_a"], "verdict_b": row["verdict_b"], "differs": bool(differs),
                      "shift": shift, "moved": moved, "within_noise": bool(differs and shift <= 1),
-                     "bound_ratio": ratio, "bound_moved": rebound,
+                     "bound_ratio": ratio, "bound_moved": rebound, "agreement_a": row.get("agreement_a", math.nan),
                      "evidence_a": row["evidence_a"], "evidence_b": row["evidence_b"]})
     return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------- the comparison
+
+
+def expected_agreement_line(verdicts: pd.DataFrame) -> str:
+    """A's prediction (the sum of its verdicts' agreement probabilities: the expected number a re-run
+    reaches again, and the probability that all do, the verdicts taken as independent) against B."""
+    p = verdicts["agreement_a"].astype(float).fillna(1.0) if "agreement_a" in verdicts else None
+    if p is None or not len(p):
+        return "A predicted nothing (a comparison of a claims table without agreement probabilities)"
+    return (f"A predicted {p.sum():.1f} of {len(p)} verdicts to agree with a re-run (all {len(p)}: "
+            f"probability {p.prod():.2f}); {int((~verdicts['differs'].astype(bool)).sum())} agree")
 
 
 def compare_studies(a: str | Path, b: str | Path, labels: tuple[str, str] | None = None) -> Comparison:
@@ -365,7 +377,10 @@ def summarise(data: dict) -> dict:
             "flips_inside_noise": int(verdicts["within_noise"].astype(bool).sum()) if len(verdicts) else 0,
             # reproduced <-> not reproduced: what the rules are built to make impossible within the noise
             "definite_flips": int(sum({a, b} == {"reproduced", "not reproduced"}
-                                      for a, b in zip(verdicts.get("verdict_a", []), verdicts.get("verdict_b", []))))}
+                                      for a, b in zip(verdicts.get("verdict_a", []), verdicts.get("verdict_b", [])))),
+            # A's prediction: the expected number of verdicts a re-run reaches again (NaN: an older comparison)
+            "expected_agree": float(verdicts["agreement_a"].astype(float).fillna(1.0).sum())
+            if "agreement_a" in verdicts and len(verdicts) else math.nan}
 
 
 def read_comparison(path: str | Path) -> dict:
@@ -485,8 +500,10 @@ def format_comparison(c: Comparison) -> str:
     view = pd.DataFrame({"": np.where(v["differs"], np.where(v["within_noise"], "!!", "≠"), ""),
                          "claim": v["id"], "A": v["verdict_a"], "B": v["verdict_b"],
                          "move": [_move(s, m) for s, m in zip(v["shift"], v["moved"])],
-                         "bound": v["bound_ratio"].map(_bound)})
+                         "bound": v["bound_ratio"].map(_bound),
+                         "A predicted": v["agreement_a"].map(lambda p: "–" if pd.isna(p) else f"{p:.2f}")})
     lines += _text_table(view)
+    lines.append(expected_agreement_line(v))
     if v["within_noise"].any():
         lines.append("!! the verdict changed although no number it rests on moved beyond its noise")
     lines.append("")

@@ -459,3 +459,54 @@ def test_pooled_trend_bounds_vary_less_between_re_runs_than_a_pairs_noise_at_one
         trend.append(rules.Noise(samples, params=params).at("s3", order).bound("loss", relative=True))
     spread = {name: np.percentile(b, 97.5) / np.percentile(b, 2.5) for name, b in (("pair", pair), ("trend", trend))}
     assert spread["trend"] < 2.5 < 3.0 < spread["pair"] and spread["pair"] > 1.5 * spread["trend"]
+
+
+# ----------------------------------------------------------------------------- will a re-run agree?
+
+
+def test_rerun_agreement_is_near_one_far_from_an_edge_and_near_half_on_it():
+    u = 0.01
+    assert rules.rerun_agreement([rules.difference_part(5 * u, u, 14, "positive")]) > 0.99
+    assert rules.rerun_agreement([rules.difference_part(u, u, 14, "positive")]) == pytest.approx(0.5, abs=0.05)
+    # a part no re-run moves, and a claim of such parts only
+    assert rules.rerun_agreement([rules.fixed_part(NOT_TESTABLE), rules.difference_part(5 * u, u, 14, "positive")]) > 0.99
+    assert np.isnan(rules.rerun_agreement([rules.fixed_part(NOT_TESTABLE)]))
+    # the same inputs give the same probability on every machine
+    part = rules.equivalence_part(0.015, 0.004, 8, 0.02)
+    assert rules.rerun_agreement([part]) == rules.rerun_agreement([part])
+    # an inconclusive claim with parts on both sides stays inconclusive whichever one part moves
+    both = [rules.difference_part(3 * u, u, 14, "positive"), rules.difference_part(-3 * u, u, 14, "positive"),
+            rules.difference_part(u, u, 14, "positive")]
+    assert rules.rerun_agreement(both) > 0.99
+    # an interval keeps its shape as it moves: a 90% interval [0.001, 0.009] inside ±0.01
+    shifted = rules.interval_part(0.004, 0.001, 0.009, lambda lo, hi: rules.interval_equivalence(lo, hi, 0.01), 0.90)
+    assert shifted.verdict() == REPRODUCED and 0.5 < rules.rerun_agreement([shifted]) < 1
+
+
+def test_rerun_agreement_is_calibrated_against_simulated_pairs_of_studies():
+    """Pairs of honest studies of one true difference (spread over ±4 standard deviations), each with its
+    own three seeds per architecture: the mean agreement study A predicts equals how often B reached A's
+    verdict."""
+    rng = np.random.default_rng(3)
+    sigma, dof, predicted, agreed = 1.0, 8, [], []
+    t = stats.t.ppf(0.975, dof)
+    for _ in range(600):
+        truth = rng.uniform(-4, 4) * np.sqrt(2) * sigma
+        studies = []
+        for _ in range(2):
+            s = sigma * np.sqrt(rng.chisquare(dof) / dof)  # the study's own noise estimate
+            studies.append(rules.difference_part(truth + np.sqrt(2) * sigma * rng.standard_normal(), t * np.sqrt(2) * s,
+                                                 dof, "positive"))
+        predicted.append(rules.rerun_agreement([studies[0]], draws=400, seed=len(predicted)))
+        agreed.append(studies[0].verdict() == studies[1].verdict())
+    assert np.mean(predicted) == pytest.approx(np.mean(agreed), abs=0.05)
+    assert 0.6 < np.mean(agreed) < 0.95  # the design puts many pairs near an edge: the test can tell
+
+
+def test_every_claim_row_reports_the_agreement_its_evidence_predicts():
+    row = claims.lower_loss_claim(_grid({"llama": 1.0, **{a: 0.97 for a in rules.LINEAR}}), _noise())
+    assert row["verdict"] == REPRODUCED and 0.5 < row["agreement"] <= 1.0
+    # just beyond the edge for every architecture: reproduced, and a re-run is likely to lose one of them
+    just = 1 - 1.1 * _noise().bound("loss", relative=True)
+    edge = claims.lower_loss_claim(_grid({"llama": 1.0, **{a: just for a in rules.LINEAR}}), _noise())
+    assert edge["verdict"] == REPRODUCED and edge["agreement"] < 0.5 < row["agreement"]

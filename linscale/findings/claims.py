@@ -31,7 +31,7 @@ import pandas as pd
 from linscale.findings import rules as v
 from linscale.findings.rules import LINEAR
 
-CLAIM_COLUMNS = ["id", "claim", "paper", "evidence", "verdict", "margin_to_flip", "numbers", "tolerance"]
+CLAIM_COLUMNS = ["id", "claim", "paper", "evidence", "verdict", "margin_to_flip", "agreement", "numbers", "tolerance"]
 N_COMPUTE = 5  # compute values at which the envelopes are compared
 
 
@@ -41,10 +41,17 @@ def _label(arch: str) -> str:
     return arch_label(arch)
 
 
-def _row(id_: str, claim: str, paper: str, evidence: str, verdict: str, flip: float = np.nan,
-         numbers: dict | None = None, tolerance: dict | None = None) -> dict:
+def _row(id_: str, claim: str, paper: str, evidence: str, verdict: str | list, flip: float = np.nan,
+         numbers: dict | None = None, tolerance: dict | None = None, how=None) -> dict:
+    """A claims-table row. ``verdict``: the verdict, or the claim's parts (:class:`~linscale.findings.rules.Part`),
+    combined by ``how`` (default :func:`~linscale.findings.rules.combine`) into the verdict and the
+    predicted agreement of a re-run (:func:`~linscale.findings.rules.rerun_agreement`)."""
+    agreement = np.nan
+    if not isinstance(verdict, str):
+        parts, how = list(verdict), how or v.combine
+        verdict, agreement = how([part.verdict() for part in parts]), v.rerun_agreement(parts, how)
     return dict(id=id_, claim=claim, paper=paper, evidence=evidence, verdict=verdict, margin_to_flip=flip,
-                numbers=numbers or {}, tolerance=tolerance or {})
+                agreement=agreement, numbers=numbers or {}, tolerance=tolerance or {})
 
 
 def _min_flip(flips) -> float:
@@ -108,7 +115,9 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
         bounds = np.array([noise.bound_between("loss", (sizes.at[c, arch], sizes.at[c, "llama"]), order,
                                                relative=True) for c in wide.index])
         rel = (wide[arch] / wide["llama"] - 1).to_numpy()
-        parts += [v.difference(d, u, "negative") for d, u in zip(rel, bounds)]
+        dofs = [noise.dof_between("loss", (sizes.at[c, arch], sizes.at[c, "llama"]), order, relative=True)
+                for c in wide.index]
+        parts += [v.difference_part(d, u, dof, "negative", group=arch) for d, u, dof in zip(rel, bounds, dofs)]
         flips += [v.margin_to_flip(d, u) for d, u in zip(rel, bounds)]
         band = f"±{bounds.min():.2%}" if np.allclose(bounds, bounds[0]) else f"±{bounds.min():.2%} to {bounds.max():.2%}"
         text.append(f"{_label(arch)} {rel.min():+.2%} to {rel.max():+.2%} ({band})")
@@ -118,7 +127,7 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
     evidence = (f"observed envelope loss relative to LLaMA's at {len(wide)} compute values from "
                 f"{wide.index.min():.3g} to {wide.index.max():.3g} FLOPs: " + "; ".join(text) +
                 " (±: how far a re-run moves a difference of the two runs there, each with its size's seed noise)")
-    return _row("lower_loss", claim, paper, evidence, v.combine(parts), _min_flip(flips), numbers, tolerance)
+    return _row("lower_loss", claim, paper, evidence, parts, _min_flip(flips), numbers, tolerance)
 
 
 def _not_identified(fit, arch: str, identified: dict, missing: str) -> str | None:
@@ -166,13 +175,13 @@ def allocation_claims(approach2, identified: dict) -> list[dict]:
         for arch in LINEAR:
             reason = _not_identified(approach2, arch, identified, "no approach-2 fit")
             if reason:
-                parts.append(v.NOT_TESTABLE)
+                parts.append(v.fixed_part(v.NOT_TESTABLE))
                 text.append(reason)
                 continue
             lo = max(pts.loc[pts["group"] == a, "flops"].min() for a in (arch, "llama"))
             hi = min(pts.loc[pts["group"] == a, "flops"].max() for a in (arch, "llama"))
             if not lo < hi:
-                parts.append(v.NOT_TESTABLE)
+                parts.append(v.fixed_part(v.NOT_TESTABLE))
                 text.append(f"{_label(arch)}: no budgets in common with LLaMA")
                 continue
             flops = np.geomspace(lo, hi, 3)
@@ -180,8 +189,9 @@ def allocation_claims(approach2, identified: dict) -> list[dict]:
             n = min(len(a), len(b))
             ratio = np.log(a[:n] / b[:n])  # the architectures' resamples are independent: paired by index
             lows, highs = np.percentile(ratio, 2.5, axis=0), np.percentile(ratio, 97.5, axis=0)
-            parts += [v.interval_difference(l_, h_, "positive") for l_, h_ in zip(lows, highs)]
             median = np.median(ratio, axis=0)
+            parts += [v.interval_part(m, l_, h_, lambda lo_, hi_: v.interval_difference(lo_, hi_, "positive"), 0.95,
+                                      group=arch) for m, l_, h_ in zip(median, lows, highs)]
             text.append(f"{_label(arch)}/LLaMA {np.exp(median.min()):.2f}x to {np.exp(median.max()):.2f}x "
                         f"[{np.exp(lows.min()):.2f}, {np.exp(highs.max()):.2f}]")
             for c, m, l_, h_ in zip(flops, median, lows, highs):
@@ -189,7 +199,7 @@ def allocation_claims(approach2, identified: dict) -> list[dict]:
                 tolerance[f"log({law} ratio)[{arch}, C={c:.3g}]"] = float((h_ - l_) / 2)
         rows.append(_row(f"more_{what}", claim, paper,
                          f"approach 2's {law} over LLaMA's (95% bootstrap interval) at budgets both fitted: "
-                         + "; ".join(text), v.combine(parts), np.nan, numbers, tolerance))
+                         + "; ".join(text), parts, np.nan, numbers, tolerance))
     return rows
 
 
@@ -217,22 +227,22 @@ def exponent_claim(approach1, identified: dict) -> dict:
     for arch in LINEAR:
         reason = _not_identified(approach1, arch, identified, "no envelope fit")
         if reason:
-            parts.append(v.NOT_TESTABLE)
+            parts.append(v.fixed_part(v.NOT_TESTABLE))
             text.append(reason)
             continue
         e = exponents(arch)
         n = min(len(e), len(base))
         diff = e[:n] - base[:n]
         low, high = np.percentile(diff, [5, 95])
-        parts.append(v.interval_equivalence(low, high, margin))
         est = approach1.value("L(C)", "exponent", arch) - approach1.value("L(C)", "exponent", "llama")
+        parts.append(v.interval_part(est, low, high, lambda lo_, hi_: v.interval_equivalence(lo_, hi_, margin), 0.90))
         half = (high - low) / 2
         flips.append(v.margin_to_flip(est, half, "equivalence", margin))
         text.append(f"{_label(arch)} {est:+.4f} [{low:+.4f}, {high:+.4f}]")
         numbers[f"exponent-llama[{arch}]"], tolerance[f"exponent-llama[{arch}]"] = float(est), float(half)
     evidence = (f"L(C) exponent minus LLaMA's (90% bootstrap interval; alike means inside ±{margin}): "
                 + "; ".join(text))
-    return _row("exponents", claim, paper, evidence, v.combine(parts), _min_flip(flips), numbers, tolerance)
+    return _row("exponents", claim, paper, evidence, parts, _min_flip(flips), numbers, tolerance)
 
 
 # ----------------------------------------------------------------------------- downstream
@@ -250,20 +260,30 @@ class SeedRuns(NamedTuple):
         seeds = int(self.scores.groupby("arch").size().min()) if len(self.scores) else 0
         return f"size {self.size}, means over {seeds} seeds"
 
-    def diff(self, arch: str, other: str, column: str, relative: bool = False) -> tuple[float, float]:
+    def diff(self, arch: str, other: str, column: str, relative: bool = False) -> tuple[float, float, int]:
         """Mean of ``arch`` minus mean of ``other`` (relative to ``other``'s when ``relative``) and its noise
-        bound: the noise of a difference of means (pooled over every architecture, as every bound)."""
+        bound: the noise of a difference of means (pooled over every architecture, as every bound), and
+        that bound's degrees of freedom."""
         if column not in self.scores:
-            return np.nan, np.nan
+            return np.nan, np.nan, 0
         g = self.scores.groupby("arch")[column]
         mean, n = g.mean(), g.count()
         if arch not in mean.index or other not in mean.index or not np.isfinite(mean[[arch, other]]).all():
-            return np.nan, np.nan
+            return np.nan, np.nan, 0
         d = mean[arch] - mean[other]
         if relative:
             d = d / mean[other]
         u = self.noise.bound_of_means(column, int(n[arch]), int(n[other]), relative=relative)
-        return float(d), float(u)
+        return float(d), float(u), self.noise.dof(column, relative=relative)
+
+
+def _decay_verdict(parts: list[str]) -> str:
+    """The decay claim from its three parts (knowledge, bits per byte, retrieval): worse language
+    modelling is either measure beyond the noise, and better on both is against it; then both halves."""
+    knowledge, bits, retrieval = parts
+    language = v.REPRODUCED if v.REPRODUCED in (knowledge, bits) else \
+        v.NOT_REPRODUCED if knowledge == bits == v.NOT_REPRODUCED else v.INCONCLUSIVE
+    return v.combine([language, retrieval])
 
 
 def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval: SeedRuns | None = None) -> list[dict]:
@@ -290,17 +310,18 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
         parts, flips, text, numbers, tolerance = [], [], [], {}, {}
         acc_margin, bpb_margin = v.MARGINS["accuracy"], v.MARGINS["bits_per_byte"]
         for arch in [a for a in LINEAR if a in have]:
-            d, u = base.diff(arch, "llama", "knowledge_acc")
-            db, ub = base.diff(arch, "llama", "bits_per_byte", relative=True)
+            d, u, dof = base.diff(arch, "llama", "knowledge_acc")
+            db, ub, dofb = base.diff(arch, "llama", "bits_per_byte", relative=True)
             # non-inferiority: "no worse than the margin" is "d + margin > 0" beyond the noise
-            parts += [v.difference(d + acc_margin, u, "positive"), v.difference(db - bpb_margin, ub, "negative")]
+            parts += [v.difference_part(d + acc_margin, u, dof, "positive"),
+                      v.difference_part(db - bpb_margin, ub, dofb, "negative")]
             flips += [v.margin_to_flip(d + acc_margin, u), v.margin_to_flip(db - bpb_margin, ub)]
             text.append(f"{_label(arch)} knowledge {d:+.3f} (±{u:.3f}), bits/byte {db:+.2%} (±{ub:.2%})")
             numbers[f"knowledge_acc-llama[{arch}]"], tolerance[f"knowledge_acc-llama[{arch}]"] = d, u
             numbers[f"bits_per_byte/llama-1[{arch}]"], tolerance[f"bits_per_byte/llama-1[{arch}]"] = db, ub
         rows.append(_row("knowledge", claim, paper, f"{base.where()}, difference from LLaMA: " + "; ".join(text) +
                          f" (matching means no worse than {acc_margin} in accuracy and {bpb_margin:.0%} in bits "
-                         "per byte, beyond the noise)", v.combine(parts), _min_flip(flips), numbers, tolerance))
+                         "per byte, beyond the noise)", parts, _min_flip(flips), numbers, tolerance))
     else:
         rows.append(_row("knowledge", claim, paper, "no downstream results of the seeds ablation", v.NOT_TESTABLE))
 
@@ -309,27 +330,24 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
     if "llama" in have_recall and have_recall & set(LINEAR) and "niah_easy_wa" in recall.scores:
         parts, flips, text, numbers, tolerance = [], [], [], {}, {}
         for arch in [a for a in LINEAR if a in have_recall]:
-            d, u = recall.diff("llama", arch, "niah_easy_wa")
-            parts.append(v.difference(d, u, "positive"))
+            d, u, dof = recall.diff("llama", arch, "niah_easy_wa")
+            parts.append(v.difference_part(d, u, dof, "positive"))
             flips.append(v.margin_to_flip(d, u))
             text.append(f"LLaMA − {_label(arch)} {d:+.3f} (±{u:.3f})")
             numbers[f"niah_easy_wa llama-[{arch}]"], tolerance[f"niah_easy_wa llama-[{arch}]"] = d, u
         rows.append(_row("retrieval", claim, paper, f"{recall.where()}, NIAH (easy) weighted accuracy: " + "; ".join(text),
-                         v.combine(parts), _min_flip(flips), numbers, tolerance))
+                         parts, _min_flip(flips), numbers, tolerance))
     else:
         rows.append(_row("retrieval", claim, paper, "no retrieval results of models trained with several seeds",
                          v.NOT_TESTABLE))
 
     claim = "Without decay (cosFormer2) language modelling is worse but retrieval better than with fixed decay (TNL)"
     if {"tnl", "cosformer2"} <= have and {"tnl", "cosformer2"} <= have_recall:
-        dk, uk = base.diff("cosformer2", "tnl", "knowledge_acc")
-        db, ub = base.diff("cosformer2", "tnl", "bits_per_byte", relative=True)
-        dn, un = recall.diff("cosformer2", "tnl", "niah_easy_wa")
-        knowledge, bits = v.difference(dk, uk, "negative"), v.difference(db, ub, "positive")
-        # worse language modelling: either measure beyond the noise; better on both is against it
-        language = v.REPRODUCED if v.REPRODUCED in (knowledge, bits) else \
-            v.NOT_REPRODUCED if knowledge == bits == v.NOT_REPRODUCED else v.INCONCLUSIVE
-        retrieval_half = v.difference(dn, un, "positive")
+        dk, uk, dofk = base.diff("cosformer2", "tnl", "knowledge_acc")
+        db, ub, dofb = base.diff("cosformer2", "tnl", "bits_per_byte", relative=True)
+        dn, un, dofn = recall.diff("cosformer2", "tnl", "niah_easy_wa")
+        parts = [v.difference_part(dk, uk, dofk, "negative"), v.difference_part(db, ub, dofb, "positive"),
+                 v.difference_part(dn, un, dofn, "positive")]
         numbers = {"knowledge_acc cosformer2-tnl": dk, "bits_per_byte cosformer2/tnl-1": db,
                    "niah_easy_wa cosformer2-tnl": dn}
         tolerance = {"knowledge_acc cosformer2-tnl": uk, "bits_per_byte cosformer2/tnl-1": ub,
@@ -338,9 +356,9 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
         niah = niah if recall is base else f"{recall.where()}: {niah}"
         rows.append(_row("decay", claim, "§5.3 and Table 4",
                          f"cosFormer2 − TNL, {base.where()}: knowledge {dk:+.3f} (±{uk:.3f}), bits/byte {db:+.2%} "
-                         f"(±{ub:.2%}); {niah}", v.combine([language, retrieval_half]),
+                         f"(±{ub:.2%}); {niah}", parts,
                          _min_flip([v.margin_to_flip(dk, uk), v.margin_to_flip(db, ub), v.margin_to_flip(dn, un)]),
-                         numbers, tolerance))
+                         numbers, tolerance, how=_decay_verdict))
     else:
         rows.append(_row("decay", claim, "§5.3 and Table 4", "needs TNL and cosFormer2", v.NOT_TESTABLE))
     return rows
@@ -371,7 +389,7 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
         rows.append(_row("aspect", claim, "Table 5 (1B, d/l from 48 to 384)",
                          f"final-loss spread across shapes: cosFormer2 {spread['cosformer2']:.2%}, LLaMA "
                          f"{spread['llama']:.2%}; difference {d:+.2%} (±{u:.2%})",
-                         v.difference(d, u, "positive"), v.margin_to_flip(d, u),
+                         [v.difference_part(d, u, noise.dof("loss", relative=True), "positive")], v.margin_to_flip(d, u),
                          {"spread cosformer2-llama": d}, {"spread cosformer2-llama": u}))
     else:
         rows.append(_row("aspect", claim, "Table 5", "no aspect-ratio ablation for LLaMA and cosFormer2", v.NOT_TESTABLE))
@@ -385,14 +403,14 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
             part = context[context["arch"] == arch]
             spread = float(part["excess"].max() - part["excess"].min())
             u = context_noise.bound("excess")
-            parts.append(v.equivalence(spread, u, margin))
+            parts.append(v.equivalence_part(spread, u, context_noise.dof("excess"), margin))
             flips.append(v.margin_to_flip(spread, u, "equivalence", margin))
             text.append(f"{_label(arch)} {spread:.4f} (±{u:.4f})")
             numbers[f"excess spread[{arch}]"], tolerance[f"excess spread[{arch}]"] = spread, u
         rows.append(_row("context_loss", claim, "Table 6: CSR and perplexity flat from 2K to 8K",
                          f"{at}spread across training contexts of the final loss above the Bayes loss of the same "
                          "tokens, nats: " + "; ".join(text) + f" (alike means within {margin} nats, noise included)",
-                         v.combine(parts), _min_flip(flips), numbers, tolerance))
+                         parts, _min_flip(flips), numbers, tolerance))
     else:
         rows.append(_row("context_loss", claim, "Table 6", "no training-context ablation", v.NOT_TESTABLE))
 
@@ -407,14 +425,14 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
             short, long_ = part.iloc[0], part.iloc[-1]
             d = float(long_[metric] - short[metric])
             u = context_noise.bound(metric)
-            parts.append(v.difference(d, u, "positive"))
+            parts.append(v.difference_part(d, u, context_noise.dof(metric), "positive"))
             flips.append(v.margin_to_flip(d, u))
             text.append(f"{_label(arch)} {short[metric]:.3f} (n = {int(short['seq_len'])}) → {long_[metric]:.3f} "
                         f"(n = {int(long_['seq_len'])}), ±{u:.3f}")
             numbers[f"{metric} long-short[{arch}]"], tolerance[f"{metric} long-short[{arch}]"] = d, u
         rows.append(_row("context_retrieval", claim, "Table 6: NIAH peaks at 8K",
                          f"{at}NIAH (easy) weighted accuracy, every run evaluated at the main grid's context: "
-                         + "; ".join(text), v.combine(parts), _min_flip(flips), numbers, tolerance))
+                         + "; ".join(text), parts, _min_flip(flips), numbers, tolerance))
     else:
         rows.append(_row("context_retrieval", claim, "Table 6", "retrieval not evaluated on the context ablation",
                          v.NOT_TESTABLE))

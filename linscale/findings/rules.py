@@ -41,6 +41,7 @@ turned a verdict with it while the evidence moved 0.40 of the bound. So:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -135,6 +136,99 @@ def margin_to_flip(d: float, u: float, kind: str = "difference", margin: float =
     else:
         edges = (margin - u, margin + u, -(margin - u), -(margin + u))
     return float(min(abs(d - e) for e in edges) / u)
+
+
+# ----------------------------------------------------------------------------- will a re-run agree?
+
+AGREEMENT_DRAWS = 4000  # simulated re-runs per claim (fixed seed: every machine computes the same number)
+
+
+class Part(NamedTuple):
+    """One part of a claim's evidence with the rule that judges it: the number ``d``, its noise bound
+    ``u`` (what a re-run moves it by), the quantile ``q`` that made u from the standard deviation of d
+    (Student's t at the noise's degrees of freedom ``dof``; the normal quantile of a bootstrap
+    interval, ``dof`` infinite) and ``judge(d, u) -> verdict``. Parts of one ``group`` (one
+    architecture's numbers at several compute values, read off the same runs or draws) move together in
+    a re-run; parts without a group, independently."""
+
+    d: float
+    u: float
+    q: float
+    dof: float
+    judge: Callable[[float, float], str]
+    group: str = ""
+
+    def verdict(self) -> str:
+        return self.judge(self.d, self.u)
+
+
+def _t_quantile(dof: float, confidence: float = CONFIDENCE) -> float:
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + confidence / 2, dof)) if np.isfinite(dof) and dof > 0 else \
+        float(stats.norm.ppf(0.5 + confidence / 2))
+
+
+def difference_part(d: float, u: float, dof: float, claimed: str, group: str = "") -> Part:
+    """A :func:`difference` part, u a t bound at ``dof`` degrees of freedom."""
+    return Part(d, u, _t_quantile(dof), dof, lambda d_, u_: difference(d_, u_, claimed), group)
+
+
+def equivalence_part(d: float, u: float, dof: float, margin: float) -> Part:
+    """An :func:`equivalence` part, u a t bound at ``dof`` degrees of freedom."""
+    return Part(d, u, _t_quantile(dof), dof, lambda d_, u_: equivalence(d_, u_, margin))
+
+
+def interval_part(estimate: float, low: float, high: float, rule: Callable[[float, float], str],
+                  confidence: float, group: str = "") -> Part:
+    """A part judged on a bootstrap interval [low, high] around ``estimate`` by ``rule(low, high)``
+    (:func:`interval_difference` or :func:`interval_equivalence` with its argument bound): a re-run
+    moves the interval with its estimate, keeping its shape."""
+    below, above = estimate - low, high - estimate
+    half = (high - low) / 2
+
+    def judge(d_, u_):
+        scale = u_ / half if half > 0 else 1.0
+        return rule(d_ - below * scale, d_ + above * scale)
+
+    return Part(estimate, half, _t_quantile(np.inf, confidence), np.inf, judge, group)
+
+
+def fixed_part(verdict: str) -> Part:
+    """A part whose verdict no re-run changes (an architecture the design cannot identify)."""
+    return Part(np.nan, np.nan, np.nan, np.inf, lambda d_, u_: verdict)
+
+
+def rerun_agreement(parts: list[Part], how: Callable[[list[str]], str] = None,
+                    draws: int = AGREEMENT_DRAWS, seed: int = 0) -> float:
+    """The probability that an honest re-run of the study reaches this claim's verdict again, predicted
+    from its own evidence and noise: each part's number moves by d' − d ~ N(0, 2·(u/q)²) (the re-run's
+    number and this one both carry the noise; a flat prior on the true value), its noise bound is
+    re-estimated as u·√(χ²_dof/dof), the parts are judged again and combined by ``how`` (default
+    :func:`combine`). Parts of one group move together (one draw), other parts independently: parts that
+    share some runs (two architectures' differences from LLaMA) are treated as independent, which
+    understates agreement when every part must hold and overstates it when any part decides. NaN when the
+    claim has no part a re-run can move."""
+    how = how or combine
+    parts = list(parts)
+    if not parts or all(not np.isfinite(p.d) for p in parts):
+        return np.nan
+    observed = how([p.verdict() for p in parts])
+    rng = np.random.default_rng(seed)
+    verdicts = [[] for _ in range(draws)]
+    shared: dict[str, np.ndarray] = {}
+    for p in parts:
+        if not (np.isfinite(p.d) and np.isfinite(p.u) and p.u > 0):
+            for row in verdicts:
+                row.append(p.verdict())
+            continue
+        sd = p.u / p.q
+        z = shared.setdefault(p.group, rng.standard_normal(draws)) if p.group else rng.standard_normal(draws)
+        moved = p.d + np.sqrt(2) * sd * z
+        bound = p.u * np.sqrt(rng.chisquare(p.dof, draws) / p.dof) if np.isfinite(p.dof) else np.full(draws, p.u)
+        for row, d_, u_ in zip(verdicts, moved, bound):
+            row.append(p.judge(float(d_), float(u_)))
+    return float(np.mean([how(row) == observed for row in verdicts]))
 
 
 @dataclass(frozen=True)
@@ -243,6 +337,14 @@ class Noise:
     def bound(self, column: str, archs=None, relative: bool = False) -> float:
         sd, dof = self.pooled(column, archs, relative)
         return self._t(dof) * np.sqrt(2) * sd if dof else np.nan
+
+    def dof(self, column: str, archs=None, relative: bool = False) -> int:
+        """The degrees of freedom behind :meth:`bound` and :meth:`bound_of_means`."""
+        return self.pooled(column, archs, relative)[1]
+
+    def dof_between(self, column: str, sizes: tuple[str, str], order, archs=None, relative: bool = False) -> int:
+        """The degrees of freedom behind :meth:`bound_between`."""
+        return min(self.at_size(size, order, column, archs, relative)[1] for size in sizes)
 
     def bound_of_means(self, column: str, n1: int, n2: int, archs=None, relative: bool = False) -> float:
         sd, dof = self.pooled(column, archs, relative)
