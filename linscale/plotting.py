@@ -458,6 +458,35 @@ def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> p
     return _finish(fig)
 
 
+def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, ylabel: str = "seed sd / mean") -> plt.Figure:
+    """The run-to-run noise of the final loss by size: each architecture's measured sd at each measured
+    size (``cells``: arch, params, sd, runs; a dot, larger for more runs) and the trend every verdict
+    reads (``trend``: a :class:`~linscale.findings.rules.SizeTrend`), marked at the grid's sizes
+    (``grid``: {size name: parameters})."""
+    set_style()
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
+    cells = cells[cells["sd"] > 0]
+    for arch, part in cells.groupby("arch"):
+        ax.scatter(part["params"], part["sd"], s=18 * part["runs"], color=ARCH_COLORS.get(arch), alpha=0.8,
+                   label=arch_label(arch), zorder=3)
+    if trend is not None and grid:
+        n = np.array(sorted(grid.values()))
+        line = np.geomspace(n.min(), n.max(), 50)
+        ax.plot(line, [trend.sd(x) for x in line], color="black", lw=1.2, label="trend (every verdict)")
+        ax.scatter(n, [trend.sd(x) for x in n], marker="x", color="black", zorder=4)
+        for name, x in grid.items():
+            ax.annotate(str(name), (x, trend.sd(x)), textcoords="offset points", xytext=(0, -13), ha="center",
+                        fontsize=TICK_PT)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("non-embedding parameters N")
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper right", ncol=2)
+    lo, hi = ax.get_ylim()
+    ax.set_ylim(lo, hi * 4)  # headroom for the legend above the dots
+    return _finish(fig)
+
+
 def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: float | str | None = None) -> plt.Figure:
     """A bar per architecture within each group of ``x`` (e.g. associative recall per model size).
     ``chance``: one level for every group (a line across), or the name of a column of ``df`` holding each

@@ -34,6 +34,10 @@ def figures():
                                                          "predicted": held_out["train_loss"] * 1.03}))
     points = envelope.points.rename(columns={"group": "arch"})
     points = points[points["law"] == "L(C)"]
+    noise = findings.sized_noise(PRESET, "results")
+    order = findings.size_order(runs)
+    cells = noise.cells("loss", ["arch", "size"]).assign(params=lambda t: t["size"].map(noise.size_params()),
+                                                         sd=lambda t: t["rel_sd"]).dropna(subset=["sd"])
     ratio = pd.DataFrame({"arch": ["llama"] * 4 + ["tnl"] * 4, "seq_len": [256, 512, 1024, 2048] * 2,
                           "vs_ref": [0.6, 1, 1.4, 2.1, 1, 1, 1.01, 0.99]})
     return {
@@ -58,6 +62,8 @@ def figures():
                                                       x="seq_len", y="vs_ref", xlabel="T", ylabel="ratio",
                                                       low="low", high="high"),
         "plot_law_panels": plotting.plot_law_panels(envelope),
+        "plot_noise_trend": plotting.plot_noise_trend(cells, noise.trend("loss", relative=True),
+                                                      {size: noise.size_params()[size] for size in order}),
         "plot_isoflop_profiles": plotting.plot_isoflop_profiles(approach2),
         "plot_exponents": plotting.plot_exponents(laws.compare_with_paper(envelope)),
         "plot_irreducible_loss": plotting.plot_irreducible_loss(irreducible),

@@ -293,9 +293,10 @@ class Noise:
 
     def table(self, column: str) -> pd.DataFrame:
         """Per architecture: runs, mean, sd, relative sd."""
-        return self._cells(column, ["arch"])
+        return self.cells(column, ["arch"])
 
-    def _cells(self, column: str, by: list[str]) -> pd.DataFrame:
+    def cells(self, column: str, by: list[str]) -> pd.DataFrame:
+        """Per group of ``by`` (e.g. architecture and size): runs, mean, sd, relative sd."""
         rows = []
         if column in self.samples:
             for key, part in self.samples.groupby(by):
@@ -369,7 +370,7 @@ class Noise:
         if "size" not in self.samples or column not in self.samples:
             return None
         samples = self.samples if archs is None else self.samples[self.samples["arch"].isin(list(archs))]
-        cells = Noise(samples)._cells(column, ["arch", "size"])
+        cells = Noise(samples).cells(column, ["arch", "size"])
         params = self.size_params()
         cells = cells.assign(var=(cells["rel_sd" if relative else "sd"]) ** 2, dof=cells["runs"] - 1,
                              params=cells["size"].astype(str).map(params).astype(float))
