@@ -13,7 +13,7 @@ Pipeline (``linscale book``; the last stage of ``linscale study``)::
   chapter's next cell (:func:`check_parameters`, which also catches a misspelled name that papermill
   itself only warns about), so a typo fails in one clear line however the chapter is executed. That
   cell shows the values used, and which were set for the run, at the top of the page.
-* Executed chapters carry a stamp (source, parameters, input tables); an unchanged chapter is not
+* Executed chapters carry a stamp (source, parameters, input tables, the package's code); an unchanged chapter is not
   re-executed, so ``linscale book`` after a finished study only rebuilds the HTML.
 * The HTML build renders stored outputs (``execute_notebooks: off``) with warnings as errors, so a
   missing glue key, a broken reference or a failing notebook stops the build.
@@ -293,8 +293,20 @@ def read_chapter_source(chapter: str, notebooks: Path = NOTEBOOKS):
     return nb
 
 
+def _package_digest() -> bytes:
+    """The content of the linscale package's code and task files: a chapter draws its numbers, rules and
+    figures through it, so a change there (a verdict rule, a figure) must re-execute every chapter."""
+    root = Path(__file__).resolve().parent
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".yaml", ".json")
+                       and "__pycache__" not in p.parts):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.digest()
+
+
 def _inputs_stamp(chapter: str, parameters: dict, source: str, inputs: list[Path]) -> str:
     digest = hashlib.sha256(source.encode())
+    digest.update(_package_digest())
     digest.update(json.dumps(parameters, sort_keys=True, default=str).encode())
     for path in sorted(inputs):
         digest.update(f"{path}:{path.stat().st_size}:{path.stat().st_mtime_ns}".encode())

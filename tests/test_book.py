@@ -223,3 +223,12 @@ def test_a_chapter_is_re_executed_when_a_re_run_of_its_study_is_committed_or_cha
     stamp = book._inputs_stamp("findings", parameters, "source", after)
     (rerun / "smoke-comparison.json").write_text('{"changed": true}')
     assert book._inputs_stamp("findings", parameters, "source", after) != stamp
+
+
+def test_a_chapter_is_re_executed_when_the_package_code_changes(monkeypatch):
+    """A verdict rule or a figure lives in linscale/, not in the chapter's source: changing it must
+    re-execute the chapters that show it."""
+    stamp = book._inputs_stamp("findings", {}, "source", [])
+    assert book._inputs_stamp("findings", {}, "source", []) == stamp  # nothing changed: skipped
+    monkeypatch.setattr(book, "_package_digest", lambda: b"another rule")
+    assert book._inputs_stamp("findings", {}, "source", []) != stamp
