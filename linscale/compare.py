@@ -294,6 +294,7 @@ def compare_verdicts(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataF
     verdict changed within the noise, whether its bound moved instead; ``agreement_a``: the probability
     A's own evidence and noise gave that a re-run reaches A's verdict (the claims table's
     ``agreement``), so that the verdicts that differ can be held against what A predicted."""
+    claims_a, claims_b = (c if "agreement" in c else c.assign(agreement=math.nan) for c in (claims_a, claims_b))
     merged = claims_a.merge(claims_b, on="id", how="outer", suffixes=("_a", "_b"))
     order = {key: i for i, key in enumerate([*claims_a["id"], *claims_b["id"]][::-1])}  # A's order, then B's
     merged = merged.sort_values("id", key=lambda ids: ids.map(order), ascending=False)

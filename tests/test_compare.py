@@ -102,6 +102,23 @@ def test_a_verdict_that_changed_because_its_bound_moved_says_so():
     assert row["bound_ratio"] == pytest.approx(4.0) and row["bound_moved"] == "spread"
 
 
+def test_a_comparison_holds_what_a_predicted_against_what_b_found():
+    def claims(verdicts, agreement=None):
+        rows = [{"id": f"c{i}", "claim": "c", "verdict": v, "evidence": "e", "numbers": {}, "tolerance": {}}
+                for i, v in enumerate(verdicts)]
+        if agreement is not None:
+            rows = [dict(r, agreement=p) for r, p in zip(rows, agreement)]
+        return pd.DataFrame(rows)
+    v = compare.compare_verdicts(claims(["reproduced", "inconclusive", "inconclusive"], [0.5, 0.9, float("nan")]),
+                                 claims(["inconclusive", "inconclusive", "inconclusive"]))
+    assert v["agreement_a"].tolist()[:2] == [0.5, 0.9]
+    # a claim no re-run can move counts as agreeing for sure: 0.5 + 0.9 + 1 expected, 0.45 all three
+    assert compare.expected_agreement_line(v) == ("A predicted 2.4 of 3 verdicts to agree with a re-run (all 3: "
+                                                  "probability 0.45); 2 agree")
+    older = compare.compare_verdicts(claims(["reproduced"]), claims(["reproduced"]))  # a table without agreement
+    assert older["agreement_a"].isna().all()
+
+
 # ----------------------------------------------------------------------------- command line on the committed results
 
 
