@@ -435,6 +435,8 @@ def test_a_loss_takes_the_trend_at_its_size_pooled_over_every_architecture():
     at = noise.at("s3", order)
     assert at.bound("loss", relative=True) == pytest.approx(stats.t.ppf(0.975, trend.dof) * np.sqrt(2) * sd3)
     assert at.bound("loss", ["llama", "tnl"], relative=True) < np.inf  # a pair still has a bound
+    # the degrees of freedom a claim's agreement is simulated with are the trend's
+    assert at.dof("loss", relative=True) == noise.dof_between("loss", ("s1", "s3"), order, relative=True) == trend.dof
     # an accuracy keeps the noise of its own size, pooled over the architectures
     scores = samples.assign(niah=0.5 + 0.1 * rng.standard_normal(len(samples)))
     s3 = scores[scores["size"] == "s3"]
