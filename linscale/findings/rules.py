@@ -290,6 +290,7 @@ class Noise:
     params: dict = field(default_factory=dict)
     size: str | None = None  # set by :meth:`at`: every bound is this size's
     order: tuple = ()
+    _trends: dict = field(default_factory=dict, repr=False, compare=False)  # fitted once per column
 
     def table(self, column: str) -> pd.DataFrame:
         """Per architecture: runs, mean, sd, relative sd."""
@@ -311,7 +312,7 @@ class Noise:
         """This noise as seen from grid size ``size`` (``order``: the grid's sizes, smallest first): its
         :meth:`pooled`, :meth:`bound` and :meth:`bound_of_means` are those of one run of that size
         (:meth:`at_size`)."""
-        return Noise(self.samples, self.confidence, self.params, str(size), tuple(str(s) for s in order))
+        return Noise(self.samples, self.confidence, self.params, str(size), tuple(str(s) for s in order), self._trends)
 
     def pooled(self, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
         """(pooled sd, degrees of freedom) over ``archs`` (all when None); of :attr:`size` when set."""
@@ -369,6 +370,12 @@ class Noise:
         architectures ``archs`` (all when None); None without sizes or their parameters."""
         if "size" not in self.samples or column not in self.samples:
             return None
+        key = (column, tuple(archs) if archs is not None else None, relative)
+        if key not in self._trends:
+            self._trends[key] = self._fit_trend(column, archs, relative)
+        return self._trends[key]
+
+    def _fit_trend(self, column: str, archs, relative: bool) -> SizeTrend | None:
         samples = self.samples if archs is None else self.samples[self.samples["arch"].isin(list(archs))]
         cells = Noise(samples).cells(column, ["arch", "size"])
         params = self.size_params()
