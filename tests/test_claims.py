@@ -37,11 +37,12 @@ def test_difference_and_equivalence_rules_reach_every_verdict():
     assert rules.interval_difference(-0.1, 0.3, "positive") == INCONCLUSIVE
 
 
-def test_combine_needs_every_part_for_reproduced_and_no_part_for_it_to_refute():
+def test_combine_is_a_conjunction_every_part_for_reproduced_one_against_refutes():
     assert rules.combine([REPRODUCED, REPRODUCED]) == REPRODUCED
     assert rules.combine([REPRODUCED, INCONCLUSIVE]) == INCONCLUSIVE
     assert rules.combine([NOT_REPRODUCED, INCONCLUSIVE]) == NOT_REPRODUCED
-    assert rules.combine([NOT_REPRODUCED, REPRODUCED]) == INCONCLUSIVE
+    assert rules.combine([NOT_REPRODUCED, REPRODUCED]) == NOT_REPRODUCED  # one clear counterexample
+    assert rules.combine([INCONCLUSIVE, NOT_TESTABLE]) == INCONCLUSIVE
     assert rules.combine([NOT_TESTABLE, NOT_TESTABLE]) == NOT_TESTABLE
     assert rules.combine([]) == NOT_TESTABLE
 
@@ -67,26 +68,38 @@ def test_noise_bound_is_the_pooled_t_bound_of_a_difference():
     assert np.isnan(rules.Noise(samples.iloc[[0, 3]]).bound("loss"))  # one run each: no noise measured
 
 
-def test_each_size_takes_its_own_noise_else_the_larger_of_its_measured_neighbours():
+def test_an_accuracy_takes_one_noise_pooled_over_every_measured_size():
     order = ["s1", "s2", "s3", "s4", "s5"]
-    rows = [dict(arch=a, size=size, loss=2.0 * (1 + z * sd)) for size, sd in (("s1", 0.02), ("s3", 0.005), ("s5", 0.01))
+    rows = [dict(arch=a, size=size, acc=0.5 + z * sd) for size, sd in (("s1", 0.02), ("s3", 0.005), ("s5", 0.01))
             for a in ("a", "b") for z in ((-1.0, 1.0) if size != "s3" else (-1.0, 0.0, 1.0))]
     noise = rules.Noise(pd.DataFrame(rows))
-    assert [noise.source_size(size, order, "loss", relative=True) for size in order] == ["s1", "s1", "s3", "s5", "s5"]
-    sd1, dof1 = noise.at_size("s1", order, "loss", relative=True)
-    sd3, dof3 = noise.at_size("s3", order, "loss", relative=True)
-    assert sd1 == pytest.approx(0.02 * np.sqrt(2), rel=1e-6) and (dof1, dof3) == (2, 4)
-    assert noise.at_size("s2", order, "loss", relative=True) == noise.at_size("s1", order, "loss", relative=True)
-    # a difference of an s1 run and an s3 run: each with its size's sd, t at the fewer degrees of freedom
-    assert noise.bound_between("loss", ("s1", "s3"), order, relative=True) == pytest.approx(
-        stats.t.ppf(0.975, 2) * np.hypot(sd1, sd3))
-    assert noise.bound_between("loss", ("s3", "s3"), order, relative=True) == pytest.approx(
-        stats.t.ppf(0.975, 4) * np.sqrt(2) * sd3)
+    # cells of two runs at ±sd have variance 2·sd²; of three at (-sd, 0, sd), sd²
+    pooled = np.sqrt((2 * (2 * 0.02 ** 2) + 2 * (2 * 0.005 ** 2) + 2 * (2 * 0.01 ** 2)) / 8)
+    for size in order:  # the same at every size of the grid, measured or not
+        assert noise.at_size(size, order, "acc") == (pytest.approx(pooled), 8)
+    # a lottery at one size widens every size's bound
+    lottery = pd.DataFrame(rows + [dict(arch="c", size="s5", acc=0.2), dict(arch="c", size="s5", acc=1.0)])
+    assert rules.Noise(lottery).at_size("s1", order, "acc")[0] > 3 * pooled
+    # a difference of an s1 run and an s3 run: t at the pooled degrees of freedom
+    assert noise.bound_between("acc", ("s1", "s3"), order) == pytest.approx(stats.t.ppf(0.975, 8) * np.sqrt(2) * pooled)
     # a size outside the grid: no noise
-    assert np.isnan(noise.bound_between("loss", ("s1", "s9"), order, relative=True))
+    assert np.isnan(noise.bound_between("acc", ("s1", "s9"), order))
     # samples without sizes: one noise for every size, as before
     flat = rules.Noise(pd.DataFrame(rows).drop(columns="size"))
-    assert flat.bound_between("loss", ("s1", "s5"), order, relative=True) == pytest.approx(flat.bound("loss", relative=True))
+    assert flat.bound_between("acc", ("s1", "s5"), order) == pytest.approx(flat.bound("acc"))
+
+
+def test_claim_margin_to_flip_is_the_smallest_single_part_move_that_changes_the_verdict():
+    one = [rules.difference_part(0.05, 0.01, 10, "positive")]
+    assert rules.claim_margin_to_flip(one) == pytest.approx(rules.margin_to_flip(0.05, 0.01), abs=0.011)
+    # two parts against: moving either alone leaves the other refuting the claim
+    against = [rules.difference_part(-0.05, 0.01, 10, "positive"), rules.difference_part(-0.02, 0.01, 10, "positive")]
+    assert rules.combine([p.verdict() for p in against]) == NOT_REPRODUCED
+    assert rules.claim_margin_to_flip(against) == np.inf
+    # one part against, one inconclusive: the part against decides, 1 bound from its edge
+    mixed = [rules.difference_part(-0.02, 0.01, 10, "positive"), rules.difference_part(0.0, 0.01, 10, "positive")]
+    assert rules.claim_margin_to_flip(mixed) == pytest.approx(1.0, abs=0.011)
+    assert np.isnan(rules.claim_margin_to_flip([rules.fixed_part(NOT_TESTABLE)]))
 
 
 # ----------------------------------------------------------------------------- laws
@@ -138,7 +151,7 @@ def test_lower_loss_judges_each_compute_value_with_the_noise_of_its_runs_sizes()
     def noise(noisy: str | None):
         rows = [dict(arch=a, size=size, loss=2.0 * (1 + z * (0.05 if size == noisy else 0.002)))
                 for size in (sizes[0], sizes[2], sizes[-1]) for a in ARCHS for z in (-1.0, 0.0, 1.0)]
-        return rules.Noise(pd.DataFrame(rows))
+        return rules.Noise(pd.DataFrame(rows), params=grid.groupby("size")["params"].median().to_dict())
 
     quiet = claims.lower_loss_claim(grid, noise(None))
     assert quiet["verdict"] == REPRODUCED
@@ -263,8 +276,8 @@ def test_decay_claim_needs_both_halves():
                          niah_easy_wa=np.where(cos, scores["niah_easy_wa"] + 0.1, scores["niah_easy_wa"]))
     verdict = {r["id"]: r["verdict"] for r in claims.downstream_claims(both, rules.Noise(both), "s3")}["decay"]
     assert verdict == REPRODUCED
-    assert _downstream({"cosformer2": 0.1})["decay"]["verdict"] == INCONCLUSIVE  # better at both: one half against
-    assert _downstream({"cosformer2": -0.1})["decay"]["verdict"] == INCONCLUSIVE  # worse at both: one half for
+    assert _downstream({"cosformer2": 0.1})["decay"]["verdict"] == NOT_REPRODUCED  # better at both: one half against
+    assert _downstream({"cosformer2": -0.1})["decay"]["verdict"] == NOT_REPRODUCED  # worse at both: retrieval against
     opposite = scores.assign(knowledge_acc=np.where(cos, scores["knowledge_acc"] + 0.1, scores["knowledge_acc"]),
                              bits_per_byte=np.where(cos, scores["bits_per_byte"] - 0.1, scores["bits_per_byte"]),
                              niah_easy_wa=np.where(cos, scores["niah_easy_wa"] - 0.1, scores["niah_easy_wa"]))
@@ -339,17 +352,6 @@ def test_context_claims_take_the_noise_of_the_context_ablations_size():
     assert judged["context_retrieval"]["evidence"].startswith("size s6, ")
     assert judged["aspect"]["verdict"] == verdicts(loud)["aspect"]["verdict"] == INCONCLUSIVE  # aspect: ``noise``
     assert verdicts(loud, quiet, "s6")["context_retrieval"]["verdict"] == REPRODUCED
-
-
-def test_noise_of_size_takes_the_measured_size_or_its_noisier_neighbour():
-    rows = [dict(arch=a, size=size, excess=0.1 + z * sd) for a in ARCHS
-            for size, sd in (("s1", 0.01), ("s3", 0.05), ("s6", 0.002)) for z in (-1.0, 1.0)]
-    noise = rules.Noise(pd.DataFrame(rows))
-    order = ["s1", "s2", "s3", "s4", "s5", "s6"]
-    assert set(noise.of_size("s6", order, "excess").samples["size"]) == {"s6"}
-    assert set(noise.of_size("s4", order, "excess").samples["size"]) == {"s3"}  # s3 is noisier than s6
-    assert set(noise.of_size("s2", order, "excess").samples["size"]) == {"s3"}
-    assert len(rules.Noise(pd.DataFrame(rows[:0], columns=["arch", "size", "excess"])).of_size("s6", order, "excess").samples) == 0
 
 
 def test_ablation_claims_reach_every_verdict():
@@ -437,13 +439,14 @@ def test_a_loss_takes_the_trend_at_its_size_pooled_over_every_architecture():
     assert at.bound("loss", ["llama", "tnl"], relative=True) < np.inf  # a pair still has a bound
     # the degrees of freedom a claim's agreement is simulated with are the trend's
     assert at.dof("loss", relative=True) == noise.dof_between("loss", ("s1", "s3"), order, relative=True) == trend.dof
-    # an accuracy keeps the noise of its own size, pooled over the architectures
+    # an accuracy takes no trend: one noise pooled over every (architecture, size) cell, at every size
     scores = samples.assign(niah=0.5 + 0.1 * rng.standard_normal(len(samples)))
-    s3 = scores[scores["size"] == "s3"]
-    assert rules.Noise(scores, params=params).at("s3", order).pooled("niah") == pytest.approx(rules.Noise(s3).pooled("niah"))
-    # without the sizes' parameters, a loss falls back to its measured size, as an accuracy does
-    assert rules.Noise(samples).at_size("s3", order, "loss", relative=True) == pytest.approx(
-        rules.Noise(samples[samples["size"] == "s3"]).pooled("loss", relative=True))
+    cells = rules.Noise(scores).cells("niah", ["arch", "size"])
+    pooled = np.sqrt(((cells["runs"] - 1) * cells["sd"] ** 2).sum() / (cells["runs"] - 1).sum())
+    for size in ("s1", "s3", "s6"):
+        assert rules.Noise(scores, params=params).at(size, order).pooled("niah") == (pytest.approx(pooled), 16)
+    # without the sizes' parameters, a loss is pooled over the cells as an accuracy is
+    assert rules.Noise(samples).at_size("s3", order, "loss", relative=True)[1] == 16
 
 
 def test_pooled_trend_bounds_vary_less_between_re_runs_than_a_pairs_noise_at_one_size():

@@ -18,8 +18,8 @@ Where the evidence comes from:
   comparisons at the grid's largest size instead, with the size_seeds ablation's two seeds
   (:func:`largest_size_seeds`), since retrieval emerges only near the top of the grid; the context
   ablation's claims at the size it retrains (the preset's ``context_size``). Every bound is pooled over
-  the four architectures, a loss's read from one trend over every measured size
-  (:meth:`~linscale.findings.rules.Noise.at`, :func:`sized_noise`).
+  the four architectures, a loss's read from one trend over every measured size, an accuracy's pooled
+  over every measured size (:meth:`~linscale.findings.rules.Noise.at`, :func:`sized_noise`).
 """
 from __future__ import annotations
 
@@ -41,22 +41,19 @@ def _label(arch: str) -> str:
     return arch_label(arch)
 
 
-def _row(id_: str, claim: str, paper: str, evidence: str, verdict: str | list, flip: float = np.nan,
+def _row(id_: str, claim: str, paper: str, evidence: str, verdict: str | list,
          numbers: dict | None = None, tolerance: dict | None = None, how=None) -> dict:
     """A claims-table row. ``verdict``: the verdict, or the claim's parts (:class:`~linscale.findings.rules.Part`),
-    combined by ``how`` (default :func:`~linscale.findings.rules.combine`) into the verdict and the
-    predicted agreement of a re-run (:func:`~linscale.findings.rules.rerun_agreement`)."""
-    agreement = np.nan
+    combined by ``how`` (default :func:`~linscale.findings.rules.combine`) into the verdict, its margin to
+    flip (:func:`~linscale.findings.rules.claim_margin_to_flip`) and the predicted agreement of a re-run
+    (:func:`~linscale.findings.rules.rerun_agreement`)."""
+    agreement = flip = np.nan
     if not isinstance(verdict, str):
         parts, how = list(verdict), how or v.combine
         verdict, agreement = how([part.verdict() for part in parts]), v.rerun_agreement(parts, how)
+        flip = v.claim_margin_to_flip(parts, how)
     return dict(id=id_, claim=claim, paper=paper, evidence=evidence, verdict=verdict, margin_to_flip=flip,
                 agreement=agreement, numbers=numbers or {}, tolerance=tolerance or {})
-
-
-def _min_flip(flips) -> float:
-    flips = [f for f in flips if np.isfinite(f)]
-    return float(min(flips)) if flips else np.nan
 
 
 # ----------------------------------------------------------------------------- laws
@@ -110,7 +107,7 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
     size_of = runs.drop_duplicates("run_id").set_index("run_id")["size"].astype(str)
     sizes = env.assign(size=env["run_id"].map(size_of)).pivot(index="flops", columns="arch", values="size")
     order = inputs.size_order(runs)
-    parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+    parts, text, numbers, tolerance = [], [], {}, {}
     for arch in [a for a in LINEAR if a in wide]:
         bounds = np.array([noise.bound_between("loss", (sizes.at[c, arch], sizes.at[c, "llama"]), order,
                                                relative=True) for c in wide.index])
@@ -118,7 +115,6 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
         dofs = [noise.dof_between("loss", (sizes.at[c, arch], sizes.at[c, "llama"]), order, relative=True)
                 for c in wide.index]
         parts += [v.difference_part(d, u, dof, "negative", group=arch) for d, u, dof in zip(rel, bounds, dofs)]
-        flips += [v.margin_to_flip(d, u) for d, u in zip(rel, bounds)]
         band = f"±{bounds.min():.2%}" if np.allclose(bounds, bounds[0]) else f"±{bounds.min():.2%} to {bounds.max():.2%}"
         text.append(f"{_label(arch)} {rel.min():+.2%} to {rel.max():+.2%} ({band})")
         for c, d, u in zip(wide.index, rel, bounds):
@@ -127,7 +123,7 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
     evidence = (f"observed envelope loss relative to LLaMA's at {len(wide)} compute values from "
                 f"{wide.index.min():.3g} to {wide.index.max():.3g} FLOPs: " + "; ".join(text) +
                 " (±: how far a re-run moves a difference of the two runs there, each with its size's seed noise)")
-    return _row("lower_loss", claim, paper, evidence, parts, _min_flip(flips), numbers, tolerance)
+    return _row("lower_loss", claim, paper, evidence, parts, numbers=numbers, tolerance=tolerance)
 
 
 def _not_identified(fit, arch: str, identified: dict, missing: str) -> str | None:
@@ -199,7 +195,7 @@ def allocation_claims(approach2, identified: dict) -> list[dict]:
                 tolerance[f"log({law} ratio)[{arch}, C={c:.3g}]"] = float((h_ - l_) / 2)
         rows.append(_row(f"more_{what}", claim, paper,
                          f"approach 2's {law} over LLaMA's (95% bootstrap interval) at budgets both fitted: "
-                         + "; ".join(text), parts, np.nan, numbers, tolerance))
+                         + "; ".join(text), parts, numbers, tolerance))
     return rows
 
 
@@ -223,7 +219,7 @@ def exponent_claim(approach1, identified: dict) -> dict:
         return d.set_index("resample")["value"].to_numpy()
 
     base = exponents("llama")
-    parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+    parts, text, numbers, tolerance = [], [], {}, {}
     for arch in LINEAR:
         reason = _not_identified(approach1, arch, identified, "no envelope fit")
         if reason:
@@ -237,12 +233,11 @@ def exponent_claim(approach1, identified: dict) -> dict:
         est = approach1.value("L(C)", "exponent", arch) - approach1.value("L(C)", "exponent", "llama")
         parts.append(v.interval_part(est, low, high, lambda lo_, hi_: v.interval_equivalence(lo_, hi_, margin), 0.90))
         half = (high - low) / 2
-        flips.append(v.margin_to_flip(est, half, "equivalence", margin))
         text.append(f"{_label(arch)} {est:+.4f} [{low:+.4f}, {high:+.4f}]")
         numbers[f"exponent-llama[{arch}]"], tolerance[f"exponent-llama[{arch}]"] = float(est), float(half)
     evidence = (f"L(C) exponent minus LLaMA's (90% bootstrap interval; alike means inside ±{margin}): "
                 + "; ".join(text))
-    return _row("exponents", claim, paper, evidence, parts, _min_flip(flips), numbers, tolerance)
+    return _row("exponents", claim, paper, evidence, parts, numbers=numbers, tolerance=tolerance)
 
 
 # ----------------------------------------------------------------------------- downstream
@@ -307,7 +302,7 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
     claim = "The linear models match or beat LLaMA on knowledge and perplexity"
     paper = "Table 4: CSR and WikiText-2/LAMBADA perplexity of linear models at or above LLaMA's"
     if "llama" in have and have & set(LINEAR):
-        parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+        parts, text, numbers, tolerance = [], [], {}, {}
         acc_margin, bpb_margin = v.MARGINS["accuracy"], v.MARGINS["bits_per_byte"]
         for arch in [a for a in LINEAR if a in have]:
             d, u, dof = base.diff(arch, "llama", "knowledge_acc")
@@ -315,28 +310,26 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
             # non-inferiority: "no worse than the margin" is "d + margin > 0" beyond the noise
             parts += [v.difference_part(d + acc_margin, u, dof, "positive"),
                       v.difference_part(db - bpb_margin, ub, dofb, "negative")]
-            flips += [v.margin_to_flip(d + acc_margin, u), v.margin_to_flip(db - bpb_margin, ub)]
             text.append(f"{_label(arch)} knowledge {d:+.3f} (±{u:.3f}), bits/byte {db:+.2%} (±{ub:.2%})")
             numbers[f"knowledge_acc-llama[{arch}]"], tolerance[f"knowledge_acc-llama[{arch}]"] = d, u
             numbers[f"bits_per_byte/llama-1[{arch}]"], tolerance[f"bits_per_byte/llama-1[{arch}]"] = db, ub
         rows.append(_row("knowledge", claim, paper, f"{base.where()}, difference from LLaMA: " + "; ".join(text) +
                          f" (matching means no worse than {acc_margin} in accuracy and {bpb_margin:.0%} in bits "
-                         "per byte, beyond the noise)", parts, _min_flip(flips), numbers, tolerance))
+                         "per byte, beyond the noise)", parts, numbers=numbers, tolerance=tolerance))
     else:
         rows.append(_row("knowledge", claim, paper, "no downstream results of the seeds ablation", v.NOT_TESTABLE))
 
     claim = "LLaMA retrieves better than every linear model"
     paper = "Table 4 / 11: NIAH of LLaMA far above the linear models from 410M on"
     if "llama" in have_recall and have_recall & set(LINEAR) and "niah_easy_wa" in recall.scores:
-        parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+        parts, text, numbers, tolerance = [], [], {}, {}
         for arch in [a for a in LINEAR if a in have_recall]:
             d, u, dof = recall.diff("llama", arch, "niah_easy_wa")
             parts.append(v.difference_part(d, u, dof, "positive"))
-            flips.append(v.margin_to_flip(d, u))
             text.append(f"LLaMA − {_label(arch)} {d:+.3f} (±{u:.3f})")
             numbers[f"niah_easy_wa llama-[{arch}]"], tolerance[f"niah_easy_wa llama-[{arch}]"] = d, u
         rows.append(_row("retrieval", claim, paper, f"{recall.where()}, NIAH (easy) weighted accuracy: " + "; ".join(text),
-                         parts, _min_flip(flips), numbers, tolerance))
+                         parts, numbers=numbers, tolerance=tolerance))
     else:
         rows.append(_row("retrieval", claim, paper, "no retrieval results of models trained with several seeds",
                          v.NOT_TESTABLE))
@@ -357,8 +350,7 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
         rows.append(_row("decay", claim, "§5.3 and Table 4",
                          f"cosFormer2 − TNL, {base.where()}: knowledge {dk:+.3f} (±{uk:.3f}), bits/byte {db:+.2%} "
                          f"(±{ub:.2%}); {niah}", parts,
-                         _min_flip([v.margin_to_flip(dk, uk), v.margin_to_flip(db, ub), v.margin_to_flip(dn, un)]),
-                         numbers, tolerance, how=_decay_verdict))
+                         numbers=numbers, tolerance=tolerance, how=_decay_verdict))
     else:
         rows.append(_row("decay", claim, "§5.3 and Table 4", "needs TNL and cosFormer2", v.NOT_TESTABLE))
     return rows
@@ -389,7 +381,7 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
         rows.append(_row("aspect", claim, "Table 5 (1B, d/l from 48 to 384)",
                          f"final-loss spread across shapes: cosFormer2 {spread['cosformer2']:.2%}, LLaMA "
                          f"{spread['llama']:.2%}; difference {d:+.2%} (±{u:.2%})",
-                         [v.difference_part(d, u, noise.dof("loss", relative=True), "positive")], v.margin_to_flip(d, u),
+                         [v.difference_part(d, u, noise.dof("loss", relative=True), "positive")],
                          {"spread cosformer2-llama": d}, {"spread cosformer2-llama": u}))
     else:
         rows.append(_row("aspect", claim, "Table 5", "no aspect-ratio ablation for LLaMA and cosFormer2", v.NOT_TESTABLE))
@@ -397,20 +389,19 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
     claim = "The training context length barely changes the linear models' language modelling"
     linear = [a for a in LINEAR if len(context) and a in set(context["arch"])]
     if linear and context.groupby("arch")["seq_len"].nunique().min() > 1:
-        parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+        parts, text, numbers, tolerance = [], [], {}, {}
         margin = v.MARGINS["context_excess"]
         for arch in linear:
             part = context[context["arch"] == arch]
             spread = float(part["excess"].max() - part["excess"].min())
             u = context_noise.bound("excess")
             parts.append(v.equivalence_part(spread, u, context_noise.dof("excess"), margin))
-            flips.append(v.margin_to_flip(spread, u, "equivalence", margin))
             text.append(f"{_label(arch)} {spread:.4f} (±{u:.4f})")
             numbers[f"excess spread[{arch}]"], tolerance[f"excess spread[{arch}]"] = spread, u
         rows.append(_row("context_loss", claim, "Table 6: CSR and perplexity flat from 2K to 8K",
                          f"{at}spread across training contexts of the final loss above the Bayes loss of the same "
                          "tokens, nats: " + "; ".join(text) + f" (alike means within {margin} nats, noise included)",
-                         parts, _min_flip(flips), numbers, tolerance))
+                         parts, numbers=numbers, tolerance=tolerance))
     else:
         rows.append(_row("context_loss", claim, "Table 6", "no training-context ablation", v.NOT_TESTABLE))
 
@@ -419,20 +410,19 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
     usable = context_scores is not None and len(context_scores) and metric in context_scores
     linear = [a for a in LINEAR if usable and a in set(context_scores["arch"])]
     if linear and context_scores.groupby("arch")["seq_len"].nunique().min() > 1:
-        parts, flips, text, numbers, tolerance = [], [], [], {}, {}
+        parts, text, numbers, tolerance = [], [], {}, {}
         for arch in linear:
             part = context_scores[context_scores["arch"] == arch].sort_values("seq_len")
             short, long_ = part.iloc[0], part.iloc[-1]
             d = float(long_[metric] - short[metric])
             u = context_noise.bound(metric)
             parts.append(v.difference_part(d, u, context_noise.dof(metric), "positive"))
-            flips.append(v.margin_to_flip(d, u))
             text.append(f"{_label(arch)} {short[metric]:.3f} (n = {int(short['seq_len'])}) → {long_[metric]:.3f} "
                         f"(n = {int(long_['seq_len'])}), ±{u:.3f}")
             numbers[f"{metric} long-short[{arch}]"], tolerance[f"{metric} long-short[{arch}]"] = d, u
         rows.append(_row("context_retrieval", claim, "Table 6: NIAH peaks at 8K",
                          f"{at}NIAH (easy) weighted accuracy, every run evaluated at the main grid's context: "
-                         + "; ".join(text), parts, _min_flip(flips), numbers, tolerance))
+                         + "; ".join(text), parts, numbers=numbers, tolerance=tolerance))
     else:
         rows.append(_row("context_retrieval", claim, "Table 6", "retrieval not evaluated on the context ablation",
                          v.NOT_TESTABLE))
@@ -466,7 +456,7 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
     rows += allocation_claims(approach2, inputs.identified_archs(approach2, "N_opt(C)"))
     rows.append(exponent_claim(approach1, inputs.identified_archs(approach1, "L(C)")))
     base_scores = inputs.final_rows(seed_scores) if len(seed_scores) else seed_scores
-    rows += downstream_claims(base_scores, noise, size, largest_size_seeds(preset, results_dir, order))
+    rows += downstream_claims(base_scores, noise, size, largest_size_seeds(preset, results_dir, order, sized))
     aspect = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "aspect"), preset, results_dir))
     context = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "context"), preset, results_dir))
     context_scores = ablation_scores(preset, results_dir, "context")
@@ -477,11 +467,12 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
 
 
-def largest_size_seeds(preset: str, results_dir: str, order) -> SeedRuns | None:
+def largest_size_seeds(preset: str, results_dir: str, order, noise: v.Noise | None = None) -> SeedRuns | None:
     """The size_seeds ablation's evaluated runs at the largest grid size it retrained (``order``: the
-    grid's sizes, smallest first), two seeds per architecture (the main sweep's and the next), with their
-    noise: where the retrieval claims are judged. None without them (a preset that leaves size_seeds out,
-    a study that did not evaluate them, an architecture with one seed there)."""
+    grid's sizes, smallest first), two seeds per architecture (the main sweep's and the next): where the
+    retrieval claims are judged, with ``noise`` seen from that size (:func:`sized_noise`; default: these
+    runs' own). None without them (a preset that leaves size_seeds out, a study that did not evaluate
+    them, an architecture with one seed there)."""
     from linscale.findings import inputs
     from linscale.findings.ablations import ablation_scores
 
@@ -495,7 +486,7 @@ def largest_size_seeds(preset: str, results_dir: str, order) -> SeedRuns | None:
     largest = scores[scores["size"].astype(str) == sizes[-1]].reset_index(drop=True)
     if largest.groupby("arch").size().min() < 2:
         return None
-    return SeedRuns(largest, v.Noise(largest), sizes[-1])
+    return SeedRuns(largest, (noise or v.Noise(largest)).at(sizes[-1], order), sizes[-1])
 
 
 def sized_noise(preset: str, results_dir: str, seeds: pd.DataFrame | None = None) -> v.Noise:

@@ -13,8 +13,10 @@ Every claim of the paper the book tests is one of three kinds, each with one rul
 * **an interval comparison** (fitted laws with bootstrap intervals): the same two rules applied to the
   interval of the difference instead of d ± u (:func:`interval_difference`, :func:`interval_equivalence`).
 
-A claim over several architectures or compute values is reproduced only if every one of its parts is;
-not reproduced if some part is against it and none for it (:func:`combine`). *Not testable* means the
+A claim over several architectures or compute values is the conjunction of its parts: reproduced only if
+every part is, not reproduced as soon as one part is against it beyond the noise (a claim about "every
+linear model" is refuted by one that is clearly the other way, whatever the others show), inconclusive
+otherwise (:func:`combine`). *Not testable* means the
 study lacks the data (a preset without the runs, a law the design check says the grid cannot identify).
 
 The noise bound is what an honest re-run changes: the seed (weights and data order) and, through
@@ -34,9 +36,14 @@ turned a verdict with it while the evidence moved 0.40 of the bound. So:
   ablation's smallest and largest sizes, about 16 degrees of freedom, 14 left after the trend's two),
   evaluated at the size of each run a claim compares: losses and their seed noise both shrink smoothly
   with size, so one trend measures where each claim is made with the degrees of freedom of all of them;
-* an **accuracy** takes the noise measured at the claim's own size (an accuracy emerges between sizes
-  rather than shrinking smoothly, so no trend carries it from one size to another), and between two
-  measured sizes the larger of theirs (:meth:`Noise.source_size`).
+* an **accuracy** takes **one noise pooled over every measured size and architecture** (the seeds
+  ablation's and the size_seeds ablation's cells, about 16 degrees of freedom). An accuracy does not
+  shrink smoothly with size: where a model is near learning a skill (lookup, for NIAH), a seed either
+  learns it or not, and its accuracy lands in one of two modes far apart. Two seeds that happen to agree
+  cannot show that a size is such a lottery: the published study measured HGRN2's NIAH at s6 as 0.169
+  and 0.172, and a re-run's next seed learned lookup there (0.995). So the lotteries the study saw
+  anywhere (the seeds ablation's size has them: one of three LLaMA seeds finds the needle) bound every
+  accuracy comparison. Decided after that re-run (2026-12-03) and judged by a re-run made after it.
 """
 from __future__ import annotations
 
@@ -113,15 +120,15 @@ def interval_equivalence(low: float, high: float, margin: float) -> str:
 
 
 def combine(parts) -> str:
-    """A claim made of several parts (architectures, compute values, halves): reproduced if every part
-    is, not reproduced if some part is against it and none for it, not testable if every part is,
-    inconclusive otherwise."""
+    """A claim made of several parts (architectures, compute values, halves), their conjunction:
+    reproduced if every part is, not reproduced if some part is against it (one clear counterexample
+    refutes "every"), not testable if every part is, inconclusive otherwise."""
     parts = list(parts)
     if not parts or all(p == NOT_TESTABLE for p in parts):
         return NOT_TESTABLE
     if all(p == REPRODUCED for p in parts):
         return REPRODUCED
-    if any(p == NOT_REPRODUCED for p in parts) and not any(p == REPRODUCED for p in parts):
+    if any(p == NOT_REPRODUCED for p in parts):
         return NOT_REPRODUCED
     return INCONCLUSIVE
 
@@ -136,6 +143,32 @@ def margin_to_flip(d: float, u: float, kind: str = "difference", margin: float =
     else:
         edges = (margin - u, margin + u, -(margin - u), -(margin + u))
     return float(min(abs(d - e) for e in edges) / u)
+
+
+def claim_margin_to_flip(parts: list, how: Callable[[list[str]], str] = None, reach: float = 10.0,
+                         step: float = 0.01) -> float:
+    """A claim's margin to flip: the smallest move of one of its parts, in units of that part's noise
+    bound, that changes the claim's verdict (every other part held where it is): :func:`margin_to_flip`
+    for a claim of one part, and for a conjunction the weakest of the parts that decide it (a part
+    against a claim that other parts also refute must move with them, so alone it flips nothing).
+    Searched on a grid of ``step`` bounds up to ``reach``; infinite when no single part's move within
+    ``reach`` bounds changes the verdict. NaN when no part can move."""
+    how = how or combine
+    parts = list(parts)
+    verdicts = [p.verdict() for p in parts]
+    observed = how(verdicts)
+    movable = [i for i, p in enumerate(parts) if np.isfinite(p.d) and np.isfinite(p.u) and p.u > 0]
+    if not movable:
+        return np.nan
+    best = np.inf
+    for move in np.arange(step, reach + step / 2, step):
+        for i in movable:
+            p = parts[i]
+            for sign in (1.0, -1.0):
+                moved = verdicts[:i] + [p.judge(p.d + sign * move * p.u, p.u)] + verdicts[i + 1:]
+                if how(moved) != observed:
+                    return float(move)
+    return best
 
 
 # ----------------------------------------------------------------------------- will a re-run agree?
@@ -352,9 +385,18 @@ class Noise:
         sd, dof = self.pooled(column, archs, relative)
         return self._t(dof) * sd * np.sqrt(1 / n1 + 1 / n2) if dof else np.nan
 
-    def _by_size(self, column: str, archs, relative: bool) -> dict[str, tuple[float, int]]:
-        return {str(name): Noise(part, self.confidence)._pooled(column, archs, relative)
-                for name, part in self.samples.groupby(self.samples["size"].astype(str))}
+    def _pooled_cells(self, column: str, archs, relative: bool) -> tuple[float, int]:
+        """(sd, degrees of freedom) pooled over every (architecture, size) cell of the samples: each cell's
+        variance about its own mean, weighted by its degrees of freedom."""
+        t = self.cells(column, ["arch", "size"])
+        if archs is not None:
+            t = t[t["arch"].isin(list(archs))]
+        t = t[t["runs"] > 1]
+        dof = int((t["runs"] - 1).sum())
+        if dof == 0:
+            return np.nan, 0
+        sd = t["rel_sd" if relative else "sd"]
+        return float(np.sqrt(((t["runs"] - 1) * sd ** 2).sum() / dof)), dof
 
     def size_params(self) -> dict[str, float]:
         """Non-embedding parameters per size name: :attr:`params`, and the samples' own (median over
@@ -385,38 +427,12 @@ class Noise:
             return None
         return fit_size_trend(cells)
 
-    def source_size(self, size: str, order, column: str, archs=None, relative: bool = False) -> str | None:
-        """The measured size whose noise an accuracy of grid size ``size`` takes (samples with a ``size``
-        column, measured at several sizes: the seeds ablation's and the size_seeds ablation's): its own
-        when it was measured; else, of the measured sizes nearest below and above it in ``order`` (the
-        grid's sizes, smallest first), the one with the larger sd (the nearest one beyond the measured
-        range). Fixed here, before the data: noise is not assumed to shrink between measurements. None
-        when no size was measured."""
-        by_size = self._by_size(column, archs, relative)
-        order = [str(name) for name in order]
-        measured = [name for name in order if by_size.get(name, (np.nan, 0))[1] > 0]
-        if not measured or str(size) not in order:
-            return None
-        if str(size) in measured:
-            return str(size)
-        at = order.index(str(size))
-        below = [name for name in measured if order.index(name) < at]
-        above = [name for name in measured if order.index(name) > at]
-        return max(below[-1:] + above[:1], key=lambda name: by_size[name][0])
-
-    def of_size(self, size: str, order, column: str, archs=None) -> "Noise":
-        """The samples of the one measured size whose noise an accuracy of grid size ``size`` takes
-        (:meth:`source_size`), as a Noise of their own; no samples when no size was measured."""
-        source = self.source_size(size, order, column, archs)
-        samples = self.samples
-        return Noise(samples[samples["size"].astype(str) == source] if source is not None else samples.iloc[0:0],
-                     self.confidence)
-
     def at_size(self, size: str, order, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
         """(sd, degrees of freedom) of one run of grid size ``size``: for a loss (:data:`TREND_COLUMNS`)
-        the size trend's at that size's parameters (:meth:`trend`), for anything else that of
-        :meth:`source_size`; without a ``size`` column in the samples, :meth:`pooled`. NaN outside the
-        grid (``order``)."""
+        the size trend's at that size's parameters (:meth:`trend`), for anything else (and a loss without
+        a trend) one sd pooled over every measured (architecture, size) cell, the same at every size (the
+        module's text says why); without a ``size`` column in the samples, :meth:`pooled`. NaN outside
+        the grid (``order``)."""
         if "size" not in self.samples:
             return self._pooled(column, archs, relative)
         if str(size) not in [str(name) for name in order]:
@@ -425,8 +441,7 @@ class Noise:
             trend, n = self.trend(column, archs, relative), self.size_params().get(str(size))
             if trend is not None and n is not None and trend.dof > 0:
                 return trend.sd(n), trend.dof
-        source = self.source_size(size, order, column, archs, relative)
-        return self._by_size(column, archs, relative)[source] if source else (np.nan, 0)
+        return self._pooled_cells(column, archs, relative)
 
     def bound_between(self, column: str, sizes: tuple[str, str], order, archs=None, relative: bool = False) -> float:
         """Noise bound of a difference between two single runs of grid sizes ``sizes``, each with the
