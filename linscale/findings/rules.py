@@ -353,8 +353,11 @@ class Noise:
             return self.at_size(self.size, self.order, column, archs, relative)
         return self._pooled(column, archs, relative)
 
-    def _pooled(self, column: str, archs=None, relative: bool = False) -> tuple[float, int]:
-        t = self.table(column)
+    def _pooled(self, column: str, archs=None, relative: bool = False, by: tuple = ("arch",)) -> tuple[float, int]:
+        """(sd, degrees of freedom) pooled over the cells of ``by`` (architectures; with ``"size"`` also,
+        every (architecture, size) cell): each cell's variance about its own mean, weighted by its
+        degrees of freedom."""
+        t = self.cells(column, list(by))
         if archs is not None:
             t = t[t["arch"].isin(list(archs))]
         t = t[t["runs"] > 1]
@@ -384,19 +387,6 @@ class Noise:
     def bound_of_means(self, column: str, n1: int, n2: int, archs=None, relative: bool = False) -> float:
         sd, dof = self.pooled(column, archs, relative)
         return self._t(dof) * sd * np.sqrt(1 / n1 + 1 / n2) if dof else np.nan
-
-    def _pooled_cells(self, column: str, archs, relative: bool) -> tuple[float, int]:
-        """(sd, degrees of freedom) pooled over every (architecture, size) cell of the samples: each cell's
-        variance about its own mean, weighted by its degrees of freedom."""
-        t = self.cells(column, ["arch", "size"])
-        if archs is not None:
-            t = t[t["arch"].isin(list(archs))]
-        t = t[t["runs"] > 1]
-        dof = int((t["runs"] - 1).sum())
-        if dof == 0:
-            return np.nan, 0
-        sd = t["rel_sd" if relative else "sd"]
-        return float(np.sqrt(((t["runs"] - 1) * sd ** 2).sum() / dof)), dof
 
     def size_params(self) -> dict[str, float]:
         """Non-embedding parameters per size name: :attr:`params`, and the samples' own (median over
@@ -441,7 +431,7 @@ class Noise:
             trend, n = self.trend(column, archs, relative), self.size_params().get(str(size))
             if trend is not None and n is not None and trend.dof > 0:
                 return trend.sd(n), trend.dof
-        return self._pooled_cells(column, archs, relative)
+        return self._pooled(column, archs, relative, by=("arch", "size"))
 
     def bound_between(self, column: str, sizes: tuple[str, str], order, archs=None, relative: bool = False) -> float:
         """Noise bound of a difference between two single runs of grid sizes ``sizes``, each with the
