@@ -479,10 +479,10 @@ def test_rerun_agreement_is_near_one_far_from_an_edge_and_near_half_on_it():
     # the same inputs give the same probability on every machine
     part = rules.equivalence_part(0.015, 0.004, 8, 0.02)
     assert rules.rerun_agreement([part]) == rules.rerun_agreement([part])
-    # an inconclusive claim with parts on both sides stays inconclusive whichever one part moves
-    both = [rules.difference_part(3 * u, u, 14, "positive"), rules.difference_part(-3 * u, u, 14, "positive"),
+    # a claim refuted by one part far beyond its edge stays refuted whatever the other parts do
+    both = [rules.difference_part(3 * u, u, 14, "positive"), rules.difference_part(-6 * u, u, 14, "positive"),
             rules.difference_part(u, u, 14, "positive")]
-    assert rules.rerun_agreement(both) > 0.99
+    assert rules.combine([p.verdict() for p in both]) == NOT_REPRODUCED and rules.rerun_agreement(both) > 0.99
     # an interval keeps its shape as it moves: a 90% interval [0.001, 0.009] inside ±0.01
     shifted = rules.interval_part(0.004, 0.001, 0.009, lambda lo, hi: rules.interval_equivalence(lo, hi, 0.01), 0.90)
     assert shifted.verdict() == REPRODUCED and 0.5 < rules.rerun_agreement([shifted]) < 1
@@ -515,3 +515,36 @@ def test_every_claim_row_reports_the_agreement_its_evidence_predicts():
     just = 1 - 1.1 * _noise().bound("loss", relative=True)
     edge = claims.lower_loss_claim(_grid({"llama": 1.0, **{a: just for a in rules.LINEAR}}), _noise())
     assert edge["verdict"] == REPRODUCED and edge["agreement"] < 0.5 < row["agreement"]
+
+
+def test_rerun_agreement_carries_the_uncertainty_of_its_own_noise_estimate():
+    """With a noise measured on 4 degrees of freedom, the true sd may well be larger than ours: the
+    agreement predicted with that uncertainty matches how often a second honest study agreed, closer than
+    one that takes our sd for the true one and our bound for the re-run's."""
+    rng = np.random.default_rng(4)
+    sigma, dof = 1.0, 4
+    t = stats.t.ppf(0.975, dof)
+    predicted, naive, agreed = [], [], []
+    for k in range(1500):
+        truth = rng.uniform(-8, 8) * np.sqrt(2) * sigma  # wide: a flat prior on the truth, as the model assumes
+        studies = [rules.difference_part(truth + np.sqrt(2) * sigma * rng.standard_normal(),
+                                         t * np.sqrt(2) * sigma * np.sqrt(rng.chisquare(dof) / dof), dof, "positive")
+                   for _ in range(2)]
+        predicted.append(rules.rerun_agreement([studies[0]], draws=300, seed=k))
+        naive.append(rules.rerun_agreement([studies[0]._replace(dof=np.inf)], draws=300, seed=k))
+        agreed.append(studies[0].verdict() == studies[1].verdict())
+    assert np.mean(predicted) == pytest.approx(np.mean(agreed), abs=0.025)
+    assert np.mean(naive) - np.mean(agreed) > 2 * abs(np.mean(predicted) - np.mean(agreed))
+
+
+def test_parts_that_share_runs_and_a_noise_estimate_move_together_in_a_re_run():
+    """Two architectures just beyond the edge, each a difference from the same LLaMA runs and judged with
+    one pooled noise: a re-run that moves LLaMA or the noise estimate moves both, so the claim (both
+    reproduced) survives more often than if each part moved on its own."""
+    u = 0.01
+    parts = [rules.difference_part(1.2 * u, u, 8, "positive", shared="llama", noise="niah") for _ in range(2)]
+    together = rules.rerun_agreement(parts)
+    apart = rules.rerun_agreement([p._replace(shared="", noise="") for p in parts])
+    assert together > apart + 0.05
+    alone = rules.rerun_agreement(parts[:1])
+    assert apart == pytest.approx(alone ** 2, abs=0.03)  # independent parts: the product

@@ -114,7 +114,8 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
         rel = (wide[arch] / wide["llama"] - 1).to_numpy()
         dofs = [noise.dof_between("loss", (sizes.at[c, arch], sizes.at[c, "llama"]), order, relative=True)
                 for c in wide.index]
-        parts += [v.difference_part(d, u, dof, "negative", group=arch) for d, u, dof in zip(rel, bounds, dofs)]
+        parts += [v.difference_part(d, u, dof, "negative", group=arch, shared="llama", noise="loss")
+                  for d, u, dof in zip(rel, bounds, dofs)]
         band = f"±{bounds.min():.2%}" if np.allclose(bounds, bounds[0]) else f"±{bounds.min():.2%} to {bounds.max():.2%}"
         text.append(f"{_label(arch)} {rel.min():+.2%} to {rel.max():+.2%} ({band})")
         for c, d, u in zip(wide.index, rel, bounds):
@@ -187,7 +188,7 @@ def allocation_claims(approach2, identified: dict) -> list[dict]:
             lows, highs = np.percentile(ratio, 2.5, axis=0), np.percentile(ratio, 97.5, axis=0)
             median = np.median(ratio, axis=0)
             parts += [v.interval_part(m, l_, h_, lambda lo_, hi_: v.interval_difference(lo_, hi_, "positive"), 0.95,
-                                      group=arch) for m, l_, h_ in zip(median, lows, highs)]
+                                      group=arch, shared="llama") for m, l_, h_ in zip(median, lows, highs)]
             text.append(f"{_label(arch)}/LLaMA {np.exp(median.min()):.2f}x to {np.exp(median.max()):.2f}x "
                         f"[{np.exp(lows.min()):.2f}, {np.exp(highs.max()):.2f}]")
             for c, m, l_, h_ in zip(flops, median, lows, highs):
@@ -231,7 +232,8 @@ def exponent_claim(approach1, identified: dict) -> dict:
         diff = e[:n] - base[:n]
         low, high = np.percentile(diff, [5, 95])
         est = approach1.value("L(C)", "exponent", arch) - approach1.value("L(C)", "exponent", "llama")
-        parts.append(v.interval_part(est, low, high, lambda lo_, hi_: v.interval_equivalence(lo_, hi_, margin), 0.90))
+        parts.append(v.interval_part(est, low, high, lambda lo_, hi_: v.interval_equivalence(lo_, hi_, margin), 0.90,
+                                     shared="llama"))
         half = (high - low) / 2
         text.append(f"{_label(arch)} {est:+.4f} [{low:+.4f}, {high:+.4f}]")
         numbers[f"exponent-llama[{arch}]"], tolerance[f"exponent-llama[{arch}]"] = float(est), float(half)
@@ -308,8 +310,10 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
             d, u, dof = base.diff(arch, "llama", "knowledge_acc")
             db, ub, dofb = base.diff(arch, "llama", "bits_per_byte", relative=True)
             # non-inferiority: "no worse than the margin" is "d + margin > 0" beyond the noise
-            parts += [v.difference_part(d + acc_margin, u, dof, "positive"),
-                      v.difference_part(db - bpb_margin, ub, dofb, "negative")]
+            parts += [v.difference_part(d + acc_margin, u, dof, "positive", shared="llama/knowledge_acc",
+                                        noise="knowledge_acc"),
+                      v.difference_part(db - bpb_margin, ub, dofb, "negative", shared="llama/bits_per_byte",
+                                        noise="bits_per_byte")]
             text.append(f"{_label(arch)} knowledge {d:+.3f} (±{u:.3f}), bits/byte {db:+.2%} (±{ub:.2%})")
             numbers[f"knowledge_acc-llama[{arch}]"], tolerance[f"knowledge_acc-llama[{arch}]"] = d, u
             numbers[f"bits_per_byte/llama-1[{arch}]"], tolerance[f"bits_per_byte/llama-1[{arch}]"] = db, ub
@@ -325,7 +329,7 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
         parts, text, numbers, tolerance = [], [], {}, {}
         for arch in [a for a in LINEAR if a in have_recall]:
             d, u, dof = recall.diff("llama", arch, "niah_easy_wa")
-            parts.append(v.difference_part(d, u, dof, "positive"))
+            parts.append(v.difference_part(d, u, dof, "positive", shared="llama", noise="niah_easy_wa"))
             text.append(f"LLaMA − {_label(arch)} {d:+.3f} (±{u:.3f})")
             numbers[f"niah_easy_wa llama-[{arch}]"], tolerance[f"niah_easy_wa llama-[{arch}]"] = d, u
         rows.append(_row("retrieval", claim, paper, f"{recall.where()}, NIAH (easy) weighted accuracy: " + "; ".join(text),
@@ -339,8 +343,9 @@ def downstream_claims(scores: pd.DataFrame, noise: v.Noise, size: str, retrieval
         dk, uk, dofk = base.diff("cosformer2", "tnl", "knowledge_acc")
         db, ub, dofb = base.diff("cosformer2", "tnl", "bits_per_byte", relative=True)
         dn, un, dofn = recall.diff("cosformer2", "tnl", "niah_easy_wa")
-        parts = [v.difference_part(dk, uk, dofk, "negative"), v.difference_part(db, ub, dofb, "positive"),
-                 v.difference_part(dn, un, dofn, "positive")]
+        parts = [v.difference_part(dk, uk, dofk, "negative", noise="knowledge_acc"),
+                 v.difference_part(db, ub, dofb, "positive", noise="bits_per_byte"),
+                 v.difference_part(dn, un, dofn, "positive", noise="niah_easy_wa")]
         numbers = {"knowledge_acc cosformer2-tnl": dk, "bits_per_byte cosformer2/tnl-1": db,
                    "niah_easy_wa cosformer2-tnl": dn}
         tolerance = {"knowledge_acc cosformer2-tnl": uk, "bits_per_byte cosformer2/tnl-1": ub,
@@ -395,7 +400,7 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
             part = context[context["arch"] == arch]
             spread = float(part["excess"].max() - part["excess"].min())
             u = context_noise.bound("excess")
-            parts.append(v.equivalence_part(spread, u, context_noise.dof("excess"), margin))
+            parts.append(v.equivalence_part(spread, u, context_noise.dof("excess"), margin, noise="excess"))
             text.append(f"{_label(arch)} {spread:.4f} (±{u:.4f})")
             numbers[f"excess spread[{arch}]"], tolerance[f"excess spread[{arch}]"] = spread, u
         rows.append(_row("context_loss", claim, "Table 6: CSR and perplexity flat from 2K to 8K",
@@ -416,7 +421,7 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
             short, long_ = part.iloc[0], part.iloc[-1]
             d = float(long_[metric] - short[metric])
             u = context_noise.bound(metric)
-            parts.append(v.difference_part(d, u, context_noise.dof(metric), "positive"))
+            parts.append(v.difference_part(d, u, context_noise.dof(metric), "positive", noise=metric))
             text.append(f"{_label(arch)} {short[metric]:.3f} (n = {int(short['seq_len'])}) → {long_[metric]:.3f} "
                         f"(n = {int(long_['seq_len'])}), ±{u:.3f}")
             numbers[f"{metric} long-short[{arch}]"], tolerance[f"{metric} long-short[{arch}]"] = d, u

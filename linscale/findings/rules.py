@@ -174,15 +174,21 @@ def claim_margin_to_flip(parts: list, how: Callable[[list[str]], str] = None, re
 # ----------------------------------------------------------------------------- will a re-run agree?
 
 AGREEMENT_DRAWS = 4000  # simulated re-runs per claim (fixed seed: every machine computes the same number)
+# The share of a part's re-run variance that comes from runs it shares with other parts (``Part.shared``):
+# a difference of two sides of equal noise, one side common to every part (LLaMA's runs), half.
+SHARED_VARIANCE = 0.5
 
 
 class Part(NamedTuple):
     """One part of a claim's evidence with the rule that judges it: the number ``d``, its noise bound
     ``u`` (what a re-run moves it by), the quantile ``q`` that made u from the standard deviation of d
     (Student's t at the noise's degrees of freedom ``dof``; the normal quantile of a bootstrap
-    interval, ``dof`` infinite) and ``judge(d, u) -> verdict``. Parts of one ``group`` (one
-    architecture's numbers at several compute values, read off the same runs or draws) move together in
-    a re-run; parts without a group, independently."""
+    interval, ``dof`` infinite) and ``judge(d, u) -> verdict``. In a re-run, parts of one ``group`` (one
+    architecture's numbers at several compute values, read off the same runs or draws) move together;
+    parts that name the same ``shared`` runs (every linear model's difference from LLaMA's runs: "llama")
+    move together by the share of their noise those runs carry (:data:`SHARED_VARIANCE`); parts whose
+    bounds come from the same ``noise`` estimate (one pooled sd of one column) have those bounds
+    re-estimated together. Parts without any of these move independently."""
 
     d: float
     u: float
@@ -190,6 +196,8 @@ class Part(NamedTuple):
     dof: float
     judge: Callable[[float, float], str]
     group: str = ""
+    shared: str = ""
+    noise: str = ""
 
     def verdict(self) -> str:
         return self.judge(self.d, self.u)
@@ -202,18 +210,20 @@ def _t_quantile(dof: float, confidence: float = CONFIDENCE) -> float:
         float(stats.norm.ppf(0.5 + confidence / 2))
 
 
-def difference_part(d: float, u: float, dof: float, claimed: str, group: str = "") -> Part:
-    """A :func:`difference` part, u a t bound at ``dof`` degrees of freedom."""
-    return Part(d, u, _t_quantile(dof), dof, lambda d_, u_: difference(d_, u_, claimed), group)
+def difference_part(d: float, u: float, dof: float, claimed: str, group: str = "", shared: str = "",
+                    noise: str = "") -> Part:
+    """A :func:`difference` part, u a t bound at ``dof`` degrees of freedom (``group``, ``shared``,
+    ``noise``: what it has in common with the claim's other parts, :class:`Part`)."""
+    return Part(d, u, _t_quantile(dof), dof, lambda d_, u_: difference(d_, u_, claimed), group, shared, noise)
 
 
-def equivalence_part(d: float, u: float, dof: float, margin: float) -> Part:
+def equivalence_part(d: float, u: float, dof: float, margin: float, noise: str = "") -> Part:
     """An :func:`equivalence` part, u a t bound at ``dof`` degrees of freedom."""
-    return Part(d, u, _t_quantile(dof), dof, lambda d_, u_: equivalence(d_, u_, margin))
+    return Part(d, u, _t_quantile(dof), dof, lambda d_, u_: equivalence(d_, u_, margin), noise=noise)
 
 
 def interval_part(estimate: float, low: float, high: float, rule: Callable[[float, float], str],
-                  confidence: float, group: str = "") -> Part:
+                  confidence: float, group: str = "", shared: str = "") -> Part:
     """A part judged on a bootstrap interval [low, high] around ``estimate`` by ``rule(low, high)``
     (:func:`interval_difference` or :func:`interval_equivalence` with its argument bound): a re-run
     moves the interval with its estimate, keeping its shape."""
@@ -224,7 +234,7 @@ def interval_part(estimate: float, low: float, high: float, rule: Callable[[floa
         scale = u_ / half if half > 0 else 1.0
         return rule(d_ - below * scale, d_ + above * scale)
 
-    return Part(estimate, half, _t_quantile(np.inf, confidence), np.inf, judge, group)
+    return Part(estimate, half, _t_quantile(np.inf, confidence), np.inf, judge, group, shared)
 
 
 def fixed_part(verdict: str) -> Part:
@@ -235,13 +245,13 @@ def fixed_part(verdict: str) -> Part:
 def rerun_agreement(parts: list[Part], how: Callable[[list[str]], str] = None,
                     draws: int = AGREEMENT_DRAWS, seed: int = 0) -> float:
     """The probability that an honest re-run of the study reaches this claim's verdict again, predicted
-    from its own evidence and noise: each part's number moves by d' − d ~ N(0, 2·(u/q)²) (the re-run's
-    number and this one both carry the noise; a flat prior on the true value), its noise bound is
-    re-estimated as u·√(χ²_dof/dof), the parts are judged again and combined by ``how`` (default
-    :func:`combine`). Parts of one group move together (one draw), other parts independently: parts that
-    share some runs (two architectures' differences from LLaMA) are treated as independent, which
-    understates agreement when every part must hold and overstates it when any part decides. NaN when the
-    claim has no part a re-run can move."""
+    from its own evidence and noise: the true sd is drawn from what ours tells of it (σ = s·√(dof/χ²_dof)),
+    each part's number moves by d' − d ~ N(0, 2·σ²·(u/(q·s))²) (the re-run's number and this one both
+    carry the noise; a flat prior on the true value), the re-run's noise bound is its own estimate of σ
+    (u·(σ/s)·√(χ²_dof/dof)), the parts are judged again and combined by ``how`` (default
+    :func:`combine`). What parts have in common moves them together (:class:`Part`): one draw per
+    ``group``, a common draw carrying :data:`SHARED_VARIANCE` of the variance of parts that share runs,
+    one χ² draw per noise estimate. NaN when the claim has no part a re-run can move."""
     how = how or combine
     parts = list(parts)
     if not parts or all(not np.isfinite(p.d) for p in parts):
@@ -249,16 +259,28 @@ def rerun_agreement(parts: list[Part], how: Callable[[list[str]], str] = None,
     observed = how([p.verdict() for p in parts])
     rng = np.random.default_rng(seed)
     verdicts = [[] for _ in range(draws)]
+    groups: dict[str, np.ndarray] = {}
     shared: dict[str, np.ndarray] = {}
+    estimates: dict[tuple, np.ndarray] = {}
     for p in parts:
         if not (np.isfinite(p.d) and np.isfinite(p.u) and p.u > 0):
             for row in verdicts:
                 row.append(p.verdict())
             continue
-        sd = p.u / p.q
-        z = shared.setdefault(p.group, rng.standard_normal(draws)) if p.group else rng.standard_normal(draws)
-        moved = p.d + np.sqrt(2) * sd * z
-        bound = p.u * np.sqrt(rng.chisquare(p.dof, draws) / p.dof) if np.isfinite(p.dof) else np.full(draws, p.u)
+        z = groups.setdefault(p.group, rng.standard_normal(draws)) if p.group else rng.standard_normal(draws)
+        if p.shared:
+            common = shared.setdefault(p.shared, rng.standard_normal(draws))
+            z = np.sqrt(1 - SHARED_VARIANCE) * z + np.sqrt(SHARED_VARIANCE) * common
+        if np.isfinite(p.dof):
+            # the true sd over ours, σ/s ~ √(dof/χ²), and the re-run's estimate of it, s'/σ ~ √(χ²/dof)
+            true, again = estimates[(p.noise, p.dof)] if p.noise and (p.noise, p.dof) in estimates else \
+                (np.sqrt(p.dof / rng.chisquare(p.dof, draws)), np.sqrt(rng.chisquare(p.dof, draws) / p.dof))
+            if p.noise:
+                estimates[(p.noise, p.dof)] = (true, again)
+        else:  # a bootstrap interval: its width is not re-estimated
+            true, again = np.ones(draws), np.ones(draws)
+        moved = p.d + np.sqrt(2) * (p.u / p.q) * true * z
+        bound = p.u * true * again
         for row, d_, u_ in zip(verdicts, moved, bound):
             row.append(p.judge(float(d_), float(u_)))
     return float(np.mean([how(row) == observed for row in verdicts]))
