@@ -384,6 +384,38 @@ def summarise(data: dict) -> dict:
             if "agreement_a" in verdicts and len(verdicts) else math.nan}
 
 
+def agreement_tally(comparisons: list[dict]) -> pd.DataFrame:
+    """Per claim, over several re-runs of one study (comparisons read by :func:`read_comparison`, each
+    with A's predicted agreement): the agreement A predicted, how many re-runs reached A's verdict, and
+    how surprising that count is if the prediction is right (the probability of as few agreeing, the
+    re-runs taken as independent draws): a calibration check of the predictions on real re-runs. One
+    row per claim and a last row ``all``; ``expected_differ`` and ``differed``: how many re-runs A
+    predicted to differ and how many did."""
+    rows = {}
+    for data in comparisons:
+        verdicts = data["verdicts"]
+        if "agreement_a" not in verdicts:
+            continue
+        for _, row in verdicts.iterrows():
+            entry = rows.setdefault(row["id"], dict(claim=row["id"], predicted=float(row["agreement_a"]), reruns=0, agreed=0))
+            entry["reruns"] += 1
+            entry["agreed"] += int(not bool(row["differs"]))
+    columns = ["claim", "predicted", "reruns", "agreed", "expected_differ", "differed", "p_as_few"]
+    table = pd.DataFrame(list(rows.values()), columns=["claim", "predicted", "reruns", "agreed"])
+    if not len(table):
+        return pd.DataFrame(columns=columns)
+    from scipy import stats
+
+    p = table["predicted"].fillna(1.0).clip(0, 1)
+    table["expected_differ"] = (1 - p) * table["reruns"]
+    table["differed"] = table["reruns"] - table["agreed"]
+    table["p_as_few"] = [float(stats.binom.cdf(k, n, q)) for k, n, q in zip(table["agreed"], table["reruns"], p)]
+    total = dict(claim="all", predicted=math.nan, reruns=int(table["reruns"].sum()), agreed=int(table["agreed"].sum()),
+                 expected_differ=float(table["expected_differ"].sum()), differed=int(table["differed"].sum()),
+                 p_as_few=math.nan)
+    return pd.concat([table, pd.DataFrame([total])], ignore_index=True)[columns]
+
+
 def read_comparison(path: str | Path) -> dict:
     """A comparison written by ``linscale compare --json``, its tables as DataFrames (for the book)."""
     try:

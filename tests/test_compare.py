@@ -339,3 +339,17 @@ def test_a_committed_rerun_comparison_is_found_and_summarised_for_the_book(tmp_p
     same = compare.summarise(compare.read_comparison(compare.write_json(compare.compare_studies(SMOKE, SMOKE),
                                                                         tmp_path / "same.json")))
     assert (same["tables_changed"], same["verdicts_differ"], same["val_loss_moved"]) == (0, 0, "no validation loss moved")
+
+
+def test_agreement_tally_counts_re_runs_that_agreed_against_the_prediction():
+    def comparison(differs):
+        return {"verdicts": pd.DataFrame([dict(id="safe", agreement_a=0.99, differs=False),
+                                          dict(id="coin", agreement_a=0.5, differs=differs)])}
+
+    tally = compare.agreement_tally([comparison(True), comparison(True), comparison(False)]).set_index("claim")
+    assert tally.loc["coin", ["reruns", "agreed", "differed"]].tolist() == [3, 1, 2]
+    assert tally.loc["coin", "p_as_few"] == pytest.approx(0.5)  # P(at most 1 of 3 agree) at 0.5 each
+    assert tally.loc["safe", "expected_differ"] == pytest.approx(0.03)
+    assert tally.loc["all", "differed"] == 2 and tally.loc["all", "expected_differ"] == pytest.approx(1.53)
+    # comparisons written before predictions were recorded are left out
+    assert len(compare.agreement_tally([{"verdicts": pd.DataFrame([dict(id="x", differs=True)])}])) == 0
