@@ -160,7 +160,6 @@ def claim_margin_to_flip(parts: list, how: Callable[[list[str]], str] = None, re
     movable = [i for i, p in enumerate(parts) if np.isfinite(p.d) and np.isfinite(p.u) and p.u > 0]
     if not movable:
         return np.nan
-    best = np.inf
     for move in np.arange(step, reach + step / 2, step):
         for i in movable:
             p = parts[i]
@@ -168,7 +167,7 @@ def claim_margin_to_flip(parts: list, how: Callable[[list[str]], str] = None, re
                 moved = verdicts[:i] + [p.judge(p.d + sign * move * p.u, p.u)] + verdicts[i + 1:]
                 if how(moved) != observed:
                     return float(move)
-    return best
+    return np.inf
 
 
 # ----------------------------------------------------------------------------- will a re-run agree?
