@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linscale.design import (A_VALUES, ENVELOPE, Law, check_design, checked_by, grid_points, reference_law,
-                             simulate, true_allocation)
+from linscale.design import (A_VALUES, ENVELOPE, Law, check_design, checked_by, fit_settings, grid_points,
+                             holdout_bounds, holdout_expectation, reference_law, simulate, true_allocation)
 from linscale.train.settings import resolve_preset
 
 FIRST_GRID = Path(__file__).parent / "data" / "cpu_first_grid.yaml"
@@ -77,6 +77,35 @@ def test_cpu_grid_identifies_the_laws_and_the_first_grid_does_not():
     old = check_design(FIRST_GRID, replicates=2, archs=["llama"]).verdicts().set_index("method")
     assert not old.loc[ENVELOPE, "identified"] and "never cross" in old.loc[ENVELOPE, "reason"]
     assert not old.loc["approach1", "identified"]
+
+
+def test_a_true_law_predicts_held_out_runs_within_the_design_bound_and_a_broken_one_does_not():
+    """holdout_expectation: the study's hold-out check on simulated cpu studies of LLaMA's reference law.
+    Without noise the refits predict the held-out final losses almost exactly; with the design noise
+    within a few percent. A study whose top compute decade sits 4% above the law (a form that does not
+    describe its largest runs) misses by more than that bound, and holdout_against_design says so."""
+    from linscale.findings.laws import holdout_against_design
+    from linscale.laws.suite import holdout_check, windowed
+
+    clean = holdout_bounds(holdout_expectation("cpu", replicates=1, archs=["llama"], noise={"run": 0, "checkpoint": 0}))
+    assert (clean["fitted"] == 1).all() and (clean["bound"] < 0.003).all(), clean
+    bounds = holdout_bounds(holdout_expectation("cpu", replicates=4, archs=["llama"]))
+    assert set(bounds["method"]) == {"approach3", "approach3_fixed_e"}
+    assert (bounds["fitted"] == 4).all() and (bounds["bound"] < 0.03).all() and (bounds["bound"] > 0.002).all()
+
+    preset = resolve_preset("cpu")
+    points = grid_points(preset)
+    law = reference_law(preset, "llama")
+    runs = simulate(points[points["arch"] == "llama"], law, {"run": 0.0, "checkpoint": 0.0}, np.random.default_rng(1))
+    settings = fit_settings(preset, bootstrap=0)
+    honest = holdout_against_design(holdout_check(windowed(runs, settings), settings), bounds)
+    assert not honest["beyond_design"].astype(bool).any() and honest["within_target"].all(), honest
+    top = runs["flops"] > runs["flops"].max() / 10
+    broken = runs.assign(train_loss=runs["train_loss"].where(~top, runs["train_loss"] * 1.04))
+    verdict = holdout_against_design(holdout_check(windowed(broken, settings), settings), bounds)
+    assert verdict["beyond_design"].astype(bool).all() and not verdict["within_target"].any(), verdict
+    # without a design check there is nothing to read the errors against
+    assert holdout_against_design(holdout_check(windowed(runs, settings), settings), None)["beyond_design"].isna().all()
 
 
 def test_a_preset_without_a_reference_law_is_a_clear_error():

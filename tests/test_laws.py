@@ -310,7 +310,7 @@ def test_fit_suite_gives_the_same_bits_in_worker_processes_as_in_this_one():
                                           obj=f"{method}.{name}")
     pd.testing.assert_frame_equal(serial_holdout, pooled_holdout, check_exact=True, obj="holdout")
     # the suite fits each method as one task per architecture: the same bits as the method fitted whole
-    window = suite._window(table, settings)
+    window = suite.windowed(table, settings)
     for method in settings.methods:
         whole, split = suite.fit_method(window, method, settings), serial[method]
         assert (whole.errors, whole.note) == (split.errors, split.note), method

@@ -17,10 +17,10 @@ Everything is re-exported here, so a chapter writes ``findings.try_fit``.
 from linscale.findings.rules import (CONFIDENCE, INCONCLUSIVE, LINEAR, MARGINS, NOT_REPRODUCED, NOT_TESTABLE,
                                      REPRODUCED, VERDICTS, Noise, combine, difference, equivalence,
                                      interval_difference, interval_equivalence, margin_to_flip)
-from linscale.findings.laws import (METHOD_NAMES, FitAttempt, allocation_exponents, common_compute,
-                                    compute_gap_decades, envelope_at, extrapolation_errors, irreducible_vs_bayes,
-                                    law_at_compute, size_inversions, table3_side_by_side, try_extrapolation,
-                                    try_fit)
+from linscale.findings.laws import (HOLDOUT_TARGET, METHOD_NAMES, FitAttempt, allocation_exponents,
+                                    common_compute, compute_gap_decades, envelope_at, extrapolation_errors,
+                                    holdout_against_design, irreducible_vs_bayes, law_at_compute,
+                                    size_inversions, table3_side_by_side, try_extrapolation, try_fit)
 from linscale.findings.downstream import (DOWNSTREAM_METRICS, RETRIEVAL_TASKS, SUMMARY_COLUMNS,
                                           compare_at_largest, downstream_chance, downstream_table,
                                           final_checkpoints, largest_model_cells, ranking, retrieval_long,

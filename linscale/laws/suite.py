@@ -219,18 +219,19 @@ def fit_suite(runs: pd.DataFrame, settings: FitSettings, jobs: int | None = None
     """Every method of ``settings.methods`` on the windowed rows of ``runs``: {method: MethodFit}, in
     ``settings.methods`` order. ``jobs``: processes (default: one per method, at most one per core);
     1 fits them one after another in this process. The result is the same, bit for bit, for every ``jobs``."""
-    return _run_tasks(_window(runs, settings), settings, tuple(settings.methods), jobs)
+    return _run_tasks(windowed(runs, settings), settings, tuple(settings.methods), jobs)
 
 
 def fit_study(runs: pd.DataFrame, settings: FitSettings, jobs: int | None = None) -> tuple[dict[str, MethodFit], pd.DataFrame]:
     """What the study's fits stage computes: :func:`fit_suite` and :func:`holdout_check` of the same rows,
     all in one pool of ``jobs`` processes (default: one per task, at most one per core).
     Returns ({method: MethodFit}, the hold-out table)."""
-    results = _run_tasks(_window(runs, settings), settings, (*settings.methods, HOLDOUT), jobs)
+    results = _run_tasks(windowed(runs, settings), settings, (*settings.methods, HOLDOUT), jobs)
     return results, results.pop(HOLDOUT)
 
 
-def _window(runs: pd.DataFrame, settings: FitSettings) -> pd.DataFrame:
+def windowed(runs: pd.DataFrame, settings: FitSettings) -> pd.DataFrame:
+    """The rows every fit reads (:func:`fit_window`), with the loss they fit (:func:`fitted_loss`)."""
     unknown = [m for m in settings.methods if m not in SUITE]
     if unknown:  # before any fit or process starts
         raise LawsInputError(f"method: {unknown[0]!r} is not one of {', '.join(SUITE)}")
