@@ -163,3 +163,25 @@ def test_accuracy_tables_carry_chance_levels():
     assert long.loc[long["metric"] == "niah_easy_wa", "chance"].iloc[0] == pytest.approx(1 / 64)  # the default language
     shown = findings.with_chance(largest, chances)
     assert shown["arch"].iloc[-1] == "chance" and shown["mqar_acc"].iloc[-1] == 1 / 64
+
+
+def test_envelope_at_names_the_run_the_envelope_follows_there():
+    """envelope_at interpolates each envelope in log-log and names the run of the envelope point nearest
+    in log compute: the run whose seed noise a comparison at that compute must allow for."""
+    from types import SimpleNamespace
+
+    from linscale.findings import envelope_at
+
+    rows = []
+    for arch, scale in (("llama", 1.0), ("tnl", 1.03)):
+        for run, computes in ((f"{arch}-s1", (1.0, 2.0, 4.0)), (f"{arch}-s2", (8.0, 16.0))):
+            rows += [dict(group=arch, law="L(C)", compute=c, run_id=run, observed=scale * 3 / c ** 0.1,
+                          fitted=scale * 3 / c ** 0.1) for c in computes]
+    fit = SimpleNamespace(points=pd.DataFrame(rows))
+    at = envelope_at(fit, compute=5.0).set_index("arch")
+    assert at.loc["llama", "run_id"] == "llama-s1" and at.loc["tnl", "run_id"] == "tnl-s1"  # 4 is nearer than 8
+    at = envelope_at(fit, compute=7.0).set_index("arch")
+    assert at.loc["llama", "run_id"] == "llama-s2"
+    assert at.loc["tnl", "vs_llama"] == pytest.approx(1.03)
+    assert at.loc["llama", "envelope_loss"] == pytest.approx(3 / 7.0 ** 0.1)
+    assert envelope_at(fit)["compute"].iloc[0] == 16.0  # default: the largest compute both reach

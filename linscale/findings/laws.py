@@ -21,8 +21,9 @@ def common_compute(fit) -> float:
 
 def envelope_at(fit, compute: float | None = None) -> pd.DataFrame:
     """Each architecture's envelope loss (interpolated in log-log) and fitted L(C) at one compute value
-    (default: :func:`common_compute`), with the ratio to LLaMA's. Columns: arch, compute, envelope_loss,
-    fitted_loss, vs_llama."""
+    (default: :func:`common_compute`), with the ratio to LLaMA's, and the run the envelope follows there
+    (the envelope point nearest in log compute; whose seed noise a comparison there must allow for).
+    Columns: arch, compute, envelope_loss, fitted_loss, run_id, vs_llama."""
     compute = common_compute(fit) if compute is None else float(compute)
     rows = []
     for arch, part in _env(fit).groupby("arch"):
@@ -30,7 +31,9 @@ def envelope_at(fit, compute: float | None = None) -> pd.DataFrame:
         log_c = np.log(part["compute"].to_numpy())
         observed = float(np.exp(np.interp(np.log(compute), log_c, np.log(part["observed"].to_numpy()))))
         fitted = float(np.exp(np.interp(np.log(compute), log_c, np.log(part["fitted"].to_numpy()))))
-        rows.append({"arch": arch, "compute": compute, "envelope_loss": observed, "fitted_loss": fitted})
+        nearest = part["run_id"].iloc[int(np.argmin(np.abs(log_c - np.log(compute))))] if "run_id" in part else None
+        rows.append({"arch": arch, "compute": compute, "envelope_loss": observed, "fitted_loss": fitted,
+                     "run_id": nearest})
     table = pd.DataFrame(rows)
     if "llama" in set(table["arch"]):
         llama = float(table.loc[table["arch"] == "llama", "envelope_loss"].iloc[0])
