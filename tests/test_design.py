@@ -104,6 +104,7 @@ def test_a_true_law_predicts_held_out_runs_within_the_design_bound_and_a_broken_
     broken = runs.assign(train_loss=runs["train_loss"].where(~top, runs["train_loss"] * 1.04))
     verdict = holdout_against_design(holdout_check(windowed(broken, settings), settings), bounds)
     assert verdict["beyond_design"].astype(bool).all() and not verdict["within_target"].any(), verdict
+    assert (verdict["bias"] < -0.02).all()  # the runs sit above the law: it predicts less loss than they reach
     # without a design check there is nothing to read the errors against
     assert holdout_against_design(holdout_check(windowed(runs, settings), settings), None)["beyond_design"].isna().all()
 

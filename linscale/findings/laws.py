@@ -237,13 +237,15 @@ HOLDOUT_TARGET = 0.02  # issue 15's acceptance: a refit predicts every held-out 
 
 def holdout_against_design(holdout: pd.DataFrame, bounds: pd.DataFrame | None) -> pd.DataFrame:
     """Per (method, arch) of the study's hold-out check (fits/holdout.csv): how many runs were held out,
-    the worst |predicted/observed − 1|, whether it is within ``HOLDOUT_TARGET``, and the design check's
+    the worst |predicted/observed − 1|, ``bias`` (the mean signed error: positive when the law predicts
+    more loss than the runs reached), whether the worst is within ``HOLDOUT_TARGET``, and the design check's
     bound for it (fits/design_holdout.csv: what a refit of a true law misses by at most on this grid, at
     the design noise). ``beyond_design``: the refit misses by more than a true law would, so the law's form
     does not describe these models; NaN without a bound (no design check, or its refits failed)."""
     errors = holdout.dropna(subset=["rel_error"]).assign(abs_error=lambda t: t["rel_error"].abs())
     worst = errors.groupby(["method", "arch"], as_index=False, sort=False).agg(runs=("run_id", "count"),
-                                                                              worst=("abs_error", "max"))
+                                                                              worst=("abs_error", "max"),
+                                                                              bias=("rel_error", "mean"))
     worst["within_target"] = worst["worst"] <= HOLDOUT_TARGET
     if bounds is None or not len(bounds):
         return worst.assign(design_bound=np.nan, beyond_design=np.nan)
