@@ -242,6 +242,20 @@ def _recovered(runs: pd.DataFrame, settings: FitSettings, arch: str) -> dict:
     return out
 
 
+def _simulation_inputs(preset, overrides, noise) -> tuple[dict, pd.DataFrame, dict]:
+    """The resolved preset, every checkpoint of its grid, and the noise to simulate: ``noise`` over the
+    preset's ``design.noise`` over ``DEFAULT_NOISE``."""
+    preset = _resolved(preset, overrides)
+    noise = {**DEFAULT_NOISE, **((preset.get("design") or {}).get("noise") or {}), **(noise or {})}
+    return preset, grid_points(preset), noise
+
+
+def _true_law(preset: dict, arch: str) -> Law:
+    """The reference law of ``arch``, its E the exact entropy rate of the language where there is one."""
+    law, E = reference_law(preset, arch), language_entropy(preset)
+    return law if E is None or np.isclose(law.E, E) else dataclasses.replace(law, E=E)
+
+
 def check_design(preset: str | dict, overrides=(), a_values=A_VALUES, replicates: int = REPLICATES,
                  noise: dict | None = None, seed: int = 0, archs=None, n_refine: int = 16,
                  progress=None) -> "DesignCheck":
@@ -249,19 +263,14 @@ def check_design(preset: str | dict, overrides=(), a_values=A_VALUES, replicates
     noisy tables each, plus one without noise for the crossovers) and fit each with the study's suite.
     ``noise``: relative sds (default: the preset's ``design.noise``, else ``DEFAULT_NOISE``). ``archs``:
     which architectures' grids to check (default: all; their sizes and FLOP accounting differ)."""
-    preset = _resolved(preset, overrides)
-    points_all = grid_points(preset)
-    noise = {**DEFAULT_NOISE, **((preset.get("design") or {}).get("noise") or {}), **(noise or {})}
-    E = language_entropy(preset)
+    preset, points_all, noise = _simulation_inputs(preset, overrides, noise)
     settings = FitSettings(entropy=None, max_loss=None, warmup_steps=int(points_all["warmup_steps"].max()),
                            n_refine=n_refine, methods=("approach1", "approach2", "approach3", "approach3_fixed_e"))
     rows, crossing = [], []
     rng = np.random.default_rng(seed)
     for arch in archs or preset["archs"]:
         points = points_all[points_all["arch"] == arch]
-        ref = reference_law(preset, arch)
-        if E is not None and not np.isclose(ref.E, E):
-            ref = dataclasses.replace(ref, E=E)
+        ref = _true_law(preset, arch)
         c6 = float(np.exp(np.log(points["params"] * points["tokens"]).agg(["min", "max"]).mean()))
         for a in (*a_values, REFERENCE):
             law = ref if a == REFERENCE else ref.with_allocation(a, c6)
@@ -362,21 +371,17 @@ def holdout_expectation(preset: str | dict, overrides=(), replicates: int = HOLD
     windowed and fitted with the study's own settings (:func:`fit_settings`, the entropy the law's E; as in
     :func:`check_design`, ``n_refine`` starts refined: the study's 64 give the same bounds on a law's own
     data, in a quarter of the time) and passed to :func:`linscale.laws.suite.holdout_check`. One row per
-    (arch, method, replicate): ``worst`` (the largest |predicted/observed − 1| over the held-out runs; NaN when the refit failed), ``runs`` (how
-    many runs were held out) and ``reason`` (why the refit failed, else empty)."""
+    (arch, method, replicate): ``worst`` (the largest |predicted/observed − 1| over the held-out runs; NaN
+    when the refit failed), ``runs`` (how many runs were held out) and ``reason`` (why the refit failed,
+    else empty)."""
     from linscale.laws.suite import holdout_check, windowed
 
-    preset = _resolved(preset, overrides)
-    points_all = grid_points(preset)
-    noise = {**DEFAULT_NOISE, **((preset.get("design") or {}).get("noise") or {}), **(noise or {})}
-    E = language_entropy(preset)
+    preset, points_all, noise = _simulation_inputs(preset, overrides, noise)
     rng = np.random.default_rng(seed)
     rows = []
     for arch in archs or preset["archs"]:
         points = points_all[points_all["arch"] == arch]
-        law = reference_law(preset, arch)
-        if E is not None and not np.isclose(law.E, E):
-            law = dataclasses.replace(law, E=E)
+        law = _true_law(preset, arch)
         settings = dataclasses.replace(fit_settings(preset, bootstrap=0), entropy=law.E, n_refine=n_refine)
         for r in range(replicates):
             held = holdout_check(windowed(simulate(points, law, noise, rng), settings), settings)
