@@ -109,6 +109,18 @@ def test_a_true_law_predicts_held_out_runs_within_the_design_bound_and_a_broken_
     assert holdout_against_design(holdout_check(windowed(runs, settings), settings), None)["beyond_design"].isna().all()
 
 
+def test_holdout_bounds_are_the_asked_quantile_of_the_refits_that_succeeded():
+    import pandas as pd
+
+    draws = pd.DataFrame(dict(arch="tnl", method="approach3", replicate=range(21),
+                              worst=[*np.linspace(0.0, 0.02, 20), np.nan], runs=3, reason=""))
+    row = holdout_bounds(draws).iloc[0]
+    assert (row["replicates"], row["fitted"]) == (21, 20)  # a failed refit counts, but has no error
+    assert row["bound"] == pytest.approx(np.quantile(np.linspace(0.0, 0.02, 20), 0.95))
+    assert row["median"] == pytest.approx(0.01)
+    assert holdout_bounds(draws, quantile=0.5).iloc[0]["bound"] == pytest.approx(0.01)
+
+
 def test_a_preset_without_a_reference_law_is_a_clear_error():
     from linscale.config import ConfigError
 
