@@ -19,6 +19,7 @@ Folders::
         eval.parquet                   downstream scores (linscale eval's store)
         ablations/<name>.parquet       the ablation sweeps' results tables
         ablations/<name>-eval.parquet  downstream scores of their final checkpoints
+        roles.parquet                  excess loss by token role (linscale.eval.roles)
         fits/<method>.csv              fitted laws (linscale.laws), with bootstrap intervals
     book/chapters/                 executed chapters;  _build/html/  the book
 
@@ -308,6 +309,7 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
     _write_table(portable_checkpoints(pd.read_parquet(sweep_dir / "eval" / "results.parquet"), runs_dir),
                  results / "eval.parquet")
     _eval_ablations(_resolved(preset, overrides), runs_dir, results, limit, pool)
+    _eval_roles(_resolved(preset, overrides), runs_dir, results, chosen, pool)
     cells_file = sweep_dir / "eval" / "niah_cells.parquet"  # NIAH accuracy per (length, depth): the heatmaps
     if cells_file.exists():
         # The store keys cells by run; the book's heatmaps also need each run's architecture and size.
@@ -381,6 +383,35 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
                        .assign(variant=name, evaluation="twice") for name, sweep in sweeps]
         _write_table(portable_checkpoints(pd.concat(frames, ignore_index=True), runs_dir),
                      results / "ablations" / f"{ablation}-eval.parquet")
+
+
+# The ablations whose final checkpoints join the main sweep's in the role table: the seeds, where the
+# excess loss of one skill tells a run that learned it from one that did not (LLaMA at s6: the variable a
+# query asks; linscale.eval.roles).
+ROLE_ABLATIONS = ("seeds", "size_seeds")
+
+
+def _eval_roles(preset: str | dict, runs_dir: Path, results: Path, main_checkpoints: list[Path], pool=None) -> None:
+    """Excess loss by token role (linscale.eval.roles) of the main sweep's evaluated checkpoints and the
+    seed ablations' final ones into results/roles.parquet (``sweep``: the sweep folder of each run).
+    Only the synthetic language has roles: for another data source nothing is written."""
+    from linscale.eval.roles import evaluate_roles
+    from linscale.presets import load_preset
+
+    spec = preset if isinstance(preset, dict) else load_preset(preset)
+    if (spec.get("data") or {}).get("source", "synthetic") != "synthetic":
+        _log(f"roles: data.source is {spec['data'].get('source')!r}, not the synthetic language: no role table")
+        (results / "roles.parquet").unlink(missing_ok=True)  # an earlier study's table would pass for this one's
+        return
+    _, ablations = ablation_presets(preset)
+    sweeps = [variant["name"] for ablation in ROLE_ABLATIONS for variant in ablations.get(ablation, [])]
+    checkpoints = list(main_checkpoints)
+    for name in sweeps:
+        if (runs_dir / name).is_dir():
+            checkpoints += _final_checkpoints(runs_dir / name)
+    table = evaluate_roles(checkpoints, progress=_log, pool=pool)
+    table.insert(0, "sweep", [Path(c).parent.parent.parent.parent.name for c in table["checkpoint"]])
+    _write_table(portable_checkpoints(table, runs_dir), results / "roles.parquet")
 
 
 def portable_checkpoints(scores: pd.DataFrame, runs_dir: Path) -> pd.DataFrame:

@@ -557,6 +557,66 @@ FREQUENCY_BANDS = ("head", "torso", "tail")
 MASS_BANDS = {"head": (0.0, 0.5), "torso": (0.5, 0.9), "tail": (0.9, 1.0)}
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Token roles: what each token of a document is, so a model's loss can be read skill by skill.
+
+# The role of each position of each sentence type (the table at the top), by the skill it asks for.
+# "start" is a sentence's first token: for a fact it is also the entity's first name, so the choice of
+# the next sentence type and of the fact are in it; "determined" tokens have probability 1 for the
+# generator once the sentence type is known (".", "of", "is", and the document end at doc_len).
+ROLES = ("start", "fact_choice", "fact_object", "grammar", "binding", "query_variable", "query_value",
+         "determined")
+ROLE_LABELS = {  # short names for tables and figure panels
+    "start": "sentence start",
+    "fact_choice": "which fact",
+    "fact_object": "a fact's object",
+    "grammar": "filler grammar",
+    "binding": "a new binding",
+    "query_variable": "a query's variable",
+    "query_value": "a query's answer",
+    "determined": "determined words",
+}
+_SENTENCE_ROLES = {  # sentence type -> the role of its tokens, position by position
+    FACT: ("start", "fact_choice", "fact_choice", "fact_object", "determined"),
+    FACT_REV: ("start", "fact_choice", "determined", "fact_choice", "fact_choice", "determined",
+               "fact_object", "determined"),
+    FILLER: ("start", "grammar", "grammar", "grammar", "grammar", "grammar", "determined"),
+    BIND: ("start", "binding", "binding", "determined"),
+    QUERY: ("start", "query_variable", "query_value", "determined"),
+}
+
+
+def token_roles(lang: SyntheticLanguage, rows: np.ndarray) -> np.ndarray:
+    """The role (an index into ``ROLES``) of every token of rows of this language ([R, T] ids, as
+    :meth:`SyntheticLanguage.sample_rows` writes them: documents after ``<eod>``, possibly cut).
+
+    A sentence starts after ``<eod>`` or ``.``; its first token gives its type (``the``, ``a``, ``let``,
+    ``what``, or a first name for a fact), and a token's position in its sentence gives its role. So
+    the mean loss of a model over a set of labels splits exactly into one mean per role, weighted by
+    the share of the labels each role has (:mod:`linscale.eval.roles`)."""
+    rows = np.asarray(rows)
+    if rows.ndim != 2:
+        raise DataError(f"rows: expected a 2-D array of token ids, got shape {rows.shape}")
+    is_eod = rows == lang.eod_id
+    starts = np.zeros(rows.shape, dtype=bool)
+    starts[:, 1:] = is_eod[:, :-1] | (rows[:, :-1] == lang.fn["."])
+    starts[:, 0] = ~is_eod[:, 0]  # a row that does not begin with <eod> begins a sentence (best guess)
+    starts &= ~is_eod
+    position = np.arange(rows.shape[1])
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)  # each token's sentence start
+    offset = position - first
+    marker = np.take_along_axis(rows, first, axis=1)
+    kind = np.full(rows.shape, FACT)
+    for word, sentence in (("the", FACT_REV), ("a", FILLER), ("let", BIND), ("what", QUERY)):
+        kind[marker == lang.fn[word]] = sentence
+    table = np.full((len(SENTENCE_TYPES), MAX_SENTENCE_LEN + 1), ROLES.index("determined"))
+    for sentence, names in _SENTENCE_ROLES.items():
+        table[sentence, :len(names)] = [ROLES.index(name) for name in names]
+    roles = table[kind, np.minimum(offset, MAX_SENTENCE_LEN)]
+    roles[is_eod] = ROLES.index("determined")
+    return roles
+
+
 def mass_ranks(lang: SyntheticLanguage, lo: float, hi: float) -> tuple[int, int]:
     """The Zipf ranks [first, last) of the facts between cumulative probability mass ``lo`` and ``hi``
     (0 <= lo < hi <= 1): the fact whose mass straddles an edge belongs to the band below it."""
@@ -735,4 +795,5 @@ def write_eval_items(lang: SyntheticLanguage, out_dir, seed: int = 0, context_le
 
 
 __all__ = ["LanguageSpec", "write_eval_items", "SyntheticLanguage", "DataError", "SENTENCE_TYPES", "EOD", "knowledge_mc", "cloze",
+           "token_roles", "ROLES", "ROLE_LABELS",
            "needle_in_haystack", "associative_recall", "FREQUENCY_BANDS", "SPLITS"]

@@ -1,0 +1,155 @@
+"""Excess loss by token role: the synthetic language's roles, the exact split of a loss over them, and the
+study's role table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from linscale.config import ConfigError
+from linscale.data.synthetic import ROLES, LanguageSpec, SyntheticLanguage, token_roles
+from linscale.eval.roles import COLUMNS, checkpoint_roles, role_losses
+
+SMALL = LanguageSpec(n_first=6, n_last=5, n_relations=4, n_objects=16, objects_per_relation=6, n_adj=4,
+                     n_noun=5, n_verb=4, n_vars=5, n_values=8, fact_zipf=1.1, doc_len=40)
+
+
+@pytest.fixture(scope="module")
+def lang():
+    return SyntheticLanguage(SMALL)
+
+
+def word(lang, kind: str, i: int = 0) -> str:
+    return lang.words[lang.offset[kind] + i]
+
+
+def test_every_sentence_type_gets_its_roles_position_by_position(lang):
+    first, last, rel, obj = word(lang, "first"), word(lang, "last"), word(lang, "relation"), word(lang, "object")
+    var, val = word(lang, "var", 1), word(lang, "object", 2)
+    adj, noun, verb = word(lang, "adj"), word(lang, "noun"), word(lang, "verb")
+    text = (f"<eod> let {var} {val} . what {var} {val} . the {rel} of {first} {last} is {obj} . "
+            f"{first} {last} {rel} {obj} . a {adj} {noun} {verb} {adj} {noun} . <eod> {first} {last}")
+    row = np.array([lang.encode(text)])
+    got = [ROLES[r] for r in token_roles(lang, row)[0]]
+    assert got == ["determined",
+                   "start", "binding", "binding", "determined",
+                   "start", "query_variable", "query_value", "determined",
+                   "start", "fact_choice", "determined", "fact_choice", "fact_choice", "determined", "fact_object",
+                   "determined",
+                   "start", "fact_choice", "fact_choice", "fact_object", "determined",
+                   "start", "grammar", "grammar", "grammar", "grammar", "grammar", "determined",
+                   "determined", "start", "fact_choice"]  # a new document after <eod>, cut off
+
+
+def test_roles_agree_with_what_the_generator_knows(lang):
+    rows, nll = lang.sample_rows(np.random.default_rng(5), 64, 96)
+    roles = token_roles(lang, rows)
+    labels, exact = roles[:, 1:], nll[:, 1:]
+    for role in ROLES:  # every role occurs in a sample of this size
+        assert (labels == ROLES.index(role)).sum() > 20, role
+    for role in ("determined", "fact_object"):  # probability 1 for the generator
+        assert exact[labels == ROLES.index(role)].max() == 0, role
+    for role in ("start", "grammar"):  # never certain (a binding's variable is, when one is left unbound)
+        assert exact[labels == ROLES.index(role)].min() > 0, role
+    for role in ("binding", "query_variable", "query_value"):
+        assert exact[labels == ROLES.index(role)].mean() > 0.5, role
+    variables = (rows >= lang.offset["var"]) & (rows < lang.offset["var"] + SMALL.n_vars)
+    assert variables[roles == ROLES.index("query_variable")].all()
+    objects = (rows >= lang.offset["object"]) & (rows < lang.offset["object"] + SMALL.n_objects)
+    assert objects[roles == ROLES.index("query_value")].all() and objects[roles == ROLES.index("fact_object")].all()
+    previous = np.concatenate([np.full((len(rows), 1), lang.eod_id), rows[:, :-1]], axis=1)
+    assert np.isin(previous[roles == ROLES.index("start")], [lang.eod_id, lang.fn["."]]).all()
+
+
+def test_role_contributions_add_up_to_the_loss_above_the_exact_one(lang):
+    rows, nll = lang.sample_rows(np.random.default_rng(6), 16, 64)
+    model = nll[:, 1:] + np.random.default_rng(7).gamma(2.0, 0.3, size=nll[:, 1:].shape)
+    table = role_losses(lang, rows, nll[:, 1:], model)
+    assert table["role"].tolist() == list(ROLES)
+    assert table["share"].sum() == pytest.approx(1.0) and table["labels"].sum() == model.size
+    assert table["contribution"].sum() == pytest.approx(model.mean() - nll[:, 1:].mean(), rel=1e-12)
+    fact_object = table.set_index("role").loc["fact_object"]
+    mask = token_roles(lang, rows)[:, 1:] == ROLES.index("fact_object")
+    assert fact_object["excess"] == pytest.approx(model[mask].mean())  # its exact nll is 0
+    with pytest.raises(ConfigError, match="must have one shape"):
+        role_losses(lang, rows, nll[:, 1:], model[:, :-1])
+    with pytest.raises(ConfigError, match="rows: expected a 2-D array"):
+        token_roles(lang, rows[0])
+
+
+def test_a_checkpoints_roles_split_the_validation_loss_it_recorded(smoke_sweep):
+    """The role table is measured on the run's own validation rows: its contributions plus the exact loss
+    of those rows give the validation loss the run recorded at that step."""
+    out, _ = smoke_sweep
+    exports = sorted(out.glob("runs/*/export/step=*"))
+    assert len(exports) >= 8
+    for export in exports[::3]:
+        table = checkpoint_roles(export)
+        assert table.columns.tolist() == COLUMNS and len(table) == len(ROLES)
+        recorded = table["val_loss"].iloc[0]
+        assert np.isfinite(recorded)
+        split = table["contribution"].sum() + (table["share"] * table["bayes_nll"]).sum()
+        assert split == pytest.approx(recorded, abs=2e-5), export
+        assert table["run_id"].iloc[0] == export.parent.parent.name and table["step"].iloc[0] == int(export.name[5:])
+
+
+def test_the_study_tables_roles_of_the_main_sweep_and_the_seed_ablations(tmp_path, monkeypatch):
+    import linscale.eval.roles as roles_module
+    from linscale.study import _eval_roles
+
+    from test_study import BASE
+
+    runs_dir, results = tmp_path / "runs", tmp_path / "results"
+    for sweep in ("toy", "toy-seed1", "toy-ends-seed1", "toy-context64", "toy-aspect"):
+        for step in (5, 10):
+            (runs_dir / sweep / "runs" / "tnl-a" / "export" / f"step={step}").mkdir(parents=True)
+            (runs_dir / sweep / "runs" / "tnl-a" / "export" / f"step={step}" / "config.json").write_text("{}")
+    results.mkdir()
+    read = []
+
+    def fake_roles(checkpoint):
+        read.append(Path(checkpoint).relative_to(runs_dir).as_posix())
+        return pd.DataFrame([{c: 0.0 for c in COLUMNS} | {"checkpoint": str(checkpoint), "role": "start"}])
+
+    monkeypatch.setattr(roles_module, "checkpoint_roles", fake_roles)
+    main = [runs_dir / "toy" / "runs" / "tnl-a" / "export" / f"step={s}" for s in (5, 10)]
+    _eval_roles({**BASE, "name": "toy"}, runs_dir, results, main)
+    # every main checkpoint asked for, then each seed ablation's final one; not the context or aspect ablations
+    assert read == ["toy/runs/tnl-a/export/step=5", "toy/runs/tnl-a/export/step=10",
+                    "toy-seed1/runs/tnl-a/export/step=10", "toy-ends-seed1/runs/tnl-a/export/step=10"]
+    table = pd.read_parquet(results / "roles.parquet")
+    assert table["sweep"].tolist() == ["toy", "toy", "toy-seed1", "toy-ends-seed1"]
+    assert table["checkpoint"].tolist() == [f"runs/{r}" for r in read]  # portable paths
+    # real text has no roles: no table, and the one of an earlier study is not left to pass for it
+    read.clear()
+    _eval_roles({**BASE, "name": "toy", "data": {"source": "text", "path": "x.txt"}}, runs_dir, results, main)
+    assert read == [] and not (results / "roles.parquet").exists()
+
+
+def test_the_chapters_role_tables_read_each_runs_last_checkpoint_and_the_largest_size():
+    from linscale import findings
+
+    rows = []
+    for sweep, arch, size, params, seed in [("cpu", "llama", "s1", 10, 0), ("cpu", "llama", "s2", 100, 0),
+                                            ("cpu", "tnl", "s1", 11, 0), ("cpu", "tnl", "s2", 110, 0),
+                                            ("cpu-ends-seed1", "llama", "s2", 100, 1)]:
+        for step in (5, 10):
+            for role, share, bayes in (("query_variable", 0.25, 2.0), ("query_value", 0.25, 1.0), ("fact_object", 0.5, 0.0)):
+                excess = params / 100 + step / 10 + (seed * 0.5)
+                rows.append({"sweep": sweep, "run_id": f"{arch}-{size}", "arch": arch, "size": size, "params": params,
+                             "seed": seed, "step": step, "role": role, "share": share, "bayes_nll": bayes,
+                             "excess": excess, "contribution": share * excess})
+    table = pd.DataFrame(rows)
+    finals = findings.role_finals(table)
+    assert set(finals["step"]) == {10} and len(finals) == 15  # each run of each sweep once per role
+    assert finals.loc[finals["sweep"] == "cpu-ends-seed1", "main"].eq(False).all() and finals["main"].sum() == 12
+    blind = findings.context_blind_excess(table, {"n_vars": 16, "n_values": 32})
+    assert blind == pytest.approx({"query_variable": np.log(16) - 2.0, "query_value": np.log(32) - 1.0})
+    assert findings.context_blind_excess(table, {}) == {}
+    wide = findings.role_contributions(finals)
+    # the largest size of the main sweep only (not the seed ablation's run of the same size), per role and arch
+    assert wide.loc["fact_object", "llama"] == pytest.approx(0.5 * (1.0 + 1.0))
+    assert wide.loc["total", "tnl"] == pytest.approx(1.0 * (1.1 + 1.0)) and wide.loc["total", "share"] == 1.0
+    assert findings.role_finals(None).empty
