@@ -487,6 +487,48 @@ def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, 
     return _finish(fig)
 
 
+def plot_role_excess(finals: pd.DataFrame, roles, labels: dict | None = None,
+                     reference: dict | None = None) -> plt.Figure:
+    """Excess loss on tokens of one role (nats per token of that role, above the language's exact loss)
+    against N, one panel per role: each architecture's main-sweep runs joined by a line, the seed
+    ablations' runs as open markers of the same colour at their sizes, and (``reference``: {role: level})
+    a dotted line at what a model that does not read the document pays.
+
+    ``finals``: :func:`linscale.findings.role_finals` (columns arch, params, role, excess, main)."""
+    set_style()
+    roles = [r for r in roles if r in set(finals.get("role", []))]
+    if not roles:
+        return message_figure("No role table in this study (results/<preset>/roles.parquet): roles exist for the "
+                              "synthetic language only.")
+    fig, axes = _panels(len(roles), height_per_row=2.8)
+    for ax, role in zip(axes, roles):
+        part = finals[finals["role"] == role]
+        for arch in _archs_in(part):
+            mine = part[part["arch"] == arch]
+            main, seeds = mine[mine["main"]].sort_values("params"), mine[~mine["main"]]
+            ax.plot(main["params"], main["excess"], marker=ARCH_MARKERS.get(arch, "o"), ms=4, lw=1,
+                    color=ARCH_COLORS.get(arch), label=arch_label(arch))
+            ax.scatter(seeds["params"], seeds["excess"], marker=ARCH_MARKERS.get(arch, "o"), s=30,
+                       facecolors="none", edgecolors=ARCH_COLORS.get(arch), zorder=3)
+        if reference and role in reference:
+            ax.axhline(reference[role], color="grey", ls=":", lw=1, label="not reading the document")
+        ax.set_ylim(bottom=0)
+        _logx(ax, "non-embedding parameters N", part["params"])
+        ax.set_title((labels or {}).get(role, role), fontsize=TICK_PT)
+        ax.set_ylabel("excess loss (nats/token)")
+    handles, names = axes[0].get_legend_handles_labels()
+    for ax in axes[1:]:  # the reference line of a later panel, when the first has none
+        for handle, name in zip(*ax.get_legend_handles_labels()):
+            if name not in names:
+                handles.append(handle)
+                names.append(name)
+    if len(axes) % 2:  # the empty half of the last row holds the legend
+        fig.legend(handles, names, loc="lower right", bbox_to_anchor=(0.95, 0.08), ncol=1)
+    else:
+        fig.legend(handles, names, loc="upper center", ncol=len(names))
+    return _finish(fig)
+
+
 def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: float | str | None = None) -> plt.Figure:
     """A bar per architecture within each group of ``x`` (e.g. associative recall per model size).
     ``chance``: one level for every group (a line across), or the name of a column of ``df`` holding each

@@ -153,3 +153,24 @@ def test_the_chapters_role_tables_read_each_runs_last_checkpoint_and_the_largest
     assert wide.loc["fact_object", "llama"] == pytest.approx(0.5 * (1.0 + 1.0))
     assert wide.loc["total", "tnl"] == pytest.approx(1.0 * (1.1 + 1.0)) and wide.loc["total", "share"] == 1.0
     assert findings.role_finals(None).empty
+
+
+def test_the_seed_group_probe_is_read_as_two_groups_and_when_each_run_learned_the_skill(tmp_path):
+    from linscale import findings
+
+    lower, upper = findings.split_at_largest_gap(pd.Series({0: 1.471, 1: 1.475, 4: 1.499, 6: 1.498, 2: 1.472}))
+    assert sorted(lower.index) == [0, 1, 2] and sorted(upper.index) == [4, 6]
+    assert findings.mode_probe(tmp_path) is None  # no probe tables: nothing to say
+    pd.DataFrame({"study": ["published", "published", "rerun", "rerun"], "arch": "llama", "seed": [0, 1, 0, 6],
+                  "step": 100, "val_loss": [1.47, 1.475, 1.48, 1.50]}).to_csv(tmp_path / "s6_final_losses.csv")
+    pd.DataFrame({"arch": ["llama"], "seed": [6], "query_variable": [0.9]}).to_csv(tmp_path / "s6_roles.csv")
+    pd.DataFrame({"arch": "llama", "seed": 6, "step": [50, 100, 200], "val_loss": [1.6, 1.5, 1.45]}) \
+        .to_csv(tmp_path / "longer_curves.csv")
+    pd.DataFrame({"arch": ["llama"] * 3 + ["tnl"] * 3 + ["cosformer2"] * 3, "seed": [6] * 3 + [0] * 3 + [0] * 3,
+                  "step": [50, 100, 200] * 3, "query_variable": [0.9, 0.8, 0.2, 0.9, 0.9, 0.9, 0.3, 0.2, 0.1]}) \
+        .to_csv(tmp_path / "longer_roles.csv")
+    probe = findings.mode_probe(tmp_path, learned_below=0.45)
+    # each seed's first committed run: seed 0's published loss, not the re-run's
+    assert sorted(probe["lower"].index) == [0, 1] and list(probe["upper"].index) == [6]
+    assert probe["lower"][0] == 1.47 and probe["base"] == 100
+    assert probe["learned"] == {("llama", 6): (100, 200), ("tnl", 0): None, ("cosformer2", 0): (None, 50)}

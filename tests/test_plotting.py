@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from linscale import accounting, architectures, findings, laws, plotting, results
+from linscale.data.synthetic import ROLE_LABELS
 
 PRESET = "cpu"
 
@@ -38,6 +39,8 @@ def figures():
     order = findings.size_order(runs)
     cells = noise.cells("loss", ["arch", "size"]).assign(params=lambda t: t["size"].map(noise.size_params()),
                                                          sd=lambda t: t["rel_sd"]).dropna(subset=["sd"])
+    roles = results.read_optional(PRESET, "results", "roles")
+    role_ends = findings.role_finals(roles)
     ratio = pd.DataFrame({"arch": ["llama"] * 4 + ["tnl"] * 4, "seq_len": [256, 512, 1024, 2048] * 2,
                           "vs_ref": [0.6, 1, 1.4, 2.1, 1, 1, 1.01, 0.99]})
     return {
@@ -68,6 +71,8 @@ def figures():
         "plot_exponents": plotting.plot_exponents(laws.compare_with_paper(envelope)),
         "plot_irreducible_loss": plotting.plot_irreducible_loss(irreducible),
         "plot_extrapolation": plotting.plot_extrapolation(extrapolation),
+        "plot_role_excess": plotting.plot_role_excess(role_ends, findings.ROLE_SKILLS, ROLE_LABELS,
+                                                      findings.context_blind_excess(roles, {"n_vars": 16, "n_values": 32})),
         "message_figure": plotting.message_figure("Approach 2 could not be fitted on this grid: for cosFormer2 only "
                                                   "2 compute budgets have a minimum inside the sampled sizes."),
         "context": plotting.plot_metric_against(context, x="seq_len", metric="loss"),

@@ -21,10 +21,11 @@ from linscale.findings.laws import (HOLDOUT_TARGET, METHOD_NAMES, FitAttempt, al
                                     common_compute, compute_gap_decades, envelope_at, extrapolation_errors,
                                     holdout_against_design, irreducible_vs_bayes, law_at_compute,
                                     size_inversions, table3_side_by_side, try_extrapolation, try_fit)
-from linscale.findings.downstream import (DOWNSTREAM_METRICS, RETRIEVAL_TASKS, SUMMARY_COLUMNS,
-                                          compare_at_largest, downstream_chance, downstream_table,
-                                          final_checkpoints, largest_model_cells, ranking, retrieval_long,
-                                          with_chance)
+from linscale.findings.downstream import (DOWNSTREAM_METRICS, RETRIEVAL_TASKS, ROLE_SKILLS, SUMMARY_COLUMNS,
+                                          compare_at_largest, context_blind_excess, downstream_chance,
+                                          downstream_table, final_checkpoints, largest_model_cells,
+                                          mode_probe, ranking, retrieval_long, role_contributions, role_finals,
+                                          split_at_largest_gap, with_chance)
 from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
                                          ablation_summary, accuracy_noise, loss_spread, read_ablation,
                                          seed_noise, seed_tolerance, tolerances_from_results)

@@ -109,3 +109,91 @@ def retrieval_long(largest: pd.DataFrame, chances: dict[str, float] | None = Non
     long["task"] = long["metric"].map(RETRIEVAL_TASKS)
     long["chance"] = long["metric"].map(chances or {}).astype(float)
     return long.dropna(subset=["score"])
+
+
+# ----------------------------------------------------------------------------- excess loss by token role
+
+# The roles the downstream chapter shows (linscale.eval.roles): retrieval in the loss itself, the two
+# halves of a query, beside memorised knowledge.
+ROLE_SKILLS = ("query_variable", "query_value", "fact_object")
+
+
+def role_finals(roles: pd.DataFrame) -> pd.DataFrame:
+    """The role table (results/<preset>/roles.parquet) at each run's last checkpoint, per sweep (the main
+    sweep's and each seed ablation's runs are runs of their own), with ``main``: the run is the main
+    sweep's (its most common sweep name)."""
+    if roles is None or not len(roles):
+        return pd.DataFrame(columns=[*(roles.columns if roles is not None else []), "main"])
+    last = roles[roles["step"] == roles.groupby(["sweep", "run_id"])["step"].transform("max")]
+    main = roles["sweep"].value_counts().idxmax()
+    return last.assign(main=last["sweep"] == main).reset_index(drop=True)
+
+
+def context_blind_excess(roles: pd.DataFrame, data: dict) -> dict[str, float]:
+    """What a model that does not read the document pays above the exact loss on the two query roles:
+    it can only guess uniformly among all ``n_vars`` variables (the query's variable) and all
+    ``n_values`` values (its answer). Mean exact nll per role from the table; {} without the counts."""
+    sizes = {"query_variable": data.get("n_vars"), "query_value": data.get("n_values")}
+    out = {}
+    for role, count in sizes.items():
+        part = roles[roles["role"] == role]
+        if count and len(part):
+            out[role] = float(np.log(count) - part["bayes_nll"].mean())
+    return out
+
+
+def role_contributions(finals: pd.DataFrame) -> pd.DataFrame:
+    """At each architecture's largest size (main sweep, final checkpoint): how much of the loss above the
+    exact one each role holds, nats per token of the validation set (role x arch, plus ``share``: the
+    fraction of the tokens with that role), with a ``total`` row."""
+    from linscale.data.synthetic import ROLES
+
+    main = finals[finals["main"]]
+    largest = main[main["params"] == main.groupby("arch")["params"].transform("max")]
+    wide = largest.pivot_table(index="role", columns="arch", values="contribution", aggfunc="first")
+    wide = wide.reindex([r for r in ROLES if r in wide.index])
+    wide.insert(0, "share", largest.groupby("role")["share"].first().reindex(wide.index))
+    total = wide.drop(columns="share").sum().to_frame("total").T.assign(share=wide["share"].sum())
+    return pd.concat([wide, total])[wide.columns]
+
+
+def split_at_largest_gap(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(lower group, upper group) of ``values``, split at the largest gap between neighbours when sorted:
+    two groups of runs whose final losses part (one skill learned within the budget or not)."""
+    ordered = values.sort_values()
+    if len(ordered) < 2:
+        return ordered, ordered.iloc[:0]
+    cut = int(np.argmax(np.diff(ordered.to_numpy()))) + 1
+    return ordered.iloc[:cut], ordered.iloc[cut:]
+
+
+def mode_probe(folder, arch: str = "llama", learned_below: float = 0.45) -> dict | None:
+    """What benchmarks/probe_llama_s6_modes.py found (its CSV tables in ``folder``), or None without them:
+
+    * ``lower``, ``upper``: the final validation losses of ``arch``'s s6 seeds in the committed studies
+      (each seed's first committed run, the published study first), split at the largest gap;
+    * ``kept``: role excess at the final checkpoint of the s6 runs the probe found on its machine;
+    * ``longer``: role excess at each export of the runs trained longer, and ``base``: the study's final
+      step (where each longer run equals its study run);
+    * ``learned``: for each longer run, the two exports between which its excess on a query's variable
+      fell below ``learned_below`` nats (about half of what not reading the document costs on the cpu
+      preset), or None when it never did; (None, step) when it already had at the first export."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    names = ("s6_final_losses", "s6_roles", "longer_curves", "longer_roles")
+    if not all((folder / f"{name}.csv").exists() for name in names):
+        return None
+    finals, kept, curves, longer = (pd.read_csv(folder / f"{name}.csv") for name in names)
+    seeds = finals[finals["arch"] == arch].drop_duplicates("seed").set_index("seed")["val_loss"]
+    lower, upper = split_at_largest_gap(seeds)
+    learned = {}
+    for (run_arch, seed), run in longer.groupby(["arch", "seed"]):
+        run = run.sort_values("step")
+        below = np.flatnonzero(run["query_variable"].to_numpy() < learned_below)
+        steps = run["step"].to_numpy()
+        learned[run_arch, int(seed)] = None if not len(below) else \
+            (int(steps[below[0] - 1]) if below[0] else None, int(steps[below[0]]))
+    base = int(finals.loc[finals["arch"] == arch, "step"].max())
+    return {"lower": lower, "upper": upper, "kept": kept, "longer": longer, "curves": curves, "learned": learned,
+            "base": base}
