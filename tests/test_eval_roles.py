@@ -174,3 +174,16 @@ def test_the_seed_group_probe_is_read_as_two_groups_and_when_each_run_learned_th
     assert sorted(probe["lower"].index) == [0, 1] and list(probe["upper"].index) == [6]
     assert probe["lower"][0] == 1.47 and probe["base"] == 100
     assert probe["learned"] == {("llama", 6): (100, 200), ("tnl", 0): None, ("cosformer2", 0): (None, 50)}
+
+
+def test_linscale_eval_roles_writes_the_role_table_of_the_checkpoints_asked_for(smoke_sweep, tmp_path, capsys):
+    from linscale.cli import main
+
+    out, _ = smoke_sweep
+    export = sorted(out.glob("runs/llama-*/export/step=*"))[-1]
+    dst = tmp_path / "roles.parquet"
+    assert main(["eval", str(out), "--suites", "", "--roles", str(dst), "--checkpoint", str(export)]) == 0
+    table = pd.read_parquet(dst)
+    assert set(table["checkpoint"]) == {str(export)} and table["role"].tolist() == list(ROLES)
+    assert "excess loss by token role of 1 checkpoints" in capsys.readouterr().out
+    assert not (out / "eval" / "roles.parquet").exists()  # only where it was asked to go

@@ -19,6 +19,7 @@ the seed ablations (results/<preset>/roles.parquet); ``checkpoint_roles`` reads 
 """
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -56,14 +57,30 @@ def role_losses(lang, rows: np.ndarray, exact_nll: np.ndarray, model_nll: np.nda
     return pd.DataFrame(out)
 
 
-def checkpoint_roles(checkpoint: str | os.PathLike, batch_size: int = 16) -> pd.DataFrame:
+def _validation_settings(checkpoint: Path) -> tuple[int, int | None]:
+    """(batch size, rows) of the run's validation: from the run folder's spec.json when the export sits in
+    one (``<run>/export/step=N``); ``rows`` is None for the whole split (no ``train.val_batches`` cap)."""
+    spec = checkpoint.parent.parent / "spec.json"
+    if spec.is_file():
+        train = json.loads(spec.read_text()).get("train") or {}
+        batch_size = int(train.get("batch_size") or 16)
+        val_batches = train.get("val_batches")
+        return batch_size, (int(val_batches) * batch_size if val_batches else None)
+    return 16, None
+
+
+def checkpoint_roles(checkpoint: str | os.PathLike) -> pd.DataFrame:
     """The role table of one exported checkpoint on its run's validation rows (the rows its recorded
-    ``val_loss`` was measured on), with the run's columns (COLUMNS)."""
+    ``val_loss`` was measured on: the whole validation split, or its first ``train.val_batches`` batches
+    when the run capped it, read from the run folder's spec.json), with the run's columns (COLUMNS).
+    An export copied out of its run folder is read on the whole split."""
     import torch
 
     from linscale.checkpoint import load_checkpoint
     from linscale.data.datamodule import SyntheticDataModule
 
+    checkpoint = Path(checkpoint)
+    batch_size, n_rows = _validation_settings(checkpoint)
     model, meta = load_checkpoint(checkpoint)
     data = meta.get("data") or {}
     if data.get("source", "synthetic") != "synthetic":
@@ -73,8 +90,8 @@ def checkpoint_roles(checkpoint: str | os.PathLike, batch_size: int = 16) -> pd.
         raise ConfigError(f"{checkpoint}: the checkpoint's meta has no seq_len")
     module = SyntheticDataModule(data, seq_len=seq_len, batch_size=batch_size)
     split = module.split_dataset("validation")
-    rows = np.asarray(split.rows)
-    exact = np.asarray(split.nll, dtype=np.float64)
+    rows = np.asarray(split.rows)[:n_rows]
+    exact = np.asarray(split.nll, dtype=np.float64)[:n_rows]
     losses = []
     with torch.no_grad():
         for start in range(0, len(rows), batch_size):
