@@ -136,13 +136,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
         out = out or Path(args.sweep_dir) / "eval" / _calibration_store(options, args.context_factor)
     if args.jobs is not None and args.jobs < 1:
         raise ConfigError(f"--jobs: expected at least 1 evaluation process, got {args.jobs}")
+    suites, tasks = [s for s in args.suites.split(",") if s], [t for t in (args.tasks or "").split(",") if t]
     try:
         with EvalPool(args.jobs, threads=1) if (args.jobs or 1) > 1 else nullcontext() as pool:
-            store = evaluate_sweep(args.sweep_dir, [s for s in args.suites.split(",") if s], checkpoints=checkpoints,
-                                   tasks=[t for t in (args.tasks or "").split(",") if t], out=out,
-                                   task_cache=args.task_cache, limit=args.limit, batch_size=args.batch_size,
-                                   device=args.device, include_defaults=args.real_tasks, task_options=options,
-                                   context_factor=args.context_factor, include_path=args.include_path, pool=pool)
+            if suites or tasks or not args.roles:
+                store = evaluate_sweep(args.sweep_dir, suites, checkpoints=checkpoints, tasks=tasks, out=out,
+                                       task_cache=args.task_cache, limit=args.limit, batch_size=args.batch_size,
+                                       device=args.device, include_defaults=args.real_tasks, task_options=options,
+                                       context_factor=args.context_factor, include_path=args.include_path, pool=pool)
+            if args.roles:
+                _eval_roles(args, checkpoints, pool)
     except (CheckpointError, ContextLengthError) as err:
         raise ConfigError(str(err)) from None
     if args.calibrate:
@@ -150,6 +153,23 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         print(format_report(calibration_report(store), niah_modes(store)))
     return 0
+
+
+def _eval_roles(args: argparse.Namespace, checkpoints, pool) -> None:
+    """`linscale eval --roles`: excess loss by token role of the chosen checkpoints (default: every export
+    of the sweep) into one table (default: <sweep>/eval/roles.parquet), written atomically."""
+    from pathlib import Path
+
+    from linscale.atomic import atomic_write
+    from linscale.eval.roles import evaluate_roles
+    from linscale.eval.runner import find_checkpoints
+
+    chosen = [Path(c) for c in checkpoints] if checkpoints else find_checkpoints(args.sweep_dir)
+    table = evaluate_roles(chosen, pool=pool)
+    dst = Path(args.sweep_dir) / "eval" / "roles.parquet" if args.roles is True else Path(args.roles)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(dst, lambda tmp: table.to_parquet(tmp, index=False), mode=0o644)
+    print(f"wrote {dst}: excess loss by token role of {len(chosen)} checkpoints")
 
 
 def _task_options(pairs: list[str] | None) -> dict:
@@ -560,6 +580,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--option", action="append", default=None, metavar="KEY=VALUE",
                    help="a difficulty knob of the linscale suites (linscale/eval/difficulty.yaml), e.g. "
                         "mqar_pairs=2 or knowledge_bands=0.5:0.7:0.8:0.9 (repeatable; use another --out)")
+    p.add_argument("--roles", nargs="?", const=True, default=None, metavar="FILE",
+                   help="also split each checkpoint's validation loss by token role (linscale.eval.roles; the "
+                        "synthetic language only) into FILE (default: <sweep>/eval/roles.parquet); with "
+                        "--suites '' only that")
     p.add_argument("--calibrate", action="store_true",
                    help="evaluate each run's final checkpoint (into <sweep>/eval/calibration*.parquet unless "
                         "--out) and report per task: all at ceiling, all at chance, rising with size for LLaMA")
