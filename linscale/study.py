@@ -393,7 +393,8 @@ ROLE_ABLATIONS = ("seeds", "size_seeds")
 
 def _eval_roles(preset: str | dict, runs_dir: Path, results: Path, main_checkpoints: list[Path], pool=None) -> None:
     """Excess loss by token role (linscale.eval.roles) of the main sweep's evaluated checkpoints and the
-    seed ablations' final ones into results/roles.parquet (``sweep``: the sweep folder of each run).
+    seed ablations' final ones into results/roles.parquet (``sweep``: the sweep folder of each run;
+    ``ablation``: the ablation it belongs to, or "main").
     Only the synthetic language has roles: for another data source nothing is written."""
     from linscale.eval.roles import evaluate_roles
     from linscale.presets import load_preset
@@ -404,13 +405,15 @@ def _eval_roles(preset: str | dict, runs_dir: Path, results: Path, main_checkpoi
         (results / "roles.parquet").unlink(missing_ok=True)  # an earlier study's table would pass for this one's
         return
     _, ablations = ablation_presets(preset)
-    sweeps = [variant["name"] for ablation in ROLE_ABLATIONS for variant in ablations.get(ablation, [])]
+    sweeps = {variant["name"]: ablation for ablation in ROLE_ABLATIONS for variant in ablations.get(ablation, [])}
     checkpoints = list(main_checkpoints)
     for name in sweeps:
         if (runs_dir / name).is_dir():
             checkpoints += _final_checkpoints(runs_dir / name)
     table = evaluate_roles(checkpoints, progress=_log, pool=pool)
-    table.insert(0, "sweep", [Path(c).parent.parent.parent.parent.name for c in table["checkpoint"]])
+    sweep = [Path(c).parent.parent.parent.parent.name for c in table["checkpoint"]]  # <sweep>/runs/<run>/export/step=N
+    table.insert(0, "sweep", sweep)
+    table.insert(1, "ablation", [sweeps.get(name, "main") for name in sweep])  # "main": the main sweep's runs
     _write_table(portable_checkpoints(table, runs_dir), results / "roles.parquet")
 
 

@@ -121,6 +121,7 @@ def test_the_study_tables_roles_of_the_main_sweep_and_the_seed_ablations(tmp_pat
                     "toy-seed1/runs/tnl-a/export/step=10", "toy-ends-seed1/runs/tnl-a/export/step=10"]
     table = pd.read_parquet(results / "roles.parquet")
     assert table["sweep"].tolist() == ["toy", "toy", "toy-seed1", "toy-ends-seed1"]
+    assert table["ablation"].tolist() == ["main", "main", "seeds", "size_seeds"]
     assert table["checkpoint"].tolist() == [f"runs/{r}" for r in read]  # portable paths
     # real text has no roles: no table, and the one of an earlier study is not left to pass for it
     read.clear()
@@ -138,7 +139,8 @@ def test_the_chapters_role_tables_read_each_runs_last_checkpoint_and_the_largest
         for step in (5, 10):
             for role, share, bayes in (("query_variable", 0.25, 2.0), ("query_value", 0.25, 1.0), ("fact_object", 0.5, 0.0)):
                 excess = params / 100 + step / 10 + (seed * 0.5)
-                rows.append({"sweep": sweep, "run_id": f"{arch}-{size}", "arch": arch, "size": size, "params": params,
+                rows.append({"sweep": sweep, "ablation": "main" if sweep == "cpu" else "size_seeds",
+                             "run_id": f"{arch}-{size}", "arch": arch, "size": size, "params": params,
                              "seed": seed, "step": step, "role": role, "share": share, "bayes_nll": bayes,
                              "excess": excess, "contribution": share * excess})
     table = pd.DataFrame(rows)

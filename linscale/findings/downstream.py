@@ -121,12 +121,11 @@ ROLE_SKILLS = ("query_variable", "query_value", "fact_object")
 def role_finals(roles: pd.DataFrame) -> pd.DataFrame:
     """The role table (results/<preset>/roles.parquet) at each run's last checkpoint, per sweep (the main
     sweep's and each seed ablation's runs are runs of their own), with ``main``: the run is the main
-    sweep's (its most common sweep name)."""
+    sweep's (its ``ablation`` column says "main")."""
     if roles is None or not len(roles):
         return pd.DataFrame(columns=[*(roles.columns if roles is not None else []), "main"])
     last = roles[roles["step"] == roles.groupby(["sweep", "run_id"])["step"].transform("max")]
-    main = roles["sweep"].value_counts().idxmax()
-    return last.assign(main=last["sweep"] == main).reset_index(drop=True)
+    return last.assign(main=last["ablation"] == "main").reset_index(drop=True)
 
 
 def context_blind_excess(roles: pd.DataFrame, data: dict) -> dict[str, float]:
