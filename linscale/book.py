@@ -316,11 +316,12 @@ def _inputs_stamp(chapter: str, parameters: dict, source: str, inputs: list[Path
 def _input_tables(parameters: dict, cwd: Path) -> list[Path]:
     """The files a chapter reads (for the up-to-date check): its results tables, the re-runs of the same
     study committed beside them (the findings chapter compares them: a new or changed comparison must
-    re-execute it), and the committed benchmark reports for the efficiency chapter (likewise)."""
+    re-execute it), the probes' tables (results/probes/: the downstream chapter reads one), and the
+    committed benchmark reports for the efficiency chapter (likewise)."""
     folders, files = [], []
     if "preset" in parameters and "results_dir" in parameters:
         results, preset = cwd / parameters["results_dir"], parameters["preset"]
-        folders.append(results / preset)
+        folders += [results / preset, results / "probes"]
         for comparison in sorted((results / "reruns").glob(f"*/{preset}-comparison.json")):
             files.append(comparison)
             folders.append(comparison.parent / preset)  # the re-run's own tables, where committed

@@ -223,6 +223,11 @@ def test_a_chapter_is_re_executed_when_a_re_run_of_its_study_is_committed_or_cha
     stamp = book._inputs_stamp("findings", parameters, "source", after)
     (rerun / "smoke-comparison.json").write_text('{"changed": true}')
     assert book._inputs_stamp("findings", parameters, "source", after) != stamp
+    # a probe's tables (the downstream chapter reads one) are inputs too
+    probe = results / "probes" / "2026-12-03-some-probe" / "table.csv"
+    probe.parent.mkdir(parents=True)
+    probe.write_text("a,b")
+    assert set(book._input_tables(parameters, tmp_path)) - set(after) == {probe}
 
 
 def test_a_chapter_is_re_executed_when_the_package_code_changes(monkeypatch):
