@@ -46,12 +46,13 @@ def role_losses(lang, rows: np.ndarray, exact_nll: np.ndarray, model_nll: np.nda
         raise ConfigError(f"role_losses: labels {roles.shape}, exact nll {np.shape(exact_nll)} and model nll "
                           f"{np.shape(model_nll)} must have one shape")
     total = roles.size
+    exact_nll, model_nll = np.asarray(exact_nll, dtype=np.float64), np.asarray(model_nll, dtype=np.float64)
     out = []
     for index, role in enumerate(ROLES):
         mask = roles == index
         n = int(mask.sum())
-        exact = float(np.asarray(exact_nll, dtype=np.float64)[mask].mean()) if n else math.nan
-        model = float(np.asarray(model_nll, dtype=np.float64)[mask].mean()) if n else math.nan
+        exact = float(exact_nll[mask].mean()) if n else math.nan
+        model = float(model_nll[mask].mean()) if n else math.nan
         out.append({"role": role, "labels": n, "share": n / total, "bayes_nll": exact, "model_nll": model,
                     "excess": model - exact, "contribution": (model - exact) * n / total if n else 0.0})
     return pd.DataFrame(out)
@@ -78,6 +79,7 @@ def checkpoint_roles(checkpoint: str | os.PathLike) -> pd.DataFrame:
 
     from linscale.checkpoint import load_checkpoint
     from linscale.data.datamodule import SyntheticDataModule
+    from linscale.eval.items import training_seq_len
 
     checkpoint = Path(checkpoint)
     batch_size, n_rows = _validation_settings(checkpoint)
@@ -85,8 +87,8 @@ def checkpoint_roles(checkpoint: str | os.PathLike) -> pd.DataFrame:
     data = meta.get("data") or {}
     if data.get("source", "synthetic") != "synthetic":
         raise ConfigError(f"{checkpoint}: roles need the synthetic language (data.source is {data.get('source')!r})")
-    seq_len = meta.get("seq_len")
-    if not isinstance(seq_len, int):
+    seq_len = training_seq_len(meta)
+    if seq_len is None:
         raise ConfigError(f"{checkpoint}: the checkpoint's meta has no seq_len")
     module = SyntheticDataModule(data, seq_len=seq_len, batch_size=batch_size)
     split = module.split_dataset("validation")

@@ -172,8 +172,9 @@ def mode_probe(folder, arch: str = "llama", learned_below: float = 0.45) -> dict
     * ``lower``, ``upper``: the final validation losses of ``arch``'s s6 seeds in the committed studies
       (each seed's first committed run, the published study first), split at the largest gap;
     * ``kept``: role excess at the final checkpoint of the s6 runs the probe found on its machine;
-    * ``longer``: role excess at each export of the runs trained longer, and ``base``: the study's final
-      step (where each longer run equals its study run);
+    * ``longer``: role excess at each export of the runs trained longer, ``curves``: their validation
+      loss at every checkpoint, and ``base``: the study's final step (where each longer run equals its
+      study run);
     * ``learned``: for each longer run, the two exports between which its excess on a query's variable
       fell below ``learned_below`` nats (about half of what not reading the document costs on the cpu
       preset), or None when it never did; (None, step) when it already had at the first export."""
