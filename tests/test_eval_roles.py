@@ -178,6 +178,40 @@ def test_the_seed_group_probe_is_read_as_two_groups_and_when_each_run_learned_th
     assert probe["learned"] == {("llama", 6): (100, 200), ("tnl", 0): None, ("cosformer2", 0): (None, 50)}
 
 
+def _binding_rows(learned: dict[str, list[float]]) -> pd.DataFrame:
+    """Final-checkpoint role rows of one run per excess: arch -> excesses on a query's variable (seeds 10...)."""
+    return pd.DataFrame([{"arch": arch, "seed": 10 + i, "role": "query_variable", "bayes_nll": 2.0, "excess": x}
+                         for arch, values in learned.items() for i, x in enumerate(values)])
+
+
+def test_the_registered_binding_test_reaches_each_verdict_by_its_rule():
+    from linscale import findings
+
+    data = {"n_vars": 16}  # context-blind excess log 16 - 2.0 = 0.77: learned under 0.386
+    lo, hi = 0.2, 0.9
+    rows = _binding_rows({"llama": [lo] * 4 + [hi], "tnl": [hi] * 5, "hgrn2": [hi] * 5, "cosformer2": [hi] * 5})
+    learned = findings.binding_learned(rows, data)
+    assert learned["threshold"].iloc[0] == pytest.approx(0.5 * (np.log(16) - 2.0))
+    assert learned.groupby("arch")["learned"].sum().to_dict() == {"llama": 4, "tnl": 0, "hgrn2": 0, "cosformer2": 0}
+    result = findings.binding_verdict(learned)
+    assert result["verdict"] == findings.REPRODUCED and result["llama"] == (4, 5) and result["linear"] == (0, 15)
+    assert result["p_llama_higher"] == pytest.approx(5 / 4845)  # C(5,4)/C(20,4): all 4 learners among LLaMA's 5
+    # two of five against none of fifteen: p = C(5,2)/C(20,2) = 0.053 > 0.05, so not enough
+    two = findings.binding_verdict(findings.binding_learned(
+        _binding_rows({"llama": [lo] * 2 + [hi] * 3, "tnl": [hi] * 5, "hgrn2": [hi] * 5, "cosformer2": [hi] * 5}), data))
+    assert two["verdict"] == findings.INCONCLUSIVE and two["p_llama_higher"] == pytest.approx(10 / 190)
+    # the linear models learning it while LLaMA does not is the claim refuted
+    against = findings.binding_verdict(findings.binding_learned(
+        _binding_rows({"llama": [hi] * 5, "tnl": [lo] * 5, "hgrn2": [lo] * 5, "cosformer2": [hi] * 5}), data))
+    assert against["verdict"] == findings.NOT_REPRODUCED and against["counts"]["tnl"] == (5, 5)
+    # the threshold is strict, and a table without the language's counts cannot be judged
+    at = findings.binding_learned(_binding_rows({"llama": [0.5 * (np.log(16) - 2.0)]}), data)
+    assert not at["learned"].any()
+    with pytest.raises(ValueError, match="n_vars"):
+        findings.binding_learned(rows, {})
+    assert findings.binding_verdict(learned[learned["arch"] == "llama"])["verdict"] == findings.INCONCLUSIVE
+
+
 def test_linscale_eval_roles_writes_the_role_table_of_the_checkpoints_asked_for(smoke_sweep, tmp_path, capsys):
     from linscale.cli import main
 

@@ -21,7 +21,8 @@ from linscale.findings.laws import (HOLDOUT_TARGET, METHOD_NAMES, FitAttempt, al
                                     common_compute, compute_gap_decades, envelope_at, extrapolation_errors,
                                     holdout_against_design, irreducible_vs_bayes, law_at_compute,
                                     size_inversions, table3_side_by_side, try_extrapolation, try_fit)
-from linscale.findings.downstream import (DOWNSTREAM_METRICS, RETRIEVAL_TASKS, ROLE_SKILLS, SUMMARY_COLUMNS,
+from linscale.findings.downstream import (BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS, RETRIEVAL_TASKS,
+                                          ROLE_SKILLS, SUMMARY_COLUMNS, binding_learned, binding_verdict,
                                           compare_at_largest, context_blind_excess, downstream_chance,
                                           downstream_table, final_checkpoints, largest_model_cells,
                                           mode_probe, ranking, retrieval_long, role_contributions, role_finals,

@@ -197,3 +197,54 @@ def mode_probe(folder, arch: str = "llama", learned_below: float = 0.45) -> dict
     base = int(finals.loc[finals["arch"] == arch, "step"].max())
     return {"lower": lower, "upper": upper, "kept": kept, "longer": longer, "curves": curves, "learned": learned,
             "base": base}
+
+
+# ----------------------------------------------------------------------------- a registered retrieval test
+
+# The paper's retrieval claim (linear models retrieve worse than softmax attention) in the form the role
+# split measures, fixed here on 2026-12-03 before any of its runs was trained
+# (benchmarks/registered_binding_s5.py trains them): at the cpu preset's s5, with seeds no committed study
+# used, does LLaMA learn which variables a document has bound more often than the linear models do?
+# A run has learned it when its excess loss on a query's variable at its final checkpoint is under half of
+# what a model that does not read the document pays (0.45 of 0.90 nats on the cpu preset; the threshold
+# `mode_probe` and the chapter already use). The test: Fisher's exact test, one-sided, on LLaMA's runs
+# against the three linear models' runs pooled (the claim is about linear models as a class).
+BINDING_ROLE = "query_variable"
+BINDING_ALPHA = 0.05
+
+
+def binding_learned(finals: pd.DataFrame, data: dict, roles: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per run of ``finals`` (the role table at each run's final checkpoint): arch, seed, the
+    excess on a query's variable, the threshold (half the context-blind excess, from ``roles`` or
+    ``finals`` and the language's ``data``) and ``learned``."""
+    part = finals[finals["role"] == BINDING_ROLE]
+    blind = context_blind_excess(roles if roles is not None else finals, data).get(BINDING_ROLE)
+    if blind is None:
+        raise ValueError(f"binding_learned: data needs n_vars and the table rows of role {BINDING_ROLE!r}")
+    threshold = 0.5 * blind
+    out = part[["arch", "seed", "excess"]].reset_index(drop=True)
+    return out.assign(threshold=threshold, learned=out["excess"] < threshold)
+
+
+def binding_verdict(learned: pd.DataFrame, alpha: float = BINDING_ALPHA) -> dict:
+    """The registered verdict from :func:`binding_learned`'s rows: *reproduced* when LLaMA's share of
+    runs that learned is higher than the linear models' pooled share with one-sided Fisher p ≤ ``alpha``,
+    *not reproduced* when the linear share is higher with p ≤ ``alpha``, *inconclusive* otherwise (also
+    when either side has no runs). Returns the verdict, both p-values and the counts per architecture."""
+    from scipy import stats
+
+    from linscale.findings.rules import INCONCLUSIVE, LINEAR, NOT_REPRODUCED, REPRODUCED
+
+    llama = learned[learned["arch"] == "llama"]["learned"]
+    linear = learned[learned["arch"].isin(LINEAR)]["learned"]
+    k, n, j, m = int(llama.sum()), len(llama), int(linear.sum()), len(linear)
+    counts = {arch: (int(rows["learned"].sum()), len(rows)) for arch, rows in learned.groupby("arch", sort=False)}
+    if not n or not m:
+        return {"verdict": INCONCLUSIVE, "p_llama_higher": float("nan"), "p_linear_higher": float("nan"),
+                "llama": (k, n), "linear": (j, m), "counts": counts, "alpha": alpha}
+    table = [[k, n - k], [j, m - j]]
+    p_higher = float(stats.fisher_exact(table, alternative="greater").pvalue)
+    p_lower = float(stats.fisher_exact(table, alternative="less").pvalue)
+    verdict = REPRODUCED if p_higher <= alpha else NOT_REPRODUCED if p_lower <= alpha else INCONCLUSIVE
+    return {"verdict": verdict, "p_llama_higher": p_higher, "p_linear_higher": p_lower, "llama": (k, n),
+            "linear": (j, m), "counts": counts, "alpha": alpha}
