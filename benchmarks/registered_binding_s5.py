@@ -24,6 +24,12 @@ variables a document has bound more often than the linear models do?
 - *My prediction*: LLaMA learns it in at least 4 of 5 runs, the linear models in none of 15: reproduced.
 - *Described, no verdict*: NIAH easy and standard (weighted accuracy), associative recall, the final
   validation loss and the other two role skills, per run; their seed sd per architecture at s5.
+- *Added at 11:05 UTC, while the first HGRN2 runs trained and before any result was read*: the s5 runs
+  also check the findings chapter's noise model at a size it never measured. Its trend through s1, s3 and
+  s6 gives one run's sd of validation excess at s5 as 0.0055 nats (14 degrees of freedom). Prediction:
+  the sd of the final validation loss over each architecture's six s5 runs (the published seed 0 and
+  these five) within 0.5-2x of it, and pooled over the four too; LLaMA's not in two groups at s5 (all
+  its runs learn the skill). NIAH easy: LLaMA's seed sd above 0.1, cosFormer2's below 0.05.
 
 Runs land in ``--out`` (resumable: a finished run is not trained again); the tables go to ``--results``
 (Markdown, with machine and date) and as CSV files to ``--tables`` (the downstream chapter reads them).
