@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from linscale.bench import format_table, machine_info
+from linscale.bench import format_table, machine_info, write_probe_outputs
 from linscale.eval.roles import checkpoint_roles
 from linscale.presets import load_preset
 from linscale.train.settings import checkpoint_steps
@@ -169,21 +169,8 @@ def main() -> None:
              format_table(at_base[["arch", "seed", "step", "val_loss", "study", "val_loss_study", "equal"]]),
              "", f"## Trained {args.factor}x longer: excess loss by role at each export", "",
              format_table(longer.drop(columns="source").round(4))]
-    text = "\n".join(lines) + "\n"
-    if args.tables:
-        folder = Path(args.tables)
-        folder.mkdir(parents=True, exist_ok=True)
-        finals.to_csv(folder / "s6_final_losses.csv", index=False)
-        kept.to_csv(folder / "s6_roles.csv", index=False)
-        curves.to_csv(folder / "longer_curves.csv", index=False)
-        longer.to_csv(folder / "longer_roles.csv", index=False)
-        print(f"wrote {folder}/*.csv")
-    if args.results:
-        Path(args.results).write_text(text)
-        print(f"wrote {args.results}")
-    else:
-        print(text)
-
+    write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables,
+                        {"s6_final_losses": finals, "s6_roles": kept, "longer_curves": curves, "longer_roles": longer})
 
 if __name__ == "__main__":
     main()

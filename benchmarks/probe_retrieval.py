@@ -36,7 +36,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from linscale.bench import format_table, machine_info
+from linscale.bench import format_table, machine_info, write_probe_outputs
 from linscale.checkpoint import load_checkpoint, load_tokenizer
 
 SIZE = "s4"
@@ -159,12 +159,7 @@ def main() -> None:
     out = Path(args.out)
     with ThreadPoolExecutor(args.jobs) as pool:
         list(pool.map(lambda name: train_and_evaluate(out, name), VARIANTS))
-    text = report(out)
-    if args.results:
-        Path(args.results).write_text(text)
-        print(f"wrote {args.results}")
-    else:
-        print(text)
+    write_probe_outputs(report(out), args.results)
 
 
 if __name__ == "__main__":

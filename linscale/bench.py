@@ -1099,6 +1099,26 @@ def format_table(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False)
 
 
+def write_probe_outputs(text: str, results: str | None = None, tables: str | None = None,
+                        frames: dict[str, pd.DataFrame] | None = None) -> None:
+    """What a benchmark probe found: ``text`` (its Markdown report) into the file ``results``, or printed
+    without one; each of ``frames`` as ``<tables>/<name>.csv`` when a ``tables`` folder is given (the
+    book's chapters read those). Each file is written whole or not at all."""
+    from linscale.atomic import atomic_write
+
+    if tables:
+        folder = Path(tables)
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, frame in (frames or {}).items():
+            atomic_write(folder / f"{name}.csv", lambda tmp, frame=frame: frame.to_csv(tmp, index=False), mode=0o644)
+        print(f"wrote {folder}/*.csv")
+    if results:
+        atomic_write(Path(results), lambda tmp: Path(tmp).write_text(text), mode=0o644)
+        print(f"wrote {results}")
+    else:
+        print(text)
+
+
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401

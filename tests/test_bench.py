@@ -150,3 +150,17 @@ def test_end_to_end_reports_failures_without_raising():
     t = bench.end_to_end(("no-such-preset",), timeout_s=120)
     assert list(t.columns) == ["preset", "wall_s", "ok", "note"]
     assert not t.ok.item() and t.note.item()
+
+
+def test_a_probe_writes_its_report_and_tables_or_prints_the_report(tmp_path, capsys):
+    import pandas as pd
+
+    from linscale.bench import write_probe_outputs
+
+    frame = pd.DataFrame({"arch": ["llama", "tnl"], "excess": [0.25, 0.9]})
+    write_probe_outputs("# report\n", str(tmp_path / "r.md"), str(tmp_path / "t"), {"roles": frame})
+    assert (tmp_path / "r.md").read_text() == "# report\n"
+    assert pd.read_csv(tmp_path / "t" / "roles.csv").equals(frame)
+    assert "# report" not in capsys.readouterr().out  # written, not printed
+    write_probe_outputs("# printed\n")
+    assert "# printed" in capsys.readouterr().out and sorted(p.name for p in tmp_path.iterdir()) == ["r.md", "t"]
