@@ -46,7 +46,7 @@ from pathlib import Path
 import pandas as pd
 
 from linscale import findings
-from linscale.bench import format_table, machine_info
+from linscale.bench import format_table, machine_info, write_probe_outputs
 from linscale.eval.roles import checkpoint_roles
 from linscale.presets import load_preset
 
@@ -137,19 +137,8 @@ def main() -> None:
              format_table(roles[roles["role"] == findings.BINDING_ROLE]
                           .pivot_table(index=["arch", "seed"], columns="step", values="excess").round(4).reset_index()
                           .rename_axis(columns=None))]
-    text = "\n".join(lines) + "\n"
-    if args.tables:
-        folder = Path(args.tables)
-        folder.mkdir(parents=True, exist_ok=True)
-        roles.drop(columns=["checkpoint"]).to_csv(folder / "roles.csv", index=False)
-        per_run.to_csv(folder / "runs.csv", index=False)
-        print(f"wrote {folder}/*.csv")
-    if args.results:
-        Path(args.results).write_text(text)
-        print(f"wrote {args.results}")
-    else:
-        print(text)
-
+    write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables,
+                        {"roles": roles.drop(columns=["checkpoint"]), "runs": per_run})
 
 if __name__ == "__main__":
     main()
