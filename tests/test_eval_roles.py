@@ -212,6 +212,26 @@ def test_the_registered_binding_test_reaches_each_verdict_by_its_rule():
     assert findings.binding_verdict(learned[learned["arch"] == "llama"])["verdict"] == findings.INCONCLUSIVE
 
 
+def test_the_registered_tests_tables_are_judged_again_by_the_rule_not_by_the_report(tmp_path):
+    from linscale import findings
+
+    data = {"n_vars": 16}
+    assert findings.binding_probe(tmp_path, data) is None  # no tables: nothing to say
+    roles = _binding_rows({"llama": [0.9, 0.9, 0.9], "tnl": [0.9, 0.9, 0.9]})
+    early = roles.assign(step=10)
+    final = roles.assign(step=20, excess=[0.2, 0.3, 0.9, 0.9, 0.9, 0.9])  # LLaMA seeds 10, 11 learn it late
+    pd.concat([early, final]).to_csv(tmp_path / "roles.csv", index=False)
+    runs = final[["arch", "seed"]].assign(val_loss=[1.40, 1.42, 1.47, 1.50, 1.52, 1.51],
+                                          niah_easy=[0.5, 0.7, 0.3, 0.9, 1.0, 0.8], learned=True)  # a wrong column
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    probe = findings.binding_probe(tmp_path, data)
+    assert probe["learned"].groupby("arch")["learned"].sum().to_dict() == {"llama": 2, "tnl": 0}
+    assert probe["result"]["llama"] == (2, 3) and probe["result"]["linear"] == (0, 3)
+    assert probe["result"]["verdict"] == findings.INCONCLUSIVE  # 2 of 3 against 0 of 3: p = 0.2
+    assert probe["spread"].loc["llama", ("niah_easy", "mean")] == pytest.approx(0.5)
+    assert probe["spread"].loc["tnl", ("val_loss", "std")] == pytest.approx(np.std([1.50, 1.52, 1.51], ddof=1))
+
+
 def test_linscale_eval_roles_writes_the_role_table_of_the_checkpoints_asked_for(smoke_sweep, tmp_path, capsys):
     from linscale.cli import main
 

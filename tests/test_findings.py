@@ -185,3 +185,22 @@ def test_envelope_at_names_the_run_the_envelope_follows_there():
     assert at.loc["tnl", "vs_llama"] == pytest.approx(1.03)
     assert at.loc["llama", "envelope_loss"] == pytest.approx(3 / 7.0 ** 0.1)
     assert envelope_at(fit)["compute"].iloc[0] == 16.0  # default: the largest compute both reach
+
+
+def test_a_noise_prediction_is_checked_against_runs_it_was_not_estimated_from():
+    from scipy import stats
+
+    from linscale.findings import noise_against_prediction
+
+    runs = pd.DataFrame({"arch": ["a"] * 3 + ["b"] * 3 + ["c"],
+                         "loss": [1.0, 1.02, 1.04, 2.0, 2.01, 2.02, 5.0]})  # c: one run, no degrees of freedom
+    check = noise_against_prediction(runs, "loss", predicted_sd=0.01, predicted_dof=14)
+    assert check["per_arch"]["a"] == pytest.approx(0.02) and check["dof"] == 4
+    pooled = np.sqrt((2 * 0.02**2 + 2 * 0.01**2) / 4)  # each architecture about its own mean, not the grand one
+    assert check["pooled"] == pytest.approx(pooled) and check["ratio"] == pytest.approx(pooled / 0.01)
+    assert check["p"] == pytest.approx(2 * stats.f.sf((pooled / 0.01) ** 2, 4, 14))
+    agree = noise_against_prediction(runs, "loss", predicted_sd=pooled, predicted_dof=14)
+    assert agree["p"] > 0.5 and agree["ratio"] == pytest.approx(1.0)  # F = 1 (its median is not, at 4 and 14 dof)
+    # a prediction far too large is rejected as surely as one far too small
+    assert noise_against_prediction(runs, "loss", predicted_sd=1.0, predicted_dof=14)["p"] < 1e-3
+    assert np.isnan(noise_against_prediction(runs[runs["arch"] == "c"], "loss", 0.01, 14)["p"])

@@ -194,3 +194,23 @@ def tolerances_from_results(results_dir: str, preset: str, loss: str = "train_lo
                       seed_losses=ablation_summary(read_ablation(preset, results_dir, "seeds"), loss=loss),
                       seed_scores=ablation_scores(preset, results_dir, "seeds", loss=loss))
 
+
+
+def noise_against_prediction(runs: pd.DataFrame, column: str, predicted_sd: float, predicted_dof: int) -> dict:
+    """Check a noise model's sd at a size against runs of that size it was not estimated from.
+
+    ``runs``: one row per run (``arch`` and ``column``), several seeds per architecture. Returns the sd per
+    architecture (``per_arch``, a Series), the sd pooled over the architectures (each about its own mean)
+    with its degrees of freedom, its ratio to ``predicted_sd``, and the two-sided p of the F test that the
+    two variances are equal (the prediction's own estimate has ``predicted_dof`` degrees of freedom)."""
+    from scipy import stats
+
+    groups = runs.dropna(subset=[column]).groupby("arch", sort=False)[column]
+    per_arch = groups.std(ddof=1)
+    dof = int((groups.size() - 1).clip(lower=0).sum())
+    if not dof or not predicted_sd > 0:
+        return {"per_arch": per_arch, "pooled": float("nan"), "dof": dof, "ratio": float("nan"), "p": float("nan")}
+    pooled = float(np.sqrt(((groups.size() - 1) * groups.var(ddof=1)).fillna(0).sum() / dof))
+    f = (pooled / predicted_sd) ** 2
+    p = float(min(1.0, 2 * min(stats.f.cdf(f, dof, predicted_dof), stats.f.sf(f, dof, predicted_dof))))
+    return {"per_arch": per_arch, "pooled": pooled, "dof": dof, "ratio": pooled / predicted_sd, "p": p}

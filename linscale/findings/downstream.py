@@ -248,3 +248,21 @@ def binding_verdict(learned: pd.DataFrame, alpha: float = BINDING_ALPHA) -> dict
     verdict = REPRODUCED if p_higher <= alpha else NOT_REPRODUCED if p_lower <= alpha else INCONCLUSIVE
     return {"verdict": verdict, "p_llama_higher": p_higher, "p_linear_higher": p_lower, "llama": (k, n),
             "linear": (j, m), "counts": counts, "alpha": alpha}
+
+
+def binding_probe(folder, data: dict) -> dict | None:
+    """What benchmarks/registered_binding_s5.py found (its CSV tables ``runs.csv`` and ``roles.csv`` in
+    ``folder``), or None without them: ``runs`` (one row per run at its final checkpoint: role excesses,
+    val_loss, retrieval scores, learned), ``learned`` and ``result`` (:func:`binding_learned` and
+    :func:`binding_verdict`, recomputed from the role table by the registered rule, not read from the
+    report) and ``spread`` (mean and seed sd of every column per architecture)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not ((folder / "runs.csv").exists() and (folder / "roles.csv").exists()):
+        return None
+    runs, roles = pd.read_csv(folder / "runs.csv"), pd.read_csv(folder / "roles.csv")
+    finals = roles[roles["step"] == roles.groupby(["arch", "seed"])["step"].transform("max")]
+    learned = binding_learned(finals, data, roles)
+    spread = runs.drop(columns=["seed", "learned"]).groupby("arch", sort=False).agg(["mean", "std"])
+    return {"runs": runs, "learned": learned, "result": binding_verdict(learned), "spread": spread}
