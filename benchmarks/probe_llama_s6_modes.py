@@ -28,14 +28,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
 
-from linscale.bench import format_table, machine_info, write_probe_outputs
+from linscale.bench import format_table, machine_info, run_cli, write_probe_outputs
 from linscale.eval.roles import checkpoint_roles
 from linscale.presets import load_preset
 from linscale.train.settings import checkpoint_steps
@@ -45,11 +44,6 @@ ROLES_SHOWN = ("query_variable", "query_value", "fact_object")
 # 10 checkpoints log-spaced from an eighth of the run: with a factor of 2 they include its half, the
 # study's final step (2^(-3 + k/3) for k = 0..9 holds 2^-1); checked in main().
 CHECKPOINTS, CHECKPOINT_START = 10, 0.125
-
-
-def linscale(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "linscale", *args], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
 
 
 def committed_finals(results: Path) -> pd.DataFrame:
@@ -93,7 +87,7 @@ def kept_finals(runs_dirs: list[Path]) -> pd.DataFrame:
 
 def train_longer(out: Path, arch: str, seed: int, tokens: int) -> Path:
     folder = out / f"{arch}-seed{seed}"
-    linscale("train", "--preset", "cpu", "--arch", arch, "--size", SIZE, "--out", str(folder), "--threads", "1",
+    run_cli("train", "--preset", "cpu", "--arch", arch, "--size", SIZE, "--out", str(folder), "--threads", "1",
              "--no-progress", "--set", f"train.seed={seed}", "--set", f"sizes.{SIZE}.train.tokens={tokens}",
              "--set", f"train.checkpoints={CHECKPOINTS}", "--set", f"train.checkpoint_start={CHECKPOINT_START}")
     return folder / "runs" / f"{arch}-{SIZE}"

@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -46,7 +45,7 @@ from pathlib import Path
 import pandas as pd
 
 from linscale import findings
-from linscale.bench import format_table, machine_info, write_probe_outputs
+from linscale.bench import format_table, machine_info, run_cli, write_probe_outputs
 from linscale.eval.roles import checkpoint_roles
 from linscale.presets import load_preset
 
@@ -58,22 +57,17 @@ RETRIEVAL = {("linscale_niah_easy", "weighted_acc"): "niah_easy", ("linscale_nia
              "niah_standard", ("linscale_mqar", "acc"): "mqar"}
 
 
-def linscale(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "linscale", *args], check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-
-
 def train_and_evaluate(out: Path, arch: str, size: str, seed: int, overrides: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train one run (or find it finished), then its role table at every export and the retrieval
     suite at the final one (kept in the run's sweep folder, so a second call only reads)."""
     folder = out / f"{arch}-seed{seed}"
-    linscale("train", "--preset", "cpu", "--arch", arch, "--size", size, "--out", str(folder), "--threads", "1",
+    run_cli("train", "--preset", "cpu", "--arch", arch, "--size", size, "--out", str(folder), "--threads", "1",
              "--no-progress", "--set", f"train.seed={seed}", *(a for o in overrides for a in ("--set", o)))
     exports = sorted((folder / "runs" / f"{arch}-{size}").glob("export/step=*"), key=lambda p: int(p.name.split("=")[1]))
     roles = pd.concat([checkpoint_roles(e) for e in exports], ignore_index=True)
     store = folder / "eval" / "retrieval.parquet"
     if not store.exists():
-        linscale("eval", str(folder), "--suites", "retrieval", "--checkpoint", str(exports[-1]), "--out", str(store),
+        run_cli("eval", str(folder), "--suites", "retrieval", "--checkpoint", str(exports[-1]), "--out", str(store),
                  "--task-cache", str(out / "tasks"))
     scores = pd.read_parquet(store)
     scores = scores[[(t, m) in RETRIEVAL for t, m in zip(scores["task"], scores["metric"])]]
@@ -94,7 +88,14 @@ def main() -> None:
     parser.add_argument("--tables", default=None, help="folder for the CSV tables")
     args = parser.parse_args()
 
-    data = load_preset("cpu")["data"]
+    preset = load_preset("cpu")
+    if args.size not in preset["sizes"]:
+        raise SystemExit(f"--size: {args.size!r} is not a size of the cpu preset ({', '.join(preset['sizes'])})")
+    unknown = [a for a in args.archs if a not in preset["archs"]]
+    if unknown or not args.archs or not args.seeds:
+        raise SystemExit(f"--archs/--seeds: expected at least one seed and architectures among "
+                         f"{', '.join(preset['archs'])}, got archs {args.archs} and seeds {args.seeds}")
+    data = preset["data"]
     out = Path(args.out)
     wanted = [(arch, seed) for arch in args.archs for seed in args.seeds]
     started = dt.datetime.now(dt.timezone.utc)
@@ -103,14 +104,13 @@ def main() -> None:
     roles = pd.concat([r for r, _ in done], ignore_index=True)
     scores = pd.concat([s for _, s in done], ignore_index=True)
 
-    finals = roles[roles["step"] == roles.groupby(["arch", "seed"])["step"].transform("max")]
-    learned = findings.binding_learned(finals, data, roles)
-    result = findings.binding_verdict(learned)
+    finals = findings.binding_finals(roles)
     skills = finals.pivot_table(index=["arch", "seed"], columns="role", values="excess")[list(findings.ROLE_SKILLS)]
     per_run = (skills.join(finals.groupby(["arch", "seed"])["val_loss"].first())
-               .join(scores.pivot_table(index=["arch", "seed"], columns="score", values="value"))
-               .join(learned.set_index(["arch", "seed"])["learned"]).reset_index())
-    spread = per_run.drop(columns=["seed", "learned"]).groupby("arch", sort=False).agg(["mean", "std"])
+               .join(scores.pivot_table(index=["arch", "seed"], columns="score", values="value")).reset_index())
+    summary = findings.binding_summary(roles, per_run, data)
+    learned, result, spread = summary["learned"], summary["result"], summary["spread"]
+    per_run = per_run.merge(learned[["arch", "seed", "learned"]], on=["arch", "seed"], how="left")
     spread.columns = [f"{c}_{s}" for c, s in spread.columns]
 
     info = machine_info()

@@ -1099,6 +1099,16 @@ def format_table(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False)
 
 
+def run_cli(*args: str) -> None:
+    """``python -m linscale ARGS`` in a child process, quietly (a probe's runs); on failure a one-line
+    error naming the command and the CLI's own last line, instead of a traceback with its output hidden."""
+    proc = subprocess.run([sys.executable, "-m", "linscale", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                          text=True)
+    if proc.returncode != 0:
+        last = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), "no message")
+        raise SystemExit(f"linscale {' '.join(args[:1])} failed (exit {proc.returncode}): {last}")
+
+
 def write_probe_outputs(text: str, results: str | None = None, tables: str | None = None,
                         frames: dict[str, pd.DataFrame] | None = None) -> None:
     """What a benchmark probe found: ``text`` (its Markdown report) into the file ``results``, or printed

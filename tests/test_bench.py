@@ -164,3 +164,10 @@ def test_a_probe_writes_its_report_and_tables_or_prints_the_report(tmp_path, cap
     assert "# report" not in capsys.readouterr().out  # written, not printed
     write_probe_outputs("# printed\n")
     assert "# printed" in capsys.readouterr().out and sorted(p.name for p in tmp_path.iterdir()) == ["r.md", "t"]
+
+
+def test_a_probes_failed_linscale_command_ends_in_one_line_naming_the_cli_error():
+    from linscale.bench import run_cli
+
+    with pytest.raises(SystemExit, match=r"^linscale train failed \(exit 2\): .*--set nonsense.key: unknown key"):
+        run_cli("train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--set", "nonsense.key=1")

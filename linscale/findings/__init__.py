@@ -22,15 +22,15 @@ from linscale.findings.laws import (HOLDOUT_TARGET, METHOD_NAMES, FitAttempt, al
                                     holdout_against_design, irreducible_vs_bayes, law_at_compute,
                                     size_inversions, table3_side_by_side, try_extrapolation, try_fit)
 from linscale.findings.downstream import (BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS, RETRIEVAL_TASKS,
-                                          ROLE_SKILLS, SUMMARY_COLUMNS, binding_learned, binding_probe,
-                                          binding_verdict, compare_at_largest, context_blind_excess, downstream_chance,
-                                          downstream_table, final_checkpoints, largest_model_cells,
-                                          mode_probe, ranking, retrieval_long, role_contributions, role_finals,
-                                          split_at_largest_gap, with_chance)
+                                          ROLE_SKILLS, SUMMARY_COLUMNS, binding_finals, binding_learned,
+                                          binding_probe, binding_summary, binding_verdict, compare_at_largest,
+                                          context_blind_excess, downstream_chance, downstream_table,
+                                          final_checkpoints, largest_model_cells, mode_probe, ranking,
+                                          retrieval_long, role_contributions, role_finals, split_at_largest_gap,
+                                          with_chance)
 from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
-                                         ablation_summary, accuracy_noise, loss_spread,
-                                         noise_against_prediction, read_ablation,
-                                         seed_noise, seed_tolerance, tolerances_from_results)
+                                         ablation_summary, accuracy_noise, loss_spread, noise_against_prediction,
+                                         read_ablation, seed_noise, seed_tolerance, tolerances_from_results)
 from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, allocation_claims, claims_from_results,
                                       downstream_claims, envelope_losses, exponent_claim, largest_size_seeds,
                                       lower_loss_claim, sized_noise, verdict_counts)

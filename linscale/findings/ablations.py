@@ -195,7 +195,6 @@ def tolerances_from_results(results_dir: str, preset: str, loss: str = "train_lo
                       seed_scores=ablation_scores(preset, results_dir, "seeds", loss=loss))
 
 
-
 def noise_against_prediction(runs: pd.DataFrame, column: str, predicted_sd: float, predicted_dof: int) -> dict:
     """Check a noise model's sd at a size against runs of that size it was not estimated from.
 

@@ -250,19 +250,29 @@ def binding_verdict(learned: pd.DataFrame, alpha: float = BINDING_ALPHA) -> dict
             "linear": (j, m), "counts": counts, "alpha": alpha}
 
 
+def binding_finals(roles: pd.DataFrame) -> pd.DataFrame:
+    """The registered test's role table (every export of every run, one run per arch and seed) at each
+    run's final checkpoint."""
+    return roles[roles["step"] == roles.groupby(["arch", "seed"])["step"].transform("max")]
+
+
+def binding_summary(roles: pd.DataFrame, runs: pd.DataFrame, data: dict) -> dict:
+    """The registered test judged from its tables: ``roles`` (every export's role table) and ``runs`` (one
+    row per run: arch, seed and its measures). Returns ``runs``, ``learned`` and ``result``
+    (:func:`binding_learned` and :func:`binding_verdict` by the registered rule, on the final checkpoints)
+    and ``spread`` (mean and seed sd of every measure of ``runs`` per architecture)."""
+    learned = binding_learned(binding_finals(roles), data, roles)
+    spread = runs.drop(columns=["seed", "learned"], errors="ignore").groupby("arch", sort=False).agg(["mean", "std"])
+    return {"runs": runs, "learned": learned, "result": binding_verdict(learned), "spread": spread}
+
+
 def binding_probe(folder, data: dict) -> dict | None:
-    """What benchmarks/registered_binding_s5.py found (its CSV tables ``runs.csv`` and ``roles.csv`` in
-    ``folder``), or None without them: ``runs`` (one row per run at its final checkpoint: role excesses,
-    val_loss, retrieval scores, learned), ``learned`` and ``result`` (:func:`binding_learned` and
-    :func:`binding_verdict`, recomputed from the role table by the registered rule, not read from the
-    report) and ``spread`` (mean and seed sd of every column per architecture)."""
+    """What benchmarks/registered_binding_s5.py found, from its CSV tables ``runs.csv`` and ``roles.csv`` in
+    ``folder`` (:func:`binding_summary`: "learned" is recomputed from the role table by the registered
+    rule, not read from the report), or None without them."""
     from pathlib import Path
 
     folder = Path(folder)
     if not ((folder / "runs.csv").exists() and (folder / "roles.csv").exists()):
         return None
-    runs, roles = pd.read_csv(folder / "runs.csv"), pd.read_csv(folder / "roles.csv")
-    finals = roles[roles["step"] == roles.groupby(["arch", "seed"])["step"].transform("max")]
-    learned = binding_learned(finals, data, roles)
-    spread = runs.drop(columns=["seed", "learned"]).groupby("arch", sort=False).agg(["mean", "std"])
-    return {"runs": runs, "learned": learned, "result": binding_verdict(learned), "spread": spread}
+    return binding_summary(pd.read_csv(folder / "roles.csv"), pd.read_csv(folder / "runs.csv"), data)
