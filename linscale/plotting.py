@@ -589,6 +589,7 @@ def plot_law_panels(fit, law_names=("L(C)", "N_opt(C)", "D_opt(C)")) -> plt.Figu
     the fitted laws, one panel per law, one colour per architecture, log-log axes."""
     set_style()
     points = fit.points.rename(columns={"group": "arch"})
+    hidden = _not_identified(fit.params)
     fig, axes = _panels(len(law_names) + 1, sharex=True)
     legend_ax = axes.pop()  # the fourth cell of the 2 × 2 grid holds the legend
     for i, (ax, law) in enumerate(zip(axes, law_names)):
@@ -597,8 +598,10 @@ def plot_law_panels(fit, law_names=("L(C)", "N_opt(C)", "D_opt(C)")) -> plt.Figu
             p = part[part["arch"] == arch].sort_values("compute")
             many = len(p) > 50
             ax.plot(p["compute"], p["observed"], lw=2.5 if many else 0, marker=None if many else
-                    ARCH_MARKERS.get(arch, "o"), ms=4, alpha=0.35 if many else 0.8, color=ARCH_COLORS.get(arch))
-            ax.plot(p["compute"], p["fitted"], lw=1.2, ls="--", color=ARCH_COLORS.get(arch), label=arch_label(arch))
+                    ARCH_MARKERS.get(arch, "o"), ms=4, alpha=0.35 if many else 0.8, color=ARCH_COLORS.get(arch),
+                    label=arch_label(arch) if i == 0 else None)
+            if (arch, law) not in hidden:  # a law the design check does not identify is not drawn
+                ax.plot(p["compute"], p["fitted"], lw=1.2, ls="--", color=ARCH_COLORS.get(arch))
         _logx(ax, "compute C (PF-days)" if i >= len(law_names) - 2 else "")
         ax.xaxis.set_tick_params(labelbottom=True)
         if law == "L(C)":
@@ -609,10 +612,25 @@ def plot_law_panels(fit, law_names=("L(C)", "N_opt(C)", "D_opt(C)")) -> plt.Figu
         ax.set_title(law)
     legend_ax.axis("off")
     handles, labels = axes[0].get_legend_handles_labels()
-    handles.append(plt.Line2D([], [], color="grey", lw=2.5, alpha=0.5))
-    labels.append("points fitted (dashed: the law)")
+    handles.append(plt.Line2D([], [], color="grey", lw=1.2, ls="--"))
+    labels.append("the fitted law")
+    shown_hidden = sorted((a, law) for a, law in hidden if law in law_names)
+    if shown_hidden:  # one line per architecture: which of its laws are left undrawn
+        by_arch = {}
+        for a, law in shown_hidden:
+            by_arch.setdefault(arch_label(a), []).append(law.split("(")[0])
+        handles.append(plt.Line2D([], [], lw=0))
+        labels.append("not identified, no law:\n" + "\n".join(f"{a}: {', '.join(ls)}" for a, ls in by_arch.items()))
     legend_ax.legend(handles, labels, loc="center")
     return _finish(fig)
+
+
+def _not_identified(params: pd.DataFrame | None) -> set[tuple[str, str]]:
+    """(arch, law) pairs a fit's parameter table marks as not identified by the design check."""
+    if params is None or "identified" not in params:
+        return set()
+    rows = params[~params["identified"].fillna(True).astype(bool)]
+    return set(zip(rows["group"], rows["law"]))
 
 
 def plot_isoflop_profiles(fit) -> plt.Figure:
@@ -658,11 +676,16 @@ def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
                 continue
             row = row.iloc[0]
             colour = ARCH_COLORS.get(arch)
+            ax.plot(row["paper"], i, "x", color="black", ms=7, label="paper" if i == 0 else None)
+            identified = row.get("identified", True)
+            if pd.notna(identified) and not bool(identified):
+                ax.annotate("not identified", (row["paper"], i), xytext=(6, 0), textcoords="offset points",
+                            va="center", fontsize="small", color="grey")
+                continue  # the design check says this grid cannot recover it: no estimate drawn
             if np.isfinite(row.get("ci_low", np.nan)):
                 ax.plot([row["ci_low"], row["ci_high"]], [i, i], color=colour, lw=4, alpha=0.45,
                         solid_capstyle="butt")
             ax.plot(row["estimate"], i, "o", color=colour)
-            ax.plot(row["paper"], i, "x", color="black", ms=7, label="paper" if i == 0 else None)
         ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
         ax.xaxis.set_major_locator(MaxNLocator(3))
         ax.set_title(f"{law} exponent")

@@ -129,3 +129,32 @@ def test_log_axes_label_the_values_a_reader_looks_for():
     labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text()]
     assert "$10^{-9}$" in labels and len(labels) >= 2 and not any("3.09" in label for label in labels)
     plt.close(fig)
+
+
+def test_laws_the_design_check_does_not_identify_are_not_drawn():
+    """The scaling-laws chapter promises that a law the design check does not identify is shown as
+    'not identified', never as numbers: its figures draw no fitted line and no estimate for it."""
+    fit = findings.stored_attempts(PRESET, "results")["approach1"].fit
+    hidden = {(a, law) for a, law in zip(fit.params["group"], fit.params["law"])
+              if not bool(fit.params.set_index(["group", "law"]).loc[(a, law), "identified"].iloc[0])}
+    assert ("llama", "N_opt(C)") in hidden and ("tnl", "N_opt(C)") not in hidden  # as committed
+    fig = plotting.plot_law_panels(fit)
+    panel = {ax.get_title(): ax for ax in fig.axes}
+    colour = {a: plotting.ARCH_COLORS[a] for a in plotting.ARCH_ORDER}
+
+    def dashed(ax, arch):
+        import matplotlib.colors as mc
+        return [ln for ln in ax.get_lines() if ln.get_linestyle() == "--"
+                and mc.to_hex(ln.get_color()) == mc.to_hex(colour[arch])]
+    assert dashed(panel["N_opt(C)"], "tnl") and not dashed(panel["N_opt(C)"], "llama")
+    assert dashed(panel["L(C)"], "llama")  # its loss law is identified
+    comparison = laws.compare_with_paper(fit).merge(fit.params[["group", "law", "parameter", "identified"]],
+                                                   on=["group", "law", "parameter"])
+    fig = plotting.plot_exponents(comparison)
+    fig.canvas.draw()
+    ax = next(ax for ax in fig.axes if ax.get_title() == "N_opt(C) exponent")
+    dots = {round(float(y)) for ln in ax.get_lines() if ln.get_marker() == "o" for y in ln.get_ydata()}
+    labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]  # shared y: labelled once
+    assert labels.index(plotting.arch_label("tnl")) in dots
+    assert labels.index(plotting.arch_label("llama")) not in dots
+    assert "not identified" in [t.get_text() for t in ax.texts]
