@@ -529,15 +529,25 @@ def plot_role_excess(finals: pd.DataFrame, roles, labels: dict | None = None,
     return _finish(fig)
 
 
-def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: float | str | None = None) -> plt.Figure:
+def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: float | str | None = None,
+                      baseline: str | None = None, baseline_label: str = "copy baseline") -> plt.Figure:
     """A bar per architecture within each group of ``x`` (e.g. associative recall per model size).
     ``chance``: one level for every group (a line across), or the name of a column of ``df`` holding each
-    group's (a dotted segment over each group's bars)."""
+    group's (a dotted segment over each group's bars). ``baseline``: a column of ``df`` with a second
+    reference per group where it has one (a dashed segment, labelled ``baseline_label``)."""
     set_style()
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     data = df.assign(architecture=df["arch"].map(arch_label))
     sns.barplot(data, x=x, y=y, hue="architecture", palette=arch_palette(_archs_in(df)),
                 hue_order=[arch_label(a) for a in _archs_in(df)], ax=ax)
+    if baseline is not None and baseline in df:
+        levels = df.groupby(x, sort=False)[baseline].first()
+        drawn = False
+        for k, label in enumerate(t.get_text() for t in ax.get_xticklabels()):
+            if label in levels and pd.notna(levels[label]):
+                ax.hlines(levels[label], k - 0.45, k + 0.45, color="dimgrey", ls="--", lw=1.5,
+                          label=None if drawn else baseline_label)
+                drawn = True
     if isinstance(chance, str):
         levels = df.groupby(x, sort=False)[chance].first()
         for k, label in enumerate(t.get_text() for t in ax.get_xticklabels()):

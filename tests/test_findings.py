@@ -163,6 +163,22 @@ def test_accuracy_tables_carry_chance_levels():
     assert long.loc[long["metric"] == "niah_easy_wa", "chance"].iloc[0] == pytest.approx(1 / 64)  # the default language
     shown = findings.with_chance(largest, chances)
     assert shown["arch"].iloc[-1] == "chance" and shown["mqar_acc"].iloc[-1] == 1 / 64
+    # associative recall's copy baseline rides along where given, and only for its task
+    long = findings.retrieval_long(largest, chances, baselines={"mqar_acc": 0.25})
+    assert set(long.loc[long["metric"] == "mqar_acc", "baseline"]) == {0.25}
+    assert long.loc[long["metric"] == "niah_easy_wa", "baseline"].isna().all()
+
+
+def test_rankings_write_differences_inside_the_noise_as_equal():
+    """An order inside the seed noise is no order: the downstream chapter's rankings write neighbours whose
+    difference is not above the tolerance as ≈ (exact ties always), and order the rest."""
+    table = pd.DataFrame({"arch": ["llama", "tnl", "hgrn2", "cosformer2"], "acc": [1.0, 0.998, 0.998, 0.5],
+                          "loss": [1.50, 1.52, 1.60, 1.49]})
+    assert findings.ranking(table, "acc") == "LLaMA > TNL ≈ HGRN2 > cosFormer2"  # the exact tie
+    assert findings.ranking(table, "acc", tolerance=0.01) == "LLaMA ≈ TNL ≈ HGRN2 > cosFormer2"
+    assert findings.ranking(table, "loss", higher_is_better=False, tolerance=0.015) == \
+        "cosFormer2 ≈ LLaMA > TNL > HGRN2"
+    assert findings.ranking(table.iloc[:0], "acc") == "–"
 
 
 def test_envelope_at_names_the_run_the_envelope_follows_there():

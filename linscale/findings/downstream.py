@@ -76,13 +76,20 @@ def compare_at_largest(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         .reset_index(drop=True)
 
 
-def ranking(table: pd.DataFrame, metric: str, higher_is_better: bool = True) -> str:
-    """"HGRN2 > TNL > ...": architectures by one metric, best first ("better than", whatever the
-    metric's direction)."""
+def ranking(table: pd.DataFrame, metric: str, higher_is_better: bool = True, tolerance: float = 0.0) -> str:
+    """"HGRN2 > TNL ≈ ...": architectures by one metric, best first (">" reads "better than", whatever
+    the metric's direction). Neighbours whose difference is not larger than ``tolerance`` (a noise bound
+    in the metric's units; 0: exact ties only) are written "≈": an order inside the noise is no order."""
     from linscale.plotting import arch_label
 
     part = table.dropna(subset=[metric]).sort_values(metric, ascending=not higher_is_better)
-    return " > ".join(arch_label(a) for a in part["arch"]) if len(part) else "–"
+    if not len(part):
+        return "–"
+    values, names = part[metric].astype(float).tolist(), [arch_label(a) for a in part["arch"]]
+    text = names[0]
+    for previous, value, name in zip(values, values[1:], names[1:]):
+        text += (" > " if abs(value - previous) > tolerance else " ≈ ") + name
+    return text
 
 
 def largest_model_cells(cells: pd.DataFrame, archs=None, mode: str = "easy") -> pd.DataFrame:
@@ -101,13 +108,16 @@ def largest_model_cells(cells: pd.DataFrame, archs=None, mode: str = "easy") -> 
 RETRIEVAL_TASKS = {"mqar_acc": "associative recall", "niah_easy_wa": "NIAH easy", "niah_standard_wa": "NIAH standard"}
 
 
-def retrieval_long(largest: pd.DataFrame, chances: dict[str, float] | None = None) -> pd.DataFrame:
+def retrieval_long(largest: pd.DataFrame, chances: dict[str, float] | None = None,
+                   baselines: dict[str, float] | None = None) -> pd.DataFrame:
     """The retrieval scores of :func:`compare_at_largest`'s table in long form (arch, task, score, and
-    each task's ``chance`` level from ``chances``: :func:`downstream_chance`)."""
+    each task's ``chance`` level from ``chances``: :func:`downstream_chance`; ``baseline``: a task's
+    score without the skill it asks for, e.g. associative recall's copy baseline, from ``baselines``)."""
     columns = [c for c in RETRIEVAL_TASKS if c in largest]
     long = largest.melt(id_vars=["arch"], value_vars=columns, var_name="metric", value_name="score")
     long["task"] = long["metric"].map(RETRIEVAL_TASKS)
     long["chance"] = long["metric"].map(chances or {}).astype(float)
+    long["baseline"] = long["metric"].map(baselines or {}).astype(float)
     return long.dropna(subset=["score"])
 
 
