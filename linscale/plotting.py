@@ -541,25 +541,26 @@ def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: flo
     sns.barplot(data, x=x, y=y, hue="architecture", palette=arch_palette(_archs_in(df)),
                 hue_order=[arch_label(a) for a in _archs_in(df)], ax=ax)
     if baseline is not None and baseline in df:
-        levels = df.groupby(x, sort=False)[baseline].first()
-        drawn = False
-        for k, label in enumerate(t.get_text() for t in ax.get_xticklabels()):
-            if label in levels and pd.notna(levels[label]):
-                ax.hlines(levels[label], k - 0.45, k + 0.45, color="dimgrey", ls="--", lw=1.5,
-                          label=None if drawn else baseline_label)
-                drawn = True
+        _level_per_group(ax, df, x, baseline, baseline_label, color="dimgrey", ls="--", lw=1.5)
     if isinstance(chance, str):
-        levels = df.groupby(x, sort=False)[chance].first()
-        for k, label in enumerate(t.get_text() for t in ax.get_xticklabels()):
-            if label in levels and pd.notna(levels[label]):
-                ax.hlines(levels[label], k - 0.45, k + 0.45, color="black", ls=":", lw=1.5,
-                          label="chance" if k == 0 else None)
+        _level_per_group(ax, df, x, chance, "chance", color="black", ls=":", lw=1.5)
         ax.legend(fontsize=8)
     elif chance is not None:
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
         ax.legend(fontsize=8)
     ax.set_ylabel(ylabel)
     return _finish(fig)
+
+
+def _level_per_group(ax, df: pd.DataFrame, x: str, column: str, label: str, **style) -> None:
+    """A horizontal segment over each group's bars at that group's ``column`` (groups without one get
+    none), labelled once for the legend."""
+    levels = df.groupby(x, sort=False)[column].first()
+    drawn = False
+    for k, name in enumerate(t.get_text() for t in ax.get_xticklabels()):
+        if name in levels and pd.notna(levels[name]):
+            ax.hlines(levels[name], k - 0.45, k + 0.45, label=None if drawn else label, **style)
+            drawn = True
 
 
 # ----------------------------------------------------------------------------- efficiency
