@@ -1256,20 +1256,29 @@ def cpu_reports(bench_dir: str | Path = "benchmarks/results") -> list[Path]:
     return sorted(paths, key=when)
 
 
-def committed_report(bench_dir: str | Path = "benchmarks/results", name: str = "latest") -> Report:
+def committed_report(bench_dir: str | Path = "benchmarks/results", name: str = "latest",
+                     sections: tuple[str, ...] = ()) -> Report:
     """The committed CPU benchmark report the book shows: the newest (``name="latest"``) or the named
-    file in ``bench_dir``. One clear error when there is none."""
+    file in ``bench_dir``, which must hold a table for each of ``sections`` (a report of ``--only``
+    some sections lacks the others). One clear error when there is none or a section is missing."""
     if name != "latest":
         path = Path(bench_dir) / name
         if not path.exists():
             available = ", ".join(p.name for p in cpu_reports(bench_dir)) or "none"
             raise ConfigError(f"report: no file {name!r} in {bench_dir} (CPU reports there: {available})")
-        return read_report(path)
-    reports = cpu_reports(bench_dir)
-    if not reports:
-        raise ConfigError(f"bench_dir: no CPU benchmark report (*-cpu-bench.md) in {bench_dir}; "
-                          f"run `linscale bench` and commit its report")
-    return read_report(reports[-1])
+        report = read_report(path)
+    else:
+        reports = cpu_reports(bench_dir)
+        if not reports:
+            raise ConfigError(f"bench_dir: no CPU benchmark report (*-cpu-bench.md) in {bench_dir}; "
+                              f"run `linscale bench` and commit its report")
+        report = read_report(reports[-1])
+    missing = [s for s in sections if s not in report.tables]
+    if missing:
+        raise ConfigError(f"report: {report.path.name} has no {', '.join(missing)} table (it has "
+                          f"{', '.join(report.tables) or 'none'}); name a full report (`linscale bench` "
+                          f"without --only)")
+    return report
 
 
 def spread_over_rounds(measure: Callable[[], pd.DataFrame], rounds: int, keys: list[str],

@@ -52,6 +52,10 @@ def test_goals_and_report(tables, tmp_path):
     assert partial.name.endswith("-cpu-bench-only-utilisation.md") and bench.cpu_reports(tmp_path / "p") == []
     full = bench.write_report(tables, tmp_path / "f", sections=[*bench.DEFAULT_SECTIONS, "end_to_end"])
     assert full.name.endswith("-cpu-bench.md") and bench.cpu_reports(tmp_path / "f") == [full]
+    # the book names the sections it reads: a partial report is refused in one line naming what it lacks
+    assert bench.committed_report(tmp_path / "f", sections=("length", "decoding")).path == full
+    with pytest.raises(bench.ConfigError, match=r"only-utilisation\.md has no length, decoding table"):
+        bench.committed_report(tmp_path / "p", partial.name, sections=("length", "decoding", "utilisation"))
 
 
 def test_utilisation_table(tables):
