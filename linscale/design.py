@@ -49,7 +49,7 @@ from linscale import flops
 from linscale.config import ConfigError
 from linscale.laws.suite import FitSettings, crossovers, fit_suite
 
-VERSION = 3  # bumped when the check's rules change (the study redoes a stored check)
+VERSION = 4  # bumped when the check's rules, or the wording of its reasons, change (the study redoes a stored check)
 METHODS = ("approach1", "approach2", "approach3", "approach3_fixed_e")
 ENVELOPE = "approach1_envelope"  # approach 1's loss law: real only if the envelope is made of crossings
 
@@ -322,20 +322,22 @@ class DesignCheck:
                         reasons.append(f"{int(cross['crossover'].isna().sum())} of {len(cross)} neighbouring sizes "
                                        "never cross")
                     if not abs(median - truth) <= A_TOLERANCE:
-                        reasons.append(f"median a {median:.3f} vs true {truth:.3f}")
+                        reasons.append(f"recovered a {median:.3f} (median) is more than {A_TOLERANCE:g} from "
+                                       f"{truth:.3f}, the law's N_opt slope over this grid's compute")
                     if method == "approach2":
                         share = float((part["approach2_budgets"] >= MIN_BUDGETS).mean())
                         if share < MIN_SHARE:
                             reasons.append(f"interior minima at {MIN_BUDGETS}+ budgets in {share:.0%} of replicates")
                 else:
                     if not abs(median - truth) <= A_TOLERANCE / 2:
-                        reasons.append(f"median a {median:.3f} vs true {truth:.3f}")
+                        reasons.append(f"recovered a {median:.3f} (median) is more than {A_TOLERANCE / 2:g} from "
+                                       f"the true {truth:.3f}")
                     if not hi - lo <= A_RANGE_WIDTH:
-                        reasons.append(f"95% range of a {hi - lo:.3f} wide")
+                        reasons.append(f"95% range of a {hi - lo:.3f} wide (at most {A_RANGE_WIDTH:g})")
                     if method == "approach3":
                         e_err = float((part["approach3_E"] / part["E_true"] - 1).abs().median())
                         if not e_err <= E_TOLERANCE:
-                            reasons.append(f"median |E/E_true − 1| {e_err:.1%}")
+                            reasons.append(f"median |E/E_true − 1| {e_err:.1%} (at most {E_TOLERANCE:.0%})")
                 rows.append(dict(arch=arch, method=method, law=law, a_true=a, a_target=truth, median=median, low=lo,
                                  high=hi, identified=not reasons, reason="; ".join(reasons)))
         return pd.DataFrame(rows)
@@ -359,7 +361,7 @@ class DesignCheck:
             variants = part[part["law"] != REFERENCE]
             rows.append(dict(arch=arch, method=method, identified=bool(ref["identified"]),
                              a_reference=float(ref["a_true"]),
-                             reason="" if ref["identified"] else f"reference law (a = {ref['a_true']:.3f}): {ref['reason']}",
+                             reason="" if ref["identified"] else f"reference law (asymptotic a = {ref['a_true']:.3f}): {ref['reason']}",
                              also_identified=", ".join(f"{a:g}" for a in variants.loc[variants["identified"], "a_true"])))
         return pd.DataFrame(rows)
 
