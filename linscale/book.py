@@ -316,7 +316,7 @@ def _inputs_stamp(chapter: str, parameters: dict, source: str, inputs: list[Path
 def _input_tables(parameters: dict, cwd: Path) -> list[Path]:
     """The files a chapter reads (for the up-to-date check): its results tables, the re-runs of the same
     study committed beside them (the findings chapter compares them: a new or changed comparison must
-    re-execute it), the probes' tables (results/probes/: the downstream and findings chapters read them), and the
+    re-execute it), the probes' tables (results/probes/: the downstream, findings and scaling-laws chapters read them), and the
     committed benchmark reports for the efficiency chapter (likewise)."""
     folders, files = [], []
     if "preset" in parameters and "results_dir" in parameters:

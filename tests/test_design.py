@@ -146,3 +146,23 @@ def test_the_command_line_and_the_study_check_and_fit_with_the_same_settings():
     parser = build_parser()
     assert parser.parse_args(["sweep", "--preset", "cpu", "--check-design"]).replicates == REPLICATES
     assert parser.parse_args(["study"]).bootstrap == FITS_BOOTSTRAP
+
+
+def test_the_interval_probe_is_read_per_architecture_and_design(tmp_path):
+    """findings.interval_probe: the noisy designs' widths per architecture and seeds (the noise-free
+    check left out), and per architecture the size whose absence moves a most, in either direction."""
+    import pandas as pd
+
+    from linscale.findings import interval_probe
+
+    assert interval_probe(tmp_path) is None  # no probe tables: nothing to read
+    pd.DataFrame({"arch": ["llama"] * 5, "seeds": [1, 1, 2, 2, 1],
+                  "design": ["1 seed per size"] * 2 + ["2 seeds per size"] * 2 + ["1 seed per size, no noise"],
+                  "width": [0.010, 0.030, 0.004, 0.006, 0.0]}).to_csv(tmp_path / "simulated.csv", index=False)
+    pd.DataFrame({"arch": ["llama"] * 4, "left_out": ["none", "s1", "s2", "s3"], "a": [0.70, 0.66, 0.72, 0.71],
+                  "change": [0.0, -0.04, 0.02, 0.01]}).to_csv(tmp_path / "left_out.csv", index=False)
+    found = interval_probe(tmp_path)
+    sim = found["simulated"].set_index("seeds")
+    assert sim.loc[1, "median"] == pytest.approx(0.02) and sim.loc[1, "largest"] == 0.03 and sim.loc[1, "replicates"] == 2
+    assert sim.loc[2, "largest"] == 0.006 and len(sim) == 2
+    assert found["left_out"].to_dict("records") == [{"arch": "llama", "size": "s1", "a": 0.66, "change": -0.04}]

@@ -19,7 +19,7 @@ from linscale.findings.rules import (CONFIDENCE, INCONCLUSIVE, LINEAR, MARGINS, 
                                      interval_difference, interval_equivalence, margin_to_flip)
 from linscale.findings.laws import (HOLDOUT_TARGET, METHOD_NAMES, FitAttempt, allocation_exponents,
                                     common_compute, compute_gap_decades, envelope_at, extrapolation_errors,
-                                    holdout_against_design, irreducible_vs_bayes, law_at_compute,
+                                    holdout_against_design, interval_probe, irreducible_vs_bayes, law_at_compute,
                                     size_inversions, table3_side_by_side, try_extrapolation, try_fit)
 from linscale.findings.downstream import (BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS, RETRIEVAL_TASKS,
                                           ROLE_SKILLS, SUMMARY_COLUMNS, binding_finals, binding_learned,
