@@ -80,9 +80,68 @@ def probe(preset: str, archs: list[str], replicates: int, seeds: list[int], boot
                 got = interval(design.simulate(grid, law, variant_noise, rng), settings, arch)
                 rows.append(dict(arch=arch, design=name, seeds=n_seeds, runs=grid["run_id"].nunique(),
                                  replicate=r, a_true=law.a, **got, width=got["high"] - got["low"],
+                                 covers=bool(got["low"] <= law.a <= got["high"]),
                                  seconds=time.perf_counter() - start))
                 log(f"{arch} {name} replicate {r + 1}: a {got['a']:.3f} [{got['low']:.3f}, {got['high']:.3f}] "
                     f"width {got['high'] - got['low']:.3f} ({rows[-1]['seconds']:.0f} s)")
+    return pd.DataFrame(rows)
+
+
+def measured_misfit(results: str, archs: list[str]) -> float:
+    """How far whole sizes sit from the law fitted to them: the standard deviation, over architectures and
+    sizes, of each run's mean log residual around the committed approach-3 (E fixed) fit."""
+    points = pd.read_parquet(f"{results}/fits/approach3_fixed_e.points.parquet")
+    points = points[points["group"].isin(archs)]
+    return float(points.groupby(["group", "run_id"])["log_residual"].mean().std())
+
+
+def respaced(resolved: dict, n_sizes: int) -> dict:
+    """The preset with ``n_sizes`` two-layer sizes whose widths are spaced geometrically between its
+    smallest and largest width (even widths; four heads from width 64, as its largest size has), each
+    trained on the tokens its width gets by log-log interpolation of the preset's own budgets."""
+    from linscale.presets import split_size
+
+    shapes = {name: split_size(name, shape) for name, shape in resolved["sizes"].items()}
+    widths = np.array([float(shape["d_model"]) for shape, _ in shapes.values()])
+    tokens = np.array([float(train["tokens"]) for _, train in shapes.values()])
+    order = np.argsort(widths)
+    new = {}
+    for i, d in enumerate(np.geomspace(widths.min(), widths.max(), n_sizes)):
+        d = int(2 * round(d / 2))
+        budget = float(np.exp(np.interp(np.log(d), np.log(widths[order]), np.log(tokens[order]))))
+        new[f"g{i + 1:02d}"] = {"n_layer": 2, "d_model": d, "n_head": 4 if d >= 64 else 2,
+                                "train": {"tokens": f"{budget:.3g}"}}
+    return {**resolved, "sizes": new}
+
+
+def probe_misfit(preset: str, arch: str, designs: list[tuple[int, int]], misfit: float, replicates: int,
+                 bootstrap: int, seed: int, log=print) -> pd.DataFrame:
+    """The interval of a when whole sizes miss the law by ``misfit`` (relative sd, one offset per size
+    shared by its seeds, on top of the measured noise), for each (number of sizes, seeds per size) of
+    ``designs``: the preset's grid, or one of another number of sizes (:func:`respaced`)."""
+    resolved, _, noise = design._simulation_inputs(preset, (), None)
+    settings = dataclasses.replace(design.fit_settings(resolved, bootstrap=bootstrap, seed=seed),
+                                   methods=("approach3_fixed_e",))
+    law = design._true_law(resolved, arch)
+    rng = np.random.default_rng(seed + 1)
+    rows = []
+    for n_sizes, n_seeds in designs:
+        grid_preset = resolved if n_sizes == len(resolved["sizes"]) else respaced(resolved, n_sizes)
+        points = design.grid_points(grid_preset)
+        points = with_seeds(points[points["arch"] == arch], n_seeds)
+        for r in range(replicates):
+            runs = design.simulate(points, law, noise, rng)
+            offsets = {size: rng.standard_normal() * misfit for size in runs["size"].unique()}
+            runs["train_loss"] = runs["train_loss"] * np.exp(runs["size"].map(offsets))
+            start = time.perf_counter()
+            got = interval(runs, settings, arch)
+            rows.append(dict(arch=arch, sizes=n_sizes, seeds=n_seeds, runs=points["run_id"].nunique(),
+                             grid="the preset's" if grid_preset is resolved else "respaced",
+                             misfit=misfit, replicate=r, a_true=law.a, **got, width=got["high"] - got["low"],
+                             covers=bool(got["low"] <= law.a <= got["high"]),
+                             seconds=time.perf_counter() - start))
+            log(f"{arch} {n_sizes} sizes x {n_seeds} seeds, misfit {misfit:.2%}, replicate {r + 1}: a {got['a']:.3f} "
+                f"[{got['low']:.3f}, {got['high']:.3f}] width {got['high'] - got['low']:.3f} ({rows[-1]['seconds']:.0f} s)")
     return pd.DataFrame(rows)
 
 
@@ -124,6 +183,9 @@ def main(argv=None) -> None:
     ap.add_argument("--bootstrap", type=int, default=FITS_BOOTSTRAP, help="resamples (the fits stage's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--committed", default="results/cpu", help="the study whose intervals are compared")
+    ap.add_argument("--misfit-designs", default="6x1,6x2,12x1",
+                    help="SIZESxSEEDS grids simulated with the committed runs' misfit, comma-separated ('' for none)")
+    ap.add_argument("--misfit-arch", default="llama", help="the architecture whose law the misfit grids follow")
     ap.add_argument("--results", default=None, help="write the Markdown report here")
     ap.add_argument("--tables", default=None, help="write the tables (CSV) the book reads into this folder")
     args = ap.parse_args(argv)
@@ -134,10 +196,21 @@ def main(argv=None) -> None:
     summary = (draws.groupby(["arch", "design", "runs"], sort=False)
                .agg(replicates=("width", "size"), a_true=("a_true", "first"), median_a=("a", "median"),
                     median_width=("width", "median"), min_width=("width", "min"), max_width=("width", "max"),
-                    within_bound=("width", lambda w: f"{int((w <= WIDTH_BOUND).sum())} of {len(w)}"))
+                    within_bound=("width", lambda w: f"{int((w <= WIDTH_BOUND).sum())} of {len(w)}"),
+                    covers_truth=("covers", lambda c: f"{int(c.sum())} of {len(c)}"))
                .reset_index())
     committed = committed_widths(args.committed, archs)
     dropped = leave_one_size_out(args.committed, args.preset, archs)
+    misfit = measured_misfit(args.committed, archs)
+    designs = [tuple(int(x) for x in d.split("x")) for d in args.misfit_designs.split(",") if d]
+    misfits = probe_misfit(args.preset, args.misfit_arch, designs, misfit, args.replicates, args.bootstrap,
+                           args.seed) if designs else pd.DataFrame()
+    misfit_summary = (misfits.groupby(["sizes", "seeds", "runs", "grid"], sort=False)
+                      .agg(replicates=("width", "size"), misfit=("misfit", "first"), median_a=("a", "median"),
+                           median_width=("width", "median"), max_width=("width", "max"),
+                           within_bound=("width", lambda w: f"{int((w <= WIDTH_BOUND).sum())} of {len(w)}"),
+                           covers_truth=("covers", lambda c: f"{int(c.sum())} of {len(c)}"))
+                      .reset_index()) if len(misfits) else pd.DataFrame()
     print(summary.to_string(index=False))
     print(committed.to_string(index=False))
     print(dropped.to_string(index=False))
@@ -152,9 +225,15 @@ def main(argv=None) -> None:
              format_table(committed), "",
              "## Committed runs refitted without one size (approach 3, E fixed, no bootstrap)", "",
              format_table(dropped.pivot(index="left_out", columns="arch", values="a").reset_index()), "",
+             f"## Simulated with the committed runs' misfit ({args.misfit_arch}'s law)", "",
+             f"Whole sizes of the committed runs miss their own fitted law by {misfit:.2%} (sd over architectures and "
+             "sizes of each run's mean log residual). Here every size of the simulated grid gets one offset of that sd "
+             "on top of the measured noise, on the preset's grid and on grids of other numbers of two-layer sizes "
+             "between its smallest and largest width (budgets interpolated from the preset's).", "",
+             format_table(misfit_summary) if len(misfit_summary) else "(not run)", "",
              "## Every simulated replicate", "", format_table(draws)]
     write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables,
-                        {"simulated": draws, "left_out": dropped})
+                        {"simulated": draws, "left_out": dropped, **({"misfit": misfits} if len(misfits) else {})})
 
 if __name__ == "__main__":
     main()

@@ -166,3 +166,11 @@ def test_the_interval_probe_is_read_per_architecture_and_design(tmp_path):
     assert sim.loc[1, "median"] == pytest.approx(0.02) and sim.loc[1, "largest"] == 0.03 and sim.loc[1, "replicates"] == 2
     assert sim.loc[2, "largest"] == 0.006 and len(sim) == 2
     assert found["left_out"].to_dict("records") == [{"arch": "llama", "size": "s1", "a": 0.66, "change": -0.04}]
+    assert found["misfit"] is None  # the probe's misfit grids are optional
+    pd.DataFrame({"sizes": [6, 6, 12, 12, 6], "seeds": [1, 1, 1, 1, 2], "misfit": [0.02] * 5,
+                  "width": [0.3, 0.1, 0.08, 0.12, 0.5], "covers": [True, False, True, True, False]}).to_csv(
+        tmp_path / "misfit.csv", index=False)
+    misfit = interval_probe(tmp_path)["misfit"].set_index(["sizes", "seeds"])
+    assert list(misfit.index) == [(6, 1), (6, 2), (12, 1)] and misfit.loc[(6, 1), "median"] == pytest.approx(0.2)
+    assert misfit.loc[(12, 1), "largest"] == 0.12 and misfit.loc[(6, 2), "replicates"] == 1
+    assert list(misfit["covered"]) == [1, 0, 2]  # how often the interval holds the true a

@@ -292,8 +292,6 @@ def law_at_compute(fit, law: str, compute: float, ci: float = 0.95) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
-
-
 def interval_probe(folder) -> dict | None:
     """What benchmarks/probe_interval_width.py found (its CSV tables in ``folder``), or None without them:
     why approach 3's interval of a is as wide as it is.
@@ -302,17 +300,28 @@ def interval_probe(folder) -> dict | None:
       the median and largest width of the 95% interval of a that the study's own fit and bootstrap
       report on runs simulated from a known law;
     * ``left_out``: per architecture, the committed runs refitted without one size at a time, the size
-      whose absence moves a most (``size``) and by how much (``change``)."""
+      whose absence moves a most (``size``) and by how much (``change``);
+    * ``misfit``: per number of sizes and seeds per size of the simulated grid, the median and largest
+      width when every size also misses the law by the committed runs' misfit (``misfit``: its relative
+      sd), and in how many replicates the interval covers the true a (``covered``); None when the probe
+      did not simulate it."""
     from pathlib import Path
 
     folder = Path(folder)
     if not ((folder / "simulated.csv").exists() and (folder / "left_out.csv").exists()):
         return None
     draws, dropped = pd.read_csv(folder / "simulated.csv"), pd.read_csv(folder / "left_out.csv")
-    noisy = draws[draws["design"].str.contains("no noise") == False]  # noqa: E712 (a Series comparison)
+    noisy = draws[~draws["design"].str.contains("no noise")]
     simulated = (noisy.groupby(["arch", "seeds"], sort=False)["width"]
                  .agg(median="median", largest="max", replicates="size").reset_index())
     moved = dropped[dropped["left_out"] != "none"].dropna(subset=["change"])
     worst = moved.loc[moved["change"].abs().groupby(moved["arch"], sort=False).idxmax()]
+    misfit = None
+    if (folder / "misfit.csv").exists():
+        table = pd.read_csv(folder / "misfit.csv")
+        misfit = (table.groupby(["sizes", "seeds"], sort=True)
+                  .agg(misfit=("misfit", "first"), median=("width", "median"), largest=("width", "max"),
+                       replicates=("width", "size"), covered=("covers", "sum")).reset_index())
     return {"simulated": simulated,
-            "left_out": worst.rename(columns={"left_out": "size"})[["arch", "size", "a", "change"]].reset_index(drop=True)}
+            "left_out": worst.rename(columns={"left_out": "size"})[["arch", "size", "a", "change"]].reset_index(drop=True),
+            "misfit": misfit}
