@@ -36,6 +36,7 @@ import pandas as pd
 
 from linscale import design
 from linscale.bench import format_table, machine_info, write_probe_outputs
+from linscale.findings import run_residuals
 from linscale.laws.suite import fit_suite
 from linscale.study import FITS_BOOTSTRAP
 
@@ -91,8 +92,7 @@ def measured_misfit(results: str, archs: list[str]) -> float:
     """How far whole sizes sit from the law fitted to them: the standard deviation, over architectures and
     sizes, of each run's mean log residual around the committed approach-3 (E fixed) fit."""
     points = pd.read_parquet(f"{results}/fits/approach3_fixed_e.points.parquet")
-    points = points[points["group"].isin(archs)]
-    return float(points.groupby(["group", "run_id"])["log_residual"].mean().std())
+    return float(run_residuals(points[points["group"].isin(archs)])["residual"].std())
 
 
 def respaced(resolved: dict, n_sizes: int) -> dict:

@@ -292,6 +292,15 @@ def law_at_compute(fit, law: str, compute: float, ci: float = 0.95) -> pd.DataFr
     return pd.DataFrame(rows)
 
 
+def run_residuals(points: pd.DataFrame) -> pd.DataFrame:
+    """Each run's mean log residual around a fitted law (its ``points``: group, run_id, log_residual),
+    with its architecture and size (the run id's last part): how far a whole run sits from the law, which
+    seed noise alone keeps to a few tenths of a percent. Columns: arch, run_id, size, residual."""
+    means = points.groupby(["group", "run_id"], sort=False)["log_residual"].mean().reset_index()
+    return pd.DataFrame({"arch": means["group"], "run_id": means["run_id"],
+                         "size": means["run_id"].str.rsplit("-", n=1).str[-1], "residual": means["log_residual"]})
+
+
 def interval_probe(folder) -> dict | None:
     """What benchmarks/probe_interval_width.py found (its CSV tables in ``folder``), or None without them:
     why approach 3's interval of a is as wide as it is.
