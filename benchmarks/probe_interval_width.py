@@ -64,7 +64,7 @@ def interval(runs: pd.DataFrame, settings, arch: str) -> dict:
 
 def probe(preset: str, archs: list[str], replicates: int, seeds: list[int], bootstrap: int, seed: int,
           log=print) -> pd.DataFrame:
-    resolved, points_all, noise = design._simulation_inputs(preset, (), None)
+    resolved, points_all, noise = design.simulation_inputs(preset, (), None)
     settings = design.fit_settings(resolved, bootstrap=bootstrap, seed=seed)
     settings = dataclasses.replace(settings, methods=("approach3_fixed_e",))
     rng = np.random.default_rng(seed)
@@ -72,7 +72,7 @@ def probe(preset: str, archs: list[str], replicates: int, seeds: list[int], boot
     variants = [(f"{s} seed{'s' if s > 1 else ''} per size", s, noise) for s in seeds]
     variants.append(("1 seed per size, no noise", 1, {"run": 0.0, "checkpoint": 0.0}))
     for arch in archs:
-        law = design._true_law(resolved, arch)
+        law = design.true_law(resolved, arch)
         points = points_all[points_all["arch"] == arch]
         for name, n_seeds, variant_noise in variants:
             grid = with_seeds(points, n_seeds)
@@ -119,10 +119,10 @@ def probe_misfit(preset: str, arch: str, designs: list[tuple[int, int]], misfit:
     """The interval of a when whole sizes miss the law by ``misfit`` (relative sd, one offset per size
     shared by its seeds, on top of the measured noise), for each (number of sizes, seeds per size) of
     ``designs``: the preset's grid, or one of another number of sizes (:func:`respaced`)."""
-    resolved, _, noise = design._simulation_inputs(preset, (), None)
+    resolved, _, noise = design.simulation_inputs(preset, (), None)
     settings = dataclasses.replace(design.fit_settings(resolved, bootstrap=bootstrap, seed=seed),
                                    methods=("approach3_fixed_e",))
-    law = design._true_law(resolved, arch)
+    law = design.true_law(resolved, arch)
     rng = np.random.default_rng(seed + 1)
     rows = []
     for n_sizes, n_seeds in designs:
@@ -174,16 +174,39 @@ def committed_widths(results: str, archs: list[str]) -> pd.DataFrame:
     return p.assign(width=p["ci_high"] - p["ci_low"])[["group", "estimate", "ci_low", "ci_high", "width"]]
 
 
+def int_list(text: str) -> list[int]:
+    """``--seeds``: positive integers, comma-separated (argparse turns the error into one line)."""
+    try:
+        values = [int(x) for x in text.split(",")]
+    except ValueError:
+        values = []
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers separated by commas (e.g. 1,2), got {text!r}")
+    return values
+
+
+def grid_list(text: str) -> list[tuple[int, int]]:
+    """``--misfit-designs``: SIZESxSEEDS grids, comma-separated, or '' for none."""
+    designs = []
+    for item in filter(None, text.split(",")):
+        parts = item.split("x")
+        if len(parts) != 2 or not all(p.isdigit() and int(p) > 0 for p in parts) or int(parts[0]) < 2:
+            raise argparse.ArgumentTypeError(f"expected SIZESxSEEDS grids (e.g. 6x1,12x1; at least 2 sizes), "
+                                             f"got {item!r}")
+        designs.append((int(parts[0]), int(parts[1])))
+    return designs
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="cpu")
     ap.add_argument("--archs", default="llama", help="comma-separated (each costs replicates x variants fits)")
     ap.add_argument("--replicates", type=int, default=6)
-    ap.add_argument("--seeds", default="1,2", help="seeds per size of the noisy variants, comma-separated")
+    ap.add_argument("--seeds", type=int_list, default="1,2", help="seeds per size of the noisy variants, comma-separated")
     ap.add_argument("--bootstrap", type=int, default=FITS_BOOTSTRAP, help="resamples (the fits stage's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--committed", default="results/cpu", help="the study whose intervals are compared")
-    ap.add_argument("--misfit-designs", default="6x1,6x2,12x1",
+    ap.add_argument("--misfit-designs", type=grid_list, default="6x1,6x2,12x1",
                     help="SIZESxSEEDS grids simulated with the committed runs' misfit, comma-separated ('' for none)")
     ap.add_argument("--misfit-arch", default="llama", help="the architecture whose law the misfit grids follow")
     ap.add_argument("--results", default=None, help="write the Markdown report here")
@@ -191,7 +214,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     archs = args.archs.split(",")
     started = time.perf_counter()
-    draws = probe(args.preset, archs, args.replicates, [int(s) for s in args.seeds.split(",")], args.bootstrap,
+    draws = probe(args.preset, archs, args.replicates, args.seeds, args.bootstrap,
                   args.seed)
     summary = (draws.groupby(["arch", "design", "runs"], sort=False)
                .agg(replicates=("width", "size"), a_true=("a_true", "first"), median_a=("a", "median"),
@@ -202,7 +225,7 @@ def main(argv=None) -> None:
     committed = committed_widths(args.committed, archs)
     dropped = leave_one_size_out(args.committed, args.preset, archs)
     misfit = measured_misfit(args.committed, archs)
-    designs = [tuple(int(x) for x in d.split("x")) for d in args.misfit_designs.split(",") if d]
+    designs = args.misfit_designs
     misfits = probe_misfit(args.preset, args.misfit_arch, designs, misfit, args.replicates, args.bootstrap,
                            args.seed) if designs else pd.DataFrame()
     misfit_summary = (misfits.groupby(["sizes", "seeds", "runs", "grid"], sort=False)

@@ -242,7 +242,7 @@ def _recovered(runs: pd.DataFrame, settings: FitSettings, arch: str) -> dict:
     return out
 
 
-def _simulation_inputs(preset, overrides, noise) -> tuple[dict, pd.DataFrame, dict]:
+def simulation_inputs(preset, overrides, noise) -> tuple[dict, pd.DataFrame, dict]:
     """The resolved preset, every checkpoint of its grid, and the noise to simulate: ``noise`` over the
     preset's ``design.noise`` over ``DEFAULT_NOISE``."""
     preset = _resolved(preset, overrides)
@@ -250,7 +250,7 @@ def _simulation_inputs(preset, overrides, noise) -> tuple[dict, pd.DataFrame, di
     return preset, grid_points(preset), noise
 
 
-def _true_law(preset: dict, arch: str) -> Law:
+def true_law(preset: dict, arch: str) -> Law:
     """The reference law of ``arch``, its E the exact entropy rate of the language where there is one."""
     law, E = reference_law(preset, arch), language_entropy(preset)
     return law if E is None or np.isclose(law.E, E) else dataclasses.replace(law, E=E)
@@ -263,14 +263,14 @@ def check_design(preset: str | dict, overrides=(), a_values=A_VALUES, replicates
     noisy tables each, plus one without noise for the crossovers) and fit each with the study's suite.
     ``noise``: relative sds (default: the preset's ``design.noise``, else ``DEFAULT_NOISE``). ``archs``:
     which architectures' grids to check (default: all; their sizes and FLOP accounting differ)."""
-    preset, points_all, noise = _simulation_inputs(preset, overrides, noise)
+    preset, points_all, noise = simulation_inputs(preset, overrides, noise)
     settings = FitSettings(entropy=None, max_loss=None, warmup_steps=int(points_all["warmup_steps"].max()),
                            n_refine=n_refine, methods=("approach1", "approach2", "approach3", "approach3_fixed_e"))
     rows, crossing = [], []
     rng = np.random.default_rng(seed)
     for arch in archs or preset["archs"]:
         points = points_all[points_all["arch"] == arch]
-        ref = _true_law(preset, arch)
+        ref = true_law(preset, arch)
         c6 = float(np.exp(np.log(points["params"] * points["tokens"]).agg(["min", "max"]).mean()))
         for a in (*a_values, REFERENCE):
             law = ref if a == REFERENCE else ref.with_allocation(a, c6)
@@ -378,12 +378,12 @@ def holdout_expectation(preset: str | dict, overrides=(), replicates: int = HOLD
     else empty)."""
     from linscale.laws.suite import holdout_check, windowed
 
-    preset, points_all, noise = _simulation_inputs(preset, overrides, noise)
+    preset, points_all, noise = simulation_inputs(preset, overrides, noise)
     rng = np.random.default_rng(seed)
     rows = []
     for arch in archs or preset["archs"]:
         points = points_all[points_all["arch"] == arch]
-        law = _true_law(preset, arch)
+        law = true_law(preset, arch)
         settings = dataclasses.replace(fit_settings(preset, bootstrap=0), entropy=law.E, n_refine=n_refine)
         for r in range(replicates):
             held = holdout_check(windowed(simulate(points, law, noise, rng), settings), settings)
