@@ -23,7 +23,9 @@
   the sd over sizes of each run's mean log residual around its law.
 - *Rule*: per architecture, ratio = misfit at the best LR / misfit at the rule LR. The LR rule explains
   the misfit if the ratio is at most 0.5 for both architectures, does not explain it if it is at least
-  0.8 for both, partly otherwise. A best LR at 0.5x or 2x is at the edge of the bracket, and is said.
+  0.8 for both, partly otherwise (``linscale.findings.lr_misfit_verdict``; registered in this script,
+  moved there unchanged so that the book and the tests read the same rule). A best LR at 0.5x or 2x is
+  at the edge of the bracket, and is said.
 - *My prediction*: partly. Some sizes gain about 1% from another LR (most likely s6 from less, s2-s3 from
   more), the misfit falls to 60-80% of its committed size, and the s2/s3-above, s6-below pattern remains.
 - *Seen before this commit*: a trial of the script (LLaMA s1 and s2 only, 20:08-20:12 UTC, written
@@ -47,7 +49,7 @@ import pandas as pd
 
 from linscale import design
 from linscale.bench import format_table, machine_info, run_cli, write_probe_outputs
-from linscale.findings import run_residuals
+from linscale.findings import LR_DOES_NOT, LR_EXPLAINS, lr_misfit_verdict, run_residuals
 from linscale.laws.suite import fit_suite
 from linscale.presets import load_preset
 
@@ -55,20 +57,6 @@ MULTIPLIERS = (0.5, 2.0)
 ARCHS = ("llama", "tnl")
 CONTROL = ("llama", "s2")  # retrained at 1x: the probe must train what the study trained
 CONTROL_TOLERANCE = 0.001  # relative, final validation loss
-EXPLAINS, DOES_NOT = 0.5, 0.8  # the rule's bounds on misfit(best LR) / misfit(rule LR)
-
-
-def lr_misfit_verdict(ratios: dict[str, float]) -> str:
-    """The registered rule: 'explains' when every architecture's misfit ratio is at most 0.5, 'does not
-    explain' when every one is at least 0.8, 'partly' otherwise (and 'inconclusive' without ratios)."""
-    values = [r for r in ratios.values() if np.isfinite(r)]
-    if not values or len(values) < len(ratios):
-        return "inconclusive"
-    if all(r <= EXPLAINS for r in values):
-        return "explains"
-    if all(r >= DOES_NOT for r in values):
-        return "does not explain"
-    return "partly"
 
 
 def train(out: Path, arch: str, size: str, multiplier: float, base_lr: float) -> pd.DataFrame:
@@ -172,8 +160,8 @@ def main() -> None:
              *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
              f"- control: {control_line}", "", "## Verdict", "",
              f"- **the LR rule {verdict} the misfit**: misfit at the best LR over misfit at the rule LR "
-             f"{', '.join(f'{a} {r:.2f}' for a, r in ratios.items())} (explains: all at most {EXPLAINS}; does not "
-             f"explain: all at least {DOES_NOT}).",
+             f"{', '.join(f'{a} {r:.2f}' for a, r in ratios.items())} (explains: all at most {LR_EXPLAINS}; does not "
+             f"explain: all at least {LR_DOES_NOT}).",
              f"- best LR at the edge of the bracket (0.5x or 2x): "
              f"{', '.join(f'{a} {s} ({m:g}x)' for a, s, m in edges[['arch', 'size', 'best']].itertuples(index=False)) or 'none'}.",
              "", "## Final validation loss per LR", "",

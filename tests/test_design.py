@@ -174,3 +174,32 @@ def test_the_interval_probe_is_read_per_architecture_and_design(tmp_path):
     assert list(misfit.index) == [(6, 1), (6, 2), (12, 1)] and misfit.loc[(6, 1), "median"] == pytest.approx(0.2)
     assert misfit.loc[(12, 1), "largest"] == 0.12 and misfit.loc[(6, 2), "replicates"] == 1
     assert list(misfit["covered"]) == [1, 0, 2]  # how often the interval holds the true a
+
+
+def test_the_lr_probe_rule_reaches_each_verdict_and_is_read_from_its_tables(tmp_path):
+    """findings.lr_misfit_verdict (benchmarks/probe_lr_misfit.py's registered rule): every ratio at most
+    0.5 explains, every one at least 0.8 does not, a mix is partly, a missing ratio inconclusive; and
+    findings.lr_probe computes the ratios from the probe's fits table, not from its own column."""
+    import pandas as pd
+
+    from linscale.findings import lr_misfit_verdict, lr_probe
+
+    assert lr_misfit_verdict({"llama": 0.5, "tnl": 0.2}) == "explains"
+    assert lr_misfit_verdict({"llama": 0.8, "tnl": 1.3}) == "does not explain"
+    assert lr_misfit_verdict({"llama": 0.4, "tnl": 0.9}) == "partly"
+    assert lr_misfit_verdict({"llama": 0.6, "tnl": 0.7}) == "partly"
+    assert lr_misfit_verdict({"llama": 0.3, "tnl": float("nan")}) == "inconclusive"
+    assert lr_misfit_verdict({}) == "inconclusive"
+
+    assert lr_probe(tmp_path) is None  # no probe tables: nothing to read
+    pd.DataFrame({"arch": ["llama", "llama"], "size": ["s1", "s2"], "val_0.5x": [1.8, 1.7], "val_1x": [1.9, 1.7],
+                  "val_2x": [2.0, 1.75], "best": [0.5, 1.0], "gain": [0.05, 0.0]}).to_csv(tmp_path / "losses.csv",
+                                                                                          index=False)
+    pd.DataFrame({"arch": ["llama", "llama", "tnl", "tnl"], "runs": ["rule LR", "best LR"] * 2,
+                  "a": [0.7, 0.8, 0.75, 0.76], "misfit": [0.02, 0.006, 0.03, 0.027],
+                  "ratio": [None, 0.99, None, 0.99]}).to_csv(tmp_path / "fits.csv", index=False)
+    pd.DataFrame({"arch": ["llama"], "run_id": ["llama-s1"], "size": ["s1"], "residual": [0.01],
+                  "runs": ["rule LR"]}).to_csv(tmp_path / "residuals.csv", index=False)
+    found = lr_probe(tmp_path)
+    assert found["ratios"] == pytest.approx({"llama": 0.3, "tnl": 0.9})
+    assert found["verdict"] == "partly" and list(found["losses"]["best"]) == [0.5, 1.0]

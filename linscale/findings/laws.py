@@ -334,3 +334,46 @@ def interval_probe(folder) -> dict | None:
     return {"simulated": simulated,
             "left_out": worst.rename(columns={"left_out": "size"})[["arch", "size", "a", "change"]].reset_index(drop=True),
             "misfit": misfit}
+
+
+# benchmarks/probe_lr_misfit.py's registered rule (2026-12-03): the bounds on the misfit at each size's
+# best LR over the misfit at the preset's LR rule
+LR_EXPLAINS, LR_DOES_NOT = 0.5, 0.8
+
+
+def lr_misfit_verdict(ratios: dict[str, float]) -> str:
+    """The LR probe's rule: 'explains' when every architecture's misfit ratio (best LR over rule LR) is at
+    most ``LR_EXPLAINS``, 'does not explain' when every one is at least ``LR_DOES_NOT``, 'partly'
+    otherwise, and 'inconclusive' when a ratio is missing."""
+    values = [float(r) for r in ratios.values()]
+    if not values or not all(np.isfinite(values)):
+        return "inconclusive"
+    if all(r <= LR_EXPLAINS for r in values):
+        return "explains"
+    if all(r >= LR_DOES_NOT for r in values):
+        return "does not explain"
+    return "partly"
+
+
+def lr_probe(folder) -> dict | None:
+    """What benchmarks/probe_lr_misfit.py found (its CSV tables in ``folder``), or None without them:
+    whether the preset's learning-rate rule is why whole sizes miss their law.
+
+    * ``losses``: per architecture and size, the final validation loss at each LR multiplier
+      (``val_<m>x``), the ``best`` multiplier and its ``gain`` over 1x;
+    * ``fits``: per architecture, a and the misfit (sd of the runs' mean log residuals) on the rule's
+      and on the best LRs;
+    * ``residuals``: each run's mean log residual, ``runs`` 'rule LR' or 'best LR';
+    * ``ratios`` and ``verdict``: :func:`lr_misfit_verdict` of the best-LR misfit over the rule's."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not all((folder / f"{name}.csv").exists() for name in ("losses", "fits", "residuals")):
+        return None
+    losses, fits = pd.read_csv(folder / "losses.csv"), pd.read_csv(folder / "fits.csv")
+    residuals = pd.read_csv(folder / "residuals.csv")
+    spread = fits.pivot_table(index="arch", columns="runs", values="misfit", sort=False)
+    ratios = {arch: float(row["best LR"] / row["rule LR"]) if row["rule LR"] > 0 else float("nan")
+              for arch, row in spread.iterrows()}
+    return {"losses": losses, "fits": fits, "residuals": residuals, "ratios": ratios,
+            "verdict": lr_misfit_verdict(ratios)}
