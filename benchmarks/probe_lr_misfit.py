@@ -32,6 +32,10 @@
   after the prediction) trained four of the 24 runs and the control: s1's best LR 0.5x (1.6% lower than
   1x), s2's 0.5x (0.2%); the control matched the committed run to four digits. Those runs are reused.
 
+*Added after the runs, outside the rule* (2026-12-03, 20:40 UTC, having read the verdict): the training
+loss each run fits at its first and last checkpoint inside the fit window, per LR (``ends``): a law of
+N and D fitted to every checkpoint also fits how fast a run gets there, which the LR sets.
+
 Runs land in ``--out`` (resumable: a finished run is not trained again); the tables go to ``--results``
 (Markdown, with machine and date) and as CSV files to ``--tables``.
 """
@@ -50,7 +54,7 @@ import pandas as pd
 from linscale import design
 from linscale.bench import format_table, machine_info, run_cli, write_probe_outputs
 from linscale.findings import LR_DOES_NOT, LR_EXPLAINS, lr_misfit_verdict, run_residuals
-from linscale.laws.suite import fit_suite
+from linscale.laws.suite import fit_suite, fit_window
 from linscale.presets import load_preset
 
 MULTIPLIERS = (0.5, 2.0)
@@ -124,6 +128,13 @@ def main() -> None:
     gain = (1 - table.min(axis=1) / table[1.0]).rename("gain")
     losses = table.rename(columns=lambda m: f"val_{m:g}x").join(best).join(gain).reset_index()
 
+    # outside the rule: where each run's fitted curve starts and ends (the window the fits read)
+    settings = design.fit_settings(preset, bootstrap=0)
+    window = fit_window(runs, settings.warmup_steps, settings.max_loss, settings.loss_column).sort_values("step")
+    groups = window.groupby(["arch", "size", "multiplier"], sort=True)[settings.loss_column]
+    ends = (pd.concat({"first": groups.first(), "last": groups.last()}, axis=1).unstack("multiplier")
+            .pipe(lambda t: t.set_axis([f"{w}_{m:g}x" for w, m in t.columns], axis=1)).reset_index())
+
     fits, residual_rows, ratios = [], [], {}
     for arch in args.archs:
         mine = runs[runs["arch"] == arch]
@@ -169,9 +180,12 @@ def main() -> None:
              format_table(losses.round(4)), "", "## Approach 3 (E fixed) on the rule's and the best LRs", "",
              format_table(fits.round(4)), "", "## Each run's mean log residual around its law", "",
              format_table(residuals.pivot_table(index=["arch", "size"], columns="runs", values="residual").round(4)
-                          .reset_index().rename_axis(columns=None))]
+                          .reset_index().rename_axis(columns=None)), "",
+             "## After the fact, outside the rule: where each fitted curve starts and ends", "",
+             f"The {settings.loss_column} at each run's first (``first_``) and last (``last_``) checkpoint inside the "
+             "fit window, per LR multiplier.", "", format_table(ends.round(3))]
     write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables,
-                        {"losses": losses, "fits": fits, "residuals": residuals})
+                        {"losses": losses, "fits": fits, "residuals": residuals, "ends": ends})
 
 
 if __name__ == "__main__":
