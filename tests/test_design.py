@@ -203,3 +203,4 @@ def test_the_lr_probe_rule_reaches_each_verdict_and_is_read_from_its_tables(tmp_
     found = lr_probe(tmp_path)
     assert found["ratios"] == pytest.approx({"llama": 0.3, "tnl": 0.9})
     assert found["verdict"] == "partly" and list(found["losses"]["best"]) == [0.5, 1.0]
+    assert found["ends"] is None  # the after-the-fact table is optional

@@ -364,6 +364,8 @@ def lr_probe(folder) -> dict | None:
     * ``fits``: per architecture, a and the misfit (sd of the runs' mean log residuals) on the rule's
       and on the best LRs;
     * ``residuals``: each run's mean log residual, ``runs`` 'rule LR' or 'best LR';
+    * ``ends``: per architecture and size, the fitted loss at each run's first and last checkpoint in the
+      fit window (``first_<m>x``, ``last_<m>x``), read after the verdict; None where the probe lacks it;
     * ``ratios`` and ``verdict``: :func:`lr_misfit_verdict` of the best-LR misfit over the rule's."""
     from pathlib import Path
 
@@ -375,5 +377,6 @@ def lr_probe(folder) -> dict | None:
     spread = fits.pivot_table(index="arch", columns="runs", values="misfit", sort=False)
     ratios = {arch: float(row["best LR"] / row["rule LR"]) if row["rule LR"] > 0 else float("nan")
               for arch, row in spread.iterrows()}
-    return {"losses": losses, "fits": fits, "residuals": residuals, "ratios": ratios,
+    ends = pd.read_csv(folder / "ends.csv") if (folder / "ends.csv").exists() else None
+    return {"losses": losses, "fits": fits, "residuals": residuals, "ends": ends, "ratios": ratios,
             "verdict": lr_misfit_verdict(ratios)}
