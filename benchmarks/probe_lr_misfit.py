@@ -3,8 +3,8 @@
     python benchmarks/probe_lr_misfit.py                    # about 25 minutes on 2 cores
     python benchmarks/probe_lr_misfit.py --results benchmarks/results/X.md --tables results/probes/NAME
 
-**Registered on 2026-12-03 at 20:30 UTC, before any of these runs was trained** (the rule is
-``lr_misfit_verdict`` below, committed with this script):
+**Registered on 2026-12-03 at 20:12 UTC (commit 0ea3031), before any of these runs was trained** (the rule is
+``lr_misfit_verdict``, committed in this script and moved unchanged to ``linscale.findings`` three minutes later):
 
 - *Why*: the interval probe (``benchmarks/probe_interval_width.py``) found that whole sizes of the
   committed cpu study miss their own fitted law (approach 3, E fixed) by 1.8% (sd of a run's mean log
