@@ -266,7 +266,7 @@ def test_a_run_trained_alone_runs_the_code_paths_of_a_sweeps_worker(tmp_path):
     ran = read_status(tmp_path / "runs" / "tnl-s1")["cpu_code_path"]
     pins = pinned_code_paths()
     if pins:
-        assert (ran["aten"], ran["mkl_cbwr"]) == ("AVX2", "AVX2")
+        assert (ran["aten"], ran["mkl_cbwr"], ran["openblas"]) == ("AVX2", "AVX2", ["Haswell"])
         assert not any("512" in target or target == "X86_V4" for target in ran["numpy"]), ran["numpy"]
     else:
         assert ran["aten"] == torch.backends.cpu.get_cpu_capability() and ran["mkl_cbwr"] is None
@@ -294,11 +294,14 @@ def test_every_command_runs_numpys_and_atens_pinned_code_paths(tmp_path):
     CPU), and the processes it starts inherit the pins."""
     from linscale.train.code_paths import numerics_pins
 
+    keys = ("ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE")
     script = ("import json, os, sys\nfrom linscale.cli import main\nmain(['accounting', '--preset', 'smoke'])\n"
+              "import scipy.linalg\nfrom threadpoolctl import threadpool_info\n"
               "from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__\n"
-              "print(json.dumps({'env': {k: os.environ.get(k) for k in ('ATEN_CPU_CAPABILITY', "
-              "'NPY_DISABLE_CPU_FEATURES')}, 'numpy': [t for t in __cpu_dispatch__ if __cpu_features__[t]]}))")
-    env = {k: v for k, v in ENV.items() if k not in ("ATEN_CPU_CAPABILITY", "NPY_DISABLE_CPU_FEATURES")}
+              f"print(json.dumps({{'env': {{k: os.environ.get(k) for k in {keys!r}}}, "
+              "'numpy': [t for t in __cpu_dispatch__ if __cpu_features__[t]], "
+              "'openblas': [i.get('architecture') for i in threadpool_info() if i.get('internal_api') == 'openblas']}))")
+    env = {k: v for k, v in ENV.items() if k not in keys}
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.strip().splitlines()[-1])
@@ -306,3 +309,5 @@ def test_every_command_runs_numpys_and_atens_pinned_code_paths(tmp_path):
     assert {k: v for k, v in seen["env"].items() if v is not None} == pins
     if pins:
         assert not any("512" in target or target == "X86_V4" for target in seen["numpy"]), seen["numpy"]
+        # numpy's and scipy's OpenBLAS (the fits' linear algebra) on their AVX2 kernels, whatever the CPU
+        assert seen["openblas"] and set(seen["openblas"]) == {"Haswell"}, seen["openblas"]

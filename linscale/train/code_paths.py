@@ -28,6 +28,15 @@ numpy and scipy: on a family-26 EPYC its AVX-512 loops moved the bootstrap ends 
 its AVX2 level (``NPY_DISABLE_CPU_FEATURES``, :func:`numerics_pins`) and ATen to AVX2, its evaluation and
 fits gave the published tables bit for bit too (2026-12-02).
 
+numpy and scipy hand their linear algebra (the fits' least squares and the optimiser's) to OpenBLAS, which
+also picks its kernels by CPU model: on a family-25 EPYC of model 17 (Zen 4, AVX-512) it ran its SkylakeX
+kernels, and although every training and evaluation table was the published one bit for bit, 115 of the
+136 fitted estimates and interval ends moved, approach 3's bootstrap ends by up to 3.8x (E free, the
+upper end of cosFormer2's A) and its number of distinct resampled outcomes with them. With
+``OPENBLAS_CORETYPE=Haswell`` (its AVX2 and FMA kernels, which OpenBLAS also runs on the family-25 EPYC
+of model 1 that fitted the published laws) the fits were the published ones bit for bit, at the same
+speed (2026-12-03; ``benchmarks/results/2026-12-03-clean-clone-study-zen4-amd-epyc-f25m17-2c.md``).
+
 These variables are read once, when numpy or torch is first imported. The command line sets the numerics
 pins (ATen, numpy) first thing, for every command (:func:`pin_numerics`), so the processes it starts
 inherit them; training processes add MKL's branch and their thread counts (:func:`training_environment`,
@@ -90,13 +99,14 @@ def _numpy_release() -> str | None:
 
 def numerics_pins() -> dict[str, str]:
     """Environment variables that pin every linscale process's own vectorised code (empty where there is
-    nothing to pin): torch's ATen kernels to AVX2, and numpy's dispatch to its AVX2 level (the fits'
+    nothing to pin): torch's ATen kernels to AVX2, numpy's dispatch to its AVX2 level (the fits'
     optimiser: with numpy's AVX-512 loops the bootstrap ends of approach 3 with E free moved by up to 0.04
-    in a on a family-26 EPYC, from the same runs). Evaluation runs MKL's default branch, as the published
-    evaluation did."""
+    in a on a family-26 EPYC, from the same runs), and OpenBLAS, numpy's and scipy's linear algebra, to
+    its Haswell (AVX2, FMA) kernels (with its SkylakeX kernels on a Zen 4 EPYC the fits' intervals moved).
+    Evaluation runs MKL's default branch, as the published evaluation did."""
     if not _has_avx2_fma():
         return {}
-    pins = {"ATEN_CPU_CAPABILITY": "avx2"}
+    pins = {"ATEN_CPU_CAPABILITY": "avx2", "OPENBLAS_CORETYPE": "Haswell"}
     above_avx2 = NUMPY_ABOVE_AVX2.get(_numpy_release() or "")
     if above_avx2:
         pins["NPY_DISABLE_CPU_FEATURES"] = above_avx2
@@ -138,14 +148,17 @@ def pin_this_process(threads: int | None) -> bool:
 
 
 def in_effect() -> dict:
-    """The code paths this process runs: torch's CPU capability (ATen's kernels), MKL's branch, and the
-    targets numpy dispatches to."""
+    """The code paths this process runs: torch's CPU capability (ATen's kernels), MKL's branch, the
+    targets numpy dispatches to, and the kernels of each OpenBLAS loaded (numpy's, scipy's)."""
     import torch
+    from threadpoolctl import threadpool_info
 
     try:
         from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
         numpy_dispatch = [name for name in __cpu_dispatch__ if __cpu_features__.get(name)]
     except ImportError:  # numpy's private module moved: record nothing rather than fail a finished run
         numpy_dispatch = None
+    openblas = sorted({info.get("architecture") or "?" for info in threadpool_info()
+                       if info.get("internal_api") == "openblas"})
     return {"aten": torch.backends.cpu.get_cpu_capability(), "mkl_cbwr": os.environ.get("MKL_CBWR"),
-            "numpy": numpy_dispatch}
+            "numpy": numpy_dispatch, "openblas": openblas}
