@@ -31,8 +31,8 @@ fits gave the published tables bit for bit too (2026-12-02).
 numpy and scipy hand their linear algebra (the fits' least squares and the optimiser's) to OpenBLAS, which
 also picks its kernels by CPU model: on a family-25 EPYC of model 17 (Zen 4, AVX-512) it ran its SkylakeX
 kernels, and although every training and evaluation table was the published one bit for bit, 115 of the
-136 fitted estimates and interval ends moved, approach 3's bootstrap ends by up to 3.8x (E free, the
-upper end of cosFormer2's A) and its number of distinct resampled outcomes with them. With
+136 fitted estimates and interval ends moved: approach 3's bootstrap ends (E free) by up to 0.017 in a
+and 3.8x in A, and its numbers of distinct resampled outcomes with them. With
 ``OPENBLAS_CORETYPE=Haswell`` (its AVX2 and FMA kernels, which OpenBLAS also runs on the family-25 EPYC
 of model 1 that fitted the published laws) the fits were the published ones bit for bit, at the same
 speed (2026-12-03; ``benchmarks/results/2026-12-03-clean-clone-study-zen4-amd-epyc-f25m17-2c.md``).
