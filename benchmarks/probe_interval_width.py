@@ -156,11 +156,7 @@ def leave_one_size_out(results: str, preset: str, archs: list[str], log=print) -
         mine = runs[runs["arch"] == arch]
         for left_out in [None, *sorted(mine["size"].astype(str).unique())]:
             kept = mine if left_out is None else mine[mine["size"].astype(str) != left_out]
-            fit = fit_suite(kept, settings, jobs=1)["approach3_fixed_e"]
-            a = np.nan
-            if fit.ok and arch not in fit.errors:
-                p = fit.fit.params
-                a = float(p.loc[(p["group"] == arch) & (p["law"] == "N_opt(C)") & (p["parameter"] == "a"), "estimate"].iloc[0])
+            a = design.estimate(fit_suite(kept, settings, jobs=1)["approach3_fixed_e"].fit, "N_opt(C)", "a", arch)
             rows.append(dict(arch=arch, left_out=left_out or "none", a=a))
             log(f"{arch} without {left_out or 'no size'}: a {a:.3f}")
     table = pd.DataFrame(rows)

@@ -80,9 +80,8 @@ def misfit(runs: pd.DataFrame, preset: dict) -> tuple[float, pd.DataFrame, float
     arch = runs["arch"].iloc[0]
     if not fit.ok or arch in fit.errors:
         return np.nan, pd.DataFrame(columns=["arch", "run_id", "size", "residual"]), np.nan
-    p, points = fit.fit.params, fit.fit.points
-    a = float(p.loc[(p["group"] == arch) & (p["law"] == "N_opt(C)") & (p["parameter"] == "a"), "estimate"].iloc[0])
-    residuals = run_residuals(points[points["law"] == "L(N,D)"])
+    a = design.estimate(fit.fit, "N_opt(C)", "a", arch)
+    residuals = run_residuals(fit.fit.points[fit.fit.points["law"] == "L(N,D)"])
     return a, residuals, float(residuals["residual"].std(ddof=1))
 
 

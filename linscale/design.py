@@ -217,7 +217,9 @@ def _budgets(points: pd.DataFrame, n: int = 12) -> np.ndarray:
     return default_budgets(table, n)
 
 
-def _estimate(fit, law: str, parameter: str, group: str) -> float:
+def estimate(fit, law: str, parameter: str, group: str) -> float:
+    """One parameter's point estimate in a LawFit (``fit``; None when the method failed): NaN where the
+    fit lacks that group's row (an architecture it could not fit)."""
     if fit is None:
         return np.nan
     rows = fit.params[(fit.params["law"] == law) & (fit.params["parameter"] == parameter)
@@ -231,14 +233,14 @@ def _recovered(runs: pd.DataFrame, settings: FitSettings, arch: str) -> dict:
     results = fit_suite(runs, settings, jobs=1)
     out = {}
     for method in ("approach1", "approach2"):
-        out[f"{method}_a"] = _estimate(results[method].fit, "N_opt(C)", "exponent", arch)
+        out[f"{method}_a"] = estimate(results[method].fit, "N_opt(C)", "exponent", arch)
     a2 = results["approach2"]
     diag = a2.fit.diagnostics if a2.ok else pd.DataFrame()
     out["approach2_budgets"] = int(diag.loc[diag["group"] == arch, "n_budgets_used"].iloc[0]) \
         if len(diag) and (diag["group"] == arch).any() else 0
     for method in ("approach3", "approach3_fixed_e"):
-        out[f"{method}_a"] = _estimate(results[method].fit, "N_opt(C)", "a", arch)
-    out["approach3_E"] = _estimate(results["approach3"].fit, "L(N,D)", "E", arch)
+        out[f"{method}_a"] = estimate(results[method].fit, "N_opt(C)", "a", arch)
+    out["approach3_E"] = estimate(results["approach3"].fit, "L(N,D)", "E", arch)
     return out
 
 
