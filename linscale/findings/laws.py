@@ -355,6 +355,23 @@ def lr_misfit_verdict(ratios: dict[str, float]) -> str:
     return "partly"
 
 
+# benchmarks/probe_s6_heads.py's registered rule (2026-12-03): how much of s6's miss below its law is left
+# when s6 has the 2 heads of every other size (|its residual with 2 heads| over |with 4|)
+HEADS_EXPLAINS, HEADS_DOES_NOT = 0.5, 0.8
+
+
+def heads_verdict(shrinks: dict[str, float]) -> dict[str, str]:
+    """The s6-heads probe's rule, per architecture: the head count 'explains' s6's miss when the shrink is
+    at most ``HEADS_EXPLAINS``, 'does not explain' it when at least ``HEADS_DOES_NOT``, 'partly' between,
+    'inconclusive' when the shrink is missing (a fit failed)."""
+    verdicts = {}
+    for arch, shrink in shrinks.items():
+        shrink = float(shrink)
+        verdicts[arch] = ("inconclusive" if not np.isfinite(shrink) else "explains" if shrink <= HEADS_EXPLAINS
+                          else "does not explain" if shrink >= HEADS_DOES_NOT else "partly")
+    return verdicts
+
+
 def lr_probe(folder) -> dict | None:
     """What benchmarks/probe_lr_misfit.py found (its CSV tables in ``folder``), or None without them:
     whether the preset's learning-rate rule is why whole sizes miss their law.
