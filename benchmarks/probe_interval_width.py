@@ -26,6 +26,10 @@ with the machine and date.
 """
 from __future__ import annotations
 
+from linscale.train.code_paths import pin_numerics
+
+pin_numerics()  # before numpy and torch, as every linscale command: this script fits laws in its own process
+
 import argparse
 import dataclasses
 import sys

@@ -41,6 +41,10 @@ Runs land in ``--out`` (resumable: a finished run is not trained again); the tab
 """
 from __future__ import annotations
 
+from linscale.train.code_paths import pin_numerics
+
+pin_numerics()  # before numpy and torch, as every linscale command: this script fits laws in its own process
+
 import argparse
 import dataclasses
 import datetime as dt
