@@ -204,3 +204,35 @@ def test_the_lr_probe_rule_reaches_each_verdict_and_is_read_from_its_tables(tmp_
     assert found["ratios"] == pytest.approx({"llama": 0.3, "tnl": 0.9})
     assert found["verdict"] == "partly" and list(found["losses"]["best"]) == [0.5, 1.0]
     assert found["ends"] is None  # the after-the-fact table is optional
+
+
+def test_the_heads_probe_rule_reaches_each_verdict_and_is_read_from_its_tables(tmp_path):
+    """findings.heads_verdict (benchmarks/probe_s6_heads.py's registered rule), per architecture: a shrink
+    of s6's residual at most 0.5 explains, at least 0.8 does not, between is partly, missing inconclusive;
+    findings.heads_probe recomputes the shrinks from the fits table's residuals (not its own columns) and
+    keeps 2 heads only when TNL's miss is explained and every 2-head s6 overtakes s5."""
+    import pandas as pd
+
+    from linscale.findings import heads_probe, heads_verdict
+
+    assert heads_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
+        "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
+    assert heads_verdict({"tnl": 0.51})["tnl"] == "partly" and heads_verdict({"tnl": 1.4})["tnl"] == "does not explain"
+
+    assert heads_probe(tmp_path) is None  # no probe tables: nothing to read
+    pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "heads": [4, 2, 4, 2],
+                  "s6_residual": [-0.04, 0.01, -0.01, -0.009], "shrink": [None, 0.9, None, 0.1],
+                  "verdict": [None, "does not explain", None, "explains"]}).to_csv(tmp_path / "fits.csv", index=False)
+    pd.DataFrame({"arch": ["tnl"], "run_id": ["tnl-s6"], "size": ["s6"], "residual": [-0.04],
+                  "heads": [4]}).to_csv(tmp_path / "residuals.csv", index=False)
+    crossings = pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "heads": [4, 2, 4, 2], "small": "s5",
+                              "large": "s6", "crossover": [7e11, 9e11, 5e11, 6e11], "gap_at_end": -0.02})
+    crossings.to_csv(tmp_path / "crossings.csv", index=False)
+    pd.DataFrame({"arch": ["tnl"], "size": ["s6"], "linscale_niah_easy": [0.4], "heads": [4]}).to_csv(
+        tmp_path / "retrieval.csv", index=False)
+    found = heads_probe(tmp_path)
+    assert found["shrinks"] == pytest.approx({"tnl": 0.25, "llama": 0.9})
+    assert found["verdicts"] == {"tnl": "explains", "llama": "does not explain"} and found["keep"] is True
+    crossings.loc[3, "crossover"] = float("nan")  # LLaMA's 2-head s6 never overtakes s5: keep the 4 heads
+    crossings.to_csv(tmp_path / "crossings.csv", index=False)
+    assert heads_probe(tmp_path)["keep"] is False

@@ -372,6 +372,35 @@ def heads_verdict(shrinks: dict[str, float]) -> dict[str, str]:
     return verdicts
 
 
+def heads_probe(folder) -> dict | None:
+    """What benchmarks/probe_s6_heads.py found (its CSV tables in ``folder``), or None without them:
+    whether s6's miss below every architecture's law is its head count (4, where s1-s5 have 2).
+
+    * ``fits``: per architecture and head count at s6 (``heads`` 4: the committed runs; 2: s6 retrained
+      with 2 heads), s6's final validation loss, a, the misfit and s6's mean log residual (``s6_residual``);
+    * ``residuals``: each run's mean log residual around its law, per ``heads``;
+    * ``crossings``: s5 against s6 at equal compute, per ``heads`` (``crossover`` NaN: never below);
+    * ``retrieval``: the retrieval suite at s6's final checkpoint, per ``heads`` (outside the rule);
+    * ``shrinks`` and ``verdicts``: :func:`heads_verdict` of |s6_residual with 2 heads| over |with 4|,
+      recomputed from ``fits``; ``keep``: the registered decision for a next grid (2 heads at s6 when the
+      head count explains TNL's miss and every 2-head s6 overtakes s5)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    names = ("fits", "residuals", "crossings", "retrieval")
+    if not all((folder / f"{name}.csv").exists() for name in names):
+        return None
+    found = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
+    residual = found["fits"].pivot_table(index="arch", columns="heads", values="s6_residual", sort=False)
+    shrinks = {arch: abs(float(row[2])) / abs(float(row[4])) if row[4] else float("nan")
+               for arch, row in residual.iterrows()}
+    verdicts = heads_verdict(shrinks)
+    two_heads = found["crossings"][found["crossings"]["heads"] == 2]
+    crossed = len(two_heads) == len(shrinks) and bool(two_heads["crossover"].notna().all())
+    return {**found, "shrinks": shrinks, "verdicts": verdicts,
+            "keep": verdicts.get("tnl") == "explains" and crossed}
+
+
 def lr_probe(folder) -> dict | None:
     """What benchmarks/probe_lr_misfit.py found (its CSV tables in ``folder``), or None without them:
     whether the preset's learning-rate rule is why whole sizes miss their law.
