@@ -46,7 +46,6 @@ from linscale.train.code_paths import pin_numerics
 pin_numerics()  # before numpy and torch, as every linscale command: this script fits laws in its own process
 
 import argparse
-import dataclasses
 import datetime as dt
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -57,8 +56,8 @@ import pandas as pd
 
 from linscale import design
 from linscale.bench import format_table, machine_info, run_cli, write_probe_outputs
-from linscale.findings import LR_DOES_NOT, LR_EXPLAINS, lr_misfit_verdict, run_residuals
-from linscale.laws.suite import fit_suite, fit_window
+from linscale.findings import LR_DOES_NOT, LR_EXPLAINS, lr_misfit_verdict, refit_misfit
+from linscale.laws.suite import fit_window
 from linscale.presets import load_preset
 
 MULTIPLIERS = (0.5, 2.0)
@@ -74,19 +73,6 @@ def train(out: Path, arch: str, size: str, multiplier: float, base_lr: float) ->
             "--no-progress", "--set", f"train.lr={base_lr * multiplier!r}")
     rows = pd.read_parquet(folder / "results.parquet")
     return rows.assign(multiplier=multiplier)
-
-
-def misfit(runs: pd.DataFrame, preset: dict) -> tuple[float, pd.DataFrame, float]:
-    """Approach 3 with E fixed (the study's settings, no bootstrap) on one architecture's runs: its a, each
-    run's mean log residual, and their sd over runs (the misfit)."""
-    settings = dataclasses.replace(design.fit_settings(preset, bootstrap=0), methods=("approach3_fixed_e",))
-    fit = fit_suite(runs, settings, jobs=1)["approach3_fixed_e"]
-    arch = runs["arch"].iloc[0]
-    if not fit.ok or arch in fit.errors:
-        return np.nan, pd.DataFrame(columns=["arch", "run_id", "size", "residual"]), np.nan
-    a = design.estimate(fit.fit, "N_opt(C)", "a", arch)
-    residuals = run_residuals(fit.fit.points[fit.fit.points["law"] == "L(N,D)"])
-    return a, residuals, float(residuals["residual"].std(ddof=1))
 
 
 def main() -> None:
@@ -144,7 +130,7 @@ def main() -> None:
         chosen = losses[losses["arch"] == arch].set_index("size")["best"]
         best_runs = mine[mine["multiplier"] == mine["size"].map(chosen)]
         for label, part in (("rule LR", mine[mine["multiplier"] == 1.0]), ("best LR", best_runs)):
-            a, residuals, spread = misfit(part, preset)
+            a, residuals, spread = refit_misfit(part, preset)
             fits.append(dict(arch=arch, runs=label, a=a, misfit=spread))
             residual_rows.append(residuals.assign(runs=label))
             print(f"{arch} {label}: a {a:.3f}, misfit {spread:.4f}", flush=True)

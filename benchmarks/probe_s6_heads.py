@@ -43,7 +43,6 @@ Runs land in ``--out`` (resumable: a finished run is not trained again); the tab
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime as dt
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -84,25 +83,6 @@ def final_scores(evaluations):
     return last.pivot_table(index=["arch", "size"], columns="task", values="value").reset_index().rename_axis(columns=None)
 
 
-def refit(runs, preset):
-    """Approach 3 with E fixed (the study's settings, no bootstrap) on one architecture's runs: its a,
-    each run's mean log residual, and their sd over runs (the misfit)."""
-    import numpy as np
-    import pandas as pd
-
-    from linscale import design
-    from linscale.findings import run_residuals
-    from linscale.laws.suite import fit_suite
-
-    settings = dataclasses.replace(design.fit_settings(preset, bootstrap=0), methods=("approach3_fixed_e",))
-    fit = fit_suite(runs, settings, jobs=1)["approach3_fixed_e"]
-    arch = runs["arch"].iloc[0]
-    if not fit.ok or arch in fit.errors:
-        return np.nan, pd.DataFrame(columns=["arch", "run_id", "size", "residual"]), np.nan
-    residuals = run_residuals(fit.fit.points[fit.fit.points["law"] == "L(N,D)"])
-    return design.estimate(fit.fit, "N_opt(C)", "a", arch), residuals, float(residuals["residual"].std(ddof=1))
-
-
 def main() -> None:
     from linscale.train.code_paths import pin_numerics
 
@@ -111,7 +91,7 @@ def main() -> None:
 
     from linscale.bench import format_table, machine_info, write_probe_outputs
     from linscale.design import fit_settings
-    from linscale.findings import HEADS_DOES_NOT, HEADS_EXPLAINS, heads_verdict
+    from linscale.findings import HEADS_DOES_NOT, HEADS_EXPLAINS, heads_verdict, refit_misfit
     from linscale.laws.suite import crossovers, fit_window
     from linscale.presets import load_preset
 
@@ -165,7 +145,7 @@ def main() -> None:
         swapped = pd.concat([mine[mine["size"] != SIZE], probe[(arch, HEADS)]], ignore_index=True)
         finals = {}
         for heads, runs in ((COMMITTED_HEADS, mine), (HEADS, swapped)):
-            a, residuals, spread = refit(runs, preset)
+            a, residuals, spread = refit_misfit(runs, preset)
             s6 = residuals.loc[residuals["size"] == SIZE, "residual"]
             last = runs[runs["size"] == SIZE].sort_values("step").iloc[-1]
             finals[heads] = float(last["val_loss"])

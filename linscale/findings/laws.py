@@ -301,6 +301,25 @@ def run_residuals(points: pd.DataFrame) -> pd.DataFrame:
                          "size": means["run_id"].str.rsplit("-", n=1).str[-1], "residual": means["log_residual"]})
 
 
+def refit_misfit(runs: pd.DataFrame, preset: dict) -> tuple[float, pd.DataFrame, float]:
+    """Approach 3 with E fixed (the study's fit settings, no bootstrap) on one architecture's runs: its
+    allocation exponent a, each run's mean log residual (:func:`run_residuals`) and their sd over runs
+    (the misfit); NaN and an empty table where the fit fails. The probes of the misfit by size compare
+    variants of a grid with it."""
+    import dataclasses
+
+    from linscale import design
+    from linscale.laws.suite import fit_suite
+
+    settings = dataclasses.replace(design.fit_settings(preset, bootstrap=0), methods=("approach3_fixed_e",))
+    fit = fit_suite(runs, settings, jobs=1)["approach3_fixed_e"]
+    arch = runs["arch"].iloc[0]
+    if not fit.ok or arch in fit.errors:
+        return np.nan, pd.DataFrame(columns=["arch", "run_id", "size", "residual"]), np.nan
+    residuals = run_residuals(fit.fit.points[fit.fit.points["law"] == "L(N,D)"])
+    return design.estimate(fit.fit, "N_opt(C)", "a", arch), residuals, float(residuals["residual"].std(ddof=1))
+
+
 def interval_probe(folder) -> dict | None:
     """What benchmarks/probe_interval_width.py found (its CSV tables in ``folder``), or None without them:
     why approach 3's interval of a is as wide as it is.
