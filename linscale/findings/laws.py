@@ -360,18 +360,25 @@ def interval_probe(folder) -> dict | None:
 LR_EXPLAINS, LR_DOES_NOT = 0.5, 0.8
 
 
-def lr_misfit_verdict(ratios: dict[str, float]) -> str:
-    """The LR probe's rule: 'explains' when every architecture's misfit ratio (best LR over rule LR) is at
-    most ``LR_EXPLAINS``, 'does not explain' when every one is at least ``LR_DOES_NOT``, 'partly'
+def ratio_verdict(ratios: dict, explains: float, does_not: float) -> str:
+    """The probes' shape of rule: 'explains' when every ratio (a variant's measure over the committed
+    one's) is at most ``explains``, 'does not explain' when every one is at least ``does_not``, 'partly'
     otherwise, and 'inconclusive' when a ratio is missing."""
     values = [float(r) for r in ratios.values()]
     if not values or not all(np.isfinite(values)):
         return "inconclusive"
-    if all(r <= LR_EXPLAINS for r in values):
+    if all(r <= explains for r in values):
         return "explains"
-    if all(r >= LR_DOES_NOT for r in values):
+    if all(r >= does_not for r in values):
         return "does not explain"
     return "partly"
+
+
+def lr_misfit_verdict(ratios: dict[str, float]) -> str:
+    """The LR probe's rule: 'explains' when every architecture's misfit ratio (best LR over rule LR) is at
+    most ``LR_EXPLAINS``, 'does not explain' when every one is at least ``LR_DOES_NOT``, 'partly'
+    otherwise, and 'inconclusive' when a ratio is missing."""
+    return ratio_verdict(ratios, LR_EXPLAINS, LR_DOES_NOT)
 
 
 # benchmarks/probe_s6_heads.py's registered rule (2026-12-03): how much of s6's miss below its law is left
@@ -383,12 +390,13 @@ def heads_verdict(shrinks: dict[str, float]) -> dict[str, str]:
     """The s6-heads probe's rule, per architecture: the head count 'explains' s6's miss when the shrink is
     at most ``HEADS_EXPLAINS``, 'does not explain' it when at least ``HEADS_DOES_NOT``, 'partly' between,
     'inconclusive' when the shrink is missing (a fit failed)."""
-    verdicts = {}
-    for arch, shrink in shrinks.items():
-        shrink = float(shrink)
-        verdicts[arch] = ("inconclusive" if not np.isfinite(shrink) else "explains" if shrink <= HEADS_EXPLAINS
-                          else "does not explain" if shrink >= HEADS_DOES_NOT else "partly")
-    return verdicts
+    return {arch: ratio_verdict({arch: shrink}, HEADS_EXPLAINS, HEADS_DOES_NOT) for arch, shrink in shrinks.items()}
+
+
+# benchmarks/probe_uniform_heads.py's registered rules (2026-12-03): TNL's loss deficit against LLaMA with
+# 4 heads at every size over its deficit on the committed ladder, per size; and each architecture's misfit
+# on the 4-head ladder over its committed misfit
+UNIFORM_EXPLAINS, UNIFORM_DOES_NOT = 0.5, 0.8
 
 
 def heads_probe(folder) -> dict | None:
