@@ -236,3 +236,46 @@ def test_the_heads_probe_rule_reaches_each_verdict_and_is_read_from_its_tables(t
     crossings.loc[3, "crossover"] = float("nan")  # LLaMA's 2-head s6 never overtakes s5: keep the 4 heads
     crossings.to_csv(tmp_path / "crossings.csv", index=False)
     assert heads_probe(tmp_path)["keep"] is False
+
+
+def test_the_uniform_heads_probe_is_read_from_its_tables_by_its_registered_rules(tmp_path):
+    """findings.uniform_probe (benchmarks/probe_uniform_heads.py): TNL's deficit ratio per size and each
+    architecture's misfit ratio are recomputed from the tables and judged by findings.ratio_verdict
+    (every ratio at most 0.5 explains, every one at least 0.8 does not, a mix partly, a missing one
+    inconclusive); the next grid adopts 4 heads only when every pair crosses and no misfit ratio is above 1."""
+    import pandas as pd
+
+    from linscale.findings import ratio_verdict, uniform_probe
+
+    assert ratio_verdict({"s1": 0.5, "s2": -0.3}, 0.5, 0.8) == "explains"  # negative: TNL below LLaMA now
+    assert ratio_verdict({"s1": 0.8, "s2": 2.0}, 0.5, 0.8) == "does not explain"
+    assert ratio_verdict({"s1": 0.49, "s2": 0.81}, 0.5, 0.8) == "partly"
+    assert ratio_verdict({"s1": 0.2, "s2": float("nan")}, 0.5, 0.8) == "inconclusive"
+
+    assert uniform_probe(tmp_path) is None
+    pd.DataFrame({"arch": ["tnl"], "size": ["s1"], "val_committed": [2.0], "val_4 heads": [1.9],
+                  "change": [-0.05]}).to_csv(tmp_path / "losses.csv", index=False)
+    pd.DataFrame({"size": ["s1", "s2"], "deficit_committed": [0.06, 0.08], "deficit_4 heads": [0.03, 0.01],
+                  "ratio": [9.0, 9.0]}).to_csv(tmp_path / "deficits.csv", index=False)
+    pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "ladder": ["committed", "4 heads"] * 2,
+                  "a": 0.7, "misfit": [0.02, 0.008, 0.01, 0.0105], "ratio": [None, 5.0, None, 5.0]}).to_csv(
+        tmp_path / "fits.csv", index=False)
+    pd.DataFrame({"arch": ["tnl"], "run_id": ["tnl-s1"], "size": ["s1"], "residual": [0.01],
+                  "ladder": ["committed"]}).to_csv(tmp_path / "residuals.csv", index=False)
+    crossings = pd.DataFrame({"arch": ["tnl", "tnl", "llama"], "ladder": ["committed", "4 heads", "4 heads"],
+                              "small": "s1", "large": "s2", "crossover": [1e11, 2e11, 3e11], "gap_at_end": -0.01})
+    crossings.to_csv(tmp_path / "crossings.csv", index=False)
+    pd.DataFrame({"arch": ["tnl"], "size": ["s5"], "linscale_mqar": [0.2], "heads": [4]}).to_csv(
+        tmp_path / "retrieval.csv", index=False)
+    found = uniform_probe(tmp_path)
+    assert found["deficit_ratios"] == pytest.approx({"s1": 0.5, "s2": 0.125}) and found["deficit_verdict"] == "explains"
+    assert found["misfit_ratios"] == pytest.approx({"tnl": 0.4, "llama": 1.05})
+    assert found["misfit_verdicts"] == {"tnl": "explains", "llama": "does not explain"}
+    assert found["uncrossed"].empty and found["adopt"] is False  # LLaMA's misfit grew: keep the ladder
+    pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "ladder": ["committed", "4 heads"] * 2,
+                  "a": 0.7, "misfit": [0.02, 0.008, 0.01, 0.009]}).to_csv(tmp_path / "fits.csv", index=False)
+    assert uniform_probe(tmp_path)["adopt"] is True
+    crossings.loc[2, "crossover"] = float("nan")  # LLaMA's s2 never overtakes its s1 with 4 heads
+    crossings.to_csv(tmp_path / "crossings.csv", index=False)
+    again = uniform_probe(tmp_path)
+    assert again["adopt"] is False and again["uncrossed"].to_dict("records") == [{"arch": "llama", "small": "s1", "large": "s2"}]

@@ -428,6 +428,43 @@ def heads_probe(folder) -> dict | None:
             "keep": verdicts.get("tnl") == "explains" and crossed}
 
 
+def uniform_probe(folder) -> dict | None:
+    """What benchmarks/probe_uniform_heads.py found (its CSV tables in ``folder``), or None without them:
+    whether TNL's deficit against LLaMA, and each architecture's misfit, are the committed ladder's head
+    counts (2 heads at s1-s5, 4 at s6), from a ladder with 4 heads at every size.
+
+    * ``losses``: per architecture and size, the final validation loss on both ladders
+      (``val_committed``, ``val_4 heads``) and the relative ``change``;
+    * ``deficits``: per size below s6, TNL's final loss over LLaMA's minus 1 on both ladders;
+    * ``fits``, ``residuals``, ``crossings``: approach 3 (E fixed), each run's mean log residual and the
+      neighbouring pairs at equal compute, per ``ladder``;
+    * ``retrieval``: the retrieval suite at s4's and s5's final checkpoints, per ``heads`` (outside the rules);
+    * ``deficit_ratios`` and ``deficit_verdict``; ``misfit_ratios`` and ``misfit_verdicts`` (per
+      architecture), all recomputed from the tables with :func:`ratio_verdict`; ``uncrossed``: the pairs
+      that do not cross on the 4-head ladder; ``adopt``: the registered decision for a next grid (every
+      pair crosses and no misfit ratio is above 1)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    names = ("losses", "deficits", "fits", "residuals", "crossings", "retrieval")
+    if not all((folder / f"{name}.csv").exists() for name in names):
+        return None
+    found = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
+    deficits = found["deficits"]
+    deficit_ratios = dict(zip(deficits["size"], deficits["deficit_4 heads"] / deficits["deficit_committed"]))
+    spread = found["fits"].pivot_table(index="arch", columns="ladder", values="misfit", sort=False)
+    misfit_ratios = {arch: float(row["4 heads"] / row["committed"]) for arch, row in spread.iterrows()}
+    four = found["crossings"][found["crossings"]["ladder"] == "4 heads"]
+    uncrossed = four[four["crossover"].isna()][["arch", "small", "large"]].reset_index(drop=True)
+    return {**found, "deficit_ratios": deficit_ratios,
+            "deficit_verdict": ratio_verdict(deficit_ratios, UNIFORM_EXPLAINS, UNIFORM_DOES_NOT),
+            "misfit_ratios": misfit_ratios,
+            "misfit_verdicts": {arch: ratio_verdict({arch: r}, UNIFORM_EXPLAINS, UNIFORM_DOES_NOT)
+                                for arch, r in misfit_ratios.items()},
+            "uncrossed": uncrossed,
+            "adopt": bool(len(four)) and uncrossed.empty and max(misfit_ratios.values(), default=np.inf) <= 1}
+
+
 def lr_probe(folder) -> dict | None:
     """What benchmarks/probe_lr_misfit.py found (its CSV tables in ``folder``), or None without them:
     whether the preset's learning-rate rule is why whole sizes miss their law.
