@@ -60,6 +60,9 @@ class ModelConfig:
             _require_positive_int(name, getattr(self, name))
         if self.d_model % self.n_head:
             raise ConfigError(f"d_model: {self.d_model} is not divisible by n_head={self.n_head}")
+        if self.arch == "llama" and self.head_dim % 2:  # rotate-half RoPE pairs dimension i with i + head_dim/2
+            raise ConfigError(f"n_head: LLaMA's rotary embedding needs an even head width, and d_model/n_head = "
+                              f"{self.d_model}/{self.n_head} = {self.head_dim}")
         if self.d_ffn is None:
             self.d_ffn = glu_width(self.d_model, self.ffn_multiple_of)
         _require_positive_int("d_ffn", self.d_ffn)

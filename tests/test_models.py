@@ -156,6 +156,8 @@ def test_tiny_model_learns_a_fixed_batch(arch):
     (dict(vocab_size=2.5), "vocab_size: expected a positive integer"),
     (dict(decay_schedule="linear"), "decay_schedule: 'linear' is not one of"),
     (dict(mixer_mode="fast"), "mixer_mode: 'fast' is not one of"),
+    (dict(arch="llama", d_model=12, n_head=4), "n_head: LLaMA's rotary embedding needs an even head width, and "
+                                                "d_model/n_head = 12/4 = 3"),
 ])
 def test_bad_config_names_the_field(fields, message):
     base = dict(arch="tnl", n_layer=2, d_model=32, n_head=4, vocab_size=64)
