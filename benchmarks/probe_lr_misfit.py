@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from linscale import design
-from linscale.bench import format_table, machine_info, run_cli, write_probe_outputs
+from linscale.bench import format_table, machine_info, train_probe_run, write_probe_outputs
 from linscale.findings import LR_DOES_NOT, LR_EXPLAINS, lr_misfit_verdict, refit_misfit
 from linscale.laws.suite import fit_window
 from linscale.presets import load_preset
@@ -68,9 +68,7 @@ CONTROL_TOLERANCE = 0.001  # relative, final validation loss
 
 def train(out: Path, arch: str, size: str, multiplier: float, base_lr: float) -> pd.DataFrame:
     """One run of the cpu preset at ``multiplier`` times its LR rule (or found finished): its rows."""
-    folder = out / f"{arch}-{size}-x{multiplier:g}"
-    run_cli("train", "--preset", "cpu", "--arch", arch, "--size", size, "--out", str(folder), "--threads", "1",
-            "--no-progress", "--set", f"train.lr={base_lr * multiplier!r}")
+    folder = train_probe_run(out / f"{arch}-{size}-x{multiplier:g}", arch, size, f"train.lr={base_lr * multiplier!r}")
     rows = pd.read_parquet(folder / "results.parquet")
     return rows.assign(multiplier=multiplier)
 

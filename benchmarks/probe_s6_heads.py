@@ -51,36 +51,6 @@ from pathlib import Path
 SIZE, HEADS, COMMITTED_HEADS = "s6", 2, 4
 CONTROL = "tnl"  # retrained with the committed head count: the probe must train what the study trained
 CONTROL_TOLERANCE = 0.001  # relative, final validation loss
-RETRIEVAL = {"linscale_niah_easy": "weighted_acc", "linscale_niah_standard": "weighted_acc", "linscale_mqar": "acc"}
-
-
-def train(out: Path, arch: str, heads: int) -> Path:
-    """One s6 run of the cpu preset with ``heads`` heads (or found finished): its sweep folder."""
-    from linscale.bench import run_cli
-
-    folder = out / f"{arch}-{SIZE}-h{heads}"
-    run_cli("train", "--preset", "cpu", "--arch", arch, "--size", SIZE, "--out", str(folder), "--threads", "1",
-            "--no-progress", "--set", f"sizes.{SIZE}.n_head={heads}")
-    return folder
-
-
-def retrieval(folder: Path, arch: str):
-    """The retrieval suite at the run's final export (evaluated once; the store is resumable)."""
-    import pandas as pd
-
-    from linscale.bench import run_cli
-
-    exports = sorted((folder / "runs" / f"{arch}-{SIZE}" / "export").glob("step=*"), key=lambda p: int(p.name.split("=")[1]))
-    run_cli("eval", str(folder), "--suites", "retrieval", "--checkpoint", str(exports[-1]))
-    scores = pd.read_parquet(folder / "eval" / "results.parquet")
-    return final_scores(scores)
-
-
-def final_scores(evaluations):
-    """Per run: the retrieval scores of its last evaluated step (columns arch, size, and one per task)."""
-    wanted = evaluations[evaluations.apply(lambda r: RETRIEVAL.get(r["task"]) == r["metric"], axis=1)]
-    last = wanted[wanted["step"] == wanted.groupby("run_id")["step"].transform("max")]
-    return last.pivot_table(index=["arch", "size"], columns="task", values="value").reset_index().rename_axis(columns=None)
 
 
 def main() -> None:
@@ -89,7 +59,8 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import format_table, machine_info, write_probe_outputs
+    from linscale.bench import (final_retrieval, format_table, machine_info, probe_retrieval, train_probe_run,
+                                write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import HEADS_DOES_NOT, HEADS_EXPLAINS, heads_verdict, refit_misfit
     from linscale.laws.suite import crossovers, fit_window
@@ -124,7 +95,8 @@ def main() -> None:
         wanted.append((CONTROL, COMMITTED_HEADS))
     started = dt.datetime.now(dt.timezone.utc)
     with ThreadPoolExecutor(args.jobs) as pool:
-        folders = dict(zip(wanted, pool.map(lambda w: train(out, *w), wanted)))
+        folders = dict(zip(wanted, pool.map(lambda w: train_probe_run(out / f"{w[0]}-{SIZE}-h{w[1]}", w[0], SIZE,
+                                                                        f"sizes.{SIZE}.n_head={w[1]}"), wanted)))
     probe = {key: pd.read_parquet(folder / "results.parquet").assign(size=SIZE) for key, folder in folders.items()}
 
     control_line = f"not retrained ({CONTROL} not among the probe's architectures)"
@@ -169,8 +141,8 @@ def main() -> None:
     # outside the rule: the retrieval suite at the final checkpoint, 2 heads against the committed 4
     committed_eval = pd.read_parquet(results_dir / "eval.parquet")
     committed_eval = committed_eval[committed_eval["arch"].isin(archs) & (committed_eval["size"].astype(str) == SIZE)]
-    scores = pd.concat([final_scores(committed_eval).assign(heads=COMMITTED_HEADS),
-                        *(retrieval(folders[(arch, HEADS)], arch).assign(heads=HEADS) for arch in archs)],
+    scores = pd.concat([final_retrieval(committed_eval).assign(heads=COMMITTED_HEADS),
+                        *(probe_retrieval(folders[(arch, HEADS)], arch, SIZE).assign(heads=HEADS) for arch in archs)],
                        ignore_index=True)
 
     crossed = crossings[crossings["heads"] == HEADS]["crossover"].notna()

@@ -1109,6 +1109,39 @@ def run_cli(*args: str) -> None:
         raise SystemExit(f"linscale {' '.join(args[:1])} failed (exit {proc.returncode}): {last}")
 
 
+def train_probe_run(folder: Path, arch: str, size: str, *overrides: str, preset: str = "cpu") -> Path:
+    """One run of a probe: ``arch`` at ``size`` of ``preset`` with ``--set`` ``overrides``, trained as a
+    sweep's worker trains it (one thread, the pinned code paths) into ``folder`` (resumable: a finished run
+    is found, not trained again); returns ``folder``."""
+    sets = [arg for override in overrides for arg in ("--set", override)]
+    run_cli("train", "--preset", preset, "--arch", arch, "--size", size, "--out", str(folder), "--threads", "1",
+            "--no-progress", *sets)
+    return Path(folder)
+
+
+# the retrieval suite's scores a probe reports, task -> metric
+PROBE_RETRIEVAL = {"linscale_niah_easy": "weighted_acc", "linscale_niah_standard": "weighted_acc", "linscale_mqar": "acc"}
+
+
+def final_retrieval(evaluations: pd.DataFrame) -> pd.DataFrame:
+    """Per run: the retrieval scores of its last evaluated step (columns arch, size, one per task)."""
+    wanted = evaluations[[PROBE_RETRIEVAL.get(task) == metric
+                          for task, metric in zip(evaluations["task"], evaluations["metric"])]]
+    last = wanted[wanted["step"] == wanted.groupby("run_id")["step"].transform("max")]
+    return last.pivot_table(index=["arch", "size"], columns="task", values="value").reset_index().rename_axis(columns=None)
+
+
+def probe_retrieval(folder: Path, arch: str, size: str) -> pd.DataFrame:
+    """The retrieval suite at the final export of a probe's run in ``folder`` (evaluated once: the store is
+    resumable), as :func:`final_retrieval`."""
+    exports = sorted((Path(folder) / "runs" / f"{arch}-{size}" / "export").glob("step=*"),
+                     key=lambda p: int(p.name.split("=")[1]))
+    if not exports:
+        raise SystemExit(f"{folder}: no export of {arch}-{size} to evaluate (expected runs/{arch}-{size}/export/step=*)")
+    run_cli("eval", str(folder), "--suites", "retrieval", "--checkpoint", str(exports[-1]))
+    return final_retrieval(pd.read_parquet(Path(folder) / "eval" / "results.parquet"))
+
+
 def write_probe_outputs(text: str, results: str | None = None, tables: str | None = None,
                         frames: dict[str, pd.DataFrame] | None = None) -> None:
     """What a benchmark probe found: ``text`` (its Markdown report) into the file ``results``, or printed

@@ -175,3 +175,24 @@ def test_a_probes_failed_linscale_command_ends_in_one_line_naming_the_cli_error(
 
     with pytest.raises(SystemExit, match=r"^linscale train failed \(exit 2\): .*--set nonsense.key: unknown key"):
         run_cli("train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--set", "nonsense.key=1")
+
+
+def test_a_probe_reads_each_runs_last_retrieval_scores_and_names_a_run_it_cannot_evaluate(tmp_path):
+    """bench.final_retrieval keeps each run's last evaluated step and the one metric a probe reports per
+    retrieval task (NIAH's weighted accuracy, not its plain accuracy); bench.probe_retrieval ends in one
+    line naming the folder when a run has no export to evaluate."""
+    import pandas as pd
+
+    from linscale.bench import final_retrieval, probe_retrieval
+
+    rows = [("tnl-s5", "tnl", "s5", step, task, metric, value)
+            for step, scale in ((100, 0.5), (200, 1.0))
+            for task, metric, value in (("linscale_niah_easy", "weighted_acc", 0.8), ("linscale_niah_easy", "acc", 0.1),
+                                        ("linscale_mqar", "acc", 0.3), ("linscale_knowledge", "acc", 0.9))
+            for value in [value * scale]]
+    evaluations = pd.DataFrame(rows, columns=["run_id", "arch", "size", "step", "task", "metric", "value"])
+    scores = final_retrieval(evaluations)
+    assert list(scores.columns) == ["arch", "size", "linscale_mqar", "linscale_niah_easy"]
+    assert scores.iloc[0][["linscale_mqar", "linscale_niah_easy"]].tolist() == [0.3, 0.8]  # step 200's, weighted
+    with pytest.raises(SystemExit, match=r"no export of tnl-s5 to evaluate"):
+        probe_retrieval(tmp_path, "tnl", "s5")
