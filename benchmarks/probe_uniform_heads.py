@@ -41,6 +41,16 @@ rules are ``ratio_verdict`` with ``UNIFORM_EXPLAINS`` and ``UNIFORM_DOES_NOT``, 
 - *Also measured, outside the rules*: the retrieval suite (NIAH easy and standard, weighted accuracy;
   associative recall) at the final checkpoints of s4 and s5 with 4 heads, next to the committed ones.
 
+*Amended on 2026-12-03 (this amendment's commit), before any result was read* (the first attempt trained 17 of the 21
+runs and then stopped: LLaMA's s2 cannot have 4 heads, its head width would be 3 and rotary embeddings
+rotate pairs of dimensions; ``ModelConfig`` now says so in one line instead of failing inside the model;
+none of the trained runs' losses had been read, the analysis never ran): LLaMA's 4-head ladder has no
+s2. So TNL's deficit is judged at s1, s3, s4 and s5, LLaMA's misfit ratio compares both of its ladders
+without s2 (its committed s2 has LLaMA's largest residual, and dropping it from one side only would
+flatter the 4-head ladder), and LLaMA's pairs on the 4-head ladder are s1/s3 and upwards. The decision is
+unchanged in its conditions; a next grid with 4 heads would also need an s2 whose width 4 heads divide
+into even parts.
+
 Runs land in ``--out`` (resumable: a finished run is not trained again); the tables go to ``--results``
 (Markdown, with machine and date) and as CSV files to ``--tables``.
 """
@@ -57,35 +67,8 @@ TOP = "s6"  # committed with 4 heads already
 CONTROL = ("tnl", "s1")  # retrained with the committed head count: the probe must train what the study trained
 CONTROL_TOLERANCE = 0.001  # relative, final validation loss
 RETRIEVAL_SIZES = ("s4", "s5")
-RETRIEVAL = {"linscale_niah_easy": "weighted_acc", "linscale_niah_standard": "weighted_acc", "linscale_mqar": "acc"}
-
-
-def train(out: Path, arch: str, size: str, heads: int) -> Path:
-    """One run of the cpu preset with ``heads`` heads (or found finished): its sweep folder."""
-    from linscale.bench import run_cli
-
-    folder = out / f"{arch}-{size}-h{heads}"
-    run_cli("train", "--preset", "cpu", "--arch", arch, "--size", size, "--out", str(folder), "--threads", "1",
-            "--no-progress", "--set", f"sizes.{size}.n_head={heads}")
-    return folder
-
-
-def final_scores(evaluations):
-    """Per run: the retrieval scores of its last evaluated step (columns arch, size, and one per task)."""
-    wanted = evaluations[evaluations.apply(lambda r: RETRIEVAL.get(r["task"]) == r["metric"], axis=1)]
-    last = wanted[wanted["step"] == wanted.groupby("run_id")["step"].transform("max")]
-    return last.pivot_table(index=["arch", "size"], columns="task", values="value").reset_index().rename_axis(columns=None)
-
-
-def retrieval(folder: Path, arch: str, size: str):
-    """The retrieval suite at the run's final export (evaluated once; the store is resumable)."""
-    import pandas as pd
-
-    from linscale.bench import run_cli
-
-    exports = sorted((folder / "runs" / f"{arch}-{size}" / "export").glob("step=*"), key=lambda p: int(p.name.split("=")[1]))
-    run_cli("eval", str(folder), "--suites", "retrieval", "--checkpoint", str(exports[-1]))
-    return final_scores(pd.read_parquet(folder / "eval" / "results.parquet"))
+# runs the 4-head ladder cannot have (the amendment in the docstring)
+IMPOSSIBLE = {("llama", "s2"): "head width 12/4 = 3: rotary embeddings need an even head width"}
 
 
 def main() -> None:
@@ -94,7 +77,8 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import format_table, machine_info, write_probe_outputs
+    from linscale.bench import (final_retrieval, format_table, machine_info, probe_retrieval, train_probe_run,
+                                write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import UNIFORM_DOES_NOT, UNIFORM_EXPLAINS, ratio_verdict, refit_misfit
     from linscale.laws.suite import crossovers, fit_window
@@ -120,12 +104,13 @@ def main() -> None:
         raise SystemExit(f"--results-dir: {results_dir}/runs.parquet holds no runs")
     lower = [size for size in sizes if size != TOP]
     seconds = committed.groupby("run_id")["wall_time_s"].max()
-    wanted = sorted(((arch, size, HEADS) for arch in archs for size in lower),
+    wanted = sorted(((arch, size, HEADS) for arch in archs for size in lower if (arch, size) not in IMPOSSIBLE),
                     key=lambda w: -float(seconds.get(f"{w[0]}-{w[1]}", 0)))  # longest first
     wanted.append((*CONTROL, COMMITTED_HEADS))
     started = dt.datetime.now(dt.timezone.utc)
     with ThreadPoolExecutor(args.jobs) as pool:
-        folders = dict(zip(wanted, pool.map(lambda w: train(Path(args.out), *w), wanted)))
+        folders = dict(zip(wanted, pool.map(lambda w: train_probe_run(Path(args.out) / f"{w[0]}-{w[1]}-h{w[2]}", w[0], w[1],
+                                                                        f"sizes.{w[1]}.n_head={w[2]}"), wanted)))
     trained = {key: pd.read_parquet(folder / "results.parquet").assign(size=key[1]) for key, folder in folders.items()}
 
     control = trained.pop((*CONTROL, COMMITTED_HEADS))
@@ -149,10 +134,11 @@ def main() -> None:
 
     # 1. TNL's deficit against LLaMA, per size below s6
     by = losses.set_index(["arch", "size"])
-    deficits = pd.DataFrame({"size": lower})
+    compared = [size for size in lower if ("tnl", size) not in IMPOSSIBLE and ("llama", size) not in IMPOSSIBLE]
+    deficits = pd.DataFrame({"size": compared})
     for name in ladders:
         deficits[f"deficit_{name}"] = [by.loc[("tnl", s), f"val_{name}"] / by.loc[("llama", s), f"val_{name}"] - 1
-                                       for s in lower]
+                                       for s in compared]
     deficits["ratio"] = deficits["deficit_4 heads"] / deficits["deficit_committed"]
     deficit_verdict = ratio_verdict(dict(zip(deficits["size"], deficits["ratio"])), UNIFORM_EXPLAINS, UNIFORM_DOES_NOT)
 
@@ -160,8 +146,9 @@ def main() -> None:
     settings = fit_settings(preset, bootstrap=0)
     fit_rows, residual_rows, cross_rows = [], [], []
     for arch in archs:
+        missing = [size for a, size in IMPOSSIBLE if a == arch]  # left out of both ladders, to compare like with like
         for name, runs in ladders.items():
-            part = runs[runs["arch"] == arch]
+            part = runs[(runs["arch"] == arch) & ~runs["size"].isin(missing)]
             a, residuals, spread = refit_misfit(part, preset)
             fit_rows.append(dict(arch=arch, ladder=name, a=a, misfit=spread))
             residual_rows.append(residuals.assign(ladder=name))
@@ -177,14 +164,16 @@ def main() -> None:
     crossings = pd.concat(cross_rows, ignore_index=True)[["arch", "ladder", "small", "large", "crossover", "gap_at_end"]]
     four = crossings[crossings["ladder"] == "4 heads"]
     uncrossed = four[four["crossover"].isna()]
-    adopt = uncrossed.empty and len(four) == len(archs) * (len(sizes) - 1) and max(misfit_ratios.values()) <= 1
+    pairs = sum(len(sizes) - 1 - sum(a == arch for a, _ in IMPOSSIBLE) for arch in archs)
+    adopt = uncrossed.empty and len(four) == pairs and max(misfit_ratios.values()) <= 1
 
     # outside the rules: retrieval at the final checkpoints of s4 and s5, 4 heads against the committed 2
     committed_eval = pd.read_parquet(results_dir / "eval.parquet")
     committed_eval = committed_eval[committed_eval["size"].astype(str).isin(RETRIEVAL_SIZES)]
-    scores = pd.concat([final_scores(committed_eval).assign(heads=COMMITTED_HEADS),
-                        *(retrieval(folders[(arch, size, HEADS)], arch, size).assign(heads=HEADS)
-                          for arch in archs for size in RETRIEVAL_SIZES)], ignore_index=True)
+    scores = pd.concat([final_retrieval(committed_eval).assign(heads=COMMITTED_HEADS),
+                        *(probe_retrieval(folders[(arch, size, HEADS)], arch, size).assign(heads=HEADS)
+                          for arch in archs for size in RETRIEVAL_SIZES if (arch, size) not in IMPOSSIBLE)],
+                       ignore_index=True)
 
     info = machine_info()
     lines = ["# Registered probe: a cpu ladder with 4 heads at every size", "",
@@ -192,7 +181,9 @@ def main() -> None:
              "and my prediction are in the script's docstring, committed before any run was trained.", "",
              f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {dt.datetime.now(dt.timezone.utc):%H:%M} UTC",
              *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
-             f"- control: {control_line}", "", "## Verdicts", "",
+             f"- control: {control_line}",
+             f"- not trained (the amendment): {'; '.join(f'{a} {s}: {why}' for (a, s), why in IMPOSSIBLE.items())}",
+             "", "## Verdicts", "",
              f"- does TNL's 2-head decay spectrum explain its deficit against LLaMA? **{deficit_verdict}** (4-head over committed deficit "
              f"{', '.join(f'{s} {r:.2f}' for s, r in zip(deficits['size'], deficits['ratio']))}; explains: all at most "
              f"{UNIFORM_EXPLAINS}, does not explain: all at least {UNIFORM_DOES_NOT}).",
@@ -200,7 +191,7 @@ def main() -> None:
                for arch, verdict in misfit_verdicts.items()),
              f"- pairs that do not cross on the 4-head ladder: "
              f"{', '.join(f'{r.arch} {r.small}/{r.large}' for r in uncrossed.itertuples()) or 'none'}",
-             f"- what it decides for the next grid: {'4 heads at every size' if adopt else 'nothing: the registered condition (every pair crosses, no misfit ratio above 1) is not met'}",
+             f"- what it decides for the next grid: {'4 heads at every size (with an s2 that 4 heads divide into even widths)' if adopt else 'nothing: the registered condition (every pair crosses, no misfit ratio above 1) is not met'}",
              "", "## Final validation loss, committed ladder and 4 heads at every size", "",
              format_table(losses.round(4)), "", "## TNL's deficit against LLaMA", "", format_table(deficits.round(4)), "",
              "## Approach 3 (E fixed) on both ladders", "", format_table(fits.round(4)), "",
