@@ -55,7 +55,7 @@ import numpy as np
 import pandas as pd
 
 from linscale import design
-from linscale.bench import format_table, machine_info, train_probe_run, write_probe_outputs
+from linscale.bench import format_table, machine_info, probe_arguments, train_probe_run, write_probe_outputs
 from linscale.findings import LR_DOES_NOT, LR_EXPLAINS, lr_misfit_verdict, refit_misfit
 from linscale.laws.suite import fit_window
 from linscale.presets import load_preset
@@ -74,14 +74,10 @@ def train(out: Path, arch: str, size: str, multiplier: float, base_lr: float) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/probe-lr-misfit", help="folder of the runs (resumable)")
-    parser.add_argument("--results-dir", default="results/cpu", help="the committed study (its 1x runs)")
-    parser.add_argument("--jobs", type=int, default=2, help="runs trained side by side (one thread each)")
+    parser = probe_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), "runs/probe-lr-misfit",
+                             "the committed study (its 1x runs)")
     parser.add_argument("--archs", nargs="*", default=list(ARCHS), help="architectures (registered: llama tnl)")
     parser.add_argument("--sizes", nargs="*", default=None, help="sizes (registered: all of the cpu preset)")
-    parser.add_argument("--results", default=None, help="Markdown file for the tables (default: print them)")
-    parser.add_argument("--tables", default=None, help="folder for the CSV tables")
     args = parser.parse_args()
 
     preset = load_preset("cpu")

@@ -59,20 +59,16 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (final_retrieval, format_table, machine_info, probe_retrieval, train_probe_run,
-                                write_probe_outputs)
+    from linscale.bench import (final_retrieval, format_table, machine_info, probe_arguments, probe_retrieval,
+                                train_probe_run, write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import HEADS_DOES_NOT, HEADS_EXPLAINS, heads_verdict, refit_misfit
     from linscale.laws.suite import crossovers, fit_window
     from linscale.presets import load_preset
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default="runs/probe-s6-heads", help="folder of the runs (resumable)")
-    parser.add_argument("--results-dir", default="results/cpu", help="the committed study (its 4-head s6 runs)")
-    parser.add_argument("--jobs", type=int, default=2, help="runs trained side by side (one thread each)")
+    parser = probe_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), "runs/probe-s6-heads",
+                             "the committed study (its 4-head s6 runs)")
     parser.add_argument("--archs", nargs="*", default=None, help="architectures (registered: all four)")
-    parser.add_argument("--results", default=None, help="Markdown file for the tables (default: print them)")
-    parser.add_argument("--tables", default=None, help="folder for the CSV tables")
     args = parser.parse_args()
 
     preset = load_preset("cpu")

@@ -1142,6 +1142,17 @@ def probe_retrieval(folder: Path, arch: str, size: str) -> pd.DataFrame:
     return final_retrieval(pd.read_parquet(Path(folder) / "eval" / "results.parquet"))
 
 
+def probe_arguments(parser, out: str, results_dir_help: str = "the committed study"):
+    """The arguments every training probe takes: where its runs go, the committed study it compares with,
+    how many runs train side by side, and where its report and tables go."""
+    parser.add_argument("--out", default=out, help="folder of the runs (resumable)")
+    parser.add_argument("--results-dir", default="results/cpu", help=results_dir_help)
+    parser.add_argument("--jobs", type=int, default=2, help="runs trained side by side (one thread each)")
+    parser.add_argument("--results", default=None, help="Markdown file for the tables (default: print them)")
+    parser.add_argument("--tables", default=None, help="folder for the CSV tables")
+    return parser
+
+
 def write_probe_outputs(text: str, results: str | None = None, tables: str | None = None,
                         frames: dict[str, pd.DataFrame] | None = None) -> None:
     """What a benchmark probe found: ``text`` (its Markdown report) into the file ``results``, or printed
