@@ -206,6 +206,19 @@ def test_the_lr_probe_rule_reaches_each_verdict_and_is_read_from_its_tables(tmp_
     assert found["ends"] is None  # the after-the-fact table is optional
 
 
+def test_the_embedding_probe_rule_reaches_each_verdict():
+    """findings.embedding_verdict (benchmarks/probe_total_params.py's registered rule), per architecture: a
+    misfit ratio (total count over non-embedding) at most 0.5 explains, at least 0.8 does not, between is
+    partly, missing inconclusive."""
+    from linscale.findings import EMBEDDING_DOES_NOT, EMBEDDING_EXPLAINS, embedding_verdict
+
+    assert (EMBEDDING_EXPLAINS, EMBEDDING_DOES_NOT) == (0.5, 0.8)  # the registered thresholds
+    assert embedding_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
+        "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
+    assert embedding_verdict({"tnl": 0.51})["tnl"] == "partly"
+    assert embedding_verdict({"tnl": 1.3})["tnl"] == "does not explain"
+
+
 def test_the_heads_probe_rule_reaches_each_verdict_and_is_read_from_its_tables(tmp_path):
     """findings.heads_verdict (benchmarks/probe_s6_heads.py's registered rule), per architecture: a shrink
     of s6's residual at most 0.5 explains, at least 0.8 does not, between is partly, missing inconclusive;

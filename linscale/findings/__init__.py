@@ -17,13 +17,14 @@ Everything is re-exported here, so a chapter writes ``findings.try_fit``.
 from linscale.findings.rules import (CONFIDENCE, INCONCLUSIVE, LINEAR, MARGINS, NOT_REPRODUCED, NOT_TESTABLE,
                                      REPRODUCED, VERDICTS, Noise, combine, difference, equivalence,
                                      interval_difference, interval_equivalence, margin_to_flip)
-from linscale.findings.laws import (HEADS_DOES_NOT, HEADS_EXPLAINS, HOLDOUT_TARGET, LR_DOES_NOT, LR_EXPLAINS,
-                                    METHOD_NAMES, UNIFORM_DOES_NOT, UNIFORM_EXPLAINS, FitAttempt,
-                                    allocation_exponents, common_compute, compute_gap_decades, envelope_at,
-                                    extrapolation_errors, heads_probe, heads_verdict, holdout_against_design,
-                                    interval_probe, irreducible_vs_bayes, law_at_compute, lr_misfit_verdict,
-                                    lr_probe, ratio_verdict, refit_misfit, run_residuals, size_inversions,
-                                    table3_side_by_side, try_extrapolation, try_fit, uniform_probe)
+from linscale.findings.laws import (EMBEDDING_DOES_NOT, EMBEDDING_EXPLAINS, HEADS_DOES_NOT, HEADS_EXPLAINS,
+                                    HOLDOUT_TARGET, LR_DOES_NOT, LR_EXPLAINS, METHOD_NAMES, UNIFORM_DOES_NOT,
+                                    UNIFORM_EXPLAINS, FitAttempt, allocation_exponents, common_compute,
+                                    compute_gap_decades, embedding_verdict, envelope_at, extrapolation_errors,
+                                    heads_probe, heads_verdict, holdout_against_design, interval_probe,
+                                    irreducible_vs_bayes, law_at_compute, lr_misfit_verdict, lr_probe, ratio_verdict,
+                                    refit_misfit, run_residuals, size_inversions, table3_side_by_side,
+                                    try_extrapolation, try_fit, uniform_probe)
 from linscale.findings.downstream import (BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS, RETRIEVAL_TASKS,
                                           ROLE_SKILLS, SUMMARY_COLUMNS, binding_finals, binding_learned,
                                           binding_probe, binding_summary, binding_verdict, compare_at_largest,

@@ -393,6 +393,19 @@ def heads_verdict(shrinks: dict[str, float]) -> dict[str, str]:
     return {arch: ratio_verdict({arch: shrink}, HEADS_EXPLAINS, HEADS_DOES_NOT) for arch, shrink in shrinks.items()}
 
 
+# benchmarks/probe_total_params.py's registered rule (2026-12-04): each architecture's misfit with N counted
+# with the tied embedding over its misfit with the paper's non-embedding count (the committed fits)
+EMBEDDING_EXPLAINS, EMBEDDING_DOES_NOT = 0.5, 0.8
+
+
+def embedding_verdict(ratios: dict[str, float]) -> dict[str, str]:
+    """The total-parameter probe's rule, per architecture: counting the embedding 'explains' the misfit
+    when the ratio (misfit with the total count over misfit with the non-embedding one) is at most
+    ``EMBEDDING_EXPLAINS``, 'does not explain' it when at least ``EMBEDDING_DOES_NOT``, 'partly' between,
+    'inconclusive' when a ratio is missing (a fit failed)."""
+    return {arch: ratio_verdict({arch: r}, EMBEDDING_EXPLAINS, EMBEDDING_DOES_NOT) for arch, r in ratios.items()}
+
+
 # benchmarks/probe_uniform_heads.py's registered rules (2026-12-03): TNL's loss deficit against LLaMA with
 # 4 heads at every size over its deficit on the committed ladder, per size; and each architecture's misfit
 # on the 4-head ladder over its committed misfit
