@@ -219,6 +219,40 @@ def test_the_embedding_probe_rule_reaches_each_verdict():
     assert embedding_verdict({"tnl": 1.3})["tnl"] == "does not explain"
 
 
+def test_the_embedding_probe_is_read_from_its_tables(tmp_path):
+    """findings.embedding_probe recomputes the ratios from the fits table's misfits (not its own ratio
+    column), the verdicts by the registered rule, and the worst held-out error per count, method and
+    architecture; it adopts the total count only when the count explains every architecture's misfit."""
+    import pandas as pd
+
+    from linscale.findings import embedding_probe
+
+    assert embedding_probe(tmp_path) is None  # no probe tables: nothing to read
+
+    def write(misfit_total):
+        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "count": ["non-embedding", "total"] * 2,
+                      "a": [0.75, 0.70, 0.72, 0.64], "misfit": [0.02, misfit_total[0], 0.01, misfit_total[1]],
+                      "ratio": [None, 9.0, None, 9.0]}).to_csv(tmp_path / "fits.csv", index=False)
+    write((0.016, 0.005))
+    pd.DataFrame({"arch": ["tnl"], "run_id": ["tnl-s1"], "size": ["s1"], "residual": [-0.01],
+                  "count": ["total"]}).to_csv(tmp_path / "residuals.csv", index=False)
+    pd.DataFrame({"count": ["total"], "method": ["approach3"], "arch": ["tnl"], "a": [0.8], "a_low": [0.5],
+                  "a_high": [0.9], "a_width": [0.4], "E_over_entropy": [-0.2]}).to_csv(tmp_path / "intervals.csv",
+                                                                                    index=False)
+    pd.DataFrame({"method": ["approach3_fixed_e"] * 3 + ["approach3"], "arch": ["tnl"] * 4,
+                  "rel_error": [0.01, -0.03, None, 0.02], "count": ["total", "total", "total", "non-embedding"],
+                  "reason": ["", "", "refit failed", ""]}).to_csv(tmp_path / "holdout.csv", index=False)
+    found = embedding_probe(tmp_path)
+    assert found["ratios"] == pytest.approx({"tnl": 0.8, "llama": 0.5})
+    assert found["verdicts"] == {"tnl": "does not explain", "llama": "explains"}
+    assert found["verdict"] == "partly" and not found["adopt"]
+    worst = found["worst"].set_index(["count", "method", "arch"])["worst"]
+    assert worst[("total", "approach3_fixed_e", "tnl")] == pytest.approx(0.03)  # |-0.03|, the failed row skipped
+    assert worst[("non-embedding", "approach3", "tnl")] == pytest.approx(0.02)
+    write((0.009, 0.005))
+    assert embedding_probe(tmp_path)["adopt"]  # every architecture explained: the next grid counts the embedding
+
+
 def test_the_heads_probe_rule_reaches_each_verdict_and_is_read_from_its_tables(tmp_path):
     """findings.heads_verdict (benchmarks/probe_s6_heads.py's registered rule), per architecture: a shrink
     of s6's residual at most 0.5 explains, at least 0.8 does not, between is partly, missing inconclusive;

@@ -478,6 +478,39 @@ def uniform_probe(folder) -> dict | None:
             "adopt": bool(len(four)) and uncrossed.empty and max(misfit_ratios.values(), default=np.inf) <= 1}
 
 
+def embedding_probe(folder) -> dict | None:
+    """What benchmarks/probe_total_params.py found (its CSV tables in ``folder``), or None without them:
+    whether the misfit by size is the count of N (the paper's non-embedding count against the total, the
+    tied embedding included), from the committed runs refitted under both counts.
+
+    * ``fits``: per architecture and ``count``, a and the misfit (approach 3 with E fixed, no bootstrap);
+    * ``residuals``: each run's mean log residual around its law, per ``count``;
+    * ``intervals``: per count, method (approach 3 with E fixed and free) and architecture, a with its 95%
+      bootstrap interval (``a_width``) and, E free, ``E_over_entropy`` (E over the exact entropy rate,
+      minus 1);
+    * ``holdout``: the study's hold-out check under each count; ``worst``: per count, method and
+      architecture, the largest |predicted/observed − 1| over the held-out runs;
+    * ``ratios``, ``verdicts`` (:func:`embedding_verdict`) and ``verdict`` (over all four,
+      :func:`ratio_verdict`), recomputed from ``fits``; ``adopt``: the registered decision (count N with
+      the embedding in the next grid's pilot law and design check only if the count explains the misfit
+      for every architecture)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    names = ("fits", "residuals", "intervals", "holdout")
+    if not all((folder / f"{name}.csv").exists() for name in names):
+        return None
+    found = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
+    spread = found["fits"].pivot_table(index="arch", columns="count", values="misfit", sort=False)
+    ratios = {arch: float(row["total"] / row["non-embedding"]) for arch, row in spread.iterrows()}
+    verdict = ratio_verdict(ratios, EMBEDDING_EXPLAINS, EMBEDDING_DOES_NOT)
+    held = found["holdout"]  # a failed refit's row has no error; max() skips it
+    worst = (held.assign(worst=held["rel_error"].abs()).groupby(["count", "method", "arch"], sort=False)["worst"]
+             .max().reset_index())
+    return {**found, "worst": worst, "ratios": ratios, "verdicts": embedding_verdict(ratios), "verdict": verdict,
+            "adopt": verdict == "explains"}
+
+
 def lr_probe(folder) -> dict | None:
     """What benchmarks/probe_lr_misfit.py found (its CSV tables in ``folder``), or None without them:
     whether the preset's learning-rate rule is why whole sizes miss their law.
