@@ -397,6 +397,30 @@ def holdout_expectation(preset: str | dict, overrides=(), replicates: int = HOLD
     return pd.DataFrame(rows, columns=["arch", "method", "replicate", "runs", "worst", "reason"])
 
 
+def e_free_expectation(preset: str | dict, overrides=(), replicates: int = HOLDOUT_REPLICATES,
+                       noise: dict | None = None, seed: int = 0, archs=None, n_refine: int = 16) -> pd.DataFrame:
+    """What approach 3 with E free recovers of E on ``preset``'s grid if every architecture followed its
+    reference law exactly, with ``noise``: ``replicates`` simulated studies per architecture, windowed and
+    fitted with the study's own settings (as :func:`holdout_expectation`). One row per (arch, replicate):
+    ``E_true``, ``E`` (NaN when the fit failed) and ``error`` = E/E_true − 1 (the design check's rule holds
+    E within ``E_TOLERANCE``)."""
+    from linscale.laws.suite import fit_method, windowed
+
+    preset, points_all, noise = simulation_inputs(preset, overrides, noise)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for arch in archs or preset["archs"]:
+        points = points_all[points_all["arch"] == arch]
+        law = true_law(preset, arch)
+        settings = dataclasses.replace(fit_settings(preset, bootstrap=0), entropy=law.E, n_refine=n_refine,
+                                       methods=("approach3",))
+        for r in range(replicates):
+            fit = fit_method(windowed(simulate(points, law, noise, rng), settings), "approach3", settings)
+            e = estimate(fit.fit if fit.ok else None, "L(N,D)", "E", arch)
+            rows.append(dict(arch=arch, replicate=r, E_true=law.E, E=e, error=e / law.E - 1))
+    return pd.DataFrame(rows, columns=["arch", "replicate", "E_true", "E", "error"])
+
+
 def holdout_bounds(draws: pd.DataFrame, quantile: float = HOLDOUT_QUANTILE) -> pd.DataFrame:
     """Per (arch, method) of :func:`holdout_expectation`'s draws: how many simulated refits succeeded, the
     median worst held-out error and ``bound``, its ``quantile``: what a true law misses by at most, in all
