@@ -79,6 +79,20 @@ def test_cpu_grid_identifies_the_laws_and_the_first_grid_does_not():
     assert not old.loc["approach1", "identified"]
 
 
+def test_e_free_recovers_a_true_laws_floor_without_misfit_and_loses_it_with_one():
+    """e_free_expectation: approach 3 with E free on simulated cpu studies of LLaMA's reference law finds E
+    almost exactly without noise; when every run also misses the law by 5% (a misfit far beyond the seed
+    noise) it misses E by more than the design check's 5% in some studies."""
+    from linscale.design import E_TOLERANCE, e_free_expectation, language_entropy
+
+    clean = e_free_expectation("cpu", replicates=1, archs=["llama"], noise={"run": 0, "checkpoint": 0})
+    assert len(clean) == 1 and clean["E_true"].iloc[0] == pytest.approx(language_entropy(resolve_preset("cpu")))
+    assert abs(clean["error"].iloc[0]) < 1e-3, clean
+    missed = e_free_expectation("cpu", replicates=4, archs=["llama"], noise={"run": 0.05}, seed=1)
+    assert list(missed["replicate"]) == [0, 1, 2, 3] and missed["E"].notna().all()
+    assert (missed["error"].abs() > E_TOLERANCE).any(), missed
+
+
 def test_a_true_law_predicts_held_out_runs_within_the_design_bound_and_a_broken_one_does_not():
     """holdout_expectation: the study's hold-out check on simulated cpu studies of LLaMA's reference law.
     Without noise the refits predict the held-out final losses almost exactly; with the design noise
@@ -219,6 +233,28 @@ def test_the_embedding_probe_rule_reaches_each_verdict():
     assert embedding_verdict({"tnl": 1.3})["tnl"] == "does not explain"
 
 
+def test_the_fit_window_probe_rule_reaches_each_verdict():
+    """findings.window_verdict (benchmarks/probe_fit_window.py's registered rule), per architecture: a
+    misfit ratio (late-row law over all-row law, on the late rows) at most 0.5 explains, at least 0.8 does
+    not, between is partly, missing inconclusive; the probe's window starts at 0.3 of each run."""
+    import importlib.util
+
+    import pandas as pd
+
+    from linscale.findings import WINDOW_DOES_NOT, WINDOW_EXPLAINS, window_verdict
+
+    assert (WINDOW_EXPLAINS, WINDOW_DOES_NOT) == (0.5, 0.8)  # the registered thresholds
+    assert window_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
+        "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
+    spec = importlib.util.spec_from_file_location(
+        "probe_fit_window", Path(__file__).parent.parent / "benchmarks" / "probe_fit_window.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    assert probe.WINDOW_START == 0.3
+    runs = pd.DataFrame({"run_id": ["a"] * 4 + ["b"] * 2, "tokens": [10.0, 29.0, 30.0, 100.0, 5.0, 50.0]})
+    assert list(probe.late_rows(runs)["tokens"]) == [30.0, 100.0, 50.0]  # 0.3 of each run's own final tokens
+
+
 def test_the_embedding_probe_is_read_from_its_tables(tmp_path):
     """findings.embedding_probe recomputes the ratios from the fits table's misfits (not its own ratio
     column), the verdicts by the registered rule, and the worst held-out error per count, method and
@@ -251,6 +287,36 @@ def test_the_embedding_probe_is_read_from_its_tables(tmp_path):
     assert worst[("non-embedding", "approach3", "tnl")] == pytest.approx(0.02)
     write((0.009, 0.005))
     assert embedding_probe(tmp_path)["adopt"]  # every architecture explained: the next grid counts the embedding
+
+
+def test_the_holdout_reach_simulation_is_read_per_level(tmp_path):
+    """findings.holdout_reach reads benchmarks/probe_holdout_reach.py's tables: the share of simulated
+    studies in which all four architectures meet the hold-out target (for the chosen method) and find E
+    within 5% (E free), per level, and the fixed misfit levels (one misfit for every architecture) keyed
+    by their misfit; without all four tables it reads nothing."""
+    import pandas as pd
+
+    from linscale.findings import holdout_reach
+
+    assert holdout_reach(tmp_path) is None
+    levels = ["design noise only", "measured, non-embedding count", "0.50%"]
+    pd.DataFrame({"level": levels * 2, "method": ["approach3_fixed_e"] * 3 + ["approach3"] * 3,
+                  "llama": 0.5, "all_four_within": [0.9, 0.02, 0.4, 0.8, 0.01, 0.3]}).to_csv(tmp_path / "summary.csv",
+                                                                                           index=False)
+    pd.DataFrame({"level": [lv for lv in levels for _ in range(2)] * 2,
+                  "method": ["approach3_fixed_e"] * 6 + ["approach3"] * 6, "arch": ["llama", "tnl"] * 6,
+                  "misfit": [0.0, 0.0, 0.0096, 0.0217, 0.005, 0.005] * 2}).to_csv(tmp_path / "per_arch.csv", index=False)
+    assert holdout_reach(tmp_path) is None  # the E-free tables are missing
+    pd.DataFrame({"level": levels, "llama": 0.5, "all_four_within": [0.95, 0.1, 0.6]}).to_csv(
+        tmp_path / "e_summary.csv", index=False)
+    pd.DataFrame({"level": [lv for lv in levels for _ in range(2)], "arch": ["llama", "tnl"] * 3,
+                  "misfit": [0.0, 0.0, 0.0096, 0.0217, 0.005, 0.005]}).to_csv(tmp_path / "e_per_arch.csv", index=False)
+    found = holdout_reach(tmp_path)
+    assert found["all_four"] == {"design noise only": 0.9, "measured, non-embedding count": 0.02, "0.50%": 0.4}
+    assert found["e_all_four"] == {"design noise only": 0.95, "measured, non-embedding count": 0.1, "0.50%": 0.6}
+    assert found["e_fixed"] == {0.005: 0.6}
+    assert found["fixed"] == {0.005: 0.4}  # the measured level differs by architecture; the noise-only level is no %
+    assert holdout_reach(tmp_path, method="approach3")["fixed"] == {0.005: 0.3}
 
 
 def test_the_heads_probe_rule_reaches_each_verdict_and_is_read_from_its_tables(tmp_path):

@@ -406,6 +406,19 @@ def embedding_verdict(ratios: dict[str, float]) -> dict[str, str]:
     return {arch: ratio_verdict({arch: r}, EMBEDDING_EXPLAINS, EMBEDDING_DOES_NOT) for arch, r in ratios.items()}
 
 
+# benchmarks/probe_fit_window.py's registered rule (2026-12-04): on each run's checkpoints from 0.3 of its
+# tokens on, the misfit of approach 3 (E fixed) fitted on those rows over the misfit of the committed law
+# (fitted on every row) on the same rows
+WINDOW_EXPLAINS, WINDOW_DOES_NOT = 0.5, 0.8
+
+
+def window_verdict(ratios: dict[str, float]) -> dict[str, str]:
+    """The fit-window probe's rule, per architecture: the early checkpoints 'explain' the misfit when the
+    ratio (late-row law over all-row law, both on the late rows) is at most ``WINDOW_EXPLAINS``, 'do not
+    explain' it when at least ``WINDOW_DOES_NOT``, 'partly' between, 'inconclusive' when missing."""
+    return {arch: ratio_verdict({arch: r}, WINDOW_EXPLAINS, WINDOW_DOES_NOT) for arch, r in ratios.items()}
+
+
 # benchmarks/probe_uniform_heads.py's registered rules (2026-12-03): TNL's loss deficit against LLaMA with
 # 4 heads at every size over its deficit on the committed ladder, per size; and each architecture's misfit
 # on the 4-head ladder over its committed misfit
@@ -509,6 +522,39 @@ def embedding_probe(folder) -> dict | None:
              .max().reset_index())
     return {**found, "worst": worst, "ratios": ratios, "verdicts": embedding_verdict(ratios), "verdict": verdict,
             "adopt": verdict == "explains"}
+
+
+def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
+    """What benchmarks/probe_holdout_reach.py simulated (its CSV tables in ``folder``), or None without them:
+    on studies of the cpu grid simulated from a true law whose every run also misses it by a misfit
+    (relative sd) of a given level, how often the refits meet the hold-out target (``HOLDOUT_TARGET``) and
+    approach 3 with E free finds E within the design check's tolerance.
+
+    * ``summary``, ``per_arch``, ``e_summary``, ``e_per_arch``: the probe's tables;
+    * ``all_four``: for ``method``, level label -> share of studies in which every architecture's refit
+      predicts every held-out run within the target (levels in the probe's order: the design noise alone,
+      each architecture's measured misfit under the paper's and the total count, then fixed misfits);
+      ``e_all_four``: the same for E free within its tolerance;
+    * ``fixed`` and ``e_fixed``: misfit -> those shares, the fixed levels only (one misfit for all)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    names = ("summary", "per_arch", "e_summary", "e_per_arch")
+    if not all((folder / f"{name}.csv").exists() for name in names):
+        return None
+    found = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
+    rows = found["summary"][found["summary"]["method"] == method]
+    all_four = dict(zip(rows["level"], rows["all_four_within"]))
+    e_all_four = dict(zip(found["e_summary"]["level"], found["e_summary"]["all_four_within"]))
+
+    def fixed_levels(per_arch, shares):  # a fixed level: one misfit for every architecture, labelled in %
+        levels = per_arch.groupby("level", sort=False)["misfit"].agg(["min", "max"])
+        return {float(row["min"]): shares[level] for level, row in levels.iterrows()
+                if str(level).endswith("%") and row["min"] == row["max"]}
+
+    return {**found, "all_four": all_four, "e_all_four": e_all_four,
+            "fixed": fixed_levels(found["per_arch"][found["per_arch"]["method"] == method], all_four),
+            "e_fixed": fixed_levels(found["e_per_arch"], e_all_four)}
 
 
 def lr_probe(folder) -> dict | None:
