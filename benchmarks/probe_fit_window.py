@@ -162,8 +162,9 @@ def main() -> None:
              f"- window: rows at or after {WINDOW_START:g} of their run's final tokens ({len(late)} of "
              f"{len(committed)} rows, before the study's own window rules)",
              f"- control: {control_line}", f"- bootstrap: {args.bootstrap} resamples over runs", "", "## Verdict", "",
-             *(f"- {arch}: the early checkpoints **{verdicts[arch]}** the misfit (ratio {ratios[arch]:.2f}; explains: "
-               f"at most {WINDOW_EXPLAINS}, does not explain: at least {WINDOW_DOES_NOT})" for arch in archs),
+             "Do the early checkpoints explain the misfit?", "",
+             *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {WINDOW_EXPLAINS}, does not "
+               f"explain: at least {WINDOW_DOES_NOT})" for arch in archs),
              f"- over all four: **{overall}**",
              "- what it decides: " + (f"the next study fits approach 3 from {WINDOW_START:g} of each run"
                                       if overall == "explains" else "the fit window stays"),

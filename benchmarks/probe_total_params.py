@@ -158,8 +158,9 @@ def main() -> None:
              f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {dt.datetime.now(dt.timezone.utc):%H:%M} UTC",
              *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
              f"- control: {control_line}", f"- bootstrap: {args.bootstrap} resamples over runs", "", "## Verdict", "",
-             *(f"- {arch}: counting the embedding **{verdicts[arch]}** the misfit (ratio {ratios[arch]:.2f}; explains: "
-               f"at most {EMBEDDING_EXPLAINS}, does not explain: at least {EMBEDDING_DOES_NOT})" for arch in archs),
+             "Does counting the embedding explain the misfit?", "",
+             *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {EMBEDDING_EXPLAINS}, does "
+               f"not explain: at least {EMBEDDING_DOES_NOT})" for arch in archs),
              f"- over all four: **{overall}**",
              "- what it decides: " + ("the next grid's pilot law and design check count N with the embedding"
                                       if overall == "explains" else
