@@ -255,6 +255,31 @@ def test_the_fit_window_probe_rule_reaches_each_verdict():
     assert list(probe.late_rows(runs)["tokens"]) == [30.0, 100.0, 50.0]  # 0.3 of each run's own final tokens
 
 
+def test_the_fit_window_probe_is_read_from_its_tables(tmp_path):
+    """findings.window_probe recomputes the ratios from the fits table's late-row misfits (not its own
+    ratio column) and the verdicts by the registered rule; it adopts the window only when the early
+    checkpoints explain every architecture's misfit."""
+    import pandas as pd
+
+    from linscale.findings import window_probe
+
+    assert window_probe(tmp_path) is None
+
+    def write(late):
+        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "fit": ["all rows", "late rows"] * 2,
+                      "a": 0.7, "misfit_late": [0.02, late[0], 0.01, late[1]], "ratio": [None, 9.0, None, 9.0]}
+                     ).to_csv(tmp_path / "fits.csv", index=False)
+    write((0.02, 0.006))
+    for name in ("residuals", "intervals", "holdout"):
+        pd.DataFrame({"arch": ["tnl"]}).to_csv(tmp_path / f"{name}.csv", index=False)
+    found = window_probe(tmp_path)
+    assert found["ratios"] == pytest.approx({"tnl": 1.0, "llama": 0.6})
+    assert found["verdicts"] == {"tnl": "does not explain", "llama": "partly"}
+    assert found["verdict"] == "partly" and not found["adopt"]
+    write((0.01, 0.004))
+    assert window_probe(tmp_path)["adopt"]
+
+
 def test_the_embedding_probe_is_read_from_its_tables(tmp_path):
     """findings.embedding_probe recomputes the ratios from the fits table's misfits (not its own ratio
     column), the verdicts by the registered rule, and the worst held-out error per count, method and

@@ -524,6 +524,31 @@ def embedding_probe(folder) -> dict | None:
             "adopt": verdict == "explains"}
 
 
+def window_probe(folder) -> dict | None:
+    """What benchmarks/probe_fit_window.py found (its CSV tables in ``folder``), or None without them:
+    whether the early checkpoints of each run bend the law, from approach 3 (E fixed) refitted on each
+    run's checkpoints from 0.3 of its tokens on.
+
+    * ``fits``: per architecture and ``fit`` ('all rows': the committed law; 'late rows': the law fitted
+      on the window), a and ``misfit_late`` (the misfit over the late rows);
+    * ``residuals``, ``intervals``, ``holdout``: the probe's tables (the last two with the window);
+    * ``ratios``, ``verdicts`` (:func:`window_verdict`) and ``verdict`` (over all four), recomputed from
+      ``fits``; ``adopt``: the registered decision (fit from 0.3 of each run in the next study only if the
+      early checkpoints explain the misfit for every architecture)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    names = ("fits", "residuals", "intervals", "holdout")
+    if not all((folder / f"{name}.csv").exists() for name in names):
+        return None
+    found = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
+    spread = found["fits"].pivot_table(index="arch", columns="fit", values="misfit_late", sort=False)
+    ratios = {arch: float(row["late rows"] / row["all rows"]) for arch, row in spread.iterrows()}
+    verdict = ratio_verdict(ratios, WINDOW_EXPLAINS, WINDOW_DOES_NOT)
+    return {**found, "ratios": ratios, "verdicts": window_verdict(ratios), "verdict": verdict,
+            "adopt": verdict == "explains"}
+
+
 def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
     """What benchmarks/probe_holdout_reach.py simulated (its CSV tables in ``folder``), or None without them:
     on studies of the cpu grid simulated from a true law whose every run also misses it by a misfit
