@@ -67,32 +67,19 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import format_table, machine_info, write_probe_outputs
+    from linscale.bench import (committed_study, format_table, interval_rows, machine_info, refit_probe_arguments,
+                                write_probe_outputs)
     from linscale.design import estimate, fit_settings
     from linscale.findings import WINDOW_DOES_NOT, WINDOW_EXPLAINS, ratio_verdict, window_verdict
     from linscale.laws.suite import fit_study, fit_suite
     from linscale.presets import load_preset
     from linscale.study import FITS_BOOTSTRAP
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results-dir", default="results/cpu", help="the committed study (its runs and fits)")
-    parser.add_argument("--jobs", type=int, default=2, help="processes for the fits")
-    parser.add_argument("--bootstrap", type=int, default=FITS_BOOTSTRAP,
-                        help=f"resamples behind the intervals (registered: the study's {FITS_BOOTSTRAP})")
-    parser.add_argument("--results", default=None, help="Markdown file for the tables (default: print them)")
-    parser.add_argument("--tables", default=None, help="folder for the CSV tables")
-    args = parser.parse_args()
-
+    args = refit_probe_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]),
+                                 FITS_BOOTSTRAP).parse_args()
     preset = load_preset("cpu")
-    results_dir = Path(args.results_dir)
-    for name in ("runs.parquet", "fits/approach3_fixed_e.csv"):
-        if not (results_dir / name).exists():
-            raise SystemExit(f"--results-dir: {results_dir / name} is missing (expected a study's results folder)")
-    committed = pd.read_parquet(results_dir / "runs.parquet").assign(size=lambda t: t["size"].astype(str))
+    committed, committed_a = committed_study(args.results_dir)
     archs = sorted(committed["arch"].unique())
-    committed_a = pd.read_csv(results_dir / "fits" / "approach3_fixed_e.csv")
-    committed_a = committed_a[(committed_a["law"] == "N_opt(C)") & (committed_a["parameter"] == "a")]
-    committed_a = dict(zip(committed_a["group"], committed_a["estimate"]))
     started = dt.datetime.now(dt.timezone.utc)
 
     # the rule: both laws' misfit on the late rows (approach 3, E fixed, no bootstrap)
@@ -133,21 +120,7 @@ def main() -> None:
     # outside the rule: issue 15's acceptance quantities on the late rows, with the study's bootstrap
     settings = dataclasses.replace(fit_settings(preset, bootstrap=args.bootstrap), methods=METHODS)
     got, held = fit_study(late, settings, args.jobs)
-    interval_rows = []
-    for method in METHODS:
-        fit = got[method].fit if got[method].ok else None
-        for arch in archs:
-            row = dict(method=method, arch=arch, a=estimate(fit, "N_opt(C)", "a", arch))
-            if fit is not None:
-                part = fit.params[(fit.params["group"] == arch) & (fit.params["law"] == "N_opt(C)")
-                                  & (fit.params["parameter"] == "a")]
-                if len(part):
-                    row.update(a_low=float(part["ci_low"].iloc[0]), a_high=float(part["ci_high"].iloc[0]),
-                               distinct=int(part["n_distinct"].iloc[0]))
-                if method == "approach3":
-                    row["E_over_entropy"] = estimate(fit, "L(N,D)", "E", arch) / settings.entropy - 1
-            interval_rows.append(row)
-    intervals = pd.DataFrame(interval_rows)
+    intervals = pd.DataFrame(interval_rows(got, METHODS, archs, settings.entropy)).drop(columns=["alpha", "beta"])
     intervals["a_width"] = intervals["a_high"] - intervals["a_low"]
     worst = (held.assign(abs_error=held["rel_error"].abs()).groupby(["method", "arch"], sort=False)["abs_error"]
              .max().reset_index(name="worst"))

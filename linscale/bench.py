@@ -1153,6 +1153,55 @@ def probe_arguments(parser, out: str, results_dir_help: str = "the committed stu
     return parser
 
 
+def refit_probe_arguments(parser, bootstrap: int):
+    """The arguments of the probes that refit the committed runs without training any (the total-parameter
+    and fit-window probes): the study they refit, processes, resamples, and where the report and tables go."""
+    parser.add_argument("--results-dir", default="results/cpu", help="the committed study (its runs and fits)")
+    parser.add_argument("--jobs", type=int, default=2, help="processes for the fits")
+    parser.add_argument("--bootstrap", type=int, default=bootstrap,
+                        help=f"resamples behind the intervals (registered: the study's {bootstrap})")
+    parser.add_argument("--results", default=None, help="Markdown file for the tables (default: print them)")
+    parser.add_argument("--tables", default=None, help="folder for the CSV tables")
+    return parser
+
+
+def committed_study(results_dir) -> tuple[pd.DataFrame, dict[str, float]]:
+    """A study's runs table (sizes as text) and its committed approach-3 (E fixed) estimate of a per
+    architecture, which a refitting probe's control must reproduce; a one-line exit when either is missing."""
+    results_dir = Path(results_dir)
+    for name in ("runs.parquet", "fits/approach3_fixed_e.csv"):
+        if not (results_dir / name).exists():
+            raise SystemExit(f"--results-dir: {results_dir / name} is missing (expected a study's results folder)")
+    runs = pd.read_parquet(results_dir / "runs.parquet").assign(size=lambda t: t["size"].astype(str))
+    fits = pd.read_csv(results_dir / "fits" / "approach3_fixed_e.csv")
+    fits = fits[(fits["law"] == "N_opt(C)") & (fits["parameter"] == "a")]
+    return runs, dict(zip(fits["group"], fits["estimate"]))
+
+
+def interval_rows(got: dict, methods, archs, entropy: float) -> list[dict]:
+    """Per method of a fit suite's results (``got``) and architecture: a with its bootstrap interval and
+    the number of distinct resampled outcomes, α and β, and (approach 3, E free) E over the exact entropy
+    rate minus 1: the acceptance quantities of issue 15 that the refitting probes report."""
+    from linscale.design import estimate
+
+    rows = []
+    for method in methods:
+        fit = got[method].fit if got[method].ok else None
+        for arch in archs:
+            row = dict(method=method, arch=arch, a=estimate(fit, "N_opt(C)", "a", arch))
+            if fit is not None:
+                part = fit.params[(fit.params["group"] == arch) & (fit.params["law"] == "N_opt(C)")
+                                  & (fit.params["parameter"] == "a")]
+                if len(part):
+                    row.update(a_low=float(part["ci_low"].iloc[0]), a_high=float(part["ci_high"].iloc[0]),
+                               distinct=int(part["n_distinct"].iloc[0]))
+                row.update(alpha=estimate(fit, "L(N,D)", "alpha", arch), beta=estimate(fit, "L(N,D)", "beta", arch))
+                if method == "approach3":
+                    row["E_over_entropy"] = estimate(fit, "L(N,D)", "E", arch) / entropy - 1
+            rows.append(row)
+    return rows
+
+
 def write_probe_outputs(text: str, results: str | None = None, tables: str | None = None,
                         frames: dict[str, pd.DataFrame] | None = None) -> None:
     """What a benchmark probe found: ``text`` (its Markdown report) into the file ``results``, or printed

@@ -491,6 +491,17 @@ def uniform_probe(folder) -> dict | None:
             "adopt": bool(len(four)) and uncrossed.empty and max(misfit_ratios.values(), default=np.inf) <= 1}
 
 
+def probe_tables(folder, names) -> dict[str, pd.DataFrame] | None:
+    """A probe's CSV tables ``<folder>/<name>.csv`` by name, or None when any is missing (the probe was
+    not run for this study): what every reader of a probe starts from."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not all((folder / f"{name}.csv").exists() for name in names):
+        return None
+    return {name: pd.read_csv(folder / f"{name}.csv") for name in names}
+
+
 def embedding_probe(folder) -> dict | None:
     """What benchmarks/probe_total_params.py found (its CSV tables in ``folder``), or None without them:
     whether the misfit by size is the count of N (the paper's non-embedding count against the total, the
@@ -507,13 +518,9 @@ def embedding_probe(folder) -> dict | None:
       :func:`ratio_verdict`), recomputed from ``fits``; ``adopt``: the registered decision (count N with
       the embedding in the next grid's pilot law and design check only if the count explains the misfit
       for every architecture)."""
-    from pathlib import Path
-
-    folder = Path(folder)
-    names = ("fits", "residuals", "intervals", "holdout")
-    if not all((folder / f"{name}.csv").exists() for name in names):
+    found = probe_tables(folder, ("fits", "residuals", "intervals", "holdout"))
+    if found is None:
         return None
-    found = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
     spread = found["fits"].pivot_table(index="arch", columns="count", values="misfit", sort=False)
     ratios = {arch: float(row["total"] / row["non-embedding"]) for arch, row in spread.iterrows()}
     verdict = ratio_verdict(ratios, EMBEDDING_EXPLAINS, EMBEDDING_DOES_NOT)
@@ -535,13 +542,9 @@ def window_probe(folder) -> dict | None:
     * ``ratios``, ``verdicts`` (:func:`window_verdict`) and ``verdict`` (over all four), recomputed from
       ``fits``; ``adopt``: the registered decision (fit from 0.3 of each run in the next study only if the
       early checkpoints explain the misfit for every architecture)."""
-    from pathlib import Path
-
-    folder = Path(folder)
-    names = ("fits", "residuals", "intervals", "holdout")
-    if not all((folder / f"{name}.csv").exists() for name in names):
+    found = probe_tables(folder, ("fits", "residuals", "intervals", "holdout"))
+    if found is None:
         return None
-    found = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
     spread = found["fits"].pivot_table(index="arch", columns="fit", values="misfit_late", sort=False)
     ratios = {arch: float(row["late rows"] / row["all rows"]) for arch, row in spread.iterrows()}
     verdict = ratio_verdict(ratios, WINDOW_EXPLAINS, WINDOW_DOES_NOT)
@@ -561,13 +564,9 @@ def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
       each architecture's measured misfit under the paper's and the total count, then fixed misfits);
       ``e_all_four``: the same for E free within its tolerance;
     * ``fixed`` and ``e_fixed``: misfit -> those shares, the fixed levels only (one misfit for all)."""
-    from pathlib import Path
-
-    folder = Path(folder)
-    names = ("summary", "per_arch", "e_summary", "e_per_arch")
-    if not all((folder / f"{name}.csv").exists() for name in names):
+    found = probe_tables(folder, ("summary", "per_arch", "e_summary", "e_per_arch"))
+    if found is None:
         return None
-    found = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
     rows = found["summary"][found["summary"]["method"] == method]
     all_four = dict(zip(rows["level"], rows["all_four_within"]))
     e_all_four = dict(zip(found["e_summary"]["level"], found["e_summary"]["all_four_within"]))
