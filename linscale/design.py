@@ -368,6 +368,25 @@ class DesignCheck:
         return pd.DataFrame(rows)
 
 
+def simulated_studies(preset, overrides, replicates: int, noise: dict | None, seed: int, archs, n_refine: int,
+                      methods=None):
+    """``replicates`` simulated studies of each architecture's reference law on ``preset``'s grid with
+    ``noise``, one random stream for all (seeded by ``seed``): yields (arch, replicate, law, the study's
+    fit settings with the law's E and ``n_refine`` starts (and ``methods`` where given), the windowed runs
+    those settings fit)."""
+    from linscale.laws.suite import windowed
+
+    preset, points_all, noise = simulation_inputs(preset, overrides, noise)
+    rng = np.random.default_rng(seed)
+    for arch in archs or preset["archs"]:
+        points = points_all[points_all["arch"] == arch]
+        law = true_law(preset, arch)
+        settings = dataclasses.replace(fit_settings(preset, bootstrap=0), entropy=law.E, n_refine=n_refine,
+                                       **({"methods": methods} if methods else {}))
+        for r in range(replicates):
+            yield arch, r, law, settings, windowed(simulate(points, law, noise, rng), settings)
+
+
 def holdout_expectation(preset: str | dict, overrides=(), replicates: int = HOLDOUT_REPLICATES,
                         noise: dict | None = None, seed: int = 0, archs=None, n_refine: int = 16) -> pd.DataFrame:
     """What the study's hold-out check finds on ``preset``'s grid if every architecture followed its
@@ -378,22 +397,15 @@ def holdout_expectation(preset: str | dict, overrides=(), replicates: int = HOLD
     (arch, method, replicate): ``worst`` (the largest |predicted/observed − 1| over the held-out runs; NaN
     when the refit failed), ``runs`` (how many runs were held out) and ``reason`` (why the refit failed,
     else empty)."""
-    from linscale.laws.suite import holdout_check, windowed
+    from linscale.laws.suite import holdout_check
 
-    preset, points_all, noise = simulation_inputs(preset, overrides, noise)
-    rng = np.random.default_rng(seed)
     rows = []
-    for arch in archs or preset["archs"]:
-        points = points_all[points_all["arch"] == arch]
-        law = true_law(preset, arch)
-        settings = dataclasses.replace(fit_settings(preset, bootstrap=0), entropy=law.E, n_refine=n_refine)
-        for r in range(replicates):
-            held = holdout_check(windowed(simulate(points, law, noise, rng), settings), settings)
-            for method, part in held.groupby("method", sort=False):
-                errors = part["rel_error"].dropna().abs()
-                rows.append(dict(arch=arch, method=method, replicate=r, runs=len(errors),
-                                 worst=float(errors.max()) if len(errors) else np.nan,
-                                 reason="; ".join(sorted(set(part["reason"].dropna()) - {""}))))
+    for arch, r, _, settings, runs in simulated_studies(preset, overrides, replicates, noise, seed, archs, n_refine):
+        for method, part in holdout_check(runs, settings).groupby("method", sort=False):
+            errors = part["rel_error"].dropna().abs()
+            rows.append(dict(arch=arch, method=method, replicate=r, runs=len(errors),
+                             worst=float(errors.max()) if len(errors) else np.nan,
+                             reason="; ".join(sorted(set(part["reason"].dropna()) - {""}))))
     return pd.DataFrame(rows, columns=["arch", "method", "replicate", "runs", "worst", "reason"])
 
 
@@ -404,20 +416,14 @@ def e_free_expectation(preset: str | dict, overrides=(), replicates: int = HOLDO
     fitted with the study's own settings (as :func:`holdout_expectation`). One row per (arch, replicate):
     ``E_true``, ``E`` (NaN when the fit failed) and ``error`` = E/E_true − 1 (the design check's rule holds
     E within ``E_TOLERANCE``)."""
-    from linscale.laws.suite import fit_method, windowed
+    from linscale.laws.suite import fit_method
 
-    preset, points_all, noise = simulation_inputs(preset, overrides, noise)
-    rng = np.random.default_rng(seed)
     rows = []
-    for arch in archs or preset["archs"]:
-        points = points_all[points_all["arch"] == arch]
-        law = true_law(preset, arch)
-        settings = dataclasses.replace(fit_settings(preset, bootstrap=0), entropy=law.E, n_refine=n_refine,
-                                       methods=("approach3",))
-        for r in range(replicates):
-            fit = fit_method(windowed(simulate(points, law, noise, rng), settings), "approach3", settings)
-            e = estimate(fit.fit if fit.ok else None, "L(N,D)", "E", arch)
-            rows.append(dict(arch=arch, replicate=r, E_true=law.E, E=e, error=e / law.E - 1))
+    for arch, r, law, settings, runs in simulated_studies(preset, overrides, replicates, noise, seed, archs, n_refine,
+                                                          methods=("approach3",)):
+        fit = fit_method(runs, "approach3", settings)
+        e = estimate(fit.fit if fit.ok else None, "L(N,D)", "E", arch)
+        rows.append(dict(arch=arch, replicate=r, E_true=law.E, E=e, error=e / law.E - 1))
     return pd.DataFrame(rows, columns=["arch", "replicate", "E_true", "E", "error"])
 
 
