@@ -255,6 +255,35 @@ def test_the_fit_window_probe_rule_reaches_each_verdict():
     assert list(probe.late_rows(runs)["tokens"]) == [30.0, 100.0, 50.0]  # 0.3 of each run's own final tokens
 
 
+def test_the_context_roles_probe_rule_and_its_split_of_the_loss():
+    """findings.context_verdict (benchmarks/probe_context_roles.py's registered rule), per architecture: a
+    misfit ratio (context-free law over every-label law) at most 0.5 explains, at least 0.8 does not,
+    between is partly, missing inconclusive. The probe's split: the parts are share-weighted means of the
+    roles' nll, the in-context part holds exactly the three roles that read the document's bindings."""
+    import importlib.util
+
+    import pandas as pd
+
+    from linscale.findings import CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, context_verdict
+
+    assert (CONTEXT_EXPLAINS, CONTEXT_DOES_NOT) == (0.5, 0.8)  # the registered thresholds
+    assert context_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
+        "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
+    spec = importlib.util.spec_from_file_location(
+        "probe_context_roles", Path(__file__).parent.parent / "benchmarks" / "probe_context_roles.py")
+    probe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(probe)
+    assert probe.CONTEXT_ROLES == ("binding", "query_variable", "query_value")
+    roles = pd.DataFrame({"run_id": "r", "step": 5, "role": ["grammar", "fact_object", "binding", "query_value"],
+                          "share": [0.5, 0.25, 0.125, 0.125], "model_nll": [1.0, 3.0, 2.0, 4.0],
+                          "bayes_nll": [0.5, 0.0, 1.0, 2.0]})
+    parts = probe.part_losses(roles).set_index("part")
+    assert parts.loc["every label", "loss"] == 0.5 * 1 + 0.25 * 3 + 0.125 * 2 + 0.125 * 4  # the validation loss
+    assert parts.loc["context-free", "loss"] == (0.5 * 1 + 0.25 * 3) / 0.75
+    assert parts.loc["context-free", "bayes"] == 0.5 * 0.5 / 0.75
+    assert parts.loc["in-context", "loss"] == 3.0 and parts.loc["in-context", "share"] == 0.25
+
+
 def test_the_fit_window_probe_is_read_from_its_tables(tmp_path):
     """findings.window_probe recomputes the ratios from the fits table's late-row misfits (not its own
     ratio column) and the verdicts by the registered rule; it adopts the window only when the early

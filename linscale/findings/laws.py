@@ -419,6 +419,19 @@ def window_verdict(ratios: dict[str, float]) -> dict[str, str]:
     return {arch: ratio_verdict({arch: r}, WINDOW_EXPLAINS, WINDOW_DOES_NOT) for arch, r in ratios.items()}
 
 
+# benchmarks/probe_context_roles.py's registered rule (2026-12-04): approach 3 (E fixed) on the validation
+# loss of the labels that do not read the document's own bindings, over the same fit on every label
+CONTEXT_EXPLAINS, CONTEXT_DOES_NOT = 0.5, 0.8
+
+
+def context_verdict(ratios: dict[str, float]) -> dict[str, str]:
+    """The context-roles probe's rule, per architecture: the in-context skills 'explain' the misfit when
+    the ratio (misfit of the law fitted on the other labels' loss over the misfit of the law fitted on
+    every label's) is at most ``CONTEXT_EXPLAINS``, 'do not explain' it when at least
+    ``CONTEXT_DOES_NOT``, 'partly' between, 'inconclusive' when a ratio is missing (a fit failed)."""
+    return {arch: ratio_verdict({arch: r}, CONTEXT_EXPLAINS, CONTEXT_DOES_NOT) for arch, r in ratios.items()}
+
+
 # benchmarks/probe_uniform_heads.py's registered rules (2026-12-03): TNL's loss deficit against LLaMA with
 # 4 heads at every size over its deficit on the committed ladder, per size; and each architecture's misfit
 # on the 4-head ladder over its committed misfit
