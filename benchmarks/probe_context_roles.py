@@ -43,6 +43,11 @@ rule is ``context_verdict``, in ``linscale.findings``):
 - *Also reported, outside the rule*: each run's mean log residual under both laws; the law fitted on the
   in-context labels alone (its misfit and a); both laws' a.
 
+*Amended on 2026-12-04, after the verdict was read* (the rule, its inputs and the verdict are unchanged):
+the report adds a table read after the verdict, approach 3 (E fixed at the role's exact nll) fitted on
+each role's loss alone, to see where the bend lives; roles whose exact nll is 0 (a fact's object,
+determined words) cannot be fitted in that form and are listed without a fit.
+
 Runs land in ``--out`` (resumable: a finished run is not trained again, a role table not evaluated
 again); the tables go to ``--results`` (Markdown, with machine and date) and as CSV files to ``--tables``.
 """
@@ -172,6 +177,27 @@ def main() -> None:
         print(f"{arch}: misfit every label {spread.loc[arch, 'every label']:.4f}, context-free "
               f"{spread.loc[arch, 'context-free']:.4f}, ratio {ratios[arch]:.2f}: {verdicts[arch]}", flush=True)
 
+    # read after the verdict: where the bend lives, approach 3 (E fixed) on each role's loss alone
+    by_role_rows = []
+    for role in roles["role"].unique():
+        chosen = roles[roles["role"] == role]
+        floor = float(chosen["bayes_nll"].iloc[0])
+        if floor <= 0:
+            by_role_rows += [dict(role=role, arch=arch, share=float(chosen["share"].iloc[0]), E=floor) for arch in archs]
+            continue
+        runs = base.merge(chosen[["run_id", "step", "model_nll", "bayes_nll"]].rename(
+            columns={"model_nll": "val_loss", "bayes_nll": "bayes_loss"}), on=["run_id", "step"])
+        fit = fit_suite(runs, FitSettings(entropy=floor, loss_column="val_loss", methods=("approach3_fixed_e",)),
+                        jobs=args.jobs)["approach3_fixed_e"]
+        for arch in archs:
+            row = dict(role=role, arch=arch, share=float(chosen["share"].iloc[0]), E=floor)
+            if fit.ok and arch not in fit.errors:
+                points = fit.fit.points
+                residual = run_residuals(points[(points["law"] == "L(N,D)") & (points["group"] == arch)])
+                row.update(misfit=float(residual["residual"].std(ddof=1)), **dict(zip(residual["size"], residual["residual"])))
+            by_role_rows.append(row)
+    by_role = pd.DataFrame(by_role_rows)
+
     # outside the rule: the committed measure (training loss) on the retrained runs, against the committed fit
     committed_fit = pd.DataFrame([dict(arch=arch, **dict(zip(("a", "misfit"), (lambda r: (r[0], r[2]))(
         refit_misfit(retrained[retrained["arch"] == arch], preset))))) for arch in archs])
@@ -201,9 +227,13 @@ def main() -> None:
              format_table(residuals.pivot_table(index=["arch", "size"], columns="part", values="residual", sort=False)
                           .round(4).reset_index().rename_axis(columns=None)), "",
              "## Outside the rule: the study's own fit (training loss) on the retrained runs", "",
-             format_table(committed_fit.round(4))]
+             format_table(committed_fit.round(4)), "",
+             "## Read after the verdict: approach 3 (E fixed) on each role's loss alone", "",
+             "share: the role's share of the labels; E: its exact nll (a role whose exact nll is 0 cannot be fitted "
+             "in this form: no misfit); misfit and one column per size: each run's mean log residual around the "
+             "role's own law.", "", format_table(by_role.round(4))]
     write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables,
-                        {"fits": fits, "residuals": residuals, "parts": parts, "control": both})
+                        {"fits": fits, "residuals": residuals, "parts": parts, "control": both, "by_role": by_role})
 
 
 if __name__ == "__main__":
