@@ -233,12 +233,20 @@ def test_the_embedding_probe_rule_reaches_each_verdict():
     assert embedding_verdict({"tnl": 1.3})["tnl"] == "does not explain"
 
 
+def benchmark_script(name: str):
+    """A script of benchmarks/ as a module (they are scripts, not a package), for testing its helpers."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_the_fit_window_probe_rule_reaches_each_verdict():
     """findings.window_verdict (benchmarks/probe_fit_window.py's registered rule), per architecture: a
     misfit ratio (late-row law over all-row law, on the late rows) at most 0.5 explains, at least 0.8 does
     not, between is partly, missing inconclusive; the probe's window starts at 0.3 of each run."""
-    import importlib.util
-
     import pandas as pd
 
     from linscale.findings import WINDOW_DOES_NOT, WINDOW_EXPLAINS, window_verdict
@@ -246,10 +254,7 @@ def test_the_fit_window_probe_rule_reaches_each_verdict():
     assert (WINDOW_EXPLAINS, WINDOW_DOES_NOT) == (0.5, 0.8)  # the registered thresholds
     assert window_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
         "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
-    spec = importlib.util.spec_from_file_location(
-        "probe_fit_window", Path(__file__).parent.parent / "benchmarks" / "probe_fit_window.py")
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = benchmark_script("probe_fit_window")
     assert probe.WINDOW_START == 0.3
     runs = pd.DataFrame({"run_id": ["a"] * 4 + ["b"] * 2, "tokens": [10.0, 29.0, 30.0, 100.0, 5.0, 50.0]})
     assert list(probe.late_rows(runs)["tokens"]) == [30.0, 100.0, 50.0]  # 0.3 of each run's own final tokens
@@ -260,8 +265,6 @@ def test_the_context_roles_probe_rule_and_its_split_of_the_loss():
     misfit ratio (context-free law over every-label law) at most 0.5 explains, at least 0.8 does not,
     between is partly, missing inconclusive. The probe's split: the parts are share-weighted means of the
     roles' nll, the in-context part holds exactly the three roles that read the document's bindings."""
-    import importlib.util
-
     import pandas as pd
 
     from linscale.findings import CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, context_verdict
@@ -269,10 +272,7 @@ def test_the_context_roles_probe_rule_and_its_split_of_the_loss():
     assert (CONTEXT_EXPLAINS, CONTEXT_DOES_NOT) == (0.5, 0.8)  # the registered thresholds
     assert context_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
         "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
-    spec = importlib.util.spec_from_file_location(
-        "probe_context_roles", Path(__file__).parent.parent / "benchmarks" / "probe_context_roles.py")
-    probe = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(probe)
+    probe = benchmark_script("probe_context_roles")
     assert probe.CONTEXT_ROLES == ("binding", "query_variable", "query_value")
     roles = pd.DataFrame({"run_id": "r", "step": 5, "role": ["grammar", "fact_object", "binding", "query_value"],
                           "share": [0.5, 0.25, 0.125, 0.125], "model_nll": [1.0, 3.0, 2.0, 4.0],
@@ -282,6 +282,37 @@ def test_the_context_roles_probe_rule_and_its_split_of_the_loss():
     assert parts.loc["context-free", "loss"] == (0.5 * 1 + 0.25 * 3) / 0.75
     assert parts.loc["context-free", "bayes"] == 0.5 * 0.5 / 0.75
     assert parts.loc["in-context", "loss"] == 3.0 and parts.loc["in-context", "share"] == 0.25
+
+
+def test_the_context_roles_probe_is_read_from_its_tables(tmp_path):
+    """findings.context_probe recomputes the ratios from the fits table's misfits (not its own ratio
+    column) and the verdicts by the registered rule, adopts the context-free law only when the in-context
+    skills explain every architecture's misfit, and reads the control's largest change."""
+    import pandas as pd
+
+    from linscale.findings import context_probe
+
+    assert context_probe(tmp_path) is None  # no probe tables: nothing to read
+
+    def write(free):
+        pd.DataFrame({"arch": ["tnl"] * 3 + ["llama"] * 3, "part": ["every label", "context-free", "in-context"] * 2,
+                      "a": 0.7, "misfit": [0.02, free[0], 0.5, 0.01, free[1], 0.5], "ratio": 9.0}
+                     ).to_csv(tmp_path / "fits.csv", index=False)
+    write((0.004, 0.007))
+    pd.DataFrame({"arch": ["tnl"], "size": ["s1"], "residual": [0.01], "part": ["context-free"]}).to_csv(
+        tmp_path / "residuals.csv", index=False)
+    pd.DataFrame({"run_id": ["tnl-s1", "tnl-s2"], "val_loss": [2.0, 1.5], "val_loss_committed": [2.0, 1.503]}).to_csv(
+        tmp_path / "control.csv", index=False)
+    assert context_probe(tmp_path) is None  # every table or none: by_role is still missing
+    pd.DataFrame({"role": ["grammar"], "arch": ["tnl"], "share": [0.09], "misfit": [0.03]}).to_csv(
+        tmp_path / "by_role.csv", index=False)
+    found = context_probe(tmp_path)
+    assert found["ratios"] == pytest.approx({"tnl": 0.2, "llama": 0.7})
+    assert found["verdicts"] == {"tnl": "explains", "llama": "partly"}
+    assert found["verdict"] == "partly" and not found["adopt"]
+    assert found["control_change"] == pytest.approx(1 - 1.5 / 1.503, abs=1e-12)  # the largest |change|
+    write((0.004, 0.005))
+    assert context_probe(tmp_path)["adopt"]
 
 
 def test_the_fit_window_probe_is_read_from_its_tables(tmp_path):

@@ -565,6 +565,33 @@ def window_probe(folder) -> dict | None:
             "adopt": verdict == "explains"}
 
 
+def context_probe(folder) -> dict | None:
+    """What benchmarks/probe_context_roles.py found (its CSV tables in ``folder``), or None without them:
+    whether the in-context skills bend the law, from approach 3 (E fixed at each part's Bayes nll) fitted
+    on the validation loss of every label and of the labels that do not read the document's bindings.
+
+    * ``fits``: per architecture and ``part`` ('every label', 'context-free', 'in-context'), a and the
+      misfit; ``residuals``: each run's mean log residual around its part's law; ``control``: the
+      retrained checkpoints against the committed ones (``val_loss``, ``val_loss_committed``);
+      ``by_role`` (read after the verdict): per role and architecture, its ``share`` of the labels, the
+      misfit of a law fitted on its loss alone and each size's residual (no misfit for a role whose
+      exact nll is 0);
+    * ``ratios``, ``verdicts`` (:func:`context_verdict`) and ``verdict`` (over all four), recomputed from
+      ``fits``; ``adopt``: the registered decision (report the context-free law beside the committed one
+      only if the in-context skills explain every architecture's misfit); ``control_change``: the largest
+      relative change of a retrained validation loss."""
+    found = probe_tables(folder, ("fits", "residuals", "control", "by_role"))
+    if found is None:
+        return None
+    spread = found["fits"].pivot_table(index="arch", columns="part", values="misfit", sort=False, dropna=False)
+    ratios = {arch: float(row["context-free"] / row["every label"]) for arch, row in spread.iterrows()}
+    verdict = ratio_verdict(ratios, CONTEXT_EXPLAINS, CONTEXT_DOES_NOT)
+    control = found["control"]
+    change = float((control["val_loss"] / control["val_loss_committed"] - 1).abs().max())
+    return {**found, "ratios": ratios, "verdicts": context_verdict(ratios), "verdict": verdict,
+            "adopt": verdict == "explains", "control_change": change}
+
+
 def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
     """What benchmarks/probe_holdout_reach.py simulated (its CSV tables in ``folder``), or None without them:
     on studies of the cpu grid simulated from a true law whose every run also misses it by a misfit
