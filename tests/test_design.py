@@ -243,6 +243,44 @@ def benchmark_script(name: str):
     return module
 
 
+def test_the_law_form_probe_fits_both_forms_and_its_rule_reaches_each_verdict():
+    """benchmarks/probe_law_form.py: both forms' analytic gradients match finite differences, each form's
+    fit recovers a noise-free law of its own form on a grid like the cpu one (the separable law's runs,
+    fitted by Kaplan's form, miss it: the forms differ), and findings.form_verdict (the registered rule)
+    reaches each verdict at its thresholds."""
+    import numpy as np
+
+    from linscale.findings import FORM_DOES_NOT, FORM_EXPLAINS, form_verdict
+
+    assert (FORM_EXPLAINS, FORM_DOES_NOT) == (0.5, 0.8)  # the registered thresholds
+    assert form_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
+        "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
+    probe = benchmark_script("probe_law_form")
+    n = np.repeat([1e3, 3.5e3, 6.7e3, 1.4e4, 4e4, 1.2e5], 12)
+    d = np.tile(np.geomspace(2e5, 8e6, 12), 6)
+    log_n, log_d, log_e = np.log(n), np.log(d), np.log(1.5)
+    truth = {"separable": np.array([np.log(2.1), np.log(5.7e5), 0.23, 1.1]),
+             "kaplan": np.array([np.log(30.0), np.log(3e4), 0.35, 0.6])}
+    for form, theta in truth.items():
+        log_loss = probe.predicted_log_loss(form, theta, log_n, log_d, log_e)[0] + 0.01 * np.sin(np.arange(72))
+        value, grad = probe.huber(theta, form, log_n, log_d, log_loss, log_e)
+        for i in range(4):
+            step = np.zeros(4)
+            step[i] = 1e-6
+            numeric = (probe.huber(theta + step, form, log_n, log_d, log_loss, log_e)[0]
+                       - probe.huber(theta - step, form, log_n, log_d, log_loss, log_e)[0]) / 2e-6
+            assert numeric == pytest.approx(grad[i], rel=1e-4, abs=1e-9)
+    residual = {}
+    for form, theta in truth.items():
+        exact = probe.predicted_log_loss(form, theta, log_n, log_d, log_e)[0]
+        for fitted_form in truth:
+            got = probe.fit_form(fitted_form, log_n, log_d, exact, log_e)
+            residual[form, fitted_form] = np.abs(probe.predicted_log_loss(fitted_form, got, log_n, log_d, log_e)[0]
+                                                 - exact).max()
+    assert residual["separable", "separable"] < 1e-4 and residual["kaplan", "kaplan"] < 1e-4
+    assert residual["separable", "kaplan"] > 1e-3  # the forms are not the same law
+
+
 def test_the_fit_window_probe_rule_reaches_each_verdict():
     """findings.window_verdict (benchmarks/probe_fit_window.py's registered rule), per architecture: a
     misfit ratio (late-row law over all-row law, on the late rows) at most 0.5 explains, at least 0.8 does

@@ -432,6 +432,18 @@ def context_verdict(ratios: dict[str, float]) -> dict[str, str]:
     return {arch: ratio_verdict({arch: r}, CONTEXT_EXPLAINS, CONTEXT_DOES_NOT) for arch, r in ratios.items()}
 
 
+# benchmarks/probe_law_form.py's registered rule (2026-12-04): the misfit of Kaplan's non-separable
+# L(N, D) over the misfit of Chinchilla's separable one, both with E fixed, on the committed runs
+FORM_EXPLAINS, FORM_DOES_NOT = 0.5, 0.8
+
+
+def form_verdict(ratios: dict[str, float]) -> dict[str, str]:
+    """The law-form probe's rule, per architecture: the separable form 'explains' the misfit when the ratio
+    (Kaplan's form's misfit over the separable form's) is at most ``FORM_EXPLAINS``, 'does not explain' it
+    when at least ``FORM_DOES_NOT``, 'partly' between, 'inconclusive' when a ratio is missing."""
+    return {arch: ratio_verdict({arch: r}, FORM_EXPLAINS, FORM_DOES_NOT) for arch, r in ratios.items()}
+
+
 # benchmarks/probe_uniform_heads.py's registered rules (2026-12-03): TNL's loss deficit against LLaMA with
 # 4 heads at every size over its deficit on the committed ladder, per size; and each architecture's misfit
 # on the 4-head ladder over its committed misfit
