@@ -136,7 +136,9 @@ def main() -> None:
             a, b, alpha, last = theta
             fit_rows.append(dict(arch=arch, form=form, misfit=misfit, A=float(np.exp(a)), B=float(np.exp(b)),
                                  alpha=alpha, beta=last if form == "separable" else 1.0,
-                                 gamma=last if form == "kaplan" else 1.0, rows=len(part)))
+                                 gamma=last if form == "kaplan" else 1.0,
+                                 alpha_N=alpha * last if form == "kaplan" else np.nan,
+                                 alpha_D=last if form == "kaplan" else np.nan, rows=len(part)))
             residual_rows.append(residuals.assign(form=form))
             if form == "separable":
                 control[arch] = misfit / study_misfit - 1
