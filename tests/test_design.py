@@ -281,6 +281,31 @@ def test_the_law_form_probe_fits_both_forms_and_its_rule_reaches_each_verdict():
     assert residual["separable", "kaplan"] > 1e-3  # the forms are not the same law
 
 
+def test_the_law_form_probe_is_read_from_its_tables(tmp_path):
+    """findings.form_probe recomputes the ratios from the fits table's misfits (not its own ratio column)
+    and the verdicts by the registered rule; it adopts Kaplan's form only when the separable form explains
+    every architecture's misfit."""
+    import pandas as pd
+
+    from linscale.findings import form_probe
+
+    assert form_probe(tmp_path) is None  # no probe tables: nothing to read
+
+    def write(kaplan):
+        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "form": ["separable", "kaplan"] * 2,
+                      "misfit": [0.02, kaplan[0], 0.01, kaplan[1]], "ratio": [None, 9.0, None, 9.0]}
+                     ).to_csv(tmp_path / "fits.csv", index=False)
+    write((0.005, 0.009))
+    pd.DataFrame({"arch": ["tnl"], "size": ["s1"], "residual": [0.01], "form": ["kaplan"]}).to_csv(
+        tmp_path / "residuals.csv", index=False)
+    found = form_probe(tmp_path)
+    assert found["ratios"] == pytest.approx({"tnl": 0.25, "llama": 0.9})
+    assert found["verdicts"] == {"tnl": "explains", "llama": "does not explain"}
+    assert found["verdict"] == "partly" and not found["adopt"]
+    write((0.005, 0.004))
+    assert form_probe(tmp_path)["adopt"]
+
+
 def test_the_fit_window_probe_rule_reaches_each_verdict():
     """findings.window_verdict (benchmarks/probe_fit_window.py's registered rule), per architecture: a
     misfit ratio (late-row law over all-row law, on the late rows) at most 0.5 explains, at least 0.8 does

@@ -604,6 +604,26 @@ def context_probe(folder) -> dict | None:
             "adopt": verdict == "explains", "control_change": change}
 
 
+def form_probe(folder) -> dict | None:
+    """What benchmarks/probe_law_form.py found (its CSV tables in ``folder``), or None without them:
+    whether the separable form E + A/N^α + B/D^β is what misses the runs, from the committed runs refitted
+    in Kaplan's non-separable form E + (A/N^α + B/D)^γ with as many free parameters, E fixed in both.
+
+    * ``fits``: per architecture and ``form`` ('separable', 'kaplan'), the misfit and the parameters
+      (Kaplan's exponents ``alpha_N``, ``alpha_D``); ``residuals``: each run's mean log residual per form;
+    * ``ratios``, ``verdicts`` (:func:`form_verdict`) and ``verdict`` (over all four), recomputed from
+      ``fits``; ``adopt``: the registered decision (fit Kaplan's form beside approach 3 in the next study
+      only if the separable form explains every architecture's misfit)."""
+    found = probe_tables(folder, ("fits", "residuals"))
+    if found is None:
+        return None
+    spread = found["fits"].pivot_table(index="arch", columns="form", values="misfit", sort=False, dropna=False)
+    ratios = {arch: float(row["kaplan"] / row["separable"]) for arch, row in spread.iterrows()}
+    verdict = ratio_verdict(ratios, FORM_EXPLAINS, FORM_DOES_NOT)
+    return {**found, "ratios": ratios, "verdicts": form_verdict(ratios), "verdict": verdict,
+            "adopt": verdict == "explains"}
+
+
 def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
     """What benchmarks/probe_holdout_reach.py simulated (its CSV tables in ``folder``), or None without them:
     on studies of the cpu grid simulated from a true law whose every run also misses it by a misfit
