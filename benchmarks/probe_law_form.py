@@ -35,6 +35,11 @@ this form** (the rule is ``form_verdict``, in ``linscale.findings``):
 - *Also reported, outside the rule*: each run's mean log residual under both forms, and Kaplan's fitted
   exponents.
 
+*Amended on 2026-12-04, after the verdict was read* (the rule, its inputs and the verdict are unchanged):
+the report adds the study's hold-out check in both forms (each form refitted without the top decade of
+compute, predicting the final loss of every run that ends in it), which the verdict's reading asked for;
+no rule was registered for it.
+
 The tables go to ``--results`` (Markdown, with machine and date) and as CSV files to ``--tables``.
 """
 from __future__ import annotations
@@ -157,6 +162,24 @@ def main() -> None:
                     f"({'within' if control_ok else 'OUTSIDE'} the registered {CONTROL_TOLERANCE:.0%})")
     print(control_line, flush=True)
 
+    # read after the verdict: the study's hold-out check (laws.suite.holdout_check) in both forms
+    held_rows = []
+    for arch in archs:
+        part = rows[rows["arch"] == arch]
+        cut = part["flops"].max() / 10
+        train = part[part["flops"] <= cut]
+        last = part.sort_values("step").groupby("run_id").tail(1)
+        held = last[last["flops"] > cut]
+        arrays = lambda t: (np.log(t["params"].to_numpy(float)), np.log(t["tokens"].to_numpy(float)))
+        for form in ("separable", "kaplan"):
+            theta = fit_form(form, *arrays(train), np.log(train[FITTED].to_numpy(float)), log_e)
+            predicted = np.exp(predicted_log_loss(form, theta, *arrays(held), log_e)[0])
+            held_rows += [dict(arch=arch, form=form, run_id=r, observed=o, predicted=q, rel_error=q / o - 1)
+                          for r, o, q in zip(held["run_id"], held[FITTED].to_numpy(float), predicted)]
+    holdout = pd.DataFrame(held_rows)
+    worst = (holdout.assign(worst=holdout["rel_error"].abs()).groupby(["arch", "form"], sort=False)["worst"].max()
+             .unstack("form").reset_index().rename_axis(columns=None))
+
     info = machine_info()
     lines = ["# Registered probe: is it the law's form? (cpu preset)", "",
              f"Produced by `python benchmarks/probe_law_form.py {' '.join(sys.argv[1:])}`; the design, the rule and my "
@@ -177,8 +200,14 @@ def main() -> None:
              "L = E + (A/N^alpha + B/D)^gamma (alpha_N = alpha*gamma, alpha_D = gamma); ratio: Kaplan / separable.", "",
              format_table(fits.round(4)), "", "## Each run's mean log residual around each form", "",
              format_table(residuals.pivot_table(index=["arch", "size"], columns="form", values="residual", sort=False)
-                          .round(4).reset_index().rename_axis(columns=None))]
-    write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables, {"fits": fits, "residuals": residuals})
+                          .round(4).reset_index().rename_axis(columns=None)), "",
+             "## Read after the verdict: the study's hold-out check in both forms", "",
+             "Each form refitted on the rows up to a tenth of the architecture's largest compute, predicting the final "
+             "loss of every run that ends above it; rel_error = predicted / observed - 1 (the study's target: "
+             "within 2%).", "", format_table(holdout.round(4)), "", "Worst |rel_error| per architecture:", "",
+             format_table(worst.round(4))]
+    write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables,
+                        {"fits": fits, "residuals": residuals, "holdout": holdout})
 
 
 if __name__ == "__main__":

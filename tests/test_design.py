@@ -298,7 +298,12 @@ def test_the_law_form_probe_is_read_from_its_tables(tmp_path):
     write((0.005, 0.009))
     pd.DataFrame({"arch": ["tnl"], "size": ["s1"], "residual": [0.01], "form": ["kaplan"]}).to_csv(
         tmp_path / "residuals.csv", index=False)
+    assert form_probe(tmp_path) is None  # every table or none: the hold-out table is still missing
+    pd.DataFrame({"arch": "tnl", "form": ["separable", "separable", "kaplan"], "run_id": ["tnl-s5", "tnl-s6", "tnl-s6"],
+                  "rel_error": [0.01, -0.03, 0.02]}).to_csv(tmp_path / "holdout.csv", index=False)
     found = form_probe(tmp_path)
+    assert found["worst"].loc["tnl", "separable"] == pytest.approx(0.03)  # the largest |error|, not the largest error
+    assert found["worst"].loc["tnl", "kaplan"] == pytest.approx(0.02)
     assert found["ratios"] == pytest.approx({"tnl": 0.25, "llama": 0.9})
     assert found["verdicts"] == {"tnl": "explains", "llama": "does not explain"}
     assert found["verdict"] == "partly" and not found["adopt"]

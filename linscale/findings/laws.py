@@ -611,12 +611,17 @@ def form_probe(folder) -> dict | None:
 
     * ``fits``: per architecture and ``form`` ('separable', 'kaplan'), the misfit and the parameters
       (Kaplan's exponents ``alpha_N``, ``alpha_D``); ``residuals``: each run's mean log residual per form;
+      ``holdout`` (read after the verdict): the study's hold-out check in each form, one row per held-out
+      run; ``worst``: per architecture (rows) and form (columns), the largest |rel_error| of it;
     * ``ratios``, ``verdicts`` (:func:`form_verdict`) and ``verdict`` (over all four), recomputed from
       ``fits``; ``adopt``: the registered decision (fit Kaplan's form beside approach 3 in the next study
       only if the separable form explains every architecture's misfit)."""
-    found = probe_tables(folder, ("fits", "residuals"))
+    found = probe_tables(folder, ("fits", "residuals", "holdout"))
     if found is None:
         return None
+    held = found["holdout"]
+    found["worst"] = held.assign(worst=held["rel_error"].abs()).pivot_table(index="arch", columns="form",
+                                                                             values="worst", aggfunc="max")
     spread = found["fits"].pivot_table(index="arch", columns="form", values="misfit", sort=False, dropna=False)
     ratios = {arch: float(row["kaplan"] / row["separable"]) for arch, row in spread.iterrows()}
     verdict = ratio_verdict(ratios, FORM_EXPLAINS, FORM_DOES_NOT)
