@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -99,7 +98,7 @@ def main() -> None:
     import numpy as np
     import pandas as pd
 
-    from linscale.bench import format_table, machine_info, probe_arguments, write_probe_outputs
+    from linscale.bench import format_table, probe_arguments, probe_report_head, write_probe_outputs
     from linscale.design import estimate, fit_settings
     from linscale.findings import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, context_verdict, ratio_verdict, refit_misfit,
                                    run_residuals)
@@ -204,12 +203,9 @@ def main() -> None:
     shares = parts.groupby("part")["share"].mean()
     floors = ", ".join(f"{part} {exact.loc[part, 'mean']:.4f}" for part in PARTS)
 
-    info = machine_info()
-    lines = ["# Registered probe: do the in-context skills bend the law? (cpu preset)", "",
-             f"Produced by `python benchmarks/probe_context_roles.py {' '.join(sys.argv[1:])}`; the design, the rule "
-             "and my prediction are in the script's docstring, committed before any run was trained.", "",
-             f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {dt.datetime.now(dt.timezone.utc):%H:%M} UTC",
-             *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
+    lines = [*probe_report_head("Registered probe: do the in-context skills bend the law? (cpu preset)",
+                                "the design, the rule and my prediction are in the script's docstring, committed "
+                                "before any run was trained.", started),
              f"- control: {control_line}",
              f"- the role table's parts against the recorded validation loss: largest difference {split_error:.2g} nats",
              f"- in-context roles: {', '.join(CONTEXT_ROLES)} ({shares['in-context']:.1%} of the labels); Bayes nll "

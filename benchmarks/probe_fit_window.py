@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import sys
 from pathlib import Path
 
 WINDOW_START = 0.3  # fit only rows at or after this share of their run's final tokens
@@ -67,7 +66,7 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (committed_study, format_table, interval_rows, machine_info, refit_probe_arguments,
+    from linscale.bench import (committed_study, format_table, interval_rows, probe_report_head, refit_probe_arguments,
                                 write_probe_outputs)
     from linscale.design import estimate, fit_settings
     from linscale.findings import WINDOW_DOES_NOT, WINDOW_EXPLAINS, ratio_verdict, window_verdict
@@ -125,13 +124,10 @@ def main() -> None:
     worst = (held.assign(abs_error=held["rel_error"].abs()).groupby(["method", "arch"], sort=False)["abs_error"]
              .max().reset_index(name="worst"))
 
-    info = machine_info()
-    lines = ["# Registered probe: do the early checkpoints bend the law? (cpu preset)", "",
-             f"Produced by `python benchmarks/probe_fit_window.py {' '.join(sys.argv[1:])}`; the design, the rule and my "
-             "prediction are in the script's docstring, committed before the runs were fitted on this window. No run "
-             "is trained: the committed runs are refitted.", "",
-             f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {dt.datetime.now(dt.timezone.utc):%H:%M} UTC",
-             *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
+    lines = [*probe_report_head("Registered probe: do the early checkpoints bend the law? (cpu preset)",
+                                "the design, the rule and my prediction are in the script's docstring, committed "
+                                "before the runs were fitted on this window. No run is trained: the committed runs are"
+                                " refitted.", started),
              f"- window: rows at or after {WINDOW_START:g} of their run's final tokens ({len(late)} of "
              f"{len(committed)} rows, before the study's own window rules)",
              f"- control: {control_line}", f"- bootstrap: {args.bootstrap} resamples over runs", "", "## Verdict", "",

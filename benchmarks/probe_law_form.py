@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import sys
 
 import numpy as np
 
@@ -109,7 +108,8 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import committed_study, format_table, machine_info, refit_probe_arguments, write_probe_outputs
+    from linscale.bench import (committed_study, format_table, probe_report_head, refit_probe_arguments,
+                                write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import FORM_DOES_NOT, FORM_EXPLAINS, form_verdict, ratio_verdict, refit_misfit, run_residuals
     from linscale.laws.suite import FITTED, windowed
@@ -180,13 +180,10 @@ def main() -> None:
     worst = (holdout.assign(worst=holdout["rel_error"].abs()).groupby(["arch", "form"], sort=False)["worst"].max()
              .unstack("form").reset_index().rename_axis(columns=None))
 
-    info = machine_info()
-    lines = ["# Registered probe: is it the law's form? (cpu preset)", "",
-             f"Produced by `python benchmarks/probe_law_form.py {' '.join(sys.argv[1:])}`; the design, the rule and my "
-             "prediction are in the script's docstring, committed before the runs were fitted in this form. No run "
-             "is trained: the committed runs are refitted.", "",
-             f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {dt.datetime.now(dt.timezone.utc):%H:%M} UTC",
-             *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
+    lines = [*probe_report_head("Registered probe: is it the law's form? (cpu preset)",
+                                "the design, the rule and my prediction are in the script's docstring, committed "
+                                "before the runs were fitted in this form. No run is trained: the committed runs are "
+                                "refitted.", started),
              f"- rows: the study's fit window ({len(rows)} of {len(committed)} checkpoints), its Bayes-corrected training "
              f"loss, E fixed at the entropy rate {settings.entropy:.4f}",
              f"- control: {control_line}", "", "## Verdict", "", "Does the separable form explain the misfit?", "",

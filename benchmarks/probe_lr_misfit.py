@@ -47,7 +47,6 @@ pin_numerics()  # before numpy and torch, as every linscale command: this script
 
 import argparse
 import datetime as dt
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,7 +54,7 @@ import numpy as np
 import pandas as pd
 
 from linscale import design
-from linscale.bench import format_table, machine_info, probe_arguments, train_probe_run, write_probe_outputs
+from linscale.bench import format_table, probe_arguments, probe_report_head, train_probe_run, write_probe_outputs
 from linscale.findings import LR_DOES_NOT, LR_EXPLAINS, lr_misfit_verdict, refit_misfit
 from linscale.laws.suite import fit_window
 from linscale.presets import load_preset
@@ -144,14 +143,11 @@ def main() -> None:
                         f"{float(theirs['val_loss'].iloc[0]):.4f} ({change:+.3%}; "
                         f"{'within' if abs(change) <= CONTROL_TOLERANCE else 'OUTSIDE'} the registered {CONTROL_TOLERANCE:.1%})")
     edges = losses[losses["best"].isin([min(MULTIPLIERS), max(MULTIPLIERS)])]
-    info = machine_info()
     registered = (args.archs, sizes) == (list(ARCHS), list(preset["sizes"]))
-    lines = [f"# {'Registered probe' if registered else 'Not the registered probe'}: is the misfit by size the "
-             "learning-rate rule? (cpu preset)", "",
-             f"Produced by `python benchmarks/probe_lr_misfit.py {' '.join(sys.argv[1:])}`; the design, the rule and "
-             "my prediction are in the script's docstring, committed before any run was trained.", "",
-             f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {dt.datetime.now(dt.timezone.utc):%H:%M} UTC",
-             *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
+    lines = [*probe_report_head(f"{'Registered probe' if registered else 'Not the registered probe'}: is the misfit by size the "
+                                "learning-rate rule? (cpu preset)",
+                                "the design, the rule and my prediction are in the script's docstring, committed "
+                                "before any run was trained.", started),
              f"- control: {control_line}", "", "## Verdict", "",
              f"- **the LR rule {verdict} the misfit**: misfit at the best LR over misfit at the rule LR "
              f"{', '.join(f'{a} {r:.2f}' for a, r in ratios.items())} (explains: all at most {LR_EXPLAINS}; does not "

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -59,7 +58,7 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (final_retrieval, format_table, machine_info, probe_arguments, probe_retrieval,
+    from linscale.bench import (final_retrieval, format_table, probe_arguments, probe_report_head, probe_retrieval,
                                 train_probe_run, write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import HEADS_DOES_NOT, HEADS_EXPLAINS, heads_verdict, refit_misfit
@@ -143,14 +142,11 @@ def main() -> None:
 
     crossed = crossings[crossings["heads"] == HEADS]["crossover"].notna()
     keep = verdicts.get("tnl") == "explains" and bool(crossed.all()) and len(crossed) == len(archs)
-    info = machine_info()
     registered = sorted(archs) == sorted(preset["archs"])
-    lines = [f"# {'Registered probe' if registered else 'Not the registered probe'}: is s6's miss its head count? "
-             "(cpu preset)", "",
-             f"Produced by `python benchmarks/probe_s6_heads.py {' '.join(sys.argv[1:])}`; the design, the rule and "
-             "my prediction are in the script's docstring, committed before any run was trained.", "",
-             f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {dt.datetime.now(dt.timezone.utc):%H:%M} UTC",
-             *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
+    lines = [*probe_report_head(f"{'Registered probe' if registered else 'Not the registered probe'}: is s6's miss its head count? "
+                                "(cpu preset)",
+                                "the design, the rule and my prediction are in the script's docstring, committed "
+                                "before any run was trained.", started),
              f"- control: {control_line}", "", "## Verdict", "",
              *(f"- {arch}: the head count **{verdicts[arch]}** s6's miss (shrink {shrinks[arch]:.2f}; explains: at most "
                f"{HEADS_EXPLAINS}, does not explain: at least {HEADS_DOES_NOT})" for arch in archs),

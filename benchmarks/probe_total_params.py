@@ -47,7 +47,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-import sys
 from pathlib import Path
 
 CONTROL_TOLERANCE = 1e-6  # absolute, a of approach 3 (E fixed): the non-embedding refit is the committed fit
@@ -66,7 +65,7 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (committed_study, format_table, interval_rows, machine_info, refit_probe_arguments,
+    from linscale.bench import (committed_study, format_table, interval_rows, probe_report_head, refit_probe_arguments,
                                 write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import EMBEDDING_DOES_NOT, EMBEDDING_EXPLAINS, embedding_verdict, ratio_verdict, refit_misfit
@@ -125,13 +124,10 @@ def main() -> None:
     worst = (holdout.assign(abs_error=holdout["rel_error"].abs())
              .groupby(["count", "method", "arch"], sort=False)["abs_error"].max().reset_index(name="worst"))
 
-    info = machine_info()
-    lines = ["# Registered probe: is the misfit by size the parameter count? (cpu preset)", "",
-             f"Produced by `python benchmarks/probe_total_params.py {' '.join(sys.argv[1:])}`; the design, the rule "
-             "and my prediction are in the script's docstring, committed before the runs were fitted with the "
-             "embedding counted. No run is trained: the committed runs are refitted.", "",
-             f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {dt.datetime.now(dt.timezone.utc):%H:%M} UTC",
-             *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
+    lines = [*probe_report_head("Registered probe: is the misfit by size the parameter count? (cpu preset)",
+                                "the design, the rule and my prediction are in the script's docstring, committed "
+                                "before the runs were fitted with the embedding counted. No run is trained: the "
+                                "committed runs are refitted.", started),
              f"- control: {control_line}", f"- bootstrap: {args.bootstrap} resamples over runs", "", "## Verdict", "",
              "Does counting the embedding explain the misfit?", "",
              *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {EMBEDDING_EXPLAINS}, does "

@@ -58,7 +58,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -77,7 +76,7 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (final_retrieval, format_table, machine_info, probe_arguments, probe_retrieval,
+    from linscale.bench import (final_retrieval, format_table, probe_arguments, probe_report_head, probe_retrieval,
                                 train_probe_run, write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import UNIFORM_DOES_NOT, UNIFORM_EXPLAINS, ratio_verdict, refit_misfit
@@ -170,12 +169,9 @@ def main() -> None:
                           for arch in archs for size in RETRIEVAL_SIZES if (arch, size) not in IMPOSSIBLE)],
                        ignore_index=True)
 
-    info = machine_info()
-    lines = ["# Registered probe: a cpu ladder with 4 heads at every size", "",
-             f"Produced by `python benchmarks/probe_uniform_heads.py {' '.join(sys.argv[1:])}`; the design, the rules "
-             "and my prediction are in the script's docstring, committed before any run was trained.", "",
-             f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {dt.datetime.now(dt.timezone.utc):%H:%M} UTC",
-             *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),
+    lines = [*probe_report_head("Registered probe: a cpu ladder with 4 heads at every size",
+                                "the design, the rules and my prediction are in the script's docstring, committed "
+                                "before any run was trained.", started),
              f"- control: {control_line}",
              f"- not trained (the amendment): {'; '.join(f'{a} {s}: {why}' for (a, s), why in IMPOSSIBLE.items())}",
              "", "## Verdicts", "",

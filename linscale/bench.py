@@ -1202,6 +1202,21 @@ def interval_rows(got: dict, methods, archs, entropy: float) -> list[dict]:
     return rows
 
 
+PROBE_MACHINE_KEYS = ("host", "cpu", "cores", "python", "torch", "linscale")  # what a probe's report says it ran on
+
+
+def probe_report_head(title: str, provenance: str, started) -> list[str]:
+    """The first lines of a probe's Markdown report: its ``title``, the command that produced it (this
+    process's script under benchmarks/ and its arguments) followed by ``provenance`` (where its rule and
+    prediction were committed, and when), when it ran (from ``started``, a UTC datetime, to now) and on
+    which machine (:func:`machine_info`)."""
+    info = machine_info()
+    return [f"# {title}", "",
+            f"Produced by `python benchmarks/{Path(sys.argv[0]).name} {' '.join(sys.argv[1:])}`; {provenance}", "",
+            f"- date: {started:%Y-%m-%d %H:%M} UTC (start) to {_dt.datetime.now(_dt.timezone.utc):%H:%M} UTC",
+            *(f"- {k}: {v}" for k, v in info.items() if k in PROBE_MACHINE_KEYS)]
+
+
 def write_probe_outputs(text: str, results: str | None = None, tables: str | None = None,
                         frames: dict[str, pd.DataFrame] | None = None) -> None:
     """What a benchmark probe found: ``text`` (its Markdown report) into the file ``results``, or printed

@@ -1,6 +1,7 @@
 """The design check (linscale.design): simulated grids, known laws, the study's own fits."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -309,6 +310,22 @@ def test_the_law_form_probe_is_read_from_its_tables(tmp_path):
     assert found["verdict"] == "partly" and not found["adopt"]
     write((0.005, 0.004))
     assert form_probe(tmp_path)["adopt"]
+
+
+def test_a_probe_report_starts_with_its_command_time_and_machine(monkeypatch):
+    """bench.probe_report_head: the title, the command that produced the report (the script under
+    benchmarks/ with its arguments) followed by its provenance, the start and end time, and the machine."""
+    import datetime as dt
+
+    from linscale import bench
+
+    monkeypatch.setattr(sys, "argv", ["/x/benchmarks/probe_law_form.py", "--tables", "out"])
+    head = bench.probe_report_head("Registered probe: X", "the rule is in the docstring.",
+                                   dt.datetime(2026, 12, 4, 9, 30, tzinfo=dt.timezone.utc))
+    assert head[:3] == ["# Registered probe: X", "",
+                        "Produced by `python benchmarks/probe_law_form.py --tables out`; the rule is in the docstring."]
+    assert head[4].startswith("- date: 2026-12-04 09:30 UTC (start) to ")
+    assert any(line.startswith("- cpu: ") for line in head[5:]) and any(line.startswith("- torch: ") for line in head[5:])
 
 
 def test_the_fit_window_probe_rule_reaches_each_verdict():
