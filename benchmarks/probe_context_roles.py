@@ -81,28 +81,57 @@ def part_losses(roles):
     return pd.concat(rows, ignore_index=True)
 
 
-def train_and_read_roles(folder: Path, arch: str, size: str) -> Path:
-    """One run of the grid with an export at every checkpoint, then its role table (both resumable)."""
+def train_and_read_roles(folder: Path, arch: str, size: str, *overrides: str) -> Path:
+    """One run of the grid (with ``--set`` ``overrides``) with an export at every checkpoint, then its role
+    table (both resumable)."""
     from linscale.bench import run_cli, train_probe_run
 
-    train_probe_run(folder, arch, size, "train.exports=all")
+    train_probe_run(folder, arch, size, "train.exports=all", *overrides)
     if not (folder / "eval" / "roles.parquet").is_file():
         run_cli("eval", str(folder), "--suites", "", "--roles")
     return folder
+
+
+def fit_part(base, values, floor: float, archs, jobs: int):
+    """Approach 3 with E fixed at ``floor`` on one part's validation loss: ``values`` (run_id, step, loss,
+    bayes) joined to ``base`` (the fitted rows of the runs table, without val_loss and bayes_loss). Returns
+    per architecture its a, misfit (NaN where the fit failed) and rows fitted, and each run's mean log
+    residual (``linscale.findings.run_residuals``)."""
+    import numpy as np
+    import pandas as pd
+
+    from linscale.design import estimate
+    from linscale.findings import run_residuals
+    from linscale.laws.suite import FitSettings, fit_suite
+
+    runs = base.merge(values[["run_id", "step", "loss", "bayes"]].rename(columns={"loss": "val_loss",
+                                                                                   "bayes": "bayes_loss"}),
+                      on=["run_id", "step"])
+    fit = fit_suite(runs, FitSettings(entropy=floor, loss_column="val_loss", methods=("approach3_fixed_e",)),
+                    jobs=jobs)["approach3_fixed_e"]
+    rows, residual_rows = [], []
+    for arch in archs:
+        ok = fit.ok and arch not in fit.errors
+        points = fit.fit.points if ok else None
+        residuals = (run_residuals(points[(points["law"] == "L(N,D)") & (points["group"] == arch)]) if ok
+                     else pd.DataFrame(columns=["arch", "run_id", "size", "residual"]))
+        rows.append(dict(arch=arch, E=floor, a=estimate(fit.fit, "N_opt(C)", "a", arch) if ok else np.nan,
+                         misfit=float(residuals["residual"].std(ddof=1)) if ok else np.nan,
+                         rows=int(len(runs[runs["arch"] == arch]))))
+        residual_rows.append(residuals)
+    return rows, residual_rows
 
 
 def main() -> None:
     from linscale.train.code_paths import pin_numerics
 
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
-    import numpy as np
     import pandas as pd
 
     from linscale.bench import format_table, probe_arguments, probe_report_head, write_probe_outputs
-    from linscale.design import estimate, fit_settings
-    from linscale.findings import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, context_verdict, ratio_verdict, refit_misfit,
-                                   run_residuals)
-    from linscale.laws.suite import FitSettings, fit_suite, fit_window
+    from linscale.design import fit_settings
+    from linscale.findings import CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, context_verdict, ratio_verdict, refit_misfit
+    from linscale.laws.suite import fit_window
     from linscale.presets import load_preset
 
     args = probe_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]),
@@ -150,20 +179,9 @@ def main() -> None:
     fit_rows, residual_rows = [], []
     for part in PARTS:
         values = parts[parts["part"] == part].merge(fitted_rows, on=["run_id", "step"])
-        runs = base.merge(values[["run_id", "step", "loss", "bayes"]].rename(columns={"loss": "val_loss",
-                                                                                       "bayes": "bayes_loss"}),
-                          on=["run_id", "step"])
-        floor = float(exact.loc[part, "mean"])
-        settings = FitSettings(entropy=floor, loss_column="val_loss", methods=("approach3_fixed_e",))
-        fit = fit_suite(runs, settings, jobs=args.jobs)["approach3_fixed_e"]
-        for arch in archs:
-            ok = fit.ok and arch not in fit.errors
-            points = fit.fit.points if ok else None
-            residuals = (run_residuals(points[(points["law"] == "L(N,D)") & (points["group"] == arch)]) if ok
-                         else pd.DataFrame(columns=["arch", "run_id", "size", "residual"]))
-            fit_rows.append(dict(arch=arch, part=part, E=floor, a=estimate(fit.fit, "N_opt(C)", "a", arch) if ok else np.nan,
-                                 misfit=float(residuals["residual"].std(ddof=1)) if ok else np.nan, rows=int(len(runs[runs["arch"] == arch]))))
-            residual_rows.append(residuals.assign(part=part))
+        got, residuals = fit_part(base, values, float(exact.loc[part, "mean"]), archs, args.jobs)
+        fit_rows += [dict(arch=row["arch"], part=part, **{k: v for k, v in row.items() if k != "arch"}) for row in got]
+        residual_rows += [r.assign(part=part) for r in residuals]
     fits = pd.DataFrame(fit_rows)
     spread = fits.pivot_table(index="arch", columns="part", values="misfit", sort=False, dropna=False)
     ratios = {arch: float(spread.loc[arch, "context-free"] / spread.loc[arch, "every label"]) for arch in archs}
@@ -180,21 +198,15 @@ def main() -> None:
     by_role_rows = []
     for role in roles["role"].unique():
         chosen = roles[roles["role"] == role]
-        floor = float(chosen["bayes_nll"].iloc[0])
+        floor, share = float(chosen["bayes_nll"].iloc[0]), float(chosen["share"].iloc[0])
         if floor <= 0:
-            by_role_rows += [dict(role=role, arch=arch, share=float(chosen["share"].iloc[0]), E=floor) for arch in archs]
+            by_role_rows += [dict(role=role, arch=arch, share=share, E=floor) for arch in archs]
             continue
-        runs = base.merge(chosen[["run_id", "step", "model_nll", "bayes_nll"]].rename(
-            columns={"model_nll": "val_loss", "bayes_nll": "bayes_loss"}), on=["run_id", "step"])
-        fit = fit_suite(runs, FitSettings(entropy=floor, loss_column="val_loss", methods=("approach3_fixed_e",)),
-                        jobs=args.jobs)["approach3_fixed_e"]
-        for arch in archs:
-            row = dict(role=role, arch=arch, share=float(chosen["share"].iloc[0]), E=floor)
-            if fit.ok and arch not in fit.errors:
-                points = fit.fit.points
-                residual = run_residuals(points[(points["law"] == "L(N,D)") & (points["group"] == arch)])
-                row.update(misfit=float(residual["residual"].std(ddof=1)), **dict(zip(residual["size"], residual["residual"])))
-            by_role_rows.append(row)
+        values = chosen.rename(columns={"model_nll": "loss", "bayes_nll": "bayes"})
+        got, role_residuals = fit_part(base, values, floor, archs, args.jobs)
+        for row, residual in zip(got, role_residuals):
+            by_role_rows.append(dict(role=role, arch=row["arch"], share=share, E=floor, misfit=row["misfit"],
+                                     **dict(zip(residual["size"], residual["residual"]))))
     by_role = pd.DataFrame(by_role_rows)
 
     # outside the rule: the committed measure (training loss) on the retrained runs, against the committed fit
