@@ -328,6 +328,25 @@ def test_a_probe_report_starts_with_its_command_time_and_machine(monkeypatch):
     assert any(line.startswith("- cpu: ") for line in head[5:]) and any(line.startswith("- torch: ") for line in head[5:])
 
 
+def test_the_finite_knowledge_probe_rule_and_its_language():
+    """findings.knowledge_verdict (benchmarks/probe_finite_knowledge.py's registered rule) reaches each
+    verdict at its thresholds, and the probe's language is the cpu one with four times the facts and the
+    grammar's transition entries (every changed key exists in the preset, and nothing else changes)."""
+    from linscale.findings import KNOWLEDGE_DOES_NOT, KNOWLEDGE_EXPLAINS, knowledge_verdict
+    from linscale.presets import load_preset
+
+    assert (KNOWLEDGE_EXPLAINS, KNOWLEDGE_DOES_NOT) == (0.5, 0.8)  # the registered thresholds
+    assert knowledge_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
+        "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
+    larger = benchmark_script("probe_finite_knowledge").LARGER
+    data = load_preset("cpu")["data"]
+    assert set(larger) <= set(data)
+    facts = lambda d: d["n_first"] * d["n_last"] * d["n_relations"]
+    assert facts({**data, **larger}) == 4 * facts(data) == 32768
+    for word in ("n_adj", "n_noun", "n_verb"):
+        assert larger[word] ** 2 == 4 * data[word] ** 2
+
+
 def test_the_fit_window_probe_rule_reaches_each_verdict():
     """findings.window_verdict (benchmarks/probe_fit_window.py's registered rule), per architecture: a
     misfit ratio (late-row law over all-row law, on the late rows) at most 0.5 explains, at least 0.8 does

@@ -444,6 +444,19 @@ def form_verdict(ratios: dict[str, float]) -> dict[str, str]:
     return {arch: ratio_verdict({arch: r}, FORM_EXPLAINS, FORM_DOES_NOT) for arch, r in ratios.items()}
 
 
+# benchmarks/probe_finite_knowledge.py's registered rule (2026-12-04): the misfit of approach 3 (E fixed) on
+# the grid retrained on a language with four times the facts and grammar, over the committed language's
+KNOWLEDGE_EXPLAINS, KNOWLEDGE_DOES_NOT = 0.5, 0.8
+
+
+def knowledge_verdict(ratios: dict[str, float]) -> dict[str, str]:
+    """The finite-knowledge probe's rule, per architecture: the finite tables 'explain' the misfit when the
+    ratio (misfit on the larger language over misfit on the committed one) is at most
+    ``KNOWLEDGE_EXPLAINS``, 'do not explain' it when at least ``KNOWLEDGE_DOES_NOT``, 'partly' between,
+    'inconclusive' when a ratio is missing."""
+    return {arch: ratio_verdict({arch: r}, KNOWLEDGE_EXPLAINS, KNOWLEDGE_DOES_NOT) for arch, r in ratios.items()}
+
+
 # benchmarks/probe_uniform_heads.py's registered rules (2026-12-03): TNL's loss deficit against LLaMA with
 # 4 heads at every size over its deficit on the committed ladder, per size; and each architecture's misfit
 # on the 4-head ladder over its committed misfit
