@@ -347,6 +347,31 @@ def test_the_finite_knowledge_probe_rule_and_its_language():
         assert larger[word] ** 2 == 4 * data[word] ** 2
 
 
+def test_the_finite_knowledge_probe_is_read_from_its_tables(tmp_path):
+    """findings.knowledge_probe recomputes the ratios from the fits table's misfits (larger language over
+    committed, not its own ratio column) and the verdicts by the registered rule; it adopts the larger
+    tables only when they explain every architecture's misfit."""
+    import pandas as pd
+
+    from linscale.findings import knowledge_probe
+
+    assert knowledge_probe(tmp_path) is None  # no probe tables: nothing to read
+
+    def write(larger):
+        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "language": ["committed", "larger"] * 2,
+                      "misfit": [0.02, larger[0], 0.01, larger[1]], "ratio": [None, 9.0, None, 9.0]}
+                     ).to_csv(tmp_path / "fits.csv", index=False)
+    write((0.012, 0.004))
+    for name in ("residuals", "by_role"):
+        pd.DataFrame({"arch": ["tnl"]}).to_csv(tmp_path / f"{name}.csv", index=False)
+    found = knowledge_probe(tmp_path)
+    assert found["ratios"] == pytest.approx({"tnl": 0.6, "llama": 0.4})
+    assert found["verdicts"] == {"tnl": "partly", "llama": "explains"}
+    assert found["verdict"] == "partly" and not found["adopt"]
+    write((0.01, 0.005))
+    assert knowledge_probe(tmp_path)["adopt"]
+
+
 def test_the_fit_window_probe_rule_reaches_each_verdict():
     """findings.window_verdict (benchmarks/probe_fit_window.py's registered rule), per architecture: a
     misfit ratio (late-row law over all-row law, on the late rows) at most 0.5 explains, at least 0.8 does

@@ -642,6 +642,28 @@ def form_probe(folder) -> dict | None:
             "adopt": verdict == "explains"}
 
 
+def knowledge_probe(folder) -> dict | None:
+    """What benchmarks/probe_finite_knowledge.py found (its CSV tables in ``folder``), or None without them:
+    whether the finite tables the weights memorise (the facts, the filler grammar) bend the law, from the
+    grid retrained on a language with four times both.
+
+    * ``fits``: per architecture and ``language`` ('committed', 'larger'), approach 3 (E fixed) on every
+      label's validation loss: a and the misfit; ``residuals``: each larger-language run's mean log
+      residual; ``by_role``: per role and architecture, the misfit of the role's own law on the larger
+      language (``misfit``) and on the committed one (``misfit_committed``);
+    * ``ratios``, ``verdicts`` (:func:`knowledge_verdict`) and ``verdict`` (over all four), recomputed from
+      ``fits``; ``adopt``: the registered decision (the next cpu language takes the larger tables only if
+      they explain every architecture's misfit)."""
+    found = probe_tables(folder, ("fits", "residuals", "by_role"))
+    if found is None:
+        return None
+    spread = found["fits"].pivot_table(index="arch", columns="language", values="misfit", sort=False, dropna=False)
+    ratios = {arch: float(row["larger"] / row["committed"]) for arch, row in spread.iterrows()}
+    verdict = ratio_verdict(ratios, KNOWLEDGE_EXPLAINS, KNOWLEDGE_DOES_NOT)
+    return {**found, "ratios": ratios, "verdicts": knowledge_verdict(ratios), "verdict": verdict,
+            "adopt": verdict == "explains"}
+
+
 def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
     """What benchmarks/probe_holdout_reach.py simulated (its CSV tables in ``folder``), or None without them:
     on studies of the cpu grid simulated from a true law whose every run also misses it by a misfit
