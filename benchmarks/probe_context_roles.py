@@ -122,6 +122,25 @@ def fit_part(base, values, floor: float, archs, jobs: int):
     return rows, residual_rows
 
 
+def role_fits(base, roles, archs, jobs: int) -> list[dict]:
+    """Approach 3 (E fixed at the role's exact nll) on each role's validation loss alone (:func:`fit_part`):
+    per role and architecture its share of the labels, E, the misfit and each size's mean log residual. A
+    role whose exact nll is 0 (a fact's object, determined words) cannot be fitted in that form: its rows
+    have no misfit."""
+    rows = []
+    for role in roles["role"].unique():
+        chosen = roles[roles["role"] == role]
+        floor, share = float(chosen["bayes_nll"].iloc[0]), float(chosen["share"].iloc[0])
+        if floor <= 0:
+            rows += [dict(role=role, arch=arch, share=share, E=floor) for arch in archs]
+            continue
+        got, residuals = fit_part(base, chosen.rename(columns={"model_nll": "loss", "bayes_nll": "bayes"}), floor,
+                                  archs, jobs)
+        rows += [dict(role=role, arch=row["arch"], share=share, E=floor, misfit=row["misfit"],
+                      **dict(zip(residual["size"], residual["residual"]))) for row, residual in zip(got, residuals)]
+    return rows
+
+
 def main() -> None:
     from linscale.train.code_paths import pin_numerics
 
@@ -195,19 +214,7 @@ def main() -> None:
               f"{spread.loc[arch, 'context-free']:.4f}, ratio {ratios[arch]:.2f}: {verdicts[arch]}", flush=True)
 
     # read after the verdict: where the bend lives, approach 3 (E fixed) on each role's loss alone
-    by_role_rows = []
-    for role in roles["role"].unique():
-        chosen = roles[roles["role"] == role]
-        floor, share = float(chosen["bayes_nll"].iloc[0]), float(chosen["share"].iloc[0])
-        if floor <= 0:
-            by_role_rows += [dict(role=role, arch=arch, share=share, E=floor) for arch in archs]
-            continue
-        values = chosen.rename(columns={"model_nll": "loss", "bayes_nll": "bayes"})
-        got, role_residuals = fit_part(base, values, floor, archs, args.jobs)
-        for row, residual in zip(got, role_residuals):
-            by_role_rows.append(dict(role=role, arch=row["arch"], share=share, E=floor, misfit=row["misfit"],
-                                     **dict(zip(residual["size"], residual["residual"]))))
-    by_role = pd.DataFrame(by_role_rows)
+    by_role = pd.DataFrame(role_fits(base, roles, archs, args.jobs))
 
     # outside the rule: the committed measure (training loss) on the retrained runs, against the committed fit
     committed_fit = pd.DataFrame([dict(arch=arch, **dict(zip(("a", "misfit"), (lambda r: (r[0], r[2]))(

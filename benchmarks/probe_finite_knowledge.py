@@ -124,16 +124,8 @@ def main() -> None:
               f"{ratios[arch]:.2f}: {verdicts[arch]}", flush=True)
 
     # outside the rule: each role's own law on the larger language, beside the committed language's
-    by_role_rows = []
-    for role in roles["role"].unique():
-        chosen = roles[roles["role"] == role]
-        floor, share = float(chosen["bayes_nll"].iloc[0]), float(chosen["share"].iloc[0])
-        if floor <= 0:
-            continue
-        got, _ = roles_probe.fit_part(base, chosen.rename(columns={"model_nll": "loss", "bayes_nll": "bayes"}),
-                                      floor, archs, args.jobs)
-        by_role_rows += [dict(role=role, arch=row["arch"], share=share, E=floor, misfit=row["misfit"]) for row in got]
-    by_role = pd.DataFrame(by_role_rows).merge(
+    fitted_roles = pd.DataFrame(roles_probe.role_fits(base, roles, archs, args.jobs)).dropna(subset=["misfit"])
+    by_role = fitted_roles[["role", "arch", "share", "E", "misfit"]].merge(
         committed_roles[["role", "arch", "misfit"]].rename(columns={"misfit": "misfit_committed"}), on=["role", "arch"],
         how="left")
 
