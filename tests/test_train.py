@@ -17,7 +17,8 @@ from linscale.checkpoint import CheckpointError, load_checkpoint
 from linscale.cli import main
 from linscale.config import ConfigError
 from linscale.train import (TrainSettings, apply_overrides, checkpoint_steps, lr_factor, plan_runs, prepare_run,
-                            read_records, read_status, resolve_preset, train_run, validate_results, write_results)
+                            read_records, read_status, records_equal, resolve_preset, train_run, validate_results,
+                            write_results)
 from linscale.train.module import LanguageModelTask
 from linscale.train.results import ResultsError, to_frame
 from linscale.train.sweep import SweepLockedError, run_sweep
@@ -381,3 +382,43 @@ def test_train_loss_is_logged_only_at_the_steps_the_logger_writes(tmp_path, monk
     every = run_tiny(tmp_path, "every", preset)
     logged = [(run / "logs" / "version_0" / "metrics.csv").read_text() for run in (ours, every)]
     assert logged[0] == logged[1] and logged[0].count("\n") > 20
+
+
+def test_a_cooldown_branched_from_a_kept_checkpoint_is_the_run_trained_from_scratch(tmp_path):
+    """``branch_run``: a wsd cooldown started from a constant-LR run's checkpoint kept at step 11 gives the
+    same records and weights as the wsd run trained from step 0 (the cooldown probe's measure rests on it)."""
+    from linscale.train import branch_run
+
+    source = run_tiny(tmp_path, "constant", tiny_preset(keep_checkpoints=[11]))
+    assert checkpoint_steps(24, 5) == [1, 2, 5, 11, 24]
+    assert (source / "checkpoints" / "step=11.ckpt").is_file()
+    assert not (source / "checkpoints" / "step=5.ckpt").exists()
+    cooldown = tiny_preset(schedule="wsd", decay_fraction=13 / 24, min_lr_ratio=0.0)
+    scratch = run_tiny(tmp_path, "scratch", cooldown)
+    _, specs = plan_runs(cooldown)
+    branch = branch_run(source, 11, tmp_path / "branch", specs[0])
+    train_run(branch)
+    assert read_status(branch)["resumed_from"] == [11]
+    assert records_equal(to_frame(read_records(branch)), to_frame(read_records(scratch)))
+    ours, theirs = load_checkpoint(branch / "export" / "step=24")[0], load_checkpoint(scratch / "export" / "step=24")[0]
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), theirs.state_dict().values()))
+    # a branch that records fewer steps keeps only the source's rows at its own record steps
+    _, sparse = plan_runs(tiny_preset(schedule="wsd", decay_fraction=13 / 24, min_lr_ratio=0.0, checkpoints=2))
+    train_run(branch_run(source, 11, tmp_path / "sparse", sparse[0]))
+    wanted = to_frame(read_records(scratch))
+    assert records_equal(to_frame(read_records(tmp_path / "sparse")), wanted[wanted["step"].isin([1, 24])])
+    # the constant run itself is not the cooldown: the branch did change the schedule
+    assert read_records(source)[-1]["val_loss"] != read_records(branch)[-1]["val_loss"]
+
+
+def test_a_branch_whose_schedule_differs_before_its_branch_point_is_refused(tmp_path):
+    from linscale.train import branch_run
+
+    source = run_tiny(tmp_path, "constant", tiny_preset(keep_checkpoints=[11]))
+    _, early = plan_runs(tiny_preset(schedule="wsd", decay_fraction=0.75, min_lr_ratio=0.0))  # decays from step 6
+    with pytest.raises(ConfigError, match="differs from its source's at step 6"):
+        branch_run(source, 11, tmp_path / "early", early[0])
+    with pytest.raises(ConfigError, match="no checkpoint kept at step 5"):
+        branch_run(source, 5, tmp_path / "missing", early[0])
+    with pytest.raises(ConfigError, match="train.keep_checkpoints: 12 is not one of this run's record steps"):
+        TrainSettings(seq_len=32, batch_size=8, tokens=32 * 8 * 24, checkpoints=5, keep_checkpoints=[12])

@@ -20,7 +20,7 @@ _EXPORTS = {
     "module": ("LanguageModelTask", "lr_factor"),
     "results": ("COLUMNS", "SCHEMA", "ResultsError", "read_results", "records_equal", "validate_results",
                 "write_results"),
-    "run": ("make_datamodule", "plan_runs", "prepare_run", "read_records", "read_status", "train_run"),
+    "run": ("branch_run", "make_datamodule", "plan_runs", "prepare_run", "read_records", "read_status", "train_run"),
     "settings": ("TrainSettings", "apply_overrides", "checkpoint_steps", "resolve_preset"),
     "sweep": ("run_sweep",),
 }
@@ -28,7 +28,7 @@ _EXPORTS = {
 __all__ = [
     "LanguageModelTask", "lr_factor", "ScalingRecorder", "SafeCheckpointIO", "load_lightning_checkpoint",
     "TrainSettings", "apply_overrides", "checkpoint_steps", "resolve_preset",
-    "plan_runs", "prepare_run", "train_run", "make_datamodule", "read_records", "read_status",
+    "plan_runs", "prepare_run", "branch_run", "train_run", "make_datamodule", "read_records", "read_status",
     "SCHEMA", "COLUMNS", "ResultsError", "read_results", "validate_results", "write_results", "records_equal",
     "run_sweep",
 ]

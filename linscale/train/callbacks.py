@@ -21,6 +21,7 @@ import json
 import math
 import os
 import pickle
+import shutil
 import time
 import zipfile
 from pathlib import Path
@@ -56,6 +57,7 @@ class ScalingRecorder(L.Callback):
         self.settings = TrainSettings.from_dict(settings)
         self.record_steps = set(self.settings.checkpoint_steps())
         self.export_steps = set(self.settings.export_steps())
+        self.keep_steps = set(self.settings.keep_checkpoints)
         # state saved in every Lightning checkpoint
         self.records: list[dict] = []
         self.losses: list[float] = []
@@ -110,6 +112,8 @@ class ScalingRecorder(L.Callback):
             if step in self.export_steps:
                 self._export(trainer, pl_module, step)
             self._save(trainer)
+            if step in self.keep_steps and trainer.is_global_zero:
+                self._keep(step)
         elif now - self._last_save > 60 * self.settings.save_every_minutes:
             self._save(trainer)
         if trainer.is_global_zero and (now - self._last_progress > 2.0 or step in self.record_steps):
@@ -172,6 +176,11 @@ class ScalingRecorder(L.Callback):
                                     "train_loss", "seed", "preset")}
         meta.update(data=self.spec.get("data"), seq_len=self.settings.seq_len)
         save_checkpoint(model, self.run_dir / "export" / f"step={step}", meta, tokenizer=self.tokenizer)
+
+    def _keep(self, step: int) -> None:
+        """A copy of the resume checkpoint just saved at record step ``step`` (``train.keep_checkpoints``)."""
+        source = self.run_dir / "checkpoints" / "last.ckpt"
+        atomic_write(self.run_dir / "checkpoints" / f"step={step}.ckpt", lambda tmp: shutil.copyfile(source, tmp))
 
     def _save(self, trainer) -> None:
         trainer.save_checkpoint(self.run_dir / "checkpoints" / "last.ckpt", weights_only=False)  # all ranks call; rank 0 writes

@@ -56,7 +56,7 @@ from linscale.config import ConfigError, ModelConfig
 from linscale.presets import split_size
 from linscale.train import code_paths
 from linscale.train.callbacks import SafeCheckpointIO, ScalingRecorder, load_lightning_checkpoint, write_json
-from linscale.train.module import LanguageModelTask
+from linscale.train.module import LanguageModelTask, lr_factor
 from linscale.train.settings import TrainSettings, resolve_preset
 
 VOCAB_PLACEHOLDER = 2  # validates shapes before the data module (which decides the vocabulary) exists
@@ -127,6 +127,53 @@ def spec_conflict(run_dir: Path, spec: dict, say=None) -> str | None:
         return None
     return (f"{spec_file}: this run was started with different settings ({_first_difference(a, b)}); "
             f"use another output folder or delete {run_dir}")
+
+
+def branch_run(source_dir: str | os.PathLike, step: int, run_dir: str | os.PathLike, spec: dict) -> Path:
+    """Prepare ``run_dir`` for ``spec``, a run that starts from ``source_dir``'s checkpoint kept at ``step``
+    (``train.keep_checkpoints``) instead of from step 0: a cooldown (``wsd``, its decay starting at ``step``)
+    branched from a constant-LR run costs only its decay steps (Hägele et al. 2024). ``spec`` must have the
+    source's model, data and seed, and a schedule that gives the same LR as the source's at every step before
+    ``step``; its optimiser's LR at ``step`` is set to what its own schedule gives there, so the branch trains
+    on exactly as ``spec`` trained from step 0 would (tested). Train it with :func:`train_run`. Idempotent:
+    a branch that already holds work is left as it is."""
+    source_dir, run_dir = Path(source_dir), Path(run_dir)
+    kept = source_dir / "checkpoints" / f"step={step}.ckpt"
+    if not kept.is_file():
+        raise ConfigError(f"{kept}: no checkpoint kept at step {step} (train the source with "
+                          f"train.keep_checkpoints=[{step}])")
+    source = json.loads((source_dir / "spec.json").read_text())
+    for key in ("model", "data"):
+        if spec[key] != source[key]:
+            raise ConfigError(f"{run_dir}: a branch must have its source's {key} ({source_dir})")
+    old, new = TrainSettings.from_dict(source["train"]), TrainSettings.from_dict(spec["train"])
+    if new.seed != old.seed or new.total_steps <= step:
+        raise ConfigError(f"{run_dir}: a branch keeps its source's seed and trains past step {step}")
+    differs = next((s for s in range(step) if new.lr * lr_factor(s, new.total_steps, new)
+                    != old.lr * lr_factor(s, old.total_steps, old)), None)
+    if differs is not None:
+        raise ConfigError(f"train.schedule: the branch's LR differs from its source's at step {differs}, before "
+                          f"the branch point {step}")
+    prepare_run(run_dir, spec)
+    if computed_anything(run_dir):
+        return run_dir
+    checkpoint = load_lightning_checkpoint(kept)
+    if int(checkpoint["global_step"]) != step:
+        raise CheckpointError(f"{kept}: holds step {checkpoint['global_step']}, not {step}")
+    factor = lr_factor(step, new.total_steps, new)  # the LR the branch's own scheduler would have set
+    for group in checkpoint["optimizer_states"][0]["param_groups"]:
+        group["lr"] = group["initial_lr"] * factor
+    for scheduler in checkpoint.get("lr_schedulers", []):
+        scheduler["_last_lr"] = [base * factor for base in scheduler["base_lrs"]]
+    # the source's rows that the branch would have recorded itself (the same computation: the LR agreed), the
+    # branch point's with the LR the branch's scheduler sets there
+    record_steps = set(new.checkpoint_steps())
+    for key, state in checkpoint.get("callbacks", {}).items():
+        if key.startswith("ScalingRecorder"):
+            state["records"] = [dict(row, run_id=spec["run_id"], lr=row["lr"] if row["step"] < step else new.lr * factor)
+                                for row in state["records"] if row["step"] in record_steps and row["step"] <= step]
+    SafeCheckpointIO().save_checkpoint(checkpoint, run_dir / "checkpoints" / "last.ckpt")
+    return run_dir
 
 
 def computed_anything(run_dir: Path) -> bool:

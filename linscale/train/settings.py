@@ -69,8 +69,12 @@ class TrainSettings:
     num_nodes: int = 1
     strategy: str = "auto"  # auto | ddp | fsdp (GPU only) | ddp_spawn | single_device
     threads: int | None = None  # torch intra-op threads per process (None: torch's default)
+    # record steps whose resume checkpoint is also kept, as checkpoints/step=<s>.ckpt: a run that branches
+    # from one (a cooldown from a constant-LR run, benchmarks/probe_cooldown.py) starts there with the
+    # optimiser's state. What is kept, not what is computed: not part of a run's identity.
+    keep_checkpoints: list = dataclasses.field(default_factory=list)
 
-    EXECUTION = ("accelerator", "devices", "num_nodes", "strategy", "threads", "num_workers")
+    EXECUTION = ("accelerator", "devices", "num_nodes", "strategy", "threads", "num_workers", "keep_checkpoints")
 
     def __post_init__(self) -> None:
         if isinstance(self.betas, list):
@@ -110,6 +114,13 @@ class TrainSettings:
         if self.total_steps < 1:
             raise ConfigError(f"train.tokens: {self.tokens:g} tokens is less than one step of "
                               f"batch_size x seq_len = {self.tokens_per_step} tokens")
+        if not isinstance(self.keep_checkpoints, (list, tuple)):
+            raise ConfigError(f"train.keep_checkpoints: expected a list of record steps, got {self.keep_checkpoints!r}")
+        self.keep_checkpoints = list(self.keep_checkpoints)
+        stray = [s for s in self.keep_checkpoints if s not in set(self.checkpoint_steps())]
+        if stray:
+            raise ConfigError(f"train.keep_checkpoints: {stray[0]!r} is not one of this run's record steps "
+                              f"({', '.join(map(str, self.checkpoint_steps()))})")
 
     # ---------------------------------------------------------------- derived quantities
 
