@@ -457,6 +457,20 @@ def knowledge_verdict(ratios: dict[str, float]) -> dict[str, str]:
     return {arch: ratio_verdict({arch: r}, KNOWLEDGE_EXPLAINS, KNOWLEDGE_DOES_NOT) for arch, r in ratios.items()}
 
 
+# benchmarks/probe_cooldown.py's registered rule (2026-12-04): on five checkpoints of every run, the misfit of
+# approach 3 (E fixed) on cooldowns (the LR annealed to 0 over the last ~18% of the tokens) over its misfit on
+# the constant-LR checkpoints themselves
+COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT = 0.5, 0.8
+
+
+def cooldown_verdict(ratios: dict[str, float]) -> dict[str, str]:
+    """The cooldown probe's rule, per architecture: the constant LR 'explains' the misfit when the ratio
+    (misfit on the annealed checkpoints over misfit on the constant-LR ones, the same points) is at most
+    ``COOLDOWN_EXPLAINS``, 'does not explain' it when at least ``COOLDOWN_DOES_NOT``, 'partly' between,
+    'inconclusive' when a ratio is missing."""
+    return {arch: ratio_verdict({arch: r}, COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT) for arch, r in ratios.items()}
+
+
 # benchmarks/probe_uniform_heads.py's registered rules (2026-12-03): TNL's loss deficit against LLaMA with
 # 4 heads at every size over its deficit on the committed ladder, per size; and each architecture's misfit
 # on the 4-head ladder over its committed misfit
