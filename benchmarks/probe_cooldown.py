@@ -143,7 +143,7 @@ def main() -> None:
 
     def constant(w):
         keep = ",".join(str(start) for start, _ in steps[w])
-        return train_probe_run(out / "constant" / f"{w[0]}-{w[1]}", *w, f"train.keep_checkpoints=[{keep}]")
+        return train_probe_run(out / "constant" / f"{w[0]}-{w[1]}", *w, f"sizes.{w[1]}.train.keep_checkpoints=[{keep}]")
 
     with ThreadPoolExecutor(args.jobs) as pool:
         folders = dict(zip(wanted, pool.map(constant, wanted)))

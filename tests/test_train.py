@@ -421,4 +421,8 @@ def test_a_branch_whose_schedule_differs_before_its_branch_point_is_refused(tmp_
     with pytest.raises(ConfigError, match="no checkpoint kept at step 5"):
         branch_run(source, 5, tmp_path / "missing", early[0])
     with pytest.raises(ConfigError, match="train.keep_checkpoints: 12 is not one of this run's record steps"):
-        TrainSettings(seq_len=32, batch_size=8, tokens=32 * 8 * 24, checkpoints=5, keep_checkpoints=[12])
+        plan_runs(tiny_preset(keep_checkpoints=[12]))
+    # a preset's train block is not a run's settings: its sizes may set their own budgets
+    preset = tiny_preset(keep_checkpoints=[18], tokens=32 * 8 * 10)
+    preset["sizes"]["s1"]["train"] = {"tokens": 32 * 8 * 48}
+    assert TrainSettings.from_dict(plan_runs(preset)[1][0]["train"]).keep_checkpoints == [18]

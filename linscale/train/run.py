@@ -80,6 +80,7 @@ def plan_runs(preset: str | dict, overrides: list[str] | tuple = ()) -> tuple[di
             except ConfigError as err:
                 raise ConfigError(f"sizes.{size} ({arch}): {err}") from None
             d_model = int(fields["d_model"])  # validated just above
+            train.check_kept_steps()
             specs.append({"run_id": f"{arch}-{size}", "preset": preset.get("name", ""), "arch": arch,
                           "size": str(size), "model": {**fields, "arch": arch, "name": str(size)},
                           "train": train.for_width(d_model).to_dict(), "data": preset.get("data") or {}})
@@ -513,6 +514,7 @@ def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, datamodule
     if status["state"] in ("done", "diverged"):
         return status["state"]
     train = TrainSettings.from_dict({**spec["train"], **{k: v for k, v in execution.items() if v is not None}})
+    train.check_kept_steps()
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if ckpt.exists():  # check it before anything else: a corrupt checkpoint must stop us, not restart us
         load_lightning_checkpoint(ckpt)

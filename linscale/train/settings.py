@@ -117,10 +117,6 @@ class TrainSettings:
         if not isinstance(self.keep_checkpoints, (list, tuple)):
             raise ConfigError(f"train.keep_checkpoints: expected a list of record steps, got {self.keep_checkpoints!r}")
         self.keep_checkpoints = list(self.keep_checkpoints)
-        stray = [s for s in self.keep_checkpoints if s not in set(self.checkpoint_steps())]
-        if stray:
-            raise ConfigError(f"train.keep_checkpoints: {stray[0]!r} is not one of this run's record steps "
-                              f"({', '.join(map(str, self.checkpoint_steps()))})")
 
     # ---------------------------------------------------------------- derived quantities
 
@@ -154,6 +150,14 @@ class TrainSettings:
 
     def checkpoint_steps(self) -> list[int]:
         return checkpoint_steps(self.total_steps, self.checkpoints, self.checkpoint_start)
+
+    def check_kept_steps(self) -> None:
+        """``keep_checkpoints`` must name record steps (only there is a resume checkpoint saved at that very
+        step). Checked on a run's own settings, not on a preset's train block, whose sizes set their budgets."""
+        stray = [s for s in self.keep_checkpoints if s not in set(self.checkpoint_steps())]
+        if stray:
+            raise ConfigError(f"train.keep_checkpoints: {stray[0]!r} is not one of this run's record steps "
+                              f"({', '.join(map(str, self.checkpoint_steps()))})")
 
     def export_steps(self) -> list[int]:
         steps = self.checkpoint_steps()
