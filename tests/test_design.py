@@ -606,3 +606,58 @@ def test_the_uniform_heads_probe_is_read_from_its_tables_by_its_registered_rules
     crossings.to_csv(tmp_path / "crossings.csv", index=False)
     again = uniform_probe(tmp_path)
     assert again["adopt"] is False and again["uncrossed"].to_dict("records") == [{"arch": "llama", "small": "s1", "large": "s2"}]
+
+
+def test_the_cooldown_probe_rule_and_its_schedules():
+    """findings.cooldown_verdict (benchmarks/probe_cooldown.py's registered rule) reaches each verdict at its
+    thresholds, and every cooldown of the probe, on every run of the cpu grid, keeps its source's LR until
+    the branch step, decays from exactly there and reaches 0 at its target, a record step of the source."""
+    from linscale.findings import COOLDOWN_DOES_NOT, COOLDOWN_EXPLAINS, cooldown_verdict
+    from linscale.train import TrainSettings, lr_factor
+
+    assert (COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT) == (0.5, 0.8)  # the registered thresholds
+    assert cooldown_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
+        "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
+    probe = benchmark_script("probe_cooldown")
+    for size in ("s1", "s6"):
+        source = TrainSettings.from_dict(probe.spec_for("tnl", size, [])["train"])
+        record = source.checkpoint_steps()
+        for t in probe.TARGETS:
+            start, target = record[t - 1], record[t]
+            branch = TrainSettings.from_dict(probe.spec_for(
+                "tnl", size, probe.cooldown_overrides(size, start, target, source.tokens_per_step))["train"])
+            factor = lambda s: lr_factor(s, branch.total_steps, branch)
+            assert branch.total_steps == target and branch.checkpoint_steps() == [target]
+            assert branch.lr == source.lr and factor(start - 1) == lr_factor(start - 1, source.total_steps, source)
+            assert factor(start) < 1 and factor(target - 1) == 0
+            assert 0.17 < 1 - start / target < 0.19  # about Hägele et al.'s 20% cooldown
+
+
+def test_the_cooldown_probe_is_read_from_its_tables(tmp_path):
+    """findings.cooldown_probe recomputes the ratios from the fits table's misfits (cooldown over constant,
+    not its own ratio column) and the verdicts by the registered rule, and reads each run's gain at its last
+    step; it adopts annealed points only when they explain every architecture's misfit."""
+    import pandas as pd
+
+    from linscale.findings import cooldown_probe
+
+    assert cooldown_probe(tmp_path) is None  # no probe tables: nothing to read
+
+    def write(cooled):
+        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "schedule": ["constant", "cooldown"] * 2,
+                      "misfit": [0.02, cooled[0], 0.01, cooled[1]], "ratio": [None, 9.0, None, 9.0]}
+                     ).to_csv(tmp_path / "fits.csv", index=False)
+    write((0.012, 0.004))
+    pd.DataFrame({"arch": ["tnl"]}).to_csv(tmp_path / "residuals.csv", index=False)
+    pd.DataFrame({"run_id": ["tnl-s1"] * 2 + ["tnl-s2"], "arch": "tnl", "size": ["s1", "s1", "s2"],
+                  "step": [10, 20, 15], "gain": [0.05, 0.03, 0.02]}).to_csv(tmp_path / "points.csv", index=False)
+    pd.DataFrame({"val_loss": [1.0, 2.02], "val_loss_committed": [1.0, 2.0]}).to_csv(tmp_path / "control.csv",
+                                                                                  index=False)
+    found = cooldown_probe(tmp_path)
+    assert found["ratios"] == pytest.approx({"tnl": 0.6, "llama": 0.4})
+    assert found["verdicts"] == {"tnl": "partly", "llama": "explains"}
+    assert found["verdict"] == "partly" and not found["adopt"]
+    assert found["final_gain"].loc["tnl"].to_dict() == {"s1": 0.03, "s2": 0.02}
+    assert found["control_change"] == pytest.approx(0.01)
+    write((0.01, 0.005))
+    assert cooldown_probe(tmp_path)["adopt"]

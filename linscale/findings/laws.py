@@ -678,6 +678,35 @@ def knowledge_probe(folder) -> dict | None:
             "adopt": verdict == "explains"}
 
 
+def cooldown_probe(folder) -> dict | None:
+    """What benchmarks/probe_cooldown.py found (its CSV tables in ``folder``), or None without them: whether
+    the constant LR bends the law, from five checkpoints of every run of the grid and their cooldowns (the
+    LR annealed to 0 over the last ~18% of the same tokens), each set fitted by approach 3 (E fixed).
+
+    * ``fits``: per architecture and ``schedule`` ('constant', 'cooldown'), a and the misfit;
+      ``residuals``: each run's mean log residual per schedule; ``points``: per run and target step, the
+      constant run's validation loss (``val_loss``), the cooldown's (``annealed``) and ``gain`` (their
+      ratio minus 1); ``control``: the retrained checkpoints against the committed ones;
+    * ``final_gain``: per architecture (rows) and size (columns), the gain at each run's last step;
+    * ``ratios``, ``verdicts`` (:func:`cooldown_verdict`) and ``verdict`` (over all four), recomputed from
+      ``fits``; ``adopt``: the registered decision (the next cpu study fits annealed points only if the
+      constant LR explains every architecture's misfit); ``control_change``: the largest relative change
+      of a retrained validation loss."""
+    found = probe_tables(folder, ("fits", "residuals", "points", "control"))
+    if found is None:
+        return None
+    spread = found["fits"].pivot_table(index="arch", columns="schedule", values="misfit", sort=False, dropna=False)
+    ratios = {arch: float(row["cooldown"] / row["constant"]) for arch, row in spread.iterrows()}
+    verdict = ratio_verdict(ratios, COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT)
+    points = found["points"]
+    last = points[points["step"] == points.groupby("run_id")["step"].transform("max")]
+    control = found["control"]
+    return {**found, "ratios": ratios, "verdicts": cooldown_verdict(ratios), "verdict": verdict,
+            "adopt": verdict == "explains",
+            "final_gain": last.pivot_table(index="arch", columns="size", values="gain", sort=False),
+            "control_change": float((control["val_loss"] / control["val_loss_committed"] - 1).abs().max())}
+
+
 def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
     """What benchmarks/probe_holdout_reach.py simulated (its CSV tables in ``folder``), or None without them:
     on studies of the cpu grid simulated from a true law whose every run also misses it by a misfit
