@@ -374,6 +374,11 @@ def ratio_verdict(ratios: dict, explains: float, does_not: float) -> str:
     return "partly"
 
 
+def per_arch_verdicts(ratios: dict, explains: float, does_not: float) -> dict[str, str]:
+    """:func:`ratio_verdict` for each architecture on its own ratio: the per-architecture probe rules."""
+    return {arch: ratio_verdict({arch: r}, explains, does_not) for arch, r in ratios.items()}
+
+
 def lr_misfit_verdict(ratios: dict[str, float]) -> str:
     """The LR probe's rule: 'explains' when every architecture's misfit ratio (best LR over rule LR) is at
     most ``LR_EXPLAINS``, 'does not explain' when every one is at least ``LR_DOES_NOT``, 'partly'
@@ -390,7 +395,7 @@ def heads_verdict(shrinks: dict[str, float]) -> dict[str, str]:
     """The s6-heads probe's rule, per architecture: the head count 'explains' s6's miss when the shrink is
     at most ``HEADS_EXPLAINS``, 'does not explain' it when at least ``HEADS_DOES_NOT``, 'partly' between,
     'inconclusive' when the shrink is missing (a fit failed)."""
-    return {arch: ratio_verdict({arch: shrink}, HEADS_EXPLAINS, HEADS_DOES_NOT) for arch, shrink in shrinks.items()}
+    return per_arch_verdicts(shrinks, HEADS_EXPLAINS, HEADS_DOES_NOT)
 
 
 # benchmarks/probe_total_params.py's registered rule (2026-12-04): each architecture's misfit with N counted
@@ -403,7 +408,7 @@ def embedding_verdict(ratios: dict[str, float]) -> dict[str, str]:
     when the ratio (misfit with the total count over misfit with the non-embedding one) is at most
     ``EMBEDDING_EXPLAINS``, 'does not explain' it when at least ``EMBEDDING_DOES_NOT``, 'partly' between,
     'inconclusive' when a ratio is missing (a fit failed)."""
-    return {arch: ratio_verdict({arch: r}, EMBEDDING_EXPLAINS, EMBEDDING_DOES_NOT) for arch, r in ratios.items()}
+    return per_arch_verdicts(ratios, EMBEDDING_EXPLAINS, EMBEDDING_DOES_NOT)
 
 
 # benchmarks/probe_fit_window.py's registered rule (2026-12-04): on each run's checkpoints from 0.3 of its
@@ -416,7 +421,7 @@ def window_verdict(ratios: dict[str, float]) -> dict[str, str]:
     """The fit-window probe's rule, per architecture: the early checkpoints 'explain' the misfit when the
     ratio (late-row law over all-row law, both on the late rows) is at most ``WINDOW_EXPLAINS``, 'do not
     explain' it when at least ``WINDOW_DOES_NOT``, 'partly' between, 'inconclusive' when missing."""
-    return {arch: ratio_verdict({arch: r}, WINDOW_EXPLAINS, WINDOW_DOES_NOT) for arch, r in ratios.items()}
+    return per_arch_verdicts(ratios, WINDOW_EXPLAINS, WINDOW_DOES_NOT)
 
 
 # benchmarks/probe_context_roles.py's registered rule (2026-12-04): approach 3 (E fixed) on the validation
@@ -429,7 +434,7 @@ def context_verdict(ratios: dict[str, float]) -> dict[str, str]:
     the ratio (misfit of the law fitted on the other labels' loss over the misfit of the law fitted on
     every label's) is at most ``CONTEXT_EXPLAINS``, 'do not explain' it when at least
     ``CONTEXT_DOES_NOT``, 'partly' between, 'inconclusive' when a ratio is missing (a fit failed)."""
-    return {arch: ratio_verdict({arch: r}, CONTEXT_EXPLAINS, CONTEXT_DOES_NOT) for arch, r in ratios.items()}
+    return per_arch_verdicts(ratios, CONTEXT_EXPLAINS, CONTEXT_DOES_NOT)
 
 
 # benchmarks/probe_law_form.py's registered rule (2026-12-04): the misfit of Kaplan's non-separable
@@ -441,7 +446,7 @@ def form_verdict(ratios: dict[str, float]) -> dict[str, str]:
     """The law-form probe's rule, per architecture: the separable form 'explains' the misfit when the ratio
     (Kaplan's form's misfit over the separable form's) is at most ``FORM_EXPLAINS``, 'does not explain' it
     when at least ``FORM_DOES_NOT``, 'partly' between, 'inconclusive' when a ratio is missing."""
-    return {arch: ratio_verdict({arch: r}, FORM_EXPLAINS, FORM_DOES_NOT) for arch, r in ratios.items()}
+    return per_arch_verdicts(ratios, FORM_EXPLAINS, FORM_DOES_NOT)
 
 
 # benchmarks/probe_finite_knowledge.py's registered rule (2026-12-04): the misfit of approach 3 (E fixed) on
@@ -454,7 +459,7 @@ def knowledge_verdict(ratios: dict[str, float]) -> dict[str, str]:
     ratio (misfit on the larger language over misfit on the committed one) is at most
     ``KNOWLEDGE_EXPLAINS``, 'do not explain' it when at least ``KNOWLEDGE_DOES_NOT``, 'partly' between,
     'inconclusive' when a ratio is missing."""
-    return {arch: ratio_verdict({arch: r}, KNOWLEDGE_EXPLAINS, KNOWLEDGE_DOES_NOT) for arch, r in ratios.items()}
+    return per_arch_verdicts(ratios, KNOWLEDGE_EXPLAINS, KNOWLEDGE_DOES_NOT)
 
 
 # benchmarks/probe_cooldown.py's registered rule (2026-12-04): on five checkpoints of every run, the misfit of
@@ -468,7 +473,7 @@ def cooldown_verdict(ratios: dict[str, float]) -> dict[str, str]:
     (misfit on the annealed checkpoints over misfit on the constant-LR ones, the same points) is at most
     ``COOLDOWN_EXPLAINS``, 'does not explain' it when at least ``COOLDOWN_DOES_NOT``, 'partly' between,
     'inconclusive' when a ratio is missing."""
-    return {arch: ratio_verdict({arch: r}, COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT) for arch, r in ratios.items()}
+    return per_arch_verdicts(ratios, COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT)
 
 
 # benchmarks/probe_uniform_heads.py's registered rules (2026-12-03): TNL's loss deficit against LLaMA with
