@@ -217,8 +217,9 @@ def main() -> None:
     # outside the rule: each size's gain from the cooldown at each target
     points["gain"] = points["val_loss"] / points["annealed"] - 1
     points["target"] = points.groupby("run_id")["step"].rank().astype(int).map(dict(enumerate(TARGETS, 1)))
-    gains = (points.pivot_table(index=["arch", "size"], columns="target", values="gain", sort=False)
-             .rename(columns=lambda t: f"s_{t}").round(4).reset_index().rename_axis(columns=None))
+    gains = (points.pivot_table(index=["arch", "size"], columns="target", values="gain")
+             .reindex([(arch, size) for arch in archs for size in sizes]).rename(columns=lambda t: f"s_{t}")
+             .round(4).reset_index().rename_axis(columns=None))
 
     lines = [*probe_report_head("Registered probe: does the constant learning rate bend the law? (cpu preset)",
                                 "the design, the rule and my prediction are in the script's docstring, committed "
