@@ -708,7 +708,7 @@ def cooldown_probe(folder) -> dict | None:
     control = found["control"]
     return {**found, "ratios": ratios, "verdicts": cooldown_verdict(ratios), "verdict": verdict,
             "adopt": verdict == "explains",
-            "final_gain": last.pivot_table(index="arch", columns="size", values="gain", sort=False),
+            "final_gain": last.pivot_table(index="arch", columns="size", values="gain"),  # sizes in order
             "control_change": float((control["val_loss"] / control["val_loss_committed"] - 1).abs().max())}
 
 
