@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -58,16 +57,6 @@ from pathlib import Path
 CONTROL_TOLERANCE = 0.001  # relative, every checkpoint's validation loss against the committed one
 BRANCH_TOLERANCE = 1e-6  # relative, a branched cooldown against the same cooldown trained from step 0
 TARGETS = (11, 14, 17, 20, 23)  # record-step indices (of 24) the cooldowns end at; each starts at the one before
-
-
-def context_roles_probe():
-    """benchmarks/probe_context_roles.py as a module: its fit of one loss (approach 3, E fixed, the study's
-    misfit), which this probe reuses unchanged."""
-    spec = importlib.util.spec_from_file_location("probe_context_roles",
-                                                  Path(__file__).with_name("probe_context_roles.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def cooldown_overrides(size: str, start: int, target: int, tokens_per_step: int) -> list[str]:
@@ -110,14 +99,15 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import format_table, probe_arguments, probe_report_head, train_probe_run, write_probe_outputs
+    from linscale.bench import (benchmark_script, format_table, probe_arguments, probe_report_head, train_probe_run,
+                                write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import COOLDOWN_DOES_NOT, COOLDOWN_EXPLAINS, cooldown_verdict, ratio_verdict
     from linscale.laws.suite import fit_window
     from linscale.presets import load_preset
     from linscale.train import TrainSettings, read_records, read_status
 
-    fit_part = context_roles_probe().fit_part
+    fit_part = benchmark_script("probe_context_roles").fit_part
 
     args = probe_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]),
                            "runs/probe-cooldown").parse_args()

@@ -42,22 +42,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.util
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 LARGER = {"n_first": 64, "n_last": 64, "n_adj": 32, "n_noun": 32, "n_verb": 32}  # the cpu preset's: 32, 32, 16, 16, 16
 COMMITTED_SIDE = Path("results/probes/2026-12-04-context-roles")  # the committed language's role tables and fits
-
-
-def context_roles_probe():
-    """benchmarks/probe_context_roles.py as a module: its training with role tables, its split of the loss
-    and its fit of one part, which this probe reuses unchanged."""
-    spec = importlib.util.spec_from_file_location("probe_context_roles",
-                                                  Path(__file__).with_name("probe_context_roles.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def main() -> None:
@@ -68,7 +57,7 @@ def main() -> None:
 
     import pandas as pd
 
-    from linscale.bench import format_table, probe_arguments, probe_report_head, write_probe_outputs
+    from linscale.bench import benchmark_script, format_table, probe_arguments, probe_report_head, write_probe_outputs
     from linscale.design import fit_settings
     from linscale.findings import KNOWLEDGE_DOES_NOT, KNOWLEDGE_EXPLAINS, knowledge_verdict, ratio_verdict
     from linscale.laws.suite import fit_window
@@ -76,7 +65,7 @@ def main() -> None:
 
     args = probe_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]),
                            "runs/probe-finite-knowledge").parse_args()
-    roles_probe = context_roles_probe()
+    roles_probe = benchmark_script("probe_context_roles")
     preset = load_preset("cpu")
     larger = copy.deepcopy(preset)
     larger["data"].update(LARGER)

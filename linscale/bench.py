@@ -1142,6 +1142,20 @@ def probe_retrieval(folder: Path, arch: str, size: str) -> pd.DataFrame:
     return final_retrieval(pd.read_parquet(Path(folder) / "eval" / "results.parquet"))
 
 
+def benchmark_script(name: str):
+    """``benchmarks/<name>.py`` of this checkout as a module (the scripts are not a package): a probe that
+    reuses another's measure unchanged, and the tests of a probe's helpers, load it through here."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such benchmark script (run from a checkout of the repository)")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def probe_arguments(parser, out: str, results_dir_help: str = "the committed study"):
     """The arguments every training probe takes: where its runs go, the committed study it compares with,
     how many runs train side by side, and where its report and tables go."""

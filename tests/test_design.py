@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from linscale.bench import benchmark_script
 from linscale.design import (A_VALUES, ENVELOPE, Law, check_design, checked_by, fit_settings, grid_points,
                              holdout_bounds, holdout_expectation, reference_law, simulate, true_allocation)
 from linscale.train.settings import resolve_preset
@@ -232,16 +233,6 @@ def test_the_embedding_probe_rule_reaches_each_verdict():
         "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
     assert embedding_verdict({"tnl": 0.51})["tnl"] == "partly"
     assert embedding_verdict({"tnl": 1.3})["tnl"] == "does not explain"
-
-
-def benchmark_script(name: str):
-    """A script of benchmarks/ as a module (they are scripts, not a package), for testing its helpers."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_law_form_probe_fits_both_forms_and_its_rule_reaches_each_verdict():
@@ -661,3 +652,4 @@ def test_the_cooldown_probe_is_read_from_its_tables(tmp_path):
     assert found["control_change"] == pytest.approx(0.01)
     write((0.01, 0.005))
     assert cooldown_probe(tmp_path)["adopt"]
+
