@@ -653,3 +653,36 @@ def test_the_cooldown_probe_is_read_from_its_tables(tmp_path):
     write((0.01, 0.005))
     assert cooldown_probe(tmp_path)["adopt"]
 
+
+def test_the_s1_depth_probe_rule_its_runs_and_its_reader(tmp_path):
+    """findings.depth_verdict (benchmarks/probe_s1_depth.py's registered rule) reaches each verdict at its
+    thresholds; the probe's s1 differs from the study's in its layer count alone; findings.depth_probe
+    recomputes the ratios from the fits table (two-layer s1 over committed, not its ratio column)."""
+    import pandas as pd
+
+    from linscale.findings import DEPTH_DOES_NOT, DEPTH_EXPLAINS, depth_probe, depth_verdict
+    from linscale.train import plan_runs
+
+    assert (DEPTH_EXPLAINS, DEPTH_DOES_NOT) == (0.5, 0.8)  # the registered thresholds
+    assert depth_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
+        "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
+    s1 = lambda overrides: next(s for s in plan_runs("cpu", overrides)[1] if s["run_id"] == "hgrn2-s1")
+    study, deeper = s1([]), s1(list(benchmark_script("probe_s1_depth").DEEPER_S1))
+    assert (study["model"]["n_layer"], deeper["model"]["n_layer"]) == (1, 2)
+    assert {**deeper["model"], "n_layer": 1} == study["model"] and deeper["train"] == study["train"]
+
+    assert depth_probe(tmp_path) is None  # no probe tables: nothing to read
+
+    def write(deeper_misfits):
+        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "grid": ["committed", "two-layer s1"] * 2,
+                      "misfit": [0.02, deeper_misfits[0], 0.01, deeper_misfits[1]], "ratio": [None, 9.0, None, 9.0]}
+                     ).to_csv(tmp_path / "fits.csv", index=False)
+    write((0.012, 0.004))
+    for name in ("residuals", "finals"):
+        pd.DataFrame({"arch": ["tnl"]}).to_csv(tmp_path / f"{name}.csv", index=False)
+    found = depth_probe(tmp_path)
+    assert found["ratios"] == pytest.approx({"tnl": 0.6, "llama": 0.4})
+    assert found["verdicts"] == {"tnl": "partly", "llama": "explains"}
+    assert found["verdict"] == "partly" and not found["adopt"]
+    write((0.01, 0.005))
+    assert depth_probe(tmp_path)["adopt"]

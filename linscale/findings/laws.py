@@ -476,6 +476,18 @@ def cooldown_verdict(ratios: dict[str, float]) -> dict[str, str]:
     return per_arch_verdicts(ratios, COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT)
 
 
+# benchmarks/probe_s1_depth.py's registered rule (2026-12-04): the misfit of approach 3 (E fixed) on the grid
+# with s1 retrained with two layers (as every other size) over its misfit on the committed grid
+DEPTH_EXPLAINS, DEPTH_DOES_NOT = 0.5, 0.8
+
+
+def depth_verdict(ratios: dict[str, float]) -> dict[str, str]:
+    """The s1-depth probe's rule, per architecture: the one-layer s1 'explains' the misfit when the ratio
+    (misfit with a two-layer s1 over the committed grid's) is at most ``DEPTH_EXPLAINS``, 'does not
+    explain' it when at least ``DEPTH_DOES_NOT``, 'partly' between, 'inconclusive' when a ratio is missing."""
+    return per_arch_verdicts(ratios, DEPTH_EXPLAINS, DEPTH_DOES_NOT)
+
+
 # benchmarks/probe_uniform_heads.py's registered rules (2026-12-03): TNL's loss deficit against LLaMA with
 # 4 heads at every size over its deficit on the committed ladder, per size; and each architecture's misfit
 # on the 4-head ladder over its committed misfit
@@ -710,6 +722,27 @@ def cooldown_probe(folder) -> dict | None:
             "adopt": verdict == "explains",
             "final_gain": last.pivot_table(index="arch", columns="size", values="gain"),  # sizes in order
             "control_change": float((control["val_loss"] / control["val_loss_committed"] - 1).abs().max())}
+
+
+def depth_probe(folder) -> dict | None:
+    """What benchmarks/probe_s1_depth.py found (its CSV tables in ``folder``), or None without them: whether
+    s1's single layer (every other size has two) bends the law, from the grid refitted with s1 retrained
+    with two layers.
+
+    * ``fits``: per architecture and ``grid`` ('committed', 'two-layer s1'), a and the misfit;
+      ``residuals``: each run's mean log residual per grid; ``finals``: each s1's last checkpoint with one
+      and two layers (``val_loss``, ``params``);
+    * ``ratios``, ``verdicts`` (:func:`depth_verdict`) and ``verdict`` (over all four), recomputed from
+      ``fits``; ``adopt``: the registered decision (the next cpu grid gives s1 two layers only if its
+      single layer explains every architecture's misfit)."""
+    found = probe_tables(folder, ("fits", "residuals", "finals"))
+    if found is None:
+        return None
+    spread = found["fits"].pivot_table(index="arch", columns="grid", values="misfit", sort=False, dropna=False)
+    ratios = {arch: float(row["two-layer s1"] / row["committed"]) for arch, row in spread.iterrows()}
+    verdict = ratio_verdict(ratios, DEPTH_EXPLAINS, DEPTH_DOES_NOT)
+    return {**found, "ratios": ratios, "verdicts": depth_verdict(ratios), "verdict": verdict,
+            "adopt": verdict == "explains"}
 
 
 def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
