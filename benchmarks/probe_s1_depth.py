@@ -116,8 +116,10 @@ def main() -> None:
              *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {DEPTH_EXPLAINS}, "
                f"does not explain: at least {DEPTH_DOES_NOT})" for arch in archs),
              f"- over all four: **{overall}**",
-             "- what it decides: " + ("the next cpu grid gives s1 two layers" if overall == "explains" else
-                                      "the bend is not s1's depth; nothing else changes"),
+             "- what it decides: " + {"explains": "the next cpu grid gives s1 two layers",
+                                      "partly": "s1's single layer is part of the bend, not all of it; the grid "
+                                                "stays as it is (only 'explains' over all four changes it)"}.get(
+                 overall, "the bend is not s1's depth; nothing else changes"),
              "", "## Approach 3 (E fixed at the validation Bayes nll, no bootstrap) on both grids", "",
              "misfit: sd over runs of each run's mean log residual; rows: points fitted; ratio: two-layer s1 / "
              "committed.", "", format_table(fits.round(4)), "", "## Each run's mean log residual around its law", "",
