@@ -32,6 +32,14 @@ rule is ``depth_verdict``, in ``linscale.findings``):
 - *Also reported, outside the rule*: each run's mean log residual under both fits, both laws' a, and each
   s1's final validation loss with one and two layers.
 
+*Registered on 2026-12-04 after the verdict above, before its runs* (a control, the same rule): the
+two-layer s1 also has twice the parameters, which moves s1's N towards s2's. So s1 is retrained once
+more with one layer at width 12 (``--variant "wide one-layer s1"``: 1.7K parameters, its width's LR, s1's
+tokens), and the grid refitted with it in the same way. If depth is what s1 adds to the misfit, the wide
+one-layer s1 leaves the misfit as it is (ratio at least 0.8, does not explain) for the architectures where
+two layers explained it at least partly; if the control explains it as much, it was s1's N, not its depth.
+*My prediction*: does not explain for all four.
+
 Runs land in ``--out`` (resumable: a finished run is not trained again); the tables go to ``--results``
 (Markdown, with machine and date) and as CSV files to ``--tables``.
 """
@@ -42,7 +50,10 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-DEEPER_S1 = ("sizes.s1.n_layer=2",)  # everything else as the study's s1
+VARIANTS = {  # s1 refitted in place of the study's; everything else as the study's s1
+    "two-layer s1": ("sizes.s1.n_layer=2",),
+    "wide one-layer s1": ("sizes.s1.d_model=12",),  # the control: about the two-layer s1's N, one layer
+}
 
 
 def main() -> None:
@@ -59,8 +70,12 @@ def main() -> None:
     from linscale.presets import load_preset
 
     fit_part = benchmark_script("probe_context_roles").fit_part
-    args = probe_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]),
-                           "runs/probe-s1-depth").parse_args()
+    parser = probe_arguments(argparse.ArgumentParser(description=__doc__.split("\n\n")[0]), "")
+    parser.add_argument("--variant", choices=list(VARIANTS), default="two-layer s1", help="the s1 refitted in place of "
+                        "the study's (the control: 'wide one-layer s1')")
+    args = parser.parse_args()
+    variant = args.variant
+    out = Path(args.out or ("runs/probe-s1-depth" if variant == "two-layer s1" else "runs/probe-s1-width"))
     preset = load_preset("cpu")
     archs = list(preset["archs"])
     results_dir = Path(args.results_dir)
@@ -69,13 +84,14 @@ def main() -> None:
         raise SystemExit(f"--results-dir: {results_dir}/runs.parquet holds no s1 runs")
     started = dt.datetime.now(dt.timezone.utc)
     with ThreadPoolExecutor(args.jobs) as pool:
-        folders = dict(zip(archs, pool.map(lambda arch: train_probe_run(Path(args.out) / f"{arch}-s1", arch, "s1",
-                                                                        *DEEPER_S1), archs)))
+        folders = dict(zip(archs, pool.map(lambda arch: train_probe_run(out / f"{arch}-s1", arch, "s1",
+                                                                        *VARIANTS[variant]), archs)))
     deeper = pd.concat([pd.read_parquet(folder / "results.parquet").assign(size="s1") for folder in folders.values()],
                        ignore_index=True)
-    if set(deeper["n_layer"]) != {2}:
-        raise SystemExit(f"the retrained s1 runs have {sorted(set(deeper['n_layer']))} layers, not 2")
-    grids = {"committed": committed, "two-layer s1": pd.concat([committed[committed["size"] != "s1"], deeper],
+    shape = {(int(row["n_layer"]), int(row["d_model"])) for _, row in deeper.iterrows()}
+    if shape != {(2, 8) if variant == "two-layer s1" else (1, 12)}:
+        raise SystemExit(f"the retrained s1 runs have (layers, width) {sorted(shape)}, not the {variant}'s")
+    grids = {"committed": committed, variant: pd.concat([committed[committed["size"] != "s1"], deeper],
                                                                 ignore_index=True)}
     floors = {name: set(grid["bayes_loss"].round(12)) for name, grid in grids.items()}
     if len(set.union(*floors.values())) != 1:
@@ -93,39 +109,45 @@ def main() -> None:
         residual_rows += [r.assign(grid=name) for r in residuals]
     fits = pd.DataFrame(fit_rows)
     spread = fits.pivot_table(index="arch", columns="grid", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(spread.loc[arch, "two-layer s1"] / spread.loc[arch, "committed"]) for arch in archs}
+    ratios = {arch: float(spread.loc[arch, variant] / spread.loc[arch, "committed"]) for arch in archs}
     verdicts = depth_verdict(ratios)
     overall = ratio_verdict(ratios, DEPTH_EXPLAINS, DEPTH_DOES_NOT)
-    fits["ratio"] = fits["arch"].map(ratios).where(fits["grid"] == "two-layer s1")
-    fits["verdict"] = fits["arch"].map(verdicts).where(fits["grid"] == "two-layer s1")
+    fits["ratio"] = fits["arch"].map(ratios).where(fits["grid"] == variant)
+    fits["verdict"] = fits["arch"].map(verdicts).where(fits["grid"] == variant)
     residuals = pd.concat(residual_rows, ignore_index=True)
     for arch in archs:
-        print(f"{arch}: misfit committed {spread.loc[arch, 'committed']:.4f}, two-layer s1 "
-              f"{spread.loc[arch, 'two-layer s1']:.4f}, ratio {ratios[arch]:.2f}: {verdicts[arch]}", flush=True)
+        print(f"{arch}: misfit committed {spread.loc[arch, 'committed']:.4f}, {variant} "
+              f"{spread.loc[arch, variant]:.4f}, ratio {ratios[arch]:.2f}: {verdicts[arch]}", flush=True)
 
     # outside the rule: each s1's final validation loss and parameters with one and two layers
     finals = pd.concat([grid[grid["size"] == "s1"].sort_values("step").groupby("arch").tail(1).assign(grid=name)
                         for name, grid in grids.items()], ignore_index=True)
     finals = finals[["arch", "grid", "n_layer", "d_model", "params", "tokens", "val_loss"]]
 
-    lines = [*probe_report_head("Registered probe: does the one-layer s1 bend the law? (cpu preset)",
+    title = ("does the one-layer s1 bend the law?" if variant == "two-layer s1" else
+             "is it s1's depth or its N? (the control: a wide one-layer s1)")
+    lines = [*probe_report_head(f"Registered probe: {title} (cpu preset)",
                                 "the design, the rule and my prediction are in the script's docstring, committed "
                                 "before any run was trained.", started),
              f"- validation Bayes nll (E): {floor:.4f}",
-             "", "## Verdict", "", "Does the one-layer s1 explain the misfit?", "",
+             f"- s1 refitted in place of the study's: {variant} ({', '.join(VARIANTS[variant])})",
+             "", "## Verdict", "", f"Does the {variant} in place of the study's s1 explain the misfit?", "",
              *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {DEPTH_EXPLAINS}, "
                f"does not explain: at least {DEPTH_DOES_NOT})" for arch in archs),
              f"- over all four: **{overall}**",
-             "- what it decides: " + {"explains": "the next cpu grid gives s1 two layers",
-                                      "partly": "s1's single layer is part of the bend, not all of it; the grid "
-                                                "stays as it is (only 'explains' over all four changes it)"}.get(
-                 overall, "the bend is not s1's depth; nothing else changes"),
+             "- what it decides: " + ({"explains": "the next cpu grid gives s1 two layers",
+                                       "partly": "s1's single layer is part of the bend, not all of it; the grid "
+                                                 "stays as it is (only 'explains' over all four changes it)"}.get(
+                 overall, "the bend is not s1's depth; nothing else changes") if variant == "two-layer s1" else
+                 "depth, not N, for the architectures where the control does not explain the misfit and two layers "
+                 "did at least partly; the grid stays as it is"),
              "", "## Approach 3 (E fixed at the validation Bayes nll, no bootstrap) on both grids", "",
-             "misfit: sd over runs of each run's mean log residual; rows: points fitted; ratio: two-layer s1 / "
-             "committed.", "", format_table(fits.round(4)), "", "## Each run's mean log residual around its law", "",
+             "misfit: sd over runs of each run's mean log residual; rows: points fitted; ratio: "
+             f"{variant} / committed.", "", format_table(fits.round(4)), "", "## Each run's mean log residual around its law", "",
              format_table(residuals.pivot_table(index=["arch", "size"], columns="grid", values="residual", sort=False)
                           .round(4).reset_index().rename_axis(columns=None)), "",
-             "## Outside the rule: s1's final checkpoint with one and two layers", "", format_table(finals.round(4))]
+             f"## Outside the rule: s1's final checkpoint, the study's and the {variant}", "",
+             format_table(finals.round(4))]
     write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables,
                         {"fits": fits, "residuals": residuals, "finals": finals})
 

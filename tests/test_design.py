@@ -667,9 +667,13 @@ def test_the_s1_depth_probe_rule_its_runs_and_its_reader(tmp_path):
     assert depth_verdict({"tnl": 0.5, "llama": 0.8, "hgrn2": 0.79, "cosformer2": float("nan")}) == {
         "tnl": "explains", "llama": "does not explain", "hgrn2": "partly", "cosformer2": "inconclusive"}
     s1 = lambda overrides: next(s for s in plan_runs("cpu", overrides)[1] if s["run_id"] == "hgrn2-s1")
-    study, deeper = s1([]), s1(list(benchmark_script("probe_s1_depth").DEEPER_S1))
+    variants = benchmark_script("probe_s1_depth").VARIANTS
+    study, deeper, wide = s1([]), s1(list(variants["two-layer s1"])), s1(list(variants["wide one-layer s1"]))
     assert (study["model"]["n_layer"], deeper["model"]["n_layer"]) == (1, 2)
     assert {**deeper["model"], "n_layer": 1} == study["model"] and deeper["train"] == study["train"]
+    assert {**wide["model"], "d_model": 8} == study["model"] and wide["model"]["d_model"] == 12
+    assert wide["train"]["lr"] == pytest.approx(study["train"]["lr"] * (8 / 12) ** 0.5)  # its width's LR
+    assert {**wide["train"], "lr": study["train"]["lr"]} == study["train"]
 
     assert depth_probe(tmp_path) is None  # no probe tables: nothing to read
 
@@ -685,4 +689,8 @@ def test_the_s1_depth_probe_rule_its_runs_and_its_reader(tmp_path):
     assert found["verdicts"] == {"tnl": "partly", "llama": "explains"}
     assert found["verdict"] == "partly" and not found["adopt"]
     write((0.01, 0.005))
-    assert depth_probe(tmp_path)["adopt"]
+    assert depth_probe(tmp_path)["adopt"] and depth_probe(tmp_path)["variant"] == "two-layer s1"
+    fits = pd.read_csv(tmp_path / "fits.csv").replace("two-layer s1", "wide one-layer s1")
+    fits.to_csv(tmp_path / "fits.csv", index=False)
+    control = depth_probe(tmp_path)  # the control is read by the same rule, and never changes the grid
+    assert control["variant"] == "wide one-layer s1" and control["verdict"] == "explains" and not control["adopt"]

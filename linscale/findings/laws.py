@@ -731,18 +731,20 @@ def depth_probe(folder) -> dict | None:
 
     * ``fits``: per architecture and ``grid`` ('committed', 'two-layer s1'), a and the misfit;
       ``residuals``: each run's mean log residual per grid; ``finals``: each s1's last checkpoint with one
-      and two layers (``val_loss``, ``params``);
+      and two layers (``val_loss``, ``params``); ``variant``: the s1 refitted in place of the study's
+      ('two-layer s1', or the control's 'wide one-layer s1': one layer at width 12, about the same N);
     * ``ratios``, ``verdicts`` (:func:`depth_verdict`) and ``verdict`` (over all four), recomputed from
       ``fits``; ``adopt``: the registered decision (the next cpu grid gives s1 two layers only if its
-      single layer explains every architecture's misfit)."""
+      single layer explains every architecture's misfit; never from the control)."""
     found = probe_tables(folder, ("fits", "residuals", "finals"))
     if found is None:
         return None
+    variant = next(grid for grid in found["fits"]["grid"] if grid != "committed")
     spread = found["fits"].pivot_table(index="arch", columns="grid", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(row["two-layer s1"] / row["committed"]) for arch, row in spread.iterrows()}
+    ratios = {arch: float(row[variant] / row["committed"]) for arch, row in spread.iterrows()}
     verdict = ratio_verdict(ratios, DEPTH_EXPLAINS, DEPTH_DOES_NOT)
-    return {**found, "ratios": ratios, "verdicts": depth_verdict(ratios), "verdict": verdict,
-            "adopt": verdict == "explains"}
+    return {**found, "variant": variant, "ratios": ratios, "verdicts": depth_verdict(ratios), "verdict": verdict,
+            "adopt": variant == "two-layer s1" and verdict == "explains"}
 
 
 def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
