@@ -147,9 +147,9 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import format_table, probe_arguments, probe_report_head, write_probe_outputs
+    from linscale.bench import format_table, judge_probe, probe_arguments, probe_report_head, write_probe_outputs
     from linscale.design import fit_settings
-    from linscale.findings import CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, context_verdict, ratio_verdict, refit_misfit
+    from linscale.findings import CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, context_verdict, refit_misfit
     from linscale.laws.suite import fit_window
     from linscale.presets import load_preset
 
@@ -202,16 +202,9 @@ def main() -> None:
         fit_rows += [dict(arch=row["arch"], part=part, **{k: v for k, v in row.items() if k != "arch"}) for row in got]
         residual_rows += [r.assign(part=part) for r in residuals]
     fits = pd.DataFrame(fit_rows)
-    spread = fits.pivot_table(index="arch", columns="part", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(spread.loc[arch, "context-free"] / spread.loc[arch, "every label"]) for arch in archs}
-    verdicts = context_verdict(ratios)
-    overall = ratio_verdict(ratios, CONTEXT_EXPLAINS, CONTEXT_DOES_NOT)
-    fits["ratio"] = fits["arch"].map(ratios).where(fits["part"] == "context-free")
-    fits["verdict"] = fits["arch"].map(verdicts).where(fits["part"] == "context-free")
+    ratios, verdicts, overall = judge_probe(fits, "part", "context-free", "every label", archs, context_verdict,
+                                            (CONTEXT_EXPLAINS, CONTEXT_DOES_NOT))
     residuals = pd.concat(residual_rows, ignore_index=True)
-    for arch in archs:
-        print(f"{arch}: misfit every label {spread.loc[arch, 'every label']:.4f}, context-free "
-              f"{spread.loc[arch, 'context-free']:.4f}, ratio {ratios[arch]:.2f}: {verdicts[arch]}", flush=True)
 
     # read after the verdict: where the bend lives, approach 3 (E fixed) on each role's loss alone
     by_role = pd.DataFrame(role_fits(base, roles, archs, args.jobs))

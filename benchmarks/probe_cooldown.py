@@ -99,10 +99,10 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (benchmark_script, format_table, probe_arguments, probe_report_head, train_probe_run,
-                                write_probe_outputs)
+    from linscale.bench import (benchmark_script, format_table, judge_probe, probe_arguments, probe_report_head,
+                                train_probe_run, write_probe_outputs)
     from linscale.design import fit_settings
-    from linscale.findings import COOLDOWN_DOES_NOT, COOLDOWN_EXPLAINS, cooldown_verdict, ratio_verdict
+    from linscale.findings import COOLDOWN_DOES_NOT, COOLDOWN_EXPLAINS, cooldown_verdict
     from linscale.laws.suite import fit_window
     from linscale.presets import load_preset
     from linscale.train import TrainSettings, read_records, read_status
@@ -193,16 +193,9 @@ def main() -> None:
                      for row in got]
         residual_rows += [r.assign(schedule=schedule) for r in residuals]
     fits = pd.DataFrame(fit_rows)
-    spread = fits.pivot_table(index="arch", columns="schedule", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(spread.loc[arch, "cooldown"] / spread.loc[arch, "constant"]) for arch in archs}
-    verdicts = cooldown_verdict(ratios)
-    overall = ratio_verdict(ratios, COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT)
-    fits["ratio"] = fits["arch"].map(ratios).where(fits["schedule"] == "cooldown")
-    fits["verdict"] = fits["arch"].map(verdicts).where(fits["schedule"] == "cooldown")
+    ratios, verdicts, overall = judge_probe(fits, "schedule", "cooldown", "constant", archs, cooldown_verdict,
+                                            (COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT))
     residuals = pd.concat(residual_rows, ignore_index=True)
-    for arch in archs:
-        print(f"{arch}: misfit constant {spread.loc[arch, 'constant']:.4f}, cooldown {spread.loc[arch, 'cooldown']:.4f}, "
-              f"ratio {ratios[arch]:.2f}: {verdicts[arch]}", flush=True)
 
     # outside the rule: each size's gain from the cooldown at each target
     points["gain"] = points["val_loss"] / points["annealed"] - 1

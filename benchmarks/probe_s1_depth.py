@@ -62,10 +62,10 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (benchmark_script, format_table, probe_arguments, probe_report_head, train_probe_run,
-                                write_probe_outputs)
+    from linscale.bench import (benchmark_script, format_table, judge_probe, probe_arguments, probe_report_head,
+                                train_probe_run, write_probe_outputs)
     from linscale.design import fit_settings
-    from linscale.findings import DEPTH_DOES_NOT, DEPTH_EXPLAINS, depth_verdict, ratio_verdict
+    from linscale.findings import DEPTH_DOES_NOT, DEPTH_EXPLAINS, depth_verdict
     from linscale.laws.suite import fit_window
     from linscale.presets import load_preset
 
@@ -108,16 +108,9 @@ def main() -> None:
         fit_rows += [dict(arch=row["arch"], grid=name, **{k: v for k, v in row.items() if k != "arch"}) for row in got]
         residual_rows += [r.assign(grid=name) for r in residuals]
     fits = pd.DataFrame(fit_rows)
-    spread = fits.pivot_table(index="arch", columns="grid", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(spread.loc[arch, variant] / spread.loc[arch, "committed"]) for arch in archs}
-    verdicts = depth_verdict(ratios)
-    overall = ratio_verdict(ratios, DEPTH_EXPLAINS, DEPTH_DOES_NOT)
-    fits["ratio"] = fits["arch"].map(ratios).where(fits["grid"] == variant)
-    fits["verdict"] = fits["arch"].map(verdicts).where(fits["grid"] == variant)
+    ratios, verdicts, overall = judge_probe(fits, "grid", variant, "committed", archs, depth_verdict,
+                                            (DEPTH_EXPLAINS, DEPTH_DOES_NOT))
     residuals = pd.concat(residual_rows, ignore_index=True)
-    for arch in archs:
-        print(f"{arch}: misfit committed {spread.loc[arch, 'committed']:.4f}, {variant} "
-              f"{spread.loc[arch, variant]:.4f}, ratio {ratios[arch]:.2f}: {verdicts[arch]}", flush=True)
 
     # outside the rule: each s1's final validation loss and parameters with one and two layers
     finals = pd.concat([grid[grid["size"] == "s1"].sort_values("step").groupby("arch").tail(1).assign(grid=name)

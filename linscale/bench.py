@@ -1142,6 +1142,29 @@ def probe_retrieval(folder: Path, arch: str, size: str) -> pd.DataFrame:
     return final_retrieval(pd.read_parquet(Path(folder) / "eval" / "results.parquet"))
 
 
+def judge_probe(fits: pd.DataFrame, column: str, variant: str, reference: str, archs, rule: Callable,
+                thresholds: tuple[float, float]) -> tuple[dict, dict, str]:
+    """A registered probe's verdicts from its ``fits`` table (one row per architecture and ``column`` value,
+    with a ``misfit``): per architecture the ratio of the ``variant``'s misfit over the ``reference``'s and
+    its verdict by the probe's registered ``rule`` (in ``linscale.findings``), and the verdict over all four
+    by ``ratio_verdict`` with the rule's ``thresholds`` (explains, does not explain). Adds ``ratio`` and
+    ``verdict`` columns on the variant's rows and prints one line an architecture; returns (ratios,
+    verdicts, overall)."""
+    from linscale.findings import probe_ratios, ratio_verdict
+
+    ratios = probe_ratios(fits, column, variant, reference)
+    ratios = {arch: ratios[arch] for arch in archs}
+    verdicts = rule(ratios)
+    chosen = fits[column] == variant
+    fits["ratio"] = fits["arch"].map(ratios).where(chosen)
+    fits["verdict"] = fits["arch"].map(verdicts).where(chosen)
+    misfit = fits.set_index(["arch", column])["misfit"]
+    for arch in archs:
+        print(f"{arch}: misfit {reference} {misfit[(arch, reference)]:.4f}, {variant} {misfit[(arch, variant)]:.4f}, "
+              f"ratio {ratios[arch]:.2f}: {verdicts[arch]}", flush=True)
+    return ratios, verdicts, ratio_verdict(ratios, *thresholds)
+
+
 def benchmark_script(name: str):
     """``benchmarks/<name>.py`` of this checkout as a module (the scripts are not a package): a probe that
     reuses another's measure unchanged, and the tests of a probe's helpers, load it through here."""

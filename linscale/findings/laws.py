@@ -547,8 +547,7 @@ def uniform_probe(folder) -> dict | None:
     found = {name: pd.read_csv(folder / f"{name}.csv") for name in names}
     deficits = found["deficits"]
     deficit_ratios = dict(zip(deficits["size"], deficits["deficit_4 heads"] / deficits["deficit_committed"]))
-    spread = found["fits"].pivot_table(index="arch", columns="ladder", values="misfit", sort=False)
-    misfit_ratios = {arch: float(row["4 heads"] / row["committed"]) for arch, row in spread.iterrows()}
+    misfit_ratios = probe_ratios(found["fits"], "ladder", "4 heads", "committed")
     four = found["crossings"][found["crossings"]["ladder"] == "4 heads"]
     uncrossed = four[four["crossover"].isna()][["arch", "small", "large"]].reset_index(drop=True)
     return {**found, "deficit_ratios": deficit_ratios,
@@ -558,6 +557,13 @@ def uniform_probe(folder) -> dict | None:
                                 for arch, r in misfit_ratios.items()},
             "uncrossed": uncrossed,
             "adopt": bool(len(four)) and uncrossed.empty and max(misfit_ratios.values(), default=np.inf) <= 1}
+
+
+def probe_ratios(fits: pd.DataFrame, column: str, variant: str, reference: str, values: str = "misfit") -> dict:
+    """A probe's ratios, per architecture: ``values`` (the misfit) where ``column`` is ``variant`` over where it
+    is ``reference``; NaN where either fit failed (the rules read it as inconclusive)."""
+    spread = fits.pivot_table(index="arch", columns=column, values=values, sort=False, dropna=False)
+    return {arch: float(row[variant] / row[reference]) for arch, row in spread.iterrows()}
 
 
 def probe_tables(folder, names) -> dict[str, pd.DataFrame] | None:
@@ -590,8 +596,7 @@ def embedding_probe(folder) -> dict | None:
     found = probe_tables(folder, ("fits", "residuals", "intervals", "holdout"))
     if found is None:
         return None
-    spread = found["fits"].pivot_table(index="arch", columns="count", values="misfit", sort=False)
-    ratios = {arch: float(row["total"] / row["non-embedding"]) for arch, row in spread.iterrows()}
+    ratios = probe_ratios(found["fits"], "count", "total", "non-embedding")
     verdict = ratio_verdict(ratios, EMBEDDING_EXPLAINS, EMBEDDING_DOES_NOT)
     held = found["holdout"]  # a failed refit's row has no error; max() skips it
     worst = (held.assign(worst=held["rel_error"].abs()).groupby(["count", "method", "arch"], sort=False)["worst"]
@@ -614,8 +619,7 @@ def window_probe(folder) -> dict | None:
     found = probe_tables(folder, ("fits", "residuals", "intervals", "holdout"))
     if found is None:
         return None
-    spread = found["fits"].pivot_table(index="arch", columns="fit", values="misfit_late", sort=False)
-    ratios = {arch: float(row["late rows"] / row["all rows"]) for arch, row in spread.iterrows()}
+    ratios = probe_ratios(found["fits"], "fit", "late rows", "all rows", values="misfit_late")
     verdict = ratio_verdict(ratios, WINDOW_EXPLAINS, WINDOW_DOES_NOT)
     return {**found, "ratios": ratios, "verdicts": window_verdict(ratios), "verdict": verdict,
             "adopt": verdict == "explains"}
@@ -639,8 +643,7 @@ def context_probe(folder) -> dict | None:
     found = probe_tables(folder, ("fits", "residuals", "control", "by_role"))
     if found is None:
         return None
-    spread = found["fits"].pivot_table(index="arch", columns="part", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(row["context-free"] / row["every label"]) for arch, row in spread.iterrows()}
+    ratios = probe_ratios(found["fits"], "part", "context-free", "every label")
     verdict = ratio_verdict(ratios, CONTEXT_EXPLAINS, CONTEXT_DOES_NOT)
     control = found["control"]
     change = float((control["val_loss"] / control["val_loss_committed"] - 1).abs().max())
@@ -666,8 +669,7 @@ def form_probe(folder) -> dict | None:
     held = found["holdout"]
     found["worst"] = held.assign(worst=held["rel_error"].abs()).pivot_table(index="arch", columns="form",
                                                                              values="worst", aggfunc="max")
-    spread = found["fits"].pivot_table(index="arch", columns="form", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(row["kaplan"] / row["separable"]) for arch, row in spread.iterrows()}
+    ratios = probe_ratios(found["fits"], "form", "kaplan", "separable")
     verdict = ratio_verdict(ratios, FORM_EXPLAINS, FORM_DOES_NOT)
     return {**found, "ratios": ratios, "verdicts": form_verdict(ratios), "verdict": verdict,
             "adopt": verdict == "explains"}
@@ -688,8 +690,7 @@ def knowledge_probe(folder) -> dict | None:
     found = probe_tables(folder, ("fits", "residuals", "by_role"))
     if found is None:
         return None
-    spread = found["fits"].pivot_table(index="arch", columns="language", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(row["larger"] / row["committed"]) for arch, row in spread.iterrows()}
+    ratios = probe_ratios(found["fits"], "language", "larger", "committed")
     verdict = ratio_verdict(ratios, KNOWLEDGE_EXPLAINS, KNOWLEDGE_DOES_NOT)
     return {**found, "ratios": ratios, "verdicts": knowledge_verdict(ratios), "verdict": verdict,
             "adopt": verdict == "explains"}
@@ -712,8 +713,7 @@ def cooldown_probe(folder) -> dict | None:
     found = probe_tables(folder, ("fits", "residuals", "points", "control"))
     if found is None:
         return None
-    spread = found["fits"].pivot_table(index="arch", columns="schedule", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(row["cooldown"] / row["constant"]) for arch, row in spread.iterrows()}
+    ratios = probe_ratios(found["fits"], "schedule", "cooldown", "constant")
     verdict = ratio_verdict(ratios, COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT)
     points = found["points"]
     last = points[points["step"] == points.groupby("run_id")["step"].transform("max")]
@@ -740,8 +740,7 @@ def depth_probe(folder) -> dict | None:
     if found is None:
         return None
     variant = next(grid for grid in found["fits"]["grid"] if grid != "committed")
-    spread = found["fits"].pivot_table(index="arch", columns="grid", values="misfit", sort=False, dropna=False)
-    ratios = {arch: float(row[variant] / row["committed"]) for arch, row in spread.iterrows()}
+    ratios = probe_ratios(found["fits"], "grid", variant, "committed")
     verdict = ratio_verdict(ratios, DEPTH_EXPLAINS, DEPTH_DOES_NOT)
     return {**found, "variant": variant, "ratios": ratios, "verdicts": depth_verdict(ratios), "verdict": verdict,
             "adopt": variant == "two-layer s1" and verdict == "explains"}
