@@ -694,3 +694,26 @@ def test_the_s1_depth_probe_rule_its_runs_and_its_reader(tmp_path):
     fits.to_csv(tmp_path / "fits.csv", index=False)
     control = depth_probe(tmp_path)  # the control is read by the same rule, and never changes the grid
     assert control["variant"] == "wide one-layer s1" and control["verdict"] == "explains" and not control["adopt"]
+
+
+def test_judge_probe_applies_the_registered_rule_to_each_architecture(capsys):
+    """bench.judge_probe: ratios of the variant's misfit over the reference's, each architecture judged by
+    the rule it is given, the overall verdict by the thresholds, and the verdicts written on the variant's rows
+    only; a failed fit (NaN misfit) is inconclusive."""
+    import pandas as pd
+
+    from linscale.bench import judge_probe
+    from linscale.findings import COOLDOWN_DOES_NOT, COOLDOWN_EXPLAINS, cooldown_verdict
+
+    fits = pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama", "hgrn2", "hgrn2"],
+                         "grid": ["committed", "new"] * 3, "misfit": [0.02, 0.008, 0.01, 0.012, 0.01, float("nan")]})
+    ratios, verdicts, overall = judge_probe(fits, "grid", "new", "committed", ["tnl", "llama"], cooldown_verdict,
+                                            (COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT))
+    assert ratios == pytest.approx({"tnl": 0.4, "llama": 1.2})
+    assert verdicts == {"tnl": "explains", "llama": "does not explain"} and overall == "partly"
+    assert fits.loc[fits["grid"] == "new", "verdict"].tolist()[:2] == ["explains", "does not explain"]
+    assert fits.loc[fits["grid"] == "committed", "verdict"].isna().all()
+    assert "tnl: misfit committed 0.0200, new 0.0080, ratio 0.40: explains" in capsys.readouterr().out
+    _, verdicts, overall = judge_probe(fits, "grid", "new", "committed", ["tnl", "hgrn2"], cooldown_verdict,
+                                       (COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT))
+    assert verdicts["hgrn2"] == "inconclusive" and overall == "inconclusive"
