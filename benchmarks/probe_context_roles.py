@@ -147,7 +147,8 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import format_table, judge_probe, probe_arguments, probe_report_head, write_probe_outputs
+    from linscale.bench import (format_table, judge_probe, probe_arguments, probe_report_head, retrain_control,
+                                verdict_lines, write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, context_verdict, refit_misfit
     from linscale.laws.suite import fit_window
@@ -174,13 +175,7 @@ def main() -> None:
                       ignore_index=True)
 
     # the control: the retrained runs are the committed ones
-    both = retrained.merge(committed[["run_id", "step", "val_loss"]], on=["run_id", "step"], suffixes=("", "_committed"))
-    change = (both["val_loss"] / both["val_loss_committed"] - 1).abs()
-    control_ok = len(both) == len(committed) and float(change.max()) <= CONTROL_TOLERANCE
-    control_line = (f"{len(both)} of the committed {len(committed)} checkpoints retrained; largest relative change of "
-                    f"the validation loss {float(change.max()):.2g} ({'within' if control_ok else 'OUTSIDE'} the "
-                    f"registered {CONTROL_TOLERANCE:.1%})")
-    print(control_line, flush=True)
+    both, control_line = retrain_control(retrained, committed, CONTROL_TOLERANCE)
 
     # the losses by part, on the rows the study fits
     parts = part_losses(roles)
@@ -215,6 +210,9 @@ def main() -> None:
     shares = parts.groupby("part")["share"].mean()
     floors = ", ".join(f"{part} {exact.loc[part, 'mean']:.4f}" for part in PARTS)
 
+    decision = ("the scaling-laws chapter reports the context-free law beside the committed one"
+               if overall == "explains" else "the bend is not the in-context skills; nothing "
+               "else changes")
     lines = [*probe_report_head("Registered probe: do the in-context skills bend the law? (cpu preset)",
                                 "the design, the rule and my prediction are in the script's docstring, committed "
                                 "before any run was trained.", started),
@@ -222,13 +220,8 @@ def main() -> None:
              f"- the role table's parts against the recorded validation loss: largest difference {split_error:.2g} nats",
              f"- in-context roles: {', '.join(CONTEXT_ROLES)} ({shares['in-context']:.1%} of the labels); Bayes nll "
              f"{floors}",
-             "", "## Verdict", "", "Do the in-context skills explain the misfit?", "",
-             *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {CONTEXT_EXPLAINS}, does "
-               f"not explain: at least {CONTEXT_DOES_NOT})" for arch in archs),
-             f"- over all four: **{overall}**",
-             "- what it decides: " + ("the scaling-laws chapter reports the context-free law beside the committed one"
-                                      if overall == "explains" else "the bend is not the in-context skills; nothing "
-                                      "else changes"),
+             *verdict_lines("Do the in-context skills explain the misfit?", archs, ratios, verdicts, overall,
+                            (CONTEXT_EXPLAINS, CONTEXT_DOES_NOT), decision),
              "", "## Approach 3 (E fixed at each part's Bayes nll, no bootstrap) on the validation loss by part", "",
              "misfit: sd over runs of each run's mean log residual; rows: points fitted; ratio: context-free / every "
              "label.", "", format_table(fits.round(4)), "", "## Each run's mean log residual around its law", "",

@@ -100,7 +100,7 @@ def main() -> None:
     import pandas as pd
 
     from linscale.bench import (benchmark_script, format_table, judge_probe, probe_arguments, probe_report_head,
-                                train_probe_run, write_probe_outputs)
+                                retrain_control, train_probe_run, verdict_lines, write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import COOLDOWN_DOES_NOT, COOLDOWN_EXPLAINS, cooldown_verdict
     from linscale.laws.suite import fit_window
@@ -139,13 +139,7 @@ def main() -> None:
         folders = dict(zip(wanted, pool.map(constant, wanted)))
     retrained = pd.concat([pd.read_parquet(folder / "results.parquet").assign(size=size)
                            for (arch, size), folder in folders.items()], ignore_index=True)
-    both = retrained.merge(committed[["run_id", "step", "val_loss"]], on=["run_id", "step"], suffixes=("", "_committed"))
-    change = (both["val_loss"] / both["val_loss_committed"] - 1).abs()
-    control_ok = len(both) == len(committed) and float(change.max()) <= CONTROL_TOLERANCE
-    control_line = (f"{len(both)} of the committed {len(committed)} checkpoints retrained; largest relative change of "
-                    f"the validation loss {float(change.max()):.2g} ({'within' if control_ok else 'OUTSIDE'} the "
-                    f"registered {CONTROL_TOLERANCE:.1%})")
-    print(control_line, flush=True)
+    both, control_line = retrain_control(retrained, committed, CONTROL_TOLERANCE)
 
     # the cooldowns, longest first
     jobs = sorted(((w, start, target) for w in wanted for start, target in steps[w]),
@@ -204,6 +198,9 @@ def main() -> None:
              .reindex([(arch, size) for arch in archs for size in sizes]).rename(columns=lambda t: f"s_{t}")
              .round(4).reset_index().rename_axis(columns=None))
 
+    decision = ("the next cpu study fits annealed points, its design check's noise measured on "
+               "them" if overall == "explains" else "the bend is not the constant LR's noise; "
+               "nothing else changes")
     lines = [*probe_report_head("Registered probe: does the constant learning rate bend the law? (cpu preset)",
                                 "the design, the rule and my prediction are in the script's docstring, committed "
                                 "before any run was trained.", started),
@@ -211,13 +208,8 @@ def main() -> None:
              f"- branch control: {branch_line}",
              f"- points: {len(points)} (run, target) pairs, {outside} outside the study's fit window; validation "
              f"Bayes nll (E) {floor:.4f}",
-             "", "## Verdict", "", "Does the constant LR explain the misfit?", "",
-             *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {COOLDOWN_EXPLAINS}, "
-               f"does not explain: at least {COOLDOWN_DOES_NOT})" for arch in archs),
-             f"- over all four: **{overall}**",
-             "- what it decides: " + ("the next cpu study fits annealed points, its design check's noise measured on "
-                                      "them" if overall == "explains" else "the bend is not the constant LR's noise; "
-                                      "nothing else changes"),
+             *verdict_lines("Does the constant LR explain the misfit?", archs, ratios, verdicts, overall,
+                            (COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT), decision),
              "", "## Approach 3 (E fixed at the validation Bayes nll, no bootstrap) on both losses", "",
              "misfit: sd over runs of each run's mean log residual; rows: points fitted; ratio: cooldown / "
              "constant.", "", format_table(fits.round(4)), "", "## Each run's mean log residual around its law", "",

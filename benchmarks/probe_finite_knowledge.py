@@ -57,7 +57,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from linscale.bench import benchmark_script, format_table, probe_arguments, probe_report_head, write_probe_outputs
+    from linscale.bench import (benchmark_script, format_table, probe_arguments, probe_report_head, verdict_lines,
+                                write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import KNOWLEDGE_DOES_NOT, KNOWLEDGE_EXPLAINS, knowledge_verdict, ratio_verdict
     from linscale.laws.suite import fit_window
@@ -118,18 +119,16 @@ def main() -> None:
         committed_roles[["role", "arch", "misfit"]].rename(columns={"misfit": "misfit_committed"}), on=["role", "arch"],
         how="left")
 
+    decision = ("the next cpu language takes the larger tables" if overall == "explains"
+               else "the language stays")
     lines = [*probe_report_head("Registered probe: do the finite tables bend the law? (cpu preset)",
                                 "the design, the rule and my prediction are in the script's docstring, committed "
                                 "before any run was trained.", started),
              f"- language: the cpu preset's with {', '.join(f'{k} = {v}' for k, v in LARGER.items())}; validation "
              f"Bayes nll {float(every['bayes'].iloc[0]):.4f} (committed language: {before['E'].iloc[0]:.4f})",
              f"- the committed side: `{COMMITTED_SIDE}/fits.csv` (the context-roles probe, part 'every label')",
-             "", "## Verdict", "", "Do the finite tables explain the misfit?", "",
-             *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {KNOWLEDGE_EXPLAINS}, "
-               f"does not explain: at least {KNOWLEDGE_DOES_NOT})" for arch in archs),
-             f"- over all four: **{overall}**",
-             "- what it decides: " + ("the next cpu language takes the larger tables" if overall == "explains"
-                                      else "the language stays"),
+             *verdict_lines("Do the finite tables explain the misfit?", archs, ratios, verdicts, overall,
+                            (KNOWLEDGE_EXPLAINS, KNOWLEDGE_DOES_NOT), decision),
              "", "## Approach 3 (E fixed) on every label's validation loss, both languages", "",
              "misfit: sd over runs of each run's mean log residual; ratio: larger / committed.", "",
              format_table(fits.round(4)), "", "## Each run's mean log residual, larger tables", "",

@@ -109,7 +109,7 @@ def main() -> None:
     import pandas as pd
 
     from linscale.bench import (committed_study, format_table, probe_report_head, refit_probe_arguments,
-                                write_probe_outputs)
+                                verdict_lines, write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import FORM_DOES_NOT, FORM_EXPLAINS, form_verdict, ratio_verdict, refit_misfit, run_residuals
     from linscale.laws.suite import FITTED, windowed
@@ -180,18 +180,17 @@ def main() -> None:
     worst = (holdout.assign(worst=holdout["rel_error"].abs()).groupby(["arch", "form"], sort=False)["worst"].max()
              .unstack("form").reset_index().rename_axis(columns=None))
 
+    decision = ("the next study fits Kaplan's form beside approach 3" if overall == "explains"
+               else "the study keeps Chinchilla's form alone")
     lines = [*probe_report_head("Registered probe: is it the law's form? (cpu preset)",
                                 "the design, the rule and my prediction are in the script's docstring, committed "
                                 "before the runs were fitted in this form. No run is trained: the committed runs are "
                                 "refitted.", started),
              f"- rows: the study's fit window ({len(rows)} of {len(committed)} checkpoints), its Bayes-corrected training "
              f"loss, E fixed at the entropy rate {settings.entropy:.4f}",
-             f"- control: {control_line}", "", "## Verdict", "", "Does the separable form explain the misfit?", "",
-             *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {FORM_EXPLAINS}, does not "
-               f"explain: at least {FORM_DOES_NOT})" for arch in archs),
-             f"- over all four: **{overall}**",
-             "- what it decides: " + ("the next study fits Kaplan's form beside approach 3" if overall == "explains"
-                                      else "the study keeps Chinchilla's form alone"),
+             f"- control: {control_line}",
+             *verdict_lines("Does the separable form explain the misfit?", archs, ratios, verdicts, overall,
+                            (FORM_EXPLAINS, FORM_DOES_NOT), decision),
              "", "## Both forms, E fixed", "",
              "misfit: sd over runs of each run's mean log residual; separable: L = E + A/N^alpha + B/D^beta; Kaplan: "
              "L = E + (A/N^alpha + B/D)^gamma (alpha_N = alpha*gamma, alpha_D = gamma); ratio: Kaplan / separable.", "",

@@ -63,7 +63,7 @@ def main() -> None:
     import pandas as pd
 
     from linscale.bench import (benchmark_script, format_table, judge_probe, probe_arguments, probe_report_head,
-                                train_probe_run, write_probe_outputs)
+                                train_probe_run, verdict_lines, write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import DEPTH_DOES_NOT, DEPTH_EXPLAINS, depth_verdict
     from linscale.laws.suite import fit_window
@@ -119,21 +119,20 @@ def main() -> None:
 
     title = ("does the one-layer s1 bend the law?" if variant == "two-layer s1" else
              "is it s1's depth or its N? (the control: a wide one-layer s1)")
+    decision = {"explains": "the next cpu grid gives s1 two layers",
+                "partly": "s1's single layer is part of the bend, not all of it; the grid stays as it is (only "
+                          "'explains' over all four changes it)"}.get(overall, "the bend is not s1's depth; nothing "
+                                                                               "else changes")
+    if variant != "two-layer s1":
+        decision = ("depth, not N, for the architectures where the control does not explain the misfit and two "
+                    "layers did at least partly; the grid stays as it is")
     lines = [*probe_report_head(f"Registered probe: {title} (cpu preset)",
                                 "the design, the rule and my prediction are in the script's docstring, committed "
                                 "before any run was trained.", started),
              f"- validation Bayes nll (E): {floor:.4f}",
              f"- s1 refitted in place of the study's: {variant} ({', '.join(VARIANTS[variant])})",
-             "", "## Verdict", "", f"Does the {variant} in place of the study's s1 explain the misfit?", "",
-             *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {DEPTH_EXPLAINS}, "
-               f"does not explain: at least {DEPTH_DOES_NOT})" for arch in archs),
-             f"- over all four: **{overall}**",
-             "- what it decides: " + ({"explains": "the next cpu grid gives s1 two layers",
-                                       "partly": "s1's single layer is part of the bend, not all of it; the grid "
-                                                 "stays as it is (only 'explains' over all four changes it)"}.get(
-                 overall, "the bend is not s1's depth; nothing else changes") if variant == "two-layer s1" else
-                 "depth, not N, for the architectures where the control does not explain the misfit and two layers "
-                 "did at least partly; the grid stays as it is"),
+             *verdict_lines(f"Does the {variant} in place of the study's s1 explain the misfit?", archs, ratios,
+                            verdicts, overall, (DEPTH_EXPLAINS, DEPTH_DOES_NOT), decision),
              "", "## Approach 3 (E fixed at the validation Bayes nll, no bootstrap) on both grids", "",
              "misfit: sd over runs of each run's mean log residual; rows: points fitted; ratio: "
              f"{variant} / committed.", "", format_table(fits.round(4)), "", "## Each run's mean log residual around its law", "",

@@ -1165,6 +1165,33 @@ def judge_probe(fits: pd.DataFrame, column: str, variant: str, reference: str, a
     return ratios, verdicts, ratio_verdict(ratios, *thresholds)
 
 
+def verdict_lines(question: str, archs, ratios: dict, verdicts: dict, overall: str, thresholds: tuple[float, float],
+                  decision: str) -> list[str]:
+    """A registered probe report's verdict section: the question, each architecture's verdict with its ratio
+    and the rule's thresholds (explains, does not explain), the verdict over all four and what it decides."""
+    explains, does_not = thresholds
+    return ["", "## Verdict", "", question, "",
+            *(f"- {arch}: **{verdicts[arch]}** (ratio {ratios[arch]:.2f}; explains: at most {explains}, does not "
+              f"explain: at least {does_not})" for arch in archs),
+            f"- over all four: **{overall}**", f"- what it decides: {decision}"]
+
+
+def retrain_control(retrained: pd.DataFrame, committed: pd.DataFrame, tolerance: float) -> tuple[pd.DataFrame, str]:
+    """A probe's control that its retrained runs are the committed ones: every committed checkpoint's
+    validation loss beside the retrained one (columns of ``retrained`` plus ``val_loss_committed``) and a
+    line saying how many were retrained and the largest relative change, within ``tolerance`` or not
+    (printed too)."""
+    from linscale.findings import retrain_change
+
+    both = retrained.merge(committed[["run_id", "step", "val_loss"]], on=["run_id", "step"], suffixes=("", "_committed"))
+    change = retrain_change(both)
+    ok = len(both) == len(committed) and change <= tolerance
+    line = (f"{len(both)} of the committed {len(committed)} checkpoints retrained; largest relative change of the "
+            f"validation loss {change:.2g} ({'within' if ok else 'OUTSIDE'} the registered {tolerance:.1%})")
+    print(line, flush=True)
+    return both, line
+
+
 def benchmark_script(name: str):
     """``benchmarks/<name>.py`` of this checkout as a module (the scripts are not a package): a probe that
     reuses another's measure unchanged, and the tests of a probe's helpers, load it through here."""

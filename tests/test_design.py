@@ -717,3 +717,27 @@ def test_judge_probe_applies_the_registered_rule_to_each_architecture(capsys):
     _, verdicts, overall = judge_probe(fits, "grid", "new", "committed", ["tnl", "hgrn2"], cooldown_verdict,
                                        (COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT))
     assert verdicts["hgrn2"] == "inconclusive" and overall == "inconclusive"
+
+
+def test_a_probe_reports_its_verdicts_and_its_retrain_control_in_one_form(capsys):
+    """bench.verdict_lines writes each architecture's verdict with its ratio and the rule's thresholds, the
+    verdict over all four and the decision; bench.retrain_control finds a retrained checkpoint that moved
+    (outside the tolerance) or is missing."""
+    import pandas as pd
+
+    from linscale.bench import retrain_control, verdict_lines
+
+    lines = verdict_lines("Does X explain the misfit?", ["tnl"], {"tnl": 0.456}, {"tnl": "explains"}, "explains",
+                          (0.5, 0.8), "X is adopted")
+    assert lines == ["", "## Verdict", "", "Does X explain the misfit?", "",
+                     "- tnl: **explains** (ratio 0.46; explains: at most 0.5, does not explain: at least 0.8)",
+                     "- over all four: **explains**", "- what it decides: X is adopted"]
+    committed = pd.DataFrame({"run_id": ["a", "a"], "step": [1, 2], "val_loss": [2.0, 1.0]})
+    both, line = retrain_control(committed.assign(val_loss=[2.0, 1.0]), committed, 0.001)
+    assert line.endswith("largest relative change of the validation loss 0 (within the registered 0.1%)")
+    assert both["val_loss_committed"].tolist() == [2.0, 1.0]
+    _, line = retrain_control(committed.assign(val_loss=[2.0, 1.01]), committed, 0.001)
+    assert "0.01 (OUTSIDE" in line
+    _, line = retrain_control(committed.iloc[:1], committed, 0.001)
+    assert line.startswith("1 of the committed 2 checkpoints retrained") and "OUTSIDE" in line
+    assert "OUTSIDE" in capsys.readouterr().out

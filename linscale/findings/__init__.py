@@ -27,9 +27,10 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     embedding_probe, embedding_verdict, envelope_at, extrapolation_errors,
                                     form_probe, form_verdict, heads_probe, heads_verdict, holdout_against_design,
                                     holdout_reach, interval_probe, irreducible_vs_bayes, knowledge_probe,
-                                    knowledge_verdict, law_at_compute, lr_misfit_verdict, lr_probe, per_arch_verdicts, probe_ratios, ratio_verdict,
-                                    refit_misfit, run_residuals, size_inversions, table3_side_by_side,
-                                    try_extrapolation, try_fit, uniform_probe, window_probe, window_verdict)
+                                    knowledge_verdict, law_at_compute, lr_misfit_verdict, lr_probe,
+                                    per_arch_verdicts, probe_ratios, ratio_verdict, refit_misfit, retrain_change,
+                                    run_residuals, size_inversions, table3_side_by_side, try_extrapolation, try_fit,
+                                    uniform_probe, window_probe, window_verdict)
 from linscale.findings.downstream import (BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS, RETRIEVAL_TASKS,
                                           ROLE_SKILLS, SUMMARY_COLUMNS, binding_finals, binding_learned,
                                           binding_probe, binding_summary, binding_verdict, compare_at_largest,

@@ -559,6 +559,12 @@ def uniform_probe(folder) -> dict | None:
             "adopt": bool(len(four)) and uncrossed.empty and max(misfit_ratios.values(), default=np.inf) <= 1}
 
 
+def retrain_change(control: pd.DataFrame) -> float:
+    """The largest relative change of a retrained checkpoint's validation loss (``val_loss``) against the
+    committed one (``val_loss_committed``): a retraining probe's control."""
+    return float((control["val_loss"] / control["val_loss_committed"] - 1).abs().max())
+
+
 def probe_ratios(fits: pd.DataFrame, column: str, variant: str, reference: str, values: str = "misfit") -> dict:
     """A probe's ratios, per architecture: ``values`` (the misfit) where ``column`` is ``variant`` over where it
     is ``reference``; NaN where either fit failed (the rules read it as inconclusive)."""
@@ -645,10 +651,8 @@ def context_probe(folder) -> dict | None:
         return None
     ratios = probe_ratios(found["fits"], "part", "context-free", "every label")
     verdict = ratio_verdict(ratios, CONTEXT_EXPLAINS, CONTEXT_DOES_NOT)
-    control = found["control"]
-    change = float((control["val_loss"] / control["val_loss_committed"] - 1).abs().max())
     return {**found, "ratios": ratios, "verdicts": context_verdict(ratios), "verdict": verdict,
-            "adopt": verdict == "explains", "control_change": change}
+            "adopt": verdict == "explains", "control_change": retrain_change(found["control"])}
 
 
 def form_probe(folder) -> dict | None:
@@ -717,11 +721,10 @@ def cooldown_probe(folder) -> dict | None:
     verdict = ratio_verdict(ratios, COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT)
     points = found["points"]
     last = points[points["step"] == points.groupby("run_id")["step"].transform("max")]
-    control = found["control"]
     return {**found, "ratios": ratios, "verdicts": cooldown_verdict(ratios), "verdict": verdict,
             "adopt": verdict == "explains",
             "final_gain": last.pivot_table(index="arch", columns="size", values="gain"),  # sizes in order
-            "control_change": float((control["val_loss"] / control["val_loss_committed"] - 1).abs().max())}
+            "control_change": retrain_change(found["control"])}
 
 
 def depth_probe(folder) -> dict | None:
