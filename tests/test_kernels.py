@@ -365,3 +365,18 @@ def test_kernels_compile_for_hopper(tmp_path):
                              "chunk_bwd_dqk"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("ok ") == 3, result.stdout
+
+
+def test_gpu_train_check_dry_run(tmp_path):
+    """The GPU training check (benchmarks/gpu_check.sh step 3) runs end to end on tiny shapes on a CPU,
+    and its agreement rule passes there: the Triton kernels, interpreted, against the PyTorch forms."""
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, TRITON_INTERPRET="1" if not ON_GPU else os.environ.get("TRITON_INTERPRET", "0"))
+    result = subprocess.run([sys.executable, str(root / "benchmarks" / "gpu_train_check.py"), "--dry-run",
+                             "--output", str(tmp_path / "train.md")], capture_output=True, text=True, env=env,
+                            timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    report = (tmp_path / "train.md").read_text()
+    assert "all agreement checks passed" in report
+    for name in ("tnl", "hgrn2", "cosformer2", "llama", "triton_speedup", "mfu"):
+        assert name in report, f"{name} missing from the report"
