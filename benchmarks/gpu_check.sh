@@ -57,12 +57,12 @@ echo '```'
 
 # ---- A: untimed work side by side
 start=$(date +%s)
-(TRITON_F32_DEFAULT=ieee LINSCALE_AUTOTUNE=0 timeout 240 "$PY" -m pytest tests/test_kernels.py -n 6 -q -rfEs \
+(TRITON_F32_DEFAULT=ieee LINSCALE_AUTOTUNE=0 timeout 180 "$PY" -m pytest tests/test_kernels.py -n 6 -q -rfEs \
     --durations=5 >"$work/tests.log" 2>&1; echo "exit $?" >>"$work/tests.log") &
 jobs_a=($!)
 for arch in llama tnl hgrn2 cosformer2; do
     for accel in gpu cpu; do
-        (timeout 240 "$PY" -m linscale train --preset smoke --arch "$arch" --size s1 --accelerator "$accel" \
+        (timeout 180 "$PY" -m linscale train --preset smoke --arch "$arch" --size s1 --accelerator "$accel" \
             --threads 1 --no-progress --out "$work/smoke-$accel-$arch" >"$work/smoke-$accel-$arch.log" 2>&1
          echo "exit $?" >>"$work/smoke-$accel-$arch.log") &
         jobs_a+=($!)
@@ -106,7 +106,7 @@ echo "(part A took $(( $(date +%s) - start )) s)"
 # ---- B: timed, one at a time
 echo
 start=$(date +%s)
-timeout 200 "$PY" benchmarks/gpu_train_check.py --output "$work/train.md" >"$work/train.log" 2>&1 || status=1
+timeout 180 "$PY" benchmarks/gpu_train_check.py --output "$work/train.md" >"$work/train.log" 2>&1 || status=1
 if [ -s "$work/train.md" ]; then sed 's/^# /## 3. /' "$work/train.md"; else tail -n 60 "$work/train.log"; fi
 echo "(step 3 took $(( $(date +%s) - start )) s)"
 echo
@@ -114,7 +114,7 @@ echo "## 4. Kernel benchmark: benchmarks/bench_kernels.py --seq-lens $SEQ_LENS"
 echo
 start=$(date +%s)
 # shellcheck disable=SC2086
-timeout 150 "$PY" benchmarks/bench_kernels.py --seq-lens $SEQ_LENS 2>&1 || status=1
+timeout 120 "$PY" benchmarks/bench_kernels.py --seq-lens $SEQ_LENS 2>&1 || status=1
 echo "(step 4 took $(( $(date +%s) - start )) s; exit status so far $status)"
 tar -czf "$RESULTS_DIR/gpu-logs.tgz" -C "$work" $(cd "$work" && ls *.log) 2>/dev/null || true  # full logs
 echo "wrote $out (exit status $status)" >&2
