@@ -16,7 +16,9 @@
 #      4. benchmarks/bench_kernels.py (B=8, H=16, D=128, bf16) with autotuning on.
 #
 # Each step has its own time limit (a lent GPU comes with minutes, not hours). Everything is written to
-# RESULTS_DIR (default benchmarks/results) as gpu-<UTC date>-<GPU>.md; commit that file.
+# RESULTS_DIR (default benchmarks/results) as <UTC date>-gpu-check-<gpu>.md (its full logs beside it in
+# gpu-logs.tgz); commit the report. The efficiency chapter reads its tables by their headings
+# (linscale.findings.efficiency.GPU_REPORT_TABLES): keep the two in step.
 # Usage: [RESULTS_DIR=dir] benchmarks/gpu_check.sh [python]   (default: .venv/bin/python if present, else python3)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -42,7 +44,8 @@ fi
 
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -c 'A-Za-z0-9\n' '-' | tr -s '-')
 mkdir -p "$RESULTS_DIR"
-out="$RESULTS_DIR/gpu-$(date -u +%Y-%m-%d)-${gpu%-}.md"
+gpu=${gpu%-}
+out="$RESULTS_DIR/$(date -u +%Y-%m-%d)-gpu-check-${gpu,,}.md"
 work=$(mktemp -d)
 status=0
 exec > >(tee "$out") 2>&1  # live output and the results file
@@ -107,14 +110,14 @@ echo "(part A took $(( $(date +%s) - start )) s)"
 echo
 start=$(date +%s)
 timeout 180 "$PY" benchmarks/gpu_train_check.py --output "$work/train.md" >"$work/train.log" 2>&1 || status=1
-if [ -s "$work/train.md" ]; then sed 's/^# /## 3. /' "$work/train.md"; else tail -n 60 "$work/train.log"; fi
+if [ -s "$work/train.md" ]; then sed 's/^## /### /; s/^# /## 3. /' "$work/train.md"; else tail -n 60 "$work/train.log"; fi
 echo "(step 3 took $(( $(date +%s) - start )) s)"
 echo
 echo "## 4. Kernel benchmark: benchmarks/bench_kernels.py --seq-lens $SEQ_LENS"
 echo
 start=$(date +%s)
 # shellcheck disable=SC2086
-timeout 120 "$PY" benchmarks/bench_kernels.py --seq-lens $SEQ_LENS 2>&1 || status=1
+timeout 120 "$PY" benchmarks/bench_kernels.py --seq-lens $SEQ_LENS 2>&1 | sed 's/^# /### /' || status=1
 echo "(step 4 took $(( $(date +%s) - start )) s; exit status so far $status)"
 tar -czf "$RESULTS_DIR/gpu-logs.tgz" -C "$work" $(cd "$work" && ls *.log) 2>/dev/null || true  # full logs
 echo "wrote $out (exit status $status)" >&2
