@@ -220,3 +220,70 @@ def test_a_noise_prediction_is_checked_against_runs_it_was_not_estimated_from():
     # a prediction far too large is rejected as surely as one far too small
     assert noise_against_prediction(runs, "loss", predicted_sd=1.0, predicted_dof=14)["p"] < 1e-3
     assert np.isnan(noise_against_prediction(runs[runs["arch"] == "c"], "loss", 0.01, 14)["p"])
+
+
+# ----------------------------------------------------------------------------- GPU check reports
+
+GPU_REPORT = """# GPU check: Some GPU (2026-01-02)
+
+## 2. Lightning, smoke preset s1
+
+| arch | GPU val loss | CPU val loss | verdict (5%) |
+|---|---|---|---|
+| tnl | 2.7196 | 2.7301 | agrees |
+
+### Agreement: Triton kernels vs the PyTorch chunked form
+
+| arch | precision | grad_rel_diff | passed |
+|:-----|:----------|--------------:|:-------|
+| tnl  | bf16      |       0.02095 | True   |
+
+### Throughput: an optimiser step
+
+| arch  | size | backend | mfu    | triton_speedup | note          |
+|:------|:-----|:--------|-------:|---------------:|:--------------|
+| llama | 1B   | sdpa    | 0.5912 |                |               |
+| hgrn2 | 1B   | torch   |        |                | out of memory |
+
+### Kernel benchmark, 2026-01-02
+
+| mixer | impl | T | fwd ms | fwd TB/s (of 4.3) | fwd vs sdpa |
+|---|---|---|---|---|---|
+| tnl | linscale | 16384 | 2.252 | 3.34 (78%) | 6.69x |
+| sdpa | torch | 16384 | 15.072 | 0.14 (3%) | - |
+"""
+
+
+def test_gpu_report_tables_read_every_section(tmp_path):
+    (tmp_path / "2026-01-02-gpu-check-some-gpu.md").write_text(GPU_REPORT)
+    (tmp_path / "kernels-gpu.md").write_text("# a note, not a measurement\n")  # no date: not listed
+    reports = findings.gpu_reports(tmp_path)
+    assert reports["date"].tolist() == ["2026-01-02"] and reports["title"].iloc[0].startswith("GPU check")
+    tables = findings.gpu_report_tables(reports["file"].iloc[0])
+    assert tables["lightning"]["CPU val loss"].tolist() == [2.7301]
+    assert tables["agreement"]["grad_rel_diff"].tolist() == [0.02095]
+    training = tables["training"]
+    assert len(training) == 2  # the :---: separator row is not data
+    assert training["mfu"].iloc[0] == 0.5912 and math.isnan(training["mfu"].iloc[1])  # blank cells are NaN
+    assert training["note"].iloc[1] == "out of memory"
+    kernels = tables["kernels"].set_index("mixer")
+    assert kernels.loc["tnl", "fwd_vs_sdpa"] == 6.69 and math.isnan(kernels.loc["sdpa", "fwd_vs_sdpa"])
+    assert kernels.loc["tnl", "fwd_bandwidth_pct"] == 78
+
+
+def test_gpu_report_tables_name_a_missing_section(tmp_path):
+    path = tmp_path / "2026-01-02-gpu-check-some-gpu.md"
+    path.write_text(GPU_REPORT.replace("### Throughput", "### Speed"))
+    with pytest.raises(ValueError, match="Throughput.*training table"):
+        findings.gpu_report_tables(path)
+
+
+def test_committed_gpu_reports_are_readable():
+    """Every committed GPU check report parses, with the four tables the efficiency chapter shows."""
+    from pathlib import Path
+
+    reports = findings.gpu_reports(Path(__file__).resolve().parents[1] / "benchmarks" / "results")
+    for path in reports["file"]:
+        tables = findings.gpu_report_tables(path)
+        assert {"arch", "size", "backend", "mfu"} <= set(tables["training"].columns), path
+        assert tables["kernels"]["fwd_bandwidth_pct"].notna().any(), path

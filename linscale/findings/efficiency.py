@@ -5,20 +5,66 @@ import numpy as np
 import pandas as pd
 
 
-def kernel_benchmarks(bench_dir: str = "benchmarks/results") -> pd.DataFrame:
-    """The GPU kernel reports committed under ``bench_dir`` (``kernels-<date>-<gpu>-<host>.md``, written
-    by ``benchmarks/bench_kernels.py``): one row per report with its file, date and title. Notes that are
-    not measurements (no date in the name) are not listed."""
+def gpu_reports(bench_dir: str = "benchmarks/results") -> pd.DataFrame:
+    """The GPU reports committed under ``bench_dir``, oldest first: ``<date>-gpu-check-<gpu>.md`` written
+    by ``benchmarks/gpu_check.sh`` (and the older ``kernels-<date>-...md`` of ``bench_kernels.py``). One
+    row per report with its file, date and title; notes without a date in the name are not listed."""
     import re
     from pathlib import Path
 
     rows = []
-    for path in sorted(Path(bench_dir).glob("kernels-*.md")):
-        match = re.match(r"kernels-(\d{4}-\d{2}-\d{2})", path.name)
+    for path in Path(bench_dir).glob("*.md"):
+        match = (re.match(r"(\d{4}-\d{2}-\d{2})-gpu-check-", path.name)
+                 or re.match(r"kernels-(\d{4}-\d{2}-\d{2})", path.name))
         if not match:
             continue
         title = next((line[2:].strip() for line in path.read_text().splitlines() if line.startswith("# ")), "")
         rows.append({"file": str(path), "date": match.group(1), "title": title})
-    return pd.DataFrame(rows, columns=["file", "date", "title"])
+    return pd.DataFrame(rows, columns=["file", "date", "title"]).sort_values(["date", "file"], ignore_index=True)
+
+
+# The tables of a GPU check report, by the start of the heading that precedes each (gpu_check.sh's sections)
+GPU_REPORT_TABLES = {"lightning": "## 2. Lightning", "agreement": "### Agreement", "training": "### Throughput",
+                     "kernels": "### Kernel benchmark"}
+
+
+def markdown_table(lines: list[str]) -> pd.DataFrame:
+    """The first Markdown pipe table in ``lines`` as strings-or-numbers (blank cells are NaN)."""
+    start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
+    if start is None:
+        raise ValueError("no Markdown table found")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        block.append([cell.strip() for cell in line.strip().strip("|").split("|")])
+    header, body = block[0], [row for row in block[1:] if not all(set(c) <= set(":-") for c in row)]
+    table = pd.DataFrame(body, columns=header).replace("", np.nan)
+    for column in table:
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        if numbers.notna().sum() == table[column].notna().sum():  # every non-blank cell is a number
+            table[column] = numbers
+    return table
+
+
+def gpu_report_tables(path) -> dict[str, pd.DataFrame]:
+    """The tables of one GPU check report (:func:`gpu_reports`): ``lightning`` (GPU beside CPU final
+    losses), ``agreement`` (Triton vs PyTorch in a training step), ``training`` (step time and model FLOP
+    utilisation at the paper's shapes) and ``kernels`` (bench_kernels.py, with ``fwd_vs_sdpa`` and
+    ``fwd_bandwidth_pct`` read out as numbers). A report without one of the sections raises, naming it."""
+    from pathlib import Path
+
+    lines = Path(path).read_text().splitlines()
+    tables = {}
+    for name, heading in GPU_REPORT_TABLES.items():
+        at = next((i for i, line in enumerate(lines) if line.startswith(heading)), None)
+        if at is None:
+            raise ValueError(f"{path}: no section starting {heading!r} (the {name} table)")
+        tables[name] = markdown_table(lines[at + 1:])
+    kernels = tables["kernels"]
+    kernels["fwd_vs_sdpa"] = pd.to_numeric(kernels["fwd vs sdpa"].str.rstrip("x"), errors="coerce")
+    bandwidth = next(c for c in kernels if c.startswith("fwd TB/s"))
+    kernels["fwd_bandwidth_pct"] = pd.to_numeric(kernels[bandwidth].str.extract(r"\((\d+)%\)")[0], errors="coerce")
+    return tables
 
 
