@@ -8,12 +8,17 @@
 #      2. Lightning end to end: `linscale train --preset smoke --size s1` of each architecture on the GPU
 #         (bf16-mixed, Triton kernels) and the same run on the CPU (fp32, PyTorch forms) beside it. Rule,
 #         fixed before any GPU ran it: the final validation losses agree within 5% (bf16 against fp32
-#         over 600 steps), else the line says DIFFERS.
+#         over 600 steps), else the line says DIFFERS;
+#      3. the paper preset through Lightning on one GPU, as a cluster run would take it but short: its own
+#         strategy (FSDP, here over one device), bf16-mixed, context 8192, gradient accumulation (batch 4
+#         as 2 micro-batches of 2), its text source with a BPE trained on a generated corpus; 20 steps of
+#         each architecture at 70M. Rule: every run ends 'done', with finite losses, lower at the end
+#         than at its first record.
 #   B. timed, one at a time:
-#      3. benchmarks/gpu_train_check.py: the GPU's measured bf16 peak; Triton vs PyTorch forms in one
+#      4. benchmarks/gpu_train_check.py: the GPU's measured bf16 peak; Triton vs PyTorch forms in one
 #         training forward/backward (limits in the script); an optimiser step of the paper's 70M, 410M and
 #         1B shapes at context 8192: tokens/s, model FLOP utilisation against the measured peak;
-#      4. benchmarks/bench_kernels.py (B=8, H=16, D=128, bf16) with autotuning on.
+#      5. benchmarks/bench_kernels.py (B=8, H=16, D=128, bf16) with autotuning on.
 #
 # Each step has its own time limit (a lent GPU comes with minutes, not hours). Everything is written to
 # RESULTS_DIR (default benchmarks/results) as <UTC date>-gpu-check-<gpu>.md (its full logs beside it in
@@ -25,6 +30,8 @@ cd "$(dirname "$0")/.."
 PY=${1:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
 RESULTS_DIR=${RESULTS_DIR:-benchmarks/results}
 SEQ_LENS=${SEQ_LENS:-1024 4096 16384}
+PAPER_SEQ=${PAPER_SEQ:-8192}          # step 3's context (a CPU rehearsal shrinks it)
+PAPER_ARGS=${PAPER_ARGS:-}            # step 3's extra arguments (a CPU rehearsal: --accelerator cpu --strategy auto)
 unset TRITON_INTERPRET
 export PYTHONUNBUFFERED=1
 
@@ -71,6 +78,29 @@ for arch in llama tnl hgrn2 cosformer2; do
         jobs_a+=($!)
     done
 done
+(   # step 3: one architecture after another (each holds tens of GiB at context 8192)
+    "$PY" - "$work/corpus" <<'EOF' >"$work/paper.log" 2>&1
+import random, sys, pathlib
+# A generated corpus of Zipf-distributed pseudo-words, enough for 20 steps of 4 x 8192 tokens
+out = pathlib.Path(sys.argv[1]); out.mkdir(parents=True, exist_ok=True)
+rng = random.Random(0)
+words = ["".join(rng.choice("etaoinshrdlucmfwyp") for _ in range(rng.randint(2, 9))) for _ in range(5000)]
+weights = [1 / (i + 1) for i in range(len(words))]
+for name, count in (("train.txt", 1_500_000), ("valid.txt", 50_000)):
+    text = rng.choices(words, weights, k=count)
+    (out / name).write_text("\n".join(" ".join(text[i:i + 40]) for i in range(0, count, 40)) + "\n")
+EOF
+    for arch in llama tnl hgrn2 cosformer2; do
+        # shellcheck disable=SC2086
+        timeout 150 "$PY" -m linscale train --preset paper --arch "$arch" --size 70M --out "$work/paper" \
+            --no-progress --devices 1 --num-nodes 1 --threads 4 $PAPER_ARGS --set data.path="$work/corpus" \
+            --set data.vocab_size=8192 --set train.seq_len="$PAPER_SEQ" --set train.batch_size=4 \
+            --set train.micro_batch_size=2 --set train.tokens=$((20 * 4 * PAPER_SEQ)) \
+            --set train.checkpoints=4 --set train.val_batches=2 >>"$work/paper.log" 2>&1
+        echo "exit $arch $?" >>"$work/paper.log"
+    done
+) &
+jobs_a+=($!)
 wait "${jobs_a[@]}"  # not a bare wait: that would also wait for the tee above, which never ends
 echo
 echo "## 1. Kernel tests, compiled: TRITON_F32_DEFAULT=ieee LINSCALE_AUTOTUNE=0 pytest tests/test_kernels.py"
@@ -104,21 +134,49 @@ for arch in ("llama", "tnl", "hgrn2", "cosformer2"):
 sys.exit(0 if ok else 1)
 EOF
 echo
+echo "## 3. The paper preset through Lightning: 70M, FSDP on one GPU, bf16-mixed, 4 x $PAPER_SEQ tokens a step in 2 micro-batches, 20 steps"
+echo
+"$PY" - "$work" <<'EOF' || status=1
+import sys, math, pathlib, pandas as pd
+work, ok = pathlib.Path(sys.argv[1]), True
+log = (work / "paper.log").read_text() if (work / "paper.log").exists() else ""
+try:
+    rows = pd.read_csv(work / "paper" / "results.csv")
+except FileNotFoundError:
+    rows = pd.DataFrame(columns=["arch", "step", "train_loss", "val_loss", "wall_time_s"])
+print("| arch | steps | first train loss | final train loss | final val loss | wall s | verdict |")
+print("|---|---|---|---|---|---|---|")
+for arch in ("llama", "tnl", "hgrn2", "cosformer2"):
+    run = rows[rows["arch"] == arch].sort_values("step")
+    if run.empty or f"exit {arch} 0" not in log:
+        ok = False
+        print(f"| {arch} | - | | | | | FAILED (paper.log in gpu-logs.tgz) |")
+        continue
+    first, last = run.iloc[0], run.iloc[-1]
+    good = all(math.isfinite(x) for x in run["train_loss"]) and last.train_loss < first.train_loss
+    ok &= good
+    print(f"| {arch} | {int(last.step)} | {first.train_loss:.3f} | {last.train_loss:.3f} | {last.val_loss:.3f} | "
+          f"{last.wall_time_s:.0f} | {'learns' if good else 'DOES NOT LEARN'} |")
+if not ok:
+    sys.stderr.write(log[-3000:])
+sys.exit(0 if ok else 1)
+EOF
+echo
 echo "(part A took $(( $(date +%s) - start )) s)"
 
 # ---- B: timed, one at a time
 echo
 start=$(date +%s)
 timeout 180 "$PY" benchmarks/gpu_train_check.py --output "$work/train.md" >"$work/train.log" 2>&1 || status=1
-if [ -s "$work/train.md" ]; then sed 's/^## /### /; s/^# /## 3. /' "$work/train.md"; else tail -n 60 "$work/train.log"; fi
-echo "(step 3 took $(( $(date +%s) - start )) s)"
+if [ -s "$work/train.md" ]; then sed 's/^## /### /; s/^# /## 4. /' "$work/train.md"; else tail -n 60 "$work/train.log"; fi
+echo "(step 4 took $(( $(date +%s) - start )) s)"
 echo
-echo "## 4. Kernel benchmark: benchmarks/bench_kernels.py --seq-lens $SEQ_LENS"
+echo "## 5. Kernel benchmark: benchmarks/bench_kernels.py --seq-lens $SEQ_LENS"
 echo
 start=$(date +%s)
 # shellcheck disable=SC2086
 timeout 120 "$PY" benchmarks/bench_kernels.py --seq-lens $SEQ_LENS 2>&1 | sed 's/^# /### /' || status=1
-echo "(step 4 took $(( $(date +%s) - start )) s; exit status so far $status)"
+echo "(step 5 took $(( $(date +%s) - start )) s; exit status so far $status)"
 tar -czf "$RESULTS_DIR/gpu-logs.tgz" -C "$work" $(cd "$work" && ls *.log) 2>/dev/null || true  # full logs
 echo "wrote $out (exit status $status)" >&2
 exit $status
