@@ -167,7 +167,7 @@ echo "(part A took $(( $(date +%s) - start )) s)"
 # ---- B: timed, one at a time
 echo
 start=$(date +%s)
-timeout 180 "$PY" benchmarks/gpu_train_check.py --output "$work/train.md" >"$work/train.log" 2>&1 || status=1
+timeout 240 "$PY" benchmarks/gpu_train_check.py --output "$work/train.md" >"$work/train.log" 2>&1 || status=1
 if [ -s "$work/train.md" ]; then sed 's/^## /### /; s/^# /## 4. /' "$work/train.md"; else tail -n 60 "$work/train.log"; fi
 echo "(step 4 took $(( $(date +%s) - start )) s)"
 echo

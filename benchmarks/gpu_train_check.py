@@ -14,8 +14,8 @@ the GPU's own measured matrix rate (the complement of gpu_check.sh's kernel test
 3. **Throughput.** An optimiser step as a run takes it (`linscale.bench.train_step`: loss, finiteness
    check, backward, clipping, fused AdamW, schedule) under bf16 autocast at the paper's context (8192) for
    the 70M, 410M and 1B shapes of all four architectures: tokens/s, counted FLOP/s and model FLOP
-   utilisation against the measured peak, peak memory; for the linear models also with the PyTorch
-   chunked form, side by side (the kernels' speed-up in training, measured in one run).
+   utilisation against the measured peak, peak memory; for the linear models at 70M (``--compare-sizes``)
+   also with the PyTorch chunked form, side by side (the kernels' speed-up in training, in one run).
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def agreement(configs: dict[str, ModelConfig], device: str, batch: int, seq_len:
 
 
 def throughput(configs: list[ModelConfig], device: str, batch: int, seq_len: int, peak: float,
-               warmup: int = 3, repeats: int = 8) -> pd.DataFrame:
+               warmup: int = 3, repeats: int = 8, compare_sizes=None) -> pd.DataFrame:
     """Median step time of ``bench.train_step`` under bf16 autocast (fp32 on a CPU), both backends for
     the linear models (see the docstring)."""
     settings = dataclasses.replace(bench.train_settings("paper"), seq_len=seq_len, batch_size=batch,
@@ -117,7 +117,15 @@ def throughput(configs: list[ModelConfig], device: str, batch: int, seq_len: int
     precision = "bf16" if device == "cuda" else "fp32"
     rows = []
     for config in configs:
-        for backend in (("triton", "torch") if config.arch in LINEAR else ("sdpa",)):
+        # the PyTorch form beside the kernels only at compare_sizes (all when None): at 1B HGRN2's runs out
+        # of memory and at 410M its steps take 1.8 s, most of a lent GPU's minutes
+        if config.arch not in LINEAR:
+            backends = ("sdpa",)
+        elif compare_sizes is None or config.name in compare_sizes:
+            backends = ("triton", "torch")
+        else:
+            backends = ("triton",)
+        for backend in backends:
             _with_backend("torch" if backend == "torch" else "triton")
             torch.manual_seed(0)
             with torch.device(device):
@@ -169,7 +177,7 @@ def machine() -> str:
 
 
 def run(dry_run: bool = False, sizes=("70M", "410M", "1B"), archs=None, agree: bool = True,
-        warmup: int = 3, repeats: int = 8) -> str:
+        warmup: int = 3, repeats: int = 8, compare_sizes=("70M",)) -> str:
     import triton
 
     # A dry run takes the GPU where there is one, as bench_kernels.py's does: the H200 image's Triton 3.6
@@ -203,7 +211,8 @@ def run(dry_run: bool = False, sizes=("70M", "410M", "1B"), archs=None, agree: b
         print("\n".join(section), flush=True)
         lines += section
     speed = throughput(sizes, device, batch=batch, seq_len=seq_len, peak=peak,
-                       warmup=1 if dry_run else warmup, repeats=1 if dry_run else repeats)
+                       warmup=1 if dry_run else warmup, repeats=1 if dry_run else repeats,
+                       compare_sizes=None if dry_run else compare_sizes)
     section = [f"## Throughput: an optimiser step, {batch} x {seq_len} tokens, "
                f"{'bf16 autocast' if device == 'cuda' else 'fp32'}", "",
                "`mfu`: counted (Table 1, non-embedding) FLOP/s over the measured peak; `mfu_all`: every "
@@ -218,16 +227,18 @@ def run(dry_run: bool = False, sizes=("70M", "410M", "1B"), archs=None, agree: b
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dry-run", action="store_true", help="tiny shapes on the CPU (Triton interpreted)")
+    parser.add_argument("--dry-run", action="store_true", help="tiny shapes: on the GPU where there is one, else on the CPU with Triton interpreted")
     parser.add_argument("--output", help="also write the Markdown report here")
     parser.add_argument("--sizes", nargs="+", default=["70M", "410M", "1B"], help="paper sizes to time")
     parser.add_argument("--archs", nargs="+", help="architectures to time (default: all four)")
     parser.add_argument("--skip-agreement", action="store_true", help="time only")
+    parser.add_argument("--compare-sizes", nargs="+", default=["70M"],
+                        help="sizes at which the PyTorch form is timed beside the kernels (2026-12-04: all three)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args(argv)
     report = run(dry_run=args.dry_run, sizes=args.sizes, archs=args.archs, agree=not args.skip_agreement,
-                 warmup=args.warmup, repeats=args.repeats)  # printed section by section as it goes
+                 warmup=args.warmup, repeats=args.repeats, compare_sizes=args.compare_sizes)  # printed as it goes
     if args.output:
         from linscale.atomic import atomic_write
 
