@@ -227,7 +227,8 @@ def run(dry_run: bool = False, sizes=("70M", "410M", "1B"), archs=None, agree: b
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--dry-run", action="store_true", help="tiny shapes: on the GPU where there is one, else on the CPU with Triton interpreted")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="tiny shapes: on the GPU where there is one, else on the CPU with Triton interpreted")
     parser.add_argument("--output", help="also write the Markdown report here")
     parser.add_argument("--sizes", nargs="+", default=["70M", "410M", "1B"], help="paper sizes to time")
     parser.add_argument("--archs", nargs="+", help="architectures to time (default: all four)")
