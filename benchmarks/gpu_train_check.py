@@ -145,8 +145,10 @@ def throughput(configs: list[ModelConfig], device: str, batch: int, seq_len: int
             except torch.OutOfMemoryError:
                 rows.append(dict(arch=config.arch, size=config.name, backend=backend, note="out of memory"))
                 continue
-            finally:
+            finally:  # an out-of-memory step must not leave its cache to the next model
                 del model, step
+                if device == "cuda":
+                    torch.cuda.empty_cache()
             seconds = statistics.median(times)
             tokens = batch * seq_len
             counted = flops.flops_per_token(config, seq_len) * tokens / seconds
@@ -157,8 +159,6 @@ def throughput(configs: list[ModelConfig], device: str, batch: int, seq_len: int
                              mfu_all=every / peak,
                              peak_mem_GiB=(torch.cuda.max_memory_allocated() / 2 ** 30) if device == "cuda" else None))
             print(rows[-1], flush=True)  # the report is written at the end; a time limit keeps these
-            if device == "cuda":
-                torch.cuda.empty_cache()
     os.environ.pop("LINSCALE_BACKEND", None)
     table = pd.DataFrame(rows)
     if "step_ms" in table:  # the kernels' speed-up over the PyTorch form, measured in this run
