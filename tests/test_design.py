@@ -15,6 +15,17 @@ from linscale.train.settings import resolve_preset
 FIRST_GRID = Path(__file__).parent / "data" / "cpu_first_grid.yaml"
 
 
+def write_probe_fits(folder: Path, column: str, reference: str, variant: str, misfits) -> None:
+    """A refit probe's fits.csv as its script writes it: TNL and LLaMA with committed misfits 0.02 and 0.01
+    (``reference`` rows) and ``misfits`` (TNL's, LLaMA's) for ``variant``; a stale ratio column of 9 that
+    the readers must not trust."""
+    import pandas as pd
+
+    pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], column: [reference, variant] * 2,
+                  "misfit": [0.02, misfits[0], 0.01, misfits[1]], "ratio": [None, 9.0, None, 9.0]}
+                 ).to_csv(folder / "fits.csv", index=False)
+
+
 def test_law_variants_keep_the_optimum_and_turn_the_allocation():
     """with_allocation(a, C6): same E, same α+β, same (N_opt, D_opt, loss) at C6, allocation exponent a."""
     ref = Law(E=1.3, A=2.4, B=7.8e5, alpha=0.24, beta=1.13)
@@ -284,9 +295,7 @@ def test_the_law_form_probe_is_read_from_its_tables(tmp_path):
     assert form_probe(tmp_path) is None  # no probe tables: nothing to read
 
     def write(kaplan):
-        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "form": ["separable", "kaplan"] * 2,
-                      "misfit": [0.02, kaplan[0], 0.01, kaplan[1]], "ratio": [None, 9.0, None, 9.0]}
-                     ).to_csv(tmp_path / "fits.csv", index=False)
+        write_probe_fits(tmp_path, "form", "separable", "kaplan", kaplan)
     write((0.005, 0.009))
     pd.DataFrame({"arch": ["tnl"], "size": ["s1"], "residual": [0.01], "form": ["kaplan"]}).to_csv(
         tmp_path / "residuals.csv", index=False)
@@ -349,9 +358,7 @@ def test_the_finite_knowledge_probe_is_read_from_its_tables(tmp_path):
     assert knowledge_probe(tmp_path) is None  # no probe tables: nothing to read
 
     def write(larger):
-        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "language": ["committed", "larger"] * 2,
-                      "misfit": [0.02, larger[0], 0.01, larger[1]], "ratio": [None, 9.0, None, 9.0]}
-                     ).to_csv(tmp_path / "fits.csv", index=False)
+        write_probe_fits(tmp_path, "language", "committed", "larger", larger)
     write((0.012, 0.004))
     for name in ("residuals", "by_role"):
         pd.DataFrame({"arch": ["tnl"]}).to_csv(tmp_path / f"{name}.csv", index=False)
@@ -635,9 +642,7 @@ def test_the_cooldown_probe_is_read_from_its_tables(tmp_path):
     assert cooldown_probe(tmp_path) is None  # no probe tables: nothing to read
 
     def write(cooled):
-        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "schedule": ["constant", "cooldown"] * 2,
-                      "misfit": [0.02, cooled[0], 0.01, cooled[1]], "ratio": [None, 9.0, None, 9.0]}
-                     ).to_csv(tmp_path / "fits.csv", index=False)
+        write_probe_fits(tmp_path, "schedule", "constant", "cooldown", cooled)
     write((0.012, 0.004))
     pd.DataFrame({"arch": ["tnl"]}).to_csv(tmp_path / "residuals.csv", index=False)
     pd.DataFrame({"run_id": ["tnl-s1"] * 2 + ["tnl-s2"], "arch": "tnl", "size": ["s1", "s1", "s2"],
@@ -678,9 +683,7 @@ def test_the_s1_depth_probe_rule_its_runs_and_its_reader(tmp_path):
     assert depth_probe(tmp_path) is None  # no probe tables: nothing to read
 
     def write(deeper_misfits):
-        pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama"], "grid": ["committed", "two-layer s1"] * 2,
-                      "misfit": [0.02, deeper_misfits[0], 0.01, deeper_misfits[1]], "ratio": [None, 9.0, None, 9.0]}
-                     ).to_csv(tmp_path / "fits.csv", index=False)
+        write_probe_fits(tmp_path, "grid", "committed", "two-layer s1", deeper_misfits)
     write((0.012, 0.004))
     for name in ("residuals", "finals"):
         pd.DataFrame({"arch": ["tnl"]}).to_csv(tmp_path / f"{name}.csv", index=False)
