@@ -1389,17 +1389,11 @@ def read_report(path: str | Path) -> Report:
         raise ConfigError(f"{path}: no such benchmark report")
     meta, tables, section, rows = {}, {}, None, []
 
+    from linscale.tables import read_pipe_table
+
     def close():
         if section is not None and len(rows) >= 2:
-            header = [c.strip() for c in rows[0].strip().strip("|").split("|")]
-            body = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows[2:]]
-            table = pd.DataFrame([r for r in body if len(r) == len(header)], columns=header)
-            for column in table.columns:  # a column of numbers (empty cells allowed) becomes numeric
-                filled = table[column].ne("")
-                converted = pd.to_numeric(table[column].where(filled), errors="coerce")
-                if filled.any() and converted[filled].notna().all():
-                    table[column] = converted
-            tables[section] = table
+            tables[section] = read_pipe_table(rows)
 
     for line in path.read_text().splitlines():
         if line.startswith("## "):

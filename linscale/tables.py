@@ -46,6 +46,21 @@ SIGNIFICANT = 3  # significant digits of a float column (at least; see format_co
 MAX_ROWS = 16  # rows shown in the page before the rest moves into the full table
 
 
+def read_pipe_table(rows: list[str]) -> pd.DataFrame:
+    """A Markdown pipe table read back (header line, separator line, body lines), as the committed reports
+    hold them: cells stripped, body rows of another width dropped, and a column whose filled cells are
+    all numbers made numeric (its empty cells NaN); other columns keep their text."""
+    header = [c.strip() for c in rows[0].strip().strip("|").split("|")]
+    body = [[c.strip() for c in r.strip().strip("|").split("|")] for r in rows[2:]]
+    table = pd.DataFrame([r for r in body if len(r) == len(header)], columns=header)
+    for column in table.columns:
+        filled = table[column].ne("")
+        converted = pd.to_numeric(table[column].where(filled), errors="coerce")
+        if filled.any() and converted[filled].notna().all():
+            table[column] = converted
+    return table
+
+
 def header(column: str) -> str:
     """The display header of a column (its name when :data:`HEADERS` has none)."""
     return HEADERS.get(column, column.replace("_", " "))

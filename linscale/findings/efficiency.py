@@ -1,7 +1,6 @@
 """The efficiency chapter's tables from committed benchmark reports."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 
@@ -29,22 +28,16 @@ GPU_REPORT_TABLES = {"lightning": "## 2. Lightning", "agreement": "### Agreement
 
 
 def markdown_table(lines: list[str]) -> pd.DataFrame:
-    """The first Markdown pipe table in ``lines`` as strings-or-numbers (blank cells are NaN)."""
+    """The first Markdown pipe table in ``lines`` (:func:`linscale.tables.read_pipe_table`, as the CPU
+    benchmark reports are read)."""
+    from itertools import takewhile
+
+    from linscale.tables import read_pipe_table
+
     start = next((i for i, line in enumerate(lines) if line.startswith("|")), None)
     if start is None:
         raise ValueError("no Markdown table found")
-    block = []
-    for line in lines[start:]:
-        if not line.startswith("|"):
-            break
-        block.append([cell.strip() for cell in line.strip().strip("|").split("|")])
-    header, body = block[0], [row for row in block[1:] if not all(set(c) <= set(":-") for c in row)]
-    table = pd.DataFrame(body, columns=header).replace("", np.nan)
-    for column in table:
-        numbers = pd.to_numeric(table[column], errors="coerce")
-        if numbers.notna().sum() == table[column].notna().sum():  # every non-blank cell is a number
-            table[column] = numbers
-    return table
+    return read_pipe_table(list(takewhile(lambda line: line.startswith("|"), lines[start:])))
 
 
 def gpu_report_tables(path) -> dict[str, pd.DataFrame]:
