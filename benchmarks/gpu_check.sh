@@ -18,13 +18,19 @@
 #      4. benchmarks/gpu_train_check.py: the GPU's measured bf16 peak; Triton vs PyTorch forms in one
 #         training forward/backward (limits in the script); an optimiser step of the paper's 70M, 410M and
 #         1B shapes at context 8192: tokens/s, model FLOP utilisation against the measured peak;
-#      5. benchmarks/bench_kernels.py (B=8, H=16, D=128, bf16) with autotuning on.
+#      5. benchmarks/bench_kernels.py (B=8, H=16, D=128, bf16) with autotuning on; against
+#         flash-linear-attention too when it is importable (WHEELS below), with fla's output compared to ours.
 #
 # Each step has its own time limit (a lent GPU comes with minutes, not hours). Everything is written to
-# RESULTS_DIR (default benchmarks/results) as <UTC date>-gpu-check-<gpu>.md (its full logs beside it in
-# gpu-logs.tgz); commit the report. The efficiency chapter reads its tables by their headings
-# (linscale.findings.efficiency.GPU_REPORT_TABLES): keep the two in step.
-# Usage: [RESULTS_DIR=dir] benchmarks/gpu_check.sh [python]   (default: .venv/bin/python if present, else python3)
+# RESULTS_DIR (default benchmarks/results) as <UTC date>-<HHMM>-gpu-check-<gpu>.md (its full logs beside it
+# in gpu-logs.tgz); commit the report. The efficiency chapter reads its tables by their headings
+# (linscale.findings.efficiency.GPU_REPORT_TABLES), each from the newest report that has it: keep the two
+# in step.
+# Usage: [RESULTS_DIR=dir] [STEPS="1 2 3 4 5"] [WHEELS=dir] benchmarks/gpu_check.sh [python]
+#   python: default .venv/bin/python if present, else python3. STEPS: the steps to run (a second visit to a
+#   GPU can skip what an earlier report already measured). WHEELS: a folder of wheels installed first, into a
+#   scratch folder on PYTHONPATH (the machine may have no network): flash-linear-attention's
+#   fla_core-*.whl and einops-*.whl give step 5 its "vs fla" columns (`pip download --no-deps fla-core einops`).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-$([ -x .venv/bin/python ] && echo .venv/bin/python || echo python3)}
@@ -32,6 +38,10 @@ RESULTS_DIR=${RESULTS_DIR:-benchmarks/results}
 SEQ_LENS=${SEQ_LENS:-1024 4096 16384}
 PAPER_SEQ=${PAPER_SEQ:-8192}          # step 3's context (a CPU rehearsal shrinks it)
 PAPER_ARGS=${PAPER_ARGS:-}            # step 3's extra arguments (a CPU rehearsal: --accelerator cpu --strategy auto)
+STEPS=" ${STEPS:-1 2 3 4 5} "
+WHEELS=${WHEELS:-}
+want() { [[ "$STEPS" == *" $1 "* ]]; }
+skipped() { echo "(step $1 not run: STEPS=\"${STEPS# }\")"; }
 unset TRITON_INTERPRET
 export PYTHONUNBUFFERED=1
 
@@ -52,9 +62,16 @@ fi
 gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1 | tr -c 'A-Za-z0-9\n' '-' | tr -s '-')
 mkdir -p "$RESULTS_DIR"
 gpu=${gpu%-}
-out="$RESULTS_DIR/$(date -u +%Y-%m-%d)-gpu-check-${gpu,,}.md"
+out="$RESULTS_DIR/$(date -u +%Y-%m-%d-%H%M)-gpu-check-${gpu,,}.md"
 work=$(mktemp -d)
 status=0
+if [ -n "$WHEELS" ]; then
+    if "$PY" -m pip install --no-deps --no-index -q --target "$work/site" "$WHEELS"/*.whl; then
+        export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
+    else
+        echo "gpu_check.sh: could not install the wheels in $WHEELS; going on without them" >&2
+    fi
+fi
 exec > >(tee "$out") 2>&1  # live output and the results file
 
 echo "# GPU check, $(date -u '+%Y-%m-%d %H:%M') UTC, $(hostname -s)"
@@ -62,15 +79,17 @@ echo
 echo '```'
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
 "$PY" -c "import torch, triton, numpy, lightning; print('torch', torch.__version__, 'cuda', torch.version.cuda, '| triton', triton.__version__, '| numpy', numpy.__version__, '| lightning', lightning.__version__)"
-echo "git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPU cores"
+echo "git $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) CPU cores; steps:$STEPS"
+"$PY" -c "import fla; print('fla', fla.__version__)" 2>/dev/null || echo "fla not importable"
 echo '```'
 
 # ---- A: untimed work side by side
 start=$(date +%s)
-(TRITON_F32_DEFAULT=ieee LINSCALE_AUTOTUNE=0 timeout 180 "$PY" -m pytest tests/test_kernels.py -n 6 -q -rfEs \
-    --durations=5 >"$work/tests.log" 2>&1; echo "exit $?" >>"$work/tests.log") &
-jobs_a=($!)
+jobs_a=()
+want 1 && { (TRITON_F32_DEFAULT=ieee LINSCALE_AUTOTUNE=0 timeout 180 "$PY" -m pytest tests/test_kernels.py -n 6 -q \
+    -rfEs --durations=5 >"$work/tests.log" 2>&1; echo "exit $?" >>"$work/tests.log") & jobs_a+=($!); }
 for arch in llama tnl hgrn2 cosformer2; do
+    want 2 || break
     for accel in gpu cpu; do
         (timeout 180 "$PY" -m linscale train --preset smoke --arch "$arch" --size s1 --accelerator "$accel" \
             --threads 1 --no-progress --out "$work/smoke-$accel-$arch" >"$work/smoke-$accel-$arch.log" 2>&1
@@ -78,7 +97,7 @@ for arch in llama tnl hgrn2 cosformer2; do
         jobs_a+=($!)
     done
 done
-(   # step 3: one architecture after another (each holds tens of GiB at context 8192)
+want 3 && (   # step 3: one architecture after another (each its own FSDP process group on one port)
     "$PY" - "$work/corpus" <<'EOF' >"$work/paper.log" 2>&1
 import random, sys, pathlib
 # A generated corpus of Zipf-distributed pseudo-words, enough for 20 steps of 4 x 8192 tokens
@@ -105,14 +124,16 @@ wait "${jobs_a[@]}"  # not a bare wait: that would also wait for the tee above, 
 echo
 echo "## 1. Kernel tests, compiled: TRITON_F32_DEFAULT=ieee LINSCALE_AUTOTUNE=0 pytest tests/test_kernels.py"
 echo
-echo '```'
-tail -n 40 "$work/tests.log"
-echo '```'
-grep -q "^exit 0" "$work/tests.log" || status=1
+if want 1; then
+    echo '```'
+    tail -n 40 "$work/tests.log"
+    echo '```'
+    grep -q "^exit 0" "$work/tests.log" || status=1
+else skipped 1; fi
 echo
 echo "## 2. Lightning, smoke preset s1, 600 steps: GPU (bf16-mixed, Triton) beside CPU (fp32, PyTorch)"
 echo
-"$PY" - "$work" <<'EOF' || status=1
+want 2 && { "$PY" - "$work" <<'EOF' || status=1; } || skipped 2
 import sys, pathlib, pandas as pd
 work, ok = pathlib.Path(sys.argv[1]), True
 print("| arch | GPU val loss | CPU val loss | relative difference | GPU wall s | verdict (5%) |")
@@ -136,7 +157,7 @@ EOF
 echo
 echo "## 3. The paper preset through Lightning: 70M, FSDP on one GPU, bf16-mixed, 4 x $PAPER_SEQ tokens a step in 2 micro-batches, 20 steps"
 echo
-"$PY" - "$work" <<'EOF' || status=1
+want 3 && { "$PY" - "$work" <<'EOF' || status=1; } || skipped 3
 import sys, math, pathlib, pandas as pd
 work, ok = pathlib.Path(sys.argv[1]), True
 log = (work / "paper.log").read_text() if (work / "paper.log").exists() else ""
@@ -167,16 +188,20 @@ echo "(part A took $(( $(date +%s) - start )) s)"
 # ---- B: timed, one at a time
 echo
 start=$(date +%s)
-timeout 240 "$PY" benchmarks/gpu_train_check.py --output "$work/train.md" >"$work/train.log" 2>&1 || status=1
-if [ -s "$work/train.md" ]; then sed 's/^## /### /; s/^# /## 4. /' "$work/train.md"; else tail -n 60 "$work/train.log"; fi
-echo "(step 4 took $(( $(date +%s) - start )) s)"
+if want 4; then
+    timeout 240 "$PY" benchmarks/gpu_train_check.py --output "$work/train.md" >"$work/train.log" 2>&1 || status=1
+    if [ -s "$work/train.md" ]; then sed 's/^## /### /; s/^# /## 4. /' "$work/train.md"; else tail -n 60 "$work/train.log"; fi
+    echo "(step 4 took $(( $(date +%s) - start )) s)"
+else echo "## 4. GPU training check"; echo; skipped 4; fi
 echo
 echo "## 5. Kernel benchmark: benchmarks/bench_kernels.py --seq-lens $SEQ_LENS"
 echo
 start=$(date +%s)
-# shellcheck disable=SC2086
-timeout 120 "$PY" benchmarks/bench_kernels.py --seq-lens $SEQ_LENS 2>&1 | sed 's/^# /### /' || status=1
-echo "(step 5 took $(( $(date +%s) - start )) s; exit status so far $status)"
+if want 5; then  # fla's kernels autotune on first use: a longer limit than ours alone need (about 90 s)
+    # shellcheck disable=SC2086
+    timeout 240 "$PY" benchmarks/bench_kernels.py --seq-lens $SEQ_LENS 2>&1 | sed 's/^# /### /' || status=1
+    echo "(step 5 took $(( $(date +%s) - start )) s; exit status so far $status)"
+else skipped 5; fi
 tar -czf "$RESULTS_DIR/gpu-logs.tgz" -C "$work" $(cd "$work" && ls *.log) 2>/dev/null || true  # full logs
 echo "wrote $out (exit status $status)" >&2
 exit $status

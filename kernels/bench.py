@@ -131,7 +131,7 @@ def bench_mixer(mixer, B, T, H, D, dtype, device):
     fwd, fwdbwd = _fwd_and_fwdbwd(ours, args, device)
     rows.append(dict(mixer=mixer, impl="linscale", T=T, fwd_ms=fwd, fwdbwd_ms=fwdbwd, **cost))
 
-    fla = _fla_op(mixer) if device == "cuda" else None
+    fla = _fla_op(mixer)
     if fla is not None:
         try:
             if mixer == "hgrn2":
@@ -143,7 +143,11 @@ def bench_mixer(mixer, B, T, H, D, dtype, device):
                 def theirs(q, k, v):
                     return fla(q, k, v, g_gamma=gamma, scale=1.0)[0]
             fwd_f, fwdbwd_f = _fwd_and_fwdbwd(theirs, args, device)
-            rows.append(dict(mixer=mixer, impl="fla", T=T, fwd_ms=fwd_f, fwdbwd_ms=fwdbwd_f, **cost))
+            with torch.no_grad():  # a timing only counts if both compute the same thing
+                o_ours, o_fla = ours(*args).float(), theirs(*args).float()
+                diff = ((o_ours - o_fla).abs().max() / o_ours.abs().max()).item()
+            rows.append(dict(mixer=mixer, impl="fla", T=T, fwd_ms=fwd_f, fwdbwd_ms=fwdbwd_f, **cost,
+                             diff_vs_ours=diff))
         except Exception as err:  # noqa: BLE001 - report, keep benchmarking
             print(f"fla {mixer} T={T}: {type(err).__name__}: {err}", file=sys.stderr)
     return rows
@@ -178,8 +182,8 @@ def bench_decode(mixer, B, H, D, dtype, device):
 
 def format_table(rows: list[dict]) -> str:
     lines = ["| mixer | impl | T | fwd ms | fwd TB/s (of 4.3) | fwd TFLOP/s (of 790) | fwd+bwd ms | fwd+bwd TB/s | fwd+bwd TFLOP/s "
-             "| fwd vs sdpa | fwd+bwd vs sdpa | fwd vs fla |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| fwd vs sdpa | fwd+bwd vs sdpa | fwd vs fla | fwd+bwd vs fla | max diff vs ours |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     sdpa = {r["T"]: r for r in rows if r["mixer"] == "sdpa"}
     fla = {(r["mixer"], r["T"]): r for r in rows if r["impl"] == "fla"}
 
@@ -195,13 +199,16 @@ def format_table(rows: list[dict]) -> str:
         vs_sdpa_b = f"{s['fwdbwd_ms'] / r['fwdbwd_ms']:.2f}x" if s and r["mixer"] != "sdpa" and \
             r["fwdbwd_ms"] == r["fwdbwd_ms"] else "-"
         vs_fla = f"{f['fwd_ms'] / r['fwd_ms']:.2f}x" if f and r["impl"] == "linscale" else "-"
+        vs_fla_b = f"{f['fwdbwd_ms'] / r['fwdbwd_ms']:.2f}x" if f and r["impl"] == "linscale" else "-"
+        # fla's output against ours on the same inputs, relative to max |ours| (bf16: about 1e-2 is agreement)
+        diff = f"{r['diff_vs_ours']:.1e}" if "diff_vs_ours" in r else "-"
         tbps, tflops = rate(r["fwd_bytes"], r["fwd_ms"], 1e12), rate(r["fwd_flops"], r["fwd_ms"], 1e12)
         lines.append(
             f"| {r['mixer']} | {r['impl']} | {r['T']} | {r['fwd_ms']:.3f}"
             f" | {tbps:.2f} ({tbps / H200_TBPS:.0%}) | {tflops:.1f} ({tflops / H200_TFLOPS:.0%}) | {num(r['fwdbwd_ms'], '.3f')}"
             f" | {num(rate(r['fwdbwd_bytes'], r['fwdbwd_ms'], 1e12), '.2f')}"
             f" | {num(rate(r['fwdbwd_flops'], r['fwdbwd_ms'], 1e12), '.1f')}"
-            f" | {vs_sdpa} | {vs_sdpa_b} | {vs_fla} |")
+            f" | {vs_sdpa} | {vs_sdpa_b} | {vs_fla} | {vs_fla_b} | {diff} |")
     return "\n".join(lines)
 
 

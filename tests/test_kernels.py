@@ -355,6 +355,31 @@ def test_benchmark_dry_run(tmp_path):
         assert name in report, f"{name} missing from the benchmark report"
 
 
+@pytest.mark.parametrize("mixer", ["tnl", "hgrn2"])
+def test_benchmark_checks_fla_against_ours(monkeypatch, mixer):
+    """The "vs fla" timings come with fla's output measured against ours on the same inputs, so a speed
+    ratio of two different computations shows up as a large difference. fla itself needs a GPU (its import
+    finds no Triton driver under the interpreter): stand-ins with its two signatures take its place."""
+    from linscale.kernels import bench
+
+    def simple_gla(q, k, v, g_gamma=None, scale=None, factor=1.0):  # fla.ops.simple_gla.chunk_simple_gla
+        o, state = naive_recurrent_gla(q, k, v, g_gamma=g_gamma, scale=scale)
+        return o * factor, state
+
+    def gla(q, k, v, g, scale=None, factor=1.0):  # fla.ops.gla.chunk_gla
+        o, state = naive_recurrent_gla(q, k, v, g=g, scale=scale)
+        return o * factor, state
+
+    for factor, agrees in ((1.0, True), (1.1, False)):
+        stand_in = gla if mixer == "hgrn2" else simple_gla
+        monkeypatch.setattr(bench, "_fla_op", lambda m: lambda *a, **kw: stand_in(*a, **kw, factor=factor))
+        rows = bench.bench_mixer(mixer, 1, 40, 2, 16, torch.float32, DEVICE)
+        fla_row = next(r for r in rows if r["impl"] == "fla")
+        assert (fla_row["diff_vs_ours"] < 1e-4) == agrees, (factor, fla_row["diff_vs_ours"])
+        table = bench.format_table(rows)
+        assert f"{fla_row['diff_vs_ours']:.1e}" in table and "fwd+bwd vs fla" in table
+
+
 def test_kernels_compile_for_hopper(tmp_path):
     """The interpreter checks no GPU limits: compile the largest kernel (the dq/dk backward) for sm_90 with
     each decay type, without a GPU (Triton's compiler and bundled ptxas). All variants: ``python -m
