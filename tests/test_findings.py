@@ -278,12 +278,38 @@ def test_gpu_report_tables_name_a_missing_section(tmp_path):
         findings.gpu_report_tables(path)
 
 
+def test_newest_gpu_tables_fill_in_steps_a_later_run_skipped(tmp_path):
+    """A later report that ran only some steps (gpu_check.sh STEPS=) supplies what it measured; the rest
+    still comes from the older report. A skipped step's heading with no table of its own does not lend
+    it the next section's table."""
+    (tmp_path / "2026-01-02-0900-gpu-check-some-gpu.md").write_text(GPU_REPORT)
+    later = GPU_REPORT.replace("6.69x", "7.00x")
+    later = later.replace(later[later.index("| arch | GPU"):later.index("### Agreement")], "(step 2 not run)\n\n")
+    later = later.replace(later[later.index("### Agreement"):later.index("### Kernel benchmark")], "")
+    (tmp_path / "2026-01-02-1500-gpu-check-some-gpu.md").write_text(later)
+    reports = findings.gpu_reports(tmp_path)
+    assert reports["file"].str.contains("1500").tolist() == [False, True]  # oldest first, by time of day
+    newest = findings.newest_gpu_tables(tmp_path)
+    assert newest["kernels"][1].endswith("1500-gpu-check-some-gpu.md")
+    assert newest["kernels"][0].set_index("mixer").loc["tnl", "fwd_vs_sdpa"] == 7.0
+    assert newest["training"][1].endswith("0900-gpu-check-some-gpu.md")
+    assert newest["agreement"][0]["grad_rel_diff"].tolist() == [0.02095]
+    assert newest["lightning"][1].endswith("0900-gpu-check-some-gpu.md")  # not the 1500 one's kernel table
+    assert "paper" not in newest  # no report ran step 3
+    with pytest.raises(ValueError, match="Lightning.*lightning table"):
+        findings.gpu_report_tables(reports["file"].iloc[1])
+
+
 def test_committed_gpu_reports_are_readable():
-    """Every committed GPU check report parses, with the four tables the efficiency chapter shows."""
+    """Every committed GPU check report parses, and together the newest of them hold the tables the
+    efficiency chapter shows."""
     from pathlib import Path
 
-    reports = findings.gpu_reports(Path(__file__).resolve().parents[1] / "benchmarks" / "results")
-    for path in reports["file"]:
-        tables = findings.gpu_report_tables(path)
-        assert {"arch", "size", "backend", "mfu"} <= set(tables["training"].columns), path
-        assert tables["kernels"]["fwd_bandwidth_pct"].notna().any(), path
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    for path in findings.gpu_reports(results)["file"]:
+        tables = findings.gpu_report_tables(path, required=())
+        assert tables, path
+    newest = findings.newest_gpu_tables(results)
+    assert {"arch", "size", "backend", "mfu"} <= set(newest["training"][0].columns)
+    assert newest["kernels"][0]["fwd_bandwidth_pct"].notna().any()
+    assert {"lightning", "agreement"} <= set(newest)

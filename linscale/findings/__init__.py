@@ -46,4 +46,4 @@ from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, 
                                       lower_loss_claim, sized_noise, verdict_counts)
 from linscale.findings.inputs import (final_rows, fitted_window, identified_archs, read_fit, read_fits_table,
                                      read_status, size_order, stored_attempts, with_fitted_loss)
-from linscale.findings.efficiency import gpu_report_tables, gpu_reports
+from linscale.findings.efficiency import gpu_report_tables, gpu_reports, newest_gpu_tables
