@@ -128,6 +128,48 @@ def test_weight_decay_spares_angles_and_lower_bounds(arch, names):
     assert id(task.model.embed.weight) in decayed
 
 
+def test_gradient_clipping_under_fsdp_clips_the_global_norm(monkeypatch):
+    """The paper preset trains with FSDP and grad_clip 1.0; Lightning's FSDP precision plugin refuses norm
+    clipping. The task clips through the root FSDP module instead: checked here on a CPU (FSDP over one
+    gloo rank; Lightning itself only runs FSDP on GPUs), the global norm ends at the limit."""
+    import socket
+    from types import SimpleNamespace
+
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    with socket.socket() as probe:  # a free port: xdist workers run side by side
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", str(port))
+    dist.init_process_group("gloo", rank=0, world_size=1)
+    try:
+        task = LanguageModelTask(model={"arch": "tnl", "n_layer": 2, "d_model": 16, "n_head": 2, "vocab_size": 32},
+                                 train={"tokens": 1024, "seq_len": 16, "batch_size": 4, "grad_clip": 1.0})
+        class Loss(torch.nn.Module):  # FSDP's backward hooks follow tensors out of forward, not a ModelOutput
+            def __init__(self, task):
+                super().__init__()
+                self.task = task
+
+            def forward(self, ids):
+                return self.task(ids, labels=ids).loss
+
+        root = FullyShardedDataParallel(Loss(task), device_id=torch.device("cpu"))
+        task._trainer = SimpleNamespace(strategy=SimpleNamespace(model=root))  # what Lightning's FSDPStrategy holds
+        ids = torch.randint(0, 32, (4, 16), generator=torch.Generator().manual_seed(0))
+        (root(ids) * 1e3).backward()  # a norm far above the limit
+
+        def norm():
+            return float(torch.stack([p.grad.norm() for p in root.parameters() if p.grad is not None]).norm())
+
+        assert norm() > 10
+        task.configure_gradient_clipping(None, gradient_clip_val=1.0, gradient_clip_algorithm="norm")
+        assert norm() == pytest.approx(1.0, rel=1e-4)
+    finally:
+        dist.destroy_process_group()
+
+
 def test_presets_cover_the_required_grids():
     from linscale import flops
     from linscale.config import ModelConfig

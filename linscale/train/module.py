@@ -135,6 +135,19 @@ class LanguageModelTask(L.LightningModule):
         self.step_bayes.clear()
         return value
 
+    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
+        """Clip the global gradient norm to ``train.grad_clip``. Under FSDP each rank holds a shard of the
+        gradients, so the norm must be reduced across ranks: Lightning's FSDP precision plugin refuses norm
+        clipping for that reason (found by the first paper-preset run on a GPU), and the root FSDP module's
+        own ``clip_grad_norm_`` does it."""
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        root = self.trainer.strategy.model
+        if gradient_clip_val and isinstance(root, FullyShardedDataParallel):
+            root.clip_grad_norm_(gradient_clip_val)
+            return
+        self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
+
     def configure_optimizers(self):
         s = self.settings
         # Lightning's mixed-precision plugin refuses to clip gradients for a fused optimizer (it assumes the
