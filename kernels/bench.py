@@ -212,6 +212,14 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _progress(rows: list[dict]) -> None:
+    """One stderr line per measurement as it is taken: a run cut short by a time limit (a lent GPU comes
+    with minutes) still shows what it measured."""
+    for r in rows:
+        print(f"measured {r['mixer']} {r['impl']} T={r['T']}: fwd {r['fwd_ms']:.3f} ms, fwd+bwd {r['fwdbwd_ms']:.3f} ms",
+              file=sys.stderr, flush=True)
+
+
 def run(dry_run: bool = False, seq_lens=None, batch: int = 8, heads: int = 16, dim: int = 128,
         output: str | Path | None = None) -> str:
     """Benchmark every mixer's kernel, SDPA and fla; return (and optionally write) a Markdown report.
@@ -235,7 +243,9 @@ def run(dry_run: bool = False, seq_lens=None, batch: int = 8, heads: int = 16, d
     for T in seq_lens:
         for mixer in MIXERS:
             rows += bench_mixer(mixer, batch, T, heads, dim, dtype, device)
+            _progress(rows[-2:] if rows[-1]["impl"] == "fla" else rows[-1:])
         rows.append(bench_sdpa(batch, T, heads, dim, dtype, device))
+        _progress(rows[-1:])
         if device == "cuda":
             torch.cuda.empty_cache()
     for mixer in MIXERS:
