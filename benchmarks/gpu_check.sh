@@ -199,7 +199,7 @@ echo
 start=$(date +%s)
 if want 5; then  # fla's kernels autotune on first use: a longer limit than ours alone need (about 90 s)
     # shellcheck disable=SC2086
-    timeout 240 "$PY" benchmarks/bench_kernels.py --seq-lens $SEQ_LENS 2>&1 | sed 's/^# /### /' || status=1
+    timeout 240 "$PY" benchmarks/bench_kernels.py --seq-lens $SEQ_LENS 2>&1 | sed -u 's/^# /### /' || status=1
     echo "(step 5 took $(( $(date +%s) - start )) s; exit status so far $status)"
 else skipped 5; fi
 tar -czf "$RESULTS_DIR/gpu-logs.tgz" -C "$work" $(cd "$work" && ls *.log) 2>/dev/null || true  # full logs
