@@ -86,7 +86,7 @@ echo '```'
 # ---- A: untimed work side by side
 start=$(date +%s)
 jobs_a=()
-want 1 && { (TRITON_F32_DEFAULT=ieee LINSCALE_AUTOTUNE=0 timeout 240 "$PY" -m pytest tests/test_kernels.py -n 6 -q \
+want 1 && { (TRITON_F32_DEFAULT=ieee LINSCALE_AUTOTUNE=0 timeout 240 "$PY" -m pytest tests/test_kernels.py -n 6 -q -p no:benchmark \
     -rfEs --durations=5 >"$work/tests.log" 2>&1; echo "exit $?" >>"$work/tests.log") & jobs_a+=($!); }
 for arch in llama tnl hgrn2 cosformer2; do
     want 2 || break
