@@ -110,6 +110,46 @@ def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     assert read_results(tmp_path / "two" / "results.parquet")["step"].tolist() == list(range(1, 21))
 
 
+def test_fsdp_over_two_cpu_ranks_matches_one_process_and_resumes_after_sigterm(tmp_path):
+    """The paper preset's strategy, FSDP, fully sharded over two ranks on a CPU (gloo, through
+    ``LINSCALE_FSDP_ON_CPU=1``: Lightning runs FSDP only on GPUs, and CI has none): global-norm gradient
+    clipping (a small limit, so that it acts every step and a per-shard norm would change the losses),
+    validation through the root module's hooks, full-state-dict checkpoints, a stop on SIGTERM and a
+    resume. Its records equal one plain process's (the same global batches) to fp32 tolerance. Each of
+    these broke before: clipping on the first GPU run (Lightning refuses norm clipping under FSDP),
+    validation and checkpoints only once two ranks shard the parameters."""
+    common = ["train", "--preset", "smoke", "--arch", "tnl", "--size", "s2", "--no-progress", "--accelerator",
+              "cpu", "--threads", "1", "--set", "train.tokens=5120", "--set", "train.checkpoints=100",  # every step
+              "--set", "data={factory: train_standin:build}", "--set", "train.val_batches=null",
+              "--set", "train.grad_clip=0.05"]
+    assert main([*common, "--out", str(tmp_path / "one")]) == 0
+    fsdp = [sys.executable, "-m", "linscale", *common, "--out", str(tmp_path / "two"), "--devices", "2",
+            "--strategy", "fsdp"]
+    env = {**ENV, "LINSCALE_FSDP_ON_CPU": "1"}
+    run_dir = tmp_path / "two" / "runs" / "tnl-s2"
+    proc = subprocess.Popen(fsdp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if (run_dir / "records.json").exists() and len(read_records(run_dir)) >= 5:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # to rank 0, the launching process: every rank stops at the step's end
+    stderr = proc.communicate(timeout=120)[1]
+    status = read_status(run_dir)
+    assert status["state"] == "interrupted", stderr[-3000:]
+    stopped = status["step"]
+    assert 5 <= stopped < 20
+    again = subprocess.run(fsdp, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert read_status(run_dir)["resumed_from"] == [stopped]
+    a, b = read_records(tmp_path / "one" / "runs" / "tnl-s2"), read_records(run_dir)
+    assert [r["step"] for r in a] == [r["step"] for r in b] == list(range(1, 21))
+    for ra, rb in zip(a, b):
+        assert abs(ra["train_loss"] - rb["train_loss"]) < 1e-5, (ra["step"], ra["train_loss"], rb["train_loss"])
+        assert abs(ra["val_loss"] - rb["val_loss"]) < 1e-5, (ra["step"], ra["val_loss"], rb["val_loss"])
+    assert a[-1]["train_loss"] < a[0]["train_loss"] - 0.05
+
+
 def test_submitit_local_sweep_goes_on_after_a_divergence(tmp_path, monkeypatch):
     monkeypatch.setenv("PYTHONPATH", ENV["PYTHONPATH"])
     preset = {"name": "mixed", "archs": ["tnl"], "model": {"chunk_size": 16, "ffn_multiple_of": 16},

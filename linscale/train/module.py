@@ -49,9 +49,16 @@ def lr_factor(step: int, total_steps: int, settings: TrainSettings) -> float:
     return 1.0 - (1 - r) * min(1.0, (step - decay_start + 1) / max(1, total_steps - decay_start))
 
 
-def build_optimizer(parameters, settings: TrainSettings, fused: bool | None = None) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices and embeddings only: not gains, and not the parameters a model
-    marks as no weights (``no_weight_decay``: cosFormer2's LRPE angles θ, HGRN2's lower-bound table Γ, both 2-D).
+def takes_weight_decay(p: torch.Tensor) -> bool:
+    """Matrices and embeddings take weight decay; gains do not, nor the 2-D parameters a model marks as
+    no weights (``no_weight_decay``: cosFormer2's LRPE angles θ, HGRN2's lower-bound table Γ)."""
+    return p.dim() >= 2 and not getattr(p, "no_weight_decay", False)
+
+
+def build_optimizer(parameters, settings: TrainSettings, fused: bool | None = None,
+                    decayed=None) -> torch.optim.AdamW:
+    """AdamW with weight decay on the parameters :func:`takes_weight_decay` picks, or on those in
+    ``decayed`` (by identity) where the shapes no longer tell: FSDP hands the optimizer flat 1-D shards.
 
     ``fused`` (default: when every parameter is on the CPU) runs the update as one kernel over all
     tensors instead of a dozen small operations per tensor: 3-8x faster on the study's small models
@@ -59,8 +66,9 @@ def build_optimizer(parameters, settings: TrainSettings, fused: bool | None = No
     rounding. GPUs keep torch's default (foreach), as do mixed-precision runs (see configure_optimizers).
     """
     parameters = [p for p in parameters if p.requires_grad]
-    decay = [p for p in parameters if p.dim() >= 2 and not getattr(p, "no_weight_decay", False)]
-    no_decay = [p for p in parameters if p.dim() < 2 or getattr(p, "no_weight_decay", False)]
+    chosen = {id(p) for p in decayed} if decayed is not None else {id(p) for p in parameters if takes_weight_decay(p)}
+    decay = [p for p in parameters if id(p) in chosen]
+    no_decay = [p for p in parameters if id(p) not in chosen]
     groups = [{"params": decay, "weight_decay": settings.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     if fused is None:
         fused = all(p.device.type == "cpu" for p in parameters)
@@ -86,6 +94,9 @@ class LanguageModelTask(L.LightningModule):
         self.params_total = self.model.num_params(non_embedding=False)
         self.tokens_per_step = self.settings.tokens_per_step
         self.flops_per_token = flops.flops_per_token(self.config, self.settings.seq_len)
+        # decided on the model as built: under FSDP the optimizer sees flat shards, whose shapes do not tell
+        self.parameter_names = frozenset(n for n, _ in self.named_parameters())
+        self.decayed_names = frozenset(n for n, p in self.named_parameters() if takes_weight_decay(p))
         self.step_losses: list[torch.Tensor] = []  # this optimiser step's micro-batch losses (rank-averaged)
         self.step_bayes: list[torch.Tensor] = []  # and the Bayes loss of their tokens (synthetic language)
         self.diverged = False
@@ -148,12 +159,27 @@ class LanguageModelTask(L.LightningModule):
             return
         self.clip_gradients(optimizer, gradient_clip_val, gradient_clip_algorithm)
 
+    def _parameters_to_decay(self) -> list[torch.nn.Parameter]:
+        """The parameters named in ``decayed_names``, found under any wrapper FSDP (or activation
+        checkpointing) put around the modules; a parameter whose name is unknown is an error, not a
+        silent change of the decay."""
+        wrappers = ("_fsdp_wrapped_module.", "_checkpoint_wrapped_module.")
+        names = {}
+        for name, p in self.named_parameters():
+            for wrapper in wrappers:
+                name = name.replace(wrapper, "")
+            names[name] = p
+        if unknown := set(names) - self.parameter_names:
+            raise RuntimeError(f"parameters under unknown names {sorted(unknown)[:3]}: cannot tell their weight decay")
+        return [p for n, p in names.items() if n in self.decayed_names]
+
     def configure_optimizers(self):
         s = self.settings
         # Lightning's mixed-precision plugin refuses to clip gradients for a fused optimizer (it assumes the
         # optimizer unscales them itself, as fused AdamW does with float16's GradScaler)
         mixed = self._trainer is not None and str(self.trainer.precision).endswith("-mixed")
-        optimizer = build_optimizer(self.parameters(), s, fused=False if mixed else None)
+        optimizer = build_optimizer(self.parameters(), s, fused=False if mixed else None,
+                                    decayed=self._parameters_to_decay())
         total = s.total_steps
 
         def factor(step: int) -> float:  # a plain function: LambdaLR then stores no state for it
@@ -164,6 +190,18 @@ class LanguageModelTask(L.LightningModule):
 
     # ------------------------------------------------------------------ evaluation
 
+    def _evaluation_forward(self):
+        """The model's forward for :meth:`evaluate`. Under FSDP it must go through the root FSDP module,
+        whose hooks gather each unit's sharded parameters: the inner model called directly sees flat shards
+        once two or more ranks share it (the embedding fails with "'weight' must be 2-D"). Lightning's own
+        steps are routed through the root the same way."""
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        root = self.trainer.strategy.model if self._trainer is not None else None
+        if isinstance(root, FullyShardedDataParallel):
+            return lambda input_ids, labels: root(input_ids, labels=labels)  # -> self.forward on every rank
+        return lambda input_ids, labels: self.model(input_ids, labels=labels)
+
     @torch.no_grad()
     def evaluate(self, batches, max_batches: int | None = None) -> dict:
         """Mean validation loss over ``batches`` (token-weighted, summed over ranks) and, where the batches
@@ -171,6 +209,7 @@ class LanguageModelTask(L.LightningModule):
         was_training = self.training
         self.eval()
         device = self.device
+        forward = self._evaluation_forward()
         sums = torch.zeros(3, dtype=torch.float64, device=device)  # Σ nll, Σ bayes nll, #tokens
         has_bayes = False
         try:
@@ -181,7 +220,7 @@ class LanguageModelTask(L.LightningModule):
                     input_ids, labels = batch["input_ids"].to(device), batch["labels"].to(device)
                     mask = labels != -100
                     n = mask.sum()
-                    loss = self.model(input_ids, labels=labels).loss
+                    loss = forward(input_ids, labels).loss
                     sums[0] += loss.double() * n
                     sums[2] += n
                     if "bayes_nll" in batch:

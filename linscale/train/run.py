@@ -463,6 +463,62 @@ class StepProgressBar(TQDMProgressBar):
 # ---------------------------------------------------------------------------- the run
 
 
+def _full_state_dicts_stay_in_place() -> None:
+    """FSDP on a CPU (tests): Lightning gathers full state dicts with ``offload_to_cpu=True``, a copy "to
+    the CPU" of tensors already there, after which FSDP frees the gathered storage that the copy still
+    points to, and rank 0 crashes (segmentation fault) with two or more ranks. Gather without offloading."""
+    import lightning.pytorch.strategies.fsdp as lightning_fsdp
+    from torch.distributed.fsdp import FullStateDictConfig, StateDictType
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    from torch.distributed.fsdp.api import FullOptimStateDictConfig
+
+    def full_state_dict_context(module, world_size: int, rank0_only: bool = True):
+        return FSDP.state_dict_type(module=module, state_dict_type=StateDictType.FULL_STATE_DICT,
+                                    state_dict_config=FullStateDictConfig(offload_to_cpu=False, rank0_only=rank0_only),
+                                    optim_state_dict_config=FullOptimStateDictConfig(offload_to_cpu=False,
+                                                                                     rank0_only=rank0_only))
+
+    lightning_fsdp._get_full_state_dict_context = full_state_dict_context
+
+
+def fsdp_strategy(on_gpu: bool):
+    """The paper preset's strategy: FSDP with each transformer block a unit, fully sharded, checkpoints
+    gathered into one full state dict (the same files as any other run).
+
+    Lightning refuses FSDP without a GPU. ``LINSCALE_FSDP_ON_CPU=1`` lets it run on a CPU over gloo, so
+    the test suite can take the FSDP path end to end (gradient clipping, checkpoints, resume) on a machine
+    without a GPU; slow, for checking the code path only. Lightning's check compares the strategy's exact
+    type, so a subclass passes it."""
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from linscale.models.common import Block
+
+    kind = FSDPStrategy
+    if not on_gpu:
+        if os.environ.get("LINSCALE_FSDP_ON_CPU") != "1":
+            raise ConfigError("train.strategy: fsdp needs GPUs (Lightning refuses it on CPU); use ddp on CPU")
+
+        class CPUFSDPStrategy(FSDPStrategy):
+            """FSDP over gloo on a CPU (tests)."""
+
+            def _setup_model(self, model):
+                # Lightning passes device_id=root_device.index, None on a CPU, which FSDP refuses: wrap here
+                # with the CPU as the device; Lightning then finds the model wrapped and does the rest
+                from torch.distributed.fsdp import FullyShardedDataParallel
+
+                wrapped = FullyShardedDataParallel(module=model, cpu_offload=self.cpu_offload,
+                                                   mixed_precision=self.mixed_precision_config,
+                                                   sharding_strategy=self.sharding_strategy,
+                                                   device_id=torch.device("cpu"), **self.kwargs)
+                self.kwargs.pop("auto_wrap_policy", None)  # applied above
+                return super()._setup_model(wrapped)
+
+        kind = CPUFSDPStrategy
+        _full_state_dicts_stay_in_place()
+    return kind(auto_wrap_policy={Block}, sharding_strategy="FULL_SHARD", state_dict_type="full",
+                checkpoint_io=SafeCheckpointIO())
+
+
 def build_trainer(settings: TrainSettings, run_dir: Path, callbacks: list, accumulate: int,
                   progress_bar: bool = False) -> L.Trainer:
     accelerator = settings.accelerator
@@ -470,14 +526,7 @@ def build_trainer(settings: TrainSettings, run_dir: Path, callbacks: list, accum
     precision = settings.precision if settings.precision != "auto" else ("bf16-mixed" if on_gpu else "32-true")
     strategy = settings.strategy
     if strategy == "fsdp":
-        if not on_gpu:
-            raise ConfigError("train.strategy: fsdp needs GPUs (Lightning refuses it on CPU); use ddp on CPU")
-        from lightning.pytorch.strategies import FSDPStrategy
-
-        from linscale.models.common import Block
-
-        strategy = FSDPStrategy(auto_wrap_policy={Block}, sharding_strategy="FULL_SHARD", state_dict_type="full",
-                                checkpoint_io=SafeCheckpointIO())
+        strategy = fsdp_strategy(on_gpu)
     plugins = [SafeCheckpointIO()] if isinstance(strategy, str) else []
     if SLURMEnvironment.detect():  # requeueing is StopAtStep's: at a step boundary, with an exact checkpoint
         plugins.append(SLURMEnvironment(auto_requeue=False))
