@@ -464,9 +464,9 @@ class StepProgressBar(TQDMProgressBar):
 
 
 def _full_state_dicts_stay_in_place() -> None:
-    """FSDP on a CPU (tests): Lightning gathers full state dicts with ``offload_to_cpu=True``, a copy "to
-    the CPU" of tensors already there, after which FSDP frees the gathered storage that the copy still
-    points to, and rank 0 crashes (segmentation fault) with two or more ranks. Gather without offloading."""
+    """FSDP on a CPU (tests): Lightning gathers full state dicts with ``offload_to_cpu=True``; with two
+    ranks on a CPU rank 0 crashed in that gather (segmentation fault, at the first checkpoint). Gathering
+    without the offload, which has nothing to move on a CPU, does not crash."""
     import lightning.pytorch.strategies.fsdp as lightning_fsdp
     from torch.distributed.fsdp import FullStateDictConfig, StateDictType
     from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
