@@ -148,6 +148,14 @@ def test_fsdp_over_two_cpu_ranks_matches_one_process_and_resumes_after_sigterm(t
         assert abs(ra["train_loss"] - rb["train_loss"]) < 1e-5, (ra["step"], ra["train_loss"], rb["train_loss"])
         assert abs(ra["val_loss"] - rb["val_loss"]) < 1e-5, (ra["step"], ra["val_loss"], rb["val_loss"])
     assert a[-1]["train_loss"] < a[0]["train_loss"] - 0.05
+    # the exported model (gathered from the shards) is the plain run's, loadable as any export
+    from linscale.checkpoint import load_checkpoint
+
+    plain, _ = load_checkpoint(tmp_path / "one" / "runs" / "tnl-s2" / "export" / "step=20")
+    sharded, meta = load_checkpoint(run_dir / "export" / "step=20")
+    assert meta["step"] == 20 and plain.state_dict().keys() == sharded.state_dict().keys()
+    for name, weight in plain.state_dict().items():
+        assert torch.allclose(weight, sharded.state_dict()[name], atol=1e-5), name
 
 
 def test_submitit_local_sweep_goes_on_after_a_divergence(tmp_path, monkeypatch):
