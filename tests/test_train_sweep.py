@@ -114,7 +114,7 @@ def test_fsdp_over_two_cpu_ranks_matches_one_process_and_resumes_after_sigterm(t
     """The paper preset's strategy, FSDP, fully sharded over two ranks on a CPU (gloo, through
     ``LINSCALE_FSDP_ON_CPU=1``: Lightning runs FSDP only on GPUs, and CI has none): global-norm gradient
     clipping (a small limit, so that it acts every step and a per-shard norm would change the losses),
-    validation through the root module's hooks, full-state-dict checkpoints, a stop on SIGTERM and a
+    gradient accumulation, validation through the root module's hooks, full-state-dict checkpoints, a stop on SIGTERM and a
     resume. Its records equal one plain process's (the same global batches) to fp32 tolerance. Each of
     these broke before: clipping on the first GPU run (Lightning refuses norm clipping under FSDP),
     validation and checkpoints only once two ranks shard the parameters."""
@@ -122,9 +122,11 @@ def test_fsdp_over_two_cpu_ranks_matches_one_process_and_resumes_after_sigterm(t
               "cpu", "--threads", "1", "--set", "train.tokens=5120", "--set", "train.checkpoints=100",  # every step
               "--set", "data={factory: train_standin:build}", "--set", "train.val_batches=null",
               "--set", "train.grad_clip=0.05"]
-    assert main([*common, "--out", str(tmp_path / "one")]) == 0
-    fsdp = [sys.executable, "-m", "linscale", *common, "--out", str(tmp_path / "two"), "--devices", "2",
-            "--strategy", "fsdp"]
+    # gradient accumulation, two micro-batches a step in both: one process takes each global micro-batch
+    # of 4 rows whole, each of the two ranks takes its half (the stand-in data module's slicing)
+    assert main([*common, "--set", "train.micro_batch_size=4", "--out", str(tmp_path / "one")]) == 0
+    fsdp = [sys.executable, "-m", "linscale", *common, "--set", "train.micro_batch_size=2",
+            "--out", str(tmp_path / "two"), "--devices", "2", "--strategy", "fsdp"]
     env = {**ENV, "LINSCALE_FSDP_ON_CPU": "1"}
     run_dir = tmp_path / "two" / "runs" / "tnl-s2"
     proc = subprocess.Popen(fsdp, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
