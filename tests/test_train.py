@@ -128,6 +128,22 @@ def test_weight_decay_spares_angles_and_lower_bounds(arch, names):
     assert id(task.model.embed.weight) in decayed
 
 
+def test_weight_decay_is_chosen_by_name_through_wrappers_and_unknown_names_are_an_error():
+    """Under FSDP the optimizer sees 1-D shards named through wrappers (``_fsdp_wrapped_module.``): the
+    decay groups come from the names of the model as built, and a name the task does not know is an error
+    rather than a silent change of the decay."""
+    task = LanguageModelTask(model={"arch": "hgrn2", "n_layer": 2, "d_model": 16, "n_head": 2, "vocab_size": 32},
+                             train={"tokens": 1024, "seq_len": 16, "batch_size": 4, "weight_decay": 0.1})
+    plain = {id(p) for p in task._parameters_to_decay()}
+    block = task.model.blocks[0]
+    task.model.blocks[0] = torch.nn.Module()  # the block under a wrapper, as FSDP's auto-wrap puts it
+    task.model.blocks[0]._fsdp_wrapped_module = block
+    assert {id(p) for p in task._parameters_to_decay()} == plain
+    task.model.blocks[0].extra = torch.nn.Parameter(torch.zeros(2, 2))  # a parameter the task never saw
+    with pytest.raises(RuntimeError, match="unknown names.*extra"):
+        task._parameters_to_decay()
+
+
 def test_gradient_clipping_under_fsdp_clips_the_global_norm(monkeypatch):
     """The paper preset trains with FSDP and grad_clip 1.0; Lightning's FSDP precision plugin refuses norm
     clipping. The task clips through the root FSDP module instead: checked here on a CPU (FSDP over one
