@@ -242,8 +242,9 @@ def run(dry_run: bool = False, seq_lens=None, batch: int = 8, heads: int = 16, d
     rows = []
     for T in seq_lens:
         for mixer in MIXERS:
-            rows += bench_mixer(mixer, batch, T, heads, dim, dtype, device)
-            _progress(rows[-2:] if rows[-1]["impl"] == "fla" else rows[-1:])
+            measured = bench_mixer(mixer, batch, T, heads, dim, dtype, device)
+            _progress(measured)
+            rows += measured
         rows.append(bench_sdpa(batch, T, heads, dim, dtype, device))
         _progress(rows[-1:])
         if device == "cuda":

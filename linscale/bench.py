@@ -52,6 +52,7 @@ import torch.nn.functional as F
 
 from linscale.config import ARCHITECTURES, LINEAR_ARCHITECTURES, ConfigError, ModelConfig
 from linscale.models import build_model
+from linscale.tables import read_pipe_table
 from linscale.train.code_paths import in_effect
 
 # Shape used while the `cpu` preset does not exist (or has no sizes): about the CPU study's largest model.
@@ -1388,8 +1389,6 @@ def read_report(path: str | Path) -> Report:
     if not path.exists():
         raise ConfigError(f"{path}: no such benchmark report")
     meta, tables, section, rows = {}, {}, None, []
-
-    from linscale.tables import read_pipe_table
 
     def close():
         if section is not None and len(rows) >= 2:

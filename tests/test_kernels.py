@@ -393,7 +393,7 @@ def test_kernels_compile_for_hopper(tmp_path):
 
 
 def test_gpu_train_check_dry_run(tmp_path):
-    """The GPU training check (benchmarks/gpu_check.sh step 3) runs end to end on tiny shapes on a CPU,
+    """The GPU training check (benchmarks/gpu_check.sh step 4) runs end to end on tiny shapes on a CPU,
     and its agreement rule passes there: the Triton kernels, interpreted, against the PyTorch forms."""
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, TRITON_INTERPRET="1" if not ON_GPU else os.environ.get("TRITON_INTERPRET", "0"))
