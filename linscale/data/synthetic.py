@@ -702,17 +702,23 @@ def _haystack(lang: SyntheticLanguage, rng, n_tokens: int) -> list[np.ndarray]:
 
 def needle_in_haystack(lang: SyntheticLanguage, context_lengths=(64, 128, 256, 512),
                        depths=(0.0, 0.25, 0.5, 0.75, 1.0), mode: str = "easy", n_per_cell: int = 4,
-                       seed: int = 0) -> list[dict]:
+                       seed: int = 0, paired: bool = True) -> list[dict]:
     """Needle-in-a-haystack items on a grid of context lengths (tokens, question included) × depths
     (0 = the needle first, 1 = last).
 
     The haystack is knowledge and grammar sentences; the needle binds a variable; the question at the
     end is "what VAR" and the answer its value. Modes as in the paper (§6): ``easy`` puts question and
     answer both in the haystack (needle "what VAR VAL ."), ``standard`` only the answer (needle
-    "let VAR VAL ."). Fields: context_length, depth, mode, context, question, answer, n_tokens."""
+    "let VAR VAL ."). Fields: context_length, depth, mode, context, question, answer, n_tokens.
+
+    ``paired`` (the default): the k-th item of either mode has the same variable, value, haystack and
+    depth, and the two needles have the same length, so the modes differ only in the needle's first word
+    and easy-minus-standard is measured on identical haystacks (a paired comparison). ``paired=False``
+    draws each mode from its own stream, as the items of linscale 0.1 before 2026-12-04 did."""
     if mode not in ("easy", "standard"):
         raise DataError(f"mode: expected 'easy' or 'standard', got {mode!r}")
-    rng = np.random.default_rng([seed, SPLITS["eval"], 0x4EED, ("easy", "standard").index(mode)])
+    stream = [seed, SPLITS["eval"], 0x4EED] + ([] if paired else [("easy", "standard").index(mode)])
+    rng = np.random.default_rng(stream)
     items = []
     for length in context_lengths:
         for depth in depths:

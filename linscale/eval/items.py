@@ -50,9 +50,10 @@ DEFAULTS = yaml.safe_load(DIFFICULTY_FILE.read_text())
 KNOBS = {"knowledge": ("n_per_band", "n_choices", "knowledge_bands"),
          "cloze": ("n_cloze", "max_length"),
          "documents": ("n_documents", "max_length"),
-         "niah": ("niah_lengths", "niah_min_length", "niah_depths", "niah_repeats", "max_length"),
+         "niah": ("niah_lengths", "niah_min_length", "niah_depths", "niah_repeats", "niah_paired", "max_length"),
          "mqar": ("n_mqar", "mqar_pairs", "mqar_queries", "mqar_gap", "max_length")}
 NON_NEGATIVE = ("eval_seed", "mqar_gap")  # integers that may be 0; every other integer knob is >= 1
+FLAGS = ("niah_paired",)  # 0 or 1
 # Everything the task functions accept; the model adapter ignores these keys (see LinscaleLM).
 TASK_OPTIONS = ("checkpoint", "task_cache", "max_length", *DEFAULTS)
 
@@ -129,7 +130,9 @@ def knob_values(options: dict) -> dict:
                 value = int(value)
             except (TypeError, ValueError):
                 raise TaskDataError(f"{key}: expected an integer, got {value!r}") from None
-            if value < (0 if key in NON_NEGATIVE else 1):
+            if key in FLAGS and value not in (0, 1):
+                raise TaskDataError(f"{key}: expected 0 or 1, got {value}")
+            if value < (0 if key in NON_NEGATIVE + FLAGS else 1):
                 raise TaskDataError(f"{key}: expected a {'non-negative' if key in NON_NEGATIVE else 'positive'} "
                                     f"integer, got {value}")
             values[key] = value
@@ -224,7 +227,8 @@ def _gen_niah(synthetic, lang, p):
     items = []
     for mode in NIAH_MODES:
         for item in synthetic.needle_in_haystack(lang, context_lengths=asked, depths=[d / 100 for d in depths],
-                                                 mode=mode, n_per_cell=p["niah_repeats"], seed=p["eval_seed"]):
+                                                 mode=mode, n_per_cell=p["niah_repeats"], seed=p["eval_seed"],
+                                                 paired=bool(p["niah_paired"])):
             i = asked.index(item["context_length"])
             j = min(range(len(depths)), key=lambda k: abs(depths[k] / 100 - item["depth"]))
             items.append({"mode": mode, "length": lengths[i], "depth": depths[j], "length_index": i,

@@ -93,3 +93,32 @@ def worst_case_stderr(n_lengths: int, n_depths: int, repeats: int, alpha: float 
     """The largest standard error of the weighted accuracy on a full grid (at an accuracy of 0.5)."""
     w = cell_weights({(i, j) for i in range(n_lengths) for j in range(n_depths)}, alpha)
     return 0.5 * (sum(v ** 2 / repeats for v in w.values())) ** 0.5 / sum(w.values())
+
+
+def weighted_difference(first, second, alpha: float = ALPHA) -> tuple[float, float, bool]:
+    """WA(first) − WA(second) of two NIAH modes and its standard error; ``paired`` says which form.
+
+    ``first`` and ``second``: iterables of (length_index, depth_index, key, correct). When every key of
+    one mode is a key of the other (the items are paired: identical haystacks; ``niah_paired`` in
+    difficulty.yaml), the difference is a weighted mean of per-item differences d_k = x_k − y_k, and its
+    standard error is the pooled form above with d's variance: SE = √(s_d² Σ_ij w_ij² / n_ij) / Σ w,
+    s_d² the variance of d over all items. Items that both modes get right (or both wrong) then add no
+    noise. Otherwise the two are independent samples: SE = √(SE₁² + SE₂²)."""
+    first, second = list(first), list(second)
+    difference = weighted_accuracy((i, j, c) for i, j, _, c in first) - \
+        weighted_accuracy((i, j, c) for i, j, _, c in second)
+    by_key = {(int(i), int(j), key): float(c) for i, j, key, c in second}
+    paired = len(first) == len(second) == len(by_key) and all((int(i), int(j), key) in by_key for i, j, key, _ in first)
+    if not paired:
+        se = (weighted_stderr((i, j, c) for i, j, _, c in first) ** 2
+              + weighted_stderr((i, j, c) for i, j, _, c in second) ** 2) ** 0.5
+        return difference, se, False
+    cells = defaultdict(list)
+    for i, j, key, c in first:
+        cells[(int(i), int(j))].append(float(c) - by_key[(int(i), int(j), key)])
+    d = [x for v in cells.values() for x in v]
+    mean = sum(d) / len(d)
+    variance = sum((x - mean) ** 2 for x in d) / len(d)
+    w = cell_weights(cells, alpha)
+    se = (variance * sum(w[c] ** 2 / len(v) for c, v in cells.items())) ** 0.5 / sum(w.values())
+    return difference, se, True
