@@ -55,29 +55,12 @@ def pairing_verdict(ratios) -> str:
     return "adopt" if float(np.median(ratios)) <= ADOPT_AT else "keep"
 
 
-def item_key(doc: dict) -> str:
-    """A NIAH item's haystack, variable and value, whichever mode's needle it carries."""
-    var, val = doc["question"].split()[1], doc["answer"]
-    return doc["context"].replace(f"what {var} {val} .", f"let {var} {val} .") + " | " + doc["question"]
-
-
-def records(samples: list[dict]) -> list[tuple[int, int, str, float]]:
-    seen: dict = {}
-    out = []
-    for s in samples:
-        doc = s["doc"]
-        key = item_key(doc)
-        seen[key] = seen.get(key, 0) + 1
-        out.append((doc["length_index"], doc["depth_index"], f"{key} #{seen[key]}", float(s["acc"])))
-    return out
-
-
 def score(checkpoint: Path, paired: int, cache: Path) -> dict:
     from linscale.eval.metrics import weighted_accuracy, weighted_difference, weighted_stderr
-    from linscale.eval.runner import evaluate_checkpoint
+    from linscale.eval.runner import evaluate_checkpoint, niah_records
 
     results = evaluate_checkpoint(checkpoint, TASKS, task_cache=cache, task_options={"niah_paired": paired})
-    easy, standard = (records(results["samples"][t]) for t in TASKS)
+    easy, standard = (niah_records(results["samples"][t]) for t in TASKS)
     diff, se, is_paired = weighted_difference(easy, standard)
     unpaired = (weighted_stderr((i, j, c) for i, j, _, c in easy) ** 2
                 + weighted_stderr((i, j, c) for i, j, _, c in standard) ** 2) ** 0.5

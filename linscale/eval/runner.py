@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 KEY = ["run_id", "step", "task", "metric"]
 NIAH_KEY = ["run_id", "step", "task", "length", "depth"]
+NIAH_TASKS = ("linscale_niah_easy", "linscale_niah_standard")
+# A derived row of the store: NIAH easy minus standard (weighted accuracy), with its standard error.
+MODE_DIFFERENCE_TASK = "linscale_niah_easy_minus_standard"
 COLUMNS = ["run_id", "arch", "size", "step", "tokens", "flops", "pf_days", "params", "suite", "task",
            "metric", "filter", "value", "stderr", "chance", "n_samples", "max_length", "checkpoint", "eval_time_s"]
 
@@ -196,30 +199,65 @@ def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_tim
     from linscale.flops import PF_DAY
 
     niah_stderr = _niah_stderr(results)
+    entries = [(task, key, value, metrics) for task, metrics in results["results"].items()
+               for key, value in metrics.items()]
+    modes = _niah_mode_difference(results)
+    if modes is not None:  # easy minus standard, from the per-item samples of both modes (paired when they are)
+        entries.append((MODE_DIFFERENCE_TASK, "weighted_acc_difference,none", modes[0],
+                        {"weighted_acc_difference_stderr,none": modes[1]}))
     rows = []
-    for task, metrics in results["results"].items():
-        for key, value in metrics.items():
-            if "," not in key or "_stderr," in key or not isinstance(value, (int, float)) or isinstance(value, bool):
-                continue
-            metric, filt = key.split(",", 1)
-            stderr = metrics.get(f"{metric}_stderr,{filt}")
-            if metric == "weighted_acc" and task in niah_stderr:
-                stderr = niah_stderr[task]
-            n = results.get("n-samples", {}).get(task, {}).get("effective")
-            rows.append({
-                "run_id": str(meta.get("run_id", checkpoint)), "arch": meta.get("arch"), "size": meta.get("size"),
-                "step": int(meta.get("step", -1)), "tokens": float(meta.get("tokens", math.nan)),
-                "flops": float(meta.get("flops", math.nan)),
-                "pf_days": float(meta.get("flops", math.nan)) / PF_DAY,
-                "params": float(meta.get("params", _non_embedding_params(checkpoint))), "suite": suite, "task": task, "metric": metric,
-                "filter": filt, "value": float(value),
-                "stderr": float(stderr) if isinstance(stderr, (int, float)) else math.nan,
-                "chance": chance_level(task, metric, meta.get("data"), task_options),
-                "n_samples": float(n) if n is not None else math.nan,
-                "max_length": float(max_length) if max_length else math.nan, "checkpoint": checkpoint,
-                "eval_time_s": eval_time_s,
-            })
+    for task, key, value, metrics in entries:
+        if "," not in key or "_stderr," in key or not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        metric, filt = key.split(",", 1)
+        stderr = metrics.get(f"{metric}_stderr,{filt}")
+        if metric == "weighted_acc" and task in niah_stderr:
+            stderr = niah_stderr[task]
+        n = results.get("n-samples", {}).get(task, {}).get("effective")
+        rows.append({
+            "run_id": str(meta.get("run_id", checkpoint)), "arch": meta.get("arch"), "size": meta.get("size"),
+            "step": int(meta.get("step", -1)), "tokens": float(meta.get("tokens", math.nan)),
+            "flops": float(meta.get("flops", math.nan)),
+            "pf_days": float(meta.get("flops", math.nan)) / PF_DAY,
+            "params": float(meta.get("params", _non_embedding_params(checkpoint))), "suite": suite, "task": task, "metric": metric,
+            "filter": filt, "value": float(value),
+            "stderr": float(stderr) if isinstance(stderr, (int, float)) else math.nan,
+            "chance": chance_level(task, metric, meta.get("data"), task_options),
+            "n_samples": float(n) if n is not None else math.nan,
+            "max_length": float(max_length) if max_length else math.nan, "checkpoint": checkpoint,
+            "eval_time_s": eval_time_s,
+        })
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _niah_mode_difference(results: dict) -> tuple[float, float] | None:
+    """(WA easy − WA standard, its standard error) when both NIAH modes were scored, else None. Items of
+    the two modes pair up by their haystack, variable and value (the needle's first word aside): with
+    ``niah_paired: 1`` every item has its twin and the standard error is the paired one
+    (linscale.eval.metrics.weighted_difference)."""
+    from linscale.eval.metrics import weighted_difference
+
+    samples = results.get("samples") or {}
+    if not all(task in samples for task in NIAH_TASKS):
+        return None
+
+    difference, se, _ = weighted_difference(*(niah_records(samples[task]) for task in NIAH_TASKS))
+    return difference, se
+
+
+def niah_records(samples: list[dict]) -> list[tuple[int, int, tuple[str, int], float]]:
+    """(length_index, depth_index, pair key, correct) of each scored NIAH item. The key is the item's
+    haystack with its needle written as the standard one ("let VAR VAL ."), its question, and which
+    occurrence of that item it is: an easy item and its standard twin share it."""
+    seen: dict = {}
+    out = []
+    for s in samples:
+        doc = s["doc"]
+        var, val = doc["question"].split()[1], doc["answer"]
+        key = doc["context"].replace(f"what {var} {val} .", f"let {var} {val} .") + " | " + doc["question"]
+        seen[key] = seen.get(key, 0) + 1
+        out.append((doc["length_index"], doc["depth_index"], (key, seen[key]), float(s["acc"])))
+    return out
 
 
 def _niah_stderr(results: dict) -> dict[str, float]:
