@@ -187,6 +187,46 @@ def test_calibration_flags_ceiling_chance_and_flat_tasks():
         assert bool(one["at_chance"].item()) is at_chance, value
 
 
+def test_weighted_difference_is_paired_when_every_item_has_its_twin():
+    rng = np.random.default_rng(1)
+    cells = [(i, j) for i in range(4) for j in range(3) for _ in range(5)]
+    found = rng.random(len(cells)) < 0.5  # whether the model finds this haystack's needle at all
+    flip = rng.random(len(cells)) < 0.1  # a tenth of the items answered differently in the other mode
+    easy = [(i, j, k, float(f)) for k, ((i, j), f) in enumerate(zip(cells, found))]
+    standard = [(i, j, k, float(f != x)) for k, ((i, j), f, x) in enumerate(zip(cells, found, flip))]
+    difference, se, paired = metrics.weighted_difference(easy, standard)
+    plain = lambda rows: [(i, j, c) for i, j, _, c in rows]
+    assert paired and difference == pytest.approx(metrics.weighted_accuracy(plain(easy))
+                                                   - metrics.weighted_accuracy(plain(standard)))
+    unpaired_se = math.hypot(metrics.weighted_stderr(plain(easy)), metrics.weighted_stderr(plain(standard)))
+    assert 0 < se < 0.6 * unpaired_se  # the items both modes answer alike add no noise
+    # equal weights: the standard error of a mean of per-item differences
+    d = np.array([e[3] - s[3] for e, s in zip(easy, standard)])
+    assert metrics.weighted_difference(easy, standard, alpha=1.0)[1] == pytest.approx(d.std() / math.sqrt(len(d)))
+    # identical answers: no difference and no noise
+    assert metrics.weighted_difference(easy, easy)[:2] == (0.0, 0.0)
+    # items that do not pair up (each mode its own haystacks): two independent standard errors
+    other = [(i, j, k + 1000, c) for i, j, k, c in standard]
+    assert metrics.weighted_difference(easy, other) == (pytest.approx(difference), pytest.approx(unpaired_se), False)
+
+
+def test_paired_niah_items_differ_only_in_the_needles_first_word():
+    items = generate("niah", params("niah", niah_lengths=2, niah_depths=3, niah_repeats=2))
+    easy, standard = ([it for it in items if it["mode"] == m] for m in ("easy", "standard"))
+    assert len(easy) == len(standard) == 12
+    for e, s in zip(easy, standard):
+        var, val = e["question"].split()[1], e["answer"]
+        assert (s["question"], s["answer"], s["length"], s["depth"]) == (e["question"], val, e["length"], e["depth"])
+        assert f"what {var} {val} ." in e["context"]
+        assert s["context"] == e["context"].replace(f"what {var} {val} .", f"let {var} {val} .")
+    # niah_paired 0: each mode draws its own haystacks (the items before 2026-12-04); easy's are the same
+    unpaired = generate("niah", params("niah", niah_lengths=2, niah_depths=3, niah_repeats=2, niah_paired=0))
+    assert [it for it in unpaired if it["mode"] == "easy"] == easy
+    assert sum(u["context"] == s["context"] for u, s in zip(unpaired[12:], standard)) == 0
+    with pytest.raises(TaskDataError, match="niah_paired: expected 0 or 1"):
+        knob_values({"niah_paired": "2"})
+
+
 def test_niah_modes_compare_easy_with_standard_per_model():
     rows = (store_rows("linscale_niah_easy", "weighted_acc", [0.3, 0.9, 0.99], stderr=0.01, chance_value=1 / 64)
             + store_rows("linscale_niah_standard", "weighted_acc", [0.2, 0.95, 1.0], stderr=0.01, chance_value=1 / 64))
@@ -194,6 +234,12 @@ def test_niah_modes_compare_easy_with_standard_per_model():
     assert list(modes["easy_ge_standard"]) == [True, False, False] and list(modes["easy"]) == [0.3, 0.9, 0.99]
     # 0.05 below is beyond two standard errors of the difference (0.028), 0.01 below is not
     assert list(modes["easy_not_harder"]) == [True, False, True]
+    assert modes["difference"].tolist() == pytest.approx([0.1, -0.05, -0.01])
+    # with the store's paired difference row, its standard error decides: 0.01 below is now beyond 2 x 0.004
+    paired = store_rows("linscale_niah_easy_minus_standard", "weighted_acc_difference", [0.1, -0.05, -0.01],
+                        stderr=0.004, chance_value=float("nan"))
+    modes = niah_modes(pd.DataFrame(rows + paired))
+    assert list(modes["easy_not_harder"]) == [True, False, False] and list(modes["se"]) == [0.004] * 3
 
 
 def test_eval_modules_import_one_way():

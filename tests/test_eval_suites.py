@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -166,6 +167,12 @@ def test_linscale_eval_retrieval_writes_niah_cells(tmp_path):
     for task in ("linscale_niah_easy", "linscale_niah_standard"):
         mean = table[(table.task == task) & (table.metric == "acc")].value.item()
         assert cells[cells.task == task].acc.mean() == pytest.approx(mean)
+    # the derived row: easy minus standard, as the two weighted accuracies give it, with a standard error
+    wa = table[table.metric == "weighted_acc"].set_index("task")["value"]
+    difference = table[table.task == "linscale_niah_easy_minus_standard"]
+    assert list(difference.metric) == ["weighted_acc_difference"]
+    assert difference.value.item() == pytest.approx(wa["linscale_niah_easy"] - wa["linscale_niah_standard"])
+    assert np.isfinite(difference.stderr.item()) and difference.stderr.item() >= 0
 
 
 def test_a_second_store_of_the_same_checkpoints_keeps_its_own_niah_cells(tmp_path):

@@ -114,11 +114,16 @@ def _own_stderr(row: pd.Series) -> float:
 
 
 def niah_modes(store: pd.DataFrame, z: float = Z) -> pd.DataFrame:
-    """Per architecture and size (final checkpoints): NIAH easy and standard weighted accuracy, whether
-    easy >= standard (the paper's easy mode is the easier one; for softmax attention it must be), and
-    whether easy is at least not harder beyond noise (easy >= standard − z standard errors of the
-    difference): at ceiling the two tie up to a few items."""
-    columns = ["arch", "size", "params", "easy", "standard", "easy_ge_standard", "easy_not_harder"]
+    """Per architecture and size (final checkpoints): NIAH easy and standard weighted accuracy, their
+    difference and its standard error ``se``, whether easy >= standard (the paper's easy mode is the
+    easier one; for softmax attention it must be), and whether easy is at least not harder beyond noise
+    (easy >= standard − z se): at ceiling the two tie up to a few items. ``se`` is the store's own for
+    the difference (its ``linscale_niah_easy_minus_standard`` row: paired when the two modes share their
+    haystacks, ``niah_paired: 1``), else that of two independent accuracies."""
+    from linscale.eval.runner import MODE_DIFFERENCE_TASK
+
+    columns = ["arch", "size", "params", "easy", "standard", "difference", "se", "easy_ge_standard",
+               "easy_not_harder"]
     final = final_rows(store)
     part = final[final["task"].isin(["linscale_niah_easy", "linscale_niah_standard"])
                  & (final["metric"] == "weighted_acc")]
@@ -128,7 +133,11 @@ def niah_modes(store: pd.DataFrame, z: float = Z) -> pd.DataFrame:
     wide = part.pivot_table(index=keys, columns="task", values="value", aggfunc="mean") \
         .rename(columns={"linscale_niah_easy": "easy", "linscale_niah_standard": "standard"})
     se = part.pivot_table(index=keys, columns="task", values="stderr", aggfunc="mean").pow(2).sum(axis=1).pow(0.5)
+    paired = final[final["task"] == MODE_DIFFERENCE_TASK]
+    if len(paired):
+        se = paired.groupby(keys)["stderr"].mean().reindex(se.index).fillna(se)
     wide = wide.assign(se=se).reset_index()
+    wide["difference"] = wide["easy"] - wide["standard"]
     wide.columns.name = None
     wide["easy_ge_standard"] = wide["easy"] >= wide["standard"]
     wide["easy_not_harder"] = wide["easy"] >= wide["standard"] - z * wide["se"].fillna(0)
