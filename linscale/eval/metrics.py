@@ -105,6 +105,8 @@ def weighted_difference(first, second, alpha: float = ALPHA) -> tuple[float, flo
     s_d² the variance of d over all items. Items that both modes get right (or both wrong) then add no
     noise. Otherwise the two are independent samples: SE = √(SE₁² + SE₂²)."""
     first, second = list(first), list(second)
+    if not first or not second:
+        return float("nan"), float("nan"), False
     difference = weighted_accuracy((i, j, c) for i, j, _, c in first) - \
         weighted_accuracy((i, j, c) for i, j, _, c in second)
     by_key = {(int(i), int(j), key): float(c) for i, j, key, c in second}

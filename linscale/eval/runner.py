@@ -194,7 +194,9 @@ def _add_env_info_once(storage: dict) -> None:
 def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_time_s: float,
                 max_length: int | None = None, task_options: dict | None = None) -> pd.DataFrame:
     """One row per (task or group, metric) of an lm-eval results dict, with the metric's chance level
-    (linscale.eval.chance) and, for NIAH's weighted accuracy, the standard error lm-eval does not give."""
+    (linscale.eval.chance) and, for NIAH's weighted accuracy, the standard error lm-eval does not give.
+    When both NIAH modes were scored, one derived row more: ``MODE_DIFFERENCE_TASK``, metric
+    ``weighted_acc_difference``, easy minus standard with its (paired) standard error."""
     from linscale.eval.chance import chance_level
     from linscale.flops import PF_DAY
 
