@@ -203,7 +203,8 @@ def test_weighted_difference_is_paired_when_every_item_has_its_twin():
     # equal weights: the standard error of a mean of per-item differences
     d = np.array([e[3] - s[3] for e, s in zip(easy, standard)])
     assert metrics.weighted_difference(easy, standard, alpha=1.0)[1] == pytest.approx(d.std() / math.sqrt(len(d)))
-    assert all(math.isnan(x) for x in metrics.weighted_difference([], standard)[:2])  # a mode not scored
+    for scored in (([], standard), ([], [])):  # a mode not scored, or neither (both "pair up" vacuously)
+        assert all(math.isnan(x) for x in metrics.weighted_difference(*scored)[:2])
     # identical answers: no difference and no noise
     assert metrics.weighted_difference(easy, easy)[:2] == (0.0, 0.0)
     # items that do not pair up (each mode its own haystacks): two independent standard errors
