@@ -56,14 +56,13 @@ def pairing_verdict(ratios) -> str:
 
 
 def score(checkpoint: Path, paired: int, cache: Path) -> dict:
-    from linscale.eval.metrics import weighted_accuracy, weighted_difference, weighted_stderr
+    from linscale.eval.metrics import weighted_accuracy, weighted_difference
     from linscale.eval.runner import evaluate_checkpoint, niah_records
 
     results = evaluate_checkpoint(checkpoint, TASKS, task_cache=cache, task_options={"niah_paired": paired})
     easy, standard = (niah_records(results["samples"][t]) for t in TASKS)
     diff, se, is_paired = weighted_difference(easy, standard)
-    unpaired = (weighted_stderr((i, j, c) for i, j, _, c in easy) ** 2
-                + weighted_stderr((i, j, c) for i, j, _, c in standard) ** 2) ** 0.5
+    unpaired = weighted_difference(easy, standard, pair=False)[1]  # as if the two item sets were independent
     return {"easy": weighted_accuracy((i, j, c) for i, j, _, c in easy),
             "standard": weighted_accuracy((i, j, c) for i, j, _, c in standard),
             "difference": diff, "se": se, "se_unpaired": unpaired, "paired": is_paired,

@@ -95,26 +95,26 @@ def worst_case_stderr(n_lengths: int, n_depths: int, repeats: int, alpha: float 
     return 0.5 * (sum(v ** 2 / repeats for v in w.values())) ** 0.5 / sum(w.values())
 
 
-def weighted_difference(first, second, alpha: float = ALPHA) -> tuple[float, float, bool]:
-    """WA(first) − WA(second) of two NIAH modes and its standard error; ``paired`` says which form.
+def weighted_difference(first, second, alpha: float = ALPHA, pair: bool = True) -> tuple[float, float, bool]:
+    """WA(first) − WA(second) of two NIAH modes, its standard error, and whether that error is the
+    paired one.
 
     ``first`` and ``second``: iterables of (length_index, depth_index, key, correct). When every key of
     one mode is a key of the other (the items are paired: identical haystacks; ``niah_paired`` in
     difficulty.yaml), the difference is a weighted mean of per-item differences d_k = x_k − y_k, and its
     standard error is the pooled form above with d's variance: SE = √(s_d² Σ_ij w_ij² / n_ij) / Σ w,
     s_d² the variance of d over all items. Items that both modes get right (or both wrong) then add no
-    noise. Otherwise the two are independent samples: SE = √(SE₁² + SE₂²)."""
+    noise. Otherwise, or with ``pair=False``, the two are independent samples: SE = √(SE₁² + SE₂²)."""
     first, second = list(first), list(second)
     if not first or not second:
         return float("nan"), float("nan"), False
-    difference = weighted_accuracy((i, j, c) for i, j, _, c in first) - \
-        weighted_accuracy((i, j, c) for i, j, _, c in second)
+    unkeyed = [[(i, j, c) for i, j, _, c in rows] for rows in (first, second)]
+    difference = weighted_accuracy(unkeyed[0]) - weighted_accuracy(unkeyed[1])
     by_key = {(int(i), int(j), key): float(c) for i, j, key, c in second}
-    paired = len(first) == len(second) == len(by_key) and all((int(i), int(j), key) in by_key for i, j, key, _ in first)
+    paired = pair and len(first) == len(second) == len(by_key) and \
+        all((int(i), int(j), key) in by_key for i, j, key, _ in first)
     if not paired:
-        se = (weighted_stderr((i, j, c) for i, j, _, c in first) ** 2
-              + weighted_stderr((i, j, c) for i, j, _, c in second) ** 2) ** 0.5
-        return difference, se, False
+        return difference, (weighted_stderr(unkeyed[0]) ** 2 + weighted_stderr(unkeyed[1]) ** 2) ** 0.5, False
     cells = defaultdict(list)
     for i, j, key, c in first:
         cells[(int(i), int(j))].append(float(c) - by_key[(int(i), int(j), key)])
