@@ -120,13 +120,12 @@ def niah_modes(store: pd.DataFrame, z: float = Z) -> pd.DataFrame:
     (easy >= standard − z se): at ceiling the two tie up to a few items. ``se`` is the store's own for
     the difference (its ``linscale_niah_easy_minus_standard`` row: paired when the two modes share their
     haystacks, ``niah_paired: 1``), else that of two independent accuracies."""
-    from linscale.eval.runner import MODE_DIFFERENCE_TASK
+    from linscale.eval.runner import MODE_DIFFERENCE_TASK, NIAH_TASKS
 
     columns = ["arch", "size", "params", "easy", "standard", "difference", "se", "easy_ge_standard",
                "easy_not_harder"]
     final = final_rows(store)
-    part = final[final["task"].isin(["linscale_niah_easy", "linscale_niah_standard"])
-                 & (final["metric"] == "weighted_acc")]
+    part = final[final["task"].isin(NIAH_TASKS) & (final["metric"] == "weighted_acc")]
     if not len(part):
         return pd.DataFrame(columns=columns)
     keys = ["arch", "size", "params"]
