@@ -243,3 +243,125 @@ def test_linscale_eval_roles_writes_the_role_table_of_the_checkpoints_asked_for(
     assert set(table["checkpoint"]) == {str(export)} and table["role"].tolist() == list(ROLES)
     assert "excess loss by token role of 1 checkpoints" in capsys.readouterr().out
     assert not (out / "eval" / "roles.parquet").exists()  # only where it was asked to go
+
+
+# ------------------------------------------------------------- NIAH easy's needle against standard's
+
+def test_first_requeries_take_each_variables_first_requery_and_say_how_its_value_was_stated(lang):
+    from linscale.data.synthetic import DataError, first_requeries
+
+    a, b, c = (word(lang, "var", i) for i in range(3))
+    u, v, w = (word(lang, "object", i) for i in range(3))
+    filler = f"a {word(lang, 'adj')} {word(lang, 'noun')} {word(lang, 'verb')} {word(lang, 'adj')} {word(lang, 'noun')} ."
+    text = (f"what {a} {u} . let {b} {v} . {filler} what {a} {u} . what {b} {v} . what {a} {u} . "
+            f"let {c} {w} . what {c}")  # c's query is cut off by the document's end
+    doc = np.array(lang.encode(text))
+    items = first_requeries(lang, doc[None])
+    # a: stated by a fresh query (value at 2), asked again at 15..18 (answer at 17); its third query is
+    # skipped. b: stated by let (value at 6), asked at 19..22 (answer at 21); c's answer is cut off
+    assert items == [{"doc": 0, "position": 17, "answer": int(doc[17]), "binder": "what", "distance": 15},
+                     {"doc": 0, "position": 21, "answer": int(doc[21]), "binder": "let", "distance": 15}]
+    assert lang.words[doc[17]] == u and lang.words[doc[21]] == v
+    broken = doc.copy()
+    broken[17] = lang.offset["object"] + 5  # a query answering another value: not this language
+    with pytest.raises(DataError, match=r"docs\[0\]: a query at 16"):
+        first_requeries(lang, broken[None])
+    with pytest.raises(DataError, match="2-D"):
+        first_requeries(lang, doc)
+
+
+def test_first_requeries_of_sampled_documents_are_all_determined_by_the_language(lang):
+    """In the generator's own documents every item's answer has probability 1 (nll 0), and both kinds of
+    statement occur."""
+    from linscale.data.synthetic import first_requeries
+
+    docs, nll = lang.sample(np.random.default_rng(3), 300, 40)
+    items = first_requeries(lang, docs)
+    assert {item["binder"] for item in items} == {"let", "what"}
+    assert all(nll[item["doc"], item["position"]] == 0 for item in items)
+    assert all(docs[item["doc"], item["position"]] == item["answer"] for item in items)
+
+
+def _binder_counts(cells: dict) -> pd.DataFrame:
+    """counts.csv rows from {(run_id, binder, bucket): (n, correct)}."""
+    return pd.DataFrame([dict(run_id=run_id, arch=run_id.split("-")[0], size=run_id.split("-")[1], binder=binder,
+                              bucket=bucket, n=n, correct=correct)
+                         for (run_id, binder, bucket), (n, correct) in cells.items()])
+
+
+def test_the_binder_gap_compares_the_two_statements_at_equal_distances():
+    from linscale import findings
+
+    # near: let 0.9 (100 items), what 0.8 (300); far: let 0.5 (300), what 0.5 (300). The raw accuracies
+    # differ by 0.6 - 0.65 = -0.05 because "what" items sit mostly near; stratified, each stratum weighted
+    # by its items (0.4 and 0.6): 0.4·0.1 + 0.6·0 = +0.04
+    counts = _binder_counts({("m-s5", "let", "near"): (100, 90), ("m-s5", "what", "near"): (300, 240),
+                             ("m-s5", "let", "far"): (300, 150), ("m-s5", "what", "far"): (300, 150),
+                             ("m-s5", "let", "lonely"): (50, 50)})  # a stratum without "what": dropped
+    (row,) = findings.binder_gap(counts).to_dict("records")
+    assert row["gap"] == pytest.approx(0.04)
+    assert row["acc_let"] == pytest.approx(240 / 400) and row["acc_what"] == pytest.approx(390 / 600)
+    assert (row["n_let"], row["n_what"]) == (400, 600)
+    variance = 0.16 * (0.9 * 0.1 / 100 + 0.8 * 0.2 / 300) + 0.36 * (0.25 / 300 + 0.25 / 300)
+    assert row["se"] == pytest.approx(np.sqrt(variance))
+    only_let = findings.binder_gap(_binder_counts({("m-s6", "let", "near"): (10, 5)}))
+    assert np.isnan(only_let["gap"].iloc[0]) and only_let["n_what"].iloc[0] == 0
+
+
+def test_the_binder_rule_reaches_each_verdict():
+    from linscale import findings
+
+    assert findings.binder_verdict(0.05, 0.01, 0.04) == findings.BINDER_EXPLAINS   # beyond 2 SE, over half
+    assert findings.binder_verdict(0.015, 0.005, 0.04) == findings.BINDER_PARTLY   # beyond 2 SE, under half
+    assert findings.binder_verdict(0.02, 0.01, 0.04) == findings.BINDER_DOES_NOT   # exactly 2 SE: not beyond
+    assert findings.binder_verdict(-0.05, 0.01, 0.04) == findings.BINDER_DOES_NOT  # the other way round
+    assert findings.binder_verdict(0.02, 0.005, 0.04) == findings.BINDER_EXPLAINS  # exactly half counts
+    assert findings.binder_verdict(float("nan"), 0.01, 0.04) == findings.BINDER_NOT_MEASURED
+
+
+def test_the_binder_probes_tables_are_judged_again_by_the_rule(tmp_path):
+    from linscale import findings
+
+    assert findings.binder_probe(tmp_path) is None
+    cells = {}
+    for run_id, (let, what) in {"cosformer2-s5": (90, 80), "cosformer2-s6": (90, 89), "llama-s6": (80, 80)}.items():
+        cells.update({(run_id, "let", "near"): (1000, let * 10), (run_id, "what", "near"): (1000, what * 10)})
+    _binder_counts(cells).to_csv(tmp_path / "counts.csv", index=False)
+    pd.DataFrame({"run_id": ["cosformer2-s5", "cosformer2-s6", "llama-s6"], "difference": [-0.03, -0.04, 0.006],
+                  "se": [0.008, 0.01, 0.01]}).to_csv(tmp_path / "niah.csv", index=False)
+    probe = findings.binder_probe(tmp_path)
+    table = probe["table"].set_index("run_id")
+    assert table.loc["cosformer2-s5", "niah_gap"] == pytest.approx(0.03)  # standard − easy
+    assert table.loc["cosformer2-s5", "gap"] == pytest.approx(0.10)
+    # s5: +0.10 against a NIAH gap of 0.03: explains; s6: +0.01 with SE 0.0136: not beyond 2 SE
+    assert probe["verdicts"] == {"s5": findings.BINDER_EXPLAINS, "s6": findings.BINDER_DOES_NOT}
+    assert probe["overall"] == findings.BINDER_PARTLY
+    assert findings.binder_probe(tmp_path, arch="llama")["overall"] == findings.BINDER_DOES_NOT
+
+
+def test_the_binder_probe_scores_each_item_by_the_models_own_next_token(smoke_sweep):
+    """benchmarks/probe_binder.py's scorer against a direct reading of one document: the greedy token and
+    the nll at each item's answer position, with the document after <eod> as the model was trained."""
+    import torch
+
+    from linscale.bench import benchmark_script
+    from linscale.checkpoint import load_checkpoint
+    from linscale.data.datamodule import SyntheticDataModule
+    from linscale.data.synthetic import SPLITS
+    from linscale.eval.items import training_seq_len
+
+    out, _ = smoke_sweep
+    export = sorted(out.glob("runs/*/export/step=*"), key=lambda p: int(p.name[5:]))[-1]
+    scored = benchmark_script("probe_binder").score_requeries(export, n_docs=64, batch_size=16)
+    assert {"let", "what"} <= set(scored["binder"]) and scored["nll"].gt(0).all()
+    model, meta = load_checkpoint(export)
+    seq_len = training_seq_len(meta)
+    language = SyntheticDataModule(meta["data"], seq_len=seq_len, batch_size=16).language
+    docs, _ = language.sample(np.random.default_rng([0, SPLITS["eval"], 0xB1D]), 64, seq_len)
+    d = int(scored["doc"].iloc[-1])
+    with torch.no_grad():
+        logits = model(torch.as_tensor([[language.eod_id, *docs[d, :-1]]], dtype=torch.long)).logits[0].float()
+    for item in scored[scored["doc"] == d].itertuples():
+        assert item.correct == (int(logits[item.position].argmax()) == int(docs[d, item.position]))
+        expected = float(torch.nn.functional.cross_entropy(logits[item.position], torch.tensor(int(docs[d, item.position]))))
+        assert item.nll == pytest.approx(expected, abs=1e-5)

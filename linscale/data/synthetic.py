@@ -688,6 +688,43 @@ def cloze(lang: SyntheticLanguage, n_items: int = 200, context_len: int = 256, s
     return items
 
 
+def first_requeries(lang: SyntheticLanguage, docs: np.ndarray) -> list[dict]:
+    """Where documents of this language ask a bound variable again: for every variable a document states
+    and later queries, the first such query, whose answer can only be copied from the statement (a
+    variable is bound at most once, and a later query could copy an earlier answer instead, so only the
+    first counts, as in :func:`cloze`). ``binder`` says how the value was stated: ``let`` (``let VAR
+    VAL .``, NIAH standard's needle) or ``what`` (a fresh query ``what VAR VAL .``, NIAH easy's needle).
+
+    docs: [n, length] token ids of whole documents (:meth:`SyntheticLanguage.sample`; a query cut off by
+    the document's end is skipped). Fields: doc, position (of the answer in its document), answer (its
+    token id), binder, distance (answer position minus the stated value's position)."""
+    docs = np.asarray(docs)
+    if docs.ndim != 2:
+        raise DataError(f"docs: expected a 2-D array of token ids, got shape {docs.shape}")
+    let, what = lang.fn["let"], lang.fn["what"]
+    lo, hi = lang.offset["var"], lang.offset["var"] + lang.spec.n_vars
+    items = []
+    for d, doc in enumerate(docs):
+        # a variable's token appears only as the second word of a let or what sentence
+        at = [t for t in np.flatnonzero((doc >= lo) & (doc < hi)) if t > 0 and doc[t - 1] in (let, what)]
+        first: dict[int, int] = {}
+        for t in at:
+            var = int(doc[t])
+            if var not in first:
+                first[var] = t
+                continue
+            if first[var] is None or t + 1 >= len(doc):
+                continue
+            stated = first[var]
+            if doc[t + 1] != doc[stated + 1]:
+                raise DataError(f"docs[{d}]: a query at {t} answers {lang.words[doc[t + 1]]!r}, the statement at "
+                                f"{stated} {lang.words[doc[stated + 1]]!r}: not a document of this language")
+            items.append({"doc": d, "position": int(t + 1), "answer": int(doc[t + 1]),
+                          "binder": "let" if doc[stated - 1] == let else "what", "distance": int(t - stated)})
+            first[var] = None  # its first re-query is taken; later ones could copy an earlier answer
+    return items
+
+
 def _haystack(lang: SyntheticLanguage, rng, n_tokens: int) -> list[np.ndarray]:
     """Whole sentences of knowledge and grammar only (no bindings), at least ``n_tokens`` tokens."""
     sub = lang.__dict__.get("_haystack_language")
@@ -801,5 +838,6 @@ def write_eval_items(lang: SyntheticLanguage, out_dir, seed: int = 0, context_le
 
 
 __all__ = ["LanguageSpec", "write_eval_items", "SyntheticLanguage", "DataError", "SENTENCE_TYPES", "EOD", "knowledge_mc", "cloze",
+           "first_requeries",
            "token_roles", "ROLES", "ROLE_LABELS",
            "needle_in_haystack", "associative_recall", "FREQUENCY_BANDS", "SPLITS"]

@@ -31,8 +31,10 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     per_arch_verdicts, probe_ratios, ratio_verdict, refit_misfit, retrain_change,
                                     run_residuals, size_inversions, table3_side_by_side, try_extrapolation, try_fit,
                                     uniform_probe, window_probe, window_verdict)
-from linscale.findings.downstream import (BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS, RETRIEVAL_TASKS,
-                                          ROLE_SKILLS, SUMMARY_COLUMNS, binding_finals, binding_learned,
+from linscale.findings.downstream import (BINDER_BUCKETS, BINDER_DOES_NOT, BINDER_EXPLAINS, BINDER_NOT_MEASURED,
+                                          BINDER_PARTLY, BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS,
+                                          RETRIEVAL_TASKS, ROLE_SKILLS, SUMMARY_COLUMNS, binder_gap, binder_probe,
+                                          binder_verdict, binding_finals, binding_learned,
                                           binding_probe, binding_summary, binding_verdict, compare_at_largest,
                                           context_blind_excess, downstream_chance, downstream_table,
                                           final_checkpoints, largest_model_cells, mode_probe, ranking,

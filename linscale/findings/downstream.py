@@ -286,3 +286,80 @@ def binding_probe(folder, data: dict) -> dict | None:
     if not ((folder / "runs.csv").exists() and (folder / "roles.csv").exists()):
         return None
     return binding_summary(pd.read_csv(folder / "roles.csv"), pd.read_csv(folder / "runs.csv"), data)
+
+
+# ----------------------------------------------------------------- why one needle is harder than the other
+
+# Registered on 2026-12-04 before any model was scored on it (benchmarks/probe_binder.py measures it):
+# cosFormer2 finds NIAH easy's needle ("what VAR VAL .") less often than standard's ("let VAR VAL .") at s5
+# and s6 by more than two paired standard errors. Does the training language itself show that gap? In the
+# language's own documents, the first re-query of a variable copies a value stated either by "let" or by a
+# fresh query "what"; the gap is accuracy after "let" minus after "what" (greedy next token), stratified by
+# the distance from the stated value to the answer, so that the two statements are compared at equal
+# distances. It explains the NIAH gap (standard − easy, paired) at a size when it is positive beyond two
+# standard errors and at least half the NIAH gap; it does not when it is not positive beyond two standard
+# errors; partly otherwise (positive, but under half).
+BINDER_BUCKETS = (0, 16, 32, 64, 128)  # distance strata (tokens), right-closed
+BINDER_Z = 2.0
+BINDER_SHARE = 0.5  # the language gap must be at least this share of the NIAH gap to explain it
+BINDER_EXPLAINS, BINDER_PARTLY, BINDER_DOES_NOT = "explains", "partly", "does not explain"
+BINDER_NOT_MEASURED = "not measured"
+
+
+def binder_gap(counts: pd.DataFrame) -> pd.DataFrame:
+    """Per model (``run_id``, with ``arch`` and ``size``) of ``counts`` (one row per model, ``binder``
+    (let or what) and ``bucket`` (distance stratum) with ``n`` items and ``correct`` answers): accuracy
+    after each statement (``acc_let``, ``acc_what``, ``n_let``, ``n_what``), the stratified ``gap`` (let
+    minus what, each stratum weighted by its items; strata lacking either statement are dropped) and its
+    standard error ``se`` (binomial, independent strata)."""
+    rows = []
+    for (run_id, arch, size), model in counts.groupby(["run_id", "arch", "size"], sort=False):
+        n = model.pivot_table(index="bucket", columns="binder", values="n", aggfunc="sum") \
+            .reindex(columns=["let", "what"]).fillna(0)
+        correct = model.pivot_table(index="bucket", columns="binder", values="correct", aggfunc="sum") \
+            .reindex(index=n.index, columns=["let", "what"]).fillna(0)
+        both = (n["let"] > 0) & (n["what"] > 0)
+        n, correct = n[both], correct[both]
+        row = dict(run_id=run_id, arch=arch, size=size, n_let=int(n["let"].sum()), n_what=int(n["what"].sum()))
+        if n.empty:
+            rows.append({**row, "acc_let": np.nan, "acc_what": np.nan, "gap": np.nan, "se": np.nan})
+            continue
+        p = correct / n
+        weight = n.sum(axis=1) / float(n.to_numpy().sum())
+        variance = (weight ** 2 * (p * (1 - p) / n).sum(axis=1)).sum()
+        rows.append({**row, "acc_let": float(correct["let"].sum() / n["let"].sum()),
+                     "acc_what": float(correct["what"].sum() / n["what"].sum()),
+                     "gap": float((weight * (p["let"] - p["what"])).sum()), "se": float(np.sqrt(variance))})
+    return pd.DataFrame(rows)
+
+
+def binder_verdict(gap: float, se: float, niah_gap: float) -> str:
+    """The registered rule at one size: does the language's gap (``gap`` ± ``se``, let minus what) explain
+    a NIAH gap of ``niah_gap`` (standard minus easy)?"""
+    if not (np.isfinite(gap) and np.isfinite(se) and np.isfinite(niah_gap)):
+        return BINDER_NOT_MEASURED
+    if gap <= BINDER_Z * se:
+        return BINDER_DOES_NOT
+    return BINDER_EXPLAINS if gap >= BINDER_SHARE * niah_gap else BINDER_PARTLY
+
+
+def binder_probe(folder, arch: str = "cosformer2") -> dict | None:
+    """What benchmarks/probe_binder.py found, from its CSV tables in ``folder`` (``counts.csv``: items and
+    correct answers per model, statement and stratum; ``niah.csv``: each model's paired NIAH easy − standard
+    and its SE from the evaluation store), judged again here by the registered rule; None without them.
+    Returns ``table`` (:func:`binder_gap` beside the NIAH gap, standard − easy, per model), ``verdicts``
+    (``arch``'s verdict per size) and ``overall`` (the one verdict when every size agrees, else partly)."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not ((folder / "counts.csv").exists() and (folder / "niah.csv").exists()):
+        return None
+    counts, niah = pd.read_csv(folder / "counts.csv"), pd.read_csv(folder / "niah.csv")
+    table = binder_gap(counts).merge(niah[["run_id", "difference", "se"]].rename(
+        columns={"se": "niah_se"}), on="run_id", how="left")
+    table["niah_gap"] = -table.pop("difference")  # standard − easy: positive when the easy needle is harder
+    chosen = table[table["arch"] == arch]
+    verdicts = {str(r.size): binder_verdict(r.gap, r.se, r.niah_gap) for r in chosen.itertuples()}
+    distinct = set(verdicts.values())
+    overall = distinct.pop() if len(distinct) == 1 else (BINDER_PARTLY if verdicts else BINDER_NOT_MEASURED)
+    return {"table": table, "verdicts": verdicts, "overall": overall, "arch": arch}
