@@ -337,6 +337,9 @@ def test_the_binder_probes_tables_are_judged_again_by_the_rule(tmp_path):
     assert probe["verdicts"] == {"s5": findings.BINDER_EXPLAINS, "s6": findings.BINDER_DOES_NOT}
     assert probe["overall"] == findings.BINDER_PARTLY
     assert findings.binder_probe(tmp_path, arch="llama")["overall"] == findings.BINDER_DOES_NOT
+    strata = probe["strata"].set_index(["run_id", "bucket"])
+    assert strata.loc[("cosformer2-s5", "near"), "let"] == pytest.approx(0.9)
+    assert strata.loc[("cosformer2-s5", "near"), "what"] == pytest.approx(0.8)
 
 
 def test_the_binder_probe_scores_each_item_by_the_models_own_next_token(smoke_sweep):

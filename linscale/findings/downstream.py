@@ -348,7 +348,8 @@ def binder_probe(folder, arch: str = "cosformer2") -> dict | None:
     correct answers per model, statement and stratum; ``niah.csv``: each model's paired NIAH easy − standard
     and its SE from the evaluation store), judged again here by the registered rule; None without them.
     Returns ``table`` (:func:`binder_gap` beside the NIAH gap, standard − easy, per model), ``verdicts``
-    (``arch``'s verdict per size) and ``overall`` (the one verdict when every size agrees, else partly)."""
+    (``arch``'s verdict per size), ``overall`` (the one verdict when every size agrees, else partly) and
+    ``strata`` (accuracy after ``let`` and after ``what`` per model and distance stratum, outside the rule)."""
     from pathlib import Path
 
     folder = Path(folder)
@@ -357,9 +358,12 @@ def binder_probe(folder, arch: str = "cosformer2") -> dict | None:
     counts, niah = pd.read_csv(folder / "counts.csv"), pd.read_csv(folder / "niah.csv")
     table = binder_gap(counts).merge(niah[["run_id", "difference", "se"]].rename(
         columns={"se": "niah_se"}), on="run_id", how="left")
-    table["niah_gap"] = -table.pop("difference")  # standard − easy: positive when the easy needle is harder
+    table["niah_gap"] = 0.0 - table.pop("difference")  # standard − easy: positive when the easy needle is harder (no -0)
     chosen = table[table["arch"] == arch]
     verdicts = {str(r.size): binder_verdict(r.gap, r.se, r.niah_gap) for r in chosen.itertuples()}
     distinct = set(verdicts.values())
     overall = distinct.pop() if len(distinct) == 1 else (BINDER_PARTLY if verdicts else BINDER_NOT_MEASURED)
-    return {"table": table, "verdicts": verdicts, "overall": overall, "arch": arch}
+    strata = counts.assign(accuracy=counts["correct"] / counts["n"]).pivot_table(
+        index=["run_id", "arch", "size", "bucket"], columns="binder", values="accuracy").reset_index() \
+        .rename_axis(columns=None)
+    return {"table": table, "verdicts": verdicts, "overall": overall, "arch": arch, "strata": strata}
