@@ -59,9 +59,9 @@ CONTROL_TOLERANCE = 0.001  # relative, every checkpoint's validation loss agains
 DIFFERENCE_TASK = "linscale_niah_easy_minus_standard"
 
 
-def score_requeries(checkpoint: Path, n_docs: int = N_DOCS, batch_size: int = 64):
-    """The first re-queries of ``n_docs`` documents of the checkpoint's language (its own stream,
-    ``STREAM``), each scored by the model's greedy next token: one row per item (doc, position, binder,
+def score_requeries(checkpoint: Path, n_docs: int = N_DOCS, batch_size: int = 64, stream: int = STREAM):
+    """The first re-queries of ``n_docs`` documents of the checkpoint's language (drawn from the stream
+    ``[0, eval split, stream]``), each scored by the model's greedy next token: one row per item (doc, position, binder,
     distance, correct, nll)."""
     import numpy as np
     import pandas as pd
@@ -75,7 +75,7 @@ def score_requeries(checkpoint: Path, n_docs: int = N_DOCS, batch_size: int = 64
     model, meta = load_checkpoint(checkpoint)
     seq_len = training_seq_len(meta)
     language = SyntheticDataModule(meta["data"], seq_len=seq_len, batch_size=16).language
-    docs, _ = language.sample(np.random.default_rng([0, SPLITS["eval"], STREAM]), n_docs, seq_len)
+    docs, _ = language.sample(np.random.default_rng([0, SPLITS["eval"], stream]), n_docs, seq_len)
     items = pd.DataFrame(first_requeries(language, docs))
     rows = np.concatenate([np.full((len(docs), 1), language.eod_id, dtype=docs.dtype), docs], axis=1)
     predicted, nll = np.zeros(docs.shape, dtype=np.int64), np.zeros(docs.shape)

@@ -368,3 +368,28 @@ def test_the_binder_probe_scores_each_item_by_the_models_own_next_token(smoke_sw
         assert item.correct == (int(logits[item.position].argmax()) == int(docs[d, item.position]))
         expected = float(torch.nn.functional.cross_entropy(logits[item.position], torch.tensor(int(docs[d, item.position]))))
         assert item.nll == pytest.approx(expected, abs=1e-5)
+
+
+def test_the_long_range_replication_rule_and_its_reader(tmp_path):
+    from linscale import findings
+
+    assert findings.replication_verdict(-0.05, 0.02) == findings.REPLICATED
+    assert findings.replication_verdict(-0.04, 0.02) == findings.NOT_REPLICATED   # exactly 2 SE: not beyond
+    assert findings.replication_verdict(0.03, 0.01) == findings.NOT_REPLICATED
+    assert findings.replication_verdict(float("nan"), 0.01) == findings.BINDER_NOT_MEASURED
+    assert findings.binder_distance_probe(tmp_path) is None
+    far = findings.LONG_STRATUM
+    cells = {("cosformer2-s5", "let", far): (1000, 250), ("cosformer2-s5", "what", far): (500, 90),
+             ("cosformer2-s6", "let", far): (1000, 250), ("cosformer2-s6", "what", far): (500, 120),
+             ("cosformer2-s6", "what", "(0, 16]"): (500, 500),  # another stratum: not read
+             ("llama-s6", "let", far): (1000, 100), ("llama-s6", "what", far): (500, 60)}
+    _binder_counts(cells).to_csv(tmp_path / "counts.csv", index=False)
+    probe = findings.binder_distance_probe(tmp_path)
+    table = probe["table"].set_index("run_id")
+    assert table.loc["cosformer2-s5", "difference"] == pytest.approx(0.18 - 0.25)
+    assert table.loc["cosformer2-s5", "se"] == pytest.approx(np.sqrt(0.25 * 0.75 / 1000 + 0.18 * 0.82 / 500))
+    assert table.loc["cosformer2-s6", "n_what"] == 500
+    # s5: -0.07, SE 0.0211: replicated; s6: -0.01: not
+    assert probe["verdicts"] == {"s5": findings.REPLICATED, "s6": findings.NOT_REPLICATED}
+    assert probe["overall"] == "partly"
+    assert findings.binder_distance_probe(tmp_path, arch="llama")["overall"] == findings.NOT_REPLICATED

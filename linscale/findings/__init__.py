@@ -33,8 +33,10 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     uniform_probe, window_probe, window_verdict)
 from linscale.findings.downstream import (BINDER_BUCKETS, BINDER_DOES_NOT, BINDER_EXPLAINS, BINDER_NOT_MEASURED,
                                           BINDER_PARTLY, BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS,
-                                          RETRIEVAL_TASKS, ROLE_SKILLS, SUMMARY_COLUMNS, binder_gap, binder_probe,
-                                          binder_verdict, binding_finals, binding_learned,
+                                          LONG_STRATUM, NOT_REPLICATED, REPLICATED, RETRIEVAL_TASKS, ROLE_SKILLS,
+                                          SUMMARY_COLUMNS, binder_distance_probe, binder_gap, binder_probe,
+                                          binder_verdict, binding_finals, binding_learned, replication_verdict,
+                                          stratum_difference,
                                           binding_probe, binding_summary, binding_verdict, compare_at_largest,
                                           context_blind_excess, downstream_chance, downstream_table,
                                           final_checkpoints, largest_model_cells, mode_probe, ranking,

@@ -367,3 +367,58 @@ def binder_probe(folder, arch: str = "cosformer2") -> dict | None:
         index=["run_id", "arch", "size", "bucket"], columns="binder", values="accuracy").reset_index() \
         .rename_axis(columns=None)
     return {"table": table, "verdicts": verdicts, "overall": overall, "arch": arch, "strata": strata}
+
+
+# Registered on 2026-12-04 after reading binder_probe's strata and before any new document was scored
+# (benchmarks/probe_binder_distance.py scores them): what was read after that verdict, that at distances
+# of 65-128 tokens cosFormer2 alone copies a value stated by a fresh query less often than one stated by
+# let, tested again on documents no model had been scored on (an independent stream, twice as many).
+# Per size: replicated when cosFormer2's difference in that stratum (accuracy after a fresh query minus
+# after let) is negative beyond two standard errors, not replicated otherwise; over both sizes the one
+# verdict when they agree, partly when not.
+LONG_STRATUM = "(64, 128]"
+REPLICATED, NOT_REPLICATED = "replicated", "not replicated"
+
+
+def stratum_difference(counts: pd.DataFrame, stratum: str = LONG_STRATUM) -> pd.DataFrame:
+    """Per model of ``counts`` (as :func:`binder_gap` reads them): in distance stratum ``stratum``, the
+    items after each statement, accuracy after a fresh query minus after ``let`` (``difference``) and its
+    binomial standard error."""
+    part = counts[counts["bucket"].astype(str) == stratum]
+    wide = part.pivot_table(index=["run_id", "arch", "size"], columns="binder", values=["n", "correct"],
+                            aggfunc="sum", sort=False)
+    rows = []
+    for (run_id, arch, size), row in wide.iterrows():
+        n_let, n_what = float(row.get(("n", "let"), 0) or 0), float(row.get(("n", "what"), 0) or 0)
+        if not (n_let and n_what):
+            rows.append(dict(run_id=run_id, arch=arch, size=size, n_let=n_let, n_what=n_what, difference=np.nan, se=np.nan))
+            continue
+        p_let, p_what = row[("correct", "let")] / n_let, row[("correct", "what")] / n_what
+        rows.append(dict(run_id=run_id, arch=arch, size=size, n_let=int(n_let), n_what=int(n_what), acc_let=p_let,
+                         acc_what=p_what, difference=p_what - p_let,
+                         se=float(np.sqrt(p_let * (1 - p_let) / n_let + p_what * (1 - p_what) / n_what))))
+    return pd.DataFrame(rows)
+
+
+def replication_verdict(difference: float, se: float) -> str:
+    """The registered rule at one size (see above)."""
+    if not (np.isfinite(difference) and np.isfinite(se)):
+        return BINDER_NOT_MEASURED
+    return REPLICATED if difference < -BINDER_Z * se else NOT_REPLICATED
+
+
+def binder_distance_probe(folder, arch: str = "cosformer2") -> dict | None:
+    """What benchmarks/probe_binder_distance.py found, from its ``counts.csv`` in ``folder``, judged again
+    by the registered rule; None without it. Returns ``table`` (:func:`stratum_difference` per model),
+    ``verdicts`` (``arch``'s, per size) and ``overall``."""
+    from pathlib import Path
+
+    path = Path(folder) / "counts.csv"
+    if not path.exists():
+        return None
+    table = stratum_difference(pd.read_csv(path))
+    chosen = table[table["arch"] == arch]
+    verdicts = {str(r.size): replication_verdict(r.difference, r.se) for r in chosen.itertuples()}
+    distinct = set(verdicts.values())
+    overall = distinct.pop() if len(distinct) == 1 else ("partly" if verdicts else BINDER_NOT_MEASURED)
+    return {"table": table, "verdicts": verdicts, "overall": overall, "arch": arch}
