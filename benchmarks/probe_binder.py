@@ -90,6 +90,18 @@ def score_requeries(checkpoint: Path, n_docs: int = N_DOCS, batch_size: int = 64
     return items.assign(correct=predicted[at] == items["answer"].to_numpy(), nll=nll[at]).drop(columns="answer")
 
 
+def count_items(items):
+    """Scored items (``score_requeries`` rows with run_id, arch and size) counted per model, statement and
+    distance stratum (``findings.BINDER_BUCKETS``): the ``counts.csv`` the findings readers judge."""
+    import pandas as pd
+
+    from linscale.findings import BINDER_BUCKETS
+
+    strata = pd.cut(items["distance"], list(BINDER_BUCKETS)).astype(str)
+    return (items.assign(bucket=strata).groupby(["run_id", "arch", "size", "binder", "bucket"], sort=False)
+            .agg(n=("correct", "size"), correct=("correct", "sum"), nll=("nll", "mean")).reset_index())
+
+
 def main() -> None:
     from linscale.train.code_paths import pin_numerics
 
@@ -100,7 +112,7 @@ def main() -> None:
     from linscale.bench import (format_table, probe_report_head, retrain_control, train_probe_run,
                                 write_probe_outputs)
     from linscale.eval.runner import final_checkpoints
-    from linscale.findings import BINDER_BUCKETS, binder_probe
+    from linscale.findings import binder_probe
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/probe-binder", help="the runs' folder (resumable)")
@@ -131,9 +143,7 @@ def main() -> None:
                                     step=int(checkpoint.name.split("=")[1])))
         print(f"{arch}-{size}: {len(scored)} items scored", flush=True)
     items = pd.concat(frames, ignore_index=True)
-    items["bucket"] = pd.cut(items["distance"], list(BINDER_BUCKETS)).astype(str)
-    counts = (items.groupby(["run_id", "arch", "size", "binder", "bucket"], sort=False)
-              .agg(n=("correct", "size"), correct=("correct", "sum"), nll=("nll", "mean")).reset_index())
+    counts = count_items(items)
 
     store = pd.read_parquet(results_dir / "eval.parquet")
     final = store[(store["task"] == DIFFERENCE_TASK) & store["run_id"].isin(ids)]

@@ -52,7 +52,7 @@ def main() -> None:
 
     from linscale.bench import benchmark_script, format_table, probe_report_head, write_probe_outputs
     from linscale.eval.runner import final_checkpoints
-    from linscale.findings import BINDER_BUCKETS, LONG_STRATUM, binder_distance_probe
+    from linscale.findings import LONG_STRATUM, binder_distance_probe
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="runs/probe-binder", help="the binder probe's runs (one sweep per run)")
@@ -79,9 +79,7 @@ def main() -> None:
         frames.append(scored.assign(run_id=run_id, arch=arch, size=size, step=int(final_step[run_id])))
         print(f"{run_id}: {len(scored)} items scored", flush=True)
     items = pd.concat(frames, ignore_index=True)
-    items["bucket"] = pd.cut(items["distance"], list(BINDER_BUCKETS)).astype(str)
-    counts = (items.groupby(["run_id", "arch", "size", "binder", "bucket"], sort=False)
-              .agg(n=("correct", "size"), correct=("correct", "sum"), nll=("nll", "mean")).reset_index())
+    counts = binder.count_items(items)
     tables = Path(args.tables) if args.tables else Path(args.runs) / "distance-tables"
     tables.mkdir(parents=True, exist_ok=True)
     counts.to_csv(tables / "counts.csv", index=False)

@@ -343,6 +343,12 @@ def binder_verdict(gap: float, se: float, niah_gap: float) -> str:
     return BINDER_EXPLAINS if gap >= BINDER_SHARE * niah_gap else BINDER_PARTLY
 
 
+def _over_sizes(verdicts: dict[str, str]) -> str:
+    """One verdict over a probe's sizes: theirs when they agree, partly when they do not."""
+    distinct = set(verdicts.values())
+    return distinct.pop() if len(distinct) == 1 else (BINDER_PARTLY if verdicts else BINDER_NOT_MEASURED)
+
+
 def binder_probe(folder, arch: str = "cosformer2") -> dict | None:
     """What benchmarks/probe_binder.py found, from its CSV tables in ``folder`` (``counts.csv``: items and
     correct answers per model, statement and stratum; ``niah.csv``: each model's paired NIAH easy − standard
@@ -361,8 +367,7 @@ def binder_probe(folder, arch: str = "cosformer2") -> dict | None:
     table["niah_gap"] = 0.0 - table.pop("difference")  # standard − easy: positive when the easy needle is harder (no -0)
     chosen = table[table["arch"] == arch]
     verdicts = {str(r.size): binder_verdict(r.gap, r.se, r.niah_gap) for r in chosen.itertuples()}
-    distinct = set(verdicts.values())
-    overall = distinct.pop() if len(distinct) == 1 else (BINDER_PARTLY if verdicts else BINDER_NOT_MEASURED)
+    overall = _over_sizes(verdicts)
     strata = counts.assign(accuracy=counts["correct"] / counts["n"]).pivot_table(
         index=["run_id", "arch", "size", "bucket"], columns="binder", values="accuracy").reset_index() \
         .rename_axis(columns=None)
@@ -419,6 +424,5 @@ def binder_distance_probe(folder, arch: str = "cosformer2") -> dict | None:
     table = stratum_difference(pd.read_csv(path))
     chosen = table[table["arch"] == arch]
     verdicts = {str(r.size): replication_verdict(r.difference, r.se) for r in chosen.itertuples()}
-    distinct = set(verdicts.values())
-    overall = distinct.pop() if len(distinct) == 1 else ("partly" if verdicts else BINDER_NOT_MEASURED)
+    overall = _over_sizes(verdicts)
     return {"table": table, "verdicts": verdicts, "overall": overall, "arch": arch}
