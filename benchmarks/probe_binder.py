@@ -112,7 +112,7 @@ def main() -> None:
     from linscale.bench import (format_table, probe_report_head, retrain_control, train_probe_run,
                                 write_probe_outputs)
     from linscale.eval.runner import final_checkpoints
-    from linscale.findings import binder_probe
+    from linscale.findings import binder_summary
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default="runs/probe-binder", help="the runs' folder (resumable)")
@@ -151,14 +151,8 @@ def main() -> None:
     niah = final[final["metric"] == "weighted_acc_difference"][["run_id", "value", "stderr"]] \
         .rename(columns={"value": "difference", "stderr": "se"})
 
-    tables = Path(args.tables) if args.tables else Path(args.out) / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    counts.to_csv(tables / "counts.csv", index=False)
-    niah.to_csv(tables / "niah.csv", index=False)
-    found = binder_probe(tables)
-    strata = counts.assign(accuracy=counts["correct"] / counts["n"]).pivot_table(
-        index=["arch", "size", "bucket"], columns="binder", values="accuracy", sort=False).reset_index() \
-        .rename_axis(columns=None)
+    found = binder_summary(counts, niah)
+    strata = found["strata"].drop(columns="run_id")
     lines = [*probe_report_head("Registered probe: NIAH easy's needle against standard's, in the training language",
                                 "the design, the rule and my prediction are in the script's docstring, committed "
                                 "before any model was scored on it.", started),
@@ -166,13 +160,13 @@ def main() -> None:
              f"- items: {args.docs} documents of the preset's language, stream [0, eval, {STREAM:#x}]; "
              f"{int((items['binder'] == 'let').sum() / len(folders))} stated by let, "
              f"{int((items['binder'] == 'what').sum() / len(folders))} by what, per model", "",
-             "## Verdict", "", f"Does the training language explain cosFormer2's harder easy needle?", "",
+             "## Verdict", "", "Does the training language explain cosFormer2's harder easy needle?", "",
              *[f"- {size}: **{verdict}**" for size, verdict in found["verdicts"].items()],
              f"- over both sizes: **{found['overall']}**", "",
              "## Language gap (let − what, stratified by distance) beside the NIAH gap (standard − easy, paired)", "",
              format_table(found["table"].round(4)), "",
              "## Accuracy per distance stratum", "", format_table(strata.round(4))]
-    write_probe_outputs("\n".join(lines) + "\n", args.results, str(tables),
+    write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables or str(Path(args.out) / "tables"),
                         {"counts": counts, "niah": niah, "control": control})
 
 

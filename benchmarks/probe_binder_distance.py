@@ -52,7 +52,7 @@ def main() -> None:
 
     from linscale.bench import benchmark_script, format_table, probe_report_head, write_probe_outputs
     from linscale.eval.runner import final_checkpoints
-    from linscale.findings import LONG_STRATUM, binder_distance_probe
+    from linscale.findings import LONG_STRATUM, binder_distance_summary
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="runs/probe-binder", help="the binder probe's runs (one sweep per run)")
@@ -80,10 +80,7 @@ def main() -> None:
         print(f"{run_id}: {len(scored)} items scored", flush=True)
     items = pd.concat(frames, ignore_index=True)
     counts = binder.count_items(items)
-    tables = Path(args.tables) if args.tables else Path(args.runs) / "distance-tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    counts.to_csv(tables / "counts.csv", index=False)
-    found = binder_distance_probe(tables)
+    found = binder_distance_summary(counts)
     lines = [*probe_report_head("Registered probe: far from the statement, a fresh query's value against a let's",
                                 "the design, the rule and my prediction are in the script's docstring, committed "
                                 "after reading the binder probe and before any document of this stream was "
@@ -99,7 +96,8 @@ def main() -> None:
              format_table(found["table"].round(4)), "",
              "## Every stratum", "",
              format_table(counts.assign(accuracy=counts["correct"] / counts["n"]).round(4))]
-    write_probe_outputs("\n".join(lines) + "\n", args.results, str(tables), {"counts": counts})
+    write_probe_outputs("\n".join(lines) + "\n", args.results, args.tables or str(Path(args.runs) / "distance-tables"),
+                        {"counts": counts})
 
 
 if __name__ == "__main__":

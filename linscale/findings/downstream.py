@@ -349,29 +349,33 @@ def _over_sizes(verdicts: dict[str, str]) -> str:
     return distinct.pop() if len(distinct) == 1 else (BINDER_PARTLY if verdicts else BINDER_NOT_MEASURED)
 
 
-def binder_probe(folder, arch: str = "cosformer2") -> dict | None:
-    """What benchmarks/probe_binder.py found, from its CSV tables in ``folder`` (``counts.csv``: items and
-    correct answers per model, statement and stratum; ``niah.csv``: each model's paired NIAH easy − standard
-    and its SE from the evaluation store), judged again here by the registered rule; None without them.
-    Returns ``table`` (:func:`binder_gap` beside the NIAH gap, standard − easy, per model), ``verdicts``
-    (``arch``'s verdict per size), ``overall`` (the one verdict when every size agrees, else partly) and
-    ``strata`` (accuracy after ``let`` and after ``what`` per model and distance stratum, outside the rule)."""
-    from pathlib import Path
-
-    folder = Path(folder)
-    if not ((folder / "counts.csv").exists() and (folder / "niah.csv").exists()):
-        return None
-    counts, niah = pd.read_csv(folder / "counts.csv"), pd.read_csv(folder / "niah.csv")
+def binder_summary(counts: pd.DataFrame, niah: pd.DataFrame, arch: str = "cosformer2") -> dict:
+    """The binder probe judged by its registered rule, from ``counts`` (items and correct answers per model,
+    statement and distance stratum) and ``niah`` (each model's paired NIAH easy − standard, ``difference``,
+    and its ``se``, from the evaluation store). Returns ``table`` (:func:`binder_gap` beside the NIAH gap,
+    standard − easy, per model), ``verdicts`` (``arch``'s verdict per size), ``overall`` (the one verdict
+    when every size agrees, else partly) and ``strata`` (accuracy after ``let`` and after ``what`` per model
+    and distance stratum, outside the rule)."""
     table = binder_gap(counts).merge(niah[["run_id", "difference", "se"]].rename(
         columns={"se": "niah_se"}), on="run_id", how="left")
     table["niah_gap"] = 0.0 - table.pop("difference")  # standard − easy: positive when the easy needle is harder (no -0)
     chosen = table[table["arch"] == arch]
     verdicts = {str(r.size): binder_verdict(r.gap, r.se, r.niah_gap) for r in chosen.itertuples()}
-    overall = _over_sizes(verdicts)
     strata = counts.assign(accuracy=counts["correct"] / counts["n"]).pivot_table(
-        index=["run_id", "arch", "size", "bucket"], columns="binder", values="accuracy").reset_index() \
+        index=["run_id", "arch", "size", "bucket"], columns="binder", values="accuracy", sort=False).reset_index() \
         .rename_axis(columns=None)
-    return {"table": table, "verdicts": verdicts, "overall": overall, "arch": arch, "strata": strata}
+    return {"table": table, "verdicts": verdicts, "overall": _over_sizes(verdicts), "arch": arch, "strata": strata}
+
+
+def binder_probe(folder, arch: str = "cosformer2") -> dict | None:
+    """What benchmarks/probe_binder.py found, from its CSV tables ``counts.csv`` and ``niah.csv`` in
+    ``folder``, judged again here by the registered rule (:func:`binder_summary`); None without them."""
+    from pathlib import Path
+
+    folder = Path(folder)
+    if not ((folder / "counts.csv").exists() and (folder / "niah.csv").exists()):
+        return None
+    return binder_summary(pd.read_csv(folder / "counts.csv"), pd.read_csv(folder / "niah.csv"), arch)
 
 
 # Registered on 2026-12-04 after reading binder_probe's strata and before any new document was scored
@@ -386,23 +390,15 @@ REPLICATED, NOT_REPLICATED = "replicated", "not replicated"
 
 
 def stratum_difference(counts: pd.DataFrame, stratum: str = LONG_STRATUM) -> pd.DataFrame:
-    """Per model of ``counts`` (as :func:`binder_gap` reads them): in distance stratum ``stratum``, the
-    items after each statement, accuracy after a fresh query minus after ``let`` (``difference``) and its
-    binomial standard error."""
-    part = counts[counts["bucket"].astype(str) == stratum]
-    wide = part.pivot_table(index=["run_id", "arch", "size"], columns="binder", values=["n", "correct"],
-                            aggfunc="sum", sort=False)
-    rows = []
-    for (run_id, arch, size), row in wide.iterrows():
-        n_let, n_what = float(row.get(("n", "let"), 0) or 0), float(row.get(("n", "what"), 0) or 0)
-        if not (n_let and n_what):
-            rows.append(dict(run_id=run_id, arch=arch, size=size, n_let=n_let, n_what=n_what, difference=np.nan, se=np.nan))
-            continue
-        p_let, p_what = row[("correct", "let")] / n_let, row[("correct", "what")] / n_what
-        rows.append(dict(run_id=run_id, arch=arch, size=size, n_let=int(n_let), n_what=int(n_what), acc_let=p_let,
-                         acc_what=p_what, difference=p_what - p_let,
-                         se=float(np.sqrt(p_let * (1 - p_let) / n_let + p_what * (1 - p_what) / n_what))))
-    return pd.DataFrame(rows)
+    """Per model of ``counts`` (as :func:`binder_gap` reads them): in distance stratum ``stratum`` alone,
+    the items and accuracy after each statement, accuracy after a fresh query minus after ``let``
+    (``difference``: :func:`binder_gap`'s gap of that one stratum, the other way round) and its binomial
+    standard error."""
+    part = binder_gap(counts[counts["bucket"].astype(str) == stratum])
+    if part.empty:
+        return pd.DataFrame(columns=["run_id", "arch", "size", "n_let", "n_what", "acc_let", "acc_what",
+                                     "difference", "se"])
+    return part.rename(columns={"gap": "difference"}).assign(difference=lambda t: 0.0 - t["difference"])
 
 
 def replication_verdict(difference: float, se: float) -> str:
@@ -412,17 +408,19 @@ def replication_verdict(difference: float, se: float) -> str:
     return REPLICATED if difference < -BINDER_Z * se else NOT_REPLICATED
 
 
+def binder_distance_summary(counts: pd.DataFrame, arch: str = "cosformer2") -> dict:
+    """The replication judged by its registered rule from ``counts`` (as :func:`binder_gap` reads them):
+    ``table`` (:func:`stratum_difference` per model), ``verdicts`` (``arch``'s, per size) and ``overall``."""
+    table = stratum_difference(counts)
+    chosen = table[table["arch"] == arch]
+    verdicts = {str(r.size): replication_verdict(r.difference, r.se) for r in chosen.itertuples()}
+    return {"table": table, "verdicts": verdicts, "overall": _over_sizes(verdicts), "arch": arch}
+
+
 def binder_distance_probe(folder, arch: str = "cosformer2") -> dict | None:
     """What benchmarks/probe_binder_distance.py found, from its ``counts.csv`` in ``folder``, judged again
-    by the registered rule; None without it. Returns ``table`` (:func:`stratum_difference` per model),
-    ``verdicts`` (``arch``'s, per size) and ``overall``."""
+    by the registered rule (:func:`binder_distance_summary`); None without it."""
     from pathlib import Path
 
     path = Path(folder) / "counts.csv"
-    if not path.exists():
-        return None
-    table = stratum_difference(pd.read_csv(path))
-    chosen = table[table["arch"] == arch]
-    verdicts = {str(r.size): replication_verdict(r.difference, r.se) for r in chosen.itertuples()}
-    overall = _over_sizes(verdicts)
-    return {"table": table, "verdicts": verdicts, "overall": overall, "arch": arch}
+    return binder_distance_summary(pd.read_csv(path), arch) if path.exists() else None
