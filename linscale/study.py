@@ -99,8 +99,9 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
       ablation of the paper's, which trains one seed per run: it measures how far one run's final loss
       moves by chance, the yardstick for every single-seed comparison in the book.
     * ``size_seeds``: the grid's smallest and largest sizes retrained once with the next seed (seed + 1,
-      as the seeds ablation's first), all architectures, no evaluation: the seed noise at the ends of the
-      grid, where a claim that compares runs of every size (the loss envelopes) also looks. A re-run with
+      as the seeds ablation's first), all architectures, evaluated on retrieval only (ABLATION_SUITES): the
+      seed noise at the ends of the grid, where a claim that compares runs of every size (the loss
+      envelopes) also looks, and retrieval's where it has emerged (s6) and where it has not (s1). A re-run with
       another seed moved the smallest size's final losses beyond the bound measured at the base size
       (README, "Reproducibility"); one size's noise is not every size's.
 
