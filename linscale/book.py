@@ -158,7 +158,6 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
                                        check=_results_folder),
                    "seq_lens": Parameter((list, tuple), "live only: training sequence lengths timed",
                                          check=_positive_ints),
-                   "contexts": Parameter((list, tuple), "live only: decoding context lengths", check=_positive_ints),
                    "tokens_per_batch": Parameter(int, "live only: tokens per timed batch (fixed across lengths)",
                                                  check=_positive),
                    "repeats": Parameter(int, "live only: rounds (median and range shown)", check=_positive)},
