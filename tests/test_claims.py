@@ -142,6 +142,25 @@ def test_lower_loss_compares_observed_envelopes_inside_the_data():
     assert claims.lower_loss_claim(grid[grid["arch"] != "llama"], _noise())["verdict"] == NOT_TESTABLE
 
 
+def test_lower_loss_sides_say_which_parts_are_beyond_the_noise_on_which_side():
+    """The chapter says on which side of LLaMA each architecture is beyond the noise: one architecture
+    below (for the claim), one above (against), one inside the noise, at every compute value."""
+    row = claims.lower_loss_claim(_grid({"llama": 1.0, "tnl": 1.03, "hgrn2": 0.97, "cosformer2": 1.002}), _noise())
+    sides = claims.lower_loss_sides(row)
+    assert len(sides) == 3 * claims.N_COMPUTE
+    assert sides.groupby("arch")["side"].unique().map(list).to_dict() == {
+        "tnl": ["above"], "hgrn2": ["below"], "cosformer2": ["within"]}
+    hgrn2 = sides[sides["arch"] == "hgrn2"]
+    assert hgrn2["difference"].to_numpy() == pytest.approx(-0.03)
+    assert hgrn2["bound"].tolist() == [row["tolerance"][f"loss/llama-1[hgrn2, C={c:.3g}]"] for c in hgrn2["flops"]]
+    # a part just inside its bound is within, not below; the compute value is read back as a number
+    key = "loss/llama-1[hgrn2, C=1e+10]"
+    edge = claims.lower_loss_sides({"numbers": {key: -0.99 * 0.02}, "tolerance": {key: 0.02}})
+    assert edge["side"].tolist() == ["within"] and edge["flops"].tolist() == [1e10]
+    not_testable = claims.lower_loss_claim(_grid({a: 1.0 for a in ARCHS}).query("arch != 'llama'"), _noise())
+    assert claims.lower_loss_sides(not_testable).empty
+
+
 def test_lower_loss_judges_each_compute_value_with_the_noise_of_its_runs_sizes():
     """A 3% gap is beyond the bound where the envelope's runs are of quiet sizes and inside it where they
     are of a noisy one: the claim is reproduced only if the noise of every size it compares allows."""

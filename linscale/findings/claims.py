@@ -23,6 +23,7 @@ Where the evidence comes from:
 """
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 import numpy as np
@@ -125,6 +126,26 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
                 f"{wide.index.min():.3g} to {wide.index.max():.3g} FLOPs: " + "; ".join(text) +
                 " (±: how far a re-run moves a difference of the two runs there, each with its size's seed noise)")
     return _row("lower_loss", claim, paper, evidence, parts, numbers=numbers, tolerance=tolerance)
+
+
+_LOWER_LOSS_KEY = re.compile(r"loss/llama-1\[(\w+), C=([^\]]+)\]")
+
+
+def lower_loss_sides(row: dict) -> pd.DataFrame:
+    """The parts of a :func:`lower_loss_claim` row, one per architecture and compute value: arch, flops,
+    difference (loss relative to LLaMA's), bound (its noise bound u) and side: "below" LLaMA beyond the
+    noise (for the claim), "above" it beyond the noise (against), "within" the noise. Empty for a row
+    without numbers (a claim not testable)."""
+    rows = []
+    for key, d in (row.get("numbers") or {}).items():
+        match = _LOWER_LOSS_KEY.fullmatch(key)
+        if not match:
+            continue
+        u = float(row["tolerance"][key])
+        # the claim's own rule (loss below LLaMA's), so a part's side is its verdict in words
+        side = {v.REPRODUCED: "below", v.NOT_REPRODUCED: "above"}.get(v.difference(d, u, "negative"), "within")
+        rows.append(dict(arch=match.group(1), flops=float(match.group(2)), difference=float(d), bound=u, side=side))
+    return pd.DataFrame(rows, columns=["arch", "flops", "difference", "bound", "side"])
 
 
 def _not_identified(fit, arch: str, identified: dict, missing: str) -> str | None:
