@@ -120,12 +120,17 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
         band = f"±{bounds.min():.2%}" if np.allclose(bounds, bounds[0]) else f"±{bounds.min():.2%} to {bounds.max():.2%}"
         text.append(f"{_label(arch)} {rel.min():+.2%} to {rel.max():+.2%} ({band})")
         for c, d, u in zip(wide.index, rel, bounds):
-            numbers[f"loss/llama-1[{arch}, C={c:.3g}]"] = float(d)
-            tolerance[f"loss/llama-1[{arch}, C={c:.3g}]"] = float(u)
+            numbers[_lower_loss_key(arch, c)] = float(d)
+            tolerance[_lower_loss_key(arch, c)] = float(u)
     evidence = (f"observed envelope loss relative to LLaMA's at {len(wide)} compute values from "
                 f"{wide.index.min():.3g} to {wide.index.max():.3g} FLOPs: " + "; ".join(text) +
                 " (±: how far a re-run moves a difference of the two runs there, each with its size's seed noise)")
     return _row("lower_loss", claim, paper, evidence, parts, numbers=numbers, tolerance=tolerance)
+
+
+def _lower_loss_key(arch: str, flops: float) -> str:
+    """The name of one part of the lower-loss claim in its row's numbers; :data:`_LOWER_LOSS_KEY` reads it back."""
+    return f"loss/llama-1[{arch}, C={flops:.3g}]"
 
 
 _LOWER_LOSS_KEY = re.compile(r"loss/llama-1\[(\w+), C=([^\]]+)\]")
