@@ -49,7 +49,7 @@ HTML_DIR = ROOT / "_build" / "html"
 
 # The book's chapters in reading order (notebooks/<name>.md).
 CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstream", "efficiency",
-            "ablations", "findings", "synthetic_language")
+            "ablations", "findings", "synthetic_language", "law_probes")
 
 
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
@@ -57,7 +57,8 @@ SMOKE_PARAMETERS = {"preset": "smoke", "seq_lens": [64, 128, 256], "contexts": [
                     "tokens_per_batch": 512, "repeats": 2}
 # Figures each chapter must show in the built HTML (the CI check).
 MIN_FIGURES = {"architectures": 1, "accounting": 1, "training": 3, "scaling_laws": 2, "downstream": 6,
-               "efficiency": 2, "ablations": 4, "findings": 0, "synthetic_language": 2}
+               "efficiency": 2, "ablations": 4, "findings": 0, "synthetic_language": 2,
+               "law_probes": 0}
 
 
 # ----------------------------------------------------------------------------- parameters
@@ -147,6 +148,8 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
     "training": {**_COMMON, "archs": _ARCHS, "loss": _LOSS},
     # the stored fits of the study (one bootstrap for the whole book): no fitting knobs here
     "scaling_laws": {**_COMMON, "archs": _ARCHS},
+    # the misfit probes' tables (results/probes/) read against the stored fits: the cpu study's
+    "law_probes": {**_COMMON, "archs": _ARCHS},
     "downstream": {**_COMMON, "archs": _ARCHS},
     "efficiency": {"bench_dir": Parameter(str, "folder of the committed benchmark reports"),
                    "report": Parameter(str, "which committed CPU report to show: latest, or a file name in bench_dir",
@@ -315,8 +318,9 @@ def _inputs_stamp(chapter: str, parameters: dict, source: str, inputs: list[Path
 def _input_tables(parameters: dict, cwd: Path) -> list[Path]:
     """The files a chapter reads (for the up-to-date check): its results tables, the re-runs of the same
     study committed beside them (the findings chapter compares them: a new or changed comparison must
-    re-execute it), the probes' tables (results/probes/: the downstream, findings and scaling-laws chapters read them), and the
-    committed benchmark reports for the efficiency chapter (likewise)."""
+    re-execute it), the probes' tables (results/probes/: the downstream, findings, scaling-laws and
+    law-probes chapters read them), and the committed benchmark reports for the efficiency chapter
+    (likewise)."""
     folders, files = [], []
     if "preset" in parameters and "results_dir" in parameters:
         results, preset = cwd / parameters["results_dir"], parameters["preset"]

@@ -744,3 +744,21 @@ def test_a_probe_reports_its_verdicts_and_its_retrain_control_in_one_form(capsys
     _, line = retrain_control(committed.iloc[:1], committed, 0.001)
     assert line.startswith("1 of the committed 2 checkpoints retrained") and "OUTSIDE" in line
     assert "OUTSIDE" in capsys.readouterr().out
+
+
+def test_sizes_off_law_needs_every_architecture_beyond_the_noise_on_one_side():
+    """The misfit's pattern (the scaling-laws chapter and its appendix of probes read it): a size is off
+    the law only where every architecture puts it beyond the simulated noise, on the same side."""
+    import pandas as pd
+
+    from linscale.findings import simulated_noise, sizes_off_law
+
+    rows = {("llama", "s1"): 0.004, ("tnl", "s1"): 0.02,     # inside the noise for one architecture
+            ("llama", "s2"): 0.01, ("tnl", "s2"): 0.02,      # above in both
+            ("llama", "s6"): -0.03, ("tnl", "s6"): -0.006,   # below in both
+            ("llama", "s3"): 0.01, ("tnl", "s3"): -0.01}     # off, but on opposite sides
+    residuals = pd.DataFrame([dict(arch=a, run_id=f"{a}-{z}", size=z, residual=r) for (a, z), r in rows.items()])
+    assert sizes_off_law(residuals, 0.005) == (["s2"], ["s6"])
+    assert sizes_off_law(residuals, 0.0) == (["s1", "s2"], ["s6"])
+    assert simulated_noise({"design": {"noise": {"run": 0.003, "checkpoint": 0.004}}}) == pytest.approx(0.005)
+    assert simulated_noise({}) == 0.0

@@ -27,10 +27,11 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     embedding_probe, embedding_verdict, envelope_at, extrapolation_errors,
                                     form_probe, form_verdict, heads_probe, heads_verdict, holdout_against_design,
                                     holdout_reach, interval_probe, irreducible_vs_bayes, knowledge_probe,
-                                    knowledge_verdict, law_at_compute, lr_misfit_verdict, lr_probe,
+                                    knowledge_verdict, law_at_compute, law_points, lr_misfit_verdict, lr_probe,
                                     per_arch_verdicts, probe_ratios, ratio_verdict, refit_misfit, retrain_change,
-                                    run_residuals, size_inversions, table3_side_by_side, try_extrapolation, try_fit,
-                                    uniform_probe, window_probe, window_verdict)
+                                    run_residuals, simulated_noise, size_inversions, sizes_off_law,
+                                    table3_side_by_side, try_extrapolation, try_fit, uniform_probe, window_probe,
+                                    window_verdict)
 from linscale.findings.downstream import (BINDER_BUCKETS, BINDER_DOES_NOT, BINDER_EXPLAINS, BINDER_NOT_MEASURED,
                                           BINDER_PARTLY, BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS,
                                           LONG_STRATUM, NOT_REPLICATED, REPLICATED, RETRIEVAL_TASKS, ROLE_SKILLS,

@@ -301,6 +301,32 @@ def run_residuals(points: pd.DataFrame) -> pd.DataFrame:
                          "size": means["run_id"].str.rsplit("-", n=1).str[-1], "residual": means["log_residual"]})
 
 
+def law_points(fits: dict, archs, method: str = "approach3_fixed_e") -> pd.DataFrame:
+    """The checkpoints of ``archs`` that the stored fit ``method`` used for its loss law L(N, D), each with
+    its log residual (group, run_id, log_residual, ...); empty when that fit failed."""
+    fit = fits[method]
+    if not fit.ok:
+        return pd.DataFrame(columns=["group", "run_id", "log_residual"])
+    points = fit.fit.points
+    return points[points["group"].isin(list(archs)) & (points.get("law", "L(N,D)") == "L(N,D)")]
+
+
+def sizes_off_law(residuals: pd.DataFrame, noise: float) -> tuple[list[str], list[str]]:
+    """The sizes that every architecture puts above, and below, its law by more than ``noise`` (a fraction,
+    the simulated noise of a run): ``residuals`` as :func:`run_residuals` gives them. A size off the law in
+    one architecture only may be that architecture's; off it in all of them, it is the grid's shape."""
+    by_size = residuals.pivot_table(index="size", columns="arch", values="residual")
+    return ([str(size) for size, row in by_size.iterrows() if (row > noise).all()],
+            [str(size) for size, row in by_size.iterrows() if (row < -noise).all()])
+
+
+def simulated_noise(preset: dict) -> float:
+    """The noise the design check adds to a simulated checkpoint: the preset's ``design.noise`` of a run's
+    level and of each checkpoint, combined (0 when the preset gives none)."""
+    noise = (preset.get("design") or {}).get("noise") or {}
+    return float((noise.get("run", 0) ** 2 + noise.get("checkpoint", 0) ** 2) ** 0.5)
+
+
 def refit_misfit(runs: pd.DataFrame, preset: dict) -> tuple[float, pd.DataFrame, float]:
     """Approach 3 with E fixed (the study's fit settings, no bootstrap) on one architecture's runs: its
     allocation exponent a, each run's mean log residual (:func:`run_residuals`) and their sd over runs
