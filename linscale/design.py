@@ -192,6 +192,13 @@ def simulate(points: pd.DataFrame, law: Law, noise: dict, rng: np.random.Generat
     return runs
 
 
+def simulated_noise(preset: dict) -> float:
+    """The noise :func:`simulate` adds to a simulated checkpoint: the preset's ``design.noise`` of a run's
+    level and of each checkpoint, combined (0 when the preset gives none)."""
+    noise = (preset.get("design") or {}).get("noise") or {}
+    return float((noise.get("run", 0) ** 2 + noise.get("checkpoint", 0) ** 2) ** 0.5)
+
+
 def true_allocation(points: pd.DataFrame, law: Law) -> float:
     """The allocation exponent of N_opt(C) with C counted as the study counts it (Table 1 FLOPs), over
     the compute range the fits read (where three sizes overlap): sizes on a continuum between the grid's,

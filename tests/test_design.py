@@ -751,7 +751,8 @@ def test_sizes_off_law_needs_every_architecture_beyond_the_noise_on_one_side():
     the law only where every architecture puts it beyond the simulated noise, on the same side."""
     import pandas as pd
 
-    from linscale.findings import simulated_noise, sizes_off_law
+    from linscale.design import simulated_noise
+    from linscale.findings import sizes_off_law
 
     rows = {("llama", "s1"): 0.004, ("tnl", "s1"): 0.02,     # inside the noise for one architecture
             ("llama", "s2"): 0.01, ("tnl", "s2"): 0.02,      # above in both

@@ -320,13 +320,6 @@ def sizes_off_law(residuals: pd.DataFrame, noise: float) -> tuple[list[str], lis
             [str(size) for size, row in by_size.iterrows() if (row < -noise).all()])
 
 
-def simulated_noise(preset: dict) -> float:
-    """The noise the design check adds to a simulated checkpoint: the preset's ``design.noise`` of a run's
-    level and of each checkpoint, combined (0 when the preset gives none)."""
-    noise = (preset.get("design") or {}).get("noise") or {}
-    return float((noise.get("run", 0) ** 2 + noise.get("checkpoint", 0) ** 2) ** 0.5)
-
-
 def refit_misfit(runs: pd.DataFrame, preset: dict) -> tuple[float, pd.DataFrame, float]:
     """Approach 3 with E fixed (the study's fit settings, no bootstrap) on one architecture's runs: its
     allocation exponent a, each run's mean log residual (:func:`run_residuals`) and their sd over runs
