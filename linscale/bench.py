@@ -1096,6 +1096,40 @@ def run_all(quick: bool = False, sections=DEFAULT_SECTIONS, preset: str | None =
     return tables
 
 
+def busy_machine(load_start: float, load_end: float, threads: int) -> bool:
+    """A round ran on a loaded machine when the 1-minute load average at its start or end exceeds the
+    benchmark's own threads by more than 0.5: some other process was runnable for much of the last minute,
+    and timings on a shared core move by up to 2x (the 2026-12-05 decoding rounds: 0.48-2.01 loaded, 0.98-1.02
+    idle). The rule is descriptive, fixed here so that every report labels its rounds the same way."""
+    return max(load_start, load_end) > threads + 0.5
+
+
+def run_rounds(rounds: int, sections=DEFAULT_SECTIONS, log: Callable[[str], None] | None = print,
+               **options) -> dict[str, pd.DataFrame]:
+    """Run the same sections ``rounds`` times one after another (:func:`run_all` with ``options``), to
+    see how far one run's ratios stray: returns ``{section + "_rounds": table}``, each round's table with
+    ``round``, ``start_utc``, the 1-minute load average at its start and end, and ``machine`` ("idle" or
+    "loaded", :func:`busy_machine`) first. A single run's ratio far from its rounds' range belongs to
+    that run, not to the models."""
+    if rounds < 1:
+        raise ConfigError(f"rounds: expected a whole number >= 1, got {rounds}")
+    load = os.getloadavg if hasattr(os, "getloadavg") else (lambda: (float("nan"),) * 3)
+    parts: dict[str, list[pd.DataFrame]] = {}
+    for r in range(1, rounds + 1):
+        started, load_start = _dt.datetime.now(_dt.timezone.utc).strftime("%H:%M:%S"), load()[0]
+        tables = run_all(sections=sections, log=None, **options)
+        load_end = load()[0]
+        label = "loaded" if busy_machine(load_start, load_end, torch.get_num_threads()) else "idle"
+        stamp = dict(round=r, start_utc=started, load_start=round(load_start, 2), load_end=round(load_end, 2),
+                     machine=label)
+        for section, table in tables.items():
+            parts.setdefault(section, []).append(
+                pd.concat([pd.DataFrame([stamp] * len(table)), table.reset_index(drop=True)], axis=1))
+        if log:
+            log(f"round {r} of {rounds} ({label}; load {load_start:.2f} -> {load_end:.2f})")
+    return {f"{section}_rounds": pd.concat(tables, ignore_index=True) for section, tables in parts.items()}
+
+
 def format_table(table: pd.DataFrame) -> str:
     return table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False)
 
@@ -1311,21 +1345,31 @@ def _has_tabulate() -> bool:
 
 
 def write_report(tables: dict[str, pd.DataFrame], out_dir: str | Path = "benchmarks/results", quick: bool = False,
-                 conditions: str = "", sections=DEFAULT_SECTIONS) -> Path:
+                 conditions: str = "", sections=DEFAULT_SECTIONS, rounds: int = 1) -> Path:
     """Write ``<date>-<machine>-cpu-bench[-quick].md`` (machine, versions, goals, every table); atomic.
     A report of fewer than the default sections is named ``...-cpu-bench-only-<sections>.md``: the book
-    shows the newest full report (:func:`cpu_reports`), which must hold every table it reads."""
+    shows the newest full report (:func:`cpu_reports`), which must hold every table it reads. Tables of
+    :func:`run_rounds` (``rounds`` > 1) go to ``<date>-<sections>-rounds-<machine>.md``, e.g. the efficiency
+    chapter's ``...-length-decoding-rounds-...``."""
     info = machine_info()
     machine = "".join(ch if ch.isalnum() else "-" for ch in f"{info['cpu']}-{info['cores']}c").strip("-").lower()
     while "--" in machine:
         machine = machine.replace("--", "-")
     only = "" if set(DEFAULT_SECTIONS) <= set(sections) else "-only-" + "-".join(sections)
     stem = f"{info['date'][:10]}-{machine}-cpu-bench{only}{'-quick' if quick else ''}"
+    if rounds > 1:  # not a full report (cpu_reports skips it); the book finds it by its sections' names
+        stem = f"{info['date'][:10]}-{'-'.join(sections)}-rounds-{machine}{'-quick' if quick else ''}"
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    lines = [f"# linscale CPU benchmark{' (quick shapes)' if quick else ''}", "",
-             "Produced by `linscale bench" + (" --quick" if quick else "") + "`; every ratio is between timings "
-             "measured interleaved in this one run (medians).", ""]
+    command = "linscale bench" + (" --quick" if quick else "")
+    if rounds > 1:
+        command += f" --rounds {rounds} --sections {','.join(sections)}"
+    lines = [f"# linscale CPU benchmark{' (quick shapes)' if quick else ''}"
+             + (f": {rounds} rounds of {', '.join(sections)}" if rounds > 1 else ""), "",
+             f"Produced by `{command}`; every ratio is between timings measured interleaved in "
+             + ("one round (medians); the rounds ran one after another, and a round is *loaded* when the "
+                "1-minute load average at its start or end exceeds the torch threads by more than 0.5 "
+                "(`linscale.bench.busy_machine`)." if rounds > 1 else "this one run (medians)."), ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     if conditions:
         lines.append(f"- conditions: {conditions}")
@@ -1410,15 +1454,29 @@ def read_report(path: str | Path) -> Report:
 def cpu_reports(bench_dir: str | Path = "benchmarks/results") -> list[Path]:
     """The full CPU benchmark reports in ``bench_dir`` (``*-cpu-bench.md``; ``--quick`` runs are not
     measurements of the study's shapes), oldest first by the date they record (then by name)."""
-    paths = sorted(Path(bench_dir).glob("*-cpu-bench.md"))
+    return sorted(Path(bench_dir).glob("*-cpu-bench.md"), key=_recorded_when)
 
-    def when(path: Path) -> tuple:
-        for line in path.read_text().splitlines():
-            if line.startswith("- date:"):
-                return (line.split(":", 1)[1].strip(), path.name)
-        return (_file_date(path) or "", path.name)
 
-    return sorted(paths, key=when)
+def rounds_reports(bench_dir: str | Path = "benchmarks/results", section: str = "decoding") -> list[Path]:
+    """The reports holding a ``<section>_rounds`` table (``linscale bench --rounds``, or assembled by hand
+    as the first decoding rounds were), oldest first by the date and time they record, not (as their names
+    would) by the sections they name."""
+    paths = [path for path in Path(bench_dir).glob(f"*-{section}-rounds-*.md")
+             if f"## {section}_rounds" in path.read_text()]
+    return sorted(paths, key=_recorded_when)
+
+
+def _recorded_when(path: Path) -> tuple:
+    """A report's ``- date:`` line as (date, time, name); written ``2026-12-05 08:30 UTC`` by write_report and
+    ``2026-12-05, 00:04-00:16 UTC`` by hand, so the two are read into one form."""
+    import re
+
+    for line in path.read_text().splitlines():
+        if line.startswith("- date:"):
+            match = re.search(r"(\d{4}-\d{2}-\d{2})\D*(\d{2}:\d{2})?", line)
+            if match:
+                return (match.group(1), match.group(2) or "", path.name)
+    return (_file_date(path) or "", "", path.name)
 
 
 def committed_report(bench_dir: str | Path = "benchmarks/results", name: str = "latest",

@@ -348,13 +348,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
     sections = args.sections.split(",") if args.sections else (
         [*bench.DEFAULT_SECTIONS] + (["end_to_end"] if args.end_to_end else []))
     studies = tuple(x for x in args.studies.split(",") if x)
-    tables = bench.run_all(quick=args.quick, sections=sections, preset=args.preset, timer=args.timer, studies=studies)
+    options = dict(quick=args.quick, preset=args.preset, timer=args.timer, studies=studies)
+    if args.rounds != 1:  # the spread of one run's ratios, not the goals (those are read from one full run)
+        tables = bench.run_rounds(args.rounds, sections, **options)
+        for name, table in tables.items():
+            print(f"## {name}\n{bench.format_table(table)}\n")
+    else:
+        tables = bench.run_all(sections=sections, **options)
     goal_table = bench.goals(tables)
     if len(goal_table):
         print("## goals\n" + bench.format_table(goal_table))
     if args.out:
         conditions = f"timer={args.timer}, torch threads={torch.get_num_threads()}. {args.conditions}".strip()
-        print(f"wrote {bench.write_report(tables, args.out, quick=args.quick, conditions=conditions, sections=sections)}")
+        print(f"wrote {bench.write_report(tables, args.out, quick=args.quick, conditions=conditions, sections=sections, rounds=args.rounds)}")
     return 0
 
 
@@ -614,6 +620,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "use with --threads 1)")
     p.add_argument("--out", default="benchmarks/results", help="results folder; '' to only print")
     p.add_argument("--conditions", default="", help="free text stored in the report (e.g. 'idle machine')")
+    p.add_argument("--rounds", type=int, default=1,
+                   help="run the sections this many times one after another and store every round, labelled "
+                        "idle or loaded by the load average (e.g. --rounds 8 --sections length,decoding: how "
+                        "far one run's ratios stray); no goals")
     p.set_defaults(func=cmd_bench)
     return parser
 

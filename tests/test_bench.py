@@ -149,6 +149,42 @@ def test_cli_quick_prints_and_writes(tmp_path, capsys):
     assert "decoding" in capsys.readouterr().out and len(list(tmp_path.glob("*.md"))) == 1
 
 
+def test_rounds_are_labelled_by_the_load_and_land_in_a_report_the_efficiency_chapter_finds(monkeypatch, tmp_path):
+    import pandas as pd
+
+    ratios = iter([1.00, 0.70, 1.02])  # one row per round: its decoding ratio
+    monkeypatch.setattr(bench, "run_all", lambda sections, log, **options: {
+        "decoding": pd.DataFrame({"model": ["tnl"], "context": [8192], "ms_per_token": [0.6], "vs_ref": [next(ratios)]})})
+    loads = iter([0.4, 1.0, 1.0, 2.9, 1.2, 1.3])  # (start, end) of each round; the benchmark itself holds one
+    monkeypatch.setattr(bench.os, "getloadavg", lambda: (next(loads, 1.0), 0.0, 0.0))  # then machine_info's
+    monkeypatch.setattr(bench.torch, "get_num_threads", lambda: 1)
+    tables = bench.run_rounds(3, ["decoding"], log=None)
+    t = tables["decoding_rounds"]
+    assert list(t["round"]) == [1, 2, 3] and list(t["machine"]) == ["idle", "loaded", "idle"]
+    assert list(t["vs_ref"]) == [1.00, 0.70, 1.02] and list(t.columns[:5]) == ["round", "start_utc", "load_start",
+                                                                               "load_end", "machine"]
+    path = bench.write_report(tables, tmp_path, sections=["length", "decoding"], rounds=3)
+    assert "--rounds 3 --sections length,decoding" in path.read_text() and "## Goals" not in path.read_text()
+    assert bench.rounds_reports(tmp_path, "decoding") == [path] and bench.cpu_reports(tmp_path) == []
+    read = bench.read_report(path).tables["decoding_rounds"]
+    assert list(read["machine"]) == ["idle", "loaded", "idle"] and list(read["vs_ref"]) == [1.00, 0.70, 1.02]
+    # newest by the time each records, not by the sections its name lists: a hand-assembled report of the
+    # same day, later in it, whose name sorts first
+    day = path.name[:10]
+    later = tmp_path / f"{day}-decoding-rounds-x.md"
+    later.write_text(f"- date: {day}, 23:59-23:59 UTC\n\n## decoding_rounds\n")
+    assert sorted(tmp_path.glob("*.md"))[-1] == path and bench.rounds_reports(tmp_path, "decoding") == [path, later]
+    with pytest.raises(bench.ConfigError, match="rounds: expected a whole number >= 1"):
+        bench.run_rounds(0, ["decoding"])
+
+
+def test_cli_rounds_writes_every_round(tmp_path, capsys):
+    assert main(["bench", "--quick", "--sections", "decoding", "--rounds", "2", "--out", str(tmp_path)]) == 0
+    assert "## decoding_rounds" in capsys.readouterr().out
+    (report,) = bench.rounds_reports(tmp_path, "decoding")
+    assert set(bench.read_report(report).tables["decoding_rounds"]["round"]) == {1, 2}
+
+
 def test_end_to_end_reports_failures_without_raising():
     """A preset that cannot run (or a missing `sweep` subcommand) is a row with ok=False and the reason."""
     t = bench.end_to_end(("no-such-preset",), timeout_s=120)
