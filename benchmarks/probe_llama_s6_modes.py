@@ -36,6 +36,7 @@ import pandas as pd
 
 from linscale.bench import format_table, machine_info, run_cli, write_probe_outputs
 from linscale.eval.roles import checkpoint_roles
+from linscale.findings.downstream import committed_finals
 from linscale.presets import load_preset
 from linscale.train.settings import checkpoint_steps
 
@@ -44,23 +45,6 @@ ROLES_SHOWN = ("query_variable", "query_value", "fact_object")
 # 10 checkpoints log-spaced from an eighth of the run: with a factor of 2 they include its half, the
 # study's final step (2^(-3 + k/3) for k = 0..9 holds 2^-1); checked in main().
 CHECKPOINTS, CHECKPOINT_START = 10, 0.125
-
-
-def committed_finals(results: Path) -> pd.DataFrame:
-    """Final validation loss of every s6 run in the committed studies (main sweep and size_seeds)."""
-    rows = []
-    studies = [results / "cpu", *sorted(results.glob("reruns/*/cpu"))]
-    for study in studies:
-        name = "published" if study == results / "cpu" else study.parent.name
-        for table in (study / "runs.parquet", study / "ablations" / "size_seeds.parquet"):
-            if not table.exists():
-                continue
-            runs = pd.read_parquet(table)
-            runs = runs[runs["size"] == SIZE]
-            last = runs[runs["step"] == runs.groupby(["run_id", "seed"])["step"].transform("max")]
-            rows += [{"study": name, "table": table.stem, "arch": r.arch, "seed": int(r.seed), "step": int(r.step),
-                      "val_loss": float(r.val_loss)} for r in last.itertuples()]
-    return pd.DataFrame(rows)
 
 
 def role_row(checkpoint: Path, source: str) -> dict:
@@ -134,7 +118,7 @@ def main() -> None:
     with ThreadPoolExecutor(args.jobs) as pool:
         run_dirs = dict(zip(wanted, pool.map(lambda w: train_longer(out, w[0], w[1], tokens), wanted)))
 
-    finals = committed_finals(Path("results"))
+    finals = committed_finals(Path("results"), SIZE)
     kept = kept_finals([Path(r) for r in args.runs])
     curves, longer = longer_runs(run_dirs)
     # the longer budget changes nothing before the study's final step: same loss there, bit for bit, as

@@ -178,6 +178,33 @@ def test_the_seed_group_probe_is_read_as_two_groups_and_when_each_run_learned_th
     assert probe["learned"] == {("llama", 6): (100, 200), ("tnl", 0): None, ("cosformer2", 0): (None, 50)}
 
 
+def test_seeds_committed_after_the_group_probe_are_placed_against_its_groups(tmp_path):
+    from linscale import findings
+
+    probe = {"lower": pd.Series({0: 1.470, 1: 1.475}), "upper": pd.Series({6: 1.498, 7: 1.500})}
+
+    def study(folder, runs, roles=None):
+        folder.mkdir(parents=True)
+        pd.DataFrame([{"run_id": f"{a}-s6", "arch": a, "size": "s6", "seed": seed, "step": step, "val_loss": loss}
+                      for a, seed, step, loss in runs]).to_parquet(folder / "runs.parquet")
+        if roles is not None:
+            pd.DataFrame([{"arch": "llama", "size": "s6", "seed": seed, "step": step, "role": "query_variable",
+                           "excess": x} for seed, step, x in roles]).to_parquet(folder / "roles.parquet")
+
+    # the published study's seed 0 is the probe's; a later study adds seed 9 (in the lower group's range),
+    # seed 10 (in the gap: caught while learning), seed 11 (in the upper's) and a TNL run, which is not LLaMA's
+    study(tmp_path / "cpu", [("llama", 0, 100, 1.470), ("llama", 0, 50, 1.60)])
+    study(tmp_path / "reruns" / "late" / "cpu", [("llama", 9, 100, 1.473), ("llama", 10, 100, 1.487),
+                                                 ("llama", 10, 50, 1.55), ("llama", 11, 100, 1.499),
+                                                 ("tnl", 12, 100, 1.40)],
+          roles=[(10, 50, 0.9), (10, 100, 0.63), (9, 100, 0.1)])
+    finals = findings.committed_finals(tmp_path)
+    assert len(finals) == 5 and set(finals["step"]) == {100}  # each run's last checkpoint only
+    later = findings.later_seeds(probe, tmp_path).set_index("seed")
+    assert list(later.index) == [9, 10, 11] and list(later["place"]) == ["lower", "between", "upper"]
+    assert later.loc[10, "excess"] == 0.63 and later.loc[9, "study"] == "late"
+
+
 def _binding_rows(learned: dict[str, list[float]]) -> pd.DataFrame:
     """Final-checkpoint role rows of one run per excess: arch -> excesses on a query's variable (seeds 10...)."""
     return pd.DataFrame([{"arch": arch, "seed": 10 + i, "role": "query_variable", "bayes_nll": 2.0, "excess": x}

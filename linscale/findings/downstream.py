@@ -176,6 +176,56 @@ def split_at_largest_gap(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return ordered.iloc[:cut], ordered.iloc[cut:]
 
 
+def committed_finals(results, size: str = "s6", preset: str = "cpu") -> pd.DataFrame:
+    """Final validation loss of every ``size`` run in the committed studies (``results/<preset>`` and
+    ``results/reruns/*/<preset>``; main sweep and size_seeds): study, table, arch, seed, step, val_loss.
+    What benchmarks/probe_llama_s6_modes.py froze into its table on 2026-12-03; the book reads it again
+    to place the seeds of studies committed since."""
+    from pathlib import Path
+
+    results = Path(results)
+    rows = []
+    for study in [results / preset, *sorted(results.glob(f"reruns/*/{preset}"))]:
+        name = "published" if study == results / preset else study.parent.name
+        for table in (study / "runs.parquet", study / "ablations" / "size_seeds.parquet"):
+            if not table.exists():
+                continue
+            runs = pd.read_parquet(table)
+            runs = runs[runs["size"].astype(str) == size]
+            last = runs[runs["step"] == runs.groupby(["run_id", "seed"])["step"].transform("max")]
+            rows += [{"study": name, "table": table.stem, "arch": r.arch, "seed": int(r.seed), "step": int(r.step),
+                      "val_loss": float(r.val_loss)} for r in last.itertuples()]
+    return pd.DataFrame(rows, columns=["study", "table", "arch", "seed", "step", "val_loss"])
+
+
+def later_seeds(probe: dict, results, arch: str = "llama", size: str = "s6", preset: str = "cpu",
+                role: str = "query_variable") -> pd.DataFrame:
+    """``arch``'s ``size`` seeds in the committed studies that :func:`mode_probe`'s groups lack (studies
+    committed after the probe), one row each: seed, study, val_loss, ``place`` against the probe's groups
+    ("lower" or "upper" inside a group's range, "between" in the gap, "below" or "above" outside both) and
+    ``excess`` on ``role`` at the final checkpoint (the study's roles table; NaN where it has none)."""
+    from pathlib import Path
+
+    finals = committed_finals(results, size, preset)
+    finals = finals[(finals["arch"] == arch) & ~finals["seed"].isin([*probe["lower"].index, *probe["upper"].index])]
+    finals = finals.drop_duplicates("seed")
+    lower, upper = probe["lower"], probe["upper"]
+    rows = []
+    for r in finals.itertuples():
+        place = ("below" if r.val_loss < lower.min() else "lower" if r.val_loss <= lower.max() else
+                 "between" if r.val_loss < upper.min() else "upper" if r.val_loss <= upper.max() else "above")
+        study = Path(results) / preset if r.study == "published" else Path(results) / "reruns" / r.study / preset
+        excess = float("nan")
+        if (study / "roles.parquet").exists():
+            roles = pd.read_parquet(study / "roles.parquet")
+            mine = roles[(roles["arch"] == arch) & (roles["size"].astype(str) == size) & (roles["seed"] == r.seed)
+                         & (roles["role"] == role)]
+            if len(mine):
+                excess = float(mine.loc[mine["step"].idxmax(), "excess"])
+        rows.append({"seed": int(r.seed), "study": r.study, "val_loss": r.val_loss, "place": place, "excess": excess})
+    return pd.DataFrame(rows, columns=["seed", "study", "val_loss", "place", "excess"])
+
+
 def mode_probe(folder, arch: str = "llama", learned_below: float = 0.45) -> dict | None:
     """What benchmarks/probe_llama_s6_modes.py found (its CSV tables in ``folder``), or None without them:
 
