@@ -311,12 +311,17 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
                  results / "eval.parquet")
     _eval_ablations(_resolved(preset, overrides), runs_dir, results, limit, pool)
     _eval_roles(_resolved(preset, overrides), runs_dir, results, chosen, pool)
-    cells_file = sweep_dir / "eval" / "niah_cells.parquet"  # NIAH accuracy per (length, depth): the heatmaps
+    # The store keys NIAH cells (the heatmaps) and items (paired tests) by run; the book also needs each
+    # run's architecture and size.
+    runs = pd.read_parquet(results / "runs.parquet")[["run_id", "arch", "size", "params"]].drop_duplicates("run_id")
+    cells_file = sweep_dir / "eval" / "niah_cells.parquet"  # NIAH accuracy per (length, depth)
     if cells_file.exists():
-        # The store keys cells by run; the book's heatmaps also need each run's architecture and size.
-        runs = pd.read_parquet(results / "runs.parquet")[["run_id", "arch", "size", "params"]].drop_duplicates("run_id")
         cells = pd.read_parquet(cells_file).merge(runs, on="run_id", how="left").rename(columns={"length": "context"})
         _write_table(cells, results / "niah_cells.parquet")
+    items_file = sweep_dir / "eval" / "items.parquet"  # each item's accuracy per checkpoint
+    if items_file.exists():
+        items = pd.read_parquet(items_file).merge(runs[["run_id", "arch", "size"]], on="run_id", how="left")
+        _write_table(items, results / "items.parquet")
 
 
 # How the context ablation's final checkpoints are evaluated, so that retrieval compares like with like:

@@ -175,6 +175,20 @@ def test_linscale_eval_retrieval_writes_niah_cells(tmp_path):
     assert np.isfinite(difference.stderr.item()) and difference.stderr.item() >= 0
 
 
+def test_each_checkpoints_items_are_stored_so_two_accuracies_can_be_compared_item_by_item(tmp_path):
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("tnl")), ("b", 10, fx.tiny_model("llama", 1))])
+    table = evaluate_sweep(sweep_dir, ["linguistic", "retrieval"], progress=lambda m: None)
+    items = pd.read_parquet(sweep_dir / "eval" / "items.parquet")
+    assert not items.duplicated(["run_id", "step", "task", "doc_id"]).any() and set(items["acc"]) <= {0.0, 1.0}
+    accuracy = table[table["metric"] == "acc"].set_index(["run_id", "task"])["value"]
+    assert {"linscale_cloze", "linscale_niah_easy", "linscale_mqar"} <= set(items["task"])
+    for (run_id, task), part in items.groupby(["run_id", "task"]):  # each task's accuracy is its items' mean
+        assert part["acc"].mean() == pytest.approx(accuracy[run_id, task])
+    # both checkpoints answered the same items: every item has its twin, so a paired difference exists
+    by_run = items.pivot_table(index=["task", "doc_id"], columns="run_id", values="acc")
+    assert len(by_run) == len(items) / 2 and by_run.notna().all().all()
+
+
 def test_a_second_store_of_the_same_checkpoints_keeps_its_own_niah_cells(tmp_path):
     """The study evaluates the context ablation's base runs at twice their context into another store
     beside the main one: their cells at other lengths must not overwrite the main store's."""
@@ -187,6 +201,7 @@ def test_a_second_store_of_the_same_checkpoints_keeps_its_own_niah_cells(tmp_pat
     twice = pd.read_parquet(sweep_dir / "eval" / "niah_cells" / "twice.parquet")
     assert twice["length"].max() > main["length"].max()  # the longer haystacks, in their own file
     assert (sweep_dir / "eval" / "json" / "twice" / "a" / "step=10" / "retrieval.json").is_file()
+    assert (sweep_dir / "eval" / "items" / "twice.parquet").is_file() and (sweep_dir / "eval" / "items.parquet").is_file()
     assert (sweep_dir / "eval" / "json" / "a" / "step=10" / "retrieval.json").is_file()
 
 

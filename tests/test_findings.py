@@ -181,6 +181,25 @@ def test_rankings_write_differences_inside_the_noise_as_equal():
     assert findings.ranking(table.iloc[:0], "acc") == "–"
 
 
+def test_a_paired_difference_of_two_accuracies_uses_the_items_both_answered():
+    """Two models right on the same items: the item-by-item difference has a smaller standard error than
+    two independent accuracies would give, and only items both answered count."""
+    import math
+
+    a = [1, 1, 1, 1, 0, 0, 1, 1]  # 6 of 8
+    b = [1, 1, 1, 0, 0, 0, 1, 1]  # 5 of 8; differs from a on item 3 only
+    items = pd.DataFrame([{"run_id": run, "step": 10, "task": "cloze", "doc_id": i, "acc": float(x)}
+                          for run, scores in (("a", a), ("b", b)) for i, x in enumerate(scores)]
+                         + [{"run_id": "a", "step": 10, "task": "cloze", "doc_id": 99, "acc": 1.0},  # b lacks it
+                            {"run_id": "a", "step": 10, "task": "other", "doc_id": 0, "acc": 0.0}])
+    diff, se, n = findings.paired_difference(items, ("a", 10), ("b", 10), "cloze")
+    assert n == 8 and diff == pytest.approx(1 / 8)
+    assert se == pytest.approx(math.sqrt((1 - 1 / 8) ** 2 / 7 + 7 * (1 / 8) ** 2 / 7) / math.sqrt(8))
+    independent = math.sqrt(0.75 * 0.25 / 7 + 0.625 * 0.375 / 7)  # each accuracy's sd / root(n - 1), as lm-eval
+    assert se < independent
+    assert math.isnan(findings.paired_difference(items, ("a", 10), ("c", 10), "cloze")[0])
+
+
 def test_envelope_at_names_the_run_the_envelope_follows_there():
     """envelope_at interpolates each envelope in log-log and names the run of the envelope point nearest
     in log compute: the run whose seed noise a comparison at that compute must allow for."""

@@ -4,9 +4,10 @@
     <sweep>/eval/results.parquet                   one row per checkpoint x task x metric
     <sweep>/eval/tasks/                            task data cache (see linscale.eval.items)
     <sweep>/eval/niah_cells.parquet                NIAH accuracy per (checkpoint, mode, length, depth) cell
+    <sweep>/eval/items.parquet                     each scored item's accuracy per checkpoint (paired tests)
     <sweep>/eval/json/<run_id>/step=<step>/<suite>.json   lm-eval's full results, per suite
-    (a store of another name, <sweep>/eval/<name>.parquet, keeps its own niah_cells/<name>.parquet and
-    json/<name>/: companion_paths)
+    (a store of another name, <sweep>/eval/<name>.parquet, keeps its own niah_cells/<name>.parquet,
+    items/<name>.parquet and json/<name>/: companion_paths)
 
 Rows carry run_id, arch, size, step, tokens, flops, pf_days, params (from the checkpoint meta), so
 the book can plot any metric against compute. The store is resumable like the sweep: a (checkpoint,
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 KEY = ["run_id", "step", "task", "metric"]
 NIAH_KEY = ["run_id", "step", "task", "length", "depth"]
+ITEM_KEY = ["run_id", "step", "task", "doc_id"]
 NIAH_TASKS = ("linscale_niah_easy", "linscale_niah_standard")
 # A derived row of the store: NIAH easy minus standard (weighted accuracy), with its standard error.
 MODE_DIFFERENCE_TASK = "linscale_niah_easy_minus_standard"
@@ -66,15 +68,15 @@ class DatasetUnavailableError(ConfigError):
     """An lm-eval task's dataset cannot be loaded (no network, not in the local Hugging Face cache)."""
 
 
-def companion_paths(out: Path) -> tuple[Path, Path]:
-    """Where a results store's NIAH cells and lm-eval JSON go: beside the default store
-    (``results.parquet``) ``niah_cells.parquet`` and ``json/``; beside another (``twice.parquet``, one
-    store per context setting) ``niah_cells/twice.parquet`` and ``json/twice/``, so that evaluating the
-    same checkpoints at another context never overwrites the default store's cells and files (and no
-    companion file looks like a store of its own)."""
+def companion_paths(out: Path) -> tuple[Path, Path, Path]:
+    """Where a results store's NIAH cells, per-item scores and lm-eval JSON go: beside the default store
+    (``results.parquet``) ``niah_cells.parquet``, ``items.parquet`` and ``json/``; beside another
+    (``twice.parquet``, one store per context setting) ``niah_cells/twice.parquet``,
+    ``items/twice.parquet`` and ``json/twice/``, so that evaluating the same checkpoints at another
+    context never overwrites the default store's files (and no companion file looks like a store)."""
     if out.name == "results.parquet":
-        return out.parent / "niah_cells.parquet", out.parent / "json"
-    return out.parent / "niah_cells" / out.name, out.parent / "json" / out.stem
+        return out.parent / "niah_cells.parquet", out.parent / "items.parquet", out.parent / "json"
+    return out.parent / "niah_cells" / out.name, out.parent / "items" / out.name, out.parent / "json" / out.stem
 
 
 def task_paths(include_path=None) -> list[str]:
@@ -302,6 +304,17 @@ def niah_cell_rows(results: dict, meta: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).groupby(cols, as_index=False)["acc"].mean()
 
 
+def item_rows(results: dict, meta: dict) -> pd.DataFrame:
+    """Each scored item's accuracy (0 or 1) per task, from the per-item samples: run_id, step, task,
+    doc_id, acc. Two checkpoints answer the same items (the task cache fixes them), so a difference of
+    two accuracies can be tested item by item, paired, where each task row's standard error treats the
+    two as independent."""
+    rows = [{"run_id": str(meta.get("run_id")), "step": int(meta.get("step", -1)), "task": task,
+             "doc_id": int(sample["doc_id"]), "acc": float(sample["acc"])}
+            for task, samples in (results.get("samples") or {}).items() for sample in samples if "acc" in sample]
+    return pd.DataFrame(rows, columns=ITEM_KEY + ["acc"])
+
+
 def read_store(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
@@ -378,7 +391,7 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         # Submitted all at once, written as each finishes in checkpoint order: the pool works ahead, the store
         # grows in the order one process would give it, and an interrupted run keeps what was written.
         pending = [(item, (pool or _HERE).submit(evaluate, item[1], item[4], item[5])) for item in todo]
-        cells_file, json_root = companion_paths(out)
+        cells_file, items_file, json_root = companion_paths(out)
         for (n, checkpoint, meta, suite, names, options), future in pending:
             results, elapsed = future.result()
             run_id, step = str(meta.get("run_id", checkpoint)), int(meta.get("step", -1))
@@ -386,8 +399,11 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
             json_file.parent.mkdir(parents=True, exist_ok=True)
             _write_json(json_file, results)
             cells = niah_cell_rows(results, meta)
-            if len(cells):  # first the cells, so a finished suite in the main store implies them
+            if len(cells):  # first the cells and items, so a finished suite in the main store implies them
                 append_rows(cells_file, cells, NIAH_KEY)
+            items = item_rows(results, meta)
+            if len(items):
+                append_rows(items_file, items, ITEM_KEY)
             max_length = options.get("max_length") or training_seq_len(meta)
             table = append_rows(out, result_rows(results, meta, suite, str(checkpoint), elapsed, max_length,
                                                  options))

@@ -42,7 +42,7 @@ from linscale.findings.downstream import (BINDER_BUCKETS, BINDER_DOES_NOT, BINDE
                                           binding_probe, binding_summary, binding_verdict, compare_at_largest,
                                           context_blind_excess, downstream_chance, downstream_table,
                                           committed_finals, final_checkpoints, largest_model_cells, later_seeds,
-                                          mode_probe, ranking,
+                                          mode_probe, paired_difference, ranking,
                                           retrieval_long, role_contributions, role_finals, split_at_largest_gap,
                                           with_chance)
 from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,

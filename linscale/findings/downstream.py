@@ -76,6 +76,25 @@ def compare_at_largest(table: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         .reset_index(drop=True)
 
 
+def paired_difference(items: pd.DataFrame, a: tuple[str, int], b: tuple[str, int], task: str) -> tuple[float, float, int]:
+    """(accuracy of checkpoint ``a`` minus that of ``b`` on ``task``, its standard error, items), both
+    ``(run_id, step)``, from the per-item scores (``results/<preset>/items.parquet``): the mean of the
+    item-by-item differences and their sd (ddof 1) over root n, on the items both answered. Two models
+    tend to get the same items right, so this is smaller than the root of the two accuracies' squared
+    standard errors, which treats them as independent; NaN without common items."""
+    part = items[items["task"] == task]
+
+    def scores(run_id, step):
+        mine = part[(part["run_id"] == run_id) & (part["step"] == step)]
+        return mine.set_index("doc_id")["acc"]
+
+    both = pd.concat([scores(*a), scores(*b)], axis=1, join="inner").dropna()
+    if len(both) < 2:
+        return float("nan"), float("nan"), len(both)
+    diff = both.iloc[:, 0] - both.iloc[:, 1]
+    return float(diff.mean()), float(diff.std(ddof=1) / np.sqrt(len(diff))), len(diff)
+
+
 def ranking(table: pd.DataFrame, metric: str, higher_is_better: bool = True, tolerance: float = 0.0) -> str:
     """"HGRN2 > TNL ≈ ...": architectures by one metric, best first (">" reads "better than", whatever
     the metric's direction). Neighbours whose difference is not larger than ``tolerance`` (a noise bound
