@@ -48,8 +48,8 @@ CHAPTER_DIR = BOOK / "chapters"
 HTML_DIR = ROOT / "_build" / "html"
 
 # The book's chapters in reading order (notebooks/<name>.md).
-CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstream", "efficiency",
-            "ablations", "findings", "synthetic_language", "law_probes")
+CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstream", "ablations",
+            "efficiency", "findings", "synthetic_language", "law_probes")
 
 
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
