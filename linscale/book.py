@@ -167,6 +167,7 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
     "ablations": {**_COMMON, "loss": _LOSS},
     "synthetic_language": {"preset": Parameter(str, "whose language: the data settings and training context of "
                                                "this preset", check=_results_folder),
+                           "results_dir": _COMMON["results_dir"],  # the trained models' NIAH modes, when measured
                            "seed": Parameter(int, "seed of the sampled examples", check=_non_negative)},
     # no knobs for the verdicts: their rules, margins and noise are fixed in linscale.findings.rules
     "findings": dict(_COMMON),

@@ -126,9 +126,9 @@ class DataError(ConfigError):
 class LanguageSpec:
     """Parameters of the synthetic language (all have defaults; the book varies them).
 
-    The defaults give a vocabulary of 393 words, 65,536 facts and, for 128- to 512-token documents, an
-    exact entropy rate of 1.49–1.50 nats/token against a unigram entropy of about 4.8 (see
-    :meth:`SyntheticLanguage.summary`)."""
+    The defaults give a vocabulary of 393 words, 65,536 facts and, for 128-token documents, an exact
+    entropy rate of 1.590 nats/token (the pilot's record, ``results/pilot/pilot.csv``; 1.58 at 512
+    tokens) against a unigram entropy of about 4.8 (see :meth:`SyntheticLanguage.summary`)."""
     n_first: int = 64  # first names; entities = n_first × n_last
     n_last: int = 64
     n_relations: int = 16
