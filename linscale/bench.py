@@ -1096,37 +1096,62 @@ def run_all(quick: bool = False, sections=DEFAULT_SECTIONS, preset: str | None =
     return tables
 
 
-def busy_machine(load_start: float, load_end: float, threads: int) -> bool:
-    """A round ran on a loaded machine when the 1-minute load average at its start or end exceeds the
-    benchmark's own threads by more than 0.5: some other process was runnable for much of the last minute,
-    and timings on a shared core move by up to 2x (the 2026-12-05 decoding rounds: 0.48-2.01 loaded, 0.98-1.02
-    idle). The rule is descriptive, fixed here so that every report labels its rounds the same way."""
-    return max(load_start, load_end) > threads + 0.5
+# A round ran on a loaded machine when other processes used more than a quarter of a core on average while
+# it ran: timings on a shared core move by up to 2x (the 2026-12-05 decoding rounds: 0.48-2.01 loaded, 0.98-1.02
+# idle). Fixed here so that every report labels its rounds the same way. (The 1-minute load average, tried
+# first, lags: a 3-second round right after a build read as loaded with its ratios at 1.00.)
+OTHERS_LOADED_CORES = 0.25
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds every process on the machine has used, this process's and its waited-for children's):
+    the first from /proc/stat (user, nice, system, irq, softirq and steal: time the hypervisor gave away
+    counts as contention too), NaN where there is none."""
+    import resource
+
+    own = sum(getattr(resource.getrusage(who), field) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+              for field in ("ru_utime", "ru_stime"))
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+        user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+        every = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        every = float("nan")
+    return every, own
+
+
+def _wall_clock() -> float:
+    return time.perf_counter()
+
+
+def others_cores(before: tuple[float, float], after: tuple[float, float], wall_s: float) -> float:
+    """Cores other processes used on average between two :func:`cpu_seconds` readings ``wall_s`` apart."""
+    return max(0.0, ((after[0] - before[0]) - (after[1] - before[1])) / wall_s) if wall_s > 0 else float("nan")
 
 
 def run_rounds(rounds: int, sections=DEFAULT_SECTIONS, log: Callable[[str], None] | None = print,
                **options) -> dict[str, pd.DataFrame]:
     """Run the same sections ``rounds`` times one after another (:func:`run_all` with ``options``), to
     see how far one run's ratios stray: returns ``{section + "_rounds": table}``, each round's table with
-    ``round``, ``start_utc``, the 1-minute load average at its start and end, and ``machine`` ("idle" or
-    "loaded", :func:`busy_machine`) first. A single run's ratio far from its rounds' range belongs to
-    that run, not to the models."""
+    ``round``, ``start_utc``, ``wall_s``, ``others_cores`` (cores other processes used meanwhile,
+    :func:`others_cores`) and ``machine`` ("loaded" above :data:`OTHERS_LOADED_CORES`, else "idle") first.
+    A single run's ratio far from its rounds' range belongs to that run, not to the models."""
     if rounds < 1:
         raise ConfigError(f"rounds: expected a whole number >= 1, got {rounds}")
-    load = os.getloadavg if hasattr(os, "getloadavg") else (lambda: (float("nan"),) * 3)
     parts: dict[str, list[pd.DataFrame]] = {}
     for r in range(1, rounds + 1):
-        started, load_start = _dt.datetime.now(_dt.timezone.utc).strftime("%H:%M:%S"), load()[0]
+        started, before, clock = _dt.datetime.now(_dt.timezone.utc).strftime("%H:%M:%S"), cpu_seconds(), _wall_clock()
         tables = run_all(sections=sections, log=None, **options)
-        load_end = load()[0]
-        label = "loaded" if busy_machine(load_start, load_end, torch.get_num_threads()) else "idle"
-        stamp = dict(round=r, start_utc=started, load_start=round(load_start, 2), load_end=round(load_end, 2),
+        wall_s = _wall_clock() - clock
+        others = others_cores(before, cpu_seconds(), wall_s)
+        label = "loaded" if others > OTHERS_LOADED_CORES else "idle"  # NaN (no /proc/stat): idle, unmeasured
+        stamp = dict(round=r, start_utc=started, wall_s=round(wall_s, 1), others_cores=round(others, 2),
                      machine=label)
         for section, table in tables.items():
             parts.setdefault(section, []).append(
                 pd.concat([pd.DataFrame([stamp] * len(table)), table.reset_index(drop=True)], axis=1))
         if log:
-            log(f"round {r} of {rounds} ({label}; load {load_start:.2f} -> {load_end:.2f})")
+            log(f"round {r} of {rounds}: {label} (other processes used {others:.2f} cores)")
     return {f"{section}_rounds": pd.concat(tables, ignore_index=True) for section, tables in parts.items()}
 
 
@@ -1367,9 +1392,10 @@ def write_report(tables: dict[str, pd.DataFrame], out_dir: str | Path = "benchma
     lines = [f"# linscale CPU benchmark{' (quick shapes)' if quick else ''}"
              + (f": {rounds} rounds of {', '.join(sections)}" if rounds > 1 else ""), "",
              f"Produced by `{command}`; every ratio is between timings measured interleaved in "
-             + ("one round (medians); the rounds ran one after another, and a round is *loaded* when the "
-                "1-minute load average at its start or end exceeds the torch threads by more than 0.5 "
-                "(`linscale.bench.busy_machine`)." if rounds > 1 else "this one run (medians)."), ""]
+             + ("one round (medians); the rounds ran one after another, and a round is *loaded* when other "
+                f"processes used more than {OTHERS_LOADED_CORES} of a core on average while it ran (`others_cores`, "
+                "from /proc/stat less this process's own CPU time; `linscale.bench.run_rounds`)."
+                if rounds > 1 else "this one run (medians)."), ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
     if conditions:
         lines.append(f"- conditions: {conditions}")

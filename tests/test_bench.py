@@ -149,20 +149,25 @@ def test_cli_quick_prints_and_writes(tmp_path, capsys):
     assert "decoding" in capsys.readouterr().out and len(list(tmp_path.glob("*.md"))) == 1
 
 
-def test_rounds_are_labelled_by_the_load_and_land_in_a_report_the_efficiency_chapter_finds(monkeypatch, tmp_path):
+def test_rounds_are_labelled_by_what_other_processes_used_and_land_in_a_report_the_efficiency_chapter_finds(monkeypatch, tmp_path):
     import pandas as pd
 
     ratios = iter([1.00, 0.70, 1.02])  # one row per round: its decoding ratio
     monkeypatch.setattr(bench, "run_all", lambda sections, log, **options: {
         "decoding": pd.DataFrame({"model": ["tnl"], "context": [8192], "ms_per_token": [0.6], "vs_ref": [next(ratios)]})})
-    loads = iter([0.4, 1.0, 1.0, 2.9, 1.2, 1.3])  # (start, end) of each round; the benchmark itself holds one
-    monkeypatch.setattr(bench.os, "getloadavg", lambda: (next(loads, 1.0), 0.0, 0.0))  # then machine_info's
-    monkeypatch.setattr(bench.torch, "get_num_threads", lambda: 1)
+    # (every process's CPU seconds, this one's) read before and after each round; the clock moves 10 s a round
+    readings = iter([(0, 0), (10, 10),        # round 1: others used nothing
+                     (10, 10), (25, 20),      # round 2: others used 5 s of 10: half a core
+                     (25, 20), (36, 30)])     # round 3: 1 s of 10, under a quarter of a core
+    monkeypatch.setattr(bench, "cpu_seconds", lambda: next(readings))
+    clock = iter(range(0, 100, 10))
+    monkeypatch.setattr(bench, "_wall_clock", lambda: next(clock))
     tables = bench.run_rounds(3, ["decoding"], log=None)
     t = tables["decoding_rounds"]
     assert list(t["round"]) == [1, 2, 3] and list(t["machine"]) == ["idle", "loaded", "idle"]
-    assert list(t["vs_ref"]) == [1.00, 0.70, 1.02] and list(t.columns[:5]) == ["round", "start_utc", "load_start",
-                                                                               "load_end", "machine"]
+    assert list(t["others_cores"]) == [0.0, 0.5, 0.1] and list(t["wall_s"]) == [10, 10, 10]
+    assert list(t["vs_ref"]) == [1.00, 0.70, 1.02] and list(t.columns[:5]) == ["round", "start_utc", "wall_s",
+                                                                               "others_cores", "machine"]
     path = bench.write_report(tables, tmp_path, sections=["length", "decoding"], rounds=3)
     assert "--rounds 3 --sections length,decoding" in path.read_text() and "## Goals" not in path.read_text()
     assert bench.rounds_reports(tmp_path, "decoding") == [path] and bench.cpu_reports(tmp_path) == []
