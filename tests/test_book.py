@@ -42,6 +42,12 @@ def test_every_chapter_declares_exactly_its_parameters_cell():
         book.validate_parameters(chapter, **defaults)
 
 
+def test_chapters_are_built_in_the_order_the_table_of_contents_reads_them():
+    """linscale.book.CHAPTERS, said to be in reading order (and executed in it), lists every chapter of
+    _toc.yml in its order (ablations and efficiency had drifted apart)."""
+    assert list(book.CHAPTERS) == book.toc_chapters()
+
+
 def test_the_introductions_parameter_table_lists_each_chapters_parameters():
     """book/intro.md tells readers what each chapter takes: the table must follow the schema."""
     import re
