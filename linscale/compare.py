@@ -357,6 +357,31 @@ def rerun_comparisons(results_dir: str | Path, preset: str) -> list[Path]:
     return sorted((Path(results_dir) / "reruns").glob(f"*/{preset}-comparison.json"))
 
 
+TRAINED = ["run_id", "step", "train_loss", "val_loss"]  # what a draw of the training is: every logged loss
+
+
+def distinct_draws(comparisons: list[Path], preset: str) -> tuple[list[Path], dict[str, str]]:
+    """The re-runs (paths from :func:`rerun_comparisons`, oldest first) that are independent draws of
+    the training, for tallies that treat re-runs as independent: a re-run whose main grid trained to the
+    losses of an earlier one bit for bit (``PRESET/runs.parquet``: every logged training and validation
+    loss; for example the same seed on a second CPU whose code paths the pins make identical) is the
+    same draw, counted once. Re-runs without committed tables are left out. Returns the kept paths and,
+    for each one left out as a repeat, the name of the earlier re-run it repeats."""
+    kept, repeats, seen = [], {}, []
+    for path in comparisons:
+        table = path.parent / preset / "runs.parquet"
+        if not table.is_file():
+            continue
+        losses = pd.read_parquet(table, columns=TRAINED).sort_values(["run_id", "step"]).reset_index(drop=True)
+        earlier = next((name for name, other in seen if other.equals(losses)), None)
+        if earlier:
+            repeats[path.parent.name] = earlier
+        else:
+            kept.append(path)
+            seen.append((path.parent.name, losses))
+    return kept, repeats
+
+
 def summarise(data: dict) -> dict:
     """The headline numbers of a comparison read by :func:`read_comparison`, for the book: how many
     tables, fitted estimates and verdicts differ, and how far the validation losses moved."""

@@ -353,3 +353,28 @@ def test_agreement_tally_counts_re_runs_that_agreed_against_the_prediction():
     assert tally.loc["all", "differed"] == 2 and tally.loc["all", "expected_differ"] == pytest.approx(1.53)
     # comparisons written before predictions were recorded are left out
     assert len(compare.agreement_tally([{"verdicts": pd.DataFrame([dict(id="x", differs=True)])}])) == 0
+
+
+def test_a_rerun_that_trained_to_an_earlier_reruns_bits_is_one_draw(tmp_path):
+    def rerun(name, moved=None, column="val_loss", wall=1.0, tables=True):
+        folder = tmp_path / "reruns" / name
+        (folder / "smoke").mkdir(parents=True)
+        runs = pd.read_parquet(SMOKE / "runs.parquet")
+        if moved is not None:  # one logged loss in its last bit
+            row = runs.index[runs[column].notna()][moved]
+            runs.loc[row, column] = np.nextafter(runs.loc[row, column], np.inf)
+        runs["wall_time_s"] *= wall  # another machine's clock is not another draw
+        if tables:
+            runs.sample(frac=1, random_state=ord(name[-1])).to_parquet(folder / "smoke" / "runs.parquet")  # row order neither
+        (folder / "smoke-comparison.json").write_text("{}")
+        return folder / "smoke-comparison.json"
+
+    first = rerun("2026-12-01-a")
+    same_bits = rerun("2026-12-02-b", wall=1.7)
+    last_bit = rerun("2026-12-03-c", moved=-1)
+    train_bit = rerun("2026-12-04-d", moved=0, column="train_loss")
+    untabled = rerun("2026-12-05-e", tables=False)
+    repeat_of_c = rerun("2026-12-06-f", moved=-1, wall=0.5)
+    kept, repeats = compare.distinct_draws([first, same_bits, last_bit, train_bit, untabled, repeat_of_c], "smoke")
+    assert kept == [first, last_bit, train_bit]
+    assert repeats == {"2026-12-02-b": "2026-12-01-a", "2026-12-06-f": "2026-12-03-c"}
