@@ -622,7 +622,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--conditions", default="", help="free text stored in the report (e.g. 'idle machine')")
     p.add_argument("--rounds", type=int, default=1,
                    help="run the sections this many times one after another and store every round, labelled "
-                        "idle or loaded by the load average (e.g. --rounds 8 --sections length,decoding: how "
+                        "idle or loaded by the cores other processes used meanwhile (e.g. --rounds 8 --sections length,decoding: how "
                         "far one run's ratios stray); no goals")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from linscale.config import ConfigError
+from linscale.results import read_table
 
 WALL_CLOCK_COLUMNS = ("wall_time_s", "eval_time_s")  # time, not results: shown apart, never a difference
 LOCATION_COLUMNS = ("checkpoint",)  # where the study kept a file (its --runs-dir), not what it measured
@@ -372,7 +373,7 @@ def distinct_draws(comparisons: list[Path], preset: str) -> tuple[list[Path], di
         table = path.parent / preset / "runs.parquet"
         if not table.is_file():
             continue
-        losses = pd.read_parquet(table, columns=TRAINED).sort_values(["run_id", "step"]).reset_index(drop=True)
+        losses = read_table(table, tuple(TRAINED))[TRAINED].sort_values(["run_id", "step"]).reset_index(drop=True)
         earlier = next((name for name, other in seen if other.equals(losses)), None)
         if earlier:
             repeats[path.parent.name] = earlier
