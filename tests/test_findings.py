@@ -222,6 +222,24 @@ def test_envelope_at_names_the_run_the_envelope_follows_there():
     assert envelope_at(fit)["compute"].iloc[0] == 16.0  # default: the largest compute both reach
 
 
+def test_lowest_envelope_shares_finds_a_lead_that_reverses_inside_the_common_range():
+    """One architecture below the other at small compute and above it at large: the ranking at the top end
+    names the second, the shares over the log range name both, each with the part of the range it leads."""
+    from types import SimpleNamespace
+
+    from linscale.findings import lowest_envelope_shares
+
+    computes = np.geomspace(1.0, 100.0, 9)
+    rows = [dict(group="llama", law="L(C)", compute=c, run_id="l", observed=3 / c ** 0.10, fitted=1.0) for c in computes]
+    # hgrn2 starts 5% lower and falls more slowly: equal at C = 10, the middle of the log range
+    rows += [dict(group="hgrn2", law="L(C)", compute=c, run_id="h", observed=0.95 * 3 / c ** (0.10 + np.log(0.95) / np.log(10)),
+                  fitted=1.0) for c in computes]
+    rows += [dict(group="hgrn2", law="L(C)", compute=0.5, run_id="h", observed=9.0, fitted=1.0)]  # before llama's range
+    shares, (low, high) = lowest_envelope_shares(SimpleNamespace(points=pd.DataFrame(rows)), points=101)
+    assert (low, high) == (1.0, 100.0)  # where both are measured
+    assert shares["hgrn2"] == pytest.approx(0.5, abs=0.02) and shares["llama"] == pytest.approx(0.5, abs=0.02)
+
+
 def test_a_noise_prediction_is_checked_against_runs_it_was_not_estimated_from():
     from scipy import stats
 

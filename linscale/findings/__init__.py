@@ -26,7 +26,7 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     context_verdict, cooldown_probe, cooldown_verdict, depth_probe, depth_verdict,
                                     embedding_probe, embedding_verdict, envelope_at, extrapolation_errors,
                                     form_probe, form_verdict, heads_probe, heads_verdict, holdout_against_design,
-                                    holdout_reach, interval_probe, irreducible_vs_bayes, knowledge_probe,
+                                    holdout_reach, interval_probe, irreducible_vs_bayes, knowledge_probe, lowest_envelope_shares,
                                     knowledge_verdict, law_at_compute, law_points, lr_misfit_verdict, lr_probe,
                                     per_arch_verdicts, probe_ratios, ratio_verdict, refit_misfit, retrain_change,
                                     run_residuals, size_inversions, sizes_off_law,

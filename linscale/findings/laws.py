@@ -43,6 +43,19 @@ def envelope_at(fit, compute: float | None = None) -> pd.DataFrame:
     return table.sort_values("envelope_loss").reset_index(drop=True)
 
 
+def lowest_envelope_shares(fit, points: int = 200) -> tuple[pd.Series, tuple[float, float]]:
+    """Which architecture's envelope is lowest where all of them are measured: over ``points`` log-spaced
+    compute values from the largest of the envelopes' first computes to :func:`common_compute`, the
+    share of that log range on which each architecture's envelope (:func:`envelope_at`) is the lowest.
+    A ranking at one compute value can hide a lead that holds over most of the range, or reverses.
+    Returns (shares by arch, largest first; (low, high) compute)."""
+    env = _env(fit)
+    low, high = float(env.groupby("arch")["compute"].min().max()), common_compute(fit)
+    grid = np.geomspace(low, high, points) if high > low else np.array([high])
+    lowest = pd.Series([envelope_at(fit, c)["arch"].iloc[0] for c in grid])
+    return lowest.value_counts(normalize=True).rename("share"), (low, high)
+
+
 def compute_gap_decades(runs: pd.DataFrame, reference_preset: str = "paper") -> float:
     """How many decades of compute lie between our largest run and the cheapest run of a reference
     grid (the paper's 70M models on 300B tokens)."""
