@@ -1,6 +1,6 @@
 """CPU benchmarks: every figure a ratio of timings measured side by side in one run.
 
-    linscale bench            # the full suite (about 10 minutes on 2 cores), writes benchmarks/results/
+    linscale bench            # the full suite (minutes on an idle 2-core machine), writes benchmarks/results/
     linscale bench --quick    # tiny shapes, a minute or two: what CI runs so the code cannot rot
 
 Each section is a function returning a pandas DataFrame (the efficiency notebook calls the same ones):
