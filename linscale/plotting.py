@@ -31,8 +31,10 @@ from linscale.config import ARCHITECTURES
 # Paper order: the softmax baseline first, then the linear models.
 ARCH_ORDER: tuple[str, ...] = ARCHITECTURES
 ARCH_LABELS = {"llama": "LLaMA", "tnl": "TNL", "hgrn2": "HGRN2", "cosformer2": "cosFormer2"}
-# seaborn's colour-blind palette, fixed per architecture (not per plot): LLaMA is always blue.
-ARCH_COLORS = dict(zip(ARCH_ORDER, sns.color_palette("colorblind", len(ARCH_ORDER)).as_hex()))
+# seaborn's colour-blind palette, fixed per architecture (not per plot): LLaMA is always blue. Its first four
+# colours give TNL orange and cosFormer2 vermilion, which readers could not tell apart where lines overlap, so
+# cosFormer2 takes the palette's fifth (reddish purple).
+ARCH_COLORS = dict(zip(ARCH_ORDER, [sns.color_palette("colorblind").as_hex()[i] for i in (0, 1, 2, 4)]))
 ARCH_MARKERS = {"llama": "o", "tnl": "s", "hgrn2": "D", "cosformer2": "^"}
 
 
@@ -294,9 +296,11 @@ def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_l
     return fig
 
 
-def plot_envelopes(fit, bayes_loss: float | None = None) -> plt.Figure:
+def plot_envelopes(fit, bayes_loss: float | None = None, floor_label: str = "exact entropy rate",
+                   ranked_at: float | None = None) -> plt.Figure:
     """The minimum-loss envelopes (solid) and their fitted laws (dashed) of all architectures on one
-    log-log panel, with the exact Bayes loss of the synthetic language when known."""
+    log-log panel, with the language's floor ``bayes_loss`` (dotted, labelled ``floor_label``) when known
+    and a thin vertical line at ``ranked_at``, the compute at which the text ranks the envelopes."""
     set_style()
     env = _law_points(fit)
     fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
@@ -305,7 +309,9 @@ def plot_envelopes(fit, bayes_loss: float | None = None) -> plt.Figure:
         ax.plot(part["compute"], part["observed"], color=ARCH_COLORS.get(arch), label=arch_label(arch), lw=1.6)
         ax.plot(part["compute"], part["fitted"], color=ARCH_COLORS.get(arch), lw=1, ls="--")
     if bayes_loss is not None and math.isfinite(bayes_loss):
-        ax.axhline(bayes_loss, color="grey", ls=":", lw=1, label="Bayes loss")
+        ax.axhline(bayes_loss, color="grey", ls=":", lw=1, label=f"{floor_label} ({bayes_loss:.3f})")
+    if ranked_at is not None:
+        ax.axvline(ranked_at, color="black", lw=0.8, alpha=0.6, label="compute the text ranks at")
     _logx(ax, "compute C (PF-days)", env["compute"])
     _loss_axis(ax)
     ax.set_ylabel("minimum loss (nats/token)")
@@ -362,9 +368,12 @@ def plot_coefficients(table: pd.DataFrame, quantity: str, value: str = "estimate
 
 
 def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | None = None,
-                        logx: bool = True, chance: float | None = None) -> plt.Figure:
+                        logx: bool = True, chance: float | None = None, dodge: float = 0.0) -> plt.Figure:
     """A downstream metric against compute (``pf_days``) or loss, one colour per architecture; the
-    checkpoints of one run are joined by a line (with a ``run_id`` column), runs are not."""
+    checkpoints of one run are joined by a line (with a ``run_id`` column), runs are not: without that
+    column, each architecture's points are one line (an ablation's runs, in ``x`` order). ``dodge``: shift
+    each architecture's points sideways by this fraction of x (of the x range on a linear axis), one
+    step per architecture, so that architectures with the same score at the same x do not hide each other."""
     set_style()
     fig, ax = plt.subplots(figsize=(WIDTH, 3.5))
     if not len(df):  # e.g. the ablation tables of a study run with --no-ablations: say so, do not fail
@@ -372,12 +381,16 @@ def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | Non
         ax.set_xticks([])
         ax.set_yticks([])
         return _finish(fig)
-    for arch in _archs_in(df):
+    archs = _archs_in(df)
+    for k, arch in enumerate(archs):
         part = df[df["arch"] == arch]
         runs = part.groupby("run_id") if "run_id" in part else [(arch, part)]
+        step = k - (len(archs) - 1) / 2  # centred: the middle architecture stays on its x
         for i, (_, run) in enumerate(runs):
             run = run.sort_values(x)
-            ax.plot(run[x], run[metric], marker=ARCH_MARKERS.get(arch, "o"), ms=4, lw=1,
+            xs = (run[x] * (1 + dodge) ** step if logx else
+                  run[x] + dodge * step * (df[x].max() - df[x].min())) if dodge else run[x]
+            ax.plot(xs, run[metric], marker=ARCH_MARKERS.get(arch, "o"), ms=4, lw=1,
                     color=ARCH_COLORS.get(arch), label=arch_label(arch) if i == 0 else None)
     if chance is not None:
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
@@ -460,9 +473,9 @@ def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> p
 
 def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, ylabel: str = "seed sd / mean") -> plt.Figure:
     """The run-to-run noise of the final loss by size: each architecture's measured sd at each measured
-    size (``cells``: arch, params, sd, runs; a dot, larger for more runs) and the trend every verdict
-    reads (``trend``: a :class:`~linscale.findings.rules.SizeTrend`), marked at the grid's sizes
-    (``grid``: {size name: parameters})."""
+    size (``cells``: arch, params, sd, runs; a dot, larger for more runs) and the trend the verdicts on the
+    fitted loss read (``trend``: a :class:`~linscale.findings.rules.SizeTrend`), marked at the grid's sizes
+    (``grid``: {size name: parameters}), whose names stand on the top axis, clear of the dots."""
     set_style()
     fig, ax = plt.subplots(figsize=(WIDTH, 3.2))
     cells = cells[cells["sd"] > 0]
@@ -472,13 +485,16 @@ def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, 
     if trend is not None and grid:
         n = np.array(sorted(grid.values()))
         line = np.geomspace(n.min(), n.max(), 50)
-        ax.plot(line, [trend.sd(x) for x in line], color="black", lw=1.2, label="trend (every verdict)")
+        ax.plot(line, [trend.sd(x) for x in line], color="black", lw=1.2, label="trend (loss verdicts)")
         ax.scatter(n, [trend.sd(x) for x in n], marker="x", color="black", zorder=4)
-        for name, x in grid.items():
-            ax.annotate(str(name), (x, trend.sd(x)), textcoords="offset points", xytext=(0, -13), ha="center",
-                        fontsize=TICK_PT)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    if trend is not None and grid:  # the sizes' names on a top axis: beside the line the dots overprinted them
+        top = ax.secondary_xaxis("top")
+        top.set_xticks(list(grid.values()), labels=[str(name) for name in grid], fontsize=TICK_PT)
+        top.xaxis.set_minor_locator(plt.NullLocator())
+    for runs in sorted(cells["runs"].unique()) if "runs" in cells else ():  # the key to the dots' sizes
+        ax.scatter([], [], s=18 * runs, color="grey", alpha=0.8, label=f"{int(runs)} seeds")
     ax.set_xlabel("non-embedding parameters N")
     ax.set_ylabel(ylabel)
     ax.legend(loc="upper right", ncol=2)
@@ -613,7 +629,7 @@ def plot_law_panels(fit, law_names=("L(C)", "N_opt(C)", "D_opt(C)")) -> plt.Figu
                     label=arch_label(arch) if i == 0 else None)
             if (arch, law) not in hidden:  # a law the design check does not identify is not drawn
                 ax.plot(p["compute"], p["fitted"], lw=1.2, ls="--", color=ARCH_COLORS.get(arch))
-        _logx(ax, "compute C (PF-days)" if i >= len(law_names) - 2 else "")
+        _logx(ax, "compute C (PF-days)")  # every panel: the first row's too, since the legend fills a cell
         ax.xaxis.set_tick_params(labelbottom=True)
         if law == "L(C)":
             _loss_axis(ax)
@@ -666,7 +682,7 @@ def plot_isoflop_profiles(fit) -> plt.Figure:
         _logx(ax, "parameters N" if i >= len(archs) - 2 else "", part["params"])
         _loss_axis(ax)
         ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
-        ax.set_ylabel("loss at fixed compute" if i % 2 == 0 else "")
+        ax.set_ylabel("loss at fixed compute (nats/token)" if i % 2 == 0 else "")
     axes[0].legend()
     return _finish(fig)
 
@@ -690,8 +706,9 @@ def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
             ax.plot(row["paper"], i, "x", color="black", ms=7, label="paper" if i == 0 else None)
             identified = row.get("identified", True)
             if pd.notna(identified) and not bool(identified):
-                ax.annotate("not identified", (row["paper"], i), xytext=(6, 0), textcoords="offset points",
-                            va="center", fontsize="small", color="grey")
+                # centred just under the row, clear of the paper's cross and of the panel's frame
+                ax.text(0.5, i + 0.38, "not identified", transform=ax.get_yaxis_transform(), ha="center",
+                        va="center", fontsize="small", color="grey")
                 continue  # the design check says this grid cannot recover it: no estimate drawn
             if np.isfinite(row.get("ci_low", np.nan)):
                 ax.plot([row["ci_low"], row["ci_high"]], [i, i], color=colour, lw=4, alpha=0.45,
@@ -707,9 +724,11 @@ def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def plot_irreducible_loss(table: pd.DataFrame) -> plt.Figure:
-    """Approach 3's fitted irreducible loss E per architecture (95% interval) beside the exact Bayes
-    loss of the synthetic language (grey line). ``table``: arch, E, ci_low, ci_high, bayes_loss."""
+def plot_irreducible_loss(table: pd.DataFrame, floor_label: str = "exact entropy rate") -> plt.Figure:
+    """Approach 3's fitted irreducible loss E per architecture (95% interval) beside the floor in
+    ``table["bayes_loss"]`` (grey line, labelled ``floor_label``; the language's exact entropy rate when
+    the caller has it, which is not the sampled loss of the validation tokens). ``table``: arch, E,
+    ci_low, ci_high, bayes_loss."""
     set_style()
     archs = _archs_in(table)
     fig, ax = plt.subplots(figsize=(WIDTH, 1.2 + 0.5 * len(archs)))
@@ -721,7 +740,7 @@ def plot_irreducible_loss(table: pd.DataFrame) -> plt.Figure:
         ax.plot(row["E"], i, "o", color=colour)
     bayes = float(table["bayes_loss"].iloc[0])
     if np.isfinite(bayes):
-        ax.axvline(bayes, color="grey", ls=":", label="exact Bayes loss")
+        ax.axvline(bayes, color="grey", ls=":", label=f"{floor_label} ({bayes:.3f})")
         ax.legend()
     ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
     ax.invert_yaxis()
