@@ -215,13 +215,17 @@ def allocation_claims(approach2, identified: dict) -> list[dict]:
             median = np.median(ratio, axis=0)
             parts += [v.interval_part(m, l_, h_, lambda lo_, hi_: v.interval_difference(lo_, hi_, "positive"), 0.95,
                                       group=arch, shared="llama") for m, l_, h_ in zip(median, lows, highs)]
+            # the bracket spans the three budgets' intervals (lowest low end, highest high end); each budget's
+            # part is judged on its own interval
             text.append(f"{_label(arch)}/LLaMA {np.exp(median.min()):.2f}x to {np.exp(median.max()):.2f}x "
-                        f"[{np.exp(lows.min()):.2f}, {np.exp(highs.max()):.2f}]")
+                        f"[{np.exp(lows.min()):.2f}, {np.exp(highs.max()):.2f}] at {lo:.3g} to {hi:.3g} FLOPs")
             for c, m, l_, h_ in zip(flops, median, lows, highs):
                 numbers[f"log({law} ratio)[{arch}, C={c:.3g}]"] = float(m)
                 tolerance[f"log({law} ratio)[{arch}, C={c:.3g}]"] = float((h_ - l_) / 2)
         rows.append(_row(f"more_{what}", claim, paper,
-                         f"approach 2's {law} over LLaMA's (95% bootstrap interval) at budgets both fitted: "
+                         f"approach 2's {law} over LLaMA's at three budgets both fitted, each judged on its own 95% "
+                         "bootstrap interval (median ratios; in brackets the lowest and highest ends of the three "
+                         "intervals): "
                          + "; ".join(text), parts, numbers, tolerance))
     return rows
 
