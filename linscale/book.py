@@ -278,6 +278,16 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     myst_glue(name, value, display=display)
 
 
+def and_list(items) -> str:
+    """Items joined as prose: ``"a"``, ``"a and b"``, ``"a, b and c"`` (``""`` for none), for glued lists.
+
+    >>> and_list(["LLaMA", "TNL", "HGRN2"])
+    'LLaMA, TNL and HGRN2'
+    """
+    items = [str(item) for item in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
+
+
 # ----------------------------------------------------------------------------- execution
 
 

@@ -243,3 +243,12 @@ def test_a_chapter_is_re_executed_when_the_package_code_changes(monkeypatch):
     assert book._inputs_stamp("findings", {}, "source", []) == stamp  # nothing changed: skipped
     monkeypatch.setattr(book, "_package_digest", lambda: b"another rule")
     assert book._inputs_stamp("findings", {}, "source", []) != stamp
+
+
+def test_and_list_joins_glued_lists_as_prose():
+    """The chapters' lists of architectures and sizes read "a, b and c", not "a, b, c" or "a and b and c"."""
+    from linscale.book import and_list
+
+    assert and_list([]) == "" and and_list(["s1"]) == "s1"
+    assert and_list(["LLaMA", "TNL"]) == "LLaMA and TNL"
+    assert and_list(iter(["LLaMA", "TNL", "HGRN2"])) == "LLaMA, TNL and HGRN2"
