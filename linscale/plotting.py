@@ -613,7 +613,7 @@ def plot_ratio_lines(df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
 
 # ----------------------------------------------------------------------------- scaling-law fits (linscale.laws)
 
-_LAW_LABELS = {"L(C)": "loss L (nats/token)", "N_opt(C)": "optimal parameters N_opt",
+_LAW_LABELS = {"L(C)": "fitted loss (nats/token)", "N_opt(C)": "optimal parameters N_opt",
                "D_opt(C)": "optimal tokens D_opt"}
 
 
