@@ -588,6 +588,27 @@ def _level_per_group(ax, df: pd.DataFrame, x: str, column: str, label: str, **st
 # ----------------------------------------------------------------------------- efficiency
 
 
+def ratio_ticks(figure: plt.Figure, ys, xs=None) -> plt.Figure:
+    """Ticks to read a ratio figure's points off by: y (a log axis, which alone labels only its decades) at
+    round ratios inside the data's range, x (when given) at the measured lengths themselves."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+
+    ax = figure.axes[0]
+    low, high = float(min(ys)), float(max(ys))
+    steps = ((0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if high / low > 30 else
+             (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20) if high / low > 3 else
+             (0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2, 1.3, 1.5, 2, 3))
+    ax.yaxis.set_major_locator(FixedLocator([v for v in steps if low / 1.15 <= v <= high * 1.15]))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_locator(NullLocator())
+    if xs is not None:
+        ax.xaxis.set_major_locator(FixedLocator(sorted({float(x) for x in xs})))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0f}"))
+        ax.xaxis.set_minor_locator(NullLocator())
+    figure.tight_layout()
+    return figure
+
+
 def plot_ratio_lines(df: pd.DataFrame, x: str, y: str, xlabel: str, ylabel: str,
                      logy: bool = False, reference: float | None = 1.0, low: str | None = None,
                      high: str | None = None) -> plt.Figure:
