@@ -361,6 +361,15 @@ def rerun_comparisons(results_dir: str | Path, preset: str) -> list[Path]:
 TRAINED = ["run_id", "step", "train_loss", "val_loss"]  # what a draw of the training is: every logged loss
 
 
+def training_fingerprint(losses: pd.DataFrame) -> tuple:
+    """What tells one draw of the training from another: every logged loss (the :data:`TRAINED` columns
+    ``losses`` has), in run and step order, with NaN equal to NaN. Two runs or studies with the same
+    fingerprint trained to the same bits, whichever CPU or items scored them."""
+    columns = [c for c in TRAINED if c in losses]
+    ordered = losses[columns].sort_values([c for c in ("run_id", "step") if c in columns])
+    return tuple(ordered.astype(object).where(ordered.notna(), None).itertuples(index=False, name=None))
+
+
 def distinct_draws(comparisons: list[Path], preset: str) -> tuple[list[Path], dict[str, str]]:
     """The re-runs (paths from :func:`rerun_comparisons`, oldest first) that are independent draws of
     the training, for tallies that treat re-runs as independent: a re-run whose main grid trained to the
@@ -373,13 +382,13 @@ def distinct_draws(comparisons: list[Path], preset: str) -> tuple[list[Path], di
         table = path.parent / preset / "runs.parquet"
         if not table.is_file():
             continue
-        losses = read_table(table, tuple(TRAINED))[TRAINED].sort_values(["run_id", "step"]).reset_index(drop=True)
-        earlier = next((name for name, other in seen if other.equals(losses)), None)
+        key = training_fingerprint(read_table(table, tuple(TRAINED)))
+        earlier = next((name for name, other in seen if other == key), None)
         if earlier:
             repeats[path.parent.name] = earlier
         else:
             kept.append(path)
-            seen.append((path.parent.name, losses))
+            seen.append((path.parent.name, key))
     return kept, repeats
 
 
