@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, LogNorm
 from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
@@ -688,21 +690,25 @@ def _not_identified(params: pd.DataFrame | None) -> set[tuple[str, str]]:
 
 
 def plot_isoflop_profiles(fit) -> plt.Figure:
-    """Approach 2: loss against N along each compute budget (light to dark with the budget), one panel
-    per architecture, and the minimum of the parabola fitted in log N (black crosses)."""
+    """Approach 2: loss against N along each compute budget, one panel per architecture, and the minimum
+    of the parabola fitted in log N (black crosses). A curve's shade is its budget on one log scale
+    shared by the panels (light: the smallest budget of any architecture, full hue: the largest), read
+    off the grey key beside them, so that equal shades are equal compute across panels."""
     set_style()
     points = fit.points.rename(columns={"group": "arch"})
     profiles = points[points["law"] == "isoflop profile"]
     minima = points[points["law"] == "N_opt(C)"]
     archs = _archs_in(profiles)
+    norm = LogNorm(profiles["compute"].min(), profiles["compute"].max())
+    lightest = 0.25  # the smallest budget's shade on each map: lighter is lost against the white panel
     fig, axes = _panels(len(archs), sharey=True, sharex=True)
     for i, (ax, arch) in enumerate(zip(axes, archs)):
         part = profiles[profiles["arch"] == arch]
-        budgets = sorted(part["compute"].unique())
-        shades = sns.light_palette(ARCH_COLORS.get(arch, "grey"), n_colors=len(budgets) + 2)[2:]
-        for budget, shade in zip(budgets, shades):
-            b = part[part["compute"] == budget].sort_values("params")
-            ax.plot(b["params"], b["observed"], marker="o", ms=3, color=shade, lw=1)
+        shades = sns.light_palette(ARCH_COLORS.get(arch, "grey"), as_cmap=True)
+        for budget, b in part.groupby("compute"):
+            b = b.sort_values("params")
+            ax.plot(b["params"], b["observed"], marker="o", ms=3, lw=1,
+                    color=shades(lightest + (1 - lightest) * float(norm(budget))))
         m = minima[minima["arch"] == arch]
         loss_at = points[(points["law"] == "L(C)") & (points["arch"] == arch)].set_index("compute")["observed"]
         ax.plot(m["observed"], m["compute"].map(loss_at), "x", color="black", ms=6, label="parabola minimum")
@@ -711,7 +717,12 @@ def plot_isoflop_profiles(fit) -> plt.Figure:
         ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
         ax.set_ylabel("loss at fixed compute (nats/token)" if i % 2 == 0 else "")
     axes[0].legend()
-    return _finish(fig)
+    fig.tight_layout(rect=(0, 0, 0.83, 1))
+    key = fig.add_axes((0.85, 0.15, 0.022, 0.7))
+    greys = ListedColormap(plt.get_cmap("Greys")(np.linspace(lightest, 1, 256)))
+    fig.colorbar(ScalarMappable(norm=norm, cmap=greys), cax=key, label="compute budget (PF-days)")
+    plt.close(fig)
+    return fig
 
 
 def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:

@@ -172,3 +172,30 @@ def test_ratio_ticks_label_every_part_of_a_wide_log_range():
     assert all(0.1 / 1.15 <= v <= 6.69 * 1.15 for v in ys)
     assert max(ys) >= 6.69 / 2 and min(ys) <= 0.1 * 2
     assert [float(v) for v in ax.get_xticks()] == [1024.0, 4096.0, 16384.0]
+
+
+def test_isoflop_shades_are_one_compute_scale_across_panels():
+    """Fig. 4.3's key promises that equal shades are equal compute in every panel: a budget two
+    architectures share gets the same place on each one's light-to-full map (shading by a budget's rank
+    within its own panel gave them different shades), and larger budgets are darker."""
+    import seaborn as sns
+
+    budgets = np.geomspace(1e18, 1e22, 9)
+    fit = laws.fit_approach2(laws.simulate_isoflop(budgets=budgets), budgets=budgets, compute_unit="flops")
+    shifted = fit.points.assign(group="llama", compute=fit.points["compute"] * 100)  # budgets 1e20 to 1e24
+    fig = plotting.plot_isoflop_profiles(SimpleNamespace(
+        points=pd.concat([fit.points.assign(group="tnl"), shifted], ignore_index=True)))
+
+    def places(ax, arch):  # each profile's place on its architecture's map, by its first x value's order
+        cmap = sns.light_palette(plotting.ARCH_COLORS[arch], as_cmap=True)
+        grid = np.linspace(0, 1, 2001)
+        ramp = cmap(grid)[:, :3]
+        lines = [line for line in ax.get_lines() if line.get_marker() == "o"]
+        return [float(grid[np.argmin(((ramp - np.array(line.get_color())[:3]) ** 2).sum(axis=1))]) for line in lines]
+
+    panels = {ax.get_title(): ax for ax in fig.axes if ax.get_title()}
+    tnl, llama = places(panels["TNL"], "tnl"), places(panels["LLaMA"], "llama")
+    assert len(tnl) == len(llama) == len(budgets)
+    assert tnl == sorted(tnl) and tnl[0] < tnl[-1]  # darker with the budget
+    assert tnl[4] == pytest.approx(llama[0], abs=5e-3)  # 1e20: TNL's middle budget, LLaMA's smallest
+    assert llama[-1] == pytest.approx(1.0, abs=5e-3)  # the 256-colour map ends at 0.996
