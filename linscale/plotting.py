@@ -369,6 +369,14 @@ def plot_coefficients(table: pd.DataFrame, quantity: str, value: str = "estimate
 # ----------------------------------------------------------------------------- downstream
 
 
+def _dodged(xs, k: int, n: int, fraction: float, log: bool = True, span: float = 0.0):
+    """The k-th of n series moved sideways so that equal points of different series do not hide each other:
+    ``fraction`` per step, centred (the middle series stays on its x); a factor of (1 + fraction) per step
+    on a log axis, ``fraction`` of ``span`` (the x range) per step on a linear one."""
+    step = k - (n - 1) / 2
+    return xs * (1 + fraction) ** step if log else xs + fraction * step * span
+
+
 def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | None = None,
                         logx: bool = True, chance: float | None = None, dodge: float = 0.0) -> plt.Figure:
     """A downstream metric against compute (``pf_days``) or loss, one colour per architecture; the
@@ -387,11 +395,9 @@ def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | Non
     for k, arch in enumerate(archs):
         part = df[df["arch"] == arch]
         runs = part.groupby("run_id") if "run_id" in part else [(arch, part)]
-        step = k - (len(archs) - 1) / 2  # centred: the middle architecture stays on its x
         for i, (_, run) in enumerate(runs):
             run = run.sort_values(x)
-            xs = (run[x] * (1 + dodge) ** step if logx else
-                  run[x] + dodge * step * (df[x].max() - df[x].min())) if dodge else run[x]
+            xs = _dodged(run[x], k, len(archs), dodge, logx, span=df[x].max() - df[x].min())
             ax.plot(xs, run[metric], marker=ARCH_MARKERS.get(arch, "o"), ms=4, lw=1,
                     color=ARCH_COLORS.get(arch), label=arch_label(arch) if i == 0 else None)
     if chance is not None:
@@ -486,8 +492,7 @@ def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, 
         part = cells[cells["arch"] == arch]
         # each architecture a little to the side (6% in N, a hair on this log axis) and with its own marker:
         # cells of equal size and near-equal noise hid each other (HGRN2's s1 under LLaMA's)
-        shift = 1.06 ** (k - (len(archs) - 1) / 2)
-        ax.scatter(part["params"] * shift, part["sd"], s=18 * part["runs"], color=ARCH_COLORS.get(arch), alpha=0.8,
+        ax.scatter(_dodged(part["params"], k, len(archs), 0.06), part["sd"], s=18 * part["runs"], color=ARCH_COLORS.get(arch), alpha=0.8,
                    marker=ARCH_MARKERS.get(arch, "o"), edgecolors="white", linewidths=0.5, label=arch_label(arch),
                    zorder=3)
     if trend is not None and grid:

@@ -199,3 +199,14 @@ def test_isoflop_shades_are_one_compute_scale_across_panels():
     assert tnl == sorted(tnl) and tnl[0] < tnl[-1]  # darker with the budget
     assert tnl[4] == pytest.approx(llama[0], abs=5e-3)  # 1e20: TNL's middle budget, LLaMA's smallest
     assert llama[-1] == pytest.approx(1.0, abs=5e-3)  # the 256-colour map ends at 0.996
+
+
+def test_dodged_points_stay_centred_on_their_x():
+    """Dodged architectures (the ablations' NIAH figures) sit side by side around the x they were measured
+    at: on a log axis their geometric mean is that x, on a linear one their mean, and no two coincide."""
+    df = pd.DataFrame({"arch": ["llama", "tnl", "hgrn2", "cosformer2"] * 2, "seq_len": [64] * 4 + [256] * 4,
+                       "score": [0.5] * 8})
+    for logx, centre in ((True, lambda xs: float(np.exp(np.log(xs).mean()))), (False, lambda xs: float(np.mean(xs)))):
+        fig = plotting.plot_metric_against(df, x="seq_len", metric="score", logx=logx, dodge=0.04)
+        firsts = [float(line.get_xdata()[0]) for line in fig.axes[0].get_lines() if len(line.get_xdata()) == 2]
+        assert len(set(firsts)) == 4 and centre(firsts) == pytest.approx(64)
