@@ -281,7 +281,8 @@ def decoding(configs: dict[str, ModelConfig], contexts=(128, 512, 2048, 8192), n
     The prompt is consumed once (``return_state=True``); each timed call is ``generate`` continuing that
     state by ``new_tokens`` tokens, so only decoding steps are timed. ``state_bytes`` is
     ``DecodeState.nbytes()`` after the prompt. ``vs_ref`` divides by the shortest context's latency,
-    ``vs_llama`` by LLaMA's at the same context.
+    ``vs_llama`` by LLaMA's at the same context. ``n_layer`` and ``d_model`` name the shape timed, so that
+    a report (or its rounds) says which shape it measured.
     """
     torch.manual_seed(seed)
     models = {arch: build_model(cfg.replace(max_seq_len=max(cfg.max_seq_len, max(contexts) + new_tokens + 1))).eval()
@@ -295,7 +296,8 @@ def decoding(configs: dict[str, ModelConfig], contexts=(128, 512, 2048, 8192), n
             nbytes[arch, L] = state.nbytes()
             cases[arch, L] = (lambda model=model, state=state, last=prompt[:, -1:]:
                               model.generate(last, new_tokens, state=state))
-    rows = [dict(model=arch, context=L, ms_per_token=1e3 * seconds / new_tokens, state_bytes=nbytes[arch, L])
+    rows = [dict(model=arch, n_layer=configs[arch].n_layer, d_model=configs[arch].d_model, context=L,
+                 ms_per_token=1e3 * seconds / new_tokens, state_bytes=nbytes[arch, L])
             for (arch, L), seconds in interleaved_medians(cases, repeats, timer=timer).items()]
     table = pd.DataFrame(rows)
     ref = table[table.context == min(contexts)].set_index("model")

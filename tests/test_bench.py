@@ -31,6 +31,10 @@ def test_length_and_decoding_tables(tables):
     assert (length.batch_size * length.seq_len == bench.QUICK["tokens_per_batch"]).all()  # fixed tokens/batch
     assert (length.us_per_token > 0).all() and (length[length.seq_len == length.attrs["reference_len"]].vs_ref == 1.0).all()
     assert set(dec.context) == set(bench.QUICK["contexts"]) and (dec.ms_per_token > 0).all()
+    # every row names the shape it timed (the efficiency chapter compares two reports only on one shape)
+    configs = bench.bench_configs("cpu", quick=True)
+    assert all((row.n_layer, row.d_model) == (configs[row.model].n_layer, configs[row.model].d_model)
+               for row in dec.itertuples())
     # memory is a structural fact, not a timing: constant for the linear models, growing for LLaMA's cache
     assert (dec[dec.model.isin(LINEAR_ARCHITECTURES)].state_vs_ref == 1.0).all()
     assert dec[dec.model == "llama"].state_vs_ref.max() > 1
