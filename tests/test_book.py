@@ -190,6 +190,24 @@ def test_rerunning_a_chapter_with_a_new_parameter_gives_a_different_correct_resu
     assert "set for this run; default <code>4</code>" in shown
 
 
+def test_a_chapter_narrowed_to_one_linear_architecture_keeps_its_reference(tmp_path):
+    """`archs` narrows what the efficiency chapter draws, not the softmax-attention reference its text
+    compares with: with only TNL shown, LLaMA's ratios are still the committed report's (they were NaN in
+    the prose), and the older report's contrast is still drawn."""
+    from linscale import bench
+
+    params = {k: v for k, v in book.SMOKE_PARAMETERS.items() if k in book.PARAMETERS["efficiency"]}
+    values = glued(book.execute_chapter("efficiency", {**params, "archs": ["tnl"]}, out_dir=tmp_path))
+    report = bench.committed_report(sections=("length", "decoding"))
+    decoding = report.tables["decoding"].query("model == 'llama'")
+    longest = decoding[decoding["context"] == decoding["context"].max()].iloc[0]
+    length = report.tables["length"].query("mixer == 'llama'")
+    assert float(values["decode_llama"]) == pytest.approx(longest["vs_ref"])
+    assert float(values["state_growth_llama"]) == pytest.approx(longest["state_vs_ref"])
+    assert float(values["llama_ratio"]) == pytest.approx(length.loc[length["seq_len"].idxmax(), "vs_ref"])
+    assert "not in this folder" not in values["older_contrast"]
+
+
 def test_missing_results_fail_in_one_line_before_any_kernel(tmp_path):
     with pytest.raises(ConfigError, match=r"results/nosuch: no results of preset 'nosuch' \(run `linscale study"):
         book.execute_book({"preset": "nosuch"}, chapters=["training"], out_dir=tmp_path)
