@@ -208,6 +208,19 @@ def test_a_chapter_narrowed_to_one_linear_architecture_keeps_its_reference(tmp_p
     assert "not in this folder" not in values["older_contrast"]
 
 
+def test_the_findings_chapter_tells_the_published_provenance_only_of_the_published_folder(built_book):
+    """The "Re-runs" section says which commits and machines wrote results/cpu; a book built on another
+    folder (here the smoke results) must not claim that provenance for its own tables."""
+    markdown = {}
+    for cell in nbformat.read(built_book["outputs"]["findings"], as_version=4).cells:
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {}).get("scrapbook")
+            if meta:
+                markdown[meta["name"]] = output["data"].get(meta.get("mime_prefix", "") + "text/markdown", "")
+    assert "the smoke preset's `results/smoke`, not the published `results/cpu`" in markdown["provenance"]
+    assert "f94109f" not in markdown["provenance"]
+
+
 def test_missing_results_fail_in_one_line_before_any_kernel(tmp_path):
     with pytest.raises(ConfigError, match=r"results/nosuch: no results of preset 'nosuch' \(run `linscale study"):
         book.execute_book({"preset": "nosuch"}, chapters=["training"], out_dir=tmp_path)
