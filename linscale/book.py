@@ -437,6 +437,10 @@ def _effective(chapter: str, parameters: dict, notebooks: Path) -> dict:
         return parameters
 
 
+# the study's own parameters, which `linscale book` passes to every chapter that declares them
+STUDY_PARAMETERS = ("preset", "results_dir")
+
+
 def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool = False, workers: int = 1,
                  **kwargs) -> list[Path]:
     """Execute every chapter; ``parameters`` apply to each chapter that declares them (e.g. preset).
@@ -446,6 +450,16 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
     the first failure is raised after the others finished.
     """
     parameters = parameters or {}
+    # every name and value checked before the first chapter runs: a typo must neither pass silently (a
+    # name no chapter declares) nor fail only after the chapters before it were executed
+    for name, value in parameters.items():
+        owners = [chapter for chapter in chapters if name in PARAMETERS.get(chapter, {})]
+        if not owners and name not in STUDY_PARAMETERS:  # --preset, --results-dir: for the chapters that read results
+            declared = sorted({n for chapter in chapters for n in PARAMETERS.get(chapter, {})})
+            where = f"chapter {chapters[0]}" if len(chapters) == 1 else f"any of the chapters {', '.join(chapters)}"
+            raise ConfigError(f"parameter {name}: not a parameter of {where}; expected one of {', '.join(declared)}")
+        for chapter in owners:
+            PARAMETERS[chapter][name].validate(name, value)
     check_results(parameters, chapters, cwd=Path(kwargs.get("cwd", ROOT)))
 
     def run(chapter: str) -> Path:

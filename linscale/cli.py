@@ -100,11 +100,6 @@ def cmd_book(args: argparse.Namespace) -> int:
     for name in chapters:
         if name not in book.CHAPTERS:
             raise ConfigError(f"--chapter: unknown chapter {name!r}; expected one of {', '.join(book.CHAPTERS)}")
-    if args.chapter:
-        # Parameters given for chosen chapters must belong to them (a typo must not pass silently).
-        for name in parameters:
-            if not any(name in book.PARAMETERS[c] for c in chapters):
-                raise ConfigError(f"parameter {name}: not a parameter of {', '.join(chapters)}")
     shared = {"preset": args.preset, "results_dir": args.results_dir}
     parameters = {**{k: v for k, v in shared.items() if v is not None}, **parameters}
     # two kernels at once: a chapter's start-up and imports are mostly waiting (as the study does)

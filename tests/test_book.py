@@ -227,6 +227,21 @@ def test_missing_results_fail_in_one_line_before_any_kernel(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_misspelled_or_bad_book_parameter_fails_before_any_chapter_runs(tmp_path):
+    """`linscale book -p NAME VALUE` over the whole book: a name no chapter declares failed nowhere (every
+    chapter ran with its defaults), and a bad value of a declared one failed only when its chapter's turn
+    came, after the chapters before it had run. Both now fail in one line before the first kernel."""
+    chapters = ["training", "law_probes"]
+    with pytest.raises(ConfigError, match=r"parameter arcs: not a parameter of any of the chapters training, "
+                                          r"law_probes; expected one of archs, loss, preset, results_dir"):
+        book.execute_book({"arcs": ["tnl"]}, chapters=chapters, out_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"parameter archs: unknown value\(s\) \['mamba'\]"):
+        book.execute_book({"archs": ["tnl", "mamba"]}, chapters=chapters, out_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"parameter loss: unknown value 'valloss'"):  # law_probes has no loss
+        book.execute_book({"loss": "valloss"}, chapters=chapters, out_dir=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
     """`linscale study --no-ablations` writes no ablation tables: the chapter still executes, without
     error output, and says there are no runs (empty panels instead of figures that fail)."""
