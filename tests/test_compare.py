@@ -8,6 +8,7 @@ results.
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -72,6 +73,20 @@ def test_rows_with_a_missing_key_are_matched_by_their_order_among_their_like():
     assert (summary["rows_only_a"], summary["rows_only_b"]) == (0, 1)
     value = next(c for c in columns if c["column"] == "value")
     assert (value["changed"], value["compared"]) == (1, 3) and value["largest_rel_change"] == pytest.approx(0.5 / 3)
+
+
+def test_a_column_that_changed_only_from_values_to_none_is_reported_without_warnings():
+    """A column whose every change is a value against none (a metric a re-run's evaluation did not
+    score) has no finite absolute change: reported as such, not with numpy's all-NaN RuntimeWarning on
+    the user's terminal (`linscale compare results/cpu results/smoke` printed three)."""
+    import warnings
+
+    a = pd.DataFrame({"run_id": ["x", "y"], "score": [0.5, 0.7]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _, columns = compare.diff_tables("t", a, a.assign(score=[np.nan, 0.7]))
+    score = next(c for c in columns if c["column"] == "score")
+    assert score["changed"] == 1 and math.isinf(score["largest_rel_change"]) and math.isnan(score["largest_abs_change"])
 
 
 def test_noise_shift_is_the_largest_change_in_units_of_the_larger_tolerance():
