@@ -185,7 +185,8 @@ def diff_tables(name: str, a: pd.DataFrame, b: pd.DataFrame) -> tuple[dict, list
             at = int(np.nanargmax(np.where(changed, np.abs(relative), -1.0)))
             # over the changed rows; pandas' max gives NaN, without numpy's all-NaN warning, when every change
             # is a value against none
-            row.update(largest_rel_change=float(relative[at]), largest_abs_change=float(pd.Series(absolute[changed]).max()),
+            row.update(largest_rel_change=float(relative[at]),
+                       largest_abs_change=float(pd.Series(absolute[changed]).max()),
                        min_rel_change=float(np.nanmin(np.where(changed, relative, np.nan))),
                        max_rel_change=float(np.nanmax(np.where(changed, relative, np.nan))),
                        at=_row_label(shared[at], keys), a_value=float(xv[at]), b_value=float(yv[at]))

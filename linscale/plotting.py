@@ -492,9 +492,9 @@ def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, 
         part = cells[cells["arch"] == arch]
         # each architecture a little to the side (6% in N, a hair on this log axis) and with its own marker:
         # cells of equal size and near-equal noise hid each other (HGRN2's s1 under LLaMA's)
-        ax.scatter(_dodged(part["params"], k, len(archs), 0.06), part["sd"], s=18 * part["runs"], color=ARCH_COLORS.get(arch), alpha=0.8,
-                   marker=ARCH_MARKERS.get(arch, "o"), edgecolors="white", linewidths=0.5, label=arch_label(arch),
-                   zorder=3)
+        ax.scatter(_dodged(part["params"], k, len(archs), 0.06), part["sd"], s=18 * part["runs"],
+                   color=ARCH_COLORS.get(arch), alpha=0.8, marker=ARCH_MARKERS.get(arch, "o"), edgecolors="white",
+                   linewidths=0.5, label=arch_label(arch), zorder=3)
     if trend is not None and grid:
         n = np.array(sorted(grid.values()))
         line = np.geomspace(n.min(), n.max(), 50)
