@@ -221,6 +221,20 @@ def test_the_findings_chapter_tells_the_published_provenance_only_of_the_publish
     assert "f94109f" not in markdown["provenance"]
 
 
+def test_the_notebooks_readme_lists_every_chapter_with_its_parameters():
+    """notebooks/README.md is where a newcomer learns what each chapter takes: its table must name every
+    chapter of the book with exactly the parameters linscale.book declares for it."""
+    import re
+
+    rows = {}
+    for line in (book.NOTEBOOKS / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 3:
+            chapter = re.match(r"`(\w+)`", cells[0]).group(1)
+            rows[chapter] = set(re.findall(r"`(\w+)`", cells[2]))
+    assert rows == {chapter: set(schema) for chapter, schema in book.PARAMETERS.items()}
+
+
 def test_missing_results_fail_in_one_line_before_any_kernel(tmp_path):
     with pytest.raises(ConfigError, match=r"results/nosuch: no results of preset 'nosuch' \(run `linscale study"):
         book.execute_book({"preset": "nosuch"}, chapters=["training"], out_dir=tmp_path)
