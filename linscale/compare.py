@@ -520,10 +520,22 @@ def _text_table(frame: pd.DataFrame, indent: str = "") -> list[str]:
     return [indent + "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
 
 
+def preset_note(a: str | Path, b: str | Path) -> str | None:
+    """A line for two folders of different presets (a results folder is named after its preset,
+    ``results/<preset>``, and its verdicts are judged under that preset's rules), else None."""
+    presets = Path(a).name, Path(b).name
+    if presets[0] == presets[1]:
+        return None
+    return (f"note: A is a study of preset {presets[0]}, B of preset {presets[1]}: their grids differ, so their "
+            "tables cannot agree, and each side's verdicts follow its own preset (a re-run of one study is a "
+            "folder of the same name)")
+
+
 def format_comparison(c: Comparison) -> str:
     """The comparison as text for a terminal."""
     lines = [f"A: {c.labels[0]}" + (f"  ({c.a})" if c.labels[0] != c.a else ""),
-             f"B: {c.labels[1]}" + (f"  ({c.b})" if c.labels[1] != c.b else ""), ""]
+             f"B: {c.labels[1]}" + (f"  ({c.b})" if c.labels[1] != c.b else "")]
+    lines += [note for note in [preset_note(c.a, c.b)] if note] + [""]
     changed = c.changed_tables
     lines.append(f"== Tables: {len(changed)} of {len(c.tables)} differ (values compared bit for bit; "
                  f"wall-clock and location columns shown apart, never counted) ==")

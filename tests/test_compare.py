@@ -89,6 +89,14 @@ def test_a_column_that_changed_only_from_values_to_none_is_reported_without_warn
     assert score["changed"] == 1 and math.isinf(score["largest_rel_change"]) and math.isnan(score["largest_abs_change"])
 
 
+def test_folders_of_two_presets_are_named_as_such_in_the_text():
+    """`linscale compare results/cpu results/smoke` lists every table as different: the text says why
+    (two presets, by the folders' names), and a re-run's folder of the same name gets no such note."""
+    assert compare.preset_note("results/cpu", "results/reruns/2026-12-05-intel-xeon-m207/cpu") is None
+    assert compare.preset_note("results/cpu", "elsewhere/smoke").startswith(
+        "note: A is a study of preset cpu, B of preset smoke: their grids differ")
+
+
 def test_noise_shift_is_the_largest_change_in_units_of_the_larger_tolerance():
     shift, moved = compare.noise_shift({"x": 1.0, "y": 0.50, "z": 3.0}, {"x": 1.1, "y": 0.56, "w": 1.0},
                                        {"x": 0.2, "y": 0.02, "z": 1.0}, {"x": 0.05, "y": 0.03})
