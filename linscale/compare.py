@@ -535,7 +535,8 @@ def format_comparison(c: Comparison) -> str:
     """The comparison as text for a terminal."""
     lines = [f"A: {c.labels[0]}" + (f"  ({c.a})" if c.labels[0] != c.a else ""),
              f"B: {c.labels[1]}" + (f"  ({c.b})" if c.labels[1] != c.b else "")]
-    lines += [note for note in [preset_note(c.a, c.b)] if note] + [""]
+    note = preset_note(c.a, c.b)
+    lines += ([note] if note else []) + [""]
     changed = c.changed_tables
     lines.append(f"== Tables: {len(changed)} of {len(c.tables)} differ (values compared bit for bit; "
                  f"wall-clock and location columns shown apart, never counted) ==")
