@@ -1,6 +1,7 @@
 """The ``linscale`` command line: one subcommand per step of the study.
 
     linscale accounting --preset paper     # parameter and FLOP accounting of a preset's grid
+    linscale accounting --table7           # the paper preset's accounting beside the paper's Table 7
     linscale train --preset cpu --arch tnl --size s3   # one training run
     linscale sweep --preset cpu --jobs 2   # every run of a preset, into one results table
     linscale study                         # the default CPU study, end to end
@@ -26,10 +27,24 @@ from linscale.config import ConfigError
 
 
 def cmd_accounting(args: argparse.Namespace) -> int:
-    from linscale.accounting import accounting_table
+    import pandas as pd
 
-    table = accounting_table(args.preset, seq_len=args.seq_len, batch_size=args.batch_size)
-    print(table.to_string(index=False))
+    from linscale.accounting import accounting_table, table7_comparison
+
+    if not args.table7:
+        print(accounting_table(args.preset, seq_len=args.seq_len, batch_size=args.batch_size).to_string(index=False))
+        return 0
+    if args.seq_len or args.batch_size:  # Table 7 was counted at the paper's context and batch only
+        raise ConfigError("--table7: compares at Table 7's context and batch (the preset's); drop --seq-len and "
+                          "--batch-size")
+    table = table7_comparison(args.preset)
+    if table.empty:
+        raise ConfigError(f"--table7: preset {args.preset} has none of Table 7's sizes (70M..7B); expected "
+                          f"--preset paper")
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(table.to_string(index=False, formatters={"params_M": "{:.2f}".format, "pflops_per_step": "{:.3f}".format,
+                                                       "params_rel_diff": "{:+.3%}".format,
+                                                       "pflops_rel_diff": "{:+.3%}".format}))
     return 0
 
 
@@ -412,6 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="paper", help="preset name or YAML path (default: paper)")
     p.add_argument("--seq-len", type=int, default=None, help="context length n (default: the preset's)")
     p.add_argument("--batch-size", type=int, default=None, help="sequences per step b (default: the preset's)")
+    p.add_argument("--table7", action="store_true", help="the paper preset's counts beside the paper's Table 7 "
+                   "(non-embedding parameters in millions, PFLOPs per step) with their relative differences")
     p.set_defaults(func=cmd_accounting)
 
     p = sub.add_parser(

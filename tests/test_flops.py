@@ -56,11 +56,34 @@ def test_actual_ffn_accounting_differs_only_when_g_is_not_8_thirds_d():
 
 def test_1b_row_follows_table7_counts_with_12_heads():
     """Table 7 prints 16 heads for 1B, but its own counts imply 12 (head width 128, as at every other size):
-    with 12 heads every 1B parameter count is within 0.1% of the table, and so are the PFLOPs per step
-    (with 16 the linear models' PFLOPs are 1-1.4% low and TNL's count 0.35% low)."""
+    with 12 heads every 1B parameter count is within 0.1% of the table and its PFLOPs per step equal the
+    table's one printed decimal (with 16 the linear models' PFLOPs are 1-1.4% low and TNL's count 0.35% low)."""
     for config in (c for c in PAPER if c.name == "1B"):
         assert config.n_head == 12
         row = table7_row(config)
         assert flops.non_embedding_params(config) == pytest.approx(row.params_M * 1e6, rel=1e-3)
         got = flops.flops_per_step(config, 8192, 480) / 1e15
         assert got == pytest.approx(row.pflops_per_step, rel=2.5e-3 + 0.05 / row.pflops_per_step)
+
+
+def test_accounting_command_prints_table7_beside_ours(capsys):
+    """`linscale accounting --table7`: the README's one-line check of Table 7, printed row by row with the
+    paper's numbers and the relative differences; other presets and other contexts get a one-line error."""
+    from linscale.cli import main
+
+    assert main(["accounting", "--table7"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header, rows = lines[0].split(), [line.split() for line in lines[1:]]
+    assert {"params_M_paper", "pflops_per_step_paper", "params_rel_diff", "pflops_rel_diff"} <= set(header)
+    assert len(rows) == 24
+    by_name = {(row[0], row[1]): dict(zip(header, row)) for row in rows}
+    tnl_1b = by_name[("1B", "tnl")]
+    assert tnl_1b["n_head"] == "12" and tnl_1b["params_M_paper"] == "918.6"
+    for row in by_name.values():  # the printed differences are those of the printed numbers (to their rounding)
+        paper = float(row["params_M_paper"])
+        assert float(row["params_rel_diff"].rstrip("%")) == pytest.approx(
+            100 * (float(row["params_M"]) / paper - 1), abs=100 * 0.005 / paper + 1e-3)
+    for extra, expected in ((["--preset", "cpu"], "--table7: preset cpu"), (["--seq-len", "1024"], "--seq-len")):
+        assert main(["accounting", "--table7", *extra]) == 2
+        err = capsys.readouterr().err.strip()
+        assert expected in err and len(err.splitlines()) == 1, err
