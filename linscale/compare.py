@@ -520,15 +520,24 @@ def _text_table(frame: pd.DataFrame, indent: str = "") -> list[str]:
     return [indent + "  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in cells]
 
 
+def study_preset(folder: str | Path) -> str:
+    """The preset a results folder is a study of: the one its runs table records (``preset``), else the
+    folder's name (``linscale study`` writes ``results/<preset>``; a copy may be named otherwise)."""
+    try:
+        recorded = pd.read_parquet(Path(folder) / "runs.parquet", columns=["preset"])["preset"].dropna().unique()
+    except (OSError, KeyError, ValueError):  # no runs table, or one without the column: the name says it
+        recorded = []
+    return str(recorded[0]) if len(recorded) == 1 else Path(folder).name
+
+
 def preset_note(a: str | Path, b: str | Path) -> str | None:
-    """A line for two folders of different presets (a results folder is named after its preset,
-    ``results/<preset>``, and its verdicts are judged under that preset's rules), else None."""
-    presets = Path(a).name, Path(b).name
+    """A line for two folders of different presets (each side's verdicts are judged on its own grid), else
+    None."""
+    presets = study_preset(a), study_preset(b)
     if presets[0] == presets[1]:
         return None
     return (f"note: A is a study of preset {presets[0]}, B of preset {presets[1]}: their grids differ, so their "
-            "tables cannot agree, and each side's verdicts follow its own preset (a re-run of one study is a "
-            "folder of the same name)")
+            "tables cannot agree, and each side's verdicts are judged on its own grid")
 
 
 def format_comparison(c: Comparison) -> str:

@@ -89,12 +89,19 @@ def test_a_column_that_changed_only_from_values_to_none_is_reported_without_warn
     assert score["changed"] == 1 and math.isinf(score["largest_rel_change"]) and math.isnan(score["largest_abs_change"])
 
 
-def test_folders_of_two_presets_are_named_as_such_in_the_text():
+def test_folders_of_two_presets_are_named_as_such_in_the_text(tmp_path):
     """`linscale compare results/cpu results/smoke` lists every table as different: the text says why
-    (two presets, by the folders' names), and a re-run's folder of the same name gets no such note."""
+    (two presets, as their runs tables record them), and a re-run of the same preset gets no such note,
+    whatever its folder is called (a user's copy of their study in `mystudy/` is still a cpu study)."""
     assert compare.preset_note("results/cpu", "results/reruns/2026-12-05-intel-xeon-m207/cpu") is None
-    assert compare.preset_note("results/cpu", "elsewhere/smoke").startswith(
+    assert compare.preset_note("results/cpu", "results/smoke").startswith(
         "note: A is a study of preset cpu, B of preset smoke: their grids differ")
+    for name, preset in (("mystudy", "cpu"), ("other", "smoke")):
+        (tmp_path / name).mkdir()
+        pd.DataFrame({"run_id": ["r"], "preset": [preset]}).to_parquet(tmp_path / name / "runs.parquet")
+    assert compare.preset_note("results/cpu", tmp_path / "mystudy") is None
+    assert compare.preset_note(tmp_path / "other", "results/cpu").startswith("note: A is a study of preset smoke")
+    assert compare.study_preset(tmp_path / "elsewhere") == "elsewhere"  # no runs table: the folder's name
 
 
 def test_noise_shift_is_the_largest_change_in_units_of_the_larger_tolerance():
