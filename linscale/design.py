@@ -49,7 +49,7 @@ from linscale import flops
 from linscale.config import ConfigError
 from linscale.laws.suite import FitSettings, crossovers, fit_suite
 
-VERSION = 4  # bumped when the check's rules, or the wording of its reasons, change (the study redoes a stored check)
+VERSION = 5  # bumped when the check's rules, or the wording of its reasons, change (the study redoes a stored check)
 METHODS = ("approach1", "approach2", "approach3", "approach3_fixed_e")
 ENVELOPE = "approach1_envelope"  # approach 1's loss law: real only if the envelope is made of crossings
 

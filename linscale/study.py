@@ -480,8 +480,9 @@ def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES
         check = design.check_design(resolved, replicates=replicates, seed=seed, progress=None)
     except ConfigError as err:
         _log(f"design check: not possible ({err})")
+        # nothing is identified without a check, approach 1's loss law (the envelope's crossings) included
         verdicts = pd.DataFrame([{"arch": "all", "method": m, "identified": False, "reason": str(err)}
-                                 for m in design.METHODS])
+                                 for m in (design.ENVELOPE, *design.METHODS)])
         _write_csv(verdicts, results / "fits" / "design_verdicts.csv")
         (results / "fits" / "design.csv").unlink(missing_ok=True)
         (results / "fits" / "design_holdout.csv").unlink(missing_ok=True)

@@ -1,6 +1,7 @@
 """The study pipeline's pure parts: the ablation grids derived from a study preset."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from linscale.config import ConfigError
@@ -328,3 +329,22 @@ def test_a_context_ablation_added_later_is_evaluated_without_the_main_sweeps_che
     common, twice = (scores[scores["evaluation"] == e] for e in ("common", "twice"))
     assert set(common["variant"]) == {"base", "smoke-context16", "smoke-context64"}
     assert set(twice["variant"]) == {"smoke-context16", "smoke-context64"}  # the base runs' checkpoints are gone
+
+
+def test_a_preset_without_a_reference_law_identifies_no_law_not_even_the_envelopes(tmp_path):
+    """The smoke preset records no reference law, so its design check cannot run: every law is 'not
+    identified' with that reason, approach 1's loss law L(C) too (it is identified only by an envelope of
+    crossings, which nothing checked; the smoke grid has none), so its scaling-laws page shows no numbers
+    for it. The committed results/smoke agrees with what the stage writes."""
+    from linscale import design
+    from linscale.study import _identified, stage_design
+
+    stage_design("smoke", tmp_path)
+    verdicts = pd.read_csv(tmp_path / "fits" / "design_verdicts.csv")
+    assert set(verdicts["method"]) == {design.ENVELOPE, *design.METHODS} and not verdicts["identified"].any()
+    identified = _identified(tmp_path)
+    for law in ("L(C)", "N_opt(C)"):
+        ok, reason = identified("approach1", "tnl", law)
+        assert not ok and "records no reference law" in reason, (law, reason)
+    committed = pd.read_csv("results/smoke/fits/approach1.csv")
+    assert not committed["identified"].any()
