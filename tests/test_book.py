@@ -7,6 +7,7 @@ parameters (``linscale.book.SMOKE_PARAMETERS``, reading the committed ``results/
 """
 from __future__ import annotations
 
+import ast
 import shutil
 from pathlib import Path
 
@@ -312,3 +313,22 @@ def test_and_list_joins_glued_lists_as_prose():
     assert and_list([]) == "" and and_list(["s1"]) == "s1"
     assert and_list(["LLaMA", "TNL"]) == "LLaMA and TNL"
     assert and_list(iter(["LLaMA", "TNL", "HGRN2"])) == "LLaMA, TNL and HGRN2"
+
+
+def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
+    """`linscale book --chapter scaling_laws -p preset smoke` is an exercise: on the CI study's two sizes
+    no larger model overtakes a smaller one, no law is identified (no reference law) and no law can be
+    refitted without the top decade. The pages must say so, not show the cpu study's readings: loss
+    exponents set beside the paper's, 'the order at the end could flip', 'it did so after an unmeasured
+    number of tokens', '0 of 0 refitted laws', intervals 'nan wide', or the cpu probes' long fallbacks."""
+    def text(values):  # the glued strings themselves (text/plain holds their repr; markdown glues are skipped)
+        return {name: ast.literal_eval(value) for name, value in values.items()
+                if value and value[:1] in "'\""}
+    laws = text(glued(built_book["outputs"]["scaling_laws"]))
+    assert laws["loss_exp_text"].startswith("Our loss law is not identified for any architecture")
+    assert laws["crossover_noise"].startswith("In no pair does the larger model end ahead")
+    assert laws["holdout_count"].startswith("No law could be refitted without the top decade")
+    assert "nan" not in laws["a_width_real"] and laws["budget_rule_note"] and laws["cpu_probes_note"]
+    assert not [name for name, value in laws.items() if "the probe simulated the cpu grid" in str(value)]
+    training = text(glued(built_book["outputs"]["training"]))
+    assert training["top_crossing"].startswith("It did not") and "0 of 4 pairs" in training["curves_cross"]
