@@ -50,6 +50,9 @@ HTML_DIR = ROOT / "_build" / "html"
 # The book's chapters in reading order (notebooks/<name>.md).
 CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstream", "ablations",
             "efficiency", "findings", "synthetic_language", "law_probes")
+# chapters whose prose interprets the study's results (written on the cpu study): run on another preset,
+# their parameter table says so (ChapterParameters._reading_note)
+INTERPRETS_THE_CPU_STUDY = ("training", "scaling_laws", "downstream", "ablations", "findings", "law_probes")
 
 
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
@@ -218,7 +221,22 @@ class ChapterParameters(dict):
         return ('<div class="linscale-parameters"><p><strong>Parameters of this run</strong> '
                 f'({html.escape(summary)})</p><table class="linscale-table">'
                 '<thead><tr><th>parameter</th><th>value</th><th></th></tr></thead><tbody>'
-                + "".join(rows) + "</tbody></table></div>")
+                + "".join(rows) + "</tbody></table>" + self._reading_note() + "</div>")
+
+    def _reading_note(self) -> str:
+        """For a chapter that interprets a study, run on another preset than the default: which parts of the
+        page are this run's and which were written on the cpu study."""
+        import html
+
+        preset = self.get("preset")
+        if self.chapter not in INTERPRETS_THE_CPU_STUDY or preset in (None, "cpu"):
+            return ""
+        name = html.escape(str(preset))
+        return (f"<p><strong>Reading this page on the {name} study.</strong> Its numbers, tables and figures are "
+                f"this run's, from the {name} study's results. The sentences around them were written on the "
+                "default cpu study: where the two studies differ, a sentence that interprets a number may describe "
+                "what the cpu study shows rather than this one, so read the numbers first. Paragraphs that quote "
+                "probes of the cpu grid say so, and their numbers read –.</p>")
 
     def __repr__(self) -> str:  # plain-text front ends: one line per parameter, as Python literals
         return "\n".join(f"{name} = {_literal(value)}" for name, value in self.items())

@@ -332,3 +332,14 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert not [name for name, value in laws.items() if "the probe simulated the cpu grid" in str(value)]
     training = text(glued(built_book["outputs"]["training"]))
     assert training["top_crossing"].startswith("It did not") and "0 of 4 pairs" in training["curves_cross"]
+
+
+def test_a_chapter_run_on_another_study_says_which_of_its_parts_are_that_studys():
+    """The chapters that interpret results were written on the cpu study; run on another preset (an
+    exercise runs them on smoke), their parameter table says that the numbers are this run's and the
+    interpreting sentences the cpu study's. Chapters without such prose, and the cpu study, get no note."""
+    note = "Reading this page on the smoke study"
+    assert note in book.ChapterParameters("downstream", {"preset": "smoke"})._repr_html_()
+    assert note not in book.ChapterParameters("downstream", {"preset": "cpu"})._repr_html_()
+    assert note not in book.ChapterParameters("accounting", {"preset": "smoke"})._repr_html_()
+    assert set(book.INTERPRETS_THE_CPU_STUDY) < set(book.CHAPTERS)
