@@ -536,7 +536,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about an hour on 2 cores) or smoke (CI, a few minutes)")
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
-    p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all)")
+    p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all; "
+                        "fits runs the design check first, a no-op when it is up to date)")
     p.add_argument("--jobs", type=int, default=None,
                    help="processes in parallel: training runs, evaluations, and the fits stage's tasks (default: one per core)")
     p.add_argument("--ablations", default=None,
@@ -552,7 +553,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force-book", action="store_true", help="re-execute every chapter even when unchanged")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset field in every sweep of the study, ablations included, e.g. "
-                        "--set train.seed=1 (use other --runs-dir and --results-dir; compare with `linscale "
+                        "--set train.seed=1 (it needs a --runs-dir and --results-dir of its own; compare with `linscale "
                         "compare`); repeatable")
     p.set_defaults(func=cmd_study)
 

@@ -453,22 +453,25 @@ def _final_rows(scores: pd.DataFrame) -> pd.DataFrame:
     return scores[scores["step"] == scores.groupby("run_id")["step"].transform("max")]
 
 
-def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES, seed: int = 0) -> None:
+def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES, seed: int = 0,
+                 overrides: tuple[str, ...] = ()) -> None:
     """The design check (:mod:`linscale.design`) of the preset's grid, before any compute is spent:
     fits/design.csv (per architecture, method and true allocation exponent: what the study's fits
     recover from simulated runs), fits/design_verdicts.csv (identified or not, with the reason) and
     fits/design_holdout.csv (how far a true law's refit misses the held-out runs on this grid: the bound
-    the hold-out check is read against). Redone only when the grid or the preset's design block changed.
-    A preset without a reference law records why."""
+    the hold-out check is read against). ``overrides`` (``--set KEY=VALUE``): the grid checked is the one
+    the sweep trains. Redone only when the grid or the preset's design block changed (a training seed is
+    not the grid: a seed re-run's check is the published one's). A preset without a reference law
+    records why."""
     import json
 
     from linscale import design
     from linscale.train.settings import resolve_preset
 
-    resolved = resolve_preset(preset)
-    key = json.dumps({k: resolved.get(k) for k in ("archs", "model", "sizes", "arch_overrides", "train", "data",
-                                                    "design")} | {"replicates": replicates, "seed": seed,
-                                                                  "version": design.VERSION},
+    resolved = resolve_preset(preset, list(overrides))
+    grid = {k: resolved.get(k) for k in ("archs", "model", "sizes", "arch_overrides", "train", "data", "design")}
+    grid["train"] = {k: v for k, v in (grid["train"] or {}).items() if k != "seed"}
+    key = json.dumps(grid | {"replicates": replicates, "seed": seed, "version": design.VERSION},
                      sort_keys=True, default=str)
     digest = hashlib.sha256(key.encode()).hexdigest()
     stamp = results / "fits" / ".design-digest"
@@ -501,7 +504,7 @@ def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES
 
 
 def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed: int = 0,
-               loss_column: str = "train_loss", jobs: int | None = None) -> None:
+               loss_column: str = "train_loss", jobs: int | None = None, overrides: tuple[str, ...] = ()) -> None:
     """Fit the study's laws (:func:`linscale.laws.suite.fit_suite`) with bootstrap intervals and write,
     per method, fits/<method>.csv (parameters; columns ``identified`` and ``status`` say whether the design
     check lets the study report them), fits/<method>.points.parquet, .draws.parquet and
@@ -509,12 +512,16 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     reason); fits/crossovers.csv; fits/holdout.csv (laws refitted without the top compute decade,
     predicting its final losses). Redone only when the runs table or the settings changed. ``jobs``:
     processes for the methods and the hold-out check (:func:`linscale.laws.suite.fit_study`; default one
-    per task, at most one per core); the files are the same, byte for byte, for every ``jobs``."""
+    per task, at most one per core); the files are the same, byte for byte, for every ``jobs``.
+    ``overrides`` (``--set KEY=VALUE``): the settings (warmup, the language's entropy) of the grid trained.
+    A law is reported only where fits/design_verdicts.csv (:func:`stage_design`) identifies it."""
     from linscale.design import fit_settings
     from linscale.laws import suite
+    from linscale.train.settings import resolve_preset
 
     runs_file = results / "runs.parquet"
-    settings = fit_settings(preset, bootstrap=bootstrap, seed=seed, loss_column=loss_column)
+    settings = fit_settings(resolve_preset(preset, list(overrides)), bootstrap=bootstrap, seed=seed,
+                            loss_column=loss_column)
     # what the fits assumed (entropy, window), beside them: a results folder is read without its preset
     _write_json(results / "fits" / "settings.json", dataclasses.asdict(settings))
     verdicts_file = results / "fits" / "design_verdicts.csv"
@@ -575,11 +582,14 @@ def _laws(result, arch: str) -> list[str]:
 
 def _identified(results: Path):
     """(method, arch, law) -> (identified, reason), from fits/design_verdicts.csv (a law the design check
-    does not cover, or a study without a design check, counts as identified)."""
+    does not cover counts as identified; in a study without a design check, none is: nothing showed that
+    its grid can identify them)."""
     from linscale.design import checked_by
 
     path = results / "fits" / "design_verdicts.csv"
-    table = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["arch", "method", "identified", "reason"])
+    if not path.exists():
+        return lambda method, arch, law="": (False, "no design check of this grid (linscale study --stages design)")
+    table = pd.read_csv(path)
 
     def lookup(method: str, arch: str, law: str = "") -> tuple[bool, str]:
         checked = checked_by(method, law)
@@ -637,6 +647,7 @@ def run_study(args: argparse.Namespace) -> int:
     overrides = tuple(getattr(args, "set", None) or ())
     if overrides:
         _resolved(args.preset, overrides)  # a typo in --set is one line before any stage runs
+        _check_own_folders(args)
     chosen = getattr(args, "ablations", None)
     ablations = () if args.no_ablations else (ablation_names(chosen) if chosen is not None
                                                else default_ablations(_resolved(args.preset, overrides)))
@@ -644,10 +655,12 @@ def run_study(args: argparse.Namespace) -> int:
     results = results_dir / args.preset
     start = time.perf_counter()
     status = 0
+    if "fits" in stages and "design" not in stages:
+        stages = ("design", *stages)  # the fits report a law only where the design check identifies it
     for stage in (s for s in STAGES if s in stages):
         stage_start = time.perf_counter()
         if stage == "design":
-            stage_design(args.preset, results)
+            stage_design(args.preset, results, overrides=overrides)
         elif stage == "sweep":
             stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=ablations, overrides=overrides)
         elif stage == "eval":
@@ -655,12 +668,24 @@ def run_study(args: argparse.Namespace) -> int:
                 stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
                            checkpoints=getattr(args, "eval_checkpoints", "all"), overrides=overrides, pool=pool)
         elif stage == "fits":
-            stage_fits(results, args.preset, bootstrap=args.bootstrap, jobs=args.jobs)
+            stage_fits(results, args.preset, bootstrap=args.bootstrap, jobs=args.jobs, overrides=overrides)
         elif stage == "book":
             status = stage_book(args.preset, results_dir, force=args.force_book, book_dir=getattr(args, "book_dir", None))
         _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")
     _log(f"done in {time.perf_counter() - start:.0f} s")
     return status
+
+
+def _check_own_folders(args: argparse.Namespace) -> None:
+    """A study with ``--set`` is another study than the published one: its tables must not land in the
+    repository's results/ (the book would show them as the preset's study, and the committed ones would be
+    overwritten) nor its runs in runs/ (whose runs a sweep with other settings refuses to reuse)."""
+    from linscale.book import ROOT
+
+    for option, folder, published in (("--results-dir", args.results_dir, "results"), ("--runs-dir", args.runs_dir, "runs")):
+        if Path(folder).resolve() == (ROOT / published).resolve():
+            raise ConfigError(f"--set: a study with overrides is not the published one; give it a {option} of its "
+                              f"own (e.g. {option} rerun/{published}), not the repository's {published}/")
 
 
 def _eval_pool(jobs: int | None):

@@ -249,6 +249,58 @@ def test_the_study_evaluates_in_one_thread_processes_then_fits(tmp_path, monkeyp
     assert calls == [("eval", 1, None)]  # one job: no pool, the checkpoints one after another here
 
 
+def test_the_fits_stage_checks_the_design_of_the_grid_the_sweep_trained(tmp_path, monkeypatch):
+    """`linscale study --stages fits --set ...`: the fits report a law only where the design check
+    identifies it, so the design check runs first even when --stages leaves it out, and it checks the grid
+    with the --set overrides applied (the grid the sweep trained), as the fits' settings do; a seed
+    override is not a new grid (the published check stays up to date). Without any design check, no law
+    counts as identified."""
+    import linscale.design as design
+    import linscale.study as study
+    from linscale.cli import main
+    from linscale.config import ConfigError
+
+    checked, fitted = [], []
+
+    def fake_check(resolved, **kwargs):
+        checked.append(resolved)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(design, "check_design", fake_check)
+    monkeypatch.setattr(study, "stage_fits", lambda *args, overrides=(), **kw: fitted.append(overrides))
+    results = tmp_path / "results"
+    assert main(["study", "--preset", "smoke", "--stages", "fits", "--set", "sizes.s1.d_model=12",
+                 "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]) == 0
+    assert [r["sizes"]["s1"]["d_model"] for r in checked] == [12] and fitted == [("sizes.s1.d_model=12",)]
+    stamp = (results / "smoke" / "fits" / ".design-digest").read_text()
+    main(["study", "--preset", "smoke", "--stages", "design", "--set", "sizes.s1.d_model=12", "--set",
+          "train.seed=5", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)])
+    assert len(checked) == 1 and (results / "smoke" / "fits" / ".design-digest").read_text() == stamp
+    main(["study", "--preset", "smoke", "--stages", "design", "--runs-dir", str(tmp_path / "runs"),
+          "--results-dir", str(results)])
+    assert len(checked) == 2 and checked[1]["sizes"]["s1"]["d_model"] != 12  # the preset's own grid again
+
+    ok, reason = study._identified(tmp_path / "no-design")("approach3", "tnl", "N_opt(C)")
+    assert not ok and "no design check" in reason
+
+
+def test_a_study_with_overrides_keeps_out_of_the_published_folders(tmp_path, capsys):
+    """`linscale study --set ...` is another study: writing its tables into the repository's results/
+    would overwrite the published ones and show them in the book as the preset's study. One line, nothing
+    written."""
+    from linscale.book import ROOT
+    from linscale.cli import main
+
+    published = {p: p.stat().st_mtime_ns for p in (ROOT / "results" / "smoke").rglob("*") if p.is_file()}
+    for folders, option in ((["--results-dir", str(ROOT / "results"), "--runs-dir", str(tmp_path / "runs")], "--results-dir"),
+                            (["--results-dir", str(tmp_path / "results"), "--runs-dir", str(ROOT / "runs")], "--runs-dir")):
+        assert main(["study", "--preset", "smoke", "--set", "train.seed=2", "--stages", "design,fits", *folders]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"give it a {option} of its own" in err[0], err
+    assert not (tmp_path / "results").exists()
+    assert {p: p.stat().st_mtime_ns for p in (ROOT / "results" / "smoke").rglob("*") if p.is_file()} == published
+
+
 def test_committed_eval_tables_name_checkpoints_as_runs_paths_wherever_the_runs_were_kept(tmp_path, monkeypatch):
     import pandas as pd
 
