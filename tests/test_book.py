@@ -334,6 +334,36 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert training["top_crossing"].startswith("It did not") and "0 of 4 pairs" in training["curves_cross"]
 
 
+def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, tmp_path):
+    """`linscale book --chapter downstream -p preset smoke` is an exercise. On the CI study no knowledge band
+    is at ceiling, no cloze step between sizes exceeds its items' noise, no size's seeds disagree on the
+    needle, and the binder probe is the published cpu study's (it ran on its models): the page must say so,
+    not 'at ceiling ... at no size', 'cloze then jumps', 'luck of the seed at the seeds ablation's size' or
+    a paragraph of dashes. The cpu study keeps its readings, each decided by the same rules; a re-run's
+    folder, whose HGRN2 s6 runs all missed the needle, is not told that one of them found it."""
+    def text(values):
+        return {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
+    smoke = text(glued(built_book["outputs"]["downstream"]))
+    assert smoke["knowledge_ceiling"].startswith("No band reaches the ceiling")
+    assert smoke["cloze_jump_reading"].startswith("No architecture's cloze rises")
+    assert smoke["cloze_small"].endswith("at every size") and smoke["niah_chance"] == "0.016"
+    assert smoke["niah_seed_reading"].startswith("At no size here") and "lotteries" not in smoke["findings_noise_reading"]
+    assert smoke["binder_source"].startswith("This section reads a probe of the published cpu study's models")
+    assert smoke["binder_overall_text"] == "does not explain" and smoke["binder_n_values"] == "32"
+    cpu = text(glued(book.execute_chapter("downstream", {}, out_dir=tmp_path)))
+    assert cpu["knowledge_spread"].startswith("In the default (cpu) study the bands separate the architectures")
+    assert cpu["knowledge_ceiling"].startswith("At the larger sizes they sit at ceiling")
+    assert cpu["cloze_jump_reading"] == "Each architecture's cloze then jumps between two neighbouring sizes"
+    assert cpu["niah_seed_reading"].startswith("Retrieval is luck of the seed where it emerges: at s3 some seeds")
+    assert cpu["findings_noise_reading"].endswith("below the ceiling every model reaches at the largest")
+    assert cpu["binder_source"] == "" and cpu["binder_overall_text"] == "does not explain"
+    assert "one of HGRN2's s6 runs learned to look values up: its NIAH easy is 0.9" in cpu["niah_seed_reading"]
+    # a committed re-run's folder: its own HGRN2 s6 runs, none of which found the needle; the published probe
+    rerun = text(glued(book.execute_chapter("downstream", {"results_dir": "results/reruns/2026-12-05-intel-xeon-m207"},
+                                            out_dir=tmp_path / "rerun")))
+    assert "HGRN2" not in rerun["niah_seed_reading"] and "the re-run shown here has no such probe" in rerun["binder_source"]
+
+
 def test_a_chapter_run_on_another_study_says_which_of_its_parts_are_that_studys():
     """The chapters that interpret results were written on the cpu study; run on another preset (an
     exercise runs them on smoke), their parameter table says that the numbers are this run's and the
