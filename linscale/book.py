@@ -53,6 +53,12 @@ CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "downstre
 # chapters whose prose interprets the study's results (written on the cpu study): run on another preset,
 # their parameter table says so (ChapterParameters._reading_note)
 INTERPRETS_THE_CPU_STUDY = ("training", "scaling_laws", "downstream", "ablations", "findings", "law_probes")
+# A markdown cell tagged so reads numbers only the published cpu study has (its probes, its seeds' history,
+# its re-runs): on any other study's page it is left out, a short note in its place (leave_out_cpu_readings)
+READS_THE_CPU_STUDY = "reads-cpu-study"
+LEFT_OUT_NOTE = ("*A passage here reads numbers that only the published cpu study has (probes of its grid, the "
+                 "history of its seeds and re-runs), so it is left out of this study's page; the published book "
+                 "(`linscale book`) shows it.*")
 
 
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
@@ -235,8 +241,9 @@ class ChapterParameters(dict):
         return (f"<p><strong>Reading this page on the {name} study.</strong> Its numbers, tables and figures are "
                 f"this run's, from the {name} study's results. The sentences around them were written on the "
                 "default cpu study: where the two studies differ, a sentence that interprets a number may describe "
-                "what the cpu study shows rather than this one, so read the numbers first. Paragraphs that quote "
-                "probes of the cpu grid say so, and their numbers read –.</p>")
+                "what the cpu study shows rather than this one, so read the numbers first. Passages that read numbers "
+                "only the published cpu study has (probes of its grid, its seeds' history) are left out, a note "
+                "in their place.</p>")
 
     def __repr__(self) -> str:  # plain-text front ends: one line per parameter, as Python literals
         return "\n".join(f"{name} = {_literal(value)}" for name, value in self.items())
@@ -416,6 +423,8 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     executed = nbformat.read(partial, as_version=4)
     executed.metadata["linscale"] = {"stamp": stamp, "parameters": parameters}
     label_injected_parameters(executed)
+    if not shows_published_study(_effective(chapter, parameters, notebooks), Path(cwd)):
+        leave_out_cpu_readings(executed)
     nbformat.write(executed, partial)
     os.replace(partial, out)
     failed = out_dir / f"{chapter}.failed.ipynb"
@@ -437,6 +446,30 @@ def label_injected_parameters(nb) -> None:
             if lines and lines[0].strip() == "# Parameters":
                 lines = lines[1:]
             cell.source = "\n".join([INJECTED_LABEL, *lines])
+
+
+def shows_published_study(parameters: dict, cwd: Path = ROOT) -> bool:
+    """Whether a chapter's parameters show the published study, results/cpu of this repository (a chapter
+    without the study's parameters shows no study's results and counts as showing it)."""
+    preset, results_dir = parameters.get("preset", "cpu"), parameters.get("results_dir", "results")
+    return preset == "cpu" and (Path(cwd) / results_dir / "cpu").resolve() == (ROOT / "results" / "cpu").resolve()
+
+
+def leave_out_cpu_readings(nb) -> None:
+    """Replace the markdown cells tagged READS_THE_CPU_STUDY by LEFT_OUT_NOTE, one note for each run of
+    neighbouring tagged cells (for a page that shows another study than the published one)."""
+    import nbformat
+
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and READS_THE_CPU_STUDY in cell.get("metadata", {}).get("tags", []):
+            if not (cells and cells[-1].get("metadata", {}).get("linscale_left_out")):
+                note = nbformat.v4.new_markdown_cell(LEFT_OUT_NOTE)
+                note.metadata["linscale_left_out"] = True
+                cells.append(note)
+        else:
+            cells.append(cell)
+    nb.cells = cells
 
 
 def default_parameters(chapter: str, notebooks: Path = NOTEBOOKS) -> dict:

@@ -8,6 +8,7 @@ parameters (``linscale.book.SMOKE_PARAMETERS``, reading the committed ``results/
 from __future__ import annotations
 
 import ast
+import re
 import shutil
 from pathlib import Path
 
@@ -328,8 +329,12 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert laws["loss_exp_text"].startswith("Our loss law is not identified for any architecture")
     assert laws["crossover_noise"].startswith("In no pair does the larger model end ahead")
     assert laws["holdout_count"].startswith("No law could be refitted without the top decade")
-    assert "nan" not in laws["a_width_real"] and laws["budget_rule_note"] and laws["cpu_probes_note"]
+    assert laws["a_width_real"] == "not identified for any architecture, so it has no width" and laws["budget_rule_note"]
     assert not [name for name, value in laws.items() if "the probe simulated the cpu grid" in str(value)]
+    # the paragraphs that quote probes of the cpu grid are left out, a note in their place
+    cells = nbformat.read(built_book["outputs"]["scaling_laws"], as_version=4).cells
+    prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    assert prose.count(book.LEFT_OUT_NOTE) == 4 and "probe_holdout_reach.py" not in prose
     training = text(glued(built_book["outputs"]["training"]))
     assert training["top_crossing"].startswith("It did not") and "0 of 4 pairs" in training["curves_cross"]
 
@@ -350,6 +355,9 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert smoke["niah_seed_reading"].startswith("At no size here") and "lotteries" not in smoke["findings_noise_reading"]
     assert smoke["binder_source"].startswith("This section reads a probe of the published cpu study's models")
     assert smoke["binder_overall_text"] == "does not explain" and smoke["binder_n_values"] == "32"
+    cells = nbformat.read(built_book["outputs"]["downstream"], as_version=4).cells
+    prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
+    assert "### Why LLaMA finds the needle worse" not in prose and "(skill-timing)=" in prose  # its label kept
     cpu = text(glued(book.execute_chapter("downstream", {}, out_dir=tmp_path)))
     assert cpu["knowledge_spread"].startswith("In the default (cpu) study the bands separate the architectures")
     assert cpu["knowledge_ceiling"].startswith("At the larger sizes they sit at ceiling")
@@ -362,6 +370,35 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     rerun = text(glued(book.execute_chapter("downstream", {"results_dir": "results/reruns/2026-12-05-intel-xeon-m207"},
                                             out_dir=tmp_path / "rerun")))
     assert "HGRN2" not in rerun["niah_seed_reading"] and "the re-run shown here has no such probe" in rerun["binder_source"]
+
+
+def test_passages_that_read_the_published_study_are_left_out_of_another_studys_page():
+    """A markdown cell tagged READS_THE_CPU_STUDY quotes numbers only the published cpu study has: on a page
+    of another study (another preset, or a re-run's folder of the cpu preset) it gives way to one note per
+    run of neighbouring tagged cells; the published study's page keeps it."""
+    import nbformat
+
+    def cell(text, tagged=False):
+        made = nbformat.v4.new_markdown_cell(text)
+        if tagged:
+            made.metadata["tags"] = [book.READS_THE_CPU_STUDY]
+        return made
+
+    nb = nbformat.v4.new_notebook(cells=[cell("mine"), cell("probe 1", True), cell("probe 2", True),
+                                         nbformat.v4.new_code_cell("x = 1"), cell("probe 3", True), cell("mine again")])
+    book.leave_out_cpu_readings(nb)
+    assert [c.source for c in nb.cells] == ["mine", book.LEFT_OUT_NOTE, "x = 1", book.LEFT_OUT_NOTE, "mine again"]
+    assert book.shows_published_study({}) and book.shows_published_study({"preset": "cpu", "results_dir": "results"})
+    assert book.shows_published_study({"results_dir": str(book.ROOT / "results")}, Path("/elsewhere"))
+    assert not book.shows_published_study({"preset": "smoke"})
+    assert not book.shows_published_study({"results_dir": "results/reruns/2026-12-05-seed9"})
+    # every chapter's tagged cells are prose without a label: a tagged code cell would drop glues other cells
+    # read, a label left out would break the links to it from other pages
+    for chapter in book.CHAPTERS:
+        tagged = [c for c in book.read_chapter_source(chapter).cells
+                  if book.READS_THE_CPU_STUDY in c.get("metadata", {}).get("tags", [])]
+        assert all(c.cell_type == "markdown" for c in tagged), chapter
+        assert not [line for c in tagged for line in c.source.splitlines() if re.fullmatch(r"\(.+\)=", line.strip())]
 
 
 def test_a_chapter_run_on_another_study_says_which_of_its_parts_are_that_studys():
