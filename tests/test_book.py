@@ -329,6 +329,8 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert laws["loss_exp_text"].startswith("Our loss law is not identified for any architecture")
     assert laws["crossover_noise"].startswith("In no pair does the larger model end ahead")
     assert laws["holdout_count"].startswith("No law could be refitted without the top decade")
+    assert "this study has no design check" in laws["holdout_design_text"]
+    assert laws["holdout_noise_text"].startswith("No size is held out here")
     assert laws["a_width_real"] == "not identified for any architecture, so it has no width" and laws["budget_rule_note"]
     assert not [name for name, value in laws.items() if "the probe simulated the cpu grid" in str(value)]
     # the paragraphs that quote probes of the cpu grid are left out, a note in their place
