@@ -374,6 +374,26 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert "HGRN2" not in rerun["niah_seed_reading"] and "the re-run shown here has no such probe" in rerun["binder_source"]
 
 
+def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book):
+    """The findings chapter on the CI study (an exercise): its noise section names the sizes the smoke
+    ablations retrained (s1 by the seeds ablation, s2 by size_seeds; the cpu text says s3, s1 and s6), the
+    trend's direction follows its sign, knowledge is not said to be at ceiling at the largest size where it
+    scores 0.30, TNL's head-count caveat fits a grid without a four-head size, and the published study's
+    history (the registered s5 runs, its re-runs' aspect draws, LLaMA's s6 groups) is left out."""
+    def text(values):
+        return {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
+    smoke = text(glued(built_book["outputs"]["findings"]))
+    assert (smoke["seeds_size"], smoke["size_seeds_sizes"], smoke["noise_sizes"]) == ("s1", "size s2", "s1 and s2")
+    assert smoke["trend_direction"] == ("rises" if float(smoke["trend_b"]) > 0 else "falls")
+    assert "would do" in smoke["knowledge_largest"] and "nearly every question" not in smoke["knowledge_largest"]
+    assert smoke["heads_caveat"].startswith("every size of this grid has two heads")
+    assert smoke["rerun_bound_text"].startswith("No re-run's tables are committed")
+    prose = "\n".join(c.source for c in nbformat.read(built_book["outputs"]["findings"], as_version=4).cells
+                      if c.cell_type == "markdown")
+    assert "At s6 there is a third reason" not in prose and "Every re-run found" not in prose
+    assert prose.count(book.LEFT_OUT_NOTE) == 5
+
+
 def test_passages_that_read_the_published_study_are_left_out_of_another_studys_page():
     """A markdown cell tagged READS_THE_CPU_STUDY quotes numbers only the published cpu study has: on a page
     of another study (another preset, or a re-run's folder of the cpu preset) it gives way to one note per
