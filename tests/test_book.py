@@ -336,9 +336,14 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     # the paragraphs that quote probes of the cpu grid are left out, a note in their place
     cells = nbformat.read(built_book["outputs"]["scaling_laws"], as_version=4).cells
     prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
-    assert prose.count(book.LEFT_OUT_NOTE) == 4 and "probe_holdout_reach.py" not in prose
+    assert prose.count(book.LEFT_OUT_NOTE) == 5 and "probe_holdout_reach.py" not in prose
     training = text(glued(built_book["outputs"]["training"]))
     assert training["top_crossing"].startswith("It did not") and "0 of 4 pairs" in training["curves_cross"]
+    assert training["budget_reading"] == "do not grow with size; the smoke preset sets them in its YAML"
+    assert laws["n_grid_sizes"] == "two" and laws["a_bend_reading"].startswith("So this grid shows no bend")
+    probes = "\n".join(c.source for c in nbformat.read(built_book["outputs"]["law_probes"], as_version=4).cells
+                       if c.cell_type == "markdown")
+    assert "This appendix tells how the study looked" not in probes and probes.count(book.LEFT_OUT_NOTE) >= 10
 
 
 def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, tmp_path):
@@ -357,6 +362,7 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert smoke["niah_seed_reading"].startswith("At no size here") and "lotteries" not in smoke["findings_noise_reading"]
     assert smoke["binder_source"].startswith("This section reads a probe of the published cpu study's models")
     assert smoke["binder_overall_text"] == "does not explain" and smoke["binder_n_values"] == "32"
+    assert smoke["above_copy_sentence"].endswith("the models do not even copy a bound value: the task measures nothing yet")
     cells = nbformat.read(built_book["outputs"]["downstream"], as_version=4).cells
     prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     assert "### Why LLaMA finds the needle worse" not in prose and "(skill-timing)=" in prose  # its label kept
@@ -392,6 +398,19 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
                       if c.cell_type == "markdown")
     assert "At s6 there is a third reason" not in prose and "Every re-run found" not in prose
     assert prose.count(book.LEFT_OUT_NOTE) == 5
+
+
+def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_book):
+    """On the CI study the aspect shapes are not at fixed parameters (depth rounds to whole layers: the best
+    shape keeps a layer and has about twice the others' count), no seed learns to retrieve, and the Bayes
+    loss's extremes are not the first and last contexts: the page must say so, not 'luck of the draw' or a
+    spread between two numbers it did not print."""
+    def text(values):
+        return {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
+    smoke = text(glued(built_book["outputs"]["ablations"]))
+    assert smoke["aspect_params_sentence"].startswith("The shapes are not at fixed parameters in this study")
+    assert smoke["niah_seed_sentence"].startswith("Retrieval does not tell the seeds apart here")
+    assert "(the highest)" in smoke["context_bayes"] and "(the lowest)" in smoke["context_bayes"]
 
 
 def test_passages_that_read_the_published_study_are_left_out_of_another_studys_page():
