@@ -342,6 +342,7 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert training["budget_reading"] == "do not grow with size; the smoke preset sets them in its YAML"
     assert laws["n_grid_sizes"] == "two" and laws["a_bend_reading"].startswith("So this grid shows no bend")
     assert laws["excess_exponents"].startswith("not identified for any architecture")
+    assert laws["E_free_reading"].startswith("approach 3 is not identified for any architecture here")
     probes = "\n".join(c.source for c in nbformat.read(built_book["outputs"]["law_probes"], as_version=4).cells
                        if c.cell_type == "markdown")
     assert "This appendix tells how the study looked" not in probes and probes.count(book.LEFT_OUT_NOTE) >= 10
