@@ -387,7 +387,7 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
     ablations retrained (s1 by the seeds ablation, s2 by size_seeds; the cpu text says s3, s1 and s6), the
     trend's direction follows its sign, knowledge is not said to be at ceiling at the largest size where it
     scores 0.30, TNL's head-count caveat fits a grid without a four-head size, and the published study's
-    history (the registered s5 runs, its re-runs' aspect draws, LLaMA's s6 groups) is left out."""
+    history (the registered s5 runs, its code-path pins and re-runs, LLaMA's s6 groups) is left out."""
     def text(values):
         return {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
     smoke = text(glued(built_book["outputs"]["findings"]))
@@ -399,7 +399,9 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
     prose = "\n".join(c.source for c in nbformat.read(built_book["outputs"]["findings"], as_version=4).cells
                       if c.cell_type == "markdown")
     assert "At s6 there is a third reason" not in prose and "Every re-run found" not in prose
-    assert prose.count(book.LEFT_OUT_NOTE) == 5
+    assert "The seed-3 re-run (2026-12-02-seed3)" not in prose and "pins what it can" not in prose
+    assert prose.count(book.LEFT_OUT_NOTE) == 7
+    assert smoke["seed_rerun_like"] == "" and not smoke["shaky"].startswith("none. ")
 
 
 def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_book):
