@@ -303,6 +303,14 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     myst_glue(name, value, display=display)
 
 
+NUMBER_WORDS = "no one two three four five six seven eight nine ten eleven twelve".split()
+
+
+def number_word(n: int) -> str:
+    """A count as prose: ``"no"``, ``"one"`` ... ``"twelve"``, digits above (for glued counts)."""
+    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
+
+
 def and_list(items) -> str:
     """Items joined as prose: ``"a"``, ``"a and b"``, ``"a, b and c"`` (``""`` for none), for glued lists.
 

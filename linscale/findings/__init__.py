@@ -35,7 +35,8 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     window_verdict)
 from linscale.findings.downstream import (BINDER_BUCKETS, BINDER_DOES_NOT, BINDER_EXPLAINS, BINDER_NOT_MEASURED,
                                           BINDER_PARTLY, BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS,
-                                          LONG_STRATUM, NOT_REPLICATED, REPLICATED, RETRIEVAL_TASKS, ROLE_SKILLS,
+                                          LONG_STRATUM, NOT_REPLICATED, REPLICATED, RETRIEVAL_LOTTERY_SD, RETRIEVAL_TASKS,
+                                          ROLE_SKILLS,
                                           SUMMARY_COLUMNS, binder_distance_probe, binder_distance_summary, binder_gap,
                                           binder_probe, binder_summary,
                                           binder_verdict, binding_finals, binding_learned, replication_verdict,

@@ -369,6 +369,9 @@ def binding_probe(folder, data: dict) -> dict | None:
 # standard errors and at least half the NIAH gap; it does not when it is not positive beyond two standard
 # errors; partly otherwise (positive, but under half).
 BINDER_BUCKETS = (0, 16, 32, 64, 128)  # distance strata (tokens), right-closed
+# A size is a lottery of the seed for retrieval where its seeds' NIAH (easy) sd exceeds this (issue 16's bound on
+# that sd): some seeds find the needle and others do not. The downstream and ablations chapters read it.
+RETRIEVAL_LOTTERY_SD = 0.1
 BINDER_Z = 2.0
 BINDER_SHARE = 0.5  # the language gap must be at least this share of the NIAH gap to explain it
 BINDER_EXPLAINS, BINDER_PARTLY, BINDER_DOES_NOT = "explains", "partly", "does not explain"
