@@ -7,6 +7,7 @@ A study (``linscale study --preset P``) keeps its tables, not its checkpoints, u
     results/<P>/eval.parquet     downstream scores per (run, checkpoint, task, metric)
     results/<P>/fits/*.csv       the fitted laws (linscale.laws outputs), for readers without Python
     results/<P>/bench/*.csv      benchmark tables measured when the study ran
+    results/<P>/overrides.json   the ``--set`` overrides the study ran with (only a study that had some)
 
 :func:`read_runs` checks the columns the book relies on and fails with one line naming the file.
 """
@@ -33,6 +34,37 @@ class ResultsError(ConfigError):
 def results_path(preset: str, results_dir: str | Path = "results") -> Path:
     """The folder holding a preset's committed results tables."""
     return Path(results_dir) / str(preset)
+
+
+# What a study made with ``linscale study --set KEY=VALUE`` keeps beside its tables: its overrides, so that
+# whoever reads the folder (the book's chapters, a later stage) sees the grid that was trained, not the
+# preset's own. {"preset": "cpu", "set": ["sizes.s1.d_model=12", ...]}
+OVERRIDES_FILE = "overrides.json"
+
+
+def study_overrides(preset: str, results_dir: str | Path = "results") -> tuple[str, ...]:
+    """The ``--set`` overrides the study in ``results_dir/<preset>/`` was made with (none: the preset as it is)."""
+    import json
+
+    path = results_path(preset, results_dir) / OVERRIDES_FILE
+    if not path.exists():
+        return ()
+    try:
+        chosen = json.loads(path.read_text()).get("set")
+    except (ValueError, AttributeError):
+        chosen = None
+    if not isinstance(chosen, list) or not all(isinstance(item, str) and "=" in item for item in chosen):
+        raise ResultsError(f'{path}: expected {{"set": ["KEY=VALUE", ...]}} (the study\'s --set overrides)')
+    return tuple(chosen)
+
+
+def study_preset(preset: str, results_dir: str | Path = "results") -> dict:
+    """The preset whose grid, language and settings the study in ``results_dir/<preset>/`` trained: the
+    named preset with the overrides recorded beside its tables (:data:`OVERRIDES_FILE`) applied. What a
+    chapter reads instead of the preset by name."""
+    from linscale.train.settings import resolve_preset
+
+    return resolve_preset(preset, list(study_overrides(preset, results_dir)))
 
 
 def read_table(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame:

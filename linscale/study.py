@@ -21,6 +21,7 @@ Folders::
         ablations/<name>-eval.parquet  downstream scores of their final checkpoints
         roles.parquet                  excess loss by token role (linscale.eval.roles)
         fits/<method>.csv              fitted laws (linscale.laws), with bootstrap intervals
+        overrides.json                 the --set overrides of a study made with some (the chapters read them)
     book/chapters/                 executed chapters;  _build/html/  the book
 
 Every stage is resumable and skips work already done: the sweep skips finished runs and resumes an
@@ -645,14 +646,17 @@ def run_study(args: argparse.Namespace) -> int:
     """``linscale study``: run the stages in order (see the module docstring)."""
     stages = _subset("--stages", "stage", args.stages or None, STAGES)
     overrides = tuple(getattr(args, "set", None) or ())
+    runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
+    results = results_dir / args.preset
     if overrides:
         _resolved(args.preset, overrides)  # a typo in --set is one line before any stage runs
         _check_own_folders(args)
+        _record_overrides(results, args.preset, overrides)
+    else:
+        overrides = _recorded_overrides(results_dir, args.preset)
     chosen = getattr(args, "ablations", None)
     ablations = () if args.no_ablations else (ablation_names(chosen) if chosen is not None
                                                else default_ablations(_resolved(args.preset, overrides)))
-    runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
-    results = results_dir / args.preset
     start = time.perf_counter()
     status = 0
     if "fits" in stages and "design" not in stages:
@@ -674,6 +678,37 @@ def run_study(args: argparse.Namespace) -> int:
         _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")
     _log(f"done in {time.perf_counter() - start:.0f} s")
     return status
+
+
+def _record_overrides(results: Path, preset: str, overrides: tuple[str, ...]) -> None:
+    """Keep a study's ``--set`` overrides beside its tables (:data:`linscale.results.OVERRIDES_FILE`): the
+    book's chapters and the later stages read the grid trained from there. A folder that holds another
+    study (other overrides, or the preset's own tables) is refused: its tables would mix two grids."""
+    from linscale.results import OVERRIDES_FILE, study_overrides
+
+    recorded = study_overrides(preset, results.parent)
+    if recorded == overrides:
+        return
+    file = results / OVERRIDES_FILE
+    if recorded:
+        raise ConfigError(f"--set: {results} holds the study made with --set {' '.join(recorded)}; give this one "
+                          f"a --results-dir of its own, or delete {file} to rebuild that folder")
+    if (results / "runs.parquet").exists():
+        raise ConfigError(f"--set: {results} holds a study of the {preset} preset as it is; give this one a "
+                          f"--results-dir of its own")
+    _write_json(file, {"preset": preset, "set": list(overrides)})
+    _log(f"study: {file} records the overrides ({' '.join(overrides)})")
+
+
+def _recorded_overrides(results_dir: Path, preset: str) -> tuple[str, ...]:
+    """The overrides a study without ``--set`` goes on with: those its folder recorded (a later
+    ``--stages fits`` or ``book`` of a study made with ``--set`` reads the grid it trained)."""
+    from linscale.results import study_overrides
+
+    recorded = study_overrides(preset, results_dir)
+    if recorded:
+        _log(f"study: {results_dir / preset} was made with --set {' '.join(recorded)}; the stages use them")
+    return recorded
 
 
 def _check_own_folders(args: argparse.Namespace) -> None:

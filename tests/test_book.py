@@ -210,6 +210,24 @@ def test_a_chapter_narrowed_to_one_linear_architecture_keeps_its_reference(tmp_p
     assert "not in this folder" not in values["older_contrast"]
 
 
+def test_a_chapter_reads_the_grid_its_study_trained_with_its_overrides(tmp_path):
+    """A study made with `linscale study --set ...` records its overrides beside its tables; a chapter run
+    on that folder describes the language and grid that were trained, not the preset's own (it read the
+    preset by name: a study with 24 variables was described as having the preset's 32)."""
+    import shutil
+
+    from linscale.data.synthetic import LanguageSpec
+    from linscale.results import OVERRIDES_FILE
+    from linscale.train.settings import resolve_preset
+
+    preset_vars = LanguageSpec.from_dict(resolve_preset("smoke").get("data") or {}).n_vars
+    shutil.copytree(book.ROOT / "results" / "smoke", tmp_path / "results" / "smoke")
+    (tmp_path / "results" / "smoke" / OVERRIDES_FILE).write_text('{"preset": "smoke", "set": ["data.n_vars=24"]}')
+    values = glued(book.execute_chapter("synthetic_language", {"preset": "smoke", "results_dir": str(tmp_path / "results")},
+                                        out_dir=tmp_path / "out"))
+    assert preset_vars != 24 and values["n_vars"] == "24" and values["bind_var_cost"].startswith("'ln 23 ")
+
+
 def test_the_findings_chapter_tells_the_published_provenance_only_of_the_published_folder(built_book):
     """The "Re-runs" section says which commits and machines wrote results/cpu; a book built on another
     folder (here the smoke results) must not claim that provenance for its own tables."""

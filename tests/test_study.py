@@ -273,12 +273,19 @@ def test_the_fits_stage_checks_the_design_of_the_grid_the_sweep_trained(tmp_path
                  "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)]) == 0
     assert [r["sizes"]["s1"]["d_model"] for r in checked] == [12] and fitted == [("sizes.s1.d_model=12",)]
     stamp = (results / "smoke" / "fits" / ".design-digest").read_text()
+    seeded = tmp_path / "seeded"  # a seed re-run of that study, in a folder of its own with the check's stamp
+    (seeded / "smoke" / "fits").mkdir(parents=True)
+    (seeded / "smoke" / "fits" / ".design-digest").write_text(stamp)
     main(["study", "--preset", "smoke", "--stages", "design", "--set", "sizes.s1.d_model=12", "--set",
-          "train.seed=5", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(results)])
-    assert len(checked) == 1 and (results / "smoke" / "fits" / ".design-digest").read_text() == stamp
+          "train.seed=5", "--runs-dir", str(tmp_path / "runs"), "--results-dir", str(seeded)])
+    assert len(checked) == 1 and (seeded / "smoke" / "fits" / ".design-digest").read_text() == stamp
+    # a later stage without --set goes on with the overrides its folder recorded: still up to date
     main(["study", "--preset", "smoke", "--stages", "design", "--runs-dir", str(tmp_path / "runs"),
           "--results-dir", str(results)])
-    assert len(checked) == 2 and checked[1]["sizes"]["s1"]["d_model"] != 12  # the preset's own grid again
+    assert len(checked) == 1
+    main(["study", "--preset", "smoke", "--stages", "design", "--runs-dir", str(tmp_path / "runs"),
+          "--results-dir", str(tmp_path / "plain")])
+    assert len(checked) == 2 and checked[1]["sizes"]["s1"]["d_model"] != 12  # the preset's own grid
 
     ok, reason = study._identified(tmp_path / "no-design")("approach3", "tnl", "N_opt(C)")
     assert not ok and "no design check" in reason
@@ -299,6 +306,48 @@ def test_a_study_with_overrides_keeps_out_of_the_published_folders(tmp_path, cap
         assert len(err) == 1 and f"give it a {option} of its own" in err[0], err
     assert not (tmp_path / "results").exists()
     assert {p: p.stat().st_mtime_ns for p in (ROOT / "results" / "smoke").rglob("*") if p.is_file()} == published
+
+
+def test_a_study_with_overrides_records_them_for_its_later_stages_and_chapters(tmp_path, capsys):
+    """`linscale study --set ...` keeps its overrides beside its tables: a later stage without --set and
+    the book's chapters (results.study_preset) read the grid it trained, not the preset's. A folder holding
+    another study (other overrides, or the preset's own tables) is refused in one line, nothing changed."""
+    import json
+
+    from linscale import results as results_module
+    from linscale.cli import main
+
+    results, runs = tmp_path / "results", ["--runs-dir", str(tmp_path / "runs")]
+    assert results_module.study_preset("smoke", results)["sizes"]["s1"]["d_model"] != 12  # nothing recorded
+    assert main(["study", "--preset", "smoke", "--stages", "design", "--set", "sizes.s1.d_model=12",
+                 "--results-dir", str(results), *runs]) == 0
+    record = results / "smoke" / results_module.OVERRIDES_FILE
+    assert json.loads(record.read_text()) == {"preset": "smoke", "set": ["sizes.s1.d_model=12"]}
+    assert results_module.study_overrides("smoke", results) == ("sizes.s1.d_model=12",)
+    assert results_module.study_preset("smoke", results)["sizes"]["s1"]["d_model"] == 12
+    capsys.readouterr()
+    assert main(["study", "--preset", "smoke", "--stages", "design", "--results-dir", str(results), *runs]) == 0
+    assert "made with --set sizes.s1.d_model=12" in capsys.readouterr().out
+
+    before = record.read_text()
+    assert main(["study", "--preset", "smoke", "--stages", "design", "--set", "sizes.s1.d_model=16",
+                 "--results-dir", str(results), *runs]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds the study made with --set sizes.s1.d_model=12" in err[0], err
+    assert record.read_text() == before
+
+    plain = tmp_path / "plain" / "smoke"
+    plain.mkdir(parents=True)
+    (plain / "runs.parquet").write_bytes(b"")  # the preset's own study already there
+    assert main(["study", "--preset", "smoke", "--stages", "design", "--set", "sizes.s1.d_model=12",
+                 "--results-dir", str(plain.parent), *runs]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds a study of the smoke preset as it is" in err[0], err
+    assert not (plain / results_module.OVERRIDES_FILE).exists()
+
+    record.write_text('{"set": "sizes.s1.d_model=12"}')
+    with pytest.raises(ConfigError, match="overrides.json: expected"):
+        results_module.study_preset("smoke", results)
 
 
 def test_committed_eval_tables_name_checkpoints_as_runs_paths_wherever_the_runs_were_kept(tmp_path, monkeypatch):
