@@ -334,6 +334,17 @@ def test_and_list_joins_glued_lists_as_prose():
     assert and_list(iter(["LLaMA", "TNL", "HGRN2"])) == "LLaMA, TNL and HGRN2"
 
 
+def test_a_glued_range_reads_as_one_number_where_its_ends_agree():
+    """A chapter narrowed to one architecture said 'in 83% to 83% of studies'."""
+    import pandas as pd
+
+    from linscale.book import value_range
+
+    assert value_range(pd.Series([0.91, 1.18, 1.0]), ".2f") == "0.91 to 1.18"
+    assert value_range([0.834], ".0%") == "83%" and value_range([0.831, 0.834], ".0%") == "83%"
+    assert value_range([0.02, 0.05], ".1%", sep="–") == "2.0%–5.0%"
+
+
 def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     """`linscale book --chapter scaling_laws -p preset smoke` is an exercise: on the CI study's two sizes
     no larger model overtakes a smaller one, no law is identified (no reference law) and no law can be
@@ -405,6 +416,11 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     rerun = text(glued(book.execute_chapter("downstream", {"results_dir": "results/reruns/2026-12-05-intel-xeon-m207"},
                                             out_dir=tmp_path / "rerun")))
     assert "HGRN2" not in rerun["niah_seed_reading"] and "the re-run shown here has no such probe" in rerun["binder_source"]
+    # it is not the default study, and its checkpoints that score the modes alike only by their totals (TNL
+    # s5: 0.983 on both, a paired SE above 0) are not read as models that cannot find the needle
+    assert cpu["in_this_study"] == "In the default (cpu) study" and cpu["the_default_study"] == "the default study"
+    assert rerun["in_this_study"] == "In this study" and rerun["the_default_study"].startswith("the published default")
+    assert "above 0.98" not in rerun["modes_equal"] and rerun["modes_equal"].endswith("whichever word leads it.")
 
 
 def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book):
@@ -427,6 +443,8 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
     assert "The seed-3 re-run (2026-12-02-seed3)" not in prose and "pins what it can" not in prose
     assert prose.count(book.LEFT_OUT_NOTE) == 7
     assert smoke["seed_rerun_like"] == "" and not smoke["shaky"].startswith("none. ")
+    # no re-run to tally, no registered test to split the retrieval claim in two
+    assert smoke["tally_text"].startswith("No re-run of this study") and smoke["retrieval_halves"] == ""
 
 
 def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_book):
