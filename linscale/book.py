@@ -475,6 +475,16 @@ def shows_published_study(parameters: dict, cwd: Path = ROOT) -> bool:
     return preset == "cpu" and (Path(cwd) / results_dir / "cpu").resolve() == (ROOT / "results" / "cpu").resolve()
 
 
+def study_title(preset: str, results_dir: str | Path = "results", cwd: Path = ROOT) -> str:
+    """A page's name for the study it shows: ``"cpu study"`` for the repository's results/<preset>, else
+    with its folder, ``"cpu study in results/reruns/X/cpu"`` (a re-run's page said "The cpu study has 24
+    runs" of the re-run's runs, which read as the published study's)."""
+    folder = Path(results_dir) / preset
+    if (Path(cwd) / folder).resolve() == (ROOT / "results" / preset).resolve():
+        return f"{preset} study"
+    return f"{preset} study in {folder}"
+
+
 def leave_out_cpu_readings(nb) -> None:
     """Replace the markdown cells tagged READS_THE_CPU_STUDY by LEFT_OUT_NOTE, one note for each run of
     neighbouring tagged cells (for a page that shows another study than the published one)."""

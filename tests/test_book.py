@@ -334,6 +334,13 @@ def test_and_list_joins_glued_lists_as_prose():
     assert and_list(iter(["LLaMA", "TNL", "HGRN2"])) == "LLaMA, TNL and HGRN2"
 
 
+def test_a_page_names_the_study_it_shows_with_its_folder_unless_it_is_the_repositorys():
+    from linscale.book import ROOT, study_title
+
+    assert study_title("cpu") == "cpu study" and study_title("smoke", str(ROOT / "results")) == "smoke study"
+    assert study_title("cpu", "results/reruns/x") == "cpu study in results/reruns/x/cpu"
+
+
 def test_a_glued_range_reads_as_one_number_where_its_ends_agree():
     """A chapter narrowed to one architecture said 'in 83% to 83% of studies'."""
     import pandas as pd
