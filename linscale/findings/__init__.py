@@ -53,6 +53,6 @@ from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, To
 from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, allocation_claims, claims_from_results,
                                       downstream_claims, envelope_losses, exponent_claim, largest_size_seeds,
                                       lower_loss_claim, lower_loss_sides, sized_noise, verdict_counts)
-from linscale.findings.inputs import (final_rows, fitted_window, identified_archs, read_fit, read_fits_table,
+from linscale.findings.inputs import (final_rows, fitted_window, identified_archs, narrowed, read_fit, read_fits_table,
                                      read_status, size_order, stored_attempts, with_fitted_loss)
 from linscale.findings.efficiency import gpu_report_tables, gpu_reports, newest_gpu_tables

@@ -121,6 +121,27 @@ def stored_attempts(preset: str, results_dir: str | Path, methods=SUITE_METHODS)
     return out
 
 
+def narrowed(attempts: dict, archs) -> dict:
+    """``attempts`` (:func:`stored_attempts`) with each fit's parameters, points, draws and diagnostics
+    kept for ``archs`` only: what a chapter narrowed with its ``archs`` parameter shows in its tables,
+    figures and sentences (it showed every architecture's Table 3 and exponents beside a text about one)."""
+    import dataclasses
+
+    from linscale.findings.laws import FitAttempt
+
+    def keep(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[frame["group"].isin(list(archs))].reset_index(drop=True) if "group" in frame else frame
+
+    out = {}
+    for method, attempt in attempts.items():
+        fit = attempt.fit
+        if fit is not None:
+            fit = dataclasses.replace(fit, params=keep(fit.params), points=keep(fit.points),
+                                      diagnostics=keep(fit.diagnostics), draws=keep(fit.draws))
+        out[method] = FitAttempt(fit, attempt.error, attempt.note, attempt.method)
+    return out
+
+
 def read_status(preset: str, results_dir: str | Path) -> pd.DataFrame:
     """fits/status.csv: per method and architecture, fitted / not identified / failed, with the reason."""
     from linscale.results import results_path
