@@ -228,6 +228,27 @@ def test_a_chapter_reads_the_grid_its_study_trained_with_its_overrides(tmp_path)
     assert preset_vars != 24 and values["n_vars"] == "24" and values["bind_var_cost"].startswith("'ln 23 ")
 
 
+def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_path):
+    """`-y "archs: [tnl]"` narrows what a page shows, and its sentences with it: it said "Our loss exponents
+    range from -0.0671 to -0.0629" (every architecture's), "the pattern is the same in all four architectures"
+    of one, a probe's verdict "partly for all four" of TNL's alone and "E within 5% for 0 of 4 architectures"
+    (TNL's count over four), "all four envelopes", and "LLaMA's NIAH easy is at least its standard at 0 of 0
+    sizes". A probe's verdicts keep the probe's scope (all four), whatever the page shows."""
+    def text(chapter, archs=("tnl",)):
+        values = glued(book.execute_chapter(chapter, {"archs": list(archs)}, out_dir=tmp_path / "-".join(archs)))
+        return {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
+
+    laws = text("scaling_laws")
+    assert laws["loss_exp_text"].startswith("Our loss exponent is ") and "cosFormer2" not in laws["loss_exp_text"]
+    assert laws["a_pattern"].startswith("In TNL, the one architecture shown")
+    probes, every = text("law_probes"), text("law_probes", book.ARCHITECTURES)
+    assert [probes[g] for g in ("embed_verdicts", "embed_e", "embed_holdout", "misfit_below")] == \
+        [every[g] for g in ("embed_verdicts", "embed_e", "embed_holdout", "misfit_below")]
+    assert text("training")["envelope_leads"] == ""
+    downstream = text("downstream")
+    assert downstream["modes_llama"].startswith("not on this page") and "all four" in downstream["retrieval_scope"]
+
+
 def test_the_findings_chapter_tells_the_published_provenance_only_of_the_published_folder(built_book):
     """The "Re-runs" section says which commits and machines wrote results/cpu; a book built on another
     folder (here the smoke results) must not claim that provenance for its own tables."""
