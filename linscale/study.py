@@ -691,8 +691,8 @@ def _record_overrides(results: Path, preset: str, overrides: tuple[str, ...]) ->
         return
     file = results / OVERRIDES_FILE
     if recorded:
-        raise ConfigError(f"--set: {results} holds the study made with --set {' '.join(recorded)}; give this one "
-                          f"a --results-dir of its own, or delete {file} to rebuild that folder")
+        raise ConfigError(f"--set: {results} holds the study made with --set {' '.join(recorded)} ({file}); give "
+                          f"this one a --results-dir of its own")
     if (results / "runs.parquet").exists():
         raise ConfigError(f"--set: {results} holds a study of the {preset} preset as it is; give this one a "
                           f"--results-dir of its own")
