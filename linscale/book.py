@@ -311,6 +311,11 @@ def number_word(n: int) -> str:
     return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
 
 
+def all_of(n: int) -> str:
+    """"both" for two, else "all four" (``number_word``): a glued count of the architectures shown."""
+    return "both" if n == 2 else f"all {number_word(n)}"
+
+
 def and_list(items) -> str:
     """Items joined as prose: ``"a"``, ``"a and b"``, ``"a, b and c"`` (``""`` for none), for glued lists.
 
