@@ -651,7 +651,7 @@ def run_study(args: argparse.Namespace) -> int:
     if overrides:
         _resolved(args.preset, overrides)  # a typo in --set is one line before any stage runs
         _check_own_folders(args)
-        _record_overrides(results, args.preset, overrides)
+        overrides = _record_overrides(results, args.preset, overrides)
     else:
         overrides = _recorded_overrides(results_dir, args.preset)
     chosen = getattr(args, "ablations", None)
@@ -680,15 +680,17 @@ def run_study(args: argparse.Namespace) -> int:
     return status
 
 
-def _record_overrides(results: Path, preset: str, overrides: tuple[str, ...]) -> None:
+def _record_overrides(results: Path, preset: str, overrides: tuple[str, ...]) -> tuple[str, ...]:
     """Keep a study's ``--set`` overrides beside its tables (:data:`linscale.results.OVERRIDES_FILE`): the
     book's chapters and the later stages read the grid trained from there. A folder that holds another
-    study (other overrides, or the preset's own tables) is refused: its tables would mix two grids."""
+    study (overrides giving another grid, or the preset's own tables) is refused: its tables would mix two
+    grids. Returns the overrides the stages use: the recorded ones where they give the same grid (the same
+    settings in another order, or ``1e-3`` for ``0.001``, are the same study)."""
     from linscale.results import OVERRIDES_FILE, study_overrides
 
     recorded = study_overrides(preset, results.parent)
-    if recorded == overrides:
-        return
+    if recorded and _resolved(preset, recorded) == _resolved(preset, overrides):
+        return recorded
     file = results / OVERRIDES_FILE
     if recorded:
         raise ConfigError(f"--set: {results} holds the study made with --set {' '.join(recorded)} ({file}); give "
@@ -698,6 +700,7 @@ def _record_overrides(results: Path, preset: str, overrides: tuple[str, ...]) ->
                           f"--results-dir of its own")
     _write_json(file, {"preset": preset, "set": list(overrides)})
     _log(f"study: {file} records the overrides ({' '.join(overrides)})")
+    return overrides
 
 
 def _recorded_overrides(results_dir: Path, preset: str) -> tuple[str, ...]:

@@ -329,6 +329,16 @@ def test_a_study_with_overrides_records_them_for_its_later_stages_and_chapters(t
     assert main(["study", "--preset", "smoke", "--stages", "design", "--results-dir", str(results), *runs]) == 0
     assert "made with --set sizes.s1.d_model=12" in capsys.readouterr().out
 
+    # overrides that give the same grid are the same study (here a setting given twice, the last one
+    # counting): it goes on with the record
+    assert main(["study", "--preset", "smoke", "--stages", "design", "--set", "sizes.s1.d_model=16",
+                 "--set", "sizes.s1.d_model=12", "--results-dir", str(results), *runs]) == 0
+    assert json.loads(record.read_text())["set"] == ["sizes.s1.d_model=12"]
+    two = tmp_path / "two"
+    for order in (("sizes.s1.d_model=12", "train.lr=0.002"), ("train.lr=2e-3", "sizes.s1.d_model=12")):
+        assert main(["study", "--preset", "smoke", "--stages", "design", "--set", order[0], "--set", order[1],
+                     "--results-dir", str(two), *runs]) == 0, order  # the same settings in another order
+    assert results_module.study_overrides("smoke", two) == ("sizes.s1.d_model=12", "train.lr=0.002")
     before = record.read_text()
     assert main(["study", "--preset", "smoke", "--stages", "design", "--set", "sizes.s1.d_model=16",
                  "--results-dir", str(results), *runs]) == 2
