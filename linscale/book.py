@@ -56,6 +56,10 @@ INTERPRETS_THE_CPU_STUDY = ("training", "scaling_laws", "downstream", "ablations
 # A markdown cell tagged so reads numbers only the published cpu study has (its probes, its seeds' history,
 # its re-runs): on any other study's page it is left out, a short note in its place (leave_out_cpu_readings)
 READS_THE_CPU_STUDY = "reads-cpu-study"
+# A markdown cell tagged so explains or quotes the tables of the study's committed re-runs
+# (results_dir/reruns/*/<preset>-comparison.json): where the study has none it is left out, no note in its
+# place (the chapter's list of re-runs says there are none; four explanations of absent tables would not)
+READS_RERUNS = "reads-reruns"
 LEFT_OUT_NOTE = ("*A passage here reads numbers that only the published cpu study has (probes of its grid, the "
                  "history of its seeds and re-runs), so it is left out of this study's page; the published book "
                  "(`linscale book`) shows it.*")
@@ -448,8 +452,11 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     executed = nbformat.read(partial, as_version=4)
     executed.metadata["linscale"] = {"stamp": stamp, "parameters": parameters}
     label_injected_parameters(executed)
-    if not shows_published_study(_effective(chapter, parameters, notebooks), Path(cwd)):
+    effective = _effective(chapter, parameters, notebooks)
+    if not shows_published_study(effective, Path(cwd)):
         leave_out_cpu_readings(executed)
+    if not has_reruns(effective, Path(cwd)):
+        leave_out_tagged(executed, READS_RERUNS)
     nbformat.write(executed, partial)
     os.replace(partial, out)
     failed = out_dir / f"{chapter}.failed.ipynb"
@@ -490,19 +497,49 @@ def study_title(preset: str, results_dir: str | Path = "results", cwd: Path = RO
     return f"{preset} study in {folder}"
 
 
+def has_reruns(parameters: dict, cwd: Path = ROOT) -> bool:
+    """Whether the study a chapter's parameters show has re-runs committed beside it (a chapter without
+    the study's parameters counts as showing the published study, which has)."""
+    from linscale.compare import rerun_comparisons
+
+    preset, results_dir = parameters.get("preset", "cpu"), parameters.get("results_dir", "results")
+    return bool(rerun_comparisons(Path(cwd) / results_dir, preset))
+
+
 def leave_out_cpu_readings(nb) -> None:
     """Replace the markdown cells tagged READS_THE_CPU_STUDY by LEFT_OUT_NOTE, one note for each run of
     neighbouring tagged cells (for a page that shows another study than the published one)."""
+    leave_out_tagged(nb, READS_THE_CPU_STUDY, LEFT_OUT_NOTE)
+
+
+def leave_out_tagged(nb, tag: str, note: str | None = None) -> None:
+    """Drop the markdown cells tagged ``tag``; with a ``note``, one note in place of each run of
+    neighbouring dropped cells, where code cells whose source is hidden and that show no output (at most
+    glued values, which the page shows elsewhere) do not part a run. Notes that end up neighbours (two
+    left-out passages, once a cell between them is dropped for another tag) are one note."""
     import nbformat
+
+    def shows_nothing(cell):
+        hidden = {"hide-input", "remove-input", "remove-cell"} & set(cell.get("metadata", {}).get("tags", []))
+        return (cell.cell_type == "code" and bool(hidden)
+                and all("scrapbook" in out.get("metadata", {}) for out in cell.get("outputs", [])))
+
+    def noted(cells):  # whether the last cell with something to read is a note
+        for cell in reversed(cells):
+            if cell.get("metadata", {}).get("linscale_left_out"):
+                return True
+            if not shows_nothing(cell):
+                return False
+        return False
 
     cells = []
     for cell in nb.cells:
-        if cell.cell_type == "markdown" and READS_THE_CPU_STUDY in cell.get("metadata", {}).get("tags", []):
-            if not (cells and cells[-1].get("metadata", {}).get("linscale_left_out")):
-                note = nbformat.v4.new_markdown_cell(LEFT_OUT_NOTE)
-                note.metadata["linscale_left_out"] = True
-                cells.append(note)
-        else:
+        if cell.cell_type == "markdown" and tag in cell.get("metadata", {}).get("tags", []):
+            if note is not None and not noted(cells):
+                made = nbformat.v4.new_markdown_cell(note)
+                made.metadata["linscale_left_out"] = True
+                cells.append(made)
+        elif not (cell.get("metadata", {}).get("linscale_left_out") and noted(cells)):
             cells.append(cell)
     nb.cells = cells
 

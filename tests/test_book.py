@@ -469,10 +469,16 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
                       if c.cell_type == "markdown")
     assert "At s6 there is a third reason" not in prose and "Every re-run found" not in prose
     assert "The seed-3 re-run (2026-12-02-seed3)" not in prose and "pins what it can" not in prose
-    assert prose.count(book.LEFT_OUT_NOTE) == 7
+    assert prose.count(book.LEFT_OUT_NOTE) == 5
     assert smoke["seed_rerun_like"] == "" and not smoke["shaky"].startswith("none. ")
     # no re-run to tally, no registered test to split the retrieval claim in two
     assert smoke["tally_text"].startswith("No re-run of this study") and smoke["retrieval_halves"] == ""
+    # a study with no re-run committed: "Re-runs" says so once, without explaining tables it does not have
+    assert "{glue:md}`rerun_list`" in prose or "```{glue:md} rerun_list" in prose
+    for explained in ("*Move* is how far", "Each verdict's predicted agreement", "The noise bound of a single-run",
+                      "{glue:text}`tally_text`", "{glue:text}`rerun_bound_text`", "Where a size crosses its bound"):
+        assert explained not in prose, explained
+    assert smoke["prediction_checked"] == " (no re-run of this study is committed to check it against)"
 
 
 def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_book):
@@ -504,6 +510,21 @@ def test_passages_that_read_the_published_study_are_left_out_of_another_studys_p
                                          nbformat.v4.new_code_cell("x = 1"), cell("probe 3", True), cell("mine again")])
     book.leave_out_cpu_readings(nb)
     assert [c.source for c in nb.cells] == ["mine", book.LEFT_OUT_NOTE, "x = 1", book.LEFT_OUT_NOTE, "mine again"]
+    # a passage about re-runs is dropped without a note where the study has none; notes it leaves side by
+    # side, or parted only by code that shows nothing but glued values, are one note
+    glue_only = nbformat.v4.new_code_cell("glue('a', 1)", outputs=[nbformat.v4.new_output(
+        "display_data", data={"text/plain": "1"}, metadata={"scrapbook": {"name": "a"}})], metadata={"tags": ["hide-input"]})
+    shown = nbformat.v4.new_code_cell("plot()", outputs=[nbformat.v4.new_output("display_data", data={"image/png": ""})])
+    reruns = cell("re-run tables explained")
+    reruns.metadata["tags"] = [book.READS_RERUNS]
+    nb = nbformat.v4.new_notebook(cells=[cell("mine"), cell("probe 1", True), reruns, glue_only, cell("probe 2", True),
+                                         shown, cell("probe 3", True), cell("mine again")])
+    book.leave_out_cpu_readings(nb)
+    book.leave_out_tagged(nb, book.READS_RERUNS)
+    assert [c.source for c in nb.cells] == ["mine", book.LEFT_OUT_NOTE, "glue('a', 1)", "plot()", book.LEFT_OUT_NOTE,
+                                            "mine again"]
+    assert book.has_reruns({}) and not book.has_reruns({"preset": "smoke"})
+    assert not book.has_reruns({"results_dir": "results/reruns/2026-12-05-seed9"})
     assert book.shows_published_study({}) and book.shows_published_study({"preset": "cpu", "results_dir": "results"})
     assert book.shows_published_study({"results_dir": str(book.ROOT / "results")}, Path("/elsewhere"))
     assert not book.shows_published_study({"preset": "smoke"})
@@ -512,7 +533,7 @@ def test_passages_that_read_the_published_study_are_left_out_of_another_studys_p
     # read, a label left out would break the links to it from other pages
     for chapter in book.CHAPTERS:
         tagged = [c for c in book.read_chapter_source(chapter).cells
-                  if book.READS_THE_CPU_STUDY in c.get("metadata", {}).get("tags", [])]
+                  if {book.READS_THE_CPU_STUDY, book.READS_RERUNS} & set(c.get("metadata", {}).get("tags", []))]
         assert all(c.cell_type == "markdown" for c in tagged), chapter
         assert not [line for c in tagged for line in c.source.splitlines() if re.fullmatch(r"\(.+\)=", line.strip())]
 
