@@ -396,6 +396,7 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert prose.count(book.LEFT_OUT_NOTE) == 5 and "probe_holdout_reach.py" not in prose
     training = text(glued(built_book["outputs"]["training"]))
     assert training["top_crossing"].startswith("It did not") and "0 of 4 pairs" in training["curves_cross"]
+    assert training["diverged_text"] == "no run diverged"  # not "0 runs diverged and are left out"
     assert training["budget_reading"] == "do not grow with size; the smoke preset sets them in its YAML"
     assert laws["n_grid_sizes"] == "two" and laws["a_bend_reading"].startswith("So this grid shows no bend")
     assert laws["excess_exponents"].startswith("not identified for any architecture")
@@ -469,7 +470,7 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
                       if c.cell_type == "markdown")
     assert "At s6 there is a third reason" not in prose and "Every re-run found" not in prose
     assert "The seed-3 re-run (2026-12-02-seed3)" not in prose and "pins what it can" not in prose
-    assert prose.count(book.LEFT_OUT_NOTE) == 5
+    assert prose.count(book.LEFT_OUT_NOTE) == 6
     assert smoke["seed_rerun_like"] == "" and not smoke["shaky"].startswith("none. ")
     # no re-run to tally, no registered test to split the retrieval claim in two
     assert smoke["tally_text"].startswith("No re-run of this study") and smoke["retrieval_halves"] == ""
@@ -479,6 +480,11 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
                       "{glue:text}`tally_text`", "{glue:text}`rerun_bound_text`", "Where a size crosses its bound"):
         assert explained not in prose, explained
     assert smoke["prediction_checked"] == " (no re-run of this study is committed to check it against)"
+    # the introduction's reasons for two verdicts name the architectures on each side, and the rule that refutes
+    if smoke["verdict_lower_loss"] == "not reproduced":
+        assert smoke["lower_loss_reason"].endswith("one linear model above LLaMA beyond the noise refutes the claim")
+    assert re.match(r"(TNL|HGRN2|cosFormer2|no linear model)", smoke["lower_loss_reason"]), smoke["lower_loss_reason"]
+    assert re.match(r"(TNL|HGRN2|cosFormer2|no architecture)", smoke["retrieval_sides"]), smoke["retrieval_sides"]
 
 
 def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_book):
@@ -490,6 +496,8 @@ def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_boo
         return {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
     smoke = text(glued(built_book["outputs"]["ablations"]))
     assert smoke["aspect_params_sentence"].startswith("The shapes are not at fixed parameters in this study")
+    # the paper's loss claim covers contexts up to the main one: the spread without the longer context is given
+    assert "also takes in 64 tokens, beyond the main grid's 32" in smoke["context_excess_upto_main"]
     assert smoke["niah_seed_sentence"].startswith("Retrieval does not tell the seeds apart here")
     assert "(the highest)" in smoke["context_bayes"] and "(the lowest)" in smoke["context_bayes"]
 
