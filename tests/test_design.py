@@ -752,7 +752,7 @@ def test_sizes_off_law_needs_every_architecture_beyond_the_noise_on_one_side():
     import pandas as pd
 
     from linscale.design import simulated_noise
-    from linscale.findings import sizes_off_law
+    from linscale.findings import sizes_off_law, sizes_split
 
     rows = {("llama", "s1"): 0.004, ("tnl", "s1"): 0.02,     # inside the noise for one architecture
             ("llama", "s2"): 0.01, ("tnl", "s2"): 0.02,      # above in both
@@ -761,5 +761,7 @@ def test_sizes_off_law_needs_every_architecture_beyond_the_noise_on_one_side():
     residuals = pd.DataFrame([dict(arch=a, run_id=f"{a}-{z}", size=z, residual=r) for (a, z), r in rows.items()])
     assert sizes_off_law(residuals, 0.005) == (["s2"], ["s6"])
     assert sizes_off_law(residuals, 0.0) == (["s1", "s2"], ["s6"])
+    # a size on opposite sides beyond the noise breaks the one pattern the chapter would otherwise claim
+    assert sizes_split(residuals, 0.005) == ["s3"] and sizes_split(residuals, 0.02) == []
     assert simulated_noise({"design": {"noise": {"run": 0.003, "checkpoint": 0.004}}}) == pytest.approx(0.005)
     assert simulated_noise({}) == 0.0

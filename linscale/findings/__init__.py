@@ -30,7 +30,7 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     knowledge_verdict, law_at_compute, law_points, lowest_envelope_shares,
                                     lr_misfit_verdict, lr_probe,
                                     per_arch_verdicts, probe_ratios, ratio_verdict, refit_misfit, retrain_change,
-                                    run_residuals, size_inversions, sizes_off_law,
+                                    run_residuals, size_inversions, sizes_off_law, sizes_split,
                                     table3_side_by_side, try_extrapolation, try_fit, uniform_probe, window_probe,
                                     window_verdict)
 from linscale.findings.downstream import (BINDER_BUCKETS, BINDER_DOES_NOT, BINDER_EXPLAINS, BINDER_NOT_MEASURED,

@@ -333,6 +333,13 @@ def sizes_off_law(residuals: pd.DataFrame, noise: float) -> tuple[list[str], lis
             [str(size) for size, row in by_size.iterrows() if (row < -noise).all()])
 
 
+def sizes_split(residuals: pd.DataFrame, noise: float) -> list[str]:
+    """The sizes that some architecture puts above its law and another below it, each by more than
+    ``noise``: where they exist, the architectures do not miss their laws in one pattern."""
+    by_size = residuals.pivot_table(index="size", columns="arch", values="residual")
+    return [str(size) for size, row in by_size.iterrows() if (row > noise).any() and (row < -noise).any()]
+
+
 def refit_misfit(runs: pd.DataFrame, preset: dict) -> tuple[float, pd.DataFrame, float]:
     """Approach 3 with E fixed (the study's fit settings, no bootstrap) on one architecture's runs: its
     allocation exponent a, each run's mean log residual (:func:`run_residuals`) and their sd over runs
