@@ -399,6 +399,11 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert training["diverged_text"] == "no run diverged"  # not "0 runs diverged and are left out"
     assert training["budget_reading"] == "do not grow with size; the smoke preset sets them in its YAML"
     assert laws["n_grid_sizes"] == "two" and laws["a_bend_reading"].startswith("So this grid shows no bend")
+    # a size off the law on opposite sides in two architectures (smoke's s2: LLaMA below, the others above) is
+    # no shared pattern, on the chapter's page and in the introduction's sentence alike
+    assert laws["a_pattern"].endswith("s2 sits above it in some architectures and below it in others.")
+    assert laws["a_miss_pattern"].endswith("while s2 sits above it in some architectures and below it in others")
+    assert training["grid_sizes_text"].startswith("two small sizes, s1 to s2")
     assert laws["excess_exponents"].startswith("not identified for any architecture")
     assert laws["E_free_reading"].startswith("approach 3 is not identified for any architecture here")
     # no approach 2 to have intervals, no reference law to measure the FLOP accountings with, no simulated
