@@ -360,6 +360,25 @@ def test_a_study_with_overrides_records_them_for_its_later_stages_and_chapters(t
         results_module.study_preset("smoke", results)
 
 
+def test_committed_seed_reruns_record_the_overrides_they_were_made_with():
+    """A committed re-run made with `--set train.seed=N` (results/reruns/<date>-seedN) keeps its overrides
+    beside its tables, as `linscale study --set` now writes them, so a chapter executed on its folder reads
+    the study it trained: the recorded seed is the seed of its runs."""
+    import re
+
+    import pandas as pd
+
+    from linscale import results as results_module
+    from linscale.book import ROOT
+
+    folders = sorted(p.parent for p in (ROOT / "results" / "reruns").glob("*-seed*/cpu/runs.parquet"))
+    assert folders, "no committed seed re-run"
+    for folder in folders:
+        seed = int(re.search(r"-seed(\d+)$", folder.parent.name).group(1))
+        assert results_module.study_overrides("cpu", folder.parent) == (f"train.seed={seed}",), folder
+        assert set(pd.read_parquet(folder / "runs.parquet")["seed"]) == {seed}, folder
+
+
 def test_committed_eval_tables_name_checkpoints_as_runs_paths_wherever_the_runs_were_kept(tmp_path, monkeypatch):
     import pandas as pd
 
