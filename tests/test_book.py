@@ -247,6 +247,9 @@ def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_pat
     assert text("training")["envelope_leads"] == ""
     downstream = text("downstream")
     assert downstream["modes_llama"].startswith("not on this page") and "all four" in downstream["retrieval_scope"]
+    # the accuracy-noise table keeps the noise model's four architectures, and the page says why
+    assert downstream["noise_scope"] == " (the table keeps all four for that reason, on a page that shows only TNL)"
+    assert laws["a_miss_pattern"].startswith("in TNL, the one architecture shown")
 
 
 def test_the_findings_chapter_tells_the_published_provenance_only_of_the_published_folder(built_book):
