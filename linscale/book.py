@@ -480,10 +480,16 @@ def label_injected_parameters(nb) -> None:
             cell.source = "\n".join([INJECTED_LABEL, *lines])
 
 
+def _study_of(parameters: dict) -> tuple[str, str]:
+    """The (preset, results_dir) a chapter's parameters show; a chapter without them counts as showing the
+    published study."""
+    return parameters.get("preset", "cpu"), parameters.get("results_dir", "results")
+
+
 def shows_published_study(parameters: dict, cwd: Path = ROOT) -> bool:
     """Whether a chapter's parameters show the published study, results/cpu of this repository (a chapter
     without the study's parameters shows no study's results and counts as showing it)."""
-    preset, results_dir = parameters.get("preset", "cpu"), parameters.get("results_dir", "results")
+    preset, results_dir = _study_of(parameters)
     return preset == "cpu" and (Path(cwd) / results_dir / "cpu").resolve() == (ROOT / "results" / "cpu").resolve()
 
 
@@ -502,7 +508,7 @@ def has_reruns(parameters: dict, cwd: Path = ROOT) -> bool:
     the study's parameters counts as showing the published study, which has)."""
     from linscale.compare import rerun_comparisons
 
-    preset, results_dir = parameters.get("preset", "cpu"), parameters.get("results_dir", "results")
+    preset, results_dir = _study_of(parameters)
     return bool(rerun_comparisons(Path(cwd) / results_dir, preset))
 
 
