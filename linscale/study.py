@@ -484,8 +484,11 @@ def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES
         check = design.check_design(resolved, replicates=replicates, seed=seed, progress=None)
     except ConfigError as err:
         _log(f"design check: not possible ({err})")
-        # nothing is identified without a check, approach 1's loss law (the envelope's crossings) included
-        verdicts = pd.DataFrame([{"arch": "all", "method": m, "identified": False, "reason": str(err)}
+        # nothing is identified without a check, approach 1's loss law (the envelope's crossings) included; the
+        # reason is read in the book's prose, so a preset without a law (the common case) gets words, not the error
+        no_law = not isinstance((resolved.get("design") or {}).get("law"), dict)
+        reason = "no design check: the preset records no reference law in design.law" if no_law else str(err)
+        verdicts = pd.DataFrame([{"arch": "all", "method": m, "identified": False, "reason": reason}
                                  for m in (design.ENVELOPE, *design.METHODS)])
         _write_csv(verdicts, results / "fits" / "design_verdicts.csv")
         (results / "fits" / "design.csv").unlink(missing_ok=True)
@@ -598,7 +601,9 @@ def _identified(results: Path):
         if not len(rows):
             return True, ""
         row = rows.iloc[0]
-        return bool(row["identified"]), "" if bool(row["identified"]) else f"design check: {row['reason']}"
+        reason = str(row["reason"])
+        return bool(row["identified"]), "" if bool(row["identified"]) else \
+            reason if reason.startswith("no design check") else f"design check: {reason}"
 
     return lookup
 

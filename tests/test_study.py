@@ -475,6 +475,8 @@ def test_a_preset_without_a_reference_law_identifies_no_law_not_even_the_envelop
     identified = _identified(tmp_path)
     for law in ("L(C)", "N_opt(C)"):
         ok, reason = identified("approach1", "tnl", law)
-        assert not ok and "records no reference law" in reason, (law, reason)
+        # in words the book's prose can quote (not the ConfigError the command line prints)
+        assert not ok and reason == "no design check: the preset records no reference law in design.law", (law, reason)
     committed = pd.read_csv("results/smoke/fits/approach1.csv")
     assert not committed["identified"].any()
+    assert set(committed["reason"]) == {reason}
