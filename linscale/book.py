@@ -450,10 +450,13 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
                 os.replace(partial, out_dir / f"{chapter}.failed.ipynb")
             raise
     executed = nbformat.read(partial, as_version=4)
-    executed.metadata["linscale"] = {"stamp": stamp, "parameters": parameters}
-    label_injected_parameters(executed)
     effective = _effective(chapter, parameters, notebooks)
-    if not shows_published_study(effective, Path(cwd)):
+    published = shows_published_study(effective, Path(cwd))
+    # the flag is what the book's Sphinx extension (linscale.sphinx_study) tags the build with, for the
+    # pages outside the chapters (the introduction); it is decided here, where the results' folder is known
+    executed.metadata["linscale"] = {"stamp": stamp, "parameters": parameters, "shows_published_study": published}
+    label_injected_parameters(executed)
+    if not published:
         leave_out_cpu_readings(executed)
     if not has_reruns(effective, Path(cwd)):
         leave_out_tagged(executed, READS_RERUNS)

@@ -145,6 +145,18 @@ def glued(notebook: Path) -> dict:
     return values
 
 
+def glued_markdown(notebook: Path) -> dict:
+    """{name: markdown} of every Markdown value a notebook glued (their text/plain is only a repr)."""
+    values = {}
+    for cell in nbformat.read(notebook, as_version=4).cells:
+        for output in cell.get("outputs", []):
+            meta = output.get("metadata", {}).get("scrapbook")
+            markdown = output.get("data", {}).get((meta or {}).get("mime_prefix", "") + "text/markdown")
+            if meta and markdown is not None:
+                values[meta["name"]] = markdown
+    return values
+
+
 @pytest.mark.slow
 def test_built_book_has_every_chapter_and_figure_and_no_errors_or_broken_links(built_book):
     html = built_book["html"]
@@ -391,7 +403,8 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert laws["holdout_count"].startswith("No law could be refitted without the top decade")
     assert "this study has no design check" in laws["holdout_design_text"]
     assert laws["holdout_noise_text"].startswith("No size is held out here")
-    assert laws["a_width_real"] == "not identified for any architecture, so it has no width" and laws["budget_rule_note"]
+    assert laws["a_width_real"] == "not identified for any architecture, so it has no width" \
+        and laws["budget_rule"] == "The smoke preset sets its budgets in its own YAML, not by crossings."
     assert not [name for name, value in laws.items() if "the probe simulated the cpu grid" in str(value)]
     # the paragraphs that quote probes of the cpu grid are left out, a note in their place
     cells = nbformat.read(built_book["outputs"]["scaling_laws"], as_version=4).cells
@@ -401,7 +414,15 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert training["top_crossing"].startswith("It did not") and "0 of 4 pairs" in training["curves_cross"]
     assert training["diverged_text"] == "no run diverged"  # not "0 runs diverged and are left out"
     assert training["budget_reading"] == "do not grow with size; the smoke preset sets them in its YAML"
-    assert laws["n_grid_sizes"] == "two" and laws["a_bend_reading"].startswith("So this grid shows no bend")
+    # the cpu preset's budget rule is not told as this study's, and no design check asks anything of its top size
+    assert glued_markdown(built_book["outputs"]["training"])["budget_rule"] == (
+        "The smoke preset's budgets are s1 0.15M, s2 0.15M tokens, set by its own YAML, not by crossings.")
+    assert training["top_rule"].startswith("Does it at least") and "its 0.15M tokens" in training["top_crossing"]
+    efficiency = text(glued(built_book["outputs"]["efficiency"]))  # its benchmark report timed the cpu grid
+    assert "at the cpu grid's largest size (s6)" in efficiency["mfu_summary"]
+    language = text(glued(built_book["outputs"]["synthetic_language"]))
+    assert language["ex_smoke_against"].startswith("this page's own figure")
+    assert laws["n_grid_sizes"] == "two" and laws["a_bend_reading"].startswith("With two sizes this grid cannot show a bend")
     # a size off the law on opposite sides in two architectures (smoke's s2: LLaMA below, the others above) is
     # no shared pattern, on the chapter's page and in the introduction's sentence alike
     assert laws["a_pattern"].endswith("s2 sits above it in some architectures and below it in others.")
@@ -414,7 +435,18 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert laws["a2_intervals"] == "Here approach 2 was not fitted, so it has no intervals."
     assert laws["accounting_shift"].startswith("This study's design check has no reference law")
     assert laws["a_noise_against"].startswith("and the design check simulates no noise")
-    assert "above the law by any margin (no noise is simulated) in every one" in laws["a_pattern"]
+    assert "above the law by any amount (no noise is simulated) in every one" in laws["a_pattern"]
+    # a preset without a reference law has no design check: the page says so where it explains the check, and the
+    # paragraphs that read its bounds and its rule on E are not written around a check that never ran; the reason
+    # a law is not identified is in words, not the command line's error
+    assert laws["design_absent"].startswith("The smoke preset records no reference law") and laws["design_bullet_note"]
+    assert "(no design check: the preset records no reference law in design.law)" in laws["loss_exp_text"]
+    markdown = glued_markdown(built_book["outputs"]["scaling_laws"])
+    assert markdown["E_design_paragraph"] == "" and markdown["holdout_bound_meaning"] == ""
+    assert markdown["holdout_paragraph"] == (laws["holdout_count"] + " With no refit there is nothing to read for or "
+                                             "against the law's form.")
+    assert "fewer than the 6 a law of 5 parameters needs" in laws["holdout_count"]
+    assert laws["real_runs_lead"] == "The real runs do not follow one law"
     assert laws["bootstrap_reading"] == ""
     probes = "\n".join(c.source for c in nbformat.read(built_book["outputs"]["law_probes"], as_version=4).cells
                        if c.cell_type == "markdown")
@@ -563,3 +595,42 @@ def test_a_chapter_run_on_another_study_says_which_of_its_parts_are_that_studys(
     assert note not in book.ChapterParameters("downstream", {"preset": "cpu"})._repr_html_()
     assert note not in book.ChapterParameters("accounting", {"preset": "smoke"})._repr_html_()
     assert set(book.INTERPRETS_THE_CPU_STUDY) < set(book.CHAPTERS)
+
+
+def test_the_build_is_tagged_with_the_study_each_chapter_shows(tmp_path):
+    """linscale.sphinx_study tags the build `published_<chapter>` for a chapter that shows the published study, as
+    `linscale book` recorded it; a chapter papermill re-ran with other parameters (the record it carries is its
+    source's) or one with no record is judged from papermill's own parameters."""
+    from linscale.sphinx_study import study_tags
+
+    chapters = tmp_path / "book" / "chapters"
+    chapters.mkdir(parents=True)
+
+    def executed(chapter, record=None, papermill=None):
+        nb = nbformat.v4.new_notebook()
+        if record is not None:
+            nb.metadata["linscale"] = record
+        nb.metadata["papermill"] = {"parameters": papermill if papermill is not None else (record or {}).get("parameters", {})}
+        nbformat.write(nb, chapters / f"{chapter}.ipynb")
+
+    executed("scaling_laws", {"parameters": {}, "shows_published_study": True})
+    executed("findings", {"parameters": {"preset": "smoke"}, "shows_published_study": False})
+    executed("training", {"parameters": {}, "shows_published_study": True}, papermill={"preset": "smoke"})
+    executed("downstream", papermill={"results_dir": str(book.ROOT / "results")})
+    executed("ablations", papermill={"preset": "smoke"})
+    assert study_tags(tmp_path / "book") == {"published_scaling_laws", "published_downstream"}
+
+
+@pytest.mark.slow
+def test_the_introduction_keeps_the_published_studys_caveat_to_the_book_that_shows_it(built_book):
+    """The introduction is not executed, so its passages written for the published study are Sphinx `only`
+    blocks: a book of the smoke study shows the other version of the laws' caveat (no simulation of a grid it
+    does not have, no probes, no hold-out share of '–') and no registered test it did not run."""
+    import re
+
+    page = re.sub(r"<[^>]+>", "", (built_book["html"] / "intro.html").read_text())
+    assert "This book’s scaling-laws chapter shows another study" in page and "the smoke study" in page
+    assert "The fitted laws need one caveat" not in page and "s6 alone has four heads" not in page
+    assert "Separately from these claims" not in page
+    nb = nbformat.read(built_book["outputs"]["scaling_laws"], as_version=4)
+    assert nb.metadata["linscale"]["shows_published_study"] is False
