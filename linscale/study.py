@@ -79,6 +79,16 @@ def _digest(path: Path) -> str:
 ASPECT_ARCHS = ("llama", "cosformer2")  # the paper's Table 5
 CONTEXT_ARCHS = ("tnl", "hgrn2", "cosformer2")  # Table 6: the linear models (the claims are about them)
 ASPECT_FACTORS = (0.71, 1.41)  # widths relative to the base (0.5 would mean 4x the depth: most of the cost)
+
+
+def aspect_shape(shape: dict, factor: float) -> tuple[int, int]:
+    """(width, layers) of the aspect ablation's shape ``factor`` times as wide as ``shape`` at about its
+    non-embedding count (layers x width² fixed): widths stay divisible by the heads with an even head width,
+    and both round to whole units, so the count drifts (the ablations chapter measures by how much)."""
+    l0, d0, step = shape["n_layer"], shape["d_model"], 2 * shape["n_head"]
+    d = max(step, int(round(d0 * factor / step)) * step)
+    return d, max(1, int(round(l0 * (d0 / d) ** 2)))
+
 ABLATIONS = ("aspect", "context", "seeds", "size_seeds")  # the sweeps of ablation_presets, in its order
 SEED_OFFSETS = (1, 2)  # the seeds ablation retrains the base size at seed + 1 and seed + 2: three seeds in all
 
@@ -114,13 +124,11 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
     sizes = list(base["sizes"].items())
     name, shape = sizes[max(0, len(sizes) // 2 - 1)]
     size_train = split_size(name, shape)[1]  # the base size's own token budget and LR, if it has one
-    l0, d0, h0 = shape["n_layer"], shape["d_model"], shape["n_head"]
-    step = 2 * h0  # widths stay divisible by the heads, with an even head width
+    d0, h0 = shape["d_model"], shape["n_head"]
     label = base.get("name", "study")
     aspect_sizes = {}
     for factor in ASPECT_FACTORS:
-        d = max(step, int(round(d0 * factor / step)) * step)
-        layers = max(1, int(round(l0 * (d0 / d) ** 2)))
+        d, layers = aspect_shape(shape, factor)
         if d != d0:
             aspect_sizes[f"d{d}-l{layers}"] = {"n_layer": layers, "d_model": d, "n_head": h0,
                                               **({"train": dict(size_train)} if size_train else {})}

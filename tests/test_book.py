@@ -470,6 +470,13 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert smoke["binder_source"].startswith("This section reads a probe of the published cpu study's models")
     assert smoke["binder_overall_text"] == "does not explain" and smoke["binder_n_values"] == "32"
     assert smoke["above_copy_sentence"].endswith("the models do not even copy a bound value: the task measures nothing yet")
+    # a fall or a flat line between sizes is no step; one size has one needle leader; a budget under a million
+    # tokens is not rounded up a third; the registered test is the cpu preset's, said before its design
+    assert "LLaMA none (0.025 at s1 → 0.025 at s2)" in smoke["cloze_jumps"]
+    assert smoke["cloze_needle"] == "on the needle (easy) LLaMA scores highest at that size"
+    assert smoke["largest_tokens"] == "Every size trained on the same budget here, 0.15M tokens."
+    assert smoke["registered_whose"].startswith("This test trained runs of its own from the cpu preset")
+    assert smoke["size_seeds_retrains"] == "the grid's largest size, s2 (the base size, s1, is the smallest)"
     cells = nbformat.read(built_book["outputs"]["downstream"], as_version=4).cells
     prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     assert "### Why LLaMA finds the needle worse" not in prose and "(skill-timing)=" in prose  # its label kept
@@ -480,6 +487,8 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert cpu["niah_seed_reading"].startswith("Retrieval is luck of the seed where it emerges: at s3 some seeds")
     assert cpu["findings_noise_reading"].endswith("below the ceiling every model reaches at the largest")
     assert cpu["binder_source"] == "" and cpu["binder_overall_text"] == "does not explain"
+    assert cpu["registered_whose"] == "" and " none (" not in cpu["cloze_jumps"]
+    assert cpu["size_seeds_retrains"] == "the grid's smallest and largest sizes, where the base size is neither"
     assert "one of HGRN2's s6 runs learned to look values up: its NIAH easy is 0.9" in cpu["niah_seed_reading"]
     # a committed re-run's folder: its own HGRN2 s6 runs, none of which found the needle; the published probe
     rerun = text(glued(book.execute_chapter("downstream", {"results_dir": "results/reruns/2026-12-05-intel-xeon-m207"},
@@ -510,7 +519,19 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
                       if c.cell_type == "markdown")
     assert "At s6 there is a third reason" not in prose and "Every re-run found" not in prose
     assert "The seed-3 re-run (2026-12-02-seed3)" not in prose and "pins what it can" not in prose
-    assert prose.count(book.LEFT_OUT_NOTE) == 6
+    assert prose.count(book.LEFT_OUT_NOTE) == 8
+    # the rules' history and the context ablation's are the published study's; this study's context size, its
+    # size_seeds sizes and the methods that did not run on it are its own
+    assert "Six decisions came after results" not in prose and "moved to s6 (commit" not in prose
+    assert smoke["context_size_words"] == "here s1, the smoke grid's smallest"
+    assert smoke["size_seeds_retrains"] == "the grid's largest size, s2 (that size, s1, is the smallest)"
+    assert smoke["adds_not_run"].startswith("On the smoke study, not all of this ran: the design check")
+    assert "approach 2 (it could not be fitted: needs at least 3 model sizes, the table has 2)" in smoke["adds_not_run"]
+    assert smoke["registered_summary"] == "it ran on runs of the cpu preset, so this study has no result of its own"
+    # a verdict no re-run can move has no predicted agreement, not an agreement of "none"
+    assert smoke["agreement_exponents"].startswith("not defined")
+    if smoke["shaky"].startswith("none"):
+        assert smoke["shaky"].startswith("none: every verdict that has a predicted agreement has 0.8 or more")
     assert smoke["seed_rerun_like"] == "" and not smoke["shaky"].startswith("none. ")
     # no re-run to tally, no registered test to split the retrieval claim in two
     assert smoke["tally_text"].startswith("No re-run of this study") and smoke["retrieval_halves"] == ""
@@ -540,6 +561,14 @@ def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_boo
     assert "also takes in 64 tokens, beyond the main grid's 32" in smoke["context_excess_upto_main"]
     assert smoke["niah_seed_sentence"].startswith("Retrieval does not tell the seeds apart here")
     assert "(the highest)" in smoke["context_bayes"] and "(the lowest)" in smoke["context_bayes"]
+    # a best shape that is also the largest is not said to win on its shape; scores all at chance name no best
+    # context; exercise 2's new shape and narrowest one are this grid's, not the cpu grid's
+    assert "so at this size that shape, also the largest, beats the other two" in smoke["aspect_best_sentence"]
+    assert smoke["context_best_niah"].startswith("none: no training context lifts any linear model")
+    assert smoke["context_twice"].startswith("No run is more than 0.05 above chance at the common context")
+    assert smoke["ex_new_shape"] == "width 4 and 16 layers (d/l = 0.25, heads 2 wide)"
+    assert smoke["ex_narrowest"] == "the narrowest shape, d/l = 6, is already the worst for both architectures"
+    assert smoke["context_size_words"] == "here s1, the smoke grid's smallest"
 
 
 def test_passages_that_read_the_published_study_are_left_out_of_another_studys_page():

@@ -48,8 +48,9 @@ from linscale.findings.downstream import (BINDER_BUCKETS, BINDER_DOES_NOT, BINDE
                                           retrieval_long, role_contributions, role_finals, split_at_largest_gap,
                                           with_chance)
 from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
-                                         ablation_summary, accuracy_noise, loss_spread, noise_against_prediction,
-                                         read_ablation, seed_noise, seed_tolerance, tolerances_from_results)
+                                         ablation_summary, accuracy_noise, context_size_words, loss_spread,
+                                         noise_against_prediction,
+                                         read_ablation, seed_noise, seed_tolerance, size_seeds_words, tolerances_from_results)
 from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, allocation_claims, claims_from_results,
                                       downstream_claims, envelope_losses, exponent_claim, largest_size_seeds,
                                       lower_loss_claim, lower_loss_sides, sized_noise, verdict_counts)

@@ -26,6 +26,46 @@ def read_ablation(preset: str, results_dir: str, name: str) -> pd.DataFrame:
     return table[~table["diverged"].astype(bool)].reset_index(drop=True)
 
 
+def context_size_words(preset: str, results_dir: str, grid_sizes: list[str]) -> str:
+    """Where the context ablation trained, for the prose of the chapters that read it: the cpu preset's reading
+    (its largest size, chosen because retrieval has emerged there), or the size another study's context runs
+    trained and its place in that study's grid (``grid_sizes``, smallest first)."""
+    if preset == "cpu":
+        return "the cpu preset's largest, where retrieval has emerged in every model but HGRN2"
+    sizes = read_ablation(preset, results_dir, "context")["size"].astype(str).unique()
+    if len(sizes) != 1:
+        return "no context ablation in this study" if not len(sizes) else "several sizes"
+    size = sizes[0]
+    place = ("smallest" if size == grid_sizes[0] else "largest" if size == grid_sizes[-1] else "") \
+        if size in grid_sizes else ""
+    return f"here {size}" + (f", the {preset} grid's {place}" if place else "")
+
+
+def size_seeds_words(preset: str, results_dir: str, grid_sizes: list[str], base: str = "the base size") -> str:
+    """What the size_seeds ablation retrains, for the prose that follows "retrains": the sizes by their place
+    in the grid (``grid_sizes``, smallest first) and where the seeds ablation's size (``base``) stands. The cpu
+    study's reads "the grid's smallest and largest sizes, where the base size is neither"."""
+    table = read_ablation(preset, results_dir, "size_seeds")
+    sizes = sorted(set(table.loc[table["variant"] != "base", "size"].astype(str)),
+                   key=lambda z: grid_sizes.index(z) if z in grid_sizes else len(grid_sizes))
+    if not sizes:
+        return "no size (this study has no size_seeds ablation)"
+    place = {z: "smallest" if z == grid_sizes[0] else "largest" if z == grid_sizes[-1] else "" for z in grid_sizes}
+    seeded = read_ablation(preset, results_dir, "seeds")["size"].astype(str).unique()
+    base_size = str(seeded[0]) if len(seeded) == 1 else None
+    if all(place.get(z) for z in sizes):
+        head = (f"the grid's {' and '.join(place[z] for z in sizes)} sizes" if len(sizes) > 1
+                else f"the grid's {place[sizes[0]]} size, {sizes[0]}")
+    else:
+        head = ", ".join(sizes[:-1]) + (" and " if len(sizes) > 1 else "") + sizes[-1]
+    if base_size is None:
+        return head
+    if base_size in sizes:
+        return f"{head}, {base} among them"
+    return f"{head} ({base}, {base_size}, is the {place[base_size]})" if place.get(base_size) else \
+        f"{head}, where {base} is neither"
+
+
 def ablation_summary(table: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:
     """One row per ablation run at its last checkpoint: arch, shape (l, d, d/l), N, training context,
     tokens, seed and the final loss (column ``loss``)."""
