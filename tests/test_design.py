@@ -765,3 +765,17 @@ def test_sizes_off_law_needs_every_architecture_beyond_the_noise_on_one_side():
     assert sizes_split(residuals, 0.005) == ["s3"] and sizes_split(residuals, 0.02) == []
     assert simulated_noise({"design": {"noise": {"run": 0.003, "checkpoint": 0.004}}}) == pytest.approx(0.005)
     assert simulated_noise({}) == 0.0
+
+
+def test_a_refit_that_could_not_be_made_is_explained_in_words():
+    """The hold-out section of a small grid (the smoke study's) says why no law was refitted once, in words,
+    not the fitting code's message for one architecture; another reason is passed on as given."""
+    from linscale.findings import refit_failure_words
+
+    reasons = [f"{arch}: approach3: needs at least 6 rows for 5 parameters, got {n}" for arch, n in
+               (("llama", 4), ("tnl", 4), ("hgrn2", 5))]
+    assert refit_failure_words(reasons) == ("below the cut each architecture keeps 4 to 5 checkpoints, fewer than "
+                                            "the 6 a law of 5 parameters needs")
+    assert refit_failure_words(reasons[:2]).startswith("below the cut each architecture keeps 4 checkpoints")
+    assert refit_failure_words(["tnl: the fit did not converge", *reasons]) == "tnl: the fit did not converge"
+    assert refit_failure_words([]) == ""

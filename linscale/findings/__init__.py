@@ -29,7 +29,7 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     holdout_reach, interval_probe, irreducible_vs_bayes, knowledge_probe,
                                     knowledge_verdict, law_at_compute, law_points, lowest_envelope_shares,
                                     lr_misfit_verdict, lr_probe,
-                                    per_arch_verdicts, probe_ratios, ratio_verdict, refit_misfit, retrain_change,
+                                    per_arch_verdicts, probe_ratios, ratio_verdict, refit_failure_words, refit_misfit, retrain_change,
                                     run_residuals, size_inversions, sizes_off_law, sizes_split,
                                     table3_side_by_side, try_extrapolation, try_fit, uniform_probe, window_probe,
                                     window_verdict)

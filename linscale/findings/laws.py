@@ -269,6 +269,22 @@ def holdout_against_design(holdout: pd.DataFrame, bounds: pd.DataFrame | None) -
     return worst
 
 
+def refit_failure_words(reasons) -> str:
+    """Why no law could be refitted without the top decade, in words for the prose: the usual cause (too few
+    checkpoints below the cut for the law's parameters, in the fitting code's message) said once for every
+    architecture, or else the first reason as the fit gave it; "" when none was given."""
+    import re
+
+    reasons = [str(r) for r in reasons]
+    too_few = [re.search(r"needs at least (\d+) rows for (\d+) parameters, got (\d+)", r) for r in reasons]
+    if too_few and all(too_few):
+        kept = sorted({int(m[3]) for m in too_few})
+        kept_text = str(kept[0]) if len(kept) == 1 else f"{kept[0]} to {kept[-1]}"
+        return (f"below the cut each architecture keeps {kept_text} checkpoints, fewer than the {too_few[0][1]} a "
+                f"law of {too_few[0][2]} parameters needs")
+    return reasons[0] if reasons else ""
+
+
 def size_inversions(runs: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:
     """Where a larger model of the main grid ends training with a higher loss than the next smaller one
     of its architecture: arch, the two sizes, their final losses and the relative gap (larger/smaller − 1).
