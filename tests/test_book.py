@@ -428,8 +428,8 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert laws["a_pattern"].endswith("s2 sits above it in some architectures and below it in others.")
     assert laws["a_miss_pattern"].endswith("while s2 sits above it in some architectures and below it in others")
     assert training["grid_sizes_text"].startswith("two small sizes, s1 to s2")
-    assert laws["excess_exponents"].startswith("not identified for any architecture")
-    assert laws["E_free_reading"].startswith("approach 3 is not identified for any architecture here")
+    assert laws["excess_exponents"].startswith("not identified for any architecture (no design check: the preset")
+    assert laws["E_free_reading"].startswith("approach 3 is not identified for any architecture here (no design check")
     # no approach 2 to have intervals, no reference law to measure the FLOP accountings with, no simulated
     # noise to set the residuals against, no interval for the bootstrap to explain
     assert laws["a2_intervals"] == "Here approach 2 was not fitted, so it has no intervals."
