@@ -533,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Sweep -> evaluation -> fits -> chapters executed with papermill -> Jupyter "
                        "Book in _build/html. Resumable: each stage skips work already done. The tables the "
                        "book reads go to RESULTS_DIR/PRESET/ (commit them); checkpoints stay in RUNS_DIR.")
-    p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about an hour on 2 cores) or smoke (CI, a few minutes)")
+    p.add_argument("--preset", default="cpu", help="study preset, by name: cpu (default, about an hour on 2 cores), smoke "
+                        "(CI, a few minutes) or a YAML file of yours in linscale/presets/")
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all; "

@@ -657,6 +657,14 @@ def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool =
 
 def run_study(args: argparse.Namespace) -> int:
     """``linscale study``: run the stages in order (see the module docstring)."""
+    from linscale.presets import available_presets
+
+    if args.preset not in available_presets():
+        # a study's tables go to results/<preset>/ and its chapters load the preset by that name, so a path
+        # (which `linscale sweep` takes) would write where no chapter looks: one line, before anything is written
+        raise ConfigError(f"--preset: {args.preset!r} is not a preset name; linscale study takes one of "
+                          f"{', '.join(available_presets())} (a new grid is a YAML file in linscale/presets/, "
+                          "read by its name)")
     stages = _subset("--stages", "stage", args.stages or None, STAGES)
     overrides = tuple(getattr(args, "set", None) or ())
     runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)

@@ -1,6 +1,8 @@
 """The study pipeline's pure parts: the ablation grids derived from a study preset."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
@@ -158,6 +160,23 @@ def test_ablations_to_train_are_chosen_by_name_and_typos_are_one_clear_error(tmp
     err = capsys.readouterr().err.strip()
     assert "--ablations: unknown ablation(s) seed" in err and len(err.splitlines()) == 1
     assert not list(tmp_path.iterdir())
+
+
+def test_a_study_takes_a_preset_by_name_and_says_so_in_one_line(tmp_path, capsys):
+    """`linscale sweep` takes a preset's YAML path, but a study's tables go to results/<preset>/ and its chapters
+    load the preset by that name: a path (or a misspelled name) is one line naming the field, nothing written
+    (a path gave a NotADirectoryError traceback from results/<the path>/fits)."""
+    from linscale.cli import main
+
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(Path("linscale/presets/smoke.yaml").read_text())
+    for preset in (str(mine), "smok"):
+        assert main(["study", "--preset", preset, "--runs-dir", str(tmp_path / "runs"),
+                     "--results-dir", str(tmp_path / "results")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"linscale: error: --preset: {preset!r} is not a preset name") and "smoke" in err, err
+        assert len(err.splitlines()) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml"]
 
 
 def test_a_preset_names_the_ablations_its_study_trains_by_default():
