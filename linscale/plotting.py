@@ -137,9 +137,12 @@ def message_figure(text: str, height: float = 1.2) -> plt.Figure:
     import textwrap
 
     set_style()
-    fig, ax = plt.subplots(figsize=(WIDTH, height))
+    lines = textwrap.wrap(text, 80)
+    # tall enough for every wrapped line (a line of TEXT_PT type and its leading, about 0.2 in): a long reason
+    # in a figure of fixed height ran off its top and bottom, and tight_layout warned into the page
+    fig, ax = plt.subplots(figsize=(WIDTH, max(height, 0.2 * len(lines) + 0.4)))
     ax.axis("off")
-    ax.text(0.5, 0.5, textwrap.fill(text, 80), ha="center", va="center", transform=ax.transAxes, color="0.35",
+    ax.text(0.5, 0.5, "\n".join(lines), ha="center", va="center", transform=ax.transAxes, color="0.35",
             fontsize=TEXT_PT)
     return _finish(fig)
 

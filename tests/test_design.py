@@ -779,3 +779,30 @@ def test_a_refit_that_could_not_be_made_is_explained_in_words():
     assert refit_failure_words(reasons[:2]).startswith("below the cut each architecture keeps 4 checkpoints")
     assert refit_failure_words(["tnl: the fit did not converge", *reasons]) == "tnl: the fit did not converge"
     assert refit_failure_words([]) == ""
+
+
+def test_a_fit_that_failed_for_every_architecture_reads_as_its_reasons_not_a_page_of_budgets():
+    """A user's three-size grid failed approach 2 in all four architectures, each with a list of every compute
+    budget's reason: the page's figure gave 20 lines of budgets and ran out of its frame (tight_layout warned
+    into the page). The sentence gives each architecture's reason and points to fits/status.csv for the
+    budgets; one architecture's list is still given by compute budget; the figure grows to hold its text."""
+    import warnings
+
+    from linscale import plotting
+    from linscale.findings import FitAttempt
+
+    budgets = "(2.46e+09 FLOPs: no minimum (parabola not convex); 2.97e+09 FLOPs: minimum outside the sampled sizes)"
+    several = FitAttempt(error="; ".join(f"approach2 [{arch}]: only 0 budgets have an interior minimum, need 3 "
+                                         f"{budgets}" for arch in ("hgrn2", "llama")), method="approach2")
+    assert several.sentence() == ("Chinchilla's second approach (IsoFLOP profiles) could not be fitted on this grid: "
+                                  "for HGRN2, only 0 budgets have an interior minimum, need 3; for LLaMA, only 0 "
+                                  "budgets have an interior minimum, need 3 (each compute budget's reason: "
+                                  "fits/status.csv).")
+    one = FitAttempt(error=f"approach2 [tnl]: only 0 budgets have an interior minimum, need 3 {budgets}",
+                     method="approach2")
+    assert one.sentence().endswith("(by compute budget: 2.46e+09 FLOPs: no minimum (parabola not convex); "
+                                   "2.97e+09 FLOPs: minimum outside the sampled sizes).")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tight_layout's warning is an error here
+        fig = plotting.message_figure(one.sentence() * 4)
+    assert fig.get_figheight() > 1.2 and plotting.legibility_problems(fig) == []

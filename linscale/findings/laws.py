@@ -2,6 +2,8 @@
 (:class:`FitAttempt`), the paper's Table 3 beside ours, extrapolation errors and size inversions."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 
@@ -93,6 +95,10 @@ class FitAttempt:
         if self.ok:
             return f"{name} was fitted" + (f" ({_readable(self.note)})." if self.note else ".")
         reason, details = _split_reason(self.error)
+        if "; " in reason:  # several architectures' reasons, each with its own list by compute budget: the
+            # page gives the reasons, the lists stay in fits/status.csv (a page of budgets said nothing more)
+            reason, details = re.sub(r" \((?:[^()]|\([^()]*\))*FLOPs:(?:[^()]|\([^()]*\))*\)", "", reason), ""
+            return f"{name} could not be fitted on this grid: {reason} (each compute budget's reason: fits/status.csv)."
         return f"{name} could not be fitted on this grid: {reason}" + (
             f" (by compute budget: {details})." if details else ".")
 
