@@ -447,6 +447,8 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
                                              "against the law's form.")
     assert "fewer than the 6 a law of 5 parameters needs" in laws["holdout_count"]
     assert laws["real_runs_lead"] == "The real runs do not follow one law"
+    assert laws["design_intro"].startswith("The smoke preset records no reference law, so no design check said")
+    assert "it joins neighbours only:" in glued_markdown(built_book["outputs"]["training"])["envelope_comparison"]
     assert laws["bootstrap_reading"] == ""
     probes = "\n".join(c.source for c in nbformat.read(built_book["outputs"]["law_probes"], as_version=4).cells
                        if c.cell_type == "markdown")
@@ -511,7 +513,8 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
         return {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
     smoke = text(glued(built_book["outputs"]["findings"]))
     assert (smoke["seeds_size"], smoke["size_seeds_sizes"], smoke["noise_sizes"]) == ("s1", "size s2", "s1 and s2")
-    assert smoke["trend_direction"] == ("rises" if float(smoke["trend_b"]) > 0 else "falls")
+    assert smoke["trend_direction"] == ("hardly changes" if float(smoke["trend_b"]) == 0 else
+                                        "rises" if float(smoke["trend_b"]) > 0 else "falls")
     assert "would do" in smoke["knowledge_largest"] and "nearly every question" not in smoke["knowledge_largest"]
     assert smoke["heads_caveat"].startswith("every size of this grid has two heads")
     assert smoke["rerun_bound_text"].startswith("No re-run's tables are committed")
@@ -524,9 +527,10 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
     # size_seeds sizes and the methods that did not run on it are its own
     assert "Six decisions came after results" not in prose and "moved to s6 (commit" not in prose
     assert smoke["context_size_words"] == "here s1, the smoke grid's smallest"
-    assert smoke["size_seeds_retrains"] == "the grid's largest size, s2 (that size, s1, is the smallest)"
+    assert smoke["size_seeds_retrains"] == "the grid's largest size, s2 (the seeds ablation's size, s1, is the smallest)"
     assert smoke["adds_not_run"].startswith("On the smoke study, not all of this ran: the design check")
     assert "approach 2 (it could not be fitted: needs at least 3 model sizes, the table has 2)" in smoke["adds_not_run"]
+    assert "the check of the irreducible loss against the entropy (approach 3 with E free" in smoke["adds_not_run"]
     assert smoke["registered_summary"] == "it ran on runs of the cpu preset, so this study has no result of its own"
     # a verdict no re-run can move has no predicted agreement, not an agreement of "none"
     assert smoke["agreement_exponents"].startswith("not defined")
@@ -568,7 +572,7 @@ def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_boo
     assert smoke["context_twice"].startswith("No run is more than 0.05 above chance at the common context")
     assert smoke["ex_new_shape"] == "width 4 and 16 layers (d/l = 0.25, heads 2 wide)"
     assert smoke["ex_narrowest"] == "the narrowest shape, d/l = 6, is already the worst for both architectures"
-    assert smoke["context_size_words"] == "here s1, the smoke grid's smallest"
+    assert smoke["context_size_why"] == "here s1, the smoke grid's smallest"
 
 
 def test_passages_that_read_the_published_study_are_left_out_of_another_studys_page():
@@ -663,3 +667,17 @@ def test_the_introduction_keeps_the_published_studys_caveat_to_the_book_that_sho
     assert "Separately from these claims" not in page
     nb = nbformat.read(built_book["outputs"]["scaling_laws"], as_version=4)
     assert nb.metadata["linscale"]["shows_published_study"] is False
+
+
+def test_refits_of_the_top_decade_with_no_design_bound_are_not_read_as_a_true_laws(tmp_path):
+    """A study whose laws were refitted without the top decade but that has no design bounds (a preset of one's
+    own with no reference law; here the published tables without design_holdout.csv) cannot tell a miss from
+    what its grid does to a true law: the page said "No refit misses by more than a true law would" of refits
+    that missed by up to 29%, after "would have missed by at most an amount no design check measured"."""
+    shutil.copytree(book.ROOT / "results" / "cpu", tmp_path / "cpu")
+    (tmp_path / "cpu" / "fits" / "design_holdout.csv").unlink()
+    out = book.execute_chapter("scaling_laws", {"results_dir": str(tmp_path)}, out_dir=tmp_path / "out")
+    reading = ast.literal_eval(glued(out)["holdout_reading"])
+    assert reading.startswith("With no design bound, a miss cannot be told from what this grid does to a true law")
+    paragraph = glued_markdown(out)["holdout_paragraph"]
+    assert "Had the models followed the law" not in paragraph and reading in paragraph

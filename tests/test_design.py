@@ -792,13 +792,13 @@ def test_a_fit_that_failed_for_every_architecture_reads_as_its_reasons_not_a_pag
     from linscale.findings import FitAttempt
 
     budgets = "(2.46e+09 FLOPs: no minimum (parabola not convex); 2.97e+09 FLOPs: minimum outside the sampled sizes)"
-    several = FitAttempt(error="; ".join(f"approach2 [{arch}]: only 0 budgets have an interior minimum, need 3 "
-                                         f"{budgets}" for arch in ("hgrn2", "llama")), method="approach2")
+    several = FitAttempt(error="; ".join(f"approach2 [{arch}]: 0 of 2 compute budgets have an interior minimum, "
+                                         f"3 needed {budgets}" for arch in ("hgrn2", "llama")), method="approach2")
     assert several.sentence() == ("Chinchilla's second approach (IsoFLOP profiles) could not be fitted on this grid: "
-                                  "for HGRN2, only 0 budgets have an interior minimum, need 3; for LLaMA, only 0 "
-                                  "budgets have an interior minimum, need 3 (each compute budget's reason: "
-                                  "fits/status.csv).")
-    one = FitAttempt(error=f"approach2 [tnl]: only 0 budgets have an interior minimum, need 3 {budgets}",
+                                  "for HGRN2, 0 of 2 compute budgets have an interior minimum, 3 needed; for LLaMA, 0 "
+                                  "of 2 compute budgets have an interior minimum, 3 needed (each compute budget's "
+                                  "reason: fits/status.csv).")
+    one = FitAttempt(error=f"approach2 [tnl]: 0 of 2 compute budgets have an interior minimum, 3 needed {budgets}",
                      method="approach2")
     assert one.sentence().endswith("(by compute budget: 2.46e+09 FLOPs: no minimum (parabola not convex); "
                                    "2.97e+09 FLOPs: minimum outside the sampled sizes).")

@@ -117,7 +117,9 @@ def lower_loss_claim(runs: pd.DataFrame, noise: v.Noise, loss: str = "fitted_los
                 for c in wide.index]
         parts += [v.difference_part(d, u, dof, "negative", group=arch, shared="llama", noise="loss")
                   for d, u, dof in zip(rel, bounds, dofs)]
-        band = f"±{bounds.min():.2%}" if np.allclose(bounds, bounds[0]) else f"±{bounds.min():.2%} to {bounds.max():.2%}"
+        # one bound where its ends print alike ("±2.26% to 2.26%" where they differed in the fifth digit)
+        band = f"±{bounds.min():.2%}" if f"{bounds.min():.2%}" == f"{bounds.max():.2%}" else \
+            f"±{bounds.min():.2%} to {bounds.max():.2%}"
         text.append(f"{_label(arch)} {rel.min():+.2%} to {rel.max():+.2%} ({band})")
         for c, d, u in zip(wide.index, rel, bounds):
             numbers[_lower_loss_key(arch, c)] = float(d)

@@ -127,8 +127,8 @@ def _fit_group(frame, group, budgets, n_budgets, window, compute_unit, alpha):
     ok = minima[minima["status"] == "ok"] if "status" in minima else minima.iloc[:0]
     if len(ok) < MIN_BUDGETS:
         reasons = "; ".join(f"{b:.3g} FLOPs: {s}" for b, s in zip(minima["budget"], minima["status"]) if s != "ok")
-        raise LawsInputError(f"approach2 [{group}]: only {len(ok)} budgets have an interior minimum, need "
-                             f"{MIN_BUDGETS} ({reasons or 'no budgets'})")
+        raise LawsInputError(f"approach2 [{group}]: {len(ok)} of {len(minima)} compute budgets have an interior "
+                             f"minimum, {MIN_BUDGETS} needed ({reasons or 'no budgets'})")
     rows = []
     compute = ok["budget"].to_numpy() / unit
     for law, column in (("L(C)", "loss"), ("N_opt(C)", "params"), ("D_opt(C)", "tokens")):
