@@ -479,6 +479,8 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert smoke["largest_tokens"] == "Every size trained on the same budget here, 0.15M tokens."
     assert smoke["registered_whose"].startswith("This test trained runs of its own from the cpu preset")
     assert smoke["size_seeds_retrains"] == "the grid's largest size, s2 (the base size, s1, is the smallest)"
+    # bits per byte ordered beyond the noise are not "close together" (7.8% apart, LLaMA > HGRN2 ≈ cosFormer2 > TNL)
+    assert smoke["bpb_span"].startswith(" shown, the four apart") and " > " in smoke["rank_bpb"]
     cells = nbformat.read(built_book["outputs"]["downstream"], as_version=4).cells
     prose = "\n".join(c.source for c in cells if c.cell_type == "markdown")
     assert "### Why LLaMA finds the needle worse" not in prose and "(skill-timing)=" in prose  # its label kept
@@ -490,6 +492,7 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert cpu["findings_noise_reading"].endswith("below the ceiling every model reaches at the largest")
     assert cpu["binder_source"] == "" and cpu["binder_overall_text"] == "does not explain"
     assert cpu["registered_whose"] == "" and " none (" not in cpu["cloze_jumps"]
+    assert cpu["bpb_span"].startswith(" shown, the four close together")
     assert cpu["size_seeds_retrains"] == "the grid's smallest and largest sizes, where the base size is neither"
     assert "one of HGRN2's s6 runs learned to look values up: its NIAH easy is 0.9" in cpu["niah_seed_reading"]
     # a committed re-run's folder: its own HGRN2 s6 runs, none of which found the needle; the published probe
@@ -573,6 +576,7 @@ def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_boo
     assert smoke["ex_new_shape"] == "width 4 and 16 layers (d/l = 0.25, heads 2 wide)"
     assert smoke["ex_narrowest"] == "the narrowest shape, d/l = 6, is already the worst for both architectures"
     assert smoke["context_size_why"] == "here s1, the smoke grid's smallest"
+    assert smoke["context_gap_reading"].startswith("With one draw of these runs")  # no re-run to show gaps moving
 
 
 def test_passages_that_read_the_published_study_are_left_out_of_another_studys_page():
