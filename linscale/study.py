@@ -79,6 +79,8 @@ def _digest(path: Path) -> str:
 ASPECT_ARCHS = ("llama", "cosformer2")  # the paper's Table 5
 CONTEXT_ARCHS = ("tnl", "hgrn2", "cosformer2")  # Table 6: the linear models (the claims are about them)
 ASPECT_FACTORS = (0.71, 1.41)  # widths relative to the base (0.5 would mean 4x the depth: most of the cost)
+ABLATIONS = ("aspect", "context", "seeds", "size_seeds")  # the sweeps of ablation_presets, in its order
+SEED_OFFSETS = (1, 2)  # the seeds ablation retrains the base size at seed + 1 and seed + 2: three seeds in all
 
 
 def aspect_shape(shape: dict, factor: float) -> tuple[int, int]:
@@ -88,9 +90,6 @@ def aspect_shape(shape: dict, factor: float) -> tuple[int, int]:
     l0, d0, step = shape["n_layer"], shape["d_model"], 2 * shape["n_head"]
     d = max(step, int(round(d0 * factor / step)) * step)
     return d, max(1, int(round(l0 * (d0 / d) ** 2)))
-
-ABLATIONS = ("aspect", "context", "seeds", "size_seeds")  # the sweeps of ablation_presets, in its order
-SEED_OFFSETS = (1, 2)  # the seeds ablation retrains the base size at seed + 1 and seed + 2: three seeds in all
 
 
 def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:

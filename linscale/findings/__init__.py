@@ -29,7 +29,8 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     holdout_reach, interval_probe, irreducible_vs_bayes, knowledge_probe,
                                     knowledge_verdict, law_at_compute, law_points, lowest_envelope_shares,
                                     lr_misfit_verdict, lr_probe,
-                                    per_arch_verdicts, probe_ratios, ratio_verdict, refit_failure_words, refit_misfit, retrain_change,
+                                    per_arch_verdicts, probe_ratios, ratio_verdict, refit_failure_words, refit_misfit,
+                                    retrain_change,
                                     run_residuals, size_inversions, sizes_off_law, sizes_split,
                                     table3_side_by_side, try_extrapolation, try_fit, uniform_probe, window_probe,
                                     window_verdict)
@@ -49,8 +50,8 @@ from linscale.findings.downstream import (BINDER_BUCKETS, BINDER_DOES_NOT, BINDE
                                           with_chance)
 from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
                                          ablation_summary, accuracy_noise, context_size_words, loss_spread,
-                                         noise_against_prediction,
-                                         read_ablation, seed_noise, seed_tolerance, size_seeds_words, tolerances_from_results)
+                                         noise_against_prediction, read_ablation, seed_noise, seed_tolerance,
+                                         size_seeds_words, tolerances_from_results)
 from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, allocation_claims, claims_from_results,
                                       downstream_claims, envelope_losses, exponent_claim, largest_size_seeds,
                                       lower_loss_claim, lower_loss_sides, sized_noise, verdict_counts)

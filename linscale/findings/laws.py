@@ -97,7 +97,7 @@ class FitAttempt:
         reason, details = _split_reason(self.error)
         if "; " in reason:  # several architectures' reasons, each with its own list by compute budget: the
             # page gives the reasons, the lists stay in fits/status.csv (a page of budgets said nothing more)
-            reason, details = re.sub(r" \((?:[^()]|\([^()]*\))*FLOPs:(?:[^()]|\([^()]*\))*\)", "", reason), ""
+            reason = re.sub(r" \((?:[^()]|\([^()]*\))*FLOPs:(?:[^()]|\([^()]*\))*\)", "", reason)
             return f"{name} could not be fitted on this grid: {reason} (each compute budget's reason: fits/status.csv)."
         return f"{name} could not be fitted on this grid: {reason}" + (
             f" (by compute budget: {details})." if details else ".")
@@ -113,8 +113,6 @@ class FitAttempt:
 
 def _readable(text: str) -> str:
     """A linscale.laws message in the book's words: ``approach2 [cosformer2]: ...`` -> ``for cosFormer2, ...``."""
-    import re
-
     from linscale.plotting import arch_label
 
     text = re.sub(r"approach\d\s*\[(\w+)\]:\s*", lambda m: "" if m.group(1) == "all" else f"for {arch_label(m.group(1))}, ", text.strip())
@@ -279,8 +277,6 @@ def refit_failure_words(reasons) -> str:
     """Why no law could be refitted without the top decade, in words for the prose: the usual cause (too few
     checkpoints below the cut for the law's parameters, in the fitting code's message) said once for every
     architecture, or else the first reason as the fit gave it; "" when none was given."""
-    import re
-
     reasons = [str(r) for r in reasons]
     too_few = [re.search(r"needs at least (\d+) rows for (\d+) parameters, got (\d+)", r) for r in reasons]
     if too_few and all(too_few):
