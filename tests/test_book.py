@@ -449,6 +449,7 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert laws["real_runs_lead"] == "The real runs do not follow one law"
     assert laws["design_intro"].startswith("The smoke preset records no reference law, so no design check said")
     assert laws["isoflop_budgets"].startswith("none here: approach 2 could not be fitted")  # the figure's caption
+    assert laws["status_no_check"].startswith("Here no design check ran")
     assert "it joins neighbours only:" in glued_markdown(built_book["outputs"]["training"])["envelope_comparison"]
     assert laws["bootstrap_reading"] == ""
     probes = "\n".join(c.source for c in nbformat.read(built_book["outputs"]["law_probes"], as_version=4).cells
@@ -521,6 +522,8 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
                                         "rises" if float(smoke["trend_b"]) > 0 else "falls")
     assert "would do" in smoke["knowledge_largest"] and "nearly every question" not in smoke["knowledge_largest"]
     assert smoke["bpb_lead"] == "For comparison,"  # no "no such ceiling" where knowledge has none either
+    if smoke["verdict_exponents"] == "not testable":  # the introduction says why, not only where re-runs are
+        assert smoke["exponents_intro"].startswith(": LLaMA's loss envelope is not identified on this grid")
     assert smoke["heads_caveat"].startswith("every size of this grid has two heads")
     assert smoke["rerun_bound_text"].startswith("No re-run's tables are committed")
     prose = "\n".join(c.source for c in nbformat.read(built_book["outputs"]["findings"], as_version=4).cells
