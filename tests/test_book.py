@@ -443,8 +443,8 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert "(no design check: the preset records no reference law in design.law)" in laws["loss_exp_text"]
     markdown = glued_markdown(built_book["outputs"]["scaling_laws"])
     assert markdown["E_design_paragraph"] == "" and markdown["holdout_bound_meaning"] == ""
-    assert markdown["holdout_paragraph"] == (laws["holdout_count"] + " With no refit there is nothing to read for or "
-                                             "against the law's form.")
+    assert markdown["holdout_paragraph"] == (f"**{laws['holdout_count']}** **With no refit there is nothing to read "
+                                             "for or against the law's form**.")
     assert "fewer than the 6 a law of 5 parameters needs" in laws["holdout_count"]
     assert laws["real_runs_lead"] == "The real runs do not follow one law"
     assert laws["design_intro"].startswith("The smoke preset records no reference law, so no design check said")
