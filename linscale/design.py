@@ -143,12 +143,17 @@ def grid_points(preset: str | dict, overrides=()) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def has_reference_law(preset: dict) -> bool:
+    """Whether the preset records a ``design.law``, without which it has no design check (the smoke preset,
+    a grid of one's own): what the study's design stage and the chapters that speak of the check ask."""
+    return isinstance((preset.get("design") or {}).get("law"), dict)
+
+
 def reference_law(preset: dict, arch: str | None = None) -> Law:
     """The preset's ``design.law`` (one mapping, or one per architecture), E defaulting to the exact
     entropy rate of its synthetic language."""
-    design = preset.get("design") or {}
-    law = design.get("law")
-    if not isinstance(law, dict):
+    law = (preset.get("design") or {}).get("law")
+    if not has_reference_law(preset):
         raise ConfigError(f"design.law: preset {preset.get('name')!r} records no reference law "
                           "(E, A, B, alpha, beta measured by a pilot); add one to check its design")
     if arch is not None and arch in law:

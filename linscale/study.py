@@ -493,8 +493,8 @@ def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES
         _log(f"design check: not possible ({err})")
         # nothing is identified without a check, approach 1's loss law (the envelope's crossings) included; the
         # reason is read in the book's prose, so a preset without a law (the common case) gets words, not the error
-        no_law = not isinstance((resolved.get("design") or {}).get("law"), dict)
-        reason = "no design check: the preset records no reference law in design.law" if no_law else str(err)
+        reason = ("no design check: the preset records no reference law in design.law"
+                  if not design.has_reference_law(resolved) else str(err))
         verdicts = pd.DataFrame([{"arch": "all", "method": m, "identified": False, "reason": reason}
                                  for m in (design.ENVELOPE, *design.METHODS)])
         _write_csv(verdicts, results / "fits" / "design_verdicts.csv")

@@ -133,28 +133,21 @@ def test_html_checker_finds_broken_links_missing_figures_and_errors(tmp_path):
 # ----------------------------------------------------------------------------- the built book (slow)
 
 
-def glued(notebook: Path) -> dict:
-    """{name: text} of every value a notebook glued (myst_nb.glue, display or not)."""
+def glued(notebook: Path, mime: str = "text/plain") -> dict:
+    """{name: text} of every value a notebook glued (myst_nb.glue, display or not), in ``mime``; values
+    without it are None."""
     values = {}
     for cell in nbformat.read(notebook, as_version=4).cells:
         for output in cell.get("outputs", []):
             meta = output.get("metadata", {}).get("scrapbook")
             if meta:
-                data = output.get("data", {})
-                values[meta["name"]] = data.get(meta.get("mime_prefix", "") + "text/plain")
+                values[meta["name"]] = output.get("data", {}).get(meta.get("mime_prefix", "") + mime)
     return values
 
 
 def glued_markdown(notebook: Path) -> dict:
     """{name: markdown} of every Markdown value a notebook glued (their text/plain is only a repr)."""
-    values = {}
-    for cell in nbformat.read(notebook, as_version=4).cells:
-        for output in cell.get("outputs", []):
-            meta = output.get("metadata", {}).get("scrapbook")
-            markdown = output.get("data", {}).get((meta or {}).get("mime_prefix", "") + "text/markdown")
-            if meta and markdown is not None:
-                values[meta["name"]] = markdown
-    return values
+    return {name: text for name, text in glued(notebook, "text/markdown").items() if text is not None}
 
 
 @pytest.mark.slow
@@ -267,12 +260,7 @@ def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_pat
 def test_the_findings_chapter_tells_the_published_provenance_only_of_the_published_folder(built_book):
     """The "Re-runs" section says which commits and machines wrote results/cpu; a book built on another
     folder (here the smoke results) must not claim that provenance for its own tables."""
-    markdown = {}
-    for cell in nbformat.read(built_book["outputs"]["findings"], as_version=4).cells:
-        for output in cell.get("outputs", []):
-            meta = output.get("metadata", {}).get("scrapbook")
-            if meta:
-                markdown[meta["name"]] = output["data"].get(meta.get("mime_prefix", "") + "text/markdown", "")
+    markdown = glued_markdown(built_book["outputs"]["findings"])
     assert "the smoke preset's `results/smoke`, not the published `results/cpu`" in markdown["provenance"]
     assert "f94109f" not in markdown["provenance"]
 
