@@ -60,6 +60,9 @@ READS_THE_CPU_STUDY = "reads-cpu-study"
 # (results_dir/reruns/*/<preset>-comparison.json): where the study has none it is left out, no note in its
 # place (the chapter's list of re-runs says there are none; four explanations of absent tables would not)
 READS_RERUNS = "reads-reruns"
+# The heading under which a chapter sets its exercises; on another study's page a note follows it
+# (note_exercises_study), since their commands run the published study and their figures to expect are its
+EXERCISES_HEADING = "## Exercises"
 LEFT_OUT_NOTE = ("*A passage here reads numbers that only the published cpu study has (probes of its grid, the "
                  "history of its seeds and re-runs), so it is left out of this study's page; the published book "
                  "(`linscale book`) shows it.*")
@@ -458,6 +461,8 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     label_injected_parameters(executed)
     if not published:
         leave_out_cpu_readings(executed)
+        if chapter in INTERPRETS_THE_CPU_STUDY:
+            note_exercises_study(executed, *_study_of(effective))
     if not has_reruns(effective, Path(cwd)):
         leave_out_tagged(executed, READS_RERUNS)
     nbformat.write(executed, partial)
@@ -519,6 +524,27 @@ def leave_out_cpu_readings(nb) -> None:
     """Replace the markdown cells tagged READS_THE_CPU_STUDY by LEFT_OUT_NOTE, one note for each run of
     neighbouring tagged cells (for a page that shows another study than the published one)."""
     leave_out_tagged(nb, READS_THE_CPU_STUDY, LEFT_OUT_NOTE)
+
+
+def exercises_note(preset: str, results_dir: str) -> str:
+    """What a page of another study says under its exercises' heading: they were written for the published
+    study, and the options that point their `linscale` commands at the study the page shows."""
+    options = ([f"--preset {preset}"] if preset != "cpu" else []) \
+        + ([f"--results-dir {results_dir}"] if str(results_dir) != "results" else [])
+    return ("*These exercises were written for the published study (`results/cpu`): their commands run on it, and "
+            "the figures they tell you to expect are its figures. To run one on the study this page shows, add "
+            f"`{' '.join(options)}` to its `linscale book` or `linscale study` command, and expect this study's "
+            "own numbers.*")
+
+
+def note_exercises_study(nb, preset: str, results_dir: str) -> None:
+    """Put exercises_note under the chapter's EXERCISES_HEADING (a chapter without exercises is left as it is)."""
+    for cell in nb.cells:
+        lines = cell.source.splitlines() if cell.cell_type == "markdown" else []
+        for i, line in enumerate(lines):
+            if line.strip() == EXERCISES_HEADING:
+                cell.source = "\n".join([*lines[:i + 1], "", exercises_note(preset, results_dir), *lines[i + 1:]])
+                return
 
 
 def leave_out_tagged(nb, tag: str, note: str | None = None) -> None:

@@ -616,6 +616,25 @@ def test_passages_that_read_the_published_study_are_left_out_of_another_studys_p
         assert not [line for c in tagged for line in c.source.splitlines() if re.fullmatch(r"\(.+\)=", line.strip())]
 
 
+def test_the_exercises_on_another_studys_page_say_how_to_run_them_on_it(built_book):
+    """The exercises were written for the published study: on the smoke study's page their commands
+    (`linscale book --chapter downstream -y ...`) would re-run the cpu study and their *Expect* quote its
+    figures. Under the heading of every chapter that interprets a study, a note says so and gives the
+    options that point the commands at the study the page shows."""
+    note = book.exercises_note("smoke", "results")
+    assert "add `--preset smoke` to its `linscale book`" in note
+    assert "add `--results-dir results/reruns/x` to" in book.exercises_note("cpu", "results/reruns/x")
+    assert "`--preset mine --results-dir /tmp/r`" in book.exercises_note("mine", "/tmp/r")
+    for chapter in book.INTERPRETS_THE_CPU_STUDY:
+        prose = "\n".join(c.source for c in nbformat.read(built_book["outputs"][chapter], as_version=4).cells
+                          if c.cell_type == "markdown")
+        assert prose.count(note) == 1 and prose.index(book.EXERCISES_HEADING) < prose.index(note), chapter
+    # a chapter without exercises is left as it is
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("## Results\n\ntext")])
+    book.note_exercises_study(nb, "smoke", "results")
+    assert nb.cells[0].source == "## Results\n\ntext"
+
+
 def test_a_chapter_run_on_another_study_says_which_of_its_parts_are_that_studys():
     """The chapters that interpret results were written on the cpu study; run on another preset (an
     exercise runs them on smoke), their parameter table says that the numbers are this run's and the
