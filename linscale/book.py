@@ -66,6 +66,9 @@ EXERCISES_HEADING = "## Exercises"
 LEFT_OUT_NOTE = ("*A passage here reads numbers that only the published cpu study has (probes of its grid, the "
                  "history of its seeds and re-runs), so it is left out of this study's page; the published book "
                  "(`linscale book`) shows it.*")
+# the notes after a page's first: the law-probes appendix of another study is a dozen sections left out,
+# and the same three lines under each of their headings were noise to read past
+LEFT_OUT_AGAIN_NOTE = "*Another passage that reads only the published cpu study's numbers, left out here.*"
 
 
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
@@ -522,8 +525,9 @@ def has_reruns(parameters: dict, cwd: Path = ROOT) -> bool:
 
 def leave_out_cpu_readings(nb) -> None:
     """Replace the markdown cells tagged READS_THE_CPU_STUDY by LEFT_OUT_NOTE, one note for each run of
-    neighbouring tagged cells (for a page that shows another study than the published one)."""
-    leave_out_tagged(nb, READS_THE_CPU_STUDY, LEFT_OUT_NOTE)
+    neighbouring tagged cells, LEFT_OUT_AGAIN_NOTE after the first (for a page that shows another study
+    than the published one)."""
+    leave_out_tagged(nb, READS_THE_CPU_STUDY, LEFT_OUT_NOTE, LEFT_OUT_AGAIN_NOTE)
 
 
 def exercises_note(preset: str, results_dir: str) -> str:
@@ -547,11 +551,12 @@ def note_exercises_study(nb, preset: str, results_dir: str) -> None:
                 return
 
 
-def leave_out_tagged(nb, tag: str, note: str | None = None) -> None:
+def leave_out_tagged(nb, tag: str, note: str | None = None, later_note: str | None = None) -> None:
     """Drop the markdown cells tagged ``tag``; with a ``note``, one note in place of each run of
-    neighbouring dropped cells, where code cells whose source is hidden and that show no output (at most
-    glued values, which the page shows elsewhere) do not part a run. Notes that end up neighbours (two
-    left-out passages, once a cell between them is dropped for another tag) are one note."""
+    neighbouring dropped cells (``later_note``, where given, in place of every run after the first), where
+    code cells whose source is hidden and that show no output (at most glued values, which the page shows
+    elsewhere) do not part a run. Notes that end up neighbours (two left-out passages, once a cell between
+    them is dropped for another tag) are one note."""
     import nbformat
 
     def shows_nothing(cell):
@@ -571,7 +576,8 @@ def leave_out_tagged(nb, tag: str, note: str | None = None) -> None:
     for cell in nb.cells:
         if cell.cell_type == "markdown" and tag in cell.get("metadata", {}).get("tags", []):
             if note is not None and not noted(cells):
-                made = nbformat.v4.new_markdown_cell(note)
+                first = not any(c.get("metadata", {}).get("linscale_left_out") for c in cells)
+                made = nbformat.v4.new_markdown_cell(note if first or later_note is None else later_note)
                 made.metadata["linscale_left_out"] = True
                 cells.append(made)
         elif not (cell.get("metadata", {}).get("linscale_left_out") and noted(cells)):
