@@ -8,6 +8,7 @@ parameters (``linscale.book.SMOKE_PARAMETERS``, reading the committed ``results/
 from __future__ import annotations
 
 import ast
+import json
 import re
 import shutil
 from pathlib import Path
@@ -701,7 +702,11 @@ def test_refits_of_the_top_decade_with_no_design_bound_are_not_read_as_a_true_la
     that missed by up to 29%, after "would have missed by at most an amount no design check measured"."""
     shutil.copytree(book.ROOT / "results" / "cpu", tmp_path / "cpu")
     (tmp_path / "cpu" / "fits" / "design_holdout.csv").unlink()
+    # and fits refitted with 1000 resamples (scaling_laws' exercise 1), which the overview's count must follow
+    settings = tmp_path / "cpu" / "fits" / "settings.json"
+    settings.write_text(json.dumps({**json.loads(settings.read_text()), "bootstrap": 1000}))
     out = book.execute_chapter("scaling_laws", {"results_dir": str(tmp_path)}, out_dir=tmp_path / "out")
+    assert ast.literal_eval(glued(out)["bootstrap_count"]) == "1000 bootstrap resamples"
     reading = ast.literal_eval(glued(out)["holdout_reading"])
     assert reading.startswith("With no design bound, a miss cannot be told from what this grid does to a true law")
     paragraph = glued_markdown(out)["holdout_paragraph"]
