@@ -404,6 +404,11 @@ def _input_tables(parameters: dict, cwd: Path) -> list[Path]:
     return files + [p for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file()]
 
 
+class ChapterFailed(RuntimeError):
+    """A cell of a chapter raised while papermill executed it: the error in one line and where the
+    executed notebook with its traceback is (papermill's own error was 150 lines of two tracebacks)."""
+
+
 def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path = CHAPTER_DIR,
                     notebooks: Path = NOTEBOOKS, cwd: Path = ROOT, force: bool = False,
                     timeout: int = 1800, log_output: bool = False) -> Path:
@@ -412,8 +417,8 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     ``parameters`` override the defaults of the chapter's parameters cell; unknown names and bad
     values fail here, before a kernel starts. The chapter is skipped when its previous output was made
     from the same source, parameters and input tables (unless ``force``). The output appears only
-    when execution succeeded (written beside it, then renamed); a failing cell raises
-    ``papermill.PapermillExecutionError`` and the failed notebook is kept as ``<chapter>.failed.ipynb``.
+    when execution succeeded (written beside it, then renamed); a failing cell raises ChapterFailed
+    (papermill's error chained) and the failed notebook is kept as ``<chapter>.failed.ipynb``.
     """
     import nbformat
     import papermill
@@ -451,9 +456,14 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
             papermill.execute_notebook(str(source_nb), str(partial), parameters=parameters, kernel_name="python3",
                                        language="python", progress_bar=False, log_output=log_output,
                                        cwd=str(cwd), execution_timeout=timeout)
-        except Exception:
+        except Exception as err:
+            failed = out_dir / f"{chapter}.failed.ipynb"
             if partial.exists():
-                os.replace(partial, out_dir / f"{chapter}.failed.ipynb")
+                os.replace(partial, failed)
+            if isinstance(err, papermill.PapermillExecutionError):  # the error in a line, its traceback in the file
+                first = (str(err.evalue).strip().splitlines() or [""])[0]
+                raise ChapterFailed(f"chapter {chapter}: a cell raised {err.ename}: {first} (the traceback: "
+                                    f"{failed if failed.exists() else 'above'})") from err
             raise
     executed = nbformat.read(partial, as_version=4)
     effective = _effective(chapter, parameters, notebooks)
@@ -665,6 +675,10 @@ def copy_sources(root: Path) -> Path:
     return root
 
 
+class BookBuildFailed(RuntimeError):
+    """Jupyter Book stopped on a warning (-W): the warnings are its own output, this names the step."""
+
+
 def build_html(root: Path = ROOT, all_pages: bool = True) -> Path:
     """Render the executed chapters with Jupyter Book 1.x into ``<root>/_build/html``.
 
@@ -676,7 +690,10 @@ def build_html(root: Path = ROOT, all_pages: bool = True) -> Path:
            "--config", "_config.yml", "--path-output", ".", "-W", "--keep-going"]
     if all_pages:
         cmd.append("--all")
-    subprocess.run(cmd, cwd=root, check=True)
+    returncode = subprocess.run(cmd, cwd=root).returncode
+    if returncode:
+        raise BookBuildFailed(f"the HTML build failed (jupyter-book exit {returncode}); its warnings, errors "
+                              "with -W, are printed above")
     return Path(root) / "_build" / "html"
 
 

@@ -68,6 +68,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 6):
         print(result.params.drop(columns=["method"]).to_string(index=False))
     if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)  # as `linscale compare --json` does
         result.params.to_csv(args.out, index=False)
         print(f"wrote {args.out}")
     return 0
@@ -81,16 +82,16 @@ def cmd_study(args: argparse.Namespace) -> int:
 
 def _chapter_parameters(args: argparse.Namespace) -> dict:
     """-p NAME VALUE pairs (values read as YAML scalars, as papermill's -p does) and -y YAML mappings."""
-    import yaml
+    from linscale.config import parse_yaml
 
     parameters = {}
     for text in args.yaml or []:
-        mapping = yaml.safe_load(text)
+        mapping = parse_yaml(text, f"-y {text!r}")
         if not isinstance(mapping, dict):
             raise ConfigError(f"-y: expected a YAML mapping such as 'contexts: [256, 1024]', got {text!r}")
         parameters.update(mapping)
     for name, value in args.parameter or []:
-        parameters[name] = yaml.safe_load(value)
+        parameters[name] = parse_yaml(value, f"-p {name}")
     return parameters
 
 
@@ -144,8 +145,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.calibrate:  # each run's final checkpoint, into a store of its own per knob setting
         checkpoints = checkpoints or final_checkpoints(args.sweep_dir)
         out = out or Path(args.sweep_dir) / "eval" / _calibration_store(options, args.context_factor)
-    if args.jobs is not None and args.jobs < 1:
-        raise ConfigError(f"--jobs: expected at least 1 evaluation process, got {args.jobs}")
     suites, tasks = [s for s in args.suites.split(",") if s], [t for t in (args.tasks or "").split(",") if t]
     try:
         with EvalPool(args.jobs, threads=1) if (args.jobs or 1) > 1 else nullcontext() as pool:
@@ -302,10 +301,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print(bounds.to_string(index=False))
         return 0 if check.verdicts()["identified"].all() else 1
     if args.dry_run:
-        from linscale.train.run import plan_runs
+        from linscale.train.run import plan_runs, validate_inputs
         from linscale.train.settings import TrainSettings
 
         preset, specs = plan_runs(args.preset, args.set)
+        validate_inputs(specs, build=False)  # the data block's keys and files, as the sweep itself checks them
         print(f"{len(specs)} runs")
         schedules = {}
         for spec in specs:
@@ -330,7 +330,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a preset field by its dotted path, e.g. --set train.lr=1e-3 "
                         "--set sizes.s1.d_model=64 --set archs=[tnl,llama]; repeatable; unknown keys are errors")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_whole_number(1), default=None,
                    help="torch threads per training process (default: torch's own for train; cores/jobs for sweep)")
     g = p.add_argument_group("scaling out (Lightning; default: the preset's train.* values)")
     g.add_argument("--accelerator", default=None, choices=["auto", "cpu", "gpu", "cuda"],
@@ -345,6 +345,17 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from linscale.presets import available_presets, load_preset
+
+    # typos are one line before anything is timed (the benchmark fell back to a default shape for an unknown
+    # preset, and reached an unknown study only after every other section had run)
+    load_preset(args.preset)
+    studies = tuple(x for x in args.studies.split(",") if x)
+    timed = args.end_to_end or "end_to_end" in (args.sections or "").split(",")
+    unknown = [name for name in studies if name not in available_presets()] if timed else []
+    if unknown:
+        raise ConfigError(f"--studies: unknown preset(s) {', '.join(unknown)}; expected some of "
+                          f"{', '.join(available_presets())}")
     # the code paths training runs (MKL's AVX2 branch too), so that a step and the GEMM peak it is measured
     # against are timed as the study trains
     from linscale.train.code_paths import pin_this_process
@@ -357,7 +368,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     sections = args.sections.split(",") if args.sections else (
         [*bench.DEFAULT_SECTIONS] + (["end_to_end"] if args.end_to_end else []))
-    studies = tuple(x for x in args.studies.split(",") if x)
     options = dict(quick=args.quick, preset=args.preset, timer=args.timer, studies=studies)
     if args.rounds != 1:  # the spread of one run's ratios, not the goals (those are read from one full run)
         tables = bench.run_rounds(args.rounds, sections, **options)
@@ -393,6 +403,11 @@ def cmd_data(args: argparse.Namespace) -> int:
         datamodule = validate_inputs(specs, build=True)
         print(f"data of preset {args.preset}: ready ({datamodule.vocab_size:,} tokens in the vocabulary)")
         return 0
+    if args.preset or args.set:  # without --prepare they would be ignored, and the sample not the preset's
+        raise ConfigError("--preset/--set: only with --prepare; the sample and summary are of the default "
+                          "synthetic language (--world-seed picks another)")
+    if args.write_eval and os.path.exists(args.write_eval) and not os.path.isdir(args.write_eval):
+        raise ConfigError(f"--write-eval: {args.write_eval} is a file; expected a folder (new or existing)")
     from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, write_eval_items
 
     lang = SyntheticLanguage(LanguageSpec(world_seed=args.world_seed))
@@ -418,6 +433,37 @@ class _Parser(argparse.ArgumentParser):
             self.epilog = self.epilog()
         return super().format_help()
 
+    def error(self, message: str):
+        """One line naming the option and what it expected (argparse prints the whole usage first, a dozen
+        lines for `linscale study` above the one that says what was wrong), and where the usage is."""
+        self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
+
+
+def _whole_number(minimum: int):
+    """An argparse type: an integer of at least ``minimum`` (a count of items, jobs, threads, resamples), so
+    that `--eval-limit -1` or `--bootstrap -1` is one line naming the option before anything runs (a negative
+    bootstrap count once refitted the stored laws without intervals and deleted their draws)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _positive_number(text: str) -> float:
+    """An argparse type: a number above 0 (a factor)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number above 0, got {value:g}")
+    return value
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="linscale", description=__doc__.split("\n")[0])
@@ -425,8 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("accounting", help="non-embedding parameters and training FLOPs (paper Table 1) of a preset")
     p.add_argument("--preset", default="paper", help="preset name or YAML path (default: paper)")
-    p.add_argument("--seq-len", type=int, default=None, help="context length n (default: the preset's)")
-    p.add_argument("--batch-size", type=int, default=None, help="sequences per step b (default: the preset's)")
+    p.add_argument("--seq-len", type=_whole_number(1), default=None, help="context length n (default: the preset's)")
+    p.add_argument("--batch-size", type=_whole_number(1), default=None, help="sequences per step b (default: the preset's)")
     p.add_argument("--table7", action="store_true", help="the paper preset's counts beside the paper's Table 7 "
                    "(non-embedding parameters in millions, PFLOPs per step) with their relative differences")
     p.set_defaults(func=cmd_accounting)
@@ -459,7 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "stops with an error while the first holds the lock.")
     p.add_argument("--preset", required=True, help="preset name (smoke, cpu, paper) or path to a YAML file")
     p.add_argument("--out", default=None, help="output folder (default: runs/<preset name>)")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=_whole_number(1), default=None,
                    help="runs trained at the same time, each in its own process (default: one per CPU core, "
                         "each with 1 thread; 1 on a GPU machine or with --executor slurm)")
     p.add_argument("--executor", default="local", choices=["local", "submitit-local", "slurm"],
@@ -470,7 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="train nothing: simulate the grid from known laws (the preset's design.law with allocation "
                         "exponents 0.5, 0.7, 0.85) and report what the study's fits recover; exit 1 if a law is "
                         "not identified (linscale.design)")
-    p.add_argument("--replicates", type=int, default=4,
+    p.add_argument("--replicates", type=_whole_number(1), default=4,
                    help="noisy tables per law for --check-design (default: 4, as the study's design stage)")
     _add_run_options(p)
     p.set_defaults(func=cmd_sweep)
@@ -506,8 +552,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "$LINSCALE_CACHE), e.g. as a CPU job before a cluster sweep; with --preset and --set")
     p.add_argument("--preset", default=None, help="with --prepare: the preset whose data to prepare")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --prepare: preset overrides")
-    p.add_argument("--seq-len", type=int, default=256, help="training row length (default: 256)")
-    p.add_argument("--sample", type=int, default=1, help="sample rows to print (default: 1)")
+    p.add_argument("--seq-len", type=_whole_number(1), default=256, help="training row length (default: 256)")
+    p.add_argument("--sample", type=_whole_number(0), default=1, help="sample rows to print (default: 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--world-seed", type=int, default=0)
     p.add_argument("--write-eval", default=None, metavar="DIR", help="write the evaluation item sets as JSONL files")
@@ -539,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all; "
                         "fits runs the design check first, a no-op when it is up to date)")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=_whole_number(1), default=None,
                    help="processes in parallel: training runs, evaluations, and the fits stage's tasks (default: one per core)")
     p.add_argument("--ablations", default=None,
                    help="comma-separated ablation sweeps to train: aspect, context, seeds, size_seeds (default: the preset's `ablations` list, else all)")
@@ -547,8 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--book-dir", default=None,
                    help="execute and build the book in a copy of its sources here (default: the repository's "
                         "book/chapters and _build/html)")
-    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples of the stored fits (default: 200)")
-    p.add_argument("--eval-limit", type=int, default=None, help="at most this many items per task (default: all)")
+    p.add_argument("--bootstrap", type=_whole_number(2), default=200,
+                   help="bootstrap resamples of the stored fits (default: 200)")
+    p.add_argument("--eval-limit", type=_whole_number(1), default=None, help="at most this many items per task (default: all)")
     p.add_argument("--eval-checkpoints", choices=("all", "final"), default="all",
                    help="evaluate every exported checkpoint, or only each run's final one (default: all)")
     p.add_argument("--force-book", action="store_true", help="re-execute every chapter even when unchanged")
@@ -584,15 +631,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also index lm-eval's built-in tasks (piqa, hellaswag, ...; their data needs a network)")
     p.add_argument("--out", default=None, help="results store (default: <sweep>/eval/results.parquet)")
     p.add_argument("--task-cache", default=None, help="task data cache (default: <sweep>/eval/tasks)")
-    p.add_argument("--limit", type=int, default=None, help="at most this many items per task (for quick looks)")
+    p.add_argument("--limit", type=_whole_number(1), default=None, help="at most this many items per task (for quick looks)")
     p.add_argument("--batch-size", type=int, default=16,
                    help="sequences per forward pass (default: 16; lm-eval's own default of 1 is several times "
                         "slower on small models, with identical scores)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
-    p.add_argument("--jobs", type=int, default=None,
+    p.add_argument("--jobs", type=_whole_number(1), default=None,
                    help="checkpoints evaluated side by side, each in its own process with one torch thread "
                         "(default: one at a time, here); the store is the same")
-    p.add_argument("--context-factor", type=float, default=1.0,
+    p.add_argument("--context-factor", type=_positive_number, default=1.0,
                    help="max_length = this x the training seq_len (2 probes length extrapolation like the "
                         "paper's 16K NIAH on 8K models; use another --out)")
     p.add_argument("--include_path", "--include-path", action="append", default=None, metavar="DIR",
@@ -628,7 +675,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu",
                    help="preset whose grid is benchmarked: its largest size, and its smallest for utilisation "
                         "(default: cpu)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one per core)")
+    p.add_argument("--threads", type=_whole_number(1), default=None, help="torch threads (default: torch's, one per core)")
     p.add_argument("--timer", choices=("wall", "process"), default="wall",
                    help="wall seconds (default) or this process's CPU seconds (steadier on a shared machine; "
                         "use with --threads 1)")
@@ -685,10 +732,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def _user_errors() -> tuple:
     """Errors that are the input's fault: one line, no traceback."""
+    from linscale.book import BookBuildFailed, ChapterFailed
     from linscale.checkpoint import CheckpointError
     from linscale.train.results import ResultsError
 
-    return (CheckpointError, ResultsError)
+    return (BookBuildFailed, ChapterFailed, CheckpointError, ResultsError)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,20 @@ class ConfigError(ValueError):
     """A configuration value is missing or out of range; the message names the field."""
 
 
+def parse_yaml(text: str, where: str):
+    """``text`` read as YAML, or a one-line ConfigError naming ``where`` (a file, an option) and the spot
+    (a preset file or a `-y` mapping with an unclosed bracket was a 50-line yaml traceback)."""
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        spot = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{where}: not valid YAML{spot} ({problem})") from None
+
+
 def glu_width(d_model: int, multiple_of: int = 256) -> int:
     """The LLaMA rule for the GLU width: 8/3·d rounded up to a multiple of ``multiple_of``.
 

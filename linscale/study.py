@@ -311,6 +311,9 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
 
     if checkpoints not in EVAL_CHECKPOINTS:
         raise ConfigError(f"eval checkpoints: {checkpoints!r} is not one of {', '.join(EVAL_CHECKPOINTS)}")
+    if not (results / "runs.parquet").exists():  # before the first table is written: none lands beside no runs
+        raise ConfigError(f"{results / 'runs.parquet'}: no runs table to evaluate the checkpoints of; run the sweep "
+                          "stage first (linscale study --stages sweep,eval)")
     sweep_dir = runs_dir / preset
     chosen = find_checkpoints(sweep_dir) if checkpoints == "all" else _final_checkpoints(sweep_dir)
     _log(f"eval {sweep_dir} ({', '.join(SUITES)}; {len(chosen)} checkpoints)")

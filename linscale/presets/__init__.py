@@ -9,9 +9,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
-from linscale.config import ConfigError, ModelConfig
+from linscale.config import ConfigError, ModelConfig, parse_yaml
 
 PRESET_DIR = Path(str(resources.files(__name__)))
 
@@ -30,8 +28,7 @@ def load_preset(name_or_path: str | Path) -> dict:
                               f"{', '.join(available_presets())} or a path to a .yaml file")
     elif not path.exists():
         raise ConfigError(f"preset: file {path} does not exist")
-    with open(path) as f:
-        preset = yaml.safe_load(f)
+    preset = parse_yaml(path.read_text(), f"preset: {path}")
     if not isinstance(preset, dict) or "sizes" not in preset or "archs" not in preset:
         raise ConfigError(f"preset: {path} must be a mapping with at least 'archs' and 'sizes'")
     return preset

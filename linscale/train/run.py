@@ -558,7 +558,11 @@ def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, datamodule
     spec_file = run_dir / "spec.json"
     if not spec_file.is_file():
         raise ConfigError(f"{spec_file}: no run spec here (create runs with `linscale train` or `linscale sweep`)")
-    spec = json.loads(spec_file.read_text())
+    try:
+        spec = json.loads(spec_file.read_text())
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{spec_file}: not a readable run spec ({err}); recreate the run with `linscale train "
+                          "--preset ... --arch ... --size ...` or `linscale sweep`") from None
     status = read_status(run_dir)
     if status["state"] in ("done", "diverged"):
         return status["state"]

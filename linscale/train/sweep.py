@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -265,6 +266,9 @@ def run_sweeps(sweeps: list[tuple[str | dict, str | os.PathLike | None]], jobs: 
         jobs = default_jobs(executor)
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
+    if executor == "slurm" and not shutil.which("srun"):  # what submitit looks for; before the first spec is written
+        raise ConfigError("executor: slurm needs SLURM's srun on this machine's PATH (run the sweep on a login "
+                          "node); use --executor local or submitit-local here")
     plans = []
     for preset, out in sweeps:
         resolved, specs = plan_runs(preset, overrides)

@@ -1,0 +1,116 @@
+"""Bad input at the command line is one line that names the option or file and what it expected, with a
+non-zero exit and nothing written: the cases a user hit (a sweep of 112 bad commands, 2026-12-05) that
+were tracebacks, were accepted, or lost what was computed."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from linscale import book
+from linscale.cli import main
+
+# (arguments, what the one line must say): counts parsed by argparse, before any stage runs
+OUT_OF_RANGE = [
+    # --bootstrap -1 refitted the stored laws without intervals, deleted their draws and exited 0
+    (["study", "--bootstrap", "-1"], "argument --bootstrap: expected a whole number >= 2, got -1"),
+    (["study", "--eval-limit", "-1"], "argument --eval-limit: expected a whole number >= 1, got -1"),
+    (["study", "--jobs", "0"], "argument --jobs: expected a whole number >= 1, got 0"),
+    (["eval", "runs/x", "--limit", "0"], "argument --limit: expected a whole number >= 1, got 0"),
+    (["eval", "runs/x", "--context-factor", "0"], "argument --context-factor: expected a number above 0, got 0"),
+    (["sweep", "--preset", "smoke", "--dry-run", "--jobs", "0"], "argument --jobs: expected a whole number >= 1"),
+    (["sweep", "--preset", "smoke", "--dry-run", "--threads", "0"], "argument --threads: expected a whole number"),
+    (["data", "--seq-len", "0"], "argument --seq-len: expected a whole number >= 1, got 0"),
+    (["data", "--sample", "-2"], "argument --sample: expected a whole number >= 0, got -2"),
+    (["accounting", "--preset", "smoke", "--seq-len", "-5"], "argument --seq-len: expected a whole number >= 1"),
+    (["bench", "--threads", "0"], "argument --threads: expected a whole number >= 1, got 0"),
+    (["study", "--bootstrap", "many"], "argument --bootstrap: expected a whole number >= 2, got 'many'"),
+]
+
+
+@pytest.mark.parametrize("argv, expected", OUT_OF_RANGE, ids=[" ".join(a) for a, _ in OUT_OF_RANGE])
+def test_a_count_out_of_range_is_one_line_naming_the_option(argv, expected, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and expected in err and err.count("\n") == 1, err
+
+
+def one_line_error(argv, capsys) -> str:
+    """main(argv)'s one line on stderr, after checking it exits 2."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("linscale: error: ") and err.count("\n") == 1, err
+    return err
+
+
+def test_malformed_yaml_is_one_line_naming_where(tmp_path, capsys):
+    preset = tmp_path / "bad.yaml"
+    preset.write_text("name: bad\narchs: [llama\n  sizes: {\n")
+    err = one_line_error(["accounting", "--preset", str(preset)], capsys)
+    assert f"preset: {preset}: not valid YAML at line 3, column 8" in err
+    err = one_line_error(["book", "--chapter", "architectures", "-y", "contexts: [256, 1024", "--no-html"], capsys)
+    assert "-y 'contexts: [256, 1024': not valid YAML" in err
+    assert "-p archs: not valid YAML" in one_line_error(["book", "--chapter", "training", "-p", "archs", "[tnl"], capsys)
+
+
+def test_data_options_that_would_be_ignored_or_clash_with_a_file_are_refused(tmp_path, capsys):
+    assert "--preset/--set: only with --prepare" in one_line_error(["data", "--set", "data.source=text"], capsys)
+    taken = tmp_path / "items.txt"
+    taken.write_text("x")
+    err = one_line_error(["data", "--write-eval", str(taken), "--sample", "0"], capsys)
+    assert f"--write-eval: {taken} is a file; expected a folder" in err
+
+
+def test_a_damaged_run_spec_is_named(tmp_path, capsys):
+    run = tmp_path / "llama-s1"
+    run.mkdir()
+    (run / "spec.json").write_text('{"run_id": "llama-s1", "train": {')
+    assert f"{run / 'spec.json'}: not a readable run spec" in one_line_error(["train", "--run-dir", str(run)], capsys)
+
+
+def test_a_dry_run_checks_the_data_block_as_the_sweep_does(capsys):
+    err = one_line_error(["sweep", "--preset", "smoke", "--dry-run", "--set", "data.source=text"], capsys)
+    assert "data.path: required for source 'text'" in err
+
+
+def test_a_slurm_sweep_without_slurm_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)  # no srun on this PATH
+    out = tmp_path / "sweep"
+    err = one_line_error(["sweep", "--preset", "smoke", "--out", str(out), "--executor", "slurm"], capsys)
+    assert "executor: slurm needs SLURM's srun" in err and not out.exists()
+
+
+def test_a_benchmark_of_an_unknown_preset_or_study_stops_before_timing(capsys):
+    assert "preset: unknown preset 'smok'" in one_line_error(["bench", "--preset", "smok", "--out", ""], capsys)
+    err = one_line_error(["bench", "--sections", "end_to_end", "--studies", "smoke,smok", "--out", ""], capsys)
+    assert "--studies: unknown preset(s) smok" in err
+
+
+def test_evaluation_without_a_runs_table_writes_nothing_into_the_results(tmp_path, capsys):
+    """`study --stages eval` on a results folder without runs.parquet wrote eval.parquet and roles.parquet
+    into it, then failed with a traceback."""
+    results = tmp_path / "results"
+    err = one_line_error(["study", "--preset", "smoke", "--stages", "eval", "--jobs", "1", "--runs-dir",
+                          str(tmp_path / "runs"), "--results-dir", str(results)], capsys)
+    assert "runs.parquet: no runs table to evaluate" in err
+    assert not list(results.rglob("*.parquet"))
+
+
+def test_a_fit_written_into_a_new_folder_creates_it(tmp_path, capsys):
+    out = tmp_path / "new" / "params.csv"
+    assert main(["fit", "--table", str(book.ROOT / "results" / "smoke" / "runs.csv"), "--method", "approach1",
+                 "--out", str(out)]) == 0
+    assert "estimate" in out.read_text().splitlines()[0]
+
+
+def test_a_chapter_that_fails_is_one_line_with_where_its_traceback_is(tmp_path):
+    """A corrupt table under a chapter was two tracebacks, 150 lines, and no word of the failed notebook."""
+    shutil.copytree(book.ROOT / "results" / "smoke", tmp_path / "smoke")
+    runs = tmp_path / "smoke" / "runs.parquet"
+    runs.write_bytes(runs.read_bytes()[:300])
+    with pytest.raises(book.ChapterFailed, match=r"^chapter training: a cell raised ArrowInvalid: .*\(the traceback: "
+                       r".*training\.failed\.ipynb\)$"):
+        book.execute_chapter("training", {"preset": "smoke", "results_dir": str(tmp_path)}, out_dir=tmp_path / "out")
+    assert (tmp_path / "out" / "training.failed.ipynb").exists()
+
