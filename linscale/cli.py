@@ -122,6 +122,14 @@ def cmd_book(args: argparse.Namespace) -> int:
     book.execute_book(parameters, chapters=chapters, force=args.force or bool(args.chapter and parameters),
                       workers=min(2, os.cpu_count() or 1))
     if not args.no_html:
+        # the introduction and the glossary glue and link to every chapter, so on a fresh clone one chapter
+        # alone built a book that failed on their missing targets: the others first, on the study shown
+        missing = [c for c in book.toc_chapters() if c not in chapters and not (book.CHAPTER_DIR / f"{c}.ipynb").exists()]
+        if missing:
+            print(f"[book] the HTML links every chapter; executing those not yet executed ({', '.join(missing)})",
+                  flush=True)
+            book.execute_book({k: v for k, v in shared.items() if v is not None}, chapters=missing,
+                              workers=min(2, os.cpu_count() or 1))
         html = book.build_html()
         problems = book.check_html(html, chapters=book.toc_chapters(), min_figures=book.MIN_FIGURES)
         for problem in problems:

@@ -114,3 +114,22 @@ def test_a_chapter_that_fails_is_one_line_with_where_its_traceback_is(tmp_path):
         book.execute_chapter("training", {"preset": "smoke", "results_dir": str(tmp_path)}, out_dir=tmp_path / "out")
     assert (tmp_path / "out" / "training.failed.ipynb").exists()
 
+
+def test_one_chapter_on_a_fresh_clone_first_executes_the_chapters_the_html_links(tmp_path, monkeypatch):
+    """`linscale book --chapter accounting -p figure_size 70M` on a fresh clone (no executed chapters) ran
+    that chapter alone, and the HTML build stopped on the introduction's glues and links to the others."""
+    calls = []
+    chapters = tmp_path / "chapters"
+    chapters.mkdir()
+    (chapters / "training.ipynb").write_text("{}")  # executed before: not executed again
+    monkeypatch.setattr(book, "CHAPTER_DIR", chapters)
+    monkeypatch.setattr(book, "execute_book", lambda parameters, chapters, **kw: calls.append((parameters, chapters)))
+    monkeypatch.setattr(book, "build_html", lambda *a, **k: tmp_path)
+    monkeypatch.setattr(book, "check_html", lambda *a, **k: [])
+    assert main(["book", "--chapter", "accounting", "-p", "figure_size", "70M", "--preset", "smoke"]) == 0
+    asked, rest = calls
+    assert asked == ({"preset": "smoke", "figure_size": "70M"}, ["accounting"])
+    assert rest[0] == {"preset": "smoke"} and "accounting" not in rest[1] and "training" not in rest[1]
+    assert set(rest[1]) | {"accounting", "training"} == set(book.toc_chapters())
+    calls.clear()
+    assert main(["book", "--chapter", "accounting", "--no-html"]) == 0 and len(calls) == 1  # no HTML, no others
