@@ -635,6 +635,8 @@ def test_the_exercises_on_another_studys_page_say_how_to_run_them_on_it(built_bo
     assert "add `--preset smoke` to its `linscale book`" in note
     assert "add `--results-dir results/reruns/x` to" in book.exercises_note("cpu", "results/reruns/x")
     assert "`--preset mine --results-dir /tmp/r`" in book.exercises_note("mine", "/tmp/r")
+    # the cpu preset's own folder name, shown from another working folder, still names the folder
+    assert "add `--results-dir results` to" in book.exercises_note("cpu", "results")
     for chapter in book.INTERPRETS_THE_CPU_STUDY:
         prose = "\n".join(c.source for c in nbformat.read(built_book["outputs"][chapter], as_version=4).cells
                           if c.cell_type == "markdown")
