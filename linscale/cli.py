@@ -124,7 +124,8 @@ def cmd_book(args: argparse.Namespace) -> int:
     if not args.no_html:
         # the introduction and the glossary glue and link to every chapter, so on a fresh clone one chapter
         # alone built a book that failed on their missing targets: the others first, on the study shown
-        missing = [c for c in book.toc_chapters() if c not in chapters and not (book.CHAPTER_DIR / f"{c}.ipynb").exists()]
+        missing = [c for c in book.toc_chapters()
+                   if c not in chapters and not (book.CHAPTER_DIR / f"{c}.ipynb").exists()]
         if missing:
             print(f"[book] the HTML links every chapter; executing those not yet executed ({', '.join(missing)})",
                   flush=True)
@@ -479,8 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("accounting", help="non-embedding parameters and training FLOPs (paper Table 1) of a preset")
     p.add_argument("--preset", default="paper", help="preset name or YAML path (default: paper)")
-    p.add_argument("--seq-len", type=_whole_number(1), default=None, help="context length n (default: the preset's)")
-    p.add_argument("--batch-size", type=_whole_number(1), default=None, help="sequences per step b (default: the preset's)")
+    p.add_argument("--seq-len", type=_whole_number(1), default=None,
+                   help="context length n (default: the preset's)")
+    p.add_argument("--batch-size", type=_whole_number(1), default=None,
+                   help="sequences per step b (default: the preset's)")
     p.add_argument("--table7", action="store_true", help="the paper preset's counts beside the paper's Table 7 "
                    "(non-embedding parameters in millions, PFLOPs per step) with their relative differences")
     p.set_defaults(func=cmd_accounting)
@@ -603,7 +606,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "book/chapters and _build/html)")
     p.add_argument("--bootstrap", type=_whole_number(2), default=200,
                    help="bootstrap resamples of the stored fits (default: 200)")
-    p.add_argument("--eval-limit", type=_whole_number(1), default=None, help="at most this many items per task (default: all)")
+    p.add_argument("--eval-limit", type=_whole_number(1), default=None,
+                   help="at most this many items per task (default: all)")
     p.add_argument("--eval-checkpoints", choices=("all", "final"), default="all",
                    help="evaluate every exported checkpoint, or only each run's final one (default: all)")
     p.add_argument("--force-book", action="store_true", help="re-execute every chapter even when unchanged")
@@ -639,7 +643,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also index lm-eval's built-in tasks (piqa, hellaswag, ...; their data needs a network)")
     p.add_argument("--out", default=None, help="results store (default: <sweep>/eval/results.parquet)")
     p.add_argument("--task-cache", default=None, help="task data cache (default: <sweep>/eval/tasks)")
-    p.add_argument("--limit", type=_whole_number(1), default=None, help="at most this many items per task (for quick looks)")
+    p.add_argument("--limit", type=_whole_number(1), default=None,
+                   help="at most this many items per task (for quick looks)")
     p.add_argument("--batch-size", type=int, default=16,
                    help="sequences per forward pass (default: 16; lm-eval's own default of 1 is several times "
                         "slower on small models, with identical scores)")
@@ -683,7 +688,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="cpu",
                    help="preset whose grid is benchmarked: its largest size, and its smallest for utilisation "
                         "(default: cpu)")
-    p.add_argument("--threads", type=_whole_number(1), default=None, help="torch threads (default: torch's, one per core)")
+    p.add_argument("--threads", type=_whole_number(1), default=None,
+                   help="torch threads (default: torch's, one per core)")
     p.add_argument("--timer", choices=("wall", "process"), default="wall",
                    help="wall seconds (default) or this process's CPU seconds (steadier on a shared machine; "
                         "use with --threads 1)")
@@ -739,7 +745,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _user_errors() -> tuple:
-    """Errors that are the input's fault: one line, no traceback."""
+    """Errors whose message says all there is (the input's fault, or a failed chapter or build whose own
+    output or notebook holds the rest): one line, no traceback."""
     from linscale.book import BookBuildFailed, ChapterFailed
     from linscale.checkpoint import CheckpointError
     from linscale.train.results import ResultsError

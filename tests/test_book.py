@@ -609,8 +609,8 @@ def test_passages_that_read_the_published_study_are_left_out_of_another_studys_p
                                          shown, cell("probe 3", True), cell("mine again")])
     book.leave_out_cpu_readings(nb)
     book.leave_out_tagged(nb, book.READS_RERUNS)
-    assert [c.source for c in nb.cells] == ["mine", book.LEFT_OUT_NOTE, "glue('a', 1)", "plot()", book.LEFT_OUT_AGAIN_NOTE,
-                                            "mine again"]
+    assert [c.source for c in nb.cells] == ["mine", book.LEFT_OUT_NOTE, "glue('a', 1)", "plot()",
+                                            book.LEFT_OUT_AGAIN_NOTE, "mine again"]
     assert book.has_reruns({}) and not book.has_reruns({"preset": "smoke"})
     assert not book.has_reruns({"results_dir": "results/reruns/2026-12-05-seed9"})
     assert book.shows_published_study({}) and book.shows_published_study({"preset": "cpu", "results_dir": "results"})
