@@ -134,3 +134,13 @@ def test_one_chapter_on_a_fresh_clone_first_executes_the_chapters_the_html_links
     assert set(rest[1]) | {"accounting", "training"} == set(book.toc_chapters())
     calls.clear()
     assert main(["book", "--chapter", "accounting", "--no-html"]) == 0 and len(calls) == 1  # no HTML, no others
+
+
+def test_fsdp_on_a_cpu_is_refused_before_the_runs_folder_is_written(tmp_path, monkeypatch, capsys):
+    """Lightning refuses FSDP without a GPU only when the trainer is built: the run's spec.json and a
+    'failed' status.json were already written."""
+    monkeypatch.delenv("LINSCALE_FSDP_ON_CPU", raising=False)
+    out = tmp_path / "train"
+    err = one_line_error(["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--strategy", "fsdp",
+                          "--accelerator", "cpu", "--out", str(out)], capsys)
+    assert "train.strategy: fsdp needs GPUs" in err and not (out / "runs").exists()

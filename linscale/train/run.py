@@ -211,8 +211,9 @@ def read_records(run_dir: str | os.PathLike) -> list[dict]:
 def validate_inputs(specs: list[dict], build: bool = True, execution: dict | None = None):
     """Check everything the runs of ``specs`` will read, before any file is written: the data block
     (keys, values, that local files exist, a given tokenizer: ``linscale.data.validate_data``) and, with
-    ``build``, the data itself (tokenizer trained or loaded, text tokenized into linscale's cache, which
-    the runs then load instead of doing it again) and every model's vocabulary against the data's.
+    ``build`` (runs that train on this machine), the strategy against its devices, the data itself
+    (tokenizer trained or loaded, text tokenized into linscale's cache, which the runs then load instead
+    of doing it again) and every model's vocabulary against the data's.
     Returns the data module built for the first spec (None without ``build``); every spec of a preset
     shares its data block. One-line ConfigErrors (DataError is one) name what is wrong."""
     if not specs:
@@ -225,6 +226,7 @@ def validate_inputs(specs: list[dict], build: bool = True, execution: dict | Non
         return None
     spec = specs[0]
     train = TrainSettings.from_dict({**spec["train"], **{k: v for k, v in (execution or {}).items() if v is not None}})
+    check_strategy(train)  # runs that train here (a cluster's jobs run on nodes this machine is not)
     datamodule = build_datamodule_for(spec, train)
     for spec in specs:
         check_vocabulary(spec["model"], int(datamodule.vocab_size), spec["run_id"])
@@ -481,6 +483,22 @@ def _full_state_dicts_stay_in_place() -> None:
     lightning_fsdp._get_full_state_dict_context = full_state_dict_context
 
 
+FSDP_NEEDS_GPU = "train.strategy: fsdp needs GPUs (Lightning refuses it on CPU); use ddp on CPU"
+
+
+def trains_on_gpu(settings: TrainSettings) -> bool:
+    """Whether a run with these settings trains on a GPU (accelerator gpu or cuda, or auto with one here)."""
+    return settings.accelerator in ("gpu", "cuda") or (settings.accelerator == "auto" and torch.cuda.is_available())
+
+
+def check_strategy(settings: TrainSettings) -> None:
+    """Refuse FSDP without a GPU when the inputs are checked, before a run's folder is written (Lightning
+    refuses it only when the trainer is built, after spec.json and status.json were); see fsdp_strategy."""
+    if settings.strategy == "fsdp" and not trains_on_gpu(settings) \
+            and os.environ.get("LINSCALE_FSDP_ON_CPU") != "1":
+        raise ConfigError(FSDP_NEEDS_GPU)
+
+
 def fsdp_strategy(on_gpu: bool):
     """The paper preset's strategy: FSDP with each transformer block a unit, fully sharded, checkpoints
     gathered into one full state dict (the same files as any other run).
@@ -496,7 +514,7 @@ def fsdp_strategy(on_gpu: bool):
     kind = FSDPStrategy
     if not on_gpu:
         if os.environ.get("LINSCALE_FSDP_ON_CPU") != "1":
-            raise ConfigError("train.strategy: fsdp needs GPUs (Lightning refuses it on CPU); use ddp on CPU")
+            raise ConfigError(FSDP_NEEDS_GPU)
 
         class CPUFSDPStrategy(FSDPStrategy):
             """FSDP over gloo on a CPU (tests)."""
@@ -522,7 +540,7 @@ def fsdp_strategy(on_gpu: bool):
 def build_trainer(settings: TrainSettings, run_dir: Path, callbacks: list, accumulate: int,
                   progress_bar: bool = False) -> L.Trainer:
     accelerator = settings.accelerator
-    on_gpu = accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+    on_gpu = trains_on_gpu(settings)
     precision = settings.precision if settings.precision != "auto" else ("bf16-mixed" if on_gpu else "32-true")
     strategy = settings.strategy
     if strategy == "fsdp":
