@@ -543,9 +543,9 @@ def leave_out_cpu_readings(nb) -> None:
 def exercises_note(preset: str, results_dir: str) -> str:
     """What a page of another study says under its exercises' heading: they were written for the published
     study, and the options that point their `linscale` commands at the study the page shows."""
-    options = ([f"--preset {preset}"] if preset != "cpu" else []) \
-        + ([f"--results-dir {results_dir}"] if str(results_dir) != "results" else []) \
-        or [f"--results-dir {results_dir}"]  # the cpu preset's default folder name, run from another folder
+    options = [f"--preset {preset}"] if preset != "cpu" else []
+    if str(results_dir) != "results" or not options:  # "results" of the cpu preset: shown from another folder
+        options.append(f"--results-dir {results_dir}")
     return ("*These exercises were written for the published study (`results/cpu`): their commands run on it, and "
             "the figures they tell you to expect are its figures. To run one on the study this page shows, add "
             f"`{' '.join(options)}` to its `linscale book` or `linscale study` command, and expect this study's "

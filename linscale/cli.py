@@ -68,8 +68,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 6):
         print(result.params.drop(columns=["method"]).to_string(index=False))
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)  # as `linscale compare --json` does
-        result.params.to_csv(args.out, index=False)
+        from linscale.atomic import atomic_write
+
+        atomic_write(args.out, lambda tmp: result.params.to_csv(tmp, index=False), mode=0o644)  # makes its folder
         print(f"wrote {args.out}")
     return 0
 

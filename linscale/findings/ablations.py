@@ -26,6 +26,11 @@ def read_ablation(preset: str, results_dir: str, name: str) -> pd.DataFrame:
     return table[~table["diverged"].astype(bool)].reset_index(drop=True)
 
 
+def _grid_place(size: str, grid_sizes: list[str]) -> str:
+    """"smallest" or "largest" where ``size`` ends the grid (``grid_sizes``, smallest first), else ""."""
+    return "smallest" if size == grid_sizes[0] else "largest" if size == grid_sizes[-1] else ""
+
+
 def context_size_words(preset: str, results_dir: str, grid_sizes: list[str]) -> str:
     """Where the context ablation trained, for the prose of the chapters that read it: the cpu preset's reading
     (its largest size, chosen because retrieval has emerged there), or the size another study's context runs
@@ -36,8 +41,7 @@ def context_size_words(preset: str, results_dir: str, grid_sizes: list[str]) -> 
     if len(sizes) != 1:
         return "no context ablation in this study" if not len(sizes) else "several sizes"
     size = sizes[0]
-    place = ("smallest" if size == grid_sizes[0] else "largest" if size == grid_sizes[-1] else "") \
-        if size in grid_sizes else ""
+    place = _grid_place(size, grid_sizes) if size in grid_sizes else ""
     return f"here {size}" + (f", the {preset} grid's {place}" if place else "")
 
 
@@ -50,7 +54,7 @@ def size_seeds_words(preset: str, results_dir: str, grid_sizes: list[str], base:
                    key=lambda z: grid_sizes.index(z) if z in grid_sizes else len(grid_sizes))
     if not sizes:
         return "no size (this study has no size_seeds ablation)"
-    place = {z: "smallest" if z == grid_sizes[0] else "largest" if z == grid_sizes[-1] else "" for z in grid_sizes}
+    place = {z: _grid_place(z, grid_sizes) for z in grid_sizes}
     seeded = read_ablation(preset, results_dir, "seeds")["size"].astype(str).unique()
     base_size = str(seeded[0]) if len(seeded) == 1 else None
     if all(place.get(z) for z in sizes):
