@@ -144,3 +144,14 @@ def test_fsdp_on_a_cpu_is_refused_before_the_runs_folder_is_written(tmp_path, mo
     err = one_line_error(["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--strategy", "fsdp",
                           "--accelerator", "cpu", "--out", str(out)], capsys)
     assert "train.strategy: fsdp needs GPUs" in err and not (out / "runs").exists()
+
+
+def test_a_failed_html_build_is_one_line(monkeypatch, capsys):
+    """Jupyter Book stopping on a warning ended `linscale book` in a CalledProcessError traceback."""
+    import subprocess
+
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1))
+    with pytest.raises(book.BookBuildFailed, match=r"the HTML build failed \(jupyter-book exit 1\)"):
+        book.build_html()
+    monkeypatch.setattr(book, "execute_book", lambda *a, **k: [])  # no chapter is executed
+    assert "the HTML build failed" in one_line_error(["book", "--chapter", "accounting"], capsys)
