@@ -111,21 +111,19 @@ def interleaved_medians(cases: dict, repeats: int, warmup: int = 1, timer: str =
 
 def bench_configs(preset: str | None = "cpu", quick: bool = False) -> dict[str, ModelConfig]:
     """One config per architecture: the preset's largest size (by non-embedding parameters), or
-    ``DEFAULT_SHAPE`` while the preset does not exist; ``QUICK_SHAPE`` with ``quick``."""
+    ``DEFAULT_SHAPE`` without a preset; ``QUICK_SHAPE`` with ``quick``. An unknown preset is a
+    ConfigError naming it (timing a default shape in its place would report numbers for the wrong grid)."""
     if quick:
         return {arch: ModelConfig(arch=arch, name="quick", **QUICK_SHAPE) for arch in ARCHITECTURES}
     configs = []
     if preset:
         from linscale.presets import load_preset, model_configs
 
-        try:
-            spec = load_preset(preset)
-            # Study presets (smoke, cpu) leave the vocabulary to their data module; time with the default
-            # shape's vocabulary then (about the synthetic language's size).
-            spec = {**spec, "model": {"vocab_size": DEFAULT_SHAPE["vocab_size"], **spec.get("model", {})}}
-            configs = model_configs(spec)
-        except ConfigError:
-            configs = []  # no such preset yet: fall back to the default shape
+        spec = load_preset(preset)
+        # Study presets (smoke, cpu) leave the vocabulary to their data module; time with the default
+        # shape's vocabulary then (about the synthetic language's size).
+        spec = {**spec, "model": {"vocab_size": DEFAULT_SHAPE["vocab_size"], **spec.get("model", {})}}
+        configs = model_configs(spec)
     if not configs:
         return {arch: ModelConfig(arch=arch, name="default", **DEFAULT_SHAPE) for arch in ARCHITECTURES}
     from linscale.flops import non_embedding_params
@@ -1053,10 +1051,7 @@ def run_all(quick: bool = False, sections=DEFAULT_SECTIONS, preset: str | None =
     if not quick and preset:  # train at the preset's own context and batch when it has them
         from linscale.presets import load_preset
 
-        try:
-            train = load_preset(preset).get("train", {}) or {}
-        except ConfigError:
-            train = {}
+        train = load_preset(preset).get("train", {}) or {}
         p["train_seq_len"] = int(train.get("seq_len", p["train_seq_len"]))
         p["train_batch_size"] = int(train.get("batch_size", p["train_batch_size"]))
     grid = settings = None

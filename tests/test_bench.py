@@ -107,6 +107,18 @@ def test_grid_sizes_come_from_the_preset(tmp_path):
     assert bench.train_settings(str(preset)).batch_size == 2
 
 
+def test_an_unknown_preset_is_refused_by_the_library_not_timed_as_a_default_shape():
+    """A caller from Python (not only the CLI) gets the preset's one-line error: the benchmark used to time
+    a default shape for a misspelled preset and report it as that preset's largest size."""
+    from linscale.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^preset: unknown preset 'cpuu'"):
+        bench.bench_configs("cpuu")
+    with pytest.raises(ConfigError, match=r"^preset: unknown preset 'cpuu'"):
+        bench.run_all(sections=("training",), preset="cpuu", log=None)
+    assert set(bench.bench_configs(None)) == set(ARCHITECTURES)  # no preset: the default shape, as documented
+
+
 def test_profile_categories_follow_backward_kernels_to_their_forward_region():
     """_categorise on hand-made profiler events: a backward kernel counts where the autograd node that ran
     it was created (the mixer), matrix products count as GEMM anywhere, the optimizer's scope counts
