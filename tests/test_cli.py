@@ -82,6 +82,18 @@ def test_a_slurm_sweep_without_slurm_writes_nothing(tmp_path, monkeypatch, capsy
     assert "executor: slurm needs SLURM's srun" in err and not out.exists()
 
 
+def test_a_misspelled_cluster_key_is_named_before_any_run_is_written(tmp_path, monkeypatch, capsys):
+    """submitit found an unknown key only when its executor was built, after every spec.json was written."""
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: f"/usr/bin/{name}")  # as on a login node
+    out = tmp_path / "sweep"
+    err = one_line_error(["sweep", "--preset", "smoke", "--out", str(out), "--executor", "slurm",
+                          "--set", "cluster.slurm_partiton=gpu"], capsys)
+    assert err.startswith("linscale: error: cluster.slurm_partiton: not a submitit parameter") and "partition" in err
+    err = one_line_error(["sweep", "--preset", "smoke", "--out", str(out), "--executor", "submitit-local",
+                          "--set", "cluster.timeout_min=an hour"], capsys)
+    assert "cluster.timeout_min: expected int, got 'an hour'" in err and not out.exists()
+
+
 def test_a_benchmark_of_an_unknown_preset_or_study_stops_before_timing(capsys):
     assert "preset: unknown preset 'smok'" in one_line_error(["bench", "--preset", "smok", "--out", ""], capsys)
     err = one_line_error(["bench", "--sections", "end_to_end", "--studies", "smoke,smok", "--out", ""], capsys)

@@ -221,6 +221,37 @@ class _SubmititRun:
         self.job.cancel()
 
 
+def check_cluster(cluster) -> dict:
+    """The preset's ``cluster:`` block as submitit will take it, checked before any run is written: each
+    key is one of submitit's shared parameters (``timeout_min``, ``nodes``, ``gpus_per_node``, ...) with its
+    type, or ``slurm_`` and one of SLURM's (``slurm_partition``, ``slurm_account``, ...). submitit found a
+    misspelled key only when the executor was built, after every run's spec.json had been written, and
+    said so in a dozen lines."""
+    from submitit import AutoExecutor
+    from submitit.slurm.slurm import SlurmExecutor
+
+    if cluster is None:
+        return {}
+    if not isinstance(cluster, dict):
+        raise ConfigError(f"cluster: expected a mapping of submitit parameters, got {cluster!r}")
+    shared = AutoExecutor._typed_parameters()  # {name: type}, e.g. timeout_min: int
+    slurm = SlurmExecutor._valid_parameters()
+    for key, value in cluster.items():
+        if key == "executor":  # which executor is the command line's --executor; the key is left for it
+            continue
+        if key in shared:
+            wanted = (int, float) if shared[key] is float else shared[key]
+            if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+                raise ConfigError(f"cluster.{key}: expected {shared[key].__name__}, got {value!r}")
+            continue
+        prefix, _, name = str(key).partition("_")
+        if prefix == "slurm" and (name in slurm or name in shared):
+            continue
+        raise ConfigError(f"cluster.{key}: not a submitit parameter; expected one of {', '.join(sorted(shared))} "
+                          f"or slurm_ and one of SLURM's ({', '.join(sorted(slurm))})")
+    return cluster
+
+
 def make_submitit_executor(kind: str, folder: Path, cluster: dict):
     import submitit
 
@@ -275,6 +306,8 @@ def run_sweeps(sweeps: list[tuple[str | dict, str | os.PathLike | None]], jobs: 
         # the data, checked once for all runs before anything is written; on this machine also prepared
         # once (tokenizer, tokenized text: cached for the runs); on a cluster the first run prepares it
         validate_inputs(specs, build=executor == "local", execution=execution)
+        if executor != "local":
+            check_cluster(resolved.get("cluster"))
         out = Path(out or Path("runs") / (resolved.get("name") or "sweep"))
         if any(p.out.resolve() == out.resolve() for p in plans):
             raise ConfigError(f"{out}: two sweeps of one schedule cannot share an output folder")
