@@ -167,3 +167,10 @@ def test_a_failed_html_build_is_one_line(monkeypatch, capsys):
         book.build_html()
     monkeypatch.setattr(book, "execute_book", lambda *a, **k: [])  # no chapter is executed
     assert "the HTML build failed" in one_line_error(["book", "--chapter", "accounting"], capsys)
+
+
+def test_a_fit_pointed_at_a_results_folder_names_the_table_in_it(tmp_path, capsys):
+    """`fit --table results/cpu` said "no such file" of a folder that exists."""
+    (tmp_path / "runs.parquet").write_bytes(b"")
+    err = one_line_error(["fit", "--method", "approach1", "--table", str(tmp_path)], capsys)
+    assert f"{tmp_path}: a folder; expected a .csv or .parquet file such as {tmp_path / 'runs.parquet'}" in err

@@ -52,6 +52,10 @@ def read_table(path) -> pd.DataFrame:
     from pathlib import Path
 
     path = Path(path)
+    if path.is_dir():  # a study's results folder, most likely: name the table in it
+        inside = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".parquet", ".csv"))
+        hint = f" such as {path / ('runs.parquet' if 'runs.parquet' in inside else inside[0])}" if inside else ""
+        raise LawsInputError(f"{path}: a folder; expected a .csv or .parquet file{hint}")
     if not path.is_file():
         raise LawsInputError(f"{path}: no such file")
     try:
