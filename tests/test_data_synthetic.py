@@ -198,8 +198,13 @@ def test_bad_language_parameters_raise_one_line_errors():
         assert "\n" not in str(err.value)
     with pytest.raises(DataError, match="data.source"):
         build_datamodule({"source": "nope"}, 8, 2)
-    with pytest.raises(DataError, match="data.n_frist: unknown key"):
+    with pytest.raises(DataError, match=r"data.n_frist: unknown key .*\(did you mean data.n_first\?\)"):
         build_datamodule({"source": "synthetic", "n_frist": 3}, 8, 2)
+    # a text key under the default source says which source takes it; a misspelt source is named
+    with pytest.raises(DataError, match=r"data.path: .*\(a key of source 'text': set data.source: text\)"):
+        build_datamodule({"path": "corpus/"}, 8, 2)
+    with pytest.raises(DataError, match=r"data.sorce: .*\(did you mean data.source\?\)"):
+        build_datamodule({"sorce": "text"}, 8, 2)
 
 
 # ---- evaluation items (contract 3) -----------------------------------------------------------------------

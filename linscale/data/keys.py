@@ -132,6 +132,23 @@ def keys_of(source: str) -> dict[str, Key]:
     raise DataError(f"data.source: {source!r} is not one of {', '.join(SOURCES)}")
 
 
+def _unknown_key_message(name: str, source: str, keys: dict) -> str:
+    """One line for a key ``source`` does not take. A key of the other source (or a misspelt ``source``,
+    which leaves the default synthetic source in force) is named first: listing the synthetic language's
+    twenty keys does not help a user who wrote ``sorce: text`` or forgot ``source: text``."""
+    import difflib
+
+    others = [other for other in SOURCES if other != source and name in keys_of(other)]
+    close = difflib.get_close_matches(name, ["source", *keys], n=1)
+    if others:
+        hint = f" (a key of source {others[0]!r}: set data.source: {others[0]})"
+    elif close:
+        hint = f" (did you mean data.{close[0]}?)"
+    else:
+        hint = ""
+    return f"data.{name}: unknown key for source {source!r}{hint}; expected one of {', '.join(sorted(keys))}"
+
+
 def check_data(data: dict) -> dict:
     """``data`` with every value checked against its key (unknown keys, wrong types and ranges are one-line
     DataErrors naming the key); integral floats such as 1e9 become ints. Reads no file."""
@@ -146,8 +163,7 @@ def check_data(data: dict) -> dict:
         if name == "source":
             continue
         if name not in keys:  # a misspelt key would otherwise be ignored silently
-            raise DataError(f"data.{name}: unknown key for source {source!r}; expected one of "
-                            f"{', '.join(sorted(keys))}")
+            raise DataError(_unknown_key_message(name, source, keys))
         key = keys[name]
         out[name] = value if key.kind == "list" else key.check(value)
     if source == "synthetic":
