@@ -336,7 +336,13 @@ def test_checkpoints_load_safely_and_corruption_is_an_error(tmp_path):
     assert read_records(run_dir) == records and read_status(run_dir)["state"] == "running"
     # A checkpoint that would run code when unpickled is refused (weights_only=True).
     torch.save({"state_dict": {}, "payload": _Payload()}, ckpt)
-    with pytest.raises(CheckpointError, match=str(ckpt)):
+    with pytest.raises(CheckpointError, match=str(ckpt)) as refused:
+        train_run(run_dir)
+    # torch's reason, without its advice to load with weights_only=False (code execution) ...
+    assert "Unsupported global" in str(refused.value) and "weights_only" not in str(refused.value)
+    # ... and a file of two bytes, which torch's unpickler fails on with an IndexError, is named too
+    ckpt.write_bytes(b"ab")
+    with pytest.raises(CheckpointError, match="corrupt or truncated Lightning checkpoint \\(IndexError"):
         train_run(run_dir)
 
 

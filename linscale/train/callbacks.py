@@ -20,10 +20,8 @@ from __future__ import annotations
 import json
 import math
 import os
-import pickle
 import shutil
 import time
-import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -210,13 +208,22 @@ def load_lightning_checkpoint(path, map_location="cpu", weights_only: bool = Tru
         raise CheckpointError(f"{path}: Lightning checkpoint does not exist")
     try:
         checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only)
-    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{path}: corrupt or truncated Lightning checkpoint ({first_line}); "
+    except Exception as err:  # a damaged file reaches torch's unpickler as anything (IndexError for 2 bytes)
+        raise CheckpointError(f"{path}: corrupt or truncated Lightning checkpoint ({_load_failure(err)}); "
                               f"delete it to restart this run from scratch") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise CheckpointError(f"{path}: not a Lightning checkpoint (no state_dict)")
     return checkpoint
+
+
+def _load_failure(err: Exception) -> str:
+    """What torch.load found wrong, in a few words. The weights-only unpickler's message opens with advice
+    to load with weights_only=False (arbitrary code execution, and wrong for a damaged file of our own);
+    its reason is the part after 'WeightsUnpickler error:'."""
+    text = str(err).strip()
+    reason = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else text
+    reason = reason.strip().splitlines()[0].split(". ")[0].strip() if reason.strip() else ""  # its first sentence
+    return f"{type(err).__name__}: {reason}" if reason else type(err).__name__
 
 
 def finite(x: float) -> bool:
