@@ -464,6 +464,17 @@ def _whole_number(minimum: int):
     return parse
 
 
+def _resample_count(text: str) -> int:
+    """An argparse type: bootstrap resamples, 0 for none or at least 2 (one resample has no spread)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 0 or value == 1:
+        raise argparse.ArgumentTypeError(f"expected 0 (no intervals) or a whole number >= 2, got {text!r}")
+    return value
+
+
 def _positive_number(text: str) -> float:
     """An argparse type: a number above 0 (a factor)."""
     try:
@@ -546,12 +557,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tokens-column", default=None, help="token column (default: tokens, else D)")
     p.add_argument("--flops-column", default=None, help="compute column (default: flops if present)")
     p.add_argument("--run-column", default=None, help="run identifier column (default: run_id if present)")
-    p.add_argument("--drop-highest-loss", type=int, default=0, metavar="K",
+    p.add_argument("--drop-highest-loss", type=_whole_number(0), default=0, metavar="K",
                    help="outlier rule: drop the K rows with the highest loss (default: 0)")
     p.add_argument("--by", default="arch", help="fit each value of this column separately (default: arch, if present)")
     p.add_argument("--compute-unit", default="pf_days", choices=("pf_days", "flops"),
                    help="unit of C in the approach1/2 laws (default: pf_days, as the paper)")
-    p.add_argument("--bootstrap", type=int, default=0, metavar="N", help="bootstrap resamples over runs (default: 0)")
+    p.add_argument("--bootstrap", type=_resample_count, default=0, metavar="N",
+                   help="bootstrap resamples over runs, 0 or at least 2 (default: 0)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--out", default=None, help="also write the parameter table to this CSV")
     p.set_defaults(func=cmd_fit)

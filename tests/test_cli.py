@@ -25,6 +25,11 @@ OUT_OF_RANGE = [
     (["accounting", "--preset", "smoke", "--seq-len", "-5"], "argument --seq-len: expected a whole number >= 1"),
     (["bench", "--threads", "0"], "argument --threads: expected a whole number >= 1, got 0"),
     (["study", "--bootstrap", "many"], "argument --bootstrap: expected a whole number >= 2, got 'many'"),
+    # fit's were refused as "n_resamples: ..." and "drop_highest_loss: ...", names the user never typed
+    (["fit", "--method", "approach1", "--table", "runs.csv", "--bootstrap", "1"],
+     "argument --bootstrap: expected 0 (no intervals) or a whole number >= 2, got '1'"),
+    (["fit", "--method", "approach1", "--table", "runs.csv", "--drop-highest-loss", "-1"],
+     "argument --drop-highest-loss: expected a whole number >= 0, got -1"),
 ]
 
 
@@ -174,3 +179,4 @@ def test_a_fit_pointed_at_a_results_folder_names_the_table_in_it(tmp_path, capsy
     (tmp_path / "runs.parquet").write_bytes(b"")
     err = one_line_error(["fit", "--method", "approach1", "--table", str(tmp_path)], capsys)
     assert f"{tmp_path}: a folder; expected a .csv or .parquet file such as {tmp_path / 'runs.parquet'}" in err
+
