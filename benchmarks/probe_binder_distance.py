@@ -1,7 +1,7 @@
 """Far from the statement, does cosFormer2 copy a fresh query's value less often than a let's? A test of
 what was read after the binder probe's verdict, on new documents (issue 16)
 
-    python benchmarks/probe_binder_distance.py     # about 5 minutes on 2 cores (the binder probe's runs)
+    python benchmarks/probe_binder_distance.py     # about 2 minutes on 2 cores (the binder probe's runs)
     python benchmarks/probe_binder_distance.py --results benchmarks/results/X.md --tables results/probes/NAME
 
 **Registered on 2026-12-04 (this script's first commit), after reading benchmarks/probe_binder.py's

@@ -1,6 +1,6 @@
 """Do the in-context skills bend the law? The cpu grid's loss split by token role and refitted (issue 15)
 
-    python benchmarks/probe_context_roles.py                    # about 35 minutes on 2 cores
+    python benchmarks/probe_context_roles.py                    # about 25 minutes on 2 cores
     python benchmarks/probe_context_roles.py --results benchmarks/results/X.md --tables results/probes/NAME
 
 **Registered on 2026-12-04 (this script's first commit), before any of these runs was trained** (the

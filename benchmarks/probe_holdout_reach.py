@@ -1,6 +1,6 @@
 """Can any refit on the cpu grid meet issue 15's bounds while whole sizes miss the law? (issue 15)
 
-    python benchmarks/probe_holdout_reach.py                  # about 20 minutes on one core: simulation only
+    python benchmarks/probe_holdout_reach.py                  # about 20 minutes (18 on the AMD EPYC of its report) on one core: simulation only
     python benchmarks/probe_holdout_reach.py --results benchmarks/results/X.md --tables results/probes/NAME
 
 Issue 15 accepts the laws only if, refitted without the largest compute decade, they predict every

@@ -1,6 +1,6 @@
 """Is it the law's form? The committed runs refitted with Kaplan's non-separable L(N, D) (issue 15)
 
-    python benchmarks/probe_law_form.py                    # a few minutes on 2 cores: fits only, no training
+    python benchmarks/probe_law_form.py                    # under a minute on 2 cores: fits only, no training
     python benchmarks/probe_law_form.py --results benchmarks/results/X.md --tables results/probes/NAME
 
 **Registered on 2026-12-04 (this script's first commit), before the committed runs were ever fitted in

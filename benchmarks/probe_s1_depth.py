@@ -1,6 +1,6 @@
 """Does the one-layer s1 bend the law? The cpu grid refitted with a two-layer s1 (issue 15)
 
-    python benchmarks/probe_s1_depth.py                    # about 5 minutes on 2 cores
+    python benchmarks/probe_s1_depth.py                    # about 3 minutes on 2 cores
     python benchmarks/probe_s1_depth.py --results benchmarks/results/X.md --tables results/probes/NAME
 
 **Registered on 2026-12-04 (this script's first commit), before any of these runs was trained** (the

@@ -1,6 +1,6 @@
 """Is TNL's deficit, and the ladder's misfit, the two heads of s1-s5? A cpu ladder with 4 heads at every size (issue 15)
 
-    python benchmarks/probe_uniform_heads.py                    # about 20 minutes on 2 cores
+    python benchmarks/probe_uniform_heads.py                    # 20-25 minutes on 2 cores
     python benchmarks/probe_uniform_heads.py --results benchmarks/results/X.md --tables results/probes/NAME
 
 **Registered on 2026-12-03 (this script's first commit), before any of these runs was trained** (the
