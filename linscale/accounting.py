@@ -5,6 +5,7 @@ import pandas as pd
 import torch
 
 from linscale import flops
+from linscale.config import ConfigError
 from linscale.models import build_model
 from linscale.presets import load_preset, model_configs
 
@@ -13,6 +14,9 @@ def accounting_table(preset: str | dict, seq_len: int | None = None, batch_size:
     """One row per (size, arch): shape, non-embedding parameters (formula and instantiated on the
     meta device), FLOPs per token and PFLOPs per step at the preset's context and batch."""
     preset = load_preset(preset) if not isinstance(preset, dict) else preset
+    for key, kind in (("archs", "list of architectures"), ("sizes", "mapping of size name -> shape")):
+        if not preset.get(key):  # an empty table, printed with exit status 0, said nothing was counted
+            raise ConfigError(f"{key}: expected a non-empty {kind}")
     train = preset.get("train", {})
     seq_len = seq_len or train["seq_len"]
     batch_size = batch_size or train["batch_size"]

@@ -135,6 +135,14 @@ def _results_folder(preset: str) -> str | None:
     return None if preset.strip() and "/" not in preset else "must be a preset name (a folder under results_dir)"
 
 
+def _known_preset(name: str) -> str | None:
+    from linscale.presets import available_presets
+
+    known = available_presets()
+    return None if name in known or name.endswith((".yaml", ".yml")) else \
+        f"must be a preset ({', '.join(known)}) or a .yaml file"
+
+
 _COMMON = {
     "preset": Parameter(str, "which study to show: the folder results/<preset>/ (cpu: the default study; "
                              "smoke: the 3-minute CI study)", check=_results_folder),
@@ -159,7 +167,8 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
     },
     "accounting": {
         "preset": _COMMON["preset"],
-        "reference_preset": Parameter(str, "the paper-scale preset whose accounting is checked against Table 7"),
+        "reference_preset": Parameter(str, "the paper-scale preset whose accounting is checked against Table 7",
+                                      check=_known_preset),
         "context_lengths": Parameter((list, tuple), "context lengths n for the FLOPs-per-token figure",
                                      check=_positive_ints),
         "figure_size": Parameter(str, "the paper size whose FLOPs per token are plotted against n"),
@@ -629,10 +638,12 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
     # name no chapter declares) nor fail only after the chapters before it were executed
     for name, value in parameters.items():
         owners = [chapter for chapter in chapters if name in PARAMETERS.get(chapter, {})]
+        where = f"chapter {chapters[0]}" if len(chapters) == 1 else f"any of the chapters {', '.join(chapters)}"
         if not owners and name not in STUDY_PARAMETERS:  # --preset, --results-dir: for the chapters that read results
             declared = sorted({n for chapter in chapters for n in PARAMETERS.get(chapter, {})})
-            where = f"chapter {chapters[0]}" if len(chapters) == 1 else f"any of the chapters {', '.join(chapters)}"
             raise ConfigError(f"parameter {name}: not a parameter of {where}; expected one of {', '.join(declared)}")
+        if not owners:  # a study named for chapters that read none (it was ignored without a word)
+            raise ConfigError(f"--{name.replace('_', '-')}: {where} reads no study's results; drop it")
         for chapter in owners:
             PARAMETERS[chapter][name].validate(name, value)
     check_results(parameters, chapters, cwd=Path(kwargs.get("cwd", ROOT)))
@@ -662,6 +673,23 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
         if not (folder / "runs.parquet").exists():
             raise ConfigError(f"{folder}: no results of preset {values['preset']!r} (run `linscale study --preset "
                               f"{values['preset']}` first, or choose another with --preset)")
+        # what a partial study lacks, said here: inside the kernel it was a KeyError, an IndexError or a
+        # division by zero several cells in
+        if chapter in READS_FITS and not (folder / "fits" / "status.csv").exists():
+            raise ConfigError(f"{folder / 'fits'}: no fitted laws (chapter {chapter} reads them; run `linscale "
+                              f"study --preset {values['preset']} --results-dir {values['results_dir']} --stages fits` first)")
+        if "archs" in values:
+            import pandas as pd
+
+            present = set(pd.read_parquet(folder / "runs.parquet", columns=["arch"])["arch"].astype(str))
+            absent = [arch for arch in values["archs"] if arch not in present]
+            if absent:
+                raise ConfigError(f"parameter archs: no runs of {', '.join(absent)} in {folder / 'runs.parquet'} "
+                                  f"(it has {', '.join(a for a in ARCHITECTURES if a in present)})")
+
+
+# the chapters that read the study's stored fits (results/<preset>/fits/)
+READS_FITS = ("training", "scaling_laws", "law_probes", "findings")
 
 
 # ----------------------------------------------------------------------------- build and check

@@ -55,6 +55,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     from linscale.laws import fit, read_table
 
+    _writable_file(args.out, "--out", ".csv", inputs={"--table": args.table})
     runs = read_table(args.table)
     columns = dict(loss_column=args.loss_column, params_column=args.params_column,
                    tokens_column=args.tokens_column, flops_column=args.flops_column, run_column=args.run_column,
@@ -96,9 +97,61 @@ def _chapter_parameters(args: argparse.Namespace) -> dict:
     return parameters
 
 
+def _writable_file(path, option: str, suffix: str | None = None, inputs: dict | None = None) -> None:
+    """Refuse, before anything is computed, an output FILE the command could not write as asked: a folder,
+    a path under a file, the wrong format for its name (fit writes CSV, eval Parquet), or one of the
+    command's own inputs (`fit --out` onto its --table replaced the runs with the fitted parameters).
+    These were tracebacks after the work was done, or silent overwrites."""
+    from pathlib import Path
+
+    if path is None or path == "-":
+        return
+    if not str(path).strip():
+        raise ConfigError(f"{option}: expected a file path, got ''")
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"{option}: {target} is a folder; expected a file path")
+    above = next((folder for folder in target.parents if folder.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(f"{option}: {above} is a file, so {target} cannot be written under it")
+    if suffix and target.suffix.lower() != suffix:
+        raise ConfigError(f"{option}: {target}: this command writes {suffix} files; expected a name ending in {suffix}")
+    for name, given in (inputs or {}).items():
+        if given and target.exists():
+            given = Path(given).resolve()
+            if target.resolve() == given or (given.is_dir() and given in target.resolve().parents):
+                raise ConfigError(f"{option}: {target} is {'in ' if given.is_dir() else ''}this command's "
+                                  f"{name}; writing it would replace an input")
+
+
+def _writable_folder(path, option: str) -> None:
+    """Refuse a FOLDER option that names a file, or lies under one, before anything is computed."""
+    from pathlib import Path
+
+    if path is None:
+        return
+    if not str(path).strip():
+        raise ConfigError(f"{option}: expected a folder, got ''")
+    target = Path(path)
+    above = next((folder for folder in (target, *target.parents) if folder.exists()), None)
+    if above is not None and not above.is_dir():
+        raise ConfigError(f"{option}: {above} is a file; expected a folder (new or existing)")
+
+
+def _check_device(device: str) -> None:
+    """A torch device string, checked before any checkpoint is loaded (torch named it deep in a worker)."""
+    import torch
+
+    try:
+        torch.device(device)
+    except RuntimeError:
+        raise ConfigError(f"--device: expected a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from linscale.compare import compare_studies, write_json
 
+    _writable_file(args.json, "--json", inputs={"study A": args.a, "study B": args.b})
     comparison = compare_studies(args.a, args.b, labels=(args.label_a or args.a, args.label_b or args.b))
     if args.json == "-":
         print(json.dumps(comparison.to_dict(), indent=1))
@@ -113,7 +166,8 @@ def cmd_book(args: argparse.Namespace) -> int:
     from linscale import book
 
     parameters = _chapter_parameters(args)
-    chapters = args.chapter or book.toc_chapters()
+    # a chapter named twice ran twice at once, and the second failed renaming the first's notebook
+    chapters = list(dict.fromkeys(args.chapter)) if args.chapter else book.toc_chapters()
     for name in chapters:
         if name not in book.CHAPTERS:
             raise ConfigError(f"--chapter: unknown chapter {name!r}; expected one of {', '.join(book.CHAPTERS)}")
@@ -130,7 +184,8 @@ def cmd_book(args: argparse.Namespace) -> int:
         if missing:
             print(f"[book] the HTML links every chapter; executing those not yet executed ({', '.join(missing)})",
                   flush=True)
-            book.execute_book({k: v for k, v in shared.items() if v is not None}, chapters=missing,
+            book.execute_book({k: v for k, v in shared.items() if v is not None
+                               and any(k in book.PARAMETERS[c] for c in missing)}, chapters=missing,
                               workers=min(2, os.cpu_count() or 1))
         html = book.build_html()
         problems = book.check_html(html, chapters=book.toc_chapters(), min_figures=book.MIN_FIGURES)
@@ -152,10 +207,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     options = _task_options(args.option)
     checkpoints, out = args.checkpoint, args.out
+    _writable_file(out, "--out", ".parquet")
+    if args.roles is not True:
+        _writable_file(args.roles, "--roles", ".parquet")
+    _writable_folder(args.task_cache, "--task-cache")
+    _check_device(args.device)
     if args.calibrate:  # each run's final checkpoint, into a store of its own per knob setting
         checkpoints = checkpoints or final_checkpoints(args.sweep_dir)
         out = out or Path(args.sweep_dir) / "eval" / _calibration_store(options, args.context_factor)
     suites, tasks = [s for s in args.suites.split(",") if s], [t for t in (args.tasks or "").split(",") if t]
+    if not (suites or tasks or args.roles):  # it evaluated nothing and said nothing
+        raise ConfigError("--suites: empty; name a suite, or give --tasks or --roles")
     try:
         with EvalPool(args.jobs, threads=1) if (args.jobs or 1) > 1 else nullcontext() as pool:
             if suites or tasks or not args.roles:
@@ -416,8 +478,7 @@ def cmd_data(args: argparse.Namespace) -> int:
     if args.preset or args.set:  # without --prepare they would be ignored, and the sample not the preset's
         raise ConfigError("--preset/--set: only with --prepare; the sample and summary are of the default "
                           "synthetic language (--world-seed picks another)")
-    if args.write_eval and os.path.exists(args.write_eval) and not os.path.isdir(args.write_eval):
-        raise ConfigError(f"--write-eval: {args.write_eval} is a file; expected a folder (new or existing)")
+    _writable_folder(args.write_eval, "--write-eval")
     from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, write_eval_items
 
     lang = SyntheticLanguage(LanguageSpec(world_seed=args.world_seed))
@@ -564,7 +625,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="unit of C in the approach1/2 laws (default: pf_days, as the paper)")
     p.add_argument("--bootstrap", type=_resample_count, default=0, metavar="N",
                    help="bootstrap resamples over runs, 0 or at least 2 (default: 0)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap seed (default: 0)")
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="bootstrap seed (default: 0)")
     p.add_argument("--out", default=None, help="also write the parameter table to this CSV")
     p.set_defaults(func=cmd_fit)
     p = sub.add_parser("data", help="the data.* keys (--help-keys); the synthetic language (exact entropy, "
@@ -578,8 +639,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --prepare: preset overrides")
     p.add_argument("--seq-len", type=_whole_number(1), default=256, help="training row length (default: 256)")
     p.add_argument("--sample", type=_whole_number(0), default=1, help="sample rows to print (default: 1)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--world-seed", type=int, default=0)
+    p.add_argument("--seed", type=_whole_number(0), default=0, help="seed of the sample and the eval items")
+    p.add_argument("--world-seed", type=_whole_number(0), default=0, help="seed of the language's world")
     p.add_argument("--write-eval", default=None, metavar="DIR", help="write the evaluation item sets as JSONL files")
     p.set_defaults(func=cmd_data)
 

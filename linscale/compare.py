@@ -95,6 +95,8 @@ def check_results_folder(path: str | Path, label: str = "") -> Path:
     one-line CompareError naming it."""
     path = Path(path)
     name = f"{label} " if label else ""
+    if path.is_file():
+        raise CompareError(f"{name}{path}: a file; expected a study's results folder, e.g. results/cpu")
     if not path.is_dir():
         raise CompareError(f"{name}{path}: no such folder (expected a study's results folder, e.g. results/cpu)")
     if not ((path / "runs.parquet").is_file() or (path / "runs.csv").is_file()):

@@ -441,6 +441,8 @@ def test_size_trend_is_the_maximum_likelihood_line_through_the_cells_variances()
     # a cell whose runs agree to the bit (variance 0) is evidence of little noise, not an error
     assert rules.fit_size_trend(cells.assign(var=lambda t: t["var"].where(t.index != 0, 0.0))) is not None
     assert rules.fit_size_trend(one.assign(var=0.0)) is None  # nothing measured
+    # a study without its seeds ablations: no cells, with the untyped columns of an empty table (was a TypeError)
+    assert rules.fit_size_trend(pd.DataFrame(columns=["var", "dof", "params"])) is None
 
 
 def test_a_loss_takes_the_trend_at_its_size_pooled_over_every_architecture():

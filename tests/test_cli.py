@@ -30,6 +30,9 @@ OUT_OF_RANGE = [
      "argument --bootstrap: expected 0 (no intervals) or a whole number >= 2, got '1'"),
     (["fit", "--method", "approach1", "--table", "runs.csv", "--drop-highest-loss", "-1"],
      "argument --drop-highest-loss: expected a whole number >= 0, got -1"),
+    # numpy's "expected non-negative integer" traceback, deep in the language's world
+    (["data", "--seed", "-5"], "argument --seed: expected a whole number >= 0, got -5"),
+    (["data", "--world-seed", "-1"], "argument --world-seed: expected a whole number >= 0, got -1"),
 ]
 
 
@@ -180,3 +183,104 @@ def test_a_fit_pointed_at_a_results_folder_names_the_table_in_it(tmp_path, capsy
     err = one_line_error(["fit", "--method", "approach1", "--table", str(tmp_path)], capsys)
     assert f"{tmp_path}: a folder; expected a .csv or .parquet file such as {tmp_path / 'runs.parquet'}" in err
 
+
+
+def test_an_output_file_that_cannot_be_written_as_asked_is_refused_before_any_work(tmp_path, capsys):
+    """Tracebacks after the fit or evaluation had run (a folder, a path under a file), silent overwrites of
+    an input (`fit --out` onto its own --table), and a format the name does not say (Parquet in a .csv)."""
+    table = tmp_path / "runs.csv"
+    shutil.copy(book.ROOT / "results" / "smoke" / "runs.csv", table)
+    before = table.read_bytes()
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("x")
+    fit = ["fit", "--method", "approach1", "--table", str(table), "--out"]
+    for out, expected in [(tmp_path, f"--out: {tmp_path} is a folder; expected a file path"),
+                          (table, f"--out: {table} is this command's --table; writing it would replace an input"),
+                          (tmp_path / "p.parquet", "this command writes .csv files; expected a name ending in .csv"),
+                          (a_file / "p.csv", f"--out: {a_file} is a file, so {a_file / 'p.csv'} cannot be written")]:
+        assert expected in one_line_error(fit + [str(out)], capsys)
+    assert table.read_bytes() == before
+    sweep = str(tmp_path / "no-sweep")  # the options are checked before the sweep folder is looked at
+    for options, expected in [(["--out", str(tmp_path / "e.csv")], "expected a name ending in .parquet"),
+                              (["--roles", str(tmp_path)], f"--roles: {tmp_path} is a folder"),
+                              (["--task-cache", str(a_file)], f"--task-cache: {a_file} is a file; expected a folder"),
+                              (["--device", "banana"], "--device: expected a torch device such as cpu"),
+                              (["--suites", ""], "--suites: empty; name a suite, or give --tasks or --roles")]:
+        assert expected in one_line_error(["eval", sweep, *options], capsys)
+    err = one_line_error(["data", "--write-eval", str(a_file / "items")], capsys)
+    assert f"--write-eval: {a_file} is a file; expected a folder" in err
+    assert "--json: expected a file path, got ''" in one_line_error(["compare", sweep, sweep, "--json", ""], capsys)
+
+
+def test_an_eval_store_that_is_another_table_is_named_not_appended_to(tmp_path):
+    from linscale.config import ConfigError
+    from linscale.eval.runner import read_store
+
+    other = tmp_path / "runs.parquet"
+    shutil.copy(book.ROOT / "results" / "smoke" / "runs.parquet", other)
+    with pytest.raises(ConfigError, match=r"runs.parquet: not an evaluation results store \(no task, metric column"):
+        read_store(other)
+    assert len(read_store(book.ROOT / "results" / "smoke" / "eval.parquet"))
+
+
+def test_data_without_a_sample_prints_the_summary(capsys):
+    """`data --sample 0` (the summary, or the eval items, alone) failed reshaping an empty sample."""
+    assert main(["data", "--sample", "0"]) == 0
+    out = capsys.readouterr().out
+    assert '"vocab_size"' in out and "exact nll of this row" not in out
+
+
+def test_an_empty_grid_is_refused_by_accounting(tmp_path, capsys):
+    """It printed an empty table with exit status 0."""
+    preset = tmp_path / "empty.yaml"
+    preset.write_text("name: empty\narchs: [tnl]\nsizes: {}\n")
+    err = one_line_error(["accounting", "--preset", str(preset)], capsys)
+    assert "sizes: expected a non-empty mapping of size name -> shape" in err
+
+
+def test_a_fit_says_how_many_rows_it_could_not_group(tmp_path, capsys):
+    """Rows with no architecture were left out of every group without a word."""
+    import pandas as pd
+
+    runs = pd.read_csv(book.ROOT / "results" / "smoke" / "runs.csv")
+    runs.loc[runs.index[:3], "arch"] = None
+    table = tmp_path / "runs.csv"
+    runs.to_csv(table, index=False)
+    assert main(["fit", "--method", "approach1", "--table", str(table)]) == 0
+    assert "linscale: warning: dropping 3 rows where arch is missing" in capsys.readouterr().err
+
+
+def test_a_chapter_named_twice_runs_once(monkeypatch):
+    """It ran twice at once, and the second failed renaming the first's notebook."""
+    calls = []
+    monkeypatch.setattr(book, "execute_book", lambda parameters, chapters, **kwargs: calls.append(chapters))
+    assert main(["book", "--no-html", "--chapter", "accounting", "--chapter", "accounting"]) == 0
+    assert calls == [["accounting"]]
+
+
+def test_a_chapter_refuses_what_its_study_lacks_before_any_kernel(tmp_path):
+    """A partial study's chapter failed several cells in with a KeyError (no fits), an IndexError or a
+    division by zero (no runs of an architecture shown); a study named for a chapter that reads none was
+    ignored; a reference preset that does not exist was named as 'preset'."""
+    from linscale.config import ConfigError
+
+    partial = tmp_path / "results" / "smoke"
+    shutil.copytree(book.ROOT / "results" / "smoke", partial)
+    shutil.rmtree(partial / "fits")
+    out = tmp_path / "chapters"
+    with pytest.raises(ConfigError, match=r"smoke/fits: no fitted laws \(chapter scaling_laws reads them; run "
+                                          r"`linscale study --preset smoke --results-dir .* --stages fits` first\)"):
+        book.execute_book({"preset": "smoke", "results_dir": str(tmp_path / "results")}, chapters=["scaling_laws"],
+                          out_dir=out)
+    import pandas as pd
+
+    runs = pd.read_parquet(partial / "runs.parquet")
+    runs[runs["arch"] != "llama"].to_parquet(partial / "runs.parquet")
+    with pytest.raises(ConfigError, match=r"parameter archs: no runs of llama in .*runs.parquet \(it has tnl, hgrn2"):
+        book.execute_book({"preset": "smoke", "results_dir": str(tmp_path / "results")}, chapters=["downstream"],
+                          out_dir=out)
+    with pytest.raises(ConfigError, match=r"^--results-dir: chapter architectures reads no study's results; drop it"):
+        book.execute_book({"results_dir": "elsewhere"}, chapters=["architectures"], out_dir=out)
+    with pytest.raises(ConfigError, match=r"parameter reference_preset: must be a preset \(cpu, paper"):
+        book.execute_book({"reference_preset": "nope"}, chapters=["accounting"], out_dir=out)
+    assert not out.exists()

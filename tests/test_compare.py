@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import subprocess
 import sys
@@ -160,11 +161,25 @@ def test_bad_input_is_one_line_naming_the_folder_or_table(tmp_path):
     no_eval = copy_results(tmp_path / "no-eval")
     (no_eval / "eval.parquet").unlink()
     cases.append(((no_eval, SMOKE), "eval.parquet: no such results table"))
-    for (a, b), message in cases:
-        proc = linscale("compare", a, b)
+    cases.append(((SMOKE, SMOKE / "runs.parquet"), "runs.parquet: a file; expected a study's results folder"))
+    cases.append(((empty, SMOKE, "--json", SMOKE / "runs.parquet"),  # checked before the folders
+                  "--json: " + str(SMOKE / "runs.parquet") + " is in this command's study B; writing it would "
+                  "replace an input"))
+    for (a, b, *options), message in cases:
+        proc = linscale("compare", a, b, *options)
         assert proc.returncode == 2, proc.stderr
         err = proc.stderr.strip()
         assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_a_study_without_ablations_compares_with_its_ablation_verdicts_not_testable(tmp_path):
+    """A study run with --no-ablations is a study; comparing it failed with a TypeError in the noise model."""
+    bare = copy_results(tmp_path / "bare")
+    shutil.rmtree(bare / "ablations")
+    proc = linscale("compare", SMOKE, bare)
+    assert proc.returncode == 1 and not proc.stderr.strip(), proc.stderr
+    for claim in ("aspect", "context_loss", "context_retrieval"):  # the claims the ablations decide
+        assert re.search(rf"{claim} +(not )?\w+ +not testable", proc.stdout), proc.stdout
 
 
 def test_a_changed_verdict_is_marked_and_makes_the_exit_status_non_zero(tmp_path):

@@ -453,6 +453,8 @@ class SyntheticLanguage:
         """Training rows of ``seq_len + 1`` tokens ``<eod> doc <eod> doc ...`` (the last document cut off)
         and the nll of each position (0 at position 0, which is never a label, and at each ``<eod>``)."""
         width = seq_len + 1
+        if n_rows == 0:  # `linscale data --sample 0`: the summary (or the eval items) without a sample
+            return np.zeros((0, width), dtype=np.int32), np.zeros((0, width))
         doc_len = min(self.spec.doc_len or seq_len, seq_len)
         per_row = math.ceil(width / (doc_len + 1))
         docs, nll = self.sample(rng, n_rows * per_row, doc_len)

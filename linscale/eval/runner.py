@@ -315,21 +315,28 @@ def item_rows(results: dict, meta: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=ITEM_KEY + ["acc"])
 
 
-def read_store(path: str | os.PathLike) -> pd.DataFrame:
+def read_store(path: str | os.PathLike, key: list[str] = KEY) -> pd.DataFrame:
+    """The results store at ``path`` (empty if none yet); a file that is not one (no ``key`` columns) is
+    a ConfigError naming it."""
     path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
     try:
-        return pd.read_parquet(path)
+        table = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise ConfigError(f"{path}: results store is not a readable Parquet file ({err})") from None
+    missing = [column for column in key if column not in table.columns]
+    if missing:  # another table (a runs.parquet, say): appending to it would fail deep in pandas, or mix tables
+        raise ConfigError(f"{path}: not an evaluation results store (no {', '.join(missing)} column); "
+                          f"choose another --out")
+    return table
 
 
 def append_rows(path: str | os.PathLike, rows: pd.DataFrame, key: list[str] = KEY) -> pd.DataFrame:
     """Merge ``rows`` into the store (new rows replace old ones with the same key), atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    old = read_store(path)
+    old = read_store(path, key)
     table = rows if not len(old) else pd.concat([old, rows], ignore_index=True) if len(rows) else old
     table = table.drop_duplicates(subset=key, keep="last").reset_index(drop=True)
     atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False))

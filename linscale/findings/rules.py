@@ -307,7 +307,9 @@ def fit_size_trend(cells: pd.DataFrame) -> SizeTrend | None:
     when nothing was measured (no cell with two runs, or every variance zero)."""
     from scipy import optimize
 
-    cells = cells[(cells["dof"] > 0) & np.isfinite(cells["var"]) & (cells["params"] > 0)]
+    if not len(cells):  # a study without the seeds ablations (its empty table's columns are not numeric)
+        return None
+    cells = cells[(cells["dof"] > 0) & np.isfinite(cells["var"].astype(float)) & (cells["params"] > 0)]
     k, var, x = (cells[c].to_numpy(float) for c in ("dof", "var", "params"))
     if not len(cells) or not (var > 0).any():
         return None

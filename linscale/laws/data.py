@@ -142,7 +142,8 @@ def prepare_runs(runs: pd.DataFrame, loss_column: str | None = None, params_colu
         bad = ~np.isfinite(values) | (values <= 0)
         if bad.any():
             row = out.index[np.argmax(bad)]
-            raise LawsInputError(f"{original}: expected positive finite values, got {values[np.argmax(bad)]!r} at row {row}")
+            raise LawsInputError(f"{original}: expected positive finite values, got {values[np.argmax(bad)].item()!r} "
+                                 f"at row {row}")
     if drop_highest_loss:
         if not 0 <= drop_highest_loss < len(out):
             raise LawsInputError(f"drop_highest_loss: expected 0 to {len(out) - 1}, got {drop_highest_loss}")
@@ -176,6 +177,10 @@ def groups(frame: pd.DataFrame, by: str | None):
         return
     if by not in frame.columns:
         raise LawsInputError(f"{by}: cannot group by a column that is not in the table")
+    unnamed = frame[by].isna()
+    if unnamed.any():  # groupby drops them without a word, as prepare_runs says of a missing loss
+        warnings.warn(f"dropping {int(unnamed.sum())} rows where {by} is missing (no group to fit them in)",
+                      stacklevel=2)
     for name, sub in frame.groupby(by, sort=True):
         yield str(name), sub
 
