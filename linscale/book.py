@@ -464,7 +464,10 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
         try:
             papermill.execute_notebook(str(source_nb), str(partial), parameters=parameters, kernel_name="python3",
                                        language="python", progress_bar=False, log_output=log_output,
-                                       cwd=str(cwd), execution_timeout=timeout)
+                                       cwd=str(cwd), execution_timeout=timeout,
+                                       # the kernel's own log, not the chapter's: ipykernel 7 warns on every
+                                       # start that its local TCP sockets are unencrypted, a line per chapter
+                                       extra_arguments=["--IPKernelApp.log_level=ERROR"])
         except Exception as err:
             failed = out_dir / f"{chapter}.failed.ipynb"
             if partial.exists():
