@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from linscale.config import ConfigError
-from linscale.results import read_table
+from linscale.results import ResultsError, read_table
 
 WALL_CLOCK_COLUMNS = ("wall_time_s", "eval_time_s")  # time, not results: shown apart, never a difference
 LOCATION_COLUMNS = ("checkpoint",)  # where the study kept a file (its --runs-dir), not what it measured
@@ -340,7 +340,12 @@ def compare_studies(a: str | Path, b: str | Path, labels: tuple[str, str] | None
     a, b = check_results_folder(a, "A"), check_results_folder(b, "B")
     tables, columns = compare_tables(a, b)
     fits = compare_fits(a, b)
-    claims = [claims_from_results(str(p.parent), p.name) for p in (a, b)]
+    claims = []
+    for label, folder in (("A", a), ("B", b)):  # a table one study lacks, named with the study's label
+        try:
+            claims.append(claims_from_results(str(folder.parent), folder.name))
+        except ResultsError as err:
+            raise CompareError(f"{label} {err}") from None
     return Comparison(a=str(a), b=str(b), tables=tables, columns=columns, fits=fits,
                       verdicts=compare_verdicts(*claims), labels=tuple(labels or (str(a), str(b))))
 

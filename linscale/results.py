@@ -75,7 +75,7 @@ def read_table(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame
         if path.suffix == ".parquet" and csv.exists():
             path = csv
         else:
-            raise ResultsError(f"{path}: no such results table (run `linscale study` or check results_dir)")
+            raise ResultsError(f"{path}: no such results table (run `linscale study` first, or check the folder)")
     table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     missing = [c for c in required if c not in table.columns]
     if missing:

@@ -160,7 +160,7 @@ def test_bad_input_is_one_line_naming_the_folder_or_table(tmp_path):
     cases.append(((SMOKE, empty), "empty: not a results folder (no runs.parquet"))
     no_eval = copy_results(tmp_path / "no-eval")
     (no_eval / "eval.parquet").unlink()
-    cases.append(((no_eval, SMOKE), "eval.parquet: no such results table"))
+    cases.append(((no_eval, SMOKE), f"A {no_eval / 'eval.parquet'}: no such results table"))  # which study
     cases.append(((SMOKE, SMOKE / "runs.parquet"), "runs.parquet: a file; expected a study's results folder"))
     cases.append(((empty, SMOKE, "--json", SMOKE / "runs.parquet"),  # checked before the folders
                   "--json: " + str(SMOKE / "runs.parquet") + " is in this command's study B; writing it would "
