@@ -680,7 +680,8 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
         # division by zero several cells in
         if chapter in READS_FITS and not (folder / "fits" / "status.csv").exists():
             raise ConfigError(f"{folder / 'fits'}: no fitted laws (chapter {chapter} reads them; run `linscale "
-                              f"study --preset {values['preset']} --results-dir {values['results_dir']} --stages fits` first)")
+                              f"study --preset {values['preset']} --results-dir {values['results_dir']} "
+                              f"--stages fits` first)")
         if "archs" in values:
             import pandas as pd
 

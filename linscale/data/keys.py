@@ -134,8 +134,8 @@ def keys_of(source: str) -> dict[str, Key]:
 
 def _unknown_key_message(name: str, source: str, keys: dict) -> str:
     """One line for a key ``source`` does not take. A key of the other source (or a misspelt ``source``,
-    which leaves the default synthetic source in force) is named first: listing the synthetic language's
-    twenty keys does not help a user who wrote ``sorce: text`` or forgot ``source: text``."""
+    which leaves the default synthetic source in force) is named first: the list of the synthetic
+    language's keys alone does not help a user who wrote ``sorce: text`` or forgot ``source: text``."""
     import difflib
 
     others = [other for other in SOURCES if other != source and name in keys_of(other)]
