@@ -172,6 +172,10 @@ def cmd_book(args: argparse.Namespace) -> int:
         if name not in book.CHAPTERS:
             raise ConfigError(f"--chapter: unknown chapter {name!r}; expected one of {', '.join(book.CHAPTERS)}")
     shared = {"preset": args.preset, "results_dir": args.results_dir}
+    for name, value in shared.items():  # named as typed (the chapters' check says "parameter preset")
+        if value is not None and not value.strip():
+            wanted = "a preset name" if name == "preset" else "a folder"
+            raise ConfigError(f"--{name.replace('_', '-')}: expected {wanted}, got {value!r}")
     parameters = {**{k: v for k, v in shared.items() if v is not None}, **parameters}
     # two kernels at once: a chapter's start-up and imports are mostly waiting (as the study does)
     book.execute_book(parameters, chapters=chapters, force=args.force or bool(args.chapter and parameters),

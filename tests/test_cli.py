@@ -250,6 +250,12 @@ def test_a_fit_says_how_many_rows_it_could_not_group(tmp_path, capsys):
     assert "linscale: warning: dropping 3 rows where arch is missing" in capsys.readouterr().err
 
 
+def test_an_empty_study_option_of_the_book_is_named_as_typed(capsys):
+    """It was refused as "parameter preset", a chapter's name for it."""
+    assert "--preset: expected a preset name, got ''" in one_line_error(["book", "--preset", ""], capsys)
+    assert "--results-dir: expected a folder, got ' '" in one_line_error(["book", "--results-dir", " "], capsys)
+
+
 def test_a_chapter_named_twice_runs_once(monkeypatch):
     """It ran twice at once, and the second failed renaming the first's notebook."""
     calls = []
