@@ -215,7 +215,21 @@ def validate_parameters(chapter: str, **values) -> dict:
     missing = sorted(set(schema) - set(values))
     if missing:
         raise ConfigError(f"chapter {chapter}: parameter(s) {', '.join(missing)} not set")
-    return {name: schema[name].validate(name, value) for name, value in values.items()}
+    checked = {name: schema[name].validate(name, value) for name, value in values.items()}
+    check_together(chapter, checked)
+    return checked
+
+
+def check_together(chapter: str, values: dict) -> None:
+    """The rules between two parameters of a chapter: the accounting chapter's ``figure_size`` is a size
+    of its ``reference_preset`` (a size it lacks was reported as "size: ...", a name no reader set)."""
+    if chapter == "accounting" and {"figure_size", "reference_preset"} <= set(values):
+        from linscale.presets import load_preset
+
+        sizes = [str(size) for size in load_preset(values["reference_preset"]).get("sizes") or {}]
+        if str(values["figure_size"]) not in sizes:
+            raise ConfigError(f"parameter figure_size: expected a size of reference_preset "
+                              f"{values['reference_preset']} ({', '.join(sizes)}), got {values['figure_size']!r}")
 
 
 class ChapterParameters(dict):
@@ -442,6 +456,7 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
                           f"expected {', '.join(schema)}")
     for name, value in parameters.items():
         parameters[name] = schema[name].validate(name, value)
+    check_together(chapter, _effective(chapter, parameters, notebooks))
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -649,6 +664,9 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
             raise ConfigError(f"--{name.replace('_', '-')}: {where} reads no study's results; drop it")
         for chapter in owners:
             PARAMETERS[chapter][name].validate(name, value)
+    for chapter in chapters:
+        check_together(chapter, _effective(chapter, {k: v for k, v in parameters.items() if k in PARAMETERS[chapter]},
+                                           Path(kwargs.get("notebooks", NOTEBOOKS))))
     check_results(parameters, chapters, cwd=Path(kwargs.get("cwd", ROOT)))
 
     def run(chapter: str) -> Path:

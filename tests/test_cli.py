@@ -267,7 +267,8 @@ def test_a_chapter_named_twice_runs_once(monkeypatch):
 def test_a_chapter_refuses_what_its_study_lacks_before_any_kernel(tmp_path):
     """A partial study's chapter failed several cells in with a KeyError (no fits), an IndexError or a
     division by zero (no runs of an architecture shown); a study named for a chapter that reads none was
-    ignored; a reference preset that does not exist was named as 'preset'."""
+    ignored; a reference preset that does not exist, or a figure size it lacks, was named as 'preset' or
+    'size'."""
     from linscale.config import ConfigError
 
     partial = tmp_path / "results" / "smoke"
@@ -289,4 +290,10 @@ def test_a_chapter_refuses_what_its_study_lacks_before_any_kernel(tmp_path):
         book.execute_book({"results_dir": "elsewhere"}, chapters=["architectures"], out_dir=out)
     with pytest.raises(ConfigError, match=r"parameter reference_preset: must be a preset \(cpu, paper"):
         book.execute_book({"reference_preset": "nope"}, chapters=["accounting"], out_dir=out)
+    with pytest.raises(ConfigError, match=r"parameter figure_size: expected a size of reference_preset paper "
+                                          r"\(70M, .*7B\), got '99B'"):
+        book.execute_book({"figure_size": "99B"}, chapters=["accounting"], out_dir=out)
+    with pytest.raises(ConfigError, match=r"parameter figure_size: expected a size of reference_preset smoke"):
+        book.validate_parameters("accounting", **{**book.default_parameters("accounting"),
+                                                  "reference_preset": "smoke"})  # in the kernel too
     assert not out.exists()
