@@ -269,6 +269,12 @@ def _task_options(pairs: list[str] | None) -> dict:
                               f"{', '.join(k for k in TASK_OPTIONS if k not in ('checkpoint', 'task_cache'))}, "
                               f"got {pair!r}")
         options[key] = value
+    from linscale.eval.items import TaskDataError, knob_values
+
+    try:  # before lm-eval starts (it printed its own lines about the keyword arguments first)
+        knob_values(options)
+    except TaskDataError as err:
+        raise ConfigError(f"--option {err}") from None
     return options
 
 

@@ -205,7 +205,8 @@ def test_an_output_file_that_cannot_be_written_as_asked_is_refused_before_any_wo
                               (["--roles", str(tmp_path)], f"--roles: {tmp_path} is a folder"),
                               (["--task-cache", str(a_file)], f"--task-cache: {a_file} is a file; expected a folder"),
                               (["--device", "banana"], "--device: expected a torch device such as cpu"),
-                              (["--suites", ""], "--suites: empty; name a suite, or give --tasks or --roles")]:
+                              (["--suites", ""], "--suites: empty; name a suite, or give --tasks or --roles"),
+                              (["--option", "mqar_pairs=abc"], "--option mqar_pairs: expected an integer, got 'abc'")]:
         assert expected in one_line_error(["eval", sweep, *options], capsys)
     err = one_line_error(["data", "--write-eval", str(a_file / "items")], capsys)
     assert f"--write-eval: {a_file} is a file; expected a folder" in err
