@@ -691,6 +691,11 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
             continue
         values = {**default_parameters(chapter), **{k: v for k, v in parameters.items() if k in PARAMETERS[chapter]}}
         folder = Path(cwd) / values["results_dir"] / values["preset"]
+        if chapter == "synthetic_language":  # a preset of real text has no synthetic language to show
+            source = _data_source(values["preset"])
+            if source not in (None, "synthetic"):
+                raise ConfigError(f"parameter preset: {values['preset']} trains on {source} (data.source); chapter "
+                                  f"synthetic_language shows the synthetic language of a preset such as cpu or smoke")
         if not (folder / "runs.parquet").exists():
             raise ConfigError(f"{folder}: no results of preset {values['preset']!r} (run `linscale study --preset "
                               f"{values['preset']}` first, or choose another with --preset)")
@@ -708,6 +713,17 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
             if absent:
                 raise ConfigError(f"parameter archs: no runs of {', '.join(absent)} in {folder / 'runs.parquet'} "
                                   f"(it has {', '.join(a for a in ARCHITECTURES if a in present)})")
+
+
+def _data_source(preset: str) -> str | None:
+    """The data source of the preset named ``preset`` (None when no preset has that name: a results
+    folder may be named otherwise)."""
+    from linscale.presets import load_preset
+
+    try:
+        return (load_preset(preset).get("data") or {}).get("source", "synthetic")
+    except ConfigError:
+        return None
 
 
 # the chapters that read the study's stored fits (results/<preset>/fits/)

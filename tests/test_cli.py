@@ -297,4 +297,7 @@ def test_a_chapter_refuses_what_its_study_lacks_before_any_kernel(tmp_path):
     with pytest.raises(ConfigError, match=r"parameter figure_size: expected a size of reference_preset smoke"):
         book.validate_parameters("accounting", **{**book.default_parameters("accounting"),
                                                   "reference_preset": "smoke"})  # in the kernel too
+    with pytest.raises(ConfigError, match=r"parameter preset: paper trains on text \(data.source\); chapter "
+                                          r"synthetic_language shows the synthetic language"):
+        book.execute_book({"preset": "paper"}, chapters=["synthetic_language"], out_dir=out)
     assert not out.exists()
