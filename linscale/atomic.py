@@ -2,6 +2,7 @@
 checkpoints and task data all go through :func:`atomic_write`."""
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from pathlib import Path
@@ -13,18 +14,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object], mode: 
 
     The rename is atomic on one file system, so a reader, a crash or a killed process finds either the
     old file or the new one; on any failure the temporary file is removed and the error re-raised.
-    ``mode``: permissions for the new file (``mkstemp`` makes 0600; 0o644 for files shared like any other).
+    ``mode``: permissions for the new file; by default those ``open`` would give it (0666 less the umask),
+    not ``mkstemp``'s 0600, which left a sweep's results tables unreadable to the rest of a group.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
     try:
-        if mode is not None:
-            os.chmod(tmp, mode)
+        os.chmod(tmp, default_file_mode() if mode is None else mode)
         write(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@functools.cache
+def default_file_mode() -> int:
+    """0666 less this process's umask: what ``open(path, "w")`` gives a new file. The umask is read from
+    /proc (Linux), else set and restored at once (the only portable way to read it)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return 0o666 & ~int(line.split()[1], 8)
+    except OSError:
+        pass
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask

@@ -17,3 +17,11 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         atomic_write(target, half_then_fail)
     assert target.read_text() == "old\n"
     assert [p.name for p in target.parent.iterdir()] == ["table.csv"]
+
+
+def test_a_new_file_gets_the_permissions_open_would_give_it(tmp_path):
+    """mkstemp's 0600 left a sweep's results tables unreadable to the rest of a group."""
+    plain = tmp_path / "plain.csv"
+    plain.write_text("x\n")
+    written = atomic_write(tmp_path / "atomic.csv", lambda tmp: open(tmp, "w").write("x\n"))
+    assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 != 0o600
