@@ -678,8 +678,13 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
         return [run(chapter) for chapter in chapters]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        futures = [pool.submit(run, chapter) for chapter in chapters]
+    pool = ThreadPoolExecutor(max_workers=workers)
+    futures = [pool.submit(run, chapter) for chapter in chapters]
+    try:
+        pool.shutdown(wait=True)
+    except KeyboardInterrupt:  # Ctrl-C: the queued chapters never start (they all ran before it exited)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     return [future.result() for future in futures]
 
 

@@ -826,6 +826,10 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as err:
         print(f"linscale: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C is the user's, not a fault: one line (it was a traceback per stage)
+        print("linscale: interrupted; what finished is kept, and the same command goes on from there",
+              file=sys.stderr)
+        return 130
 
 
 def _user_errors() -> tuple:

@@ -301,3 +301,49 @@ def test_a_chapter_refuses_what_its_study_lacks_before_any_kernel(tmp_path):
                                           r"synthetic_language shows the synthetic language"):
         book.execute_book({"preset": "paper"}, chapters=["synthetic_language"], out_dir=out)
     assert not out.exists()
+
+
+def test_ctrl_c_during_the_book_starts_no_further_chapter(monkeypatch):
+    """The queued chapters all ran before the process exited (103 s after a Ctrl-C in the resume review)."""
+    import os
+    import signal
+    import threading
+    import time
+
+    started = []
+
+    def chapter(name, parameters, **kwargs):
+        started.append(name)
+        if len(started) == 1:  # Ctrl-C while the first two chapters run
+            threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        time.sleep(0.6)
+        return name
+
+    monkeypatch.setattr(book, "execute_chapter", chapter)
+    monkeypatch.setattr(book, "check_results", lambda *args, **kwargs: None)
+    with pytest.raises(KeyboardInterrupt):
+        book.execute_book({}, chapters=["architectures", "accounting", "efficiency", "synthetic_language"],
+                          workers=2)
+    time.sleep(1.0)  # long enough for a queued chapter to have started, were any left in the queue
+    assert sorted(started) == ["accounting", "architectures"]
+
+
+def test_ctrl_c_is_one_line_and_the_exit_status_of_an_interrupt(tmp_path):
+    """A sweep stopped by Ctrl-C printed a KeyboardInterrupt traceback; now one line, status 130."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "linscale", "sweep", "--preset", "smoke", "--jobs", "1",
+                             "--out", str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=book.ROOT)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "runs" / "runs").glob("*/status.json")) and time.monotonic() < deadline:
+        time.sleep(0.1)  # until the first run is under way
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1] == ("linscale: interrupted; what finished is kept, and the same command "
+                                            "goes on from there")
