@@ -2,6 +2,7 @@
 checkpoints and task data all go through :func:`atomic_write`."""
 from __future__ import annotations
 
+import filecmp
 import functools
 import os
 import tempfile
@@ -9,13 +10,16 @@ from pathlib import Path
 from typing import Callable
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], object], mode: int | None = None) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object], mode: int | None = None,
+                 keep_same: bool = False) -> Path:
     """Fill a temporary file beside ``path`` with ``write(temporary_path)``, then rename it over ``path``.
 
     The rename is atomic on one file system, so a reader, a crash or a killed process finds either the
     old file or the new one; on any failure the temporary file is removed and the error re-raised.
     ``mode``: permissions for the new file; by default those ``open`` would give it (0666 less the umask),
     not ``mkstemp``'s 0600, which left a sweep's results tables unreadable to the rest of a group.
+    ``keep_same``: when the new bytes equal the file's, leave the file (and its time stamp) as it was, so
+    that what is up to date by its files (a chapter of the book) stays so when a stage is re-run.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -24,7 +28,10 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object], mode: 
     try:
         os.chmod(tmp, default_file_mode() if mode is None else mode)
         write(tmp)
-        os.replace(tmp, path)
+        if keep_same and path.is_file() and filecmp.cmp(tmp, path, shallow=False):
+            Path(tmp).unlink()
+        else:
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -434,7 +434,8 @@ class ChapterFailed(RuntimeError):
 
 def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path = CHAPTER_DIR,
                     notebooks: Path = NOTEBOOKS, cwd: Path = ROOT, force: bool = False,
-                    timeout: int = 1800, log_output: bool = False) -> Path:
+                    timeout: int = 1800, log_output: bool = False,
+                    progress: Callable[[str], None] | None = None) -> Path:
     """Execute one chapter with papermill into ``out_dir/<chapter>.ipynb`` and return that path.
 
     ``parameters`` override the defaults of the chapter's parameters cell; unknown names and bad
@@ -442,6 +443,7 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     from the same source, parameters and input tables (unless ``force``). The output appears only
     when execution succeeded (written beside it, then renamed); a failing cell raises ChapterFailed
     (papermill's error chained) and the failed notebook is kept as ``<chapter>.failed.ipynb``.
+    ``progress``: told which of the two it was (a line).
     """
     import nbformat
     import papermill
@@ -467,9 +469,13 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     if out.exists() and not force:
         try:
             if nbformat.read(out, as_version=4).metadata.get("linscale", {}).get("stamp") == stamp:
+                if progress:
+                    progress(f"[book] {chapter}: up to date")
                 return out
         except Exception:  # an unreadable old output is simply re-made
             pass
+    if progress:
+        progress(f"[book] executing {chapter} {parameters or ''}".rstrip())
 
     nb = read_chapter_source(chapter, notebooks)
     with tempfile.TemporaryDirectory() as tmp:
@@ -671,8 +677,7 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
 
     def run(chapter: str) -> Path:
         own = {k: v for k, v in parameters.items() if k in PARAMETERS[chapter]}
-        print(f"[book] executing {chapter} {own or ''}", flush=True)
-        return execute_chapter(chapter, own, force=force, **kwargs)
+        return execute_chapter(chapter, own, force=force, progress=lambda line: print(line, flush=True), **kwargs)
 
     if workers <= 1:
         return [run(chapter) for chapter in chapters]

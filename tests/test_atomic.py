@@ -25,3 +25,20 @@ def test_a_new_file_gets_the_permissions_open_would_give_it(tmp_path):
     plain.write_text("x\n")
     written = atomic_write(tmp_path / "atomic.csv", lambda tmp: open(tmp, "w").write("x\n"))
     assert written.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 != 0o600
+
+
+def test_the_same_bytes_leave_the_file_and_its_time_as_they_were(tmp_path):
+    """keep_same: a re-run of a finished study rewrote its tables with the same bytes, and the book, up to
+    date by its input files' times, re-executed most of its chapters."""
+    import os
+
+    target = atomic_write(tmp_path / "table.csv", lambda tmp: open(tmp, "w").write("a\n"))
+    os.utime(target, ns=(1, 1))
+    atomic_write(target, lambda tmp: open(tmp, "w").write("a\n"), keep_same=True)
+    assert target.stat().st_mtime_ns == 1 and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
+    atomic_write(target, lambda tmp: open(tmp, "w").write("b\n"), keep_same=True)
+    assert target.read_text() == "b\n" and target.stat().st_mtime_ns != 1
+    atomic_write(target, lambda tmp: open(tmp, "w").write("b\n"))  # without it, always written
+    os.utime(target, ns=(1, 1))
+    atomic_write(target, lambda tmp: open(tmp, "w").write("b\n"))
+    assert target.stat().st_mtime_ns != 1

@@ -172,8 +172,10 @@ def test_every_chapter_records_its_parameters_and_is_skipped_when_unchanged(buil
     assert meta["linscale"]["parameters"] == {k: v for k, v in book.SMOKE_PARAMETERS.items()
                                               if k in book.PARAMETERS[chapter]}
     before = out.stat().st_mtime_ns
-    book.execute_chapter(chapter, meta["linscale"]["parameters"], out_dir=out.parent)
+    said = []  # and it says so (every chapter was announced as "executing", re-run or not)
+    book.execute_chapter(chapter, meta["linscale"]["parameters"], out_dir=out.parent, progress=said.append)
     assert out.stat().st_mtime_ns == before  # unchanged source, parameters and inputs: not re-run
+    assert said == [f"[book] {chapter}: up to date"]
 
 
 @pytest.mark.slow
