@@ -10,18 +10,26 @@ from pathlib import Path
 from typing import Callable
 
 
-def atomic_write(path: str | os.PathLike, write: Callable[[str], object], mode: int | None = None,
-                 keep_same: bool = False) -> Path:
+def atomic_write(path: str | os.PathLike, write: Callable[[str], object], mode: int | None = None) -> Path:
     """Fill a temporary file beside ``path`` with ``write(temporary_path)``, then rename it over ``path``.
 
     The rename is atomic on one file system, so a reader, a crash or a killed process finds either the
     old file or the new one; on any failure the temporary file is removed and the error re-raised.
     ``mode``: permissions for the new file; by default those ``open`` would give it (0666 less the umask),
     not ``mkstemp``'s 0600, which left a sweep's results tables unreadable to the rest of a group.
-    ``keep_same``: when the new bytes equal the file's, leave the file (and its time stamp) as it was, so
-    that what is up to date by its files (a chapter of the book) stays so when a stage is re-run.
     """
-    path = Path(path)
+    _write(Path(path), write, mode, keep_same=False)
+    return Path(path)
+
+
+def atomic_update(path: str | os.PathLike, write: Callable[[str], object], mode: int | None = None) -> bool:
+    """:func:`atomic_write`, except that when the new bytes equal the file's, the file (and its time
+    stamp) is left as it was, so that what is up to date by its files (a chapter of the book) stays so
+    when a stage is re-run. Returns whether the file was written."""
+    return _write(Path(path), write, mode, keep_same=True)
+
+
+def _write(path: Path, write: Callable[[str], object], mode: int | None, keep_same: bool) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
@@ -30,12 +38,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], object], mode: 
         write(tmp)
         if keep_same and path.is_file() and filecmp.cmp(tmp, path, shallow=False):
             Path(tmp).unlink()
-        else:
-            os.replace(tmp, path)
+            return False
+        os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+    return True
 
 
 @functools.cache

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from linscale.atomic import atomic_write
+from linscale.atomic import atomic_update, atomic_write
 from linscale.config import ConfigError
 
 STAGES = ("design", "sweep", "eval", "fits", "book")
@@ -296,9 +296,7 @@ def _write_kept_if_same(dst: Path, write) -> None:
     """Write a results file, leaving it untouched when its bytes would not change: a re-run of a finished
     study rewrote 11 tables with the same bytes, and the book, which is up to date by its input files'
     times, re-executed 7 of its 10 chapters."""
-    before = dst.stat().st_mtime_ns if dst.exists() else None
-    atomic_write(dst, write, mode=SHARED, keep_same=True)
-    _log(f"{dst}: up to date" if before is not None and dst.stat().st_mtime_ns == before else f"wrote {dst}")
+    _log(f"wrote {dst}" if atomic_update(dst, write, mode=SHARED) else f"{dst}: up to date")
 
 
 EVAL_CHECKPOINTS = ("all", "final")

@@ -1,7 +1,7 @@
 """linscale.atomic: a failed write leaves the old file as it was and no temporary file behind."""
 import pytest
 
-from linscale.atomic import atomic_write
+from linscale.atomic import atomic_update, atomic_write
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -28,17 +28,17 @@ def test_a_new_file_gets_the_permissions_open_would_give_it(tmp_path):
 
 
 def test_the_same_bytes_leave_the_file_and_its_time_as_they_were(tmp_path):
-    """keep_same: a re-run of a finished study rewrote its tables with the same bytes, and the book, up to
-    date by its input files' times, re-executed most of its chapters."""
+    """atomic_update: a re-run of a finished study rewrote its tables with the same bytes, and the book, up
+    to date by its input files' times, re-executed most of its chapters."""
     import os
 
     target = atomic_write(tmp_path / "table.csv", lambda tmp: open(tmp, "w").write("a\n"))
     os.utime(target, ns=(1, 1))
-    atomic_write(target, lambda tmp: open(tmp, "w").write("a\n"), keep_same=True)
+    assert not atomic_update(target, lambda tmp: open(tmp, "w").write("a\n"))
     assert target.stat().st_mtime_ns == 1 and [p.name for p in tmp_path.iterdir()] == ["table.csv"]
-    atomic_write(target, lambda tmp: open(tmp, "w").write("b\n"), keep_same=True)
+    assert atomic_update(target, lambda tmp: open(tmp, "w").write("b\n"))
     assert target.read_text() == "b\n" and target.stat().st_mtime_ns != 1
-    atomic_write(target, lambda tmp: open(tmp, "w").write("b\n"))  # without it, always written
+    assert atomic_update(tmp_path / "new.csv", lambda tmp: open(tmp, "w").write("b\n"))  # a new file is written
     os.utime(target, ns=(1, 1))
-    atomic_write(target, lambda tmp: open(tmp, "w").write("b\n"))
+    atomic_write(target, lambda tmp: open(tmp, "w").write("b\n"))  # atomic_write always writes
     assert target.stat().st_mtime_ns != 1
