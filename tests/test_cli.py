@@ -184,7 +184,6 @@ def test_a_fit_pointed_at_a_results_folder_names_the_table_in_it(tmp_path, capsy
     assert f"{tmp_path}: a folder; expected a .csv or .parquet file such as {tmp_path / 'runs.parquet'}" in err
 
 
-
 def test_an_output_file_that_cannot_be_written_as_asked_is_refused_before_any_work(tmp_path, capsys):
     """Tracebacks after the fit or evaluation had run (a folder, a path under a file), silent overwrites of
     an input (`fit --out` onto its own --table), and a format the name does not say (Parquet in a .csv)."""
