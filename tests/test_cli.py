@@ -320,9 +320,13 @@ def test_ctrl_c_during_the_book_starts_no_further_chapter(monkeypatch):
 
     monkeypatch.setattr(book, "execute_chapter", chapter)
     monkeypatch.setattr(book, "check_results", lambda *args, **kwargs: None)
-    with pytest.raises(KeyboardInterrupt):
-        book.execute_book({}, chapters=["architectures", "accounting", "efficiency", "synthetic_language"],
-                          workers=2)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a pytest-xdist worker ignores SIGINT
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            book.execute_book({}, chapters=["architectures", "accounting", "efficiency", "synthetic_language"],
+                              workers=2)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     time.sleep(1.0)  # long enough for a queued chapter to have started, were any left in the queue
     assert sorted(started) == ["accounting", "architectures"]
 
@@ -336,7 +340,9 @@ def test_ctrl_c_is_one_line_and_the_exit_status_of_an_interrupt(tmp_path):
 
     proc = subprocess.Popen([sys.executable, "-m", "linscale", "sweep", "--preset", "smoke", "--jobs", "1",
                              "--out", str(tmp_path / "runs")], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=book.ROOT)
+                            text=True, cwd=book.ROOT,
+                            # as from a terminal: a pytest-xdist worker ignores SIGINT, and its children inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list((tmp_path / "runs" / "runs").glob("*/status.json")) and time.monotonic() < deadline:
         time.sleep(0.1)  # until the first run is under way
