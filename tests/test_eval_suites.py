@@ -135,20 +135,28 @@ def test_checkpoints_evaluated_side_by_side_give_the_store_one_process_gives(tmp
     assert sum(m.endswith("already evaluated") for m in messages) == 6
 
 
-def test_an_error_in_the_caller_ends_the_evaluation_processes_at_once():
+def test_an_error_in_the_caller_ends_the_evaluation_processes_at_once(monkeypatch):
     """A study that fails (or is interrupted) while its EvalPool evaluates must not leave the pool's
-    processes behind, nor wait for them to finish the checkpoints they hold."""
+    processes behind, nor wait for them to finish the checkpoints they hold, nor print the executor's
+    own traceback (an InvalidStateError for each queued task cancelled with Future.cancel on 3.11)."""
+    import threading
     import time
 
     from linscale.eval.runner import EvalPool
 
+    thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="the caller failed"):
         with EvalPool(jobs=2) as pool:
-            for _ in range(3):
-                pool.submit(time.sleep, 60)  # three long evaluations, two of them started
+            for _ in range(12):  # two started, three in the workers' queue, seven held back by the executor
+                pool.submit(time.sleep, 60)
             processes = list(pool._processes.values())
+            manager = pool._executor._executor_manager_thread
+            time.sleep(1)  # the executor's thread has taken up the queue (the old race showed only then)
             raise RuntimeError("the caller failed")
+    manager.join(10)
+    assert not manager.is_alive() and thread_errors == []
     assert len(processes) == 2
     # the executor's own thread reaps a dead worker too; between its waitpid and its note of the exit
     # code, is_alive() still says True (CI saw it once), so the test waits that moment out
@@ -157,6 +165,49 @@ def test_an_error_in_the_caller_ends_the_evaluation_processes_at_once():
         time.sleep(0.1)
     assert not any(process.is_alive() for process in processes)
     assert time.monotonic() - start < 40  # not after the 60 s of the started tasks
+
+
+def test_a_task_queued_before_cancel_pending_never_runs_and_the_pool_goes_on(tmp_path):
+    """cancel_pending (evaluate_sweep's error path) drops the tasks no worker has started; the pool stays
+    open for the caller's next call."""
+    import time
+
+    from linscale.eval.runner import EvalPool
+
+    with EvalPool(jobs=2) as pool:
+        busy = [pool.submit(time.sleep, 1.5) for _ in range(2)]  # both workers busy
+        queued = [pool.submit(Path.mkdir, tmp_path / f"queued{i}") for i in range(3)]
+        pool.cancel_pending()
+        after = pool.submit(Path.mkdir, tmp_path / "after")
+        assert [f.result(timeout=60) for f in busy + queued + [after]] == [None] * 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["after"]
+
+
+def test_ctrl_c_during_linscale_eval_is_one_line(smoke_sweep, tmp_path):
+    """Ctrl-C (to the terminal's whole process group) while two evaluation processes work: the one line
+    and status 130, with neither the executor's traceback nor the resource tracker's warning of leaked
+    semaphores (tqdm's lock in the workers) beside it."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "linscale", "eval", str(smoke_sweep[0]), "--jobs", "2",
+                             "--out", str(tmp_path / "eval" / "results.parquet")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+                            env={**os.environ, **OFFLINE, "HF_HOME": str(tmp_path / "hf")},
+                            start_new_session=True,  # a group of its own, as a terminal's foreground job
+                            # as from a terminal: a pytest-xdist worker ignores SIGINT, and its children inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    first = ""
+    while not first.startswith("[") and proc.poll() is None:  # lm-eval prints lines of its own
+        first = proc.stdout.readline()  # "[1/8] ...": the first checkpoint written, the next ones under way
+    time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-3000:]
+    assert "Traceback" not in err and "leaked" not in err, err[-3000:]
+    assert err.strip().splitlines()[-1].endswith(
+        "linscale: interrupted; what finished is kept, and the same command goes on from there")
+    assert "[8/8]" not in first + out  # interrupted before the end, so the test tested an interrupt
 
 
 def test_linscale_eval_retrieval_writes_niah_cells(tmp_path):

@@ -475,8 +475,12 @@ class EvalPool:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
 
-        self._executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
-                                             initializer=_set_threads, initargs=(self.threads,))
+        spawn = multiprocessing.get_context("spawn")
+        # cancel_pending's count, shared with the workers: a task submitted before the last cancel returns
+        # unrun (see _unless_cancelled)
+        self._cancels = spawn.Value("i", 0)
+        self._executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=spawn, initializer=_start_worker,
+                                             initargs=(self.threads, self._cancels))
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
@@ -495,23 +499,49 @@ class EvalPool:
         self._executor.shutdown(wait=exc_type is None, cancel_futures=True)
 
     def submit(self, fn, *args):
-        future = self._executor.submit(fn, *args)
+        future = self._executor.submit(_unless_cancelled, self._cancels.value, fn, *args)
         self._futures.append(future)
         # the executor starts its workers on submit; kept here too, since a broken executor forgets them
         self._processes.update(getattr(self._executor, "_processes", None) or {})
         return future
 
     def cancel_pending(self) -> None:
-        """Drop the tasks not started (an error in the caller: they would only delay it)."""
-        for future in self._futures:
-            future.cancel()
+        """Drop the tasks not started (an error in the caller: they would only delay it). A worker that
+        takes one returns at once without running it. Not Future.cancel(): on Python 3.11 a cancelled
+        future still queued when the workers are ended (Ctrl-C, an error) makes the executor's own thread
+        print an InvalidStateError traceback (fixed in 3.12)."""
+        with self._cancels.get_lock():
+            self._cancels.value += 1
         self._futures = [f for f in self._futures if not f.done()]
 
 
-def _set_threads(threads: int) -> None:
+_CANCELS = None  # a worker's view of EvalPool._cancels
+
+
+def _start_worker(threads: int, cancels) -> None:
+    import signal
+    import threading
+
     import torch
 
+    global _CANCELS
+    _CANCELS = cancels
     torch.set_num_threads(threads)
+    # tqdm's default lock is a multiprocessing one, a named semaphore that a worker ended by terminate()
+    # never releases: the resource tracker then warned of "leaked semaphore objects" after every Ctrl-C
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
+    # Ctrl-C reaches every process of the terminal's group: the pool's owner ends the workers (EvalPool's
+    # __exit__), and a worker's own KeyboardInterrupt would only add its traceback to the one line
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _unless_cancelled(cancels_at_submit: int, fn, *args):
+    """Run ``fn(*args)`` in a worker unless its pool's cancel_pending was called after it was submitted."""
+    if _CANCELS is not None and _CANCELS.value != cancels_at_submit:
+        return None
+    return fn(*args)
 
 
 def _write_json(path: Path, results: dict) -> None:
