@@ -425,3 +425,23 @@ def test_a_rerun_that_trained_to_an_earlier_reruns_bits_is_one_draw(tmp_path):
     kept, repeats = compare.distinct_draws([first, same_bits, last_bit, train_bit, untabled, repeat_of_c], "smoke")
     assert kept == [first, last_bit, train_bit]
     assert repeats == {"2026-12-02-b": "2026-12-01-a", "2026-12-06-f": "2026-12-03-c"}
+
+
+COMMITTED_RERUNS = sorted(p.parent.parent for p in (SMOKE.parent / "reruns").glob("*/cpu/runs.parquet"))
+
+
+@pytest.mark.slow  # about 7 s a re-run
+@pytest.mark.parametrize("rerun", COMMITTED_RERUNS, ids=[p.name for p in COMMITTED_RERUNS])
+def test_a_committed_rerun_comparison_is_what_linscale_compare_writes_today(rerun, tmp_path):
+    """The findings chapter shows each committed comparison whose B tables are committed as judged by
+    today's rules against today's published study: a change to a rule, an evidence text or the published
+    tables means writing them again (`linscale compare results/cpu results/reruns/X/cpu --label-a ...
+    --label-b ... --json results/reruns/X/cpu-comparison.json`, the labels kept). Three of them showed an
+    interval label that the rules had since corrected."""
+    committed = json.loads((rerun / "cpu-comparison.json").read_text())
+    today = compare.write_json(compare.compare_studies(SMOKE.parent / "cpu", rerun / "cpu",
+                                                       labels=tuple(committed["labels"])), tmp_path / "today.json")
+    today = json.loads(today.read_text())
+    for key in ("written", "a", "b"):  # when, and the paths as typed
+        committed.pop(key), today.pop(key)
+    assert today == committed, f"{rerun.name}/cpu-comparison.json is not what linscale compare writes today"
