@@ -293,9 +293,19 @@ def test_a_chapter_refuses_what_its_study_lacks_before_any_kernel(tmp_path):
     with pytest.raises(ConfigError, match=r"parameter figure_size: expected a size of reference_preset paper "
                                           r"\(70M, .*7B\), got '99B'"):
         book.execute_book({"figure_size": "99B"}, chapters=["accounting"], out_dir=out)
-    with pytest.raises(ConfigError, match=r"parameter figure_size: expected a size of reference_preset smoke"):
-        book.validate_parameters("accounting", **{**book.default_parameters("accounting"),
-                                                  "reference_preset": "smoke"})  # in the kernel too
+    with pytest.raises(ConfigError, match=r"parameter reference_preset: must be a paper-scale preset, with sizes "
+                                          r"of Table 7 \(70M, .*7B\); cpu has s1, .*s6, got 'cpu'"):
+        book.execute_book({"reference_preset": "cpu", "figure_size": "s6"}, chapters=["accounting"], out_dir=out)
+    import yaml
+
+    from linscale.presets import load_preset
+
+    small = load_preset("paper")
+    small["sizes"] = {"70M": small["sizes"]["70M"]}
+    (tmp_path / "paper70m.yaml").write_text(yaml.safe_dump(small))
+    with pytest.raises(ConfigError, match=r"parameter figure_size: expected a size of reference_preset .*paper70m"):
+        book.validate_parameters("accounting", **{**book.default_parameters("accounting"),  # in the kernel too
+                                                  "reference_preset": str(tmp_path / "paper70m.yaml")})
     with pytest.raises(ConfigError, match=r"parameter preset: paper trains on text \(data.source\); chapter "
                                           r"synthetic_language shows the synthetic language"):
         book.execute_book({"preset": "paper"}, chapters=["synthetic_language"], out_dir=out)
