@@ -150,7 +150,8 @@ def message_figure(text: str, height: float = 1.2) -> plt.Figure:
 def legibility_problems(fig: plt.Figure, column_px: int = COLUMN_PX, min_pt: float = MIN_FONT_PT) -> list[str]:
     """What makes ``fig`` hard to read in the book (an empty list when nothing does): drawn wider than
     the column (the browser would shrink it), text smaller than ``min_pt`` at the size shown,
-    tick labels of one axis that overlap, a log axis with fewer than two labelled ticks."""
+    tick labels of one axis that overlap, a log axis with fewer than two labelled ticks, two texts drawn
+    over each other (a legend on tick labels, a note on another panel's labels)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     problems = []
@@ -179,6 +180,27 @@ def legibility_problems(fig: plt.Figure, column_px: int = COLUMN_PX, min_pt: flo
                     break
             if axis.get_scale() == "log" and len(inside) < 2:
                 problems.append(f"{ax.get_title() or 'panel'}: log {name} axis with {len(inside)} labelled tick(s)")
+    problems += _overlapping_texts(fig, renderer)
+    return problems
+
+
+def _overlapping_texts(fig: plt.Figure, renderer) -> list[str]:
+    """Pairs of drawn texts whose boxes overlap by more than a pixel each way (tick labels beyond their
+    axis's limits are not drawn, so not counted; nor are the texts of an axes switched off)."""
+    hidden = set()
+    for ax in fig.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            for label in axis.get_ticklabels(which="both"):
+                if not ax.axison or not _within_axis(ax, name, label):
+                    hidden.add(id(label))
+    boxes = [(t.get_text(), t.get_window_extent(renderer)) for t in fig.findobj(plt.Text)
+             if t.get_visible() and t.get_text().strip() and id(t) not in hidden]
+    problems = []
+    for i, (text, box) in enumerate(boxes):
+        for other, other_box in boxes[i + 1:]:
+            if min(box.x1, other_box.x1) - max(box.x0, other_box.x0) > 1 and \
+                    min(box.y1, other_box.y1) - max(box.y0, other_box.y0) > 1:
+                problems.append(f"text {text!r} drawn over {other!r}")
     return problems
 
 
@@ -740,8 +762,8 @@ def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
     part = comparison[comparison["parameter"] == "exponent"].rename(columns={"group": "arch"})
     law_names = [law for law in ("L(C)", "N_opt(C)", "D_opt(C)") if law in set(part["law"])]
     archs = _archs_in(part)
-    fig, axes = plt.subplots(1, len(law_names), figsize=(WIDTH, 1.2 + 0.5 * len(archs)), sharey=True,
-                             squeeze=False)
+    height = 1.6 + 0.55 * len(archs)  # a row per architecture, room for its note, and the legend below
+    fig, axes = plt.subplots(1, len(law_names), figsize=(WIDTH, height), sharey=True, squeeze=False)
     for ax, law in zip(axes[0], law_names):
         for i, arch in enumerate(archs):
             row = part[(part["arch"] == arch) & (part["law"] == law)]
@@ -752,9 +774,9 @@ def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
             ax.plot(row["paper"], i, "x", color="black", ms=7, label="paper" if i == 0 else None)
             identified = row.get("identified", True)
             if pd.notna(identified) and not bool(identified):
-                # centred just under the row, clear of the paper's cross and of the panel's frame
-                ax.text(0.5, i + 0.38, "not identified", transform=ax.get_yaxis_transform(), ha="center",
-                        va="center", fontsize="small", color="grey")
+                # centred just under the row's cross, inside the row's band (the y limits below)
+                ax.text(0.5, i + 0.28, "not identified", transform=ax.get_yaxis_transform(), ha="center",
+                        va="center", color="grey")
                 continue  # the design check says this grid cannot recover it: no estimate drawn
             if np.isfinite(row.get("ci_low", np.nan)):
                 ax.plot([row["ci_low"], row["ci_high"]], [i, i], color=colour, lw=4, alpha=0.45,
@@ -763,9 +785,10 @@ def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
         ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
         ax.xaxis.set_major_locator(MaxNLocator(3))
         ax.set_title(f"{law} exponent")
-    axes[0][0].invert_yaxis()  # shared: once
+    # one band a row, the first on top (shared y: set once); autoscaled, one row left its note outside
+    axes[0][0].set_ylim(len(archs) - 0.5, -0.5)
     fig.legend(*axes[0][0].get_legend_handles_labels(), loc="lower center", ncol=2, bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.tight_layout(rect=(0, 0.4 / height, 1, 1))  # the legend's 0.4 inches kept free at any height
     plt.close(fig)
     return fig
 

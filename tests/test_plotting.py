@@ -1,6 +1,6 @@
 """Every figure of the book is legible at the size the book shows it (linscale.plotting.legibility_problems):
-no wider than the text column, no text under 9 pt, no overlapping tick labels, no log axis with fewer
-than two labelled ticks. Each figure function is drawn from the committed results of the default study
+no wider than the text column, no text under 9 pt, no overlapping tick labels or other texts, no log axis
+with fewer than two labelled ticks. Each figure function is drawn from the committed results of the default study
 (results/cpu), the data the published book shows."""
 from __future__ import annotations
 
@@ -43,7 +43,11 @@ def figures():
     role_ends = findings.role_finals(roles)
     ratio = pd.DataFrame({"arch": ["llama"] * 4 + ["tnl"] * 4, "seq_len": [256, 512, 1024, 2048] * 2,
                           "vs_ref": [0.6, 1, 1.4, 2.1, 1, 1, 1.01, 0.99]})
+    one_arch = findings.narrowed(findings.stored_attempts(PRESET, "results"), ["hgrn2"])["approach1"].fit
+    one_arch = laws.compare_with_paper(one_arch).merge(one_arch.params[["group", "law", "parameter", "identified"]],
+                                                       on=["group", "law", "parameter"])
     return {
+        "exponents of one architecture, two not identified": plotting.plot_exponents(one_arch),
         "plot_state_memory": plotting.plot_state_memory(architectures.decode_memory(
             list(plotting.ARCH_ORDER), contexts=[64, 128, 256, 512, 1024], d_model=32, n_layer=1, n_head=2, chunk_size=16)),
         "plot_flops_per_token": plotting.plot_flops_per_token(
@@ -109,6 +113,13 @@ def test_the_legibility_check_can_fail():
     ax.xaxis.set_major_formatter(plt.NullFormatter())
     assert "log x axis with 0 labelled tick(s)" in "\n".join(plotting.legibility_problems(fig))
     plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=plotting.DPI)
+    ax.plot([0, 1], [0, 1], label="a legend")
+    ax.text(0.5, -0.08, "a note", transform=ax.transAxes, ha="center")  # over the x tick labels
+    ax.set_xticks([0.45, 1.0])
+    problems = "\n".join(plotting.legibility_problems(fig))
+    plt.close(fig)
+    assert "text '0.45' drawn over 'a note'" in problems or "text 'a note' drawn over '0.45'" in problems
 
 
 def test_log_axes_label_the_values_a_reader_looks_for():
