@@ -629,8 +629,16 @@ def ratio_ticks(figure: plt.Figure, ys, xs=None) -> plt.Figure:
     low, high = float(min(ys)), float(max(ys))
     steps = ((0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if high / low > 30 else
              (0.1, 0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 5, 7, 10, 15, 20) if high / low > 3 else
-             (0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2, 1.3, 1.5, 2, 3))
-    ax.yaxis.set_major_locator(FixedLocator([v for v in steps if low / 1.15 <= v <= high * 1.15]))
+             (0.5, 0.6, 0.7, 0.8, 0.9, 1, 1.1, 1.2, 1.3, 1.5, 2, 3) if high / low > 1.25 else
+             (0.8, 0.85, 0.9, 0.95, 1, 1.05, 1.1, 1.15, 1.2))
+    ticks = [v for v in steps if low / 1.15 <= v <= high * 1.15]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    bottom, top = ax.get_ylim()
+    if sum(bottom <= v <= top for v in ticks) < 2:  # a narrow range (one architecture within +-4%) showed
+        # only the tick at 1: the limits reach out to the nearest round ratio on each side
+        below = max([v for v in steps if v <= low] or [low])
+        above = min([v for v in steps if v >= high] or [high])
+        ax.set_ylim(min(bottom, below / 1.01), max(top, above * 1.01))
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.yaxis.set_minor_locator(NullLocator())
     if xs is not None:

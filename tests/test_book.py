@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import json
+import math
 import re
 import shutil
 from pathlib import Path
@@ -216,6 +217,21 @@ def test_a_chapter_narrowed_to_one_linear_architecture_keeps_its_reference(tmp_p
     assert float(values["state_growth_llama"]) == pytest.approx(longest["state_vs_ref"])
     assert float(values["llama_ratio"]) == pytest.approx(length.loc[length["seq_len"].idxmax(), "vs_ref"])
     assert "not in this folder" not in values["older_contrast"]
+    # what the page shows is TNL's: captions that name LLaMA say it is left out, one number where a range
+    # of one architecture had two equal ends ("0.72 to 0.72", "21.3% to 21.3%"), the step-time example
+    # and the GPU figures TNL's (they listed all four, and compared with a LLaMA row the table lacked)
+    said = {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
+    assert "left out here by `archs`" in said["length_caption_llama"] + said["decoding_caption_llama"]
+    assert " to " not in said["decode_linear_span"] and float(said["decode_linear_span"]) > 0
+    assert not re.search(r"(\d[\d.]*%) to \1", said["mfu_summary"]), said["mfu_summary"]
+    assert "the same TNL width" in said["train_vs_utilisation"] and "Its step is" in said["train_vs_utilisation"]
+    for gpu in ("gpu_kernel_speed", "gpu_mfu", "gpu_paper", "gpu_kernel_bandwidth"):
+        assert "TNL" in said[gpu] and not re.search(r"LLaMA|HGRN2|cosFormer2", said[gpu]), (gpu, said[gpu])
+    assert "TNL" in said["batched_rounds"] and "HGRN2" not in said["batched_rounds"]
+    # LLaMA alone: the linear mixers' figures are the report's, not NaN; no kernel of ours to show
+    values = glued(book.execute_chapter("efficiency", {**params, "archs": ["llama"]}, out_dir=tmp_path / "llama"))
+    assert all(math.isfinite(float(values[name])) for name in ("linear_ratio_max", "state_growth_linear_max"))
+    assert "none of the architectures shown has a kernel" in values["gpu_kernel_speed"]
 
 
 def test_a_chapter_reads_the_grid_its_study_trained_with_its_overrides(tmp_path):

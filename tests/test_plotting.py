@@ -221,3 +221,14 @@ def test_dodged_points_stay_centred_on_their_x():
         fig = plotting.plot_metric_against(df, x="seq_len", metric="score", logx=logx, dodge=0.04)
         firsts = [float(line.get_xdata()[0]) for line in fig.axes[0].get_lines() if len(line.get_xdata()) == 2]
         assert len(set(firsts)) == 4 and centre(firsts) == pytest.approx(64)
+
+
+def test_a_narrow_ratio_range_still_has_two_labelled_ticks():
+    """The efficiency chapter with one architecture (-p archs '["hgrn2"]') drew ratios within +-4% of 1 on
+    a log axis labelled '1' alone."""
+    ratio = pd.DataFrame({"arch": ["hgrn2"] * 3, "T": [512, 1024, 2048], "r": [1.0, 0.97, 1.04]})
+    fig = plotting.ratio_ticks(plotting.plot_ratio_lines(ratio, x="T", y="r", xlabel="T", ylabel="r", logy=True),
+                               ratio["r"])
+    assert plotting.legibility_problems(fig) == []
+    bottom, top = fig.axes[0].get_ylim()
+    assert sum(bottom <= v <= top for v in fig.axes[0].get_yticks()) >= 2
