@@ -731,3 +731,12 @@ def test_refits_of_the_top_decade_with_no_design_bound_are_not_read_as_a_true_la
     assert reading.startswith("With no design bound, a miss cannot be told from what this grid does to a true law")
     paragraph = glued_markdown(out)["holdout_paragraph"]
     assert "Had the models followed the law" not in paragraph and reading in paragraph
+
+
+def test_the_probes_page_of_a_rerun_says_the_probes_are_the_published_studys(tmp_path):
+    """On a re-run's folder (preset cpu) the probes page said "the cpu preset has none": the probes
+    measured the published grid, and the re-run's folder has none beside it."""
+    values = glued(book.execute_chapter("law_probes", {"results_dir": "results/reruns/2026-12-01-seed1"},
+                                        out_dir=tmp_path))
+    assert ast.literal_eval(values["probes_brief"]) == \
+        "none was measured for the cpu study in results/reruns/2026-12-01-seed1/cpu"
