@@ -274,6 +274,9 @@ def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_pat
     # the accuracy-noise table keeps the noise model's four architectures, and the page says why
     assert downstream["noise_scope"] == " (the table keeps all four for that reason, on a page that shows only TNL)"
     assert laws["a_miss_pattern"].startswith("in TNL, the one architecture shown")
+    assert probes["misfit_scope"] == " (all four: the probes retrained all four, and this page shows only TNL)"
+    assert every["misfit_scope"] == ""
+    assert text("architectures")["memory_lines"] == "The recurrent state is flat."  # no KV cache drawn
 
 
 def test_the_findings_chapter_tells_the_published_provenance_only_of_the_published_folder(built_book):
@@ -740,3 +743,16 @@ def test_the_probes_page_of_a_rerun_says_the_probes_are_the_published_studys(tmp
                                         out_dir=tmp_path))
     assert ast.literal_eval(values["probes_brief"]) == \
         "none was measured for the cpu study in results/reruns/2026-12-01-seed1/cpu"
+
+
+def test_the_downstream_page_of_llama_alone_compares_with_no_linear_model(tmp_path):
+    """With `archs: [llama]` the page said "only softmax attention reads it" and, of LLaMA beating the copy
+    baseline, "So at this scale the task barely measures matching a variable to its value beyond copying":
+    conclusions about architectures it does not show (the review of chapters re-executed with new values)."""
+    out = book.execute_chapter("downstream", {"archs": ["llama"]}, out_dir=tmp_path)
+    values = {name: ast.literal_eval(v) for name, v in glued(out).items() if v and v[:1] in "'\""}
+    if values["above_copy_sentence"].startswith("LLaMA ("):  # it beats the copy baseline: no "barely measures"
+        assert "barely measures" not in values["above_copy_sentence"]
+    assert values["the_default_study"].endswith(", with all four architectures drawn,")
+    roles = glued_markdown(out)["role_findings"]
+    assert "only softmax attention" not in roles and "(this page shows no linear model)" in roles
