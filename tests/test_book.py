@@ -540,6 +540,9 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
                                         "rises" if float(smoke["trend_b"]) > 0 else "falls")
     assert "would do" in smoke["knowledge_largest"] and "nearly every question" not in smoke["knowledge_largest"]
     assert smoke["bpb_lead"] == "For comparison,"  # no "no such ceiling" where knowledge has none either
+    # the downstream figure's caption said "three per run in the cpu study" of the smoke study's single points
+    downstream = text(glued(built_book["outputs"]["downstream"]))
+    assert downstream["checkpoints_per_run"] == "the final one only: each run is a single point"
     if smoke["verdict_exponents"] == "not testable":  # the introduction says why, not only where re-runs are
         assert smoke["exponents_intro"].startswith(": LLaMA's loss envelope is not identified on this grid")
     assert smoke["heads_caveat"].startswith("every size of this grid has two heads")
