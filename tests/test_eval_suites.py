@@ -197,17 +197,41 @@ def test_ctrl_c_during_linscale_eval_is_one_line(smoke_sweep, tmp_path):
                             start_new_session=True,  # a group of its own, as a terminal's foreground job
                             # as from a terminal: a pytest-xdist worker ignores SIGINT, and its children inherit that
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    first = ""
-    while not first.startswith("[") and proc.poll() is None:  # lm-eval prints lines of its own
-        first = proc.stdout.readline()  # "[1/8] ...": the first checkpoint written, the next ones under way
+    first = proc.stdout.readline()  # "[1/8] ...": the first checkpoint written, the next ones under way
+    assert first.startswith("[1/"), first  # no lm-eval chatter before it ("bootstrapping for stddev: ...")
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "leaked" not in err, err[-3000:]
-    assert err.strip().splitlines()[-1].endswith(
-        "linscale: interrupted; what finished is kept, and the same command goes on from there")
+    # the one line alone: nor lm-eval's advice to pass --metadata, its progress bars
+    assert err.strip().splitlines() == [
+        "linscale: interrupted; what finished is kept, and the same command goes on from there"], err[-3000:]
+    assert all(line.startswith("[") for line in out.splitlines()), out[-3000:]
     assert "[8/8]" not in first + out  # interrupted before the end, so the test tested an interrupt
+
+
+def test_lm_eval_chatter_is_held_back_and_its_warnings_are_not(capfd):
+    """While a checkpoint is scored, lm-eval's advice to pass --metadata (every task, every checkpoint),
+    its "bootstrapping for stddev" prints, its progress bars and git's "not a git repository" (lm-eval asks
+    it for a commit) are dropped; any other line it writes still reaches the terminal."""
+    import sys
+
+    from linscale.eval.runner import _without_lm_eval_chatter
+
+    with _without_lm_eval_chatter():
+        print("bootstrapping for stddev: perplexity")
+        print("linscale_mqar: Custom kwargs can be passed to `--metadata` in console (as json string) or to the "
+              "TaskManager.\nFor example --metadata='{\"max_seq_lengths\":[4096, 8192]}'. For details see task Readme.",
+              file=sys.stderr)
+        print("loglikelihood:   0%|          | 0/38 [00:00<?, ?it/s]\rloglikelihood: 100%|██████████| 38/38 "
+              "[00:00<00:00, 98.45it/s]", file=sys.stderr)
+        print("  0%|          | 0/200 [00:00<?, ?it/s]100%|██████████| 200/200 [00:00<00:00, 12840.56it/s]".replace(
+            "?it/s]100%", "?it/s]\r100%"), file=sys.stderr)
+        print("WARNING: a task's own warning", file=sys.stderr)
+        subprocess.run(["git", "describe", "--always"], cwd="/")  # lm-eval asks git, outside a clone here
+    captured = capfd.readouterr()
+    assert captured.out == "" and captured.err == "WARNING: a task's own warning\n"
 
 
 def test_linscale_eval_retrieval_writes_niah_cells(tmp_path):

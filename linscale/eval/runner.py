@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import re
 import time
 from pathlib import Path
 
@@ -135,7 +136,7 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task
     manager = TaskManager(include_path=task_paths(include_path), include_defaults=include_defaults,
                           metadata=options)
     try:
-        with _single_process_bootstrap():
+        with _single_process_bootstrap(), _without_lm_eval_chatter():
             return lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=manager, num_fewshot=None,
                                            limit=limit, log_samples=True, bootstrap_iters=bootstrap_iters,
                                            random_seed=0, numpy_random_seed=0, torch_random_seed=0,
@@ -163,6 +164,43 @@ def _single_process_bootstrap():
             os.environ["DISABLE_MULTIPROC"] = before
 
 
+# What lm-eval writes while it scores one checkpoint that says nothing to a linscale user: every task's advice
+# to pass --metadata (linscale passes it), the "bootstrapping for stddev" print of each bootstrapped metric,
+# its progress bars, and git's complaint where it asks for a commit outside a clone. About ten lines a
+# suite, thousands in a study, around the lines that say what ran.
+LM_EVAL_CHATTER = re.compile(r"^(\S+: Custom kwargs can be passed to `--metadata`.*|For example --metadata=.*"
+                             r"|bootstrapping for stddev: \S+|[\w ]*:?\s*\d+%\|.*\| \d+/\d+ \[.*\]\s*"
+                             r"|fatal: not a git repository.*)$")
+
+
+@contextlib.contextmanager
+def _without_lm_eval_chatter():
+    """Hold lm-eval's console output while it scores, then pass on every line but its chatter
+    (LM_EVAL_CHATTER): a warning of its own still reaches the terminal, after the scoring. The
+    subprocesses it starts (git) write to the process's stderr itself, so that is held too."""
+    import io
+    import sys
+    import tempfile
+
+    held = io.StringIO()
+    with tempfile.TemporaryFile() as subprocesses:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(subprocesses.fileno(), 2)
+        try:
+            with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
+                yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            subprocesses.seek(0)
+            text = held.getvalue() + "\n" + subprocesses.read().decode(errors="replace")
+            # progress bars redraw a line with carriage returns: each redraw is a line of its own here
+            kept = [line for line in re.split(r"[\r\n]+", text) if line.strip() and not LM_EVAL_CHATTER.match(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+
+
 def _dataset_errors() -> tuple:
     """The exceptions `datasets` raises for a dataset it cannot find (offline, or not on the Hub)."""
     from datasets.exceptions import DatasetNotFoundError
@@ -171,8 +209,6 @@ def _dataset_errors() -> tuple:
 
 
 def _unavailable(tasks: list[str], err: Exception) -> str:
-    import re
-
     message = " ".join(str(err).split())
     quoted = re.search(r"'([^'\s]+)'", message)  # the dataset's path, quoted in datasets' messages
     dataset = f"dataset {quoted.group(1)}" if quoted else "a dataset"
