@@ -185,14 +185,19 @@ def _without_lm_eval_chatter():
     held = io.StringIO()
     with tempfile.TemporaryFile() as subprocesses:
         sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(subprocesses.fileno(), 2)
+        try:
+            saved = os.dup(2)
+        except OSError:  # no stderr to hold (a process started without one)
+            saved = None
+        else:
+            os.dup2(subprocesses.fileno(), 2)
         try:
             with contextlib.redirect_stdout(held), contextlib.redirect_stderr(held):
                 yield
         finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+            if saved is not None:
+                os.dup2(saved, 2)
+                os.close(saved)
             subprocesses.seek(0)
             text = held.getvalue() + "\n" + subprocesses.read().decode(errors="replace")
             # progress bars redraw a line with carriage returns: each redraw is a line of its own here
