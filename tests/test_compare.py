@@ -436,7 +436,7 @@ def test_a_committed_rerun_comparison_is_what_linscale_compare_writes_today(reru
     """The findings chapter shows each committed comparison whose B tables are committed as judged by
     today's rules against today's published study: a change to a rule, an evidence text or the published
     tables means writing them again (`linscale compare results/cpu results/reruns/X/cpu --label-a ...
-    --label-b ... --json results/reruns/X/cpu-comparison.json`, the labels kept). Three of them showed an
+    --label-b ... --json results/reruns/X/cpu-comparison.json`, the labels kept). All six showed an
     interval label that the rules had since corrected."""
     committed = json.loads((rerun / "cpu-comparison.json").read_text())
     today = compare.write_json(compare.compare_studies(SMOKE.parent / "cpu", rerun / "cpu",

@@ -1,7 +1,7 @@
 """Every figure of the book is legible at the size the book shows it (linscale.plotting.legibility_problems):
 no wider than the text column, no text under 9 pt, no overlapping tick labels or other texts, no log axis
-with fewer than two labelled ticks. Each figure function is drawn from the committed results of the default study
-(results/cpu), the data the published book shows."""
+with fewer than two labelled ticks. Each figure function is drawn from the committed results of the default
+study (results/cpu), the data the published book shows."""
 from __future__ import annotations
 
 import inspect
