@@ -41,10 +41,10 @@ def accounting_table(preset: str | dict, seq_len: int | None = None, batch_size:
 def table7_comparison(preset: str | dict = "paper") -> pd.DataFrame:
     """Our accounting of the paper's grid beside its Table 7 (``presets/paper_table7.csv``): non-embedding
     parameters in millions and PFLOPs per step, with the relative differences."""
-    from linscale.presets import PRESET_DIR
+    from linscale.presets import paper_table7
 
     ours = accounting_table(preset)
-    paper = pd.read_csv(PRESET_DIR / "paper_table7.csv")
+    paper = paper_table7()
     paper = paper.rename(columns={"params_M": "params_M_paper", "pflops_per_step": "pflops_per_step_paper"})
     table = ours.merge(paper[["size", "arch", "params_M_paper", "pflops_per_step_paper"]], on=["size", "arch"])
     table["params_M"] = table["params_formula"] / 1e6

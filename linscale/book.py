@@ -148,15 +148,13 @@ def _table7_preset(name: str) -> str | None:
     preset gave an empty comparison, and the chapter's prose read 'within nan of the paper's')."""
     if (unknown := _known_preset(name)) is not None:
         return unknown
-    import pandas as pd
-
-    from linscale.presets import PRESET_DIR, load_preset
+    from linscale.presets import load_preset, paper_table7
 
     try:
         sizes = [str(size) for size in load_preset(name).get("sizes") or {}]
     except ConfigError as error:
         return str(error)
-    table7 = list(dict.fromkeys(pd.read_csv(PRESET_DIR / "paper_table7.csv")["size"].astype(str)))
+    table7 = list(dict.fromkeys(paper_table7()["size"].astype(str)))
     return None if set(sizes) & set(table7) else \
         f"must be a paper-scale preset, with sizes of Table 7 ({', '.join(table7)}); {name} has {', '.join(sizes)}"
 

@@ -18,6 +18,13 @@ def available_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
 
+def paper_table7():
+    """The paper's Table 7 as committed (``paper_table7.csv``): size, arch, shape, parameters, FLOPs a step."""
+    import pandas as pd
+
+    return pd.read_csv(PRESET_DIR / "paper_table7.csv")
+
+
 def load_preset(name_or_path: str | Path) -> dict:
     """A preset by name (``paper``) or by path to a YAML file."""
     path = Path(name_or_path)
