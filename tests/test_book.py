@@ -98,6 +98,28 @@ def test_a_misspelled_parameter_fails_under_papermill_itself(tmp_path):
                                    kernel_name="python3", progress_bar=False, cwd=str(book.ROOT))
 
 
+def test_a_chapters_kernel_is_shut_down_without_an_interrupt(tmp_path):
+    """jupyter_client interrupts every kernel it shuts down; papermill shuts a chapter's kernel down
+    while it is still answering papermill's last request, and ipykernel then logged "KeyboardInterrupt
+    caught in kernel." at ERROR on the study's console (about one chapter in ten). The kernel here
+    records a SIGINT in a file instead (ipykernel's own handler swap is switched off, so this handler
+    stays in place until the kernel exits); no SIGINT may arrive, and the notebook still runs."""
+    marker = tmp_path / "sigint"
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell(
+        "import signal\n"
+        "kernel = get_ipython().kernel\n"
+        "kernel.pre_handler_hook = kernel.post_handler_hook = lambda: None\n"
+        f"signal.signal(signal.SIGINT, lambda *_: open({str(marker)!r}, 'a').write('SIGINT'))\n"
+        "print('ran')")]
+    source, out = tmp_path / "t.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, source)
+    book.run_notebook(source, out, {}, cwd=tmp_path)
+    assert nbformat.read(out, as_version=4).cells[0].outputs[0]["text"] == "ran\n"
+    assert not marker.exists(), "the kernel was sent SIGINT when it was shut down"
+
+
 def test_unknown_parameter_fails_before_a_kernel_starts(tmp_path):
     with pytest.raises(ConfigError, match="chapter architectures: unknown parameter"):
         book.execute_chapter("architectures", {"chunksize": 8}, out_dir=tmp_path)
