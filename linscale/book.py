@@ -695,6 +695,29 @@ def _effective(chapter: str, parameters: dict, notebooks: Path) -> dict:
 STUDY_PARAMETERS = ("preset", "results_dir")
 
 
+# the chapters that show the study's trained runs: their ``archs`` default to the study's architectures
+SHOWS_TRAINED_RUNS = tuple(c for c, schema in PARAMETERS.items() if {"archs", "preset", "results_dir"} <= set(schema))
+
+
+def study_archs(parameters: dict, notebooks: Path = NOTEBOOKS, cwd: Path = ROOT) -> list[str] | None:
+    """The architectures the study of ``parameters`` (preset, results_dir) trained, in the chapters'
+    order, where they are not the chapters' default four: the ``archs`` of the chapters that show
+    trained runs (:data:`SHOWS_TRAINED_RUNS`), unless given. A preset (or ``--set archs=[...]``) of two
+    architectures is then shown as such, where the chapters asked for the four and stopped on the
+    absent ones. None: the default (also for a results folder named after no preset)."""
+    from linscale.results import study_preset
+
+    values = {**default_parameters(SHOWS_TRAINED_RUNS[0], notebooks), **parameters}
+    default = default_parameters(SHOWS_TRAINED_RUNS[0], notebooks)["archs"]
+    try:
+        trained = list(study_preset(values["preset"], Path(cwd) / values["results_dir"]).get("archs") or [])
+    except ConfigError:  # no preset of that name: the chapters' default
+        return None
+    if not trained or set(trained) == set(default):
+        return None
+    return [a for a in default if a in trained] + [a for a in trained if a not in default]
+
+
 def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool = False, workers: int = 1,
                  **kwargs) -> list[Path]:
     """Execute every chapter; ``parameters`` apply to each chapter that declares them (e.g. preset).
@@ -719,10 +742,18 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
     for chapter in chapters:
         check_together(chapter, _effective(chapter, {k: v for k, v in parameters.items() if k in PARAMETERS[chapter]},
                                            Path(kwargs.get("notebooks", NOTEBOOKS))))
-    check_results(parameters, chapters, cwd=Path(kwargs.get("cwd", ROOT)))
+    trained = None if "archs" in parameters else study_archs(parameters, Path(kwargs.get("notebooks", NOTEBOOKS)),
+                                                             Path(kwargs.get("cwd", ROOT)))
+
+    def own_parameters(chapter: str) -> dict:
+        own = {k: v for k, v in parameters.items() if k in PARAMETERS[chapter]}
+        return {**own, "archs": trained} if trained and chapter in SHOWS_TRAINED_RUNS else own
+
+    for chapter in chapters:
+        check_results(own_parameters(chapter), [chapter], cwd=Path(kwargs.get("cwd", ROOT)))
 
     def run(chapter: str) -> Path:
-        own = {k: v for k, v in parameters.items() if k in PARAMETERS[chapter]}
+        own = own_parameters(chapter)
         return execute_chapter(chapter, own, force=force, progress=lambda line: print(line, flush=True), **kwargs)
 
     if workers <= 1:

@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 import nbformat
+import pandas as pd
 import pytest
 
 from linscale import book
@@ -342,6 +343,35 @@ def test_a_misspelled_or_bad_book_parameter_fails_before_any_chapter_runs(tmp_pa
     with pytest.raises(ConfigError, match=r"parameter loss: unknown value 'valloss'"):  # law_probes has no loss
         book.execute_book({"loss": "valloss"}, chapters=chapters, out_dir=tmp_path)
     assert not list(tmp_path.iterdir())
+
+
+def test_a_study_of_two_architectures_is_shown_with_its_two(tmp_path, monkeypatch):
+    """`linscale study --preset smoke --set archs=[tnl,llama]` (the README's example) trained two
+    architectures; its book stage asked every chapter for the default four and stopped in one line on
+    the absent ones. The chapters that show trained runs now get the study's architectures (in the
+    chapters' order); the others, a study of all four, and an explicit -p archs keep their values."""
+    results = tmp_path / "results"
+    shutil.copytree(book.ROOT / "results" / "smoke", results / "smoke")
+    runs = pd.read_parquet(results / "smoke" / "runs.parquet")
+    runs[runs["arch"].isin(["tnl", "llama"])].to_parquet(results / "smoke" / "runs.parquet")
+    (results / "smoke" / "overrides.json").write_text(json.dumps({"set": ["archs=[tnl,llama]"]}))
+    executed = []
+    monkeypatch.setattr(book, "execute_chapter", lambda chapter, own, **kw: executed.append((chapter, own)))
+    chapters = ["training", "downstream", "architectures"]
+    book.execute_book({"preset": "smoke", "results_dir": str(results)}, chapters=chapters, out_dir=tmp_path)
+    assert [(chapter, own.get("archs")) for chapter, own in executed] == \
+        [("training", ["llama", "tnl"]), ("downstream", ["llama", "tnl"]), ("architectures", None)]
+
+    executed.clear()
+    book.execute_book({"preset": "smoke", "results_dir": str(results), "archs": ["tnl"]}, chapters=chapters[:1],
+                      out_dir=tmp_path)
+    assert executed == [("training", {"preset": "smoke", "results_dir": str(results), "archs": ["tnl"]})]
+    executed.clear()
+    book.execute_book({"preset": "smoke"}, chapters=chapters[:1], out_dir=tmp_path)  # the committed four
+    assert executed == [("training", {"preset": "smoke"})]
+    with pytest.raises(ConfigError, match=r"parameter archs: no runs of hgrn2 in .*runs.parquet"):
+        book.execute_book({"preset": "smoke", "results_dir": str(results), "archs": ["tnl", "hgrn2"]},
+                          chapters=chapters[:1], out_dir=tmp_path)
 
 
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
