@@ -109,6 +109,11 @@ class ModelConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ConfigError(f"{unknown[0]}: unknown model config field; expected one of {', '.join(sorted(known))}")
+        required = [f.name for f in dataclasses.fields(cls)
+                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        missing = [name for name in required if name not in values]
+        if missing:  # was Python's TypeError from the constructor, a traceback
+            raise ConfigError(f"{missing[0]}: missing; a model config needs {', '.join(required)}")
         return cls(**values)
 
     def replace(self, **changes) -> "ModelConfig":

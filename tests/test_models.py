@@ -171,6 +171,22 @@ def test_unknown_field_in_dict_config():
         ModelConfig.from_dict(dict(arch="tnl", n_layers=2, d_model=32, n_head=4, vocab_size=64))
 
 
+def test_a_missing_field_is_one_line_naming_it_wherever_a_preset_is_expanded():
+    """A size without n_head was Python's TypeError (a traceback) in `linscale accounting`, the design
+    check and `ModelConfig.from_dict`; `linscale sweep` named the size, the design check did not."""
+    from linscale.presets import load_preset, model_configs
+
+    with pytest.raises(ConfigError, match=r"^n_head: missing; a model config needs arch, n_layer, d_model, n_head"):
+        ModelConfig.from_dict(dict(arch="tnl", n_layer=2, d_model=32, vocab_size=64))
+    preset = load_preset("smoke")
+    preset["sizes"]["s1"] = {k: v for k, v in preset["sizes"]["s1"].items() if k != "n_head"}
+    with pytest.raises(ConfigError, match=r"^sizes.s1 \(llama\): n_head: missing"):
+        model_configs(preset)
+    preset = {**load_preset("smoke"), "archs": ["lama"]}
+    with pytest.raises(ConfigError, match=r"^sizes.s1 \(lama\): arch: unknown architecture 'lama'"):
+        model_configs(preset)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_fused_loss_equals_the_unfused_loss(arch):
     """The model's fused loss (CPU training) gives the loss and every parameter's gradient of logits +

@@ -79,5 +79,8 @@ def model_configs(preset: dict) -> list[ModelConfig]:
             if "vocab_size" not in fields:
                 vocab = vocab or data_vocab_size(preset)
                 fields["vocab_size"] = vocab
-            configs.append(ModelConfig(arch=arch, name=str(size), **fields))
+            try:  # named as `linscale sweep` names it (train.run.plan_runs), for accounting and the design check
+                configs.append(ModelConfig.from_dict({**fields, "arch": arch, "name": str(size)}))
+            except ConfigError as err:
+                raise ConfigError(f"sizes.{size} ({arch}): {err}") from None
     return configs
