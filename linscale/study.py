@@ -46,6 +46,7 @@ import pandas as pd
 
 from linscale.atomic import atomic_update, atomic_write
 from linscale.config import ConfigError
+from linscale.train.settings import ABLATIONS  # the sweeps of ablation_presets, in its order
 
 STAGES = ("design", "sweep", "eval", "fits", "book")
 SUITES = ("knowledge", "linguistic", "retrieval")  # linscale.eval.SUITES
@@ -79,7 +80,6 @@ def _digest(path: Path) -> str:
 ASPECT_ARCHS = ("llama", "cosformer2")  # the paper's Table 5
 CONTEXT_ARCHS = ("tnl", "hgrn2", "cosformer2")  # Table 6: the linear models (the claims are about them)
 ASPECT_FACTORS = (0.71, 1.41)  # widths relative to the base (0.5 would mean 4x the depth: most of the cost)
-ABLATIONS = ("aspect", "context", "seeds", "size_seeds")  # the sweeps of ablation_presets, in its order
 SEED_OFFSETS = (1, 2)  # the seeds ablation retrains the base size at seed + 1 and seed + 2: three seeds in all
 
 
@@ -191,16 +191,10 @@ def default_ablations(preset: str | dict) -> tuple[str, ...]:
     all of ABLATIONS."""
     from linscale.presets import load_preset
 
-    spec = preset if isinstance(preset, dict) else load_preset(preset)
-    chosen = spec.get("ablations")
-    if chosen is None:
-        return ABLATIONS
-    if not isinstance(chosen, list) or not all(isinstance(name, str) for name in chosen):
-        raise ConfigError(f"ablations: expected a list of ablation names (some of {', '.join(ABLATIONS)}), got {chosen!r}")
-    unknown = [name for name in chosen if name not in ABLATIONS]
-    if unknown:
-        raise ConfigError(f"ablations: unknown ablation(s) {', '.join(unknown)}; expected some of {', '.join(ABLATIONS)}")
-    return tuple(chosen)
+    from linscale.train.settings import preset_ablations
+
+    chosen = preset_ablations(preset if isinstance(preset, dict) else load_preset(preset))
+    return ABLATIONS if chosen is None else chosen
 
 
 def _resolved(preset: str, overrides: tuple[str, ...] | list[str]) -> str | dict:

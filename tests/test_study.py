@@ -189,6 +189,11 @@ def test_a_preset_names_the_ablations_its_study_trains_by_default():
         default_ablations({**BASE, "ablations": ["aspect", "seed"]})
     with pytest.raises(ConfigError, match="ablations: expected a list of ablation names"):
         default_ablations({**BASE, "ablations": "aspect"})
+    # `linscale sweep` trains no ablation, but its preset check (resolve_preset) refused none: a typo passed
+    from linscale.train.settings import resolve_preset
+
+    with pytest.raises(ConfigError, match="ablations: unknown ablation\\(s\\) seed; expected some of"):
+        resolve_preset({**BASE, "ablations": ["seed"]})
 
 
 def test_only_the_chosen_ablations_are_trained_and_tabled(tmp_path, monkeypatch):

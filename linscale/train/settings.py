@@ -281,6 +281,24 @@ def _unknown_key_message(path: list[str], depth: int, node: dict) -> str:
     return f"--set {'.'.join(path)}: unknown key {path[depth]!r} in {where}{hint}"
 
 
+# The ablation sweeps a study may train beside a preset's grid (linscale.study.ablation_presets, in its
+# order); a preset's ``ablations`` chooses some of them (all when it has none)
+ABLATIONS = ("aspect", "context", "seeds", "size_seeds")
+
+
+def preset_ablations(preset: dict) -> tuple[str, ...] | None:
+    """The preset's ``ablations``, checked (None: the preset chooses none, so a study trains all)."""
+    chosen = preset.get("ablations")
+    if chosen is None:
+        return None
+    if not isinstance(chosen, list) or not all(isinstance(name, str) for name in chosen):
+        raise ConfigError(f"ablations: expected a list of ablation names (some of {', '.join(ABLATIONS)}), got {chosen!r}")
+    unknown = [name for name in chosen if name not in ABLATIONS]
+    if unknown:
+        raise ConfigError(f"ablations: unknown ablation(s) {', '.join(unknown)}; expected some of {', '.join(ABLATIONS)}")
+    return tuple(chosen)
+
+
 def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()) -> dict:
     """Load a preset (name, path or dict), apply overrides, and check its train block and grid."""
     preset = load_preset(name_or_preset) if not isinstance(name_or_preset, dict) else name_or_preset
@@ -302,6 +320,7 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
         except ConfigError as err:
             raise ConfigError(f"sizes.{size}.{err}") from None
     check_data_keys(preset.get("data") or {})
+    preset_ablations(preset)  # `linscale sweep` trains none of them, but a typo there is still a typo
     for arch, sizes in (preset.get("arch_overrides") or {}).items():
         for size in sizes or {}:
             if size not in preset["sizes"]:
