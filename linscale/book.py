@@ -839,15 +839,20 @@ def build_html(root: Path = ROOT, all_pages: bool = True) -> Path:
     Equivalent to ``jupyter-book build book --config _config.yml --path-output . -W --keep-going --all``
     run in ``root``: the top-level ``_config.yml`` configures the book whose sources (``_toc.yml``,
     intro, bibliography, executed chapters) are in ``book/``. Warnings are errors.
+
+    Quiet (``-q``): Sphinx's warnings still reach stderr, but not its hundred lines of status nor Jupyter
+    Book's banner, which said where the pages are (the caller prints that in a line); on a failure the
+    banner's output is printed too.
     """
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", "book",
-           "--config", "_config.yml", "--path-output", ".", "-W", "--keep-going"]
+           "--config", "_config.yml", "--path-output", ".", "-W", "--keep-going", "-q"]
     if all_pages:
         cmd.append("--all")
-    returncode = subprocess.run(cmd, cwd=root).returncode
-    if returncode:
-        raise BookBuildFailed(f"the HTML build failed (jupyter-book exit {returncode}); its warnings, errors "
-                              "with -W, are printed above")
+    proc = subprocess.run(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
+    if proc.returncode:
+        sys.stderr.write(proc.stdout or "")
+        raise BookBuildFailed(f"the HTML build failed (jupyter-book exit {proc.returncode}); its warnings, "
+                              "errors with -W, are printed above")
     return Path(root) / "_build" / "html"
 
 

@@ -177,6 +177,25 @@ def test_a_failed_html_build_is_one_line(monkeypatch, capsys):
     assert "the HTML build failed" in one_line_error(["book", "--chapter", "accounting"], capsys)
 
 
+def test_the_html_build_prints_its_warnings_and_not_its_status(tmp_path, capfd):
+    """The study's console showed Jupyter Book's and Sphinx's whole log (about 100 lines of status and a
+    banner) after the chapters' progress lines. A book that builds prints nothing; one with a warning (an
+    error under -W) prints the warning, naming the file, and fails in a line."""
+    (tmp_path / "book").mkdir()
+    (tmp_path / "_config.yml").write_text('title: "t"\nonly_build_toc_files: true\n')
+    (tmp_path / "book" / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n\nA page.\n")
+    html = book.build_html(tmp_path)
+    assert (html / "intro.html").exists()
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+    (tmp_path / "book" / "intro.md").write_text("# Intro\n\nSee {ref}`no-such-label`.\n")
+    with pytest.raises(book.BookBuildFailed, match=r"the HTML build failed \(jupyter-book exit 1\)"):
+        book.build_html(tmp_path)
+    out, err = capfd.readouterr()
+    assert "intro.md" in err and "no-such-label" in err and "Running Sphinx" not in out + err
+
+
 def test_a_fit_pointed_at_a_results_folder_names_the_table_in_it(tmp_path, capsys):
     """`fit --table results/cpu` said "no such file" of a folder that exists."""
     (tmp_path / "runs.parquet").write_bytes(b"")
