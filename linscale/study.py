@@ -658,14 +658,15 @@ def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool =
 
 def run_study(args: argparse.Namespace) -> int:
     """``linscale study``: run the stages in order (see the module docstring)."""
-    from linscale.presets import available_presets
+    from linscale.presets import available_presets, use_preset_file
 
-    if args.preset not in available_presets():
-        # a study's tables go to results/<preset>/ and its chapters load the preset by that name, so a path
-        # (which `linscale sweep` takes) would write where no chapter looks: one line, before anything is written
-        raise ConfigError(f"--preset: {args.preset!r} is not a preset name; linscale study takes one of "
-                          f"{', '.join(available_presets())} (a new grid is a YAML file in linscale/presets/, "
-                          "read by its name)")
+    if args.preset.endswith((".yaml", ".yml")):
+        # a study's tables go to results/<name>/ and its chapters load the preset by that name: the file's
+        # folder is searched by name from here on, in this process and the ones it starts
+        args.preset = use_preset_file(args.preset)
+    elif args.preset not in available_presets():
+        raise ConfigError(f"--preset: {args.preset!r} is not a preset; linscale study takes one of "
+                          f"{', '.join(available_presets())} or a path to a .yaml file of your own")
     stages = _subset("--stages", "stage", args.stages or None, STAGES)
     overrides = tuple(getattr(args, "set", None) or ())
     runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)

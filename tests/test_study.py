@@ -162,21 +162,33 @@ def test_ablations_to_train_are_chosen_by_name_and_typos_are_one_clear_error(tmp
     assert not list(tmp_path.iterdir())
 
 
-def test_a_study_takes_a_preset_by_name_and_says_so_in_one_line(tmp_path, capsys):
-    """`linscale sweep` takes a preset's YAML path, but a study's tables go to results/<preset>/ and its chapters
-    load the preset by that name: a path (or a misspelled name) is one line naming the field, nothing written
-    (a path gave a NotADirectoryError traceback from results/<the path>/fits)."""
+def test_a_study_takes_a_preset_by_name_or_by_path_and_a_bad_one_is_one_line(tmp_path, capsys, monkeypatch):
+    """A study's tables go to results/<preset>/ and its chapters load the preset by that name, so a path
+    (which `linscale sweep` takes) was refused and a grid of one's own had to be put inside the package.
+    A path is now read by its name (its folder joins LINSCALE_PRESETS, which the chapters' kernels
+    inherit); a misspelled name, a missing file or a file named like linscale's own preset is one line
+    naming the field, nothing written."""
     from linscale.cli import main
+    from linscale.presets import USER_PRESETS_ENV, load_preset
 
-    mine = tmp_path / "mine.yaml"
-    mine.write_text(Path("linscale/presets/smoke.yaml").read_text())
-    for preset in (str(mine), "smok"):
-        assert main(["study", "--preset", preset, "--runs-dir", str(tmp_path / "runs"),
-                     "--results-dir", str(tmp_path / "results")]) == 2
+    monkeypatch.setenv(USER_PRESETS_ENV, "")  # restored after the test: the study extends it
+    (tmp_path / "grids").mkdir()
+    smoke = Path("linscale/presets/smoke.yaml").read_text()
+    (tmp_path / "grids" / "smoke.yaml").write_text(smoke)
+    mine = tmp_path / "grids" / "mine.yaml"
+    mine.write_text(smoke.replace("name: smoke", "name: mine"))
+    study = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    for preset, message in (("smok", "--preset: 'smok' is not a preset; linscale study takes one of"),
+                            (str(tmp_path / "nosuch.yaml"), f"--preset: file {tmp_path / 'nosuch.yaml'} does not exist"),
+                            (str(tmp_path / "grids" / "smoke.yaml"), "has the name of linscale's own preset 'smoke'")):
+        assert main(["study", "--preset", preset, *study]) == 2
         err = capsys.readouterr().err.strip()
-        assert err.startswith(f"linscale: error: --preset: {preset!r} is not a preset name") and "smoke" in err, err
-        assert len(err.splitlines()) == 1
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml"]
+        assert err.startswith("linscale: error: ") and message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "results").exists()
+
+    assert main(["study", "--preset", str(mine), *study, "--stages", "design"]) == 0
+    assert (tmp_path / "results" / "mine" / "fits" / "design_verdicts.csv").exists()
+    assert load_preset("mine")["name"] == "mine"  # by name from here on (os.environ: the kernels' too)
 
 
 def test_a_preset_names_the_ablations_its_study_trains_by_default():

@@ -3,19 +3,59 @@
 ``paper.yaml`` holds the paper's 24 Table 7 configurations (``paper_table7.csv`` the table itself, for
 checks). ``load_preset(name)`` reads a preset; ``model_configs(preset)`` expands its grid into
 :class:`~linscale.config.ModelConfig` objects.
+
+A grid of one's own is a YAML file anywhere: ``linscale sweep`` reads it by path, and ``linscale study``
+and ``linscale book`` take the path too and then read it by its name (the file's stem: its tables go to
+``results/<name>/``), from the folders named in ``LINSCALE_PRESETS`` (:data:`USER_PRESETS_ENV`), which
+they extend for themselves and for the chapters' kernels and training workers they start.
 """
 from __future__ import annotations
 
+import os
 from importlib import resources
 from pathlib import Path
 
 from linscale.config import ConfigError, ModelConfig, parse_yaml
 
 PRESET_DIR = Path(str(resources.files(__name__)))
+# folders (os.pathsep-separated) of one's own presets, read by name after linscale's own
+USER_PRESETS_ENV = "LINSCALE_PRESETS"
+
+
+def _user_preset_dirs() -> list[Path]:
+    return [Path(folder) for folder in os.environ.get(USER_PRESETS_ENV, "").split(os.pathsep) if folder]
 
 
 def available_presets() -> list[str]:
-    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+    return sorted({p.stem for folder in (PRESET_DIR, *_user_preset_dirs()) for p in folder.glob("*.y*ml")
+                   if p.suffix in (".yaml", ".yml")})
+
+
+def _named_preset_file(name: str) -> Path | None:
+    """The file of the preset called ``name``: linscale's own, else the first in LINSCALE_PRESETS."""
+    own = PRESET_DIR / f"{name}.yaml"
+    if own.exists():
+        return own
+    return next((folder / f"{name}{suffix}" for folder in _user_preset_dirs() for suffix in (".yaml", ".yml")
+                 if (folder / f"{name}{suffix}").exists()), None)
+
+
+def use_preset_file(path: str | Path, option: str = "--preset") -> str:
+    """Make the preset file ``path`` readable by its name (the file's stem) in this process and in the
+    processes it starts (the chapters' kernels, training workers): its folder joins LINSCALE_PRESETS,
+    first. Returns the name; a study's tables go to ``results/<name>/``."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{option}: file {path} does not exist")
+    name = path.stem
+    if (PRESET_DIR / f"{name}.yaml").exists():
+        raise ConfigError(f"{option}: {path} has the name of linscale's own preset {name!r} (its tables would be "
+                          "taken for that study's); rename the file")
+    load_preset(path)  # its shape checked before it is used by name
+    folder = str(path.resolve().parent)
+    others = [str(f) for f in _user_preset_dirs() if str(f) != folder]
+    os.environ[USER_PRESETS_ENV] = os.pathsep.join([folder, *others])
+    return name
 
 
 def paper_table7():
@@ -29,10 +69,11 @@ def load_preset(name_or_path: str | Path) -> dict:
     """A preset by name (``paper``) or by path to a YAML file."""
     path = Path(name_or_path)
     if path.suffix not in (".yaml", ".yml"):
-        path = PRESET_DIR / f"{name_or_path}.yaml"
-        if not path.exists():
+        path = _named_preset_file(str(name_or_path))
+        if path is None:
             raise ConfigError(f"preset: unknown preset {str(name_or_path)!r}; expected one of "
-                              f"{', '.join(available_presets())} or a path to a .yaml file")
+                              f"{', '.join(available_presets())} or a path to a .yaml file (a preset of your own "
+                              f"is read by name from the folders in {USER_PRESETS_ENV})")
     elif not path.exists():
         raise ConfigError(f"preset: file {path} does not exist")
     preset = parse_yaml(path.read_text(), f"preset: {path}")
