@@ -452,6 +452,23 @@ def holdout_bounds(draws: pd.DataFrame, quantile: float = HOLDOUT_QUANTILE) -> p
     return pd.DataFrame(rows, columns=["arch", "method", "replicates", "fitted", "median", "bound", "quantile"])
 
 
+def holdout_lines(draws: pd.DataFrame, quantile: float = HOLDOUT_QUANTILE) -> list[str]:
+    """One line per (arch, method) of :func:`holdout_bounds`: the bound, or, where no simulated refit
+    succeeded, why (the bound was printed as "nan% (95% of 0 simulated studies)", the reason dropped)."""
+    lines = []
+    for row in holdout_bounds(draws, quantile).itertuples():
+        if row.fitted:
+            lines.append(f"{row.arch} {row.method}: a true law's refit misses held-out runs by up to {row.bound:.1%} "
+                         f"({row.quantile:.0%} of {row.fitted} simulated studies)")
+        else:
+            part = draws[(draws["arch"] == row.arch) & (draws["method"] == row.method)]
+            reasons = part["reason"].replace("", np.nan).dropna()
+            why = reasons.value_counts().index[0] if len(reasons) else "no run left to hold out"
+            lines.append(f"{row.arch} {row.method}: no hold-out check possible on this grid; none of "
+                         f"{row.replicates} simulated refits succeeded ({why})")
+    return lines
+
+
 def fit_settings(preset: str | dict, bootstrap: int = FITS_BOOTSTRAP, seed: int = 0,
                  loss_column: str = "train_loss"):
     """The study's FitSettings for a preset: the exact entropy rate and unigram entropy of its language

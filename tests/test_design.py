@@ -806,3 +806,21 @@ def test_a_fit_that_failed_for_every_architecture_reads_as_its_reasons_not_a_pag
         warnings.simplefilter("error")  # tight_layout's warning is an error here
         fig = plotting.message_figure(one.sentence() * 4)
     assert fig.get_figheight() > 1.2 and plotting.legibility_problems(fig) == []
+
+
+def test_a_hold_out_the_grid_cannot_make_is_said_with_its_reason():
+    """A grid on which no simulated hold-out refit succeeded printed "misses held-out runs by up to nan%
+    (95% of 0 simulated studies)": the reason each refit gave was collected and dropped."""
+    import pandas as pd
+
+    from linscale.design import holdout_lines
+
+    draws = pd.DataFrame([dict(arch="tnl", method="approach1", replicate=r, runs=3, worst=w, reason="")
+                          for r, w in enumerate([0.01, 0.02, 0.03])] +
+                         [dict(arch="tnl", method="approach3", replicate=r, runs=0, worst=np.nan,
+                               reason="fit window: no compute decade left to hold out") for r in range(3)])
+    lines = holdout_lines(draws)
+    assert lines[0].startswith("tnl approach1: a true law's refit misses held-out runs by up to 2.9% (95% of 3 ")
+    assert lines[1] == ("tnl approach3: no hold-out check possible on this grid; none of 3 simulated refits "
+                        "succeeded (fit window: no compute decade left to hold out)")
+    assert not any("nan" in line for line in lines)
