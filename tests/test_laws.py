@@ -319,6 +319,24 @@ def test_fit_suite_gives_the_same_bits_in_worker_processes_as_in_this_one():
                                           obj=f"{method}.{name} (whole)")
 
 
+def test_an_empty_fit_window_is_said_in_the_presets_terms():
+    """A grid trained too briefly (train.tokens 2560) left no row to fit, and the error named rules, not
+    the preset's fields that move them."""
+    from linscale.laws import suite
+    from linscale.laws.data import LawsInputError
+
+    table = _suite_table()
+    settings = suite.FitSettings(max_loss=float(table["train_loss"].min()), warmup_steps=int(table["step"].min()))
+    with pytest.raises(LawsInputError) as info:
+        suite.windowed(table, settings)
+    in_warmup = int((table["step"] <= 2 * settings.warmup_steps).sum())
+    assert str(info.value) == (
+        f"fit window: none of the {len(table)} records is fitted: {in_warmup} lie within 2 x train.warmup_steps "
+        f"({settings.warmup_steps}) and {len(table)} have a loss above the language's unigram entropy "
+        f"({round(settings.max_loss, 3)} nats); train longer (train.tokens) or warm up for fewer steps")
+    assert in_warmup > 0
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_a_crash_in_a_fit_is_raised_with_the_methods_name(jobs):
     from linscale.laws import suite

@@ -236,8 +236,14 @@ def windowed(runs: pd.DataFrame, settings: FitSettings) -> pd.DataFrame:
     if unknown:  # before any fit or process starts
         raise LawsInputError(f"method: {unknown[0]!r} is not one of {', '.join(SUITE)}")
     window = fit_window(runs, settings.warmup_steps, settings.max_loss, settings.loss_column)
-    if len(window) == 0:
-        raise LawsInputError("fit window: no rows left after the warmup and unigram-entropy rules")
+    if len(window) == 0:  # said in the preset's terms: the fields that move the window
+        in_warmup = int((runs["step"] <= WARMUP_FACTOR * settings.warmup_steps).sum()) if "step" in runs else 0
+        above = int((runs[settings.loss_column] >= settings.max_loss).sum()) if settings.max_loss is not None else 0
+        raise LawsInputError(
+            f"fit window: none of the {len(runs)} records is fitted: {in_warmup} lie within {WARMUP_FACTOR:g} x "
+            f"train.warmup_steps ({settings.warmup_steps}) and {above} have a loss above the language's unigram "
+            f"entropy ({settings.max_loss if settings.max_loss is None else round(settings.max_loss, 3)} nats); "
+            f"train longer (train.tokens){' or warm up for fewer steps' if in_warmup else ''}")
     return window.assign(**{FITTED: fitted_loss(window, settings)})
 
 
