@@ -63,6 +63,13 @@ READS_RERUNS = "reads-reruns"
 # The heading under which a chapter sets its exercises; on another study's page a note follows it
 # (note_exercises_study), since their commands run the published study and their figures to expect are its
 EXERCISES_HEADING = "## Exercises"
+# Markdown cells tagged so quote an ablation's runs (their spreads, best shapes, contexts): where the study
+# trained none of that ablation (its preset's ``ablations`` left it out), they are left out with a note
+# naming it, where they read "nan%" and "none" (the figures and tables stay, empty, with their captions)
+READS_ABLATION = {"aspect": "reads-aspect-runs", "context": "reads-context-runs"}
+ABLATION_LEFT_OUT_NOTE = ("*This study trained no {what} runs (its preset's `ablations` leaves them out), so the "
+                          "passage that reads them is left out of its page.*")
+ABLATION_WHAT = {"aspect": "aspect-ratio", "context": "context-length"}
 LEFT_OUT_NOTE = ("*A passage here reads numbers that only the published cpu study has (probes of its grid, the "
                  "history of its seeds and re-runs), so it is left out of this study's page; the published book "
                  "(`linscale book`) shows it.*")
@@ -557,6 +564,8 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
             note_exercises_study(executed, *_study_of(effective))
     if not has_reruns(effective, Path(cwd)):
         leave_out_tagged(executed, READS_RERUNS)
+    for ablation in untrained_ablations(effective, Path(cwd)):
+        leave_out_tagged(executed, READS_ABLATION[ablation], ABLATION_LEFT_OUT_NOTE.format(what=ABLATION_WHAT[ablation]))
     nbformat.write(executed, partial)
     os.replace(partial, out)
     failed = out_dir / f"{chapter}.failed.ipynb"
@@ -601,6 +610,22 @@ def study_title(preset: str, results_dir: str | Path = "results", cwd: Path = RO
     if (Path(cwd) / folder).resolve() == (ROOT / "results" / preset).resolve():
         return f"{preset} study"
     return f"{preset} study in {folder}"
+
+
+def untrained_ablations(parameters: dict, cwd: Path = ROOT) -> list[str]:
+    """The ablations of :data:`READS_ABLATION` of which the study a chapter's parameters show has no runs
+    (none for a chapter without the study's parameters)."""
+    import pandas as pd
+
+    if not {"preset", "results_dir"} <= set(parameters):
+        return []
+    folder = Path(cwd) / parameters["results_dir"] / parameters["preset"] / "ablations"
+    untrained = []
+    for ablation in READS_ABLATION:
+        table = folder / f"{ablation}.parquet"
+        if not table.exists() or pd.read_parquet(table, columns=["run_id"]).empty:
+            untrained.append(ablation)
+    return untrained
 
 
 def has_reruns(parameters: dict, cwd: Path = ROOT) -> bool:

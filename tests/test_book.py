@@ -176,6 +176,32 @@ def glued_markdown(notebook: Path) -> dict:
 
 
 @pytest.mark.slow
+def test_a_study_without_aspect_or_context_runs_reads_no_nan_in_its_ablations_chapter(tmp_path):
+    """A preset whose `ablations` leaves out the aspect and context sweeps (a helper's own grid) got an
+    ablations chapter that read "nan% for LLaMA", "trained at none tokens: none nats" and "pooled over
+    the four architectures (0 degrees of freedom)". The passages that read those runs are now left out,
+    a note naming the ablation in their place, and no number the page still shows is NaN."""
+    import re
+
+    results = tmp_path / "results"
+    shutil.copytree(book.ROOT / "results" / "smoke", results / "smoke")
+    for table in (results / "smoke" / "ablations").glob("*.parquet"):
+        if table.name.startswith(("aspect", "context")):
+            table.unlink()
+    out = book.execute_chapter("ablations", {"preset": "smoke", "results_dir": str(results)}, out_dir=tmp_path / "out")
+    markdown = [c.source for c in nbformat.read(out, as_version=4).cells if c.cell_type == "markdown"]
+    for what in ("aspect-ratio", "context-length"):
+        assert sum(book.ABLATION_LEFT_OUT_NOTE.format(what=what) == text for text in markdown) >= 1, what
+    assert not any("Across shapes, the final" in text or "At the common context" in text for text in markdown)
+    values = glued(out)
+    shown = {key for text in markdown for key in re.findall(r"\{glue:text\}`(\w+)", text)}
+    assert not [key for key in sorted(shown) if re.search(r"\bnan\b", str(values.get(key)))], \
+        {key: values.get(key) for key in shown if re.search(r"\bnan\b", str(values.get(key)))}
+    assert "This study trained no aspect-ratio or context-length runs" in values["bound_readings"]
+    assert values["trend_dof"] != "0"
+
+
+@pytest.mark.slow
 def test_built_book_has_every_chapter_and_figure_and_no_errors_or_broken_links(built_book):
     html = built_book["html"]
     assert (html / "intro.html").exists() and (html / "bibliography.html").exists()
