@@ -23,7 +23,7 @@ import json
 import os
 import sys
 
-from linscale.config import ConfigError
+from linscale.config import ARCHITECTURES, ConfigError
 
 
 def cmd_accounting(args: argparse.Namespace) -> int:
@@ -585,7 +585,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "checkpoint (exit code 143 or 130, status 'interrupted').",
         epilog=_data_keys_epilog)  # called when the help is printed
     p.add_argument("--preset", default=None, help="preset name (smoke, cpu, paper) or path to a YAML file")
-    p.add_argument("--arch", default=None, help="architecture: llama, tnl, hgrn2 or cosformer2")
+    p.add_argument("--arch", default=None, help=f"architecture: one of {', '.join(ARCHITECTURES)}")
     p.add_argument("--size", default=None, help="a size name of the preset (e.g. s3, or 1B for paper)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<preset name>)")
     p.add_argument("--run-dir", default=None,

@@ -40,12 +40,16 @@ def non_embedding_params(config: ModelConfig) -> int:
 
 def _correction(config: ModelConfig, seq_len: int) -> float:
     d, h = config.d_model, config.n_head
-    return {
+    corrections = {
         "llama": seq_len / (6 * d) + 5 / (18 * d),
         "tnl": 1 / (2 * h) + 5 / (18 * d),
         "hgrn2": 1 / (3 * h) + 29 / (72 * d),
         "cosformer2": 3 / (4 * h) + 23 / (72 * d),
-    }[config.arch]
+    }
+    if config.arch not in corrections:  # a new architecture (README, "Where to change what"): was a bare KeyError
+        raise ValueError(f"linscale.flops: no FLOPs formula for architecture {config.arch!r}; add its Table 1 "
+                         "terms to _correction (and to non_embedding_params)")
+    return corrections[config.arch]
 
 
 def flops_per_token(config: ModelConfig, seq_len: int, ffn: str = "table1") -> float:

@@ -6,8 +6,10 @@
     True
 
 To add an architecture: write ``<name>.py`` with its token mixer and a ``build(config)``, register it
-in ``BUILDERS`` below and in ``linscale.config.ARCHITECTURES``, and give it a formula in
-``linscale.flops``.
+in ``BUILDERS`` below and in ``linscale.config.ARCHITECTURES`` (and ``LINEAR_ARCHITECTURES`` if its
+mixer is linear: the architectures chapter then checks its three forms agree), give it a formula in
+``linscale.flops`` and a label, colour and marker in ``linscale.plotting``. ``tests/test_flops.py``
+checks all of these for every architecture; the README lists what stays the paper's four.
 """
 from __future__ import annotations
 

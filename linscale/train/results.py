@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from linscale.atomic import atomic_write
+from linscale.config import ARCHITECTURES
 from linscale.flops import PF_DAY
 
 SCHEMA: dict[str, str] = {
@@ -52,7 +53,7 @@ SCHEMA: dict[str, str] = {
     "diverged": "bool", "seed": "int64", "preset": "string", "wall_time_s": "float64",
 }
 COLUMNS = tuple(SCHEMA)
-ARCHS = ("llama", "tnl", "hgrn2", "cosformer2")
+ARCHS = ARCHITECTURES  # one list (linscale.config): a new architecture's rows were refused after its runs trained
 
 
 class ResultsError(ValueError):
