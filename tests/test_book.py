@@ -319,7 +319,7 @@ def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_pat
         [every[g] for g in ("embed_verdicts", "embed_e", "embed_holdout", "misfit_below")]
     assert text("training")["envelope_leads"] == ""
     downstream = text("downstream")
-    assert downstream["modes_llama"].startswith("not on this page") and "all four" in downstream["retrieval_scope"]
+    assert downstream["modes_llama"].startswith("not on this page") and "all four" in downstream["retrieval_where"]
     # the accuracy-noise table keeps the noise model's four architectures, and the page says why
     assert downstream["noise_scope"] == " (the table keeps all four for that reason, on a page that shows only TNL)"
     assert laws["a_miss_pattern"].startswith("in TNL, the one architecture shown")
