@@ -202,6 +202,25 @@ def test_a_study_without_aspect_or_context_runs_reads_no_nan_in_its_ablations_ch
 
 
 @pytest.mark.slow
+def test_a_study_without_size_seeds_runs_is_said_to_have_none_in_findings(tmp_path):
+    """A study whose preset leaves out size_seeds measured the seed noise at one size: the findings page
+    said the noise "hardly changes with size as N to the power +0.00" (a slope one size cannot fit; the
+    rule sets it to 0) and that retrieval is judged "at the largest (the size_seeds ablation's two
+    seeds)", where the rule judges it at the seeds ablation's size."""
+    results = tmp_path / "results"
+    shutil.copytree(book.ROOT / "results" / "smoke", results / "smoke")
+    for table in (results / "smoke" / "ablations").glob("size_seeds*.parquet"):
+        table.unlink()
+    values = {name: ast.literal_eval(value) for name, value in glued(book.execute_chapter(
+        "findings", {"preset": "smoke", "results_dir": str(results)}, out_dir=tmp_path / "out")).items()
+        if value and value[:1] in "'\""}
+    assert values["trend_sentence"].startswith("The seed noise of the final fitted loss was measured at one size "
+                                               "only (s1), so it is taken as the same at every size")
+    assert values["retrieval_size_words"].startswith("retrieval there too (this study has no size_seeds runs")
+    assert values["archs_all"] == "all four architectures"
+
+
+@pytest.mark.slow
 def test_built_book_has_every_chapter_and_figure_and_no_errors_or_broken_links(built_book):
     html = built_book["html"]
     assert (html / "intro.html").exists() and (html / "bibliography.html").exists()
@@ -616,6 +635,8 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
     assert (smoke["seeds_size"], smoke["size_seeds_sizes"], smoke["noise_sizes"]) == ("s1", "size s2", "s1 and s2")
     assert smoke["trend_direction"] == ("hardly changes" if float(smoke["trend_b"]) == 0 else
                                         "rises" if float(smoke["trend_b"]) > 0 else "falls")
+    assert smoke["trend_sentence"].startswith(f"The seed noise of the final fitted loss {smoke['trend_direction']} "
+                                              f"with size as N to the power {smoke['trend_b']} ")
     assert "would do" in smoke["knowledge_largest"] and "nearly every question" not in smoke["knowledge_largest"]
     assert smoke["bpb_lead"] == "For comparison,"  # no "no such ceiling" where knowledge has none either
     # the downstream figure's caption said "three per run in the cpu study" of the smoke study's single points
