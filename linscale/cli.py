@@ -163,6 +163,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from linscale import book
 
     parameters = _chapter_parameters(args)
@@ -181,21 +183,28 @@ def cmd_book(args: argparse.Namespace) -> int:
             wanted = "a preset name" if name == "preset" else "a folder"
             raise ConfigError(f"--{name.replace('_', '-')}: expected {wanted}, got {value!r}")
     parameters = {**{k: v for k, v in shared.items() if v is not None}, **parameters}
+    root = book.ROOT
+    if args.book_dir:  # a copy of the book's sources: the repository's book/chapters and _build/html untouched
+        _writable_folder(args.book_dir, "--book-dir")
+        root = book.copy_sources(Path(args.book_dir))
+        for values in (parameters, shared):  # the chapters run in the repository
+            if values.get("results_dir"):
+                values["results_dir"] = str(Path(values["results_dir"]).resolve())
+    chapter_dir = root / "book" / "chapters" if args.book_dir else book.CHAPTER_DIR
     # two kernels at once: a chapter's start-up and imports are mostly waiting (as the study does)
     book.execute_book(parameters, chapters=chapters, force=args.force or bool(args.chapter and parameters),
-                      workers=min(2, os.cpu_count() or 1))
+                      workers=min(2, os.cpu_count() or 1), out_dir=chapter_dir)
     if not args.no_html:
         # the introduction and the glossary glue and link to every chapter, so on a fresh clone one chapter
         # alone built a book that failed on their missing targets: the others first, on the study shown
-        missing = [c for c in book.toc_chapters()
-                   if c not in chapters and not (book.CHAPTER_DIR / f"{c}.ipynb").exists()]
+        missing = [c for c in book.toc_chapters() if c not in chapters and not (chapter_dir / f"{c}.ipynb").exists()]
         if missing:
             print(f"[book] the HTML links every chapter; executing those not yet executed ({', '.join(missing)})",
                   flush=True)
             book.execute_book({k: v for k, v in shared.items() if v is not None
                                and any(k in book.PARAMETERS[c] for c in missing)}, chapters=missing,
-                              workers=min(2, os.cpu_count() or 1))
-        html = book.build_html()
+                              workers=min(2, os.cpu_count() or 1), out_dir=chapter_dir)
+        html = book.build_html(root)
         problems = book.check_html(html, chapters=book.toc_chapters(), min_figures=book.MIN_FIGURES)
         for problem in problems:
             print(f"linscale book: {problem}", file=sys.stderr)
@@ -669,18 +678,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-y", "--yaml", action="append", metavar="YAML",
                    help="parameters as a YAML mapping, e.g. 'contexts: [256, 1024]'")
     p.add_argument("--preset", default=None, help="which results/<preset>/ the chapters read (default: each "
-                   "chapter's own default, cpu)")
+                   "chapter's own default, cpu); a YAML file of yours by path, as linscale study takes it")
     p.add_argument("--results-dir", default=None, help="folder holding results/<preset>/ (default: results)")
     p.add_argument("--force", action="store_true", help="re-execute chapters even when unchanged")
     p.add_argument("--no-html", action="store_true", help="execute the chapters only; do not build the HTML")
+    p.add_argument("--book-dir", default=None, help="execute and build in a copy of the book's sources here "
+                   "(BOOK_DIR/book/chapters, BOOK_DIR/_build/html); default: the repository's")
     p.set_defaults(func=cmd_book)
 
     p = sub.add_parser("study", help="run the default CPU study end to end: sweep, eval, fits, book",
                        description="Sweep -> evaluation -> fits -> chapters executed with papermill -> Jupyter "
                        "Book in _build/html. Resumable: each stage skips work already done. The tables the "
                        "book reads go to RESULTS_DIR/PRESET/ (commit them); checkpoints stay in RUNS_DIR.")
-    p.add_argument("--preset", default="cpu", help="study preset, by name: cpu (default, about an hour on 2 cores), smoke "
-                        "(CI, a few minutes) or a YAML file of yours in linscale/presets/")
+    p.add_argument("--preset", default="cpu", help="study preset: cpu (default, about an hour on 2 cores), smoke "
+                        "(CI, a few minutes), or a YAML file of yours, by path (its tables go to "
+                        "RESULTS_DIR/<file name>/)")
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
     p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all; "

@@ -4,6 +4,7 @@ were tracebacks, were accepted, or lost what was computed."""
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -154,6 +155,22 @@ def test_one_chapter_on_a_fresh_clone_first_executes_the_chapters_the_html_links
     assert set(rest[1]) | {"accounting", "training"} == set(book.toc_chapters())
     calls.clear()
     assert main(["book", "--chapter", "accounting", "--no-html"]) == 0 and len(calls) == 1  # no HTML, no others
+
+
+def test_a_book_of_ones_own_is_executed_and_built_in_book_dir(tmp_path, monkeypatch):
+    """`linscale book` wrote into the repository's book/chapters and _build/html whatever study it showed
+    (a helper's own grid overwrote the clone's published book); `--book-dir` keeps both in a copy of the
+    book's sources, as `linscale study --book-dir` does, and reads a relative results folder from here."""
+    executed, built = [], []
+    monkeypatch.setattr(book, "execute_book", lambda parameters, chapters, **kw: executed.append((parameters, kw)))
+    monkeypatch.setattr(book, "build_html", lambda root=book.ROOT, **k: built.append(root) or root / "_build" / "html")
+    monkeypatch.setattr(book, "check_html", lambda *a, **k: [])
+    mine = tmp_path / "mine"
+    assert main(["book", "--chapter", "accounting", "--preset", "smoke", "--results-dir", "results",
+                 "--book-dir", str(mine)]) == 0
+    assert built == [mine] and (mine / "book" / "_toc.yml").exists() and (mine / "_config.yml").exists()
+    assert {kw["out_dir"] for _, kw in executed} == {mine / "book" / "chapters"}
+    assert executed[0][0]["results_dir"] == str(Path("results").resolve())
 
 
 def test_fsdp_on_a_cpu_is_refused_before_the_runs_folder_is_written(tmp_path, monkeypatch, capsys):
