@@ -5,13 +5,13 @@ import pytest
 import torch
 
 from helpers import assert_close
-from linscale.config import ConfigError, ModelConfig
+from linscale.config import ARCHITECTURES, LINEAR_ARCHITECTURES, ConfigError, ModelConfig
 from linscale.models import build_model
 from linscale.models.hgrn2 import HGRN2LM
 from linscale.models.tnl import alibi_slopes, tnl_log_decay
 
-ARCHS = ["llama", "tnl", "hgrn2", "cosformer2"]
-LINEAR = ["tnl", "hgrn2", "cosformer2"]
+ARCHS = list(ARCHITECTURES)  # a new architecture is tested here as soon as config registers it
+LINEAR = list(LINEAR_ARCHITECTURES)
 
 
 def tiny(arch, **kw):

@@ -20,6 +20,7 @@ from linscale.train.callbacks import load_lightning_checkpoint
 from linscale.cli import main
 from linscale.config import ConfigError
 from linscale.train.sweep import run_sweep
+from linscale.presets import load_preset
 
 from conftest import SMOKE_SWEEP_ARGS
 
@@ -27,7 +28,7 @@ TESTS = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
        "OMP_NUM_THREADS": "1"}
 DATA: list[str] = []  # the presets' own data: the synthetic language (linscale.data)
-ARCHS = ("llama", "tnl", "hgrn2", "cosformer2")
+ARCHS = tuple(load_preset("smoke")["archs"])  # the smoke sweep's
 
 
 def linscale(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
