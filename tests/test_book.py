@@ -336,7 +336,8 @@ def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_pat
     probes, every = text("law_probes"), text("law_probes", book.ARCHITECTURES)
     assert [probes[g] for g in ("embed_verdicts", "embed_e", "embed_holdout", "misfit_below")] == \
         [every[g] for g in ("embed_verdicts", "embed_e", "embed_holdout", "misfit_below")]
-    assert text("training")["envelope_leads"] == ""
+    training = text("training")
+    assert training["envelope_leads"] == "" and training["grid_archs_trained"] == "the same four architectures are trained"
     downstream = text("downstream")
     assert downstream["modes_llama"].startswith("not on this page") and "all four" in downstream["retrieval_where"]
     # the accuracy-noise table keeps the noise model's four architectures, and the page says why
@@ -417,6 +418,11 @@ def test_a_study_of_two_architectures_is_shown_with_its_two(tmp_path, monkeypatc
     with pytest.raises(ConfigError, match=r"parameter archs: no runs of hgrn2 in .*runs.parquet"):
         book.execute_book({"preset": "smoke", "results_dir": str(results), "archs": ["tnl", "hgrn2"]},
                           chapters=chapters[:1], out_dir=tmp_path)
+    # and the introduction says which of the paper's architectures the study trained (it said "the same four")
+    monkeypatch.undo()
+    values = glued(book.execute_chapter("training", {"preset": "smoke", "results_dir": str(results),
+                                                     "archs": ["llama", "tnl"]}, out_dir=tmp_path / "out"))
+    assert ast.literal_eval(values["grid_archs_trained"]) == "LLaMA and TNL, two of the paper's four architectures, are trained"
 
 
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
