@@ -808,14 +808,17 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
             if source not in (None, "synthetic"):
                 raise ConfigError(f"parameter preset: {values['preset']} trains on {source} (data.source); chapter "
                                   f"synthetic_language shows the synthetic language of a preset such as cpu or smoke")
+        from linscale.presets import preset_argument
+
+        given = preset_argument(values["preset"])  # a file of one's own by its path, as linscale study takes it
         if not (folder / "runs.parquet").exists():
             raise ConfigError(f"{folder}: no results of preset {values['preset']!r} (run `linscale study --preset "
-                              f"{values['preset']}` first, or choose another with --preset)")
+                              f"{given}` first, or choose another with --preset)")
         # what a partial study lacks, said here: inside the kernel it was a KeyError, an IndexError or a
         # division by zero several cells in
         if chapter in READS_FITS and not (folder / "fits" / "status.csv").exists():
             raise ConfigError(f"{folder / 'fits'}: no fitted laws (chapter {chapter} reads them; run `linscale "
-                              f"study --preset {values['preset']} --results-dir {values['results_dir']} "
+                              f"study --preset {given} --results-dir {values['results_dir']} "
                               f"--stages fits` first)")
         if "archs" in values:
             import pandas as pd

@@ -79,6 +79,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     from linscale.study import run_study
 
+    # the book stage comes last: a --book-dir that is a file failed there, a traceback after every stage ran
+    _writable_folder(getattr(args, "book_dir", None), "--book-dir")
     return run_study(args)
 
 

@@ -173,6 +173,19 @@ def test_a_book_of_ones_own_is_executed_and_built_in_book_dir(tmp_path, monkeypa
     assert executed[0][0]["results_dir"] == str(Path("results").resolve())
 
 
+
+def test_a_book_dir_that_is_a_file_is_one_line_before_any_stage(tmp_path, capsys):
+    """`linscale study --book-dir FILE` ran every stage and then failed copying the book's sources, a
+    NotADirectoryError traceback; `linscale book --book-dir FILE` was already one line."""
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    for command in (["study", "--preset", "smoke", "--runs-dir", str(tmp_path / "runs"), "--results-dir",
+                     str(tmp_path / "results")], ["book", "--chapter", "accounting"]):
+        err = one_line_error([*command, "--book-dir", str(a_file)], capsys)
+        assert f"--book-dir: {a_file} is a file; expected a folder" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"]
+
+
 def test_fsdp_on_a_cpu_is_refused_before_the_runs_folder_is_written(tmp_path, monkeypatch, capsys):
     """Lightning refuses FSDP without a GPU only when the trainer is built: the run's spec.json and a
     'failed' status.json were already written."""

@@ -189,6 +189,11 @@ def test_a_study_takes_a_preset_by_name_or_by_path_and_a_bad_one_is_one_line(tmp
     assert main(["study", "--preset", str(mine), *study, "--stages", "design"]) == 0
     assert (tmp_path / "results" / "mine" / "fits" / "design_verdicts.csv").exists()
     assert load_preset("mine")["name"] == "mine"  # by name from here on (os.environ: the kernels' too)
+    # and the book's advice for a study not yet run names the file, which linscale study takes (not the name)
+    from linscale import book
+
+    with pytest.raises(ConfigError, match=f"run `linscale study --preset {mine.resolve()}` first"):
+        book.check_results({"preset": "mine", "results_dir": str(tmp_path / "elsewhere")}, ["training"])
 
 
 def test_a_preset_names_the_ablations_its_study_trains_by_default():

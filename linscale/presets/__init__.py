@@ -40,6 +40,13 @@ def _named_preset_file(name: str) -> Path | None:
                  if (folder / f"{name}{suffix}").exists()), None)
 
 
+def preset_argument(name: str) -> str:
+    """What to pass as ``--preset`` for the preset called ``name``: the name of linscale's own, the path of
+    one's own file (``linscale study`` takes that by path), else the name as given."""
+    found = _named_preset_file(name)
+    return str(found) if found is not None and found.parent != PRESET_DIR else name
+
+
 def use_preset_file(path: str | Path, option: str = "--preset") -> str:
     """Make the preset file ``path`` readable by its name (the file's stem) in this process and in the
     processes it starts (the chapters' kernels, training workers): its folder joins LINSCALE_PRESETS,
