@@ -643,6 +643,9 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
                                         "rises" if float(smoke["trend_b"]) > 0 else "falls")
     assert smoke["trend_sentence"].startswith(f"The seed noise of the final fitted loss {smoke['trend_direction']} "
                                               f"with size as N to the power {smoke['trend_b']} ")
+    # no smoke model retrieves (NIAH at chance): the retrieval verdict is said to compare scores at chance
+    assert smoke["retrieval_at_chance"].startswith(". But every architecture's mean NIAH (easy) score there is "
+                                                   "within 0.05 of chance")
     assert "would do" in smoke["knowledge_largest"] and "nearly every question" not in smoke["knowledge_largest"]
     assert smoke["bpb_lead"] == "For comparison,"  # no "no such ceiling" where knowledge has none either
     # the downstream figure's caption said "three per run in the cpu study" of the smoke study's single points
