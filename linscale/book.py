@@ -565,7 +565,8 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     if not has_reruns(effective, Path(cwd)):
         leave_out_tagged(executed, READS_RERUNS)
     for ablation in untrained_ablations(effective, Path(cwd)):
-        leave_out_tagged(executed, READS_ABLATION[ablation], ABLATION_LEFT_OUT_NOTE.format(what=ABLATION_WHAT[ablation]))
+        leave_out_tagged(executed, READS_ABLATION[ablation],
+                         ABLATION_LEFT_OUT_NOTE.format(what=ABLATION_WHAT[ablation]))
     nbformat.write(executed, partial)
     os.replace(partial, out)
     failed = out_dir / f"{chapter}.failed.ipynb"
@@ -732,8 +733,8 @@ def study_archs(parameters: dict, notebooks: Path = NOTEBOOKS, cwd: Path = ROOT)
     absent ones. None: the default (also for a results folder named after no preset)."""
     from linscale.results import study_preset
 
-    values = {**default_parameters(SHOWS_TRAINED_RUNS[0], notebooks), **parameters}
-    default = default_parameters(SHOWS_TRAINED_RUNS[0], notebooks)["archs"]
+    defaults = default_parameters(SHOWS_TRAINED_RUNS[0], notebooks)
+    values, default = {**defaults, **parameters}, defaults["archs"]
     try:
         trained = list(study_preset(values["preset"], Path(cwd) / values["results_dir"]).get("archs") or [])
     except ConfigError:  # no preset of that name: the chapters' default
@@ -798,6 +799,8 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
 def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
     """Fail in one line, before any kernel starts, when a chapter would read a results folder that does
     not exist (for instance ``results/cpu`` before the default study was run and committed)."""
+    from linscale.presets import preset_argument
+
     for chapter in chapters:
         if "results_dir" not in PARAMETERS[chapter]:
             continue
@@ -808,8 +811,6 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
             if source not in (None, "synthetic"):
                 raise ConfigError(f"parameter preset: {values['preset']} trains on {source} (data.source); chapter "
                                   f"synthetic_language shows the synthetic language of a preset such as cpu or smoke")
-        from linscale.presets import preset_argument
-
         given = preset_argument(values["preset"])  # a file of one's own by its path, as linscale study takes it
         if not (folder / "runs.parquet").exists():
             raise ConfigError(f"{folder}: no results of preset {values['preset']!r} (run `linscale study --preset "

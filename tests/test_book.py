@@ -337,7 +337,8 @@ def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_pat
     assert [probes[g] for g in ("embed_verdicts", "embed_e", "embed_holdout", "misfit_below")] == \
         [every[g] for g in ("embed_verdicts", "embed_e", "embed_holdout", "misfit_below")]
     training = text("training")
-    assert training["envelope_leads"] == "" and training["grid_archs_trained"] == "the same four architectures are trained"
+    assert training["envelope_leads"] == ""
+    assert training["grid_archs_trained"] == "the same four architectures are trained"  # the study's, not the page's
     downstream = text("downstream")
     assert downstream["modes_llama"].startswith("not on this page") and "all four" in downstream["retrieval_where"]
     # the accuracy-noise table keeps the noise model's four architectures, and the page says why
@@ -422,7 +423,8 @@ def test_a_study_of_two_architectures_is_shown_with_its_two(tmp_path, monkeypatc
     monkeypatch.undo()
     values = glued(book.execute_chapter("training", {"preset": "smoke", "results_dir": str(results),
                                                      "archs": ["llama", "tnl"]}, out_dir=tmp_path / "out"))
-    assert ast.literal_eval(values["grid_archs_trained"]) == "LLaMA and TNL, two of the paper's four architectures, are trained"
+    assert ast.literal_eval(values["grid_archs_trained"]) == \
+        "LLaMA and TNL, two of the paper's four architectures, are trained"
 
 
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
@@ -553,7 +555,8 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert laws["E_free_reading"].startswith("approach 3 is not identified for any architecture here (no design check")
     # no approach 2 to have intervals, no reference law to measure the FLOP accountings with, no simulated
     # noise to set the residuals against, no interval for the bootstrap to explain
-    assert laws["a2_intervals"] == "Here approach 2 was not fitted, so it has no intervals."
+    assert laws["a2_intervals"] == \
+        "Here no approach 2 fit is reported (the figure above says why), so it has no intervals."
     assert laws["accounting_shift"].startswith("This study's design check has no reference law")
     assert laws["a_noise_against"].startswith("and the design check simulates no noise")
     assert "above the law by any amount (no noise is simulated) in every one" in laws["a_pattern"]

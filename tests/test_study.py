@@ -179,7 +179,8 @@ def test_a_study_takes_a_preset_by_name_or_by_path_and_a_bad_one_is_one_line(tmp
     mine.write_text(smoke.replace("name: smoke", "name: mine"))
     study = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
     for preset, message in (("smok", "--preset: 'smok' is not a preset; linscale study takes one of"),
-                            (str(tmp_path / "nosuch.yaml"), f"--preset: file {tmp_path / 'nosuch.yaml'} does not exist"),
+                            (str(tmp_path / "nosuch.yaml"),
+                             f"--preset: file {tmp_path / 'nosuch.yaml'} does not exist"),
                             (str(tmp_path / "grids" / "smoke.yaml"), "has the name of linscale's own preset 'smoke'")):
         assert main(["study", "--preset", preset, *study]) == 2
         err = capsys.readouterr().err.strip()
