@@ -175,10 +175,10 @@ def cmd_book(args: argparse.Namespace) -> int:
     for name in chapters:
         if name not in book.CHAPTERS:
             raise ConfigError(f"--chapter: unknown chapter {name!r}; expected one of {', '.join(book.CHAPTERS)}")
-    if args.preset and args.preset.endswith((".yaml", ".yml")):  # a grid of one's own, read by its name from here on
-        from linscale.presets import use_preset_file
+    if args.preset:  # a grid of one's own by path is read by its name from here on
+        from linscale.presets import named_preset
 
-        args.preset = use_preset_file(args.preset)
+        args.preset = named_preset(args.preset)
     shared = {"preset": args.preset, "results_dir": args.results_dir}
     for name, value in shared.items():  # named as typed (the chapters' check says "parameter preset")
         if value is not None and not value.strip():

@@ -657,13 +657,12 @@ def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool =
 
 def run_study(args: argparse.Namespace) -> int:
     """``linscale study``: run the stages in order (see the module docstring)."""
-    from linscale.presets import available_presets, use_preset_file
+    from linscale.presets import available_presets, named_preset
 
-    if args.preset.endswith((".yaml", ".yml")):
-        # a study's tables go to results/<name>/ and its chapters load the preset by that name: the file's
-        # folder is searched by name from here on, in this process and the ones it starts
-        args.preset = use_preset_file(args.preset)
-    elif args.preset not in available_presets():
+    # a study's tables go to results/<name>/ and its chapters load the preset by that name: a file's folder
+    # is searched by name from here on, in this process and the ones it starts
+    args.preset = named_preset(args.preset)
+    if args.preset not in available_presets():
         raise ConfigError(f"--preset: {args.preset!r} is not a preset; linscale study takes one of "
                           f"{', '.join(available_presets())} or a path to a .yaml file of your own")
     stages = _subset("--stages", "stage", args.stages or None, STAGES)

@@ -34,7 +34,8 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     run_residuals, size_inversions, sizes_off_law, sizes_split,
                                     table3_side_by_side, try_extrapolation, try_fit, uniform_probe, window_probe,
                                     window_verdict)
-from linscale.findings.downstream import (BINDER_BUCKETS, BINDER_DOES_NOT, BINDER_EXPLAINS, BINDER_NOT_MEASURED,
+from linscale.findings.downstream import (AT_CHANCE_MARGIN, BINDER_BUCKETS, BINDER_DOES_NOT, BINDER_EXPLAINS,
+                                          BINDER_NOT_MEASURED,
                                           BINDER_PARTLY, BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS,
                                           LONG_STRATUM, NOT_REPLICATED, REPLICATED, RETRIEVAL_LOTTERY_SD, RETRIEVAL_TASKS,
                                           ROLE_SKILLS,
@@ -54,7 +55,8 @@ from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, To
                                          size_seeds_words, tolerances_from_results)
 from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, allocation_claims, claims_from_results,
                                       downstream_claims, envelope_losses, exponent_claim, largest_size_seeds,
-                                      lower_loss_claim, lower_loss_sides, sized_noise, verdict_counts)
+                                      lower_loss_claim, lower_loss_sides, retrieval_scores, sized_noise,
+                                      verdict_counts)
 from linscale.findings.inputs import (final_rows, fitted_window, identified_archs, narrowed, read_fit, read_fits_table,
                                      read_status, size_order, stored_attempts, with_fitted_loss)
 from linscale.findings.efficiency import gpu_report_tables, gpu_reports, newest_gpu_tables

@@ -526,6 +526,19 @@ def largest_size_seeds(preset: str, results_dir: str, order, noise: v.Noise | No
     return SeedRuns(largest, (noise or v.Noise(largest)).at(sizes[-1], order), sizes[-1])
 
 
+def retrieval_scores(preset: str, results_dir: str, order) -> tuple[pd.DataFrame, bool]:
+    """The final scores the retrieval claims are judged on (as :func:`claims_from_results` passes them to
+    :func:`downstream_claims`): the largest size's size_seeds runs where evaluated there, else the seeds
+    ablation's; and whether they are the largest size's (the pages say where)."""
+    from linscale.findings import inputs
+    from linscale.findings.ablations import ablation_scores
+
+    top = largest_size_seeds(preset, results_dir, order)
+    if top is not None and len(top.scores):
+        return top.scores, True
+    return inputs.final_rows(ablation_scores(preset, results_dir, "seeds")), False
+
+
 def sized_noise(preset: str, results_dir: str, seeds: pd.DataFrame | None = None) -> v.Noise:
     """The seed noise per size: the seeds ablation's runs (the base size) and the size_seeds ablation's
     (the grid's ends, beside the main sweep's runs of those sizes), each run's last row with its fitted

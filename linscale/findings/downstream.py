@@ -40,6 +40,11 @@ def downstream_table(eval_table: pd.DataFrame, runs: pd.DataFrame, loss: str = "
         .sort_values(["arch", "params", "step"]).reset_index(drop=True)
 
 
+# A score at most this far above its chance level counts as at chance (about two standard errors of one
+# checkpoint's NIAH weighted accuracy): the pages' "no model retrieves" and "above chance"
+AT_CHANCE_MARGIN = 0.05
+
+
 def downstream_chance(eval_table: pd.DataFrame) -> dict[str, float]:
     """{downstream_table column: its chance level} (linscale.eval.chance: as the store records it, else in the
     default language), NaN for perplexities."""

@@ -27,8 +27,8 @@ def _user_preset_dirs() -> list[Path]:
 
 
 def available_presets() -> list[str]:
-    return sorted({p.stem for folder in (PRESET_DIR, *_user_preset_dirs()) for p in folder.glob("*.y*ml")
-                   if p.suffix in (".yaml", ".yml")})
+    return sorted({p.stem for folder in (PRESET_DIR, *_user_preset_dirs()) for pattern in ("*.yaml", "*.yml")
+                   for p in folder.glob(pattern)})
 
 
 def _named_preset_file(name: str) -> Path | None:
@@ -45,6 +45,12 @@ def preset_argument(name: str) -> str:
     one's own file (``linscale study`` takes that by path), else the name as given."""
     found = _named_preset_file(name)
     return str(found) if found is not None and found.parent != PRESET_DIR else name
+
+
+def named_preset(argument: str, option: str = "--preset") -> str:
+    """The name to read the preset ``argument`` by: a path to a file of one's own is made readable by its
+    name (:func:`use_preset_file`); a name is returned as given."""
+    return use_preset_file(argument, option) if str(argument).endswith((".yaml", ".yml")) else argument
 
 
 def use_preset_file(path: str | Path, option: str = "--preset") -> str:
