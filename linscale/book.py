@@ -190,6 +190,10 @@ PARAMETERS: dict[str, dict[str, Parameter]] = {
     },
     "accounting": {
         "preset": _COMMON["preset"],
+        # a study of the preset with --set overrides tabulates the grid it trained (no results needed)
+        "results_dir": Parameter(str, "folder of results/<preset>/overrides.json, the --set overrides of a study "
+                                      "of this preset (none: the preset as it is)",
+                                 check=_COMMON["results_dir"].check),
         "reference_preset": Parameter(str, "the paper-scale preset whose accounting is checked against Table 7",
                                       check=_table7_preset),
         "context_lengths": Parameter((list, tuple), "context lengths n for the FLOPs-per-token figure",
@@ -802,7 +806,7 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
     from linscale.presets import preset_argument
 
     for chapter in chapters:
-        if "results_dir" not in PARAMETERS[chapter]:
+        if "results_dir" not in PARAMETERS[chapter] or chapter in NEEDS_NO_RUNS:
             continue
         values = {**default_parameters(chapter), **{k: v for k, v in parameters.items() if k in PARAMETERS[chapter]}}
         folder = Path(cwd) / values["results_dir"] / values["preset"]
@@ -842,6 +846,8 @@ def _data_source(preset: str) -> str | None:
         return None
 
 
+# the chapters that read a study's folder only for its --set overrides, and run from the preset without one
+NEEDS_NO_RUNS = ("accounting",)
 # the chapters that read the study's stored fits (results/<preset>/fits/)
 READS_FITS = ("training", "scaling_laws", "law_probes", "findings")
 

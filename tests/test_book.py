@@ -320,6 +320,25 @@ def test_a_chapter_reads_the_grid_its_study_trained_with_its_overrides(tmp_path)
     assert preset_vars != 24 and values["n_vars"] == "24" and values["bind_var_cost"].startswith("'ln 23 ")
 
 
+@pytest.mark.slow
+def test_the_accounting_page_tabulates_the_grid_its_study_trained(tmp_path):
+    """The accounting chapter read its preset by name: a study made with `--set archs=[tnl,llama]` was
+    costed as the preset's four architectures. It reads the recorded overrides, needing no runs (only the
+    overrides file is there)."""
+    from linscale.results import OVERRIDES_FILE
+    from linscale.train.settings import resolve_preset
+
+    study = tmp_path / "results" / "smoke"
+    study.mkdir(parents=True)
+    (study / OVERRIDES_FILE).write_text('{"preset": "smoke", "set": ["archs=[tnl,llama]"]}')
+    book.check_results({"preset": "smoke", "results_dir": str(tmp_path / "results")}, ["accounting"])
+    mine = glued(book.execute_chapter("accounting", {"preset": "smoke", "results_dir": str(tmp_path / "results")},
+                                      out_dir=tmp_path / "mine"))
+    sizes = resolve_preset("smoke")["sizes"]
+    assert len(resolve_preset("smoke")["archs"]) == 4 and int(mine["grid_runs"]) == 2 * len(sizes)
+    assert "--set archs=[tnl,llama]" in mine["grid_name"]
+
+
 def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_path):
     """`-y "archs: [tnl]"` narrows what a page shows, and its sentences with it: it said "Our loss exponents
     range from -0.0671 to -0.0629" (every architecture's), "the pattern is the same in all four architectures"
