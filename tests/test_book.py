@@ -198,6 +198,7 @@ def test_a_study_without_aspect_or_context_runs_reads_no_nan_in_its_ablations_ch
     assert not [key for key in sorted(shown) if re.search(r"\bnan\b", str(values.get(key)))], \
         {key: values.get(key) for key in shown if re.search(r"\bnan\b", str(values.get(key)))}
     assert "This study trained no aspect-ratio or context-length runs" in values["bound_readings"]
+    assert values["aspect_archs_words"] == values["context_archs_words"] == "'an ablation this study did not train'"
     assert values["trend_dof"] != "0"
 
 
@@ -218,6 +219,8 @@ def test_a_study_without_size_seeds_runs_is_said_to_have_none_in_findings(tmp_pa
                                                "only (s1), so it is taken as the same at every size")
     assert values["retrieval_size_words"].startswith("retrieval there too (this study has no size_seeds runs")
     assert values["archs_all"] == "all four architectures"
+    assert values["size_seeds_sizes"] == "which this study did not train"
+    assert values["size_seeds_retrains"] == "nothing in this study (its preset leaves that ablation out)"
 
 
 @pytest.mark.slow
@@ -564,6 +567,7 @@ def test_the_smoke_studys_law_pages_say_what_its_grid_cannot_show(built_book):
     assert "at the cpu grid's largest size (s6)" in efficiency["mfu_summary"]
     language = text(glued(built_book["outputs"]["synthetic_language"]))
     assert language["ex_smoke_against"].startswith("this page's own figure")
+    assert language["ex_smoke_language"] == "the language this page shows, larger than the published cpu study's"
     assert laws["n_grid_sizes"] == "two" and laws["a_bend_reading"].startswith("With two sizes this grid cannot show a bend")
     # a size off the law on opposite sides in two architectures (smoke's s2: LLaMA below, the others above) is
     # no shared pattern, on the chapter's page and in the introduction's sentence alike
@@ -623,7 +627,8 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert smoke["cloze_needle"] == "on the needle (easy) LLaMA scores highest at that size"
     assert smoke["largest_tokens"] == "Every size trained on the same budget here, 0.15M tokens."
     assert smoke["registered_whose"].startswith("This test trained runs of its own from the cpu preset")
-    assert smoke["size_seeds_retrains"] == "the grid's largest size, s2 (the base size, s1, is the smallest)"
+    assert smoke["size_seeds_retrains"] == ("the grid's largest size, s2 (the base size, s1, is the smallest), with one "
+                                            "more (two in all)")
     # bits per byte ordered beyond the noise are not "close together" (7.8% apart, LLaMA > HGRN2 ≈ cosFormer2 > TNL)
     assert smoke["bpb_span"].startswith(" shown, the four apart") and " > " in smoke["rank_bpb"]
     cells = nbformat.read(built_book["outputs"]["downstream"], as_version=4).cells
@@ -638,7 +643,8 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert cpu["binder_source"] == "" and cpu["binder_overall_text"] == "does not explain"
     assert cpu["registered_whose"] == "" and " none (" not in cpu["cloze_jumps"]
     assert cpu["bpb_span"].startswith(" shown, the four close together")
-    assert cpu["size_seeds_retrains"] == "the grid's smallest and largest sizes, where the base size is neither"
+    assert cpu["size_seeds_retrains"] == ("the grid's smallest and largest sizes, where the base size is neither, "
+                                          "with one more (two in all)")
     assert "one of HGRN2's s6 runs learned to look values up: its NIAH easy is 0.9" in cpu["niah_seed_reading"]
     # a committed re-run's folder: its own HGRN2 s6 runs, none of which found the needle; the published probe
     rerun = text(glued(book.execute_chapter("downstream", {"results_dir": "results/reruns/2026-12-05-intel-xeon-m207"},
@@ -660,7 +666,7 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
     def text(values):
         return {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
     smoke = text(glued(built_book["outputs"]["findings"]))
-    assert (smoke["seeds_size"], smoke["size_seeds_sizes"], smoke["noise_sizes"]) == ("s1", "size s2", "s1 and s2")
+    assert (smoke["seeds_size"], smoke["size_seeds_sizes"], smoke["noise_sizes"]) == ("s1", "size s2, one more seed", "s1 and s2")
     assert smoke["trend_direction"] == ("hardly changes" if float(smoke["trend_b"]) == 0 else
                                         "rises" if float(smoke["trend_b"]) > 0 else "falls")
     assert smoke["trend_sentence"].startswith(f"The seed noise of the final fitted loss {smoke['trend_direction']} "
@@ -686,7 +692,8 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
     # size_seeds sizes and the methods that did not run on it are its own
     assert "Six decisions came after results" not in prose and "moved to s6 (commit" not in prose
     assert smoke["context_size_words"] == "here s1, the smoke grid's smallest"
-    assert smoke["size_seeds_retrains"] == "the grid's largest size, s2 (the seeds ablation's size, s1, is the smallest)"
+    assert smoke["size_seeds_retrains"] == ("the grid's largest size, s2 (the seeds ablation's size, s1, is the "
+                                            "smallest), with one more")
     assert smoke["adds_not_run"].startswith("On the smoke study, not all of this ran: the design check")
     assert "approach 2 (it could not be fitted: needs at least 3 model sizes, the table has 2)" in smoke["adds_not_run"]
     assert "the check of the irreducible loss against the entropy (approach 3 with E free" in smoke["adds_not_run"]
@@ -732,6 +739,8 @@ def test_the_ablations_page_reads_the_smoke_study_from_its_own_numbers(built_boo
     assert smoke["ex_new_shape"] == "width 4 and 16 layers (d/l = 0.25, heads 2 wide)"
     assert smoke["ex_narrowest"] == "the narrowest shape, d/l = 6, is already the worst for both architectures"
     assert smoke["context_size_why"] == "here s1, the smoke grid's smallest"
+    assert (smoke["aspect_archs_words"], smoke["context_archs_words"]) == (
+        "for LLaMA and cosFormer2 (the paper's Table 5 pair)", "for the three linear models")
     assert smoke["context_gap_reading"].startswith("With one draw of these runs")  # no re-run to show gaps moving
 
 

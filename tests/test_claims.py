@@ -89,6 +89,19 @@ def test_an_accuracy_takes_one_noise_pooled_over_every_measured_size():
     assert flat.bound_between("acc", ("s1", "s5"), order) == pytest.approx(flat.bound("acc"))
 
 
+def test_a_noise_says_whose_it_is_where_it_was_measured_at_one_size():
+    """The training page called a bound between two sizes' runs "each size's seed noise" on a study whose
+    seeds ran at one size only (no size_seeds ablation); that size's noise is taken as every size's."""
+    order = ["s1", "s2", "s3"]
+    rows = [dict(arch=a, size=size, loss=2.0 + z) for a in ("a", "b") for size in ("s2", "s3")
+            for z in (-0.01, 0.01)]
+    one = rules.Noise(pd.DataFrame([r for r in rows if r["size"] == "s2"] + [dict(arch="a", size="s3", loss=2.0)]))
+    assert one.measured_sizes("loss", order) == ["s2"]
+    assert one.basis_words("loss", order) == "the seed noise measured at s2, taken as the same at every size"
+    two = rules.Noise(pd.DataFrame(rows))
+    assert two.measured_sizes("loss", order) == ["s2", "s3"] and two.basis_words("loss", order) == "each size's seed noise"
+
+
 def test_claim_margin_to_flip_is_the_smallest_single_part_move_that_changes_the_verdict():
     one = [rules.difference_part(0.05, 0.01, 10, "positive")]
     assert rules.claim_margin_to_flip(one) == pytest.approx(rules.margin_to_flip(0.05, 0.01), abs=0.011)

@@ -45,15 +45,18 @@ def context_size_words(preset: str, results_dir: str, grid_sizes: list[str]) -> 
     return f"here {size}" + (f", the {preset} grid's {place}" if place else "")
 
 
-def size_seeds_words(preset: str, results_dir: str, grid_sizes: list[str], base: str = "the base size") -> str:
+def size_seeds_words(preset: str, results_dir: str, grid_sizes: list[str], base: str = "the base size",
+                     more: str = "") -> str:
     """What the size_seeds ablation retrains, for the prose that follows "retrains": the sizes by their place
-    in the grid (``grid_sizes``, smallest first) and where the seeds ablation's size (``base``) stands. The cpu
-    study's reads "the grid's smallest and largest sizes, where the base size is neither"."""
+    in the grid (``grid_sizes``, smallest first) and where the seeds ablation's size (``base``) stands, then
+    ``more`` (how many seeds; said only where it retrained some size). The cpu study's reads "the grid's
+    smallest and largest sizes, where the base size is neither"."""
     table = read_ablation(preset, results_dir, "size_seeds")
     sizes = sorted(set(table.loc[table["variant"] != "base", "size"].astype(str)),
                    key=lambda z: grid_sizes.index(z) if z in grid_sizes else len(grid_sizes))
-    if not sizes:
-        return "no size (this study has no size_seeds ablation)"
+    if not sizes:  # "retrains no size ..., with one more seed" read as if a seed had been added somewhere
+        return "nothing in this study (its preset leaves that ablation out)"
+    more = f", {more}" if more else ""
     place = {z: _grid_place(z, grid_sizes) for z in grid_sizes}
     seeded = read_ablation(preset, results_dir, "seeds")["size"].astype(str).unique()
     base_size = str(seeded[0]) if len(seeded) == 1 else None
@@ -63,11 +66,11 @@ def size_seeds_words(preset: str, results_dir: str, grid_sizes: list[str], base:
     else:
         head = ", ".join(sizes[:-1]) + (" and " if len(sizes) > 1 else "") + sizes[-1]
     if base_size is None:
-        return head
+        return head + more
     if base_size in sizes:
-        return f"{head}, {base} among them"
-    return f"{head} ({base}, {base_size}, is the {place[base_size]})" if place.get(base_size) else \
-        f"{head}, where {base} is neither"
+        return f"{head}, {base} among them{more}"
+    return (f"{head} ({base}, {base_size}, is the {place[base_size]})" if place.get(base_size) else
+            f"{head}, where {base} is neither") + more
 
 
 def ablation_summary(table: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:

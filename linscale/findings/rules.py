@@ -364,6 +364,21 @@ class Noise:
                                  rel_sd=sd / float(v.mean()) if len(v) and v.mean() else np.nan))
         return pd.DataFrame(rows, columns=[*by, "runs", "mean", "sd", "rel_sd"])
 
+    def measured_sizes(self, column: str, order) -> list[str]:
+        """The sizes at which ``column``'s noise was measured (some architecture ran there twice or more), in
+        the grid's ``order`` (smallest first)."""
+        if "size" not in self.samples:
+            return []
+        cells = self.cells(column, ["arch", "size"]).dropna(subset=["sd"])
+        return sorted(set(cells["size"].astype(str)), key=lambda z: list(order).index(z) if z in order else len(order))
+
+    def basis_words(self, column: str, order) -> str:
+        """Whose noise a bound of two sizes' runs is, for the prose: each size's (a trend over several
+        measured sizes), or one size's taken as every size's (one measured size fits no slope)."""
+        measured = self.measured_sizes(column, order)
+        return (f"the seed noise measured at {measured[0]}, taken as the same at every size" if len(measured) == 1
+                else "each size's seed noise")
+
     def at(self, size: str, order) -> "Noise":
         """This noise as seen from grid size ``size`` (``order``: the grid's sizes, smallest first): its
         :meth:`pooled`, :meth:`bound` and :meth:`bound_of_means` are those of one run of that size
