@@ -864,6 +864,20 @@ def copy_sources(root: Path) -> Path:
     return root
 
 
+def book_root(book_dir: Path | str | None, *parameter_sets: dict) -> Path:
+    """Where a book is executed and built: the repository, or a copy of its sources under ``book_dir``
+    (:func:`copy_sources`), so that showing another study leaves the repository's book/chapters and
+    _build/html as they are. The chapters' kernels still run in the repository, so a relative
+    ``results_dir`` in ``parameter_sets`` is made absolute (in place) for the copy."""
+    if book_dir is None:
+        return ROOT
+    root = copy_sources(Path(book_dir))
+    for values in parameter_sets:
+        if values.get("results_dir"):
+            values["results_dir"] = str(Path(values["results_dir"]).resolve())
+    return root
+
+
 class BookBuildFailed(RuntimeError):
     """Jupyter Book stopped on a warning (-W): the warnings are its own output, this names the step."""
 

@@ -185,13 +185,8 @@ def cmd_book(args: argparse.Namespace) -> int:
             wanted = "a preset name" if name == "preset" else "a folder"
             raise ConfigError(f"--{name.replace('_', '-')}: expected {wanted}, got {value!r}")
     parameters = {**{k: v for k, v in shared.items() if v is not None}, **parameters}
-    root = book.ROOT
-    if args.book_dir:  # a copy of the book's sources: the repository's book/chapters and _build/html untouched
-        _writable_folder(args.book_dir, "--book-dir")
-        root = book.copy_sources(Path(args.book_dir))
-        for values in (parameters, shared):  # the chapters run in the repository
-            if values.get("results_dir"):
-                values["results_dir"] = str(Path(values["results_dir"]).resolve())
+    _writable_folder(args.book_dir, "--book-dir")
+    root = book.book_root(args.book_dir, parameters, shared)
     chapter_dir = root / "book" / "chapters" if args.book_dir else book.CHAPTER_DIR
     # two kernels at once: a chapter's start-up and imports are mostly waiting (as the study does)
     book.execute_book(parameters, chapters=chapters, force=args.force or bool(args.chapter and parameters),

@@ -638,10 +638,7 @@ def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool =
 
     parameters = dict(book.SMOKE_PARAMETERS) if preset == "smoke" else {}
     parameters.update(preset=preset, results_dir=str(results_dir))
-    root = book.ROOT
-    if book_dir is not None:
-        root = book.copy_sources(Path(book_dir))
-        parameters["results_dir"] = str(Path(results_dir).resolve())  # the chapters run in the repository
+    root = book.book_root(book_dir, parameters)
     # chapters in parallel kernels, one per core: a kernel's start-up and imports take most of a chapter
     book.execute_book(parameters, chapters=book.toc_chapters(), force=force, workers=min(4, os.cpu_count() or 1),
                       out_dir=root / "book" / "chapters")

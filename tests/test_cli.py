@@ -171,6 +171,16 @@ def test_a_book_of_ones_own_is_executed_and_built_in_book_dir(tmp_path, monkeypa
     assert built == [mine] and (mine / "book" / "_toc.yml").exists() and (mine / "_config.yml").exists()
     assert {kw["out_dir"] for _, kw in executed} == {mine / "book" / "chapters"}
     assert executed[0][0]["results_dir"] == str(Path("results").resolve())
+    # the study's book stage does the same with its own --book-dir (one place: book.book_root)
+    from linscale import study
+
+    executed.clear(), built.clear()
+    assert study.stage_book("smoke", Path("results"), book_dir=tmp_path / "study") == 0
+    assert built == [tmp_path / "study"] and executed[0][1]["out_dir"] == tmp_path / "study" / "book" / "chapters"
+    assert executed[0][0]["results_dir"] == str(Path("results").resolve())
+    executed.clear(), built.clear()
+    assert study.stage_book("smoke", Path("results")) == 0  # no --book-dir: the repository's
+    assert built == [book.ROOT] and executed[0][0]["results_dir"] == "results"
 
 
 
