@@ -70,6 +70,9 @@ READS_ABLATION = {"aspect": "reads-aspect-runs", "context": "reads-context-runs"
 ABLATION_LEFT_OUT_NOTE = ("*This study trained no {what} runs (its preset's `ablations` leaves them out), so the "
                           "passage that reads them is left out of its page.*")
 ABLATION_WHAT = {"aspect": "aspect-ratio", "context": "context-length"}
+# Markdown cells tagged so are about one architecture's runs (TNL's head count): on the page of a study that
+# did not train it they are left out, no note in their place (the page names the architectures it shows)
+READS_ARCH = {"tnl": "reads-tnl-runs"}
 LEFT_OUT_NOTE = ("*A passage here reads numbers that only the published cpu study has (probes of its grid, the "
                  "history of its seeds and re-runs), so it is left out of this study's page; the published book "
                  "(`linscale book`) shows it.*")
@@ -571,6 +574,8 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     for ablation in untrained_ablations(effective, Path(cwd)):
         leave_out_tagged(executed, READS_ABLATION[ablation],
                          ABLATION_LEFT_OUT_NOTE.format(what=ABLATION_WHAT[ablation]))
+    for arch in untrained_archs(effective, Path(cwd)):
+        leave_out_tagged(executed, READS_ARCH[arch])
     nbformat.write(executed, partial)
     os.replace(partial, out)
     failed = out_dir / f"{chapter}.failed.ipynb"
@@ -631,6 +636,20 @@ def untrained_ablations(parameters: dict, cwd: Path = ROOT) -> list[str]:
         if not table.exists() or pd.read_parquet(table, columns=["run_id"]).empty:
             untrained.append(ablation)
     return untrained
+
+
+def untrained_archs(parameters: dict, cwd: Path = ROOT) -> list[str]:
+    """The architectures of :data:`READS_ARCH` that the study a chapter's parameters show did not train
+    (none for a chapter without the study's parameters, or a folder named after no preset)."""
+    from linscale.results import study_preset
+
+    if not {"preset", "results_dir"} <= set(parameters):
+        return []
+    try:
+        trained = study_preset(parameters["preset"], Path(cwd) / parameters["results_dir"]).get("archs") or []
+    except ConfigError:
+        return []
+    return [arch for arch in READS_ARCH if arch not in trained]
 
 
 def has_reruns(parameters: dict, cwd: Path = ROOT) -> bool:

@@ -212,9 +212,11 @@ def test_a_study_without_size_seeds_runs_is_said_to_have_none_in_findings(tmp_pa
     shutil.copytree(book.ROOT / "results" / "smoke", results / "smoke")
     for table in (results / "smoke" / "ablations").glob("size_seeds*.parquet"):
         table.unlink()
-    values = {name: ast.literal_eval(value) for name, value in glued(book.execute_chapter(
-        "findings", {"preset": "smoke", "results_dir": str(results)}, out_dir=tmp_path / "out")).items()
-        if value and value[:1] in "'\""}
+    # its preset without TNL too (as recorded by --set; the runs stay): the caveat on TNL is left out
+    (results / "smoke" / "overrides.json").write_text('{"preset": "smoke", "set": ["archs=[llama,hgrn2,cosformer2]"]}')
+    out = book.execute_chapter("findings", {"preset": "smoke", "results_dir": str(results)}, out_dir=tmp_path / "out")
+    assert not [c for c in nbformat.read(out, as_version=4).cells if "A caveat on TNL" in c.source]
+    values = {name: ast.literal_eval(value) for name, value in glued(out).items() if value and value[:1] in "'\""}
     assert values["trend_sentence"].startswith("The seed noise of the final fitted loss was measured at one size "
                                                "only (s1), so it is taken as the same at every size")
     assert values["retrieval_size_words"].startswith("retrieval there too (this study has no size_seeds runs")
@@ -784,9 +786,30 @@ def test_passages_that_read_the_published_study_are_left_out_of_another_studys_p
     # read, a label left out would break the links to it from other pages
     for chapter in book.CHAPTERS:
         tagged = [c for c in book.read_chapter_source(chapter).cells
-                  if {book.READS_THE_CPU_STUDY, book.READS_RERUNS} & set(c.get("metadata", {}).get("tags", []))]
+                  if {book.READS_THE_CPU_STUDY, book.READS_RERUNS, *book.READS_ABLATION.values(),
+                      *book.READS_ARCH.values()} & set(c.get("metadata", {}).get("tags", []))]
         assert all(c.cell_type == "markdown" for c in tagged), chapter
         assert not [line for c in tagged for line in c.source.splitlines() if re.fullmatch(r"\(.+\)=", line.strip())]
+
+
+def test_a_passage_about_tnl_is_left_out_of_the_page_of_a_study_without_tnl(tmp_path):
+    """The findings page of a study of three architectures without TNL (a helper's grid) gave "a caveat on
+    TNL" about its head count and its probes. That passage is tagged, and left out where the study did not
+    train TNL (its preset, with its recorded --set overrides); kept where it did."""
+    from linscale.results import OVERRIDES_FILE
+
+    tag = book.READS_ARCH["tnl"]
+    caveat = [c for c in book.read_chapter_source("findings").cells if tag in c.get("metadata", {}).get("tags", [])]
+    assert len(caveat) == 1 and "A caveat on TNL" in caveat[0].source and "heads_caveat" in caveat[0].source
+    study = tmp_path / "results" / "smoke"
+    study.mkdir(parents=True)
+    (study / OVERRIDES_FILE).write_text('{"preset": "smoke", "set": ["archs=[hgrn2,llama]"]}')
+    assert book.untrained_archs({"preset": "smoke", "results_dir": str(tmp_path / "results")}) == ["tnl"]
+    assert book.untrained_archs({"preset": "smoke", "results_dir": "results"}) == []
+    assert book.untrained_archs({"preset": "cpu", "results_dir": "results"}) == [] == book.untrained_archs({})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("kept"), caveat[0]])
+    book.leave_out_tagged(nb, tag)
+    assert [c.source for c in nb.cells] == ["kept"]
 
 
 def test_the_exercises_on_another_studys_page_say_how_to_run_them_on_it(built_book):
