@@ -12,11 +12,16 @@ and this extension adds the tag ``published_<chapter>`` for every chapter in ``b
 the published study (``results/cpu`` of this repository), as ``linscale book`` recorded it when it executed
 the chapter. A book whose scaling-laws chapter shows the smoke study, or a re-run's folder, renders the
 introduction's other version of those passages. Listed in ``_config.yml``'s Sphinx extensions.
+
+It also gives glued text the typographic quotes of the prose around it (:class:`GluedSmartQuotes`).
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from docutils import nodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 from linscale import book
 
@@ -48,6 +53,33 @@ def _add_study_tags(app, config) -> None:
         app.tags.add(tag)
 
 
+class GluedSmartQuotes(SphinxPostTransform):
+    """Curly quotes and apostrophes in glued text, as Sphinx's SmartQuotes gives the prose: that transform
+    runs while a page is read, before myst-nb pastes the glued values in (its post-transform), so a glued
+    "the paper's" kept a straight apostrophe beside the prose's curly ones. Quotes only: a glued
+    ``--set`` is not made a dash."""
+
+    default_priority = 6  # after myst-nb's ReplacePendingGlueReferences (5)
+
+    def run(self, **kwargs) -> None:
+        if not self.config.smartquotes:
+            return
+        for pasted in self.document.findall(lambda n: isinstance(n, nodes.inline) and "pasted-text" in n["classes"]):
+            curl_quotes(pasted)
+
+
+def curl_quotes(node: nodes.Element) -> None:
+    """Replace the straight quotes of ``node``'s text (not inside literals) with typographic ones."""
+    from docutils.utils import smartquotes
+
+    texts = [t for t in node.findall(nodes.Text) if not isinstance(t.parent, (nodes.literal, nodes.literal_block))]
+    curled = smartquotes.educate_tokens([("plain", str(t)) for t in texts], attr="q", language="en")
+    for old, new in zip(texts, curled):
+        if new != str(old):
+            old.parent.replace(old, nodes.Text(new))
+
+
 def setup(app):
     app.connect("config-inited", _add_study_tags)
+    app.add_post_transform(GluedSmartQuotes)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -236,6 +236,22 @@ def test_built_book_has_every_chapter_and_figure_and_no_errors_or_broken_links(b
     for chapter in built_book["chapters"]:
         text = (html / "chapters" / f"{chapter}.html").read_text()
         assert "{glue" not in text and "glue:text" not in text, chapter
+    # glued text has the prose's curly apostrophes ("the paper's" was pasted in with a straight one)
+    pasted = [t for chapter in built_book["chapters"] for t in re.findall(
+        r'<span class="pasted-text">(.*?)</span>', (html / "chapters" / f"{chapter}.html").read_text(), re.S)]
+    assert not [t for t in pasted if re.search(r"[A-Za-z](?:'|&#39;)[A-Za-z]", t)]
+    assert sum("\u2019" in t for t in pasted) > 10
+
+
+def test_glued_text_gets_the_typographic_quotes_of_the_prose():
+    from docutils import nodes
+
+    from linscale.sphinx_study import curl_quotes
+
+    para = nodes.paragraph("", "", nodes.inline("", "the paper's 'best' and ", nodes.literal("x's", "x's"),
+                                                 nodes.Text(' "--set a=1"'), classes=["pasted-text"]))
+    curl_quotes(para[0])
+    assert para.astext() == "the paper\u2019s \u2018best\u2019 and x's \u201c--set a=1\u201d"
 
 
 @pytest.mark.slow
