@@ -19,6 +19,7 @@ lives in the package, not in this file.
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -79,8 +80,16 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_study(args: argparse.Namespace) -> int:
     from linscale.study import run_study
 
+    from linscale.study import STAGES
+
     # the book stage comes last: a --book-dir that is a file failed there, a traceback after every stage ran
     _writable_folder(getattr(args, "book_dir", None), "--book-dir")
+    # the folders the chosen stages write (the book stage alone only reads the tables: they may be read-only)
+    stages = set(args.stages.split(",")) if args.stages else set(STAGES)
+    if stages & {"sweep", "eval"}:
+        _writable_folder(args.runs_dir, "--runs-dir")
+    if stages - {"book"}:
+        _writable_folder(args.results_dir, "--results-dir")
     return run_study(args)
 
 
@@ -116,6 +125,8 @@ def _writable_file(path, option: str, suffix: str | None = None, inputs: dict | 
     above = next((folder for folder in target.parents if folder.exists()), None)
     if above is not None and not above.is_dir():
         raise ConfigError(f"{option}: {above} is a file, so {target} cannot be written under it")
+    if above is not None:
+        _can_write_in(above, option)
     if suffix and target.suffix.lower() != suffix:
         raise ConfigError(f"{option}: {target}: this command writes {suffix} files; expected a name ending in {suffix}")
     for name, given in (inputs or {}).items():
@@ -138,6 +149,20 @@ def _writable_folder(path, option: str) -> None:
     above = next((folder for folder in (target, *target.parents) if folder.exists()), None)
     if above is not None and not above.is_dir():
         raise ConfigError(f"{option}: {above} is a file; expected a folder (new or existing)")
+    if above is not None:
+        _can_write_in(above, option)
+
+
+def _can_write_in(folder, option: str) -> None:
+    """Refuse an output option whose nearest existing folder cannot be written: a read-only place failed at
+    the command's first write, a PermissionError traceback (after the work, for a file)."""
+    import tempfile
+
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".linscale-write-test-", dir=folder))
+    except OSError as err:
+        raise ConfigError(f"{option}: cannot write in {folder} ({err.strerror or err}); expected a folder "
+                          f"you can write") from None
 
 
 def _check_device(device: str) -> None:
@@ -840,10 +865,22 @@ def main(argv: list[str] | None = None) -> int:
     except _user_errors() as err:
         print(f"linscale: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno not in _UNWRITABLE:
+            raise
+        # a read-only folder, or a full disk, met by a write: what is written stays (atomic writes), and
+        # the same command goes on from it
+        print(f"linscale: error: {err.filename or 'a write'}: {err.strerror}; nothing already written is lost: "
+              f"make room or choose a writable folder, then run the command again", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:  # Ctrl-C is the user's, not a fault: one line (it was a traceback per stage)
         print("linscale: interrupted; what finished is kept, and the same command goes on from there",
               file=sys.stderr)
         return 130
+
+
+# the errors of a write the user's setup refuses (permissions, a read-only file system, no space left)
+_UNWRITABLE = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT}
 
 
 def _user_errors() -> tuple:

@@ -184,6 +184,49 @@ def test_a_book_of_ones_own_is_executed_and_built_in_book_dir(tmp_path, monkeypa
 
 
 
+def _read_only_folder() -> Path:
+    """A folder no one may write in, root included (the helpers and CI run as root, whom chmod does not
+    stop): Linux's /sys."""
+    try:
+        Path("/sys/linscale-write-test").mkdir()
+    except PermissionError:
+        return Path("/sys")
+    Path("/sys/linscale-write-test").rmdir()
+    pytest.fail("/sys is writable here: this test needs a folder no one may write in")
+
+
+def test_a_folder_that_cannot_be_written_is_one_line_before_any_stage(tmp_path, capsys, monkeypatch):
+    """A read-only --book-dir, --runs-dir or --results-dir was a PermissionError traceback at the first write;
+    a folder the chosen stages only read (the book stage's tables) is not refused. A write refused later (a
+    full disk) is one line too, and other errors are not swallowed."""
+    import errno
+
+    from linscale import study
+
+    locked = _read_only_folder() / "linscale"
+    mine = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    for option in ("--runs-dir", "--results-dir", "--book-dir"):
+        argv = ["study", "--preset", "smoke", *mine, option, str(locked / "x")]
+        assert f"{option}: cannot write in {locked.parent} (" in one_line_error(argv, capsys)
+    assert f"--book-dir: cannot write in {locked.parent}" in one_line_error(
+        ["book", "--chapter", "accounting", "--no-html", "--book-dir", str(locked)], capsys)
+    assert f"--out: cannot write in {locked.parent}" in one_line_error(
+        ["fit", "--table", str(book.ROOT / "results" / "smoke" / "runs.parquet"), "--method", "approach1",
+         "--out", str(locked / "f.csv")], capsys)
+    assert not any(tmp_path.iterdir())
+    calls = []
+    monkeypatch.setattr(study, "run_study", lambda args: calls.append(args) or 0)
+    assert main(["study", "--preset", "smoke", "--stages", "book", "--results-dir", str(locked)]) == 0 and calls
+    def full(args):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "runs" / "x.ckpt"))
+    monkeypatch.setattr(study, "run_study", full)
+    err = one_line_error(["study", "--preset", "smoke", *mine], capsys)
+    assert f"{tmp_path / 'runs' / 'x.ckpt'}: No space left on device; nothing already written is lost" in err
+    monkeypatch.setattr(study, "run_study", lambda args: open(tmp_path / "no" / "such"))
+    with pytest.raises(FileNotFoundError):
+        main(["study", "--preset", "smoke", *mine])
+
+
 def test_a_book_dir_that_is_a_file_is_one_line_before_any_stage(tmp_path, capsys):
     """`linscale study --book-dir FILE` ran every stage and then failed copying the book's sources, a
     NotADirectoryError traceback; `linscale book --book-dir FILE` was already one line."""
