@@ -280,6 +280,12 @@ def test_several_sweeps_share_one_schedule_longest_first(tmp_path, monkeypatch):
     assert sum(line.startswith("slots: 2 x") for line in lines) == 1, lines
     with pytest.raises(ConfigError, match="share an output folder"):
         sweep_module.run_sweeps([(preset("one", {"a": 20}), one), (preset("one", {"a": 20}), one)], jobs=1)
+    # another preset's folder (the smoke sweep aimed at smoke's aspect ablation) is refused before any write;
+    # it added its runs to that folder's table and replaced its preset.yaml
+    before = {p: p.read_bytes() for p in one.rglob("*") if p.is_file()}
+    with pytest.raises(ConfigError, match=f"{one}: holds the sweep of preset 'one' .*, not of 'two'"):
+        sweep_module.run_sweeps([(preset("two", {"d": 20}), one)], jobs=1)
+    assert {p: p.read_bytes() for p in one.rglob("*") if p.is_file()} == before
 
 
 def test_training_processes_get_the_pinned_code_paths_unless_the_environment_sets_its_own(monkeypatch):

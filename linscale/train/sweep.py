@@ -371,6 +371,12 @@ class _Sweep:
         written), then write the preset and the runs' specs."""
         if self.table.exists():
             read_results(self.table)  # refuse to build on a table that is already broken
+        # another preset's folder (an ablation's, say): its runs' names differ, so none conflicted, and the
+        # sweep added its runs to that table and replaced its preset.yaml
+        recorded = _recorded_name(self.out / "preset.yaml")
+        if recorded is not None and recorded != self.preset.get("name"):
+            raise ConfigError(f"{self.out}: holds the sweep of preset {recorded!r} (its preset.yaml), not of "
+                              f"{self.preset.get('name')!r}; give this sweep a folder of its own (--out)")
         for spec in self.specs:
             run_dir = self.out / "runs" / spec["run_id"]
             if (run_dir / "spec.json").exists():
@@ -386,6 +392,15 @@ class _Sweep:
 
     def merge(self) -> None:
         _merge(self.table, self.run_dirs, self.mtimes)
+
+
+def _recorded_name(path: Path) -> str | None:
+    """The preset name a sweep folder's preset.yaml records (None: no file, or none readable there)."""
+    try:
+        recorded = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return recorded.get("name") if isinstance(recorded, dict) else None
 
 
 def _run_locked(plans: list[_Sweep], jobs, threads, executor, execution, echo, poll_s, pool) -> list[SweepResult]:
