@@ -53,6 +53,31 @@ def one_line_error(argv, capsys) -> str:
     return err
 
 
+def test_a_preset_file_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeypatch):
+    """A non-UTF-8 preset file and a folder named like one were UnicodeDecodeError and IsADirectoryError
+    tracebacks (study and book called the folder a file that 'does not exist'); a LINSCALE_PRESETS that
+    names no folder was passed over in silence; a file ending in .YAML was taken for a preset's name."""
+    import shutil
+
+    from linscale.presets import PRESET_DIR, USER_PRESETS_ENV
+
+    (tmp_path / "latin.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
+    (tmp_path / "folder.yaml").mkdir()
+    for command in (["accounting", "--preset"], ["sweep", "--dry-run", "--preset"], ["study", "--preset"]):
+        err = one_line_error([*command, str(tmp_path / "latin.yaml")], capsys)
+        assert f"{tmp_path / 'latin.yaml'}: not UTF-8 text (byte 0xe9 at position 9)" in err
+        assert f"{tmp_path / 'folder.yaml'} is a folder; expected a preset's .yaml file" in one_line_error(
+            [*command, str(tmp_path / "folder.yaml")], capsys)
+    monkeypatch.setenv(USER_PRESETS_ENV, str(tmp_path / "nosuch"))
+    err = one_line_error(["accounting", "--preset", "mine"], capsys)
+    assert f"unknown preset 'mine'" in err and f"{USER_PRESETS_ENV} names {tmp_path / 'nosuch'}, not a folder" in err
+    monkeypatch.setenv(USER_PRESETS_ENV, str(tmp_path))
+    assert "unknown preset 'folder'" in one_line_error(["accounting", "--preset", "folder"], capsys)
+    shutil.copy(PRESET_DIR / "smoke.yaml", tmp_path / "Loud.YAML")
+    assert main(["accounting", "--preset", str(tmp_path / "Loud.YAML")]) == 0
+    assert main(["accounting", "--preset", "Loud"]) == 0  # by name, from the folder in LINSCALE_PRESETS
+
+
 def test_malformed_yaml_is_one_line_naming_where(tmp_path, capsys):
     preset = tmp_path / "bad.yaml"
     preset.write_text("name: bad\narchs: [llama\n  sizes: {\n")

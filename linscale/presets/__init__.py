@@ -26,9 +26,13 @@ def _user_preset_dirs() -> list[Path]:
     return [Path(folder) for folder in os.environ.get(USER_PRESETS_ENV, "").split(os.pathsep) if folder]
 
 
+def _preset_files(folder: Path) -> list[Path]:
+    """The preset files in ``folder`` (.yaml or .yml, in any case), sorted; none where it is no folder."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and _is_yaml_path(p)) if folder.is_dir() else []
+
+
 def available_presets() -> list[str]:
-    return sorted({p.stem for folder in (PRESET_DIR, *_user_preset_dirs()) for pattern in ("*.yaml", "*.yml")
-                   for p in folder.glob(pattern)})
+    return sorted({p.stem for folder in (PRESET_DIR, *_user_preset_dirs()) for p in _preset_files(folder)})
 
 
 def _named_preset_file(name: str) -> Path | None:
@@ -36,8 +40,18 @@ def _named_preset_file(name: str) -> Path | None:
     own = PRESET_DIR / f"{name}.yaml"
     if own.exists():
         return own
-    return next((folder / f"{name}{suffix}" for folder in _user_preset_dirs() for suffix in (".yaml", ".yml")
-                 if (folder / f"{name}{suffix}").exists()), None)
+    return next((p for folder in _user_preset_dirs() for p in _preset_files(folder) if p.stem == name), None)
+
+
+def _is_yaml_path(argument) -> bool:
+    return str(argument).lower().endswith((".yaml", ".yml"))
+
+
+def _not_folders_note() -> str:
+    """What is wrong with LINSCALE_PRESETS, where it names a path that is not a folder (it was passed over
+    without a word, and the preset looked for there was only 'unknown')."""
+    wrong = [str(folder) for folder in _user_preset_dirs() if not folder.is_dir()]
+    return f"; {USER_PRESETS_ENV} names {', '.join(wrong)}, not a folder" if wrong else ""
 
 
 def preset_argument(name: str) -> str:
@@ -50,7 +64,7 @@ def preset_argument(name: str) -> str:
 def named_preset(argument: str, option: str = "--preset") -> str:
     """The name to read the preset ``argument`` by: a path to a file of one's own is made readable by its
     name (:func:`use_preset_file`); a name is returned as given."""
-    return use_preset_file(argument, option) if str(argument).endswith((".yaml", ".yml")) else argument
+    return use_preset_file(argument, option) if _is_yaml_path(argument) else argument
 
 
 def use_preset_file(path: str | Path, option: str = "--preset") -> str:
@@ -59,7 +73,8 @@ def use_preset_file(path: str | Path, option: str = "--preset") -> str:
     first. Returns the name; a study's tables go to ``results/<name>/``."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"{option}: file {path} does not exist")
+        raise ConfigError(f"{option}: {path} is a folder; expected a preset's .yaml file" if path.is_dir() else
+                          f"{option}: file {path} does not exist")
     name = path.stem
     if (PRESET_DIR / f"{name}.yaml").exists():
         raise ConfigError(f"{option}: {path} has the name of linscale's own preset {name!r} (its tables would be "
@@ -81,15 +96,22 @@ def paper_table7():
 def load_preset(name_or_path: str | Path) -> dict:
     """A preset by name (``paper``) or by path to a YAML file."""
     path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
+    if not _is_yaml_path(path):
         path = _named_preset_file(str(name_or_path))
         if path is None:
             raise ConfigError(f"preset: unknown preset {str(name_or_path)!r}; expected one of "
                               f"{', '.join(available_presets())} or a path to a .yaml file (a preset of your own "
-                              f"is read by name from the folders in {USER_PRESETS_ENV})")
+                              f"is read by name from the folders in {USER_PRESETS_ENV}{_not_folders_note()})")
+    elif path.is_dir():
+        raise ConfigError(f"preset: {path} is a folder; expected a preset's .yaml file")
     elif not path.exists():
         raise ConfigError(f"preset: file {path} does not exist")
-    preset = parse_yaml(path.read_text(), f"preset: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"preset: {path}: not UTF-8 text (byte {err.object[err.start]:#04x} at position "
+                          f"{err.start}); expected a YAML file") from None
+    preset = parse_yaml(text, f"preset: {path}")
     if not isinstance(preset, dict) or "sizes" not in preset or "archs" not in preset:
         raise ConfigError(f"preset: {path} must be a mapping with at least 'archs' and 'sizes'")
     return preset
