@@ -31,14 +31,17 @@ def cmd_accounting(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from linscale.accounting import accounting_table, table7_comparison
+    from linscale.train.settings import resolve_preset
 
+    # checked as sweep checks it: a preset sweep refused (tokens: -5, an unknown key) was tabulated here
+    preset = resolve_preset(args.preset)
     if not args.table7:
-        print(accounting_table(args.preset, seq_len=args.seq_len, batch_size=args.batch_size).to_string(index=False))
+        print(accounting_table(preset, seq_len=args.seq_len, batch_size=args.batch_size).to_string(index=False))
         return 0
     if args.seq_len or args.batch_size:  # Table 7 was counted at the paper's context and batch only
         raise ConfigError("--table7: compares at Table 7's context and batch (the preset's); drop --seq-len and "
                           "--batch-size")
-    table = table7_comparison(args.preset)
+    table = table7_comparison(preset)
     if table.empty:
         raise ConfigError(f"--table7: preset {args.preset} has none of Table 7's sizes (70M..7B); expected "
                           f"--preset paper")

@@ -53,6 +53,41 @@ def one_line_error(argv, capsys) -> str:
     return err
 
 
+# (--set override, what the one line must say): a block of the wrong type was a TypeError or an AttributeError
+# where the block was read; a misspelled design key passed in silence; a negative exponent became complex
+BAD_BLOCKS = [
+    ("train=5", "train: expected a mapping, got 5"),
+    ("model=5", "model: expected a mapping, got 5"),
+    ("arch_overrides=5", "arch_overrides: expected a mapping, got 5"),
+    ("arch_overrides.tnl=5", "arch_overrides.tnl: expected a mapping of size -> shape changes, got 5"),
+    ("cluster=5", "cluster: expected a mapping, got 5"),
+    ("description=[1]", "description: expected text, got [1]"),
+    ("design=5", "design: expected a mapping with law and noise, got 5"),
+    ("design.nosuch=1", "design.nosuch: unknown key; expected law or noise"),
+    ("design.law=5", "design.law: expected a mapping of E, A, B, alpha, beta, got 5"),
+    ("design.law.alpha=-1", "design.law.alpha: expected a positive number, got -1"),
+    ("design.law.gamma=1", "design.law.gamma: unknown key; expected one of E, A, B, alpha, beta"),
+    ("design.law.tnl={A: x}", "design.law.tnl.A: expected a positive number, got 'x'"),
+    ("design.noise.run=-0.1", "design.noise.run: expected a non-negative number, got -0.1"),
+]
+
+
+@pytest.mark.parametrize("override, expected", BAD_BLOCKS, ids=[o for o, _ in BAD_BLOCKS])
+def test_a_preset_block_of_the_wrong_shape_is_one_line(override, expected, capsys):
+    for command in (["sweep", "--preset", "cpu", "--dry-run"], ["sweep", "--preset", "cpu", "--check-design"]):
+        assert expected in one_line_error([*command, "--set", override], capsys)
+
+
+def test_accounting_refuses_a_preset_that_sweep_refuses(tmp_path, capsys):
+    """`linscale accounting` tabulated, with exit status 0, presets that `linscale sweep` refuses."""
+    from linscale.presets import PRESET_DIR
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text((PRESET_DIR / "smoke.yaml").read_text().replace("\nname: smoke", "\nname: bad") + "\nwobble: 1\n")
+    for command in (["accounting"], ["accounting", "--table7"], ["sweep", "--dry-run"]):
+        assert "preset: unknown top-level key 'wobble'" in one_line_error([*command, "--preset", str(bad)], capsys)
+
+
 def test_a_preset_file_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeypatch):
     """A non-UTF-8 preset file and a folder named like one were UnicodeDecodeError and IsADirectoryError
     tracebacks (study and book called the folder a file that 'does not exist'); a LINSCALE_PRESETS that

@@ -310,6 +310,19 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
         raise ConfigError("archs: expected a non-empty list of architectures")
     if not isinstance(preset.get("sizes"), dict) or not preset["sizes"]:
         raise ConfigError("sizes: expected a non-empty mapping of size name -> shape")
+    # the blocks' own types first: `--set train=5` was a TypeError where each block is read
+    for key in ("model", "train", "arch_overrides", "cluster"):  # data and design: checked below, by their own
+        if preset.get(key) is not None and not isinstance(preset[key], dict):
+            raise ConfigError(f"{key}: expected a mapping, got {preset[key]!r}")
+    for key in ("name", "description"):
+        if key in preset and not isinstance(preset[key], str):
+            raise ConfigError(f"{key}: expected text, got {preset[key]!r}")
+    for arch, sizes in (preset.get("arch_overrides") or {}).items():
+        if sizes is not None and not isinstance(sizes, dict):
+            raise ConfigError(f"arch_overrides.{arch}: expected a mapping of size -> shape changes, got {sizes!r}")
+    from linscale.design import check_design_block
+
+    check_design_block(preset.get("design"))
     TrainSettings.from_dict(preset.get("train") or {})
     from linscale.presets import split_size
 
