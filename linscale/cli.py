@@ -88,7 +88,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     # the book stage comes last: a --book-dir that is a file failed there, a traceback after every stage ran
     _writable_folder(getattr(args, "book_dir", None), "--book-dir")
     # the folders the chosen stages write (the book stage alone only reads the tables: they may be read-only)
-    stages = set(args.stages.split(",")) if args.stages else set(STAGES)
+    stages = {name.strip() for name in args.stages.split(",")} if args.stages is not None else set(STAGES)
     if stages & {"sweep", "eval"}:
         _writable_folder(args.runs_dir, "--runs-dir")
     if stages - {"book"}:

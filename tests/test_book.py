@@ -412,7 +412,11 @@ def test_the_notebooks_readme_lists_every_chapter_with_its_parameters():
 
 
 def test_missing_results_fail_in_one_line_before_any_kernel(tmp_path):
-    with pytest.raises(ConfigError, match=r"results/nosuch: no results of preset 'nosuch' \(run `linscale study"):
+    """A preset without results is told to run its study; a name no preset has is not (the advice was to run
+    `linscale study --preset nosuch`, which refuses it)."""
+    with pytest.raises(ConfigError, match=r"results/paper: no results of preset 'paper' \(run `linscale study"):
+        book.execute_book({"preset": "paper"}, chapters=["training"], out_dir=tmp_path)
+    with pytest.raises(ConfigError, match=r"results/nosuch: no results of 'nosuch', and no preset has that name"):
         book.execute_book({"preset": "nosuch"}, chapters=["training"], out_dir=tmp_path)
     assert not list(tmp_path.iterdir())
 

@@ -78,6 +78,19 @@ def test_a_preset_block_of_the_wrong_shape_is_one_line(override, expected, capsy
         assert expected in one_line_error([*command, "--set", override], capsys)
 
 
+def test_an_empty_stage_list_or_a_file_for_a_sweep_folder_is_one_line(tmp_path, capsys):
+    """`linscale study --stages ""` ran every stage (about 200 s on the smoke preset); `linscale eval FILE`
+    said the sweep folder 'does not exist'."""
+    mine = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
+    for stages in ("", ","):
+        assert "--stages: empty; expected some of design, sweep" in one_line_error(
+            ["study", "--preset", "smoke", *mine, "--stages", stages], capsys)
+    assert not any(tmp_path.iterdir())
+    (tmp_path / "afile").write_text("")
+    assert f"{tmp_path / 'afile'}: is a file; expected a sweep folder" in one_line_error(
+        ["eval", str(tmp_path / "afile")], capsys)
+
+
 def test_accounting_refuses_a_preset_that_sweep_refuses(tmp_path, capsys):
     """`linscale accounting` tabulated, with exit status 0, presets that `linscale sweep` refuses."""
     from linscale.presets import PRESET_DIR

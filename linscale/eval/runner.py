@@ -50,7 +50,8 @@ def find_checkpoints(sweep_dir: str | os.PathLike) -> list[Path]:
     """Every exported checkpoint of a sweep, ordered by run and step."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
-        raise ConfigError(f"{sweep_dir}: sweep folder does not exist")
+        raise ConfigError(f"{sweep_dir}: is a file; expected a sweep folder (runs/<preset>)" if sweep_dir.exists()
+                          else f"{sweep_dir}: sweep folder does not exist")
     found = [p.parent for p in sweep_dir.glob("runs/*/export/step=*/config.json")]
 
     def order(p: Path):
