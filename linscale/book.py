@@ -838,9 +838,10 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
         if not (folder / "runs.parquet").exists():
             from linscale.presets import available_presets
 
-            if values["preset"] not in available_presets():  # the advice to run `linscale study --preset nosuch`
+            known = available_presets()
+            if values["preset"] not in known:  # the advice was to run `linscale study --preset nosuch`
                 raise ConfigError(f"{folder}: no results of {values['preset']!r}, and no preset has that name "
-                                  f"(presets: {', '.join(available_presets())}; a file of your own by its path)")
+                                  f"(presets: {', '.join(known)}; a file of your own by its path)")
             raise ConfigError(f"{folder}: no results of preset {values['preset']!r} (run `linscale study --preset "
                               f"{given}` first, or choose another with --preset)")
         # what a partial study lacks, said here: inside the kernel it was a KeyError, an IndexError or a

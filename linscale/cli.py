@@ -81,9 +81,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from linscale.study import run_study
-
-    from linscale.study import STAGES
+    from linscale.study import STAGES, run_study
 
     # the book stage comes last: a --book-dir that is a file failed there, a traceback after every stage ran
     _writable_folder(getattr(args, "book_dir", None), "--book-dir")
@@ -141,7 +139,8 @@ def _writable_file(path, option: str, suffix: str | None = None, inputs: dict | 
 
 
 def _writable_folder(path, option: str) -> None:
-    """Refuse a FOLDER option that names a file, or lies under one, before anything is computed."""
+    """Refuse, before anything is computed, a FOLDER option that names a file, lies under one, or lies in a
+    folder that cannot be written."""
     from pathlib import Path
 
     if path is None:

@@ -361,7 +361,8 @@ def test_the_accounting_page_tabulates_the_grid_its_study_trained(tmp_path):
     sizes = resolve_preset("smoke")["sizes"]
     assert len(resolve_preset("smoke")["archs"]) == 4 and int(mine["grid_runs"]) == 2 * len(sizes)
     assert "--set archs=[tnl,llama]" in mine["grid_name"]
-    assert mine["formula_leaves_out"] == "\"Table 1's formula leaves out LLaMA's RMSNorm gains, which weigh most in the smallest models\""
+    assert mine["formula_leaves_out"] == ("\"Table 1's formula leaves out LLaMA's RMSNorm gains, which weigh most "
+                                          "in the smallest models\"")
 
 
 def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_path):
@@ -694,7 +695,8 @@ def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book
     def text(values):
         return {name: ast.literal_eval(value) for name, value in values.items() if value and value[:1] in "'\""}
     smoke = text(glued(built_book["outputs"]["findings"]))
-    assert (smoke["seeds_size"], smoke["size_seeds_sizes"], smoke["noise_sizes"]) == ("s1", "size s2, one more seed", "s1 and s2")
+    assert (smoke["seeds_size"], smoke["size_seeds_sizes"], smoke["noise_sizes"]) == (
+        "s1", "size s2, one more seed", "s1 and s2")
     assert smoke["trend_direction"] == ("hardly changes" if float(smoke["trend_b"]) == 0 else
                                         "rises" if float(smoke["trend_b"]) > 0 else "falls")
     assert smoke["trend_sentence"].startswith(f"The seed noise of the final fitted loss {smoke['trend_direction']} "

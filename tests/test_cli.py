@@ -118,7 +118,7 @@ def test_a_preset_file_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeyp
             [*command, str(tmp_path / "folder.yaml")], capsys)
     monkeypatch.setenv(USER_PRESETS_ENV, str(tmp_path / "nosuch"))
     err = one_line_error(["accounting", "--preset", "mine"], capsys)
-    assert f"unknown preset 'mine'" in err and f"{USER_PRESETS_ENV} names {tmp_path / 'nosuch'}, not a folder" in err
+    assert "unknown preset 'mine'" in err and f"{USER_PRESETS_ENV} names {tmp_path / 'nosuch'}, not a folder" in err
     monkeypatch.setenv(USER_PRESETS_ENV, str(tmp_path))
     assert "unknown preset 'folder'" in one_line_error(["accounting", "--preset", "folder"], capsys)
     shutil.copy(PRESET_DIR / "smoke.yaml", tmp_path / "Loud.YAML")
@@ -247,14 +247,15 @@ def test_a_book_of_ones_own_is_executed_and_built_in_book_dir(tmp_path, monkeypa
     # the study's book stage does the same with its own --book-dir (one place: book.book_root)
     from linscale import study
 
-    executed.clear(), built.clear()
+    executed.clear()
+    built.clear()
     assert study.stage_book("smoke", Path("results"), book_dir=tmp_path / "study") == 0
     assert built == [tmp_path / "study"] and executed[0][1]["out_dir"] == tmp_path / "study" / "book" / "chapters"
     assert executed[0][0]["results_dir"] == str(Path("results").resolve())
-    executed.clear(), built.clear()
+    executed.clear()
+    built.clear()
     assert study.stage_book("smoke", Path("results")) == 0  # no --book-dir: the repository's
     assert built == [book.ROOT] and executed[0][0]["results_dir"] == "results"
-
 
 
 def _read_only_folder() -> Path:

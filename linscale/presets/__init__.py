@@ -26,6 +26,10 @@ def _user_preset_dirs() -> list[Path]:
     return [Path(folder) for folder in os.environ.get(USER_PRESETS_ENV, "").split(os.pathsep) if folder]
 
 
+def _is_yaml_path(argument) -> bool:
+    return str(argument).lower().endswith((".yaml", ".yml"))
+
+
 def _preset_files(folder: Path) -> list[Path]:
     """The preset files in ``folder`` (.yaml or .yml, in any case), sorted; none where it is no folder."""
     return sorted(p for p in folder.iterdir() if p.is_file() and _is_yaml_path(p)) if folder.is_dir() else []
@@ -41,10 +45,6 @@ def _named_preset_file(name: str) -> Path | None:
     if own.exists():
         return own
     return next((p for folder in _user_preset_dirs() for p in _preset_files(folder) if p.stem == name), None)
-
-
-def _is_yaml_path(argument) -> bool:
-    return str(argument).lower().endswith((".yaml", ".yml"))
 
 
 def _not_folders_note() -> str:
