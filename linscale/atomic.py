@@ -59,3 +59,13 @@ def default_file_mode() -> int:
     umask = os.umask(0o022)
     os.umask(umask)
     return 0o666 & ~umask
+
+
+def cannot_write_in(folder: str | os.PathLike) -> str | None:
+    """Why nothing can be written in the existing ``folder`` (the system's reason), or None where it can:
+    a probe created and removed at once, since permission bits do not tell (root, read-only mounts)."""
+    try:
+        os.rmdir(tempfile.mkdtemp(prefix=".linscale-write-test-", dir=folder))
+    except OSError as err:
+        return err.strerror or str(err)
+    return None

@@ -641,15 +641,21 @@ def untrained_ablations(parameters: dict, cwd: Path = ROOT) -> list[str]:
 def untrained_archs(parameters: dict, cwd: Path = ROOT) -> list[str]:
     """The architectures of :data:`READS_ARCH` that the study a chapter's parameters show did not train
     (none for a chapter without the study's parameters, or a folder named after no preset)."""
-    from linscale.results import study_preset
-
     if not {"preset", "results_dir"} <= set(parameters):
         return []
+    trained = _trained_archs(parameters["preset"], parameters["results_dir"], cwd)
+    return [] if trained is None else [arch for arch in READS_ARCH if arch not in trained]
+
+
+def _trained_archs(preset: str, results_dir: str, cwd: Path = ROOT) -> list[str] | None:
+    """The architectures the study in ``results_dir/<preset>`` trained (its preset with its recorded --set
+    overrides); None for a folder named after no preset."""
+    from linscale.results import study_preset
+
     try:
-        trained = study_preset(parameters["preset"], Path(cwd) / parameters["results_dir"]).get("archs") or []
+        return list(study_preset(preset, Path(cwd) / results_dir).get("archs") or [])
     except ConfigError:
-        return []
-    return [arch for arch in READS_ARCH if arch not in trained]
+        return None
 
 
 def has_reruns(parameters: dict, cwd: Path = ROOT) -> bool:
@@ -754,14 +760,9 @@ def study_archs(parameters: dict, notebooks: Path = NOTEBOOKS, cwd: Path = ROOT)
     trained runs (:data:`SHOWS_TRAINED_RUNS`), unless given. A preset (or ``--set archs=[...]``) of two
     architectures is then shown as such, where the chapters asked for the four and stopped on the
     absent ones. None: the default (also for a results folder named after no preset)."""
-    from linscale.results import study_preset
-
     defaults = default_parameters(SHOWS_TRAINED_RUNS[0], notebooks)
     values, default = {**defaults, **parameters}, defaults["archs"]
-    try:
-        trained = list(study_preset(values["preset"], Path(cwd) / values["results_dir"]).get("archs") or [])
-    except ConfigError:  # no preset of that name: the chapters' default
-        return None
+    trained = _trained_archs(values["preset"], values["results_dir"], cwd)  # None: no preset of that name
     if not trained or set(trained) == set(default):
         return None
     return [a for a in default if a in trained] + [a for a in trained if a not in default]

@@ -158,13 +158,11 @@ def _writable_folder(path, option: str) -> None:
 def _can_write_in(folder, option: str) -> None:
     """Refuse an output option whose nearest existing folder cannot be written: a read-only place failed at
     the command's first write, a PermissionError traceback (after the work, for a file)."""
-    import tempfile
+    from linscale.atomic import cannot_write_in
 
-    try:
-        os.rmdir(tempfile.mkdtemp(prefix=".linscale-write-test-", dir=folder))
-    except OSError as err:
-        raise ConfigError(f"{option}: cannot write in {folder} ({err.strerror or err}); expected a folder "
-                          f"you can write") from None
+    reason = cannot_write_in(folder)
+    if reason is not None:
+        raise ConfigError(f"{option}: cannot write in {folder} ({reason}); expected a folder you can write")
 
 
 def _check_device(device: str) -> None:

@@ -372,12 +372,13 @@ class Noise:
         cells = self.cells(column, ["arch", "size"]).dropna(subset=["sd"])
         return sorted(set(cells["size"].astype(str)), key=lambda z: list(order).index(z) if z in order else len(order))
 
-    def basis_words(self, column: str, order) -> str:
-        """Whose noise a bound of two sizes' runs is, for the prose: each size's (a trend over several
+    def basis_words(self, column: str, order, several: str = "each size's seed noise") -> str:
+        """Whose noise a bound of two sizes' runs is, for the prose: ``several`` (a trend over several
         measured sizes), or one size's taken as every size's (one measured size fits no slope)."""
         measured = self.measured_sizes(column, order)
-        return (f"the seed noise measured at {measured[0]}, taken as the same at every size" if len(measured) == 1
-                else "each size's seed noise")
+        if len(measured) == 1:
+            return f"the seed noise measured at {measured[0]}, taken as the same at every size"
+        return several if measured else "each size's seed noise"
 
     def at(self, size: str, order) -> "Noise":
         """This noise as seen from grid size ``size`` (``order``: the grid's sizes, smallest first): its

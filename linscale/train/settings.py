@@ -317,9 +317,6 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
     for key in ("name", "description"):
         if key in preset and not isinstance(preset[key], str):
             raise ConfigError(f"{key}: expected text, got {preset[key]!r}")
-    for arch, sizes in (preset.get("arch_overrides") or {}).items():
-        if sizes is not None and not isinstance(sizes, dict):
-            raise ConfigError(f"arch_overrides.{arch}: expected a mapping of size -> shape changes, got {sizes!r}")
     from linscale.design import check_design_block
 
     check_design_block(preset.get("design"))
@@ -335,6 +332,8 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
     check_data_keys(preset.get("data") or {})
     preset_ablations(preset)  # `linscale sweep` trains none of them, but a typo there is still a typo
     for arch, sizes in (preset.get("arch_overrides") or {}).items():
+        if sizes is not None and not isinstance(sizes, dict):
+            raise ConfigError(f"arch_overrides.{arch}: expected a mapping of size -> shape changes, got {sizes!r}")
         for size in sizes or {}:
             if size not in preset["sizes"]:
                 raise ConfigError(f"arch_overrides.{arch}.{size}: no such size; sizes are {', '.join(preset['sizes'])}")

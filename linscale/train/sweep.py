@@ -69,13 +69,15 @@ def idle_fraction(busy_s: float, jobs: int, span_s: float) -> float:
 
 def check_writable(out: Path) -> None:
     """Create ``out`` and make sure files can be written there (one clear error otherwise)."""
+    from linscale.atomic import cannot_write_in
+
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
     except OSError as err:
         raise ConfigError(f"out: cannot write to {out} ({err.strerror or err})") from None
+    reason = cannot_write_in(out)
+    if reason is not None:
+        raise ConfigError(f"out: cannot write to {out} ({reason})")
 
 
 def _child_options(threads: int | None, execution: dict) -> tuple[list[str], dict]:
