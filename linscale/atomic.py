@@ -63,9 +63,11 @@ def default_file_mode() -> int:
 
 def cannot_write_in(folder: str | os.PathLike) -> str | None:
     """Why nothing can be written in the existing ``folder`` (the system's reason), or None where it can:
-    a probe created and removed at once, since permission bits do not tell (root, read-only mounts)."""
+    a probe created and removed at once, since permission bits do not tell (root, read-only mounts). The
+    reason names the probe, since the system's own words can mislead (/proc answers "No such file or
+    directory")."""
     try:
         os.rmdir(tempfile.mkdtemp(prefix=".linscale-write-test-", dir=folder))
     except OSError as err:
-        return err.strerror or str(err)
+        return f"creating a file there fails: {err.strerror or err}"
     return None

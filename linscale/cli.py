@@ -435,6 +435,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for line, runs in schedules.items():
             print(f"{', '.join(runs)}: {line}")
         return 0
+    _writable_folder(args.out, "--out")
     try:
         result = run_sweep(args.preset, out=args.out, jobs=args.jobs, overrides=args.set, threads=args.threads,
                            executor=args.executor, execution=_execution(args))

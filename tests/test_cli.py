@@ -287,6 +287,8 @@ def test_a_folder_that_cannot_be_written_is_one_line_before_any_stage(tmp_path, 
     assert f"--out: cannot write in {locked.parent}" in one_line_error(
         ["fit", "--table", str(book.ROOT / "results" / "smoke" / "runs.parquet"), "--method", "approach1",
          "--out", str(locked / "f.csv")], capsys)
+    assert (f"--out: cannot write in {locked.parent} (creating a file there fails: "
+            in one_line_error(["sweep", "--preset", "smoke", "--out", str(locked / "runs")], capsys))
     assert not any(tmp_path.iterdir())
     calls = []
     monkeypatch.setattr(study, "run_study", lambda args: calls.append(args) or 0)

@@ -74,7 +74,7 @@ def check_writable(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"out: cannot write to {out} ({err.strerror or err})") from None
+        raise ConfigError(f"out: cannot create the folder {out} ({err.strerror or err})") from None
     reason = cannot_write_in(out)
     if reason is not None:
         raise ConfigError(f"out: cannot write to {out} ({reason})")
