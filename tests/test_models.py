@@ -235,3 +235,48 @@ def test_llama_attention_probabilities_are_the_weights_forward_applies():
     assert_close("rows sum to 1", p.sum(-1), torch.ones(2, 2, 9), 1e-6)
     assert float(p.triu(diagonal=1).abs().max()) == 0.0
     assert_close("p V W_o = forward", by_hand, out, 1e-5)
+
+
+def test_hgrn2_mixer_is_the_gated_recurrence_written_out():
+    """The module docstring's equations by hand, one token at a time: f = lb + (1 − lb)·sigmoid(X̄W_f),
+    S_t = diag(f_t) S_{t−1} + (1 − f_t) i_tᵀ, o_t = S_tᵀ q_t. The forms of the mixer agree with one another
+    (test_linear_mixer_forms_agree), so a mistake they share (a key of f rather than 1 − f) needs this."""
+    torch.manual_seed(0)
+    model = build_model(tiny("hgrn2", n_layer=3))
+    with torch.no_grad():
+        model.lower_bounds.normal_()
+    lb = model.lower_bound_per_layer()[1].detach()
+    assert float(lb.min()) > 0  # layer 1's bound is in play
+    mixer = model.blocks[1].token_mixer
+    B, T, H, D = 2, 7, mixer.n_head, mixer.head_dim
+    x = torch.randn(B, T, H * D, dtype=torch.float64)
+    mixer.double()
+    with torch.no_grad():
+        q = torch.nn.functional.silu(mixer.q_proj(x)).view(B, T, H, D)
+        f = (lb.double() + (1 - lb.double()) * torch.sigmoid(mixer.f_proj(x))).view(B, T, H, D)
+        i = mixer.i_proj(x).view(B, T, H, D)
+        S = torch.zeros(B, H, D, D, dtype=torch.float64)
+        outputs = []
+        for t in range(T):
+            S = f[:, t, :, :, None] * S + (1 - f[:, t, :, :, None]) * i[:, t, :, None, :]
+            outputs.append(torch.einsum("bhkv,bhk->bhv", S, q[:, t]))
+        by_hand = mixer.o_proj(mixer.norm(torch.stack(outputs, 1).reshape(B, T, H * D)))
+        for mode in ["naive", "chunk", "recurrent"]:
+            mixer.mode = mode
+            out, _ = mixer(x, lower_bound=lb.double())
+            assert_close(f"{mode} mixer = the recurrence by hand", by_hand, out, 1e-10)
+
+
+def test_cosformer2_lrpe_reweights_scores_by_relative_position():
+    """q̃_s·k̃_t = Σ_c q_c k_c cos((s − t)θ_c): the score depends on s − t only (cosFormer2's module
+    docstring), so shifting both positions by one offset leaves it unchanged."""
+    torch.manual_seed(0)
+    attention = build_model(tiny("cosformer2")).blocks[0].token_mixer
+    H, D = attention.n_head, attention.head_dim
+    with torch.no_grad():
+        attention.theta.uniform_(0.05, 1.5)  # away from the initial frequencies, some near 0
+        q, k = torch.randn(1, 1, H, D), torch.randn(1, 1, H, D)
+        for s, t, shift in [(5, 2, 0), (5, 2, 11), (3, 9, 40), (0, 0, 7)]:
+            score = (attention.lrpe(q, s + shift) * attention.lrpe(k, t + shift)).sum(-1)  # (1, 1, H)
+            expected = (q * k * torch.cos((s - t) * attention.theta)).sum(-1)
+            assert_close(f"score at s={s}, t={t}, shift {shift}", expected, score, 1e-5)
