@@ -280,3 +280,26 @@ def test_cosformer2_lrpe_reweights_scores_by_relative_position():
             score = (attention.lrpe(q, s + shift) * attention.lrpe(k, t + shift)).sum(-1)  # (1, 1, H)
             expected = (q * k * torch.cos((s - t) * attention.theta)).sum(-1)
             assert_close(f"score at s={s}, t={t}, shift {shift}", expected, score, 1e-5)
+
+
+def test_tnl_mixer_is_the_decayed_sum_written_out():
+    """TNL's docstring by hand: o_t = Σ_{s≤t} λ^{t−s} (q_t·k_s) v_s per head, with λ = exp(log_decay) of the
+    layer, then the norm, the low-rank gate and W_o (a decay the forms all took wrongly needs this)."""
+    torch.manual_seed(0)
+    mixer = build_model(tiny("tnl", n_head=4)).blocks[0].token_mixer.double()
+    B, T, H, D = 2, 6, mixer.n_head, mixer.head_dim
+    x = torch.randn(B, T, H * D, dtype=torch.float64)
+    lam = mixer.log_decay.double().exp()  # (H,)
+    assert float(lam.min()) < 0.9  # layer 0 decays visibly
+    with torch.no_grad():
+        q, k = (torch.nn.functional.silu(p(x)).view(B, T, H, D) for p in (mixer.q_proj, mixer.k_proj))
+        v = mixer.v_proj(x).view(B, T, H, D)
+        o = torch.zeros(B, T, H, D, dtype=torch.float64)
+        for t in range(T):
+            for s in range(t + 1):
+                weight = lam ** (t - s) * (q[:, t] * k[:, s]).sum(-1)  # (B, H)
+                o[:, t] += weight[..., None] * v[:, s]
+        by_hand = mixer.o_proj(mixer.norm(o.reshape(B, T, H * D)) * mixer.gate(x))
+        for mode in ["naive", "chunk", "recurrent"]:
+            mixer.mode = mode
+            assert_close(f"{mode} mixer = the decayed sum by hand", by_hand, mixer(x)[0], 1e-10)
