@@ -74,6 +74,18 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def fitting_code_digest(laws_dir: Path | None = None) -> str:
+    """The content of the fitting code (``linscale/laws``): part of the fits' up-to-date stamp, so that a
+    study re-run after a change there (a bug fixed in the bootstrap) refits its laws, as the book
+    re-executes its chapters after a change anywhere in the package."""
+    laws_dir = Path(__file__).resolve().parent / "laws" if laws_dir is None else Path(laws_dir)
+    digest = hashlib.sha256()
+    for path in sorted(laws_dir.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".csv") and "__pycache__" not in path.parts:
+            digest.update(str(path.relative_to(laws_dir)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
 # ----------------------------------------------------------------------------- ablations
 
 
@@ -516,6 +528,14 @@ def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES
     stamp.write_text(digest)
 
 
+def fits_stamp(results: Path, settings) -> str:
+    """What the fits of ``results`` depend on: its runs table, the fit settings, the design check's verdicts
+    and the fitting code. The fits stage refits when it differs from the stamp written with the fits."""
+    verdicts_file = results / "fits" / "design_verdicts.csv"
+    design_digest = _digest(verdicts_file) if verdicts_file.exists() else "none"
+    return f"{_digest(results / 'runs.parquet')}:{settings}:{design_digest}:{fitting_code_digest()}"
+
+
 def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed: int = 0,
                loss_column: str = "train_loss", jobs: int | None = None, overrides: tuple[str, ...] = ()) -> None:
     """Fit the study's laws (:func:`linscale.laws.suite.fit_suite`) with bootstrap intervals and write,
@@ -523,9 +543,10 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     check lets the study report them), fits/<method>.points.parquet, .draws.parquet and
     .diagnostics.csv; fits/status.csv (method x architecture: fitted, not identified, or failed, with the
     reason); fits/crossovers.csv; fits/holdout.csv (laws refitted without the top compute decade,
-    predicting its final losses). Redone only when the runs table or the settings changed. ``jobs``:
-    processes for the methods and the hold-out check (:func:`linscale.laws.suite.fit_study`; default one
-    per task, at most one per core); the files are the same, byte for byte, for every ``jobs``.
+    predicting its final losses). Redone only when the runs table, the settings or the fitting code
+    (:func:`fitting_code_digest`) changed. ``jobs``: processes for the methods and the hold-out check
+    (:func:`linscale.laws.suite.fit_study`; default one per task, at most one per core); the files are the
+    same, byte for byte, for every ``jobs``.
     ``overrides`` (``--set KEY=VALUE``): the settings (warmup, the language's entropy) of the grid trained.
     A law is reported only where fits/design_verdicts.csv (:func:`stage_design`) identifies it."""
     from linscale.design import fit_settings
@@ -537,10 +558,8 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
                             loss_column=loss_column)
     # what the fits assumed (entropy, window), beside them: a results folder is read without its preset
     _write_json(results / "fits" / "settings.json", dataclasses.asdict(settings))
-    verdicts_file = results / "fits" / "design_verdicts.csv"
-    design_digest = _digest(verdicts_file) if verdicts_file.exists() else "none"
     stamp = results / "fits" / ".runs-digest"
-    digest = f"{_digest(runs_file)}:{settings}:{design_digest}"
+    digest = fits_stamp(results, settings)
     if stamp.exists() and stamp.read_text() == digest:
         _log("fits: up to date")
         return

@@ -166,6 +166,27 @@ def test_bootstrap_resamples_runs_not_checkpoints_and_is_reproducible():
     assert row["ci_low"] <= row["estimate"] <= row["ci_high"] and row["ci_method"].startswith("bootstrap")
 
 
+def test_each_architecture_draws_its_own_resamples_whichever_are_fitted_with_it():
+    """Claims pair two architectures' draws by resample (an exponent minus LLaMA's) as independent: two
+    architectures with the very same runs must not draw the same runs in every resample (they did while
+    each was fitted alone: every group took stream 0), and one's draws do not depend on the others."""
+    sim = simulate_runs(**LAW, sizes=np.geomspace(1e7, 1e9, 6), n_checkpoints=6, noise=0.003, seed=2)
+    twins = pd.concat([sim.assign(arch="llama"), sim.assign(arch="tnl")], ignore_index=True)
+    together = bootstrap(twins, "approach1", n_resamples=30, seed=7, n_grid=200).draws
+    alone = {arch: bootstrap(twins[twins["arch"] == arch], "approach1", n_resamples=30, seed=7, n_grid=200).draws
+             for arch in ("llama", "tnl")}
+    for arch, draws in alone.items():
+        pd.testing.assert_frame_equal(draws.reset_index(drop=True),
+                                      together[together["group"] == arch].reset_index(drop=True))
+
+    def exponents(draws):
+        return draws[(draws["law"] == "L(C)") & (draws["parameter"] == "exponent")]["value"].to_numpy()
+
+    llama, tnl = exponents(alone["llama"]), exponents(alone["tnl"])
+    assert len(llama) == len(tnl) == 30
+    assert np.mean(llama == tnl) < 0.5  # the same runs, drawn differently (equal only where two draws coincide)
+
+
 def test_extrapolation_check_predicts_held_out_runs():
     sim = simulate_runs(**LAW, sizes=np.geomspace(3e7, 3e9, 8), n_checkpoints=6, noise=0.0)
     check = extrapolation_check(sim, "approach3", holdout="largest_size", starts=SMALL_GRID)

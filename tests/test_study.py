@@ -333,6 +333,31 @@ def test_the_fits_stage_checks_the_design_of_the_grid_the_sweep_trained(tmp_path
     assert not ok and "no design check" in reason
 
 
+def test_a_change_in_the_fitting_code_refits_a_study_whose_runs_did_not_change(tmp_path, monkeypatch):
+    """The fits' stamp covers linscale/laws: after a fix there (the bootstrap's streams, 2026-12-06) the
+    study's fits stage said "fits: up to date" and kept the intervals of the old code."""
+    import shutil
+
+    import linscale.study as study
+
+    laws = tmp_path / "laws"
+    shutil.copytree(Path(study.__file__).parent / "laws", laws, ignore=shutil.ignore_patterns("__pycache__"))
+    before = study.fitting_code_digest(laws)
+    assert before == study.fitting_code_digest()  # the package's own fitting code
+    (laws / "__pycache__").mkdir()
+    (laws / "__pycache__" / "uncertainty.cpython-311.pyc").write_bytes(b"compiled")
+    assert study.fitting_code_digest(laws) == before  # compiled files are not the code
+    (laws / "uncertainty.py").write_text((laws / "uncertainty.py").read_text() + "\n# changed\n")
+    assert study.fitting_code_digest(laws) != before
+    from linscale.design import fit_settings
+
+    results = Path(study.__file__).parents[1] / "results" / "smoke"
+    settings = fit_settings("smoke")
+    stamp = study.fits_stamp(results, settings)
+    monkeypatch.setattr(study, "fitting_code_digest", lambda laws_dir=None: "other code")
+    assert study.fits_stamp(results, settings) != stamp
+
+
 def test_a_study_with_overrides_keeps_out_of_the_published_folders(tmp_path, capsys):
     """`linscale study --set ...` is another study: writing its tables into the repository's results/
     would overwrite the published ones and show them in the book as the preset's study. One line, nothing
