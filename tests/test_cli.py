@@ -325,6 +325,35 @@ def test_fsdp_on_a_cpu_is_refused_before_the_runs_folder_is_written(tmp_path, mo
     assert "train.strategy: fsdp needs GPUs" in err and not (out / "runs").exists()
 
 
+@pytest.mark.parametrize("options, env, message", [
+    (["--accelerator", "gpu"], {}, "train.accelerator: gpu, but torch finds no GPU here"),
+    (["--accelerator", "cpu", "--num-nodes", "2"], {}, "train.num_nodes: 2 nodes, but no launcher started"),
+    ([], {"LINSCALE_BACKEND": "bogus"}, "LINSCALE_BACKEND: 'bogus'; expected one of torch, triton"),
+    ([], {"LINSCALE_BACKEND": "triton", "TRITON_INTERPRET": "0"}, "LINSCALE_BACKEND: triton on a CPU needs"),
+])
+def test_what_would_fail_or_hang_in_the_trainer_is_refused_before_the_run_is_written(tmp_path, monkeypatch, capsys,
+                                                                                     options, env, message):
+    """A GPU run where torch sees none was a traceback after the data were prepared; several nodes without
+    a launcher waited for the other nodes forever (SIGTERM too, its status.json 'running'); a bad
+    LINSCALE_BACKEND was a traceback at the first forward. A GPU user meets these trying a command first."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("NODE_RANK", "SLURM_NTASKS", "SLURM_JOB_NAME", "TORCHELASTIC_RUN_ID", "LSB_JOBID",
+                 "KUBERNETES_PORT", "LINSCALE_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    out = tmp_path / "train"
+    err = one_line_error(["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", *options, "--out", str(out)],
+                         capsys)
+    assert message in err and not (out / "runs").exists()
+    monkeypatch.setenv("NODE_RANK", "0")  # set by hand on each node, as Lightning's own environment reads it
+    from linscale.train.run import launched_on_several_nodes
+
+    assert launched_on_several_nodes()
+
+
 def test_a_failed_html_build_is_one_line(monkeypatch, capsys):
     """Jupyter Book stopping on a warning ended `linscale book` in a CalledProcessError traceback."""
     import subprocess

@@ -226,7 +226,7 @@ def validate_inputs(specs: list[dict], build: bool = True, execution: dict | Non
         return None
     spec = specs[0]
     train = TrainSettings.from_dict({**spec["train"], **{k: v for k, v in (execution or {}).items() if v is not None}})
-    check_strategy(train)  # runs that train here (a cluster's jobs run on nodes this machine is not)
+    check_execution(train)  # runs that train here (a cluster's jobs run on nodes this machine is not)
     datamodule = build_datamodule_for(spec, train)
     for spec in specs:
         check_vocabulary(spec["model"], int(datamodule.vocab_size), spec["run_id"])
@@ -497,6 +497,47 @@ def check_strategy(settings: TrainSettings) -> None:
     if settings.strategy == "fsdp" and not trains_on_gpu(settings) \
             and os.environ.get("LINSCALE_FSDP_ON_CPU") != "1":
         raise ConfigError(FSDP_NEEDS_GPU)
+
+
+def launched_on_several_nodes() -> bool:
+    """Whether a launcher that starts one process per node is behind this one (srun, torchrun, LSF, MPI,
+    Kubeflow), or NODE_RANK is set by hand on each node as Lightning's own environment reads it."""
+    from lightning.fabric.plugins.environments import (KubeflowEnvironment, LSFEnvironment, MPIEnvironment,
+                                                       SLURMEnvironment, TorchElasticEnvironment)
+
+    kinds = (SLURMEnvironment, TorchElasticEnvironment, KubeflowEnvironment, LSFEnvironment, MPIEnvironment)
+    return "NODE_RANK" in os.environ or any(_detects(kind) for kind in kinds)
+
+
+def _detects(kind) -> bool:
+    try:
+        return bool(kind.detect())
+    except Exception:  # MPIEnvironment.detect needs mpi4py; a detector that cannot run has found nothing
+        return False
+
+
+def check_execution(settings: TrainSettings) -> None:
+    """Refuse, before a run's folder is written, what would fail or hang only once the trainer starts: FSDP
+    without a GPU (check_strategy), a GPU asked for where torch finds none (a traceback after the data
+    were prepared), several nodes without a launcher (Lightning then waits for the other nodes' processes
+    forever, SIGTERM included) and a token-mixing backend that is not one of linscale.ops's."""
+    from linscale.ops import BACKENDS
+
+    check_strategy(settings)
+    if settings.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"train.accelerator: {settings.accelerator}, but torch finds no GPU here; expected a "
+                          "machine with one, or --accelerator cpu (with --set to shrink the model) to try the "
+                          "code path on this one")
+    if settings.num_nodes > 1 and not launched_on_several_nodes():
+        raise ConfigError(f"train.num_nodes: {settings.num_nodes} nodes, but no launcher started this process "
+                          "(srun, torchrun, LSF or MPI; or NODE_RANK set on each node); expected --num-nodes 1 "
+                          "on one machine, or the launcher's command (README, 'Training on a GPU cluster')")
+    backend = os.environ.get("LINSCALE_BACKEND")
+    if backend and backend not in BACKENDS:
+        raise ConfigError(f"LINSCALE_BACKEND: {backend!r}; expected one of {', '.join(BACKENDS)}")
+    if backend == "triton" and not trains_on_gpu(settings) and os.environ.get("TRITON_INTERPRET") != "1":
+        raise ConfigError("LINSCALE_BACKEND: triton on a CPU needs TRITON_INTERPRET=1 (the Triton interpreter, "
+                          "slow: for checking kernels); expected torch for training on a CPU")
 
 
 def fsdp_strategy(on_gpu: bool):
