@@ -20,6 +20,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from linscale.atomic import default_file_mode
 from linscale.config import ConfigError, ModelConfig
 from linscale.models import CausalLM, build_model
 
@@ -41,6 +42,12 @@ def save_checkpoint(model: CausalLM, path: str | os.PathLike, meta: dict | None 
                                                     indent=2, default=str))
         if tokenizer is not None:
             tokenizer.save(str(tmp / "tokenizer.json"))
+        # the modes a folder and files made by hand get (mkdtemp's 0700 and safetensors' 0600 kept an
+        # export from the rest of a group on a shared cluster)
+        file_mode = default_file_mode()
+        for written in tmp.iterdir():
+            os.chmod(written, file_mode)
+        os.chmod(tmp, file_mode | (file_mode & 0o444) >> 2)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)

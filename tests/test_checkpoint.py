@@ -26,3 +26,30 @@ def test_damaged_checkpoints_raise_naming_the_file(tmp_path):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="config.json: checkpoint file is missing"):
         load_checkpoint(tmp_path / "nowhere")
+
+
+def test_an_export_is_readable_by_whom_a_file_made_by_hand_would_be(tmp_path):
+    """The export folder came from mkdtemp (0700) and safetensors wrote its weights 0600: on a shared
+    cluster the rest of a group could not evaluate a run. Now the folder and its files get the modes the
+    umask gives new folders and files."""
+    import os
+    import stat
+
+    from linscale.atomic import default_file_mode
+
+    save_checkpoint(build_model(ModelConfig(arch="tnl", n_layer=1, d_model=16, n_head=2, vocab_size=32)),
+                    tmp_path / "export")
+    file_mode = default_file_mode()
+    assert stat.S_IMODE(os.stat(tmp_path / "export").st_mode) == file_mode | (file_mode & 0o444) >> 2
+    for name in ("model.safetensors", "config.json"):
+        assert stat.S_IMODE(os.stat(tmp_path / "export" / name).st_mode) == file_mode, name
+    old = os.umask(0o077)  # a private umask keeps an export private
+    try:
+        default_file_mode.cache_clear()
+        save_checkpoint(build_model(ModelConfig(arch="tnl", n_layer=1, d_model=16, n_head=2, vocab_size=32)),
+                        tmp_path / "private")
+        assert stat.S_IMODE(os.stat(tmp_path / "private").st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(tmp_path / "private" / "model.safetensors").st_mode) == 0o600
+    finally:
+        os.umask(old)
+        default_file_mode.cache_clear()
