@@ -135,3 +135,9 @@ def test_data_can_be_prepared_ahead_of_training(tmp_path, monkeypatch, capsys):
     assert main(["data", "--prepare", "--preset", "text", *overrides]) == 0
     said = capsys.readouterr().out
     assert "trained earlier" in said and "tokenized" not in said  # loaded from the cache
+    assert "data.vocab_size asks for" not in said
+    # a corpus too small for the vocabulary asked for says so (the paper preset's 100,280 on a few MB gave
+    # 28,712 without a word)
+    assert main(["data", "--prepare", "--preset", "text", "--set", f"data.path={TINY_TEXT}",
+                 "--set", "data.vocab_size=50000"]) == 0
+    assert "data.vocab_size asks for 50,000, but the sample had no more pairs to merge" in capsys.readouterr().out

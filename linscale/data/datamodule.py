@@ -264,15 +264,22 @@ class TextDataModule(_Base):
                 raise DataError(f"data.path: corpus {source.describe()} is empty (no text)")
             docs = seen["documents"]
             say(f"tokenizer: trained a byte-level BPE of {tokenizer.get_vocab_size():,} tokens on {docs:,} "
-                f"document{'s' if docs != 1 else ''} of {source.describe()} in {time.monotonic() - started:.0f} s")
+                f"document{'s' if docs != 1 else ''} of {source.describe()} in {time.monotonic() - started:.0f} s"
+                + short_of(tokenizer))
             return tokenizer
+
+        def short_of(tokenizer) -> str:  # a small corpus ends BPE's merges before the size asked for
+            size = tokenizer.get_vocab_size()
+            return (f"; data.vocab_size asks for {vocab_size:,}, but the sample had no more pairs to merge (more "
+                    f"text, or a larger data.tokenizer_docs, gives more)" if size < vocab_size else "")
 
         # everything the trained tokenizer depends on; the recipe changes with train_tokenizer's or the sample's
         key = dict(recipe=2, vocab_size=vocab_size, tokenizer_docs=n_docs, every=self._every,
                    corpus=source.fingerprint())
         tokenizer, file, trained = text_data.cached_tokenizer(key, train)
         if not trained:
-            say(f"tokenizer: {tokenizer.get_vocab_size():,} tokens, trained earlier on {source.describe()} ({file})")
+            say(f"tokenizer: {tokenizer.get_vocab_size():,} tokens, trained earlier on {source.describe()} ({file})"
+                + short_of(tokenizer))
         return tokenizer
 
     def _corpus_key(self) -> dict:
