@@ -177,6 +177,31 @@ def test_submitit_local_sweep_goes_on_after_a_divergence(tmp_path, monkeypatch):
     assert len(table[table.run_id == "tnl-ok"]) == 4 and any((tmp_path / "submitit").iterdir())
 
 
+def test_a_submitit_job_is_requeued_when_its_time_runs_out(tmp_path):
+    """submitit requeues a job signalled ahead of its time limit only when the submitted callable has a
+    ``checkpoint`` method; train_run itself was marked failed ("timed-out and not checkpointable"). The
+    requeued call is the same run folder with the same options: train_run resumes it from its checkpoint.
+    (Seen end to end with submitit's local executor and one-minute jobs: a run finished "resumed from
+    step 6437" after its first job ran out.)"""
+    from submitit.helpers import DelayedSubmission
+
+    from linscale.train import sweep
+
+    submitted = []
+
+    class Executor:
+        def submit(self, function, *args, **kwargs):
+            submitted.append((function, args, kwargs))
+
+    sweep._SubmititRun(Executor(), tmp_path / "tnl-s1", threads=2, execution={"accelerator": "cpu"})
+    (job, args, kwargs), = submitted
+    assert isinstance(job, sweep.TrainJob) and args == (str(tmp_path / "tnl-s1"),)
+    assert kwargs == {"threads": 2, "accelerator": "cpu"}
+    again = job.checkpoint(*args, **kwargs)
+    assert isinstance(again, DelayedSubmission) and again.function is job
+    assert (again.args, again.kwargs) == (args, kwargs)
+
+
 def test_local_workers_survive_a_killed_worker(tmp_path, monkeypatch):
     """A sweep trains its runs in reusable worker processes (linscale.train.worker): a worker killed
     mid-run fails only that run, a fresh worker takes the rest, and the next sweep resumes the killed run.

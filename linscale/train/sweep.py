@@ -204,11 +204,27 @@ class WorkerPool:
         self.close()
 
 
+class TrainJob:
+    """``train_run`` as a submitit job that submitit requeues when its time runs out. submitit signals a job
+    ahead of its time limit (SIGUSR2) and requeues only a callable with a ``checkpoint`` method; a plain
+    function was marked failed ("timed-out and not checkpointable"), though the paper preset's largest
+    runs outlast its 72-hour jobs. The requeued job calls ``train_run`` again, which resumes from the run's
+    last checkpoint (every record step, and every ``train.save_every_minutes``)."""
+
+    def __call__(self, run_dir: str, **execution):
+        return train_run(run_dir, **execution)
+
+    def checkpoint(self, run_dir: str, **execution):
+        from submitit.helpers import DelayedSubmission
+
+        return DelayedSubmission(self, run_dir, **execution)
+
+
 class _SubmititRun:
     """A run as a submitit job (SLURM, or submitit's local executor)."""
 
     def __init__(self, executor, run_dir: Path, threads: int | None, execution: dict):
-        self.job = executor.submit(train_run, str(run_dir), **{"threads": threads, **execution})
+        self.job = executor.submit(TrainJob(), str(run_dir), **{"threads": threads, **execution})
 
     def poll(self) -> int | None:
         if not self.job.done():
