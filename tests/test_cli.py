@@ -176,6 +176,24 @@ def test_a_misspelled_cluster_key_is_named_before_any_run_is_written(tmp_path, m
     assert "cluster.timeout_min: expected int, got 'an hour'" in err and not out.exists()
 
 
+def test_cluster_values_the_runs_cannot_use_are_refused_off_the_cluster_too(tmp_path, monkeypatch, capsys):
+    """A negative time limit, or a job of other sizes than the runs' own (Lightning makes a rank of each
+    task: 2 nodes for a run of 12 waits for ranks that never come), went to SLURM as written; and without
+    srun here a bad cluster block could not be checked before the job was on the cluster."""
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)  # off the cluster
+    out = tmp_path / "sweep"
+    base = ["sweep", "--preset", "paper", "--out", str(out), "--executor", "slurm", "--set", f"data.path={tmp_path}"]
+    for setting, message in (("cluster.timeout_min=-5", "cluster.timeout_min: expected a positive number, got -5"),
+                             ("cluster.nodes=2", "cluster.nodes: 2, but each run trains on train.num_nodes = 12"),
+                             ("cluster.tasks_per_node=4", "cluster.tasks_per_node: 4, but each run trains on "
+                                                          "train.devices = 8")):
+        assert message in one_line_error([*base, "--set", setting], capsys), setting
+    # the command line's --num-nodes is what the runs train on
+    assert "train.num_nodes = 3" in one_line_error([*base, "--num-nodes", "3"], capsys)
+    assert "needs SLURM's srun" in one_line_error(base, capsys)  # a good block gets as far as the cluster check
+    assert not out.exists()
+
+
 def test_a_benchmark_of_an_unknown_preset_or_study_stops_before_timing(capsys):
     assert "preset: unknown preset 'smok'" in one_line_error(["bench", "--preset", "smok", "--out", ""], capsys)
     err = one_line_error(["bench", "--sections", "end_to_end", "--studies", "smoke,smok", "--out", ""], capsys)

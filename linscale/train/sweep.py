@@ -239,7 +239,7 @@ class _SubmititRun:
         self.job.cancel()
 
 
-def check_cluster(cluster) -> dict:
+def check_cluster(cluster, train: dict | None = None) -> dict:
     """The preset's ``cluster:`` block as submitit will take it, checked before any run is written: each
     key is one of submitit's shared parameters (``timeout_min``, ``nodes``, ``gpus_per_node``, ...) with its
     type, or ``slurm_`` and one of SLURM's (``slurm_partition``, ``slurm_account``, ...). submitit found a
@@ -267,7 +267,23 @@ def check_cluster(cluster) -> dict:
             continue
         raise ConfigError(f"cluster.{key}: not a submitit parameter; expected one of {', '.join(sorted(shared))} "
                           f"or slurm_ and one of SLURM's ({', '.join(sorted(slurm))})")
+    for key in ("timeout_min", "nodes", "tasks_per_node", "gpus_per_node", "cpus_per_task", "mem_gb"):
+        if key in cluster and not cluster[key] > 0:
+            raise ConfigError(f"cluster.{key}: expected a positive number, got {cluster[key]!r}")
+    # Lightning's SLURMEnvironment makes one rank of each task: a job of other sizes than the run's own
+    # (train.num_nodes x train.devices) waits for ranks that never come, or starts ranks that fight
+    for key, name in (("nodes", "num_nodes"), ("tasks_per_node", "devices")):
+        wanted = (train or {}).get(name)
+        if key in cluster and isinstance(wanted, int) and cluster[key] != wanted:
+            raise ConfigError(f"cluster.{key}: {cluster[key]}, but each run trains on train.{name} = {wanted}; "
+                              f"expected the same number (set both, or --set cluster.{key}={wanted})")
     return cluster
+
+
+def _run_settings(train: dict, execution: dict | None) -> dict:
+    """A run's train block with the command line's execution options (--devices, --num-nodes) over it."""
+    given = {k: v for k, v in (execution or {}).items() if v is not None}
+    return {**train, **given}
 
 
 def make_submitit_executor(kind: str, folder: Path, cluster: dict):
@@ -315,17 +331,18 @@ def run_sweeps(sweeps: list[tuple[str | dict, str | os.PathLike | None]], jobs: 
         jobs = default_jobs(executor)
     if not isinstance(jobs, int) or jobs < 1:
         raise ConfigError(f"jobs: expected a positive integer, got {jobs!r}")
+    planned = [(plan_runs(preset, overrides), out) for preset, out in sweeps]
+    if executor != "local":  # the cluster block first, so that it can be checked off the cluster too
+        for (resolved, specs), _ in planned:
+            check_cluster(resolved.get("cluster"), _run_settings(specs[0]["train"] if specs else {}, execution))
     if executor == "slurm" and not shutil.which("srun"):  # what submitit looks for; before the first spec is written
         raise ConfigError("executor: slurm needs SLURM's srun on this machine's PATH (run the sweep on a login "
                           "node); use --executor local or submitit-local here")
     plans = []
-    for preset, out in sweeps:
-        resolved, specs = plan_runs(preset, overrides)
+    for (resolved, specs), out in planned:
         # the data, checked once for all runs before anything is written; on this machine also prepared
         # once (tokenizer, tokenized text: cached for the runs); on a cluster the first run prepares it
         validate_inputs(specs, build=executor == "local", execution=execution)
-        if executor != "local":
-            check_cluster(resolved.get("cluster"))
         out = Path(out or Path("runs") / (resolved.get("name") or "sweep"))
         if any(p.out.resolve() == out.resolve() for p in plans):
             raise ConfigError(f"{out}: two sweeps of one schedule cannot share an output folder")
