@@ -616,7 +616,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "finished run is not trained again. SIGTERM or Ctrl-C stop it at the next step with a "
                     "checkpoint (exit code 143 or 130, status 'interrupted').",
         epilog=_data_keys_epilog)  # called when the help is printed
-    p.add_argument("--preset", default=None, help="preset name (smoke, cpu, paper) or path to a YAML file")
+    p.add_argument("--preset", default=None, help="preset name (smoke, cpu, text, paper) or path to a YAML file")
     p.add_argument("--arch", default=None, help=f"architecture: one of {', '.join(ARCHITECTURES)}")
     p.add_argument("--size", default=None, help="a size name of the preset (e.g. s3, or 1B for paper)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<preset name>)")
@@ -634,7 +634,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "(one row per run and intermediate checkpoint; schema in linscale.train.results) up to date. "
                     "Re-running skips finished runs and resumes interrupted ones; a second sweep on the same OUT "
                     "stops with an error while the first holds the lock.")
-    p.add_argument("--preset", required=True, help="preset name (smoke, cpu, paper) or path to a YAML file")
+    p.add_argument("--preset", required=True, help="preset name (smoke, cpu, text, paper) or path to a YAML file")
     p.add_argument("--out", default=None, help="output folder (default: runs/<preset name>)")
     p.add_argument("--jobs", type=_whole_number(1), default=None,
                    help="runs trained at the same time, each in its own process (default: one per CPU core, "
