@@ -303,3 +303,29 @@ def test_tnl_mixer_is_the_decayed_sum_written_out():
         for mode in ["naive", "chunk", "recurrent"]:
             mixer.mode = mode
             assert_close(f"{mode} mixer = the decayed sum by hand", by_hand, mixer(x)[0], 1e-10)
+
+
+def test_llama_trains_in_bf16_on_a_cpu_under_the_studys_avx2_pin():
+    """With ATen held to AVX2 (as every linscale command holds it) on an AVX-512 CPU, torch's bf16 flash
+    kernel raised "pack_vnni2 is only supported when avx512 is supported": the paper preset tried on a CPU
+    (--accelerator cpu) failed for LLaMA alone. The pin must be set before torch starts, so in a process of
+    its own; on a CPU without AVX-512 the kernel never took that path and this passes either way."""
+    import os
+    import subprocess
+    import sys
+
+    code = """
+import torch
+from linscale.config import ModelConfig
+from linscale.models import build_model
+model = build_model(ModelConfig(arch="llama", n_layer=1, d_model=64, n_head=2, vocab_size=64, d_ffn=128))
+tokens = torch.randint(0, 64, (8, 128))
+with torch.autocast("cpu", dtype=torch.bfloat16):
+    out = model(tokens)
+out.logits.float().sum().backward()
+print(torch.backends.cpu.get_cpu_capability())
+"""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("AVX2")

@@ -19,6 +19,19 @@ from linscale.config import ModelConfig
 from linscale.models.common import Block, CausalLM, RMSNorm, SwiGLU
 
 
+def attention(q, k, v, **kwargs):
+    """softmax(qkᵀ/√D)v by torch's fused kernels, except in bf16/fp16 on a CPU: there torch's flash kernel
+    fails ("pack_vnni2 is only supported when avx512 is supported") where ATen's dispatch is held to AVX2 on
+    an AVX-512 CPU, as every linscale command holds it (linscale/train/code_paths.py), so the plain (math)
+    form runs instead. fp32, which the study trains in, is unchanged."""
+    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        with sdpa_kernel(SDPBackend.MATH):
+            return F.scaled_dot_product_attention(q, k, v, **kwargs)
+    return F.scaled_dot_product_attention(q, k, v, **kwargs)
+
+
 class RotaryEmbedding(nn.Module):
     """cos/sin tables for rotary position embedding (rotate-half convention), grown on demand."""
 
@@ -84,12 +97,12 @@ class LlamaAttention(nn.Module):
             v = torch.cat([state[1], v], dim=2)
         S = k.shape[2]
         if S == T:
-            o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+            o = attention(q, k, v, is_causal=True)
         elif T == 1:
-            o = F.scaled_dot_product_attention(q, k, v)  # one new query sees the whole cache
+            o = attention(q, k, v)  # one new query sees the whole cache
         else:  # a block of new queries after a cache: query i sees keys up to position past + i
             allowed = torch.ones(T, S, dtype=torch.bool, device=x.device).tril(diagonal=S - T)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
+            o = attention(q, k, v, attn_mask=allowed)
         o = o.transpose(1, 2).reshape(B, T, d)  # (B, T, d)
         return self.o_proj(o), ((k, v) if return_state else None)
 
