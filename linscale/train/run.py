@@ -225,7 +225,7 @@ def validate_inputs(specs: list[dict], build: bool = True, execution: dict | Non
             validate_data(specs[0]["data"])
         return None
     spec = specs[0]
-    train = TrainSettings.from_dict({**spec["train"], **{k: v for k, v in (execution or {}).items() if v is not None}})
+    train = TrainSettings.from_dict(run_settings(spec["train"], execution))
     check_execution(train)  # runs that train here (a cluster's jobs run on nodes this machine is not)
     datamodule = build_datamodule_for(spec, train)
     for spec in specs:
@@ -499,6 +499,12 @@ def check_strategy(settings: TrainSettings) -> None:
         raise ConfigError(FSDP_NEEDS_GPU)
 
 
+def run_settings(train: dict, execution: dict | None) -> dict:
+    """A run's train block with the command line's execution options (--devices, --num-nodes, ...) over it:
+    those given, not None."""
+    return {**train, **{k: v for k, v in (execution or {}).items() if v is not None}}
+
+
 def launched_on_several_nodes() -> bool:
     """Whether a launcher that starts one process per node is behind this one (srun, torchrun, LSF, MPI,
     Kubeflow), or NODE_RANK is set by hand on each node as Lightning's own environment reads it."""
@@ -625,7 +631,7 @@ def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, datamodule
     status = read_status(run_dir)
     if status["state"] in ("done", "diverged"):
         return status["state"]
-    train = TrainSettings.from_dict({**spec["train"], **{k: v for k, v in execution.items() if v is not None}})
+    train = TrainSettings.from_dict(run_settings(spec["train"], execution))
     train.check_kept_steps()
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if ckpt.exists():  # check it before anything else: a corrupt checkpoint must stop us, not restart us

@@ -32,8 +32,8 @@ from filelock import FileLock, Timeout
 
 from linscale.config import ConfigError
 from linscale.train.results import read_results, to_frame, upsert_runs
-from linscale.train.run import (plan_runs, prepare_run, read_records, read_status, spec_conflict, train_run,
-                                validate_inputs)
+from linscale.train.run import (plan_runs, prepare_run, read_records, read_status, run_settings, spec_conflict,
+                                train_run, validate_inputs)
 
 EXECUTORS = ("local", "submitit-local", "slurm")
 
@@ -280,12 +280,6 @@ def check_cluster(cluster, train: dict | None = None) -> dict:
     return cluster
 
 
-def _run_settings(train: dict, execution: dict | None) -> dict:
-    """A run's train block with the command line's execution options (--devices, --num-nodes) over it."""
-    given = {k: v for k, v in (execution or {}).items() if v is not None}
-    return {**train, **given}
-
-
 def make_submitit_executor(kind: str, folder: Path, cluster: dict):
     import submitit
 
@@ -334,7 +328,7 @@ def run_sweeps(sweeps: list[tuple[str | dict, str | os.PathLike | None]], jobs: 
     planned = [(plan_runs(preset, overrides), out) for preset, out in sweeps]
     if executor != "local":  # the cluster block first, so that it can be checked off the cluster too
         for (resolved, specs), _ in planned:
-            check_cluster(resolved.get("cluster"), _run_settings(specs[0]["train"] if specs else {}, execution))
+            check_cluster(resolved.get("cluster"), run_settings(specs[0]["train"] if specs else {}, execution))
     if executor == "slurm" and not shutil.which("srun"):  # what submitit looks for; before the first spec is written
         raise ConfigError("executor: slurm needs SLURM's srun on this machine's PATH (run the sweep on a login "
                           "node); use --executor local or submitit-local here")
