@@ -29,6 +29,7 @@ from pathlib import Path
 
 import yaml
 from filelock import FileLock, Timeout
+from submitit.helpers import Checkpointable
 
 from linscale.config import ConfigError
 from linscale.train.results import read_results, to_frame, upsert_runs
@@ -204,20 +205,16 @@ class WorkerPool:
         self.close()
 
 
-class TrainJob:
+class TrainJob(Checkpointable):
     """``train_run`` as a submitit job that submitit requeues when its time runs out. submitit signals a job
-    ahead of its time limit (SIGUSR2) and requeues only a callable with a ``checkpoint`` method; a plain
-    function was marked failed ("timed-out and not checkpointable"), though the paper preset's largest
-    runs outlast its 72-hour jobs. The requeued job calls ``train_run`` again, which resumes from the run's
-    last checkpoint (every record step, and every ``train.save_every_minutes``)."""
+    ahead of its time limit (SIGUSR2) and requeues only a callable with a ``checkpoint`` method
+    (``Checkpointable``'s resubmits the same call); a plain function was marked failed ("timed-out and not
+    checkpointable"), though the paper preset's largest runs outlast its 72-hour jobs. The requeued job
+    calls ``train_run`` again, which resumes from the run's last checkpoint (every record step, and every
+    ``train.save_every_minutes``)."""
 
     def __call__(self, run_dir: str, **execution):
         return train_run(run_dir, **execution)
-
-    def checkpoint(self, run_dir: str, **execution):
-        from submitit.helpers import DelayedSubmission
-
-        return DelayedSubmission(self, run_dir, **execution)
 
 
 class _SubmititRun:
