@@ -152,9 +152,22 @@ def test_a_damaged_run_spec_is_named(tmp_path, capsys):
     assert f"{run / 'spec.json'}: not a readable run spec" in one_line_error(["train", "--run-dir", str(run)], capsys)
 
 
-def test_a_dry_run_checks_the_data_block_as_the_sweep_does(capsys):
-    err = one_line_error(["sweep", "--preset", "smoke", "--dry-run", "--set", "data.source=text"], capsys)
-    assert "data.path: required for source 'text'" in err
+def test_a_dry_run_checks_the_data_block_as_the_sweep_does(tmp_path, capsys):
+    err = one_line_error(["sweep", "--preset", "smoke", "--dry-run", "--set", "data.source=text",
+                          "--set", f"data.path={tmp_path / 'absent.txt'}"], capsys)
+    assert f"data.path: no file or folder {tmp_path / 'absent.txt'}" in err
+    err = one_line_error(["sweep", "--preset", "smoke", "--dry-run", "--set", "data.source=text",
+                          "--set", "data.text_feild=body"], capsys)
+    assert "data.text_feild: unknown key for source 'text'" in err
+
+
+def test_a_dry_run_plans_a_text_grid_before_its_corpus_is_there(capsys):
+    """A GPU user sizes the paper grid before the corpus is downloaded: the plan, and a note that the sweep
+    will need data.path (it was an error that printed no plan)."""
+    assert main(["sweep", "--preset", "paper", "--dry-run"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("24 runs\n") and "tnl-7B:" in out and "76293 steps" in out
+    assert "data.path is not set; the sweep will need it" in err
 
 
 def test_a_slurm_sweep_without_slurm_writes_nothing(tmp_path, monkeypatch, capsys):
