@@ -289,6 +289,13 @@ def test_run_with_other_settings_in_the_same_folder_is_refused(tmp_path):
     _, other = plan_runs(tiny_preset(lr=1e-2))
     with pytest.raises(ConfigError, match="train.lr: 0.003 -> 0.01"):
         prepare_run(tmp_path / "r", other[0])
+    # every change is named (only the first was), up to three and then how many more
+    _, other = plan_runs(tiny_preset(lr=1e-2, seed=7))
+    with pytest.raises(ConfigError, match=r"\(train.lr: 0.003 -> 0.01; train.seed: 0 -> 7\)"):
+        prepare_run(tmp_path / "r", other[0])
+    _, other = plan_runs(tiny_preset(lr=1e-2, seed=7, warmup_steps=1, min_lr_ratio=0.5, weight_decay=0.0))
+    with pytest.raises(ConfigError, match=r"; and 2 more\)"):
+        prepare_run(tmp_path / "r", other[0])
 
 
 def test_a_run_that_never_reached_a_checkpoint_takes_the_corrected_settings(tmp_path, capsys):

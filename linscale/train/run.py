@@ -123,10 +123,10 @@ def spec_conflict(run_dir: Path, spec: dict, say=None) -> str | None:
         return None
     if not computed_anything(run_dir):
         if say is not None:
-            key = _first_difference(a, b) if a is not None else "spec.json unreadable"
+            key = _what_changed(a, b) if a is not None else "spec.json unreadable"
             say(f"{run_dir}: never reached its first checkpoint; starting it again with the new settings ({key})")
         return None
-    return (f"{spec_file}: this run was started with different settings ({_first_difference(a, b)}); "
+    return (f"{spec_file}: this run was started with different settings ({_what_changed(a, b)}); "
             f"use another output folder or delete {run_dir}")
 
 
@@ -184,12 +184,20 @@ def computed_anything(run_dir: Path) -> bool:
             or any((run_dir / "export").glob("step=*")))
 
 
-def _first_difference(a, b, prefix="") -> str:
+def _differences(a, b, prefix="") -> list[str]:
+    """Every leaf where two specs differ, as 'key.path: old -> new'."""
     if isinstance(a, dict) and isinstance(b, dict):
-        for key in sorted(set(a) | set(b), key=str):
-            if a.get(key) != b.get(key):
-                return _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-    return f"{prefix.rstrip('.')}: {a!r} -> {b!r}"
+        return [line for key in sorted(set(a) | set(b), key=str) if a.get(key) != b.get(key)
+                for line in _differences(a.get(key), b.get(key), f"{prefix}{key}.")]
+    return [f"{prefix.rstrip('.')}: {a!r} -> {b!r}"]
+
+
+def _what_changed(a, b, shown: int = 3) -> str:
+    """The differences of two specs for a one-line message: all of them up to ``shown`` (a user who changed
+    two settings by mistake learns of both at once), then how many more."""
+    lines = _differences(a, b)
+    more = f"; and {len(lines) - shown} more" if len(lines) > shown else ""
+    return "; ".join(lines[:shown]) + more
 
 
 def read_status(run_dir: str | os.PathLike) -> dict:
