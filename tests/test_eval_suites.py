@@ -305,6 +305,30 @@ def test_users_own_task_folder_runs_through_linscale_eval(tmp_path):
     assert rows["chance"].isna().all()  # not a linscale task: no chance level known
 
 
+def test_a_store_keeps_one_setting_and_takes_the_users_new_tasks(tmp_path, capsys):
+    """The store key has no settings: a call with another --option or --context-factor found every
+    checkpoint "already evaluated" and kept the old rows in silence, and a second --tasks call was skipped
+    because the first had filled the suite "tasks"."""
+    from linscale.cli import main
+
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
+    store = sweep_dir / "eval" / "results.parquet"
+    assert main(["eval", str(sweep_dir), "--suites", "knowledge"]) == 0
+    before = store.read_bytes()
+    for extra, asked in [(["--option", "n_per_band=5"], "--option n_per_band=5"),
+                         (["--context-factor", "2"], "--context-factor 2"), (["--limit", "3"], "--limit 3")]:
+        assert main(["eval", str(sweep_dir), "--suites", "knowledge", *extra]) == 2, extra
+        err = capsys.readouterr().err.strip()
+        assert (f"{store}: its rows were evaluated with the default settings, this call asks for {asked}; give "
+                "each setting its own --out (a study: its own --runs-dir)") in err and len(err.splitlines()) == 1, err
+    assert store.read_bytes() == before
+    data = Path(__file__).parent / "data"
+    for task in ("wikitext_local", "piqa_local"):
+        assert main(["eval", str(sweep_dir), "--suites", "", "--tasks", task, "--include_path", str(data / task)]) == 0
+    assert {"wikitext_local", "piqa_local", "linscale_knowledge"} <= set(read_store(store).task)
+    assert "already evaluated" not in capsys.readouterr().out
+
+
 def test_task_folder_and_options_errors_are_one_line(tmp_path, capsys):
     from linscale.cli import main
 

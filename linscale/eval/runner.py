@@ -6,6 +6,7 @@
     <sweep>/eval/niah_cells.parquet                NIAH accuracy per (checkpoint, mode, length, depth) cell
     <sweep>/eval/items.parquet                     each scored item's accuracy per checkpoint (paired tests)
     <sweep>/eval/json/<run_id>/step=<step>/<suite>.json   lm-eval's full results, per suite
+    <sweep>/eval/results.settings.json             the settings every row was evaluated with (one per store)
     (a store of another name, <sweep>/eval/<name>.parquet, keeps its own niah_cells/<name>.parquet,
     items/<name>.parquet and json/<name>/: companion_paths)
 
@@ -79,6 +80,45 @@ def companion_paths(out: Path) -> tuple[Path, Path, Path]:
     if out.name == "results.parquet":
         return out.parent / "niah_cells.parquet", out.parent / "items.parquet", out.parent / "json"
     return out.parent / "niah_cells" / out.name, out.parent / "items" / out.name, out.parent / "json" / out.stem
+
+
+def settings_path(out: Path) -> Path:
+    """Where a results store records the settings its rows were evaluated with (results.settings.json
+    beside results.parquet): the store key has none of them, so without it a call with other settings
+    found every checkpoint "already evaluated" and kept the old rows in silence."""
+    return out.with_name(f"{out.stem}.settings.json")
+
+
+def _settings_text(settings: dict) -> str:
+    """Store settings as the options of `linscale eval` that give them."""
+    parts = [f"--option {key}={value}" for key, value in sorted(settings["task_options"].items())]
+    if settings["context_factor"] != 1.0:
+        parts.append(f"--context-factor {settings['context_factor']:g}")
+    if settings["limit"] is not None:
+        parts.append(f"--limit {settings['limit']}")
+    if settings["include_defaults"]:
+        parts.append("--real-tasks")
+    return " ".join(parts) or "the default settings"
+
+
+def check_store_settings(out: Path, table: pd.DataFrame, settings: dict) -> None:
+    """Refuse, in one line, to add rows evaluated with ``settings`` to a store whose rows were evaluated
+    with others (each setting its own store); record them for a store that has no rows yet. A store
+    written before settings were recorded (rows, no record) is taken as it is."""
+    settings = json.loads(json.dumps(settings, sort_keys=True))  # as the file will read back
+    file = settings_path(out)
+    if len(table) and file.exists():
+        try:
+            recorded = json.loads(file.read_text())
+        except ValueError:
+            raise ConfigError(f"{file}: not readable JSON; delete it to take {out}'s rows as evaluated with "
+                              "this call's settings") from None
+        if recorded != settings:
+            raise ConfigError(f"{out}: its rows were evaluated with {_settings_text(recorded)}, this call asks for "
+                              f"{_settings_text(settings)}; give each setting its own --out (a study: its own --runs-dir)")
+    elif not len(table):
+        file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(file, lambda tmp: Path(tmp).write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n"))
 
 
 def task_paths(include_path=None) -> list[str]:
@@ -396,8 +436,10 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
 
     ``context_factor`` sets each checkpoint's ``max_length`` to that multiple of its training
     ``seq_len`` (the paper tests its 8K models on NIAH up to 16K: factor 2). Rows record it in
-    ``max_length``; the store key does not include it, so use a separate ``out`` per factor (and per
-    setting of ``task_options``, the difficulty knobs of linscale/eval/difficulty.yaml).
+    ``max_length``; the store key does not include it, so each factor (and each setting of
+    ``task_options``, the difficulty knobs of linscale/eval/difficulty.yaml, of ``limit`` and of
+    ``include_defaults``) needs its own ``out``: the store records its settings (:func:`settings_path`)
+    and a call with others is refused in one line.
     ``include_path``: folders of the user's own lm-eval task YAMLs, for ``tasks``. ``pool``: an
     :class:`EvalPool` whose processes evaluate the checkpoints side by side (default: one after another,
     here); the store is written here, in checkpoint order, with the same rows either way."""
@@ -419,6 +461,8 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         raise ConfigError(f"{out}: another `linscale eval` is writing this results store") from None
     try:
         table = read_store(out)
+        check_store_settings(out, table, {"task_options": dict(task_options or {}), "context_factor": context_factor,
+                                          "limit": limit, "include_defaults": include_defaults})
         todo = []  # (n, checkpoint, meta, suite, names, options): what is not in the store yet
         for n, checkpoint in enumerate(checkpoints, 1):
             meta = checkpoint_meta(checkpoint)
@@ -431,7 +475,11 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                 options["max_length"] = int(round(context_factor * seq_len))
             for suite, names in units:
                 done = table[(table.run_id == run_id) & (table.step == step) & (table.suite == suite)]
-                if len(done):
+                finished = len(done) > 0
+                if suite == "tasks":  # the user's own tasks: those of this call not evaluated yet (another
+                    names = [name for name in names if name not in set(done.task)]  # call's were skipped)
+                    finished = not names
+                if finished:
                     progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: already evaluated")
                     continue
                 todo.append((n, checkpoint, meta, suite, names, options))
