@@ -464,6 +464,17 @@ def test_cache_dir_is_a_data_key_overrides_accept(tmp_path):
     assert check_data(preset["data"])["max_tokens"] == 1_000_000  # 1e6 read as an integer
 
 
+def test_jsonl_rows_without_text_are_skipped_and_other_values_refused(tmp_path):
+    """A null text became the document "None" and a number or a list its repr, trained on in silence."""
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"text": null}\n{"text": "hello there"}\n', encoding="utf-8")
+    assert list(iter_documents(path)) == ["hello there"]  # as Parquet and Hugging Face rows skip a null
+    for value, kind in (("42", "int"), ('["a", "b"]', "list")):
+        path.write_text(f'{{"text": "hello"}}\n{{"text": {value}}}\n', encoding="utf-8")
+        with pytest.raises(DataError, match=f"docs.jsonl:2: field 'text' is a {kind}, expected a string"):
+            list(iter_documents(path))
+
+
 def test_tokenizer_file_errors_say_what_the_file_is(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(DataError, match="not valid JSON"):

@@ -130,7 +130,13 @@ def _jsonl_documents(path: Path, text_field: str) -> Iterator[str]:
                 raise DataError(f"{path}:{i}: not valid JSON ({err.msg})") from None
             if not isinstance(row, dict) or text_field not in row:
                 raise DataError(f"{path}:{i}: no field {text_field!r} (set data.text_field)")
-            yield str(row[text_field])
+            text = row[text_field]
+            if text is None:  # a missing text, skipped as Parquet and Hugging Face rows are (it trained on "None")
+                continue
+            if not isinstance(text, str):  # a number or a list is no document: a wrong text_field, most likely
+                raise DataError(f"{path}:{i}: field {text_field!r} is a {type(text).__name__}, expected a string "
+                                "(set data.text_field)")
+            yield text
 
 
 def _parquet_documents(path: Path, text_field: str) -> Iterator[str]:
