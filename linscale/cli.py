@@ -851,9 +851,23 @@ def _data_keys_epilog() -> str:
 
 
 def cmd_lm_eval(args: argparse.Namespace) -> int:
+    """lm_eval's own command line with the linscale model: the errors of linscale's adapter (a checkpoint
+    that is missing or damaged, a model option, a prompt longer than the context) and lm-eval's unknown
+    task name are one line, as in `linscale eval`; anything else keeps lm-eval's traceback."""
+    from linscale.checkpoint import CheckpointError
+    from linscale.eval.adapter import ContextLengthError
     from linscale.eval.lm_eval_cli import main as lm_eval_main
 
-    lm_eval_main(args.lm_eval_args)
+    try:
+        lm_eval_main(args.lm_eval_args)
+    except (ConfigError, CheckpointError, ContextLengthError) as err:
+        print(f"linscale lm-eval: error: {err}", file=sys.stderr)
+        return 2
+    except ValueError as err:
+        if not str(err).startswith("Tasks not found"):  # lm-eval 0.4's words for a misspelled --tasks name
+            raise
+        print(f"linscale lm-eval: error: --tasks: {err} (your own tasks need --include_path DIR)", file=sys.stderr)
+        return 2
     return 0
 
 

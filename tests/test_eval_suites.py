@@ -39,6 +39,23 @@ def test_real_lm_eval_cli_runs_every_suite_offline(smoke_sweep, tmp_path):
     assert 0 <= results["linscale_mqar"]["acc,none"] <= 1
 
 
+def test_linscale_lm_eval_answers_a_users_mistake_in_one_line(tmp_path):
+    """`linscale lm-eval` showed lm-eval's traceback for a missing checkpoint, an unknown model option and a
+    misspelled task; `linscale eval` answered each in one line (in a process of its own, as a user runs
+    it: lm-eval's log handlers keep the stream they were first given)."""
+    cases = [(f"checkpoint={tmp_path / 'missing'}", "linscale_knowledge", "checkpoint folder does not exist"),
+             (f"pretrained={tmp_path}", "linscale_knowledge", "model_args: unknown option(s) pretrained"),
+             (f"checkpoint={tmp_path}", "linscale_knowlege", "--tasks: Tasks not found: linscale_knowlege")]
+    env = {**os.environ, **OFFLINE, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
+    for model_args, task, expected in cases:
+        proc = subprocess.run([sys.executable, "-m", "linscale", "lm-eval", "--model", "linscale", "--model_args",
+                               model_args, "--tasks", task, "--include_path", str(TASKS_DIR), "--device", "cpu"],
+                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+        err = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and err[-1].startswith("linscale lm-eval: error: ") and expected in err[-1], err
+        assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+
+
 def test_real_task_format_runs_offline(tmp_path):
     """A local copy of PIQA's format (original field names, prompt and metrics) through the adapter."""
     import lm_eval
