@@ -13,7 +13,7 @@ from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, mass_ranks
 from linscale.eval import chance, metrics
 from linscale.eval.calibration import calibration_report, niah_modes
 from linscale.eval.items import (DEFAULTS, DOC_START, KNOBS, TaskDataError, generate, knob_values, mqar_shape,
-                                 niah_grid)
+                                 niah_cell_shapes, niah_grid)
 
 DATA = {"source": "synthetic"}
 
@@ -55,6 +55,22 @@ def test_knowledge_bands_take_their_facts_from_the_mass_intervals():
     first, last = mass_ranks(lang, 0.5, 0.6)
     assert p[:first].sum() == pytest.approx(0.5, abs=p[first - 1]) and p[:last].sum() == pytest.approx(0.6, abs=p[last - 1])
     assert {len(it["choices"]) for it in generate("knowledge", params("knowledge", n_per_band=5, n_choices=3))} == {3}
+
+
+def test_niah_cell_shapes_describe_the_items_evaluated():
+    """The downstream chapter says what a NIAH cell holds (cell lengths are an upper bound; the shortest
+    cells have too few sentences for every depth): from the items the suites generate, not from the grid."""
+    knobs = {"niah_lengths": 4, "niah_depths": 6, "niah_repeats": 3}
+    shapes = niah_cell_shapes(SyntheticLanguage(LanguageSpec()), 64, {**knobs, "eval_seed": 3}).set_index("length")
+    items = pd.DataFrame([it for it in generate("niah", params("niah", max_length=64, **knobs)) if it["mode"] == "standard"])
+    items["tokens"] = [len(f"{DOC_START} {c} {q}".split()) for c, q in zip(items["context"], items["question"])]
+    items["places"] = [min(c.split().count("."), 6) for c in items["context"]]  # haystack sentences + 1
+    by_length = items.groupby("length")
+    assert list(shapes.index) == sorted(items["length"].unique())
+    np.testing.assert_allclose(shapes["tokens_mean"], by_length["tokens"].mean())
+    np.testing.assert_allclose(shapes["places_mean"], by_length["places"].mean())
+    assert (shapes["tokens_min"] <= shapes["tokens_mean"]).all() and (shapes["tokens_mean"] <= shapes.index).all()
+    assert shapes["places_mean"].iloc[0] < 6 and shapes["places_mean"].iloc[-1] == 6  # few places only when short
 
 
 @pytest.mark.parametrize("mode, marker", [("easy", "what"), ("standard", "let")])

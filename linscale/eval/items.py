@@ -222,7 +222,8 @@ def _gen_documents(synthetic, lang, p):
 def _gen_niah(synthetic, lang, p):
     lengths, depths = niah_grid(p["max_length"], p["niah_lengths"], p["niah_depths"], p["niah_min_length"])
     # a grid length counts the document's tokens: context + question + the answer (NIAH_RESERVE); the
-    # model reads DOC_START + context + question, i.e. exactly `length` tokens, at most max_length.
+    # model reads DOC_START + context + question, at most `length` tokens and so at most max_length: the
+    # haystack is cut back to whole sentences, a few tokens short of the length (niah_cell_shapes)
     asked = [length - NIAH_RESERVE for length in lengths]
     items = []
     for mode in NIAH_MODES:
@@ -235,6 +236,30 @@ def _gen_niah(synthetic, lang, p):
                           "depth_index": j, "context": item["context"], "question": item["question"],
                           "answer": item["answer"]})
     return items
+
+
+def niah_cell_shapes(lang, max_length: int, options: dict | None = None):
+    """What the NIAH items of each grid length are (a DataFrame, one row per length): the tokens of a
+    prompt and its answer (``tokens_mean``, ``tokens_min``; the length is their most, since a haystack is
+    cut back to whole sentences) and the haystack's sentences (``sentences_mean``), which leave the needle
+    ``sentences + 1`` places (``places_mean``, at most ``niah_depths``): in the shortest cells several
+    depths put the needle in one place."""
+    import pandas as pd
+
+    from linscale.data import synthetic
+
+    p = {**DEFAULTS, **(options or {}), "max_length": int(max_length)}
+    lengths, depths = niah_grid(p["max_length"], p["niah_lengths"], p["niah_depths"], p["niah_min_length"])
+    items = synthetic.needle_in_haystack(lang, context_lengths=[length - NIAH_RESERVE for length in lengths],
+                                         depths=[d / 100 for d in depths], mode="standard",
+                                         n_per_cell=p["niah_repeats"], seed=p["eval_seed"])
+    rows = pd.DataFrame({"length": [item["context_length"] + NIAH_RESERVE for item in items],
+                         "tokens": [item["n_tokens"] + NIAH_RESERVE for item in items],
+                         "sentences": [item["context"].split().count(".") - 1 for item in items]})  # less the needle
+    rows["places"] = (rows["sentences"] + 1).clip(upper=len(depths))
+    return rows.groupby("length").agg(tokens_mean=("tokens", "mean"), tokens_min=("tokens", "min"),
+                                      sentences_mean=("sentences", "mean"),
+                                      places_mean=("places", "mean")).reset_index()
 
 
 def mqar_shape(p: dict, n_vars: int) -> tuple[int, int]:
