@@ -368,6 +368,38 @@ def test_long_text_is_tokenized_in_pieces_exactly_as_whole(tmp_path, monkeypatch
     assert ["".join(p for p, _ in separated)] and sum(last for _, last in separated) == len(text.split(" = = "))
 
 
+def test_a_tokenizer_that_may_tokenize_a_cut_document_otherwise_is_named_once(tmp_path):
+    """The pieces are exact only for a pre-tokenizer that splits where they are cut (byte-level, whitespace);
+    a user's Metaspace BPE, or one without a pre-tokenizer, gave a few other tokens at each cut in silence."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    text = (TINY_TEXT / "train.txt").read_text(encoding="utf-8") * 3
+    (tmp_path / "long.txt").write_text(text, encoding="utf-8")
+    pieces = list(text_data._txt_pieces(tmp_path / "long.txt", None, piece_chars=200))
+
+    def bpe(pre):
+        tok = Tokenizer(models.BPE(unk_token="<unk>"))
+        if pre is not None:
+            tok.pre_tokenizer = pre
+        tok.train_from_iterator([text], trainers.BpeTrainer(vocab_size=300, special_tokens=["<eod>", "<unk>"]))
+        return tok
+
+    byte_level = train_tokenizer([text], vocab_size=300)
+    cases = [(byte_level, True), (bpe(pre_tokenizers.Whitespace()), True),
+             (bpe(pre_tokenizers.Sequence([pre_tokenizers.Digits(), pre_tokenizers.WhitespaceSplit()])), True),
+             (bpe(pre_tokenizers.Metaspace()), False), (bpe(None), False)]
+    for tok, exact in cases:
+        assert text_data.cuts_exactly(tok) == exact, tok.pre_tokenizer
+        said = []
+        ids = np.concatenate([ids for ids, _ in text_data.tokenize_pieces(tok, pieces, say=said.append)])
+        assert len(said) == (0 if exact else 1) and all("not byte-level" in line for line in said)
+        if exact:  # and the pieces' ids are the whole document's
+            assert ids.tolist() == tok.encode(text, add_special_tokens=False).ids + [tok.token_to_id("<eod>")]
+    said = []  # nothing cut, nothing said
+    list(text_data.tokenize_pieces(bpe(None), [("a short document", True)], say=said.append))
+    assert said == []
+
+
 def test_shards_use_the_smallest_integer_type_of_the_vocabulary(tmp_path, monkeypatch):
     from linscale.data.shards import token_dtype
 

@@ -179,7 +179,7 @@ def _build(folder, key, meta, source, tokenizer, split, every, val_fraction, lim
 
     try:
         pieces = itertools.islice(source.pieces(), pieces_done, None)  # skipped pieces are read, not tokenized
-        for ids, last in tokenize_pieces(tokenizer, pieces):
+        for ids, last in tokenize_pieces(tokenizer, pieces, say=say):
             name = "validation" if every and documents % every == every - 1 else split
             files[name].write(ids.astype(dtype).tobytes())
             counts[name] += len(ids)

@@ -438,12 +438,34 @@ def iter_documents(path: str | os.PathLike, text_field: str = "text", doc_separa
     yield from resolve_source(str(path), split, data).documents()
 
 
+# Pre-tokenizers that split before a space that starts a word and after a newline: a document cut there
+# (_SAFE_CUT) gives the ids of the whole document. Others (Metaspace, none: BPE merges across spaces) may
+# give a few other tokens at each cut, and evaluation encodes documents whole.
+_CUT_SAFE_PRE_TOKENIZERS = ("Whitespace", "WhitespaceSplit", "BertPreTokenizer")
+
+
+def cuts_exactly(tokenizer) -> bool:
+    """Whether ``tokenizer`` gives a long document cut into pieces (:func:`_pieces_of`) the ids it gives
+    the document whole: its pre-tokenizer (or one of a sequence of them) splits where the pieces are cut."""
+    def safe(pre) -> bool:
+        if not isinstance(pre, dict):
+            return False
+        if pre.get("type") == "Sequence":
+            return any(safe(p) for p in pre.get("pretokenizers", []))
+        return (pre.get("type") == "ByteLevel" and bool(pre.get("use_regex", True))) or \
+            pre.get("type") in _CUT_SAFE_PRE_TOKENIZERS
+
+    return safe(json.loads(tokenizer.to_str()).get("pre_tokenizer"))
+
+
 def tokenize_pieces(tokenizer, pieces: Iterable[tuple[str, bool]], max_chars: int = 4 << 20,
-                    max_items: int = 256) -> Iterator[tuple[np.ndarray, bool]]:
+                    max_items: int = 256, say=None) -> Iterator[tuple[np.ndarray, bool]]:
     """Token ids of each (piece, is_last) piece, ``<eod>`` after each document's last piece (int64
-    arrays), tokenized in batches of at most ``max_items`` pieces or ``max_chars`` characters."""
+    arrays), tokenized in batches of at most ``max_items`` pieces or ``max_chars`` characters. ``say``:
+    told once, at the first cut document, when the tokenizer does not cut exactly (:func:`cuts_exactly`)."""
     eod = tokenizer.token_to_id(EOD)
     buf, chars = [], 0
+    unsafe = say is not None and not cuts_exactly(tokenizer)
 
     encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # same ids, no offsets: faster
 
@@ -453,6 +475,11 @@ def tokenize_pieces(tokenizer, pieces: Iterable[tuple[str, bool]], max_chars: in
             yield np.array(enc.ids + [eod] if last else enc.ids, dtype=np.int64), last
 
     for text, last in pieces:
+        if unsafe and not last:
+            say(f"note: a document longer than {2 * PIECE_CHARS:,} characters is tokenized in pieces, and this "
+                "tokenizer's pre-tokenizer is not byte-level (or whitespace): each cut may give a few tokens other "
+                "than the whole document's (evaluation encodes it whole); split long documents (data.doc_separator)")
+            unsafe = False
         buf.append((text, last))
         chars += len(text)
         if len(buf) >= max_items or chars >= max_chars:
