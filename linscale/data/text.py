@@ -21,7 +21,8 @@ Files are read as a stream: a ``.txt`` file in 1 MB blocks, ``.jsonl`` line by l
 record batch, so no file is ever held whole in memory. A long document is handed to the tokenizer in
 pieces of about ``PIECE_CHARS`` characters, cut only before a space that starts a word (or after a
 newline between two non-spaces): the byte-level pre-tokenizer splits there anyway, so the pieces'
-tokens are exactly the document's (a text with no such place in 4 MB is cut anyway).
+tokens are exactly the document's (a text with no such place in 4 MB is cut anyway). A given tokenizer
+whose pre-tokenizer splits elsewhere may tokenize a cut otherwise: a note says so (:func:`cuts_exactly`).
 
 Tokenizer: :func:`train_tokenizer` trains byte-level BPE (``tokenizers``) on a sample of documents with
 ``<eod>`` as a special token; decode(encode(x)) == x for any string. Or give ``data["tokenizer"]``: a
