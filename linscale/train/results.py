@@ -108,8 +108,18 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise ResultsError(f"{path}: results table does not exist")
-    frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    return validate_results(frame)
+    return validate_results(_read_table(path))
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    """The table at ``path`` as it is; a damaged file is one line (pyarrow's traceback before) saying how
+    to get it back: every row is also in its run's records.json."""
+    try:
+        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+    except Exception as err:  # pyarrow and pandas raise several types for a damaged file
+        why = (str(err).strip().splitlines() or [""])[0]
+        raise ResultsError(f"{path}: not a readable results table ({type(err).__name__}: {why}); delete it and "
+                           "run the sweep again, which rebuilds it from its runs' records.json") from None
 
 
 def write_results(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
@@ -124,7 +134,7 @@ def write_results(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 def upsert_runs(path: str | os.PathLike, runs: dict[str, list[dict]]) -> pd.DataFrame:
     """Replace the rows of each run in ``runs`` (run_id -> records) in the table at ``path``."""
     path = Path(path)
-    old = pd.read_parquet(path) if path.exists() else to_frame([])
+    old = _read_table(path) if path.exists() else to_frame([])
     kept = old[~old["run_id"].isin(list(runs))]
     new = [to_frame(records) for records in runs.values() if records]
     frame = pd.concat([kept.astype(SCHEMA), *new], ignore_index=True) if new else kept.astype(SCHEMA)
