@@ -239,6 +239,19 @@ def test_results_schema_validation():
     validate_results(to_frame(diverged))  # a diverged row may hold NaN
 
 
+def test_a_damaged_results_table_is_one_line_naming_the_way_back(tmp_path):
+    """Garbage in a sweep's results.parquet was pyarrow's traceback; every row is also in a records.json."""
+    from linscale.train.results import read_results, upsert_runs
+
+    table = tmp_path / "results.parquet"
+    table.write_bytes(b"garbage, not parquet")
+    for read in (lambda: read_results(table), lambda: upsert_runs(table, {"tnl-s1": _rows()})):
+        with pytest.raises(ResultsError, match=f"{table}: not a readable results table .*delete it and run the "
+                                               "sweep again, which rebuilds it from its runs' records.json"):
+            read()
+    assert table.read_bytes() == b"garbage, not parquet"
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
@@ -296,6 +309,9 @@ def test_run_with_other_settings_in_the_same_folder_is_refused(tmp_path):
     _, other = plan_runs(tiny_preset(lr=1e-2, seed=7, warmup_steps=1, min_lr_ratio=0.5, weight_decay=0.0))
     with pytest.raises(ConfigError, match=r"; and 2 more\)"):
         prepare_run(tmp_path / "r", other[0])
+    (run_dir / "spec.json").write_text('{"run_id": "tnl-')  # cut short: not "(: None -> {...})"
+    with pytest.raises(ConfigError, match="spec.json: not a readable run spec, and the run has computed something"):
+        prepare_run(tmp_path / "r", specs[0])
 
 
 def test_a_run_that_never_reached_a_checkpoint_takes_the_corrected_settings(tmp_path, capsys):
@@ -343,7 +359,9 @@ def test_checkpoints_load_safely_and_corruption_is_an_error(tmp_path):
     ckpt.write_bytes(ckpt.read_bytes()[: ckpt.stat().st_size // 2])
     with pytest.raises(CheckpointError, match="corrupt or truncated"):
         train_run(run_dir)
-    assert read_records(run_dir) == records and read_status(run_dir)["state"] == "running"
+    assert read_records(run_dir) == records
+    status = read_status(run_dir)  # what a sweep prints for the run ("failed: exit code 1" before)
+    assert status["state"] == "failed" and "corrupt or truncated Lightning checkpoint" in status["error"]
     # A checkpoint that would run code when unpickled is refused (weights_only=True).
     torch.save({"state_dict": {}, "payload": _Payload()}, ckpt)
     with pytest.raises(CheckpointError, match=str(ckpt)) as refused:
@@ -354,6 +372,27 @@ def test_checkpoints_load_safely_and_corruption_is_an_error(tmp_path):
     ckpt.write_bytes(b"ab")
     with pytest.raises(CheckpointError, match="corrupt or truncated Lightning checkpoint \\(IndexError"):
         train_run(run_dir)
+
+
+def test_a_finished_runs_damaged_files_lose_none_of_its_rows(tmp_path, capsys):
+    """A cut-short records.json read as no rows, and a sweep then dropped the finished run's rows from its
+    table without a word; a cut-short status.json was a JSONDecodeError traceback."""
+    from linscale.train.run import RecordsDamaged
+
+    run_dir = run_tiny(tmp_path, "r")
+    records = read_records(run_dir)
+    (run_dir / "records.json").write_text(json.dumps(records)[:100])
+    assert read_records(run_dir) == records  # rebuilt from the resume checkpoint's rows
+    assert json.loads((run_dir / "records.json").read_text()) == records
+    assert "rows are rebuilt from" in capsys.readouterr().err
+    (run_dir / "status.json").write_text('{"state": "do')
+    assert read_status(run_dir) == {"state": "damaged"}
+    assert train_run(run_dir) == "done" and read_records(run_dir) == records  # ends at once: its last step
+    assert read_status(run_dir)["state"] == "done"
+    (run_dir / "records.json").write_text("[{")
+    (run_dir / "checkpoints" / "last.ckpt").unlink()
+    with pytest.raises(RecordsDamaged, match="records.json: not readable JSON, and no checkpoint holds its rows"):
+        read_records(run_dir)
 
 
 class _Payload:

@@ -126,6 +126,9 @@ def spec_conflict(run_dir: Path, spec: dict, say=None) -> str | None:
             key = _what_changed(a, b) if a is not None else "spec.json unreadable"
             say(f"{run_dir}: never reached its first checkpoint; starting it again with the new settings ({key})")
         return None
+    if a is None:  # "started with different settings (: None -> {the whole spec})" said nothing true
+        return (f"{spec_file}: not a readable run spec, and the run has computed something (a checkpoint, a "
+                f"record or an export) whose settings it no longer says; delete {run_dir} to train it again")
     return (f"{spec_file}: this run was started with different settings ({_what_changed(a, b)}); "
             f"use another output folder or delete {run_dir}")
 
@@ -180,7 +183,7 @@ def branch_run(source_dir: str | os.PathLike, step: int, run_dir: str | os.PathL
 def computed_anything(run_dir: Path) -> bool:
     """Whether a run folder holds work: a resume checkpoint, a record or an export."""
     run_dir = Path(run_dir)
-    return (any((run_dir / "checkpoints").glob("*.ckpt")) or bool(read_records(run_dir))
+    return (any((run_dir / "checkpoints").glob("*.ckpt")) or (run_dir / "records.json").exists()
             or any((run_dir / "export").glob("step=*")))
 
 
@@ -201,16 +204,45 @@ def _what_changed(a, b, shown: int = 3) -> str:
 
 
 def read_status(run_dir: str | os.PathLike) -> dict:
+    """The run's status.json; a damaged one (cut short by a full disk, say) reads as ``damaged``, a run not
+    finished: training it again resumes from its checkpoint, or ends at once where that was the last step."""
     file = Path(run_dir) / "status.json"
-    return json.loads(file.read_text()) if file.exists() else {"state": "new"}
+    if not file.exists():
+        return {"state": "new"}
+    try:
+        status = json.loads(file.read_text())
+    except ValueError:
+        return {"state": "damaged"}
+    return status if isinstance(status, dict) and "state" in status else {"state": "damaged"}
 
 
 def read_records(run_dir: str | os.PathLike) -> list[dict]:
-    file = Path(run_dir) / "records.json"
-    try:
-        return json.loads(file.read_text()) if file.exists() else []
-    except ValueError:
+    """The run's results rows so far (records.json). A damaged file is rebuilt from the rows its resume
+    checkpoint holds (the ScalingRecorder's state), which are what a resumed run continues from: read as
+    no rows, it had a sweep drop a finished run's rows from its table without a word."""
+    run_dir = Path(run_dir)
+    file = run_dir / "records.json"
+    if not file.exists():
         return []
+    try:
+        return json.loads(file.read_text())
+    except ValueError:
+        pass
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        states = load_lightning_checkpoint(ckpt).get("callbacks", {})
+        rows = next(state["records"] for key, state in states.items() if key.startswith("ScalingRecorder"))
+    except (CheckpointError, StopIteration, KeyError, TypeError):
+        raise RecordsDamaged(f"{file}: not readable JSON, and no checkpoint holds its rows ({ckpt}); delete "
+                             f"{run_dir} to train the run again") from None
+    write_json(file, rows)
+    print(f"linscale: {file}: not readable JSON; its {len(rows)} rows are rebuilt from {ckpt}", file=sys.stderr,
+          flush=True)
+    return rows
+
+
+class RecordsDamaged(ConfigError):
+    """A run's records.json cannot be read and no checkpoint holds its rows (one line)."""
 
 
 # ---------------------------------------------------------------------------- checks before writing
@@ -643,7 +675,11 @@ def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, datamodule
     train.check_kept_steps()
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if ckpt.exists():  # check it before anything else: a corrupt checkpoint must stop us, not restart us
-        load_lightning_checkpoint(ckpt)
+        try:
+            load_lightning_checkpoint(ckpt)
+        except CheckpointError as err:  # the status says why (a sweep prints it), not only the run's train.log
+            _write_status(run_dir, state="failed", error=str(err))
+            raise
     if train.threads:
         torch.set_num_threads(train.threads)
     deterministic = torch.are_deterministic_algorithms_enabled()
