@@ -92,6 +92,51 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path):
     assert len(got) == 12 and records_equal(expected, got)  # same run and rows, same losses, no duplicates
 
 
+def _alive(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_a_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
+    """A sweep killed outright (SIGKILL) left its workers training, and the re-run trained the same run
+    beside them; the study's evaluation processes were left behind too (linscale.child_process)."""
+    child = ("import sys, time; from linscale.child_process import end_with_parent; "
+             "assert end_with_parent(int(sys.argv[1])); print('ready', flush=True); time.sleep(120)")
+    parent = ("import os, subprocess, sys, time; "
+              f"c = subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())], stdout=subprocess.PIPE); "
+              "print(c.pid, flush=True); c.stdout.readline(); print('ready', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=ENV)
+    child_pid = int(proc.stdout.readline())
+    assert proc.stdout.readline().strip() == "ready" and _alive(child_pid)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child_pid)
+
+
+def test_a_run_that_another_process_trains_is_not_trained_beside_it(tmp_path):
+    """A worker trains a run under its folder's train.lock: one left over from a killed sweep (stopping at
+    its next step) is waited for, and one that goes on is not trained beside (code 2, its log says why)."""
+    from filelock import FileLock
+
+    run_dir = tmp_path / "tnl-s1"
+    run_dir.mkdir()
+    code = ("import os, sys; from linscale.train.worker import serve; out = os.fdopen(os.dup(1), 'w'); "
+            "serve([sys.argv[1]], lambda code, run: print(code, file=out, flush=True), {}, lock_wait_s=0.5)")
+    with FileLock(str(run_dir / "train.lock")):
+        done = subprocess.run([sys.executable, "-c", code, str(run_dir)], capture_output=True, text=True, env=ENV,
+                              timeout=120)
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "2", done
+    log = (run_dir / "train.log").read_text()
+    assert f"{run_dir}: another process has trained this run for 0.5 s more" in log, log
+
+
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
     # The stand-in data module gives rank r of W the r-th slice of each global batch, so both runs see
     # exactly the same global batches (linscale.data draws each rank's batches independently instead).

@@ -570,7 +570,7 @@ class EvalPool:
         # unrun (see _unless_cancelled)
         self._cancels = spawn.Value("i", 0)
         self._executor = ProcessPoolExecutor(max_workers=self.jobs, mp_context=spawn, initializer=_start_worker,
-                                             initargs=(self.threads, self._cancels))
+                                             initargs=(self.threads, self._cancels, os.getpid()))
         return self
 
     def __exit__(self, exc_type, *exc) -> None:
@@ -608,11 +608,16 @@ class EvalPool:
 _CANCELS = None  # a worker's view of EvalPool._cancels
 
 
-def _start_worker(threads: int, cancels) -> None:
+def _start_worker(threads: int, cancels, parent: int | None = None) -> None:
     import signal
     import threading
 
     import torch
+
+    from linscale.child_process import end_with_parent
+
+    if parent is not None:  # the caller killed outright (SIGKILL, SIGTERM): its evaluation processes end too
+        end_with_parent(parent)
 
     global _CANCELS
     _CANCELS = cancels

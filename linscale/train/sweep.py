@@ -118,7 +118,7 @@ class _Worker:
         # the worker takes the settings of a single-process run (a multi-device run never comes here)
         options, env = _child_options(threads, {key: execution.get(key)
                                                 for key in ("accelerator", "strategy", "num_workers")})
-        cmd = [sys.executable, "-m", "linscale.train.worker", *options]
+        cmd = [sys.executable, "-m", "linscale.train.worker", "--parent", str(os.getpid()), *options]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
                                      env=env)
         self.answers: queue.Queue = queue.Queue()

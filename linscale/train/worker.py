@@ -5,7 +5,9 @@
 reads prepared run folders (``linscale.train.run.prepare_run``) from stdin, one per line, trains each
 with ``train_run`` and answers one line per run on stdout, ``<exit code><TAB><run folder>`` (0 done or
 diverged, 1 failed, 2 bad input, as ``linscale train`` exits). While a run trains, everything printed
-goes to that run's ``train.log``. End of input ends the process.
+goes to that run's ``train.log``. End of input ends the process; so does the sweep's end (``--parent``,
+:mod:`linscale.child_process`: a sweep killed outright left its workers training), its run stopping at the
+next step with a checkpoint. One process trains a run at a time (the run folder's ``train.lock``).
 
 Why: importing torch and Lightning takes about 6 s on a 2-core CPU, longer than training a smoke-sized
 model; a process per run spent most of the smoke study importing. Each run still starts from its own
@@ -23,6 +25,7 @@ from pathlib import Path
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m linscale.train.worker", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--parent", type=int, help="the sweep's process: this one stops when it dies")
     parser.add_argument("--threads", type=int, help="torch threads for every run")
     parser.add_argument("--accelerator")
     parser.add_argument("--strategy")
@@ -30,8 +33,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def serve(lines, answer, execution: dict) -> None:
-    """Train the run folder named by each line of ``lines``; ``answer(code, run_dir)`` after each."""
+# How long a worker waits for another process to let go of a run (a worker of a sweep killed outright,
+# stopping at its next step with a checkpoint) before it gives the run up as failed
+RUN_LOCK_WAIT_S = 120
+
+
+def serve(lines, answer, execution: dict, lock_wait_s: float = RUN_LOCK_WAIT_S) -> None:
+    """Train the run folder named by each line of ``lines``; ``answer(code, run_dir)`` after each. A run is
+    trained under its folder's ``train.lock``: one process trains it at a time (one that holds it for
+    ``lock_wait_s`` more: the run fails, code 2)."""
+    from filelock import FileLock, Timeout
+
     from linscale.config import ConfigError
     from linscale.train.run import train_run
 
@@ -44,15 +56,23 @@ def serve(lines, answer, execution: dict) -> None:
             sys.stderr.flush()
             os.dup2(log.fileno(), 1)  # the run's output (Lightning's, warnings, tracebacks) into its log
             os.dup2(log.fileno(), 2)
+            lock = FileLock(str(Path(run_dir) / "train.lock"))
             try:
+                lock.acquire(timeout=lock_wait_s)
                 print(f"{run_dir}: {train_run(run_dir, **execution)}")
                 code = 0
+            except Timeout:
+                print(f"linscale: error: {run_dir}: another process has trained this run for {lock_wait_s:g} s "
+                      f"more (it holds {lock.lock_file}); stop it, then run the command again", file=sys.stderr)
+                code = 2
             except ConfigError as err:
                 print(f"linscale: error: {err}", file=sys.stderr)
                 code = 2
             except Exception:  # the run's status.json says "failed" (train_run wrote it); go on
                 traceback.print_exc()
                 code = 1
+            finally:
+                lock.release()
             sys.stdout.flush()
             sys.stderr.flush()
         answer(code, run_dir)
@@ -60,10 +80,17 @@ def serve(lines, answer, execution: dict) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.parent:  # a sweep killed outright: this worker stops its run at the next step, with a checkpoint
+        from linscale.child_process import end_with_parent
+
+        end_with_parent(args.parent)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)  # stdout itself is lent to each run's log
 
     def answer(code: int, run_dir: str) -> None:
-        protocol.write(f"{code}\t{run_dir}\n")
+        try:
+            protocol.write(f"{code}\t{run_dir}\n")
+        except BrokenPipeError:  # the sweep is gone (its run is saved): end quietly, not with a traceback
+            os._exit(code or 143)
 
     execution = {"threads": args.threads, "accelerator": args.accelerator, "strategy": args.strategy,
                  "num_workers": args.num_workers}

@@ -1,0 +1,33 @@
+"""Worker processes that end with the process that started them.
+
+A sweep's training workers, the study's fitting processes and the evaluation pool's processes are
+children of one linscale process. When that process is killed outright (SIGKILL, the out-of-memory
+killer), nothing in it runs to stop them: the workers went on training, and a re-run of the same
+command then trained the same run a second time beside them. On Linux a child can ask the kernel for a
+signal when its parent dies (``prctl(PR_SET_PDEATHSIG)``); SIGTERM stops a training run at its next step
+with a checkpoint, and ends any other worker.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def end_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> bool:
+    """Ask for ``signum`` when the parent ``parent_pid`` dies; a parent already gone sends it now.
+    Returns whether the request was made (False off Linux, where nothing happens)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) != 0:
+            return False
+    except (OSError, AttributeError):
+        return False
+    if os.getppid() != parent_pid:  # it died before the request: no signal will come
+        os.kill(os.getpid(), signum)
+    return True
