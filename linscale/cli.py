@@ -22,7 +22,9 @@ import argparse
 import errno
 import json
 import os
+import signal
 import sys
+import threading
 
 from linscale.config import ARCHITECTURES, ConfigError
 
@@ -880,6 +882,20 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["lm-eval"]:  # everything after it belongs to lm_eval's own parser
         return cmd_lm_eval(argparse.Namespace(lm_eval_args=argv[1:]))
     args = build_parser().parse_args(argv)
+    from linscale.processes import raise_terminated
+
+    # `linscale train` stops a run at its next step itself; only the main thread may set a handler
+    stops = args.func in (cmd_sweep, cmd_study, cmd_eval) and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, raise_terminated) if stops else None
+    try:
+        return _run_command(args)
+    finally:
+        if previous is not None:  # main() called in a process that goes on (a test, a notebook)
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """The command, its user's errors as one line each (exit 2) and its interruption as one (128 + signal)."""
     try:
         return args.func(args)
     except ConfigError as err:
@@ -896,10 +912,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"linscale: error: {err.filename or 'a write'}: {err.strerror}; nothing already written is lost: "
               f"make room or choose a writable folder, then run the command again", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # Ctrl-C is the user's, not a fault: one line (it was a traceback per stage)
-        print("linscale: interrupted; what finished is kept, and the same command goes on from there",
-              file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as err:  # Ctrl-C is the user's, not a fault: one line (it was a traceback per stage)
+        from linscale.processes import Terminated
+
+        signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+        print(f"linscale: interrupted{' by SIGTERM' if signum == signal.SIGTERM else ''}; what finished is kept, "
+              "and the same command goes on from there", file=sys.stderr)
+        return 128 + signum
 
 
 # the errors of a write the user's setup refuses (permissions, a read-only file system, no space left)

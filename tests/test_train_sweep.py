@@ -92,6 +92,36 @@ def test_sigkill_mid_run_then_rerun_gives_the_uninterrupted_table(tmp_path):
     assert len(got) == 12 and records_equal(expected, got)  # same run and rows, same losses, no duplicates
 
 
+@pytest.mark.parametrize("how", ["sigterm to the sweep", "ctrl-c to the terminal's group"])
+def test_a_stopped_sweep_stops_its_run_with_a_checkpoint_and_says_so(tmp_path, how):
+    """A scheduler's SIGTERM to the sweep alone exited 143 without a word. Ctrl-C, which reaches the worker
+    too, was followed by the sweep's SIGTERM, taken for a second signal: the run stopped without a checkpoint
+    (the sweep also sent it twice: its cancel, then its pool's close)."""
+    args = ["--preset", "smoke", "--set", "train.tokens=51200", "--set", "train.checkpoints=12",
+            "--set", "sizes={s1: {n_layer: 1, d_model: 16, n_head: 2}}", "--set", "archs=[hgrn2]",
+            "--jobs", "1", "--threads", "1", *DATA]  # 1 run of 200 steps
+    out, ctrl_c = tmp_path / "stopped", how.startswith("ctrl-c")
+    proc = subprocess.Popen([sys.executable, "-m", "linscale", "sweep", *args, "--out", str(out)], env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=ctrl_c,
+                            # as from a terminal: a pytest-xdist worker ignores SIGINT, and its children inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    run_dir, deadline = out / "runs" / "hgrn2-s1", time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not (run_dir / "records.json").exists():
+        time.sleep(0.02)  # until the run trains
+    if ctrl_c:
+        os.killpg(proc.pid, signal.SIGINT)  # the sweep and its worker, as Ctrl-C in a terminal
+    else:
+        proc.send_signal(signal.SIGTERM)  # the sweep alone, as `kill` or a scheduler's stop of its process
+    stdout, stderr = proc.communicate(timeout=240)
+    assert proc.returncode == (130 if ctrl_c else 143) and "Traceback" not in stderr, stderr[-3000:]
+    said = "linscale: interrupted; what finished" if ctrl_c else "linscale: interrupted by SIGTERM; what finished"
+    assert stderr.strip().splitlines()[-1].startswith(said), stderr[-3000:]
+    assert "stopping: 1 run saving a checkpoint at the next step" in stdout, stdout
+    status = read_status(run_dir)
+    assert status["state"] == "interrupted" and status["signal"] == ("SIGINT" if ctrl_c else "SIGTERM"), status
+    assert status["step"] is not None and status["checkpoint_step"] == status["step"] < 200  # saved where it stopped
+
+
 def _alive(pid: int) -> bool:
     """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
     try:
@@ -103,8 +133,8 @@ def _alive(pid: int) -> bool:
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
 def test_a_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
     """A sweep killed outright (SIGKILL) left its workers training, and the re-run trained the same run
-    beside them; the study's evaluation processes were left behind too (linscale.child_process)."""
-    child = ("import sys, time; from linscale.child_process import end_with_parent; "
+    beside them; the study's evaluation processes were left behind too (linscale.processes)."""
+    child = ("import sys, time; from linscale.processes import end_with_parent; "
              "assert end_with_parent(int(sys.argv[1])); print('ready', flush=True); time.sleep(120)")
     parent = ("import os, subprocess, sys, time; "
               f"c = subprocess.Popen([sys.executable, '-c', {child!r}, str(os.getpid())], stdout=subprocess.PIPE); "

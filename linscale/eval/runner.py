@@ -614,7 +614,7 @@ def _start_worker(threads: int, cancels, parent: int | None = None) -> None:
 
     import torch
 
-    from linscale.child_process import end_with_parent
+    from linscale.processes import end_with_parent
 
     if parent is not None:  # the caller killed outright (SIGKILL, SIGTERM): its evaluation processes end too
         end_with_parent(parent)

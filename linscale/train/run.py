@@ -23,7 +23,7 @@ saved and ``status.json`` says ``interrupted`` (with the signal and step); the p
 the run did not finish. Under SLURM, the requeue signal of Lightning's ``SLURMEnvironment`` (SIGUSR1,
 sent ahead of the time limit with ``#SBATCH --signal=SIGUSR1@120``) does the same and then requeues the
 job (``scontrol requeue``); the requeued job runs the same command and resumes from that checkpoint.
-A signal before training starts (while the data is prepared) or a second one stops at once.
+A signal before training starts (while the data is prepared) or the same one again stops at once.
 
 Nothing is written before the settings and the data have been checked (:func:`validate_inputs`), and a
 run that never wrote a checkpoint holds nothing a corrected command would lose: its folder is taken over
@@ -420,8 +420,9 @@ class StopAtStep(L.Callback):
     """Inside the training loop a stop signal is noted, not raised: the run goes on to the end of the
     optimiser step (gradient accumulation included, so nothing of the step is lost), every rank learns
     whether any of them was signalled (one all-reduce of a flag per step), the resume checkpoint is saved
-    there and :class:`RunInterrupted` raised on every rank. A second signal stops at once. Under SLURM the
-    requeue signal also requeues the job. Lightning's own SIGTERM handling (it raises at the end of the
+    there and :class:`RunInterrupted` raised on every rank. The same signal again stops at once (another
+    one is the same request: Ctrl-C reaches a sweep's worker and the sweep's SIGTERM follows). Under SLURM
+    the requeue signal also requeues the job. Lightning's own SIGTERM handling (it raises at the end of the
     next batch, mid-accumulation too, with a SystemExit that exits 0) is replaced for the loop."""
 
     def __init__(self, save, requeue: int | None = None):
@@ -431,8 +432,10 @@ class StopAtStep(L.Callback):
         self._seen_step = -1
 
     def _note(self, signum, frame) -> None:
-        if self.received is not None:
+        if self.received == signum:
             raise RunInterrupted(signum)
+        if self.received is not None:  # another signal, the same request: Ctrl-C from the terminal and the
+            return  # SIGTERM of the sweep it also reached (linscale.train.sweep._let_runs_stop)
         self.received = signum
         print(f"\nreceived {signal.Signals(signum).name}: stopping after this step with a checkpoint "
               f"({signal.Signals(signum).name} again: at once, without one)", file=sys.stderr, flush=True)

@@ -32,6 +32,7 @@ from filelock import FileLock, Timeout
 from submitit.helpers import Checkpointable
 
 from linscale.config import ConfigError
+from linscale.processes import raise_terminated
 from linscale.train.results import read_results, to_frame, upsert_runs
 from linscale.train.run import (plan_runs, prepare_run, read_records, read_status, run_settings, spec_conflict,
                                 train_run, validate_inputs)
@@ -108,7 +109,15 @@ class _LocalRun:
         return code
 
     def cancel(self) -> None:
-        self.proc.terminate()
+        _terminate_once(self)
+
+
+def _terminate_once(handle) -> None:
+    """SIGTERM to a run's process, once: a second stops a run at once, without the checkpoint the first
+    asked for (an interrupted sweep cancelled its runs, then its pool's close cancelled them again)."""
+    if not getattr(handle, "terminated", False):
+        handle.terminated = True
+        handle.proc.terminate()
 
 
 class _Worker:
@@ -158,7 +167,7 @@ class _Worker:
         return code
 
     def cancel(self) -> None:
-        self.proc.terminate()
+        _terminate_once(self)
 
     def close(self) -> None:
         """End of input: the worker exits after its current run (there is none when this is called)."""
@@ -342,7 +351,7 @@ def run_sweeps(sweeps: list[tuple[str | dict, str | os.PathLike | None]], jobs: 
     locks = []
     previous = None
     if threading.current_thread() is threading.main_thread():  # SIGTERM: stop the runs too, then exit
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         for plan in plans:
             lock = FileLock(str(plan.out / ".sweep.lock"))
@@ -371,10 +380,6 @@ def default_jobs(executor: str = "local") -> int:
 def default_threads(jobs: int) -> int:
     """torch threads per training process: the cores shared out among the jobs."""
     return max(1, (os.cpu_count() or 1) // jobs)
-
-
-def _terminate(signum, frame):
-    raise SystemExit(128 + signum)
 
 
 @dataclass
@@ -506,7 +511,9 @@ def _run_locked(plans: list[_Sweep], jobs, threads, executor, execution, echo, p
             if running and time.monotonic() - last_line > 10:
                 last_line = time.monotonic()
                 echo("  " + "; ".join(_progress_line(key[1], plan.run_dirs[key[1]]) for key, (plan, _) in running.items()))
-    except BaseException:
+    except BaseException as err:
+        if isinstance(err, KeyboardInterrupt):  # Ctrl-C or SIGTERM (processes.Terminated): let the runs save first
+            _let_runs_stop(running, echo)
         for _, handle in running.values():
             handle.cancel()
         raise
@@ -527,6 +534,35 @@ def _run_locked(plans: list[_Sweep], jobs, threads, executor, execution, echo, p
         echo(f"results: {len(frame)} rows from {frame['run_id'].nunique()} runs -> {plan.table}"
              + (f"; FAILED: {', '.join(plan.result.failed)}" if plan.result.failed else ""))
     return [plan.result for plan in plans]
+
+
+# How long a stopped sweep waits for its local runs to save a checkpoint and end before it goes on (its
+# pool then gives them 30 s more, and kills what is left)
+STOP_GRACE_S = 30.0
+
+
+def _let_runs_stop(running: dict, echo, grace_s: float = STOP_GRACE_S, poll_s: float = 0.1) -> None:
+    """Ask the local runs in ``running`` to stop (SIGTERM, once) and wait up to ``grace_s`` for them to end,
+    removing those that did: each saves a checkpoint at its next step (a run that had Ctrl-C from the
+    terminal too takes the SIGTERM as the same request, linscale.train.run.StopAtStep). The sweep went on
+    at once before, and its pool's close signalled the runs again, which stopped them without a checkpoint.
+    Another Ctrl-C ends the wait."""
+    local = {key: handle for key, (_, handle) in running.items() if not isinstance(handle, _SubmititRun)}
+    if not local:
+        return
+    for handle in local.values():
+        handle.cancel()
+    echo(f"stopping: {len(local)} run{'s' if len(local) > 1 else ''} saving a checkpoint at the next step "
+         f"(at most {grace_s:.0f} s; Ctrl-C again: at once, without one)")
+    deadline = time.monotonic() + grace_s
+    try:
+        while local and time.monotonic() < deadline:
+            for key, handle in list(local.items()):
+                if handle.poll() is not None:
+                    del local[key], running[key]
+            time.sleep(poll_s)
+    except KeyboardInterrupt:
+        pass
 
 
 def prepare_check(run_dir: Path, spec: dict) -> None:

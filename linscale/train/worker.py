@@ -6,7 +6,7 @@ reads prepared run folders (``linscale.train.run.prepare_run``) from stdin, one 
 with ``train_run`` and answers one line per run on stdout, ``<exit code><TAB><run folder>`` (0 done or
 diverged, 1 failed, 2 bad input, as ``linscale train`` exits). While a run trains, everything printed
 goes to that run's ``train.log``. End of input ends the process; so does the sweep's end (``--parent``,
-:mod:`linscale.child_process`: a sweep killed outright left its workers training), its run stopping at the
+:mod:`linscale.processes`: a sweep killed outright left its workers training), its run stopping at the
 next step with a checkpoint. One process trains a run at a time (the run folder's ``train.lock``).
 
 Why: importing torch and Lightning takes about 6 s on a 2-core CPU, longer than training a smoke-sized
@@ -81,7 +81,7 @@ def serve(lines, answer, execution: dict, lock_wait_s: float = RUN_LOCK_WAIT_S) 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.parent:  # a sweep killed outright: this worker stops its run at the next step, with a checkpoint
-        from linscale.child_process import end_with_parent
+        from linscale.processes import end_with_parent
 
         end_with_parent(args.parent)
     protocol = os.fdopen(os.dup(1), "w", buffering=1)  # stdout itself is lent to each run's log
@@ -94,7 +94,10 @@ def main(argv: list[str] | None = None) -> int:
 
     execution = {"threads": args.threads, "accelerator": args.accelerator, "strategy": args.strategy,
                  "num_workers": args.num_workers}
-    serve(sys.stdin, answer, {k: v for k, v in execution.items() if v is not None})
+    try:
+        serve(sys.stdin, answer, {k: v for k, v in execution.items() if v is not None})
+    except KeyboardInterrupt:  # Ctrl-C while importing or between runs (a run's own is its RunInterrupted):
+        return 130  # the sweep says it was interrupted; a traceback here only reached its output
     return 0
 
 

@@ -1,6 +1,7 @@
-"""Worker processes that end with the process that started them.
+"""How linscale's processes end: workers with the process that started them, a sweep, a study or an
+evaluation on SIGTERM as on Ctrl-C.
 
-A sweep's training workers, the study's fitting processes and the evaluation pool's processes are
+A sweep's training workers and the evaluation pool's processes are
 children of one linscale process. When that process is killed outright (SIGKILL, the out-of-memory
 killer), nothing in it runs to stop them: the workers went on training, and a re-run of the same
 command then trained the same run a second time beside them. On Linux a child can ask the kernel for a
@@ -31,3 +32,15 @@ def end_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> bool:
     if os.getppid() != parent_pid:  # it died before the request: no signal will come
         os.kill(os.getpid(), signum)
     return True
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM to a sweep, a study or an evaluation (a scheduler's stop, `kill`), raised where Ctrl-C's
+    KeyboardInterrupt would be and handled as it is: the runs save a checkpoint at their next step, pools
+    end, and the command says so in one line and exits 143. Python's default ended the process at once,
+    without a word, and left its evaluation processes behind."""
+
+
+def raise_terminated(signum, frame):
+    """A SIGTERM handler: :class:`Terminated`."""
+    raise Terminated()
