@@ -62,7 +62,8 @@ def test_niah_cell_shapes_describe_the_items_evaluated():
     cells have too few sentences for every depth): from the items the suites generate, not from the grid."""
     knobs = {"niah_lengths": 4, "niah_depths": 6, "niah_repeats": 3}
     shapes = niah_cell_shapes(SyntheticLanguage(LanguageSpec()), 64, {**knobs, "eval_seed": 3}).set_index("length")
-    items = pd.DataFrame([it for it in generate("niah", params("niah", max_length=64, **knobs)) if it["mode"] == "standard"])
+    items = pd.DataFrame([it for it in generate("niah", params("niah", max_length=64, **knobs))
+                          if it["mode"] == "standard"])
     items["tokens"] = [len(f"{DOC_START} {c} {q}".split()) for c, q in zip(items["context"], items["question"])]
     items["places"] = [min(c.split().count("."), 6) for c in items["context"]]  # haystack sentences + 1
     by_length = items.groupby("length")

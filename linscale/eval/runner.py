@@ -114,8 +114,9 @@ def check_store_settings(out: Path, table: pd.DataFrame, settings: dict) -> None
             raise ConfigError(f"{file}: not readable JSON; delete it to take {out}'s rows as evaluated with "
                               "this call's settings") from None
         if recorded != settings:
-            raise ConfigError(f"{out}: its rows were evaluated with {_settings_text(recorded)}, this call asks for "
-                              f"{_settings_text(settings)}; give each setting its own --out (a study: its own --runs-dir)")
+            raise ConfigError(f"{out}: its rows were evaluated with {_settings_text(recorded)}, this call asks "
+                              f"for {_settings_text(settings)}; give each setting its own --out (a study: its own "
+                              "--runs-dir)")
     elif not len(table):
         file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write(file, lambda tmp: Path(tmp).write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n"))
