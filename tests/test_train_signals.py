@@ -99,3 +99,20 @@ def test_a_signal_stops_with_its_exit_code_and_the_rerun_resumes_to_the_same_tab
     bar = re.findall(r"steps:\s+\d+%\|[^|]*\| (\d+)/(\d+)", shown)
     assert bar and bar[0] == (str(stopped), str(STEPS)) and bar[-1] == (str(STEPS), str(STEPS)), shown[-2000:]
     assert "Epoch" not in shown and f"/{STEPS - stopped}" not in shown
+
+
+def test_the_same_signal_again_stops_at_once_and_another_is_the_same_request(capsys):
+    """Ctrl-C reaches a sweep's worker and the sweep's SIGTERM follows: one request, still a checkpoint at the
+    step's end. The same signal twice is the user insisting: at once, from the step the run had reached (it
+    said "before training")."""
+    from linscale.train.run import RunInterrupted, StopAtStep
+
+    stop = StopAtStep(save=None)
+    stop._seen_step = 5
+    stop._note(signal.SIGINT, None)
+    stop._note(signal.SIGTERM, None)  # the same request: noted, not raised
+    assert stop.received == signal.SIGINT
+    with pytest.raises(RunInterrupted) as again:
+        stop._note(signal.SIGINT, None)
+    assert again.value.signum == signal.SIGINT and again.value.step == 5 and again.value.code == 130
+    assert "received SIGINT: stopping after this step with a checkpoint" in capsys.readouterr().err

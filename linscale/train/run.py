@@ -432,8 +432,8 @@ class StopAtStep(L.Callback):
         self._seen_step = -1
 
     def _note(self, signum, frame) -> None:
-        if self.received == signum:
-            raise RunInterrupted(signum)
+        if self.received == signum:  # at once, in the step after the last one done (not "before training")
+            raise RunInterrupted(signum, step=self._seen_step if self._seen_step >= 0 else None)
         if self.received is not None:  # another signal, the same request: Ctrl-C from the terminal and the
             return  # SIGTERM of the sweep it also reached (linscale.train.sweep._let_runs_stop)
         self.received = signum
