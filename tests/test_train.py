@@ -113,6 +113,20 @@ def test_a_size_may_set_its_own_token_budget_and_lr():
         plan_runs("smoke", ["sizes.s1.train.nope=1"])
 
 
+def test_an_override_that_every_sizes_own_setting_masks_is_refused(capsys):
+    """The cpu preset gives each size its own token budget: `--set train.tokens=1e6` changed nothing there,
+    without a word. Masked for every size it is an error; for some, a note."""
+    with pytest.raises(ConfigError, match=r"train.tokens: every size of this preset sets its own "
+                                          r"\(sizes.<size>.train.tokens\), which wins over train.tokens"):
+        plan_runs("cpu", ["train.tokens=1e6"])
+    _, specs = plan_runs("smoke", ["sizes.s1.train.tokens=20480", "train.tokens=30720", "archs=[tnl]"])
+    assert {s["size"]: s["train"]["tokens"] for s in specs} == {"s1": 20480, "s2": 30720}
+    assert "note: train.tokens: sizes s1 set their own (sizes.<size>.train.tokens), which wins there" in \
+        capsys.readouterr().err
+    plan_runs("cpu", ["train.lr=1e-3"])  # no size sets its own: no word
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize("arch,names", [("cosformer2", {"theta"}), ("hgrn2", {"lower_bounds"}),
                                         ("tnl", set()), ("llama", set())])
 def test_weight_decay_spares_angles_and_lower_bounds(arch, names):

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -299,6 +300,27 @@ def preset_ablations(preset: dict) -> tuple[str, ...] | None:
     return tuple(chosen)
 
 
+def _check_masked_overrides(preset: dict, overrides) -> None:
+    """An override ``train.KEY=...`` that a size's own ``sizes.<size>.train.KEY`` masks (the size's wins):
+    masked for every size it is an error, for some a note. The cpu preset gives each size its own token
+    budget, and `--set train.tokens=1e6` changed nothing there in silence."""
+    from linscale.presets import split_size
+
+    for override in overrides or ():
+        key = str(override).split("=", 1)[0].strip()
+        parts = key.split(".")
+        if len(parts) != 2 or parts[0] != "train":
+            continue
+        own = [str(size) for size, shape in preset["sizes"].items() if parts[1] in split_size(size, shape)[1]]
+        if not own:
+            continue
+        where = f"sizes.<size>.train.{parts[1]}"
+        if len(own) == len(preset["sizes"]):
+            raise ConfigError(f"{key}: every size of this preset sets its own ({where}), which wins over {key}; "
+                              f"set {where}=... for the sizes to change, e.g. sizes.{own[0]}.train.{parts[1]}")
+        print(f"note: {key}: sizes {', '.join(own)} set their own ({where}), which wins there", file=sys.stderr)
+
+
 def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()) -> dict:
     """Load a preset (name, path or dict), apply overrides, and check its train block and grid."""
     preset = load_preset(name_or_preset) if not isinstance(name_or_preset, dict) else name_or_preset
@@ -329,6 +351,7 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
             TrainSettings.from_dict({**(preset.get("train") or {}), **size_train})
         except ConfigError as err:
             raise ConfigError(f"sizes.{size}.{err}") from None
+    _check_masked_overrides(preset, overrides)
     check_data_keys(preset.get("data") or {})
     preset_ablations(preset)  # `linscale sweep` trains none of them, but a typo there is still a typo
     for arch, sizes in (preset.get("arch_overrides") or {}).items():
