@@ -1,12 +1,12 @@
 """How linscale's processes end: workers with the process that started them, a sweep, a study or an
 evaluation on SIGTERM as on Ctrl-C.
 
-A sweep's training workers and the evaluation pool's processes are
-children of one linscale process. When that process is killed outright (SIGKILL, the out-of-memory
-killer), nothing in it runs to stop them: the workers went on training, and a re-run of the same
-command then trained the same run a second time beside them. On Linux a child can ask the kernel for a
-signal when its parent dies (``prctl(PR_SET_PDEATHSIG)``); SIGTERM stops a training run at its next step
-with a checkpoint, and ends any other worker.
+A sweep's training workers and the evaluation pool's processes are children of one linscale process.
+When that process is killed outright (SIGKILL, the out-of-memory killer), nothing in it runs to stop
+them: the workers went on training, and a re-run of the same command then trained the same run a second
+time beside them. On Linux a child can ask the kernel for a signal when its parent dies
+(``prctl(PR_SET_PDEATHSIG)``); SIGTERM stops a training run at its next step with a checkpoint, and ends
+any other worker.
 """
 from __future__ import annotations
 

@@ -318,7 +318,13 @@ def _check_masked_overrides(preset: dict, overrides) -> None:
         if len(own) == len(preset["sizes"]):
             raise ConfigError(f"{key}: every size of this preset sets its own ({where}), which wins over {key}; "
                               f"set {where}=... for the sizes to change, e.g. sizes.{own[0]}.train.{parts[1]}")
-        print(f"note: {key}: sizes {', '.join(own)} set their own ({where}), which wins there", file=sys.stderr)
+        note = f"note: {key}: sizes {', '.join(own)} set their own ({where}), which wins there"
+        if note not in _NOTED:  # a command resolves its preset several times (checks, plan, sweep)
+            _NOTED.add(note)
+            print(note, file=sys.stderr)
+
+
+_NOTED: set[str] = set()
 
 
 def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()) -> dict:
