@@ -27,6 +27,7 @@ import sys
 import threading
 
 from linscale.config import ARCHITECTURES, ConfigError
+from linscale.processes import Terminated, raise_terminated
 
 
 def cmd_accounting(args: argparse.Namespace) -> int:
@@ -882,8 +883,6 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["lm-eval"]:  # everything after it belongs to lm_eval's own parser
         return cmd_lm_eval(argparse.Namespace(lm_eval_args=argv[1:]))
     args = build_parser().parse_args(argv)
-    from linscale.processes import raise_terminated
-
     # `linscale train` stops a run at its next step itself; only the main thread may set a handler
     stops = args.func in (cmd_sweep, cmd_study, cmd_eval) and threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, raise_terminated) if stops else None
@@ -913,8 +912,6 @@ def _run_command(args: argparse.Namespace) -> int:
               f"make room or choose a writable folder, then run the command again", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:  # Ctrl-C is the user's, not a fault: one line (it was a traceback per stage)
-        from linscale.processes import Terminated
-
         signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
         print(f"linscale: interrupted{' by SIGTERM' if signum == signal.SIGTERM else ''}; what finished is kept, "
               "and the same command goes on from there", file=sys.stderr)

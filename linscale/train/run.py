@@ -172,10 +172,9 @@ def branch_run(source_dir: str | os.PathLike, step: int, run_dir: str | os.PathL
     # the source's rows that the branch would have recorded itself (the same computation: the LR agreed), the
     # branch point's with the LR the branch's scheduler sets there
     record_steps = set(new.checkpoint_steps())
-    for key, state in checkpoint.get("callbacks", {}).items():
-        if key.startswith("ScalingRecorder"):
-            state["records"] = [dict(row, run_id=spec["run_id"], lr=row["lr"] if row["step"] < step else new.lr * factor)
-                                for row in state["records"] if row["step"] in record_steps and row["step"] <= step]
+    for state in _recorder_states(checkpoint):
+        state["records"] = [dict(row, run_id=spec["run_id"], lr=row["lr"] if row["step"] < step else new.lr * factor)
+                            for row in state["records"] if row["step"] in record_steps and row["step"] <= step]
     SafeCheckpointIO().save_checkpoint(checkpoint, run_dir / "checkpoints" / "last.ckpt")
     return run_dir
 
@@ -230,15 +229,20 @@ def read_records(run_dir: str | os.PathLike) -> list[dict]:
         pass
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     try:
-        states = load_lightning_checkpoint(ckpt).get("callbacks", {})
-        rows = next(state["records"] for key, state in states.items() if key.startswith("ScalingRecorder"))
-    except (CheckpointError, StopIteration, KeyError, TypeError):
+        rows = _recorder_states(load_lightning_checkpoint(ckpt))[0]["records"]
+    except (CheckpointError, IndexError, KeyError, TypeError):
         raise RecordsDamaged(f"{file}: not readable JSON, and no checkpoint holds its rows ({ckpt}); delete "
                              f"{run_dir} to train the run again") from None
     write_json(file, rows)
     print(f"linscale: {file}: not readable JSON; its {len(rows)} rows are rebuilt from {ckpt}", file=sys.stderr,
           flush=True)
     return rows
+
+
+def _recorder_states(checkpoint: dict) -> list[dict]:
+    """The ScalingRecorder's state in a Lightning checkpoint (a list: none, or one): its ``records`` are
+    the run's rows up to the checkpoint's step."""
+    return [state for key, state in checkpoint.get("callbacks", {}).items() if key.startswith("ScalingRecorder")]
 
 
 class RecordsDamaged(ConfigError):
