@@ -27,7 +27,7 @@ import sys
 import threading
 
 from linscale.config import ARCHITECTURES, ConfigError
-from linscale.processes import Terminated, raise_terminated
+from linscale.processes import SWEEP_PID, Terminated, end_with_parent, raise_terminated
 
 
 def cmd_accounting(args: argparse.Namespace) -> int:
@@ -333,6 +333,9 @@ def _execution(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    sweep_pid = os.environ.pop(SWEEP_PID, None)  # not passed on to the processes of the other devices
+    if sweep_pid:  # a sweep's multi-device run: SIGTERM (a stop with a checkpoint) when the sweep is killed
+        end_with_parent(int(sweep_pid))
     # before torch is imported: the CPU code paths and thread counts of a sweep's worker, so that a run
     # trained alone gives the sweep's bits for the same spec (linscale/train/code_paths.py)
     from linscale.train.code_paths import pin_this_process

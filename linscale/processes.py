@@ -1,7 +1,8 @@
 """How linscale's processes end: workers with the process that started them, a sweep, a study or an
 evaluation on SIGTERM as on Ctrl-C.
 
-A sweep's training workers and the evaluation pool's processes are children of one linscale process.
+A sweep's training workers (and a multi-device run's `linscale train`), the evaluation pool's and the
+fits' pool's processes are children of one linscale process.
 When that process is killed outright (SIGKILL, the out-of-memory killer), nothing in it runs to stop
 them: the workers went on training, and a re-run of the same command then trained the same run a second
 time beside them. On Linux a child can ask the kernel for a signal when its parent dies
@@ -32,6 +33,13 @@ def end_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> bool:
     if os.getppid() != parent_pid:  # it died before the request: no signal will come
         os.kill(os.getpid(), signum)
     return True
+
+
+# The environment variable through which a sweep asks a `linscale train` of its own to end with it: an
+# environment variable, not an option, since Lightning starts the other devices' processes with the same
+# command line (their parent is that run's process, not the sweep); `linscale train` takes it out of its
+# environment before they start
+SWEEP_PID = "LINSCALE_SWEEP_PID"
 
 
 class Terminated(KeyboardInterrupt):

@@ -101,6 +101,50 @@ def test_a_signal_stops_with_its_exit_code_and_the_rerun_resumes_to_the_same_tab
     assert "Epoch" not in shown and f"/{STEPS - stopped}" not in shown
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_a_multi_device_run_stops_with_a_checkpoint_when_its_sweep_is_killed(setup, tmp_path):
+    """A sweep trains a multi-device run with `linscale train --run-dir` in a process of its own
+    (linscale.train.sweep._LocalRun); a sweep killed outright left it training. It now stops as when the
+    sweep cancels it: SIGTERM, at its next step, with a checkpoint. Here the sweep is a process that
+    prepares the run and starts it as the sweep does."""
+    preset, env, _ = setup
+    run_dir = tmp_path / "runs" / "tnl-s1"
+    sweep = ("import sys; from linscale.train.run import plan_runs, prepare_run; "
+             "from linscale.train.sweep import _LocalRun; "
+             "_, specs = plan_runs(sys.argv[1], ['archs=[tnl]']); "
+             "run = _LocalRun(prepare_run(sys.argv[2], specs[0]), 1, {}); "
+             "print(run.proc.pid, flush=True); run.proc.wait()")
+    proc = subprocess.Popen([sys.executable, "-c", sweep, str(preset), str(run_dir)], env=env, stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        run = int(proc.stdout.readline())
+        deadline = time.monotonic() + 120
+        while progress_step(run_dir) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert progress_step(run_dir) >= 2, (run_dir / "train.log").read_text()[-3000:]
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 60
+    while _running(run) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _running(run)
+    if left:
+        os.kill(run, signal.SIGKILL)  # not left training by a failing test
+    assert not left
+    status = read_status(run_dir)
+    assert status["state"] == "interrupted" and status["signal"] == "SIGTERM", status
+    assert 1 < status["step"] < STEPS and status["checkpoint_step"] == status["step"]
+
+
+def _running(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
 def test_the_same_signal_again_stops_at_once_and_another_is_the_same_request(capsys):
     """Ctrl-C reaches a sweep's worker and the sweep's SIGTERM follows: one request, still a checkpoint at the
     step's end. The same signal twice is the user insisting: at once, from the step the run had reached (it

@@ -150,6 +150,37 @@ def test_a_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
     assert not _alive(child_pid)
 
 
+# How each pool of the study starts its processes: a worker prints its pid, then sleeps (as a fit or an
+# evaluation in progress would go on)
+POOLS = {
+    "fits": "from linscale.laws.suite import fit_pool; pool = fit_pool(1)",
+    "evaluation": "from linscale.eval.runner import EvalPool; pool = EvalPool(1).__enter__()",
+}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+@pytest.mark.parametrize("pool", sorted(POOLS))
+def test_a_pool_worker_ends_when_the_study_is_killed(pool):
+    """A study killed outright left its fitting processes finishing fits for minutes beside the re-run's
+    (the evaluation pool's workers already ended with it)."""
+    parent = (f"import os, sys, time\nif __name__ == '__main__':\n    {POOLS[pool]}\n"
+              "    print(pool.submit(os.getpid).result(), flush=True); time.sleep(120)\n")
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=ENV)
+    try:
+        worker = int(proc.stdout.readline())
+        assert _alive(worker)
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while _alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    left = _alive(worker)
+    if left:
+        os.kill(worker, signal.SIGKILL)  # not left behind by a failing test
+    assert not left
+
+
 def test_a_run_that_another_process_trains_is_not_trained_beside_it(tmp_path):
     """A worker trains a run under its folder's train.lock: one left over from a killed sweep (stopping at
     its next step) is waited for, and one that goes on is not trained beside (code 2, its log says why)."""

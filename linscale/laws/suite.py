@@ -48,6 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from linscale.laws.data import LawsInputError
 from linscale.laws.result import LawFit, concat_fits
+from linscale.processes import end_with_parent
 
 SUITE = ("approach1", "approach1_excess", "approach2", "approach3", "approach3_fixed_e")
 NEEDS_ENTROPY = ("approach1_excess", "approach3_fixed_e")
@@ -317,9 +318,7 @@ def _run_in_pool(units: list, rows, settings: FitSettings, jobs: int, n_archs: i
 
     order = sorted(units, key=lambda unit: -seconds(unit))  # stable: unknown tasks keep their order, last
     results = {}
-    # spawn, not fork: the caller may run threads (torch's, OpenMP's, BLAS's), and a fork copies their
-    # locks but not the threads, which can deadlock the child
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with fit_pool(jobs) as pool:
         futures = {pool.submit(_run_task, rows(unit), settings, unit): unit for unit in order}
         try:
             for future in as_completed(futures):
@@ -337,6 +336,16 @@ def _run_in_pool(units: list, rows, settings: FitSettings, jobs: int, n_archs: i
             _stop(pool, futures)
             raise
     return results
+
+
+def fit_pool(jobs: int) -> ProcessPoolExecutor:
+    """The pool the fits run in: ``jobs`` spawned processes that end with the process that started them.
+    Spawn, not fork: the caller may run threads (torch's, OpenMP's, BLAS's), and a fork copies their locks
+    but not the threads, which can deadlock the child. Ending with the caller: a study killed outright
+    (SIGKILL, or a scheduler's) left its fitting processes running for minutes, finishing fits nobody would
+    read, beside the re-run's."""
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=end_with_parent, initargs=(os.getpid(),))
 
 
 def _stop(pool: ProcessPoolExecutor, futures) -> None:

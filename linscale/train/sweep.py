@@ -32,7 +32,7 @@ from filelock import FileLock, Timeout
 from submitit.helpers import Checkpointable
 
 from linscale.config import ConfigError
-from linscale.processes import raise_terminated
+from linscale.processes import SWEEP_PID, raise_terminated
 from linscale.train.results import read_results, to_frame, upsert_runs
 from linscale.train.run import (plan_runs, prepare_run, read_records, read_status, run_settings, spec_conflict,
                                 train_run, validate_inputs)
@@ -93,11 +93,14 @@ def _child_options(threads: int | None, execution: dict) -> tuple[list[str], dic
 
 
 class _LocalRun:
-    """A run in a child process of its own (its own process group member, so killing the sweep's group
-    kills it too)."""
+    """A multi-device run on this machine: ``linscale train --run-dir`` in a child process of its own (it
+    starts the other devices' processes). Killing the sweep's process group kills it too, and a sweep
+    killed alone (SIGKILL) sends it SIGTERM (:data:`SWEEP_PID`): it stops at its next step, with a
+    checkpoint, as when the sweep cancels it."""
 
     def __init__(self, run_dir: Path, threads: int | None, execution: dict):
         options, env = _child_options(threads, execution)
+        env[SWEEP_PID] = str(os.getpid())
         cmd = [sys.executable, "-m", "linscale", "train", "--run-dir", str(run_dir), "--no-progress", *options]
         self.log = open(run_dir / "train.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
