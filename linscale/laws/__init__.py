@@ -1,4 +1,4 @@
-"""Scaling-law fits of a runs table (contract 4): the paper's envelope method and Chinchilla's three approaches.
+"""Scaling-law fits of a runs table (the sweep's results table, :mod:`linscale.train.results`): the paper's envelope method and Chinchilla's three approaches.
 
     from linscale.laws import fit, bootstrap, extrapolation_check, compare_with_paper
     fit1 = bootstrap(runs, "approach1", n_resamples=1000, seed=0, loss_column="train_loss")  # paper's method
@@ -13,7 +13,7 @@ DataFrames (params, points, diagnostics, draws). Fits are per ``by`` group (defa
 from linscale.laws.approach1 import fit_approach1, loss_envelope
 from linscale.laws.approach2 import fit_approach2, isoflop_profiles, parabola_minimum
 from linscale.laws.approach3 import HUBER_DELTA, fit_approach3, huber_objective, predict_loss, start_grid
-from linscale.laws.compare import compare_with_paper, paper_table3
+from linscale.laws.table3 import compare_with_paper, paper_table3
 from linscale.laws.data import LawsInputError, optimal_allocation, prepare_runs, read_table, simulate_isoflop, simulate_runs
 from linscale.laws.powerlaw import fit_power_law
 from linscale.laws.result import LawFit

@@ -82,11 +82,6 @@ def huber_objective(theta: np.ndarray, log_n: np.ndarray, log_d: np.ndarray, log
     return float(weights @ loss), grad
 
 
-def objective_at(starts: np.ndarray, log_n, log_d, log_loss, weights, delta: float = HUBER_DELTA) -> np.ndarray:
-    """The objective at many θ at once: [starts] (used to rank starts before refining)."""
-    return start_losses(starts, log_n, log_d, log_loss, delta) @ weights
-
-
 def start_losses(starts: np.ndarray, log_n, log_d, log_loss, delta: float = HUBER_DELTA) -> np.ndarray:
     """Huber_δ of every row's residual at every start: [starts, rows]. A bootstrap resample only
     reweights the rows, so its objective at every start is this matrix times its weights: computed once

@@ -1,6 +1,6 @@
 """Input tables for the fits: validation, column names, and simulated tables with a known law.
 
-Expected input (the results table of contract 4, or any published table of runs):
+Expected input (the sweep's results table, :mod:`linscale.train.results`, or any published table of runs):
 
 | column    | meaning                                              | aliases accepted      |
 |-----------|------------------------------------------------------|-----------------------|
@@ -193,7 +193,7 @@ def simulate_runs(E: float = 1.69, A: float = 406.4, B: float = 410.7, alpha: fl
     Each run of size N has ``n_checkpoints`` checkpoints log-spaced in D between
     ``tokens_per_param[0]·N`` and ``tokens_per_param[1]·N``; C = 6·N·D, and
     log L = log L(N, D) + noise·ε, ε ~ N(0, 1), independently per checkpoint. Every checkpoint lies
-    on the law, as if each were the end of its own properly annealed run. Columns follow contract 4
+    on the law, as if each were the end of its own properly annealed run. Columns follow the results table's
     (run_id, arch, params, tokens, flops, pf_days, step, loss, train_loss).
     """
     rng = np.random.default_rng(seed)
