@@ -28,24 +28,18 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from linscale.config import ARCHITECTURES
+from linscale.config import ARCH_LABELS, ARCHITECTURES, arch_label  # noqa: F401 (the chapters use plotting.arch_label)
 
 # Paper order: the softmax baseline first, then the linear models.
 ARCH_ORDER: tuple[str, ...] = ARCHITECTURES
-ARCH_LABELS = {"llama": "LLaMA", "tnl": "TNL", "hgrn2": "HGRN2", "cosformer2": "cosFormer2"}
 # seaborn's colour-blind palette, fixed per architecture (not per plot): LLaMA is always blue. Its first four
 # colours give TNL orange and cosFormer2 vermilion, which readers could not tell apart where lines overlap, so
 # cosFormer2 takes the palette's fifth (reddish purple).
 ARCH_COLORS = dict(zip(("llama", "tnl", "hgrn2", "cosformer2"),
                        [sns.color_palette("colorblind").as_hex()[i] for i in (0, 1, 2, 4)]))
 ARCH_MARKERS = {"llama": "o", "tnl": "s", "hgrn2": "D", "cosformer2": "^"}
-# an architecture added to linscale.config.ARCHITECTURES needs a label, a colour (the palette's 3 and 5-9 are
-# free) and a marker here (tests/test_flops.py checks every architecture has them)
-
-
-def arch_label(arch: str) -> str:
-    """Display name of an architecture (``hgrn2`` -> ``HGRN2``)."""
-    return ARCH_LABELS.get(arch, arch)
+# an architecture added to linscale.config.ARCHITECTURES needs a colour (the palette's 3 and 5-9 are free) and
+# a marker here, and a label in linscale.config.ARCH_LABELS (tests/test_flops.py checks every architecture)
 
 
 def arch_palette(archs=None) -> dict:
@@ -352,51 +346,6 @@ def plot_envelopes(fit, bayes_loss: float | None = None, floor_label: str = "exa
 # ----------------------------------------------------------------------------- scaling laws
 
 
-def plot_law_fits(points: pd.DataFrame, curves: pd.DataFrame, x: str, y: str, ylabel: str,
-                  logy: bool = True) -> plt.Figure:
-    """Observed points (``points``: arch, x, y) and fitted curves (``curves``: arch, x, y), one colour
-    per architecture, log-log axes."""
-    set_style()
-    fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
-    for arch in _archs_in(points):
-        p = points[points["arch"] == arch]
-        ax.scatter(p[x], p[y], s=14, alpha=0.6, color=ARCH_COLORS.get(arch), marker=ARCH_MARKERS.get(arch, "o"))
-        if curves is not None and arch in set(curves["arch"]):
-            c = curves[curves["arch"] == arch].sort_values(x)
-            ax.plot(c[x], c[y], color=ARCH_COLORS.get(arch), lw=1.5, label=arch_label(arch))
-    _logx(ax, "compute C (PF-days)" if x == "pf_days" else x, points[x])
-    if logy:
-        _log_axis(ax, "y", points[y])
-    ax.set_ylabel(ylabel)
-    ax.legend()
-    return _finish(fig)
-
-
-def plot_coefficients(table: pd.DataFrame, quantity: str, value: str = "estimate",
-                      low: str = "ci_low", high: str = "ci_high", paper: str | None = "paper") -> plt.Figure:
-    """A fitted coefficient per architecture with its 95% interval, the paper's value as a cross."""
-    set_style()
-    part = table[table["quantity"] == quantity]
-    archs = _archs_in(part)
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.9 + 0.55 * len(archs)))
-    for i, arch in enumerate(archs):
-        row = part[part["arch"] == arch].iloc[0]
-        colour = ARCH_COLORS.get(arch)
-        if low in row and np.isfinite(row[low]):
-            ax.plot([row[low], row[high]], [i, i], color=colour, lw=3, alpha=0.5)
-        ax.plot(row[value], i, "o", color=colour)
-        if paper and paper in row and np.isfinite(row[paper]):
-            ax.plot(row[paper], i, "x", color="black", ms=8, label="paper" if i == 0 else None)
-    ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
-    ax.set_xlabel(quantity)
-    if paper:
-        ax.legend(loc="best")
-    return _finish(fig)
-
-
-# ----------------------------------------------------------------------------- downstream
-
-
 def _dodged(xs, k: int, n: int, fraction: float, log: bool = True, span: float = 0.0):
     """The k-th of n series moved sideways so that equal points of different series do not hide each other:
     ``fraction`` per step, centred (the middle series stays on its x); a factor of (1 + fraction) per step
@@ -438,14 +387,6 @@ def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | Non
     ax.set_ylabel(ylabel or metric)
     ax.legend()
     return _finish(fig)
-
-
-def styled(table: pd.DataFrame, formats: dict | None = None):
-    """A table as the book shows it (kept for old notebooks: :func:`linscale.tables.show` is the helper,
-    with headers, units and the full table one click away)."""
-    from linscale import tables
-
-    return tables.show(table, formats=formats)
 
 
 def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0.0,
@@ -825,23 +766,4 @@ def plot_irreducible_loss(table: pd.DataFrame, floor_label: str = "exact entropy
     ax.set_yticks(range(len(archs)), [arch_label(a) for a in archs])
     ax.invert_yaxis()
     ax.set_xlabel("irreducible loss E (nats/token)")
-    return _finish(fig)
-
-
-def plot_extrapolation(check) -> plt.Figure:
-    """The extrapolation check: held-out points' observed loss against the loss predicted by a law
-    fitted without them, per architecture; the diagonal is a perfect prediction."""
-    set_style()
-    points = check.points.rename(columns={"group": "arch"})
-    fig, ax = plt.subplots(figsize=(WIDTH * 0.75, 4.2))
-    for arch in _archs_in(points):
-        p = points[points["arch"] == arch]
-        ax.scatter(p["observed"], p["predicted"], s=14, color=ARCH_COLORS.get(arch),
-                   marker=ARCH_MARKERS.get(arch, "o"), label=arch_label(arch), alpha=0.8)
-    lo = float(min(points["observed"].min(), points["predicted"].min()))
-    hi = float(max(points["observed"].max(), points["predicted"].max()))
-    ax.plot([lo, hi], [lo, hi], color="grey", lw=1, ls=":")
-    ax.set_xlabel("observed loss of held-out runs")
-    ax.set_ylabel("predicted by the refitted law")
-    ax.legend()
     return _finish(fig)

@@ -114,7 +114,7 @@ def _missing(value) -> bool:
 
 def _labelled(table: pd.DataFrame) -> pd.DataFrame:
     if "arch" in table:
-        from linscale.plotting import arch_label
+        from linscale.config import arch_label
 
         table = table.assign(arch=table["arch"].map(lambda a: arch_label(a) if isinstance(a, str) else a))
     return table

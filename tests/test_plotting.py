@@ -30,11 +30,6 @@ def figures():
     approach2.points["group"] = "tnl"  # the simulated runs' group, drawn as one architecture
     irreducible = pd.DataFrame({"arch": list(plotting.ARCH_ORDER), "E": [1.2, 1.5, 0.4, 1.6],
                                 "ci_low": [1.0, 1.3, 0.0, 1.5], "ci_high": [1.4, 1.6, 0.9, 1.7], "bayes_loss": 1.5})
-    held_out = runs.groupby(["arch", "size"]).tail(3)
-    extrapolation = SimpleNamespace(points=pd.DataFrame({"group": held_out["arch"], "observed": held_out["train_loss"],
-                                                         "predicted": held_out["train_loss"] * 1.03}))
-    points = envelope.points.rename(columns={"group": "arch"})
-    points = points[points["law"] == "L(C)"]
     noise = findings.sized_noise(PRESET, "results")
     order = findings.size_order(runs)
     cells = noise.cells("loss", ["arch", "size"]).assign(params=lambda t: t["size"].map(noise.size_params()),
@@ -54,10 +49,6 @@ def figures():
             accounting.flops_per_token_curve("paper", "410M", [512, 1024, 2048, 4096, 8192, 16384])),
         "plot_loss_curves": plotting.plot_loss_curves(runs, x="pf_days", fit=envelope),
         "plot_envelopes": plotting.plot_envelopes(envelope, bayes_loss=1.5),
-        "plot_law_fits": plotting.plot_law_fits(points, points.assign(observed=points["fitted"]), x="compute",
-                                                y="observed", ylabel="loss"),
-        "plot_coefficients": plotting.plot_coefficients(
-            laws.compare_with_paper(envelope).rename(columns={"group": "arch", "parameter": "quantity"}), "exponent"),
         "plot_metric_against": plotting.plot_metric_against(aspect, x="aspect", metric="loss"),
         "plot_niah_heatmaps": plotting.plot_niah_heatmaps(findings.largest_model_cells(
             results.read_optional(PRESET, "results", "niah_cells"), list(plotting.ARCH_ORDER))),
@@ -74,7 +65,6 @@ def figures():
         "plot_isoflop_profiles": plotting.plot_isoflop_profiles(approach2),
         "plot_exponents": plotting.plot_exponents(laws.compare_with_paper(envelope)),
         "plot_irreducible_loss": plotting.plot_irreducible_loss(irreducible),
-        "plot_extrapolation": plotting.plot_extrapolation(extrapolation),
         "plot_role_excess": plotting.plot_role_excess(role_ends, findings.ROLE_SKILLS, ROLE_LABELS,
                                                       findings.context_blind_excess(roles, {"n_vars": 16, "n_values": 32})),
         "message_figure": plotting.message_figure("Approach 2 could not be fitted on this grid: for cosFormer2 only "

@@ -1,5 +1,6 @@
-"""What the book states as findings, by claim family; each function is pure, from the results tables or
-the stored fits to a tidy DataFrame the prose can glue.
+"""What the book states as findings, by claim family: from the results tables or the stored fits (read by
+:mod:`~linscale.findings.inputs`, and by :func:`~linscale.findings.claims.claims_from_results` and the
+``*_probe`` functions from a folder) to tidy DataFrames, verdicts and words the prose can glue.
 
 * :mod:`~linscale.findings.rules`: how evidence becomes a verdict (reproduced, not reproduced,
   inconclusive, not testable), with the equivalence margins fixed before the data and the noise model
@@ -12,7 +13,7 @@ the stored fits to a tidy DataFrame the prose can glue.
 * :mod:`~linscale.findings.inputs`: the stored fits and the loss the fits use, read from a results folder;
 * :mod:`~linscale.findings.efficiency`: committed benchmark reports.
 
-Everything is re-exported here, so a chapter writes ``findings.try_fit``.
+Everything is re-exported here, so a chapter writes ``findings.claims_from_results``.
 """
 from linscale.findings.rules import (CONFIDENCE, INCONCLUSIVE, LINEAR, MARGINS, NOT_REPRODUCED, NOT_TESTABLE,
                                      REPRODUCED, VERDICTS, Noise, combine, difference, equivalence,
@@ -24,15 +25,15 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     UNIFORM_DOES_NOT, UNIFORM_EXPLAINS, WINDOW_DOES_NOT, WINDOW_EXPLAINS, FitAttempt,
                                     allocation_exponents, common_compute, compute_gap_decades, context_probe,
                                     context_verdict, cooldown_probe, cooldown_verdict, depth_probe, depth_verdict,
-                                    embedding_probe, embedding_verdict, envelope_at, extrapolation_errors,
+                                    embedding_probe, embedding_verdict, envelope_at,
                                     form_probe, form_verdict, heads_probe, heads_verdict, holdout_against_design,
                                     holdout_reach, interval_probe, irreducible_vs_bayes, knowledge_probe,
-                                    knowledge_verdict, law_at_compute, law_points, lowest_envelope_shares,
+                                    knowledge_verdict, law_points, lowest_envelope_shares,
                                     lr_misfit_verdict, lr_probe,
                                     per_arch_verdicts, probe_ratios, ratio_verdict, refit_failure_words, refit_misfit,
                                     retrain_change,
                                     run_residuals, size_inversions, sizes_off_law, sizes_split,
-                                    table3_side_by_side, try_extrapolation, try_fit, uniform_probe, window_probe,
+                                    table3_side_by_side, try_fit, uniform_probe, window_probe,
                                     window_verdict)
 from linscale.findings.downstream import (AT_CHANCE_MARGIN, BINDER_BUCKETS, BINDER_DOES_NOT, BINDER_EXPLAINS,
                                           BINDER_NOT_MEASURED,
@@ -52,7 +53,7 @@ from linscale.findings.downstream import (AT_CHANCE_MARGIN, BINDER_BUCKETS, BIND
 from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
                                          ablation_summary, accuracy_noise, context_size_words, loss_spread,
                                          noise_against_prediction, read_ablation, seed_noise, seed_tolerance,
-                                         size_seeds_words, tolerances_from_results)
+                                         size_seeds_words)
 from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, allocation_claims, claims_from_results,
                                       downstream_claims, envelope_losses, exponent_claim, largest_size_seeds,
                                       lower_loss_claim, lower_loss_sides, retrieval_scores, sized_noise,

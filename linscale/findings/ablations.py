@@ -232,16 +232,6 @@ def loss_spread(summary: pd.DataFrame, by: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)  # keeps its columns when the study ran no ablations
 
 
-def tolerances_from_results(results_dir: str, preset: str, loss: str = "train_loss", tolerance: float | None = None,
-                            loss_tolerance: float | None = None) -> Tolerances:
-    """The :class:`Tolerances` a study's verdicts are judged against: ``loss_tolerance`` (relative) and
-    ``tolerance`` (absolute, accuracies) when given, else the seed noise its seeds ablation measured
-    (``results_dir/preset/ablations/seeds*.parquet``)."""
-    return Tolerances(loss=loss_tolerance, accuracy=tolerance,
-                      seed_losses=ablation_summary(read_ablation(preset, results_dir, "seeds"), loss=loss),
-                      seed_scores=ablation_scores(preset, results_dir, "seeds", loss=loss))
-
-
 def noise_against_prediction(runs: pd.DataFrame, column: str, predicted_sd: float, predicted_dof: int) -> dict:
     """Check a noise model's sd at a size against runs of that size it was not estimated from.
 

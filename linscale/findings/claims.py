@@ -37,7 +37,7 @@ N_COMPUTE = 5  # compute values at which the envelopes are compared
 
 
 def _label(arch: str) -> str:
-    from linscale.plotting import arch_label
+    from linscale.config import arch_label
 
     return arch_label(arch)
 

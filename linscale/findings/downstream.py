@@ -104,7 +104,7 @@ def ranking(table: pd.DataFrame, metric: str, higher_is_better: bool = True, tol
     """"HGRN2 > TNL ≈ ...": architectures by one metric, best first (">" reads "better than", whatever
     the metric's direction). Neighbours whose difference is not larger than ``tolerance`` (a noise bound
     in the metric's units; 0: exact ties only) are written "≈": an order inside the noise is no order."""
-    from linscale.plotting import arch_label
+    from linscale.config import arch_label
 
     part = table.dropna(subset=[metric]).sort_values(metric, ascending=not higher_is_better)
     if not len(part):

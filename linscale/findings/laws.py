@@ -113,7 +113,7 @@ class FitAttempt:
 
 def _readable(text: str) -> str:
     """A linscale.laws message in the book's words: ``approach2 [cosformer2]: ...`` -> ``for cosFormer2, ...``."""
-    from linscale.plotting import arch_label
+    from linscale.config import arch_label
 
     text = re.sub(r"approach\d\s*\[(\w+)\]:\s*", lambda m: "" if m.group(1) == "all" else f"for {arch_label(m.group(1))}, ", text.strip())
     text = re.sub(r"approach\d\s*(all)?:\s*", "", text)
@@ -154,16 +154,6 @@ def try_fit(runs: pd.DataFrame, method: str, bootstrap: int = 0, seed: int = 0, 
         return FitAttempt(None, str(err), method=method)
 
 
-def try_extrapolation(runs: pd.DataFrame, method: str, holdout: str, **kwargs) -> FitAttempt:
-    """``linscale.laws.extrapolation_check`` returning the reason instead of raising when impossible."""
-    from linscale import laws
-
-    try:
-        return FitAttempt(laws.extrapolation_check(runs, method, holdout=holdout, **kwargs), method=method)
-    except laws.LawsInputError as err:
-        return FitAttempt(None, str(err), method=method)
-
-
 def _fmt(value: float, digits: int = 4) -> str:
     if not np.isfinite(value):
         return "–"
@@ -175,7 +165,7 @@ def table3_side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
     and our 95% intervals for the exponent and the coefficient (PF-days), and whether the paper's
     exponent lies inside our interval. A law marked not identified (column ``identified``, from the
     stored fits) shows no numbers."""
-    from linscale.plotting import ARCH_LABELS, arch_label
+    from linscale.config import ARCHITECTURES, arch_label
 
     rows = []
     for (arch, law), part in comparison.groupby(["group", "law"], sort=False):
@@ -196,7 +186,7 @@ def table3_side_by_side(comparison: pd.DataFrame) -> pd.DataFrame:
             "interval": str(e.get("ci_method", "")),
             "paper exponent in CI": {True: "yes", False: "no"}.get(e["paper_in_ci"], "–"),
         })
-    order = {ARCH_LABELS[a]: i for i, a in enumerate(("llama", "tnl", "hgrn2", "cosformer2"))}
+    order = {arch_label(a): i for i, a in enumerate(ARCHITECTURES)}
     laws_order = {"L(C)": 0, "N_opt(C)": 1, "D_opt(C)": 2}
     table = pd.DataFrame(rows)
     return table.sort_values(["arch", "law"], key=lambda c: c.map(order if c.name == "arch" else laws_order)) \
@@ -239,14 +229,6 @@ def irreducible_vs_bayes(fit3, bayes_loss: float) -> pd.DataFrame:
     table["E_minus_bayes"] = table["E"] - table["bayes_loss"]
     table["bayes_in_ci"] = (table["ci_low"] <= table["bayes_loss"]) & (table["bayes_loss"] <= table["ci_high"])
     return table.reset_index(drop=True)
-
-
-def extrapolation_errors(check) -> pd.DataFrame:
-    """Per architecture: mean and max absolute relative error of the held-out loss predictions, and the
-    mean signed error (bias)."""
-    p = check.params[check.params["law"] == "held-out loss"]
-    return p.pivot(index="group", columns="parameter", values="estimate").reset_index().rename(
-        columns={"group": "arch"})
 
 
 HOLDOUT_TARGET = 0.02  # issue 15's acceptance: a refit predicts every held-out final loss within 2%
@@ -302,25 +284,6 @@ def size_inversions(runs: pd.DataFrame, loss: str = "train_loss") -> pd.DataFram
                              "smaller_loss": float(small[loss]), "larger_loss": float(large[loss]),
                              "gap": float(large[loss] / small[loss] - 1)})
     return pd.DataFrame(rows, columns=["arch", "smaller", "larger", "smaller_loss", "larger_loss", "gap"])
-
-
-def law_at_compute(fit, law: str, compute: float, ci: float = 0.95) -> pd.DataFrame:
-    """A fitted power law k·C^e of an approach-1/2 fit evaluated at one compute value (PF-days), per
-    architecture, with a percentile interval from the bootstrap draws (NaN without draws)."""
-    rows = []
-    params = fit.params[fit.params["law"] == law]
-    for arch, part in params.groupby("group"):
-        part = part.set_index("parameter")["estimate"]
-        value = float(part["coefficient"] * compute ** part["exponent"])
-        low = high = np.nan
-        if len(fit.draws):
-            d = fit.draws[(fit.draws["group"] == arch) & (fit.draws["law"] == law)]
-            d = d.pivot(index="resample", columns="parameter", values="value").dropna()
-            if len(d):
-                values = d["coefficient"] * compute ** d["exponent"]
-                low, high = (float(np.quantile(values, q)) for q in ((1 - ci) / 2, (1 + ci) / 2))
-        rows.append({"arch": arch, "law": law, "compute": compute, "value": value, "ci_low": low, "ci_high": high})
-    return pd.DataFrame(rows)
 
 
 def run_residuals(points: pd.DataFrame) -> pd.DataFrame:

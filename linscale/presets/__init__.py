@@ -15,7 +15,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
-from linscale.config import ConfigError, ModelConfig, parse_yaml
+from linscale.config import ARCHITECTURES, ConfigError, ModelConfig, parse_yaml
 
 PRESET_DIR = Path(str(resources.files(__name__)))
 # folders (os.pathsep-separated) of one's own presets, read by name after linscale's own
@@ -160,3 +160,44 @@ def model_configs(preset: dict) -> list[ModelConfig]:
             except ConfigError as err:
                 raise ConfigError(f"sizes.{size} ({arch}): {err}") from None
     return configs
+
+
+# The design block: the reference law and noise of a preset's design check (linscale.design), checked here,
+# where a preset is resolved (linscale.train.settings), below the design check that uses them
+LAW_FIELDS = ("E", "A", "B", "alpha", "beta")
+NOISE_FIELDS = ("run", "checkpoint")
+
+
+def check_design_block(design) -> None:
+    """A preset's ``design`` block, checked where the preset is resolved: ``law`` (the fields of
+    :data:`LAW_FIELDS`, or one such mapping per architecture) and ``noise`` (relative sds of
+    :data:`NOISE_FIELDS`). A misspelled key was passed over, and a negative exponent surfaced as a
+    complex number deep in the simulation."""
+    if design is None:
+        return
+    if not isinstance(design, dict):
+        raise ConfigError(f"design: expected a mapping with law and noise, got {design!r}")
+    for key in design:
+        if key not in ("law", "noise"):
+            raise ConfigError(f"design.{key}: unknown key; expected law or noise")
+
+    def numbers(block, where, fields, positive):
+        if not isinstance(block, dict):
+            raise ConfigError(f"{where}: expected a mapping of {', '.join(fields)}, got {block!r}")
+        for key, value in block.items():
+            if key not in fields:
+                raise ConfigError(f"{where}.{key}: unknown key; expected one of {', '.join(fields)}")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
+                    positive and key != "E" and value == 0):
+                raise ConfigError(f"{where}.{key}: expected a {'positive' if positive else 'non-negative'} number, "
+                                  f"got {value!r}")
+
+    law = design.get("law")
+    if law is not None:
+        if not isinstance(law, dict):
+            raise ConfigError(f"design.law: expected a mapping of {', '.join(LAW_FIELDS)}, got {law!r}")
+        numbers({k: v for k, v in law.items() if k not in ARCHITECTURES}, "design.law", LAW_FIELDS, True)
+        for arch in (k for k in law if k in ARCHITECTURES):
+            numbers(law[arch], f"design.law.{arch}", LAW_FIELDS, True)
+    if design.get("noise") is not None:
+        numbers(design["noise"], "design.noise", NOISE_FIELDS, False)

@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 
 from linscale.config import ConfigError, ModelConfig
-from linscale.presets import load_preset
+from linscale.presets import check_design_block, load_preset
 
 SCHEDULES = ("constant", "warmup", "cosine", "wsd")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
@@ -345,8 +345,6 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
     for key in ("name", "description"):
         if key in preset and not isinstance(preset[key], str):
             raise ConfigError(f"{key}: expected text, got {preset[key]!r}")
-    from linscale.design import check_design_block
-
     check_design_block(preset.get("design"))
     TrainSettings.from_dict(preset.get("train") or {})
     from linscale.presets import split_size
