@@ -3,11 +3,13 @@
 A study (``linscale study --preset P``) keeps its tables, not its checkpoints, under
 ``results/<P>/`` so they can be committed and the book rebuilt without retraining::
 
-    results/<P>/runs.parquet     one row per (run, checkpoint): the results table (contract 4)
+    results/<P>/runs.parquet     one row per (run, checkpoint): the results table (linscale.train.results)
     results/<P>/eval.parquet     downstream scores per (run, checkpoint, task, metric)
     results/<P>/fits/*.csv       the fitted laws (linscale.laws outputs), for readers without Python
-    results/<P>/bench/*.csv      benchmark tables measured when the study ran
+    results/<P>/ablations/       the ablation sweeps' tables (aspect ratio, context, seeds)
     results/<P>/overrides.json   the ``--set`` overrides the study ran with (only a study that had some)
+
+(:mod:`linscale.study` lists every file.) The efficiency chapter reads ``benchmarks/results/``, not a study.
 
 :func:`read_runs` checks the columns the book relies on and fails with one line naming the file.
 """
@@ -17,9 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from linscale.config import ConfigError
+from linscale.config import ARCHITECTURES, ConfigError
 
-# Contract 4: the columns of the results table the sweep writes.
+# The columns of the results table (linscale.train.results.SCHEMA) the book requires: all but
+# train_bayes_loss, which the tables of linscale 0.1 lack (read as NaN there)
 RUNS_COLUMNS = (
     "run_id", "arch", "size", "n_layer", "d_model", "n_head", "d_ffn", "params", "params_total", "seq_len",
     "batch_size", "step", "tokens", "flops", "pf_days", "train_loss", "val_loss", "bayes_loss", "lr",
@@ -84,7 +87,7 @@ def read_table(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame
 
 
 def read_runs(preset: str, results_dir: str | Path = "results", include_diverged: bool = False) -> pd.DataFrame:
-    """The results table of a preset (contract 4), diverged runs dropped unless asked for."""
+    """The results table of a preset (:mod:`linscale.train.results`), diverged runs dropped unless asked for."""
     runs = read_table(results_path(preset, results_dir) / "runs.parquet", RUNS_COLUMNS)
     if not include_diverged:
         runs = runs[~runs["diverged"].astype(bool)]
@@ -98,7 +101,7 @@ def run_summary(runs: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:
                "val_loss", "bayes_loss", "wall_time_s"]
     table = last[columns].copy()
     table["checkpoints"] = table.index.map(lambda i: int((runs["run_id"] == last.loc[i, "run_id"]).sum()))
-    order = {a: i for i, a in enumerate(("llama", "tnl", "hgrn2", "cosformer2"))}
+    order = {a: i for i, a in enumerate(ARCHITECTURES)}
     return table.sort_values(["arch", "params"], key=lambda c: c.map(order) if c.name == "arch" else c) \
         .reset_index(drop=True)
 

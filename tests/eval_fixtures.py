@@ -1,6 +1,6 @@
 """A tiny stand-in world for the evaluation tests: facts "s<i> r<j> o<k> ." with a WordLevel
-tokenizer (contract 1), checkpoints written with linscale.checkpoint.save_checkpoint (contract 5) and
-items in the shapes of contract 3, written straight into the task cache so no generator is needed."""
+tokenizer, checkpoints written with linscale.checkpoint.save_checkpoint and items in the shapes
+linscale.data.synthetic generates, written straight into the task cache so no generator is needed."""
 from __future__ import annotations
 
 import random

@@ -1,4 +1,4 @@
-"""The data module contract (contract 2): batch format, workers, DDP shards, Lightning, resuming."""
+"""The data module's contract (linscale.data): batch format, workers, DDP shards, Lightning, resuming."""
 from __future__ import annotations
 
 import lightning as L

@@ -207,7 +207,7 @@ def test_bad_language_parameters_raise_one_line_errors():
         build_datamodule({"sorce": "text"}, 8, 2)
 
 
-# ---- evaluation items (contract 3) -----------------------------------------------------------------------
+# ---- evaluation items -----------------------------------------------------------------------------------
 def test_knowledge_questions_are_true_facts_in_frequency_bands():
     lang = SyntheticLanguage()
     items = knowledge_mc(lang, n_per_band=20, n_choices=4)

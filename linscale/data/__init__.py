@@ -5,8 +5,8 @@
     >>> sorted(batch), tuple(batch["input_ids"].shape)
     (['bayes_nll', 'input_ids', 'labels'], (4, 64))
 
-``build_datamodule(data, seq_len, batch_size, seed, num_workers)`` returns a LightningDataModule
-(contract 2). ``data["source"]`` is ``"synthetic"`` (other keys: :class:`~linscale.data.synthetic.LanguageSpec`
+``build_datamodule(data, seq_len, batch_size, seed, num_workers)`` returns a LightningDataModule (its
+batches: below). ``data["source"]`` is ``"synthetic"`` (other keys: :class:`~linscale.data.synthetic.LanguageSpec`
 fields, plus ``val_tokens``, ``test_tokens``, ``val_seed``) or ``"text"`` (keys: ``path`` and ``split``,
 ``val_path`` and ``val_split``, ``tokenizer`` or ``vocab_size`` and ``tokenizer_docs``, ...). Every key,
 with its type, default and meaning, is in :mod:`linscale.data.keys` (``linscale data --help-keys``);

@@ -549,7 +549,7 @@ class SyntheticLanguage:
 
 
 # ================================================================================================================
-# Evaluation items (contract 3): lists of plain dicts of strings in the language
+# Evaluation items: lists of plain dicts of strings in the language (linscale.eval.items caches them)
 # ================================================================================================================
 
 FREQUENCY_BANDS = ("head", "torso", "tail")

@@ -1,4 +1,4 @@
-"""Downstream evaluation with lm-evaluation-harness (paper §3.4, §6 of the reference notes).
+"""Downstream evaluation with lm-evaluation-harness (paper §3.4).
 
     LinscaleLM           the lm-eval model ``linscale`` (adapter.py): loglikelihood, rolling
                          perplexity and greedy generation for any exported checkpoint
