@@ -29,6 +29,8 @@ def test_difference_and_equivalence_rules_reach_every_verdict():
     assert rules.equivalence(0.005, 0.004, 0.01) == REPRODUCED
     assert rules.equivalence(0.03, 0.01, 0.01) == NOT_REPRODUCED
     assert rules.equivalence(0.005, 0.01, 0.01) == INCONCLUSIVE  # overlap with zero is not equality
+    assert rules.equivalence(-0.005, 0.005, 0.01) == REPRODUCED  # the band reaching the margin is inside it
+    assert rules.equivalence(0.015, 0.005, 0.01) == INCONCLUSIVE  # ... and not wholly outside
     assert rules.interval_equivalence(-0.004, 0.006, 0.01) == REPRODUCED
     assert rules.interval_equivalence(0.011, 0.02, 0.01) == NOT_REPRODUCED
     assert rules.interval_equivalence(-0.02, 0.0, 0.01) == INCONCLUSIVE
@@ -153,6 +155,21 @@ def test_lower_loss_compares_observed_envelopes_inside_the_data():
     assert verdict(0.97, _noise(rel_sd=0.05))["verdict"] == INCONCLUSIVE  # the same gap under ten times the noise
     grid = _grid({a: 1.0 for a in ARCHS})
     assert claims.lower_loss_claim(grid[grid["arch"] != "llama"], _noise())["verdict"] == NOT_TESTABLE
+
+
+def test_envelopes_are_compared_only_where_every_architecture_has_one():
+    """Compute values outside one architecture's runs would compare an envelope with an extrapolation:
+    with TNL's grid at a tenth of LLaMA's compute, every compute value compared lies inside both ranges."""
+    grid = _grid({a: 1.0 for a in ARCHS})
+    grid = grid[grid["arch"].isin(["llama", "tnl"])].copy()
+    tnl = grid["arch"] == "tnl"
+    grid.loc[tnl, "flops"] = grid.loc[tnl, "flops"] / 10
+    llama_range = grid.loc[~tnl, "flops"].min(), grid.loc[~tnl, "flops"].max()
+    tnl_range = grid.loc[tnl, "flops"].min(), grid.loc[tnl, "flops"].max()
+    points = claims.envelope_losses(grid, "fitted_loss")
+    assert len(points) == 2 * claims.N_COMPUTE
+    assert (points["flops"] > max(llama_range[0], tnl_range[0])).all()
+    assert (points["flops"] < min(llama_range[1], tnl_range[1])).all()
 
 
 def test_lower_loss_sides_say_which_parts_are_beyond_the_noise_on_which_side():

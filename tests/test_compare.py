@@ -445,3 +445,31 @@ def test_a_committed_rerun_comparison_is_what_linscale_compare_writes_today(reru
     for key in ("written", "a", "b"):  # when, and the paths as typed
         committed.pop(key), today.pop(key)
     assert today == committed, f"{rerun.name}/cpu-comparison.json is not what linscale compare writes today"
+
+
+def test_fitted_intervals_overlap_apart_touch_or_are_missing(tmp_path):
+    """compare_fits says whether each estimate's two intervals overlap (touching ends count), and leaves it
+    open (None) where a side has no interval; summarise counts the intervals apart."""
+    def fits(folder, rows):
+        (folder / "fits").mkdir(parents=True)
+        pd.DataFrame([dict(method="approach1", group="tnl", law="L(C)", parameter=p, estimate=e, ci_low=lo,
+                           ci_high=hi) for p, e, lo, hi in rows]).to_csv(folder / "fits" / "approach1.csv", index=False)
+        pd.DataFrame({"method": ["approach1"], "arch": ["tnl"], "status": ["fitted"]}).to_csv(
+            folder / "fits" / "status.csv", index=False)  # not a laws table: left out
+        return folder
+
+    a = fits(tmp_path / "a", [("overlap", 1.0, 0.8, 1.2), ("apart", 1.0, 0.8, 1.2), ("apart_below", 1.0, 0.8, 1.2),
+                              ("touching", 1.0, 0.8, 1.2), ("missing", 1.0, 0.8, 1.2), ("same", 1.0, 0.8, 1.2)])
+    b = fits(tmp_path / "b", [("overlap", 1.3, 1.1, 1.5), ("apart", 1.5, 1.3, 1.7), ("apart_below", 0.5, 0.3, 0.7),
+                              ("touching", 1.4, 1.2, 1.6), ("missing", 1.1, float("nan"), float("nan")),
+                              ("same", 1.0, 0.8, 1.2)])
+    table = compare.compare_fits(a, b).set_index("parameter")
+    assert table["intervals_overlap"].to_dict() == {"apart": False, "apart_below": False, "missing": None,
+                                                    "overlap": True, "same": True, "touching": True}
+    assert table["same"].to_dict() == {"apart": False, "apart_below": False, "missing": False, "overlap": False,
+                                       "same": True, "touching": False}
+    assert table.loc["overlap", "rel_change"] == pytest.approx(0.3)
+    data = {"tables": pd.DataFrame(), "columns": pd.DataFrame(), "changed_tables": [], "fits": table.reset_index(),
+            "verdicts": pd.DataFrame(), "differing_verdicts": []}
+    summary = compare.summarise(data)
+    assert summary["intervals_apart"] == 2 and summary["estimates"] == 6 and summary["estimates_changed"] == 5

@@ -167,6 +167,8 @@ def test_weighted_accuracy_stderr():
     draws = [metrics.weighted_accuracy([(i, j, rng.random() < 0.5) for i, j in cells for _ in range(7)])
              for _ in range(2000)]
     assert metrics.worst_case_stderr(8, 6, 7) == pytest.approx(np.std(draws), rel=0.1)
+    one = [(i, j, rng.random() < 0.5) for i, j in cells for _ in range(7)]  # one checkpoint's records
+    assert metrics.weighted_stderr(one) == pytest.approx(np.std(draws), rel=0.1)
     # the default grid meets the bound of 0.03 for one checkpoint
     assert metrics.worst_case_stderr(DEFAULTS["niah_lengths"], DEFAULTS["niah_depths"], DEFAULTS["niah_repeats"]) <= 0.03
 

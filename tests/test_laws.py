@@ -133,6 +133,66 @@ def test_approach2_extrapolates_its_loss_law_to_held_out_budgets():
     assert check.value("held-out loss", "mean_rel_error") < 0  # predicts too low a loss
 
 
+def test_power_law_errors_and_intervals_are_the_textbook_ols_ones():
+    """What `linscale fit` reports without --bootstrap, and what the paper comparison's 'paper exponent in
+    CI' reads: OLS in log space by hand (normal equations, t quantile), k's se by the delta method."""
+    from scipy import stats
+
+    from linscale.laws.powerlaw import fit_power_law
+
+    rng = np.random.default_rng(5)
+    x = np.geomspace(1e-3, 1e2, 9)
+    y = 3.0 * x ** -0.07 * np.exp(0.02 * rng.standard_normal(len(x)))
+    rows, fitted = fit_power_law(x, y, "L(C)", alpha=0.1)
+    got = {row["parameter"]: row for row in rows}
+    design = np.column_stack([np.ones_like(x), np.log(x)])
+    beta, *_ = np.linalg.lstsq(design, np.log(y), rcond=None)
+    residual = np.log(y) - design @ beta
+    se = np.sqrt(np.diag(residual @ residual / (len(x) - 2) * np.linalg.inv(design.T @ design)))
+    t = stats.t.ppf(0.95, len(x) - 2)
+    assert got["exponent"]["estimate"] == pytest.approx(beta[1], rel=1e-10)
+    assert got["exponent"]["se"] == pytest.approx(se[1], rel=1e-8)
+    assert (got["exponent"]["ci_low"], got["exponent"]["ci_high"]) == pytest.approx((beta[1] - t * se[1],
+                                                                                   beta[1] + t * se[1]), rel=1e-8)
+    k = np.exp(beta[0])
+    assert got["coefficient"]["estimate"] == pytest.approx(k, rel=1e-10)
+    assert got["coefficient"]["se"] == pytest.approx(k * se[0], rel=1e-8)
+    assert (got["coefficient"]["ci_low"], got["coefficient"]["ci_high"]) == pytest.approx(
+        (k * np.exp(-t * se[0]), k * np.exp(t * se[0])), rel=1e-8)
+    assert got["exponent"]["ci_method"] == "ols-t 90%" and fitted == pytest.approx(np.exp(design @ beta))
+
+
+def test_approach3_allocation_is_the_minimum_of_the_law_at_fixed_compute():
+    """a, b and G of approach 3's derived parameters, against a numerical minimum of L(N, C/6N) at two budgets
+    (α ≠ β, so swapping a and b, or α and β, cannot pass)."""
+    from scipy.optimize import minimize_scalar
+
+    law = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
+    out = approach3.derived(np.array([np.log(law["A"]), np.log(law["B"]), np.log(law["E"]), law["alpha"], law["beta"]]))
+    assert out["a"] + out["b"] == pytest.approx(1.0) and out["a"] < 0.5  # α > β: N grows slower than D
+    for C in (1e18, 1e22):
+        best = minimize_scalar(lambda x: approach3.predict_loss(law, np.exp(x), C / (6 * np.exp(x))),
+                               bounds=(0, 40), method="bounded", options={"xatol": 1e-10})
+        assert out["G"] * (C / 6) ** out["a"] == pytest.approx(np.exp(best.x), rel=1e-6)
+
+
+def test_approach3_start_ranking_is_the_objective_at_each_start():
+    """start_losses ranks approach 3's starts (and each bootstrap resample's) by the objective: it must be
+    huber_objective's value at every start, for any weights."""
+    rng = np.random.default_rng(3)
+    sim = simulate_runs(**LAW, sizes=np.geomspace(1e7, 1e9, 4), n_checkpoints=5, noise=0.001, seed=1)
+    log_n, log_d, log_loss = (np.log(sim[c].to_numpy()) for c in ("params", "tokens", "loss"))
+    truth = [np.log(LAW["A"]), np.log(LAW["B"]), np.log(LAW["E"]), LAW["alpha"], LAW["beta"]]
+    # far starts (every residual beyond δ: Huber's linear part) and the truth (most within δ: its square)
+    starts = np.vstack([approach3.start_grid(alpha=[0.2, 0.5], beta=[0.3], e=[-1.0, 0.5], a=[5.0], b=[0.0, 10.0]),
+                        truth])
+    assert (np.abs(approach3.start_losses(starts[-1:], log_n, log_d, log_loss)) > 0).all()
+    weights = rng.integers(0, 3, len(log_n)).astype(float)  # a resample's counts
+    by_start = approach3.start_losses(starts, log_n, log_d, log_loss) @ weights
+    assert by_start == pytest.approx([approach3.huber_objective(s, log_n, log_d, log_loss, weights)[0] for s in starts],
+                                     rel=1e-12)
+
+
 def test_approach2_parabola_bias_for_unequal_exponents_is_as_documented():
     """The numbers in approach2's docstring table (alpha 0.34, beta 0.28, ±2x grids)."""
     law = dict(E=1.69, A=406.4, B=410.7, alpha=0.34, beta=0.28)
@@ -145,8 +205,26 @@ def test_approach2_parabola_bias_for_unequal_exponents_is_as_documented():
         result = fit_approach2(table, budgets=budgets, compute_unit="flops")
         a, k = result.value("N_opt(C)", "exponent"), result.value("N_opt(C)", "coefficient")
         measured[centre] = (a / true - 1, k * 1e20**a / n_mid - 1)
+    # the same by hand, independently of fit_approach2: a least-squares parabola in log N through each
+    # budget's 7 exact losses, then a line through log vertex against log C
+    def by_hand(centre: str) -> tuple[float, float]:
+        vertices = []
+        for C in budgets:
+            if centre == "optimum":
+                n_c = optimal_allocation(C, **law)[0]
+            else:
+                n_c = np.sqrt(C / (6 * d_mid / n_mid))
+            n = n_c * np.geomspace(0.5, 2, 7)
+            loss = law["E"] + law["A"] / n**law["alpha"] + law["B"] / (C / (6 * n))**law["beta"]
+            c2, c1, _ = np.polyfit(np.log(n), loss, 2)
+            vertices.append(-c1 / (2 * c2))
+        a, log_k = np.polyfit(np.log(budgets), vertices, 1)
+        return a / true - 1, np.exp(log_k) * 1e20**a / n_mid - 1
+
+    for centre, (error_a, error_k) in measured.items():
+        assert by_hand(centre) == pytest.approx((error_a, error_k), rel=1e-4, abs=1e-9)
     assert abs(measured["optimum"][0]) < 1e-9  # centred: exponent unbiased ...
-    assert measured["optimum"][1] == pytest.approx(3.7e-3, rel=0.05)  # ... the vertex is not
+    assert measured["optimum"][1] == pytest.approx(3.7e-3, rel=0.05)  # ... the vertex is not (as documented)
     assert measured["tokens_per_param"][0] == pytest.approx(-6.2e-5, rel=0.05)
     assert measured["tokens_per_param"][1] == pytest.approx(3.1e-3, rel=0.05)
 

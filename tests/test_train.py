@@ -244,6 +244,13 @@ def test_results_schema_validation():
         "val_loss": to_frame(_rows()).assign(val_loss=float("nan")),
         "missing column 'flops'": to_frame(_rows()).drop(columns="flops"),
         "arch": to_frame(_rows()).assign(arch="gpt"),
+        "negative loss": to_frame(_rows()).assign(val_loss=-0.1),
+        "params_total < params": to_frame(_rows()).assign(params_total=999),
+        "rows after its diverged row": to_frame([{**r, "diverged": r["step"] == 2} for r in _rows()]),
+        "flops do not grow with step": to_frame(_rows()).assign(flops=lambda f: f.flops[::-1].to_numpy(),
+                                                               pf_days=lambda f: f.flops / 8.64e19),
+        "d_model must be positive": to_frame(_rows()).assign(d_model=0),
+        "step must be positive": to_frame(_rows()).assign(step=lambda f: f.step - 1, tokens=lambda f: f.step * 8 * 32),
     }
     for what, frame in bad_cases.items():
         with pytest.raises(ResultsError, match=what):
@@ -251,6 +258,24 @@ def test_results_schema_validation():
     diverged = _rows()
     diverged[-1].update(diverged=True, train_loss=float("nan"), val_loss=float("nan"))
     validate_results(to_frame(diverged))  # a diverged row may hold NaN
+
+
+def test_records_equal_sees_one_bit_a_step_a_row_and_nan():
+    """records_equal is the equality of every resume and determinism test: it must also say 'different'."""
+    from linscale.train.results import records_equal
+
+    a = to_frame(_rows())
+    assert records_equal(a, a.copy()) and records_equal(a, a.iloc[::-1])  # row order does not matter
+    assert records_equal(a, a.assign(wall_time_s=9.0))  # ignored by default
+    one_bit = a.copy()
+    one_bit.loc[1, "val_loss"] = np.nextafter(one_bit.loc[1, "val_loss"], np.inf)
+    nan = a.copy()
+    nan.loc[0, "train_loss"] = np.nan
+    for other in (one_bit, a.assign(step=lambda f: f.step * 2, tokens=lambda f: f.tokens * 2), a.iloc[:2], nan,
+                  a.assign(seed=1)):
+        assert not records_equal(a, other) and not records_equal(other, a)
+    assert records_equal(nan, nan.copy())  # NaN equals NaN (a diverged row)
+    assert records_equal(a, one_bit, atol=1e-12)
 
 
 def test_a_damaged_results_table_is_one_line_naming_the_way_back(tmp_path):
