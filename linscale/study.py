@@ -6,7 +6,7 @@ the fits stage fits each method and architecture as a task of its own pool. (The
 process of their own beside a one-process evaluation: 490 s for both on the cpu study, against 139 s +
 about 185 s one after the other with both pools.)
 
-    linscale study --preset cpu      # the default CPU study; about an hour on 2 cores (see the README)
+    linscale study --preset cpu      # the default CPU study; 35-70 min on 2 cores by CPU (see the README)
     linscale study --preset smoke    # the same pipeline in a few minutes (CI)
     linscale book                    # only the last two stages, from the committed results
 
@@ -15,7 +15,7 @@ Folders::
     runs/<preset>/                 the sweep: run folders, checkpoints, exports (not committed)
     runs/<preset>-<ablation>/      the ablation sweeps (aspect ratio, training context, seeds, size_seeds)
     results/<preset>/              the tables the book reads (committed):
-        runs.parquet (+ .csv)          the sweep's results table (contract 4)
+        runs.parquet (+ .csv)          the sweep's results table (linscale.train.results)
         eval.parquet                   downstream scores (linscale eval's store)
         ablations/<name>.parquet       the ablation sweeps' results tables
         ablations/<name>-eval.parquet  downstream scores of their final checkpoints
@@ -46,10 +46,11 @@ import pandas as pd
 
 from linscale.atomic import atomic_update, atomic_write
 from linscale.config import ConfigError
+from linscale.eval.tasks import SUITES as TASK_SUITES  # only the task folder's names: no torch, no lm-eval
 from linscale.train.settings import ABLATIONS  # the sweeps of ablation_presets, in its order
 
 STAGES = ("design", "sweep", "eval", "fits", "book")
-SUITES = ("knowledge", "linguistic", "retrieval")  # linscale.eval.SUITES
+SUITES = tuple(TASK_SUITES)  # the main sweep's checkpoints are evaluated on every suite
 # One bootstrap setting for the whole study: the fits stage computes every interval once, the book reads them.
 FITS_BOOTSTRAP = 200  # linscale.design.FITS_BOOTSTRAP (checked in tests): the CLI's help reads it without importing design
 DESIGN_REPLICATES = 4  # linscale.design.REPLICATES, which the CLI's --check-design also uses (checked in tests)

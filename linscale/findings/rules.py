@@ -37,7 +37,8 @@ turned a verdict with it while the evidence moved 0.40 of the bound. So:
   evaluated at the size of each run a claim compares: losses and their seed noise both shrink smoothly
   with size, so one trend measures where each claim is made with the degrees of freedom of all of them;
 * an **accuracy** takes **one noise pooled over every measured size and architecture** (the seeds
-  ablation's and the size_seeds ablation's cells, about 16 degrees of freedom). An accuracy does not
+  ablation's and the size_seeds ablation's cells: about 16 degrees of freedom for retrieval, 8 for the
+  scores the size_seeds ablation does not evaluate). An accuracy does not
   shrink smoothly with size: where a model is near learning a skill (lookup, for NIAH), a seed either
   learns it or not, and its accuracy lands in one of two modes far apart. Two seeds that happen to agree
   cannot show that a size is such a lottery: the published study measured HGRN2's NIAH at s6 as 0.169
