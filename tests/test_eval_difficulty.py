@@ -156,6 +156,41 @@ def test_a_chance_row_closes_a_wide_accuracy_table():
     assert chance.store_chances(store.drop(columns="chance"))[("linscale_mqar", "acc")] == 1 / 64  # older stores
 
 
+def _package_tasks() -> dict[str, list[str]]:
+    """{task: its metrics} of every task YAML in the package's task folder (groups left out, includes
+    followed; lm-eval's !function tags read as nothing)."""
+    import yaml
+
+    from linscale.eval.tasks import TASKS_DIR
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+    def read(path: Path) -> dict:
+        spec = yaml.load(path.read_text(), Loader=Loader)
+        return {**read(path.parent / spec["include"]), **spec} if "include" in spec else spec
+
+    specs = [read(path) for path in sorted(TASKS_DIR.glob("*.yaml"))]
+    return {spec["task"]: [m["metric"] for m in spec.get("metric_list", [])] for spec in specs if "group" not in spec}
+
+
+def test_every_task_has_its_chance_level_and_its_column_in_the_downstream_table():
+    """A task added to the task folder without a chance level got NaN in every accuracy table and figure,
+    and one without a column in findings.DOWNSTREAM_METRICS was dropped from the book's tables, both
+    without a word (review: a new task touches a dozen places)."""
+    from linscale.findings.downstream import DOWNSTREAM_METRICS
+
+    tasks = _package_tasks()
+    assert {"linscale_mqar", "linscale_niah_easy", "linscale_niah_standard", "linscale_knowledge_head",
+            "linscale_cloze", "linscale_perplexity"} <= set(tasks)
+    for task, names in tasks.items():
+        accuracies = [m for m in names if m in chance.ACCURACY_METRICS]
+        assert all(np.isfinite(chance.chance_level(task, m)) for m in accuracies), (task, accuracies)
+        assert any((task, m) in DOWNSTREAM_METRICS for m in names), task
+
+
 def test_weighted_accuracy_stderr():
     # equal weights: the binomial standard error of the pooled accuracy
     records = [(i, j, (i + j + k) % 3 == 0) for i in range(4) for j in range(3) for k in range(5)]

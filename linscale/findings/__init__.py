@@ -50,7 +50,7 @@ from linscale.findings.downstream import (AT_CHANCE_MARGIN, BINDER_BUCKETS, BIND
                                           mode_probe, paired_difference, ranking,
                                           retrieval_long, role_contributions, role_finals, split_at_largest_gap,
                                           with_chance)
-from linscale.findings.ablations import (ACCURACY_METRICS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
+from linscale.findings.ablations import (ACCURACY_LABELS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
                                          ablation_summary, accuracy_noise, context_size_words, loss_spread,
                                          noise_against_prediction, read_ablation, seed_noise, seed_tolerance,
                                          size_seeds_words)
@@ -59,5 +59,5 @@ from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, 
                                       lower_loss_claim, lower_loss_sides, retrieval_scores, sized_noise,
                                       verdict_counts)
 from linscale.findings.inputs import (final_rows, fitted_window, identified_archs, narrowed, read_fit, read_fits_table,
-                                     read_status, size_order, stored_attempts, with_fitted_loss)
+                                     read_fit_status, size_order, stored_attempts, with_fitted_loss)
 from linscale.findings.efficiency import gpu_report_tables, gpu_reports, newest_gpu_tables

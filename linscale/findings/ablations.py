@@ -118,8 +118,8 @@ def seed_tolerance(noise: pd.DataFrame, confidence: float = 0.95, relative: bool
 
 
 # The downstream accuracies (columns of downstream_table) and their names in the prose.
-ACCURACY_METRICS = {"knowledge_acc": "knowledge", "cloze_acc": "cloze", "niah_easy_wa": "NIAH easy",
-                    "niah_standard_wa": "NIAH standard", "mqar_acc": "associative recall"}
+ACCURACY_LABELS = {"knowledge_acc": "knowledge", "cloze_acc": "cloze", "niah_easy_wa": "NIAH easy",
+                   "niah_standard_wa": "NIAH standard", "mqar_acc": "associative recall"}
 DEFAULT_TOLERANCE = 0.005  # when neither the reader nor a seeds ablation gives one
 
 
@@ -164,13 +164,13 @@ class Tolerances:
         if fixed is not None:
             return f"{fixed:.2%} for every claim, set by hand" if column == "loss" else \
                 f"{fixed:.3f} for every claim, set by hand"
-        columns = ["loss"] if column == "loss" else list(ACCURACY_METRICS)
+        columns = ["loss"] if column == "loss" else list(ACCURACY_LABELS)
         parts = []
         for name in columns:
             every, linear = self.measured(name), self.measured(name, LINEAR)
             if np.isfinite(every):
                 text = f"{every:.2%} and {linear:.2%}" if name == "loss" else f"{every:.3f} and {linear:.3f}"
-                parts.append(text if name == "loss" else f"{ACCURACY_METRICS[name]} {text}")
+                parts.append(text if name == "loss" else f"{ACCURACY_LABELS[name]} {text}")
         if not parts:
             return f"{DEFAULT_TOLERANCE} by default: this study did not measure its seed noise"
         return ("measured by the seeds ablation, pooled over the architectures each claim compares "
@@ -185,7 +185,7 @@ def accuracy_noise(seed_scores: pd.DataFrame) -> pd.DataFrame:
     """The standard deviation over seeds of each downstream accuracy the seeds ablation measured
     (:func:`ablation_scores`): one row per architecture, one column per accuracy (its prose name)."""
     frames = [seed_noise(seed_scores, metric).set_index("arch")["sd"].rename(label)
-              for metric, label in ACCURACY_METRICS.items()
+              for metric, label in ACCURACY_LABELS.items()
               if metric in seed_scores and seed_scores[metric].notna().any()]
     return pd.concat(frames, axis=1) if frames else pd.DataFrame(index=pd.Index([], name="arch"))
 

@@ -110,7 +110,7 @@ def stored_attempts(preset: str, results_dir: str | Path, methods=SUITE_METHODS)
     not be made."""
     from linscale.findings.laws import FitAttempt
 
-    status = read_status(preset, results_dir)
+    status = read_fit_status(preset, results_dir)
     out = {}
     for method in methods:
         fit = read_fit(preset, results_dir, method)
@@ -142,7 +142,7 @@ def narrowed(attempts: dict, archs) -> dict:
     return out
 
 
-def read_status(preset: str, results_dir: str | Path) -> pd.DataFrame:
+def read_fit_status(preset: str, results_dir: str | Path) -> pd.DataFrame:
     """fits/status.csv: per method and architecture, fitted / not identified / failed, with the reason."""
     from linscale.results import results_path
 
