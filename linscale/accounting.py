@@ -60,8 +60,6 @@ def flops_per_token_curve(preset: str | dict, size: str, seq_lens) -> pd.DataFra
     preset = load_preset(preset) if not isinstance(preset, dict) else preset
     configs = [c for c in model_configs(preset) if c.name == str(size)]
     if not configs:
-        from linscale.config import ConfigError
-
         raise ConfigError(f"size: {size!r} is not a size of preset {preset.get('name')}; expected one of "
                           f"{', '.join(map(str, preset['sizes']))}")
     return pd.DataFrame([{"arch": c.arch, "size": c.name, "seq_len": int(n),

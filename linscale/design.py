@@ -473,7 +473,6 @@ def fit_settings(preset: str | dict, bootstrap: int = FITS_BOOTSTRAP, seed: int 
                  loss_column: str = "train_loss"):
     """The study's FitSettings for a preset: the exact entropy rate and unigram entropy of its language
     (synthetic; None for text), its warmup."""
-    from linscale.laws.suite import FitSettings
     from linscale.train.settings import resolve_preset
 
     resolved = resolve_preset(preset) if not isinstance(preset, dict) else preset
