@@ -17,13 +17,13 @@ ARCHITECTURES = ("llama", "tnl", "hgrn2", "cosformer2")
 LINEAR_ARCHITECTURES = ("tnl", "hgrn2", "cosformer2")
 # How the book and the verdicts write each name (an added architecture needs one; tests/test_flops.py checks)
 ARCH_LABELS = {"llama": "LLaMA", "tnl": "TNL", "hgrn2": "HGRN2", "cosformer2": "cosFormer2"}
+DECAY_SCHEDULES = ("alibi", "paper")
+MIXER_MODES = ("chunk", "naive", "recurrent")
 
 
 def arch_label(arch: str) -> str:
     """Display name of an architecture (``hgrn2`` -> ``HGRN2``)."""
     return ARCH_LABELS.get(arch, arch)
-DECAY_SCHEDULES = ("alibi", "paper")
-MIXER_MODES = ("chunk", "naive", "recurrent")
 
 
 class ConfigError(ValueError):

@@ -94,8 +94,8 @@ def _child_options(threads: int | None, execution: dict) -> tuple[list[str], dic
 
 class _LocalRun:
     """A multi-device run on this machine: ``linscale train --run-dir`` in a child process of its own (it
-    starts the other devices' processes). Killing the sweep's process group kills it too, and a sweep
-    killed alone (SIGKILL) sends it SIGTERM (:data:`SWEEP_PID`): it stops at its next step, with a
+    starts the other devices' processes). Killing the sweep's process group kills it too; when the sweep
+    alone is killed (SIGKILL), the run gets SIGTERM (:data:`SWEEP_PID`) and stops at its next step with a
     checkpoint, as when the sweep cancels it."""
 
     def __init__(self, run_dir: Path, threads: int | None, execution: dict):
