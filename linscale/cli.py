@@ -930,9 +930,8 @@ def _user_errors() -> tuple:
     output or notebook holds the rest): one line, no traceback."""
     from linscale.book import BookBuildFailed, ChapterFailed
     from linscale.checkpoint import CheckpointError
-    from linscale.train.results import ResultsError
 
-    return (BookBuildFailed, ChapterFailed, CheckpointError, ResultsError)
+    return (BookBuildFailed, ChapterFailed, CheckpointError)  # a results table's ResultsError is a ConfigError
 
 
 if __name__ == "__main__":

@@ -31,7 +31,8 @@ RUNS_COLUMNS = (
 
 
 class ResultsError(ConfigError):
-    """A results table is missing or does not have the expected columns."""
+    """A results table is missing, damaged, or off its schema (the sweep's: linscale.train.results); the
+    message names the file, the column or the row."""
 
 
 def results_path(preset: str, results_dir: str | Path = "results") -> Path:

@@ -42,6 +42,7 @@ import pandas as pd
 from linscale.atomic import atomic_write
 from linscale.config import ARCHITECTURES
 from linscale.flops import PF_DAY
+from linscale.results import ResultsError  # one error for every results table's problem (a ConfigError)
 
 SCHEMA: dict[str, str] = {
     "run_id": "string", "arch": "string", "size": "string",
@@ -56,8 +57,6 @@ COLUMNS = tuple(SCHEMA)
 ARCHS = ARCHITECTURES  # one list (linscale.config): a new architecture's rows were refused after its runs trained
 
 
-class ResultsError(ValueError):
-    """The results table does not match the schema; the message names the column and the row."""
 
 
 def to_frame(records: list[dict]) -> pd.DataFrame:
