@@ -2,8 +2,9 @@
 
 - ``chunk.py``: chunked gated linear attention, forward and backward (training);
 - ``fused_recurrent.py``: the token-by-token kernel (decoding);
-- ``utils.py``: the interpreter-safe tl.dot, autotune configs, input checks, chunk-local cumsums;
-- ``bench.py``: timings against SDPA and flash-linear-attention (``benchmarks/bench_kernels.py``).
+- ``utils.py``: the interpreter-safe tl.dot, autotune configs, input checks, chunk-local cumsums.
+
+Timings against SDPA and flash-linear-attention: ``benchmarks/bench_kernels.py``.
 
 Both ops take the layout and arguments of ``linscale.ops.chunk_gla``: q, k ``[B, T, H, K]``, v
 ``[B, T, H, V]``, per-channel log-decay g ``[B, T, H, K]`` (HGRN2) or per-head log-decay g_gamma ``[H]``
