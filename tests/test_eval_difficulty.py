@@ -180,6 +180,7 @@ def test_every_task_has_its_chance_level_and_its_column_in_the_downstream_table(
     """A task added to the task folder without a chance level got NaN in every accuracy table and figure,
     and one without a column in findings.DOWNSTREAM_METRICS was dropped from the book's tables, both
     without a word (review: a new task touches a dozen places)."""
+    from linscale.eval.calibration import HEADLINES
     from linscale.findings.downstream import DOWNSTREAM_METRICS
 
     tasks = _package_tasks()
@@ -187,8 +188,12 @@ def test_every_task_has_its_chance_level_and_its_column_in_the_downstream_table(
             "linscale_cloze", "linscale_perplexity"} <= set(tasks)
     for task, names in tasks.items():
         accuracies = [m for m in names if m in chance.ACCURACY_METRICS]
-        assert all(np.isfinite(chance.chance_level(task, m)) for m in accuracies), (task, accuracies)
-        assert any((task, m) in DOWNSTREAM_METRICS for m in names), task
+        assert all(np.isfinite(chance.chance_level(task, m)) for m in accuracies), \
+            f"{task}: no chance level for {accuracies} (linscale/eval/chance.py)"
+        assert any((task, m) in DOWNSTREAM_METRICS for m in names), \
+            f"{task}: no column of the downstream table (linscale/findings/downstream.py DOWNSTREAM_METRICS)"
+        assert not accuracies or any(t == task for t, _ in HEADLINES), \
+            f"{task}: no headline accuracy for the calibration (linscale/eval/calibration.py HEADLINES)"
 
 
 def test_weighted_accuracy_stderr():
