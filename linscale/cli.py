@@ -84,7 +84,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
 
 def cmd_study(args: argparse.Namespace) -> int:
-    from linscale.study import STAGES, run_study
+    from linscale.study import STAGES, StudyOptions, run_study
 
     # the book stage comes last: a --book-dir that is a file failed there, a traceback after every stage ran
     _writable_folder(getattr(args, "book_dir", None), "--book-dir")
@@ -94,7 +94,7 @@ def cmd_study(args: argparse.Namespace) -> int:
         _writable_folder(args.runs_dir, "--runs-dir")
     if stages - {"book"}:
         _writable_folder(args.results_dir, "--results-dir")
-    return run_study(args)
+    return run_study(StudyOptions.from_arguments(args))
 
 
 def _chapter_parameters(args: argparse.Namespace) -> dict:

@@ -31,11 +31,10 @@ parameters or input tables changed. Tables are copied into results/ atomically.
 """
 from __future__ import annotations
 
-import dataclasses
-
 import argparse
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import os
 import shutil
@@ -672,31 +671,58 @@ def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool =
     return 1 if problems else 0
 
 
-def run_study(args: argparse.Namespace) -> int:
+@dataclasses.dataclass
+class StudyOptions:
+    """What ``linscale study`` runs, its options by name (``--set`` is ``overrides``), for a caller without a
+    command line: ``run_study(StudyOptions("smoke", stages="fits,book"))``."""
+    preset: str
+    stages: str | None = None  # comma-separated subset of STAGES; None: all
+    runs_dir: str | Path = "runs"
+    results_dir: str | Path = "results"
+    jobs: int | None = None
+    ablations: str | None = None  # comma-separated; None: the preset's own list
+    no_ablations: bool = False
+    book_dir: str | Path | None = None
+    bootstrap: int = FITS_BOOTSTRAP
+    eval_limit: int | None = None
+    eval_checkpoints: str = "all"
+    force_book: bool = False
+    overrides: tuple[str, ...] = ()
+
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> "StudyOptions":
+        """The options of ``linscale study``'s parsed command line."""
+        names = {f.name for f in dataclasses.fields(cls)} - {"overrides"}
+        return cls(**{name: getattr(args, name) for name in names if hasattr(args, name)},
+                   overrides=tuple(getattr(args, "set", None) or ()))
+
+
+def run_study(options: StudyOptions) -> int:
     """``linscale study``: run the stages in order (see the module docstring)."""
     from linscale.presets import available_presets, named_preset
 
+    options = dataclasses.replace(options)  # its preset's name is set below; the caller's stays as given
     # a study's tables go to results/<name>/ and its chapters load the preset by that name: a file's folder
     # is searched by name from here on, in this process and the ones it starts
-    args.preset = named_preset(args.preset)
-    if args.preset not in available_presets():
-        raise ConfigError(f"--preset: {args.preset!r} is not a preset; linscale study takes one of "
+    options.preset = named_preset(options.preset)
+    if options.preset not in available_presets():
+        raise ConfigError(f"--preset: {options.preset!r} is not a preset; linscale study takes one of "
                           f"{', '.join(available_presets())} or a path to a .yaml file of your own")
-    stages = _subset("--stages", "stage", args.stages, STAGES)
+    stages = _subset("--stages", "stage", options.stages, STAGES)
     if not stages:  # an empty --stages ran every stage (some 200 s on the smoke preset, 45 min on cpu)
         raise ConfigError(f"--stages: empty; expected some of {', '.join(STAGES)} (or leave it out for all)")
-    overrides = tuple(getattr(args, "set", None) or ())
-    runs_dir, results_dir = Path(args.runs_dir), Path(args.results_dir)
-    results = results_dir / args.preset
+    overrides = tuple(options.overrides)
+    runs_dir, results_dir = Path(options.runs_dir), Path(options.results_dir)
+    results = results_dir / options.preset
     if overrides:
-        _resolved(args.preset, overrides)  # a typo in --set is one line before any stage runs
-        _check_own_folders(args)
-        overrides = _record_overrides(results, args.preset, overrides)
+        _resolved(options.preset, overrides)  # a typo in --set is one line before any stage runs
+        _check_own_folders(options)
+        overrides = _record_overrides(results, options.preset, overrides)
     else:
-        overrides = _recorded_overrides(results_dir, args.preset)
-    chosen = getattr(args, "ablations", None)
-    ablations = () if args.no_ablations else (ablation_names(chosen) if chosen is not None
-                                               else default_ablations(_resolved(args.preset, overrides)))
+        overrides = _recorded_overrides(results_dir, options.preset)
+    chosen = options.ablations
+    ablations = () if options.no_ablations else (ablation_names(chosen) if chosen is not None
+                                               else default_ablations(_resolved(options.preset, overrides)))
     start = time.perf_counter()
     status = 0
     if "fits" in stages and "design" not in stages:
@@ -704,17 +730,17 @@ def run_study(args: argparse.Namespace) -> int:
     for stage in (s for s in STAGES if s in stages):
         stage_start = time.perf_counter()
         if stage == "design":
-            stage_design(args.preset, results, overrides=overrides)
+            stage_design(options.preset, results, overrides=overrides)
         elif stage == "sweep":
-            stage_sweep(args.preset, runs_dir, results, args.jobs, ablations=ablations, overrides=overrides)
+            stage_sweep(options.preset, runs_dir, results, options.jobs, ablations=ablations, overrides=overrides)
         elif stage == "eval":
-            with _torch_threads(EVAL_THREADS), _eval_pool(args.jobs) as pool:
-                stage_eval(args.preset, runs_dir, results, limit=args.eval_limit,
-                           checkpoints=getattr(args, "eval_checkpoints", "all"), overrides=overrides, pool=pool)
+            with _torch_threads(EVAL_THREADS), _eval_pool(options.jobs) as pool:
+                stage_eval(options.preset, runs_dir, results, limit=options.eval_limit,
+                           checkpoints=options.eval_checkpoints, overrides=overrides, pool=pool)
         elif stage == "fits":
-            stage_fits(results, args.preset, bootstrap=args.bootstrap, jobs=args.jobs, overrides=overrides)
+            stage_fits(results, options.preset, bootstrap=options.bootstrap, jobs=options.jobs, overrides=overrides)
         elif stage == "book":
-            status = stage_book(args.preset, results_dir, force=args.force_book, book_dir=getattr(args, "book_dir", None))
+            status = stage_book(options.preset, results_dir, force=options.force_book, book_dir=options.book_dir)
         _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")
     _log(f"done in {time.perf_counter() - start:.0f} s")
     return status
@@ -754,13 +780,13 @@ def _recorded_overrides(results_dir: Path, preset: str) -> tuple[str, ...]:
     return recorded
 
 
-def _check_own_folders(args: argparse.Namespace) -> None:
+def _check_own_folders(options: StudyOptions) -> None:
     """A study with ``--set`` is another study than the published one: its tables must not land in the
     repository's results/ (the book would show them as the preset's study, and the committed ones would be
     overwritten) nor its runs in runs/ (whose runs a sweep with other settings refuses to reuse)."""
     from linscale.book import ROOT
 
-    for option, folder, published in (("--results-dir", args.results_dir, "results"), ("--runs-dir", args.runs_dir, "runs")):
+    for option, folder, published in (("--results-dir", options.results_dir, "results"), ("--runs-dir", options.runs_dir, "runs")):
         if Path(folder).resolve() == (ROOT / published).resolve():
             raise ConfigError(f"--set: a study with overrides is not the published one; give it a {option} of its "
                               f"own (e.g. {option} rerun/{published}), not the repository's {published}/")

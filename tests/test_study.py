@@ -1,6 +1,7 @@
 """The study pipeline's pure parts: the ablation grids derived from a study preset."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -195,6 +196,24 @@ def test_a_study_takes_a_preset_by_name_or_by_path_and_a_bad_one_is_one_line(tmp
 
     with pytest.raises(ConfigError, match=f"run `linscale study --preset {mine.resolve()}` first"):
         book.check_results({"preset": "mine", "results_dir": str(tmp_path / "elsewhere")}, ["training"])
+
+
+def test_a_study_runs_from_python_with_the_options_of_its_command_line(tmp_path, monkeypatch):
+    """run_study takes StudyOptions (not the command line's Namespace): a caller without a command line
+    names what it wants, and its options come back as it gave them."""
+    from linscale.presets import USER_PRESETS_ENV
+    from linscale.study import StudyOptions, run_study
+
+    monkeypatch.setenv(USER_PRESETS_ENV, "")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text(Path("linscale/presets/smoke.yaml").read_text().replace("name: smoke", "name: mine"))
+    options = StudyOptions(str(mine), stages="design", runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
+    assert run_study(options) == 0 and options.preset == str(mine)
+    assert (tmp_path / "results" / "mine" / "fits" / "design_verdicts.csv").exists()
+    with pytest.raises(ConfigError, match=r"--stages: unknown stage\(s\) sweeep"):
+        run_study(StudyOptions("smoke", stages="sweeep"))
+    parsed = StudyOptions.from_arguments(argparse.Namespace(preset="smoke", set=["train.seed=1"], jobs=2, stages=None))
+    assert parsed == StudyOptions("smoke", jobs=2, overrides=("train.seed=1",))
 
 
 def test_a_preset_names_the_ablations_its_study_trains_by_default():
