@@ -109,8 +109,8 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from linscale.bench import (format_table, probe_report_head, retrain_control, train_probe_run,
-                                write_probe_outputs)
+    from linscale.bench import format_table
+    from linscale.probes import probe_report_head, retrain_control, train_probe_run, write_probe_outputs
     from linscale.eval.runner import final_checkpoints
     from linscale.findings import binder_summary
 

@@ -50,7 +50,8 @@ def main() -> None:
     import pandas as pd
     import torch
 
-    from linscale.bench import benchmark_script, format_table, probe_report_head, write_probe_outputs
+    from linscale.bench import format_table
+    from linscale.probes import benchmark_script, probe_report_head, write_probe_outputs
     from linscale.eval.runner import final_checkpoints
     from linscale.findings import LONG_STRATUM, binder_distance_summary
 

@@ -84,7 +84,7 @@ def part_losses(roles):
 def train_and_read_roles(folder: Path, arch: str, size: str, *overrides: str) -> Path:
     """One run of the grid (with ``--set`` ``overrides``) with an export at every checkpoint, then its role
     table (both resumable)."""
-    from linscale.bench import run_cli, train_probe_run
+    from linscale.probes import run_cli, train_probe_run
 
     train_probe_run(folder, arch, size, "train.exports=all", *overrides)
     if not (folder / "eval" / "roles.parquet").is_file():
@@ -147,8 +147,9 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (format_table, judge_probe, probe_arguments, probe_report_head, retrain_control,
-                                verdict_lines, write_probe_outputs)
+    from linscale.bench import format_table
+    from linscale.probes import (judge_probe, probe_arguments, probe_report_head, retrain_control, verdict_lines,
+                                 write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, context_verdict, refit_misfit
     from linscale.laws.suite import fit_window

@@ -79,7 +79,7 @@ def spec_for(arch: str, size: str, overrides) -> dict:
 def train_cooldown(source: Path, folder: Path, arch: str, size: str, start: int, target: int) -> float:
     """The cooldown of run ``source`` from its record step ``start`` to ``target`` (branched from the
     checkpoint kept at ``start``; resumable); returns its final validation loss."""
-    from linscale.bench import run_cli
+    from linscale.probes import run_cli
     from linscale.train import branch_run, read_records, read_status
 
     if read_status(folder).get("state") != "done":
@@ -99,8 +99,9 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (benchmark_script, format_table, judge_probe, probe_arguments, probe_report_head,
-                                retrain_control, train_probe_run, verdict_lines, write_probe_outputs)
+    from linscale.bench import format_table
+    from linscale.probes import (benchmark_script, judge_probe, probe_arguments, probe_report_head, retrain_control,
+                                 train_probe_run, verdict_lines, write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import COOLDOWN_DOES_NOT, COOLDOWN_EXPLAINS, cooldown_verdict
     from linscale.laws.suite import fit_window

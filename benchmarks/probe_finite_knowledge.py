@@ -57,8 +57,8 @@ def main() -> None:
 
     import pandas as pd
 
-    from linscale.bench import (benchmark_script, format_table, probe_arguments, probe_report_head, verdict_lines,
-                                write_probe_outputs)
+    from linscale.bench import format_table
+    from linscale.probes import benchmark_script, probe_arguments, probe_report_head, verdict_lines, write_probe_outputs
     from linscale.design import fit_settings
     from linscale.findings import KNOWLEDGE_DOES_NOT, KNOWLEDGE_EXPLAINS, knowledge_verdict, ratio_verdict
     from linscale.laws.suite import fit_window

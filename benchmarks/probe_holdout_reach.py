@@ -39,7 +39,8 @@ def main() -> None:
     import pandas as pd
 
     from linscale import design, findings
-    from linscale.bench import format_table, machine_info, write_probe_outputs
+    from linscale.bench import format_table, machine_info
+    from linscale.probes import write_probe_outputs
     from linscale.presets import load_preset
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -39,7 +39,8 @@ import numpy as np
 import pandas as pd
 
 from linscale import design
-from linscale.bench import format_table, machine_info, write_probe_outputs
+from linscale.bench import format_table, machine_info
+from linscale.probes import write_probe_outputs
 from linscale.findings import run_residuals
 from linscale.laws.suite import fit_suite
 from linscale.study import FITS_BOOTSTRAP

@@ -108,8 +108,9 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (committed_study, format_table, probe_report_head, refit_probe_arguments,
-                                verdict_lines, write_probe_outputs)
+    from linscale.bench import format_table
+    from linscale.probes import (committed_study, probe_report_head, refit_probe_arguments, verdict_lines,
+                                 write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import FORM_DOES_NOT, FORM_EXPLAINS, form_verdict, ratio_verdict, refit_misfit, run_residuals
     from linscale.laws.suite import FITTED, windowed

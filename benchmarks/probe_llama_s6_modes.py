@@ -34,7 +34,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from linscale.bench import format_table, machine_info, run_cli, write_probe_outputs
+from linscale.bench import format_table, machine_info
+from linscale.probes import run_cli, write_probe_outputs
 from linscale.eval.roles import checkpoint_roles
 from linscale.findings.downstream import committed_finals
 from linscale.presets import load_preset

@@ -54,7 +54,8 @@ import numpy as np
 import pandas as pd
 
 from linscale import design
-from linscale.bench import format_table, probe_arguments, probe_report_head, train_probe_run, write_probe_outputs
+from linscale.bench import format_table
+from linscale.probes import probe_arguments, probe_report_head, train_probe_run, write_probe_outputs
 from linscale.findings import LR_DOES_NOT, LR_EXPLAINS, lr_misfit_verdict, refit_misfit
 from linscale.laws.suite import fit_window
 from linscale.presets import load_preset

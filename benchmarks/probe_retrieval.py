@@ -36,7 +36,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from linscale.bench import format_table, machine_info, write_probe_outputs
+from linscale.bench import format_table, machine_info
+from linscale.probes import write_probe_outputs
 from linscale.checkpoint import load_checkpoint, load_tokenizer
 
 SIZE = "s4"

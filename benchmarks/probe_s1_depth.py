@@ -62,8 +62,9 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (benchmark_script, format_table, judge_probe, probe_arguments, probe_report_head,
-                                train_probe_run, verdict_lines, write_probe_outputs)
+    from linscale.bench import format_table
+    from linscale.probes import (benchmark_script, judge_probe, probe_arguments, probe_report_head, train_probe_run,
+                                 verdict_lines, write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import DEPTH_DOES_NOT, DEPTH_EXPLAINS, depth_verdict
     from linscale.laws.suite import fit_window

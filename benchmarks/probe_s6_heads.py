@@ -58,8 +58,9 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (final_retrieval, format_table, probe_arguments, probe_report_head, probe_retrieval,
-                                train_probe_run, write_probe_outputs)
+    from linscale.bench import format_table
+    from linscale.probes import (final_retrieval, probe_arguments, probe_report_head, probe_retrieval, train_probe_run,
+                                 write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import HEADS_DOES_NOT, HEADS_EXPLAINS, heads_verdict, refit_misfit
     from linscale.laws.suite import crossovers, fit_window

@@ -65,8 +65,9 @@ def main() -> None:
     pin_numerics()  # before numpy and torch, as every linscale command: the fits below run in this process
     import pandas as pd
 
-    from linscale.bench import (committed_study, format_table, interval_rows, probe_report_head, refit_probe_arguments,
-                                write_probe_outputs)
+    from linscale.bench import format_table
+    from linscale.probes import (committed_study, interval_rows, probe_report_head, refit_probe_arguments,
+                                 write_probe_outputs)
     from linscale.design import fit_settings
     from linscale.findings import EMBEDDING_DOES_NOT, EMBEDDING_EXPLAINS, embedding_verdict, ratio_verdict, refit_misfit
     from linscale.laws.suite import fit_study

@@ -45,7 +45,8 @@ from pathlib import Path
 import pandas as pd
 
 from linscale import findings
-from linscale.bench import format_table, machine_info, run_cli, write_probe_outputs
+from linscale.bench import format_table, machine_info
+from linscale.probes import run_cli, write_probe_outputs
 from linscale.eval.roles import checkpoint_roles
 from linscale.presets import load_preset
 

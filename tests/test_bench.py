@@ -216,7 +216,7 @@ def test_end_to_end_reports_failures_without_raising():
 def test_a_probe_writes_its_report_and_tables_or_prints_the_report(tmp_path, capsys):
     import pandas as pd
 
-    from linscale.bench import write_probe_outputs
+    from linscale.probes import write_probe_outputs
 
     frame = pd.DataFrame({"arch": ["llama", "tnl"], "excess": [0.25, 0.9]})
     write_probe_outputs("# report\n", str(tmp_path / "r.md"), str(tmp_path / "t"), {"roles": frame})
@@ -228,19 +228,19 @@ def test_a_probe_writes_its_report_and_tables_or_prints_the_report(tmp_path, cap
 
 
 def test_a_probes_failed_linscale_command_ends_in_one_line_naming_the_cli_error():
-    from linscale.bench import run_cli
+    from linscale.probes import run_cli
 
     with pytest.raises(SystemExit, match=r"^linscale train failed \(exit 2\): .*--set nonsense.key: unknown key"):
         run_cli("train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--set", "nonsense.key=1")
 
 
 def test_a_probe_reads_each_runs_last_retrieval_scores_and_names_a_run_it_cannot_evaluate(tmp_path):
-    """bench.final_retrieval keeps each run's last evaluated step and the one metric a probe reports per
-    retrieval task (NIAH's weighted accuracy, not its plain accuracy); bench.probe_retrieval ends in one
+    """probes.final_retrieval keeps each run's last evaluated step and the one metric a probe reports per
+    retrieval task (NIAH's weighted accuracy, not its plain accuracy); probes.probe_retrieval ends in one
     line naming the folder when a run has no export to evaluate."""
     import pandas as pd
 
-    from linscale.bench import final_retrieval, probe_retrieval
+    from linscale.probes import final_retrieval, probe_retrieval
 
     rows = [("tnl-s5", "tnl", "s5", step, task, metric, value)
             for step, scale in ((100, 0.5), (200, 1.0))

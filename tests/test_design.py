@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from linscale.bench import benchmark_script
+from linscale.probes import benchmark_script
 from linscale.design import (A_VALUES, ENVELOPE, Law, check_design, checked_by, fit_settings, grid_points,
                              holdout_bounds, holdout_expectation, reference_law, simulate, true_allocation)
 from linscale.train.settings import resolve_preset
@@ -313,14 +313,14 @@ def test_the_law_form_probe_is_read_from_its_tables(tmp_path):
 
 
 def test_a_probe_report_starts_with_its_command_time_and_machine(monkeypatch):
-    """bench.probe_report_head: the title, the command that produced the report (the script under
+    """probes.probe_report_head: the title, the command that produced the report (the script under
     benchmarks/ with its arguments) followed by its provenance, the start and end time, and the machine."""
     import datetime as dt
 
-    from linscale import bench
+    from linscale import probes
 
     monkeypatch.setattr(sys, "argv", ["/x/benchmarks/probe_law_form.py", "--tables", "out"])
-    head = bench.probe_report_head("Registered probe: X", "the rule is in the docstring.",
+    head = probes.probe_report_head("Registered probe: X", "the rule is in the docstring.",
                                    dt.datetime(2026, 12, 4, 9, 30, tzinfo=dt.timezone.utc))
     assert head[:3] == ["# Registered probe: X", "",
                         "Produced by `python benchmarks/probe_law_form.py --tables out`; the rule is in the docstring."]
@@ -700,12 +700,12 @@ def test_the_s1_depth_probe_rule_its_runs_and_its_reader(tmp_path):
 
 
 def test_judge_probe_applies_the_registered_rule_to_each_architecture(capsys):
-    """bench.judge_probe: ratios of the variant's misfit over the reference's, each architecture judged by
+    """probes.judge_probe: ratios of the variant's misfit over the reference's, each architecture judged by
     the rule it is given, the overall verdict by the thresholds, and the verdicts written on the variant's rows
     only; a failed fit (NaN misfit) is inconclusive."""
     import pandas as pd
 
-    from linscale.bench import judge_probe
+    from linscale.probes import judge_probe
     from linscale.findings import COOLDOWN_DOES_NOT, COOLDOWN_EXPLAINS, cooldown_verdict
 
     fits = pd.DataFrame({"arch": ["tnl", "tnl", "llama", "llama", "hgrn2", "hgrn2"],
@@ -723,12 +723,12 @@ def test_judge_probe_applies_the_registered_rule_to_each_architecture(capsys):
 
 
 def test_a_probe_reports_its_verdicts_and_its_retrain_control_in_one_form(capsys):
-    """bench.verdict_lines writes each architecture's verdict with its ratio and the rule's thresholds, the
-    verdict over all four and the decision; bench.retrain_control finds a retrained checkpoint that moved
+    """probes.verdict_lines writes each architecture's verdict with its ratio and the rule's thresholds, the
+    verdict over all four and the decision; probes.retrain_control finds a retrained checkpoint that moved
     (outside the tolerance) or is missing."""
     import pandas as pd
 
-    from linscale.bench import retrain_control, verdict_lines
+    from linscale.probes import retrain_control, verdict_lines
 
     lines = verdict_lines("Does X explain the misfit?", ["tnl"], {"tnl": 0.456}, {"tnl": "explains"}, "explains",
                           (0.5, 0.8), "X is adopted")

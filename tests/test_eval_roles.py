@@ -374,7 +374,7 @@ def test_the_binder_probe_scores_each_item_by_the_models_own_next_token(smoke_sw
     the nll at each item's answer position, with the document after <eod> as the model was trained."""
     import torch
 
-    from linscale.bench import benchmark_script
+    from linscale.probes import benchmark_script
     from linscale.checkpoint import load_checkpoint
     from linscale.data.datamodule import SyntheticDataModule
     from linscale.data.synthetic import SPLITS
