@@ -17,3 +17,29 @@ def assert_close(name: str, ref: torch.Tensor, out: torch.Tensor, tol: float) ->
     assert not torch.isnan(out).any(), f"{name}: NaN in output"
     err = rel_error(ref, out)
     assert err < tol, f"{name}: relative error {err:.3e} >= {tol:.1e}"
+
+
+def running(pid: int) -> bool:
+    """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
+    from pathlib import Path
+
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+
+
+def ends_within(pid: int, seconds: float) -> bool:
+    """Whether the process ``pid`` ends within ``seconds``; one still running then is killed, so that a
+    failing test leaves nothing behind."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + seconds
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if running(pid):
+        os.kill(pid, signal.SIGKILL)
+        return False
+    return True

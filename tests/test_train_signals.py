@@ -23,6 +23,8 @@ from linscale.cli import main
 from linscale.train import read_results, read_status, records_equal
 from linscale.train.callbacks import load_lightning_checkpoint
 
+from helpers import ends_within
+
 TINY_TEXT = Path(__file__).parent / "data" / "tiny_text"
 STEPS = 600  # long enough that a signal sent once progress shows step 2 arrives before the end
 
@@ -125,24 +127,10 @@ def test_a_multi_device_run_stops_with_a_checkpoint_when_its_sweep_is_killed(set
     finally:
         proc.kill()
         proc.wait()
-    deadline = time.monotonic() + 60
-    while _running(run) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = _running(run)
-    if left:
-        os.kill(run, signal.SIGKILL)  # not left training by a failing test
-    assert not left
+    assert ends_within(run, 60)
     status = read_status(run_dir)
     assert status["state"] == "interrupted" and status["signal"] == "SIGTERM", status
     assert 1 < status["step"] < STEPS and status["checkpoint_step"] == status["step"]
-
-
-def _running(pid: int) -> bool:
-    """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
 
 
 def test_the_same_signal_again_stops_at_once_and_another_is_the_same_request(capsys):

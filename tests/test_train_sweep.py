@@ -23,6 +23,7 @@ from linscale.train.sweep import run_sweep
 from linscale.presets import load_preset
 
 from conftest import SMOKE_SWEEP_ARGS
+from helpers import ends_within, running
 
 TESTS = Path(__file__).parent
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")])),
@@ -122,14 +123,6 @@ def test_a_stopped_sweep_stops_its_run_with_a_checkpoint_and_says_so(tmp_path, h
     assert status["step"] is not None and status["checkpoint_step"] == status["step"] < 200  # saved where it stopped
 
 
-def _alive(pid: int) -> bool:
-    """Whether a process runs (a zombie, dead but not yet reaped by its new parent, does not)."""
-    try:
-        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
 def test_a_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
     """A sweep killed outright (SIGKILL) left its workers training, and the re-run trained the same run
@@ -141,13 +134,10 @@ def test_a_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
               "print(c.pid, flush=True); c.stdout.readline(); print('ready', flush=True); time.sleep(120)")
     proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=ENV)
     child_pid = int(proc.stdout.readline())
-    assert proc.stdout.readline().strip() == "ready" and _alive(child_pid)
+    assert proc.stdout.readline().strip() == "ready" and running(child_pid)
     proc.kill()
     proc.wait()
-    deadline = time.monotonic() + 10
-    while _alive(child_pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(child_pid)
+    assert ends_within(child_pid, 10)
 
 
 # How each pool of the study starts its processes: a worker prints its pid, then sleeps (as a fit or an
@@ -168,17 +158,11 @@ def test_a_pool_worker_ends_when_the_study_is_killed(pool):
     proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True, env=ENV)
     try:
         worker = int(proc.stdout.readline())
-        assert _alive(worker)
+        assert running(worker)
     finally:
         proc.kill()
         proc.wait()
-    deadline = time.monotonic() + 10
-    while _alive(worker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    left = _alive(worker)
-    if left:
-        os.kill(worker, signal.SIGKILL)  # not left behind by a failing test
-    assert not left
+    assert ends_within(worker, 10)
 
 
 def test_a_run_that_another_process_trains_is_not_trained_beside_it(tmp_path):
