@@ -786,7 +786,8 @@ def _check_own_folders(options: StudyOptions) -> None:
     overwritten) nor its runs in runs/ (whose runs a sweep with other settings refuses to reuse)."""
     from linscale.book import ROOT
 
-    for option, folder, published in (("--results-dir", options.results_dir, "results"), ("--runs-dir", options.runs_dir, "runs")):
+    for option, folder, published in (("--results-dir", options.results_dir, "results"),
+                                      ("--runs-dir", options.runs_dir, "runs")):
         if Path(folder).resolve() == (ROOT / published).resolve():
             raise ConfigError(f"--set: a study with overrides is not the published one; give it a {option} of its "
                               f"own (e.g. {option} rerun/{published}), not the repository's {published}/")

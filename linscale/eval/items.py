@@ -1,9 +1,9 @@
 """Task data for the linscale suites: generated from the world the model was trained on, cached.
 
 Knowledge questions only make sense about the facts the model saw, so every item comes from the
-synthetic language's generators (``linscale.data.synthetic``, its "Evaluation items" section) called with the data
-dict stored in the checkpoint's meta (``meta["data"]``: world seed, vocabulary, ...). The items are
-written once to a cache folder keyed by a hash of (kind, data dict, item parameters) and reused:
+synthetic language's generators (``linscale.data.synthetic``, its "Evaluation items" section) called with
+the data dict stored in the checkpoint's meta (``meta["data"]``: world seed, vocabulary, ...). The items
+are written once to a cache folder keyed by a hash of (kind, data dict, item parameters) and reused:
 
     <task_cache>/<kind>-<sha256[:16]>.jsonl       one JSON object per line, written atomically
 
@@ -189,8 +189,8 @@ def niah_grid(max_length: int, n_lengths: int, n_depths: int, min_length: float 
 
 
 def generate(kind: str, params: dict) -> list[dict]:
-    """Items of ``kind`` from the synthetic language's generators (``linscale.data.synthetic``), normalised to the
-    fields listed in the module docstring."""
+    """Items of ``kind`` from the synthetic language's generators (``linscale.data.synthetic``), normalised
+    to the fields listed in the module docstring."""
     try:
         from linscale.data import synthetic
     except ImportError as err:

@@ -301,8 +301,8 @@ def check_vocabulary(model: dict, vocab: int, where: str = "") -> None:
 
 
 def make_datamodule(data: dict, seq_len: int, batch_size: int, seed: int = 0, num_workers: int = 0):
-    """``linscale.data.build_datamodule`` (batches as :mod:`linscale.data` describes), or ``data["factory"] = "module:function"`` for a
-    data module of one's own with the same signature."""
+    """``linscale.data.build_datamodule`` (batches as :mod:`linscale.data` describes), or
+    ``data["factory"] = "module:function"`` for a data module of one's own with the same signature."""
     data = dict(data)
     factory = data.pop("factory", None)
     if factory:
