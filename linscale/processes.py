@@ -52,3 +52,28 @@ class Terminated(KeyboardInterrupt):
 def raise_terminated(signum, frame):
     """A SIGTERM handler: :class:`Terminated`."""
     raise Terminated()
+
+
+def release_pool_pipes(executor) -> None:
+    """After a ProcessPoolExecutor's workers were ended (an error, Ctrl-C, SIGTERM): let go of the two pipes
+    that tie this process to them, which otherwise hung it.
+
+    - The results pipe: a worker ended while it wrote leaves half a message there, and the executor's
+      thread waited for the rest for ever; the interpreter's exit (or the pool's shutdown) joins that
+      thread, so a Ctrl-C'd `linscale eval` printed its line and hung (one run in seven). With this
+      process's writing end closed, no writer is left: the thread reads an end of file, marks the pool
+      broken and ends.
+    - The tasks pipe: the thread that feeds it blocks once the pipe is full and no worker reads (a fit's
+      task carries its rows). The executor's own thread ends it as it winds down; where that thread died
+      instead (on Python 3.11, of an InvalidStateError when a future had been cancelled), multiprocessing's
+      exit joined the feeder for ever: a study stopped during its fits said so and hung. With
+      ``cancel_join_thread`` (multiprocessing's way out) the exit does not wait for it; its tasks are
+      dropped, which is what stopping means.
+
+    Private attributes of concurrent.futures; skipped where absent."""
+    writer = getattr(getattr(executor, "_result_queue", None), "_writer", None)
+    if writer is not None and not writer.closed:
+        writer.close()
+    tasks = getattr(executor, "_call_queue", None)
+    if tasks is not None:
+        tasks.cancel_join_thread()

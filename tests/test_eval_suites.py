@@ -218,7 +218,12 @@ def test_ctrl_c_during_linscale_eval_is_one_line(smoke_sweep, tmp_path):
     assert first.startswith("[1/"), first  # no lm-eval chatter before it ("bootstrapping for stddev: ...")
     time.sleep(0.5)
     os.killpg(proc.pid, signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:  # hung (the executor's thread waiting on a half-written result): not left behind
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
     assert proc.returncode == 130, err[-3000:]
     assert "Traceback" not in err and "leaked" not in err, err[-3000:]
     # the one line alone: nor lm-eval's advice to pass --metadata, its progress bars

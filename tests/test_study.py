@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -566,3 +567,43 @@ def test_a_preset_without_a_reference_law_identifies_no_law_not_even_the_envelop
     committed = pd.read_csv("results/smoke/fits/approach1.csv")
     assert not committed["identified"].any()
     assert set(committed["reason"]) == {reason}
+
+
+def _pool_workers(pid: int) -> list[int]:
+    """The spawned pool workers among the children of the process ``pid``."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [int(child) for child in children.read_text().split()] if children.exists() else []
+    return [child for child in pids if "spawn_main" in Path(f"/proc/{child}/cmdline").read_text(errors="replace")]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_study_stopped_during_its_fits_says_so_and_exits(tmp_path):
+    """SIGTERM (or Ctrl-C) while the fits' pool works on the cpu study's rows: the study said it was
+    interrupted and then hung, every time (the thread feeding the pool's tasks blocked on a full pipe that
+    no worker read, and the interpreter's exit waited for it), with the executor's InvalidStateError
+    traceback beside the line."""
+    import signal
+    import shutil
+    import subprocess
+    import time
+
+    shutil.copytree("results/cpu", tmp_path / "cpu")
+    (tmp_path / "cpu" / "fits" / ".runs-digest").unlink()  # the fits are redone
+    proc = subprocess.Popen([sys.executable, "-m", "linscale", "study", "--preset", "cpu", "--stages", "fits",
+                             "--jobs", "2", "--results-dir", str(tmp_path), "--runs-dir", str(tmp_path / "runs")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_pool_workers(proc.pid)) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_pool_workers(proc.pid)) == 2, proc.communicate(timeout=60)
+        time.sleep(3)  # the workers are fitting, and more tasks wait in the pipe
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert err.strip() == "linscale: interrupted by SIGTERM; what finished is kept, and the same command goes on " \
+                          "from there", err[-2000:]

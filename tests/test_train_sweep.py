@@ -483,3 +483,38 @@ def test_every_command_runs_numpys_and_atens_pinned_code_paths(tmp_path):
         assert not any("512" in target or target == "X86_V4" for target in seen["numpy"]), seen["numpy"]
         # numpy's and scipy's OpenBLAS (the fits' linear algebra) on their AVX2 kernels, whatever the CPU
         assert seen["openblas"] and set(seen["openblas"]) == {"Haswell"}, seen["openblas"]
+
+
+HALF_A_RESULT = """
+import os, struct, sys, time, multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from linscale.processes import release_pool_pipes
+
+if __name__ == "__main__":
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+    pool.submit(os.getpid).result()
+    os.write(pool._result_queue._writer.fileno(), struct.pack("!i", 1000) + b"half")  # a result cut off
+    time.sleep(0.5)  # the pool's thread is reading it
+    for process in pool._processes.values():
+        process.terminate()
+        process.join()
+    if sys.argv[1] == "release":
+        release_pool_pipes(pool)
+    pool.shutdown(wait=True)
+    print("ended", flush=True)
+"""
+
+
+@pytest.mark.parametrize("release", [True, False])
+def test_a_pool_whose_worker_ended_mid_result_still_shuts_down(release):
+    """A Ctrl-C'd `linscale eval` printed its line and hung (one run in seven): a worker ended while it wrote
+    its result leaves half a message in the result pipe, and the pool's thread waits for the rest, which
+    the interpreter's exit (or the pool's shutdown) then waits for. Without the fix the same cut-off
+    message hangs the shutdown (the control); with it the shutdown ends."""
+    try:
+        done = subprocess.run([sys.executable, "-c", HALF_A_RESULT, "release" if release else "keep"], env=ENV,
+                              capture_output=True, text=True, timeout=30 if release else 8)
+    except subprocess.TimeoutExpired:
+        assert not release, "the pool's shutdown hung although the result pipe was released"
+        return
+    assert release and done.returncode == 0 and done.stdout.strip() == "ended", done

@@ -34,6 +34,7 @@ from filelock import FileLock, Timeout
 from linscale.atomic import atomic_write
 from linscale.config import ConfigError
 from linscale.eval.tasks import SUITES, TASKS_DIR
+from linscale.processes import end_with_parent, release_pool_pipes
 
 log = logging.getLogger(__name__)
 
@@ -587,6 +588,7 @@ class EvalPool:
                     process.terminate()
             for process in self._processes.values():
                 process.join(10)  # gone when the caller's error surfaces, not some time after
+            release_pool_pipes(self._executor)
         self._executor.shutdown(wait=exc_type is None, cancel_futures=True)
 
     def submit(self, fn, *args):
@@ -614,8 +616,6 @@ def _start_worker(threads: int, cancels, parent: int | None = None) -> None:
     import threading
 
     import torch
-
-    from linscale.processes import end_with_parent
 
     if parent is not None:  # the caller killed outright (SIGKILL, SIGTERM): its evaluation processes end too
         end_with_parent(parent)

@@ -1,4 +1,5 @@
-"""Scaling-law fits of a runs table (the sweep's results table, :mod:`linscale.train.results`): the paper's envelope method and Chinchilla's three approaches.
+"""Scaling-law fits of a runs table (the sweep's results table, :mod:`linscale.train.results`): the paper's
+envelope method and Chinchilla's three approaches.
 
     from linscale.laws import fit, bootstrap, extrapolation_check, compare_with_paper
     fit1 = bootstrap(runs, "approach1", n_resamples=1000, seed=0, loss_column="train_loss")  # paper's method

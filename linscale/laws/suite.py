@@ -48,7 +48,7 @@ from threadpoolctl import threadpool_limits
 
 from linscale.laws.data import LawsInputError
 from linscale.laws.result import LawFit, concat_fits
-from linscale.processes import end_with_parent
+from linscale.processes import end_with_parent, release_pool_pipes
 
 SUITE = ("approach1", "approach1_excess", "approach2", "approach3", "approach3_fixed_e")
 NEEDS_ENTROPY = ("approach1_excess", "approach3_fixed_e")
@@ -333,7 +333,7 @@ def _run_in_pool(units: list, rows, settings: FitSettings, jobs: int, n_archs: i
                     err.add_note(f"fits: raised by {_label(unit)} (in a worker process)")
                     raise
         except BaseException:
-            _stop(pool, futures)
+            _stop(pool)
             raise
     return results
 
@@ -348,13 +348,18 @@ def fit_pool(jobs: int) -> ProcessPoolExecutor:
                                initializer=end_with_parent, initargs=(os.getpid(),))
 
 
-def _stop(pool: ProcessPoolExecutor, futures) -> None:
-    """Cancel the tasks not started and end the workers: else the error would wait for the running fits
-    (approach 3: minutes) to finish."""
-    for future in futures:
-        future.cancel()
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End the workers: else the error would wait for the running fits (approach 3: minutes) to finish.
+    The pool then fails the tasks not started (a broken pool starts no worker). Not Future.cancel(): on
+    Python 3.11 the executor's own thread then died of an InvalidStateError (its traceback under the
+    study's one line), leaving the thread that feeds the tasks blocked, and the exit waited for it for ever:
+    a study stopped during its fits hung."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
         process.terminate()
+    for process in processes:
+        process.join(10)
+    release_pool_pipes(pool)  # else the pool's thread, its shutdown and the interpreter's exit could hang
 
 
 def crossovers(runs: pd.DataFrame, loss_column: str = "train_loss") -> pd.DataFrame:
