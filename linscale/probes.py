@@ -2,8 +2,7 @@
 runs to test one explanation of a finding against a rule committed before its runs, and writes a
 Markdown report and tables the book's chapters read. Here: training a probe's runs as a sweep's worker
 does, evaluating their retrieval, judging the registered rule, and the report's common parts.
-(:mod:`linscale.bench` is the CPU benchmark, which the probes share its machine description and
-Markdown tables with.)
+(:mod:`linscale.bench` is the CPU benchmark; the probes take its machine description and Markdown tables.)
 """
 from __future__ import annotations
 

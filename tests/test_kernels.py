@@ -358,23 +358,14 @@ def test_benchmark_dry_run(tmp_path):
         assert name in report, f"{name} missing from the benchmark report"
 
 
-def _benchmark_script():
-    """benchmarks/bench_kernels.py as a module (a script, not part of the package)."""
-    import importlib.util
-
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_kernels.py"
-    spec = importlib.util.spec_from_file_location("bench_kernels", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("mixer", ["tnl", "hgrn2"])
 def test_benchmark_checks_fla_against_ours(monkeypatch, mixer):
     """The "vs fla" timings come with fla's output measured against ours on the same inputs, so a speed
     ratio of two different computations shows up as a large difference. fla itself needs a GPU (its import
     finds no Triton driver under the interpreter): stand-ins with its two signatures take its place."""
-    bench = _benchmark_script()
+    from linscale.probes import benchmark_script
+
+    bench = benchmark_script("bench_kernels")  # a script of benchmarks/, not a module of the package
 
     def simple_gla(q, k, v, g_gamma=None, scale=None, factor=1.0):  # fla.ops.simple_gla.chunk_simple_gla
         o, state = naive_recurrent_gla(q, k, v, g_gamma=g_gamma, scale=scale)
