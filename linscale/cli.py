@@ -431,10 +431,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         preset, specs = plan_runs(args.preset, args.set)
         data = specs[0]["data"] if specs else {}
         if data.get("source") == "text" and not data.get("path"):
-            # a plan needs no corpus (e.g. sizing the paper grid before the data is there); the sweep will
-            from linscale.data.datamodule import check_data
-
-            check_data(data)
+            # a plan needs no corpus (e.g. sizing the paper grid before the data is there); the sweep will.
+            # The data block's keys were checked when the preset was resolved (plan_runs)
             print("note: data.path is not set; the sweep will need it (--set data.path=...)", file=sys.stderr)
         else:
             validate_inputs(specs, build=False)  # the data block's keys and files, as the sweep checks them

@@ -25,7 +25,7 @@ import numpy as np
 import yaml
 
 from linscale.config import ConfigError, ModelConfig
-from linscale.presets import check_design_block, load_preset
+from linscale.presets import check_design_block, load_preset, split_size
 
 SCHEDULES = ("constant", "warmup", "cosine", "wsd")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
@@ -304,8 +304,6 @@ def _check_masked_overrides(preset: dict, overrides) -> None:
     """An override ``train.KEY=...`` that a size's own ``sizes.<size>.train.KEY`` masks (the size's wins):
     masked for every size it is an error, for some a note. The cpu preset gives each size its own token
     budget, and `--set train.tokens=1e6` changed nothing there in silence."""
-    from linscale.presets import split_size
-
     for override in overrides or ():
         key = str(override).split("=", 1)[0].strip()
         parts = key.split(".")
@@ -347,7 +345,6 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
             raise ConfigError(f"{key}: expected text, got {preset[key]!r}")
     check_design_block(preset.get("design"))
     TrainSettings.from_dict(preset.get("train") or {})
-    from linscale.presets import split_size
 
     for size, shape in preset["sizes"].items():
         size_train = split_size(size, shape)[1]
