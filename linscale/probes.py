@@ -15,6 +15,7 @@ from typing import Callable
 import pandas as pd
 
 from linscale.bench import machine_info
+from linscale.eval.tasks import SCORES
 
 
 def run_cli(*args: str) -> None:
@@ -38,7 +39,7 @@ def train_probe_run(folder: Path, arch: str, size: str, *overrides: str, preset:
 
 
 # the retrieval suite's scores a probe reports, task -> metric
-PROBE_RETRIEVAL = {"linscale_niah_easy": "weighted_acc", "linscale_niah_standard": "weighted_acc", "linscale_mqar": "acc"}
+PROBE_RETRIEVAL = {score.task: score.metric for score in SCORES if score.retrieval}
 
 
 def final_retrieval(evaluations: pd.DataFrame) -> pd.DataFrame:

@@ -27,6 +27,8 @@ from typing import Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from linscale.eval.tasks import SCORES
+
 # Display headers, with units, of the columns the study's tables share (one place for the whole book).
 HEADERS = {
     "arch": "architecture", "size": "size", "n_layer": "layers l", "d_model": "width d", "n_head": "heads h",
@@ -36,11 +38,10 @@ HEADERS = {
     "train_loss": "train loss (nats/token)", "val_loss": "val. loss (nats/token)",
     "bayes_loss": "Bayes loss (nats/token)", "loss": "loss (nats/token)", "wall_time_s": "wall time (s)",
     "checkpoints": "check-points", "seq_len": "context n (tokens)", "aspect": "d / l", "seed": "seed",
-    "knowledge_acc": "knowledge acc.", "bits_per_byte": "bits per byte", "cloze_acc": "cloze acc.",
-    "niah_easy_wa": "NIAH easy (w. acc.)", "niah_standard_wa": "NIAH std. (w. acc.)", "mqar_acc": "MQAR acc.",
     "run_id": "run", "estimate": "estimate", "ci_low": "95% low", "ci_high": "95% high",
     "params_M": "N (M), ours", "params_M_paper": "N (M), paper", "params_rel_diff": "N diff.",
     "pflops_per_step_paper": "PFLOPs per step, paper", "pflops_rel_diff": "PFLOPs diff.",
+    **{score.column: score.header for score in SCORES},  # the downstream scores' (linscale.eval.tasks)
 }
 SIGNIFICANT = 3  # significant digits of a float column (at least; see format_column)
 MAX_ROWS = 16  # rows shown in the page before the rest moves into the full table

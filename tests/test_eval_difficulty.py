@@ -157,8 +157,8 @@ def test_a_chance_row_closes_a_wide_accuracy_table():
 
 
 def _package_tasks() -> dict[str, list[str]]:
-    """{task: its metrics} of every task YAML in the package's task folder (groups left out, includes
-    followed; lm-eval's !function tags read as nothing)."""
+    """{task or group: its metrics} of every YAML in the package's task folder (includes followed; a
+    group's are its aggregate metrics; lm-eval's !function tags read as nothing)."""
     import yaml
 
     from linscale.eval.tasks import TASKS_DIR
@@ -173,27 +173,56 @@ def _package_tasks() -> dict[str, list[str]]:
         return {**read(path.parent / spec["include"]), **spec} if "include" in spec else spec
 
     specs = [read(path) for path in sorted(TASKS_DIR.glob("*.yaml"))]
-    return {spec["task"]: [m["metric"] for m in spec.get("metric_list", [])] for spec in specs if "group" not in spec}
+    return {spec.get("group", spec.get("task")): [m["metric"] for m in spec.get("metric_list",
+                                                                              spec.get("aggregate_metric_list", []))]
+            for spec in specs}
 
 
-def test_every_task_has_its_chance_level_and_its_column_in_the_downstream_table():
-    """A task added to the task folder without a chance level got NaN in every accuracy table and figure,
-    and one without a column in findings.DOWNSTREAM_METRICS was dropped from the book's tables, both
-    without a word (review: a new task touches a dozen places)."""
-    from linscale.eval.calibration import HEADLINES
-    from linscale.findings.downstream import DOWNSTREAM_METRICS
+def test_the_task_table_matches_the_task_folder():
+    """linscale.eval.tasks' two tables are the one place the study learns a task's chance, columns,
+    headers and analyses from: a task of the folder missing from them got NaN in every accuracy table and
+    figure and no column in the book's tables, without a word; a score naming a metric its task does not
+    compute was an empty column (review: a new task touched a dozen places)."""
+    from linscale.eval.tasks import ANSWERS, SCORES
 
     tasks = _package_tasks()
     assert {"linscale_mqar", "linscale_niah_easy", "linscale_niah_standard", "linscale_knowledge_head",
-            "linscale_cloze", "linscale_perplexity"} <= set(tasks)
-    for task, names in tasks.items():
-        accuracies = [m for m in names if m in chance.ACCURACY_METRICS]
+            "linscale_cloze", "linscale_perplexity", "linscale_knowledge"} <= set(tasks)
+    scored = {task: [s for s in SCORES if s.task == task] for task in tasks if tasks[task]}
+    for task, scores in scored.items():
+        assert task in ANSWERS, f"{task}: no form of answer (linscale/eval/tasks/__init__.py ANSWERS)"
+        assert scores, f"{task}: no score (linscale/eval/tasks/__init__.py SCORES)"
+        accuracies = [m for m in tasks[task] if m in chance.ACCURACY_METRICS]
         assert all(np.isfinite(chance.chance_level(task, m)) for m in accuracies), \
-            f"{task}: no chance level for {accuracies} (linscale/eval/chance.py)"
-        assert any((task, m) in DOWNSTREAM_METRICS for m in names), \
-            f"{task}: no column of the downstream table (linscale/findings/downstream.py DOWNSTREAM_METRICS)"
-        assert not accuracies or any(t == task for t, _ in HEADLINES), \
-            f"{task}: no headline accuracy for the calibration (linscale/eval/calibration.py HEADLINES)"
+            f"{task}: no chance level for {accuracies} (linscale/eval/tasks/__init__.py ANSWERS)"
+        assert (ANSWERS[task] is None) == (not accuracies), f"{task}: its form of answer {ANSWERS[task]!r}"
+        assert not accuracies or sum(s.headline for s in scores) == 1, \
+            f"{task}: not one headline accuracy for the calibration (linscale/eval/tasks/__init__.py SCORES)"
+    for score in SCORES:
+        assert score.metric in tasks.get(score.task, []), f"{score.column}: {score.task} computes no {score.metric}"
+        assert score.header and score.column
+        assert not (score.headline or score.retrieval) or score.metric in chance.ACCURACY_METRICS, score.column
+    assert len({s.column for s in SCORES}) == len(SCORES) and set(ANSWERS) <= set(tasks)
+
+
+def test_the_study_reads_its_task_lists_from_the_task_table():
+    """Every list of tasks or scores in the findings, the calibration, the probes, the chance levels and
+    the book's headers follows linscale.eval.tasks, in its order."""
+    from linscale import probes, tables
+    from linscale.eval.calibration import HEADLINES
+    from linscale.eval.tasks import ANSWERS, SCORES
+    from linscale.findings.ablations import ACCURACY_LABELS
+    from linscale.findings.downstream import DOWNSTREAM_METRICS, RETRIEVAL_TASKS, SUMMARY_COLUMNS
+
+    assert list(DOWNSTREAM_METRICS.values()) == [s.column for s in SCORES]
+    assert all(DOWNSTREAM_METRICS[(s.task, s.metric)] == s.column for s in SCORES)
+    assert [t for t, m in HEADLINES] == [s.task for s in SCORES if s.headline]
+    assert list(ACCURACY_LABELS) == [s.column for s in SCORES if s.headline and s.label]
+    assert list(RETRIEVAL_TASKS.values()) == [s.label for s in SCORES if s.retrieval]
+    assert SUMMARY_COLUMNS[5:] == [s.column for s in SCORES if s.summary]
+    assert probes.PROBE_RETRIEVAL == {s.task: s.metric for s in SCORES if s.retrieval}
+    assert all(tables.header(s.column) == s.header for s in SCORES)
+    assert set(chance.MULTIPLE_CHOICE) | set(chance.ANSWER_IS_A_VALUE) == {t for t, a in ANSWERS.items() if a}
 
 
 def test_weighted_accuracy_stderr():

@@ -28,13 +28,12 @@ import math
 import numpy as np
 import pandas as pd
 
+from linscale.eval.tasks import SCORES
+
 CEILING = 0.98
 Z = 2.0
 # The headline accuracy of each task: (lm-eval task, metric).
-HEADLINES = (("linscale_knowledge_head", "acc"), ("linscale_knowledge_torso", "acc"),
-             ("linscale_knowledge_tail", "acc"), ("linscale_knowledge", "acc"), ("linscale_cloze", "acc"),
-             ("linscale_niah_easy", "weighted_acc"), ("linscale_niah_standard", "weighted_acc"),
-             ("linscale_mqar", "acc"))
+HEADLINES = tuple((score.task, score.metric) for score in SCORES if score.headline)
 REPORT_COLUMNS = ["task", "metric", "models", "min", "max", "chance", "at_ceiling", "at_chance", "llama_gain",
                   "llama_rises", "ok"]
 

@@ -27,9 +27,10 @@ import math
 
 import pandas as pd
 
-ANSWER_IS_A_VALUE = ("linscale_cloze", "linscale_niah_easy", "linscale_niah_standard", "linscale_mqar")
-MULTIPLE_CHOICE = ("linscale_knowledge", "linscale_knowledge_head", "linscale_knowledge_torso",
-                   "linscale_knowledge_tail")
+from linscale.eval.tasks import ANSWERS
+
+ANSWER_IS_A_VALUE = tuple(task for task, answer in ANSWERS.items() if answer == "value")
+MULTIPLE_CHOICE = tuple(task for task, answer in ANSWERS.items() if answer == "multiple choice")
 ACCURACY_METRICS = ("acc", "acc_norm", "weighted_acc", "niah_score")
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from linscale.eval.tasks import SCORES
 from linscale.findings.downstream import downstream_table
 from linscale.findings.rules import LINEAR
 
@@ -117,9 +118,9 @@ def seed_tolerance(noise: pd.DataFrame, confidence: float = 0.95, relative: bool
     return float(stats.t.ppf(0.5 + confidence / 2, dof) * np.sqrt(2) * pooled)
 
 
-# The downstream accuracies (columns of downstream_table) and their names in the prose.
-ACCURACY_LABELS = {"knowledge_acc": "knowledge", "cloze_acc": "cloze", "niah_easy_wa": "NIAH easy",
-                   "niah_standard_wa": "NIAH standard", "mqar_acc": "associative recall"}
+# The downstream accuracies (columns of downstream_table) and their names in the prose: each task's headline
+# accuracy that has a name of its own (the knowledge bands enter through their mean).
+ACCURACY_LABELS = {score.column: score.label for score in SCORES if score.headline and score.label}
 DEFAULT_TOLERANCE = 0.005  # when neither the reader nor a seeds ablation gives one
 
 

@@ -5,24 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from linscale.eval.tasks import SCORES
+
 # ----------------------------------------------------------------------------- downstream
 
-# (task, metric) -> column of the wide downstream table; lower is better for the perplexities.
-DOWNSTREAM_METRICS = {
-    ("linscale_knowledge", "acc"): "knowledge_acc",
-    ("linscale_knowledge", "acc_norm"): "knowledge_acc_norm",
-    ("linscale_knowledge_head", "acc"): "knowledge_head_acc",
-    ("linscale_knowledge_torso", "acc"): "knowledge_torso_acc",
-    ("linscale_knowledge_tail", "acc"): "knowledge_tail_acc",
-    ("linscale_perplexity", "word_perplexity"): "word_perplexity",
-    ("linscale_perplexity", "bits_per_byte"): "bits_per_byte",
-    ("linscale_cloze", "acc"): "cloze_acc",
-    ("linscale_cloze", "perplexity"): "cloze_perplexity",
-    ("linscale_niah_easy", "weighted_acc"): "niah_easy_wa",
-    ("linscale_niah_easy", "niah_score"): "niah_easy_score",
-    ("linscale_niah_standard", "weighted_acc"): "niah_standard_wa",
-    ("linscale_mqar", "acc"): "mqar_acc",
-}
+# (task, metric) -> column of the wide downstream table (linscale.eval.tasks.SCORES, in its order); lower is
+# better for the perplexities.
+DOWNSTREAM_METRICS = {(score.task, score.metric): score.column for score in SCORES}
 
 
 def downstream_table(eval_table: pd.DataFrame, runs: pd.DataFrame, loss: str = "train_loss") -> pd.DataFrame:
@@ -62,8 +51,7 @@ def with_chance(table: pd.DataFrame, chances: dict[str, float]) -> pd.DataFrame:
 
 
 # The columns of the downstream summary table the book shows (the figures use the rest).
-SUMMARY_COLUMNS = ["arch", "size", "params", "pf_days", "loss", "knowledge_acc", "bits_per_byte", "cloze_acc",
-                   "niah_easy_wa", "mqar_acc"]
+SUMMARY_COLUMNS = ["arch", "size", "params", "pf_days", "loss", *(score.column for score in SCORES if score.summary)]
 
 
 def final_checkpoints(table: pd.DataFrame) -> pd.DataFrame:
@@ -129,7 +117,8 @@ def largest_model_cells(cells: pd.DataFrame, archs=None, mode: str = "easy") -> 
     return pd.concat(keep, ignore_index=True).rename(columns={"acc": "score"})
 
 
-RETRIEVAL_TASKS = {"mqar_acc": "associative recall", "niah_easy_wa": "NIAH easy", "niah_standard_wa": "NIAH standard"}
+# The retrieval scores (columns of downstream_table) and their names in the prose.
+RETRIEVAL_TASKS = {score.column: score.label for score in SCORES if score.retrieval}
 
 
 def retrieval_long(largest: pd.DataFrame, chances: dict[str, float] | None = None,
