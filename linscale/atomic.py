@@ -1,9 +1,10 @@
 """One way to write a file so that nobody ever sees half of it: the results tables, run status,
-checkpoints and task data all go through :func:`atomic_write`."""
+checkpoints and task data all go through :func:`atomic_write` (JSON through :func:`write_json`)."""
 from __future__ import annotations
 
 import filecmp
 import functools
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -27,6 +28,16 @@ def atomic_update(path: str | os.PathLike, write: Callable[[str], object], mode:
     stamp) is left as it was, so that what is up to date by its files (a chapter of the book) stays so
     when a stage is re-run. Returns whether the file was written."""
     return _write(Path(path), write, mode, keep_same=True)
+
+
+def write_json(path: str | os.PathLike, value, *, indent: int = 1, sort_keys: bool = False, default=str,
+               mode: int | None = None, keep_same: bool = False) -> Path:
+    """``value`` as JSON text with a final newline, written by :func:`atomic_write` (by
+    :func:`atomic_update` with ``keep_same``). ``default`` turns what JSON cannot hold into something it
+    can (by default its text: paths, dates)."""
+    text = json.dumps(value, indent=indent, sort_keys=sort_keys, default=default) + "\n"
+    _write(Path(path), lambda tmp: Path(tmp).write_text(text), mode, keep_same=keep_same)
+    return Path(path)
 
 
 def _write(path: Path, write: Callable[[str], object], mode: int | None, keep_same: bool) -> bool:

@@ -351,13 +351,12 @@ def compare_studies(a: str | Path, b: str | Path, labels: tuple[str, str] | None
 
 
 def write_json(comparison: Comparison, path: str | Path) -> Path:
-    from linscale.atomic import atomic_write
-
     import datetime
 
+    from linscale.atomic import write_json as write
+
     written = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    text = json.dumps({"written": written, **comparison.to_dict()}, indent=1)
-    return atomic_write(path, lambda tmp: Path(tmp).write_text(text + "\n"), mode=0o644)
+    return write(path, {"written": written, **comparison.to_dict()}, default=None, mode=0o644)
 
 
 def rerun_comparisons(results_dir: str | Path, preset: str) -> list[Path]:

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from linscale.atomic import atomic_update, atomic_write
+from linscale.atomic import atomic_update, atomic_write, write_json
 from linscale.config import ConfigError
 from linscale.eval.tasks import SUITES as TASK_SUITES  # only the task folder's names: no torch, no lm-eval
 from linscale.train.settings import ABLATIONS  # the sweeps of ablation_presets, in its order
@@ -637,12 +637,7 @@ def _identified(results: Path):
 
 
 def _write_json(dst: Path, value: dict) -> None:
-    import json
-
-    text = json.dumps(value, indent=1, sort_keys=True, default=str) + "\n"
-    if not (dst.exists() and dst.read_text() == text):
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(dst, lambda tmp: Path(tmp).write_text(text), mode=SHARED)
+    write_json(dst, value, sort_keys=True, mode=SHARED, keep_same=True)
 
 
 def _write_csv(frame: pd.DataFrame, dst: Path) -> None:

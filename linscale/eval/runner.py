@@ -31,7 +31,7 @@ from pathlib import Path
 import pandas as pd
 from filelock import FileLock, Timeout
 
-from linscale.atomic import atomic_write
+from linscale.atomic import atomic_write, write_json
 from linscale.config import ConfigError
 from linscale.eval.tasks import SUITES, TASKS_DIR
 from linscale.processes import end_with_parent, release_pool_pipes
@@ -119,8 +119,7 @@ def check_store_settings(out: Path, table: pd.DataFrame, settings: dict) -> None
                               f"for {_settings_text(settings)}; give each setting its own --out (a study: its own "
                               "--runs-dir)")
     elif not len(table):
-        file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(file, lambda tmp: Path(tmp).write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n"))
+        write_json(file, settings, sort_keys=True)
 
 
 def task_paths(include_path=None) -> list[str]:
@@ -643,9 +642,5 @@ def _unless_cancelled(cancels_at_submit: int, fn, *args):
 def _write_json(path: Path, results: dict) -> None:
     from lm_eval.utils import handle_non_serializable
 
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as fh:
-            json.dump({k: v for k, v in results.items() if k != "samples"}, fh, indent=2,
-                      default=handle_non_serializable)
-
-    atomic_write(path, write)
+    write_json(path, {k: v for k, v in results.items() if k != "samples"}, indent=2,
+               default=handle_non_serializable)

@@ -17,7 +17,6 @@ naming the file, never a silent restart.
 """
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -28,20 +27,10 @@ import lightning as L
 import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
-from linscale.atomic import atomic_write
+from linscale.atomic import atomic_write, write_json
 from linscale.checkpoint import CheckpointError, save_checkpoint
 from linscale.flops import PF_DAY
 from linscale.models import build_model
-
-
-def write_json(path: Path, value) -> None:
-    """Atomic JSON write (temporary file in the same folder, then rename)."""
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            json.dump(value, f, indent=1, default=str)
-
-    atomic_write(path, write)
 
 
 class ScalingRecorder(L.Callback):
