@@ -24,8 +24,6 @@ the warmup. What it found (``results/pilot/pilot.csv``):
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import time
 
 import numpy as np

@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
-from pathlib import Path
 
 WINDOW_START = 0.3  # fit only rows at or after this share of their run's final tokens
 CONTROL_TOLERANCE = 1e-6  # absolute, a of approach 3 (E fixed): the full-window refit is the committed fit

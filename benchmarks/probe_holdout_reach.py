@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import sys
-from pathlib import Path
 
 TARGET = 0.02  # issue 15's acceptance (linscale.findings.HOLDOUT_TARGET, checked below)
 LEVELS = (0.0025, 0.005, 0.01, 0.02)  # fixed misfits, relative sd of a whole run's miss

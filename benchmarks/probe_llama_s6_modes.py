@@ -130,7 +130,7 @@ def main() -> None:
     at_base["equal"] = at_base["val_loss"] == at_base["val_loss_study"]
 
     info = machine_info()
-    lines = [f"# Why LLaMA's s6 loss falls in two groups (cpu preset): the timing of one skill", "",
+    lines = ["# Why LLaMA's s6 loss falls in two groups (cpu preset): the timing of one skill", "",
              f"Produced by `python benchmarks/probe_llama_s6_modes.py {' '.join(sys.argv[1:])}`.", "",
              f"- date: {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
              *(f"- {k}: {v}" for k, v in info.items() if k in ("host", "cpu", "cores", "python", "torch", "linscale")),

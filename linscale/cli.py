@@ -193,8 +193,6 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_book(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from linscale import book
 
     parameters = _chapter_parameters(args)

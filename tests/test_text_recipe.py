@@ -3,7 +3,6 @@ valid and test files, and a local lm-eval task, whose YAML is read from the READ
 perplexity."""
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path

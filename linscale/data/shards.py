@@ -34,7 +34,6 @@ from typing import Callable
 import numpy as np
 
 from linscale.atomic import atomic_write
-from linscale.data.synthetic import DataError
 from linscale.data.text import TextSource, cache_dir, cache_key_digest, tokenize_pieces
 
 #: tokens written between two resumable checkpoints of a build (32 MB of uint16)
