@@ -10,6 +10,7 @@ A run lives in a folder (``<sweep>/runs/<run_id>/``):
     export/step=<s>/     safetensors exports for evaluation (linscale.checkpoint)
     logs/                Lightning CSVLogger output (hparams.yaml, metrics.csv)
     train.log            the run's stdout/stderr when launched by a sweep
+    train.lock           held by the process that trains the run (its global rank 0): one at a time
 
 ``train_run(folder)`` is idempotent: a finished run returns at once, an interrupted one resumes from
 ``last.ckpt`` (a corrupt one is an error, never a silent restart), a new one starts from step 0.
@@ -658,15 +659,80 @@ def build_trainer(settings: TrainSettings, run_dir: Path, callbacks: list, accum
     )
 
 
-def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, datamodule=None, **execution) -> str:
+class RunLockedError(RuntimeError):
+    """Another process trains this run: it holds the run folder's ``train.lock``."""
+
+
+# The environment variables by which a launcher tells a process its rank: torchrun's (RANK, LOCAL_RANK,
+# GROUP_RANK), Lightning's own launcher's for the ranks it starts (LOCAL_RANK, NODE_RANK: its DDP on one
+# machine re-runs our command line per rank), SLURM's (SLURM_PROCID) and LSF's (JSM_NAMESPACE_RANK)
+RANK_VARIABLES = ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK")
+
+
+def is_global_rank_zero() -> bool:
+    """Whether this process is (or will become) global rank 0 of its run, known before a Trainer exists:
+    every rank variable of :data:`RANK_VARIABLES` unset or 0, and Lightning's ``rank_zero_only.rank`` 0.
+    Lightning's own guess at import looks at RANK, LOCAL_RANK and SLURM_PROCID only, so the first process
+    on node 1 of a multi-node run (NODE_RANK=1, no LOCAL_RANK yet) passes for rank 0 until its Trainer is
+    set up; any variable that says otherwise decides here, since a rank > 0 taken for rank 0 would wait on
+    (or fail at) the lock rank 0 holds, while the reverse only loses the lock."""
+    def zero(name: str) -> bool:
+        value = os.environ.get(name, "").strip()
+        return value in ("", "0")
+
+    return all(zero(name) for name in RANK_VARIABLES) and rank_zero_only.rank == 0
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path, wait_s: float = 0):
+    """While inside: this process alone trains ``run_dir`` (its ``train.lock``). Taken by global rank 0
+    only: the other ranks of a multi-device run run the same command line, and would wait on the lock
+    their rank 0 holds (a deadlock: rank 0 waits for them in DDP's set-up); rank 0 holding it keeps out any
+    other process started on the folder. ``wait_s``: how long to wait for another process to let go of it
+    (a sweep's worker waits for one of a killed sweep, stopping at its next step); then
+    :class:`RunLockedError`. Re-entrant in this process: filelock's lock is re-entrant for one lock object
+    only (a second FileLock of the same file finds it held), so every caller gets the same one (its
+    singleton per file); a caller holding the run through this can call :func:`train_run`."""
+    if not is_global_rank_zero():
+        yield
+        return
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(run_dir / "train.lock"), is_singleton=True)
+    try:
+        lock.acquire(timeout=wait_s)
+    except Timeout:
+        held = f"has trained this run for {wait_s:g} s more" if wait_s > 0 else "trains this run"
+        raise RunLockedError(f"{run_dir}: another process {held} (it holds {lock.lock_file}); wait for it to "
+                             "finish or stop it, then run the command again") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, datamodule=None, lock_wait_s: float = 0,
+              **execution) -> str:
     """Train (or resume, or skip) the run in ``run_dir``; returns its final state: done | diverged.
 
     ``execution`` overrides execution settings for this attempt (accelerator, devices, num_nodes,
     strategy, threads, num_workers); ``datamodule``: the run's data, already built (by
     :func:`validate_inputs`). A failure writes status "failed" with the error and re-raises; a stop
-    signal writes "interrupted" and raises :class:`RunInterrupted` (see the module docstring).
+    signal writes "interrupted" and raises :class:`RunInterrupted` (see the module docstring). One process
+    trains a run at a time (:func:`run_lock`): one started while another trains it raises
+    :class:`RunLockedError` after ``lock_wait_s``, having written nothing.
     """
     run_dir = Path(run_dir)
+    if not run_dir.is_dir():  # before the lock, which would create the folder of a mistyped --run-dir
+        raise ConfigError(f"{run_dir / 'spec.json'}: no run spec here (create runs with `linscale train` or "
+                          "`linscale sweep`)")
+    # every entry path comes here (linscale train, a sweep's worker or its own process, a submitit job);
+    # the spec and status are read under the lock, so a process that waited sees what the other one left
+    with run_lock(run_dir, lock_wait_s):
+        return _train_run(run_dir, progress_bar, datamodule, execution)
+
+
+def _train_run(run_dir: Path, progress_bar: bool, datamodule, execution: dict) -> str:
     spec_file = run_dir / "spec.json"
     if not spec_file.is_file():
         raise ConfigError(f"{spec_file}: no run spec here (create runs with `linscale train` or `linscale sweep`)")

@@ -40,12 +40,10 @@ RUN_LOCK_WAIT_S = 120
 
 def serve(lines, answer, execution: dict, lock_wait_s: float = RUN_LOCK_WAIT_S) -> None:
     """Train the run folder named by each line of ``lines``; ``answer(code, run_dir)`` after each. A run is
-    trained under its folder's ``train.lock``: one process trains it at a time (one that holds it for
-    ``lock_wait_s`` more: the run fails, code 2)."""
-    from filelock import FileLock, Timeout
-
+    trained under its folder's ``train.lock`` (``train_run`` takes it): one process trains it at a time (one
+    that holds it for ``lock_wait_s`` more: the run fails, code 2)."""
     from linscale.config import ConfigError
-    from linscale.train.run import train_run
+    from linscale.train.run import RunLockedError, train_run
 
     for line in lines:
         run_dir = line.strip()
@@ -56,23 +54,18 @@ def serve(lines, answer, execution: dict, lock_wait_s: float = RUN_LOCK_WAIT_S) 
             sys.stderr.flush()
             os.dup2(log.fileno(), 1)  # the run's output (Lightning's, warnings, tracebacks) into its log
             os.dup2(log.fileno(), 2)
-            lock = FileLock(str(Path(run_dir) / "train.lock"))
             try:
-                lock.acquire(timeout=lock_wait_s)
-                print(f"{run_dir}: {train_run(run_dir, **execution)}")
+                # the lock is train_run's (every way of training a run takes it there), not a FileLock of
+                # the worker's own: filelock is re-entrant per lock object only, so a second one in this
+                # process would find the run held by the first
+                print(f"{run_dir}: {train_run(run_dir, lock_wait_s=lock_wait_s, **execution)}")
                 code = 0
-            except Timeout:
-                print(f"linscale: error: {run_dir}: another process has trained this run for {lock_wait_s:g} s "
-                      f"more (it holds {lock.lock_file}); stop it, then run the command again", file=sys.stderr)
-                code = 2
-            except ConfigError as err:
+            except (RunLockedError, ConfigError) as err:
                 print(f"linscale: error: {err}", file=sys.stderr)
                 code = 2
             except Exception:  # the run's status.json says "failed" (train_run wrote it); go on
                 traceback.print_exc()
                 code = 1
-            finally:
-                lock.release()
             sys.stdout.flush()
             sys.stderr.flush()
         answer(code, run_dir)
