@@ -338,18 +338,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     # trained alone gives the sweep's bits for the same spec (linscale/train/code_paths.py)
     from linscale.train.code_paths import pin_this_process
     pin_this_process(args.threads)
-    from linscale.train.run import RunInterrupted, stop_on_signals
+    from linscale.train.run import RunInterrupted, RunLockedError, stop_on_signals
+    from linscale.train.worker import RUN_LOCK_WAIT_S
 
+    # a sweep's multi-device run waits for a process of a killed sweep to let go of the run, as its
+    # workers do; one started by hand on a run that another process trains fails at once
+    lock_wait_s = RUN_LOCK_WAIT_S if sweep_pid else 0
     try:
         with stop_on_signals():  # SIGTERM / Ctrl-C while the data is prepared: exit 128 + signal, one line
-            return _train(args)
+            return _train(args, lock_wait_s)
+    except RunLockedError as err:  # one line, the code of a sweep's worker for the same (2), nothing written
+        print(f"linscale: error: {err}", file=sys.stderr)
+        return 2
     except RunInterrupted as stop:
         if not getattr(stop, "reported", False):
             print(f"linscale: interrupted by {stop.signal_name}", file=sys.stderr)
         raise
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, lock_wait_s: float = 0) -> int:
     from pathlib import Path
 
     from linscale.train.run import plan_runs, prepare_run, train_run, validate_inputs
@@ -359,7 +366,7 @@ def _train(args: argparse.Namespace) -> int:
     if args.run_dir:
         if args.preset or args.arch or args.size or args.set:
             raise ConfigError("--run-dir: give either --run-dir or --preset/--arch/--size/--set, not both")
-        state = train_run(args.run_dir, progress_bar=args.progress, **execution)
+        state = train_run(args.run_dir, progress_bar=args.progress, lock_wait_s=lock_wait_s, **execution)
         print(f"{args.run_dir}: {state}")
         return 0
     if not (args.preset and args.arch and args.size):
