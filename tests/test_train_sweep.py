@@ -2,6 +2,7 @@
 submitit's local executor. These start real training processes; all shapes are tiny."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -180,6 +181,92 @@ def test_a_run_that_another_process_trains_is_not_trained_beside_it(tmp_path):
     assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "2", done
     log = (run_dir / "train.log").read_text()
     assert f"{run_dir}: another process has trained this run for 0.5 s more" in log, log
+
+
+@contextlib.contextmanager
+def held_by_another_process(lock_file: Path):
+    """``lock_file`` held by a process of its own, as a sweep's worker or another `linscale train` holds
+    the run's ``train.lock`` while it trains the run (with filelock alone: no torch to import)."""
+    code = ("import sys; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(timeout=30); "
+            "print('held', flush=True); sys.stdin.read()")
+    proc = subprocess.Popen([sys.executable, "-c", code, str(lock_file)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield
+    finally:
+        proc.stdin.close()  # it lets go
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def tiny_run(run_dir: Path) -> Path:
+    """A prepared run of the smallest shape the sweep tests train (the smoke preset's tnl, one tiny layer)."""
+    from linscale.train.run import plan_runs, prepare_run
+
+    _, specs = plan_runs("smoke", ["archs=[tnl]", "sizes={s1: {n_layer: 1, d_model: 16, n_head: 2}}",
+                                   "train.tokens=5120"])
+    return prepare_run(run_dir, specs[0])
+
+
+@pytest.fixture
+def rank_zero(monkeypatch):
+    """This process as a launcher leaves rank 0 (or a process started by hand): no rank variables."""
+    from linscale.train.run import RANK_VARIABLES
+
+    for name in RANK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_linscale_train_on_a_run_that_another_process_trains_fails_at_once(tmp_path, capsys, rank_zero):
+    """`linscale train --run-dir` started by hand on a run that a sweep (or another `linscale train`)
+    trains: only a sweep's worker took the run's train.lock, so both trained it, their checkpoints and
+    records interleaved. It now exits 2 with one line naming the run, at once, having written nothing."""
+    run_dir = tiny_run(tmp_path / "tnl-s1")
+    with held_by_another_process(run_dir / "train.lock"):
+        code = main(["train", "--run-dir", str(run_dir), "--no-progress", "--threads", "1"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert err == [f"linscale: error: {run_dir}: another process trains this run (it holds {run_dir / 'train.lock'}); "
+                   "wait for it to finish or stop it, then run the command again"]
+    assert sorted(p.name for p in run_dir.iterdir()) == ["spec.json", "train.lock"]  # no status, no checkpoint
+
+
+@pytest.mark.parametrize("rank", [{"LOCAL_RANK": "1"}, {"RANK": "1", "LOCAL_RANK": "1"},
+                                  {"NODE_RANK": "1"},  # node 1's first process before its Trainer exists
+                                  {"SLURM_PROCID": "1"}], ids=lambda rank: "+".join(rank))
+def test_ranks_other_than_zero_do_not_take_the_run_lock(tmp_path, monkeypatch, rank_zero, rank):
+    """The other ranks of a multi-device run run the same command line (Lightning's DDP launcher) and so
+    train_run: were they to take the lock their rank 0 holds, they would wait on it (or fail at it) and
+    the run would never start. Rank 0 here is another process holding the lock; training is stubbed."""
+    import linscale.train.run as run
+
+    trained = []
+    monkeypatch.setattr(run, "_fit", lambda run_dir, *args: trained.append(run_dir) or "done")
+    run_dir = tiny_run(tmp_path / "tnl-s1")
+    with held_by_another_process(run_dir / "train.lock"):
+        with pytest.raises(run.RunLockedError):  # rank 0 (no rank variables) would have taken it
+            run.train_run(run_dir)
+        for name, value in rank.items():
+            monkeypatch.setenv(name, value)
+        assert run.train_run(run_dir) == "done"
+    assert trained == [run_dir]
+
+
+def test_a_process_that_holds_a_run_can_train_it_and_lets_go_after(tmp_path, monkeypatch, rank_zero):
+    """The run lock is one object per run in a process (filelock is re-entrant per lock object only): a
+    caller holding the run (run_lock) trains it with train_run instead of finding it held by itself."""
+    import linscale.train.run as run
+
+    monkeypatch.setattr(run, "_fit", lambda *args: "done")
+    run_dir = tiny_run(tmp_path / "tnl-s1")
+    with run.run_lock(run_dir):
+        assert run.train_run(run_dir) == "done"
+    with held_by_another_process(run_dir / "train.lock"):  # let go of: another process takes it at once
+        pass
 
 
 def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path):
