@@ -214,10 +214,9 @@ def tiny_run(run_dir: Path) -> Path:
 
 @pytest.fixture
 def rank_zero(monkeypatch):
-    """This process as a launcher leaves rank 0 (or a process started by hand): no rank variables."""
-    from linscale.train.run import RANK_VARIABLES
-
-    for name in RANK_VARIABLES:
+    """This process as a launcher leaves rank 0 (or a process started by hand): none of the variables by
+    which torchrun, Lightning's launcher, SLURM or LSF give a process its rank."""
+    for name in ("RANK", "LOCAL_RANK", "NODE_RANK", "GROUP_RANK", "SLURM_PROCID", "JSM_NAMESPACE_RANK"):
         monkeypatch.delenv(name, raising=False)
 
 
