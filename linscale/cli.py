@@ -381,10 +381,15 @@ def _train(args: argparse.Namespace, lock_wait_s: float = 0) -> int:
     out = Path(args.out or Path("runs") / (preset.get("name") or "train"))
     check_writable(out)
     from filelock import FileLock, Timeout
-    from lightning.pytorch.utilities import rank_zero_only
+
+    from linscale.train.run import is_global_rank_zero
 
     lock = FileLock(str(out / ".sweep.lock"))
-    if rank_zero_only.rank == 0:  # DDP ranks > 0 re-run this command; only rank 0 writes the table
+    # DDP ranks > 0 re-run this command; only rank 0 writes the table (known from the launchers' variables
+    # too: Lightning's guess alone took node 1's first process of a multi-node run for rank 0, and it found
+    # the folder locked by node 0)
+    rank_zero = is_global_rank_zero()
+    if rank_zero:
         try:
             lock.acquire(timeout=0)
         except Timeout:
@@ -395,10 +400,10 @@ def _train(args: argparse.Namespace, lock_wait_s: float = 0) -> int:
     try:
         prepare_run(run_dir, specs[0])
         state = train_run(run_dir, progress_bar=args.progress, datamodule=datamodule, **execution)
-        if rank_zero_only.rank == 0:
+        if rank_zero:
             print(f"{run_dir}: {state}; rows in {out / 'results.parquet'}")
     finally:
-        if rank_zero_only.rank == 0 and (run_dir / "records.json").exists():  # the rows so far, also if stopped
+        if rank_zero and (run_dir / "records.json").exists():  # the rows so far, also if stopped
             from linscale.train.results import upsert_runs
             from linscale.train.run import read_records
 

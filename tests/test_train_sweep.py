@@ -255,6 +255,25 @@ def test_ranks_other_than_zero_do_not_take_the_run_lock(tmp_path, monkeypatch, r
     assert trained == [run_dir]
 
 
+def test_node_one_of_a_multi_node_linscale_train_does_not_take_the_folders_lock(tmp_path, monkeypatch, rank_zero):
+    """`linscale train --preset` on a multi-node run: node 1's first process (NODE_RANK=1, no LOCAL_RANK
+    before its Trainer exists) took Lightning's guess of rank 0 for its own, reached for the output folder's
+    .sweep.lock that node 0 holds on the shared disk, and exited 3. Rank 0 alone takes it and writes the
+    results table; training is stubbed."""
+    import linscale.train.run as run
+
+    monkeypatch.setattr(run, "train_run", lambda *args, **kwargs: "done")
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--out", str(out), "--no-progress",
+            "--threads", "1"]
+    with held_by_another_process(out / ".sweep.lock"):
+        assert main(args) == 3  # rank 0: another sweep writes here
+        monkeypatch.setenv("NODE_RANK", "1")
+        assert main(args) == 0
+    assert not (out / "results.parquet").exists()
+
+
 def test_a_process_that_holds_a_run_can_train_it_and_lets_go_after(tmp_path, monkeypatch, rank_zero):
     """The run lock is one object per run in a process (filelock is re-entrant per lock object only): a
     caller holding the run (run_lock) trains it with train_run instead of finding it held by itself."""
