@@ -16,6 +16,7 @@ import pandas as pd
 
 from linscale.bench import machine_info
 from linscale.eval.tasks import SCORES
+from linscale.results import final_scores
 
 
 def run_cli(*args: str) -> None:
@@ -46,8 +47,8 @@ def final_retrieval(evaluations: pd.DataFrame) -> pd.DataFrame:
     """Per run: the retrieval scores of its last evaluated step (columns arch, size, one per task)."""
     wanted = evaluations[[PROBE_RETRIEVAL.get(task) == metric
                           for task, metric in zip(evaluations["task"], evaluations["metric"])]]
-    last = wanted[wanted["step"] == wanted.groupby("run_id")["step"].transform("max")]
-    return last.pivot_table(index=["arch", "size"], columns="task", values="value").reset_index().rename_axis(columns=None)
+    return final_scores(wanted).pivot_table(index=["arch", "size"], columns="task", values="value").reset_index() \
+        .rename_axis(columns=None)
 
 
 def probe_retrieval(folder: Path, arch: str, size: str) -> pd.DataFrame:

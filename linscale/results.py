@@ -133,6 +133,18 @@ def grid_facts(runs: pd.DataFrame) -> dict:
 EVAL_COLUMNS = ("run_id", "arch", "size", "step", "tokens", "flops", "pf_days", "params", "suite", "task", "metric",
                 "value")
 
+# How the context ablation's final checkpoints are evaluated (the ``evaluation`` column of
+# ablations/context-eval.parquet), so that retrieval compares like with like: COMMON_CONTEXT, every run at
+# one context length, the main grid's training context (the base runs' scores are the main sweep's);
+# TWICE_CONTEXT, each run at twice its own training context (the paper's 8K-trained models tested on NIAH
+# up to 16K). Each is its own evaluation store (the store key has no context length).
+COMMON_CONTEXT, TWICE_CONTEXT = "common", "twice"
+
+
+def final_scores(store: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an evaluation store (EVAL_COLUMNS) at each run's last evaluated checkpoint."""
+    return store[store["step"] == store.groupby("run_id")["step"].transform("max")]
+
 
 def read_eval(preset: str, results_dir: str | Path = "results") -> pd.DataFrame:
     """The downstream scores of a preset (``results/<preset>/eval.parquet``)."""

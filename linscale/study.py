@@ -347,12 +347,6 @@ def stage_eval(preset: str, runs_dir: Path, results: Path, limit: int | None = N
         _write_table(items, results / "items.parquet")
 
 
-# How the context ablation's final checkpoints are evaluated, so that retrieval compares like with like:
-# "common": every run at one context length, the main grid's training context (the base runs' scores are
-# the main sweep's); "twice": each run at twice its own training context (the paper's 8K-trained models
-# tested on NIAH up to 16K). Each is its own store (the store key has no context length), and the rows
-# of results/<preset>/ablations/context-eval.parquet say which evaluation they belong to (``evaluation``).
-CONTEXT_EVALUATIONS = ("common", "twice")
 
 
 def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: int | None, pool=None,
@@ -361,9 +355,10 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
     ``ablations``) on their suites into results/ablations/<name>-eval.parquet, beside the main sweep's
     scores of the runs they are compared with (:func:`_compared_rows`), with the
     ablation table's ``variant`` column (and, for the context ablation, ``evaluation``:
-    ``CONTEXT_EVALUATIONS``)."""
+    ``linscale.results.COMMON_CONTEXT`` or ``TWICE_CONTEXT``)."""
     from linscale.eval import evaluate_sweep
     from linscale.presets import load_preset
+    from linscale.results import COMMON_CONTEXT, TWICE_CONTEXT, final_scores
 
     base_size, ablations_ = ablation_presets(preset)
     main = pd.read_parquet(results / "eval.parquet")
@@ -373,7 +368,7 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
         variants = ablations_[ablation]
         if ablation not in ablations or not variants:
             continue
-        base = _final_rows(_compared_rows(main[main["suite"].isin(suites)], base_size, variants))
+        base = final_scores(_compared_rows(main[main["suite"].isin(suites)], base_size, variants))
         sweeps = [(variant["name"], runs_dir / variant["name"]) for variant in variants]
         sweeps = [(name, sweep) for name, sweep in sweeps if sweep.is_dir()]  # none with --no-ablations
         if not sweeps:
@@ -387,15 +382,15 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
                                    pool=pool, **settings)
             # only the runs asked for: a store may hold others (the base runs of an earlier context_size)
             asked = {c.parent.parent.name for c in finals}
-            return _final_rows(store[store["suite"].isin(suites) & store["run_id"].astype(str).isin(asked)])
+            return final_scores(store[store["suite"].isin(suites) & store["run_id"].astype(str).isin(asked)])
 
         if ablation != "context":
             frames = [base.assign(variant="base")]
             frames += [scores(sweep).assign(variant=name) for name, sweep in sweeps]
         else:
-            frames = [base.assign(variant="base", evaluation="common")]
+            frames = [base.assign(variant="base", evaluation=COMMON_CONTEXT)]
             frames += [scores(sweep, sweep / "eval" / "common.parquet", task_options={"max_length": base_context})
-                       .assign(variant=name, evaluation="common") for name, sweep in sweeps]
+                       .assign(variant=name, evaluation=COMMON_CONTEXT) for name, sweep in sweeps]
             # the main sweep's checkpoints are gone when an ablation is added to a committed study
             # (benchmarks/rerun_ablation.py): its base runs then have their common-context scores only
             if main_sweep.is_dir():
@@ -407,9 +402,9 @@ def _eval_ablations(preset: str | dict, runs_dir: Path, results: Path, limit: in
             if base_finals:
                 frames.append(scores(main_sweep, main_sweep / "eval" / "context-twice.parquet",
                                      checkpoints=base_finals, context_factor=2.0)
-                              .assign(variant="base", evaluation="twice"))
+                              .assign(variant="base", evaluation=TWICE_CONTEXT))
             frames += [scores(sweep, sweep / "eval" / "twice.parquet", context_factor=2.0)
-                       .assign(variant=name, evaluation="twice") for name, sweep in sweeps]
+                       .assign(variant=name, evaluation=TWICE_CONTEXT) for name, sweep in sweeps]
         _write_table(portable_checkpoints(pd.concat(frames, ignore_index=True), runs_dir),
                      results / "ablations" / f"{ablation}-eval.parquet")
 
@@ -469,11 +464,6 @@ def _final_checkpoints(sweep_dir: Path) -> list[Path]:
     from linscale.eval.runner import final_checkpoints
 
     return final_checkpoints(sweep_dir)
-
-
-def _final_rows(scores: pd.DataFrame) -> pd.DataFrame:
-    """The rows of an eval store at each run's last evaluated checkpoint."""
-    return scores[scores["step"] == scores.groupby("run_id")["step"].transform("max")]
 
 
 def stage_design(preset: str, results: Path, replicates: int = DESIGN_REPLICATES, seed: int = 0,

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from linscale.eval.tasks import SCORES
+from linscale.results import final_scores
 
 CEILING = 0.98
 Z = 2.0
@@ -36,11 +37,6 @@ Z = 2.0
 HEADLINES = tuple((score.task, score.metric) for score in SCORES if score.headline)
 REPORT_COLUMNS = ["task", "metric", "models", "min", "max", "chance", "at_ceiling", "at_chance", "llama_gain",
                   "llama_rises", "ok"]
-
-
-def final_rows(store: pd.DataFrame) -> pd.DataFrame:
-    """The rows of an evaluation store at each run's last evaluated step."""
-    return store[store["step"] == store.groupby("run_id")["step"].transform("max")]
 
 
 def _null_stderr(chance: float, row: pd.Series) -> float:
@@ -67,7 +63,7 @@ def _chances(rows: pd.DataFrame) -> pd.Series:
 
 def calibration_report(store: pd.DataFrame, ceiling: float = CEILING, z: float = Z) -> pd.DataFrame:
     """The per-task report described in the module docstring, from an evaluation store."""
-    final = final_rows(store)
+    final = final_scores(store)
     rows = []
     for task, metric in HEADLINES:
         part = final[(final["task"] == task) & (final["metric"] == metric)].copy()
@@ -123,7 +119,7 @@ def niah_modes(store: pd.DataFrame, z: float = Z) -> pd.DataFrame:
 
     columns = ["arch", "size", "params", "easy", "standard", "difference", "se", "easy_ge_standard",
                "easy_not_harder"]
-    final = final_rows(store)
+    final = final_scores(store)
     part = final[final["task"].isin(NIAH_TASKS) & (final["metric"] == "weighted_acc")]
     if not len(part):
         return pd.DataFrame(columns=columns)

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from linscale.eval.tasks import SCORES
+from linscale.results import COMMON_CONTEXT
 from linscale.findings.downstream import downstream_table
 from linscale.findings.rules import LINEAR
 
@@ -192,13 +193,13 @@ def accuracy_noise(seed_scores: pd.DataFrame) -> pd.DataFrame:
 
 
 def ablation_scores(preset: str, results_dir: str, name: str, loss: str = "train_loss",
-                    evaluation: str = "common") -> pd.DataFrame:
+                    evaluation: str = COMMON_CONTEXT) -> pd.DataFrame:
     """The downstream scores of an ablation's runs at their final checkpoints
     (``results/<preset>/ablations/<name>-eval.parquet``): :func:`downstream_table`'s columns plus the
     ablation's ``variant``, ``seq_len`` and ``seed``. Empty when the study did not evaluate them.
-    ``evaluation``: where the table holds several evaluations of the same runs (the context ablation: at
-    one ``common`` context for all, and at ``twice`` each run's training context), which one; a table
-    without an ``evaluation`` column holds one evaluation, taken as the common one."""
+    ``evaluation``: where the table holds several evaluations of the same runs (the context ablation:
+    ``linscale.results.COMMON_CONTEXT``, ``TWICE_CONTEXT``), which one; a table without an ``evaluation``
+    column holds one evaluation, taken as the common one."""
     from linscale.results import EVAL_COLUMNS, read_table, results_path
 
     path = results_path(preset, results_dir) / "ablations" / f"{name}-eval.parquet"
@@ -214,7 +215,7 @@ def ablation_scores(preset: str, results_dir: str, name: str, loss: str = "train
     table = read_table(path, (*EVAL_COLUMNS, "variant"))
     if "evaluation" in table:
         table = table[table["evaluation"] == evaluation]
-    elif evaluation != "common":
+    elif evaluation != COMMON_CONTEXT:
         table = table.iloc[0:0]
     scores = downstream_table(keyed(table), runs, loss=loss)
     return scores.join(runs.drop_duplicates("run_id").set_index("run_id")[["variant", "seq_len", "seed"]], on="run_id")
