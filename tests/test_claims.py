@@ -91,6 +91,22 @@ def test_an_accuracy_takes_one_noise_pooled_over_every_measured_size():
     assert flat.bound_between("acc", ("s1", "s5"), order) == pytest.approx(flat.bound("acc"))
 
 
+def test_a_bound_between_two_sizes_takes_t_at_the_fewer_degrees_of_freedom():
+    """A loss's noise at a size with a parameter count is the size trend's (its fit spends two degrees of
+    freedom); at a size without one, the sd pooled over the measured cells (all of them). A difference of
+    one run of each takes Student's t at the fewer of the two, the conservative choice."""
+    rows = [dict(arch=a, size=size, loss=3.0 + z * sd) for size, sd in (("s1", 0.03), ("s3", 0.01))
+            for a in ("a", "b") for z in (-1.0, 0.0, 1.0)]
+    order = ["s1", "s2", "s3"]
+    noise = rules.Noise(pd.DataFrame(rows), params={"s1": 1e4, "s3": 1e5})  # s2: no parameter count
+    (sd1, dof1), (sd2, dof2) = noise.at_size("s1", order, "loss"), noise.at_size("s2", order, "loss")
+    assert (dof1, dof2) == (6, 8)  # four cells of three runs: 8, less the trend's two parameters
+    expected = stats.t.ppf(0.975, 6) * np.sqrt(sd1 ** 2 + sd2 ** 2)
+    assert noise.bound_between("loss", ("s1", "s2"), order) == pytest.approx(expected)
+    assert noise.bound_between("loss", ("s2", "s1"), order) == pytest.approx(expected)
+    assert noise.dof_between("loss", ("s1", "s2"), order) == 6
+
+
 def test_a_noise_says_whose_it_is_where_it_was_measured_at_one_size():
     """The training page called a bound between two sizes' runs "each size's seed noise" on a study whose
     seeds ran at one size only (no size_seeds ablation); that size's noise is taken as every size's."""
