@@ -67,7 +67,7 @@ def score_requeries(checkpoint: Path, n_docs: int = N_DOCS, batch_size: int = 64
     import pandas as pd
     import torch
 
-    from linscale.checkpoint import load_checkpoint
+    from linscale.models.checkpoint import load_checkpoint
     from linscale.data.datamodule import SyntheticDataModule
     from linscale.data.synthetic import SPLITS, first_requeries
     from linscale.eval.items import training_seq_len

@@ -38,7 +38,7 @@ import torch
 
 from linscale.bench import format_table, machine_info
 from linscale.probes import write_probe_outputs
-from linscale.checkpoint import load_checkpoint, load_tokenizer
+from linscale.models.checkpoint import load_checkpoint, load_tokenizer
 
 SIZE = "s4"
 VARIANTS = {  # name -> (architecture, --set overrides); each changes one thing of the cpu preset

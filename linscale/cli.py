@@ -239,7 +239,7 @@ def cmd_book(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from linscale.checkpoint import CheckpointError
+    from linscale.models.checkpoint import CheckpointError
     from linscale.eval.adapter import ContextLengthError
     from contextlib import nullcontext
 
@@ -868,7 +868,7 @@ def cmd_lm_eval(args: argparse.Namespace) -> int:
     """lm_eval's own command line with the linscale model: the errors of linscale's adapter (a checkpoint
     that is missing or damaged, a model option, a prompt longer than the context) and lm-eval's unknown
     task name are one line, as in `linscale eval`; anything else keeps lm-eval's traceback."""
-    from linscale.checkpoint import CheckpointError
+    from linscale.models.checkpoint import CheckpointError
     from linscale.eval.adapter import ContextLengthError
     from linscale.eval.lm_eval_cli import main as lm_eval_main
 
@@ -937,7 +937,7 @@ def _user_errors() -> tuple:
     """Errors whose message says all there is (the input's fault, or a failed chapter or build whose own
     output or notebook holds the rest): one line, no traceback."""
     from linscale.book import BookBuildFailed, ChapterFailed
-    from linscale.checkpoint import CheckpointError
+    from linscale.models.checkpoint import CheckpointError
 
     return (BookBuildFailed, ChapterFailed, CheckpointError)  # a results table's ResultsError is a ConfigError
 

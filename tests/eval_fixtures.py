@@ -1,5 +1,5 @@
 """A tiny stand-in world for the evaluation tests: facts "s<i> r<j> o<k> ." with a WordLevel
-tokenizer, checkpoints written with linscale.checkpoint.save_checkpoint and items in the shapes
+tokenizer, checkpoints written with linscale.models.checkpoint.save_checkpoint and items in the shapes
 linscale.data.synthetic generates, written straight into the task cache so no generator is needed."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders
 
-from linscale.checkpoint import save_checkpoint
+from linscale.models.checkpoint import save_checkpoint
 from linscale.config import ModelConfig
 from linscale.eval.items import KINDS, cache_file, item_params, write_items
 from linscale.models import build_model

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from linscale.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from linscale.models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from linscale.config import ModelConfig
 from linscale.models import build_model
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from lm_eval.api.instance import Instance
 
 import eval_fixtures as fx
-from linscale.checkpoint import CheckpointError
+from linscale.models.checkpoint import CheckpointError
 from linscale.eval import metrics
 from linscale.eval.adapter import ContextLengthError, LinscaleLM
 from linscale.eval.runner import resolve_tasks

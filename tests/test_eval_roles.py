@@ -375,7 +375,7 @@ def test_the_binder_probe_scores_each_item_by_the_models_own_next_token(smoke_sw
     import torch
 
     from linscale.probes import benchmark_script
-    from linscale.checkpoint import load_checkpoint
+    from linscale.models.checkpoint import load_checkpoint
     from linscale.data.datamodule import SyntheticDataModule
     from linscale.data.synthetic import SPLITS
     from linscale.eval.items import training_seq_len

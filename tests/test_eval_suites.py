@@ -86,7 +86,7 @@ def test_bad_input_from_the_command_line(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
     text = fx.tiny_model("llama")
-    from linscale.checkpoint import save_checkpoint
+    from linscale.models.checkpoint import save_checkpoint
     save_checkpoint(text, tmp_path / "text", {"run_id": "t", "step": 1, "data": {"source": "text", "path": "x"},
                                               "seq_len": fx.SEQ_LEN}, tokenizer=fx.tokenizer())
     assert main(["eval", str(tmp_path), "--suites", "knowledge", "--checkpoint", str(tmp_path / "text")]) == 2

@@ -4,7 +4,7 @@ import json
 
 import torch
 
-from linscale.checkpoint import save_checkpoint
+from linscale.models.checkpoint import save_checkpoint
 from linscale.config import ModelConfig
 from linscale.data import build_datamodule
 from linscale.eval.items import cache_file, item_params, load_items, NIAH_RESERVE

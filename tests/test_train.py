@@ -13,7 +13,7 @@ import pytest
 import torch
 from filelock import FileLock
 
-from linscale.checkpoint import CheckpointError, load_checkpoint
+from linscale.models.checkpoint import CheckpointError, load_checkpoint
 from linscale.cli import main
 from linscale.config import ConfigError
 from linscale.train import (TrainSettings, apply_overrides, checkpoint_steps, lr_factor, plan_runs, prepare_run,

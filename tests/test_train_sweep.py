@@ -347,7 +347,7 @@ def test_fsdp_over_two_cpu_ranks_matches_one_process_and_resumes_after_sigterm(t
         assert abs(ra["val_loss"] - rb["val_loss"]) < 1e-5, (ra["step"], ra["val_loss"], rb["val_loss"])
     assert a[-1]["train_loss"] < a[0]["train_loss"] - 0.05
     # the exported model (gathered from the shards) is the plain run's, loadable as any export
-    from linscale.checkpoint import load_checkpoint
+    from linscale.models.checkpoint import load_checkpoint
 
     plain, _ = load_checkpoint(tmp_path / "one" / "runs" / "tnl-s2" / "export" / "step=20")
     sharded, meta = load_checkpoint(run_dir / "export" / "step=20")

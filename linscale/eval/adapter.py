@@ -43,7 +43,7 @@ from lm_eval.models.utils import Collator, handle_stop_sequences
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm import tqdm
 
-from linscale.checkpoint import CheckpointError, load_checkpoint, load_tokenizer
+from linscale.models.checkpoint import CheckpointError, load_checkpoint, load_tokenizer
 from linscale.config import ConfigError
 from linscale.eval.items import TASK_OPTIONS, training_seq_len
 
@@ -62,7 +62,7 @@ class LinscaleLM(TemplateLM):
     """lm-eval adapter for a linscale ``CausalLM`` and its ``tokenizers.Tokenizer``.
 
     Args:
-        checkpoint: folder written by ``linscale.checkpoint.save_checkpoint`` (config.json,
+        checkpoint: folder written by ``linscale.models.checkpoint.save_checkpoint`` (config.json,
             model.safetensors, tokenizer.json). Alternatively pass ``model`` and ``tokenizer``.
         batch_size: sequences per forward pass ("auto" means 16: the CPU sweet spot for tiny models).
         device: "cpu", "cuda", "cuda:1", ...

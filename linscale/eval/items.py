@@ -76,7 +76,7 @@ def training_seq_len(meta: dict) -> int | None:
 
 def checkpoint_meta(checkpoint: str | os.PathLike) -> dict:
     """The meta dict of an exported checkpoint (without loading its weights)."""
-    from linscale.checkpoint import CheckpointError
+    from linscale.models.checkpoint import CheckpointError
 
     file = Path(checkpoint) / "config.json"
     if not file.is_file():

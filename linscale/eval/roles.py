@@ -77,7 +77,7 @@ def checkpoint_roles(checkpoint: str | os.PathLike) -> pd.DataFrame:
     An export copied out of its run folder is read on the whole split."""
     import torch
 
-    from linscale.checkpoint import load_checkpoint
+    from linscale.models.checkpoint import load_checkpoint
     from linscale.data.datamodule import SyntheticDataModule
     from linscale.eval.items import training_seq_len
 

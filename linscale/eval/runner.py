@@ -1,6 +1,6 @@
 """``linscale eval``: run task suites over a sweep's exported checkpoints into one results store.
 
-    <sweep>/runs/<run_id>/export/step=<step>/     checkpoints (linscale.checkpoint.save_checkpoint)
+    <sweep>/runs/<run_id>/export/step=<step>/     checkpoints (linscale.models.checkpoint.save_checkpoint)
     <sweep>/eval/results.parquet                   one row per checkpoint x task x metric
     <sweep>/eval/tasks/                            task data cache (see linscale.eval.items)
     <sweep>/eval/niah_cells.parquet                NIAH accuracy per (checkpoint, mode, length, depth) cell

@@ -10,6 +10,8 @@ in ``BUILDERS`` below and in ``linscale.config.ARCHITECTURES`` (and ``LINEAR_ARC
 mixer is linear: the architectures chapter then checks its three forms agree), give it a formula in
 ``linscale.flops`` and a label, colour and marker in ``linscale.plotting``. ``tests/test_flops.py``
 checks all of these for every architecture; the README lists what stays the paper's four.
+
+``checkpoint.py``: the models' input and output, exported checkpoints (config and safetensors weights).
 """
 from __future__ import annotations
 

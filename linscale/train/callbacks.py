@@ -5,7 +5,7 @@ checkpoints, divergence and progress. The science stays in ``LanguageModelTask``
 - at the log-spaced record steps (``TrainSettings.checkpoint_steps``) it evaluates the held-out loss,
   appends one results-table row (``linscale.train.results``) to ``records.json``, exports the model
   for evaluation at the chosen steps (``<run>/export/step=<s>/``, safetensors via
-  ``linscale.checkpoint``) and saves a Lightning checkpoint to resume from;
+  ``linscale.models.checkpoint``) and saves a Lightning checkpoint to resume from;
 - every ``save_every_minutes`` it also saves that checkpoint;
 - when the loss is NaN or inf it writes a ``diverged`` row and training stops.
 Its records, loss window and wall time are part of the Lightning checkpoint (``state_dict``), so a
@@ -28,7 +28,7 @@ import torch
 from lightning.fabric.plugins.io.torch_io import TorchCheckpointIO
 
 from linscale.atomic import atomic_write, write_json
-from linscale.checkpoint import CheckpointError, save_checkpoint
+from linscale.models.checkpoint import CheckpointError, save_checkpoint
 from linscale.flops import PF_DAY
 from linscale.models import build_model
 

@@ -7,7 +7,7 @@ A run lives in a folder (``<sweep>/runs/<run_id>/``):
     records.json         one results-table row per intermediate checkpoint so far
     progress.json        current step, tokens and loss (for the sweep's progress line)
     checkpoints/last.ckpt  Lightning checkpoint to resume from (atomic; loaded with weights_only=True)
-    export/step=<s>/     safetensors exports for evaluation (linscale.checkpoint)
+    export/step=<s>/     safetensors exports for evaluation (linscale.models.checkpoint)
     logs/                Lightning CSVLogger output (hparams.yaml, metrics.csv)
     train.log            the run's stdout/stderr when launched by a sweep
     train.lock           held by the process that trains the run (its global rank 0): one at a time
@@ -52,7 +52,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from linscale.checkpoint import CheckpointError
+from linscale.models.checkpoint import CheckpointError
 from linscale.config import ConfigError, ModelConfig
 from linscale.presets import split_size
 from linscale.train import code_paths
