@@ -1,7 +1,11 @@
 """linscale.atomic: a failed write leaves the old file as it was and no temporary file behind."""
 import pytest
 
-from linscale.atomic import atomic_update, atomic_write
+import json
+import os
+from pathlib import Path
+
+from linscale.atomic import atomic_update, atomic_write, write_json
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -42,3 +46,20 @@ def test_the_same_bytes_leave_the_file_and_its_time_as_they_were(tmp_path):
     os.utime(target, ns=(1, 1))
     atomic_write(target, lambda tmp: open(tmp, "w").write("b\n"))  # atomic_write always writes
     assert target.stat().st_mtime_ns != 1
+
+
+def test_json_is_written_whole_with_its_options_and_kept_when_unchanged(tmp_path):
+    """One writer for the study's JSON files: its text (a final newline, the caller's indent and key
+    order, paths as text), its mode, and a file left with its time when the text would not change."""
+    target = tmp_path / "sub" / "settings.json"
+    value = {"b": 1, "a": Path("runs/x")}
+    assert write_json(target, value, sort_keys=True, mode=0o644) == target
+    assert target.read_text() == '{\n "a": "runs/x",\n "b": 1\n}\n' and target.stat().st_mode & 0o777 == 0o644
+    os.utime(target, (1, 1))
+    write_json(target, value, sort_keys=True, keep_same=True)
+    assert target.stat().st_mtime == 1
+    write_json(target, {"b": 2}, indent=2, keep_same=True)
+    assert json.loads(target.read_text()) == {"b": 2} and target.read_text() == '{\n  "b": 2\n}\n'
+    with pytest.raises(TypeError):  # without a default, what JSON cannot hold fails before any write
+        write_json(target, {"a": object()}, default=None)
+    assert json.loads(target.read_text()) == {"b": 2} and [p.name for p in target.parent.iterdir()] == ["settings.json"]
