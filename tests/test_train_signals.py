@@ -133,6 +133,42 @@ def test_a_multi_device_run_stops_with_a_checkpoint_when_its_sweep_is_killed(set
     assert 1 < status["step"] < STEPS and status["checkpoint_step"] == status["step"]
 
 
+SECOND_SIGNAL_WHILE_RECORDING = """
+import os, signal, sys
+import linscale.train.run as run
+from linscale.cli import main
+
+step_end = run.StopAtStep.on_train_batch_end
+def first(self, trainer, *args):  # the first request, at step 2: a checkpoint at the step's end
+    if trainer.global_step == 2 and self.received is None:
+        os.kill(os.getpid(), signal.SIGTERM)
+    return step_end(self, trainer, *args)
+run.StopAtStep.on_train_batch_end = first
+
+load = run.load_lightning_checkpoint
+def second(*args, **kwargs):  # the second, while the stop is being recorded (it reads the checkpoint's step)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return load(*args, **kwargs)
+run.load_lightning_checkpoint = second
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_a_second_signal_while_the_stop_is_recorded_leaves_the_record_whole(setup, tmp_path):
+    """A second SIGTERM that arrived while a stopped run wrote its status (a sweep's SIGTERM after Ctrl-C;
+    seen once in CI, in the multi-device test above) raised in the middle of it: the run was left "running"
+    at step 0, with a checkpoint its status did not name, and the command said only "interrupted"."""
+    preset, env, _ = setup
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-c", SECOND_SIGNAL_WHILE_RECORDING, *arguments(preset, out, "--no-progress")],
+                          env=env, capture_output=True, text=True, timeout=300)
+    run_dir = out / "runs" / "tnl-s1"
+    status = read_status(run_dir)
+    assert status["state"] == "interrupted" and status["signal"] == "SIGTERM", (status, done.stderr[-2000:])
+    assert status["step"] == status["checkpoint_step"] == 2 and done.returncode == 143
+    assert f"{run_dir}: interrupted by SIGTERM at step 2 of {STEPS}" in done.stderr
+
+
 def test_the_same_signal_again_stops_at_once_and_another_is_the_same_request(capsys):
     """Ctrl-C reaches a sweep's worker and the sweep's SIGTERM follows: one request, still a checkpoint at the
     step's end. The same signal twice is the user insisting: at once, from the step the run had reached (it

@@ -421,6 +421,22 @@ def stop_on_signals(signals=STOP_SIGNALS):
             signal.signal(s, handler)
 
 
+@contextlib.contextmanager
+def stop_signals_ignored(signals=STOP_SIGNALS):
+    """While inside: SIGTERM and SIGINT are ignored. Around the record of a stop (status ``interrupted``):
+    a second signal there (the sweep's SIGTERM after a Ctrl-C, or a sweep's SIGTERM twice) raised in the
+    middle of it, and the run was left ``running`` at step 0 with a checkpoint its status did not name."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {s: signal.signal(s, signal.SIG_IGN) for s in signals}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
 class StopAtStep(L.Callback):
     """Inside the training loop a stop signal is noted, not raised: the run goes on to the end of the
     optimiser step (gradient accumulation included, so nothing of the step is lost), every rank learns
@@ -764,7 +780,8 @@ def _train_run(run_dir: Path, progress_bar: bool, datamodule, execution: dict) -
             # SIGTERMException / KeyboardInterrupt: Lightning's or Python's own, where ours could not be installed
             stop = err if isinstance(err, RunInterrupted) else RunInterrupted(
                 signal.SIGINT if isinstance(err, KeyboardInterrupt) else signal.SIGTERM)
-            _interrupted(run_dir, stop, train)
+            with stop_signals_ignored():  # the run is stopping already: another signal must not cut its record
+                _interrupted(run_dir, stop, train)
             raise stop from None
         except BaseException as err:
             _write_status(run_dir, state="failed", error=f"{type(err).__name__}: {err}",
