@@ -402,39 +402,34 @@ def requeue_signal() -> int | None:
 
 
 @contextlib.contextmanager
-def stop_on_signals(signals=STOP_SIGNALS):
-    """While inside: SIGTERM and SIGINT raise :class:`RunInterrupted` (instead of killing the process
-    without a word, or Python's traceback for Ctrl-C). Only the main thread can handle signals; elsewhere
-    this does nothing."""
+def _signal_handlers(signals, handler):
+    """While inside: ``handler`` for each of ``signals``, the previous handlers restored after. Only the
+    main thread can handle signals; elsewhere this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def stop(signum, frame):
-        raise RunInterrupted(signum)
-
-    previous = {s: signal.signal(s, stop) for s in signals}
+    previous = {s: signal.signal(s, handler) for s in signals}
     try:
         yield
     finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+        for s, old in previous.items():
+            signal.signal(s, old)
 
 
-@contextlib.contextmanager
+def stop_on_signals(signals=STOP_SIGNALS):
+    """While inside: SIGTERM and SIGINT raise :class:`RunInterrupted` (instead of killing the process
+    without a word, or Python's traceback for Ctrl-C); in the main thread only."""
+    def stop(signum, frame):
+        raise RunInterrupted(signum)
+
+    return _signal_handlers(signals, stop)
+
+
 def stop_signals_ignored(signals=STOP_SIGNALS):
     """While inside: SIGTERM and SIGINT are ignored. Around the record of a stop (status ``interrupted``):
     a second signal there (the sweep's SIGTERM after a Ctrl-C, or a sweep's SIGTERM twice) raised in the
     middle of it, and the run was left ``running`` at step 0 with a checkpoint its status did not name."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {s: signal.signal(s, signal.SIG_IGN) for s in signals}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
+    return _signal_handlers(signals, signal.SIG_IGN)
 
 
 class StopAtStep(L.Callback):
