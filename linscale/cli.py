@@ -939,7 +939,10 @@ def _user_errors() -> tuple:
     from linscale.book import BookBuildFailed, ChapterFailed
     from linscale.models.checkpoint import CheckpointError
 
-    return (BookBuildFailed, ChapterFailed, CheckpointError)  # a results table's ResultsError is a ConfigError
+    from linscale.train.run import RunLockedError
+
+    # a results table's ResultsError is a ConfigError
+    return (BookBuildFailed, ChapterFailed, CheckpointError, RunLockedError)
 
 
 if __name__ == "__main__":

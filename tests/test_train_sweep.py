@@ -234,6 +234,44 @@ def test_linscale_train_on_a_run_that_another_process_trains_fails_at_once(tmp_p
     assert sorted(p.name for p in run_dir.iterdir()) == ["spec.json", "train.lock"]  # no status, no checkpoint
 
 
+def test_a_runs_spec_is_not_replaced_while_another_process_trains_it(tmp_path, rank_zero):
+    """A run that has computed nothing yet takes a new spec (its start failed, say), but not while a
+    process trains it: that process has read the old spec, and its checkpoints would come under settings
+    they do not have. prepare_run checks and writes under the run's lock: it fails at once (or after its
+    wait), and takes the run once the other process lets go."""
+    import linscale.train.run as run
+
+    run_dir = tiny_run(tmp_path / "tnl-s1")
+    before = (run_dir / "spec.json").read_text()
+    spec = {**json.loads(before), "train": {**json.loads(before)["train"], "lr": 0.5}}
+    with held_by_another_process(run_dir / "train.lock"):
+        with pytest.raises(run.RunLockedError, match=f"{run_dir}: another process has trained this run for 0.2 s"):
+            run.prepare_run(run_dir, spec, lock_wait_s=0.2)
+        assert (run_dir / "spec.json").read_text() == before
+    run.prepare_run(run_dir, spec)
+    assert json.loads((run_dir / "spec.json").read_text())["train"]["lr"] == 0.5
+
+
+def test_a_sweep_waits_for_a_process_that_still_trains_one_of_its_runs(tmp_path, capsys, monkeypatch, rank_zero):
+    """A sweep (re)started while another process trains one of its runs (a killed sweep's worker finishing
+    its step, or a `linscale train --run-dir` by hand) waits for it as its workers would; one that goes on
+    past the wait stops the sweep with one line naming the run, before any run is trained."""
+    import linscale.train.sweep as sweep
+
+    monkeypatch.setattr(sweep, "RUN_LOCK_WAIT_S", 0.2)
+    out = tmp_path / "out"
+    run_dir = out / "runs" / "tnl-s1"
+    run_dir.mkdir(parents=True)
+    args = ["sweep", "--preset", "smoke", "--set", "archs=[tnl]", "--out", str(out), "--jobs", "1", "--threads", "1"]
+    with held_by_another_process(run_dir / "train.lock"):
+        code = main(args)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert err == [f"linscale: error: {run_dir}: another process has trained this run for 0.2 s more (it holds "
+                   f"{run_dir / 'train.lock'}); wait for it to finish or stop it, then run the command again"]
+    assert not (run_dir / "spec.json").exists() and not list(out.glob("runs/*/status.json"))
+
+
 @pytest.mark.parametrize("rank", [{"LOCAL_RANK": "1"}, {"RANK": "1", "LOCAL_RANK": "1"},
                                   {"NODE_RANK": "1"},  # node 1's first process before its Trainer exists
                                   {"SLURM_PROCID": "1"}], ids=lambda rank: "+".join(rank))

@@ -94,15 +94,20 @@ def spec_identity(spec: dict) -> dict:
             "train": TrainSettings.from_dict(spec["train"]).identity()}
 
 
-def prepare_run(run_dir: str | os.PathLike, spec: dict) -> Path:
+def prepare_run(run_dir: str | os.PathLike, spec: dict, lock_wait_s: float = 0) -> Path:
     """Create ``run_dir`` with ``spec.json``; an existing run with a different spec is an error, unless it
-    never wrote a checkpoint or a record (a failed or interrupted start): then the new spec replaces it."""
+    never wrote a checkpoint or a record (a failed or interrupted start): then the new spec replaces it.
+    Checked and written under the run's lock (:func:`run_lock`, ``lock_wait_s`` as in :func:`train_run`):
+    a process training the run has read its spec, and one replaced beneath it (the run had no checkpoint
+    yet) would name settings that the run's checkpoints and records do not have."""
     run_dir = Path(run_dir)
-    conflict = spec_conflict(run_dir, spec, say=lambda line: print(line, flush=True))
-    if conflict:
-        raise ConfigError(conflict)
-    # execution settings (devices, threads, ...) may change between attempts
-    write_json(run_dir / "spec.json", spec)
+    run_dir.mkdir(parents=True, exist_ok=True)  # the lock file's folder
+    with run_lock(run_dir, lock_wait_s):
+        conflict = spec_conflict(run_dir, spec, say=lambda line: print(line, flush=True))
+        if conflict:
+            raise ConfigError(conflict)
+        # execution settings (devices, threads, ...) may change between attempts
+        write_json(run_dir / "spec.json", spec)
     return run_dir
 
 

@@ -36,6 +36,7 @@ from linscale.processes import SWEEP_PID, raise_terminated
 from linscale.train.results import read_results, to_frame, upsert_runs
 from linscale.train.run import (plan_runs, prepare_run, read_records, read_status, run_settings, spec_conflict,
                                 train_run, validate_inputs)
+from linscale.train.worker import RUN_LOCK_WAIT_S
 
 EXECUTORS = ("local", "submitit-local", "slurm")
 
@@ -422,7 +423,9 @@ class _Sweep:
     def write(self) -> None:
         (self.out / "preset.yaml").write_text(yaml.safe_dump(self.preset, sort_keys=False))
         for spec in self.specs:
-            prepare_run(self.run_dirs[spec["run_id"]], spec)
+            # a process of a killed sweep may still train a run, stopping at its next step: waited for, as
+            # the workers wait for it
+            prepare_run(self.run_dirs[spec["run_id"]], spec, lock_wait_s=RUN_LOCK_WAIT_S)
 
     def merge(self) -> None:
         _merge(self.table, self.run_dirs, self.mtimes)
