@@ -329,3 +329,31 @@ print(torch.backends.cpu.get_cpu_capability())
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("AVX2")
+
+
+CONFIG_CONSTANTS = {"tnl": {"log_decay"}, "cosformer2": {"log_gamma"}, "llama": {"inv_freq", "cos", "sin"}, "hgrn2": set()}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_model_cast_to_bf16_keeps_its_decays_and_rotary_frequencies_exact(arch):
+    """``model.to(torch.bfloat16)``, and FSDP under bf16-mixed (the paper preset's: Lightning gives FSDP a
+    buffer_dtype of bf16), cast every floating buffer. TNL's and cosFormer2's decay rates and LLaMA's
+    rotary frequencies were buffers, so a model trained so used rounded ones and was evaluated with exact
+    ones. They are fp32 constants of the config now: no model has a floating buffer, and a bf16 model's
+    constants (its rotary tables rebuilt after the cast, too) are its fp32 twin's, bit for bit."""
+    torch.manual_seed(0)
+    exact = build_model(tiny(arch, max_seq_len=16))
+    cast = build_model(tiny(arch, max_seq_len=16)).to(torch.bfloat16)
+    assert [name for name, b in cast.named_buffers() if b.is_floating_point()] == []
+    x = torch.randint(0, 64, (1, 40))  # past the 16 positions LLaMA's tables were built for: rebuilt
+    exact(x), cast(x)
+
+    def constants(model):
+        return {f"{name}.{attr}": value for name, module in model.named_modules()
+                for attr, value in vars(module).items() if isinstance(value, torch.Tensor)}
+
+    exact_constants, cast_constants = constants(exact), constants(cast)
+    assert {key.rsplit(".", 1)[1] for key in exact_constants} == CONFIG_CONSTANTS[arch]
+    assert cast_constants.keys() == exact_constants.keys()
+    for key, value in cast_constants.items():
+        assert value.dtype == torch.float32 and torch.equal(value, exact_constants[key]), key

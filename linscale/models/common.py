@@ -87,6 +87,23 @@ class LowRankGate(nn.Module):
         return torch.sigmoid(self.up(self.down(x)))
 
 
+# ----------------------------------------------------------------------------- constants of the config
+
+
+def config_constant(module: nn.Module, name: str, device: torch.device) -> torch.Tensor:
+    """``module.<name>``, an fp32 tensor fixed by the config (a decay rate, a rotary frequency), on
+    ``device``: moved there at its first use and kept. Such tensors are plain attributes, not buffers,
+    because what casts a model's buffers would round them: ``model.to(torch.bfloat16)``, and FSDP under
+    bf16-mixed (the paper preset's; Lightning sets FSDP's buffer_dtype to bf16). Rounded to bf16 they are
+    another model than the one evaluated in fp32: at a distance of 2047 tokens, a rotary angle (head
+    width 128) off by up to 2.5 radians, a TNL decay's weight (12 heads) by up to 18%."""
+    value = getattr(module, name)
+    if value.device != device:
+        value = value.to(device)
+        setattr(module, name, value)
+    return value
+
+
 # ----------------------------------------------------------------------------- linear attention
 
 

@@ -29,7 +29,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from linscale.config import ModelConfig
-from linscale.models.common import SGLU, Block, CausalLM, LowRankGate, SRMSNorm, linear_attention
+from linscale.models.common import (SGLU, Block, CausalLM, LowRankGate, SRMSNorm, config_constant,
+                                    linear_attention)
 from linscale.models.tnl import alibi_slopes
 
 
@@ -41,15 +42,16 @@ class ToeplitzPositionalEncoding(nn.Module):
         self.mode, self.chunk_size = mode, chunk_size
         self.proj = nn.Parameter(torch.empty(d, e))  # W, (d, e)
         nn.init.normal_(self.proj, std=0.02)
-        log_gamma = -torch.tensor(alibi_slopes(e), dtype=torch.float32)
-        self.register_buffer("log_gamma", log_gamma, persistent=False)  # (e,)
+        # (e,) fixed by the config: not trained, not saved, kept fp32 (common.config_constant)
+        self.log_gamma = -torch.tensor(alibi_slopes(e), dtype=torch.float32)
 
     def forward(self, x, state=None, return_state=False):
         B, T, d = x.shape
         u = (x @ self.proj).unsqueeze(-1)  # (B, T, e, 1): each channel is a "head" of width 1
         ones = torch.ones_like(u)
         # h_t = γ h_{t-1} + u_t is gated linear attention with q = k = 1 and a constant decay per channel.
-        h, state = linear_attention(self.mode, ones, ones, u, g_gamma=self.log_gamma, scale=1.0, state=state,
+        log_gamma = config_constant(self, "log_gamma", x.device)  # (e,)
+        h, state = linear_attention(self.mode, ones, ones, u, g_gamma=log_gamma, scale=1.0, state=state,
                                     return_state=return_state, chunk_size=self.chunk_size)  # (B, T, e, 1)
         return x + h.squeeze(-1) @ self.proj.t(), state
 

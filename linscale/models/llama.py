@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from linscale.config import ModelConfig
-from linscale.models.common import Block, CausalLM, RMSNorm, SwiGLU
+from linscale.models.common import Block, CausalLM, RMSNorm, SwiGLU, config_constant
 
 
 def attention(q, k, v, **kwargs):
@@ -37,14 +37,15 @@ class RotaryEmbedding(nn.Module):
 
     def __init__(self, head_dim: int, base: float, max_len: int):
         super().__init__()
-        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
+        # fixed by the config: not trained, not saved, kept fp32 (common.config_constant), as are the tables
+        self.inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
         self._cache_len = 0
-        self._build(min(max_len, 2048))
+        self._build(min(max_len, 2048), self.inv_freq.device)
 
-    def _build(self, length: int) -> None:
-        t = torch.arange(length, dtype=torch.float32, device=self.inv_freq.device)
-        freqs = torch.outer(t, self.inv_freq)  # (L, D/2)
+    def _build(self, length: int, device: torch.device) -> None:
+        inv_freq = config_constant(self, "inv_freq", device)
+        t = torch.arange(length, dtype=torch.float32, device=device)
+        freqs = torch.outer(t, inv_freq)  # (L, D/2)
         emb = torch.cat([freqs, freqs], dim=-1)  # (L, D)
         self.cos, self.sin, self._cache_len = emb.cos(), emb.sin(), length
 
@@ -52,7 +53,7 @@ class RotaryEmbedding(nn.Module):
         """Rotate x (B, T, H, D) as if its first token sat at position ``offset``."""
         T = x.shape[1]
         if offset + T > self._cache_len or self.cos.device != x.device:
-            self._build(max(offset + T, 2 * self._cache_len))
+            self._build(max(offset + T, 2 * self._cache_len), x.device)
         cos = self.cos[offset:offset + T, None, :].to(x.dtype)  # (T, 1, D)
         sin = self.sin[offset:offset + T, None, :].to(x.dtype)
         x1, x2 = x.chunk(2, dim=-1)

@@ -30,7 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from linscale.config import ModelConfig
-from linscale.models.common import SGLU, Block, CausalLM, LowRankGate, SRMSNorm, linear_attention
+from linscale.models.common import SGLU, Block, CausalLM, LowRankGate, SRMSNorm, config_constant, linear_attention
 
 
 def alibi_slopes(n_head: int) -> list[float]:
@@ -71,9 +71,8 @@ class TNLAttention(nn.Module):
         self.gate = LowRankGate(d, config.gate_rank)
         self.norm = SRMSNorm(d, config.norm_eps)
         self.o_proj = nn.Linear(d, d, bias=False)
-        # Fixed, derived from the config: not saved in checkpoints, not trained.
-        log_decay = tnl_log_decay(config.n_head, layer_idx, config.n_layer, config.decay_schedule)
-        self.register_buffer("log_decay", log_decay, persistent=False)
+        # Fixed, derived from the config: not trained, not saved, kept fp32 (common.config_constant)
+        self.log_decay = tnl_log_decay(config.n_head, layer_idx, config.n_layer, config.decay_schedule)
 
     def forward(self, x, state=None, offset=0, return_state=False):
         B, T, d = x.shape
@@ -81,7 +80,8 @@ class TNLAttention(nn.Module):
         q = F.silu(self.q_proj(x)).view(B, T, H, D)
         k = F.silu(self.k_proj(x)).view(B, T, H, D)
         v = self.v_proj(x).view(B, T, H, D)
-        o, state = linear_attention(self.mode, q, k, v, g_gamma=self.log_decay, scale=1.0, state=state,
+        log_decay = config_constant(self, "log_decay", x.device)  # (H,)
+        o, state = linear_attention(self.mode, q, k, v, g_gamma=log_decay, scale=1.0, state=state,
                                     return_state=return_state, chunk_size=self.chunk_size)  # (B, T, H, D)
         o = self.norm(o.reshape(B, T, d)) * self.gate(x)
         return self.o_proj(o), state
