@@ -30,6 +30,12 @@ class ConfigError(ValueError):
     """A configuration value is missing or out of range; the message names the field."""
 
 
+class ResultsError(ConfigError):
+    """A results table is missing, damaged, or off its schema (the sweep's: linscale.train.results); the
+    message names the file, the column or the row. Here, below both the tables' writer (linscale.train)
+    and their readers (linscale.results), so that neither imports the other for it."""
+
+
 def parse_yaml(text: str, where: str):
     """``text`` read as YAML, or a one-line ConfigError naming ``where`` (a file, an option) and the spot
     (a preset file or a `-y` mapping with an unclosed bracket was a 50-line yaml traceback)."""

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from linscale.config import ARCHITECTURES, ConfigError
+from linscale.config import ARCHITECTURES, ResultsError
+from linscale.train.settings import resolve_preset
 
 # The columns of the results table (linscale.train.results.SCHEMA) the book requires: all but
 # train_bayes_loss, which the tables of linscale 0.1 lack (read as NaN there)
@@ -28,11 +29,6 @@ RUNS_COLUMNS = (
     "batch_size", "step", "tokens", "flops", "pf_days", "train_loss", "val_loss", "bayes_loss", "lr",
     "diverged", "seed", "preset", "wall_time_s",
 )
-
-
-class ResultsError(ConfigError):
-    """A results table is missing, damaged, or off its schema (the sweep's: linscale.train.results); the
-    message names the file, the column or the row."""
 
 
 def results_path(preset: str, results_dir: str | Path = "results") -> Path:
@@ -66,8 +62,6 @@ def study_preset(preset: str, results_dir: str | Path = "results") -> dict:
     """The preset whose grid, language and settings the study in ``results_dir/<preset>/`` trained: the
     named preset with the overrides recorded beside its tables (:data:`OVERRIDES_FILE`) applied. What a
     chapter reads instead of the preset by name."""
-    from linscale.train.settings import resolve_preset
-
     return resolve_preset(preset, list(study_overrides(preset, results_dir)))
 
 

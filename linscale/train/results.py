@@ -42,7 +42,7 @@ import pandas as pd
 from linscale.atomic import atomic_write
 from linscale.config import ARCHITECTURES
 from linscale.flops import PF_DAY
-from linscale.results import ResultsError  # one error for every results table's problem (a ConfigError)
+from linscale.config import ResultsError  # one error for every results table's problem (a ConfigError)
 
 SCHEMA: dict[str, str] = {
     "run_id": "string", "arch": "string", "size": "string",
