@@ -357,3 +357,27 @@ def test_a_model_cast_to_bf16_keeps_its_decays_and_rotary_frequencies_exact(arch
     assert cast_constants.keys() == exact_constants.keys()
     for key, value in cast_constants.items():
         assert value.dtype == torch.float32 and torch.equal(value, exact_constants[key]), key
+
+
+def test_a_saturated_hgrn2_forget_gate_with_a_lower_bound_never_exceeds_one(monkeypatch):
+    """log f = logaddexp(log lb, log(1 − lb) + logsigmoid(F)) is exactly ≤ 0, but with σ(F) rounding to 1
+    (F ≳ 16) fp32 gave up to +6e-8 for a fifth of the lower bounds: a decay above one, which the Triton
+    kernels refuse (kernels/utils.py check_inputs), stopping a GPU run the first time a gate saturated."""
+    import linscale.models.hgrn2 as hgrn2
+
+    seen = {}
+    real = hgrn2.linear_attention
+    monkeypatch.setattr(hgrn2, "linear_attention", lambda *args, **kw: seen.update(kw, k=args[2]) or real(*args, **kw))
+    model = build_model(tiny("hgrn2"))
+    mixer = model.blocks[1].token_mixer
+    lower_bound = torch.linspace(0.01, 0.98, 32)
+    torch.manual_seed(0)
+    x = torch.randn(2, 8, 32)
+    with torch.no_grad():
+        mixer.f_proj.weight.copy_(torch.eye(32) * 40.0)  # F = 40·x: many gates past F = 16, both signs
+        mixer(x, lower_bound=lower_bound)
+    log_f, k = seen["g"], seen["k"]
+    assert (40 * x > 16).sum() > 100
+    assert (log_f <= 0).all() and (k >= 0).all(), log_f.max()
+    exact = torch.log1p(-(1 - lower_bound.double()) * torch.sigmoid(-40.0 * x.double())).view_as(log_f)
+    assert torch.allclose(log_f.double(), exact, rtol=1e-6, atol=1e-7)  # the clamp moved nothing beyond rounding

@@ -49,6 +49,9 @@ class HGRN2Attention(nn.Module):
         log_f = F.logsigmoid(self.f_proj(x))
         if lower_bound is not None:  # log f = log(lb + (1 - lb)·sigmoid(F)), without leaving log space
             log_f = torch.logaddexp(lower_bound.log(), torch.log1p(-lower_bound) + log_f)
+            # a gate open to σ(F) ≈ 1 (F ≳ 16, fp32) rounds to f = 1 + 6e-8: a decay above one, which the
+            # Triton kernels refuse (a long GPU run stopped when one gate saturated). No-op below f = 1.
+            log_f = log_f.clamp(max=0)
         log_f = log_f.view(B, T, H, D)
         k = -torch.expm1(log_f)  # 1 - f
         i = self.i_proj(x).view(B, T, H, D)
