@@ -578,3 +578,54 @@ def test_a_branch_whose_schedule_differs_before_its_branch_point_is_refused(tmp_
     preset = tiny_preset(keep_checkpoints=[18], tokens=32 * 8 * 10)
     preset["sizes"]["s1"]["train"] = {"tokens": 32 * 8 * 48}
     assert TrainSettings.from_dict(plan_runs(preset)[1][0]["train"]).keep_checkpoints == [18]
+
+
+FSDP_DTYPES = """
+import os, sys, torch, torch.distributed as dist
+os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[1])
+dist.init_process_group("gloo", rank=0, world_size=1)
+from torch.distributed.fsdp import FullyShardedDataParallel
+from torch.distributed.fsdp.wrap import ModuleWrapPolicy
+from linscale.config import ModelConfig
+from linscale.models import build_model
+from linscale.models.common import Block
+from linscale.train.run import fsdp_strategy
+model = build_model(ModelConfig(arch="cosformer2", vocab_size=64, d_model=32, n_layer=2, n_head=4, chunk_size=16))
+seen = {}
+mixer, ffn = model.blocks[0].token_mixer, model.blocks[0].channel_mixer
+mixer.register_forward_pre_hook(lambda m, a: seen.update(theta=m.theta.dtype, q_proj=m.q_proj.weight.dtype))
+ffn.register_forward_pre_hook(lambda m, a: seen.update(ffn=next(m.parameters()).dtype))
+strategy = fsdp_strategy(on_gpu=True, precision=sys.argv[2])  # the paper preset's, as the trainer builds it
+wrapped = FullyShardedDataParallel(model, auto_wrap_policy=ModuleWrapPolicy({Block}), device_id=torch.device("cpu"),
+                                   mixed_precision=strategy.mixed_precision_config, use_orig_params=True)
+wrapped(torch.randint(0, 64, (2, 40)))
+print(" ".join(f"{name}={dtype}".replace("torch.", "") for name, dtype in sorted(seen.items())))
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("precision, dtypes", [("bf16-mixed", "ffn=bfloat16 q_proj=float32 theta=float32"),
+                                               ("32-true", "ffn=float32 q_proj=float32 theta=float32")])
+def test_fsdp_reduces_in_fp32_and_keeps_cosformer2s_angles_fp32(precision, dtypes):
+    """Under bf16-mixed (the paper preset's), Lightning gives FSDP param_dtype = reduce_dtype = bf16: every
+    parameter is gathered in bf16 for the forward, and gradients are summed across ranks in bf16. For
+    cosFormer2's LRPE angles θ, used as s·θ, that is an angle off by up to 11 rad at position 8191: the
+    model trained is not the one evaluated in fp32. The strategy reduces in fp32, and FSDP wraps cosFormer2's
+    attention apart in fp32 (its matmuls still run in bf16 under autocast); the rest computes in bf16. Here
+    the model is wrapped as on a GPU, in one process over gloo."""
+    import socket
+
+    from linscale.train.run import fsdp_mixed_precision
+
+    mixed = fsdp_mixed_precision("bf16-mixed")
+    assert (mixed.param_dtype, mixed.reduce_dtype, mixed.buffer_dtype) == (torch.bfloat16, torch.float32, torch.float32)
+    assert fsdp_mixed_precision("32-true") is None and fsdp_mixed_precision("bf16-true") is None  # Lightning's own
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-c", FSDP_DTYPES, port, precision], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == dtypes

@@ -610,9 +610,32 @@ def check_execution(settings: TrainSettings) -> None:
                           "slow: for checking kernels); expected torch for training on a CPU")
 
 
-def fsdp_strategy(on_gpu: bool):
+def fsdp_mixed_precision(precision: str):
+    """FSDP's mixed precision under ``precision``; None (Lightning's own) but for the mixed ones. As in
+    Lightning's, each unit's parameters are gathered in the half type for compute, and the fp32 ones are
+    the optimiser's. Unlike Lightning's:
+
+    - gradients are reduced across ranks in fp32 (Lightning's sums them in the half type: 96 ranks' at
+      the paper's scale);
+    - cosFormer2's attention keeps its parameters fp32 (FSDP wraps it apart, without mixed precision;
+      autocast still runs its matmuls in the half type): its LRPE angles θ enter as s·θ, and in bf16 the
+      angle at position 8191 is off by up to 11 radians, a model other than the one evaluated in fp32;
+    - buffers stay fp32 (the models keep their fixed tensors out of buffers, common.config_constant)."""
+    half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+    if half is None:
+        return None
+    from torch.distributed.fsdp import MixedPrecision
+
+    from linscale.models.cosformer2 import CosFormer2Attention
+
+    return MixedPrecision(param_dtype=half, reduce_dtype=torch.float32, buffer_dtype=torch.float32,
+                          _module_classes_to_ignore=(CosFormer2Attention,))
+
+
+def fsdp_strategy(on_gpu: bool, precision: str = "32-true"):
     """The paper preset's strategy: FSDP with each transformer block a unit, fully sharded, checkpoints
-    gathered into one full state dict (the same files as any other run).
+    gathered into one full state dict (the same files as any other run), mixed precision as
+    :func:`fsdp_mixed_precision` sets it for ``precision``.
 
     Lightning refuses FSDP without a GPU. ``LINSCALE_FSDP_ON_CPU=1`` lets it run on a CPU over gloo, so
     the test suite can take the FSDP path end to end (gradient clipping, checkpoints, resume) on a machine
@@ -645,7 +668,7 @@ def fsdp_strategy(on_gpu: bool):
         kind = CPUFSDPStrategy
         _full_state_dicts_stay_in_place()
     return kind(auto_wrap_policy={Block}, sharding_strategy="FULL_SHARD", state_dict_type="full",
-                checkpoint_io=SafeCheckpointIO())
+                checkpoint_io=SafeCheckpointIO(), mixed_precision=fsdp_mixed_precision(precision))
 
 
 def build_trainer(settings: TrainSettings, run_dir: Path, callbacks: list, accumulate: int,
@@ -655,7 +678,7 @@ def build_trainer(settings: TrainSettings, run_dir: Path, callbacks: list, accum
     precision = settings.precision if settings.precision != "auto" else ("bf16-mixed" if on_gpu else "32-true")
     strategy = settings.strategy
     if strategy == "fsdp":
-        strategy = fsdp_strategy(on_gpu)
+        strategy = fsdp_strategy(on_gpu, precision)
     plugins = [SafeCheckpointIO()] if isinstance(strategy, str) else []
     if SLURMEnvironment.detect():  # requeueing is StopAtStep's: at a step boundary, with an exact checkpoint
         plugins.append(SLURMEnvironment(auto_requeue=False))
