@@ -413,6 +413,28 @@ def test_checkpoints_load_safely_and_corruption_is_an_error(tmp_path):
         train_run(run_dir)
 
 
+def test_a_runs_look_at_its_checkpoint_maps_the_file_instead_of_reading_it(tmp_path, monkeypatch):
+    """Before it trains, every rank of a multi-device run looks at the run's checkpoint (does it load, which
+    step it holds). Read whole, a paper-scale checkpoint with its optimiser state (about 84 GB at 7B) by
+    each of a node's 8 ranks would not fit in the node's memory; Lightning itself loads it lazily. The
+    look maps the file (its pages read where touched): the file is among this process's mappings."""
+    import linscale.train.run as run
+
+    run_dir = run_tiny(tmp_path, "r")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    looks, load = [], run.load_lightning_checkpoint
+
+    def look(path, **kwargs):
+        state = load(path, **kwargs)
+        looks.append((Path(path), str(path) in Path("/proc/self/maps").read_text()))
+        return state
+
+    monkeypatch.setattr(run, "load_lightning_checkpoint", look)
+    (run_dir / "status.json").write_text(json.dumps({"state": "running"}))  # a run to resume
+    assert train_run(run_dir) == "done"
+    assert looks == [(ckpt, True)]
+
+
 def test_a_finished_runs_damaged_files_lose_none_of_its_rows(tmp_path, capsys):
     """A cut-short records.json read as no rows, and a sweep then dropped the finished run's rows from its
     table without a word; a cut-short status.json was a JSONDecodeError traceback."""

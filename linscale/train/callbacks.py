@@ -21,6 +21,7 @@ import math
 import os
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import lightning as L
@@ -190,13 +191,19 @@ class SafeCheckpointIO(TorchCheckpointIO):
                                          weights_only=True if weights_only is None else weights_only)
 
 
-def load_lightning_checkpoint(path, map_location="cpu", weights_only: bool = True) -> dict:
-    """``torch.load`` a Lightning ``.ckpt`` safely; corrupt or truncated files raise CheckpointError."""
+def load_lightning_checkpoint(path, map_location="cpu", weights_only: bool = True, mmap: bool = False) -> dict:
+    """``torch.load`` a Lightning ``.ckpt`` safely; corrupt or truncated files raise CheckpointError.
+    ``mmap``: the tensors mapped from the file, read only where touched, for a look at the checkpoint (its
+    step, its records, whether it loads): every rank of a multi-device run looks, and a paper-scale
+    checkpoint with its optimiser state (about 84 GB at 7B) read whole by each of a node's 8 ranks
+    would not fit in its memory."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: Lightning checkpoint does not exist")
     try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only)
+        # torch maps its zip format only; anything else (a damaged file too) is read, and fails, as before
+        mmap = mmap and zipfile.is_zipfile(path)
+        checkpoint = torch.load(path, map_location=map_location, weights_only=weights_only, mmap=mmap)
     except Exception as err:  # a damaged file reaches torch's unpickler as anything (IndexError for 2 bytes)
         raise CheckpointError(f"{path}: corrupt or truncated Lightning checkpoint ({_load_failure(err)}); "
                               f"delete it to restart this run from scratch") from None

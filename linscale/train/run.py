@@ -235,7 +235,7 @@ def read_records(run_dir: str | os.PathLike) -> list[dict]:
         pass
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     try:
-        rows = _recorder_states(load_lightning_checkpoint(ckpt))[0]["records"]
+        rows = _recorder_states(load_lightning_checkpoint(ckpt, mmap=True))[0]["records"]
     except (CheckpointError, IndexError, KeyError, TypeError):
         raise RecordsDamaged(f"{file}: not readable JSON, and no checkpoint holds its rows ({ckpt}); delete "
                              f"{run_dir} to train the run again") from None
@@ -788,7 +788,7 @@ def _train_run(run_dir: Path, progress_bar: bool, datamodule, execution: dict) -
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if ckpt.exists():  # check it before anything else: a corrupt checkpoint must stop us, not restart us
         try:
-            load_lightning_checkpoint(ckpt)
+            load_lightning_checkpoint(ckpt, mmap=True)
         except CheckpointError as err:  # the status says why (a sweep prints it), not only the run's train.log
             _write_status(run_dir, state="failed", error=str(err))
             raise
@@ -821,7 +821,7 @@ def _interrupted(run_dir: Path, stop: RunInterrupted, train: TrainSettings) -> N
     saved = None
     if ckpt.exists():
         try:
-            saved = int(load_lightning_checkpoint(ckpt)["global_step"])
+            saved = int(load_lightning_checkpoint(ckpt, mmap=True)["global_step"])
         except CheckpointError:
             saved = None
     _write_status(run_dir, state="interrupted", signal=stop.signal_name, step=stop.step, checkpoint_step=saved,
