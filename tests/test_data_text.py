@@ -536,3 +536,22 @@ def test_a_streamed_corpus_validates_on_its_validation_files(corpus, monkeypatch
     train = doc_numbers(row for _ in range(30) for row in next(it)["input_ids"])
     assert doc_numbers(dm.val_rows) and min(doc_numbers(dm.val_rows)) >= 200
     assert train and max(train) < 200
+
+
+def test_a_literal_eod_in_the_text_is_text_not_a_document_boundary(tmp_path):
+    """tokenizers splits an added special token out of raw text even with add_special_tokens=False: a
+    web page or a source file that spells "<eod>" got a document boundary there (and lost the word when
+    decoded). Only the <eod> linscale appends ends a document, in training and in evaluation."""
+    from linscale.models.checkpoint import load_tokenizer
+
+    docs = [d + (" a literal <eod> here" if i % 2 else "") for i, d in enumerate(_docs())]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    dm = build_datamodule(_data(tmp_path / "corpus.jsonl", tmp_path), seq_len=32, batch_size=4)
+    tok, text = dm.tokenizer, "x <eod> y"
+    eod = tok.token_to_id("<eod>")
+    ids = tok.encode(text, add_special_tokens=False).ids
+    assert eod not in ids and tok.decode(ids) == text
+    tokens = np.concatenate([dm.shards.read(split, 0, dm.shards.count(split)) for split in ("train", "validation")])
+    assert int((tokens == eod).sum()) == len(docs)  # one boundary per document
+    tok.save(str(tmp_path / "tokenizer.json"))  # a checkpoint's tokenizer, as evaluation loads it
+    assert load_tokenizer(tmp_path).encode(text, add_special_tokens=False).ids == ids

@@ -292,7 +292,8 @@ class TextDataModule(_Base):
     def _load_shards(self):
         """Tokenize the training (and validation) text once into cached shards; read the validation rows."""
         width, train = self.seq_len + 1, self.splits.train
-        key = dict(recipe=1, tokenizer=self._tokenizer_key(), every=self._every, max_tokens=self.max_tokens,
+        # recipe 2: a literal <eod> in the text is text (text.text_only), no longer a document boundary
+        key = dict(recipe=2, tokenizer=self._tokenizer_key(), every=self._every, max_tokens=self.max_tokens,
                    val_fraction=self.val_fraction if self._every else None, **self._corpus_key())
         self.shards = build_shards(key, train, self.tokenizer, holdout_every=self._every,
                                    val_fraction=self.val_fraction, limit=self.max_tokens, say=say)
@@ -304,7 +305,7 @@ class TextDataModule(_Base):
         asked = max(1, math.ceil(self.val_tokens / self.seq_len))
         if self.splits.validation is not None:
             validation = self.splits.validation
-            val_key = dict(recipe=1, tokenizer=self._tokenizer_key(), corpus=validation.fingerprint(),
+            val_key = dict(recipe=2, tokenizer=self._tokenizer_key(), corpus=validation.fingerprint(),
                            limit=asked * width)
             self.val_shards = build_shards(val_key, validation, self.tokenizer, split="validation",
                                            limit=asked * width, say=say)
@@ -419,7 +420,7 @@ class TextDataModule(_Base):
 
     def _stream_key_of(self, shard: int, n_shards: int) -> dict:
         """Everything a streamed shard's rows depend on (the key of its bookmarks)."""
-        return dict(recipe=1, seq_len=self.seq_len, every=self._every, shard=shard, n_shards=n_shards,
+        return dict(recipe=2, seq_len=self.seq_len, every=self._every, shard=shard, n_shards=n_shards,
                     tokenizer=hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest(), **self._corpus_key())
 
     def _stream_gen(self, shard: int, n_shards: int, start=(0, 0, 0, 0, 0), bookmarks=None):

@@ -491,6 +491,15 @@ def tokenize_pieces(tokenizer, pieces: Iterable[tuple[str, bool]], max_chars: in
 
 
 # ---- tokenizer -------------------------------------------------------------------------------------------
+def text_only(tokenizer):
+    """``tokenizer``, encoding a special token's spelling in the text as text: tokenizers splits added
+    special tokens out of raw text even with ``add_special_tokens=False``, so a literal ``<eod>`` in a
+    web page or a source file became a document boundary (and decoded to nothing). Only the ``<eod>``
+    that linscale appends after each document ends one."""
+    tokenizer.encode_special_tokens = True
+    return tokenizer
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, min_frequency: int = 2):
     """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``texts`` with ``<eod>`` as special token 0.
     Byte-level means every string round-trips: decode(encode(x).ids) == x."""
@@ -504,7 +513,7 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 8192, min_frequency:
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=[EOD],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     tok.train_from_iterator(texts, trainer=trainer)
-    return tok
+    return text_only(tok)
 
 
 def load_tokenizer_file(path: str | os.PathLike, role: str = "data.tokenizer"):
@@ -533,7 +542,7 @@ def load_tokenizer_file(path: str | os.PathLike, role: str = "data.tokenizer"):
     if tok.token_to_id(EOD) is None:
         raise DataError(f"{role}: {p} has no {EOD!r} token (add it as a special token: "
                         f"tokenizer.add_special_tokens(['{EOD}']))")
-    return tok
+    return text_only(tok)
 
 
 def cache_dir() -> Path:

@@ -90,7 +90,10 @@ def load_tokenizer(path: str | os.PathLike):
     file = Path(path) / "tokenizer.json"
     if not file.is_file():
         raise CheckpointError(f"{file}: checkpoint has no tokenizer")
+    from linscale.data.text import text_only
+
     try:
-        return Tokenizer.from_file(str(file))
+        tokenizer = Tokenizer.from_file(str(file))
     except Exception as err:  # tokenizers raises a bare Exception on malformed JSON
         raise CheckpointError(f"{file}: not a valid tokenizer file ({err})") from None
+    return text_only(tokenizer)  # a prompt's "<eod>" is text, as it was in training
