@@ -146,3 +146,27 @@ def test_niah_metrics():
     # harder cells weigh more: longer contexts and needles farther from the question
     assert metrics.weighted_accuracy([(0, 0, 0), (1, 0, 1)]) > 0.5
     assert metrics.weighted_accuracy([(0, 0, 1), (0, 1, 0)]) > 0.5
+
+
+def test_lm_evals_defaults_give_the_gpu_its_own_budget_and_one_process_only(tmp_path, monkeypatch):
+    """As lm_eval runs it without --device and with a task that sets no max_gen_toks: the linscale model
+    took the CPU without a word (lm-eval 0.4.10 passes no device) and cut generations at 32 tokens where
+    lm-eval's Hugging Face model gives 256 (a chain of thought or a summary cut short: scores that do not
+    compare). Under accelerate (WORLD_SIZE > 1) every process evaluated every request on one device."""
+    import linscale.eval.adapter as adapter
+
+    ckpt = fx.export(tmp_path / "ck", fx.tiny_model("tnl"))
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    lm = LinscaleLM(checkpoint=str(ckpt))
+    assert lm.device == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    assert lm.max_gen_toks == 256  # lm_eval/models/huggingface.py, HFLM.max_gen_toks (importing it needs accelerate)
+    chosen = []
+    monkeypatch.setattr(adapter.torch.cuda, "is_available", lambda: True)  # a GPU machine: the GPU is taken
+    monkeypatch.setattr(adapter, "load_checkpoint", lambda path, device: chosen.append(device) or (_ for _ in ()).throw(
+        RuntimeError("stop here")))
+    with pytest.raises(RuntimeError, match="stop here"):
+        LinscaleLM(checkpoint=str(ckpt))
+    assert chosen == [torch.device("cuda")]
+    monkeypatch.setenv("WORLD_SIZE", "8")
+    with pytest.raises(adapter.ConfigError, match="^WORLD_SIZE=8: the linscale model evaluates in one process"):
+        LinscaleLM(checkpoint=str(ckpt))

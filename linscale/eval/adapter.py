@@ -65,28 +65,40 @@ class LinscaleLM(TemplateLM):
         checkpoint: folder written by ``linscale.models.checkpoint.save_checkpoint`` (config.json,
             model.safetensors, tokenizer.json). Alternatively pass ``model`` and ``tokenizer``.
         batch_size: sequences per forward pass ("auto" means 16: the CPU sweet spot for tiny models).
-        device: "cpu", "cuda", "cuda:1", ...
+        device: "cpu", "cuda", "cuda:1", ...; default (lm_eval without ``--device``) the GPU where there
+            is one, as lm-eval's own Hugging Face model does.
         max_length: longest input in tokens; default the checkpoint's training ``seq_len``.
         truncation: "error" (default) or "left" for requests longer than ``max_length``.
-        max_gen_toks: default generation budget when a task does not give one.
+        max_gen_toks: generation budget when a task does not give one; default lm-eval's Hugging Face
+            model's (256), so that a task's scores compare with that model's.
+
+    One process evaluates all requests: under ``accelerate launch`` (``WORLD_SIZE`` > 1) every process would
+    evaluate all of them on one device, so that is refused.
         **task_options: lm-eval passes model_args to the tasks as metadata too, so options meant for
             the linscale task suites (``linscale.eval.items.TASK_OPTIONS``) are accepted and ignored here.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, *, model=None, tokenizer=None,
                  meta: dict | None = None, batch_size: int | str = 16, max_batch_size: int | None = None,
-                 device: str | None = "cpu", max_length: int | None = None, truncation: str = "error",
-                 max_gen_toks: int = 32, **task_options):
+                 device: str | None = None, max_length: int | None = None, truncation: str = "error",
+                 max_gen_toks: int = 256, **task_options):
         super().__init__()
         unknown = sorted(set(task_options) - set(TASK_OPTIONS))
         if unknown:
             raise ConfigError(f"model_args: unknown option(s) {', '.join(unknown)} for the linscale model; "
                               f"expected checkpoint, batch_size, device, max_length, truncation, max_gen_toks "
                               f"or a task option ({', '.join(TASK_OPTIONS)})")
-        if str(device or "cpu").startswith("cuda") and not torch.cuda.is_available():
-            log.warning("device %s requested (lm_eval's default) but CUDA is not available: using the CPU", device)
+        world = os.environ.get("WORLD_SIZE", "1").strip() or "1"
+        if world != "1":
+            raise ConfigError(f"WORLD_SIZE={world}: the linscale model evaluates in one process (it does not split "
+                              "requests over processes, so each would evaluate all of them on one device); run "
+                              "lm_eval once per GPU, each with its own --device cuda:N and its share of --tasks")
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        elif str(device).startswith("cuda") and not torch.cuda.is_available():
+            log.warning("device %s requested but CUDA is not available: using the CPU", device)
             device = "cpu"
-        self._device = torch.device(device or "cpu")
+        self._device = torch.device(device)
         if checkpoint is not None:
             if model is not None or tokenizer is not None:
                 raise ConfigError("model_args: pass either checkpoint= or model= and tokenizer=, not both")
