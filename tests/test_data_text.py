@@ -555,3 +555,21 @@ def test_a_literal_eod_in_the_text_is_text_not_a_document_boundary(tmp_path):
     assert int((tokens == eod).sum()) == len(docs)  # one boundary per document
     tok.save(str(tmp_path / "tokenizer.json"))  # a checkpoint's tokenizer, as evaluation loads it
     assert load_tokenizer(tmp_path).encode(text, add_special_tokens=False).ids == ids
+
+
+def test_validation_rows_are_spread_over_the_whole_corpus_not_its_first_file(tmp_path):
+    """The validation rows were the first rows of the held-out text: the first documents of the first
+    file, so in a corpus of two files (two languages, say) only the first was validated on."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name, word in (("a.jsonl", "apple"), ("b.jsonl", "banana")):
+        docs = [f"{word} {d}" for d in _docs(600, seed=len(word))]
+        (folder / name).write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    dm = build_datamodule(_data(folder, tmp_path, val_tokens=4 * 32), seq_len=32, batch_size=4)
+    available = dm.val_shards.count("validation") // 33
+    assert len(dm.val_rows) == 4 < available
+    text = dm.tokenizer.decode(dm.val_rows.reshape(-1).tolist())
+    assert "apple" in text and "banana" in text
+    first, last = dm.val_shards.read("validation", 0, 33), dm.val_shards.read("validation", (available - 1) * 33,
+                                                                                available * 33)
+    assert dm.val_rows[0].tolist() == first.tolist() and dm.val_rows[-1].tolist() == last.tolist()

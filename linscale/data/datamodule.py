@@ -326,7 +326,11 @@ class TextDataModule(_Base):
                 f"{where} has {available:,} rows: validating on those ({n_val * self.seq_len:,} tokens)")
         else:
             say(f"validation text: {where}: {n_val} rows of {width} ({n_val * self.seq_len:,} tokens)")
-        self.val_rows = self.val_shards.read("validation", 0, n_val * width).reshape(n_val, width)
+        # rows spread over all the held-out text: its first rows are the first documents of the first file,
+        # one part of a corpus of many files (one language of the paper's two, say)
+        rows = np.linspace(0, available - 1, n_val).round().astype(np.int64) if n_val < available else range(n_val)
+        self.val_rows = np.stack([self.val_shards.read("validation", int(row) * width, (int(row) + 1) * width)
+                                  for row in rows])
         self.n_tokens = n_tok
 
     @property
