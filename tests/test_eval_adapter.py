@@ -170,3 +170,25 @@ def test_lm_evals_defaults_give_the_gpu_its_own_budget_and_one_process_only(tmp_
     monkeypatch.setenv("WORLD_SIZE", "8")
     with pytest.raises(adapter.ConfigError, match="^WORLD_SIZE=8: the linscale model evaluates in one process"):
         LinscaleLM(checkpoint=str(ckpt))
+
+
+def test_a_batch_is_cut_where_its_logits_would_pass_the_memory_budget(lm, monkeypatch):
+    """A forward pass keeps the logits of every position, (B, T, vocab) in fp32: at the paper's vocabulary
+    and context a batch of 16 rolling windows was 49 GiB. Batches stop at LOGITS_BYTES (one row at least),
+    and the scores are those of any other batching."""
+    import linscale.eval.adapter as adapter
+
+    text = fx.fact_corpus(40, seed=3)  # three windows of max_length 64, and shorter inputs
+    pairs = [("s1 r0", " o3"), ("s2 r1 o4 . the s5", " r0 o7 ."), ("k1 v2 k3 v4 k1", " v2")]
+    requests = [request("loglikelihood", c, x) for c, x in pairs]
+    want = lm.loglikelihood(requests), lm.loglikelihood_rolling([request("loglikelihood_rolling", text)])
+    sizes, forward = [], lm._logits
+    monkeypatch.setattr(lm, "_logits", lambda inputs: sizes.append((len(inputs), max(map(len, inputs)))) or forward(inputs))
+    vocab = lm.model.config.vocab_size
+    monkeypatch.setattr(adapter, "LOGITS_BYTES", 2 * 4 * vocab * 64)  # two rows of 64 tokens
+    got = lm.loglikelihood(requests), lm.loglikelihood_rolling([request("loglikelihood_rolling", text)])
+    assert all(b * t <= 2 * 64 or b == 1 for b, t in sizes) and max(b for b, _ in sizes) > 1, sizes
+    assert [b for b, t in sizes if t == 64] == [2, 1]  # the three full windows: 3 rows of batch_size 3 before
+    for a, b in zip(want[0], got[0]):
+        assert a[1] == b[1] and abs(a[0] - b[0]) < 1e-5
+    assert abs(want[1][0] - got[1][0]) < 1e-4 * max(1.0, abs(want[1][0]))

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -51,6 +52,7 @@ log = logging.getLogger(__name__)
 
 EOD = "<eod>"
 TRUNCATION = ("error", "left")
+LOGITS_BYTES = 4 << 30  # the largest fp32 logits one forward pass makes (LinscaleLM._batches); 4 GiB
 
 
 class ContextLengthError(ValueError):
@@ -163,6 +165,17 @@ class LinscaleLM(TemplateLM):
 
     # ----------------------------------------------------------------------------- scoring
 
+    def _batches(self, inputs: list) -> Iterator[list]:
+        """``inputs`` (longest first) in batches of ``batch_size``, fewer where their fp32 logits (B, T, vocab)
+        would pass :data:`LOGITS_BYTES`: at the paper's vocabulary (100,280) a batch of 16 windows of 8192
+        tokens is 49 GiB of logits, beside a 7B model's 26 GiB of weights."""
+        start, vocab = 0, self.model.config.vocab_size
+        while start < len(inputs):
+            fits = max(1, LOGITS_BYTES // (4 * vocab * max(1, len(inputs[start]))))
+            chunk = inputs[start: start + min(self.batch_size, fits)]
+            start += len(chunk)
+            yield chunk
+
     @torch.no_grad()
     def _logits(self, inputs: list[list[int]]) -> torch.Tensor:
         """Logits for a batch of right-padded inputs: (B, T, vocab). Right padding is harmless: every
@@ -193,8 +206,9 @@ class LinscaleLM(TemplateLM):
             readers.setdefault(tuple(inp), []).append(k)
         inputs = sorted(readers, key=lambda inp: (-len(inp), inp))  # longest first: little padding
         results: list = [None] * len(prepared)
-        for start in tqdm(range(0, len(inputs), self.batch_size), disable=disable_tqdm, desc="loglikelihood"):
-            chunk = inputs[start: start + self.batch_size]
+        progress = tqdm(total=len(inputs), disable=disable_tqdm, desc="loglikelihood")
+        for chunk in self._batches(inputs):
+            progress.update(len(chunk))
             logits = self._logits([list(inp) for inp in chunk])
             for row, inp in zip(logits, chunk):
                 for k in readers[inp]:
@@ -205,6 +219,7 @@ class LinscaleLM(TemplateLM):
                     target = torch.tensor(cont, dtype=torch.long, device=lp.device)
                     is_greedy = bool((lp.argmax(-1) == target).all())
                     results[k] = (float(lp.gather(-1, target[:, None]).sum()), is_greedy)
+        progress.close()
         return results
 
     def loglikelihood(self, requests, disable_tqdm: bool = False):
