@@ -192,3 +192,10 @@ def test_a_batch_is_cut_where_its_logits_would_pass_the_memory_budget(lm, monkey
     for a, b in zip(want[0], got[0]):
         assert a[1] == b[1] and abs(a[0] - b[0]) < 1e-5
     assert abs(want[1][0] - got[1][0]) < 1e-4 * max(1.0, abs(want[1][0]))
+    # generation: prompts of one length, batched together unless their prefill's logits pass the budget
+    prompts = [request("generate_until", p, {"until": ["<eod>"], "max_gen_toks": 3}) for p in ("s1 r0", "s2 r1", "s3 r0")]
+    batches, generate = [], lm.model.generate
+    monkeypatch.setattr(lm.model, "generate", lambda prompt, **kw: batches.append(len(prompt)) or generate(prompt, **kw))
+    together = lm.generate_until(prompts)
+    monkeypatch.setattr(adapter, "LOGITS_BYTES", 4 * vocab * len(lm.tok_encode("s1 r0")))  # one prompt's prefill
+    assert lm.generate_until(prompts) == together and batches == [3, 1, 1, 1]

@@ -66,7 +66,8 @@ class LinscaleLM(TemplateLM):
     Args:
         checkpoint: folder written by ``linscale.models.checkpoint.save_checkpoint`` (config.json,
             model.safetensors, tokenizer.json). Alternatively pass ``model`` and ``tokenizer``.
-        batch_size: sequences per forward pass ("auto" means 16: the CPU sweet spot for tiny models).
+        batch_size: sequences per forward pass ("auto" means 16: the CPU sweet spot for tiny models); fewer
+            where their logits would pass :data:`LOGITS_BYTES` (long inputs, a large vocabulary).
         device: "cpu", "cuda", "cuda:1", ...; default (lm_eval without ``--device``) the GPU where there
             is one, as lm-eval's own Hugging Face model does.
         max_length: longest input in tokens; default the checkpoint's training ``seq_len``.
@@ -269,7 +270,10 @@ class LinscaleLM(TemplateLM):
         collator = Collator(prepared, sort_fn=lambda x: (-len(x[0]), x[2], x[3]),
                             group_fn=lambda x: (len(x[0]), x[2], x[3]), group_by="gen_kwargs")
         results = []
-        for chunk in tqdm(collator.get_batched(n=self.batch_size), disable=disable_tqdm, desc="generate_until"):
+        # the prefill's logits, (B, T, vocab), under the budget for the longest prompt (as _batches does)
+        longest = max((len(p[0]) for p in prepared), default=1)
+        rows = min(self.batch_size, max(1, LOGITS_BYTES // (4 * self.model.config.vocab_size * longest)))
+        for chunk in tqdm(collator.get_batched(n=rows), disable=disable_tqdm, desc="generate_until"):
             _, _, max_new, temperature = chunk[0]
             prompt = torch.tensor([c[0] for c in chunk], dtype=torch.long, device=self._device)
             out = self.model.generate(prompt, max_new_tokens=max_new, temperature=temperature,
