@@ -199,3 +199,18 @@ def test_a_batch_is_cut_where_its_logits_would_pass_the_memory_budget(lm, monkey
     together = lm.generate_until(prompts)
     monkeypatch.setattr(adapter, "LOGITS_BYTES", 4 * vocab * len(lm.tok_encode("s1 r0")))  # one prompt's prefill
     assert lm.generate_until(prompts) == together and batches == [3, 1, 1, 1]
+
+
+def test_generation_stops_at_the_stop_string_not_after_max_gen_toks(lm, monkeypatch):
+    """Stop strings were applied to the text after max_gen_toks tokens had been generated: with lm-eval's
+    default budget (256) every answer cost 256 decoding steps. A row now stops at the step its text holds
+    a stop string; the text is the same as before."""
+    prompts = ["s1 r0 o3 . s2", "k1 v2 k3", "s4 r1", "the s5 r0 o7 ."]
+    fulls = lm.generate_until([request("generate_until", p, {"until": ["<eod>"], "max_gen_toks": 12}) for p in prompts])
+    prompt, full = next((p, f) for p, f in zip(prompts, fulls) if len(lm.tok_encode(f)) >= 6)
+    stop = full.split()[1]  # its second word: ends a few tokens in
+    steps, forward = [], lm.model.forward
+    monkeypatch.setattr(lm.model, "forward", lambda *args, **kw: steps.append(1) or forward(*args, **kw))
+    (cut,) = lm.generate_until([request("generate_until", prompt, {"until": [stop], "max_gen_toks": 50})])
+    assert cut == full[: full.index(stop)]
+    assert len(steps) <= len(lm.tok_encode(full[: full.index(stop) + len(stop)])) + 1  # the prefill, then a step a token

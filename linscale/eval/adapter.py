@@ -276,8 +276,15 @@ class LinscaleLM(TemplateLM):
         for chunk in tqdm(collator.get_batched(n=rows), disable=disable_tqdm, desc="generate_until"):
             _, _, max_new, temperature = chunk[0]
             prompt = torch.tensor([c[0] for c in chunk], dtype=torch.long, device=self._device)
+            untils = [c[1] for c in chunk]
+
+            def stopped(new: torch.Tensor, untils=untils) -> torch.Tensor:  # a row's text holds a stop string
+                texts = map(self.tok_decode, new.tolist())
+                return torch.tensor([any(s and s in t for s in u) for t, u in zip(texts, untils)], device=new.device)
+
+            # stopped at a stop string, not after max_gen_toks tokens (lm-eval's default budget is 256)
             out = self.model.generate(prompt, max_new_tokens=max_new, temperature=temperature,
-                                      eos_token_id=self.eot_token_id)
+                                      eos_token_id=self.eot_token_id, stop=stopped)
             for (context_enc, until, _, _), row in zip(chunk, out[:, prompt.shape[1]:].tolist()):
                 if self.eot_token_id in row:
                     row = row[: row.index(self.eot_token_id)]

@@ -267,15 +267,20 @@ class CausalLM(nn.Module):
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, max_new_tokens: int, temperature: float = 0.0,
                  top_k: int | None = None, eos_token_id: int | None = None,
-                 generator: torch.Generator | None = None, state: DecodeState | None = None) -> torch.Tensor:
+                 generator: torch.Generator | None = None, state: DecodeState | None = None,
+                 stop=None) -> torch.Tensor:
         """Continue ``input_ids`` (B, T) by up to ``max_new_tokens`` tokens.
 
         The prompt is processed once in parallel (the chunked form, or SDPA for LLaMA); then each new
         token costs one recurrent step with an O(1) state (linear models) or one step against the KV
         cache (LLaMA). temperature 0 is greedy decoding. Returns prompt and continuation (B, T + new).
         With ``state`` (from a call with ``return_state=True``), ``input_ids`` continue that state: a
-        shared prefix is consumed once, and the benchmark times decoding steps alone.
+        shared prefix is consumed once, and the benchmark times decoding steps alone. ``stop``: called with
+        the continuation so far (B, n), it says which rows are done (B,) bool, e.g. at a stop string; a
+        done row continues with ``eos_token_id`` (required then), and all done ends the loop.
         """
+        if stop is not None and eos_token_id is None:
+            raise ValueError("generate: stop needs eos_token_id, which a stopped row continues with")
         if max_new_tokens <= 0:
             return input_ids
         out = self(input_ids, state=state, return_state=True)
@@ -287,6 +292,8 @@ class CausalLM(nn.Module):
                 next_token = torch.where(finished, torch.full_like(next_token, eos_token_id), next_token)
                 finished |= next_token == eos_token_id
             tokens.append(next_token[:, None])
+            if stop is not None and not bool(finished.all()):
+                finished |= stop(torch.cat(tokens[1:], dim=1))
             if (eos_token_id is not None and bool(finished.all())) or step == max_new_tokens - 1:
                 break
             out = self(next_token[:, None], state=out.state)
