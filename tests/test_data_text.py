@@ -573,3 +573,21 @@ def test_validation_rows_are_spread_over_the_whole_corpus_not_its_first_file(tmp
     first, last = dm.val_shards.read("validation", 0, 33), dm.val_shards.read("validation", (available - 1) * 33,
                                                                                 available * 33)
     assert dm.val_rows[0].tolist() == first.tolist() and dm.val_rows[-1].tolist() == last.tolist()
+
+
+def test_the_tokenizer_learns_from_every_file_of_a_corpus_not_the_first_alone(tmp_path, capsys):
+    """The BPE was trained on the corpus's first data.tokenizer_docs documents: in a folder of files
+    sorted by name, the first file's alone (a corpus of two languages in two files got a tokenizer of
+    one, the other's text left in bytes). It now takes each file's first documents in turn; held-out
+    documents stay out where their place in the corpus is known (the first file's)."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name, word in (("a.jsonl", "apple"), ("b.jsonl", "banana")):
+        docs = [f"{word} {word} {d}" for d in _docs(400, seed=len(word))]
+        (folder / name).write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    dm = build_datamodule(_data(folder, tmp_path, tokenizer_docs=200), seq_len=32, batch_size=4)
+    assert len(dm.tokenizer.encode(" banana").ids) == len(dm.tokenizer.encode(" apple").ids) == 1
+    assert "documents of " in (out := capsys.readouterr().out) and "(each of its 2 files' first in turn)" in out
+    source = text_data.TextSource(str(folder), "files", files=(folder / "a.jsonl", folder / "b.jsonl"))
+    firsts = [(piece.split()[0], index) for piece, last, index in source.pieces_across_files() if last][:6]
+    assert firsts == [("apple", 0), ("banana", None), ("apple", 1), ("banana", None), ("apple", 2), ("banana", None)]

@@ -247,12 +247,14 @@ class TextDataModule(_Base):
         source = self.splits.train
         seen = {"documents": 0, "text": False}
 
-        def sample():  # pieces of the first n_docs documents (held-out ones left out): never a whole long text
+        def sample():  # pieces of n_docs documents, each file's first in turn: never a whole long text
             document = 0
-            for piece, last in source.pieces():
+            for piece, last, index in source.pieces_across_files():
                 if document >= n_docs:
                     break
-                if not self._held_out(document):
+                # a held-out document is left out where its place in the corpus is known (one file, or the
+                # first of several): later files' places need the files before them read whole
+                if index is None or not self._held_out(index):
                     seen["text"] = seen["text"] or bool(piece.strip())
                     yield piece
                 seen["documents"] = document = document + last
@@ -262,10 +264,11 @@ class TextDataModule(_Base):
             tokenizer = text_data.train_tokenizer(sample(), vocab_size=vocab_size)
             if not seen["text"]:
                 raise DataError(f"data.path: corpus {source.describe()} is empty (no text)")
-            docs = seen["documents"]
+            docs, files = seen["documents"], len(source.files) if source.kind == "files" else 1
+            spread = f" (each of its {files} files' first in turn)" if files > 1 else ""
             say(f"tokenizer: trained a byte-level BPE of {tokenizer.get_vocab_size():,} tokens on {docs:,} "
-                f"document{'s' if docs != 1 else ''} of {source.describe()} in {time.monotonic() - started:.0f} s"
-                + short_of(tokenizer))
+                f"document{'s' if docs != 1 else ''} of {source.describe()}{spread} in "
+                f"{time.monotonic() - started:.0f} s" + short_of(tokenizer))
             return tokenizer
 
         def short_of(tokenizer) -> str:  # a small corpus ends BPE's merges before the size asked for
@@ -274,7 +277,7 @@ class TextDataModule(_Base):
                     f"text, or a larger data.tokenizer_docs, gives more)" if size < vocab_size else "")
 
         # everything the trained tokenizer depends on; the recipe changes with train_tokenizer's or the sample's
-        key = dict(recipe=2, vocab_size=vocab_size, tokenizer_docs=n_docs, every=self._every,
+        key = dict(recipe=3, vocab_size=vocab_size, tokenizer_docs=n_docs, every=self._every,
                    corpus=source.fingerprint())
         tokenizer, file, trained = text_data.cached_tokenizer(key, train)
         if not trained:

@@ -92,8 +92,8 @@ TEXT_KEYS = (
         "train a byte-level BPE of `vocab_size` tokens (cached)", nullable=True),
     Key("vocab_size", "int", 8192, "tokens of the trained BPE tokenizer (also the model's vocabulary when the "
         "preset's model block gives none)", minimum=258),
-    Key("tokenizer_docs", "int", 20000, "documents of the training text the BPE tokenizer is trained on",
-        minimum=1),
+    Key("tokenizer_docs", "int", 20000, "documents of the training text the BPE tokenizer is trained on "
+        "(each file's first in turn)", minimum=1),
     Key("max_tokens", "int", None, "read at most this many tokens of the training text", minimum=1,
         nullable=True),
     Key("cache_dir", "str", None, "where datasets keeps its Arrow cache of Hugging Face datasets (default: "
