@@ -938,10 +938,9 @@ def _user_errors() -> tuple:
     output or notebook holds the rest): one line, no traceback."""
     from linscale.book import BookBuildFailed, ChapterFailed
     from linscale.models.checkpoint import CheckpointError
-
     from linscale.train.run import RunLockedError
 
-    # a results table's ResultsError is a ConfigError
+    # a results table's ResultsError is a ConfigError; RunLockedError: a sweep met a run another process trains
     return (BookBuildFailed, ChapterFailed, CheckpointError, RunLockedError)
 
 

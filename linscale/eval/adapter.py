@@ -74,11 +74,11 @@ class LinscaleLM(TemplateLM):
         truncation: "error" (default) or "left" for requests longer than ``max_length``.
         max_gen_toks: generation budget when a task does not give one; default lm-eval's Hugging Face
             model's (256), so that a task's scores compare with that model's.
+        **task_options: lm-eval passes model_args to the tasks as metadata too, so options meant for
+            the linscale task suites (``linscale.eval.items.TASK_OPTIONS``) are accepted and ignored here.
 
     One process evaluates all requests: under ``accelerate launch`` (``WORLD_SIZE`` > 1) every process would
     evaluate all of them on one device, so that is refused.
-        **task_options: lm-eval passes model_args to the tasks as metadata too, so options meant for
-            the linscale task suites (``linscale.eval.items.TASK_OPTIONS``) are accepted and ignored here.
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, *, model=None, tokenizer=None,

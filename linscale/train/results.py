@@ -40,9 +40,8 @@ import numpy as np
 import pandas as pd
 
 from linscale.atomic import atomic_write
-from linscale.config import ARCHITECTURES
+from linscale.config import ARCHITECTURES, ResultsError  # ResultsError: every results table's problem
 from linscale.flops import PF_DAY
-from linscale.config import ResultsError  # one error for every results table's problem (a ConfigError)
 
 SCHEMA: dict[str, str] = {
     "run_id": "string", "arch": "string", "size": "string",
