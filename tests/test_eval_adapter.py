@@ -183,7 +183,8 @@ def test_a_batch_is_cut_where_its_logits_would_pass_the_memory_budget(lm, monkey
     requests = [request("loglikelihood", c, x) for c, x in pairs]
     want = lm.loglikelihood(requests), lm.loglikelihood_rolling([request("loglikelihood_rolling", text)])
     sizes, forward = [], lm._logits
-    monkeypatch.setattr(lm, "_logits", lambda inputs: sizes.append((len(inputs), max(map(len, inputs)))) or forward(inputs))
+    monkeypatch.setattr(lm, "_logits",
+                        lambda inputs: sizes.append((len(inputs), max(map(len, inputs)))) or forward(inputs))
     vocab = lm.model.config.vocab_size
     monkeypatch.setattr(adapter, "LOGITS_BYTES", 2 * 4 * vocab * 64)  # two rows of 64 tokens
     got = lm.loglikelihood(requests), lm.loglikelihood_rolling([request("loglikelihood_rolling", text)])
@@ -193,9 +194,11 @@ def test_a_batch_is_cut_where_its_logits_would_pass_the_memory_budget(lm, monkey
         assert a[1] == b[1] and abs(a[0] - b[0]) < 1e-5
     assert abs(want[1][0] - got[1][0]) < 1e-4 * max(1.0, abs(want[1][0]))
     # generation: prompts of one length, batched together unless their prefill's logits pass the budget
-    prompts = [request("generate_until", p, {"until": ["<eod>"], "max_gen_toks": 3}) for p in ("s1 r0", "s2 r1", "s3 r0")]
+    prompts = [request("generate_until", p, {"until": ["<eod>"], "max_gen_toks": 3})
+               for p in ("s1 r0", "s2 r1", "s3 r0")]
     batches, generate = [], lm.model.generate
-    monkeypatch.setattr(lm.model, "generate", lambda prompt, **kw: batches.append(len(prompt)) or generate(prompt, **kw))
+    monkeypatch.setattr(lm.model, "generate",
+                        lambda prompt, **kw: batches.append(len(prompt)) or generate(prompt, **kw))
     together = lm.generate_until(prompts)
     monkeypatch.setattr(adapter, "LOGITS_BYTES", 4 * vocab * len(lm.tok_encode("s1 r0")))  # one prompt's prefill
     assert lm.generate_until(prompts) == together and batches == [3, 1, 1, 1]
@@ -213,4 +216,5 @@ def test_generation_stops_at_the_stop_string_not_after_max_gen_toks(lm, monkeypa
     monkeypatch.setattr(lm.model, "forward", lambda *args, **kw: steps.append(1) or forward(*args, **kw))
     (cut,) = lm.generate_until([request("generate_until", prompt, {"until": [stop], "max_gen_toks": 50})])
     assert cut == full[: full.index(stop)]
-    assert len(steps) <= len(lm.tok_encode(full[: full.index(stop) + len(stop)])) + 1  # the prefill, then a step a token
+    # the prefill, then a step a token up to the stop string
+    assert len(steps) <= len(lm.tok_encode(full[: full.index(stop) + len(stop)])) + 1
