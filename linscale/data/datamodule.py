@@ -135,7 +135,10 @@ class _Base(L.LightningDataModule):
         return DataLoader(stream, batch_size=None, **self._loader_kwargs())
 
     def val_dataloader(self):
-        """The fixed validation rows (Lightning shards them over DDP ranks)."""
+        """The fixed validation rows. The records' validation (train.callbacks.ScalingRecorder) reads this loader
+        itself, outside Lightning's loop: every rank evaluates every row, and the token sums are reduced over
+        ranks, so the loss is the rows' mean at any world size (at the cost of each rank evaluating them all).
+        Lightning's own ``trainer.validate`` shards them over DDP ranks."""
         return DataLoader(self.split_dataset("validation"), batch_size=self.batch_size, shuffle=False,
                           **self._loader_kwargs())
 
