@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import socket
 import sys
 from pathlib import Path
 
@@ -34,6 +35,13 @@ def tiny_preset(**train) -> dict:
             "data": dict(STANDIN),
             "train": {"seq_len": 32, "batch_size": 8, "tokens": 32 * 8 * 24, "lr": 3e-3, "checkpoints": 5,
                       "exports": 1, "threads": 1, **train}}
+
+
+def free_port() -> str:
+    """A free local port for a gloo process group (xdist workers run side by side)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
 
 
 def run_tiny(tmp: Path, name: str, preset: dict | None = None) -> Path:
@@ -162,17 +170,13 @@ def test_gradient_clipping_under_fsdp_clips_the_global_norm(monkeypatch):
     """The paper preset trains with FSDP and grad_clip 1.0; Lightning's FSDP precision plugin refuses norm
     clipping. The task clips through the root FSDP module instead: checked here on a CPU (FSDP over one
     gloo rank; Lightning itself only runs FSDP on GPUs), the global norm ends at the limit."""
-    import socket
     from types import SimpleNamespace
 
     import torch.distributed as dist
     from torch.distributed.fsdp import FullyShardedDataParallel
 
-    with socket.socket() as probe:  # a free port: xdist workers run side by side
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
     monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
-    monkeypatch.setenv("MASTER_PORT", str(port))
+    monkeypatch.setenv("MASTER_PORT", free_port())
     dist.init_process_group("gloo", rank=0, world_size=1)
     try:
         task = LanguageModelTask(model={"arch": "tnl", "n_layer": 2, "d_model": 16, "n_head": 2, "vocab_size": 32},
@@ -633,7 +637,6 @@ def test_fsdp_reduces_in_fp32_and_keeps_cosformer2s_angles_fp32():
     model trained is not the one evaluated in fp32. The strategy reduces in fp32, and FSDP wraps cosFormer2's
     attention apart in fp32 (its matmuls still run in bf16 under autocast); the rest computes in bf16. Here
     the model is wrapped as on a GPU, in one process over gloo."""
-    import socket
     import subprocess
 
     from linscale.train.run import fsdp_mixed_precision
@@ -641,10 +644,7 @@ def test_fsdp_reduces_in_fp32_and_keeps_cosformer2s_angles_fp32():
     mixed = fsdp_mixed_precision("bf16-mixed")
     assert (mixed.param_dtype, mixed.reduce_dtype, mixed.buffer_dtype) == (torch.bfloat16, torch.float32, torch.float32)
     assert fsdp_mixed_precision("32-true") is None and fsdp_mixed_precision("bf16-true") is None  # Lightning's own
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
-    proc = subprocess.run([sys.executable, "-c", FSDP_DTYPES, port, "bf16-mixed"], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", FSDP_DTYPES, free_port(), "bf16-mixed"], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == "ffn=bfloat16 q_proj=float32 theta=float32"

@@ -166,14 +166,17 @@ class LinscaleLM(TemplateLM):
 
     # ----------------------------------------------------------------------------- scoring
 
+    def _rows(self, length: int) -> int:
+        """Rows of ``length`` tokens a forward pass takes: ``batch_size``, fewer where their fp32 logits
+        (B, T, vocab) would pass :data:`LOGITS_BYTES` (one at least): at the paper's vocabulary (100,280) a
+        batch of 16 windows of 8192 tokens is 49 GiB of logits, beside a 7B model's 26 GiB of weights."""
+        return min(self.batch_size, max(1, LOGITS_BYTES // (4 * self.model.config.vocab_size * max(1, length))))
+
     def _batches(self, inputs: list) -> Iterator[list]:
-        """``inputs`` (longest first) in batches of ``batch_size``, fewer where their fp32 logits (B, T, vocab)
-        would pass :data:`LOGITS_BYTES`: at the paper's vocabulary (100,280) a batch of 16 windows of 8192
-        tokens is 49 GiB of logits, beside a 7B model's 26 GiB of weights."""
-        start, vocab = 0, self.model.config.vocab_size
+        """``inputs`` (longest first) in batches of :meth:`_rows` of the longest."""
+        start = 0
         while start < len(inputs):
-            fits = max(1, LOGITS_BYTES // (4 * vocab * max(1, len(inputs[start]))))
-            chunk = inputs[start: start + min(self.batch_size, fits)]
+            chunk = inputs[start: start + self._rows(len(inputs[start]))]
             start += len(chunk)
             yield chunk
 
@@ -270,9 +273,8 @@ class LinscaleLM(TemplateLM):
         collator = Collator(prepared, sort_fn=lambda x: (-len(x[0]), x[2], x[3]),
                             group_fn=lambda x: (len(x[0]), x[2], x[3]), group_by="gen_kwargs")
         results = []
-        # the prefill's logits, (B, T, vocab), under the budget for the longest prompt (as _batches does)
-        longest = max((len(p[0]) for p in prepared), default=1)
-        rows = min(self.batch_size, max(1, LOGITS_BYTES // (4 * self.model.config.vocab_size * longest)))
+        # the prefill's logits, (B, T, vocab), under the budget for the longest prompt
+        rows = self._rows(max((len(p[0]) for p in prepared), default=1))
         for chunk in tqdm(collator.get_batched(n=rows), disable=disable_tqdm, desc="generate_until"):
             _, _, max_new, temperature = chunk[0]
             prompt = torch.tensor([c[0] for c in chunk], dtype=torch.long, device=self._device)

@@ -22,7 +22,13 @@ from linscale.models.common import CausalLM, DecodeState, LMOutput
 BUILDERS = {"llama": llama.build, "tnl": tnl.build, "hgrn2": hgrn2.build, "cosformer2": cosformer2.build}
 assert set(BUILDERS) == set(ARCHITECTURES)
 
-__all__ = ["build_model", "BUILDERS", "CausalLM", "DecodeState", "LMOutput"]
+# Modules whose parameters must stay fp32 under mixed precision, as FSDP would otherwise gather them in bf16
+# (linscale.train.run.fsdp_mixed_precision): cosFormer2's attention, whose learned LRPE angles θ enter as
+# s·θ (in bf16, off by up to 11 radians at position 8191). A new architecture with such parameters adds
+# its module here.
+FP32_MODULES = (cosformer2.CosFormer2Attention,)
+
+__all__ = ["build_model", "BUILDERS", "FP32_MODULES", "CausalLM", "DecodeState", "LMOutput"]
 
 
 def build_model(config: ModelConfig | dict) -> CausalLM:

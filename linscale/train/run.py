@@ -617,19 +617,20 @@ def fsdp_mixed_precision(precision: str):
 
     - gradients are reduced across ranks in fp32 (Lightning's sums them in the half type: 96 ranks' at
       the paper's scale);
-    - cosFormer2's attention keeps its parameters fp32 (FSDP wraps it apart, without mixed precision;
-      autocast still runs its matmuls in the half type): its LRPE angles θ enter as s·θ, and in bf16 the
-      angle at position 8191 is off by up to 11 radians, a model other than the one evaluated in fp32;
+    - the modules of ``linscale.models.FP32_MODULES`` (cosFormer2's attention) keep their parameters fp32
+      (FSDP wraps them apart, without mixed precision; autocast still runs their matmuls in the half type):
+      its LRPE angles θ enter as s·θ, and in bf16 the angle at position 8191 is off by up to 11 radians, a
+      model other than the one evaluated in fp32;
     - buffers stay fp32 (the models keep their fixed tensors out of buffers, common.config_constant)."""
     half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     if half is None:
         return None
     from torch.distributed.fsdp import MixedPrecision
 
-    from linscale.models.cosformer2 import CosFormer2Attention
+    from linscale.models import FP32_MODULES
 
     return MixedPrecision(param_dtype=half, reduce_dtype=torch.float32, buffer_dtype=torch.float32,
-                          _module_classes_to_ignore=(CosFormer2Attention,))
+                          _module_classes_to_ignore=FP32_MODULES)
 
 
 def fsdp_strategy(on_gpu: bool, precision: str = "32-true"):
