@@ -8,7 +8,8 @@
 To add an architecture: write ``<name>.py`` with its token mixer and a ``build(config)``, register it
 in ``BUILDERS`` below and in ``linscale.config.ARCHITECTURES`` (and ``LINEAR_ARCHITECTURES`` if its
 mixer is linear: the architectures chapter then checks its three forms agree), give it a formula in
-``linscale.flops`` and a label, colour and marker in ``linscale.plotting``. ``tests/test_flops.py``
+``linscale.flops`` and a label, colour and marker in ``linscale.plotting``; a module of it whose parameters
+must stay fp32 under mixed precision (angles of positions) goes in ``FP32_MODULES`` below. ``tests/test_flops.py``
 checks all of these for every architecture; the README lists what stays the paper's four.
 
 ``checkpoint.py``: the models' input and output, exported checkpoints (config and safetensors weights).
