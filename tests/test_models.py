@@ -109,8 +109,23 @@ def test_hgrn2_lower_bound_rises_with_depth():
         assert torch.equal(lb[0], torch.zeros_like(lb[0]))
         assert (lb[1:] > lb[:-1]).all() and (lb < 1).all()
         with torch.no_grad():
-            model.lower_bounds.normal_()
+            model.lower_bounds.gamma.normal_()
     assert model.layer_inputs()[0]["lower_bound"] is None
+
+
+def test_hgrn2_lower_bound_table_keeps_its_place_and_loads_old_checkpoints():
+    """Γ moved from the model's root into a module of its own (so FSDP can keep it fp32). Its parameter is
+    still the first, as the root's own was: the order sets the rounding of the gradient norm that clipping
+    divides by, so training keeps every bit. A state dict written before (key ``lower_bounds``) loads."""
+    torch.manual_seed(0)
+    model = build_model(tiny("hgrn2", n_layer=3))
+    assert next(iter(model.parameters())) is model.lower_bounds.gamma
+    with torch.no_grad():
+        model.lower_bounds.gamma.normal_()
+    old = {("lower_bounds" if name == "lower_bounds.gamma" else name): w for name, w in model.state_dict().items()}
+    again = build_model(tiny("hgrn2", n_layer=3))
+    again.load_state_dict(old)  # strict
+    assert torch.equal(again.lower_bounds.gamma, model.lower_bounds.gamma)
 
 
 def test_tnl_decay_schedule_worked_example():
@@ -244,7 +259,7 @@ def test_hgrn2_mixer_is_the_gated_recurrence_written_out():
     torch.manual_seed(0)
     model = build_model(tiny("hgrn2", n_layer=3))
     with torch.no_grad():
-        model.lower_bounds.normal_()
+        model.lower_bounds.gamma.normal_()
     lb = model.lower_bound_per_layer()[1].detach()
     assert float(lb.min()) > 0  # layer 1's bound is in play
     mixer = model.blocks[1].token_mixer

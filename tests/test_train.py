@@ -135,7 +135,7 @@ def test_an_override_that_every_sizes_own_setting_masks_is_refused(capsys):
     assert capsys.readouterr().err == ""
 
 
-@pytest.mark.parametrize("arch,names", [("cosformer2", {"theta"}), ("hgrn2", {"lower_bounds"}),
+@pytest.mark.parametrize("arch,names", [("cosformer2", {"theta"}), ("hgrn2", {"gamma"}),
                                         ("tnl", set()), ("llama", set())])
 def test_weight_decay_spares_angles_and_lower_bounds(arch, names):
     """AdamW decays matrices and embeddings, but not cosFormer2's LRPE angles θ nor HGRN2's lower-bound
@@ -542,7 +542,7 @@ def test_fused_adamw_makes_the_same_updates_as_the_per_tensor_loop():
     travel = 5 * settings.lr  # Adam moves a weight by at most about lr a step
     for name, p in models[0].items():
         assert (p - models[1][name]).abs().max() < 1e-3 * travel, name
-    assert not torch.equal(models[0]["lower_bounds"], torch.zeros_like(models[0]["lower_bounds"]))  # it trained
+    assert not torch.equal(models[0]["lower_bounds.gamma"], torch.zeros_like(models[0]["lower_bounds.gamma"]))  # it trained
 
 
 def test_train_loss_is_logged_only_at_the_steps_the_logger_writes(tmp_path, monkeypatch):
@@ -616,10 +616,14 @@ from linscale.config import ModelConfig
 from linscale.models import build_model
 from linscale.models.common import Block
 from linscale.train.run import fsdp_strategy
-model = build_model(ModelConfig(arch="cosformer2", vocab_size=64, d_model=32, n_layer=2, n_head=4, chunk_size=16))
+model = build_model(ModelConfig(arch=sys.argv[3], vocab_size=64, d_model=32, n_layer=2, n_head=4, chunk_size=16))
 seen = {}
 mixer, ffn = model.blocks[0].token_mixer, model.blocks[0].channel_mixer
-mixer.register_forward_pre_hook(lambda m, a: seen.update(theta=m.theta.dtype, q_proj=m.q_proj.weight.dtype))
+if sys.argv[3] == "cosformer2":
+    mixer.register_forward_pre_hook(lambda m, a: seen.update(theta=m.theta.dtype, q_proj=m.q_proj.weight.dtype))
+else:  # hgrn2: the lower-bound table's forward runs inside the root's
+    model.lower_bounds.register_forward_hook(lambda m, a, lb: seen.update(gamma=m.gamma.dtype, lb=lb.dtype))
+    mixer.register_forward_pre_hook(lambda m, a: seen.update(q_proj=m.q_proj.weight.dtype))
 ffn.register_forward_pre_hook(lambda m, a: seen.update(ffn=next(m.parameters()).dtype))
 strategy = fsdp_strategy(on_gpu=True, precision=sys.argv[2])  # the paper preset's, as the trainer builds it
 wrapped = FullyShardedDataParallel(model, auto_wrap_policy=ModuleWrapPolicy({Block}), device_id=torch.device("cpu"),
@@ -630,13 +634,16 @@ dist.destroy_process_group()
 """
 
 
-def test_fsdp_reduces_in_fp32_and_keeps_cosformer2s_angles_fp32():
+@pytest.mark.parametrize("arch,expected", [("cosformer2", "ffn=bfloat16 q_proj=float32 theta=float32"),
+                                           ("hgrn2", "ffn=bfloat16 gamma=float32 lb=float32 q_proj=bfloat16")])
+def test_fsdp_reduces_in_fp32_and_keeps_angles_and_lower_bounds_fp32(arch, expected):
     """Under bf16-mixed (the paper preset's), Lightning gives FSDP param_dtype = reduce_dtype = bf16: every
     parameter is gathered in bf16 for the forward, and gradients are summed across ranks in bf16. For
     cosFormer2's LRPE angles θ, used as s·θ, that is an angle off by up to 11 rad at position 8191: the
-    model trained is not the one evaluated in fp32. The strategy reduces in fp32, and FSDP wraps cosFormer2's
-    attention apart in fp32 (its matmuls still run in bf16 under autocast); the rest computes in bf16. Here
-    the model is wrapped as on a GPU, in one process over gloo."""
+    model trained is not the one evaluated in fp32; for HGRN2's lower-bound table Γ, 1 − lb off by up to
+    0.3-2% (Γ of scale 0.5-2). The strategy reduces in fp32, and FSDP wraps cosFormer2's attention and HGRN2's
+    table apart in fp32 (the attention's matmuls still run in bf16 under autocast); the rest computes in
+    bf16. Here the model is wrapped as on a GPU, in one process over gloo."""
     import subprocess
 
     from linscale.train.run import fsdp_mixed_precision
@@ -644,7 +651,7 @@ def test_fsdp_reduces_in_fp32_and_keeps_cosformer2s_angles_fp32():
     mixed = fsdp_mixed_precision("bf16-mixed")
     assert (mixed.param_dtype, mixed.reduce_dtype, mixed.buffer_dtype) == (torch.bfloat16, torch.float32, torch.float32)
     assert fsdp_mixed_precision("32-true") is None and fsdp_mixed_precision("bf16-true") is None  # Lightning's own
-    proc = subprocess.run([sys.executable, "-c", FSDP_DTYPES, free_port(), "bf16-mixed"], capture_output=True, text=True,
-                          timeout=300)
+    proc = subprocess.run([sys.executable, "-c", FSDP_DTYPES, free_port(), "bf16-mixed", arch], capture_output=True,
+                          text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "ffn=bfloat16 q_proj=float32 theta=float32"
+    assert proc.stdout.strip().splitlines()[-1] == expected

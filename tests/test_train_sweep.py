@@ -394,28 +394,33 @@ def test_fsdp_over_two_cpu_ranks_matches_one_process_and_resumes_after_sigterm(t
         assert torch.allclose(weight, sharded.state_dict()[name], atol=1e-5), name
 
 
-def test_cosformer2_trains_under_the_paper_presets_precision_and_strategy(tmp_path):
+@pytest.mark.parametrize("arch", ["cosformer2", "hgrn2"])
+def test_fp32_modules_train_under_the_paper_presets_precision_and_strategy(tmp_path, arch):
     """FSDP under bf16-mixed, as the paper preset trains, with linscale's own mixed precision
     (train.run.fsdp_mixed_precision): cosFormer2's attention wrapped apart in fp32 inside each block's
-    unit, the rest gathered in bf16, gradients reduced in fp32. Over two CPU ranks (gloo; Lightning's
-    autocast is CUDA's, so the bf16 units compute in bf16 outright): clipping, a checkpoint at every step
-    and the exports go through the nested units, the loss falls, and the export's angles θ are fp32."""
+    unit, HGRN2's lower-bound table apart in fp32 inside the root's (its forward runs within the root's),
+    the rest gathered in bf16, gradients reduced in fp32. Over two CPU ranks (gloo; Lightning's autocast is
+    CUDA's, so the bf16 units compute in bf16 outright): clipping, a checkpoint at every step and the
+    exports go through the nested units, the loss falls, and the export's angles θ and table Γ are fp32."""
     from linscale.models.checkpoint import load_checkpoint
 
     env = {**ENV, "LINSCALE_FSDP_ON_CPU": "1"}
-    args = [sys.executable, "-m", "linscale", "train", "--preset", "smoke", "--arch", "cosformer2", "--size", "s2",
+    args = [sys.executable, "-m", "linscale", "train", "--preset", "smoke", "--arch", arch, "--size", "s2",
             "--no-progress", "--accelerator", "cpu", "--threads", "1", "--set", "train.tokens=5120",
             "--set", "train.checkpoints=100", "--set", "data={factory: train_standin:build}",
             "--set", "train.val_batches=null", "--set", "train.grad_clip=0.05", "--set", "train.precision=bf16-mixed",
             "--set", "train.micro_batch_size=2", "--devices", "2", "--strategy", "fsdp", "--out", str(tmp_path)]
     done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    run_dir = tmp_path / "runs" / "cosformer2-s2"
+    run_dir = tmp_path / "runs" / f"{arch}-s2"
     records = read_records(run_dir)
     assert read_status(run_dir)["state"] == "done" and [r["step"] for r in records] == list(range(1, 21))
     assert records[-1]["train_loss"] < records[0]["train_loss"] - 0.2
     model, _ = load_checkpoint(run_dir / "export" / "step=20")
-    assert all(block.token_mixer.theta.dtype == torch.float32 for block in model.blocks)
+    if arch == "cosformer2":
+        assert all(block.token_mixer.theta.dtype == torch.float32 for block in model.blocks)
+    else:
+        assert model.lower_bounds.gamma.dtype == torch.float32 and model.lower_bounds.gamma.abs().max() > 0  # trained
 
 
 def test_submitit_local_sweep_goes_on_after_a_divergence(tmp_path, monkeypatch):

@@ -9,8 +9,8 @@ To add an architecture: write ``<name>.py`` with its token mixer and a ``build(c
 in ``BUILDERS`` below and in ``linscale.config.ARCHITECTURES`` (and ``LINEAR_ARCHITECTURES`` if its
 mixer is linear: the architectures chapter then checks its three forms agree), give it a formula in
 ``linscale.flops`` and a label, colour and marker in ``linscale.plotting``; a module of it whose parameters
-must stay fp32 under mixed precision (angles of positions) goes in ``FP32_MODULES`` below. ``tests/test_flops.py``
-checks all of these for every architecture; the README lists what stays the paper's four.
+must stay fp32 under mixed precision (angles of positions, decays' bounds) goes in ``FP32_MODULES`` below.
+``tests/test_flops.py`` checks all of these for every architecture; the README lists what stays the paper's four.
 
 ``checkpoint.py``: the models' input and output, exported checkpoints (config and safetensors weights).
 """
@@ -25,9 +25,9 @@ assert set(BUILDERS) == set(ARCHITECTURES)
 
 # Modules whose parameters must stay fp32 under mixed precision, as FSDP would otherwise gather them in bf16
 # (linscale.train.run.fsdp_mixed_precision): cosFormer2's attention, whose learned LRPE angles θ enter as
-# s·θ (in bf16, off by up to 11 radians at position 8191). A new architecture with such parameters adds
-# its module here.
-FP32_MODULES = (cosformer2.CosFormer2Attention,)
+# s·θ (in bf16, off by up to 11 radians at position 8191), and HGRN2's lower-bound table Γ, whose bounds
+# set how long each layer remembers. A new architecture with such parameters adds its module here.
+FP32_MODULES = (cosformer2.CosFormer2Attention, hgrn2.LowerBoundTable)
 
 __all__ = ["build_model", "BUILDERS", "FP32_MODULES", "CausalLM", "DecodeState", "LMOutput"]
 

@@ -617,10 +617,11 @@ def fsdp_mixed_precision(precision: str):
 
     - gradients are reduced across ranks in fp32 (Lightning's sums them in the half type: 96 ranks' at
       the paper's scale);
-    - the modules of ``linscale.models.FP32_MODULES`` (cosFormer2's attention) keep their parameters fp32
-      (FSDP wraps them apart, without mixed precision; autocast still runs their matmuls in the half type):
-      its LRPE angles θ enter as s·θ, and in bf16 the angle at position 8191 is off by up to 11 radians, a
-      model other than the one evaluated in fp32;
+    - the modules of ``linscale.models.FP32_MODULES`` (cosFormer2's attention, HGRN2's lower-bound table)
+      keep their parameters fp32 (FSDP wraps them apart, without mixed precision; autocast still runs
+      their matmuls in the half type): cosFormer2's LRPE angles θ enter as s·θ, and in bf16 the angle at
+      position 8191 is off by up to 11 radians, a model other than the one evaluated in fp32; HGRN2's
+      bounds would be off by up to 0.3-2% in 1 − lb;
     - buffers stay fp32 (the models keep their fixed tensors out of buffers, common.config_constant)."""
     half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     if half is None:
