@@ -162,6 +162,73 @@ def test_streaming_ranks_read_disjoint_documents(corpus, monkeypatch):
     assert seen[0] and seen[1] and not seen[0] & seen[1]
 
 
+def _parts_folder(tmp_path, docs, n_files: int) -> Path:
+    """A corpus of ``n_files`` jsonl files, document i in file i mod n_files."""
+    folder = tmp_path / f"parts{n_files}"
+    folder.mkdir()
+    for f in range(n_files):
+        (folder / f"part{f}.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs[f::n_files]),
+                                              encoding="utf-8")
+    return folder
+
+
+def _doc_numbers(dm, rows) -> set[int]:
+    """The N of the "docN" words in ``rows``, leaving out the words cut at row ends."""
+    words = [w for row in rows for w in dm.tokenizer.decode(row.tolist()).split()[1:-1]]
+    return {int(w[3:]) for w in words if w.startswith("doc") and w[3:].isdigit()}
+
+
+@pytest.mark.parametrize("hub", [False, True], ids=["files", "dataset"])
+def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeypatch, hub):
+    """At scale every rank's loader processes streaming the whole corpus to keep a 1/shards share of it is
+    shards times the reading (and, for a dataset on the Hub, the downloading). With at least as many files
+    (a dataset's shards) as shards, shard s reads only the files p ≡ s (mod shards); with fewer, every
+    shard reads them all and keeps its share of the documents. Either way validation, held out file by
+    file, is the same at any number of shards, and no validation document is trained on."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tmp_path, docs = corpus
+    folder = _parts_folder(tmp_path, docs, 4)
+    data = _data(folder, tmp_path, streaming=True, val_tokens=64, val_fraction=0.2)  # doc j of file f: held out if (j + f) % 5 == 4
+    if hub:  # a dataset name, loaded as datasets would stream it: one shard per data file
+        import datasets
+
+        files = [str(folder / f"part{f}.jsonl") for f in range(4)]
+        monkeypatch.setattr(text_data, "_load_hf", lambda *a, **kw: datasets.load_dataset(
+            "json", data_files=files, split="train", streaming=True, cache_dir=str(tmp_path / "hf")))
+        monkeypatch.setattr(text_data, "_hub_splits", lambda source: ["train"])
+        data = {**data, "path": "some-org/some-corpus"}
+    opened = []
+    read = text_data.TextSource.part_documents
+    monkeypatch.setattr(text_data.TextSource, "part_documents", lambda self, part: opened.append(part) or read(self, part))
+    held_out = {f + 4 * j for f in range(4) for j in range(60) if (j + f) % 5 == 4}
+
+    def shard(rank, world, batches):
+        dm = build_datamodule(data, seq_len=16, batch_size=4, rank=rank, world_size=world)
+        assert dm._parts == 4
+        opened.clear()
+        rows = [row for j in range(batches) for row in dm.train_batch(j, rank, world)["input_ids"]]
+        return dm, _doc_numbers(dm, rows), set(opened)
+
+    whole, trained, _ = shard(0, 1, 30)
+    assert trained and not trained & held_out and _doc_numbers(whole, whole.val_rows) <= held_out
+    for rank in (0, 1):  # 4 files over 2 shards: each reads its two files alone
+        dm, trained, opened_parts = shard(rank, 2, 12)
+        assert opened_parts == {rank, rank + 2}
+        assert trained and {n % 4 for n in trained} <= {rank, rank + 2} and not trained & held_out
+        assert np.array_equal(dm.val_rows, whole.val_rows)
+    firsts = []
+    for rank in (0, 1):  # 4 files over 8 shards: each reads every file and keeps every 8th document
+        dm, trained, opened_parts = shard(rank, 8, 6)
+        assert opened_parts == {0, 1, 2, 3} and not trained & held_out
+        assert np.array_equal(dm.val_rows, whole.val_rows)
+        firsts.append(trained)
+    assert firsts[0] and firsts[1] and not firsts[0] & firsts[1]
+    # 4 files of 60 documents hold out none at one in 100 (i + p = 99 never comes): one line says what to do
+    if not hub:
+        _one_line_error({**data, "val_fraction": 0.01}, seq_len=16, match="give data.val_path or a larger data.val_fraction")
+
+
 def test_trained_tokenizer_is_cached_per_corpus_and_settings(corpus, monkeypatch):
     """A sweep's runs and a job's ranks train the BPE tokenizer once; new settings, an edited corpus or
     a damaged cache file train it again."""
@@ -188,14 +255,13 @@ def test_trained_tokenizer_is_cached_per_corpus_and_settings(corpus, monkeypatch
     assert len(trained) == 4 and again.tokenizer.token_to_id("<eod>") is not None
 
 
-def test_streamed_corpus_resumes_at_the_batch_it_stopped(corpus, capsys):
+@pytest.mark.parametrize("n_files", [1, 4])  # 4: two files a shard, then (2 loader workers) one
+def test_streamed_corpus_resumes_at_the_batch_it_stopped(corpus, capsys, n_files):
     """A resumed run (train_start_batch, as the trainer's restored batch count sets it) continues the
     stream exactly, rather than starting the shard's documents over."""
     tmp_path, docs = corpus
-    folder = tmp_path / "stream"
-    folder.mkdir()
-    (folder / "part0.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
-    data = _data(folder, tmp_path, streaming=True, val_tokens=64)
+    folder = _parts_folder(tmp_path, docs, n_files)
+    data = _data(folder, tmp_path, streaming=True, val_tokens=64, val_fraction=0.05)
 
     def batches(start, n, workers=0):
         dm = build_datamodule(data, seq_len=16, batch_size=4, rank=1, world_size=2, num_workers=workers)

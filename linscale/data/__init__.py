@@ -22,7 +22,8 @@ number of workers; under DDP each rank gets different batches (rank and world si
 trainer, or are given explicitly). A run resumed from a Lightning checkpoint continues the stream where
 it stopped (the trainer's processed-batch count); ``train_start_batch`` sets the start by hand. A
 streamed text corpus (``streaming``) is the exception to "any number of workers": each worker reads its
-own shard of the documents, so its batches depend on num_workers; it resumes exactly too, from the last
+own shard of the documents (its own files, where there are as many), so its batches depend on
+num_workers; it resumes exactly too, from the last
 bookmark (a stream position kept every few thousand rows in linscale's cache) before the batch where it
 stopped, skipping the documents before it without tokenizing them.
 The validation and test loaders are fixed, finite sets of rows disjoint from training (synthetic:

@@ -3,11 +3,12 @@ docstring, :mod:`linscale.data`, for what they serve and how the streams are mad
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import itertools
 import math
 import time
-from typing import Callable
+from typing import Callable, Iterator
 
 import lightning as L
 import numpy as np
@@ -230,9 +231,6 @@ class TextDataModule(_Base):
             self._load_stream_val()
 
     # ---- documents ----
-    def _docs(self):
-        return self.splits.train.documents()
-
     @property
     def _every(self) -> int:
         """Every this-many-th training document is held out for validation (0: a validation text is given)."""
@@ -240,6 +238,33 @@ class TextDataModule(_Base):
 
     def _held_out(self, i: int) -> bool:
         return bool(self._every) and i % self._every == self._every - 1
+
+    @functools.cached_property
+    def _parts(self) -> int:
+        """Parts of the streamed training text (files, or a dataset's shards)."""
+        return self.splits.train.parts()
+
+    def _stream_documents(self, shard: int, n_shards: int, held_out: bool = False) -> Iterator[str]:
+        """A streamed corpus's documents, part by part: with ``held_out``, the validation documents; else
+        shard ``shard``'s training documents. Document i of part p is held out when i + p is one short of a
+        multiple of ``_every``: counted within each part, so validation is the same whatever the number of
+        shards (one part: every ``_every``-th document, as in the shards of a corpus read whole); shifted by
+        the part, so that a corpus of parts shorter than ``_every`` documents (a file a document, say)
+        still holds out one in ``_every``. With at least as many parts as shards, shard s reads only the
+        parts p ≡ s (mod shards), whole: at scale, a rank's loader processes read their own files rather
+        than every one of them reading the corpus to keep a 1/shards share (parts beyond a multiple of the
+        shards give some shards one part more). With fewer parts, every shard reads them all and keeps
+        every shards-th training document."""
+        source, parts = self.splits.train, self._parts
+        own = range(shard, parts, n_shards) if parts >= n_shards and not held_out else range(parts)
+        kept = 0
+        for part in own:
+            for i, doc in enumerate(source.part_documents(part)):
+                if self._held_out(i + part) != held_out:
+                    continue
+                if held_out or parts >= n_shards or kept % n_shards == shard:
+                    yield doc
+                kept += 1
 
     def _tokenizer(self):
         if self.data.get("tokenizer"):
@@ -357,22 +382,27 @@ class TextDataModule(_Base):
         if self.splits.validation is not None:
             held_out = text_data.tokenize_documents(self.tokenizer, self.splits.validation.documents())
         else:
-            held_out = (ids for i, ids in enumerate(text_data.tokenize_documents(self.tokenizer, self._docs()))
-                        if self._held_out(i))
+            held_out = text_data.tokenize_documents(self.tokenizer, self._stream_documents(0, 1, held_out=True))
         rows = []
         for row in text_data.pack_rows(held_out, self.seq_len):
             rows.append(row)
             if len(rows) == n_val:
                 break
         if not rows:
+            why = (f" (held out: document i of part p where i + p is one short of a multiple of {self._every}, "
+                   f"data.val_fraction = {self.val_fraction}; give data.val_path or a larger data.val_fraction)"
+                   if self._every and self._parts > 1 else "")
             raise DataError(f"data.path: corpus {self.path} is too short for one validation sequence of "
-                            f"{self.seq_len + 1} tokens")
+                            f"{self.seq_len + 1} tokens{why}")
         if len(rows) < n_val:
             say(f"warning: data.val_tokens asks for {self.val_tokens:,} validation tokens ({n_val} rows); the "
                 f"validation text has {len(rows)} rows: validating on those")
         self.val_rows = np.stack(rows)
-        say(f"training text: {self.splits.train.describe()}, streamed; validation: {len(self.val_rows)} rows "
-            f"of {self.seq_len + 1}")
+        parts = self._parts
+        say(f"training text: {self.splits.train.describe()}, streamed in {parts} part{'s' if parts != 1 else ''}"
+            + (f" (up to {parts} loader processes over all ranks read only their own parts; more read it all and "
+               f"keep their share)" if parts > 1 else "") + f"; validation: {len(self.val_rows)} rows of "
+            f"{self.seq_len + 1}")
 
     # ---- batches ----
     def train_batch(self, j: int, rank: int = 0, world: int = 1) -> dict:
@@ -430,7 +460,8 @@ class TextDataModule(_Base):
 
     def _stream_key_of(self, shard: int, n_shards: int) -> dict:
         """Everything a streamed shard's rows depend on (the key of its bookmarks)."""
-        return dict(recipe=2, seq_len=self.seq_len, every=self._every, shard=shard, n_shards=n_shards,
+        # recipe 3: documents held out and shared out part by part (_stream_documents)
+        return dict(recipe=3, seq_len=self.seq_len, every=self._every, shard=shard, n_shards=n_shards,
                     tokenizer=hashlib.sha256(self.tokenizer.to_str().encode()).hexdigest(), **self._corpus_key())
 
     def _stream_gen(self, shard: int, n_shards: int, start=(0, 0, 0, 0, 0), bookmarks=None):
@@ -441,10 +472,7 @@ class TextDataModule(_Base):
         width = self.seq_len + 1
         row, epoch, epoch_row, skip, offset = start
         while True:
-            # every process reads the stream and keeps its own documents (train documents round-robin)
-            every = self._every
-            docs = (d for i, d in enumerate(self._docs()) if not self._held_out(i)
-                    and (i - (i // every if every else 0)) % n_shards == shard)
+            docs = self._stream_documents(shard, n_shards)
             starts = collections.deque()  # (document, where its first token lies in the epoch's token stream)
 
             def tokens_from(skip: int, offset: int, at: int):

@@ -35,11 +35,14 @@ into rows of T+1 tokens (inputs row[:-1], labels row[1:]).
 
 Validation without a validation split: every ``round(1/val_fraction)``-th document (by position in the
 corpus) is held out, so train and validation share no document; with too few documents the last
-``val_fraction`` of the token stream is held out instead.
+``val_fraction`` of the token stream is held out instead. A streamed corpus counts the positions within
+each of its parts (:meth:`TextSource.parts`: files, or a dataset's shards), so that a process can read its
+own parts alone (``linscale.data.datamodule.TextDataModule._stream_documents``).
 """
 from __future__ import annotations
 
 import codecs
+import functools
 import hashlib
 import json
 import os
@@ -262,16 +265,36 @@ class TextSource:
         if self.kind != "files":
             yield from self._dataset_documents()
             return
-        parts = []
-        for piece, last in self.pieces():
-            parts.append(piece)
-            if last:
-                yield "".join(parts)
-                parts = []
+        yield from _joined(self.pieces())
 
-    def _dataset_documents(self) -> Iterator[str]:
-        ds = _load_hf(self.location, self.dataset_config, self.split or "train", self.streaming,
-                      is_dir=self.kind != "hub", cache_dir=self.cache_dir, role=self.role)
+    def parts(self) -> int:
+        """How many parts the documents come in, each readable on its own (:meth:`part_documents`): the
+        files, or a streamed dataset's shards (its data files); 1 for a dataset read whole."""
+        if self.kind == "files":
+            return len(self.files)
+        return max(1, int(getattr(self._dataset(), "num_shards", 1) or 1))
+
+    def part_documents(self, part: int) -> Iterator[str]:
+        """The documents of one part, in corpus order: :meth:`documents` is part 0's, then part 1's, ...
+        A streamed dataset's part is its shard ``part`` (``IterableDataset.shard``), read without the others."""
+        if self.kind == "files":
+            yield from _joined(_file_pieces(self.files[part], self.text_field, self.doc_separator, PIECE_CHARS))
+            return
+        ds = self._dataset()
+        n = self.parts()
+        yield from self._dataset_documents(ds.shard(num_shards=n, index=part) if n > 1 else ds)
+
+    @functools.cached_property
+    def _loaded(self):
+        return _load_hf(self.location, self.dataset_config, self.split or "train", self.streaming,
+                        is_dir=self.kind != "hub", cache_dir=self.cache_dir, role=self.role)
+
+    def _dataset(self):
+        """The dataset, loaded once: a streamed Hub dataset resolves its data files over the network."""
+        return self._loaded
+
+    def _dataset_documents(self, ds=None) -> Iterator[str]:
+        ds = self._dataset() if ds is None else ds
         features = getattr(ds, "column_names", None) or []
         if features and self.text_field not in features:
             raise DataError(f"data.text_field: dataset {self.location!r} has no column {self.text_field!r} "
@@ -280,6 +303,16 @@ class TextSource:
         # DataLoader workers on its own, on top of linscale's per-document sharding
         for batch in ds.iter(batch_size=256):
             yield from (str(text) for text in batch[self.text_field] if text is not None)
+
+
+def _joined(pieces: Iterable[tuple[str, bool]]) -> Iterator[str]:
+    """Documents from (piece, is_last) pieces."""
+    parts = []
+    for piece, last in pieces:
+        parts.append(piece)
+        if last:
+            yield "".join(parts)
+            parts = []
 
 
 def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_dir: bool, cache_dir=None,
