@@ -214,7 +214,7 @@ def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeyp
     assert trained and not trained & held_out and _doc_numbers(whole, whole.val_rows) <= held_out
     for rank in (0, 1):  # 4 files over 2 shards: each reads its two files alone
         dm, trained, opened_parts = shard(rank, 2, 12)
-        assert opened_parts == {rank, rank + 2}
+        assert dm._reads_own_parts(2) and opened_parts == {rank, rank + 2}
         assert trained and {n % 4 for n in trained} <= {rank, rank + 2} and not trained & held_out
         assert np.array_equal(dm.val_rows, whole.val_rows)
     firsts = []
@@ -224,6 +224,21 @@ def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeyp
         assert np.array_equal(dm.val_rows, whole.val_rows)
         firsts.append(trained)
     assert firsts[0] and firsts[1] and not firsts[0] & firsts[1]
+    # files unlike in size (200 and 40 documents): every shard reads both and keeps its share, so that the
+    # small file's documents weigh no more than the large one's (a shard of its own would repeat it 5x as often)
+    uneven = tmp_path / "uneven"
+    uneven.mkdir()
+    for name, part in (("a", docs[:200]), ("b", docs[200:])):
+        (uneven / f"{name}.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in part), encoding="utf-8")
+    if not hub:
+        for rank in (0, 1):
+            dm = build_datamodule({**data, "path": str(uneven)}, seq_len=16, batch_size=4, rank=rank, world_size=2)
+            opened.clear()
+            rows = [row for j in range(200) for row in dm.train_batch(j, rank, 2)["input_ids"]]
+            assert set(opened) == {0, 1} and not dm._reads_own_parts(2)
+            firsts[rank] = _doc_numbers(dm, rows)
+        assert all(any(n < 200 for n in seen) and any(n >= 200 for n in seen) for seen in firsts)
+        assert not firsts[0] & firsts[1]
     # 4 files of 60 documents hold out none at one in 100 (i + p = 99 never comes): one line says what to do
     if not hub:
         _one_line_error({**data, "val_fraction": 0.01}, seq_len=16, match="give data.val_path or a larger data.val_fraction")
@@ -255,8 +270,8 @@ def test_trained_tokenizer_is_cached_per_corpus_and_settings(corpus, monkeypatch
     assert len(trained) == 4 and again.tokenizer.token_to_id("<eod>") is not None
 
 
-@pytest.mark.parametrize("n_files", [1, 4])  # 4: two files a shard, then (2 loader workers) one
-def test_streamed_corpus_resumes_at_the_batch_it_stopped(corpus, capsys, n_files):
+@pytest.mark.parametrize("n_files,rank,world", [(1, 1, 2), (4, 0, 1)])  # 4 files: 2 workers read two each
+def test_streamed_corpus_resumes_at_the_batch_it_stopped(corpus, capsys, n_files, rank, world):
     """A resumed run (train_start_batch, as the trainer's restored batch count sets it) continues the
     stream exactly, rather than starting the shard's documents over."""
     tmp_path, docs = corpus
@@ -264,7 +279,8 @@ def test_streamed_corpus_resumes_at_the_batch_it_stopped(corpus, capsys, n_files
     data = _data(folder, tmp_path, streaming=True, val_tokens=64, val_fraction=0.05)
 
     def batches(start, n, workers=0):
-        dm = build_datamodule(data, seq_len=16, batch_size=4, rank=1, world_size=2, num_workers=workers)
+        dm = build_datamodule(data, seq_len=16, batch_size=4, rank=rank, world_size=world, num_workers=workers)
+        assert dm._reads_own_parts(world * max(1, workers)) == (n_files > 1)  # both ways of reading are resumed
         dm.train_start_batch = start
         it = iter(dm.train_dataloader())
         return [next(it)["input_ids"] for _ in range(n)]

@@ -250,21 +250,43 @@ class TextDataModule(_Base):
         multiple of ``_every``: counted within each part, so validation is the same whatever the number of
         shards (one part: every ``_every``-th document, as in the shards of a corpus read whole); shifted by
         the part, so that a corpus of parts shorter than ``_every`` documents (a file a document, say)
-        still holds out one in ``_every``. With at least as many parts as shards, shard s reads only the
-        parts p ≡ s (mod shards), whole: at scale, a rank's loader processes read their own files rather
-        than every one of them reading the corpus to keep a 1/shards share (parts beyond a multiple of the
-        shards give some shards one part more). With fewer parts, every shard reads them all and keeps
-        every shards-th training document."""
+        still holds out one in ``_every``. Where the parts can be shared out evenly
+        (:meth:`_reads_own_parts`), shard s reads only the parts p ≡ s (mod shards), whole: at scale, a
+        rank's loader processes read their own files rather than every one of them reading the corpus to
+        keep a 1/shards share. Else every shard reads them all and keeps every shards-th training document,
+        which keeps the corpus's proportions whatever its files."""
         source, parts = self.splits.train, self._parts
-        own = range(shard, parts, n_shards) if parts >= n_shards and not held_out else range(parts)
+        own_parts = not held_out and self._reads_own_parts(n_shards)
         kept = 0
-        for part in own:
+        for part in range(shard, parts, n_shards) if own_parts else range(parts):
             for i, doc in enumerate(source.part_documents(part)):
                 if self._held_out(i + part) != held_out:
                     continue
-                if held_out or parts >= n_shards or kept % n_shards == shard:
+                if held_out or own_parts or kept % n_shards == shard:
                     yield doc
                 kept += 1
+
+    #: shards read only their own parts when the smallest shard's files hold at least this share of the largest's bytes
+    PART_BALANCE = 0.9
+
+    def _reads_own_parts(self, n_shards: int) -> bool:
+        """Whether shard s of ``n_shards`` reads only the parts p ≡ s (mod n_shards). Every shard gives each
+        batch the same number of rows, so a shard with less text would repeat it sooner, and its documents
+        would weigh more than the corpus's others: only where the shards' parts are alike in size. Local
+        files: each shard's bytes at least PART_BALANCE of the largest shard's. A dataset's parts, whose
+        sizes are not known before reading: as many parts for every shard."""
+        parts, source = self._parts, self.splits.train
+        if parts < n_shards:
+            return False
+        if source.kind == "files":
+            sizes = self._part_bytes
+            shares = [sum(sizes[s::n_shards]) for s in range(n_shards)]
+            return min(shares) >= self.PART_BALANCE * max(shares)
+        return parts % n_shards == 0
+
+    @functools.cached_property
+    def _part_bytes(self) -> list[int]:
+        return [f.stat().st_size for f in self.splits.train.files]
 
     def _tokenizer(self):
         if self.data.get("tokenizer"):
@@ -400,9 +422,9 @@ class TextDataModule(_Base):
         self.val_rows = np.stack(rows)
         parts = self._parts
         say(f"training text: {self.splits.train.describe()}, streamed in {parts} part{'s' if parts != 1 else ''}"
-            + (f" (up to {parts} loader processes over all ranks read only their own parts; more read it all and "
-               f"keep their share)" if parts > 1 else "") + f"; validation: {len(self.val_rows)} rows of "
-            f"{self.seq_len + 1}")
+            + (" (loader processes over all ranks read only their own parts where the parts share out evenly "
+               "among them, else each reads it all and keeps its share)" if parts > 1 else "")
+            + f"; validation: {len(self.val_rows)} rows of {self.seq_len + 1}")
 
     # ---- batches ----
     def train_batch(self, j: int, rank: int = 0, world: int = 1) -> dict:
