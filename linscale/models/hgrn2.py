@@ -63,9 +63,9 @@ class HGRN2Attention(nn.Module):
 class LowerBoundTable(nn.Module):
     """Γ (L, d), the logits of HGRN2's lower bounds, and the bounds they give: lb = cumsum(softmax(Γ, dim=
     layers)) minus its first row. A module of its own so that FSDP can gather it apart in fp32 under bf16
-    mixed precision (``linscale.models.FP32_MODULES``): gathered in bf16, 1 − lb is off by up to 0.3% for Γ
-    of scale 0.5 and 2% for scale 2 (32 layers, d = 4096), and a decay's error compounds over the
-    thousands of steps a long-range layer remembers."""
+    mixed precision (``linscale.models.FP32_MODULES``): gathered in bf16, 1 − lb is off by up to 0.4% for Γ
+    of scale 0.5 and 5-11% for scale 2 (32 layers, d = 4096; the worst in the top layer, where 1 − lb is
+    smallest), and a decay's error compounds over the thousands of steps a long-range layer remembers."""
 
     def __init__(self, n_layer: int, d_model: int):
         super().__init__()
@@ -102,7 +102,9 @@ class HGRN2LM(CausalLM):
 
 
 def _rename_lower_bounds(state_dict, prefix, *args) -> None:
-    """Checkpoints and exports written before Γ had a module of its own hold it as ``lower_bounds``."""
+    """Checkpoints and exports written before Γ had a module of its own hold it as ``lower_bounds``. (Their
+    weights load; a run checkpointed under FSDP before then cannot resume its optimiser state, which FSDP
+    keys by parameter name, and starts again.)"""
     if prefix + "lower_bounds" in state_dict and prefix + "lower_bounds.gamma" not in state_dict:
         state_dict[prefix + "lower_bounds.gamma"] = state_dict.pop(prefix + "lower_bounds")
 

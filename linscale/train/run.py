@@ -621,7 +621,7 @@ def fsdp_mixed_precision(precision: str):
       keep their parameters fp32 (FSDP wraps them apart, without mixed precision; autocast still runs
       their matmuls in the half type): cosFormer2's LRPE angles θ enter as s·θ, and in bf16 the angle at
       position 8191 is off by up to 11 radians, a model other than the one evaluated in fp32; HGRN2's
-      bounds would be off by up to 0.3-2% in 1 − lb;
+      bounds would be off by up to 0.4% (Γ of scale 0.5) to 11% (scale 2) in 1 − lb;
     - buffers stay fp32 (the models keep their fixed tensors out of buffers, common.config_constant)."""
     half = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
     if half is None:
