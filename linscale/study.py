@@ -544,16 +544,24 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     from linscale.train.settings import resolve_preset
 
     runs_file = results / "runs.parquet"
+    if not runs_file.exists():
+        raise ConfigError(f"{runs_file}: no runs table to fit the laws to; run the sweep stage first (linscale study "
+                          "--stages sweep,fits)")
     settings = fit_settings(resolve_preset(preset, list(overrides)), bootstrap=bootstrap, seed=seed,
                             loss_column=loss_column)
     # what the fits assumed (entropy, window), beside them: a results folder is read without its preset
     _write_json(results / "fits" / "settings.json", dataclasses.asdict(settings))
     stamp = results / "fits" / ".runs-digest"
     digest = fits_stamp(results, settings)
-    if stamp.exists() and stamp.read_text() == digest:
+    if stamp.exists() and _fits_up_to_date(stamp.read_text(), digest, results / "fits"):
         _log("fits: up to date")
         return
-    runs = pd.read_parquet(runs_file)
+    try:
+        runs = pd.read_parquet(runs_file)
+    except Exception as err:  # pyarrow raises several types for a damaged file
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{runs_file}: cannot be read as a table ({why}); run the sweep stage again, which "
+                          "writes it anew from the runs' records") from None
     for stale in [*(results / "fits").glob("*.error.txt"), *(results / "fits").glob("*.note.txt")]:
         stale.unlink()  # the per-method files of linscale 0.1; status.csv holds the reasons now
     identified = _identified(results)
@@ -594,7 +602,32 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     window = window.assign(**{suite.FITTED: suite.fitted_loss(window, settings)})
     _write_csv(suite.crossovers(window, suite.FITTED), results / "fits" / "crossovers.csv")
     _write_csv(holdout, results / "fits" / "holdout.csv")
-    stamp.write_text(digest)
+    written = "\n".join(f"{name} {_digest(results / 'fits' / name)}" for name in _fits_outputs(results / "fits"))
+    atomic_write(stamp, lambda tmp: Path(tmp).write_text(f"{digest}\n{written}\n"))
+
+
+def _fits_outputs(folder: Path) -> list[str]:
+    """The files the fits stage writes in ``folder`` (not the design stage's, nor its settings.json)."""
+    return sorted(f.name for f in folder.iterdir() if f.is_file() and not f.name.startswith((".", "design"))
+                  and f.suffix in (".csv", ".parquet"))
+
+
+def _fits_up_to_date(stamp: str, digest: str, folder: Path) -> bool:
+    """The stamp (the inputs' digest, then a line "file sha256" for each file the fits wrote) holds
+    ``digest``, and every file it lists is there unchanged, and no other: a fits folder damaged or edited
+    since (a table cut short, one deleted to have it redone) is fitted again. A stamp of the inputs alone
+    (written before the files were listed) vouches for the inputs only."""
+    lines = stamp.splitlines()
+    if not lines or lines[0] != digest:
+        return False
+    listed = dict(line.rsplit(" ", 1) for line in lines[1:] if line.strip())
+    if not listed:
+        return True
+    try:
+        return set(listed) == set(_fits_outputs(folder)) and all(
+            _digest(folder / name) == sha for name, sha in listed.items())
+    except OSError:
+        return False
 
 
 def _laws(result, arch: str) -> list[str]:

@@ -607,3 +607,43 @@ def test_a_study_stopped_during_its_fits_says_so_and_exits(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
     assert err.strip() == "linscale: interrupted by SIGTERM; what finished is kept, and the same command goes on " \
                           "from there", err[-2000:]
+
+
+def test_the_fits_stage_refits_a_damaged_folder_and_names_a_missing_or_damaged_runs_table(tmp_path, capsys):
+    """The fits' stamp lists the files the fits wrote with their digests, after the inputs' digest: a folder
+    damaged or edited since is fitted again, where only the inputs were checked (a table cut to 300 bytes
+    stayed "up to date", and `linscale compare` then found 31 estimates changed). A runs table missing or
+    unreadable is one line naming it, where it was a traceback."""
+    import shutil
+
+    from linscale import study
+
+    shutil.copytree(Path(study.__file__).parents[1] / "results" / "smoke", tmp_path / "smoke")
+    folder = tmp_path / "smoke" / "fits"
+    stamp = (folder / ".runs-digest").read_text()
+    inputs = stamp.splitlines()[0]
+    study.stage_fits(tmp_path / "smoke", "smoke")  # the committed stamp holds: nothing is refitted
+    assert "fits: up to date" in capsys.readouterr().out
+    assert study._fits_up_to_date(stamp, inputs, folder)
+    assert not study._fits_up_to_date(stamp, "other inputs", folder)
+    table = folder / "approach3.csv"
+    original = table.read_bytes()
+    table.write_bytes(original[:300])
+    assert not study._fits_up_to_date(stamp, inputs, folder)
+    table.unlink()
+    assert not study._fits_up_to_date(stamp, inputs, folder)
+    table.write_bytes(original)
+    (folder / "notes.csv").write_text("a\n1\n")  # a file the fits did not write: the folder is not theirs alone
+    assert not study._fits_up_to_date(stamp, inputs, folder)
+    (folder / "notes.csv").unlink()
+    assert study._fits_up_to_date(stamp, inputs, folder)
+    assert study._fits_up_to_date(inputs, inputs, folder)  # a stamp of the inputs alone vouches for them only
+
+    runs = tmp_path / "smoke" / "runs.parquet"
+    runs.write_bytes(runs.read_bytes()[:1000])
+    with pytest.raises(ConfigError, match=r"runs.parquet: cannot be read as a table \(.*\); run the sweep stage") as err:
+        study.stage_fits(tmp_path / "smoke", "smoke")
+    assert "\n" not in str(err.value)
+    runs.unlink()
+    with pytest.raises(ConfigError, match="runs.parquet: no runs table to fit the laws to; run the sweep stage first"):
+        study.stage_fits(tmp_path / "smoke", "smoke")
