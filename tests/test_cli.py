@@ -459,6 +459,12 @@ def test_an_eval_store_that_is_another_table_is_named_not_appended_to(tmp_path):
     with pytest.raises(ConfigError, match=r"runs.parquet: not an evaluation results store \(no task, metric column"):
         read_store(other)
     assert len(read_store(book.ROOT / "results" / "smoke" / "eval.parquet"))
+    damaged = tmp_path / "eval.parquet"  # cut short: one line, saying how the study goes on
+    damaged.write_bytes((book.ROOT / "results" / "smoke" / "eval.parquet").read_bytes()[:500])
+    with pytest.raises(ConfigError, match=r"eval.parquet: results store is not a readable Parquet file \(.*\); delete "
+                                          r"it, and what it held is evaluated again") as err:
+        read_store(damaged)
+    assert "\n" not in str(err.value)
 
 
 def test_data_without_a_sample_prints_the_summary(capsys):

@@ -407,7 +407,9 @@ def read_store(path: str | os.PathLike, key: list[str] = KEY) -> pd.DataFrame:
     try:
         table = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
-        raise ConfigError(f"{path}: results store is not a readable Parquet file ({err})") from None
+        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{path}: results store is not a readable Parquet file ({why}); delete it, and what it "
+                          f"held is evaluated again") from None
     missing = [column for column in key if column not in table.columns]
     if missing:  # another table (a runs.parquet, say): appending to it would fail deep in pandas, or mix tables
         raise ConfigError(f"{path}: not an evaluation results store (no {', '.join(missing)} column); "
