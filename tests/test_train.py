@@ -133,6 +133,12 @@ def test_an_override_that_every_sizes_own_setting_masks_is_refused(capsys):
         capsys.readouterr().err
     plan_runs("cpu", ["train.lr=1e-3"])  # no size sets its own: no word
     assert capsys.readouterr().err == ""
+    # the model block too: every size gives its own heads, and `--set model.n_head=3` changed nothing
+    with pytest.raises(ConfigError, match=r"model.n_head: every size of this preset sets its own "
+                                          r"\(sizes.<size>.n_head\), which wins over model.n_head; .* sizes.s1.n_head"):
+        plan_runs("smoke", ["model.n_head=3"])
+    plan_runs("smoke", ["model.chunk_size=8"])  # no size sets its own
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("arch,names", [("cosformer2", {"theta"}), ("hgrn2", {"gamma"}),

@@ -301,21 +301,24 @@ def preset_ablations(preset: dict) -> tuple[str, ...] | None:
 
 
 def _check_masked_overrides(preset: dict, overrides) -> None:
-    """An override ``train.KEY=...`` that a size's own ``sizes.<size>.train.KEY`` masks (the size's wins):
-    masked for every size it is an error, for some a note. The cpu preset gives each size its own token
-    budget, and `--set train.tokens=1e6` changed nothing there in silence."""
+    """An override ``train.KEY=...`` or ``model.KEY=...`` that a size's own ``sizes.<size>.train.KEY`` or
+    ``sizes.<size>.KEY`` masks (the size's wins): masked for every size it is an error, for some a note.
+    The cpu preset gives each size its own token budget, and `--set train.tokens=1e6` changed nothing
+    there in silence; every size gives its own heads, and `--set model.n_head=3` changed nothing either."""
     for override in overrides or ():
         key = str(override).split("=", 1)[0].strip()
         parts = key.split(".")
-        if len(parts) != 2 or parts[0] != "train":
+        if len(parts) != 2 or parts[0] not in ("train", "model"):
             continue
-        own = [str(size) for size, shape in preset["sizes"].items() if parts[1] in split_size(size, shape)[1]]
+        block = 1 if parts[0] == "train" else 0  # split_size: (model fields, training settings)
+        own = [str(size) for size, shape in preset["sizes"].items() if parts[1] in split_size(size, shape)[block]]
         if not own:
             continue
-        where = f"sizes.<size>.train.{parts[1]}"
+        inner = f"train.{parts[1]}" if block else parts[1]
+        where = f"sizes.<size>.{inner}"
         if len(own) == len(preset["sizes"]):
             raise ConfigError(f"{key}: every size of this preset sets its own ({where}), which wins over {key}; "
-                              f"set {where}=... for the sizes to change, e.g. sizes.{own[0]}.train.{parts[1]}")
+                              f"set {where}=... for the sizes to change, e.g. sizes.{own[0]}.{inner}")
         note = f"note: {key}: sizes {', '.join(own)} set their own ({where}), which wins there"
         if note not in _NOTED:  # a command resolves its preset several times (checks, plan, sweep)
             _NOTED.add(note)
