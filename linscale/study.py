@@ -620,13 +620,11 @@ def _fits_up_to_date(stamp: str, digest: str, folder: Path) -> bool:
     lines = stamp.splitlines()
     if not lines or lines[0] != digest:
         return False
-    listed = dict(line.rsplit(" ", 1) for line in lines[1:] if line.strip())
-    if not listed:
-        return True
     try:
-        return set(listed) == set(_fits_outputs(folder)) and all(
-            _digest(folder / name) == sha for name, sha in listed.items())
-    except OSError:
+        listed = dict(line.rsplit(" ", 1) for line in lines[1:] if line.strip())
+        return not listed or (set(listed) == set(_fits_outputs(folder)) and all(
+            _digest(folder / name) == sha for name, sha in listed.items()))
+    except (OSError, ValueError):  # a file gone while read, a line of the stamp damaged
         return False
 
 

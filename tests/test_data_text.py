@@ -189,7 +189,8 @@ def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeyp
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tmp_path, docs = corpus
     folder = _parts_folder(tmp_path, docs, 4)
-    data = _data(folder, tmp_path, streaming=True, val_tokens=64, val_fraction=0.2)  # doc j of file f: held out if (j + f) % 5 == 4
+    # document j of file f is held out when (j + f) % 5 == 4
+    data = _data(folder, tmp_path, streaming=True, val_tokens=64, val_fraction=0.2)
     if hub:  # a dataset name, loaded as datasets would stream it: one shard per data file
         import datasets
 
@@ -200,7 +201,8 @@ def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeyp
         data = {**data, "path": "some-org/some-corpus"}
     opened = []
     read = text_data.TextSource.part_documents
-    monkeypatch.setattr(text_data.TextSource, "part_documents", lambda self, part: opened.append(part) or read(self, part))
+    monkeypatch.setattr(text_data.TextSource, "part_documents",
+                        lambda self, part: opened.append(part) or read(self, part))
     held_out = {f + 4 * j for f in range(4) for j in range(60) if (j + f) % 5 == 4}
 
     def shard(rank, world, batches):
@@ -241,7 +243,8 @@ def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeyp
         assert not firsts[0] & firsts[1]
     # 4 files of 60 documents hold out none at one in 100 (i + p = 99 never comes): one line says what to do
     if not hub:
-        _one_line_error({**data, "val_fraction": 0.01}, seq_len=16, match="give data.val_path or a larger data.val_fraction")
+        _one_line_error({**data, "val_fraction": 0.01}, seq_len=16,
+                        match="give data.val_path or a larger data.val_fraction")
 
 
 def test_trained_tokenizer_is_cached_per_corpus_and_settings(corpus, monkeypatch):

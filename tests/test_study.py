@@ -638,6 +638,7 @@ def test_the_fits_stage_refits_a_damaged_folder_and_names_a_missing_or_damaged_r
     (folder / "notes.csv").unlink()
     assert study._fits_up_to_date(stamp, inputs, folder)
     assert study._fits_up_to_date(inputs, inputs, folder)  # a stamp of the inputs alone vouches for them only
+    assert not study._fits_up_to_date(f"{inputs}\nstatus.csv", inputs, folder)  # a damaged stamp
 
     runs = tmp_path / "smoke" / "runs.parquet"
     runs.write_bytes(runs.read_bytes()[:1000])

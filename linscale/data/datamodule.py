@@ -266,7 +266,8 @@ class TextDataModule(_Base):
                     yield doc
                 kept += 1
 
-    #: shards read only their own parts when the smallest shard's files hold at least this share of the largest's bytes
+    #: shards read only their own parts when the smallest shard's files hold at least this share of the
+    #: largest shard's bytes
     PART_BALANCE = 0.9
 
     def _reads_own_parts(self, n_shards: int) -> bool:

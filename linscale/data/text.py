@@ -272,7 +272,7 @@ class TextSource:
         files, or a streamed dataset's shards (its data files); 1 for a dataset read whole."""
         if self.kind == "files":
             return len(self.files)
-        return max(1, int(getattr(self._dataset(), "num_shards", 1) or 1))
+        return max(1, int(getattr(self._dataset, "num_shards", 1) or 1))
 
     def part_documents(self, part: int) -> Iterator[str]:
         """The documents of one part, in corpus order: :meth:`documents` is part 0's, then part 1's, ...
@@ -280,21 +280,18 @@ class TextSource:
         if self.kind == "files":
             yield from _joined(_file_pieces(self.files[part], self.text_field, self.doc_separator, PIECE_CHARS))
             return
-        ds = self._dataset()
+        ds = self._dataset
         n = self.parts()
         yield from self._dataset_documents(ds.shard(num_shards=n, index=part) if n > 1 else ds)
 
     @functools.cached_property
-    def _loaded(self):
+    def _dataset(self):
+        """The dataset, loaded once: a streamed Hub dataset resolves its data files over the network."""
         return _load_hf(self.location, self.dataset_config, self.split or "train", self.streaming,
                         is_dir=self.kind != "hub", cache_dir=self.cache_dir, role=self.role)
 
-    def _dataset(self):
-        """The dataset, loaded once: a streamed Hub dataset resolves its data files over the network."""
-        return self._loaded
-
     def _dataset_documents(self, ds=None) -> Iterator[str]:
-        ds = self._dataset() if ds is None else ds
+        ds = self._dataset if ds is None else ds
         features = getattr(ds, "column_names", None) or []
         if features and self.text_field not in features:
             raise DataError(f"data.text_field: dataset {self.location!r} has no column {self.text_field!r} "

@@ -409,7 +409,7 @@ def read_store(path: str | os.PathLike, key: list[str] = KEY) -> pd.DataFrame:
     except Exception as err:  # pyarrow raises several types for a damaged file
         why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"{path}: results store is not a readable Parquet file ({why}); delete it, and what it "
-                          f"held is evaluated again") from None
+                          "held is evaluated again") from None
     missing = [column for column in key if column not in table.columns]
     if missing:  # another table (a runs.parquet, say): appending to it would fail deep in pandas, or mix tables
         raise ConfigError(f"{path}: not an evaluation results store (no {', '.join(missing)} column); "

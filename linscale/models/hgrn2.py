@@ -9,8 +9,9 @@ Per head (width D = d/h), with a data-dependent forget gate per key channel:
     O = SRMSNorm(concat O_h) · W_o
 
 Lower bounds (HGRN): a learnable table Γ ∈ R^{L×d} (``LowerBoundTable``), zero-initialised;
-lb = cumsum(softmax(Γ, dim=layers)) minus its first row, so layer 0's bound is 0 and the bound rises with depth (lower layers short range,
-upper layers long range). Applied in log space: log f = logaddexp(log lb, log(1 − lb) + logsigmoid(F)).
+lb = cumsum(softmax(Γ, dim=layers)) minus its first row, so layer 0's bound is 0 and the bound rises with
+depth (lower layers short range, upper layers long range). Applied in log space:
+log f = logaddexp(log lb, log(1 − lb) + logsigmoid(F)).
 Following flash-linear-attention's HGRN2 layer (which the paper trained with), q gets a swish; no
 short convolution. The state is D×D per head: d·D numbers per layer, with no extra parameters.
 """
