@@ -36,6 +36,13 @@ class ResultsError(ConfigError):
     and their readers (linscale.results), so that neither imports the other for it."""
 
 
+def error_line(err: BaseException) -> str:
+    """What a one-line error quotes of an exception from a library: its message's first line, or its type's
+    name where it has none (pyarrow's and datasets' messages run over several lines)."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
 def parse_yaml(text: str, where: str):
     """``text`` read as YAML, or a one-line ConfigError naming ``where`` (a file, an option) and the spot
     (a preset file or a `-y` mapping with an unclosed bracket was a 50-line yaml traceback)."""

@@ -44,7 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 from linscale.atomic import atomic_update, atomic_write, write_json
-from linscale.config import ConfigError
+from linscale.config import ConfigError, error_line
 from linscale.eval.tasks import SUITES as TASK_SUITES  # only the task folder's names: no torch, no lm-eval
 from linscale.train.settings import ABLATIONS  # the sweeps of ablation_presets, in its order
 
@@ -559,7 +559,7 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     try:
         runs = pd.read_parquet(runs_file)
     except Exception as err:  # pyarrow raises several types for a damaged file
-        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        why = error_line(err)
         raise ConfigError(f"{runs_file}: cannot be read as a table ({why}); run the sweep stage again, which "
                           "writes it anew from the runs' records") from None
     for stale in [*(results / "fits").glob("*.error.txt"), *(results / "fits").glob("*.note.txt")]:

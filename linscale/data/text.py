@@ -53,6 +53,7 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from linscale.config import error_line
 from linscale.data.synthetic import EOD, DataError
 
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
@@ -328,7 +329,7 @@ def _load_hf(path_or_name: str, dataset_config, split: str, streaming: bool, is_
     except DataError:
         raise
     except Exception as err:
-        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        why = error_line(err)
         if is_dir:
             raise DataError(f"data.{role}: cannot load the dataset folder {path_or_name}: {why}") from None
         hint = " (offline: HF_DATASETS_OFFLINE=1, and it is not in the local cache)" if _offline() else ""
@@ -351,7 +352,7 @@ def _hub_splits(source: "TextSource") -> list[str]:
         return list(datasets.get_dataset_split_names(source.location, source.dataset_config,
                                                      cache_dir=source.cache_dir))
     except Exception as err:
-        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        why = error_line(err)
         if source.kind != "hub":
             raise DataError(f"data.{source.role}: cannot read the data files of folder {source.location}: {why}") from None
         hint = " (offline: HF_DATASETS_OFFLINE=1, and it is not in the local cache)" if _offline() else ""

@@ -32,7 +32,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from linscale.atomic import atomic_write, write_json
-from linscale.config import ConfigError
+from linscale.config import ConfigError, error_line
 from linscale.eval.tasks import SUITES, TASKS_DIR
 from linscale.processes import end_with_parent, release_pool_pipes
 
@@ -407,7 +407,7 @@ def read_store(path: str | os.PathLike, key: list[str] = KEY) -> pd.DataFrame:
     try:
         table = pd.read_parquet(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
-        why = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        why = error_line(err)
         raise ConfigError(f"{path}: results store is not a readable Parquet file ({why}); delete it, and what it "
                           "held is evaluated again") from None
     missing = [column for column in key if column not in table.columns]
