@@ -179,7 +179,7 @@ def _doc_numbers(dm, rows) -> set[int]:
 
 
 @pytest.mark.parametrize("hub", [False, True], ids=["files", "dataset"])
-def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeypatch, hub):
+def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeypatch, hub, capsys):
     """At scale every rank's loader processes streaming the whole corpus to keep a 1/shards share of it is
     shards times the reading (and, for a dataset on the Hub, the downloading). With at least as many files
     (a dataset's shards) as shards, shard s reads only the files p ≡ s (mod shards); with fewer, every
@@ -214,14 +214,22 @@ def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeyp
 
     whole, trained, _ = shard(0, 1, 30)
     assert trained and not trained & held_out and _doc_numbers(whole, whole.val_rows) <= held_out
+    capsys.readouterr()
     for rank in (0, 1):  # 4 files over 2 shards: each reads its two files alone
         dm, trained, opened_parts = shard(rank, 2, 12)
         assert dm._reads_own_parts(2) and opened_parts == {rank, rank + 2}
+        if rank == 0:  # the first shard says how the job reads the corpus
+            assert "streamed in 2 shards (2 ranks x 1 loader process): each reads only its own of the 4 parts" in \
+                capsys.readouterr().out
         assert trained and {n % 4 for n in trained} <= {rank, rank + 2} and not trained & held_out
         assert np.array_equal(dm.val_rows, whole.val_rows)
     firsts = []
+    capsys.readouterr()
     for rank in (0, 1):  # 4 files over 8 shards: each reads every file and keeps every 8th document
         dm, trained, opened_parts = shard(rank, 8, 6)
+        if rank == 0:
+            assert "streamed in 8 shards (8 ranks x 1 loader process): each reads all 4 parts and keeps 1/8 of " \
+                   "the documents" in capsys.readouterr().out
         assert opened_parts == {0, 1, 2, 3} and not trained & held_out
         assert np.array_equal(dm.val_rows, whole.val_rows)
         firsts.append(trained)
