@@ -181,10 +181,11 @@ def _doc_numbers(dm, rows) -> set[int]:
 @pytest.mark.parametrize("hub", [False, True], ids=["files", "dataset"])
 def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeypatch, hub, capsys):
     """At scale every rank's loader processes streaming the whole corpus to keep a 1/shards share of it is
-    shards times the reading (and, for a dataset on the Hub, the downloading). With at least as many files
-    (a dataset's shards) as shards, shard s reads only the files p ≡ s (mod shards); with fewer, every
-    shard reads them all and keeps its share of the documents. Either way validation, held out file by
-    file, is the same at any number of shards, and no validation document is trained on."""
+    shards times the reading (and, for a dataset on the Hub, the downloading). Where the files (a dataset's
+    shards) share out evenly among the shards, shard s reads only the files p ≡ s (mod shards); with fewer
+    files, or files unlike in size, every shard reads them all and keeps its share of the documents. Either
+    way validation, held out file by file, is the same at any number of shards, and no validation document
+    is trained on. The job's first shard says which way it reads."""
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tmp_path, docs = corpus

@@ -473,12 +473,13 @@ class TextDataModule(_Base):
             row = position * self.batch_size  # the shard's rows before batch j
             mark = bookmarks.at_or_before(row)
             self._stream_key, self._stream = key, self._stream_gen(shard, n_shards, mark, bookmarks)
-            if shard == 0 and self._parts > 1:  # once a job, from its first shard: whether it reads the corpus once
+            if shard == 0 and self._parts > 1:  # from the job's first shard: does the job read the corpus once?
                 if self._reads_own_parts(n_shards):
                     how = f"each reads only its own of the {self._parts} parts"
                 else:
-                    how = (f"each reads all {self._parts} parts and keeps 1/{n_shards} of the documents, as the parts "
-                           f"do not share out evenly (a multiple of {n_shards} files of similar size would be read once)")
+                    how = (f"each reads all {self._parts} parts and keeps 1/{n_shards} of the documents, as the "
+                           f"parts do not share out evenly (a multiple of {n_shards} files of similar size would "
+                           f"be read once)")
                 say(f"streamed in {n_shards} shards ({world} rank{'s' if world != 1 else ''} x {n_sub} loader "
                     f"process{'es' if n_sub != 1 else ''}): {how}")
             if row:
