@@ -43,6 +43,17 @@ def error_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def read_parquet_table(path, what: str, remedy: str):
+    """The Parquet table at ``path``, or a one-line ConfigError: "<path>: <what> (<the reader's reason>);
+    <remedy>" (pyarrow raises several types, over several lines, for a damaged file)."""
+    import pandas as pd
+
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:
+        raise ConfigError(f"{path}: {what} ({error_line(err)}); {remedy}") from None
+
+
 def parse_yaml(text: str, where: str):
     """``text`` read as YAML, or a one-line ConfigError naming ``where`` (a file, an option) and the spot
     (a preset file or a `-y` mapping with an unclosed bracket was a 50-line yaml traceback)."""

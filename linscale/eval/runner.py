@@ -32,7 +32,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from linscale.atomic import atomic_write, write_json
-from linscale.config import ConfigError, error_line
+from linscale.config import ConfigError, read_parquet_table
 from linscale.eval.tasks import SUITES, TASKS_DIR
 from linscale.processes import end_with_parent, release_pool_pipes
 
@@ -404,12 +404,8 @@ def read_store(path: str | os.PathLike, key: list[str] = KEY) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    try:
-        table = pd.read_parquet(path)
-    except Exception as err:  # pyarrow raises several types for a damaged file
-        why = error_line(err)
-        raise ConfigError(f"{path}: results store is not a readable Parquet file ({why}); delete it, and what it "
-                          "held is evaluated again") from None
+    table = read_parquet_table(path, "results store is not a readable Parquet file",
+                               "delete it, and what it held is evaluated again")
     missing = [column for column in key if column not in table.columns]
     if missing:  # another table (a runs.parquet, say): appending to it would fail deep in pandas, or mix tables
         raise ConfigError(f"{path}: not an evaluation results store (no {', '.join(missing)} column); "
