@@ -276,18 +276,17 @@ class TextDataModule(_Base):
         would weigh more than the corpus's others: only where the shards' parts are alike in size. Local
         files: each shard's bytes at least PART_BALANCE of the largest shard's. A dataset's parts, whose
         sizes are not known before reading: as many parts for every shard."""
-        parts, source = self._parts, self.splits.train
+        parts, sizes = self._parts, self._part_bytes
         if parts < n_shards:
             return False
-        if source.kind == "files":
-            sizes = self._part_bytes
-            shares = [sum(sizes[s::n_shards]) for s in range(n_shards)]
-            return min(shares) >= self.PART_BALANCE * max(shares)
-        return parts % n_shards == 0
+        if sizes is None:
+            return parts % n_shards == 0
+        shares = [sum(sizes[s::n_shards]) for s in range(n_shards)]
+        return min(shares) >= self.PART_BALANCE * max(shares)
 
     @functools.cached_property
-    def _part_bytes(self) -> list[int]:
-        return [f.stat().st_size for f in self.splits.train.files]
+    def _part_bytes(self) -> list[int] | None:
+        return self.splits.train.part_bytes()
 
     def _tokenizer(self):
         if self.data.get("tokenizer"):

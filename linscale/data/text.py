@@ -275,6 +275,10 @@ class TextSource:
             return len(self.files)
         return max(1, int(getattr(self._dataset, "num_shards", 1) or 1))
 
+    def part_bytes(self) -> list[int] | None:
+        """Each part's size in bytes where it is known before reading the part (local files), else None."""
+        return [f.stat().st_size for f in self.files] if self.kind == "files" else None
+
     def part_documents(self, part: int) -> Iterator[str]:
         """The documents of one part, in corpus order: :meth:`documents` is part 0's, then part 1's, ...
         A streamed dataset's part is its shard ``part`` (``IterableDataset.shard``), read without the others."""
