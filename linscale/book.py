@@ -852,9 +852,9 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
                               f"study --preset {given} --results-dir {values['results_dir']} "
                               f"--stages fits` first)")
         if "archs" in values:
-            import pandas as pd
+            from linscale.results import read_table
 
-            present = set(pd.read_parquet(folder / "runs.parquet", columns=["arch"])["arch"].astype(str))
+            present = set(read_table(folder / "runs.parquet", ("arch",))["arch"].astype(str))  # one line if damaged
             absent = [arch for arch in values["archs"] if arch not in present]
             if absent:
                 raise ConfigError(f"parameter archs: no runs of {', '.join(absent)} in {folder / 'runs.parquet'} "

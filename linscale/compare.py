@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from linscale.config import ConfigError
+from linscale.config import ConfigError, read_table_file
 from linscale.results import ResultsError, read_table
 
 WALL_CLOCK_COLUMNS = ("wall_time_s", "eval_time_s")  # time, not results: shown apart, never a difference
@@ -120,11 +120,8 @@ def study_files(folder: Path) -> dict[str, Path]:
 
 
 def _read(path: Path) -> pd.DataFrame:
-    try:
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    except Exception as err:  # a truncated or foreign file: name it, in one line
-        raise CompareError(f"{path}: cannot be read as a table ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''})") from None
+    return read_table_file(path, "cannot be read as a table", "compare folders a study wrote, or write this one "
+                           "again with `linscale study`", error=CompareError)
 
 
 def _is_table(name: str) -> bool:

@@ -43,15 +43,16 @@ def error_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def read_parquet_table(path, what: str, remedy: str):
-    """The Parquet table at ``path``, or a one-line ConfigError: "<path>: <what> (<the reader's reason>);
-    <remedy>" (pyarrow raises several types, over several lines, for a damaged file)."""
+def read_table_file(path, what: str, remedy: str, error: type[ConfigError] = ConfigError):
+    """The table at ``path`` (CSV if its name ends in .csv, else Parquet), or a one-line ``error``:
+    "<path>: <what> (<the reader's reason>); <remedy>" (pyarrow and pandas raise several types, over
+    several lines, for a damaged file)."""
     import pandas as pd
 
     try:
-        return pd.read_parquet(path)
+        return pd.read_csv(path) if str(path).endswith(".csv") else pd.read_parquet(path)
     except Exception as err:
-        raise ConfigError(f"{path}: {what} ({error_line(err)}); {remedy}") from None
+        raise error(f"{path}: {what} ({error_line(err)}); {remedy}") from None
 
 
 def parse_yaml(text: str, where: str):

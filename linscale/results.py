@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from linscale.config import ARCHITECTURES, ResultsError
+from linscale.config import ARCHITECTURES, ResultsError, read_table_file
 from linscale.train.settings import resolve_preset
 
 # The columns of the results table (linscale.train.results.SCHEMA) the book requires: all but
@@ -74,7 +74,8 @@ def read_table(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame
             path = csv
         else:
             raise ResultsError(f"{path}: no such results table (run `linscale study` first, or check the folder)")
-    table = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    table = read_table_file(path, "not a readable results table", "write it again with `linscale study` (the same "
+                            "preset and folders) or, for a committed study, restore it from git", error=ResultsError)
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise ResultsError(f"{path}: missing column(s) {', '.join(missing)}")

@@ -44,7 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 from linscale.atomic import atomic_update, atomic_write, write_json
-from linscale.config import ConfigError, read_parquet_table
+from linscale.config import ConfigError, read_table_file
 from linscale.eval.tasks import SUITES as TASK_SUITES  # only the task folder's names: no torch, no lm-eval
 from linscale.train.settings import ABLATIONS  # the sweeps of ablation_presets, in its order
 
@@ -556,8 +556,8 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     if stamp.exists() and _fits_up_to_date(stamp.read_text(), digest, results / "fits"):
         _log("fits: up to date")
         return
-    runs = read_parquet_table(runs_file, "cannot be read as a table",
-                              "run the sweep stage again, which writes it anew from the runs' records")
+    runs = read_table_file(runs_file, "cannot be read as a table",
+                           "run the sweep stage again, which writes it anew from the runs' records")
     for stale in [*(results / "fits").glob("*.error.txt"), *(results / "fits").glob("*.note.txt")]:
         stale.unlink()  # the per-method files of linscale 0.1; status.csv holds the reasons now
     identified = _identified(results)

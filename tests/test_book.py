@@ -426,6 +426,25 @@ def test_missing_results_fail_in_one_line_before_any_kernel(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_damaged_results_table_fails_in_one_line_naming_it(tmp_path):
+    """A runs table cut short (a full disk, a copy interrupted) was pyarrow's multi-line error, from the
+    book's own check of its architectures or from a chapter's first read."""
+    from linscale import results
+
+    folder = tmp_path / "smoke"
+    shutil.copytree(book.ROOT / "results" / "smoke", folder)
+    (folder / "runs.parquet").write_bytes((book.ROOT / "results" / "smoke" / "runs.parquet").read_bytes()[:500])
+    (folder / "runs.csv").write_text('run_id,step\n"r1,0\n')  # an unclosed quote
+    for read in (lambda: book.check_results({"preset": "smoke", "results_dir": str(tmp_path)}, ["training"]),
+                 lambda: results.read_runs("smoke", tmp_path), lambda: results.read_table(folder / "runs.csv")):
+        with pytest.raises(ConfigError) as err:
+            read()
+        line = str(err.value)
+        assert len(line.splitlines()) == 1, line
+        assert re.match(rf"{re.escape(str(folder))}/runs\.(parquet|csv): not a readable results table \(.+\); "
+                        r"write it again with `linscale study`", line), line
+
+
 def test_a_misspelled_or_bad_book_parameter_fails_before_any_chapter_runs(tmp_path):
     """`linscale book -p NAME VALUE` over the whole book: a name no chapter declares failed nowhere (every
     chapter ran with its defaults), and a bad value of a declared one failed only when its chapter's turn

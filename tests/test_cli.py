@@ -235,8 +235,8 @@ def test_a_chapter_that_fails_is_one_line_with_where_its_traceback_is(tmp_path):
     shutil.copytree(book.ROOT / "results" / "smoke", tmp_path / "smoke")
     runs = tmp_path / "smoke" / "runs.parquet"
     runs.write_bytes(runs.read_bytes()[:300])
-    with pytest.raises(book.ChapterFailed, match=r"^chapter training: a cell raised ArrowInvalid: .*\(the traceback: "
-                       r".*training\.failed\.ipynb\)$"):
+    with pytest.raises(book.ChapterFailed, match=r"^chapter training: a cell raised ResultsError: .*runs\.parquet: not a "
+                       r"readable results table .*\(the traceback: .*training\.failed\.ipynb\)$"):
         book.execute_chapter("training", {"preset": "smoke", "results_dir": str(tmp_path)}, out_dir=tmp_path / "out")
     assert (tmp_path / "out" / "training.failed.ipynb").exists()
 

@@ -161,6 +161,10 @@ def test_bad_input_is_one_line_naming_the_folder_or_table(tmp_path):
     no_eval = copy_results(tmp_path / "no-eval")
     (no_eval / "eval.parquet").unlink()
     cases.append(((no_eval, SMOKE), f"A {no_eval / 'eval.parquet'}: no such results table"))  # which study
+    damaged = copy_results(tmp_path / "damaged")  # cut short, as by a full disk: pyarrow's reason, one line
+    (damaged / "eval.parquet").write_bytes((SMOKE / "eval.parquet").read_bytes()[:500])
+    cases.append(((SMOKE, damaged), f"{damaged / 'eval.parquet'}: cannot be read as a table (Could not open "
+                                    f"Parquet input source"))
     cases.append(((SMOKE, SMOKE / "runs.parquet"), "runs.parquet: a file; expected a study's results folder"))
     cases.append(((empty, SMOKE, "--json", SMOKE / "runs.parquet"),  # checked before the folders
                   "--json: " + str(SMOKE / "runs.parquet") + " is in this command's study B; writing it would "

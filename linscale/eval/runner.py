@@ -32,7 +32,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from linscale.atomic import atomic_write, write_json
-from linscale.config import ConfigError, read_parquet_table
+from linscale.config import ConfigError, read_table_file
 from linscale.eval.tasks import SUITES, TASKS_DIR
 from linscale.processes import end_with_parent, release_pool_pipes
 
@@ -404,8 +404,8 @@ def read_store(path: str | os.PathLike, key: list[str] = KEY) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         return pd.DataFrame(columns=COLUMNS)
-    table = read_parquet_table(path, "results store is not a readable Parquet file",
-                               "delete it, and what it held is evaluated again")
+    table = read_table_file(path, "results store is not a readable Parquet file",
+                            "delete it, and what it held is evaluated again")
     missing = [column for column in key if column not in table.columns]
     if missing:  # another table (a runs.parquet, say): appending to it would fail deep in pandas, or mix tables
         raise ConfigError(f"{path}: not an evaluation results store (no {', '.join(missing)} column); "

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 
 from linscale.atomic import atomic_write
-from linscale.config import ARCHITECTURES, ResultsError  # ResultsError: every results table's problem
+from linscale.config import ARCHITECTURES, ResultsError, read_table_file  # ResultsError: any results table's problem
 from linscale.flops import PF_DAY
 
 SCHEMA: dict[str, str] = {
@@ -112,12 +112,8 @@ def read_results(path: str | os.PathLike) -> pd.DataFrame:
 def _read_table(path: Path) -> pd.DataFrame:
     """The table at ``path`` as it is; a damaged file is one line (pyarrow's traceback before) saying how
     to get it back: every row is also in its run's records.json."""
-    try:
-        return pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
-    except Exception as err:  # pyarrow and pandas raise several types for a damaged file
-        why = (str(err).strip().splitlines() or [""])[0]
-        raise ResultsError(f"{path}: not a readable results table ({type(err).__name__}: {why}); delete it and "
-                           "run the sweep again, which rebuilds it from its runs' records.json") from None
+    return read_table_file(path, "not a readable results table", "delete it and run the sweep again, which "
+                           "rebuilds it from its runs' records.json", error=ResultsError)
 
 
 def write_results(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
