@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +255,46 @@ def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeyp
     if not hub:
         _one_line_error({**data, "val_fraction": 0.01}, seq_len=16,
                         match="give data.val_path or a larger data.val_fraction")
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["read-whole", "streamed"])
+@pytest.mark.parametrize("hub", [False, True], ids=["files", "dataset"])
+def test_the_tokenizer_is_not_trained_on_validation_documents(corpus, monkeypatch, hub, streaming):
+    """The BPE's sample of the corpus leaves out the documents held out for validation. A streamed corpus
+    holds out by place within each part (file, or a dataset's shard); the sample left them out by place in
+    the whole corpus, known only for the first file's, so it took validation documents of a streamed
+    dataset's later shards (and of later files) and left out training ones. A corpus read whole holds out by
+    place in the corpus: the sample knows it for the first file's documents and for a dataset's, so there
+    it leaves out exactly those."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tmp_path, docs = corpus
+    folder = _parts_folder(tmp_path, docs, 4)
+    data = _data(folder, tmp_path, streaming=streaming, val_tokens=64, val_fraction=0.2, tokenizer_docs=10_000)
+    files = [str(folder / f"part{f}.jsonl") for f in range(4)]
+    if hub:  # a dataset name, loaded as datasets would load it (streamed: one shard per data file)
+        import datasets
+
+        monkeypatch.setattr(text_data, "_load_hf", lambda *a, **kw: datasets.load_dataset(
+            "json", data_files=files, split="train", streaming=streaming, cache_dir=str(tmp_path / "hf")))
+        monkeypatch.setattr(text_data, "_hub_splits", lambda source: ["train"])
+        data = {**data, "path": "some-org/some-corpus"}
+    if streaming:  # the corpus's tokenizer trained on the sample of the corpus read whole is not reused
+        build_datamodule({**data, "streaming": False}, seq_len=16, batch_size=4)
+    sampled = []
+    train = text_data.train_tokenizer
+    monkeypatch.setattr(text_data, "train_tokenizer", lambda texts, **kw: train(
+        (sampled.append(text) or text for text in texts), **kw))
+    build_datamodule(data, seq_len=16, batch_size=4)
+    sampled = [int(re.match(r"doc(\d+) ", text).group(1)) for text in sampled]
+    assert len(sampled) == len(set(sampled))  # each document once, whole
+    # document n is the (n // 4)-th of file n % 4, and the n-th of the corpus read whole (file by file)
+    if streaming:  # document j of part f held out when (j + f) % 5 == 4: none of them, and all the others
+        held_out = {f + 4 * j for f in range(4) for j in range(60) if (j + f) % 5 == 4}
+    else:
+        corpus_order = [f + 4 * j for f in range(4) for j in range(60)]
+        held_out = {n for place, n in enumerate(corpus_order) if place % 5 == 4 and (hub or n % 4 == 0)}
+    assert set(sampled) == set(range(240)) - held_out
 
 
 def test_trained_tokenizer_is_cached_per_corpus_and_settings(corpus, monkeypatch):
@@ -683,5 +724,6 @@ def test_the_tokenizer_learns_from_every_file_of_a_corpus_not_the_first_alone(tm
     assert len(dm.tokenizer.encode(" banana").ids) == len(dm.tokenizer.encode(" apple").ids) == 1
     assert "documents of " in (out := capsys.readouterr().out) and "(each of its 2 files' first in turn)" in out
     source = text_data.TextSource(str(folder), "files", files=(folder / "a.jsonl", folder / "b.jsonl"))
-    firsts = [(piece.split()[0], index) for piece, last, index in source.pieces_across_files() if last][:6]
-    assert firsts == [("apple", 0), ("banana", None), ("apple", 1), ("banana", None), ("apple", 2), ("banana", None)]
+    firsts = [(piece.split()[0], part, index) for piece, last, part, index in source.pieces_across_files() if last]
+    assert firsts[:6] == [("apple", 0, 0), ("banana", 1, 0), ("apple", 0, 1), ("banana", 1, 1), ("apple", 0, 2),
+                          ("banana", 1, 2)]

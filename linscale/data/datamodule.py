@@ -297,14 +297,20 @@ class TextDataModule(_Base):
         source = self.splits.train
         seen = {"documents": 0, "text": False}
 
+        def held_out_of_sample(part: int, index: int) -> bool:
+            """Whether a document of the sample is a validation document: streamed, by its place in its part
+            (_stream_documents); else where its place in the corpus is known (one part, or the first of
+            several), since later files' places need the files before them read whole."""
+            if self.streaming:
+                return self._held_out(index + part)
+            return part == 0 and self._held_out(index)
+
         def sample():  # pieces of n_docs documents, each file's first in turn: never a whole long text
             document = 0
-            for piece, last, index in source.pieces_across_files():
+            for piece, last, part, index in source.pieces_across_files():
                 if document >= n_docs:
                     break
-                # a held-out document is left out where its place in the corpus is known (one file, or the
-                # first of several): later files' places need the files before them read whole
-                if index is None or not self._held_out(index):
+                if not held_out_of_sample(part, index):
                     seen["text"] = seen["text"] or bool(piece.strip())
                     yield piece
                 seen["documents"] = document = document + last
@@ -329,6 +335,8 @@ class TextDataModule(_Base):
         # everything the trained tokenizer depends on; the recipe changes with train_tokenizer's or the sample's
         key = dict(recipe=3, vocab_size=vocab_size, tokenizer_docs=n_docs, every=self._every,
                    corpus=source.fingerprint())
+        if self.streaming and self._every and self._parts > 1:  # the only sample held out by part
+            key["held_out"] = "by part"
         tokenizer, file, trained = text_data.cached_tokenizer(key, train)
         if not trained:
             say(f"tokenizer: {tokenizer.get_vocab_size():,} tokens, trained earlier on {source.describe()} ({file})"

@@ -235,31 +235,34 @@ class TextSource:
         for doc in self._dataset_documents():
             yield from _pieces_of(doc, piece_chars)
 
-    def pieces_across_files(self, piece_chars: int = PIECE_CHARS) -> Iterator[tuple[str, bool, int | None]]:
+    def pieces_across_files(self, piece_chars: int = PIECE_CHARS) -> Iterator[tuple[str, bool, int, int]]:
         """The documents of every file in turn (each file's first, then each file's second, ...) as
-        (piece, is_last, index) pieces, so that the first documents are a sample of all the files, not
-        of the first file alone (the first language of a corpus sorted by language, say). ``index``: the
-        document's place in corpus order where it is known without reading the files before it (the
-        first file's), else None. One file or a dataset: :meth:`pieces`, in corpus order."""
-        if self.kind != "files" or len(self.files) < 2:
-            index = 0
-            for piece, last in self.pieces(piece_chars):
-                yield piece, last, index
-                index += last
+        (piece, is_last, part, index) pieces, so that the first documents are a sample of all the files, not
+        of the first file alone (the first language of a corpus sorted by language, say). ``part``: the
+        document's file, or a streamed dataset's shard (:meth:`part_documents`; a dataset's parts are read
+        one after the other, as a shard is read whole); ``index``: its place in that part. One part: its
+        place in the corpus."""
+        if self.kind != "files":
+            for part in range(self.parts()):
+                for index, doc in enumerate(self.part_documents(part)):
+                    for piece, last in _pieces_of(doc, piece_chars):
+                        yield piece, last, part, index
             return
         files = [iter(_file_pieces(f, self.text_field, self.doc_separator, piece_chars)) for f in self.files]
-        first, index = files[0], 0
-        while files:
-            for stream in list(files):
+        index = [0] * len(files)
+        while any(stream is not None for stream in files):
+            for part, stream in enumerate(files):
+                if stream is None:
+                    continue
                 last = False
                 for piece, last in stream:  # one document of this file
-                    yield piece, last, index if stream is first else None
+                    yield piece, last, part, index[part]
                     if last:
                         break
-                if not last:  # the file has no more documents
-                    files.remove(stream)
-                elif stream is first:
-                    index += 1
+                if last:
+                    index[part] += 1
+                else:  # the file has no more documents
+                    files[part] = None
 
     def documents(self) -> Iterator[str]:
         """Every document (a string), in corpus order."""
