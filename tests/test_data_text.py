@@ -259,13 +259,16 @@ def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeyp
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["read-whole", "streamed"])
 @pytest.mark.parametrize("hub", [False, True], ids=["files", "dataset"])
-def test_the_tokenizer_is_not_trained_on_validation_documents(corpus, monkeypatch, hub, streaming):
-    """The BPE's sample of the corpus leaves out the documents held out for validation. A streamed corpus
-    holds out by place within each part (file, or a dataset's shard); the sample left them out by place in
-    the whole corpus, known only for the first file's, so it took validation documents of a streamed
-    dataset's later shards (and of later files) and left out training ones. A corpus read whole holds out by
-    place in the corpus: the sample knows it for the first file's documents and for a dataset's, so there
-    it leaves out exactly those."""
+def test_shards_stream_and_tokenizer_sample_hold_out_by_place_in_each_part(corpus, monkeypatch, hub, streaming,
+                                                                          capsys):
+    """A streamed corpus holds out document i of part p (file, or a dataset's shard) when i + p is one short
+    of a multiple of round(1/val_fraction), so that each process can read its own parts; a corpus tokenized
+    into shards held out every such document by its place in the whole corpus, other documents, and the
+    BPE's sample left them out only where it knew that place (the first file's): so it trained on
+    validation documents of later files, streamed or not. One rule now, text.is_held_out, for the
+    shards, the stream and the sample; the cache keys of a corpus of several parts say so. Files hold out
+    the same documents read whole or streamed; a dataset read whole is one part (datasets keeps no file
+    boundaries in it): every 5th document of the whole."""
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     tmp_path, docs = corpus
@@ -279,22 +282,27 @@ def test_the_tokenizer_is_not_trained_on_validation_documents(corpus, monkeypatc
             "json", data_files=files, split="train", streaming=streaming, cache_dir=str(tmp_path / "hf")))
         monkeypatch.setattr(text_data, "_hub_splits", lambda source: ["train"])
         data = {**data, "path": "some-org/some-corpus"}
-    if streaming:  # the corpus's tokenizer trained on the sample of the corpus read whole is not reused
-        build_datamodule({**data, "streaming": False}, seq_len=16, batch_size=4)
     sampled = []
     train = text_data.train_tokenizer
     monkeypatch.setattr(text_data, "train_tokenizer", lambda texts, **kw: train(
         (sampled.append(text) or text for text in texts), **kw))
-    build_datamodule(data, seq_len=16, batch_size=4)
+    dm = build_datamodule(data, seq_len=16, batch_size=4)
+    # document n is document j = n // 4 of file f = n % 4; held out: (j + f) % 5 == 4
+    held_out = {f + 4 * j for f in range(4) for j in range(60) if (j + f) % 5 == 4}
+    if hub and not streaming:  # place p in the corpus, file by file: p % 5 == 4
+        held_out = {f + 4 * j for f in range(4) for j in range(60) if (60 * f + j) % 5 == 4}
     sampled = [int(re.match(r"doc(\d+) ", text).group(1)) for text in sampled]
-    assert len(sampled) == len(set(sampled))  # each document once, whole
-    # document n is the (n // 4)-th of file n % 4, and the n-th of the corpus read whole (file by file)
-    if streaming:  # document j of part f held out when (j + f) % 5 == 4: none of them, and all the others
-        held_out = {f + 4 * j for f in range(4) for j in range(60) if (j + f) % 5 == 4}
+    assert len(sampled) == len(set(sampled)) and set(sampled) == set(range(240)) - held_out
+    if streaming:
+        trained = _doc_numbers(dm, [row for j in range(40) for row in dm.train_batch(j, 0, 1)["input_ids"]])
     else:
-        corpus_order = [f + 4 * j for f in range(4) for j in range(60)]
-        held_out = {n for place, n in enumerate(corpus_order) if place % 5 == 4 and (hub or n % 4 == 0)}
-    assert set(sampled) == set(range(240)) - held_out
+        trained = _doc_numbers(dm, dm.train_rows)
+        each = "" if hub else "each of the 4 parts of "
+        assert f"validation text: every 5th document of {each}" in capsys.readouterr().out
+    assert len(trained) > 15 and not trained & held_out and _doc_numbers(dm, dm.val_rows) <= held_out
+    assert dm._held_out_key() == ({} if hub and not streaming else {"held_out": "by part"})  # old caches unused
+    one_file = build_datamodule({**data, "path": str(folder / "part0.jsonl")}, seq_len=16, batch_size=4)
+    assert one_file._held_out_key() == {}  # one part: the rule is the old one, and so are its caches
 
 
 def test_trained_tokenizer_is_cached_per_corpus_and_settings(corpus, monkeypatch):

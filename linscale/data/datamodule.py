@@ -236,9 +236,6 @@ class TextDataModule(_Base):
         """Every this-many-th training document is held out for validation (0: a validation text is given)."""
         return 0 if self.splits.validation is not None else max(2, round(1 / self.val_fraction))
 
-    def _held_out(self, i: int) -> bool:
-        return bool(self._every) and i % self._every == self._every - 1
-
     @functools.cached_property
     def _parts(self) -> int:
         """Parts of the streamed training text (files, or a dataset's shards)."""
@@ -246,11 +243,9 @@ class TextDataModule(_Base):
 
     def _stream_documents(self, shard: int, n_shards: int, held_out: bool = False) -> Iterator[str]:
         """A streamed corpus's documents, part by part: with ``held_out``, the validation documents; else
-        shard ``shard``'s training documents. Document i of part p is held out when i + p is one short of a
-        multiple of ``_every``: counted within each part, so validation is the same whatever the number of
-        shards (one part: every ``_every``-th document, as in the shards of a corpus read whole); shifted by
-        the part, so that a corpus of parts shorter than ``_every`` documents (a file a document, say)
-        still holds out one in ``_every``. Where the parts can be shared out evenly
+        shard ``shard``'s training documents (:func:`linscale.data.text.is_held_out`: counted within each
+        part, so validation is the same whatever the number of shards, and as in the shards of the corpus
+        read whole). Where the parts can be shared out evenly
         (:meth:`_reads_own_parts`), shard s reads only the parts p ≡ s (mod shards), whole: at scale, a
         rank's loader processes read their own files rather than every one of them reading the corpus to
         keep a 1/shards share. Else every shard reads them all and keeps every shards-th training document,
@@ -260,7 +255,7 @@ class TextDataModule(_Base):
         kept = 0
         for part in range(shard, parts, n_shards) if own_parts else range(parts):
             for i, doc in enumerate(source.part_documents(part)):
-                if self._held_out(i + part) != held_out:
+                if text_data.is_held_out(part, i, self._every) != held_out:
                     continue
                 if held_out or own_parts or kept % n_shards == shard:
                     yield doc
@@ -297,20 +292,12 @@ class TextDataModule(_Base):
         source = self.splits.train
         seen = {"documents": 0, "text": False}
 
-        def held_out_of_sample(part: int, index: int) -> bool:
-            """Whether a document of the sample is a validation document: streamed, by its place in its part
-            (_stream_documents); else where its place in the corpus is known (one part, or the first of
-            several), since later files' places need the files before them read whole."""
-            if self.streaming:
-                return self._held_out(index + part)
-            return part == 0 and self._held_out(index)
-
         def sample():  # pieces of n_docs documents, each file's first in turn: never a whole long text
             document = 0
             for piece, last, part, index in source.pieces_across_files():
                 if document >= n_docs:
                     break
-                if not held_out_of_sample(part, index):
+                if not text_data.is_held_out(part, index, self._every):  # no validation document
                     seen["text"] = seen["text"] or bool(piece.strip())
                     yield piece
                 seen["documents"] = document = document + last
@@ -335,13 +322,18 @@ class TextDataModule(_Base):
         # everything the trained tokenizer depends on; the recipe changes with train_tokenizer's or the sample's
         key = dict(recipe=3, vocab_size=vocab_size, tokenizer_docs=n_docs, every=self._every,
                    corpus=source.fingerprint())
-        if self.streaming and self._every and self._parts > 1:  # the only sample held out by part
-            key["held_out"] = "by part"
+        key.update(self._held_out_key())
         tokenizer, file, trained = text_data.cached_tokenizer(key, train)
         if not trained:
             say(f"tokenizer: {tokenizer.get_vocab_size():,} tokens, trained earlier on {source.describe()} ({file})"
                 + short_of(tokenizer))
         return tokenizer
+
+    def _held_out_key(self) -> dict:
+        """Part of the cache keys where the held-out documents of a corpus of several parts are chosen by
+        their place in each part (text.is_held_out), no longer in the whole corpus (a sample or shards made
+        under the old rule would hold validation documents); one part's keys are as they were."""
+        return {"held_out": "by part"} if self._every and self._parts > 1 else {}
 
     def _corpus_key(self) -> dict:
         """What the documents read from the corpus depend on (part of the cache keys)."""
@@ -355,7 +347,8 @@ class TextDataModule(_Base):
         width, train = self.seq_len + 1, self.splits.train
         # recipe 2: a literal <eod> in the text is text (text.text_only), no longer a document boundary
         key = dict(recipe=2, tokenizer=self._tokenizer_key(), every=self._every, max_tokens=self.max_tokens,
-                   val_fraction=self.val_fraction if self._every else None, **self._corpus_key())
+                   val_fraction=self.val_fraction if self._every else None, **self._corpus_key(),
+                   **self._held_out_key())
         self.shards = build_shards(key, train, self.tokenizer, holdout_every=self._every,
                                    val_fraction=self.val_fraction, limit=self.max_tokens, say=say)
         n_tok, n_docs = self.shards.count("train"), int(self.shards.meta["documents"])
@@ -373,7 +366,8 @@ class TextDataModule(_Base):
             where = validation.describe()
         else:
             self.val_shards = self.shards
-            where = (f"every {self._every}th document of {train.describe()}" if n_docs >= 2 * self._every else
+            each = f"each of the {self._parts} parts of " if self._parts > 1 else ""
+            where = (f"every {self._every}th document of {each}{train.describe()}" if n_docs >= 2 * self._every else
                      f"the last {self.val_fraction:.0%} of the tokens of {train.describe()} (fewer than "
                      f"{2 * self._every} documents)")
         available = self.val_shards.count("validation") // width

@@ -13,7 +13,7 @@ sweep reading the same text shares one tokenization, and an edited corpus is tok
 Building (:func:`build_shards`) happens once per key under a file lock: the first process tokenizes
 while the others (DDP ranks, a sweep's workers) wait and then read the result. It is resumable: every
 ``CHECKPOINT_TOKENS`` tokens the files are flushed and ``meta.json`` records how many pieces of the text
-(:meth:`linscale.data.text.TextSource.pieces`) are in them, so a build that was killed continues where
+(:meth:`linscale.data.text.TextSource.pieces_by_part`) are in them, so a build that was killed continues where
 it was (the files cut back to the recorded length, the pieces before skipped unread by the tokenizer),
 and its files equal those of an uninterrupted build.
 
@@ -23,6 +23,7 @@ with the corpus (a mapping kept open would count every page read so far in the p
 """
 from __future__ import annotations
 
+import collections
 import itertools
 import json
 import os
@@ -34,7 +35,7 @@ from typing import Callable
 import numpy as np
 
 from linscale.atomic import atomic_write
-from linscale.data.text import TextSource, cache_dir, cache_key_digest, tokenize_pieces
+from linscale.data.text import TextSource, cache_dir, cache_key_digest, is_held_out, tokenize_pieces
 
 #: tokens written between two resumable checkpoints of a build (32 MB of uint16)
 CHECKPOINT_TOKENS = 1 << 24
@@ -104,8 +105,8 @@ def build_shards(key: dict, source: TextSource, tokenizer, *, split: str = "trai
     """Tokenize ``source`` into shards (or open the finished ones of ``key``; resume an interrupted build).
 
     Every document goes to ``split``, except, with ``holdout_every`` = k > 0, every k-th document (by
-    position), which goes to ``validation``; with fewer than 2k documents the last ``val_fraction`` of
-    the tokens is held out instead. ``limit``: stop after the piece at which this many tokens are written.
+    its place in its part: :func:`linscale.data.text.is_held_out`), which goes to ``validation``; with
+    fewer than 2k documents the last ``val_fraction`` of the tokens is held out instead. ``limit``: stop after the piece at which this many tokens are written.
     """
     from filelock import FileLock, Timeout
 
@@ -177,9 +178,16 @@ def _build(folder, key, meta, source, tokenizer, split, every, val_fraction, lim
         _write_meta(folder, meta)
 
     try:
-        pieces = itertools.islice(source.pieces(), pieces_done, None)  # skipped pieces are read, not tokenized
-        for ids, last in tokenize_pieces(tokenizer, pieces, say=say):
-            name = "validation" if every and documents % every == every - 1 else split
+        pieces = itertools.islice(source.pieces_by_part(), pieces_done, None)  # skipped ones read, not tokenized
+        held_out = collections.deque()  # whether each piece handed to the tokenizer is a validation document's
+
+        def text(pieces):
+            for piece, last, part, index in pieces:
+                held_out.append(is_held_out(part, index, every))
+                yield piece, last
+
+        for ids, last in tokenize_pieces(tokenizer, text(pieces), say=say):  # one (ids, last) a piece, in order
+            name = "validation" if held_out.popleft() else split
             files[name].write(ids.astype(dtype).tobytes())
             counts[name] += len(ids)
             pieces_done, documents = pieces_done + 1, documents + last

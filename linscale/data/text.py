@@ -33,11 +33,12 @@ the ranks of a DDP job and a resumed run train it once and all use the same file
 Packing (:func:`pack_rows`): documents are tokenized, each followed by ``<eod>``, concatenated and cut
 into rows of T+1 tokens (inputs row[:-1], labels row[1:]).
 
-Validation without a validation split: every ``round(1/val_fraction)``-th document (by position in the
-corpus) is held out, so train and validation share no document; with too few documents the last
-``val_fraction`` of the token stream is held out instead. A streamed corpus counts the positions within
-each of its parts (:meth:`TextSource.parts`: files, or a dataset's shards), so that a process can read its
-own parts alone (``linscale.data.datamodule.TextDataModule._stream_documents``).
+Validation without a validation split: every ``round(1/val_fraction)``-th document is held out, so train
+and validation share no document; with too few documents the last ``val_fraction`` of the token stream is
+held out instead. The positions are counted within each of the corpus's parts (:meth:`TextSource.parts`:
+files, or a streamed dataset's shards; :func:`is_held_out`), so that a streamed corpus's process can read its
+own parts alone (``linscale.data.datamodule.TextDataModule._stream_documents``) and a corpus tokenized into
+shards holds out the same documents as when it is streamed.
 """
 from __future__ import annotations
 
@@ -228,11 +229,24 @@ class TextSource:
 
     def pieces(self, piece_chars: int = PIECE_CHARS) -> Iterator[tuple[str, bool]]:
         """Every document as (piece, is_last) pieces, in corpus order."""
+        for piece, last, _, _ in self.pieces_by_part(piece_chars):
+            yield piece, last
+
+    def pieces_by_part(self, piece_chars: int = PIECE_CHARS) -> Iterator[tuple[str, bool, int, int]]:
+        """Every document as (piece, is_last, part, index) pieces, in corpus order: part 0's, then part 1's,
+        ... (:meth:`parts`), ``index`` the document's place in its part (for :func:`is_held_out`)."""
+        for part in range(self.parts()):
+            index = 0
+            for piece, last in self.part_pieces(part, piece_chars):
+                yield piece, last, part, index
+                index += last
+
+    def part_pieces(self, part: int, piece_chars: int = PIECE_CHARS) -> Iterator[tuple[str, bool]]:
+        """The documents of one part (:meth:`part_documents`) as (piece, is_last) pieces."""
         if self.kind == "files":
-            for f in self.files:
-                yield from _file_pieces(f, self.text_field, self.doc_separator, piece_chars)
+            yield from _file_pieces(self.files[part], self.text_field, self.doc_separator, piece_chars)
             return
-        for doc in self._dataset_documents():
+        for doc in self.part_documents(part):
             yield from _pieces_of(doc, piece_chars)
 
     def pieces_across_files(self, piece_chars: int = PIECE_CHARS) -> Iterator[tuple[str, bool, int, int]]:
@@ -286,7 +300,7 @@ class TextSource:
         """The documents of one part, in corpus order: :meth:`documents` is part 0's, then part 1's, ...
         A streamed dataset's part is its shard ``part`` (``IterableDataset.shard``), read without the others."""
         if self.kind == "files":
-            yield from _joined(_file_pieces(self.files[part], self.text_field, self.doc_separator, PIECE_CHARS))
+            yield from _joined(self.part_pieces(part))
             return
         ds = self._dataset
         n = self.parts()
@@ -308,6 +322,16 @@ class TextSource:
         # DataLoader workers on its own, on top of linscale's per-document sharding
         for batch in ds.iter(batch_size=256):
             yield from (str(text) for text in batch[self.text_field] if text is not None)
+
+
+def is_held_out(part: int, index: int, every: int) -> bool:
+    """Whether document ``index`` of part ``part`` (:meth:`TextSource.parts`) is a validation document when
+    every ``every``-th is held out (0: a validation text is given, none is): when index + part is one short
+    of a multiple of ``every``. Counted within each part, so that a process can read its own parts alone
+    and hold out the same documents (a streamed corpus); shifted by the part, so that a corpus of parts
+    shorter than ``every`` documents (a file a document, say) still holds out one in ``every``. One part:
+    every ``every``-th document of the corpus."""
+    return every > 0 and (index + part) % every == every - 1
 
 
 def _joined(pieces: Iterable[tuple[str, bool]]) -> Iterator[str]:
@@ -718,6 +742,6 @@ def pack_rows(token_stream: Iterable[np.ndarray], seq_len: int) -> Iterator[np.n
             pending = pending[n * width:]
 
 
-__all__ = ["TextSource", "TextSplits", "resolve_source", "resolve_splits", "split_of", "iter_documents",
+__all__ = ["TextSource", "TextSplits", "resolve_source", "resolve_splits", "split_of", "iter_documents", "is_held_out",
            "train_tokenizer", "load_tokenizer_file", "cached_tokenizer", "cache_dir", "tokenizer_cache_dir",
            "StreamBookmarks", "tokenize_pieces", "tokenize_documents", "pack_rows"]
