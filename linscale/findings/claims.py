@@ -308,10 +308,12 @@ class SeedRuns(NamedTuple):
 
 def _decay_verdict(parts: list[str]) -> str:
     """The decay claim from its three parts (knowledge, bits per byte, retrieval): worse language
-    modelling is either measure beyond the noise, and better on both is against it; then both halves."""
+    modelling is either measure worse beyond the noise while the other is not better beyond it (two
+    measures that disagree beyond their noise decide nothing), and better on both is against it; then
+    both halves."""
     knowledge, bits, retrieval = parts
-    language = v.REPRODUCED if v.REPRODUCED in (knowledge, bits) else \
-        v.NOT_REPRODUCED if knowledge == bits == v.NOT_REPRODUCED else v.INCONCLUSIVE
+    language = v.REPRODUCED if v.REPRODUCED in (knowledge, bits) and v.NOT_REPRODUCED not in (knowledge, bits) \
+        else v.NOT_REPRODUCED if knowledge == bits == v.NOT_REPRODUCED else v.INCONCLUSIVE
     return v.combine([language, retrieval])
 
 
@@ -409,8 +411,13 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
     context_noise = noise if context_noise is None else context_noise
     at = f"size {context_size}, " if context_size else ""
     claim = "Linear models are more sensitive to the aspect ratio than LLaMA"
-    if len(aspect) and {"llama", "cosformer2"} <= set(aspect["arch"]) and aspect.groupby("arch").size().min() > 1:
-        spread = aspect.groupby("arch")["loss"].agg(lambda s: s.max() / s.min() - 1)
+    # the spreads are over the shapes both architectures have a final loss for (a run missing or without a
+    # finite loss would narrow one spread: pandas' max and min skip NaN)
+    finite = aspect[np.isfinite(aspect["loss"].to_numpy(dtype=float))] if len(aspect) else aspect
+    common = set.intersection(*(set(finite.loc[finite["arch"] == arch, "aspect"]) for arch in ("llama", "cosformer2"))) \
+        if len(finite) else set()
+    if len(common) > 1:
+        spread = finite[finite["aspect"].isin(common)].groupby("arch")["loss"].agg(lambda s: s.max() / s.min() - 1)
         d = float(spread["cosformer2"] - spread["llama"])
         # each spread is a difference of two runs' losses (bound √2·t·s); a difference of two spreads
         # has twice that variance
@@ -421,7 +428,8 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
                          [v.difference_part(d, u, noise.dof("loss", relative=True), "positive")],
                          {"spread cosformer2-llama": d}, {"spread cosformer2-llama": u}))
     else:
-        rows.append(_row("aspect", claim, "Table 5", "no aspect-ratio ablation for LLaMA and cosFormer2", v.NOT_TESTABLE))
+        rows.append(_row("aspect", claim, "Table 5", "no aspect-ratio ablation for LLaMA and cosFormer2 (final losses of "
+                         "two or more shapes of both)", v.NOT_TESTABLE))
 
     claim = "The training context length barely changes the linear models' language modelling"
     linear = [a for a in LINEAR if len(context) and a in set(context["arch"])]
@@ -429,7 +437,11 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
         parts, text, numbers, tolerance = [], [], {}, {}
         margin = v.MARGINS["context_excess"]
         for arch in linear:
-            part = context[context["arch"] == arch]
+            part = context[(context["arch"] == arch) & np.isfinite(context["excess"].to_numpy(dtype=float))]
+            if part["seq_len"].nunique() < 2:  # pandas' max and min skip NaN: one context would be a spread of 0
+                parts.append(v.fixed_part(v.NOT_TESTABLE))
+                text.append(f"{_label(arch)} has a finite final loss at fewer than two contexts")
+                continue
             spread = float(part["excess"].max() - part["excess"].min())
             u = context_noise.bound("excess")
             parts.append(v.equivalence_part(spread, u, context_noise.dof("excess"), margin, noise="excess"))
@@ -449,7 +461,12 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
     if linear and context_scores.groupby("arch")["seq_len"].nunique().min() > 1:
         parts, text, numbers, tolerance = [], [], {}, {}
         for arch in linear:
-            part = context_scores[context_scores["arch"] == arch].sort_values("seq_len")
+            part = context_scores[(context_scores["arch"] == arch)
+                                  & np.isfinite(context_scores[metric].to_numpy(dtype=float))].sort_values("seq_len")
+            if part["seq_len"].nunique() < 2:
+                parts.append(v.fixed_part(v.NOT_TESTABLE))
+                text.append(f"{_label(arch)} has a score at fewer than two contexts")
+                continue
             short, long_ = part.iloc[0], part.iloc[-1]
             d = float(long_[metric] - short[metric])
             u = context_noise.bound(metric)
@@ -498,7 +515,8 @@ def claims_from_results(results_dir: str, preset: str) -> pd.DataFrame:
     context = inputs.final_rows(inputs.with_fitted_loss(read_ablation(preset, results_dir, "context"), preset, results_dir))
     context_scores = ablation_scores(preset, results_dir, "context")
     context_size = str(context["size"].iloc[0]) if len(context) else size
-    rows += ablation_claims(aspect.assign(loss=aspect.get("fitted_loss")), context,
+    shapes = aspect.assign(loss=aspect.get("fitted_loss"), aspect=aspect["d_model"] / aspect["n_layer"])
+    rows += ablation_claims(shapes, context,
                             inputs.final_rows(context_scores) if len(context_scores) else context_scores, noise,
                             sized.at(context_size, order), context_size)
     return pd.DataFrame(rows, columns=CLAIM_COLUMNS)
