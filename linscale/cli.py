@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 
-from linscale.config import ARCHITECTURES, ConfigError
+from linscale.config import ARCHITECTURES, ConfigError, error_line
 from linscale.processes import SWEEP_PID, Terminated, end_with_parent, raise_terminated
 
 
@@ -173,9 +173,15 @@ def _check_device(device: str) -> None:
     import torch
 
     try:
-        torch.device(device)
+        kind = torch.device(device).type
     except RuntimeError:
         raise ConfigError(f"--device: expected a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
+    if kind not in ("cpu", "cuda"):  # an absent GPU falls back to the CPU with a warning (eval.adapter); others
+        try:                         # (mps, xpu, ...) failed at the first tensor, a traceback in a worker
+            torch.empty(0, device=device)
+        except (RuntimeError, AssertionError) as err:
+            reason = error_line(err).split(". ")[0]  # torch's first sentence: the list of backends after it is long
+            raise ConfigError(f"--device: {device!r} is not available here ({reason})") from None
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -491,6 +497,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
     # typos are one line before anything is timed: the library refuses an unknown preset too, but not with
     # --quick (its fixed shapes ignore the preset), and reaches an unknown study only after every other section
     load_preset(args.preset)
+    if args.out:  # the report is written after every timing: a file there lost them all
+        _writable_folder(args.out, "--out")
     studies = tuple(x for x in args.studies.split(",") if x)
     timed = args.end_to_end or "end_to_end" in (args.sections or "").split(",")
     unknown = [name for name in studies if name not in available_presets()] if timed else []

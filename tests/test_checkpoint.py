@@ -28,6 +28,24 @@ def test_damaged_checkpoints_raise_naming_the_file(tmp_path):
         load_checkpoint(tmp_path / "nowhere")
 
 
+def test_a_config_edited_away_from_its_weights_is_one_line(tmp_path):
+    """A config.json whose widths are not its weights' (edited by hand, or copied from another export) was
+    torch's error, a line for every tensor of another shape, under a traceback."""
+    import json
+
+    path = save_checkpoint(build_model(ModelConfig(arch="tnl", n_layer=1, d_model=16, n_head=2, vocab_size=20)),
+                           tmp_path / "ckpt")
+    spec = json.loads((path / "config.json").read_text())
+    spec["model"]["d_model"] = 32
+    (path / "config.json").write_text(json.dumps(spec))
+    with pytest.raises(CheckpointError) as err:
+        load_checkpoint(path)
+    line = str(err.value)
+    assert len(line.splitlines()) == 1, line
+    assert line.startswith(f"{path / 'model.safetensors'}: weights do not match config.json (") and \
+        "of another shape, first: size mismatch for " in line, line
+
+
 def test_an_export_is_readable_by_whom_a_file_made_by_hand_would_be(tmp_path):
     """The export folder came from mkdtemp (0700) and safetensors wrote its weights 0600: on a shared
     cluster the rest of a group could not evaluate a run. Now the folder and its files get the modes the

@@ -150,6 +150,11 @@ def test_a_damaged_run_spec_is_named(tmp_path, capsys):
     run.mkdir()
     (run / "spec.json").write_text('{"run_id": "llama-s1", "train": {')
     assert f"{run / 'spec.json'}: not a readable run spec" in one_line_error(["train", "--run-dir", str(run)], capsys)
+    # JSON of another shape was a TypeError or a KeyError traceback from inside training
+    for text, what in (("[]", "a JSON list"), ('{"run_id": "llama-s1", "train": {}, "data": {}}', "no model"),
+                       ('{"run_id": "r", "model": 3, "train": {}, "data": {}}', "model, data and train must each")):
+        (run / "spec.json").write_text(text)
+        assert f"{run / 'spec.json'}: not a run spec ({what}" in one_line_error(["train", "--run-dir", str(run)], capsys)
 
 
 def test_a_dry_run_checks_the_data_block_as_the_sweep_does(tmp_path, capsys):
@@ -211,6 +216,18 @@ def test_a_benchmark_of_an_unknown_preset_or_study_stops_before_timing(capsys):
     assert "preset: unknown preset 'smok'" in one_line_error(["bench", "--preset", "smok", "--out", ""], capsys)
     err = one_line_error(["bench", "--sections", "end_to_end", "--studies", "smoke,smok", "--out", ""], capsys)
     assert "--studies: unknown preset(s) smok" in err
+
+
+def test_a_benchmark_report_folder_that_is_a_file_stops_before_timing(tmp_path, capsys, monkeypatch):
+    """The report is written after every benchmark: `--out` naming a file failed there, a traceback after
+    the timings (an hour, with the studies), all of them lost."""
+    from linscale import bench
+
+    monkeypatch.setattr(bench, "run_all", lambda **kw: pytest.fail("benchmarks timed before --out was checked"))
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    err = one_line_error(["bench", "--quick", "--sections", "training", "--out", str(afile)], capsys)
+    assert f"--out: {afile} is a file; expected a folder" in err
 
 
 def test_evaluation_without_a_runs_table_writes_nothing_into_the_results(tmp_path, capsys):
@@ -420,6 +437,14 @@ def test_a_fit_pointed_at_a_results_folder_names_the_table_in_it(tmp_path, capsy
     (tmp_path / "runs.parquet").write_bytes(b"")
     err = one_line_error(["fit", "--method", "approach1", "--table", str(tmp_path)], capsys)
     assert f"{tmp_path}: a folder; expected a .csv or .parquet file such as {tmp_path / 'runs.parquet'}" in err
+    header_only = tmp_path / "header.csv"  # "runs: the table is empty" named no file
+    header_only.write_text("run_id,params,tokens,loss\n")
+    assert one_line_error(["fit", "--method", "approach1", "--table", str(header_only)], capsys) \
+        .endswith(f"{header_only}: the table has no rows\n")
+    cut = tmp_path / "cut.parquet"  # pyarrow's reason, first line only
+    cut.write_bytes((book.ROOT / "results" / "smoke" / "runs.parquet").read_bytes()[:400])
+    assert f"{cut}: cannot read the table (ArrowInvalid: " in one_line_error(
+        ["fit", "--method", "approach1", "--table", str(cut)], capsys)
 
 
 def test_an_output_file_that_cannot_be_written_as_asked_is_refused_before_any_work(tmp_path, capsys):
@@ -442,6 +467,8 @@ def test_an_output_file_that_cannot_be_written_as_asked_is_refused_before_any_wo
                               (["--roles", str(tmp_path)], f"--roles: {tmp_path} is a folder"),
                               (["--task-cache", str(a_file)], f"--task-cache: {a_file} is a file; expected a folder"),
                               (["--device", "banana"], "--device: expected a torch device such as cpu"),
+                              # a device torch knows but this build lacks: a traceback in the evaluation's worker
+                              (["--device", "xpu"], "--device: 'xpu' is not available here ("),  # no Intel GPU
                               (["--suites", ""], "--suites: empty; name a suite, or give --tasks or --roles"),
                               (["--option", "mqar_pairs=abc"], "--option mqar_pairs: expected an integer, got 'abc'")]:
         assert expected in one_line_error(["eval", sweep, *options], capsys)

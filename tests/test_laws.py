@@ -327,6 +327,9 @@ def test_compare_with_paper_table3():
     (lambda t: t, lambda t: bootstrap(t, "approach9"), "method"),
     (lambda t: t.assign(tokens=20 * t["params"]), lambda t: fit_approach3(t), "collinear"),
     (lambda t: t, lambda t: fit_approach1(t, by="nonexistent"), "nonexistent"),
+    # one column in two roles was renamed to both, and one lost: a KeyError traceback (the fit command too)
+    (lambda t: t, lambda t: fit_approach1(t, params_column="loss"), r"^loss: the loss column and the params column"),
+    (lambda t: t, lambda t: fit_approach3(t, run_column="tokens"), r"^tokens: the tokens column and the run column"),
 ])
 def test_bad_input_raises_one_clear_error(make, call, match):
     table = make(simulate_runs(sizes=(1e7, 1e8, 1e9), n_checkpoints=4))

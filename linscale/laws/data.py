@@ -58,14 +58,16 @@ def read_table(path) -> pd.DataFrame:
         raise LawsInputError(f"{path}: a folder; expected a .csv or .parquet file{hint}")
     if not path.is_file():
         raise LawsInputError(f"{path}: no such file")
+    if path.suffix.lower() not in (".parquet", ".pq", ".csv", ".txt", ".gz"):
+        raise LawsInputError(f"{path}: expected a .csv or .parquet file")
     try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if path.suffix.lower() in (".csv", ".txt", ".gz"):
-            return pd.read_csv(path)
+        table = pd.read_parquet(path) if path.suffix.lower() in (".parquet", ".pq") else pd.read_csv(path)
     except Exception as err:  # pandas raises many kinds; the user needs the file name and the reason
-        raise LawsInputError(f"{path}: cannot read the table ({type(err).__name__}: {err})") from None
-    raise LawsInputError(f"{path}: expected a .csv or .parquet file")
+        raise LawsInputError(f"{path}: cannot read the table ({type(err).__name__}: "
+                             f"{(str(err).strip().splitlines() or [''])[0]})") from None
+    if not len(table):  # said here, where the file is known ("runs: the table is empty" named none)
+        raise LawsInputError(f"{path}: the table has no rows")
+    return table
 
 
 PREPARE_KEYS = ("loss_column", "params_column", "tokens_column", "flops_column", "run_column", "drop_diverged",
@@ -100,6 +102,12 @@ def prepare_runs(runs: pd.DataFrame, loss_column: str | None = None, params_colu
     d_col = _pick(frame, tokens_column, TOKENS_ALIASES, "tokens", required=False)
     c_col = _pick(frame, flops_column, ("flops",), "flops", required=False)
     r_col = _pick(frame, run_column, ("run_id",), "run_id", required=False)
+    roles = {"loss": loss_col, "params": n_col, "tokens": d_col, "flops": c_col, "run": r_col}
+    for role, column in roles.items():  # renamed to both, one would be lost: a KeyError deep in pandas
+        both = [other for other, chosen in roles.items() if chosen == column and other != role]
+        if column is not None and both:
+            raise LawsInputError(f"{column}: the {role} column and the {both[0]} column; each needs its own "
+                                 f"({role}_column, {both[0]}_column)")
     if d_col is None and c_col is None:
         raise LawsInputError("tokens: the table needs a tokens (D) column, or a flops column to derive D = C/(6N)")
 

@@ -21,7 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from linscale.atomic import default_file_mode
-from linscale.config import ConfigError, ModelConfig
+from linscale.config import ConfigError, ModelConfig, error_line
 from linscale.models import CausalLM, build_model
 
 
@@ -76,7 +76,13 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu")
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{weights_file}: corrupt or truncated weights ({err})") from None
     model = build_model(config).to(device)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # a tensor of another shape than the config's (torch lists each, line by line)
+        shapes = [line.strip() for line in str(err).splitlines() if line.strip().startswith("size mismatch")]
+        raise CheckpointError(f"{weights_file}: weights do not match {config_file.name} ("
+                              f"{len(shapes)} of another shape, first: {shapes[0] if shapes else error_line(err)})") \
+            from None
     if missing or unexpected:
         raise CheckpointError(f"{weights_file}: weights do not match the config "
                               f"(missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -152,7 +152,7 @@ def branch_run(source_dir: str | os.PathLike, step: int, run_dir: str | os.PathL
     if not kept.is_file():
         raise ConfigError(f"{kept}: no checkpoint kept at step {step} (train the source with "
                           f"train.keep_checkpoints=[{step}])")
-    source = json.loads((source_dir / "spec.json").read_text())
+    source = read_spec(source_dir)
     for key in ("model", "data"):
         if spec[key] != source[key]:
             raise ConfigError(f"{run_dir}: a branch must have its source's {key} ({source_dir})")
@@ -773,15 +773,31 @@ def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, datamodule
         return _train_run(run_dir, progress_bar, datamodule, execution)
 
 
-def _train_run(run_dir: Path, progress_bar: bool, datamodule, execution: dict) -> str:
-    spec_file = run_dir / "spec.json"
+SPEC_KEYS = ("run_id", "model", "data", "train")  # what every run's spec.json holds (make_spec)
+
+
+def read_spec(run_dir: Path) -> dict:
+    """A run's spec.json, or a one-line ConfigError naming it: missing, not JSON, or JSON of another shape
+    (a list, or without a key the run reads: a TypeError or KeyError deep in training)."""
+    spec_file = Path(run_dir) / "spec.json"
     if not spec_file.is_file():
         raise ConfigError(f"{spec_file}: no run spec here (create runs with `linscale train` or `linscale sweep`)")
+    recreate = "recreate the run with `linscale train --preset ... --arch ... --size ...` or `linscale sweep`"
     try:
         spec = json.loads(spec_file.read_text())
-    except json.JSONDecodeError as err:
-        raise ConfigError(f"{spec_file}: not a readable run spec ({err}); recreate the run with `linscale train "
-                          "--preset ... --arch ... --size ...` or `linscale sweep`") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{spec_file}: not a readable run spec ({err}); {recreate}") from None
+    missing = [key for key in SPEC_KEYS if key not in spec] if isinstance(spec, dict) else None
+    if missing is None or missing or not all(isinstance(spec[k], dict) for k in ("model", "data", "train")):
+        what = (f"a JSON {type(spec).__name__}" if missing is None else f"no {', '.join(missing)}" if missing else
+                "model, data and train must each be a mapping")
+        raise ConfigError(f"{spec_file}: not a run spec ({what}; expected a mapping of {', '.join(SPEC_KEYS)}); "
+                          f"{recreate}")
+    return spec
+
+
+def _train_run(run_dir: Path, progress_bar: bool, datamodule, execution: dict) -> str:
+    spec = read_spec(run_dir)
     status = read_status(run_dir)
     if status["state"] in ("done", "diverged"):
         return status["state"]
