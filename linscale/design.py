@@ -49,7 +49,7 @@ from linscale import flops
 from linscale.config import ConfigError
 from linscale.laws.suite import FitSettings, crossovers, fit_suite
 
-VERSION = 5  # bumped when the check's rules, or the wording of its reasons, change (the study redoes a stored check)
+VERSION = 6  # bumped when the check's rules, or the wording of its reasons, change (the study redoes a stored check)
 METHODS = ("approach1", "approach2", "approach3", "approach3_fixed_e")
 ENVELOPE = "approach1_envelope"  # approach 1's loss law: real only if the envelope is made of crossings
 
@@ -277,9 +277,14 @@ def check_design(preset: str | dict, overrides=(), a_values=A_VALUES, replicates
     noisy tables each, plus one without noise for the crossovers) and fit each with the study's suite.
     ``noise``: relative sds (default: the preset's ``design.noise``, else ``DEFAULT_NOISE``). ``archs``:
     which architectures' grids to check (default: all; their sizes and FLOP accounting differ)."""
+    from linscale.laws.suite import common_compute_range
+
     preset, points_all, noise = simulation_inputs(preset, overrides, noise)
-    settings = FitSettings(entropy=None, max_loss=None, warmup_steps=int(points_all["warmup_steps"].max()),
-                           n_refine=n_refine, methods=("approach1", "approach2", "approach3", "approach3_fixed_e"))
+    warmup = int(points_all["warmup_steps"].max())
+    # approach 1 inside the FLOPs every architecture of the grid spans, as the study fits it
+    settings = FitSettings(entropy=None, max_loss=None, warmup_steps=warmup, n_refine=n_refine,
+                           methods=("approach1", "approach2", "approach3", "approach3_fixed_e"),
+                           compute_range=common_compute_range(points_all, warmup))
     rows, crossing = [], []
     rng = np.random.default_rng(seed)
     for arch in archs or preset["archs"]:
@@ -388,12 +393,17 @@ def simulated_studies(preset, overrides, replicates: int, noise: dict | None, se
     those settings fit)."""
     from linscale.laws.suite import windowed
 
+    from linscale.laws.suite import common_compute_range
+
     preset, points_all, noise = simulation_inputs(preset, overrides, noise)
     rng = np.random.default_rng(seed)
+    base = fit_settings(preset, bootstrap=0)
+    # approach 1 inside the FLOPs every architecture of the grid spans, as the study fits it
+    compute_range = common_compute_range(points_all, base.warmup_steps)
     for arch in archs or preset["archs"]:
         points = points_all[points_all["arch"] == arch]
         law = true_law(preset, arch)
-        settings = dataclasses.replace(fit_settings(preset, bootstrap=0), entropy=law.E, n_refine=n_refine,
+        settings = dataclasses.replace(base, entropy=law.E, n_refine=n_refine, compute_range=compute_range,
                                        **({"methods": methods} if methods else {}))
         for r in range(replicates):
             yield arch, r, law, settings, windowed(simulate(points, law, noise, rng), settings)

@@ -547,17 +547,19 @@ def stage_fits(results: Path, preset: str, bootstrap: int = FITS_BOOTSTRAP, seed
     if not runs_file.exists():
         raise ConfigError(f"{runs_file}: no runs table to fit the laws to; run the sweep stage first (linscale study "
                           "--stages sweep,fits)")
+    runs = read_table_file(runs_file, "cannot be read as a table",
+                           "run the sweep stage again, which writes it anew from the runs' records")
     settings = fit_settings(resolve_preset(preset, list(overrides)), bootstrap=bootstrap, seed=seed,
                             loss_column=loss_column)
-    # what the fits assumed (entropy, window), beside them: a results folder is read without its preset
+    settings = dataclasses.replace(settings, compute_range=suite.common_compute_range(runs, settings.warmup_steps))
+    # what the fits assumed (entropy, window, approach 1's compute), beside them: a results folder is read
+    # without its preset
     _write_json(results / "fits" / "settings.json", dataclasses.asdict(settings))
     stamp = results / "fits" / ".runs-digest"
     digest = fits_stamp(results, settings)
     if stamp.exists() and _fits_up_to_date(stamp.read_text(), digest, results / "fits"):
         _log("fits: up to date")
         return
-    runs = read_table_file(runs_file, "cannot be read as a table",
-                           "run the sweep stage again, which writes it anew from the runs' records")
     for stale in [*(results / "fits").glob("*.error.txt"), *(results / "fits").glob("*.note.txt")]:
         stale.unlink()  # the per-method files of linscale 0.1; status.csv holds the reasons now
     identified = _identified(results)

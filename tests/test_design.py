@@ -92,6 +92,33 @@ def test_cpu_grid_identifies_the_laws_and_the_first_grid_does_not():
     assert not old.loc["approach1", "identified"]
 
 
+def test_the_design_check_fits_approach1_over_the_compute_the_study_fits_it_over(monkeypatch):
+    """The study fits approach 1 inside the FLOPs every architecture's runs span (common_compute_range);
+    the check simulates one architecture at a time, so it must take that range from the whole grid, or it
+    would check each envelope over a range the study does not fit (on the cpu grid the common range made
+    HGRN2's approach 1 identified)."""
+    from linscale import design
+    from linscale.laws.suite import common_compute_range
+
+    points = grid_points("cpu")
+    expected = common_compute_range(points, int(points["warmup_steps"].max()))
+    assert expected is not None and expected[0] > points["flops"].min() and expected[1] < points["flops"].max()
+    seen = []
+
+    class Enough(Exception):
+        pass
+
+    def recovered(runs, settings, arch):
+        seen.append(settings.compute_range)
+        raise Enough
+
+    monkeypatch.setattr(design, "_recovered", recovered)
+    with pytest.raises(Enough):
+        check_design("cpu", replicates=1, archs=["tnl"])  # one architecture's check: the whole grid's range
+    studies = design.simulated_studies("cpu", (), 1, None, 0, ["llama"], 4)
+    assert seen == [expected] and next(studies)[3].compute_range == expected
+
+
 def test_e_free_recovers_a_true_laws_floor_without_misfit_and_loses_it_with_one():
     """e_free_expectation: approach 3 with E free on simulated cpu studies of LLaMA's reference law finds E
     almost exactly without noise; when every run also misses the law by 5% (a misfit far beyond the seed

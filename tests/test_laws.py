@@ -421,6 +421,33 @@ def test_fit_suite_gives_the_same_bits_in_worker_processes_as_in_this_one():
                                           obj=f"{method}.{name} (whole)")
 
 
+def test_approach1_compares_architectures_over_the_compute_they_all_span():
+    """A pure power law L(C) bends over a curved envelope, so its exponent depends on the FLOPs it is fitted
+    over; LLaMA's envelope started 2.6x later than the linear models' on the cpu grid, and exponents fitted
+    over the two ranges differed by as much as the claim's equivalence margin for that alone. The suite
+    fits approach 1 inside FitSettings.compute_range, which the study and the design check set to the
+    range every architecture spans (common_compute_range: after warmup, whatever the losses)."""
+    from linscale.laws import suite
+
+    table = _suite_table()
+    spans = table[table["step"] > 2 * 1].groupby("arch")["flops"].agg(["min", "max"])  # warmup: rows after step 2
+    assert suite.common_compute_range(table, warmup_steps=1) == (spans["min"].max(), spans["max"].min())
+    assert spans["min"].max() > spans["min"].min() and spans["max"].min() < spans["max"].max()  # a real cut
+    assert suite.common_compute_range(table[table["arch"] == "tnl"]) is None  # one architecture: its own
+    apart = pd.concat([table[table["arch"] == "tnl"], table[table["arch"] == "llama"].assign(
+        flops=lambda t: t["flops"] * 1e6)])
+    assert suite.common_compute_range(apart) is None  # spans that never meet: each its own
+    low, high = suite.common_compute_range(table)
+    settings = suite.FitSettings(entropy=LAW["E"], methods=("approach1", "approach1_excess"),
+                                 compute_range=(low, high))
+    fits = suite.fit_suite(table, settings, jobs=1)
+    own = suite.fit_suite(table, suite.FitSettings(entropy=LAW["E"], methods=("approach1",)), jobs=1)
+    for method in settings.methods:
+        points = fits[method].fit.points
+        assert points["flops"].min() >= low * (1 - 1e-9) and points["flops"].max() <= high * (1 + 1e-9), method
+    assert own["approach1"].fit.points["flops"].min() < low  # without the range, each its own envelope
+
+
 def test_an_empty_fit_window_is_said_in_the_presets_terms():
     """A grid trained too briefly (train.tokens 2560) left no row to fit, and the error named rules, not
     the preset's fields that move them."""

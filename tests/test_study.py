@@ -624,6 +624,17 @@ def test_the_fits_stage_refits_a_damaged_folder_and_names_a_missing_or_damaged_r
     inputs = stamp.splitlines()[0]
     study.stage_fits(tmp_path / "smoke", "smoke")  # the committed stamp holds: nothing is refitted
     assert "fits: up to date" in capsys.readouterr().out
+    # approach 1 was fitted inside the FLOPs every architecture spans, recorded beside the fits
+    import json
+
+    from linscale.laws.suite import common_compute_range
+
+    settings = json.loads((folder / "settings.json").read_text())
+    low, high = settings["compute_range"]
+    assert (low, high) == common_compute_range(pd.read_parquet(tmp_path / "smoke" / "runs.parquet"),
+                                               settings["warmup_steps"])
+    envelope = pd.read_parquet(folder / "approach1.points.parquet")["flops"]
+    assert envelope.min() >= low * (1 - 1e-9) and envelope.max() <= high * (1 + 1e-9)
     assert study._fits_up_to_date(stamp, inputs, folder)
     assert not study._fits_up_to_date(stamp, "other inputs", folder)
     table = folder / "approach3.csv"

@@ -13,7 +13,10 @@ reports. The suite:
 ====================  ============================================================================
 
 Every method is fitted per architecture on its own: one architecture's failure (no interior IsoFLOP
-minimum, say) never drops another's fit, and the reason names the architecture. Methods that need the
+minimum, say) never drops another's fit, and the reason names the architecture. Approach 1's envelopes
+are fitted inside the compute every architecture's runs span (``FitSettings.compute_range``, set by the
+study and the design check from :func:`common_compute_range`), so that architectures are compared over
+the same FLOPs. Methods that need the
 exact entropy rate are skipped (with that reason) when it is unknown (real text).
 
 The loss fitted (:func:`fitted_loss`): on the synthetic language every token's exact Bayes loss is known,
@@ -61,7 +64,8 @@ class FitSettings:
     (nats/token; None for real text); ``max_loss``: rows at or above it are not fitted (the unigram
     entropy); ``warmup_steps``: rows at or before ``WARMUP_FACTOR`` times it are not fitted;
     ``bootstrap``: resamples over runs for the intervals (0: none); ``loss_column``: train_loss (the
-    paper's) or val_loss; ``n_refine``: approach 3's L-BFGS starts."""
+    paper's) or val_loss; ``n_refine``: approach 3's L-BFGS starts; ``compute_range``: the FLOPs approach
+    1's envelopes are fitted in (None: each architecture's own)."""
 
     entropy: float | None = None
     max_loss: float | None = None
@@ -73,6 +77,9 @@ class FitSettings:
     bootstrap_refine: int = 8
     methods: tuple = SUITE
     corrected: bool = True  # fit E + loss − Bayes loss of the same tokens where both are known
+    # approach 1's envelopes are fitted inside these FLOPs (low, high) only: the range every architecture's
+    # runs span (common_compute_range), so that their loss exponents are slopes over the same compute
+    compute_range: tuple | None = None
 
 
 @dataclass
@@ -134,11 +141,30 @@ def fit_window(runs: pd.DataFrame, warmup_steps: int = 0, max_loss: float | None
     return runs[keep]
 
 
+def common_compute_range(runs: pd.DataFrame, warmup_steps: int = 0) -> tuple[float, float] | None:
+    """The FLOPs that every architecture's runs span after warmup (:func:`fit_window`, without the loss
+    bound, so that a grid without losses gives the same range as its trained table): from the largest of
+    their first checkpoints to the smallest of their last. A pure power law L(C) bends over a curved
+    envelope, so its exponent depends on the range it is fitted over; LLaMA's smallest run costs more
+    FLOPs per token than a linear model's and starts its envelope later (2.6x on the cpu grid), and
+    exponents fitted over different ranges differed by as much as the equivalence margin for that alone.
+    None with fewer than two architectures, or when their spans do not overlap."""
+    rows = fit_window(runs, warmup_steps)
+    if "arch" not in rows or rows["arch"].nunique() < 2:
+        return None
+    spans = rows.groupby("arch")["flops"].agg(["min", "max"])
+    low, high = float(spans["min"].max()), float(spans["max"].min())
+    return (low, high) if low < high else None
+
+
 def _fit_one(runs: pd.DataFrame, method: str, settings: FitSettings) -> LawFit:
     from linscale import laws
+    from linscale.laws.approach1 import COMPUTE_UNITS
 
     kwargs = dict(loss_column=FITTED if FITTED in runs else settings.loss_column)
     base = method.removesuffix("_excess").removesuffix("_fixed_e")
+    if base == "approach1" and settings.compute_range is not None:
+        kwargs["compute_range"] = tuple(c / COMPUTE_UNITS["pf_days"] for c in settings.compute_range)
     if method == "approach1_excess":
         kwargs["irreducible"] = settings.entropy
     if base == "approach3":
