@@ -106,7 +106,8 @@ def build_shards(key: dict, source: TextSource, tokenizer, *, split: str = "trai
 
     Every document goes to ``split``, except, with ``holdout_every`` = k > 0, every k-th document (by
     its place in its part: :func:`linscale.data.text.is_held_out`), which goes to ``validation``; with
-    fewer than 2k documents the last ``val_fraction`` of the tokens is held out instead. ``limit``: stop after the piece at which this many tokens are written.
+    fewer than 2k documents the last ``val_fraction`` of the tokens is held out instead. ``limit``: stop
+    after the piece at which this many tokens are written.
     """
     from filelock import FileLock, Timeout
 

@@ -414,8 +414,9 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
     # the spreads are over the shapes both architectures have a final loss for (a run missing or without a
     # finite loss would narrow one spread: pandas' max and min skip NaN)
     finite = aspect[np.isfinite(aspect["loss"].to_numpy(dtype=float))] if len(aspect) else aspect
-    common = set.intersection(*(set(finite.loc[finite["arch"] == arch, "aspect"]) for arch in ("llama", "cosformer2"))) \
-        if len(finite) else set()
+    shapes = [set(finite.loc[finite["arch"] == arch, "aspect"]) if len(finite) else set()
+              for arch in ("llama", "cosformer2")]
+    common = shapes[0] & shapes[1]
     if len(common) > 1:
         spread = finite[finite["aspect"].isin(common)].groupby("arch")["loss"].agg(lambda s: s.max() / s.min() - 1)
         d = float(spread["cosformer2"] - spread["llama"])
@@ -428,8 +429,8 @@ def ablation_claims(aspect: pd.DataFrame, context: pd.DataFrame, context_scores:
                          [v.difference_part(d, u, noise.dof("loss", relative=True), "positive")],
                          {"spread cosformer2-llama": d}, {"spread cosformer2-llama": u}))
     else:
-        rows.append(_row("aspect", claim, "Table 5", "no aspect-ratio ablation for LLaMA and cosFormer2 (final losses of "
-                         "two or more shapes of both)", v.NOT_TESTABLE))
+        rows.append(_row("aspect", claim, "Table 5", "no aspect-ratio ablation for LLaMA and cosFormer2 (final "
+                         "losses of two or more shapes of both)", v.NOT_TESTABLE))
 
     claim = "The training context length barely changes the linear models' language modelling"
     linear = [a for a in LINEAR if len(context) and a in set(context["arch"])]
