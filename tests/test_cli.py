@@ -69,6 +69,8 @@ BAD_BLOCKS = [
     ("design.law.gamma=1", "design.law.gamma: unknown key; expected one of E, A, B, alpha, beta"),
     ("design.law.tnl={A: x}", "design.law.tnl.A: expected a positive number, got 'x'"),
     ("design.noise.run=-0.1", "design.noise.run: expected a non-negative number, got -0.1"),
+    # read only by the study's ablations: a typo got as far as the sweep stage (the design check recorded it)
+    ("context_size=abc", "context_size: 'abc' is not a size of the grid; expected one of s1, s2, s3, s4, s5, s6"),
 ]
 
 

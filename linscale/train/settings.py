@@ -356,6 +356,10 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
         except ConfigError as err:
             raise ConfigError(f"sizes.{size}.{err}") from None
     _check_masked_overrides(preset, overrides)
+    if preset.get("context_size") is not None and str(preset["context_size"]) not in map(str, preset["sizes"]):
+        # checked here, as every key: read only by the study's ablations, a typo got as far as the sweep stage
+        raise ConfigError(f"context_size: {str(preset['context_size'])!r} is not a size of the grid; expected one "
+                          f"of {', '.join(map(str, preset['sizes']))}")
     check_data_keys(preset.get("data") or {})
     preset_ablations(preset)  # `linscale sweep` trains none of them, but a typo there is still a typo
     for arch, sizes in (preset.get("arch_overrides") or {}).items():
