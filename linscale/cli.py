@@ -440,11 +440,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print("What a true law's refit, without the largest compute decade, misses the held-out runs by:")
             print("\n".join(holdout_lines(draws)))
         return 0 if check.verdicts()["identified"].all() else 1
+    _writable_folder(args.out, "--out")  # a dry run too: it promises the sweep would start
     if args.dry_run:
-        from linscale.train.run import plan_runs, validate_inputs
+        from linscale.train.run import plan_runs, run_settings, validate_inputs
         from linscale.train.settings import TrainSettings
+        from linscale.train.sweep import check_cluster
 
         preset, specs = plan_runs(args.preset, args.set)
+        if args.executor != "local":  # the cluster block, as the sweep checks it before submitting
+            check_cluster(preset.get("cluster"), run_settings(specs[0]["train"] if specs else {}, _execution(args)))
         data = specs[0]["data"] if specs else {}
         if data.get("source") == "text" and not data.get("path"):
             # a plan needs no corpus (e.g. sizing the paper grid before the data is there); the sweep will.
@@ -463,7 +467,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for line, runs in schedules.items():
             print(f"{', '.join(runs)}: {line}")
         return 0
-    _writable_folder(args.out, "--out")
     try:
         result = run_sweep(args.preset, out=args.out, jobs=args.jobs, overrides=args.set, threads=args.threads,
                            executor=args.executor, execution=_execution(args))

@@ -214,6 +214,17 @@ def test_cluster_values_the_runs_cannot_use_are_refused_off_the_cluster_too(tmp_
     assert not out.exists()
 
 
+def test_a_dry_run_refuses_what_the_sweep_would_refuse(tmp_path, capsys):
+    """`sweep --dry-run` exited 0 with a cluster block the sweep refuses and with --out naming a file."""
+    dry = ["sweep", "--preset", "smoke", "--dry-run"]
+    assert "cluster.nosuch: not a submitit parameter" in one_line_error(
+        [*dry, "--executor", "slurm", "--set", "cluster.nosuch=1"], capsys)
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert f"--out: {afile} is a file; expected a folder" in one_line_error([*dry, "--out", str(afile)], capsys)
+    assert main([*dry, "--out", str(tmp_path / "new")]) == 0 and not (tmp_path / "new").exists()
+
+
 def test_a_benchmark_of_an_unknown_preset_or_study_stops_before_timing(capsys):
     assert "preset: unknown preset 'smok'" in one_line_error(["bench", "--preset", "smok", "--out", ""], capsys)
     err = one_line_error(["bench", "--sections", "end_to_end", "--studies", "smoke,smok", "--out", ""], capsys)
