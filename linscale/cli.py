@@ -802,7 +802,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-cache", default=None, help="task data cache (default: <sweep>/eval/tasks)")
     p.add_argument("--limit", type=_whole_number(1), default=None,
                    help="at most this many items per task (for quick looks)")
-    p.add_argument("--batch-size", type=int, default=16,
+    p.add_argument("--batch-size", type=_whole_number(1), default=16,
                    help="sequences per forward pass (default: 16; lm-eval's own default of 1 is several times "
                         "slower on small models, with identical scores)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")

@@ -18,6 +18,8 @@ OUT_OF_RANGE = [
     (["study", "--eval-limit", "-1"], "argument --eval-limit: expected a whole number >= 1, got -1"),
     (["study", "--jobs", "0"], "argument --jobs: expected a whole number >= 1, got 0"),
     (["eval", "runs/x", "--limit", "0"], "argument --limit: expected a whole number >= 1, got 0"),
+    # refused only when something was left to evaluate: with every checkpoint done, --batch-size 0 passed
+    (["eval", "runs/x", "--batch-size", "0"], "argument --batch-size: expected a whole number >= 1, got 0"),
     (["eval", "runs/x", "--context-factor", "0"], "argument --context-factor: expected a number above 0, got 0"),
     (["sweep", "--preset", "smoke", "--dry-run", "--jobs", "0"], "argument --jobs: expected a whole number >= 1"),
     (["sweep", "--preset", "smoke", "--dry-run", "--threads", "0"], "argument --threads: expected a whole number"),
