@@ -47,7 +47,7 @@ import pandas as pd
 
 from linscale import flops
 from linscale.config import ConfigError
-from linscale.laws.suite import FitSettings, crossovers, fit_suite
+from linscale.laws.suite import FitSettings, common_compute_range, crossovers, fit_suite
 
 VERSION = 6  # bumped when the check's rules, or the wording of its reasons, change (the study redoes a stored check)
 METHODS = ("approach1", "approach2", "approach3", "approach3_fixed_e")
@@ -277,8 +277,6 @@ def check_design(preset: str | dict, overrides=(), a_values=A_VALUES, replicates
     noisy tables each, plus one without noise for the crossovers) and fit each with the study's suite.
     ``noise``: relative sds (default: the preset's ``design.noise``, else ``DEFAULT_NOISE``). ``archs``:
     which architectures' grids to check (default: all; their sizes and FLOP accounting differ)."""
-    from linscale.laws.suite import common_compute_range
-
     preset, points_all, noise = simulation_inputs(preset, overrides, noise)
     warmup = int(points_all["warmup_steps"].max())
     # approach 1 inside the FLOPs every architecture of the grid spans, as the study fits it
@@ -392,8 +390,6 @@ def simulated_studies(preset, overrides, replicates: int, noise: dict | None, se
     fit settings with the law's E and ``n_refine`` starts (and ``methods`` where given), the windowed runs
     those settings fit)."""
     from linscale.laws.suite import windowed
-
-    from linscale.laws.suite import common_compute_range
 
     preset, points_all, noise = simulation_inputs(preset, overrides, noise)
     rng = np.random.default_rng(seed)

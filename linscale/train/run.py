@@ -773,7 +773,7 @@ def train_run(run_dir: str | os.PathLike, progress_bar: bool = False, datamodule
         return _train_run(run_dir, progress_bar, datamodule, execution)
 
 
-SPEC_KEYS = ("run_id", "model", "data", "train")  # what every run's spec.json holds (make_spec)
+SPEC_KEYS = ("run_id", "model", "data", "train")  # what every run's spec.json holds (plan_runs)
 
 
 def read_spec(run_dir: Path) -> dict:
