@@ -46,7 +46,7 @@ import pandas as pd
 from linscale.atomic import atomic_update, atomic_write, write_json
 from linscale.config import ConfigError, read_table_file
 from linscale.eval.tasks import SUITES as TASK_SUITES  # only the task folder's names: no torch, no lm-eval
-from linscale.train.settings import ABLATIONS  # the sweeps of ablation_presets, in its order
+from linscale.train.settings import ABLATIONS, check_context_size  # ABLATIONS: ablation_presets' sweeps, in order
 
 STAGES = ("design", "sweep", "eval", "fits", "book")
 SUITES = tuple(TASK_SUITES)  # the main sweep's checkpoints are evaluated on every suite
@@ -147,10 +147,8 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
     aspect.update(name=f"{label}-aspect", archs=[a for a in base["archs"] if a in ASPECT_ARCHS],
                   sizes=aspect_sizes, arch_overrides={})
     contexts = []
+    check_context_size(base)  # a preset given here unresolved too
     context_size = str(base.get("context_size", name))
-    if context_size not in base["sizes"]:
-        raise ConfigError(f"context_size: {context_size!r} is not a size of the grid; expected one of "
-                          f"{', '.join(map(str, base['sizes']))}")
     n0, b0 = int(base["train"]["seq_len"]), int(base["train"]["batch_size"])
     for factor in (0.5, 2):
         n = int(n0 * factor)

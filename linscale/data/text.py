@@ -257,10 +257,7 @@ class TextSource:
         one after the other, as a shard is read whole); ``index``: its place in that part. One part: its
         place in the corpus."""
         if self.kind != "files":
-            for part in range(self.parts()):
-                for index, doc in enumerate(self.part_documents(part)):
-                    for piece, last in _pieces_of(doc, piece_chars):
-                        yield piece, last, part, index
+            yield from self.pieces_by_part(piece_chars)
             return
         files = [iter(_file_pieces(f, self.text_field, self.doc_separator, piece_chars)) for f in self.files]
         index = [0] * len(files)

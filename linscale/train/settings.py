@@ -356,10 +356,7 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
         except ConfigError as err:
             raise ConfigError(f"sizes.{size}.{err}") from None
     _check_masked_overrides(preset, overrides)
-    if preset.get("context_size") is not None and str(preset["context_size"]) not in map(str, preset["sizes"]):
-        # checked here, as every key: read only by the study's ablations, a typo got as far as the sweep stage
-        raise ConfigError(f"context_size: {str(preset['context_size'])!r} is not a size of the grid; expected one "
-                          f"of {', '.join(map(str, preset['sizes']))}")
+    check_context_size(preset)  # here, as every key: only the study's ablations read it, a typo got to the sweep
     check_data_keys(preset.get("data") or {})
     preset_ablations(preset)  # `linscale sweep` trains none of them, but a typo there is still a typo
     for arch, sizes in (preset.get("arch_overrides") or {}).items():
@@ -369,6 +366,14 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
             if size not in preset["sizes"]:
                 raise ConfigError(f"arch_overrides.{arch}.{size}: no such size; sizes are {', '.join(preset['sizes'])}")
     return preset
+
+
+def check_context_size(preset: dict) -> None:
+    """The preset's ``context_size`` (where the study's context ablation trains), when given, is a size of
+    its grid."""
+    if preset.get("context_size") is not None and str(preset["context_size"]) not in map(str, preset["sizes"]):
+        raise ConfigError(f"context_size: {str(preset['context_size'])!r} is not a size of the grid; expected one "
+                          f"of {', '.join(map(str, preset['sizes']))}")
 
 
 def check_data_keys(data: dict) -> None:
