@@ -590,17 +590,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (usage: {self.prog} --help)\n")
 
 
-def _whole_number(minimum: int):
+def _whole_number(minimum: int, maximum: int | None = None):
     """An argparse type: an integer of at least ``minimum`` (a count of items, jobs, threads, resamples), so
     that `--eval-limit -1` or `--bootstrap -1` is one line naming the option before anything runs (a negative
-    bootstrap count once refitted the stored laws without intervals and deleted their draws)."""
+    bootstrap count once refitted the stored laws without intervals and deleted their draws); and of at most
+    ``maximum`` where a larger one would run out of memory rather than fail (`data --seq-len 100000000`)."""
+    expected = f"expected a whole number >= {minimum}" + (f" and <= {maximum:,}" if maximum is not None else "")
+
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+            raise argparse.ArgumentTypeError(f"{expected}, got {text!r}") from None
+        if value < minimum or (maximum is not None and value > maximum):
+            raise argparse.ArgumentTypeError(f"{expected}, got {value}")
         return value
     return parse
 
@@ -717,8 +720,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "$LINSCALE_CACHE), e.g. as a CPU job before a cluster sweep; with --preset and --set")
     p.add_argument("--preset", default=None, help="with --prepare: the preset whose data to prepare")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="with --prepare: preset overrides")
-    p.add_argument("--seq-len", type=_whole_number(1), default=256, help="training row length (default: 256)")
-    p.add_argument("--sample", type=_whole_number(0), default=1, help="sample rows to print (default: 1)")
+    # The summary's exact entropy walks the positions of a document one by one and its unigram estimate samples
+    # 256 rows: 65,536 takes about 25 s and 0.5 GB; 10^8 ran out of memory instead of failing.
+    p.add_argument("--seq-len", type=_whole_number(1, maximum=65_536), default=256,
+                   help="training row length, at most 65,536 (default: 256)")
+    p.add_argument("--sample", type=_whole_number(0, maximum=1_000), default=1,
+                   help="sample rows to print, at most 1,000 (default: 1)")
     p.add_argument("--seed", type=_whole_number(0), default=0, help="seed of the sample and the eval items")
     p.add_argument("--world-seed", type=_whole_number(0), default=0, help="seed of the language's world")
     p.add_argument("--write-eval", default=None, metavar="DIR", help="write the evaluation item sets as JSONL files")

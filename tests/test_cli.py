@@ -23,8 +23,11 @@ OUT_OF_RANGE = [
     (["eval", "runs/x", "--context-factor", "0"], "argument --context-factor: expected a number above 0, got 0"),
     (["sweep", "--preset", "smoke", "--dry-run", "--jobs", "0"], "argument --jobs: expected a whole number >= 1"),
     (["sweep", "--preset", "smoke", "--dry-run", "--threads", "0"], "argument --threads: expected a whole number"),
-    (["data", "--seq-len", "0"], "argument --seq-len: expected a whole number >= 1, got 0"),
-    (["data", "--sample", "-2"], "argument --sample: expected a whole number >= 0, got -2"),
+    (["data", "--seq-len", "0"], "argument --seq-len: expected a whole number >= 1 and <= 65,536, got 0"),
+    (["data", "--sample", "-2"], "argument --sample: expected a whole number >= 0 and <= 1,000, got -2"),
+    # ran out of memory (the summary's exact entropy and its unigram sample grow with the row length)
+    (["data", "--seq-len", "100000000"], "argument --seq-len: expected a whole number >= 1 and <= 65,536, got 100000000"),
+    (["data", "--sample", "1000000"], "argument --sample: expected a whole number >= 0 and <= 1,000, got 1000000"),
     (["accounting", "--preset", "smoke", "--seq-len", "-5"], "argument --seq-len: expected a whole number >= 1"),
     (["bench", "--threads", "0"], "argument --threads: expected a whole number >= 1, got 0"),
     (["study", "--bootstrap", "many"], "argument --bootstrap: expected a whole number >= 2, got 'many'"),
