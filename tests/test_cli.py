@@ -123,6 +123,9 @@ def test_a_preset_file_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeyp
         assert f"{tmp_path / 'latin.yaml'}: not UTF-8 text (byte 0xe9 at position 9)" in err
         assert f"{tmp_path / 'folder.yaml'} is a folder; expected a preset's .yaml file" in one_line_error(
             [*command, str(tmp_path / "folder.yaml")], capsys)
+        # a folder not named like a preset file was "unknown preset '/tmp/...'", as if it were a name
+        assert f"{tmp_path} is a folder; expected a preset's .yaml file or one of cpu" in one_line_error(
+            [*command, str(tmp_path)], capsys)
     monkeypatch.setenv(USER_PRESETS_ENV, str(tmp_path / "nosuch"))
     err = one_line_error(["accounting", "--preset", "mine"], capsys)
     assert "unknown preset 'mine'" in err and f"{USER_PRESETS_ENV} names {tmp_path / 'nosuch'}, not a folder" in err

@@ -64,7 +64,18 @@ def preset_argument(name: str) -> str:
 def named_preset(argument: str, option: str = "--preset") -> str:
     """The name to read the preset ``argument`` by: a path to a file of one's own is made readable by its
     name (:func:`use_preset_file`); a name is returned as given."""
-    return use_preset_file(argument, option) if _is_yaml_path(argument) else argument
+    if _is_yaml_path(argument):
+        return use_preset_file(argument, option)
+    _refuse_folder(argument, option)
+    return argument
+
+
+def _refuse_folder(argument: str | Path, option: str) -> None:
+    """A folder given where a preset's name was looked for (`--preset /tmp`) is named a folder, not "an
+    unknown preset '/tmp'"; a folder that happens to share a preset's name leaves the name to be read."""
+    if _named_preset_file(str(argument)) is None and Path(argument).is_dir():
+        raise ConfigError(f"{option}: {argument} is a folder; expected a preset's .yaml file or one of "
+                          f"{', '.join(available_presets())}")
 
 
 def use_preset_file(path: str | Path, option: str = "--preset") -> str:
@@ -97,6 +108,7 @@ def load_preset(name_or_path: str | Path) -> dict:
     """A preset by name (``paper``) or by path to a YAML file."""
     path = Path(name_or_path)
     if not _is_yaml_path(path):
+        _refuse_folder(name_or_path, "preset")
         path = _named_preset_file(str(name_or_path))
         if path is None:
             raise ConfigError(f"preset: unknown preset {str(name_or_path)!r}; expected one of "
