@@ -925,7 +925,14 @@ def main(argv: list[str] | None = None) -> int:
 def _run_command(args: argparse.Namespace) -> int:
     """The command, its user's errors as one line each (exit 2) and its interruption as one (128 + signal)."""
     try:
-        return args.func(args)
+        code = args.func(args)
+        sys.stdout.flush()  # a reader gone away shows here, not as "Exception ignored" at exit
+        return code
+    except BrokenPipeError:
+        # `linscale accounting | head -3`: the reader stopped reading, nobody is left to tell (Python's
+        # recipe: point stdout at devnull so that the flush at exit does not fail again)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except ConfigError as err:
         print(f"linscale: error: {err}", file=sys.stderr)
         return 2

@@ -654,3 +654,16 @@ def test_ctrl_c_is_one_line_and_the_exit_status_of_an_interrupt(tmp_path):
     assert proc.returncode == 130 and "Traceback" not in err, err[-3000:]
     assert err.strip().splitlines()[-1] == ("linscale: interrupted; what finished is kept, and the same command "
                                             "goes on from there")
+
+
+def test_a_reader_that_stops_reading_ends_the_command_without_a_traceback():
+    """`linscale data --sample 300 | head -1` printed a BrokenPipeError traceback under head's line."""
+    import subprocess
+    import sys
+
+    reader = subprocess.Popen([sys.executable, "-m", "linscale", "data", "--sample", "300"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout.readline() == b"{\n"
+    reader.stdout.close()  # as head does once it has its line
+    err = reader.stderr.read().decode()
+    assert reader.wait(timeout=120) == 141 and err == "", err
