@@ -127,6 +127,32 @@ def test_linscale_eval_is_resumable_without_duplicates(tmp_path):
     assert (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").is_file()
 
 
+def test_another_sweeps_run_of_the_same_id_and_step_is_not_taken_for_one_evaluated(tmp_path):
+    """Every preset names its runs <arch>-<size> and the store is keyed by run id and step: another sweep's
+    export of the same id and step was "already evaluated" into a shared store, with the other run's rows."""
+    import shutil
+
+    from linscale.config import ConfigError
+
+    sweep_dir, (ckpt,) = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
+    store = sweep_dir / "eval" / "results.parquet"
+    evaluate_sweep(sweep_dir, ["knowledge"], progress=lambda m: None)
+    other = fx.export(tmp_path / "other" / "runs" / "a" / "export" / "step=10", fx.tiny_model("llama", 1),
+                      step=10, tokens=30_000, run_id="a")
+    fx.fill_cache(other, sweep_dir / "eval" / "tasks")
+    for stored_checkpoint_kept in (True, False):
+        with pytest.raises(ConfigError, match=f"{other}: run a step 10 is already in {store}, evaluated from "
+                                              f"another checkpoint .*; evaluate this one into a store of its own"):
+            evaluate_sweep(sweep_dir, ["knowledge"], checkpoints=[other], progress=lambda m: None)
+        if stored_checkpoint_kept:  # then the same, judged by the stored rows alone
+            shutil.move(ckpt, tmp_path / "moved")
+    copy = tmp_path / "copy" / "step=10"
+    shutil.copytree(tmp_path / "moved", copy)  # the same run, its folder moved: evaluated already
+    messages = []
+    evaluate_sweep(sweep_dir, ["knowledge"], checkpoints=[copy], progress=messages.append)
+    assert messages == ["[1/1] a step 10 knowledge: already evaluated"]
+
+
 @pytest.mark.slow  # two spawned evaluation processes import torch and lm-eval (a few seconds)
 def test_checkpoints_evaluated_side_by_side_give_the_store_one_process_gives(tmp_path):
     from linscale.eval.runner import EvalPool

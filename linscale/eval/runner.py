@@ -466,6 +466,7 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         for n, checkpoint in enumerate(checkpoints, 1):
             meta = checkpoint_meta(checkpoint)
             run_id, step = str(meta.get("run_id", checkpoint)), int(meta.get("step", -1))
+            _check_same_run(out, checkpoint, meta, table[(table.run_id == run_id) & (table.step == step)])
             options = dict(task_options or {})
             if context_factor != 1.0:
                 seq_len = training_seq_len(meta)
@@ -509,6 +510,39 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
             pool.cancel_pending()
         lock.release()
     return table
+
+
+def _check_same_run(out: Path, checkpoint: Path, meta: dict, stored: pd.DataFrame) -> None:
+    """The store is keyed by run id and step, and every preset names its runs <arch>-<size>: another
+    sweep's export with the same id and step was "already evaluated" and kept the other run's rows. The
+    same run is the stored checkpoint itself, or one with its meta (a copy, a sweep folder moved); where
+    the stored one is gone, the rows' arch, size, tokens and FLOPs are this checkpoint's."""
+    from linscale.eval.items import checkpoint_meta
+    from linscale.models.checkpoint import CheckpointError
+
+    if stored.empty:
+        return
+    source = Path(str(stored.checkpoint.iloc[0]))
+    if (source / "config.json").is_file():
+        if source.resolve() == Path(checkpoint).resolve():
+            return
+        try:
+            same = checkpoint_meta(source) == meta
+        except CheckpointError:
+            same = False
+    else:
+        row = stored.iloc[0]
+        same = (row.arch == meta.get("arch") and str(row["size"]) == str(meta.get("size"))
+                and all(_same_number(row[key], meta.get(key)) for key in ("tokens", "flops")))
+    if not same:
+        raise ConfigError(f"{checkpoint}: run {meta.get('run_id')} step {meta.get('step')} is already in {out}, "
+                          f"evaluated from another checkpoint ({source}); evaluate this one into a store of "
+                          f"its own (--out)")
+
+
+def _same_number(stored, given) -> bool:
+    stored, given = float(stored), float(math.nan if given is None else given)
+    return stored == given or (math.isnan(stored) and math.isnan(given))
 
 
 def _timed_evaluation(checkpoint, names, options, **kwargs) -> tuple[dict, float]:
