@@ -285,11 +285,11 @@ def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_l
     set_style()
     archs = _archs_in(runs)
     fig, axes = _panels(len(archs), sharey=True, sharex=True)
-    n_sizes = 0
+    names: list = []  # the size names of the architecture with the most sizes (every other page says s1-s6)
     for i, (ax, arch) in enumerate(zip(axes, archs)):
         part = runs[runs["arch"] == arch]
         sizes = part.groupby("size")["params"].first().sort_values().index.tolist()
-        n_sizes = max(n_sizes, len(sizes))
+        names = sizes if len(sizes) > len(names) else names
         shades = sns.light_palette(ARCH_COLORS.get(arch, "grey"), n_colors=len(sizes) + 2)[2:]
         for size, shade in zip(sizes, shades):
             curve = part[part["size"] == size].sort_values(x)
@@ -306,9 +306,9 @@ def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_l
         ax.set_ylabel(loss.replace("_", " ") + " (nats/token)" if i % 2 == 0 else "")
     # One legend for all panels: the shade is the size (light: smallest), in grey, since each panel
     # shades its own colour.
-    greys = sns.light_palette("black", n_colors=n_sizes + 2)[2:]
+    greys = sns.light_palette("black", n_colors=len(names) + 2)[2:]
     handles = [plt.Line2D([], [], color=g, lw=2) for g in greys]
-    labels = [f"size {k + 1}" for k in range(n_sizes)]
+    labels = [str(name) for name in names]
     labels[0] += " (smallest)"
     labels[-1] += " (largest)"
     if fit is not None:
@@ -383,7 +383,7 @@ def plot_metric_against(df: pd.DataFrame, x: str, metric: str, ylabel: str | Non
         _logx(ax, "", df[x])
     ax.set_xlabel({"pf_days": "compute C (PF-days)", "val_loss": "validation loss (nats/token)",
                    "train_loss": "training loss (nats/token)", "loss": "loss at the checkpoint (nats/token)",
-                   "aspect": "aspect ratio d/l", "seq_len": "training context n"}.get(x, x))
+                   "aspect": "aspect ratio d/l", "seq_len": "training context n (tokens)"}.get(x, x))
     ax.set_ylabel(ylabel or metric)
     ax.legend()
     return _finish(fig)
@@ -408,11 +408,12 @@ def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0
         ax.set_yticks(range(len(grid.index)), [f"{d:.0f}" for d in grid.index])
         ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
         ax.set_xlabel("context length (tokens)" if i >= len(archs) - 2 else "")
-        ax.set_ylabel("needle depth (%)" if i % 2 == 0 else "")
+        # depth 0 % is the haystack's start, farthest from the question (linscale/eval/metrics.py)
+        ax.set_ylabel("needle depth (%):\n0 = farthest" if i % 2 == 0 else "")
     fig.tight_layout(rect=(0, 0, 0.88, 1))
     if image is not None:
         bar = fig.add_axes((0.9, 0.15, 0.025, 0.7))
-        fig.colorbar(image, cax=bar, label=value)
+        fig.colorbar(image, cax=bar, label="accuracy" if value == "score" else value)
         if chance is not None:  # chance marked on the colour bar
             bar.axhline(chance, color="black", ls=":", lw=1.5)
             bar.text(1.05, chance, " chance", transform=bar.get_yaxis_transform(), va="bottom", fontsize=9)
@@ -448,6 +449,12 @@ def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> p
     return _finish(fig)
 
 
+def _seed_dot_area(runs):
+    """A dot's area for a cell of ``runs`` seeds, growing with the square: at 18 points² per seed the dots of
+    two and three seeds could not be told apart."""
+    return 12 * np.asarray(runs, dtype=float) ** 2
+
+
 def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, ylabel: str = "seed sd / mean") -> plt.Figure:
     """The run-to-run noise of the final loss by size: each architecture's measured sd at each measured
     size (``cells``: arch, params, sd, runs; a dot, larger for more runs) and the trend the verdicts on the
@@ -461,7 +468,7 @@ def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, 
         part = cells[cells["arch"] == arch]
         # each architecture a little to the side (6% in N, a hair on this log axis) and with its own marker:
         # cells of equal size and near-equal noise hid each other (HGRN2's s1 under LLaMA's)
-        ax.scatter(_dodged(part["params"], k, len(archs), 0.06), part["sd"], s=18 * part["runs"],
+        ax.scatter(_dodged(part["params"], k, len(archs), 0.06), part["sd"], s=_seed_dot_area(part["runs"]),
                    color=ARCH_COLORS.get(arch), alpha=0.8, marker=ARCH_MARKERS.get(arch, "o"), edgecolors="white",
                    linewidths=0.5, label=arch_label(arch), zorder=3)
     if trend is not None and grid:
@@ -476,7 +483,7 @@ def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, 
         top.set_xticks(list(grid.values()), labels=[str(name) for name in grid], fontsize=TICK_PT)
         top.xaxis.set_minor_locator(plt.NullLocator())
     for runs in sorted(cells["runs"].unique()) if "runs" in cells else ():  # the key to the dots' sizes
-        ax.scatter([], [], s=18 * runs, color="grey", alpha=0.8, label=f"{int(runs)} seeds")
+        ax.scatter([], [], s=_seed_dot_area(runs), color="grey", alpha=0.8, label=f"{int(runs)} seeds")
     ax.set_xlabel("non-embedding parameters N")
     ax.set_ylabel(ylabel)
     ax.legend(loc="upper right", ncol=2)
