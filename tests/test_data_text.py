@@ -661,6 +661,41 @@ def test_tokenizer_file_errors_say_what_the_file_is(tmp_path):
     assert text_data.load_tokenizer_file(tmp_path / "tokenizer.json").get_vocab() == tok.get_vocab()
 
 
+def test_a_tokenizer_with_gaps_in_its_ids_or_no_unknown_token_is_one_line(tmp_path):
+    """A vocabulary of 5 with <eod> at id 5000 was 'ready': its shards were uint8 (sized by the count), <eod>
+    was stored as 136, and training failed with an index error; a WordLevel tokenizer without [UNK] failed
+    with tokenizers' own exception when it met a new word."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    def word_level(vocab, unk):
+        tok = Tokenizer(models.WordLevel(vocab, unk_token=unk))
+        tok.pre_tokenizer = pre_tokenizers.Whitespace()
+        path = tmp_path / f"{len(vocab)}-{unk}.json"
+        tok.save(str(path))
+        return path
+
+    sparse = word_level({"the": 0, "cat": 1, "sat": 2, "[UNK]": 3, "<eod>": 5000}, "[UNK]")
+    with pytest.raises(DataError, match=r"numbers its 5 tokens up to 5,000; expected the ids 0 to 4, each once"):
+        text_data.load_tokenizer_file(sparse)
+    no_unk = text_data.load_tokenizer_file(word_level({"the": 0, "cat": 1, "<eod>": 2}, None))
+    assert [ids.tolist() for ids, _ in text_data.tokenize_pieces(no_unk, [("the cat", True)])] == [[0, 1, 2]]
+    with pytest.raises(DataError, match=r"data.tokenizer: cannot encode the text \(.*\); a tokenizer that may meet "
+                                        r"words outside its vocabulary needs an unknown token"):
+        list(text_data.tokenize_pieces(no_unk, [("the dog", True)]))
+
+
+def test_a_cache_that_cannot_be_a_folder_is_one_line_naming_linscale_cache(tmp_path, monkeypatch):
+    """LINSCALE_CACHE=/etc/passwd was a NotADirectoryError traceback from the tokenizer cache's mkdir."""
+    (tmp_path / "file").write_text("not a folder")
+    for cache, said in ((tmp_path / "file", f"{tmp_path / 'file'} is a file"),
+                        (tmp_path / "file" / "cache", f"{tmp_path / 'file' / 'cache'} lies under the file {tmp_path / 'file'}")):
+        monkeypatch.setenv("LINSCALE_CACHE", str(cache))
+        with pytest.raises(DataError, match=f"LINSCALE_CACHE: {re.escape(said)}; expected a folder"):
+            text_data.cached_tokenizer({"k": 1}, lambda: None)
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "new" / "cache"))  # a folder still to be made is fine
+    assert text_data.cache_dir() == tmp_path / "new" / "cache"
+
+
 def test_a_streamed_corpus_validates_on_its_validation_files(corpus, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     tmp_path, docs = corpus

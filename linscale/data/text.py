@@ -556,7 +556,13 @@ def tokenize_pieces(tokenizer, pieces: Iterable[tuple[str, bool]], max_chars: in
     encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)  # same ids, no offsets: faster
 
     def flush():
-        encodings = encode([text for text, _ in buf], add_special_tokens=False)
+        try:
+            encodings = encode([text for text, _ in buf], add_special_tokens=False)
+        except Exception as err:  # tokenizers raises Exception itself: a WordLevel one without [UNK], say
+            if type(err) is not Exception:
+                raise
+            raise DataError(f"data.tokenizer: cannot encode the text ({error_line(err)}); a tokenizer that may "
+                            "meet words outside its vocabulary needs an unknown token") from None
         for enc, (_, last) in zip(encodings, buf):
             yield np.array(enc.ids + [eod] if last else enc.ids, dtype=np.int64), last
 
@@ -627,13 +633,28 @@ def load_tokenizer_file(path: str | os.PathLike, role: str = "data.tokenizer"):
     if tok.token_to_id(EOD) is None:
         raise DataError(f"{role}: {p} has no {EOD!r} token (add it as a special token: "
                         f"tokenizer.add_special_tokens(['{EOD}']))")
+    # the model's vocabulary and the shards' integer type are sized by the count of tokens: an id beyond it
+    # (a vocabulary of 5 with <eod> at 5000) was stored as 5000 mod 256 and failed in training
+    ids, size = set(tok.get_vocab(with_added_tokens=True).values()), tok.get_vocab_size(with_added_tokens=True)
+    if ids != set(range(size)):
+        raise DataError(f"{role}: {p} numbers its {size:,} tokens up to {max(ids):,}; expected the ids 0 to "
+                        f"{size - 1:,}, each once (renumber its vocabulary)")
     return text_only(tok)
 
 
 def cache_dir() -> Path:
     """linscale's cache: ``$LINSCALE_CACHE``, else ``$XDG_CACHE_HOME/linscale`` (default ``~/.cache/linscale``)."""
     root = os.environ.get("LINSCALE_CACHE") or Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "linscale"
-    return Path(root).expanduser()
+    path = Path(root).expanduser()
+    # a file on the way (LINSCALE_CACHE=/etc/passwd) was NotADirectoryError from the first mkdir under it
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                name = "LINSCALE_CACHE" if os.environ.get("LINSCALE_CACHE") else "the cache folder"
+                where = f"{path} is a file" if folder == path else f"{path} lies under the file {folder}"
+                raise DataError(f"{name}: {where}; expected a folder (set LINSCALE_CACHE to one)")
+            break
+    return path
 
 
 def tokenizer_cache_dir() -> Path:
