@@ -565,6 +565,7 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     # pages outside the chapters (the introduction); it is decided here, where the results' folder is known
     executed.metadata["linscale"] = {"stamp": stamp, "parameters": parameters, "shows_published_study": published}
     label_injected_parameters(executed)
+    carry_parameters_into_defaults(executed, parameters)
     if not published:
         leave_out_cpu_readings(executed)
         if chapter in INTERPRETS_THE_CPU_STUDY:
@@ -584,7 +585,50 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     return out
 
 
-INJECTED_LABEL = "# Set for this run (injected by papermill; these replace the defaults above)"
+INJECTED_LABEL = ("# Set for this run (injected by papermill; written into the cell above too, so that papermill "
+                  "run on this notebook keeps them)")
+CARRIED_LABEL = "# Parameters: the chapter's defaults, with this run's values written in (papermill overrides these)."
+
+
+def _is_literal(text: str, value) -> bool:
+    """Whether the Python literal ``text`` is ``value`` (a default the run did not change stays as written)."""
+    import ast
+
+    try:
+        return ast.literal_eval(text.strip()) == value
+    except (ValueError, SyntaxError):
+        return False
+
+
+def carry_parameters_into_defaults(nb, parameters: dict) -> None:
+    """Write this run's values into the executed chapter's parameters cell. Papermill run on an executed
+    chapter drops its injected cell and injects only what it is given, so `papermill chapter.ipynb out.ipynb
+    -p loss val_loss` on a smoke study's chapter fell back to the cpu study's defaults (preset, results_dir)
+    and showed the published numbers as the reader's own. Each replaced line keeps its comment and names
+    the default."""
+    import re
+
+    cell = next((c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])), None)
+    if cell is None or not parameters:
+        return
+    lines = []
+    for line in cell.source.splitlines():
+        match = re.match(r"^(\w+)(\s*=\s*)(.*?)(\s+#.*)?$", line)
+        if match and match.group(1) in parameters and not _is_literal(match.group(3), parameters[match.group(1)]):
+            name, equals, default, comment = match.groups()
+            line = f"{name}{equals}{_literal(parameters[name])}{comment or '  #'} (default: {default.strip()})"
+        lines.append(line)
+    if lines != cell.source.splitlines():  # the head says so only where a default was replaced
+        lines = [CARRIED_LABEL if line.startswith("# Parameters") else line for line in lines]
+    source = "\n".join(lines)
+    namespace: dict = {}
+    try:  # a default written over several lines is not rewritten in place: the values then follow the cell
+        exec(compile(source, "parameters", "exec"), {}, namespace)
+    except SyntaxError:
+        pass
+    if any(namespace.get(name, object()) != value for name, value in parameters.items()):
+        source = "\n".join([cell.source, "# this run's values", *(f"{n} = {_literal(v)}" for n, v in parameters.items())])
+    cell.source = source
 
 
 def label_injected_parameters(nb) -> None:

@@ -291,6 +291,11 @@ def test_rerunning_a_chapter_with_a_new_parameter_gives_a_different_correct_resu
     shown = "".join(o.get("data", {}).get("text/html", "") for o in cells[at + 1].outputs)
     assert "Parameters of this run" in shown and "<code>n_head</code></td><td><code>2</code>" in shown
     assert "set for this run; default <code>4</code>" in shown
+    # papermill run on the executed chapter with one new value keeps this run's others: it drops the injected
+    # cell, and the defaults it fell back to were the published study's (d_model 256, 4 heads here)
+    again = tmp_path / "again.ipynb"
+    book.run_notebook(out, again, {"contexts": [64, 256]}, cwd=book.ROOT)
+    assert float(glued(again)["kv_over_state"]) == pytest.approx(2 * 256 * 2 / 64)
 
 
 def test_a_chapter_narrowed_to_one_linear_architecture_keeps_its_reference(tmp_path):
