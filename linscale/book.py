@@ -84,6 +84,20 @@ LEFT_OUT_AGAIN_NOTE = "*Another passage that reads only the published cpu study'
 # Parameters for the smoke study (CI): the committed results/smoke/ tables, small live measurements.
 SMOKE_PARAMETERS = {"preset": "smoke", "seq_lens": [64, 128, 256], "contexts": [32, 128, 512],
                     "tokens_per_batch": 512, "repeats": 2}
+
+
+def preset_parameters(preset: str | None, chapters=None) -> dict:
+    """The chapter parameters a preset's book is executed with, beyond ``preset`` itself: the smoke study's
+    small live measurements (:data:`SMOKE_PARAMETERS`), for those of ``chapters`` that declare them. The
+    study and `linscale book --preset smoke` both take them here (the rebuilt book's architectures and
+    efficiency chapters measured the cpu study's sizes while the study's own had measured these)."""
+    if preset != "smoke":
+        return {}
+    chapters = CHAPTERS if chapters is None else chapters
+    return {name: value for name, value in SMOKE_PARAMETERS.items()
+            if name != "preset" and any(name in PARAMETERS.get(chapter, {}) for chapter in chapters)}
+
+
 # Figures each chapter must show in the built HTML (the CI check).
 MIN_FIGURES = {"architectures": 1, "accounting": 1, "training": 3, "scaling_laws": 2, "downstream": 6,
                "efficiency": 2, "ablations": 4, "findings": 0, "synthetic_language": 2,

@@ -216,7 +216,8 @@ def cmd_book(args: argparse.Namespace) -> int:
         if value is not None and not value.strip():
             wanted = "a preset name" if name == "preset" else "a folder"
             raise ConfigError(f"--{name.replace('_', '-')}: expected {wanted}, got {value!r}")
-    parameters = {**{k: v for k, v in shared.items() if v is not None}, **parameters}
+    parameters = {**book.preset_parameters(args.preset, chapters), **{k: v for k, v in shared.items() if v is not None},
+                  **parameters}
     _writable_folder(args.book_dir, "--book-dir")
     root = book.book_root(args.book_dir, parameters, shared)
     chapter_dir = root / "book" / "chapters" if args.book_dir else book.CHAPTER_DIR

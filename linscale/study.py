@@ -667,7 +667,7 @@ def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool =
     repository (book/chapters, _build/html), or in a copy of the book's sources under ``book_dir``."""
     from linscale import book
 
-    parameters = dict(book.SMOKE_PARAMETERS) if preset == "smoke" else {}
+    parameters = book.preset_parameters(preset, book.toc_chapters())
     parameters.update(preset=preset, results_dir=str(results_dir))
     root = book.book_root(book_dir, parameters)
     # chapters in parallel kernels, one per core: a kernel's start-up and imports take most of a chapter

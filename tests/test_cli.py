@@ -667,3 +667,27 @@ def test_a_reader_that_stops_reading_ends_the_command_without_a_traceback():
     reader.stdout.close()  # as head does once it has its line
     err = reader.stderr.read().decode()
     assert reader.wait(timeout=120) == 141 and err == "", err
+
+
+def test_the_smoke_books_chapters_are_executed_with_the_parameters_the_study_gives_them(monkeypatch, tmp_path):
+    """`linscale book --preset smoke` ran the architectures and efficiency chapters with the cpu study's
+    measurement sizes, while `linscale study --preset smoke` had run them with SMOKE_PARAMETERS: the rebuilt
+    book was not the study's. A chapter that declares none of them gets none (they would be refused)."""
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def execute_book(parameters, chapters, **kwargs):
+        calls.append((dict(parameters), list(chapters)))
+        raise Stop
+
+    monkeypatch.setattr(book, "execute_book", execute_book)
+    for chapters in ([], ["training"], ["efficiency"]):
+        with pytest.raises(Stop):
+            main(["book", "--preset", "smoke", "--book-dir", str(tmp_path / "b"), "--no-html",
+                  *[a for c in chapters for a in ("--chapter", c)]])
+    everything, training, efficiency = (parameters for parameters, _ in calls)
+    assert everything == book.SMOKE_PARAMETERS
+    assert training == {"preset": "smoke"}
+    assert efficiency == {"preset": "smoke", "seq_lens": [64, 128, 256], "tokens_per_batch": 512, "repeats": 2}
