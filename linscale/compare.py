@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from linscale.config import ConfigError, read_table_file
-from linscale.results import ResultsError, read_table
+from linscale.results import ResultsError, read_table, study_overrides
 
 WALL_CLOCK_COLUMNS = ("wall_time_s", "eval_time_s")  # time, not results: shown apart, never a difference
 LOCATION_COLUMNS = ("checkpoint",)  # where the study kept a file (its --runs-dir), not what it measured
@@ -543,12 +543,32 @@ def preset_note(a: str | Path, b: str | Path) -> str | None:
             "tables cannot agree, and each side's verdicts are judged on its own grid")
 
 
+# the overrides a re-run may differ in: A's predicted agreement is made for a re-run with another seed (or CPU)
+RERUN_OVERRIDES = ("train.seed",)
+
+
+def settings_note(a: str | Path, b: str | Path) -> str | None:
+    """A line for two studies made with different ``--set`` overrides (their overrides.json) beyond the seed,
+    else None: B is then another study, not a re-run of A, and A's predicted agreement does not apply (a
+    study at another learning rate was held to it, with nothing said)."""
+    def settings(folder: Path) -> dict:
+        pairs = (item.split("=", 1) for item in study_overrides(folder.name, folder.parent))
+        return {key.strip(): value.strip() for key, value in pairs if key.strip() not in RERUN_OVERRIDES}
+
+    ours, theirs = settings(Path(a)), settings(Path(b))
+    if ours == theirs:
+        return None
+    show = lambda chosen: ("--set " + " ".join(f"{k}={v}" for k, v in chosen.items())) if chosen else "no --set"
+    return (f"note: A was made with {show(ours)}, B with {show(theirs)} (beyond the seed): B is another study, not "
+            "a re-run of A, so A's predicted agreement, made for a re-run with another seed or CPU, does not apply")
+
+
 def format_comparison(c: Comparison) -> str:
     """The comparison as text for a terminal."""
     lines = [f"A: {c.labels[0]}" + (f"  ({c.a})" if c.labels[0] != c.a else ""),
              f"B: {c.labels[1]}" + (f"  ({c.b})" if c.labels[1] != c.b else "")]
-    note = preset_note(c.a, c.b)
-    lines += ([note] if note else []) + [""]
+    note, other_study = preset_note(c.a, c.b), settings_note(c.a, c.b)
+    lines += [line for line in (note, other_study) if line] + [""]
     changed = c.changed_tables
     lines.append(f"== Tables: {len(changed)} of {len(c.tables)} differ (values compared bit for bit; "
                  f"wall-clock and location columns shown apart, never counted) ==")
@@ -599,7 +619,8 @@ def format_comparison(c: Comparison) -> str:
                          "bound": v["bound_ratio"].map(_bound),
                          "A predicted": v["agreement_a"].map(lambda p: "–" if pd.isna(p) else f"{p:.2f}")})
     lines += _text_table(view)
-    lines.append(expected_agreement_line(v))
+    lines.append(expected_agreement_line(v) if not (note or other_study) else
+                 "A's predicted agreement does not apply: B is not a re-run of A (the note at the top)")
     if v["within_noise"].any():
         lines.append("!! the verdict changed although no number it rests on moved beyond its noise")
     lines.append("")

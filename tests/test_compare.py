@@ -477,3 +477,21 @@ def test_fitted_intervals_overlap_apart_touch_or_are_missing(tmp_path):
             "verdicts": pd.DataFrame(), "differing_verdicts": []}
     summary = compare.summarise(data)
     assert summary["intervals_apart"] == 2 and summary["estimates"] == 6 and summary["estimates_changed"] == 5
+
+
+def test_a_study_made_with_other_settings_is_not_held_to_the_prediction_for_a_re_run(tmp_path):
+    """A smoke study at another learning rate was compared as a re-run: 'A predicted 9.5 of 10 verdicts to
+    agree with a re-run', with nothing said of how B was made. A seed alone is what a re-run changes."""
+    import json
+
+    seed_only, other_lr = copy_results(tmp_path / "seed" / "smoke"), copy_results(tmp_path / "lr" / "smoke")
+    (seed_only / "overrides.json").write_text(json.dumps({"preset": "smoke", "set": ["train.seed=1"]}))
+    (other_lr / "overrides.json").write_text(json.dumps({"preset": "smoke", "set": ["train.seed=1", "train.lr=2e-3"]}))
+    assert compare.settings_note(SMOKE, seed_only) is None
+    text = compare.compare_studies(SMOKE, seed_only).format_text()
+    assert "A predicted" in text and "does not apply" not in text
+    note = compare.settings_note(SMOKE, other_lr)
+    assert note.startswith("note: A was made with no --set, B with --set train.lr=2e-3 (beyond the seed)")
+    text = compare.compare_studies(SMOKE, other_lr).format_text()
+    assert note in text and "A predicted 9" not in text
+    assert "A's predicted agreement does not apply: B is not a re-run of A" in text
