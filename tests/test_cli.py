@@ -399,6 +399,8 @@ def test_fsdp_on_a_cpu_is_refused_before_the_runs_folder_is_written(tmp_path, mo
     (["--accelerator", "cpu", "--num-nodes", "2"], {}, "train.num_nodes: 2 nodes, but no launcher started"),
     ([], {"LINSCALE_BACKEND": "bogus"}, "LINSCALE_BACKEND: 'bogus'; expected one of torch, triton"),
     ([], {"LINSCALE_BACKEND": "triton", "TRITON_INTERPRET": "0"}, "LINSCALE_BACKEND: triton on a CPU needs"),
+    # a node's rank left in the shell: the run took itself for a rank > 0, trained, wrote no results row, exit 0
+    ([], {"NODE_RANK": "1"}, "NODE_RANK: 1, but train.num_nodes is 1 (its one node is node 0); expected NODE_RANK"),
 ])
 def test_what_would_fail_or_hang_in_the_trainer_is_refused_before_the_run_is_written(tmp_path, monkeypatch, capsys,
                                                                                      options, env, message):

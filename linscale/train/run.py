@@ -602,6 +602,11 @@ def check_execution(settings: TrainSettings) -> None:
         raise ConfigError(f"train.num_nodes: {settings.num_nodes} nodes, but no launcher started this process "
                           "(srun, torchrun, LSF or MPI; or NODE_RANK set on each node); expected --num-nodes 1 "
                           "on one machine, or the launcher's command (README, 'Training on a GPU cluster')")
+    for name in ("NODE_RANK", "GROUP_RANK"):  # a node's rank left in the shell: the run took itself for a
+        value = os.environ.get(name, "").strip()  # rank > 0 and wrote no results row, exit 0
+        if settings.num_nodes == 1 and value not in ("", "0"):
+            raise ConfigError(f"{name}: {value}, but train.num_nodes is 1 (its one node is node 0); expected {name} "
+                              f"unset or 0 (left from another job? unset it), or --num-nodes with the node count")
     backend = os.environ.get("LINSCALE_BACKEND")
     if backend and backend not in BACKENDS:
         raise ConfigError(f"LINSCALE_BACKEND: {backend!r}; expected one of {', '.join(BACKENDS)}")
