@@ -95,6 +95,9 @@ def test_overrides_set_fields_and_reject_typos():
         apply_overrides({}, ["train.lr"])
     with pytest.raises(ConfigError, match="train.batch_size"):
         resolve_preset("smoke", ["train.batch_size=-4"])
+    # 1e30 tokens was a TypeError from numpy's geomspace in the checkpoint schedule
+    with pytest.raises(ConfigError, match=r"train.tokens: 1e\+30 tokens is 3.91e\+27 steps of .*; expected at most 1e\+12"):
+        resolve_preset("smoke", ["train.tokens=1e30"])
 
 
 def test_lr_reference_width_scales_each_runs_lr_as_one_over_width():

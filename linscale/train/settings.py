@@ -31,6 +31,9 @@ SCHEDULES = ("constant", "warmup", "cosine", "wsd")
 PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed", "bf16-true")
 STRATEGIES = ("auto", "ddp", "fsdp", "ddp_spawn", "single_device")
 ACCELERATORS = ("auto", "cpu", "gpu", "cuda")
+# the most optimiser steps a run may take: far beyond any run (the paper's 300B tokens are 76,000 steps),
+# short of where numpy's float arithmetic in the checkpoint schedule stops being exact for step counts
+MAX_STEPS = 10**12
 
 
 @dataclass
@@ -115,6 +118,9 @@ class TrainSettings:
         if self.total_steps < 1:
             raise ConfigError(f"train.tokens: {self.tokens:g} tokens is less than one step of "
                               f"batch_size x seq_len = {self.tokens_per_step} tokens")
+        if self.total_steps > MAX_STEPS:  # 1e30 tokens was a TypeError from numpy in the checkpoint schedule
+            raise ConfigError(f"train.tokens: {self.tokens:g} tokens is {self.total_steps:.3g} steps of batch_size x "
+                              f"seq_len = {self.tokens_per_step} tokens; expected at most {MAX_STEPS:.0e} steps")
         if not isinstance(self.keep_checkpoints, (list, tuple)):
             raise ConfigError(f"train.keep_checkpoints: expected a list of record steps, got {self.keep_checkpoints!r}")
         self.keep_checkpoints = list(self.keep_checkpoints)
