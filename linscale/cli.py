@@ -457,6 +457,15 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             print("note: data.path is not set; the sweep will need it (--set data.path=...)", file=sys.stderr)
         else:
             validate_inputs(specs, build=False)  # the data block's keys and files, as the sweep checks them
+        # the strategy and devices as each run would take them: a dry run printed its plan, exit 0, for FSDP on
+        # a CPU or a batch that the devices do not divide, which the sweep refuses. Not whether this machine
+        # has the GPUs: a GPU grid is planned on any machine (`sweep --preset paper --dry-run`)
+        from linscale.train.run import check_strategy
+
+        for spec in specs:
+            settings = TrainSettings.from_dict(run_settings(spec["train"], _execution(args)))
+            check_strategy(settings)
+            settings.accumulation(settings.devices * settings.num_nodes)
         print(f"{len(specs)} runs")
         schedules = {}
         for spec in specs:

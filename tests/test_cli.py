@@ -214,7 +214,11 @@ def test_cluster_values_the_runs_cannot_use_are_refused_off_the_cluster_too(tmp_
     for setting, message in (("cluster.timeout_min=-5", "cluster.timeout_min: expected a positive number, got -5"),
                              ("cluster.nodes=2", "cluster.nodes: 2, but each run trains on train.num_nodes = 12"),
                              ("cluster.tasks_per_node=4", "cluster.tasks_per_node: 4, but each run trains on "
-                                                          "train.devices = 8")):
+                                                          "train.devices = 8"),
+                             # SLURM's own spelling of the same passed
+                             ("cluster.slurm_nodes=2", "cluster.slurm_nodes: 2, but each run trains on train.num_nodes = 12"),
+                             ("cluster.slurm_ntasks_per_node=4", "cluster.slurm_ntasks_per_node: 4, but each run trains "
+                                                                 "on train.devices = 8")):
         assert message in one_line_error([*base, "--set", setting], capsys), setting
     # the command line's --num-nodes is what the runs train on
     assert "train.num_nodes = 3" in one_line_error([*base, "--num-nodes", "3"], capsys)
@@ -231,6 +235,12 @@ def test_a_dry_run_refuses_what_the_sweep_would_refuse(tmp_path, capsys):
     afile.write_text("")
     assert f"--out: {afile} is a file; expected a folder" in one_line_error([*dry, "--out", str(afile)], capsys)
     assert main([*dry, "--out", str(tmp_path / "new")]) == 0 and not (tmp_path / "new").exists()
+    # it printed its plan, exit 0, for FSDP on a CPU and for a batch the devices do not divide
+    assert "train.strategy: fsdp needs GPUs" in one_line_error([*dry, "--strategy", "fsdp", "--accelerator", "cpu"],
+                                                               capsys)
+    assert "train.batch_size: 8 sequences do not split over 3 devices" in one_line_error(
+        [*dry, "--devices", "3", "--set", "train.batch_size=8"], capsys)
+    assert main(["sweep", "--preset", "paper", "--dry-run"]) == 0  # a GPU grid is planned on any machine
 
 
 def test_a_benchmark_of_an_unknown_preset_or_study_stops_before_timing(capsys):

@@ -282,11 +282,14 @@ def check_cluster(cluster, train: dict | None = None) -> dict:
             raise ConfigError(f"cluster.{key}: expected a positive number, got {cluster[key]!r}")
     # Lightning's SLURMEnvironment makes one rank of each task: a job of other sizes than the run's own
     # (train.num_nodes x train.devices) waits for ranks that never come, or starts ranks that fight
-    for key, name in (("nodes", "num_nodes"), ("tasks_per_node", "devices")):
+    # (in submitit's spelling or SLURM's: slurm_nodes=4 passed where nodes=4 was refused)
+    for keys, name in ((("nodes", "slurm_nodes"), "num_nodes"),
+                       (("tasks_per_node", "slurm_ntasks_per_node", "slurm_tasks_per_node"), "devices")):
         wanted = (train or {}).get(name)
-        if key in cluster and isinstance(wanted, int) and cluster[key] != wanted:
-            raise ConfigError(f"cluster.{key}: {cluster[key]}, but each run trains on train.{name} = {wanted}; "
-                              f"expected the same number (set both, or --set cluster.{key}={wanted})")
+        for key in keys:
+            if key in cluster and isinstance(wanted, int) and cluster[key] != wanted:
+                raise ConfigError(f"cluster.{key}: {cluster[key]}, but each run trains on train.{name} = {wanted}; "
+                                  f"expected the same number (set both, or --set cluster.{key}={wanted})")
     return cluster
 
 
