@@ -38,9 +38,15 @@ class ResultsError(ConfigError):
 
 def error_line(err: BaseException) -> str:
     """What a one-line error quotes of an exception from a library: its message's first line, or its type's
-    name where it has none (pyarrow's and datasets' messages run over several lines)."""
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+    name where it has none (pyarrow's and datasets' messages run over several lines); with the first line
+    of the exception it was raised from where that says more (datasets' "An error occurred while generating
+    the dataset" of a malformed JSON file hid the parser's reason)."""
+    def first(e: BaseException) -> str:
+        text = str(e).strip()
+        return text.splitlines()[0] if text else type(e).__name__
+
+    cause = err.__cause__
+    return f"{first(err)}: {first(cause)}" if cause is not None and first(cause) not in first(err) else first(err)
 
 
 def read_table_file(path, what: str, remedy: str, error: type[ConfigError] = ConfigError):

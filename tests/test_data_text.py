@@ -696,6 +696,31 @@ def test_a_cache_that_cannot_be_a_folder_is_one_line_naming_linscale_cache(tmp_p
     assert text_data.cache_dir() == tmp_path / "new" / "cache"
 
 
+def test_a_folder_without_data_files_says_so(tmp_path):
+    """A folder holding only readme.md went to datasets' folder loader ("The split names could not be parsed
+    from the dataset config"); one holding only a hidden file was called empty, without a word of it."""
+    from linscale.data.text import resolve_source
+
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "readme.md").write_text("hello")
+    with pytest.raises(DataError, match=f"data.path: folder {notes} has no data files \\(it holds readme.md\\); "
+                                        "expected .txt, .jsonl, .parquet, .json"):
+        resolve_source(str(notes), "train", {})
+    (notes / "readme.md").unlink()
+    (notes / ".secret.txt").write_text("hello")
+    with pytest.raises(DataError, match=r"folder .* is empty \(but for hidden files, which are not read\)"):
+        resolve_source(str(notes), "train", {})
+    (notes / "train.csv.gz").write_bytes(b"")  # datasets' loader reads other formats, compressed too
+    assert resolve_source(str(notes), "train", {}).kind == "folder"
+    # a malformed file: datasets' "An error occurred while generating the dataset" hid the parser's reason
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "train.json").write_text('{"text": "a"\n{broken\n')
+    with pytest.raises(DataError, match=r"An error occurred while generating the dataset: JSON parse error"):
+        list(iter_documents(bad))
+
+
 def test_a_streamed_corpus_validates_on_its_validation_files(corpus, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     tmp_path, docs = corpus

@@ -58,6 +58,8 @@ from linscale.config import error_line
 from linscale.data.synthetic import EOD, DataError
 
 LOCAL_SUFFIXES = (".txt", ".jsonl", ".parquet")
+# the files a folder may hold for datasets' own folder loader (compressed too: x.json.gz)
+FOLDER_SUFFIXES = (*LOCAL_SUFFIXES, ".json", ".csv", ".tsv", ".arrow")
 #: split words in file and folder names, as ``datasets`` infers splits (datasets.data_files.SPLIT_KEYWORDS)
 SPLIT_WORDS = {"train": ("train", "training"), "validation": ("validation", "valid", "dev", "val"),
                "test": ("test", "testing", "eval", "evaluation")}
@@ -424,7 +426,15 @@ def resolve_source(location: str, split: str | None, data: dict, role: str = "pa
         files = [f for f in everything if f.suffix in LOCAL_SUFFIXES]
         if not files:
             if not everything:
-                raise DataError(f"data.{role}: folder {p} is empty")
+                hidden = any(f.is_file() for f in p.rglob(".*"))
+                raise DataError(f"data.{role}: folder {p} is empty" + (" (but for hidden files, which are not read)"
+                                                                        if hidden else ""))
+            # other formats go to datasets' folder loader, which said "The split names could not be parsed from
+            # the dataset config" of a folder holding only readme.md
+            if not any(suffix.lower() in FOLDER_SUFFIXES for f in everything for suffix in f.suffixes):
+                shown = ", ".join(str(f.relative_to(p)) for f in everything[:3]) + (", ..." if len(everything) > 3 else "")
+                raise DataError(f"data.{role}: folder {p} has no data files (it holds {shown}); expected "
+                                f"{', '.join(FOLDER_SUFFIXES)} files")
             return TextSource(location, "folder", split=split or "train", streaming=streaming, **common)
         by_split: dict[str | None, list[Path]] = {}
         for f in files:
