@@ -496,8 +496,8 @@ def _pct(value: float) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
     if math.isinf(value):
-        return "+inf"  # from zero, or from no value
-    if value >= 9:  # tenfold and more: a factor reads better than thousands of percent
+        return "+inf (from 0)"  # from zero, or from no value
+    if abs(value) >= 9:  # tenfold and more, or a sign turned: a factor reads better than thousands of percent
         return f"x{1 + value:.3g}"
     return f"{value:+.3%}" if abs(value) < 1e-3 else f"{value:+.2%}"
 

@@ -495,3 +495,9 @@ def test_a_study_made_with_other_settings_is_not_held_to_the_prediction_for_a_re
     text = compare.compare_studies(SMOKE, other_lr).format_text()
     assert note in text and "A predicted 9" not in text
     assert "A's predicted agreement does not apply: B is not a re-run of A" in text
+
+
+def test_relative_changes_read_as_factors_when_large_either_way():
+    """A log residual of -0.001 against 4.6 read '-460922.58%'; a seed from 0 to 1 '+inf' alone."""
+    assert compare._pct(-4609.2258) == "x-4.61e+03" and compare._pct(12) == "x13"
+    assert compare._pct(float("inf")) == "+inf (from 0)" and compare._pct(-0.5) == "-50.00%"
