@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from lm_eval.api.instance import Instance
 
 import eval_fixtures as fx
+from linscale.config import ConfigError
 from linscale.models.checkpoint import CheckpointError
 from linscale.eval import metrics
 from linscale.eval.adapter import ContextLengthError, LinscaleLM
@@ -107,6 +108,18 @@ def test_context_longer_than_model_raises(lm):
         lm.generate_until([request("generate_until", long, {"until": ["."], "max_gen_toks": 4})])
     lm.truncation = "left"  # opt-in: keep the last max_length tokens, as lm-eval's HF model does
     assert math.isfinite(lm.loglikelihood([request("loglikelihood", long, " o1")])[0][0])
+    # a continuation longer than the context: left truncation leaves no room to score it (a tensor-size error)
+    with pytest.raises(ContextLengthError, match=r"continuation of \d+ tokens .*longer than the model's context "
+                                                 r"max_length=64, which truncation=left cannot shorten"):
+        lm.loglikelihood([request("loglikelihood", "f1", " " + long)])
+
+
+def test_a_max_length_of_zero_is_refused_not_read_as_unset(tmp_path):
+    """--context-factor 0.01 rounded max_length to 0, which read as "not given": evaluated at 32 in silence."""
+    ckpt = fx.export(tmp_path / "ck", fx.tiny_model("llama"))
+    for bad in (0, "abc"):
+        with pytest.raises(ConfigError, match=f"max_length: expected an integer >= 2, got {bad!r}"):
+            LinscaleLM(checkpoint=str(ckpt), max_length=bad)
 
 
 def test_missing_or_corrupt_checkpoint(tmp_path):

@@ -385,11 +385,37 @@ def test_task_folder_and_options_errors_are_one_line(tmp_path, capsys):
              (["--tasks", "x", "--include_path", str(tmp_path / "nowhere")], "--include_path: "),
              (["--option", "niah_repeats"], "--option: expected KEY=VALUE"),
              (["--option", "niah_repeat=3"], "--option: expected KEY=VALUE"),
-             (["--suites", "retrieval", "--option", "niah_repeats=0"], "niah_repeats: expected a positive integer")]
+             (["--suites", "retrieval", "--option", "niah_repeats=0"], "niah_repeats: expected a positive integer"),
+             # rounded to a context of 0, which read as "not given": evaluated at the training length in silence
+             (["--context-factor", "0.005"], "seq_len 64 is a context of 0 tokens; expected at least 2")]
     for extra, expected in cases:
         assert main(["eval", str(sweep_dir), *extra]) == 2, extra
         err = capsys.readouterr().err.strip()
         assert expected in err and len(err.splitlines()) == 1, err
+
+
+def test_a_users_task_folder_may_neither_break_nor_replace_linscales_tasks(tmp_path, capsys):
+    """A user's task named linscale_cloze scored the linguistic suite in place of the package's (lm-eval
+    lets the later folder win) and the store kept those rows as the suite's; a YAML with a syntax error was
+    left out by lm-eval with a log line, and its task then called "unknown", the file never named."""
+    import shutil
+
+    from linscale.cli import main
+
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
+    mine = tmp_path / "mine"
+    shutil.copytree(Path(__file__).parent / "data" / "wikitext_local", mine)
+    text = (mine / "wikitext_local.yaml").read_text()
+    (mine / "dup.yaml").write_text(text.replace("task: wikitext_local", "task: linscale_cloze"))
+    argv = ["eval", str(sweep_dir), "--suites", "linguistic", "--tasks", "wikitext_local", "--include_path", str(mine)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--include_path: {mine} defines linscale_cloze, the name of linscale's own task(s)" in err, err
+    assert len(err.splitlines()) == 1 and not (sweep_dir / "eval" / "results.parquet").exists()
+    (mine / "dup.yaml").write_text("task: [broken\n")
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"--include_path: {mine / 'dup.yaml'}: not a readable task YAML (" in err and len(err.splitlines()) == 1, err
 
 
 def test_offline_real_task_is_a_one_line_error_naming_its_dataset(tmp_path, capsys, monkeypatch):

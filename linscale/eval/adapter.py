@@ -120,7 +120,13 @@ class LinscaleLM(TemplateLM):
         if eod is None:
             raise CheckpointError(f"tokenizer: has no end-of-document token {EOD!r}")
         self._eot_token_id = eod
-        self._max_length = int(max_length or training_seq_len(self.meta) or model.config.max_seq_len)
+        # a max_length of 0 given (--context-factor 0.01 rounds to it) is refused, not read as "not given"
+        if max_length is None or max_length == "":
+            max_length = training_seq_len(self.meta) or model.config.max_seq_len
+        try:
+            self._max_length = int(max_length)
+        except (TypeError, ValueError):
+            raise ConfigError(f"max_length: expected an integer >= 2, got {max_length!r}") from None
         if self._max_length < 2:
             raise ConfigError(f"max_length: expected an integer >= 2, got {self._max_length}")
         if truncation not in TRUNCATION:
@@ -200,6 +206,12 @@ class LinscaleLM(TemplateLM):
             tokens = (context_enc + continuation_enc)
             request = instances[i] if instances is not None else None
             if self._check_length(len(tokens) - 1, "loglikelihood input", request):
+                if len(continuation_enc) > self.max_length:  # left truncation keeps no room to score it in
+                    where = f" (task {request.task_name}, doc {request.doc_id})" \
+                        if getattr(request, "task_name", None) is not None else ""
+                    raise ContextLengthError(f"loglikelihood continuation of {len(continuation_enc)} tokens{where} is "
+                                             f"longer than the model's context max_length={self.max_length}, which "
+                                             "truncation=left cannot shorten; pass a larger max_length=...")
                 tokens = tokens[-(self.max_length + 1):]
             prepared.append((tokens[:-1], continuation_enc))
 

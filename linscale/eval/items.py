@@ -101,7 +101,8 @@ def item_params(kind: str, options: dict) -> dict:
                             "(for real text evaluate real tasks, e.g. --tasks piqa,hellaswag)")
     params = knob_values(options)
     params["data"] = data
-    max_length = int(options.get("max_length") or training_seq_len(meta) or 0)
+    given = options.get("max_length")
+    max_length = int(given if given not in (None, "") else training_seq_len(meta) or 0)
     if max_length < 16:
         raise TaskDataError(f"max_length: the task data needs the model's context length (got {max_length}); "
                             "pass max_length=... or export checkpoints with meta.seq_len")

@@ -32,7 +32,7 @@ import pandas as pd
 from filelock import FileLock, Timeout
 
 from linscale.atomic import atomic_write, write_json
-from linscale.config import ConfigError, read_table_file
+from linscale.config import ConfigError, error_line, read_table_file
 from linscale.eval.tasks import SUITES, TASKS_DIR
 from linscale.processes import end_with_parent, release_pool_pipes
 
@@ -132,6 +132,36 @@ def task_paths(include_path=None) -> list[str]:
     return [str(TASKS_DIR), *(str(p) for p in extra)]
 
 
+def check_user_tasks(include_path=None) -> None:
+    """The user's task folders, before anything is evaluated: every YAML readable (a broken one was left out
+    by lm-eval with a log line, and its task then called "unknown"), and no task named like one of
+    linscale's (lm-eval lets the later folder's win: a user's `linscale_cloze` scored the linguistic suite
+    in place of the package's, and the store then held those rows as the suite's)."""
+    import yaml
+    from lm_eval.tasks import TaskManager
+
+    folders = task_paths(include_path)[1:]
+    if not folders:
+        return
+
+    class Lenient(yaml.SafeLoader):  # lm-eval's own tags (!function) read as nothing: only the syntax is checked
+        pass
+
+    Lenient.add_multi_constructor("!", lambda loader, suffix, node: None)
+    for folder in folders:
+        for file in sorted(Path(folder).rglob("*.yaml")):
+            try:
+                yaml.load(file.read_text(encoding="utf-8"), Loader=Lenient)
+            except (yaml.YAMLError, UnicodeDecodeError) as err:
+                raise ConfigError(f"--include_path: {file}: not a readable task YAML ({error_line(err)})") from None
+    own = set(TaskManager(include_path=[str(TASKS_DIR)], include_defaults=False).all_tasks)
+    theirs = set(TaskManager(include_path=folders, include_defaults=False).all_tasks)
+    clash = sorted(own & theirs)
+    if clash:
+        raise ConfigError(f"--include_path: {', '.join(folders)} defines {', '.join(clash)}, the name of linscale's "
+                          "own task(s), which it would replace in linscale's suites; rename yours")
+
+
 def resolve_tasks(suites: list[str], tasks: list[str] | None = None, include_defaults: bool = False,
                   include_path=None):
     """lm-eval task/group names for suite names plus extra task names (from the linscale suites, the
@@ -144,6 +174,7 @@ def resolve_tasks(suites: list[str], tasks: list[str] | None = None, include_def
             raise ConfigError(f"suite: unknown suite {suite!r}; expected one of {', '.join(SUITES)}")
         names += SUITES[suite]
     names += list(tasks or [])
+    check_user_tasks(include_path)
     manager = TaskManager(include_path=task_paths(include_path), include_defaults=include_defaults)
     unknown = [n for n in names if n not in manager.all_tasks]
     if unknown:
@@ -473,6 +504,9 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                 if not seq_len:
                     raise ConfigError(f"{checkpoint}: meta has no seq_len to scale by context_factor")
                 options["max_length"] = int(round(context_factor * seq_len))
+                if options["max_length"] < 2:  # 0 was read as "not given" and the run evaluated at seq_len
+                    raise ConfigError(f"--context-factor: {context_factor:g} x {checkpoint}'s seq_len {seq_len} is a "
+                                      f"context of {options['max_length']} tokens; expected at least 2")
             for suite, names in units:
                 done = table[(table.run_id == run_id) & (table.step == step) & (table.suite == suite)]
                 finished = len(done) > 0
