@@ -125,6 +125,13 @@ def test_linscale_eval_is_resumable_without_duplicates(tmp_path):
     pd.testing.assert_frame_equal(read_store(sweep_dir / "eval" / "results.parquet"), first)
     assert len(again) == len(first)
     assert (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").is_file()
+    # a suite's JSON deleted (its items and cells may be gone with it): that suite is evaluated again, alone
+    (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").unlink()
+    messages.clear()
+    third = evaluate_sweep(sweep_dir, ["knowledge"], progress=messages.append)
+    assert sum("already evaluated" in m for m in messages) == 2 and any("a step 20 knowledge: " in m and
+                                                                        "already" not in m for m in messages)
+    assert (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").is_file() and len(third) == len(first)
 
 
 def test_another_sweeps_run_of_the_same_id_and_step_is_not_taken_for_one_evaluated(tmp_path):

@@ -493,6 +493,7 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         table = read_store(out)
         check_store_settings(out, table, {"task_options": dict(task_options or {}), "context_factor": context_factor,
                                           "limit": limit, "include_defaults": include_defaults})
+        cells_file, items_file, json_root = companion_paths(out)
         todo = []  # (n, checkpoint, meta, suite, names, options): what is not in the store yet
         for n, checkpoint in enumerate(checkpoints, 1):
             meta = checkpoint_meta(checkpoint)
@@ -509,7 +510,10 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                                       f"context of {options['max_length']} tokens; expected at least 2")
             for suite, names in units:
                 done = table[(table.run_id == run_id) & (table.step == step) & (table.suite == suite)]
-                finished = len(done) > 0
+                # a suite's lm-eval JSON is written with its rows: where it is gone (a json folder deleted), so
+                # may its cells and items be, and the suite is evaluated again, its rows replaced
+                finished = len(done) > 0 and (suite == "tasks" or
+                                              (json_root / run_id / f"step={step}" / f"{suite}.json").is_file())
                 if suite == "tasks":  # the user's own tasks: those of this call not evaluated yet (another
                     names = [name for name in names if name not in set(done.task)]  # call's were skipped)
                     finished = not names
@@ -522,7 +526,6 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         # Submitted all at once, written as each finishes in checkpoint order: the pool works ahead, the store
         # grows in the order one process would give it, and an interrupted run keeps what was written.
         pending = [(item, (pool or _HERE).submit(evaluate, item[1], item[4], item[5])) for item in todo]
-        cells_file, items_file, json_root = companion_paths(out)
         for (n, checkpoint, meta, suite, names, options), future in pending:
             results, elapsed = future.result()
             run_id, step = str(meta.get("run_id", checkpoint)), int(meta.get("step", -1))
