@@ -425,6 +425,22 @@ def test_a_users_task_folder_may_neither_break_nor_replace_linscales_tasks(tmp_p
     assert f"--include_path: {mine / 'dup.yaml'}: not a readable task YAML (" in err and len(err.splitlines()) == 1, err
 
 
+def test_a_users_task_whose_data_file_is_missing_is_one_line(tmp_path, capsys):
+    """A task YAML naming a local data file that is not there was a FileNotFoundError traceback."""
+    from linscale.cli import main
+
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "gone.yaml").write_text(f"task: gone_local\ndataset_path: json\ndataset_kwargs:\n  data_files:\n"
+                                    f"    test: {tmp_path / 'nope.jsonl'}\noutput_type: loglikelihood_rolling\n"
+                                    "test_split: test\ndoc_to_text: ''\ndoc_to_target: page\nmetric_list:\n"
+                                    "  - metric: word_perplexity\n")
+    assert main(["eval", str(sweep_dir), "--suites", "", "--tasks", "gone_local", "--include_path", str(mine)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "tasks: gone_local: " in err and "nope.jsonl" in err and len(err.splitlines()) == 1, err
+
+
 def test_offline_real_task_is_a_one_line_error_naming_its_dataset(tmp_path, capsys, monkeypatch):
     """`--tasks wikitext --real-tasks` without a network: one line naming the dataset, no traceback. The
     task here is lm-eval's wikitext.yaml's dataset fields in a folder of its own (indexing all of lm-eval's

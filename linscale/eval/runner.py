@@ -216,6 +216,9 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task
                                            fewshot_random_seed=0)
     except (ConnectionError, *_dataset_errors()) as err:
         raise DatasetUnavailableError(_unavailable(tasks, err)) from None
+    except FileNotFoundError as err:  # a user's task naming a data file that is not there (was a traceback)
+        raise DatasetUnavailableError(f"tasks: {', '.join(tasks)}: a data file could not be found "
+                                      f"({error_line(err)}); check the data_files of your task YAML") from None
 
 
 @contextlib.contextmanager
