@@ -555,10 +555,12 @@ def settings_note(a: str | Path, b: str | Path) -> str | None:
         pairs = (item.split("=", 1) for item in study_overrides(folder.name, folder.parent))
         return {key.strip(): value.strip() for key, value in pairs if key.strip() not in RERUN_OVERRIDES}
 
+    def show(chosen: dict) -> str:
+        return ("--set " + " ".join(f"{k}={v}" for k, v in chosen.items())) if chosen else "no --set"
+
     ours, theirs = settings(Path(a)), settings(Path(b))
     if ours == theirs:
         return None
-    show = lambda chosen: ("--set " + " ".join(f"{k}={v}" for k, v in chosen.items())) if chosen else "no --set"
     return (f"note: A was made with {show(ours)}, B with {show(theirs)} (beyond the seed): B is another study, not "
             "a re-run of A, so A's predicted agreement, made for a re-run with another seed or CPU, does not apply")
 
