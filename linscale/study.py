@@ -173,7 +173,16 @@ def ablation_presets(preset: str | dict) -> tuple[str, dict[str, list[dict]]]:
         variant.update(name=f"{label}-ends-seed{seed}", sizes=copy.deepcopy(ends))
         variant["train"]["seed"] = seed
         size_seeds.append(variant)
-    return name, {"aspect": [aspect], "context": contexts, "seeds": seeds, "size_seeds": size_seeds}
+    variants = {"aspect": [aspect], "context": contexts, "seeds": seeds, "size_seeds": size_seeds}
+    for variant in (v for items in variants.values() for v in items):
+        # a variant is a sweep of its own sizes: the base's context_size (s6) and its arch_overrides of other
+        # sizes (the paper's 410M) were refused by the sweep as sizes it does not have, stopping the study
+        variant.pop("context_size", None)
+        if variant.get("arch_overrides"):
+            variant["arch_overrides"] = {arch: {size: fields for size, fields in (overrides or {}).items()
+                                                if size in variant["sizes"]}
+                                         for arch, overrides in variant["arch_overrides"].items()}
+    return name, variants
 
 
 # ----------------------------------------------------------------------------- stages

@@ -56,6 +56,21 @@ def test_context_ablation_retrains_the_presets_context_size():
         ablation_presets(copy.deepcopy(BASE) | {"context_size": "z"})
 
 
+@pytest.mark.parametrize("name", ["cpu", "paper", "smoke", "text"])
+def test_every_ablation_sweep_of_a_shipped_preset_is_a_preset_the_sweep_takes(name):
+    """The cpu preset's context_size (s6) went into every ablation's variant, whose grids hold other sizes:
+    the sweep refused the aspect and seeds variants, and `python3 tasks.py study` stopped at its sweep stage
+    before training anything. Each variant is planned here as the sweep plans it."""
+    from linscale.presets import load_preset
+    from linscale.train.run import plan_runs
+
+    _, ablations = ablation_presets(load_preset(name))
+    for ablation, variants in ablations.items():
+        for variant in variants:
+            _, specs = plan_runs(variant, [])
+            assert specs, (ablation, variant["name"])
+
+
 def test_seeds_ablation_retrains_the_base_size_with_other_seeds_and_nothing_else():
     base = {**BASE, "train": {**BASE["train"], "seed": 7}, "arch_overrides": {"tnl": {"a": {"lr": 1e-3}}}}
     _, ablations = ablation_presets(base)
