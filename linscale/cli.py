@@ -443,7 +443,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0 if check.verdicts()["identified"].all() else 1
     _writable_folder(args.out, "--out")  # a dry run too: it promises the sweep would start
     if args.dry_run:
-        from linscale.train.run import plan_runs, run_settings, validate_inputs
+        from linscale.train.run import check_strategy, plan_runs, run_settings, validate_inputs
         from linscale.train.settings import TrainSettings
         from linscale.train.sweep import check_cluster
 
@@ -460,8 +460,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         # the strategy and devices as each run would take them: a dry run printed its plan, exit 0, for FSDP on
         # a CPU or a batch that the devices do not divide, which the sweep refuses. Not whether this machine
         # has the GPUs: a GPU grid is planned on any machine (`sweep --preset paper --dry-run`)
-        from linscale.train.run import check_strategy
-
         for spec in specs:
             settings = TrainSettings.from_dict(run_settings(spec["train"], _execution(args)))
             check_strategy(settings)

@@ -59,6 +59,13 @@ class ContextLengthError(ValueError):
     """A request is longer than the model's context window ``max_length`` (and truncation is off)."""
 
 
+def _where(request) -> str:
+    """Which item an error is about: " (task T, doc D)" for an lm-eval request that names them, else ""."""
+    if request is not None and getattr(request, "task_name", None) is not None:
+        return f" (task {request.task_name}, doc {request.doc_id})"
+    return ""
+
+
 @register_model("linscale")
 class LinscaleLM(TemplateLM):
     """lm-eval adapter for a linscale ``CausalLM`` and its ``tokenizers.Tokenizer``.
@@ -164,10 +171,7 @@ class LinscaleLM(TemplateLM):
             return False
         if self.truncation == "left":
             return True
-        where = ""
-        if request is not None and getattr(request, "task_name", None) is not None:
-            where = f" (task {request.task_name}, doc {request.doc_id})"
-        raise ContextLengthError(f"{what} of {n_tokens} tokens{where} is longer than the model's context "
+        raise ContextLengthError(f"{what} of {n_tokens} tokens{_where(request)} is longer than the model's context "
                                  f"max_length={self.max_length}; pass max_length=... or truncation=left")
 
     # ----------------------------------------------------------------------------- scoring
@@ -207,11 +211,10 @@ class LinscaleLM(TemplateLM):
             request = instances[i] if instances is not None else None
             if self._check_length(len(tokens) - 1, "loglikelihood input", request):
                 if len(continuation_enc) > self.max_length:  # left truncation keeps no room to score it in
-                    where = f" (task {request.task_name}, doc {request.doc_id})" \
-                        if getattr(request, "task_name", None) is not None else ""
-                    raise ContextLengthError(f"loglikelihood continuation of {len(continuation_enc)} tokens{where} is "
-                                             f"longer than the model's context max_length={self.max_length}, which "
-                                             "truncation=left cannot shorten; pass a larger max_length=...")
+                    raise ContextLengthError(f"loglikelihood continuation of {len(continuation_enc)} tokens"
+                                             f"{_where(request)} is longer than the model's context max_length="
+                                             f"{self.max_length}, which truncation=left cannot shorten; pass a "
+                                             "larger max_length=...")
                 tokens = tokens[-(self.max_length + 1):]
             prepared.append((tokens[:-1], continuation_enc))
 
