@@ -616,6 +616,18 @@ def test_a_branch_whose_schedule_differs_before_its_branch_point_is_refused(tmp_
     assert TrainSettings.from_dict(plan_runs(preset)[1][0]["train"]).keep_checkpoints == [18]
 
 
+def test_a_warmup_that_outlasts_its_run_is_refused_per_run():
+    # tiny_preset trains 24 steps: a 24-step warmup never reaches train.lr
+    with pytest.raises(ConfigError, match="train.warmup_steps: 24 is not less than this run's 24 steps"):
+        plan_runs(tiny_preset(schedule="warmup", warmup_steps=24))
+    assert plan_runs(tiny_preset(schedule="cosine", warmup_steps=23))[1][0]["train"]["warmup_steps"] == 23
+    assert plan_runs(tiny_preset(schedule="constant", warmup_steps=24))  # a constant LR has no warmup to end
+    # judged on the run's own budget: a size that trains longer than the train block's tokens keeps its warmup
+    preset = tiny_preset(schedule="warmup", warmup_steps=30)
+    preset["sizes"]["s1"]["train"] = {"tokens": 32 * 8 * 48}
+    assert plan_runs(preset)[1][0]["train"]["warmup_steps"] == 30
+
+
 FSDP_DTYPES = """
 import os, sys, torch, torch.distributed as dist
 os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=sys.argv[1])

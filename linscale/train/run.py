@@ -81,7 +81,7 @@ def plan_runs(preset: str | dict, overrides: list[str] | tuple = ()) -> tuple[di
             except ConfigError as err:
                 raise ConfigError(f"sizes.{size} ({arch}): {err}") from None
             d_model = int(fields["d_model"])  # validated just above
-            train.check_kept_steps()
+            train.check_run_steps()
             specs.append({"run_id": f"{arch}-{size}", "preset": preset.get("name", ""), "arch": arch,
                           "size": str(size), "model": {**fields, "arch": arch, "name": str(size)},
                           "train": train.for_width(d_model).to_dict(), "data": preset.get("data") or {}})
@@ -807,7 +807,7 @@ def _train_run(run_dir: Path, progress_bar: bool, datamodule, execution: dict) -
     if status["state"] in ("done", "diverged"):
         return status["state"]
     train = TrainSettings.from_dict(run_settings(spec["train"], execution))
-    train.check_kept_steps()
+    train.check_run_steps()
     ckpt = run_dir / "checkpoints" / "last.ckpt"
     if ckpt.exists():  # check it before anything else: a corrupt checkpoint must stop us, not restart us
         try:
