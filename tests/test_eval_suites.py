@@ -134,6 +134,36 @@ def test_linscale_eval_is_resumable_without_duplicates(tmp_path):
     assert (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").is_file() and len(third) == len(first)
 
 
+def test_a_suite_whose_items_are_gone_is_evaluated_again(tmp_path):
+    """The paired tests read items.parquet and the heat maps niah_cells.parquet: a deleted companion store,
+    with the main store and the JSON still there, left every checkpoint "already evaluated" without them."""
+    from linscale.eval.runner import _lost_companions
+
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("llama")), ("b", 10, fx.tiny_model("hgrn2"))])
+    items_file = sweep_dir / "eval" / "items.parquet"
+    evaluate_sweep(sweep_dir, ["knowledge"], progress=lambda m: None)
+    items = read_store(items_file, ["run_id", "step", "task", "doc_id"])
+    assert set(items.run_id) == {"a", "b"}
+    items_file.unlink()
+    messages = []
+    evaluate_sweep(sweep_dir, ["knowledge"], progress=messages.append)
+    assert not any("already evaluated" in m for m in messages), messages
+    pd.testing.assert_frame_equal(read_store(items_file, ["run_id", "step", "task", "doc_id"]), items)
+    # one checkpoint's items lost: that one alone
+    items[items.run_id == "a"].to_parquet(items_file, index=False)
+    messages.clear()
+    evaluate_sweep(sweep_dir, ["knowledge"], progress=messages.append)
+    assert [m for m in messages if "already evaluated" in m] == ["[1/2] a step 10 knowledge: already evaluated"]
+    assert set(read_store(items_file, ["run_id", "step", "task", "doc_id"]).run_id) == {"a", "b"}
+    # NIAH tasks need their cells too; a group's accuracy (no items of its own) needs nothing
+    done = pd.DataFrame({"run_id": ["a"] * 3, "step": [10] * 3, "metric": ["acc"] * 3, "n_samples": [4, 4, None],
+                         "task": ["linscale_niah_easy", "linscale_cloze", "linscale_knowledge"]})
+    itemized = {("a", 10, "linscale_niah_easy"), ("a", 10, "linscale_cloze")}
+    assert _lost_companions(done, itemized, celled=set()) == {"linscale_niah_easy"}
+    assert _lost_companions(done, itemized, celled={("a", 10, "linscale_niah_easy")}) == set()
+    assert _lost_companions(done, {("a", 10, "linscale_niah_easy")}, {("a", 10, "linscale_niah_easy")}) == {"linscale_cloze"}
+
+
 def test_another_sweeps_run_of_the_same_id_and_step_is_not_taken_for_one_evaluated(tmp_path):
     """Every preset names its runs <arch>-<size> and the store is keyed by run id and step: another sweep's
     export of the same id and step was "already evaluated" into a shared store, with the other run's rows."""

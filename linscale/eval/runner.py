@@ -497,6 +497,7 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
         check_store_settings(out, table, {"task_options": dict(task_options or {}), "context_factor": context_factor,
                                           "limit": limit, "include_defaults": include_defaults})
         cells_file, items_file, json_root = companion_paths(out)
+        itemized, celled = _stored_tasks(items_file, ITEM_KEY), _stored_tasks(cells_file, NIAH_KEY)
         todo = []  # (n, checkpoint, meta, suite, names, options): what is not in the store yet
         for n, checkpoint in enumerate(checkpoints, 1):
             meta = checkpoint_meta(checkpoint)
@@ -513,12 +514,13 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                                       f"context of {options['max_length']} tokens; expected at least 2")
             for suite, names in units:
                 done = table[(table.run_id == run_id) & (table.step == step) & (table.suite == suite)]
-                # a suite's lm-eval JSON is written with its rows: where it is gone (a json folder deleted), so
-                # may its cells and items be, and the suite is evaluated again, its rows replaced
-                finished = len(done) > 0 and (suite == "tasks" or
-                                              (json_root / run_id / f"step={step}" / f"{suite}.json").is_file())
-                if suite == "tasks":  # the user's own tasks: those of this call not evaluated yet (another
-                    names = [name for name in names if name not in set(done.task)]  # call's were skipped)
+                # a suite's lm-eval JSON, items and NIAH cells are written with its rows: where one is gone (a
+                # json folder or a companion store deleted), the suite is evaluated again, its rows replaced
+                lost = _lost_companions(done, itemized, celled)
+                finished = len(done) > 0 and not lost and (
+                    suite == "tasks" or (json_root / run_id / f"step={step}" / f"{suite}.json").is_file())
+                if suite == "tasks":  # the user's own tasks: those of this call not evaluated yet (another call's
+                    names = [name for name in names if name not in set(done.task) or name in lost]  # were skipped)
                     finished = not names
                 if finished:
                     progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: already evaluated")
@@ -550,6 +552,25 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
             pool.cancel_pending()
         lock.release()
     return table
+
+
+def _stored_tasks(path: Path, key: list[str]) -> set[tuple[str, int, str]]:
+    """The (run_id, step, task) triples a companion store (items or NIAH cells) holds rows of."""
+    table = read_store(path, key)
+    return set(zip(table["run_id"].astype(str), table["step"].astype(int), table["task"].astype(str))) if len(table) else set()
+
+
+def _lost_companions(done: pd.DataFrame, itemized: set, celled: set) -> set[str]:
+    """The tasks of ``done`` (one checkpoint's stored rows of one suite) that scored items (an accuracy
+    over n_samples > 0) but whose items, or for NIAH whose cells, the companion stores do not hold: a
+    deleted items.parquet or niah_cells.parquet was not noticed while the main store and the JSON stayed,
+    and the paired tests and heat maps went without those checkpoints."""
+    scored = done[(done.metric == "acc") & (done.n_samples.fillna(0) > 0)]
+    lost = set()
+    for run_id, step, task in zip(scored.run_id.astype(str), scored.step.astype(int), scored.task.astype(str)):
+        if (run_id, step, task) not in itemized or (task.startswith("linscale_niah") and (run_id, step, task) not in celled):
+            lost.add(task)
+    return lost
 
 
 def _check_same_run(out: Path, checkpoint: Path, meta: dict, stored: pd.DataFrame) -> None:
