@@ -904,10 +904,14 @@ def cmd_lm_eval(args: argparse.Namespace) -> int:
         print(f"linscale lm-eval: error: {err}", file=sys.stderr)
         return 2
     except ValueError as err:
-        if not str(err).startswith("Tasks not found"):  # lm-eval 0.4's words for a misspelled --tasks name
-            raise
-        print(f"linscale lm-eval: error: --tasks: {err} (your own tasks need --include_path DIR)", file=sys.stderr)
-        return 2
+        if str(err).startswith("Tasks not found"):  # lm-eval 0.4's words for a misspelled --tasks name
+            print(f"linscale lm-eval: error: --tasks: {err} (your own tasks need --include_path DIR)", file=sys.stderr)
+            return 2
+        if "did not find any docs" in str(err):  # lm-eval's words for a task left with no documents
+            print(f"linscale lm-eval: error: a task has no documents to evaluate ({err}); expected --limit of at "
+                  f"least 1 and a task whose data has documents", file=sys.stderr)
+            return 2
+        raise
     return 0
 
 

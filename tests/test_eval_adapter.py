@@ -122,6 +122,21 @@ def test_a_max_length_of_zero_is_refused_not_read_as_unset(tmp_path):
             LinscaleLM(checkpoint=str(ckpt), max_length=bad)
 
 
+def test_a_device_that_cannot_hold_tensors_is_one_line(tmp_path):
+    """torch's traceback for a device it does not know (tpu), safetensors' for one this build lacks, and
+    "cpu:1" reported as corrupt weights; a model option lm_eval also passes (its --batch_size, always) was
+    Python's TypeError."""
+    ckpt = fx.export(tmp_path / "ck", fx.tiny_model("llama"))
+    for device, reason in (("tpu", "Expected one of cpu"), ("cpu:1", "a CPU is one device: cpu")):
+        with pytest.raises(ConfigError, match=rf"^device: '{device}' cannot hold tensors here \({reason}"):
+            LinscaleLM(checkpoint=str(ckpt), device=device)
+    assert LinscaleLM(checkpoint=str(ckpt), device="cpu:0").device == torch.device("cpu")
+    with pytest.raises(ConfigError, match=r"^model_args: batch_size=4 is also given by lm_eval's --batch_size \(1; "):
+        LinscaleLM.create_from_arg_string(f"checkpoint={ckpt},batch_size=4", {"batch_size": 1, "device": None})
+    lm = LinscaleLM.create_from_arg_string(f"checkpoint={ckpt},device=cpu", {"batch_size": 4, "device": None})
+    assert (lm.batch_size, lm.device) == (4, torch.device("cpu"))  # an option lm_eval leaves unset is no clash
+
+
 def test_missing_or_corrupt_checkpoint(tmp_path):
     with pytest.raises(CheckpointError, match="does not exist"):
         LinscaleLM(checkpoint=str(tmp_path / "nope"))
@@ -175,6 +190,7 @@ def test_lm_evals_defaults_give_the_gpu_its_own_budget_and_one_process_only(tmp_
     assert lm.max_gen_toks == 256  # lm_eval/models/huggingface.py, HFLM.max_gen_toks (importing it needs accelerate)
     chosen = []
     monkeypatch.setattr(adapter.torch.cuda, "is_available", lambda: True)  # a GPU machine: the GPU is taken
+    monkeypatch.setattr(adapter, "_usable_device", torch.device)  # (and it holds tensors there)
     monkeypatch.setattr(adapter, "load_checkpoint", lambda path, device: chosen.append(device) or (_ for _ in ()).throw(
         RuntimeError("stop here")))
     with pytest.raises(RuntimeError, match="stop here"):

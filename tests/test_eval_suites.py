@@ -43,14 +43,19 @@ def test_linscale_lm_eval_answers_a_users_mistake_in_one_line(tmp_path):
     """`linscale lm-eval` showed lm-eval's traceback for a missing checkpoint, an unknown model option and a
     misspelled task; `linscale eval` answered each in one line (in a process of its own, as a user runs
     it: lm-eval's log handlers keep the stream they were first given)."""
-    cases = [(f"checkpoint={tmp_path / 'missing'}", "linscale_knowledge", "checkpoint folder does not exist"),
-             (f"pretrained={tmp_path}", "linscale_knowledge", "model_args: unknown option(s) pretrained"),
-             (f"checkpoint={tmp_path}", "linscale_knowlege", "--tasks: Tasks not found: linscale_knowlege")]
+    ckpt = fx.export(tmp_path / "ck", fx.tiny_model("llama"))
+    cases = [(f"checkpoint={tmp_path / 'missing'}", "linscale_knowledge", "checkpoint folder does not exist", []),
+             (f"pretrained={tmp_path}", "linscale_knowledge", "model_args: unknown option(s) pretrained", []),
+             (f"checkpoint={tmp_path}", "linscale_knowlege", "--tasks: Tasks not found: linscale_knowlege", []),
+             # lm_eval always passes its --batch_size (default 1): one in model_args was a TypeError
+             (f"checkpoint={ckpt},batch_size=4", "linscale_cloze", "model_args: batch_size=4 is also given by "
+              "lm_eval's --batch_size (1; ", []),
+             (f"checkpoint={ckpt}", "linscale_cloze", "a task has no documents to evaluate (", ["--limit", "0"])]
     env = {**os.environ, **OFFLINE, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
-    for model_args, task, expected in cases:
+    for model_args, task, expected, extra in cases:
         proc = subprocess.run([sys.executable, "-m", "linscale", "lm-eval", "--model", "linscale", "--model_args",
-                               model_args, "--tasks", task, "--include_path", str(TASKS_DIR), "--device", "cpu"],
-                              capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+                               model_args, "--tasks", task, "--include_path", str(TASKS_DIR), "--device", "cpu",
+                               *extra], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
         err = proc.stderr.strip().splitlines()
         assert proc.returncode == 2 and err[-1].startswith("linscale lm-eval: error: ") and expected in err[-1], err
         assert "Traceback" not in proc.stderr, proc.stderr[-2000:]

@@ -66,6 +66,23 @@ def _where(request) -> str:
     return ""
 
 
+def _usable_device(device) -> torch.device:
+    """``device`` as a torch device that holds tensors in this process, or a ConfigError naming it: "tpu"
+    was torch's traceback, "mps" on a build without it one from safetensors, and "cpu:1" was reported as
+    corrupt weights."""
+    try:
+        found = torch.device(device)
+        if found.type == "cpu":  # safetensors takes "cpu" only
+            if found.index not in (None, 0):
+                raise ValueError("a CPU is one device: cpu")
+            found = torch.device("cpu")
+        torch.empty(0, device=found)
+    except (RuntimeError, NotImplementedError, AssertionError, ValueError, TypeError) as err:
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:200]
+        raise ConfigError(f"device: {device!r} cannot hold tensors here ({reason}); expected cpu or cuda[:N]") from None
+    return found
+
+
 @register_model("linscale")
 class LinscaleLM(TemplateLM):
     """lm-eval adapter for a linscale ``CausalLM`` and its ``tokenizers.Tokenizer``.
@@ -108,7 +125,7 @@ class LinscaleLM(TemplateLM):
         elif str(device).startswith("cuda") and not torch.cuda.is_available():
             log.warning("device %s requested but CUDA is not available: using the CPU", device)
             device = "cpu"
-        self._device = torch.device(device)
+        self._device = _usable_device(device)
         if checkpoint is not None:
             if model is not None or tokenizer is not None:
                 raise ConfigError("model_args: pass either checkpoint= or model= and tokenizer=, not both")
@@ -144,6 +161,24 @@ class LinscaleLM(TemplateLM):
         if self.batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
         self.max_gen_toks = int(max_gen_toks)
+
+    @classmethod
+    def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "LinscaleLM":
+        """As lm-eval's, but a keyword given both in ``--model_args`` and by lm_eval's own option (its
+        ``--batch_size`` is always passed, default 1) is one line naming it, not Python's TypeError."""
+        given = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        twice = sorted(set(arg_dict) & set(given))
+        if twice:
+            key = twice[0]
+            raise ConfigError(f"model_args: {key}={arg_dict[key]!r} is also given by lm_eval's --{key} "
+                              f"({given[key]!r}; lm_eval passes its own even when not asked); give it once, as --{key}")
+        return cls(**arg_dict, **given)
+
+    @classmethod
+    def create_from_arg_string(cls, arg_string: str, additional_config: dict | None = None) -> "LinscaleLM":
+        from lm_eval.utils import simple_parse_args_string
+
+        return cls.create_from_arg_obj(simple_parse_args_string(arg_string), additional_config)
 
     # ----------------------------------------------------------------------------- tokenizer
 
