@@ -46,6 +46,23 @@ def test_a_config_edited_away_from_its_weights_is_one_line(tmp_path):
         "of another shape, first: size mismatch for " in line, line
 
 
+def test_a_config_of_more_or_fewer_layers_than_its_weights_is_refused(tmp_path):
+    """load_state_dict runs with strict=False (to word the errors): a layer the weights lack would keep its
+    random initial values in silence, and one they hold beyond the config would be dropped."""
+    import json
+    import re
+
+    path = save_checkpoint(build_model(ModelConfig(arch="tnl", n_layer=2, d_model=16, n_head=2, vocab_size=20)),
+                           tmp_path / "ckpt")
+    spec = json.loads((path / "config.json").read_text())
+    for n_layer, which in ((3, "missing ['blocks.2."), (1, "missing [], unexpected ['blocks.1.")):
+        spec["model"]["n_layer"] = n_layer
+        (path / "config.json").write_text(json.dumps(spec))
+        with pytest.raises(CheckpointError, match="model.safetensors: weights do not match the config "
+                                                  rf"\({re.escape(which)}"):
+            load_checkpoint(path)
+
+
 def test_an_export_is_readable_by_whom_a_file_made_by_hand_would_be(tmp_path):
     """The export folder came from mkdtemp (0700) and safetensors wrote its weights 0600: on a shared
     cluster the rest of a group could not evaluate a run. Now the folder and its files get the modes the

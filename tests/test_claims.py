@@ -34,9 +34,14 @@ def test_difference_and_equivalence_rules_reach_every_verdict():
     assert rules.interval_equivalence(-0.004, 0.006, 0.01) == REPRODUCED
     assert rules.interval_equivalence(0.011, 0.02, 0.01) == NOT_REPRODUCED
     assert rules.interval_equivalence(-0.02, 0.0, 0.01) == INCONCLUSIVE
+    assert rules.interval_equivalence(-0.02, -0.011, 0.01) == NOT_REPRODUCED  # wholly below -margin, too
     assert rules.interval_difference(0.1, 0.3, "positive") == REPRODUCED
     assert rules.interval_difference(-0.3, -0.1, "positive") == NOT_REPRODUCED
     assert rules.interval_difference(-0.1, 0.3, "positive") == INCONCLUSIVE
+    # a claimed negative difference: the mirror image
+    assert rules.interval_difference(-0.3, -0.1, "negative") == REPRODUCED
+    assert rules.interval_difference(0.1, 0.3, "negative") == NOT_REPRODUCED
+    assert rules.interval_difference(-0.1, 0.3, "negative") == INCONCLUSIVE
 
 
 def test_combine_is_a_conjunction_every_part_for_reproduced_one_against_refutes():
@@ -53,6 +58,8 @@ def test_margin_to_flip_counts_noise_bounds_to_the_nearest_boundary():
     assert rules.margin_to_flip(0.05, 0.01) == pytest.approx(4.0)  # 0.05 is 4 bounds above +0.01
     assert rules.margin_to_flip(0.0, 0.01) == pytest.approx(1.0)
     assert rules.margin_to_flip(0.002, 0.003, "equivalence", 0.01) == pytest.approx(5 / 3)  # to 0.01 - 0.003
+    assert rules.margin_to_flip(-0.002, 0.003, "equivalence", 0.01) == pytest.approx(5 / 3)  # to -(0.01 - 0.003)
+    assert rules.margin_to_flip(-0.015, 0.003, "equivalence", 0.01) == pytest.approx(2 / 3)  # to -(0.01 + 0.003)
     assert np.isnan(rules.margin_to_flip(0.01, 0.0))
 
 

@@ -851,3 +851,24 @@ def test_a_hold_out_the_grid_cannot_make_is_said_with_its_reason():
     assert lines[1] == ("tnl approach3: no hold-out check possible on this grid; none of 3 simulated refits "
                         "succeeded (fit window: no compute decade left to hold out)")
     assert not any("nan" in line for line in lines)
+
+
+def test_the_design_summary_names_each_rule_a_method_misses():
+    """Replicates made by hand, so that approach 3's median a and approach 3 with E fixed are right, but
+    approach 3's 95% range is twice as wide as allowed and its E is off by twice the tolerance."""
+    import pandas as pd
+
+    from linscale.design import A_RANGE_WIDTH, E_TOLERANCE, MIN_BUDGETS, DesignCheck
+
+    n = 41
+    draws = pd.DataFrame(dict(arch="tnl", law="a = 0.5", a_true=0.5, a_flops=0.5, replicate=range(n), E_true=1.5,
+                              approach1_a=0.5, approach2_a=0.5, approach2_budgets=MIN_BUDGETS,
+                              approach3_a=0.5 + np.linspace(-1, 1, n) * A_RANGE_WIDTH, approach3_fixed_e_a=0.5,
+                              approach3_E=1.5 * (1 + 2 * E_TOLERANCE)))
+    crossings = pd.DataFrame(dict(arch=["tnl"], law=["a = 0.5"], crossover=[1.0], a_true=[0.5]))
+    summary = DesignCheck("hand", draws, crossings, {}).summary().set_index("method")
+    assert summary.loc[["approach1", "approach2", "approach3_fixed_e"], "identified"].all(), summary
+    reason = summary.loc["approach3", "reason"]
+    assert not summary.loc["approach3", "identified"]
+    assert reason == (f"95% range of a {1.9 * A_RANGE_WIDTH:.3f} wide (at most {A_RANGE_WIDTH:g}); "
+                      f"median |E/E_true − 1| {2 * E_TOLERANCE:.1%} (at most {E_TOLERANCE:.0%})"), reason

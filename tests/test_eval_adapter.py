@@ -171,6 +171,9 @@ def test_niah_metrics():
     penalty = {0: 1.0, 1: 0.0, 2: 2 ** ((1 - 3) / 2)}
     assert metrics.niah_score(records) == pytest.approx(sum(w[c] * acc[c] * penalty[c[0]] for c in w) / total)
     assert metrics.column_penalty([True, True, False, False]) == pytest.approx(2 ** -0.5)
+    # a cell passes at accuracy a_ij >= 0.5 (the threshold itself passes): 1, 0.5, 1 is one passing segment
+    half = [(0, 0, 1), (0, 1, 1), (0, 1, 0), (0, 2, 1)]
+    assert metrics.niah_score(half) == pytest.approx(metrics.weighted_accuracy(half))
     # harder cells weigh more: longer contexts and needles farther from the question
     assert metrics.weighted_accuracy([(0, 0, 0), (1, 0, 1)]) > 0.5
     assert metrics.weighted_accuracy([(0, 0, 1), (0, 1, 0)]) > 0.5

@@ -17,6 +17,7 @@ from scipy.optimize import check_grad, minimize
 from linscale.cli import main
 from linscale.flops import PF_DAY
 from linscale.laws import approach3
+from linscale.laws.approach1 import loss_envelope
 from linscale.laws import (LawsInputError, bootstrap, compare_with_paper, extrapolation_check, fit_approach1,
                            fit_approach2, fit_approach3, huber_objective, optimal_allocation, paper_table3,
                            prepare_runs, simulate_isoflop, simulate_runs, start_grid)
@@ -101,6 +102,10 @@ def test_approach1_recovers_the_compute_frontier_exponent():
     assert abs(exponent / true - 1) < 0.01, f"L(C) exponent {exponent:.5f}, true {true:.5f}"
     a = result.value("N_opt(C)", "exponent")
     assert abs(a / (law["beta"] / (law["alpha"] + law["beta"])) - 1) < 0.05, f"N_opt exponent {a:.4f}"
+    b = result.value("D_opt(C)", "exponent")  # D_opt from the winning run's own tokens at each compute
+    assert abs(b / (law["alpha"] / (law["alpha"] + law["beta"])) - 1) < 0.05, f"D_opt exponent {b:.4f}"
+    env = loss_envelope(sim, n_grid=400, compute_range=(1e-2, 1e2))
+    np.testing.assert_allclose(6 * env["params"] * env["tokens"], env["flops"], rtol=1e-9)  # C = 6ND, run by run
     assert result.value("L(C)", "exponent", column="r2") > 0.999
     # The same fit in FLOPs: same exponent, coefficient rescaled by PF_DAY^exponent.
     flops = fit_approach1(sim, n_grid=400, compute_range=(1e-2 * PF_DAY, 1e2 * PF_DAY), compute_unit="flops")
