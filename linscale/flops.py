@@ -23,10 +23,20 @@ from linscale.config import ModelConfig
 
 PF_DAY = 1e15 * 86400  # FLOPs in one PFLOP/s-day, the unit of the paper's compute axes
 FFN_ACCOUNTING = ("table1", "actual")
+COUNTED = ("llama", "tnl", "hgrn2", "cosformer2")  # the architectures whose Table 1 terms are written below
+
+
+def require_formula(config: ModelConfig) -> None:
+    """A new architecture (README, "Where to change what") without its terms here would be counted as a
+    LLaMA's parameters, or fail with a bare KeyError in the middle of training."""
+    if config.arch not in COUNTED:
+        raise ValueError(f"linscale.flops: no FLOPs formula for architecture {config.arch!r}; add its Table 1 "
+                         "terms to non_embedding_params and _correction, and its name to COUNTED")
 
 
 def non_embedding_params(config: ModelConfig) -> int:
     """N with Table 1's terms and the configured GLU width (norm gains and LRPE angles not counted)."""
+    require_formula(config)
     l, d, g = config.n_layer, config.d_model, config.d_ffn
     n = 4 * l * d * d + 3 * l * d * g
     if config.arch in ("tnl", "cosformer2"):
@@ -39,6 +49,7 @@ def non_embedding_params(config: ModelConfig) -> int:
 
 
 def _correction(config: ModelConfig, seq_len: int) -> float:
+    require_formula(config)
     d, h = config.d_model, config.n_head
     corrections = {
         "llama": seq_len / (6 * d) + 5 / (18 * d),
@@ -46,9 +57,6 @@ def _correction(config: ModelConfig, seq_len: int) -> float:
         "hgrn2": 1 / (3 * h) + 29 / (72 * d),
         "cosformer2": 3 / (4 * h) + 23 / (72 * d),
     }
-    if config.arch not in corrections:  # a new architecture (README, "Where to change what"): was a bare KeyError
-        raise ValueError(f"linscale.flops: no FLOPs formula for architecture {config.arch!r}; add its Table 1 "
-                         "terms to _correction (and to non_embedding_params)")
     return corrections[config.arch]
 
 

@@ -114,3 +114,19 @@ def test_an_architecture_without_a_flops_formula_is_named():
     object.__setattr__(config, "arch", "retnet")  # past the config's own check, as a half-added architecture is
     with pytest.raises(ValueError, match="no FLOPs formula for architecture 'retnet'"):
         flops.flops_per_token(config, 64)
+    with pytest.raises(ValueError, match="no FLOPs formula for architecture 'retnet'"):  # not a LLaMA's count
+        flops.non_embedding_params(config)
+
+
+def test_a_half_added_architecture_is_refused_when_its_runs_are_planned(monkeypatch):
+    """Registered as a model but given no FLOPs formula: a dry run listed its runs, and training failed at
+    its first step with a traceback."""
+    import linscale.config
+    from linscale.config import ConfigError
+    from linscale.train.run import plan_runs
+
+    monkeypatch.setattr(linscale.config, "ARCHITECTURES", (*linscale.config.ARCHITECTURES, "retnet"))
+    with pytest.raises(ConfigError, match=r"^sizes\.s1 \(retnet\): linscale\.flops: no FLOPs formula for "
+                                          r"architecture 'retnet'"):
+        plan_runs("smoke", ["archs=[tnl,retnet]"])
+    assert len(plan_runs("smoke", ["archs=[tnl]"])[1]) > 0

@@ -8,7 +8,8 @@
 To add an architecture: write ``<name>.py`` with its token mixer and a ``build(config)``, register it
 in ``BUILDERS`` below and in ``linscale.config.ARCHITECTURES`` (and ``LINEAR_ARCHITECTURES`` if its
 mixer is linear: the architectures chapter then checks its three forms agree), give it a formula in
-``linscale.flops`` and a label, colour and marker in ``linscale.plotting``; a module of it whose parameters
+``linscale.flops`` (planning its runs refuses it until then), a label in ``linscale.config.ARCH_LABELS``
+and a colour and marker in ``linscale.plotting``; a module of it whose parameters
 must stay fp32 under mixed precision (angles of positions, decays' bounds) goes in ``FP32_MODULES`` below.
 ``tests/test_flops.py`` checks all of these for every architecture; the README lists what stays the paper's four.
 

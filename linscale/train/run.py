@@ -52,6 +52,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from linscale import flops
 from linscale.models.checkpoint import CheckpointError
 from linscale.config import ConfigError, ModelConfig
 from linscale.presets import split_size
@@ -77,8 +78,10 @@ def plan_runs(preset: str | dict, overrides: list[str] | tuple = ()) -> tuple[di
             train = TrainSettings.from_dict({**(preset.get("train") or {}), **size_train})
             fields = {**shared, **shape, **((preset.get("arch_overrides") or {}).get(arch) or {}).get(size, {})}
             try:
-                ModelConfig.from_dict({"vocab_size": VOCAB_PLACEHOLDER, **fields, "arch": arch, "name": str(size)})
-            except ConfigError as err:
+                config = ModelConfig.from_dict({"vocab_size": VOCAB_PLACEHOLDER, **fields, "arch": arch,
+                                                "name": str(size)})
+                flops.require_formula(config)  # training counts its FLOPs from the first step
+            except (ConfigError, ValueError) as err:
                 raise ConfigError(f"sizes.{size} ({arch}): {err}") from None
             d_model = int(fields["d_model"])  # validated just above
             train.check_run_steps()
