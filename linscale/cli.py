@@ -660,7 +660,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "finished run is not trained again. SIGTERM or Ctrl-C stop it at the next step with a "
                     "checkpoint (exit code 143 or 130, status 'interrupted').",
         epilog=_data_keys_epilog)  # called when the help is printed
-    p.add_argument("--preset", default=None, help="preset name (smoke, cpu, text, paper) or path to a YAML file")
+    p.add_argument("--preset", default=None, help="preset name (linscale's own: smoke, cpu, text, paper; "
+                   "more from LINSCALE_PRESETS=DIR) or path to a YAML file")
     p.add_argument("--arch", default=None, help=f"architecture: one of {', '.join(ARCHITECTURES)}")
     p.add_argument("--size", default=None, help="a size name of the preset (e.g. s3, or 1B for paper)")
     p.add_argument("--out", default=None, help="output folder (default: runs/<preset name>)")
@@ -678,7 +679,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "(one row per run and intermediate checkpoint; schema in linscale.train.results) up to date. "
                     "Re-running skips finished runs and resumes interrupted ones; a second sweep on the same OUT "
                     "stops with an error while the first holds the lock.")
-    p.add_argument("--preset", required=True, help="preset name (smoke, cpu, text, paper) or path to a YAML file")
+    p.add_argument("--preset", required=True, help="preset name (linscale's own: smoke, cpu, text, paper; "
+                   "more from LINSCALE_PRESETS=DIR) or path to a YAML file")
     p.add_argument("--out", default=None, help="output folder (default: runs/<preset name>)")
     p.add_argument("--jobs", type=_whole_number(1), default=None,
                    help="runs trained at the same time, each in its own process (default: one per CPU core, "
@@ -810,7 +812,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated linscale suites: knowledge, linguistic, retrieval (default: all)")
     p.add_argument("--checkpoint", action="append", default=None,
                    help="evaluate only this export folder (repeatable; default: every checkpoint of the sweep)")
-    p.add_argument("--tasks", default=None, help="extra lm-eval task names, e.g. piqa,hellaswag (needs --real-tasks)")
+    p.add_argument("--tasks", default=None, help="extra lm-eval task names: a linscale task (linscale_mqar), one of your own (with "
+                   "--include_path) or one of lm-eval's (piqa,hellaswag; needs --real-tasks)")
     p.add_argument("--real-tasks", action="store_true",
                    help="also index lm-eval's built-in tasks (piqa, hellaswag, ...; their data needs a network)")
     p.add_argument("--out", default=None, help="results store (default: <sweep>/eval/results.parquet)")

@@ -60,7 +60,12 @@ LINEAR = ("tnl", "hgrn2", "cosformer2")
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE = "reproduced", "not reproduced", "inconclusive", "not testable"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE)
 
-# Equivalence margins, fixed before the data (see each claim for why this size).
+# Equivalence margins, fixed before the data (see each claim for why this size). After changing one: build
+# the book again (`python3 tasks.py book`: the claims table and every verdict read it), write the committed
+# re-runs' comparisons again (`linscale compare`, results/reruns/*/cpu-comparison.json, which keep the
+# verdicts as judged when they were written), and correct the margins quoted in the README and the findings
+# chapter. The probes' registered thresholds are beside their rules in findings/laws.py (LR_EXPLAINS,
+# HEADS_EXPLAINS, ...) and findings/downstream.py (AT_CHANCE_MARGIN, BINDER_SHARE).
 MARGINS = {
     # L(C) exponents: 0.01 changes the loss ratio over three decades of compute by 10^0.03 = 7%; the
     # paper's four exponents span 0.0045.

@@ -9,8 +9,12 @@
 and the one table of what the study reads from them: :data:`ANSWERS` (each task's form of answer, which
 sets its chance level) and :data:`SCORES` (each score's column, header and name in the book, and the
 analyses it enters). The rest of the package derives its lists from these two, in their order, which is
-the order of the book's columns and rows. A new task: its YAML here, its items (``utils.py`` and
-``linscale/eval/items.py``, knobs in ``difficulty.yaml``), and its lines in the two tables below.
+the order of the book's columns and rows. A new task: its YAML here and its name in its suite's group
+YAML (``linscale_<suite>.yaml``), its items (``utils.py``; a new kind of item also its generator in
+``linscale/eval/items.py`` and, where it is a sentence of the language, ``linscale/data/synthetic.py``;
+knobs in ``difficulty.yaml``), and its lines in the two tables below. A task of one's own outside this
+folder (``--include_path DIR``) that reuses these items needs a ``utils.py`` beside its YAML (lm-eval reads
+``!function utils.x`` from the YAML's own folder): ``from linscale.eval.tasks.utils import *``.
 """
 from __future__ import annotations
 
