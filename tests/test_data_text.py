@@ -494,6 +494,26 @@ def test_validation_from_another_file_and_a_single_file_with_held_out_documents(
     assert held.shards.count("validation") == sum(len(held.tokenizer.encode(d).ids) + 1 for d in every_tenth)
 
 
+@pytest.mark.parametrize("name,content,expected", [
+    ("valid.txt", b"caf\xe9 au lait\n", r"valid\.txt: not valid UTF-8 text \(byte 0xe9 at offset 3\)"),
+    ("valid.jsonl", b'{"body": "no text field"}\n', r"valid\.jsonl:1: no field 'text' \(set data\.text_field\)"),
+])
+def test_an_unreadable_validation_file_stops_the_run_before_the_tokenizer_is_trained(
+        tmp_path, monkeypatch, name, content, expected):
+    """The validation text was first read after the tokenizer had been trained and the training text
+    tokenized, which for a large corpus is hours of work before the error."""
+    import linscale.data.datamodule as datamodule
+
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    (tmp_path / name).write_bytes(content)
+    trained = []
+    monkeypatch.setattr(datamodule.text_data, "train_tokenizer", lambda *a, **k: trained.append(1))
+    with pytest.raises(DataError, match=expected):
+        build_datamodule({"source": "text", "path": str(TINY_TEXT / "train.txt"), "vocab_size": 300,
+                          "val_path": str(tmp_path / name)}, seq_len=16, batch_size=4)
+    assert not trained
+
+
 def test_long_text_is_tokenized_in_pieces_exactly_as_whole(tmp_path, monkeypatch):
     """A .txt file is read in blocks and a long document handed to the tokenizer in pieces, cut only where
     the byte-level pre-tokenizer splits anyway: the ids equal those of the whole document."""

@@ -201,6 +201,16 @@ class SyntheticDataModule(_Base):
         return float(self.split_dataset(split).nll.double().mean())
 
 
+def _read_first_document(source) -> None:
+    """The validation text is read after the tokenizer is trained and the training text tokenized (hours,
+    for a large corpus): a validation file that cannot be read (not UTF-8 or not JSON at its start, no such
+    text field, no permission) stopped the run only then. Its first document is read before anything."""
+    try:
+        next(iter(source.pieces()), None)
+    except OSError as err:
+        raise DataError(f"data.{source.role}: {source.describe()}: not readable ({err.strerror or err})") from None
+
+
 class TextDataModule(_Base):
     """Packed rows of real text with a byte-level BPE tokenizer (see :mod:`linscale.data.text`).
 
@@ -221,6 +231,8 @@ class TextDataModule(_Base):
         self.max_tokens = self.data.get("max_tokens")
         self.val_tokens = self.data.get("val_tokens", 65536)
         self.streaming = self.splits.train.streaming
+        if self.splits.validation is not None and self.splits.validation.kind == "files":
+            _read_first_document(self.splits.validation)
         self.tokenizer = self._tokenizer()
         self.vocab_size = self.tokenizer.get_vocab_size()
         self.eod_id = self.tokenizer.token_to_id(text_data.EOD)
