@@ -7,6 +7,7 @@ does, evaluating their retrieval, judging the registered rule, and the report's 
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,14 +17,18 @@ import pandas as pd
 
 from linscale.bench import machine_info
 from linscale.eval.tasks import SCORES
+from linscale.processes import end_with_parent
 from linscale.results import final_scores
 
 
 def run_cli(*args: str) -> None:
     """``python -m linscale ARGS`` in a child process, quietly (a probe's runs); on failure a one-line
-    error naming the command and the CLI's own last line, instead of a traceback with its output hidden."""
+    error naming the command and the CLI's own last line, instead of a traceback with its output hidden.
+    The child ends with this process (:func:`linscale.processes.end_with_parent`): a probe stopped with
+    SIGTERM or killed left its `linscale train` training, and its re-run trained the same run beside it."""
+    parent = os.getpid()
     proc = subprocess.run([sys.executable, "-m", "linscale", *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                          text=True)
+                          text=True, preexec_fn=lambda: end_with_parent(parent))
     if proc.returncode != 0:
         last = next((line for line in reversed(proc.stderr.splitlines()) if line.strip()), "no message")
         raise SystemExit(f"linscale {' '.join(args[:1])} failed (exit {proc.returncode}): {last}")

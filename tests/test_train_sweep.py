@@ -141,6 +141,30 @@ def test_a_worker_ends_when_the_process_that_started_it_is_killed(tmp_path):
     assert ends_within(child_pid, 10)
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_PDEATHSIG) is Linux's")
+def test_a_probes_linscale_command_ends_when_the_probe_is_killed(tmp_path):
+    """A probe (benchmarks/probe_*.py) stopped with SIGTERM or killed left the `linscale train` it had
+    started training, and its re-run trained the same run beside it. The child here stands in for the
+    command (it records its pid and sleeps, under the command line run_cli gives it)."""
+    stand_in = tmp_path / "python"
+    stand_in.write_text(f"#!/bin/sh\necho $$ > {tmp_path / 'child'}\nexec sleep 120\n")
+    stand_in.chmod(0o755)
+    parent = (f"import sys; sys.executable = {str(stand_in)!r}\n"
+              "from linscale.probes import run_cli; run_cli('train', '--preset', 'cpu')\n")
+    proc = subprocess.Popen([sys.executable, "-c", parent], env=ENV)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "child").is_file() or not (tmp_path / "child").read_text().strip():
+            assert time.monotonic() < deadline and proc.poll() is None, "the probe's command did not start"
+            time.sleep(0.05)
+        child = int((tmp_path / "child").read_text())
+        assert running(child)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert ends_within(child, 10)
+
+
 # How each pool of the study starts its processes: a worker prints its pid, then sleeps (as a fit or an
 # evaluation in progress would go on)
 POOLS = {
