@@ -274,8 +274,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                                        context_factor=args.context_factor, include_path=args.include_path, pool=pool)
             if args.roles:
                 _eval_roles(args, checkpoints, pool)
-    except (CheckpointError, ContextLengthError) as err:
+    except CheckpointError as err:
         raise ConfigError(str(err)) from None
+    except ContextLengthError as err:  # its advice is lm_eval's model_args, which this command does not take
+        raise ConfigError(f"{err.problem}; give a larger --context-factor (max_length is that times each "
+                          "checkpoint's training seq_len)") from None
     if args.calibrate:
         from linscale.eval.calibration import calibration_report, format_report, niah_modes
 

@@ -429,7 +429,15 @@ def test_task_folder_and_options_errors_are_one_line(tmp_path, capsys):
              (["--option", "niah_repeat=3"], "--option: expected KEY=VALUE"),
              (["--suites", "retrieval", "--option", "niah_repeats=0"], "niah_repeats: expected a positive integer"),
              # rounded to a context of 0, which read as "not given": evaluated at the training length in silence
-             (["--context-factor", "0.005"], "seq_len 64 is a context of 0 tokens; expected at least 2")]
+             (["--context-factor", "0.005"], "seq_len 64 is a context of 0 tokens; expected at least 2"),
+             (["--suites", "knowledge", "--context-factor", "0.1", "--out", str(tmp_path / "tiny.parquet")],
+              "made for the model's context, of at least 16 tokens (got 6); pass a larger max_length=... (linscale "
+              "eval: --context-factor)"),
+             # lm_eval's advice (max_length=, truncation=left) is not this command's
+             (["--suites", "", "--tasks", "piqa_local", "--include_path", str(Path(__file__).parent / "data" /
+              "piqa_local"), "--context-factor", "0.05", "--out", str(tmp_path / "short.parquet")],
+              "is longer than the model's context max_length=3; give a larger --context-factor (max_length is "
+              "that times each checkpoint's training seq_len)")]
     for extra, expected in cases:
         assert main(["eval", str(sweep_dir), *extra]) == 2, extra
         err = capsys.readouterr().err.strip()

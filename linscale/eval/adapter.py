@@ -56,7 +56,16 @@ LOGITS_BYTES = 4 << 30  # the largest fp32 logits one forward pass makes (Linsca
 
 
 class ContextLengthError(ValueError):
-    """A request is longer than the model's context window ``max_length`` (and truncation is off)."""
+    """A request is longer than the model's context window ``max_length`` (and truncation is off):
+    ``problem`` says which, ``advice`` what lm_eval's model_args can do about it (`linscale eval`, which
+    takes no model_args, gives its own)."""
+
+    def __init__(self, problem: str, advice: str = ""):
+        super().__init__(problem, advice)  # both in args: the error crosses the evaluation pool's processes
+        self.problem, self.advice = problem, advice
+
+    def __str__(self) -> str:
+        return f"{self.problem}; {self.advice}" if self.advice else self.problem
 
 
 def _where(request) -> str:
@@ -207,7 +216,7 @@ class LinscaleLM(TemplateLM):
         if self.truncation == "left":
             return True
         raise ContextLengthError(f"{what} of {n_tokens} tokens{_where(request)} is longer than the model's context "
-                                 f"max_length={self.max_length}; pass max_length=... or truncation=left")
+                                 f"max_length={self.max_length}", "pass max_length=... or truncation=left")
 
     # ----------------------------------------------------------------------------- scoring
 
@@ -248,8 +257,8 @@ class LinscaleLM(TemplateLM):
                 if len(continuation_enc) > self.max_length:  # left truncation keeps no room to score it in
                     raise ContextLengthError(f"loglikelihood continuation of {len(continuation_enc)} tokens"
                                              f"{_where(request)} is longer than the model's context max_length="
-                                             f"{self.max_length}, which truncation=left cannot shorten; pass a "
-                                             "larger max_length=...")
+                                             f"{self.max_length}, which truncation=left cannot shorten",
+                                             "pass a larger max_length=...")
                 tokens = tokens[-(self.max_length + 1):]
             prepared.append((tokens[:-1], continuation_enc))
 

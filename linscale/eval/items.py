@@ -62,6 +62,10 @@ class TaskDataError(ConfigError):
     """The task data cannot be built for this checkpoint (no synthetic world, no generator, ...)."""
 
 
+# the shortest context the items are made for (a haystack, a question and its answer must fit)
+MIN_CONTEXT = 16
+
+
 def default_cache() -> Path:
     return Path(os.environ.get("LINSCALE_EVAL_CACHE", Path.home() / ".cache" / "linscale" / "eval"))
 
@@ -103,9 +107,10 @@ def item_params(kind: str, options: dict) -> dict:
     params["data"] = data
     given = options.get("max_length")
     max_length = int(given if given not in (None, "") else training_seq_len(meta) or 0)
-    if max_length < 16:
-        raise TaskDataError(f"max_length: the task data needs the model's context length (got {max_length}); "
-                            "pass max_length=... or export checkpoints with meta.seq_len")
+    if max_length < MIN_CONTEXT:
+        raise TaskDataError(f"max_length: the linscale tasks' items are made for the model's context, of at least "
+                            f"{MIN_CONTEXT} tokens (got {max_length}); pass a larger max_length=... (linscale eval: "
+                            "--context-factor), or export checkpoints with meta.seq_len")
     params["max_length"] = max_length
     return {k: params[k] for k in ("data", "eval_seed", *KNOBS[kind])}
 
