@@ -403,8 +403,8 @@ def _train(args: argparse.Namespace, lock_wait_s: float = 0) -> int:
         try:
             lock.acquire(timeout=0)
         except Timeout:
-            print(f"linscale: error: {out}: a sweep is writing here (lock {out / '.sweep.lock'} is held); "
-                  f"use another --out", file=sys.stderr)
+            print(f"linscale: error: {out}: a sweep or another linscale train is writing here (lock "
+                  f"{out / '.sweep.lock'} is held); wait for it, or use another --out", file=sys.stderr)
             return 3
     run_dir = out / "runs" / specs[0]["run_id"]
     try:
