@@ -45,3 +45,17 @@ def test_a_cycle_is_found():
     """The check itself: a part importing one that imports it back is a cycle, however long the way."""
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == ["a", "b", "c"]
     assert cycles({"a": {"b"}, "b": {"c"}}) == []
+
+
+def test_every_subpackage_is_in_the_wheel():
+    """pyproject.toml lists the packages by hand (kernels/ is installed as linscale.kernels): linscale.findings
+    was missing from the list, so a plain `pip install .` lacked it and compare, the fits and the book failed
+    on import (the editable installs of tasks.py did not show it)."""
+    import tomllib
+
+    config = tomllib.loads((PACKAGE.parent / "pyproject.toml").read_text())["tool"]["setuptools"]
+    found = set()
+    for name, folder in config["package-dir"].items():
+        root = PACKAGE.parent / folder
+        found |= {".".join((name, *init.parent.relative_to(root).parts)) for init in root.rglob("__init__.py")}
+    assert set(config["packages"]) == found, sorted(found ^ set(config["packages"]))
