@@ -112,8 +112,6 @@ def test_a_preset_file_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeyp
     """A non-UTF-8 preset file and a folder named like one were UnicodeDecodeError and IsADirectoryError
     tracebacks (study and book called the folder a file that 'does not exist'); a LINSCALE_PRESETS that
     names no folder was passed over in silence; a file ending in .YAML was taken for a preset's name."""
-    import shutil
-
     from linscale.presets import PRESET_DIR, USER_PRESETS_ENV
 
     (tmp_path / "latin.yaml").write_bytes("name: caf\xe9\n".encode("latin-1"))
@@ -131,7 +129,7 @@ def test_a_preset_file_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeyp
     assert "unknown preset 'mine'" in err and f"{USER_PRESETS_ENV} names {tmp_path / 'nosuch'}, not a folder" in err
     monkeypatch.setenv(USER_PRESETS_ENV, str(tmp_path))
     assert "unknown preset 'folder'" in one_line_error(["accounting", "--preset", "folder"], capsys)
-    shutil.copy(PRESET_DIR / "smoke.yaml", tmp_path / "Loud.YAML")
+    (tmp_path / "Loud.YAML").write_text((PRESET_DIR / "smoke.yaml").read_text().replace("\nname: smoke", "\nname: Loud"))
     assert main(["accounting", "--preset", str(tmp_path / "Loud.YAML")]) == 0
     assert main(["accounting", "--preset", "Loud"]) == 0  # by name, from the folder in LINSCALE_PRESETS
 
@@ -605,7 +603,7 @@ def test_a_chapter_refuses_what_its_study_lacks_before_any_kernel(tmp_path):
     from linscale.presets import load_preset
 
     small = load_preset("paper")
-    small["sizes"] = {"70M": small["sizes"]["70M"]}
+    small["sizes"], small["name"] = {"70M": small["sizes"]["70M"]}, "paper70m"
     (tmp_path / "paper70m.yaml").write_text(yaml.safe_dump(small))
     with pytest.raises(ConfigError, match=r"parameter figure_size: expected a size of reference_preset .*paper70m"):
         book.validate_parameters("accounting", **{**book.default_parameters("accounting"),  # in the kernel too

@@ -194,11 +194,15 @@ def test_a_study_takes_a_preset_by_name_or_by_path_and_a_bad_one_is_one_line(tmp
     (tmp_path / "grids" / "smoke.yaml").write_text(smoke)
     mine = tmp_path / "grids" / "mine.yaml"
     mine.write_text(smoke.replace("name: smoke", "name: mine"))
+    (tmp_path / "grids" / "copy.yaml").write_text(smoke)  # a copy that kept linscale's name: runs/smoke
     study = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
     for preset, message in (("smok", "--preset: 'smok' is not a preset; linscale study takes one of"),
                             (str(tmp_path / "nosuch.yaml"),
                              f"--preset: file {tmp_path / 'nosuch.yaml'} does not exist"),
-                            (str(tmp_path / "grids" / "smoke.yaml"), "has the name of linscale's own preset 'smoke'")):
+                            (str(tmp_path / "grids" / "smoke.yaml"), "has the name of linscale's own preset 'smoke'"),
+                            (str(tmp_path / "grids" / "copy.yaml"), "copy.yaml has name: smoke, the name of "
+                             "linscale's own preset (its runs would go to runs/smoke and be taken for that study's); "
+                             "expected a name of its own, e.g. name: copy")):
         assert main(["study", "--preset", preset, *study]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("linscale: error: ") and message in err and len(err.splitlines()) == 1, err
