@@ -815,8 +815,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated linscale suites: knowledge, linguistic, retrieval (default: all)")
     p.add_argument("--checkpoint", action="append", default=None,
                    help="evaluate only this export folder (repeatable; default: every checkpoint of the sweep)")
-    p.add_argument("--tasks", default=None, help="extra lm-eval task names: a linscale task (linscale_mqar), one of your own (with "
-                   "--include_path) or one of lm-eval's (piqa,hellaswag; needs --real-tasks)")
+    p.add_argument("--tasks", default=None,
+                   help="extra lm-eval task names: a linscale task (linscale_mqar), one of your own (with "
+                        "--include_path) or one of lm-eval's (piqa,hellaswag; needs --real-tasks)")
     p.add_argument("--real-tasks", action="store_true",
                    help="also index lm-eval's built-in tasks (piqa, hellaswag, ...; their data needs a network)")
     p.add_argument("--out", default=None, help="results store (default: <sweep>/eval/results.parquet)")

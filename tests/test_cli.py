@@ -129,7 +129,8 @@ def test_a_preset_file_that_cannot_be_read_is_one_line(tmp_path, capsys, monkeyp
     assert "unknown preset 'mine'" in err and f"{USER_PRESETS_ENV} names {tmp_path / 'nosuch'}, not a folder" in err
     monkeypatch.setenv(USER_PRESETS_ENV, str(tmp_path))
     assert "unknown preset 'folder'" in one_line_error(["accounting", "--preset", "folder"], capsys)
-    (tmp_path / "Loud.YAML").write_text((PRESET_DIR / "smoke.yaml").read_text().replace("\nname: smoke", "\nname: Loud"))
+    loud = (PRESET_DIR / "smoke.yaml").read_text().replace("\nname: smoke", "\nname: Loud")
+    (tmp_path / "Loud.YAML").write_text(loud)
     assert main(["accounting", "--preset", str(tmp_path / "Loud.YAML")]) == 0
     assert main(["accounting", "--preset", "Loud"]) == 0  # by name, from the folder in LINSCALE_PRESETS
 

@@ -166,7 +166,8 @@ def test_a_suite_whose_items_are_gone_is_evaluated_again(tmp_path):
     itemized = {("a", 10, "linscale_niah_easy"), ("a", 10, "linscale_cloze")}
     assert _lost_companions(done, itemized, celled=set()) == {"linscale_niah_easy"}
     assert _lost_companions(done, itemized, celled={("a", 10, "linscale_niah_easy")}) == set()
-    assert _lost_companions(done, {("a", 10, "linscale_niah_easy")}, {("a", 10, "linscale_niah_easy")}) == {"linscale_cloze"}
+    niah = {("a", 10, "linscale_niah_easy")}
+    assert _lost_companions(done, niah, niah) == {"linscale_cloze"}
 
 
 def test_another_sweeps_run_of_the_same_id_and_step_is_not_taken_for_one_evaluated(tmp_path):

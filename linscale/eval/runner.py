@@ -557,7 +557,9 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
 def _stored_tasks(path: Path, key: list[str]) -> set[tuple[str, int, str]]:
     """The (run_id, step, task) triples a companion store (items or NIAH cells) holds rows of."""
     table = read_store(path, key)
-    return set(zip(table["run_id"].astype(str), table["step"].astype(int), table["task"].astype(str))) if len(table) else set()
+    if not len(table):
+        return set()
+    return set(zip(table["run_id"].astype(str), table["step"].astype(int), table["task"].astype(str)))
 
 
 def _lost_companions(done: pd.DataFrame, itemized: set, celled: set) -> set[str]:
@@ -567,9 +569,9 @@ def _lost_companions(done: pd.DataFrame, itemized: set, celled: set) -> set[str]
     and the paired tests and heat maps went without those checkpoints."""
     scored = done[(done.metric == "acc") & (done.n_samples.fillna(0) > 0)]
     lost = set()
-    for run_id, step, task in zip(scored.run_id.astype(str), scored.step.astype(int), scored.task.astype(str)):
-        if (run_id, step, task) not in itemized or (task.startswith("linscale_niah") and (run_id, step, task) not in celled):
-            lost.add(task)
+    for key in zip(scored.run_id.astype(str), scored.step.astype(int), scored.task.astype(str)):
+        if key not in itemized or (key[2].startswith("linscale_niah") and key not in celled):
+            lost.add(key[2])
     return lost
 
 
