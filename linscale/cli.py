@@ -424,7 +424,7 @@ def _train(args: argparse.Namespace, lock_wait_s: float = 0) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from linscale.train.sweep import SweepLockedError, run_sweep
+    from linscale.train.sweep import run_sweep
 
     if args.check_design:
         import pandas as pd
@@ -478,12 +478,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for line, runs in schedules.items():
             print(f"{', '.join(runs)}: {line}")
         return 0
-    try:
-        result = run_sweep(args.preset, out=args.out, jobs=args.jobs, overrides=args.set, threads=args.threads,
-                           executor=args.executor, execution=_execution(args))
-    except SweepLockedError as err:
-        print(f"linscale: error: {err}", file=sys.stderr)
-        return 3
+    result = run_sweep(args.preset, out=args.out, jobs=args.jobs, overrides=args.set, threads=args.threads,
+                       executor=args.executor, execution=_execution(args))  # a folder another holds: exit 3 (main)
     return 1 if result.failed else 0
 
 
@@ -955,6 +951,9 @@ def _run_command(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"linscale: error: {err}", file=sys.stderr)
         return 2
+    except _locked_errors() as err:  # a folder another sweep or train writes: wait, or use another
+        print(f"linscale: error: {err}", file=sys.stderr)
+        return 3
     except _user_errors() as err:
         print(f"linscale: error: {err}", file=sys.stderr)
         return 2
@@ -986,6 +985,14 @@ def _user_errors() -> tuple:
 
     # a results table's ResultsError is a ConfigError; RunLockedError: a sweep met a run another process trains
     return (BookBuildFailed, ChapterFailed, CheckpointError, RunLockedError)
+
+
+def _locked_errors() -> tuple:
+    """A sweep's folder held by another sweep or a linscale train (exit 3): a sweep's, or a study's sweep stage's
+    (that was a traceback)."""
+    from linscale.train.sweep import SweepLockedError
+
+    return (SweepLockedError,)
 
 
 if __name__ == "__main__":

@@ -342,7 +342,7 @@ def test_unwritable_output_folder(tmp_path, capsys):
 def test_second_sweep_on_the_same_table_is_refused(tmp_path):
     before = _table_with_rows(tmp_path)
     with FileLock(str(tmp_path / ".sweep.lock")):
-        with pytest.raises(SweepLockedError, match="another sweep is writing"):
+        with pytest.raises(SweepLockedError, match="another sweep or a linscale train is writing"):
             run_sweep("smoke", out=tmp_path)
     assert (tmp_path / "results.parquet").read_bytes() == before
 
@@ -519,6 +519,23 @@ def test_single_run_cli_refuses_a_folder_a_sweep_is_writing(tmp_path, capsys):
         assert main(["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--out", str(tmp_path)]) == 3
     assert "a sweep or another linscale train is writing here" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_sweep_or_a_studys_sweep_stage_on_a_held_folder_is_one_line(tmp_path, capsys):
+    """A study whose sweep stage met a folder another sweep (or a linscale train) held ended in a traceback
+    of SweepLockedError; linscale sweep said it in one line (exit 3)."""
+    held = tmp_path / "runs" / "smoke"
+    held.mkdir(parents=True)
+    commands = (["sweep", "--preset", "smoke", "--out", str(held)],
+                ["study", "--preset", "smoke", "--stages", "sweep", "--no-ablations", "--runs-dir",
+                 str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")])
+    with FileLock(str(held / ".sweep.lock")):
+        for command in commands:
+            assert main(command) == 3, command
+            err = capsys.readouterr().err.strip()
+            assert err == (f"linscale: error: {held}: another sweep or a linscale train is writing here (lock "
+                           f"{held / '.sweep.lock'} is held); wait for it to finish or use another --out"), err
+    assert not (held / "runs").exists()
 
 
 def test_fused_adamw_makes_the_same_updates_as_the_per_tensor_loop():

@@ -42,7 +42,7 @@ EXECUTORS = ("local", "submitit-local", "slurm")
 
 
 class SweepLockedError(RuntimeError):
-    """Another sweep holds the output folder's lock."""
+    """Another sweep (or a `linscale train`) holds the output folder's lock."""
 
 
 @dataclass
@@ -365,8 +365,9 @@ def run_sweeps(sweeps: list[tuple[str | dict, str | os.PathLike | None]], jobs: 
             try:
                 lock.acquire(timeout=0)
             except Timeout:
-                raise SweepLockedError(f"{plan.out}: another sweep is writing here (lock {plan.out / '.sweep.lock'} "
-                                       f"is held); wait for it to finish or use another --out") from None
+                raise SweepLockedError(f"{plan.out}: another sweep or a linscale train is writing here (lock "
+                                       f"{plan.out / '.sweep.lock'} is held); wait for it to finish or use another "
+                                       f"--out") from None
             locks.append(lock)
         return _run_locked(plans, jobs, threads, executor, execution or {}, echo, poll_s, pool)
     finally:
