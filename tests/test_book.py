@@ -206,6 +206,27 @@ def test_a_study_without_aspect_or_context_runs_reads_no_nan_in_its_ablations_ch
 
 
 @pytest.mark.slow
+def test_a_study_whose_fixed_e_fit_failed_reads_not_fitted_in_its_laws_chapter(tmp_path):
+    """A grid too small for approach 3 with E fixed (5 rows for 5 parameters) failed the scaling-laws chapter
+    with KeyError: 'group' in the cell that reads that fit's interval of a."""
+    import pandas as pd
+
+    results = tmp_path / "results"
+    shutil.copytree(book.ROOT / "results" / "smoke", results / "smoke")
+    fits = results / "smoke" / "fits"
+    for table in fits.glob("approach3_fixed_e.*"):
+        table.unlink()
+    status = pd.read_csv(fits / "status.csv")
+    fixed = status["method"] == "approach3_fixed_e"
+    status.loc[fixed, "status"], status.loc[fixed, "reason"] = "failed", "approach3: needs at least 6 rows, got 5"
+    status.to_csv(fits / "status.csv", index=False)
+    out = book.execute_chapter("scaling_laws", {"preset": "smoke", "results_dir": str(results)},
+                               out_dir=tmp_path / "out")
+    values = glued(out)
+    assert values["a_width_real"] == values["a_width_span"] == "'not fitted'", values["a_width_real"]
+
+
+@pytest.mark.slow
 def test_a_study_without_size_seeds_runs_is_said_to_have_none_in_findings(tmp_path):
     """A study whose preset leaves out size_seeds measured the seed noise at one size: the findings page
     said the noise "hardly changes with size as N to the power +0.00" (a slope one size cannot fit; the
