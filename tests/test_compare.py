@@ -218,6 +218,18 @@ def test_a_changed_verdict_is_marked_and_makes_the_exit_status_non_zero(tmp_path
     assert "≠  context_loss" in text and "verdicts differ: context_loss" in text
 
 
+def test_tables_that_differ_with_every_verdict_the_same_exit_zero():
+    """A re-run differs in its tables by design (another CPU, another seed): the exit status says whether a
+    conclusion changed, so that a script can tell a re-run that agrees from one that does not."""
+    tables = pd.DataFrame({"table": ["runs.parquet", "eval.parquet"], "status": [compare.DIFFERS, compare.SAME]})
+    verdicts = pd.DataFrame({"id": ["context_loss", "loss_exponents"], "differs": [False, False]})
+    result = compare.Comparison("a", "b", tables, pd.DataFrame(), pd.DataFrame(), verdicts)
+    assert result.changed_tables == ["runs.parquet"] and result.differing_verdicts == []
+    assert result.exit_status == 0
+    verdicts.loc[1, "differs"] = True
+    assert result.differing_verdicts == ["loss_exponents"] and result.exit_status == 1
+
+
 def test_claims_from_results_gives_the_same_table_every_time():
     # the committed default study: its grid supports the bootstrap (the smoke grid's is impossible)
     first = findings.claims_from_results(str(SMOKE.parent), "cpu")

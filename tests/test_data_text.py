@@ -514,6 +514,41 @@ def test_an_unreadable_validation_file_stops_the_run_before_the_tokenizer_is_tra
     assert not trained
 
 
+@pytest.mark.parametrize("n_docs", [15, 20])
+def test_a_corpus_of_fewer_than_twice_every_documents_validates_on_its_last_tokens(tmp_path, monkeypatch, n_docs):
+    """val_fraction 0.1 holds out every 10th document; with fewer than 20 there would be one held-out document
+    (or none), so the last 10% of the tokens are the validation text instead. From 20 on, whole documents."""
+    import json
+
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    words = (TINY_TEXT / "train.txt").read_text(encoding="utf-8").split()
+    docs = [" ".join(words[40 * i:40 * i + 20 + 3 * i]) for i in range(n_docs)]
+    (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
+    dm = build_datamodule({"source": "text", "path": str(tmp_path / "c.jsonl"), "vocab_size": 300,
+                           "val_fraction": 0.1, "val_tokens": 16}, seq_len=8, batch_size=2)
+    total = dm.shards.count("train") + dm.shards.count("validation")
+    assert total == sum(len(dm.tokenizer.encode(d).ids) + 1 for d in docs)  # each document and its <eod>
+    if n_docs < 20:
+        assert dm.shards.count("validation") == int(total * 0.1)
+    else:  # the 10th and the 20th documents
+        assert dm.shards.count("validation") == sum(len(dm.tokenizer.encode(docs[i]).ids) + 1 for i in (9, 19))
+
+
+def test_a_shard_file_shorter_than_its_meta_says_is_built_again(tmp_path, monkeypatch):
+    """A disk that lost writes (a crash after meta.json reached it, before the tokens did) leaves a shard
+    file shorter than its count: its rows would be read past the end, so the folder is built again."""
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    data = {"source": "text", "path": str(TINY_TEXT / "train.txt"), "vocab_size": 300, "val_tokens": 16}
+    first = build_datamodule(data, seq_len=8, batch_size=2)
+    train_bin = first.shards.folder / "train.bin"
+    size = train_bin.stat().st_size
+    with open(train_bin, "r+b") as f:
+        f.truncate(size // 2)
+    again = build_datamodule(data, seq_len=8, batch_size=2)
+    assert again.shards.folder == first.shards.folder and train_bin.stat().st_size == size
+    assert again.shards.count("train") == first.shards.count("train")
+
+
 def test_long_text_is_tokenized_in_pieces_exactly_as_whole(tmp_path, monkeypatch):
     """A .txt file is read in blocks and a long document handed to the tokenizer in pieces, cut only where
     the byte-level pre-tokenizer splits anyway: the ids equal those of the whole document."""

@@ -54,6 +54,9 @@ def test_knowledge_bands_take_their_facts_from_the_mass_intervals():
     p = np.sort(lang.p_fact.ravel())[::-1]
     first, last = mass_ranks(lang, 0.5, 0.6)
     assert p[:first].sum() == pytest.approx(0.5, abs=p[first - 1]) and p[:last].sum() == pytest.approx(0.6, abs=p[last - 1])
+    # the fact that straddles an edge belongs to the band below it: neighbouring bands meet, no fact in both
+    assert p[:first - 1].sum() < 0.5 <= p[:first].sum()
+    assert mass_ranks(lang, 0.2, 0.5)[1] == first and mass_ranks(lang, 0.6, 0.9)[0] == last
     assert {len(it["choices"]) for it in generate("knowledge", params("knowledge", n_per_band=5, n_choices=3))} == {3}
 
 

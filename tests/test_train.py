@@ -63,6 +63,18 @@ def test_checkpoint_steps_are_log_spaced_and_end_at_the_last_step():
     assert checkpoint_steps(7, 1) == [7]
 
 
+def test_exports_are_the_final_checkpoint_and_log_spaced_ones_of_the_last_two_thirds():
+    """The first third of the records are near-random models, which evaluation has no use for."""
+    import dataclasses
+
+    settings = TrainSettings(seq_len=8, batch_size=1, tokens=8 * 10_000, checkpoints=16, exports=3)
+    steps = settings.checkpoint_steps()
+    assert settings.export_steps() == [steps[5], steps[10], steps[15]]
+    assert dataclasses.replace(settings, exports=40).export_steps() == steps[5:]  # at most every one of them
+    assert dataclasses.replace(settings, exports="all").export_steps() == steps
+    assert dataclasses.replace(settings, exports=0).export_steps() == []
+
+
 @pytest.mark.parametrize("schedule", ["constant", "warmup", "cosine", "wsd"])
 def test_lr_schedules(schedule):
     s = TrainSettings(seq_len=8, batch_size=1, tokens=800, schedule=schedule, warmup_steps=10, min_lr_ratio=0.1,
@@ -271,6 +283,21 @@ def test_results_schema_validation():
     diverged = _rows()
     diverged[-1].update(diverged=True, train_loss=float("nan"), val_loss=float("nan"))
     validate_results(to_frame(diverged))  # a diverged row may hold NaN
+
+
+def test_a_records_train_loss_is_the_mean_over_the_last_loss_window_steps(tmp_path):
+    """train_loss (and train_bayes_loss) average the last train.loss_window optimiser steps, not every step
+    so far. Two runs that differ only in the window train the same model on the same batches (the window is
+    read, not trained), so the one that records each step alone gives the other's averages."""
+    one = read_records(run_tiny(tmp_path, "one", tiny_preset(loss_window=1, checkpoints=24)))
+    three = read_records(run_tiny(tmp_path, "three", tiny_preset(loss_window=3, checkpoints=24)))
+    assert [r["step"] for r in one] == [r["step"] for r in three]
+    for column in ("train_loss", "train_bayes_loss"):
+        each = {r["step"]: r[column] for r in one}  # recorded steps: 1 to 10 every step, then log-spaced
+        checked = [(r[column], np.mean([each[s] for s in range(max(1, r["step"] - 2), r["step"] + 1)]))
+                   for r in three if all(s in each for s in range(max(1, r["step"] - 2), r["step"] + 1))]
+        assert len(checked) >= 8 and [got for got, _ in checked] == pytest.approx([want for _, want in checked],
+                                                                                  rel=1e-6), column
 
 
 def test_records_equal_sees_one_bit_a_step_a_row_and_nan():
@@ -483,6 +510,37 @@ def test_divergence_is_recorded_and_stops_the_run(tmp_path):
     assert records[-1]["diverged"] and not any(r["diverged"] for r in records[:-1])
     validate_results(to_frame(records))
     assert train_run(run_dir) == "diverged"  # finished: not trained again
+
+
+def test_a_loss_that_turns_non_finite_between_records_is_recorded_at_its_own_step(tmp_path, monkeypatch):
+    """The diverged row is the step whose loss was not finite (no update applied there): its step, tokens
+    and compute are that step's, not the next record's."""
+    from linscale.train.module import LanguageModelTask
+
+    trained = LanguageModelTask.training_step
+
+    def poisoned(self, batch, batch_idx):  # the 7th optimiser step's loss is NaN
+        if self.trainer.global_step != 6:
+            return trained(self, batch, batch_idx)
+        forward = self.model.forward
+
+        def nan_loss(*args, **kwargs):
+            out = forward(*args, **kwargs)
+            out.loss = torch.full_like(out.loss, float("nan"))
+            return out
+
+        self.model.forward = nan_loss
+        try:
+            return trained(self, batch, batch_idx)
+        finally:
+            del self.model.forward
+
+    monkeypatch.setattr(LanguageModelTask, "training_step", poisoned)
+    run_dir = run_tiny(tmp_path, "d", tiny_preset())
+    records = read_records(run_dir)
+    assert read_status(run_dir)["state"] == "diverged"
+    assert [(r["step"], r["diverged"]) for r in records] == [(1, False), (2, False), (5, False), (7, True)]
+    assert records[-1]["tokens"] == 7 * 32 * 8 and records[-1]["flops"] == pytest.approx(7 * records[0]["flops"])
 
 
 def test_bf16_mixed_precision_trains_every_architecture_like_fp32(tmp_path):

@@ -143,7 +143,7 @@ class ScalingRecorder(L.Callback):
                                                                 "flops")}, step=step)
 
     def _record_divergence(self, trainer, pl_module) -> None:
-        step = trainer.global_step + 1  # the step whose loss was not finite (no update was applied)
+        step = pl_module.diverged_step  # the step whose loss was not finite (no update was applied)
         row = self._row(trainer, pl_module, step)
         row.update(train_loss=pl_module.pop_step_loss(), val_loss=float("nan"), bayes_loss=float("nan"),
                    train_bayes_loss=pl_module.pop_step_bayes(), diverged=True)

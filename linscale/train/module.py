@@ -100,6 +100,7 @@ class LanguageModelTask(L.LightningModule):
         self.step_losses: list[torch.Tensor] = []  # this optimiser step's micro-batch losses (rank-averaged)
         self.step_bayes: list[torch.Tensor] = []  # and the Bayes loss of their tokens (synthetic language)
         self.diverged = False
+        self.diverged_step: int | None = None
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor | None = None):
         return self.model(input_ids, labels=labels)
@@ -117,6 +118,9 @@ class LanguageModelTask(L.LightningModule):
         # Every rank takes the same decision, so DDP never waits on a rank that skipped its step.
         if self.trainer.strategy.reduce_boolean_decision(not bool(torch.isfinite(mean_loss)), all=False):
             self.diverged = True
+            # the step whose loss was not finite, counted here: Lightning counts the skipped step in its
+            # global_step too by the time the callbacks run (2.6), which the recorded row once read as one more
+            self.diverged_step = self.trainer.global_step + 1
             self.trainer.should_stop = True
             return None  # no optimiser step on a non-finite loss
         if self._logs_this_step():
