@@ -329,6 +329,10 @@ def test_a_damaged_results_table_is_one_line_naming_the_way_back(tmp_path):
                                                "sweep again, which rebuilds it from its runs' records.json"):
             read()
     assert table.read_bytes() == b"garbage, not parquet"
+    # a sweep into that folder says so before it trains anything (not at its first merge of records)
+    with pytest.raises(ResultsError, match=f"{table}: not a readable results table"):
+        run_sweep(tiny_preset(), out=tmp_path, jobs=1)
+    assert not (tmp_path / "runs").exists() and table.read_bytes() == b"garbage, not parquet"
 
 
 # ---------------------------------------------------------------------------- bad input
