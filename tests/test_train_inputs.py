@@ -64,7 +64,8 @@ def test_after_a_start_with_a_wrong_path_the_corrected_command_trains_in_the_sam
     out = tmp_path / "out"
     command = ["train", "--preset", "text", "--arch", "tnl", "--size", "s1", "--out", str(out), "--no-progress",
                "--threads", "1", "--set", "data.vocab_size=300", "--set", "train.seq_len=16", "--set",
-               "model.max_seq_len=16", "--set", "train.tokens=2048", "--set", "data.val_tokens=32"]
+               "model.max_seq_len=16", "--set", "train.tokens=2048", "--set", "train.warmup_steps=2",  # of 8 steps
+               "--set", "data.val_tokens=32"]
     assert main([*command, "--set", f"data.path={TINY_TEXT / 'nope'}"]) == 2
     err = capsys.readouterr().err.strip()
     assert f"data.path: no file or folder {TINY_TEXT / 'nope'}" in err and len(err.splitlines()) == 1

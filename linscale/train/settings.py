@@ -159,14 +159,15 @@ class TrainSettings:
         return checkpoint_steps(self.total_steps, self.checkpoints, self.checkpoint_start)
 
     def check_run_steps(self) -> None:
-        """A warmup must end within the run (else the LR never reaches ``lr``, and the run is not the one its
-        settings describe), and ``keep_checkpoints`` must name record steps (only there is a resume checkpoint
+        """A warmup must end before the run's last step (else the LR reaches ``lr`` only there, or never, and
+        the run is not the one its settings describe), and ``keep_checkpoints`` must name record steps (only there is a resume checkpoint
         saved at that very step). Checked on a run's own settings, not on a preset's train block, whose sizes
         set their budgets."""
         if self.schedule != "constant" and self.warmup_steps >= self.total_steps:
             raise ConfigError(f"train.warmup_steps: {self.warmup_steps} is not less than this run's {self.total_steps} "
-                              f"steps (train.tokens / (batch_size x seq_len)), so its LR would never reach train.lr; "
-                              f"expected fewer warmup steps or more tokens")
+                              f"steps (train.tokens / (batch_size x seq_len)), so its LR would reach train.lr at its "
+                              f"last step if at all; expected fewer warmup steps (--set train.warmup_steps=N) or "
+                              f"more tokens")
         stray = [s for s in self.keep_checkpoints if s not in set(self.checkpoint_steps())]
         if stray:
             raise ConfigError(f"train.keep_checkpoints: {stray[0]!r} is not one of this run's record steps "
