@@ -127,7 +127,8 @@ def test_a_device_that_cannot_hold_tensors_is_one_line(tmp_path):
     "cpu:1" reported as corrupt weights; a model option lm_eval also passes (its --batch_size, always) was
     Python's TypeError."""
     ckpt = fx.export(tmp_path / "ck", fx.tiny_model("llama"))
-    for device, reason in (("tpu", "Expected one of cpu"), ("cpu:1", "a CPU is one device: cpu")):
+    for device, reason in (("tpu", "Expected one of cpu"), ("cpu:1", "a CPU is one device: cpu"),
+                           ("meta", "meta tensors hold no values")):
         with pytest.raises(ConfigError, match=rf"^device: '{device}' cannot hold tensors here \({reason}"):
             LinscaleLM(checkpoint=str(ckpt), device=device)
     assert LinscaleLM(checkpoint=str(ckpt), device="cpu:0").device == torch.device("cpu")

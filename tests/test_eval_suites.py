@@ -170,6 +170,31 @@ def test_a_suite_whose_items_are_gone_is_evaluated_again(tmp_path):
     assert _lost_companions(done, niah, niah) == {"linscale_cloze"}
 
 
+def test_a_users_group_whose_subtasks_items_are_gone_is_evaluated_again(tmp_path):
+    """A group of one's own (--tasks my_group) stores its items under its subtasks' names: where they were
+    gone the group, asked for by its own name, was "already evaluated"."""
+    import shutil
+
+    mine = tmp_path / "mine"
+    shutil.copytree(Path(__file__).parent / "data" / "piqa_local", mine)
+    (mine / "my_group.yaml").write_text("group: my_group\ntask:\n  - piqa_local\naggregate_metric_list:\n"
+                                        "  - metric: acc\n    aggregation: mean\n    weight_by_size: true\n"
+                                        "metadata:\n  version: 1.0\n")
+    sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
+    items_file = sweep_dir / "eval" / "items.parquet"
+    ask = dict(tasks=["my_group"], include_path=str(mine))
+    evaluate_sweep(sweep_dir, [], progress=lambda m: None, **ask)
+    assert set(read_store(items_file, ["run_id", "step", "task", "doc_id"]).task) == {"piqa_local"}
+    messages = []
+    evaluate_sweep(sweep_dir, [], progress=messages.append, **ask)
+    assert messages == ["[1/1] a step 10 tasks: already evaluated"]
+    items_file.unlink()
+    messages.clear()
+    evaluate_sweep(sweep_dir, [], progress=messages.append, **ask)
+    assert len(messages) == 1 and "already evaluated" not in messages[0], messages
+    assert set(read_store(items_file, ["run_id", "step", "task", "doc_id"]).task) == {"piqa_local"}
+
+
 def test_another_sweeps_run_of_the_same_id_and_step_is_not_taken_for_one_evaluated(tmp_path):
     """Every preset names its runs <arch>-<size> and the store is keyed by run id and step: another sweep's
     export of the same id and step was "already evaluated" into a shared store, with the other run's rows."""

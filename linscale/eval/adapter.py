@@ -85,6 +85,8 @@ def _usable_device(device) -> torch.device:
             if found.index not in (None, 0):
                 raise ValueError("a CPU is one device: cpu")
             found = torch.device("cpu")
+        if found.type == "meta":  # takes tensors, but no values
+            raise ValueError("meta tensors hold no values")
         torch.empty(0, device=found)
     except (RuntimeError, NotImplementedError, AssertionError, ValueError, TypeError) as err:
         reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:200]

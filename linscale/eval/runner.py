@@ -520,7 +520,11 @@ def evaluate_sweep(sweep_dir: str | os.PathLike, suites: list[str], *, checkpoin
                 finished = len(done) > 0 and not lost and (
                     suite == "tasks" or (json_root / run_id / f"step={step}" / f"{suite}.json").is_file())
                 if suite == "tasks":  # the user's own tasks: those of this call not evaluated yet (another call's
-                    names = [name for name in names if name not in set(done.task) or name in lost]  # were skipped)
+                    # were skipped), those whose items are lost, and a group where any are (its items are its
+                    # subtasks', under their names; a group's rows score no items of their own)
+                    groups = set(done.task[done.n_samples.isna()])
+                    names = [name for name in names if name not in set(done.task) or name in lost
+                             or (lost and name in groups)]
                     finished = not names
                 if finished:
                     progress(f"[{n}/{len(checkpoints)}] {run_id} step {step} {suite}: already evaluated")
