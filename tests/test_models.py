@@ -398,3 +398,23 @@ def test_a_saturated_hgrn2_forget_gate_with_a_lower_bound_never_exceeds_one(monk
     assert (log_f <= 0).all() and (k >= 0).all(), log_f.max()
     exact = torch.log1p(-(1 - lower_bound.double()) * torch.sigmoid(-40.0 * x.double())).view_as(log_f)
     assert torch.allclose(log_f.double(), exact, rtol=1e-6, atol=1e-7)  # the clamp moved nothing beyond rounding
+
+
+def test_hgrn2s_decays_reach_its_token_mixer_in_fp32_under_bf16_autocast(monkeypatch):
+    """Layer 0 (no lower bound) took logsigmoid in bf16 under autocast, and its decays' cumulative sums over a
+    chunk amplify that rounding; the layers with a bound were promoted to fp32 by it. All are fp32 now, as in
+    flash-linear-attention."""
+    import linscale.models.hgrn2 as hgrn2
+
+    seen = []
+    mix = hgrn2.linear_attention
+
+    def recording(mode, q, k, v, g=None, **kwargs):
+        seen.append(g.dtype)
+        return mix(mode, q, k, v, g=g, **kwargs)
+
+    monkeypatch.setattr(hgrn2, "linear_attention", recording)
+    model = build_model(ModelConfig(arch="hgrn2", n_layer=2, d_model=32, n_head=2, vocab_size=50))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        model(torch.randint(0, 50, (2, 20)))
+    assert seen == [torch.float32, torch.float32]
