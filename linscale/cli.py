@@ -988,8 +988,8 @@ def _user_errors() -> tuple:
 
 
 def _locked_errors() -> tuple:
-    """A sweep's folder held by another sweep or a linscale train (exit 3): a sweep's, or a study's sweep stage's
-    (that was a traceback)."""
+    """The error of a folder that another sweep or linscale train holds (exit 3): a sweep's, and a study's
+    sweep stage's, where it was a traceback."""
     from linscale.train.sweep import SweepLockedError
 
     return (SweepLockedError,)

@@ -160,9 +160,9 @@ class TrainSettings:
 
     def check_run_steps(self) -> None:
         """A warmup must end before the run's last step (else the LR reaches ``lr`` only there, or never, and
-        the run is not the one its settings describe), and ``keep_checkpoints`` must name record steps (only there is a resume checkpoint
-        saved at that very step). Checked on a run's own settings, not on a preset's train block, whose sizes
-        set their budgets."""
+        the run is not the one its settings describe), and ``keep_checkpoints`` must name record steps (only
+        there is a resume checkpoint saved at that very step). Checked on a run's own settings, not on a
+        preset's train block, whose sizes set their budgets."""
         if self.schedule != "constant" and self.warmup_steps >= self.total_steps:
             raise ConfigError(f"train.warmup_steps: {self.warmup_steps} is not less than this run's {self.total_steps} "
                               f"steps (train.tokens / (batch_size x seq_len)), so its LR would reach train.lr at its "
