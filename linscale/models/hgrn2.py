@@ -47,9 +47,10 @@ class HGRN2Attention(nn.Module):
         B, T, d = x.shape
         H, D = self.n_head, self.head_dim
         q = F.silu(self.q_proj(x)).view(B, T, H, D)
-        # in fp32 under bf16 autocast, as flash-linear-attention does: the decays' cumulative sums over a
-        # chunk amplify their rounding (the layers with a lower bound were promoted to fp32 by it; layer 0 was not)
-        log_f = F.logsigmoid(self.f_proj(x).float())
+        # at least fp32 under bf16 autocast, as flash-linear-attention does: the decays' cumulative sums over
+        # a chunk amplify their rounding (the layers with a lower bound were promoted by it; layer 0 was not)
+        gate = self.f_proj(x)
+        log_f = F.logsigmoid(gate.to(torch.promote_types(gate.dtype, torch.float32)))
         if lower_bound is not None:  # log f = log(lb + (1 - lb)·sigmoid(F)), without leaving log space
             log_f = torch.logaddexp(lower_bound.log(), torch.log1p(-lower_bound) + log_f)
             # a gate open to σ(F) ≈ 1 (F ≳ 16, fp32) rounds to f = 1 + 6e-8: a decay above one, which the
