@@ -45,7 +45,7 @@ from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm import tqdm
 
 from linscale.models.checkpoint import CheckpointError, load_checkpoint, load_tokenizer
-from linscale.config import ConfigError
+from linscale.config import ConfigError, error_line
 from linscale.eval.items import TASK_OPTIONS, training_seq_len
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def _usable_device(device) -> torch.device:
             raise ValueError("meta tensors hold no values")
         torch.empty(0, device=found)
     except (RuntimeError, NotImplementedError, AssertionError, ValueError, TypeError) as err:
-        reason = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". ")[0][:200]
+        reason = error_line(err).split(". ")[0][:200]  # torch's first sentence: its list of backends runs on
         raise ConfigError(f"device: {device!r} cannot hold tensors here ({reason}); expected cpu or cuda[:N]") from None
     return found
 
