@@ -26,7 +26,7 @@ import signal
 import sys
 import threading
 
-from linscale.config import ARCHITECTURES, ConfigError, error_line
+from linscale.config import ARCHITECTURES, ConfigError
 from linscale.processes import SWEEP_PID, Terminated, end_with_parent, raise_terminated
 
 
@@ -168,22 +168,6 @@ def _can_write_in(folder, option: str) -> None:
         raise ConfigError(f"{option}: cannot write in {folder} ({reason}); expected a folder you can write")
 
 
-def _check_device(device: str) -> None:
-    """A torch device string, checked before any checkpoint is loaded (torch named it deep in a worker)."""
-    import torch
-
-    try:
-        kind = torch.device(device).type
-    except RuntimeError:
-        raise ConfigError(f"--device: expected a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
-    if kind not in ("cpu", "cuda"):  # an absent GPU falls back to the CPU with a warning (eval.adapter); others
-        try:                         # (mps, xpu, ...) failed at the first tensor, a traceback in a worker
-            torch.empty(0, device=device)
-        except (RuntimeError, AssertionError) as err:
-            reason = error_line(err).split(". ")[0]  # torch's first sentence: the list of backends after it is long
-            raise ConfigError(f"--device: {device!r} is not available here ({reason})") from None
-
-
 def cmd_compare(args: argparse.Namespace) -> int:
     from linscale.compare import compare_studies, write_json
 
@@ -246,11 +230,11 @@ def cmd_book(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from linscale.models.checkpoint import CheckpointError
-    from linscale.eval.adapter import ContextLengthError
     from contextlib import nullcontext
 
+    from linscale.eval.adapter import ContextLengthError
     from linscale.eval.runner import EvalPool, evaluate_sweep, final_checkpoints
+    from linscale.models.checkpoint import CheckpointError, usable_device
 
     options = _task_options(args.option)
     checkpoints, out = args.checkpoint, args.out
@@ -258,7 +242,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.roles is not True:
         _writable_file(args.roles, "--roles", ".parquet")
     _writable_folder(args.task_cache, "--task-cache")
-    _check_device(args.device)
+    device = str(usable_device(args.device, "--device"))  # here, before any worker loads a checkpoint
     if args.calibrate:  # each run's final checkpoint, into a store of its own per knob setting
         checkpoints = checkpoints or final_checkpoints(args.sweep_dir)
         out = out or Path(args.sweep_dir) / "eval" / _calibration_store(options, args.context_factor)
@@ -270,7 +254,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             if suites or tasks or not args.roles:
                 store = evaluate_sweep(args.sweep_dir, suites, checkpoints=checkpoints, tasks=tasks, out=out,
                                        task_cache=args.task_cache, limit=args.limit, batch_size=args.batch_size,
-                                       device=args.device, include_defaults=args.real_tasks, task_options=options,
+                                       device=device, include_defaults=args.real_tasks, task_options=options,
                                        context_factor=args.context_factor, include_path=args.include_path, pool=pool)
             if args.roles:
                 _eval_roles(args, checkpoints, pool)

@@ -500,7 +500,7 @@ def test_an_output_file_that_cannot_be_written_as_asked_is_refused_before_any_wo
                               (["--task-cache", str(a_file)], f"--task-cache: {a_file} is a file; expected a folder"),
                               (["--device", "banana"], "--device: expected a torch device such as cpu"),
                               # a device torch knows but this build lacks: a traceback in the evaluation's worker
-                              (["--device", "xpu"], "--device: 'xpu' is not available here ("),  # no Intel GPU
+                              (["--device", "xpu"], "--device: 'xpu' cannot hold tensors here ("),  # no Intel GPU
                               (["--suites", ""], "--suites: empty; name a suite, or give --tasks or --roles"),
                               (["--option", "mqar_pairs=abc"], "--option mqar_pairs: expected an integer, got 'abc'")]:
         assert expected in one_line_error(["eval", sweep, *options], capsys)

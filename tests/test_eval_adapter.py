@@ -122,13 +122,37 @@ def test_a_max_length_of_zero_is_refused_not_read_as_unset(tmp_path):
             LinscaleLM(checkpoint=str(ckpt), max_length=bad)
 
 
+def test_one_device_check_for_linscale_eval_and_lm_eval(monkeypatch, caplog):
+    """The CLI's --device and lm_eval's device= go through one check (they were two, with two messages).
+    A GPU that is not there is counted, not started (the CLI checks in its main process, before its
+    workers start CUDA); a CUDA device without CUDA is the CPU, with a warning that names the option."""
+    import logging
+
+    from linscale.models.checkpoint import usable_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert usable_device("cuda:1", "--device") == torch.device("cuda:1")
+    assert usable_device(None) == torch.device("cuda")
+    with pytest.raises(ConfigError, match=r"^--device: 'cuda:2' cannot hold tensors here \(this machine has 2 CUDA "):
+        usable_device("cuda:2", "--device")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert usable_device(None) == torch.device("cpu")
+    with caplog.at_level(logging.WARNING, logger="linscale.models.checkpoint"):
+        assert usable_device("cuda:1", "--device") == torch.device("cpu")
+    assert "--device cuda:1 requested but CUDA is not available: using the CPU" in caplog.text
+    with pytest.raises(ConfigError, match=r"^--device: 'xpu' cannot hold tensors here \(.+\); expected cpu or cuda"):
+        usable_device("xpu", "--device")  # torch knows it; this build lacks it (was a traceback in a worker)
+
+
 def test_a_device_that_cannot_hold_tensors_is_one_line(tmp_path):
     """torch's traceback for a device it does not know (tpu), safetensors' for one this build lacks, and
     "cpu:1" reported as corrupt weights; a model option lm_eval also passes (its --batch_size, always) was
     Python's TypeError."""
     ckpt = fx.export(tmp_path / "ck", fx.tiny_model("llama"))
-    for device, reason in (("tpu", "Expected one of cpu"), ("cpu:1", "a CPU is one device: cpu"),
-                           ("meta", "meta tensors hold no values")):
+    with pytest.raises(ConfigError, match=r"^device: expected a torch device such as cpu, cuda or cuda:1, got 'tpu'$"):
+        LinscaleLM(checkpoint=str(ckpt), device="tpu")
+    for device, reason in (("cpu:1", "a CPU is one device: cpu"), ("meta", "meta tensors hold no values")):
         with pytest.raises(ConfigError, match=rf"^device: '{device}' cannot hold tensors here \({reason}"):
             LinscaleLM(checkpoint=str(ckpt), device=device)
     assert LinscaleLM(checkpoint=str(ckpt), device="cpu:0").device == torch.device("cpu")
@@ -194,7 +218,7 @@ def test_lm_evals_defaults_give_the_gpu_its_own_budget_and_one_process_only(tmp_
     assert lm.max_gen_toks == 256  # lm_eval/models/huggingface.py, HFLM.max_gen_toks (importing it needs accelerate)
     chosen = []
     monkeypatch.setattr(adapter.torch.cuda, "is_available", lambda: True)  # a GPU machine: the GPU is taken
-    monkeypatch.setattr(adapter, "_usable_device", torch.device)  # (and it holds tensors there)
+    monkeypatch.setattr(adapter.torch.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(adapter, "load_checkpoint", lambda path, device: chosen.append(device) or (_ for _ in ()).throw(
         RuntimeError("stop here")))
     with pytest.raises(RuntimeError, match="stop here"):

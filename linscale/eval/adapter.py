@@ -31,7 +31,6 @@ input the adapter feeds the model. A longer request raises :class:`ContextLength
 """
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,11 +43,10 @@ from lm_eval.models.utils import Collator, handle_stop_sequences
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 from tqdm import tqdm
 
-from linscale.models.checkpoint import CheckpointError, load_checkpoint, load_tokenizer
-from linscale.config import ConfigError, error_line
+from linscale.models.checkpoint import CheckpointError, load_checkpoint, load_tokenizer, usable_device
+from linscale.config import ConfigError
 from linscale.eval.items import TASK_OPTIONS, training_seq_len
 
-log = logging.getLogger(__name__)
 
 EOD = "<eod>"
 TRUNCATION = ("error", "left")
@@ -73,25 +71,6 @@ def _where(request) -> str:
     if request is not None and getattr(request, "task_name", None) is not None:
         return f" (task {request.task_name}, doc {request.doc_id})"
     return ""
-
-
-def _usable_device(device) -> torch.device:
-    """``device`` as a torch device that holds tensors in this process, or a ConfigError naming it: "tpu"
-    was torch's traceback, "mps" on a build without it one from safetensors, and "cpu:1" was reported as
-    corrupt weights."""
-    try:
-        found = torch.device(device)
-        if found.type == "cpu":  # safetensors takes "cpu" only
-            if found.index not in (None, 0):
-                raise ValueError("a CPU is one device: cpu")
-            found = torch.device("cpu")
-        if found.type == "meta":  # takes tensors, but no values
-            raise ValueError("meta tensors hold no values")
-        torch.empty(0, device=found)
-    except (RuntimeError, NotImplementedError, AssertionError, ValueError, TypeError) as err:
-        reason = error_line(err).split(". ")[0][:200]  # torch's first sentence: its list of backends runs on
-        raise ConfigError(f"device: {device!r} cannot hold tensors here ({reason}); expected cpu or cuda[:N]") from None
-    return found
 
 
 @register_model("linscale")
@@ -131,12 +110,7 @@ class LinscaleLM(TemplateLM):
             raise ConfigError(f"WORLD_SIZE={world}: the linscale model evaluates in one process (it does not split "
                               "requests over processes, so each would evaluate all of them on one device); run "
                               "lm_eval once per GPU, each with its own --device cuda:N and its share of --tasks")
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
-        elif str(device).startswith("cuda") and not torch.cuda.is_available():
-            log.warning("device %s requested but CUDA is not available: using the CPU", device)
-            device = "cpu"
-        self._device = _usable_device(device)
+        self._device = usable_device(device)
         if checkpoint is not None:
             if model is not None or tokenizer is not None:
                 raise ConfigError("model_args: pass either checkpoint= or model= and tokenizer=, not both")

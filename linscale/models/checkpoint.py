@@ -11,6 +11,7 @@ loaded with ``torch.load(weights_only=True)`` there.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +28,44 @@ from linscale.models import CausalLM, build_model
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated or inconsistent; the message names the file."""
+
+
+log = logging.getLogger(__name__)
+
+
+def usable_device(device: str | torch.device | None = None, option: str = "device") -> torch.device:
+    """``device`` as a torch device that holds a checkpoint's tensors in this process, or a one-line
+    ConfigError that names ``option``. The one check for ``linscale eval --device`` (before its workers
+    start) and ``lm_eval --model_args device=`` (where the model loads): torch named a bad device deep in
+    a worker ("tpu" a traceback, "mps" on a build without it an error from safetensors, "cpu:1" reported
+    as corrupt weights). None means the GPU where there is one, as lm-eval's own Hugging Face model does;
+    a CUDA device on a machine without CUDA falls back to the CPU with a warning."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        found = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"{option}: expected a torch device such as cpu, cuda or cuda:1, got {device!r}") from None
+    if found.type == "cuda" and not torch.cuda.is_available():
+        log.warning("%s %s requested but CUDA is not available: using the CPU", option, device)
+        return torch.device("cpu")
+    try:
+        if found.type == "cpu":  # safetensors takes "cpu" only
+            if found.index not in (None, 0):
+                raise ValueError("a CPU is one device: cpu")
+            return torch.device("cpu")
+        if found.type == "meta":  # takes tensors, but no values
+            raise ValueError("meta tensors hold no values")
+        if found.type == "cuda":  # counted without starting CUDA in this process (a CLI's workers start it)
+            if (found.index or 0) >= torch.cuda.device_count():
+                raise ValueError(f"this machine has {torch.cuda.device_count()} CUDA device(s)")
+            return found
+        torch.empty(0, device=found)  # mps, xpu, ...: failed at the first tensor
+    except (RuntimeError, NotImplementedError, AssertionError, ValueError, TypeError) as err:
+        reason = error_line(err).split(". ")[0][:200]  # torch's first sentence: its list of backends runs on
+        raise ConfigError(f"{option}: {device!r} cannot hold tensors here ({reason}); "
+                          "expected cpu or cuda[:N]") from None
+    return found
 
 
 def save_checkpoint(model: CausalLM, path: str | os.PathLike, meta: dict | None = None,
