@@ -195,14 +195,19 @@ def test_a_study_takes_a_preset_by_name_or_by_path_and_a_bad_one_is_one_line(tmp
     mine = tmp_path / "grids" / "mine.yaml"
     mine.write_text(smoke.replace("name: smoke", "name: mine"))
     (tmp_path / "grids" / "copy.yaml").write_text(smoke)  # a copy that kept linscale's name: runs/smoke
+    (tmp_path / "grids" / "other.yaml").write_text(smoke.replace("name: smoke", "name: elsewhere"))
+    (tmp_path / "grids" / "nameless.yaml").write_text(smoke.replace("name: smoke\n", ""))
     study = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
     for preset, message in (("smok", "--preset: 'smok' is not a preset; linscale study takes one of"),
                             (str(tmp_path / "nosuch.yaml"),
                              f"--preset: file {tmp_path / 'nosuch.yaml'} does not exist"),
                             (str(tmp_path / "grids" / "smoke.yaml"), "has the name of linscale's own preset 'smoke'"),
                             (str(tmp_path / "grids" / "copy.yaml"), "copy.yaml has name: smoke, the name of "
-                             "linscale's own preset (its runs would go to runs/smoke and be taken for that study's); "
-                             "expected a name of its own, e.g. name: copy")):
+                             "linscale's own preset; expected name: copy, its file's name (a preset's study, sweep "
+                             "folder and tables take the name it is read by)"),
+                            # a name of its own split them: results/other (the study), runs/elsewhere (a sweep)
+                            (str(tmp_path / "grids" / "other.yaml"), "other.yaml has name: elsewhere; expected "
+                             "name: other, its file's name")):
         assert main(["study", "--preset", preset, *study]) == 2
         err = capsys.readouterr().err.strip()
         assert err.startswith("linscale: error: ") and message in err and len(err.splitlines()) == 1, err
@@ -211,6 +216,7 @@ def test_a_study_takes_a_preset_by_name_or_by_path_and_a_bad_one_is_one_line(tmp
     assert main(["study", "--preset", str(mine), *study, "--stages", "design"]) == 0
     assert (tmp_path / "results" / "mine" / "fits" / "design_verdicts.csv").exists()
     assert load_preset("mine")["name"] == "mine"  # by name from here on (os.environ: the kernels' too)
+    assert load_preset(tmp_path / "grids" / "nameless.yaml")["name"] == "nameless"  # no name: its file's
     # and the book's advice for a study not yet run names the file, which linscale study takes (not the name)
     from linscale import book
 

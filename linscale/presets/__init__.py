@@ -126,12 +126,15 @@ def load_preset(name_or_path: str | Path) -> dict:
     preset = parse_yaml(text, f"preset: {path}")
     if not isinstance(preset, dict) or "sizes" not in preset or "archs" not in preset:
         raise ConfigError(f"preset: {path} must be a mapping with at least 'archs' and 'sizes'")
-    name = preset.get("name")
-    if path.resolve().parent != PRESET_DIR.resolve() and name != path.stem and (PRESET_DIR / f"{name}.yaml").exists():
-        # a copy of cpu.yaml that kept its name: a sweep of it went to runs/cpu, beside the cpu study's runs
-        raise ConfigError(f"preset: {path} has name: {name}, the name of linscale's own preset (its runs would go "
-                          f"to runs/{name} and be taken for that study's); expected a name of its own, e.g. "
-                          f"name: {path.stem}")
+    # A preset is known by its file's name: the study's results/<name>/, the sweep's runs/<name>/ and the
+    # runs tables' preset column. A `name:` of its own split them (a copy of cpu.yaml that kept its name
+    # went to runs/cpu, beside the cpu study's runs, while its study went to results/<file name>).
+    name = preset.setdefault("name", path.stem)
+    if name != path.stem:
+        own = (", the name of linscale's own preset" if isinstance(name, str) and path.resolve().parent !=
+               PRESET_DIR.resolve() and (PRESET_DIR / f"{name}.yaml").exists() else "")
+        raise ConfigError(f"preset: {path} has name: {name}{own}; expected name: {path.stem}, its file's name "
+                          "(a preset's study, sweep folder and tables take the name it is read by)")
     return preset
 
 
