@@ -510,6 +510,45 @@ def test_a_users_task_whose_data_file_is_missing_is_one_line(tmp_path, capsys):
     assert "tasks: gone_local: " in err and "nope.jsonl" in err and len(err.splitlines()) == 1, err
 
 
+def test_a_users_task_with_a_hole_in_its_yaml_is_one_line_naming_the_field(tmp_path, capsys):
+    """A multiple_choice task without doc_to_choice was lm-eval's bare TypeError, a generation task with
+    `until: 5` lm-eval's ValueError and `until: [5]` a TypeError in linscale's model: three tracebacks."""
+    import shutil
+
+    from linscale.cli import main
+    from linscale.eval.items import TaskDataError
+    from linscale.eval.runner import evaluate_checkpoint
+
+    sweep_dir, (ckpt,) = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
+    mine = tmp_path / "mine"
+    shutil.copytree(Path(__file__).parent / "data" / "piqa_local", mine)
+    text = (mine / "piqa_local.yaml").read_text()
+    assert text.count("doc_to_choice: ") == 1 and text.count("output_type: multiple_choice") == 1
+    (mine / "piqa_local.yaml").unlink()
+    (mine / "nochoice.yaml").write_text("\n".join(line for line in text.replace("task: piqa_local", "task: nochoice")
+                                                  .splitlines() if not line.startswith("doc_to_choice: ")))
+    generation = text.replace("task: piqa_local", "task: stops").replace("doc_to_choice: ", "# ").replace(
+        "output_type: multiple_choice", "output_type: generate_until\ngeneration_kwargs:\n  max_gen_toks: 2\n"
+        "  until: UNTIL").replace("doc_to_target: label", 'doc_to_target: "{{sol1}}"').replace("acc_norm", "acc")
+    generation = generation.replace("metric: acc", "metric: exact_match")
+    cases = [("nochoice", "tasks: nochoice: lm-eval could not make a request from a task's YAML (TypeError in "
+              "lm-eval's Task.doc_to_choice); check its doc_to_choice")]
+    for until in ("5", "[5]"):
+        (mine / f"stops{len(cases)}.yaml").write_text(generation.replace("task: stops", f"task: stops{len(cases)}")
+                                                     .replace("UNTIL", until))
+        cases.append((f"stops{len(cases)}", f"generation_kwargs.until (task stops{len(cases)}, doc 0): expected a "
+                      f"string or a list of strings, got {until}"))
+    for task, expected in cases:
+        assert main(["eval", str(sweep_dir), "--suites", "", "--tasks", task, "--include_path", str(mine)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()[-1]
+        assert err == f"linscale: error: {expected}", err
+    (mine / "stops3.yaml").write_text(generation.replace("task: stops", "task: stops3").replace("UNTIL", "'.'"))
+    assert main(["eval", str(sweep_dir), "--suites", "", "--tasks", "stops3", "--include_path", str(mine)]) == 0
+    # linscale's own error, raised in its task code that lm-eval's Task calls, is passed on as it was
+    with pytest.raises(TaskDataError, match=r"^mqar_pairs: expected an integer, got 'abc'$"):
+        evaluate_checkpoint(ckpt, ["linscale_mqar"], task_options={"mqar_pairs": "abc"}, limit=2)
+
+
 def test_offline_real_task_is_a_one_line_error_naming_its_dataset(tmp_path, capsys, monkeypatch):
     """`--tasks wikitext --real-tasks` without a network: one line naming the dataset, no traceback. The
     task here is lm-eval's wikitext.yaml's dataset fields in a folder of its own (indexing all of lm-eval's

@@ -295,7 +295,13 @@ class LinscaleLM(TemplateLM):
         for request in requests:
             context, gen_kwargs = request.args
             gen_kwargs = dict(gen_kwargs or {})
-            until = handle_stop_sequences(gen_kwargs.pop("until", None), eos=EOD)
+            until = gen_kwargs.pop("until", None)
+            if not (until is None or isinstance(until, str) or
+                    (isinstance(until, list) and all(isinstance(stop, str) for stop in until))):
+                # a task of one's own with `until: 5` was lm-eval's traceback, `until: [5]` a TypeError later
+                raise ConfigError(f"generation_kwargs.until{_where(request)}: expected a string or a list of "
+                                  f"strings, got {until!r}")
+            until = handle_stop_sequences(until, eos=EOD)
             max_new = int(gen_kwargs.pop("max_gen_toks", None) or self.max_gen_toks)
             temperature = float(gen_kwargs.pop("temperature", 1.0)) if gen_kwargs.pop("do_sample", False) else 0.0
             context_enc = self.tok_encode(context) if context else [self.prefix_token_id]

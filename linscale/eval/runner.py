@@ -219,6 +219,27 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task
     except FileNotFoundError as err:  # a user's task naming a data file that is not there (was a traceback)
         raise DatasetUnavailableError(f"tasks: {', '.join(tasks)}: a data file could not be found "
                                       f"({error_line(err)}); check the data_files of your task YAML") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, SyntaxError) as err:
+        field = _task_yaml_field(err)
+        if field is None:  # not raised where lm-eval reads a task's YAML: a bug, with its traceback
+            raise
+        check = f"its {field}" if field.startswith("doc_to_") else "its fields"
+        raise ConfigError(f"tasks: {', '.join(tasks)}: lm-eval could not make a request from a task's YAML "
+                          f"({error_line(err)} in lm-eval's Task.{field}); check {check}") from None
+
+
+def _task_yaml_field(err: BaseException) -> str | None:
+    """The method of lm-eval's Task class that raised ``err`` while reading a task's YAML (``doc_to_choice``:
+    a multiple_choice task of one's own without one was lm-eval's bare TypeError); None where the error
+    came from elsewhere, linscale's model included."""
+    import traceback
+
+    frames = [(Path(f.filename).parts, f.name) for f in traceback.extract_tb(err.__traceback__)]
+    task = [i for i, (parts, _) in enumerate(frames) if parts[-3:] == ("lm_eval", "api", "task.py")]
+    ours = [i for i, (parts, _) in enumerate(frames) if "linscale" in parts[:-1]]
+    if not task or (ours and ours[-1] > task[-1]):  # none, or raised in linscale's model that lm-eval called
+        return None
+    return frames[task[-1]][1]
 
 
 @contextlib.contextmanager
