@@ -217,10 +217,17 @@ def test_cluster_values_the_runs_cannot_use_are_refused_off_the_cluster_too(tmp_
                              # SLURM's own spelling of the same passed
                              ("cluster.slurm_nodes=2", "cluster.slurm_nodes: 2, but each run trains on train.num_nodes = 12"),
                              ("cluster.slurm_ntasks_per_node=4", "cluster.slurm_ntasks_per_node: 4, but each run trains "
-                                                                 "on train.devices = 8")):
+                                                                 "on train.devices = 8"),
+                             # SLURM's parameters by submitit's types: a list went into the job script as text
+                             ("cluster.slurm_partition=[a,b]", "cluster.slurm_partition: expected str or null, got "
+                                                               "['a', 'b']"),
+                             ("cluster.slurm_time=an hour", "cluster.slurm_time: expected int, got 'an hour'"),
+                             ("cluster.slurm_use_srun=5", "cluster.slurm_use_srun: expected bool, got 5")):
         assert message in one_line_error([*base, "--set", setting], capsys), setting
     # the command line's --num-nodes is what the runs train on
     assert "train.num_nodes = 3" in one_line_error([*base, "--num-nodes", "3"], capsys)
+    for fine in ("slurm_partition=5", "slurm_exclusive=user", "slurm_mem=32G"):  # a partition named 5 is text
+        assert "needs SLURM's srun" in one_line_error([*base, "--set", f"cluster.{fine}"], capsys), fine
     assert "needs SLURM's srun" in one_line_error(base, capsys)  # a good block gets as far as the cluster check
     assert not out.exists()
 

@@ -274,6 +274,11 @@ def check_cluster(cluster, train: dict | None = None) -> dict:
             continue
         prefix, _, name = str(key).partition("_")
         if prefix == "slurm" and (name in slurm or name in shared):
+            expected = _slurm_types().get(name)
+            if expected is not None and not _is_of(value, expected):
+                # slurm_partition: [a, b] went into the job script as "--partition=['a', 'b']"
+                names = [t.__name__ for t in expected if t is not type(None)] + ["null"] * (type(None) in expected)
+                raise ConfigError(f"cluster.{key}: expected {' or '.join(names)}, got {value!r}")
             continue
         raise ConfigError(f"cluster.{key}: not a submitit parameter; expected one of {', '.join(sorted(shared))} "
                           f"or slurm_ and one of SLURM's ({', '.join(sorted(slurm))})")
@@ -291,6 +296,31 @@ def check_cluster(cluster, train: dict | None = None) -> dict:
                 raise ConfigError(f"cluster.{key}: {cluster[key]}, but each run trains on train.{name} = {wanted}; "
                                   f"expected the same number (set both, or --set cluster.{key}={wanted})")
     return cluster
+
+
+def _slurm_types() -> dict[str, tuple[type, ...]]:
+    """SLURM parameters of submitit with simple types (text, whole numbers, flags), as its job-script
+    writer annotates them: ``partition: Optional[str]`` is (str, NoneType). Lists and mappings (setup,
+    additional_parameters) are left to submitit; text takes a number too (a partition named 5)."""
+    import inspect
+    import typing
+
+    from submitit.slurm import slurm
+
+    types = {}
+    for name, parameter in inspect.signature(slurm._make_sbatch_string).parameters.items():
+        found = typing.get_args(parameter.annotation) or (parameter.annotation,)
+        if all(t in (str, int, bool, float, type(None)) for t in found):
+            types[name] = found
+    return types
+
+
+def _is_of(value, types: tuple[type, ...]) -> bool:
+    if value is None or isinstance(value, bool):
+        return type(value) in types
+    if isinstance(value, (int, float)) and str in types:  # a number where text is asked: written as is
+        return True
+    return isinstance(value, tuple(t for t in types if t is not bool))
 
 
 def make_submitit_executor(kind: str, folder: Path, cluster: dict):
