@@ -101,6 +101,46 @@ def test_a_model_vocabulary_below_the_datas_is_refused_before_writing(tmp_path, 
     assert not out.exists()
 
 
+def test_a_run_that_cannot_fit_in_this_machines_memory_is_refused_before_anything_is_built(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """A value off by powers of ten passed every check: n_layer 2e6 or vocab_size 1e9 ended in the
+    kernel's out-of-memory kill, val_tokens 1e12 in a validation set that was never done. The floor is
+    what a run certainly holds (parameters with gradients and Adam's state, one micro-batch's logits, a
+    synthetic validation set), so a run that fits is never refused."""
+    import linscale.train.run as run
+    import linscale.train.sweep as sweep
+    from linscale.train.run import memory_floor, plan_runs, run_settings
+    from linscale.train.settings import TrainSettings
+
+    assert run.physical_memory() > 2 ** 30  # this machine's, as the system says
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(sweep, "WorkerPool", None)  # a run launched would fail loudly here
+    monkeypatch.setattr(run, "physical_memory", lambda: 24 * 2 ** 30)  # the same verdicts on a bigger machine
+    out = tmp_path / "out"
+    for override, what in (("sizes.s1.n_layer=2000000", "parameters, gradients and Adam's state"),
+                           ("model.vocab_size=1000000000", "parameters, gradients and Adam's state"),
+                           ("data.val_tokens=1000000000000", "the validation set 3,725.3 GiB")):
+        assert main(["sweep", "--preset", "smoke", "--out", str(out), "--accelerator", "cpu", "--set", override]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "-s1: needs at least " in err and what in err, err
+        assert "more than this machine's 24.0 GiB; expected a smaller model" in err, err
+    assert not out.exists()
+    _, specs = plan_runs("smoke", ["archs=[llama]"])
+    spec = max(specs, key=lambda s: s["model"]["n_layer"])  # a floor per layer: more than one
+    floor = memory_floor(spec, TrainSettings.from_dict(run_settings(spec["train"], None)))
+    from linscale.config import ModelConfig
+    from linscale.models import build_model
+    from linscale.presets import data_vocab_size
+
+    model = build_model(ModelConfig.from_dict({**spec["model"], "vocab_size": data_vocab_size({"data": spec["data"]})}))
+    counted = sum(p.numel() for p in model.parameters())  # the floor counts all but the norms' gains
+    assert 0.95 * counted <= floor["parameters, gradients and Adam's state"] / 16 < counted
+    train = TrainSettings.from_dict(spec["train"])
+    micro, _ = train.accumulation(1)
+    assert floor["one micro-batch's block inputs"] == 4 * model.config.n_layer * micro * train.seq_len * model.config.d_model
+    assert floor["the validation set"] == 4 * spec["data"]["val_tokens"]
+
+
 def test_presets_give_models_the_tokenizers_vocabulary():
     from linscale.presets import load_preset, model_configs
     from linscale.train.run import plan_runs

@@ -280,6 +280,8 @@ def validate_inputs(specs: list[dict], build: bool = True, execution: dict | Non
     spec = specs[0]
     train = TrainSettings.from_dict(run_settings(spec["train"], execution))
     check_execution(train)  # runs that train here (a cluster's jobs run on nodes this machine is not)
+    for each in specs:  # before the data are built: a synthetic validation set is made in memory
+        check_memory(each, TrainSettings.from_dict(run_settings(each["train"], execution)))
     datamodule = build_datamodule_for(spec, train)
     for spec in specs:
         check_vocabulary(spec["model"], int(datamodule.vocab_size), spec["run_id"])
@@ -304,6 +306,60 @@ def check_vocabulary(model: dict, vocab: int, where: str = "") -> None:
         print(f"[data] warning: {prefix}model.vocab_size {given:,} is larger than the data's vocabulary "
               f"{vocab:,}: {given - vocab:,} embedding rows are never used (leave model.vocab_size out to "
               f"take the data's)", flush=True)
+
+
+def physical_memory() -> int | None:
+    """This machine's memory in bytes (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def memory_floor(spec: dict, train: TrainSettings) -> dict[str, int]:
+    """Bytes that one process of a run of ``spec`` certainly holds when it trains on a CPU, by what holds
+    them: its parameters with their gradients and Adam's two moments (16 bytes each in fp32, 8 under
+    bf16-true; Table 1's count plus the tied embedding), each block's input for one micro-batch (kept for
+    the backward pass: its norm's input; no activation checkpointing here) and a synthetic validation set
+    (made in memory). A floor: the other activations, the logits (none on a CPU in fp32: the fused loss),
+    the optimiser's scratch and torch itself come on top."""
+    model, data = spec["model"], spec.get("data") or {}
+    vocab = model.get("vocab_size")  # else the data's, where it is known before they are built
+    if vocab is None and "factory" not in data and (data.get("source", "synthetic") == "synthetic" or
+                                                   (data.get("source") == "text" and not data.get("tokenizer"))):
+        from linscale.presets import data_vocab_size
+
+        vocab = data_vocab_size({"data": data})
+    config = ModelConfig.from_dict({**model, "vocab_size": vocab or 1})
+    params = flops.non_embedding_params(config) + (vocab or 0) * config.d_model
+    micro, _ = train.accumulation(train.devices * train.num_nodes)
+    fp32 = train.precision in ("32-true", "auto")  # auto: 32-true on a CPU
+    floor = {"parameters, gradients and Adam's state": (16 if train.precision != "bf16-true" else 8) * params,
+             "one micro-batch's block inputs": config.n_layer * micro * train.seq_len * config.d_model *
+             (4 if fp32 else 2)}
+    if data.get("source", "synthetic") == "synthetic" and "factory" not in data:
+        floor["the validation set"] = 4 * int(data.get("val_tokens", 65536))
+    return floor
+
+
+def check_memory(spec: dict, train: TrainSettings) -> None:
+    """Refuse a CPU run whose floor (:func:`memory_floor`, times its processes on this machine) is more
+    than the machine's memory: a value off by some powers of ten (n_layer 2e6, vocab_size 1e9,
+    val_tokens 1e12) passed every check and ended in the kernel's out-of-memory kill, or a validation set
+    that never finished. A GPU's memory is left to torch's own out-of-memory error."""
+    if trains_on_gpu(train):
+        return
+    total = physical_memory()
+    floor = memory_floor(spec, train)
+    need = sum(floor.values()) * train.devices  # DDP on a CPU: one process with its own copy per device
+    if total is None or need <= total:
+        return
+    gib = 2 ** 30
+    parts = ", ".join(f"{what} {size / gib:,.1f} GiB" for what, size in floor.items() if size)
+    processes = f" in each of {train.devices} processes" if train.devices > 1 else ""
+    raise ConfigError(f"{spec['run_id']}: needs at least {need / gib:,.1f} GiB of memory ({parts}{processes}), "
+                      f"more than this machine's {total / gib:,.1f} GiB; expected a smaller model (n_layer, "
+                      "d_model, vocab_size), train.micro_batch_size or data.val_tokens")
 
 
 # ---------------------------------------------------------------------------- data
