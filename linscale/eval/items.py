@@ -36,7 +36,6 @@ import yaml
 from linscale.atomic import atomic_write
 from linscale.config import ConfigError
 
-KINDS = ("knowledge", "cloze", "documents", "niah", "mqar")
 BANDS = ("head", "torso", "tail")  # frequency bands of the knowledge suite, most frequent first
 NIAH_MODES = ("easy", "standard")
 NIAH_RESERVE = 1  # tokens of each grid length taken by the answer: a length is context + question + answer
@@ -293,6 +292,7 @@ def _gen_mqar(synthetic, lang, p):
 
 _GENERATORS = {"knowledge": _gen_knowledge, "cloze": _gen_cloze, "documents": _gen_documents,
                "niah": _gen_niah, "mqar": _gen_mqar}
+KINDS = tuple(_GENERATORS)  # the item kinds: one generator each
 
 
 def load_items(kind: str, **options) -> list[dict]:
