@@ -70,6 +70,7 @@ def preset(size: str, steps: int) -> dict:
 
     p = load_preset("cpu")
     p["name"] = f"repro-{size}"
+    p.pop("context_size", None)  # the context ablation's size, which a grid of one size may not have
     tokens = steps * p["train"]["seq_len"] * p["train"]["batch_size"]
     shape = dict(p["sizes"][size])
     if "train" in shape:  # a size's own token budget would override the steps asked for
@@ -170,7 +171,7 @@ def main() -> int:
     try:
         presets = {}
         for size, steps in (("s1", args.steps), ("s5", args.speed_steps)):
-            presets[size] = work / f"{size}.yaml"
+            presets[size] = work / f"repro-{size}.yaml"  # a preset file is named as its name: says
             presets[size].write_text(yaml.safe_dump(preset(size, steps)))
         # 1. every setting at s1, two at a time: the bit-for-bit comparison
         for first in range(0, len(chosen), 2):

@@ -38,6 +38,17 @@ def parse_setting(text: str) -> tuple[str, dict]:
     return text, {key: value}
 
 
+def cross_machine_preset(size: str, archs: list[str]) -> dict:
+    """The cpu preset cut to ``archs`` at one ``size``, as the published study trained them; its file is
+    to be named cross-machine.yaml (a preset is known by its file's name)."""
+    from linscale.presets import load_preset
+
+    preset = load_preset("cpu")
+    preset.update(name="cross-machine", archs=archs, sizes={size: preset["sizes"][size]})
+    preset.pop("context_size", None)  # the context ablation's size, which a grid of one size may not have
+    return preset
+
+
 def main(argv: list[str] | None = None) -> int:
     import pandas as pd
     import yaml
@@ -52,16 +63,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="settings on top of the sweeps' pins: VARIABLE=VALUE each, or 'pins' (default)")
     args = p.parse_args(argv)
     published = pd.read_parquet(args.results / "runs.parquet")
-    preset = load_preset("cpu")
-    if args.size not in preset["sizes"]:
-        raise SystemExit(f"--size: {args.size!r} is not a size of the cpu preset ({', '.join(preset['sizes'])})")
-    preset.update(name="cross-machine", archs=args.archs.split(","), sizes={args.size: preset["sizes"][args.size]})
+    sizes = load_preset("cpu")["sizes"]
+    if args.size not in sizes:
+        raise SystemExit(f"--size: {args.size!r} is not a size of the cpu preset ({', '.join(sizes)})")
+    preset = cross_machine_preset(args.size, args.archs.split(","))
     machine = repro.machine()
     print(f"# {machine.get('cpu', '?')}, torch {machine['torch']}, {machine['date']}")
     print("| setting (on top of the pins) | run | checkpoints with the published training loss | final loss vs published | train s |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        preset_file = Path(tmp) / "preset.yaml"
+        preset_file = Path(tmp) / "cross-machine.yaml"  # a preset file is named as its name: says
         preset_file.write_text(yaml.safe_dump(preset))
         for i, text in enumerate(args.settings):
             name, env = parse_setting(text)

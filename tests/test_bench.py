@@ -93,6 +93,32 @@ def test_changes_lightning_attention_and_batched_tables(tables):
     assert (b.upper_bound > 0).all()
 
 
+def test_the_reproducibility_scripts_presets_plan_as_the_sweep_takes_them(tmp_path):
+    """benchmarks/check_cpu_reproducibility.py and check_cross_machine.py cut the cpu preset to one size:
+    both stopped at plan when the preset gained context_size (a size they cut away), and again when a
+    preset file had to be named as its name: says. Nothing ran them."""
+    import importlib.util
+
+    import yaml
+
+    from linscale.train.run import plan_runs
+
+    def script(name):
+        spec = importlib.util.spec_from_file_location(name, Path(__file__).parent.parent / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    repro, cross = script("check_cpu_reproducibility"), script("check_cross_machine")
+    presets = {f"repro-{size}": repro.preset(size, 8) for size in ("s1", "s5")}
+    presets["cross-machine"] = cross.cross_machine_preset("s1", ["llama", "tnl"])
+    for name, preset in presets.items():
+        assert preset["name"] == name  # the file each script writes is named so
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(preset))
+        _, specs = plan_runs(str(tmp_path / f"{name}.yaml"))
+        assert {s["size"] for s in specs} == set(preset["sizes"]) and {s["arch"] for s in specs} == set(preset["archs"])
+
+
 def test_grid_sizes_come_from_the_preset(tmp_path):
     """The benchmark reads the grid from the preset (the cpu grid is being redesigned): any sizes, smallest
     and largest by non-embedding parameters whatever their order in the file."""
