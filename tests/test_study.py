@@ -197,6 +197,8 @@ def test_a_study_takes_a_preset_by_name_or_by_path_and_a_bad_one_is_one_line(tmp
     (tmp_path / "grids" / "copy.yaml").write_text(smoke)  # a copy that kept linscale's name: runs/smoke
     (tmp_path / "grids" / "other.yaml").write_text(smoke.replace("name: smoke", "name: elsewhere"))
     (tmp_path / "grids" / "nameless.yaml").write_text(smoke.replace("name: smoke\n", ""))
+    (tmp_path / "grids" / "empty.yaml").write_text(smoke.replace("name: smoke\n", "name:\n"))
+    (tmp_path / "grids" / "2024.yaml").write_text(smoke.replace("name: smoke\n", "name: 2024\n"))  # YAML's int
     study = ["--runs-dir", str(tmp_path / "runs"), "--results-dir", str(tmp_path / "results")]
     for preset, message in (("smok", "--preset: 'smok' is not a preset; linscale study takes one of"),
                             (str(tmp_path / "nosuch.yaml"),
@@ -216,7 +218,8 @@ def test_a_study_takes_a_preset_by_name_or_by_path_and_a_bad_one_is_one_line(tmp
     assert main(["study", "--preset", str(mine), *study, "--stages", "design"]) == 0
     assert (tmp_path / "results" / "mine" / "fits" / "design_verdicts.csv").exists()
     assert load_preset("mine")["name"] == "mine"  # by name from here on (os.environ: the kernels' too)
-    assert load_preset(tmp_path / "grids" / "nameless.yaml")["name"] == "nameless"  # no name: its file's
+    for stem in ("nameless", "empty", "2024"):  # no name, an empty one, or the stem as YAML reads it: the stem
+        assert load_preset(tmp_path / "grids" / f"{stem}.yaml")["name"] == stem
     # and the book's advice for a study not yet run names the file, which linscale study takes (not the name)
     from linscale import book
 

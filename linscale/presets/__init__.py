@@ -129,7 +129,9 @@ def load_preset(name_or_path: str | Path) -> dict:
     # A preset is known by its file's name: the study's results/<name>/, the sweep's runs/<name>/ and the
     # runs tables' preset column. A `name:` of its own split them (a copy of cpu.yaml that kept its name
     # went to runs/cpu, beside the cpu study's runs, while its study went to results/<file name>).
-    name = preset.setdefault("name", path.stem)
+    name = preset.get("name")
+    if name is None or str(name) == path.stem:  # none (or an empty `name:`), or the stem as YAML read it (2024)
+        preset["name"] = name = path.stem
     if name != path.stem:
         own = (", the name of linscale's own preset" if isinstance(name, str) and path.resolve().parent !=
                PRESET_DIR.resolve() and (PRESET_DIR / f"{name}.yaml").exists() else "")
