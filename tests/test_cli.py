@@ -226,7 +226,8 @@ def test_cluster_values_the_runs_cannot_use_are_refused_off_the_cluster_too(tmp_
         assert message in one_line_error([*base, "--set", setting], capsys), setting
     # the command line's --num-nodes is what the runs train on
     assert "train.num_nodes = 3" in one_line_error([*base, "--num-nodes", "3"], capsys)
-    for fine in ("slurm_partition=5", "slurm_exclusive=user", "slurm_mem=32G"):  # a partition named 5 is text
+    for fine in ("slurm_partition=5", "slurm_exclusive=user", "slurm_mem=32G",  # a partition named 5 is text
+                 "slurm_gpus_per_task=a100:1"):  # SLURM's [type:]count, where submitit says int
         assert "needs SLURM's srun" in one_line_error([*base, "--set", f"cluster.{fine}"], capsys), fine
     assert "needs SLURM's srun" in one_line_error(base, capsys)  # a good block gets as far as the cluster check
     assert not out.exists()

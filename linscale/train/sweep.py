@@ -311,7 +311,8 @@ def _slurm_types() -> dict[str, tuple[type, ...]]:
     for name, parameter in inspect.signature(slurm._make_sbatch_string).parameters.items():
         found = typing.get_args(parameter.annotation) or (parameter.annotation,)
         if all(t in (str, int, bool, float, type(None)) for t in found):
-            types[name] = found
+            # GPU counts are written into #SBATCH as given, and SLURM takes them as [type:]count (a100:4)
+            types[name] = (*found, str) if name in ("num_gpus", "gpus_per_node", "gpus_per_task") else found
     return types
 
 
