@@ -511,11 +511,13 @@ def test_a_users_task_whose_data_file_is_missing_is_one_line(tmp_path, capsys):
 
 
 def test_a_users_task_with_a_hole_in_its_yaml_is_one_line_naming_the_field(tmp_path, capsys):
-    """A multiple_choice task without doc_to_choice was lm-eval's bare TypeError, a generation task with
-    `until: 5` lm-eval's ValueError and `until: [5]` a TypeError in linscale's model: three tracebacks."""
+    """A multiple_choice task without doc_to_choice was lm-eval's bare TypeError, a misspelt field in a
+    template jinja's UndefinedError, a generation task with `until: 5` lm-eval's ValueError and `until: [5]`
+    a TypeError in linscale's model: four tracebacks."""
     import shutil
 
     from linscale.cli import main
+    from linscale.config import ConfigError
     from linscale.eval.items import TaskDataError
     from linscale.eval.runner import evaluate_checkpoint
 
@@ -531,8 +533,11 @@ def test_a_users_task_with_a_hole_in_its_yaml_is_one_line_naming_the_field(tmp_p
         "output_type: multiple_choice", "output_type: generate_until\ngeneration_kwargs:\n  max_gen_toks: 2\n"
         "  until: UNTIL").replace("doc_to_target: label", 'doc_to_target: "{{sol1}}"').replace("acc_norm", "acc")
     generation = generation.replace("metric: acc", "metric: exact_match")
-    cases = [("nochoice", "tasks: nochoice: lm-eval could not make a request from a task's YAML (TypeError in "
-              "lm-eval's Task.doc_to_choice); check its doc_to_choice")]
+    (mine / "typo.yaml").write_text(text.replace("task: piqa_local", "task: typo").replace("{{goal}}", "{{gaol}}"))
+    cases = [("nochoice", "tasks: nochoice: lm-eval could not make a request from the task's YAML (TypeError in "
+              "lm-eval's Task.doc_to_choice); check its doc_to_choice"),
+             ("typo", "tasks: typo: lm-eval could not make a request from the task's YAML ('gaol' is undefined in "
+              "lm-eval's Task.doc_to_text); check its doc_to_text")]  # jinja's UndefinedError
     for until in ("5", "[5]"):
         (mine / f"stops{len(cases)}.yaml").write_text(generation.replace("task: stops", f"task: stops{len(cases)}")
                                                      .replace("UNTIL", until))
@@ -544,6 +549,9 @@ def test_a_users_task_with_a_hole_in_its_yaml_is_one_line_naming_the_field(tmp_p
         assert err == f"linscale: error: {expected}", err
     (mine / "stops3.yaml").write_text(generation.replace("task: stops", "task: stops3").replace("UNTIL", "'.'"))
     assert main(["eval", str(sweep_dir), "--suites", "", "--tasks", "stops3", "--include_path", str(mine)]) == 0
+    # of several tasks evaluated together, the one whose YAML has the hole is named
+    with pytest.raises(ConfigError, match=r"^tasks: typo: lm-eval could not make a request"):
+        evaluate_checkpoint(ckpt, ["stops3", "typo"], include_path=str(mine), limit=2)
     # linscale's own error, raised in its task code that lm-eval's Task calls, is passed on as it was
     with pytest.raises(TaskDataError, match=r"^mqar_pairs: expected an integer, got 'abc'$"):
         evaluate_checkpoint(ckpt, ["linscale_mqar"], task_options={"mqar_pairs": "abc"}, limit=2)

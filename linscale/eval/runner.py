@@ -219,27 +219,41 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task
     except FileNotFoundError as err:  # a user's task naming a data file that is not there (was a traceback)
         raise DatasetUnavailableError(f"tasks: {', '.join(tasks)}: a data file could not be found "
                                       f"({error_line(err)}); check the data_files of your task YAML") from None
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError, SyntaxError) as err:
-        field = _task_yaml_field(err)
-        if field is None:  # not raised where lm-eval reads a task's YAML: a bug, with its traceback
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, SyntaxError, _template_error()) as err:
+        where = _task_yaml_field(err)
+        if where is None:  # not raised where lm-eval reads a task's YAML: a bug, with its traceback
             raise
+        task, field = where
         check = f"its {field}" if field.startswith("doc_to_") else "its fields"
-        raise ConfigError(f"tasks: {', '.join(tasks)}: lm-eval could not make a request from a task's YAML "
-                          f"({error_line(err)} in lm-eval's Task.{field}); check {check}") from None
+        raise ConfigError(f"tasks: {task or ', '.join(tasks)}: lm-eval could not make a request from the task's "
+                          f"YAML ({error_line(err)} in lm-eval's Task.{field}); check {check}") from None
 
 
-def _task_yaml_field(err: BaseException) -> str | None:
-    """The method of lm-eval's Task class that raised ``err`` while reading a task's YAML (``doc_to_choice``:
-    a multiple_choice task of one's own without one was lm-eval's bare TypeError); None where the error
-    came from elsewhere, linscale's model included."""
-    import traceback
+def _template_error() -> type[Exception]:
+    """jinja's error for a template that cannot be rendered (a misspelt field under doc_to_text)."""
+    from jinja2.exceptions import TemplateError
 
-    frames = [(Path(f.filename).parts, f.name) for f in traceback.extract_tb(err.__traceback__)]
-    task = [i for i, (parts, _) in enumerate(frames) if parts[-3:] == ("lm_eval", "api", "task.py")]
-    ours = [i for i, (parts, _) in enumerate(frames) if "linscale" in parts[:-1]]
-    if not task or (ours and ours[-1] > task[-1]):  # none, or raised in linscale's model that lm-eval called
+    return TemplateError
+
+
+def _task_yaml_field(err: BaseException) -> tuple[str | None, str] | None:
+    """(task, method) of lm-eval's Task that raised ``err`` while reading a task's YAML: ``doc_to_choice``
+    for a multiple_choice task of one's own without one (lm-eval's bare TypeError); the task's name as
+    its config gives it. None where the error came from elsewhere, linscale's own code included."""
+    package = Path(__file__).resolve().parent.parent  # linscale/, not a folder named linscale above a venv
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    paths = [Path(frame.f_code.co_filename).resolve() for frame in frames]
+    task = [i for i, path in enumerate(paths) if path.parts[-3:] == ("lm_eval", "api", "task.py")]
+    ours = [i for i, path in enumerate(paths) if path.is_relative_to(package)]
+    if not task or (ours and ours[-1] > task[-1]):  # none, or raised in linscale's code that lm-eval called
         return None
-    return frames[task[-1]][1]
+    frame = frames[task[-1]]
+    config = getattr(frame.f_locals.get("self"), "config", None)
+    return getattr(config, "task", None), frame.f_code.co_name
 
 
 @contextlib.contextmanager
