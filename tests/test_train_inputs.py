@@ -105,14 +105,22 @@ def test_a_run_that_cannot_fit_in_this_machines_memory_is_refused_before_anythin
                                                                                            capsys):
     """A value off by powers of ten passed every check: n_layer 2e6 or vocab_size 1e9 ended in the
     kernel's out-of-memory kill, val_tokens 1e12 in a validation set that was never done. The floor is
-    what a run certainly holds (parameters with gradients and Adam's state, one micro-batch's logits, a
-    synthetic validation set), so a run that fits is never refused."""
+    what a run certainly holds (parameters with gradients and Adam's state, each block's input for one
+    micro-batch, a synthetic validation set), so a run that fits is never refused."""
     import linscale.train.run as run
     import linscale.train.sweep as sweep
     from linscale.train.run import memory_floor, plan_runs, run_settings
     from linscale.train.settings import TrainSettings
 
     assert run.physical_memory() > 2 ** 30  # this machine's, as the system says
+    read_text = Path.read_text  # a container's cgroup limit (v2's memory.max) where it is less
+
+    def limited(self, *args, **kwargs):
+        return "1073741824\n" if self.as_posix() == "/sys/fs/cgroup/memory.max" else read_text(self, *args, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(Path, "read_text", limited)
+        assert run.physical_memory() == 2 ** 30
     monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(sweep, "WorkerPool", None)  # a run launched would fail loudly here
     monkeypatch.setattr(run, "physical_memory", lambda: 24 * 2 ** 30)  # the same verdicts on a bigger machine
@@ -123,7 +131,8 @@ def test_a_run_that_cannot_fit_in_this_machines_memory_is_refused_before_anythin
         assert main(["sweep", "--preset", "smoke", "--out", str(out), "--accelerator", "cpu", "--set", override]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "-s1: needs at least " in err and what in err, err
-        assert "more than this machine's 24.0 GiB; expected a smaller model" in err, err
+        assert "more than the 24.0 GiB this process may use here; expected a smaller model" in err, err
+        assert " 0.0 GiB" not in err, err  # parts that round to nothing are left out
     assert not out.exists()
     _, specs = plan_runs("smoke", ["archs=[llama]"])
     spec = max(specs, key=lambda s: s["model"]["n_layer"])  # a floor per layer: more than one

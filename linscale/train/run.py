@@ -309,11 +309,20 @@ def check_vocabulary(model: dict, vocab: int, where: str = "") -> None:
 
 
 def physical_memory() -> int | None:
-    """This machine's memory in bytes (None where the system does not say)."""
+    """The memory this process may use, in bytes: the machine's, or a container's (or SLURM job's) cgroup
+    limit where that is less; None where the system does not say."""
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
+    for limit in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):  # v2, v1
+        try:
+            text = Path(limit).read_text().strip()
+        except OSError:
+            continue
+        if text.isdigit():  # "max" (v2) or a huge number (v1): no limit
+            total = min(total, int(text))
+    return total
 
 
 def memory_floor(spec: dict, train: TrainSettings) -> dict[str, int]:
@@ -355,10 +364,10 @@ def check_memory(spec: dict, train: TrainSettings) -> None:
     if total is None or need <= total:
         return
     gib = 2 ** 30
-    parts = ", ".join(f"{what} {size / gib:,.1f} GiB" for what, size in floor.items() if size)
+    parts = ", ".join(f"{what} {size / gib:,.1f} GiB" for what, size in floor.items() if size >= 0.05 * gib)
     processes = f" in each of {train.devices} processes" if train.devices > 1 else ""
     raise ConfigError(f"{spec['run_id']}: needs at least {need / gib:,.1f} GiB of memory ({parts}{processes}), "
-                      f"more than this machine's {total / gib:,.1f} GiB; expected a smaller model (n_layer, "
+                      f"more than the {total / gib:,.1f} GiB this process may use here; expected a smaller model (n_layer, "
                       "d_model, vocab_size), train.micro_batch_size or data.val_tokens")
 
 
