@@ -879,18 +879,26 @@ def _data_keys_epilog() -> str:
 
 def cmd_lm_eval(args: argparse.Namespace) -> int:
     """lm_eval's own command line with the linscale model: the errors of linscale's adapter (a checkpoint
-    that is missing or damaged, a model option, a prompt longer than the context) and lm-eval's unknown
-    task name are one line, as in `linscale eval`; anything else keeps lm-eval's traceback."""
-    from linscale.models.checkpoint import CheckpointError
+    that is missing or damaged, a model option, a prompt longer than the context), a hole in a task's YAML
+    and lm-eval's unknown task name are one line, as in `linscale eval`; anything else keeps lm-eval's
+    traceback."""
     from linscale.eval.adapter import ContextLengthError
     from linscale.eval.lm_eval_cli import main as lm_eval_main
+    from linscale.eval.runner import task_yaml_error, task_yaml_errors
+    from linscale.models.checkpoint import CheckpointError
 
     try:
         lm_eval_main(args.lm_eval_args)
     except (ConfigError, CheckpointError, ContextLengthError) as err:
         print(f"linscale lm-eval: error: {err}", file=sys.stderr)
         return 2
-    except ValueError as err:
+    except task_yaml_errors() as err:
+        yaml_error = task_yaml_error(err)  # a task of one's own with a hole in its YAML (as linscale eval says)
+        if yaml_error is not None:
+            print(f"linscale lm-eval: error: {yaml_error}", file=sys.stderr)
+            return 2
+        if not isinstance(err, ValueError):
+            raise
         if str(err).startswith("Tasks not found"):  # lm-eval 0.4's words for a misspelled --tasks name
             print(f"linscale lm-eval: error: --tasks: {err} (your own tasks need --include_path DIR)", file=sys.stderr)
             return 2

@@ -3,6 +3,7 @@ task's format, `linscale eval` on a sweep (resumable, one-line errors). test_eva
 suites on the real synthetic language."""
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,7 +43,7 @@ def test_real_lm_eval_cli_runs_every_suite_offline(smoke_sweep, tmp_path):
 def test_linscale_lm_eval_answers_a_users_mistake_in_one_line(tmp_path):
     """`linscale lm-eval` showed lm-eval's traceback for a missing checkpoint, an unknown model option and a
     misspelled task; `linscale eval` answered each in one line (in a process of its own, as a user runs
-    it: lm-eval's log handlers keep the stream they were first given)."""
+    it: lm-eval's log handlers keep the stream they were first given); and a hole in a task's YAML."""
     ckpt = fx.export(tmp_path / "ck", fx.tiny_model("llama"))
     cases = [(f"checkpoint={tmp_path / 'missing'}", "linscale_knowledge", "checkpoint folder does not exist", []),
              (f"pretrained={tmp_path}", "linscale_knowledge", "model_args: unknown option(s) pretrained", []),
@@ -50,7 +51,16 @@ def test_linscale_lm_eval_answers_a_users_mistake_in_one_line(tmp_path):
              # lm_eval always passes its --batch_size (default 1): one in model_args was a TypeError
              (f"checkpoint={ckpt},batch_size=4", "linscale_cloze", "model_args: batch_size=4 is also given by "
               "lm_eval's --batch_size (1; ", []),
-             (f"checkpoint={ckpt}", "linscale_cloze", "a task has no documents to evaluate (", ["--limit", "0"])]
+             (f"checkpoint={ckpt}", "linscale_cloze", "a task has no documents to evaluate (", ["--limit", "0"]),
+             # a multiple_choice task of one's own without doc_to_choice: lm-eval's bare TypeError
+             (f"checkpoint={ckpt}", "nochoice", "tasks: nochoice: lm-eval could not make a request from the task's "
+              "YAML (TypeError in lm-eval's Task.doc_to_choice); check its doc_to_choice",
+              ["--include_path", str(tmp_path / "mine")])]
+    shutil.copytree(Path(__file__).parent / "data" / "piqa_local", tmp_path / "mine")
+    text = (tmp_path / "mine" / "piqa_local.yaml").read_text()
+    (tmp_path / "mine" / "piqa_local.yaml").write_text("\n".join(
+        line for line in text.replace("task: piqa_local", "task: nochoice").splitlines()
+        if not line.startswith("doc_to_choice: ")))
     env = {**os.environ, **OFFLINE, "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
     for model_args, task, expected, extra in cases:
         proc = subprocess.run([sys.executable, "-m", "linscale", "lm-eval", "--model", "linscale", "--model_args",

@@ -219,27 +219,37 @@ def evaluate_checkpoint(checkpoint: str | os.PathLike, tasks: list[str], *, task
     except FileNotFoundError as err:  # a user's task naming a data file that is not there (was a traceback)
         raise DatasetUnavailableError(f"tasks: {', '.join(tasks)}: a data file could not be found "
                                       f"({error_line(err)}); check the data_files of your task YAML") from None
-    except (TypeError, ValueError, KeyError, AttributeError, IndexError, SyntaxError, _template_error()) as err:
-        where = _task_yaml_field(err)
-        if where is None:  # not raised where lm-eval reads a task's YAML: a bug, with its traceback
+    except task_yaml_errors() as err:
+        error = task_yaml_error(err, tasks)
+        if error is None:  # not raised where lm-eval reads a task's YAML: a bug, with its traceback
             raise
-        task, field = where
-        check = f"its {field}" if field.startswith("doc_to_") else "its fields"
-        raise ConfigError(f"tasks: {task or ', '.join(tasks)}: lm-eval could not make a request from the task's "
-                          f"YAML ({error_line(err)} in lm-eval's Task.{field}); check {check}") from None
+        raise error from None
 
 
-def _template_error() -> type[Exception]:
-    """jinja's error for a template that cannot be rendered (a misspelt field under doc_to_text)."""
+def task_yaml_errors() -> tuple[type[Exception], ...]:
+    """What lm-eval raises for a task YAML with a hole in it: Python's errors, and jinja's for a template
+    that cannot be rendered (a misspelt field under doc_to_text)."""
     from jinja2.exceptions import TemplateError
 
-    return TemplateError
+    return TypeError, ValueError, KeyError, AttributeError, IndexError, SyntaxError, TemplateError
+
+
+def task_yaml_error(err: BaseException, tasks=()) -> ConfigError | None:
+    """``err`` as one line naming the task and the field of its YAML that lm-eval could not read (for
+    ``linscale eval`` and ``linscale lm-eval``); None where lm-eval's Task did not raise it."""
+    where = _task_yaml_field(err)
+    if where is None:
+        return None
+    task, field = where
+    return ConfigError(f"tasks: {task or ', '.join(tasks)}: lm-eval could not make a request from the task's "
+                       f"YAML ({error_line(err)} in lm-eval's Task.{field}); check its {field}")
 
 
 def _task_yaml_field(err: BaseException) -> tuple[str | None, str] | None:
-    """(task, method) of lm-eval's Task that raised ``err`` while reading a task's YAML: ``doc_to_choice``
-    for a multiple_choice task of one's own without one (lm-eval's bare TypeError); the task's name as
-    its config gives it. None where the error came from elsewhere, linscale's own code included."""
+    """(task, field) where lm-eval's Task raised ``err`` reading a field of a task's YAML (its doc_to_*
+    methods): ``doc_to_choice`` for a multiple_choice task of one's own without one (lm-eval's bare
+    TypeError); the task's name as its config gives it. None where the error came from elsewhere,
+    linscale's own code included."""
     package = Path(__file__).resolve().parent.parent  # linscale/, not a folder named linscale above a venv
     frames = []
     tb = err.__traceback__
@@ -252,6 +262,8 @@ def _task_yaml_field(err: BaseException) -> tuple[str | None, str] | None:
     if not task or (ours and ours[-1] > task[-1]):  # none, or raised in linscale's code that lm-eval called
         return None
     frame = frames[task[-1]]
+    if not frame.f_code.co_name.startswith("doc_to_"):  # not reading a field (a task left with no documents)
+        return None
     config = getattr(frame.f_locals.get("self"), "config", None)
     return getattr(config, "task", None), frame.f_code.co_name
 
