@@ -36,11 +36,40 @@ def test_every_knob_has_a_default_and_belongs_to_a_task():
     ("n_per_band", "many", "n_per_band: expected an integer"),
     ("niah_min_length", "1.5", "niah_min_length: expected a fraction"),
     ("knowledge_bands", "0.5:0.4:0.8:0.9", "knowledge_bands: expected 4 increasing"),
+    ("knowledge_bands", "0.5:0.5:0.8:0.9", "knowledge_bands: expected 4 increasing"),  # an empty head band
     ("knowledge_bands", "0.5:0.7", "knowledge_bands: expected 4 increasing")])
 def test_bad_knobs_are_one_line_errors_naming_the_knob(knob, value, expected):
     with pytest.raises(TaskDataError, match=expected) as err:
         knob_values({knob: value})
     assert "\n" not in str(err.value)
+
+
+def test_a_fraction_knob_takes_its_upper_end_and_a_whole_length_grid_is_one_length():
+    """niah_min_length is a fraction in (0, 1]: 1 (every NIAH item at the full context) must be accepted,
+    and niah_grid must then list the full length once, not once per grid length (three identical cells)."""
+    assert knob_values({"niah_min_length": "1"})["niah_min_length"] == 1.0
+    assert niah_grid(64, 3, 3, 1.0)[0] == [64]
+
+
+def test_niah_depths_run_from_the_start_to_the_end_of_the_context():
+    """The depths are linspace(0, 100) percent, the paper's grid: both ends (needle first, needle last) are
+    cells of the heatmap."""
+    lengths, depths = niah_grid(64, 3, 3)
+    assert depths == [0.0, 50.0, 100.0] and lengths == [8, 36, 64]
+    assert niah_grid(64, 3, 1)[1] == [50.0]  # one depth: the middle
+
+
+def test_mqar_items_take_as_many_pairs_as_fit_and_no_more_queries_than_pairs():
+    """A binding is 4 tokens and the question with its answer 3: with max_length 66 and no gap 15 bindings
+    fit (66 - 3 = 63 = 15 x 4 + 3) and a 16th would push the answer out of the model's context; a query asks
+    a bound variable, so there are never more queries than pairs; a gap that leaves no room for even one
+    binding is one line naming the knob."""
+    assert mqar_shape({"max_length": 66, "mqar_gap": 0, "mqar_pairs": 100, "mqar_queries": 3}, 100) == (15, 3)
+    assert mqar_shape({"max_length": 66, "mqar_gap": 0, "mqar_pairs": 100, "mqar_queries": 3}, 9) == (9, 3)
+    assert mqar_shape({"max_length": 64, "mqar_gap": 0, "mqar_pairs": 2, "mqar_queries": 5}, 16) == (2, 2)
+    assert mqar_shape({"max_length": 16, "mqar_gap": 9, "mqar_pairs": 4, "mqar_queries": 1}, 16) == (1, 1)
+    with pytest.raises(TaskDataError, match="mqar_gap: 13 tokens leave no room for a binding within max_length=16"):
+        mqar_shape({"max_length": 16, "mqar_gap": 13, "mqar_pairs": 4, "mqar_queries": 1}, 16)
 
 
 def test_knowledge_bands_take_their_facts_from_the_mass_intervals():

@@ -10,7 +10,7 @@ import pytest
 
 from linscale.config import ConfigError
 from linscale.data.synthetic import ROLES, LanguageSpec, SyntheticLanguage, token_roles
-from linscale.eval.roles import COLUMNS, checkpoint_roles, role_losses
+from linscale.eval.roles import COLUMNS, checkpoint_roles, evaluate_roles, role_losses
 
 SMALL = LanguageSpec(n_first=6, n_last=5, n_relations=4, n_objects=16, objects_per_relation=6, n_adj=4,
                      n_noun=5, n_verb=4, n_vars=5, n_values=8, fact_zipf=1.1, doc_len=40)
@@ -77,6 +77,48 @@ def test_role_contributions_add_up_to_the_loss_above_the_exact_one(lang):
         role_losses(lang, rows, nll[:, 1:], model[:, :-1])
     with pytest.raises(ConfigError, match="rows: expected a 2-D array"):
         token_roles(lang, rows[0])
+
+
+def test_a_role_that_never_occurs_contributes_nothing_not_nan(lang):
+    """Validation rows without a query (a short context, a language without bindings) have no query_value
+    labels: that role's mean nll is undefined, but its contribution is 0, or the contributions' sum (the
+    excess loss the chapter splits) would be NaN."""
+    first, last, rel, obj = word(lang, "first"), word(lang, "last"), word(lang, "relation"), word(lang, "object")
+    rows = np.array([lang.encode(f"<eod> {first} {last} {rel} {obj} .")])
+    exact = np.zeros((1, rows.shape[1] - 1))
+    table = role_losses(lang, rows, exact, exact + 0.5).set_index("role")
+    absent = table.loc["query_value"]
+    assert absent["labels"] == 0 and absent["share"] == 0 and absent["contribution"] == 0.0
+    assert np.isfinite(table["contribution"]).all() and table["contribution"].sum() == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("meta, message", [
+    ({"seq_len": None}, "the checkpoint's meta has no seq_len"),
+    ({"data": {"source": "text", "path": "corpus.txt"}},
+     r"roles need the synthetic language \(data.source is 'text'\)"),
+], ids=["no seq_len", "real text"])
+def test_a_checkpoint_without_a_context_or_the_synthetic_language_has_no_roles_one_line(tmp_path, meta, message):
+    """Roles are measured on the synthetic language's validation rows at the training context: an export
+    of real text, or one whose meta lost its seq_len, is a one-line ConfigError naming the checkpoint, not a
+    traceback from the data module."""
+    import eval_fixtures as fx
+    from linscale.models.checkpoint import save_checkpoint
+
+    model = fx.tiny_model()
+    full = {"run_id": "r", "arch": "llama", "size": "tiny", "step": 0, "data": fx.DATA, "seq_len": fx.SEQ_LEN}
+    checkpoint = save_checkpoint(model, tmp_path / "export", {k: v for k, v in {**full, **meta}.items()
+                                                              if v is not None}, tokenizer=fx.tokenizer())
+    with pytest.raises(ConfigError, match=message) as err:
+        checkpoint_roles(checkpoint)
+    assert str(err.value).startswith(str(checkpoint)) and "\n" not in str(err.value)
+
+
+def test_no_checkpoints_give_an_empty_role_table_with_its_columns():
+    """A study whose sweep exported nothing yet (or --eval-checkpoints of none) writes an empty roles table
+    the chapters can still select columns of (pd.concat of no frames would raise)."""
+    said = []
+    table = evaluate_roles([], progress=said.append)
+    assert table.empty and table.columns.tolist() == COLUMNS and said == []
 
 
 def test_a_checkpoints_roles_split_the_validation_loss_it_recorded(smoke_sweep):

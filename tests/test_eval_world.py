@@ -2,12 +2,15 @@
 (linscale.data.synthetic), a model trained on that world beats chance, random weights do not."""
 import json
 
+import pytest
 import torch
 
 from linscale.models.checkpoint import save_checkpoint
 from linscale.config import ModelConfig
 from linscale.data import build_datamodule
-from linscale.eval.items import cache_file, item_params, load_items, NIAH_RESERVE
+from linscale.eval import items as items_module
+from linscale.eval.items import (NIAH_RESERVE, TaskDataError, cache_file, item_params, load_items,
+                                 training_seq_len, write_items)
 from linscale.eval.runner import evaluate_checkpoint
 from linscale.models import build_model
 
@@ -123,3 +126,72 @@ def test_context_factor_scales_the_window(tmp_path):
                       task_cache=str(tmp_path / "sweep" / "eval" / "tasks"), max_length=2 * SEQ_LEN,
                       n_documents=2)
     assert [len(dm.tokenizer.encode(d["text"]).ids) for d in docs] == [2 * SEQ_LEN] * 2
+
+
+def meta_only_checkpoint(path, meta):
+    """An export folder with only its config.json: all the item functions read of a checkpoint."""
+    path.mkdir(parents=True)
+    (path / "config.json").write_text(json.dumps({"model": {}, "meta": meta}))
+    return path
+
+
+def test_items_need_a_checkpoint_named_in_the_task_options():
+    """lm_eval with the linscale tasks but without checkpoint=... in --model_args: the suites cannot know
+    which world the model learned; one line that says what to pass, not a TypeError from Path(None)."""
+    with pytest.raises(TaskDataError, match=r"checkpoint: .*need checkpoint=<export folder> in --model_args") as err:
+        item_params("knowledge", {})
+    assert "\n" not in str(err.value)
+
+
+def test_the_training_context_is_read_from_the_meta_or_its_train_block():
+    """Exports record seq_len at the top of their meta or in its train block; one read only at the top
+    would find no context for the second kind and refuse its items (max_length 0 < MIN_CONTEXT)."""
+    assert training_seq_len({"train": {"seq_len": 64}}) == 64
+    assert training_seq_len({"seq_len": 32, "train": {"seq_len": 64}}) == 32
+    assert training_seq_len({"train": None}) is None
+
+
+def test_the_item_cache_is_keyed_by_the_language_version(tmp_path, monkeypatch):
+    """A change in the synthetic language's generators (LANGUAGE_VERSION) makes other items from the same data
+    dict: a cache file kept across it would serve items of the old language to models of the new."""
+    import linscale.data.synthetic as synthetic
+
+    params = {"data": {"source": "synthetic"}, "eval_seed": 0, "n_per_band": 4}
+    before = cache_file("knowledge", params, tmp_path)
+    assert cache_file("knowledge", params, tmp_path) == before and before.parent == tmp_path
+    monkeypatch.setattr(synthetic, "LANGUAGE_VERSION", synthetic.LANGUAGE_VERSION + 1)
+    assert cache_file("knowledge", params, tmp_path) != before
+
+
+def test_cached_items_are_read_not_generated_again(tmp_path, monkeypatch):
+    """The cache is what makes every checkpoint of a sweep score the same items without regenerating them
+    (seconds per kind, each evaluation): items in the cache file are returned as they are."""
+    ckpt = meta_only_checkpoint(tmp_path / "ckpt", {"data": {"source": "synthetic"}, "seq_len": SEQ_LEN})
+    options = {"checkpoint": str(ckpt), "task_cache": str(tmp_path / "cache")}
+    sentinel = [{"question": "cached", "choices": ["a", "b"], "label": 0, "band": "head"}]
+    write_items(cache_file("knowledge", item_params("knowledge", options), tmp_path / "cache"), sentinel)
+
+    def generate(kind, params):
+        raise AssertionError(f"{kind} items generated again despite the cache")
+
+    monkeypatch.setattr(items_module, "generate", generate)
+    assert load_items("knowledge", **options) == sentinel
+
+
+def test_a_generator_without_items_is_an_error_and_caches_nothing(tmp_path, monkeypatch):
+    """Knobs that leave a generator nothing to make (an empty band): an empty cache file would be read
+    back as "no items" by every later evaluation, which would score a task over zero items."""
+    ckpt = meta_only_checkpoint(tmp_path / "ckpt", {"data": {"source": "synthetic"}, "seq_len": SEQ_LEN})
+    options = {"checkpoint": str(ckpt), "task_cache": str(tmp_path / "cache")}
+    monkeypatch.setitem(items_module._GENERATORS, "knowledge", lambda synthetic, lang, params: [])
+    with pytest.raises(TaskDataError, match="knowledge: the generator returned no items for"):
+        load_items("knowledge", **options)
+    assert not cache_file("knowledge", item_params("knowledge", options), tmp_path / "cache").exists()
+
+
+def test_an_unknown_item_kind_is_one_line_naming_the_kinds(tmp_path):
+    """A misspelt kind (a task file's custom_dataset) is a TaskDataError listing the kinds, not a KeyError
+    from the knob table after the checkpoint was read."""
+    ckpt = meta_only_checkpoint(tmp_path / "ckpt", {"data": {"source": "synthetic"}, "seq_len": SEQ_LEN})
+    with pytest.raises(TaskDataError, match="kind: unknown item kind 'nope'; expected one of knowledge, cloze"):
+        load_items("nope", checkpoint=str(ckpt), task_cache=str(tmp_path / "cache"))

@@ -406,6 +406,115 @@ def test_a_change_in_the_fitting_code_refits_a_study_whose_runs_did_not_change(t
     assert study.fits_stamp(results, settings) != stamp
 
 
+def _smoke_copy(tmp_path: Path) -> Path:
+    """A copy of the committed results/smoke (the stages below write into it, never into results/)."""
+    import shutil
+
+    import linscale.study as study
+
+    shutil.copytree(Path(study.__file__).parents[1] / "results" / "smoke", tmp_path / "smoke")
+    return tmp_path / "smoke"
+
+
+def _record_design_checks(monkeypatch) -> list:
+    """Replace the design check by one that records the grid it was given and stops as the smoke preset's
+    does (no reference law): the stage's skipping is tested without simulating a grid."""
+    import linscale.design as design
+
+    checked = []
+
+    def fake_check(resolved, **kwargs):
+        checked.append(resolved)
+        raise ConfigError("design.law: no reference law (test)")
+
+    monkeypatch.setattr(design, "check_design", fake_check)
+    return checked
+
+
+def test_the_design_stage_checks_again_when_its_stamp_holds_another_grid(tmp_path, monkeypatch):
+    """The design stamp is the digest of the grid checked, and it is compared, not only found: a stamp of
+    another grid (a study re-run after the preset changed) would otherwise keep the old verdicts, and the
+    fits would report laws by a check of a grid never trained."""
+    from linscale.study import stage_design
+
+    results = _smoke_copy(tmp_path)
+    stamp = results / "fits" / ".design-digest"
+    committed = stamp.read_text()
+    checked = _record_design_checks(monkeypatch)
+    stage_design("smoke", results)
+    assert checked == []  # the committed stamp is the smoke grid's: up to date
+    stamp.write_text("stale")
+    stage_design("smoke", results)
+    assert len(checked) == 1 and stamp.read_text() == committed
+
+
+def test_a_change_of_the_presets_design_block_alone_checks_the_design_again(tmp_path, monkeypatch):
+    """The design block (the reference law and the simulated noise) decides the verdicts as much as the grid:
+    `--set design.noise.run=...` with the earlier stamp present must re-check, not keep the verdicts of the
+    other noise."""
+    from linscale.study import stage_design
+
+    checked = _record_design_checks(monkeypatch)
+    stage_design("smoke", tmp_path)  # the stamp of the preset's own grid
+    stage_design("smoke", tmp_path)
+    assert len(checked) == 1  # up to date
+    stage_design("smoke", tmp_path, overrides=("design.noise.run=0.01",))
+    assert [r.get("design") for r in checked] == [None, {"noise": {"run": 0.01}}]
+
+
+class _Refitted(Exception):
+    """Raised by the stand-in fit: the fits stage decided to fit again."""
+
+
+def test_the_fits_stage_refits_when_its_stamp_or_a_fitted_table_does_not_match(tmp_path, monkeypatch):
+    """The fits stage skips only when its stamp holds the inputs' digest and every table it lists is as
+    written: a stamp of other inputs, or approach3.csv cut short, must be fitted again, where a stage that
+    only looked for the stamp would keep the stale or damaged tables and call them up to date."""
+    import linscale.laws.suite as suite
+    from linscale.study import stage_fits
+
+    def refit(*args, **kwargs):
+        raise _Refitted
+
+    monkeypatch.setattr(suite, "fit_study", refit)
+    results = _smoke_copy(tmp_path)
+    stamp = results / "fits" / ".runs-digest"
+    committed = stamp.read_text()
+    stage_fits(results, "smoke")  # the committed stamp holds: nothing is fitted
+    stamp.write_text("other\n")
+    with pytest.raises(_Refitted):
+        stage_fits(results, "smoke")
+    stamp.write_text(committed)
+    table = results / "fits" / "approach3.csv"
+    table.write_bytes(table.read_bytes()[:300])
+    with pytest.raises(_Refitted):
+        stage_fits(results, "smoke")
+
+
+def test_the_fits_stamp_follows_the_design_verdicts_and_the_fit_settings(tmp_path):
+    """The fits report a law only where design_verdicts.csv identifies it and are computed with the fit
+    settings (bootstrap draws, entropy, window): a change of either must change the stamp, or the fits
+    stage would keep tables made under the old verdicts or settings."""
+    import dataclasses
+
+    from linscale.design import fit_settings
+    from linscale.study import fits_stamp
+
+    results = _smoke_copy(tmp_path)
+    settings = fit_settings("smoke")
+    before = fits_stamp(results, settings)
+    assert fits_stamp(results, settings) == before
+    assert fits_stamp(results, dataclasses.replace(settings, bootstrap=settings.bootstrap + 1)) != before
+    verdicts = results / "fits" / "design_verdicts.csv"
+    original = verdicts.read_bytes()
+    verdicts.write_bytes(original.replace(b"False", b"True", 1))
+    assert fits_stamp(results, settings) != before
+    verdicts.unlink()
+    assert fits_stamp(results, settings) != before
+    verdicts.write_bytes(original)
+    assert fits_stamp(results, settings) == before
+
+
 def test_a_study_with_overrides_keeps_out_of_the_published_folders(tmp_path, capsys):
     """`linscale study --set ...` is another study: writing its tables into the repository's results/
     would overwrite the published ones and show them in the book as the preset's study. One line, nothing
