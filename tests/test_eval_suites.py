@@ -54,7 +54,8 @@ def test_linscale_lm_eval_answers_a_users_mistake_in_one_line(tmp_path):
              (f"checkpoint={ckpt}", "linscale_cloze", "a task has no documents to evaluate (", ["--limit", "0"]),
              # a multiple_choice task of one's own without doc_to_choice: lm-eval's bare TypeError
              (f"checkpoint={ckpt}", "nochoice", "tasks: nochoice: lm-eval could not make a request from the task's "
-              "YAML (TypeError in lm-eval's Task.doc_to_choice); check its doc_to_choice",
+              "YAML (TypeError in lm-eval's Task.doc_to_choice); expected doc_to_choice: a list, a field of the data "
+              "or a template giving a list",
               ["--include_path", str(tmp_path / "mine")])]
     shutil.copytree(Path(__file__).parent / "data" / "piqa_local", tmp_path / "mine")
     text = (tmp_path / "mine" / "piqa_local.yaml").read_text()
@@ -545,9 +546,11 @@ def test_a_users_task_with_a_hole_in_its_yaml_is_one_line_naming_the_field(tmp_p
     generation = generation.replace("metric: acc", "metric: exact_match")
     (mine / "typo.yaml").write_text(text.replace("task: piqa_local", "task: typo").replace("{{goal}}", "{{gaol}}"))
     cases = [("nochoice", "tasks: nochoice: lm-eval could not make a request from the task's YAML (TypeError in "
-              "lm-eval's Task.doc_to_choice); check its doc_to_choice"),
+              "lm-eval's Task.doc_to_choice); expected doc_to_choice: a list, a field of the data or a template "
+              "giving a list (a multiple_choice task needs one)"),
              ("typo", "tasks: typo: lm-eval could not make a request from the task's YAML ('gaol' is undefined in "
-              "lm-eval's Task.doc_to_text); check its doc_to_text")]  # jinja's UndefinedError
+              "lm-eval's Task.doc_to_text); expected doc_to_text: a field of the data or a template of its "
+              "fields")]  # jinja's UndefinedError
     for until in ("5", "[5]"):
         (mine / f"stops{len(cases)}.yaml").write_text(generation.replace("task: stops", f"task: stops{len(cases)}")
                                                      .replace("UNTIL", until))

@@ -146,7 +146,8 @@ def test_a_run_that_cannot_fit_in_this_machines_memory_is_refused_before_anythin
     assert 0.95 * counted <= floor["parameters, gradients and Adam's state"] / 16 < counted
     train = TrainSettings.from_dict(spec["train"])
     micro, _ = train.accumulation(1)
-    assert floor["one micro-batch's block inputs"] == 4 * model.config.n_layer * micro * train.seq_len * model.config.d_model
+    config = model.config
+    assert floor["one micro-batch's block inputs"] == 4 * config.n_layer * micro * train.seq_len * config.d_model
     assert floor["the validation set"] == 4 * spec["data"]["val_tokens"]
 
 

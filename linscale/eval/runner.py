@@ -241,8 +241,13 @@ def task_yaml_error(err: BaseException, tasks=()) -> ConfigError | None:
     if where is None:
         return None
     task, field = where
+    expected = _FIELD_EXPECTS.get(field, "a field of the data or a template of its fields")
     return ConfigError(f"tasks: {task or ', '.join(tasks)}: lm-eval could not make a request from the task's "
-                       f"YAML ({error_line(err)} in lm-eval's Task.{field}); check its {field}")
+                       f"YAML ({error_line(err)} in lm-eval's Task.{field}); expected {field}: {expected}")
+
+
+_FIELD_EXPECTS = {"doc_to_choice": "a list, a field of the data or a template giving a list (a multiple_choice "
+                                   "task needs one)"}
 
 
 def _task_yaml_field(err: BaseException) -> tuple[str | None, str] | None:

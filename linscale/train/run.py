@@ -367,8 +367,8 @@ def check_memory(spec: dict, train: TrainSettings) -> None:
     parts = ", ".join(f"{what} {size / gib:,.1f} GiB" for what, size in floor.items() if size >= 0.05 * gib)
     processes = f" in each of {train.devices} processes" if train.devices > 1 else ""
     raise ConfigError(f"{spec['run_id']}: needs at least {need / gib:,.1f} GiB of memory ({parts}{processes}), "
-                      f"more than the {total / gib:,.1f} GiB this process may use here; expected a smaller model (n_layer, "
-                      "d_model, vocab_size), train.micro_batch_size or data.val_tokens")
+                      f"more than the {total / gib:,.1f} GiB this process may use here; expected a smaller model "
+                      "(n_layer, d_model, vocab_size), train.micro_batch_size or data.val_tokens")
 
 
 # ---------------------------------------------------------------------------- data
