@@ -130,3 +130,91 @@ def test_a_half_added_architecture_is_refused_when_its_runs_are_planned(monkeypa
                                           r"architecture 'retnet'"):
         plan_runs("smoke", ["archs=[tnl,retnet]"])
     assert len(plan_runs("smoke", ["archs=[tnl]"])[1]) > 0
+
+
+# ---------------------------------------------------------------------------- accounting tables (linscale.accounting)
+
+
+def test_the_accounting_table_counts_at_the_asked_context_and_batch_and_counts_parameters_two_ways():
+    """`linscale accounting --seq-len/--batch-size` must change the FLOPs columns (ignored, the table silently
+    showed the preset's own context and batch), and params_model is the instantiated model, params_formula the
+    Table 1 formula: the two columns are how the accounting is checked against a real model."""
+    from linscale.accounting import accounting_table
+
+    preset = load_preset("smoke")
+    configs = {(c.name, c.arch): c for c in model_configs(preset)}
+    own = accounting_table(preset)
+    table = accounting_table(preset, seq_len=4 * preset["train"]["seq_len"], batch_size=3)
+    assert len(table) == len(configs) == 8
+    for row in table.itertuples():
+        config = configs[(row.size, row.arch)]
+        with torch.device("meta"):
+            model = build_model(config)
+        assert row.params_model == model.num_params(non_embedding=True)
+        assert row.params_formula == flops.non_embedding_params(config)
+        assert row.flops_per_token == pytest.approx(flops.flops_per_token(config, 128), rel=1e-12, abs=0)
+        assert row.pflops_per_step == pytest.approx(flops.flops_per_step(config, 128, 3) / 1e15, rel=1e-12, abs=0)
+    assert (table["params_model"] != table["params_formula"]).any()  # not one count written twice
+    llama = table["arch"] == "llama"  # softmax attention's cost grows with the context, the others' does not
+    assert (table["flops_per_token"][llama] > own["flops_per_token"][llama]).all()
+    assert (table["flops_per_token"][~llama] == own["flops_per_token"][~llama]).all()
+    same_context = accounting_table(preset, batch_size=3)
+    assert same_context["pflops_per_step"].to_numpy() == pytest.approx(
+        own["pflops_per_step"].to_numpy() * 3 / 8, rel=1e-12, abs=0)
+
+
+def test_table7_comparison_differences_are_ours_over_the_papers_minus_one():
+    """The README's Table 7 check reads params_rel_diff as 'ours relative to the paper': paper/ours - 1, or a
+    difference in millions, would print the wrong sign or scale."""
+    from linscale.accounting import table7_comparison
+
+    table = table7_comparison("paper")
+    assert len(table) == 24
+    for row in table.itertuples():
+        config = next(c for c in PAPER if (c.name, c.arch) == (row.size, row.arch))
+        assert row.params_M == pytest.approx(flops.non_embedding_params(config) / 1e6, rel=1e-12, abs=0)
+        assert row.params_M_paper == table7_row(config).params_M
+        assert row.pflops_per_step_paper == table7_row(config).pflops_per_step
+    assert table["params_rel_diff"].to_numpy() == pytest.approx(
+        (table["params_M"] / table["params_M_paper"] - 1).to_numpy(), rel=1e-12, abs=0)
+    assert table["pflops_rel_diff"].to_numpy() == pytest.approx(
+        (table["pflops_per_step"] / table["pflops_per_step_paper"] - 1).to_numpy(), rel=1e-12, abs=0)
+
+
+def test_a_flops_per_token_curve_is_one_size_for_every_architecture():
+    """The context chapter's curve of one size: rows of other sizes would draw several models as one."""
+    from linscale.accounting import flops_per_token_curve
+
+    curve = flops_per_token_curve("paper", "410M", [2048])
+    assert len(curve) == 4 and set(curve["size"]) == {"410M"} and set(curve["arch"]) == set(ARCHITECTURES)
+    assert set(curve["seq_len"]) == {2048}
+    for row in curve.itertuples():
+        config = next(c for c in PAPER if (c.name, c.arch) == ("410M", row.arch))
+        assert row.flops_per_token == pytest.approx(flops.flops_per_token(config, 2048), rel=1e-12, abs=0)
+
+
+def test_a_training_budget_is_in_pf_days_and_takes_a_sizes_own_token_budget():
+    """A compute-matched design gives each size its own train.tokens: costing every size at the preset's
+    tokens misstates the budget, and pf_days is the paper's unit (1 PF-day = 8.64e19 FLOPs)."""
+    from linscale.accounting import training_budget
+
+    preset = load_preset("smoke")
+    preset["sizes"]["s2"] = {**preset["sizes"]["s2"], "train": {"tokens": 2560}}
+    budget = training_budget(preset)
+    s2 = budget["size"] == "s2"
+    assert (budget["tokens"][s2] == 2560).all() and (budget["tokens"][~s2] == preset["train"]["tokens"]).all()
+    assert budget["training_flops"].to_numpy() == pytest.approx(
+        (budget["flops_per_token"] * budget["tokens"]).to_numpy(), rel=1e-12, abs=0)
+    assert budget["pf_days"].to_numpy() == pytest.approx(
+        (budget["training_flops"] / 8.64e19).to_numpy(), rel=1e-12, abs=0)
+
+
+@pytest.mark.parametrize("key, what", [("sizes", "mapping of size name -> shape"), ("archs", "list of architectures")])
+def test_an_accounting_table_of_an_empty_grid_is_an_error(key, what):
+    """An empty table with exit status 0 said nothing was counted; callers of the function get the error too."""
+    from linscale.accounting import accounting_table
+    from linscale.config import ConfigError
+
+    preset = {**load_preset("smoke"), key: {} if key == "sizes" else []}
+    with pytest.raises(ConfigError, match=f"{key}: expected a non-empty {what}"):
+        accounting_table(preset)

@@ -796,3 +796,106 @@ def test_the_fits_stage_refits_a_damaged_folder_and_names_a_missing_or_damaged_r
     runs.unlink()
     with pytest.raises(ConfigError, match="runs.parquet: no runs table to fit the laws to; run the sweep stage first"):
         study.stage_fits(tmp_path / "smoke", "smoke")
+
+
+# ------------------------------------------------------------------------ reading a study's tables (linscale.results)
+
+
+def _runs_rows(archs=("tnl",), sizes=(("s1", 1000),), steps=(1, 2, 3), diverged_run=None) -> pd.DataFrame:
+    """A results table (linscale.train.results' schema), its rows not in step order."""
+    from linscale.train.results import to_frame
+
+    rows = []
+    for arch in archs:
+        for size, params in sizes:
+            for step in reversed(steps):
+                tokens = step * 8 * 32
+                rows.append(dict(run_id=f"{arch}-{size}", arch=arch, size=size, n_layer=1, d_model=16, n_head=2,
+                                 d_ffn=48, params=params, params_total=params + 400, seq_len=32, batch_size=8,
+                                 step=step, tokens=tokens, flops=6.0 * params * tokens,
+                                 pf_days=6.0 * params * tokens / 8.64e19, train_loss=3.0 - step / 10,
+                                 val_loss=3.1 - step / 10, bayes_loss=1.5, lr=3e-3,
+                                 diverged=f"{arch}-{size}" == diverged_run and step == max(steps), seed=0,
+                                 preset="x", wall_time_s=float(step)))
+    return to_frame(rows)
+
+
+@pytest.mark.parametrize("content", ['{"set": ["nokey"]}', '{"set": [1]}', "[1]", '{"set": "a=1"}',
+                                     '{"set": [["train.lr=1"]]}'])
+def test_a_studys_overrides_file_that_is_not_a_list_of_settings_is_an_error(tmp_path, content):
+    """A chapter reads the grid the study trained from its overrides.json: one that is not a list of KEY=VALUE
+    strings must be refused, not applied as a different grid or a traceback."""
+    from linscale import results as results_module
+    from linscale.config import ResultsError
+
+    (tmp_path / "smoke").mkdir()
+    (tmp_path / "smoke" / results_module.OVERRIDES_FILE).write_text(content)
+    with pytest.raises(ResultsError, match=r'overrides.json: expected \{"set": \["KEY=VALUE", ...\]\}'):
+        results_module.study_overrides("smoke", tmp_path)
+
+
+def test_a_parquet_table_missing_beside_its_csv_copy_is_read_from_the_csv(tmp_path):
+    """A study committed without its Parquet files (or a reader without pyarrow's files) still has the CSV
+    twins; a table that lacks a column the book needs is one line naming the column."""
+    from linscale import results as results_module
+    from linscale.config import ResultsError
+
+    _runs_rows().to_csv(tmp_path / "runs.csv", index=False)
+    table = results_module.read_table(tmp_path / "runs.parquet", results_module.RUNS_COLUMNS)
+    assert len(table) == 3 and list(table["run_id"]) == ["tnl-s1"] * 3
+    with pytest.raises(ResultsError, match="no such results table"):
+        results_module.read_table(tmp_path / "eval.parquet")
+    _runs_rows().drop(columns=["val_loss", "seed"]).to_csv(tmp_path / "runs.csv", index=False)
+    with pytest.raises(ResultsError, match=r"runs.csv: missing column\(s\) val_loss, seed$"):
+        results_module.read_table(tmp_path / "runs.parquet", results_module.RUNS_COLUMNS)
+
+
+def test_a_studys_runs_leave_out_diverged_rows_unless_asked_for(tmp_path):
+    """The scaling-law fits read read_runs: a diverged row's NaN losses would poison them (the run's rows
+    before it are kept), yet the training chapter must be able to show that the run diverged."""
+    from linscale import results as results_module
+
+    (tmp_path / "smoke").mkdir()
+    runs = _runs_rows(sizes=(("s1", 1000), ("s2", 2000)), diverged_run="tnl-s2")
+    runs.to_parquet(tmp_path / "smoke" / "runs.parquet")
+    kept = results_module.read_runs("smoke", tmp_path)
+    assert len(kept) == 5 and not kept["diverged"].any() and list(kept.index) == list(range(5))
+    every = results_module.read_runs("smoke", tmp_path, include_diverged=True)
+    assert len(every) == 6 and every["diverged"].sum() == 1
+
+
+def test_a_run_summary_is_each_runs_last_step_in_the_books_architecture_order():
+    """The training chapter's table: one row per run at its last checkpoint (not the first row found), the
+    architectures in the order every figure uses (llama, tnl, hgrn2, cosformer2, not alphabetical), then by N."""
+    from linscale import results as results_module
+    from linscale.config import ARCHITECTURES
+
+    runs = _runs_rows(archs=("cosformer2", "tnl", "llama", "hgrn2"), sizes=(("s2", 2000), ("s1", 1000)))
+    runs = runs.sample(frac=1, random_state=0)
+    summary = results_module.run_summary(runs)
+    assert list(summary["arch"]) == [arch for arch in ARCHITECTURES for _ in range(2)]
+    assert list(summary["size"]) == ["s1", "s2"] * 4 and list(summary["params"]) == [1000, 2000] * 4
+    assert (summary["tokens"] == 3 * 8 * 32).all() and (summary["wall_time_s"] == 3.0).all()
+    assert (summary["checkpoints"] == 3).all()
+
+
+def test_final_scores_are_each_runs_last_evaluated_checkpoint():
+    """The downstream chapters compare runs at their final model: each run's own largest step, not the
+    largest step of the whole store (runs of different lengths) nor an earlier checkpoint."""
+    from linscale import results as results_module
+
+    store = pd.DataFrame({"run_id": ["a", "a", "a", "b", "b"], "step": [10, 30, 20, 5, 7],
+                          "value": [0.1, 0.3, 0.2, 0.5, 0.7]})
+    final = results_module.final_scores(store)
+    assert sorted(zip(final["run_id"], final["step"], final["value"])) == [("a", 30, 0.3), ("b", 7, 0.7)]
+
+
+def test_an_optional_table_the_study_did_not_write_is_none(tmp_path):
+    """Chapters show a section only where the study wrote its table (roles, niah_cells): a missing one is
+    None, not an error; a written one is read."""
+    from linscale import results as results_module
+
+    assert results_module.read_optional("smoke", tmp_path, "roles") is None
+    (tmp_path / "smoke").mkdir()
+    pd.DataFrame({"x": [1, 2]}).to_parquet(tmp_path / "smoke" / "roles.parquet")
+    assert list(results_module.read_optional("smoke", tmp_path, "roles")["x"]) == [1, 2]

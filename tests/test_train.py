@@ -335,6 +335,53 @@ def test_a_damaged_results_table_is_one_line_naming_the_way_back(tmp_path):
     assert not (tmp_path / "runs").exists() and table.read_bytes() == b"garbage, not parquet"
 
 
+def test_results_validation_catches_what_the_schema_test_let_through():
+    """Each check must catch the smallest breach: a duplicate row that differs in a loss, zero compute, a
+    pf_days off by one part in a million, a bad train_loss (not only val_loss) and a run diverged twice."""
+    ok = to_frame(_rows())
+    bad_cases = {
+        r"duplicate \(run_id, step\) rows": to_frame(_rows() + [dict(_rows()[0], val_loss=9.0)]),
+        "flops must be positive": ok.assign(flops=0.0, pf_days=0.0),
+        r"pf_days != flops / 8.64e19": ok.assign(pf_days=lambda f: f.flops / 8.64e19 * (1 + 1e-6)),
+        "train_loss is not finite on a row not marked diverged": ok.assign(train_loss=np.nan),
+        "negative loss": ok.assign(train_loss=-0.1),
+        "run tnl-s1 has rows after its diverged row": to_frame([{**r, "diverged": r["step"] >= 2} for r in _rows()]),
+    }
+    for what, frame in bad_cases.items():
+        with pytest.raises(ResultsError, match=what):
+            validate_results(frame)
+
+
+def test_results_validation_reads_old_tables_and_rows_in_any_order(tmp_path):
+    """A linscale 0.1 table has no train_bayes_loss (read as NaN, not refused); a diverged run's rows in
+    reverse order are still a run that stopped at its diverged row; a missing table says so."""
+    from linscale.train.results import read_results
+
+    old = validate_results(to_frame(_rows()).drop(columns="train_bayes_loss"))
+    assert len(old) == 3 and old["train_bayes_loss"].isna().all()
+    diverged = _rows()
+    diverged[-1].update(diverged=True, train_loss=np.nan, val_loss=np.nan)
+    assert validate_results(to_frame(diverged[::-1]))["diverged"].sum() == 1
+    with pytest.raises(ResultsError, match=f"{tmp_path / 'none.parquet'}: results table does not exist"):
+        read_results(tmp_path / "none.parquet")
+
+
+def test_a_results_table_is_written_sorted_and_an_upsert_replaces_a_runs_rows(tmp_path):
+    """The table is committed and diffed: its rows in (run_id, step) order whatever order the runs finished
+    in; a re-trained run's rows replace its old ones (same row count), they are not appended."""
+    from linscale.train.results import read_results, upsert_runs
+
+    table = tmp_path / "results.parquet"
+    write_results(to_frame(_rows(run_id="tnl-s2")[::-1] + _rows()[::-1]), table)
+    for got in (read_results(table), read_results(tmp_path / "results.csv")):
+        assert list(got["run_id"]) == ["tnl-s1"] * 3 + ["tnl-s2"] * 3 and list(got["step"]) == [1, 2, 3] * 2
+    upsert_runs(table, {"tnl-s1": [dict(r, val_loss=2.0) for r in _rows()]})
+    got = read_results(table)
+    assert len(got) == 6 and list(got["run_id"]) == ["tnl-s1"] * 3 + ["tnl-s2"] * 3
+    assert (got[got["run_id"] == "tnl-s1"]["val_loss"] == 2.0).all()
+    assert (got[got["run_id"] == "tnl-s2"]["val_loss"] != 2.0).all()
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
@@ -756,3 +803,105 @@ def test_fsdp_reduces_in_fp32_and_keeps_angles_and_lower_bounds_fp32(arch, expec
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().splitlines()[-1] == expected
+
+
+# ---------------------------------------------------------------------------- resume: what a run folder decides
+
+
+def test_a_finished_or_diverged_run_is_not_trained_again_and_keeps_its_status(tmp_path, monkeypatch):
+    """A sweep run again trains only what is missing: a done or diverged run returns its state at once, its
+    status.json (wall time, resumed_from) untouched."""
+    from linscale.train import run as run_module
+
+    done = run_tiny(tmp_path, "done")
+    preset = tiny_preset()
+    preset["sizes"]["s1"]["init_std"] = 1e30  # overflows at once
+    diverged = run_tiny(tmp_path, "diverged", preset)
+    before = {run_dir: (run_dir / "status.json").read_bytes() for run_dir in (done, diverged)}
+    monkeypatch.setattr(run_module, "_fit", lambda *a, **k: pytest.fail("a finished run was trained again"))
+    assert train_run(done) == "done" and train_run(diverged) == "diverged"
+    assert {run_dir: (run_dir / "status.json").read_bytes() for run_dir in before} == before
+
+
+def test_a_status_without_a_state_reads_as_damaged(tmp_path):
+    """A status.json that is JSON but has no state is as unreadable as a cut-short one (a KeyError before)."""
+    (tmp_path / "status.json").write_text('{"step": 3}')
+    assert read_status(tmp_path) == {"state": "damaged"}
+    (tmp_path / "status.json").write_text('["done"]')
+    assert read_status(tmp_path) == {"state": "damaged"}
+
+
+def test_a_records_file_is_not_rebuilt_from_a_checkpoint_without_a_recorder(tmp_path):
+    """Only the ScalingRecorder's state holds a run's rows: a checkpoint without it is no source for them."""
+    from linscale.train.run import RecordsDamaged
+
+    run_dir = run_tiny(tmp_path, "r")
+    ckpt = run_dir / "checkpoints" / "last.ckpt"
+    state = torch.load(ckpt, weights_only=True)
+    state["callbacks"] = {}
+    torch.save(state, ckpt)
+    (run_dir / "records.json").write_text("[{")
+    with pytest.raises(RecordsDamaged, match="records.json: not readable JSON, and no checkpoint holds its rows"):
+        read_records(run_dir)
+
+
+def test_a_run_folder_holding_only_an_export_refuses_other_settings(tmp_path):
+    """An export is computed work (evaluation reads it): a folder with one but no checkpoint or record must
+    not take another run's settings, or the export would be named by settings it was not trained with."""
+    _, specs = plan_runs(tiny_preset())
+    run_dir = prepare_run(tmp_path / "r", specs[0])
+    (run_dir / "export" / "step=24").mkdir(parents=True)
+    _, other = plan_runs(tiny_preset(lr=1e-2))
+    with pytest.raises(ConfigError, match="started with different settings"):
+        prepare_run(run_dir, other[0])
+    assert json.loads((run_dir / "spec.json").read_text())["train"]["lr"] == 3e-3
+
+
+def test_a_changed_data_setting_or_three_changes_are_named_in_the_refusal(tmp_path):
+    """The data are part of a run's identity (another data.seed is another corpus); three changes are all
+    named, with no 'and N more'; a spec.json that is JSON but not a spec is unreadable, not a diff."""
+    _, specs = plan_runs(tiny_preset())
+    run_dir = prepare_run(tmp_path / "r", specs[0])
+    (run_dir / "records.json").write_text(json.dumps(_rows(1)))  # it has computed something
+    other_data = json.loads(json.dumps(specs[0]))
+    other_data["data"]["seed"] = 1
+    with pytest.raises(ConfigError, match=r"different settings \(data.seed: None -> 1\)"):
+        prepare_run(run_dir, other_data)
+    _, three = plan_runs(tiny_preset(lr=1e-2, seed=7, warmup_steps=1))
+    with pytest.raises(ConfigError, match=r"\(train.lr: 0.003 -> 0.01; train.seed: 0 -> 7; "
+                                          r"train.warmup_steps: 0 -> 1\); use another") as err:
+        prepare_run(run_dir, three[0])
+    assert "more" not in str(err.value)
+    (run_dir / "spec.json").write_text('{"run_id": "tnl-s1"}')
+    with pytest.raises(ConfigError, match="spec.json: not a readable run spec, and the run has computed something"):
+        prepare_run(run_dir, specs[0])
+
+
+def test_a_run_whose_training_stops_short_is_failed_not_done(tmp_path, monkeypatch):
+    """Lightning may return from fit early (a callback's stop, a data loader that runs dry): the run must not
+    be marked done with fewer steps than its budget, or its rows would enter the fits as a finished run."""
+    import lightning as L
+
+    _, specs = plan_runs(tiny_preset())
+    run_dir = prepare_run(tmp_path / "r", specs[0])
+    monkeypatch.setattr(L.Trainer, "fit", lambda self, *a, **k: None)
+    with pytest.raises(RuntimeError, match="training stopped at step 0 of 24"):
+        train_run(run_dir)
+    status = read_status(run_dir)
+    assert status["state"] == "failed" and "training stopped at step 0 of 24" in status["error"]
+
+
+def test_branching_again_leaves_a_trained_branch_alone(tmp_path):
+    """branch_run is idempotent: called again on a branch that trained (a study's stage run twice), it must
+    not put the source's step-11 checkpoint back over the branch's finished one."""
+    from linscale.train import branch_run
+    from linscale.train.callbacks import load_lightning_checkpoint
+
+    source = run_tiny(tmp_path, "constant", tiny_preset(keep_checkpoints=[11]))
+    _, specs = plan_runs(tiny_preset(schedule="wsd", decay_fraction=13 / 24, min_lr_ratio=0.0))
+    branch = branch_run(source, 11, tmp_path / "branch", specs[0])
+    assert train_run(branch) == "done"
+    records = read_records(branch)
+    assert branch_run(source, 11, branch, specs[0]) == branch
+    assert load_lightning_checkpoint(branch / "checkpoints" / "last.ckpt")["global_step"] == 24
+    assert read_records(branch) == records and train_run(branch) == "done"
