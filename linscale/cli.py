@@ -228,9 +228,8 @@ def cmd_book(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from contextlib import nullcontext
+    from pathlib import Path
 
     from linscale.eval.adapter import ContextLengthError
     from linscale.eval.runner import EvalPool, evaluate_sweep, final_checkpoints

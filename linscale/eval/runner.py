@@ -234,6 +234,11 @@ def task_yaml_errors() -> tuple[type[Exception], ...]:
     return TypeError, ValueError, KeyError, AttributeError, IndexError, SyntaxError, TemplateError
 
 
+# what a task's field holds, where lm-eval's error does not say (other doc_to_* fields: the default)
+_FIELD_EXPECTS = {"doc_to_choice": "a list, a field of the data or a template giving a list (a multiple_choice "
+                                   "task needs one)"}
+
+
 def task_yaml_error(err: BaseException, tasks=()) -> ConfigError | None:
     """``err`` as one line naming the task and the field of its YAML that lm-eval could not read (for
     ``linscale eval`` and ``linscale lm-eval``); None where lm-eval's Task did not raise it."""
@@ -244,10 +249,6 @@ def task_yaml_error(err: BaseException, tasks=()) -> ConfigError | None:
     expected = _FIELD_EXPECTS.get(field, "a field of the data or a template of its fields")
     return ConfigError(f"tasks: {task or ', '.join(tasks)}: lm-eval could not make a request from the task's "
                        f"YAML ({error_line(err)} in lm-eval's Task.{field}); expected {field}: {expected}")
-
-
-_FIELD_EXPECTS = {"doc_to_choice": "a list, a field of the data or a template giving a list (a multiple_choice "
-                                   "task needs one)"}
 
 
 def _task_yaml_field(err: BaseException) -> tuple[str | None, str] | None:

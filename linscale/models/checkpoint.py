@@ -25,12 +25,11 @@ from linscale.atomic import default_file_mode
 from linscale.config import ConfigError, ModelConfig, error_line
 from linscale.models import CausalLM, build_model
 
+log = logging.getLogger(__name__)
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated or inconsistent; the message names the file."""
-
-
-log = logging.getLogger(__name__)
 
 
 def usable_device(device: str | torch.device | None = None, option: str = "device") -> torch.device:

@@ -353,7 +353,7 @@ def memory_floor(spec: dict, train: TrainSettings) -> dict[str, int]:
 
 def check_memory(spec: dict, train: TrainSettings) -> None:
     """Refuse a CPU run whose floor (:func:`memory_floor`, times its processes on this machine) is more
-    than the machine's memory: a value off by some powers of ten (n_layer 2e6, vocab_size 1e9,
+    than the memory it may use (:func:`physical_memory`): a value off by some powers of ten (n_layer 2e6, vocab_size 1e9,
     val_tokens 1e12) passed every check and ended in the kernel's out-of-memory kill, or a validation set
     that never finished. A GPU's memory is left to torch's own out-of-memory error."""
     if trains_on_gpu(train):

@@ -317,6 +317,7 @@ def _slurm_types() -> dict[str, tuple[type, ...]]:
 
 
 def _is_of(value, types: tuple[type, ...]) -> bool:
+    """Whether ``value`` is of one of ``types`` (a flag only where a flag is asked, null where null is)."""
     if value is None or isinstance(value, bool):
         return type(value) in types
     if isinstance(value, (int, float)) and str in types:  # a number where text is asked: written as is
