@@ -333,9 +333,9 @@ def memory_floor(spec: dict, train: TrainSettings) -> dict[str, int]:
     (made in memory). A floor: the other activations, the logits (none on a CPU in fp32: the fused loss),
     the optimiser's scratch and torch itself come on top."""
     model, data = spec["model"], spec.get("data") or {}
+    source = None if "factory" in data else data.get("source", "synthetic")  # a data module of one's own: unknown
     vocab = model.get("vocab_size")  # else the data's, where it is known before they are built
-    if vocab is None and "factory" not in data and (data.get("source", "synthetic") == "synthetic" or
-                                                   (data.get("source") == "text" and not data.get("tokenizer"))):
+    if vocab is None and (source == "synthetic" or (source == "text" and not data.get("tokenizer"))):
         from linscale.presets import data_vocab_size
 
         vocab = data_vocab_size({"data": data})
@@ -346,7 +346,7 @@ def memory_floor(spec: dict, train: TrainSettings) -> dict[str, int]:
     floor = {"parameters, gradients and Adam's state": (16 if train.precision != "bf16-true" else 8) * params,
              "one micro-batch's block inputs": config.n_layer * micro * train.seq_len * config.d_model *
              (4 if fp32 else 2)}
-    if data.get("source", "synthetic") == "synthetic" and "factory" not in data:
+    if source == "synthetic":
         floor["the validation set"] = 4 * int(data.get("val_tokens", 65536))
     return floor
 
