@@ -373,22 +373,14 @@ def _train(args: argparse.Namespace, lock_wait_s: float = 0) -> int:
     datamodule = validate_inputs(specs, build=True, execution=execution)
     out = Path(args.out or Path("runs") / (preset.get("name") or "train"))
     check_writable(out)
-    from filelock import FileLock, Timeout
-
     from linscale.train.run import is_global_rank_zero
+    from linscale.train.sweep import lock_output_folder
 
-    lock = FileLock(str(out / ".sweep.lock"))
     # DDP ranks > 0 re-run this command; only rank 0 writes the table (known from the launchers' variables
     # too: Lightning's guess alone took node 1's first process of a multi-node run for rank 0, and it found
     # the folder locked by node 0)
     rank_zero = is_global_rank_zero()
-    if rank_zero:
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            print(f"linscale: error: {out}: a sweep or another linscale train is writing here (lock "
-                  f"{out / '.sweep.lock'} is held); wait for it, or use another --out", file=sys.stderr)
-            return 3
+    lock = lock_output_folder(out) if rank_zero else None  # held by another: one line, exit 3 (main)
     run_dir = out / "runs" / specs[0]["run_id"]
     try:
         prepare_run(run_dir, specs[0])
@@ -401,7 +393,7 @@ def _train(args: argparse.Namespace, lock_wait_s: float = 0) -> int:
             from linscale.train.run import read_records
 
             upsert_runs(out / "results.parquet", {specs[0]["run_id"]: read_records(run_dir)})
-        if lock.is_locked:
+        if lock is not None:
             lock.release()
     return 0
 

@@ -626,7 +626,8 @@ def test_fsdp_on_cpu_is_a_clear_error():
 def test_single_run_cli_refuses_a_folder_a_sweep_is_writing(tmp_path, capsys):
     with FileLock(str(tmp_path / ".sweep.lock")):
         assert main(["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--out", str(tmp_path)]) == 3
-    assert "a sweep or another linscale train is writing here" in capsys.readouterr().err
+    held = f"another sweep or a linscale train is writing here (lock {tmp_path / '.sweep.lock'} is held)"
+    assert held in capsys.readouterr().err  # the words of a sweep's refusal (one message, one place)
     assert not (tmp_path / "runs").exists()
 
 

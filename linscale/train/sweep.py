@@ -45,6 +45,19 @@ class SweepLockedError(RuntimeError):
     """Another sweep (or a `linscale train`) holds the output folder's lock."""
 
 
+def lock_output_folder(out: Path) -> FileLock:
+    """Hold `out`'s lock, the one that a sweep and a single `linscale train` both take before writing the
+    folder's results table; SweepLockedError at once when another process holds it (waiting would hang a
+    study behind a sweep that may run for hours)."""
+    lock = FileLock(str(out / ".sweep.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise SweepLockedError(f"{out}: another sweep or a linscale train is writing here (lock "
+                               f"{out / '.sweep.lock'} is held); wait for it to finish or use another --out") from None
+    return lock
+
+
 @dataclass
 class SweepResult:
     out: Path
@@ -393,14 +406,7 @@ def run_sweeps(sweeps: list[tuple[str | dict, str | os.PathLike | None]], jobs: 
         previous = signal.signal(signal.SIGTERM, raise_terminated)
     try:
         for plan in plans:
-            lock = FileLock(str(plan.out / ".sweep.lock"))
-            try:
-                lock.acquire(timeout=0)
-            except Timeout:
-                raise SweepLockedError(f"{plan.out}: another sweep or a linscale train is writing here (lock "
-                                       f"{plan.out / '.sweep.lock'} is held); wait for it to finish or use another "
-                                       f"--out") from None
-            locks.append(lock)
+            locks.append(lock_output_folder(plan.out))
         return _run_locked(plans, jobs, threads, executor, execution or {}, echo, poll_s, pool)
     finally:
         for lock in locks:
