@@ -143,6 +143,9 @@ def test_one_device_check_for_linscale_eval_and_lm_eval(monkeypatch, caplog):
     assert "--device cuda:1 requested but CUDA is not available: using the CPU" in caplog.text
     with pytest.raises(ConfigError, match=r"^--device: 'xpu' cannot hold tensors here \(.+\); expected cpu or cuda"):
         usable_device("xpu", "--device")  # torch knows it; this build lacks it (was a traceback in a worker)
+    for device in ("privateuseone", "hpu"):  # torch imports a module of the device's name: ModuleNotFoundError
+        with pytest.raises(ConfigError, match=rf"^--device: '{device}' cannot hold tensors here \(No module named "):
+            usable_device(device, "--device")
 
 
 def test_a_device_that_cannot_hold_tensors_is_one_line(tmp_path):

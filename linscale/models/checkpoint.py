@@ -60,7 +60,8 @@ def usable_device(device: str | torch.device | None = None, option: str = "devic
                 raise ValueError(f"this machine has {torch.cuda.device_count()} CUDA device(s)")
             return found
         torch.empty(0, device=found)  # mps, xpu, ...: failed at the first tensor
-    except (RuntimeError, NotImplementedError, AssertionError, ValueError, TypeError) as err:
+    # ImportError: torch looks for a module named after the device (privateuseone, hpu) that this build lacks
+    except (RuntimeError, NotImplementedError, AssertionError, ValueError, TypeError, ImportError) as err:
         reason = error_line(err).split(". ")[0][:200]  # torch's first sentence: its list of backends runs on
         raise ConfigError(f"{option}: {device!r} cannot hold tensors here ({reason}); "
                           "expected cpu or cuda[:N]") from None
