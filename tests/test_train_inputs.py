@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from linscale.cli import main
+from linscale.config import ConfigError
 
 TINY_TEXT = Path(__file__).parent / "data" / "tiny_text"  # train.txt, valid.txt, test.txt (a few KB)
 
@@ -99,6 +102,33 @@ def test_a_model_vocabulary_below_the_datas_is_refused_before_writing(tmp_path, 
                  f"data.path={TINY_TEXT}", "--set", "data.vocab_size=300", "--set", "model.vocab_size=100"]) == 2
     assert "model.vocab_size: 100 is smaller than the data's vocabulary 300" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_fsdp_on_a_cpu_counts_the_sharded_state_once(monkeypatch):
+    """FSDP (on a CPU only as LINSCALE_FSDP_ON_CPU's test path) splits the parameters, gradients and Adam's
+    state over its processes: the floor counts them once, and each process's activations and validation set
+    in every process. DDP keeps a full copy per process, so the same run there needs more."""
+    import linscale.train.run as run
+    from linscale.train.run import STATE_BYTES, check_memory, memory_floor, plan_runs, run_settings
+    from linscale.train.settings import TrainSettings
+
+    _, specs = plan_runs("smoke", ["archs=[llama]"])
+    spec = specs[-1]
+    settings = {name: TrainSettings.from_dict(run_settings(spec["train"], {"accelerator": "cpu", "devices": 4,
+                                                                          "strategy": name}))
+                for name in ("ddp", "fsdp")}
+    floor = memory_floor(spec, settings["ddp"])
+    assert floor == memory_floor(spec, settings["fsdp"])
+    rest = sum(floor.values()) - floor[STATE_BYTES]
+    sharded = floor[STATE_BYTES] + 4 * rest
+    assert sharded < 4 * sum(floor.values())
+    monkeypatch.setattr(run, "physical_memory", lambda: sharded)  # room for FSDP's floor, not DDP's
+    check_memory(spec, settings["fsdp"])
+    with pytest.raises(ConfigError, match=r"GiB of memory \(.*in each of 4 processes\)"):
+        check_memory(spec, settings["ddp"])
+    monkeypatch.setattr(run, "physical_memory", lambda: sharded - 1)
+    with pytest.raises(ConfigError, match=r"split over 4 processes \(FSDP\), the rest in each\)"):
+        check_memory(spec, settings["fsdp"])
 
 
 def test_a_run_that_cannot_fit_in_this_machines_memory_is_refused_before_anything_is_built(tmp_path, monkeypatch,
