@@ -1,5 +1,6 @@
-"""The package's parts import one way (cli -> study -> findings -> train / eval / laws -> data / models ->
-ops), so that each can be read, tested and changed without the ones above it."""
+"""The package's parts import one way, in the layers of LAYERS (cli -> study -> findings -> train / eval /
+laws -> data / models -> ops -> helpers), so that each can be read, tested and changed without the ones
+above it."""
 from __future__ import annotations
 
 import ast
@@ -22,8 +23,26 @@ def part_imports() -> dict[str, set[str]]:
                 names = [alias.name.split(".")[1] for alias in node.names if alias.name.startswith("linscale.")]
             else:
                 continue
-            targets.update(name for name in names if name != part)
+            # `from linscale import __version__` reads the package's own __init__, not a part
+            targets.update(name if name in PARTS else "__init__" for name in names if name != part)
     return graph
+
+
+# every top-level module and subpackage of linscale (kernels/ is installed as linscale.kernels)
+PARTS = {path.stem for path in PACKAGE.glob("*.py")} | {path.parent.name for path in PACKAGE.glob("*/__init__.py")} \
+    | {"kernels"}
+
+# The layers, from the entry points down: a part imports only parts of its own layer or of layers below
+# it (and never in a circle). A newcomer finds here where a module belongs; a new module must be placed.
+LAYERS = (
+    ("entry points", {"__main__", "cli", "sphinx_study"}),
+    ("the study and its book", {"study", "book", "bench", "probes"}),
+    ("findings and their presentation", {"findings", "compare", "tables", "plotting"}),
+    ("training, evaluation, fits and the design check", {"train", "results", "eval", "laws", "design"}),
+    ("data and models", {"data", "presets", "models", "flops", "architectures", "accounting"}),
+    ("token-mixing ops and kernels", {"ops", "kernels"}),
+    ("standard-library helpers", {"__init__", "config", "atomic", "lazy", "processes", "_lm_eval_plugin"}),
+)
 
 
 def cycles(graph: dict[str, set[str]]) -> list[str]:
@@ -39,6 +58,16 @@ def test_the_packages_parts_import_one_way():
     found = cycles(graph)
     assert not found, {part: sorted(graph[part]) for part in found}
     assert "train" in graph["results"]  # the chapters' reader of a study's preset resolves it with train's rules
+
+
+def test_every_part_imports_only_its_own_layer_or_those_below():
+    depth = {part: rank for rank, (_, parts) in enumerate(LAYERS) for part in parts}
+    assert sum(len(parts) for _, parts in LAYERS) == len(depth)  # a part in two layers
+    assert depth.keys() == PARTS, {"in no layer": sorted(PARTS - depth.keys()),
+                                   "not a part": sorted(depth.keys() - PARTS)}
+    upward = {f"{part} -> {target}": f"{LAYERS[depth[part]][0]} -> {LAYERS[depth[target]][0]}"
+              for part, targets in part_imports().items() for target in targets if depth[target] < depth[part]}
+    assert not upward, upward
 
 
 def test_a_cycle_is_found():
