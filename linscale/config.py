@@ -14,7 +14,11 @@ import math
 from dataclasses import dataclass, field
 
 ARCHITECTURES = ("llama", "tnl", "hgrn2", "cosformer2")
+# Two meanings of "linear": every architecture whose token mixer is linear (an added one joins it, and so
+# its models, FLOP formulas and benchmarks), and the paper's three linear models, whom its claims and its
+# context ablation (Table 6) are about (an added architecture is compared, not judged)
 LINEAR_ARCHITECTURES = ("tnl", "hgrn2", "cosformer2")
+PAPER_LINEAR_ARCHITECTURES = ("tnl", "hgrn2", "cosformer2")
 # How the book and the verdicts write each name (an added architecture needs one; tests/test_flops.py checks)
 ARCH_LABELS = {"llama": "LLaMA", "tnl": "TNL", "hgrn2": "HGRN2", "cosformer2": "cosFormer2"}
 DECAY_SCHEDULES = ("alibi", "paper")

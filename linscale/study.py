@@ -44,7 +44,7 @@ from pathlib import Path
 import pandas as pd
 
 from linscale.atomic import atomic_update, atomic_write, write_json
-from linscale.config import ConfigError, read_table_file
+from linscale.config import PAPER_LINEAR_ARCHITECTURES, ConfigError, read_table_file
 from linscale.eval.tasks import SUITES as TASK_SUITES  # only the task folder's names: no torch, no lm-eval
 from linscale.train.settings import ABLATIONS, check_context_size  # ABLATIONS: ablation_presets' sweeps, in order
 
@@ -90,7 +90,7 @@ def fitting_code_digest(laws_dir: Path | None = None) -> str:
 
 
 ASPECT_ARCHS = ("llama", "cosformer2")  # the paper's Table 5
-CONTEXT_ARCHS = ("tnl", "hgrn2", "cosformer2")  # Table 6: the linear models (the claims are about them)
+CONTEXT_ARCHS = PAPER_LINEAR_ARCHITECTURES  # Table 6: the paper's linear models (the claims are about them)
 ASPECT_FACTORS = (0.71, 1.41)  # widths relative to the base (0.5 would mean 4x the depth: most of the cost)
 SEED_OFFSETS = (1, 2)  # the seeds ablation retrains the base size at seed + 1 and seed + 2: three seeds in all
 

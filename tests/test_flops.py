@@ -109,6 +109,19 @@ def test_every_architecture_is_built_counted_and_drawn(arch):
     assert {arch} <= set(plotting.ARCH_LABELS) & set(plotting.ARCH_COLORS) & set(plotting.ARCH_MARKERS)
 
 
+def test_the_papers_linear_models_are_linear_architectures():
+    """The claims judge the paper's three linear models (findings.rules.LINEAR, the context ablation's
+    architectures); each must also be a linear architecture to the models and FLOP formulas."""
+    from linscale.config import LINEAR_ARCHITECTURES, PAPER_LINEAR_ARCHITECTURES
+    from linscale.findings import rules
+    from linscale.study import CONTEXT_ARCHS
+
+    assert rules.LINEAR == CONTEXT_ARCHS == PAPER_LINEAR_ARCHITECTURES
+    assert "llama" not in PAPER_LINEAR_ARCHITECTURES and set(PAPER_LINEAR_ARCHITECTURES) <= set(LINEAR_ARCHITECTURES)
+    assert all(ModelConfig(arch=arch, n_layer=1, d_model=8, n_head=2, vocab_size=11).is_linear
+               for arch in PAPER_LINEAR_ARCHITECTURES)
+
+
 def test_an_architecture_without_a_flops_formula_is_named():
     config = ModelConfig(arch="tnl", n_layer=2, d_model=32, n_head=4, vocab_size=97)
     object.__setattr__(config, "arch", "retnet")  # past the config's own check, as a half-added architecture is

@@ -54,9 +54,9 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
-# The paper's three linear models, whom its claims are about (not config.LINEAR_ARCHITECTURES, which an added
-# architecture would join)
-LINEAR = ("tnl", "hgrn2", "cosformer2")
+from linscale.config import PAPER_LINEAR_ARCHITECTURES
+
+LINEAR = PAPER_LINEAR_ARCHITECTURES  # the paper's three, whom its claims are about
 REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE = "reproduced", "not reproduced", "inconclusive", "not testable"
 VERDICTS = (REPRODUCED, NOT_REPRODUCED, INCONCLUSIVE, NOT_TESTABLE)
 
