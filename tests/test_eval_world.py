@@ -9,7 +9,7 @@ from linscale.models.checkpoint import save_checkpoint
 from linscale.config import ModelConfig
 from linscale.data import build_datamodule
 from linscale.eval import items as items_module
-from linscale.eval.items import (NIAH_RESERVE, TaskDataError, cache_file, item_params, load_items,
+from linscale.eval.items import (MIN_CONTEXT, NIAH_RESERVE, TaskDataError, cache_file, item_params, load_items,
                                  training_seq_len, write_items)
 from linscale.eval.runner import evaluate_checkpoint
 from linscale.models import build_model
@@ -141,6 +141,29 @@ def test_items_need_a_checkpoint_named_in_the_task_options():
     with pytest.raises(TaskDataError, match=r"checkpoint: .*need checkpoint=<export folder> in --model_args") as err:
         item_params("knowledge", {})
     assert "\n" not in str(err.value)
+
+
+def test_items_need_a_synthetic_checkpoint_and_a_context_of_at_least_min_context(tmp_path):
+    """The suites' items come from the synthetic world a checkpoint learned: a text checkpoint (or one
+    without a data block) is refused in one line that points to real tasks, and so is a context shorter
+    than MIN_CONTEXT (given, or read from the meta); MIN_CONTEXT itself is enough. These were caught only by
+    the 80-second CLI tests."""
+    text = meta_only_checkpoint(tmp_path / "text", {"data": {"source": "text"}, "seq_len": SEQ_LEN})
+    with pytest.raises(TaskDataError, match=r"meta.data.source is 'text'; .*e.g. --tasks piqa,hellaswag\)$"):
+        item_params("knowledge", {"checkpoint": str(text)})
+    bare = meta_only_checkpoint(tmp_path / "bare", {"seq_len": SEQ_LEN})
+    with pytest.raises(TaskDataError, match=r"meta.data.source is None; "):
+        item_params("knowledge", {"checkpoint": str(bare)})
+    synthetic = {"source": "synthetic"}
+    short = str(meta_only_checkpoint(tmp_path / "short", {"data": synthetic, "seq_len": MIN_CONTEXT - 1}))
+    long = str(meta_only_checkpoint(tmp_path / "long", {"data": synthetic, "seq_len": SEQ_LEN}))
+    for options in ({"checkpoint": short}, {"checkpoint": short, "max_length": ""},  # read from the meta
+                    {"checkpoint": long, "max_length": str(MIN_CONTEXT - 1)}):  # given
+        with pytest.raises(TaskDataError, match=rf"^max_length: .* of at least {MIN_CONTEXT} tokens \(got "
+                                                 rf"{MIN_CONTEXT - 1}\)"):
+            item_params("niah", options)
+    assert item_params("niah", {"checkpoint": short, "max_length": str(MIN_CONTEXT)})["max_length"] == MIN_CONTEXT
+    assert item_params("niah", {"checkpoint": long})["max_length"] == SEQ_LEN
 
 
 def test_the_training_context_is_read_from_the_meta_or_its_train_block():
