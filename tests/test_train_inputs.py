@@ -109,7 +109,7 @@ def test_fsdp_on_a_cpu_counts_the_sharded_state_once(monkeypatch):
     state over its processes: the floor counts them once, and each process's activations and validation set
     in every process. DDP keeps a full copy per process, so the same run there needs more."""
     import linscale.train.run as run
-    from linscale.train.run import STATE_BYTES, check_memory, memory_floor, plan_runs, run_settings
+    from linscale.train.run import STATE_PART, check_memory, memory_floor, plan_runs, run_settings
     from linscale.train.settings import TrainSettings
 
     _, specs = plan_runs("smoke", ["archs=[llama]"])
@@ -119,8 +119,8 @@ def test_fsdp_on_a_cpu_counts_the_sharded_state_once(monkeypatch):
                 for name in ("ddp", "fsdp")}
     floor = memory_floor(spec, settings["ddp"])
     assert floor == memory_floor(spec, settings["fsdp"])
-    rest = sum(floor.values()) - floor[STATE_BYTES]
-    sharded = floor[STATE_BYTES] + 4 * rest
+    rest = sum(floor.values()) - floor[STATE_PART]
+    sharded = floor[STATE_PART] + 4 * rest
     assert sharded < 4 * sum(floor.values())
     monkeypatch.setattr(run, "physical_memory", lambda: sharded)  # room for FSDP's floor, not DDP's
     check_memory(spec, settings["fsdp"])

@@ -325,7 +325,7 @@ def physical_memory() -> int | None:
     return total
 
 
-STATE_BYTES = "parameters, gradients and Adam's state"  # memory_floor's part that FSDP shards
+STATE_PART = "parameters, gradients and Adam's state"  # memory_floor's part that FSDP shards
 
 
 def memory_floor(spec: dict, train: TrainSettings) -> dict[str, int]:
@@ -346,7 +346,7 @@ def memory_floor(spec: dict, train: TrainSettings) -> dict[str, int]:
     params = flops.non_embedding_params(config) + (vocab or 0) * config.d_model
     micro, _ = train.accumulation(train.devices * train.num_nodes)
     fp32 = train.precision in ("32-true", "auto")  # auto: 32-true on a CPU
-    floor = {STATE_BYTES: (16 if train.precision != "bf16-true" else 8) * params,
+    floor = {STATE_PART: (16 if train.precision != "bf16-true" else 8) * params,
              "one micro-batch's block inputs": config.n_layer * micro * train.seq_len * config.d_model *
              (4 if fp32 else 2)}
     if source == "synthetic":
@@ -366,7 +366,7 @@ def check_memory(spec: dict, train: TrainSettings) -> None:
     floor = memory_floor(spec, train)
     need = sum(floor.values()) * train.devices  # DDP on a CPU: one process with its own copy per device
     if train.strategy == "fsdp":  # on a CPU only as LINSCALE_FSDP_ON_CPU's test path: the state is split, once
-        need -= floor[STATE_BYTES] * (train.devices - 1)
+        need -= floor[STATE_PART] * (train.devices - 1)
     if total is None or need <= total:
         return
     gib = 2 ** 30
