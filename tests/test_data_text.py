@@ -850,3 +850,196 @@ def test_the_tokenizer_learns_from_every_file_of_a_corpus_not_the_first_alone(tm
     firsts = [(piece.split()[0], part, index) for piece, last, part, index in source.pieces_across_files() if last]
     assert firsts[:6] == [("apple", 0, 0), ("banana", 1, 0), ("apple", 0, 1), ("banana", 1, 1), ("apple", 0, 2),
                           ("banana", 1, 2)]
+
+
+# ---------------------------------------------------------------------------- shards on disk, readers' edge cases
+
+
+def _word_tokenizer(words=("a", "b", "c", "d", "e")):
+    """A whitespace WordLevel tokenizer whose ids can be worked out by hand: <eod> is 0, word i is i + 1."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    tok = Tokenizer(models.WordLevel({"<eod>": 0, **{w: i + 1 for i, w in enumerate(words)}}, unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return tok
+
+
+def _jsonl(path: Path, texts) -> text_data.TextSource:
+    """A .jsonl file of ``texts`` and the TextSource that reads it."""
+    path.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts), encoding="utf-8")
+    return text_data.TextSource(str(path), "files", (path,))
+
+
+def test_token_shards_address_tokens_not_bytes_and_stop_at_the_count(tmp_path):
+    """read(split, start, stop) is tokens start:stop and rows(...) row i is tokens i·w .. (i+1)·w, also where a
+    token takes two bytes (uint16): an offset taken in bytes gave the validation rows (read at row·width) other
+    tokens than the ones counted. A file longer than its count (meta.json accepts one: "at least as long as it
+    says") is read only up to the count: what lies beyond was never recorded as written."""
+    from linscale.data.shards import TokenShards
+
+    (tmp_path / "train.bin").write_bytes(np.arange(1000, 1110, dtype=np.uint16).tobytes())  # 110 tokens
+    shards = TokenShards(tmp_path, {"dtype": "uint16", "counts": {"train": 100}})  # 100 of them recorded
+    assert shards.read("train", 10, 14).tolist() == [1010, 1011, 1012, 1013]
+    assert shards.read("train", 97, 200).tolist() == [1097, 1098, 1099]  # stops at the count, not the file's end
+    assert shards.read("train", 100, 105).size == 0 and shards.count("validation") == 0
+    assert shards.memmap("train", 7).shape == (14, 7)  # 100 // 7 whole rows, the remainder left out
+    rows = shards.rows("train", np.array([3, 0, 13]), 7)
+    assert rows.dtype == np.int64
+    assert rows.tolist() == [list(range(1021, 1028)), list(range(1000, 1007)), list(range(1091, 1098))]
+
+
+def test_finished_shards_are_opened_not_built_again_and_only_for_their_own_key(tmp_path, monkeypatch):
+    """Every run, rank and sweep worker reading one text must share one tokenization: a second build_shards
+    of the same key opens the finished files without touching the tokenizer (a full tokenization of the corpus
+    per run otherwise). A meta.json written for another key is not taken as this key's."""
+    from linscale.data import shards
+
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    source = _jsonl(tmp_path / "c.jsonl", ["a b", "c d e"])
+    first = shards.build_shards({"k": 1}, source, _word_tokenizer(), say=lambda line: None)
+    assert first.read("train", 0, 10).tolist() == [1, 2, 0, 3, 4, 5, 0]  # each document followed by <eod>
+    again = shards.build_shards({"k": 1}, source, None, say=lambda line: None)  # None: fails if it is used
+    assert again.folder == first.folder and again.meta == first.meta
+    assert shards._read_meta(first.folder, {"k": 1}) == first.meta
+    assert shards._read_meta(first.folder, {"k": 2}) is None
+
+
+def test_a_shard_build_stops_at_the_piece_that_reaches_its_token_limit(tmp_path, monkeypatch):
+    """data.max_tokens (and the validation text's limit of the rows asked for) stops the build after the
+    piece at which that many tokens are written: 4 tokens a document ("a b c" and <eod>), a limit of 8 is
+    2 documents, not the corpus, and not a third one past an exact limit."""
+    from linscale.data import shards
+
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    source = _jsonl(tmp_path / "c.jsonl", ["a b c"] * 5)
+    for limit, tokens in ((8, 8), (9, 12), (None, 20)):
+        built = shards.build_shards({"limit": limit}, source, _word_tokenizer(), limit=limit, say=lambda line: None)
+        assert built.count("train") == tokens and built.meta["documents"] == tokens // 4
+        assert built.file("train").stat().st_size == tokens  # uint8: a byte a token, nothing past the count
+
+
+def test_copy_tokens_copies_exactly_count_tokens_a_chunk_at_a_time(tmp_path):
+    """_hold_out_tail moves the held-out documents and the tail with _copy_tokens, a chunk (4M tokens) at a
+    time: a corpus of a few very long documents moves more than a chunk. Counting a chunk's bytes as tokens
+    stopped a uint16 copy halfway (tokens lost); reading a whole chunk past ``count`` appended tokens that
+    are not asked for."""
+    from linscale.data.shards import _copy_tokens
+
+    (tmp_path / "src.bin").write_bytes(np.arange(300, 330, dtype=np.uint16).tobytes())
+    with open(tmp_path / "out.bin", "wb") as out:
+        _copy_tokens(tmp_path / "src.bin", 5, 11, out, np.dtype(np.uint16), chunk=4)  # chunks of 4, 4 and 3
+    assert np.fromfile(tmp_path / "out.bin", dtype=np.uint16).tolist() == list(range(305, 316))
+
+
+def test_txt_documents_split_on_the_separator_exactly(tmp_path):
+    """data.doc_separator cuts a .txt file into documents: each is the text between two separators, the
+    separator itself in none of them (a separator half-removed would start every later document with its
+    rest). A file ending in a cut-off UTF-8 character is an error, as a bad byte anywhere else is, not text
+    silently dropped at its end."""
+    path = tmp_path / "docs.txt"
+    path.write_text("first doc\n\nsecond one\n\n\nthird", encoding="utf-8")
+    assert list(iter_documents(path, doc_separator="\n\n")) == ["first doc", "second one", "\nthird"]
+    path.write_bytes("café ".encode() + "é".encode()[:1])  # the last character's second byte missing
+    with pytest.raises(DataError, match=r"docs\.txt: not valid UTF-8 text \(byte 0xc3 at offset 6\)"):
+        list(iter_documents(path))
+
+
+def test_a_bad_utf8_byte_after_a_block_boundary_is_placed_at_its_offset_in_the_file(tmp_path):
+    """A .txt file is decoded in 1 MB blocks; a character started at the end of one block and broken in the
+    next is reported at the offset of its first byte in the file (where an editor finds it), not one block
+    further on."""
+    path = tmp_path / "big.txt"
+    block = 1 << 20
+    path.write_bytes(b"x" * (block - 1) + b"\xc3(")  # a 2-byte character cut by the block boundary, then "("
+    with pytest.raises(DataError, match=rf"not valid UTF-8 text \(byte 0xc3 at offset {block - 1}\)"):
+        list(iter_documents(path))
+
+
+def test_jsonl_blank_lines_and_parquet_nulls_are_no_documents(tmp_path):
+    """A blank line in a .jsonl file (an editor's trailing newlines, files joined with cat) is no row; a null
+    in a Parquet text column is skipped, not trained on as the document "None". A Parquet file without the
+    text column says which columns it has."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "docs.jsonl"
+    path.write_text('{"text": "one"}\n\n   \n{"text": "two"}\n\n', encoding="utf-8")
+    assert list(iter_documents(path)) == ["one", "two"]
+    pq.write_table(pa.table({"text": ["one", None, "two"], "id": [1, 2, 3]}), tmp_path / "docs.parquet")
+    assert list(iter_documents(tmp_path / "docs.parquet")) == ["one", "two"]
+    with pytest.raises(DataError, match=r"docs\.parquet: no column 'body' \(columns: text, id; set data.text_field\)"):
+        list(iter_documents(tmp_path / "docs.parquet", text_field="body"))
+
+
+def test_split_words_are_found_in_any_case_and_a_name_of_two_splits_is_refused():
+    """Files named as datasets names them, in any case (Train.txt, wiki.VALID.txt), belong to their split;
+    a name holding two split words (train_valid.jsonl) is an error rather than training on what may be
+    validation text."""
+    assert text_data.split_of("Train.txt") == "train" and text_data.split_of("wiki.VALID.txt") == "validation"
+    assert text_data.split_of("TEST/part-0.jsonl") == "test" and text_data.split_of("notes/part-0.txt") is None
+    with pytest.raises(DataError, match="train_valid.jsonl names the splits train and validation; rename it"):
+        text_data.split_of("train_valid.jsonl")
+
+
+def test_a_long_document_cut_into_pieces_is_still_one_document_for_held_out_places(tmp_path):
+    """pieces_by_part gives each piece its document's place in the part: a document cut into several pieces
+    is one place, so the shards hold out the same documents (is_held_out by place) as the stream, which
+    counts whole documents. Counting pieces moved every later held-out document."""
+    long = " ".join(["word"] * 30)  # 149 characters: 8 pieces of about 20
+    source = _jsonl(tmp_path / "c.jsonl", ["first", long, "third", "fourth"])
+    places = [(part, index) for _, last, part, index in source.pieces_by_part(piece_chars=20) if last]
+    assert places == [(0, 0), (0, 1), (0, 2), (0, 3)]
+    assert sum(1 for _, last, _, index in source.pieces_by_part(piece_chars=20) if index == 1) > 2
+
+
+def test_cut_places_are_the_same_for_a_txt_file_and_a_document_in_memory(tmp_path):
+    """A long document is cut only where the pre-tokenizer splits anyway (before " word"), looking up to 4
+    pieces' length for such a place; _txt_pieces (a .txt file, read in blocks) and _pieces_of (a .jsonl or
+    Parquet document) cut the same text the same way, so one corpus tokenizes alike in either format. A
+    window of 2 pieces cut a run of 25 letters in the middle, where the tokens differ from the whole's."""
+    text = "x" * 25 + " y" * 30
+    pieces = list(text_data._pieces_of(text, piece_chars=10))
+    assert pieces[0] == ("x" * 25, False) and "".join(p for p, _ in pieces) == text
+    (tmp_path / "doc.txt").write_text(text, encoding="utf-8")
+    assert list(text_data._txt_pieces(tmp_path / "doc.txt", None, piece_chars=10)) == pieces
+
+
+def test_the_corpus_fingerprint_changes_with_an_edit_of_the_same_size_and_with_how_it_is_read(tmp_path):
+    """The shards and the tokenizer are cached by the corpus's fingerprint: a file rewritten with as many
+    bytes (a fixed typo) must change it through its modification time, or the old tokens are trained on;
+    so must another text_field or doc_separator, which read other documents from the same files."""
+    import os
+
+    path = tmp_path / "c.jsonl"
+    source = _jsonl(path, ["a typo"])
+    before = source.fingerprint()
+    path.write_text(json.dumps({"text": "a typi"}) + "\n", encoding="utf-8")
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000_000))
+    assert source.fingerprint() != before and path.stat().st_size == before["files"][0][1]
+    for change in ({"text_field": "body"}, {"doc_separator": "\n\n"}):
+        other = text_data.TextSource(str(path), "files", (path,), **change)
+        assert other.fingerprint() != source.fingerprint()
+
+
+def test_a_tokenizer_file_without_eod_is_refused_and_a_loaded_one_reads_a_literal_eod_as_text(tmp_path):
+    """A given tokenizer.json must have <eod> (it ends every document); one that has it, saved by the user's own
+    tokenizers code, reads the string "<eod>" in a document as text, as a trained one does (text.text_only):
+    otherwise a web page spelling it got a document boundary there, in the shards and in evaluation."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    tok.train_from_iterator(["a few words of text"] * 4, trainers.BpeTrainer(
+        vocab_size=280, special_tokens=["<eod>"], initial_alphabet=alphabet, show_progress=False))
+    tok.save(str(tmp_path / "with.json"))
+    eod = tok.token_to_id("<eod>")
+    assert eod in tok.encode("a <eod> b", add_special_tokens=False).ids  # tokenizers' own default
+    loaded = text_data.load_tokenizer_file(tmp_path / "with.json")
+    ids = loaded.encode("a <eod> b", add_special_tokens=False).ids
+    assert loaded.token_to_id("<eod>") == eod and eod not in ids and len(ids) > 5  # "<eod>" spelt in bytes
+    without = Tokenizer(models.WordLevel({"a": 0, "[UNK]": 1}, unk_token="[UNK]"))
+    without.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    without.save(str(tmp_path / "without.json"))
+    with pytest.raises(DataError, match=r"without\.json has no '<eod>' token \(add it as a special token"):
+        text_data.load_tokenizer_file(tmp_path / "without.json")
