@@ -929,6 +929,9 @@ def test_copy_tokens_copies_exactly_count_tokens_a_chunk_at_a_time(tmp_path):
     with open(tmp_path / "out.bin", "wb") as out:
         _copy_tokens(tmp_path / "src.bin", 5, 11, out, np.dtype(np.uint16), chunk=4)  # chunks of 4, 4 and 3
     assert np.fromfile(tmp_path / "out.bin", dtype=np.uint16).tolist() == list(range(305, 316))
+    with open(tmp_path / "out.bin", "wb") as out:  # a file shorter than counted: it looped for ever
+        with pytest.raises(DataError, match=r"src\.bin: ends before token 40, which this build counted; delete "):
+            _copy_tokens(tmp_path / "src.bin", 5, 35, out, np.dtype(np.uint16), chunk=4)
 
 
 def test_txt_documents_split_on_the_separator_exactly(tmp_path):
@@ -953,6 +956,20 @@ def test_a_bad_utf8_byte_after_a_block_boundary_is_placed_at_its_offset_in_the_f
     path.write_bytes(b"x" * (block - 1) + b"\xc3(")  # a 2-byte character cut by the block boundary, then "("
     with pytest.raises(DataError, match=rf"not valid UTF-8 text \(byte 0xc3 at offset {block - 1}\)"):
         list(iter_documents(path))
+
+
+def test_a_jsonl_file_ending_in_a_cut_off_character_is_an_error(tmp_path):
+    """A .jsonl file whose last line (no newline after it) ends in half a UTF-8 character: the byte was
+    dropped without a word, where the .txt reader reports it; a bad byte mid-file is placed as there."""
+    path = tmp_path / "docs.jsonl"
+    path.write_bytes(b'{"text": "x"}\n{"text": "y"}\xc3')
+    with pytest.raises(DataError, match=r"docs\.jsonl: not valid UTF-8 text \(byte 0xc3 at offset 27\)"):
+        list(iter_documents(path))
+    path.write_bytes(b'{"text": "x"}\n{"text": "\xc3("}\n')
+    with pytest.raises(DataError, match=r"docs\.jsonl: not valid UTF-8 text \(byte 0xc3 at offset 24\)"):
+        list(iter_documents(path))
+    path.write_bytes('{"text": "café"}\n{"text": "y"}'.encode())
+    assert list(iter_documents(path)) == ["café", "y"]
 
 
 def test_jsonl_blank_lines_and_parquet_nulls_are_no_documents(tmp_path):

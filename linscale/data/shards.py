@@ -35,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from linscale.atomic import atomic_write
+from linscale.data.synthetic import DataError
 from linscale.data.text import TextSource, cache_dir, cache_key_digest, is_held_out, tokenize_pieces
 
 #: tokens written between two resumable checkpoints of a build (32 MB of uint16)
@@ -233,10 +234,14 @@ def _hold_out_tail(folder, files, counts, split, val_fraction, dtype) -> None:
 
 def _copy_tokens(path: Path, start: int, count: int, out, dtype: np.dtype, chunk: int = 1 << 22) -> None:
     """Append tokens ``start:start+count`` of ``path`` to the open file ``out``, a chunk at a time."""
+    end = start + count
     with open(path, "rb") as f:
         f.seek(start * dtype.itemsize)
         while count > 0:
             block = f.read(min(chunk, count) * dtype.itemsize)
+            if not block:  # a file cut short since it was counted: an error, not a loop reading nothing for ever
+                raise DataError(f"{path}: ends before token {end:,}, which this build counted; delete the "
+                                f"folder {path.parent} to build its shards again")
             out.write(block)
             count -= len(block) // dtype.itemsize
     out.flush()

@@ -128,7 +128,8 @@ def _jsonl_documents(path: Path, text_field: str) -> Iterator[str]:
     offset = 0
     with open(path, "rb") as f:
         for i, raw in enumerate(f, 1):
-            line = _decode(decoder, raw, path, offset)
+            # final: a line ends at a newline, never inside a character (a last line cut in one was dropped)
+            line = _decode(decoder, raw, path, offset, final=True)
             offset += len(raw)
             if not line.strip():
                 continue
@@ -744,7 +745,7 @@ class StreamBookmarks:
 
 # ---- packing ---------------------------------------------------------------------------------------------
 def tokenize_documents(tokenizer, docs: Iterable[str], batch: int = 256) -> Iterator[np.ndarray]:
-    """Token ids of each document followed by ``<eod>`` (uint32 arrays), tokenized in batches."""
+    """Token ids of each document followed by ``<eod>`` (int64 arrays), tokenized in batches."""
     eod = tokenizer.token_to_id(EOD)
     buf = []
     for doc in docs:
