@@ -597,6 +597,156 @@ def test_a_glued_range_reads_as_one_number_where_its_ends_agree():
     assert value_range([0.02, 0.05], ".1%", sep="–") == "2.0%–5.0%"
 
 
+# ----------------------------------------------------------------------------- prose helpers, stamps, the skip (fast)
+
+
+def test_glued_counts_read_as_words():
+    """Glued counts are prose: "no" for none, words to twelve, digits above; "both" only for two."""
+    assert [book.number_word(n) for n in (0, 1, 4, 12, 13)] == ["no", "one", "four", "twelve", "13"]
+    assert book.all_of(2) == "both" and book.all_of(4) == "all four" and book.all_of(1) != "both"
+
+
+def test_glue_hands_myst_plain_python_numbers(monkeypatch):
+    """A NumPy scalar is glued as a Python number: NumPy 2 writes np.float64(0.96) as its text form, which
+    would reach the page and break the prose's format specs; other values pass through as they are."""
+    import numpy as np
+
+    seen = []
+    monkeypatch.setattr("myst_nb.glue", lambda name, value, display=False: seen.append((name, value, display)))
+    book.glue("ratio", np.float64(0.96))
+    book.glue("n", np.int64(3), display=True)
+    book.glue("text", "as is")
+    assert seen == [("ratio", 0.96, False), ("n", 3, True), ("text", "as is", False)]
+    assert [type(value) for _, value, _ in seen] == [float, int, str]
+
+
+def test_an_executed_chapters_parameters_cell_carries_the_values_it_ran_with():
+    """papermill run on an executed chapter injects only what it is given, so the defaults cell holds this
+    run's values: a changed value replaces its default (which the comment names), an unchanged one is left
+    as written, and a default written over several lines is not rewritten but followed by the run's value."""
+    cell = nbformat.v4.new_code_cell('# Parameters\npreset = "cpu"  # which study\nloss = "train_loss"\n'
+                                     'archs = [\n    "llama",\n]', metadata={"tags": ["parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[cell])
+    book.carry_parameters_into_defaults(nb, {"preset": "smoke", "loss": "train_loss"})
+    assert nb.cells[0].source.splitlines() == [book.CARRIED_LABEL, 'preset = "smoke"  # which study (default: "cpu")',
+                                               'loss = "train_loss"', "archs = [", '    "llama",', "]"]
+    cell.source = '# Parameters\narchs = [\n    "llama",\n]'
+    book.carry_parameters_into_defaults(nb, {"archs": ["tnl"]})
+    namespace: dict = {}
+    exec(nb.cells[0].source, {}, namespace)
+    assert namespace == {"archs": ["tnl"]} and nb.cells[0].source.startswith('# Parameters\narchs = [\n    "llama",')
+
+
+def test_papermills_injected_cell_is_labelled_once():
+    """The injected cell's bare '# Parameters' head gives way to the label that says what the cell is."""
+    injected = nbformat.v4.new_code_cell('# Parameters\npreset = "smoke"\n', metadata={"tags": ["injected-parameters"]})
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("# Parameters\nx = 1"), injected])
+    book.label_injected_parameters(nb)
+    assert [c.source for c in nb.cells] == ["# Parameters\nx = 1", f'{book.INJECTED_LABEL}\npreset = "smoke"']
+
+
+def test_a_note_without_a_later_form_stands_for_every_left_out_passage():
+    """An untrained ablation's note (there is no short form) stands in place of each run of its passages."""
+    def cell(text, tag=None):
+        return nbformat.v4.new_markdown_cell(text, metadata={"tags": [tag]} if tag else {})
+
+    tag, note = book.READS_ABLATION["aspect"], book.ABLATION_LEFT_OUT_NOTE.format(what="aspect-ratio")
+    nb = nbformat.v4.new_notebook(cells=[cell("a", tag), cell("kept"), cell("b", tag), cell("c", tag)])
+    book.leave_out_tagged(nb, tag, note)
+    assert [c.source for c in nb.cells] == [note, "kept", note]
+
+
+def test_an_ablation_without_runs_counts_as_untrained(tmp_path):
+    """A chapter's aspect and context passages are left out where the study has no such runs: no table, or
+    a table without rows (a study whose preset left that ablation out)."""
+    folder = tmp_path / "smoke" / "ablations"
+    folder.mkdir(parents=True)
+    pd.DataFrame({"run_id": pd.Series([], dtype=str)}).to_parquet(folder / "aspect.parquet")
+    parameters = {"preset": "smoke", "results_dir": str(tmp_path)}
+    assert book.untrained_ablations(parameters) == ["aspect", "context"]
+    pd.DataFrame({"run_id": ["a1"]}).to_parquet(folder / "aspect.parquet")
+    assert book.untrained_ablations(parameters) == ["context"]
+    assert book.untrained_ablations({}) == []
+
+
+def test_a_chapters_stamp_changes_with_its_parameters_benchmarks_and_a_rewritten_table(tmp_path):
+    """The up-to-date check must re-execute a chapter run with other parameters, after a new benchmark report
+    (the efficiency chapter reads bench_dir), or after a table is rewritten with the same size (a re-run's
+    parquet of the same shape: its modification time differs)."""
+    import os
+
+    table = tmp_path / "bench" / "report.json"
+    table.parent.mkdir()
+    assert book._input_tables({"bench_dir": "bench"}, tmp_path) == []
+    table.write_text("a")
+    assert book._input_tables({"bench_dir": "bench"}, tmp_path) == [table]
+    stamp = book._inputs_stamp("efficiency", {"repeats": 2}, "source", [table])
+    assert book._inputs_stamp("efficiency", {"repeats": 3}, "source", [table]) != stamp
+    table.write_text("b")
+    os.utime(table, ns=(table.stat().st_atime_ns, table.stat().st_mtime_ns + 10**9))
+    assert book._inputs_stamp("efficiency", {"repeats": 2}, "source", [table]) != stamp
+
+
+def test_the_package_digest_covers_task_files_but_not_caches(tmp_path, monkeypatch):
+    """A task's YAML or a JSON table in the package decides a chapter's numbers as much as its code does, so
+    changing one re-executes the chapters; compiled caches do not count."""
+    (tmp_path / "tasks" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "book.py").write_text("code")
+    (tmp_path / "tasks" / "qa.yaml").write_text("metric: acc")
+    (tmp_path / "tasks" / "__pycache__" / "qa.py").write_text("cache")
+    monkeypatch.setattr(book, "__file__", str(tmp_path / "book.py"))
+    digest = book._package_digest()
+    (tmp_path / "tasks" / "__pycache__" / "qa.py").write_text("another cache")
+    assert book._package_digest() == digest
+    (tmp_path / "tasks" / "qa.yaml").write_text("metric: acc_norm")
+    assert book._package_digest() != digest
+
+
+def test_a_chapter_is_skipped_only_when_unchanged_and_replaced_only_by_a_finished_run(tmp_path, monkeypatch):
+    """execute_chapter without a kernel (papermill's run replaced): an unchanged chapter is not re-run, new
+    parameters or force re-run it; a failing run leaves the previous output as it was and keeps its notebook
+    as <chapter>.failed.ipynb, which the next finished run removes."""
+    import papermill
+
+    runs = []
+
+    def run_notebook(source, out, parameters, cwd, timeout, log_output, fail=False):
+        runs.append(parameters)
+        nb = nbformat.read(source, as_version=4)
+        nb.metadata["run"] = len(runs)
+        nbformat.write(nb, out)
+        if fail:
+            raise papermill.PapermillExecutionError(3, 3, "x", "ValueError", "bad value", [])
+
+    monkeypatch.setattr(book, "run_notebook", run_notebook)
+    said = []
+    out = book.execute_chapter("architectures", {}, out_dir=tmp_path, progress=said.append)
+    assert book.execute_chapter("architectures", {}, out_dir=tmp_path, progress=said.append) == out
+    assert said == ["[book] executing architectures", "[book] architectures: up to date"] and len(runs) == 1
+    book.execute_chapter("architectures", {"seed": 1}, out_dir=tmp_path)
+    book.execute_chapter("architectures", {"seed": 1}, out_dir=tmp_path, force=True)
+    assert runs == [{}, {"seed": 1}, {"seed": 1}] and nbformat.read(out, as_version=4).metadata["run"] == 3
+    monkeypatch.setattr(book, "run_notebook", lambda *args, **kw: run_notebook(*args, **kw, fail=True))
+    with pytest.raises(book.ChapterFailed, match=r"chapter architectures: a cell raised ValueError: bad value"):
+        book.execute_chapter("architectures", {"seed": 2}, out_dir=tmp_path)
+    assert nbformat.read(out, as_version=4).metadata["run"] == 3  # the previous output, untouched
+    assert nbformat.read(tmp_path / "architectures.failed.ipynb", as_version=4).metadata["run"] == 4
+    monkeypatch.setattr(book, "run_notebook", run_notebook)
+    book.execute_chapter("architectures", {"seed": 2}, out_dir=tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["architectures.ipynb"]
+
+
+def test_a_numpy_repr_in_a_page_is_raw_output():
+    """np.float64(0.96) in a page's prose is a glued value that was not turned into a number (book.glue);
+    in a code listing it is code."""
+    from bs4 import BeautifulSoup
+
+    page = BeautifulSoup("<p>a ratio of np.float64(0.96)</p><pre>np.float64(1.0)</pre>", "html.parser")
+    found = book.raw_output(page)
+    assert len(found) == 1 and "np.float64(0.96)" in found[0]
+    assert book.raw_output(BeautifulSoup("<p>a ratio of 0.96</p><code>np.int64(3)</code>", "html.parser")) == []
+
+
 def left_out_passages(prose: str) -> int:
     """How many passages a page of another study left out: the first note in full, the later ones short
     (a dozen full notes, one under each heading of the law-probes appendix, were noise to read past)."""
