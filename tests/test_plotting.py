@@ -222,3 +222,197 @@ def test_a_narrow_ratio_range_still_has_two_labelled_ticks():
     assert plotting.legibility_problems(fig) == []
     bottom, top = fig.axes[0].get_ylim()
     assert sum(bottom <= v <= top for v in fig.axes[0].get_yticks()) >= 2
+
+
+# ----------------------------------------------------------------------------- what each figure draws
+# The figures above are checked for legibility only; these pin the data a reader reads off them.
+
+
+def _solid(ax):
+    return [line for line in ax.get_lines() if line.get_linestyle() == "-"]
+
+
+def _envelope_fit():
+    """An approach-1 fit of two architectures whose observed envelope and fitted law differ everywhere."""
+    compute = np.array([1e-4, 1e-3, 1e-2])
+    points = pd.concat([pd.DataFrame({"law": "L(C)", "group": arch, "compute": compute, "observed": observed,
+                                      "fitted": np.array(observed) * 0.9})
+                        for arch, observed in (("llama", [3.0, 2.5, 2.0]), ("tnl", [3.2, 2.6, 2.1]))])
+    return SimpleNamespace(points=points.reset_index(drop=True), params=None)
+
+
+def test_state_memory_is_drawn_in_mib():
+    """The decoding-memory figure's y axis says MiB: each point is the state's bytes / 2**20."""
+    memory = pd.DataFrame({"arch": ["llama"] * 2 + ["tnl"] * 2, "context": [64, 128] * 2,
+                           "state_bytes": [2**20, 2**21, 3 * 2**19, 3 * 2**19]})
+    ax = plotting.plot_state_memory(memory).axes[0]
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[1.0, 2.0], [1.5, 1.5]]
+    assert ax.get_ylabel() == "decoding state (MiB)" and ax.get_yscale() == "log"
+
+
+def test_grouped_bars_draw_chance_and_each_groups_level_over_its_own_bars():
+    """A chance level for every group is one line across at that level; a level per group (a column) is a
+    segment over that group's bars only, and a group without one gets none."""
+    import matplotlib.colors as mc
+    from matplotlib.collections import LineCollection
+
+    df = pd.DataFrame({"arch": ["llama", "tnl"] * 2, "task": ["a"] * 2 + ["b"] * 2, "score": [0.5, 0.6, 0.7, 0.8],
+                       "floor": [0.25, 0.25, np.nan, np.nan], "copy": [0.1, 0.1, 0.3, 0.3]})
+    ax = plotting.plot_grouped_bars(df, x="task", y="score", ylabel="accuracy", chance=0.2).axes[0]
+    chance = [line for line in ax.get_lines() if line.get_label() == "chance"]
+    assert len(chance) == 1 and list(chance[0].get_ydata()) == [0.2, 0.2]
+    ax = plotting.plot_grouped_bars(df, x="task", y="score", ylabel="accuracy", chance="floor", baseline="copy").axes[0]
+    names = [t.get_text() for t in ax.get_xticklabels()]
+    colour = {"chance": "#000000", "copy baseline": mc.to_hex("dimgrey")}  # a segment a group, the first labelled
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+    segments = {name: [s for c in lines if mc.to_hex(c.get_color()[0]) == hex_ for s in c.get_segments()]
+                for name, hex_ in colour.items()}
+    assert {c.get_label() for c in lines} >= set(colour)
+    [(start, end)] = segments["chance"]  # group b has no chance level
+    assert start[1] == end[1] == 0.25 and (start[0] + end[0]) / 2 == pytest.approx(names.index("a"))
+    assert {(round((s[0] + e[0]) / 2), s[1]) for s, e in segments["copy baseline"]} == \
+        {(names.index("a"), 0.1), (names.index("b"), 0.3)}
+    assert all(e[0] - s[0] < 1 for s, e in segments["chance"] + segments["copy baseline"])  # one group's width
+
+
+def test_envelopes_are_drawn_solid_their_laws_dashed_with_the_floor_and_its_value():
+    """The envelopes figure: each architecture's observed minimum loss solid (in the legend), its fitted law
+    dashed, the language's floor a dotted line labelled with its value to three decimals, and the compute the
+    text ranks at a vertical line."""
+    fit = _envelope_fit()
+    ax = plotting.plot_envelopes(fit, bayes_loss=1.5, ranked_at=1e-3).axes[0]
+    solid = {line.get_label(): list(line.get_ydata()) for line in _solid(ax) if not line.get_label().startswith("_")}
+    assert solid["LLaMA"] == [3.0, 2.5, 2.0] and solid["TNL"] == [3.2, 2.6, 2.1]
+    dashed = [list(line.get_ydata()) for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert dashed == [pytest.approx([2.7, 2.25, 1.8]), pytest.approx([2.88, 2.34, 1.89])]
+    floor = [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert len(floor) == 1 and list(floor[0].get_ydata()) == [1.5, 1.5]
+    assert floor[0].get_label() == "exact entropy rate (1.500)"
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["LLaMA", "TNL", "exact entropy rate (1.500)", "compute the text ranks at"]
+    assert [list(line.get_xdata()) for line in ax.get_lines() if line.get_label() == "compute the text ranks at"] == \
+        [[1e-3, 1e-3]]
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+
+
+def test_metric_against_draws_the_chance_level_and_names_each_architecture_once():
+    """Several runs of an architecture are several lines of one colour but one legend entry, and the chance
+    level is a line at that level (a reader compares the scores with it)."""
+    df = pd.DataFrame({"arch": ["llama"] * 4 + ["tnl"] * 4, "run_id": ["l1", "l1", "l2", "l2", "t1", "t1", "t2", "t2"],
+                       "pf_days": [1e-4, 1e-3] * 4, "acc": [0.3, 0.4, 0.35, 0.5, 0.3, 0.45, 0.32, 0.55]})
+    ax = plotting.plot_metric_against(df, x="pf_days", metric="acc", chance=0.25).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["LLaMA", "TNL", "chance"]
+    chance = [line for line in ax.get_lines() if line.get_label() == "chance"]
+    assert len(chance) == 1 and list(chance[0].get_ydata()) == [0.25, 0.25]
+    assert ax.get_xlabel() == "compute C (PF-days)" and ax.get_xscale() == "log"
+
+
+def test_loss_curves_shade_sizes_light_to_dark_and_draw_the_envelope_law():
+    """One line per size, darker for larger models as the legend says (its first entry the smallest), and the
+    envelope's fitted law (not its observed points) dashed on top."""
+    import matplotlib.colors as mc
+
+    runs = pd.concat([pd.DataFrame({"arch": "llama", "size": size, "params": params, "pf_days": [1e-4, 1e-3, 1e-2],
+                                    "train_loss": np.array([3.0, 2.6, 2.3]) - shift})
+                      for size, params, shift in (("s2", 2000, 0.2), ("s1", 1000, 0.0), ("s3", 4000, 0.3))])
+    fit = _envelope_fit()
+    fig = plotting.plot_loss_curves(runs, x="pf_days", fit=fit)
+    ax = fig.axes[0]
+    curves = _solid(ax)
+    assert [line.get_ydata()[0] for line in curves] == pytest.approx([3.0, 2.8, 2.7])  # s1, s2, s3
+    lightness = [sum(mc.to_rgb(line.get_color())) for line in curves]
+    assert lightness == sorted(lightness, reverse=True) and lightness[0] > lightness[-1]
+    [law] = [line for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert list(law.get_ydata()) == pytest.approx([2.7, 2.25, 1.8])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["s1 (smallest)", "s2", "s3 (largest)", "envelope law"]
+
+
+def test_irreducible_loss_marks_each_estimate_first_architecture_on_top_and_the_floor_with_its_value():
+    """Approach 3's figure: the dot at E inside its interval bar, rows in the paper's order from the top, the
+    floor a vertical line whose legend gives its value."""
+    table = pd.DataFrame({"arch": ["tnl", "llama"], "E": [1.3, 1.2], "ci_low": [1.1, 1.0], "ci_high": [1.6, 1.5],
+                          "bayes_loss": 1.25})
+    ax = plotting.plot_irreducible_loss(table).axes[0]
+    dots = {float(line.get_ydata()[0]): float(line.get_xdata()[0]) for line in ax.get_lines()
+            if line.get_marker() == "o"}
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["LLaMA", "TNL"] and dots == {0.0: 1.2, 1.0: 1.3}
+    bottom, top = ax.get_ylim()
+    assert top < bottom  # row 0 (LLaMA) on top
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["exact entropy rate (1.250)"]
+
+
+def test_seed_spread_marks_each_mean_with_a_band_of_the_tolerance_around_it():
+    """The bar is the mean of the seeds' final losses and the grey band spans the tolerance (relative) around
+    it: mean·(1 ± tolerance/2), how far apart two single-seed runs may end by chance."""
+    from matplotlib.collections import PolyCollection
+
+    summary = pd.DataFrame({"arch": ["llama"] * 3, "loss": [2.0, 2.0, 2.6]})
+    ax = plotting.plot_seed_spread(summary, tolerance=0.1).axes[0]
+    [bar] = [line for line in ax.get_lines() if len(line.get_xdata()) == 2]
+    assert list(bar.get_ydata()) == pytest.approx([2.2, 2.2])
+    [band] = [c for c in ax.collections if isinstance(c, PolyCollection)]
+    ys = band.get_paths()[0].vertices[:, 1]
+    assert (ys.min(), ys.max()) == pytest.approx((2.2 * 0.95, 2.2 * 1.05))
+
+
+def test_niah_heatmaps_put_context_across_and_depth_down_with_chance_on_the_key():
+    """Each heatmap's columns are the context lengths (x, labelled so) and its rows the depths; the chance
+    level is a line on the colour bar."""
+    niah = pd.DataFrame({"arch": "llama", "context": [32, 32, 128, 128, 512, 512], "depth": [0, 50] * 3,
+                         "score": [1.0, 0.9, 0.8, 0.7, 0.6, 0.5]})
+    fig = plotting.plot_niah_heatmaps(niah, chance=0.25)
+    ax, bar = fig.axes
+    assert ax.images[0].get_array().tolist() == [[1.0, 0.8, 0.6], [0.9, 0.7, 0.5]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "128", "512"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "50"]
+    assert [list(line.get_ydata()) for line in bar.get_lines()] == [[0.25, 0.25]]
+
+
+def test_noise_trend_draws_the_trend_at_each_size():
+    """The trend line is the fitted sd at each N along the axis (the verdicts read it there)."""
+    cells = pd.DataFrame({"arch": ["llama", "tnl"], "params": [1e3, 1e4], "sd": [0.01, 0.02], "runs": [2, 3]})
+    trend = SimpleNamespace(sd=lambda n: 0.1 * n ** -0.25)
+    ax = plotting.plot_noise_trend(cells, trend, {"s1": 1e3, "s2": 1e4}).axes[0]
+    [line] = [line for line in ax.get_lines() if line.get_label() == "trend (loss verdicts)"]
+    assert list(line.get_ydata()) == pytest.approx([0.1 * x ** -0.25 for x in line.get_xdata()])
+    assert line.get_xdata()[0] == pytest.approx(1e3) and line.get_xdata()[-1] == pytest.approx(1e4)
+
+
+def test_role_excess_joins_the_main_sweep_and_marks_the_seeds_and_the_blind_reader():
+    """Per role: the main sweep's runs joined by a line in order of N, the seed ablations' runs as markers
+    only, and the context-blind level a dotted line at that level."""
+    finals = pd.DataFrame({"arch": "llama", "role": "value", "params": [4e3, 1e3, 2e3, 1e3],
+                           "excess": [0.1, 0.3, 0.2, 0.35], "main": [True, True, True, False]})
+    ax = plotting.plot_role_excess(finals, ["value"], reference={"value": 0.5}).axes[0]
+    [main] = [line for line in ax.get_lines() if line.get_label() == "LLaMA"]
+    assert list(main.get_xdata()) == [1e3, 2e3, 4e3] and list(main.get_ydata()) == [0.3, 0.2, 0.1]
+    assert [c.get_offsets().tolist() for c in ax.collections] == [[[1e3, 0.35]]]
+    [blind] = [line for line in ax.get_lines() if line.get_label() == "not reading the document"]
+    assert list(blind.get_ydata()) == [0.5, 0.5]
+
+
+def test_ratio_lines_band_spans_low_to_high_around_a_reference_line():
+    """With low/high columns each line has a band from low to high (a live re-run's min and max), and the
+    reference ratio is a dotted line."""
+    df = pd.DataFrame({"arch": "tnl", "T": [256, 512], "r": [1.0, 2.0], "lo": [0.9, 1.5], "hi": [1.2, 2.5]})
+    ax = plotting.plot_ratio_lines(df, x="T", y="r", xlabel="T", ylabel="r", low="lo", high="hi").axes[0]
+    ys = ax.collections[0].get_paths()[0].vertices[:, 1]
+    assert {0.9, 1.5, 1.2, 2.5} <= set(np.round(ys, 6)) and ys.max() == 2.5 and ys.min() == 0.9
+    assert [list(line.get_ydata()) for line in ax.get_lines() if line.get_linestyle() == ":"] == [[1.0, 1.0]]
+
+
+def test_exponents_put_the_papers_value_beside_the_estimate():
+    """The black cross is the paper's Table 3 value, the dot the fitted exponent, the bar its interval."""
+    comparison = pd.DataFrame({"parameter": "exponent", "group": "tnl", "law": "L(C)", "paper": -0.05,
+                               "estimate": -0.08, "ci_low": -0.1, "ci_high": -0.06}, index=[0])
+    ax = plotting.plot_exponents(comparison).axes[0]
+    marks = {line.get_marker(): list(line.get_xdata()) for line in ax.get_lines()}
+    assert marks["x"] == [-0.05] and marks["o"] == [-0.08]
+    assert [list(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata()) == 2] == [[-0.1, -0.06]]
+
+
+def test_tick_labels_read_as_numbers():
+    """Context lengths such as 2048 read as written (not 2.05e+03); large and small values as powers of ten."""
+    assert [plotting._plain(v) for v in (2048, 64, 0.5, 0)] == ["2048", "64", "0.5", "0"]
+    assert plotting._plain(1e5) == "$10^{5}$" and plotting._plain(2.5e-3) == "$2.5\\times10^{-3}$"
