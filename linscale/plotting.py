@@ -549,10 +549,10 @@ def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: flo
         _level_per_group(ax, df, x, baseline, baseline_label, color="dimgrey", ls="--", lw=1.5)
     if isinstance(chance, str):
         _level_per_group(ax, df, x, chance, "chance", color="black", ls=":", lw=1.5)
-        ax.legend(fontsize=8)
     elif chance is not None:
         ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
-        ax.legend(fontsize=8)
+    if chance is not None or (baseline is not None and baseline in df):
+        ax.legend(fontsize=8)  # again, after the references: seaborn's own legend has the bars only
     ax.set_ylabel(ylabel)
     return _finish(fig)
 
@@ -561,6 +561,7 @@ def _level_per_group(ax, df: pd.DataFrame, x: str, column: str, label: str, **st
     """A horizontal segment over each group's bars at that group's ``column`` (groups without one get
     none), labelled once for the legend."""
     levels = df.groupby(x, sort=False)[column].first()
+    levels.index = levels.index.map(str)  # matched to the tick labels' text: numeric groups (64, 256) too
     drawn = False
     for k, name in enumerate(t.get_text() for t in ax.get_xticklabels()):
         if name in levels and pd.notna(levels[name]):

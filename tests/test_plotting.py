@@ -273,6 +273,11 @@ def test_grouped_bars_draw_chance_and_each_groups_level_over_its_own_bars():
     assert {(round((s[0] + e[0]) / 2), s[1]) for s, e in segments["copy baseline"]} == \
         {(names.index("a"), 0.1), (names.index("b"), 0.3)}
     assert all(e[0] - s[0] < 1 for s, e in segments["chance"] + segments["copy baseline"])  # one group's width
+    numeric = df.assign(task=df["task"].map({"a": 64, "b": 256}))  # numeric groups (context lengths)
+    ax = plotting.plot_grouped_bars(numeric, x="task", y="score", ylabel="accuracy", baseline="copy").axes[0]
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)]
+    assert sum(len(c.get_segments()) for c in lines) == 2  # one a group: matched to "64", "256" on the axis
+    assert "copy baseline" in [t.get_text() for t in ax.get_legend().get_texts()]  # a baseline alone is named too
 
 
 def test_envelopes_are_drawn_solid_their_laws_dashed_with_the_floor_and_its_value():
