@@ -3,7 +3,9 @@
 Speed itself is never asserted here (a loaded CI machine would make that flaky); the goals are checked by
 the benchmark's own report, from ratios measured side by side."""
 from pathlib import Path
+from types import SimpleNamespace
 
+import pandas as pd
 import pytest
 
 from linscale import bench
@@ -279,3 +281,345 @@ def test_a_probe_reads_each_runs_last_retrieval_scores_and_names_a_run_it_cannot
     assert scores.iloc[0][["linscale_mqar", "linscale_niah_easy"]].tolist() == [0.3, 0.8]  # step 200's, weighted
     with pytest.raises(SystemExit, match=r"no export of tnl-s5 to evaluate"):
         probe_retrieval(tmp_path, "tnl", "s5")
+
+
+# ----------------------------------------------------------------------------- the figures' arithmetic
+# The quick run above checks that the tables have their shape; the tests below feed the sections synthetic
+# timings (the timed parts replaced) and check each reported figure against a value worked out by hand.
+
+
+def _scripted_clock(monkeypatch, elapsed):
+    """A timer named "scripted" whose successive (start, end) readings are ``elapsed`` seconds apart."""
+    readings = []
+    for i, seconds in enumerate(elapsed):
+        readings += [10.0 * i, 10.0 * i + seconds]
+    clock = iter(readings)
+    monkeypatch.setitem(bench.TIMERS, "scripted", lambda: next(clock))
+
+
+def test_gemm_peak_counts_two_flops_a_multiply_add_and_keeps_each_shapes_best_timing(monkeypatch):
+    """gemm_peak: an m×k by k×n product is 2·m·n·k FLOPs, a shape's rate is its fastest of the repeats (a
+    peak), ``peak`` the best shape and ``typical`` the median shape (not the mean). With one call per timing
+    (``seconds`` tiny), (10, 10, 10) = 2000 FLOP in 2 µs is 1 GFLOP/s."""
+    _scripted_clock(monkeypatch, [4e-6, 2e-6,    # (10, 10, 10): best 2 µs -> 1 GFLOP/s
+                                  1e-6, 3e-6,    # (20, 10, 10): 4000 FLOP, best 1 µs -> 4 GFLOP/s
+                                  3e-6, 2e-6])   # (10, 20, 30): 12000 FLOP, best 2 µs -> 6 GFLOP/s
+    table = bench.gemm_peak(((10, 10, 10), (20, 10, 10), (10, 20, 30)), repeats=2, timer="scripted", seconds=1e-12)
+    assert table.gflops.tolist() == pytest.approx([1.0, 4.0, 6.0])
+    assert table.attrs["peak"] == pytest.approx(6.0) and table.attrs["typical"] == pytest.approx(4.0)
+
+
+def test_interleaved_medians_alternate_the_order_and_report_medians(monkeypatch):
+    """interleaved_medians: after the untimed warm-up, the cases run A B, then B A, ... (so neither always
+    follows the other), and each case's figure is the median of its timings: one slow outlier (10 s) does
+    not move it, where a mean would report 4.33 s."""
+    now, order = [0.0], []
+    durations = {"a": iter([0.0, 1.0, 10.0, 2.0]), "b": iter([0.0, 3.0, 3.0, 3.0])}  # the first: warm-up
+
+    def case(name):
+        def run():
+            order.append(name)
+            now[0] += next(durations[name])
+        return run
+
+    monkeypatch.setitem(bench.TIMERS, "scripted", lambda: now[0])
+    medians = bench.interleaved_medians({"a": case("a"), "b": case("b")}, repeats=3, timer="scripted")
+    assert order == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    assert medians == {"a": 2.0, "b": 3.0}
+
+
+def test_utilisation_is_counted_flops_per_second_over_the_better_gemm_peak(monkeypatch):
+    """utilisation on synthetic timings: at QUICK_SHAPE's TNL (l=2, d=32, h=2, g=64, V=64) and T=32, Table 1
+    counts 72ld²(1 + 1/(2h) + 5/(18d)) = 185600 FLOPs a token; with every product (the actual GLU width,
+    6(4ld² + 3ldg) + 72ld²(1/(2h) + 5/(18d)), plus 6dV for the output projection) 173312. A step of 2×32
+    tokens in 1.6 ms is 40000 tokens/s: 7.424 and 6.93248 GFLOP/s. The GEMM peak measured before (100) and
+    after (80) gives the anchor 100, the typical rate the better of 40 and 50; the profile's shares become
+    percentages and milliseconds of the 1.6 ms step."""
+    config = bench.ModelConfig(arch="tnl", name="quick", **bench.QUICK_SHAPE)
+    assert bench.all_flops_per_token(config, 32) == 173312
+    peaks = iter([(100.0, 40.0), (80.0, 50.0)])
+
+    def gemm_peak(shapes, timer):
+        table = pd.DataFrame({"gflops": [1.0]})
+        table.attrs["peak"], table.attrs["typical"] = next(peaks)
+        return table
+
+    shares = dict(gemm=0.5, mixer=0.2, loss=0.1, optimizer=0.1, other=0.05, framework=0.05)
+    monkeypatch.setattr(bench, "gemm_peak", gemm_peak)
+    monkeypatch.setattr(bench, "_seeded_model", lambda config: "model")
+    monkeypatch.setattr(bench, "_batches", lambda config, settings: [])
+    monkeypatch.setattr(bench, "train_step", lambda model, settings, batches: "step")
+    monkeypatch.setattr(bench, "interleaved_medians", lambda steps, repeats, timer: dict.fromkeys(steps, 0.0016))
+    monkeypatch.setattr(bench, "step_profile", lambda model, step, steps: shares)
+    settings = SimpleNamespace(batch_size=2, seq_len=32)
+    table = bench.utilisation({("tnl", "smallest"): config}, settings)
+    row = table.iloc[0]
+    assert (row.arch, row["size"], row.which) == ("tnl", "quick", "smallest")
+    assert (row.step_ms, row.tokens_per_s) == pytest.approx((1.6, 40000))
+    assert (row.gflops, row.mfu) == pytest.approx((7.424, 0.07424))
+    assert (row.all_gflops, row.mfu_all) == pytest.approx((6.93248, 0.0693248))
+    assert (table.attrs["peak"], table.attrs["typical"]) == (100.0, 50.0)
+    assert (row.gemm_pct, row.framework_pct, row.gemm_ms, row.mixer_ms) == pytest.approx((50, 5, 0.8, 0.32))
+
+
+def test_profile_shares_never_leave_the_framework_a_negative_share():
+    """_categorise: the profiler can count more kernel time than the wall time it measured (its own
+    overhead); the framework's share, the rest of the step, is then 0, not a negative figure."""
+    class Event:
+        name, cpu_parent, sequence_nr, self_cpu_time_total = "aten::mm", None, -1, 1200.0
+
+    shares = bench._categorise([Event()], wall_s=0.001)
+    assert shares["gemm"] == pytest.approx(1.2) and shares["framework"] == 0.0
+
+
+def test_changes_times_each_variant_and_labels_the_extreme_sizes(monkeypatch):
+    """changes on synthetic timings: a grid of three sizes times before/after at every size and the fused
+    loss and AdamW alone only at the smallest and the largest (the middle one has no gains of its own);
+    each gain is the before time over that variant's, and the grid's speedup its summed before over after."""
+    seconds = {(False, False): 0.004, (True, True): 0.001, (True, False): 0.002, (False, True): 0.003}  # by flags
+    scale = {"s1": 1, "s2": 2, "s3": 4}
+    monkeypatch.setattr(bench, "_seeded_model", lambda config: config.name)
+    monkeypatch.setattr(bench, "_batches", lambda config, settings: [])
+    monkeypatch.setattr(bench, "train_step", lambda model, settings, batches, fused_loss, fused_optimizer:
+                        (model, fused_loss, fused_optimizer))
+    monkeypatch.setattr(bench, "interleaved_medians", lambda cases, repeats, timer: {
+        key: scale[name] * seconds[flags] for key, (name, *flags) in ((k, v) for k, v in cases.items())
+        for flags in [tuple(flags)]})
+    grid = {"tnl": [bench.ModelConfig(arch="tnl", name=name, **bench.QUICK_SHAPE) for name in ("s1", "s2", "s3")]}
+    table = bench.changes(grid, SimpleNamespace())
+    assert table.which.tolist() == ["smallest", "", "largest"]
+    assert table.before_ms.tolist() == pytest.approx([4, 8, 16]) and table.after_ms.tolist() == pytest.approx([1, 2, 4])
+    assert table.gain.tolist() == pytest.approx([4, 4, 4])
+    assert table.loss_gain[[0, 2]].tolist() == pytest.approx([2, 2]) and table.loss_gain[1] != table.loss_gain[1]
+    assert table.adamw_gain[[0, 2]].tolist() == pytest.approx([4 / 3, 4 / 3])
+    assert table.attrs["grid_speedup"] == pytest.approx(28 / 7)
+
+
+def test_goals_attach_each_threshold_to_its_figure_and_judge_it():
+    """goals on hand-made tables: the MFU goal is 40% at the largest size and 25% at the smallest; a linear
+    model's decoding passes only with a constant state too; the worst linear mixer against LLaMA is named;
+    the cpu study's limit is 45 minutes; the HF ceiling is HF's whole step over our shared kernels' time."""
+    training = pd.DataFrame({"model": ["llama", "hf_llama"], "vs_hf_llama": [1.5, 1.0], "kernels_ms": [40.0, 50.0],
+                             "other_ms": [20.0, 30.0]})
+    length = pd.DataFrame({"mixer": ["tnl", "hgrn2", "llama"] * 2, "seq_len": [512] * 3 + [8192] * 3,
+                           "vs_ref": [1, 1, 1, 1.2, 1.4, 9.0], "vs_llama": [1, 1, 1, 0.2, 0.1, 1.0]})
+    length.attrs["reference_len"] = 512
+    decoding = pd.DataFrame({"model": ["tnl", "tnl", "llama", "llama"], "context": [128, 8192] * 2,
+                             "vs_ref": [1, 1.1, 1, 8], "state_vs_ref": [1, 1.5, 1, 64], "vs_llama": [1, 0.2, 1, 1]})
+    util = pd.DataFrame({"arch": ["tnl", "tnl"], "size": ["s1", "s9"], "which": ["smallest", "largest"],
+                         "mfu": [0.3, 0.3], "mfu_all": [0.35, 0.32], "step_ms": [5.0, 50.0],
+                         **{f"{c}_pct": [10.0, 10.0] for c in bench.PROFILE_CATEGORIES}})
+    util.attrs["peak"] = 100.0
+    e2e = pd.DataFrame({"preset": ["smoke", "cpu"], "wall_s": [200.0, 1000.0], "ok": [True, True], "note": ["", ""]})
+    g = bench.goals(dict(training=training, length=length, decoding=decoding, utilisation=util, end_to_end=e2e))
+    g = g.set_index("goal")
+    hf = g.loc["LLaMA training tokens/s vs HF LlamaForCausalLM"]
+    assert (hf.figure, hf.met) == (1.5, "yes") and hf.note.endswith("ceiling with no overhead at all 2.00x")
+    assert g.loc["tnl mixer time/token T=8192 vs T=512", ["figure", "met"]].tolist() == [1.2, "yes"]
+    assert g.loc["hgrn2 mixer time/token T=8192 vs T=512", "met"] == "no"
+    worst = g.loc["linear mixers vs LLaMA time/token in training, worst at T >= 2048"]
+    assert (worst.figure, worst.met, worst.note) == (0.2, "yes", "worst: tnl at 8192")
+    decode = g.loc["tnl decode ms/token context 8192 vs 128; state memory ratio 1.50"]
+    assert (decode.figure, decode.met) == (1.1, "no")  # fast enough, but its state grew
+    mfu = g[g.index.str.contains("MFU")]
+    assert mfu.threshold.tolist() == [">= 25%", ">= 40%"] and mfu.met.tolist() == ["yes", "no"]
+    assert g.loc["smoke study wall time (s)", "met"] == "no" and g.loc["cpu study wall time (s)", "met"] == "yes"
+
+
+def test_length_scaling_and_decoding_report_time_per_token_against_the_reference(monkeypatch):
+    """length_scaling and decoding on synthetic timings: a mixer's step of B·T tokens is divided by B·T
+    (B = tokens_per_batch // T), and by the same mixer's at the reference length (512 when timed, else the
+    shortest, never the longest); a decode call of ``new_tokens`` tokens is divided by their number."""
+    configs = {arch: bench.ModelConfig(arch=arch, name="quick", **bench.QUICK_SHAPE) for arch in ("tnl", "llama")}
+    us = {"tnl": {256: 1.0, 1024: 1.5, 4096: 3.0}, "llama": {256: 2.0, 1024: 6.0, 4096: 30.0}}  # µs a token
+    monkeypatch.setattr(bench, "build_model", lambda config: SimpleNamespace(blocks=[None, None]))
+    monkeypatch.setattr(bench, "_mixer_case", lambda model, block, B, T: (B, T))
+    monkeypatch.setattr(bench, "interleaved_medians", lambda cases, repeats, timer: {
+        (arch, T): 1e-6 * B * T * us[arch][T] for (arch, T), (B, _) in cases.items()})
+    length = bench.length_scaling(configs, seq_lens=(256, 1024, 4096), tokens_per_batch=4096)
+    length = length.set_index(["mixer", "seq_len"])
+    assert length.attrs["reference_len"] == 256
+    assert length.loc["tnl", "batch_size"].tolist() == [16, 4, 1]
+    assert length.loc["tnl", "us_per_token"].tolist() == pytest.approx([1.0, 1.5, 3.0])
+    assert length.loc["llama", "vs_ref"].tolist() == pytest.approx([1, 3, 15])
+    assert length.loc["tnl", "vs_llama"].tolist() == pytest.approx([0.5, 0.25, 0.1])
+
+    ms = {"tnl": {128: 0.5, 2048: 0.55}, "llama": {128: 0.5, 2048: 2.0}}  # ms a decoded token
+    state_bytes = {"tnl": lambda L: 1000, "llama": lambda L: 100 * L}  # fixed matrices; a KV cache
+
+    class Model:
+        def __init__(self, config):
+            self.arch = config.arch
+
+        def eval(self):
+            return self
+
+        def __call__(self, prompt, return_state):
+            return SimpleNamespace(state=SimpleNamespace(nbytes=lambda: state_bytes[self.arch](prompt.shape[1] + 1)))
+
+    monkeypatch.setattr(bench, "build_model", Model)
+    monkeypatch.setattr(bench, "interleaved_medians", lambda cases, repeats, timer: {
+        (arch, L): ms[arch][L] * 4 / 1e3 for arch, L in cases})
+    dec = bench.decoding(configs, contexts=(128, 2048), new_tokens=4).set_index(["model", "context"])
+    assert dec.loc["tnl", "ms_per_token"].tolist() == pytest.approx([0.5, 0.55])
+    assert dec.loc["tnl", "vs_ref"].tolist() == pytest.approx([1, 1.1])
+    assert dec.loc["llama", "state_vs_ref"].tolist() == [1, 16] and dec.loc["tnl", "state_vs_ref"].tolist() == [1, 1]
+    assert dec.loc["tnl", "vs_llama"].tolist() == pytest.approx([1, 0.275])
+
+
+def test_compile_gain_breaks_even_when_the_compile_time_is_saved_back(monkeypatch):
+    """compile_gain on a stubbed child process: compiling for 10 s to save 5 ms a step (20 ms eager, 15 ms
+    compiled) breaks even after 2000 steps, so a run of 1500 steps does not repay it and one of 2500 does;
+    a compiled step slower than eager never breaks even."""
+    import json
+
+    results = {"s1": (20.0, 15.0), "s2": (20.0, 15.0), "s3": (20.0, 25.0)}  # eager, compiled ms
+
+    def run(cmd, **kwargs):
+        eager, compiled = results[json.loads(cmd[-1])["config"]["name"]]
+        line = json.dumps(dict(compile_s=10.0, eager_ms=eager, compiled_ms=compiled, gain=eager / compiled))
+        return SimpleNamespace(returncode=0, stdout=f"compiling...\n{line}\n", stderr="")
+
+    monkeypatch.setattr(bench.subprocess, "run", run)
+    extremes = {("tnl", name): bench.ModelConfig(arch="tnl", name=name, **bench.QUICK_SHAPE) for name in results}
+    t = bench.compile_gain(extremes, bench.train_settings(quick=True), run_steps={"s1": 1500, "s2": 2500, "s3": 10**6})
+    assert t.break_even_steps.tolist() == pytest.approx([2000, 2000, float("inf")])
+    assert t.repaid.tolist() == [False, True, False] and t.run_steps.tolist() == [1500, 2500, 10**6]
+
+
+def test_a_reports_file_is_named_by_its_date_and_machine_in_lower_case(monkeypatch, tmp_path):
+    """write_report's file name: the date, the CPU and core count with every run of other characters one
+    hyphen, lower case (cpu_reports and rounds_reports find the files by these names)."""
+    monkeypatch.setattr(bench, "machine_info", lambda: dict(date="2026-12-07 10:00 UTC", cores=2,
+                                                            cpu="AMD EPYC 7B13 (family 25, model 1)"))
+    machine = "amd-epyc-7b13-family-25-model-1-2c"
+    assert bench.write_report({}, tmp_path, quick=True).name == f"2026-12-07-{machine}-cpu-bench-quick.md"
+    rounds = bench.write_report({}, tmp_path, sections=["length", "decoding"], rounds=3)
+    assert rounds.name == f"2026-12-07-length-decoding-rounds-{machine}.md"
+
+
+def test_a_probe_evaluates_its_runs_latest_export_by_step_number(monkeypatch, tmp_path):
+    """probes.probe_retrieval evaluates the export of the highest step (step=1000, not step=200, which
+    sorts after it as text) and reads the scores the evaluation stored."""
+    from linscale import probes
+
+    for step in (200, 1000):
+        (tmp_path / "runs" / "tnl-s5" / "export" / f"step={step}").mkdir(parents=True)
+    (tmp_path / "eval").mkdir()
+    pd.DataFrame({"run_id": ["tnl-s5"], "arch": ["tnl"], "size": ["s5"], "step": [1000], "task": ["linscale_mqar"],
+                  "metric": ["acc"], "value": [0.4]}).to_parquet(tmp_path / "eval" / "results.parquet")
+    calls = []
+    monkeypatch.setattr(probes, "run_cli", lambda *args: calls.append(args))
+    scores = probes.probe_retrieval(tmp_path, "tnl", "s5")
+    assert calls == [("eval", str(tmp_path), "--suites", "retrieval", "--checkpoint",
+                      str(tmp_path / "runs" / "tnl-s5" / "export" / "step=1000"))]
+    assert scores.to_dict("records") == [{"arch": "tnl", "size": "s5", "linscale_mqar": 0.4}]
+
+
+def test_a_probes_run_trains_as_a_sweeps_worker_with_its_overrides(monkeypatch, tmp_path):
+    """probes.train_probe_run: one thread, no progress bar, each override its own --set, the cpu preset
+    unless named (a probe's run must train as the committed study's did)."""
+    from linscale import probes
+
+    calls = []
+    monkeypatch.setattr(probes, "run_cli", lambda *args: calls.append(args))
+    assert probes.train_probe_run(str(tmp_path), "tnl", "s1", "train.lr=0.001", "model.n_head=2") == tmp_path
+    assert calls == [("train", "--preset", "cpu", "--arch", "tnl", "--size", "s1", "--out", str(tmp_path),
+                      "--threads", "1", "--no-progress", "--set", "train.lr=0.001", "--set", "model.n_head=2")]
+
+
+def test_a_refitting_probe_reads_the_committed_a_of_each_architecture(tmp_path):
+    """probes.committed_study: the runs (sizes as text) and, per architecture, the committed approach-3
+    estimate of N_opt(C)'s exponent a (not its coefficient, nor another law's a); a missing file is one line."""
+    from linscale.probes import committed_study
+
+    with pytest.raises(SystemExit, match=r"--results-dir: .*runs\.parquet is missing"):
+        committed_study(tmp_path)
+    pd.DataFrame({"run_id": ["tnl-1"], "size": [1]}).to_parquet(tmp_path / "runs.parquet")
+    (tmp_path / "fits").mkdir()
+    pd.DataFrame({"law": ["N_opt(C)", "N_opt(C)", "D_opt(C)", "N_opt(C)"], "parameter": ["a", "coef", "a", "a"],
+                  "group": ["tnl", "tnl", "tnl", "llama"], "estimate": [0.5, 3.0, 0.45, 0.52]}) \
+        .to_csv(tmp_path / "fits" / "approach3_fixed_e.csv", index=False)
+    runs, a = committed_study(tmp_path)
+    assert a == {"tnl": 0.5, "llama": 0.52} and runs["size"].tolist() == ["1"]
+
+
+def test_a_refitting_probe_reports_a_with_its_interval_and_e_over_the_entropy_rate():
+    """probes.interval_rows: per method and architecture, a with its bootstrap interval (low, high) and
+    distinct outcomes, α and β, and for approach 3 E over the entropy rate less 1 (2.2 over 2.0: 0.1); a
+    failed method is a row with a = NaN and nothing else."""
+    from linscale.probes import interval_rows
+
+    params = pd.DataFrame({"law": ["N_opt(C)", "L(N,D)", "L(N,D)", "L(N,D)"], "parameter": ["a", "alpha", "beta", "E"],
+                           "group": ["tnl"] * 4, "estimate": [0.5, 0.3, 0.28, 2.2], "ci_low": [0.4, 0, 0, 0],
+                           "ci_high": [0.6, 0, 0, 0], "n_distinct": [37, 0, 0, 0]})
+    got = {"approach3": SimpleNamespace(ok=True, fit=SimpleNamespace(params=params)),
+           "approach1": SimpleNamespace(ok=False, fit=None)}
+    ok, failed = interval_rows(got, ["approach3", "approach1"], ["tnl"], entropy=2.0)
+    assert ok == pytest.approx(dict(method="approach3", arch="tnl", a=0.5, a_low=0.4, a_high=0.6, distinct=37,
+                                    alpha=0.3, beta=0.28, E_over_entropy=0.1))
+    assert failed.keys() == {"method", "arch", "a"} and failed["a"] != failed["a"]
+
+
+def test_training_throughput_counts_a_steps_tokens_over_its_time(monkeypatch):
+    """training_throughput on synthetic timings: a step of 2 sequences of 32 tokens in 16 ms is 4000
+    tokens/s; ``vs_hf_llama`` divides by HF LLaMA's tokens/s (2000 in its 32 ms), not by its time."""
+    import torch
+
+    configs = {arch: bench.ModelConfig(arch=arch, name="quick", **bench.QUICK_SHAPE) for arch in ("llama", "tnl")}
+    monkeypatch.setattr(bench, "build_model", lambda config: torch.nn.Linear(2, 2))
+    monkeypatch.setattr(bench, "hf_llama", lambda config: torch.nn.Linear(2, 2))
+    monkeypatch.setattr(bench, "kernel_split", lambda step: (0.001, 0.002))
+    seconds = {"llama": 0.016, "tnl": 0.008, "hf_llama": 0.032}
+    monkeypatch.setattr(bench, "interleaved_medians", lambda steps, repeats, timer: {name: seconds[name]
+                                                                                     for name in steps})
+    t = bench.training_throughput(configs, seq_len=32, batch_size=2).set_index("model")
+    assert t.tokens_per_s.tolist() == pytest.approx([4000, 8000, 2000])
+    assert t.vs_hf_llama.tolist() == pytest.approx([2, 4, 1]) and t.step_s.tolist() == [0.016, 0.008, 0.032]
+    assert (t.kernels_ms.tolist(), t.other_ms.tolist()) == ([1.0] * 3, [2.0] * 3)
+
+
+def test_batched_runs_compare_one_batched_model_with_runs_one_after_another(monkeypatch):
+    """batched_runs on synthetic timings: 3 runs of 2×32 tokens are 192 tokens; 30 ms one after another
+    against 20 ms batched is a speedup of 1.5, and one model at 3 times the batch in 12 ms bounds any
+    batching at 2.5 (sequential over that one model's time)."""
+    config = bench.grid_configs(quick=True)["tnl"][0]
+    seconds = {"sequential": 0.03, "batched": 0.02, "one_model": 0.012}
+    monkeypatch.setattr(bench, "interleaved_medians", lambda cases, repeats, timer: {
+        (arch, kind): seconds[kind] for arch, kind in cases})
+    row = bench.batched_runs({"tnl": config}, bench.train_settings(quick=True), runs=3).iloc[0]
+    assert (row.tokens_per_s_sequential, row.tokens_per_s_batched) == pytest.approx((6400, 9600))
+    assert (row.sequential_ms, row.batched_ms, row.speedup, row.upper_bound) == pytest.approx((30, 20, 1.5, 2.5))
+
+
+def test_lightnings_overhead_is_its_step_less_the_bare_loops_as_a_share_of_its_step(monkeypatch):
+    """lightning_overhead on a scripted clock and a stand-in trainer: bare steps of 1 ms, Lightning's of
+    1.5 ms and 1.7 ms when it logs at every step give an overhead of 0.5 ms, a third (33.3%) of Lightning's
+    step (not half of the bare one's), and 0.2 ms for logging at every step."""
+    import linscale.train.run
+    from linscale.train.module import LanguageModelTask
+
+    now, gate = [0.0], LanguageModelTask._logs_this_step
+    monkeypatch.setitem(bench.TIMERS, "scripted", lambda: now[0])
+
+    def bare_step():
+        now[0] += 0.001
+
+    class Trainer:
+        def __init__(self, callbacks):
+            self.callbacks = callbacks
+
+        def fit(self, task, train_dataloaders):
+            seconds = 0.0015 if LanguageModelTask._logs_this_step is gate else 0.0017
+            for _ in train_dataloaders:
+                self.callbacks[0].on_train_batch_start()
+                now[0] += seconds
+
+    monkeypatch.setattr(bench, "train_step", lambda model, settings, batches: bare_step)
+    monkeypatch.setattr(linscale.train.run, "build_trainer", lambda settings, folder, callbacks, accumulate:
+                        Trainer(callbacks))
+    config = bench.grid_configs(quick=True)["tnl"][0]
+    row = bench.lightning_overhead({("tnl", "smallest"): config}, bench.train_settings(quick=True), steps=6, rounds=2,
+                                   timer="scripted").iloc[0]
+    assert (row.bare_ms, row.lightning_ms, row.overhead_ms) == pytest.approx((1.0, 1.5, 0.5))
+    assert (row.overhead_pct, row.log_every_step_ms) == pytest.approx((100 / 3, 0.2))

@@ -728,8 +728,8 @@ def test_the_s1_depth_probe_rule_its_runs_and_its_reader(tmp_path):
 
 def test_judge_probe_applies_the_registered_rule_to_each_architecture(capsys):
     """probes.judge_probe: ratios of the variant's misfit over the reference's, each architecture judged by
-    the rule it is given, the overall verdict by the thresholds, and the verdicts written on the variant's rows
-    only; a failed fit (NaN misfit) is inconclusive."""
+    the rule it is given, the overall verdict by the thresholds, and the ratios and verdicts written on the
+    variant's rows only; a failed fit (NaN misfit) is inconclusive."""
     import pandas as pd
 
     from linscale.probes import judge_probe
@@ -743,6 +743,8 @@ def test_judge_probe_applies_the_registered_rule_to_each_architecture(capsys):
     assert verdicts == {"tnl": "explains", "llama": "does not explain"} and overall == "partly"
     assert fits.loc[fits["grid"] == "new", "verdict"].tolist()[:2] == ["explains", "does not explain"]
     assert fits.loc[fits["grid"] == "committed", "verdict"].isna().all()
+    assert fits.loc[fits["grid"] == "new", "ratio"].tolist()[:2] == pytest.approx([0.4, 1.2])
+    assert fits.loc[fits["grid"] == "committed", "ratio"].isna().all()  # a ratio is the variant's, not both rows'
     assert "tnl: misfit committed 0.0200, new 0.0080, ratio 0.40: explains" in capsys.readouterr().out
     _, verdicts, overall = judge_probe(fits, "grid", "new", "committed", ["tnl", "hgrn2"], cooldown_verdict,
                                        (COOLDOWN_EXPLAINS, COOLDOWN_DOES_NOT))
