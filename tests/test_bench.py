@@ -375,7 +375,8 @@ def test_profile_shares_never_leave_the_framework_a_negative_share():
 def test_changes_times_each_variant_and_labels_the_extreme_sizes(monkeypatch):
     """changes on synthetic timings: a grid of three sizes times before/after at every size and the fused
     loss and AdamW alone only at the smallest and the largest (the middle one has no gains of its own);
-    each gain is the before time over that variant's, and the grid's speedup its summed before over after."""
+    each gain is the before time over that variant's, and the grid's speedup its training time before over
+    after: step times weighted by each size's steps (the cpu grid gives each size its own budget)."""
     seconds = {(False, False): 0.004, (True, True): 0.001, (True, False): 0.002, (False, True): 0.003}  # by flags
     scale = {"s1": 1, "s2": 2, "s3": 4}
     monkeypatch.setattr(bench, "_seeded_model", lambda config: config.name)
@@ -386,13 +387,21 @@ def test_changes_times_each_variant_and_labels_the_extreme_sizes(monkeypatch):
         key: scale[name] * seconds[flags] for key, (name, *flags) in ((k, v) for k, v in cases.items())
         for flags in [tuple(flags)]})
     grid = {"tnl": [bench.ModelConfig(arch="tnl", name=name, **bench.QUICK_SHAPE) for name in ("s1", "s2", "s3")]}
-    table = bench.changes(grid, SimpleNamespace())
+    table = bench.changes(grid, SimpleNamespace(total_steps=10))
     assert table.which.tolist() == ["smallest", "", "largest"]
     assert table.before_ms.tolist() == pytest.approx([4, 8, 16]) and table.after_ms.tolist() == pytest.approx([1, 2, 4])
     assert table.gain.tolist() == pytest.approx([4, 4, 4])
     assert table.loss_gain[[0, 2]].tolist() == pytest.approx([2, 2]) and table.loss_gain[1] != table.loss_gain[1]
     assert table.adamw_gain[[0, 2]].tolist() == pytest.approx([4 / 3, 4 / 3])
-    assert table.attrs["grid_speedup"] == pytest.approx(28 / 7)
+    assert table.attrs["grid_speedup"] == pytest.approx(28 / 7)  # every size 10 steps: the gain, 4
+    after = {"s1": 0.001, "s2": 0.004, "s3": 0.008}  # s1 gains 4x, s2 and s3 2x
+    monkeypatch.setattr(bench, "interleaved_medians", lambda cases, repeats, timer: {
+        (arch, name, variant): after[name] if variant == "after" else scale[name] * 0.004
+        for arch, name, variant in cases})
+    table = bench.changes(grid, SimpleNamespace(total_steps=10), run_steps={"s1": 100, "s2": 1, "s3": 1})
+    assert table.steps.tolist() == [100, 1, 1] and table.gain.tolist() == pytest.approx([4, 2, 2])
+    # ms: step times times steps; unweighted it would be 28 / 13
+    assert table.attrs["grid_speedup"] == pytest.approx((4 * 100 + 8 + 16) / (1 * 100 + 4 + 8))
 
 
 def test_goals_attach_each_threshold_to_its_figure_and_judge_it():
