@@ -296,11 +296,12 @@ class ChapterParameters(dict):
         rows = []
         for name, value in self.items():
             note = (f"set for this run; default <code>{html.escape(_literal(self.defaults[name]))}</code>"
-                    if name in changed and name in self.defaults else "default")
+                    if name in changed and name in self.defaults else "default" if self.defaults else "")
             rows.append(f"<tr><td><code>{html.escape(name)}</code></td>"
                         f"<td><code>{html.escape(_literal(value))}</code></td><td>{note}</td></tr>")
+        # a notebook run away from its source has no defaults to compare with: say so, not "all defaults"
         summary = (f"{len(changed)} set for this run: {', '.join(sorted(changed))}" if changed
-                   else "all defaults")
+                   else "all defaults" if self.defaults else "the chapter's defaults are not known here")
         return ('<div class="linscale-parameters"><p><strong>Parameters of this run</strong> '
                 f'({html.escape(summary)})</p><table class="linscale-table">'
                 '<thead><tr><th>parameter</th><th>value</th><th></th></tr></thead><tbody>'

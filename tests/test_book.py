@@ -84,6 +84,10 @@ def test_the_chapters_own_check_catches_names_papermill_lets_through():
     assert changed.changed() == ["n_head"]
     html = changed._repr_html_()
     assert "1 set for this run: n_head" in html and "set for this run; default <code>4</code>" in html
+    unknown = book.ChapterParameters("architectures", dict(params))._repr_html_()  # run away from its source
+    assert "(the chapter&#x27;s defaults are not known here)" in unknown
+    assert "all defaults" not in unknown and "<td>default</td>" not in unknown
+    assert "(all defaults)" in params._repr_html_() and "<td>default</td>" in params._repr_html_()
 
 
 @pytest.mark.slow
