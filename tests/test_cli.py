@@ -211,6 +211,8 @@ def test_cluster_values_the_runs_cannot_use_are_refused_off_the_cluster_too(tmp_
     out = tmp_path / "sweep"
     base = ["sweep", "--preset", "paper", "--out", str(out), "--executor", "slurm", "--set", f"data.path={tmp_path}"]
     for setting, message in (("cluster.timeout_min=-5", "cluster.timeout_min: expected a positive number, got -5"),
+                             # no time at all: the job would be killed at its start, each requeue again
+                             ("cluster.timeout_min=0", "cluster.timeout_min: expected a positive number, got 0"),
                              ("cluster.nodes=2", "cluster.nodes: 2, but each run trains on train.num_nodes = 12"),
                              ("cluster.tasks_per_node=4", "cluster.tasks_per_node: 4, but each run trains on "
                                                           "train.devices = 8"),

@@ -150,6 +150,102 @@ def test_a_comparison_holds_what_a_predicted_against_what_b_found():
     assert older["agreement_a"].isna().all()
 
 
+def verdict_claims(rows: list[tuple]) -> pd.DataFrame:
+    """A claims table of (id, verdict, numbers, tolerance) rows, as findings.claims_from_results gives one."""
+    return pd.DataFrame([{"id": key, "claim": "c", "verdict": verdict, "evidence": "e", "numbers": numbers,
+                          "tolerance": tolerance} for key, verdict, numbers, tolerance in rows])
+
+
+def test_a_flip_inside_the_noise_is_a_changed_verdict_whose_numbers_moved_one_noise_at_most():
+    """``within_noise`` (the report's "!!", the book's count of flips inside the noise) marks a verdict that
+    changed although no number it rests on moved by more than its noise: a move of exactly one noise is
+    inside it, a verdict that did not change is never marked whatever moved, and a changed verdict with no
+    number to measure the move by (B's ablations missing: "not testable") is not called a flip inside the
+    noise, as nothing says how far its evidence moved."""
+    half = {"x": 0.5}
+    a = verdict_claims([("edge", "reproduced", {"x": 1.0}, half), ("beyond", "reproduced", {"x": 1.0}, half),
+                        ("kept", "reproduced", {"x": 1.0}, half), ("gone", "reproduced", {"x": 1.0}, half)])
+    b = verdict_claims([("edge", "inconclusive", {"x": 1.5}, half), ("beyond", "inconclusive", {"x": 1.75}, half),
+                        ("kept", "reproduced", {"x": 1.25}, half), ("gone", "not testable", {}, {})])
+    v = compare.compare_verdicts(a, b).set_index("id")
+    assert v["shift"].iloc[:3].tolist() == [1.0, 1.5, 0.5] and np.isnan(v.loc["gone", "shift"])
+    assert v["differs"].to_dict() == {"edge": True, "beyond": True, "kept": False, "gone": True}
+    assert v["within_noise"].to_dict() == {"edge": True, "beyond": False, "kept": False, "gone": False}
+
+
+def test_the_report_lists_files_of_one_study_only_marks_flips_inside_the_noise_and_exits_on_verdicts_alone(
+        tmp_path):
+    """A file only in A or only in B (a table a re-run did not write, a fit's error note) is a changed file,
+    named with the side that has it, and a note that differs in content differs; hidden stamps and a CSV
+    twin of a Parquet table are not compared. The verdicts: "≠" marks one that changed beyond its noise,
+    "!!" one inside it, with the warning line only then; the exit status follows the verdicts alone."""
+    runs = pd.DataFrame({"run_id": ["x", "y"], "step": [1, 1], "val_loss": [2.0, 3.0]})
+    for side, note in (("a", "diverged at step 3"), ("b", "diverged at step 4")):
+        folder = tmp_path / side
+        (folder / "fits").mkdir(parents=True)
+        runs.to_parquet(folder / "runs.parquet")
+        runs.assign(val_loss=runs["val_loss"] * (1.5 if side == "b" else 1)).to_csv(folder / "runs.csv")  # twin
+        (folder / "fits" / "approach3.error.txt").write_text(note)
+        pd.DataFrame({"method": ["approach3"], "status": [note]}).to_csv(folder / "fits" / "status.csv")  # no twin
+        (folder / f".stamp-{side}").write_text(side)
+        (folder / f"only-{side}.parquet").write_bytes((folder / "runs.parquet").read_bytes())
+    tables, columns = compare.compare_tables(tmp_path / "a", tmp_path / "b")
+    assert tables.set_index("table")["status"].to_dict() == {
+        "fits/approach3.error.txt": compare.DIFFERS, "fits/status.csv": compare.DIFFERS,
+        "only-a.parquet": compare.ONLY_A, "only-b.parquet": compare.ONLY_B, "runs.parquet": compare.SAME}
+    half = {"x": 0.5}
+    verdicts = compare.compare_verdicts(
+        verdict_claims([("moved", "reproduced", {"x": 1.0}, half), ("noise", "reproduced", {"x": 1.0}, half),
+                        ("kept", "reproduced", {"x": 1.0}, half)]),
+        verdict_claims([("moved", "not reproduced", {"x": 3.0}, half), ("noise", "inconclusive", {"x": 1.2}, half),
+                        ("kept", "reproduced", {"x": 1.0}, half)]))
+    result = compare.Comparison(str(tmp_path / "a"), str(tmp_path / "b"), tables, columns,
+                                compare.compare_fits(tmp_path / "a", tmp_path / "b"), verdicts)
+    assert result.changed_tables == ["fits/approach3.error.txt", "fits/status.csv", "only-a.parquet", "only-b.parquet"]
+    assert result.differing_verdicts == ["moved", "noise"] and result.exit_status == 1
+    text = result.format_text()
+    assert "\nonly-a.parquet: only in A\n" in text and "\nonly-b.parquet: only in B\n" in text
+    for mark, claim in (("≠", "moved"), ("!!", "noise"), ("", "kept")):  # the verdicts table's first column
+        assert re.search(rf"^{mark} +{claim} ", text, re.M), text
+    assert "\n!! the verdict changed although no number it rests on moved beyond its noise\n" in text
+    calm = compare.Comparison(result.a, result.b, tables, columns, result.fits, verdicts.drop(index=1))
+    assert not any(line.startswith("!! the verdict") for line in calm.format_text().splitlines())
+    same = compare.Comparison(result.a, result.b, tables, columns, result.fits, verdicts.iloc[[2]])
+    assert same.changed_tables and same.exit_status == 0
+
+
+def test_relative_changes_keep_their_sign_from_a_negative_value_and_the_largest_is_by_size():
+    """A relative change is B's move over the size of A's value, so a negative value (a log residual, a
+    fitted offset) that rises reads as a rise; and the change reported as the largest, with its row, is the
+    largest either way: a value that fell by 75% is not hidden behind one that rose by 50%."""
+    a = pd.DataFrame({"run_id": ["x", "y", "z"], "value": [-2.0, 1.0, 4.0]})
+    _, columns = compare.diff_tables("t", a, a.assign(value=[-1.0, 1.01, 1.0]))
+    (value,) = columns
+    assert value["min_rel_change"] == pytest.approx(-0.75) and value["max_rel_change"] == pytest.approx(0.5)
+    assert value["largest_rel_change"] == pytest.approx(-0.75) and value["at"] == "run_id=z"
+    assert (value["a_value"], value["b_value"], value["largest_abs_change"]) == (4.0, 1.0, 3.0)
+
+
+def test_a_table_with_rows_only_in_b_differs():
+    """Rows that only the re-run has (an extra seed, a checkpoint more) make its table differ, as rows only
+    in A do, though every shared row is the same."""
+    a = pd.DataFrame({"run_id": ["x", "y"], "value": [1.0, 2.0]})
+    summary, columns = compare.diff_tables("t", a, pd.concat([a, a.iloc[[0]].assign(run_id="z")], ignore_index=True))
+    assert (summary["status"], summary["rows_only_a"], summary["rows_only_b"], columns) == (compare.DIFFERS, 0, 1, [])
+    summary, _ = compare.diff_tables("t", a, a.copy())
+    assert summary["status"] == compare.SAME
+
+
+def test_a_key_column_one_table_lacks_is_a_column_of_one_study_only():
+    """Rows are matched by the key columns both tables have: a table whose other side lacks one (written by
+    an older linscale, say) is still compared, the missing column reported as in one study only, rather
+    than the comparison failing on it."""
+    a = pd.DataFrame({"run_id": ["x", "y"], "step": [1, 1], "value": [1.0, 2.0]})
+    summary, columns = compare.diff_tables("t", a, a.drop(columns="step"))
+    assert summary["key"] == "run_id" and (summary["rows_only_a"], summary["rows_only_b"]) == (0, 0)
+    assert [(c["column"], c["note"]) for c in columns] == [("step", "column only in A")]
+
+
 # ----------------------------------------------------------------------------- command line on the committed results
 
 
@@ -464,8 +560,9 @@ def test_a_committed_rerun_comparison_is_what_linscale_compare_writes_today(reru
 
 
 def test_fitted_intervals_overlap_apart_touch_or_are_missing(tmp_path):
-    """compare_fits says whether each estimate's two intervals overlap (touching ends count), and leaves it
-    open (None) where a side has no interval; summarise counts the intervals apart."""
+    """compare_fits says whether each estimate's two intervals overlap (touching ends count, whichever side is
+    higher), and leaves it open (None) where a side has no interval; B's change is relative to the size of
+    A's estimate (a negative one that rises reads as a rise); summarise counts the intervals apart."""
     def fits(folder, rows):
         (folder / "fits").mkdir(parents=True)
         pd.DataFrame([dict(method="approach1", group="tnl", law="L(C)", parameter=p, estimate=e, ci_low=lo,
@@ -475,20 +572,24 @@ def test_fitted_intervals_overlap_apart_touch_or_are_missing(tmp_path):
         return folder
 
     a = fits(tmp_path / "a", [("overlap", 1.0, 0.8, 1.2), ("apart", 1.0, 0.8, 1.2), ("apart_below", 1.0, 0.8, 1.2),
-                              ("touching", 1.0, 0.8, 1.2), ("missing", 1.0, 0.8, 1.2), ("same", 1.0, 0.8, 1.2)])
+                              ("touching", 1.0, 0.8, 1.2), ("touching_below", 1.0, 0.8, 1.2),
+                              ("missing", 1.0, 0.8, 1.2), ("same", 1.0, 0.8, 1.2), ("negative", -0.5, -0.6, -0.4)])
     b = fits(tmp_path / "b", [("overlap", 1.3, 1.1, 1.5), ("apart", 1.5, 1.3, 1.7), ("apart_below", 0.5, 0.3, 0.7),
-                              ("touching", 1.4, 1.2, 1.6), ("missing", 1.1, float("nan"), float("nan")),
-                              ("same", 1.0, 0.8, 1.2)])
+                              ("touching", 1.4, 1.2, 1.6), ("touching_below", 0.6, 0.4, 0.8),
+                              ("missing", 1.1, float("nan"), float("nan")), ("same", 1.0, 0.8, 1.2),
+                              ("negative", -0.45, -0.55, -0.35)])
     table = compare.compare_fits(a, b).set_index("parameter")
     assert table["intervals_overlap"].to_dict() == {"apart": False, "apart_below": False, "missing": None,
-                                                    "overlap": True, "same": True, "touching": True}
+                                                    "overlap": True, "same": True, "touching": True,
+                                                    "touching_below": True, "negative": True}  # touching: either side
     assert table["same"].to_dict() == {"apart": False, "apart_below": False, "missing": False, "overlap": False,
-                                       "same": True, "touching": False}
+                                       "same": True, "touching": False, "touching_below": False, "negative": False}
     assert table.loc["overlap", "rel_change"] == pytest.approx(0.3)
+    assert table.loc["negative", "rel_change"] == pytest.approx(0.1)  # -0.5 to -0.45: up by a tenth of its size
     data = {"tables": pd.DataFrame(), "columns": pd.DataFrame(), "changed_tables": [], "fits": table.reset_index(),
             "verdicts": pd.DataFrame(), "differing_verdicts": []}
     summary = compare.summarise(data)
-    assert summary["intervals_apart"] == 2 and summary["estimates"] == 6 and summary["estimates_changed"] == 5
+    assert summary["intervals_apart"] == 2 and summary["estimates"] == 8 and summary["estimates_changed"] == 7
 
 
 def test_a_study_made_with_other_settings_is_not_held_to_the_prediction_for_a_re_run(tmp_path):

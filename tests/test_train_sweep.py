@@ -714,3 +714,156 @@ def test_a_pool_whose_worker_ended_mid_result_still_shuts_down(release):
         assert not release, "the pool's shutdown hung although the result pipe was released"
         return
     assert release and done.returncode == 0 and done.stdout.strip() == "ended", done
+
+
+# ----------------------------------------------------------------------------- the schedule, without training
+
+
+class ScriptedPool:
+    """Stands in for a WorkerPool (``run_sweeps(pool=...)``): it trains nothing. A run it starts ends at the
+    sweep's second poll with the exit code and final state ``outcomes`` give its folder's name (default: 0,
+    done, written to status.json as a run does); it records the order runs started and how many ran at once."""
+
+    def __init__(self, outcomes: dict | None = None):
+        import threading
+
+        self.wake = threading.Event()  # never set: the sweep polls every poll_s
+        self.outcomes, self.started, self.running, self.most = outcomes or {}, [], set(), 0
+
+    def start(self, run_dir: Path) -> "ScriptedRun":
+        self.started.append(f"{run_dir.parent.parent.name}/{run_dir.name}")
+        self.running.add(run_dir)
+        self.most = max(self.most, len(self.running))
+        return ScriptedRun(self, run_dir)
+
+
+class ScriptedRun:
+    def __init__(self, pool: ScriptedPool, run_dir: Path):
+        self.pool, self.run_dir, self.polls = pool, run_dir, 0
+
+    def poll(self) -> int | None:
+        self.polls += 1
+        if self.polls < 2:
+            return None
+        code, state = self.pool.outcomes.get(self.run_dir.name, (0, "done"))
+        (self.run_dir / "status.json").write_text(json.dumps({"state": state}))
+        self.pool.running.discard(self.run_dir)
+        return code
+
+    def cancel(self) -> None:
+        pass
+
+
+def scheduled_preset(name: str, steps: dict) -> dict:
+    """One tnl run per size, ``steps`` optimiser steps each (so its training FLOPs, the schedule's cost)."""
+    return {"name": name, "archs": ["tnl"], "model": {"chunk_size": 16, "ffn_multiple_of": 16},
+            "sizes": {size: {"n_layer": 1, "d_model": 16, "n_head": 2, "train": {"tokens": 8 * 32 * n}}
+                      for size, n in steps.items()},
+            "data": {"factory": "train_standin:build"},
+            "train": {"seq_len": 32, "batch_size": 8, "tokens": 8 * 32 * 10, "lr": 3e-3, "checkpoints": 3,
+                      "exports": 1}}
+
+
+def test_the_schedule_runs_longest_first_on_its_slots_and_a_rerun_starts_only_the_unfinished_runs(tmp_path):
+    """What run_sweeps decides, with a stand-in pool (nothing trains, under a second): the pending runs of
+    all its sweeps start longest first (the costliest run last would leave the other slots idle at the end),
+    never more at once than ``jobs`` (each slot's process has its share of the cores), and a run whose
+    worker died fails, whatever its status.json last said. A second sweep skips the runs that finished,
+    diverged ones included (a divergence is a result, which the table records), and starts the failed
+    one again; the folders' locks are let go of, so that it can take them."""
+    from filelock import FileLock
+
+    from linscale.train import sweep
+
+    sweeps = [(scheduled_preset("one", {"a": 20}), tmp_path / "one"),
+              (scheduled_preset("two", {"b": 60, "c": 40, "d": 30}), tmp_path / "two")]
+    # the worker training tnl-c is killed (its run's status still says running); tnl-d diverges
+    pool, lines = ScriptedPool({"tnl-c": (-9, "running"), "tnl-d": (0, "diverged")}), []
+    one, two = sweep.run_sweeps(sweeps, jobs=2, threads=1, echo=lines.append, poll_s=0.01, pool=pool)
+    assert pool.started == ["two/tnl-b", "two/tnl-c", "two/tnl-d", "one/tnl-a"], lines  # by cost, across sweeps
+    assert pool.most == 2, lines
+    assert one.states == {"tnl-a": "done"} and two.states == {"tnl-b": "done", "tnl-c": "failed", "tnl-d": "diverged"}
+    assert two.failed == ["tnl-c"] and one.failed == []
+    assert [line for line in lines if line.startswith("[")][-1] == "[3/4] tnl-a (one) done", lines  # finished: 3
+    # one schedule: its span holds every run, and its two slots can have been busy for at most twice that
+    assert one.span_s == two.span_s > 0 and 0 < one.busy_s + two.busy_s <= 2 * one.span_s
+    for out in (tmp_path / "one", tmp_path / "two"):
+        lock = FileLock(str(out / ".sweep.lock"))
+        lock.acquire(timeout=0)  # let go of: another lock object takes it at once
+        lock.release()
+
+    pool, lines = ScriptedPool(), []
+    one, two = sweep.run_sweeps(sweeps, jobs=2, threads=1, echo=lines.append, poll_s=0.01, pool=pool)
+    assert pool.started == ["two/tnl-c"], lines
+    assert two.states == {"tnl-b": "done", "tnl-c": "done", "tnl-d": "diverged"} and one.states == {"tnl-a": "done"}
+    assert any(line.startswith("sweep two: 3 runs, 2 already finished, 1 to run") for line in lines), lines
+
+
+def test_a_worker_pool_reuses_its_idle_workers_never_exceeds_its_size_and_stops_only_busy_ones(monkeypatch):
+    """WorkerPool with stand-in processes: an idle worker takes the next run (a fresh one would import torch
+    and Lightning again), a pool whose workers are all busy refuses another run rather than oversubscribe
+    the cores, a worker that ended without answering failed its run even with exit status 0, and closing
+    the pool sends SIGTERM to the busy workers once (a second would stop the run without its checkpoint)
+    and to the idle ones not at all (they end when their input closes)."""
+    import queue
+
+    from linscale.train import sweep
+
+    class Process:
+        def __init__(self):
+            self.returncode, self.terminated = None, 0
+            self.stdin = self
+
+        def poll(self):
+            return self.returncode
+
+        def terminate(self):
+            self.terminated += 1
+
+        def write(self, text):
+            pass
+
+        def flush(self):
+            pass
+
+        def close(self):
+            pass
+
+        def wait(self, timeout=None):
+            return self.returncode
+
+    made = []
+
+    class StandInWorker(sweep._Worker):
+        def __init__(self, threads, execution, wake=None):  # no process: answers come from the test
+            self.proc, self.answers, self.current, self.wake = Process(), queue.Queue(), None, wake
+            made.append(self)
+
+    monkeypatch.setattr(sweep, "_Worker", StandInWorker)
+    pool = sweep.WorkerPool(2, threads=1)
+    first, second = pool.start(Path("a")), pool.start(Path("b"))
+    assert made == [first, second] and first.current == "a"
+    with pytest.raises(RuntimeError, match="all 2 workers are busy"):
+        pool.start(Path("c"))
+    first.answers.put((0, "a"))
+    assert first.poll() == 0 and first.current is None
+    assert pool.start(Path("c")) is first and len(made) == 2  # the idle worker, not a third process
+    second.proc.returncode = 0  # it ended mid-run without a word
+    assert second.poll() == 1 and second.current is None
+    assert pool.start(Path("d")) is not second and len(made) == 3  # a fresh worker in the dead one's place
+    idle = made[2]
+    idle.answers.put((0, "d"))
+    assert idle.poll() == 0
+    pool.close()  # first still trains c
+    assert (first.proc.terminated, idle.proc.terminated) == (1, 0) and pool.workers == []
+    first.cancel()  # a stopped sweep cancels its runs too (before or after the close): no second SIGTERM
+    assert first.proc.terminated == 1
+
+
+def test_more_jobs_than_cores_still_give_each_training_process_a_thread(monkeypatch):
+    """default_threads shares the cores out among the jobs, but never gives a process none: with more jobs
+    than cores, 0 threads would leave torch's own default (every core, per process) in force."""
+    from linscale.train.sweep import default_threads
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert [default_threads(jobs) for jobs in (1, 2, 3, 4, 8)] == [4, 2, 1, 1, 1]
