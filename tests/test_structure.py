@@ -43,7 +43,7 @@ LAYERS = (
     ("training, evaluation, fits and the design check", {"train", "results", "eval", "laws", "design"}),
     ("data and models", {"data", "presets", "models", "flops", "architectures", "accounting"}),
     ("token-mixing ops and kernels", {"ops", "kernels"}),
-    ("standard-library helpers", {"__init__", "config", "atomic", "lazy", "processes", "_lm_eval_plugin"}),
+    ("helpers that import no other part", {"__init__", "config", "atomic", "lazy", "processes", "_lm_eval_plugin"}),
 )
 
 
