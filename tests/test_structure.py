@@ -4,12 +4,14 @@ above it."""
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "linscale"
 KERNELS = PACKAGE.parent / "kernels"
 
 
+@functools.cache  # parsed once for the tests that read it (about a second each on a loaded machine)
 def part_imports() -> dict[str, set[str]]:
     """For each part of linscale (a top-level module or subpackage), the other parts it imports, in any
     of its files, at module level or inside a function (a deferred import is still a dependency)."""
