@@ -371,8 +371,11 @@ def check_memory(spec: dict, train: TrainSettings) -> None:
         return
     gib = 2 ** 30
     parts = ", ".join(f"{what} {size / gib:,.1f} GiB" for what, size in floor.items() if size >= 0.05 * gib)
-    processes = "" if train.devices == 1 else f" in each of {train.devices} processes" if train.strategy != "fsdp" \
-        else f"; parameters and optimiser state split over {train.devices} processes (FSDP), the rest in each"
+    processes = ""
+    if train.devices > 1 and train.strategy == "fsdp":
+        processes = f"; the {STATE_PART} split over {train.devices} processes (FSDP), the rest in each"
+    elif train.devices > 1:
+        processes = f" in each of {train.devices} processes"
     raise ConfigError(f"{spec['run_id']}: needs at least {need / gib:,.1f} GiB of memory ({parts}{processes}), "
                       f"more than the {total / gib:,.1f} GiB this process may use here; expected a smaller model "
                       "(n_layer, d_model, vocab_size), train.micro_batch_size or data.val_tokens")
