@@ -127,8 +127,8 @@ def test_fsdp_on_a_cpu_counts_the_sharded_state_once(monkeypatch):
     with pytest.raises(ConfigError, match=r"GiB of memory \(.*in each of 4 processes\)"):
         check_memory(spec, settings["ddp"])
     monkeypatch.setattr(run, "physical_memory", lambda: sharded - 1)
-    with pytest.raises(ConfigError, match=r"; the parameters, gradients and Adam's state split over 4 processes \(FSDP\), "
-                                           r"the rest in each\)"):
+    fsdp = r"; the parameters, gradients and Adam's state split over 4 processes \(FSDP\), the rest in each\)"
+    with pytest.raises(ConfigError, match=fsdp):
         check_memory(spec, settings["fsdp"])
 
 
