@@ -934,6 +934,13 @@ def _run_command(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"linscale: error: {err}", file=sys.stderr)
         return 2
+    # before the clauses below, whose tuples import torch and Lightning to be evaluated: during the book
+    # stage, whose process had not loaded them, Ctrl-C was told 14-39 s late
+    except KeyboardInterrupt as err:  # Ctrl-C is the user's, not a fault: one line (it was a traceback per stage)
+        signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
+        print(f"linscale: interrupted{' by SIGTERM' if signum == signal.SIGTERM else ''}; what finished is kept, "
+              "and the same command goes on from there", file=sys.stderr)
+        return 128 + signum
     except _locked_errors() as err:  # a folder another sweep or train writes: wait, or use another
         print(f"linscale: error: {err}", file=sys.stderr)
         return 3
@@ -948,11 +955,6 @@ def _run_command(args: argparse.Namespace) -> int:
         print(f"linscale: error: {err.filename or 'a write'}: {err.strerror}; nothing already written is lost: "
               f"make room or choose a writable folder, then run the command again", file=sys.stderr)
         return 2
-    except KeyboardInterrupt as err:  # Ctrl-C is the user's, not a fault: one line (it was a traceback per stage)
-        signum = signal.SIGTERM if isinstance(err, Terminated) else signal.SIGINT
-        print(f"linscale: interrupted{' by SIGTERM' if signum == signal.SIGTERM else ''}; what finished is kept, "
-              "and the same command goes on from there", file=sys.stderr)
-        return 128 + signum
 
 
 # the errors of a write the user's setup refuses (permissions, a read-only file system, no space left)

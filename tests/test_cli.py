@@ -654,6 +654,28 @@ def test_ctrl_c_during_the_book_starts_no_further_chapter(monkeypatch):
     assert sorted(started) == ["accounting", "architectures"]
 
 
+def test_an_interrupt_is_told_before_any_error_class_that_imports_the_training_stack(monkeypatch, capsys):
+    """The except clauses for a held folder and the user's errors import torch and Lightning to name their
+    classes; they came before Ctrl-C's, so the book stage (whose process had not loaded them) told an
+    interrupt 14-39 s late, the chapters running on meanwhile. Ctrl-C and SIGTERM are matched first."""
+    import argparse
+
+    from linscale import cli
+    from linscale.processes import Terminated
+
+    def imports(*args):
+        raise AssertionError("an except clause before the interrupt's imported the training stack")
+
+    monkeypatch.setattr(cli, "_locked_errors", imports)
+    monkeypatch.setattr(cli, "_user_errors", imports)
+    for stop, status, words in ((KeyboardInterrupt, 130, "interrupted;"), (Terminated, 143, "interrupted by SIGTERM;")):
+        def command(args, stop=stop):
+            raise stop()
+
+        assert cli._run_command(argparse.Namespace(func=command)) == status
+        assert capsys.readouterr().err.startswith(f"linscale: {words} what finished is kept")
+
+
 def test_ctrl_c_is_one_line_and_the_exit_status_of_an_interrupt(tmp_path):
     """A sweep stopped by Ctrl-C printed a KeyboardInterrupt traceback; now one line, status 130."""
     import signal
