@@ -33,6 +33,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -472,6 +474,22 @@ def _input_tables(parameters: dict, cwd: Path) -> list[Path]:
     return files + [p for folder in folders if folder.exists() for p in folder.rglob("*") if p.is_file()]
 
 
+# The chapters' kernels while they run, and whether the book is being stopped: on Ctrl-C execute_book ends
+# the kernels of the chapters still executing in its threads, which then end at once (they ran to the end
+# of their chapter, or the process's exit waited for them, a minute or more) and keep no failed notebook.
+_RUNNING_KERNELS: "weakref.WeakSet" = weakref.WeakSet()
+_STOPPING = threading.Event()
+
+
+def stop_running_chapters() -> None:
+    """Kill the kernels of the chapters executing now, and mark the book as stopping (see _RUNNING_KERNELS)."""
+    _STOPPING.set()
+    for manager in list(_RUNNING_KERNELS):
+        process = getattr(getattr(manager, "provisioner", None), "process", None)
+        if process is not None and process.poll() is None:
+            process.kill()
+
+
 def _chapter_kernel_manager() -> type:
     """jupyter_client's kernel manager, less the interrupt it sends every kernel it shuts down.
 
@@ -489,6 +507,12 @@ def _chapter_kernel_manager() -> type:
         async def _async_interrupt_kernel(self) -> None:
             if not self.shutting_down:
                 await super()._async_interrupt_kernel()
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw) -> None:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            _RUNNING_KERNELS.add(self)  # for stop_running_chapters
+            if _STOPPING.is_set():  # started as the book was being stopped
+                stop_running_chapters()
 
     return ChapterKernelManager
 
@@ -565,6 +589,9 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
         try:
             run_notebook(source_nb, partial, parameters, cwd=cwd, timeout=timeout, log_output=log_output)
         except Exception as err:
+            if _STOPPING.is_set():  # its kernel was ended by a Ctrl-C (stop_running_chapters): no failure of its own
+                partial.unlink(missing_ok=True)
+                raise KeyboardInterrupt(f"chapter {chapter} stopped") from err
             failed = out_dir / f"{chapter}.failed.ipynb"
             if partial.exists():
                 os.replace(partial, failed)
@@ -865,9 +892,10 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
         own = own_parameters(chapter)
         return execute_chapter(chapter, own, force=force, progress=lambda line: print(line, flush=True), **kwargs)
 
+    _STOPPING.clear()
     if workers <= 1:
         return [run(chapter) for chapter in chapters]
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, wait
 
     pool = ThreadPoolExecutor(max_workers=workers)
     futures = [pool.submit(run, chapter) for chapter in chapters]
@@ -875,6 +903,11 @@ def execute_book(parameters: dict | None = None, chapters=CHAPTERS, force: bool 
         pool.shutdown(wait=True)
     except KeyboardInterrupt:  # Ctrl-C: the queued chapters never start (they all ran before it exited)
         pool.shutdown(wait=False, cancel_futures=True)
+        stop_running_chapters()  # and the running ones end now
+        try:
+            wait(futures, timeout=30)  # their threads end once their kernels are gone: seconds
+        finally:
+            _STOPPING.clear()  # a process that goes on (a notebook, the tests) executes chapters again
         raise
     return [future.result() for future in futures]
 

@@ -654,6 +654,72 @@ def test_ctrl_c_during_the_book_starts_no_further_chapter(monkeypatch):
     assert sorted(started) == ["accounting", "architectures"]
 
 
+def test_ctrl_c_during_the_book_ends_the_running_chapters_kernels_and_keeps_no_failed_notebook(tmp_path, monkeypatch):
+    """After a Ctrl-C the chapters already executing ran to their end (or the process's exit waited for their
+    threads): a minute or more on the cpu study. Their kernels are killed now, their threads end at once, and
+    a chapter stopped so is not a failure (no .failed notebook, no partial left). Kernels are stand-ins."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    class Manager:  # a kernel manager as stop_running_chapters reads it
+        def __init__(self, process):
+            self.provisioner = type("Provisioner", (), {"process": process})()
+
+    kernels, managers, sent = [], [], []
+
+    def interrupt():
+        sent.append(time.monotonic())
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def run_notebook(source, out, parameters, **kwargs):
+        kernel = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+        kernels.append(kernel)
+        managers.append(Manager(kernel))
+        book._RUNNING_KERNELS.add(managers[-1])
+        Path(out).write_text("{}")  # papermill's partial output
+        if len(kernels) == 1:
+            threading.Timer(0.5, interrupt).start()
+        kernel.wait()
+        raise RuntimeError("Kernel died")  # nbclient's DeadKernelError, as papermill raises it
+
+    monkeypatch.setattr(book, "run_notebook", run_notebook)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # a pytest-xdist worker ignores SIGINT
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            book.execute_book({}, chapters=["architectures", "accounting"], workers=2, out_dir=tmp_path, force=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert time.monotonic() - sent[0] < 5  # not the minute the stand-in kernels would have run
+    assert len(kernels) == 2 and [k.wait(timeout=10) for k in kernels] == [-signal.SIGKILL] * 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no output, no partial, no failed notebook
+    assert not book._STOPPING.is_set()  # the next book in this process (a notebook, a test) runs its chapters
+
+
+def test_a_chapters_kernel_is_known_while_it_runs_and_ended_by_a_stop():
+    """What the test above stands in for: the chapters' kernel manager registers each kernel it launches,
+    and stop_running_chapters kills it (a real ipykernel, a few seconds)."""
+    import asyncio
+    import signal
+
+    async def launch_and_stop():
+        manager = book._chapter_kernel_manager()(kernel_name="python3")  # papermill's is asynchronous
+        await manager.start_kernel(extra_arguments=["--IPKernelApp.log_level=ERROR"])
+        try:
+            process = manager.provisioner.process
+            assert manager in book._RUNNING_KERNELS and process.poll() is None
+            book.stop_running_chapters()
+            assert process.wait(timeout=10) == -signal.SIGKILL
+        finally:
+            book._STOPPING.clear()
+            await manager.shutdown_kernel(now=True)
+
+    asyncio.run(launch_and_stop())
+
+
 def test_an_interrupt_is_told_before_any_error_class_that_imports_the_training_stack(monkeypatch, capsys):
     """The except clauses for a held folder and the user's errors import torch and Lightning to name their
     classes; they came before Ctrl-C's, so the book stage (whose process had not loaded them) told an
