@@ -546,7 +546,8 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
     values fail here, before a kernel starts. The chapter is skipped when its previous output was made
     from the same source, parameters and input tables (unless ``force``). The output appears only
     when execution succeeded (written beside it, then renamed); a failing cell raises ChapterFailed
-    (papermill's error chained) and the failed notebook is kept as ``<chapter>.failed.ipynb``.
+    (papermill's error chained) and the failed notebook is kept as ``<chapter>.failed.ipynb``; a chapter
+    whose kernel a Ctrl-C ended (:func:`stop_running_chapters`) raises KeyboardInterrupt and keeps none.
     ``progress``: told which of the two it was (a line).
     """
     import nbformat

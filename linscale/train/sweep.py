@@ -3,7 +3,8 @@
     <out>/results.parquet   the table (schema: linscale.train.results), with results.csv beside it
     <out>/preset.yaml       the resolved preset (overrides applied) the sweep ran
     <out>/runs/<run_id>/    one folder per run (linscale.train.run)
-    <out>/.sweep.lock       held while a sweep writes here (a second sweep stops with a clear message)
+    <out>/.sweep.lock       held while a sweep or a `linscale train` writes here (lock_output_folder:
+                            another stops with a clear message)
 
 Runs execute in ``jobs`` worker processes (``linscale.train.worker``), each training one run at a time
 and then the next, so torch and Lightning are imported once per worker, not once per run: on a CPU,
