@@ -564,14 +564,7 @@ def test_several_sweeps_share_one_schedule_longest_first(tmp_path, monkeypatch):
     from linscale.train import sweep as sweep_module
 
     monkeypatch.setenv("PYTHONPATH", ENV["PYTHONPATH"])
-
-    def preset(name, steps):  # one run per size, `steps` optimiser steps each
-        return {"name": name, "archs": ["tnl"], "model": {"chunk_size": 16, "ffn_multiple_of": 16},
-                "sizes": {size: {"n_layer": 1, "d_model": 16, "n_head": 2, "train": {"tokens": 8 * 32 * n}}
-                          for size, n in steps.items()},
-                "data": {"factory": "train_standin:build"},
-                "train": {"seq_len": 32, "batch_size": 8, "tokens": 8 * 32 * 10, "lr": 3e-3, "checkpoints": 3,
-                          "exports": 1}}
+    preset = scheduled_preset  # one run per size, `steps` optimiser steps each (defined below)
 
     started = []
     start = sweep_module.WorkerPool.start
