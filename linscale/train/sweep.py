@@ -50,12 +50,13 @@ def lock_output_folder(out: Path) -> FileLock:
     """Hold `out`'s lock, the one that a sweep and a single `linscale train` both take before writing the
     folder's results table; SweepLockedError at once when another process holds it (waiting would hang a
     study behind a sweep that may run for hours)."""
-    lock = FileLock(str(out / ".sweep.lock"))
+    path = out / ".sweep.lock"
+    lock = FileLock(str(path))
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise SweepLockedError(f"{out}: another sweep or a linscale train is writing here (lock "
-                               f"{out / '.sweep.lock'} is held); wait for it to finish or use another --out") from None
+        raise SweepLockedError(f"{out}: another sweep or a linscale train is writing here (lock {path} is held); "
+                               "wait for it to finish or use another --out") from None
     return lock
 
 
