@@ -391,9 +391,16 @@ def number_word(n: int) -> str:
     return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
 
 
-def all_of(n: int) -> str:
-    """"both" for two, else "all four" (``number_word``): a glued count of the architectures shown."""
-    return "both" if n == 2 else f"all {number_word(n)}"
+def all_of(n: int, noun: str = "") -> str:
+    """A glued count of the architectures shown: "both" for two, else "all four" (``number_word``), the
+    noun (singular) made plural after it; one is "the one" ("all one architectures" read as a slip).
+
+    >>> all_of(4, "envelope"), all_of(1, "architecture")
+    ('all four envelopes', 'the one architecture')
+    """
+    if n == 1:
+        return f"the one {noun}".rstrip()
+    return ("both" if n == 2 else f"all {number_word(n)}") + (f" {noun}s" if noun else "")
 
 
 def and_list(items) -> str:

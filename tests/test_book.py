@@ -608,6 +608,8 @@ def test_glued_counts_read_as_words():
     """Glued counts are prose: "no" for none, words to twelve, digits above; "both" only for two."""
     assert [book.number_word(n) for n in (0, 1, 4, 12, 13)] == ["no", "one", "four", "twelve", "13"]
     assert book.all_of(2) == "both" and book.all_of(4) == "all four" and book.all_of(1) != "both"
+    assert book.all_of(1) == "the one" and book.all_of(1, "architecture") == "the one architecture"
+    assert book.all_of(2, "envelope") == "both envelopes" and book.all_of(3, "L(C) law") == "all three L(C) laws"
 
 
 def test_glue_hands_myst_plain_python_numbers(monkeypatch):
