@@ -738,6 +738,16 @@ def test_a_tokenizer_with_gaps_in_its_ids_or_no_unknown_token_is_one_line(tmp_pa
                                         r"words outside its vocabulary needs an unknown token"):
         list(text_data.tokenize_pieces(no_unk, [("the dog", True)]))
 
+    class Failing:  # tokenizers' other failures are bare Exceptions too: no hint about an unknown token for them
+        def token_to_id(self, token):
+            return 0
+
+        def encode_batch(self, texts, add_special_tokens):
+            raise Exception("Truncation error: Second sequence not provided")
+    with pytest.raises(DataError, match=r"^data.tokenizer: cannot encode the text \(Truncation error: Second sequence "
+                                        r"not provided\)$"):
+        list(text_data.tokenize_pieces(Failing(), [("the dog", True)]))
+
 
 def test_a_cache_that_cannot_be_a_folder_is_one_line_naming_linscale_cache(tmp_path, monkeypatch):
     """LINSCALE_CACHE=/etc/passwd was a NotADirectoryError traceback from the tokenizer cache's mkdir."""

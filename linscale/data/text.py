@@ -572,8 +572,10 @@ def tokenize_pieces(tokenizer, pieces: Iterable[tuple[str, bool]], max_chars: in
         except Exception as err:  # tokenizers raises Exception itself: a WordLevel one without [UNK], say
             if type(err) is not Exception:
                 raise
-            raise DataError(f"data.tokenizer: cannot encode the text ({error_line(err)}); a tokenizer that may "
-                            "meet words outside its vocabulary needs an unknown token") from None
+            # tokenizers raises Exception itself for every failure: the hint only where it is the missing [UNK]
+            hint = ("; a tokenizer that may meet words outside its vocabulary needs an unknown token"
+                    if "unk" in str(err).lower() else "")
+            raise DataError(f"data.tokenizer: cannot encode the text ({error_line(err)}){hint}") from None
         for enc, (_, last) in zip(encodings, buf):
             yield np.array(enc.ids + [eod] if last else enc.ids, dtype=np.int64), last
 
