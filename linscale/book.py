@@ -42,6 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from linscale.config import ARCHITECTURES, ConfigError
+from linscale.processes import end_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository (editable install)
 NOTEBOOKS = ROOT / "notebooks"
@@ -1018,12 +1019,16 @@ def build_html(root: Path = ROOT, all_pages: bool = True) -> Path:
     Quiet (``-q``): Sphinx's warnings still reach stderr, but not its hundred lines of status nor Jupyter
     Book's banner, which said where the pages are (the caller prints that in a line); on a failure the
     banner's output is printed too.
+
+    The build ends with this process (:func:`linscale.processes.end_with_parent`): a `linscale book` killed
+    outright left it writing ``_build/html`` for seconds, racing a re-run started at once.
     """
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", "book",
            "--config", "_config.yml", "--path-output", ".", "-W", "--keep-going", "-q"]
     if all_pages:
         cmd.append("--all")
-    proc = subprocess.run(cmd, cwd=root, stdout=subprocess.PIPE, text=True)
+    parent = os.getpid()
+    proc = subprocess.run(cmd, cwd=root, stdout=subprocess.PIPE, text=True, preexec_fn=lambda: end_with_parent(parent))
     if proc.returncode:
         sys.stderr.write(proc.stdout or "")
         raise BookBuildFailed(f"the HTML build failed (jupyter-book exit {proc.returncode}); its warnings, "

@@ -3,6 +3,7 @@ non-zero exit and nothing written: the cases a user hit (a sweep of 112 bad comm
 were tracebacks, were accepted, or lost what was computed."""
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -453,6 +454,19 @@ def test_a_failed_html_build_is_one_line(monkeypatch, capsys):
         book.build_html()
     monkeypatch.setattr(book, "execute_book", lambda *a, **k: [])  # no chapter is executed
     assert "the HTML build failed" in one_line_error(["book", "--chapter", "accounting"], capsys)
+
+
+def test_the_html_build_ends_with_the_process_that_started_it(monkeypatch):
+    """A `linscale book` killed outright left jupyter-book writing _build/html for seconds: the build asks
+    for a signal when its parent (this process) dies, as a probe's and a sweep's children do."""
+    import subprocess
+
+    calls, asked = [], []
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(k) or subprocess.CompletedProcess(a, 0))
+    monkeypatch.setattr(book, "end_with_parent", lambda pid: asked.append(pid))
+    book.build_html()
+    calls[0]["preexec_fn"]()  # what the child runs before jupyter-book starts
+    assert asked == [os.getpid()]
 
 
 def test_the_html_build_prints_its_warnings_and_not_its_status(tmp_path, capfd):
