@@ -203,14 +203,14 @@ def test_rounds_are_labelled_by_what_other_processes_used_and_land_in_a_report_t
     # (every process's CPU seconds, this one's) read before and after each round; the clock moves 10 s a round
     readings = iter([(0, 0), (10, 10),        # round 1: others used nothing
                      (10, 10), (25, 20),      # round 2: others used 5 s of 10: half a core
-                     (25, 20), (36, 30)])     # round 3: 1 s of 10, under a quarter of a core
+                     (25, 20), (37.5, 30)])   # round 3: 2.5 s of 10, a quarter of a core: not more, idle
     monkeypatch.setattr(bench, "cpu_seconds", lambda: next(readings))
     clock = iter(range(0, 100, 10))
     monkeypatch.setattr(bench, "_wall_clock", lambda: next(clock))
     tables = bench.run_rounds(3, ["decoding"], log=None)
     t = tables["decoding_rounds"]
     assert list(t["round"]) == [1, 2, 3] and list(t["machine"]) == ["idle", "loaded", "idle"]
-    assert list(t["others_cores"]) == [0.0, 0.5, 0.1] and list(t["wall_s"]) == [10, 10, 10]
+    assert list(t["others_cores"]) == [0.0, 0.5, 0.25] and list(t["wall_s"]) == [10, 10, 10]
     assert list(t["vs_ref"]) == [1.00, 0.70, 1.02] and list(t.columns[:5]) == ["round", "start_utc", "wall_s",
                                                                                "others_cores", "machine"]
     path = bench.write_report(tables, tmp_path, sections=["length", "decoding"], rounds=3)
