@@ -372,6 +372,12 @@ def test_niah_heatmaps_put_context_across_and_depth_down_with_chance_on_the_key(
     assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "128", "512"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "50"]
     assert [list(line.get_ydata()) for line in bar.get_lines()] == [[0.25, 0.25]]
+    # the study's eight lengths are all labelled; more are labelled every other one, always with the longest
+    for lengths, labelled in ((range(16, 129, 16), list(range(16, 129, 16))),
+                              (range(16, 161, 16), [32, 64, 96, 128, 160])):
+        many = pd.DataFrame({"arch": "llama", "context": list(lengths), "depth": 0, "score": 0.5})
+        ax = plotting.plot_niah_heatmaps(many).axes[0]
+        assert [t.get_text() for t in ax.get_xticklabels()] == [f"{c}" for c in labelled]
 
 
 def test_noise_trend_draws_the_trend_at_each_size():
