@@ -3,9 +3,10 @@ import pytest
 
 import json
 import os
+import stat
 from pathlib import Path
 
-from linscale.atomic import atomic_update, atomic_write, write_json
+from linscale.atomic import atomic_update, atomic_write, cannot_write_in, default_file_mode, write_json
 
 
 def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
@@ -63,3 +64,40 @@ def test_json_is_written_whole_with_its_options_and_kept_when_unchanged(tmp_path
     with pytest.raises(TypeError):  # without a default, what JSON cannot hold fails before any write
         write_json(target, {"a": object()}, default=None)
     assert json.loads(target.read_text()) == {"b": 2} and [p.name for p in target.parent.iterdir()] == ["settings.json"]
+
+
+def test_the_asked_mode_wins_over_the_umasks(tmp_path):
+    """``mode`` is the file's, whatever the umask would give: checked with a mode the umask does not give,
+    since with the usual umask 022 a mode passed over (0644) looked the same as one kept."""
+    mode = 0o640 if default_file_mode() != 0o640 else 0o600
+    assert stat.S_IMODE(atomic_write(tmp_path / "a.csv", lambda tmp: open(tmp, "w").write("x\n"), mode=mode)
+                        .stat().st_mode) == mode
+    assert stat.S_IMODE(write_json(tmp_path / "a.json", {"a": 1}, mode=mode).stat().st_mode) == mode
+    assert atomic_update(tmp_path / "b.csv", lambda tmp: open(tmp, "w").write("x\n"), mode=mode)
+    assert stat.S_IMODE((tmp_path / "b.csv").stat().st_mode) == mode
+
+
+def test_json_keeps_the_callers_key_order_unless_asked_to_sort(tmp_path):
+    assert list(json.loads(write_json(tmp_path / "a.json", {"b": 1, "a": 2}).read_text())) == ["b", "a"]
+
+
+def test_without_proc_the_umask_is_read_and_left_as_it_was(monkeypatch):
+    """Off Linux the umask is set and put back at once: the mode is 0666 less it, and the process keeps it."""
+    def no_proc(self, *args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(Path, "read_text", no_proc)
+    old = os.umask(0o027)
+    try:
+        assert default_file_mode.__wrapped__() == 0o640
+        assert os.umask(0o027) == 0o027  # still the process's umask after the reading
+    finally:
+        os.umask(old)
+
+
+def test_a_folder_one_cannot_write_in_is_named_with_the_reason_and_nothing_is_left(tmp_path):
+    """cannot_write_in probes by creating and removing: None where it can (nothing left behind), else why."""
+    assert cannot_write_in(tmp_path) is None and list(tmp_path.iterdir()) == []
+    (tmp_path / "file").write_text("")
+    assert cannot_write_in(tmp_path / "file") == "creating a file there fails: Not a directory"
+    assert cannot_write_in(tmp_path / "nosuch") == "creating a file there fails: No such file or directory"
