@@ -81,13 +81,16 @@ def _refuse_folder(argument: str | Path, option: str) -> None:
 def use_preset_file(path: str | Path, option: str = "--preset") -> str:
     """Make the preset file ``path`` readable by its name (the file's stem) in this process and in the
     processes it starts (the chapters' kernels, training workers): its folder joins LINSCALE_PRESETS,
-    first. Returns the name; a study's tables go to ``results/<name>/``."""
+    first (linscale's own preset file, given by its path, is read by its name as it is). Returns the name; a
+    study's tables go to ``results/<name>/``."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{option}: {path} is a folder; expected a preset's .yaml file" if path.is_dir() else
                           f"{option}: file {path} does not exist")
-    name = path.stem
-    if (PRESET_DIR / f"{name}.yaml").exists():
+    name, own = path.stem, PRESET_DIR / f"{path.stem}.yaml"
+    if own.exists() and path.resolve() == own.resolve():
+        return name  # linscale's own preset file by its path: that preset, read by its name
+    if own.exists():
         raise ConfigError(f"{option}: {path} has the name of linscale's own preset {name!r} (its tables would be "
                           "taken for that study's); rename the file")
     load_preset(path)  # its shape checked before it is used by name
