@@ -29,3 +29,16 @@ def test_linscales_own_preset_file_given_by_its_path_is_that_preset(monkeypatch)
     assert named_preset(str(PRESET_DIR / "smoke.yaml")) == "smoke" == use_preset_file(PRESET_DIR / "smoke.yaml")
     assert os.environ[USER_PRESETS_ENV] == ""
 
+
+
+@pytest.mark.parametrize("override", ["design.law.alpha=nan", "design.law.tnl.A=.inf", "design.noise.run=.nan"])
+def test_a_design_number_that_is_not_finite_is_named(override):
+    """--set and YAML read nan, .nan and inf as numbers: passed as positive, a nan exponent ran the design
+    check on to an unrelated error about compute budgets."""
+    from linscale.train.settings import apply_overrides
+
+    key = override.split("=")[0]
+    design = apply_overrides({"design": {"law": {"E": 1.0}, "noise": {"run": 0.1}}}, [override])["design"]
+    expected = rf"^{re.escape(key)}: expected a (positive|non-negative) number, got (nan|inf)$"
+    with pytest.raises(ConfigError, match=expected):
+        check_design_block(design)

@@ -11,6 +11,7 @@ they extend for themselves and for the chapters' kernels and training workers th
 """
 from __future__ import annotations
 
+import math
 import os
 from importlib import resources
 from pathlib import Path
@@ -198,7 +199,8 @@ def check_design_block(design) -> None:
     """A preset's ``design`` block, checked where the preset is resolved: ``law`` (the fields of
     :data:`LAW_FIELDS`, or one such mapping per architecture) and ``noise`` (relative sds of
     :data:`NOISE_FIELDS`). A misspelled key was passed over, and a negative exponent surfaced as a
-    complex number deep in the simulation."""
+    complex number deep in the simulation; a nan or an inf (YAML and --set read .nan, nan and inf as
+    numbers) ran on without a word."""
     if design is None:
         return
     if not isinstance(design, dict):
@@ -213,8 +215,8 @@ def check_design_block(design) -> None:
         for key, value in block.items():
             if key not in fields:
                 raise ConfigError(f"{where}.{key}: unknown key; expected one of {', '.join(fields)}")
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or (
-                    positive and key != "E" and value == 0):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or (
+                    value < 0 or (positive and key != "E" and value == 0)):
                 raise ConfigError(f"{where}.{key}: expected a {'positive' if positive else 'non-negative'} number, "
                                   f"got {value!r}")
 
