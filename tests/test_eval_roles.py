@@ -462,3 +462,71 @@ def test_the_long_range_replication_rule_and_its_reader(tmp_path):
     assert probe["verdicts"] == {"s5": findings.REPLICATED, "s6": findings.NOT_REPLICATED}
     assert probe["overall"] == "partly"
     assert findings.binder_distance_probe(tmp_path, arch="llama")["overall"] == findings.NOT_REPLICATED
+
+
+def test_role_finals_take_each_sweeps_own_last_checkpoint():
+    """A seed ablation's run has the main sweep's run id (llama-s2) and trains longer here: the main run's
+    last checkpoint is still its own, not missing because the other sweep's run went further."""
+    from linscale import findings
+
+    table = pd.DataFrame([{"sweep": sweep, "ablation": ablation, "run_id": "llama-s2", "arch": "llama", "step": step,
+                           "role": "query_variable", "excess": step / 100}
+                          for sweep, ablation, steps in (("cpu", "main", (5, 10)), ("cpu-seed1", "seeds", (5, 10, 20)))
+                          for step in steps])
+    finals = findings.role_finals(table).set_index("sweep")
+    assert finals["step"].to_dict() == {"cpu": 10, "cpu-seed1": 20}
+    assert finals["main"].to_dict() == {"cpu": True, "cpu-seed1": False}
+
+
+def test_a_later_seed_on_a_groups_edge_is_inside_it_and_each_seed_is_placed_once(tmp_path):
+    """A group's range includes its ends; a seed committed in two studies is placed once, by its first
+    (the published study's) run."""
+    from linscale import findings
+
+    probe = {"lower": pd.Series({0: 1.470, 1: 1.475}), "upper": pd.Series({6: 1.498, 7: 1.500})}
+    for folder, runs in ((tmp_path / "cpu", [(0, 1.470), (20, 1.475), (21, 1.500), (22, 1.460), (23, 1.510)]),
+                         (tmp_path / "reruns" / "late" / "cpu", [(20, 1.490)])):
+        folder.mkdir(parents=True)
+        pd.DataFrame([{"run_id": "llama-s6", "arch": "llama", "size": "s6", "seed": seed, "step": 100, "val_loss": loss}
+                      for seed, loss in runs]).to_parquet(folder / "runs.parquet")
+    later = findings.later_seeds(probe, tmp_path).set_index("seed")
+    assert later["place"].to_dict() == {20: "lower", 21: "upper", 22: "below", 23: "above"}
+    assert later.loc[20, "study"] == "published" and later["excess"].isna().all()  # no roles table: no excess
+
+
+def test_the_binding_verdict_has_no_p_value_without_runs_on_both_sides():
+    from linscale import findings
+
+    learned = findings.binding_learned(_binding_rows({"llama": [0.2, 0.9]}), {"n_vars": 16})
+    result = findings.binding_verdict(learned)
+    assert result["verdict"] == findings.INCONCLUSIVE and result["linear"] == (0, 0)
+    assert np.isnan(result["p_llama_higher"]) and np.isnan(result["p_linear_higher"])
+
+
+def test_a_probe_without_the_architecture_asked_for_has_measured_nothing(tmp_path):
+    """An architecture the probe's tables lack has no verdict at any size: "not measured", not "partly"."""
+    from linscale import findings
+
+    far = findings.LONG_STRATUM
+    _binder_counts({("cosformer2-s5", "let", far): (100, 50), ("cosformer2-s5", "what", far): (100, 40)}) \
+        .to_csv(tmp_path / "counts.csv", index=False)
+    pd.DataFrame({"run_id": ["cosformer2-s5"], "difference": [-0.03], "se": [0.01]}).to_csv(tmp_path / "niah.csv",
+                                                                                            index=False)
+    for probe in (findings.binder_probe(tmp_path, arch="hgrn2"),
+                  findings.binder_distance_probe(tmp_path, arch="hgrn2")):
+        assert probe["verdicts"] == {} and probe["overall"] == findings.BINDER_NOT_MEASURED
+
+
+def test_the_replication_reads_the_long_stratum_alone():
+    """The nearest stratum has both statements (unlike the reader's test, where it lacks "let" and would be
+    dropped anyway): it must not enter the long stratum's difference."""
+    from linscale import findings
+
+    far, near = findings.LONG_STRATUM, "(0, 16]"
+    counts = _binder_counts({("cosformer2-s5", "let", far): (100, 50), ("cosformer2-s5", "what", far): (100, 30),
+                             ("cosformer2-s5", "let", near): (1000, 900),
+                             ("cosformer2-s5", "what", near): (1000, 1000)})
+    (row,) = findings.stratum_difference(counts).to_dict("records")
+    assert row["difference"] == pytest.approx(0.3 - 0.5) and (row["n_let"], row["n_what"]) == (100, 100)
+    assert row["se"] == pytest.approx(np.sqrt(0.5 * 0.5 / 100 + 0.3 * 0.7 / 100))
+    assert findings.stratum_difference(counts, "(16, 32]").empty

@@ -2,6 +2,7 @@
 that compare single runs against that tolerance."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -350,3 +351,215 @@ def test_committed_gpu_reports_are_readable():
     assert {"arch", "size", "backend", "mfu"} <= set(newest["training"][0].columns)
     assert newest["kernels"][0]["fwd_bandwidth_pct"].notna().any()
     assert {"lightning", "agreement"} <= set(newest)
+
+
+# ----------------------------------------------------------------------------- the evaluated checkpoints read
+
+
+def _checkpoints() -> pd.DataFrame:
+    """A downstream_table-like table: two sizes per architecture, two checkpoints each (the later one scores
+    higher), rows out of order."""
+    rows = [{"run_id": f"{arch}-{size}", "arch": arch, "size": size, "step": step, "params": params,
+             "tokens": step, "pf_days": step * params, "loss": 3.0 - step / 10,
+             "niah_easy_wa": params / 1000 + step / 100}
+            for arch, offset in (("tnl", 0), ("llama", 1))
+            for size, params in (("s1", 10 + offset), ("s2", 100 + offset)) for step in (10, 5)]
+    return pd.DataFrame(rows)
+
+
+def test_the_largest_models_are_compared_at_their_last_checkpoint():
+    """Table 4's reading: each architecture's largest model at its final checkpoint, not an earlier one
+    and not a smaller model."""
+    last = findings.final_checkpoints(_checkpoints())
+    assert len(last) == 4 and set(last["step"]) == {10}
+    largest = findings.compare_at_largest(_checkpoints(), ["niah_easy_wa", "not_a_metric"]).set_index("arch")
+    assert largest["size"].to_dict() == {"llama": "s2", "tnl": "s2"}
+    assert largest.loc["tnl", "niah_easy_wa"] == pytest.approx(100 / 1000 + 10 / 100)
+    assert "not_a_metric" not in largest  # a metric the table lacks is left out, not an error
+
+
+def test_niah_heatmap_cells_are_the_largest_models_last_checkpoint_in_one_mode():
+    cells = pd.DataFrame([{"arch": arch, "params": params, "step": step, "mode": mode, "context": 64, "depth": 0.5,
+                           "acc": params + step + (mode == "standard") / 2}
+                          for arch in ("tnl", "llama") for params in (10, 100) for step in (5, 10)
+                          for mode in ("easy", "standard")])
+    heat = findings.largest_model_cells(cells)
+    assert len(heat) == 2 and set(heat["params"]) == {100} and set(heat["step"]) == {10}
+    assert set(heat["mode"]) == {"easy"} and heat["score"].tolist() == [110.0, 110.0]
+    standard = findings.largest_model_cells(cells, archs=["tnl"], mode="standard")
+    assert standard["arch"].tolist() == ["tnl"] and standard["score"].tolist() == [110.5]
+
+
+# ----------------------------------------------------------------------------- ablation tables and their words
+
+GRID = ["s1", "s2", "s3", "s4"]  # smallest first
+
+
+def _ablation(folder, name: str, runs) -> None:
+    """results/<preset>/ablations/<name>.parquet with one row per (variant, run_id, size, step, train_loss[,
+    diverged]) of ``runs``."""
+    from linscale.results import RUNS_COLUMNS
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rows = [{c: 0 for c in RUNS_COLUMNS} | {"variant": variant, "ablation": name, "run_id": run_id, "arch": "tnl",
+                                           "size": size, "step": step, "train_loss": loss, "n_layer": 2,
+                                           "d_model": 16, "diverged": bool(rest and rest[0]), "preset": "toy"}
+            for variant, run_id, size, step, loss, *rest in runs]
+    pd.DataFrame(rows).to_parquet(folder / f"{name}.parquet")
+
+
+def test_an_ablation_table_leaves_out_diverged_runs_and_summarises_each_runs_last_checkpoint(tmp_path):
+    folder = tmp_path / "toy" / "ablations"
+    # the same run id in two variants is two runs; the diverged run is no evidence
+    _ablation(folder, "seeds", [("base", "tnl-s2", "s2", 5, 3.0), ("base", "tnl-s2", "s2", 10, 2.0),
+                                ("toy-seed1", "tnl-s2", "s2", 10, 2.2), ("toy-seed1", "tnl-s2", "s2", 5, 3.2),
+                                ("toy-seed2", "tnl-s2", "s2", 10, 9.9, True)])
+    table = findings.read_ablation("toy", str(tmp_path), "seeds")
+    assert len(table) == 4 and not table["diverged"].any()
+    summary = findings.ablation_summary(table)
+    assert sorted(summary["loss"]) == [2.0, 2.2] and summary["aspect"].tolist() == [8.0, 8.0]  # d / l
+    assert findings.read_ablation("toy", str(tmp_path), "context").empty  # not run: empty, with its columns
+    assert list(findings.ablation_summary(table.iloc[:0]).columns)[-1] == "loss"
+
+
+def test_loss_spread_names_each_architectures_best_and_worst_setting():
+    summary = pd.concat([_final("tnl", [2.2, 2.0, 2.5], by="seq_len", values=[64, 128, 256]),
+                         _final("llama", [1.9], by="seq_len", values=[128])], ignore_index=True)
+    spread = findings.loss_spread(summary, "seq_len").set_index("arch")
+    assert spread.loc["tnl", ["best_seq_len", "worst_seq_len", "settings"]].tolist() == [128, 256, 3]
+    assert spread.loc["tnl", "spread"] == pytest.approx(2.5 / 2.0 - 1) and spread.loc["llama", "spread"] == 0
+    assert list(findings.loss_spread(summary.iloc[:0], "seq_len").columns)[2] == "best_seq_len"
+
+
+def test_the_context_ablations_size_is_named_by_its_place_in_the_grid(tmp_path):
+    folder = tmp_path / "toy" / "ablations"
+
+    def words(sizes):
+        _ablation(folder, "context", [("base", f"tnl-{z}", z, 10, 2.0) for z in sizes])
+        return findings.context_size_words("toy", str(tmp_path), GRID)
+
+    assert findings.context_size_words("toy", str(tmp_path), GRID) == "no context ablation in this study"
+    assert words(["s4"]) == "here s4, the toy grid's largest"
+    assert words(["s1"]) == "here s1, the toy grid's smallest"
+    assert words(["s3"]) == "here s3"  # inside the grid: no place to name
+    assert words(["s1", "s4"]) == "several sizes"
+    assert findings.context_size_words("cpu", str(tmp_path), GRID).startswith("the cpu preset's largest")
+
+
+def test_the_size_seeds_words_place_the_retrained_sizes_and_the_seeds_ablations_size(tmp_path):
+    folder = tmp_path / "toy" / "ablations"
+
+    def words(retrained, seeded, **kwargs):
+        # the base variant is the main sweep's run of a size the seeds ablation already has: not retrained
+        _ablation(folder, "size_seeds", [("base", "tnl-s2", "s2", 10, 2.0)]
+                  + [(f"toy-{z}-seed1", f"tnl-{z}", z, 10, 2.0) for z in retrained])
+        _ablation(folder, "seeds", [("base", f"tnl-{z}", z, 10, 2.0) for z in seeded])
+        return findings.size_seeds_words("toy", str(tmp_path), GRID, **kwargs)
+
+    # the cpu study's reading
+    assert words(["s4", "s1"], ["s2"]) == "the grid's smallest and largest sizes, where the base size is neither"
+    assert words(["s1"], ["s4"], more="with one more seed") == \
+        "the grid's smallest size, s1 (the base size, s4, is the largest), with one more seed"
+    assert words(["s1", "s2"], ["s2"]) == "s1 and s2, the base size among them"
+    assert words(["s3"], ["s1", "s2"]) == "s3"  # the seeds ablation at two sizes: no one base size to place
+    assert words([], ["s2"], more="with one more seed") == "nothing in this study (its preset leaves that ablation out)"
+
+
+def test_a_noise_prediction_of_no_spread_cannot_be_checked():
+    from linscale.findings import noise_against_prediction
+
+    runs = pd.DataFrame({"arch": ["a"] * 3, "loss": [1.0, 1.02, 1.04]})
+    check = noise_against_prediction(runs, "loss", predicted_sd=0.0, predicted_dof=14)
+    assert check["dof"] == 2 and np.isnan(check["p"]) and np.isnan(check["ratio"])
+
+
+def test_an_architecture_without_a_measured_seed_adds_no_degrees_of_freedom():
+    """An accuracy the seeds ablation measured for LLaMA but not for TNL: TNL's row (no seeds) must not take a
+    degree of freedom from LLaMA's, which would widen the t quantile."""
+    llama = _final("llama", [2.00, 2.02, 1.98])
+    noise = findings.seed_noise(pd.concat([llama, _final("tnl", [np.nan, np.nan])], ignore_index=True))
+    assert noise.set_index("arch").loc["tnl", "seeds"] == 0
+    assert findings.seed_tolerance(noise) == pytest.approx(findings.seed_tolerance(findings.seed_noise(llama)))
+
+
+# ----------------------------------------------------------------------------- what the claims read from a folder
+
+
+def test_stored_fits_are_read_with_what_the_design_check_and_the_status_say(tmp_path):
+    """fits/<method>.csv as a LawFit; fits/status.csv's failures as the attempt's error (no fit) or note
+    (some architectures fitted); a law the design check does not identify named with its reasons."""
+    from linscale.findings import inputs
+
+    fits = tmp_path / "toy" / "fits"
+    fits.mkdir(parents=True)
+    pd.DataFrame({"group": ["llama", "tnl", "tnl", "hgrn2"], "law": "L(C)", "parameter": ["a", "a", "b", "a"],
+                  "estimate": 1.0, "identified": [True, False, True, True],
+                  "reason": [np.nan, "one size", "one size", np.nan]}).to_csv(fits / "approach1.csv", index=False)
+    pd.DataFrame({"group": ["llama"], "law": "L(C)", "fitted": [2.0]}).to_parquet(fits / "approach1.points.parquet")
+    pd.DataFrame({"method": ["approach1", "approach1", "approach2"], "arch": ["cosformer2", "tnl", "hgrn2"],
+                  "status": ["failed", "not identified", "failed"],
+                  "reason": ["too few sizes", np.nan, "no minimum"]}) \
+        .to_csv(fits / "status.csv", index=False)
+    fit = inputs.read_fit("toy", tmp_path, "approach1")
+    assert fit.points["fitted"].tolist() == [2.0] and fit.draws.empty and fit.diagnostics.empty
+    assert inputs.read_fit("toy", tmp_path, "approach2") is None
+    assert inputs.identified_archs(fit, "L(C)") == {"hgrn2": (True, ""), "llama": (True, ""),
+                                                    "tnl": (False, "one size")}
+    assert inputs.identified_archs(None, "L(C)") == {}
+    older = dataclasses.replace(fit, params=fit.params.drop(columns=["identified", "reason"]))
+    assert inputs.identified_archs(older, "L(C)")["tnl"] == (True, "")  # from before the design check
+    assert inputs.read_fit_status("toy", tmp_path)["reason"].tolist() == ["too few sizes", "", "no minimum"]
+    attempts = inputs.stored_attempts("toy", tmp_path)
+    # a failure of some architectures is a note beside the fit; "not identified" is no failure
+    assert attempts["approach1"].ok and attempts["approach1"].error == ""
+    assert attempts["approach1"].note == "not fitted [cosformer2]: too few sizes"
+    assert not attempts["approach2"].ok and attempts["approach2"].error == "[hgrn2]: no minimum"
+    assert not attempts["approach3"].ok and attempts["approach3"].error == ""  # absent, and no reason stored
+    shown = inputs.narrowed(attempts, ["tnl"])["approach1"]
+    assert set(shown.fit.params["group"]) == {"tnl"} and shown.fit.points.empty
+    assert shown.note == attempts["approach1"].note
+    assert set(attempts["approach1"].fit.params["group"]) == {"llama", "tnl", "hgrn2"}  # the original is kept
+    assert inputs.read_fits_table("toy", tmp_path, "holdout") is None
+    assert inputs.stored_attempts("other", tmp_path)["approach1"].error == ""  # no folder: no fit, no reason
+
+
+def test_final_rows_are_each_runs_last_checkpoint_per_variant():
+    from linscale.findings import inputs
+
+    table = pd.DataFrame({"variant": ["a", "a", "b", "b", "b"], "run_id": "tnl-s1", "step": [10, 5, 5, 20, 10],
+                          "loss": [1.0, 2.0, 3.0, 4.0, 5.0]})
+    assert inputs.final_rows(table).set_index("variant")["loss"].to_dict() == {"a": 1.0, "b": 4.0}
+    assert inputs.final_rows(table.drop(columns="variant"))["loss"].tolist() == [4.0]
+    assert inputs.final_rows(table.iloc[:0]).empty
+
+
+def test_the_excess_falls_back_to_the_training_batch_where_the_held_out_loss_is_missing():
+    from linscale.findings import inputs
+
+    table = pd.DataFrame({"train_loss": [1.60, 1.56], "train_bayes_loss": [1.53, 1.49], "val_loss": [1.58, np.nan],
+                          "bayes_loss": [1.53, 1.49], "step": 10})
+    assert inputs.with_fitted_loss(table, "cpu")["excess"].tolist() == pytest.approx([0.05, 0.07])
+    assert inputs.with_fitted_loss(table.iloc[:0], "cpu")[["fitted_loss", "excess"]].empty
+
+
+def test_a_folders_own_fit_settings_win_over_its_presets(tmp_path):
+    """fits/settings.json (a study compared under another name): its lists back as tuples, and keys a later
+    FitSettings no longer has are ignored rather than an error."""
+    import json
+
+    from linscale.design import fit_settings as preset_settings
+    from linscale.findings import inputs
+
+    (tmp_path / "cpu" / "fits").mkdir(parents=True)
+    (tmp_path / "cpu" / "fits" / "settings.json").write_text(json.dumps(
+        {"entropy": 1.25, "warmup_steps": 7, "compute_range": [1.0, 2.0], "retired_setting": 3}))
+    settings = inputs.fit_settings("cpu", tmp_path)
+    assert (settings.entropy, settings.warmup_steps, settings.compute_range) == (1.25, 7, (1.0, 2.0))
+    assert inputs.fit_settings("cpu", tmp_path / "elsewhere") == preset_settings("cpu")
+
+
+def test_sizes_are_ordered_by_their_median_parameters():
+    from linscale.findings import inputs
+
+    runs = pd.DataFrame({"size": ["s10", "s2", "s1", "s10", "s2"], "params": [900, 50, 10, 1100, 40]})
+    assert inputs.size_order(runs) == ["s1", "s2", "s10"]
