@@ -45,3 +45,41 @@ def test_a_long_table_shows_its_first_rows_and_keeps_every_row_one_click_away():
 def test_a_short_complete_table_has_no_dropdown():
     html = tables.show(pd.DataFrame({"arch": ["tnl"], "loss": [2.0]}))._repr_html_()
     assert "<details" not in html and "csv" not in html.lower()
+
+
+def test_a_pipe_table_is_read_back_as_the_reports_hold_it():
+    """A body row of another width (a note inside the table) is dropped, a column of numbers with blanks
+    is numeric with NaN, and a column with no filled cell keeps its (empty) text."""
+    rows = ["| arch | mfu | note | blank |", "|:-----|----:|:-----|:------|", "| tnl | 0.5 | fast |  |",
+            "| llama |  | out of memory |  |", "| a note that spans the table |"]
+    table = tables.read_pipe_table(rows)
+    assert table["arch"].tolist() == ["tnl", "llama"] and table["note"].tolist() == ["fast", "out of memory"]
+    assert table["mfu"].iloc[0] == 0.5 and np.isnan(table["mfu"].iloc[1])
+    assert table["blank"].tolist() == ["", ""]
+
+
+def test_format_column_switches_to_scientific_at_its_documented_bounds():
+    """Fixed decimals inside [1e-3, 1e5) spanning under three decades; scientific outside; zeros print 0."""
+    assert tables.format_column(pd.Series([99999.0, 1000.0])) == ["99,999", "1,000"]
+    assert tables.format_column(pd.Series([100000.0, 2000.0])) == ["1.00e+05", "2.00e+03"]
+    assert tables.format_column(pd.Series([0.001, 0.9])) == ["0.001", "0.900"]
+    assert tables.format_column(pd.Series([0.0009, 0.09])) == ["9.00e-04", "9.00e-02"]
+    assert tables.format_column(pd.Series([2.0, 1999.0])) == ["2", "1,999"]  # under three decades
+    assert tables.format_column(pd.Series([2.0, 2000.0])) == ["2.00e+00", "2.00e+03"]
+    assert tables.format_column(pd.Series([0.0, 1e-6, 2.0])) == ["0", "1.00e-06", "2.00e+00"]
+    assert tables.format_column(pd.Series([0.0, np.nan])) == ["0", "–"]
+    assert tables.header("fwd_ms") == "fwd ms"  # not in HEADERS: its name, readable
+
+
+def test_a_table_of_exactly_max_rows_is_shown_whole_and_formats_skip_missing_values():
+    table = pd.DataFrame({"arch": ["tnl", "llama"], "share": [0.25, np.nan], "note": ["a<b", None]})
+    shown = tables.show(table, max_rows=2, formats={"share": "{:.0%}", "note": str.upper})
+    assert shown.note == "" and shown.full is None
+    assert shown.cells(shown.shown) == {"arch": ["TNL", "LLaMA"], "share": ["25%", "–"], "note": ["A<B", "–"]}
+    assert "a&lt;b" in tables.show(table)._repr_html_()  # text is escaped, and so is a number's format
+    assert ">&lt;1%<" in tables.show(table[["share"]], formats={"share": lambda v: "<1%"})._repr_html_()
+    # the CSV behind the link holds the full table, every column, not the page's part
+    cut = tables.show(table, ["arch"], name="part")
+    assert list(pd.read_csv(io.StringIO(cut.csv())).columns) == ["arch", "share", "note"]
+    assert tables.show(table, ["arch"], full=False).full is None
+
