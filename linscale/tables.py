@@ -79,12 +79,13 @@ def format_column(values: pd.Series, digits: int = SIGNIFICANT) -> list[str]:
     per column, so they line up: fixed decimals giving ``digits`` significant digits to the column's
     largest value when the values span less than three decades and lie within [1e-3, 1e5); otherwise
     scientific notation (``5.47e-09``)."""
-    if pd.api.types.is_bool_dtype(values):
-        return ["yes" if v else "no" for v in values]
+    if pd.api.types.is_bool_dtype(values):  # pandas' nullable "boolean" and "Int64" may hold <NA>
+        return ["–" if _missing(v) else "yes" if v else "no" for v in values]
     if pd.api.types.is_integer_dtype(values):
-        return [f"{int(v):,}" for v in values]
+        return ["–" if _missing(v) else f"{int(v):,}" for v in values]
     if not pd.api.types.is_float_dtype(values):
         return ["–" if _missing(v) else str(v) for v in values]
+    values = pd.Series(values.to_numpy(dtype=float, na_value=np.nan), index=values.index)  # "Float64": <NA> is NaN
     finite = np.abs(values[np.isfinite(values)].to_numpy(dtype=float))
     nonzero = finite[finite > 0]
     if not len(nonzero):

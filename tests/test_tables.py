@@ -83,3 +83,12 @@ def test_a_table_of_exactly_max_rows_is_shown_whole_and_formats_skip_missing_val
     assert list(pd.read_csv(io.StringIO(cut.csv())).columns) == ["arch", "share", "note"]
     assert tables.show(table, ["arch"], full=False).full is None
 
+
+
+def test_missing_values_of_pandas_nullable_columns_print_a_dash():
+    """An Int64, boolean or Float64 column (pandas' nullable types, e.g. after ``convert_dtypes``) raised
+    TypeError on its first <NA> ("int() argument must be ... not 'NAType'") instead of printing a dash."""
+    assert tables.format_column(pd.Series([13824, None], dtype="Int64")) == ["13,824", "–"]
+    assert tables.format_column(pd.Series([True, None, False], dtype="boolean")) == ["yes", "–", "no"]
+    assert tables.format_column(pd.Series([2.037835, None], dtype="Float64")) == ["2.04", "–"]
+    assert "13,824" in str(tables.show(pd.DataFrame({"params": [13824, None]}).convert_dtypes()))
