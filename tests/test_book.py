@@ -1097,6 +1097,52 @@ def test_the_build_is_tagged_with_the_study_each_chapter_shows(tmp_path):
     assert study_tags(tmp_path / "book") == {"published_scaling_laws", "published_downstream"}
 
 
+def test_a_chapter_papermill_ran_by_hand_is_judged_from_the_folder_above_the_books_sources(tmp_path):
+    """papermill's relative results_dir is read from the folder above the book's sources (the repository, for
+    its own book/), not from book/ itself: `results` there holds the published study. Here that folder's
+    results/ is a link to the repository's; the smoke chapter shows another study."""
+    import types
+
+    from linscale.sphinx_study import _add_study_tags, study_tags
+
+    (tmp_path / "results").symlink_to(book.ROOT / "results")
+    chapters = tmp_path / "book" / "chapters"
+    chapters.mkdir(parents=True)
+    for chapter, preset in (("downstream", "cpu"), ("training", "smoke")):
+        nb = nbformat.v4.new_notebook()
+        nb.metadata["papermill"] = {"parameters": {"preset": preset, "results_dir": "results"}}
+        nbformat.write(nb, chapters / f"{chapter}.ipynb")
+    assert study_tags(tmp_path / "book") == {"published_downstream"}
+    tags = []  # and the extension adds them to the build when its configuration is read
+    _add_study_tags(types.SimpleNamespace(srcdir=str(tmp_path / "book"), tags=types.SimpleNamespace(add=tags.append)),
+                    None)
+    assert tags == ["published_downstream"]
+
+
+def test_the_sphinx_extension_registers_its_tags_and_curls_glued_quotes_after_the_glue_is_pasted():
+    """setup() connects the study tags to the configuration and adds the quotes transform; that transform runs
+    after myst-nb pastes glued text in (before it there is nothing to curl), and only when the build curls
+    the prose's quotes (smartquotes = False keeps them straight everywhere)."""
+    import types
+
+    from docutils import nodes
+    from myst_nb.ext.glue.crossref import ReplacePendingGlueReferences
+
+    from linscale import sphinx_study
+
+    calls = []
+    app = types.SimpleNamespace(connect=lambda event, handler: calls.append((event, handler)),
+                                add_post_transform=lambda transform: calls.append(("post-transform", transform)))
+    assert sphinx_study.setup(app) == {"parallel_read_safe": True, "parallel_write_safe": True}
+    assert calls == [("config-inited", sphinx_study._add_study_tags), ("post-transform", sphinx_study.GluedSmartQuotes)]
+    assert sphinx_study.GluedSmartQuotes.default_priority > ReplacePendingGlueReferences.default_priority
+    for smartquotes, text in ((True, "the paper\u2019s"), (False, "the paper's")):
+        page = nodes.paragraph("", "", nodes.inline("", "the paper's", classes=["pasted-text"]))
+        transform = types.SimpleNamespace(config=types.SimpleNamespace(smartquotes=smartquotes), document=page)
+        sphinx_study.GluedSmartQuotes.run(transform)
+        assert page.astext() == text, smartquotes
+
+
 @pytest.mark.slow
 def test_the_introduction_keeps_the_published_studys_caveat_to_the_book_that_shows_it(built_book):
     """The introduction is not executed, so its passages written for the published study are Sphinx `only`

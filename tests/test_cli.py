@@ -814,3 +814,222 @@ def test_the_smoke_books_chapters_are_executed_with_the_parameters_the_study_giv
     assert everything == book.SMOKE_PARAMETERS
     assert training == {"preset": "smoke"}
     assert efficiency == {"preset": "smoke", "seq_lens": [64, 128, 256], "tokens_per_batch": 512, "repeats": 2}
+
+
+# ---- the mutation audit of linscale/cli.py (2026-12-07): what a dropped guard or a lost option passed unseen ----
+
+def test_table7_is_refused_another_batch_and_the_accounting_takes_the_context_and_batch_asked(capsys):
+    """`--table7` compares at Table 7's own context and batch, so --batch-size is refused as --seq-len is; without
+    --table7 the table printed is the accounting at the context and batch asked."""
+    from linscale.accounting import accounting_table
+
+    err = one_line_error(["accounting", "--table7", "--batch-size", "8"], capsys)
+    assert "--table7: compares at Table 7's context and batch (the preset's); drop --seq-len and --batch-size" in err
+    printed = {}
+    for extra, asked in (([], {}), (["--seq-len", "64"], {"seq_len": 64}), (["--batch-size", "3"], {"batch_size": 3})):
+        assert main(["accounting", "--preset", "smoke", *extra]) == 0
+        printed[len(printed)] = out = capsys.readouterr().out
+        assert out == accounting_table("smoke", **asked).to_string(index=False) + "\n"
+    assert len(set(printed.values())) == 3  # the context and the batch each change the FLOPs
+
+
+def test_fit_passes_the_seed_the_grouping_and_the_compute_unit_to_the_fit(tmp_path, monkeypatch, capsys):
+    """--seed, --by and --compute-unit reach the fit; approach3 fits L(N, D), in which C has no unit (its
+    keyword arguments name columns: a compute unit there is no column). --out takes a .CSV name as a .csv."""
+    import types
+
+    import pandas as pd
+
+    from linscale import laws
+
+    calls = []
+
+    def fit(runs, method, **kwargs):
+        calls.append((method, kwargs))
+        return types.SimpleNamespace(params=pd.DataFrame({"method": [method], "estimate": [1.0]}))
+
+    monkeypatch.setattr(laws, "fit", fit)
+    table = str(book.ROOT / "results" / "smoke" / "runs.csv")
+    out = tmp_path / "PARAMS.CSV"
+    assert main(["fit", "--table", table, "--method", "approach1", "--bootstrap", "5", "--seed", "7", "--by", "size",
+                 "--compute-unit", "flops", "--out", str(out)]) == 0
+    assert out.read_text() == "method,estimate\napproach1,1.0\n"
+    assert main(["fit", "--table", table, "--method", "approach3", "--seed", "3"]) == 0
+    (first, asked), (third, default) = calls
+    assert first == "approach1" and (asked["seed"], asked["by"], asked["compute_unit"], asked["bootstrap_resamples"]) \
+        == (7, "size", "flops", 5)
+    assert third == "approach3" and (default["seed"], default["by"]) == (3, "arch") and "compute_unit" not in default
+
+
+def test_the_eval_stage_alone_checks_the_runs_folder_it_writes(tmp_path, capsys, monkeypatch):
+    """The evaluation writes its stores into the runs folder: `study --stages eval` with a read-only --runs-dir
+    is one line before any stage; stages that do not write there (fits, book) do not check it."""
+    from linscale import study
+
+    locked = _read_only_folder() / "linscale"
+    calls = []
+    monkeypatch.setattr(study, "run_study", lambda options: calls.append(options) or 0)
+    results = ["--results-dir", str(tmp_path / "results")]
+    argv = ["study", "--preset", "smoke", "--runs-dir", str(locked / "x"), *results]
+    assert f"--runs-dir: cannot write in {locked.parent} (" in one_line_error([*argv, "--stages", "eval"], capsys)
+    assert not calls
+    assert main([*argv, "--stages", "fits,book"]) == 0 and len(calls) == 1
+
+
+def test_book_parameters_are_a_yaml_mapping_and_p_wins_over_y(monkeypatch, capsys):
+    """-y takes a YAML mapping (a list was a TypeError where it was merged); -p NAME VALUE is applied after
+    it, as papermill does."""
+    calls = []
+    monkeypatch.setattr(book, "execute_book", lambda parameters, chapters, **kw: calls.append(parameters))
+    err = one_line_error(["book", "--chapter", "accounting", "--no-html", "-y", "[1, 2]"], capsys)
+    assert "-y: expected a YAML mapping such as 'contexts: [256, 1024]', got '[1, 2]'" in err and not calls
+    assert main(["book", "--chapter", "accounting", "--no-html", "-p", "figure_size", "70M",
+                 "-y", "{figure_size: 1B, reference_preset: paper}"]) == 0
+    assert calls == [{"figure_size": "70M", "reference_preset": "paper"}]
+
+
+def test_book_refuses_an_unknown_chapter_and_fails_when_the_html_has_a_problem(tmp_path, monkeypatch, capsys):
+    """A misspelled --chapter is one line before any kernel; a built book whose check finds a problem prints
+    it and exits 1 (a CI job would have passed a book with a missing figure)."""
+    monkeypatch.setattr(book, "execute_book", lambda *a, **k: pytest.fail("a chapter was executed"))
+    err = one_line_error(["book", "--chapter", "acounting"], capsys)
+    assert f"--chapter: unknown chapter 'acounting'; expected one of {', '.join(book.CHAPTERS)}" in err
+    monkeypatch.setattr(book, "execute_book", lambda *a, **k: [])
+    monkeypatch.setattr(book, "build_html", lambda *a, **k: tmp_path)
+    for problems, status in ((["chapters/training.html: 0 figures"], 1), ([], 0)):
+        monkeypatch.setattr(book, "check_html", lambda *a, problems=problems, **k: problems)
+        assert main(["book", "--chapter", "accounting"]) == status
+        out, err = capsys.readouterr()
+        assert err == "".join(f"linscale book: {p}\n" for p in problems) and f"book: {tmp_path / 'index.html'}" in out
+
+
+def test_an_eval_option_takes_only_the_suites_knobs(tmp_path, capsys):
+    """--option checkpoint=... or task_cache=... would have replaced what the command itself passes to each
+    task (its own --checkpoint and --task-cache); they are not knobs, and are refused before anything runs."""
+    for pair in ("checkpoint=/elsewhere", "task_cache=/elsewhere"):
+        err = one_line_error(["eval", str(tmp_path / "sweep"), "--option", pair], capsys)
+        assert "--option: expected KEY=VALUE with KEY one of " in err and f"got {pair!r}" in err
+        listed = err.split("one of ")[1].split(", got")[0].split(", ")
+        assert "mqar_pairs" in listed and "checkpoint" not in listed and "task_cache" not in listed
+    assert not (tmp_path / "sweep").exists()
+
+
+def test_a_calibration_with_other_settings_has_a_store_of_its_own():
+    """The store key has no knob settings nor context factor: each setting calibrates into its own file."""
+    import re
+
+    from linscale.cli import _calibration_store
+
+    assert _calibration_store({}, 1.0) == "calibration.parquet"
+    names = [_calibration_store({}, 2.0), _calibration_store({"mqar_pairs": "2"}, 1.0),
+             _calibration_store({"mqar_pairs": "2"}, 2.0), _calibration_store({"mqar_pairs": "3"}, 1.0)]
+    assert len(set(names)) == 4 and all(re.fullmatch(r"calibration-[0-9a-f]{10}\.parquet", n) for n in names)
+    assert _calibration_store({"mqar_pairs": "2"}, 2.0) == names[2]  # the same setting: the same store
+
+
+def test_train_names_what_is_missing_or_clashes_before_anything_is_written(tmp_path, capsys):
+    from linscale.presets import load_preset
+
+    out = tmp_path / "train"
+    err = one_line_error(["train", "--run-dir", str(tmp_path / "run"), "--set", "train.lr=1e-3"], capsys)
+    assert "--run-dir: give either --run-dir or --preset/--arch/--size/--set, not both" in err
+    base = ["train", "--preset", "smoke", "--arch", "tnl", "--out", str(out)]
+    assert "train: give --preset, --arch and --size (or --run-dir" in one_line_error(base, capsys)
+    sizes = ", ".join(load_preset("smoke")["sizes"])
+    assert f"--size: 's9' is not a size of preset smoke; expected one of {sizes}" in one_line_error(
+        [*base, "--size", "s9"], capsys)
+    assert not out.exists() and not (tmp_path / "run").exists()
+
+
+def test_sweep_exit_status_says_whether_a_run_failed_or_a_law_is_not_identified(tmp_path, monkeypatch, capsys):
+    """The exit status a script reads: 1 when a run of the sweep failed, or when --check-design finds a law
+    the grid does not identify; 0 otherwise. The sweep and the design check are stand-ins."""
+    import types
+
+    import pandas as pd
+
+    from linscale import design
+    from linscale.train import sweep
+
+    for failed, status in ((["tnl-s1"], 1), ([], 0)):
+        monkeypatch.setattr(sweep, "run_sweep", lambda *a, failed=failed, **k: types.SimpleNamespace(failed=failed))
+        assert main(["sweep", "--preset", "smoke", "--out", str(tmp_path / "runs")]) == status
+    for identified, status in (([True, False], 1), ([True, True], 0)):
+        check = types.SimpleNamespace(summary=lambda: pd.DataFrame({"law": ["L(C)"]}),
+                                      verdicts=lambda identified=identified: pd.DataFrame(
+                                          {"method": ["approach1", "approach3"], "identified": identified}))
+        monkeypatch.setattr(design, "check_design", lambda *a, check=check, **k: check)
+        monkeypatch.setattr(design, "holdout_expectation", lambda *a, **k: None)
+        monkeypatch.setattr(design, "holdout_lines", lambda draws: ["(stand-in)"])
+        assert main(["sweep", "--preset", "smoke", "--check-design"]) == status
+    capsys.readouterr()
+
+
+def test_data_options_that_need_prepare_and_prepare_without_a_preset_are_refused(capsys):
+    assert "--preset/--set: only with --prepare" in one_line_error(["data", "--preset", "smoke"], capsys)
+    assert "data --prepare: give --preset" in one_line_error(["data", "--prepare"], capsys)
+
+
+def test_counts_and_factors_at_their_limits_are_taken():
+    """The bounds of the counts are inclusive: --seq-len 65,536 and --sample 1,000 are the documented maxima,
+    1 job, 2 resamples (0 for fit: none) and 0 outliers dropped the minima."""
+    from linscale.cli import build_parser
+
+    parse = build_parser().parse_args
+    data = parse(["data", "--seq-len", "65536", "--sample", "1000", "--seed", "0"])
+    assert (data.seq_len, data.sample, data.seed) == (65536, 1000, 0)
+    study = parse(["study", "--jobs", "1", "--bootstrap", "2", "--eval-limit", "1"])
+    assert (study.jobs, study.bootstrap, study.eval_limit) == (1, 2, 1)
+    fit = parse(["fit", "--table", "t.csv", "--method", "approach1", "--bootstrap", "0", "--drop-highest-loss", "0"])
+    assert (fit.bootstrap, fit.drop_highest_loss) == (0, 0)
+    assert parse(["eval", "runs/x", "--context-factor", "0.5"]).context_factor == 0.5
+
+
+def test_a_long_command_stops_on_sigterm_in_one_line_and_gives_the_callers_handler_back(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """sweep, study and eval run for long in this process: SIGTERM (a scheduler's stop) is their one-line stop,
+    exit 143. main() called by a process that goes on (a notebook, a test) gets its own handler back."""
+    import os
+    import signal
+    import time
+
+    from linscale import study
+
+    def stopped(options):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(2)  # the handler raises first
+        return 0
+
+    monkeypatch.setattr(study, "run_study", stopped)
+    ours = []
+
+    def handler(*args):  # the caller's (here: not the test process's end)
+        ours.append(args)
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        status = main(["study", "--preset", "smoke", "--runs-dir", str(tmp_path / "runs"), "--results-dir",
+                       str(tmp_path / "results")])
+        after = signal.getsignal(signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert status == 143 and not ours
+    assert capsys.readouterr().err == ("linscale: interrupted by SIGTERM; what finished is kept, and the same command "
+                                       "goes on from there\n")
+    assert after is handler
+
+
+def test_compare_labels_each_study_as_asked(monkeypatch, capsys):
+    """--label-a and --label-b name A and B in the report; each defaults to its own path. The comparison is a
+    stand-in."""
+    import types
+
+    from linscale import compare
+
+    seen = []
+    result = types.SimpleNamespace(exit_status=1, format_text=lambda: "the report")
+    monkeypatch.setattr(compare, "compare_studies", lambda a, b, labels: seen.append(labels) or result)
+    assert main(["compare", "results/a", "results/b", "--label-a", "published"]) == 1
+    assert main(["compare", "results/a", "results/b", "--label-b", "re-run"]) == 1
+    assert seen == [("published", "results/b"), ("results/a", "re-run")]
+    assert capsys.readouterr().out == "the report\n" * 2
