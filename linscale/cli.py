@@ -602,12 +602,15 @@ def _resample_count(text: str) -> int:
 
 
 def _positive_number(text: str) -> float:
-    """An argparse type: a number above 0 (a factor)."""
+    """An argparse type: a finite number above 0 (a factor): `--context-factor inf` (or 1e400) was an
+    OverflowError traceback where the first checkpoint's context was scaled by it."""
+    import math
+
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {text!r}") from None
-    if not value > 0:
+    if not (value > 0 and math.isfinite(value)):
         raise argparse.ArgumentTypeError(f"expected a number above 0, got {value:g}")
     return value
 

@@ -22,6 +22,10 @@ OUT_OF_RANGE = [
     # refused only when something was left to evaluate: with every checkpoint done, --batch-size 0 passed
     (["eval", "runs/x", "--batch-size", "0"], "argument --batch-size: expected a whole number >= 1, got 0"),
     (["eval", "runs/x", "--context-factor", "0"], "argument --context-factor: expected a number above 0, got 0"),
+    # inf (and 1e400) was an OverflowError traceback where a checkpoint's context was scaled by it
+    (["eval", "runs/x", "--context-factor", "inf"], "argument --context-factor: expected a number above 0, got inf"),
+    (["eval", "runs/x", "--context-factor", "1e400"], "argument --context-factor: expected a number above 0, got inf"),
+    (["eval", "runs/x", "--context-factor", "nan"], "argument --context-factor: expected a number above 0, got nan"),
     (["sweep", "--preset", "smoke", "--dry-run", "--jobs", "0"], "argument --jobs: expected a whole number >= 1"),
     (["sweep", "--preset", "smoke", "--dry-run", "--threads", "0"], "argument --threads: expected a whole number"),
     (["data", "--seq-len", "0"], "argument --seq-len: expected a whole number >= 1 and <= 65,536, got 0"),
