@@ -248,6 +248,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     suites, tasks = [s for s in args.suites.split(",") if s], [t for t in (args.tasks or "").split(",") if t]
     if not (suites or tasks or args.roles):  # it evaluated nothing and said nothing
         raise ConfigError("--suites: empty; name a suite, or give --tasks or --roles")
+    if args.calibrate and not (suites or tasks):  # the roles were evaluated, then the report of no task failed
+        raise ConfigError("--calibrate: reports on the tasks of --suites and --tasks; --suites is empty, expected a "
+                          "suite or --tasks")
     try:
         with EvalPool(args.jobs, threads=1) if (args.jobs or 1) > 1 else nullcontext() as pool:
             if suites or tasks or not args.roles:

@@ -1037,3 +1037,16 @@ def test_compare_labels_each_study_as_asked(monkeypatch, capsys):
     assert main(["compare", "results/a", "results/b", "--label-b", "re-run"]) == 1
     assert seen == [("published", "results/b"), ("results/a", "re-run")]
     assert capsys.readouterr().out == "the report\n" * 2
+
+
+def test_a_calibration_of_no_task_is_refused_before_the_roles_are_evaluated(tmp_path, monkeypatch, capsys):
+    """`eval --calibrate --suites '' --roles` evaluated every final checkpoint's roles, wrote them, and then
+    failed on the report of tasks it had not evaluated (an UnboundLocalError traceback). The roles'
+    evaluation is a stand-in."""
+    from linscale.eval import roles, runner
+
+    monkeypatch.setattr(runner, "final_checkpoints", lambda sweep_dir: [tmp_path / "export"])
+    monkeypatch.setattr(roles, "evaluate_roles", lambda *a, **k: pytest.fail("the roles were evaluated"))
+    err = one_line_error(["eval", str(tmp_path), "--calibrate", "--suites", "", "--roles"], capsys)
+    assert "--calibrate: reports on the tasks of --suites and --tasks; --suites is empty, expected a suite" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
