@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import errno
 import json
+import math
 import os
 import signal
 import sys
@@ -607,8 +608,6 @@ def _resample_count(text: str) -> int:
 def _positive_number(text: str) -> float:
     """An argparse type: a finite number above 0 (a factor): `--context-factor inf` (or 1e400) was an
     OverflowError traceback where the first checkpoint's context was scaled by it."""
-    import math
-
     try:
         value = float(text)
     except ValueError:
