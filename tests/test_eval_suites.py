@@ -640,3 +640,200 @@ def _item_loglikelihoods(n: int) -> list[float]:
 
     rnd = random.Random(7)
     return [-rnd.uniform(0.5, 6.0) for _ in range(n)]
+
+
+# Fast checks of the runner's parts (no lm-eval run): each guards a behaviour a mutant of linscale/eval/runner.py
+# changed without any test above failing.
+
+
+def test_checkpoints_are_ordered_by_step_as_a_number_and_the_last_one_is_the_final(tmp_path):
+    """step=1000 comes after step=500 (as text it sorts first, and the calibration then took a run's
+    step=500 for its final checkpoint); a missing sweep folder, or a file given for one, is one line."""
+    from linscale.config import ConfigError
+    from linscale.eval.runner import final_checkpoints, find_checkpoints
+
+    for run_id, step in [("b", 500), ("a", 1000), ("a", 500), ("a", 20)]:
+        folder = tmp_path / "runs" / run_id / "export" / f"step={step}"
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+    found = [(p.parent.parent.name, p.name) for p in find_checkpoints(tmp_path)]
+    assert found == [("a", "step=20"), ("a", "step=500"), ("a", "step=1000"), ("b", "step=500")]
+    assert [(p.parent.parent.name, p.name) for p in final_checkpoints(tmp_path)] == [("a", "step=1000"),
+                                                                                   ("b", "step=500")]
+    with pytest.raises(ConfigError, match=f"^{tmp_path / 'nowhere'}: sweep folder does not exist$"):
+        find_checkpoints(tmp_path / "nowhere")
+    with pytest.raises(ConfigError, match=r": is a file; expected a sweep folder \(runs/<preset>\)$"):
+        find_checkpoints(tmp_path / "runs" / "a" / "export" / "step=20" / "config.json")
+
+
+def test_store_settings_name_every_option_and_a_damaged_record_is_one_line(tmp_path):
+    from linscale.config import ConfigError
+    from linscale.eval.runner import _settings_text, check_store_settings, settings_path
+
+    settings = {"task_options": {"n_choices": "5"}, "context_factor": 2.0, "limit": 3, "include_defaults": True}
+    assert _settings_text(settings) == "--option n_choices=5 --context-factor 2 --limit 3 --real-tasks"
+    out = tmp_path / "results.parquet"
+    rows = pd.DataFrame({"run_id": ["a"]})
+    settings_path(out).write_text("{not json")
+    with pytest.raises(ConfigError, match=f"^{settings_path(out)}: not readable JSON; delete it to take {out}'s rows"):
+        check_store_settings(out, rows, settings)
+
+
+def test_a_users_task_folder_is_a_path_or_a_list_and_every_yaml_in_it_is_read(tmp_path):
+    """task_paths takes a pathlib.Path as well as a string (a Path was iterated over: a TypeError); a broken
+    YAML in a subfolder (lm-eval indexes those too) and one that is not UTF-8 are named in one line."""
+    from linscale.config import ConfigError
+    from linscale.eval.runner import check_user_tasks, task_paths
+
+    mine = tmp_path / "mine"
+    (mine / "deeper").mkdir(parents=True)
+    assert task_paths(mine) == task_paths(str(mine)) == task_paths([mine]) == [str(TASKS_DIR), str(mine)]
+    (mine / "deeper" / "broken.yaml").write_text("task: [broken\n")
+    with pytest.raises(ConfigError, match=f"^--include_path: {mine / 'deeper' / 'broken.yaml'}: not a readable task "
+                                          r"YAML \("):
+        check_user_tasks(mine)
+    (mine / "deeper" / "broken.yaml").write_bytes("task: caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=f"^--include_path: {mine / 'deeper' / 'broken.yaml'}: not a readable task "
+                                          r"YAML \(.*utf-8"):
+        check_user_tasks(mine)
+
+
+def test_an_error_lm_eval_raises_outside_a_tasks_fields_is_not_blamed_on_its_yaml(tmp_path):
+    """A task left with no documents (limit 0) fails in lm-eval's Task, but not reading a doc_to_* field:
+    that is no hole in the task's YAML, and is passed on as lm-eval raised it (linscale lm-eval words it)."""
+    from linscale.eval.runner import evaluate_checkpoint, task_yaml_error
+
+    ckpt = fx.export(tmp_path / "ck", fx.tiny_model("llama"))
+    fx.fill_cache(ckpt, tmp_path / "cache")
+    with pytest.raises(ValueError, match="did not find any docs") as err:
+        evaluate_checkpoint(ckpt, ["linscale_cloze"], task_cache=tmp_path / "cache", limit=0)
+    assert task_yaml_error(err.value, ["linscale_cloze"]) is None
+
+
+def test_a_sweep_without_checkpoints_a_context_under_two_tokens_and_a_locked_store_are_one_line(tmp_path):
+    """Each refused before any checkpoint is evaluated: a round(factor x seq_len) of 1 token evaluated a
+    one-token context; a second `linscale eval` on the same store waits a second, then names it."""
+    from filelock import FileLock
+
+    from linscale.config import ConfigError
+
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"empty: no exported checkpoints \(runs/\*/export/step=\*/\)$"):
+        evaluate_sweep(tmp_path / "empty", ["knowledge"], progress=lambda m: None)
+    ckpt = fx.export(tmp_path / "sweep" / "runs" / "a" / "export" / "step=1", fx.tiny_model("llama"), run_id="a")
+    with pytest.raises(ConfigError, match=rf"seq_len {fx.SEQ_LEN} is a context of 1 tokens; expected at least 2$"):
+        evaluate_sweep(tmp_path / "sweep", ["knowledge"], context_factor=1 / fx.SEQ_LEN, progress=lambda m: None)
+    out = tmp_path / "store.parquet"
+    with FileLock(str(out) + ".lock"):
+        with pytest.raises(ConfigError, match=f"^{out}: another `linscale eval` is writing this results store$"):
+            evaluate_sweep(tmp_path / "sweep", ["knowledge"], out=out, checkpoints=[ckpt], progress=lambda m: None)
+    assert not out.exists()
+
+
+def test_a_checkpoint_whose_meta_has_no_tokens_is_the_same_run_as_its_stored_rows():
+    """Where the stored checkpoint is gone, the rows' tokens and FLOPs are compared with the meta's: NaN
+    (a meta without them) must equal NaN, or a moved sweep was refused as another run."""
+    import math
+
+    from linscale.eval.runner import _same_number
+
+    assert _same_number(math.nan, None) and _same_number(math.nan, math.nan) and _same_number(20000.0, 20000)
+    assert not _same_number(math.nan, 1.0) and not _same_number(1.0, None) and not _same_number(1.0, 2.0)
+
+
+def test_appended_rows_replace_the_stored_rows_of_their_key(tmp_path):
+    from linscale.eval.runner import append_rows
+
+    store = tmp_path / "results.parquet"
+    row = {"run_id": "a", "step": 10, "task": "linscale_cloze", "metric": "acc", "value": 0.2}
+    append_rows(store, pd.DataFrame([row, dict(row, metric="perplexity", value=9.0)]))
+    table = append_rows(store, pd.DataFrame([dict(row, value=0.7)]))
+    assert sorted(zip(table.metric, table.value)) == [("acc", 0.7), ("perplexity", 9.0)]
+    pd.testing.assert_frame_equal(read_store(store), table)
+
+
+def test_result_rows_hold_each_metric_once_with_its_stderr_chance_and_compute(tmp_path):
+    """lm-eval's results dict: "metric,filter" keys, each metric's "_stderr" beside it, and non-metric
+    entries (alias, a bool) that are not rows; N from the meta, else from the checkpoint's model config."""
+    from linscale.eval.chance import chance_level
+    from linscale.eval.runner import result_rows
+    from linscale.flops import PF_DAY, non_embedding_params
+
+    results = {"results": {"linscale_cloze": {"alias": "linscale_cloze", "acc,none": 0.25, "acc_stderr,none": 0.05,
+                                              "perplexity,none": 12.0, "perplexity_stderr,none": "N/A",
+                                              "flag,none": True}},
+               "n-samples": {"linscale_cloze": {"original": 80, "effective": 80}}}
+    meta = {"run_id": "a", "arch": "llama", "size": "s1", "step": 10, "tokens": 1e6, "flops": 3e15, "params": 1e5}
+    model = fx.tiny_model("llama")
+    ckpt = str(fx.export(tmp_path / "ck", model))
+    rows = result_rows(results, meta, "linguistic", ckpt, 1.5, max_length=64).set_index("metric")
+    assert sorted(rows.index) == ["acc", "perplexity"]
+    assert rows.loc["acc", "stderr"] == 0.05 and np.isnan(rows.loc["perplexity", "stderr"])
+    assert rows.loc["acc", "chance"] == chance_level("linscale_cloze", "acc") and np.isnan(rows.loc["perplexity",
+                                                                                                   "chance"])
+    assert rows.loc["acc", "pf_days"] == pytest.approx(3e15 / PF_DAY) and rows.loc["acc", "n_samples"] == 80
+    assert (rows["max_length"] == 64).all() and (rows["filter"] == "none").all() and (rows["params"] == 1e5).all()
+    del meta["params"]
+    assert (result_rows(results, meta, "linguistic", ckpt, 1.5)["params"]
+            == non_embedding_params(model.config)).all()
+
+
+def test_niah_items_of_the_two_modes_pair_up_and_cells_average_their_items():
+    """The paired standard error of NIAH easy minus standard needs each easy item matched with its standard
+    twin: the needle's first word aside, and the n-th of identical items with the n-th (the stub world's
+    items never pair, so the suite tests above cannot see it)."""
+    from linscale.eval import metrics
+    from linscale.eval.items import generate, knob_values
+    from linscale.eval.runner import niah_cell_rows, niah_records
+
+    knobs = knob_values({"niah_lengths": 2, "niah_depths": 2, "niah_repeats": 2})
+    items = generate("niah", {"data": {"source": "synthetic"}, "eval_seed": 3, "max_length": 64,
+                              **{k: knobs[k] for k in ("niah_lengths", "niah_depths", "niah_repeats",
+                                                       "niah_min_length", "niah_paired")}})
+    samples = {mode: [{"doc": it, "acc": float(n % 3 == 0)} for n, it in enumerate(items) if it["mode"] == mode]
+               for mode in ("easy", "standard")}
+    for twice in (1, 2):  # each item twice: the second of each pairs with the other mode's second
+        easy, standard = (niah_records(samples[mode] * twice) for mode in ("easy", "standard"))
+        assert len(easy) == len(standard) == 8 * twice and metrics.weighted_difference(easy, standard)[2]
+    one = samples["easy"][0]
+    cells = niah_cell_rows({"samples": {"linscale_niah_easy": [one, dict(one, acc=0.0)]}}, {"run_id": "a", "step": 1,
+                                                                                         "tokens": 1e6})
+    assert len(cells) == 1 and cells["acc"].item() == 0.5 and cells["length"].item() == one["doc"]["length"]
+
+
+def test_an_evaluation_pool_needs_a_process_and_a_thread():
+    from linscale.config import ConfigError
+    from linscale.eval.runner import EvalPool
+
+    for jobs, threads in [(0, 1), (1, 0)]:
+        with pytest.raises(ConfigError, match=f"^--jobs: expected at least one evaluation process of at least one "
+                                              f"thread, got {jobs} x {threads}$"):
+            EvalPool(jobs, threads)
+
+
+def test_a_yaml_hole_is_an_error_raised_where_lm_evals_task_reads_a_field_and_not_in_linscales_code():
+    """task_yaml_error judges by the traceback: the error raised in lm-eval's Task.doc_to_* (the task named
+    as its config gives it) is the YAML's; one raised further in, in linscale's own code, or in a Task
+    method that reads no field, is passed on as it was (None)."""
+    import lm_eval.api.task
+
+    from linscale.eval.runner import task_yaml_error
+
+    def raised(fields_code: str, method: str = "doc_to_text"):
+        """The error of lm-eval's Task.<method> calling a function compiled as if from ``fields_code``."""
+        space = {}
+        exec(compile("def field(doc):\n    return doc['gaol']\n", fields_code, "exec"), space)
+        exec(compile(f"def {method}(self, doc):\n    return field(doc)\n", lm_eval.api.task.__file__, "exec"), space)
+        task = type("Task", (), {"config": type("Config", (), {"task": "mine"})()})()
+        try:
+            space[method](task, {"goal": "g"})
+        except KeyError as err:
+            return err
+        raise AssertionError("no error")
+
+    error = task_yaml_error(raised("/elsewhere/utils.py"), ["other", "mine"])
+    assert str(error) == ("tasks: mine: lm-eval could not make a request from the task's YAML ('gaol' in lm-eval's "
+                          "Task.doc_to_text); expected doc_to_text: a field of the data or a template of its fields")
+    assert task_yaml_error(raised(str(TASKS_DIR / "utils.py"))) is None
+    assert task_yaml_error(raised("/elsewhere/utils.py", "build_all_requests")) is None
+    assert task_yaml_error(KeyError("gaol")) is None  # not raised in lm-eval's Task at all
