@@ -837,3 +837,20 @@ def test_a_yaml_hole_is_an_error_raised_where_lm_evals_task_reads_a_field_and_no
     assert task_yaml_error(raised(str(TASKS_DIR / "utils.py"))) is None
     assert task_yaml_error(raised("/elsewhere/utils.py", "build_all_requests")) is None
     assert task_yaml_error(KeyError("gaol")) is None  # not raised in lm-eval's Task at all
+
+
+def test_a_checkpoint_whose_meta_has_no_tokens_keeps_its_niah_cells_and_is_evaluated_once(tmp_path):
+    """The cells were grouped on the meta's tokens, NaN for a checkpoint saved without them, and pandas drops
+    NaN groups: niah_cells.parquet got nothing, so the retrieval suite counted as lost and was evaluated
+    again on every call."""
+    from linscale.models.checkpoint import save_checkpoint
+
+    ckpt = save_checkpoint(fx.tiny_model("tnl"), tmp_path / "sweep" / "runs" / "a" / "export" / "step=1",
+                           {"run_id": "a", "step": 1, "data": fx.DATA, "seq_len": fx.SEQ_LEN}, tokenizer=fx.tokenizer())
+    fx.fill_cache(ckpt, tmp_path / "sweep" / "eval" / "tasks")
+    messages = []
+    for _ in range(2):
+        evaluate_sweep(tmp_path / "sweep", ["retrieval"], progress=messages.append)
+    cells = pd.read_parquet(tmp_path / "sweep" / "eval" / "niah_cells.parquet")
+    assert len(cells) == 2 * 3 * 3 and cells["tokens"].isna().all()
+    assert messages[1] == "[1/1] a step 1 retrieval: already evaluated", messages

@@ -471,7 +471,8 @@ def niah_cell_rows(results: dict, meta: dict) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=NIAH_KEY + ["acc"])
     cols = [c for c in rows[0] if c != "acc"]
-    return pd.DataFrame(rows).groupby(cols, as_index=False)["acc"].mean()
+    # dropna=False: a meta without tokens (NaN) kept no cell, and the suite was then evaluated again on every call
+    return pd.DataFrame(rows).groupby(cols, as_index=False, dropna=False)["acc"].mean()
 
 
 def item_rows(results: dict, meta: dict) -> pd.DataFrame:
