@@ -462,6 +462,8 @@ def test_task_folder_and_options_errors_are_one_line(tmp_path, capsys):
     sweep_dir, _ = sweep(tmp_path, [("a", 10, fx.tiny_model("llama"))])
     cases = [(["--tasks", "wikitext_local"], "your own, --include_path DIR"),
              (["--tasks", "x", "--include_path", str(tmp_path / "nowhere")], "--include_path: "),
+             # an unset $DIR: Path("") is the current folder, whose every YAML was read and indexed as the user's
+             (["--tasks", "x", "--include_path", ""], "--include_path: empty; expected a folder of lm-eval task YAMLs"),
              (["--option", "niah_repeats"], "--option: expected KEY=VALUE"),
              (["--option", "niah_repeat=3"], "--option: expected KEY=VALUE"),
              (["--suites", "retrieval", "--option", "niah_repeats=0"], "niah_repeats: expected a positive integer"),
