@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, mass_ranks
-from linscale.eval import chance, metrics
+from linscale.eval import calibration, chance, metrics
 from linscale.eval.calibration import calibration_report, niah_modes
 from linscale.eval.items import (DEFAULTS, DOC_START, KNOBS, TaskDataError, generate, knob_values, mqar_shape,
                                  niah_cell_shapes, niah_grid)
@@ -385,3 +385,89 @@ def test_eval_modules_import_one_way():
     assert not cycles, {n: sorted(graph[n]) for n in cycles}
     assert "items" in graph["adapter"] and "adapter" not in graph["items"]
     json.dumps({k: sorted(v) for k, v in graph.items()})
+
+
+def test_calibration_null_stderr_of_the_weighted_accuracy_and_of_the_knowledge_group():
+    """"At chance" compares with the standard error of a model at chance: for NIAH's weighted accuracy the
+    measured one rescaled from the model's plain accuracy p to c (as √(p (1 − p)) scales), for the knowledge
+    group (no n-samples of its own in lm-eval's results) the binomial one over its bands' items together."""
+    c, se, p = 1 / 64, 0.04, 0.5
+    null = se * math.sqrt(c * (1 - c) / (p * (1 - p)))  # 0.0099: 0.05 is 3.5 of them above chance, 0.03 1.4
+    for value, at_chance in ((0.05, False), (0.03, True)):
+        rows = (store_rows("linscale_niah_easy", "weighted_acc", [value], stderr=se, chance_value=c)
+                + store_rows("linscale_niah_easy", "acc", [p], chance_value=c))
+        report = calibration_report(pd.DataFrame(rows)).set_index("task")
+        assert bool(report.loc["linscale_niah_easy", "at_chance"]) is at_chance, (value, null)
+    bands = [r for band in ("head", "torso", "tail")
+             for r in store_rows(f"linscale_knowledge_{band}", "acc", [0.5], n=200)]
+    null = math.sqrt(0.25 * 0.75 / 600)  # 0.0177 over the 3 x 200 items of the bands
+    for value, at_chance in ((0.28, True), (0.3, False)):
+        group = store_rows("linscale_knowledge", "acc", [value], n=float("nan"))
+        report = calibration_report(pd.DataFrame(bands + group)).set_index("task")
+        assert bool(report.loc["linscale_knowledge", "at_chance"]) is at_chance, (value, null)
+
+
+def test_calibration_llama_trend_needs_two_sizes_and_z_standard_errors():
+    """One LLaMA size: no trend to judge (gain NaN, rises None) and the task may be ok; two: the gain must
+    exceed z standard errors of the difference, the binomial ones where the store has none. A score at
+    the ceiling itself is at ceiling."""
+    one = calibration_report(pd.DataFrame(store_rows("linscale_cloze", "acc", [0.5], chance_value=1 / 64)))
+    assert math.isnan(one["llama_gain"].item()) and one["llama_rises"].item() is None and one["ok"].item()
+    # 0.06 on 200 items: above one standard error of the difference (0.050), below two
+    for stderr in (None, float("nan")):
+        rows = store_rows("linscale_cloze", "acc", [0.5, 0.56], chance_value=1 / 64, stderr=stderr)
+        two = calibration_report(pd.DataFrame(rows)).iloc[0]
+        assert two["llama_gain"] == pytest.approx(0.06) and not two["llama_rises"] and not two["ok"]
+        rows = store_rows("linscale_cloze", "acc", [0.5, 0.65], chance_value=1 / 64, stderr=stderr)
+        assert calibration_report(pd.DataFrame(rows)).iloc[0]["llama_rises"]
+    at = calibration_report(pd.DataFrame(store_rows("linscale_mqar", "acc", [0.98, 0.99], n=200)))
+    assert at["at_ceiling"].item() and not at["ok"].item()
+
+
+def test_the_calibration_report_names_what_is_wrong_with_each_task():
+    rows = (store_rows("linscale_knowledge_head", "acc", [0.99, 1.0])
+            + store_rows("linscale_knowledge_tail", "acc", [0.24, 0.26])
+            + store_rows("linscale_cloze", "acc", [0.5, 0.45], chance_value=1 / 64)
+            + store_rows("linscale_niah_easy", "weighted_acc", [0.3, 0.9, 0.5], stderr=0.01, chance_value=1 / 64)
+            + store_rows("linscale_niah_standard", "weighted_acc", [0.2, 0.95, 0.52], stderr=0.01,
+                         chance_value=1 / 64))
+    store = pd.DataFrame(rows)
+    text = calibration.format_report(calibration_report(store), niah_modes(store))
+    assert ("not calibrated: linscale_knowledge_head (at ceiling); linscale_knowledge_tail (at chance); "
+            "linscale_cloze (LLaMA does not rise)") in text
+    assert "LLaMA: NIAH easy < standard at size(s) s1 (beyond noise), s2 (within noise)" in text
+    fine = store_rows("linscale_cloze", "acc", [0.3, 0.6], chance_value=1 / 64)
+    assert "every task is calibrated" in calibration.format_report(calibration_report(pd.DataFrame(fine)))
+
+
+def test_paired_items_are_every_item_of_both_modes():
+    """Easy items that are all among the standard ones, with standard items left over, are not paired (the
+    paired form would score only the shared ones); pair=False asks for the independent form."""
+    cells = [(i, j, k) for i in range(3) for j in range(2) for k in range(4)]
+    easy = [(i, j, (i, j, k), float(k % 2)) for i, j, k in cells]
+    standard = [(i, j, (i, j, k), float(k < 2)) for i, j, k in cells]
+    plain = lambda rows: [(i, j, c) for i, j, _, c in rows]
+    independent = lambda a, b: math.hypot(metrics.weighted_stderr(plain(a)), metrics.weighted_stderr(plain(b)))
+    assert metrics.weighted_difference(easy, standard)[2]
+    half = [row for row in easy if row[2][2] < 2]
+    assert metrics.weighted_difference(half, standard)[1:] == (pytest.approx(independent(half, standard)), False)
+    assert metrics.weighted_difference(easy, standard, pair=False)[1:] == (pytest.approx(independent(easy, standard)),
+                                                                            False)
+
+
+def test_niah_score_zeroes_a_length_without_a_passing_cell():
+    """A column whose every cell is under the pass threshold scores nothing, however close it comes."""
+    records = [(0, j, 1) for j in range(2)] + [(1, j, c) for j in range(2) for c in (1, 0, 0)]  # a_1j = 1/3
+    w = {(i, j): metrics.ALPHA ** i * metrics.ALPHA ** (1 - j) for i in range(2) for j in range(2)}
+    assert metrics.niah_score(records) == pytest.approx((w[0, 0] + w[0, 1]) / sum(w.values()))
+    assert metrics.niah_score(records) < metrics.weighted_accuracy(records)
+    assert math.isnan(metrics.weighted_accuracy([])) and math.isnan(metrics.weighted_stderr([]))
+
+
+def test_chance_tables_take_the_stores_chances_and_copying_is_capped_by_the_variables():
+    table = chance.chance_table(recorded={("linscale_mqar", "acc"): 1 / 16}).set_index("task")
+    assert table.loc["linscale_mqar", "chance"] == 1 / 16 and table.loc["linscale_mqar", "answers"] == 16
+    assert table.loc["linscale_cloze", "chance"] == 1 / LanguageSpec().n_values  # not recorded: the language's
+    # more pairs asked for than the language has variables: a binding per variable at most
+    assert chance.copy_baseline(options={"mqar_pairs": 1000}) == 1 / LanguageSpec().n_vars
+    assert chance.copy_baseline({"source": "synthetic", "n_vars": 8}, {"mqar_pairs": 1000}) == 1 / 8
