@@ -850,7 +850,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "use with --threads 1)")
     p.add_argument("--out", default="benchmarks/results", help="results folder; '' to only print")
     p.add_argument("--conditions", default="", help="free text stored in the report (e.g. 'idle machine')")
-    p.add_argument("--rounds", type=int, default=1,
+    p.add_argument("--rounds", type=_whole_number(1), default=1,
                    help="run the sections this many times one after another and store every round, labelled "
                         "idle or loaded by the cores other processes used meanwhile (e.g. --rounds 8 --sections length,decoding: how "
                         "far one run's ratios stray); no goals")

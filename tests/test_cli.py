@@ -35,6 +35,8 @@ OUT_OF_RANGE = [
     (["data", "--sample", "1000000"], "argument --sample: expected a whole number >= 0 and <= 1,000, got 1000000"),
     (["accounting", "--preset", "smoke", "--seq-len", "-5"], "argument --seq-len: expected a whole number >= 1"),
     (["bench", "--threads", "0"], "argument --threads: expected a whole number >= 1, got 0"),
+    # refused by the library after torch was imported, naming "rounds:", not the option typed
+    (["bench", "--rounds", "0"], "argument --rounds: expected a whole number >= 1, got 0"),
     (["study", "--bootstrap", "many"], "argument --bootstrap: expected a whole number >= 2, got 'many'"),
     # fit's were refused as "n_resamples: ..." and "drop_highest_loss: ...", names the user never typed
     (["fit", "--method", "approach1", "--table", "runs.csv", "--bootstrap", "1"],
