@@ -233,7 +233,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from linscale.eval.adapter import ContextLengthError
-    from linscale.eval.runner import EvalPool, evaluate_sweep, final_checkpoints
+    from linscale.eval.runner import EvalPool, companion_paths, evaluate_sweep, final_checkpoints, settings_path
     from linscale.models.checkpoint import CheckpointError, usable_device
 
     options = _task_options(args.option)
@@ -252,6 +252,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.calibrate and not (suites or tasks):  # the roles were evaluated, then the report of no task failed
         raise ConfigError("--calibrate: reports on the tasks of --suites and --tasks; --suites is empty, expected a "
                           "suite or --tasks")
+    if args.roles and (suites or tasks):  # the roles table written over the store the same call had just filled
+        store_path = Path(out) if out else Path(args.sweep_dir) / "eval" / "results.parquet"
+        roles = Path(args.sweep_dir) / "eval" / "roles.parquet" if args.roles is True else Path(args.roles)
+        beside = (store_path, *companion_paths(store_path)[:2], settings_path(store_path))
+        if roles.resolve() in {p.resolve() for p in beside}:
+            raise ConfigError(f"--roles: {roles} is where this call writes its results store or a file beside it; "
+                              "expected another file")
     try:
         with EvalPool(args.jobs, threads=1) if (args.jobs or 1) > 1 else nullcontext() as pool:
             if suites or tasks or not args.roles:

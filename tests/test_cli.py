@@ -462,6 +462,18 @@ def test_a_failed_html_build_is_one_line(monkeypatch, capsys):
     assert "the HTML build failed" in one_line_error(["book", "--chapter", "accounting"], capsys)
 
 
+def test_roles_written_over_the_results_store_are_refused_before_any_work(tmp_path, capsys):
+    """`eval --out X.parquet --roles X.parquet` filled the results store, then wrote the roles table over it."""
+    store = tmp_path / "store.parquet"
+    err = one_line_error(["eval", str(tmp_path), "--out", str(store), "--roles", str(store)], capsys)
+    assert f"--roles: {store} is where this call writes its results store" in err
+    # the default store's per-item table beside it, and the default store itself under the default roles name
+    items = tmp_path / "eval" / "items.parquet"
+    assert "--roles:" in one_line_error(["eval", str(tmp_path), "--roles", str(items)], capsys)
+    roles = tmp_path / "eval" / "roles.parquet"
+    assert "--roles:" in one_line_error(["eval", str(tmp_path), "--out", str(roles), "--roles"], capsys)
+
+
 def test_the_html_build_ends_with_the_process_that_started_it(monkeypatch):
     """A `linscale book` killed outright left jupyter-book writing _build/html for seconds: the build asks
     for a signal when its parent (this process) dies, as a probe's and a sweep's children do."""
