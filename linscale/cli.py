@@ -375,6 +375,7 @@ def _train(args: argparse.Namespace, lock_wait_s: float = 0) -> int:
         return 0
     if not (args.preset and args.arch and args.size):
         raise ConfigError("train: give --preset, --arch and --size (or --run-dir of a prepared run)")
+    _writable_folder(args.out, "--out")  # --out '' (an unset $DIR) trained into runs/<preset> without a word
     preset, specs = plan_runs(args.preset, [*args.set, f"archs=[{args.arch}]"])
     specs = [s for s in specs if s["size"] == args.size]
     if not specs:

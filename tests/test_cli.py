@@ -462,6 +462,12 @@ def test_a_failed_html_build_is_one_line(monkeypatch, capsys):
     assert "the HTML build failed" in one_line_error(["book", "--chapter", "accounting"], capsys)
 
 
+def test_an_empty_out_folder_is_refused_not_taken_for_the_default(capsys):
+    """`--out ""` (an unset $DIR) trained into runs/<preset> without a word; a sweep refused it already."""
+    for command in (["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1"], ["sweep", "--preset", "smoke"]):
+        assert "--out: expected a folder, got ''" in one_line_error([*command, "--out", ""], capsys)
+
+
 def test_roles_written_over_the_results_store_are_refused_before_any_work(tmp_path, capsys):
     """`eval --out X.parquet --roles X.parquet` filled the results store, then wrote the roles table over it."""
     store = tmp_path / "store.parquet"
