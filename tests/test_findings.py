@@ -309,6 +309,17 @@ def test_gpu_report_tables_read_every_section(tmp_path):
     assert kernels.loc["tnl", "fwd_bandwidth_pct"] == 78
 
 
+def test_a_kernel_table_without_bandwidth_shares_reads_them_as_unknown(tmp_path):
+    """A kernels table without the "fwd TB/s" column stopped the reader with a bare StopIteration, and
+    one of bare numbers (no "(78%)") with an AttributeError: the shares are NaN, the ratios still read."""
+    path = tmp_path / "2026-01-02-gpu-check-some-gpu.md"
+    for header, cells in (("fwd TB/s (of 4.3)", ("3.34", "0.14")), ("fwd GB", ("1", "2"))):
+        path.write_text(GPU_REPORT.replace("fwd TB/s (of 4.3)", header).replace("3.34 (78%)", cells[0])
+                        .replace("0.14 (3%)", cells[1]))
+        kernels = findings.gpu_report_tables(path)["kernels"].set_index("mixer")
+        assert kernels["fwd_bandwidth_pct"].isna().all() and kernels.loc["tnl", "fwd_vs_sdpa"] == 6.69
+
+
 def test_gpu_report_tables_name_a_missing_section(tmp_path):
     path = tmp_path / "2026-01-02-gpu-check-some-gpu.md"
     path.write_text(GPU_REPORT.replace("### Throughput", "### Speed"))

@@ -64,9 +64,10 @@ def gpu_report_tables(path, required=("lightning", "agreement", "training", "ker
         for ratio in ("sdpa", "fla"):
             column = kernels.get(f"fwd vs {ratio}", pd.Series(index=kernels.index, dtype=str))
             kernels[f"fwd_vs_{ratio}"] = pd.to_numeric(column.astype(str).str.rstrip("x"), errors="coerce")
-        bandwidth = next(c for c in kernels if c.startswith("fwd TB/s"))
-        kernels["fwd_bandwidth_pct"] = pd.to_numeric(kernels[bandwidth].str.extract(r"\((\d+)%\)")[0],
-                                                     errors="coerce")
+        # "fwd TB/s (% of peak)": a report without that column (or with bare numbers in it) has no share
+        bandwidth = next((c for c in kernels if c.startswith("fwd TB/s")), None)
+        shares = (kernels[bandwidth].astype(str) if bandwidth else pd.Series("", index=kernels.index, dtype=str))
+        kernels["fwd_bandwidth_pct"] = pd.to_numeric(shares.str.extract(r"\((\d+)%\)")[0], errors="coerce")
     return tables
 
 
