@@ -88,3 +88,71 @@ def test_an_export_is_readable_by_whom_a_file_made_by_hand_would_be(tmp_path):
     finally:
         os.umask(old)
         default_file_mode.cache_clear()
+
+
+def test_an_export_replaces_an_earlier_one_in_a_folder_made_for_it(tmp_path):
+    """Exporting into a folder that does not exist yet makes it (and its parents); exporting again into
+    one that holds an export replaces it whole; an export without meta loads with an empty one."""
+    config = ModelConfig(arch="tnl", n_layer=1, d_model=16, n_head=2, vocab_size=20)
+    torch.manual_seed(0)
+    first, second = build_model(config), build_model(config)
+    path = tmp_path / "runs" / "a" / "export" / "step=2"
+    save_checkpoint(first, path, meta={"step": 1})
+    save_checkpoint(second, path)
+    loaded, meta = load_checkpoint(path)
+    assert meta == {}
+    x = torch.randint(0, 20, (1, 5))
+    assert torch.equal(loaded(x).logits, second(x).logits) and not torch.equal(loaded(x).logits, first(x).logits)
+    assert not loaded.training
+    assert sorted(p.name for p in path.parent.iterdir()) == ["step=2"]
+
+
+def test_an_export_that_fails_leaves_no_folder_behind_and_the_earlier_export_whole(tmp_path):
+    class BrokenTokenizer:
+        def save(self, path):
+            raise OSError(28, "No space left on device")
+
+    model = build_model(ModelConfig(arch="tnl", n_layer=1, d_model=16, n_head=2, vocab_size=20))
+    path = save_checkpoint(model, tmp_path / "export", meta={"step": 1})
+    with pytest.raises(OSError, match="No space left"):
+        save_checkpoint(model, path, meta={"step": 2}, tokenizer=BrokenTokenizer())
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]
+    assert load_checkpoint(path)[1] == {"step": 1}
+
+
+def test_a_missing_weights_file_or_a_config_of_another_shape_names_the_file(tmp_path):
+    import json
+    import re
+
+    path = save_checkpoint(build_model(ModelConfig(arch="tnl", n_layer=1, d_model=16, n_head=2, vocab_size=20)),
+                           tmp_path / "ckpt")
+    config = path / "config.json"
+    spec = json.loads(config.read_text())
+    for text, match in ((json.dumps({"meta": {}}), "not a linscale checkpoint config"),
+                        (json.dumps([spec]), "not a linscale checkpoint config"),
+                        (json.dumps({**spec, "model": {**spec["model"], "n_layer": 0}}),
+                         "n_layer: expected a positive integer, got 0")):
+        config.write_text(text)
+        with pytest.raises(CheckpointError, match=f"^{re.escape(str(config))}: {match}"):
+            load_checkpoint(path)
+    config.write_text(json.dumps({"model": spec["model"]}))  # written by hand, without meta
+    assert load_checkpoint(path)[1] == {}
+    (path / "model.safetensors").unlink()
+    weights = re.escape(str(path / "model.safetensors"))
+    with pytest.raises(CheckpointError, match=f"^{weights}: checkpoint file is missing$"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_without_a_tokenizer_or_with_a_broken_one_says_which(tmp_path):
+    import re
+
+    from linscale.models.checkpoint import load_tokenizer
+
+    path = save_checkpoint(build_model(ModelConfig(arch="tnl", n_layer=1, d_model=16, n_head=2, vocab_size=20)),
+                           tmp_path / "ckpt")
+    file = re.escape(str(path / "tokenizer.json"))
+    with pytest.raises(CheckpointError, match=f"^{file}: checkpoint has no tokenizer$"):
+        load_tokenizer(path)
+    (path / "tokenizer.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match=f"^{file}: not a valid tokenizer file \\("):
+        load_tokenizer(path)
