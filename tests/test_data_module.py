@@ -3,9 +3,11 @@ from __future__ import annotations
 
 import lightning as L
 import numpy as np
+import pytest
 import torch
 
 from linscale.data import build_datamodule
+from linscale.data.synthetic import DataError
 
 
 def _docs(batches, eod):
@@ -120,3 +122,103 @@ def test_resumed_lightning_run_continues_the_stream(tmp_path):
                    ckpt_path=str(next((tmp_path / "ck").glob("*.ckpt"))))
     assert len(resumed.seen) == 2
     assert torch.equal(resumed.seen[0], full.seen[2]) and torch.equal(resumed.seen[1], full.seen[3])
+
+
+def test_sizes_workers_and_rank_out_of_range_are_one_line_each():
+    """seq_len and batch_size are positive integers (not bools), num_workers is not negative, and a rank is
+    one of the world's: each is refused naming the argument, before any row is made."""
+    data = {"source": "synthetic", "val_tokens": 64}
+    for kwargs, match in (({"seq_len": 0}, "seq_len: expected a positive integer, got 0"),
+                          ({"batch_size": 0}, "batch_size: expected a positive integer, got 0"),
+                          ({"batch_size": True}, "batch_size: expected a positive integer, got True"),
+                          ({"num_workers": -1}, "num_workers: expected a non-negative integer, got -1")):
+        with pytest.raises(DataError, match=f"^{match}$"):
+            build_datamodule(data, **{"seq_len": 16, "batch_size": 2, **kwargs})
+    for rank in (2, -1):
+        dm = build_datamodule(data, seq_len=16, batch_size=2, rank=rank, world_size=2)
+        with pytest.raises(DataError, match=rf"^rank: {rank} is not in \[0, world_size=2\)$"):
+            dm.train_dataloader()
+
+
+def test_the_seed_changes_the_training_stream_and_val_seed_alone_the_validation_and_test_rows():
+    """Runs of several seeds are compared on one validation set: the training stream follows ``seed``, the
+    validation and test rows follow ``val_seed`` only, and they are distinct sets of the sizes asked for."""
+    data = {"source": "synthetic", "val_tokens": 100, "test_tokens": 40}
+
+    def rows(dm, split):
+        return dm.split_dataset(split).rows
+
+    a, b = (build_datamodule(data, seq_len=16, batch_size=4, seed=s) for s in (1, 2))
+    assert not torch.equal(a.train_batch(0)["input_ids"], b.train_batch(0)["input_ids"])
+    again = build_datamodule(data, seq_len=16, batch_size=4, seed=1)
+    assert torch.equal(a.train_batch(0)["input_ids"], again.train_batch(0)["input_ids"])
+    for split in ("validation", "test"):
+        assert torch.equal(rows(a, split), rows(b, split))
+    assert (len(rows(a, "validation")), len(rows(a, "test"))) == (7, 3)  # ceil(100 / 16), ceil(40 / 16)
+    assert torch.equal(rows(a, "val"), rows(a, "validation"))
+    other = build_datamodule({**data, "val_seed": 1}, seq_len=16, batch_size=4, seed=1)
+    assert not torch.equal(rows(other, "validation"), rows(a, "validation"))
+    assert not torch.equal(rows(other, "test"), rows(a, "test"))
+    assert torch.equal(other.train_batch(0)["input_ids"], a.train_batch(0)["input_ids"])
+    val, test = (torch.cat([b["input_ids"] for b in loader]) for loader in (a.val_dataloader(), a.test_dataloader()))
+    assert torch.equal(val, rows(a, "validation")[:, :-1]) and torch.equal(test, rows(a, "test")[:, :-1])
+    with pytest.raises(DataError, match="^split: expected 'validation' or 'test', got 'train'$"):
+        a.split_dataset("train")
+
+
+def test_bayes_nll_is_the_nll_of_each_label():
+    """bayes_nll[:, t] is the exact nll of labels[:, t]: 0 at each <eod> (certain), and the first label, a
+    document's first token, is uncertain; its mean is the entropy rate ``bayes_loss("train")``; the
+    validation and test losses are the means of their own rows."""
+    dm = build_datamodule({"source": "synthetic", "val_tokens": 256, "test_tokens": 128, "doc_len": 10},
+                          seq_len=32, batch_size=64, seed=1)
+    batches = [dm.train_batch(j) for j in range(32)]
+    nll, labels = (torch.cat([b[k] for b in batches]) for k in ("bayes_nll", "labels"))
+    at_eod = labels == dm.tokenizer.token_to_id("<eod>")
+    assert at_eod.any() and (nll[at_eod] == 0).all() and (nll[:, 0] > 0).all()
+    assert abs(nll.double().mean().item() - dm.bayes_loss("train")) < 0.03 * dm.bayes_loss("train")
+    for split in ("validation", "test"):
+        rows = dm.split_dataset(split)
+        assert dm.bayes_loss(split) == rows.nll.double().mean().item()
+        assert (rows.nll[rows.rows[:, 1:] == dm.tokenizer.token_to_id("<eod>")] == 0).all()
+    assert dm.bayes_loss("validation") != dm.bayes_loss("test")
+
+
+def test_a_batch_is_the_same_whichever_rank_the_module_made_before():
+    """Batch j is a pure function of (seed, rank, world, j): the cached block of one rank is not served to
+    another."""
+    data = {"source": "synthetic", "val_tokens": 64}
+    dm = build_datamodule(data, seq_len=16, batch_size=4, seed=1)
+    first = dm.train_batch(0, 1, 2)["input_ids"]
+    assert not torch.equal(dm.train_batch(0, 0, 2)["input_ids"], first)
+    assert torch.equal(dm.train_batch(0, 0, 2)["input_ids"],
+                       build_datamodule(data, seq_len=16, batch_size=4, seed=1).train_batch(0, 0, 2)["input_ids"])
+
+
+def test_loader_processes_leave_ctrl_c_and_sigterm_to_the_training_process():
+    """A Ctrl-C or a cluster's SIGTERM reaches the whole process group: the loader's worker processes
+    ignore both (the training process stops at its next step and ends them), and they persist between
+    the validations that reuse them. The worker's start is run in a forked process of its own (a real
+    loader's worker that ignores SIGTERM outlives a failed assertion and hangs the test process's exit)."""
+    import multiprocessing
+    import signal
+
+    dm = build_datamodule({"source": "synthetic", "val_tokens": 64}, seq_len=16, batch_size=2, num_workers=1)
+    loader = dm.train_dataloader()
+    assert loader.persistent_workers and dm.val_dataloader().persistent_workers
+    context = multiprocessing.get_context("fork")
+    answer = context.Queue()
+
+    def worker():
+        loader.worker_init_fn(0)
+        answer.put([signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)])
+
+    process = context.Process(target=worker)
+    process.start()
+    try:
+        assert answer.get(timeout=30) == [True, True]
+    finally:
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # this process still stops on Ctrl-C
