@@ -1070,3 +1070,61 @@ def test_a_tokenizer_file_without_eod_is_refused_and_a_loaded_one_reads_a_litera
     without.save(str(tmp_path / "without.json"))
     with pytest.raises(DataError, match=r"without\.json has no '<eod>' token \(add it as a special token"):
         text_data.load_tokenizer_file(tmp_path / "without.json")
+
+
+def test_shuffled_rows_follow_the_seed_and_are_shuffled_again_every_epoch(corpus):
+    """The training rows are read in a seeded order, a new one each epoch: the same seed gives the same
+    batches, another seed other ones, and the second epoch is not the first one repeated."""
+    tmp_path, _ = corpus
+    data = _data(tmp_path / "corpus.jsonl", tmp_path)
+    a, again, other = (build_datamodule(data, 16, 4, seed=s) for s in (3, 3, 4))
+    per_epoch = len(a.train_rows) // 4
+    first, second = ([a.train_batch(j)["input_ids"].numpy() for j in range(e * per_epoch, (e + 1) * per_epoch)]
+                     for e in (0, 1))
+    assert all((x == again.train_batch(j)["input_ids"].numpy()).all() for j, x in enumerate(first))
+    assert not all((x == other.train_batch(j)["input_ids"].numpy()).all() for j, x in enumerate(first))
+    assert not all((x == y).all() for x, y in zip(first, second))
+    assert len({r.tobytes() for b in first for r in b}) == per_epoch * 4  # an epoch repeats no row
+
+
+def test_text_validates_and_tests_on_its_held_out_rows(corpus):
+    """Real text has no test split of its own: the test loader serves the held-out validation rows too."""
+    tmp_path, _ = corpus
+    dm = build_datamodule(_data(tmp_path / "corpus.jsonl", tmp_path), 16, 4)
+    for split in ("validation", "val", "test"):
+        assert np.array_equal(dm.split_dataset(split).rows.numpy(), dm.val_rows)
+    test = np.concatenate([b["input_ids"].numpy() for b in dm.test_dataloader()])
+    assert np.array_equal(test, dm.val_rows[:, :-1])
+    with pytest.raises(DataError, match="^split: expected 'validation' or 'test', got 'train'$"):
+        dm.split_dataset("train")
+
+
+def test_ddp_ranks_start_the_next_epoch_when_together_they_have_read_the_rows_once(corpus):
+    """With W ranks an epoch is n // (W * batch_size) batches of each: then every rank goes on in the next
+    epoch's order, the order one process reaches after its n // batch_size batches."""
+    tmp_path, _ = corpus
+    dm = build_datamodule(_data(tmp_path / "corpus.jsonl", tmp_path), 16, 4, seed=3)
+    n = len(dm.train_rows)
+    for rank in (0, 1):
+        assert np.array_equal(dm.train_batch(n // 8, rank, 2)["input_ids"], dm.train_batch(n // 4 + rank)["input_ids"])
+        assert np.array_equal(dm.train_batch(0, rank, 2)["input_ids"], dm.train_batch(rank)["input_ids"])
+
+
+def test_a_corpus_without_a_training_row_is_one_line(tmp_path):
+    """Every second document held out: long held-out documents and training documents of a word each
+    leave validation rows but no training row."""
+    docs = [("x" if i % 2 == 0 else " ".join(["held out words"] * 40)) for i in range(8)]
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"text": d}) for d in docs), encoding="utf-8")
+    with pytest.raises(DataError, match="^data.path: corpus .+ too short for one training and one validation "):
+        build_datamodule(_data(tmp_path / "corpus.jsonl", tmp_path, val_fraction=0.5), 16, 4)
+
+
+def test_a_streamed_module_asked_again_for_an_earlier_batch_reads_it_again(corpus):
+    """One module whose loader starts over (a second fit, or a resume in the same process) is asked for a
+    batch other than its stream's next: the batch is read again, not the stream's next one served."""
+    tmp_path, _ = corpus
+    dm = build_datamodule(_data(tmp_path / "corpus.jsonl", tmp_path, streaming=True, val_tokens=60), 16, 4)
+    assert len(dm.val_rows) == 4  # val_tokens rounded up to whole rows
+    first = [dm.train_batch(j)["input_ids"] for j in range(5)]
+    assert not (first[1] == first[4]).all()
+    assert all((dm.train_batch(j)["input_ids"] == first[j]).all() for j in (1, 2, 0))
