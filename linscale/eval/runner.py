@@ -127,7 +127,7 @@ def task_paths(include_path=None) -> list[str]:
     (a folder or a list of them; each must exist)."""
     extra = [include_path] if isinstance(include_path, (str, os.PathLike)) else list(include_path or [])
     for path in extra:
-        if not os.fspath(path):  # Path("") is ".": an unset $DIR had the current folder indexed to its depths
+        if not os.fspath(path):  # "" (an unset $DIR) reads as ".": the current folder was indexed to its depths
             raise ConfigError("--include_path: empty; expected a folder of lm-eval task YAMLs")
         if not Path(path).is_dir():
             raise ConfigError(f"--include_path: {path} is not a folder of lm-eval task YAMLs")

@@ -89,9 +89,9 @@ def use_preset_file(path: str | Path, option: str = "--preset") -> str:
         raise ConfigError(f"{option}: {path} is a folder; expected a preset's .yaml file" if path.is_dir() else
                           f"{option}: file {path} does not exist")
     name, own = path.stem, PRESET_DIR / f"{path.stem}.yaml"
-    if own.exists() and path.resolve() == own.resolve():
-        return name  # linscale's own preset file by its path: that preset, read by its name
     if own.exists():
+        if path.resolve() == own.resolve():
+            return name  # linscale's own preset file by its path: that preset, read by its name
         raise ConfigError(f"{option}: {path} has the name of linscale's own preset {name!r} (its tables would be "
                           "taken for that study's); rename the file")
     load_preset(path)  # its shape checked before it is used by name
