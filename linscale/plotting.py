@@ -402,11 +402,11 @@ def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0
                                                       aggfunc="mean")
         image = ax.imshow(grid.to_numpy(), vmin=vmin, vmax=vmax, cmap="RdYlGn", aspect="auto", origin="upper")
         ax.grid(False)
-        # every context length labelled when they fit (eight, in a smaller font), else every other one counted
+        # every context length labelled when they fit (up to eight), else every other one counted
         # from the longest, which a reader looks for first ("worse the longer the haystack"); depths as percents
         step = 1 if len(grid.columns) <= 8 else 2
         ticks = list(range(len(grid.columns) - 1, -1, -step))[::-1]
-        ax.set_xticks(ticks, [f"{grid.columns[j]:g}" for j in ticks], fontsize=None if len(grid.columns) <= 6 else 8)
+        ax.set_xticks(ticks, [f"{grid.columns[j]:g}" for j in ticks])
         ax.set_yticks(range(len(grid.index)), [f"{d:.0f}" for d in grid.index])
         ax.set_title(arch_label(arch), color=ARCH_COLORS.get(arch))
         ax.set_xlabel("context length (tokens)" if i >= len(archs) - 2 else "")
