@@ -213,12 +213,20 @@ def test_loader_processes_leave_ctrl_c_and_sigterm_to_the_training_process():
         loader.worker_init_fn(0)
         answer.put([signal.getsignal(s) == signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM)])
 
-    process = context.Process(target=worker)
-    process.start()
+    # both signals handled by default here first: a process started in the background by a non-interactive
+    # shell (a CI runner's `cmd &`) ignores SIGINT already, and its workers would inherit that
+    signals = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, signal.SIG_DFL) for s in signals}
     try:
-        assert answer.get(timeout=30) == [True, True]
+        process = context.Process(target=worker)
+        process.start()
+        try:
+            assert answer.get(timeout=30) == [True, True]
+        finally:
+            process.join(30)
+            if process.is_alive():
+                process.kill()
+        assert [signal.getsignal(s) for s in signals] == [signal.SIG_DFL] * 2  # this process still stops on them
     finally:
-        process.join(30)
-        if process.is_alive():
-            process.kill()
-    assert signal.getsignal(signal.SIGINT) != signal.SIG_IGN  # this process still stops on Ctrl-C
+        for s, handler in previous.items():
+            signal.signal(s, handler)
