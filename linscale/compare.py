@@ -457,6 +457,14 @@ def agreement_tally(comparisons: list[dict]) -> pd.DataFrame:
     return pd.concat([table, pd.DataFrame([total])], ignore_index=True)[columns]
 
 
+def differing_verdicts_reached(comparisons: list[dict], claim: str) -> dict[str, int]:
+    """The verdicts that the re-runs :func:`agreement_tally` counts reached on ``claim`` where they differ from
+    A's, with how many reached each, most first: which way the re-runs went where a verdict did not hold."""
+    reached = [row["verdict_b"] for data in comparisons if "agreement_a" in data["verdicts"]
+               for _, row in data["verdicts"].iterrows() if row["id"] == claim and row["differs"]]
+    return {v: reached.count(v) for v in sorted(set(reached), key=lambda v: (-reached.count(v), v))}
+
+
 def read_comparison(path: str | Path) -> dict:
     """A comparison written by ``linscale compare --json``, its tables as DataFrames (for the book)."""
     try:

@@ -514,6 +514,19 @@ def test_agreement_tally_counts_re_runs_that_agreed_against_the_prediction():
     assert len(compare.agreement_tally([{"verdicts": pd.DataFrame([dict(id="x", differs=True)])}])) == 0
 
 
+def test_the_verdicts_reached_where_re_runs_differ_are_counted_most_first():
+    """The introduction says which way the re-runs went where a verdict did not hold ("4 found it reproduced")."""
+    def comparison(verdict_b, predicted=True):
+        row = dict(id="aspect", differs=verdict_b != "inconclusive", verdict_b=verdict_b)
+        return {"verdicts": pd.DataFrame([{**row, "agreement_a": 0.74} if predicted else row])}
+
+    draws = [comparison("reproduced"), comparison("not reproduced"), comparison("reproduced"),
+             comparison("inconclusive"), comparison("reproduced", predicted=False)]  # the last is not in the tally
+    assert compare.differing_verdicts_reached(draws, "aspect") == {"reproduced": 2, "not reproduced": 1}
+    assert list(compare.differing_verdicts_reached(draws, "aspect")) == ["reproduced", "not reproduced"]
+    assert compare.differing_verdicts_reached(draws, "other") == {}
+
+
 def test_a_rerun_that_trained_to_an_earlier_reruns_bits_is_one_draw(tmp_path):
     def rerun(name, moved=None, column="val_loss", wall=1.0, tables=True):
         folder = tmp_path / "reruns" / name
