@@ -131,7 +131,8 @@ def test_sizes_workers_and_rank_out_of_range_are_one_line_each():
     for kwargs, match in (({"seq_len": 0}, "seq_len: expected a positive integer, got 0"),
                           ({"batch_size": 0}, "batch_size: expected a positive integer, got 0"),
                           ({"batch_size": True}, "batch_size: expected a positive integer, got True"),
-                          ({"num_workers": -1}, "num_workers: expected a non-negative integer, got -1")):
+                          ({"num_workers": -1}, "num_workers: expected a non-negative integer, got -1"),
+                          ({"num_workers": True}, "num_workers: expected a non-negative integer, got True")):
         with pytest.raises(DataError, match=f"^{match}$"):
             build_datamodule(data, **{"seq_len": 16, "batch_size": 2, **kwargs})
     for rank in (2, -1):

@@ -82,6 +82,7 @@ def test_a_sizes_fields_come_over_the_model_block_and_an_architectures_over_both
     assert (tnl.arch, tnl.name, tnl.n_layer, tnl.n_head, tnl.vocab_size) == ("tnl", "s", 3, 4, 97)
     assert (llama.arch, llama.n_layer, llama.n_head) == ("llama", 2, 4)
     assert split_size("s", preset["sizes"]["s"]) == ({"n_layer": 2, "d_model": 32, "n_head": 4}, {"tokens": 100})
+    assert split_size("s", {"n_layer": 2, "train": None}) == ({"n_layer": 2}, {})  # YAML's empty `train:`
     preset["sizes"]["s"]["n_head"] = 3  # 32 is not a multiple of 3: named with its size and architecture
     with pytest.raises(ConfigError, match=r"^sizes\.s \(tnl\): "):
         model_configs(preset)
@@ -90,6 +91,8 @@ def test_a_sizes_fields_come_over_the_model_block_and_an_architectures_over_both
 @pytest.mark.parametrize("shape, message", [
     (5, "sizes.s: expected a mapping of model fields, got 5"),
     ({"n_layer": 1, "train": [1]}, "sizes.s.train: expected a mapping of training settings, got [1]"),
+    ({"n_layer": 1, "train": []}, "sizes.s.train: expected a mapping of training settings, got []"),
+    ({"n_layer": 1, "train": 0}, "sizes.s.train: expected a mapping of training settings, got 0"),
 ])
 def test_a_size_of_the_wrong_shape_is_named(shape, message):
     with pytest.raises(ConfigError, match=f"^{re.escape(message)}$"):

@@ -90,7 +90,7 @@ class _Base(L.LightningDataModule):
         for name, value in (("seq_len", seq_len), ("batch_size", batch_size)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise DataError(f"{name}: expected a positive integer, got {value!r}")
-        if not isinstance(num_workers, int) or num_workers < 0:
+        if not isinstance(num_workers, int) or isinstance(num_workers, bool) or num_workers < 0:
             raise DataError(f"num_workers: expected a non-negative integer, got {num_workers!r}")
         self.data, self.seq_len, self.batch_size = dict(data), seq_len, batch_size
         self.seed, self.num_workers = int(seed), num_workers

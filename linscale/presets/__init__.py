@@ -165,7 +165,8 @@ def split_size(size: str, shape) -> tuple[dict, dict]:
     if not isinstance(shape, dict):
         raise ConfigError(f"sizes.{size}: expected a mapping of model fields, got {shape!r}")
     fields = dict(shape)
-    train = fields.pop("train", None) or {}
+    train = fields.pop("train", None)
+    train = {} if train is None else train  # an empty `train:` in YAML; 0, "" or [] are mistakes, named below
     if not isinstance(train, dict):
         raise ConfigError(f"sizes.{size}.train: expected a mapping of training settings, got {train!r}")
     return fields, dict(train)
