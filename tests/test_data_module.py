@@ -1,6 +1,8 @@
 """The data module's contract (linscale.data): batch format, workers, DDP shards, Lightning, resuming."""
 from __future__ import annotations
 
+import warnings
+
 import lightning as L
 import numpy as np
 import pytest
@@ -118,10 +120,32 @@ def test_resumed_lightning_run_continues_the_stream(tmp_path):
     first = Recorder(456)
     trainer(2, [ckpt]).fit(first, datamodule=build_datamodule(data, seq_len=16, batch_size=2))
     resumed = Recorder(456)
-    trainer(4).fit(resumed, datamodule=build_datamodule(data, seq_len=16, batch_size=2),
-                   ckpt_path=str(next((tmp_path / "ck").glob("*.ckpt"))))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer(4).fit(resumed, datamodule=build_datamodule(data, seq_len=16, batch_size=2),
+                       ckpt_path=str(next((tmp_path / "ck").glob("*.ckpt"))))
     assert len(resumed.seen) == 2
     assert torch.equal(resumed.seen[0], full.seen[2]) and torch.equal(resumed.seen[1], full.seen[3])
+    assert not [w for w in caught if "resuming with" in str(w.message)]  # the same settings: continued exactly
+    resized = Recorder(456)  # another micro-batch (as another number of devices gives): trains on, and says so
+    with pytest.warns(UserWarning, match=r"^resuming with batch_size 2 -> 1: the rest of the run reads another draw"):
+        trainer(3).fit(resized, datamodule=build_datamodule(data, seq_len=16, batch_size=1),
+                       ckpt_path=str(next((tmp_path / "ck").glob("*.ckpt"))))
+    assert len(resized.seen) == 1
+
+
+def test_a_resume_on_another_stream_names_each_setting_that_changed():
+    """seed, seq_len, micro-batch and number of processes each decide the stream; a checkpoint saved before
+    the number of processes was recorded (no world_size) is compared on what it has."""
+    data = {"source": "synthetic", "val_tokens": 64}
+    saved = build_datamodule(data, seq_len=16, batch_size=2, seed=3, world_size=2).state_dict()
+    assert saved == {"seed": 3, "seq_len": 16, "batch_size": 2, "world_size": 2}
+    with pytest.warns(UserWarning, match=r"^resuming with seed 3 -> 4, seq_len 16 -> 32, world_size 2 -> 1: "):
+        build_datamodule(data, seq_len=32, batch_size=2, seed=4, world_size=1).load_state_dict(saved)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_datamodule(data, seq_len=16, batch_size=2, seed=3, world_size=1).load_state_dict(
+            {k: v for k, v in saved.items() if k != "world_size"})
 
 
 def test_sizes_workers_and_rank_out_of_range_are_one_line_each():

@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import math
 import time
+import warnings
 from typing import Callable, Iterator
 
 import lightning as L
@@ -149,7 +150,22 @@ class _Base(L.LightningDataModule):
                           **self._loader_kwargs())
 
     def state_dict(self) -> dict:
-        return {"seed": self.seed, "seq_len": self.seq_len, "batch_size": self.batch_size}
+        """What the train stream is a function of, saved in the resume checkpoint (see :meth:`load_state_dict`)."""
+        return {"seed": self.seed, "seq_len": self.seq_len, "batch_size": self.batch_size,
+                "world_size": self.world_size}
+
+    def load_state_dict(self, state: dict) -> None:
+        """A resumed run continues its stream exactly only where seed, sequence length, micro-batch and number
+        of processes are the ones it was saved with: batch j of rank r is a function of them all. Lightning
+        lets a run resume on another number of devices (its micro-batch then changes too); it trains on, with
+        a warning saying that the rest of its stream is another draw of the same data."""
+        saved = {key: state[key] for key in ("seed", "seq_len", "batch_size", "world_size") if key in state}
+        now = self.state_dict()
+        changed = [f"{key} {saved[key]} -> {now[key]}" for key in saved if saved[key] != now[key]]
+        if changed:
+            warnings.warn(f"resuming with {', '.join(changed)}: the rest of the run reads another draw of its data "
+                          "than the one it started on (resume with the original devices to continue it exactly)",
+                          stacklevel=2)
 
 
 class SyntheticDataModule(_Base):
