@@ -399,6 +399,8 @@ def test_niah_heatmap_cells_are_the_largest_models_last_checkpoint_in_one_mode()
     assert set(heat["mode"]) == {"easy"} and heat["score"].tolist() == [110.0, 110.0]
     standard = findings.largest_model_cells(cells, archs=["tnl"], mode="standard")
     assert standard["arch"].tolist() == ["tnl"] and standard["score"].tolist() == [110.5]
+    none = findings.largest_model_cells(cells, archs=["hgrn2"])  # a chapter narrowed to an architecture without cells
+    assert none.empty and {"arch", "context", "depth", "score"} <= set(none.columns)
 
 
 # ----------------------------------------------------------------------------- ablation tables and their words

@@ -106,11 +106,12 @@ def ranking(table: pd.DataFrame, metric: str, higher_is_better: bool = True, tol
 
 def largest_model_cells(cells: pd.DataFrame, archs=None, mode: str = "easy") -> pd.DataFrame:
     """NIAH per-cell accuracy (columns arch, params, step, mode, context, depth, acc) of each
-    architecture's largest model at its last evaluated step, renamed for the heatmap (score)."""
+    architecture's largest model at its last evaluated step, renamed for the heatmap (score); no rows
+    where no cell is of ``mode`` and ``archs`` (a chapter narrowed to architectures the cells lack)."""
     part = cells[cells["mode"] == mode] if "mode" in cells else cells
     if archs is not None:
         part = part[part["arch"].isin(archs)]
-    keep = []
+    keep = [part.iloc[:0]]
     for arch, sub in part.groupby("arch"):
         sub = sub[sub["params"] == sub["params"].max()]
         keep.append(sub[sub["step"] == sub["step"].max()])
