@@ -207,7 +207,8 @@ def cmd_book(args: argparse.Namespace) -> int:
     root = book.book_root(args.book_dir, parameters, shared)
     chapter_dir = root / "book" / "chapters" if args.book_dir else book.CHAPTER_DIR
     # two kernels at once: a chapter's start-up and imports are mostly waiting (as the study does)
-    book.execute_book(parameters, chapters=chapters, force=args.force or bool(args.chapter and parameters),
+    # an executed chapter is reused only where its stamp (source, parameters, input tables) is the same
+    book.execute_book(parameters, chapters=chapters, force=args.force,
                       workers=min(2, os.cpu_count() or 1), out_dir=chapter_dir)
     if not args.no_html:
         # the introduction and the glossary glue and link to every chapter, so on a fresh clone one chapter

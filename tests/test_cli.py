@@ -313,16 +313,22 @@ def test_one_chapter_on_a_fresh_clone_first_executes_the_chapters_the_html_links
     chapters.mkdir()
     (chapters / "training.ipynb").write_text("{}")  # executed before: not executed again
     monkeypatch.setattr(book, "CHAPTER_DIR", chapters)
-    monkeypatch.setattr(book, "execute_book", lambda parameters, chapters, **kw: calls.append((parameters, chapters)))
+    forced = []
+    monkeypatch.setattr(book, "execute_book", lambda parameters, chapters, force=False, **kw:
+                        calls.append((parameters, chapters)) or forced.append(force))
     monkeypatch.setattr(book, "build_html", lambda *a, **k: tmp_path)
     monkeypatch.setattr(book, "check_html", lambda *a, **k: [])
     assert main(["book", "--chapter", "accounting", "-p", "figure_size", "70M", "--preset", "smoke"]) == 0
     asked, rest = calls
     assert asked == ({"preset": "smoke", "figure_size": "70M"}, ["accounting"])
+    # the same command again reuses what it executed (the chapter's stamp holds its parameters): only --force
+    # re-executes a chapter whose source, parameters and tables are unchanged
+    assert forced == [False, False]
     assert rest[0] == {"preset": "smoke"} and "accounting" not in rest[1] and "training" not in rest[1]
     assert set(rest[1]) | {"accounting", "training"} == set(book.toc_chapters())
     calls.clear()
     assert main(["book", "--chapter", "accounting", "--no-html"]) == 0 and len(calls) == 1  # no HTML, no others
+    assert main(["book", "--chapter", "accounting", "--no-html", "--force"]) == 0 and forced[-1] is True
 
 
 def test_a_book_of_ones_own_is_executed_and_built_in_book_dir(tmp_path, monkeypatch):
