@@ -754,10 +754,11 @@ def test_appended_rows_replace_the_stored_rows_of_their_key(tmp_path):
     pd.testing.assert_frame_equal(read_store(store), table)
 
 
-def test_result_rows_hold_each_metric_once_with_its_stderr_chance_and_compute(tmp_path):
+def test_result_rows_hold_each_metric_once_with_its_stderr_chance_and_compute(tmp_path, monkeypatch):
     """lm-eval's results dict: "metric,filter" keys, each metric's "_stderr" beside it, and non-metric
     entries (alias, a bool) that are not rows; N from the meta, else from the checkpoint's model config."""
     from linscale.eval.chance import chance_level
+    from linscale.eval import runner
     from linscale.eval.runner import result_rows
     from linscale.flops import PF_DAY, non_embedding_params
 
@@ -778,6 +779,11 @@ def test_result_rows_hold_each_metric_once_with_its_stderr_chance_and_compute(tm
     del meta["params"]
     assert (result_rows(results, meta, "linguistic", ckpt, 1.5)["params"]
             == non_embedding_params(model.config)).all()
+    calls = []  # the checkpoint's config is read once for all rows, and not at all where the meta has N
+    monkeypatch.setattr(runner, "_non_embedding_params", lambda path: calls.append(path) or 7.0)
+    assert (result_rows(results, meta, "linguistic", ckpt, 1.5)["params"] == 7.0).all() and calls == [ckpt]
+    result_rows(results, {**meta, "params": 1e5}, "linguistic", ckpt, 1.5)
+    assert calls == [ckpt]
 
 
 def test_niah_items_of_the_two_modes_pair_up_and_cells_average_their_items():

@@ -381,10 +381,12 @@ def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_tim
     if modes is not None:  # easy minus standard, from the per-item samples of both modes (paired when they are)
         entries.append((MODE_DIFFERENCE_TASK, "weighted_acc_difference,none", modes[0],
                         {"weighted_acc_difference_stderr,none": modes[1]}))
+    params = meta.get("params")  # else the checkpoint's config.json, read once (each row read it again)
     rows = []
     for task, key, value, metrics in entries:
         if "," not in key or "_stderr," in key or not isinstance(value, (int, float)) or isinstance(value, bool):
             continue
+        params = _non_embedding_params(checkpoint) if params is None else params
         metric, filt = key.split(",", 1)
         stderr = metrics.get(f"{metric}_stderr,{filt}")
         if metric == "weighted_acc" and task in niah_stderr:
@@ -395,7 +397,7 @@ def result_rows(results: dict, meta: dict, suite: str, checkpoint: str, eval_tim
             "step": int(meta.get("step", -1)), "tokens": float(meta.get("tokens", math.nan)),
             "flops": float(meta.get("flops", math.nan)),
             "pf_days": float(meta.get("flops", math.nan)) / PF_DAY,
-            "params": float(meta.get("params", _non_embedding_params(checkpoint))), "suite": suite, "task": task, "metric": metric,
+            "params": float(params), "suite": suite, "task": task, "metric": metric,
             "filter": filt, "value": float(value),
             "stderr": float(stderr) if isinstance(stderr, (int, float)) else math.nan,
             "chance": chance_level(task, metric, meta.get("data"), task_options),
