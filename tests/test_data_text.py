@@ -257,6 +257,24 @@ def test_a_streamed_corpus_of_several_files_is_read_part_by_part(corpus, monkeyp
                         match="give data.val_path or a larger data.val_fraction")
 
 
+@pytest.mark.parametrize("parts, sizes, shards, own", [
+    (1, [10], 2, False),                  # fewer parts than shards: every shard reads the one part
+    (0, None, 2, False),                  # none at all (0 is a multiple of every count)
+    (4, None, 2, True), (6, None, 4, False),  # a dataset's parts (sizes unknown): only as many for every shard
+    (4, [10, 9, 10, 9], 2, True),         # shares 20 and 18: the smaller exactly PART_BALANCE of the larger
+    (4, [10, 8, 10, 9], 2, False),        # 20 and 17: the small shard would repeat its text sooner
+    (3, [5, 5, 5], 3, True), (3, [5, 5, 5], 2, False),  # p = s (mod 2): parts {0, 2} and {1} are 10 and 5
+])
+def test_shards_read_their_own_parts_only_where_the_parts_share_out_evenly(parts, sizes, shards, own):
+    from types import SimpleNamespace
+
+    from linscale.data.datamodule import TextDataModule
+
+    module = SimpleNamespace(_parts=parts, _part_bytes=sizes, PART_BALANCE=TextDataModule.PART_BALANCE)
+    assert TextDataModule.PART_BALANCE == 0.9
+    assert TextDataModule._reads_own_parts(module, shards) is own
+
+
 @pytest.mark.parametrize("streaming", [False, True], ids=["read-whole", "streamed"])
 @pytest.mark.parametrize("hub", [False, True], ids=["files", "dataset"])
 def test_shards_stream_and_tokenizer_sample_hold_out_by_place_in_each_part(corpus, monkeypatch, hub, streaming,
