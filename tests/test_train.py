@@ -444,6 +444,39 @@ def test_run_with_other_settings_in_the_same_folder_is_refused(tmp_path):
         prepare_run(tmp_path / "r", specs[0])
 
 
+@pytest.mark.parametrize("ending", ["done", "failed"])
+def test_a_run_with_loader_workers_ends_them_however_it_ends(tmp_path, monkeypatch, ending):
+    """With train.num_workers > 0 the validation loader's workers persist across evaluations. Left to garbage
+    collection (the trainer is a web of reference cycles), their queues were closed before the loader could
+    tell them to stop: `linscale train --num-workers 2` finished its run and then hung at exit for good,
+    waiting for workers that leave SIGTERM to the training process. They end with the fit, failed too."""
+    import gc
+    import multiprocessing
+
+    from linscale.train import callbacks
+
+    preset = tiny_preset(num_workers=2)
+    preset["data"] = {"source": "synthetic", "val_tokens": 512}
+    before = set(multiprocessing.active_children())
+    if ending == "failed":  # an error after the first evaluation (step 1) started the loader's workers
+        record = callbacks.ScalingRecorder._record
+
+        def record_then_fail(self, trainer, pl_module, step):
+            record(self, trainer, pl_module, step)
+            if step > 1:
+                raise RuntimeError("a failure mid-run")
+        monkeypatch.setattr(callbacks.ScalingRecorder, "_record", record_then_fail)
+        with pytest.raises(RuntimeError, match="a failure mid-run"):
+            run_tiny(tmp_path, "r", preset)
+    else:
+        run_tiny(tmp_path, "r", preset)
+    gc.collect()
+    left = [p for p in multiprocessing.active_children() if p not in before]
+    for process in left:  # not left behind this test, whatever it found
+        process.kill()
+    assert left == []
+
+
 def test_a_run_that_never_reached_a_checkpoint_takes_the_corrected_settings(tmp_path, capsys):
     """A failed or interrupted start loses nothing when replaced, so it does not block the corrected command."""
     _, specs = plan_runs(tiny_preset())

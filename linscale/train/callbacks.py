@@ -82,6 +82,25 @@ class ScalingRecorder(L.Callback):
         datamodule = trainer.datamodule
         self._val_loader = datamodule.val_dataloader() if datamodule is not None else trainer.val_dataloaders
 
+    def teardown(self, trainer: L.Trainer, pl_module, stage: str) -> None:
+        self._release_val_loader()
+
+    def on_exception(self, trainer: L.Trainer, pl_module, exception: BaseException) -> None:
+        self._release_val_loader()
+
+    def _release_val_loader(self) -> None:
+        """Ends the validation loader's worker processes (persistent across evaluations) when the fit ends,
+        however it ends. Left to garbage collection, the trainer's reference cycles reach the loader's
+        queues first: their finalizers close them, the loader's own shutdown then cannot tell its workers
+        to stop, and the process hangs at exit waiting for them (they leave SIGTERM to the training
+        process). Lightning ends its own loaders' workers the same way (combined_loader's
+        _shutdown_workers_and_reset_iterator)."""
+        loader, self._val_loader = self._val_loader, None
+        iterator = getattr(loader, "_iterator", None)
+        if iterator is not None and hasattr(iterator, "_shutdown_workers"):
+            iterator._shutdown_workers()
+            loader._iterator = None
+
     def on_train_batch_end(self, trainer: L.Trainer, pl_module, outputs, batch, batch_idx: int) -> None:
         if pl_module.diverged and not (self.records and self.records[-1]["diverged"]):
             self._record_divergence(trainer, pl_module)
