@@ -278,3 +278,150 @@ def test_generation_stops_at_the_stop_string_not_after_max_gen_toks(lm, monkeypa
     assert cut == full[: full.index(stop)]
     # the prefill, then a step a token up to the stop string
     assert len(steps) <= len(lm.tok_encode(full[: full.index(stop) + len(stop)])) + 1
+
+
+# Fast checks of the adapter's parts: each guards a behaviour a mutant of linscale/eval/adapter.py changed without
+# any test above failing.
+
+
+def test_is_greedy_needs_every_continuation_token_to_be_the_argmax(lm):
+    """A two-token continuation whose first token is the model's argmax and whose second is not is not greedy
+    (lm-eval's exact-match of a multi-token answer); is_greedy of "any token is the argmax" called it greedy."""
+    ctx = lm.tokenizer.encode("s4 r1 o2 . s4").ids
+    first = int(forward_logprobs(lm.model, ctx)[-1].argmax())
+    ranked = forward_logprobs(lm.model, ctx + [first])[-1].argsort(descending=True).tolist()
+    word = lambda i: " " + lm.tokenizer.id_to_token(i)
+    (_, both), (_, second_wrong) = lm.loglikelihood(
+        [request("loglikelihood", "s4 r1 o2 . s4", word(first) + word(ranked[0])),
+         request("loglikelihood", "s4 r1 o2 . s4", word(first) + word(ranked[1]))])
+    assert both is True and second_wrong is False
+
+
+def test_left_truncation_keeps_the_end_of_the_context(lm):
+    """truncation=left scores a long request as the model reads its last max_length tokens (the context next
+    to the continuation, as lm-eval's HF model does), and generates from the prompt's last max_length -
+    max_gen_toks tokens: a model that was fed the start of the context, or one token less, scored otherwise."""
+    lm.truncation = "left"
+    W, tok = lm.max_length, lm.tokenizer
+    long = fx.fact_corpus(30, seed=5)  # 120 tokens > 64
+    ctx, cont = tok.encode(long).ids, tok.encode(" o1 .").ids
+    ((logprob, _),) = lm.loglikelihood([request("loglikelihood", long, " o1 .")])
+    inp = (ctx + cont)[-(W + 1): -1]
+    assert len(inp) == W
+    lp = forward_logprobs(lm.model, inp)[-len(cont):]
+    assert logprob == pytest.approx(lp.gather(-1, torch.tensor(cont)[:, None]).sum().item(), abs=1e-5)
+    # generation: the same text as from a prompt of the last W - max_gen_toks tokens only
+    words = long.split()  # one token a word
+    assert len(words) == len(ctx)
+    greedy = {"until": ["<eod>"], "max_gen_toks": 5}
+    got, want = lm.generate_until([request("generate_until", long, greedy),
+                                   request("generate_until", " ".join(words[-(W - 5):]), greedy)])
+    assert got == want
+
+
+def test_the_longest_request_that_fits_is_scored_whole(lm):
+    """A continuation of exactly max_length tokens fits the model's window with truncation=left (its input is
+    the context's last token and the continuation but one); refusing it refused a request that fits."""
+    lm.truncation = "left"
+    W, tok = lm.max_length, lm.tokenizer
+    cont_text = " " + " ".join(fx.fact_corpus(W // 4, seed=2).split()[:W])
+    cont = tok.encode(cont_text).ids
+    assert len(cont) == W
+    ((logprob, _),) = lm.loglikelihood([request("loglikelihood", "s1 r0 o3 .", cont_text)])
+    inp = (tok.encode("s1 r0 o3 .").ids + cont)[-(W + 1): -1]
+    lp = forward_logprobs(lm.model, inp)
+    assert logprob == pytest.approx(lp.gather(-1, torch.tensor(cont)[:, None]).sum().item(), abs=1e-4)
+
+
+def test_generations_come_back_in_the_order_asked_whatever_the_batching(lm):
+    """generate_until batches prompts longest first and by their settings; each answer must go back to its own
+    request (the Collator's reordering undone): shortest first, two budgets for prompts of one length."""
+    asked = [("k1 v2", 2), ("s1 r0 o3", 6), ("s2 r1 o4", 2), ("s1 r0 o3 . s2 r1", 6), ("s2 r1 o4", 6)]
+    requests = [request("generate_until", p, {"until": ["<eod>"], "max_gen_toks": n}) for p, n in asked]
+    alone = [lm.generate_until([r])[0] for r in requests]
+    assert lm.generate_until(requests) == alone
+    # each alone: greedy decoding of its own prompt, at most its own budget
+    for (prompt, budget), out in zip(asked, alone):
+        ids = lm.tokenizer.encode(prompt).ids
+        want = []
+        for _ in range(budget):
+            nxt = int(forward_logprobs(lm.model, ids + want)[-1].argmax())
+            if nxt == lm.eot_token_id:
+                break
+            want.append(nxt)
+        assert out == lm.tokenizer.decode(want)
+
+
+def test_sampling_settings_reach_the_model(lm, monkeypatch):
+    """do_sample with a temperature samples at that temperature; without do_sample decoding is greedy
+    (temperature 0) whatever temperature the task names, and max_gen_toks is the task's or the model's."""
+    lm.max_gen_toks = 4  # the model's budget, where the task gives none
+    calls, generate = [], lm.model.generate
+    monkeypatch.setattr(lm.model, "generate", lambda prompt, **kw: calls.append(kw) or generate(prompt, **kw))
+    lm.generate_until([request("generate_until", "s1 r0", {"until": ["."], "do_sample": True, "temperature": 0.7,
+                                                           "max_gen_toks": 3})])
+    lm.generate_until([request("generate_until", "s1 r0", {"until": ["."], "temperature": 0.7})])
+    assert [(kw["temperature"], kw["max_new_tokens"]) for kw in calls] == [(0.7, 3), (0.0, lm.max_gen_toks)]
+
+
+def test_a_batch_size_or_max_length_too_small_to_work_is_refused(tmp_path):
+    """batch_size=0 made every batch empty (the loglikelihood loop never ended); max_length=1 leaves no token
+    to condition on: both one line naming the option."""
+    ckpt = fx.export(tmp_path / "ck", fx.tiny_model("llama"))
+    with pytest.raises(ConfigError, match=r"^batch_size: expected a positive integer, got 0$"):
+        LinscaleLM(checkpoint=str(ckpt), batch_size=0)
+    with pytest.raises(ConfigError, match=r"^max_length: expected an integer >= 2, got 1$"):
+        LinscaleLM(checkpoint=str(ckpt), max_length=1)
+    assert LinscaleLM(checkpoint=str(ckpt), max_length="2", batch_size="1").max_length == 2
+
+
+def test_a_request_too_long_names_its_task_and_document(lm):
+    """lm-eval's requests know their task and document: the error says which item is too long."""
+    long = fx.fact_corpus(30)  # 120 tokens > 64
+    item = Instance(request_type="loglikelihood", doc={}, arguments=(long, " o1"), idx=0, metadata=("mine", 7, 1))
+    with pytest.raises(ContextLengthError, match=r"^loglikelihood input of 120 tokens \(task mine, doc 7\) is longer"):
+        lm.loglikelihood([item])
+
+
+HOOK = """
+import importlib.util, sys
+sys.meta_path[:] = [f for f in sys.meta_path if not getattr(f, "linscale_lm_eval_hook", False)]  # the .pth's
+spec = importlib.util.spec_from_file_location("_linscale_lm_eval_hook", sys.argv[1])  # as linscale-lm-eval.pth does
+hook = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(hook)
+if sys.argv[2] == "registry first":
+    import lm_eval.api.registry
+hook.install()
+from lm_eval.api import registry
+print("linscale" in registry.model_registry, "linscale.eval.adapter" in sys.modules,
+      registry.get_model("dummy").__name__)
+"""
+
+
+@pytest.mark.parametrize("order", ["hook first", "registry first"])
+def test_the_start_up_hook_registers_the_model_lazily_beside_lm_evals_own(order):
+    """The hook linscale-lm-eval.pth installs (linscale/_lm_eval_plugin.py) in a fresh interpreter, whether
+    lm_eval's registry is imported after it or already was: `linscale` is registered without importing the
+    adapter (torch), and lm-eval's own models stay visible. test_install.py checks the installed .pth; this
+    runs without one."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import linscale
+
+    plugin = Path(linscale.__file__).with_name("_lm_eval_plugin.py")
+    proc = subprocess.run([sys.executable, "-c", HOOK, str(plugin), order], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == ["True", "False", "DummyLM"], proc.stdout + proc.stderr[-2000:]
+
+
+def test_a_continuation_without_tokens_or_a_model_given_twice_is_refused(lm):
+    """An empty continuation has nothing to score: log-likelihood 0 and "greedy" said that the model chose it
+    for certain. A checkpoint and a model given together would leave one of them unused."""
+    with pytest.raises(ValueError, match=r"^loglikelihood: continuation '' has no tokens of its own after context "
+                                         r"'s1 r0'"):
+        lm.loglikelihood([request("loglikelihood", "s1 r0", "")])
+    with pytest.raises(ConfigError, match=r"^model_args: pass either checkpoint= or model= and tokenizer=, not both$"):
+        LinscaleLM(checkpoint=lm.checkpoint, model=lm.model, tokenizer=lm.tokenizer)
