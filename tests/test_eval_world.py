@@ -218,3 +218,26 @@ def test_an_unknown_item_kind_is_one_line_naming_the_kinds(tmp_path):
     ckpt = meta_only_checkpoint(tmp_path / "ckpt", {"data": {"source": "synthetic"}, "seq_len": SEQ_LEN})
     with pytest.raises(TaskDataError, match="kind: unknown item kind 'nope'; expected one of knowledge, cloze"):
         load_items("nope", checkpoint=str(ckpt), task_cache=str(tmp_path / "cache"))
+
+
+def test_held_out_documents_are_as_long_as_the_training_documents(tmp_path):
+    """The perplexity suite's documents are the training language's documents: doc_len tokens where the data
+    cuts documents at doc_len, else one document per context (max_length tokens)."""
+    cut = meta_only_checkpoint(tmp_path / "cut", {"data": {"source": "synthetic", "doc_len": 10}, "seq_len": SEQ_LEN})
+    whole = meta_only_checkpoint(tmp_path / "whole", {"data": {"source": "synthetic"}, "seq_len": SEQ_LEN})
+    for ckpt, length in ((cut, 10), (whole, SEQ_LEN)):
+        docs = load_items("documents", checkpoint=str(ckpt), task_cache=str(tmp_path / "cache"), n_documents=3)
+        assert [len(doc["text"].split()) for doc in docs] == [length] * 3  # the language's words are its tokens
+
+
+def test_a_checkpoint_without_a_readable_config_is_one_line_naming_the_file(tmp_path):
+    """The items read a checkpoint's meta from its config.json: a folder without one, or with one that is not
+    a linscale config, is a CheckpointError naming the file (not a FileNotFoundError's traceback)."""
+    from linscale.models.checkpoint import CheckpointError
+
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'none' / 'config.json'}: checkpoint file is missing$"):
+        item_params("knowledge", {"checkpoint": str(tmp_path / "none")})
+    (tmp_path / "list").mkdir()
+    (tmp_path / "list" / "config.json").write_text("[1, 2]")
+    with pytest.raises(CheckpointError, match=rf"^{tmp_path / 'list' / 'config.json'}: not a linscale checkpoint "):
+        item_params("knowledge", {"checkpoint": str(tmp_path / "list")})
