@@ -418,3 +418,200 @@ def test_hgrn2s_decays_reach_its_token_mixer_in_fp32_under_bf16_autocast(monkeyp
     with torch.autocast("cpu", dtype=torch.bfloat16):
         model(torch.randint(0, 50, (2, 20)))
     assert seen == [torch.float32, torch.float32]
+
+
+# ----------------------------------------------------------------------------- the forms written out by hand
+
+
+def by_weight(x, linear):
+    """x · W for a bias-free nn.Linear (torch stores Wᵀ)."""
+    return x @ linear.weight.t()
+
+
+def rms_normed(x, eps):
+    """x / √(mean(x²) + ε): SRMSNorm, and RMSNorm before its gain."""
+    return x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+
+
+def test_channel_mixers_and_the_low_rank_gate_are_the_papers_forms():
+    """SwiGLU (U ⊙ swish(V))·W_down for LLaMA, SGLU (U ⊙ V)·W_down with no activation for the linear models and
+    the output gate sigmoid(X̄·W_gd·W_gu) of TNL and cosFormer2 (paper.md §8.0, §8.2), with swish(z) = z·σ(z)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 32, dtype=torch.float64)
+    gated = set()
+    with torch.no_grad():
+        for arch in ARCHS:
+            block = build_model(tiny(arch)).double().blocks[0]
+            glu = block.channel_mixer
+            u, v = by_weight(x, glu.w_u), by_weight(x, glu.w_v)
+            hidden = u * v * torch.sigmoid(v) if arch == "llama" else u * v
+            assert_close(f"{arch} channel mixer", by_weight(hidden, glu.w_down), glu(x), 1e-12)
+            gate = getattr(block.token_mixer, "gate", None)
+            if gate is not None:
+                gated.add(arch)
+                assert_close(f"{arch} gate", torch.sigmoid(by_weight(by_weight(x, gate.down), gate.up)), gate(x), 1e-12)
+    assert gated == {"tnl", "cosformer2"}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_a_block_is_pre_norm_residual_at_the_configs_epsilon(arch):
+    """O = TokenMixer(Norm(X)) + X, X' = ChannelMixer(Norm(O)) + O (paper.md §8.0), Norm = x/√(mean(x²) + ε) at the
+    config's ε, times a learnable gain for LLaMA's RMSNorm (set away from 1 here) and with none for SRMSNorm."""
+    eps = 0.05  # large, so that the ε a norm takes shows
+    torch.manual_seed(0)
+    model = build_model(tiny(arch, norm_eps=eps)).double()
+    block = model.blocks[1]
+    inputs = model.layer_inputs()[1]
+    norms = [block.norm1, block.norm2]
+    with torch.no_grad():
+        for norm in norms:
+            assert [p.shape for p in norm.parameters()] == ([(32,)] if arch == "llama" else [])
+            if arch == "llama":
+                norm.weight.uniform_(0.5, 1.5)
+        gain = [norm.weight if arch == "llama" else 1.0 for norm in norms]
+        x = torch.randn(2, 6, 32, dtype=torch.float64)
+        o = x + block.token_mixer(rms_normed(x, eps) * gain[0], **inputs)[0]
+        by_hand = o + block.channel_mixer(rms_normed(o, eps) * gain[1])
+        assert_close("block", by_hand, block(x, **inputs)[0], 1e-12)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_the_model_is_embedding_blocks_final_norm_and_the_tied_projection(arch):
+    """logits = Norm(blocks(TPE(E[ids]))) · Eᵀ: one matrix E embeds and projects back (tied, and trained as both),
+    TPE for cosFormer2 alone, the final norm at the config's ε; the count without the embedding leaves out E alone."""
+    eps = 0.05
+    torch.manual_seed(0)
+    model = build_model(tiny(arch, norm_eps=eps, vocab_size=97)).double()
+    assert (model.input_transform is not None) == (arch == "cosformer2")
+    assert [name for name, p in model.named_parameters() if p.shape == (97, 32)] == ["embed.weight"]
+    assert model.num_params(non_embedding=False) - model.num_params() == 97 * 32
+    ids = torch.randint(0, 97, (2, 9))
+    with torch.no_grad():
+        if arch == "llama":
+            model.norm.weight.uniform_(0.5, 1.5)
+        x = model.embed.weight[ids]
+        if model.input_transform is not None:
+            x = model.input_transform(x)[0]
+        for block, inputs in zip(model.blocks, model.layer_inputs()):
+            x = block(x, **inputs)[0]
+        x = rms_normed(x, eps) * (model.norm.weight if arch == "llama" else 1.0)
+        assert_close("logits", x @ model.embed.weight.t(), model(ids).logits, 1e-12)
+    for fused in (True, False):  # the projection trains E too: rows of words never read as input get a gradient
+        model.fused_loss = fused
+        model.zero_grad()
+        model(ids % 50, labels=ids).loss.backward()
+        assert (model.embed.weight.grad[50:].abs().sum(-1) > 0).all(), fused
+
+
+def test_llama_mixer_is_rope_softmax_attention_written_out():
+    """paper.md §8.1 by hand: RoPE turns each pair (i, i + D/2) of q and k by the angle s·base^(−2i/D) at position s
+    (counter-clockwise, LLaMA's rotate-half convention), then causal softmax(QKᵀ/√D)·V per head, then W_o."""
+    torch.manual_seed(0)
+    base = 500.0  # not the default, so that the config's base is the one used
+    mixer = build_model(tiny("llama", n_head=2, rope_base=base)).blocks[0].token_mixer.double()
+    B, T, H, D = 2, 7, 2, 16
+
+    def rope(z, first):  # z (B, T, H, D) with its tokens at positions first, first + 1, ...
+        s = torch.arange(first, first + z.shape[1], dtype=torch.float64)[:, None]  # (T, 1)
+        angle = s * base ** (-2 * torch.arange(D // 2, dtype=torch.float64) / D)  # (T, D/2)
+        cos, sin = angle.cos()[:, None], angle.sin()[:, None]  # (T, 1, D/2)
+        a, b = z[..., :D // 2], z[..., D // 2:]
+        return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+
+    x = torch.randn(B, T, H * D, dtype=torch.float64)
+    with torch.no_grad():
+        z = torch.randn(B, T, H, D, dtype=torch.float64)
+        assert_close("rotary at offset 5", rope(z, 5), mixer.rope(z, 5), 1e-6)  # fp32 tables
+        q, k, v = (by_weight(x, p).view(B, T, H, D) for p in (mixer.q_proj, mixer.k_proj, mixer.v_proj))
+        scores = torch.einsum("bthd,bshd->bhts", rope(q, 0), rope(k, 0)) / math.sqrt(D)
+        future = torch.arange(T)[None, :] > torch.arange(T)[:, None]  # key s after query t
+        weights = scores.masked_fill(future, float("-inf")).softmax(-1)
+        o = torch.einsum("bhts,bshd->bthd", weights, v).reshape(B, T, H * D)
+        assert_close("attention by hand", by_weight(o, mixer.o_proj), mixer(x)[0], 1e-6)
+
+
+def test_cosformer2_mixer_is_lrpe_linear_attention_written_out():
+    """paper.md §8.4 by hand: q̃_s = [cos(sθ) ⊙ q_s, sin(sθ) ⊙ q_s] (likewise k̃), o_t = Σ_{s≤t} (q̃_t·k̃_s) v_s with no
+    decay and no scale, then SRMSNorm, the gate sigmoid(X̄·W_gd·W_gu) and W_o; from an offset positions start there."""
+    torch.manual_seed(0)
+    mixer = build_model(tiny("cosformer2", n_head=4)).blocks[0].token_mixer.double()
+    B, T, H, D, offset = 2, 6, 4, 8, 3
+    x = torch.randn(B, T, H * D, dtype=torch.float64)
+    with torch.no_grad():
+        mixer.theta.uniform_(0.05, 1.5)
+        angle = torch.arange(offset, offset + T, dtype=torch.float64)[:, None, None] * mixer.theta  # (T, H, D)
+        q, k = (torch.nn.functional.silu(by_weight(x, p)).view(B, T, H, D) for p in (mixer.q_proj, mixer.k_proj))
+        q, k = (torch.cat([z * angle.cos(), z * angle.sin()], dim=-1) for z in (q, k))
+        v = by_weight(x, mixer.v_proj).view(B, T, H, D)
+        o = torch.zeros(B, T, H, D, dtype=torch.float64)
+        for t in range(T):
+            for s in range(t + 1):
+                o[:, t] += (q[:, t] * k[:, s]).sum(-1)[..., None] * v[:, s]
+        gate = torch.sigmoid(by_weight(by_weight(x, mixer.gate.down), mixer.gate.up))
+        by_hand = by_weight(rms_normed(o.reshape(B, T, H * D), 1e-6) * gate, mixer.o_proj)
+        for mode in ["naive", "chunk", "recurrent"]:
+            mixer.mode = mode
+            assert_close(f"{mode} mixer = the sum by hand", by_hand, mixer(x, offset=offset)[0], 1e-6)  # fp32 angles
+
+
+def test_cosformer2_lrpe_angles_start_at_ropes_frequencies():
+    """θ (H, D) is learnable, initialised like RoPE's frequencies (cosFormer2's module docstring): θ_c = base^(−c/D),
+    from 1 down, the same for every head."""
+    config = tiny("cosformer2", n_head=4, rope_base=500.0)
+    theta = build_model(config).blocks[0].token_mixer.theta
+    expected = [500.0 ** (-c / 8) for c in range(8)]
+    assert theta.requires_grad and theta.shape == (4, 8)
+    for head in theta.tolist():
+        assert head == pytest.approx(expected, rel=1e-6)
+
+
+def test_cosformer2_tpe_is_the_decayed_causal_mixing_written_out():
+    """TPE(x)_t = x_t + (Σ_{s≤t} γ^{t−s} ⊙ x_s W) Wᵀ, W (d, e), e = d/h, γ_c = exp(−slope_c) with ALiBi's slopes
+    over the e channels (cosFormer2's module docstring)."""
+    torch.manual_seed(0)
+    tpe = build_model(tiny("cosformer2", n_head=4)).input_transform.double()
+    W = tpe.proj.detach()
+    assert W.shape == (32, 8)
+    gamma = torch.tensor(alibi_slopes(8), dtype=torch.float64).neg().exp()
+    x = torch.randn(2, 7, 32, dtype=torch.float64)
+    u, h, mixed = x @ W, torch.zeros(2, 8, dtype=torch.float64), []
+    for t in range(7):
+        h = gamma * h + u[:, t]
+        mixed.append(h)
+    by_hand = x + torch.stack(mixed, dim=1) @ W.t()
+    with torch.no_grad():
+        for mode in ["naive", "chunk", "recurrent"]:
+            tpe.mode = mode
+            assert_close(f"{mode} TPE = the recurrence by hand", by_hand, tpe(x)[0], 1e-10)
+
+
+@pytest.mark.parametrize("schedule", ["alibi", "paper"])
+def test_each_tnl_layer_takes_its_own_layers_decays(schedule):
+    """log λ_{l,h} of every layer l of 4 (H = 4): ALiBi's 2^(−2(h+1)) times (1 − l/3 + 1e-5), or the paper's
+    (8h/4)·(1 − l/4), by the formulas of paper.md §8.2."""
+    model = build_model(tiny("tnl", n_layer=4, n_head=4, decay_schedule=schedule))
+    for l, block in enumerate(model.blocks):
+        if schedule == "paper":
+            expected = [-(8 * h / 4) * (1 - l / 4) for h in range(4)]
+        else:
+            expected = [-(2 ** (-2 * (h + 1))) * (1 - l / 3 + 1e-5) for h in range(4)]
+        assert block.token_mixer.log_decay.tolist() == pytest.approx(expected, rel=1e-6, abs=1e-12), l
+    with pytest.raises(ValueError, match="^decay_schedule: 'linear' is not one of alibi, paper$"):
+        tnl_log_decay(4, 0, 4, "linear")
+
+
+def test_hgrn2_lower_bounds_are_the_cumulative_softmax_over_layers_each_to_its_layer():
+    """lb_l = Σ_{j=1..l} softmax(Γ over layers)_j (the cumulative sum minus its first row, paper.md §8.3), and
+    layer l's mixer is given row l (layer 0 none: its bound is 0)."""
+    torch.manual_seed(0)
+    model = build_model(tiny("hgrn2", n_layer=4))
+    with torch.no_grad():
+        model.lower_bounds.gamma.normal_()
+    e = model.lower_bounds.gamma.detach().double().exp()
+    p = e / e.sum(0)  # softmax over the layers, per channel
+    lb = model.lower_bound_per_layer().detach()
+    inputs = model.layer_inputs()
+    assert inputs[0]["lower_bound"] is None and torch.equal(lb[0], torch.zeros(32))
+    for l in range(1, 4):
+        assert_close(f"layer {l} bound", p[1:l + 1].sum(0), lb[l], 1e-6)
+        assert torch.equal(inputs[l]["lower_bound"].detach(), lb[l])
