@@ -615,3 +615,55 @@ def test_hgrn2_lower_bounds_are_the_cumulative_softmax_over_layers_each_to_its_l
     for l in range(1, 4):
         assert_close(f"layer {l} bound", p[1:l + 1].sum(0), lb[l], 1e-6)
         assert torch.equal(inputs[l]["lower_bound"].detach(), lb[l])
+
+
+def test_initialisation_is_gpt2s_with_residual_outputs_scaled_by_depth():
+    """reset_parameters: N(0, init_std) for the embedding and every projection, N(0, init_std/√(2L)) for each
+    residual branch's output projection (o_proj, w_down); sample stds of a seeded model within 6%."""
+    L, std = 8, 0.03
+    for arch in ARCHS:
+        torch.manual_seed(0)
+        model = build_model(tiny(arch, n_layer=L, d_model=64, n_head=2, d_ffn=128, vocab_size=256, init_std=std))
+        seen = set()
+        for name, p in model.named_parameters():
+            if p.ndim < 2 or name.endswith(("theta", "gamma", "input_transform.proj")):  # angles, bounds, TPE
+                continue
+            residual = name.endswith(("o_proj.weight", "w_down.weight"))
+            seen.add(residual)
+            expected = std / math.sqrt(2 * L) if residual else std
+            assert p.std().item() == pytest.approx(expected, rel=0.06), (arch, name)
+            assert abs(p.mean().item()) < 0.1 * expected, (arch, name)
+        assert seen == {True, False}
+
+
+def test_sampling_follows_the_temperature_and_keeps_the_top_k():
+    """Sampled tokens follow softmax(logits/τ) over the k largest: logits 0..4, τ = 2 and k = 2 give token 4 with
+    probability e^0.5/(1 + e^0.5) ≈ 0.62 and token 3 otherwise; τ → 0, or k = 1 at any τ, is greedy decoding."""
+    from linscale.models.common import _sample
+
+    generator = torch.Generator().manual_seed(0)
+    logits = torch.arange(5.0).expand(4000, 5)
+    tokens = _sample(logits, temperature=2.0, top_k=2, generator=generator)
+    assert set(tokens.tolist()) == {3, 4}
+    assert (tokens == 4).float().mean().item() == pytest.approx(math.exp(0.5) / (1 + math.exp(0.5)), abs=0.025)
+    torch.manual_seed(0)
+    model = build_model(tiny("tnl"))
+    prompt = torch.randint(0, 64, (3, 5))
+    greedy = model.generate(prompt, max_new_tokens=8)
+    assert torch.equal(model.generate(prompt, 8, temperature=1e-4, generator=generator), greedy)
+    assert torch.equal(model.generate(prompt, 8, temperature=5.0, top_k=1, generator=generator), greedy)
+
+
+def test_generate_continues_a_row_with_eos_once_it_ended_and_stop_needs_eos():
+    """A row that produced eos_token_id is done: it continues with eos while the others decode greedily on."""
+    torch.manual_seed(0)
+    model = build_model(tiny("hgrn2"))
+    prompt = torch.randint(0, 64, (2, 5))
+    greedy = model.generate(prompt, max_new_tokens=10)
+    eos = int(greedy[0, 5])  # row 0's first new token
+    assert (greedy[0, 6:] != eos).any() and (greedy[1] != eos).all()  # greedy row 0 goes on past it; row 1 never ends
+    out = model.generate(prompt, max_new_tokens=10, eos_token_id=eos)
+    assert out.shape == greedy.shape and torch.equal(out[1], greedy[1])
+    assert (out[0, 5:] == eos).all()
+    with pytest.raises(ValueError, match="^generate: stop needs eos_token_id"):
+        model.generate(prompt, max_new_tokens=3, stop=lambda tokens: torch.zeros(2, dtype=torch.bool))
