@@ -171,6 +171,12 @@ def test_tiny_model_learns_a_fixed_batch(arch):
     (dict(vocab_size=2.5), "vocab_size: expected a positive integer"),
     (dict(decay_schedule="linear"), "decay_schedule: 'linear' is not one of"),
     (dict(mixer_mode="fast"), "mixer_mode: 'fast' is not one of"),
+    (dict(norm_eps=0), "norm_eps: expected a positive number, got 0"),
+    (dict(rope_base=-1.0), "rope_base: expected a positive number, got -1.0"),
+    (dict(init_std="0.02"), "init_std: expected a positive number, got '0.02'"),
+    (dict(gate_rank=0), "gate_rank: expected a positive integer, got 0"),
+    (dict(d_ffn=0), "d_ffn: expected a positive integer, got 0"),
+    (dict(chunk_size=0), "chunk_size: expected a positive integer, got 0"),
     (dict(arch="llama", d_model=12, n_head=4), "n_head: LLaMA's rotary embedding needs an even head width, and "
                                                 "d_model/n_head = 12/4 = 3"),
 ])
