@@ -37,11 +37,12 @@ from linscale.models.tnl import alibi_slopes
 class ToeplitzPositionalEncoding(nn.Module):
     """x + (causal decayed recurrence over x·W)·Wᵀ; the state between decoding calls is h (B, e)."""
 
-    def __init__(self, d: int, e: int, mode: str, chunk_size: int):
+    def __init__(self, d: int, e: int, mode: str, chunk_size: int, init_std: float = 0.02):
         super().__init__()
         self.mode, self.chunk_size = mode, chunk_size
         self.proj = nn.Parameter(torch.empty(d, e))  # W, (d, e)
-        nn.init.normal_(self.proj, std=0.02)
+        # drawn here, before CausalLM.reset_parameters draws the rest (that order is the committed runs')
+        nn.init.normal_(self.proj, std=init_std)
         # (e,) fixed by the config: not trained, not saved, kept fp32 (common.config_constant)
         self.log_gamma = -torch.tensor(alibi_slopes(e), dtype=torch.float32)
 
@@ -96,6 +97,6 @@ class CosFormer2Attention(nn.Module):
 def build(config: ModelConfig) -> CausalLM:
     blocks = [Block(CosFormer2Attention(config, i), SGLU(config.d_model, config.d_ffn), SRMSNorm, config)
               for i in range(config.n_layer)]
-    tpe = ToeplitzPositionalEncoding(config.d_model, config.head_dim, config.mixer_mode, config.chunk_size) \
-        if config.tpe else None
+    tpe = ToeplitzPositionalEncoding(config.d_model, config.head_dim, config.mixer_mode, config.chunk_size,
+                                     config.init_std) if config.tpe else None
     return CausalLM(config, blocks, SRMSNorm, input_transform=tpe)
