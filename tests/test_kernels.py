@@ -248,6 +248,14 @@ BAD = {
     "both-decays": (_good(), {"g": -torch.rand(1, 8, 2, 16), "g_gamma": -torch.rand(2)}, "g, g_gamma"),
     "h0-shape": (_good(), {"initial_state": torch.randn(1, 2, 16, 16)}, "initial_state: shape"),
     "gamma-grad": (_good(), {"g_gamma": (-torch.rand(2)).requires_grad_()}, "g_gamma: the Triton kernels treat"),
+    "v-heads": (_good(v=torch.randn(1, 8, 3, 8)), {}, "v: shape"),
+    "g-dtype": (_good(), {"g": -torch.ones(1, 8, 2, 16, dtype=torch.int64)}, "g: dtype"),
+    "gamma-dtype": (_good(), {"g_gamma": -torch.ones(2, dtype=torch.int64)}, "g_gamma: dtype"),
+    "h0-width": (_good(), {"initial_state": torch.randn(1, 2, 8, 8)}, "initial_state: shape"),
+    "h0-dtype": (_good(), {"initial_state": torch.ones(1, 2, 16, 8, dtype=torch.int64)}, "initial_state: dtype"),
+    # a strided state would be read as if it were contiguous: silently wrong
+    "h0-non-contiguous": (_good(), {"initial_state": torch.randn(1, 2, 8, 16).transpose(2, 3)},
+                          "initial_state: the Triton kernels need contiguous"),
 }
 
 
@@ -261,6 +269,14 @@ def test_bad_inputs_raise_one_clear_error(name, op):
     assert "\n" not in str(info.value)
 
 
+def test_inputs_on_another_device_are_refused():
+    """A tensor on another device than q is named (meta stands in for a second device on a CPU-only machine)."""
+    q, v = torch.randn(1, 8, 2, 16, device=DEVICE), torch.randn(1, 8, 2, 8, device=DEVICE)
+    for fn in (kernels.chunk_gla, kernels.fused_recurrent_gla):
+        with pytest.raises(ValueError, match="k: on meta, but q is on"):
+            fn(q, q.to("meta"), v)
+
+
 def test_interpreter_version_problem_is_named_up_front(monkeypatch):
     """Triton 3.6's interpreter with NumPy >= 2.4 fails inside every kernel; the ops say so first."""
     from linscale.kernels import utils
@@ -268,6 +284,7 @@ def test_interpreter_version_problem_is_named_up_front(monkeypatch):
     assert "triton>=3.7" in utils.interpreter_problem("3.6.0", "2.4.6")
     assert utils.interpreter_problem("3.6.0", "2.2.6") is None
     assert utils.interpreter_problem("3.9.0", "2.4.6") is None
+    assert utils.interpreter_problem("3.7", "2.4.0") is None  # 3.7 is the first fixed release
     assert utils.interpreter_problem("3.10.0", "2.10.1") is None
     monkeypatch.setattr(utils, "INTERPRETER_PROBLEM", utils.interpreter_problem("3.6.0", "2.4.6"))
     for fn in (kernels.chunk_gla, kernels.fused_recurrent_gla):
