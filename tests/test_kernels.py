@@ -295,6 +295,33 @@ def test_interpreter_version_problem_is_named_up_front(monkeypatch):
 def test_bad_chunk_size():
     with pytest.raises(ValueError, match="chunk_size"):
         kernels.chunk_gla(**{n: t.to(DEVICE) for n, t in _good().items()}, chunk_size=24)
+    # a power of two, but tl.dot needs every dimension >= 16 on a GPU, which the interpreter does not check
+    with pytest.raises(ValueError, match="chunk_size: 8 must be a power of two >= 16"):
+        kernels.chunk_gla(**{n: t.to(DEVICE) for n, t in _good().items()}, chunk_size=8)
+
+
+def test_block_widths():
+    """Head dims are tiled in powers of two from 16 (tl.dot's floor on a GPU) to 64, masked where they overhang."""
+    from linscale.kernels.utils import block
+
+    assert [block(w) for w in (1, 8, 16, 17, 24, 60, 64, 65, 100, 256)] == [16, 16, 16, 32, 32, 64, 64, 64, 64, 64]
+
+
+def test_default_chunk_sizes(monkeypatch):
+    """64 tokens a chunk by default, 16 with per-channel gates (their intra-chunk scores are built one key at a
+    time: cost ∝ chunk size), in the chunked op and in the recurrent op's chunked backward."""
+    from linscale.kernels import chunk, fused_recurrent
+
+    seen = []
+    fwd, bwd = chunk.chunk_fwd, fused_recurrent.chunk_bwd
+    monkeypatch.setattr(chunk, "chunk_fwd", lambda *a: seen.append(("chunk", a[-1])) or fwd(*a))
+    monkeypatch.setattr(fused_recurrent, "chunk_bwd", lambda *a: seen.append(("recurrent", a[-1])) or bwd(*a))
+    q = torch.randn(1, 4, 1, 16, device=DEVICE, requires_grad=True)
+    g = -torch.rand(1, 4, 1, 16, device=DEVICE)
+    for fn in (kernels.chunk_gla, kernels.fused_recurrent_gla):
+        fn(q, q, q)[0].sum().backward()
+        fn(q, q, q, g=g)[0].sum().backward()
+    assert seen == [("chunk", 64), ("chunk", 16), ("recurrent", 64), ("recurrent", 16)]
 
 
 # ----------------------------------------------------------------------------- dispatch and models
