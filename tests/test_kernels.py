@@ -216,6 +216,30 @@ def test_split_sequence_through_states():
     assert_close("ht", whole_ht.cpu(), h2.cpu(), 1e-5)
 
 
+def _fenced(x: torch.Tensor) -> torch.Tensor:
+    """x's values in a contiguous view whose neighbours in memory are NaN on both sides."""
+    buf = torch.full((x.numel() + 2 * 1024,), float("nan"), dtype=x.dtype, device=x.device)
+    return buf[1024:1024 + x.numel()].view(x.shape).copy_(x)
+
+
+def test_kernels_read_nothing_outside_their_inputs():
+    """Tiles that overhang a head width no power of two (24 in a 32 tile, 20 in a 32 tile) or the sequence end are
+    masked: NaN next to the inputs in memory reaches neither outputs nor gradients (nor, on a GPU, an address
+    past the allocation)."""
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(1, 5, 1, d, generator=gen) for d in (24, 24, 20))
+    h0 = torch.randn(1, 1, 24, 20, generator=gen)
+    ref_o, ref_ht = naive_recurrent_gla(q, k, v, initial_state=h0, output_final_state=True)
+    for fn in (kernels.chunk_gla, kernels.fused_recurrent_gla):
+        leaves = [_fenced(x.to(DEVICE)).requires_grad_() for x in (q, k, v, h0)]
+        o, ht = fn(*leaves[:3], initial_state=leaves[3], output_final_state=True)
+        assert_close(f"{fn.__name__}: o", ref_o, o.detach().cpu(), 1e-4)
+        assert_close(f"{fn.__name__}: ht", ref_ht, ht.detach().cpu(), 1e-4)
+        (o.sum() + ht.sum()).backward()
+        for name, x in zip("qkvh", leaves):
+            assert torch.isfinite(x.grad).all(), f"{fn.__name__}: d{name} is not finite"
+
+
 def test_empty_sequence():
     q = torch.zeros(1, 0, 2, 16, device=DEVICE)
     h0 = torch.randn(1, 2, 16, 16, device=DEVICE)
