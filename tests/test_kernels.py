@@ -21,6 +21,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -463,6 +464,53 @@ def test_kernels_compile_for_hopper(tmp_path):
                              "chunk_bwd_dqk"], capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("ok ") == 3, result.stdout
+
+
+def test_compile_check_names_every_kernel_argument():
+    """Every kernel × decay type × dtype × width of ``compile_check --all`` gives each kernel argument a type and
+    names no other: a variant that left one out would fail only when compiled, which the test above does for
+    the dq/dk backward alone."""
+    from linscale.kernels import chunk, compile_check, fused_recurrent
+
+    widths = ((128, 128), (256, 128), (96, 96))
+    names = []
+    for name, kernel, pointers, scalars, constexprs in compile_check.variants(("bf16", "fp32"), widths):
+        fn = kernel.fn if hasattr(kernel, "fn") else kernel  # unwrap @triton.autotune
+        given = {**pointers, **scalars, **constexprs}
+        assert set(fn.arg_names) <= set(given), f"{name}: no type for {set(fn.arg_names) - set(given)}"
+        assert set(given) <= set(fn.arg_names), f"{name}: {set(given) - set(fn.arg_names)} are no arguments"
+        names.append(name)
+    for decay, count in {"none": 6, "gamma": 6, "gated": 7}.items():  # chunk_gla_fwd_A: per-channel gates only
+        for dtype in ("bf16", "fp32"):
+            for K, V in widths:
+                found = [n for n in names if n.endswith(f" {dtype} {decay} K={K} V={V}")]
+                assert len(found) == count, (dtype, decay, K, V, found)
+    jitted = {n for module in (chunk, fused_recurrent) for n in dir(module) if n.endswith("_kernel")}
+    assert {n.split()[0] + "_kernel" for n in names} == jitted
+
+
+def test_compile_check_fails_when_a_variant_fails(monkeypatch, capsys):
+    """Exit status 1 and a FAIL line for each variant that does not compile (stand-in compiler: no GPU
+    compile here); refused under the interpreter, which would compile nothing."""
+    from linscale.kernels import compile_check
+
+    def compile_kernel(kernel, pointers, scalars, constexprs, arch, **kw):
+        if constexprs["USE_GAMMA"]:
+            raise RuntimeError("out of shared memory")
+        return SimpleNamespace(metadata=SimpleNamespace(shared=1024))
+
+    monkeypatch.setattr(compile_check, "compile_kernel", compile_kernel)
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    assert compile_check.main(["--all", "--only", "chunk_bwd_dv"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  chunk_bwd_dv fp32 gamma K=96 V=96: RuntimeError: out of shared memory" in out
+    assert out.count("ok    chunk_bwd_dv") == 12 and out.count("FAIL  chunk_bwd_dv") == 6
+    assert "6 of the variants failed to compile for sm_90" in out
+    assert compile_check.main(["--only", "chunk_bwd_dv bf16 none"]) == 0
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    with pytest.raises(SystemExit):
+        compile_check.main([])
+    assert "unset TRITON_INTERPRET" in capsys.readouterr().err
 
 
 def test_gpu_train_check_dry_run(tmp_path):
