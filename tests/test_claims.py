@@ -306,6 +306,77 @@ def test_exponent_claim_is_an_equivalence_test_with_the_fixed_margin():
     assert verdict(0.0, identified={**everyone, "llama": (False, "no crossover")})["verdict"] == NOT_TESTABLE
 
 
+def test_lower_loss_needs_a_linear_model_beside_llama():
+    grid = _grid({a: 1.0 for a in ARCHS})
+    row = claims.lower_loss_claim(grid[grid["arch"] == "llama"], _noise())
+    assert row["verdict"] == NOT_TESTABLE and row["evidence"] == "needs LLaMA and a linear model"
+
+
+def test_allocation_intervals_are_95_percent_and_each_budget_is_named_with_its_half_width():
+    """Each architecture's k·C^e drawn with log k of sd s and e of sd s/10 (_power_fit): log(linear / LLaMA)
+    at C is normal with sd √2·√(s² + (s/10·ln C)²), so a 95% interval's half width is 1.96 of those (a 90%
+    one's 1.64). A ratio whose 95% interval reaches 1 is not "more", even where a 90% one stays above it."""
+    everyone = {a: (True, "") for a in ARCHS}
+    spread = 0.1
+    sd = np.sqrt(2) * np.hypot(spread, spread / 10 * np.log([1e11, 1e12, 1e13]))  # the three budgets
+    fit = _power_fit("approach2", "N_opt(C)", {}, spread, resamples=2000)
+    (row,) = [r for r in claims.allocation_claims(fit, everyone) if r["id"] == "more_parameters"]
+    assert list(row["tolerance"]) == [f"log(N_opt(C) ratio)[{a}, C={c:.3g}]" for a in rules.LINEAR
+                                      for c in (1e11, 1e12, 1e13)]
+    assert list(row["tolerance"].values()) == pytest.approx(list(stats.norm.ppf(0.975) * sd) * 3, rel=0.08)
+    # the ratio 1.8 sd above 1 at the widest budget: its 95% interval reaches 1, a 90% one would not
+    for factor, verdict in ((1.8, INCONCLUSIVE), (3.6, REPRODUCED)):
+        fit = _power_fit("approach2", "N_opt(C)", {a: np.exp(factor * sd.max()) for a in rules.LINEAR}, spread,
+                         resamples=2000)
+        assert claims.allocation_claims(fit, everyone)[0]["verdict"] == verdict, factor
+
+
+def test_exponent_differences_are_read_on_90_percent_intervals_linear_minus_llama():
+    """Each exponent drawn with sd s/10: a difference of two has sd s·√2/10, and a 90% interval (two
+    one-sided tests at 5%) half width 1.64 of those; the estimate is the linear model's minus LLaMA's."""
+    everyone = {a: (True, "") for a in ARCHS}
+    spread = 0.1
+    fit = _power_fit("approach1", "L(C)", {}, spread, exponent=-0.08, exponent_shift={"tnl": 0.004}, resamples=2000)
+    row = claims.exponent_claim(fit, everyone)
+    half = stats.norm.ppf(0.95) * spread / 10 * np.sqrt(2)
+    assert list(row["tolerance"].values()) == pytest.approx([half] * 3, rel=0.08)
+    assert row["numbers"]["exponent-llama[tnl]"] == pytest.approx(0.004)
+    assert row["numbers"]["exponent-llama[hgrn2]"] == pytest.approx(0.0, abs=1e-12)
+    # the margin itself: 1.5 margins apart on either side, each interval (half width 0.005) beyond it
+    margin = rules.MARGINS["exponent"]
+    for shift in (1.5 * margin, -1.5 * margin):
+        fit = _power_fit("approach1", "L(C)", {}, 0.02, exponent=-0.08, exponent_shift={"tnl": shift})
+        assert claims.exponent_claim(fit, everyone)["verdict"] == NOT_REPRODUCED, shift
+
+
+def test_laws_without_bootstrap_draws_are_inconclusive_not_decided():
+    everyone = {a: (True, "") for a in ARCHS}
+    allocation = _power_fit("approach2", "N_opt(C)", {a: 1.5 for a in rules.LINEAR}, 0.02)
+    allocation = allocation.with_(draws=allocation.draws.iloc[0:0])
+    assert [r["verdict"] for r in claims.allocation_claims(allocation, everyone)] == [INCONCLUSIVE, INCONCLUSIVE]
+    exponents = _power_fit("approach1", "L(C)", {}, 0.02, exponent=-0.08)
+    row = claims.exponent_claim(exponents.with_(draws=exponents.draws.iloc[0:0]), everyone)
+    assert row["verdict"] == INCONCLUSIVE and "no bootstrap draws" in row["evidence"]
+
+
+def test_the_evidence_names_the_linear_models_in_the_papers_order():
+    """TNL, HGRN2, cosFormer2, as the paper's tables and every chapter of the book list them."""
+    everyone = {a: (True, "") for a in ARCHS}
+    labels = ["TNL", "HGRN2", "cosFormer2"]
+    fit = _power_fit("approach2", "N_opt(C)", {a: 1.5 for a in rules.LINEAR}, 0.02)
+    exponents = _power_fit("approach1", "L(C)", {}, 0.02, exponent=-0.08)
+    runs = pd.DataFrame([dict(run_id=f"{arch}-{copy}", arch=arch, size="s1", params=1e4, flops=flops,
+                              tokens=flops / 6e4, fitted_loss=worse * 3.0 * (flops / 1e10) ** -0.05)
+                         for arch in ARCHS for copy, worse in (("a", 1.0), ("b", 1.1))
+                         for flops in np.geomspace(1e10, 1e12, 12)])  # two runs each: an envelope needs them
+    rows = [claims.lower_loss_claim(runs, _noise()), claims.allocation_claims(fit, everyone)[0],
+            claims.exponent_claim(exponents, everyone),
+            claims.downstream_claims(_seed_scores({}), rules.Noise(_seed_scores({})), "s3")[0]]
+    for row in rows:
+        at = [row["evidence"].index(label) for label in labels]
+        assert at == sorted(at), row["id"]
+
+
 # ----------------------------------------------------------------------------- downstream
 
 
@@ -384,6 +455,34 @@ def test_retrieval_is_judged_on_the_runs_given_for_it():
     same = {r["id"]: r for r in claims.downstream_claims(base, rules.Noise(base), "s3",
                                                           claims.SeedRuns(base.iloc[0:0], rules.Noise(), "s6"))}
     assert same["retrieval"]["verdict"] == INCONCLUSIVE and same["retrieval"]["evidence"].startswith("size s3")
+
+
+def test_knowledge_differences_in_bits_per_byte_are_relative_to_llamas():
+    """bits per byte of 2.0 for LLaMA and 2.2 for the linear models: 10% more, not 0.2."""
+    scores = _seed_scores({}).assign(bits_per_byte=lambda t: np.where(t["arch"] == "llama", 2.0, 2.2)
+                                     + 0.01 * np.tile([-1.0, 0.0, 1.0], len(ARCHS)))
+    (row,) = [r for r in claims.downstream_claims(scores, rules.Noise(scores), "s3") if r["id"] == "knowledge"]
+    assert row["numbers"]["bits_per_byte/llama-1[tnl]"] == pytest.approx(0.1)
+    assert row["verdict"] == NOT_REPRODUCED and "bits/byte +10.00%" in row["evidence"]
+
+
+def test_the_decay_claims_margin_to_flip_and_agreement_follow_its_own_rule():
+    """cosFormer2's knowledge 0.03 below TNL's (just beyond its bound), bits per byte alike, retrieval far
+    better: reproduced. With bits per byte inside the noise the knowledge part alone carries the language
+    half: the margin to flip is its distance to its edge, and a re-run agrees about as often as that part
+    stays beyond it (judged as a plain conjunction, every part reproduced, the margin was the bits part's
+    1 bound and the agreement 0.88)."""
+    scores = _seed_scores({})
+    cos = scores["arch"] == "cosformer2"
+    near = scores.assign(knowledge_acc=np.where(cos, scores["knowledge_acc"] - 0.03, scores["knowledge_acc"]),
+                         niah_easy_wa=np.where(cos, scores["niah_easy_wa"] + 0.1, scores["niah_easy_wa"]))
+    (row,) = [r for r in claims.downstream_claims(near, rules.Noise(near), "s3") if r["id"] == "decay"]
+    d, u = row["numbers"]["knowledge_acc cosformer2-tnl"], row["tolerance"]["knowledge_acc cosformer2-tnl"]
+    assert row["verdict"] == REPRODUCED and -d > u
+    assert row["margin_to_flip"] == pytest.approx((-d - u) / u, abs=0.01)
+    # a re-run keeps the verdict about as often as it keeps that part beyond its edge
+    knowledge = rules.difference_part(d, u, rules.Noise(near).dof("knowledge_acc"), "negative")
+    assert row["agreement"] == pytest.approx(rules.rerun_agreement([knowledge]), abs=0.06)
 
 
 def test_largest_size_seeds_takes_the_largest_retrained_size_with_two_seeds_each(monkeypatch):
