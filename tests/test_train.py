@@ -382,6 +382,21 @@ def test_a_results_table_is_written_sorted_and_an_upsert_replaces_a_runs_rows(tm
     assert (got[got["run_id"] == "tnl-s2"]["val_loss"] != 2.0).all()
 
 
+def test_results_rows_are_typed_a_nan_compute_is_named_and_a_run_without_records_loses_its_rows(tmp_path):
+    """to_frame gives the schema's types (not pandas' guesses); a NaN in flops is refused as flops (not as
+    the pf_days that follow from it); an upsert of a run with no records removes its rows, no other run's."""
+    from linscale.train.results import SCHEMA, read_results, upsert_runs
+
+    assert to_frame(_rows()).dtypes.astype(str).to_dict() == SCHEMA
+    assert to_frame([]).dtypes.astype(str).to_dict() == SCHEMA
+    with pytest.raises(ResultsError, match="flops must be positive"):
+        validate_results(to_frame(_rows()).assign(flops=np.nan, pf_days=np.nan))
+    table = tmp_path / "results.parquet"
+    write_results(to_frame(_rows(run_id="tnl-s2") + _rows()), table)
+    upsert_runs(table, {"tnl-s1": []})
+    assert set(read_results(table)["run_id"]) == {"tnl-s2"} and len(read_results(table)) == 3
+
+
 # ---------------------------------------------------------------------------- bad input
 
 
@@ -939,3 +954,178 @@ def test_branching_again_leaves_a_trained_branch_alone(tmp_path):
     assert branch_run(source, 11, branch, specs[0]) == branch
     assert load_lightning_checkpoint(branch / "checkpoints" / "last.ckpt")["global_step"] == 24
     assert read_records(branch) == records and train_run(branch) == "done"
+
+
+# ---------------------------------------------------------------------------- the recorder without Lightning
+
+
+class _Clock:
+    """time.monotonic for the recorder: each optimiser step of the drive below takes ``per_step`` seconds."""
+
+    def __init__(self, per_step: float = 1.0):
+        self.now, self.per_step = 100.0, per_step
+
+    def monotonic(self) -> float:
+        return self.now
+
+    @staticmethod
+    def time() -> float:
+        return 0.0
+
+
+class _Trainer:
+    """What ScalingRecorder reads of a Lightning trainer; a checkpoint's bytes name the step it was saved at."""
+
+    def __init__(self, step: int = 0):
+        from types import SimpleNamespace
+
+        self.global_step, self.is_global_zero, self.logger, self.should_stop = step, True, None, False
+        self.datamodule, self.val_dataloaders = None, []
+        self.optimizers = [SimpleNamespace(param_groups=[{"lr": 1e-3}])]
+        self.saved: list[int] = []
+
+    def save_checkpoint(self, path, weights_only=False):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(str(self.global_step))
+        self.saved.append(self.global_step)
+
+
+class _Task:
+    """What ScalingRecorder reads of a LanguageModelTask: step s's loss is 3 - s/100 (its Bayes loss 1 + s/1000),
+    popped once per optimiser step as the real task's is; every held-out loss 2.5."""
+
+    def __init__(self, trainer: _Trainer):
+        from types import SimpleNamespace
+
+        self.trainer = trainer
+        self.config = SimpleNamespace(arch="tnl", n_layer=1, d_model=16, n_head=2, d_ffn=48)
+        self.params, self.params_total, self.tokens_per_step, self.flops_per_token = 1000, 1400, 256, 6e3
+        self.diverged, self.diverged_step = False, None
+        self.val_loss = 2.5
+
+    def pop_step_loss(self) -> float:
+        return 3.0 - self.trainer.global_step / 100
+
+    def pop_step_bayes(self) -> float:
+        return 1.0 + self.trainer.global_step / 1000
+
+    def evaluate(self, loader, max_batches=None) -> dict:
+        return {"val_loss": self.val_loss, "bayes_loss": 1.0}
+
+
+def _recorder(tmp_path, monkeypatch, clock: _Clock, **train):
+    from linscale.train import callbacks
+
+    monkeypatch.setattr(callbacks, "time", clock)
+    _, specs = plan_runs(tiny_preset(**train))
+    recorder = callbacks.ScalingRecorder(tmp_path, specs[0])
+    exported = []
+    monkeypatch.setattr(recorder, "_export", lambda trainer, task, step: exported.append(step))
+    return recorder, exported
+
+
+def _drive(recorder, trainer, task, clock, last: int, accumulate: int = 2) -> None:
+    """Lightning's calls for the optimiser steps up to ``last``: ``accumulate`` micro-batches each, whose
+    batch-end hooks before the last see the previous global step (no optimiser step yet)."""
+    recorder.on_train_start(trainer, task)
+    while trainer.global_step < last:
+        step = trainer.global_step + 1
+        for micro in range(accumulate):
+            if micro == accumulate - 1:
+                trainer.global_step = step
+                clock.now += clock.per_step
+            recorder.on_train_batch_end(trainer, task, None, None, micro)
+
+
+def test_the_recorder_writes_a_row_and_a_resume_checkpoint_at_each_record_step_only(tmp_path, monkeypatch):
+    """With two micro-batches per optimiser step, each step counts once: its tokens (b·n), its compute
+    (flops_per_token · tokens), its loss in the train_loss window; and a resume checkpoint is written at
+    each record step, a kept copy of it at each keep step, an export at each export step."""
+    clock = _Clock()
+    recorder, exported = _recorder(tmp_path, monkeypatch, clock, keep_checkpoints=[5], loss_window=3)
+    trainer = _Trainer()
+    task = _Task(trainer)
+    _drive(recorder, trainer, task, clock, 24)
+    steps = checkpoint_steps(24, 5, 0.01)
+    records = read_records(tmp_path)
+    assert [r["step"] for r in records] == steps == trainer.saved and records == recorder.records
+    for row in records:
+        s = row["step"]
+        assert row["tokens"] == s * 8 * 32 and row["flops"] == 6e3 * s * 8 * 32
+        assert row["pf_days"] == pytest.approx(row["flops"] / 8.64e19, rel=1e-12)
+        window = range(max(1, s - 2), s + 1)  # the last three steps
+        assert row["train_loss"] == pytest.approx(np.mean([3.0 - k / 100 for k in window]), rel=1e-12)
+        assert row["train_bayes_loss"] == pytest.approx(np.mean([1.0 + k / 1000 for k in window]), rel=1e-12)
+        assert row["wall_time_s"] == pytest.approx(s * clock.per_step) and not row["diverged"]
+    assert exported == TrainSettings.from_dict(tiny_preset()["train"]).export_steps() == [24]
+    assert (tmp_path / "checkpoints" / "step=5.ckpt").read_text() == "5"  # the copy of step 5's checkpoint
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["last.ckpt", "step=5.ckpt"]
+    assert json.loads((tmp_path / "progress.json").read_text())["tokens"] == 24 * 256
+
+
+def test_a_resume_checkpoint_is_also_written_every_save_every_minutes_between_record_steps(tmp_path, monkeypatch):
+    clock = _Clock(per_step=25.0)  # a step every 25 s: more than a minute has passed every third step
+    recorder, _ = _recorder(tmp_path, monkeypatch, clock, save_every_minutes=1.0)
+    trainer = _Trainer()
+    _drive(recorder, trainer, _Task(trainer), clock, 24)
+    records = set(checkpoint_steps(24, 5, 0.01))
+    between = [s for s in trainer.saved if s not in records]
+    assert set(trainer.saved) >= records and between
+    last = 0
+    for s in trainer.saved:  # a save between records comes only when a minute has passed since the last save
+        assert s in records or (s - last) * 25.0 > 60, trainer.saved
+        last = s
+
+
+def test_a_resumed_recorder_continues_the_same_rows_losses_and_wall_time(tmp_path, monkeypatch):
+    """A run stopped after record step 5, resumed, stopped after record step 11 and resumed again, each time
+    from that step's checkpoint (the recorder's state, Lightning's global step), ends with the uninterrupted
+    run's rows: no row twice, the train_loss window (8 steps) carried over, the wall time summed over the
+    three attempts, the steps it resumed from listed."""
+    clock = _Clock()
+    whole, _ = _recorder(tmp_path / "whole", monkeypatch, clock)
+    trainer = _Trainer()
+    _drive(whole, trainer, _Task(trainer), clock, 24)
+    assert whole.resumed_from == []
+
+    clock, state = _Clock(), None
+    for start, stop in ((0, 5), (5, 11), (11, 24)):
+        clock.now += 1000.0  # the time between the attempts is not training time
+        recorder, _ = _recorder(tmp_path / "cut", monkeypatch, clock)
+        if state is not None:
+            recorder.load_state_dict(state)
+        trainer = _Trainer(step=start)
+        _drive(recorder, trainer, _Task(trainer), clock, stop)
+        state = recorder.state_dict()
+        assert state["wall_time"] == pytest.approx(stop * clock.per_step)
+    assert recorder.resumed_from == [5, 11]
+    assert read_records(tmp_path / "cut") == recorder.records
+    assert recorder.records == whole.records  # wall_time_s included: 1 s a step in both
+
+
+def test_a_recorder_writes_a_diverged_row_at_the_step_whose_loss_was_not_finite(tmp_path, monkeypatch):
+    """The loss of step 7 not finite (the task's diverged_step): one diverged row of step 7's tokens and
+    compute, after which nothing is recorded; a held-out loss that is not finite at a record step marks
+    that row diverged and stops training."""
+    clock = _Clock()
+    recorder, _ = _recorder(tmp_path / "loss", monkeypatch, clock)
+    trainer = _Trainer()
+    task = _Task(trainer)
+    _drive(recorder, trainer, task, clock, 6)
+    task.diverged, task.diverged_step = True, 7
+    trainer.global_step = 7  # Lightning 2.6 counts the skipped step too by the time the callbacks run
+    recorder.on_train_batch_end(trainer, task, None, None, 0)
+    recorder.on_train_batch_end(trainer, task, None, None, 1)
+    rows = read_records(tmp_path / "loss")
+    assert [(r["step"], r["diverged"]) for r in rows] == [(1, False), (2, False), (5, False), (7, True)]
+    assert rows[-1]["tokens"] == 7 * 256 and rows[-1]["flops"] == 6e3 * 7 * 256
+
+    recorder, _ = _recorder(tmp_path / "weights", monkeypatch, clock)
+    trainer = _Trainer()
+    task = _Task(trainer)
+    _drive(recorder, trainer, task, clock, 4)
+    task.val_loss = float("nan")
+    _drive(recorder, trainer, task, clock, 5)
+    rows = read_records(tmp_path / "weights")
+    assert [(r["step"], r["diverged"]) for r in rows] == [(1, False), (2, False), (5, True)]
+    assert trainer.should_stop and task.diverged and trainer.saved == [1, 2]  # no resume checkpoint of bad weights
