@@ -595,6 +595,32 @@ def test_the_context_claim_uses_loss_above_the_bayes_loss():
     assert inputs.with_fitted_loss(held_out, "cpu")["excess"].tolist() == pytest.approx([0.05, 0.06])
 
 
+def test_a_linear_model_left_with_one_context_leaves_the_others_judged():
+    """Diverged runs are left out of an ablation's table: a linear model whose other contexts diverged
+    has one context left. Its part is not testable; the other linear models' spreads are still judged
+    (the claim was "not testable: no training-context ablation", as if there were none)."""
+    noise = _noise(rel_sd=0.002, acc_sd=0.01, excess_sd=0.002)
+    aspect = pd.DataFrame(columns=["arch", "aspect", "loss"])
+
+    def judged(hgrn2_spread: float):
+        spread = {"tnl": 0.0, "hgrn2": hgrn2_spread}
+        context = pd.DataFrame([dict(arch=a, seq_len=n, excess=0.1 + spread[a] * i / 2)
+                                for a in ("tnl", "hgrn2") for i, n in enumerate((64, 128, 256))]
+                               + [dict(arch="cosformer2", seq_len=128, excess=0.1)])
+        scores = pd.DataFrame([dict(arch=a, seq_len=n, niah_easy_wa=0.3 + (0.2 if a == "tnl" else -0.2) * i / 2)
+                               for a in ("tnl", "hgrn2") for i, n in enumerate((64, 128, 256))]
+                              + [dict(arch="cosformer2", seq_len=128, niah_easy_wa=0.3)])
+        return {row["id"]: row for row in claims.ablation_claims(aspect, context, scores, noise)}
+
+    rows = judged(0.0)
+    assert rows["context_loss"]["verdict"] == INCONCLUSIVE  # two alike, one not testable: not for all three
+    assert "cosFormer2 has a finite final loss at fewer than two contexts" in rows["context_loss"]["evidence"]
+    assert set(rows["context_loss"]["numbers"]) == {"excess spread[tnl]", "excess spread[hgrn2]"}
+    assert judged(0.1)["context_loss"]["verdict"] == NOT_REPRODUCED  # HGRN2's loss moves with the context
+    assert rows["context_retrieval"]["verdict"] == NOT_REPRODUCED  # HGRN2 retrieves worse trained longer
+    assert "cosFormer2 has a score at fewer than two contexts" in rows["context_retrieval"]["evidence"]
+
+
 def test_sized_noise_holds_losses_and_retrieval_scores_of_every_measured_size():
     """The committed smoke study: its seeds ablation (s1) and size_seeds ablation (s2), each with final
     losses and NIAH scores, so that the context claims can take the noise of the context ablation's size."""
