@@ -552,6 +552,23 @@ def test_checkpoints_load_safely_and_corruption_is_an_error(tmp_path):
         train_run(run_dir)
 
 
+def test_the_checkpoint_io_lightning_resumes_through_is_weights_only_too(tmp_path):
+    """Lightning's resume loads through SafeCheckpointIO with weights_only=None (its default): that must
+    mean weights only, so a checkpoint that would run code is refused there as well, and a file holding no
+    state_dict is not taken for a Lightning checkpoint."""
+    from linscale.train.callbacks import SafeCheckpointIO
+
+    ckpt = tmp_path / "last.ckpt"
+    SafeCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(2)}, "global_step": 3}, ckpt)
+    assert SafeCheckpointIO().load_checkpoint(ckpt, weights_only=None)["global_step"] == 3
+    torch.save({"state_dict": {}, "payload": _Payload()}, ckpt)
+    with pytest.raises(CheckpointError, match="Unsupported global"):
+        SafeCheckpointIO().load_checkpoint(ckpt, weights_only=None)
+    torch.save({"weights": torch.ones(2)}, ckpt)
+    with pytest.raises(CheckpointError, match="not a Lightning checkpoint"):
+        SafeCheckpointIO().load_checkpoint(ckpt)
+
+
 def test_a_runs_look_at_its_checkpoint_maps_the_file_instead_of_reading_it(tmp_path, monkeypatch):
     """Before it trains, every rank of a multi-device run looks at the run's checkpoint (does it load, which
     step it holds). Read whole, a paper-scale checkpoint with its optimiser state (about 84 GB at 7B) by
