@@ -451,6 +451,8 @@ def test_retrieval_is_judged_on_the_runs_given_for_it():
     # the decay claim: language at the seeds ablation's size, retrieval at the largest
     assert "size s3" in rows["decay"]["evidence"] and "size s6" in rows["decay"]["evidence"]
     assert rows["knowledge"]["evidence"].startswith("size s3, means over 3 seeds")
+    uneven = base.drop(index=base.index[base["arch"] == "tnl"][0])  # one TNL seed diverged: 2 seeds, the others 3
+    assert claims.SeedRuns(uneven, rules.Noise(uneven), "s3").where() == "size s3, means over 2 to 3 seeds"
     # without runs for retrieval the seeds ablation's are used
     same = {r["id"]: r for r in claims.downstream_claims(base, rules.Noise(base), "s3",
                                                           claims.SeedRuns(base.iloc[0:0], rules.Noise(), "s6"))}

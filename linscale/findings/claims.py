@@ -286,8 +286,11 @@ class SeedRuns(NamedTuple):
     size: str
 
     def where(self) -> str:
-        seeds = int(self.scores.groupby("arch").size().min()) if len(self.scores) else 0
-        return f"size {self.size}, means over {seeds} seeds"
+        """Where the means come from; seeds as a range where architectures have unequal numbers of them (a
+        diverged run leaves its seed out): the smallest alone read as if every mean had that many."""
+        counts = self.scores.groupby("arch").size() if len(self.scores) else pd.Series([0])
+        low, high = int(counts.min()), int(counts.max())
+        return f"size {self.size}, means over {low if low == high else f'{low} to {high}'} seeds"
 
     def diff(self, arch: str, other: str, column: str, relative: bool = False) -> tuple[float, float, int]:
         """Mean of ``arch`` minus mean of ``other`` (relative to ``other``'s when ``relative``) and its noise
