@@ -8,10 +8,10 @@ import hashlib
 import itertools
 import math
 import time
-import warnings
 from typing import Callable, Iterator
 
 import lightning as L
+from lightning.fabric.utilities.rank_zero import rank_zero_warn
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
@@ -162,10 +162,10 @@ class _Base(L.LightningDataModule):
         saved = {key: state[key] for key in ("seed", "seq_len", "batch_size", "world_size") if key in state}
         now = self.state_dict()
         changed = [f"{key} {saved[key]} -> {now[key]}" for key in saved if saved[key] != now[key]]
-        if changed:
-            warnings.warn(f"resuming with {', '.join(changed)}: the rest of the run reads another draw of its data "
-                          "than the one it started on (resume with the original devices to continue it exactly)",
-                          stacklevel=2)
+        if changed:  # once, not once per rank
+            rank_zero_warn(f"resuming with {', '.join(changed)}: the rest of the run reads another draw of its data "
+                           "than the one it started on (resume with the original devices to continue it exactly)",
+                           category=UserWarning)
 
 
 class SyntheticDataModule(_Base):
