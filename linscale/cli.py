@@ -256,6 +256,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.roles and (suites or tasks):  # the roles table written over the store the same call had just filled
         store_path = Path(out) if out else Path(args.sweep_dir) / "eval" / "results.parquet"
         roles = Path(args.sweep_dir) / "eval" / "roles.parquet" if args.roles is True else Path(args.roles)
+        # the store, its NIAH cells and item files (the third companion is its lm-eval JSON folder) and settings
         beside = (store_path, *companion_paths(store_path)[:2], settings_path(store_path))
         if roles.resolve() in {p.resolve() for p in beside}:
             raise ConfigError(f"--roles: {roles} is where this call writes its results store or a file beside it; "

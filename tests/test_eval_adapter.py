@@ -29,6 +29,17 @@ def forward_logprobs(model, ids):
         return F.log_softmax(model(torch.tensor([ids])).logits.float(), -1)[0]  # (T, vocab)
 
 
+def greedy_reference(lm, prompt: str, budget: int) -> str:
+    """Greedy decoding of ``prompt`` by full forward passes, at most ``budget`` tokens, up to <eod>."""
+    ids, want = lm.tokenizer.encode(prompt).ids, []
+    for _ in range(budget):
+        nxt = int(forward_logprobs(lm.model, ids + want)[-1].argmax())
+        if nxt == lm.eot_token_id:
+            break
+        want.append(nxt)
+    return lm.tokenizer.decode(want)
+
+
 def test_loglikelihood_equals_forward_pass(lm):
     tok = lm.tokenizer
     pairs = [("s1 r0", " o3"), ("s2 r1 o4 . the s5", " r0 o7 ."), ("", "s3 r1 o2"), ("k1 v2 k3 v4 k1", " v2")]
@@ -79,14 +90,7 @@ def test_generate_until_is_greedy_and_stops(lm):
     prompts = ["s1 r0 o3 . s2", "k1 v2 k3"]
     outs = lm.generate_until([request("generate_until", p, {"until": ["<eod>"], "max_gen_toks": 6}) for p in prompts])
     for prompt, out in zip(prompts, outs):
-        ids = lm.tokenizer.encode(prompt).ids
-        want = []
-        for _ in range(6):
-            nxt = int(forward_logprobs(lm.model, ids + want)[-1].argmax())
-            if nxt == lm.eot_token_id:
-                break
-            want.append(nxt)
-        assert out == lm.tokenizer.decode(want)
+        assert out == greedy_reference(lm, prompt, 6)
     words = outs[0].split()
     if len(words) >= 2:  # stop at the second generated word: only the first remains
         (cut,) = lm.generate_until([request("generate_until", prompts[0], {"until": [" " + words[1]], "max_gen_toks": 6})])
@@ -342,14 +346,7 @@ def test_generations_come_back_in_the_order_asked_whatever_the_batching(lm):
     assert lm.generate_until(requests) == alone
     # each alone: greedy decoding of its own prompt, at most its own budget
     for (prompt, budget), out in zip(asked, alone):
-        ids = lm.tokenizer.encode(prompt).ids
-        want = []
-        for _ in range(budget):
-            nxt = int(forward_logprobs(lm.model, ids + want)[-1].argmax())
-            if nxt == lm.eot_token_id:
-                break
-            want.append(nxt)
-        assert out == lm.tokenizer.decode(want)
+        assert out == greedy_reference(lm, prompt, budget)
 
 
 def test_sampling_settings_reach_the_model(lm, monkeypatch):

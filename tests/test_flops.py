@@ -23,6 +23,14 @@ def test_paper_preset_has_24_configs():
     assert {(c.name, c.arch) for c in PAPER} == set(zip(TABLE7["size"], TABLE7.arch))
 
 
+def counted_params(model) -> int:
+    """The built model's non-embedding parameters that the paper's N counts: not the norms' gains nor
+    cosFormer2's LRPE angles."""
+    uncounted = sum(p.numel() for name, p in model.named_parameters()
+                    if (p.ndim == 1 and "norm" in name.rsplit(".", 2)[-2]) or name.endswith(".theta"))
+    return model.num_params(non_embedding=True) - uncounted
+
+
 @pytest.mark.parametrize("config", PAPER, ids=lambda c: f"{c.arch}-{c.name}")
 def test_parameter_counts_match_table7(config):
     """Instantiated on the meta device (no memory), within 1% of Table 7."""
@@ -104,9 +112,7 @@ def test_every_architecture_is_built_counted_and_drawn(arch):
     config = ModelConfig(arch=arch, n_layer=2, d_model=32, n_head=4, vocab_size=97)
     assert arch in BUILDERS
     model = build_model(config)
-    uncounted = sum(p.numel() for name, p in model.named_parameters()
-                    if (p.ndim == 1 and "norm" in name.rsplit(".", 2)[-2]) or name.endswith(".theta"))
-    assert flops.non_embedding_params(config) == model.num_params(non_embedding=True) - uncounted
+    assert flops.non_embedding_params(config) == counted_params(model)
     assert flops.flops_per_token(config, 64) > 0
     assert {arch} <= set(plotting.ARCH_LABELS) & set(plotting.ARCH_COLORS) & set(plotting.ARCH_MARKERS)
 
@@ -291,6 +297,4 @@ def test_the_parameter_count_follows_the_configured_gate_tpe_and_glu(arch, chang
     d·e when it is off, matched the model in every other check."""
     config = ModelConfig(arch=arch, n_layer=2, d_model=32, n_head=4, vocab_size=97, **changes)
     model = build_model(config)
-    uncounted = sum(p.numel() for name, p in model.named_parameters()
-                    if (p.ndim == 1 and "norm" in name.rsplit(".", 2)[-2]) or name.endswith(".theta"))
-    assert flops.non_embedding_params(config) == model.num_params(non_embedding=True) - uncounted
+    assert flops.non_embedding_params(config) == counted_params(model)
