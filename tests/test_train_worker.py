@@ -102,3 +102,19 @@ def test_a_worker_whose_sweep_is_already_gone_stops_at_once(tmp_path):
     out, _ = proc.communicate(f"{tmp_path / 'good'}\n", timeout=60)
     assert proc.returncode == -signal.SIGTERM and out == ""
     assert not (tmp_path / "good" / "train.log").exists()
+
+
+def test_a_run_folder_deleted_mid_sweep_fails_that_run_alone_and_says_so_on_the_console(tmp_path):
+    """A run folder gone before its turn (its train.log cannot be opened): that run is answered 2 with a one-line
+    error on the worker's stderr (the sweep's console), not in the previous run's log; the next run trains."""
+    for name in ("good", "next"):
+        (tmp_path / name).mkdir()
+    proc = worker(tmp_path)
+    out, err = proc.communicate("\n".join(str(tmp_path / name) for name in ("good", "gone", "next")) + "\n",
+                                timeout=60)
+    assert proc.returncode == 0, err
+    assert out.splitlines() == [f"0\t{tmp_path / 'good'}", f"2\t{tmp_path / 'gone'}", f"0\t{tmp_path / 'next'}"]
+    assert f"linscale: error: {tmp_path / 'gone'}: cannot write its train.log (No such file or directory)" in err
+    assert "Traceback" not in err
+    assert "gone" not in (tmp_path / "good" / "train.log").read_text()
+    assert f"{tmp_path / 'next'}: done" in (tmp_path / "next" / "train.log").read_text()

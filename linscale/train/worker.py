@@ -45,11 +45,20 @@ def serve(lines, answer, execution: dict, lock_wait_s: float = RUN_LOCK_WAIT_S) 
     from linscale.config import ConfigError
     from linscale.train.run import RunLockedError, train_run
 
+    # the worker's own stderr (the sweep's console): where output goes between runs, and the error of a run
+    # whose log cannot be opened; left on the last run's log, it would get the next run's error
+    console = os.dup(2)
     for line in lines:
         run_dir = line.strip()
         if not run_dir:
             continue
-        with open(Path(run_dir) / "train.log", "ab") as log:
+        try:
+            log = open(Path(run_dir) / "train.log", "ab")
+        except OSError as err:  # the run folder deleted mid-sweep, or not writable: that run fails, the rest go on
+            print(f"linscale: error: {run_dir}: cannot write its train.log ({err.strerror})", file=sys.stderr)
+            answer(2, run_dir)
+            continue
+        with log:
             sys.stdout.flush()
             sys.stderr.flush()
             os.dup2(log.fileno(), 1)  # the run's output (Lightning's, warnings, tracebacks) into its log
@@ -68,6 +77,8 @@ def serve(lines, answer, execution: dict, lock_wait_s: float = RUN_LOCK_WAIT_S) 
                 code = 1
             sys.stdout.flush()
             sys.stderr.flush()
+            os.dup2(console, 1)
+            os.dup2(console, 2)
         answer(code, run_dir)
 
 
