@@ -1,5 +1,6 @@
 """The lm-eval adapter against the model's own forward pass, and the NIAH metrics."""
 import math
+import re
 
 import pytest
 import torch
@@ -116,6 +117,30 @@ def test_context_longer_than_model_raises(lm):
     with pytest.raises(ContextLengthError, match=r"continuation of \d+ tokens .*longer than the model's context "
                                                  r"max_length=64, which truncation=left cannot shorten"):
         lm.loglikelihood([request("loglikelihood", "f1", " " + long)])
+
+
+def test_a_generation_budget_must_be_positive_and_leave_room_for_the_prompt(tmp_path):
+    """max_gen_toks of 0 (a task's, or the model's) read as "not given": 256 new tokens in silence; one of
+    max_length or more kept a single prompt token under truncation=left and generated past the model's context."""
+    lm = LinscaleLM(checkpoint=str(fx.export(tmp_path / "ck", fx.tiny_model("llama"))), truncation="left")
+    for bad in (0, -3, 2.5, True, "many"):
+        with pytest.raises(ConfigError, match=rf"generation_kwargs.max_gen_toks: expected a positive integer, "
+                                              rf"got {re.escape(repr(bad))}"):
+            lm.generate_until([request("generate_until", "s1 r0", {"until": ["."], "max_gen_toks": bad})])
+        with pytest.raises(ConfigError, match=rf"^max_gen_toks: expected a positive integer, "
+                                              rf"got {re.escape(repr(bad))}"):
+            LinscaleLM(model=lm.model, tokenizer=lm.tokenizer, max_gen_toks=bad)
+    W = lm.max_length
+    with pytest.raises(ContextLengthError, match=rf"max_gen_toks={W} leaves no room for the prompt in the model's "
+                                                 rf"context max_length={W}; ask for at most {W - 1} new tokens"):
+        lm.generate_until([request("generate_until", "s1 r0", {"until": ["."], "max_gen_toks": W})])
+    lm.max_gen_toks = W + 5  # the model's own budget, where the task gives none
+    with pytest.raises(ContextLengthError, match=rf"max_gen_toks={W + 5} leaves no room"):
+        lm.generate_until([request("generate_until", "s1 r0", {"until": ["."]})])
+    (text,) = lm.generate_until([request("generate_until", "s1 r0", {"until": ["<eod>"], "max_gen_toks": "3"})])
+    assert isinstance(text, str)
+    (longest,) = lm.generate_until([request("generate_until", "s1 r0", {"until": ["<eod>"], "max_gen_toks": W - 1})])
+    assert isinstance(longest, str)
 
 
 def test_a_max_length_of_zero_is_refused_not_read_as_unset(tmp_path):

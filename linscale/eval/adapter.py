@@ -66,6 +66,14 @@ class ContextLengthError(ValueError):
         return f"{self.problem}; {self.advice}" if self.advice else self.problem
 
 
+def _generation_budget(value, field: str) -> int:
+    """New tokens to generate: a positive integer (a bool or a fraction is a mistake, not 1 or its floor)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit() \
+            or int(value) < 1:
+        raise ConfigError(f"{field}: expected a positive integer, got {value!r}")
+    return int(value)
+
+
 def _where(request) -> str:
     """Which item an error is about: " (task T, doc D)" for an lm-eval request that names them, else ""."""
     if request is not None and getattr(request, "task_name", None) is not None:
@@ -145,7 +153,7 @@ class LinscaleLM(TemplateLM):
             else int(batch_size)
         if self.batch_size < 1:
             raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        self.max_gen_toks = int(max_gen_toks)
+        self.max_gen_toks = _generation_budget(max_gen_toks, "max_gen_toks")
 
     @classmethod
     def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "LinscaleLM":
@@ -302,7 +310,15 @@ class LinscaleLM(TemplateLM):
                 raise ConfigError(f"generation_kwargs.until{_where(request)}: expected a string or a list of "
                                   f"strings, got {until!r}")
             until = handle_stop_sequences(until, eos=EOD)
-            max_new = int(gen_kwargs.pop("max_gen_toks", None) or self.max_gen_toks)
+            # a task's max_gen_toks of 0 is named, not read as "not given" (the model's 256 in silence)
+            budget = gen_kwargs.pop("max_gen_toks", None)
+            max_new = self.max_gen_toks if budget is None else \
+                _generation_budget(budget, f"generation_kwargs.max_gen_toks{_where(request)}")
+            if max_new >= self.max_length:  # left truncation kept one prompt token and generated past max_length
+                raise ContextLengthError(f"max_gen_toks={max_new}{_where(request)} leaves no room for the prompt in "
+                                         f"the model's context max_length={self.max_length}",
+                                         f"ask for at most {self.max_length - 1} new tokens (lm_eval's "
+                                         "--gen_kwargs max_gen_toks=..., or model_args where the task gives none)")
             temperature = float(gen_kwargs.pop("temperature", 1.0)) if gen_kwargs.pop("do_sample", False) else 0.0
             context_enc = self.tok_encode(context) if context else [self.prefix_token_id]
             if self._check_length(len(context_enc) + max_new, "generation prompt + max_gen_toks", request):
