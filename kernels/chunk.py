@@ -31,7 +31,7 @@ import triton
 import triton.language as tl
 
 from .utils import (INTERPRET, autotune_configs, block, check_inputs, chunk_local_cumsum,
-                    chunk_local_reverse_cumsum, dot, load_tile, load_token, store_tile)
+                    chunk_local_reverse_cumsum, dot, empty_sequence, load_tile, load_token, store_tile)
 
 # Chunk sizes: 64 for scalar/no decay (fewer state round trips); 16 for per-channel gates, where the
 # intra-chunk scores are built elementwise (cost ∝ chunk size) to stay overflow-free.
@@ -486,9 +486,7 @@ def chunk_gla(
     B, T, H, K = q.shape
     scale = K**-0.5 if scale is None else float(scale)
     if T == 0:
-        ht = (torch.zeros(B, H, K, v.shape[-1], dtype=torch.float32, device=q.device) if initial_state is None
-              else initial_state.float()) if output_final_state else None
-        return v.new_zeros(v.shape), ht
+        return empty_sequence(q, v, initial_state, output_final_state)
     o, ht = ChunkGLAFunction.apply(q, k, v, g, g_gamma, scale, initial_state, output_final_state, BT)
     return o, ht
 

@@ -17,7 +17,7 @@ import triton
 import triton.language as tl
 
 from .chunk import CHUNK_SIZE, GATED_CHUNK_SIZE, chunk_bwd, chunk_gla_fwd_A
-from .utils import autotune_configs, check_inputs, chunk_local_cumsum, chunk_local_reverse_cumsum
+from .utils import autotune_configs, check_inputs, chunk_local_cumsum, chunk_local_reverse_cumsum, empty_sequence
 
 
 @triton.autotune(configs=autotune_configs(num_warps=(1, 2, 4), num_stages=(1,)), key=["K", "V", "BK", "BV"])
@@ -125,9 +125,7 @@ def fused_recurrent_gla(
     B, T, H, K = q.shape
     scale = K**-0.5 if scale is None else float(scale)
     if T == 0:
-        ht = (torch.zeros(B, H, K, v.shape[-1], dtype=torch.float32, device=q.device) if initial_state is None
-              else initial_state.float()) if output_final_state else None
-        return v.new_zeros(v.shape), ht
+        return empty_sequence(q, v, initial_state, output_final_state)
     return FusedRecurrentGLAFunction.apply(q, k, v, g, g_gamma, scale, initial_state, output_final_state)
 
 

@@ -162,6 +162,19 @@ def check_inputs(q, k, v, g=None, g_gamma=None, initial_state=None) -> None:
 # ----------------------------------------------------------------------------- chunk-local cumsums
 
 
+def empty_sequence(q: torch.Tensor, v: torch.Tensor, initial_state: torch.Tensor | None,
+                   output_final_state: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The kernels' answer for T = 0 (no kernel launches on an empty grid): no output, and the initial state
+    (zeros where none) as the final one, in fp32 and a tensor of its own, as for any T: handing back the
+    caller's tensor let an in-place update of either change the other."""
+    if not output_final_state:
+        return v.new_zeros(v.shape), None
+    B, _, H, K = q.shape
+    ht = (torch.zeros(B, H, K, v.shape[-1], dtype=torch.float32, device=q.device) if initial_state is None
+          else initial_state.to(torch.float32, copy=True))
+    return v.new_zeros(v.shape), ht
+
+
 def chunk_local_cumsum(g: torch.Tensor, chunk_size: int) -> torch.Tensor:
     """b[t] = Σ g[s] over the chunk of t up to and including t, in fp32: [B, T, H, K] -> same shape.
 

@@ -242,11 +242,17 @@ def test_kernels_read_nothing_outside_their_inputs():
 
 
 def test_empty_sequence():
+    """T = 0: no output, the initial state (zeros where none) as the final one, in fp32 and a tensor of its own:
+    the caller's own state was handed back, so an in-place update of either changed the other."""
     q = torch.zeros(1, 0, 2, 16, device=DEVICE)
     h0 = torch.randn(1, 2, 16, 16, device=DEVICE)
     for fn in (kernels.chunk_gla, kernels.fused_recurrent_gla):
         o, ht = fn(q, q, q, initial_state=h0, output_final_state=True)
-        assert o.shape == (1, 0, 2, 16) and torch.equal(ht, h0)
+        assert o.shape == (1, 0, 2, 16) and torch.equal(ht, h0) and ht.data_ptr() != h0.data_ptr()
+        _, zeros = fn(q, q, q, output_final_state=True)
+        assert zeros.dtype == torch.float32 and zeros.shape == (1, 2, 16, 16) and not zeros.any()
+        o, none = fn(q, q, q, initial_state=h0)
+        assert o.shape == (1, 0, 2, 16) and none is None
 
 
 # ----------------------------------------------------------------------------- bad inputs

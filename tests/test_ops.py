@@ -82,6 +82,16 @@ def test_split_and_resume_through_state(decay):
     assert_close("o", whole, torch.cat([o1, o2], dim=1), 1e-10)
 
 
+def test_an_empty_sequence_hands_back_a_copy_of_the_initial_state():
+    """T = 0: every form returns the initial state as the final one, as a tensor of its own (the recurrent
+    form handed back the caller's, so an in-place update of the one changed the other)."""
+    q = torch.zeros(1, 0, 2, 8)
+    h0 = torch.randn(1, 2, 8, 8)
+    for fn in (naive_recurrent_gla, chunk_gla, fused_recurrent_gla):
+        o, ht = fn(q, q, q, g=q, initial_state=h0, output_final_state=True)
+        assert o.shape == (1, 0, 2, 8) and torch.equal(ht, h0) and ht.data_ptr() != h0.data_ptr(), fn.__name__
+
+
 def test_strong_decay_is_stable():
     """Decays at the strong end (λ = e^-7.5, gates near 0) overflow a factorised (q e^b)(k e^-b)ᵀ; ours must not."""
     q, k, v, extra = make_inputs(200, "channel", with_h0=False, strength=30.0)

@@ -49,7 +49,7 @@ def naive_recurrent_gla(
     dtype = q.dtype
     work = torch.float64 if dtype == torch.float64 else torch.float32  # fp32 at least
     q, k, v = (x.to(work) for x in (q, k, v))
-    S = q.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(work)
+    S = q.new_zeros(B, H, K, V) if initial_state is None else initial_state.to(work, copy=True)  # never the caller's
     if g_gamma is not None:
         g = g_gamma.view(1, 1, H, 1).expand(B, T, H, K)
     outputs = []

@@ -59,4 +59,6 @@ def fused_recurrent_gla(
         o_t, state = recurrent_gla_step(q[:, t], k[:, t], v[:, t], state, decay, scale)
         outputs.append(o_t)
     o = torch.stack(outputs, dim=1) if T else v.new_zeros(B, 0, H, V)
+    if state is initial_state:  # T = 0 (no step made a new state): the caller's own tensor is not handed back
+        state = state.clone()
     return o, (state if output_final_state else None)
