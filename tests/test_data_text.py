@@ -966,10 +966,22 @@ def test_txt_documents_split_on_the_separator_exactly(tmp_path):
     """data.doc_separator cuts a .txt file into documents: each is the text between two separators, the
     separator itself in none of them (a separator half-removed would start every later document with its
     rest). A file ending in a cut-off UTF-8 character is an error, as a bad byte anywhere else is, not text
-    silently dropped at its end."""
+    silently dropped at its end. Blank text after the last separator or between two is no document (a file
+    ending in its separator gave an empty one); nor is a blank file."""
     path = tmp_path / "docs.txt"
     path.write_text("first doc\n\nsecond one\n\n\nthird", encoding="utf-8")
     assert list(iter_documents(path, doc_separator="\n\n")) == ["first doc", "second one", "\nthird"]
+    path.write_text("first doc\n\n \n\nsecond one\n\n", encoding="utf-8")
+    assert list(iter_documents(path, doc_separator="\n\n")) == ["first doc", "second one"]
+    path.write_text("\n \n", encoding="utf-8")
+    assert list(iter_documents(path)) == [] == list(iter_documents(path, doc_separator="\n\n"))
+    # a document handed on in pieces from the first 1 MB block whose rest, read in the next, is blank: still
+    # one document, closed by its blank last piece
+    long = "word " * 200_000 + " " * 100_000
+    path.write_text(long + "\n\nsecond\n\n", encoding="utf-8")
+    pieces = list(text_data._txt_pieces(path, "\n\n", piece_chars=1000))
+    assert [last for _, last in pieces].count(True) == 2 and pieces[-1] == ("second", True)
+    assert "".join(piece for piece, _ in pieces) == long + "second" and not pieces[-2][0].strip()
     path.write_bytes("café ".encode() + "é".encode()[:1])  # the last character's second byte missing
     with pytest.raises(DataError, match=r"docs\.txt: not valid UTF-8 text \(byte 0xc3 at offset 6\)"):
         list(iter_documents(path))

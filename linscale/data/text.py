@@ -3,7 +3,7 @@ byte-level BPE tokenizer, packing.
 
 Sources (``data["path"]``, and ``data["val_path"]`` for validation):
 
-* a ``.txt`` file (one document; or several, split on ``doc_separator`` such as ``"\\n\\n"``), a ``.jsonl``
+* a ``.txt`` file (one document; or several, split on ``doc_separator`` such as ``"\\n\\n"``; blank ones skipped), a ``.jsonl``
   file (one JSON object per line, text in ``text_field``), a ``.parquet`` file (column ``text_field``);
 * a folder of such files. Files whose path holds a split word (as ``datasets`` names them: ``train``/
   ``training``; ``validation``/``valid``/``val``/``dev``; ``test``/``testing``/``eval``/``evaluation``,
@@ -99,9 +99,12 @@ def _decode(decoder, raw: bytes, path: Path, offset: int, final: bool = False) -
 
 
 def _txt_pieces(path: Path, separator: str | None, piece_chars: int) -> Iterator[tuple[str, bool]]:
-    """A .txt file's documents as (piece, is_last) pieces, read in 1 MB blocks."""
+    """A .txt file's documents as (piece, is_last) pieces, read in 1 MB blocks. Blank text (nothing but
+    whitespace) after the last separator, between two, or as the whole file is no document: a file ending in
+    its separator gave one empty document, a lone end-of-document token in training."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     buf, offset, keep = "", 0, len(separator) if separator else 0
+    started = False  # pieces of the current document handed on already (its rest may be blank)
     with open(path, "rb") as f:
         while True:
             raw = f.read(1 << 20)
@@ -109,7 +112,9 @@ def _txt_pieces(path: Path, separator: str | None, piece_chars: int) -> Iterator
             offset += len(raw)
             if separator:
                 while (i := buf.find(separator)) >= 0:
-                    yield from _pieces_of(buf[:i], piece_chars)
+                    if started or buf[:i].strip():
+                        yield from _pieces_of(buf[:i], piece_chars)
+                    started = False
                     buf = buf[i + len(separator):]
             while len(buf) > 2 * piece_chars + keep:  # an unfinished long document: hand on its first pieces
                 cut = _SAFE_CUT.search(buf, piece_chars, min(len(buf) - keep, 4 * piece_chars))
@@ -117,10 +122,12 @@ def _txt_pieces(path: Path, separator: str | None, piece_chars: int) -> Iterator
                     break  # wait for a safe cut in the next block
                 end = cut.start() if cut else piece_chars  # as _pieces_of cuts the same text
                 yield buf[:end], False
+                started = True
                 buf = buf[end:]
             if not raw:
                 break
-    yield from _pieces_of(buf, piece_chars)
+    if started or buf.strip():
+        yield from _pieces_of(buf, piece_chars)
 
 
 def _jsonl_documents(path: Path, text_field: str) -> Iterator[str]:
@@ -219,7 +226,8 @@ class TextSource:
     def fingerprint(self) -> dict:
         """What identifies the documents for the caches: the files with their sizes and modification times
         (an edited corpus is tokenized again), or the dataset's name, configuration and split."""
-        reading = {"text_field": self.text_field, "doc_separator": self.doc_separator}
+        # "blank_txt": a .txt file's blank documents are skipped (_txt_pieces); caches made before read them
+        reading = {"text_field": self.text_field, "doc_separator": self.doc_separator, "blank_txt": "skipped"}
         if self.kind == "files":
             return {"files": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in self.files], **reading}
         if self.kind in ("saved", "folder"):
