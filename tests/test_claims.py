@@ -457,6 +457,23 @@ def test_retrieval_is_judged_on_the_runs_given_for_it():
     same = {r["id"]: r for r in claims.downstream_claims(base, rules.Noise(base), "s3",
                                                           claims.SeedRuns(base.iloc[0:0], rules.Noise(), "s6"))}
     assert same["retrieval"]["verdict"] == INCONCLUSIVE and same["retrieval"]["evidence"].startswith("size s3")
+    # retrieval runs without TNL: the decay claim's retrieval half has nothing to compare, so the claim is not
+    # testable (it read inconclusive), while the retrieval claim judges the linear models that are there
+    no_tnl = largest[largest["arch"] != "tnl"]
+    rows = {r["id"]: r for r in claims.downstream_claims(base, rules.Noise(base), "s3",
+                                                          claims.SeedRuns(no_tnl, rules.Noise(no_tnl), "s6"))}
+    assert rows["decay"]["verdict"] == NOT_TESTABLE and rows["decay"]["evidence"] == "needs TNL and cosFormer2"
+    assert rows["retrieval"]["verdict"] == REPRODUCED and "TNL" not in rows["retrieval"]["evidence"]
+
+
+def test_verdict_counts_name_every_verdict_once():
+    """The findings chapter's tally: each verdict with its count, those no claim reached at 0, in the
+    verdicts' fixed order."""
+    table = pd.DataFrame({"verdict": [REPRODUCED, INCONCLUSIVE, REPRODUCED, NOT_TESTABLE]})
+    counts = claims.verdict_counts(table)
+    assert list(counts) == list(rules.VERDICTS) and sum(counts.values()) == 4
+    assert counts == {**dict.fromkeys(rules.VERDICTS, 0), REPRODUCED: 2, INCONCLUSIVE: 1, NOT_TESTABLE: 1}
+    assert all(type(n) is int for n in counts.values())  # glued into the prose, not numpy's int64
 
 
 def test_knowledge_differences_in_bits_per_byte_are_relative_to_llamas():
