@@ -572,6 +572,24 @@ def test_ablation_claims_reach_every_verdict():
     assert {r["verdict"] for r in claims.ablation_claims(empty, empty, empty, noise)} == {NOT_TESTABLE}
 
 
+def test_ablation_evidence_reads_rows_in_any_order_with_the_spreads_bound():
+    """The retrieval claim compares the shortest context with the longest, whatever order the rows come in
+    (a table listed longest first read the gain backwards); the aspect claim's bound is that of a difference
+    of two spreads, each itself a difference of two runs' losses: sqrt(2) times one relative bound."""
+    noise = _noise(rel_sd=0.002, acc_sd=0.01, excess_sd=0.002)
+    aspect = pd.DataFrame([dict(arch=a, aspect=x, loss=2.0 * (1 + 0.05 * i * (a == "cosformer2")))
+                           for a in ("llama", "cosformer2") for i, x in enumerate((4.0, 8.0))])
+    context = pd.DataFrame([dict(arch=a, seq_len=n, excess=0.1) for a in rules.LINEAR for n in (256, 64, 128)])
+    scores = pd.DataFrame([dict(arch=a, seq_len=n, niah_easy_wa=x) for a in rules.LINEAR
+                           for n, x in ((256, 0.5), (64, 0.3), (128, 0.4))])  # longest first: gain +0.2
+    rows = {row["id"]: row for row in claims.ablation_claims(aspect, context, scores, noise)}
+    assert rows["context_retrieval"]["verdict"] == REPRODUCED
+    assert rows["context_retrieval"]["numbers"]["niah_easy_wa long-short[tnl]"] == pytest.approx(0.2)
+    assert "TNL 0.300 (n = 64) → 0.500 (n = 256)" in rows["context_retrieval"]["evidence"]
+    assert rows["aspect"]["tolerance"]["spread cosformer2-llama"] == pytest.approx(
+        noise.bound("loss", relative=True) * np.sqrt(2))
+
+
 def test_ablation_claims_judge_only_runs_with_finite_results():
     """pandas' max and min skip NaN, so a shape or context without a final loss (or score) narrowed a
     spread unseen: context losses (0.1, NaN, NaN) were a spread of 0, "reproduced"; cosFormer2's aspect
