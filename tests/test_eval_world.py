@@ -222,11 +222,17 @@ def test_an_unknown_item_kind_is_one_line_naming_the_kinds(tmp_path):
 
 def test_held_out_documents_are_as_long_as_the_training_documents(tmp_path):
     """The perplexity suite's documents are the training language's documents: doc_len tokens where the data
-    cuts documents at doc_len, else one document per context (max_length tokens)."""
-    cut = meta_only_checkpoint(tmp_path / "cut", {"data": {"source": "synthetic", "doc_len": 10}, "seq_len": SEQ_LEN})
-    whole = meta_only_checkpoint(tmp_path / "whole", {"data": {"source": "synthetic"}, "seq_len": SEQ_LEN})
-    for ckpt, length in ((cut, 10), (whole, SEQ_LEN)):
-        docs = load_items("documents", checkpoint=str(ckpt), task_cache=str(tmp_path / "cache"), n_documents=3)
+    cuts documents at doc_len, at most the training seq_len (where training cut them: a doc_len of 500 was
+    scored on documents of 500 tokens that the model never saw), else one document per context (max_length
+    tokens), which --context-factor scales."""
+    def checkpoint(name, **data):
+        return meta_only_checkpoint(tmp_path / name, {"data": {"source": "synthetic", **data}, "seq_len": SEQ_LEN})
+
+    cut, long, whole = checkpoint("cut", doc_len=10), checkpoint("long", doc_len=5 * SEQ_LEN), checkpoint("whole")
+    for ckpt, length, options in ((cut, 10, {}), (long, SEQ_LEN, {}), (long, SEQ_LEN, {"max_length": 2 * SEQ_LEN}),
+                                  (whole, SEQ_LEN, {}), (whole, 2 * SEQ_LEN, {"max_length": 2 * SEQ_LEN})):
+        docs = load_items("documents", checkpoint=str(ckpt), task_cache=str(tmp_path / "cache"), n_documents=3,
+                          **options)
         assert [len(doc["text"].split()) for doc in docs] == [length] * 3  # the language's words are its tokens
 
 

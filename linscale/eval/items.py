@@ -111,7 +111,12 @@ def item_params(kind: str, options: dict) -> dict:
                             f"{MIN_CONTEXT} tokens (got {max_length}); pass a larger max_length=... (linscale eval: "
                             "--context-factor), or export checkpoints with meta.seq_len")
     params["max_length"] = max_length
-    return {k: params[k] for k in ("data", "eval_seed", *KNOBS[kind])}
+    keyed = {k: params[k] for k in ("data", "eval_seed", *KNOBS[kind])}
+    if kind == "documents" and data.get("doc_len") is not None:
+        # training cut documents at min(doc_len, seq_len): its seq_len is part of these items (not of those of
+        # a data without doc_len, whose documents are max_length long, so their cache keys stay as they were)
+        keyed["train_seq_len"] = training_seq_len(meta)
+    return keyed
 
 
 def knob_values(options: dict) -> dict:
@@ -215,11 +220,13 @@ def _gen_cloze(synthetic, lang, p):
 
 def _gen_documents(synthetic, lang, p):
     """Held-out documents as the model saw them in training (one document per context, or doc_len
-    tokens), from the evaluation stream of the generator, which training never draws from."""
+    tokens, at most the training seq_len, where training cut them), from the evaluation stream of the
+    generator, which training never draws from."""
     import numpy as np
 
     rng = np.random.default_rng([p["eval_seed"], synthetic.SPLITS["eval"], 0xD0C])
-    length = lang.spec.doc_len or p["max_length"]
+    doc_len = lang.spec.doc_len
+    length = p["max_length"] if doc_len is None else min(doc_len, p.get("train_seq_len") or doc_len)
     tokens, _ = lang.sample(rng, p["n_documents"], length)
     return [{"text": lang.decode(doc)} for doc in tokens]
 
