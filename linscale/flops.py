@@ -15,7 +15,9 @@ plus backward; embeddings, norms, activations, positional encodings and the soft
 (4ld² + 3ldg), which is what Table 7's counts do. For C the paper's numbers follow the formula with
 g = 8/3·d even where the listed g differs (70M: g = 1536 = 3d, yet 1.6 PFLOPs/step matches 8/3·d), so
 ``ffn="table1"`` (the default) reproduces the paper, and ``ffn="actual"`` swaps the GLU share of the
-"1" term for the configured g. Only for softmax does C per token depend on the context length n.
+"1" term for the configured g. Only for softmax does C per token depend on the context length n. A config
+with another output-gate width (``gate_rank``) or without TPE (``tpe: false``) has those terms' shares
+changed accordingly (``_correction``); every preset keeps t = e = d/h and TPE, so Table 1's numbers.
 """
 from __future__ import annotations
 
@@ -57,7 +59,16 @@ def _correction(config: ModelConfig, seq_len: int) -> float:
         "hgrn2": 1 / (3 * h) + 29 / (72 * d),
         "cosformer2": 3 / (4 * h) + 23 / (72 * d),
     }
-    return corrections[config.arch]
+    correction = corrections[config.arch]
+    # Table 1 takes the output gate's width t and the TPE's width e as d/h, and the TPE as present; a config
+    # with another gate_rank, or without TPE, has its own share of their Appendix A.1 forward counts, 4ntd
+    # and 4nde per layer (t/(6d) and e/(6d) of 72ld² each). Added only where they differ from Table 1's, so
+    # that its own configs keep its numbers to the last digit.
+    if config.arch in ("tnl", "cosformer2") and config.gate_rank != config.head_dim:
+        correction += (config.gate_rank - config.head_dim) / (6 * d)
+    if config.arch == "cosformer2" and not config.tpe:
+        correction -= config.head_dim / (6 * d)
+    return correction
 
 
 def flops_per_token(config: ModelConfig, seq_len: int, ffn: str = "table1") -> float:

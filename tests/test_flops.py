@@ -289,6 +289,25 @@ def test_a_bad_context_or_ffn_accounting_is_named(seq_len, ffn, message):
         flops.flops_per_token(config, seq_len, ffn=ffn)
 
 
+@pytest.mark.parametrize("arch, changes, forward", [  # Appendix A.1's forward count per layer and token it changes
+    ("tnl", {"gate_rank": 16}, lambda d, h: 4 * (16 - d / h) * d),  # the output gate's 4td at t = 16, not d/h
+    ("cosformer2", {"gate_rank": 3}, lambda d, h: 4 * (3 - d / h) * d),
+    ("cosformer2", {"tpe": False}, lambda d, h: -4 * d * d / h),  # the TPE's 4de (e = d/h) left out
+    ("cosformer2", {"tpe": False, "gate_rank": 2}, lambda d, h: 4 * (2 - d / h) * d - 4 * d * d / h),
+    ("hgrn2", {"gate_rank": 3}, lambda d, h: 0.0),  # HGRN2 has no low-rank gate
+    ("llama", {"tpe": False}, lambda d, h: 0.0),  # nor TPE
+])
+def test_training_flops_follow_the_configured_gate_width_and_tpe(arch, changes, forward):
+    """Table 1's corrections take t = e = d/h and the TPE as present; the parameter count followed a config's
+    gate_rank and tpe, the FLOPs did not (a cosFormer2 without TPE was charged for it). Training counts each
+    forward FLOP three times, in every layer."""
+    base = ModelConfig(arch=arch, n_layer=3, d_model=96, n_head=4, vocab_size=97)
+    changed = base.replace(**changes)
+    for seq_len in (64, 2048):
+        assert flops.flops_per_token(changed, seq_len) - flops.flops_per_token(base, seq_len) == pytest.approx(
+            3 * base.n_layer * forward(96, 4), rel=1e-12, abs=1e-6)
+
+
 @pytest.mark.parametrize("arch, changes", [("cosformer2", {"tpe": False}), ("cosformer2", {"gate_rank": 3}),
                                            ("tnl", {"gate_rank": 5}), ("hgrn2", {"d_ffn": 40})])
 def test_the_parameter_count_follows_the_configured_gate_tpe_and_glu(arch, changes):
