@@ -6,6 +6,8 @@ import filecmp
 import functools
 import json
 import os
+import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -38,6 +40,27 @@ def write_json(path: str | os.PathLike, value, *, indent: int = 1, sort_keys: bo
     text = json.dumps(value, indent=indent, sort_keys=sort_keys, default=default) + "\n"
     _write(Path(path), lambda tmp: Path(tmp).write_text(text), mode, keep_same=keep_same)
     return Path(path)
+
+
+# How the temporaries of atomic writes are named: "." + the target's name + "." + mkstemp's (or mkdtemp's)
+# eight random characters (_write here; linscale.models.checkpoint.save_checkpoint for export folders)
+TEMPORARY_NAME = re.compile(r"\..+\.[a-z0-9_]{8}")
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[Path]:
+    """Remove what atomic writes left in ``folder`` (not below it) when their process was killed outright
+    (SIGKILL, a node lost; any other end removes its own): a half-written resume checkpoint can be as large
+    as the checkpoint. Only for a caller that keeps every other writer out of the folder (a run's lock),
+    since another process's temporaries are in use. Returns what was removed."""
+    removed = []
+    for entry in sorted(Path(folder).glob(".*")):
+        if TEMPORARY_NAME.fullmatch(entry.name):
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
+            removed.append(entry)
+    return removed
 
 
 def _write(path: Path, write: Callable[[str], object], mode: int | None, keep_same: bool) -> bool:

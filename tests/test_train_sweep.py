@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -860,3 +861,38 @@ def test_more_jobs_than_cores_still_give_each_training_process_a_thread(monkeypa
 
     monkeypatch.setattr(os, "cpu_count", lambda: 4)
     assert [default_threads(jobs) for jobs in (1, 2, 3, 4, 8)] == [4, 2, 1, 1, 1]
+
+
+def test_taking_a_run_removes_what_writers_killed_outright_left_in_its_folders(tmp_path, capsys, rank_zero):
+    """A process killed outright (SIGKILL at the end of a cluster's grace period, mid-save) leaves its atomic
+    write's temporary beside the file, as large as a resume checkpoint, and nothing removed it: the process that
+    next takes the run's lock (no write of the run is under way then) removes them, in the run folder, its
+    checkpoints and its exports, and says so; other hidden files stay, and a nested take removes nothing."""
+    from linscale.train.run import run_lock
+
+    run_dir = tmp_path / "tnl-s1"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    (run_dir / "export").mkdir()
+    writer = ("import sys, time; from linscale.atomic import atomic_write; "
+              "atomic_write(sys.argv[1], lambda tmp: (open(tmp, 'w').write('x' * 1000), print('writing', flush=True), "
+              "time.sleep(60)))")
+    for target in (run_dir / "checkpoints" / "last.ckpt", run_dir / "status.json"):
+        proc = subprocess.Popen([sys.executable, "-c", writer, str(target)], stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline() == "writing\n"
+        proc.kill()  # SIGKILL: no cleanup of its own runs
+        proc.wait()
+        proc.stdout.close()
+    export_left = Path(tempfile.mkdtemp(prefix=".step=4.", dir=run_dir / "export"))  # as save_checkpoint names it
+    (export_left / "model.safetensors").write_bytes(b"half")
+    left = sorted(p.relative_to(run_dir) for p in run_dir.rglob(".*") if p.parent.name != export_left.name)
+    assert len(left) == 3
+    kept = [run_dir / ".sweep.lock", run_dir / ".notes", run_dir / "checkpoints" / "last.ckpt"]
+    for path in kept:
+        path.write_text("mine")
+    with run_lock(run_dir):
+        said = capsys.readouterr().out
+        assert all(f"{run_dir}: removed {p}, left by a process killed while writing" in said for p in left), said
+        assert not any((run_dir / p).exists() for p in left) and all(p.read_text() == "mine" for p in kept)
+        busy = Path(tempfile.mkstemp(prefix=".records.json.", dir=run_dir)[1])  # this process's write under way
+        with run_lock(run_dir):
+            assert busy.exists()

@@ -53,6 +53,7 @@ from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from linscale import flops
+from linscale.atomic import remove_temporaries
 from linscale.models.checkpoint import CheckpointError
 from linscale.config import ConfigError, ModelConfig
 from linscale.presets import split_size
@@ -830,6 +831,10 @@ def run_lock(run_dir: Path, wait_s: float = 0):
         raise RunLockedError(f"{run_dir}: another process {held} (it holds {lock.lock_file}); wait for it to "
                              "finish or stop it, then run the command again") from None
     try:
+        if lock.lock_counter == 1:  # first taken here: no write of this run is under way in any process
+            for folder in (run_dir, run_dir / "checkpoints", run_dir / "export"):
+                for left in remove_temporaries(folder):
+                    print(f"{run_dir}: removed {left.relative_to(run_dir)}, left by a process killed while writing")
         yield
     finally:
         lock.release()
