@@ -3,8 +3,9 @@ byte-level BPE tokenizer, packing.
 
 Sources (``data["path"]``, and ``data["val_path"]`` for validation):
 
-* a ``.txt`` file (one document; or several, split on ``doc_separator`` such as ``"\\n\\n"``; blank ones skipped), a ``.jsonl``
-  file (one JSON object per line, text in ``text_field``), a ``.parquet`` file (column ``text_field``);
+* a ``.txt`` file (one document; or several, split on ``doc_separator`` such as ``"\\n\\n"``; blank ones
+  skipped), a ``.jsonl`` file (one JSON object per line, text in ``text_field``), a ``.parquet`` file (column
+  ``text_field``);
 * a folder of such files. Files whose path holds a split word (as ``datasets`` names them: ``train``/
   ``training``; ``validation``/``valid``/``val``/``dev``; ``test``/``testing``/``eval``/``evaluation``,
   e.g. ``train.txt``, ``wiki.valid.txt``, ``test/part-0.jsonl``) are splits: training reads only the
