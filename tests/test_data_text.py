@@ -540,7 +540,8 @@ def test_a_corpus_of_fewer_than_twice_every_documents_validates_on_its_last_toke
 
     monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
     words = (TINY_TEXT / "train.txt").read_text(encoding="utf-8").split()
-    docs = [" ".join(words[40 * i:40 * i + 20 + 3 * i]) for i in range(n_docs)]
+    docs = [" ".join(words[25 * i:25 * i + 10 + i]) for i in range(n_docs)]  # none blank (a blank one is none)
+    assert all(docs)
     (tmp_path / "c.jsonl").write_text("".join(json.dumps({"text": d}) + "\n" for d in docs))
     dm = build_datamodule({"source": "text", "path": str(tmp_path / "c.jsonl"), "vocab_size": 300,
                            "val_fraction": 0.1, "val_tokens": 16}, seq_len=8, batch_size=2)
@@ -1026,6 +1027,26 @@ def test_jsonl_blank_lines_and_parquet_nulls_are_no_documents(tmp_path):
     assert list(iter_documents(tmp_path / "docs.parquet")) == ["one", "two"]
     with pytest.raises(DataError, match=r"docs\.parquet: no column 'body' \(columns: text, id; set data.text_field\)"):
         list(iter_documents(tmp_path / "docs.parquet", text_field="body"))
+
+
+def test_a_blank_text_is_no_document_in_any_source(tmp_path, monkeypatch):
+    """A row whose text is empty or whitespace (a Hugging Face corpus of lines, as WikiText's, holds thousands)
+    was a document of its own: a lone end-of-document token in training, and a place among the documents that
+    are held out. Skipped in every source, as a null text is; the caches' corpus key says so."""
+    import datasets
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    texts = ["one", "", "  \n", "two", None]
+    (tmp_path / "docs.jsonl").write_text("\n".join(json.dumps({"text": t}) for t in texts), encoding="utf-8")
+    pq.write_table(pa.table({"text": texts}), tmp_path / "docs.parquet")
+    datasets.Dataset.from_dict({"text": texts}).save_to_disk(str(tmp_path / "saved"))
+    for path in ("docs.jsonl", "docs.parquet", "saved"):
+        assert list(iter_documents(tmp_path / path, cache_dir=str(tmp_path / "hf"))) == ["one", "two"], path
+    source = text_data.resolve_source(str(tmp_path / "docs.jsonl"), "train", {"text_field": "text"})
+    assert source.fingerprint()["blank"] == "skipped"
 
 
 def test_split_words_are_found_in_any_case_and_a_name_of_two_splits_is_refused():

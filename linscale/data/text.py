@@ -3,9 +3,10 @@ byte-level BPE tokenizer, packing.
 
 Sources (``data["path"]``, and ``data["val_path"]`` for validation):
 
-* a ``.txt`` file (one document; or several, split on ``doc_separator`` such as ``"\\n\\n"``; blank ones
-  skipped), a ``.jsonl`` file (one JSON object per line, text in ``text_field``), a ``.parquet`` file (column
-  ``text_field``);
+* a ``.txt`` file (one document; or several, split on ``doc_separator`` such as ``"\\n\\n"``), a ``.jsonl``
+  file (one JSON object per line, text in ``text_field``), a ``.parquet`` file (column ``text_field``); a
+  blank document (nothing but whitespace: a row's empty text, what a .txt file holds after its last
+  separator) is skipped;
 * a folder of such files. Files whose path holds a split word (as ``datasets`` names them: ``train``/
   ``training``; ``validation``/``valid``/``val``/``dev``; ``test``/``testing``/``eval``/``evaluation``,
   e.g. ``train.txt``, ``wiki.valid.txt``, ``test/part-0.jsonl``) are splits: training reads only the
@@ -153,7 +154,8 @@ def _jsonl_documents(path: Path, text_field: str) -> Iterator[str]:
             if not isinstance(text, str):  # a number or a list is no document: a wrong text_field, most likely
                 raise DataError(f"{path}:{i}: field {text_field!r} is a {type(text).__name__}, expected a string "
                                 "(set data.text_field)")
-            yield text
+            if text.strip():  # a blank text is no document (see _txt_pieces)
+                yield text
 
 
 def _parquet_documents(path: Path, text_field: str) -> Iterator[str]:
@@ -167,7 +169,16 @@ def _parquet_documents(path: Path, text_field: str) -> Iterator[str]:
     if text_field not in columns:
         raise DataError(f"{path}: no column {text_field!r} (columns: {', '.join(columns)}; set data.text_field)")
     for batch in file.iter_batches(batch_size=1024, columns=[text_field]):
-        yield from (str(x) for x in batch.column(0).to_pylist() if x is not None)
+        yield from (text for text in map(_text_or_none, batch.column(0).to_pylist()) if text is not None)
+
+
+def _text_or_none(value) -> str | None:
+    """A row's text as a document, or None where it is none: a missing text (it trained on "None"), or a blank
+    one (a lone end-of-document token; a Hugging Face corpus of lines, as WikiText's, holds thousands)."""
+    if value is None:
+        return None
+    text = str(value)
+    return text if text.strip() else None
 
 
 def _file_pieces(path: Path, text_field: str, doc_separator: str | None,
@@ -227,8 +238,8 @@ class TextSource:
     def fingerprint(self) -> dict:
         """What identifies the documents for the caches: the files with their sizes and modification times
         (an edited corpus is tokenized again), or the dataset's name, configuration and split."""
-        # "blank_txt": a .txt file's blank documents are skipped (_txt_pieces); caches made before read them
-        reading = {"text_field": self.text_field, "doc_separator": self.doc_separator, "blank_txt": "skipped"}
+        # "blank": blank documents are skipped (_txt_pieces, _text_or_none); caches made before read them
+        reading = {"text_field": self.text_field, "doc_separator": self.doc_separator, "blank": "skipped"}
         if self.kind == "files":
             return {"files": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in self.files], **reading}
         if self.kind in ("saved", "folder"):
@@ -330,7 +341,7 @@ class TextSource:
         # .iter() rather than iterating the dataset: a streamed dataset would otherwise split itself over
         # DataLoader workers on its own, on top of linscale's per-document sharding
         for batch in ds.iter(batch_size=256):
-            yield from (str(text) for text in batch[self.text_field] if text is not None)
+            yield from (text for text in map(_text_or_none, batch[self.text_field]) if text is not None)
 
 
 def is_held_out(part: int, index: int, every: int) -> bool:
