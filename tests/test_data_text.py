@@ -604,7 +604,8 @@ def test_a_tokenizer_that_may_tokenize_a_cut_document_otherwise_is_named_once(tm
     byte_level = train_tokenizer([text], vocab_size=300)
     cases = [(byte_level, True), (bpe(pre_tokenizers.Whitespace()), True),
              (bpe(pre_tokenizers.Sequence([pre_tokenizers.Digits(), pre_tokenizers.WhitespaceSplit()])), True),
-             (bpe(pre_tokenizers.Metaspace()), False), (bpe(None), False)]
+             (bpe(pre_tokenizers.Metaspace()), False), (bpe(None), False),
+             (bpe(pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)), False)]  # merges across spaces
     for tok, exact in cases:
         assert text_data.cuts_exactly(tok) == exact, tok.pre_tokenizer
         said = []
@@ -1179,3 +1180,221 @@ def test_a_streamed_module_asked_again_for_an_earlier_batch_reads_it_again(corpu
     first = [dm.train_batch(j)["input_ids"] for j in range(5)]
     assert not (first[1] == first[4]).all()
     assert all((dm.train_batch(j)["input_ids"] == first[j]).all() for j in (1, 2, 0))
+
+
+# ---------------------------------------------------------------------------- what a mutation audit found untested
+
+
+def test_a_document_up_to_twice_the_piece_size_is_one_piece_and_a_longer_one_is_cut():
+    """The note on a tokenizer that may cut inexactly names documents longer than 2 * PIECE_CHARS: a document
+    up to that length is handed to the tokenizer whole (one piece), as evaluation encodes it; a longer one is cut
+    at its first safe place a piece's length in."""
+    text = " word" * 8  # 40 characters, a safe cut before each " word"
+    assert list(text_data._pieces_of(text, piece_chars=20)) == [(text, True)]
+    pieces = list(text_data._pieces_of(text + " w", piece_chars=20))
+    assert pieces == [(" word" * 4, False), (" word" * 4 + " w", True)]
+    # no safe place in 4 pieces' length: cut at piece_chars (not at twice that), in memory and in a file alike
+    assert [len(piece) for piece, _ in text_data._pieces_of("x" * 50, piece_chars=10)] == [10, 10, 10, 20]
+
+
+def test_a_long_txt_document_whose_rest_is_blank_still_ends(tmp_path):
+    """A .txt document handed on in pieces while the file is read, whose text after them is blank up to the end
+    of the file, still ends with a last piece (its <eod>): dropping the blank rest left the document open, its
+    pieces joined to nothing and counted as no document."""
+    text = "word " * 100 + " " * 200
+    (tmp_path / "doc.txt").write_text(text, encoding="utf-8")
+    pieces = list(text_data._txt_pieces(tmp_path / "doc.txt", None, piece_chars=50))
+    assert len(pieces) > 3 and [last for _, last in pieces] == [False] * (len(pieces) - 1) + [True]
+    assert list(text_data._joined(pieces)) == [text]
+
+
+def test_a_separator_cut_by_a_block_boundary_still_ends_its_document(tmp_path):
+    """A .txt file is read in 1 MB blocks and a long document handed on in pieces as it comes; the last
+    len(separator) characters of a block are kept back, so a separator split by the block boundary is still
+    found in the next one (a piece cut inside it, as before "END" in "\\nEND\\n", joined two documents)."""
+    block = 1 << 20
+    head = "a" * (block - 3) + "x\nE"  # the block ends in the separator's first characters
+    (tmp_path / "docs.txt").write_bytes((head + "ND\nsecond document").encode())
+    pieces = list(text_data._txt_pieces(tmp_path / "docs.txt", "\nEND\n", piece_chars=1000))
+    assert list(text_data._joined(pieces)) == ["a" * (block - 3) + "x", "second document"]
+
+
+def test_a_txt_file_read_in_blocks_is_cut_where_the_whole_document_is(tmp_path):
+    """Where a 1 MB block of a .txt file ends inside a run with no safe cut (a long word, a URL), the reader
+    waits for the next block rather than cutting inside it: a cut there split a word that _pieces_of (the same
+    document from a .jsonl file) keeps whole, and the tokens differed."""
+    block = 1 << 20
+    # the run of x starts 700 characters into what is left of the first block (its pieces are 1000 long)
+    text = " word" * ((block - 1876) // 5) + "x" * 3000 + " word" * 400
+    (tmp_path / "doc.txt").write_text(text, encoding="utf-8")
+    pieces = list(text_data._txt_pieces(tmp_path / "doc.txt", None, piece_chars=1000))
+    assert pieces == list(text_data._pieces_of(text, piece_chars=1000))
+    assert [len(piece) for piece, _ in pieces if "x" in piece] == [700 + 3000]  # cut at the first " word" after
+
+
+def test_split_names_in_any_case_and_the_files_a_folder_of_splits_leaves_unread(tmp_path):
+    """data.split "DEV" or "Valid" picks the validation files, as split_of finds them in "wiki.Valid.txt";
+    the files of a folder of split files that name no split are not read, and a note names them."""
+    for name in ("train.txt", "wiki.Valid.txt", "notes.txt"):
+        (tmp_path / name).write_text(f"the text of {name}", encoding="utf-8")
+    assert text_data.canonical_split("Valid") == "validation" and text_data.canonical_split("shard0") == "shard0"
+    source = text_data.resolve_source(str(tmp_path), "DEV", {})
+    assert source.split == "validation" and source.files == (tmp_path / "wiki.Valid.txt",)
+    train = text_data.resolve_source(str(tmp_path), "train", {})
+    assert train.files == (tmp_path / "train.txt",)
+    assert train.notes == [f"{tmp_path}: not read (no split word in the name): notes.txt"]
+
+
+def test_a_folder_source_names_its_first_three_files_and_how_many_more(tmp_path):
+    """Every line about a corpus names it (describe): a folder with its first three files and a count of the
+    others, not a list of thousands; a file by the path as given."""
+    for i in range(5):
+        (tmp_path / f"part{i}.txt").write_text("text", encoding="utf-8")
+    assert text_data.resolve_source(str(tmp_path), "train", {}).describe() == \
+        f"{tmp_path} (part0.txt, part1.txt, part2.txt and 2 more)"
+    assert text_data.resolve_source(str(tmp_path / "part0.txt"), "train", {}).describe() == str(tmp_path / "part0.txt")
+
+
+def test_a_missing_or_unsupported_file_is_one_line_naming_the_key(tmp_path, monkeypatch):
+    """A mistyped corpus.txt (relative, as typed) is a missing file, not a Hugging Face dataset name to look
+    up; a file of another type is refused naming its key when the sources are resolved, not when the tokenizer
+    first reads it; data.split other than train on a file without split files is refused."""
+    monkeypatch.chdir(tmp_path)
+    looked_in = re.escape(str(tmp_path))
+    with pytest.raises(DataError, match=rf"^data.path: no file or folder corpus.txt \(looked in {looked_in}\)$"):
+        text_data.resolve_source("corpus.txt", "train", {})
+    (tmp_path / "notes.md").write_text("# notes", encoding="utf-8")
+    with pytest.raises(DataError, match=r"^data.val_path: notes.md: unsupported file type '.md'; expected one of "
+                                        r"\.txt, \.jsonl, \.parquet \(or a folder of them\)$"):
+        text_data.resolve_source("notes.md", "validation", {}, role="val_path")
+    (tmp_path / "c.txt").write_text("some text", encoding="utf-8")
+    with pytest.raises(DataError, match=r"^data.split: 'test', but data.path c.txt has no split files"):
+        text_data.resolve_splits({"path": "c.txt", "split": "test"})
+    assert text_data.resolve_splits({"path": "c.txt", "split": "train"}).train.files == (Path("c.txt"),)
+
+
+def test_a_split_slice_of_a_dataset_folder_is_checked_by_its_split_name(tmp_path, monkeypatch):
+    """data.split "train[:10%]" (datasets' slice syntax) names the split "train": accepted where the dataset
+    has that split, and validation still found by name; a slice of a split it lacks is refused naming its splits."""
+    (tmp_path / "train.csv").write_text("text\nhello\n", encoding="utf-8")
+    monkeypatch.setattr(text_data, "_hub_splits", lambda source: ["train", "validation"])
+    splits = text_data.resolve_splits({"path": str(tmp_path), "split": "train[:10%]"})
+    assert (splits.train.kind, splits.train.split, splits.validation.split) == ("folder", "train[:10%]", "validation")
+    with pytest.raises(DataError, match=r"^data.split: .+ has no split 'test\[:5\]' \(splits: train, validation\)$"):
+        text_data.resolve_splits({"path": str(tmp_path), "split": "test[:5]"})
+
+
+def test_the_fingerprint_of_a_dataset_names_its_split_and_configuration(tmp_path):
+    """The tokenizer and shard caches are keyed by the training text's fingerprint: a save_to_disk folder's
+    train and test splits, or a Hub dataset's two configurations or splits, are other documents and must not
+    share a cache (data.split=test reused the train split's shards)."""
+    (tmp_path / "dataset_dict.json").write_text('{"splits": ["train", "test"]}', encoding="utf-8")
+    for kind, location in (("saved", str(tmp_path)), ("folder", str(tmp_path)), ("hub", "org/name")):
+        prints = [text_data.TextSource(location, kind, split=split, dataset_config=config).fingerprint()
+                  for split, config in (("train", None), ("test", None), ("train", "en"))]
+        assert len({json.dumps(p, sort_keys=True) for p in prints}) == 3, kind
+
+
+def test_pieces_are_tokenized_in_batches_bounded_by_characters_too():
+    """tokenize_pieces hands the tokenizer at most max_chars characters at once, as well as max_items pieces
+    (256 pieces of a long document are 256 MB of text at once otherwise); the ids are the same however the
+    batches fall."""
+    tok, batches = _word_tokenizer(), []
+
+    class Counting:  # the tokenizer, counting the pieces of each batch
+        def token_to_id(self, token):
+            return tok.token_to_id(token)
+
+        def encode_batch(self, texts, add_special_tokens):
+            batches.append(len(texts))
+            return tok.encode_batch(texts, add_special_tokens=add_special_tokens)
+
+    pieces = [("a b c", False), ("d e", True)] * 3  # 5 + 3 characters a document
+    ids = [ids.tolist() for ids, _ in text_data.tokenize_pieces(Counting(), pieces, max_chars=8)]
+    assert batches == [2, 2, 2] and ids == [[1, 2, 3], [4, 5, 0]] * 3
+
+
+def test_train_tokenizer_refuses_a_vocabulary_without_room_for_a_merge():
+    """The 256 bytes and <eod> take 257 ids: train_tokenizer (public, called without check_data's check too)
+    refuses a vocabulary of 257 or a non-integer in one line and trains one of 258."""
+    for bad in (257, 300.0):
+        with pytest.raises(DataError, match=rf"^data.vocab_size: expected an integer > 257 \(256 bytes \+ <eod>\), "
+                                            rf"got {bad}$"):
+            train_tokenizer(["ab ab ab"], vocab_size=bad)
+    assert train_tokenizer(["ab ab ab"], vocab_size=258).get_vocab_size() == 258
+
+
+def test_stream_bookmarks_keep_every_processes_marks_and_drop_impossible_ones(tmp_path, monkeypatch):
+    """Processes reading one stream add their bookmarks to one file: an add keeps what others wrote since this
+    process read it (a process's own list alone dropped theirs). A mark with a negative number or not four of
+    them is no bookmark (a resumed stream would start before its start)."""
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path))
+    first, second = text_data.StreamBookmarks({"k": 1}), text_data.StreamBookmarks({"k": 1})
+    first.add(10, 0, 10, 3, 5)
+    second.add(20, 0, 20, 7, 0)  # second read the file before first wrote to it
+    assert text_data.StreamBookmarks({"k": 1}).marks == {10: (0, 10, 3, 5), 20: (0, 20, 7, 0)}
+    assert text_data.StreamBookmarks({"k": 1}).at_or_before(15) == (10, 0, 10, 3, 5)
+    first.file.write_text(json.dumps({"5": [0, 5, 1, 0], "-1": [0, 0, 0, 0], "8": [0, -8, 2, 0], "9": [1, 2, 3]}))
+    assert text_data.StreamBookmarks({"k": 1}).marks == {5: (0, 5, 1, 0)}
+
+
+def test_token_shards_of_a_split_without_a_whole_row_are_empty(tmp_path):
+    """A split shorter than one row, empty, or never written (no validation.bin where a validation text is
+    given) maps to no rows: mapping it failed (an empty file cannot be mapped, a missing one cannot be opened)."""
+    from linscale.data.shards import TokenShards
+
+    (tmp_path / "train.bin").write_bytes(np.arange(5, dtype=np.uint16).tobytes())
+    (tmp_path / "test.bin").write_bytes(b"")
+    shards = TokenShards(tmp_path, {"dtype": "uint16", "counts": {"train": 5, "test": 0}})
+    for split in ("train", "test", "validation"):
+        assert shards.memmap(split, 7).shape == (0, 7) and shards.rows(split, np.zeros(0, dtype=int), 7).shape == (0, 7)
+
+
+def test_a_resumed_shard_build_cuts_back_what_was_written_after_its_last_checkpoint(tmp_path, monkeypatch):
+    """A build killed between two checkpoints has written tokens that meta.json does not count: the resumed
+    build cuts the files back to the checkpoint before it appends, so no document is stored twice (the resume
+    test above happens to be killed right at a checkpoint, so it did not reach this)."""
+    from linscale.data import shards
+
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(shards, "CHECKPOINT_TOKENS", 8)  # a checkpoint every second document ("x y z" and <eod>)
+    source = _jsonl(tmp_path / "c.jsonl", ["a b c", "b c d", "c d e", "d e a", "e a b"])
+    real = shards.tokenize_pieces
+
+    class Killed(BaseException):
+        """As if the process were killed mid-build."""
+
+    def dies_at_the_fourth_document(tokenizer, pieces, **kw):
+        for n, item in enumerate(real(tokenizer, pieces, **kw)):
+            if n == 3:
+                raise Killed
+            yield item
+
+    monkeypatch.setattr(shards, "tokenize_pieces", dies_at_the_fourth_document)
+    with pytest.raises(Killed):
+        shards.build_shards({"k": 1}, source, _word_tokenizer(), say=lambda line: None)
+    folder = shards.shards_folder({"k": 1})
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["pieces"] == 2 and (folder / "train.bin").stat().st_size == 12  # 3 documents written, 2 counted
+    monkeypatch.setattr(shards, "tokenize_pieces", real)
+    resumed = shards.build_shards({"k": 1}, source, _word_tokenizer(), say=lambda line: None)
+    assert resumed.read("train", 0, 100).tolist() == [1, 2, 3, 0, 2, 3, 4, 0, 3, 4, 5, 0, 4, 5, 1, 0, 5, 1, 2, 0]
+    assert (folder / "train.bin").stat().st_size == 20 and resumed.meta["documents"] == 5
+
+
+def test_a_shard_build_counts_documents_not_pieces(tmp_path, monkeypatch):
+    """meta.json's documents, and with them whether the held-out text is whole documents or the last tokens
+    (fewer than 2 * holdout_every documents), count documents, however many pieces a long one is tokenized in.
+    Here 4 documents, every 3rd held out: too few, so the last quarter of the tokens validates, taken after
+    the held-out document ("c d") is put back behind the training ones."""
+    from linscale.data import shards
+
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    source = _jsonl(tmp_path / "c.jsonl", ["a b c d e " * 4, "a b", "c d", "e a"])
+    monkeypatch.setattr(source, "pieces_by_part", lambda: text_data.TextSource.pieces_by_part(source, piece_chars=4))
+    assert sum(1 for _ in source.pieces_by_part()) > 5  # the first document in pieces
+    built = shards.build_shards({"k": 1}, source, _word_tokenizer(), holdout_every=3, val_fraction=0.25,
+                                say=lambda line: None)
+    assert built.meta["documents"] == 4 and (built.count("train"), built.count("validation")) == (23, 7)
+    assert built.file("train").stat().st_size == 23  # uint8, and the tail moved out of the training file
+    assert built.read("validation", 0, 7).tolist() == [0, 5, 1, 0, 3, 4, 0]  # "a b"'s <eod>, "e a", "c d"
