@@ -1398,3 +1398,18 @@ def test_a_shard_build_counts_documents_not_pieces(tmp_path, monkeypatch):
     assert built.meta["documents"] == 4 and (built.count("train"), built.count("validation")) == (23, 7)
     assert built.file("train").stat().st_size == 23  # uint8, and the tail moved out of the training file
     assert built.read("validation", 0, 7).tolist() == [0, 5, 1, 0, 3, 4, 0]  # "a b"'s <eod>, "e a", "c d"
+
+
+def test_a_damaged_bookmarks_file_of_other_json_is_no_bookmarks(tmp_path, monkeypatch):
+    """A missing or damaged bookmarks file means no bookmarks (the stream read from its start); a file of
+    valid JSON that is not a mapping (null, a list, a string) raised AttributeError instead."""
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path))
+    file = text_data.StreamBookmarks({"k": 1}).file
+    file.parent.mkdir(parents=True)
+    for damaged in ("null", "[]", '"text"', "{not json", '{"1": 5}'):
+        file.write_text(damaged)
+        bookmarks = text_data.StreamBookmarks({"k": 1})
+        assert bookmarks.marks == {} and bookmarks.at_or_before(7) == (0, 0, 0, 0, 0), damaged
+    bookmarks.add(4, 0, 4, 2, 0)  # and a new bookmark replaces the damaged file
+    assert text_data.StreamBookmarks({"k": 1}).marks == {4: (0, 4, 2, 0)}
+

@@ -740,7 +740,7 @@ class StreamBookmarks:
     def _read(self) -> dict[int, tuple[int, int, int, int]]:
         try:
             marks = {int(row): tuple(int(x) for x in mark) for row, mark in json.loads(self.file.read_text()).items()}
-        except (OSError, ValueError, TypeError):
+        except (OSError, ValueError, TypeError, AttributeError):  # AttributeError: JSON other than a mapping
             return {}
         return {row: mark for row, mark in marks.items() if len(mark) == 4 and min(row, *mark) >= 0}
 
