@@ -1413,3 +1413,24 @@ def test_a_damaged_bookmarks_file_of_other_json_is_no_bookmarks(tmp_path, monkey
     bookmarks.add(4, 0, 4, 2, 0)  # and a new bookmark replaces the damaged file
     assert text_data.StreamBookmarks({"k": 1}).marks == {4: (0, 4, 2, 0)}
 
+
+
+def test_a_byte_level_tokenizer_that_adds_a_prefix_space_is_said_to_cut_inexactly(tmp_path):
+    """ByteLevel(add_prefix_space=True) puts a space before a text that starts with none: a piece cut after a
+    newline ("...\\n" | "delta ...") starts with one more space than the same words in the whole document, so
+    its tokens differ; cuts_exactly said it cut exactly, and the note on inexact cuts was not given."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+    text = "alpha beta gamma\ndelta epsilon zeta\n" * 50
+    pieces = [("alpha beta gamma\n", False), ("delta epsilon zeta", True)]
+    for prefix, exact in ((False, True), (True, False)):
+        tok = Tokenizer(models.BPE())
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=prefix)
+        tok.train_from_iterator([text], trainers.BpeTrainer(vocab_size=300, special_tokens=["<eod>"],
+                                                            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+                                                            show_progress=False))
+        whole = tok.encode("".join(piece for piece, _ in pieces), add_special_tokens=False).ids
+        said = []
+        cut = np.concatenate([ids for ids, _ in text_data.tokenize_pieces(tok, pieces, say=said.append)]).tolist()
+        assert (cut == whole + [tok.token_to_id("<eod>")]) == exact == text_data.cuts_exactly(tok), prefix
+        assert len(said) == (0 if exact else 1)

@@ -557,7 +557,8 @@ def iter_documents(path: str | os.PathLike, text_field: str = "text", doc_separa
 
 # Pre-tokenizers that split before a space that starts a word and after a newline: a document cut there
 # (_SAFE_CUT) gives the ids of the whole document. Others (Metaspace, none: BPE merges across spaces) may
-# give a few other tokens at each cut, and evaluation encodes documents whole.
+# give a few other tokens at each cut, and evaluation encodes documents whole. ByteLevel splits there with its
+# regex, and only without add_prefix_space: that puts a space before a piece cut after a newline.
 _CUT_SAFE_PRE_TOKENIZERS = ("Whitespace", "WhitespaceSplit", "BertPreTokenizer")
 
 
@@ -569,8 +570,9 @@ def cuts_exactly(tokenizer) -> bool:
             return False
         if pre.get("type") == "Sequence":
             return any(safe(p) for p in pre.get("pretokenizers", []))
-        return (pre.get("type") == "ByteLevel" and bool(pre.get("use_regex", True))) or \
-            pre.get("type") in _CUT_SAFE_PRE_TOKENIZERS
+        if pre.get("type") == "ByteLevel":  # tokenizers' defaults: use_regex and add_prefix_space both true
+            return bool(pre.get("use_regex", True)) and not pre.get("add_prefix_space", True)
+        return pre.get("type") in _CUT_SAFE_PRE_TOKENIZERS
 
     return safe(json.loads(tokenizer.to_str()).get("pre_tokenizer"))
 
@@ -602,8 +604,9 @@ def tokenize_pieces(tokenizer, pieces: Iterable[tuple[str, bool]], max_chars: in
     for text, last in pieces:
         if unsafe and not last:
             say(f"note: a document longer than {2 * PIECE_CHARS:,} characters is tokenized in pieces, and this "
-                "tokenizer's pre-tokenizer is not byte-level (or whitespace): each cut may give a few tokens other "
-                "than the whole document's (evaluation encodes it whole); split long documents (data.doc_separator)")
+                "tokenizer's pre-tokenizer is not byte-level without a prefix space (or whitespace): each cut may "
+                "give a few tokens other than the whole document's (evaluation encodes it whole); split long "
+                "documents (data.doc_separator)")
             unsafe = False
         buf.append((text, last))
         chars += len(text)
