@@ -83,7 +83,8 @@ TEXT_KEYS = (
         "its tokens)", minimum=0, maximum=1, above=True),
     Key("text_field", "str", "text", "the text column of .jsonl/.parquet files and datasets"),
     Key("doc_separator", "str", None, "split .txt files into documents on this string, e.g. \"\\n\\n\" "
-        "(default: a .txt file is one document); blank text between separators is no document", nullable=True),
+        "(default: a .txt file is one document); blank text between separators, as a blank row of any source, is "
+        "no document", nullable=True),
     Key("dataset_config", "str", None, "the configuration of a Hugging Face dataset (e.g. wikitext-2-raw-v1)",
         nullable=True),
     Key("streaming", "bool", None, "read the text as a stream instead of tokenizing it once into cached shards "
