@@ -1,6 +1,7 @@
 """Real text: tokenizer training and round trip, local files and dataset directories, bad input."""
 from __future__ import annotations
 
+import functools
 import json
 import random
 import re
@@ -1398,6 +1399,43 @@ def test_a_shard_build_counts_documents_not_pieces(tmp_path, monkeypatch):
     assert built.meta["documents"] == 4 and (built.count("train"), built.count("validation")) == (23, 7)
     assert built.file("train").stat().st_size == 23  # uint8, and the tail moved out of the training file
     assert built.read("validation", 0, 7).tolist() == [0, 5, 1, 0, 3, 4, 0]  # "a b"'s <eod>, "e a", "c d"
+
+
+def test_a_shard_build_killed_while_it_holds_out_the_tail_starts_over(tmp_path, monkeypatch):
+    """The tail hold-out (fewer than 2 * holdout_every documents) rewrites both files in place after the last
+    checkpoint: a build killed there left the validation file holding training tokens, which the resumed build
+    cut to the checkpoint's count and took as its held-out documents. It now builds afresh, equal to an
+    uninterrupted build."""
+    from linscale.data import shards
+
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    source = _jsonl(tmp_path / "c.jsonl", ["a b c d e a b", "a b", "c d", "e a"])
+    build = functools.partial(shards.build_shards, source=source, tokenizer=_word_tokenizer(), holdout_every=3,
+                              val_fraction=0.25, say=lambda line: None)
+    whole = build({"k": "whole"})
+    real = shards._copy_tokens
+
+    class Killed(BaseException):
+        """As if the process were killed mid-build."""
+
+    copies = []
+
+    def dies_after_the_second_copy(*args, **kw):  # the tail copied into the emptied validation file
+        real(*args, **kw)
+        copies.append(args[0].name)
+        if len(copies) == 2:
+            raise Killed
+
+    monkeypatch.setattr(shards, "_copy_tokens", dies_after_the_second_copy)
+    with pytest.raises(Killed):
+        build({"k": "killed"})
+    assert copies == ["validation.bin", "train.bin"]
+    monkeypatch.setattr(shards, "_copy_tokens", real)
+    again = build({"k": "killed"})
+    for name in ("train", "validation"):
+        assert again.count(name) == whole.count(name)
+        assert again.read(name, 0, 100).tolist() == whole.read(name, 0, 100).tolist(), name
+    assert "rewriting" not in again.meta and again.meta["complete"]
 
 
 def test_a_damaged_bookmarks_file_of_other_json_is_no_bookmarks(tmp_path, monkeypatch):

@@ -131,12 +131,12 @@ def build_shards(key: dict, source: TextSource, tokenizer, *, split: str = "trai
 
 def _read_meta(folder: Path, key: dict) -> dict | None:
     """The folder's meta.json if it belongs to ``key`` and its files are at least as long as it says
-    (a shorter file means the disk lost writes: start over)."""
+    (a shorter file means the disk lost writes: start over), and were not being rewritten (the tail hold-out)."""
     try:
         meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(meta, dict) or meta.get("key") != key:
+    if not isinstance(meta, dict) or meta.get("key") != key or meta.get("rewriting"):
         return None
     try:
         itemsize = np.dtype(meta["dtype"]).itemsize
@@ -205,7 +205,12 @@ def _build(folder, key, meta, source, tokenizer, split, every, val_fraction, lim
                 say(f"tokenizing {source.describe()}: {sum(counts.values()):,} tokens, {documents:,} documents "
                     f"({written / (last_line - started):,.0f} tokens/s)")
         if every and documents < 2 * every:
+            # the tail hold-out rewrites both files in place, so a build killed inside it has files no
+            # checkpoint describes: marked, the next build starts over (_read_meta) rather than resume from them
+            meta["rewriting"] = True
+            checkpoint()
             _hold_out_tail(folder, files, counts, split, val_fraction, dtype)
+            del meta["rewriting"]
         checkpoint(complete=True)
     finally:
         for f in files.values():
