@@ -424,6 +424,50 @@ def test_calibration_llama_trend_needs_two_sizes_and_z_standard_errors():
     assert at["at_ceiling"].item() and not at["ok"].item()
 
 
+def test_the_weighted_null_stderr_is_the_measured_one_rescaled_not_the_binomial_of_the_items():
+    """NIAH's items weigh unequally, so its null standard error is the store's own rescaled from the plain
+    accuracy to chance, not the binomial one of its n items: with a measured stderr of 0.1 at p = 0.5 the
+    null is 0.0248 (0.05 is 1.4 of them above chance), while the binomial one over 200 items is 0.0088
+    (3.9 of them). Without the plain accuracy there is nothing to rescale from: the binomial one."""
+    c, se, p, n = 1 / 64, 0.1, 0.5, 200
+    rescaled, binomial = se * math.sqrt(c * (1 - c) / (p * (1 - p))), math.sqrt(c * (1 - c) / n)
+    assert abs(0.05 - c) <= 2 * rescaled and abs(0.05 - c) > 2 * binomial  # the case tells the two apart
+    weighted = store_rows("linscale_niah_easy", "weighted_acc", [0.05], stderr=se, n=n, chance_value=c)
+    plain = store_rows("linscale_niah_easy", "acc", [p], n=n, chance_value=c)
+    assert calibration_report(pd.DataFrame(weighted + plain))["at_chance"].item()
+    assert not calibration_report(pd.DataFrame(weighted))["at_chance"].item()
+
+
+def test_the_calibration_ceiling_and_chance_band_are_inclusive_and_the_stores_stderr_is_used():
+    """0.98 is the ceiling (0.96 and 0.97 are not at it); a score exactly z null standard errors from
+    chance is at chance (0.75 against 0.25 on 3 items: the null stderr is exactly 0.25); LLaMA's rise is
+    judged on the store's own standard errors where it has them, and on the sign alone where neither a
+    standard error nor a count of items is known."""
+    below = calibration_report(pd.DataFrame(store_rows("linscale_mqar", "acc", [0.96, 0.97]))).iloc[0]
+    assert not below["at_ceiling"]
+    edge = calibration_report(pd.DataFrame(store_rows("linscale_mqar", "acc", [0.75], n=3, chance_value=0.25)))
+    assert edge["at_chance"].item()
+    # 0.15 is 2.1 binomial standard errors of the difference on 200 items, but 1.1 of the store's 0.1 each
+    rows = store_rows("linscale_cloze", "acc", [0.5, 0.65], stderr=0.1, chance_value=1 / 64)
+    assert not calibration_report(pd.DataFrame(rows)).iloc[0]["llama_rises"]
+    for values, rises in (([0.5, 0.6], True), ([0.6, 0.5], False)):
+        rows = store_rows("linscale_cloze", "acc", values, n=float("nan"), stderr=float("nan"), chance_value=1 / 64)
+        report = calibration_report(pd.DataFrame(rows)).iloc[0]
+        assert report["llama_rises"] is not None and bool(report["llama_rises"]) is rises, values
+        assert bool(report["ok"]) is rises, values
+
+
+def test_a_store_with_a_chance_level_missing_takes_every_one_from_the_language():
+    """A store whose ``chance`` column is missing for some rows (an older evaluation) is not judged against
+    NaN: the task's chance level comes from linscale.eval.chance for every row."""
+    rows = store_rows("linscale_mqar", "acc", [0.3, 0.5], chance_value=float("nan"))
+    rows[1]["chance"] = 0.5  # a wrong value beside a missing one is not taken either
+    expected = chance.chance_level("linscale_mqar", "acc")
+    assert np.isfinite(expected)
+    report = calibration_report(pd.DataFrame(rows)).iloc[0]
+    assert report["chance"] == pytest.approx(expected)
+
+
 def test_the_calibration_report_names_what_is_wrong_with_each_task():
     rows = (store_rows("linscale_knowledge_head", "acc", [0.99, 1.0])
             + store_rows("linscale_knowledge_tail", "acc", [0.24, 0.26])
