@@ -113,6 +113,40 @@ def test_a_checkpoint_without_a_context_or_the_synthetic_language_has_no_roles_o
     assert str(err.value).startswith(str(checkpoint)) and "\n" not in str(err.value)
 
 
+def test_a_checkpoints_roles_are_read_on_the_validation_rows_its_run_capped_them_to(tmp_path):
+    """An export inside its run folder (``<run>/export/step=N``) is read on the rows its run validated on:
+    ``train.val_batches`` batches of ``train.batch_size`` rows from the run's spec.json; the same export
+    copied out of its run folder on the whole split. Its meta names the run (a data dict without a source
+    is the synthetic language), and the roles' split of the loss is the model's own mean loss on those rows."""
+    import json
+    import shutil
+
+    import torch
+
+    import eval_fixtures as fx
+    from linscale.data.datamodule import SyntheticDataModule
+    from linscale.models.checkpoint import save_checkpoint
+
+    data, seq_len = {"seed": 7, "val_tokens": 160}, 16  # 10 validation rows
+    module = SyntheticDataModule(data, seq_len=seq_len, batch_size=2)
+    model = fx.tiny_model(vocab_size=module.language.vocab_size)
+    meta = {"run_id": "llama-tiny", "arch": "llama", "size": "tiny", "seed": 5, "step": 3, "data": data,
+            "seq_len": seq_len}
+    export = save_checkpoint(model, tmp_path / "llama-tiny" / "export" / "step=3", meta)
+    (tmp_path / "llama-tiny" / "spec.json").write_text(json.dumps({"train": {"batch_size": 2, "val_batches": 2}}))
+    said = []
+    table = evaluate_roles([export], progress=said.append)
+    assert said == ["roles: 1 checkpoints"] and table.columns.tolist() == COLUMNS
+    assert table["labels"].sum() == 2 * 2 * seq_len  # two batches of two rows
+    assert (table["run_id"].iloc[0], table["seed"].iloc[0], table["step"].iloc[0]) == ("llama-tiny", 5, 3)
+    rows = torch.as_tensor(np.asarray(module.split_dataset("validation").rows)[:4], dtype=torch.long)
+    with torch.no_grad():
+        mean = torch.nn.functional.cross_entropy(model(rows[:, :-1]).logits.float().transpose(1, 2), rows[:, 1:])
+    assert (table["share"] * table["model_nll"]).sum() == pytest.approx(float(mean), rel=1e-5)
+    copied = shutil.copytree(export, tmp_path / "elsewhere" / "step=3")
+    assert checkpoint_roles(copied)["labels"].sum() == 10 * seq_len  # the whole split
+
+
 def test_no_checkpoints_give_an_empty_role_table_with_its_columns():
     """A study whose sweep exported nothing yet (or --eval-checkpoints of none) writes an empty roles table
     the chapters can still select columns of (pd.concat of no frames would raise)."""
