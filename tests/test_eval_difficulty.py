@@ -484,6 +484,17 @@ def test_the_calibration_report_names_what_is_wrong_with_each_task():
     assert "every task is calibrated" in calibration.format_report(calibration_report(pd.DataFrame(fine)))
 
 
+def test_a_store_of_no_headline_task_is_not_reported_calibrated():
+    """`linscale eval --calibrate --tasks` of tasks without a headline accuracy (the NIAH mode difference,
+    say) judged no task and printed "every task is calibrated": it says there was nothing to calibrate."""
+    rows = store_rows("linscale_niah_easy_minus_standard", "weighted_acc_difference", [0.1, 0.2], stderr=0.01)
+    report = calibration_report(pd.DataFrame(rows))
+    assert report.empty
+    text = calibration.format_report(report)
+    assert "every task is calibrated" not in text
+    assert "no task to calibrate: none of the tasks evaluated has a headline accuracy" in text
+
+
 def test_paired_items_are_every_item_of_both_modes():
     """Easy items that are all among the standard ones, with standard items left over, are not paired (the
     paired form would score only the shared ones); pair=False asks for the independent form."""

@@ -144,10 +144,12 @@ def format_report(report: pd.DataFrame, modes: pd.DataFrame | None = None) -> st
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
         lines.append(report.to_string(index=False))
         bad = report[~report["ok"]]
-        lines.append("every task is calibrated" if not len(bad) else
-                     "not calibrated: " + "; ".join(
-                         f"{r.task} ({'at ceiling' if r.at_ceiling else 'at chance' if r.at_chance else 'LLaMA does not rise'})"
-                         for r in bad.itertuples()))
+        why = [f"{r.task} ({'at ceiling' if r.at_ceiling else 'at chance' if r.at_chance else 'LLaMA does not rise'})"
+               for r in bad.itertuples()]
+        # a store of no headline task (--tasks of probes alone, say) has no task judged, none calibrated
+        lines.append("no task to calibrate: none of the tasks evaluated has a headline accuracy "
+                     "(linscale/eval/tasks/__init__.py SCORES)" if not len(report) else
+                     "not calibrated: " + "; ".join(why) if why else "every task is calibrated")
         if modes is not None and len(modes):
             lines.append("")
             lines.append(modes.to_string(index=False))
