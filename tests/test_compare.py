@@ -246,6 +246,102 @@ def test_a_key_column_one_table_lacks_is_a_column_of_one_study_only():
     assert [(c["column"], c["note"]) for c in columns] == [("step", "column only in A")]
 
 
+def test_a_results_folder_is_one_with_a_runs_table_in_either_format(tmp_path):
+    """A results folder holds runs.parquet or, from a study that wrote CSV only, runs.csv."""
+    (tmp_path / "csv").mkdir()
+    pd.DataFrame({"run_id": ["x"], "step": [1]}).to_csv(tmp_path / "csv" / "runs.csv", index=False)
+    assert compare.check_results_folder(tmp_path / "csv", "B") == tmp_path / "csv"
+
+
+def test_a_missing_key_read_as_none_in_one_study_and_as_na_in_the_other_is_the_same_key():
+    """One study's table read back with an object column (a missing run id as None), the other's with a
+    pandas string column (missing as NA): the key is missing in both, and the rows match."""
+    a = pd.DataFrame({"run_id": pd.Series(["x", None], dtype=object), "value": [1.0, 2.0]})
+    b = pd.DataFrame({"run_id": pd.array(["x", None], dtype="string"), "value": [1.0, 2.5]})
+    summary, columns = compare.diff_tables("t", a, b)
+    assert (summary["rows_only_a"], summary["rows_only_b"]) == (0, 0)
+    assert [(c["column"], c["changed"], c["at"]) for c in columns] == [("value", 1, "run_id=<missing>")]
+
+
+def test_evaluation_time_is_wall_clock_and_a_column_of_one_study_names_that_study():
+    """An evaluation's time changes on every run, as training's does: shown apart, never a difference."""
+    a = pd.DataFrame({"run_id": ["x", "y"], "eval_time_s": [1.0, 2.0], "extra": [0, 0]})
+    b = pd.DataFrame({"run_id": ["x", "y"], "eval_time_s": [3.0, 2.0], "new": [1, 1]})
+    summary, columns = compare.diff_tables("t", a, b)
+    kinds = {c["column"]: (c["kind"], c.get("note")) for c in columns}
+    assert kinds == {"eval_time_s": ("wall clock", None), "extra": ("value", "column only in A"),
+                     "new": ("value", "column only in B")}
+    assert summary["wall_clock_columns"] == "eval_time_s" and summary["changed_columns"] == "extra, new"
+
+
+def test_a_claim_only_one_study_has_keeps_its_text_and_the_verdicts_keep_as_order():
+    """A claim only B's rules have (a newer linscale) keeps its text, and is listed after A's claims, which
+    keep A's order."""
+    def claims(rows):
+        return pd.DataFrame([{"id": key, "claim": f"the {key} claim", "verdict": "reproduced", "evidence": "e",
+                              "numbers": {}, "tolerance": {}} for key in rows])
+    v = compare.compare_verdicts(claims(["b", "a", "c"]), claims(["new", "c", "a", "b"]))
+    assert v["id"].tolist() == ["b", "a", "c", "new"]  # A's order, then B's claims A lacks
+    assert v.set_index("id").loc["new", "claim"] == "the new claim" and v.set_index("id").loc["new", "differs"]
+
+
+def test_the_comparisons_json_has_no_nan_and_its_text_reads_moves_and_factors():
+    """JSON has no NaN or infinity: to_dict writes null for them (a strict parser reads it). A move of no
+    noise names no number; a change of 900% or more reads as a factor."""
+    tables = pd.DataFrame({"table": ["t"], "status": [compare.SAME], "rows_a": [1.0]})
+    verdicts = pd.DataFrame({"id": ["x"], "differs": [False], "shift": [math.nan], "bound_ratio": [math.inf]})
+    data = compare.Comparison("a", "b", tables, pd.DataFrame(), pd.DataFrame(), verdicts).to_dict()
+    json.loads(json.dumps(data, allow_nan=False))
+    assert data["verdicts"][0]["shift"] is None and data["verdicts"][0]["bound_ratio"] is None
+    assert compare._move(0.0, "x") == "0.00" and compare._move(1.5, "x") == "1.50 (x)"
+    assert compare._pct(9.0) == "x10" and compare._pct(8.99) == "+899.00%"
+
+
+def test_the_tally_reads_a_claim_without_a_prediction_as_sure_and_as_few_counts_from_below():
+    """A claim whose prediction is NaN (no re-run can move it) is predicted to agree for sure; the
+    surprise of a count is the probability of as few agreeing or fewer, so three of three is no surprise."""
+    verdicts = pd.DataFrame([dict(id="sure", agreement_a=math.nan, differs=False),
+                             dict(id="likely", agreement_a=0.9, differs=False)])
+    tally = compare.agreement_tally([{"verdicts": verdicts}] * 3).set_index("claim")
+    assert tally.loc["sure", "expected_differ"] == 0.0 and tally.loc["likely", "p_as_few"] == pytest.approx(1.0)
+
+
+def test_a_runs_table_of_several_presets_names_none_and_a_definite_flip_is_reproduced_against_not(tmp_path):
+    """A runs table recording two presets (a merged folder) says no single preset: the folder's name is
+    the study's. summarise counts reproduced <-> not reproduced as a definite flip, a flip to or from
+    inconclusive not, and adds A's predictions up."""
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    pd.DataFrame({"run_id": ["r", "s"], "preset": ["cpu", "smoke"]}).to_parquet(folder / "runs.parquet")
+    assert compare.study_preset(folder) == "mixed"
+    verdicts = pd.DataFrame({"verdict_a": ["reproduced", "reproduced", "inconclusive"],
+                             "verdict_b": ["not reproduced", "reproduced", "reproduced"],
+                             "within_noise": [False, False, True], "agreement_a": [0.5, 0.9, 0.8]})
+    data = {"tables": pd.DataFrame(), "columns": pd.DataFrame(), "changed_tables": [], "fits": pd.DataFrame(),
+            "verdicts": verdicts, "differing_verdicts": ["x", "z"]}
+    summary = compare.summarise(data)
+    assert (summary["definite_flips"], summary["flips_inside_noise"], summary["verdicts_differ"]) == (1, 1, 2)
+    assert summary["expected_agree"] == pytest.approx(2.2)
+
+
+def test_the_report_says_no_where_two_fitted_intervals_do_not_overlap(tmp_path):
+    """The fitted-laws table of the text marks an estimate whose two 95% intervals are apart "NO"."""
+    for side, (estimate, low, high) in (("a", (1.0, 0.8, 1.2)), ("b", (2.0, 1.8, 2.2))):
+        (tmp_path / side / "fits").mkdir(parents=True)
+        pd.DataFrame([dict(method="approach1", group="tnl", law="L(C)", parameter="alpha", estimate=estimate,
+                           ci_low=low, ci_high=high)]).to_csv(tmp_path / side / "fits" / "approach1.csv", index=False)
+    claims = pd.DataFrame([{"id": "c", "claim": "c", "verdict": "reproduced", "evidence": "e", "numbers": {"x": 1.0},
+                            "tolerance": {"x": 0.5}}])
+    tables, columns = compare.compare_tables(tmp_path / "a", tmp_path / "b")
+    result = compare.Comparison(str(tmp_path / "a"), str(tmp_path / "b"), tables, columns,
+                                compare.compare_fits(tmp_path / "a", tmp_path / "b"),
+                                compare.compare_verdicts(claims, claims))
+    text = result.format_text()
+    assert "== Fitted laws (fits/*.csv): 1 of 1 estimates or intervals differ ==" in text
+    (line,) = [line for line in text.splitlines() if line.startswith("    approach1 ")]
+    assert line.split()[-2:] == ["+100.00%", "NO"]  # the estimate doubled; the intervals are apart
+
+
 # ----------------------------------------------------------------------------- command line on the committed results
 
 
