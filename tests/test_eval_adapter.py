@@ -2,6 +2,7 @@
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -137,8 +138,9 @@ def test_a_generation_budget_must_be_positive_and_leave_room_for_the_prompt(tmp_
     lm.max_gen_toks = W + 5  # the model's own budget, where the task gives none
     with pytest.raises(ContextLengthError, match=rf"max_gen_toks={W + 5} leaves no room"):
         lm.generate_until([request("generate_until", "s1 r0", {"until": ["."]})])
-    (text,) = lm.generate_until([request("generate_until", "s1 r0", {"until": ["<eod>"], "max_gen_toks": "3"})])
-    assert isinstance(text, str)
+    for given in ("3", np.int64(3)):  # digits (a command line's), numpy's integers
+        (text,) = lm.generate_until([request("generate_until", "s1 r0", {"until": ["<eod>"], "max_gen_toks": given})])
+        assert isinstance(text, str)
     (longest,) = lm.generate_until([request("generate_until", "s1 r0", {"until": ["<eod>"], "max_gen_toks": W - 1})])
     assert isinstance(longest, str)
 

@@ -173,8 +173,9 @@ def _parquet_documents(path: Path, text_field: str) -> Iterator[str]:
 
 
 def _text_or_none(value) -> str | None:
-    """A row's text as a document, or None where it is none: a missing text (it trained on "None"), or a blank
-    one (a lone end-of-document token; a Hugging Face corpus of lines, as WikiText's, holds thousands)."""
+    """A row's text as a document, or None where it is none: a missing text (once trained on as the word
+    "None"), or a blank one (a lone end-of-document token; a Hugging Face corpus of lines, as WikiText's,
+    holds thousands)."""
     if value is None:
         return None
     text = str(value)

@@ -31,6 +31,7 @@ input the adapter feeds the model. A longer request raises :class:`ContextLength
 """
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,9 +68,11 @@ class ContextLengthError(ValueError):
 
 
 def _generation_budget(value, field: str) -> int:
-    """New tokens to generate: a positive integer (a bool or a fraction is a mistake, not 1 or its floor)."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit() \
-            or int(value) < 1:
+    """New tokens to generate: a positive integer, or its digits (a bool or a fraction is a mistake, not 1 or
+    its floor; numpy's integers are integers)."""
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise ConfigError(f"{field}: expected a positive integer, got {value!r}")
     return int(value)
 
