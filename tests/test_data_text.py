@@ -468,6 +468,10 @@ def test_bookmarks_kept_by_a_resumed_stream_are_exact_too(corpus, monkeypatch):
 TINY_TEXT = Path(__file__).parent / "data" / "tiny_text"  # train.txt, valid.txt, test.txt (a few KB)
 
 
+class Killed(BaseException):
+    """As if the process were killed mid-build (not an Exception: nothing may catch it on the way)."""
+
+
 def _token_count(tokenizer, path):
     return len(tokenizer.encode(path.read_text(encoding="utf-8"), add_special_tokens=False).ids) + 1  # + <eod>
 
@@ -641,9 +645,6 @@ def test_shard_build_resumes_where_it_was_killed_and_equals_an_uninterrupted_one
     monkeypatch.setattr(shards, "CHECKPOINT_TOKENS", 500)  # a checkpoint every few documents
     tokenized, kill = [], [True]
     real = shards.tokenize_pieces
-
-    class Killed(BaseException):
-        """As if the process were killed mid-build."""
 
     def dies_after_150(tokenizer, pieces, **kw):
         for n, item in enumerate(real(tokenizer, pieces, max_items=8)):
@@ -1362,9 +1363,6 @@ def test_a_resumed_shard_build_cuts_back_what_was_written_after_its_last_checkpo
     source = _jsonl(tmp_path / "c.jsonl", ["a b c", "b c d", "c d e", "d e a", "e a b"])
     real = shards.tokenize_pieces
 
-    class Killed(BaseException):
-        """As if the process were killed mid-build."""
-
     def dies_at_the_fourth_document(tokenizer, pieces, **kw):
         for n, item in enumerate(real(tokenizer, pieces, **kw)):
             if n == 3:
@@ -1414,9 +1412,6 @@ def test_a_shard_build_killed_while_it_holds_out_the_tail_starts_over(tmp_path, 
                               val_fraction=0.25, say=lambda line: None)
     whole = build({"k": "whole"})
     real = shards._copy_tokens
-
-    class Killed(BaseException):
-        """As if the process were killed mid-build."""
 
     copies = []
 

@@ -149,12 +149,11 @@ def _jsonl_documents(path: Path, text_field: str) -> Iterator[str]:
             if not isinstance(row, dict) or text_field not in row:
                 raise DataError(f"{path}:{i}: no field {text_field!r} (set data.text_field)")
             text = row[text_field]
-            if text is None:  # a missing text, skipped as Parquet and Hugging Face rows are (it trained on "None")
-                continue
-            if not isinstance(text, str):  # a number or a list is no document: a wrong text_field, most likely
+            if text is not None and not isinstance(text, str):  # a number or a list: a wrong text_field, likely
                 raise DataError(f"{path}:{i}: field {text_field!r} is a {type(text).__name__}, expected a string "
                                 "(set data.text_field)")
-            if text.strip():  # a blank text is no document (see _txt_pieces)
+            text = _text_or_none(text)  # a missing or blank text is no document, as in every source
+            if text is not None:
                 yield text
 
 
