@@ -1049,7 +1049,7 @@ def test_a_blank_text_is_no_document_in_any_source(tmp_path, monkeypatch):
     for path in ("docs.jsonl", "docs.parquet", "saved"):
         assert list(iter_documents(tmp_path / path, cache_dir=str(tmp_path / "hf"))) == ["one", "two"], path
     source = text_data.resolve_source(str(tmp_path / "docs.jsonl"), "train", {"text_field": "text"})
-    assert source.fingerprint()["blank"] == "skipped"
+    assert source.fingerprint()["blank"] == "skipped, any length"
 
 
 def test_split_words_are_found_in_any_case_and_a_name_of_two_splits_is_refused():
@@ -1208,6 +1208,23 @@ def test_a_long_txt_document_whose_rest_is_blank_still_ends(tmp_path):
     pieces = list(text_data._txt_pieces(tmp_path / "doc.txt", None, piece_chars=50))
     assert len(pieces) > 3 and [last for _, last in pieces] == [False] * (len(pieces) - 1) + [True]
     assert list(text_data._joined(pieces)) == [text]
+
+
+def test_a_blank_txt_document_longer_than_a_piece_is_no_document(tmp_path):
+    """A document of nothing but whitespace is skipped however long it is: one longer than two pieces was handed
+    on piece by piece before its end was read, so it still became a document (a lone <eod> after blank tokens).
+    A document that starts with blank pieces and then shows text keeps them, in the same pieces as before."""
+    blank, text = " \n\t" * 2000, "word " * 300  # no separator inside, none made with the next one
+    path = tmp_path / "docs.txt"
+    path.write_text(f"first\n\n{blank}\n\n{blank}{text}\n\n{blank}", encoding="utf-8")
+    pieces = list(text_data._txt_pieces(path, "\n\n", piece_chars=1000))
+    assert list(text_data._joined(pieces)) == ["first", blank + text]
+    assert pieces[1:] == list(text_data._pieces_of(blank + text, piece_chars=1000))
+    path.write_text(blank * 2, encoding="utf-8")
+    assert list(text_data._txt_pieces(path, None, piece_chars=1000)) == []
+    path.write_text(blank + "end", encoding="utf-8")  # text only in the last piece, after blank ones held back
+    assert list(text_data._txt_pieces(path, None, piece_chars=1000)) == list(
+        text_data._pieces_of(blank + "end", piece_chars=1000))
 
 
 def test_a_separator_cut_by_a_block_boundary_still_ends_its_document(tmp_path):

@@ -103,10 +103,12 @@ def _decode(decoder, raw: bytes, path: Path, offset: int, final: bool = False) -
 def _txt_pieces(path: Path, separator: str | None, piece_chars: int) -> Iterator[tuple[str, bool]]:
     """A .txt file's documents as (piece, is_last) pieces, read in 1 MB blocks. Blank text (nothing but
     whitespace) after the last separator, between two, or as the whole file is no document: a file ending in
-    its separator gave one empty document, a lone end-of-document token in training."""
+    its separator gave one empty document, a lone end-of-document token in training. A long document's
+    blank first pieces are held back until its text shows, so a blank one longer than a piece is none too."""
     decoder = codecs.getincrementaldecoder("utf-8")()
     buf, offset, keep = "", 0, len(separator) if separator else 0
     started = False  # pieces of the current document handed on already (its rest may be blank)
+    held: list[str] = []  # its first pieces while they are blank: handed on once its text shows
     with open(path, "rb") as f:
         while True:
             raw = f.read(1 << 20)
@@ -115,20 +117,26 @@ def _txt_pieces(path: Path, separator: str | None, piece_chars: int) -> Iterator
             if separator:
                 while (i := buf.find(separator)) >= 0:
                     if started or buf[:i].strip():
+                        yield from ((piece, False) for piece in held)
                         yield from _pieces_of(buf[:i], piece_chars)
-                    started = False
+                    started, held = False, []
                     buf = buf[i + len(separator):]
             while len(buf) > 2 * piece_chars + keep:  # an unfinished long document: hand on its first pieces
                 cut = _SAFE_CUT.search(buf, piece_chars, min(len(buf) - keep, 4 * piece_chars))
                 if cut is None and len(buf) - keep < 4 * piece_chars:
                     break  # wait for a safe cut in the next block
                 end = cut.start() if cut else piece_chars  # as _pieces_of cuts the same text
-                yield buf[:end], False
-                started = True
+                if started or buf[:end].strip():
+                    yield from ((piece, False) for piece in held)
+                    yield buf[:end], False
+                    started, held = True, []
+                else:
+                    held.append(buf[:end])
                 buf = buf[end:]
             if not raw:
                 break
     if started or buf.strip():
+        yield from ((piece, False) for piece in held)
         yield from _pieces_of(buf, piece_chars)
 
 
@@ -238,8 +246,10 @@ class TextSource:
     def fingerprint(self) -> dict:
         """What identifies the documents for the caches: the files with their sizes and modification times
         (an edited corpus is tokenized again), or the dataset's name, configuration and split."""
-        # "blank": blank documents are skipped (_txt_pieces, _text_or_none); caches made before read them
-        reading = {"text_field": self.text_field, "doc_separator": self.doc_separator, "blank": "skipped"}
+        # "blank": blank documents are skipped (_txt_pieces, _text_or_none); caches made before read them, and
+        # those made before "any length" read a blank .txt document longer than two pieces
+        reading = {"text_field": self.text_field, "doc_separator": self.doc_separator,
+                   "blank": "skipped, any length"}
         if self.kind == "files":
             return {"files": [[str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns] for f in self.files], **reading}
         if self.kind in ("saved", "folder"):
