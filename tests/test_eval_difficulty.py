@@ -486,13 +486,14 @@ def test_the_calibration_report_names_what_is_wrong_with_each_task():
 
 def test_a_store_of_no_headline_task_is_not_reported_calibrated():
     """`linscale eval --calibrate --tasks` of tasks without a headline accuracy (the NIAH mode difference,
-    say) judged no task and printed "every task is calibrated": it says there was nothing to calibrate."""
+    say) judged no task and printed "every task is calibrated": it says there was nothing to calibrate, with no
+    empty table above (pandas' "Empty DataFrame" block)."""
     rows = store_rows("linscale_niah_easy_minus_standard", "weighted_acc_difference", [0.1, 0.2], stderr=0.01)
     report = calibration_report(pd.DataFrame(rows))
     assert report.empty
     text = calibration.format_report(report)
     assert "every task is calibrated" not in text
-    assert "no task to calibrate: none of the tasks evaluated has a headline accuracy" in text
+    assert text.startswith("no task to calibrate: none of the tasks evaluated has a headline accuracy")
 
 
 def test_paired_items_are_every_item_of_both_modes():

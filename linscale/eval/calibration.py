@@ -142,7 +142,8 @@ def format_report(report: pd.DataFrame, modes: pd.DataFrame | None = None) -> st
     """The report as text, for the command line."""
     lines = []
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
-        lines.append(report.to_string(index=False))
+        if len(report):  # an empty one is pandas' "Empty DataFrame" block, not a table
+            lines.append(report.to_string(index=False))
         bad = report[~report["ok"]]
         why = [f"{r.task} ({'at ceiling' if r.at_ceiling else 'at chance' if r.at_chance else 'LLaMA does not rise'})"
                for r in bad.itertuples()]
