@@ -100,7 +100,7 @@ def check_results_folder(path: str | Path, label: str = "") -> Path:
     if not path.is_dir():
         raise CompareError(f"{name}{path}: no such folder (expected a study's results folder, e.g. results/cpu)")
     if not ((path / "runs.parquet").is_file() or (path / "runs.csv").is_file()):
-        raise CompareError(f"{name}{path}: not a results folder (no runs.parquet; expected the folder "
+        raise CompareError(f"{name}{path}: not a results folder (no runs.parquet or runs.csv; expected the folder "
                            f"`linscale study` writes, e.g. results/cpu)")
     return path
 
@@ -533,9 +533,13 @@ def _text_table(frame: pd.DataFrame, indent: str = "") -> list[str]:
 
 def study_preset(folder: str | Path) -> str:
     """The preset a results folder is a study of: the one its runs table records (``preset``), else the
-    folder's name (``linscale study`` writes ``results/<preset>``; a copy may be named otherwise)."""
+    folder's name (``linscale study`` writes ``results/<preset>``; a copy may be named otherwise). The runs
+    table is runs.parquet, or runs.csv in a folder of CSV alone (which compare takes as a results folder)."""
+    parquet, csv = Path(folder) / "runs.parquet", Path(folder) / "runs.csv"
     try:
-        recorded = pd.read_parquet(Path(folder) / "runs.parquet", columns=["preset"])["preset"].dropna().unique()
+        table = (pd.read_parquet(parquet, columns=["preset"]) if parquet.is_file() or not csv.is_file()
+                 else pd.read_csv(csv, usecols=["preset"]))
+        recorded = table["preset"].dropna().unique()
     except (OSError, KeyError, ValueError):  # no runs table, or one without the column: the name says it
         recorded = []
     return str(recorded[0]) if len(recorded) == 1 else Path(folder).name

@@ -103,6 +103,9 @@ def test_folders_of_two_presets_are_named_as_such_in_the_text(tmp_path):
     assert compare.preset_note("results/cpu", tmp_path / "mystudy") is None
     assert compare.preset_note(tmp_path / "other", "results/cpu").startswith("note: A is a study of preset smoke")
     assert compare.study_preset(tmp_path / "elsewhere") == "elsewhere"  # no runs table: the folder's name
+    (tmp_path / "csv_only").mkdir()  # a folder of CSV alone, which compare takes as a results folder
+    pd.DataFrame({"run_id": ["r"], "preset": ["smoke"]}).to_csv(tmp_path / "csv_only" / "runs.csv", index=False)
+    assert compare.study_preset(compare.check_results_folder(tmp_path / "csv_only")) == "smoke"
 
 
 def test_noise_shift_is_the_largest_change_in_units_of_the_larger_tolerance():
@@ -349,7 +352,7 @@ def test_bad_input_is_one_line_naming_the_folder_or_table(tmp_path):
     cases = [((tmp_path / "nowhere", SMOKE), "nowhere: no such folder")]
     empty = tmp_path / "empty"
     empty.mkdir()
-    cases.append(((SMOKE, empty), "empty: not a results folder (no runs.parquet"))
+    cases.append(((SMOKE, empty), "empty: not a results folder (no runs.parquet or runs.csv;"))
     no_eval = copy_results(tmp_path / "no-eval")
     (no_eval / "eval.parquet").unlink()
     cases.append(((no_eval, SMOKE), f"A {no_eval / 'eval.parquet'}: no such results table"))  # which study
