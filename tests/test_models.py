@@ -624,7 +624,7 @@ def test_hgrn2_lower_bounds_are_the_cumulative_softmax_over_layers_each_to_its_l
 
 
 def test_initialisation_is_gpt2s_with_residual_outputs_scaled_by_depth():
-    """reset_parameters: N(0, init_std) for the embedding and every projection (cosFormer2's TPE's W too, drawn
+    """The constructor's draws: N(0, init_std) for the embedding and every projection (cosFormer2's TPE's W too, drawn
     where it is built: it was N(0, 0.02) whatever init_std), N(0, init_std/√(2L)) for each residual branch's
     output projection (o_proj, w_down); sample stds of a seeded model within 6%."""
     L, std = 8, 0.03
@@ -641,6 +641,27 @@ def test_initialisation_is_gpt2s_with_residual_outputs_scaled_by_depth():
             assert p.std().item() == pytest.approx(expected, rel=0.06), (arch, name)
             assert abs(p.mean().item()) < 0.1 * expected, (arch, name)
         assert seen == {True, False}
+
+
+def test_reset_parameters_draws_every_parameter_again_as_a_new_model_has_it():
+    """reset_parameters of a trained model gives back a new model's parameters: the gains, LRPE angles and HGRN2's
+    bound logits exactly, the drawn weights with a new model's spread. It re-drew the projections and the embedding
+    alone, so the norms' gains, the angles, the bound logits and the TPE's W kept their trained values."""
+    for arch in ARCHS:
+        torch.manual_seed(0)
+        config = tiny(arch, n_layer=4, d_model=64, n_head=2, d_ffn=128, vocab_size=256, init_std=0.03)
+        fresh = build_model(config)
+        model = build_model(config)
+        with torch.no_grad():
+            for p in model.parameters():  # as if trained: every parameter moved
+                p.add_(torch.rand_like(p) + 0.5)
+        model.reset_parameters()
+        for (name, p), q in zip(model.named_parameters(), fresh.parameters()):
+            if p.ndim < 2 or name.endswith(("theta", "gamma")):  # set, not drawn: a new model's values
+                assert torch.equal(p, q), (arch, name)
+            else:
+                assert p.std().item() == pytest.approx(q.std().item(), rel=0.1), (arch, name)
+                assert abs(p.mean().item()) < 0.1 * q.std().item(), (arch, name)
 
 
 def test_sampling_follows_the_temperature_and_keeps_the_top_k():

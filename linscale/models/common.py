@@ -36,6 +36,9 @@ class RMSNorm(nn.Module):
         self.eps = eps
         self.weight = nn.Parameter(torch.ones(d))
 
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
 
@@ -211,11 +214,23 @@ class CausalLM(nn.Module):
         # two than logits + F.cross_entropy (`linscale bench`); False restores the unfused pair (same values
         # to fp32 rounding). Not a parameter: checkpoints and exports do not see it.
         self.fused_loss = True
-        self.reset_parameters()
+        self._init_projections()
 
     def reset_parameters(self) -> None:
-        """N(0, 0.02) everywhere; output projections of each residual branch scaled by 1/√(2L) (GPT-2),
-        so the residual stream's variance does not grow with depth. The paper gives no initialisation."""
+        """Every parameter drawn or set again as a new model's are: the parts with an initialisation of their
+        own (norms' gains, cosFormer2's TPE and LRPE angles, HGRN2's lower-bound logits), then the projections
+        and the embedding (``_init_projections``). Not called by the constructor, which draws those parts as
+        it builds them: that order of draws is the committed runs' initial weights."""
+        for module in self.modules():
+            if module is not self and type(module).__module__.startswith("linscale.") and hasattr(
+                    module, "reset_parameters"):
+                module.reset_parameters()
+        self._init_projections()
+
+    def _init_projections(self) -> None:
+        """N(0, init_std) for every projection and the embedding; output projections of each residual branch
+        scaled by 1/√(2L) (GPT-2), so the residual stream's variance does not grow with depth. The paper gives
+        no initialisation."""
         std = self.config.init_std
         residual_std = std / math.sqrt(2 * self.config.n_layer)
         for name, module in self.named_modules():

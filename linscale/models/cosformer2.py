@@ -39,10 +39,10 @@ class ToeplitzPositionalEncoding(nn.Module):
 
     def __init__(self, d: int, e: int, mode: str, chunk_size: int, init_std: float = 0.02):
         super().__init__()
-        self.mode, self.chunk_size = mode, chunk_size
+        self.mode, self.chunk_size, self.init_std = mode, chunk_size, init_std
         self.proj = nn.Parameter(torch.empty(d, e))  # W, (d, e)
-        # drawn here, before CausalLM.reset_parameters draws the rest (that order is the committed runs')
-        nn.init.normal_(self.proj, std=init_std)
+        # drawn here, before CausalLM._init_projections draws the rest (that order is the committed runs')
+        self.reset_parameters()
         # (e,) fixed by the config: not trained, not saved, kept fp32 (common.config_constant)
         self.log_gamma = -torch.tensor(alibi_slopes(e), dtype=torch.float32)
 
@@ -55,6 +55,9 @@ class ToeplitzPositionalEncoding(nn.Module):
         h, state = linear_attention(self.mode, ones, ones, u, g_gamma=log_gamma, scale=1.0, state=state,
                                     return_state=return_state, chunk_size=self.chunk_size)  # (B, T, e, 1)
         return x + h.squeeze(-1) @ self.proj.t(), state
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.proj, std=self.init_std)
 
 
 class CosFormer2Attention(nn.Module):
@@ -70,10 +73,16 @@ class CosFormer2Attention(nn.Module):
         self.gate = LowRankGate(d, config.gate_rank)
         self.norm = SRMSNorm(d, config.norm_eps)
         self.o_proj = nn.Linear(d, d, bias=False)
-        D = self.head_dim
-        theta = config.rope_base ** (-torch.arange(D, dtype=torch.float32) / D)
-        self.theta = nn.Parameter(theta.repeat(config.n_head, 1))  # (H, D), learnable LRPE angles
+        self.rope_base = config.rope_base
+        self.theta = nn.Parameter(torch.empty(config.n_head, self.head_dim))  # (H, D), learnable LRPE angles
         self.theta.no_weight_decay = True  # angles, not weights: decay would pull every frequency to 0
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """θ_j = base^(-j/D) in every head (RoPE's frequencies); the projections are CausalLM's to draw."""
+        D = self.head_dim
+        with torch.no_grad():
+            self.theta.copy_(self.rope_base ** (-torch.arange(D, dtype=torch.float32) / D))
 
     def lrpe(self, x: torch.Tensor, offset: int) -> torch.Tensor:
         """[cos(sθ) ⊙ x, sin(sθ) ⊙ x] for x (B, T, H, D) at positions s = offset … offset+T-1."""

@@ -76,6 +76,9 @@ class LowerBoundTable(nn.Module):
         self.gamma = nn.Parameter(torch.zeros(n_layer, d_model))  # Γ, (L, d), zero-initialised
         self.gamma.no_weight_decay = True  # logits of a softmax over layers, not weights
 
+    def reset_parameters(self) -> None:
+        nn.init.zeros_(self.gamma)
+
     def forward(self) -> torch.Tensor:
         """lb (L, d) in fp32, rising with depth, layer 0's exactly 0."""
         lb = self.gamma.float().softmax(dim=0).cumsum(dim=0)
