@@ -271,24 +271,40 @@ def apply_overrides(preset: dict, overrides: list[str] | tuple = ()) -> dict:
                 raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[:i])} is not a mapping")
             if part not in node:
                 if not _allowed_new_key(path, preset):
-                    raise ConfigError(_unknown_key_message(path, i, node))
+                    raise ConfigError(_unknown_key_message(path, _first_unknown(path, i, preset), preset))
                 node[part] = {}
             node = node[part]
         if not isinstance(node, dict):
             raise ConfigError(f"--set {'.'.join(path)}: {'.'.join(path[:-1])} is not a mapping")
         if path[-1] not in node and not _allowed_new_key(path, preset):
-            raise ConfigError(_unknown_key_message(path, len(path) - 1, node))
+            raise ConfigError(_unknown_key_message(path, len(path) - 1, preset))
         node[path[-1]] = value
     return preset
 
 
-def _unknown_key_message(path: list[str], depth: int, node: dict) -> str:
+def _first_unknown(path: list[str], depth: int, preset: dict) -> int:
+    """The depth of the key to name in the refusal of ``path``, whose part at ``depth`` is missing from the
+    preset: the first part there or below that may not be added. (`sizes.s1.train.lrr`, where s1 has no train
+    block, was refused as "unknown key 'train' in sizes.s1", a key that may be added, instead of 'lrr'.)"""
+    while depth < len(path) - 1 and _allowed_new_key(path[:depth + 1], preset):
+        depth += 1
+    return depth
+
+
+def _unknown_key_message(path: list[str], depth: int, preset: dict) -> str:
     where = ".".join(path[:depth]) or "the preset"
+    node = preset
+    for part in path[:depth]:  # the mapping the key is missing from ({} where that is to be added too)
+        node = node.get(part, {}) if isinstance(node, dict) else {}
     choices = set(node) if isinstance(node, dict) else set()
     if depth == 0:
         choices |= set(TOP_LEVEL)
     elif path[0] == "train" and depth == 1:
         choices |= set(TRAIN_FIELDS)
+    elif path[0] == "sizes" and depth == 3 and path[2] == "train":  # a size's own training settings
+        choices |= set(TRAIN_FIELDS)
+    elif path[0] == "sizes" and depth == 2:  # a size's shape, or its own training settings
+        choices |= {*MODEL_FIELDS, "train"}
     elif path[0] in ("model", "sizes", "arch_overrides") and depth >= 1:
         choices |= set(MODEL_FIELDS) if path[0] == "model" or depth >= 2 else set()
     hint = f"; expected one of {', '.join(sorted(map(str, choices)))}" if choices else ""
