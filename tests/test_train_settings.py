@@ -141,6 +141,8 @@ def test_sizes_own_train_block_lists_training_settings_and_a_sizes_fields_includ
     ("ablations=[1]", "ablations: expected a list of ablation names (some of aspect, context, seeds, size_seeds), "
                       "got [1]"),
     ("arch_overrides.tnl.s9={n_layer: 3}", "arch_overrides.tnl.s9: no such size; sizes are s1, s2"),
+    ("arch_overrides.tnll.s1={n_layer: 3}", "arch_overrides.tnll: no such architecture; expected one of llama, tnl, "
+                                            "hgrn2, cosformer2"),
     ("train.seq_len=0", "train.seq_len: expected an integer >= 1, got 0"),
 ])
 def test_a_resolved_preset_refuses_what_no_run_would_read(override, message):

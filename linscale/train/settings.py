@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import yaml
 
-from linscale.config import ConfigError, ModelConfig
+from linscale.config import ARCHITECTURES, ConfigError, ModelConfig
 from linscale.presets import check_design_block, load_preset, split_size
 
 SCHEDULES = ("constant", "warmup", "cosine", "wsd")
@@ -391,6 +391,9 @@ def resolve_preset(name_or_preset: str | dict, overrides: list[str] | tuple = ()
     for arch, sizes in (preset.get("arch_overrides") or {}).items():
         if sizes is not None and not isinstance(sizes, dict):
             raise ConfigError(f"arch_overrides.{arch}: expected a mapping of size -> shape changes, got {sizes!r}")
+        if arch not in preset["archs"] and arch not in ARCHITECTURES:  # a typo's changes applied to no model
+            raise ConfigError(f"arch_overrides.{arch}: no such architecture; expected one of "
+                              f"{', '.join(dict.fromkeys([*map(str, preset['archs']), *ARCHITECTURES]))}")
         for size in sizes or {}:
             if size not in preset["sizes"]:
                 raise ConfigError(f"arch_overrides.{arch}.{size}: no such size; sizes are {', '.join(preset['sizes'])}")
