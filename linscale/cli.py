@@ -35,10 +35,13 @@ def cmd_accounting(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from linscale.accounting import accounting_table, table7_comparison
-    from linscale.train.settings import resolve_preset
+    from linscale.train.settings import TrainSettings, resolve_preset
 
     # checked as sweep checks it: a preset sweep refused (tokens: -5, an unknown key) was tabulated here
     preset = resolve_preset(args.preset)
+    # counted at the context and batch its runs train at: a train block that leaves them to their defaults
+    # (or an empty `train:`) was a KeyError traceback here
+    preset = {**preset, "train": TrainSettings.from_dict(preset.get("train") or {}).to_dict()}
     if not args.table7:
         print(accounting_table(preset, seq_len=args.seq_len, batch_size=args.batch_size).to_string(index=False))
         return 0

@@ -230,6 +230,28 @@ def test_a_training_budget_is_in_pf_days_and_takes_a_sizes_own_token_budget():
         (budget["training_flops"] / 8.64e19).to_numpy(), rel=1e-12, abs=0)
 
 
+@pytest.mark.parametrize("train", [{"lr": 1e-3}, None], ids=["defaults", "empty-block"])
+def test_the_accounting_command_counts_a_grid_at_the_context_and_batch_its_runs_train_at(train, tmp_path, capsys,
+                                                                                          monkeypatch):
+    """A train block that leaves seq_len and batch_size to their defaults (or an empty `train:`) trains at
+    those defaults; `linscale accounting` of it was a KeyError traceback."""
+    import yaml
+
+    from linscale import accounting
+    from linscale.cli import main
+    from linscale.train.settings import TrainSettings
+
+    preset = {**load_preset("smoke"), "name": "mine", "train": train}
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(preset))
+    count, counted = accounting.accounting_table, []
+    monkeypatch.setattr(accounting, "accounting_table", lambda *a, **k: counted.append(count(*a, **k)) or counted[-1])
+    assert main(["accounting", "--preset", str(tmp_path / "mine.yaml")]) == 0
+    assert "s2 cosformer2" in capsys.readouterr().out and len(counted) == 1
+    defaults = TrainSettings()
+    pd.testing.assert_frame_equal(counted[0], count(load_preset("smoke"), seq_len=defaults.seq_len,
+                                                    batch_size=defaults.batch_size))
+
+
 @pytest.mark.parametrize("key, what", [("sizes", "mapping of size name -> shape"), ("archs", "list of architectures")])
 def test_an_accounting_table_of_an_empty_grid_is_an_error(key, what):
     """An empty table with exit status 0 said nothing was counted; callers of the function get the error too."""
