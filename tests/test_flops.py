@@ -214,6 +214,20 @@ def test_a_flops_per_token_curve_is_one_size_for_every_architecture():
         assert row.flops_per_token == pytest.approx(flops.flops_per_token(config, 2048), rel=1e-12, abs=0)
 
 
+def test_a_flops_per_token_curve_finds_a_size_named_by_a_number_and_names_the_sizes_otherwise():
+    """YAML reads a size named 1 as a number: the curve of size 1 is that size's, given as 1 or as '1'."""
+    from linscale.accounting import flops_per_token_curve
+    from linscale.config import ConfigError
+
+    smoke = load_preset("smoke")
+    preset = {**smoke, "sizes": {1: smoke["sizes"]["s1"], 2: smoke["sizes"]["s2"]}}
+    for size in (1, "1"):
+        curve = flops_per_token_curve(preset, size, [32, 64])
+        assert len(curve) == 8 and set(curve["size"]) == {"1"} and set(curve["arch"]) == set(smoke["archs"])
+    with pytest.raises(ConfigError, match=r"^size: 3 is not a size of preset smoke; expected one of 1, 2$"):
+        flops_per_token_curve(preset, 3, [32])
+
+
 def test_a_training_budget_is_in_pf_days_and_takes_a_sizes_own_token_budget():
     """A compute-matched design gives each size its own train.tokens: costing every size at the preset's
     tokens misstates the budget, and pf_days is the paper's unit (1 PF-day = 8.64e19 FLOPs)."""
