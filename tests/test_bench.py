@@ -263,6 +263,53 @@ def test_a_probes_failed_linscale_command_ends_in_one_line_naming_the_cli_error(
         run_cli("train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--set", "nonsense.key=1")
 
 
+def test_a_probes_failed_command_ends_in_the_clis_last_line_not_its_first(monkeypatch):
+    """The CLI's error is its last line: a warning printed before it must not stand in for it."""
+    from linscale import probes
+
+    seen = {}
+
+    def failed(command, **options):
+        seen.update(command=command, **options)
+        return SimpleNamespace(returncode=1, stderr=stderr)
+
+    monkeypatch.setattr(probes.subprocess, "run", failed)
+    stderr = "UserWarning: something slow\nlinscale: error: train.lr: expected a positive number, got -1\n\n"
+    with pytest.raises(SystemExit, match=r"^linscale eval failed \(exit 1\): linscale: error: train\.lr: expected a "
+                                         r"positive number, got -1$"):
+        probes.run_cli("eval", "folder")
+    assert seen["command"][1:] == ["-m", "linscale", "eval", "folder"] and callable(seen["preexec_fn"])
+    stderr = "\n"
+    with pytest.raises(SystemExit, match=r"^linscale eval failed \(exit 1\): no message$"):
+        probes.run_cli("eval", "folder")
+
+
+def test_a_probe_report_says_which_machine_by_the_keys_it_reports_and_no_others(monkeypatch):
+    """probes.probe_report_head lists PROBE_MACHINE_KEYS of the machine's description, not all of it."""
+    import datetime as dt
+
+    from linscale import probes
+
+    info = {"host": "h1", "cpu": "EPYC", "cores": 2, "python": "3.11", "torch": "2.9", "linscale": "0.1",
+            "mkl_cbwr": "AVX2", "gpu": "none"}
+    monkeypatch.setattr(probes, "machine_info", lambda: info)
+    head = probes.probe_report_head("T", "p.", dt.datetime(2026, 12, 4, tzinfo=dt.timezone.utc))
+    assert head[5:] == [f"- {key}: {info[key]}" for key in probes.PROBE_MACHINE_KEYS]
+
+
+def test_a_retrain_control_at_exactly_its_tolerance_is_within_it():
+    """The registered tolerance is the largest change allowed ("within": at most, not below)."""
+    from linscale.findings import retrain_change
+    from linscale.probes import retrain_control
+
+    committed = pd.DataFrame({"run_id": ["a", "a"], "step": [1, 2], "val_loss": [2.0, 1.0]})
+    retrained = committed.assign(val_loss=[2.0, 1.004])
+    tolerance = retrain_change(retrained.assign(val_loss_committed=committed["val_loss"]))
+    assert 0.0039 < tolerance < 0.0041
+    assert "(within the registered" in retrain_control(retrained, committed, tolerance)[1]
+    assert "(OUTSIDE the registered" in retrain_control(retrained, committed, tolerance * 0.99)[1]
+
+
 def test_a_probe_reads_each_runs_last_retrieval_scores_and_names_a_run_it_cannot_evaluate(tmp_path):
     """probes.final_retrieval keeps each run's last evaluated step and the one metric a probe reports per
     retrieval task (NIAH's weighted accuracy, not its plain accuracy); probes.probe_retrieval ends in one
