@@ -12,14 +12,23 @@ from linscale.presets import load_preset, model_configs
 
 def accounting_table(preset: str | dict, seq_len: int | None = None, batch_size: int | None = None) -> pd.DataFrame:
     """One row per (size, arch): shape, non-embedding parameters (formula and instantiated on the
-    meta device), FLOPs per token and PFLOPs per step at the preset's context and batch."""
+    meta device), FLOPs per token and PFLOPs per step at the context and batch each size trains at (its
+    own ``train:`` block's, else the preset's), or at ``seq_len`` and ``batch_size`` where given."""
+    from linscale.presets import split_size
+
     preset = load_preset(preset) if not isinstance(preset, dict) else preset
     for key, kind in (("archs", "list of architectures"), ("sizes", "mapping of size name -> shape")):
         if not preset.get(key):  # an empty table, printed with exit status 0, said nothing was counted
             raise ConfigError(f"{key}: expected a non-empty {kind}")
-    train = preset.get("train", {})
-    seq_len = seq_len or train["seq_len"]
-    batch_size = batch_size or train["batch_size"]
+    train = preset.get("train") or {}
+    shapes = {}  # size -> (context, batch): a size's own train block counted too (the whole grid was at the preset's)
+    for size, shape in preset["sizes"].items():
+        own = {**train, **split_size(size, shape)[1]}
+        for key, given in (("seq_len", seq_len), ("batch_size", batch_size)):
+            if not given and not own.get(key):  # the defaults are linscale.train's (the CLI fills them in)
+                raise ConfigError(f"train.{key}: not in the preset (nor in sizes.{size}.train); expected it, or "
+                                  f"{key}= to count at")
+        shapes[str(size)] = (seq_len or own["seq_len"], batch_size or own["batch_size"])
     # Study presets leave the vocabulary to their data module; nothing here depends on it (non-embedding
     # parameters and FLOPs), so a placeholder stands in when the preset gives none.
     preset = {**preset, "model": {"vocab_size": 2, **preset.get("model", {})}}
@@ -32,8 +41,8 @@ def accounting_table(preset: str | dict, seq_len: int | None = None, batch_size:
             "n_head": config.n_head, "d_ffn": config.d_ffn,
             "params_formula": flops.non_embedding_params(config),
             "params_model": model.num_params(non_embedding=True),
-            "flops_per_token": flops.flops_per_token(config, seq_len),
-            "pflops_per_step": flops.flops_per_step(config, seq_len, batch_size) / 1e15,
+            "flops_per_token": flops.flops_per_token(config, shapes[config.name][0]),
+            "pflops_per_step": flops.flops_per_step(config, *shapes[config.name]) / 1e15,
         })
     return pd.DataFrame(rows)
 
@@ -73,7 +82,7 @@ def training_budget(preset: str | dict) -> pd.DataFrame:
     from linscale.presets import split_size
 
     table = accounting_table(preset)
-    train = preset.get("train", {})
+    train = preset.get("train") or {}
     tokens = {str(size): float({**train, **split_size(size, shape)[1]}["tokens"])
               for size, shape in preset["sizes"].items()}
     table["tokens"] = table["size"].astype(str).map(tokens)

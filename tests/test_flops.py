@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from linscale import flops
-from linscale.config import ARCHITECTURES, ModelConfig
+from linscale.config import ARCHITECTURES, ConfigError, ModelConfig
 from linscale.models import build_model
 from linscale.presets import PRESET_DIR, load_preset, model_configs
 
@@ -264,6 +264,28 @@ def test_the_accounting_command_counts_a_grid_at_the_context_and_batch_its_runs_
     defaults = TrainSettings()
     pd.testing.assert_frame_equal(counted[0], count(load_preset("smoke"), seq_len=defaults.seq_len,
                                                     batch_size=defaults.batch_size))
+
+
+def test_an_accounting_table_counts_each_size_at_the_context_and_batch_it_trains_at():
+    """A size's own train block (sizes.s2.train.seq_len) sets the context and batch its runs train at; the table
+    counted the whole grid at the preset's. Given ones count every size at them; a preset with none is one line."""
+    from linscale import accounting
+
+    preset = load_preset("smoke")
+    base = accounting.accounting_table(preset)
+    n, b = preset["train"]["seq_len"], preset["train"]["batch_size"]
+    mixed = {**preset, "sizes": {**preset["sizes"], "s2": {**preset["sizes"]["s2"],
+                                                            "train": {"seq_len": 4 * n, "batch_size": 3 * b}}}}
+    table = accounting.accounting_table(mixed)
+    s1, s2 = table["size"] == "s1", table["size"] == "s2"
+    pd.testing.assert_frame_equal(table[s1], base[s1])
+    configs = {(c.name, c.arch): c for c in model_configs(mixed)}
+    for row in table[s2].itertuples():
+        assert row.flops_per_token == flops.flops_per_token(configs[row.size, row.arch], 4 * n)
+        assert row.pflops_per_step == flops.flops_per_step(configs[row.size, row.arch], 4 * n, 3 * b) / 1e15
+    pd.testing.assert_frame_equal(accounting.accounting_table(mixed, seq_len=n, batch_size=b), base)
+    with pytest.raises(ConfigError, match=r"^train\.seq_len: not in the preset \(nor in sizes\.s1\.train\); "):
+        accounting.accounting_table({**preset, "train": {"lr": 1e-3}})
 
 
 @pytest.mark.parametrize("key, what", [("sizes", "mapping of size name -> shape"), ("archs", "list of architectures")])
