@@ -93,6 +93,10 @@ def test_set_reads_yaml_values_and_refuses_an_empty_key_part():
     assert parse_override("train.lr=1e-3") == (["train", "lr"], 1e-3)
     assert parse_override("train.tokens=3e9")[1] == 3e9 and isinstance(parse_override("train.tokens=3e9")[1], float)
     assert parse_override("train.seed=7")[1] == 7 and parse_override("archs=[tnl, llama]")[1] == ["tnl", "llama"]
+    assert parse_override("train.lr=-2.5E+2")[1] == -250.0 and parse_override("train.lr=.5e-3")[1] == 5e-4
+    # only an exponent YAML 1.1 leaves as text is read as a number: a word stays the word it is
+    words = ("nan", "inf", "Infinity")
+    assert [parse_override(f"description={word}")[1] for word in words] == list(words)
     # nothing after '=' is empty text, not YAML's null: `--set train.grad_clip=` does not turn clipping off
     assert parse_override("train.grad_clip=") == (["train", "grad_clip"], "")
     with pytest.raises(ConfigError, match=r"^train\.grad_clip: expected a number, got ''$"):

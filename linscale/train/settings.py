@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 import sys
 from dataclasses import dataclass
 
@@ -231,12 +232,14 @@ def parse_override(text: str) -> tuple[list[str], object]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
-        try:
-            value = _number(key, value)
-        except ConfigError:
-            pass
+    # YAML 1.1 reads "1e-3" (an exponent without a dot) as a string; any other text stays text, so
+    # `--set description=nan` or `=inf` is the word it says, not a float
+    if isinstance(value, str) and _EXPONENT_NUMBER.fullmatch(value.strip()):
+        value = _number(key, value.strip())
     return key.split("."), value
+
+
+_EXPONENT_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 def _allowed_new_key(path: list[str], preset: dict) -> bool:
