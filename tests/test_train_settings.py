@@ -33,10 +33,13 @@ BAD_SETTINGS = [
     ("grad_clip", -1.0, "train.grad_clip: expected a non-negative number, got -1.0"),
     ("grad_clip", [1], "train.grad_clip: expected a non-negative number, got [1]"),
     ("betas", [0.9, 1.0], "train.betas: expected two numbers in [0, 1), got (0.9, 1.0)"),
+    ("betas", [False, 0.9], "train.betas: expected two numbers in [0, 1), got (False, 0.9)"),  # YAML's false: no 0
     ("precision", "fp8", "train.precision: 'fp8' is not one of auto, 32-true, bf16-mixed, 16-mixed, bf16-true"),
     ("exports", True, "train.exports: expected a count >= 0 or 'all', got True"),
     ("exports", -1, "train.exports: expected a count >= 0 or 'all', got -1"),
     ("tokens", 31, "train.tokens: 31 tokens is less than one step of batch_size x seq_len = 32 tokens"),
+    ("tokens", 10**400, "train.tokens: 1.00000e+400 tokens is 3.12e+398 steps of batch_size x seq_len = 32 tokens; "
+                        "expected at most 1e+12 steps"),  # past float's range: an OverflowError traceback
     ("keep_checkpoints", 5, "train.keep_checkpoints: expected a list of record steps, got 5"),
 ]
 

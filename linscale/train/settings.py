@@ -21,6 +21,7 @@ import math
 import re
 import sys
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 import yaml
@@ -107,7 +108,8 @@ class TrainSettings:
         if self.grad_clip is not None:
             _require_number("train.grad_clip", self.grad_clip, positive=False)
         if (not isinstance(self.betas, tuple) or len(self.betas) != 2
-                or not all(isinstance(b, (int, float)) and 0 <= b < 1 for b in self.betas)):
+                or not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1
+                           for b in self.betas)):  # a YAML false is no 0
             raise ConfigError(f"train.betas: expected two numbers in [0, 1), got {self.betas!r}")
         for name, allowed in (("schedule", SCHEDULES), ("precision", PRECISIONS), ("strategy", STRATEGIES),
                               ("accelerator", ACCELERATORS)):
@@ -120,8 +122,9 @@ class TrainSettings:
             raise ConfigError(f"train.tokens: {self.tokens:g} tokens is less than one step of "
                               f"batch_size x seq_len = {self.tokens_per_step} tokens")
         if self.total_steps > MAX_STEPS:  # 1e30 tokens was a TypeError from numpy in the checkpoint schedule
-            raise ConfigError(f"train.tokens: {self.tokens:g} tokens is {self.total_steps:.3g} steps of batch_size x "
-                              f"seq_len = {self.tokens_per_step} tokens; expected at most {MAX_STEPS:.0e} steps")
+            raise ConfigError(f"train.tokens: {_g(self.tokens, '.6g')} tokens is {_g(self.total_steps, '.3g')} steps "
+                              f"of batch_size x seq_len = {self.tokens_per_step} tokens; expected at most "
+                              f"{MAX_STEPS:.0e} steps")
         if not isinstance(self.keep_checkpoints, (list, tuple)):
             raise ConfigError(f"train.keep_checkpoints: expected a list of record steps, got {self.keep_checkpoints!r}")
         self.keep_checkpoints = list(self.keep_checkpoints)
@@ -434,12 +437,21 @@ def _number(name: str, text: str) -> float | int:
     return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
 
 
+def _g(value, spec: str) -> str:
+    """``format(value, spec)`` of a number, also for an int past float's range (10**400 raised OverflowError)."""
+    try:
+        return format(value, spec)
+    except OverflowError:
+        return format(Decimal(value), spec)
+
+
 def _require_int(name: str, value, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ConfigError(f"{name}: expected an integer >= {minimum}, got {value!r}")
 
 
 def _require_number(name: str, value, positive: bool) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)
+          and (isinstance(value, int) or math.isfinite(value)))  # an int past float's range is finite (isfinite raised)
     if not ok or (value <= 0 if positive else value < 0):
         raise ConfigError(f"{name}: expected a {'positive' if positive else 'non-negative'} number, got {value!r}")
