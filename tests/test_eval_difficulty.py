@@ -527,3 +527,21 @@ def test_chance_tables_take_the_stores_chances_and_copying_is_capped_by_the_vari
     # more pairs asked for than the language has variables: a binding per variable at most
     assert chance.copy_baseline(options={"mqar_pairs": 1000}) == 1 / LanguageSpec().n_vars
     assert chance.copy_baseline({"source": "synthetic", "n_vars": 8}, {"mqar_pairs": 1000}) == 1 / 8
+
+
+def test_weighted_difference_weighs_the_cells_by_the_alpha_asked_for():
+    """The difference and both of its standard errors take ``alpha``: the difference and the unpaired error
+    were weighed with the default 1.1 whatever was asked, while the paired error took the alpha given."""
+    easy = [(i, j, (i, j, k), float(i + j + k > 2)) for i in range(3) for j in range(2) for k in range(3)]
+    standard = [(i, j, key, float(key[2] == 0)) for i, j, key, _ in easy]
+    other = [(i, j, ("other", key), c) for i, j, key, c in standard]  # no twins: the unpaired form
+    plain = lambda rows: [(i, j, c) for i, j, _, c in rows]
+    for alpha in (1.0, 1.5):
+        expected = metrics.weighted_accuracy(plain(easy), alpha) - metrics.weighted_accuracy(plain(standard), alpha)
+        assert metrics.weighted_difference(easy, standard, alpha=alpha)[0] == pytest.approx(expected)
+        unpaired = math.hypot(metrics.weighted_stderr(plain(easy), alpha), metrics.weighted_stderr(plain(other), alpha))
+        assert metrics.weighted_difference(easy, other, alpha=alpha) == (pytest.approx(expected),
+                                                                         pytest.approx(unpaired), False)
+    # alpha 1: every item weighs the same, the difference of the plain means
+    assert metrics.weighted_difference(easy, standard, alpha=1.0)[0] == pytest.approx(
+        np.mean([c for *_, c in easy]) - np.mean([c for *_, c in standard]))

@@ -109,12 +109,13 @@ def weighted_difference(first, second, alpha: float = ALPHA, pair: bool = True) 
     if not first or not second:
         return float("nan"), float("nan"), False
     unkeyed = [[(i, j, c) for i, j, _, c in rows] for rows in (first, second)]
-    difference = weighted_accuracy(unkeyed[0]) - weighted_accuracy(unkeyed[1])
+    difference = weighted_accuracy(unkeyed[0], alpha) - weighted_accuracy(unkeyed[1], alpha)
     by_key = {(int(i), int(j), key): float(c) for i, j, key, c in second}
     paired = pair and len(first) == len(second) == len(by_key) and \
         all((int(i), int(j), key) in by_key for i, j, key, _ in first)
     if not paired:
-        return difference, (weighted_stderr(unkeyed[0]) ** 2 + weighted_stderr(unkeyed[1]) ** 2) ** 0.5, False
+        se = (weighted_stderr(unkeyed[0], alpha) ** 2 + weighted_stderr(unkeyed[1], alpha) ** 2) ** 0.5
+        return difference, se, False
     cells = defaultdict(list)
     for i, j, key, c in first:
         cells[(int(i), int(j))].append(float(c) - by_key[(int(i), int(j), key)])
