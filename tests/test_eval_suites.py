@@ -664,6 +664,12 @@ def test_checkpoints_are_ordered_by_step_as_a_number_and_the_last_one_is_the_fin
                                                                                    ("b", "step=500")]
     with pytest.raises(ConfigError, match=f"^{tmp_path / 'nowhere'}: sweep folder does not exist$"):
         find_checkpoints(tmp_path / "nowhere")
+    # an export of another name beside the numbered ones (a user's step=final) comes after them, not a TypeError
+    for name in ("step=final", "step=1000.bak"):
+        (tmp_path / "runs" / "a" / "export" / name).mkdir()
+        (tmp_path / "runs" / "a" / "export" / name / "config.json").write_text("{}")
+    assert [p.name for p in find_checkpoints(tmp_path)][:6] == ["step=20", "step=500", "step=1000", "step=1000.bak",
+                                                                "step=final", "step=500"]
     with pytest.raises(ConfigError, match=r": is a file; expected a sweep folder \(runs/<preset>\)$"):
         find_checkpoints(tmp_path / "runs" / "a" / "export" / "step=20" / "config.json")
 

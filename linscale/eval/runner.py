@@ -57,8 +57,10 @@ def find_checkpoints(sweep_dir: str | os.PathLike) -> list[Path]:
     found = [p.parent for p in sweep_dir.glob("runs/*/export/step=*/config.json")]
 
     def order(p: Path):
+        # numbered steps by their number, then any other name (step=final, a copy): a number and a name in
+        # one place of the key could not be compared (a TypeError)
         step = p.name.split("=", 1)[1]
-        return p.parent.parent.name, int(step) if step.isdigit() else step
+        return p.parent.parent.name, (0, int(step), "") if step.isdigit() else (1, 0, step)
 
     return sorted(found, key=order)
 
