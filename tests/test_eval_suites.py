@@ -140,7 +140,9 @@ def test_linscale_eval_is_resumable_without_duplicates(tmp_path):
     assert sum("already evaluated" in m for m in messages) == 3
     pd.testing.assert_frame_equal(read_store(sweep_dir / "eval" / "results.parquet"), first)
     assert len(again) == len(first)
-    assert (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").is_file()
+    written = json.loads((sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").read_text())
+    assert "linscale_knowledge" in written["results"]
+    assert "samples" not in written  # the per-item samples go to items.parquet, not into every suite's JSON
     # a suite's JSON deleted (its items and cells may be gone with it): that suite is evaluated again, alone
     (sweep_dir / "eval" / "json" / "a" / "step=20" / "knowledge.json").unlink()
     messages.clear()
@@ -729,8 +731,10 @@ def test_a_sweep_without_checkpoints_a_context_under_two_tokens_and_a_locked_sto
     with pytest.raises(ConfigError, match=r"empty: no exported checkpoints \(runs/\*/export/step=\*/\)$"):
         evaluate_sweep(tmp_path / "empty", ["knowledge"], progress=lambda m: None)
     ckpt = fx.export(tmp_path / "sweep" / "runs" / "a" / "export" / "step=1", fx.tiny_model("llama"), run_id="a")
-    with pytest.raises(ConfigError, match=rf"seq_len {fx.SEQ_LEN} is a context of 1 tokens; expected at least 2$"):
-        evaluate_sweep(tmp_path / "sweep", ["knowledge"], context_factor=1 / fx.SEQ_LEN, progress=lambda m: None)
+    for factor in (1, 0.6):  # a context rounded, not cut: 0.6 tokens is 1
+        with pytest.raises(ConfigError, match=rf"seq_len {fx.SEQ_LEN} is a context of 1 tokens; expected at least 2$"):
+            evaluate_sweep(tmp_path / "sweep", ["knowledge"], context_factor=factor / fx.SEQ_LEN,
+                           progress=lambda m: None)
     out = tmp_path / "store.parquet"
     with FileLock(str(out) + ".lock"):
         with pytest.raises(ConfigError, match=f"^{out}: another `linscale eval` is writing this results store$"):
@@ -868,3 +872,95 @@ def test_a_checkpoint_whose_meta_has_no_tokens_keeps_its_niah_cells_and_is_evalu
     cells = pd.read_parquet(tmp_path / "sweep" / "eval" / "niah_cells.parquet")
     assert len(cells) == 2 * 3 * 3 and cells["tokens"].isna().all()
     assert messages[1] == "[1/1] a step 1 retrieval: already evaluated", messages
+
+
+def test_each_store_keeps_its_own_settings_record_which_names_a_context_below_one(tmp_path):
+    """Settings are recorded per store (twice.parquet beside results.parquet has its own), the first call on a
+    store without rows records its settings, even over a record left from rows since deleted, and a store
+    written before settings were recorded (rows, no record) is taken as it is. A --context-factor under 1 is
+    named in the refusal too (a factor of 0.5 read "the default settings")."""
+    from linscale.config import ConfigError
+    from linscale.eval.runner import check_store_settings, settings_path
+
+    plain = {"task_options": {}, "context_factor": 1.0, "limit": None, "include_defaults": False}
+    half = dict(plain, context_factor=0.5)
+    rows, none = pd.DataFrame({"run_id": ["a"]}), pd.DataFrame({"run_id": []})
+    default, twice = tmp_path / "results.parquet", tmp_path / "twice.parquet"
+    check_store_settings(default, none, plain)
+    check_store_settings(twice, none, half)
+    assert json.loads(settings_path(twice).read_text()) == half != json.loads(settings_path(default).read_text())
+    check_store_settings(default, rows, plain)
+    check_store_settings(twice, rows, half)
+    with pytest.raises(ConfigError, match=rf"^{twice}: its rows were evaluated with --context-factor 0.5, this call "
+                                          "asks for the default settings; give each setting its own --out"):
+        check_store_settings(twice, rows, plain)
+    check_store_settings(twice, none, plain)  # its rows gone: this call's settings are the store's
+    assert json.loads(settings_path(twice).read_text()) == plain
+    old = tmp_path / "old.parquet"
+    check_store_settings(old, rows, half)
+    assert not settings_path(old).exists()
+
+
+def test_the_bootstrap_setting_of_the_caller_is_restored_after_scoring(monkeypatch):
+    """lm-eval's DISABLE_MULTIPROC, set by the caller (to 0, say), is its own again after a checkpoint is
+    scored, not removed."""
+    from linscale.eval.runner import _single_process_bootstrap
+
+    monkeypatch.setenv("DISABLE_MULTIPROC", "0")
+    with _single_process_bootstrap():
+        assert os.environ["DISABLE_MULTIPROC"] == "1"
+    assert os.environ["DISABLE_MULTIPROC"] == "0"
+
+
+def test_each_niah_mode_gets_its_weighted_stderr_and_one_mode_alone_no_difference_row():
+    """Both NIAH tasks' weighted accuracies carry the standard error lm-eval does not give (from their items);
+    the easy-minus-standard row needs both modes: one scored alone (--tasks linscale_niah_easy) has none."""
+    from linscale.eval import metrics
+    from linscale.eval.items import generate, knob_values
+    from linscale.eval.runner import MODE_DIFFERENCE_TASK, niah_records, result_rows
+
+    knobs = knob_values({"niah_lengths": 2, "niah_depths": 2, "niah_repeats": 2})
+    items = generate("niah", {"data": {"source": "synthetic"}, "eval_seed": 3, "max_length": 64,
+                              **{k: knobs[k] for k in ("niah_lengths", "niah_depths", "niah_repeats",
+                                                       "niah_min_length", "niah_paired")}})
+    samples = {f"linscale_niah_{mode}": [{"doc": it, "acc": float((n + len(mode)) % 3 == 0)}
+                                         for n, it in enumerate(items) if it["mode"] == mode]
+               for mode in ("easy", "standard")}
+    records = {task: [(s["doc"]["length_index"], s["doc"]["depth_index"], s["acc"]) for s in part]
+               for task, part in samples.items()}
+    results = {"results": {task: {"weighted_acc,none": metrics.weighted_accuracy(records[task]),
+                                  "weighted_acc_stderr,none": "N/A"} for task in samples},
+               "samples": samples}
+    meta = {"run_id": "a", "step": 1, "params": 1e5}
+    rows = result_rows(results, meta, "retrieval", "ck", 1.0).set_index("task")
+    for task in samples:
+        assert rows.loc[task, "stderr"] == pytest.approx(metrics.weighted_stderr(records[task]))
+        assert rows.loc[task, "stderr"] > 0
+    difference, se, paired = metrics.weighted_difference(*(niah_records(samples[task]) for task in samples))
+    assert paired and rows.loc[MODE_DIFFERENCE_TASK, "metric"] == "weighted_acc_difference"
+    assert rows.loc[MODE_DIFFERENCE_TASK, ["value", "stderr"]].tolist() == pytest.approx([difference, se])
+    alone = {"results": {"linscale_niah_easy": results["results"]["linscale_niah_easy"]},
+             "samples": {"linscale_niah_easy": samples["linscale_niah_easy"]}}
+    assert list(result_rows(alone, meta, "tasks", "ck", 1.0).task) == ["linscale_niah_easy"]
+
+
+def test_a_perplexity_task_scores_no_items_and_is_not_lost_and_a_moved_run_is_matched_by_its_arch_too(tmp_path):
+    """Only accuracies score items: a perplexity row (documents, n_samples > 0) with no items stored is not a
+    lost companion (it was evaluated again on every call). Where the stored checkpoint is gone, the rows are
+    matched by arch, size, tokens and FLOPs: another architecture's run of the same id, step and compute is
+    another run."""
+    from linscale.config import ConfigError
+    from linscale.eval.runner import _check_same_run, _lost_companions
+
+    done = pd.DataFrame({"run_id": ["a", "a"], "step": [10, 10], "task": ["linscale_documents", "linscale_cloze"],
+                         "metric": ["perplexity", "acc"], "n_samples": [4.0, 8.0]})
+    assert _lost_companions(done, {("a", 10, "linscale_cloze")}, set()) == set()
+    assert _lost_companions(done, set(), set()) == {"linscale_cloze"}
+    stored = pd.DataFrame({"checkpoint": [str(tmp_path / "gone")], "arch": ["tnl"], "size": ["s1"],
+                           "tokens": [1e6], "flops": [2e12]})
+    meta = {"run_id": "a", "step": 10, "arch": "tnl", "size": "s1", "tokens": 1e6, "flops": 2e12}
+    _check_same_run(tmp_path / "store.parquet", tmp_path / "moved", meta, stored)
+    for other in ({"arch": "llama"}, {"size": "s2"}, {"tokens": 2e6}, {"flops": None}):
+        with pytest.raises(ConfigError, match=r"moved: run a step 10 is already in .*store.parquet, evaluated from "
+                                              r"another checkpoint \(.*gone\)"):
+            _check_same_run(tmp_path / "store.parquet", tmp_path / "moved", {**meta, **other}, stored)
