@@ -35,6 +35,9 @@ def test_every_knob_has_a_default_and_belongs_to_a_task():
     ("mqar_gap", "-1", "mqar_gap: expected a non-negative integer"),
     ("n_per_band", "many", "n_per_band: expected an integer"),
     ("niah_min_length", "1.5", "niah_min_length: expected a fraction"),
+    ("niah_min_length", "0", r"niah_min_length: expected a fraction in \(0, 1\], got 0.0"),
+    ("knowledge_bands", "0.5:0.7:0.8:1.2", "knowledge_bands: expected 4 increasing"),  # past the whole mass
+    ("knowledge_bands", "-0.1:0.7:0.8:0.9", "knowledge_bands: expected 4 increasing"),
     ("knowledge_bands", "0.5:0.4:0.8:0.9", "knowledge_bands: expected 4 increasing"),
     ("knowledge_bands", "0.5:0.5:0.8:0.9", "knowledge_bands: expected 4 increasing"),  # an empty head band
     ("knowledge_bands", "0.5:0.7", "knowledge_bands: expected 4 increasing")])
@@ -57,6 +60,7 @@ def test_niah_depths_run_from_the_start_to_the_end_of_the_context():
     lengths, depths = niah_grid(64, 3, 3)
     assert depths == [0.0, 50.0, 100.0] and lengths == [8, 36, 64]
     assert niah_grid(64, 3, 1)[1] == [50.0]  # one depth: the middle
+    assert niah_grid(64, 3, 3, 0.01)[0] == [8, 36, 64]  # no length under 8 tokens, however small the fraction
 
 
 def test_mqar_items_take_as_many_pairs_as_fit_and_no_more_queries_than_pairs():
@@ -332,6 +336,23 @@ def test_weighted_difference_is_paired_when_every_item_has_its_twin():
     assert metrics.weighted_difference(easy, other) == (pytest.approx(difference), pytest.approx(unpaired_se), False)
 
 
+def test_niah_items_fill_every_cell_of_the_grid_at_its_length_and_depth():
+    """Each item is placed in the cell of its length and depth (the heat maps and the weighted accuracy read
+    length_index and depth_index): every cell holds niah_repeats items of each mode, and in the longer cells
+    the needle is the haystack's first sentence at depth 0, its last at 100 % and one between at 50 %."""
+    items = generate("niah", params("niah", max_length=64, niah_lengths=2, niah_depths=3, niah_repeats=2))
+    lengths, depths = niah_grid(64, 2, 3, DEFAULTS["niah_min_length"])
+    cells = pd.Series([(it["mode"], it["length_index"], it["depth_index"]) for it in items]).value_counts()
+    assert len(cells) == 2 * 2 * 3 and set(cells) == {2}
+    assert all((it["length"], it["depth"]) == (lengths[it["length_index"]], depths[it["depth_index"]]) for it in items)
+    for it in (it for it in items if it["length_index"] == 1):  # the needle: "let VAR VAL ." or "what VAR VAL ."
+        sentences = it["context"].rstrip(" .").split(" . ")
+        needle = f"{it['question'].split()[1]} {it['answer']}"
+        at = [n for n, sentence in enumerate(sentences) if sentence.endswith(needle)]
+        assert len(at) == 1, it
+        assert {0: at[0] == 0, 1: 0 < at[0] < len(sentences) - 1, 2: at[0] == len(sentences) - 1}[it["depth_index"]]
+
+
 def test_paired_niah_items_differ_only_in_the_needles_first_word():
     items = generate("niah", params("niah", niah_lengths=2, niah_depths=3, niah_repeats=2))
     easy, standard = ([it for it in items if it["mode"] == m] for m in ("easy", "standard"))
@@ -505,6 +526,8 @@ def test_paired_items_are_every_item_of_both_modes():
     plain = lambda rows: [(i, j, c) for i, j, _, c in rows]
     independent = lambda a, b: math.hypot(metrics.weighted_stderr(plain(a)), metrics.weighted_stderr(plain(b)))
     assert metrics.weighted_difference(easy, standard)[2]
+    # a standard item given twice (one key, two items): one of them would go unscored in the paired form
+    assert not metrics.weighted_difference(easy, standard + standard[:1])[2]
     half = [row for row in easy if row[2][2] < 2]
     assert metrics.weighted_difference(half, standard)[1:] == (pytest.approx(independent(half, standard)), False)
     assert metrics.weighted_difference(easy, standard, pair=False)[1:] == (pytest.approx(independent(easy, standard)),
