@@ -631,7 +631,7 @@ def _positive_number(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="linscale", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="linscale", description=__doc__.split("\n")[0].replace("``", ""))  # no reST in --help
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("accounting", help="non-embedding parameters and training FLOPs (paper Table 1) of a preset")

@@ -3,6 +3,7 @@ non-zero exit and nothing written: the cases a user hit (a sweep of 112 bad comm
 were tracebacks, were accepted, or lost what was computed."""
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 from pathlib import Path
@@ -103,6 +104,18 @@ def test_an_empty_stage_list_or_a_file_for_a_sweep_folder_is_one_line(tmp_path, 
     (tmp_path / "afile").write_text("")
     assert f"{tmp_path / 'afile'}: is a file; expected a sweep folder" in one_line_error(
         ["eval", str(tmp_path / "afile")], capsys)
+
+
+def test_every_help_text_is_plain_text():
+    """--help prints text, not reStructuredText: the command's description, taken from the module docstring,
+    showed its ``linscale`` with the backticks, and a subcommand's help could do the same."""
+    from linscale.cli import build_parser
+
+    parser = build_parser()
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+    texts = {"linscale": parser.format_help(), **{name: p.format_help() for name, p in subparsers.items()}}
+    assert len(texts) > 10 and "The linscale command line" in texts["linscale"]
+    assert [name for name, text in texts.items() if "``" in text or ":func:" in text or ":mod:" in text] == []
 
 
 def test_accounting_refuses_a_preset_that_sweep_refuses(tmp_path, capsys):
