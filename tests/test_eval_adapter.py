@@ -449,3 +449,95 @@ def test_a_continuation_without_tokens_or_a_model_given_twice_is_refused(lm):
         lm.loglikelihood([request("loglikelihood", "s1 r0", "")])
     with pytest.raises(ConfigError, match=r"^model_args: pass either checkpoint= or model= and tokenizer=, not both$"):
         LinscaleLM(checkpoint=lm.checkpoint, model=lm.model, tokenizer=lm.tokenizer)
+
+
+def test_model_args_that_leave_the_model_without_a_part_or_misspell_a_setting_are_refused(tmp_path, monkeypatch):
+    """A checkpoint with a model but no tokenizer (the model silently replaced by the checkpoint's), a model without
+    its tokenizer (an AttributeError later), a tokenizer without <eod> and truncation=right (taken as "error") are
+    one line each; lm_eval's empty `max_length=` is the training context, its batch_size=auto or auto:N is 16, and
+    an empty WORLD_SIZE is one process."""
+    model, tok = fx.tiny_model("llama"), fx.tokenizer()
+    with pytest.raises(ConfigError, match=r"^model_args: pass either checkpoint= or model= and tokenizer=, not both$"):
+        LinscaleLM(checkpoint=str(tmp_path), model=model)
+    for part in ({"model": model}, {"tokenizer": tok}):
+        with pytest.raises(ConfigError, match=r"^model_args: checkpoint=<export folder> is required"):
+            LinscaleLM(**part)
+    from tokenizers import Tokenizer, models
+
+    words = {w: i for i, w in enumerate(fx.vocabulary()) if w != "<eod>"}
+    no_eod = Tokenizer(models.WordLevel(words, unk_token="[UNK]"))
+    with pytest.raises(CheckpointError, match=r"^tokenizer: has no end-of-document token '<eod>'$"):
+        LinscaleLM(model=model, tokenizer=no_eod)
+    with pytest.raises(ConfigError, match=r"^truncation: 'right' is not one of error, left$"):
+        LinscaleLM(model=model, tokenizer=tok, truncation="right")
+    meta = {"seq_len": fx.SEQ_LEN}
+    assert model.config.max_seq_len != fx.SEQ_LEN  # the meta's context, not the model's longest
+    assert LinscaleLM(model=model, tokenizer=tok, meta=meta, max_length="").max_length == fx.SEQ_LEN
+    for auto in ("auto", "auto:4", None):  # lm-eval's batch_size=auto:N recomputes the size N times
+        assert LinscaleLM(model=model, tokenizer=tok, meta=meta, batch_size=auto).batch_size == 16
+    monkeypatch.setenv("WORLD_SIZE", "")
+    assert LinscaleLM(model=model, tokenizer=tok, meta=meta).max_length == fx.SEQ_LEN
+
+
+def test_each_batch_holds_at_most_batch_size_rows_and_its_logits_fit_the_budget_at_its_longest_input(lm, monkeypatch):
+    """Inputs of many lengths in one call: a batch's rows were counted at its shortest input (or the inputs taken
+    shortest first), so a long input rode in a batch sized for short ones; and without the memory budget binding,
+    a batch still holds batch_size rows at most."""
+    import linscale.eval.adapter as adapter
+
+    words = fx.fact_corpus(20, seed=4).split()
+    requests = [request("loglikelihood", " ".join(words[k: k + n]), " o1") for k, n in
+                ((0, 60), (1, 60), (2, 60), (0, 40), (0, 5), (1, 5), (2, 5))]
+    sizes, forward = [], lm._logits
+    monkeypatch.setattr(lm, "_logits",
+                        lambda inputs: sizes.append((len(inputs), max(map(len, inputs)))) or forward(inputs))
+    want = lm.loglikelihood(requests)
+    assert sorted(b for b, _ in sizes) == [1, 3, 3] and sum(b for b, _ in sizes) == len(requests), sizes
+    sizes.clear()
+    monkeypatch.setattr(adapter, "LOGITS_BYTES", 2 * 4 * lm.model.config.vocab_size * 64)  # two rows of 64 tokens
+    got = lm.loglikelihood(requests)
+    assert all(b * t <= 2 * 64 or b == 1 for b, t in sizes) and sum(b for b, _ in sizes) == len(requests), sizes
+    assert [a[1] for a in got] == [b[1] for b in want] and np.allclose([a[0] for a in got], [b[0] for b in want],
+                                                                        atol=1e-5)
+    # generation: the prefill's rows are counted at the longest prompt, not the shortest
+    prompts = [request("generate_until", p, {"until": ["<eod>"], "max_gen_toks": 2})
+               for p in [" ".join(words[k: k + 30]) for k in range(3)] + ["s1 r0"]]
+    shapes, generate = [], lm.model.generate
+    monkeypatch.setattr(lm.model, "generate",
+                        lambda prompt, **kw: shapes.append(tuple(prompt.shape)) or generate(prompt, **kw))
+    monkeypatch.setattr(adapter, "LOGITS_BYTES", 2 * 4 * lm.model.config.vocab_size * 30)  # two prompts of 30 tokens
+    lm.generate_until(prompts)
+    assert sorted(shapes) == [(1, 2), (1, 30), (2, 30)], shapes
+
+
+def test_a_malformed_stop_list_is_refused_and_an_empty_stop_string_stops_nothing(lm):
+    """`until: 5` was lm-eval's traceback and `until: [5]` a TypeError later: one line naming the field. An empty
+    stop string (lm-eval keeps one a task lists) is in every text: read as a stop, it ended each answer at once."""
+    for bad in (5, [5]):
+        with pytest.raises(ConfigError, match=rf"^generation_kwargs.until: expected a string or a list of strings, "
+                                              rf"got {re.escape(repr(bad))}$"):
+            lm.generate_until([request("generate_until", "s1 r0", {"until": bad, "max_gen_toks": 2})])
+    prompts = ["s1 r0 o3 . s2", "k1 v2 k3", "s4 r1", "the s5 r0 o7 ."]
+    prompt, want = next((p, w) for p, w in ((p, greedy_reference(lm, p, 6)) for p in prompts) if len(w.split()) >= 2)
+    (got,) = lm.generate_until([request("generate_until", prompt, {"until": ["", "<eod>"], "max_gen_toks": 6})])
+    assert got == want
+
+
+def test_an_empty_prompt_is_generated_from_eod_and_sampling_is_batched_apart_from_greedy_decoding(lm, monkeypatch):
+    """An empty prompt reads <eod> (as an empty loglikelihood context does), not nothing. do_sample without a
+    temperature samples at 1 (Hugging Face's default), not greedily; a sampled and a greedy request of one
+    prompt length and budget go to the model apart, each at its own temperature."""
+    ids, want = [lm.eot_token_id], []
+    for _ in range(4):
+        nxt = int(forward_logprobs(lm.model, ids + want)[-1].argmax())
+        if nxt == lm.eot_token_id:
+            break
+        want.append(nxt)
+    (got,) = lm.generate_until([request("generate_until", "", {"until": ["<eod>"], "max_gen_toks": 4})])
+    assert got == lm.tokenizer.decode(want)
+    calls, generate = [], lm.model.generate
+    monkeypatch.setattr(lm.model, "generate",
+                        lambda prompt, **kw: calls.append((len(prompt), kw["temperature"])) or generate(prompt, **kw))
+    lm.generate_until([request("generate_until", "s1 r0", {"until": ["."], "do_sample": True, "max_gen_toks": 2}),
+                       request("generate_until", "s2 r1", {"until": ["."], "max_gen_toks": 2})])
+    assert sorted(calls) == [(1, 0.0), (1, 1.0)], calls
