@@ -192,6 +192,30 @@ def test_a_chance_row_closes_a_wide_accuracy_table():
     assert chance.store_chances(store.drop(columns="chance"))[("linscale_mqar", "acc")] == 1 / 64  # older stores
 
 
+def test_chance_levels_of_every_accuracy_metric_and_the_chance_table_follow_the_language_and_the_knobs():
+    """The NIAH score's chance (the weighted accuracy's, an upper bound), the copy baseline of a language with few
+    variables at a given context, and the chance table of a language and knobs of one's own: each was the default
+    language's or difficulty.yaml's (or NaN) under a mutant; the table's derivations name each task's own kind, the
+    answers survive a chance that is not exactly 1 / n in floating point, and a chance row keeps its label."""
+    for data, n_values in ((None, LanguageSpec().n_values), ({"source": "synthetic", "n_values": 16}, 16)):
+        assert chance.chance_level("linscale_niah_standard", "niah_score", data=data) == 1 / n_values
+    few = {"source": "synthetic", "n_vars": 3}
+    assert LanguageSpec.from_dict(few).n_vars == 3 < DEFAULTS["mqar_pairs"]
+    assert chance.copy_baseline(few, max_length=64) == 1 / 3  # 3 variables to bind, not mqar_pairs of them
+    table = chance.chance_table(data={"source": "synthetic", "n_values": 16}, options={"n_choices": 5})
+    table = table.set_index("task")
+    for task, row in table.iterrows():
+        multiple_choice = task in chance.MULTIPLE_CHOICE
+        assert (row["answers"], row["chance"]) == ((5, 0.2) if multiple_choice else (16, 1 / 16)), task
+        assert row["derivation"].startswith("1 / n_choices" if multiple_choice else "1 / n_values"), task
+    assert 1 / (1 / 93) < 93  # a recorded chance of 1 / 93 is 93 answers, not 92
+    recorded = chance.chance_table(recorded={("linscale_mqar", "acc"): 1 / 93}).set_index("task")
+    assert recorded.loc["linscale_mqar", "answers"] == 93
+    shown = chance.with_chance_row(pd.DataFrame({"arch": ["llama"], "knowledge_acc": [0.6]}), {"knowledge_acc": 0.25},
+                                   label="copy baseline")
+    assert list(shown["arch"]) == ["llama", "copy baseline"]
+
+
 def _package_tasks() -> dict[str, list[str]]:
     """{task or group: its metrics} of every YAML in the package's task folder (includes followed; a
     group's are its aggregate metrics; lm-eval's !function tags read as nothing)."""
