@@ -541,3 +541,18 @@ def test_an_empty_prompt_is_generated_from_eod_and_sampling_is_batched_apart_fro
     lm.generate_until([request("generate_until", "s1 r0", {"until": ["."], "do_sample": True, "max_gen_toks": 2}),
                        request("generate_until", "s2 r1", {"until": ["."], "max_gen_toks": 2})])
     assert sorted(calls) == [(1, 0.0), (1, 1.0)], calls
+
+
+def test_a_count_given_as_other_text_a_fraction_or_a_bool_is_refused_naming_its_option():
+    """lm_eval passes its --batch_size as text: `--batch_size abc` was int()'s traceback, naming no option, and
+    2.5 (lm_eval parses model_args' numbers) was 2; model_args' max_length=64.5 was 64 and max_length=true was
+    "got 1". Digits (spaces around them too) and numpy's integers are counts."""
+    model, tok, meta = fx.tiny_model("llama"), fx.tokenizer(), {"seq_len": fx.SEQ_LEN}
+    for bad in ("abc", "2.5", 2.5, True):
+        with pytest.raises(ConfigError, match=rf"^batch_size: expected a positive integer, got {re.escape(repr(bad))}"):
+            LinscaleLM.create_from_arg_obj({"model": model, "tokenizer": tok, "meta": meta}, {"batch_size": bad})
+    for bad in (64.5, "64.5", True, np.float64(64)):
+        with pytest.raises(ConfigError, match=rf"^max_length: expected an integer >= 2, got {re.escape(repr(bad))}$"):
+            LinscaleLM(model=model, tokenizer=tok, meta=meta, max_length=bad)
+    lm = LinscaleLM(model=model, tokenizer=tok, meta=meta, batch_size=" 4 ", max_length=np.int64(32), max_gen_toks=" 3")
+    assert (lm.batch_size, lm.max_length, lm.max_gen_toks) == (4, 32, 3)

@@ -67,13 +67,14 @@ class ContextLengthError(ValueError):
         return f"{self.problem}; {self.advice}" if self.advice else self.problem
 
 
-def _generation_budget(value, field: str) -> int:
-    """New tokens to generate: a positive integer, or its digits (a bool or a fraction is a mistake, not 1 or
-    its floor; numpy's integers are integers)."""
+def _integer(value, field: str, least: int = 1) -> int:
+    """A count (new tokens to generate, a batch's rows, a context's tokens): an integer of at least ``least``, or
+    its digits (a bool or a fraction is a mistake, not 1 or its floor; numpy's integers are integers)."""
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{field}: expected a positive integer, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+        expected = "a positive integer" if least == 1 else f"an integer >= {least}"
+        raise ConfigError(f"{field}: expected {expected}, got {value!r}")
     return int(value)
 
 
@@ -143,20 +144,15 @@ class LinscaleLM(TemplateLM):
         # a max_length of 0 given (--context-factor 0.01 rounds to it) is refused, not read as "not given"
         if max_length is None or max_length == "":
             max_length = training_seq_len(self.meta) or model.config.max_seq_len
-        try:
-            self._max_length = int(max_length)
-        except (TypeError, ValueError):
-            raise ConfigError(f"max_length: expected an integer >= 2, got {max_length!r}") from None
-        if self._max_length < 2:
-            raise ConfigError(f"max_length: expected an integer >= 2, got {self._max_length}")
+        # model_args' max_length=64.5 or =true (lm_eval parses them to a float, a bool) was 64 or 1, not refused
+        self._max_length = _integer(max_length, "max_length", least=2)
         if truncation not in TRUNCATION:
             raise ConfigError(f"truncation: {truncation!r} is not one of {', '.join(TRUNCATION)}")
         self.truncation = truncation
+        # lm_eval's --batch_size abc (it passes the text) was int()'s traceback, naming no option; 2.5 was 2
         self.batch_size = 16 if batch_size in (None, "auto") or str(batch_size).startswith("auto") \
-            else int(batch_size)
-        if self.batch_size < 1:
-            raise ConfigError(f"batch_size: expected a positive integer, got {batch_size!r}")
-        self.max_gen_toks = _generation_budget(max_gen_toks, "max_gen_toks")
+            else _integer(batch_size, "batch_size")
+        self.max_gen_toks = _integer(max_gen_toks, "max_gen_toks")
 
     @classmethod
     def create_from_arg_obj(cls, arg_dict: dict, additional_config: dict | None = None) -> "LinscaleLM":
@@ -316,7 +312,7 @@ class LinscaleLM(TemplateLM):
             # a task's max_gen_toks of 0 is named, not read as "not given" (the model's 256 in silence)
             budget = gen_kwargs.pop("max_gen_toks", None)
             max_new = self.max_gen_toks if budget is None else \
-                _generation_budget(budget, f"generation_kwargs.max_gen_toks{_where(request)}")
+                _integer(budget, f"generation_kwargs.max_gen_toks{_where(request)}")
             if max_new >= self.max_length:  # left truncation kept one prompt token and generated past max_length
                 raise ContextLengthError(f"max_gen_toks={max_new}{_where(request)} leaves no room for the prompt in "
                                          f"the model's context max_length={self.max_length}",
