@@ -556,3 +556,18 @@ def test_a_count_given_as_other_text_a_fraction_or_a_bool_is_refused_naming_its_
             LinscaleLM(model=model, tokenizer=tok, meta=meta, max_length=bad)
     lm = LinscaleLM(model=model, tokenizer=tok, meta=meta, batch_size=" 4 ", max_length=np.int64(32), max_gen_toks=" 3")
     assert (lm.batch_size, lm.max_length, lm.max_gen_toks) == (4, 32, 3)
+
+
+def test_a_prompt_that_fits_but_not_with_its_budget_is_refused_and_the_error_keeps_its_advice_across_processes(lm):
+    """A prompt shorter than max_length whose generation would run past it is too long (the model would read
+    positions it never trained at); the error crosses the evaluation pool's processes (pickled) with its advice."""
+    import pickle
+
+    prompt = " ".join(fx.fact_corpus(20, seed=6).split()[:60])
+    assert len(lm.tok_encode(prompt)) == 60 < lm.max_length
+    with pytest.raises(ContextLengthError, match=r"^generation prompt \+ max_gen_toks of 70 tokens is longer than the "
+                                                 r"model's context max_length=64; pass max_length=\.\.\. or "
+                                                 r"truncation=left$") as caught:
+        lm.generate_until([request("generate_until", prompt, {"until": ["<eod>"], "max_gen_toks": 10})])
+    again = pickle.loads(pickle.dumps(caught.value))
+    assert (str(again), again.problem, again.advice) == (str(caught.value), caught.value.problem, caught.value.advice)
