@@ -366,6 +366,26 @@ def test_results_validation_reads_old_tables_and_rows_in_any_order(tmp_path):
         read_results(tmp_path / "none.parquet")
 
 
+def test_an_upsert_into_a_linscale_0_1_table_keeps_its_rows_and_a_table_without_a_column_is_one_line(tmp_path):
+    """read_results reads a linscale 0.1 table (no train_bayes_loss) and a sweep goes on into its folder, yet
+    merging the sweep's new rows into it was a KeyError traceback after the training; a table lacking
+    another column, or holding text in a number column, is one line naming the table."""
+    from linscale.train.results import read_results, upsert_runs
+
+    table = tmp_path / "results.parquet"
+    to_frame(_rows(run_id="tnl-s2")).drop(columns="train_bayes_loss").to_parquet(table)
+    upsert_runs(table, {"tnl-s1": [dict(r, train_bayes_loss=1.2) for r in _rows()]})
+    got = read_results(table)
+    assert list(got["run_id"]) == ["tnl-s1"] * 3 + ["tnl-s2"] * 3
+    assert (got["train_bayes_loss"][:3] == 1.2).all() and got["train_bayes_loss"][3:].isna().all()
+    other = to_frame(_rows(run_id="tnl-s2"))
+    for frame, what in ((other.drop(columns="seed"), "missing column 'seed'"),
+                        (other.assign(seed="x"), "a column does not have the schema's type")):
+        frame.to_parquet(table)
+        with pytest.raises(ResultsError, match=f"^{table}: {what}"):
+            upsert_runs(table, {"tnl-s1": _rows()})
+
+
 def test_a_results_table_is_written_sorted_and_an_upsert_replaces_a_runs_rows(tmp_path):
     """The table is committed and diffed: its rows in (run_id, step) order whatever order the runs finished
     in; a re-trained run's rows replace its old ones (same row count), they are not appended."""

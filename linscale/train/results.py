@@ -66,8 +66,7 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
 
 def validate_results(frame: pd.DataFrame) -> pd.DataFrame:
     """Check ``frame`` against the schema; return it (typed) or raise ResultsError naming the problem."""
-    if "train_bayes_loss" not in frame.columns:  # tables of linscale 0.1 did not record it
-        frame = frame.assign(train_bayes_loss=np.nan)
+    frame = _upgraded(frame)
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ResultsError(f"results: missing column {missing[0]!r} (expected {', '.join(COLUMNS)})")
@@ -101,6 +100,12 @@ def validate_results(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _upgraded(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the columns later versions added: train_bayes_loss, which tables of linscale 0.1 did
+    not record, is NaN."""
+    return frame if "train_bayes_loss" in frame.columns else frame.assign(train_bayes_loss=np.nan)
+
+
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate a results table (``.parquet`` or ``.csv``)."""
     path = Path(path)
@@ -128,10 +133,17 @@ def write_results(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 def upsert_runs(path: str | os.PathLike, runs: dict[str, list[dict]]) -> pd.DataFrame:
     """Replace the rows of each run in ``runs`` (run_id -> records) in the table at ``path``."""
     path = Path(path)
-    old = _read_table(path) if path.exists() else to_frame([])
+    old = _upgraded(_read_table(path)) if path.exists() else to_frame([])  # a linscale 0.1 table too
+    missing = [c for c in COLUMNS if c not in old.columns]
+    if missing:
+        raise ResultsError(f"{path}: missing column {missing[0]!r} (expected {', '.join(COLUMNS)})")
     kept = old[~old["run_id"].isin(list(runs))]
+    try:
+        kept = kept.astype(SCHEMA)
+    except (ValueError, TypeError) as err:
+        raise ResultsError(f"{path}: a column does not have the schema's type ({err})") from None
     new = [to_frame(records) for records in runs.values() if records]
-    frame = pd.concat([kept.astype(SCHEMA), *new], ignore_index=True) if new else kept.astype(SCHEMA)
+    frame = pd.concat([kept, *new], ignore_index=True) if new else kept
     write_results(frame, path)
     return frame
 
