@@ -352,6 +352,21 @@ def test_results_validation_catches_what_the_schema_test_let_through():
             validate_results(frame)
 
 
+def test_results_validation_checks_every_count_and_names_the_first_bad_row():
+    """Each count column must be positive (not only the two the schema test tries); a refusal names the first
+    bad row's run and step and how many rows are bad; text in a number column is a ResultsError, not
+    pandas' ValueError."""
+    for column in ("n_layer", "d_model", "n_head", "d_ffn", "params", "params_total", "seq_len", "batch_size"):
+        with pytest.raises(ResultsError, match=f"^results: {column} must be positive"):
+            validate_results(to_frame(_rows()).assign(**{column: 0}))
+    rows = _rows(run_id="tnl-s2") + _rows()
+    rows[4]["val_loss"] = rows[5]["val_loss"] = -1.0  # tnl-s1's steps 2 and 3
+    with pytest.raises(ResultsError, match=r"^results: negative loss \(run tnl-s1, step 2; 2 rows\)$"):
+        validate_results(to_frame(rows))
+    with pytest.raises(ResultsError, match="^results: a column does not have the schema's type"):
+        validate_results(to_frame(_rows()).astype({"step": object}).assign(step=["1", "two", "3"]))
+
+
 def test_results_validation_reads_old_tables_and_rows_in_any_order(tmp_path):
     """A linscale 0.1 table has no train_bayes_loss (read as NaN, not refused); a diverged run's rows in
     reverse order are still a run that stopped at its diverged row; a missing table says so."""
