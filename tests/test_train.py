@@ -1181,3 +1181,42 @@ def test_a_recorder_writes_a_diverged_row_at_the_step_whose_loss_was_not_finite(
     rows = read_records(tmp_path / "weights")
     assert [(r["step"], r["diverged"]) for r in rows] == [(1, False), (2, False), (5, True)]
     assert trainer.should_stop and task.diverged and trainer.saved == [1, 2]  # no resume checkpoint of bad weights
+
+
+def test_a_loss_not_finite_in_an_early_micro_batch_is_recorded_at_the_step_being_taken(tmp_path, monkeypatch):
+    """With gradient accumulation the loss can turn non-finite in a micro-batch before the step's last, while
+    Lightning's global step is still the previous step's: the diverged row is the task's diverged_step, the
+    step being taken, not the global step (here record step 5, already in the table: a duplicate row)."""
+    clock = _Clock()
+    recorder, _ = _recorder(tmp_path, monkeypatch, clock)
+    trainer = _Trainer()
+    task = _Task(trainer)
+    _drive(recorder, trainer, task, clock, 5)
+    task.diverged, task.diverged_step = True, 6
+    recorder.on_train_batch_end(trainer, task, None, None, 0)  # step 6's first micro-batch: global step 5
+    rows = read_records(tmp_path)
+    assert [(r["step"], r["diverged"]) for r in rows] == [(1, False), (2, False), (5, False), (6, True)]
+    assert rows[-1]["tokens"] == 6 * 256 and rows[-1]["flops"] == 6e3 * 6 * 256
+    validate_results(to_frame(rows))
+
+
+def test_a_recorders_rows_take_the_optimisers_lr_and_the_runs_seed_and_progress_shows_each_record(tmp_path,
+                                                                                                   monkeypatch):
+    """lr is the last step's learning rate as the optimiser holds it (the schedule's value, not train.lr),
+    seed the run's; progress.json shows a record step and its held-out loss when it is recorded, not only
+    every 2 s; a checkpoint of a recorder that kept no Bayes losses yet (an older linscale) resumes."""
+    clock = _Clock(per_step=0.5)  # progress every 2 s alone: steps 5 and 10, not 11
+    recorder, _ = _recorder(tmp_path, monkeypatch, clock, seed=3)
+    trainer = _Trainer()
+    trainer.optimizers[0].param_groups[0]["lr"] = 1.25e-4
+    _drive(recorder, trainer, _Task(trainer), clock, 11)
+    rows = read_records(tmp_path)
+    assert [r["step"] for r in rows] == [1, 2, 5, 11]
+    assert {r["lr"] for r in rows} == {1.25e-4} and {r["seed"] for r in rows} == {3}
+    progress = json.loads((tmp_path / "progress.json").read_text())
+    assert (progress["step"], progress["val_loss"]) == (11, 2.5)
+    state = recorder.state_dict()
+    del state["bayes_losses"]
+    resumed, _ = _recorder(tmp_path / "resumed", monkeypatch, clock, seed=3)
+    resumed.load_state_dict(state)
+    assert resumed.records == rows and resumed.losses == recorder.losses and resumed.bayes_losses == []
