@@ -879,6 +879,43 @@ def test_a_run_summary_is_each_runs_last_step_in_the_books_architecture_order():
     assert (summary["checkpoints"] == 3).all()
 
 
+def test_grid_facts_count_runs_and_take_each_runs_last_wall_time():
+    """The prose's numbers: runs and checkpoints counted, N and C spans in decades, and the training time
+    the sum of each run's last checkpoint's wall time (it is cumulative), not of every row's."""
+    from linscale import results as results_module
+
+    runs = pd.concat([_runs_rows(archs=("tnl", "llama"), sizes=(("s1", 1000), ("s2", 100000)), diverged_run="tnl-s2"),
+                      _runs_rows(archs=("hgrn2",), steps=(1, 2))], ignore_index=True)  # a shorter run
+    facts = results_module.grid_facts(runs)
+    assert (facts["n_runs"], facts["n_checkpoints"], facts["n_archs"], facts["n_sizes"]) == (5, 14, 3, 2)
+    assert (facts["params_min"], facts["params_max"]) == (1000, 100000)
+    assert facts["params_decades"] == pytest.approx(2.0)
+    assert 10 ** facts["compute_decades"] == pytest.approx(100 * 3)  # 100x the params, 3x the tokens
+    assert facts["tokens_max"] == 3 * 8 * 32 and facts["bayes_loss"] == 1.5 and facts["n_diverged"] == 1
+    assert facts["wall_time_h"] == pytest.approx((4 * 3.0 + 2.0) / 3600)  # each run's last step: 3 s (2 s)
+
+
+def test_the_books_tables_need_the_schemas_columns_and_an_eval_store_its_own(tmp_path):
+    """read_runs requires every column of the results schema but train_bayes_loss (which linscale 0.1
+    tables lack), so a chapter's first use of a missing column is not a KeyError; read_eval requires the
+    store's columns, naming the one missing."""
+    from linscale import results as results_module
+    from linscale.config import ResultsError
+    from linscale.train.results import SCHEMA
+
+    assert sorted(results_module.RUNS_COLUMNS) == sorted(set(SCHEMA) - {"train_bayes_loss"})
+    (tmp_path / "smoke").mkdir()
+    _runs_rows().drop(columns="wall_time_s").to_parquet(tmp_path / "smoke" / "runs.parquet")
+    with pytest.raises(ResultsError, match=r"runs.parquet: missing column\(s\) wall_time_s$"):
+        results_module.read_runs("smoke", tmp_path)
+    store = pd.DataFrame([{c: 1 for c in results_module.EVAL_COLUMNS}])
+    store.to_parquet(tmp_path / "smoke" / "eval.parquet")
+    assert len(results_module.read_eval("smoke", tmp_path)) == 1
+    store.drop(columns="value").to_parquet(tmp_path / "smoke" / "eval.parquet")
+    with pytest.raises(ResultsError, match=r"eval.parquet: missing column\(s\) value$"):
+        results_module.read_eval("smoke", tmp_path)
+
+
 def test_final_scores_are_each_runs_last_evaluated_checkpoint():
     """The downstream chapters compare runs at their final model: each run's own largest step, not the
     largest step of the whole store (runs of different lengths) nor an earlier checkpoint."""
