@@ -92,3 +92,20 @@ def test_missing_values_of_pandas_nullable_columns_print_a_dash():
     assert tables.format_column(pd.Series([True, None, False], dtype="boolean")) == ["yes", "–", "no"]
     assert tables.format_column(pd.Series([2.037835, None], dtype="Float64")) == ["2.04", "–"]
     assert "13,824" in str(tables.show(pd.DataFrame({"params": [13824, None]}).convert_dtypes()))
+
+
+def test_the_page_shows_the_columns_asked_for_in_order_and_the_dropdown_labels_its_architectures_too():
+    """The page holds the columns given, in the order given; the full table behind the dropdown shows the
+    architectures' labels as the page does; a yes/no column is text (left-aligned) and numbers are right;
+    a header is escaped as a cell is; a row without an architecture prints a dash; the text form ends
+    with the note on the rows left out."""
+    table = pd.DataFrame({"arch": ["tnl", None, "llama"], "params": [13824, 2, 3], "diverged": [True, False, False],
+                          "a<b": [1.5, 2.5, 3.5]})
+    shown = tables.show(table, ["params", "arch", "diverged", "a<b"], max_rows=2)
+    page, full = shown._repr_html_().split("<details")
+    assert re.findall(r"<th[^>]*>([^<]*)</th>", page) == ["N (params)", "architecture", "diverged", "a&lt;b"]
+    assert re.findall(r"<th[^>]*>([^<]*)</th>", full) == ["architecture", "N (params)", "diverged", "a&lt;b"]
+    assert re.findall(r'<td style="text-align:left">([^<]*)</td>', page) == ["TNL", "yes", "–", "no"]
+    assert '<td style="text-align:right;white-space:nowrap">13,824</td>' in page
+    assert ">TNL<" in full and ">LLaMA<" in full and ">tnl<" not in full and ">llama<" not in full
+    assert str(shown).splitlines()[-1] == "First 2 of 3 rows; every row is in the full table."
