@@ -602,6 +602,8 @@ def test_the_checkpoint_io_lightning_resumes_through_is_weights_only_too(tmp_pat
     torch.save({"weights": torch.ones(2)}, ckpt)
     with pytest.raises(CheckpointError, match="not a Lightning checkpoint"):
         SafeCheckpointIO().load_checkpoint(ckpt)
+    with pytest.raises(CheckpointError, match=f"^{tmp_path / 'none.ckpt'}: Lightning checkpoint does not exist$"):
+        SafeCheckpointIO().load_checkpoint(tmp_path / "none.ckpt")  # not "corrupt ... delete it"
 
 
 def test_a_runs_look_at_its_checkpoint_maps_the_file_instead_of_reading_it(tmp_path, monkeypatch):
@@ -1197,6 +1199,7 @@ def test_a_loss_not_finite_in_an_early_micro_batch_is_recorded_at_the_step_being
     rows = read_records(tmp_path)
     assert [(r["step"], r["diverged"]) for r in rows] == [(1, False), (2, False), (5, False), (6, True)]
     assert rows[-1]["tokens"] == 6 * 256 and rows[-1]["flops"] == 6e3 * 6 * 256
+    assert (rows[-1]["train_loss"], rows[-1]["train_bayes_loss"]) == (task.pop_step_loss(), task.pop_step_bayes())
     validate_results(to_frame(rows))
 
 
