@@ -7,15 +7,13 @@ import torch
 from linscale import flops
 from linscale.config import ConfigError
 from linscale.models import build_model
-from linscale.presets import load_preset, model_configs
+from linscale.presets import load_preset, model_configs, split_size
 
 
 def accounting_table(preset: str | dict, seq_len: int | None = None, batch_size: int | None = None) -> pd.DataFrame:
     """One row per (size, arch): shape, non-embedding parameters (formula and instantiated on the
     meta device), FLOPs per token and PFLOPs per step at the context and batch each size trains at (its
     own ``train:`` block's, else the preset's), or at ``seq_len`` and ``batch_size`` where given."""
-    from linscale.presets import split_size
-
     preset = load_preset(preset) if not isinstance(preset, dict) else preset
     for key, kind in (("archs", "list of architectures"), ("sizes", "mapping of size name -> shape")):
         if not preset.get(key):  # an empty table, printed with exit status 0, said nothing was counted
@@ -79,8 +77,6 @@ def training_budget(preset: str | dict) -> pd.DataFrame:
     """What each run of a preset's grid costs to train on the preset's token budget: tokens, training
     FLOPs (Table 1) and PFLOP/s-days."""
     preset = load_preset(preset) if not isinstance(preset, dict) else preset
-    from linscale.presets import split_size
-
     table = accounting_table(preset)
     train = preset.get("train") or {}
     tokens = {str(size): float({**train, **split_size(size, shape)[1]}["tokens"])
