@@ -365,6 +365,13 @@ def test_results_validation_checks_every_count_and_names_the_first_bad_row():
         validate_results(to_frame(rows))
     with pytest.raises(ResultsError, match="^results: a column does not have the schema's type"):
         validate_results(to_frame(_rows()).astype({"step": object}).assign(step=["1", "two", "3"]))
+    # a hand-edited table: a fraction where a count stands, text where a flag does (pandas made 1 and True of them)
+    with pytest.raises(ResultsError, match=r"^results: column 'step' holds a fraction \(2\.5\); expected whole"):
+        validate_results(to_frame(_rows()).assign(step=[1.0, 2.5, 3.0]))
+    with pytest.raises(ResultsError, match=r"^results: column 'diverged' holds 'False'; expected True or False$"):
+        validate_results(to_frame(_rows()).astype({"diverged": object}).assign(diverged=["False"] * 3))
+    typed = validate_results(to_frame(_rows()).astype({"step": float, "diverged": object}))  # whole floats, bools
+    assert typed["step"].dtype == "int64" and list(typed["step"]) == [1, 2, 3] and typed["diverged"].dtype == bool
 
 
 def test_results_validation_reads_old_tables_and_rows_in_any_order(tmp_path):

@@ -70,10 +70,7 @@ def validate_results(frame: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ResultsError(f"results: missing column {missing[0]!r} (expected {', '.join(COLUMNS)})")
-    try:
-        frame = frame.astype(SCHEMA)
-    except (ValueError, TypeError) as err:
-        raise ResultsError(f"results: a column does not have the schema's type ({err})") from None
+    frame = _as_schema(frame, "results")
 
     def bad(mask, what):
         if mask.any():
@@ -98,6 +95,26 @@ def validate_results(frame: pd.DataFrame) -> pd.DataFrame:
         if not rows.sort_values("step")["flops"].is_monotonic_increasing:
             raise ResultsError(f"results: run {run_id}: flops do not grow with step")
     return frame
+
+
+def _as_schema(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``frame`` (holding every column) with the schema's types, or a ResultsError naming the column: pandas'
+    astype alone cut a step of 1.5 to 1 and read any text, "False" too, as a diverged True."""
+    for column, dtype in SCHEMA.items():
+        values = frame[column]
+        if dtype == "int64" and pd.api.types.is_float_dtype(values):
+            fractions = values[values % 1 != 0].dropna()  # NaN is astype's to refuse
+            if len(fractions):
+                raise ResultsError(f"{where}: column {column!r} holds a fraction ({fractions.iloc[0]:g}); "
+                                   "expected whole numbers")
+        if dtype == "bool" and not pd.api.types.is_bool_dtype(values):
+            flags = values[~values.isin([True, False])]
+            if len(flags):
+                raise ResultsError(f"{where}: column {column!r} holds {str(flags.iloc[0])!r}; expected True or False")
+    try:
+        return frame.astype(SCHEMA)
+    except (ValueError, TypeError) as err:
+        raise ResultsError(f"{where}: a column does not have the schema's type ({err})") from None
 
 
 def _upgraded(frame: pd.DataFrame) -> pd.DataFrame:
@@ -137,11 +154,7 @@ def upsert_runs(path: str | os.PathLike, runs: dict[str, list[dict]]) -> pd.Data
     missing = [c for c in COLUMNS if c not in old.columns]
     if missing:
         raise ResultsError(f"{path}: missing column {missing[0]!r} (expected {', '.join(COLUMNS)})")
-    kept = old[~old["run_id"].isin(list(runs))]
-    try:
-        kept = kept.astype(SCHEMA)
-    except (ValueError, TypeError) as err:
-        raise ResultsError(f"{path}: a column does not have the schema's type ({err})") from None
+    kept = _as_schema(old[~old["run_id"].isin(list(runs))], str(path))
     new = [to_frame(records) for records in runs.values() if records]
     frame = pd.concat([kept, *new], ignore_index=True) if new else kept
     write_results(frame, path)
