@@ -427,3 +427,241 @@ def test_tick_labels_read_as_numbers():
     """Context lengths such as 2048 read as written (not 2.05e+03); large and small values as powers of ten."""
     assert [plotting._plain(v) for v in (2048, 64, 0.5, 0)] == ["2048", "64", "0.5", "0"]
     assert plotting._plain(1e5) == "$10^{5}$" and plotting._plain(2.5e-3) == "$2.5\\times10^{-3}$"
+
+
+# ----------------------------------------------------------------------------- what a mutation audit found unpinned
+
+
+def test_architecture_colours_can_be_told_apart():
+    """One colour per architecture, far enough apart to tell lines apart where they overlap: the colour-blind
+    palette's orange and vermilion (TNL's and the next one's) were not, so no two colours may be that close."""
+    import itertools
+
+    import matplotlib.colors as mc
+
+    assert set(plotting.ARCH_COLORS) >= set(plotting.ARCH_ORDER)
+    rgb = {a: np.array(mc.to_rgb(plotting.ARCH_COLORS[a])) for a in plotting.ARCH_ORDER}
+    orange, vermilion = (np.array(mc.to_rgb(c)) for c in ("#de8f05", "#d55e00"))
+    too_close = float(np.linalg.norm(orange - vermilion))
+    for a, b in itertools.combinations(plotting.ARCH_ORDER, 2):
+        assert np.linalg.norm(rgb[a] - rgb[b]) > 1.5 * too_close, (a, b)
+    assert plotting.arch_palette(["tnl", "llama"]) == {"TNL": plotting.ARCH_COLORS["tnl"],
+                                                        "LLaMA": plotting.ARCH_COLORS["llama"]}
+
+
+def test_architectures_come_in_the_papers_order_and_an_unknown_one_last():
+    """Every figure lists the architectures as the paper does (the softmax baseline first), whatever the table's
+    row order, and an architecture the palette does not know is drawn after them rather than dropped."""
+    fit = _envelope_fit()
+    points = pd.concat([fit.points.assign(group=group) for group in ("mamba", "cosformer2", "tnl", "llama")])
+    ax = plotting.plot_envelopes(SimpleNamespace(points=points)).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["LLaMA", "TNL", "cosFormer2", "mamba"]
+
+
+def test_an_unknown_floor_is_not_drawn():
+    """Without the language's exact loss (NaN: a text corpus has none), the envelopes and irreducible-loss
+    figures draw no floor line and no legend entry reading 'nan'."""
+    ax = plotting.plot_envelopes(_envelope_fit(), bayes_loss=float("nan")).axes[0]
+    assert not [line for line in ax.get_lines() if line.get_linestyle() == ":"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["LLaMA", "TNL"]
+    table = pd.DataFrame({"arch": ["llama"], "E": [1.2], "ci_low": [1.0], "ci_high": [1.4], "bayes_loss": np.nan})
+    ax = plotting.plot_irreducible_loss(table).axes[0]
+    assert [line.get_marker() for line in ax.get_lines()] == ["None", "o"] and ax.get_legend() is None
+
+
+def test_metric_against_joins_the_checkpoints_of_each_run_and_takes_the_callers_label():
+    """With a run_id column each run is its own line (two runs of an architecture are not joined into one
+    zigzag), and ``ylabel`` names the y axis (the metric's column name only without it)."""
+    df = pd.DataFrame({"arch": ["llama"] * 4, "run_id": ["l1", "l1", "l2", "l2"], "pf_days": [1e-4, 1e-3] * 2,
+                       "acc": [0.3, 0.4, 0.35, 0.5]})
+    ax = plotting.plot_metric_against(df, x="pf_days", metric="acc", ylabel="accuracy").axes[0]
+    assert [list(line.get_ydata()) for line in ax.get_lines()] == [[0.3, 0.4], [0.35, 0.5]]
+    assert ax.get_ylabel() == "accuracy"
+    assert plotting.plot_metric_against(df, x="pf_days", metric="acc").axes[0].get_ylabel() == "acc"
+
+
+def test_empty_tables_draw_a_sentence_not_an_error():
+    """A study run without ablations has empty seed and ablation tables: their figures say so in words."""
+    empty = pd.DataFrame({"arch": [], "seq_len": [], "loss": []})
+    ax = plotting.plot_metric_against(empty, x="seq_len", metric="loss").axes[0]
+    assert [t.get_text() for t in ax.texts] == ["no runs in this table"] and not ax.get_lines()
+    ax = plotting.plot_seed_spread(pd.DataFrame({"arch": [], "loss": []}), tolerance=0.01).axes[0]
+    assert [t.get_text() for t in ax.texts] == ["no seeds ablation in this study"] and not ax.get_lines()
+
+
+def test_niah_heatmaps_name_the_context_axis_and_the_value_on_the_key():
+    niah = pd.DataFrame({"arch": "llama", "context": [32, 128], "depth": 0, "recall": [1.0, 0.5]})
+    fig = plotting.plot_niah_heatmaps(niah, value="recall")
+    ax, bar = fig.axes
+    assert ax.get_xlabel() == "context length (tokens)" and bar.get_ylabel() == "recall"
+    assert plotting.plot_niah_heatmaps(niah.rename(columns={"recall": "score"})).axes[1].get_ylabel() == "accuracy"
+
+
+def test_noise_trend_keys_the_dot_sizes_and_leaves_room_above_the_dots():
+    """The key says how many seeds a dot's size stands for, a dot's area grows with the square of that count
+    (two and three seeds could not be told apart otherwise), and the dots sit in the lower half of the log axis,
+    under the legend."""
+    cells = pd.DataFrame({"arch": ["llama", "tnl"], "params": [1e3, 1e4], "sd": [0.01, 0.02], "runs": [2, 3]})
+    ax = plotting.plot_noise_trend(cells).axes[0]
+    texts = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert texts == ["LLaMA", "TNL", "2 seeds", "3 seeds"]
+    key = {c.get_label(): float(c.get_sizes()[0]) for c in ax.collections if c.get_label().endswith("seeds")}
+    assert key["3 seeds"] / key["2 seeds"] == pytest.approx((3 / 2) ** 2)
+    low, high = ax.get_ylim()
+    assert np.log10(0.02) < (np.log10(low) + np.log10(high)) / 2
+
+
+def test_role_excess_draws_the_roles_it_has_from_zero_with_every_reference_in_the_legend():
+    """A role the table lacks gets no empty panel; a reference level given for a later role only is drawn in
+    that panel alone and still named in the one legend; excess loss is read from 0."""
+    finals = pd.DataFrame({"arch": "llama", "role": ["value", "value", "key", "key"], "params": [1e3, 2e3] * 2,
+                           "excess": [0.3, 0.2, 0.6, 0.4], "main": True})
+    fig = plotting.plot_role_excess(finals, ["value", "key", "absent"], reference={"key": 0.5})
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    assert list(panels) == ["value", "key"]
+    assert [line.get_label() for line in panels["value"].get_lines()] == ["LLaMA"]
+    assert [list(line.get_ydata()) for line in panels["key"].get_lines()
+            if line.get_label() == "not reading the document"] == [[0.5, 0.5]]
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["LLaMA", "not reading the document"]
+    assert all(ax.get_ylim()[0] == 0 for ax in panels.values())
+
+
+def test_grouped_bars_name_each_level_once_in_the_legend():
+    df = pd.DataFrame({"arch": ["llama", "tnl"] * 2, "task": ["a"] * 2 + ["b"] * 2, "score": [0.5, 0.6, 0.7, 0.8],
+                       "floor": [0.25, 0.25, 0.2, 0.2], "copy": [0.1, 0.1, 0.3, 0.3]})
+    ax = plotting.plot_grouped_bars(df, x="task", y="score", ylabel="accuracy", chance="floor", baseline="copy").axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["LLaMA", "TNL", "copy baseline", "chance"]
+
+
+def test_ratio_lines_log_y_only_when_asked():
+    df = pd.DataFrame({"arch": "tnl", "T": [256, 512], "r": [1.0, 2.0]})
+    for logy, scale in ((False, "linear"), (True, "log")):
+        ax = plotting.plot_ratio_lines(df, x="T", y="r", xlabel="T", ylabel="r", logy=logy).axes[0]
+        assert (ax.get_xscale(), ax.get_yscale()) == ("log", scale)
+
+
+def _three_law_fit(identified):
+    """An approach-1 fit of LLaMA and TNL with points for each of the three laws; ``identified``: the params'
+    column (None: a table without one)."""
+    compute = np.array([1e-4, 1e-3, 1e-2])
+    points = pd.concat([pd.DataFrame({"law": law, "group": arch, "compute": compute, "observed": base * compute ** 0.1,
+                                      "fitted": 0.9 * base * compute ** 0.1})
+                        for law, base in (("L(C)", 3.0), ("N_opt(C)", 1e5), ("D_opt(C)", 1e7))
+                        for arch in ("llama", "tnl")], ignore_index=True)
+    params = pd.DataFrame([(arch, law) for law in ("L(C)", "N_opt(C)", "D_opt(C)") for arch in ("llama", "tnl")],
+                          columns=["group", "law"])
+    if identified is not None:
+        params["identified"] = params.apply(lambda r: identified.get((r["group"], r["law"]), True), axis=1)
+    return SimpleNamespace(points=points, params=params)
+
+
+def test_law_panels_note_the_laws_left_undrawn_and_draw_the_rest():
+    """The legend cell names, per architecture, the shown laws the design check does not identify; a law whose
+    check gave no answer (NaN) or a parameter table without the check is drawn; every panel labels its x ticks
+    (the legend fills the fourth cell, so the first row's panels have none below them)."""
+    import matplotlib.colors as mc
+
+    def dashed(fig):
+        return {(ax.get_title(), mc.to_hex(line.get_color())) for ax in fig.axes for line in ax.get_lines()
+                if line.get_linestyle() == "--"}
+
+    every = {(law, plotting.ARCH_COLORS[a]) for law in ("L(C)", "N_opt(C)", "D_opt(C)") for a in ("llama", "tnl")}
+    fig = plotting.plot_law_panels(_three_law_fit({("llama", "N_opt(C)"): False, ("tnl", "D_opt(C)"): np.nan}))
+    assert dashed(fig) == every - {("N_opt(C)", plotting.ARCH_COLORS["llama"])}
+    legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert legend == ["LLaMA", "TNL", "the fitted law", "not identified, no law:\nLLaMA: N_opt"]
+    fig.canvas.draw()
+    for ax in fig.axes[:3]:
+        assert [t for t in ax.get_xticklabels() if t.get_visible() and t.get_text()], ax.get_title()
+    fig = plotting.plot_law_panels(_three_law_fit({("llama", "N_opt(C)"): False}), law_names=("L(C)",))
+    legend = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert legend == ["LLaMA", "TNL", "the fitted law"]  # N_opt is not shown: nothing to note
+    assert dashed(plotting.plot_law_panels(_three_law_fit(None))) == every
+
+
+def test_isoflop_crosses_mark_each_budgets_minimum_at_its_loss():
+    """A black cross per budget at (the parabola's N_opt, the loss at that budget's minimum)."""
+    compute = [1e-3, 1e-2]
+    points = pd.concat([
+        pd.DataFrame({"law": "isoflop profile", "compute": np.repeat(compute, 3), "params": [1e3, 2e3, 4e3] * 2,
+                      "observed": [3.0, 2.8, 2.9, 2.6, 2.5, 2.55], "fitted": np.nan}),
+        pd.DataFrame({"law": "N_opt(C)", "compute": compute, "params": np.nan, "observed": [1.9e3, 2.2e3],
+                      "fitted": [2e3, 2.1e3]}),
+        pd.DataFrame({"law": "L(C)", "compute": compute, "params": np.nan, "observed": [2.79, 2.49],
+                      "fitted": [2.8, 2.5]})]).assign(group="tnl")
+    ax = plotting.plot_isoflop_profiles(SimpleNamespace(points=points)).axes[0]
+    [crosses] = [line for line in ax.get_lines() if line.get_marker() == "x"]
+    assert list(crosses.get_xdata()) == [1.9e3, 2.2e3] and list(crosses.get_ydata()) == [2.79, 2.49]
+
+
+def test_exponents_put_the_first_architecture_on_top():
+    comparison = pd.DataFrame({"parameter": "exponent", "group": ["tnl", "llama"], "law": "L(C)", "paper": -0.05,
+                               "estimate": [-0.08, -0.07], "ci_low": -0.1, "ci_high": -0.06})
+    ax = plotting.plot_exponents(comparison).axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["LLaMA", "TNL"]
+    bottom, top = ax.get_ylim()
+    assert top < 0 < 1 < bottom  # row 0 (LLaMA) at the top
+
+
+def test_the_legibility_check_wants_two_labelled_ticks_on_a_log_axis():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=plotting.DPI)
+    ax.plot([2, 30], [1, 2])
+    ax.set_xscale("log")
+    ax.set_xticks([10], ["10"])
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
+    assert "log x axis with 1 labelled tick(s)" in "\n".join(plotting.legibility_problems(fig))
+    plt.close(fig)
+
+
+def test_ten_thousand_reads_as_a_power_of_ten():
+    assert [plotting._plain(v) for v in (9999, 1e4, 3e4)] == ["9999", "$10^{4}$", "$3\\times10^{4}$"]
+
+
+def test_three_panels_leave_no_empty_fourth():
+    """Panels come two to a row; a third architecture's row has no empty frame beside it."""
+    niah = pd.DataFrame({"arch": ["llama", "tnl", "hgrn2"], "context": 64, "depth": 0, "score": 0.5})
+    fig = plotting.plot_niah_heatmaps(niah)
+    assert [ax.get_title() for ax in fig.axes] == ["LLaMA", "TNL", "HGRN2", ""]  # the last: the colour key
+
+
+def test_log_axes_skip_non_positive_values_and_give_long_labels_decades():
+    """A zero (a step-0 checkpoint) does not cost the round values their ticks; six parameter counts whose
+    labels do not fit side by side get decade ticks rather than six crowded labels."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([64, 128, 256], [1, 2, 3])
+    plotting._log_axis(ax, "x", [0, 64, 128, 256])
+    assert [float(v) for v in ax.get_xticks()] == [64.0, 128.0, 256.0]
+    plt.close(fig)
+    counts = [3712, 13056, 28672, 65536, 130896, 262144]
+    fig, ax = plt.subplots()
+    ax.plot(counts, range(6))
+    plotting._log_axis(ax, "x", counts)
+    fig.canvas.draw()
+    labelled = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and plotting._within_axis(ax, "x", t)]
+    assert "$10^{4}$" in labelled and "3712" not in labelled
+    plt.close(fig)
+
+
+def test_the_legibility_check_flags_text_just_under_the_smallest_size_and_ignores_hidden_axes():
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(plotting.WIDTH, 3), dpi=plotting.DPI)  # shown at its drawn size
+    ax.set_xlabel("nearly", fontsize=8.5)
+    assert any(p.startswith("text 'nearly' at") for p in plotting.legibility_problems(fig))
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(plotting.WIDTH, 2), dpi=plotting.DPI)
+    ax.axis("off")  # its tick labels are not drawn, so a note where they would be overlaps nothing
+    ax.text(0.0, -0.04, "a note where the tick labels would be", transform=ax.transAxes, va="top")
+    assert plotting.legibility_problems(fig) == []
+    plt.close(fig)
+
+
+def test_loss_curves_name_the_x_axis_of_the_bottom_panels():
+    runs = pd.DataFrame({"arch": "llama", "size": "s1", "params": 1000, "tokens": [1e3, 1e4], "pf_days": [1e-4, 1e-3],
+                         "train_loss": [3.0, 2.5]})
+    assert plotting.plot_loss_curves(runs, x="pf_days").axes[0].get_xlabel() == "compute C (PF-days)"
+    assert plotting.plot_loss_curves(runs).axes[0].get_xlabel() == "tokens D"
