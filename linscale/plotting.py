@@ -735,7 +735,10 @@ def plot_exponents(comparison: pd.DataFrame) -> plt.Figure:
                 continue
             row = row.iloc[0]
             colour = ARCH_COLORS.get(arch)
-            ax.plot(row["paper"], i, "x", color="black", ms=7, label="paper" if i == 0 else None)
+            # the first cross drawn names the legend's key (with i == 0 a first architecture without this law
+            # left the crosses unexplained)
+            first = not ax.get_lines()
+            ax.plot(row["paper"], i, "x", color="black", ms=7, label="paper" if first else None)
             identified = row.get("identified", True)
             if pd.notna(identified) and not bool(identified):
                 # centred just under the row's cross, inside the row's band (the y limits below)

@@ -438,6 +438,16 @@ def test_exponents_put_the_papers_value_beside_the_estimate():
     assert [list(line.get_xdata()) for line in ax.get_lines() if len(line.get_xdata()) == 2] == [[-0.1, -0.06]]
 
 
+def test_exponents_key_names_the_papers_crosses_once_whichever_architecture_comes_first():
+    """The legend says what the black crosses are, once, also when the first architecture (LLaMA) has no row for
+    the first law (the key was labelled by the first row only, so it was empty)."""
+    for laws_ in (["L(C)", "L(C)"], ["L(C)", "N_opt(C)"]):
+        comparison = pd.DataFrame({"parameter": "exponent", "group": ["tnl", "llama"], "law": laws_, "paper": -0.05,
+                                   "estimate": [-0.08, -0.07], "ci_low": -0.1, "ci_high": -0.06})
+        fig = plotting.plot_exponents(comparison)
+        assert [t.get_text() for legend in fig.legends for t in legend.get_texts()] == ["paper"], laws_
+
+
 def test_tick_labels_read_as_numbers():
     """Context lengths such as 2048 read as written (not 2.05e+03); large and small values as powers of ten."""
     assert [plotting._plain(v) for v in (2048, 64, 0.5, 0)] == ["2048", "64", "0.5", "0"]
