@@ -690,3 +690,24 @@ def test_loss_curves_name_the_x_axis_of_the_bottom_panels():
                          "train_loss": [3.0, 2.5]})
     assert plotting.plot_loss_curves(runs, x="pf_days").axes[0].get_xlabel() == "compute C (PF-days)"
     assert plotting.plot_loss_curves(runs).axes[0].get_xlabel() == "tokens D"
+
+
+def test_the_legibility_check_measures_text_at_the_size_a_wide_figure_is_shrunk_to():
+    """A figure wider than the column is shown shrunk to it: its 10 pt label reads at 10 · 672/1200 · 100/96."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 3), dpi=plotting.DPI)
+    ax.set_xlabel("shrunk", fontsize=10)
+    shown = 10 * plotting.COLUMN_PX / 1200 * plotting.DPI / 96
+    assert f"text 'shrunk' at {shown:.1f} pt, smaller than 9.0 pt" in plotting.legibility_problems(fig)
+    plt.close(fig)
+
+
+def test_ratio_ticks_over_two_decades_are_one_two_five_steps():
+    """Over a range of 100 the ticks are 1-2-5 steps (0.1, 0.2, 0.5, 1, ...), not the finer steps of a narrower
+    range, which would crowd a log axis."""
+    ratio = pd.DataFrame({"arch": ["tnl"] * 3, "T": [1024, 4096, 16384], "r": [0.1, 1.0, 10.0]})
+    fig = plotting.ratio_ticks(plotting.plot_ratio_lines(ratio, x="T", y="r", xlabel="T", ylabel="r", logy=True),
+                               ratio["r"])
+    mantissas = {round(float(v) / 10 ** np.floor(np.log10(float(v))), 6) for v in fig.axes[0].get_yticks()}
+    assert mantissas == {1.0, 2.0, 5.0}
