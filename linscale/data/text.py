@@ -108,7 +108,7 @@ def _txt_pieces(path: Path, separator: str | None, piece_chars: int) -> Iterator
     decoder = codecs.getincrementaldecoder("utf-8")()
     buf, offset, keep = "", 0, len(separator) if separator else 0
     started = False  # pieces of the current document handed on already (its rest may be blank)
-    held: list[str] = []  # its first pieces while they are blank: handed on once its text shows
+    held: list[tuple[str, bool]] = []  # its first pieces while they are blank: handed on once its text shows
     with open(path, "rb") as f:
         while True:
             raw = f.read(1 << 20)
@@ -117,7 +117,7 @@ def _txt_pieces(path: Path, separator: str | None, piece_chars: int) -> Iterator
             if separator:
                 while (i := buf.find(separator)) >= 0:
                     if started or buf[:i].strip():
-                        yield from ((piece, False) for piece in held)
+                        yield from held
                         yield from _pieces_of(buf[:i], piece_chars)
                     started, held = False, []
                     buf = buf[i + len(separator):]
@@ -127,16 +127,16 @@ def _txt_pieces(path: Path, separator: str | None, piece_chars: int) -> Iterator
                     break  # wait for a safe cut in the next block
                 end = cut.start() if cut else piece_chars  # as _pieces_of cuts the same text
                 if started or buf[:end].strip():
-                    yield from ((piece, False) for piece in held)
+                    yield from held
                     yield buf[:end], False
                     started, held = True, []
                 else:
-                    held.append(buf[:end])
+                    held.append((buf[:end], False))
                 buf = buf[end:]
             if not raw:
                 break
     if started or buf.strip():
-        yield from ((piece, False) for piece in held)
+        yield from held
         yield from _pieces_of(buf, piece_chars)
 
 

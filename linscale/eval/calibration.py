@@ -142,15 +142,16 @@ def format_report(report: pd.DataFrame, modes: pd.DataFrame | None = None) -> st
     """The report as text, for the command line."""
     lines = []
     with pd.option_context("display.width", 200, "display.max_columns", 20, "display.precision", 3):
-        if len(report):  # an empty one is pandas' "Empty DataFrame" block, not a table
+        if not len(report):  # a store of no headline task (--tasks of probes alone, say): none judged, and no
+            # table (an empty one is pandas' "Empty DataFrame" block)
+            lines.append("no task to calibrate: none of the tasks evaluated has a headline accuracy "
+                         "(linscale/eval/tasks/__init__.py SCORES)")
+        else:
             lines.append(report.to_string(index=False))
-        bad = report[~report["ok"]]
-        why = [f"{r.task} ({'at ceiling' if r.at_ceiling else 'at chance' if r.at_chance else 'LLaMA does not rise'})"
-               for r in bad.itertuples()]
-        # a store of no headline task (--tasks of probes alone, say) has no task judged, none calibrated
-        lines.append("no task to calibrate: none of the tasks evaluated has a headline accuracy "
-                     "(linscale/eval/tasks/__init__.py SCORES)" if not len(report) else
-                     "not calibrated: " + "; ".join(why) if why else "every task is calibrated")
+            why = [f"{r.task} ("
+                   f"{'at ceiling' if r.at_ceiling else 'at chance' if r.at_chance else 'LLaMA does not rise'})"
+                   for r in report[~report["ok"]].itertuples()]
+            lines.append("not calibrated: " + "; ".join(why) if why else "every task is calibrated")
         if modes is not None and len(modes):
             lines.append("")
             lines.append(modes.to_string(index=False))

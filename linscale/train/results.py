@@ -66,11 +66,7 @@ def to_frame(records: list[dict]) -> pd.DataFrame:
 
 def validate_results(frame: pd.DataFrame) -> pd.DataFrame:
     """Check ``frame`` against the schema; return it (typed) or raise ResultsError naming the problem."""
-    frame = _upgraded(frame)
-    missing = [c for c in COLUMNS if c not in frame.columns]
-    if missing:
-        raise ResultsError(f"results: missing column {missing[0]!r} (expected {', '.join(COLUMNS)})")
-    frame = _as_schema(frame, "results")
+    frame = _as_schema(_complete(frame, "results"), "results")
 
     def bad(mask, what):
         if mask.any():
@@ -117,10 +113,14 @@ def _as_schema(frame: pd.DataFrame, where: str) -> pd.DataFrame:
         raise ResultsError(f"{where}: a column does not have the schema's type ({err})") from None
 
 
-def _upgraded(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with the columns later versions added: train_bayes_loss, which tables of linscale 0.1 did
-    not record, is NaN."""
-    return frame if "train_bayes_loss" in frame.columns else frame.assign(train_bayes_loss=np.nan)
+def _complete(frame: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``frame`` with the columns later versions added (train_bayes_loss, which tables of linscale 0.1 did
+    not record, as NaN), or a ResultsError naming the first column it lacks."""
+    frame = frame if "train_bayes_loss" in frame.columns else frame.assign(train_bayes_loss=np.nan)
+    missing = [c for c in COLUMNS if c not in frame.columns]
+    if missing:
+        raise ResultsError(f"{where}: missing column {missing[0]!r} (expected {', '.join(COLUMNS)})")
+    return frame
 
 
 def read_results(path: str | os.PathLike) -> pd.DataFrame:
@@ -150,10 +150,7 @@ def write_results(frame: pd.DataFrame, path: str | os.PathLike) -> Path:
 def upsert_runs(path: str | os.PathLike, runs: dict[str, list[dict]]) -> pd.DataFrame:
     """Replace the rows of each run in ``runs`` (run_id -> records) in the table at ``path``."""
     path = Path(path)
-    old = _upgraded(_read_table(path)) if path.exists() else to_frame([])  # a linscale 0.1 table too
-    missing = [c for c in COLUMNS if c not in old.columns]
-    if missing:
-        raise ResultsError(f"{path}: missing column {missing[0]!r} (expected {', '.join(COLUMNS)})")
+    old = _complete(_read_table(path), str(path)) if path.exists() else to_frame([])  # a linscale 0.1 table too
     kept = _as_schema(old[~old["run_id"].isin(list(runs))], str(path))
     new = [to_frame(records) for records in runs.values() if records]
     frame = pd.concat([kept, *new], ignore_index=True) if new else kept
