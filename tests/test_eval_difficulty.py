@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from linscale.config import ResultsError
 from linscale.data.synthetic import LanguageSpec, SyntheticLanguage, mass_ranks
 from linscale.eval import calibration, chance, metrics
 from linscale.eval.calibration import calibration_report, niah_modes
@@ -190,6 +191,19 @@ def test_a_chance_row_closes_a_wide_accuracy_table():
     chances = chance.store_chances(store)
     assert chances[("linscale_mqar", "acc")] == 0.1 and math.isnan(chances[("linscale_mqar", "perplexity")])
     assert chance.store_chances(store.drop(columns="chance"))[("linscale_mqar", "acc")] == 1 / 64  # older stores
+
+
+def test_a_store_mixing_two_languages_chances_for_one_task_is_refused_in_one_line():
+    """The book shows one chance per task: the first of two (1/64 beside checkpoints of a 16-value language)
+    was shown in silence. Equal chances, NaN ones (older rows) and another task's own chance are accepted."""
+    store = pd.DataFrame({"task": ["linscale_mqar", "linscale_mqar", "linscale_mqar", "linscale_cloze"],
+                          "metric": ["acc"] * 4, "chance": [1 / 64, 1 / 64, float("nan"), 1 / 16]})
+    assert chance.store_chances(store) == {("linscale_mqar", "acc"): 1 / 64, ("linscale_cloze", "acc"): 1 / 16}
+    mixed = pd.concat([store, store.assign(task="linscale_mqar", chance=1 / 16).iloc[[3]]], ignore_index=True)
+    with pytest.raises(ResultsError) as caught:
+        chance.store_chances(mixed)
+    message = str(caught.value)
+    assert "\n" not in message and "linscale_mqar (acc)" in message and "0.01562, 0.0625" in message
 
 
 def test_chance_levels_of_every_accuracy_metric_and_the_chance_table_follow_the_language_and_the_knobs():

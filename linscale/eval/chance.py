@@ -27,6 +27,7 @@ import math
 
 import pandas as pd
 
+from linscale.config import ResultsError
 from linscale.eval.tasks import ANSWERS
 
 ANSWER_IS_A_VALUE = tuple(task for task, answer in ANSWERS.items() if answer == "value")
@@ -94,9 +95,20 @@ def chance_table(data: dict | None = None, options: dict | None = None,
 def store_chances(store: pd.DataFrame) -> dict[tuple[str, str], float]:
     """{(task, metric): chance} of an evaluation store: its ``chance`` column (written at evaluation, from
     each checkpoint's language and the task options), or, for a store written before that column
-    existed, :func:`chance_level` in the default language with difficulty.yaml's knobs."""
+    existed, :func:`chance_level` in the default language with difficulty.yaml's knobs. A store whose
+    checkpoints record different chances for one task (languages with different answer counts) is refused:
+    the book shows one chance per task, and any one of them would be wrong for the other checkpoints."""
     pairs = store[["task", "metric"]].drop_duplicates()
-    recorded = store.groupby(["task", "metric"])["chance"].first() if "chance" in store else pd.Series(dtype=float)
+    recorded = pd.Series(dtype=float)
+    if "chance" in store:
+        levels = store.dropna(subset=["chance"]).groupby(["task", "metric"])["chance"]
+        for (task, metric), values in levels:
+            distinct = sorted({round(float(v), 12) for v in values})
+            if len(distinct) > 1:
+                raise ResultsError(f"evaluation store: task {task} ({metric}) records chance levels "
+                                   f"{', '.join(f'{v:.4g}' for v in distinct)}: its checkpoints come from languages "
+                                   "with different answer counts; evaluate each language into its own store")
+        recorded = levels.first()
     out = {}
     for task, metric in pairs.itertuples(index=False):
         value = recorded.get((task, metric), math.nan)
