@@ -395,6 +395,8 @@ def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0
     (``niah``: arch, context, depth, score), the paper's NIAH figures; ``chance`` is marked on the colour bar."""
     set_style()
     archs = _archs_in(niah)
+    if not archs:  # a figure of no panels was matplotlib's "Number of rows must be a positive integer" traceback
+        return message_figure("No needle-in-a-haystack scores to show.")
     fig, axes = _panels(len(archs), height_per_row=2.5)
     image = None
     for i, (ax, arch) in enumerate(zip(axes, archs)):
@@ -767,6 +769,8 @@ def plot_irreducible_loss(table: pd.DataFrame, floor_label: str = "exact entropy
     ci_low, ci_high, bayes_loss."""
     set_style()
     archs = _archs_in(table)
+    if not archs:  # no row to read the floor from (an IndexError traceback)
+        return message_figure("No architecture has a fitted irreducible loss to show.")
     fig, ax = plt.subplots(figsize=(WIDTH, 1.2 + 0.5 * len(archs)))
     for i, arch in enumerate(archs):
         row = table[table["arch"] == arch].iloc[0]

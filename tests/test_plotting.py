@@ -362,6 +362,20 @@ def test_irreducible_loss_marks_each_estimate_first_architecture_on_top_and_the_
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["exact entropy rate (1.250)"]
 
 
+def test_irreducible_loss_and_niah_heatmaps_of_an_empty_table_say_so_in_words():
+    """No row to draw (no architecture with an identified E, a store without NIAH cells) was an IndexError and
+    matplotlib's "Number of rows must be a positive integer" traceback: now a figure that says so."""
+    shown = {
+        "irreducible": plotting.plot_irreducible_loss(pd.DataFrame(columns=["arch", "E", "ci_low", "ci_high",
+                                                                            "bayes_loss"])),
+        "niah": plotting.plot_niah_heatmaps(pd.DataFrame(columns=["arch", "context", "depth", "score"])),
+    }
+    for name, fig in shown.items():
+        [ax] = fig.axes
+        texts = [t.get_text() for t in ax.texts]
+        assert not ax.axison and len(texts) == 1 and texts[0].startswith("No "), name
+
+
 def test_seed_spread_marks_each_mean_with_a_band_of_the_tolerance_around_it():
     """The bar is the mean of the seeds' final losses and the grey band spans the tolerance (relative) around
     it: mean·(1 ± tolerance/2), how far apart two single-seed runs may end by chance."""
