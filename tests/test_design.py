@@ -781,7 +781,7 @@ def test_sizes_off_law_needs_every_architecture_beyond_the_noise_on_one_side():
     import pandas as pd
 
     from linscale.design import simulated_noise
-    from linscale.findings import sizes_off_law, sizes_split
+    from linscale.findings import sizes_off_law, sizes_split, split_sentence
 
     rows = {("llama", "s1"): 0.004, ("tnl", "s1"): 0.02,     # inside the noise for one architecture
             ("llama", "s2"): 0.01, ("tnl", "s2"): 0.02,      # above in both
@@ -792,6 +792,12 @@ def test_sizes_off_law_needs_every_architecture_beyond_the_noise_on_one_side():
     assert sizes_off_law(residuals, 0.0) == (["s1", "s2"], ["s6"])
     # a size on opposite sides beyond the noise breaks the one pattern the chapter would otherwise claim
     assert sizes_split(residuals, 0.005) == ["s3"] and sizes_split(residuals, 0.02) == []
+    # and says which architecture is on which side (a third, hgrn2, within the noise at s3, on neither)
+    three = pd.concat([residuals, pd.DataFrame([dict(arch="hgrn2", run_id="hgrn2-s3", size="s3", residual=0.001),
+                                                dict(arch="cosformer2", run_id="cosformer2-s3", size="s3",
+                                                     residual=0.02)])], ignore_index=True)
+    assert split_sentence(three, 0.005) == "s3 sits above it in LLaMA and cosFormer2 and below it in TNL"
+    assert split_sentence(residuals, 0.02) == ""
     assert simulated_noise({"design": {"noise": {"run": 0.003, "checkpoint": 0.004}}}) == pytest.approx(0.005)
     assert simulated_noise({}) == 0.0
 

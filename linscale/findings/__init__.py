@@ -32,7 +32,7 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     lr_misfit_verdict, lr_probe,
                                     per_arch_verdicts, probe_ratios, ratio_verdict, refit_failure_words, refit_misfit,
                                     retrain_change,
-                                    run_residuals, size_inversions, sizes_off_law, sizes_split,
+                                    run_residuals, size_inversions, sizes_off_law, sizes_split, split_sentence,
                                     table3_side_by_side, try_fit, uniform_probe, window_probe,
                                     window_verdict)
 from linscale.findings.downstream import (AT_CHANCE_MARGIN, BINDER_BUCKETS, BINDER_DOES_NOT, BINDER_EXPLAINS,

@@ -321,6 +321,24 @@ def sizes_split(residuals: pd.DataFrame, noise: float) -> list[str]:
     return [str(size) for size, row in by_size.iterrows() if (row > noise).any() and (row < -noise).any()]
 
 
+def split_sentence(residuals: pd.DataFrame, noise: float) -> str:
+    """The sizes of :func:`sizes_split` in words, each with the architectures on either side of their law:
+    "s1 sits above it in HGRN2 and below it in LLaMA, TNL and cosFormer2" ("" where no size is split). An
+    architecture within ``noise`` of its law is on neither side. A reader is told which, not "in some".
+    """
+    from linscale.config import ARCHITECTURES, arch_label
+
+    def listed(archs) -> str:  # in the book's order of architectures, then any other by name
+        order = {a: i for i, a in enumerate(ARCHITECTURES)}
+        names = [arch_label(a) for a in sorted(archs, key=lambda a: (order.get(a, len(order)), a))]
+        return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+
+    by_size = residuals.pivot_table(index="size", columns="arch", values="residual")
+    parts = [f"{size} sits above it in {listed(row.index[row > noise])} and below it in {listed(row.index[row < -noise])}"
+             for size, row in by_size.iterrows() if str(size) in sizes_split(residuals, noise)]
+    return "; ".join(parts)
+
+
 def refit_misfit(runs: pd.DataFrame, preset: dict) -> tuple[float, pd.DataFrame, float]:
     """Approach 3 with E fixed (the study's fit settings, no bootstrap) on one architecture's runs: its
     allocation exponent a, each run's mean log residual (:func:`run_residuals`) and their sd over runs
