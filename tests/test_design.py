@@ -880,3 +880,82 @@ def test_the_design_summary_names_each_rule_a_method_misses():
     assert not summary.loc["approach3", "identified"]
     assert reason == (f"95% range of a {1.9 * A_RANGE_WIDTH:.3f} wide (at most {A_RANGE_WIDTH:g}); "
                       f"median |E/E_true − 1| {2 * E_TOLERANCE:.1%} (at most {E_TOLERANCE:.0%})"), reason
+
+
+def test_grid_points_count_each_checkpoints_tokens_from_its_own_step():
+    """A checkpoint's D is its step times the run's tokens per step (an off-by-one in the step moved every
+    early checkpoint's D, which the final budgets alone did not show)."""
+    from linscale.presets import split_size
+    from linscale.train.settings import TrainSettings
+
+    preset = resolve_preset("cpu")
+    points = grid_points(preset)
+    for size, shape in preset["sizes"].items():
+        train = TrainSettings.from_dict({**preset["train"], **split_size(size, shape)[1]})
+        run = points[points["run_id"] == f"tnl-{size}"]
+        assert list(run["step"]) == list(train.checkpoint_steps())
+        assert (run["tokens"] == run["step"] * train.tokens_per_step).all(), size
+
+
+def test_a_reference_law_missing_a_parameter_is_a_one_line_error():
+    """--set design.law={...} without B passes the preset's validation; the check must say which number is
+    missing, not end in a KeyError."""
+    from linscale.config import ConfigError
+
+    preset = resolve_preset("cpu", ["design.law={A: 1, alpha: 0.2, beta: 1.0}"])
+    with pytest.raises(ConfigError, match=r"design.law: expected numbers E, A, B, alpha, beta \('B'\)"):
+        reference_law(preset, "tnl")
+
+
+def test_the_true_law_takes_the_languages_exact_entropy_over_a_recorded_e():
+    from linscale.design import language_entropy, true_law
+
+    preset = resolve_preset("cpu", ["design.law.E=5.0"])
+    assert reference_law(preset).E == 5.0
+    assert true_law(preset, "tnl").E == pytest.approx(language_entropy(preset))
+    assert true_law(preset, "tnl").A == reference_law(preset).A
+
+
+def test_true_allocation_reads_the_grids_flops_per_token_in_any_row_order():
+    """With FLOPs per token growing as N^1.5 (not 6N), C ∝ N^1.5·D and N_opt(C) ∝ C^(β/(α + 1.5β)): the
+    allocation the study's accounting sees, not the law's β/(α+β); the points' order does not matter."""
+    points = grid_points("cpu")
+    points = points[points["arch"] == "tnl"].copy()
+    points["flops_per_token"] = 6 * points["params"] ** 1.5
+    points["flops"] = points["flops_per_token"] * points["tokens"]
+    law = Law(E=1.3, A=2.4, B=7.8e5, alpha=0.24, beta=1.13)
+    expected = law.beta / (law.alpha + 1.5 * law.beta)  # 0.58, far from law.a = 0.82
+    assert true_allocation(points, law) == pytest.approx(expected, abs=0.02)
+    assert true_allocation(points.sample(frac=1, random_state=0), law) == pytest.approx(expected, abs=0.02)
+
+
+def test_check_design_pivots_its_variants_at_the_central_compute_and_simulates_each_as_the_rules_say(monkeypatch):
+    """Per law: one noise-free table (the crossovers), then ``replicates`` tables with the preset's noise;
+    each variant keeps the reference law's optimum at the grid's central N·D (the geometric middle of its
+    range). The fits are stand-ins: only the simulation is checked."""
+    from linscale import design
+
+    calls = []
+    real = design.simulate
+
+    def simulate(points, law, noise, rng):
+        calls.append((law, dict(noise)))
+        return real(points, law, noise, rng)
+
+    monkeypatch.setattr(design, "simulate", simulate)
+    monkeypatch.setattr(design, "_recovered", lambda runs, settings, arch: dict(
+        approach1_a=0.5, approach2_a=0.5, approach2_budgets=3, approach3_a=0.5, approach3_fixed_e_a=0.5,
+        approach3_E=1.3))
+    check = check_design("cpu", replicates=2, archs=["tnl"], a_values=(0.5,))
+    preset = resolve_preset("cpu")
+    noise = {**design.DEFAULT_NOISE, **preset["design"]["noise"]}
+    assert [n for _, n in calls] == [{"run": 0.0, "checkpoint": 0.0}, noise, noise] * 2
+    variant, ref = calls[0][0], calls[3][0]
+    assert ref == design.true_law(preset, "tnl") and variant.a == pytest.approx(0.5)
+    points = grid_points(preset).query("arch == 'tnl'")
+    nd = points["params"] * points["tokens"]
+    central = float(np.sqrt(nd.min() * nd.max()))
+    for got, want in zip(variant.optimum(central), ref.optimum(central)):
+        assert got == pytest.approx(want, rel=1e-9)
+    assert len(check.draws) == 4 and list(check.draws["replicate"]) == [0, 1, 0, 1]
+    assert set(check.crossings["law"]) == {"a = 0.5", "reference"}
