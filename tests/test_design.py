@@ -959,3 +959,87 @@ def test_check_design_pivots_its_variants_at_the_central_compute_and_simulates_e
         assert got == pytest.approx(want, rel=1e-9)
     assert len(check.draws) == 4 and list(check.draws["replicate"]) == [0, 1, 0, 1]
     assert set(check.crossings["law"]) == {"a = 0.5", "reference"}
+
+
+def _law_fit(estimates: dict, diagnostics=None):
+    """A stand-in LawFit: ``estimates`` {(law, parameter, group): value}, in that order."""
+    import types
+
+    import pandas as pd
+
+    params = pd.DataFrame([dict(law=law, parameter=p, group=g, estimate=v) for (law, p, g), v in estimates.items()])
+    return types.SimpleNamespace(params=params, diagnostics=diagnostics)
+
+
+def test_each_recovered_number_is_read_from_its_own_method_law_and_architecture(monkeypatch):
+    """design._recovered on stand-in fits: every number from its method's fit, its law and parameter, and
+    the architecture asked for (another architecture's row comes first); approach 3's E from the fit with E
+    free (the fixed one returns the truth); approach 2's budgets 0 when it failed."""
+    import types
+
+    import pandas as pd
+
+    from linscale import design
+
+    def fits(a2_ok):
+        out = {}
+        for i, method in enumerate(("approach1", "approach2", "approach3", "approach3_fixed_e")):
+            values = {}
+            for arch, shift in (("llama", 0.5), ("tnl", 0.0)):
+                values.update({("N_opt(C)", "exponent", arch): 0.1 + i / 100 + shift,
+                               ("D_opt(C)", "exponent", arch): 0.9 + shift,
+                               ("N_opt(C)", "a", arch): 0.2 + i / 100 + shift,
+                               ("L(N,D)", "E", arch): 1.0 + i + shift})
+            diag = pd.DataFrame({"group": ["llama", "tnl"], "n_budgets_used": [7, 5]})
+            ok = a2_ok or method != "approach2"
+            out[method] = types.SimpleNamespace(fit=_law_fit(values, diag), ok=ok)
+        return out
+
+    monkeypatch.setattr(design, "fit_suite", lambda runs, settings, jobs: fits(True))
+    got = design._recovered(None, None, "tnl")
+    assert got == pytest.approx(dict(approach1_a=0.1, approach2_a=0.11, approach2_budgets=5, approach3_a=0.22,
+                                     approach3_fixed_e_a=0.23, approach3_E=3.0))
+    monkeypatch.setattr(design, "fit_suite", lambda runs, settings, jobs: fits(False))
+    assert design._recovered(None, None, "tnl")["approach2_budgets"] == 0
+    assert np.isnan(design.estimate(_law_fit({("L(N,D)", "E", "llama"): 1.0}), "L(N,D)", "E", "tnl"))
+    assert np.isnan(design.estimate(None, "L(N,D)", "E", "tnl"))
+
+
+def _hand_check(n=10, crossover=(1.0,), **columns):
+    """A DesignCheck made by hand: ``n`` replicates of law a = 0.5 on which every method recovers a, E and
+    the budgets exactly, except ``columns``."""
+    import pandas as pd
+
+    from linscale.design import DesignCheck
+
+    draws = pd.DataFrame({**dict(arch="tnl", law="a = 0.5", a_true=0.5, a_flops=0.5, replicate=range(n), E_true=1.5,
+                                 approach1_a=0.5, approach2_a=0.5, approach2_budgets=3, approach3_a=0.5,
+                                 approach3_fixed_e_a=0.5, approach3_E=1.5), **columns})
+    crossings = pd.DataFrame(dict(arch="tnl", law="a = 0.5", crossover=list(crossover), a_true=0.5))
+    return DesignCheck("hand", draws, crossings, {}).summary().set_index("method")
+
+
+def test_the_design_rules_at_their_margins():
+    """Each rule of the module docstring on hand-made replicates: a failed fit is reported; approach 2 needs
+    interior minima in at least 90% of replicates (9 of 10 is enough); approach 3's median a within half the
+    tolerance of approaches 1 and 2; E too low fails as E too high does; only approach 1 needs crossings,
+    and a grid with no pair of sizes has none."""
+    from linscale.design import A_TOLERANCE, E_TOLERANCE
+
+    assert _hand_check()["identified"].all()
+    failed = _hand_check(approach3_fixed_e_a=[np.nan] + [0.5] * 9)
+    assert failed.loc["approach3_fixed_e", "reason"] == "fit failed in 1 of 10 replicates"
+    assert failed.drop(index="approach3_fixed_e")["identified"].all()
+    assert _hand_check(approach2_budgets=[2] + [3] * 9).loc["approach2", "identified"]
+    short = _hand_check(approach2_budgets=[2, 2] + [3] * 8).loc["approach2"]
+    assert not short["identified"] and short["reason"] == "interior minima at 3+ budgets in 80% of replicates"
+    off = 0.5 + 0.7 * A_TOLERANCE  # inside approach 1 and 2's tolerance, outside approach 3's
+    summary = _hand_check(**{f"{m}_a": off for m in ("approach1", "approach2", "approach3", "approach3_fixed_e")})
+    assert summary.loc[["approach1", "approach2"], "identified"].all()
+    assert not summary.loc[["approach3", "approach3_fixed_e"], "identified"].any()
+    low = _hand_check(approach3_E=1.5 * (1 - 2 * E_TOLERANCE)).loc["approach3"]
+    assert not low["identified"] and "median |E/E_true − 1| 10.0%" in low["reason"]
+    apart = _hand_check(crossover=(1.0, np.nan))
+    assert apart.loc["approach1", "reason"] == "1 of 2 neighbouring sizes never cross"
+    assert apart.drop(index="approach1")["identified"].all()
+    assert not _hand_check(crossover=()).loc["approach1", "identified"]
