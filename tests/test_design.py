@@ -1043,3 +1043,59 @@ def test_the_design_rules_at_their_margins():
     assert apart.loc["approach1", "reason"] == "1 of 2 neighbouring sizes never cross"
     assert apart.drop(index="approach1")["identified"].all()
     assert not _hand_check(crossover=()).loc["approach1", "identified"]
+
+
+def test_holdout_expectation_fits_windowed_studies_and_keeps_each_refits_largest_miss(monkeypatch):
+    """holdout_expectation on a stand-in hold-out check: it is given the windowed runs (as the study's check
+    is), and ``worst`` is the largest |error| (an over-prediction counts as an under-prediction does)."""
+    import pandas as pd
+
+    from linscale.laws import suite
+
+    seen = []
+
+    def holdout_check(runs, settings):
+        seen.append(runs)
+        return pd.DataFrame({"method": ["approach3"] * 3 + ["approach3_fixed_e"],
+                             "rel_error": [-0.05, 0.01, np.nan, np.nan], "reason": ["", "", "", "it failed"]})
+
+    monkeypatch.setattr(suite, "holdout_check", holdout_check)
+    draws = holdout_expectation("cpu", replicates=1, archs=["tnl"]).set_index("method")
+    assert draws.loc["approach3", "worst"] == pytest.approx(0.05) and draws.loc["approach3", "runs"] == 2
+    assert np.isnan(draws.loc["approach3_fixed_e", "worst"]) and draws.loc["approach3_fixed_e", "reason"] == "it failed"
+    warmup = resolve_preset("cpu")["train"]["warmup_steps"]
+    assert len(seen) == 1 and seen[0]["step"].min() >= 2 * warmup  # windowed: the fits' rows only
+
+
+def test_e_free_expectation_reports_the_relative_error_of_e(monkeypatch):
+    import types
+
+    from linscale.design import e_free_expectation
+    from linscale.laws import suite
+
+    def fit_method(runs, method, settings):
+        return types.SimpleNamespace(ok=True, fit=_law_fit({("L(N,D)", "E", "tnl"): settings.entropy * 1.1}))
+
+    monkeypatch.setattr(suite, "fit_method", fit_method)
+    row = e_free_expectation("cpu", replicates=1, archs=["tnl"]).iloc[0]
+    assert row["E"] == pytest.approx(1.1 * row["E_true"]) and row["error"] == pytest.approx(0.1)
+
+
+def test_a_hold_out_the_grid_cannot_make_gives_its_most_common_reason():
+    import pandas as pd
+
+    from linscale.design import holdout_lines
+
+    draws = pd.DataFrame(dict(arch="tnl", method="approach3", replicate=range(3), runs=0, worst=np.nan,
+                              reason=["rare", "common", "common"]))
+    assert holdout_lines(draws)[0].endswith("none of 3 simulated refits succeeded (common)")
+
+
+def test_the_study_fit_settings_come_from_the_presets_language_and_warmup():
+    from linscale.design import language_entropy, unigram_entropy
+
+    preset = resolve_preset("cpu")
+    settings = fit_settings("cpu", bootstrap=7, seed=3, loss_column="val_loss")
+    assert settings.entropy == pytest.approx(language_entropy(preset))
+    assert settings.max_loss == pytest.approx(unigram_entropy(preset)) and settings.max_loss > settings.entropy
+    assert (settings.warmup_steps, settings.bootstrap, settings.seed, settings.loss_column) == (50, 7, 3, "val_loss")
