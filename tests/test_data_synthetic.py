@@ -11,7 +11,7 @@ import torch
 
 from linscale.data import build_datamodule
 from linscale.data.synthetic import (DataError, LanguageSpec, SyntheticLanguage, associative_recall, cloze,
-                                     knowledge_mc, needle_in_haystack)
+                                     knowledge_mc, mass_ranks, needle_in_haystack)
 
 # A small world so that Monte Carlo is cheap and every part of the language (binding exhaustion included)
 # is exercised many times.
@@ -269,3 +269,144 @@ def test_associative_recall_items():
         assert len(binding) == 6 and len(it["queries"]) == 3
         for q in it["queries"]:
             assert binding[q["question"].split()[1]] == q["answer"]
+
+
+# ---- guards found by mutation: each test names what a mutant of linscale/data/synthetic.py got past ---------------
+def test_language_parameters_at_their_limits_are_accepted_and_past_them_are_one_line_errors():
+    """Each relation may take every object, the values may be every object, and the Zipf offset may be 0
+    (pure Zipf); but more values than objects would index words outside the object group, a query needs
+    bindings, and a document needs at least one whole token."""
+    spec = LanguageSpec(n_objects=8, objects_per_relation=8, n_values=8, fact_zipf_offset=0.0)
+    assert set(SyntheticLanguage(spec).relation_objects[0]) == set(range(8))
+    for kwargs, field in [({"n_values": 200}, "n_values"), ({"doc_len": 0}, "doc_len"), ({"doc_len": 2.5}, "doc_len"),
+                          ({"type_probs": (0.5, 0.2, 0.1, 0.0, 0.2)}, "type_probs"), ({"fact_zipf": 0.0}, "fact_zipf"),
+                          ({"fact_zipf_offset": -1.0}, "fact_zipf_offset"),
+                          ({"grammar_concentration": 0.0}, "grammar_concentration")]:
+        with pytest.raises(DataError, match=f"data.{field}") as err:
+            LanguageSpec(**kwargs)
+        assert "\n" not in str(err.value)
+    with pytest.raises(DataError, match="query sentences need bind sentences"):
+        LanguageSpec(type_probs=(0.5, 0.2, 0.1, 0.0, 0.2))
+
+
+def test_relations_beyond_the_named_ones_are_distinct_pseudo_words():
+    """More relations than RELATION_WORDS: the named ones first, then pseudo-words, none shared with
+    another group (an id would otherwise decode to a word of the wrong kind)."""
+    from linscale.data.synthetic import RELATION_WORDS
+
+    spec = LanguageSpec(n_first=3, n_last=2, n_relations=len(RELATION_WORDS) + 6, n_objects=16,
+                        objects_per_relation=4, n_values=8)
+    lang = SyntheticLanguage(spec)
+    relations = lang.words[lang.offset["relation"]:lang.offset["object"]]
+    assert len(relations) == spec.n_relations and relations[:len(RELATION_WORDS)] == list(RELATION_WORDS)
+    assert len(set(lang.words)) == lang.vocab_size == 2 + 7 + sum(
+        getattr(spec, f"n_{k}") for k in ("first", "last", "relations", "objects", "adj", "noun", "verb", "vars"))
+    assert lang.fact_words(spec.n_relations - 1)[2] == relations[-1]
+
+
+def test_fact_probabilities_follow_zipf_mandelbrot_by_rank():
+    """p(fact of rank i) ∝ (i + offset)^-zipf with i = 1, 2, ...: the top fact of the defaults holds about
+    2 % of the mass (the figure LanguageSpec quotes)."""
+    lang = SyntheticLanguage(SMALL)
+    by_rank = lang.p_fact.ravel()[lang.fact_rank]
+    weight = (np.arange(1, by_rank.size + 1) + SMALL.fact_zipf_offset) ** -SMALL.fact_zipf
+    np.testing.assert_allclose(by_rank, weight / weight.sum(), rtol=1e-12)
+    np.testing.assert_array_equal(lang.rank_of[lang.fact_rank], np.arange(by_rank.size))
+    default = SyntheticLanguage()
+    assert default.p_fact.max() == pytest.approx(0.0218, abs=5e-4)
+    # a band up to the whole mass ends at the last fact, though the sorted masses sum to 1 - 7e-15 here
+    assert mass_ranks(default, 0.9, 1.0)[1] == default.p_fact.size
+
+
+def test_sentence_types_follow_the_sticky_chain_and_a_document_starts_unbiased():
+    """P(type | previous) = (1 - s)·type_probs + s·[type == previous]; the first sentence of a document
+    (previous type START) takes type_probs alone. The sampler and the exact recursion both read this."""
+    from linscale.data.synthetic import START
+
+    lang = SyntheticLanguage(SMALL)
+    base, s = np.array(SMALL.type_probs), SMALL.stickiness
+    prev = np.array([0, 1, 2, 3, 4, START])
+    p = lang.type_probabilities(prev, np.full(6, 1))
+    for row, t in zip(p[:5], range(5)):
+        np.testing.assert_allclose(row, (1 - s) * base + s * np.eye(5)[t])
+    np.testing.assert_allclose(p[5], base)
+
+
+def test_the_same_spec_writes_the_same_text_until_language_version_is_bumped():
+    """Every committed result and every cache of task items assumes a LanguageSpec writes the same text:
+    a change to the generator (or to how rows are cut from documents) must bump LANGUAGE_VERSION."""
+    import hashlib
+
+    from linscale.data.synthetic import LANGUAGE_VERSION
+
+    lang = SyntheticLanguage()
+    docs, nll = lang.sample(np.random.default_rng(0), 8, 64)
+    rows, row_nll = lang.sample_rows(np.random.default_rng(0), 4, 64)
+    digest = [hashlib.sha256(a.tobytes() + b.tobytes()).hexdigest()[:16] for a, b in ((docs, nll), (rows, row_nll))]
+    assert (LANGUAGE_VERSION, digest) == (2, ["dc3e58c68d04302e", "9d93fffae7cbbfa2"]), \
+        "the language writes other text: bump LANGUAGE_VERSION and update these digests (and the results)"
+    assert lang.expected_nll(64) == pytest.approx(1.612152, abs=1e-6)
+
+
+def test_summary_and_unigram_entropy_are_of_the_labels_at_the_length_asked():
+    lang = SyntheticLanguage(SMALL)
+    summary = lang.summary(48)
+    assert summary["seq_len"] == 48 and summary["bayes_loss"] == lang.expected_nll(48)
+    assert (summary["vocab_size"], summary["n_facts"]) == (lang.vocab_size, 6 * 5 * 4)
+    rows, _ = lang.sample_rows(np.random.default_rng([0, 0xC0DE]), 256, 48)
+    counts = np.bincount(rows[:, 1:].ravel(), minlength=lang.vocab_size)  # labels: not the row's first <eod>
+    p = counts[counts > 0] / counts.sum()
+    assert summary["unigram_entropy"] == pytest.approx(float(-(p * np.log(p)).sum()), rel=1e-12)
+
+
+def test_knowledge_items_use_every_label_every_choice_count_and_no_fact_twice():
+    """The right answer is at every position (a model preferring the last choice is at chance), n_choices
+    may be every object of a relation, and a band with fewer facts than asked gives each of them once."""
+    lang = SyntheticLanguage(SMALL)
+    items = knowledge_mc(lang, n_per_band=40, n_choices=4)
+    assert {it["label"] for it in items} == {0, 1, 2, 3}
+    full = knowledge_mc(lang, n_per_band=3, n_choices=SMALL.objects_per_relation)
+    assert all(len(set(it["choices"])) == SMALL.objects_per_relation for it in full)
+    small = knowledge_mc(lang, n_per_band=50, bands={"head": (0.0, 0.2)})
+    ranks = [it["rank"] for it in small]
+    assert len(ranks) == len(set(ranks)) < 50
+    with pytest.raises(DataError, match="n_choices"):
+        knowledge_mc(lang, n_choices=SMALL.objects_per_relation + 1)
+
+
+def test_cloze_gives_as_many_items_as_asked():
+    assert len(cloze(SyntheticLanguage(SMALL), n_items=5, context_len=64)) == 5
+
+
+def test_needle_sits_at_its_depth_rounded_to_a_sentence():
+    lang = SyntheticLanguage()
+    depths = (0.0, 0.25, 0.4, 0.5, 0.75, 1.0)
+    for it in needle_in_haystack(lang, context_lengths=(64, 96), depths=depths, mode="standard", n_per_cell=2):
+        sentences = it["context"].rstrip(" .").split(" . ")
+        at = next(i for i, s in enumerate(sentences) if s.startswith("let "))
+        assert at == round(it["depth"] * (len(sentences) - 1)), it
+
+
+def test_associative_recall_bounds_and_distinct_queries():
+    lang = SyntheticLanguage(SMALL)
+    items = associative_recall(lang, n_items=20, n_pairs=SMALL.n_vars, n_queries=SMALL.n_vars)
+    for it in items:
+        assert len({q["question"] for q in it["queries"]}) == SMALL.n_vars  # every pair asked once
+    for kwargs, field in [({"n_pairs": SMALL.n_vars + 1}, "n_pairs"), ({"n_pairs": 2, "n_queries": 3}, "n_queries"),
+                          ({"n_pairs": 2, "n_queries": 1, "gap": -1}, "gap")]:
+        with pytest.raises(DataError, match=field):
+            associative_recall(lang, **kwargs)
+
+
+def test_write_eval_items_writes_each_set_of_the_seed_asked(tmp_path):
+    from linscale.data.synthetic import write_eval_items
+
+    lang = SyntheticLanguage(dataclasses.replace(SMALL, n_vars=8))  # the recall set binds 8 variables
+    paths = write_eval_items(lang, tmp_path, seed=3, context_lengths=(32,))
+    read = {p.stem: [json.loads(line) for line in p.read_text().splitlines()] for p in paths}
+    assert read == {"knowledge_mc": knowledge_mc(lang, seed=3), "cloze": cloze(lang, seed=3),
+                    "niah_easy": needle_in_haystack(lang, (32,), mode="easy", seed=3),
+                    "niah_standard": needle_in_haystack(lang, (32,), mode="standard", seed=3),
+                    "associative_recall": associative_recall(lang, seed=3)}
+    assert not list(tmp_path.glob("*.tmp"))
+
