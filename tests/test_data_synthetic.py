@@ -410,3 +410,20 @@ def test_write_eval_items_writes_each_set_of_the_seed_asked(tmp_path):
                     "associative_recall": associative_recall(lang, seed=3)}
     assert not list(tmp_path.glob("*.tmp"))
 
+
+def test_the_numbers_the_module_quotes_for_the_defaults_are_the_languages():
+    """The module's docstring quotes the defaults' exact entropy rate and unigram entropy at three lengths
+    (``linscale data`` prints them); they had gone stale (1.498 / 1.491 / 1.496) when the language changed."""
+    import re
+
+    import linscale.data.synthetic as synthetic
+
+    doc = " ".join(synthetic.__doc__.split())
+    quoted = re.search(r"(\d+) words; exact entropy rate (\d+\.\d+) / (\d+\.\d+) / (\d+\.\d+) nats per label for "
+                       r"T = 128 / 256 / 512; unigram entropy (\d+\.\d+) / (\d+\.\d+) / (\d+\.\d+)", doc)
+    assert quoted, "the docstring's numbers for the defaults moved: update this test"
+    lang = SyntheticLanguage()
+    lengths = (128, 256, 512)
+    assert int(quoted[1]) == lang.vocab_size
+    assert [float(quoted[i]) for i in (2, 3, 4)] == [round(lang.expected_nll(t), 3) for t in lengths]
+    assert [float(quoted[i]) for i in (5, 6, 7)] == [round(lang.unigram_entropy(t), 2) for t in lengths]
