@@ -281,10 +281,14 @@ def test_language_parameters_at_their_limits_are_accepted_and_past_them_are_one_
     for kwargs, field in [({"n_values": 200}, "n_values"), ({"doc_len": 0}, "doc_len"), ({"doc_len": 2.5}, "doc_len"),
                           ({"type_probs": (0.5, 0.2, 0.1, 0.0, 0.2)}, "type_probs"), ({"fact_zipf": 0.0}, "fact_zipf"),
                           ({"fact_zipf_offset": -1.0}, "fact_zipf_offset"),
-                          ({"grammar_concentration": 0.0}, "grammar_concentration")]:
+                          ({"grammar_concentration": 0.0}, "grammar_concentration"),
+                          # a flag is not a length, and numpy's seed refused -1 with a traceback
+                          ({"doc_len": True}, "doc_len"), ({"world_seed": -1}, "world_seed"),
+                          ({"world_seed": 1.5}, "world_seed"), ({"world_seed": True}, "world_seed")]:
         with pytest.raises(DataError, match=f"data.{field}") as err:
             LanguageSpec(**kwargs)
         assert "\n" not in str(err.value)
+    assert LanguageSpec(world_seed=0).world_seed == 0 and LanguageSpec(doc_len=1).doc_len == 1
     with pytest.raises(DataError, match="query sentences need bind sentences"):
         LanguageSpec(type_probs=(0.5, 0.2, 0.1, 0.0, 0.2))
 

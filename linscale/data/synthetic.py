@@ -174,8 +174,12 @@ class LanguageSpec:
             raise DataError(f"data.fresh_query_prob: expected a number in [0, 1), got {self.fresh_query_prob!r}")
         if not 0 <= self.stickiness < 1:
             raise DataError(f"data.stickiness: expected a number in [0, 1), got {self.stickiness!r}")
-        if self.doc_len is not None and (not isinstance(self.doc_len, int) or self.doc_len < 1):
+        if self.doc_len is not None and (not isinstance(self.doc_len, int) or isinstance(self.doc_len, bool)
+                                         or self.doc_len < 1):
             raise DataError(f"data.doc_len: expected a positive integer or null, got {self.doc_len!r}")
+        # numpy seeds the world with it: a negative seed was its "expected non-negative integer" traceback
+        if not isinstance(self.world_seed, int) or isinstance(self.world_seed, bool) or self.world_seed < 0:
+            raise DataError(f"data.world_seed: expected a whole number >= 0, got {self.world_seed!r}")
         object.__setattr__(self, "type_probs", probs)
 
     @classmethod
