@@ -299,7 +299,8 @@ class ChapterParameters(dict):
         rows = []
         for name, value in self.items():
             note = (f"set for this run; default <code>{html.escape(_literal(self.defaults[name]))}</code>"
-                    if name in changed and name in self.defaults else "default" if self.defaults else "")
+                    if name in changed and name in self.defaults else "set for this run" if name in changed
+                    else "default" if self.defaults else "")
             rows.append(f"<tr><td><code>{html.escape(name)}</code></td>"
                         f"<td><code>{html.escape(_literal(value))}</code></td><td>{note}</td></tr>")
         # a notebook run away from its source has no defaults to compare with: say so, not "all defaults"

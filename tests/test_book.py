@@ -1201,3 +1201,14 @@ def test_the_downstream_page_of_llama_alone_compares_with_no_linear_model(tmp_pa
     assert values["the_default_study"].endswith(", with all four architectures drawn,")
     roles = glued_markdown(out)["role_findings"]
     assert "only softmax attention" not in roles and "(this page shows no linear model)" in roles
+
+
+
+def test_a_parameter_without_a_default_is_shown_as_set_for_this_run():
+    """A value whose name the chapter's defaults lack (a source older than the run) is the run's own: the
+    table said "default" beside it, and its summary named it as set."""
+    params = book.ChapterParameters("training", {"loss": "val_loss", "archs": ["tnl"]}, {"loss": "val_loss"})
+    html = params._repr_html_()
+    assert "1 set for this run: archs" in html
+    row = html[html.index("<code>archs</code>"):].split("</tr>")[0]
+    assert "set for this run" in row and "<td>default</td>" not in row
