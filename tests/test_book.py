@@ -1203,6 +1203,63 @@ def test_the_downstream_page_of_llama_alone_compares_with_no_linear_model(tmp_pa
     assert "only softmax attention" not in roles and "(this page shows no linear model)" in roles
 
 
+# ----------------------------------------------------------------------------- mutation audit (fast)
+
+
+def test_the_smoke_parameters_go_only_to_chapters_that_declare_them_and_never_name_the_preset():
+    """The smoke study's live measurements reach the chapters that take them; ``preset`` stays the caller's."""
+    assert book.preset_parameters("cpu") == {} and book.preset_parameters(None) == {}
+    assert book.preset_parameters("smoke", ["architectures"]) == {"contexts": [32, 128, 512]}
+    efficiency = book.preset_parameters("smoke", ["efficiency"])
+    assert efficiency == {"seq_lens": [64, 128, 256], "tokens_per_batch": 512, "repeats": 2}
+    assert "preset" not in book.preset_parameters("smoke")
+
+
+def test_a_tuple_parameter_is_handed_on_as_a_list():
+    """papermill writes a tuple into the injected cell as a string ("('tnl', 'llama')"), so a chapter given
+    archs=("tnl", "llama") from Python would have read one string; validation hands on a list."""
+    defaults = book.default_parameters("architectures")
+    checked = book.validate_parameters("architectures", **{**defaults, "archs": ("tnl", "llama"), "contexts": (64,)})
+    assert checked["archs"] == ["tnl", "llama"] and type(checked["archs"]) is list and type(checked["contexts"]) is list
+
+
+def test_list_and_name_parameters_refuse_what_would_fail_inside_the_chapter():
+    defaults = book.default_parameters("architectures")
+    with pytest.raises(ConfigError, match=r"parameter contexts: must be a non-empty list of positive integers"):
+        book.validate_parameters("architectures", **{**defaults, "contexts": []})
+    with pytest.raises(ConfigError, match=r"parameter seed: must be >= 0, got -1"):
+        book.validate_parameters("architectures", **{**defaults, "seed": -1})
+    assert book.validate_parameters("architectures", **{**defaults, "seed": 0})["seed"] == 0
+    training = book.default_parameters("training")
+    with pytest.raises(ConfigError, match=r"parameter preset: must be a preset name \(a folder under results_dir\)"):
+        book.validate_parameters("training", **{**training, "preset": "smoke/runs"})
+
+
+def test_a_preset_file_of_ones_own_may_end_in_yml():
+    assert book._known_preset("mine.yml") is None and book._known_preset("mine.yaml") is None
+    assert "must be a preset" in book._known_preset("nosuch")
+
+
+def test_a_chapter_missing_a_parameter_is_refused_in_one_line():
+    defaults = book.default_parameters("architectures")
+    del defaults["seed"]
+    with pytest.raises(ConfigError, match=r"^chapter architectures: parameter\(s\) seed not set$"):
+        book.validate_parameters("architectures", **defaults)
+
+
+def test_the_chapters_own_check_lets_private_names_through_and_runs_away_from_an_unreadable_source(monkeypatch):
+    """A chapter's kernel may hold private names (``_``, ``_tmp``); a source it cannot read (an OSError, not
+    only a missing file) leaves the page's table without defaults rather than a traceback."""
+    namespace = {**book.default_parameters("architectures"), "_": 3, "_tmp": "x"}
+    assert book.check_parameters("architectures", namespace).changed() == []
+
+    def unreadable(chapter, notebooks=book.NOTEBOOKS):
+        raise PermissionError(13, "Permission denied", str(notebooks))
+
+    monkeypatch.setattr(book, "default_parameters", unreadable)
+    params = book.check_parameters("architectures", namespace)
+    assert params.defaults == {} and "the chapter&#x27;s defaults are not known here" in params._repr_html_()
+
 
 def test_a_parameter_without_a_default_is_shown_as_set_for_this_run():
     """A value whose name the chapter's defaults lack (a source older than the run) is the run's own: the
@@ -1212,3 +1269,18 @@ def test_a_parameter_without_a_default_is_shown_as_set_for_this_run():
     assert "1 set for this run: archs" in html
     row = html[html.index("<code>archs</code>"):].split("</tr>")[0]
     assert "set for this run" in row and "<td>default</td>" not in row
+
+
+def test_a_glued_range_ignores_missing_values():
+    """An architecture without a value (NaN) is left out of the range, not read as "nan to nan"."""
+    assert book.value_range([0.91, float("nan"), 1.18], ".2f") == "0.91 to 1.18"
+
+
+def test_a_chapter_source_without_its_parameters_cell_is_one_line(tmp_path):
+    """A source without a cell tagged parameters was a StopIteration traceback in default_parameters."""
+    (tmp_path / "mine.md").write_text("---\nkernelspec:\n  name: python3\n  display_name: Python 3\n---\n\n# Mine\n\n"
+                                      "```{code-cell} ipython3\nx = 1\n```\n")
+    with pytest.raises(ConfigError, match=r"mine\.md: expected exactly one cell tagged 'parameters', found 0"):
+        book.default_parameters("mine", tmp_path)
+    with pytest.raises(ConfigError, match=r"chapter: no source .*absent\.md"):
+        book.read_chapter_source("absent", tmp_path)
