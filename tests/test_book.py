@@ -1284,3 +1284,76 @@ def test_a_chapter_source_without_its_parameters_cell_is_one_line(tmp_path):
         book.default_parameters("mine", tmp_path)
     with pytest.raises(ConfigError, match=r"chapter: no source .*absent\.md"):
         book.read_chapter_source("absent", tmp_path)
+
+
+def test_only_a_chapter_that_interprets_the_cpu_study_notes_its_exercises_on_another_studys_page(tmp_path, monkeypatch):
+    """The note under the exercises ("written for the published study") belongs to the chapters whose prose
+    reads the cpu study; the synthetic language's page of the smoke study describes the smoke study's own."""
+    def run_notebook(source, out, parameters, cwd, timeout, log_output):
+        nbformat.write(nbformat.read(source, as_version=4), out)
+
+    monkeypatch.setattr(book, "run_notebook", run_notebook)
+    notes = {}
+    for chapter in ("synthetic_language", "training"):
+        out = book.execute_chapter(chapter, {"preset": "smoke"}, out_dir=tmp_path)
+        notes[chapter] = sum("These exercises were written for the published study" in c.source
+                             for c in nbformat.read(out, as_version=4).cells)
+    assert notes == {"synthetic_language": 0, "training": 1}
+
+
+def test_the_exercises_note_always_names_an_option_that_points_at_the_study_shown():
+    """The cpu preset's folder seen from elsewhere is named by its folder (the note read "add `` to ...")."""
+    assert "add `--results-dir results` to its" in book.exercises_note("cpu", "results")
+    assert "add `--preset smoke` to its" in book.exercises_note("smoke", "results")
+    assert "add `--preset smoke --results-dir /x` to its" in book.exercises_note("smoke", "/x")
+
+
+def test_a_hidden_cell_that_shows_a_figure_parts_two_left_out_passages():
+    """A code cell whose input is hidden but whose output is a figure is read between two left-out passages,
+    so each gets its note; one that only glues values (the page shows them elsewhere) does not part them."""
+    def cell(text, tag=None):
+        return nbformat.v4.new_markdown_cell(text, metadata={"tags": [tag]} if tag else {})
+
+    def code(outputs):
+        made = nbformat.v4.new_code_cell("plot()", metadata={"tags": ["hide-input"]})
+        made.outputs = outputs
+        return made
+
+    figure = nbformat.v4.new_output("display_data", data={"image/png": "iVBOR"})
+    glue = nbformat.v4.new_output("display_data", data={"text/plain": "1"}, metadata={"scrapbook": {"name": "n"}})
+    tag = book.READS_THE_CPU_STUDY
+    nb = nbformat.v4.new_notebook(cells=[cell("a", tag), code([figure]), cell("b", tag)])
+    book.leave_out_cpu_readings(nb)
+    assert [c.source for c in nb.cells] == [book.LEFT_OUT_NOTE, "plot()", book.LEFT_OUT_AGAIN_NOTE]
+    nb = nbformat.v4.new_notebook(cells=[cell("a", tag), code([glue]), cell("b", tag)])
+    book.leave_out_cpu_readings(nb)
+    assert [c.source for c in nb.cells] == [book.LEFT_OUT_NOTE, "plot()"]
+
+
+def test_a_studys_architectures_are_shown_in_the_chapters_order(monkeypatch):
+    """The chapters' colours and rows follow their default order, whatever order the study's --set named."""
+    monkeypatch.setattr(book, "_trained_archs", lambda preset, results_dir, cwd=book.ROOT: ["hgrn2", "llama"])
+    assert book.study_archs({"preset": "smoke"}) == ["llama", "hgrn2"]
+    monkeypatch.setattr(book, "_trained_archs", lambda preset, results_dir, cwd=book.ROOT: ["tnl", "cosformer2",
+                                                                                            "hgrn2", "llama"])
+    assert book.study_archs({"preset": "smoke"}) is None  # all four, in another order: the default
+
+
+def test_archs_given_for_the_book_win_over_the_studys_own(monkeypatch, tmp_path):
+    """`linscale book -p archs [tnl]` on a study of two architectures shows TNL alone; without it, the two."""
+    seen = {}
+    monkeypatch.setattr(book, "study_archs", lambda parameters, notebooks, cwd: ["llama", "tnl"])
+    monkeypatch.setattr(book, "check_results", lambda parameters, chapters, cwd=book.ROOT: None)
+    monkeypatch.setattr(book, "execute_chapter", lambda chapter, own, **kw: seen.setdefault(chapter, []).append(own))
+    book.execute_book({"preset": "smoke", "archs": ["tnl"]}, chapters=["training", "architectures"], out_dir=tmp_path)
+    book.execute_book({"preset": "smoke"}, chapters=["training", "architectures"], out_dir=tmp_path)
+    assert seen["training"] == [{"preset": "smoke", "archs": ["tnl"]}, {"preset": "smoke", "archs": ["llama", "tnl"]}]
+    assert seen["architectures"] == [{"archs": ["tnl"]}, {}]  # shows no trained runs: its own default
+
+
+def test_the_accounting_chapter_needs_no_runs_of_its_study(tmp_path):
+    """The accounting chapter tabulates a preset's grid (with a study's --set overrides where there are any):
+    `linscale book --chapter accounting --preset paper` must not ask for the paper study's results first."""
+    book.check_results({"preset": "paper", "results_dir": str(tmp_path)}, ["accounting"])
+    with pytest.raises(ConfigError, match=r"no results of preset 'paper'"):
+        book.check_results({"preset": "paper", "results_dir": str(tmp_path)}, ["training"])
