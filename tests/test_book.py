@@ -1357,3 +1357,37 @@ def test_the_accounting_chapter_needs_no_runs_of_its_study(tmp_path):
     book.check_results({"preset": "paper", "results_dir": str(tmp_path)}, ["accounting"])
     with pytest.raises(ConfigError, match=r"no results of preset 'paper'"):
         book.check_results({"preset": "paper", "results_dir": str(tmp_path)}, ["training"])
+
+
+def test_the_html_build_rebuilds_every_page_with_warnings_as_errors(monkeypatch, tmp_path):
+    """Every page is rebuilt (--all: a page whose chapter changed under an unchanged source was left stale), and
+    a warning stops the build (-W); all_pages=False leaves Sphinx's incremental build."""
+    import subprocess
+
+    commands = []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **k: commands.append((cmd, k["cwd"]))
+                        or subprocess.CompletedProcess(cmd, 0))
+    assert book.build_html(tmp_path) == tmp_path / "_build" / "html"
+    book.build_html(tmp_path, all_pages=False)
+    (first, cwd), (second, _) = commands
+    assert cwd == tmp_path and "-W" in first and "--all" in first and "--all" not in second
+    assert first[first.index("--config") + 1] == "_config.yml"
+
+
+def test_html_checker_follows_folder_links_to_their_index_and_reads_encoded_anchors(tmp_path):
+    """A link to a folder is a link to its index.html (a folder without one is broken, and the anchor is
+    looked up in it); an anchor written percent-encoded names the id it decodes to."""
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "index.html").write_text('<main id="top"></main>')
+    (tmp_path / "index.html").write_text('<main id="café"><a href="sub/#top">a</a><a href="sub/#nope">b</a>'
+                                         '<a href="empty/">c</a><a href="#caf%C3%A9">d</a></main>')
+    problems = book.check_html(tmp_path, chapters=[])
+    assert sorted(problems) == ["index.html: broken anchor sub/#nope", "index.html: broken link empty/"]
+
+
+def test_the_table_of_contents_names_a_chapter_with_or_without_its_extension(tmp_path):
+    toc = tmp_path / "_toc.yml"
+    toc.write_text("format: jb-book\nroot: intro\nparts:\n- chapters:\n  - file: chapters/training.ipynb\n"
+                   "  - file: chapters/findings\n  - file: glossary\n")
+    assert book.toc_chapters(toc) == ["training", "findings"]
