@@ -259,7 +259,8 @@ def plot_flops_per_token(flops: pd.DataFrame) -> plt.Figure:
     set_style()
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     sns.lineplot(flops.assign(architecture=flops["arch"].map(arch_label)), x="seq_len", y="flops_per_token",
-                 hue="architecture", style="architecture", markers=True, dashes=False,
+                 hue="architecture", style="architecture", dashes=False,
+                 markers={arch_label(a): ARCH_MARKERS.get(a, "o") for a in _archs_in(flops)},
                  palette=arch_palette(_archs_in(flops)), ax=ax)
     _logx(ax, "context length n (tokens)", flops["seq_len"])
     _log_axis(ax, "y", None, "training FLOPs per token")
@@ -273,6 +274,16 @@ def _law_points(fit, law: str = "L(C)") -> pd.DataFrame:
     """The envelope points of an approach-1 LawFit for one law, with an ``arch`` column."""
     points = fit.points[fit.points["law"] == law]
     return points.rename(columns={"group": "arch"})
+
+
+def _size_shades(colour, n: int) -> list:
+    """``n`` shades of ``colour``, light (smallest size) through the colour itself to a dark one (largest),
+    evenly: a light palette that ended at the colour left the largest sizes' lines nearly alike."""
+    import matplotlib.colors as mc
+
+    rgb = np.array(mc.to_rgb(colour))
+    light, dark = rgb + (1 - rgb) * 0.75, rgb * 0.45
+    return [tuple(rgb)] if n == 1 else [tuple(c) for c in sns.blend_palette([light, rgb, dark], n_colors=n)]
 
 
 def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_loss", fit=None) -> plt.Figure:
@@ -290,7 +301,7 @@ def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_l
         part = runs[runs["arch"] == arch]
         sizes = part.groupby("size")["params"].first().sort_values().index.tolist()
         names = sizes if len(sizes) > len(names) else names
-        shades = sns.light_palette(ARCH_COLORS.get(arch, "grey"), n_colors=len(sizes) + 2)[2:]
+        shades = _size_shades(ARCH_COLORS.get(arch, "grey"), len(sizes))
         for size, shade in zip(sizes, shades):
             curve = part[part["size"] == size].sort_values(x)
             curve = curve[curve[x] > 0]
@@ -306,7 +317,7 @@ def plot_loss_curves(runs: pd.DataFrame, x: str = "tokens", loss: str = "train_l
         ax.set_ylabel(loss.replace("_", " ") + " (nats/token)" if i % 2 == 0 else "")
     # One legend for all panels: the shade is the size (light: smallest), in grey, since each panel
     # shades its own colour.
-    greys = sns.light_palette("black", n_colors=len(names) + 2)[2:]
+    greys = _size_shades("dimgrey", len(names))  # shaded as the panels are: light, the grey, dark
     handles = [plt.Line2D([], [], color=g, lw=2) for g in greys]
     labels = [str(name) for name in names]
     labels[0] += " (smallest)"
@@ -404,9 +415,10 @@ def plot_niah_heatmaps(niah: pd.DataFrame, value: str = "score", vmin: float = 0
                                                       aggfunc="mean")
         image = ax.imshow(grid.to_numpy(), vmin=vmin, vmax=vmax, cmap="RdYlGn", aspect="auto", origin="upper")
         ax.grid(False)
-        # every context length labelled when they fit (up to eight), else every other one counted
-        # from the longest, which a reader looks for first ("worse the longer the haystack"); depths as percents
-        step = 1 if len(grid.columns) <= 8 else 2
+        # every context length labelled when they fit (up to six; at eight, 112 and 128 touched in a half-width
+        # panel), else every other one counted from the longest, which a reader looks for first ("worse the
+        # longer the haystack"); depths as percents
+        step = 1 if len(grid.columns) <= 6 else 2
         ticks = list(range(len(grid.columns) - 1, -1, -step))[::-1]
         ax.set_xticks(ticks, [f"{grid.columns[j]:g}" for j in ticks])
         ax.set_yticks(range(len(grid.index)), [f"{d:.0f}" for d in grid.index])
@@ -438,7 +450,6 @@ def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> p
         ax.set_yticks([])
         return _finish(fig)
     archs = _archs_in(summary)
-    data = summary.assign(architecture=summary["arch"].map(arch_label))
     order = [arch_label(a) for a in archs]
     for i, arch in enumerate(archs):
         mean = float(summary.loc[summary["arch"] == arch, "loss"].mean())
@@ -446,8 +457,12 @@ def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> p
             ax.fill_between([i - 0.3, i + 0.3], mean * (1 - tolerance / 2), mean * (1 + tolerance / 2),
                             color="grey", alpha=0.2, lw=0)
         ax.plot([i - 0.3, i + 0.3], [mean, mean], color=ARCH_COLORS.get(arch), lw=1.5)
-    sns.stripplot(data, x="architecture", y="loss", hue="architecture", order=order, hue_order=order,
-                  palette=arch_palette(archs), size=6, jitter=0.15, legend=False, ax=ax)
+    for i, arch in enumerate(archs):  # the seeds side by side at fixed offsets: a random jitter drew a
+        losses = summary.loc[summary["arch"] == arch, "loss"].to_numpy(dtype=float)  # new figure every build
+        offsets = np.linspace(-0.15, 0.15, len(losses)) if len(losses) > 1 else np.zeros(len(losses))
+        ax.scatter(i + offsets, losses, s=36, color=ARCH_COLORS.get(arch), zorder=3)
+    ax.set_xticks(range(len(order)), order)
+    ax.set_xlim(-0.5, len(order) - 0.5)
     ax.set_xlabel("")
     ax.set_ylabel("final loss (nats/token)")
     return _finish(fig)
@@ -482,6 +497,13 @@ def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, 
         ax.scatter(n, [trend.sd(x) for x in n], marker="x", color="black", zorder=4)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    # the noise as percents (0.2%, 0.5%, 1%: the table below and the prose give percents), 2 and 5 within a
+    # decade: decade ticks alone labelled only 10^-3 and 10^-2 over data from 0.08% to 1.4%
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{100 * v:.3g}%"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
     if trend is not None and grid:  # the sizes' names on a top axis: beside the line the dots overprinted them
         top = ax.secondary_xaxis("top")
         top.set_xticks(list(grid.values()), labels=[str(name) for name in grid], fontsize=TICK_PT)
@@ -548,7 +570,7 @@ def plot_grouped_bars(df: pd.DataFrame, x: str, y: str, ylabel: str, chance: flo
     fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     data = df.assign(architecture=df["arch"].map(arch_label))
     sns.barplot(data, x=x, y=y, hue="architecture", palette=arch_palette(_archs_in(df)),
-                hue_order=[arch_label(a) for a in _archs_in(df)], ax=ax)
+                hue_order=[arch_label(a) for a in _archs_in(df)], saturation=1, ax=ax)  # the book's colours
     if baseline is not None and baseline in df:
         _level_per_group(ax, df, x, baseline, baseline_label, color="dimgrey", ls="--", lw=1.5)
     if isinstance(chance, str):

@@ -390,6 +390,39 @@ def test_seed_spread_marks_each_mean_with_a_band_of_the_tolerance_around_it():
     assert (ys.min(), ys.max()) == pytest.approx((2.2 * 0.95, 2.2 * 1.05))
 
 
+def test_figures_keep_the_books_colours_markers_and_draw_the_same_every_time():
+    """Sizes shaded light to dark through the colour (the largest darker than it, neighbours apart: a light
+    palette ending at the colour left s4-s6 alike), bars in the palette's own colours (seaborn mutes them to 75%
+    saturation), each architecture's marker in the FLOPs figure (seaborn's own were x, square and +), the
+    seed dots at fixed places (a random jitter drew a new figure every build), the noise in percents."""
+    import matplotlib.colors as mc
+
+    runs = pd.DataFrame({"arch": "tnl", "size": [f"s{i}" for i in range(1, 7)], "params": range(1, 7),
+                         "tokens": 1e6, "train_loss": 2.0})
+    shades = [sum(mc.to_rgb(line.get_color())) for line in plotting.plot_loss_curves(runs).axes[0].get_lines()]
+    assert shades[-1] < sum(mc.to_rgb(plotting.ARCH_COLORS["tnl"])) - 0.3 and min(-np.diff(shades)) > 0.15
+    bars = pd.DataFrame({"arch": ["llama", "tnl"], "task": "recall", "score": [0.5, 0.4]})
+    fills = {mc.to_hex(p.get_facecolor()) for p in plotting.plot_grouped_bars(bars, "task", "score", "acc").axes[0].patches
+             if p.get_height() > 0}
+    assert fills == {mc.to_hex(plotting.ARCH_COLORS[a]) for a in ("llama", "tnl")}
+    flops = pd.DataFrame({"arch": ["tnl", "tnl", "hgrn2", "hgrn2"], "seq_len": [512, 1024] * 2,
+                          "flops_per_token": [1e9, 1.1e9, 1.2e9, 1.3e9]})
+    markers = {line.get_label(): line.get_marker() for line in plotting.plot_flops_per_token(flops).axes[0].get_lines()
+               if line.get_label() in ("TNL", "HGRN2")}
+    assert markers == {"TNL": plotting.ARCH_MARKERS["tnl"], "HGRN2": plotting.ARCH_MARKERS["hgrn2"]}
+    seeds = pd.DataFrame({"arch": ["llama"] * 3 + ["tnl"] * 2, "loss": [2.0, 2.1, 2.2, 2.3, 2.4]})
+    dots = [np.asarray(c.get_offsets()) for c in plotting.plot_seed_spread(seeds).axes[0].collections
+            if len(c.get_offsets())]
+    again = [np.asarray(c.get_offsets()) for c in plotting.plot_seed_spread(seeds).axes[0].collections
+             if len(c.get_offsets())]
+    assert [d.tolist() for d in dots] == [d.tolist() for d in again]
+    assert dots[0][:, 0].tolist() == pytest.approx([-0.15, 0.0, 0.15]) and dots[1][:, 0].tolist() == [0.85, 1.15]
+    cells = pd.DataFrame({"arch": ["llama", "tnl"], "params": [1e3, 1e4], "sd": [0.001, 0.012], "runs": [2, 3]})
+    ax = plotting.plot_noise_trend(cells).axes[0]
+    ax.figure.canvas.draw()
+    assert {"0.2%", "0.5%", "1%"} <= {t.get_text() for t in ax.get_yticklabels()}
+
+
 def test_niah_heatmaps_put_context_across_and_depth_down_with_chance_on_the_key():
     """Each heatmap's columns are the context lengths (x, labelled so) and its rows the depths; the chance
     level is a line on the colour bar."""
@@ -401,8 +434,9 @@ def test_niah_heatmaps_put_context_across_and_depth_down_with_chance_on_the_key(
     assert [t.get_text() for t in ax.get_xticklabels()] == ["32", "128", "512"]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["0", "50"]
     assert [list(line.get_ydata()) for line in bar.get_lines()] == [[0.25, 0.25]]
-    # the study's eight lengths are all labelled; more are labelled every other one, always with the longest
-    for lengths, labelled in ((range(16, 129, 16), list(range(16, 129, 16))),
+    # six lengths are all labelled; more (the study's eight, whose 112 and 128 touched in a half-width panel)
+    # every other one, always with the longest
+    for lengths, labelled in ((range(16, 97, 16), list(range(16, 97, 16))), (range(16, 129, 16), [32, 64, 96, 128]),
                               (range(16, 161, 16), [32, 64, 96, 128, 160])):
         many = pd.DataFrame({"arch": "llama", "context": list(lengths), "depth": 0, "score": 0.5})
         ax = plotting.plot_niah_heatmaps(many).axes[0]
