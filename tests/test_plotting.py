@@ -402,8 +402,8 @@ def test_figures_keep_the_books_colours_markers_and_draw_the_same_every_time():
     shades = [sum(mc.to_rgb(line.get_color())) for line in plotting.plot_loss_curves(runs).axes[0].get_lines()]
     assert shades[-1] < sum(mc.to_rgb(plotting.ARCH_COLORS["tnl"])) - 0.3 and min(-np.diff(shades)) > 0.15
     bars = pd.DataFrame({"arch": ["llama", "tnl"], "task": "recall", "score": [0.5, 0.4]})
-    fills = {mc.to_hex(p.get_facecolor()) for p in plotting.plot_grouped_bars(bars, "task", "score", "acc").axes[0].patches
-             if p.get_height() > 0}
+    drawn = plotting.plot_grouped_bars(bars, "task", "score", "acc").axes[0].patches
+    fills = {mc.to_hex(p.get_facecolor()) for p in drawn if p.get_height() > 0}
     assert fills == {mc.to_hex(plotting.ARCH_COLORS[a]) for a in ("llama", "tnl")}
     flops = pd.DataFrame({"arch": ["tnl", "tnl", "hgrn2", "hgrn2"], "seq_len": [512, 1024] * 2,
                           "flops_per_token": [1e9, 1.1e9, 1.2e9, 1.3e9]})

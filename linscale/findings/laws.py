@@ -334,8 +334,9 @@ def split_sentence(residuals: pd.DataFrame, noise: float) -> str:
         return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
 
     by_size = residuals.pivot_table(index="size", columns="arch", values="residual")
-    parts = [f"{size} sits above it in {listed(row.index[row > noise])} and below it in {listed(row.index[row < -noise])}"
-             for size, row in by_size.iterrows() if str(size) in sizes_split(residuals, noise)]
+    split = sizes_split(residuals, noise)
+    parts = [f"{size} sits above it in {listed(row.index[row > noise])} and below it in "
+             f"{listed(row.index[row < -noise])}" for size, row in by_size.iterrows() if str(size) in split]
     return "; ".join(parts)
 
 
