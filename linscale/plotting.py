@@ -452,15 +452,15 @@ def plot_seed_spread(summary: pd.DataFrame, tolerance: float | None = None) -> p
     archs = _archs_in(summary)
     order = [arch_label(a) for a in archs]
     for i, arch in enumerate(archs):
-        mean = float(summary.loc[summary["arch"] == arch, "loss"].mean())
+        losses = summary.loc[summary["arch"] == arch, "loss"]
+        mean = float(losses.mean())
         if tolerance is not None and np.isfinite(tolerance):
             ax.fill_between([i - 0.3, i + 0.3], mean * (1 - tolerance / 2), mean * (1 + tolerance / 2),
                             color="grey", alpha=0.2, lw=0)
         ax.plot([i - 0.3, i + 0.3], [mean, mean], color=ARCH_COLORS.get(arch), lw=1.5)
-    for i, arch in enumerate(archs):  # the seeds side by side at fixed offsets: a random jitter drew a
-        losses = summary.loc[summary["arch"] == arch, "loss"].to_numpy(dtype=float)  # new figure every build
+        # the seeds side by side at fixed offsets: a random jitter drew a new figure at every build
         offsets = np.linspace(-0.15, 0.15, len(losses)) if len(losses) > 1 else np.zeros(len(losses))
-        ax.scatter(i + offsets, losses, s=36, color=ARCH_COLORS.get(arch), zorder=3)
+        ax.scatter(i + offsets, losses.to_numpy(dtype=float), s=36, color=ARCH_COLORS.get(arch), zorder=3)
     ax.set_xticks(range(len(order)), order)
     ax.set_xlim(-0.5, len(order) - 0.5)
     ax.set_xlabel("")
