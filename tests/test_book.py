@@ -349,6 +349,11 @@ def test_a_chapter_narrowed_to_one_linear_architecture_keeps_its_reference(tmp_p
     assert "the same TNL width" in said["train_vs_utilisation"] and "Its step is" in said["train_vs_utilisation"]
     for gpu in ("gpu_kernel_speed", "gpu_mfu", "gpu_paper", "gpu_kernel_bandwidth"):
         assert "TNL" in said[gpu] and not re.search(r"LLaMA|HGRN2|cosFormer2", said[gpu]), (gpu, said[gpu])
+    # one architecture's counts and ranges: not "all 1 of 1 architectures learn" or "within 0.39-0.39%"; the
+    # decoding rounds keep LLaMA's ratio after the shortest prompt (read from the whole report)
+    assert said["gpu_paper"].startswith("TNL learns in 20 steps")
+    assert not re.search(r"within (\d[\d.]*)-\1%", said["gpu_lightning"]), said["gpu_lightning"]
+    assert "(LLaMA's " in said["decode_rounds"], said["decode_rounds"]
     assert "TNL" in said["batched_rounds"] and "HGRN2" not in said["batched_rounds"]
     # LLaMA alone: the linear mixers' figures are the report's, not NaN; no kernel of ours to show
     values = glued(book.execute_chapter("efficiency", {**params, "archs": ["llama"]}, out_dir=tmp_path / "llama"))
@@ -408,7 +413,12 @@ def test_a_page_narrowed_to_one_architecture_says_only_what_holds_for_it(tmp_pat
     laws = text("scaling_laws")
     assert laws["loss_exp_text"].startswith("Our loss exponent is ") and "cosFormer2" not in laws["loss_exp_text"]
     assert laws["a_pattern"].startswith("In TNL, the one architecture shown")
+    # the pairs where the larger model ends ahead, the count the leads are read among (it said "of 20" pairs)
+    assert re.match(r"Where the larger model ends ahead \((\d) of (\d) pairs\)", laws["crossover_noise"])
     probes, every = text("law_probes"), text("law_probes", book.ARCHITECTURES)
+    # the LR probe's scope is its own (two architectures), whatever the page shows; one architecture's count
+    assert "(the learning rate's level on the two it covered)" in probes["probes_by_verdict"]
+    assert probes["depth_wide_wins"].startswith("TNL (final validation loss")
     assert [probes[g] for g in ("embed_verdicts", "embed_e", "embed_holdout", "misfit_below")] == \
         [every[g] for g in ("embed_verdicts", "embed_e", "embed_holdout", "misfit_below")]
     training = text("training")
