@@ -152,7 +152,7 @@ class LanguageSpec:
         for name in ("n_first", "n_last", "n_relations", "n_objects", "objects_per_relation", "n_adj",
                      "n_noun", "n_verb", "n_vars", "n_values"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            if not _whole(value, 1):
                 raise DataError(f"data.{name}: expected a positive integer, got {value!r}")
         if self.objects_per_relation > self.n_objects:
             raise DataError(f"data.objects_per_relation: {self.objects_per_relation} > n_objects={self.n_objects}")
@@ -174,11 +174,10 @@ class LanguageSpec:
             raise DataError(f"data.fresh_query_prob: expected a number in [0, 1), got {self.fresh_query_prob!r}")
         if not 0 <= self.stickiness < 1:
             raise DataError(f"data.stickiness: expected a number in [0, 1), got {self.stickiness!r}")
-        if self.doc_len is not None and (not isinstance(self.doc_len, int) or isinstance(self.doc_len, bool)
-                                         or self.doc_len < 1):
+        if self.doc_len is not None and not _whole(self.doc_len, 1):
             raise DataError(f"data.doc_len: expected a positive integer or null, got {self.doc_len!r}")
         # numpy seeds the world with it: a negative seed was its "expected non-negative integer" traceback
-        if not isinstance(self.world_seed, int) or isinstance(self.world_seed, bool) or self.world_seed < 0:
+        if not _whole(self.world_seed, 0):
             raise DataError(f"data.world_seed: expected a whole number >= 0, got {self.world_seed!r}")
         object.__setattr__(self, "type_probs", probs)
 
@@ -188,6 +187,11 @@ class LanguageSpec:
         names = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: (tuple(v) if k == "type_probs" else v) for k, v in data.items() if k in names}
         return cls(**kwargs)
+
+
+def _whole(value, least: int) -> bool:
+    """Whether ``value`` is an integer of at least ``least``, a YAML true or false being no count."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def _pseudo_words(n: int, seed: int = 12345, exclude=()) -> list[str]:
