@@ -86,15 +86,40 @@ def _panels(n: int, height_per_row: float = 2.6, sharey: bool = False, sharex: b
     return fig, flat[:n]
 
 
-def _plain(value: float) -> str:
-    """A tick label as a reader writes the number: 64, 0.5, 2.5, 1e+05 only when it must."""
+def _needs_power(value: float) -> bool:
+    return value != 0 and (abs(value) >= 1e4 or abs(value) < 1e-2)
+
+
+def _plain(value: float, power: bool | None = None) -> str:
+    """A tick label as a reader writes the number: 64, 0.5, 2.5, 10^5 only when it must (``power``: write
+    it as a power of ten whatever its size, so that one axis reads in one notation)."""
     if value == 0:
         return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-2:
+    if _needs_power(value) if power is None else power:
         exponent = math.floor(math.log10(abs(value)))
         mantissa = value / 10 ** exponent
         return f"$10^{{{exponent}}}$" if abs(mantissa - 1) < 1e-9 else f"${mantissa:.3g}\\times10^{{{exponent}}}$"
     return f"{value:.4g}"
+
+
+def _axis_numbers():
+    """A tick formatter that writes every label of one axis in one notation: plainly, or all as powers of ten
+    when any label it shows must be one (an axis read 500, 1000, 2000, 5000, 10^4 mixed the two)."""
+    from matplotlib.ticker import Formatter
+
+    class AxisNumbers(Formatter):
+        power = False
+
+        def set_locs(self, locs):
+            super().set_locs(locs)
+            low, high = sorted(self.axis.get_view_interval()) if self.axis is not None else (-np.inf, np.inf)
+            shown = [v for v in locs if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
+            self.power = any(_needs_power(v) for v in shown)
+
+        def __call__(self, value, pos=None):
+            return _plain(value, self.power)
+
+    return AxisNumbers()
 
 
 def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> None:
@@ -103,7 +128,7 @@ def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> No
     values and say them; otherwise matplotlib's decade ticks, plus 2 and 5 within a decade when the
     axis spans less than two decades, so at least two ticks are labelled. Minor ticks are unlabelled
     (their labels collide)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
+    from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter
 
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
@@ -122,7 +147,7 @@ def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> No
         decades = math.log10(high / low) if low > 0 and high > low else 0
         subs = (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
         axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: _plain(v)))
+    axis.set_major_formatter(_axis_numbers())
     axis.set_minor_formatter(NullFormatter())
     if label is not None:
         (ax.set_xlabel if which == "x" else ax.set_ylabel)(label)

@@ -692,6 +692,22 @@ def test_ten_thousand_reads_as_a_power_of_ten():
     assert [plotting._plain(v) for v in (9999, 1e4, 3e4)] == ["9999", "$10^{4}$", "$3\\times10^{4}$"]
 
 
+def test_one_log_axis_reads_in_one_notation():
+    """An axis from 500 to 20000 read "500, 1000, 2000, 5000, $10^4$": once one label it shows must be a
+    power of ten, all are; an axis whose labels are all plain stays plain."""
+    import matplotlib.pyplot as plt
+
+    for values, powers in (([500, 600, 20000], True), ([63.71, 91.23, 2011.5], False)):  # decade ticks, 2 and 5
+        fig, ax = plt.subplots(figsize=(6, 3), dpi=plotting.DPI)
+        ax.plot(values, range(3))
+        plotting._log_axis(ax, "x", values)
+        fig.canvas.draw()
+        labels = [t.get_text() for t in ax.get_xticklabels() if t.get_text() and plotting._within_axis(ax, "x", t)]
+        assert ("$10^{3}$" if powers else "1000") in labels and len(labels) >= 3, labels
+        assert all(label.startswith("$") == powers for label in labels), labels
+        plt.close(fig)
+
+
 def test_three_panels_leave_no_empty_fourth():
     """Panels come two to a row; a third architecture's row has no empty frame beside it."""
     niah = pd.DataFrame({"arch": ["llama", "tnl", "hgrn2"], "context": 64, "depth": 0, "score": 0.5})
