@@ -47,6 +47,7 @@ import pandas as pd
 
 from linscale import flops
 from linscale.config import ConfigError
+from linscale.laws.data import LawsInputError
 from linscale.laws.suite import FitSettings, common_compute_range, crossovers, fit_suite
 
 VERSION = 6  # bumped when the check's rules, or the wording of its reasons, change (the study redoes a stored check)
@@ -226,7 +227,12 @@ def _budgets(points: pd.DataFrame, n: int = 12) -> np.ndarray:
     from linscale.laws.data import prepare_runs
 
     table = prepare_runs(points.assign(loss=1.0).drop(columns=["train_loss"], errors="ignore"), loss_column="loss")
-    return default_budgets(table, n)
+    try:
+        return default_budgets(table, n)
+    except LawsInputError:  # approach 2's wording would blame one method for what stops every one
+        raise ConfigError(f"sizes: the design check needs a compute range that the runs of three sizes span; "
+                          f"the runs of this grid's {table['params'].nunique()} size(s) span none, so no law can "
+                          "be identified on it") from None
 
 
 def estimate(fit, law: str, parameter: str, group: str) -> float:
@@ -278,11 +284,12 @@ def check_design(preset: str | dict, overrides=(), a_values=A_VALUES, replicates
     ``noise``: relative sds (default: the preset's ``design.noise``, else ``DEFAULT_NOISE``). ``archs``:
     which architectures' grids to check (default: all; their sizes and FLOP accounting differ)."""
     preset, points_all, noise = simulation_inputs(preset, overrides, noise)
-    warmup = int(points_all["warmup_steps"].max())
-    # approach 1 inside the FLOPs every architecture of the grid spans, as the study fits it
-    settings = FitSettings(entropy=None, max_loss=None, warmup_steps=warmup, n_refine=n_refine,
-                           methods=("approach1", "approach2", "approach3", "approach3_fixed_e"),
-                           compute_range=common_compute_range(points_all, warmup))
+    # the rows the study fits (its warmup and unigram-entropy cuts: a check that kept rows the study drops
+    # could call a law identified that the study's own fit cannot see), approach 1 inside the FLOPs every
+    # architecture of the grid spans
+    base = fit_settings(preset, bootstrap=0)
+    settings = dataclasses.replace(base, n_refine=n_refine, methods=METHODS,
+                                   compute_range=common_compute_range(points_all, base.warmup_steps))
     rows, crossing = [], []
     rng = np.random.default_rng(seed)
     for arch in archs or preset["archs"]:

@@ -1,12 +1,15 @@
 """The design check (linscale.design): simulated grids, known laws, the study's own fits."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from linscale.config import ConfigError
 from linscale.probes import benchmark_script
 from linscale.design import (A_VALUES, ENVELOPE, Law, check_design, checked_by, fit_settings, grid_points,
                              holdout_bounds, holdout_expectation, reference_law, simulate, true_allocation)
@@ -959,6 +962,37 @@ def test_check_design_pivots_its_variants_at_the_central_compute_and_simulates_e
         assert got == pytest.approx(want, rel=1e-9)
     assert len(check.draws) == 4 and list(check.draws["replicate"]) == [0, 1, 0, 1]
     assert set(check.crossings["law"]) == {"a = 0.5", "reference"}
+
+
+def test_the_check_fits_the_rows_the_study_fits(monkeypatch):
+    """The check's fits drop what the study's drop (its warmup and the language's unigram entropy, from
+    fit_settings) and read approach 1 inside the grid's common compute: a check that kept rows the study
+    drops could call a law identified that the study's own fit cannot see. Only the law's E and the
+    check's own starts and methods differ."""
+    from linscale import design
+    from linscale.laws.suite import common_compute_range
+
+    seen = []
+    monkeypatch.setattr(design, "_recovered", lambda runs, settings, arch: seen.append(settings) or dict(
+        approach1_a=0.5, approach2_a=0.5, approach2_budgets=3, approach3_a=0.5, approach3_fixed_e_a=0.5,
+        approach3_E=1.3))
+    check_design("cpu", replicates=1, archs=["tnl"], a_values=(0.5,), n_refine=3)
+    study = fit_settings("cpu", bootstrap=0)
+    assert study.max_loss is not None and study.warmup_steps > 0
+    expected = dataclasses.replace(study, n_refine=3, methods=design.METHODS,
+                                   compute_range=common_compute_range(grid_points("cpu"), study.warmup_steps))
+    assert seen and all(dataclasses.replace(s, entropy=study.entropy) == expected for s in seen)
+    assert [s.entropy for s in seen] == [design.true_law(resolve_preset("cpu"), "tnl").E] * len(seen)
+
+
+def test_a_grid_without_three_overlapping_sizes_is_refused_in_words_of_the_grid():
+    """Two sizes span no compute range three sizes share: the check says so of the grid's sizes (it said
+    "approach2: no compute budget is spanned by ...", a reason the study then gave every method)."""
+    preset = copy.deepcopy(resolve_preset("cpu"))
+    preset["sizes"] = {k: preset["sizes"][k] for k in ("s2", "s3")}
+    preset["context_size"] = "s3"
+    with pytest.raises(ConfigError, match=r"^sizes: the design check needs .* this grid's 2 size\(s\) span none"):
+        check_design(preset, replicates=1, archs=["tnl"])
 
 
 def _law_fit(estimates: dict, diagnostics=None):
