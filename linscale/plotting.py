@@ -99,7 +99,7 @@ def _plain(value: float, power: bool | None = None) -> str:
         exponent = math.floor(math.log10(abs(value)))
         mantissa = value / 10 ** exponent
         return f"$10^{{{exponent}}}$" if abs(mantissa - 1) < 1e-9 else f"${mantissa:.3g}\\times10^{{{exponent}}}$"
-    return f"{value:.4g}"
+    return f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
 
 
 def _axis_numbers():
@@ -128,7 +128,7 @@ def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> No
     values and say them; otherwise matplotlib's decade ticks, plus 2 and 5 within a decade when the
     axis spans less than two decades, so at least two ticks are labelled. Minor ticks are unlabelled
     (their labels collide)."""
-    from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter
+    from matplotlib.ticker import FixedLocator, FuncFormatter, LogLocator, NullFormatter
 
     axis = ax.xaxis if which == "x" else ax.yaxis
     (ax.set_xscale if which == "x" else ax.set_yscale)("log")
@@ -136,10 +136,15 @@ def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> No
     logs = np.log10(distinct) if distinct else np.array([])
     spread = len(distinct) > 1 and np.diff(logs).min() >= 0.06 * (logs[-1] - logs[0])
     round_values = all(v.is_integer() or v == float(f"{v:.3g}") for v in distinct)
+    # whole numbers under 10^5 (context lengths 512 .. 16384) are written out when they are the ticks
+    whole = bool(distinct) and all(v.is_integer() for v in distinct) and distinct[-1] < 1e5
     # labels that fit side by side in a panel (six parameter counts such as 3712, 130896 do not)
-    short = sum(len(_plain(v)) for v in distinct) <= 24
+    short = sum(len(_plain(v, False if whole else None)) for v in distinct) <= 24
+    formatter = _axis_numbers()
     if 1 < len(distinct) <= 8 and spread and round_values and short:
         axis.set_major_locator(FixedLocator(distinct))
+        if whole:
+            formatter = FuncFormatter(lambda v, _: _plain(v, power=False))
     else:
         low, high = (ax.get_xlim() if which == "x" else ax.get_ylim())
         if distinct:
@@ -147,7 +152,7 @@ def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> No
         decades = math.log10(high / low) if low > 0 and high > low else 0
         subs = (1.0, 2.0, 5.0) if decades < 2 else (1.0,)
         axis.set_major_locator(LogLocator(base=10, subs=subs, numticks=8))
-    axis.set_major_formatter(_axis_numbers())
+    axis.set_major_formatter(formatter)
     axis.set_minor_formatter(NullFormatter())
     if label is not None:
         (ax.set_xlabel if which == "x" else ax.set_ylabel)(label)

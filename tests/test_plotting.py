@@ -694,7 +694,8 @@ def test_ten_thousand_reads_as_a_power_of_ten():
 
 def test_one_log_axis_reads_in_one_notation():
     """An axis from 500 to 20000 read "500, 1000, 2000, 5000, $10^4$": once one label it shows must be a
-    power of ten, all are; an axis whose labels are all plain stays plain."""
+    power of ten, all are; an axis whose labels are all plain stays plain; whole numbers under 10^5 that
+    are the ticks themselves (context lengths up to 16384) are written out."""
     import matplotlib.pyplot as plt
 
     for values, powers in (([500, 600, 20000], True), ([63.71, 91.23, 2011.5], False)):  # decade ticks, 2 and 5
@@ -706,6 +707,13 @@ def test_one_log_axis_reads_in_one_notation():
         assert ("$10^{3}$" if powers else "1000") in labels and len(labels) >= 3, labels
         assert all(label.startswith("$") == powers for label in labels), labels
         plt.close(fig)
+    lengths = [512, 1024, 2048, 4096, 8192, 16384]  # context lengths are ticks, written out as numbers
+    fig, ax = plt.subplots(figsize=(6, 3), dpi=plotting.DPI)
+    ax.plot(lengths, range(6))
+    plotting._log_axis(ax, "x", lengths)
+    fig.canvas.draw()
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(n) for n in lengths]
+    plt.close(fig)
 
 
 def test_three_panels_leave_no_empty_fourth():
