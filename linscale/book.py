@@ -42,6 +42,7 @@ from typing import Any, Callable
 import numpy as np
 
 from linscale.config import ARCHITECTURES, ConfigError
+from linscale.config import NUMBER_WORDS, number_word, value_range  # noqa: F401  (re-exported for the chapters)
 from linscale.processes import end_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository (editable install)
@@ -385,14 +386,6 @@ def glue(name: str, value: Any, display: bool = False) -> None:
     myst_glue(name, value, display=display)
 
 
-NUMBER_WORDS = "no one two three four five six seven eight nine ten eleven twelve".split()
-
-
-def number_word(n: int) -> str:
-    """A count as prose: ``"no"``, ``"one"`` ... ``"twelve"``, digits above (for glued counts)."""
-    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
-
-
 def all_of(n: int, noun: str = "") -> str:
     """A glued count of the architectures shown: "both" for two, else "all four" (``number_word``), the
     noun (singular) made plural after it; one is "the one" ("all one architectures" read as a slip).
@@ -413,18 +406,6 @@ def and_list(items) -> str:
     """
     items = [str(item) for item in items]
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
-
-
-def value_range(values, spec: str, sep: str = " to ") -> str:
-    """The smallest and largest of ``values`` as prose, each formatted with ``spec``; one number where
-    both read the same (a chapter narrowed to one architecture said "in 83% to 83% of studies").
-
-    >>> value_range([0.91, 1.18], ".2f"), value_range([0.83, 0.831], ".0%")
-    ('0.91 to 1.18', '83%')
-    """
-    values = np.asarray(list(values), dtype=float)
-    low, high = format(np.nanmin(values), spec), format(np.nanmax(values), spec)
-    return low if low == high else f"{low}{sep}{high}"
 
 
 # ----------------------------------------------------------------------------- execution

@@ -30,6 +30,30 @@ def arch_label(arch: str) -> str:
     return ARCH_LABELS.get(arch, arch)
 
 
+# Counts and ranges as the book's prose writes them: here, below both the chapters' glue (linscale.book) and
+# the sentences linscale.findings builds, so that findings need not import the book for them
+NUMBER_WORDS = "no one two three four five six seven eight nine ten eleven twelve".split()
+
+
+def number_word(n: int) -> str:
+    """A count as prose: ``"no"``, ``"one"`` ... ``"twelve"``, digits above (for glued counts)."""
+    return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
+
+
+def value_range(values, spec: str, sep: str = " to ") -> str:
+    """The smallest and largest of ``values`` as prose, each formatted with ``spec``; one number where
+    both read the same (a chapter narrowed to one architecture said "in 83% to 83% of studies").
+
+    >>> value_range([0.91, 1.18], ".2f"), value_range([0.83, 0.831], ".0%")
+    ('0.91 to 1.18', '83%')
+    """
+    import numpy as np  # here, not at the top: this module stays importable without NumPy's import time
+
+    values = np.asarray(list(values), dtype=float)
+    low, high = format(np.nanmin(values), spec), format(np.nanmax(values), spec)
+    return low if low == high else f"{low}{sep}{high}"
+
+
 class ConfigError(ValueError):
     """A configuration value is missing or out of range; the message names the field."""
 
