@@ -576,3 +576,28 @@ def test_sizes_are_ordered_by_their_median_parameters():
 
     runs = pd.DataFrame({"size": ["s10", "s2", "s1", "s10", "s2"], "params": [900, 50, 10, 1100, 40]})
     assert inputs.size_order(runs) == ["s1", "s2", "s10"]
+
+
+# The crossovers table's pairs for the crossed-behind sentence: TNL's s2 crosses and ends 0.03% behind, HGRN2's s3
+# crosses and ends 2% behind, LLaMA's s2 never crosses, cosFormer2's s4 crosses and ends ahead
+CROSSOVERS = pd.DataFrame({"arch": ["tnl", "hgrn2", "llama", "cosformer2"], "small": ["s1", "s2", "s1", "s3"],
+                           "large": ["s2", "s3", "s2", "s4"], "crossover": [1.5e12, 2e12, float("nan"), 3e12],
+                           "gap_at_end": [0.0003, 0.02, 0.01, -0.01]})
+
+
+def test_a_pair_that_crosses_and_ends_behind_reads_level_under_its_noise_or_by_how_far_above():
+    """Only pairs that cross and end behind are named; without a seeds ablation a gap under 0.05% is level
+    and says that no noise was measured, with one a gap under the pair's bound is level inside it."""
+    no_noise = findings.crossed_behind_sentence(CROSSOVERS, [])
+    assert no_noise == ("A pair can cross and still not end ahead: TNL's s2 falls below its s1 at 1.50e+12 FLOPs and "
+                        "ends level with it (under 0.05%: this study measured no seed noise); HGRN2's s3 falls below "
+                        "its s2 at 2.00e+12 FLOPs and ends +2.0% above it.")
+    measured = findings.crossed_behind_sentence(CROSSOVERS, [0.001, 0.01, 0.05, 0.05])
+    assert measured == ("A pair can cross and still not end ahead: TNL's s2 falls below its s1 at 1.50e+12 FLOPs and "
+                        "ends level with it, inside the seed noise; HGRN2's s3 falls below its s2 at 2.00e+12 FLOPs "
+                        "and ends +2.0% above it.")
+    assert "HGRN2's s3 falls below its s2 at 2.00e+12 FLOPs and ends level with it, inside the seed noise." in \
+        findings.crossed_behind_sentence(CROSSOVERS, [0.001, 0.03, 0.05, 0.05])  # 2% under a 3% bound
+    assert findings.crossed_behind_sentence(CROSSOVERS.iloc[2:], []) == ""  # none crossed and ended behind
+    assert findings.crossed_behind_sentence(CROSSOVERS.iloc[:0], []) == ""
+    assert findings.crossed_behind_sentence(None, []) == ""  # no crossovers table

@@ -340,6 +340,34 @@ def split_sentence(residuals: pd.DataFrame, noise: float) -> str:
     return "; ".join(parts)
 
 
+# where no seeds ablation measured the noise, a larger model behind the smaller by less than this reads as level
+LEVEL_WITHOUT_NOISE = 0.0005
+
+
+def crossed_behind_sentence(cross: pd.DataFrame | None, bounds) -> str:
+    """The pairs of neighbouring sizes whose larger model falls below the smaller one and still ends behind
+    it, in words ("" where none): a pair can cross and come back. ``cross``: the crossovers table (arch,
+    small, large, crossover in FLOPs or NaN where the pair never crosses, gap_at_end: the larger's loss over
+    the smaller's minus one where their runs stop overlapping); ``bounds``: each row's seed-noise bound on
+    that gap (relative), or empty where no seeds ablation measured the noise. A gap under its bound (under
+    0.05% without one) ends "level with it"; a larger one is given in percent."""
+    from linscale.config import arch_label
+
+    if cross is None or not len(cross):
+        return ""
+    noise_measured = len(bounds) > 0
+    bounded = cross.assign(bound=list(bounds) if noise_measured else LEVEL_WITHOUT_NOISE)
+    behind = bounded[bounded["crossover"].notna() & (bounded["gap_at_end"] > 0)]
+    if not len(behind):
+        return ""
+    level = ("level with it, inside the seed noise" if noise_measured else
+             "level with it (under 0.05%: this study measured no seed noise)")
+    return "A pair can cross and still not end ahead: " + "; ".join(
+        f"{arch_label(r.arch)}'s {r.large} falls below its {r.small} at {r.crossover:.2e} FLOPs and ends "
+        + (level if r.gap_at_end < r.bound else f"{r.gap_at_end:+.1%} above it")
+        for r in behind.itertuples()) + "."
+
+
 def refit_misfit(runs: pd.DataFrame, preset: dict) -> tuple[float, pd.DataFrame, float]:
     """Approach 3 with E fixed (the study's fit settings, no bootstrap) on one architecture's runs: its
     allocation exponent a, each run's mean log residual (:func:`run_residuals`) and their sd over runs
