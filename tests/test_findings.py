@@ -601,3 +601,29 @@ def test_a_pair_that_crosses_and_ends_behind_reads_level_under_its_noise_or_by_h
     assert findings.crossed_behind_sentence(CROSSOVERS.iloc[2:], []) == ""  # none crossed and ended behind
     assert findings.crossed_behind_sentence(CROSSOVERS.iloc[:0], []) == ""
     assert findings.crossed_behind_sentence(None, []) == ""  # no crossovers table
+
+
+def _context_spread() -> pd.DataFrame:
+    """loss_spread over contexts: TNL lowest at 256 (2.0% spread), cosFormer2 lowest at 64 (2.6%, the largest)."""
+    summary = pd.concat([_final("tnl", [2.04, 2.02, 2.00], by="seq_len", values=[64, 128, 256]),
+                         _final("cosformer2", [1.90, 1.92, 1.95], by="seq_len", values=[64, 128, 256])],
+                        ignore_index=True)
+    return findings.loss_spread(summary, "seq_len").set_index("arch")
+
+
+def test_the_raw_context_losses_are_read_against_how_far_the_bayes_loss_moves():
+    """The Bayes loss moving more than any raw loss: the raw ranking is the languages'; moving less: part of it.
+    The ranking is "another" or "the same" as the excess's, and the loss named is the one read."""
+    spread, bayes_text = _context_spread(), "1.355 nats at 64 tokens, 1.311 at 256, 3.3% apart"
+    assert findings.context_raw_sentence(spread, {"cosformer2": 256, "tnl": 256}, 0.033, bayes_text) == (
+        "The raw training loss, of the last training batch, would suggest another ranking (lowest at cosFormer2 64, "
+        "TNL 256), but the Bayes loss of those tokens changes with the context more than any model's raw loss does: "
+        "1.355 nats at 64 tokens, 1.311 at 256, 3.3% apart, while the largest raw spread across contexts, "
+        "cosFormer2's, is 2.6%. That ranking measures the languages, not the models.")
+    assert findings.context_raw_sentence(spread, {"cosformer2": 64, "tnl": 256}, 0.01, bayes_text, loss="val_loss") == (
+        "The raw validation loss would suggest the same best contexts (lowest at cosFormer2 64, TNL 256), but the "
+        "Bayes loss of those tokens changes with the context too, if less than any model's raw loss does: "
+        "1.355 nats at 64 tokens, 1.311 at 256, 3.3% apart, while the largest raw spread across contexts, "
+        "cosFormer2's, is 2.6%. So part of that ranking measures the languages rather than the models.")
+    assert findings.context_raw_sentence(spread, {}, float("nan"), "not recorded in this study") == ""  # no Bayes loss
+    assert findings.context_raw_sentence(spread.iloc[:0], {}, 0.033, bayes_text) == ""  # no context ablation

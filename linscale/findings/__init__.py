@@ -52,7 +52,8 @@ from linscale.findings.downstream import (AT_CHANCE_MARGIN, BINDER_BUCKETS, BIND
                                           retrieval_long, role_contributions, role_finals, split_at_largest_gap,
                                           with_chance)
 from linscale.findings.ablations import (ACCURACY_LABELS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
-                                         ablation_summary, accuracy_noise, context_size_words, loss_spread,
+                                         ablation_summary, accuracy_noise, context_raw_sentence,
+                                         context_size_words, loss_spread,
                                          noise_against_prediction, read_ablation, seed_noise, seed_tolerance,
                                          size_seeds_words)
 from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, allocation_claims, claims_from_results,

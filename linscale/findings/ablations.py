@@ -3,6 +3,7 @@ measures (:class:`Tolerances` for the chapters' tables; :class:`linscale.finding
 the verdicts), and how far a setting moves the loss."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -235,6 +236,32 @@ def loss_spread(summary: pd.DataFrame, by: str) -> pd.DataFrame:
     columns = ["arch", "settings", f"best_{by}", "best_loss", f"worst_{by}", "worst_loss", "spread"]
     return pd.DataFrame(rows, columns=columns)  # keeps its columns when the study ran no ablations
 
+
+def context_raw_sentence(spread: pd.DataFrame, best_excess: dict, bayes_spread: float, bayes_text: str,
+                         loss: str = "train_loss") -> str:
+    """Why the context ablation's raw losses are not compared, in words ("" without them or without a Bayes
+    spread): what the raw loss would rank (each architecture's context of lowest raw loss, ``spread``:
+    :func:`loss_spread` by ``seq_len``, indexed by arch), against ``best_excess`` (arch -> the context of
+    lowest loss above the Bayes loss) and against how far the Bayes loss of those tokens moves across the
+    contexts (``bayes_spread``, highest over lowest minus one; ``bayes_text`` those losses in words). Read
+    on ``loss``: train_loss (the last training batch's) or val_loss."""
+    from linscale.config import arch_label
+
+    if not len(spread) or not math.isfinite(bayes_spread):
+        return ""
+    raw_best = {arch: int(row.best_seq_len) for arch, row in spread.iterrows()}
+    raw_spread = float(spread["spread"].max())
+    language_more = bayes_spread > raw_spread
+    return (f"The raw {'training loss, of the last training batch,' if loss == 'train_loss' else 'validation loss'} "
+            f"would suggest {'another ranking' if raw_best != best_excess else 'the same best contexts'} "
+            f"(lowest at {', '.join(f'{arch_label(a)} {n}' for a, n in raw_best.items())}),"
+            f" but the Bayes loss of those tokens changes with the context "
+            f"{'more than' if language_more else 'too, if less than'} any model's raw loss does: "
+            f"{bayes_text}, while the largest raw spread across contexts, "
+            f"{arch_label(str(spread['spread'].idxmax()))}'s, is {raw_spread:.1%}. "
+            # a Bayes spread under the raw one ("as much as" was said of it) leaves part of the ranking the models'
+            + ("That ranking measures the languages, not the models." if language_more else
+               "So part of that ranking measures the languages rather than the models."))
 
 def noise_against_prediction(runs: pd.DataFrame, column: str, predicted_sd: float, predicted_dof: int) -> dict:
     """Check a noise model's sd at a size against runs of that size it was not estimated from.
