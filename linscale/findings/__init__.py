@@ -25,7 +25,7 @@ from linscale.findings.laws import (CONTEXT_DOES_NOT, CONTEXT_EXPLAINS, COOLDOWN
                                     UNIFORM_DOES_NOT, UNIFORM_EXPLAINS, WINDOW_DOES_NOT, WINDOW_EXPLAINS, FitAttempt,
                                     allocation_exponents, common_compute, compute_gap_decades, context_probe,
                                     context_verdict, cooldown_probe, cooldown_verdict, crossed_behind_sentence,
-                                    depth_probe, depth_verdict, embedding_probe, embedding_verdict,
+                                    depth_probe, depth_verdict, e_miss_reading, embedding_probe, embedding_verdict,
                                     envelope_at,
                                     form_probe, form_verdict, heads_probe, heads_verdict, holdout_against_design,
                                     holdout_reach, interval_probe, irreducible_vs_bayes, knowledge_probe,

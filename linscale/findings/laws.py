@@ -845,6 +845,43 @@ def holdout_reach(folder, method: str = "approach3_fixed_e") -> dict | None:
             "e_fixed": fixed_levels(found["e_per_arch"], e_all_four)}
 
 
+def e_miss_reading(alone: pd.DataFrame, measured: pd.DataFrame, n_missed: int, misses: str) -> str:
+    """The real fits' misses of the entropy (approach 3, E free) read against the hold-out probe's simulated
+    studies (:func:`holdout_reach`'s ``e_per_arch``), in Markdown: ``alone`` the rows of the architectures
+    shown at the design noise alone (arch, within: the share of studies with E within 5%, median_abs_error),
+    ``measured`` those where whole sizes also miss the law by their measured misfit (median_abs_error);
+    ``n_missed`` how many of the architectures shown miss the entropy by more than 5%, ``misses`` those
+    misses in words. "" where no architecture shown was simulated (nothing to read them against)."""
+    from linscale.config import arch_label, number_word, value_range
+
+    if not len(alone):
+        return ""
+    sim_error = value_range(alone["median_abs_error"], ".1%")
+    if not n_missed:
+        return (f"None of the architectures shown misses the entropy by more than 5% (a simulated study misses "
+                f"by a median of {sim_error} with the design noise alone)." if len(alone) > 1 else
+                f"{arch_label(alone['arch'].iloc[0])}'s E does not miss the entropy by more than 5% (a simulated "
+                f"study misses by a median of {sim_error} with the design noise alone).")
+    if len(alone) > 1:
+        # how often a simulated study misses E for as many architectures as the real one does, or more, if the
+        # architectures miss independently: by_count[k], the chance of exactly k misses among those so far
+        by_count = [1.0]
+        for p_in in alone["within"]:
+            by_count = [a * p_in + b * (1 - p_in) for a, b in zip(by_count + [0.0], [0.0] + by_count)]
+        as_many = (f"If the architectures miss independently, {number_word(n_missed)} or more of the "
+                   f"{number_word(len(alone))} miss in {sum(by_count[n_missed:]):.0%} of studies.")
+    else:  # one architecture shown: its own rate (a count would read "one or more of the one miss")
+        as_many = (f"{arch_label(alone['arch'].iloc[0])}'s E misses in {1 - float(alone['within'].iloc[0]):.0%} "
+                   "of simulated studies.")
+    return (f"{as_many} What sets the real misses apart is how far they miss: {misses}, while a simulated study "
+            f"misses by a median of {sim_error} with the design noise alone, and of "
+            f"{value_range(measured['median_abs_error'], '.1%')} when whole sizes also miss the law by their "
+            "measured misfit (\"Three approaches, one allocation\"). Misses of that size say that the real runs "
+            "pin $E$ down less well than the simulated ones: their losses depart from $E + A/N^\\alpha + B/D^\\beta$. "
+            "Their fitted $E$ is then a fitting constant, not the entropy of the language; the width of its interval "
+            "in the figure shows how loosely the runs hold it.")
+
+
 def lr_probe(folder) -> dict | None:
     """What benchmarks/probe_lr_misfit.py found (its CSV tables in ``folder``), or None without them:
     whether the preset's learning-rate rule is why whole sizes miss their law.
