@@ -251,17 +251,23 @@ def context_raw_sentence(spread: pd.DataFrame, best_excess: dict, bayes_spread: 
         return ""
     raw_best = {arch: int(row.best_seq_len) for arch, row in spread.iterrows()}
     raw_spread = float(spread["spread"].max())
-    language_more = bayes_spread > raw_spread
+    same = raw_best == best_excess
+    # compared as printed: two spreads that read the same are said to move as much as each other
+    moves = ("as much as" if f"{bayes_spread:.1%}" == f"{raw_spread:.1%}" else
+             "more than" if bayes_spread > raw_spread else "too, if less than")
+    # a Bayes spread under the raw one ("as much as" was said of it) leaves part of the ranking the models'
+    languages = "the languages, not the models" if moves == "more than" else \
+        "the languages as well as the models" if moves == "as much as" else "the languages rather than the models"
+    reading = (f"It agrees here, but its differences measure {languages}." if same else
+               f"That ranking measures {languages}." if moves == "more than" else
+               f"So part of that ranking measures {languages}.")
     return (f"The raw {'training loss, of the last training batch,' if loss == 'train_loss' else 'validation loss'} "
-            f"would suggest {'another ranking' if raw_best != best_excess else 'the same best contexts'} "
+            f"would suggest {'the same best contexts' if same else 'another ranking'} "
             f"(lowest at {', '.join(f'{arch_label(a)} {n}' for a, n in raw_best.items())}),"
-            f" but the Bayes loss of those tokens changes with the context "
-            f"{'more than' if language_more else 'too, if less than'} any model's raw loss does: "
+            f" but the Bayes loss of those tokens changes with the context {moves} any model's raw loss does: "
             f"{bayes_text}, while the largest raw spread across contexts, "
-            f"{arch_label(str(spread['spread'].idxmax()))}'s, is {raw_spread:.1%}. "
-            # a Bayes spread under the raw one ("as much as" was said of it) leaves part of the ranking the models'
-            + ("That ranking measures the languages, not the models." if language_more else
-               "So part of that ranking measures the languages rather than the models."))
+            f"{arch_label(str(spread['spread'].idxmax()))}'s, is {raw_spread:.1%}. {reading}")
+
 
 def noise_against_prediction(runs: pd.DataFrame, column: str, predicted_sd: float, predicted_dof: int) -> dict:
     """Check a noise model's sd at a size against runs of that size it was not estimated from.
