@@ -42,7 +42,8 @@ from typing import Any, Callable
 import numpy as np
 
 from linscale.config import ARCHITECTURES, ConfigError
-from linscale.config import NUMBER_WORDS, number_word, value_range  # noqa: F401  (re-exported for the chapters)
+# re-exported for the chapters (book.and_list, ...): they live below findings, whose sentences use them too
+from linscale.config import NUMBER_WORDS, and_list, number_word, value_range  # noqa: F401
 from linscale.processes import end_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository (editable install)
@@ -396,16 +397,6 @@ def all_of(n: int, noun: str = "") -> str:
     if n == 1:
         return f"the one {noun}".rstrip()
     return ("both" if n == 2 else f"all {number_word(n)}") + (f" {noun}s" if noun else "")
-
-
-def and_list(items) -> str:
-    """Items joined as prose: ``"a"``, ``"a and b"``, ``"a, b and c"`` (``""`` for none), for glued lists.
-
-    >>> and_list(["LLaMA", "TNL", "HGRN2"])
-    'LLaMA, TNL and HGRN2'
-    """
-    items = [str(item) for item in items]
-    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 # ----------------------------------------------------------------------------- execution

@@ -30,7 +30,7 @@ def arch_label(arch: str) -> str:
     return ARCH_LABELS.get(arch, arch)
 
 
-# Counts and ranges as the book's prose writes them: here, below both the chapters' glue (linscale.book) and
+# Counts, lists and ranges as the book's prose writes them: here, below both the chapters' glue (linscale.book) and
 # the sentences linscale.findings builds, so that findings need not import the book for them
 NUMBER_WORDS = "no one two three four five six seven eight nine ten eleven twelve".split()
 
@@ -38,6 +38,16 @@ NUMBER_WORDS = "no one two three four five six seven eight nine ten eleven twelv
 def number_word(n: int) -> str:
     """A count as prose: ``"no"``, ``"one"`` ... ``"twelve"``, digits above (for glued counts)."""
     return NUMBER_WORDS[n] if 0 <= n < len(NUMBER_WORDS) else str(n)
+
+
+def and_list(items) -> str:
+    """Items joined as prose: ``"a"``, ``"a and b"``, ``"a, b and c"`` (``""`` for none), for glued lists.
+
+    >>> and_list(["LLaMA", "TNL", "HGRN2"])
+    'LLaMA, TNL and HGRN2'
+    """
+    items = [str(item) for item in items]
+    return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
 def value_range(values, spec: str, sep: str = " to ") -> str:

@@ -326,12 +326,11 @@ def split_sentence(residuals: pd.DataFrame, noise: float) -> str:
     "s1 sits above it in HGRN2 and below it in LLaMA, TNL and cosFormer2" ("" where no size is split). An
     architecture within ``noise`` of its law is on neither side. A reader is told which, not "in some".
     """
-    from linscale.config import ARCHITECTURES, arch_label
+    from linscale.config import ARCHITECTURES, and_list, arch_label
 
     def listed(archs) -> str:  # in the book's order of architectures, then any other by name
         order = {a: i for i, a in enumerate(ARCHITECTURES)}
-        names = [arch_label(a) for a in sorted(archs, key=lambda a: (order.get(a, len(order)), a))]
-        return ", ".join(names[:-1]) + " and " + names[-1] if len(names) > 1 else "".join(names)
+        return and_list(arch_label(a) for a in sorted(archs, key=lambda a: (order.get(a, len(order)), a)))
 
     by_size = residuals.pivot_table(index="size", columns="arch", values="residual")
     split = sizes_split(residuals, noise)
