@@ -1173,6 +1173,21 @@ def test_a_corpus_without_a_training_row_is_one_line(tmp_path):
         build_datamodule(_data(tmp_path / "corpus.jsonl", tmp_path, val_fraction=0.5), 16, 4)
 
 
+def test_a_validation_text_too_short_for_a_row_is_named_not_the_training_text(tmp_path):
+    """A long train.txt beside a valid.txt of two words: the message named the training text and its
+    thousands of tokens as 'too short for one training and one validation sequence'."""
+    words = " ".join(f"word{i % 50}" for i in range(2000))
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "train.txt").write_text(words, encoding="utf-8")
+    (tmp_path / "folder" / "valid.txt").write_text("hello world", encoding="utf-8")
+    with pytest.raises(DataError, match=r"^data.path: the validation text, .+\(valid.txt\), has \d+ tokens, too short"):
+        build_datamodule(_data(tmp_path / "folder", tmp_path), 16, 4)
+    (tmp_path / "valid.txt").write_text("hello world", encoding="utf-8")
+    with pytest.raises(DataError, match="^data.val_path: the validation text, .+valid.txt, has"):
+        data = _data(tmp_path / "folder" / "train.txt", tmp_path, val_path=str(tmp_path / "valid.txt"))
+        build_datamodule(data, 16, 4)
+
+
 def test_a_streamed_module_asked_again_for_an_earlier_batch_reads_it_again(corpus):
     """One module whose loader starts over (a second fit, or a resume in the same process) is asked for a
     batch other than its stream's next: the batch is read again, not the stream's next one served."""

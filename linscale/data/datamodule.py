@@ -399,6 +399,10 @@ class TextDataModule(_Base):
                      f"the last {self.val_fraction:.0%} of the tokens of {train.describe()} (fewer than "
                      f"{2 * self._every} documents)")
         available = self.val_shards.count("validation") // width
+        if self._n_train_rows >= 1 and available < 1:  # the training text is long enough: name the short part
+            role = self.splits.validation.role if self.splits.validation is not None else "path"
+            raise DataError(f"data.{role}: the validation text, {where}, has {self.val_shards.count('validation'):,} "
+                            f"tokens, too short for one validation sequence of seq_len + 1 = {width} tokens")
         if self._n_train_rows < 1 or available < 1:
             raise DataError(f"data.path: corpus {train.describe()} has {n_tok + self.shards.count('validation'):,} "
                             f"tokens, too short for one training and one validation sequence of seq_len + 1 = "
