@@ -733,6 +733,7 @@ def run_study(options: StudyOptions) -> int:
     if not stages:  # an empty --stages ran every stage (some 200 s on the smoke preset, 45 min on cpu)
         raise ConfigError(f"--stages: empty; expected some of {', '.join(STAGES)} (or leave it out for all)")
     overrides = tuple(options.overrides)
+    _check_text_stages(options.preset, overrides, stages)  # before an overrides file is written
     runs_dir, results_dir = Path(options.runs_dir), Path(options.results_dir)
     results = results_dir / options.preset
     if overrides:
@@ -765,6 +766,23 @@ def run_study(options: StudyOptions) -> int:
         _log(f"stage {stage}: {time.perf_counter() - stage_start:.0f} s")
     _log(f"done in {time.perf_counter() - start:.0f} s")
     return status
+
+
+def _check_text_stages(preset: str, overrides: tuple[str, ...], stages: tuple[str, ...]) -> None:
+    """Refuse, before anything trains, the stages a study of real text cannot run: the eval stage's suites
+    ask about the synthetic language's world, the book's downstream, ablations and findings chapters read
+    their scores, and its synthetic-language chapter has no language to show (a text study trained its
+    whole grid, then stopped at eval)."""
+    from linscale.train.settings import resolve_preset
+
+    source = (resolve_preset(preset, list(overrides)).get("data") or {}).get("source", "synthetic")
+    refused = [stage for stage in ("eval", "book") if stage in stages]
+    if source != "synthetic" and refused:
+        what = f"the {' and '.join(refused)} stage{'s need' if len(refused) > 1 else ' needs'}"
+        raise ConfigError(f"--stages: preset {preset} trains on {source} (data.source), and {what} the synthetic "
+                          f"language; expected "
+                          f"--stages design,sweep,fits (evaluate text with `linscale eval SWEEP --suites \"\" "
+                          f"--tasks TASK --include_path DIR`)")
 
 
 def _record_overrides(results: Path, preset: str, overrides: tuple[str, ...]) -> tuple[str, ...]:

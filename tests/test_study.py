@@ -245,6 +245,20 @@ def test_a_study_runs_from_python_with_the_options_of_its_command_line(tmp_path,
     assert parsed == StudyOptions("smoke", jobs=2, overrides=("train.seed=1",))
 
 
+def test_a_study_of_real_text_refuses_the_eval_and_book_stages_before_anything_trains(tmp_path, monkeypatch):
+    """The eval stage's suites need the synthetic language: a text study trained its whole grid, then
+    stopped at eval; now it is one line naming the stages it can run, and nothing is written."""
+    from linscale.presets import USER_PRESETS_ENV
+    from linscale.study import StudyOptions, run_study
+
+    monkeypatch.setenv(USER_PRESETS_ENV, "")
+    folders = dict(runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
+    for stages, refused in ((None, "the eval and book stages need"), ("sweep,book", "the book stage needs")):
+        with pytest.raises(ConfigError, match=f"^--stages: preset text trains on text .+{refused} .+design,sweep,fits"):
+            run_study(StudyOptions("text", stages=stages, overrides=("data.path=corpus",), **folders))
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_preset_names_the_ablations_its_study_trains_by_default():
     from linscale.study import ABLATIONS, default_ablations
 
