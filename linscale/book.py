@@ -909,6 +909,13 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
             if source not in (None, "synthetic"):
                 raise ConfigError(f"parameter preset: {values['preset']} trains on {source} (data.source); chapter "
                                   f"synthetic_language shows the synthetic language of a preset such as cpu or smoke")
+        if chapter in READS_SUITES and not (folder / "eval.parquet").exists():
+            source = _data_source(values["preset"])  # a text study has no such scores: its kernel said "run study"
+            if source not in (None, "synthetic"):
+                raise ConfigError(f"parameter preset: {values['preset']} trains on {source} (data.source); chapter "
+                                  f"{chapter} reads the linscale suites' scores (eval.parquet), which need the "
+                                  f"synthetic language; expected --chapter of {', '.join(TEXT_CHAPTERS)} "
+                                  f"with --no-html")
         given = preset_argument(values["preset"])  # a file of one's own by its path, as linscale study takes it
         if not (folder / "runs.parquet").exists():
             from linscale.presets import available_presets
@@ -950,6 +957,10 @@ def _data_source(preset: str) -> str | None:
 NEEDS_NO_RUNS = ("accounting",)
 # the chapters that read the study's stored fits (results/<preset>/fits/)
 READS_FITS = ("training", "scaling_laws", "law_probes", "findings")
+# the chapters that read the linscale suites' scores (results/<preset>/eval.parquet): none on real text
+READS_SUITES = ("downstream", "ablations", "findings")
+# the chapters a study of real text executes (the book's HTML links the others, so it is not built)
+TEXT_CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "efficiency", "law_probes")
 
 
 # ----------------------------------------------------------------------------- build and check

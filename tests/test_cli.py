@@ -634,6 +634,23 @@ def test_a_chapter_named_twice_runs_once(monkeypatch):
     assert calls == [["accounting"]]
 
 
+def test_a_chapter_of_the_suites_scores_on_a_text_study_is_refused_before_any_kernel(tmp_path):
+    """A study of real text has no eval.parquet (its suites need the synthetic language): the downstream,
+    ablations and findings chapters failed in their kernels, a minute in, advising `linscale study` first."""
+    from linscale.config import ConfigError
+
+    study = tmp_path / "results" / "text"
+    shutil.copytree(book.ROOT / "results" / "smoke", study)
+    (study / "eval.parquet").unlink()
+    out = tmp_path / "chapters"
+    for chapter in book.READS_SUITES:
+        with pytest.raises(ConfigError, match=rf"^parameter preset: text trains on text \(data.source\); chapter "
+                                              rf"{chapter} reads the linscale suites' scores .+ --no-html$"):
+            book.execute_book({"preset": "text", "results_dir": str(tmp_path / "results")}, chapters=[chapter],
+                              out_dir=out)
+    assert not out.exists()
+
+
 def test_a_chapter_refuses_what_its_study_lacks_before_any_kernel(tmp_path):
     """A partial study's chapter failed several cells in with a KeyError (no fits), an IndexError or a
     division by zero (no runs of an architecture shown); a study named for a chapter that reads none was
