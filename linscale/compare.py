@@ -289,6 +289,10 @@ def bound_change(tolerance_a: dict, tolerance_b: dict) -> tuple[float, str]:
     return largest, name
 
 
+VERDICT_COLUMNS = ["id", "claim", "verdict_a", "verdict_b", "differs", "shift", "moved", "within_noise",
+                   "bound_ratio", "bound_moved", "agreement_a", "evidence_a", "evidence_b"]
+
+
 def compare_verdicts(claims_a: pd.DataFrame, claims_b: pd.DataFrame) -> pd.DataFrame:
     """Two claims tables (:func:`linscale.findings.claims_from_results`) side by side: id, claim, each
     verdict, ``differs``, ``shift`` (:func:`noise_shift`) with the number that moved most,
@@ -337,6 +341,11 @@ def compare_studies(a: str | Path, b: str | Path, labels: tuple[str, str] | None
     a, b = check_results_folder(a, "A"), check_results_folder(b, "B")
     tables, columns = compare_tables(a, b)
     fits = compare_fits(a, b)
+    if not (a / "eval.parquet").exists() and not (b / "eval.parquet").exists():
+        # two studies without suite scores (real text: the suites need the synthetic language) have tables and
+        # laws to compare but no verdicts, which all rest on the scores; they were refused for the lack
+        return Comparison(a=str(a), b=str(b), tables=tables, columns=columns, fits=fits,
+                          verdicts=pd.DataFrame(columns=VERDICT_COLUMNS), labels=tuple(labels or (str(a), str(b))))
     claims = []
     for label, folder in (("A", a), ("B", b)):  # a table one study lacks, named with the study's label
         try:
@@ -624,6 +633,10 @@ def format_comparison(c: Comparison) -> str:
         lines += _text_table(view, "    ")
     lines.append("")
     v = c.verdicts
+    if not len(v):
+        lines.append("== Verdicts: none (neither folder has eval.parquet, the suites' scores every verdict rests on: "
+                     "a study of real text has none) ==")
+        return "\n".join(lines)
     lines.append(f"== Verdicts: {int(v['differs'].sum())} of {len(v)} differ "
                  f"(move: the largest change of the numbers a verdict rests on, in units of their noise; "
                  f"bound: the largest change of a noise bound itself, B's over A's or A's over B's) ==")

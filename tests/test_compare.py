@@ -726,3 +726,19 @@ def test_relative_changes_read_as_factors_when_large_either_way():
     """A log residual of -0.001 against 4.6 read '-460922.58%'; a seed from 0 to 1 '+inf' alone."""
     assert compare._pct(-4609.2258) == "x-4.61e+03" and compare._pct(12) == "x13"
     assert compare._pct(float("inf")) == "+inf (from 0)" and compare._pct(-0.5) == "-50.00%"
+
+
+def test_two_studies_without_suite_scores_compare_their_tables_and_laws_with_no_verdicts(tmp_path):
+    """A study of real text has no eval.parquet (the suites need the synthetic language): comparing it with
+    itself or a re-run was refused ('no such results table (run `linscale study` first'), which no study
+    of text can give; its tables and laws compare, and the verdicts, which all rest on the scores, are none."""
+    for side in ("a", "b"):
+        shutil.copytree(SMOKE, tmp_path / side / "smoke")
+        (tmp_path / side / "smoke" / "eval.parquet").unlink()
+    comparison = compare.compare_studies(tmp_path / "a" / "smoke", tmp_path / "b" / "smoke")
+    assert comparison.exit_status == 0 and comparison.verdicts.empty and not comparison.changed_tables
+    assert "== Verdicts: none (neither folder has eval.parquet" in comparison.format_text()
+    summary = compare.summarise(compare.read_comparison(compare.write_json(comparison, tmp_path / "text.json")))
+    assert (summary["verdicts"], summary["verdicts_differ"]) == (0, 0)
+    with pytest.raises(compare.CompareError, match="^A .+eval.parquet: no such results table"):
+        compare.compare_studies(tmp_path / "a" / "smoke", SMOKE)  # one of them has scores: still refused
