@@ -149,7 +149,10 @@ def test_items_need_a_synthetic_checkpoint_and_a_context_of_at_least_min_context
     than MIN_CONTEXT (given, or read from the meta); MIN_CONTEXT itself is enough. These were caught only by
     the 80-second CLI tests."""
     text = meta_only_checkpoint(tmp_path / "text", {"data": {"source": "text"}, "seq_len": SEQ_LEN})
-    with pytest.raises(TaskDataError, match=r"meta.data.source is 'text'; .*e.g. --tasks piqa,hellaswag\)$"):
+    # `linscale eval SWEEP --tasks piqa,hellaswag`, as it advised, still ran the suites and stopped here again
+    with pytest.raises(TaskDataError, match=r"meta.data.source is 'text'; .*--tasks TASK --include_path DIR, .*"
+                                            r"e.g. --tasks piqa,hellaswag; `linscale eval` runs them with --suites "
+                                            r"\"\", lm-eval's with --real-tasks\)$"):
         item_params("knowledge", {"checkpoint": str(text)})
     bare = meta_only_checkpoint(tmp_path / "bare", {"seq_len": SEQ_LEN})
     with pytest.raises(TaskDataError, match=r"meta.data.source is None; "):

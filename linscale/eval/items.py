@@ -101,7 +101,9 @@ def item_params(kind: str, options: dict) -> dict:
     if not isinstance(data, dict) or data.get("source") != "synthetic":
         raise TaskDataError(f"{checkpoint}: meta.data.source is {None if not isinstance(data, dict) else data.get('source')!r}; "
                             "the linscale suites need a checkpoint trained on the synthetic language "
-                            "(for real text evaluate real tasks, e.g. --tasks piqa,hellaswag)")
+                            "(for real text evaluate other tasks: your own, --tasks TASK --include_path DIR, or "
+                            "lm-eval's, e.g. --tasks piqa,hellaswag; `linscale eval` runs them with --suites \"\", "
+                            "lm-eval's with --real-tasks)")
     params = knob_values(options)
     params["data"] = data
     given = options.get("max_length")
