@@ -517,7 +517,7 @@ def _run_locked(plans: list[_Sweep], jobs, threads, executor, execution, echo, p
     started: dict[tuple[int, str], float] = {}  # when its slot took it (for the idle fraction)
     first_start = last_end = None
     wake = pool.wake if pool is not None and submitter is None and not multi_device else None
-    last_line = 0.0
+    last_line, last_progress = 0.0, ""
     index = {id(plan): i for i, plan in enumerate(plans)}
     try:
         while pending or running:
@@ -560,7 +560,11 @@ def _run_locked(plans: list[_Sweep], jobs, threads, executor, execution, echo, p
                 plan.merge()
             if running and time.monotonic() - last_line > 10:
                 last_line = time.monotonic()
-                echo("  " + "; ".join(_progress_line(key[1], plan.run_dirs[key[1]]) for key, (plan, _) in running.items()))
+                line = "  " + "; ".join(_progress_line(run_id, plan.run_dirs[run_id])
+                                        for (_, run_id), (plan, _) in running.items())
+                if line != last_progress:  # runs still loading their data said "starting" every 10 s
+                    echo(line)
+                last_progress = line
     except BaseException as err:
         if isinstance(err, KeyboardInterrupt):  # Ctrl-C or SIGTERM (processes.Terminated): let the runs save first
             _let_runs_stop(running, echo)
