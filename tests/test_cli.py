@@ -255,6 +255,22 @@ def test_cluster_values_the_runs_cannot_use_are_refused_off_the_cluster_too(tmp_
     assert not out.exists()
 
 
+def test_a_node_with_fewer_gpus_than_the_runs_tasks_is_refused_before_the_job_is_submitted(tmp_path, monkeypatch,
+                                                                                           capsys):
+    """cluster.gpus_per_node below train.devices went to sbatch as written: each task drives the GPU of its
+    local rank, so ranks 4-7 of an 8-task node with 4 GPUs failed only once the job ran."""
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)  # off the cluster
+    base = ["sweep", "--preset", "paper", "--out", str(tmp_path / "sweep"), "--executor", "slurm",
+            "--set", f"data.path={tmp_path}"]
+    for setting in ("gpus_per_node=4", "slurm_gpus_per_node=h100:4"):
+        err = one_line_error([*base, "--set", f"cluster.{setting}"], capsys)
+        assert "but each run trains on train.devices = 8 GPUs a node; expected at least 8" in err, setting
+    assert "train.devices = 10" in one_line_error([*base, "--devices", "10", "--set", "cluster.tasks_per_node=10"],
+                                                  capsys)
+    for fine in ("gpus_per_node=8", "slurm_gpus_per_node=h100:8"):
+        assert "needs SLURM's srun" in one_line_error([*base, "--set", f"cluster.{fine}"], capsys), fine
+
+
 def test_a_dry_run_refuses_what_the_sweep_would_refuse(tmp_path, capsys):
     """`sweep --dry-run` exited 0 with a cluster block the sweep refuses and with --out naming a file."""
     dry = ["sweep", "--preset", "smoke", "--dry-run"]

@@ -310,7 +310,26 @@ def check_cluster(cluster, train: dict | None = None) -> dict:
             if key in cluster and isinstance(wanted, int) and cluster[key] != wanted:
                 raise ConfigError(f"cluster.{key}: {cluster[key]}, but each run trains on train.{name} = {wanted}; "
                                   f"expected the same number (set both, or --set cluster.{key}={wanted})")
+    # each task drives the GPU of its local rank: a node with fewer GPUs than tasks failed only once the
+    # job had started on the cluster
+    devices = (train or {}).get("devices")
+    if (train or {}).get("accelerator") != "cpu" and isinstance(devices, int):
+        for key in ("gpus_per_node", "slurm_gpus_per_node"):
+            gpus = _gpu_count(cluster.get(key))
+            if gpus is not None and gpus < devices:
+                raise ConfigError(f"cluster.{key}: {cluster[key]}, but each run trains on train.devices = {devices} "
+                                  f"GPUs a node; expected at least {devices} (--set cluster.{key}={devices})")
     return cluster
+
+
+def _gpu_count(value) -> int | None:
+    """The count of a SLURM GPU request, ``8`` or ``[type:]count`` (``h100:8``); None where it is not one."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    count = str(value).rpartition(":")[2] if value is not None else ""
+    return int(count) if count.isdigit() else None
 
 
 def _slurm_types() -> dict[str, tuple[type, ...]]:
