@@ -271,6 +271,21 @@ def test_a_node_with_fewer_gpus_than_the_runs_tasks_is_refused_before_the_job_is
         assert "needs SLURM's srun" in one_line_error([*base, "--set", f"cluster.{fine}"], capsys), fine
 
 
+def test_a_job_that_sbatch_refuses_is_one_line_naming_sbatchs_reason(tmp_path, monkeypatch, capsys):
+    """sbatch's refusal (here an unknown partition) came back as submitit's traceback of 40 lines."""
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: f"/usr/bin/{name}")  # as on a login node
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    sbatch = bin_dir / "sbatch"
+    sbatch.write_text("#!/bin/sh\necho 'sbatch: error: invalid partition specified: gpu' >&2\nexit 1\n")
+    sbatch.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    err = one_line_error(["sweep", "--preset", "smoke", "--out", str(tmp_path / "sweep"), "--executor", "slurm",
+                          "--set", "cluster.slurm_partition=gpu"], capsys)
+    assert err.startswith("linscale: error: cluster: sbatch refused the job of ")
+    assert "(sbatch: error: invalid partition specified: gpu)" in err
+
+
 def test_a_dry_run_refuses_what_the_sweep_would_refuse(tmp_path, capsys):
     """`sweep --dry-run` exited 0 with a cluster block the sweep refuses and with --out naming a file."""
     dry = ["sweep", "--preset", "smoke", "--dry-run"]

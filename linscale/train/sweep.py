@@ -249,7 +249,18 @@ class _SubmititRun:
     """A run as a submitit job (SLURM, or submitit's local executor)."""
 
     def __init__(self, executor, run_dir: Path, threads: int | None, execution: dict):
-        self.job = executor.submit(TrainJob(), str(run_dir), **{"threads": threads, **execution})
+        import contextlib
+        import io
+
+        from submitit.core.utils import FailedJobError
+
+        try:  # submitit prints a refused sbatch's stderr itself; the one line below says it
+            with contextlib.redirect_stderr(io.StringIO()):
+                self.job = executor.submit(TrainJob(), str(run_dir), **{"threads": threads, **execution})
+        except FailedJobError as err:  # sbatch's refusal (a partition, an account, a limit) was a traceback
+            why = "; ".join(line.strip() for line in str(err).splitlines() if line.strip()) or "no reason given"
+            raise ConfigError(f"cluster: sbatch refused the job of {run_dir.name} ({why}); expected a cluster: "
+                              f"block this cluster accepts (the jobs already submitted go on)") from None
 
     def poll(self) -> int | None:
         if not self.job.done():
@@ -508,6 +519,8 @@ def _run_locked(plans: list[_Sweep], jobs, threads, executor, execution, echo, p
         plan.prepare()
     for plan in plans:
         plan.write()
+    # this machine's cores shared out among its runs; a SLURM job runs on another machine, whose task's
+    # own CPUs torch takes by default (the login node's count was set in every rank of every job)
     threads = threads or default_threads(jobs)
     pending = []  # (sweep, run_id), longest first over all sweeps
     for plan in plans:
@@ -520,7 +533,7 @@ def _run_locked(plans: list[_Sweep], jobs, threads, executor, execution, echo, p
                 todo.append(run_id)
                 pending.append((plan, run_id, _cost(plan.specs, run_id)))
         echo(f"sweep {plan.preset.get('name', '')}: {len(plan.specs)} runs, {len(plan.specs) - len(todo)} already "
-             f"finished, {len(todo)} to run ({jobs} at a time, {threads} thread{'s' if threads > 1 else ''} each) "
+             f"finished, {len(todo)} to run ({jobs} at a time, {_threads_text(threads)} each) "
              f"-> {plan.out}")
         plan.merge()  # rows of runs finished or interrupted earlier
     pending = [(plan, run_id) for plan, run_id, _ in sorted(pending, key=lambda item: -item[2])]  # stable: ties keep sweep order
@@ -612,6 +625,10 @@ def _run_locked(plans: list[_Sweep], jobs, threads, executor, execution, echo, p
 # How long a stopped sweep waits for its local runs to save a checkpoint and end before it goes on (its
 # pool then gives them 30 s more, and kills what is left)
 STOP_GRACE_S = 30.0
+
+
+def _threads_text(threads: int | None) -> str:
+    return "torch's own threads" if threads is None else f"{threads} thread{'s' if threads > 1 else ''}"
 
 
 def _let_runs_stop(running: dict, echo, grace_s: float = STOP_GRACE_S, poll_s: float = 0.1) -> None:
