@@ -480,7 +480,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="override a preset field by its dotted path, e.g. --set train.lr=1e-3 "
                         "--set sizes.s1.d_model=64 --set archs=[tnl,llama]; repeatable; unknown keys are errors")
     p.add_argument("--threads", type=_whole_number(1), default=None,
-                   help="torch threads per training process (default: torch's own for train; cores/jobs for sweep)")
+                   help="torch threads per training process (default: torch's own for train and a SLURM job; "
+                        "cores/jobs for a local sweep)")
     g = p.add_argument_group("scaling out (Lightning; default: the preset's train.* values)")
     g.add_argument("--accelerator", default=None, choices=["auto", "cpu", "gpu", "cuda"],
                    help="device type (auto: GPU when there is one; bf16-mixed on GPU, fp32 on CPU)")

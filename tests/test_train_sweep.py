@@ -896,3 +896,35 @@ def test_taking_a_run_removes_what_writers_killed_outright_left_in_its_folders(t
         busy = Path(tempfile.mkstemp(prefix=".records.json.", dir=run_dir)[1])  # this process's write under way
         with run_lock(run_dir):
             assert busy.exists()
+
+
+def test_a_slurm_jobs_torch_threads_are_its_own_not_the_login_nodes(tmp_path, monkeypatch):
+    """A SLURM sweep passed every job the login node's cores / jobs as torch threads (64 on a 64-core login
+    node, in each of a GPU node's 8 ranks of 12 CPUs); the job's own task takes torch's default."""
+    import shutil
+
+    from linscale.train import sweep
+
+    submitted = []
+
+    class Job:
+        def done(self):
+            return True
+
+        def result(self):
+            return 0
+
+    class Executor:
+        def submit(self, function, run_dir, **kwargs):
+            submitted.append(kwargs["threads"])
+            return Job()
+
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: f"/usr/bin/{name}")  # as on a login node
+    monkeypatch.setattr(sweep, "make_submitit_executor", lambda *a, **k: Executor())
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    run_sweep("smoke", out=tmp_path / "slurm", executor="slurm", overrides=["archs=[tnl]"], echo=lambda *a: None,
+              poll_s=0.01)
+    assert submitted == [None, None]
+    run_sweep("smoke", out=tmp_path / "local", executor="submitit-local", overrides=["archs=[tnl]"],
+              echo=lambda *a: None, poll_s=0.01)
+    assert submitted[2:] == [64, 64]  # submitit's local jobs share this machine's cores

@@ -521,7 +521,7 @@ def _run_locked(plans: list[_Sweep], jobs, threads, executor, execution, echo, p
         plan.write()
     # this machine's cores shared out among its runs; a SLURM job runs on another machine, whose task's
     # own CPUs torch takes by default (the login node's count was set in every rank of every job)
-    threads = threads or default_threads(jobs)
+    threads = threads or (default_threads(jobs) if executor != "slurm" else None)
     pending = []  # (sweep, run_id), longest first over all sweeps
     for plan in plans:
         todo = []
