@@ -501,6 +501,20 @@ def test_what_would_fail_or_hang_in_the_trainer_is_refused_before_the_run_is_wri
     assert launched_on_several_nodes()
 
 
+def test_more_devices_than_the_node_has_gpus_is_refused_before_the_run_is_written(tmp_path, monkeypatch, capsys):
+    """--devices 16 on an 8-GPU node was Lightning's multi-line traceback ("You requested gpu: [0, ..., 15]
+    But your machine only has: [0, ..., 7]"), raised when the trainer was built, after the data."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    out = tmp_path / "train"
+    err = one_line_error(["train", "--preset", "smoke", "--arch", "tnl", "--size", "s1", "--accelerator", "gpu",
+                          "--devices", "16", "--set", "train.batch_size=16", "--out", str(out)], capsys)
+    assert "train.devices: 16 GPUs a node, but torch finds 8 on this one; expected at most 8" in err
+    assert not (out / "runs").exists()
+
+
 def test_a_failed_html_build_is_one_line(monkeypatch, capsys):
     """Jupyter Book stopping on a warning ended `linscale book` in a CalledProcessError traceback."""
     import subprocess

@@ -677,6 +677,11 @@ def check_execution(settings: TrainSettings) -> None:
         raise ConfigError(f"train.accelerator: {settings.accelerator}, but torch finds no GPU here; expected a "
                           "machine with one, or --accelerator cpu (with --set to shrink the model) to try the "
                           "code path on this one")
+    # Lightning refuses it too, but in a multi-line traceback once the trainer is built, after the data
+    gpus = torch.cuda.device_count() if trains_on_gpu(settings) and torch.cuda.is_available() else None
+    if gpus is not None and settings.devices > gpus:
+        raise ConfigError(f"train.devices: {settings.devices} GPUs a node, but torch finds {gpus} on this one; "
+                          f"expected at most {gpus} (--devices {gpus}, and a batch that splits over them)")
     if settings.num_nodes > 1 and not launched_on_several_nodes():
         raise ConfigError(f"train.num_nodes: {settings.num_nodes} nodes, but no launcher started this process "
                           "(srun, torchrun, LSF or MPI; or NODE_RANK set on each node); expected --num-nodes 1 "
