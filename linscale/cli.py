@@ -552,7 +552,8 @@ def cmd_data(args: argparse.Namespace) -> int:
         if not args.preset:
             raise ConfigError("data --prepare: give --preset (and --set data.path=... as for train or sweep)")
         _, specs = plan_runs(args.preset, args.set)
-        datamodule = validate_inputs(specs, build=True)
+        # the data only: the runs train elsewhere (the paper preset's on GPUs), so their devices are not this machine's
+        datamodule = validate_inputs(specs, build=True, train_here=False)
         print(f"data of preset {args.preset}: ready ({datamodule.vocab_size:,} tokens in the vocabulary)")
         return 0
     if args.preset or args.set:  # without --prepare they would be ignored, and the sample not the preset's

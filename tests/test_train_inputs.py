@@ -223,3 +223,15 @@ def test_data_can_be_prepared_ahead_of_training(tmp_path, monkeypatch, capsys):
     assert main(["data", "--prepare", "--preset", "text", "--set", f"data.path={TINY_TEXT}",
                  "--set", "data.vocab_size=50000"]) == 0
     assert "data.vocab_size asks for 50,000, but the sample had no more pairs to merge" in capsys.readouterr().out
+
+
+def test_the_paper_presets_data_is_prepared_on_a_machine_without_a_gpu(tmp_path, monkeypatch, capsys):
+    """The README prepares the paper preset's data "ahead, on CPUs, so no GPU waits for it"; the command
+    refused, as the runs' train.accelerator gpu was checked against the machine that only prepares."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("LINSCALE_CACHE", str(tmp_path / "cache"))
+    assert main(["data", "--prepare", "--preset", "paper", "--set", f"data.path={TINY_TEXT}",
+                 "--set", "data.vocab_size=300", "--set", "train.seq_len=32"]) == 0
+    assert "data of preset paper: ready (300 tokens" in capsys.readouterr().out

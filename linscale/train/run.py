@@ -262,14 +262,16 @@ class RecordsDamaged(ConfigError):
 # ---------------------------------------------------------------------------- checks before writing
 
 
-def validate_inputs(specs: list[dict], build: bool = True, execution: dict | None = None):
+def validate_inputs(specs: list[dict], build: bool = True, execution: dict | None = None, train_here: bool = True):
     """Check everything the runs of ``specs`` will read, before any file is written: the data block
     (keys, values, that local files exist, a given tokenizer: ``linscale.data.validate_data``) and, with
     ``build`` (runs that train on this machine), the strategy against its devices, the data itself
     (tokenizer trained or loaded, text tokenized into linscale's cache, which the runs then load instead
     of doing it again) and every model's vocabulary against the data's.
     Returns the data module built for the first spec (None without ``build``); every spec of a preset
-    shares its data block. One-line ConfigErrors (DataError is one) name what is wrong."""
+    shares its data block. One-line ConfigErrors (DataError is one) name what is wrong. ``train_here=False``
+    (``linscale data --prepare``, on a CPU machine ahead of a GPU cluster's runs) builds the data without
+    checking the runs' devices and memory against this machine."""
     if not specs:
         return None
     if not build:
@@ -280,9 +282,10 @@ def validate_inputs(specs: list[dict], build: bool = True, execution: dict | Non
         return None
     spec = specs[0]
     train = TrainSettings.from_dict(run_settings(spec["train"], execution))
-    check_execution(train)  # runs that train here (a cluster's jobs run on nodes this machine is not)
-    for each in specs:  # before the data are built: a synthetic validation set is made in memory
-        check_memory(each, TrainSettings.from_dict(run_settings(each["train"], execution)))
+    if train_here:
+        check_execution(train)  # runs that train here (a cluster's jobs run on nodes this machine is not)
+        for each in specs:  # before the data are built: a synthetic validation set is made in memory
+            check_memory(each, TrainSettings.from_dict(run_settings(each["train"], execution)))
     datamodule = build_datamodule_for(spec, train)
     for spec in specs:
         check_vocabulary(spec["model"], int(datamodule.vocab_size), spec["run_id"])
