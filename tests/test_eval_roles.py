@@ -564,3 +564,13 @@ def test_the_replication_reads_the_long_stratum_alone():
     assert row["difference"] == pytest.approx(0.3 - 0.5) and (row["n_let"], row["n_what"]) == (100, 100)
     assert row["se"] == pytest.approx(np.sqrt(0.5 * 0.5 / 100 + 0.3 * 0.7 / 100))
     assert findings.stratum_difference(counts, "(16, 32]").empty
+
+
+def test_a_study_without_a_role_table_gives_an_empty_table_the_downstream_chapter_can_select_on():
+    """Re-runs committed before roles.parquet existed (2026-12-03-seed6) have no role table: role_finals gave a
+    frame with the column ``main`` only, and the downstream chapter's ``role_ends["arch"]`` raised KeyError."""
+    from linscale import findings
+
+    finals = findings.role_finals(None)
+    assert {"arch", "size", "params", "role", "excess", "main", "sweep"} <= set(finals.columns) and finals.empty
+    assert finals[finals["arch"].isin(["llama", "tnl"])].empty

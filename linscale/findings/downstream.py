@@ -147,7 +147,12 @@ def role_finals(roles: pd.DataFrame) -> pd.DataFrame:
     sweep's and each seed ablation's runs are runs of their own), with ``main``: the run is the main
     sweep's (its ``ablation`` column says "main")."""
     if roles is None or not len(roles):
-        return pd.DataFrame(columns=[*(roles.columns if roles is not None else []), "main"])
+        # a study without a role table (re-runs committed before roles.parquet existed) still has the columns
+        # a chapter selects on (role_ends["arch"]: the downstream chapter of such a re-run raised KeyError)
+        from linscale.eval.roles import COLUMNS
+
+        columns = roles.columns if roles is not None else ["sweep", "ablation", *COLUMNS]
+        return pd.DataFrame(columns=[*columns, "main"])
     last = roles[roles["step"] == roles.groupby(["sweep", "run_id"])["step"].transform("max")]
     return last.assign(main=last["ablation"] == "main").reset_index(drop=True)
 
