@@ -671,3 +671,14 @@ def test_the_real_e_misses_are_read_against_the_simulated_studies_of_the_archite
         "TNL's E does not miss the entropy by more than 5% (a simulated study misses by a median of 2.3% with the "
         "design noise alone).")
     assert findings.e_miss_reading(E_ALONE.iloc[:0], E_MEASURED.iloc[:0], 1, one) == ""  # none of them simulated
+
+
+def test_seeds_are_a_lottery_by_their_sd_over_the_bound_not_by_their_range():
+    """The ablations page of the seed-6 re-run said both that no architecture's seeds' NIAH sd exceeds the 0.1 at
+    which retrieval is a lottery and that at s3 'it is a lottery' (cosFormer2's 0.17, 0.08, 0.03: a range above 0.1,
+    an sd of 0.068)."""
+    from linscale import findings
+
+    assert not findings.seeds_are_a_lottery([0.166, 0.082, 0.033])
+    assert findings.seeds_are_a_lottery([0.05, 0.45, 0.90])
+    assert not findings.seeds_are_a_lottery([0.9]) and not findings.seeds_are_a_lottery([])

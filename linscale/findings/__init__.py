@@ -40,6 +40,7 @@ from linscale.findings.downstream import (AT_CHANCE_MARGIN, BINDER_BUCKETS, BIND
                                           BINDER_NOT_MEASURED,
                                           BINDER_PARTLY, BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS,
                                           LONG_STRATUM, NOT_REPLICATED, REPLICATED, RETRIEVAL_LOTTERY_SD, RETRIEVAL_TASKS,
+                                          seeds_are_a_lottery,
                                           ROLE_SKILLS,
                                           SUMMARY_COLUMNS, binder_distance_probe, binder_distance_summary, binder_gap,
                                           binder_probe, binder_summary,
