@@ -548,6 +548,13 @@ def plot_noise_trend(cells: pd.DataFrame, trend=None, grid: dict | None = None, 
     return _finish(fig)
 
 
+# Why a study has no role table: it did not train on the synthetic language, or it was committed before the
+# study wrote one (re-runs such as 2026-12-03-seed6, a synthetic-language study told "roles exist for the
+# synthetic language only")
+NO_ROLE_TABLE = ("No role table in this study (results/<preset>/roles.parquet): the study writes one for the "
+                 "synthetic language only, and a study committed before it did so has none.")
+
+
 def plot_role_excess(finals: pd.DataFrame, roles, labels: dict | None = None,
                      reference: dict | None = None) -> plt.Figure:
     """Excess loss on tokens of one role (nats per token of that role, above the language's exact loss)
@@ -559,8 +566,7 @@ def plot_role_excess(finals: pd.DataFrame, roles, labels: dict | None = None,
     set_style()
     roles = [r for r in roles if r in set(finals.get("role", []))]
     if not roles:
-        return message_figure("No role table in this study (results/<preset>/roles.parquet): roles exist for the "
-                              "synthetic language only.")
+        return message_figure(NO_ROLE_TABLE)
     fig, axes = _panels(len(roles), height_per_row=2.8)
     for ax, role in zip(axes, roles):
         part = finals[finals["role"] == role]

@@ -783,3 +783,14 @@ def test_ratio_ticks_over_two_decades_are_one_two_five_steps():
                                ratio["r"])
     mantissas = {round(float(v) / 10 ** np.floor(np.log10(float(v))), 6) for v in fig.axes[0].get_yticks()}
     assert mantissas == {1.0, 2.0, 5.0}
+
+
+def test_the_role_figure_of_a_study_without_a_role_table_does_not_say_it_is_not_the_synthetic_language():
+    """A re-run of the synthetic language committed before the study wrote roles.parquet (2026-12-03-seed6) was told
+    'roles exist for the synthetic language only', as if it had trained on other text."""
+    from linscale import findings
+
+    fig = plotting.plot_role_excess(findings.role_finals(None), findings.ROLE_SKILLS)
+    text = " ".join(t.get_text() for t in fig.axes[0].texts).replace("\n", " ")
+    plotting.plt.close(fig)
+    assert "committed before it did so has none" in text
