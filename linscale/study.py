@@ -780,9 +780,8 @@ def _check_text_stages(preset: str, overrides: tuple[str, ...], stages: tuple[st
     if source != "synthetic" and refused:
         what = f"the {' and '.join(refused)} stage{'s need' if len(refused) > 1 else ' needs'}"
         raise ConfigError(f"--stages: preset {preset} trains on {source} (data.source), and {what} the synthetic "
-                          f"language; expected "
-                          f"--stages design,sweep,fits (evaluate text with `linscale eval SWEEP --suites \"\" "
-                          f"--tasks TASK --include_path DIR`)")
+                          f"language; expected --stages design,sweep,fits (evaluate text with `linscale eval SWEEP "
+                          f"--suites \"\" --tasks TASK --include_path DIR`)")
 
 
 def _record_overrides(results: Path, preset: str, overrides: tuple[str, ...]) -> tuple[str, ...]:

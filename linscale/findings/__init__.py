@@ -40,7 +40,6 @@ from linscale.findings.downstream import (AT_CHANCE_MARGIN, BINDER_BUCKETS, BIND
                                           BINDER_NOT_MEASURED,
                                           BINDER_PARTLY, BINDING_ALPHA, BINDING_ROLE, DOWNSTREAM_METRICS,
                                           LONG_STRATUM, NOT_REPLICATED, REPLICATED, RETRIEVAL_LOTTERY_SD, RETRIEVAL_TASKS,
-                                          seeds_are_a_lottery,
                                           ROLE_SKILLS,
                                           SUMMARY_COLUMNS, binder_distance_probe, binder_distance_summary, binder_gap,
                                           binder_probe, binder_summary,
@@ -50,7 +49,8 @@ from linscale.findings.downstream import (AT_CHANCE_MARGIN, BINDER_BUCKETS, BIND
                                           context_blind_excess, downstream_chance, downstream_table,
                                           committed_finals, final_checkpoints, largest_model_cells, later_seeds,
                                           mode_probe, paired_difference, ranking,
-                                          retrieval_long, role_contributions, role_finals, split_at_largest_gap,
+                                          retrieval_long, role_contributions, role_finals, seeds_are_a_lottery,
+                                          split_at_largest_gap,
                                           with_chance)
 from linscale.findings.ablations import (ACCURACY_LABELS, DEFAULT_TOLERANCE, Tolerances, ablation_scores,
                                          ablation_summary, accuracy_noise, context_raw_sentence,

@@ -373,6 +373,11 @@ BINDER_BUCKETS = (0, 16, 32, 64, 128)  # distance strata (tokens), right-closed
 # that sd): some seeds find the needle and others do not. The downstream and ablations chapters read it.
 RETRIEVAL_LOTTERY_SD = 0.1
 
+BINDER_Z = 2.0
+BINDER_SHARE = 0.5  # the language gap must be at least this share of the NIAH gap to explain it
+BINDER_EXPLAINS, BINDER_PARTLY, BINDER_DOES_NOT = "explains", "partly", "does not explain"
+BINDER_NOT_MEASURED = "not measured"
+
 
 def seeds_are_a_lottery(scores) -> bool:
     """Whether one configuration's seeds' NIAH (easy) scores are a lottery of the seed by the rule both chapters
@@ -381,10 +386,6 @@ def seeds_are_a_lottery(scores) -> bool:
     beside the ablations page's own sentence that no architecture's seeds' sd exceeds the bound."""
     scores = pd.Series(scores, dtype=float).dropna()
     return len(scores) > 1 and float(scores.std()) > RETRIEVAL_LOTTERY_SD
-BINDER_Z = 2.0
-BINDER_SHARE = 0.5  # the language gap must be at least this share of the NIAH gap to explain it
-BINDER_EXPLAINS, BINDER_PARTLY, BINDER_DOES_NOT = "explains", "partly", "does not explain"
-BINDER_NOT_MEASURED = "not measured"
 
 
 def binder_gap(counts: pd.DataFrame) -> pd.DataFrame:
