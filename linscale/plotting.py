@@ -23,7 +23,7 @@ import math
 import matplotlib.pyplot as plt
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import ListedColormap, LogNorm
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import Formatter, MaxNLocator
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -102,24 +102,20 @@ def _plain(value: float, power: bool | None = None) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.4g}"
 
 
-def _axis_numbers():
+class _AxisNumbers(Formatter):
     """A tick formatter that writes every label of one axis in one notation: plainly, or all as powers of ten
     when any label it shows must be one (an axis read 500, 1000, 2000, 5000, 10^4 mixed the two)."""
-    from matplotlib.ticker import Formatter
 
-    class AxisNumbers(Formatter):
-        power = False
+    power = False
 
-        def set_locs(self, locs):
-            super().set_locs(locs)
-            low, high = sorted(self.axis.get_view_interval()) if self.axis is not None else (-np.inf, np.inf)
-            shown = [v for v in locs if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
-            self.power = any(_needs_power(v) for v in shown)
+    def set_locs(self, locs):
+        super().set_locs(locs)
+        low, high = sorted(self.axis.get_view_interval()) if self.axis is not None else (-np.inf, np.inf)
+        shown = [v for v in locs if low * (1 - 1e-9) <= v <= high * (1 + 1e-9)]
+        self.power = any(_needs_power(v) for v in shown)
 
-        def __call__(self, value, pos=None):
-            return _plain(value, self.power)
-
-    return AxisNumbers()
+    def __call__(self, value, pos=None):
+        return _plain(value, self.power)
 
 
 def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> None:
@@ -140,7 +136,7 @@ def _log_axis(ax, which: str = "x", values=None, label: str | None = None) -> No
     whole = bool(distinct) and all(v.is_integer() for v in distinct) and distinct[-1] < 1e5
     # labels that fit side by side in a panel (six parameter counts such as 3712, 130896 do not)
     short = sum(len(_plain(v, False if whole else None)) for v in distinct) <= 24
-    formatter = _axis_numbers()
+    formatter = _AxisNumbers()
     if 1 < len(distinct) <= 8 and spread and round_values and short:
         axis.set_major_locator(FixedLocator(distinct))
         if whole:

@@ -360,7 +360,7 @@ def crossed_behind_sentence(cross: pd.DataFrame | None, bounds) -> str:
     if not len(behind):
         return ""
     level = ("level with it, inside the seed noise" if noise_measured else
-             "level with it (under 0.05%: this study measured no seed noise)")
+             f"level with it (under {LEVEL_WITHOUT_NOISE:.2%}: this study measured no seed noise)")
     return "A pair can cross and still not end ahead: " + "; ".join(
         f"{arch_label(r.arch)}'s {r.large} falls below its {r.small} at {r.crossover:.2e} FLOPs and ends "
         + (level if r.gap_at_end < r.bound else f"{r.gap_at_end:+.1%} above it")
