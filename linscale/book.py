@@ -904,18 +904,17 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
             continue
         values = {**default_parameters(chapter), **{k: v for k, v in parameters.items() if k in PARAMETERS[chapter]}}
         folder = Path(cwd) / values["results_dir"] / values["preset"]
+        source = study_data_source(values["preset"], values["results_dir"], cwd)
         if chapter == "synthetic_language":  # a preset of real text has no synthetic language to show
-            source = _data_source(values["preset"])
             if source not in (None, "synthetic"):
                 raise ConfigError(f"parameter preset: {values['preset']} trains on {source} (data.source); chapter "
                                   f"synthetic_language shows the synthetic language of a preset such as cpu or smoke")
-        if chapter in READS_SUITES and not (folder / "eval.parquet").exists():
-            source = _data_source(values["preset"])  # a text study has no such scores: its kernel said "run study"
-            if source not in (None, "synthetic"):
-                raise ConfigError(f"parameter preset: {values['preset']} trains on {source} (data.source); chapter "
-                                  f"{chapter} reads the linscale suites' scores (eval.parquet), which need the "
-                                  f"synthetic language; expected --chapter of {', '.join(TEXT_CHAPTERS)} "
-                                  f"with --no-html")
+        # a text study has no such scores: its kernel said "run study"
+        if chapter in READS_SUITES and not (folder / "eval.parquet").exists() and source not in (None, "synthetic"):
+            raise ConfigError(f"parameter preset: {values['preset']} trains on {source} (data.source); chapter "
+                              f"{chapter} reads the linscale suites' scores (eval.parquet), which need the "
+                              f"synthetic language; expected --chapter of {', '.join(toc_chapters(TEXT_TOC))} "
+                              f"(the book of a study of text)")
         given = preset_argument(values["preset"])  # a file of one's own by its path, as linscale study takes it
         if not (folder / "runs.parquet").exists():
             from linscale.presets import available_presets
@@ -942,13 +941,14 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
                                   f"(it has {', '.join(a for a in ARCHITECTURES if a in present)})")
 
 
-def _data_source(preset: str) -> str | None:
-    """The data source of the preset named ``preset`` (None when no preset has that name: a results
-    folder may be named otherwise)."""
-    from linscale.presets import load_preset
+def study_data_source(preset: str, results_dir: str | Path = "results", cwd: Path = ROOT) -> str | None:
+    """What the study in ``results_dir/preset`` trains on (``data.source``): its preset with the ``--set``
+    overrides recorded beside its tables (a cpu study with ``--set data.source=text`` trains on text). None
+    when no preset has that name: a results folder may be named otherwise."""
+    from linscale.results import study_preset
 
     try:
-        return (load_preset(preset).get("data") or {}).get("source", "synthetic")
+        return (study_preset(preset, Path(cwd) / results_dir).get("data") or {}).get("source", "synthetic")
     except ConfigError:
         return None
 
@@ -959,8 +959,30 @@ NEEDS_NO_RUNS = ("accounting",)
 READS_FITS = ("training", "scaling_laws", "law_probes", "findings")
 # the chapters that read the linscale suites' scores (results/<preset>/eval.parquet): none on real text
 READS_SUITES = ("downstream", "ablations", "findings")
-# the chapters a study of real text executes (the book's HTML links the others, so it is not built)
-TEXT_CHAPTERS = ("architectures", "accounting", "training", "scaling_laws", "efficiency", "law_probes")
+# The table of contents of a book on a study of real text: the chapters above that need no synthetic language
+TEXT_TOC = BOOK / "_toc_text.yml"
+
+
+def corpus_phrase(data: dict) -> str:
+    """What a study trained on, in words, from its preset's ``data`` mapping."""
+    source = data.get("source", "synthetic")
+    if source == "synthetic":
+        return "the synthetic language"
+    if data.get("tokenizer"):
+        return f"real text, {data.get('path')} (data.path), in the tokens of {data['tokenizer']} (data.tokenizer)"
+    from linscale.data.keys import keys_of
+
+    vocab = data.get("vocab_size") or keys_of("text")["vocab_size"].default
+    return f"real text, {data.get('path')} (data.path), in a byte-level BPE of {vocab:,} tokens trained on it"
+
+
+def study_toc(preset: str | None, results_dir: str | Path | None = None, cwd: Path = ROOT) -> Path:
+    """The table of contents of the book on the study ``results_dir/preset`` (the published study's when
+    ``preset`` is None): :data:`TEXT_TOC` where it trains on text (:func:`study_data_source`), else the full
+    book's."""
+    if preset is None or study_data_source(preset, results_dir or "results", cwd) in (None, "synthetic"):
+        return BOOK / "_toc.yml"
+    return TEXT_TOC
 
 
 # ----------------------------------------------------------------------------- build and check
@@ -993,12 +1015,13 @@ class BookBuildFailed(RuntimeError):
     """Jupyter Book stopped on a warning (-W): the warnings are its own output, this names the step."""
 
 
-def build_html(root: Path = ROOT, all_pages: bool = True) -> Path:
+def build_html(root: Path = ROOT, all_pages: bool = True, toc: Path = BOOK / "_toc.yml") -> Path:
     """Render the executed chapters with Jupyter Book 1.x into ``<root>/_build/html``.
 
     Equivalent to ``jupyter-book build book --config _config.yml --path-output . -W --keep-going --all``
     run in ``root``: the top-level ``_config.yml`` configures the book whose sources (``_toc.yml``,
-    intro, bibliography, executed chapters) are in ``book/``. Warnings are errors.
+    intro, bibliography, executed chapters) are in ``book/``. Warnings are errors. ``toc``: which of
+    ``book/``'s tables of contents (by its file name; :func:`study_toc`).
 
     Quiet (``-q``): Sphinx's warnings still reach stderr, but not its hundred lines of status nor Jupyter
     Book's banner, which said where the pages are (the caller prints that in a line); on a failure the
@@ -1008,7 +1031,8 @@ def build_html(root: Path = ROOT, all_pages: bool = True) -> Path:
     outright left it writing ``_build/html`` for seconds, racing a re-run started at once.
     """
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", "book",
-           "--config", "_config.yml", "--path-output", ".", "-W", "--keep-going", "-q"]
+           "--config", "_config.yml", "--path-output", ".", "-W", "--keep-going", "-q",
+           "--toc", str(Path(root) / "book" / Path(toc).name)]
     if all_pages:
         cmd.append("--all")
     parent = os.getpid()

@@ -190,15 +190,17 @@ def cmd_book(args: argparse.Namespace) -> int:
     from linscale import book
 
     parameters = _chapter_parameters(args)
-    # a chapter named twice ran twice at once, and the second failed renaming the first's notebook
-    chapters = list(dict.fromkeys(args.chapter)) if args.chapter else book.toc_chapters()
-    for name in chapters:
+    for name in args.chapter or []:
         if name not in book.CHAPTERS:
             raise ConfigError(f"--chapter: unknown chapter {name!r}; expected one of {', '.join(book.CHAPTERS)}")
     if args.preset:  # a grid of one's own by path is read by its name from here on
         from linscale.presets import named_preset
 
         args.preset = named_preset(args.preset)
+    # a study of text has a book of its own chapters (the others need the synthetic language)
+    toc = book.study_toc(args.preset or parameters.get("preset"), args.results_dir or parameters.get("results_dir"))
+    # a chapter named twice ran twice at once, and the second failed renaming the first's notebook
+    chapters = list(dict.fromkeys(args.chapter)) if args.chapter else book.toc_chapters(toc)
     shared = {"preset": args.preset, "results_dir": args.results_dir}
     for name, value in shared.items():  # named as typed (the chapters' check says "parameter preset")
         if value is not None and not value.strip():
@@ -216,15 +218,16 @@ def cmd_book(args: argparse.Namespace) -> int:
     if not args.no_html:
         # the introduction and the glossary glue and link to every chapter, so on a fresh clone one chapter
         # alone built a book that failed on their missing targets: the others first, on the study shown
-        missing = [c for c in book.toc_chapters() if c not in chapters and not (chapter_dir / f"{c}.ipynb").exists()]
+        missing = [c for c in book.toc_chapters(toc) if c not in chapters
+                   and not (chapter_dir / f"{c}.ipynb").exists()]
         if missing:
             print(f"[book] the HTML links every chapter; executing those not yet executed ({', '.join(missing)})",
                   flush=True)
             book.execute_book({k: v for k, v in shared.items() if v is not None
                                and any(k in book.PARAMETERS[c] for c in missing)}, chapters=missing,
                               workers=min(2, os.cpu_count() or 1), out_dir=chapter_dir)
-        html = book.build_html(root)
-        problems = book.check_html(html, chapters=book.toc_chapters(), min_figures=book.MIN_FIGURES)
+        html = book.build_html(root, toc=toc)
+        problems = book.check_html(html, chapters=book.toc_chapters(toc), min_figures=book.MIN_FIGURES)
         for problem in problems:
             print(f"linscale book: {problem}", file=sys.stderr)
         print(f"book: {html / 'index.html'}")
@@ -762,8 +765,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "RESULTS_DIR/<file name>/)")
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
-    p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all; "
-                        "fits runs the design check first, a no-op when it is up to date)")
+    p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all, a study "
+                        "of real text all but eval; fits runs the design check first, a no-op when it is up to date)")
     p.add_argument("--jobs", type=_whole_number(1), default=None,
                    help="processes in parallel: training runs, evaluations, and the fits stage's tasks (default: one per core)")
     p.add_argument("--ablations", default=None,

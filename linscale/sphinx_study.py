@@ -13,7 +13,8 @@ the published study (``results/cpu`` of this repository), as ``linscale book`` r
 the chapter. A book whose scaling-laws chapter shows the smoke study, or a re-run's folder, renders the
 introduction's other version of those passages. Listed in ``_config.yml``'s Sphinx extensions.
 
-It also gives glued text the typographic quotes of the prose around it (:class:`GluedSmartQuotes`).
+It also gives glued text the typographic quotes of the prose around it (:class:`GluedSmartQuotes`), and
+writes a link to a chapter the book leaves out as its text (:func:`link_to_left_out_chapter`).
 """
 from __future__ import annotations
 
@@ -53,6 +54,24 @@ def _add_study_tags(app, config) -> None:
         app.tags.add(tag)
 
 
+def chapter_labels(chapters, notebooks: Path = book.NOTEBOOKS) -> set[str]:
+    """The labels (``(name)=``) the sources of ``chapters`` define."""
+    import re
+
+    return {label for chapter in chapters
+            for label in re.findall(r"^\(([\w-]+)\)=\s*$", (Path(notebooks) / f"{chapter}.md").read_text(), re.M)}
+
+
+def link_to_left_out_chapter(app, env, node, contnode):
+    """``missing-reference``: a link to a label of a chapter this build leaves out is its text, not a warning
+    (which fails the build): the book of a study of real text (``book/_toc_text.yml``) has no appendix on the
+    synthetic language, which the glossary links. Any other missing label still fails the build."""
+    left_out = [chapter for chapter in book.CHAPTERS if f"chapters/{chapter}" not in env.found_docs]
+    if node.get("reftype") in ("ref", "numref") and node.get("reftarget") in chapter_labels(left_out):
+        return contnode
+    return None
+
+
 class GluedSmartQuotes(SphinxPostTransform):
     """Curly quotes and apostrophes in glued text, as Sphinx's SmartQuotes gives the prose: that transform
     runs while a page is read, before myst-nb pastes the glued values in (its post-transform), so a glued
@@ -82,4 +101,5 @@ def curl_quotes(node: nodes.Element) -> None:
 def setup(app):
     app.connect("config-inited", _add_study_tags)
     app.add_post_transform(GluedSmartQuotes)
+    app.connect("missing-reference", link_to_left_out_chapter)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

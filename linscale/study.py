@@ -676,16 +676,17 @@ def stage_book(preset: str, results_dir: Path, force: bool = False, html: bool =
     repository (book/chapters, _build/html), or in a copy of the book's sources under ``book_dir``."""
     from linscale import book
 
-    parameters = book.preset_parameters(preset, book.toc_chapters())
+    toc = book.study_toc(preset, Path(results_dir).resolve())  # a study of text has a book of its own chapters
+    parameters = book.preset_parameters(preset, book.toc_chapters(toc))
     parameters.update(preset=preset, results_dir=str(results_dir))
     root = book.book_root(book_dir, parameters)
     # chapters in parallel kernels, one per core: a kernel's start-up and imports take most of a chapter
-    book.execute_book(parameters, chapters=book.toc_chapters(), force=force, workers=min(4, os.cpu_count() or 1),
+    book.execute_book(parameters, chapters=book.toc_chapters(toc), force=force, workers=min(4, os.cpu_count() or 1),
                       out_dir=root / "book" / "chapters")
     if not html:
         return 0
-    out = book.build_html(root)
-    problems = book.check_html(out, chapters=book.toc_chapters(), min_figures=book.MIN_FIGURES)
+    out = book.build_html(root, toc=toc)
+    problems = book.check_html(out, chapters=book.toc_chapters(toc), min_figures=book.MIN_FIGURES)
     for problem in problems:
         _log(f"book problem: {problem}")
     _log(f"book: {out / 'index.html'}")
@@ -733,7 +734,7 @@ def run_study(options: StudyOptions) -> int:
     if not stages:  # an empty --stages ran every stage (some 200 s on the smoke preset, 45 min on cpu)
         raise ConfigError(f"--stages: empty; expected some of {', '.join(STAGES)} (or leave it out for all)")
     overrides = tuple(options.overrides)
-    _check_text_stages(options.preset, overrides, stages)  # before an overrides file is written
+    stages = _text_stages(options.preset, overrides, stages, given=options.stages is not None)  # before any write
     runs_dir, results_dir = Path(options.runs_dir), Path(options.results_dir)
     results = results_dir / options.preset
     if overrides:
@@ -768,20 +769,23 @@ def run_study(options: StudyOptions) -> int:
     return status
 
 
-def _check_text_stages(preset: str, overrides: tuple[str, ...], stages: tuple[str, ...]) -> None:
-    """Refuse, before anything trains, the stages a study of real text cannot run: the eval stage's suites
-    ask about the synthetic language's world, the book's downstream, ablations and findings chapters read
-    their scores, and its synthetic-language chapter has no language to show (a text study trained its
-    whole grid, then stopped at eval)."""
+def _text_stages(preset: str, overrides: tuple[str, ...], stages: tuple[str, ...], given: bool) -> tuple[str, ...]:
+    """The stages a study of real text runs: not the eval stage, whose suites ask about the synthetic language's
+    world (a text study trained its whole grid, then stopped at eval). Left out, in a line, where the stages
+    are the default; refused, before anything trains, where ``--stages`` names it. Its book is the chapters
+    that need no synthetic language (:data:`linscale.book.TEXT_TOC`)."""
     from linscale.train.settings import resolve_preset
 
     source = (resolve_preset(preset, list(overrides)).get("data") or {}).get("source", "synthetic")
-    refused = [stage for stage in ("eval", "book") if stage in stages]
-    if source != "synthetic" and refused:
-        what = f"the {' and '.join(refused)} stage{'s need' if len(refused) > 1 else ' needs'}"
-        raise ConfigError(f"--stages: preset {preset} trains on {source} (data.source), and {what} the synthetic "
-                          f"language; expected --stages design,sweep,fits (evaluate text with `linscale eval SWEEP "
-                          f"--suites \"\" --tasks TASK --include_path DIR`)")
+    if source == "synthetic" or "eval" not in stages:
+        return stages
+    evaluate = 'evaluate text with `linscale eval SWEEP --suites "" --tasks TASK --include_path DIR`'
+    if given:
+        raise ConfigError(f"--stages: preset {preset} trains on {source} (data.source), and the eval stage's suites "
+                          f"need the synthetic language; expected --stages design,sweep,fits,book ({evaluate})")
+    _log(f"stage eval: left out, preset {preset} trains on {source} (data.source) and the suites need the "
+         f"synthetic language ({evaluate})")
+    return tuple(stage for stage in stages if stage != "eval")
 
 
 def _record_overrides(results: Path, preset: str, overrides: tuple[str, ...]) -> tuple[str, ...]:

@@ -271,6 +271,92 @@ def test_built_book_has_every_chapter_and_figure_and_no_errors_or_broken_links(b
     assert sum("\u2019" in t for t in pasted) > 10
 
 
+def test_a_study_of_real_text_has_the_table_of_contents_of_the_chapters_without_the_synthetic_language(
+        tmp_path, monkeypatch):
+    """The introduction glues the findings' verdicts and links the downstream chapter, so a study of text
+    (the text and paper presets, a corpus of one's own) had no book: its table of contents leaves out the
+    chapters that read the suites' scores or show the synthetic language, and its introduction is its own."""
+    import yaml
+
+    from linscale.presets import USER_PRESETS_ENV, load_preset
+
+    full = book.BOOK / "_toc.yml"
+    assert book.study_toc(None) == full and book.study_toc("cpu") == full and book.study_toc("smoke") == full
+    assert book.study_toc("text") == book.TEXT_TOC and book.study_toc("paper") == book.TEXT_TOC
+    assert book.study_toc("nosuch") == full  # a folder named after no preset: no data source to read
+    text = book.toc_chapters(book.TEXT_TOC)
+    assert text == [c for c in book.toc_chapters(full) if c not in (*book.READS_SUITES, "synthetic_language")]
+    assert yaml.safe_load(book.TEXT_TOC.read_text())["root"] == "intro_text"
+    # the study's --set overrides decide, as they decide the grid its chapters show
+    (tmp_path / "presets").mkdir()
+    (tmp_path / "presets" / "mine.yaml").write_text(yaml.safe_dump({**load_preset("smoke"), "name": "mine",
+                                                                    "data": {"source": "synthetic"}}))
+    monkeypatch.setenv(USER_PRESETS_ENV, str(tmp_path / "presets"))
+    assert book.study_toc("mine", tmp_path / "results") == full
+    (tmp_path / "results" / "mine").mkdir(parents=True)
+    (tmp_path / "results" / "mine" / "overrides.json").write_text(
+        json.dumps({"set": ["data.source=text", "data.path=corpus", "data.vocab_size=512"]}))
+    assert book.study_toc("mine", tmp_path / "results") == book.TEXT_TOC
+    assert book.study_data_source("mine", tmp_path / "results") == "text"
+    # what it trained on, as the introduction says it
+    assert book.corpus_phrase({"source": "text", "path": "corpus", "vocab_size": 512}) == (
+        "real text, corpus (data.path), in a byte-level BPE of 512 tokens trained on it")
+    assert book.corpus_phrase({"source": "text", "path": "c"}).endswith("a byte-level BPE of 8,192 tokens trained on it")
+    assert book.corpus_phrase({"source": "text", "path": "c", "tokenizer": "t.json"}) == (
+        "real text, c (data.path), in the tokens of t.json (data.tokenizer)")
+    assert book.corpus_phrase({"source": "synthetic"}) == "the synthetic language"
+
+
+def test_a_link_to_a_chapter_the_book_leaves_out_is_its_text_and_any_other_missing_link_still_fails():
+    from types import SimpleNamespace
+
+    from docutils import nodes
+    from sphinx import addnodes
+
+    from linscale.sphinx_study import chapter_labels, link_to_left_out_chapter
+
+    assert {"synthetic-language", "downstream", "findings"} <= chapter_labels(["synthetic_language", "downstream",
+                                                                                "findings"])
+    assert "training" not in chapter_labels(["synthetic_language"])
+    text_book = SimpleNamespace(found_docs={"intro_text", "glossary", *(f"chapters/{c}" for c in
+                                                                        book.toc_chapters(book.TEXT_TOC))})
+    full_book = SimpleNamespace(found_docs={"intro", "glossary", *(f"chapters/{c}" for c in book.CHAPTERS)})
+    link = addnodes.pending_xref("", reftype="ref", reftarget="synthetic-language")
+    title = nodes.inline("", "the appendix on the language")
+    assert link_to_left_out_chapter(None, text_book, link, title) is title
+    assert link_to_left_out_chapter(None, full_book, link, title) is None  # a label the full book lacks: fails
+    for target in ("training", "no-such-label"):  # in the book, or in no chapter: Sphinx's warning stands
+        assert link_to_left_out_chapter(None, text_book, addnodes.pending_xref("", reftype="ref", reftarget=target),
+                                        title) is None
+    assert link_to_left_out_chapter(None, text_book, addnodes.pending_xref(
+        "", reftype="term", reftarget="synthetic-language"), title) is None
+
+
+@pytest.mark.slow
+def test_the_book_of_a_study_of_real_text_builds_from_its_chapters_with_its_own_introduction(built_book, tmp_path):
+    """The text table of contents built with -W from the chapters it lists (executed on the smoke study;
+    which study they show is the chapters' business): the introduction is intro_text, the glossary's link
+    to the appendix on the synthetic language is plain text, and nothing of the left-out chapters is built."""
+    from bs4 import BeautifulSoup
+
+    root = book.copy_sources(tmp_path)
+    (root / "book" / "chapters").mkdir()
+    text = book.toc_chapters(book.TEXT_TOC)
+    for chapter in text:
+        shutil.copy(built_book["outputs"][chapter], root / "book" / "chapters")
+    html = book.build_html(root, toc=book.TEXT_TOC)
+    assert book.check_html(html, chapters=text, min_figures=book.MIN_FIGURES) == []
+    assert not (html / "intro.html").exists() and not (html / "chapters" / "downstream.html").exists()
+    intro = BeautifulSoup((html / "intro_text.html").read_text(), "html.parser").get_text(" ")
+    assert "on real text" in intro and "{glue" not in intro
+    assert re.search(r"at\s+two small sizes, s1 to s2", intro)  # glued from the training chapter: the smoke grid's
+    glossary = BeautifulSoup((html / "glossary.html").read_text(), "html.parser")
+    assert "the appendix on the language" in glossary.get_text(" ")
+    assert not glossary.find_all("a", href=re.compile("synthetic_language"))
+    full_glossary = BeautifulSoup((built_book["html"] / "glossary.html").read_text(), "html.parser")
+    assert full_glossary.find_all("a", href=re.compile("synthetic_language"))  # the published book links it
+
+
 def test_glued_text_gets_the_typographic_quotes_of_the_prose():
     from docutils import nodes
 
@@ -1149,7 +1235,8 @@ def test_the_sphinx_extension_registers_its_tags_and_curls_glued_quotes_after_th
     app = types.SimpleNamespace(connect=lambda event, handler: calls.append((event, handler)),
                                 add_post_transform=lambda transform: calls.append(("post-transform", transform)))
     assert sphinx_study.setup(app) == {"parallel_read_safe": True, "parallel_write_safe": True}
-    assert calls == [("config-inited", sphinx_study._add_study_tags), ("post-transform", sphinx_study.GluedSmartQuotes)]
+    assert calls == [("config-inited", sphinx_study._add_study_tags), ("post-transform", sphinx_study.GluedSmartQuotes),
+                     ("missing-reference", sphinx_study.link_to_left_out_chapter)]
     assert sphinx_study.GluedSmartQuotes.default_priority > ReplacePendingGlueReferences.default_priority
     for smartquotes, text in ((True, "the paper\u2019s"), (False, "the paper's")):
         page = nodes.paragraph("", "", nodes.inline("", "the paper's", classes=["pasted-text"]))

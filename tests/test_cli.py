@@ -375,6 +375,27 @@ def test_one_chapter_on_a_fresh_clone_first_executes_the_chapters_the_html_links
     assert main(["book", "--chapter", "accounting", "--no-html", "--force"]) == 0 and forced[-1] is True
 
 
+def test_the_book_of_a_study_of_real_text_executes_and_builds_its_own_chapters(tmp_path, monkeypatch):
+    """`linscale book --preset text` (and the study's book stage) executed every chapter of the full book, and
+    the downstream chapter was refused: a study of text had no book. Now both take the text table of
+    contents, its chapters and its build."""
+    from linscale import study
+
+    calls, built = [], []
+    monkeypatch.setattr(book, "execute_book", lambda parameters, chapters, **kw: calls.append((parameters, chapters)))
+    monkeypatch.setattr(book, "build_html", lambda root, toc=None, **kw: built.append(toc) or tmp_path)
+    monkeypatch.setattr(book, "check_html", lambda html, chapters, **kw: built.append(chapters) or [])
+    text = book.toc_chapters(book.TEXT_TOC)
+    assert main(["book", "--preset", "text", "--book-dir", str(tmp_path / "b")]) == 0
+    assert calls[0][1] == text and built == [book.TEXT_TOC, text]
+    calls.clear(), built.clear()
+    assert study.stage_book("text", tmp_path / "results", book_dir=tmp_path / "b") == 0
+    assert calls[0][1] == text and built == [book.TEXT_TOC, text]
+    calls.clear(), built.clear()
+    assert main(["book", "--preset", "smoke", "--book-dir", str(tmp_path / "b")]) == 0  # the synthetic language's
+    assert calls[0][1] == book.toc_chapters() and built == [book.BOOK / "_toc.yml", book.toc_chapters()]
+
+
 def test_a_book_of_ones_own_is_executed_and_built_in_book_dir(tmp_path, monkeypatch):
     """`linscale book` wrote into the repository's book/chapters and _build/html whatever study it showed
     (a helper's own grid overwrote the clone's published book); `--book-dir` keeps both in a copy of the
@@ -690,7 +711,9 @@ def test_a_chapter_of_the_suites_scores_on_a_text_study_is_refused_before_any_ke
     out = tmp_path / "chapters"
     for chapter in book.READS_SUITES:
         with pytest.raises(ConfigError, match=rf"^parameter preset: text trains on text \(data.source\); chapter "
-                                              rf"{chapter} reads the linscale suites' scores .+ --no-html$"):
+                                              rf"{chapter} reads the linscale suites' scores .+ expected --chapter of "
+                                              rf"architectures, accounting, training, scaling_laws, efficiency, "
+                                              rf"law_probes \(the book of a study of text\)$"):
             book.execute_book({"preset": "text", "results_dir": str(tmp_path / "results")}, chapters=[chapter],
                               out_dir=out)
     assert not out.exists()

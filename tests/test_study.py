@@ -245,18 +245,26 @@ def test_a_study_runs_from_python_with_the_options_of_its_command_line(tmp_path,
     assert parsed == StudyOptions("smoke", jobs=2, overrides=("train.seed=1",))
 
 
-def test_a_study_of_real_text_refuses_the_eval_and_book_stages_before_anything_trains(tmp_path, monkeypatch):
+def test_a_study_of_real_text_leaves_out_the_eval_stage_and_refuses_it_when_asked_before_anything_trains(
+        tmp_path, monkeypatch, capsys):
     """The eval stage's suites need the synthetic language: a text study trained its whole grid, then
-    stopped at eval; now it is one line naming the stages it can run, and nothing is written."""
+    stopped at eval. By default its study runs the other stages (its book is the chapters without the
+    synthetic language) and says eval is left out; --stages naming eval is one line, and nothing is written."""
     from linscale.presets import USER_PRESETS_ENV
-    from linscale.study import StudyOptions, run_study
+    from linscale.study import STAGES, StudyOptions, _text_stages, run_study
 
     monkeypatch.setenv(USER_PRESETS_ENV, "")
     folders = dict(runs_dir=tmp_path / "runs", results_dir=tmp_path / "results")
-    for stages, refused in ((None, "the eval and book stages need"), ("sweep,book", "the book stage needs")):
-        with pytest.raises(ConfigError, match=f"^--stages: preset text trains on text .+{refused} .+design,sweep,fits"):
+    for stages in ("sweep,eval", "eval"):
+        with pytest.raises(ConfigError, match=r"^--stages: preset text trains on text \(data.source\), and the eval "
+                                              r"stage's suites need .+ expected --stages design,sweep,fits,book \("):
             run_study(StudyOptions("text", stages=stages, overrides=("data.path=corpus",), **folders))
     assert not list(tmp_path.iterdir())
+    text = ("data.path=corpus",)
+    assert _text_stages("text", text, STAGES, given=False) == ("design", "sweep", "fits", "book")
+    assert "[study] stage eval: left out, preset text trains on text" in capsys.readouterr().out
+    assert _text_stages("text", text, ("sweep", "book"), given=True) == ("sweep", "book")
+    assert _text_stages("cpu", (), STAGES, given=False) == STAGES and _text_stages("cpu", (), STAGES, True) == STAGES
 
 
 def test_a_preset_names_the_ablations_its_study_trains_by_default():
