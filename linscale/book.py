@@ -65,6 +65,10 @@ READS_THE_CPU_STUDY = "reads-cpu-study"
 # (results_dir/reruns/*/<preset>-comparison.json): where the study has none it is left out, no note in its
 # place (the chapter's list of re-runs says there are none; four explanations of absent tables would not)
 READS_RERUNS = "reads-reruns"
+# A markdown cell tagged so reads the study's role table (results_dir/<preset>/roles.parquet): where the study
+# has none (a study committed before it wrote one) it is left out, no note in its place (the page says once
+# that there is no role table; a paragraph explaining the absent table's columns read as if it were there)
+READS_ROLE_TABLE = "reads-role-table"
 # The heading under which a chapter sets its exercises; on another study's page a note follows it
 # (note_exercises_study), since their commands run the published study and their figures to expect are its
 EXERCISES_HEADING = "## Exercises"
@@ -596,6 +600,8 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
             note_exercises_study(executed, *_study_of(effective))
     if not has_reruns(effective, Path(cwd)):
         leave_out_tagged(executed, READS_RERUNS)
+    if not has_role_table(effective, Path(cwd)):
+        leave_out_tagged(executed, READS_ROLE_TABLE)
     for ablation in untrained_ablations(effective, Path(cwd)):
         leave_out_tagged(executed, READS_ABLATION[ablation],
                          ABLATION_LEFT_OUT_NOTE.format(what=ABLATION_WHAT[ablation]))
@@ -733,6 +739,13 @@ def has_reruns(parameters: dict, cwd: Path = ROOT) -> bool:
 
     preset, results_dir = _study_of(parameters)
     return bool(rerun_comparisons(Path(cwd) / results_dir, preset))
+
+
+def has_role_table(parameters: dict, cwd: Path = ROOT) -> bool:
+    """Whether the study a chapter's parameters show wrote a role table (a chapter without the study's
+    parameters counts as showing the published study, which has)."""
+    preset, results_dir = _study_of(parameters)
+    return (Path(cwd) / results_dir / preset / "roles.parquet").exists()
 
 
 def leave_out_cpu_readings(nb) -> None:

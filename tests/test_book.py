@@ -984,6 +984,26 @@ def test_the_downstream_page_reads_each_study_from_its_own_numbers(built_book, t
     assert "above 0.98" not in rerun["modes_equal"] and rerun["modes_equal"].endswith("whichever word leads it.")
 
 
+@pytest.mark.slow
+def test_a_study_without_a_role_table_says_so_once_and_does_not_explain_the_absent_table(tmp_path):
+    """The seed-6 re-run was committed before the study wrote roles.parquet: its downstream page showed two
+    identical "No role table" figures in a row and then explained the absent table's columns."""
+    assert book.has_role_table({}) and book.has_role_table({"preset": "smoke", "results_dir": "results"})
+    seed6 = {"results_dir": "results/reruns/2026-12-03-seed6"}
+    assert not book.has_role_table(seed6)
+    source = book.read_chapter_source("downstream")
+    tagged = [c.source for c in source.cells if book.READS_ROLE_TABLE in c.metadata.get("tags", [])]
+    assert len(tagged) == 1 and tagged[0].startswith("The table splits each architecture's largest model's")
+    cells = nbformat.read(book.execute_chapter("downstream", seed6, out_dir=tmp_path), as_version=4).cells
+    assert not [c for c in cells if c.cell_type == "markdown" and c.source.startswith("The table splits")]
+    table = next(c for c in cells if c.cell_type == "code" and "role_ends = findings.role_finals(" in c.source)
+    shown = [o for o in table.outputs if o.get("output_type") in ("display_data", "execute_result")
+             and "scrapbook" not in o.get("metadata", {})]
+    assert shown == []  # the figure after it says "No role table" once
+    figure = next(c for c in cells if c.cell_type == "code" and "plot_role_excess(" in c.source)
+    assert sum("image/png" in o.get("data", {}) for o in figure.outputs) == 1
+
+
 def test_the_findings_page_reads_the_smoke_study_from_its_own_numbers(built_book):
     """The findings chapter on the CI study (an exercise): its noise section names the sizes the smoke
     ablations retrained (s1 by the seeds ablation, s2 by size_seeds; the cpu text says s3, s1 and s6), the
