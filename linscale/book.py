@@ -693,7 +693,16 @@ def study_title(preset: str, results_dir: str | Path = "results", cwd: Path = RO
     folder = Path(results_dir) / preset
     if (Path(cwd) / folder).resolve() == (ROOT / "results" / preset).resolve():
         return f"{preset} study"
-    return f"{preset} study in {folder}"
+    return f"{preset} study in {shown_path(folder)}"
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as a page names it: relative to the repository where it is inside it (a book built with
+    --book-dir has its results_dir made absolute, and named a re-run as /home/.../results/reruns/x/cpu, the
+    builder's own checkout), else as given."""
+    if Path(path).is_absolute() and Path(path).resolve().is_relative_to(ROOT):
+        return str(Path(path).resolve().relative_to(ROOT))
+    return str(path)
 
 
 def untrained_ablations(parameters: dict, cwd: Path = ROOT) -> list[str]:
@@ -759,7 +768,8 @@ def exercises_note(preset: str, results_dir: str) -> str:
     """What a page of another study says under its exercises' heading: they were written for the published
     study, and the options that point their `linscale` commands at the study the page shows."""
     options = [f"--preset {preset}"] if preset != "cpu" else []
-    if str(results_dir) != "results" or not options:  # "results" of the cpu preset: shown from another folder
+    results_dir = shown_path(results_dir)  # the commands run in the repository
+    if results_dir != "results" or not options:  # "results" of the cpu preset: shown from another folder
         options.append(f"--results-dir {results_dir}")
     return ("*These exercises were written for the published study (`results/cpu`): their commands run on it, and "
             "the figures they tell you to expect are its figures. To run one on the study this page shows, add "

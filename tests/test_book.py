@@ -684,6 +684,11 @@ def test_a_page_names_the_study_it_shows_with_its_folder_unless_it_is_the_reposi
 
     assert study_title("cpu") == "cpu study" and study_title("smoke", str(ROOT / "results")) == "smoke study"
     assert study_title("cpu", "results/reruns/x") == "cpu study in results/reruns/x/cpu"
+    # a book built with --book-dir has its results_dir made absolute: the page names it from the repository
+    assert study_title("cpu", str(ROOT / "results/reruns/x")) == "cpu study in results/reruns/x/cpu"
+    assert study_title("mine", "/tmp/r") == "mine study in /tmp/r/mine"  # outside it, as given
+    assert "add `--results-dir results/reruns/x` to" in book.exercises_note("cpu", str(ROOT / "results/reruns/x"))
+    assert book.shown_path(ROOT / "results") == "results" and book.shown_path("/tmp/r") == "/tmp/r"
 
 
 def test_a_glued_range_reads_as_one_number_where_its_ends_agree():
