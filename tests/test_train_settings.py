@@ -59,6 +59,14 @@ def test_the_edges_the_checks_allow_are_allowed():
     assert TrainSettings(**{**SMALL, "tokens": 32}).total_steps == 1
     read = TrainSettings(**SMALL, lr="1e-3", eps="1e-6")  # YAML 1.1 reads 1e-3 (no dot) as text
     assert (read.lr, read.eps) == (1e-3, 1e-6)
+    # an integer written as a number of another form: --set train.batch_size=1e3 was refused as "1000.0"
+    whole = TrainSettings(**{**SMALL, "batch_size": "4e0", "seq_len": 8.0}, warmup_steps="1e1", threads=2.0)
+    assert (whole.batch_size, whole.seq_len, whole.warmup_steps, whole.threads) == (4, 8, 10, 2)
+    assert all(type(v) is int for v in (whole.batch_size, whole.seq_len, whole.warmup_steps, whole.threads))
+    assert resolve_preset("smoke", ["train.batch_size=1e3"])["train"]["batch_size"] == 1000
+    for value, shown in (("2.5", "'2.5'"), ("1e400", "'1e400'"), (math.inf, "inf")):  # still refused, as written
+        with pytest.raises(ConfigError, match=f"^train.batch_size: expected an integer >= 1, got {shown}$"):
+            TrainSettings(**{**SMALL, "batch_size": value})
 
 
 def test_the_accumulation_splits_the_batch_over_devices_or_names_what_does_not_divide():

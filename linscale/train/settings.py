@@ -90,6 +90,10 @@ class TrainSettings:
                      "save_every_minutes", "grad_clip", "lr_width_exponent"):
             if isinstance(getattr(self, name), str):
                 setattr(self, name, _number(f"train.{name}", getattr(self, name)))
+        # and an integer written as one (--set train.batch_size=1e3, 1000.0): the integer, as data.* keys take it
+        for name in ("seq_len", "batch_size", "checkpoints", "loss_window", "devices", "num_nodes", "seed",
+                     "micro_batch_size", "val_batches", "threads", "lr_reference_width", "warmup_steps", "num_workers"):
+            setattr(self, name, _integral(getattr(self, name)))
         for name in ("seq_len", "batch_size", "checkpoints", "loss_window", "devices", "num_nodes", "seed"):
             _require_int(f"train.{name}", getattr(self, name), minimum=0 if name == "seed" else 1)
         for name in ("micro_batch_size", "val_batches", "threads", "lr_reference_width"):
@@ -443,6 +447,20 @@ def _g(value, spec: str) -> str:
         return format(value, spec)
     except OverflowError:
         return format(Decimal(value), spec)
+
+
+def _integral(value):
+    """``value`` as an int where it is a whole number written otherwise (1000.0, or "1e3", which YAML 1.1
+    reads as a string); anything else as it is, for the checks to refuse."""
+    number = value
+    if isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+    if isinstance(number, float) and math.isfinite(number) and number.is_integer():
+        return int(number)
+    return value
 
 
 def _require_int(name: str, value, minimum: int) -> None:
