@@ -43,7 +43,7 @@ import numpy as np
 
 from linscale.config import ARCHITECTURES, ConfigError
 # re-exported for the chapters (book.and_list, ...): they live below findings, whose sentences use them too
-from linscale.config import NUMBER_WORDS, and_list, number_word, value_range  # noqa: F401
+from linscale.config import NUMBER_WORDS, and_list, count_text, number_word, value_range  # noqa: F401
 from linscale.processes import end_with_parent
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository (editable install)
@@ -684,6 +684,18 @@ def shows_published_study(parameters: dict, cwd: Path = ROOT) -> bool:
     without the study's parameters shows no study's results and counts as showing it)."""
     preset, results_dir = _study_of(parameters)
     return preset == "cpu" and (Path(cwd) / results_dir / "cpu").resolve() == (ROOT / "results" / "cpu").resolve()
+
+
+def grid_sizes_text(sizes: list[str], params_min: float, params_max: float) -> str:
+    """A grid's sizes in a phrase, as the introduction quotes them: ``"five small sizes, s1 to s5, of about
+    14K to 578K non-embedding parameters"``. "Small" only for a grid of CPU scale (under ten million
+    parameters): the paper preset's 70M to 7B are its sizes, not small ones."""
+    small = " small" if params_max < 1e7 else ""
+    head = f"{number_word(len(sizes))}{small} size{'s' if len(sizes) != 1 else ''}, "
+    if len(sizes) > 1:
+        return head + f"{sizes[0]} to {sizes[-1]}, of about {count_text(params_min)} to {count_text(params_max)} " \
+                      "non-embedding parameters"
+    return head + f"{sizes[0]}, of about {count_text(params_min)} non-embedding parameters"
 
 
 def study_title(preset: str, results_dir: str | Path = "results", cwd: Path = ROOT) -> str:

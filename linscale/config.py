@@ -50,6 +50,21 @@ def and_list(items) -> str:
     return ", ".join(items[:-1]) + " and " + items[-1] if len(items) > 1 else "".join(items)
 
 
+def count_text(n: float) -> str:
+    """A parameter count as prose, to two figures at most: ``"950"``, ``"14K"``, ``"578K"``, ``"85M"``,
+    ``"6.9B"`` (the paper grid's 6,9xx,xxx,xxx was written "6906123K").
+
+    >>> count_text(13_824), count_text(84_934_656), count_text(6_906_123_904)
+    ('14K', '85M', '6.9B')
+    """
+    if n < 1e3:
+        return f"{n:,.0f}"
+    if round(n / 1e3) < 1000:  # thousands whole, as the cpu grid's "1K to 120K"
+        return f"{n / 1e3:.0f}K"
+    unit, scale = ("M", 1e6) if round(n / 1e6) < 1000 else ("B", 1e9)
+    return f"{n / scale:.0f}{unit}" if n / scale >= 9.95 else f"{n / scale:.1f}{unit}"
+
+
 def value_range(values, spec: str, sep: str = " to ") -> str:
     """The smallest and largest of ``values`` as prose, each formatted with ``spec``; one number where
     both read the same (a chapter narrowed to one architecture said "in 83% to 83% of studies").

@@ -670,6 +670,19 @@ def test_a_chapter_is_re_executed_when_the_package_code_changes(monkeypatch):
     assert book._inputs_stamp("findings", {}, "source", []) != stamp
 
 
+def test_a_grids_sizes_read_in_counts_of_their_own_scale():
+    """The introduction's phrase for the grid wrote the paper preset's 7B as "6906124K" and called its
+    sizes small; the cpu grid's phrase is unchanged."""
+    counts = (950, 1_234, 119_808, 999_499, 999_500, 9.94e6, 9.96e6, 84_934_656, 999.6e6, 6_906_123_904, 12.3e9)
+    assert [book.count_text(n) for n in counts] == ["950", "1K", "120K", "999K", "1.0M", "9.9M", "10M", "85M", "1.0B",
+                                                    "6.9B", "12B"]
+    assert book.grid_sizes_text(["s1", "s2", "s3"], 1_234, 119_808) == (
+        "three small sizes, s1 to s3, of about 1K to 120K non-embedding parameters")
+    assert book.grid_sizes_text(["70M", "7B"], 84_934_656, 6_906_123_904) == (
+        "two sizes, 70M to 7B, of about 85M to 6.9B non-embedding parameters")
+    assert book.grid_sizes_text(["s1"], 950, 950) == "one small size, s1, of about 950 non-embedding parameters"
+
+
 def test_and_list_joins_glued_lists_as_prose():
     """The chapters' lists of architectures and sizes read "a, b and c", not "a, b, c" or "a and b and c"."""
     from linscale.book import and_list
