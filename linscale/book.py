@@ -366,8 +366,9 @@ def check_parameters(chapter: str, namespace: dict) -> ChapterParameters:
             hidden = set(shell.user_ns_hidden)
     except ImportError:
         pass
+    own = _chapter_variables(chapter)  # a kernel that ran the chapter and re-runs this cell holds them
     unknown = sorted(name for name, value in namespace.items()
-                     if name not in schema and name not in hidden and not name.startswith("_")
+                     if name not in schema and name not in hidden and name not in own and not name.startswith("_")
                      and not isinstance(value, (types.ModuleType, type)) and not callable(value))
     if unknown:
         raise ConfigError(f"chapter {chapter}: unknown parameter(s) {', '.join(unknown)}; "
@@ -378,6 +379,28 @@ def check_parameters(chapter: str, namespace: dict) -> ChapterParameters:
     except (ConfigError, OSError):  # a notebook run away from its source: no defaults to compare with
         defaults = {}
     return ChapterParameters(chapter, values, defaults)
+
+
+def _chapter_variables(chapter: str) -> set[str]:
+    """The names the chapter's own code cells bind, its parameters cell aside: in Jupyter, a teacher who ran
+    the chapter, changed a parameter and ran the check again was told "unknown parameter(s) curve, table7, ..."
+    of the chapter's own variables. Empty for a notebook run away from its source."""
+    import ast
+
+    try:
+        nb = read_chapter_source(chapter)
+    except (ConfigError, OSError):
+        return set()
+    names: set[str] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code" or "parameters" in cell.get("metadata", {}).get("tags", []):
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # a cell with IPython syntax binds nothing we need to know of
+            continue
+        names |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    return names
 
 
 def glue(name: str, value: Any, display: bool = False) -> None:

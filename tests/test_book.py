@@ -67,6 +67,21 @@ def test_the_introductions_parameter_table_lists_each_chapters_parameters():
         assert sorted(names) == sorted(book.PARAMETERS[chapter]), chapter
 
 
+def test_the_check_run_again_in_jupyter_takes_the_chapters_own_variables_for_no_parameters():
+    """A teacher who ran a chapter in Jupyter, changed a parameter and ran the check cell again was told
+    "unknown parameter(s) curve, large, params, table7, ..." (the accounting chapter's own variables); a
+    misspelled parameter still fails."""
+    ran = {**{name: object() for name in ("curve", "large", "params", "table7", "budget")},
+           **book.default_parameters("accounting")}
+    book.check_parameters("accounting", ran)
+    for chapter in book.CHAPTERS:  # every name any chapter's cells bind
+        book.check_parameters(chapter, {**{name: object() for name in book._chapter_variables(chapter)},
+                                        **book.default_parameters(chapter)})
+    ran["figure_sise"] = "70M"
+    with pytest.raises(ConfigError, match=r"unknown parameter\(s\) figure_sise; expected"):
+        book.check_parameters("accounting", ran)
+
+
 def test_the_chapters_own_check_catches_names_papermill_lets_through():
     """check_parameters looks at the kernel's namespace: a misspelled name fails in one line; imports
     (modules, functions) are not parameters; the values come back with what was changed."""
