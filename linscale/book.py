@@ -160,8 +160,9 @@ def _non_empty(x):
 
 
 def _positive_ints(xs):
+    # distinct: a length given twice (contexts: [64, 64, 256]) failed deep in a chapter's pivot of its table
     ok = all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in xs) and len(xs) > 0
-    return None if ok else "must be a non-empty list of positive integers"
+    return None if ok and len(set(xs)) == len(xs) else "must be a non-empty list of distinct positive integers"
 
 
 def _results_folder(preset: str) -> str | None:

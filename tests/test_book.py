@@ -1375,8 +1375,12 @@ def test_a_tuple_parameter_is_handed_on_as_a_list():
 
 def test_list_and_name_parameters_refuse_what_would_fail_inside_the_chapter():
     defaults = book.default_parameters("architectures")
-    with pytest.raises(ConfigError, match=r"parameter contexts: must be a non-empty list of positive integers"):
+    with pytest.raises(ConfigError, match=r"parameter contexts: must be a non-empty list of distinct positive int"):
         book.validate_parameters("architectures", **{**defaults, "contexts": []})
+    # a length given twice failed deep in the chapter ("a cell raised ValueError: Index contains duplicate entries")
+    with pytest.raises(ConfigError, match=r"parameter context_lengths: must be .* distinct .*, got \[2048, 2048\]"):
+        book.validate_parameters("accounting", **{**book.default_parameters("accounting"),
+                                                  "context_lengths": [2048, 2048]})
     with pytest.raises(ConfigError, match=r"parameter seed: must be >= 0, got -1"):
         book.validate_parameters("architectures", **{**defaults, "seed": -1})
     assert book.validate_parameters("architectures", **{**defaults, "seed": 0})["seed"] == 0
