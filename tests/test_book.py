@@ -636,6 +636,15 @@ def test_a_study_of_two_architectures_is_shown_with_its_two(tmp_path, monkeypatc
         "LLaMA and TNL, two of the paper's four architectures, are trained"
 
 
+def test_training_chapter_narrowed_by_archs_does_not_call_its_runs_the_studys(tmp_path):
+    """With archs [tnl, llama] the page said "The cpu study has 12 runs (2 architectures × 6 sizes) ... the
+    whole grid took 0.36 hours" of a study of 24 runs: it counts the runs shown, and says so."""
+    values = glued(book.execute_chapter("training", {"preset": "smoke", "archs": ["tnl"]}, out_dir=tmp_path))
+    assert ast.literal_eval(values["grid_subject"]) == \
+        "The part of the smoke study shown here (archs leaves out LLaMA, HGRN2 and cosFormer2) has"
+    assert int(values["n_runs"]) == 2
+
+
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
     """`linscale study --no-ablations` writes no ablation tables: the chapter still executes, without
     error output, and says there are no runs (empty panels instead of figures that fail)."""
