@@ -982,6 +982,15 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
             if values["preset"] not in known:  # the advice was to run `linscale study --preset nosuch`
                 raise ConfigError(f"{folder}: no results of {values['preset']!r}, and no preset has that name "
                                   f"(presets: {', '.join(known)}; a file of your own by its path)")
+            # results_dir given as the study's own folder (results/reruns/X/cpu) or a folder of re-runs: say which
+            # folder it means, not `linscale study` (a teacher who only reads committed results)
+            given_dir = Path(cwd) / values["results_dir"]
+            meant = [str(Path(values["results_dir"]).parent)] if (given_dir / "runs.parquet").exists() else sorted(
+                str(Path(values["results_dir"]) / sub.parent.parent.name)
+                for sub in given_dir.glob(f"*/{values['preset']}/runs.parquet"))
+            if meant:
+                raise ConfigError(f"parameter results_dir: {values['results_dir']} holds no {values['preset']}/ "
+                                  f"folder; expected the folder above a study's tables, e.g. {', '.join(meant[:3])}")
             raise ConfigError(f"{folder}: no results of preset {values['preset']!r} (run `linscale study --preset "
                               f"{given}` first, or choose another with --preset)")
         # what a partial study lacks, said here: inside the kernel it was a KeyError, an IndexError or a

@@ -586,6 +586,18 @@ def test_a_damaged_results_table_fails_in_one_line_naming_it(tmp_path):
                         r"write it again with `linscale study`", line), line
 
 
+def test_results_dir_given_as_a_studys_own_folder_names_the_folder_above_it():
+    """A teacher gave --results-dir results/reruns/2026-12-03-seed6/cpu (or results/reruns) and was told to run
+    `linscale study --preset cpu` first; the line names results_dir and the folder it means."""
+    seed6 = "results/reruns/2026-12-03-seed6"
+    with pytest.raises(ConfigError, match=rf"^parameter results_dir: {seed6}/cpu holds no cpu/ folder; expected the "
+                                          rf"folder above a study's tables, e.g. {seed6}$"):
+        book.check_results({"preset": "cpu", "results_dir": f"{seed6}/cpu"}, ["training"])
+    with pytest.raises(ConfigError, match=r"^parameter results_dir: results/reruns holds no cpu/ folder; .* e\.g\. "
+                                          r"results/reruns/2026-12-01-seed1, "):
+        book.check_results({"preset": "cpu", "results_dir": "results/reruns"}, ["findings"])
+
+
 def test_a_misspelled_or_bad_book_parameter_fails_before_any_chapter_runs(tmp_path):
     """`linscale book -p NAME VALUE` over the whole book: a name no chapter declares failed nowhere (every
     chapter ran with its defaults), and a bad value of a declared one failed only when its chapter's turn
