@@ -650,11 +650,15 @@ def test_a_study_of_two_architectures_is_shown_with_its_two(tmp_path, monkeypatc
 
 def test_training_chapter_narrowed_by_archs_does_not_call_its_runs_the_studys(tmp_path):
     """With archs [tnl, llama] the page said "The cpu study has 12 runs (2 architectures × 6 sizes) ... the
-    whole grid took 0.36 hours" of a study of 24 runs: it counts the runs shown, and says so."""
+    whole grid took 0.36 hours" of a study of 24 runs: it counts the runs shown, and says so. The
+    introduction's sentence on the study's sizes reads the whole study."""
     values = glued(book.execute_chapter("training", {"preset": "smoke", "archs": ["tnl"]}, out_dir=tmp_path))
     assert ast.literal_eval(values["grid_subject"]) == \
         "The part of the smoke study shown here (archs leaves out LLaMA, HGRN2 and cosFormer2) has"
     assert int(values["n_runs"]) == 2
+    # the introduction's sizes are the study's (TNL's alone were "of about 4K to 29K")
+    assert ast.literal_eval(values["grid_sizes_text"]) == "two small sizes, s1 to s2, of about 3K to 29K " \
+        "non-embedding parameters"
 
 
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
