@@ -356,7 +356,7 @@ def check_parameters(chapter: str, namespace: dict) -> ChapterParameters:
     import types
 
     if chapter not in PARAMETERS:
-        raise ConfigError(f"chapter: unknown chapter {chapter!r}; expected one of {', '.join(PARAMETERS)}")
+        raise _one_line(ConfigError(f"chapter: unknown chapter {chapter!r}; expected one of {', '.join(PARAMETERS)}"))
     schema = PARAMETERS[chapter]
     hidden: set = set()
     try:
@@ -372,14 +372,24 @@ def check_parameters(chapter: str, namespace: dict) -> ChapterParameters:
                      if name not in schema and name not in hidden and name not in own and not name.startswith("_")
                      and not isinstance(value, (types.ModuleType, type)) and not callable(value))
     if unknown:
-        raise ConfigError(f"chapter {chapter}: unknown parameter(s) {', '.join(unknown)}; "
-                          f"expected {', '.join(schema)}")
-    values = validate_parameters(chapter, **{name: namespace[name] for name in schema if name in namespace})
+        raise _one_line(ConfigError(f"chapter {chapter}: unknown parameter(s) {', '.join(unknown)}; "
+                                    f"expected {', '.join(schema)}"))
+    try:
+        values = validate_parameters(chapter, **{name: namespace[name] for name in schema if name in namespace})
+    except ConfigError as error:
+        raise _one_line(error)
     try:
         defaults = default_parameters(chapter)
     except (ConfigError, OSError):  # a notebook run away from its source: no defaults to compare with
         defaults = {}
     return ChapterParameters(chapter, values, defaults)
+
+
+def _one_line(error: ConfigError) -> ConfigError:
+    """The error as IPython shows it: its one line, as ``linscale book`` prints it (in Jupyter and in
+    papermill's report, a parameter the teacher mistyped came with a traceback through linscale/book.py)."""
+    error._render_traceback_ = lambda: [f"ConfigError: {error}"]
+    return error
 
 
 def _chapter_variables(chapter: str) -> set[str]:

@@ -82,6 +82,20 @@ def test_the_check_run_again_in_jupyter_takes_the_chapters_own_variables_for_no_
         book.check_parameters("accounting", ran)
 
 
+def test_the_parameters_check_shows_one_line_in_jupyter_and_papermill():
+    """IPython shows an exception's ``_render_traceback_`` in place of its traceback: a mistyped parameter in
+    Jupyter (and in papermill's report) was a traceback through linscale/book.py, not the one line."""
+    namespace = book.default_parameters("accounting")
+    for bad, line in (({"figure_sise": "70M"}, "ConfigError: chapter accounting: unknown parameter(s) figure_sise; "
+                                               "expected preset, results_dir, reference_preset, context_lengths, "
+                                               "figure_size"),
+                      ({"context_lengths": 4096}, "ConfigError: parameter context_lengths: expected list or tuple, "
+                                                  "got 4096 (int)")):
+        with pytest.raises(ConfigError) as error:
+            book.check_parameters("accounting", {**namespace, **bad})
+        assert error.value._render_traceback_() == [line]
+
+
 def test_the_chapters_own_check_catches_names_papermill_lets_through():
     """check_parameters looks at the kernel's namespace: a misspelled name fails in one line; imports
     (modules, functions) are not parameters; the values come back with what was changed."""
