@@ -73,7 +73,11 @@ def read_table(path: str | Path, required: tuple[str, ...] = ()) -> pd.DataFrame
         if path.suffix == ".parquet" and csv.exists():
             path = csv
         else:
-            raise ResultsError(f"{path}: no such results table (run `linscale study` first, or check the folder)")
+            # a relative path is the kernel's working directory's: papermill run away from the repository without
+            # --cwd read results/cpu under /tmp, and the line did not say so
+            where = "" if path.is_absolute() else f"; a relative path is read from {Path.cwd()}"
+            raise ResultsError(f"{path}: no such results table (run `linscale study` first, or check the "
+                               f"folder{where})")
     table = read_table_file(path, "not a readable results table", "write it again with `linscale study` (the same "
                             "preset and folders) or, for a committed study, restore it from git", error=ResultsError)
     missing = [c for c in required if c not in table.columns]

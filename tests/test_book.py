@@ -600,6 +600,18 @@ def test_a_damaged_results_table_fails_in_one_line_naming_it(tmp_path):
                         r"write it again with `linscale study`", line), line
 
 
+def test_a_chapter_run_away_from_the_repository_says_where_it_looked(tmp_path, monkeypatch):
+    """papermill run on a chapter from /tmp without --cwd read results/cpu under /tmp; the line said only
+    'results/cpu/runs.parquet: no such results table (run `linscale study` first, or check the folder)'."""
+    from linscale import results
+    from linscale.config import ResultsError
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ResultsError, match=rf"^results/cpu/runs\.parquet: no such results table \(.*; a relative "
+                                           rf"path is read from {re.escape(str(tmp_path))}\)$"):
+        results.read_runs("cpu", "results")
+
+
 def test_results_dir_given_as_a_studys_own_folder_names_the_folder_above_it():
     """A teacher gave --results-dir results/reruns/2026-12-03-seed6/cpu (or results/reruns) and was told to run
     `linscale study --preset cpu` first; the line names results_dir and the folder it means."""
