@@ -687,6 +687,15 @@ def test_training_chapter_narrowed_by_archs_does_not_call_its_runs_the_studys(tm
         "non-embedding parameters"
 
 
+def test_the_introductions_misfit_sentence_names_the_architectures_a_narrowed_chapter_shows(tmp_path):
+    """The introduction quotes the scaling-laws chapter's "They do not, <a_miss_pattern>" beside the study's
+    four architectures: with archs [llama, tnl] it read "in the same way for both architectures", naming none."""
+    values = glued(book.execute_chapter("scaling_laws", {"preset": "smoke", "archs": ["llama", "tnl"]},
+                                        out_dir=tmp_path))
+    pattern = ast.literal_eval(values["a_miss_pattern"])
+    assert pattern.startswith("in the same way for both architectures shown (LLaMA and TNL) at s1"), pattern
+
+
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
     """`linscale study --no-ablations` writes no ablation tables: the chapter still executes, without
     error output, and says there are no runs (empty panels instead of figures that fail)."""
