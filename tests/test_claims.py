@@ -671,6 +671,23 @@ def test_sized_noise_holds_losses_and_retrieval_scores_of_every_measured_size():
         assert measured.min() >= 2, column  # two seeds or more per architecture and size
 
 
+def test_a_study_that_trained_no_seeds_has_no_measured_noise_to_set_a_difference_against(tmp_path):
+    """A study without seeds or size_seeds runs (the text study of `linscale study --no-ablations`) has a noise
+    whose every bound is NaN: the training and scaling-laws pages read it as measured and printed "fitted to
+    seeds at ;" and "s3 nan%". measured_sized_noise refuses it, as those pages' "no seeds ablation" branch expects."""
+    import shutil
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parent.parent / "results"
+    shutil.copytree(results / "smoke", tmp_path / "smoke", ignore=shutil.ignore_patterns("ablations"))
+    empty = claims.sized_noise("smoke", str(tmp_path))
+    assert empty.samples.empty and np.isnan(empty.bound_between("loss", ("s1", "s2"), ["s1", "s2"], relative=True))
+    with pytest.raises(ValueError, match="measured no seed noise"):
+        findings.measured_sized_noise("smoke", str(tmp_path))
+    measured = findings.measured_sized_noise("smoke", str(results))
+    assert np.isfinite(measured.bound_between("loss", ("s1", "s2"), ["s1", "s2"], relative=True))
+
+
 # ----------------------------------------------------------------------------- the losses' noise trend
 
 

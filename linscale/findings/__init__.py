@@ -59,8 +59,8 @@ from linscale.findings.ablations import (ACCURACY_LABELS, DEFAULT_TOLERANCE, Tol
                                          size_seeds_words)
 from linscale.findings.claims import (CLAIM_COLUMNS, SeedRuns, ablation_claims, allocation_claims, claims_from_results,
                                       downstream_claims, envelope_losses, exponent_claim, largest_size_seeds,
-                                      lower_loss_claim, lower_loss_sides, retrieval_scores, sized_noise,
-                                      verdict_counts)
+                                      lower_loss_claim, lower_loss_sides, measured_sized_noise, retrieval_scores,
+                                      sized_noise, verdict_counts)
 from linscale.findings.inputs import (final_rows, fitted_window, identified_archs, narrowed, read_fit, read_fits_table,
                                      read_fit_status, size_order, stored_attempts, with_fitted_loss)
 from linscale.findings.efficiency import gpu_report_tables, gpu_reports, newest_gpu_tables

@@ -606,6 +606,17 @@ def sized_noise(preset: str, results_dir: str, seeds: pd.DataFrame | None = None
                    params=params)
 
 
+def measured_sized_noise(preset: str, results_dir: str) -> v.Noise:
+    """:func:`sized_noise`, refused (ValueError) where the study trained no seeds or size_seeds runs (its
+    preset's ``ablations`` leave them out, or ``--no-ablations``, as a study of real text may): every bound
+    of its empty noise is NaN, which the training and scaling-laws pages printed as "nan%" beside "fitted
+    to seeds at ;", where they say instead that no seed noise was measured."""
+    noise = sized_noise(preset, results_dir)
+    if not noise.samples["loss"].notna().any():
+        raise ValueError(f"the {preset} study in {results_dir} measured no seed noise (no seeds or size_seeds runs)")
+    return noise
+
+
 def verdict_counts(table: pd.DataFrame) -> dict:
     """{verdict: count} over the claims table, every verdict present (0 when absent)."""
     counts = table["verdict"].value_counts()
