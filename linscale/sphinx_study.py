@@ -65,11 +65,18 @@ def chapter_labels(chapters, notebooks: Path = book.NOTEBOOKS) -> set[str]:
 def link_to_left_out_chapter(app, env, node, contnode):
     """``missing-reference``: a link to a label of a chapter this build leaves out is its text, not a warning
     (which fails the build): the book of a study of real text (``book/_toc_text.yml``) has no appendix on the
-    synthetic language, which the glossary links. Any other missing label still fails the build."""
+    synthetic language, which the glossary links. A link without a text of its own names the chapter in the
+    published book instead of showing its bare label (the training page's "the seed noise (seed-noise)").
+    Any other missing label still fails the build."""
     left_out = [chapter for chapter in book.CHAPTERS if f"chapters/{chapter}" not in env.found_docs]
-    if node.get("reftype") in ("ref", "numref") and node.get("reftarget") in chapter_labels(left_out):
+    if node.get("reftype") not in ("ref", "numref"):
+        return None
+    chapter = next((c for c in left_out if node.get("reftarget") in chapter_labels([c])), None)
+    if chapter is None:
+        return None
+    if node.get("refexplicit"):
         return contnode
-    return None
+    return nodes.inline("", f"the published book's {chapter.replace('_', ' ')} chapter")
 
 
 class GluedSmartQuotes(SphinxPostTransform):

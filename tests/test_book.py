@@ -350,9 +350,14 @@ def test_a_link_to_a_chapter_the_book_leaves_out_is_its_text_and_any_other_missi
     text_book = SimpleNamespace(found_docs={"intro_text", "glossary", *(f"chapters/{c}" for c in
                                                                         book.toc_chapters(book.TEXT_TOC))})
     full_book = SimpleNamespace(found_docs={"intro", "glossary", *(f"chapters/{c}" for c in book.CHAPTERS)})
-    link = addnodes.pending_xref("", reftype="ref", reftarget="synthetic-language")
+    link = addnodes.pending_xref("", reftype="ref", reftarget="synthetic-language", refexplicit=True)
     title = nodes.inline("", "the appendix on the language")
     assert link_to_left_out_chapter(None, text_book, link, title) is title
+    # a link without a text of its own showed its bare label ("the seed noise (seed-noise)"): it names the chapter
+    bare = addnodes.pending_xref("", reftype="ref", reftarget="seed-noise", refexplicit=False)
+    named = link_to_left_out_chapter(None, text_book, bare, nodes.inline("", "seed-noise"))
+    assert named.astext() == "the published book's ablations chapter"
+    assert link_to_left_out_chapter(None, full_book, bare, nodes.inline("", "seed-noise")) is None
     assert link_to_left_out_chapter(None, full_book, link, title) is None  # a label the full book lacks: fails
     for target in ("training", "no-such-label"):  # in the book, or in no chapter: Sphinx's warning stands
         assert link_to_left_out_chapter(None, text_book, addnodes.pending_xref("", reftype="ref", reftarget=target),
