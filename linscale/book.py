@@ -82,6 +82,12 @@ ABLATION_WHAT = {"aspect": "aspect-ratio", "context": "context-length"}
 # Markdown cells tagged so are about one architecture's runs (TNL's head count): on the page of a study that
 # did not train it they are left out, no note in their place (the page names the architectures it shows)
 READS_ARCH = {"tnl": "reads-tnl-runs"}
+# Markdown cells tagged so read the language's exact entropy rate (its value, a loss's gap to it, fits with E
+# fixed at it): on the page of a study of real text, which has none, they are left out and the cells tagged
+# WITHOUT_EXACT_ENTROPY, which say so in words, stand in their place (they read "nan"); a study of the
+# synthetic language keeps the first and leaves out the second (knows_exact_entropy)
+READS_EXACT_ENTROPY = "reads-exact-entropy"
+WITHOUT_EXACT_ENTROPY = "without-exact-entropy"
 LEFT_OUT_NOTE = ("*A passage here reads numbers that only the published cpu study has (probes of its grid, the "
                  "history of its seeds and re-runs), so it is left out of this study's page; the published book "
                  "(`linscale book`) shows it.*")
@@ -641,6 +647,8 @@ def execute_chapter(chapter: str, parameters: dict | None = None, out_dir: Path 
                          ABLATION_LEFT_OUT_NOTE.format(what=ABLATION_WHAT[ablation]))
     for arch in untrained_archs(effective, Path(cwd)):
         leave_out_tagged(executed, READS_ARCH[arch])
+    entropy_known = knows_exact_entropy(effective, Path(cwd))
+    leave_out_tagged(executed, WITHOUT_EXACT_ENTROPY if entropy_known else READS_EXACT_ENTROPY)
     nbformat.write(executed, partial)
     os.replace(partial, out)
     failed = out_dir / f"{chapter}.failed.ipynb"
@@ -774,6 +782,15 @@ def untrained_archs(parameters: dict, cwd: Path = ROOT) -> list[str]:
         return []
     trained = _trained_archs(parameters["preset"], parameters["results_dir"], cwd)
     return [] if trained is None else [arch for arch in READS_ARCH if arch not in trained]
+
+
+def knows_exact_entropy(parameters: dict, cwd: Path = ROOT) -> bool:
+    """Whether the language of the study a chapter's parameters show has an exact entropy rate: the synthetic
+    language has (design.language_entropy), real text (its recorded --set overrides included) has not. A
+    chapter without the study's parameters, or a folder named after no preset, counts as having one."""
+    if not {"preset", "results_dir"} <= set(parameters):
+        return True
+    return study_data_source(parameters["preset"], parameters["results_dir"], cwd) in (None, "synthetic")
 
 
 def _trained_archs(preset: str, results_dir: str, cwd: Path = ROOT) -> list[str] | None:

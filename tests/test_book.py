@@ -1235,7 +1235,8 @@ def test_passages_that_read_the_published_study_are_left_out_of_another_studys_p
     for chapter in book.CHAPTERS:
         tagged = [c for c in book.read_chapter_source(chapter).cells
                   if {book.READS_THE_CPU_STUDY, book.READS_RERUNS, *book.READS_ABLATION.values(),
-                      *book.READS_ARCH.values()} & set(c.get("metadata", {}).get("tags", []))]
+                      *book.READS_ARCH.values(), book.READS_EXACT_ENTROPY, book.WITHOUT_EXACT_ENTROPY}
+                  & set(c.get("metadata", {}).get("tags", []))]
         assert all(c.cell_type == "markdown" for c in tagged), chapter
         assert not [line for c in tagged for line in c.source.splitlines() if re.fullmatch(r"\(.+\)=", line.strip())]
 
@@ -1258,6 +1259,62 @@ def test_a_passage_about_tnl_is_left_out_of_the_page_of_a_study_without_tnl(tmp_
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("kept"), caveat[0]])
     book.leave_out_tagged(nb, tag)
     assert [c.source for c in nb.cells] == ["kept"]
+
+
+def test_a_passage_on_the_exact_entropy_gives_way_to_its_words_for_real_text_on_a_study_of_text(tmp_path):
+    """A study of real text has no exact entropy rate: the training page read "the language's entropy rate (nan)"
+    and "The best envelope is still nan nats above", the scaling-laws page "The exact entropy rate is nan
+    nats/token" and "The pattern is the same in all no architectures". Each such passage is tagged, and followed
+    by one tagged for a study without it, which says so in words; a page keeps one of the two."""
+    from linscale.results import OVERRIDES_FILE
+
+    def tags(cell):
+        return set(cell.get("metadata", {}).get("tags", []))
+
+    for chapter in ("training", "scaling_laws"):
+        cells = book.read_chapter_source(chapter).cells
+        pairs = [(a, b) for a, b in zip(cells, cells[1:]) if book.READS_EXACT_ENTROPY in tags(a)]
+        assert len(pairs) == 2, chapter
+        assert all(book.WITHOUT_EXACT_ENTROPY in tags(b) and "Real text has no known entropy rate" in b.source
+                   for _, b in pairs), chapter
+        assert sum(book.WITHOUT_EXACT_ENTROPY in tags(c) for c in cells) == 2, chapter
+    study = tmp_path / "results" / "smoke"
+    study.mkdir(parents=True)
+    (study / OVERRIDES_FILE).write_text('{"preset": "smoke", "set": ["data.source=text", "data.path=corpus"]}')
+    assert not book.knows_exact_entropy({"preset": "smoke", "results_dir": str(tmp_path / "results")})
+    assert not book.knows_exact_entropy({"preset": "text", "results_dir": "results"})
+    assert book.knows_exact_entropy({"preset": "cpu", "results_dir": "results"}) and book.knows_exact_entropy({})
+    assert book.knows_exact_entropy({"preset": "nosuch", "results_dir": "results"})  # a folder named after no preset
+
+
+@pytest.mark.slow
+def test_the_pages_of_a_study_of_real_text_without_seeds_read_no_nan(tmp_path):
+    """The text study of `linscale study --preset text --no-ablations` (here the cpu study's tables with
+    data.source=text recorded as its override, no exact losses and no ablations) printed "nan" on its training
+    page (the exact loss of the val. tokens, the entropy rate, the envelope's gap to it) and its scaling-laws page
+    (the entropy rate; "fitted to seeds at ;" and "s3 nan%" for the noise at the sizes held out), and its
+    misfit paragraph read "The pattern is the same in all no architectures". The pages say instead, in words,
+    that real text has no known entropy rate and that the study measured no seed noise."""
+    from linscale.results import OVERRIDES_FILE
+
+    results = tmp_path / "results"
+    shutil.copytree(book.ROOT / "results" / "cpu", results / "cpu", ignore=shutil.ignore_patterns("ablations"))
+    (results / "cpu" / OVERRIDES_FILE).write_text('{"preset": "cpu", "set": ["data={source: text, path: c}"]}')
+    runs = pd.read_parquet(results / "cpu" / "runs.parquet")
+    runs[["bayes_loss", "train_bayes_loss"]] = math.nan  # real text: no exact loss of its tokens
+    runs.to_parquet(results / "cpu" / "runs.parquet")
+    for chapter in ("training", "scaling_laws"):
+        out = book.execute_chapter(chapter, {"results_dir": str(results)}, out_dir=tmp_path / "out")
+        markdown = [c.source for c in nbformat.read(out, as_version=4).cells if c.cell_type == "markdown"]
+        values = {**glued(out), **glued_markdown(out)}
+        glue = r"\{glue:(?:text|md)\}`(\w+)|```\{glue:md\} (\w+)"  # a glued value the page shows, inline or a paragraph
+        shown = {key for text in markdown for keys in re.findall(glue, text) for key in keys if key}
+        wrong = r"\bnan\b|all no |seeds at ;"
+        assert not {key: values.get(key) for key in shown if re.search(wrong, str(values.get(key)))}
+        assert sum("Real text has no known entropy rate" in text for text in markdown) == 2, chapter
+        assert not [text for text in markdown if "entropy rate of {glue" in text or "entropy rate is {glue" in text]
+    assert ast.literal_eval(values["holdout_noise_text"]) == (
+        "The seeds' noise of a final loss is not measured at the sizes held out (no seeds ablation)")
 
 
 def test_the_exercises_on_another_studys_page_say_how_to_run_them_on_it(built_book):
