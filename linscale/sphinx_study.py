@@ -76,7 +76,8 @@ def link_to_left_out_chapter(app, env, node, contnode):
         return None
     if node.get("refexplicit"):
         return contnode
-    return nodes.inline("", f"the published book's {chapter.replace('_', ' ')} chapter")
+    # inserted after SmartQuotes ran, so its apostrophe is curled here, as the prose's
+    return nodes.inline("", f"the published book\u2019s {chapter.replace('_', ' ')} chapter")
 
 
 class GluedSmartQuotes(SphinxPostTransform):
