@@ -22,6 +22,7 @@ import json
 from pathlib import Path
 
 from docutils import nodes
+from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 from linscale import book
@@ -80,6 +81,20 @@ def link_to_left_out_chapter(app, env, node, contnode):
     return nodes.inline("", f"the published book\u2019s {chapter.replace('_', ' ')} chapter")
 
 
+class GluedKeepsItsDashes(SphinxTransform):
+    """A value glued on the page that pastes it is pasted while the page is read, before Sphinx's SmartQuotes
+    (priority 750), which made its dashes and dots typographic with the prose's: the accounting page of a study
+    made with --set overrides read "(\u2013set data.path=...)", an option no command takes. Marked here as not
+    smartquotable, it keeps them; its quotes are curled after, by :class:`GluedSmartQuotes`, as any pasted
+    value's."""
+
+    default_priority = 745
+
+    def apply(self, **kwargs) -> None:
+        for pasted in self.document.findall(lambda n: isinstance(n, nodes.inline) and "pasted-text" in n["classes"]):
+            pasted["support_smartquotes"] = False
+
+
 class GluedSmartQuotes(SphinxPostTransform):
     """Curly quotes and apostrophes in glued text, as Sphinx's SmartQuotes gives the prose: that transform
     runs while a page is read, before myst-nb pastes the glued values in (its post-transform), so a glued
@@ -108,6 +123,7 @@ def curl_quotes(node: nodes.Element) -> None:
 
 def setup(app):
     app.connect("config-inited", _add_study_tags)
+    app.add_transform(GluedKeepsItsDashes)
     app.add_post_transform(GluedSmartQuotes)
     app.connect("missing-reference", link_to_left_out_chapter)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

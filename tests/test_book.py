@@ -402,6 +402,26 @@ def test_glued_text_gets_the_typographic_quotes_of_the_prose():
     assert para.astext() == "the paper\u2019s \u2018best\u2019 and x's \u201c--set a=1\u201d"
 
 
+def test_a_value_glued_on_its_own_page_keeps_its_dashes():
+    """A value glued on the page that pastes it went through SmartQuotes with the prose: the accounting page of a
+    study made with --set overrides read "(\u2013set data.path=/tmp/corpus ...)". Marked before SmartQuotes runs,
+    the pasted text is left alone and the prose around it is still smartquoted."""
+    import types
+
+    from docutils import nodes
+    from sphinx.transforms import SphinxSmartQuotes
+    from sphinx.util.nodes import is_smartquotable
+
+    from linscale.sphinx_study import GluedKeepsItsDashes
+
+    pasted = nodes.inline("", "", nodes.Text("(--set data.path=c)"), classes=["pasted-text"])
+    prose = nodes.Text("s1 -- s5 ")
+    page = nodes.paragraph("", "", prose, pasted)
+    GluedKeepsItsDashes.apply(types.SimpleNamespace(document=page))
+    assert not is_smartquotable(pasted[0]) and is_smartquotable(prose)
+    assert GluedKeepsItsDashes.default_priority < SphinxSmartQuotes.default_priority
+
+
 @pytest.mark.slow
 def test_every_chapter_records_its_parameters_and_is_skipped_when_unchanged(built_book):
     chapter = built_book["chapters"][0]
@@ -1408,9 +1428,11 @@ def test_the_sphinx_extension_registers_its_tags_and_curls_glued_quotes_after_th
 
     calls = []
     app = types.SimpleNamespace(connect=lambda event, handler: calls.append((event, handler)),
+                                add_transform=lambda transform: calls.append(("transform", transform)),
                                 add_post_transform=lambda transform: calls.append(("post-transform", transform)))
     assert sphinx_study.setup(app) == {"parallel_read_safe": True, "parallel_write_safe": True}
-    assert calls == [("config-inited", sphinx_study._add_study_tags), ("post-transform", sphinx_study.GluedSmartQuotes),
+    assert calls == [("config-inited", sphinx_study._add_study_tags), ("transform", sphinx_study.GluedKeepsItsDashes),
+                     ("post-transform", sphinx_study.GluedSmartQuotes),
                      ("missing-reference", sphinx_study.link_to_left_out_chapter)]
     assert sphinx_study.GluedSmartQuotes.default_priority > ReplacePendingGlueReferences.default_priority
     for smartquotes, text in ((True, "the paper\u2019s"), (False, "the paper's")):
