@@ -721,6 +721,17 @@ def test_the_introductions_misfit_sentence_names_the_architectures_a_narrowed_ch
     assert pattern.startswith("in the same way for both architectures shown (LLaMA and TNL) at s1"), pattern
 
 
+def test_scaling_laws_page_of_a_study_that_identifies_every_envelope_law_says_none_plainly(tmp_path):
+    """On the seed-9 re-run narrowed to TNL and HGRN2, both identified, the page read "Architectures whose envelope
+    allocation law the design check does not identify: none; their laws are left out of the table and the figures"."""
+    values = glued(book.execute_chapter("scaling_laws", {"results_dir": "results/reruns/2026-12-05-seed9",
+                                                         "archs": ["tnl", "hgrn2"]}, out_dir=tmp_path))
+    assert ast.literal_eval(values["a1_unidentified"]) == "none"
+    values = glued(book.execute_chapter("scaling_laws", {"results_dir": "results/reruns/2026-12-05-seed9",
+                                                         "archs": ["llama"]}, out_dir=tmp_path / "llama"))
+    assert ast.literal_eval(values["a1_unidentified"]) == "LLaMA; their laws are left out of the table and the figures"
+
+
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
     """`linscale study --no-ablations` writes no ablation tables: the chapter still executes, without
     error output, and says there are no runs (empty panels instead of figures that fail)."""
