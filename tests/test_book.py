@@ -732,6 +732,13 @@ def test_scaling_laws_page_of_a_study_that_identifies_every_envelope_law_says_no
     assert ast.literal_eval(values["a1_unidentified"]) == "LLaMA; their laws are left out of the table and the figures"
 
 
+def test_ablations_page_joins_the_shapes_within_the_noise_as_a_list(tmp_path):
+    """The seed-9 re-run's page read "the gap is within it for LLaMA, cosFormer2, so there the best shape is named"."""
+    values = glued(book.execute_chapter("ablations", {"results_dir": "results/reruns/2026-12-05-seed9"},
+                                        out_dir=tmp_path))
+    assert "the gap is within it for LLaMA and cosFormer2, so" in ast.literal_eval(values["aspect_best_sentence"])
+
+
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
     """`linscale study --no-ablations` writes no ablation tables: the chapter still executes, without
     error output, and says there are no runs (empty panels instead of figures that fail)."""
