@@ -739,6 +739,16 @@ def test_ablations_page_joins_the_shapes_within_the_noise_as_a_list(tmp_path):
     assert "the gap is within it for LLaMA and cosFormer2, so" in ast.literal_eval(values["aspect_best_sentence"])
 
 
+def test_efficiency_page_on_an_older_report_does_not_call_it_the_newest(tmp_path):
+    """With -p report 2026-11-29-amd-epyc-2c-cpu-bench.md the page read "The CPU sections read the newest full
+    CPU report (named below)" and then named the older one."""
+    values = glued(book.execute_chapter("efficiency", {"report": "2026-11-29-amd-epyc-2c-cpu-bench.md"},
+                                        out_dir=tmp_path))
+    assert ast.literal_eval(values["report_which"]) == "the CPU report that the parameter report names, not the newest"
+    prose = " ".join(c.source for c in book.read_chapter_source("efficiency").cells if c.cell_type == "markdown")
+    assert "The CPU sections read {glue:text}`report_which`" in " ".join(prose.split())
+
+
 def test_ablations_chapter_runs_on_a_study_without_ablations(tmp_path):
     """`linscale study --no-ablations` writes no ablation tables: the chapter still executes, without
     error output, and says there are no runs (empty panels instead of figures that fail)."""
