@@ -793,6 +793,28 @@ def knows_exact_entropy(parameters: dict, cwd: Path = ROOT) -> bool:
     return study_data_source(parameters["preset"], parameters["results_dir"], cwd) in (None, "synthetic")
 
 
+def budget_overrides(preset: str, results_dir: str | Path = "results", cwd: Path = ROOT) -> tuple[str, ...]:
+    """The ``--set`` overrides of the study in ``results_dir/preset`` that set a token budget other than its
+    preset's (none where the preset's YAML sets them all, or the folder is named after no preset): the text
+    study made with ``--set train.tokens=4e5`` read that "the text preset sets them in its YAML"."""
+    from linscale.presets import split_size
+    from linscale.results import study_overrides, study_preset
+    from linscale.train.settings import resolve_preset
+
+    def budgets(grid: dict) -> dict:
+        train = grid.get("train") or {}
+        return {str(size): float({**train, **split_size(size, shape)[1]}["tokens"])
+                for size, shape in (grid.get("sizes") or {}).items()}
+
+    folder = Path(cwd) / results_dir
+    try:
+        overrides = study_overrides(preset, folder)
+        changed = bool(overrides) and budgets(study_preset(preset, folder)) != budgets(resolve_preset(preset))
+    except ConfigError:
+        return ()
+    return tuple(o for o in overrides if "tokens" in o.split("=")[0] or o.startswith("sizes")) if changed else ()
+
+
 def _trained_archs(preset: str, results_dir: str, cwd: Path = ROOT) -> list[str] | None:
     """The architectures the study in ``results_dir/<preset>`` trained (its preset with its recorded --set
     overrides); None for a folder named after no preset."""

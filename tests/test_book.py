@@ -1335,6 +1335,20 @@ def test_a_passage_on_the_exact_entropy_gives_way_to_its_words_for_real_text_on_
     assert book.knows_exact_entropy({"preset": "nosuch", "results_dir": "results"})  # a folder named after no preset
 
 
+def test_budgets_set_by_the_studys_overrides_are_said_to_be_so(tmp_path):
+    """The text study made with --set train.tokens=4e5 read that "the text preset sets them in its YAML" and that
+    its budgets were "set by its own YAML": the overrides that changed the preset's token budgets are named."""
+    from linscale.results import OVERRIDES_FILE
+
+    study = tmp_path / "results" / "smoke"
+    study.mkdir(parents=True)
+    assert book.budget_overrides("smoke", tmp_path / "results") == ()  # no overrides: the YAML's budgets
+    for overrides, named in ((["archs=[tnl,llama]"], ()), (["archs=[tnl]", "train.tokens=4e5"], ("train.tokens=4e5",))):
+        (study / OVERRIDES_FILE).write_text(json.dumps({"preset": "smoke", "set": overrides}))
+        assert book.budget_overrides("smoke", tmp_path / "results") == named, overrides
+    assert book.budget_overrides("cpu") == () == book.budget_overrides("nosuch")
+
+
 @pytest.mark.slow
 def test_the_pages_of_a_study_of_real_text_without_seeds_read_no_nan(tmp_path):
     """The text study of `linscale study --preset text --no-ablations` (here the cpu study's tables with
