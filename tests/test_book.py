@@ -1319,11 +1319,11 @@ def test_a_passage_on_the_exact_entropy_gives_way_to_its_words_for_real_text_on_
     def tags(cell):
         return set(cell.get("metadata", {}).get("tags", []))
 
-    for chapter, passages in (("training", 2), ("scaling_laws", 3)):
+    for chapter, passages in (("training", 2), ("scaling_laws", 5)):
         cells = book.read_chapter_source(chapter).cells
         pairs = [(a, b) for a, b in zip(cells, cells[1:]) if book.READS_EXACT_ENTROPY in tags(a)]
         assert len(pairs) == passages, chapter
-        assert all(book.WITHOUT_EXACT_ENTROPY in tags(b) and "Real text has no known entropy rate" in b.source
+        assert all(book.WITHOUT_EXACT_ENTROPY in tags(b) and "real text has no known entropy rate" in b.source.lower()
                    for _, b in pairs), chapter
         assert sum(book.WITHOUT_EXACT_ENTROPY in tags(c) for c in cells) == passages, chapter
     study = tmp_path / "results" / "smoke"
@@ -1375,9 +1375,10 @@ def test_the_pages_of_a_study_of_real_text_without_seeds_read_no_nan(tmp_path):
         assert not {key: values.get(key) for key in shown if re.search(wrong, str(values.get(key)))}
         instead = [c for c in book.read_chapter_source(chapter).cells
                    if book.WITHOUT_EXACT_ENTROPY in c.get("metadata", {}).get("tags", [])]
-        assert sum("Real text has no known entropy rate" in text for text in markdown) == len(instead) > 0, chapter
+        said = sum("real text has no known entropy rate" in text.lower() for text in markdown)
+        assert said == len(instead) > 0, chapter
         assert not [text for text in markdown if "entropy rate of {glue" in text or "entropy rate is {glue" in text
-                    or "drawn from a known generating process" in text]
+                    or "drawn from a known generating process" in text or "and not to the raw loss" in text]
     assert ast.literal_eval(values["holdout_noise_text"]) == (
         "The seeds' noise of a final loss is not measured at the sizes held out (no seeds ablation)")
 
