@@ -790,7 +790,7 @@ def knows_exact_entropy(parameters: dict, cwd: Path = ROOT) -> bool:
     chapter without the study's parameters, or a folder named after no preset, counts as having one."""
     if not {"preset", "results_dir"} <= set(parameters):
         return True
-    return study_data_source(parameters["preset"], parameters["results_dir"], cwd) in (None, "synthetic")
+    return not trains_on_text(parameters["preset"], parameters["results_dir"], cwd)
 
 
 def budget_overrides(preset: str, results_dir: str | Path = "results", cwd: Path = ROOT) -> tuple[str, ...]:
@@ -1060,14 +1060,20 @@ def check_results(parameters: dict, chapters, cwd: Path = ROOT) -> None:
 
 def study_data_source(preset: str, results_dir: str | Path = "results", cwd: Path = ROOT) -> str | None:
     """What the study in ``results_dir/preset`` trains on (``data.source``): its preset with the ``--set``
-    overrides recorded beside its tables (a cpu study with ``--set data.source=text`` trains on text). None
-    when no preset has that name: a results folder may be named otherwise."""
+    overrides recorded beside its tables (a preset of one's own with ``--set data.source=text`` trains on
+    text). None when no preset has that name: a results folder may be named otherwise."""
     from linscale.results import study_preset
 
     try:
         return (study_preset(preset, Path(cwd) / results_dir).get("data") or {}).get("source", "synthetic")
     except ConfigError:
         return None
+
+
+def trains_on_text(preset: str, results_dir: str | Path = "results", cwd: Path = ROOT) -> bool:
+    """Whether the study in ``results_dir/preset`` trains on real text (:func:`study_data_source`); a folder
+    named after no preset counts as the synthetic language's."""
+    return study_data_source(preset, results_dir, cwd) not in (None, "synthetic")
 
 
 # the chapters that read a study's folder only for its --set overrides, and run from the preset without one
@@ -1095,11 +1101,11 @@ def corpus_phrase(data: dict) -> str:
 
 def study_toc(preset: str | None, results_dir: str | Path | None = None, cwd: Path = ROOT) -> Path:
     """The table of contents of the book on the study ``results_dir/preset`` (the published study's when
-    ``preset`` is None): :data:`TEXT_TOC` where it trains on text (:func:`study_data_source`), else the full
+    ``preset`` is None): :data:`TEXT_TOC` where it trains on text (:func:`trains_on_text`), else the full
     book's."""
-    if preset is None or study_data_source(preset, results_dir or "results", cwd) in (None, "synthetic"):
-        return BOOK / "_toc.yml"
-    return TEXT_TOC
+    if preset is not None and trains_on_text(preset, results_dir or "results", cwd):
+        return TEXT_TOC
+    return BOOK / "_toc.yml"
 
 
 # ----------------------------------------------------------------------------- build and check
