@@ -765,8 +765,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "RESULTS_DIR/<file name>/)")
     p.add_argument("--runs-dir", default="runs", help="where sweeps keep runs and checkpoints (default: runs)")
     p.add_argument("--results-dir", default="results", help="where the committed tables go (default: results)")
-    p.add_argument("--stages", default=None, help="comma-separated subset of design,sweep,eval,fits,book (default: all, a study "
-                        "of real text all but eval; fits runs the design check first, a no-op when it is up to date)")
+    p.add_argument("--stages", default=None,
+                   help="comma-separated subset of design,sweep,eval,fits,book (default: all, a study of real text all "
+                        "but eval; fits runs the design check first, a no-op when it is up to date)")
     p.add_argument("--jobs", type=_whole_number(1), default=None,
                    help="processes in parallel: training runs, evaluations, and the fits stage's tasks (default: one per core)")
     p.add_argument("--ablations", default=None,

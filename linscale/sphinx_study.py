@@ -69,9 +69,9 @@ def link_to_left_out_chapter(app, env, node, contnode):
     synthetic language, which the glossary links. A link without a text of its own names the chapter in the
     published book instead of showing its bare label (the training page's "the seed noise (seed-noise)").
     Any other missing label still fails the build."""
-    left_out = [chapter for chapter in book.CHAPTERS if f"chapters/{chapter}" not in env.found_docs]
     if node.get("reftype") not in ("ref", "numref"):
         return None
+    left_out = [chapter for chapter in book.CHAPTERS if f"chapters/{chapter}" not in env.found_docs]
     chapter = next((c for c in left_out if node.get("reftarget") in chapter_labels([c])), None)
     if chapter is None:
         return None
