@@ -272,6 +272,7 @@ def test_a_preset_names_the_ablations_its_study_trains_by_default():
 
     assert default_ablations("cpu") == ABLATIONS  # no list: all of them
     assert default_ablations("paper") == ("aspect", "context", "seeds")  # size_seeds would cost ~60% of its grid
+    assert default_ablations("text") == ("seeds", "size_seeds")  # the noise its book reads, no unshown sweeps
     assert default_ablations({**BASE, "ablations": []}) == ()
     with pytest.raises(ConfigError, match="ablations: unknown ablation\\(s\\) seed; expected some of"):
         default_ablations({**BASE, "ablations": ["aspect", "seed"]})
