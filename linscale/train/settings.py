@@ -91,16 +91,15 @@ class TrainSettings:
             if isinstance(getattr(self, name), str):
                 setattr(self, name, _number(f"train.{name}", getattr(self, name)))
         # and an integer written as one (--set train.batch_size=1e3, 1000.0): the integer, as data.* keys take it
-        for name in ("seq_len", "batch_size", "checkpoints", "loss_window", "devices", "num_nodes", "seed",
-                     "micro_batch_size", "val_batches", "threads", "lr_reference_width", "warmup_steps", "num_workers"):
+        for name in (*_INTS, *_OPTIONAL_INTS, *_COUNTS):
             setattr(self, name, _integral(getattr(self, name)))
-        for name in ("seq_len", "batch_size", "checkpoints", "loss_window", "devices", "num_nodes", "seed"):
+        for name in _INTS:
             _require_int(f"train.{name}", getattr(self, name), minimum=0 if name == "seed" else 1)
-        for name in ("micro_batch_size", "val_batches", "threads", "lr_reference_width"):
+        for name in _OPTIONAL_INTS:
             if getattr(self, name) is not None:
                 _require_int(f"train.{name}", getattr(self, name), minimum=1)
-        _require_int("train.warmup_steps", self.warmup_steps, minimum=0)
-        _require_int("train.num_workers", self.num_workers, minimum=0)
+        for name in _COUNTS:
+            _require_int(f"train.{name}", getattr(self, name), minimum=0)
         for name in ("tokens", "lr", "eps", "save_every_minutes"):
             _require_number(f"train.{name}", getattr(self, name), positive=True)
         for name in ("weight_decay", "min_lr_ratio", "decay_fraction", "checkpoint_start", "lr_width_exponent"):
@@ -447,6 +446,12 @@ def _g(value, spec: str) -> str:
         return format(value, spec)
     except OverflowError:
         return format(Decimal(value), spec)
+
+
+# the integer settings: required (seed from 0, the others from 1), optional (None: chosen at run time), counts from 0
+_INTS = ("seq_len", "batch_size", "checkpoints", "loss_window", "devices", "num_nodes", "seed")
+_OPTIONAL_INTS = ("micro_batch_size", "val_batches", "threads", "lr_reference_width")
+_COUNTS = ("warmup_steps", "num_workers")
 
 
 def _integral(value):
